@@ -1,0 +1,172 @@
+/* Shared plumbing of the kernel interface: argument checks, kernel
+ * parameters, the softmax cost model and context lifetime. */
+#include "attn.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void attn_args_defaults(attn_args *a)
+{
+    if (a->q_off == 0 && a->k_off == 0)
+        a->q_off = a->Nk - a->Nq;
+    if (a->threads < 1)
+        a->threads = 1;
+}
+
+int attn_args_validate(const attn_kernel *k, const attn_args *a)
+{
+    if (a->B < 1)
+        return attn_fail(ATTN_EINVAL, "B: expected an integer >= 1, found %lld", (long long)a->B);
+    if (a->H < 1)
+        return attn_fail(ATTN_EINVAL, "H: expected an integer >= 1, found %lld", (long long)a->H);
+    if (a->H_kv < 1 || a->H % a->H_kv != 0)
+        return attn_fail(ATTN_EINVAL, "H_kv: expected a divisor of H=%lld, found %lld",
+                         (long long)a->H, (long long)a->H_kv);
+    if (a->Nq < 1)
+        return attn_fail(ATTN_EINVAL, "N: expected an integer >= 1, found %lld", (long long)a->Nq);
+    if (a->Nk < 1)
+        return attn_fail(ATTN_EINVAL, "N_kv: expected an integer >= 1, found %lld", (long long)a->Nk);
+    if (a->D < 1)
+        return attn_fail(ATTN_EINVAL, "D: expected an integer >= 1, found %lld", (long long)a->D);
+    if (a->threads < 1)
+        return attn_fail(ATTN_EINVAL, "threads: expected an integer >= 1, found %d", a->threads);
+    if (!(a->scale >= 0))
+        return attn_fail(ATTN_EINVAL, "scale: expected a non-negative number (0 = 1/sqrt(D))");
+    if (!k)
+        return 0;
+    if (!(k->masks & ATTN_MASK_BIT(a->mask.kind)) ||
+        ((a->mask.causal || a->mask.kind == ATTN_MASK_CAUSAL) && !(k->flags & ATTN_CAUSAL))) {
+        char m[128];
+        attn_mask_format(&a->mask, m, sizeof m);
+        return attn_fail(ATTN_EUNSUPPORTED, "kernel '%s' does not support mask '%s'", k->name, m);
+    }
+    if (a->H_kv != a->H && !(k->flags & ATTN_GQA))
+        return attn_fail(ATTN_EUNSUPPORTED, "kernel '%s' needs H_kv == H (no GQA)", k->name);
+    if (a->Nq != a->Nk && !(k->flags & ATTN_CROSS))
+        return attn_fail(ATTN_EUNSUPPORTED, "kernel '%s' needs N_kv == N", k->name);
+    return 0;
+}
+
+static const char *param_lookup(const attn_args *a, const char *key)
+{
+    for (int i = 0; i < a->params.n; i++)
+        if (strcmp(a->params.key[i], key) == 0)
+            return a->params.val[i];
+    return NULL;
+}
+
+int64_t attn_param_int(const attn_args *a, const char *key, int64_t def, int64_t lo, int64_t hi, int *rc)
+{
+    const char *s = param_lookup(a, key);
+    if (!s)
+        return def;
+    char *end;
+    long long v = strtoll(s, &end, 10);
+    if (*s == '\0' || *end != '\0' || v < lo || v > hi) {
+        *rc = attn_fail(ATTN_EINVAL, "param %s: expected an integer in [%lld, %lld], found '%s'",
+                        key, (long long)lo, (long long)hi, s);
+        return def;
+    }
+    return v;
+}
+
+int attn_params_only(const attn_args *a, const char *kernel, const char *const *allowed)
+{
+    for (int i = 0; i < a->params.n; i++) {
+        int ok = 0;
+        for (const char *const *k = allowed; *k; k++)
+            ok |= strcmp(*k, a->params.key[i]) == 0;
+        if (!ok) {
+            char list[256] = "";
+            for (const char *const *k = allowed; *k; k++) {
+                strncat(list, k == allowed ? "" : ", ", sizeof list - strlen(list) - 1);
+                strncat(list, *k, sizeof list - strlen(list) - 1);
+            }
+            return attn_fail(ATTN_EINVAL, "kernel '%s': unknown param '%s' (expected %s)", kernel,
+                             a->params.key[i], list[0] ? list : "none");
+        }
+    }
+    return 0;
+}
+
+int attn_params_add(attn_params *p, const char *kv)
+{
+    const char *eq = strchr(kv, '=');
+    if (!eq || eq == kv || eq[1] == '\0')
+        return attn_fail(ATTN_EINVAL, "--param: expected key=value, found '%s'", kv);
+    size_t kl = (size_t)(eq - kv);
+    if (kl >= sizeof p->key[0] || strlen(eq + 1) >= sizeof p->val[0])
+        return attn_fail(ATTN_EINVAL, "--param '%s': key or value too long", kv);
+    if (p->n >= ATTN_MAX_PARAMS)
+        return attn_fail(ATTN_EINVAL, "--param: at most %d parameters", ATTN_MAX_PARAMS);
+    memcpy(p->key[p->n], kv, kl);
+    p->key[p->n][kl] = '\0';
+    strcpy(p->val[p->n], eq + 1);
+    p->n++;
+    return 0;
+}
+
+double attn_density(const attn_args *a)
+{
+    return attn_mask_pairs(&a->mask, a->Nq, a->Nk, a->q_off, a->k_off) / ((double)a->Nq * a->Nk);
+}
+
+double attn_softmax_flops(const attn_args *a, attn_pass pass)
+{
+    double nnz = attn_mask_pairs(&a->mask, a->Nq, a->Nk, a->q_off, a->k_off);
+    double fwd = 4.0 * (double)a->D * nnz * (double)(a->B * a->H);
+    return pass == ATTN_PASS_FWD ? fwd : 2.5 * fwd;
+}
+
+double attn_softmax_bytes(const attn_args *a, attn_pass pass)
+{
+    double B = (double)a->B, Hq = (double)a->H, Hkv = (double)a->H_kv;
+    double Nq = (double)a->Nq, Nk = (double)a->Nk, D = (double)a->D;
+    if (pass == ATTN_PASS_FWD)
+        return 4 * B * (Hq * Nq * D + 2 * Hkv * Nk * D + Hq * Nq * D + Hq * Nq);
+    return 4 * B * (4 * Hq * Nq * D + 4 * Hkv * Nk * D + Hq * Nq);
+}
+
+size_t attn_kv_state_bytes(const attn_args *a)
+{
+    return (size_t)(2 * a->B * a->H_kv * a->Nk * a->D) * sizeof(float);
+}
+
+void *attn_alloc(size_t bytes)
+{
+    size_t n = (bytes + 63) / 64 * 64;
+    return aligned_alloc(64, n ? n : 64);
+}
+
+void attn_free(void *p) { free(p); }
+
+int attn_ctx_create(const attn_kernel *k, const attn_args *a, attn_ctx *ctx)
+{
+    memset(ctx, 0, sizeof *ctx);
+    ctx->kernel = k;
+    ctx->args = *a;
+    attn_args_defaults(&ctx->args);
+    int rc = attn_args_validate(k, &ctx->args);
+    if (rc)
+        return rc;
+    if (k->init && (rc = k->init(ctx, &ctx->args)) != 0)
+        return rc;
+    if (ctx->workspace_bytes) {
+        ctx->workspace = attn_alloc(ctx->workspace_bytes);
+        if (!ctx->workspace) {
+            attn_ctx_destroy(ctx);
+            return attn_fail(ATTN_ENOMEM, "kernel '%s': cannot allocate %zu bytes of workspace",
+                             k->name, ctx->workspace_bytes);
+        }
+    }
+    return 0;
+}
+
+void attn_ctx_destroy(attn_ctx *ctx)
+{
+    if (ctx->kernel && ctx->kernel->fini)
+        ctx->kernel->fini(ctx);
+    attn_free(ctx->workspace);
+    ctx->workspace = NULL;
+    ctx->priv = NULL;
+}

@@ -1,0 +1,150 @@
+/* The kernel interface every attention implementation registers against
+ * (DESIGN.md "Kernel interface", KERNELS.md 1.1-1.3).
+ *
+ * Tensors are fp32 [B, H, N, D] with explicit b/h/n strides (d stride 1), so a
+ * [B, N, H, D] buffer is a view. Q is [B, H, Nq, D]; K and V are
+ * [B, H_kv, Nk, D] and query head h reads KV head h / (H / H_kv) (GQA).
+ * O is [B, H, Nq, D]; LSE is contiguous [B, H, Nq], natural log. */
+#ifndef ATTN_H
+#define ATTN_H
+
+#include "attn_error.h"
+#include "mask.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    float *data;                 /* element (b,h,n,d) at data[b*sb + h*sh + n*sn + d] */
+    int64_t B, H, N, D;
+    int64_t sb, sh, sn;
+} attn_tensor;
+
+typedef struct {
+    double *data;
+    int64_t B, H, N, D;
+    int64_t sb, sh, sn;
+} attn_tensor_f64;
+
+static inline float *attn_at(const attn_tensor *t, int64_t b, int64_t h, int64_t n)
+{
+    return t->data + b * t->sb + h * t->sh + n * t->sn;
+}
+
+static inline double *attn_at64(const attn_tensor_f64 *t, int64_t b, int64_t h, int64_t n)
+{
+    return t->data + b * t->sb + h * t->sh + n * t->sn;
+}
+
+/* Capability flags (KERNELS.md 1.3). */
+enum {
+    ATTN_EXACT = 1u << 0,        /* equals softmax attention up to rounding */
+    ATTN_APPROX = 1u << 1,       /* reports fidelity against the oracle */
+    ATTN_CAUSAL = 1u << 2,       /* supports causal masking */
+    ATTN_TRAINABLE = 1u << 3,    /* has a backward */
+    ATTN_DECODE = 1u << 4,
+    ATTN_RECURRENT = 1u << 5,
+    ATTN_DISTRIBUTED = 1u << 6,
+    ATTN_GQA = 1u << 7,          /* H_kv may be < H */
+    ATTN_CROSS = 1u << 8,        /* Nq may differ from Nk */
+    ATTN_VARLEN = 1u << 9,
+    ATTN_DETERMINISTIC = 1u << 10, /* bitwise identical results for any thread count */
+    ATTN_STATEFUL = 1u << 11,
+    ATTN_REFERENCE = 1u << 12,   /* a correctness reference, never a benchmark competitor */
+};
+
+typedef enum { ATTN_PASS_FWD = 0, ATTN_PASS_BWD = 1 } attn_pass;
+
+/* key=value kernel parameters, as given on the CLI (--param) or in a config. */
+#define ATTN_MAX_PARAMS 16
+typedef struct {
+    int n;
+    char key[ATTN_MAX_PARAMS][32];
+    char val[ATTN_MAX_PARAMS][64];
+} attn_params;
+
+/* The problem: shapes, mask, scale, thread count and kernel parameters. */
+typedef struct attn_args {
+    int64_t B, H, H_kv, Nq, Nk, D;
+    double scale;          /* softmax scale; 0 means 1/sqrt(D) */
+    int64_t q_off, k_off;  /* absolute positions of query 0 and key 0 (see mask.h) */
+    attn_mask mask;
+    int threads;           /* OpenMP threads the kernel may use (>= 1) */
+    attn_params params;
+} attn_args;
+
+typedef struct {
+    attn_tensor q, k, v, o;
+    float *lse;            /* [B, H, Nq] contiguous; written by forward, read by backward */
+} attn_io;
+
+typedef struct {
+    attn_tensor d_o;       /* input: dL/dO, shaped like O */
+    attn_tensor dq, dk, dv; /* outputs, shaped like Q, K, V (dK/dV summed over the GQA group) */
+} attn_grads;
+
+struct attn_kernel;
+
+/* Per-run state. init() fills priv and workspace_bytes; the harness then
+ * allocates `workspace` (64-byte aligned) so its size is measured, not hidden. */
+typedef struct attn_ctx {
+    const struct attn_kernel *kernel;
+    attn_args args;
+    void *priv;
+    size_t workspace_bytes;
+    void *workspace;
+} attn_ctx;
+
+typedef struct attn_kernel {
+    const char *name, *family, *reference;
+    unsigned flags;
+    uint32_t masks;        /* bitset of ATTN_MASK_BIT(kind) implemented natively */
+    const char *params_help; /* "br=64 bc=128" style, or "" */
+    int (*init)(attn_ctx *ctx, const attn_args *args);
+    int (*forward)(attn_ctx *ctx, const attn_io *io);
+    int (*backward)(attn_ctx *ctx, const attn_io *io, const attn_grads *g); /* NULL: not trainable */
+    double (*flops)(const attn_args *args, attn_pass pass);   /* analytic, useful work only */
+    double (*bytes)(const attn_args *args, attn_pass pass);   /* minimum traffic */
+    size_t (*state_bytes)(const attn_args *args);             /* KV or recurrent state */
+    void (*fini)(attn_ctx *ctx);                              /* may be NULL */
+} attn_kernel;
+
+/* Effective softmax scale. */
+static inline double attn_scale(const attn_args *a)
+{
+    return a->scale != 0 ? a->scale : 1.0 / __builtin_sqrt((double)a->D);
+}
+
+/* Validates shapes and the mask against the kernel's capabilities, with a
+ * one-line message naming the offending field. */
+int attn_args_validate(const attn_kernel *k, const attn_args *a);
+
+/* Sets defaults: q_off = Nk - Nq, k_off = 0, threads >= 1. */
+void attn_args_defaults(attn_args *a);
+
+/* Looks up a kernel parameter; returns `def` when absent. Errors (not an
+ * integer, out of range) are recorded and reported through *rc. */
+int64_t attn_param_int(const attn_args *a, const char *key, int64_t def, int64_t lo, int64_t hi, int *rc);
+
+/* Fails if a parameter other than those listed (NULL-terminated) is present. */
+int attn_params_only(const attn_args *a, const char *kernel, const char *const *allowed);
+
+/* Parses "k=v" and appends it. */
+int attn_params_add(attn_params *p, const char *kv);
+
+/* Softmax-attention cost model shared by exact kernels (KERNELS.md 1.6):
+ * forward 4*D*nnz per head, backward 2.5x forward; minimum fp32 traffic. */
+double attn_softmax_flops(const attn_args *a, attn_pass pass);
+double attn_softmax_bytes(const attn_args *a, attn_pass pass);
+size_t attn_kv_state_bytes(const attn_args *a);
+double attn_density(const attn_args *a);   /* nnz(mask) / (Nq*Nk) */
+
+/* Creates a context: validate, init, allocate workspace. */
+int attn_ctx_create(const attn_kernel *k, const attn_args *a, attn_ctx *ctx);
+void attn_ctx_destroy(attn_ctx *ctx);
+
+/* 64-byte aligned allocation helpers (size rounded up). */
+void *attn_alloc(size_t bytes);
+void attn_free(void *p);
+
+#endif

@@ -1,0 +1,29 @@
+/* The one table of kernels. Adding a kernel = one file + one line here + tests.
+ * A kernel that is not finished is not listed. */
+#include "registry.h"
+
+#include "kernels.h"
+
+#include <string.h>
+
+static const attn_kernel *const table[] = {
+    &attn_kernel_oracle,
+    NULL,
+};
+
+const attn_kernel *const *attn_registry(void) { return table; }
+
+int attn_registry_count(void) { return (int)(sizeof table / sizeof table[0]) - 1; }
+
+const attn_kernel *attn_find_kernel(const char *name)
+{
+    char names[512] = "";
+    for (const attn_kernel *const *k = table; *k; k++) {
+        if (strcmp((*k)->name, name) == 0)
+            return *k;
+        strncat(names, k == table ? "" : ", ", sizeof names - strlen(names) - 1);
+        strncat(names, (*k)->name, sizeof names - strlen(names) - 1);
+    }
+    attn_fail(ATTN_EINVAL, "unknown kernel '%s': expected one of %s", name, names);
+    return NULL;
+}
