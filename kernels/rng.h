@@ -1,0 +1,49 @@
+/* Seeded randomness passed explicitly (never rand()): xoshiro256** streams
+ * seeded through SplitMix64, plus a stateless SplitMix64 hash for random
+ * masks so oracle, kernels and any thread count agree. */
+#ifndef ATTN_RNG_H
+#define ATTN_RNG_H
+
+#include <stdint.h>
+
+typedef struct {
+    uint64_t s[4];
+} attn_rng;
+
+static inline uint64_t attn_splitmix64(uint64_t x)
+{
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+static inline void attn_rng_seed(attn_rng *r, uint64_t seed)
+{
+    for (int i = 0; i < 4; i++)
+        r->s[i] = seed = attn_splitmix64(seed);
+}
+
+static inline uint64_t attn_rng_next(attn_rng *r)
+{
+    uint64_t *s = r->s;
+    uint64_t x = s[1] * 5, result = ((x << 7) | (x >> 57)) * 9, t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = (s[3] << 45) | (s[3] >> 19);
+    return result;
+}
+
+/* Uniform in [0, 1) with 53 random bits. */
+static inline double attn_rng_uniform(attn_rng *r) { return (double)(attn_rng_next(r) >> 11) * 0x1.0p-53; }
+
+/* Uniform in [lo, hi). */
+static inline float attn_rng_range(attn_rng *r, float lo, float hi)
+{
+    return lo + (hi - lo) * (float)attn_rng_uniform(r);
+}
+
+#endif

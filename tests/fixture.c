@@ -1,0 +1,161 @@
+#include "fixture.h"
+
+#include "oracle.h"
+#include "rng.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static attn_tensor tensor_new(int64_t B, int64_t H, int64_t N, int64_t D)
+{
+    attn_tensor t = {NULL, B, H, N, D, H * N * D, N * D, D};
+    t.data = attn_alloc(sizeof(float) * (size_t)(B * H * N * D));
+    memset(t.data, 0, sizeof(float) * (size_t)(B * H * N * D));
+    return t;
+}
+
+static attn_tensor_f64 tensor64_like(const attn_tensor *t)
+{
+    attn_tensor_f64 w = {NULL, t->B, t->H, t->N, t->D, t->sb, t->sh, t->sn};
+    size_t n = (size_t)(t->B * t->sb);
+    w.data = calloc(n, sizeof(double));
+    for (size_t i = 0; i < n; i++)
+        w.data[i] = t->data[i];
+    return w;
+}
+
+static void fill(attn_tensor *t, attn_rng *r)
+{
+    for (int64_t i = 0; i < t->B * t->sb; i++)
+        t->data[i] = attn_rng_range(r, -1.f, 1.f);
+}
+
+attn_args fx_args(int64_t B, int64_t H, int64_t H_kv, int64_t Nq, int64_t Nk, int64_t D,
+                  const char *mask, int threads)
+{
+    attn_args a;
+    memset(&a, 0, sizeof a);
+    a.B = B, a.H = H, a.H_kv = H_kv, a.Nq = Nq, a.Nk = Nk, a.D = D, a.threads = threads;
+    if (attn_mask_parse(mask, &a.mask) != 0)
+        abort(); /* a test's own typo, not input */
+    attn_args_defaults(&a);
+    return a;
+}
+
+void fx_make(fx_problem *p, const attn_args *a, uint64_t seed)
+{
+    memset(p, 0, sizeof *p);
+    p->a = *a;
+    attn_args_defaults(&p->a);
+    const attn_args *s = &p->a;
+    attn_rng r;
+    attn_rng_seed(&r, seed);
+    p->q = tensor_new(s->B, s->H, s->Nq, s->D);
+    p->k = tensor_new(s->B, s->H_kv, s->Nk, s->D);
+    p->v = tensor_new(s->B, s->H_kv, s->Nk, s->D);
+    p->o = tensor_new(s->B, s->H, s->Nq, s->D);
+    p->d_o = tensor_new(s->B, s->H, s->Nq, s->D);
+    p->dq = tensor_new(s->B, s->H, s->Nq, s->D);
+    p->dk = tensor_new(s->B, s->H_kv, s->Nk, s->D);
+    p->dv = tensor_new(s->B, s->H_kv, s->Nk, s->D);
+    p->lse = attn_alloc(sizeof(float) * (size_t)(s->B * s->H * s->Nq));
+    fill(&p->q, &r), fill(&p->k, &r), fill(&p->v, &r), fill(&p->d_o, &r);
+
+    p->q64 = tensor64_like(&p->q), p->k64 = tensor64_like(&p->k), p->v64 = tensor64_like(&p->v);
+    p->o64 = tensor64_like(&p->o), p->do64 = tensor64_like(&p->d_o);
+    p->dq64 = tensor64_like(&p->dq), p->dk64 = tensor64_like(&p->dk), p->dv64 = tensor64_like(&p->dv);
+    p->lse64 = calloc((size_t)(s->B * s->H * s->Nq), sizeof(double));
+    attn_oracle_forward_f64(s, &p->q64, &p->k64, &p->v64, &p->o64, p->lse64);
+    attn_oracle_backward_f64(s, &p->q64, &p->k64, &p->v64, &p->o64, p->lse64, &p->do64, &p->dq64,
+                             &p->dk64, &p->dv64);
+}
+
+void fx_free(fx_problem *p)
+{
+    attn_tensor *t32[] = {&p->q, &p->k, &p->v, &p->o, &p->d_o, &p->dq, &p->dk, &p->dv};
+    attn_tensor_f64 *t64[] = {&p->q64, &p->k64, &p->v64, &p->o64, &p->do64, &p->dq64, &p->dk64, &p->dv64};
+    for (int i = 0; i < 8; i++) {
+        attn_free(t32[i]->data);
+        free(t64[i]->data);
+    }
+    attn_free(p->lse);
+    free(p->lse64);
+}
+
+int fx_run(const attn_kernel *k, fx_problem *p, int with_backward)
+{
+    attn_ctx ctx;
+    int rc = attn_ctx_create(k, &p->a, &ctx);
+    if (rc)
+        return rc;
+    attn_io io = {p->q, p->k, p->v, p->o, p->lse};
+    rc = k->forward(&ctx, &io);
+    if (!rc && with_backward) {
+        attn_grads g = {p->d_o, p->dq, p->dk, p->dv};
+        rc = k->backward ? k->backward(&ctx, &io, &g) : ATTN_EUNSUPPORTED;
+    }
+    attn_ctx_destroy(&ctx);
+    return rc;
+}
+
+static double max_abs(const double *x, int64_t n)
+{
+    double m = 0;
+    for (int64_t i = 0; i < n; i++)
+        m = fmax(m, fabs(x[i]));
+    return m;
+}
+
+double fx_err_o(const fx_problem *p)
+{
+    int64_t n = p->o.B * p->o.sb;
+    double err = 0, vmax = max_abs(p->v64.data, p->v.B * p->v.sb);
+    for (int64_t i = 0; i < n; i++) {
+        double e = fabs((double)p->o.data[i] - p->o64.data[i]);
+        if (!(e <= err))
+            err = isnan(e) ? INFINITY : e;
+    }
+    return vmax > 0 ? err / vmax : err;
+}
+
+double fx_err_lse(const fx_problem *p)
+{
+    int64_t n = p->a.B * p->a.H * p->a.Nq;
+    double err = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double ref = p->lse64[i], got = p->lse[i];
+        if (isinf(ref) || isinf(got)) {
+            if (ref != got)
+                return INFINITY;
+            continue;
+        }
+        double e = fabs(got - ref) / (1 + fabs(ref));
+        if (!(e <= err))
+            err = isnan(e) ? INFINITY : e;
+    }
+    return err;
+}
+
+double fx_err_grad(const attn_tensor *g, const attn_tensor_f64 *ref)
+{
+    double err = 0, gmax = 0;
+    for (int64_t b = 0; b < g->B; b++)
+        for (int64_t h = 0; h < g->H; h++)
+            for (int64_t n = 0; n < g->N; n++)
+                for (int64_t d = 0; d < g->D; d++) {
+                    double r = attn_at64(ref, b, h, n)[d], x = attn_at(g, b, h, n)[d];
+                    double e = fabs(x - r);
+                    gmax = fmax(gmax, fabs(r));
+                    if (!(e <= err))
+                        err = isnan(e) ? INFINITY : e;
+                }
+    return gmax > 0 ? err / gmax : err;
+}
+
+int fx_bitwise_equal(const attn_tensor *x, const attn_tensor *y)
+{
+    return memcmp(x->data, y->data, sizeof(float) * (size_t)(x->B * x->sb)) == 0;
+}
+
+double fx_tol_o(int64_t Nk) { return 2e-5 * fmax(1.0, sqrt((double)Nk / 4096.0)); }
