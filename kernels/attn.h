@@ -70,6 +70,7 @@ typedef struct attn_args {
     int64_t q_off, k_off;  /* absolute positions of query 0 and key 0 (see mask.h) */
     attn_mask mask;
     int threads;           /* OpenMP threads the kernel may use (>= 1) */
+    int backward;          /* 1 if backward() will be called: init sizes workspace for it */
     attn_params params;
 } attn_args;
 

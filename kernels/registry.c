@@ -8,6 +8,8 @@
 
 static const attn_kernel *const table[] = {
     &attn_kernel_oracle,
+    &attn_kernel_naive,
+    &attn_kernel_blas,
     NULL,
 };
 

@@ -86,7 +86,9 @@ void fx_free(fx_problem *p)
 int fx_run(const attn_kernel *k, fx_problem *p, int with_backward)
 {
     attn_ctx ctx;
-    int rc = attn_ctx_create(k, &p->a, &ctx);
+    attn_args a = p->a;
+    a.backward = with_backward;
+    int rc = attn_ctx_create(k, &a, &ctx);
     if (rc)
         return rc;
     attn_io io = {p->q, p->k, p->v, p->o, p->lse};

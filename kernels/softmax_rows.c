@@ -1,0 +1,76 @@
+#include "softmax_rows.h"
+
+#include <math.h>
+
+void attn_mask_score_row(const attn_args *a, int64_t i, float *s)
+{
+    for (int64_t j = 0; j < a->Nk; j++)
+        if (!attn_mask_allowed(&a->mask, a->q_off + i, a->k_off + j))
+            s[j] = -INFINITY;
+}
+
+float attn_softmax_row(float *s, int64_t n)
+{
+    float m = -INFINITY;
+    for (int64_t j = 0; j < n; j++)
+        m = s[j] > m ? s[j] : m;
+    if (m == -INFINITY) { /* every key masked: O = 0, lse = -inf (KERNELS.md 1.2) */
+        for (int64_t j = 0; j < n; j++)
+            s[j] = 0;
+        return -INFINITY;
+    }
+    float l = 0;
+    for (int64_t j = 0; j < n; j++) {
+        s[j] = expf(s[j] - m);
+        l += s[j];
+    }
+    float inv = 1.0f / l;
+    for (int64_t j = 0; j < n; j++)
+        s[j] *= inv;
+    return m + logf(l);
+}
+
+void attn_probs_from_lse(float *s, int64_t n, float lse)
+{
+    if (lse == -INFINITY) {
+        for (int64_t j = 0; j < n; j++)
+            s[j] = 0;
+        return;
+    }
+    for (int64_t j = 0; j < n; j++)
+        s[j] = expf(s[j] - lse);
+}
+
+float attn_dot(const float *x, const float *y, int64_t n)
+{
+    float acc = 0;
+#pragma omp simd reduction(+ : acc)
+    for (int64_t d = 0; d < n; d++)
+        acc += x[d] * y[d];
+    return acc;
+}
+
+int attn_score_matrix_init(attn_ctx *ctx, const attn_args *a, int matrices)
+{
+    static const char *const allowed[] = {"max_ws_mib", NULL};
+    int rc = attn_params_only(a, ctx->kernel->name, allowed);
+    if (rc)
+        return rc;
+    int64_t cap_mib = attn_param_int(a, "max_ws_mib", 1024, 1, 1 << 30, &rc);
+    if (rc)
+        return rc;
+    double bytes = (double)a->threads * matrices * (double)a->Nq * (double)a->Nk * sizeof(float);
+    if (bytes > (double)cap_mib * (1 << 20))
+        return attn_fail(ATTN_EUNSUPPORTED,
+                         "kernel '%s': score matrices need %.0f MiB > max_ws_mib=%lld "
+                         "(memory grows as N^2; raise with --param max_ws_mib=...)",
+                         ctx->kernel->name, bytes / (1 << 20), (long long)cap_mib);
+    ctx->workspace_bytes = (size_t)bytes;
+    return 0;
+}
+
+float *attn_score_matrix(const attn_ctx *ctx, int thread, int i, int matrices)
+{
+    size_t per = (size_t)(ctx->args.Nq * ctx->args.Nk);
+    return (float *)ctx->workspace + ((size_t)thread * (size_t)matrices + (size_t)i) * per;
+}
