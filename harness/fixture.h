@@ -1,4 +1,4 @@
-/* Test fixture shared by every kernel test: a random attention problem in
+/* Check fixture shared by `attnbench check` and the tests: a random attention problem in
  * fp32 (what the kernel sees), its double copy, the oracle's answers, and the
  * error measures of KERNELS.md 1.5. */
 #ifndef ATTN_TEST_FIXTURE_H
