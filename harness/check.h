@@ -1,0 +1,35 @@
+/* Correctness checks of a kernel against the double-precision oracle
+ * (KERNELS.md 1.5, 4.3). The same functions back `attnbench check` and the
+ * Criterion tests, so what the CLI verifies is what CI verifies. */
+#ifndef ATTN_CHECK_H
+#define ATTN_CHECK_H
+
+#include "attn.h"
+
+#include <stdio.h>
+
+/* Forward on a random problem: err_O = max|O-O_ref|/max|V|, err_lse as in
+ * fx_err_lse (+inf when a -inf row does not match). Returns the kernel's code. */
+int attn_check_forward(const attn_kernel *k, const attn_args *a, uint64_t seed, double *err_o,
+                       double *err_lse);
+
+/* Backward vs the oracle's gradients: err[0..2] = relative max error of dQ, dK, dV. */
+int attn_check_backward(const attn_kernel *k, const attn_args *a, uint64_t seed, double err[3]);
+
+/* Causal leakage: perturbing Q/K/V rows >= t leaves outputs of rows < t
+ * bitwise unchanged. *ok = 1 when no leak. */
+int attn_check_causal_leakage(const attn_kernel *k, const attn_args *a, int64_t t, int *ok);
+
+/* O, lse (and gradients when trainable) bitwise equal at 1 and `threads` threads. */
+int attn_check_thread_determinism(const attn_kernel *k, const attn_args *a, int threads, int *ok);
+
+/* Fully masked rows: queries placed before every key under a causal mask get
+ * O = 0 and lse = -inf. *ok = 1 when they do. */
+int attn_check_masked_rows(const attn_kernel *k, int threads, int *ok);
+
+/* Runs the standard case table for kernel k (masks filtered by `mask_filter`
+ * if not NULL), printing one line per case to `out`. Returns the number of
+ * failed cases (0 = all pass), or a negative error code. */
+int attn_check_kernel(const attn_kernel *k, const char *mask_filter, int threads, FILE *out);
+
+#endif
