@@ -1,10 +1,42 @@
+/* attnbench: one binary, one subcommand per concern (DESIGN.md "CLI"). */
+#include "cli.h"
 #include "registry.h"
 
 #include <stdio.h>
+#include <string.h>
 
-int main(void)
+static const char usage[] =
+    "attnbench - benchmark and evaluation harness for efficient and long-context attention\n"
+    "\n"
+    "usage: attnbench <command> [options]   ('attnbench <command> --help' for details)\n"
+    "\n"
+    "commands:\n"
+    "  list   [kernels|masks|tasks|models] [--csv] [--names]   what is registered\n"
+    "  peak   [--threads T]           same-run sgemm GFLOP/s and STREAM-triad GB/s\n"
+    "  check  --kernel K|all [--mask M]   oracle agreement, gradients, causal leakage,\n"
+    "                                 masked rows, thread determinism (pass/fail table)\n"
+    "  bench  --kernel K[,K...] --mask M --B --H --Hkv --N --Nkv --D [--pass fwd|bwd|fwdbwd]\n"
+    "         [--param k=v ...] [--threads T] [--reps R] [--warmup W] [--out FILE]\n"
+    "                                 time one problem; prints a table, appends CSV rows to FILE\n"
+    "  sweep  --config FILE [--suite S] [--kernel K] [--resume] [--shard i/n] [--dry-run]\n"
+    "                                 run a config's job grid into results/<suite>.csv\n"
+    "\n"
+    "Results use one CSV schema (README.md); kernels: 'attnbench list kernels'.\n";
+
+int main(int argc, char **argv)
 {
-    for (const attn_kernel *const *k = attn_registry(); *k; k++)
-        printf("%s\n", (*k)->name);
-    return 0;
+    static const struct {
+        const char *name;
+        int (*run)(int, char **);
+    } commands[] = {{"list", cmd_list}, {"check", cmd_check}};
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        fputs(usage, stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+        if (strcmp(argv[1], commands[i].name) == 0)
+            return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "attnbench: unknown command '%s': expected list, peak, check, bench or sweep\n", argv[1]);
+    return 2;
 }

@@ -1,0 +1,128 @@
+/* attnbench list [kernels|masks|tasks|models] [--csv] [--names] */
+#include "cli.h"
+#include "registry.h"
+
+#include <csv.h>
+#include <getopt.h>
+#include <string.h>
+
+static const char usage[] =
+    "usage: attnbench list [kernels|masks|tasks|models] [--csv] [--names]\n"
+    "  kernels  registered attention kernels: family, capabilities, masks, parameters, reference\n"
+    "  masks    mask kinds and their parameters\n"
+    "  tasks    evaluation tasks (none are registered yet)\n"
+    "  models   model variants (none are registered yet)\n"
+    "  --csv    machine-readable output (one header row)\n"
+    "  --names  names only, one per line (kernels: benchmarkable ones, without the oracle)\n";
+
+static void flags_text(unsigned f, char *buf, size_t n)
+{
+    static const struct {
+        unsigned bit;
+        const char *name;
+    } names[] = {{ATTN_EXACT, "exact"},       {ATTN_APPROX, "approx"},     {ATTN_CAUSAL, "causal"},
+                 {ATTN_TRAINABLE, "bwd"},     {ATTN_DECODE, "decode"},     {ATTN_RECURRENT, "recurrent"},
+                 {ATTN_DISTRIBUTED, "mpi"},   {ATTN_GQA, "gqa"},           {ATTN_CROSS, "cross"},
+                 {ATTN_VARLEN, "varlen"},     {ATTN_DETERMINISTIC, "det"}, {ATTN_STATEFUL, "stateful"},
+                 {ATTN_REFERENCE, "reference"}};
+    buf[0] = '\0';
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+        if (f & names[i].bit) {
+            strncat(buf, buf[0] ? " " : "", n - strlen(buf) - 1);
+            strncat(buf, names[i].name, n - strlen(buf) - 1);
+        }
+}
+
+static void masks_text(uint32_t m, char *buf, size_t n)
+{
+    buf[0] = '\0';
+    for (int k = 0; k < ATTN_MASK__COUNT; k++)
+        if (m & ATTN_MASK_BIT(k)) {
+            strncat(buf, buf[0] ? " " : "", n - strlen(buf) - 1);
+            strncat(buf, attn_mask_kind_name((attn_mask_kind)k), n - strlen(buf) - 1);
+        }
+}
+
+static void csv_row(const char *const *cells, int n)
+{
+    for (int i = 0; i < n; i++) {
+        if (i)
+            fputc(',', stdout);
+        csv_fwrite(stdout, cells[i], strlen(cells[i]));
+    }
+    fputc('\n', stdout);
+}
+
+static void list_kernels(int as_csv, int names_only)
+{
+    static const char *const header[] = {"name", "family", "flags", "masks", "params", "reference"};
+    if (as_csv)
+        csv_row(header, 6);
+    else if (!names_only)
+        printf("%-8s %-8s %-40s %-20s %s\n", "name", "family", "capabilities", "masks", "reference / params");
+    for (const attn_kernel *const *k = attn_registry(); *k; k++) {
+        if (names_only) {
+            if (!((*k)->flags & ATTN_REFERENCE))
+                printf("%s\n", (*k)->name);
+            continue;
+        }
+        char flags[256], masks[128];
+        flags_text((*k)->flags, flags, sizeof flags);
+        masks_text((*k)->masks, masks, sizeof masks);
+        const char *cells[] = {(*k)->name, (*k)->family, flags, masks, (*k)->params_help, (*k)->reference};
+        if (as_csv)
+            csv_row(cells, 6);
+        else
+            printf("%-8s %-8s %-40s %-20s %s%s%s\n", cells[0], cells[1], cells[2], cells[3], cells[5],
+                   cells[4][0] ? "; params: " : "", cells[4]);
+    }
+}
+
+static void list_masks(int as_csv, int names_only)
+{
+    static const char *const header[] = {"name", "description"};
+    if (as_csv)
+        csv_row(header, 2);
+    for (int k = 0; k < ATTN_MASK__COUNT; k++) {
+        const char *cells[] = {attn_mask_kind_name((attn_mask_kind)k), attn_mask_kind_help((attn_mask_kind)k)};
+        if (as_csv)
+            csv_row(cells, 2);
+        else if (names_only)
+            printf("%s\n", cells[0]);
+        else
+            printf("%-8s %s\n", cells[0], cells[1]);
+    }
+}
+
+int cmd_list(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"csv", no_argument, 0, 'c'}, {"names", no_argument, 0, 'n'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    int as_csv = 0, names_only = 0, c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+        if (c == 'c')
+            as_csv = 1;
+        else if (c == 'n')
+            names_only = 1;
+        else if (c == 'h')
+            return fputs(usage, stdout), 0;
+        else
+            return cli_usage_error("list", "unknown option");
+    }
+    const char *what = optind < argc ? argv[optind] : "kernels";
+    if (optind + 1 < argc)
+        return cli_usage_error("list", "expected at most one of kernels|masks|tasks|models");
+    if (strcmp(what, "kernels") == 0)
+        list_kernels(as_csv, names_only);
+    else if (strcmp(what, "masks") == 0)
+        list_masks(as_csv, names_only);
+    else if (strcmp(what, "tasks") == 0 || strcmp(what, "models") == 0) {
+        if (!names_only)
+            fprintf(stderr, "attnbench list: no %s are registered yet\n", what);
+    } else {
+        fprintf(stderr, "attnbench list: unknown list '%s': expected kernels, masks, tasks or models\n", what);
+        return 2;
+    }
+    return 0;
+}
