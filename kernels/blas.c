@@ -52,6 +52,10 @@ static int blas_forward(attn_ctx *ctx, const attn_io *io)
     double dense = (double)(a->Nq * a->Nk) * (double)(a->D * tasks);
     attn_counter_add(ATTN_CNT_FLOPS, (long long)(4 * dense));
     attn_counter_add(ATTN_CNT_EXPS, (long long)(a->Nq * a->Nk * tasks));
+    /* Q, K, V once per head and the score matrix read back twice (softmax, P V);
+     * sgemm's internal re-reads of its packed panels are not visible here */
+    attn_counter_add(ATTN_CNT_BYTES_READ, (long long)(sizeof(float) * tasks *
+                                                      ((a->Nq + 2 * a->Nk) * a->D + 2 * a->Nq * a->Nk)));
     return 0;
 }
 
@@ -107,6 +111,9 @@ static int blas_backward(attn_ctx *ctx, const attn_io *io, const attn_grads *g)
     }
     double dense = (double)(a->Nq * a->Nk) * (double)(a->D * a->B * a->H);
     attn_counter_add(ATTN_CNT_FLOPS, (long long)(10 * dense));
+    /* Q, K, V, O, dO once per head; P and dS each written once and read twice */
+    attn_counter_add(ATTN_CNT_BYTES_READ, (long long)(sizeof(float) * a->B * a->H *
+                                                      ((3 * a->Nq + 2 * a->Nk) * a->D + 4 * a->Nq * a->Nk)));
     attn_counter_add(ATTN_CNT_EXPS, (long long)(a->Nq * a->Nk * a->B * a->H));
     return 0;
 }

@@ -62,6 +62,8 @@ static int naive_forward(attn_ctx *ctx, const attn_io *io)
     }
     attn_counter_add(ATTN_CNT_FLOPS, 4 * D * nnz_total);
     attn_counter_add(ATTN_CNT_EXPS, (long long)(a->B * a->H * a->Nq * a->Nk));
+    /* loads issued by the loops: each q row, then a k and a v row per allowed pair */
+    attn_counter_add(ATTN_CNT_BYTES_READ, (long long)sizeof(float) * D * (tasks * a->Nq + 2 * nnz_total));
     return 0;
 }
 
@@ -123,6 +125,8 @@ static int naive_backward(attn_ctx *ctx, const attn_io *io, const attn_grads *g)
     }
     attn_counter_add(ATTN_CNT_FLOPS, 10 * a->D * nnz_total);
     attn_counter_add(ATTN_CNT_EXPS, (long long)(a->B * a->H * a->Nq * a->Nk));
+    /* per allowed pair: k, v rows for the scores, v for dP, k for dQ, dK and dV rows */
+    attn_counter_add(ATTN_CNT_BYTES_READ, (long long)sizeof(float) * a->D * 6 * nnz_total);
     return 0;
 }
 

@@ -1,0 +1,41 @@
+/* One benchmark job: a kernel on one problem shape, timed after warm-up with
+ * counters, memory and a correctness gate, reported as one CSV row. Both
+ * `attnbench bench` and `attnbench sweep` run jobs through here. */
+#ifndef ATTN_BENCH_H
+#define ATTN_BENCH_H
+
+#include "attn.h"
+#include "measure.h"
+#include "peak.h"
+#include "schema.h"
+
+typedef enum { ATTN_RUN_FWD = 0, ATTN_RUN_BWD, ATTN_RUN_FWDBWD } attn_run_pass;
+
+typedef struct {
+    char suite[32];             /* "kernels" for kernel efficiency */
+    const attn_kernel *kernel;
+    attn_args args;             /* shapes, mask, threads, params */
+    attn_run_pass pass;         /* bwd times backward only (forward run once before) */
+    uint64_t seed;
+    attn_measure_opts measure;
+    const attn_peak *peak;      /* same-run machine peaks at args.threads, or NULL */
+    size_t max_workspace_bytes; /* 0: no cap; above it the job is skipped */
+} attn_bench_job;
+
+/* "fwd" | "bwd" | "fwdbwd"; error naming the value otherwise. */
+int attn_run_pass_parse(const char *s, attn_run_pass *out);
+const char *attn_run_pass_name(attn_run_pass p);
+
+/* Fills run metadata and identity cells (and job_id) of the job's row. */
+void attn_bench_identity(const attn_bench_job *job, attn_row *row);
+
+/* Runs the job and completes the row. A kernel refusing the problem (mask,
+ * workspace cap) yields status "skipped:<why>"; a failure "error:<why>";
+ * both return 0 so a sweep goes on. Negative only for harness failures. */
+int attn_bench_run(const attn_bench_job *job, attn_row *row);
+
+/* The run's machine peaks as two rows of suite "peak": kernel sgemm (gflops)
+ * and kernel stream_triad (gbytes_s), which plots draw as reference lines. */
+void attn_bench_peak_rows(const attn_peak *p, attn_row rows[2]);
+
+#endif

@@ -1,0 +1,289 @@
+/* attnbench sweep: run a config's job grid into DIR/<suite>.csv, resumably. */
+#include "bench.h"
+#include "cli.h"
+#include "config.h"
+#include "csvw.h"
+#include "registry.h"
+#include "sysinfo.h"
+
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const char usage[] =
+    "usage: attnbench sweep --config FILE [options]\n"
+    "Expands the config's job grid (configs/README.md) and runs each job as 'bench' does,\n"
+    "appending one row per job to DIR/<suite>.csv; the run's sgemm/STREAM peaks go to\n"
+    "DIR/peak.csv. Rows are written whole and synced, so an interrupted sweep loses at\n"
+    "most the job in flight; --resume then skips every job already in the file.\n"
+    "  --config FILE       sweep description (configs/quick.json, default.json, full.json)\n"
+    "  --suite S           only this suite of the config\n"
+    "  --kernel K[,K...]   only these kernels\n"
+    "  --task T            only this task (no tasks are registered yet)\n"
+    "  --resume            skip jobs whose job_id is already in the results file\n"
+    "  --shard i/n         run only jobs j with j %% n == i (Slurm arrays, several machines)\n"
+    "  --dry-run           print the resolved config and the jobs, run nothing\n"
+    "  --results DIR       output folder (default results)\n";
+
+typedef struct {
+    const char *config, *suite, *task, *results;
+    char kernels[32][CLI_ITEM];
+    int n_kernels, resume, dry_run;
+    int64_t shard_i, shard_n;
+} sweep_opts;
+
+static int parse_shard(const char *s, sweep_opts *o)
+{
+    const char *slash = strchr(s, '/');
+    char i[32];
+    if (!slash || (size_t)(slash - s) >= sizeof i)
+        return attn_fail(ATTN_EINVAL, "--shard: expected i/n (e.g. 0/4), found '%s'", s);
+    memcpy(i, s, (size_t)(slash - s));
+    i[slash - s] = '\0';
+    int rc = cli_int64("--shard n", slash + 1, 1, 1 << 20, &o->shard_n);
+    if (!rc)
+        rc = cli_int64("--shard i", i, 0, o->shard_n - 1, &o->shard_i);
+    return rc;
+}
+
+static int parse_opts(int argc, char **argv, sweep_opts *o)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, 0, 'c'}, {"suite", required_argument, 0, 's'},
+        {"kernel", required_argument, 0, 'k'}, {"task", required_argument, 0, 't'},
+        {"resume", no_argument, 0, 'r'},       {"shard", required_argument, 0, 'S'},
+        {"dry-run", no_argument, 0, 'd'},      {"results", required_argument, 0, 'o'},
+        {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
+    int c, rc = 0;
+    optind = 1;
+    while (!rc && (c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c': o->config = optarg; break;
+        case 's': o->suite = optarg; break;
+        case 'k': rc = cli_split("--kernel", optarg, o->kernels, 32, &o->n_kernels); break;
+        case 't': o->task = optarg; break;
+        case 'r': o->resume = 1; break;
+        case 'S': rc = parse_shard(optarg, o); break;
+        case 'd': o->dry_run = 1; break;
+        case 'o': o->results = optarg; break;
+        case 'h': fputs(usage, stdout); return 1;
+        default: return attn_fail(ATTN_EINVAL, "unknown option or missing value (see 'attnbench sweep --help')");
+        }
+    }
+    if (rc)
+        return rc;
+    if (optind < argc)
+        return attn_fail(ATTN_EINVAL, "unexpected argument '%s'", argv[optind]);
+    if (!o->config)
+        return attn_fail(ATTN_EINVAL, "--config FILE is required");
+    if (o->task)
+        return attn_fail(ATTN_EINVAL, "--task: unknown task '%s': no tasks are registered yet", o->task);
+    return 0;
+}
+
+/* A config job as a bench job; kernel names are checked against the registry here. */
+static int job_from_cfg(const cfg_config *cfg, const cfg_job *cj, attn_bench_job *job)
+{
+    memset(job, 0, sizeof *job);
+    snprintf(job->suite, sizeof job->suite, "%s", cj->suite);
+    if (!(job->kernel = attn_find_kernel(cj->kernel)))
+        return attn_fail(ATTN_EINVAL, "%s: suite '%s': %s", cfg->path, cj->suite, attn_last_error());
+    attn_args *a = &job->args;
+    a->B = cj->B, a->H = cj->H, a->H_kv = cj->H_kv, a->Nq = cj->N, a->Nk = cj->N_kv, a->D = cj->D;
+    a->threads = cj->threads;
+    int rc = attn_mask_parse(cj->mask, &a->mask);
+    if (!rc)
+        rc = attn_run_pass_parse(cj->pass, &job->pass);
+    char params[CFG_SPEC_MAX];
+    strcpy(params, cj->params);
+    for (char *kv = strtok(params, ","); !rc && kv; kv = strtok(NULL, ","))
+        rc = attn_params_add(&a->params, kv);
+    if (rc)
+        return attn_fail(ATTN_EINVAL, "%s: suite '%s': %s", cfg->path, cj->suite, attn_last_error());
+    job->seed = cj->seed;
+    job->max_workspace_bytes = (size_t)cfg->max_workspace_bytes;
+    job->measure = (attn_measure_opts){(int)cfg->measure.warmup, (int)cfg->measure.min_reps,
+                                       (int)cfg->measure.max_reps, cfg->measure.min_time_s};
+    return 0;
+}
+
+static void describe_job(const attn_bench_job *j, char *buf, size_t n)
+{
+    char mask[128];
+    attn_mask_format(&j->args.mask, mask, sizeof mask);
+    snprintf(buf, n, "%s %s %s B%lld H%lld/%lld N%lld/%lld D%lld T%d", j->kernel->name, mask,
+             attn_run_pass_name(j->pass), (long long)j->args.B, (long long)j->args.H,
+             (long long)j->args.H_kv, (long long)j->args.Nq, (long long)j->args.Nk,
+             (long long)j->args.D, j->args.threads);
+}
+
+/* Measures and records the machine peaks for every thread count in the run. */
+static int record_peaks(const char *dir, const attn_bench_job *jobs, size_t n, attn_peak *peaks)
+{
+    char path[1100];
+    snprintf(path, sizeof path, "%s/peak.csv", dir);
+    csvw w;
+    int rc = csvw_open(&w, path);
+    for (size_t i = 0; !rc && i < n; i++) {
+        int t = jobs[i].args.threads;
+        if (peaks[t].threads == t)
+            continue;
+        if ((rc = attn_peak_measure(t, &peaks[t])) != 0)
+            break;
+        attn_peak_print(stderr, &peaks[t]);
+        attn_row rows[2];
+        attn_bench_peak_rows(&peaks[t], rows);
+        rc = csvw_write(&w, &rows[0]);
+        if (!rc)
+            rc = csvw_write(&w, &rows[1]);
+    }
+    csvw_close(&w);
+    return rc;
+}
+
+typedef struct {
+    attn_bench_job *jobs;
+    size_t n;
+    attn_idset done;
+} plan;
+
+static int build_plan(const sweep_opts *o, const cfg_config *cfg, plan *p)
+{
+    const char *names[32];
+    for (int i = 0; i < o->n_kernels; i++)
+        names[i] = o->kernels[i];
+    cfg_filter f = {o->suite, o->n_kernels ? names : NULL, (size_t)o->n_kernels};
+    cfg_job *cj;
+    size_t n;
+    int rc = cfg_expand_filtered(cfg, &f, &cj, &n);
+    if (rc)
+        return rc;
+    p->jobs = calloc(n ? n : 1, sizeof *p->jobs);
+    p->n = 0;
+    attn_idset_init(&p->done);
+    for (size_t j = 0; !rc && j < n; j++) {
+        if (o->shard_n && (int64_t)(j % (size_t)o->shard_n) != o->shard_i)
+            continue;
+        rc = job_from_cfg(cfg, &cj[j], &p->jobs[p->n++]);
+    }
+    free(cj);
+    return rc;
+}
+
+/* Loads the job ids already in each suite's file (any status). */
+static int load_done(const char *dir, plan *p)
+{
+    for (size_t j = 0; j < p->n; j++) {
+        if (j && strcmp(p->jobs[j].suite, p->jobs[j - 1].suite) == 0)
+            continue;
+        char path[1100];
+        snprintf(path, sizeof path, "%s/%s.csv", dir, p->jobs[j].suite);
+        int rc = csvw_load_job_ids(path, &p->done);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+static void print_eta(size_t i, size_t n, double elapsed_s, size_t ran)
+{
+    long eta = (long)(elapsed_s / (double)ran * (double)(n - i - 1) + 0.5);
+    fprintf(stderr, " (elapsed %.0fs, ETA %ldm%02lds)", elapsed_s, eta / 60, eta % 60);
+}
+
+static int run_plan(const sweep_opts *o, plan *p)
+{
+    static attn_peak peaks[1025];
+    int rc = record_peaks(o->results, p->jobs, p->n, peaks);
+    if (rc)
+        return rc;
+    size_t ran = 0, skipped = 0, errors = 0;
+    double t0 = attn_now_s();
+    for (size_t j = 0; j < p->n; j++) {
+        attn_bench_job *job = &p->jobs[j];
+        attn_row row;
+        char what[256], id[17];
+        describe_job(job, what, sizeof what);
+        attn_bench_identity(job, &row);
+        attn_row_job_id(&row, id);
+        if (attn_idset_contains(&p->done, id)) {
+            skipped++;
+            continue;
+        }
+        job->peak = &peaks[job->args.threads];
+        fprintf(stderr, "[%zu/%zu] %s ...", j + 1, p->n, what);
+        if ((rc = attn_bench_run(job, &row)) != 0)
+            return rc;
+        char path[1100];
+        csvw w;
+        snprintf(path, sizeof path, "%s/%s.csv", o->results, job->suite);
+        if ((rc = csvw_open(&w, path)) != 0 || (rc = csvw_write(&w, &row)) != 0)
+            return rc;
+        csvw_close(&w);
+        attn_idset_add(&p->done, id);
+        ran++;
+        errors += strncmp(row.cell[ATTN_COL_STATUS], "error", 5) == 0;
+        fprintf(stderr, " %s ms, %s GFLOP/s, %s", row.cell[ATTN_COL_TIME_MS_MEDIAN], row.cell[ATTN_COL_GFLOPS],
+                row.cell[ATTN_COL_STATUS]);
+        print_eta(j, p->n, attn_now_s() - t0, ran);
+        fputc('\n', stderr);
+    }
+    fprintf(stderr, "sweep: %zu jobs run, %zu already in the results (resume), %zu errors\n", ran, skipped, errors);
+    return errors ? 1 : 0;
+}
+
+int cmd_sweep(int argc, char **argv)
+{
+    sweep_opts o;
+    memset(&o, 0, sizeof o);
+    o.results = "results";
+    int rc = parse_opts(argc, argv, &o);
+    if (rc > 0)
+        return 0;
+    if (rc)
+        return cli_report("sweep");
+    cfg_config cfg;
+    plan p = {0};
+    if ((rc = cfg_load(o.config, &cfg)) != 0 || (rc = build_plan(&o, &cfg, &p)) != 0)
+        goto out;
+    if (o.dry_run) {
+        cfg_dump(stdout, &cfg);
+        for (size_t j = 0; j < p.n; j++) {
+            char what[256];
+            describe_job(&p.jobs[j], what, sizeof what);
+            printf("job %zu: %s\n", j + 1, what);
+        }
+        goto out;
+    }
+    mkdir(o.results, 0777);
+    if ((rc = load_done(o.results, &p)) != 0)
+        goto out;
+    if (!o.resume && p.done.n) {
+        size_t present = 0;
+        for (size_t j = 0; j < p.n; j++) {
+            attn_row row;
+            char id[17];
+            attn_bench_identity(&p.jobs[j], &row);
+            attn_row_job_id(&row, id);
+            present += attn_idset_contains(&p.done, id) != 0;
+        }
+        if (present) {
+            rc = attn_fail(ATTN_EINVAL, "%s: %zu of these %zu jobs already have rows; pass --resume to skip them "
+                                        "(or move the old results away)", o.results, present, p.n);
+            goto out;
+        }
+    }
+    attn_sysinfo_print(stderr);
+    rc = run_plan(&o, &p);
+    if (rc > 0) {
+        cfg_free(&cfg);
+        return 1;
+    }
+out:
+    free(p.jobs);
+    attn_idset_free(&p.done);
+    cfg_free(&cfg);
+    return rc ? cli_report("sweep") : 0;
+}
