@@ -167,6 +167,20 @@ int cmd_bench(int argc, char **argv)
         if (!(kernels[i] = attn_find_kernel(o.kernels[i])))
             return cli_report("bench");
 
+    /* Shapes are checked before anything runs: bad input is a usage error. */
+    for (int in = 0; in < o.n_N; in++)
+        for (int id = 0; id < o.n_D; id++) {
+            attn_args a = o.base.args;
+            a.Nq = o.Ns[in], a.D = o.Ds[id];
+            a.Nk = a.Nk && o.n_N == 1 ? a.Nk : a.Nq;
+            if (attn_args_validate(NULL, &a))
+                return cli_report("bench");
+        }
+    for (int ik = 0; ik < o.n_kernels; ik++) {
+        attn_params p;
+        if (params_for(&o, kernels[ik]->name, &p))
+            return cli_report("bench");
+    }
     attn_sysinfo_print(stderr);
     attn_peak peak;
     if (!o.no_peak) {

@@ -100,7 +100,7 @@ int cmd_list(int argc, char **argv)
         {"csv", no_argument, 0, 'c'}, {"names", no_argument, 0, 'n'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     int as_csv = 0, names_only = 0, c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) { /* options may follow the list name */
         if (c == 'c')
             as_csv = 1;
         else if (c == 'n')

@@ -1,0 +1,118 @@
+/* Sweep configuration files (configs/<name>.json, documented in configs/README.md).
+ *
+ * {
+ *   "name": "quick",                       required; [A-Za-z0-9_-], at most 31 chars
+ *   "description": "CI smoke sweep",       optional
+ *   "threads": [2],                        optional, default [1]; a suite may override it
+ *   "measure": {"warmup": 1, "min_reps": 3, "min_time_s": 0.05, "max_reps": 20},
+ *                                          optional, and so is each key (defaults 3, 10, 1.0, 1000:
+ *                                          SUITES.md 4.3, >= 3 warm-ups, >= 10 runs and >= 1 s)
+ *   "max_workspace_bytes": 2147483648,     optional; 0 (default) means no cap
+ *   "suites": [                            required, non-empty; entries run in file order
+ *     {
+ *       "suite": "kernels",                required; the CSV `suite` column (and file name)
+ *       "description": "...",             optional
+ *       "kernels": ["naive", "flash"],     required; names are checked against the registry by
+ *                                          the caller, but "oracle" is refused here (a reference)
+ *       "masks": ["full", "window:wl=256,wr=0"],  default ["full"]; attn_mask_parse specs,
+ *                                          stored in canonical form (attn_mask_format)
+ *       "pass": ["fwd", "bwd"],            default ["fwd"]; each one of fwd, bwd, fwdbwd
+ *       "B": [1], "H": [8], "N": [256, 512], "D": [64],
+ *                                          B defaults to [1]; H, N, D are required
+ *       "H_kv": [2],                       default: equal to H; each must divide every H
+ *       "N_kv": [4096],                    default: equal to N (self-attention)
+ *       "params": ["flash:br=64,bc=128"],  default none; "kernel:key=value,..." runs that kernel
+ *                                          once per entry naming it ("flash:" = its defaults)
+ *       "threads": [1, 2],                 default: the top-level list
+ *       "seed": 1                          default 1
+ *     }
+ *   ]
+ * }
+ *
+ * Strict: unknown or repeated keys, wrong types, empty or repeated list
+ * values and jobs repeated across entries are errors, each reported on one
+ * line as `file: $.json.path: expected ..., found ...`; malformed JSON as
+ * `file:line:column: ...`. Several entries may share a suite name (kernel
+ * groups with their own N range); their rows go to the same results file.
+ *
+ * Expansion order (deterministic): entries in file order, then threads,
+ * kernel, params entry, mask, pass, B, H, H_kv, D, N, N_kv (N innermost, so
+ * a time-vs-N curve completes before the next starts). */
+#ifndef ATTN_CONFIG_H
+#define ATTN_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define CFG_NAME_MAX 32
+#define CFG_SPEC_MAX 128
+
+typedef struct {
+    int64_t *v;
+    size_t n;
+} cfg_ints;
+
+typedef struct {
+    char (*v)[CFG_SPEC_MAX];
+    size_t n;
+} cfg_strs;
+
+typedef struct {
+    char name[CFG_NAME_MAX];
+    char description[256];
+    cfg_strs kernels, masks, passes;
+    cfg_strs params;                            /* "kernel:key=value,..." */
+    cfg_ints B, H, H_kv, N, N_kv, D, threads;   /* H_kv, N_kv empty: equal to H, N */
+    uint64_t seed;
+} cfg_suite;
+
+typedef struct {
+    int64_t warmup, min_reps, max_reps;
+    double min_time_s;
+} cfg_measure;
+
+typedef struct {
+    char path[1024];           /* the file it came from, for messages */
+    char name[CFG_NAME_MAX];
+    char description[512];
+    cfg_ints threads;
+    cfg_measure measure;
+    int64_t max_workspace_bytes;   /* 0: no cap */
+    cfg_suite *suites;
+    size_t n_suites;
+} cfg_config;
+
+typedef struct {
+    char suite[CFG_NAME_MAX], kernel[CFG_NAME_MAX], mask[CFG_SPEC_MAX], pass[8];
+    int64_t B, H, H_kv, N, N_kv, D;
+    int threads;
+    char params[CFG_SPEC_MAX];
+    uint64_t seed;
+    size_t entry;              /* index of the suites[] entry it comes from */
+} cfg_job;
+
+/* Selects jobs: suite == NULL or kernels == NULL selects all. Naming a suite
+ * or kernel the (selected part of the) config does not have is an error. */
+typedef struct {
+    const char *suite;
+    const char *const *kernels;
+    size_t n_kernels;
+} cfg_filter;
+
+/* Reads and validates a config file; on error *cfg is empty (cfg_free-able). */
+int cfg_load(const char *path, cfg_config *cfg);
+
+/* The same from text; `name` stands for the file in messages. */
+int cfg_parse(const char *name, const char *text, cfg_config *cfg);
+
+void cfg_free(cfg_config *cfg);
+
+/* All jobs in the order above; *jobs is malloc'ed (free() it). */
+int cfg_expand(const cfg_config *cfg, cfg_job **jobs, size_t *n);
+int cfg_expand_filtered(const cfg_config *cfg, const cfg_filter *filter, cfg_job **jobs, size_t *n);
+
+/* The resolved config (defaults filled in) as JSON that cfg_parse accepts. */
+void cfg_dump(FILE *f, const cfg_config *cfg);
+
+#endif

@@ -1,0 +1,76 @@
+/* Bad input on the command line and in configs: one clear line naming what
+ * was wrong, exit code 2, nothing run. */
+#include "cli.h"
+
+#include "attn_error.h"
+
+#include <criterion/criterion.h>
+#include <criterion/redirect.h>
+#include <string.h>
+
+#define ARGV(...) ((char *[]){__VA_ARGS__, NULL})
+#define ARGC(...) ((int)(sizeof((char *[]){__VA_ARGS__}) / sizeof(char *)))
+#define EXPECT_USAGE_ERROR(cmd, needle, ...)                                                    \
+    do {                                                                                       \
+        attn_clear_error();                                                                    \
+        int rc_ = cmd(ARGC(__VA_ARGS__), ARGV(__VA_ARGS__));                                   \
+        const char *msg_ = attn_last_error();                                                  \
+        cr_assert_eq(rc_, 2, "exit code %d for %s", rc_, needle);                               \
+        cr_assert(strstr(msg_, needle), "message '%s' does not name '%s'", msg_, needle);      \
+        cr_assert(!strchr(msg_, '\n'), "message is not one line: '%s'", msg_);                 \
+    } while (0)
+
+static void quiet(void) { cr_redirect_stderr(); }
+
+TestSuite(cli, .init = quiet);
+
+Test(cli, unknown_kernel_is_named_with_the_valid_ones)
+{
+    EXPECT_USAGE_ERROR(cmd_bench, "unknown kernel 'nope'", "bench", "--kernel", "nope");
+    cr_assert(strstr(attn_last_error(), "naive"));
+    EXPECT_USAGE_ERROR(cmd_check, "unknown kernel 'nope'", "check", "--kernel", "nope");
+}
+
+Test(cli, unknown_mask_is_rejected)
+{
+    EXPECT_USAGE_ERROR(cmd_bench, "unknown mask 'diagonal'", "bench", "--kernel", "naive", "--mask", "diagonal");
+    EXPECT_USAGE_ERROR(cmd_bench, "window needs a width", "bench", "--kernel", "naive", "--mask", "window");
+}
+
+Test(cli, non_positive_sizes_are_rejected)
+{
+    EXPECT_USAGE_ERROR(cmd_bench, "--N", "bench", "--kernel", "naive", "--N", "0");
+    EXPECT_USAGE_ERROR(cmd_bench, "--D", "bench", "--kernel", "naive", "--D", "-4");
+    EXPECT_USAGE_ERROR(cmd_bench, "--threads", "bench", "--kernel", "naive", "--threads", "0");
+}
+
+Test(cli, heads_not_divisible_by_kv_heads_are_rejected)
+{
+    EXPECT_USAGE_ERROR(cmd_bench, "H_kv", "bench", "--kernel", "naive", "--H", "6", "--Hkv", "4");
+}
+
+Test(cli, bad_kernel_param_is_rejected)
+{
+    EXPECT_USAGE_ERROR(cmd_bench, "--param", "bench", "--kernel", "naive", "--param", "novalue");
+}
+
+Test(cli, malformed_json_names_file_line_and_column)
+{
+    EXPECT_USAGE_ERROR(cmd_sweep, "malformed.json:4:", "sweep", "--config", ATTN_SOURCE_DIR "/tests/data/malformed.json", "--dry-run");
+}
+
+Test(cli, unknown_config_key_names_the_json_path)
+{
+    EXPECT_USAGE_ERROR(cmd_sweep, "$.suites[0]", "sweep", "--config", ATTN_SOURCE_DIR "/tests/data/unknown_key.json", "--dry-run");
+    cr_assert(strstr(attn_last_error(), "windows"));
+}
+
+Test(cli, missing_config_file_is_named)
+{
+    EXPECT_USAGE_ERROR(cmd_sweep, "no_such.json", "sweep", "--config", ATTN_SOURCE_DIR "/tests/data/no_such.json");
+}
+
+Test(cli, unknown_task_is_rejected)
+{
+    EXPECT_USAGE_ERROR(cmd_sweep, "unknown task", "sweep", "--config", ATTN_SOURCE_DIR "/configs/quick.json", "--task", "mqar");
+}

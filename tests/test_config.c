@@ -1,0 +1,302 @@
+/* Sweep config files: the shipped configs, strictness with JSON-path
+ * messages, defaults, expansion order, filters and the dump round-trip. */
+#include "attn_error.h"
+#include "config.h"
+
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* The repository root, from this file's path, so the test finds configs/
+ * whatever directory it runs in (ctest runs in the build directory). */
+static void repo_file(const char *rel, char *out, size_t n)
+{
+    const char *me = __FILE__, *tests = strstr(me, "tests/test_config.c");
+    snprintf(out, n, "%.*s%s", tests ? (int)(tests - me) : 0, me, rel);
+}
+
+static void load_shipped(const char *rel, cfg_config *c)
+{
+    char path[1024];
+    repo_file(rel, path, sizeof path);
+    cr_assert_eq(cfg_load(path, c), 0, "%s", attn_last_error());
+}
+
+static size_t count_jobs(const cfg_config *c)
+{
+    cfg_job *jobs;
+    size_t n;
+    cr_assert_eq(cfg_expand(c, &jobs, &n), 0, "%s", attn_last_error());
+    free(jobs);
+    return n;
+}
+
+Test(config, shipped_configs_parse_and_expand_to_the_expected_job_counts)
+{
+    static const struct {
+        const char *file;
+        size_t jobs;
+    } want[] = {
+        /* kernels x masks x passes x N x D (x params variants x H_kv x threads) */
+        {"configs/quick.json", 3 * 3 * 2 * 4 * 1},
+        {"configs/default.json", 1 * 3 * 2 * 6 * 2 + 2 * 3 * 2 * 5 * 2 + 3 * 1 * 2 * 1 * 1 * 2},
+        {"configs/full.json", 1 * 4 * 2 * 7 * 2 + 2 * 4 * 2 * 4 * 2 + 1 * 1 * 2 * 2 * 1 * 3 + 3 * 2 * 2 * 2 * 2 +
+                                  3 * 1 * 2 * 1 * 1 * 5},
+    };
+    for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
+        cfg_config c;
+        load_shipped(want[i].file, &c);
+        cr_assert_eq(count_jobs(&c), want[i].jobs, "%s", want[i].file);
+        for (size_t s = 0; s < c.n_suites; s++)
+            for (size_t k = 0; k < c.suites[s].kernels.n; k++)
+                cr_assert_str_neq(c.suites[s].kernels.v[k], "oracle");
+        cfg_free(&c);
+    }
+}
+
+Test(config, quick_expands_in_documented_order_with_canonical_masks)
+{
+    cfg_config c;
+    load_shipped("configs/quick.json", &c);
+    cfg_job *j;
+    size_t n;
+    cr_assert_eq(cfg_expand(&c, &j, &n), 0);
+    /* N innermost, then pass, mask, kernel */
+    cr_assert_str_eq(j[0].kernel, "naive");
+    cr_assert_str_eq(j[0].mask, "full");
+    cr_assert_str_eq(j[0].pass, "fwd");
+    cr_assert_eq(j[0].N, 256);
+    cr_assert_eq(j[1].N, 512);
+    cr_assert_eq(j[3].N, 2048);
+    cr_assert_str_eq(j[4].pass, "bwd");
+    cr_assert_str_eq(j[8].mask, "causal");
+    cr_assert_str_eq(j[16].mask, "window:wl=256,wr=0");
+    cr_assert_str_eq(j[24].kernel, "blas");
+    cr_assert_str_eq(j[n - 1].kernel, "flash");
+    for (size_t i = 0; i < n; i++) {
+        cr_assert_str_eq(j[i].suite, "kernels");
+        cr_assert(j[i].threads == 2 && j[i].B == 1 && j[i].H == 4 && j[i].H_kv == 4 && j[i].D == 64);
+        cr_assert_eq(j[i].N_kv, j[i].N);
+        cr_assert_eq(j[i].seed, 1);
+        cr_assert_str_eq(j[i].params, "");
+    }
+    cr_assert_eq(c.measure.min_reps, 3);
+    free(j);
+    cfg_free(&c);
+}
+
+/* Parses text expecting failure; returns the message. */
+static const char *parse_error(const char *text)
+{
+    cfg_config c;
+    int rc = cfg_parse("x.json", text, &c);
+    cr_assert_lt(rc, 0, "expected an error for: %s", text);
+    cr_assert_eq(c.n_suites, 0, "a failed parse leaves an empty config");
+    const char *msg = attn_last_error();
+    cr_assert_null(strchr(msg, '\n'), "one line: %s", msg);
+    return msg;
+}
+
+#define SUITE(extra) "{\"name\":\"t\",\"suites\":[{\"suite\":\"k\",\"kernels\":[\"flash\"],\"H\":[8],\"N\":[256],\"D\":[64]" extra "}]}"
+
+Test(config, malformed_json_reports_file_line_and_column)
+{
+    const char *msg = parse_error("{\n  \"name\": \"x\",\n  \"suites\": [\n    {\"suite\": \"k\" \"kernels\": []}\n  ]\n}");
+    cr_assert(strncmp(msg, "x.json:4:19: expected well-formed JSON", 38) == 0, "%s", msg);
+    msg = parse_error("{\"name\": \"x\",\n \"suites\": [");
+    cr_assert(strstr(msg, "x.json:2:") && strstr(msg, "the end of the file"), "%s", msg);
+
+    /* the same through a file */
+    char path[] = "/tmp/attn_cfg_XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    const char bad[] = "{\n\n   \"name\": x\n}";
+    cr_assert_eq(write(fd, bad, sizeof bad - 1), (ssize_t)(sizeof bad - 1));
+    close(fd);
+    cfg_config c;
+    cr_assert_lt(cfg_load(path, &c), 0);
+    char want[64];
+    snprintf(want, sizeof want, "%s:3:12:", path);
+    cr_assert(strncmp(attn_last_error(), want, strlen(want)) == 0, "%s", attn_last_error());
+    unlink(path);
+    cr_assert_lt(cfg_load(path, &c), 0);
+    cr_assert(strstr(attn_last_error(), "cannot open"), "%s", attn_last_error());
+}
+
+Test(config, unknown_and_repeated_keys_name_their_json_path)
+{
+    const char *msg = parse_error(SUITE(",\"Nq\":[4]"));
+    cr_assert(strstr(msg, "x.json: $.suites[0].Nq: expected one of the keys suite, description, kernels"), "%s", msg);
+    msg = parse_error("{\"nmae\":\"t\"}");
+    cr_assert(strstr(msg, "$.nmae:") && strstr(msg, "unknown key"), "%s", msg);
+    msg = parse_error("{\"name\":\"t\",\"measure\":{\"reps\":3},\"suites\":[]}");
+    cr_assert(strstr(msg, "$.measure.reps:"), "%s", msg);
+    msg = parse_error(SUITE(",\"N\":[512]"));
+    cr_assert(strstr(msg, "$.suites[0].N: expected each key once"), "%s", msg);
+}
+
+Test(config, wrong_types_and_values_name_their_json_path)
+{
+    cr_assert_str_eq(parse_error(SUITE(",\"N_kv\":[256, \"abc\"]")),
+                     "x.json: $.suites[0].N_kv[1]: expected a positive integer, found \"abc\"");
+    cr_assert_str_eq(parse_error(SUITE(",\"B\":2")),
+                     "x.json: $.suites[0].B: expected a non-empty array of positive integers, found 2");
+    cr_assert_str_eq(parse_error(SUITE(",\"seed\":-1")),
+                     "x.json: $.suites[0].seed: expected a non-negative integer, found -1");
+    cr_assert_str_eq(parse_error(SUITE(",\"threads\":[2.5]")),
+                     "x.json: $.suites[0].threads[0]: expected an integer in [1, 4096], found 2.5");
+    const char *msg = parse_error("{\"name\":\"t\",\"measure\":{\"min_time_s\":\"fast\"},\"suites\":[]}");
+    cr_assert(strstr(msg, "$.measure.min_time_s: expected a number of seconds"), "%s", msg);
+    msg = parse_error("{\"name\":\"t\",\"measure\":{\"min_reps\":5,\"max_reps\":2},\"suites\":[1]}");
+    cr_assert(strstr(msg, "$.measure.max_reps: expected max_reps >= min_reps"), "%s", msg);
+    msg = parse_error("{\"name\":\"t\",\"suites\":[]}");
+    cr_assert(strstr(msg, "$.suites: expected a non-empty array of suite objects, found []"), "%s", msg);
+    msg = parse_error(SUITE(",\"pass\":[\"forward\"]"));
+    cr_assert(strstr(msg, "$.suites[0].pass[0]: expected one of \"fwd\""), "%s", msg);
+    msg = parse_error(SUITE(",\"N_kv\":[64,64]"));
+    cr_assert(strstr(msg, "$.suites[0].N_kv[1]: expected distinct values, found 64 again"), "%s", msg);
+    msg = parse_error(SUITE(",\"H_kv\":[3]"));
+    cr_assert(strstr(msg, "$.suites[0].H_kv[0]: expected a divisor of every H"), "%s", msg);
+    msg = parse_error("{\"name\":\"t\",\"suites\":[{\"suite\":\"k\",\"kernels\":[\"flash\"],\"H\":[8],\"D\":[64]}]}");
+    cr_assert(strstr(msg, "$.suites[0]: expected the required key \"N\""), "%s", msg);
+    msg = parse_error("{\"name\":\"t\",\"suites\":[{\"suite\":\"a/b\",\"kernels\":[\"flash\"],\"H\":[8],\"N\":[1],\"D\":[1]}]}");
+    cr_assert(strstr(msg, "$.suites[0].suite: expected a name"), "%s", msg);
+}
+
+Test(config, bad_mask_spec_names_its_json_path)
+{
+    const char *msg = parse_error(SUITE(",\"masks\":[\"full\",\"windw:w=3\"]"));
+    cr_assert(strstr(msg, "x.json: $.suites[0].masks[1]: unknown mask 'windw'"), "%s", msg);
+    msg = parse_error(SUITE(",\"masks\":[\"window\"]"));
+    cr_assert(strstr(msg, "$.suites[0].masks[0]: ") && strstr(msg, "width"), "%s", msg);
+    /* two spellings of one mask are one job */
+    msg = parse_error(SUITE(",\"masks\":[\"window:w=4\",\"window:wl=4,wr=4\"]"));
+    cr_assert(strstr(msg, "$.suites[0].masks[1]: expected distinct values"), "%s", msg);
+}
+
+Test(config, oracle_is_rejected_from_sweeps)
+{
+    const char *msg = parse_error("{\"name\":\"t\",\"suites\":[{\"suite\":\"k\",\"kernels\":[\"naive\",\"oracle\"],"
+                                  "\"H\":[8],\"N\":[256],\"D\":[64]}]}");
+    cr_assert(strstr(msg, "x.json: $.suites[0].kernels[1]: expected a benchmark kernel, found \"oracle\""), "%s", msg);
+}
+
+Test(config, defaults_fill_what_an_entry_leaves_out)
+{
+    cfg_config c;
+    cr_assert_eq(cfg_parse("x.json", SUITE(""), &c), 0, "%s", attn_last_error());
+    cr_assert_eq(c.measure.warmup, 3);
+    cr_assert_eq(c.measure.min_reps, 10);
+    cr_assert_eq(c.measure.max_reps, 1000);
+    cr_assert_float_eq(c.measure.min_time_s, 1.0, 1e-12);
+    cr_assert_eq(c.max_workspace_bytes, 0);
+    cfg_job *j;
+    size_t n;
+    cr_assert_eq(cfg_expand(&c, &j, &n), 0);
+    cr_assert_eq(n, 1);
+    cr_assert_str_eq(j[0].mask, "full");
+    cr_assert_str_eq(j[0].pass, "fwd");
+    cr_assert(j[0].B == 1 && j[0].H_kv == 8 && j[0].N_kv == 256 && j[0].threads == 1 && j[0].seed == 1);
+    free(j);
+    cfg_free(&c);
+}
+
+Test(config, params_entries_multiply_only_their_kernel)
+{
+    cfg_config c;
+    const char *text = "{\"name\":\"t\",\"threads\":[2],\"suites\":[{\"suite\":\"k\",\"kernels\":[\"naive\",\"flash\"],"
+                       "\"H\":[8],\"N\":[256],\"D\":[64],\"params\":[\"flash:br=32,bc=64\",\"flash:\"]}]}";
+    cr_assert_eq(cfg_parse("x.json", text, &c), 0, "%s", attn_last_error());
+    cfg_job *j;
+    size_t n;
+    cr_assert_eq(cfg_expand(&c, &j, &n), 0);
+    cr_assert_eq(n, 3);
+    cr_assert(!strcmp(j[0].kernel, "naive") && !strcmp(j[0].params, ""));
+    cr_assert(!strcmp(j[1].kernel, "flash") && !strcmp(j[1].params, "br=32,bc=64"));
+    cr_assert(!strcmp(j[2].kernel, "flash") && !strcmp(j[2].params, ""));
+    free(j);
+    cfg_free(&c);
+
+    const char *msg = parse_error(SUITE(",\"params\":[\"blas:x=1\"]"));
+    cr_assert(strstr(msg, "$.suites[0].params[0]: expected \"kernel:key=value,...\""), "%s", msg);
+    msg = parse_error(SUITE(",\"params\":[\"flash:br\"]"));
+    cr_assert(strstr(msg, "$.suites[0].params[0]: expected key=value"), "%s", msg);
+    msg = parse_error(SUITE(",\"params\":[\"flash:br=1,br=2\"]"));
+    cr_assert(strstr(msg, "$.suites[0].params[0]: expected each key once"), "%s", msg);
+}
+
+Test(config, entries_sharing_a_suite_must_not_repeat_a_job)
+{
+    const char *msg = parse_error(
+        "{\"name\":\"t\",\"suites\":[{\"suite\":\"k\",\"kernels\":[\"flash\"],\"H\":[8],\"N\":[256,512],\"D\":[64]},"
+        "{\"suite\":\"j\",\"kernels\":[\"flash\"],\"H\":[8],\"N\":[512],\"D\":[64]},"
+        "{\"suite\":\"k\",\"kernels\":[\"naive\",\"flash\"],\"H\":[8],\"N\":[512],\"D\":[64]}]}");
+    cr_assert(strstr(msg, "x.json: $.suites[2]: expected jobs distinct from $.suites[0], found kernel flash"), "%s",
+              msg);
+}
+
+Test(config, filters_select_suites_and_kernels_and_reject_unknown_names)
+{
+    cfg_config c;
+    load_shipped("configs/default.json", &c);
+    cfg_job *j;
+    size_t n;
+    const char *flash[] = {"flash"};
+    cfg_filter f = {.suite = "scaling", .kernels = flash, .n_kernels = 1};
+    cr_assert_eq(cfg_expand_filtered(&c, &f, &j, &n), 0, "%s", attn_last_error());
+    cr_assert_eq(n, 4);   /* causal x fwd,bwd x threads 1,2 */
+    for (size_t i = 0; i < n; i++)
+        cr_assert(!strcmp(j[i].suite, "scaling") && !strcmp(j[i].kernel, "flash"));
+    free(j);
+
+    f = (cfg_filter){.kernels = flash, .n_kernels = 1};
+    cr_assert_eq(cfg_expand_filtered(&c, &f, &j, &n), 0);
+    cr_assert_eq(n, 72 + 4);
+    free(j);
+
+    f = (cfg_filter){.suite = "kernel"};
+    cr_assert_lt(cfg_expand_filtered(&c, &f, &j, &n), 0);
+    cr_assert(strstr(attn_last_error(), "suite filter 'kernel': expected one of kernels, scaling"), "%s",
+              attn_last_error());
+    const char *nope[] = {"flash", "performer"};
+    f = (cfg_filter){.kernels = nope, .n_kernels = 2};
+    cr_assert_lt(cfg_expand_filtered(&c, &f, &j, &n), 0);
+    cr_assert(strstr(attn_last_error(), "kernel filter 'performer': expected one of flash, naive, blas"), "%s",
+              attn_last_error());
+    cfg_free(&c);
+}
+
+Test(config, dump_is_a_config_that_expands_to_the_same_jobs)
+{
+    cfg_config c, d;
+    load_shipped("configs/full.json", &c);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    cfg_dump(f, &c);
+    fclose(f);
+    cr_assert_eq(cfg_parse("dump", text, &d), 0, "%s\n%s", attn_last_error(), text);
+    cr_assert(strstr(text, "\"max_workspace_bytes\":\t17179869184"), "%s", text);
+    cfg_job *a, *b;
+    size_t na, nb;
+    cr_assert_eq(cfg_expand(&c, &a, &na), 0);
+    cr_assert_eq(cfg_expand(&d, &b, &nb), 0);
+    cr_assert_eq(na, nb);
+    for (size_t i = 0; i < na; i++) {
+        cr_assert_str_eq(a[i].kernel, b[i].kernel);
+        cr_assert_str_eq(a[i].mask, b[i].mask);
+        cr_assert_str_eq(a[i].params, b[i].params);
+        cr_assert_str_eq(a[i].suite, b[i].suite);
+        cr_assert_str_eq(a[i].pass, b[i].pass);
+        cr_assert(a[i].B == b[i].B && a[i].H == b[i].H && a[i].H_kv == b[i].H_kv && a[i].N == b[i].N &&
+                  a[i].N_kv == b[i].N_kv && a[i].D == b[i].D && a[i].threads == b[i].threads &&
+                  a[i].seed == b[i].seed);
+    }
+    free(a);
+    free(b);
+    free(text);
+    cfg_free(&c);
+    cfg_free(&d);
+}
