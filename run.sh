@@ -1,0 +1,194 @@
+#!/usr/bin/env bash
+# attnbench: check dependencies, build, run the benchmark sweep, draw the plots.
+# ./run.sh --help for the commands; DESIGN.md for what the pieces are.
+set -euo pipefail
+
+usage() {
+    cat <<'EOF'
+usage: ./run.sh [--quick | --config FILE] [--kernel K[,K...]] [--task T]
+       ./run.sh test [-- CRITERION_ARGS...]
+       ./run.sh plots
+       ./run.sh --help
+
+  ./run.sh            check the Debian packages, build (CMake, Release) into build/,
+                      run 'build/attnbench sweep --config configs/default.json --resume'
+                      (results/<suite>.csv; finished jobs are skipped, so an interrupted
+                      run continues where it stopped), then draw the plots
+  --quick             the same with configs/quick.json (the CI smoke sweep, < 2 minutes)
+  --config FILE       the same with another sweep config (configs/full.json: paper scale)
+  --kernel K[,K...]   only these kernels (names: 'build/attnbench list kernels --names');
+                      may be repeated
+  --task T            only this task (names: 'build/attnbench list tasks --names')
+  test                check packages, build, run the Criterion suite build/attnbench_tests;
+                      the exit code is the test runner's; arguments after -- go to it
+                      (e.g. ./run.sh test -- --filter 'flash/*' --verbose)
+  plots               only draw results/plots/{time_vs_n,gflops_vs_n,memory_vs_n}.{png,svg}
+                      from the existing results/kernels.csv and results/peak.csv
+                      (plots/plot.sh; needs gnuplot only)
+  -h, --help          this text
+
+Packages checked (dpkg-query): cmake gcc make pkg-config libcsv-dev libcjson-dev libpapi-dev
+libcriterion-dev gnuplot-nox libopenblas-dev libopenmpi-dev openmpi-bin. Missing ones are
+installed with apt-get when run as root, otherwise the sudo command is printed (exit 1).
+With CI=true the build treats warnings as errors (-DATTN_WERROR=ON).
+Progress goes to stderr. Exit codes: 0 ok, 1 a step failed (or a sweep job failed; the
+plots are still drawn), 2 bad usage or unknown kernel/task name.
+EOF
+}
+
+say() { printf 'run.sh: %s\n' "$*" >&2; }
+usage_error() { say "$1"; say "see ./run.sh --help"; exit 2; }
+
+# ---------------------------------------------------------------- arguments
+mode=sweep config="" quick=0 kernels="" task="" test_args=()
+caller_pwd=$PWD
+while (($#)); do
+    arg=$1
+    shift
+    case $arg in
+        -h | --help) usage; exit 0 ;;
+        test | plots)
+            [[ $mode == sweep ]] || usage_error "expected one command, found '$mode' and '$arg'"
+            mode=$arg ;;
+        --) [[ $mode == test ]] || usage_error "'--' passes arguments to the test runner: ./run.sh test -- ARGS"
+            test_args=("$@")
+            break ;;
+        --quick) quick=1 ;;
+        --config | --kernel | --task | --config=* | --kernel=* | --task=*)
+            if [[ $arg == *=* ]]; then
+                value=${arg#*=} arg=${arg%%=*}
+            else
+                (($#)) || usage_error "$arg needs a value"
+                value=$1
+                shift
+            fi
+            [[ -n $value ]] || usage_error "$arg needs a non-empty value"
+            case $arg in
+                --config)
+                    [[ -z $config ]] || usage_error "--config given twice"
+                    config=$value ;;
+                --kernel) kernels+=${kernels:+,}$value ;;
+                --task)
+                    [[ -z $task ]] || usage_error "--task given twice ('$task', '$value')"
+                    task=$value ;;
+            esac ;;
+        *) usage_error "unknown argument '$arg'" ;;
+    esac
+done
+if [[ $mode != sweep ]] && { ((quick)) || [[ -n $config$kernels$task ]]; }; then
+    usage_error "--quick, --config, --kernel and --task select what the sweep runs; they do not apply to '$mode'"
+fi
+((quick)) && [[ -n $config ]] && usage_error "--quick and --config both choose the config: give one"
+
+cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")"
+if ((quick)); then
+    config=configs/quick.json
+elif [[ -z $config ]]; then
+    config=configs/default.json
+elif [[ $config != /* && -f $caller_pwd/$config ]]; then
+    config=$caller_pwd/$config   # relative to where the user ran ./run.sh
+fi
+if [[ $mode == sweep && ! -f $config ]]; then
+    say "config '$config' not found (configs/: $(cd configs 2>/dev/null && echo *.json))"
+    exit 2
+fi
+
+# ---------------------------------------------------------------- steps
+DEPS=(cmake gcc make pkg-config libcsv-dev libcjson-dev libpapi-dev libcriterion-dev
+      gnuplot-nox libopenblas-dev libopenmpi-dev openmpi-bin)
+
+installed() { [[ $(dpkg-query -W -f='${db:Status-Abbrev}' "$1" 2>/dev/null) == ii* ]]; }
+
+check_deps() {
+    if ! command -v dpkg-query >/dev/null; then
+        say "dpkg-query not found (not Debian/Ubuntu): skipping the package check;" \
+            "CMake names any missing library"
+        return 0
+    fi
+    local p missing=()
+    for p in "${DEPS[@]}"; do
+        # any gnuplot build with the cairo terminals will do
+        if [[ $p == gnuplot-nox ]] && { installed gnuplot-qt || installed gnuplot-x11; }; then
+            continue
+        fi
+        installed "$p" || missing+=("$p")
+    done
+    ((${#missing[@]})) || { say "packages: all ${#DEPS[@]} present"; return 0; }
+    if [[ $(id -u) -ne 0 ]]; then
+        say "missing Debian packages: ${missing[*]}; install them with:"
+        printf 'sudo apt-get install -y %s\n' "${missing[*]}" >&2
+        exit 1
+    fi
+    say "installing missing packages: ${missing[*]}"
+    apt-get update >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" >&2
+}
+
+build() {
+    local werror=OFF
+    [[ ${CI:-} == true ]] && werror=ON
+    say "configuring build/ (Release, ATTN_WERROR=$werror)"
+    cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DATTN_WERROR="$werror" >&2
+    say "building with $(nproc) jobs"
+    cmake --build build -j "$(nproc)" >&2
+}
+
+# Every comma-separated name in $2 must be one of the lines `attnbench list $1 --names` prints.
+check_names() {
+    local what=$1 valid name names=()
+    # options first: the list command stops option parsing at its first operand
+    valid=$(build/attnbench list --names "$what") || { say "'build/attnbench list --names $what' failed"; exit 1; }
+    IFS=, read -ra names <<<"$2"
+    for name in "${names[@]}"; do
+        [[ -n $name ]] && grep -qxF -- "$name" <<<"$valid" && continue
+        if [[ -n $valid ]]; then
+            say "unknown ${what%s} '$name': expected one of $(paste -sd, - <<<"$valid" | sed 's/,/, /g')"
+        else
+            say "unknown ${what%s} '$name': no $what are registered yet"
+        fi
+        exit 2
+    done
+}
+
+plots() {
+    say "drawing plots into results/plots/"
+    plots/plot.sh results >&2
+}
+
+# ---------------------------------------------------------------- main
+SECONDS=0
+case $mode in
+    plots)
+        command -v gnuplot >/dev/null || { say "gnuplot not found: apt-get install gnuplot-nox"; exit 1; }
+        plots ;;
+    test)
+        say "[1/3] checking packages"; check_deps
+        say "[2/3] building"; build
+        [[ -x build/attnbench_tests ]] || { say "build/attnbench_tests was not built (ATTN_TESTS=OFF?)"; exit 1; }
+        say "[3/3] running build/attnbench_tests ${test_args[*]}"
+        rc=0
+        build/attnbench_tests "${test_args[@]}" || rc=$?
+        say "tests finished with exit code $rc after ${SECONDS}s"
+        exit "$rc" ;;
+    sweep)
+        say "[1/4] checking packages"; check_deps
+        say "[2/4] building"; build
+        [[ -z $kernels ]] || check_names kernels "$kernels"
+        [[ -z $task ]] || check_names tasks "$task"
+        sweep=(build/attnbench sweep --config "$config" --resume)
+        [[ -z $kernels ]] || sweep+=(--kernel "$kernels")
+        [[ -z $task ]] || sweep+=(--task "$task")
+        say "[3/4] ${sweep[*]}"
+        rc=0
+        "${sweep[@]}" || rc=$?
+        ((rc != 2)) || { say "the sweep rejected its arguments (exit 2)"; exit 2; }
+        ((rc == 0)) || say "the sweep exited with $rc (a job failed: see status in results/*.csv); drawing what exists"
+        say "[4/4] plots"
+        if [[ -f results/kernels.csv ]]; then
+            if ! plots; then ((rc)) || rc=1; fi
+        else
+            say "no results/kernels.csv (this sweep ran no kernel-efficiency jobs): no plots"
+        fi
+        say "done after ${SECONDS}s (exit $rc)"
+        exit "$rc" ;;
+esac
