@@ -193,6 +193,32 @@ static void print_eta(size_t i, size_t n, double elapsed_s, size_t ran)
     fprintf(stderr, " (elapsed %.0fs, ETA %ldm%02lds)", elapsed_s, eta / 60, eta % 60);
 }
 
+/* The results file of the current suite, kept open while consecutive jobs
+ * share it (reopening validates the whole file each time). */
+typedef struct {
+    csvw w;
+    char suite[ATTN_CELL_MAX];
+    int open;
+} csvw_pool;
+
+static int write_row(const char *dir, csvw_pool *out, const attn_row *row)
+{
+    const char *suite = row->cell[ATTN_COL_SUITE];
+    if (!out->open || strcmp(out->suite, suite) != 0) {
+        if (out->open)
+            csvw_close(&out->w);
+        out->open = 0;
+        char path[1100];
+        snprintf(path, sizeof path, "%s/%s.csv", dir, suite);
+        int rc = csvw_open(&out->w, path);
+        if (rc)
+            return rc;
+        snprintf(out->suite, sizeof out->suite, "%s", suite);
+        out->open = 1;
+    }
+    return csvw_write(&out->w, row);
+}
+
 static int run_plan(const sweep_opts *o, plan *p)
 {
     static attn_peak peaks[1025];
@@ -201,6 +227,7 @@ static int run_plan(const sweep_opts *o, plan *p)
         return rc;
     size_t ran = 0, skipped = 0, errors = 0;
     double t0 = attn_now_s();
+    csvw_pool out = {0};
     for (size_t j = 0; j < p->n; j++) {
         attn_bench_job *job = &p->jobs[j];
         attn_row row;
@@ -216,12 +243,8 @@ static int run_plan(const sweep_opts *o, plan *p)
         fprintf(stderr, "[%zu/%zu] %s ...", j + 1, p->n, what);
         if ((rc = attn_bench_run(job, &row)) != 0)
             return rc;
-        char path[1100];
-        csvw w;
-        snprintf(path, sizeof path, "%s/%s.csv", o->results, job->suite);
-        if ((rc = csvw_open(&w, path)) != 0 || (rc = csvw_write(&w, &row)) != 0)
+        if ((rc = write_row(o->results, &out, &row)) != 0)
             return rc;
-        csvw_close(&w);
         attn_idset_add(&p->done, id);
         ran++;
         errors += strncmp(row.cell[ATTN_COL_STATUS], "error", 5) == 0;
@@ -230,6 +253,8 @@ static int run_plan(const sweep_opts *o, plan *p)
         print_eta(j, p->n, attn_now_s() - t0, ran);
         fputc('\n', stderr);
     }
+    if (out.open)
+        csvw_close(&out.w);
     fprintf(stderr, "sweep: %zu jobs run, %zu already in the results (resume), %zu errors\n", ran, skipped, errors);
     return errors ? 1 : 0;
 }
