@@ -10,6 +10,7 @@ static const attn_kernel *const table[] = {
     &attn_kernel_oracle,
     &attn_kernel_naive,
     &attn_kernel_blas,
+    &attn_kernel_flash,
     NULL,
 };
 

@@ -1,0 +1,188 @@
+/* Shared by the `flash` forward (flash.c) and backward (flash_bwd.c): the tile
+ * plan, the workspace layout and the lane-parallel softmax helpers.
+ *
+ * Layout choice: every score tile is stored with the axis that carries the
+ * per-row statistics in the vector lanes. Forward and the dQ pass keep S^T
+ * ([key j][query row r], r in lanes), so the running max m, sum l, rescale
+ * alpha, lse and Di of 16 query rows sit in one register and the online
+ * softmax needs no horizontal reductions; the dK/dV pass keeps S
+ * ([query row][key j], j in lanes), where its accumulators dK^T, dV^T live.
+ * Products then all take the form of attn_mk_gemm with the user's Q/K/V/dO
+ * read in place as the broadcast operand. */
+#ifndef ATTN_FLASH_INTERNAL_H
+#define ATTN_FLASH_INTERNAL_H
+
+#include "attn.h"
+#include "counters.h"
+#include "flash_microkernel.h"
+#include "vexp.h"
+
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __AVX512F__
+#include <immintrin.h>
+#endif
+
+/* Tile plan: derived from the args and the br/bc params, identically in
+ * init (to size the workspace) and in forward/backward. Nothing depends on
+ * the thread count except the number of per-thread slots. */
+typedef struct {
+    int64_t br, bc;        /* query rows (per head) and keys per tile */
+    int64_t G;             /* query heads per KV head, packed into one forward tile */
+    int64_t nqt, nkt;      /* number of query / key tiles */
+    int64_t rows;          /* forward lanes per tile: G*br rounded up to 16 */
+    int64_t brp, bcp;      /* br and bc rounded up to 16 */
+    size_t thread_floats;  /* per-thread slot (multiple of 16 floats) */
+    size_t di_floats;      /* backward: Di for every query row, shared by all threads */
+} flash_plan;
+
+#define FLASH_DEFAULT_BR 64
+#define FLASH_DEFAULT_BC_SMALL_D 256   /* D <= 64 */
+#define FLASH_DEFAULT_BC 128
+
+static inline int64_t flash_round16(int64_t n) { return (n + 15) / 16 * 16; }
+
+/* Fills *pl from args and the br/bc params; fails with a message on unknown
+ * keys or out-of-range values. */
+int attn_flash_plan(flash_plan *pl, const attn_args *a);
+
+/* Thread t's slot in the workspace (64-byte aligned). */
+static inline float *flash_slot(const attn_ctx *ctx, const flash_plan *pl, int t)
+{
+    return (float *)ctx->workspace + (size_t)t * pl->thread_floats;
+}
+
+/* Carves n floats (rounded up to 16, so every buffer stays 64-byte aligned). */
+static inline float *flash_take(float **cursor, int64_t n)
+{
+    float *p = *cursor;
+    *cursor += flash_round16(n);
+    return p;
+}
+
+/* Work done by one thread, added to the SDE counters once per thread. */
+typedef struct {
+    double flops, bytes, exps, computed, skipped;
+} flash_tally;
+
+static inline void flash_tally_flush(const flash_tally *t)
+{
+    attn_counter_add(ATTN_CNT_FLOPS, (long long)t->flops);
+    attn_counter_add(ATTN_CNT_BYTES_READ, (long long)t->bytes);
+    attn_counter_add(ATTN_CNT_EXPS, (long long)t->exps);
+    attn_counter_add(ATTN_CNT_TILES_COMPUTED, (long long)t->computed);
+    attn_counter_add(ATTN_CNT_TILES_SKIPPED, (long long)t->skipped);
+}
+
+/* Mask class of query rows [i0, i0+nr) x keys [j0, j0+nk) (absolute positions). */
+static inline attn_tile flash_tile_kind(const attn_args *a, int64_t i0, int64_t nr, int64_t j0, int64_t nk)
+{
+    return attn_mask_tile(&a->mask, a->q_off + i0, a->q_off + i0 + nr, a->k_off + j0, a->k_off + j0 + nk);
+}
+
+/* Allowed key range [lo, hi) relative to j0 for each of the nb query rows
+ * starting at i0, repeated for `groups` packed heads (lane r = g*nb + i);
+ * lanes up to `lanes` past the real rows get the whole tile (their results
+ * are discarded). Every mask kind in mask.h allows one contiguous range. */
+static inline void flash_row_ranges(const attn_args *a, int64_t i0, int64_t nb, int64_t groups,
+                                    int64_t j0, int64_t nk, int64_t lanes, int32_t *lo, int32_t *hi)
+{
+    for (int64_t i = 0; i < nb; i++) {
+        int64_t l, h;
+        attn_mask_row_range(&a->mask, a->q_off + i0 + i, a->k_off + j0, a->k_off + j0 + nk, &l, &h);
+        for (int64_t g = 0; g < groups; g++)
+            lo[g * nb + i] = (int32_t)(l - a->k_off - j0), hi[g * nb + i] = (int32_t)(h - a->k_off - j0);
+    }
+    for (int64_t r = groups * nb; r < lanes; r++)
+        lo[r] = 0, hi[r] = (int32_t)nk;
+}
+
+/* PARTIAL tiles are trimmed to the keys some row may attend (causal: the
+ * diagonal tile stops at the last row's position), so the masked corner is
+ * not computed. Returns in [*jlo, *jhi) the union of the first n rows'
+ * ranges and shifts every lane's range by -*jlo. */
+static inline void flash_trim_keys(int32_t *lo, int32_t *hi, int64_t n, int64_t lanes, int64_t *jlo,
+                                   int64_t *jhi)
+{
+    int32_t a = INT32_MAX, b = 0;
+    for (int64_t r = 0; r < n; r++)
+        if (lo[r] < hi[r]) {
+            a = lo[r] < a ? lo[r] : a;
+            b = hi[r] > b ? hi[r] : b;
+        }
+    if (a > b)
+        a = b = 0; /* no row sees a key: an empty range, nothing computed */
+    for (int64_t r = 0; r < lanes; r++)
+        lo[r] -= a, hi[r] -= a;
+    *jlo = a, *jhi = b;
+}
+
+/* Lane-major PARTIAL tile (forward, dQ pass): the lanes' key ranges, trimmed. */
+static inline void flash_partial_keys(const attn_args *a, int64_t i0, int64_t nb, int64_t groups,
+                                      int64_t j0, int64_t nk, int64_t lanes, int32_t *lo, int32_t *hi,
+                                      int64_t *jlo, int64_t *jhi)
+{
+    flash_row_ranges(a, i0, nb, groups, j0, nk, lanes, lo, hi);
+    flash_trim_keys(lo, hi, groups * nb, lanes, jlo, jhi);
+}
+
+/* S[j][r] = -inf for lanes r whose row may not attend key j (j < nk rows of
+ * `lanes` floats): the PARTIAL-tile predicate of the lane-major layout. */
+static inline void flash_mask_lanes(float *S, int64_t nk, int64_t lanes, const int32_t *lo,
+                                    const int32_t *hi)
+{
+#ifdef __AVX512F__
+    const __m512 ninf = _mm512_set1_ps(-INFINITY);
+    for (int64_t r = 0; r < lanes; r += 16) {
+        __m512i l = _mm512_load_si512(lo + r), h = _mm512_load_si512(hi + r);
+        for (int64_t j = 0; j < nk; j++) {
+            __m512i jv = _mm512_set1_epi32((int32_t)j);
+            __mmask16 out = _mm512_cmpgt_epi32_mask(l, jv) | _mm512_cmple_epi32_mask(h, jv);
+            float *s = S + j * lanes + r;
+            _mm512_store_ps(s, _mm512_mask_mov_ps(_mm512_load_ps(s), out, ninf));
+        }
+    }
+#else
+    for (int64_t j = 0; j < nk; j++)
+        for (int64_t r = 0; r < lanes; r++)
+            if (j < lo[r] || j >= hi[r])
+                S[j * lanes + r] = -INFINITY;
+#endif
+}
+
+/* P[j][r] = exp(S[j][r] - shift[r]) in place over nk rows of `lanes`; with
+ * `sum` non-NULL also sum[r] += sum_j P[j][r] (ascending j, fixed order). */
+static inline void flash_exp_lanes(float *S, int64_t nk, int64_t lanes, const float *shift, float *sum)
+{
+#ifdef __AVX512F__
+    for (int64_t r = 0; r < lanes; r += 16) {
+        __m512 sh = _mm512_load_ps(shift + r), acc = _mm512_setzero_ps();
+        for (int64_t j = 0; j < nk; j++) {
+            float *s = S + j * lanes + r;
+            __m512 p = attn_vexp16(_mm512_sub_ps(_mm512_load_ps(s), sh));
+            _mm512_store_ps(s, p);
+            acc = _mm512_add_ps(acc, p);
+        }
+        if (sum)
+            _mm512_store_ps(sum + r, _mm512_add_ps(_mm512_load_ps(sum + r), acc));
+    }
+#else
+    for (int64_t r = 0; r < lanes; r++) {
+        float acc = 0;
+        for (int64_t j = 0; j < nk; j++) {
+            float *s = S + j * lanes + r;
+            *s = attn_expf(*s - shift[r]);
+            acc += *s;
+        }
+        if (sum)
+            sum[r] += acc;
+    }
+#endif
+}
+
+/* Backward entry point (flash_bwd.c). */
+int attn_flash_backward(attn_ctx *ctx, const attn_io *io, const attn_grads *g);
+
+#endif

@@ -1,0 +1,107 @@
+/* One benchmark job end to end: the row is complete, counted FLOPs agree
+ * with the analytic model, refusals become skipped rows, never zeros. */
+#include "bench.h"
+#include "csvw.h"
+#include "registry.h"
+
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+
+static attn_bench_job small_job(const char *kernel, const char *mask, attn_run_pass pass)
+{
+    attn_bench_job j;
+    memset(&j, 0, sizeof j);
+    strcpy(j.suite, "kernels");
+    j.kernel = attn_find_kernel(kernel);
+    cr_assert(j.kernel, "%s", kernel);
+    j.args.B = 1, j.args.H = 2, j.args.H_kv = 2, j.args.Nq = j.args.Nk = 192, j.args.D = 32;
+    j.args.threads = 2;
+    cr_assert_eq(attn_mask_parse(mask, &j.args.mask), 0);
+    j.pass = pass;
+    j.seed = 3;
+    j.measure = (attn_measure_opts){1, 3, 10, 0.0};
+    return j;
+}
+
+static double cell(const attn_row *r, attn_col c) { return strtod(r->cell[c], NULL); }
+
+Test(bench, row_is_complete_and_honest)
+{
+    attn_bench_job j = small_job("naive", "causal", ATTN_RUN_FWD);
+    attn_row r;
+    cr_assert_eq(attn_bench_run(&j, &r), 0);
+    cr_assert_str_eq(r.cell[ATTN_COL_STATUS], "ok");
+    cr_assert_gt(cell(&r, ATTN_COL_TIME_MS_MEDIAN), 0);
+    cr_assert_leq(cell(&r, ATTN_COL_TIME_MS_P10), cell(&r, ATTN_COL_TIME_MS_MEDIAN));
+    cr_assert_geq(cell(&r, ATTN_COL_TIME_MS_P90), cell(&r, ATTN_COL_TIME_MS_MEDIAN));
+    cr_assert_geq(cell(&r, ATTN_COL_REPS), 3);
+    cr_assert_eq(strlen(r.cell[ATTN_COL_JOB_ID]), 16);
+    cr_assert_float_eq(cell(&r, ATTN_COL_DENSITY), 193.0 / 384.0, 1e-6);
+    cr_assert_gt(cell(&r, ATTN_COL_WORKSPACE_BYTES), 0);
+    cr_assert_str_eq(r.cell[ATTN_COL_METRIC], "max_abs_err");
+    cr_assert_lt(cell(&r, ATTN_COL_VALUE), 1e-5);
+    /* every counter cell is a number or says why it is missing; never blank */
+    for (int c = ATTN_COL_PAPI_STATUS; c <= ATTN_COL_SDE_EXPS; c++)
+        cr_assert(r.cell[c][0] != '\0', "%s is empty", attn_col_name((attn_col)c));
+    cr_assert(strncmp(r.cell[ATTN_COL_SDE_TILES_COMPUTED], "NA:", 3) == 0, "naive has no tiles");
+}
+
+Test(bench, counted_flops_equal_analytic_for_naive)
+{
+    static const char *const masks[] = {"full", "causal", "window:wl=7,wr=3"};
+    for (int m = 0; m < 3; m++)
+        for (int p = 0; p < 2; p++) {
+            attn_bench_job j = small_job("naive", masks[m], p ? ATTN_RUN_BWD : ATTN_RUN_FWD);
+            attn_row r;
+            cr_assert_eq(attn_bench_run(&j, &r), 0);
+            cr_assert_str_eq(r.cell[ATTN_COL_STATUS], "ok");
+            cr_assert_eq(cell(&r, ATTN_COL_FLOPS_COUNTED), cell(&r, ATTN_COL_FLOPS_ANALYTIC), "%s %s: %s vs %s",
+                         masks[m], p ? "bwd" : "fwd", r.cell[ATTN_COL_FLOPS_COUNTED],
+                         r.cell[ATTN_COL_FLOPS_ANALYTIC]);
+        }
+}
+
+Test(bench, tiled_kernels_count_at_least_the_useful_flops)
+{
+    static const char *const masks[] = {"full", "causal", "window:wl=7,wr=3"};
+    const attn_kernel *flash = attn_find_kernel("flash");
+    cr_assert(flash);
+    for (int m = 0; m < 3; m++) {
+        attn_bench_job j = small_job("flash", masks[m], ATTN_RUN_FWD);
+        attn_row r;
+        cr_assert_eq(attn_bench_run(&j, &r), 0);
+        double counted = cell(&r, ATTN_COL_FLOPS_COUNTED), analytic = cell(&r, ATTN_COL_FLOPS_ANALYTIC);
+        cr_assert_geq(counted, analytic, "%s", masks[m]);
+        /* partial tiles add masked work, but never more than the dense product */
+        cr_assert_leq(counted, 4.0 * 192 * 192 * 32 * 2, "%s", masks[m]);
+        cr_assert_gt(cell(&r, ATTN_COL_SDE_TILES_COMPUTED), 0);
+    }
+}
+
+Test(bench, refusals_become_skipped_rows)
+{
+    attn_bench_job j = small_job("naive", "full", ATTN_RUN_FWD);
+    j.max_workspace_bytes = 1024;
+    attn_row r;
+    cr_assert_eq(attn_bench_run(&j, &r), 0);
+    cr_assert(strncmp(r.cell[ATTN_COL_STATUS], "skipped:workspace", 17) == 0, "%s", r.cell[ATTN_COL_STATUS]);
+    cr_assert_str_eq(r.cell[ATTN_COL_TIME_MS_MEDIAN], "");
+}
+
+Test(bench, job_id_ignores_run_metadata_but_not_shape)
+{
+    attn_bench_job j = small_job("blas", "full", ATTN_RUN_FWD);
+    attn_row a, b;
+    attn_bench_identity(&j, &a);
+    attn_bench_identity(&j, &b);
+    strcpy(b.cell[ATTN_COL_UTC], "1999-01-01T00:00:00Z");
+    char ia[17], ib[17];
+    attn_row_job_id(&a, ia);
+    attn_row_job_id(&b, ib);
+    cr_assert_str_eq(ia, ib);
+    j.args.D = 64;
+    attn_bench_identity(&j, &b);
+    attn_row_job_id(&b, ib);
+    cr_assert_str_neq(ia, ib);
+}
