@@ -170,7 +170,7 @@ static void fill_outcome(attn_row *row, const char *kind, const char *why)
 }
 
 /* Times the job on live buffers and fills the measurement columns. */
-static int measure_job(const attn_bench_job *job, attn_ctx *ctx, buffers *bf, const attn_rss_region *rss,
+static int measure_job(const attn_bench_job *job, attn_ctx *ctx, buffers *bf, attn_rss_region *rss,
                        attn_row *row)
 {
     const attn_kernel *k = job->kernel;
@@ -199,6 +199,7 @@ static int measure_job(const attn_bench_job *job, attn_ctx *ctx, buffers *bf, co
     attn_papi_start(papi);
     rc = run_once(&call);
     attn_papi_stop(papi);
+    attn_rss_region_sample(rss); /* inputs and workspace are live and touched here */
     if (rc)
         return rc;
     attn_papi_fill_row(papi, row); /* also FLOPS_COUNTED, or NA:<why> */

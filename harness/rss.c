@@ -65,10 +65,19 @@ void attn_rss_region_begin(attn_rss_region *r)
 {
     r->exact = attn_rss_reset_peak() == 0;
     r->baseline = attn_rss_current_bytes();
+    r->anon_baseline = status_kb_field("RssAnon");
+    r->anon_growth = 0;
+}
+
+void attn_rss_region_sample(attn_rss_region *r)
+{
+    size_t anon = status_kb_field("RssAnon");
+    if (anon > r->anon_baseline && anon - r->anon_baseline > r->anon_growth)
+        r->anon_growth = anon - r->anon_baseline;
 }
 
 size_t attn_rss_region_peak_bytes(const attn_rss_region *r)
 {
-    size_t peak = attn_rss_peak_bytes();
-    return peak > r->baseline ? peak - r->baseline : 0;
+    size_t peak = attn_rss_peak_bytes(), growth = peak > r->baseline ? peak - r->baseline : 0;
+    return growth > r->anon_growth ? growth : r->anon_growth;
 }

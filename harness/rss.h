@@ -25,13 +25,21 @@ int attn_rss_reset_peak(void);
 
 typedef struct {
     size_t baseline;   /* RSS when the region began */
+    size_t anon_baseline, anon_growth; /* RssAnon at begin; largest sampled growth */
     int exact;         /* 1 if the peak was reset at the start of the region */
 } attn_rss_region;
 
 /* Begins a region: resets the peak if possible and records the baseline. */
 void attn_rss_region_begin(attn_rss_region *r);
 
-/* Highest RSS reached since begin, minus the baseline (0 if it never grew). */
+/* Records the current growth of anonymous memory (RssAnon) over the region.
+ * A lower bound that does not depend on VmHWM: in a long-running sweep the
+ * high-water mark was seen to read at or below the baseline (file-backed
+ * pages dropped between begin and end), which made real growth read as 0. */
+void attn_rss_region_sample(attn_rss_region *r);
+
+/* Highest RSS reached since begin, minus the baseline, and at least the
+ * largest sampled anonymous growth (0 if it never grew). */
 size_t attn_rss_region_peak_bytes(const attn_rss_region *r);
 
 #endif
