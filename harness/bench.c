@@ -190,6 +190,10 @@ static int measure_job(const attn_bench_job *job, attn_ctx *ctx, buffers *bf, at
         return attn_fail(ATTN_EINVAL, "output differs from the oracle on sampled rows (err %.3g > %.3g)",
                          err, tol);
 
+    /* The gate's double-precision copies are gone now: restart the high-water
+     * mark from here (the baseline stays), so peak_rss_bytes is the job's
+     * inputs, workspace and what the timed calls allocate, not the check. */
+    attn_rss_reset_peak();
     attn_time_stats st;
     if ((rc = attn_measure(run_once, &call, &job->measure, &st)) != 0)
         return rc;
@@ -257,6 +261,10 @@ int attn_bench_run(const attn_bench_job *job, attn_row *row)
         fill_outcome(row, rc == ATTN_EUNSUPPORTED ? "skipped" : "error", attn_last_error());
         return 0;
     }
+    /* Hand free heap pages back first: malloc reuses resident pages that an
+     * earlier allocation (another job, the peak probe) left behind, and the
+     * job's growth would then read as 0. */
+    malloc_trim(0);
     attn_rss_region rss; /* peak RSS growth over the job: inputs, workspace, temporaries */
     attn_rss_region_begin(&rss);
     buffers bf;
