@@ -225,6 +225,10 @@ static int measure_job(const attn_bench_job *job, attn_ctx *ctx, buffers *bf, at
     attn_row_set(row, ATTN_COL_TIME_CV, "%.4f", st.cv);
     attn_row_set(row, ATTN_COL_FLOPS_ANALYTIC, "%.0f", flops);
     attn_row_set(row, ATTN_COL_GFLOPS, "%.4g", gflops);
+    /* dense-equivalent rate: the work of the unmasked problem over the same time */
+    double dense_fwd = 4.0 * (double)(a->B * a->H) * (double)a->Nq * (double)a->Nk * (double)a->D;
+    double dense = dense_fwd * (job->pass == ATTN_RUN_FWD ? 1.0 : job->pass == ATTN_RUN_BWD ? 2.5 : 3.5);
+    attn_row_set(row, ATTN_COL_DENSE_GFLOPS, "%.4g", dense / secs * 1e-9);
     attn_row_set(row, ATTN_COL_BYTES_ANALYTIC, "%.0f", bytes);
     attn_row_set(row, ATTN_COL_GBYTES_S, "%.4g", gbs);
     if (job->peak && job->peak->sgemm_gflops > 0) {

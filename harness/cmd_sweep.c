@@ -4,6 +4,7 @@
 #include "config.h"
 #include "csvw.h"
 #include "registry.h"
+#include "sparsity.h"
 #include "sysinfo.h"
 
 #include <getopt.h>
@@ -147,7 +148,29 @@ typedef struct {
     attn_bench_job *jobs;
     size_t n;
     attn_idset done;
+    attn_dense_refs dense; /* full-mask times, for sparsity efficiency */
 } plan;
+
+static int is_dense(const attn_bench_job *j)
+{
+    return j->args.mask.kind == ATTN_MASK_FULL && !j->args.mask.causal;
+}
+
+/* Full-mask jobs first (stable), so every masked job finds its dense
+ * reference from the same run. */
+static void dense_first(plan *p)
+{
+    attn_bench_job *sorted = malloc((p->n ? p->n : 1) * sizeof *sorted);
+    if (!sorted)
+        return; /* the order only matters for sparsity_eff, which then says NA */
+    size_t k = 0;
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t j = 0; j < p->n; j++)
+            if (is_dense(&p->jobs[j]) == !pass)
+                sorted[k++] = p->jobs[j];
+    memcpy(p->jobs, sorted, p->n * sizeof *sorted);
+    free(sorted);
+}
 
 static int build_plan(const sweep_opts *o, const cfg_config *cfg, plan *p)
 {
@@ -163,16 +186,26 @@ static int build_plan(const sweep_opts *o, const cfg_config *cfg, plan *p)
     p->jobs = calloc(n ? n : 1, sizeof *p->jobs);
     p->n = 0;
     attn_idset_init(&p->done);
+    attn_dense_refs_init(&p->dense);
     for (size_t j = 0; !rc && j < n; j++) {
         if (o->shard_n && (int64_t)(j % (size_t)o->shard_n) != o->shard_i)
             continue;
         rc = job_from_cfg(cfg, &cj[j], &p->jobs[p->n++]);
     }
     free(cj);
+    if (!rc)
+        dense_first(p);
     return rc;
 }
 
-/* Loads the job ids already in each suite's file (any status). */
+static int note_dense(const attn_row *row, void *p)
+{
+    attn_dense_refs_note(&((plan *)p)->dense, row);
+    return 0;
+}
+
+/* Loads the job ids already in each suite's file (any status), and the
+ * full-mask times there, which a resumed sweep uses as dense references. */
 static int load_done(const char *dir, plan *p)
 {
     for (size_t j = 0; j < p->n; j++) {
@@ -181,6 +214,8 @@ static int load_done(const char *dir, plan *p)
         char path[1100];
         snprintf(path, sizeof path, "%s/%s.csv", dir, p->jobs[j].suite);
         int rc = csvw_load_job_ids(path, &p->done);
+        if (rc >= 0 && access(path, F_OK) == 0)
+            rc = csvw_read_rows(path, note_dense, p);
         if (rc < 0)
             return rc;
     }
@@ -243,6 +278,8 @@ static int run_plan(const sweep_opts *o, plan *p)
         fprintf(stderr, "[%zu/%zu] %s ...", j + 1, p->n, what);
         if ((rc = attn_bench_run(job, &row)) != 0)
             return rc;
+        attn_dense_refs_note(&p->dense, &row);
+        attn_dense_refs_fill(&p->dense, &row);
         if ((rc = write_row(o->results, &out, &row)) != 0)
             return rc;
         attn_idset_add(&p->done, id);
@@ -271,6 +308,7 @@ int cmd_sweep(int argc, char **argv)
         return cli_report("sweep");
     cfg_config cfg;
     plan p = {0};
+    int failed_jobs = 0;
     if ((rc = cfg_load(o.config, &cfg)) != 0 || (rc = build_plan(&o, &cfg, &p)) != 0)
         goto out;
     if (o.dry_run) {
@@ -302,13 +340,12 @@ int cmd_sweep(int argc, char **argv)
     }
     attn_sysinfo_print(stderr);
     rc = run_plan(&o, &p);
-    if (rc > 0) {
-        cfg_free(&cfg);
-        return 1;
-    }
+    if (rc > 0)
+        failed_jobs = 1, rc = 0; /* rows say which; the exit code says some failed */
 out:
     free(p.jobs);
     attn_idset_free(&p.done);
+    attn_dense_refs_free(&p.dense);
     cfg_free(&cfg);
-    return rc ? cli_report("sweep") : 0;
+    return rc ? cli_report("sweep") : failed_jobs;
 }

@@ -15,8 +15,10 @@
     X(TIME_MS_P10, "time_ms_p10") X(TIME_MS_P90, "time_ms_p90") X(TIME_CV, "time_cv")         \
     /* work */                                                                                 \
     X(FLOPS_ANALYTIC, "flops_analytic") X(FLOPS_COUNTED, "flops_counted") X(GFLOPS, "gflops")  \
+    X(DENSE_GFLOPS, "dense_gflops")                                                            \
     X(PCT_SGEMM_PEAK, "pct_sgemm_peak") X(BYTES_ANALYTIC, "bytes_analytic")                   \
     X(GBYTES_S, "gbytes_s") X(PCT_STREAM_PEAK, "pct_stream_peak") X(DENSITY, "density")       \
+    X(SPARSITY_EFF, "sparsity_eff")                                                            \
     /* memory */                                                                               \
     X(PEAK_RSS_BYTES, "peak_rss_bytes") X(WORKSPACE_BYTES, "workspace_bytes")                 \
     X(STATE_BYTES, "state_bytes")                                                              \
