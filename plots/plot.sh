@@ -13,12 +13,24 @@ RESULTS_DIR/peak.csv (suite=peak, kernel=sgemm rows), into RESULTS_DIR/plots/:
   gflops_vs_n.png gflops_vs_n.svg  GFLOP/s vs N with the measured sgemm peak line
   memory_vs_n.png memory_vs_n.svg  workspace and peak RSS vs N, log-log, N and N^2 guides
 Each file has one panel per (mask, pass, D, B, H, H_kv, threads) found in the CSV.
-Prints the files written, one per line; exits 1 if gnuplot, the CSV or its rows are missing.
+When they exist and have usable rows, also from RESULTS_DIR/masks.csv (suite=masks):
+  masks_bars.png masks_bars.svg    useful and dense-equivalent GFLOP/s per mask and kernel,
+                                   one panel per (pass, D, B, H, H_kv, threads) at one N
+  sparsity_eff.png sparsity_eff.svg  sparsity_eff vs density (log-log), line at 1
+and from RESULTS_DIR/decode.csv (suite=decode) with peak.csv (kernel=stream_triad):
+  decode_gbs.png decode_gbs.svg    decode GB/s vs N_kv with the STREAM triad line
+Figures whose CSV is missing or has no usable rows are listed as skipped on stderr.
+Prints the files written, one per line; exits 1 if gnuplot, kernels.csv or its rows
+are missing (after drawing the other figures) or a gnuplot script fails.
 
 options:
   RESULTS_DIR    directory holding the CSVs (default: results/ next to plots/)
   --kernels FILE kernel-efficiency CSV (default RESULTS_DIR/kernels.csv)
   --peak FILE    machine-peak CSV (default RESULTS_DIR/peak.csv; optional)
+  --masks FILE   mask-pattern CSV (default RESULTS_DIR/masks.csv; optional, but
+                 an explicitly named FILE must exist)
+  --decode FILE  decode CSV (default RESULTS_DIR/decode.csv; optional, but an
+                 explicitly named FILE must exist)
   --out DIR      where to write the figures (default RESULTS_DIR/plots)
   --dense K[,K]  kernels the N/N^2 guides are anchored to, first present wins
                  (default blas,naive; else the panel's first kernel)
@@ -33,15 +45,17 @@ gpstr() { printf "'%s'" "${1//\'/\'\'}"; }
 rows() { local n; n=$(wc -l <"$1"); echo $((n > 0 ? n - 1 : 0)); }
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-results="$(dirname "$here")/results" kernels="" peak="" out="" dense="" have_dir=0
+results="$(dirname "$here")/results" kernels="" peak="" masks="" decode="" out="" dense="" have_dir=0
 while (($#)); do
     case $1 in
         -h | --help) usage; exit 0 ;;
-        --kernels | --peak | --out | --dense)
+        --kernels | --peak | --masks | --decode | --out | --dense)
             (($# >= 2)) || die "$1 needs a value (see --help)" 2
             case $1 in
                 --kernels) kernels=$2 ;;
                 --peak) peak=$2 ;;
+                --masks) masks=$2 ;;
+                --decode) decode=$2 ;;
                 --out) out=$2 ;;
                 --dense) dense=${2//,/ } ;;
             esac
@@ -53,34 +67,82 @@ while (($#)); do
             shift ;;
     esac
 done
+# An explicitly named masks or decode CSV must exist; the defaults are optional.
+[[ -z $masks || -f $masks ]] || die "no $masks (--masks)"
+[[ -z $decode || -f $decode ]] || die "no $decode (--decode)"
 kernels=${kernels:-$results/kernels.csv}
 peak=${peak:-$results/peak.csv}
+masks=${masks:-$results/masks.csv}
+decode=${decode:-$results/decode.csv}
 out=${out:-$results/plots}
 
 command -v gnuplot >/dev/null || die "gnuplot not found: apt-get install gnuplot-nox"
-[[ -f $kernels ]] || die "no $kernels: run ./run.sh or ./run.sh --quick first"
-(($(rows "$kernels") > 0)) || die "$kernels has a header but no rows"
+# A missing kernels.csv still means exit 1, but after the other figures are drawn.
+kernels_err=""
+if [[ ! -f $kernels ]]; then
+    kernels_err="no $kernels: run ./run.sh or ./run.sh --quick first"
+elif (($(rows "$kernels") == 0)); then
+    kernels_err="$kernels has a header but no rows"
+fi
+[[ -z $kernels_err ]] || printf 'plot.sh: %s\n' "$kernels_err" >&2
 if [[ ! -f $peak ]] || (($(rows "$peak") == 0)); then
-    printf 'plot.sh: warning: no rows in %s; gflops_vs_n will have no sgemm peak line\n' "$peak" >&2
+    printf 'plot.sh: warning: no rows in %s; gflops_vs_n will have no sgemm peak line' "$peak" >&2
+    printf ' and decode_gbs no STREAM triad line\n' >&2
     peak=""
 fi
 # pngcairo (antialiased, dashes, Unicode) when this gnuplot has it, else libgd png.
 if gnuplot -e 'set terminal' 2>&1 | grep -qw pngcairo; then pngterm=pngcairo; else pngterm=png; fi
 mkdir -p "$out"
 
-for fig in time_vs_n gflops_vs_n memory_vs_n; do
+skip() { printf 'plot.sh: skipped %s.{png,svg}: %s\n' "$1" "$2" >&2; }
+
+# draw FIGURE CSV SUITE OPTIONAL: runs plots/FIGURE.gp on the SUITE rows of CSV.
+# An optional figure whose script exits 3 (no usable rows) is skipped, not an error.
+draw() {
+    local fig=$1 csv=$2 suite=$3 optional=$4 rc=0 err=""
     # Written under temporary names, renamed when gnuplot succeeds: a failed
     # run never leaves a half-written figure behind.
-    tmp_png="$out/.$fig.png.tmp" tmp_svg="$out/.$fig.svg.tmp"
-    vars="set loadpath $(gpstr "$here"); csv=$(gpstr "$kernels"); peakcsv=$(gpstr "$peak");"
+    local tmp_png="$out/.$fig.png.tmp" tmp_svg="$out/.$fig.svg.tmp" vars
+    vars="set loadpath $(gpstr "$here"); csv=$(gpstr "$csv"); peakcsv=$(gpstr "$peak");"
     vars+=" out_png=$(gpstr "$tmp_png"); out_svg=$(gpstr "$tmp_svg"); pngterm='$pngterm';"
-    vars+=" dense=$(gpstr "$dense"); suite='kernels'"
-    if ! gnuplot -e "$vars" "$here/$fig.gp" || [[ ! -s $tmp_png || ! -s $tmp_svg ]]; then
+    vars+=" dense=$(gpstr "$dense"); suite=$(gpstr "$suite")"
+    if ((optional)); then
+        err=$(gnuplot -e "$vars" "$here/$fig.gp" 2>&1) || rc=$?
+        if ((rc == 3)); then
+            rm -f "$tmp_png" "$tmp_svg"
+            skip "$fig" "${err##*$'\n'}"
+            return 0
+        fi
+        [[ -z $err ]] || printf '%s\n' "$err" >&2
+    else
+        gnuplot -e "$vars" "$here/$fig.gp" || rc=$?
+    fi
+    if ((rc != 0)) || [[ ! -s $tmp_png || ! -s $tmp_svg ]]; then
         rm -f "$tmp_png" "$tmp_svg"
-        die "gnuplot failed on $here/$fig.gp for $kernels (message above)"
+        die "gnuplot failed on $here/$fig.gp for $csv (message above)"
     fi
     for fmt in png svg; do
         mv -f "$out/.$fig.$fmt.tmp" "$out/$fig.$fmt"
         printf '%s\n' "$out/$fig.$fmt"
     done
-done
+}
+
+# optional_csv CSV SUITE FIGURE...: draws the figures from CSV, or says why not.
+optional_csv() {
+    local csv=$1 suite=$2 fig
+    shift 2
+    if [[ ! -f $csv ]]; then
+        for fig; do skip "$fig" "no $csv"; done
+    elif (($(rows "$csv") == 0)); then
+        for fig; do skip "$fig" "$csv has a header but no rows"; done
+    else
+        for fig; do draw "$fig" "$csv" "$suite" 1; done
+    fi
+}
+
+if [[ -z $kernels_err ]]; then
+    for fig in time_vs_n gflops_vs_n memory_vs_n; do draw "$fig" "$kernels" kernels 0; done
+fi
+optional_csv "$masks" masks masks_bars sparsity_eff
+optional_csv "$decode" decode decode_gbs
+[[ -z $kernels_err ]] || exit 1
