@@ -105,7 +105,13 @@ int attn_check_masked_rows(const attn_kernel *k, int threads, int *ok)
 /* ---- the case table behind `attnbench check` ---- */
 
 static const char *const check_masks[] = {"full", "causal", "window:wl=5,wr=3", "window:wl=16,wr=0",
-                                          "window:w=2,causal=1"};
+                                          "window:w=2,causal=1", "dilated:w=3,dil=2", "dilated:w=3,dil=1+2+4", "strided:l=8",
+                                          "fixed:l=8,c=2,split=1", "block:b=16,keep=0.3,seed=1,heads=1",
+                                          "global:w=4,g=2", "global:w=4,at=2+60,causal=1",
+                                          "bigbird:b=16,r=2,seed=1", "document:n=4,seed=3",
+                                          "document:n=3,seed=5,causal=1", "prefix:p=20",
+                                          "shared_question:q=4,answers=3", "sink:n=4,w=16",
+                                          "random:p=0.1,seed=1"};
 #define N_CHECK_MASKS (int)(sizeof check_masks / sizeof *check_masks)
 
 typedef struct {

@@ -20,6 +20,8 @@ static const char usage[] =
     "  --mask M            full | causal | window:wl=L,wr=R[,causal=1] | window:w=W (default full)\n"
     "  --B n --H n --Hkv n batch, query heads, KV heads (default 1, 8, = H)\n"
     "  --N n[,n...]        query length(s) (default 1024); --Nkv n key length (default = N)\n"
+    "  --kv-lens L[,L...]  ragged batch (VARLEN kernels): KV length of each sequence; sets --B to\n"
+    "                      their count and --Nkv to the longest; one --N\n"
     "  --D n[,n...]        head dimension(s) (default 64)\n"
     "  --pass P            fwd | bwd | fwdbwd (default fwd); bwd times the backward alone\n"
     "  --param [K:]k=v     kernel parameter, for every kernel or only kernel K (repeatable)\n"
@@ -33,8 +35,8 @@ static const char usage[] =
 typedef struct {
     char kernels[32][CLI_ITEM], params[ATTN_MAX_PARAMS][CLI_ITEM];
     int n_kernels, n_params;
-    int64_t Ns[32], Ds[16];
-    int n_N, n_D;
+    int64_t Ns[32], Ds[16], kv_lens[32];
+    int n_N, n_D, n_kv_lens;
     attn_bench_job base;
     const char *out;
     int no_peak;
@@ -61,9 +63,10 @@ static int parse_opts(int argc, char **argv, bench_opts *o)
         {"min-time", required_argument, 0, 'T'}, {"warmup", required_argument, 0, 'w'},
         {"seed", required_argument, 0, 's'},   {"out", required_argument, 0, 'o'},
         {"no-peak", no_argument, 0, 'n'},      {"help", no_argument, 0, 'h'},
+        {"kv-lens", required_argument, 0, 'L'},
         {0, 0, 0, 0}};
     attn_args *a = &o->base.args;
-    int64_t v, nkv = 0;
+    int64_t v, nkv = 0, b_given = 0;
     double t;
     int c, rc = 0;
     optind = 1;
@@ -71,12 +74,13 @@ static int parse_opts(int argc, char **argv, bench_opts *o)
         switch (c) {
         case 'k': rc = cli_split("--kernel", optarg, o->kernels, 32, &o->n_kernels); break;
         case 'm': rc = attn_mask_parse(optarg, &a->mask); break;
-        case 'B': rc = cli_int64("--B", optarg, 1, 1 << 20, &a->B); break;
+        case 'B': rc = cli_int64("--B", optarg, 1, 1 << 20, &a->B), b_given = 1; break;
         case 'H': rc = cli_int64("--H", optarg, 1, 1 << 16, &a->H); break;
         case 'G': rc = cli_int64("--Hkv", optarg, 1, 1 << 16, &a->H_kv); break;
         case 'N': rc = parse_list64("--N", optarg, o->Ns, 32, &o->n_N); break;
         case 'K': rc = cli_int64("--Nkv", optarg, 1, 1 << 24, &nkv); break;
         case 'D': rc = parse_list64("--D", optarg, o->Ds, 16, &o->n_D); break;
+        case 'L': rc = parse_list64("--kv-lens", optarg, o->kv_lens, 32, &o->n_kv_lens); break;
         case 'p': rc = attn_run_pass_parse(optarg, &o->base.pass); break;
         case 'P':
             if (o->n_params >= ATTN_MAX_PARAMS || strlen(optarg) >= CLI_ITEM)
@@ -105,6 +109,16 @@ static int parse_opts(int argc, char **argv, bench_opts *o)
         return attn_fail(ATTN_EINVAL, "--Nkv: only with a single --N");
     if (!a->H_kv)
         a->H_kv = a->H;
+    if (o->n_kv_lens) {
+        if (o->n_N > 1)
+            return attn_fail(ATTN_EINVAL, "--kv-lens: only with a single --N");
+        if (b_given && a->B != o->n_kv_lens)
+            return attn_fail(ATTN_EINVAL, "--kv-lens: %d lengths for --B %lld", o->n_kv_lens, (long long)a->B);
+        a->B = o->n_kv_lens;
+        for (int i = 0; i < o->n_kv_lens; i++)
+            nkv = nkv > o->kv_lens[i] ? nkv : o->kv_lens[i];
+        a->kv_len = o->kv_lens;
+    }
     a->Nk = nkv;
     return 0;
 }

@@ -9,7 +9,7 @@
 static const char usage[] =
     "usage: attnbench list [kernels|masks|tasks|models] [--csv] [--names]\n"
     "  kernels  registered attention kernels: family, capabilities, masks, parameters, reference\n"
-    "  masks    mask kinds and their parameters\n"
+    "  masks    mask kinds, their parameters, an example spec and its density at N=1024\n"
     "  tasks    evaluation tasks (none are registered yet)\n"
     "  models   model variants (none are registered yet)\n"
     "  --csv    machine-readable output (one header row)\n"
@@ -36,6 +36,10 @@ static void flags_text(unsigned f, char *buf, size_t n)
 static void masks_text(uint32_t m, char *buf, size_t n)
 {
     buf[0] = '\0';
+    if (m == ATTN_MASK_ALL) {
+        snprintf(buf, n, "all");
+        return;
+    }
     for (int k = 0; k < ATTN_MASK__COUNT; k++)
         if (m & ATTN_MASK_BIT(k)) {
             strncat(buf, buf[0] ? " " : "", n - strlen(buf) - 1);
@@ -66,7 +70,7 @@ static void list_kernels(int as_csv, int names_only)
                 printf("%s\n", (*k)->name);
             continue;
         }
-        char flags[256], masks[128];
+        char flags[256], masks[512];
         flags_text((*k)->flags, flags, sizeof flags);
         masks_text((*k)->masks, masks, sizeof masks);
         const char *cells[] = {(*k)->name, (*k)->family, flags, masks, (*k)->params_help, (*k)->reference};
@@ -78,19 +82,37 @@ static void list_kernels(int as_csv, int names_only)
     }
 }
 
+/* Density of the kind's example spec at N = 1024 self-attention, counted exactly. */
+static void example_density(attn_mask_kind k, char *buf, size_t n)
+{
+    const int64_t N = 1024;
+    attn_mask m;
+    if (attn_mask_parse(attn_mask_kind_example(k), &m) || attn_mask_bind(&m, N)) {
+        snprintf(buf, n, "NA:%s", attn_last_error());
+        return;
+    }
+    int64_t H = attn_mask_varies(&m) & 1 ? 8 : 1; /* mean over 8 heads when heads differ */
+    snprintf(buf, n, "%.4f", attn_mask_pairs_total(&m, 1, H, N, N, 0, 0) / ((double)H * N * N));
+}
+
 static void list_masks(int as_csv, int names_only)
 {
-    static const char *const header[] = {"name", "description"};
+    static const char *const header[] = {"name", "description", "example", "density_n1024"};
     if (as_csv)
-        csv_row(header, 2);
+        csv_row(header, 4);
+    else if (!names_only)
+        printf("%-16s %-34s %-9s %s\n", "name", "example", "density", "parameters (density: example at N=1024)");
     for (int k = 0; k < ATTN_MASK__COUNT; k++) {
-        const char *cells[] = {attn_mask_kind_name((attn_mask_kind)k), attn_mask_kind_help((attn_mask_kind)k)};
+        char dens[256];
+        example_density((attn_mask_kind)k, dens, sizeof dens);
+        const char *cells[] = {attn_mask_kind_name((attn_mask_kind)k), attn_mask_kind_help((attn_mask_kind)k),
+                               attn_mask_kind_example((attn_mask_kind)k), dens};
         if (as_csv)
-            csv_row(cells, 2);
+            csv_row(cells, 4);
         else if (names_only)
             printf("%s\n", cells[0]);
         else
-            printf("%-8s %s\n", cells[0], cells[1]);
+            printf("%-16s %-34s %-9s %s\n", cells[0], cells[2], cells[3], cells[1]);
     }
 }
 

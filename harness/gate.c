@@ -19,16 +19,27 @@ static attn_tensor_f64 widen_head(const attn_tensor *t, int64_t b, int64_t h, in
 static double row_error(const attn_args *a, const attn_io *io, const attn_tensor_f64 *k,
                         const attn_tensor_f64 *v, double vmax, int64_t b, int64_t h, int64_t i)
 {
+    /* The oracle on one query row, run as batch b + 1, head h + 1 of a problem
+     * whose Q, K and V views repeat that row and KV head (b and h strides 0),
+     * so that masks which differ per batch entry or head (attn_mask_varies)
+     * are evaluated at the real (b, h): the answer is the last row. */
     attn_args one = *a;
-    one.B = one.H = one.H_kv = one.Nq = 1;
+    one.B = b + 1, one.H = one.H_kv = h + 1, one.Nq = 1;
     one.q_off = a->q_off + i;
-    attn_tensor_f64 q = widen_head(&io->q, b, h, i, 1);
-    attn_tensor_f64 o = {calloc((size_t)a->D, sizeof(double)), 1, 1, 1, a->D, a->D, a->D, a->D};
-    double lse;
-    attn_oracle_forward_f64(&one, &q, k, v, &o, &lse);
+    attn_tensor_f64 q = widen_head(&io->q, b, h, i, 1), kr = *k, vr = *v;
+    q.sb = q.sh = kr.sb = kr.sh = vr.sb = vr.sh = 0;
+    q.B = kr.B = vr.B = one.B, q.H = kr.H = vr.H = one.H;
+    int64_t rows = one.B * one.H;
+    attn_tensor_f64 o = {calloc((size_t)(rows * a->D), sizeof(double)), one.B, one.H, 1, a->D,
+                         one.H * a->D, a->D, a->D};
+    double *lses = malloc(sizeof(double) * (size_t)rows), lse;
+    attn_oracle_forward_f64(&one, &q, &kr, &vr, &o, lses);
+    lse = lses[rows - 1];
+    free(lses);
+    const double *orow = o.data + (rows - 1) * a->D;
     double err = 0, got_lse = io->lse[(b * a->H + h) * a->Nq + i];
     for (int64_t d = 0; d < a->D; d++) {
-        double e = fabs((double)attn_at(&io->o, b, h, i)[d] - o.data[d]) / (vmax > 0 ? vmax : 1);
+        double e = fabs((double)attn_at(&io->o, b, h, i)[d] - orow[d]) / (vmax > 0 ? vmax : 1);
         err = e <= err ? err : (isnan(e) ? INFINITY : e);
     }
     if (isinf(lse) || isinf(got_lse))

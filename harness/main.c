@@ -20,6 +20,8 @@ static const char usage[] =
     "                                 time one problem; prints a table, appends CSV rows to FILE\n"
     "  sweep  --config FILE [--suite S] [--kernel K] [--resume] [--shard i/n] [--dry-run]\n"
     "                                 run a config's job grid into results/<suite>.csv\n"
+    "  mask   --show SPEC [--N N] [--head H] [--out DIR]\n"
+    "                                 draw a mask as a PBM picture (results/plots/masks/)\n"
     "\n"
     "Results use one CSV schema (README.md); kernels: 'attnbench list kernels'.\n";
 
@@ -28,7 +30,7 @@ int main(int argc, char **argv)
     static const struct {
         const char *name;
         int (*run)(int, char **);
-    } commands[] = {{"list", cmd_list}, {"peak", cmd_peak}, {"check", cmd_check}, {"bench", cmd_bench}, {"sweep", cmd_sweep}};
+    } commands[] = {{"list", cmd_list}, {"peak", cmd_peak}, {"check", cmd_check}, {"bench", cmd_bench}, {"sweep", cmd_sweep}, {"mask", cmd_mask}};
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
         strcmp(argv[1], "help") == 0) {
         fputs(usage, stdout);
@@ -37,6 +39,6 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
         if (strcmp(argv[1], commands[i].name) == 0)
             return commands[i].run(argc - 1, argv + 1);
-    fprintf(stderr, "attnbench: unknown command '%s': expected list, peak, check, bench or sweep\n", argv[1]);
+    fprintf(stderr, "attnbench: unknown command '%s': expected list, peak, check, bench, sweep or mask\n", argv[1]);
     return 2;
 }

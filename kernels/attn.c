@@ -5,12 +5,21 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Positions the mask must cover: keys [k_off, k_off + Nk), queries [q_off, q_off + Nq). */
+static int64_t mask_positions(const attn_args *a)
+{
+    int64_t q = a->q_off + a->Nq, k = a->k_off + a->Nk;
+    return q > k ? q : k;
+}
+
 void attn_args_defaults(attn_args *a)
 {
     if (a->q_off == 0 && a->k_off == 0)
         a->q_off = a->Nk - a->Nq;
     if (a->threads < 1)
         a->threads = 1;
+    /* a failure leaves the mask unbound; attn_args_validate reports it */
+    attn_mask_bind(&a->mask, mask_positions(a));
 }
 
 int attn_args_validate(const attn_kernel *k, const attn_args *a)
@@ -32,6 +41,14 @@ int attn_args_validate(const attn_kernel *k, const attn_args *a)
         return attn_fail(ATTN_EINVAL, "threads: expected an integer >= 1, found %d", a->threads);
     if (!(a->scale >= 0))
         return attn_fail(ATTN_EINVAL, "scale: expected a non-negative number (0 = 1/sqrt(D))");
+    for (int64_t b = 0; a->kv_len && b < a->B; b++)
+        if (a->kv_len[b] < 0 || a->kv_len[b] > a->Nk)
+            return attn_fail(ATTN_EINVAL, "kv_len[%lld]: expected an integer in [0, N_kv=%lld], found %lld",
+                             (long long)b, (long long)a->Nk, (long long)a->kv_len[b]);
+    attn_mask bound = a->mask; /* the mask must bind to this length (attn_args_defaults binds it) */
+    int brc = attn_mask_bind(&bound, mask_positions(a));
+    if (brc)
+        return brc;
     if (!k)
         return 0;
     if (!(k->masks & ATTN_MASK_BIT(a->mask.kind)) ||
@@ -44,6 +61,9 @@ int attn_args_validate(const attn_kernel *k, const attn_args *a)
         return attn_fail(ATTN_EUNSUPPORTED, "kernel '%s' needs H_kv == H (no GQA)", k->name);
     if (a->Nq != a->Nk && !(k->flags & ATTN_CROSS))
         return attn_fail(ATTN_EUNSUPPORTED, "kernel '%s' needs N_kv == N", k->name);
+    if (a->kv_len && !(k->flags & ATTN_VARLEN))
+        return attn_fail(ATTN_EUNSUPPORTED, "kernel '%s' needs one KV length for the batch (no VARLEN)",
+                         k->name);
     return 0;
 }
 
@@ -106,30 +126,50 @@ int attn_params_add(attn_params *p, const char *kv)
     return 0;
 }
 
+/* Allowed (i, j) pairs summed over the batch and the query heads. */
+static double batch_pairs(const attn_args *a)
+{
+    if (!a->kv_len)
+        return attn_mask_pairs_total(&a->mask, a->B, a->H, a->Nq, a->Nk, a->q_off, a->k_off);
+    double nnz = 0;
+    for (int64_t b = 0; b < a->B; b++)
+        for (int64_t h = 0; h < a->H; h++)
+            nnz += attn_mask_pairs(&a->mask, b, h, a->Nq, attn_kv_len(a, b), attn_q_off_of(a, b), a->k_off);
+    return nnz;
+}
+
+/* Keys summed over the batch. */
+static double batch_keys(const attn_args *a)
+{
+    double n = 0;
+    for (int64_t b = 0; b < a->B; b++)
+        n += (double)attn_kv_len(a, b);
+    return n;
+}
+
 double attn_density(const attn_args *a)
 {
-    return attn_mask_pairs(&a->mask, a->Nq, a->Nk, a->q_off, a->k_off) / ((double)a->Nq * a->Nk);
+    return batch_pairs(a) / ((double)a->B * (double)a->H * (double)a->Nq * (double)a->Nk);
 }
 
 double attn_softmax_flops(const attn_args *a, attn_pass pass)
 {
-    double nnz = attn_mask_pairs(&a->mask, a->Nq, a->Nk, a->q_off, a->k_off);
-    double fwd = 4.0 * (double)a->D * nnz * (double)(a->B * a->H);
+    double fwd = 4.0 * (double)a->D * batch_pairs(a);
     return pass == ATTN_PASS_FWD ? fwd : 2.5 * fwd;
 }
 
 double attn_softmax_bytes(const attn_args *a, attn_pass pass)
 {
     double B = (double)a->B, Hq = (double)a->H, Hkv = (double)a->H_kv;
-    double Nq = (double)a->Nq, Nk = (double)a->Nk, D = (double)a->D;
+    double Nq = (double)a->Nq, keys = batch_keys(a), D = (double)a->D; /* keys = B*Nk unless ragged */
     if (pass == ATTN_PASS_FWD)
-        return 4 * B * (Hq * Nq * D + 2 * Hkv * Nk * D + Hq * Nq * D + Hq * Nq);
-    return 4 * B * (4 * Hq * Nq * D + 4 * Hkv * Nk * D + Hq * Nq);
+        return 4 * (B * (Hq * Nq * D + Hq * Nq * D + Hq * Nq) + 2 * Hkv * keys * D);
+    return 4 * (B * (4 * Hq * Nq * D + Hq * Nq) + 4 * Hkv * keys * D);
 }
 
 size_t attn_kv_state_bytes(const attn_args *a)
 {
-    return (size_t)(2 * a->B * a->H_kv * a->Nk * a->D) * sizeof(float);
+    return (size_t)(2 * (double)a->H_kv * batch_keys(a) * (double)a->D) * sizeof(float);
 }
 
 void *attn_alloc(size_t bytes)

@@ -72,6 +72,11 @@ typedef struct attn_args {
     int threads;           /* OpenMP threads the kernel may use (>= 1) */
     int backward;          /* 1 if backward() will be called: init sizes workspace for it */
     attn_params params;
+    /* Ragged batch (VARLEN kernels): sequence b has kv_len[b] <= Nk keys, K/V
+     * rows 0..kv_len[b]-1 (the rest is padding, never read), and its query
+     * positions shift by kv_len[b] - Nk so the alignment to the end of its
+     * cache is kept (bottom-right per sequence by default). NULL: all Nk. */
+    const int64_t *kv_len;
 } attn_args;
 
 typedef struct {
@@ -114,6 +119,17 @@ typedef struct attn_kernel {
 static inline double attn_scale(const attn_args *a)
 {
     return a->scale != 0 ? a->scale : 1.0 / __builtin_sqrt((double)a->D);
+}
+
+/* Keys of sequence b, and the absolute position of its query 0. */
+static inline int64_t attn_kv_len(const attn_args *a, int64_t b)
+{
+    return a->kv_len ? a->kv_len[b] : a->Nk;
+}
+
+static inline int64_t attn_q_off_of(const attn_args *a, int64_t b)
+{
+    return a->q_off + attn_kv_len(a, b) - a->Nk;
 }
 
 /* Validates shapes and the mask against the kernel's capabilities, with a

@@ -14,9 +14,9 @@ static int blas_init(attn_ctx *ctx, const attn_args *a)
     return attn_score_matrix_init(ctx, a, a->backward ? 2 : 1);
 }
 
-static int mask_is_trivial(const attn_args *a)
+static int mask_is_trivial(const attn_args *a, int64_t b, int64_t h)
 {
-    return attn_mask_tile(&a->mask, a->q_off, a->q_off + a->Nq, a->k_off, a->k_off + a->Nk) ==
+    return attn_mask_tile(&a->mask, b, h, a->q_off, a->q_off + a->Nq, a->k_off, a->k_off + a->Nk) ==
            ATTN_TILE_FULL;
 }
 
@@ -27,9 +27,9 @@ static void blas_scores(const attn_args *a, const attn_io *io, int64_t b, int64_
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)a->Nq, (int)a->Nk, (int)a->D,
                 (float)attn_scale(a), attn_at(&io->q, b, h, 0), (int)io->q.sn,
                 attn_at(&io->k, b, h / G, 0), (int)io->k.sn, 0.0f, S, (int)a->Nk);
-    if (!mask_is_trivial(a))
+    if (!mask_is_trivial(a, b, h))
         for (int64_t i = 0; i < a->Nq; i++)
-            attn_mask_score_row(a, i, S + i * a->Nk);
+            attn_mask_score_row(a, b, h, i, S + i * a->Nk);
 }
 
 // q is (B,H,Nq,D), k and v are (B,H_kv,Nk,D); o is (B,H,Nq,D), lse is (B,H,Nq)
@@ -123,8 +123,7 @@ const attn_kernel attn_kernel_blas = {
     .family = "softmax",
     .reference = "Vaswani et al. 2017 via OpenBLAS sgemm (eager framework baseline)",
     .flags = ATTN_EXACT | ATTN_CAUSAL | ATTN_TRAINABLE | ATTN_GQA | ATTN_CROSS | ATTN_DETERMINISTIC,
-    .masks = ATTN_MASK_BIT(ATTN_MASK_FULL) | ATTN_MASK_BIT(ATTN_MASK_CAUSAL) |
-             ATTN_MASK_BIT(ATTN_MASK_WINDOW),
+    .masks = ATTN_MASK_ALL, /* every kind of mask.h */
     .params_help = "max_ws_mib=1024 (cap on the N^2 score-matrix workspace)",
     .init = blas_init,
     .forward = blas_forward,

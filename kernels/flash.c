@@ -4,11 +4,16 @@
  * ascending order with an online softmax, so the score matrix never exists
  * beyond one br x bc tile and only the logsumexp is kept for the backward.
  * Tiles the mask classifies EMPTY are skipped, FULL ones run without
- * predicates, PARTIAL ones get -inf on disallowed scores.
+ * predicates, PARTIAL ones get -inf on disallowed scores: from each row's key
+ * range when the mask is one range per row (FULL, CAUSAL, WINDOW, DOCUMENT,
+ * PREFIX_LM; vectorised), from the element predicate (attn_mask_row bytes)
+ * for every other kind. Either way a PARTIAL tile is first cut to the keys
+ * some row sees.
  *
  * Tasks are independent and each is computed in a fixed order, so results
  * are bitwise identical for any thread count. */
 #include "flash_internal.h"
+#include "flash_lanes.h"
 #include "kernels.h"
 
 #include <omp.h>
@@ -38,6 +43,12 @@ int attn_flash_plan(flash_plan *pl, const attn_args *a)
     int64_t bwd_q = 3 * D * pl->brp + 2 * pl->bc * pl->brp + 4 * pl->brp + 64;
     /* dK/dV pass: K^T, V^T, dK^T, dV^T, P, dS and four per-row vectors */
     int64_t bwd_kv = 4 * D * pl->bcp + 2 * pl->br * pl->bcp + 4 * pl->brp + 64;
+    if (!attn_mask_is_interval(&a->mask)) { /* the mask bytes of one tile (flash_pred_rows) */
+        pl->mask_ld = pl->bc;
+        fwd += pl->rows * pl->bc / 4 + 16;
+        bwd_q += pl->brp * pl->bc / 4 + 16;
+        bwd_kv += pl->brp * pl->bc / 4 + 16;
+    }
     int64_t slot = fwd;
     if (a->backward) {
         slot = bwd_q > slot ? bwd_q : slot;
@@ -58,69 +69,6 @@ static int flash_init(attn_ctx *ctx, const attn_args *a)
     return 0;
 }
 
-// qt is (D, lanes): qt[d][g*nb + i] = sc * q[b, hk*G + g, i0 + i, d]; padding lanes are 0
-static void flash_pack_q(const attn_tensor *q, int64_t b, int64_t h0, int64_t G, int64_t i0,
-                         int64_t nb, int64_t lanes, float sc, float *qt)
-{
-    int64_t D = q->D;
-    for (int64_t g = 0; g < G; g++)
-        for (int64_t i = 0; i < nb; i++) {
-            const float *row = attn_at(q, b, h0 + g, i0 + i);
-            float *col = qt + g * nb + i;
-            for (int64_t d = 0; d < D; d++)
-                col[d * lanes] = sc * row[d];
-        }
-    for (int64_t d = 0; d < D; d++)
-        memset(qt + d * lanes + G * nb, 0, sizeof(float) * (size_t)(lanes - G * nb));
-}
-
-/* tmax[r] = max(tmax[r], max_j S[j][r]) over nk rows of `lanes` (S is S^T):
- * the tile max when the product could not fold it in (PARTIAL tiles, whose
- * masking comes after the product). */
-static void flash_tile_max(const float *S, int64_t nk, int64_t lanes, float *tmax)
-{
-#ifdef __AVX512F__
-    for (int64_t r = 0; r < lanes; r += 16) {
-        /* four independent chains, so the loop is not latency-bound */
-        __m512 m0 = _mm512_load_ps(tmax + r), m1 = m0, m2 = m0, m3 = m0;
-        int64_t j = 0;
-        for (; j + 4 <= nk; j += 4) {
-            const float *s = S + j * lanes + r;
-            m0 = _mm512_max_ps(m0, _mm512_load_ps(s));
-            m1 = _mm512_max_ps(m1, _mm512_load_ps(s + lanes));
-            m2 = _mm512_max_ps(m2, _mm512_load_ps(s + 2 * lanes));
-            m3 = _mm512_max_ps(m3, _mm512_load_ps(s + 3 * lanes));
-        }
-        for (; j < nk; j++)
-            m0 = _mm512_max_ps(m0, _mm512_load_ps(S + j * lanes + r));
-        _mm512_store_ps(tmax + r, _mm512_max_ps(_mm512_max_ps(m0, m1), _mm512_max_ps(m2, m3)));
-    }
-#else
-    for (int64_t j = 0; j < nk; j++)
-        for (int64_t r = 0; r < lanes; r++)
-            tmax[r] = fmaxf(tmax[r], S[j * lanes + r]);
-#endif
-}
-
-/* One key tile of the online softmax, lanes = query rows (S is S^T, nk x
- * lanes), given mx = max(m, max_j S) in tmax:
- * alpha = exp(m - mx); P = exp(S - mx); l = alpha*l + sum_j P; m = mx.
- * A lane whose scores are all -inf so far keeps m = -inf and subtracts 0
- * instead, so -inf - (-inf) never occurs and its P and l stay 0. */
-static void flash_online_softmax(float *S, int64_t nk, int64_t lanes, const float *tmax, float *m,
-                                 float *l, float *alpha, float *shift)
-{
-    for (int64_t r = 0; r < lanes; r++) {
-        shift[r] = tmax[r] == -INFINITY ? 0.0f : tmax[r];
-        alpha[r] = m[r] - shift[r];
-        m[r] = tmax[r];
-    }
-    attn_vexp(alpha, alpha, lanes);
-    for (int64_t r = 0; r < lanes; r++)
-        l[r] *= alpha[r];
-    flash_exp_lanes(S, nk, lanes, shift, l);
-}
-
 /* The forward of one task: query rows [i0, i0+nb) of heads hk*G .. hk*G+G-1. */
 static void flash_forward_tile(const attn_args *a, const flash_plan *pl, const attn_io *io,
                                int64_t b, int64_t hk, int64_t i0, float *ws, flash_tally *t)
@@ -133,8 +81,10 @@ static void flash_forward_tile(const attn_args *a, const flash_plan *pl, const a
     float *alpha = flash_take(&ws, lanes), *shift = flash_take(&ws, lanes);
     int32_t *lo = (int32_t *)flash_take(&ws, lanes), *hi = (int32_t *)flash_take(&ws, lanes);
     float *tmax = flash_take(&ws, lanes);
+    int interval = !pl->mask_ld;
+    unsigned char *M = interval ? NULL : (unsigned char *)flash_take(&ws, lanes * pl->bc / 4 + 1);
 
-    flash_pack_q(&io->q, b, hk * G, G, i0, nb, lanes, (float)attn_scale(a), qt);
+    flash_lanes_pack_q(&io->q, b, hk * G, G, i0, nb, lanes, (float)attn_scale(a), qt);
     memset(acc, 0, sizeof(float) * (size_t)(D * lanes));
     for (int64_t r = 0; r < lanes; r++)
         m[r] = -INFINITY, l[r] = 0;
@@ -142,14 +92,18 @@ static void flash_forward_tile(const attn_args *a, const flash_plan *pl, const a
 
     for (int64_t j0 = 0; j0 < a->Nk; j0 += pl->bc) {
         int64_t nk = a->Nk - j0 < pl->bc ? a->Nk - j0 : pl->bc;
-        attn_tile kind = flash_tile_kind(a, i0, nb, j0, nk);
+        attn_tile kind = flash_tile_kind(a, b, hk * G, G, i0, nb, j0, nk);
         if (kind == ATTN_TILE_EMPTY) {
             t->skipped += (double)G;
             continue;
         }
         int64_t jlo = 0, jhi = nk;
-        if (kind == ATTN_TILE_PARTIAL)
+        if (kind == ATTN_TILE_PARTIAL && interval)
             flash_partial_keys(a, i0, nb, G, j0, nk, lanes, lo, hi, &jlo, &jhi);
+        else if (kind == ATTN_TILE_PARTIAL) {
+            int64_t r0, r1;
+            flash_pred_rows(a, b, hk * G, G, i0, nb, j0, nk, M, pl->mask_ld, &jlo, &jhi, &r0, &r1);
+        }
         nk = jhi - jlo;
         const float *k = attn_at(&io->k, b, hk, j0 + jlo), *v = attn_at(&io->v, b, hk, j0 + jlo);
         // S^T (nk, lanes) = K[j0+jlo : j0+jhi] (nk, D) @ qt (D, lanes), tmax = max(m, max_j S^T)
@@ -157,10 +111,13 @@ static void flash_forward_tile(const attn_args *a, const flash_plan *pl, const a
         t->flops += attn_mk_gemm(nk, lanes, D, k, io->k.sn, 1, qt, lanes, S, lanes, ATTN_MK_SET, NULL,
                                  kind == ATTN_TILE_FULL ? tmax : NULL);
         if (kind == ATTN_TILE_PARTIAL) {
-            flash_mask_lanes(S, nk, lanes, lo, hi);
-            flash_tile_max(S, nk, lanes, tmax);
+            if (interval)
+                flash_mask_lanes(S, nk, lanes, lo, hi);
+            else
+                flash_pred_apply(M + jlo, pl->mask_ld, G * nb, nk, S, 1, lanes, -INFINITY);
+            flash_lanes_max(S, nk, lanes, tmax);
         }
-        flash_online_softmax(S, nk, lanes, tmax, m, l, alpha, shift);
+        flash_lanes_online_softmax(S, nk, lanes, tmax, m, l, alpha, shift);
         // acc^T (D, lanes) = acc^T * diag(alpha) + V[..]^T (D, nk) @ P^T (nk, lanes)
         t->flops += attn_mk_gemm(D, lanes, nk, v, 1, io->v.sn, S, lanes, acc, lanes, ATTN_MK_SCALE_ADD, alpha, NULL);
         t->exps += (double)((nk + 1) * lanes);
@@ -209,7 +166,7 @@ const attn_kernel attn_kernel_flash = {
     .family = "softmax",
     .reference = "Dao 2023 (FlashAttention-2)",
     .flags = ATTN_EXACT | ATTN_CAUSAL | ATTN_TRAINABLE | ATTN_GQA | ATTN_CROSS | ATTN_DETERMINISTIC,
-    .masks = ATTN_MASK_BIT(ATTN_MASK_FULL) | ATTN_MASK_BIT(ATTN_MASK_CAUSAL) | ATTN_MASK_BIT(ATTN_MASK_WINDOW),
+    .masks = ATTN_MASK_ALL, /* every kind of mask.h */
     .params_help = "br=64 bc=256 (D<=64) or 128: query rows per head and keys per tile",
     .init = flash_init,
     .forward = flash_forward,

@@ -146,6 +146,8 @@ static void flash_dkdv_tile(const attn_args *a, const flash_plan *pl, const attn
     float *P = flash_take(&ws, pl->br * lanes), *dS = flash_take(&ws, pl->br * lanes);
     float *lse = flash_take(&ws, pl->br), *di = flash_take(&ws, pl->br);
     int32_t *lo = (int32_t *)flash_take(&ws, pl->br), *hi = (int32_t *)flash_take(&ws, pl->br);
+    int interval = !pl->mask_ld;
+    unsigned char *M = interval ? NULL : (unsigned char *)flash_take(&ws, pl->br * pl->bc / 4 + 1);
 
     flash_pack_t(attn_at(&io->k, b, hk, j0), io->k.sn, nk, D, lanes, sc, kt);
     flash_pack_t(attn_at(&io->v, b, hk, j0), io->v.sn, nk, D, lanes, 1.0f, vt);
@@ -156,7 +158,7 @@ static void flash_dkdv_tile(const attn_args *a, const flash_plan *pl, const attn
     for (int64_t h = hk * pl->G; h < (hk + 1) * pl->G; h++)
         for (int64_t i0 = 0; i0 < a->Nq; i0 += pl->br) {
             int64_t nr = a->Nq - i0 < pl->br ? a->Nq - i0 : pl->br;
-            attn_tile kind = flash_tile_kind(a, i0, nr, j0, nk);
+            attn_tile kind = flash_tile_kind(a, b, h, 1, i0, nr, j0, nk);
             if (kind == ATTN_TILE_EMPTY) {
                 t->skipped += 1;
                 continue;
@@ -166,14 +168,22 @@ static void flash_dkdv_tile(const attn_args *a, const flash_plan *pl, const attn
             /* computed window: rows [r0, r1) x lanes [c0, c1); a PARTIAL tile is
              * trimmed to the rows that see a key and the 16-lane blocks they see */
             int64_t r0 = 0, r1 = nr, c0 = 0, c1 = lanes;
-            if (kind == ATTN_TILE_PARTIAL)
+            if (kind == ATTN_TILE_PARTIAL && interval)
                 flash_trim_rows(a, i0, nr, j0, nk, lo, hi, &r0, &r1, &c0, &c1);
+            else if (kind == ATTN_TILE_PARTIAL) {
+                int64_t jlo, jhi;
+                flash_pred_rows(a, b, h, 1, i0, nr, j0, nk, M, pl->mask_ld, &jlo, &jhi, &r0, &r1);
+                c0 = jlo / 16 * 16, c1 = flash_round16(jhi);
+            }
             int64_t rows = r1 - r0, nc = c1 - c0;
             const float *q = attn_at(&io->q, b, h, i0 + r0), *d_o = attn_at(&g->d_o, b, h, i0 + r0);
             // S (rows, nc) = Q (rows, D) @ sc K^T (D, nc)
             t->flops += attn_mk_gemm(rows, nc, D, q, io->q.sn, 1, kt + c0, lanes, P + c0, lanes, ATTN_MK_SET, NULL, NULL);
-            flash_probs_rows(P + c0, rows, lanes, nc, lse + r0, kind == ATTN_TILE_PARTIAL ? lo + r0 : NULL,
-                             hi + r0);
+            flash_probs_rows(P + c0, rows, lanes, nc, lse + r0,
+                             kind == ATTN_TILE_PARTIAL && interval ? lo + r0 : NULL, hi + r0);
+            if (kind == ATTN_TILE_PARTIAL && !interval) /* P = 0 off the mask (keys past nk are padding) */
+                flash_pred_apply(M + r0 * pl->mask_ld + c0, pl->mask_ld, rows, (c1 < nk ? c1 : nk) - c0,
+                                 P + c0, lanes, 1, 0.0f);
             // dV^T (D, nc) += dO^T (D, rows) @ P (rows, nc)
             t->flops += attn_mk_gemm(D, nc, rows, d_o, 1, g->d_o.sn, P + c0, lanes, dvt + c0, lanes, ATTN_MK_ADD, NULL, NULL);
             // dP (rows, nc) = dO (rows, D) @ V^T (D, nc), then dS = P (dP - Di)
@@ -202,6 +212,8 @@ static void flash_dq_tile(const attn_args *a, const flash_plan *pl, const attn_i
     float *P = flash_take(&ws, pl->bc * lanes), *dS = flash_take(&ws, pl->bc * lanes);
     float *shift = flash_take(&ws, lanes), *di = flash_take(&ws, lanes);
     int32_t *lo = (int32_t *)flash_take(&ws, lanes), *hi = (int32_t *)flash_take(&ws, lanes);
+    int interval = !pl->mask_ld;
+    unsigned char *M = interval ? NULL : (unsigned char *)flash_take(&ws, lanes * pl->bc / 4 + 1);
 
     flash_pack_t(attn_at(&io->q, b, h, i0), io->q.sn, nr, D, lanes, sc, qt);
     flash_pack_t(attn_at(&g->d_o, b, h, i0), g->d_o.sn, nr, D, lanes, 1.0f, dot);
@@ -216,20 +228,24 @@ static void flash_dq_tile(const attn_args *a, const flash_plan *pl, const attn_i
 
     for (int64_t j0 = 0; j0 < a->Nk; j0 += pl->bc) {
         int64_t nk = a->Nk - j0 < pl->bc ? a->Nk - j0 : pl->bc;
-        attn_tile kind = flash_tile_kind(a, i0, nr, j0, nk);
+        attn_tile kind = flash_tile_kind(a, b, h, 1, i0, nr, j0, nk);
         if (kind == ATTN_TILE_EMPTY) {
             t->skipped += 1;
             continue;
         }
-        int64_t jlo = 0, jhi = nk;
-        if (kind == ATTN_TILE_PARTIAL)
+        int64_t jlo = 0, jhi = nk, r0, r1;
+        if (kind == ATTN_TILE_PARTIAL && interval)
             flash_partial_keys(a, i0, nr, 1, j0, nk, lanes, lo, hi, &jlo, &jhi);
+        else if (kind == ATTN_TILE_PARTIAL)
+            flash_pred_rows(a, b, h, 1, i0, nr, j0, nk, M, pl->mask_ld, &jlo, &jhi, &r0, &r1);
         nk = jhi - jlo;
         const float *k = attn_at(&io->k, b, hk, j0 + jlo), *v = attn_at(&io->v, b, hk, j0 + jlo);
         // S^T (nk, lanes) = K (nk, D) @ sc Q^T (D, lanes)
         t->flops += attn_mk_gemm(nk, lanes, D, k, io->k.sn, 1, qt, lanes, P, lanes, ATTN_MK_SET, NULL, NULL);
-        if (kind == ATTN_TILE_PARTIAL)
+        if (kind == ATTN_TILE_PARTIAL && interval)
             flash_mask_lanes(P, nk, lanes, lo, hi);
+        else if (kind == ATTN_TILE_PARTIAL)
+            flash_pred_apply(M + jlo, pl->mask_ld, nr, nk, P, 1, lanes, -INFINITY);
         flash_exp_lanes(P, nk, lanes, shift, NULL);
         // dP^T (nk, lanes) = V (nk, D) @ dO^T (D, lanes), then dS^T = P^T (dP^T - Di)
         t->flops += attn_mk_gemm(nk, lanes, D, v, io->v.sn, 1, dot, lanes, dS, lanes, ATTN_MK_SET, NULL, NULL);

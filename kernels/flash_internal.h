@@ -36,6 +36,8 @@ typedef struct {
     int64_t brp, bcp;      /* br and bc rounded up to 16 */
     size_t thread_floats;  /* per-thread slot (multiple of 16 floats) */
     size_t di_floats;      /* backward: Di for every query row, shared by all threads */
+    int64_t mask_ld;       /* masks that are not one key range per row: bytes per row of the
+                            * tile's mask bytes (flash_pred_rows); 0 for interval masks */
 } flash_plan;
 
 #define FLASH_DEFAULT_BR 64
@@ -76,16 +78,82 @@ static inline void flash_tally_flush(const flash_tally *t)
     attn_counter_add(ATTN_CNT_TILES_SKIPPED, (long long)t->skipped);
 }
 
-/* Mask class of query rows [i0, i0+nr) x keys [j0, j0+nk) (absolute positions). */
-static inline attn_tile flash_tile_kind(const attn_args *a, int64_t i0, int64_t nr, int64_t j0, int64_t nk)
+/* Mask class of query rows [i0, i0+nr) x keys [j0, j0+nk) of batch b for the
+ * nh query heads h0.. packed in one tile: EMPTY or FULL only if it is so for
+ * every head (masks that vary by head are classified head by head). */
+static inline attn_tile flash_tile_kind(const attn_args *a, int64_t b, int64_t h0, int64_t nh, int64_t i0,
+                                        int64_t nr, int64_t j0, int64_t nk)
 {
-    return attn_mask_tile(&a->mask, a->q_off + i0, a->q_off + i0 + nr, a->k_off + j0, a->k_off + j0 + nk);
+    int64_t pi0 = a->q_off + i0, pi1 = pi0 + nr, pj0 = a->k_off + j0, pj1 = pj0 + nk;
+    attn_tile t = attn_mask_tile(&a->mask, b, h0, pi0, pi1, pj0, pj1);
+    if (!(attn_mask_varies(&a->mask) & 1))
+        return t;
+    for (int64_t h = h0 + 1; h < h0 + nh && t != ATTN_TILE_PARTIAL; h++)
+        if (attn_mask_tile(&a->mask, b, h, pi0, pi1, pj0, pj1) != t)
+            t = ATTN_TILE_PARTIAL;
+    return t;
+}
+
+/* PARTIAL tiles of a mask that is not one key range per row
+ * (attn_mask_is_interval is 0) take the element predicate: the mask bytes of
+ * the tile's rows (r = g*nb + i for the nb query rows from i0 of the
+ * `groups` heads h0..; keys j < nk) go to M[r*ldm + j], and the GEMMs are
+ * cut to what some row sees: [*jlo, *jhi) (relative to j0) is the union of
+ * the allowed keys and [*r0, *r1) the rows (i) that see any key; both empty
+ * when nothing is allowed (the classifier is conservative). */
+static inline void flash_pred_rows(const attn_args *a, int64_t b, int64_t h0, int64_t groups, int64_t i0,
+                                   int64_t nb, int64_t j0, int64_t nk, unsigned char *M, int64_t ldm,
+                                   int64_t *jlo, int64_t *jhi, int64_t *r0, int64_t *r1)
+{
+    int64_t lo = nk, hi = 0, first = nb, last = -1;
+    for (int64_t g = 0; g < groups; g++)
+        for (int64_t i = 0; i < nb; i++) {
+            unsigned char *row = M + (g * nb + i) * ldm;
+            attn_mask_row(&a->mask, b, h0 + g, a->q_off + i0 + i, a->k_off + j0, nk, row);
+            int64_t f = 0, l = nk;
+            while (f < nk && !row[f])
+                f++;
+            while (l > f && !row[l - 1])
+                l--;
+            if (f == l)
+                continue;
+            lo = f < lo ? f : lo, hi = l > hi ? l : hi;
+            first = i < first ? i : first, last = i > last ? i : last;
+        }
+    if (lo >= hi)
+        lo = hi = 0;
+    *jlo = lo, *jhi = hi;
+    *r0 = last < 0 ? 0 : first, *r1 = last + 1;
+}
+
+/* Applies the mask bytes of flash_pred_rows: element (row r < nr, key j < nk)
+ * at S[r*rs + j*js] becomes `off` where M[r*ldm + j] is 0 (M already offset
+ * to the first key and row of S). Branch-free, the inner loop along the
+ * contiguous axis of S. */
+static inline void flash_pred_apply(const unsigned char *M, int64_t ldm, int64_t nr, int64_t nk, float *S,
+                                    int64_t rs, int64_t js, float off)
+{
+    if (js == 1) {
+        for (int64_t r = 0; r < nr; r++) {
+            const unsigned char *m = M + r * ldm;
+            float *s = S + r * rs;
+            for (int64_t j = 0; j < nk; j++)
+                s[j] = m[j] ? s[j] : off;
+        }
+        return;
+    }
+    for (int64_t j = 0; j < nk; j++) {
+        float *s = S + j * js;
+        for (int64_t r = 0; r < nr; r++)
+            s[r * rs] = M[r * ldm + j] ? s[r * rs] : off;
+    }
 }
 
 /* Allowed key range [lo, hi) relative to j0 for each of the nb query rows
  * starting at i0, repeated for `groups` packed heads (lane r = g*nb + i);
  * lanes up to `lanes` past the real rows get the whole tile (their results
- * are discarded). Every mask kind in mask.h allows one contiguous range. */
+ * are discarded). Exact only for interval masks (attn_mask_is_interval);
+ * the others take flash_pred_rows. */
 static inline void flash_row_ranges(const attn_args *a, int64_t i0, int64_t nb, int64_t groups,
                                     int64_t j0, int64_t nk, int64_t lanes, int32_t *lo, int32_t *hi)
 {

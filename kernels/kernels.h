@@ -8,5 +8,7 @@ extern const attn_kernel attn_kernel_oracle;
 extern const attn_kernel attn_kernel_naive;
 extern const attn_kernel attn_kernel_blas;
 extern const attn_kernel attn_kernel_flash;
+extern const attn_kernel attn_kernel_decode;
+extern const attn_kernel attn_kernel_lean;
 
 #endif

@@ -24,7 +24,7 @@ static int64_t naive_scores(const attn_args *a, const attn_io *io, int64_t b, in
         const float *qi = attn_at(&io->q, b, h, i);
         float *s = S + i * a->Nk;
         for (int64_t j = 0; j < a->Nk; j++) {
-            if (!attn_mask_allowed(&a->mask, a->q_off + i, a->k_off + j)) {
+            if (!attn_mask_allowed(&a->mask, b, h, a->q_off + i, a->k_off + j)) {
                 s[j] = -INFINITY;
                 continue;
             }
@@ -51,7 +51,7 @@ static int naive_forward(attn_ctx *ctx, const attn_io *io)
             io->lse[t * a->Nq + i] = attn_softmax_row(p, a->Nk);
             memset(o, 0, sizeof(float) * (size_t)D);
             for (int64_t j = 0; j < a->Nk; j++) {
-                if (!attn_mask_allowed(&a->mask, a->q_off + i, a->k_off + j))
+                if (!attn_mask_allowed(&a->mask, b, h, a->q_off + i, a->k_off + j))
                     continue;
                 const float *v = attn_at(&io->v, b, h / G, j);
 #pragma omp simd
@@ -89,7 +89,7 @@ static int64_t naive_backward_head(const attn_args *a, const attn_io *io, const 
         float *dqi = attn_at(&g->dq, b, h, i), *p = P + i * a->Nk;
         float Di = attn_dot(doi, attn_at(&io->o, b, h, i), D);
         for (int64_t j = 0; j < a->Nk; j++) {
-            if (!attn_mask_allowed(&a->mask, a->q_off + i, a->k_off + j))
+            if (!attn_mask_allowed(&a->mask, b, h, a->q_off + i, a->k_off + j))
                 continue;
             const float *kj = attn_at(&io->k, b, hk, j), *vj = attn_at(&io->v, b, hk, j);
             float *dkj = attn_at(&g->dk, b, hk, j), *dvj = attn_at(&g->dv, b, hk, j);
@@ -135,8 +135,7 @@ const attn_kernel attn_kernel_naive = {
     .family = "softmax",
     .reference = "Vaswani et al. 2017 (fp32 loops, full score matrix)",
     .flags = ATTN_EXACT | ATTN_CAUSAL | ATTN_TRAINABLE | ATTN_GQA | ATTN_CROSS | ATTN_DETERMINISTIC,
-    .masks = ATTN_MASK_BIT(ATTN_MASK_FULL) | ATTN_MASK_BIT(ATTN_MASK_CAUSAL) |
-             ATTN_MASK_BIT(ATTN_MASK_WINDOW),
+    .masks = ATTN_MASK_ALL, /* every kind of mask.h */
     .params_help = "max_ws_mib=1024 (cap on the N^2 score-matrix workspace)",
     .init = naive_init,
     .forward = naive_forward,

@@ -36,11 +36,13 @@ static double dot64(const double *x, const double *y, int64_t n)
 /* Scores of one query row against all keys: s[j] = sc<q,k_j>, -inf where masked.
  * Returns the row maximum (-inf if every key is masked). */
 static double score_row(const attn_args *a, const double *q, const attn_tensor_f64 *k, int64_t b,
-                        int64_t hk, int64_t i, double *s)
+                        int64_t h, int64_t i, double *s)
 {
     double sc = attn_scale(a), m = -INFINITY;
+    int64_t hk = h / (a->H / a->H_kv);
+    int64_t nk = attn_kv_len(a, b), q_off = attn_q_off_of(a, b); /* ragged batch: see attn_args */
     for (int64_t j = 0; j < a->Nk; j++) {
-        if (!attn_mask_allowed(&a->mask, a->q_off + i, a->k_off + j)) {
+        if (j >= nk || !attn_mask_allowed(&a->mask, b, h, q_off + i, a->k_off + j)) {
             s[j] = -INFINITY;
             continue;
         }
@@ -62,7 +64,7 @@ void attn_oracle_forward_f64(const attn_args *a, const attn_tensor_f64 *q, const
             for (int64_t i = 0; i < a->Nq; i++) {
                 double *orow = attn_at64(o, b, h, i);
                 double *lrow = &lse[(b * a->H + h) * a->Nq + i];
-                double m = score_row(a, attn_at64(q, b, h, i), k, b, h / G, i, s);
+                double m = score_row(a, attn_at64(q, b, h, i), k, b, h, i, s);
                 if (m == -INFINITY) {
                     memset(orow, 0, sizeof(double) * (size_t)D);
                     *lrow = -INFINITY;
@@ -116,7 +118,7 @@ void attn_oracle_backward_f64(const attn_args *a, const attn_tensor_f64 *q, cons
                 const double *qi = attn_at64(q, b, h, i), *doi = attn_at64(d_o, b, h, i);
                 double *dqi = attn_at64(dq, b, h, i);
                 double Di = dot64(doi, attn_at64(o, b, h, i), D);
-                score_row(a, qi, k, b, h / G, i, s);
+                score_row(a, qi, k, b, h, i, s);
                 for (int64_t j = 0; j < a->Nk; j++) {
                     if (s[j] == -INFINITY)
                         continue;
@@ -199,8 +201,7 @@ const attn_kernel attn_kernel_oracle = {
     .reference = "Vaswani et al. 2017, in double precision (correctness reference)",
     .flags = ATTN_EXACT | ATTN_CAUSAL | ATTN_TRAINABLE | ATTN_GQA | ATTN_CROSS |
              ATTN_DETERMINISTIC | ATTN_REFERENCE,
-    .masks = ATTN_MASK_BIT(ATTN_MASK_FULL) | ATTN_MASK_BIT(ATTN_MASK_CAUSAL) |
-             ATTN_MASK_BIT(ATTN_MASK_WINDOW),
+    .masks = ATTN_MASK_ALL, /* every kind of mask.h */
     .params_help = "",
     .forward = oracle_forward,
     .backward = oracle_backward,

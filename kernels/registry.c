@@ -11,6 +11,8 @@ static const attn_kernel *const table[] = {
     &attn_kernel_naive,
     &attn_kernel_blas,
     &attn_kernel_flash,
+    &attn_kernel_decode,
+    &attn_kernel_lean,
     NULL,
 };
 

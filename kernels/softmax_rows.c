@@ -2,10 +2,10 @@
 
 #include <math.h>
 
-void attn_mask_score_row(const attn_args *a, int64_t i, float *s)
+void attn_mask_score_row(const attn_args *a, int64_t b, int64_t h, int64_t i, float *s)
 {
     for (int64_t j = 0; j < a->Nk; j++)
-        if (!attn_mask_allowed(&a->mask, a->q_off + i, a->k_off + j))
+        if (!attn_mask_allowed(&a->mask, b, h, a->q_off + i, a->k_off + j))
             s[j] = -INFINITY;
 }
 

@@ -5,8 +5,8 @@
 
 #include "attn.h"
 
-/* Sets s[j] = -inf for every key j in [0, Nk) that query i may not attend. */
-void attn_mask_score_row(const attn_args *a, int64_t i, float *s);
+/* Sets s[j] = -inf for every key j in [0, Nk) that query i of (b, h) may not attend. */
+void attn_mask_score_row(const attn_args *a, int64_t b, int64_t h, int64_t i, float *s);
 
 /* In place: s[j] <- exp(s[j] - m) / l over the row, returns lse = m + ln l.
  * A fully masked row (all -inf) becomes zeros and returns -inf. */

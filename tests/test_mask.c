@@ -2,6 +2,7 @@
 #include "mask.h"
 
 #include <criterion/criterion.h>
+#include <string.h>
 
 static const char *const specs[] = {"full", "causal", "window:wl=5,wr=3", "window:w=4",
                                     "window:wl=7,wr=0", "window:wl=2,wr=9,causal=1"};
@@ -15,11 +16,11 @@ Test(mask, tile_classification_is_sound)
             for (int64_t i0 = 0; i0 < 130; i0 += 16)
                 for (int64_t j0 = 0; j0 < 130; j0 += 32) {
                     int64_t i1 = i0 + 16 < 130 ? i0 + 16 : 130, j1 = j0 + 32 < 130 ? j0 + 32 : 130;
-                    attn_tile t = attn_mask_tile(&m, qoff + i0, qoff + i1, j0, j1);
+                    attn_tile t = attn_mask_tile(&m, 0, 0, qoff + i0, qoff + i1, j0, j1);
                     int any = 0, all = 1;
                     for (int64_t i = i0; i < i1; i++)
                         for (int64_t j = j0; j < j1; j++) {
-                            int a = attn_mask_allowed(&m, qoff + i, j);
+                            int a = attn_mask_allowed(&m, 0, 0, qoff + i, j);
                             any |= a;
                             all &= a;
                         }
@@ -41,8 +42,8 @@ Test(mask, pair_count_equals_counted_fraction)
             double counted = 0;
             for (int64_t i = 0; i < Nq; i++)
                 for (int64_t j = 0; j < Nk; j++)
-                    counted += attn_mask_allowed(&m, qoff + i, j);
-            cr_assert_eq(attn_mask_pairs(&m, Nq, Nk, qoff, 0), counted, "%s Nq=%ld", specs[s], Nq);
+                    counted += attn_mask_allowed(&m, 0, 0, qoff + i, j);
+            cr_assert_eq(attn_mask_pairs(&m, 0, 0, Nq, Nk, qoff, 0), counted, "%s Nq=%ld", specs[s], Nq);
         }
     }
 }
@@ -51,7 +52,7 @@ Test(mask, causal_closed_form_density)
 {
     attn_mask m;
     cr_assert_eq(attn_mask_parse("causal", &m), 0);
-    cr_assert_eq(attn_mask_pairs(&m, 1000, 1000, 0, 0), 1000.0 * 1001 / 2);
+    cr_assert_eq(attn_mask_pairs(&m, 0, 0, 1000, 1000, 0, 0), 1000.0 * 1001 / 2);
 }
 
 Test(mask, parse_rejects_bad_specs_with_a_message)
@@ -73,5 +74,74 @@ Test(mask, format_round_trips)
         attn_mask_format(&a, buf, sizeof buf);
         cr_assert_eq(attn_mask_parse(buf, &b), 0, "%s", buf);
         cr_assert(a.kind == b.kind && a.causal == b.causal && a.wl == b.wl && a.wr == b.wr);
+    }
+}
+
+Test(mask, interval_kinds_are_exactly_those_with_one_key_range_per_row)
+{
+    static const char *const interval[] = {"full", "causal", "window:w=3", "document:n=3,seed=1", "prefix:p=9"};
+    static const char *const other[] = {"dilated:w=2,dil=2", "strided:l=4", "fixed:l=4,c=1",
+                                        "block:b=4,keep=0.5,seed=1", "global:w=1,g=1", "bigbird:b=4,r=1,seed=1",
+                                        "shared_question:q=5,answers=2", "sink:n=2,w=2", "random:p=0.5,seed=1"};
+    for (size_t s = 0; s < 5; s++) {
+        attn_mask m;
+        cr_assert_eq(attn_mask_parse(interval[s], &m), 0);
+        cr_assert_eq(attn_mask_bind(&m, 40), 0);
+        cr_assert(attn_mask_is_interval(&m), "%s", interval[s]);
+    }
+    /* the others really have rows with a gap: a tiled kernel must apply the predicate */
+    for (size_t s = 0; s < 9; s++) {
+        attn_mask m;
+        cr_assert_eq(attn_mask_parse(other[s], &m), 0);
+        cr_assert_eq(attn_mask_bind(&m, 40), 0);
+        cr_assert(!attn_mask_is_interval(&m), "%s", other[s]);
+        int gap = 0;
+        for (int64_t pi = 0; pi < 40 && !gap; pi++) {
+            int runs = 0, prev = 0;
+            for (int64_t pj = 0; pj < 40; pj++) {
+                int a = attn_mask_allowed(&m, 0, 0, pi, pj);
+                runs += a && !prev;
+                prev = a;
+            }
+            gap = runs > 1;
+        }
+        cr_assert(gap, "%s: no row with two separate key ranges", other[s]);
+    }
+}
+
+Test(mask, binding_is_idempotent_and_follows_the_length)
+{
+    attn_mask m;
+    cr_assert_eq(attn_mask_parse("document:n=5,seed=4", &m), 0);
+    cr_assert_eq(attn_mask_bind(&m, 100), 0);
+    attn_mask first = m;
+    cr_assert_eq(attn_mask_bind(&m, 100), 0);
+    cr_assert_eq(memcmp(&first, &m, sizeof m), 0);
+    cr_assert_eq(attn_mask_bind(&m, 200), 0);
+    cr_assert_eq(m.cu[m.n_spans], 200);
+    /* shared question: answers split the rest, the first ones one longer */
+    cr_assert_eq(attn_mask_parse("shared_question:q=10,answers=3", &m), 0);
+    cr_assert_eq(attn_mask_bind(&m, 21), 0);
+    cr_assert_eq(m.n_spans, 4);
+    cr_assert(m.cu[1] == 10 && m.cu[2] == 14 && m.cu[3] == 18 && m.cu[4] == 21);
+}
+
+Test(mask, head_and_batch_dependence_is_declared)
+{
+    static const struct {
+        const char *spec;
+        int varies;
+    } cases[] = {{"full", 0}, {"block:b=4,keep=0.5,seed=1", 0}, {"block:b=4,keep=0.5,seed=1,heads=1", 1},
+                 {"bigbird:b=4,r=1,seed=1", 1}, {"bigbird:b=4,r=0", 0}, {"random:p=0.5,seed=1", 3},
+                 {"strided:l=4,split=1", 1}, {"dilated:w=2,dil=1+2", 1}, {"dilated:w=2,dil=2", 0}};
+    for (size_t s = 0; s < sizeof cases / sizeof *cases; s++) {
+        attn_mask m;
+        cr_assert_eq(attn_mask_parse(cases[s].spec, &m), 0);
+        cr_assert_eq(attn_mask_bind(&m, 64), 0);
+        cr_assert_eq(attn_mask_varies(&m), cases[s].varies, "%s", cases[s].spec);
+        /* a mask declared invariant is the same for every (b, h) */
+        for (int64_t pi = 0; !attn_mask_varies(&m) && pi < 64; pi++)
+            for (int64_t pj = 0; pj < 64; pj++)
+                cr_assert_eq(attn_mask_allowed(&m, 0, 0, pi, pj), attn_mask_allowed(&m, 1, 3, pi, pj), "%s", cases[s].spec);
     }
 }

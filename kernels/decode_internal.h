@@ -1,0 +1,64 @@
+/* Shared by the split-KV decode kernels `decode` (split-K, decode.c) and
+ * `lean` (stream-K, lean.c), KERNELS.md 2(c): both compute exact partial
+ * attention over disjoint key ranges with the flash inner loop, then merge
+ * the partials by their logsumexp:
+ *
+ *     M = max_p lse_p,  w_p = exp(lse_p - M),  L = sum_p w_p,
+ *     O = sum_p (w_p / L) O_p,  lse = M + ln L       (p ascending)
+ *
+ * They differ only in how the key ranges are cut and handed to threads.
+ *
+ * A "group" is (b, KV head hk, query tile qt): the G query heads of hk times
+ * up to DEC_BR query rows, packed as lanes r = g*nb + i like flash's GQA
+ * packing, so each K/V row is read once for all of them. A partial of a group
+ * is stored as O_p [G*nb][D] (normalised) followed by lse_p [G*nb]. */
+#ifndef ATTN_DECODE_INTERNAL_H
+#define ATTN_DECODE_INTERNAL_H
+
+#include "flash_internal.h"
+
+#define DEC_BR 16   /* query rows per head in a group: decode has Nq <= 16 */
+
+typedef struct {
+    int64_t bc;           /* keys per tile of the flash inner loop */
+    int64_t G, br, nqt;   /* heads per KV head, query rows per group, query tiles */
+    int64_t groups;       /* B * H_kv * nqt */
+    int64_t lanes;        /* G*br rounded up to 16 */
+    size_t part_floats;   /* one partial, rounded up to 16 floats (64-byte aligned) */
+    size_t thread_floats; /* per-thread scratch of the inner loop */
+} dec_plan;
+
+/* Fills the plan for keys-per-tile bc (shared sizing of decode and lean). */
+void attn_dec_plan(dec_plan *pl, const attn_args *a, int64_t bc);
+
+/* Default keys per tile: flash's (256 for D <= 64, else 128). */
+int64_t attn_dec_default_bc(const attn_args *a);
+
+/* Group index -> (b, hk, qt). */
+static inline void dec_group(const attn_args *a, const dec_plan *pl, int64_t grp, int64_t *b, int64_t *hk,
+                             int64_t *qt)
+{
+    *qt = grp % pl->nqt;
+    *hk = grp / pl->nqt % a->H_kv;
+    *b = grp / pl->nqt / a->H_kv;
+}
+
+/* Keys [k0, k1) of group grp. */
+typedef struct {
+    int64_t grp, k0, k1;
+} dec_range;
+
+/* Exact attention of group grp over its sequence's keys [k0, k1) (tiles of
+ * bc from k0): writes the normalised partial to `part`. An empty or fully
+ * masked range gives O_p = 0, lse_p = -inf, which the merge ignores. `next`
+ * (may be NULL) is the range the calling thread expects to run next: its
+ * first tile is prefetched during the last tile of this one. */
+void attn_dec_partial(const attn_args *a, const dec_plan *pl, const attn_io *io, int64_t grp, int64_t k0,
+                      int64_t k1, const dec_range *next, float *scratch, float *part, flash_tally *t);
+
+/* Merges the np partials of group grp at part0 + p*part_floats (p ascending)
+ * into O and LSE. np = 0 (no keys) gives O = 0, lse = -inf. */
+void attn_dec_merge(const attn_args *a, const dec_plan *pl, const attn_io *io, int64_t grp,
+                    const float *part0, int64_t np);
+
+#endif

@@ -1,0 +1,262 @@
+/* Properties of the split-KV decode kernels `decode` (split-K) and `lean`
+ * (stream-K), KERNELS.md 2(c) and 4.2: oracle match on decode shapes with
+ * GQA, partition sizes and worker counts; one partition equals `flash`
+ * bitwise; all-masked partitions add nothing; ragged batches (attn_args.kv_len)
+ * equal independent per-sequence oracles; thread-count determinism; the cost
+ * model of a ragged batch; parameter validation. */
+#include "fixture.h"
+#include "kernels.h"
+#include "oracle.h"
+
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void add_param(attn_args *a, const char *kv)
+{
+    cr_assert_eq(attn_params_add(&a->params, kv), 0, "%s", attn_last_error());
+}
+
+/* Runs kernel k with one extra parameter (or none) on p's inputs. */
+static void run_with(const attn_kernel *k, fx_problem *p, const char *param, const char *what)
+{
+    attn_args saved = p->a;
+    if (param)
+        add_param(&p->a, param);
+    memset(p->o.data, 0xff, sizeof(float) * (size_t)(p->o.B * p->o.sb)); /* NaN: rows must be written */
+    int rc = fx_run(k, p, 0);
+    p->a = saved;
+    cr_assert_eq(rc, 0, "%s %s %s: %s", k->name, param ? param : "", what, attn_last_error());
+}
+
+static void assert_matches_oracle(const attn_kernel *k, fx_problem *p, const char *param, const char *what)
+{
+    run_with(k, p, param, what);
+    double eo = fx_err_o(p), el = fx_err_lse(p);
+    cr_assert(eo <= fx_tol_o(p->a.Nk), "%s %s %s: err_O %.3g > %.3g", k->name, param, what, eo,
+              fx_tol_o(p->a.Nk));
+    cr_assert(el <= 1e-5, "%s %s %s: err_lse %.3g", k->name, param, what, el);
+}
+
+static const char *const masks[] = {"full", "causal", "window:wl=300,wr=0"};
+
+Test(decode, decode_and_lean_match_oracle_on_decode_shapes_gqa_and_split_sizes, .timeout = 60)
+{
+    static const int64_t Nqs[] = {1, 4}, Nks[] = {1, 1000, 4097};
+    /* (H, H_kv, D): a 4:1 group at small D, and one KV head for four query heads */
+    static const int64_t heads[][3] = {{32, 8, 16}, {4, 1, 64}};
+    static const char *const params[][2] = {{"ls=64", "ls=1024"}, {"workers=1", "workers=3"}};
+    const attn_kernel *ks[] = {&attn_kernel_decode, &attn_kernel_lean};
+    for (int iq = 0; iq < 2; iq++)
+        for (int ik = 0; ik < 3; ik++)
+            for (int m = 0; m < 3; m++)
+                for (int hh = 0; hh < 2; hh++) {
+                    char what[160];
+                    snprintf(what, sizeof what, "Nq=%ld Nk=%ld H=%ld H_kv=%ld D=%ld %s", (long)Nqs[iq],
+                             (long)Nks[ik], (long)heads[hh][0], (long)heads[hh][1], (long)heads[hh][2],
+                             masks[m]);
+                    attn_args a = fx_args(1, heads[hh][0], heads[hh][1], Nqs[iq], Nks[ik], heads[hh][2],
+                                          masks[m], 2);
+                    fx_problem p;
+                    fx_make(&p, &a, 100 + (uint64_t)(iq * 18 + ik * 6 + m * 2 + hh));
+                    for (int kk = 0; kk < 2; kk++)
+                        for (int v = 0; v < 2; v++)
+                            assert_matches_oracle(ks[kk], &p, params[kk][v], what);
+                    fx_free(&p);
+                }
+}
+
+/* Self-attention shapes (Nq = Nk) are valid inputs too, if not fast ones:
+ * several query tiles per KV head, a mask per row. */
+Test(decode, decode_and_lean_match_oracle_with_many_query_tiles)
+{
+    for (int m = 0; m < 3; m++) {
+        attn_args a = fx_args(2, 4, 2, 130, 130, 32, m == 2 ? "window:wl=5,wr=3" : masks[m], 2);
+        fx_problem p;
+        fx_make(&p, &a, 7 + (uint64_t)m);
+        assert_matches_oracle(&attn_kernel_decode, &p, "ls=64", masks[m]);
+        assert_matches_oracle(&attn_kernel_decode, &p, NULL, masks[m]);
+        assert_matches_oracle(&attn_kernel_lean, &p, "workers=3", masks[m]);
+        assert_matches_oracle(&attn_kernel_lean, &p, "workers=7", masks[m]);
+        fx_free(&p);
+    }
+}
+
+static int bits_equal(const fx_problem *x, const float *o, const float *lse)
+{
+    size_t no = (size_t)(x->o.B * x->o.sb), nl = (size_t)(x->a.B * x->a.H * x->a.Nq);
+    return memcmp(x->o.data, o, sizeof(float) * no) == 0 && memcmp(x->lse, lse, sizeof(float) * nl) == 0;
+}
+
+/* With ls >= Nk there is one partition and the merge is exp(0) = 1: decode
+ * is flash's loop over the same tiles and must give the same bits. Lean with
+ * one worker has one segment per group, the same thing. */
+Test(decode, one_partition_equals_flash_bitwise)
+{
+    static const int64_t Nqs[] = {1, 4}, Nks[] = {1, 1000, 4097};
+    for (int iq = 0; iq < 2; iq++)
+        for (int ik = 0; ik < 3; ik++)
+            for (int m = 0; m < 3; m++) {
+                char what[96];
+                snprintf(what, sizeof what, "Nq=%ld Nk=%ld %s", (long)Nqs[iq], (long)Nks[ik], masks[m]);
+                /* D = 80 takes the lane layout (flash's), D = 64 the row layout */
+                attn_args a = fx_args(1, 8, 2, Nqs[iq], Nks[ik], ik == 1 ? 80 : 64, masks[m], 2);
+                fx_problem p;
+                fx_make(&p, &a, 200 + (uint64_t)(iq * 9 + ik * 3 + m));
+                size_t no = sizeof(float) * (size_t)(p.o.B * p.o.sb), nl = sizeof(float) * (size_t)(8 * Nqs[iq]);
+                float *o = malloc(no), *lse = malloc(nl);
+                run_with(&attn_kernel_flash, &p, NULL, what);
+                memcpy(o, p.o.data, no), memcpy(lse, p.lse, nl);
+                run_with(&attn_kernel_decode, &p, "ls=4097", what);
+                cr_assert(bits_equal(&p, o, lse), "decode ls=4097 != flash: %s", what);
+                run_with(&attn_kernel_lean, &p, "workers=1", what);
+                cr_assert(bits_equal(&p, o, lse), "lean workers=1 != flash: %s", what);
+                free(o), free(lse);
+            }
+}
+
+/* A window of 500 keys leaves partitions 0-2 of 1024 keys fully masked: the
+ * result must be the bits of the same problem cropped to keys 3072..4096
+ * (k_off = 3072 keeps the positions), and the masked keys are poisoned with
+ * large values so any contribution would show. */
+Test(decode, all_masked_partitions_add_nothing)
+{
+    attn_args a = fx_args(1, 4, 2, 4, 4097, 64, "window:wl=500,wr=0", 2);
+    attn_args c = fx_args(1, 4, 2, 4, 1025, 64, "window:wl=500,wr=0", 2);
+    c.q_off = a.q_off, c.k_off = 3072;
+    fx_problem p, q;
+    fx_make(&p, &a, 300);
+    fx_make(&q, &c, 301);
+    for (int64_t h = 0; h < 2; h++) /* same inputs on the live keys, poison on the masked ones */
+        for (int64_t j = 0; j < 4097; j++)
+            for (int64_t d = 0; d < 64; d++) {
+                float *k = attn_at(&p.k, 0, h, j) + d, *v = attn_at(&p.v, 0, h, j) + d;
+                if (j >= 3072)
+                    *k = attn_at(&q.k, 0, h, j - 3072)[d], *v = attn_at(&q.v, 0, h, j - 3072)[d];
+                else
+                    *k = 1e3f, *v = -1e3f;
+            }
+    memcpy(p.q.data, q.q.data, sizeof(float) * (size_t)(q.q.B * q.q.sb));
+    const attn_kernel *ks[] = {&attn_kernel_decode, &attn_kernel_lean};
+    /* lean: three workers on the full cache put a fully masked segment before
+     * each group's live one; the cropped cache has one segment per group */
+    const char *pq[] = {"ls=1024", "workers=1"}, *pp[] = {"ls=1024", "workers=3"};
+    for (int k = 0; k < 2; k++) {
+        run_with(ks[k], &q, pq[k], "cropped");
+        cr_assert(fx_err_o(&q) <= fx_tol_o(1025) && fx_err_lse(&q) <= 1e-5, "%s cropped vs oracle", ks[k]->name);
+        run_with(ks[k], &p, pp[k], "full cache");
+        cr_assert(bits_equal(&p, q.o.data, q.lse), "%s: all-masked partitions changed the result", ks[k]->name);
+    }
+    fx_free(&p);
+    fx_free(&q);
+}
+
+/* attn_args.kv_len: each sequence is checked against an independent oracle
+ * run on that sequence alone (B = 1, Nk = kv_len[b], bottom-right aligned),
+ * which also checks the oracle's own ragged-batch support (fx_make's answers). */
+Test(decode, ragged_batch_equals_per_sequence_oracle)
+{
+    static const int64_t lens[] = {4097, 1, 1000, 0, 130};
+    for (int m = 0; m < 3; m++) {
+        attn_args a = fx_args(5, 4, 2, 3, 4097, 32, masks[m], 2);
+        a.kv_len = lens;
+        fx_problem p;
+        fx_make(&p, &a, 400 + (uint64_t)m);
+        /* fx_make's oracle honours kv_len: compare it with per-sequence oracles */
+        for (int64_t b = 0; b < 5; b++) {
+            attn_args one = fx_args(1, 4, 2, 3, lens[b], 32, masks[m], 1); /* 0 keys: rows fully masked */
+            attn_tensor_f64 q = p.q64, k = p.k64, v = p.v64, o = p.o64;
+            q.data += b * q.sb, k.data += b * k.sb, v.data += b * v.sb;
+            q.B = k.B = v.B = o.B = 1, k.N = v.N = lens[b];
+            o.data = calloc((size_t)o.sb, sizeof(double));
+            double lse[12];
+            attn_oracle_forward_f64(&one, &q, &k, &v, &o, lse);
+            for (int64_t r = 0; r < 12; r++) {
+                double ref = p.lse64[b * 12 + r];
+                cr_assert(lse[r] == ref || fabs(lse[r] - ref) <= 1e-12 * fabs(ref), "oracle b=%ld row %ld: %g vs %g",
+                          (long)b, (long)r, ref, lse[r]);
+            }
+            for (int64_t n = 0; n < o.sb; n++)
+                cr_assert(fabs(o.data[n] - p.o64.data[b * o.sb + n]) <= 1e-12, "oracle b=%ld O differs", (long)b);
+            free(o.data);
+        }
+        assert_matches_oracle(&attn_kernel_decode, &p, "ls=64", masks[m]);
+        assert_matches_oracle(&attn_kernel_decode, &p, NULL, masks[m]);
+        assert_matches_oracle(&attn_kernel_lean, &p, "workers=1", masks[m]);
+        assert_matches_oracle(&attn_kernel_lean, &p, "workers=3", masks[m]);
+        assert_matches_oracle(&attn_kernel_lean, &p, "workers=64", masks[m]); /* more workers than tiles */
+        for (int64_t h = 0; h < 4; h++) /* sequence 3 has no keys */
+            for (int64_t i = 0; i < 3; i++)
+                cr_assert(isinf(p.lse[(3 * 4 + h) * 3 + i]) && attn_at(&p.o, 3, h, i)[0] == 0.0f);
+        fx_free(&p);
+    }
+}
+
+Test(decode, kernels_without_varlen_refuse_a_ragged_batch)
+{
+    static const int64_t lens[] = {10, 5};
+    attn_args a = fx_args(2, 2, 2, 1, 10, 16, "full", 1);
+    a.kv_len = lens;
+    cr_assert_eq(attn_args_validate(&attn_kernel_flash, &a), ATTN_EUNSUPPORTED);
+    cr_assert(strstr(attn_last_error(), "VARLEN"), "%s", attn_last_error());
+    cr_assert_eq(attn_args_validate(&attn_kernel_decode, &a), 0);
+    static const int64_t bad[] = {10, 11};
+    a.kv_len = bad;
+    cr_assert_eq(attn_args_validate(&attn_kernel_decode, &a), ATTN_EINVAL);
+    cr_assert(strstr(attn_last_error(), "kv_len[1]"), "%s", attn_last_error());
+}
+
+/* Both with the thread count free (decode) and with W pinned (lean). */
+static void assert_same_bits_at_1_and_2_threads(const char *kernel_param, const attn_kernel *k, const int64_t *lens)
+{
+    attn_args a = fx_args(3, 8, 2, 4, 4097, 64, "causal", 1);
+    a.kv_len = lens;
+    add_param(&a, kernel_param);
+    fx_problem p1, p2;
+    fx_make(&p1, &a, 9);
+    a.threads = 2;
+    fx_make(&p2, &a, 9);
+    cr_assert_eq(fx_run(k, &p1, 0), 0, "%s", attn_last_error());
+    cr_assert_eq(fx_run(k, &p2, 0), 0, "%s", attn_last_error());
+    cr_assert(bits_equal(&p1, p2.o.data, p2.lse), "%s %s: 1 and 2 threads differ", k->name, kernel_param);
+    fx_free(&p1);
+    fx_free(&p2);
+}
+
+Test(decode, results_bitwise_identical_with_one_and_two_threads)
+{
+    static const int64_t lens[] = {4097, 77, 2000};
+    assert_same_bits_at_1_and_2_threads("ls=64", &attn_kernel_decode, NULL);
+    assert_same_bits_at_1_and_2_threads("ls=1024", &attn_kernel_decode, lens);
+    assert_same_bits_at_1_and_2_threads("workers=3", &attn_kernel_lean, lens);
+}
+
+Test(decode, cost_model_counts_each_sequence_at_its_own_length)
+{
+    static const int64_t lens[] = {1000, 24};
+    attn_args a = fx_args(2, 8, 2, 1, 1000, 64, "full", 1);
+    a.kv_len = lens;
+    double keys = 1024, D = 64;
+    cr_assert_float_eq(attn_kernel_decode.flops(&a, ATTN_PASS_FWD), 4 * D * 8 * keys, 1e-6);
+    cr_assert_float_eq(attn_kernel_lean.bytes(&a, ATTN_PASS_FWD), 4 * (2 * (2 * 8 * D + 8) + 2 * 2 * keys * D), 1e-6);
+    cr_assert_eq(attn_kernel_decode.state_bytes(&a), (size_t)(2 * 2 * keys * D * 4));
+    a.kv_len = NULL;
+    cr_assert_float_eq(attn_kernel_decode.flops(&a, ATTN_PASS_FWD), 4 * D * 8 * 2000, 1e-6);
+}
+
+Test(decode, rejects_bad_and_unknown_params_with_a_message)
+{
+    static const char *const bad[][2] = {{"decode", "ls=0"}, {"decode", "workers=2"}, {"lean", "workers=0"},
+                                         {"lean", "ls=64"}, {"decode", "bc=x"}};
+    for (int i = 0; i < 5; i++) {
+        attn_args a = fx_args(1, 2, 2, 1, 100, 16, "full", 1);
+        add_param(&a, bad[i][1]);
+        const attn_kernel *k = strcmp(bad[i][0], "decode") == 0 ? &attn_kernel_decode : &attn_kernel_lean;
+        attn_ctx ctx;
+        cr_assert_eq(attn_ctx_create(k, &a, &ctx), ATTN_EINVAL, "%s %s accepted", bad[i][0], bad[i][1]);
+        cr_assert(strstr(attn_last_error(), bad[i][1][0] == 'b' ? "bc" : bad[i][1][0] == 'l' ? "ls" : "workers"),
+                  "%s", attn_last_error());
+    }
+}
