@@ -40,12 +40,17 @@ static void row_begin(attn_row *row, int threads, const char *suite)
     attn_row_set(row, ATTN_COL_SUITE, "%s", suite);
 }
 
+/* Kernel parameters, and a ragged batch's KV lengths, which are part of what
+ * identifies a job (two batches with the same B and N_kv differ by them). */
 static void params_text(const attn_args *a, char *buf, size_t n)
 {
     buf[0] = '\0';
     for (int i = 0; i < a->params.n; i++)
         snprintf(buf + strlen(buf), n - strlen(buf), "%s%s=%s", i ? ";" : "", a->params.key[i],
                  a->params.val[i]);
+    for (int64_t b = 0; a->kv_len && b < a->B; b++)
+        snprintf(buf + strlen(buf), n - strlen(buf), "%s%lld", b ? "+" : buf[0] ? ";kv_lens=" : "kv_lens=",
+                 (long long)a->kv_len[b]);
 }
 
 void attn_bench_identity(const attn_bench_job *job, attn_row *row)

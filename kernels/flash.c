@@ -19,6 +19,19 @@
 #include <omp.h>
 #include <string.h>
 
+/* Keys per tile unless --param bc says otherwise. Block-structured masks get
+ * tiles no wider than their key blocks, so an empty block is a skipped tile
+ * instead of the masked half of a computed one (block size 128 with the
+ * default 256-key tiles computed 36 % of the tiles at density 20 %). */
+static int64_t default_bc(const attn_args *a)
+{
+    int64_t bc = a->D <= 64 ? FLASH_DEFAULT_BC_SMALL_D : FLASH_DEFAULT_BC;
+    int blocky = a->mask.kind == ATTN_MASK_BLOCK_SPARSE || a->mask.kind == ATTN_MASK_BIGBIRD;
+    if (blocky && a->mask.bk >= 16 && a->mask.bk < bc)
+        bc = a->mask.bk;
+    return bc;
+}
+
 int attn_flash_plan(flash_plan *pl, const attn_args *a)
 {
     static const char *const allowed[] = {"br", "bc", NULL};
@@ -27,7 +40,7 @@ int attn_flash_plan(flash_plan *pl, const attn_args *a)
         return rc;
     memset(pl, 0, sizeof *pl);
     pl->br = attn_param_int(a, "br", FLASH_DEFAULT_BR, 1, 1024, &rc);
-    pl->bc = attn_param_int(a, "bc", a->D <= 64 ? FLASH_DEFAULT_BC_SMALL_D : FLASH_DEFAULT_BC, 1, 4096, &rc);
+    pl->bc = attn_param_int(a, "bc", default_bc(a), 1, 4096, &rc);
     if (rc)
         return rc;
     pl->G = a->H / a->H_kv;
