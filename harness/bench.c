@@ -53,9 +53,20 @@ static void params_text(const attn_args *a, char *buf, size_t n)
                  (long long)a->kv_len[b]);
 }
 
+/* The job's args, with a ragged batch's lengths pointing into the job itself
+ * (jobs are copied around, so the pointer is set where it is used). */
+static attn_args job_args(const attn_bench_job *job)
+{
+    attn_args a = job->args;
+    if (job->n_kv_lens)
+        a.kv_len = job->kv_lens;
+    return a;
+}
+
 void attn_bench_identity(const attn_bench_job *job, attn_row *row)
 {
-    const attn_args *a = &job->args;
+    attn_args args = job_args(job);
+    const attn_args *a = &args;
     char mask[128], params[256];
     attn_mask_format(&a->mask, mask, sizeof mask);
     params_text(a, params, sizeof params);
@@ -258,7 +269,7 @@ int attn_bench_run(const attn_bench_job *job, attn_row *row)
     mallopt(M_MMAP_THRESHOLD, 256 * 1024);
     attn_bench_identity(job, row);
     const attn_kernel *k = job->kernel;
-    attn_args a = job->args;
+    attn_args a = job_args(job);
     a.backward = job->pass != ATTN_RUN_FWD;
     attn_args_defaults(&a);
     if (a.backward && !k->backward) {

@@ -20,6 +20,8 @@ typedef struct {
     attn_measure_opts measure;
     const attn_peak *peak;      /* same-run machine peaks at args.threads, or NULL */
     size_t max_workspace_bytes; /* 0: no cap; above it the job is skipped */
+    int n_kv_lens;              /* > 0: a ragged batch, args.B = n_kv_lens sequences */
+    int64_t kv_lens[64];        /* their KV lengths (args.kv_len is pointed here at run time) */
 } attn_bench_job;
 
 /* "fwd" | "bwd" | "fwdbwd"; error naming the value otherwise. */

@@ -103,6 +103,8 @@ static int job_from_cfg(const cfg_config *cfg, const cfg_job *cj, attn_bench_job
         rc = attn_params_add(&a->params, kv);
     if (rc)
         return attn_fail(ATTN_EINVAL, "%s: suite '%s': %s", cfg->path, cj->suite, attn_last_error());
+    if (cj->kv_lens[0])
+        job->n_kv_lens = cfg_parse_kv_lens(cj->kv_lens, job->kv_lens, 64);
     job->seed = cj->seed;
     job->max_workspace_bytes = (size_t)cfg->max_workspace_bytes;
     job->measure = (attn_measure_opts){(int)cfg->measure.warmup, (int)cfg->measure.min_reps,

@@ -329,12 +329,43 @@ static int check_kparams(const where *w, const cJSON *v, const cfg_suite *s, cha
     return 0;
 }
 
+/* "L+L+...": a ragged batch's KV lengths, each an integer >= 0, at most 64. */
+static int check_kv_lens(const where *w, const cJSON *v, const cfg_suite *s, char out[CFG_SPEC_MAX])
+{
+    (void)s;
+    const char *shape = "a ragged batch \"L+L+...\" (1 to 64 KV lengths >= 0, at least one > 0)";
+    if (!cJSON_IsString(v) || strlen(v->valuestring) >= CFG_SPEC_MAX)
+        return bad(w, shape, v);
+    int64_t lens[64];
+    int n = cfg_parse_kv_lens(v->valuestring, lens, 64);
+    if (n <= 0)
+        return bad(w, shape, v);
+    strcpy(out, v->valuestring);
+    return 0;
+}
+
+int cfg_parse_kv_lens(const char *text, int64_t *lens, int max)
+{
+    int n = 0, any = 0;
+    const char *p = text;
+    while (*p) {
+        char *end;
+        long long x = strtoll(p, &end, 10);
+        if (end == p || x < 0 || n >= max || (*end && *end != '+') || (*end == '+' && !end[1]))
+            return -1;
+        lens[n++] = x;
+        any |= x > 0;
+        p = *end ? end + 1 : end;
+    }
+    return n && any ? n : -1;
+}
+
 /* ---------------------------------------------------------------- objects */
 
 static int parse_suite(const where *w, const cJSON *o, const cfg_config *cfg, cfg_suite *s)
 {
     static const char *const keys[] = {"suite", "description", "kernels", "masks", "pass", "B", "H", "H_kv",
-                                       "N", "N_kv", "D", "params", "threads", "seed", NULL};
+                                       "N", "N_kv", "D", "params", "threads", "seed", "kv_lens", NULL};
     int64_t seed = 1;
     int rc;
     if ((rc = check_keys(w, o, keys)) || (rc = req_name(w, o, "suite", s->name)) ||
@@ -349,8 +380,14 @@ static int parse_suite(const where *w, const cJSON *o, const cfg_config *cfg, cf
         (rc = get_ints(w, o, "D", 1, 1, EXACT_MAX, &s->D)) ||
         (rc = get_ints(w, o, "threads", 0, 1, 4096, &s->threads)) ||
         (rc = get_strs(w, o, "params", 0, check_kparams, s, &s->params)) ||
+        (rc = get_strs(w, o, "kv_lens", 0, check_kv_lens, s, &s->kv_lens)) ||
         (rc = opt_int(w, o, "seed", 0, EXACT_MAX, &seed)))
         return rc;
+    if (s->kv_lens.n && (s->B.n || s->N_kv.n)) {
+        where kw = at_key(w, "kv_lens");
+        return attn_fail(ATTN_EINVAL, "%s: %s: expected no \"B\" or \"N_kv\" beside it (a ragged batch sets "
+                         "both), found %s", w->file, kw.path, s->B.n ? "\"B\"" : "\"N_kv\"");
+    }
     s->seed = (uint64_t)seed;
 
     for (size_t i = 0; i < s->H_kv.n; i++)
@@ -500,6 +537,7 @@ static void free_suite(cfg_suite *s)
     free(s->masks.v);
     free(s->passes.v);
     free(s->params.v);
+    free(s->kv_lens.v);
     cfg_ints *ints[] = {&s->B, &s->H, &s->H_kv, &s->N, &s->N_kv, &s->D, &s->threads};
     for (size_t i = 0; i < sizeof ints / sizeof *ints; i++)
         free(ints[i]->v);
@@ -518,7 +556,7 @@ void cfg_free(cfg_config *cfg)
 
 /* The grid of one entry, outermost dimension first (see config.h). The
  * kernel and its params entries form one dimension of "variants". */
-enum { G_THREADS, G_VARIANT, G_MASK, G_PASS, G_B, G_H, G_HKV, G_D, G_N, G_NKV, G__COUNT };
+enum { G_THREADS, G_VARIANT, G_MASK, G_PASS, G_B, G_H, G_HKV, G_D, G_N, G_NKV, G_KVL, G__COUNT };
 
 typedef struct {
     size_t kernel;          /* index into kernels */
@@ -563,6 +601,7 @@ static int expand_suite(const cfg_suite *s, size_t entry, const cfg_filter *f, c
         [G_THREADS] = s->threads.n, [G_VARIANT] = suite_variants(s, f, vars), [G_MASK] = s->masks.n,
         [G_PASS] = s->passes.n, [G_B] = s->B.n, [G_H] = s->H.n, [G_HKV] = s->H_kv.n ? s->H_kv.n : 1,
         [G_D] = s->D.n, [G_N] = s->N.n, [G_NKV] = s->N_kv.n ? s->N_kv.n : 1,
+        [G_KVL] = s->kv_lens.n ? s->kv_lens.n : 1,
     };
     size_t total = 1;
     for (int d = 0; d < G__COUNT; d++)
@@ -588,6 +627,14 @@ static int expand_suite(const cfg_suite *s, size_t entry, const cfg_filter *f, c
         j->D = s->D.v[ix[G_D]];
         j->N = s->N.v[ix[G_N]];
         j->N_kv = s->N_kv.n ? s->N_kv.v[ix[G_NKV]] : j->N;
+        if (s->kv_lens.n) { /* a ragged batch: B sequences, the longest sets N_kv */
+            int64_t lens[64];
+            int nl = cfg_parse_kv_lens(s->kv_lens.v[ix[G_KVL]], lens, 64);
+            strcpy(j->kv_lens, s->kv_lens.v[ix[G_KVL]]);
+            j->B = nl, j->N_kv = 0;
+            for (int i = 0; i < nl; i++)
+                j->N_kv = lens[i] > j->N_kv ? lens[i] : j->N_kv;
+        }
         j->seed = s->seed;
         j->entry = entry;
     }
@@ -668,7 +715,8 @@ static int job_key_cmp(const cfg_job *a, const cfg_job *b)
 {
     int c;
     if ((c = strcmp(a->suite, b->suite)) || (c = strcmp(a->kernel, b->kernel)) || (c = strcmp(a->mask, b->mask)) ||
-        (c = strcmp(a->pass, b->pass)) || (c = strcmp(a->params, b->params)))
+        (c = strcmp(a->pass, b->pass)) || (c = strcmp(a->params, b->params)) ||
+        (c = strcmp(a->kv_lens, b->kv_lens)))
         return c;
     const int64_t x[] = {a->B, a->H, a->H_kv, a->N, a->N_kv, a->D, a->threads, (int64_t)a->seed};
     const int64_t y[] = {b->B, b->H, b->H_kv, b->N, b->N_kv, b->D, b->threads, (int64_t)b->seed};
@@ -745,10 +793,13 @@ static cJSON *suite_json(const cfg_suite *s)
         {"threads", &s->threads},
     };
     for (size_t i = 0; i < sizeof ints / sizeof *ints; i++)
-        if (ints[i].v->n)   /* empty H_kv / N_kv: equal to H / N */
+        if (ints[i].v->n && !(s->kv_lens.n && ints[i].v == &s->B))   /* empty H_kv / N_kv: equal to H / N;
+                                                                         a ragged batch sets B */
             cJSON_AddItemToObject(o, ints[i].key, ints_json(ints[i].v));
     if (s->params.n)
         cJSON_AddItemToObject(o, "params", strs_json(&s->params));
+    if (s->kv_lens.n)
+        cJSON_AddItemToObject(o, "kv_lens", strs_json(&s->kv_lens));
     cJSON_AddNumberToObject(o, "seed", (double)s->seed);
     return o;
 }

@@ -24,6 +24,9 @@
  *       "params": ["flash:br=64,bc=128"],  default none; "kernel:key=value,..." runs that kernel
  *                                          once per entry naming it ("flash:" = its defaults)
  *       "threads": [1, 2],                 default: the top-level list
+ *       "kv_lens": ["32768+1024+1024"],    optional ragged batches (VARLEN kernels): one job per
+ *                                          entry, B = number of lengths, N_kv = the longest;
+ *                                          excludes "B" and "N_kv"
  *       "seed": 1                          default 1
  *     }
  *   ]
@@ -63,6 +66,7 @@ typedef struct {
     char description[256];
     cfg_strs kernels, masks, passes;
     cfg_strs params;                            /* "kernel:key=value,..." */
+    cfg_strs kv_lens;                           /* ragged batches "L+L+...", or empty */
     cfg_ints B, H, H_kv, N, N_kv, D, threads;   /* H_kv, N_kv empty: equal to H, N */
     uint64_t seed;
 } cfg_suite;
@@ -88,6 +92,7 @@ typedef struct {
     int64_t B, H, H_kv, N, N_kv, D;
     int threads;
     char params[CFG_SPEC_MAX];
+    char kv_lens[CFG_SPEC_MAX];    /* "" or a ragged batch "L+L+..." (B = count, N_kv = max) */
     uint64_t seed;
     size_t entry;              /* index of the suites[] entry it comes from */
 } cfg_job;
@@ -99,6 +104,10 @@ typedef struct {
     const char *const *kernels;
     size_t n_kernels;
 } cfg_filter;
+
+/* Parses a ragged batch "L+L+..." into at most `max` lengths; returns the
+ * count, or -1 if malformed (no lengths, a negative one, or all zero). */
+int cfg_parse_kv_lens(const char *text, int64_t *lens, int max);
 
 /* Reads and validates a config file; on error *cfg is empty (cfg_free-able). */
 int cfg_load(const char *path, cfg_config *cfg);

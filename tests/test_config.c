@@ -300,3 +300,38 @@ Test(config, dump_is_a_config_that_expands_to_the_same_jobs)
     cfg_free(&c);
     cfg_free(&d);
 }
+
+Test(config, ragged_kv_lens_set_batch_and_kv_length)
+{
+    const char *text = "{\"name\":\"r\",\"suites\":[{\"suite\":\"decode\",\"kernels\":[\"decode\"],\"H\":[4],"
+                       "\"N\":[1],\"D\":[16],\"kv_lens\":[\"100+7+0\",\"5\"]}]}";
+    cfg_config cfg;
+    cr_assert_eq(cfg_parse("r.json", text, &cfg), 0, "%s", attn_last_error());
+    cfg_job *jobs;
+    size_t n;
+    cr_assert_eq(cfg_expand(&cfg, &jobs, &n), 0);
+    cr_assert_eq(n, 2);
+    cr_assert_eq(jobs[0].B, 3);
+    cr_assert_eq(jobs[0].N_kv, 100);
+    cr_assert_str_eq(jobs[0].kv_lens, "100+7+0");
+    cr_assert_eq(jobs[1].B, 1);
+    cr_assert_eq(jobs[1].N_kv, 5);
+    free(jobs);
+    cfg_free(&cfg);
+}
+
+Test(config, ragged_kv_lens_reject_bad_lists_and_explicit_batch)
+{
+    static const char *const bad[] = {"\"kv_lens\":[\"100+\"]", "\"kv_lens\":[\"0+0\"]", "\"kv_lens\":[\"7+-1\"]",
+                                      "\"kv_lens\":[\"8+8\"],\"B\":[2]"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char text[512];
+        snprintf(text, sizeof text,
+                 "{\"name\":\"r\",\"suites\":[{\"suite\":\"d\",\"kernels\":[\"decode\"],\"H\":[4],\"N\":[1],"
+                 "\"D\":[16],%s}]}", bad[i]);
+        cfg_config cfg;
+        cr_assert_neq(cfg_parse("r.json", text, &cfg), 0, "%s accepted", bad[i]);
+        cr_assert(strstr(attn_last_error(), "$.suites[0].kv_lens"), "%s: %s", bad[i], attn_last_error());
+        cfg_free(&cfg);
+    }
+}
