@@ -8,6 +8,13 @@
  * the reduction order depend on the sizes and `ls` only, so results are
  * bitwise identical for any thread count.
  *
+ * Masks (KERNELS.md 2(c)): FULL, CAUSAL, WINDOW, SINK_WINDOW, DOCUMENT and
+ * RANDOM, tile by tile as flash does: EMPTY tiles are skipped, FULL ones run
+ * without predicates, PARTIAL ones are cut to the keys some row sees and
+ * masked by key ranges (one range per row) or by the element predicate
+ * (sinks + window, random), classified head by head when the mask varies
+ * by head. Positions are the sequence's own in a ragged batch.
+ *
  * This file also holds what `lean` (lean.c) shares: the plan, the partial
  * over a key range and the logsumexp merge (decode_internal.h). */
 #include "decode_internal.h"
@@ -38,41 +45,49 @@ void attn_dec_plan(dec_plan *pl, const attn_args *a, int64_t bc)
      * the row layout K^T (D x bc) */
     int64_t bcp = flash_round16(bc);
     pl->thread_floats = (size_t)((2 * a->D + bcp + 7) * pl->lanes + a->D * bcp);
-}
-
-/* Allowed key range of each lane relative to key j0 (lane r = g*nb + i; the
- * mask is the same for the G heads of a KV head: FULL, CAUSAL and WINDOW do
- * not depend on the head), padding lanes get the whole tile; then trimmed to
- * the union like flash_partial_keys. */
-static void dec_partial_keys(const attn_mask *mask, int64_t qpos, int64_t nb, int64_t G, int64_t kpos,
-                             int64_t nk, int64_t lanes, int32_t *lo, int32_t *hi, int64_t *jlo, int64_t *jhi)
-{
-    for (int64_t i = 0; i < nb; i++) {
-        int64_t l, h;
-        attn_mask_row_range(mask, qpos + i, kpos, kpos + nk, &l, &h);
-        for (int64_t g = 0; g < G; g++)
-            lo[g * nb + i] = (int32_t)(l - kpos), hi[g * nb + i] = (int32_t)(h - kpos);
+    pl->per_head = attn_mask_varies(&a->mask) & 1;
+    if (!attn_mask_is_interval(&a->mask)) { /* the mask bytes of one tile (flash_pred_rows) */
+        pl->mask_ld = bc;
+        pl->thread_floats += (size_t)flash_round16(pl->lanes * bc / 4 + 1);
     }
-    for (int64_t r = G * nb; r < lanes; r++)
-        lo[r] = 0, hi[r] = (int32_t)nk;
-    flash_trim_keys(lo, hi, G * nb, lanes, jlo, jhi);
 }
 
-/* Mask class of the tile of keys [j0, j0 + nk) for the group's rows and, for
- * PARTIAL tiles, each lane's range in lo/hi trimmed to their union
- * [*jlo, *jhi) (relative to j0). EMPTY tiles are counted as skipped. */
-static attn_tile dec_tile_keys(const attn_args *a, int64_t b, int64_t hk, int64_t G, int64_t qpos, int64_t nb,
-                               int64_t j0, int64_t nk, int64_t lanes, int32_t *lo, int32_t *hi, int64_t *jlo,
-                               int64_t *jhi, flash_tally *t)
+/* Mask class of the tile of keys [j0, j0 + nk) for the group's rows, `a`
+ * being the view of one sequence (attn_dec_partial), so flash's tile helpers
+ * apply as they are. The class is taken head by head when the mask varies by
+ * head (RANDOM; GQA packs G heads): EMPTY or FULL only if so for all of them.
+ * A PARTIAL tile is cut to the keys some row sees, [*jlo, *jhi) relative to
+ * j0, and its predicate prepared: for interval masks each lane's key range in
+ * lo/hi (relative to *jlo), for the others (M non-NULL) the mask bytes of
+ * every row r = g*nb + i at M + r*mask_ld, relative to j0. EMPTY tiles are
+ * counted as skipped. */
+static attn_tile dec_tile_keys(const attn_args *a, const dec_plan *pl, int64_t b, int64_t hk, int64_t i0, int64_t nb,
+                               int64_t j0, int64_t nk, int64_t lanes, int32_t *lo, int32_t *hi, unsigned char *M,
+                               int64_t *jlo, int64_t *jhi, flash_tally *t)
 {
-    int64_t kpos = a->k_off + j0;
-    attn_tile kind = attn_mask_tile(&a->mask, b, hk * G, qpos, qpos + nb, kpos, kpos + nk);
+    int64_t G = pl->G, pi = a->q_off + i0, pj = a->k_off + j0;
+    attn_tile kind = pl->per_head ? flash_tile_kind(a, b, hk * G, G, i0, nb, j0, nk)
+                                  : attn_mask_tile(&a->mask, b, hk * G, pi, pi + nb, pj, pj + nk);
     *jlo = 0, *jhi = nk;
     if (kind == ATTN_TILE_EMPTY)
         t->skipped += (double)G;
-    else if (kind == ATTN_TILE_PARTIAL)
-        dec_partial_keys(&a->mask, qpos, nb, G, kpos, nk, lanes, lo, hi, jlo, jhi);
+    else if (kind == ATTN_TILE_PARTIAL && !M)
+        flash_partial_keys(a, i0, nb, G, j0, nk, lanes, lo, hi, jlo, jhi);
+    else if (kind == ATTN_TILE_PARTIAL) {
+        int64_t r0, r1;
+        flash_pred_rows(a, b, hk * G, G, i0, nb, j0, nk, M, pl->mask_ld, jlo, jhi, &r0, &r1);
+    }
     return kind;
+}
+
+/* The element predicate of a PARTIAL tile of a non-interval mask: the
+ * score of (row r < nr, key j < nk) at S[r*rs + j*js] becomes -inf where the
+ * mask bytes of dec_tile_keys are 0 (M offset to the tile's first computed
+ * key). Out of line, so the loops of the interval masks keep their code. */
+static __attribute__((noinline)) void dec_mask_bytes(const dec_plan *pl, const unsigned char *M, int64_t nr,
+                                                     int64_t nk, float *S, int64_t rs, int64_t js)
+{
+    flash_pred_apply(M, pl->mask_ld, nr, nk, S, rs, js, -INFINITY);
 }
 
 // part: O_p (R, D) row-major = Acc / l, then lse_p (R) at G*br*D; Acc(r, d) = acc[r*rs + d*ds].
@@ -101,13 +116,13 @@ static void dec_partial_lanes(const attn_args *a, const dec_plan *pl, const attn
                               int64_t i0, int64_t nb, int64_t k0, int64_t k1, float *ws, float *part, flash_tally *t)
 {
     int64_t D = a->D, G = pl->G, lanes = flash_round16(G * nb);
-    int64_t qpos = attn_q_off_of(a, b) + i0; /* absolute position of row i0 in sequence b */
     float *qt_ = flash_take(&ws, D * lanes), *S = flash_take(&ws, pl->bc * lanes);
     float *acc = flash_take(&ws, D * lanes);
     float *m = flash_take(&ws, lanes), *l = flash_take(&ws, lanes);
     float *alpha = flash_take(&ws, lanes), *shift = flash_take(&ws, lanes);
     int32_t *lo = (int32_t *)flash_take(&ws, lanes), *hi = (int32_t *)flash_take(&ws, lanes);
     float *tmax = flash_take(&ws, lanes);
+    unsigned char *M = pl->mask_ld ? (unsigned char *)flash_take(&ws, lanes * pl->bc / 4 + 1) : NULL;
 
     flash_lanes_pack_q(&io->q, b, hk * G, G, i0, nb, lanes, (float)attn_scale(a), qt_);
     dec_reset(acc, D * lanes, m, l, lanes);
@@ -116,8 +131,8 @@ static void dec_partial_lanes(const attn_args *a, const dec_plan *pl, const attn
     /* the loop of flash_forward_tile over [k0, k1), tiles of bc from k0 */
     for (int64_t j0 = k0; j0 < k1; j0 += pl->bc) {
         int64_t nk = k1 - j0 < pl->bc ? k1 - j0 : pl->bc, jlo, jhi;
-        attn_tile kind = dec_tile_keys(a, b, hk, G, qpos, nb, j0, nk, lanes, lo, hi, &jlo, &jhi, t);
-        if (kind == ATTN_TILE_EMPTY)
+        attn_tile kind = dec_tile_keys(a, pl, b, hk, i0, nb, j0, nk, lanes, lo, hi, M, &jlo, &jhi, t);
+        if (kind == ATTN_TILE_EMPTY || jhi == jlo) /* no row sees a key of the tile */
             continue;
         nk = jhi - jlo;
         const float *k = attn_at(&io->k, b, hk, j0 + jlo), *v = attn_at(&io->v, b, hk, j0 + jlo);
@@ -126,7 +141,10 @@ static void dec_partial_lanes(const attn_args *a, const dec_plan *pl, const attn
         t->flops += attn_mk_gemm(nk, lanes, D, k, io->k.sn, 1, qt_, lanes, S, lanes, ATTN_MK_SET, NULL,
                                  kind == ATTN_TILE_FULL ? tmax : NULL);
         if (kind == ATTN_TILE_PARTIAL) {
-            flash_mask_lanes(S, nk, lanes, lo, hi);
+            if (M)
+                dec_mask_bytes(pl, M + jlo, G * nb, nk, S, 1, lanes);
+            else
+                flash_mask_lanes(S, nk, lanes, lo, hi);
             flash_lanes_max(S, nk, lanes, tmax);
         }
         flash_lanes_online_softmax(S, nk, lanes, tmax, m, l, alpha, shift);
@@ -300,13 +318,13 @@ static void dec_partial_rows(const attn_args *a, const dec_plan *pl, const attn_
                              float *part, flash_tally *t)
 {
     int64_t D = a->D, G = pl->G, R = G * nb, lanes = flash_round16(R), ld = flash_round16(pl->bc);
-    int64_t qpos = attn_q_off_of(a, b) + i0; /* absolute position of row i0 in sequence b */
     float *qs = flash_take(&ws, R * D), *kt = flash_take(&ws, D * ld), *S = flash_take(&ws, R * ld);
     float *acc = flash_take(&ws, R * D);
     float *m = flash_take(&ws, lanes), *l = flash_take(&ws, lanes);
     float *alpha = flash_take(&ws, lanes), *shift = flash_take(&ws, lanes);
     int32_t *lo = (int32_t *)flash_take(&ws, lanes), *hi = (int32_t *)flash_take(&ws, lanes);
     float *tmax = flash_take(&ws, lanes);
+    unsigned char *M = pl->mask_ld ? (unsigned char *)flash_take(&ws, lanes * pl->bc / 4 + 1) : NULL;
 
     // qs is (R, D): qs[g*nb + i][d] = sc * q[b, hk*G + g, i0 + i, d]
     float sc = (float)attn_scale(a);
@@ -320,8 +338,8 @@ static void dec_partial_rows(const attn_args *a, const dec_plan *pl, const attn_
 
     for (int64_t j0 = k0; j0 < k1; j0 += pl->bc) {
         int64_t nk = k1 - j0 < pl->bc ? k1 - j0 : pl->bc, jlo, jhi;
-        attn_tile kind = dec_tile_keys(a, b, hk, G, qpos, nb, j0, nk, lanes, lo, hi, &jlo, &jhi, t);
-        if (kind == ATTN_TILE_EMPTY)
+        attn_tile kind = dec_tile_keys(a, pl, b, hk, i0, nb, j0, nk, lanes, lo, hi, M, &jlo, &jhi, t);
+        if (kind == ATTN_TILE_EMPTY || jhi == jlo) /* no row sees a key of the tile */
             continue;
         nk = jhi - jlo;
         const float *k = attn_at(&io->k, b, hk, j0 + jlo), *v = attn_at(&io->v, b, hk, j0 + jlo);
@@ -340,7 +358,9 @@ static void dec_partial_rows(const attn_args *a, const dec_plan *pl, const attn_
             nx.n = nend - nj < pl->bc ? nend - nj : pl->bc;
         dec_pack_kt(k, io->k.sn, nk, D, ld, kt, &nx);
         t->flops += attn_mk_gemm(R, flash_round16(nk), D, qs, D, 1, kt, ld, S, ld, ATTN_MK_SET, NULL, NULL);
-        dec_rows_softmax(S, ld, R, nk, kind == ATTN_TILE_PARTIAL ? lo : NULL, hi, m, l, alpha, shift, tmax);
+        if (kind == ATTN_TILE_PARTIAL && M)
+            dec_mask_bytes(pl, M + jlo, R, nk, S, ld, 1);
+        dec_rows_softmax(S, ld, R, nk, kind == ATTN_TILE_PARTIAL && !M ? lo : NULL, hi, m, l, alpha, shift, tmax);
         // acc (R, D) = diag(alpha) acc + P (R, nk) @ V[j0+jlo : j0+jhi] (nk, D)
         for (int64_t r = 0; r < R; r++)
             for (int64_t d = 0; d < D; d++)
@@ -367,10 +387,24 @@ void attn_dec_partial(const attn_args *a, const dec_plan *pl, const attn_io *io,
     int64_t b, hk, qt;
     dec_group(a, pl, grp, &b, &hk, &qt);
     int64_t i0 = qt * pl->br, nb = a->Nq - i0 < pl->br ? a->Nq - i0 : pl->br;
+    /* The inner loops read query positions from q_off (flash's tile helpers)
+     * and keys from [k0, k1) only. A shorter sequence of a ragged batch gets
+     * a view with its own q_off (attn_q_off_of), so the mask sees the oracle's
+     * positions. The copy (a few KiB) is made only then: on a long cache
+     * under a window most tasks skip every tile, and a copy per task showed
+     * in their time. */
+    attn_args seq;
+    const attn_args *sa = a;
+    if (attn_q_off_of(a, b) != a->q_off) {
+        seq = *a;
+        seq.q_off = attn_q_off_of(a, b);
+        seq.kv_len = NULL;
+        sa = &seq;
+    }
     if (dec_rows_ok(&io->v))
-        dec_partial_rows(a, pl, io, b, hk, i0, nb, k0, k1, next, ws, part, t);
+        dec_partial_rows(sa, pl, io, b, hk, i0, nb, k0, k1, next, ws, part, t);
     else
-        dec_partial_lanes(a, pl, io, b, hk, i0, nb, k0, k1, ws, part, t);
+        dec_partial_lanes(sa, pl, io, b, hk, i0, nb, k0, k1, ws, part, t);
 }
 
 void attn_dec_merge(const attn_args *a, const dec_plan *pl, const attn_io *io, int64_t grp,
@@ -495,7 +529,8 @@ const attn_kernel attn_kernel_decode = {
     .reference = "Dao, Haziza, Massa, Sizov 2023 (Flash-Decoding, split-K)",
     .flags = ATTN_EXACT | ATTN_CAUSAL | ATTN_GQA | ATTN_CROSS | ATTN_DECODE | ATTN_VARLEN |
              ATTN_DETERMINISTIC,
-    .masks = ATTN_MASK_BIT(ATTN_MASK_FULL) | ATTN_MASK_BIT(ATTN_MASK_CAUSAL) | ATTN_MASK_BIT(ATTN_MASK_WINDOW),
+    .masks = ATTN_MASK_BIT(ATTN_MASK_FULL) | ATTN_MASK_BIT(ATTN_MASK_CAUSAL) | ATTN_MASK_BIT(ATTN_MASK_WINDOW) |
+             ATTN_MASK_BIT(ATTN_MASK_SINK_WINDOW) | ATTN_MASK_BIT(ATTN_MASK_DOCUMENT) | ATTN_MASK_BIT(ATTN_MASK_RANDOM),
     .params_help = "ls=1024 keys per partition; bc=256 (D<=64) or 128 keys per tile",
     .init = decode_init,
     .forward = decode_forward,

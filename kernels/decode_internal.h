@@ -26,6 +26,9 @@ typedef struct {
     int64_t lanes;        /* G*br rounded up to 16 */
     size_t part_floats;   /* one partial, rounded up to 16 floats (64-byte aligned) */
     size_t thread_floats; /* per-thread scratch of the inner loop */
+    int per_head;         /* the mask differs between heads: tiles are classified head by head */
+    int64_t mask_ld;      /* masks that are not one key range per row (SINK_WINDOW, RANDOM, ...):
+                           * bytes per row of a tile's mask bytes (flash_pred_rows); 0 otherwise */
 } dec_plan;
 
 /* Fills the plan for keys-per-tile bc (shared sizing of decode and lean). */
@@ -49,10 +52,12 @@ typedef struct {
 } dec_range;
 
 /* Exact attention of group grp over its sequence's keys [k0, k1) (tiles of
- * bc from k0): writes the normalised partial to `part`. An empty or fully
- * masked range gives O_p = 0, lse_p = -inf, which the merge ignores. `next`
- * (may be NULL) is the range the calling thread expects to run next: its
- * first tile is prefetched during the last tile of this one. */
+ * bc from k0), masked at the sequence's absolute positions (a ragged batch
+ * shifts its queries, attn_q_off_of): writes the normalised partial to
+ * `part`. An empty or fully masked range gives O_p = 0, lse_p = -inf, which
+ * the merge ignores. `next` (may be NULL) is the range the calling thread
+ * expects to run next: its first tile is prefetched during the last tile of
+ * this one. */
 void attn_dec_partial(const attn_args *a, const dec_plan *pl, const attn_io *io, int64_t grp, int64_t k0,
                       int64_t k1, const dec_range *next, float *scratch, float *part, flash_tally *t);
 

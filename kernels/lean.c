@@ -6,7 +6,8 @@
  * and a fix-up pass merges every group's segments in ascending key order
  * with the logsumexp merge of decode_internal.h. Unlike split-K with fixed
  * partitions, every worker gets the same number of key tiles however ragged
- * the batch is (one long sequence and several short ones).
+ * the batch is (one long sequence and several short ones). The partials
+ * are decode's (attn_dec_partial), and so are the masks.
  *
  * Determinism: segment boundaries depend on W. Results are bitwise
  * reproducible for a pinned `workers=W` at any thread count, but the
@@ -164,7 +165,8 @@ const attn_kernel attn_kernel_lean = {
     .family = "softmax",
     .reference = "Sanovar et al. 2024 (Lean Attention, stream-K decode)",
     .flags = ATTN_EXACT | ATTN_CAUSAL | ATTN_GQA | ATTN_CROSS | ATTN_DECODE | ATTN_VARLEN,
-    .masks = ATTN_MASK_BIT(ATTN_MASK_FULL) | ATTN_MASK_BIT(ATTN_MASK_CAUSAL) | ATTN_MASK_BIT(ATTN_MASK_WINDOW),
+    .masks = ATTN_MASK_BIT(ATTN_MASK_FULL) | ATTN_MASK_BIT(ATTN_MASK_CAUSAL) | ATTN_MASK_BIT(ATTN_MASK_WINDOW) |
+             ATTN_MASK_BIT(ATTN_MASK_SINK_WINDOW) | ATTN_MASK_BIT(ATTN_MASK_DOCUMENT) | ATTN_MASK_BIT(ATTN_MASK_RANDOM),
     .params_help = "workers=threads (pin it for bitwise reproducible results); bc=256 (D<=64) or 128 keys per tile",
     .init = lean_init,
     .forward = lean_forward,

@@ -1,8 +1,10 @@
 /* Properties of the split-KV decode kernels `decode` (split-K) and `lean`
  * (stream-K), KERNELS.md 2(c) and 4.2: oracle match on decode shapes with
- * GQA, partition sizes and worker counts; one partition equals `flash`
- * bitwise; all-masked partitions add nothing; ragged batches (attn_args.kv_len)
- * equal independent per-sequence oracles; thread-count determinism; the cost
+ * GQA, partition sizes and worker counts, for the key-range masks and for
+ * SINK_WINDOW, DOCUMENT and RANDOM; one partition equals `flash` bitwise;
+ * all-masked partitions add nothing; ragged batches (attn_args.kv_len) equal
+ * independent per-sequence oracles; StreamingLLM rolling decode equals the
+ * sink-mask prefill row by row (2(e)); thread-count determinism; the cost
  * model of a ragged batch; parameter validation. */
 #include "fixture.h"
 #include "kernels.h"
@@ -68,6 +70,59 @@ Test(decode, decode_and_lean_match_oracle_on_decode_shapes_gqa_and_split_sizes, 
                 }
 }
 
+/* The masks whose rows are not one key range, or whose layout differs by
+ * head and batch: SINK_WINDOW (sinks + window: two ranges), DOCUMENT (spans,
+ * bottom-right causal per document), RANDOM (per (b, h) hash: classified head
+ * by head inside a GQA group). Partial tiles take the element predicate. */
+static const char *const more_masks[] = {"sink:n=4,w=64", "document:n=3,seed=2", "document:n=3,seed=2,causal=1",
+                                         "random:p=0.1,seed=3"};
+#define N_MORE_MASKS (int)(sizeof more_masks / sizeof *more_masks)
+
+Test(decode, decode_and_lean_match_oracle_on_sink_document_and_random_masks, .timeout = 60)
+{
+    static const int64_t Nqs[] = {1, 4}, Nks[] = {1000, 4097};
+    static const char *const params[][2] = {{"ls=64", "ls=1024"}, {"workers=1", "workers=3"}};
+    const attn_kernel *ks[] = {&attn_kernel_decode, &attn_kernel_lean};
+    for (int iq = 0; iq < 2; iq++)
+        for (int ik = 0; ik < 2; ik++)
+            for (int m = 0; m < N_MORE_MASKS; m++) {
+                /* D = 80 takes the lane layout, D = 64 the row layout; B = 2 so RANDOM differs by batch */
+                int64_t D = ik == 0 ? 80 : 64;
+                char what[160];
+                snprintf(what, sizeof what, "B=2 Nq=%ld Nk=%ld H=8 H_kv=2 D=%ld %s", (long)Nqs[iq], (long)Nks[ik],
+                         (long)D, more_masks[m]);
+                attn_args a = fx_args(2, 8, 2, Nqs[iq], Nks[ik], D, more_masks[m], 2);
+                fx_problem p;
+                fx_make(&p, &a, 600 + (uint64_t)(iq * 8 + ik * 4 + m));
+                for (int kk = 0; kk < 2; kk++)
+                    for (int v = 0; v < 2; v++)
+                        assert_matches_oracle(ks[kk], &p, params[kk][v], what);
+                fx_free(&p);
+            }
+}
+
+/* Ragged batches shift each sequence's query positions (attn_q_off_of): the
+ * sink window, the documents and the random pattern must be read at those
+ * positions, as the oracle reads them. */
+Test(decode, ragged_batch_matches_oracle_on_sink_document_and_random_masks, .timeout = 60)
+{
+    static const int64_t lens[] = {4097, 1, 1000, 0, 130};
+    for (int m = 0; m < N_MORE_MASKS; m++)
+        for (int64_t Nq = 1; Nq <= 4; Nq += 3) {
+            attn_args a = fx_args(5, 8, 2, Nq, 4097, 32, more_masks[m], 2);
+            a.kv_len = lens;
+            fx_problem p;
+            fx_make(&p, &a, 700 + (uint64_t)(m * 2) + (uint64_t)Nq);
+            char what[96];
+            snprintf(what, sizeof what, "ragged Nq=%ld %s", (long)Nq, more_masks[m]);
+            assert_matches_oracle(&attn_kernel_decode, &p, "ls=64", what);
+            assert_matches_oracle(&attn_kernel_decode, &p, "ls=1024", what);
+            assert_matches_oracle(&attn_kernel_lean, &p, "workers=1", what);
+            assert_matches_oracle(&attn_kernel_lean, &p, "workers=3", what);
+            fx_free(&p);
+        }
+}
+
 /* Self-attention shapes (Nq = Nk) are valid inputs too, if not fast ones:
  * several query tiles per KV head, a mask per row. */
 Test(decode, decode_and_lean_match_oracle_with_many_query_tiles)
@@ -98,13 +153,14 @@ Test(decode, one_partition_equals_flash_bitwise)
     static const int64_t Nqs[] = {1, 4}, Nks[] = {1, 1000, 4097};
     for (int iq = 0; iq < 2; iq++)
         for (int ik = 0; ik < 3; ik++)
-            for (int m = 0; m < 3; m++) {
+            for (int m = 0; m < 3 + N_MORE_MASKS; m++) {
+                const char *mask = m < 3 ? masks[m] : more_masks[m - 3];
                 char what[96];
-                snprintf(what, sizeof what, "Nq=%ld Nk=%ld %s", (long)Nqs[iq], (long)Nks[ik], masks[m]);
+                snprintf(what, sizeof what, "Nq=%ld Nk=%ld %s", (long)Nqs[iq], (long)Nks[ik], mask);
                 /* D = 80 takes the lane layout (flash's), D = 64 the row layout */
-                attn_args a = fx_args(1, 8, 2, Nqs[iq], Nks[ik], ik == 1 ? 80 : 64, masks[m], 2);
+                attn_args a = fx_args(1, 8, 2, Nqs[iq], Nks[ik], ik == 1 ? 80 : 64, mask, 2);
                 fx_problem p;
-                fx_make(&p, &a, 200 + (uint64_t)(iq * 9 + ik * 3 + m));
+                fx_make(&p, &a, 200 + (uint64_t)(iq * 21 + ik * 7 + m));
                 size_t no = sizeof(float) * (size_t)(p.o.B * p.o.sb), nl = sizeof(float) * (size_t)(8 * Nqs[iq]);
                 float *o = malloc(no), *lse = malloc(nl);
                 run_with(&attn_kernel_flash, &p, NULL, what);
@@ -115,6 +171,84 @@ Test(decode, one_partition_equals_flash_bitwise)
                 cr_assert(bits_equal(&p, o, lse), "lean workers=1 != flash: %s", what);
                 free(o), free(lse);
             }
+}
+
+/* max over the H rows of query t: |O - O_ref| / vmax and the lse error of 1.5. */
+static void assert_rows_close(const attn_tensor *o, const float *lse, const attn_tensor *ref, const float *ref_lse,
+                              int64_t t, int64_t Nq_ref, double vmax, double tol, const char *what)
+{
+    for (int64_t h = 0; h < o->H; h++) {
+        const float *x = attn_at(o, 0, h, 0), *y = attn_at(ref, 0, h, t);
+        for (int64_t d = 0; d < o->D; d++)
+            cr_assert(fabs((double)x[d] - (double)y[d]) <= tol * vmax, "%s t=%ld h=%ld d=%ld: %g vs %g", what,
+                      (long)t, (long)h, (long)d, x[d], y[d]);
+        double l = lse[h], lr = ref_lse[h * Nq_ref + t];
+        cr_assert(fabs(l - lr) <= 1e-5 * (1 + fabs(lr)), "%s t=%ld h=%ld: lse %g vs %g", what, (long)t, (long)h, l, lr);
+    }
+}
+
+/* StreamingLLM (KERNELS.md 2(e)): decoding one token at a time over
+ * 3 (n_sink + wl) tokens gives the rows of the flash prefill with the same
+ * sink mask. Step t is one query against the t + 1 keys so far; bottom-right
+ * alignment (Nq = 1) puts the query at position Nk - 1 = t. Two caches: the
+ * whole history under the sink mask (decode with ls = 64: several
+ * partitions, most of them masked; lean with 3 workers), and the rolling
+ * cache proper, a ring buffer of the n_sink first and the wl + 1 latest keys
+ * under FULL (the softmax does not depend on the order of its keys). */
+Test(decode, rolling_sink_decode_equals_flash_prefill_row_by_row, .timeout = 60)
+{
+    enum { NS = 4, WL = 64, T = 3 * (NS + WL), C = NS + WL + 1, H = 4, HKV = 2, D = 64 };
+    const char *sink = "sink:n=4,w=64";
+    attn_args pa = fx_args(1, H, HKV, T, T, D, sink, 2);
+    fx_problem pre;
+    fx_make(&pre, &pa, 800);
+    run_with(&attn_kernel_flash, &pre, NULL, "prefill");
+    cr_assert(fx_err_o(&pre) <= fx_tol_o(T) && fx_err_lse(&pre) <= 1e-5, "flash prefill vs oracle");
+    double vmax = 0;
+    for (int64_t n = 0; n < pre.v.B * pre.v.sb; n++)
+        vmax = fmax(vmax, fabs((double)pre.v.data[n]));
+
+    attn_tensor o = {attn_alloc(sizeof(float) * H * D), 1, H, 1, D, H * D, D, D};
+    attn_tensor kc = {attn_alloc(sizeof(float) * HKV * C * D), 1, HKV, C, D, HKV * C * D, C * D, D};
+    attn_tensor vc = kc;
+    vc.data = attn_alloc(sizeof(float) * HKV * C * D);
+    float lse[H];
+    for (int64_t t = 0; t < T; t++) {
+        attn_tensor q = pre.q, k = pre.k, v = pre.v;
+        q.data = attn_at(&pre.q, 0, 0, t), q.N = 1; /* row t of every head */
+        k.N = v.N = t + 1;
+        /* the rolling cache: token t replaces the oldest window token */
+        int64_t slot = t < NS ? t : NS + (t - NS) % (WL + 1), nc = t + 1 < C ? t + 1 : C;
+        for (int64_t h = 0; h < HKV; h++) {
+            memcpy(attn_at(&kc, 0, h, slot), attn_at(&pre.k, 0, h, t), sizeof(float) * D);
+            memcpy(attn_at(&vc, 0, h, slot), attn_at(&pre.v, 0, h, t), sizeof(float) * D);
+        }
+        attn_tensor kr = kc, vr = vc;
+        kr.N = vr.N = nc;
+        struct {
+            const attn_kernel *k;
+            const char *param, *mask;
+            attn_io io;
+            int64_t nk;
+        } runs[] = {{&attn_kernel_decode, "ls=64", sink, {q, k, v, o, lse}, t + 1},
+                    {&attn_kernel_lean, "workers=3", sink, {q, k, v, o, lse}, t + 1},
+                    {&attn_kernel_decode, "ls=16", "full", {q, kr, vr, o, lse}, nc},
+                    {&attn_kernel_lean, "workers=2", "full", {q, kr, vr, o, lse}, nc}};
+        for (int r = 0; r < 4; r++) {
+            attn_args a = fx_args(1, H, HKV, 1, runs[r].nk, D, runs[r].mask, 2);
+            add_param(&a, runs[r].param);
+            attn_ctx ctx;
+            cr_assert_eq(attn_ctx_create(runs[r].k, &a, &ctx), 0, "%s", attn_last_error());
+            memset(o.data, 0xff, sizeof(float) * H * D);
+            cr_assert_eq(runs[r].k->forward(&ctx, &runs[r].io), 0, "%s", attn_last_error());
+            attn_ctx_destroy(&ctx);
+            char what[64];
+            snprintf(what, sizeof what, "%s %s %s", runs[r].k->name, runs[r].param, runs[r].mask);
+            assert_rows_close(&o, lse, &pre.o, pre.lse, t, T, vmax, fx_tol_o(T), what);
+        }
+    }
+    attn_free(o.data), attn_free(kc.data), attn_free(vc.data);
+    fx_free(&pre);
 }
 
 /* A window of 500 keys leaves partitions 0-2 of 1024 keys fully masked: the
@@ -209,9 +343,10 @@ Test(decode, kernels_without_varlen_refuse_a_ragged_batch)
 }
 
 /* Both with the thread count free (decode) and with W pinned (lean). */
-static void assert_same_bits_at_1_and_2_threads(const char *kernel_param, const attn_kernel *k, const int64_t *lens)
+static void assert_same_bits_at_1_and_2_threads(const char *kernel_param, const attn_kernel *k, const int64_t *lens,
+                                                const char *mask)
 {
-    attn_args a = fx_args(3, 8, 2, 4, 4097, 64, "causal", 1);
+    attn_args a = fx_args(3, 8, 2, 4, 4097, 64, mask, 1);
     a.kv_len = lens;
     add_param(&a, kernel_param);
     fx_problem p1, p2;
@@ -220,7 +355,7 @@ static void assert_same_bits_at_1_and_2_threads(const char *kernel_param, const 
     fx_make(&p2, &a, 9);
     cr_assert_eq(fx_run(k, &p1, 0), 0, "%s", attn_last_error());
     cr_assert_eq(fx_run(k, &p2, 0), 0, "%s", attn_last_error());
-    cr_assert(bits_equal(&p1, p2.o.data, p2.lse), "%s %s: 1 and 2 threads differ", k->name, kernel_param);
+    cr_assert(bits_equal(&p1, p2.o.data, p2.lse), "%s %s %s: 1 and 2 threads differ", k->name, kernel_param, mask);
     fx_free(&p1);
     fx_free(&p2);
 }
@@ -228,9 +363,12 @@ static void assert_same_bits_at_1_and_2_threads(const char *kernel_param, const 
 Test(decode, results_bitwise_identical_with_one_and_two_threads)
 {
     static const int64_t lens[] = {4097, 77, 2000};
-    assert_same_bits_at_1_and_2_threads("ls=64", &attn_kernel_decode, NULL);
-    assert_same_bits_at_1_and_2_threads("ls=1024", &attn_kernel_decode, lens);
-    assert_same_bits_at_1_and_2_threads("workers=3", &attn_kernel_lean, lens);
+    assert_same_bits_at_1_and_2_threads("ls=64", &attn_kernel_decode, NULL, "causal");
+    assert_same_bits_at_1_and_2_threads("ls=1024", &attn_kernel_decode, lens, "causal");
+    assert_same_bits_at_1_and_2_threads("workers=3", &attn_kernel_lean, lens, "causal");
+    /* the mask bytes of the element predicate are per thread */
+    assert_same_bits_at_1_and_2_threads("ls=64", &attn_kernel_decode, lens, "random:p=0.1,seed=3");
+    assert_same_bits_at_1_and_2_threads("workers=3", &attn_kernel_lean, lens, "sink:n=4,w=64");
 }
 
 Test(decode, cost_model_counts_each_sequence_at_its_own_length)
