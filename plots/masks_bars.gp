@@ -78,9 +78,11 @@ A_BW(p) = 0.8 / (words(A_PL[p]) > 0 ? words(A_PL[p]) : 1)
 A_rank(p, j) = words(substr(A_PL[p], 1, strstrt(A_PL[p] . " ", " " . j . " ") + strlen(sprintf("%d", j))))
 bx(i, p) = A_G[i] + (A_rank(p, A_RL[i]) - (words(A_PL[p]) + 1) / 2.0) * A_BW(p)
 
-# Wider panels when there are many bars: about 28 px per bar, 50 px per group.
+# Wider panels when there are many bars: about 28 px per bar, 50 px per group,
+# and at least 160 px per group so mask specs (the tick labels) do not overlap.
+A_gw(p) = words(A_PL[p]) * 28 + 50 > 160 ? words(A_PL[p]) * 28 + 50 : 160
 A_gmax = 1
-do for [p = 1:A_np] { A_gmax = A_PCn[p] * (words(A_PL[p]) * 28 + 50) > A_gmax ? A_PCn[p] * (words(A_PL[p]) * 28 + 50) : A_gmax }
+do for [p = 1:A_np] { A_gmax = A_PCn[p] * A_gw(p) > A_gmax ? A_PCn[p] * A_gw(p) : A_gmax }
 A_pw = A_gmax + 130 > 620 ? A_gmax + 130 : 620
 # Fewer panels across when they are wide (at most about 2000 px).
 A_cols = A_cols * A_pw > 2000 ? (int(2000 / A_pw) > 1 ? int(2000 / A_pw) : 1) : A_cols
