@@ -13,8 +13,10 @@
 int attn_check_forward(const attn_kernel *k, const attn_args *a, uint64_t seed, double *err_o,
                        double *err_lse);
 
-/* Backward vs the oracle's gradients: err[0..2] = relative max error of dQ, dK, dV. */
-int attn_check_backward(const attn_kernel *k, const attn_args *a, uint64_t seed, double err[3]);
+/* Backward vs the reference gradients (the oracle's, or central differences of
+ * the kernel's own double reference): err[0..4] = relative max error of dQ, dK,
+ * dV, dbeta, dgate (0 for inputs the kernel does not read). */
+int attn_check_backward(const attn_kernel *k, const attn_args *a, uint64_t seed, double err[5]);
 
 /* Causal leakage: perturbing Q/K/V rows >= t leaves outputs of rows < t
  * bitwise unchanged. *ok = 1 when no leak. */

@@ -18,6 +18,8 @@ static attn_tensor tensor_new(int64_t B, int64_t H, int64_t N, int64_t D)
 static attn_tensor_f64 tensor64_like(const attn_tensor *t)
 {
     attn_tensor_f64 w = {NULL, t->B, t->H, t->N, t->D, t->sb, t->sh, t->sn};
+    if (!t->data)
+        return w;
     size_t n = (size_t)(t->B * t->sb);
     w.data = calloc(n, sizeof(double));
     for (size_t i = 0; i < n; i++)
@@ -25,10 +27,16 @@ static attn_tensor_f64 tensor64_like(const attn_tensor *t)
     return w;
 }
 
-static void fill(attn_tensor *t, attn_rng *r)
+static void widen_into(attn_tensor_f64 *w, const attn_tensor *t)
 {
-    for (int64_t i = 0; i < t->B * t->sb; i++)
-        t->data[i] = attn_rng_range(r, -1.f, 1.f);
+    for (int64_t i = 0; t->data && i < t->B * t->sb; i++)
+        w->data[i] = t->data[i];
+}
+
+static void fill(attn_tensor *t, attn_rng *r, float lo, float hi)
+{
+    for (int64_t i = 0; t->data && i < t->B * t->sb; i++)
+        t->data[i] = attn_rng_range(r, lo, hi);
 }
 
 attn_args fx_args(int64_t B, int64_t H, int64_t H_kv, int64_t Nq, int64_t Nk, int64_t D,
@@ -43,39 +51,109 @@ attn_args fx_args(int64_t B, int64_t H, int64_t H_kv, int64_t Nq, int64_t Nk, in
     return a;
 }
 
-void fx_make(fx_problem *p, const attn_args *a, uint64_t seed)
+static attn_io64 io64_of(fx_problem *p)
+{
+    attn_io64 io = {p->q64, p->k64, p->v64, p->o64, p->lse64, p->beta64, p->gate64};
+    return io;
+}
+
+void fx_ref_forward(fx_problem *p)
+{
+    attn_tensor *t32[] = {&p->q, &p->k, &p->v, &p->d_o, &p->beta, &p->gate};
+    attn_tensor_f64 *t64[] = {&p->q64, &p->k64, &p->v64, &p->do64, &p->beta64, &p->gate64};
+    for (int i = 0; i < 6; i++)
+        widen_into(t64[i], t32[i]);
+    if (p->kernel && p->kernel->ref_forward) {
+        attn_io64 io = io64_of(p);
+        p->kernel->ref_forward(&p->a, &io);
+        p->grads_ready = 0;
+    } else {
+        attn_oracle_forward_f64(&p->a, &p->q64, &p->k64, &p->v64, &p->o64, p->lse64);
+        attn_oracle_backward_f64(&p->a, &p->q64, &p->k64, &p->v64, &p->o64, p->lse64, &p->do64, &p->dq64,
+                                 &p->dk64, &p->dv64);
+        p->grads_ready = 1;
+    }
+}
+
+void fx_make_for(fx_problem *p, const attn_kernel *k, const attn_args *a, uint64_t seed)
 {
     memset(p, 0, sizeof *p);
     p->a = *a;
+    p->kernel = k && k->ref_forward ? k : NULL;
     attn_args_defaults(&p->a);
     const attn_args *s = &p->a;
+    int64_t Dv = attn_dv(s), No = attn_o_rows(k, s), G = attn_gate_cols(k, s);
     attn_rng r;
     attn_rng_seed(&r, seed);
     p->q = tensor_new(s->B, s->H, s->Nq, s->D);
     p->k = tensor_new(s->B, s->H_kv, s->Nk, s->D);
-    p->v = tensor_new(s->B, s->H_kv, s->Nk, s->D);
-    p->o = tensor_new(s->B, s->H, s->Nq, s->D);
-    p->d_o = tensor_new(s->B, s->H, s->Nq, s->D);
+    p->v = tensor_new(s->B, s->H_kv, s->Nk, Dv);
+    p->o = tensor_new(s->B, s->H, No, Dv);
+    p->d_o = tensor_new(s->B, s->H, No, Dv);
     p->dq = tensor_new(s->B, s->H, s->Nq, s->D);
     p->dk = tensor_new(s->B, s->H_kv, s->Nk, s->D);
-    p->dv = tensor_new(s->B, s->H_kv, s->Nk, s->D);
+    p->dv = tensor_new(s->B, s->H_kv, s->Nk, Dv);
+    if (k && (k->inputs & ATTN_IN_BETA))
+        p->beta = tensor_new(s->B, s->H_kv, s->Nk, 1), p->dbeta = tensor_new(s->B, s->H_kv, s->Nk, 1);
+    if (G)
+        p->gate = tensor_new(s->B, s->H_kv, s->Nk, G), p->dgate = tensor_new(s->B, s->H_kv, s->Nk, G);
     p->lse = attn_alloc(sizeof(float) * (size_t)(s->B * s->H * s->Nq));
-    fill(&p->q, &r), fill(&p->k, &r), fill(&p->v, &r), fill(&p->d_o, &r);
+    fill(&p->q, &r, -1, 1), fill(&p->k, &r, -1, 1), fill(&p->v, &r, -1, 1), fill(&p->d_o, &r, -1, 1);
+    fill(&p->beta, &r, -3, 3);
+    for (int64_t i = 0; p->beta.data && i < p->beta.B * p->beta.sb; i++)
+        p->beta.data[i] = 1.f / (1.f + expf(-p->beta.data[i]));
+    fill(&p->gate, &r, -1.f, -0.001f);
 
-    p->q64 = tensor64_like(&p->q), p->k64 = tensor64_like(&p->k), p->v64 = tensor64_like(&p->v);
-    p->o64 = tensor64_like(&p->o), p->do64 = tensor64_like(&p->d_o);
-    p->dq64 = tensor64_like(&p->dq), p->dk64 = tensor64_like(&p->dk), p->dv64 = tensor64_like(&p->dv);
+    attn_tensor *t32[] = {&p->q, &p->k, &p->v, &p->o, &p->d_o, &p->dq, &p->dk, &p->dv,
+                          &p->beta, &p->gate, &p->dbeta, &p->dgate};
+    attn_tensor_f64 *t64[] = {&p->q64, &p->k64, &p->v64, &p->o64, &p->do64, &p->dq64, &p->dk64, &p->dv64,
+                              &p->beta64, &p->gate64, &p->dbeta64, &p->dgate64};
+    for (int i = 0; i < 12; i++)
+        *t64[i] = tensor64_like(t32[i]);
     p->lse64 = calloc((size_t)(s->B * s->H * s->Nq), sizeof(double));
-    attn_oracle_forward_f64(s, &p->q64, &p->k64, &p->v64, &p->o64, p->lse64);
-    attn_oracle_backward_f64(s, &p->q64, &p->k64, &p->v64, &p->o64, p->lse64, &p->do64, &p->dq64,
-                             &p->dk64, &p->dv64);
+    fx_ref_forward(p);
+}
+
+void fx_make(fx_problem *p, const attn_args *a, uint64_t seed) { fx_make_for(p, NULL, a, seed); }
+
+/* L = sum(O .* dO) under the kernel's reference. */
+static double ref_loss(fx_problem *p)
+{
+    attn_io64 io = io64_of(p);
+    p->kernel->ref_forward(&p->a, &io);
+    double L = 0;
+    for (int64_t i = 0; i < p->o64.B * p->o64.sb; i++)
+        L += p->o64.data[i] * p->do64.data[i];
+    return L;
+}
+
+void fx_ref_grads(fx_problem *p)
+{
+    if (p->grads_ready)
+        return;
+    attn_tensor_f64 *x[] = {&p->q64, &p->k64, &p->v64, &p->beta64, &p->gate64};
+    attn_tensor_f64 *g[] = {&p->dq64, &p->dk64, &p->dv64, &p->dbeta64, &p->dgate64};
+    for (int t = 0; t < 5; t++)
+        for (int64_t i = 0; x[t]->data && i < x[t]->B * x[t]->sb; i++) {
+            double x0 = x[t]->data[i], h = 1e-6 * fmax(1.0, fabs(x0));
+            x[t]->data[i] = x0 + h;
+            double lp = ref_loss(p);
+            x[t]->data[i] = x0 - h;
+            double lm = ref_loss(p);
+            x[t]->data[i] = x0;
+            g[t]->data[i] = (lp - lm) / (2 * h);
+        }
+    ref_loss(p); /* leave o64 at the unperturbed inputs */
+    p->grads_ready = 1;
 }
 
 void fx_free(fx_problem *p)
 {
-    attn_tensor *t32[] = {&p->q, &p->k, &p->v, &p->o, &p->d_o, &p->dq, &p->dk, &p->dv};
-    attn_tensor_f64 *t64[] = {&p->q64, &p->k64, &p->v64, &p->o64, &p->do64, &p->dq64, &p->dk64, &p->dv64};
-    for (int i = 0; i < 8; i++) {
+    attn_tensor *t32[] = {&p->q, &p->k, &p->v, &p->o, &p->d_o, &p->dq, &p->dk, &p->dv,
+                          &p->beta, &p->gate, &p->dbeta, &p->dgate};
+    attn_tensor_f64 *t64[] = {&p->q64, &p->k64, &p->v64, &p->o64, &p->do64, &p->dq64, &p->dk64, &p->dv64,
+                              &p->beta64, &p->gate64, &p->dbeta64, &p->dgate64};
+    for (int i = 0; i < 12; i++) {
         attn_free(t32[i]->data);
         free(t64[i]->data);
     }
@@ -91,10 +169,10 @@ int fx_run(const attn_kernel *k, fx_problem *p, int with_backward)
     int rc = attn_ctx_create(k, &a, &ctx);
     if (rc)
         return rc;
-    attn_io io = {p->q, p->k, p->v, p->o, p->lse};
+    attn_io io = {p->q, p->k, p->v, p->o, p->lse, p->beta, p->gate};
     rc = k->forward(&ctx, &io);
     if (!rc && with_backward) {
-        attn_grads g = {p->d_o, p->dq, p->dk, p->dv};
+        attn_grads g = {p->d_o, p->dq, p->dk, p->dv, p->dbeta, p->dgate};
         rc = k->backward ? k->backward(&ctx, &io, &g) : ATTN_EUNSUPPORTED;
     }
     attn_ctx_destroy(&ctx);
@@ -112,13 +190,13 @@ static double max_abs(const double *x, int64_t n)
 double fx_err_o(const fx_problem *p)
 {
     int64_t n = p->o.B * p->o.sb;
-    double err = 0, vmax = max_abs(p->v64.data, p->v.B * p->v.sb);
+    double err = 0, scale = p->kernel ? max_abs(p->o64.data, n) : max_abs(p->v64.data, p->v.B * p->v.sb);
     for (int64_t i = 0; i < n; i++) {
         double e = fabs((double)p->o.data[i] - p->o64.data[i]);
         if (!(e <= err))
             err = isnan(e) ? INFINITY : e;
     }
-    return vmax > 0 ? err / vmax : err;
+    return scale > 0 ? err / scale : err;
 }
 
 double fx_err_lse(const fx_problem *p)

@@ -8,15 +8,36 @@
 
 typedef struct {
     attn_args a;
-    attn_tensor q, k, v, o, d_o, dq, dk, dv;   /* fp32, contiguous [B,H,N,D] */
+    const attn_kernel *kernel; /* whose reference the *64 results are (NULL: the oracle) */
+    attn_tensor q, k, v, o, d_o, dq, dk, dv;   /* fp32, contiguous [B,H,N,D]; V, O: Dv columns */
+    attn_tensor beta, gate, dbeta, dgate;      /* the kernel's ATTN_IN_* inputs (data NULL if none) */
     float *lse;
     attn_tensor_f64 q64, k64, v64, o64, do64, dq64, dk64, dv64;
+    attn_tensor_f64 beta64, gate64, dbeta64, dgate64;
     double *lse64;
+    int grads_ready;           /* dq64.. hold the reference gradients */
 } fx_problem;
 
 /* Shapes from `a` (defaults applied); inputs U(-1,1) and dO U(-1,1) from `seed`.
  * The oracle's forward (and backward) results are computed once here. */
 void fx_make(fx_problem *p, const attn_args *a, uint64_t seed);
+
+/* Same for kernel k: allocates its ATTN_IN_* inputs (beta = sigmoid(U(-3,3)),
+ * log gates U(-1,-0.001)) and O with attn_o_rows rows. With k->ref_forward the
+ * reference output is the kernel's own double reference (lse64 stays 0 unless
+ * the reference writes it); the reference gradients
+ * come later, on demand, from fx_ref_grads. Without it: as fx_make. */
+void fx_make_for(fx_problem *p, const attn_kernel *k, const attn_args *a, uint64_t seed);
+
+/* Reference gradients of L = sum(O .* dO) w.r.t. q, k, v, beta, gate: the
+ * oracle's backward, or central differences of k->ref_forward in double
+ * (h = 1e-6 max(1,|x|); two reference evaluations per input element, so keep
+ * such problems small: B*H*N*D of a few thousand). */
+void fx_ref_grads(fx_problem *p);
+
+/* Reruns the reference forward after a test changed the fp32 inputs (the
+ * double copies are refreshed from them). */
+void fx_ref_forward(fx_problem *p);
 void fx_free(fx_problem *p);
 
 /* Convenience: args for B,H,H_kv,Nq,Nk,D with a parsed mask spec and threads. */
@@ -27,7 +48,8 @@ attn_args fx_args(int64_t B, int64_t H, int64_t H_kv, int64_t Nq, int64_t Nk, in
  * tensors. Returns the kernel's code (0 ok). */
 int fx_run(const attn_kernel *k, fx_problem *p, int with_backward);
 
-/* max|O - O_ref| / max|V| (the convex-combination bound of KERNELS.md 1.5). */
+/* max|O - O_ref| / max|V| (the convex-combination bound of KERNELS.md 1.5);
+ * for a kernel with its own reference, / max|O_ref| (non-convex outputs). */
 double fx_err_o(const fx_problem *p);
 /* max over rows of |lse - lse_ref| / (1 + |lse_ref|); -inf rows must match
  * exactly, otherwise returns +inf. */

@@ -18,6 +18,8 @@ void attn_args_defaults(attn_args *a)
         a->q_off = a->Nk - a->Nq;
     if (a->threads < 1)
         a->threads = 1;
+    if (a->Dv == 0)
+        a->Dv = a->D;
     /* a failure leaves the mask unbound; attn_args_validate reports it */
     attn_mask_bind(&a->mask, mask_positions(a));
 }
@@ -37,6 +39,8 @@ int attn_args_validate(const attn_kernel *k, const attn_args *a)
         return attn_fail(ATTN_EINVAL, "N_kv: expected an integer >= 1, found %lld", (long long)a->Nk);
     if (a->D < 1)
         return attn_fail(ATTN_EINVAL, "D: expected an integer >= 1, found %lld", (long long)a->D);
+    if (a->Dv < 0)
+        return attn_fail(ATTN_EINVAL, "Dv: expected an integer >= 1 (0 = D), found %lld", (long long)a->Dv);
     if (a->threads < 1)
         return attn_fail(ATTN_EINVAL, "threads: expected an integer >= 1, found %d", a->threads);
     if (!(a->scale >= 0))
@@ -59,8 +63,14 @@ int attn_args_validate(const attn_kernel *k, const attn_args *a)
     }
     if (a->H_kv != a->H && !(k->flags & ATTN_GQA))
         return attn_fail(ATTN_EUNSUPPORTED, "kernel '%s' needs H_kv == H (no GQA)", k->name);
-    if (a->Nq != a->Nk && !(k->flags & ATTN_CROSS))
+    if (a->Nq != a->Nk && !(k->flags & (ATTN_CROSS | ATTN_ONE_QUERY)))
         return attn_fail(ATTN_EUNSUPPORTED, "kernel '%s' needs N_kv == N", k->name);
+    if (attn_dv(a) != a->D && !(k->flags & ATTN_DV))
+        return attn_fail(ATTN_EUNSUPPORTED, "kernel '%s' needs Dv == D (found Dv=%lld, D=%lld)", k->name,
+                         (long long)attn_dv(a), (long long)a->D);
+    if ((k->flags & ATTN_ONE_QUERY) && a->Nq != 1)
+        return attn_fail(ATTN_EUNSUPPORTED, "kernel '%s' reads one learned query per head: expected N=1, found %lld",
+                         k->name, (long long)a->Nq);
     if (a->kv_len && !(k->flags & ATTN_VARLEN))
         return attn_fail(ATTN_EUNSUPPORTED, "kernel '%s' needs one KV length for the batch (no VARLEN)",
                          k->name);

@@ -51,6 +51,19 @@ enum {
     ATTN_DETERMINISTIC = 1u << 10, /* bitwise identical results for any thread count */
     ATTN_STATEFUL = 1u << 11,
     ATTN_REFERENCE = 1u << 12,   /* a correctness reference, never a benchmark competitor */
+    ATTN_DV = 1u << 13,          /* V and O may have Dv != D columns */
+    ATTN_ONE_QUERY = 1u << 14,   /* Q is one (learned) row per head, Nq = 1, and O has
+                                    Nk rows: the output at every key position (Aaren) */
+};
+
+/* Extra per-token inputs a recurrent kernel reads (attn_kernel.inputs). They
+ * live on the KV side, [B, H_kv, Nk, 1 or D]; the harness fills them with
+ * values in range (beta in (0,1), log gates in [-1, 0)) and, for backward,
+ * expects dbeta/dgate shaped the same. */
+enum {
+    ATTN_IN_BETA = 1u << 0,      /* io.beta [B,H_kv,Nk,1]: write strength in (0,1) (delta rule) */
+    ATTN_IN_GATE = 1u << 1,      /* io.gate [B,H_kv,Nk,1]: log decay <= 0 per token */
+    ATTN_IN_GATE_VEC = 1u << 2,  /* io.gate [B,H_kv,Nk,D]: log decay <= 0 per key channel */
 };
 
 typedef enum { ATTN_PASS_FWD = 0, ATTN_PASS_BWD = 1 } attn_pass;
@@ -66,6 +79,7 @@ typedef struct {
 /* The problem: shapes, mask, scale, thread count and kernel parameters. */
 typedef struct attn_args {
     int64_t B, H, H_kv, Nq, Nk, D;
+    int64_t Dv;            /* columns of V and O; 0 means D (attn_dv); != D needs ATTN_DV */
     double scale;          /* softmax scale; 0 means 1/sqrt(D) */
     int64_t q_off, k_off;  /* absolute positions of query 0 and key 0 (see mask.h) */
     attn_mask mask;
@@ -81,13 +95,23 @@ typedef struct attn_args {
 
 typedef struct {
     attn_tensor q, k, v, o;
-    float *lse;            /* [B, H, Nq] contiguous; written by forward, read by backward */
+    float *lse;            /* [B, H, Nq] contiguous; written by forward, read by backward.
+                              Kernels without a normaliser leave it untouched. */
+    attn_tensor beta, gate; /* per-token inputs of kernels that declare them (.inputs) */
 } attn_io;
 
 typedef struct {
     attn_tensor d_o;       /* input: dL/dO, shaped like O */
     attn_tensor dq, dk, dv; /* outputs, shaped like Q, K, V (dK/dV summed over the GQA group) */
+    attn_tensor dbeta, dgate; /* outputs for the declared per-token inputs */
 } attn_grads;
+
+/* The same problem in double, for a kernel's own reference (ref_forward). */
+typedef struct {
+    attn_tensor_f64 q, k, v, o;
+    double *lse;           /* may be NULL: a reference without a normaliser ignores it */
+    attn_tensor_f64 beta, gate;
+} attn_io64;
 
 struct attn_kernel;
 
@@ -113,12 +137,33 @@ typedef struct attn_kernel {
     double (*bytes)(const attn_args *args, attn_pass pass);   /* minimum traffic */
     size_t (*state_bytes)(const attn_args *args);             /* KV or recurrent state */
     void (*fini)(attn_ctx *ctx);                              /* may be NULL */
+    unsigned inputs;       /* ATTN_IN_* extra inputs the kernel reads (0: Q, K, V only) */
+    /* Plain double-precision reference of the kernel's own math (KERNELS.md
+     * 1.3: non-softmax families are exact against their own reference), the
+     * sequential/recurrent form checked by tests, `check` and the bench gate.
+     * NULL: the softmax oracle is the reference. Writes io->o (all rows). */
+    int (*ref_forward)(const attn_args *args, const attn_io64 *io);
 } attn_kernel;
 
 /* Effective softmax scale. */
 static inline double attn_scale(const attn_args *a)
 {
     return a->scale != 0 ? a->scale : 1.0 / __builtin_sqrt((double)a->D);
+}
+
+/* Columns of V and O. */
+static inline int64_t attn_dv(const attn_args *a) { return a->Dv ? a->Dv : a->D; }
+
+/* Rows of O: Nq, or Nk for a one-query kernel (ATTN_ONE_QUERY). */
+static inline int64_t attn_o_rows(const struct attn_kernel *k, const attn_args *a)
+{
+    return k && (k->flags & ATTN_ONE_QUERY) ? a->Nk : a->Nq;
+}
+
+/* Columns of the gate input (0 when the kernel reads none). */
+static inline int64_t attn_gate_cols(const struct attn_kernel *k, const attn_args *a)
+{
+    return !k ? 0 : (k->inputs & ATTN_IN_GATE_VEC) ? a->D : (k->inputs & ATTN_IN_GATE) ? 1 : 0;
 }
 
 /* Keys of sequence b, and the absolute position of its query 0. */

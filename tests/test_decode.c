@@ -230,10 +230,10 @@ Test(decode, rolling_sink_decode_equals_flash_prefill_row_by_row, .timeout = 60)
             const char *param, *mask;
             attn_io io;
             int64_t nk;
-        } runs[] = {{&attn_kernel_decode, "ls=64", sink, {q, k, v, o, lse}, t + 1},
-                    {&attn_kernel_lean, "workers=3", sink, {q, k, v, o, lse}, t + 1},
-                    {&attn_kernel_decode, "ls=16", "full", {q, kr, vr, o, lse}, nc},
-                    {&attn_kernel_lean, "workers=2", "full", {q, kr, vr, o, lse}, nc}};
+        } runs[] = {{&attn_kernel_decode, "ls=64", sink, {.q = q, .k = k, .v = v, .o = o, .lse = lse}, t + 1},
+                    {&attn_kernel_lean, "workers=3", sink, {.q = q, .k = k, .v = v, .o = o, .lse = lse}, t + 1},
+                    {&attn_kernel_decode, "ls=16", "full", {.q = q, .k = kr, .v = vr, .o = o, .lse = lse}, nc},
+                    {&attn_kernel_lean, "workers=2", "full", {.q = q, .k = kr, .v = vr, .o = o, .lse = lse}, nc}};
         for (int r = 0; r < 4; r++) {
             attn_args a = fx_args(1, H, HKV, 1, runs[r].nk, D, runs[r].mask, 2);
             add_param(&a, runs[r].param);

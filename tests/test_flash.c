@@ -251,8 +251,8 @@ Test(flash, strided_views_give_the_same_bits_as_contiguous_tensors)
     ab.backward = 1;
     attn_ctx ctx;
     cr_assert_eq(attn_ctx_create(K, &ab, &ctx), 0);
-    attn_io io = {t[0], t[1], t[2], t[3], lse};
-    attn_grads g = {t[4], t[5], t[6], t[7]};
+    attn_io io = {.q = t[0], .k = t[1], .v = t[2], .o = t[3], .lse = lse};
+    attn_grads g = {.d_o = t[4], .dq = t[5], .dk = t[6], .dv = t[7]};
     cr_assert_eq(K->forward(&ctx, &io), 0);
     cr_assert_eq(K->backward(&ctx, &io, &g), 0);
     attn_ctx_destroy(&ctx);
