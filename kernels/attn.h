@@ -125,7 +125,7 @@ typedef struct attn_ctx {
     void *workspace;
     /* Bytes of recurrent state (S, z, conv tails, KV ring ...) the kernel's
      * forward keeps for the whole batch, as it actually sizes them in init:
-     * tests compare it with state_bytes(args) x B x H_kv. 0 for kernels
+     * tests compare it with state_bytes(args) (whole batch, bytes). 0 for kernels
      * without recurrent state. */
     size_t state_bytes_used;
 } attn_ctx;
