@@ -81,6 +81,7 @@ void attn_bench_identity(const attn_bench_job *job, attn_row *row)
     attn_row_set(row, ATTN_COL_N, "%lld", (long long)a->Nq);
     attn_row_set(row, ATTN_COL_N_KV, "%lld", (long long)a->Nk);
     attn_row_set(row, ATTN_COL_D, "%lld", (long long)a->D);
+    attn_row_set(row, ATTN_COL_DV, "%lld", (long long)attn_dv(a));
     attn_row_set(row, ATTN_COL_PARAMS, "%s", params);
     attn_row_set(row, ATTN_COL_SEED, "%llu", (unsigned long long)job->seed);
     attn_row_set(row, ATTN_COL_DATA_SOURCE, "generated");
@@ -89,7 +90,8 @@ void attn_bench_identity(const attn_bench_job *job, attn_row *row)
     attn_row_set(row, ATTN_COL_JOB_ID, "%s", id);
 }
 
-/* The job's tensors: Q, K, V, O, LSE and, for backward, dO, dQ, dK, dV. */
+/* The job's tensors: Q, K, V, O, LSE, the kernel's per-token inputs and, for
+ * backward, dO, dQ, dK, dV and their gradients. */
 typedef struct {
     attn_io io;
     attn_grads g;
@@ -102,44 +104,65 @@ static attn_tensor tensor_alloc(int64_t B, int64_t H, int64_t N, int64_t D)
     return t;
 }
 
-static void tensor_fill(attn_tensor *t, attn_rng *r)
+static void tensor_fill(attn_tensor *t, attn_rng *r, float lo, float hi)
 {
-    for (int64_t i = 0; i < t->B * t->sb; i++)
-        t->data[i] = attn_rng_range(r, -1.f, 1.f);
+    for (int64_t i = 0; t->data && i < t->B * t->sb; i++)
+        t->data[i] = attn_rng_range(r, lo, hi);
 }
 
-static int buffers_alloc(buffers *bf, const attn_args *a, int grads, uint64_t seed)
+/* Write strengths in (0,1) as a model's sigmoid gate produces them. */
+static void squash_to_unit(attn_tensor *t)
+{
+    for (int64_t i = 0; t->data && i < t->B * t->sb; i++)
+        t->data[i] = 1.f / (1.f + expf(-t->data[i]));
+}
+
+static int buffers_alloc(buffers *bf, const attn_kernel *k, const attn_args *a, int grads, uint64_t seed)
 {
     memset(bf, 0, sizeof *bf);
     attn_rng r;
     attn_rng_seed(&r, seed);
+    int64_t Dv = attn_dv(a), No = attn_o_rows(k, a), Dg = attn_gate_cols(k, a);
+    int beta = (k->inputs & ATTN_IN_BETA) != 0;
     bf->io.q = tensor_alloc(a->B, a->H, a->Nq, a->D);
     bf->io.k = tensor_alloc(a->B, a->H_kv, a->Nk, a->D);
-    bf->io.v = tensor_alloc(a->B, a->H_kv, a->Nk, a->D);
-    bf->io.o = tensor_alloc(a->B, a->H, a->Nq, a->D);
+    bf->io.v = tensor_alloc(a->B, a->H_kv, a->Nk, Dv);
+    bf->io.o = tensor_alloc(a->B, a->H, No, Dv);
     bf->io.lse = attn_alloc(sizeof(float) * (size_t)(a->B * a->H * a->Nq));
     int ok = bf->io.q.data && bf->io.k.data && bf->io.v.data && bf->io.o.data && bf->io.lse;
+    if (beta)
+        bf->io.beta = tensor_alloc(a->B, a->H_kv, a->Nk, 1), ok = ok && bf->io.beta.data;
+    if (Dg)
+        bf->io.gate = tensor_alloc(a->B, a->H_kv, a->Nk, Dg), ok = ok && bf->io.gate.data;
     if (grads) {
-        bf->g.d_o = tensor_alloc(a->B, a->H, a->Nq, a->D);
+        bf->g.d_o = tensor_alloc(a->B, a->H, No, Dv);
         bf->g.dq = tensor_alloc(a->B, a->H, a->Nq, a->D);
         bf->g.dk = tensor_alloc(a->B, a->H_kv, a->Nk, a->D);
-        bf->g.dv = tensor_alloc(a->B, a->H_kv, a->Nk, a->D);
+        bf->g.dv = tensor_alloc(a->B, a->H_kv, a->Nk, Dv);
         ok = ok && bf->g.d_o.data && bf->g.dq.data && bf->g.dk.data && bf->g.dv.data;
+        if (beta)
+            bf->g.dbeta = tensor_alloc(a->B, a->H_kv, a->Nk, 1), ok = ok && bf->g.dbeta.data;
+        if (Dg)
+            bf->g.dgate = tensor_alloc(a->B, a->H_kv, a->Nk, Dg), ok = ok && bf->g.dgate.data;
     }
     if (!ok)
         return attn_fail(ATTN_ENOMEM, "cannot allocate the job's tensors");
-    tensor_fill(&bf->io.q, &r);
-    tensor_fill(&bf->io.k, &r);
-    tensor_fill(&bf->io.v, &r);
+    tensor_fill(&bf->io.q, &r, -1, 1);
+    tensor_fill(&bf->io.k, &r, -1, 1);
+    tensor_fill(&bf->io.v, &r, -1, 1);
+    tensor_fill(&bf->io.beta, &r, -3, 3);
+    squash_to_unit(&bf->io.beta);
+    tensor_fill(&bf->io.gate, &r, -1.f, -0.001f); /* log decays: the same range the tests use */
     if (grads)
-        tensor_fill(&bf->g.d_o, &r);
+        tensor_fill(&bf->g.d_o, &r, -1, 1);
     return 0;
 }
 
 static void buffers_free(buffers *bf)
 {
     float *p[] = {bf->io.q.data, bf->io.k.data, bf->io.v.data, bf->io.o.data, bf->io.lse,
-                  bf->g.d_o.data, bf->g.dq.data, bf->g.dk.data, bf->g.dv.data};
+                  bf->io.beta.data, bf->io.gate.data, bf->g.d_o.data, bf->g.dq.data, bf->g.dk.data,
+                  bf->g.dv.data, bf->g.dbeta.data, bf->g.dgate.data};
     for (size_t i = 0; i < sizeof p / sizeof *p; i++)
         attn_free(p[i]);
 }
@@ -197,14 +220,17 @@ static int measure_job(const attn_bench_job *job, attn_ctx *ctx, buffers *bf, at
     /* Correctness gate on the forward output before anything is timed. */
     if ((rc = k->forward(ctx, &bf->io)) != 0)
         return rc;
-    double err;
-    attn_gate_sampled_rows(a, &bf->io, &err);
-    double tol = 10 * 2e-5 * fmax(1.0, sqrt((double)a->Nk / 4096.0));
+    attn_gate_result gate;
+    attn_gate_check(k, a, &bf->io, &gate);
     attn_row_set(row, ATTN_COL_METRIC, "max_abs_err");
-    attn_row_set(row, ATTN_COL_VALUE, "%.3g", err);
-    if (!(err <= tol))
-        return attn_fail(ATTN_EINVAL, "output differs from the oracle on sampled rows (err %.3g > %.3g)",
-                         err, tol);
+    attn_row_set(row, ATTN_COL_VALUE, "%.3g", gate.err);
+    if (!isnan(gate.softmax_rel))
+        attn_row_set(row, ATTN_COL_SOFTMAX_REL_ERR, "%.4g", gate.softmax_rel);
+    else if (k->ref_forward)
+        attn_row_set(row, ATTN_COL_SOFTMAX_REL_ERR, "NA:no softmax counterpart");
+    if (!(gate.err <= gate.tol))
+        return attn_fail(ATTN_EINVAL, "output differs from the %s on sampled rows (err %.3g > %.3g)",
+                         k->ref_forward ? "kernel's double reference" : "oracle", gate.err, gate.tol);
 
     /* The gate's double-precision copies are gone now: restart the high-water
      * mark from here (the baseline stays), so peak_rss_bytes is the job's
@@ -289,7 +315,7 @@ int attn_bench_run(const attn_bench_job *job, attn_row *row)
     attn_rss_region_begin(&rss);
     buffers bf;
     attn_ctx ctx;
-    if ((rc = buffers_alloc(&bf, &a, a.backward, job->seed)) != 0) {
+    if ((rc = buffers_alloc(&bf, k, &a, a.backward, job->seed)) != 0) {
         buffers_free(&bf);
         fill_outcome(row, "error", attn_last_error());
         return 0;

@@ -23,6 +23,7 @@ static const char usage[] =
     "  --kv-lens L[,L...]  ragged batch (VARLEN kernels): KV length of each sequence; sets --B to\n"
     "                      their count and --Nkv to the longest; one --N\n"
     "  --D n[,n...]        head dimension(s) (default 64)\n"
+    "  --Dv n              columns of V and O (default = D; kernels with flag DV)\n"
     "  --pass P            fwd | bwd | fwdbwd (default fwd); bwd times the backward alone\n"
     "  --param [K:]k=v     kernel parameter, for every kernel or only kernel K (repeatable)\n"
     "  --threads T         OpenMP threads (default: all cores)\n"
@@ -63,7 +64,7 @@ static int parse_opts(int argc, char **argv, bench_opts *o)
         {"min-time", required_argument, 0, 'T'}, {"warmup", required_argument, 0, 'w'},
         {"seed", required_argument, 0, 's'},   {"out", required_argument, 0, 'o'},
         {"no-peak", no_argument, 0, 'n'},      {"help", no_argument, 0, 'h'},
-        {"kv-lens", required_argument, 0, 'L'},
+        {"kv-lens", required_argument, 0, 'L'}, {"Dv", required_argument, 0, 'V'},
         {0, 0, 0, 0}};
     attn_args *a = &o->base.args;
     int64_t v, nkv = 0, b_given = 0;
@@ -80,6 +81,7 @@ static int parse_opts(int argc, char **argv, bench_opts *o)
         case 'N': rc = parse_list64("--N", optarg, o->Ns, 32, &o->n_N); break;
         case 'K': rc = cli_int64("--Nkv", optarg, 1, 1 << 24, &nkv); break;
         case 'D': rc = parse_list64("--D", optarg, o->Ds, 16, &o->n_D); break;
+        case 'V': rc = cli_int64("--Dv", optarg, 1, 1 << 16, &a->Dv); break;
         case 'L': rc = parse_list64("--kv-lens", optarg, o->kv_lens, 32, &o->n_kv_lens); break;
         case 'p': rc = attn_run_pass_parse(optarg, &o->base.pass); break;
         case 'P':

@@ -4,6 +4,7 @@
 #include "config.h"
 #include "csvw.h"
 #include "registry.h"
+#include "scaling.h"
 #include "sparsity.h"
 #include "sysinfo.h"
 
@@ -92,7 +93,7 @@ static int job_from_cfg(const cfg_config *cfg, const cfg_job *cj, attn_bench_job
     if (!(job->kernel = attn_find_kernel(cj->kernel)))
         return attn_fail(ATTN_EINVAL, "%s: suite '%s': %s", cfg->path, cj->suite, attn_last_error());
     attn_args *a = &job->args;
-    a->B = cj->B, a->H = cj->H, a->H_kv = cj->H_kv, a->Nq = cj->N, a->Nk = cj->N_kv, a->D = cj->D;
+    a->B = cj->B, a->H = cj->H, a->H_kv = cj->H_kv, a->Nq = cj->N, a->Nk = cj->N_kv, a->D = cj->D, a->Dv = cj->Dv;
     a->threads = cj->threads;
     int rc = attn_mask_parse(cj->mask, &a->mask);
     if (!rc)
@@ -151,6 +152,7 @@ typedef struct {
     size_t n;
     attn_idset done;
     attn_dense_refs dense; /* full-mask times, for sparsity efficiency */
+    attn_scaling_points scaling; /* times by length, for the scaling exponent */
 } plan;
 
 static int is_dense(const attn_bench_job *j)
@@ -189,6 +191,7 @@ static int build_plan(const sweep_opts *o, const cfg_config *cfg, plan *p)
     p->n = 0;
     attn_idset_init(&p->done);
     attn_dense_refs_init(&p->dense);
+    attn_scaling_init(&p->scaling);
     for (size_t j = 0; !rc && j < n; j++) {
         if (o->shard_n && (int64_t)(j % (size_t)o->shard_n) != o->shard_i)
             continue;
@@ -200,14 +203,16 @@ static int build_plan(const sweep_opts *o, const cfg_config *cfg, plan *p)
     return rc;
 }
 
-static int note_dense(const attn_row *row, void *p)
+static int note_done_row(const attn_row *row, void *p)
 {
     attn_dense_refs_note(&((plan *)p)->dense, row);
+    attn_scaling_note(&((plan *)p)->scaling, row);
     return 0;
 }
 
 /* Loads the job ids already in each suite's file (any status), and the
- * full-mask times there, which a resumed sweep uses as dense references. */
+ * full-mask times there, which a resumed sweep uses as dense references, and
+ * the times by length for the scaling exponent. */
 static int load_done(const char *dir, plan *p)
 {
     for (size_t j = 0; j < p->n; j++) {
@@ -217,7 +222,7 @@ static int load_done(const char *dir, plan *p)
         snprintf(path, sizeof path, "%s/%s.csv", dir, p->jobs[j].suite);
         int rc = csvw_load_job_ids(path, &p->done);
         if (rc >= 0 && access(path, F_OK) == 0)
-            rc = csvw_read_rows(path, note_dense, p);
+            rc = csvw_read_rows(path, note_done_row, p);
         if (rc < 0)
             return rc;
     }
@@ -282,6 +287,8 @@ static int run_plan(const sweep_opts *o, plan *p)
             return rc;
         attn_dense_refs_note(&p->dense, &row);
         attn_dense_refs_fill(&p->dense, &row);
+        attn_scaling_fill(&p->scaling, &row);
+        attn_scaling_note(&p->scaling, &row);
         if ((rc = write_row(o->results, &out, &row)) != 0)
             return rc;
         attn_idset_add(&p->done, id);
@@ -348,6 +355,7 @@ out:
     free(p.jobs);
     attn_idset_free(&p.done);
     attn_dense_refs_free(&p.dense);
+    attn_scaling_free(&p.scaling);
     cfg_free(&cfg);
     return rc ? cli_report("sweep") : failed_jobs;
 }

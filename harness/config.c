@@ -365,7 +365,7 @@ int cfg_parse_kv_lens(const char *text, int64_t *lens, int max)
 static int parse_suite(const where *w, const cJSON *o, const cfg_config *cfg, cfg_suite *s)
 {
     static const char *const keys[] = {"suite", "description", "kernels", "masks", "pass", "B", "H", "H_kv",
-                                       "N", "N_kv", "D", "params", "threads", "seed", "kv_lens", NULL};
+                                       "N", "N_kv", "D", "Dv", "params", "threads", "seed", "kv_lens", NULL};
     int64_t seed = 1;
     int rc;
     if ((rc = check_keys(w, o, keys)) || (rc = req_name(w, o, "suite", s->name)) ||
@@ -378,6 +378,7 @@ static int parse_suite(const where *w, const cJSON *o, const cfg_config *cfg, cf
         (rc = get_ints(w, o, "N", 1, 1, EXACT_MAX, &s->N)) ||
         (rc = get_ints(w, o, "N_kv", 0, 1, EXACT_MAX, &s->N_kv)) ||
         (rc = get_ints(w, o, "D", 1, 1, EXACT_MAX, &s->D)) ||
+        (rc = get_ints(w, o, "Dv", 0, 1, EXACT_MAX, &s->Dv)) ||
         (rc = get_ints(w, o, "threads", 0, 1, 4096, &s->threads)) ||
         (rc = get_strs(w, o, "params", 0, check_kparams, s, &s->params)) ||
         (rc = get_strs(w, o, "kv_lens", 0, check_kv_lens, s, &s->kv_lens)) ||
@@ -538,7 +539,7 @@ static void free_suite(cfg_suite *s)
     free(s->passes.v);
     free(s->params.v);
     free(s->kv_lens.v);
-    cfg_ints *ints[] = {&s->B, &s->H, &s->H_kv, &s->N, &s->N_kv, &s->D, &s->threads};
+    cfg_ints *ints[] = {&s->B, &s->H, &s->H_kv, &s->N, &s->N_kv, &s->D, &s->Dv, &s->threads};
     for (size_t i = 0; i < sizeof ints / sizeof *ints; i++)
         free(ints[i]->v);
 }
@@ -556,7 +557,7 @@ void cfg_free(cfg_config *cfg)
 
 /* The grid of one entry, outermost dimension first (see config.h). The
  * kernel and its params entries form one dimension of "variants". */
-enum { G_THREADS, G_VARIANT, G_MASK, G_PASS, G_B, G_H, G_HKV, G_D, G_N, G_NKV, G_KVL, G__COUNT };
+enum { G_THREADS, G_VARIANT, G_MASK, G_PASS, G_B, G_H, G_HKV, G_D, G_DV, G_N, G_NKV, G_KVL, G__COUNT };
 
 typedef struct {
     size_t kernel;          /* index into kernels */
@@ -600,7 +601,7 @@ static int expand_suite(const cfg_suite *s, size_t entry, const cfg_filter *f, c
     size_t dim[G__COUNT] = {
         [G_THREADS] = s->threads.n, [G_VARIANT] = suite_variants(s, f, vars), [G_MASK] = s->masks.n,
         [G_PASS] = s->passes.n, [G_B] = s->B.n, [G_H] = s->H.n, [G_HKV] = s->H_kv.n ? s->H_kv.n : 1,
-        [G_D] = s->D.n, [G_N] = s->N.n, [G_NKV] = s->N_kv.n ? s->N_kv.n : 1,
+        [G_D] = s->D.n, [G_DV] = s->Dv.n ? s->Dv.n : 1, [G_N] = s->N.n, [G_NKV] = s->N_kv.n ? s->N_kv.n : 1,
         [G_KVL] = s->kv_lens.n ? s->kv_lens.n : 1,
     };
     size_t total = 1;
@@ -625,6 +626,7 @@ static int expand_suite(const cfg_suite *s, size_t entry, const cfg_filter *f, c
         j->H = s->H.v[ix[G_H]];
         j->H_kv = s->H_kv.n ? s->H_kv.v[ix[G_HKV]] : j->H;
         j->D = s->D.v[ix[G_D]];
+        j->Dv = s->Dv.n ? s->Dv.v[ix[G_DV]] : j->D;
         j->N = s->N.v[ix[G_N]];
         j->N_kv = s->N_kv.n ? s->N_kv.v[ix[G_NKV]] : j->N;
         if (s->kv_lens.n) { /* a ragged batch: B sequences, the longest sets N_kv */
@@ -718,8 +720,8 @@ static int job_key_cmp(const cfg_job *a, const cfg_job *b)
         (c = strcmp(a->pass, b->pass)) || (c = strcmp(a->params, b->params)) ||
         (c = strcmp(a->kv_lens, b->kv_lens)))
         return c;
-    const int64_t x[] = {a->B, a->H, a->H_kv, a->N, a->N_kv, a->D, a->threads, (int64_t)a->seed};
-    const int64_t y[] = {b->B, b->H, b->H_kv, b->N, b->N_kv, b->D, b->threads, (int64_t)b->seed};
+    const int64_t x[] = {a->B, a->H, a->H_kv, a->N, a->N_kv, a->D, a->Dv, a->threads, (int64_t)a->seed};
+    const int64_t y[] = {b->B, b->H, b->H_kv, b->N, b->N_kv, b->D, b->Dv, b->threads, (int64_t)b->seed};
     for (size_t i = 0; i < sizeof x / sizeof *x; i++)
         if (x[i] != y[i])
             return x[i] < y[i] ? -1 : 1;
@@ -790,7 +792,7 @@ static cJSON *suite_json(const cfg_suite *s)
     cJSON_AddItemToObject(o, "pass", strs_json(&s->passes));
     const struct { const char *key; const cfg_ints *v; } ints[] = {
         {"B", &s->B}, {"H", &s->H}, {"H_kv", &s->H_kv}, {"N", &s->N}, {"N_kv", &s->N_kv}, {"D", &s->D},
-        {"threads", &s->threads},
+        {"Dv", &s->Dv}, {"threads", &s->threads},
     };
     for (size_t i = 0; i < sizeof ints / sizeof *ints; i++)
         if (ints[i].v->n && !(s->kv_lens.n && ints[i].v == &s->B))   /* empty H_kv / N_kv: equal to H / N;

@@ -67,7 +67,7 @@ typedef struct {
     cfg_strs kernels, masks, passes;
     cfg_strs params;                            /* "kernel:key=value,..." */
     cfg_strs kv_lens;                           /* ragged batches "L+L+...", or empty */
-    cfg_ints B, H, H_kv, N, N_kv, D, threads;   /* H_kv, N_kv empty: equal to H, N */
+    cfg_ints B, H, H_kv, N, N_kv, D, Dv, threads; /* H_kv, N_kv, Dv empty: equal to H, N, D */
     uint64_t seed;
 } cfg_suite;
 
@@ -89,7 +89,7 @@ typedef struct {
 
 typedef struct {
     char suite[CFG_NAME_MAX], kernel[CFG_NAME_MAX], mask[CFG_SPEC_MAX], pass[8];
-    int64_t B, H, H_kv, N, N_kv, D;
+    int64_t B, H, H_kv, N, N_kv, D, Dv;
     int threads;
     char params[CFG_SPEC_MAX];
     char kv_lens[CFG_SPEC_MAX];    /* "" or a ragged batch "L+L+..." (B = count, N_kv = max) */

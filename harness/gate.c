@@ -5,9 +5,12 @@
 #include <math.h>
 #include <stdlib.h>
 
+/* Rows n0 .. n0+rows-1 of head (b, h) of t, widened to a [1,1,rows,D] double tensor. */
 static attn_tensor_f64 widen_head(const attn_tensor *t, int64_t b, int64_t h, int64_t n0, int64_t rows)
 {
     attn_tensor_f64 w = {NULL, 1, 1, rows, t->D, rows * t->D, rows * t->D, t->D};
+    if (!t->data)
+        return w;
     w.data = malloc(sizeof(double) * (size_t)(rows * t->D));
     for (int64_t n = 0; n < rows; n++)
         for (int64_t d = 0; d < t->D; d++)
@@ -15,9 +18,9 @@ static attn_tensor_f64 widen_head(const attn_tensor *t, int64_t b, int64_t h, in
     return w;
 }
 
-/* Error of one query row (b, h, i) against the oracle. */
-static double row_error(const attn_args *a, const attn_io *io, const attn_tensor_f64 *k,
-                        const attn_tensor_f64 *v, double vmax, int64_t b, int64_t h, int64_t i)
+/* The oracle's output row and lse for query row (b, h, i) into orow[D]. */
+static double oracle_row(const attn_args *a, const attn_io *io, const attn_tensor_f64 *k,
+                         const attn_tensor_f64 *v, int64_t b, int64_t h, int64_t i, double *orow)
 {
     /* The oracle on one query row, run as batch b + 1, head h + 1 of a problem
      * whose Q, K and V views repeat that row and KV head (b and h strides 0),
@@ -29,43 +32,120 @@ static double row_error(const attn_args *a, const attn_io *io, const attn_tensor
     attn_tensor_f64 q = widen_head(&io->q, b, h, i, 1), kr = *k, vr = *v;
     q.sb = q.sh = kr.sb = kr.sh = vr.sb = vr.sh = 0;
     q.B = kr.B = vr.B = one.B, q.H = kr.H = vr.H = one.H;
-    int64_t rows = one.B * one.H;
-    attn_tensor_f64 o = {calloc((size_t)(rows * a->D), sizeof(double)), one.B, one.H, 1, a->D,
-                         one.H * a->D, a->D, a->D};
+    int64_t rows = one.B * one.H, Dv = v->D;
+    attn_tensor_f64 o = {calloc((size_t)(rows * Dv), sizeof(double)), one.B, one.H, 1, Dv, one.H * Dv, Dv, Dv};
     double *lses = malloc(sizeof(double) * (size_t)rows), lse;
     attn_oracle_forward_f64(&one, &q, &kr, &vr, &o, lses);
     lse = lses[rows - 1];
+    for (int64_t d = 0; d < Dv; d++)
+        orow[d] = o.data[(rows - 1) * Dv + d];
     free(lses);
-    const double *orow = o.data + (rows - 1) * a->D;
-    double err = 0, got_lse = io->lse[(b * a->H + h) * a->Nq + i];
-    for (int64_t d = 0; d < a->D; d++) {
-        double e = fabs((double)attn_at(&io->o, b, h, i)[d] - orow[d]) / (vmax > 0 ? vmax : 1);
-        err = e <= err ? err : (isnan(e) ? INFINITY : e);
-    }
-    if (isinf(lse) || isinf(got_lse))
-        err = lse == got_lse ? err : INFINITY;
-    else
-        err = fmax(err, fabs(got_lse - lse) / (1 + fabs(lse)) * 2); /* lse tol is half O's */
     free(q.data);
     free(o.data);
-    return err;
+    return lse;
 }
 
-void attn_gate_sampled_rows(const attn_args *a, const attn_io *io, double *err)
+static double worse(double err, double e) { return e <= err ? err : isnan(e) ? INFINITY : e; }
+
+/* The sampled heads: up to 4 (b, h) pairs spread over the batch and heads. */
+#define FOR_SAMPLED_HEADS(a, b, h)                                                              \
+    for (int64_t bh_ = 0, step_ = (a)->B * (a)->H > 4 ? (a)->B * (a)->H / 4 : 1, b = 0, h = 0; \
+         bh_ < (a)->B * (a)->H && (b = bh_ / (a)->H, h = bh_ % (a)->H, 1); bh_ += step_)
+
+/* Softmax kernels against the oracle; own-reference kernels only collect the
+ * softmax fidelity here (their error comes from ref_gate). */
+static void sampled_rows(const attn_kernel *kern, const attn_args *a, const attn_io *io, attn_gate_result *r)
 {
-    int64_t G = a->H / a->H_kv, heads = a->B * a->H, step = heads > 4 ? heads / 4 : 1;
-    *err = 0;
-    for (int64_t bh = 0; bh < heads; bh += step) {
-        int64_t b = bh / a->H, h = bh % a->H;
+    int own = kern && kern->ref_forward, one_query = kern && (kern->flags & ATTN_ONE_QUERY);
+    int64_t G = a->H / a->H_kv, Dv = attn_dv(a);
+    double diff2 = 0, ref2 = 0, *orow = malloc(sizeof(double) * (size_t)Dv);
+    FOR_SAMPLED_HEADS(a, b, h) {
+        if (one_query)
+            break; /* one learned query: no softmax rows to compare with */
         attn_tensor_f64 k = widen_head(&io->k, b, h / G, 0, a->Nk);
         attn_tensor_f64 v = widen_head(&io->v, b, h / G, 0, a->Nk);
         double vmax = 0;
-        for (int64_t n = 0; n < a->Nk * a->D; n++)
+        for (int64_t n = 0; n < a->Nk * Dv; n++)
             vmax = fmax(vmax, fabs(v.data[n]));
         int64_t rows[3] = {0, a->Nq / 2, a->Nq - 1};
-        for (int r = 0; r < 3; r++)
-            *err = fmax(*err, row_error(a, io, &k, &v, vmax, b, h, rows[r]));
+        for (int s = 0; s < 3; s++) {
+            double lse = oracle_row(a, io, &k, &v, b, h, rows[s], orow), err = 0;
+            const float *got = attn_at(&io->o, b, h, rows[s]);
+            for (int64_t d = 0; d < Dv; d++) {
+                diff2 += (got[d] - orow[d]) * (got[d] - orow[d]);
+                ref2 += orow[d] * orow[d];
+                err = worse(err, fabs((double)got[d] - orow[d]) / (vmax > 0 ? vmax : 1));
+            }
+            if (own)
+                continue;
+            double got_lse = io->lse[(b * a->H + h) * a->Nq + rows[s]];
+            if (isinf(lse) || isinf(got_lse))
+                err = lse == got_lse ? err : INFINITY;
+            else
+                err = fmax(err, fabs(got_lse - lse) / (1 + fabs(lse)) * 2); /* lse tol is half O's */
+            r->err = worse(r->err, err);
+        }
         free(k.data);
         free(v.data);
     }
+    free(orow);
+    r->softmax_rel = own && ref2 > 0 ? sqrt(diff2 / ref2) : NAN;
+}
+
+/* Rows whose output depends on keys before them only: a prefix of the
+ * sequence is a complete problem of its own. */
+static int64_t ref_prefix(const attn_kernel *k, const attn_args *a)
+{
+    int causal = a->mask.kind == ATTN_MASK_CAUSAL || (a->mask.kind == ATTN_MASK_FULL && a->mask.causal);
+    int64_t L = a->Nk;
+    if ((causal || (k->flags & ATTN_ONE_QUERY)) && a->Nq == a->Nk && L > 2048)
+        L = 2048;
+    return L;
+}
+
+/* Own-reference kernels: the kernel's double reference on each sampled head,
+ * over a prefix when the mask allows, against the kernel's rows. */
+static void ref_gate(const attn_kernel *k, const attn_args *a, const attn_io *io, attn_gate_result *r)
+{
+    int64_t G = a->H / a->H_kv, L = ref_prefix(k, a), Dv = attn_dv(a);
+    int64_t nq = k->flags & ATTN_ONE_QUERY ? 1 : a->Nq - (a->Nk - L), no = k->flags & ATTN_ONE_QUERY ? L : nq;
+    FOR_SAMPLED_HEADS(a, b, h) {
+        attn_args one = *a;
+        one.B = one.H = one.H_kv = 1, one.Nk = L, one.Nq = nq, one.kv_len = NULL;
+        one.q_off = one.k_off = 0;
+        attn_args_defaults(&one);
+        attn_io64 x = {.q = widen_head(&io->q, b, h, 0, nq),
+                       .k = widen_head(&io->k, b, h / G, 0, L),
+                       .v = widen_head(&io->v, b, h / G, 0, L),
+                       .beta = widen_head(&io->beta, b, h / G, 0, L),
+                       .gate = widen_head(&io->gate, b, h / G, 0, L)};
+        x.o = (attn_tensor_f64){calloc((size_t)(no * Dv), sizeof(double)), 1, 1, no, Dv, no * Dv, no * Dv, Dv};
+        x.lse = calloc((size_t)nq, sizeof(double));
+        double err = 0, omax = 0;
+        if (k->ref_forward(&one, &x) != 0)
+            err = INFINITY;
+        for (int64_t n = 0; n < no * Dv; n++)
+            omax = fmax(omax, fabs(x.o.data[n]));
+        for (int64_t n = 0; n < no; n++)
+            for (int64_t d = 0; d < Dv; d++)
+                err = worse(err, fabs((double)attn_at(&io->o, b, h, n)[d] - x.o.data[n * Dv + d]));
+        r->err = worse(r->err, omax > 0 ? err / omax : err);
+        attn_tensor_f64 *t[] = {&x.q, &x.k, &x.v, &x.o, &x.beta, &x.gate};
+        for (int i = 0; i < 6; i++)
+            free(t[i]->data);
+        free(x.lse);
+    }
+}
+
+void attn_gate_check(const attn_kernel *k, const attn_args *a, const attn_io *io, attn_gate_result *r)
+{
+    double grow = fmax(1.0, sqrt((double)a->Nk / 4096.0));
+    r->err = 0;
+    r->softmax_rel = NAN;
+    /* 10x the test tolerances (KERNELS.md 1.5): a gate catches broken
+     * kernels, the tests hold the tight bounds. */
+    r->tol = 10 * (k && k->ref_forward ? 5e-5 : 2e-5) * grow;
+    if (k && k->ref_forward)
+        ref_gate(k, a, io, r);
+    sampled_rows(k, a, io, r);
 }

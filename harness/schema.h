@@ -9,7 +9,7 @@
     X(RUN_ID, "run_id") X(UTC, "utc") X(GIT_SHA, "git_sha") X(CPU, "cpu") X(THREADS, "threads") \
     X(SUITE, "suite") X(TASK, "task") X(KERNEL, "kernel") X(MODEL, "model") X(MASK, "mask")    \
     X(PASS, "pass") X(DTYPE, "dtype") X(B, "B") X(H, "H") X(H_KV, "H_kv") X(N, "N")            \
-    X(N_KV, "N_kv") X(D, "D") X(PARAMS, "params") X(SEED, "seed") X(DATA_SOURCE, "data_source") \
+    X(N_KV, "N_kv") X(D, "D") X(DV, "Dv") X(PARAMS, "params") X(SEED, "seed") X(DATA_SOURCE, "data_source") \
     /* time */                                                                                 \
     X(REPS, "reps") X(WARMUP, "warmup") X(TIME_MS_MEDIAN, "time_ms_median")                   \
     X(TIME_MS_P10, "time_ms_p10") X(TIME_MS_P90, "time_ms_p90") X(TIME_CV, "time_cv")         \
@@ -18,7 +18,7 @@
     X(DENSE_GFLOPS, "dense_gflops")                                                            \
     X(PCT_SGEMM_PEAK, "pct_sgemm_peak") X(BYTES_ANALYTIC, "bytes_analytic")                   \
     X(GBYTES_S, "gbytes_s") X(PCT_STREAM_PEAK, "pct_stream_peak") X(DENSITY, "density")       \
-    X(SPARSITY_EFF, "sparsity_eff")                                                            \
+    X(SPARSITY_EFF, "sparsity_eff") X(N_EXPONENT, "n_exponent")                                \
     /* memory */                                                                               \
     X(PEAK_RSS_BYTES, "peak_rss_bytes") X(WORKSPACE_BYTES, "workspace_bytes")                 \
     X(STATE_BYTES, "state_bytes")                                                              \
@@ -30,6 +30,7 @@
     X(SDE_EXPS, "sde_exps")                                                                    \
     /* quality */                                                                              \
     X(METRIC, "metric") X(VALUE, "value") X(CI_LOW, "ci_low") X(CI_HIGH, "ci_high")            \
+    X(SOFTMAX_REL_ERR, "softmax_rel_err")                                                      \
     X(TRAIN_STEPS, "train_steps") X(TRAIN_TIME_S, "train_time_s")                             \
     X(TOKENS_PER_S, "tokens_per_s")                                                            \
     /* outcome */                                                                              \

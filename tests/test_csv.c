@@ -45,6 +45,7 @@ static void sample_row(attn_row *r, int tag)
     attn_row_set(r, ATTN_COL_N, "%d", 1024 + tag);
     attn_row_set(r, ATTN_COL_N_KV, "1024");
     attn_row_set(r, ATTN_COL_D, "64");
+    attn_row_set(r, ATTN_COL_DV, "64");
     attn_row_set(r, ATTN_COL_PARAMS, "br=64,bc=128");
     attn_row_set(r, ATTN_COL_SEED, "1");
     attn_row_set(r, ATTN_COL_DATA_SOURCE, "generated");
@@ -286,7 +287,7 @@ Test(csv, job_id_is_stable_and_depends_on_identity_columns_only)
     char base[17], id[17];
     attn_row_job_id(&r, base);
     /* FNV-1a 64 of "2" US "kernels" US "" US "flash" ... "generated", computed independently */
-    cr_assert_str_eq(base, "49d5995a8703e8ab");
+    cr_assert_str_eq(base, "c03232dada8abbe6");
 
     static const attn_col meta[] = {ATTN_COL_RUN_ID, ATTN_COL_UTC, ATTN_COL_GIT_SHA, ATTN_COL_CPU,
                                     ATTN_COL_REPS, ATTN_COL_TIME_MS_MEDIAN, ATTN_COL_STATUS, ATTN_COL_VALUE};
