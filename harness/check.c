@@ -147,7 +147,7 @@ static void report_line(report *r, const char *check, const char *what, double e
 {
     int pass = err <= tol;
     r->failed += !pass;
-    fprintf(r->out, "%-8s %-12s %-46s err=%-10.3g tol=%-8.2g %s\n", r->kernel, check, what, err, tol,
+    fprintf(r->out, "%-14s %-15s %-46s err=%-10.3g tol=%-8.2g %s\n", r->kernel, check, what, err, tol,
             pass ? "PASS" : "FAIL");
 }
 

@@ -47,7 +47,7 @@ int cmd_check(int argc, char **argv)
     int n = 0;
     if (strcmp(kernels, "all") == 0) {
         for (const attn_kernel *const *k = attn_registry(); *k; k++)
-            if (!((*k)->flags & ATTN_REFERENCE) && ((*k)->flags & ATTN_EXACT))
+            if (!((*k)->flags & ATTN_REFERENCE) && (((*k)->flags & ATTN_EXACT) || (*k)->ref_forward))
                 list[n++] = *k;
     } else {
         char names[64][CLI_ITEM];

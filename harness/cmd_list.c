@@ -24,13 +24,24 @@ static void flags_text(unsigned f, char *buf, size_t n)
                  {ATTN_TRAINABLE, "bwd"},     {ATTN_DECODE, "decode"},     {ATTN_RECURRENT, "recurrent"},
                  {ATTN_DISTRIBUTED, "mpi"},   {ATTN_GQA, "gqa"},           {ATTN_CROSS, "cross"},
                  {ATTN_VARLEN, "varlen"},     {ATTN_DETERMINISTIC, "det"}, {ATTN_STATEFUL, "stateful"},
-                 {ATTN_REFERENCE, "reference"}};
+                 {ATTN_REFERENCE, "reference"}, {ATTN_DV, "dv"}, {ATTN_ONE_QUERY, "one-query"}};
     buf[0] = '\0';
     for (size_t i = 0; i < sizeof names / sizeof *names; i++)
         if (f & names[i].bit) {
             strncat(buf, buf[0] ? " " : "", n - strlen(buf) - 1);
             strncat(buf, names[i].name, n - strlen(buf) - 1);
         }
+}
+
+/* Extra per-token inputs, appended to the capabilities. */
+static void inputs_text(unsigned in, char *buf, size_t n)
+{
+    if (in & ATTN_IN_BETA)
+        strncat(buf, " in:beta", n - strlen(buf) - 1);
+    if (in & ATTN_IN_GATE)
+        strncat(buf, " in:gate", n - strlen(buf) - 1);
+    if (in & ATTN_IN_GATE_VEC)
+        strncat(buf, " in:gate[D]", n - strlen(buf) - 1);
 }
 
 static void masks_text(uint32_t m, char *buf, size_t n)
@@ -63,7 +74,7 @@ static void list_kernels(int as_csv, int names_only)
     if (as_csv)
         csv_row(header, 6);
     else if (!names_only)
-        printf("%-8s %-8s %-40s %-20s %s\n", "name", "family", "capabilities", "masks", "reference / params");
+        printf("%-14s %-9s %-44s %-20s %s\n", "name", "family", "capabilities", "masks", "reference / params");
     for (const attn_kernel *const *k = attn_registry(); *k; k++) {
         if (names_only) {
             if (!((*k)->flags & ATTN_REFERENCE))
@@ -72,12 +83,13 @@ static void list_kernels(int as_csv, int names_only)
         }
         char flags[256], masks[512];
         flags_text((*k)->flags, flags, sizeof flags);
+        inputs_text((*k)->inputs, flags, sizeof flags);
         masks_text((*k)->masks, masks, sizeof masks);
         const char *cells[] = {(*k)->name, (*k)->family, flags, masks, (*k)->params_help, (*k)->reference};
         if (as_csv)
             csv_row(cells, 6);
         else
-            printf("%-8s %-8s %-40s %-20s %s%s%s\n", cells[0], cells[1], cells[2], cells[3], cells[5],
+            printf("%-14s %-9s %-44s %-20s %s%s%s\n", cells[0], cells[1], cells[2], cells[3], cells[5],
                    cells[4][0] ? "; params: " : "", cells[4]);
     }
 }
