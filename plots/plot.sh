@@ -19,6 +19,9 @@ When they exist and have usable rows, also from RESULTS_DIR/masks.csv (suite=mas
   sparsity_eff.png sparsity_eff.svg  sparsity_eff vs density (log-log), line at 1
 and from RESULTS_DIR/decode.csv (suite=decode) with peak.csv (kernel=stream_triad):
   decode_gbs.png decode_gbs.svg    decode GB/s vs N_kv with the STREAM triad line
+and from RESULTS_DIR/scaling.csv (suite=scaling):
+  scaling_time.png scaling_time.svg  time vs N for every kernel of the scaling suite on one
+                                   log-log chart per (mask, pass, D, ...), flash for contrast
 Figures whose CSV is missing or has no usable rows are listed as skipped on stderr.
 Prints the files written, one per line; exits 1 if gnuplot, kernels.csv or its rows
 are missing (after drawing the other figures) or a gnuplot script fails.
@@ -30,6 +33,8 @@ options:
   --masks FILE   mask-pattern CSV (default RESULTS_DIR/masks.csv; optional, but
                  an explicitly named FILE must exist)
   --decode FILE  decode CSV (default RESULTS_DIR/decode.csv; optional, but an
+                 explicitly named FILE must exist)
+  --scaling FILE scaling CSV (default RESULTS_DIR/scaling.csv; optional, but an
                  explicitly named FILE must exist)
   --out DIR      where to write the figures (default RESULTS_DIR/plots)
   --dense K[,K]  kernels the N/N^2 guides are anchored to, first present wins
@@ -45,17 +50,18 @@ gpstr() { printf "'%s'" "${1//\'/\'\'}"; }
 rows() { local n; n=$(wc -l <"$1"); echo $((n > 0 ? n - 1 : 0)); }
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-results="$(dirname "$here")/results" kernels="" peak="" masks="" decode="" out="" dense="" have_dir=0
+results="$(dirname "$here")/results" kernels="" peak="" masks="" decode="" scaling="" out="" dense="" have_dir=0
 while (($#)); do
     case $1 in
         -h | --help) usage; exit 0 ;;
-        --kernels | --peak | --masks | --decode | --out | --dense)
+        --kernels | --peak | --masks | --decode | --scaling | --out | --dense)
             (($# >= 2)) || die "$1 needs a value (see --help)" 2
             case $1 in
                 --kernels) kernels=$2 ;;
                 --peak) peak=$2 ;;
                 --masks) masks=$2 ;;
                 --decode) decode=$2 ;;
+                --scaling) scaling=$2 ;;
                 --out) out=$2 ;;
                 --dense) dense=${2//,/ } ;;
             esac
@@ -70,10 +76,12 @@ done
 # An explicitly named masks or decode CSV must exist; the defaults are optional.
 [[ -z $masks || -f $masks ]] || die "no $masks (--masks)"
 [[ -z $decode || -f $decode ]] || die "no $decode (--decode)"
+[[ -z $scaling || -f $scaling ]] || die "no $scaling (--scaling)"
 kernels=${kernels:-$results/kernels.csv}
 peak=${peak:-$results/peak.csv}
 masks=${masks:-$results/masks.csv}
 decode=${decode:-$results/decode.csv}
+scaling=${scaling:-$results/scaling.csv}
 out=${out:-$results/plots}
 
 command -v gnuplot >/dev/null || die "gnuplot not found: apt-get install gnuplot-nox"
@@ -97,9 +105,10 @@ mkdir -p "$out"
 skip() { printf 'plot.sh: skipped %s.{png,svg}: %s\n' "$1" "$2" >&2; }
 
 # draw FIGURE CSV SUITE OPTIONAL: runs plots/FIGURE.gp on the SUITE rows of CSV.
+# FIGURE may be SCRIPT:NAME to draw NAME.{png,svg} with plots/SCRIPT.gp.
 # An optional figure whose script exits 3 (no usable rows) is skipped, not an error.
 draw() {
-    local fig=$1 csv=$2 suite=$3 optional=$4 rc=0 err=""
+    local script=${1%%:*} fig=${1##*:} csv=$2 suite=$3 optional=$4 rc=0 err=""
     # Written under temporary names, renamed when gnuplot succeeds: a failed
     # run never leaves a half-written figure behind.
     local tmp_png="$out/.$fig.png.tmp" tmp_svg="$out/.$fig.svg.tmp" vars
@@ -107,7 +116,7 @@ draw() {
     vars+=" out_png=$(gpstr "$tmp_png"); out_svg=$(gpstr "$tmp_svg"); pngterm='$pngterm';"
     vars+=" dense=$(gpstr "$dense"); suite=$(gpstr "$suite")"
     if ((optional)); then
-        err=$(gnuplot -e "$vars" "$here/$fig.gp" 2>&1) || rc=$?
+        err=$(gnuplot -e "$vars" "$here/$script.gp" 2>&1) || rc=$?
         if ((rc == 3)); then
             rm -f "$tmp_png" "$tmp_svg"
             skip "$fig" "${err##*$'\n'}"
@@ -115,11 +124,11 @@ draw() {
         fi
         [[ -z $err ]] || printf '%s\n' "$err" >&2
     else
-        gnuplot -e "$vars" "$here/$fig.gp" || rc=$?
+        gnuplot -e "$vars" "$here/$script.gp" || rc=$?
     fi
     if ((rc != 0)) || [[ ! -s $tmp_png || ! -s $tmp_svg ]]; then
         rm -f "$tmp_png" "$tmp_svg"
-        die "gnuplot failed on $here/$fig.gp for $csv (message above)"
+        die "gnuplot failed on $here/$script.gp for $csv (message above)"
     fi
     for fmt in png svg; do
         mv -f "$out/.$fig.$fmt.tmp" "$out/$fig.$fmt"
@@ -132,9 +141,9 @@ optional_csv() {
     local csv=$1 suite=$2 fig
     shift 2
     if [[ ! -f $csv ]]; then
-        for fig; do skip "$fig" "no $csv"; done
+        for fig; do skip "${fig##*:}" "no $csv"; done
     elif (($(rows "$csv") == 0)); then
-        for fig; do skip "$fig" "$csv has a header but no rows"; done
+        for fig; do skip "${fig##*:}" "$csv has a header but no rows"; done
     else
         for fig; do draw "$fig" "$csv" "$suite" 1; done
     fi
@@ -145,4 +154,5 @@ if [[ -z $kernels_err ]]; then
 fi
 optional_csv "$masks" masks masks_bars sparsity_eff
 optional_csv "$decode" decode decode_gbs
+optional_csv "$scaling" scaling time_vs_n:scaling_time
 [[ -z $kernels_err ]] || exit 1

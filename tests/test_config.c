@@ -244,11 +244,11 @@ Test(config, filters_select_suites_and_kernels_and_reject_unknown_names)
     cfg_job *j;
     size_t n;
     const char *flash[] = {"flash"};
-    cfg_filter f = {.suite = "scaling", .kernels = flash, .n_kernels = 1};
+    cfg_filter f = {.suite = "threads", .kernels = flash, .n_kernels = 1};
     cr_assert_eq(cfg_expand_filtered(&c, &f, &j, &n), 0, "%s", attn_last_error());
     cr_assert_eq(n, 4);   /* causal x fwd,bwd x threads 1,2 */
     for (size_t i = 0; i < n; i++)
-        cr_assert(!strcmp(j[i].suite, "scaling") && !strcmp(j[i].kernel, "flash"));
+        cr_assert(!strcmp(j[i].suite, "threads") && !strcmp(j[i].kernel, "flash"));
     free(j);
 
     f = (cfg_filter){.kernels = flash, .n_kernels = 1};
