@@ -258,7 +258,7 @@ Test(config, filters_select_suites_and_kernels_and_reject_unknown_names)
 
     f = (cfg_filter){.suite = "kernel"};
     cr_assert_lt(cfg_expand_filtered(&c, &f, &j, &n), 0);
-    cr_assert(strstr(attn_last_error(), "suite filter 'kernel': expected one of kernels, scaling, masks, decode"), "%s",
+    cr_assert(strstr(attn_last_error(), "suite filter 'kernel': expected one of kernels, threads, masks, decode"), "%s",
               attn_last_error());
     const char *nope[] = {"flash", "performer"};
     f = (cfg_filter){.kernels = nope, .n_kernels = 2};
