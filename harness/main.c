@@ -22,6 +22,8 @@ static const char usage[] =
     "                                 run a config's job grid into results/<suite>.csv\n"
     "  mask   --show SPEC [--N N] [--head H] [--out DIR]\n"
     "                                 draw a mask as a PBM picture (results/plots/masks/)\n"
+    "  crossover [--ref K] [--suite S] [--csv] FILE\n"
+    "                                 N from which each kernel beats K (default flash)\n"
     "\n"
     "Results use one CSV schema (README.md); kernels: 'attnbench list kernels'.\n";
 
@@ -30,7 +32,8 @@ int main(int argc, char **argv)
     static const struct {
         const char *name;
         int (*run)(int, char **);
-    } commands[] = {{"list", cmd_list}, {"peak", cmd_peak}, {"check", cmd_check}, {"bench", cmd_bench}, {"sweep", cmd_sweep}, {"mask", cmd_mask}};
+    } commands[] = {{"list", cmd_list}, {"peak", cmd_peak}, {"check", cmd_check}, {"bench", cmd_bench}, {"sweep", cmd_sweep}, {"mask", cmd_mask},
+                    {"crossover", cmd_crossover}};
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
         strcmp(argv[1], "help") == 0) {
         fputs(usage, stdout);
@@ -39,6 +42,6 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
         if (strcmp(argv[1], commands[i].name) == 0)
             return commands[i].run(argc - 1, argv + 1);
-    fprintf(stderr, "attnbench: unknown command '%s': expected list, peak, check, bench, sweep or mask\n", argv[1]);
+    fprintf(stderr, "attnbench: unknown command '%s': expected list, peak, check, bench, sweep, mask or crossover\n", argv[1]);
     return 2;
 }
