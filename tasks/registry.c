@@ -1,0 +1,23 @@
+/* The one table of tasks. Adding a task = one file + one line here + tests. */
+#include "task.h"
+
+#include <string.h>
+
+static const task_def *const table[] = {
+    NULL,
+};
+
+const task_def *const *task_registry(void) { return table; }
+
+const task_def *task_find(const char *name)
+{
+    char names[512] = "";
+    for (const task_def *const *t = table; *t; t++) {
+        if (strcmp((*t)->name, name) == 0)
+            return *t;
+        strncat(names, t == table ? "" : ", ", sizeof names - strlen(names) - 1);
+        strncat(names, (*t)->name, sizeof names - strlen(names) - 1);
+    }
+    attn_fail(ATTN_EINVAL, "unknown task '%s': expected one of %s", name, names[0] ? names : "(none registered)");
+    return NULL;
+}

@@ -1,0 +1,95 @@
+/* The task dataset container and strict parameter helpers. */
+#include "task.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int task_data_alloc(task_data *d, const char *name, task_kind kind, int64_t n, int64_t len)
+{
+    memset(d, 0, sizeof *d);
+    if (n < 1 || len < 1)
+        return attn_fail(ATTN_EINVAL, "task %s: expected n >= 1 and len >= 1, found n=%lld len=%lld", name,
+                         (long long)n, (long long)len);
+    snprintf(d->name, sizeof d->name, "%s", name);
+    snprintf(d->data_source, sizeof d->data_source, "generated");
+    d->kind = kind, d->n = n, d->len = len, d->pad = -1;
+    size_t cells = (size_t)(n * len);
+    d->tokens = calloc(cells, sizeof *d->tokens);
+    d->lengths = malloc((size_t)n * sizeof *d->lengths);
+    int ok = d->tokens && d->lengths;
+    if (kind == TASK_PAIR) {
+        d->tokens2 = calloc(cells, sizeof *d->tokens2);
+        d->lengths2 = malloc((size_t)n * sizeof *d->lengths2);
+        ok = ok && d->tokens2 && d->lengths2;
+    }
+    if (kind == TASK_LM)
+        ok = ok && (d->targets = calloc(cells, sizeof *d->targets)) != NULL;
+    else
+        ok = ok && (d->labels = calloc((size_t)n, sizeof *d->labels)) != NULL;
+    if (!ok) {
+        task_data_free(d);
+        return attn_fail(ATTN_ENOMEM, "task %s: cannot allocate %lld x %lld tokens", name, (long long)n,
+                         (long long)len);
+    }
+    for (int64_t i = 0; i < n; i++) {
+        d->lengths[i] = (int32_t)len;
+        if (d->lengths2)
+            d->lengths2[i] = (int32_t)len;
+    }
+    return 0;
+}
+
+void task_data_free(task_data *d)
+{
+    free(d->tokens);
+    free(d->tokens2);
+    free(d->targets);
+    free(d->labels);
+    free(d->lengths);
+    free(d->lengths2);
+    memset(d, 0, sizeof *d);
+}
+
+const char *task_param_str(const attn_params *p, const char *key, const char *def)
+{
+    for (int i = 0; i < p->n; i++)
+        if (strcmp(p->key[i], key) == 0)
+            return p->val[i];
+    return def;
+}
+
+int task_params_only(const attn_params *p, const char *task, const char *const *allowed)
+{
+    attn_args a;
+    memset(&a, 0, sizeof a);
+    a.params = *p;
+    char what[64];
+    snprintf(what, sizeof what, "task %s", task);
+    /* same rule and message shape as kernel parameters */
+    int rc = attn_params_only(&a, what, allowed);
+    return rc;
+}
+
+int64_t task_param_int(const attn_params *p, const char *key, int64_t def, int64_t lo, int64_t hi, int *rc)
+{
+    attn_args a;
+    memset(&a, 0, sizeof a);
+    a.params = *p;
+    return attn_param_int(&a, key, def, lo, hi, rc);
+}
+
+double task_param_double(const attn_params *p, const char *key, double def, double lo, double hi, int *rc)
+{
+    const char *s = task_param_str(p, key, NULL);
+    if (!s)
+        return def;
+    char *end;
+    double v = strtod(s, &end);
+    if (*s == '\0' || *end != '\0' || !isfinite(v) || v < lo || v > hi) {
+        *rc = attn_fail(ATTN_EINVAL, "param %s: expected a number in [%g, %g], found '%s'", key, lo, hi, s);
+        return def;
+    }
+    return v;
+}

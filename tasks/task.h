@@ -1,0 +1,73 @@
+/* Evaluation tasks (DESIGN.md "tasks/"): generators and loaders that turn a
+ * task definition into token sequences with labels, ready for a model.
+ *
+ * Three shapes of supervision cover the suites:
+ *   TASK_CLASSIFY  tokens [n][len] -> labels [n]           (LRA ListOps, Text, Image, Pathfinder)
+ *   TASK_PAIR      tokens, tokens2 [n][len] -> labels [n]  (LRA Retrieval, two towers)
+ *   TASK_LM        tokens [n][len] -> targets [n][len], TASK_IGNORE where not
+ *                  scored (MQAR, AR, induction heads, selective copying, NIAH):
+ *                  the target at position t is what the model must emit after
+ *                  reading tokens 0..t (already shifted, as Zoology's labels).
+ * Every dataset names its provenance (SUITES.md 0): "generated", "official"
+ * or "stand-in:<name>", and carries its slice keys for the results rows. */
+#ifndef ATTN_TASK_H
+#define ATTN_TASK_H
+
+#include "attn.h"
+
+#include <stdint.h>
+
+#define TASK_IGNORE (-100)
+
+typedef enum { TASK_CLASSIFY = 0, TASK_PAIR = 1, TASK_LM = 2 } task_kind;
+typedef enum { TASK_TRAIN = 0, TASK_VALID = 1, TASK_TEST = 2 } task_split;
+
+typedef struct {
+    char name[32];          /* task name, e.g. "mqar" */
+    char data_source[64];   /* "generated" | "official" | "stand-in:<name>" */
+    char meta[256];         /* slice keys "L=256;D=16;a=0.01" for the results rows */
+    task_kind kind;
+    int32_t vocab;          /* token ids are in [0, vocab) */
+    int32_t n_classes;      /* CLASSIFY, PAIR; 0 for LM */
+    int32_t pad;            /* padding token id, or -1 when sequences are never padded */
+    int64_t n, len;         /* examples, tokens per example (padded to len) */
+    int32_t *tokens;        /* [n][len] */
+    int32_t *tokens2;       /* [n][len] the second document (PAIR), else NULL */
+    int32_t *targets;       /* [n][len] (LM), else NULL */
+    int32_t *labels;        /* [n] (CLASSIFY, PAIR), else NULL */
+    int32_t *lengths;       /* [n] tokens before the padding (tokens2's in lengths2) */
+    int32_t *lengths2;
+} task_data;
+
+/* Allocates the arrays `kind` needs (zeroed; lengths set to len) and names the task. */
+int task_data_alloc(task_data *d, const char *name, task_kind kind, int64_t n, int64_t len);
+void task_data_free(task_data *d);
+
+/* Row i of tokens / tokens2 / targets. */
+static inline int32_t *task_tokens(const task_data *d, int64_t i) { return d->tokens + i * d->len; }
+static inline int32_t *task_tokens2(const task_data *d, int64_t i) { return d->tokens2 + i * d->len; }
+static inline int32_t *task_targets(const task_data *d, int64_t i) { return d->targets + i * d->len; }
+
+/* A registered task. `make` builds n examples of a split from a seed; the
+ * same (params, split, seed, n) always gives the same data. data_dir points at
+ * official files (--data DIR) or an offline stand-in; NULL means the task's
+ * default (its generator, or the stand-in under ATTN_DATA_DIR / data/). */
+typedef struct task_def {
+    const char *name;        /* "mqar" */
+    const char *suite;       /* "recall" | "niah" | "lra" */
+    const char *description; /* one line */
+    const char *params_help; /* "L=256 D=16 V=8192 a=0.01 passes=1" */
+    int (*make)(const attn_params *params, task_split split, uint64_t seed, int64_t n,
+                const char *data_dir, task_data *out);
+} task_def;
+
+const task_def *const *task_registry(void);   /* NULL-terminated */
+const task_def *task_find(const char *name);   /* NULL + error listing the names */
+
+/* Parameter helpers (strict: unknown keys and bad values are errors naming the task). */
+int task_params_only(const attn_params *p, const char *task, const char *const *allowed);
+int64_t task_param_int(const attn_params *p, const char *key, int64_t def, int64_t lo, int64_t hi, int *rc);
+double task_param_double(const attn_params *p, const char *key, double def, double lo, double hi, int *rc);
+const char *task_param_str(const attn_params *p, const char *key, const char *def);
+
+#endif
