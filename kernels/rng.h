@@ -46,4 +46,26 @@ static inline float attn_rng_range(attn_rng *r, float lo, float hi)
     return lo + (hi - lo) * (float)attn_rng_uniform(r);
 }
 
+/* Uniform integer in [0, n), n >= 1, without modulo bias (Lemire 2019). */
+static inline uint64_t attn_rng_uint_below(attn_rng *r, uint64_t n)
+{
+    __extension__ unsigned __int128 m = (unsigned __int128)attn_rng_next(r) * n;
+    uint64_t lo = (uint64_t)m;
+    if (lo < n) {
+        uint64_t t = -n % n;
+        while (lo < t) {
+            m = (unsigned __int128)attn_rng_next(r) * n;
+            lo = (uint64_t)m;
+        }
+    }
+    return (uint64_t)(m >> 64);
+}
+
+/* A stream for item `index` of stream family (seed, tag): items are
+ * independent of how many are drawn, and families of different tags differ. */
+static inline void attn_rng_seed_item(attn_rng *r, uint64_t seed, uint64_t tag, uint64_t index)
+{
+    attn_rng_seed(r, attn_splitmix64(attn_splitmix64(seed ^ 0x5eedull) ^ (tag * 0x9e3779b97f4a7c15ull)) ^ index);
+}
+
 #endif
