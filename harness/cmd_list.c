@@ -1,5 +1,6 @@
 /* attnbench list [kernels|masks|tasks|models] [--csv] [--names] */
 #include "cli.h"
+#include "task.h"
 #include "registry.h"
 
 #include <csv.h>
@@ -10,7 +11,7 @@ static const char usage[] =
     "usage: attnbench list [kernels|masks|tasks|models] [--csv] [--names]\n"
     "  kernels  registered attention kernels: family, capabilities, masks, parameters, reference\n"
     "  masks    mask kinds, their parameters, an example spec and its density at N=1024\n"
-    "  tasks    evaluation tasks (none are registered yet)\n"
+    "  tasks    evaluation tasks (generators and loaders of the quality suites)\n"
     "  models   model variants (none are registered yet)\n"
     "  --csv    machine-readable output (one header row)\n"
     "  --names  names only, one per line (kernels: benchmarkable ones, without the oracle)\n";
@@ -94,6 +95,24 @@ static void list_kernels(int as_csv, int names_only)
     }
 }
 
+static void list_tasks(int as_csv, int names_only)
+{
+    static const char *const header[] = {"name", "suite", "description", "params"};
+    if (as_csv)
+        csv_row(header, 4);
+    else if (!names_only)
+        printf("%-16s %-7s %s\n", "name", "suite", "description; params");
+    for (const task_def *const *t = task_registry(); *t; t++) {
+        const char *cells[] = {(*t)->name, (*t)->suite, (*t)->description, (*t)->params_help};
+        if (names_only)
+            printf("%s\n", cells[0]);
+        else if (as_csv)
+            csv_row(cells, 4);
+        else
+            printf("%-16s %-7s %s; params: %s\n", cells[0], cells[1], cells[2], cells[3]);
+    }
+}
+
 /* Density of the kind's example spec at N = 1024 self-attention, counted exactly. */
 static void example_density(attn_mask_kind k, char *buf, size_t n)
 {
@@ -151,9 +170,11 @@ int cmd_list(int argc, char **argv)
         list_kernels(as_csv, names_only);
     else if (strcmp(what, "masks") == 0)
         list_masks(as_csv, names_only);
-    else if (strcmp(what, "tasks") == 0 || strcmp(what, "models") == 0) {
+    else if (strcmp(what, "tasks") == 0)
+        list_tasks(as_csv, names_only);
+    else if (strcmp(what, "models") == 0) {
         if (!names_only)
-            fprintf(stderr, "attnbench list: no %s are registered yet\n", what);
+            fprintf(stderr, "attnbench list: no models are registered yet\n");
     } else {
         fprintf(stderr, "attnbench list: unknown list '%s': expected kernels, masks, tasks or models\n", what);
         return 2;

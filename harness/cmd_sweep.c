@@ -23,7 +23,8 @@ static const char usage[] =
     "  --config FILE       sweep description (configs/quick.json, default.json, full.json)\n"
     "  --suite S           only this suite of the config\n"
     "  --kernel K[,K...]   only these kernels\n"
-    "  --task T            only this task (no tasks are registered yet)\n"
+    "  --task T            only this task: refused for now, the configs hold no training\n"
+    "                      jobs yet (tasks: 'attnbench list tasks')\n"
     "  --resume            skip jobs whose job_id is already in the results file\n"
     "  --shard i/n         run only jobs j with j %% n == i (Slurm arrays, several machines)\n"
     "  --dry-run           print the resolved config and the jobs, run nothing\n"
@@ -81,7 +82,8 @@ static int parse_opts(int argc, char **argv, sweep_opts *o)
     if (!o->config)
         return attn_fail(ATTN_EINVAL, "--config FILE is required");
     if (o->task)
-        return attn_fail(ATTN_EINVAL, "--task: unknown task '%s': no tasks are registered yet", o->task);
+        return attn_fail(ATTN_EINVAL, "--task %s: sweeps do not train models yet (the training engine is not "
+                         "wired into sweep); the task's data: 'attnbench list tasks'", o->task);
     return 0;
 }
 

@@ -1,9 +1,13 @@
 /* The one table of tasks. Adding a task = one file + one line here + tests. */
 #include "task.h"
 
+#include "lra.h"
+
 #include <string.h>
 
 static const task_def *const table[] = {
+    &task_listops,
+    &task_lra_image,
     NULL,
 };
 
