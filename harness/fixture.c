@@ -98,6 +98,7 @@ void fx_make_for(fx_problem *p, const attn_kernel *k, const attn_args *a, uint64
     if (G)
         p->gate = tensor_new(s->B, s->H_kv, s->Nk, G), p->dgate = tensor_new(s->B, s->H_kv, s->Nk, G);
     p->lse = attn_alloc(sizeof(float) * (size_t)(s->B * s->H * s->Nq));
+    memset(p->lse, 0, sizeof(float) * (size_t)(s->B * s->H * s->Nq)); /* kernels without a normaliser never write it */
     fill(&p->q, &r, -1, 1), fill(&p->k, &r, -1, 1), fill(&p->v, &r, -1, 1), fill(&p->d_o, &r, -1, 1);
     fill(&p->beta, &r, -3, 3);
     for (int64_t i = 0; p->beta.data && i < p->beta.B * p->beta.sb; i++)

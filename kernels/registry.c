@@ -2,7 +2,11 @@
  * A kernel that is not finished is not listed. */
 #include "registry.h"
 
+#include "deltanet.h"
+#include "gla.h"
 #include "kernels.h"
+#include "local_linear.h"
+#include "streaming.h"
 
 #include <string.h>
 
@@ -13,6 +17,13 @@ static const attn_kernel *const table[] = {
     &attn_kernel_flash,
     &attn_kernel_decode,
     &attn_kernel_lean,
+    &attn_kernel_streaming,
+    &attn_kernel_local_linear,
+    &attn_kernel_deltanet,
+    &attn_kernel_gated_deltanet,
+    &attn_kernel_retnet,
+    &attn_kernel_gla,
+    &attn_kernel_lightning,
     NULL,
 };
 
@@ -22,7 +33,7 @@ int attn_registry_count(void) { return (int)(sizeof table / sizeof table[0]) - 1
 
 const attn_kernel *attn_find_kernel(const char *name)
 {
-    char names[512] = "";
+    char names[1024] = "";
     for (const attn_kernel *const *k = table; *k; k++) {
         if (strcmp((*k)->name, name) == 0)
             return *k;

@@ -1,0 +1,393 @@
+/* The attention sub-layer of every model (layers.h "attention block"):
+ *   q = x Wq^T + bq (B,N,H,D), k = x Wk^T + bk, v = x Wv^T + bv (B,N,H_kv,D),
+ *   optional RoPE on q and k, o = kernel(q, k, v [, beta, gate]) (B,N,H,D),
+ *   y = o Wo^T + bo (B,N,C).
+ * The kernel sees [B,H,N,D] views of the (B,N,H,D) buffers (sb = N H D,
+ * sh = D, sn = H D), so nothing is transposed. Extra kernel inputs come from
+ * small projections of x: beta = sigmoid(z_b) (the delta rule's write
+ * strength beta_t = sigmoid(W_b x_t), Schlag et al. 2021; Yang et al. 2024,
+ * DeltaNet) and log-gate = logsigmoid(z_g) / 16 (Gated Linear Attention, Yang
+ * et al. 2024: alpha_t = sigmoid(x_t W + b)^(1/tau) with tau = 16, so decays
+ * start near 1; fla's gate_logit_normalizer). */
+#include "layers.h"
+#include "oracle.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define GATE_TEMP 16.0
+
+static int64_t gate_cols_of(const attn_kernel *k, int64_t D)
+{
+    return (k->inputs & ATTN_IN_GATE_VEC) ? D : (k->inputs & ATTN_IN_GATE) ? 1 : 0;
+}
+
+static int attn_cfg_check(const nn_attn_cfg *c)
+{
+    if (!c->kernel)
+        return attn_fail(ATTN_EINVAL, "attention block: expected a kernel, found NULL");
+    const char *name = c->kernel->name;
+    if (!c->eval_only && !c->kernel->backward)
+        return attn_fail(ATTN_EUNSUPPORTED, "kernel '%s' has no backward: it can be evaluated but not trained",
+                         name);
+    if (c->kernel->flags & ATTN_ONE_QUERY)
+        return attn_fail(ATTN_EUNSUPPORTED, "kernel '%s' reads one learned query per head: not a self-attention block",
+                         name);
+    if (c->C < 1 || c->H < 1 || c->C % c->H != 0)
+        return attn_fail(ATTN_EINVAL, "attention block: expected C a multiple of H >= 1, found C=%lld H=%lld",
+                         (long long)c->C, (long long)c->H);
+    if (c->H_kv < 1 || c->H % c->H_kv != 0)
+        return attn_fail(ATTN_EINVAL, "attention block: expected H_kv dividing H=%lld, found %lld", (long long)c->H,
+                         (long long)c->H_kv);
+    if (c->rope && (c->C / c->H) % 2 != 0)
+        return attn_fail(ATTN_EINVAL, "attention block: RoPE expects an even head dim, found D=%lld",
+                         (long long)(c->C / c->H));
+    return 0;
+}
+
+int nn_attn_bind(nn_attn *l, const nn_attn_cfg *cfg, nn_blob *blob)
+{
+    int rc = attn_cfg_check(cfg);
+    if (rc)
+        return rc;
+    *l = (nn_attn){.cfg = *cfg, .D = cfg->C / cfg->H};
+    int64_t C = cfg->C, D = l->D;
+    l->gate_cols = gate_cols_of(cfg->kernel, D);
+    if ((rc = nn_dense_bind(&l->q, C, cfg->H * D, 1, blob)) || (rc = nn_dense_bind(&l->k, C, cfg->H_kv * D, 1, blob)) ||
+        (rc = nn_dense_bind(&l->v, C, cfg->H_kv * D, 1, blob)) || (rc = nn_dense_bind(&l->o, cfg->H * D, C, 1, blob)))
+        return rc;
+    if ((cfg->kernel->inputs & ATTN_IN_BETA) && (rc = nn_dense_bind(&l->beta, C, cfg->H_kv, 1, blob)))
+        return rc;
+    if (l->gate_cols && (rc = nn_dense_bind(&l->gate, C, cfg->H_kv * l->gate_cols, 1, blob)))
+        return rc;
+    return 0;
+}
+
+size_t nn_attn_param_count(const nn_attn_cfg *cfg)
+{
+    nn_attn l;
+    nn_blob cnt = {0};
+    return nn_attn_bind(&l, cfg, &cnt) ? SIZE_MAX : cnt.used;
+}
+
+static int has_beta(const nn_attn *l) { return (l->cfg.kernel->inputs & ATTN_IN_BETA) != 0; }
+
+void nn_attn_init(const nn_attn *l, attn_rng *r)
+{
+    nn_dense_init(&l->q, r);
+    nn_dense_init(&l->k, r);
+    nn_dense_init(&l->v, r);
+    nn_dense_init(&l->o, r);
+    if (has_beta(l))
+        nn_dense_init(&l->beta, r);
+    if (l->gate_cols)
+        nn_dense_init(&l->gate, r);
+}
+
+static attn_args block_args(const nn_attn *l, int64_t B, int64_t N, int threads)
+{
+    attn_args a = {.B = B, .H = l->cfg.H, .H_kv = l->cfg.H_kv, .Nq = N, .Nk = N, .D = l->D, .mask = l->cfg.mask,
+                   .threads = threads, .backward = !l->cfg.eval_only, .params = l->cfg.params};
+    attn_args_defaults(&a);
+    return a;
+}
+
+static double rope_base(const nn_attn *l) { return l->cfg.rope_base > 0 ? l->cfg.rope_base : 10000.0; }
+
+int nn_attn_plan(nn_attn *l, int64_t B, int64_t N, int threads)
+{
+    nn_attn_free(l);
+    attn_args a = block_args(l, B, N, threads);
+    int rc = attn_ctx_create(l->cfg.kernel, &a, &l->ctx);
+    if (rc)
+        return rc;
+    if (l->cfg.rope) {
+        l->rope_cs = attn_alloc(sizeof(float) * nn_rope_table_floats(N, l->D));
+        if (!l->rope_cs) {
+            attn_ctx_destroy(&l->ctx);
+            return attn_fail(ATTN_ENOMEM, "attention block: cannot allocate the RoPE table for N=%lld", (long long)N);
+        }
+        nn_rope_table(l->rope_cs, N, l->D, rope_base(l));
+    }
+    l->B = B, l->N = N, l->threads = threads, l->planned = 1;
+    return 0;
+}
+
+void nn_attn_free(nn_attn *l)
+{
+    if (!l->planned)
+        return;
+    attn_ctx_destroy(&l->ctx);
+    attn_free(l->rope_cs);
+    l->rope_cs = NULL;
+    l->planned = 0;
+}
+
+/* Per-token sizes of the buffers, in the order of nn_attn_acts / nn_attn_scratch. */
+static void buffer_sizes(const nn_attn *l, int64_t B, int64_t N, size_t sz[9])
+{
+    size_t T = (size_t)(B * N), H = (size_t)l->cfg.H, Hk = (size_t)l->cfg.H_kv, D = (size_t)l->D;
+    size_t nb = has_beta(l) ? T * Hk : 0, ng = T * Hk * (size_t)l->gate_cols;
+    size_t s[9] = {T * H * D, T * Hk * D, T * Hk * D, T * H * D, T * H, nb, nb, ng, ng};
+    memcpy(sz, s, sizeof s);
+}
+
+/* Binds the non-empty buffers of sizes sz onto buf (NULL for the empty ones). */
+static int bind_buffers(nn_blob *buf, const size_t *sz, int n, float **out[])
+{
+    for (int i = 0; i < n; i++) {
+        *out[i] = NULL;
+        if (sz[i] && nn_blob_take(buf, sz[i], out[i], NULL) == SIZE_MAX)
+            return ATTN_EINVAL;
+    }
+    return 0;
+}
+
+size_t nn_attn_acts_floats(const nn_attn *l, int64_t B, int64_t N)
+{
+    nn_attn_acts a;
+    nn_blob cnt = {0};
+    nn_attn_acts_bind(l, B, N, &cnt, &a);
+    return cnt.used;
+}
+
+int nn_attn_acts_bind(const nn_attn *l, int64_t B, int64_t N, nn_blob *buf, nn_attn_acts *a)
+{
+    size_t sz[9];
+    buffer_sizes(l, B, N, sz);
+    float **out[9] = {&a->q, &a->k, &a->v, &a->o, &a->lse, &a->zb, &a->beta, &a->zg, &a->gate};
+    return bind_buffers(buf, sz, 9, out);
+}
+
+size_t nn_attn_scratch_floats(const nn_attn *l, int64_t B, int64_t N)
+{
+    nn_attn_scratch s;
+    nn_blob cnt = {0};
+    nn_attn_scratch_bind(l, B, N, &cnt, &s);
+    return cnt.used;
+}
+
+int nn_attn_scratch_bind(const nn_attn *l, int64_t B, int64_t N, nn_blob *buf, nn_attn_scratch *s)
+{
+    size_t sz[9], d[6];
+    buffer_sizes(l, B, N, sz);
+    d[0] = sz[0], d[1] = sz[1], d[2] = sz[2], d[3] = sz[3], d[4] = sz[5], d[5] = sz[7];
+    float **out[6] = {&s->dq, &s->dk, &s->dv, &s->d_o, &s->dbeta, &s->dgate};
+    return bind_buffers(buf, d, 6, out);
+}
+
+/* [B,heads,N,cols] view of a (B,N,heads,cols) buffer */
+static attn_tensor view(float *p, int64_t B, int64_t heads, int64_t N, int64_t cols)
+{
+    return (attn_tensor){.data = p, .B = B, .H = heads, .N = N, .D = cols, .sb = N * heads * cols, .sh = cols,
+                         .sn = heads * cols};
+}
+
+static attn_tensor_f64 view64(double *p, int64_t B, int64_t heads, int64_t N, int64_t cols)
+{
+    return (attn_tensor_f64){.data = p, .B = B, .H = heads, .N = N, .D = cols, .sb = N * heads * cols,
+                             .sh = cols, .sn = heads * cols};
+}
+
+/* logsigmoid(z) = -log(1 + e^-z), evaluated without overflow */
+static double logsigmoid(double z) { return z >= 0 ? -log1p(exp(-z)) : z - log1p(exp(z)); }
+static double sigmoid(double z) { return 1.0 / (1.0 + exp(-z)); }
+
+static attn_io block_io(const nn_attn *l, const nn_attn_acts *a)
+{
+    int64_t B = l->B, N = l->N, H = l->cfg.H, Hk = l->cfg.H_kv, D = l->D;
+    return (attn_io){.q = view(a->q, B, H, N, D), .k = view(a->k, B, Hk, N, D), .v = view(a->v, B, Hk, N, D),
+                     .o = view(a->o, B, H, N, D), .lse = a->lse, .beta = view(a->beta, B, Hk, N, 1),
+                     .gate = view(a->gate, B, Hk, N, l->gate_cols)};
+}
+
+static int check_planned(const nn_attn *l)
+{
+    return l->planned ? 0 : attn_fail(ATTN_EINVAL, "attention block: expected nn_attn_plan before use");
+}
+
+// x is (B,N,C), y is (B,N,C)
+int nn_attn_forward(nn_attn *l, const float *x, const nn_attn_acts *a, float *y)
+{
+    int rc = check_planned(l);
+    if (rc)
+        return rc;
+    int64_t T = l->B * l->N, nb = has_beta(l) ? T * l->cfg.H_kv : 0, ng = T * l->cfg.H_kv * l->gate_cols;
+    int th = l->threads;
+    nn_dense_forward(&l->q, x, a->q, T, th);
+    nn_dense_forward(&l->k, x, a->k, T, th);
+    nn_dense_forward(&l->v, x, a->v, T, th);
+    if (l->cfg.rope) {
+        nn_rope_forward(a->q, l->rope_cs, l->B, l->N, l->cfg.H, l->D, th);
+        nn_rope_forward(a->k, l->rope_cs, l->B, l->N, l->cfg.H_kv, l->D, th);
+    }
+    if (nb)
+        nn_dense_forward(&l->beta, x, a->zb, T, th);
+    if (ng)
+        nn_dense_forward(&l->gate, x, a->zg, T, th);
+#pragma omp parallel for num_threads(th) schedule(static)
+    for (int64_t i = 0; i < (nb > ng ? nb : ng); i++) {
+        if (i < nb)
+            a->beta[i] = (float)sigmoid(a->zb[i]);
+        if (i < ng)
+            a->gate[i] = (float)(logsigmoid(a->zg[i]) / GATE_TEMP);
+    }
+    attn_io io = block_io(l, a);
+    if ((rc = l->cfg.kernel->forward(&l->ctx, &io)) != 0)
+        return rc;
+    nn_dense_forward(&l->o, a->o, y, T, th);
+    return 0;
+}
+
+// dy is (B,N,C); dx (B,N,C) += ...
+int nn_attn_backward(nn_attn *l, const float *x, const nn_attn_acts *a, const float *dy,
+                     const nn_attn_scratch *s, float *dx)
+{
+    int rc = check_planned(l);
+    if (rc)
+        return rc;
+    if (!l->cfg.kernel->backward)
+        return attn_fail(ATTN_EUNSUPPORTED, "kernel '%s' has no backward: it can be evaluated but not trained",
+                         l->cfg.kernel->name);
+    int64_t B = l->B, N = l->N, T = B * N, H = l->cfg.H, Hk = l->cfg.H_kv, D = l->D;
+    int64_t nb = has_beta(l) ? T * Hk : 0, ng = T * Hk * l->gate_cols;
+    int th = l->threads;
+    size_t fq = sizeof(float) * (size_t)(T * H * D), fk = sizeof(float) * (size_t)(T * Hk * D);
+    memset(s->d_o, 0, fq);
+    nn_dense_backward(&l->o, a->o, dy, s->d_o, T, th);
+    /* zeroed so that kernels that accumulate and kernels that overwrite agree */
+    memset(s->dq, 0, fq);
+    memset(s->dk, 0, fk);
+    memset(s->dv, 0, fk);
+    if (nb)
+        memset(s->dbeta, 0, sizeof(float) * (size_t)nb);
+    if (ng)
+        memset(s->dgate, 0, sizeof(float) * (size_t)ng);
+    attn_io io = block_io(l, a);
+    attn_grads g = {.d_o = view(s->d_o, B, H, N, D), .dq = view(s->dq, B, H, N, D), .dk = view(s->dk, B, Hk, N, D),
+                    .dv = view(s->dv, B, Hk, N, D), .dbeta = view(s->dbeta, B, Hk, N, 1),
+                    .dgate = view(s->dgate, B, Hk, N, l->gate_cols)};
+    if ((rc = l->cfg.kernel->backward(&l->ctx, &io, &g)) != 0)
+        return rc;
+    if (l->cfg.rope) {
+        nn_rope_backward(s->dq, l->rope_cs, B, N, H, D, th);
+        nn_rope_backward(s->dk, l->rope_cs, B, N, Hk, D, th);
+    }
+    /* through the activations, in place: dz_b = dbeta b (1 - b), dz_g = dgate sigmoid(-z) / 16 */
+#pragma omp parallel for num_threads(th) schedule(static)
+    for (int64_t i = 0; i < (nb > ng ? nb : ng); i++) {
+        if (i < nb)
+            s->dbeta[i] *= a->beta[i] * (1.0f - a->beta[i]);
+        if (i < ng)
+            s->dgate[i] *= (float)(sigmoid(-a->zg[i]) / GATE_TEMP);
+    }
+    nn_dense_backward(&l->q, x, s->dq, dx, T, th);
+    nn_dense_backward(&l->k, x, s->dk, dx, T, th);
+    nn_dense_backward(&l->v, x, s->dv, dx, T, th);
+    if (nb)
+        nn_dense_backward(&l->beta, x, s->dbeta, dx, T, th);
+    if (ng)
+        nn_dense_backward(&l->gate, x, s->dgate, dx, T, th);
+    return 0;
+}
+
+/* ---- double reference: the same graph in plain double loops */
+
+typedef struct {
+    double *qp, *kp, *q, *k, *v, *o, *lse, *zb, *beta, *zg, *gate;
+    size_t nq, nk, nb, ng;
+} ref_acts;
+
+static void ref_free(ref_acts *r)
+{
+    double *p[] = {r->qp, r->kp, r->q, r->k, r->v, r->o, r->lse, r->zb, r->beta, r->zg, r->gate};
+    for (size_t i = 0; i < sizeof p / sizeof *p; i++)
+        free(p[i]);
+}
+
+static int ref_forward_acts(const nn_attn *l, const double *P, const double *x, int64_t B, int64_t N,
+                            ref_acts *r)
+{
+    int64_t T = B * N, H = l->cfg.H, Hk = l->cfg.H_kv, D = l->D;
+    *r = (ref_acts){.nq = (size_t)(T * H * D), .nk = (size_t)(T * Hk * D), .nb = has_beta(l) ? (size_t)(T * Hk) : 0,
+                    .ng = (size_t)(T * Hk * l->gate_cols)};
+    r->qp = calloc(r->nq, sizeof(double)), r->q = calloc(r->nq, sizeof(double)), r->o = calloc(r->nq, sizeof(double));
+    r->kp = calloc(r->nk, sizeof(double)), r->k = calloc(r->nk, sizeof(double)), r->v = calloc(r->nk, sizeof(double));
+    r->lse = calloc((size_t)(T * H), sizeof(double));
+    r->zb = calloc(r->nb + 1, sizeof(double)), r->beta = calloc(r->nb + 1, sizeof(double));
+    r->zg = calloc(r->ng + 1, sizeof(double)), r->gate = calloc(r->ng + 1, sizeof(double));
+    nn_dense_forward_ref(&l->q, P, x, r->qp, T);
+    nn_dense_forward_ref(&l->k, P, x, r->kp, T);
+    nn_dense_forward_ref(&l->v, P, x, r->v, T);
+    if (l->cfg.rope) {
+        nn_rope_forward_ref(r->qp, r->q, B, N, H, D, rope_base(l));
+        nn_rope_forward_ref(r->kp, r->k, B, N, Hk, D, rope_base(l));
+    } else {
+        memcpy(r->q, r->qp, sizeof(double) * r->nq);
+        memcpy(r->k, r->kp, sizeof(double) * r->nk);
+    }
+    if (r->nb)
+        nn_dense_forward_ref(&l->beta, P, x, r->zb, T);
+    if (r->ng)
+        nn_dense_forward_ref(&l->gate, P, x, r->zg, T);
+    for (size_t i = 0; i < r->nb; i++)
+        r->beta[i] = sigmoid(r->zb[i]);
+    for (size_t i = 0; i < r->ng; i++)
+        r->gate[i] = logsigmoid(r->zg[i]) / GATE_TEMP;
+    attn_args a = block_args(l, B, N, 1);
+    attn_io64 io = {.q = view64(r->q, B, H, N, D), .k = view64(r->k, B, Hk, N, D), .v = view64(r->v, B, Hk, N, D),
+                    .o = view64(r->o, B, H, N, D), .lse = r->lse,
+                    .beta = view64(r->nb ? r->beta : NULL, B, Hk, N, 1),
+                    .gate = view64(r->ng ? r->gate : NULL, B, Hk, N, l->gate_cols)};
+    if (l->cfg.kernel->ref_forward)
+        return l->cfg.kernel->ref_forward(&a, &io);
+    attn_oracle_forward_f64(&a, &io.q, &io.k, &io.v, &io.o, io.lse);
+    return 0;
+}
+
+int nn_attn_forward_ref(const nn_attn *l, const double *P, const double *x, double *y, int64_t B, int64_t N)
+{
+    ref_acts r;
+    int rc = ref_forward_acts(l, P, x, B, N, &r);
+    if (!rc)
+        nn_dense_forward_ref(&l->o, P, r.o, y, B * N);
+    ref_free(&r);
+    return rc;
+}
+
+int nn_attn_backward_ref(const nn_attn *l, const double *P, const double *x, const double *dy, double *dx,
+                         double *dP, int64_t B, int64_t N)
+{
+    if (l->cfg.kernel->ref_forward)
+        return attn_fail(ATTN_EUNSUPPORTED, "attention block reference: kernel '%s' has no double backward "
+                                            "(use central differences of nn_attn_forward_ref)",
+                         l->cfg.kernel->name);
+    ref_acts r;
+    int rc = ref_forward_acts(l, P, x, B, N, &r);
+    int64_t T = B * N, H = l->cfg.H, Hk = l->cfg.H_kv, D = l->D;
+    double *d_o = calloc(r.nq, sizeof(double)), *dq = calloc(r.nq, sizeof(double)),
+           *dqp = calloc(r.nq, sizeof(double)), *dk = calloc(r.nk, sizeof(double)),
+           *dkp = calloc(r.nk, sizeof(double)), *dv = calloc(r.nk, sizeof(double));
+    nn_dense_backward_ref(&l->o, P, r.o, dy, d_o, dP, T);
+    attn_args a = block_args(l, B, N, 1);
+    attn_tensor_f64 tq = view64(r.q, B, H, N, D), tk = view64(r.k, B, Hk, N, D), tv = view64(r.v, B, Hk, N, D),
+                    to = view64(r.o, B, H, N, D), tdo = view64(d_o, B, H, N, D), tdq = view64(dq, B, H, N, D),
+                    tdk = view64(dk, B, Hk, N, D), tdv = view64(dv, B, Hk, N, D);
+    attn_oracle_backward_f64(&a, &tq, &tk, &tv, &to, r.lse, &tdo, &tdq, &tdk, &tdv);
+    if (l->cfg.rope) {
+        nn_rope_backward_ref(dq, dqp, B, N, H, D, rope_base(l));
+        nn_rope_backward_ref(dk, dkp, B, N, Hk, D, rope_base(l));
+    } else {
+        memcpy(dqp, dq, sizeof(double) * r.nq);
+        memcpy(dkp, dk, sizeof(double) * r.nk);
+    }
+    nn_dense_backward_ref(&l->q, P, x, dqp, dx, dP, T);
+    nn_dense_backward_ref(&l->k, P, x, dkp, dx, dP, T);
+    nn_dense_backward_ref(&l->v, P, x, dv, dx, dP, T);
+    double *bufs[] = {d_o, dq, dqp, dk, dkp, dv};
+    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
+        free(bufs[i]);
+    ref_free(&r);
+    return rc;
+}

@@ -1,0 +1,34 @@
+/* Planned memory for the layers (layers.h): a cursor that hands out 64-byte
+ * aligned slices of one parameter blob (and the gradient blob of the same
+ * layout), or only counts them; and the normal draws used by initialisers. */
+#include "layers.h"
+
+#include <math.h>
+
+size_t nn_blob_take(nn_blob *b, size_t n, float **p, float **g)
+{
+    size_t off = (b->used + 15) & ~(size_t)15;   /* 16 floats = 64 bytes */
+    if (b->data && off + n > b->cap) {
+        attn_fail(ATTN_EINVAL, "parameter/activation blob: expected at least %zu floats, found %zu",
+                  off + n, b->cap);
+        return SIZE_MAX;
+    }
+    b->used = off + n;
+    if (p)
+        *p = b->data ? b->data + off : NULL;
+    if (g)
+        *g = b->data && b->grad ? b->grad + off : NULL;
+    return off;
+}
+
+double nn_randn(attn_rng *r)
+{
+    double u1 = attn_rng_uniform(r), u2 = attn_rng_uniform(r);
+    return sqrt(-2.0 * log(1.0 - u1)) * cos(2.0 * M_PI * u2);   /* 1 - u1 in (0, 1] */
+}
+
+void nn_fill_normal(float *x, size_t n, float std, attn_rng *r)
+{
+    for (size_t i = 0; i < n; i++)
+        x[i] = (float)(std * nn_randn(r));
+}

@@ -1,0 +1,129 @@
+/* Dense (fully connected) layer: y = x W^T + b with W (out, in), as
+ * PyTorch's nn.Linear. The fast path is cblas_sgemm on fixed-size tiles of
+ * rows (forward, dx) or of output features (dW, db). */
+#include "layers.h"
+
+#include <cblas.h>
+#include <math.h>
+
+size_t nn_dense_param_count(int64_t in, int64_t out, int bias)
+{
+    nn_dense l;
+    nn_blob cnt = {0};
+    return nn_dense_bind(&l, in, out, bias, &cnt) ? SIZE_MAX : cnt.used;
+}
+
+int nn_dense_bind(nn_dense *l, int64_t in, int64_t out, int bias, nn_blob *blob)
+{
+    if (in < 1 || out < 1)
+        return attn_fail(ATTN_EINVAL, "dense: expected in, out >= 1, found in=%lld out=%lld", (long long)in,
+                         (long long)out);
+    *l = (nn_dense){.in = in, .out = out, .bias = bias};
+    l->off_w = nn_blob_take(blob, (size_t)(in * out), &l->w, &l->dw);
+    if (l->off_w == SIZE_MAX)
+        return ATTN_EINVAL;
+    if (bias && (l->off_b = nn_blob_take(blob, (size_t)out, &l->b, &l->db)) == SIZE_MAX)
+        return ATTN_EINVAL;
+    return 0;
+}
+
+void nn_dense_init(const nn_dense *l, attn_rng *r)
+{
+    float bound = (float)(1.0 / sqrt((double)l->in));
+    for (int64_t i = 0; i < l->in * l->out; i++)
+        l->w[i] = attn_rng_range(r, -bound, bound);
+    for (int64_t o = 0; l->bias && o < l->out; o++)
+        l->b[o] = 0.0f;
+}
+
+/* Work is split into tasks of a FIXED size (not a per-thread share), each one
+ * single-threaded sgemm inside the OpenMP loop (layers.h "Threads"): every
+ * output element is computed by the same sgemm call whatever the thread count,
+ * so results are bitwise independent of it. */
+#define DENSE_ROWS 64   /* rows of x / y / dx per task */
+#define DENSE_OUTS 32   /* rows of dW (output features) per task */
+
+static int64_t tasks_of(int64_t n, int64_t per) { return (n + per - 1) / per; }
+static int chunk(int64_t n, int64_t per, int64_t t) { return (int)(n - t * per < per ? n - t * per : per); }
+
+// x is (rows, in), y is (rows, out)
+void nn_dense_forward(const nn_dense *l, const float *x, float *y, int64_t rows, int threads)
+{
+    int in = (int)l->in, out = (int)l->out;
+    int64_t row_tasks = tasks_of(rows, DENSE_ROWS);
+    openblas_set_num_threads(1);
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int64_t t = 0; t < row_tasks; t++) {
+        int64_t r0 = t * DENSE_ROWS;
+        int m = chunk(rows, DENSE_ROWS, t);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, out, in, 1.0f, x + r0 * in, in, l->w, in, 0.0f,
+                    y + r0 * out, out);
+        for (int64_t r = r0; l->bias && r < r0 + m; r++)
+            for (int64_t o = 0; o < out; o++)
+                y[r * out + o] += l->b[o];
+    }
+}
+
+// dy is (rows, out); dx (rows, in) += dy W; dW += dy^T x; db += sum_rows dy
+void nn_dense_backward(const nn_dense *l, const float *x, const float *dy, float *dx, int64_t rows,
+                       int threads)
+{
+    if (rows < 1)
+        return;
+    int in = (int)l->in, out = (int)l->out;
+    int64_t row_tasks = dx ? tasks_of(rows, DENSE_ROWS) : 0, out_tasks = tasks_of(out, DENSE_OUTS);
+    openblas_set_num_threads(1);
+#pragma omp parallel num_threads(threads)
+    {
+#pragma omp for schedule(static) nowait
+        for (int64_t t = 0; t < row_tasks; t++) {
+            int64_t r0 = t * DENSE_ROWS;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, chunk(rows, DENSE_ROWS, t), in, out, 1.0f,
+                        dy + r0 * out, out, l->w, in, 1.0f, dx + r0 * in, in);
+        }
+        /* dW[o0:o1] += dy[:, o0:o1]^T x and db[o0:o1]: each task sums all rows in a fixed order */
+#pragma omp for schedule(static)
+        for (int64_t t = 0; t < out_tasks; t++) {
+            int64_t o0 = t * DENSE_OUTS;
+            int mo = chunk(out, DENSE_OUTS, t);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, mo, in, (int)rows, 1.0f, dy + o0, out, x, in, 1.0f,
+                        l->dw + o0 * in, in);
+            for (int64_t o = o0; l->bias && o < o0 + mo; o++) {
+                float s = 0.0f;
+                for (int64_t r = 0; r < rows; r++)
+                    s += dy[r * out + o];
+                l->db[o] += s;
+            }
+        }
+    }
+}
+
+void nn_dense_forward_ref(const nn_dense *l, const double *P, const double *x, double *y, int64_t rows)
+{
+    const double *w = P + l->off_w;
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t o = 0; o < l->out; o++) {
+            double s = l->bias ? P[l->off_b + o] : 0.0;
+            for (int64_t i = 0; i < l->in; i++)
+                s += x[r * l->in + i] * w[o * l->in + i];
+            y[r * l->out + o] = s;
+        }
+}
+
+void nn_dense_backward_ref(const nn_dense *l, const double *P, const double *x, const double *dy,
+                           double *dx, double *dP, int64_t rows)
+{
+    const double *w = P + l->off_w;
+    double *dw = dP + l->off_w;
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t o = 0; o < l->out; o++) {
+            double g = dy[r * l->out + o];
+            if (l->bias)
+                dP[l->off_b + o] += g;
+            for (int64_t i = 0; i < l->in; i++) {
+                if (dx)
+                    dx[r * l->in + i] += g * w[o * l->in + i];
+                dw[o * l->in + i] += g * x[r * l->in + i];
+            }
+        }
+}

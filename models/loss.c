@@ -1,0 +1,110 @@
+/* Softmax cross-entropy for classifier heads and the LM head. Positions whose
+ * target is NN_IGNORE_INDEX (-100, PyTorch's convention) contribute nothing:
+ * the loss is the mean over the other rows, and their dlogits are 0. */
+#include "layers.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+static int xent_check(const int32_t *target, int64_t rows, int64_t K, int allow_ignore, int64_t *n_valid)
+{
+    *n_valid = 0;
+    for (int64_t r = 0; r < rows; r++) {
+        if (allow_ignore && target[r] == NN_IGNORE_INDEX)
+            continue;
+        if (target[r] < 0 || target[r] >= K)
+            return attn_fail(ATTN_EINVAL, "cross-entropy: expected a target in [0, %lld)%s, found %d at row %lld",
+                             (long long)K, allow_ignore ? " or -100" : "", target[r], (long long)r);
+        (*n_valid)++;
+    }
+    return 0;
+}
+
+// logits, dlogits are (rows,K) (may alias); target, row_loss are (rows)
+static int xent(const float *logits, const int32_t *target, int64_t rows, int64_t K, int allow_ignore,
+                float *dlogits, float *row_loss, double *loss, int64_t *n_valid, int threads)
+{
+    int64_t nv;
+    int rc = xent_check(target, rows, K, allow_ignore, &nv);
+    if (rc)
+        return rc;
+    float inv_n = nv ? 1.0f / (float)nv : 0.0f;
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int64_t r = 0; r < rows; r++) {
+        const float *l = logits + r * K;
+        float *d = dlogits + r * K;
+        if (target[r] == NN_IGNORE_INDEX) {
+            row_loss[r] = 0.0f;
+            for (int64_t k = 0; k < K; k++)
+                d[k] = 0.0f;
+            continue;
+        }
+        float mx = l[0];
+        for (int64_t k = 1; k < K; k++)
+            mx = l[k] > mx ? l[k] : mx;
+        double s = 0.0;   /* a double sum keeps large vocabularies accurate */
+        for (int64_t k = 0; k < K; k++)
+            s += exp((double)(l[k] - mx));
+        row_loss[r] = (float)(log(s) + (double)mx - (double)l[target[r]]);
+        float inv_s = (float)(1.0 / s);
+        for (int64_t k = 0; k < K; k++)   /* in place is fine: l[k] is read before d[k] is written */
+            d[k] = (expf(l[k] - mx) * inv_s - (k == target[r] ? 1.0f : 0.0f)) * inv_n;
+    }
+    double sum = 0.0;
+    for (int64_t r = 0; r < rows; r++)
+        sum += row_loss[r];
+    *loss = nv ? sum / (double)nv : 0.0;
+    if (n_valid)
+        *n_valid = nv;
+    return 0;
+}
+
+int nn_xent_tokens(const float *logits, const int32_t *target, int64_t rows, int64_t K, float *dlogits,
+                   float *row_loss, double *loss, int64_t *n_valid, int threads)
+{
+    return xent(logits, target, rows, K, 1, dlogits, row_loss, loss, n_valid, threads);
+}
+
+int nn_xent_classes(const float *logits, const int32_t *target, int64_t rows, int64_t K, float *dlogits,
+                    float *row_loss, double *loss, int threads)
+{
+    return xent(logits, target, rows, K, 0, dlogits, row_loss, loss, NULL, threads);
+}
+
+int nn_xent_ref(const double *logits, const int32_t *target, int64_t rows, int64_t K, double *dlogits,
+                double *loss)
+{
+    int64_t nv;
+    int rc = xent_check(target, rows, K, 1, &nv);
+    if (rc)
+        return rc;
+    *loss = 0;
+    for (int64_t r = 0; r < rows; r++) {
+        const double *l = logits + r * K;
+        double mx = -INFINITY, s = 0;
+        for (int64_t k = 0; k < K; k++)
+            mx = fmax(mx, l[k]);
+        for (int64_t k = 0; k < K; k++)
+            s += exp(l[k] - mx);
+        int ign = target[r] == NN_IGNORE_INDEX;
+        if (!ign)
+            *loss += (log(s) + mx - l[target[r]]) / (double)nv;
+        for (int64_t k = 0; dlogits && k < K; k++)
+            dlogits[r * K + k] = ign ? 0.0 : (exp(l[k] - mx) / s - (k == target[r])) / (double)nv;
+    }
+    return 0;
+}
+
+int64_t nn_xent_correct(const float *logits, const int32_t *target, int64_t rows, int64_t K)
+{
+    int64_t correct = 0;
+    for (int64_t r = 0; r < rows; r++) {
+        if (target[r] == NN_IGNORE_INDEX)
+            continue;
+        int64_t best = 0;
+        for (int64_t k = 1; k < K; k++)
+            best = logits[r * K + k] > logits[r * K + best] ? k : best;
+        correct += best == target[r];
+    }
+    return correct;
+}

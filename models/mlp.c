@@ -1,0 +1,128 @@
+/* GELU in its tanh form (Hendrycks and Gimpel 2016, section 2):
+ *   gelu(x) = x/2 (1 + tanh(k (x + 0.044715 x^3))), k = sqrt(2/pi),
+ * and the transformer MLP block: fc (C -> F), GELU, proj (F -> C). */
+#include "layers.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define GELU_K 0.7978845608028654   /* sqrt(2/pi) */
+#define GELU_A 0.044715
+
+static inline float gelu_f(float x)
+{
+    float u = (float)GELU_K * (x + (float)GELU_A * x * x * x);
+    return 0.5f * x * (1.0f + tanhf(u));
+}
+
+static inline float gelu_grad_f(float x)
+{
+    float u = (float)GELU_K * (x + (float)GELU_A * x * x * x), t = tanhf(u);
+    return 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * (float)GELU_K * (1.0f + 3.0f * (float)GELU_A * x * x);
+}
+
+static double gelu_d(double x) { return 0.5 * x * (1.0 + tanh(GELU_K * (x + GELU_A * x * x * x))); }
+
+static double gelu_grad_d(double x)
+{
+    double t = tanh(GELU_K * (x + GELU_A * x * x * x));
+    return 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * GELU_K * (1.0 + 3.0 * GELU_A * x * x);
+}
+
+// x, y are (n)
+void nn_gelu_forward(const float *x, float *y, int64_t n, int threads)
+{
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int64_t i = 0; i < n; i++)
+        y[i] = gelu_f(x[i]);
+}
+
+// dx += gelu'(x) dy
+void nn_gelu_backward(const float *x, const float *dy, float *dx, int64_t n, int threads)
+{
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int64_t i = 0; i < n; i++)
+        dx[i] += gelu_grad_f(x[i]) * dy[i];
+}
+
+void nn_gelu_forward_ref(const double *x, double *y, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        y[i] = gelu_d(x[i]);
+}
+
+void nn_gelu_backward_ref(const double *x, const double *dy, double *dx, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        dx[i] += gelu_grad_d(x[i]) * dy[i];
+}
+
+/* ---- MLP block */
+
+size_t nn_mlp_param_count(int64_t C, int64_t F)
+{
+    nn_mlp l;
+    nn_blob cnt = {0};
+    return nn_mlp_bind(&l, C, F, &cnt) ? SIZE_MAX : cnt.used;
+}
+
+int nn_mlp_bind(nn_mlp *l, int64_t C, int64_t F, nn_blob *blob)
+{
+    *l = (nn_mlp){.C = C, .F = F};
+    int rc = nn_dense_bind(&l->fc, C, F, 1, blob);
+    return rc ? rc : nn_dense_bind(&l->proj, F, C, 1, blob);
+}
+
+void nn_mlp_init(const nn_mlp *l, attn_rng *r)
+{
+    nn_dense_init(&l->fc, r);
+    nn_dense_init(&l->proj, r);
+}
+
+// x is (rows,C); h, a are (rows,F); y is (rows,C)
+void nn_mlp_forward(const nn_mlp *l, const float *x, float *h, float *a, float *y, int64_t rows, int threads)
+{
+    nn_dense_forward(&l->fc, x, h, rows, threads);
+    nn_gelu_forward(h, a, rows * l->F, threads);
+    nn_dense_forward(&l->proj, a, y, rows, threads);
+}
+
+// dy is (rows,C); scratch is (rows,F); dx (rows,C) += ...
+void nn_mlp_backward(const nn_mlp *l, const float *x, const float *h, const float *a, const float *dy,
+                     float *scratch, float *dx, int64_t rows, int threads)
+{
+    int64_t n = rows * l->F;
+    memset(scratch, 0, sizeof(float) * (size_t)n);
+    nn_dense_backward(&l->proj, a, dy, scratch, rows, threads);   /* scratch = dL/da */
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int64_t i = 0; i < n; i++)
+        scratch[i] *= gelu_grad_f(h[i]);                           /* now dL/dh, in place */
+    nn_dense_backward(&l->fc, x, scratch, dx, rows, threads);
+}
+
+void nn_mlp_forward_ref(const nn_mlp *l, const double *P, const double *x, double *y, int64_t rows)
+{
+    double *h = malloc(sizeof(double) * (size_t)(rows * l->F));
+    nn_dense_forward_ref(&l->fc, P, x, h, rows);
+    nn_gelu_forward_ref(h, h, rows * l->F);
+    nn_dense_forward_ref(&l->proj, P, h, y, rows);
+    free(h);
+}
+
+void nn_mlp_backward_ref(const nn_mlp *l, const double *P, const double *x, const double *dy, double *dx,
+                         double *dP, int64_t rows)
+{
+    size_t n = (size_t)(rows * l->F);
+    double *h = malloc(sizeof(double) * n), *a = malloc(sizeof(double) * n);
+    double *da = calloc(n, sizeof(double)), *dh = calloc(n, sizeof(double));
+    nn_dense_forward_ref(&l->fc, P, x, h, rows);
+    nn_gelu_forward_ref(h, a, rows * l->F);
+    nn_dense_backward_ref(&l->proj, P, a, dy, da, dP, rows);
+    nn_gelu_backward_ref(h, da, dh, rows * l->F);
+    nn_dense_backward_ref(&l->fc, P, x, dh, dx, dP, rows);
+    free(h);
+    free(a);
+    free(da);
+    free(dh);
+}

@@ -1,0 +1,214 @@
+/* Model construction: config checks, the parameter blob, initialisation, the
+ * parameter table (checkpoints, weight-decay ranges) and the description. */
+#include "model.h"
+
+#include "registry.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const attn_kernel *layer_kernel(const nn_model_cfg *c, int64_t l, int *rc)
+{
+    const char *name = c->kernels[c->n_kernels > 1 ? l : 0];
+    const attn_kernel *k = attn_find_kernel(name);
+    if (!k)
+        *rc = ATTN_EINVAL; /* attn_find_kernel recorded the message */
+    return k;
+}
+
+static int cfg_check(const nn_model_cfg *c)
+{
+    if (c->layers < 1 || c->layers > NN_MAX_LAYERS)
+        return attn_fail(ATTN_EINVAL, "model: layers: expected 1..%d, found %lld", NN_MAX_LAYERS, (long long)c->layers);
+    if (c->n_kernels != 1 && c->n_kernels != c->layers)
+        return attn_fail(ATTN_EINVAL, "model: expected one kernel or one per layer (%lld), found %d",
+                         (long long)c->layers, c->n_kernels);
+    if (c->d_model < 1 || c->heads < 1 || c->d_model % c->heads)
+        return attn_fail(ATTN_EINVAL, "model: expected d_model a multiple of heads, found d_model=%lld heads=%lld",
+                         (long long)c->d_model, (long long)c->heads);
+    if (c->vocab < 2 || c->max_len < 1 || c->loops < 1 || c->mlp < 0)
+        return attn_fail(ATTN_EINVAL, "model: expected vocab >= 2, max_len >= 1, loops >= 1, mlp >= 0");
+    if (c->head != NN_HEAD_LM && c->n_classes < 2)
+        return attn_fail(ATTN_EINVAL, "model: a classifier needs n_classes >= 2, found %lld", (long long)c->n_classes);
+    if (c->head == NN_HEAD_LM && !c->causal)
+        return attn_fail(ATTN_EINVAL, "model: the lm head needs causal attention (a token must not see its target)");
+    if (c->head == NN_HEAD_TWOTOWER && c->tower_mlp < 2)
+        return attn_fail(ATTN_EINVAL, "model: twotower: tower_mlp: expected >= 2, found %lld", (long long)c->tower_mlp);
+    static const char *const pos[] = {"learned", "sinusoid", "rope", "none"};
+    int ok = 0;
+    for (int i = 0; i < 4; i++)
+        ok |= strcmp(c->pos, pos[i]) == 0;
+    if (!ok)
+        return attn_fail(ATTN_EINVAL, "model: pos: expected learned, sinusoid, rope or none, found '%s'", c->pos);
+    if (strcmp(c->pool, "cls") && strcmp(c->pool, "mean"))
+        return attn_fail(ATTN_EINVAL, "model: pool: expected cls or mean, found '%s'", c->pool);
+    if (!(c->dropout >= 0 && c->dropout < 1))
+        return attn_fail(ATTN_EINVAL, "model: dropout: expected [0, 1), found %g", c->dropout);
+    return 0;
+}
+
+/* Binds every layer onto blob (counting when blob->data is NULL). */
+static int bind_all(nn_model *m, nn_blob *blob)
+{
+    const nn_model_cfg *c = &m->cfg;
+    int64_t C = c->d_model;
+    int rc = nn_embed_bind(&m->emb, c->vocab, C, strcmp(c->pos, "learned") ? 0 : c->max_len, blob);
+    for (int64_t l = 0; !rc && l < c->layers; l++) {
+        nn_block *b = &m->blk[l];
+        nn_attn_cfg ac = {.C = C, .H = c->heads, .H_kv = c->heads_kv ? c->heads_kv : c->heads,
+                          .kernel = layer_kernel(c, l, &rc), .params = c->kparams,
+                          .rope = strcmp(c->pos, "rope") == 0, .eval_only = c->eval_only};
+        if (rc)
+            break;
+        if ((rc = attn_mask_parse(c->causal ? "causal" : "full", &ac.mask)) != 0)
+            break;
+        if ((rc = nn_norm_bind(&b->n1, C, c->rms, blob)) || (rc = nn_attn_bind(&b->attn, &ac, blob)))
+            break;
+        if (c->mlp && ((rc = nn_norm_bind(&b->n2, C, c->rms, blob)) || (rc = nn_mlp_bind(&b->mlp, C, c->mlp, blob))))
+            break;
+    }
+    if (!rc)
+        rc = nn_norm_bind(&m->nf, C, c->rms, blob);
+    if (!rc && c->head == NN_HEAD_CLASSIFY)
+        rc = nn_dense_bind(&m->h1, C, c->n_classes, 1, blob);
+    if (!rc && c->head == NN_HEAD_LM)
+        rc = nn_dense_bind(&m->h1, C, c->vocab, 0, blob);
+    if (!rc && c->head == NN_HEAD_TWOTOWER && !(rc = nn_dense_bind(&m->h1, 4 * C, c->tower_mlp, 1, blob)) &&
+        !(rc = nn_dense_bind(&m->h2, c->tower_mlp, c->tower_mlp / 2, 1, blob)))
+        rc = nn_dense_bind(&m->h3, c->tower_mlp / 2, 2, 1, blob);
+    return rc;
+}
+
+int nn_model_init(nn_model *m, const nn_model_cfg *cfg, uint64_t seed)
+{
+    memset(m, 0, sizeof *m);
+    m->cfg = *cfg;
+    int rc = cfg_check(cfg);
+    nn_blob count = {0};
+    if (rc || (rc = bind_all(m, &count)) != 0)
+        return rc;
+    m->n_params = count.used;
+    m->params = attn_alloc(sizeof(float) * m->n_params);
+    m->grads = attn_alloc(sizeof(float) * m->n_params);
+    if (!m->params || !m->grads) {
+        nn_model_free(m);
+        return attn_fail(ATTN_ENOMEM, "model: cannot allocate %zu parameters", m->n_params);
+    }
+    memset(m->params, 0, sizeof(float) * m->n_params);
+    memset(m->grads, 0, sizeof(float) * m->n_params);
+    nn_blob blob = {.data = m->params, .grad = m->grads, .cap = m->n_params};
+    if ((rc = bind_all(m, &blob)) != 0) {
+        nn_model_free(m);
+        return rc;
+    }
+    attn_rng r;
+    attn_rng_seed(&r, seed);
+    nn_embed_init(&m->emb, &r);
+    for (int64_t l = 0; l < cfg->layers; l++) {
+        nn_norm_init(&m->blk[l].n1);
+        nn_attn_init(&m->blk[l].attn, &r);
+        if (cfg->mlp) {
+            nn_norm_init(&m->blk[l].n2);
+            nn_mlp_init(&m->blk[l].mlp, &r);
+        }
+    }
+    nn_norm_init(&m->nf);
+    nn_dense_init(&m->h1, &r);
+    if (cfg->head == NN_HEAD_TWOTOWER) {
+        nn_dense_init(&m->h2, &r);
+        nn_dense_init(&m->h3, &r);
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------- parameter table */
+
+typedef struct {
+    nn_param_info *info;
+    int n, max;
+} table;
+
+static void add(table *t, const char *name, size_t off, int64_t rows, int64_t cols, int decay)
+{
+    if (t->info && t->n < t->max) {
+        nn_param_info *p = &t->info[t->n];
+        snprintf(p->name, sizeof p->name, "%s", name);
+        p->offset = off, p->count = (size_t)(rows * cols), p->rows = rows, p->cols = cols, p->decay = decay;
+    }
+    t->n++;
+}
+
+static void add_dense(table *t, const char *name, const nn_dense *d)
+{
+    char s[48];
+    snprintf(s, sizeof s, "%s.w", name);
+    add(t, s, d->off_w, d->out, d->in, 1);
+    if (d->bias) {
+        snprintf(s, sizeof s, "%s.b", name);
+        add(t, s, d->off_b, 1, d->out, 0);
+    }
+}
+
+static void add_norm(table *t, const char *name, const nn_norm *n)
+{
+    char s[48];
+    snprintf(s, sizeof s, "%s.g", name);
+    add(t, s, n->off_g, 1, n->C, 0);
+    if (!n->rms) {
+        snprintf(s, sizeof s, "%s.b", name);
+        add(t, s, n->off_b, 1, n->C, 0);
+    }
+}
+
+int nn_model_params(const nn_model *m, nn_param_info *info, int max)
+{
+    table t = {info, 0, max};
+    add(&t, "wte", m->emb.off_wte, m->emb.V, m->emb.C, 0);
+    if (m->emb.Nmax)
+        add(&t, "wpe", m->emb.off_wpe, m->emb.Nmax, m->emb.C, 0);
+    for (int64_t l = 0; l < m->cfg.layers; l++) {
+        const nn_block *b = &m->blk[l];
+        char s[40];
+        static const char *const parts[] = {"q", "k", "v", "o", "beta", "gate"};
+        const nn_dense *d[] = {&b->attn.q, &b->attn.k, &b->attn.v, &b->attn.o, &b->attn.beta, &b->attn.gate};
+        snprintf(s, sizeof s, "l%lld.n1", (long long)l);
+        add_norm(&t, s, &b->n1);
+        for (int i = 0; i < 6; i++)
+            if (d[i]->in) {
+                snprintf(s, sizeof s, "l%lld.attn.%s", (long long)l, parts[i]);
+                add_dense(&t, s, d[i]);
+            }
+        if (m->cfg.mlp) {
+            snprintf(s, sizeof s, "l%lld.n2", (long long)l);
+            add_norm(&t, s, &b->n2);
+            snprintf(s, sizeof s, "l%lld.mlp.fc", (long long)l);
+            add_dense(&t, s, &b->mlp.fc);
+            snprintf(s, sizeof s, "l%lld.mlp.proj", (long long)l);
+            add_dense(&t, s, &b->mlp.proj);
+        }
+    }
+    add_norm(&t, "nf", &m->nf);
+    add_dense(&t, "head1", &m->h1);
+    if (m->cfg.head == NN_HEAD_TWOTOWER) {
+        add_dense(&t, "head2", &m->h2);
+        add_dense(&t, "head3", &m->h3);
+    }
+    return t.n;
+}
+
+void nn_model_describe(const nn_model_cfg *c, char *buf, size_t n)
+{
+    int k = snprintf(buf, n, "%s(L=%lld,d=%lld,H=%lld", c->variant, (long long)c->layers, (long long)c->d_model,
+                     (long long)c->heads);
+    if (c->heads_kv && c->heads_kv != c->heads)
+        k += snprintf(buf + k, n - (size_t)k, ",Hkv=%lld", (long long)c->heads_kv);
+    k += snprintf(buf + k, n - (size_t)k, ",mlp=%lld,pos=%s", (long long)c->mlp, c->pos);
+    if (c->head != NN_HEAD_LM)
+        k += snprintf(buf + k, n - (size_t)k, ",pool=%s", c->pool);
+    if (c->loops > 1)
+        k += snprintf(buf + k, n - (size_t)k, ",loops=%d", c->loops);
+    if (c->dropout > 0)
+        k += snprintf(buf + k, n - (size_t)k, ",drop=%g", c->dropout);
+    snprintf(buf + k, n - (size_t)k, ")");
+}

@@ -1,0 +1,109 @@
+/* Model variants of the training engine (issue 6), assembled from the layers
+ * of layers.h the way llm.c assembles GPT-2: one parameter blob, one gradient
+ * blob, activations planned once per (batch, length), explicit forward and
+ * backward over pre-norm residual blocks
+ *     x <- x + drop(attn(norm1(x)));  x <- x + drop(mlp(norm2(x)))
+ * with any registry kernel (with a backward, to train) in each block.
+ *
+ * Heads: "classify" (CLS or mean pooling, then a dense layer; LRA), "twotower"
+ * (both documents through the one encoder, pooled to u and v, then
+ * [u, v, u*v, u-v] -> dense+ReLU -> dense+ReLU -> dense(2): the LRA retrieval
+ * head), "lm" (a causal LM head over the vocabulary, evaluated only at the
+ * positions whose target is not the ignore index: MQAR scores 16 of 256).
+ * Variants: `encoder`, `twotower`, `lm` name the head; `hybrid` gives every
+ * layer its own kernel (kernels[] per layer, e.g. linear + flash-window as
+ * Based); `looped` runs the layer stack `loops` times with shared weights
+ * (Universal Transformer, Dehghani et al. 2019). Padding: pooling ignores
+ * padded positions; attention does not mask them (kernels have no key-padding
+ * mask), so padded tokens are ordinary tokens to the mixers. */
+#ifndef NN_MODEL_H
+#define NN_MODEL_H
+
+#include "layers.h"
+
+#define NN_MAX_LAYERS 16
+
+typedef enum { NN_HEAD_CLASSIFY = 0, NN_HEAD_TWOTOWER, NN_HEAD_LM } nn_head_kind;
+
+typedef struct {
+    char variant[16];          /* encoder | twotower | lm | hybrid | looped (the CSV "model") */
+    nn_head_kind head;
+    int64_t vocab, n_classes, max_len;
+    int64_t layers, d_model, heads, heads_kv, mlp;   /* mlp = 0: no MLP sub-layer (Zoology's Identity) */
+    int n_kernels;             /* 1: every layer uses kernels[0]; else one per layer */
+    char kernels[NN_MAX_LAYERS][32];
+    attn_params kparams;       /* parameters of every layer's kernel */
+    int causal;                /* causal attention mask (the lm head requires it) */
+    char pos[12];              /* learned | sinusoid | rope | none */
+    char pool[8];              /* cls (position 0) | mean (over non-padded positions) */
+    int rms;                   /* RMSNorm instead of LayerNorm */
+    float dropout;             /* on the attention and MLP outputs, training only */
+    int loops;                 /* >= 1 */
+    int64_t tower_mlp;         /* two-tower head width (LRA: the model's mlp dim) */
+    int eval_only;             /* kernels without backward allowed (no training) */
+} nn_model_cfg;
+
+typedef struct {
+    nn_norm n1, n2;
+    nn_attn attn;
+    nn_mlp mlp;
+} nn_block;
+
+/* One batch: tokens (B,N) and, per head, labels (B) / tokens2 (B,N) /
+ * targets (B,N); lengths (B) of non-padded tokens (NULL: all N). */
+typedef struct {
+    int64_t B;
+    const int32_t *tokens, *tokens2, *labels, *targets, *lengths, *lengths2;
+} nn_batch;
+
+typedef struct nn_model {
+    nn_model_cfg cfg;
+    nn_embed emb;
+    nn_block blk[NN_MAX_LAYERS];
+    nn_norm nf;
+    nn_dense h1, h2, h3;       /* classify: h1; twotower: h1, h2, h3; lm: h1 */
+    float *params, *grads;
+    size_t n_params;
+    /* the plan: shapes, activation and gradient buffers (nn_model_plan) */
+    int64_t B, N, rows_max;    /* rows_max: scored LM positions per batch */
+    int threads, planned;
+    void *plan;
+} nn_model;
+
+/* Validates the config (unknown kernel, a kernel without backward unless
+ * eval_only, shapes), binds every layer onto one parameter blob and one
+ * gradient blob, and initialises the weights from `seed`. */
+int nn_model_init(nn_model *m, const nn_model_cfg *cfg, uint64_t seed);
+void nn_model_free(nn_model *m);
+
+/* Plans (B, N) batches: activations, kernel contexts, head buffers for up to
+ * rows_max scored LM positions per batch (ignored for other heads). */
+int nn_model_plan(nn_model *m, int64_t B, int64_t N, int64_t rows_max, int threads);
+
+/* Forward on a batch (b->B <= planned B): *loss (mean over the batch's
+ * examples, or over its scored positions for the lm head), *correct and
+ * *scored (argmax hits and counted predictions). pred (B,N) for the lm head
+ * (argmax at scored positions, -1 elsewhere) or (B) for the others, may be
+ * NULL. training = 1 applies dropout with (step) and keeps what backward needs. */
+int nn_model_forward(nn_model *m, const nn_batch *b, int training, uint64_t step, double *loss, int64_t *correct,
+                     int64_t *scored, int32_t *pred);
+
+/* Backward of the last training forward; ACCUMULATES into m->grads, scaled by
+ * `scale` (1/k for k accumulated micro-batches). */
+int nn_model_backward(nn_model *m, const nn_batch *b, uint64_t step, float scale);
+
+/* Offsets of the parameter tensors for checkpoints and AdamW's decay ranges:
+ * norms, biases and embeddings are not decayed. Fills at most max entries;
+ * returns the count (or the count needed when names is NULL). */
+typedef struct {
+    char name[48];
+    size_t offset, count;
+    int64_t rows, cols;
+    int decay;
+} nn_param_info;
+int nn_model_params(const nn_model *m, nn_param_info *info, int max);
+
+/* "encoder(L=2,d=128,H=4,mlp=256,pos=learned,pool=cls)[flash]"-style text. */
+void nn_model_describe(const nn_model_cfg *c, char *buf, size_t n);
+
+#endif

@@ -1,0 +1,90 @@
+/* The whole model in double precision, from the layers' plain references:
+ * the twin the fp32 model's gradients are checked against by central
+ * differences (tests/test_model.c). Dropout is not modelled (p must be 0). */
+#include "model_ref.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+int nn_model_loss_ref(const nn_model *m, const double *P, const nn_batch *b, int64_t N, double *loss)
+{
+    const nn_model_cfg *c = &m->cfg;
+    if (c->dropout > 0)
+        return attn_fail(ATTN_EINVAL, "model reference: expected dropout 0, found %g", c->dropout);
+    int two = c->head == NN_HEAD_TWOTOWER;
+    int64_t B = b->B, Bt = two ? 2 * B : B, C = c->d_model, T = Bt * N, A = c->layers * c->loops;
+    int64_t K = c->head == NN_HEAD_LM ? c->vocab : two ? 2 : c->n_classes, rows = c->head == NN_HEAD_LM ? B * N : B;
+    size_t TC = (size_t)(T * C);
+    double *x = calloc(TC, sizeof *x), *h = calloc(TC, sizeof *h), *y = calloc(TC, sizeof *y);
+    double *pooled = calloc((size_t)(Bt * C), sizeof *pooled), *logits = calloc((size_t)(rows * K), sizeof *logits);
+    int32_t *tok = malloc(sizeof *tok * (size_t)T), *tgt = malloc(sizeof *tgt * (size_t)rows);
+    uint8_t *valid = malloc((size_t)T);
+    int rc = x && h && y && pooled && logits && tok && tgt && valid ? 0 : attn_fail(ATTN_ENOMEM, "model reference: out of memory");
+    for (int64_t s = 0; !rc && s < Bt; s++) {
+        int second = s >= B;
+        int64_t i = second ? s - B : s, L = (second ? b->lengths2 : b->lengths) ? (second ? b->lengths2 : b->lengths)[i] : N;
+        memcpy(tok + s * N, (second ? b->tokens2 : b->tokens) + i * N, sizeof *tok * (size_t)N);
+        for (int64_t n = 0; n < N; n++)
+            valid[s * N + n] = n < L;
+    }
+    if (!rc)
+        rc = nn_embed_forward_ref(&m->emb, P, tok, x, Bt, N);
+    if (!rc && !strcmp(c->pos, "sinusoid"))
+        nn_sinusoid_add_ref(x, Bt, N, C);
+    for (int64_t a = 0; !rc && a < A; a++) {
+        const nn_block *k = &m->blk[a % c->layers];
+        nn_norm_forward_ref(&k->n1, P, x, h, T);
+        if ((rc = nn_attn_forward_ref(&k->attn, P, h, y, Bt, N)) != 0)
+            break;
+        for (size_t i = 0; i < TC; i++)
+            x[i] += y[i];
+        if (!c->mlp)
+            continue;
+        nn_norm_forward_ref(&k->n2, P, x, h, T);
+        nn_mlp_forward_ref(&k->mlp, P, h, y, T);
+        for (size_t i = 0; i < TC; i++)
+            x[i] += y[i];
+    }
+    if (!rc)
+        nn_norm_forward_ref(&m->nf, P, x, h, T);
+    if (!rc && c->head == NN_HEAD_LM) {
+        memcpy(tgt, b->targets, sizeof *tgt * (size_t)rows);
+        nn_dense_forward_ref(&m->h1, P, h, logits, rows);
+    } else if (!rc) {
+        memcpy(tgt, b->labels, sizeof *tgt * (size_t)B);
+        if (!strcmp(c->pool, "mean"))
+            nn_meanpool_forward_ref(h, valid, pooled, Bt, N, C);
+        else
+            for (int64_t s = 0; s < Bt; s++)
+                memcpy(pooled + s * C, h + s * N * C, sizeof *pooled * (size_t)C);
+        if (two) {
+            int64_t tm = c->tower_mlp;
+            double *f = calloc((size_t)(B * 4 * C), sizeof *f), *z1 = calloc((size_t)(B * tm), sizeof *z1),
+                   *z2 = calloc((size_t)(B * tm), sizeof *z2);
+            for (int64_t i = 0; f && i < B; i++)
+                for (int64_t q = 0; q < C; q++) {
+                    double u = pooled[i * C + q], v = pooled[(B + i) * C + q];
+                    f[i * 4 * C + q] = u, f[i * 4 * C + C + q] = v, f[i * 4 * C + 2 * C + q] = u * v,
+                                    f[i * 4 * C + 3 * C + q] = u - v;
+                }
+            if (!f || !z1 || !z2)
+                rc = attn_fail(ATTN_ENOMEM, "model reference: out of memory");
+            if (!rc) {
+                nn_dense_forward_ref(&m->h1, P, f, z1, B);
+                for (int64_t i = 0; i < B * tm; i++)
+                    z1[i] = z1[i] > 0 ? z1[i] : 0;
+                nn_dense_forward_ref(&m->h2, P, z1, z2, B);
+                for (int64_t i = 0; i < B * (tm / 2); i++)
+                    z2[i] = z2[i] > 0 ? z2[i] : 0;
+                nn_dense_forward_ref(&m->h3, P, z2, logits, B);
+            }
+            free(f), free(z1), free(z2);
+        } else {
+            nn_dense_forward_ref(&m->h1, P, pooled, logits, B);
+        }
+    }
+    if (!rc)
+        rc = nn_xent_ref(logits, tgt, rows, K, NULL, loss);
+    free(x), free(h), free(y), free(pooled), free(logits), free(tok), free(tgt), free(valid);
+    return rc;
+}

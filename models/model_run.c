@@ -1,0 +1,395 @@
+/* Model plan, forward and backward (model.h). Activations of every block
+ * application are kept for the backward, as llm.c keeps its acts. */
+#include "model.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Activations and gradient buffers of one (B, N) plan. Bt is the number of
+ * sequences through the encoder: B, or 2B for the two towers. */
+typedef struct {
+    int64_t A, Bt, R;          /* block applications, sequences, scored LM rows (max) */
+    float *mem;
+    float **x, **n1, **mean1, **rstd1, **att, **mid, **n2, **mean2, **rstd2, **mh, **ma, **mo;
+    nn_attn_acts *aa;
+    float *xf, *meanf, *rstdf, *pooled, *feat, *z1, *a1, *z2, *a2, *logits, *row_loss, *xg;
+    float *dres, *dn, *dt, *dscr, *dpooled, *dfeat, *dz1, *dz2, *dxf, *dxg;
+    nn_attn_scratch *sc;       /* per layer: kernels differ in their extra inputs */
+    int32_t *tok, *rows, *row_tgt;
+    uint8_t *valid;
+    int64_t n_rows;            /* scored rows of the last forward */
+    int training;
+} plan_t;
+
+static int64_t apps(const nn_model *m) { return m->cfg.layers * m->cfg.loops; }
+
+static void plan_free(nn_model *m)
+{
+    plan_t *p = m->plan;
+    if (!p)
+        return;
+    attn_free(p->mem);
+    free(p->x);
+    free(p->aa);
+    free(p->sc);
+    free(p->tok);
+    free(p->rows);
+    free(p->row_tgt);
+    free(p->valid);
+    free(p);
+    for (int64_t l = 0; l < m->cfg.layers; l++)
+        nn_attn_free(&m->blk[l].attn);
+    m->plan = NULL, m->planned = 0;
+}
+
+void nn_model_free(nn_model *m)
+{
+    plan_free(m);
+    attn_free(m->params);
+    attn_free(m->grads);
+    m->params = m->grads = NULL;
+}
+
+/* Takes every buffer from `b` (counting when b->data is NULL). */
+static int take_all(const nn_model *m, plan_t *p, nn_blob *b)
+{
+    const nn_model_cfg *c = &m->cfg;
+    size_t T = (size_t)(p->Bt * m->N), C = (size_t)c->d_model, F = (size_t)c->mlp, B = (size_t)m->B;
+    size_t K = c->head == NN_HEAD_LM ? (size_t)c->vocab : c->head == NN_HEAD_TWOTOWER ? 2 : (size_t)c->n_classes;
+    size_t rows = c->head == NN_HEAD_LM ? (size_t)p->R : B, tm = (size_t)c->tower_mlp;
+    int rc = 0;
+#define TAKE(ptr, n) rc = rc ? rc : (nn_blob_take(b, (n), &(ptr), NULL) == SIZE_MAX ? ATTN_ENOMEM : 0)
+    for (int64_t a = 0; a <= p->A; a++) {
+        if (a == 0 || c->mlp)
+            TAKE(p->x[a], T * C);   /* without an MLP, x[a+1] is mid[a] (set below) */
+        if (a == p->A)
+            break;
+        TAKE(p->n1[a], T * C), TAKE(p->mean1[a], T), TAKE(p->rstd1[a], T), TAKE(p->att[a], T * C);
+        TAKE(p->mid[a], T * C);
+        if (c->mlp) {
+            TAKE(p->n2[a], T * C), TAKE(p->mean2[a], T), TAKE(p->rstd2[a], T);
+            TAKE(p->mh[a], T * F), TAKE(p->ma[a], T * F), TAKE(p->mo[a], T * C);
+        }
+        if (!rc && nn_attn_acts_bind(&m->blk[a % c->layers].attn, p->Bt, m->N, b, &p->aa[a]))
+            rc = ATTN_ENOMEM;
+    }
+    TAKE(p->xf, T * C), TAKE(p->meanf, T), TAKE(p->rstdf, T);
+    TAKE(p->pooled, (size_t)p->Bt * C), TAKE(p->dpooled, (size_t)p->Bt * C);
+    TAKE(p->logits, rows * K), TAKE(p->row_loss, rows);
+    if (c->head == NN_HEAD_TWOTOWER) {
+        TAKE(p->feat, B * 4 * C), TAKE(p->dfeat, B * 4 * C);
+        TAKE(p->z1, B * tm), TAKE(p->a1, B * tm), TAKE(p->z2, B * (tm / 2)), TAKE(p->a2, B * (tm / 2));
+        TAKE(p->dz1, B * tm), TAKE(p->dz2, B * tm);
+    }
+    if (c->head == NN_HEAD_LM)
+        TAKE(p->xg, rows * C), TAKE(p->dxg, rows * C);
+    TAKE(p->dres, T * C), TAKE(p->dn, T * C), TAKE(p->dt, T * C), TAKE(p->dxf, T * C);
+    TAKE(p->dscr, T * (F ? F : 1));
+    for (int64_t l = 0; l < c->layers; l++)
+        if (!rc && nn_attn_scratch_bind(&m->blk[l].attn, p->Bt, m->N, b, &p->sc[l]))
+            rc = ATTN_ENOMEM;
+#undef TAKE
+    for (int64_t a = 0; !c->mlp && a < p->A; a++)
+        p->x[a + 1] = p->mid[a];
+    return rc;
+}
+
+int nn_model_plan(nn_model *m, int64_t B, int64_t N, int64_t rows_max, int threads)
+{
+    plan_free(m);
+    const nn_model_cfg *c = &m->cfg;
+    if (N > c->max_len || B < 1 || N < 1)
+        return attn_fail(ATTN_EINVAL, "model plan: expected 1 <= N <= max_len=%lld and B >= 1, found N=%lld B=%lld",
+                         (long long)c->max_len, (long long)N, (long long)B);
+    plan_t *p = calloc(1, sizeof *p);
+    if (!p)
+        return attn_fail(ATTN_ENOMEM, "model plan: out of memory");
+    m->plan = p, m->B = B, m->N = N, m->threads = threads < 1 ? 1 : threads;
+    p->A = apps(m), p->Bt = c->head == NN_HEAD_TWOTOWER ? 2 * B : B;
+    p->R = c->head == NN_HEAD_LM ? (rows_max > 0 && rows_max < B * N ? rows_max : B * N) : B;
+    size_t A1 = (size_t)p->A + 1;
+    p->x = calloc(12 * A1, sizeof *p->x);
+    p->aa = calloc(A1, sizeof *p->aa);
+    p->sc = calloc((size_t)c->layers, sizeof *p->sc);
+    p->tok = malloc(sizeof *p->tok * (size_t)(p->Bt * N));
+    p->rows = malloc(sizeof *p->rows * (size_t)(B * N));
+    p->row_tgt = malloc(sizeof *p->row_tgt * (size_t)(B * N));
+    p->valid = malloc((size_t)(p->Bt * N));
+    if (!p->x || !p->aa || !p->sc || !p->tok || !p->rows || !p->row_tgt || !p->valid) {
+        plan_free(m);
+        return attn_fail(ATTN_ENOMEM, "model plan: out of memory");
+    }
+    float ***arr[] = {&p->n1, &p->mean1, &p->rstd1, &p->att, &p->mid, &p->n2, &p->mean2, &p->rstd2, &p->mh, &p->ma, &p->mo};
+    for (int i = 0; i < 11; i++)
+        *arr[i] = p->x + (size_t)(i + 1) * A1;
+    int rc = 0;
+    for (int64_t l = 0; !rc && l < c->layers; l++)
+        rc = nn_attn_plan(&m->blk[l].attn, p->Bt, N, m->threads);
+    nn_blob count = {0};
+    if (!rc && (rc = take_all(m, p, &count)) == 0) {
+        p->mem = attn_alloc(sizeof(float) * count.used);
+        nn_blob buf = {.data = p->mem, .cap = count.used};
+        rc = p->mem ? take_all(m, p, &buf)
+                    : attn_fail(ATTN_ENOMEM, "model plan: cannot allocate %zu activation floats", count.used);
+    }
+    if (rc) {
+        plan_free(m);
+        return rc;
+    }
+    m->planned = 1, m->rows_max = p->R;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- forward */
+
+static nn_dropout drop_of(const nn_model *m, uint64_t step, int64_t site)
+{
+    nn_dropout d = {.p = m->cfg.dropout, .seed = 0x64726f70ull, .step = step, .layer = (uint64_t)site};
+    return d;
+}
+
+static void add_into(const float *x, const float *y, float *out, int64_t n, int threads)
+{
+#pragma omp parallel for num_threads(threads) schedule(static) if (n > 65536)
+    for (int64_t i = 0; i < n; i++)
+        out[i] = x[i] + y[i];
+}
+
+static void relu(const float *z, float *a, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        a[i] = z[i] > 0 ? z[i] : 0;
+}
+
+/* The encoder's token rows (both towers stacked) and the pooling mask. */
+static void load_tokens(const nn_model *m, plan_t *p, const nn_batch *b)
+{
+    int64_t N = m->N;
+    for (int64_t s = 0; s < p->Bt; s++) {
+        int second = s >= b->B;
+        int64_t i = second ? s - b->B : s;
+        const int32_t *src = (second ? b->tokens2 : b->tokens) + i * N;
+        const int32_t *len = second ? b->lengths2 : b->lengths;
+        memcpy(p->tok + s * N, src, sizeof(int32_t) * (size_t)N);
+        int64_t L = len ? len[i] : N;
+        for (int64_t n = 0; n < N; n++)
+            p->valid[s * N + n] = n < L;
+    }
+}
+
+static int encoder_forward(nn_model *m, plan_t *p, int training, uint64_t step)
+{
+    const nn_model_cfg *c = &m->cfg;
+    int64_t Bt = p->Bt, N = m->N, C = c->d_model, T = Bt * N;
+    int th = m->threads, rc = nn_embed_forward(&m->emb, p->tok, p->x[0], Bt, N, th);
+    if (!rc && !strcmp(c->pos, "sinusoid"))
+        nn_sinusoid_add(p->x[0], Bt, N, C, th);
+    for (int64_t a = 0; !rc && a < p->A; a++) {
+        nn_block *k = &m->blk[a % c->layers];
+        nn_norm_forward(&k->n1, p->x[a], p->n1[a], p->mean1[a], p->rstd1[a], T, th);
+        if ((rc = nn_attn_forward(&k->attn, p->n1[a], &p->aa[a], p->att[a])) != 0)
+            break;
+        nn_dropout d = drop_of(m, step, 2 * a);
+        if (training && d.p > 0 && (rc = nn_dropout_forward(&d, p->att[a], p->att[a], T * C, th)) != 0)
+            break;
+        add_into(p->x[a], p->att[a], p->mid[a], T * C, th);
+        if (!c->mlp)
+            continue;
+        nn_norm_forward(&k->n2, p->mid[a], p->n2[a], p->mean2[a], p->rstd2[a], T, th);
+        nn_mlp_forward(&k->mlp, p->n2[a], p->mh[a], p->ma[a], p->mo[a], T, th);
+        d = drop_of(m, step, 2 * a + 1);
+        if (training && d.p > 0 && (rc = nn_dropout_forward(&d, p->mo[a], p->mo[a], T * C, th)) != 0)
+            break;
+        add_into(p->mid[a], p->mo[a], p->x[a + 1], T * C, th);
+    }
+    if (!rc)
+        nn_norm_forward(&m->nf, p->x[p->A], p->xf, p->meanf, p->rstdf, T, th);
+    return rc;
+}
+
+static int argmax_row(const float *x, int64_t K)
+{
+    int64_t best = 0;
+    for (int64_t k = 1; k < K; k++)
+        best = x[k] > x[best] ? k : best;
+    return (int)best;
+}
+
+int nn_model_forward(nn_model *m, const nn_batch *b, int training, uint64_t step, double *loss, int64_t *correct,
+                     int64_t *scored, int32_t *pred)
+{
+    plan_t *p = m->plan;
+    const nn_model_cfg *c = &m->cfg;
+    if (!m->planned || b->B != m->B)
+        return attn_fail(ATTN_EINVAL, "model forward: expected a batch of the planned B=%lld, found %lld",
+                         (long long)m->B, (long long)b->B);
+    int64_t B = b->B, N = m->N, C = c->d_model;
+    int th = m->threads, rc;
+    p->training = training;
+    load_tokens(m, p, b);
+    if ((rc = encoder_forward(m, p, training, step)) != 0)
+        return rc;
+    if (c->head == NN_HEAD_LM) {
+        int64_t R = 0;
+        for (int64_t t = 0; t < B * N; t++)
+            if (b->targets[t] != NN_IGNORE_INDEX) {
+                if (R == p->R)
+                    return attn_fail(ATTN_EINVAL, "model forward: more than the planned %lld scored positions in a "
+                                     "batch", (long long)p->R);
+                p->rows[R] = (int32_t)t, p->row_tgt[R++] = b->targets[t];
+            }
+        for (int64_t r = 0; r < R; r++)
+            memcpy(p->xg + r * C, p->xf + (int64_t)p->rows[r] * C, sizeof(float) * (size_t)C);
+        p->n_rows = R;
+        int64_t nv;
+        nn_dense_forward(&m->h1, p->xg, p->logits, R, th);
+        *correct = nn_xent_correct(p->logits, p->row_tgt, R, c->vocab);
+        for (int64_t t = 0; pred && t < B * N; t++)
+            pred[t] = -1;
+        for (int64_t r = 0; pred && r < R; r++) /* before the loss turns logits into dlogits in place */
+            pred[p->rows[r]] = argmax_row(p->logits + r * c->vocab, c->vocab);
+        if ((rc = nn_xent_tokens(p->logits, p->row_tgt, R, c->vocab, p->logits, p->row_loss, loss, &nv, th)) != 0)
+            return rc;
+        *scored = nv;
+        return 0;
+    }
+    /* pooled representation of every sequence */
+    for (int64_t s = 0; s < p->Bt; s++) {
+        if (!strcmp(c->pool, "cls"))
+            memcpy(p->pooled + s * C, p->xf + s * N * C, sizeof(float) * (size_t)C);
+    }
+    if (!strcmp(c->pool, "mean"))
+        nn_meanpool_forward(p->xf, p->valid, p->pooled, p->Bt, N, C, th);
+    const float *head_in = p->pooled;
+    if (c->head == NN_HEAD_TWOTOWER) {
+        for (int64_t i = 0; i < B; i++) {
+            const float *u = p->pooled + i * C, *v = p->pooled + (B + i) * C;
+            float *f = p->feat + i * 4 * C;
+            for (int64_t k = 0; k < C; k++)
+                f[k] = u[k], f[C + k] = v[k], f[2 * C + k] = u[k] * v[k], f[3 * C + k] = u[k] - v[k];
+        }
+        int64_t tm = c->tower_mlp;
+        nn_dense_forward(&m->h1, p->feat, p->z1, B, th);
+        relu(p->z1, p->a1, B * tm);
+        nn_dense_forward(&m->h2, p->a1, p->z2, B, th);
+        relu(p->z2, p->a2, B * (tm / 2));
+        head_in = p->a2;
+        nn_dense_forward(&m->h3, head_in, p->logits, B, th);
+    } else {
+        nn_dense_forward(&m->h1, head_in, p->logits, B, th);
+    }
+    int64_t K = c->head == NN_HEAD_TWOTOWER ? 2 : c->n_classes;
+    *correct = nn_xent_correct(p->logits, b->labels, B, K);
+    *scored = B;
+    for (int64_t i = 0; pred && i < B; i++)
+        pred[i] = argmax_row(p->logits + i * K, K);
+    return nn_xent_classes(p->logits, b->labels, B, K, p->logits, p->row_loss, loss, th);
+}
+
+/* ---------------------------------------------------------------- backward */
+
+static void relu_backward(const float *z, const float *da, float *dz, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        dz[i] = z[i] > 0 ? da[i] : 0;
+}
+
+static void scale_rows(float *x, int64_t n, float s)
+{
+    for (int64_t i = 0; s != 1.0f && i < n; i++)
+        x[i] *= s;
+}
+
+/* Head backward: fills p->dxf, the gradient at the final norm's output. */
+static void head_backward(nn_model *m, plan_t *p, const nn_batch *b, float scale)
+{
+    const nn_model_cfg *c = &m->cfg;
+    int64_t B = b->B, N = m->N, C = c->d_model, T = p->Bt * N;
+    int th = m->threads;
+    memset(p->dxf, 0, sizeof(float) * (size_t)(T * C));
+    if (c->head == NN_HEAD_LM) {
+        int64_t R = p->n_rows;
+        scale_rows(p->logits, R * c->vocab, scale);
+        memset(p->dxg, 0, sizeof(float) * (size_t)(R * C));
+        nn_dense_backward(&m->h1, p->xg, p->logits, p->dxg, R, th);
+        for (int64_t r = 0; r < R; r++) /* rows are distinct positions: no two writes collide */
+            memcpy(p->dxf + (int64_t)p->rows[r] * C, p->dxg + r * C, sizeof(float) * (size_t)C);
+        return;
+    }
+    int64_t K = c->head == NN_HEAD_TWOTOWER ? 2 : c->n_classes;
+    scale_rows(p->logits, B * K, scale);
+    memset(p->dpooled, 0, sizeof(float) * (size_t)(p->Bt * C));
+    if (c->head == NN_HEAD_TWOTOWER) {
+        int64_t tm = c->tower_mlp;
+        memset(p->dz2, 0, sizeof(float) * (size_t)(B * tm));
+        nn_dense_backward(&m->h3, p->a2, p->logits, p->dz2, B, th);       /* d a2 */
+        relu_backward(p->z2, p->dz2, p->dz2, B * (tm / 2));
+        memset(p->dz1, 0, sizeof(float) * (size_t)(B * tm));
+        nn_dense_backward(&m->h2, p->a1, p->dz2, p->dz1, B, th);          /* d a1 */
+        relu_backward(p->z1, p->dz1, p->dz1, B * tm);
+        memset(p->dfeat, 0, sizeof(float) * (size_t)(B * 4 * C));
+        nn_dense_backward(&m->h1, p->feat, p->dz1, p->dfeat, B, th);
+        for (int64_t i = 0; i < B; i++) { /* f = [u, v, u*v, u-v] */
+            const float *u = p->pooled + i * C, *v = p->pooled + (B + i) * C, *df = p->dfeat + i * 4 * C;
+            float *du = p->dpooled + i * C, *dv = p->dpooled + (B + i) * C;
+            for (int64_t k = 0; k < C; k++) {
+                du[k] = df[k] + df[2 * C + k] * v[k] + df[3 * C + k];
+                dv[k] = df[C + k] + df[2 * C + k] * u[k] - df[3 * C + k];
+            }
+        }
+    } else {
+        nn_dense_backward(&m->h1, p->pooled, p->logits, p->dpooled, B, th);
+    }
+    if (!strcmp(c->pool, "mean"))
+        nn_meanpool_backward(p->valid, p->dpooled, p->dxf, p->Bt, N, C, th);
+    else
+        for (int64_t s = 0; s < p->Bt; s++)
+            memcpy(p->dxf + s * N * C, p->dpooled + s * C, sizeof(float) * (size_t)C);
+}
+
+int nn_model_backward(nn_model *m, const nn_batch *b, uint64_t step, float scale)
+{
+    plan_t *p = m->plan;
+    const nn_model_cfg *c = &m->cfg;
+    if (!m->planned || !p->training)
+        return attn_fail(ATTN_EINVAL, "model backward: expected a training forward first");
+    int64_t N = m->N, C = c->d_model, T = p->Bt * N;
+    size_t bytes = sizeof(float) * (size_t)(T * C);
+    int th = m->threads, rc = 0;
+    head_backward(m, p, b, scale);
+    memset(p->dres, 0, bytes); /* dres: gradient w.r.t. the residual stream x[a] */
+    nn_norm_backward(&m->nf, p->x[p->A], p->meanf, p->rstdf, p->dxf, p->dres, T, th);
+    for (int64_t a = p->A - 1; !rc && a >= 0; a--) {
+        nn_block *k = &m->blk[a % c->layers];
+        if (c->mlp) { /* x[a+1] = mid + drop(mlp(n2(mid))): dres already carries the identity path */
+            const float *dmo = p->dres;
+            nn_dropout d = drop_of(m, step, 2 * a + 1);
+            if (d.p > 0) {
+                memset(p->dt, 0, bytes);
+                if ((rc = nn_dropout_backward(&d, p->dres, p->dt, T * C, th)) != 0)
+                    break;
+                dmo = p->dt;
+            }
+            memset(p->dn, 0, bytes);
+            nn_mlp_backward(&k->mlp, p->n2[a], p->mh[a], p->ma[a], dmo, p->dscr, p->dn, T, th);
+            nn_norm_backward(&k->n2, p->mid[a], p->mean2[a], p->rstd2[a], p->dn, p->dres, T, th);
+        }
+        const float *datt = p->dres; /* mid = x + drop(attn(n1(x))) */
+        nn_dropout d = drop_of(m, step, 2 * a);
+        if (d.p > 0) {
+            memset(p->dt, 0, bytes);
+            if ((rc = nn_dropout_backward(&d, p->dres, p->dt, T * C, th)) != 0)
+                break;
+            datt = p->dt;
+        }
+        memset(p->dn, 0, bytes);
+        if ((rc = nn_attn_backward(&k->attn, p->n1[a], &p->aa[a], datt, &p->sc[a % c->layers], p->dn)) != 0)
+            break;
+        nn_norm_backward(&k->n1, p->x[a], p->mean1[a], p->rstd1[a], p->dn, p->dres, T, th);
+    }
+    if (!rc)
+        rc = nn_embed_backward(&m->emb, p->tok, p->dres, p->Bt, N, th);
+    p->training = 0; /* the logits now hold scaled gradients: one backward per forward */
+    return rc;
+}

@@ -1,0 +1,299 @@
+#include "train.h"
+
+#include "rng.h"
+#include "rss.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* Batch buffers with the dataset's row layout. */
+typedef struct {
+    int64_t B, N;
+    int32_t *tok, *tok2, *tgt, *lab, *len, *len2;
+    nn_batch b;
+} batch_buf;
+
+static int batch_alloc(batch_buf *bb, const task_data *d, int64_t B)
+{
+    memset(bb, 0, sizeof *bb);
+    bb->B = B, bb->N = d->len;
+    size_t cells = (size_t)(B * d->len);
+    bb->tok = malloc(cells * sizeof(int32_t));
+    bb->len = malloc((size_t)B * sizeof(int32_t));
+    int ok = bb->tok && bb->len;
+    if (d->tokens2)
+        ok = ok && (bb->tok2 = malloc(cells * sizeof(int32_t))) && (bb->len2 = malloc((size_t)B * sizeof(int32_t)));
+    if (d->targets)
+        ok = ok && (bb->tgt = malloc(cells * sizeof(int32_t)));
+    if (d->labels)
+        ok = ok && (bb->lab = malloc((size_t)B * sizeof(int32_t)));
+    bb->b = (nn_batch){.B = B, .tokens = bb->tok, .tokens2 = bb->tok2, .labels = bb->lab, .targets = bb->tgt,
+                       .lengths = bb->len, .lengths2 = bb->len2};
+    return ok ? 0 : attn_fail(ATTN_ENOMEM, "training: cannot allocate a batch of %lld x %lld", (long long)B,
+                              (long long)d->len);
+}
+
+static void batch_free(batch_buf *bb)
+{
+    free(bb->tok), free(bb->tok2), free(bb->tgt), free(bb->lab), free(bb->len), free(bb->len2);
+}
+
+/* Copies example e of d into slot i. */
+static void batch_put(batch_buf *bb, const task_data *d, int64_t i, int64_t e)
+{
+    size_t row = sizeof(int32_t) * (size_t)d->len;
+    memcpy(bb->tok + i * d->len, task_tokens(d, e), row);
+    bb->len[i] = d->lengths[e];
+    if (bb->tok2) {
+        memcpy(bb->tok2 + i * d->len, task_tokens2(d, e), row);
+        bb->len2[i] = d->lengths2[e];
+    }
+    if (bb->tgt)
+        memcpy(bb->tgt + i * d->len, task_targets(d, e), row);
+    if (bb->lab)
+        bb->lab[i] = d->labels[e];
+}
+
+/* Slot i of a padded evaluation batch scores nothing (LM) or repeats a real example. */
+static void batch_blank(batch_buf *bb, const task_data *d, int64_t i)
+{
+    batch_put(bb, d, i, 0);
+    for (int64_t n = 0; bb->tgt && n < d->len; n++)
+        bb->tgt[i * d->len + n] = TASK_IGNORE;
+}
+
+int64_t nn_rows_max(const task_data *d, int64_t batch)
+{
+    if (!d->targets)
+        return batch;
+    int64_t most = 0; /* the densest example, times the batch: a safe bound */
+    for (int64_t i = 0; i < d->n; i++) {
+        int64_t s = 0;
+        for (int64_t n = 0; n < d->len; n++)
+            s += task_targets(d, i)[n] != TASK_IGNORE;
+        most = s > most ? s : most;
+    }
+    return most * batch > 0 ? most * batch : 1;
+}
+
+int nn_evaluate(nn_model *m, const task_data *d, int64_t limit, int64_t batch, int threads, nn_eval_result *r)
+{
+    memset(r, 0, sizeof *r);
+    int64_t n = limit > 0 && limit < d->n ? limit : d->n, N = d->len;
+    int rc = 0;
+    if (!m->planned || m->B != batch || m->N != N || (d->targets && m->rows_max < nn_rows_max(d, batch)))
+        rc = nn_model_plan(m, batch, N, nn_rows_max(d, batch), threads);
+    batch_buf bb;
+    int32_t *pred = malloc(sizeof *pred * (size_t)(batch * N));
+    if (!rc)
+        rc = pred ? batch_alloc(&bb, d, batch) : attn_fail(ATTN_ENOMEM, "evaluation: out of memory");
+    else
+        memset(&bb, 0, sizeof bb);
+    double sum_acc = 0, sum_acc2 = 0, loss_sum = 0;
+    int64_t hits = 0, pos = 0, exact = 0, counted = 0, batches = 0;
+    for (int64_t s = 0; !rc && s < n; s += batch) {
+        int64_t real = n - s < batch ? n - s : batch;
+        for (int64_t i = 0; i < batch; i++)
+            if (i < real)
+                batch_put(&bb, d, i, s + i);
+            else
+                batch_blank(&bb, d, i);
+        double loss;
+        int64_t correct, scored;
+        if ((rc = nn_model_forward(m, &bb.b, 0, 0, &loss, &correct, &scored, pred)) != 0)
+            break;
+        loss_sum += loss, batches++;
+        for (int64_t i = 0; i < real; i++) {
+            if (!d->targets) {
+                int ok = pred[i] == d->labels[s + i];
+                hits += ok, pos++, exact += ok, sum_acc += ok, sum_acc2 += ok, counted++;
+                continue;
+            }
+            int64_t h = 0, k = 0;
+            for (int64_t t = 0; t < N; t++) {
+                int32_t want = task_targets(d, s + i)[t];
+                if (want == TASK_IGNORE)
+                    continue;
+                k++, h += pred[i * N + t] == want;
+            }
+            if (!k)
+                continue;
+            double a = (double)h / (double)k;
+            hits += h, pos += k, exact += h == k, sum_acc += a, sum_acc2 += a * a, counted++;
+        }
+    }
+    if (!rc && counted) {
+        double mean = sum_acc / (double)counted, z = 1.959963984540054;
+        r->accuracy = mean, r->pooled = (double)hits / (double)pos, r->exact = (double)exact / (double)counted;
+        r->examples = counted, r->positions = pos, r->loss = loss_sum / (double)batches;
+        if (!d->targets) { /* Wilson score interval */
+            double nn = (double)counted, c = (mean + z * z / (2 * nn)) / (1 + z * z / nn);
+            double w = z / (1 + z * z / nn) * sqrt(mean * (1 - mean) / nn + z * z / (4 * nn * nn));
+            r->ci_low = c - w, r->ci_high = c + w;
+        } else {
+            double var = counted > 1 ? (sum_acc2 - counted * mean * mean) / (double)(counted - 1) : 0;
+            double w = z * sqrt(var > 0 ? var : 0) / sqrt((double)counted);
+            r->ci_low = fmax(0, mean - w), r->ci_high = fmin(1, mean + w);
+        }
+    }
+    free(pred);
+    batch_free(&bb);
+    return rc;
+}
+
+/* The example of the g-th draw: epoch g / n in a seeded order. */
+typedef struct {
+    int64_t n, epoch;
+    int64_t *perm;
+    uint64_t seed;
+} sampler;
+
+static int64_t sample(sampler *s, int64_t g)
+{
+    int64_t e = g / s->n;
+    if (e != s->epoch) {
+        attn_rng r;
+        attn_rng_seed_item(&r, s->seed, 0x7261696eull, (uint64_t)e);
+        for (int64_t i = 0; i < s->n; i++)
+            s->perm[i] = i;
+        for (int64_t i = s->n - 1; i > 0; i--) {
+            int64_t j = (int64_t)attn_rng_uint_below(&r, (uint64_t)i + 1), t = s->perm[i];
+            s->perm[i] = s->perm[j], s->perm[j] = t;
+        }
+        s->epoch = e;
+    }
+    return s->perm[g % s->n];
+}
+
+/* AdamW ranges: every parameter tensor, decayed or not. */
+static int decay_ranges(const nn_model *m, optim_range **out, int *n)
+{
+    int k = nn_model_params(m, NULL, 0);
+    nn_param_info *info = malloc(sizeof *info * (size_t)k);
+    optim_range *r = malloc(sizeof *r * (size_t)(2 * k + 1));
+    if (!info || !r) {
+        free(info), free(r);
+        return attn_fail(ATTN_ENOMEM, "training: out of memory");
+    }
+    nn_model_params(m, info, k);
+    /* ranges must tile [0, n_params) in order: fill the alignment gaps, undecayed */
+    int c = 0;
+    size_t at = 0;
+    for (int i = 0; i < k; i++) {
+        if (info[i].offset > at)
+            r[c++] = (optim_range){.offset = at, .count = info[i].offset - at, .decay = 0};
+        r[c++] = (optim_range){.offset = info[i].offset, .count = info[i].count, .decay = info[i].decay};
+        at = info[i].offset + info[i].count;
+    }
+    if (at < m->n_params)
+        r[c++] = (optim_range){.offset = at, .count = m->n_params - at, .decay = 0};
+    free(info);
+    *out = r, *n = c;
+    return 0;
+}
+
+static void progress(const nn_train_cfg *c, const nn_eval_point *pt, double elapsed)
+{
+    if (!c->progress)
+        return;
+    double eta = pt->step ? elapsed / (double)pt->step * (double)(c->steps - pt->step) : 0;
+    fprintf(stderr, "step %lld/%lld  train loss %.4f  valid acc %.4f [%.3f, %.3f]  %.0f tok/s  (elapsed %.0fs, ETA %dm%02ds)\n",
+            (long long)pt->step, (long long)c->steps, pt->train_loss, pt->valid.accuracy, pt->valid.ci_low,
+            pt->valid.ci_high, pt->tokens_per_s, elapsed, (int)eta / 60, (int)eta % 60);
+}
+
+int nn_train(nn_model *m, const task_data *train, const task_data *valid, const nn_train_cfg *c, nn_eval_cb cb,
+             void *ud, int64_t *best_step)
+{
+    int64_t B = c->batch, N = train->len, accum = c->accum > 0 ? c->accum : 1;
+    if (c->steps < 1 || B < 1 || train->n < 1)
+        return attn_fail(ATTN_EINVAL, "training: expected steps >= 1, batch >= 1 and a non-empty train split");
+    if (valid && valid->len != N)
+        return attn_fail(ATTN_EINVAL, "training: train and valid sequences differ in length (%lld, %lld)",
+                         (long long)N, (long long)valid->len);
+    optim_schedule sched = {.kind = c->sched, .peak_lr = c->lr, .warmup_steps = c->warmup, .total_steps = c->steps,
+                            .min_lr_ratio = c->min_lr_ratio};
+    int rc = optim_schedule_check(&sched);
+    int64_t rows = nn_rows_max(train, B);
+    if (valid && nn_rows_max(valid, B) > rows)
+        rows = nn_rows_max(valid, B);
+    if (!rc)
+        rc = nn_model_plan(m, B, N, rows, c->threads);
+    optim opt;
+    optim_range *ranges = NULL;
+    int nranges = 0;
+    memset(&opt, 0, sizeof opt);
+    if (!rc && !(rc = decay_ranges(m, &ranges, &nranges))) {
+        optim_config oc = {.beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .weight_decay = (float)c->weight_decay,
+                           .threads = c->threads};
+        rc = optim_init(&opt, m->n_params, &oc, ranges, nranges);
+    }
+    batch_buf bb;
+    sampler smp = {.n = train->n, .epoch = -1, .seed = c->seed};
+    smp.perm = malloc(sizeof *smp.perm * (size_t)train->n);
+    if (!rc)
+        rc = smp.perm ? batch_alloc(&bb, train, B) : attn_fail(ATTN_ENOMEM, "training: out of memory");
+    else
+        memset(&bb, 0, sizeof bb);
+    double t0 = now_s(), loss_acc = 0, best = -1, train_time = 0;
+    int64_t since = 0, stale = 0, tokens = 0;
+    *best_step = 0;
+    for (int64_t step = 1; !rc && step <= c->steps; step++) {
+        double ts = now_s();
+        optim_grad_zero(m->grads, m->n_params, c->threads);
+        for (int64_t a = 0; !rc && a < accum; a++) {
+            for (int64_t i = 0; i < B; i++)
+                batch_put(&bb, train, i, sample(&smp, ((step - 1) * accum + a) * B + i));
+            double loss;
+            int64_t correct, scored;
+            uint64_t key = (uint64_t)step * (uint64_t)accum + (uint64_t)a;
+            if ((rc = nn_model_forward(m, &bb.b, 1, key, &loss, &correct, &scored, NULL)) ||
+                (rc = nn_model_backward(m, &bb.b, key, 1.0f / (float)accum)))
+                break;
+            loss_acc += loss / (double)accum;
+            tokens += B * N * (train->tokens2 ? 2 : 1);
+        }
+        if (rc)
+            break;
+        double norm;
+        if (c->clip > 0 && (rc = optim_clip_grad_norm(&opt, m->grads, c->clip, &norm)) != 0)
+            break;
+        if ((rc = optim_step(&opt, m->params, m->grads, (float)optim_lr_at(&sched, step - 1))) != 0)
+            break;
+        train_time += now_s() - ts;
+        since++;
+        if (step % (c->eval_every > 0 ? c->eval_every : c->steps) && step != c->steps)
+            continue;
+        nn_eval_point pt = {.step = step, .train_loss = loss_acc / (double)since, .train_time_s = train_time,
+                            .tokens_per_s = (double)tokens / (train_time > 0 ? train_time : 1)};
+        if (valid && (rc = nn_evaluate(m, valid, c->eval_n, B, c->threads, &pt.valid)) != 0)
+            break;
+        if (valid && (rc = nn_model_plan(m, B, N, rows, c->threads)) != 0) /* evaluation may have re-planned */
+            break;
+        pt.peak_rss_bytes = attn_rss_peak_bytes();
+        loss_acc = 0, since = 0;
+        progress(c, &pt, now_s() - t0);
+        if (cb && (rc = cb(&pt, ud)) != 0)
+            break;
+        if (pt.valid.accuracy > best)
+            best = pt.valid.accuracy, *best_step = step, stale = 0;
+        else if (c->patience > 0 && ++stale >= c->patience)
+            break; /* early stop */
+    }
+    free(smp.perm);
+    free(ranges);
+    batch_free(&bb);
+    optim_fini(&opt);
+    return rc;
+}

@@ -1,0 +1,180 @@
+/* `mqar`: multi-query associative recall, the generator of Zoology
+ * (Arora, Eyuboglu et al. 2023, zoology/data/multiquery_ar.py; SUITES.md 2.1)
+ * reproduced distribution-for-distribution (not numpy's byte stream, hence
+ * data_source "generated"), plus the per-example streams of recall.h. */
+#include "recall.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void recall_example_rng(attn_rng *r, uint64_t seed, task_split split, int64_t i)
+{
+    /* three chained SplitMix64 rounds: nearby (seed, split, i) give unrelated streams */
+    uint64_t h = attn_splitmix64(seed ^ 0x5265636131ull);
+    h = attn_splitmix64(h ^ (0x9e3779b97f4a7c15ull * (uint64_t)(split + 1)));
+    h = attn_splitmix64(h ^ (uint64_t)i);
+    attn_rng_seed(r, h);
+}
+
+uint64_t recall_below(attn_rng *r, uint64_t n)
+{
+    /* accept x below the largest multiple of n that fits in 2^64 */
+    uint64_t limit = UINT64_MAX - UINT64_MAX % n, x;
+    do
+        x = attn_rng_next(r);
+    while (x >= limit);
+    return x % n;
+}
+
+void recall_distinct(attn_rng *r, int64_t lo, int64_t hi, int64_t k, int32_t *out)
+{
+    int64_t range = hi - lo, m = 0;
+    for (int64_t j = range - k; j < range; j++) {
+        int64_t t = (int64_t)recall_below(r, (uint64_t)j + 1), seen = 0;
+        for (int64_t q = 0; q < m && !seen; q++)
+            seen = out[q] == lo + t;
+        out[m++] = (int32_t)(lo + (seen ? j : t));
+    }
+    for (int64_t j = k - 1; j > 0; j--) {
+        int64_t t = (int64_t)recall_below(r, (uint64_t)j + 1);
+        int32_t s = out[j];
+        out[j] = out[t], out[t] = s;
+    }
+}
+
+typedef struct {
+    int64_t V, L, D, passes, rnq;
+    double a;
+} mqar_cfg;
+
+static int mqar_parse(const attn_params *p, mqar_cfg *c)
+{
+    static const char *const allowed[] = {"V", "L", "D", "a", "passes", "random_non_queries", NULL};
+    int rc = task_params_only(p, "mqar", allowed);
+    if (rc)
+        return rc;
+    c->V = task_param_int(p, "V", 8192, 4, INT32_MAX, &rc);
+    c->L = task_param_int(p, "L", 256, 4, 1 << 24, &rc);
+    c->D = task_param_int(p, "D", 16, 1, 1 << 22, &rc);
+    c->passes = task_param_int(p, "passes", 1, 1, 1 << 10, &rc);
+    c->rnq = task_param_int(p, "random_non_queries", 0, 0, 1, &rc);
+    c->a = task_param_double(p, "a", 0.01, 1e-6, 1e6, &rc);
+    if (rc)
+        return rc;
+    /* the reference generator's three asserts, plus enough keys and values */
+    if (c->L % 2)
+        return attn_fail(ATTN_EINVAL, "task mqar: expected an even L, found L=%lld", (long long)c->L);
+    if (c->V <= c->L)
+        return attn_fail(ATTN_EINVAL, "task mqar: expected V > L, found V=%lld L=%lld", (long long)c->V,
+                         (long long)c->L);
+    if (2 * c->D * c->passes + 2 * c->D > c->L)
+        return attn_fail(ATTN_EINVAL, "task mqar: expected 2*D*passes + 2*D <= L, found D=%lld passes=%lld L=%lld",
+                         (long long)c->D, (long long)c->passes, (long long)c->L);
+    if (c->D > c->V / 2 - 1)
+        return attn_fail(ATTN_EINVAL, "task mqar: expected D <= V/2 - 1 distinct keys, found D=%lld V=%lld",
+                         (long long)c->D, (long long)c->V);
+    return 0;
+}
+
+/* Successive weighted sampling without replacement (numpy's choice with
+ * replace=False and p): each draw picks among the slots not yet taken with
+ * probability proportional to w. w is [S], taken [S] (zeroed), slot [D]. */
+static void mqar_draw_slots(attn_rng *r, const double *w, int64_t S, int64_t D, uint8_t *taken, int64_t *slot)
+{
+    memset(taken, 0, (size_t)S);
+    for (int64_t j = 0; j < D; j++) {
+        double total = 0;
+        for (int64_t g = 0; g < S; g++)
+            total += taken[g] ? 0 : w[g];
+        double u = attn_rng_uniform(r) * total, acc = 0;
+        int64_t pick = -1;
+        for (int64_t g = 0; g < S; g++) {
+            if (taken[g])
+                continue;
+            pick = g; /* the last free slot absorbs rounding at the top end */
+            acc += w[g];
+            if (u < acc)
+                break;
+        }
+        taken[pick] = 1;
+        slot[j] = pick;
+    }
+}
+
+/* One example: y [L+1] and labels [L+1] as in the reference, written
+ * shifted into tokens [L] and targets [L]. keys/values [D], scratch. */
+static void mqar_example(const mqar_cfg *c, attn_rng *r, const double *w, uint8_t *taken, int64_t *slot,
+                         int32_t *keys, int32_t *values, int32_t *tok, int32_t *tgt)
+{
+    int64_t K = c->V / 2, ctx = 2 * c->D * c->passes, S = (c->L - ctx) / 2;
+    recall_distinct(r, 1, K, c->D, keys);
+    recall_distinct(r, K, c->V, c->D, values);
+    mqar_draw_slots(r, w, S, c->D, taken, slot);
+    for (int64_t t = 0; t < c->L; t++)
+        tok[t] = 0, tgt[t] = TASK_IGNORE;
+    for (int64_t p = 0; p < c->passes; p++)
+        for (int64_t j = 0; j < c->D; j++) {
+            tok[p * 2 * c->D + 2 * j] = keys[j];
+            tok[p * 2 * c->D + 2 * j + 1] = values[j];
+        }
+    for (int64_t j = 0; j < c->D; j++) {
+        /* y[ctx + 2g] = k, labels[ctx + 2g + 1] = v; target = labels[1:] */
+        tok[ctx + 2 * slot[j]] = keys[j];
+        tgt[ctx + 2 * slot[j]] = values[j];
+    }
+    if (c->rnq)
+        for (int64_t t = 0; t < c->L; t++)
+            if (tok[t] == 0)
+                tok[t] = (int32_t)recall_below(r, (uint64_t)c->V);
+}
+
+/* out: tokens [n][L] (V-token vocabulary, 0 = blank), targets [n][L]. */
+static int mqar_make(const attn_params *params, task_split split, uint64_t seed, int64_t n, const char *data_dir,
+                     task_data *out)
+{
+    (void)data_dir;
+    memset(out, 0, sizeof *out);
+    mqar_cfg c;
+    int rc = mqar_parse(params, &c);
+    if (rc)
+        return rc;
+    int64_t S = (c.L - 2 * c.D * c.passes) / 2;
+    double *w = malloc((size_t)S * sizeof *w);
+    uint8_t *taken = malloc((size_t)S);
+    int64_t *slot = malloc((size_t)c.D * sizeof *slot);
+    int32_t *kv = malloc((size_t)(2 * c.D) * sizeof *kv);
+    if (!w || !taken || !slot || !kv)
+        rc = attn_fail(ATTN_ENOMEM, "task mqar: cannot allocate scratch for S=%lld slots", (long long)S);
+    if (!rc)
+        rc = task_data_alloc(out, "mqar", TASK_LM, n, c.L);
+    if (!rc) {
+        /* slot weight w_g = a (g+1)^(a-1); normalising is left to the sampler */
+        for (int64_t g = 0; g < S; g++)
+            w[g] = c.a * pow((double)(g + 1), c.a - 1);
+        out->vocab = (int32_t)c.V;
+        snprintf(out->meta, sizeof out->meta, "L=%lld;D=%lld;V=%lld;a=%g;passes=%lld%s", (long long)c.L,
+                 (long long)c.D, (long long)c.V, c.a, (long long)c.passes, c.rnq ? ";random_non_queries=1" : "");
+        for (int64_t i = 0; i < n; i++) {
+            attn_rng r;
+            recall_example_rng(&r, seed, split, i);
+            mqar_example(&c, &r, w, taken, slot, kv, kv + c.D, task_tokens(out, i), task_targets(out, i));
+        }
+    }
+    free(w);
+    free(taken);
+    free(slot);
+    free(kv);
+    if (rc)
+        task_data_free(out);
+    return rc;
+}
+
+const task_def task_mqar = {
+    .name = "mqar",
+    .suite = "recall",
+    .description = "multi-query associative recall, Zoology generator (power-law query gaps, JRT passes)",
+    .params_help = "V=8192 L=256 D=16 a=0.01 passes=1 random_non_queries=0",
+    .make = mqar_make,
+};

@@ -1,0 +1,64 @@
+/* Needle-in-a-haystack as a trainable byte-level task (SUITES.md 3.4):
+ * tokens are bytes 0..255 plus PAD, BOS, QUERY and ANSWER; the haystack is
+ * the fixed sentence block, a seeded order-2 byte Markov chain, or byte spans
+ * of real documents (the offline SpamAssassin stand-in). */
+#ifndef ATTN_NIAH_H
+#define ATTN_NIAH_H
+
+#include "rng.h"
+#include "task.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum { NIAH_PAD = 256, NIAH_BOS = 257, NIAH_QUERY = 258, NIAH_ANSWER = 259, NIAH_VOCAB = 260 };
+
+extern const task_def task_passkey;         /* Landmark passkey (SUITES 3.2) as bytes */
+extern const task_def task_niah;            /* RULER-style single needle */
+extern const task_def task_niah_multikey;   /* + 1-3 distractor needles */
+extern const task_def task_niah_multivalue; /* one key, 4 values */
+extern const task_def task_niah_multiquery; /* 4 keys inserted, 4 queried */
+extern const task_def task_niah_vt;         /* variable tracking, 4 hops */
+
+/* The filler of Landmark passkey and RULER `noise` (SUITES 3.2): this block
+ * joined by single spaces, repeated, cut by byte count. */
+extern const char niah_noise_block[];
+
+/* --- haystacks (haystack.c) ------------------------------------------ */
+
+typedef struct niah_haystack niah_haystack;
+
+/* kind: "noise" | "random" | "corpus"; fit ("noise" | "corpus") is the text
+ * the `random` chain is fitted to. The corpus is read from data_dir, else
+ * $ATTN_DATA_DIR, else data/ (see niah_corpus_root); split selects its
+ * document pool. *out is NULL on error. */
+int niah_haystack_open(niah_haystack **out, const char *kind, const char *fit, task_split split,
+                       const char *data_dir);
+void niah_haystack_close(niah_haystack *h);
+
+/* "generated" or "stand-in:spam-assassin". */
+const char *niah_haystack_source(const niah_haystack *h);
+
+/* n fresh haystack bytes (noise: from the start of the block stream;
+ * random: a chain walk from a random start; corpus: spans of random pool
+ * documents joined by '\n'). out [n]. */
+int niah_haystack_fill(niah_haystack *h, attn_rng *r, uint8_t *out, int64_t n);
+
+/* The directory holding <group>/<name>.json documents: the first of base,
+ * base/spam-assassin/package/data, base/package/data that holds any, where
+ * base = data_dir, else $ATTN_DATA_DIR, else "data". */
+int niah_corpus_root(const char *data_dir, char *out, size_t n);
+
+/* The pool a document belongs to, by a hash of its file name: about 10 %
+ * test, 10 % valid, 80 % train, so the pools are disjoint. */
+task_split niah_corpus_pool_of(const char *file_name);
+
+/* Sorted paths of the pool's documents under root; *paths is one malloc'ed
+ * block (free it). Fails if the pool is empty. */
+int niah_corpus_list(const char *root, task_split split, char ***paths, int64_t *n);
+
+/* The body of one document: its JSON "text" after the first blank line (the
+ * mail headers dropped). *body is malloc'ed (free it), possibly empty. */
+int niah_corpus_read_body(const char *path, char **body, size_t *n);
+
+#endif
