@@ -151,10 +151,13 @@ static void report_line(report *r, const char *check, const char *what, double e
             pass ? "PASS" : "FAIL");
 }
 
-static int shape_args(const shape *s, const char *mask, int threads, attn_args *a)
+/* A one-query kernel (ATTN_ONE_QUERY) gets Nq = 1 on every shape, so the
+ * whole table (backward, leakage, threads) applies to it too. */
+static int shape_args(const attn_kernel *k, const shape *s, const char *mask, int threads, attn_args *a)
 {
     memset(a, 0, sizeof *a);
-    a->B = s->B, a->H = s->H, a->H_kv = s->H_kv, a->Nq = s->Nq, a->Nk = s->Nk, a->D = s->D;
+    a->B = s->B, a->H = s->H, a->H_kv = s->H_kv, a->Nk = s->Nk, a->D = s->D;
+    a->Nq = k && (k->flags & ATTN_ONE_QUERY) ? 1 : s->Nq;
     a->threads = threads;
     int rc = attn_mask_parse(mask, &a->mask);
     attn_args_defaults(a);
@@ -172,7 +175,7 @@ static int check_one_mask(const attn_kernel *k, const char *mask, int threads, r
     char what[128];
     attn_args a;
     for (size_t s = 0; s < sizeof fwd_shapes / sizeof *fwd_shapes; s++) {
-        if (shape_args(&fwd_shapes[s], mask, threads, &a) || attn_args_validate(k, &a))
+        if (shape_args(k, &fwd_shapes[s], mask, threads, &a) || attn_args_validate(k, &a))
             continue;
         double eo, el;
         describe(what, sizeof what, &fwd_shapes[s], mask);
@@ -188,7 +191,7 @@ static int check_one_mask(const attn_kernel *k, const char *mask, int threads, r
     }
     const shape *bs = k->ref_forward ? bwd_shapes_ref : bwd_shapes;
     for (size_t s = 0; k->backward && s < 2; s++) {
-        if (shape_args(&bs[s], mask, threads, &a) || attn_args_validate(k, &a))
+        if (shape_args(k, &bs[s], mask, threads, &a) || attn_args_validate(k, &a))
             continue;
         double e[5];
         describe(what, sizeof what, &bs[s], mask);
@@ -212,7 +215,7 @@ int attn_check_kernel(const attn_kernel *k, const char *mask_filter, int threads
     int rc, ok;
     if (mask_filter) {
         attn_args probe;
-        if ((rc = shape_args(&fwd_shapes[2], mask_filter, threads, &probe)) != 0 ||
+        if ((rc = shape_args(k, &fwd_shapes[2], mask_filter, threads, &probe)) != 0 ||
             (rc = attn_args_validate(k, &probe)) != 0)
             return rc;
         if ((rc = check_one_mask(k, mask_filter, threads, &r)) != 0)
@@ -224,7 +227,7 @@ int attn_check_kernel(const attn_kernel *k, const char *mask_filter, int threads
             return rc;
     attn_args a;
     const shape leak = {1, 2, 2, 97, 97, 32};
-    if (shape_args(&leak, "causal", threads, &a) == 0 && attn_args_validate(k, &a) == 0) {
+    if (shape_args(k, &leak, "causal", threads, &a) == 0 && attn_args_validate(k, &a) == 0) {
         if ((rc = attn_check_causal_leakage(k, &a, 40, &ok)) != 0)
             return rc;
         report_line(&r, "causal.leak", "causal B1 H2 N97, rows >= 40 perturbed", ok ? 0 : 1, 0);
@@ -235,7 +238,7 @@ int attn_check_kernel(const attn_kernel *k, const char *mask_filter, int threads
         }
     }
     const shape det = {2, 4, 2, 130, 130, 64};
-    if ((k->flags & ATTN_DETERMINISTIC) && shape_args(&det, "causal", threads, &a) == 0 &&
+    if ((k->flags & ATTN_DETERMINISTIC) && shape_args(k, &det, "causal", threads, &a) == 0 &&
         attn_args_validate(k, &a) == 0) {
         if ((rc = attn_check_thread_determinism(k, &a, threads > 1 ? threads : 2, &ok)) != 0)
             return rc;

@@ -2,10 +2,12 @@
  * A kernel that is not finished is not listed. */
 #include "registry.h"
 
+#include "aaren.h"
 #include "deltanet.h"
 #include "gla.h"
 #include "kernels.h"
 #include "local_linear.h"
+#include "sigmoid.h"
 #include "streaming.h"
 
 #include <string.h>
@@ -24,6 +26,8 @@ static const attn_kernel *const table[] = {
     &attn_kernel_retnet,
     &attn_kernel_gla,
     &attn_kernel_lightning,
+    &attn_kernel_sigmoid,
+    &attn_kernel_aaren,
     NULL,
 };
 
