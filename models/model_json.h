@@ -1,0 +1,14 @@
+/* A model config as JSON (libcjson), for checkpoint headers: what `attnbench
+ * eval --checkpoint` needs to rebuild the model the weights belong to. */
+#ifndef NN_MODEL_JSON_H
+#define NN_MODEL_JSON_H
+
+#include "model.h"
+
+#include <cjson/cJSON.h>
+
+cJSON *nn_model_cfg_to_json(const nn_model_cfg *c);
+/* Strict: every field present with the right type; errors name the field. */
+int nn_model_cfg_from_json(const cJSON *o, const char *where, nn_model_cfg *c);
+
+#endif
