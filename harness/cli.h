@@ -14,6 +14,8 @@ int cmd_bench(int argc, char **argv);
 int cmd_sweep(int argc, char **argv);
 int cmd_mask(int argc, char **argv);
 int cmd_crossover(int argc, char **argv);
+int cmd_train(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
 
 /* Prints "attnbench <cmd>: <attn_last_error()>" and returns 2. */
 int cli_report(const char *cmd);

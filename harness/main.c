@@ -22,6 +22,9 @@ static const char usage[] =
     "                                 run a config's job grid into results/<suite>.csv\n"
     "  mask   --show SPEC [--N N] [--head H] [--out DIR]\n"
     "                                 draw a mask as a PBM picture (results/plots/masks/)\n"
+    "  train  --task T --kernel K[,K...] [--model M] [--steps S] [--seed S] [options]\n"
+    "                                 train a model from scratch on a task, rows per evaluation\n"
+    "  eval   --checkpoint FILE       reload a trained model and reproduce its test accuracy\n"
     "  crossover [--ref K] [--suite S] [--csv] FILE\n"
     "                                 N from which each kernel beats K (default flash)\n"
     "\n"
@@ -33,7 +36,7 @@ int main(int argc, char **argv)
         const char *name;
         int (*run)(int, char **);
     } commands[] = {{"list", cmd_list}, {"peak", cmd_peak}, {"check", cmd_check}, {"bench", cmd_bench}, {"sweep", cmd_sweep}, {"mask", cmd_mask},
-                    {"crossover", cmd_crossover}};
+                    {"crossover", cmd_crossover}, {"train", cmd_train}, {"eval", cmd_eval}};
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
         strcmp(argv[1], "help") == 0) {
         fputs(usage, stdout);
@@ -42,6 +45,6 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
         if (strcmp(argv[1], commands[i].name) == 0)
             return commands[i].run(argc - 1, argv + 1);
-    fprintf(stderr, "attnbench: unknown command '%s': expected list, peak, check, bench, sweep, mask or crossover\n", argv[1]);
+    fprintf(stderr, "attnbench: unknown command '%s': expected list, peak, check, bench, sweep, mask, crossover, train or eval\n", argv[1]);
     return 2;
 }

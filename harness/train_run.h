@@ -1,0 +1,36 @@
+/* One training run as the CLI and sweeps describe it: task, data, model and
+ * optimiser settings; running it writes one results row per evaluation and a
+ * final test row, and optionally a checkpoint that `attnbench eval` reloads. */
+#ifndef ATTN_TRAIN_RUN_H
+#define ATTN_TRAIN_RUN_H
+
+#include "model.h"
+#include "task.h"
+#include "train.h"
+
+typedef struct {
+    char task[32];
+    attn_params task_params;
+    const char *data_dir;          /* official files, or NULL for generators / stand-ins */
+    uint64_t data_seed;
+    int64_t train_n, valid_n, test_n;
+    nn_model_cfg model;
+    nn_train_cfg train;
+    const char *out;               /* results CSV (NULL: results/<suite>.csv) */
+    const char *checkpoint;        /* NULL: none */
+} attn_train_run;
+
+/* Defaults: 2 layers, d 64, 2 heads, MLP 128, learned positions, CLS pooling,
+ * 200 steps of batch 16, AdamW lr 1e-3 wd 0.1, cosine, clip 1. */
+void attn_train_run_defaults(attn_train_run *r);
+
+/* Builds the data and the model, trains, evaluates on the test split, writes
+ * the rows (and the checkpoint). *test_acc: the final test accuracy. */
+int attn_train_run_exec(const attn_train_run *r, double *test_acc);
+
+/* Rebuilds the model and test data a checkpoint names, evaluates them and
+ * writes a row; *test_acc and *logged: the accuracy now and when trained. */
+int attn_train_eval_checkpoint(const char *path, int64_t test_n, int threads, const char *out, double *test_acc,
+                               double *logged);
+
+#endif

@@ -1,0 +1,67 @@
+/* A training run end to end: rows per evaluation plus a test row, and a
+ * checkpoint that reproduces the logged test accuracy exactly on reload. */
+#include "csvw.h"
+#include "train_run.h"
+
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int count_rows(const attn_row *row, void *ud)
+{
+    int *n = ud;
+    cr_assert_str_eq(row->cell[ATTN_COL_STATUS], "ok");
+    cr_assert_str_eq(row->cell[ATTN_COL_METRIC], "accuracy");
+    cr_assert_str_eq(row->cell[ATTN_COL_SUITE], "recall");
+    cr_assert_str_eq(row->cell[ATTN_COL_DATA_SOURCE], "generated");
+    (*n)++;
+    return 0;
+}
+
+Test(train_run, checkpoint_reload_reproduces_the_logged_test_accuracy, .timeout = 120)
+{
+    char dir[] = "/tmp/attn_train_XXXXXX", csv[64], ckpt[64];
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(csv, sizeof csv, "%s/recall.csv", dir);
+    snprintf(ckpt, sizeof ckpt, "%s/model.ckpt", dir);
+    attn_train_run r;
+    attn_train_run_defaults(&r);
+    strcpy(r.task, "mqar");
+    cr_assert_eq(attn_params_add(&r.task_params, "L=32"), 0);
+    cr_assert_eq(attn_params_add(&r.task_params, "D=4"), 0);
+    cr_assert_eq(attn_params_add(&r.task_params, "V=64"), 0);
+    r.train_n = 256, r.valid_n = 32, r.test_n = 40; /* 40: the last test batch is partial */
+    r.model.d_model = 32, r.model.mlp = 0;
+    r.train.steps = 20, r.train.eval_every = 10, r.train.batch = 16, r.train.progress = 0, r.train.threads = 2;
+    r.out = csv, r.checkpoint = ckpt;
+    double acc, again, logged;
+    cr_assert_eq(attn_train_run_exec(&r, &acc), 0, "%s", attn_last_error());
+    int rows = 0;
+    cr_assert_eq(csvw_read_rows(csv, count_rows, &rows), 3); /* steps 10, 20 and the test row */
+    cr_assert_eq(attn_train_eval_checkpoint(ckpt, 0, 1, csv, &again, &logged), 0, "%s", attn_last_error());
+    cr_assert_eq(logged, acc);
+    cr_assert_eq(again, acc, "reloaded %.9g vs trained %.9g", again, acc);
+    FILE *f = fopen(ckpt, "r+b"); /* a damaged checkpoint is refused, naming the file */
+    fseek(f, 100, SEEK_SET);
+    int byte = fgetc(f);
+    fseek(f, 100, SEEK_SET); /* a read and a write of an update stream need a seek between them */
+    fputc(0x5a ^ byte, f);
+    fclose(f);
+    cr_assert_lt(attn_train_eval_checkpoint(ckpt, 0, 1, csv, &again, &logged), 0);
+    cr_assert(strstr(attn_last_error(), "model.ckpt"), "%s", attn_last_error());
+    unlink(csv), unlink(ckpt), rmdir(dir);
+}
+
+Test(train_run, a_model_that_does_not_fit_the_task_is_refused)
+{
+    attn_train_run r;
+    attn_train_run_defaults(&r);
+    strcpy(r.task, "mqar");
+    strcpy(r.model.variant, "encoder");
+    r.train_n = r.valid_n = r.test_n = 4, r.train.progress = 0;
+    double acc;
+    cr_assert_lt(attn_train_run_exec(&r, &acc), 0);
+    cr_assert(strstr(attn_last_error(), "--model encoder: task 'mqar' needs the lm head"), "%s", attn_last_error());
+}
