@@ -2,6 +2,7 @@
 #include "bench.h"
 #include "cli.h"
 #include "config.h"
+#include "config_train.h"
 #include "csvw.h"
 #include "registry.h"
 #include "scaling.h"
@@ -23,8 +24,8 @@ static const char usage[] =
     "  --config FILE       sweep description (configs/quick.json, default.json, full.json)\n"
     "  --suite S           only this suite of the config\n"
     "  --kernel K[,K...]   only these kernels\n"
-    "  --task T            only this task: refused for now, the configs hold no training\n"
-    "                      jobs yet (tasks: 'attnbench list tasks')\n"
+    "  --task T            only the training jobs of this task (\"trainings\" entries: a model\n"
+    "                      with each kernel trained and evaluated; rows per evaluation)\n"
     "  --resume            skip jobs whose job_id is already in the results file\n"
     "  --shard i/n         run only jobs j with j %% n == i (Slurm arrays, several machines)\n"
     "  --dry-run           print the resolved config and the jobs, run nothing\n"
@@ -81,9 +82,6 @@ static int parse_opts(int argc, char **argv, sweep_opts *o)
         return attn_fail(ATTN_EINVAL, "unexpected argument '%s'", argv[optind]);
     if (!o->config)
         return attn_fail(ATTN_EINVAL, "--config FILE is required");
-    if (o->task)
-        return attn_fail(ATTN_EINVAL, "--task %s: sweeps do not train models yet (the training engine is not "
-                         "wired into sweep); the task's data: 'attnbench list tasks'", o->task);
     return 0;
 }
 
@@ -307,6 +305,78 @@ static int run_plan(const sweep_opts *o, plan *p)
     return errors ? 1 : 0;
 }
 
+/* 1 if the config has a kernel suite named s. */
+static int kernel_suite(const cfg_config *cfg, const char *s)
+{
+    for (size_t i = 0; i < cfg->n_suites; i++)
+        if (!strcmp(cfg->suites[i].name, s))
+            return 1;
+    return 0;
+}
+
+/* The training jobs (after the kernel jobs): each one trains, evaluates and
+ * writes its rows; with --resume a job whose test row exists is skipped. */
+static int run_trainings(const sweep_opts *o, const cfg_config *cfg, int *failed)
+{
+    const char *names[32];
+    for (int i = 0; i < o->n_kernels; i++)
+        names[i] = o->kernels[i];
+    attn_train_run *jobs;
+    size_t n;
+    int rc = cfg_trainings_expand(cfg->trainings, cfg->n_trainings, o->suite, o->task,
+                                  o->n_kernels ? names : NULL, (size_t)o->n_kernels, &jobs, &n);
+    if (rc)
+        return rc;
+    if (o->task && !n) {
+        free(jobs);
+        return attn_fail(ATTN_EINVAL, "--task %s: %s has no training job for it%s", o->task, cfg->path,
+                         o->n_kernels ? " with these kernels" : "");
+    }
+    char (*paths)[1100] = calloc(n ? n : 1, sizeof *paths);
+    for (size_t j = 0; !rc && paths && j < n; j++) {
+        const task_def *t = task_find(jobs[j].task);
+        snprintf(paths[j], sizeof paths[j], "%s/%s.csv", o->results, t ? t->suite : "train");
+        jobs[j].out = paths[j];
+    }
+    double t0 = attn_now_s();
+    size_t ran = 0;
+    for (size_t j = 0; !rc && paths && j < n; j++) {
+        attn_train_run *r = &jobs[j];
+        char id[17];
+        attn_idset done;
+        attn_idset_init(&done);
+        int have = 0;
+        if (attn_train_run_test_id(r, id) == 0 && csvw_load_job_ids(r->out, &done) >= 0)
+            have = attn_idset_contains(&done, id) != 0;
+        attn_idset_free(&done);
+        if (have && !o->resume) {
+            rc = attn_fail(ATTN_EINVAL, "%s: training job %zu (%s, %s) already has rows; pass --resume to skip it",
+                           r->out, j + 1, r->task, r->model.kernels[0]);
+            break;
+        }
+        char ks[160] = "";
+        for (int i = 0; i < r->model.n_kernels; i++)
+            snprintf(ks + strlen(ks), sizeof ks - strlen(ks), "%s%s", i ? "+" : "", r->model.kernels[i]);
+        fprintf(stderr, "[train %zu/%zu] %s with %s d_model=%lld lr=%g seed=%llu%s\n", j + 1, n, r->task, ks,
+                (long long)r->model.d_model,
+                r->train.lr, (unsigned long long)r->train.seed, have ? ": done already (resume)" : "");
+        if (have)
+            continue;
+        double acc;
+        if (attn_train_run_exec(r, &acc) != 0) {
+            fprintf(stderr, "[train %zu/%zu] error: %s\n", j + 1, n, attn_last_error());
+            *failed = 1;
+        }
+        ran++;
+        fprintf(stderr, "[train %zu/%zu] elapsed %.0fs\n", j + 1, n, attn_now_s() - t0);
+    }
+    if (!paths)
+        rc = attn_fail(ATTN_ENOMEM, "sweep: out of memory");
+    free(paths);
+    free(jobs);
+    return rc;
+}
+
 int cmd_sweep(int argc, char **argv)
 {
     sweep_opts o;
@@ -320,7 +390,11 @@ int cmd_sweep(int argc, char **argv)
     cfg_config cfg;
     plan p = {0};
     int failed_jobs = 0;
-    if ((rc = cfg_load(o.config, &cfg)) != 0 || (rc = build_plan(&o, &cfg, &p)) != 0)
+    if ((rc = cfg_load(o.config, &cfg)) != 0)
+        goto out;
+    /* kernel jobs unless only training jobs are asked for (--task, or a training suite) */
+    int kernels_too = !o.task && cfg.n_suites && (!o.suite || kernel_suite(&cfg, o.suite));
+    if (kernels_too && (rc = build_plan(&o, &cfg, &p)) != 0)
         goto out;
     if (o.dry_run) {
         cfg_dump(stdout, &cfg);
@@ -329,6 +403,22 @@ int cmd_sweep(int argc, char **argv)
             describe_job(&p.jobs[j], what, sizeof what);
             printf("job %zu: %s\n", j + 1, what);
         }
+        attn_train_run *tj = NULL;
+        size_t tn = 0;
+        const char *names[32];
+        for (int i = 0; i < o.n_kernels; i++)
+            names[i] = o.kernels[i];
+        if (cfg.n_trainings && (!o.suite || !kernels_too) &&
+            (rc = cfg_trainings_expand(cfg.trainings, cfg.n_trainings, o.suite, o.task, o.n_kernels ? names : NULL,
+                                       (size_t)o.n_kernels, &tj, &tn)) != 0)
+            goto out;
+        for (size_t j = 0; j < tn; j++)
+            printf("training %zu: %s %s%s layers=%lld d_model=%lld lr=%g steps=%lld batch=%lld train_n=%lld seed=%llu\n",
+                   j + 1, tj[j].task, tj[j].model.kernels[0], tj[j].model.n_kernels > 1 ? "+..." : "",
+                   (long long)tj[j].model.layers, (long long)tj[j].model.d_model, tj[j].train.lr,
+                   (long long)tj[j].train.steps, (long long)tj[j].train.batch, (long long)tj[j].train_n,
+                   (unsigned long long)tj[j].train.seed);
+        free(tj);
         goto out;
     }
     mkdir(o.results, 0777);
@@ -350,9 +440,13 @@ int cmd_sweep(int argc, char **argv)
         }
     }
     attn_sysinfo_print(stderr);
-    rc = run_plan(&o, &p);
-    if (rc > 0)
-        failed_jobs = 1, rc = 0; /* rows say which; the exit code says some failed */
+    if (kernels_too) {
+        rc = run_plan(&o, &p);
+        if (rc > 0)
+            failed_jobs = 1, rc = 0; /* rows say which; the exit code says some failed */
+    }
+    if (!rc && cfg.n_trainings && (!o.suite || !kernels_too))
+        rc = run_trainings(&o, &cfg, &failed_jobs);
 out:
     free(p.jobs);
     attn_idset_free(&p.done);

@@ -1,6 +1,7 @@
 /* Sweep config files: strict cJSON-based parsing, validation with JSON-path
  * messages, and expansion into a flat job list (format in config.h). */
 #include "config.h"
+#include "config_train.h"
 
 #include "attn.h"
 #include "attn_error.h"
@@ -432,7 +433,7 @@ static int check_unique_jobs(const cfg_config *cfg);
 static int parse_config(const cJSON *root, cfg_config *cfg)
 {
     static const char *const keys[] = {"name", "description", "threads", "measure",
-                                       "max_workspace_bytes", "suites", NULL};
+                                       "max_workspace_bytes", "suites", "trainings", NULL};
     where w = {cfg->path, "$"};
     const int64_t one = 1;
     int rc;
@@ -448,6 +449,11 @@ static int parse_config(const cJSON *root, cfg_config *cfg)
     if ((rc = opt_int(&w, root, "max_workspace_bytes", 0, EXACT_MAX, &cfg->max_workspace_bytes)))
         return rc;
 
+    if (item(root, "trainings") &&
+        (rc = cfg_trainings_parse(cfg->path, item(root, "trainings"), &cfg->trainings, &cfg->n_trainings)))
+        return rc;
+    if (!item(root, "suites") && cfg->n_trainings)
+        return 0; /* a config of training jobs only */
     const cJSON *suites = array_at(&w, root, "suites", 1, "a non-empty array of suite objects", &rc);
     kw = at_key(&w, "suites");
     if (!suites)
@@ -549,6 +555,7 @@ void cfg_free(cfg_config *cfg)
     for (size_t i = 0; i < cfg->n_suites; i++)
         free_suite(&cfg->suites[i]);
     free(cfg->suites);
+    free(cfg->trainings);
     free(cfg->threads.v);
     memset(cfg, 0, sizeof *cfg);
 }

@@ -85,6 +85,8 @@ typedef struct {
     int64_t max_workspace_bytes;   /* 0: no cap */
     cfg_suite *suites;
     size_t n_suites;
+    struct cfg_training *trainings;   /* "trainings" entries (config_train.h) */
+    size_t n_trainings;
 } cfg_config;
 
 typedef struct {

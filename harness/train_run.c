@@ -255,6 +255,26 @@ int attn_train_run_exec(const attn_train_run *r, double *test_acc)
     return rc;
 }
 
+int attn_train_run_test_id(const attn_train_run *r, char id[17])
+{
+    const task_def *t = task_find(r->task);
+    if (!t)
+        return ATTN_EINVAL;
+    task_data te;
+    int rc = make_split(r, t, TASK_TEST, r->test_n, &te);
+    if (rc)
+        return rc;
+    attn_train_run run = *r;
+    if (!(rc = fit_model_to(&run.model, &te, te.len))) {
+        row_sink sink = {.r = &run, .task = t, .data = &te};
+        attn_row row;
+        row_identity(&sink, &row, run.train.steps, "test");
+        memcpy(id, row.cell[ATTN_COL_JOB_ID], 17);
+    }
+    task_data_free(&te);
+    return rc;
+}
+
 /* ---------------------------------------------------------------- eval */
 
 static int json_run(const char *path, const char *text, attn_train_run *r, int64_t *len, double *logged)

@@ -28,6 +28,10 @@ void attn_train_run_defaults(attn_train_run *r);
  * the rows (and the checkpoint). *test_acc: the final test accuracy. */
 int attn_train_run_exec(const attn_train_run *r, double *test_acc);
 
+/* The job_id of the run's final test row: a sweep that finds it in the
+ * results skips the run (--resume). Builds the test split to know N. */
+int attn_train_run_test_id(const attn_train_run *r, char id[17]);
+
 /* Rebuilds the model and test data a checkpoint names, evaluates them and
  * writes a row; *test_acc and *logged: the accuracy now and when trained. */
 int attn_train_eval_checkpoint(const char *path, int64_t test_n, int threads, const char *out, double *test_acc,

@@ -6,6 +6,7 @@
 #include "deltanet.h"
 #include "gla.h"
 #include "kernels.h"
+#include "linear.h"
 #include "local_linear.h"
 #include "sigmoid.h"
 #include "streaming.h"
@@ -19,6 +20,8 @@ static const attn_kernel *const table[] = {
     &attn_kernel_flash,
     &attn_kernel_decode,
     &attn_kernel_lean,
+    &attn_kernel_linear,
+    &attn_kernel_based,
     &attn_kernel_streaming,
     &attn_kernel_local_linear,
     &attn_kernel_deltanet,

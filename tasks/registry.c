@@ -4,6 +4,7 @@
 #include "lra.h"
 #include "lra_text.h"
 #include "niah.h"
+#include "pathfinder.h"
 #include "recall.h"
 
 #include <string.h>
@@ -11,7 +12,7 @@
 static const task_def *const table[] = {
     &task_mqar, &task_ar, &task_induction, &task_selective_copy, &task_copy,
     &task_passkey, &task_niah, &task_niah_multikey, &task_niah_multivalue, &task_niah_multiquery, &task_niah_vt,
-    &task_listops, &task_lra_text, &task_lra_retrieval, &task_lra_image,
+    &task_listops, &task_lra_text, &task_lra_retrieval, &task_lra_image, &task_pathfinder, &task_pathx,
     NULL,
 };
 

@@ -70,8 +70,8 @@ Test(cli, missing_config_file_is_named)
     EXPECT_USAGE_ERROR(cmd_sweep, "no_such.json", "sweep", "--config", ATTN_SOURCE_DIR "/tests/data/no_such.json");
 }
 
-Test(cli, task_sweeps_are_refused_until_sweeps_train_models)
+Test(cli, a_task_the_config_does_not_train_is_refused)
 {
-    EXPECT_USAGE_ERROR(cmd_sweep, "sweeps do not train models yet", "sweep", "--config",
+    EXPECT_USAGE_ERROR(cmd_sweep, "has no training job for it", "sweep", "--config",
                        ATTN_SOURCE_DIR "/configs/quick.json", "--task", "listops");
 }
