@@ -392,6 +392,11 @@ int cmd_sweep(int argc, char **argv)
     int failed_jobs = 0;
     if ((rc = cfg_load(o.config, &cfg)) != 0)
         goto out;
+    if (o.task && !cfg.n_trainings) {
+        rc = attn_fail(ATTN_EINVAL, "--task %s: %s has no training job for it (no \"trainings\" entries)", o.task,
+                       o.config);
+        goto out;
+    }
     /* kernel jobs unless only training jobs are asked for (--task, or a training suite) */
     int kernels_too = !o.task && cfg.n_suites && (!o.suite || kernel_suite(&cfg, o.suite));
     if (kernels_too && (rc = build_plan(&o, &cfg, &p)) != 0)
