@@ -124,7 +124,7 @@ static int parse_one(const at *w, const cJSON *o, cfg_training *t)
                                        "model", "layers", "d_model", "heads", "heads_kv", "mlp", "pos", "pool",
                                        "rms", "dropout", "loops", "steps", "batch", "accum", "lr", "wd", "warmup",
                                        "sched", "min_lr", "clip", "eval_every", "patience", "train_n", "valid_n",
-                                       "test_n", "data_seed", "seeds", "threads", NULL};
+                                       "test_n", "data_seed", "seeds", "threads", "data", NULL};
     static const char *const models[] = {"encoder", "twotower", "lm", "hybrid", "looped", NULL};
     static const char *const poss[] = {"learned", "sinusoid", "rope", "none", NULL};
     static const char *const pools[] = {"cls", "mean", NULL};
@@ -155,6 +155,8 @@ static int parse_one(const at *w, const cJSON *o, cfg_training *t)
         rc = bad(w, "task", "a task name", NULL);
     if (!rc)
         rc = get_params(w, o, "task_params", &r->task_params);
+    if (!rc && !(rc = get_str(w, o, "data", t->data_dir, sizeof t->data_dir, NULL)) && t->data_dir[0])
+        r->data_dir = t->data_dir;
     if (!rc)
         rc = get_params(w, o, "kernel_params", &m->kparams);
     if (!rc)

@@ -14,6 +14,7 @@
 
 typedef struct cfg_training {
     char suite[32], description[256];
+    char data_dir[1024];                     /* "data": official files; base.data_dir points here */
     attn_train_run base;                     /* everything but the grid */
     char kernels[CFG_TRAIN_GRID][160];       /* "flash" or "linear+flash" (per layer) */
     int n_kernels;

@@ -41,7 +41,8 @@ Test(config, shipped_configs_parse_and_expand_to_the_expected_job_counts)
     } want[] = {
         /* kernels x masks x passes x N x D (x params variants x H_kv x threads) */
         {"configs/quick.json", 3 * 3 * 2 * 4 * 1},
-        {"configs/default.json", 1 * 3 * 2 * 6 * 2 + 2 * 3 * 2 * 5 * 2 + 3 * 1 * 2 * 1 * 1 * 2 + 15 * 2 * 4 + 3 * 3 + 2 * 2},
+        {"configs/default.json", 1 * 3 * 2 * 6 * 2 + 2 * 3 * 2 * 5 * 2 + 3 * 1 * 2 * 1 * 1 * 2 + 15 * 2 * 4 + 3 * 3 + 2 * 2 +
+                                     4 * 5 + 3},
         {"configs/full.json", 1 * 4 * 2 * 7 * 2 + 2 * 4 * 2 * 4 * 2 + 1 * 1 * 2 * 2 * 1 * 3 + 3 * 2 * 2 * 2 * 2 +
                                   3 * 1 * 2 * 1 * 1 * 5},
     };
@@ -253,12 +254,12 @@ Test(config, filters_select_suites_and_kernels_and_reject_unknown_names)
 
     f = (cfg_filter){.kernels = flash, .n_kernels = 1};
     cr_assert_eq(cfg_expand_filtered(&c, &f, &j, &n), 0);
-    cr_assert_eq(n, 72 + 4 + 120 + 3);
+    cr_assert_eq(n, 72 + 4 + 120 + 3 + 3);
     free(j);
 
     f = (cfg_filter){.suite = "kernel"};
     cr_assert_lt(cfg_expand_filtered(&c, &f, &j, &n), 0);
-    cr_assert(strstr(attn_last_error(), "suite filter 'kernel': expected one of kernels, threads, masks, decode"), "%s",
+    cr_assert(strstr(attn_last_error(), "suite filter 'kernel': expected one of kernels, threads, masks, decode, scaling"), "%s",
               attn_last_error());
     const char *nope[] = {"flash", "performer"};
     f = (cfg_filter){.kernels = nope, .n_kernels = 2};
