@@ -12,7 +12,7 @@ static const char usage[] =
     "  kernels  registered attention kernels: family, capabilities, masks, parameters, reference\n"
     "  masks    mask kinds, their parameters, an example spec and its density at N=1024\n"
     "  tasks    evaluation tasks (generators and loaders of the quality suites)\n"
-    "  models   model variants (none are registered yet)\n"
+    "  models   model variants of 'attnbench train --model'\n"
     "  --csv    machine-readable output (one header row)\n"
     "  --names  names only, one per line (kernels: benchmarkable ones, without the oracle)\n";
 
@@ -95,6 +95,29 @@ static void list_kernels(int as_csv, int names_only)
     }
 }
 
+/* The model variants of 'attnbench train --model' (models/model.h). */
+static void list_models(int as_csv, int names_only)
+{
+    static const char *const rows[][2] = {
+        {"encoder", "pre-norm Transformer encoder, CLS or mean pooling, classifier head (classification tasks)"},
+        {"twotower", "one shared encoder for both documents, [u, v, u*v, u-v] MLP head (LRA Retrieval)"},
+        {"lm", "causal LM head at the scored positions only (recall and NIAH tasks)"},
+        {"hybrid", "one kernel per layer (--kernel a,b,...), head from the task"},
+        {"looped", "the layer stack applied --loops times with shared weights, head from the task"},
+    };
+    static const char *const header[] = {"name", "description"};
+    if (as_csv)
+        csv_row(header, 2);
+    for (size_t i = 0; i < sizeof rows / sizeof *rows; i++) {
+        if (names_only)
+            printf("%s\n", rows[i][0]);
+        else if (as_csv)
+            csv_row(rows[i], 2);
+        else
+            printf("%-9s %s\n", rows[i][0], rows[i][1]);
+    }
+}
+
 static void list_tasks(int as_csv, int names_only)
 {
     static const char *const header[] = {"name", "suite", "description", "params"};
@@ -172,10 +195,9 @@ int cmd_list(int argc, char **argv)
         list_masks(as_csv, names_only);
     else if (strcmp(what, "tasks") == 0)
         list_tasks(as_csv, names_only);
-    else if (strcmp(what, "models") == 0) {
-        if (!names_only)
-            fprintf(stderr, "attnbench list: no models are registered yet\n");
-    } else {
+    else if (strcmp(what, "models") == 0)
+        list_models(as_csv, names_only);
+    else {
         fprintf(stderr, "attnbench list: unknown list '%s': expected kernels, masks, tasks or models\n", what);
         return 2;
     }

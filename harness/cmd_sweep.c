@@ -27,7 +27,7 @@ static const char usage[] =
     "  --task T            only the training jobs of this task (\"trainings\" entries: a model\n"
     "                      with each kernel trained and evaluated; rows per evaluation)\n"
     "  --resume            skip jobs whose job_id is already in the results file\n"
-    "  --shard i/n         run only jobs j with j %% n == i (Slurm arrays, several machines)\n"
+    "  --shard i/n         run only jobs j with j % n == i (Slurm arrays, several machines)\n"
     "  --dry-run           print the resolved config and the jobs, run nothing\n"
     "  --results DIR       output folder (default results)\n";
 
@@ -397,6 +397,16 @@ int cmd_sweep(int argc, char **argv)
                        o.config);
         goto out;
     }
+    if (o.suite && !kernel_suite(&cfg, o.suite)) {
+        int found = 0;
+        for (size_t i = 0; i < cfg.n_trainings; i++)
+            found |= !strcmp(cfg.trainings[i].suite, o.suite);
+        if (!found) {
+            rc = attn_fail(ATTN_EINVAL, "--suite %s: %s has no kernel suite or training entry of that name", o.suite,
+                           o.config);
+            goto out;
+        }
+    }
     /* kernel jobs unless only training jobs are asked for (--task, or a training suite) */
     int kernels_too = !o.task && cfg.n_suites && (!o.suite || kernel_suite(&cfg, o.suite));
     if (kernels_too && (rc = build_plan(&o, &cfg, &p)) != 0)
@@ -417,6 +427,11 @@ int cmd_sweep(int argc, char **argv)
             (rc = cfg_trainings_expand(cfg.trainings, cfg.n_trainings, o.suite, o.task, o.n_kernels ? names : NULL,
                                        (size_t)o.n_kernels, &tj, &tn)) != 0)
             goto out;
+        if (o.task && !tn) {
+            free(tj);
+            rc = attn_fail(ATTN_EINVAL, "--task %s: %s has no training job for it", o.task, o.config);
+            goto out;
+        }
         for (size_t j = 0; j < tn; j++)
             printf("training %zu: %s %s%s layers=%lld d_model=%lld lr=%g steps=%lld batch=%lld train_n=%lld seed=%llu\n",
                    j + 1, tj[j].task, tj[j].model.kernels[0], tj[j].model.n_kernels > 1 ? "+..." : "",

@@ -11,7 +11,7 @@ static const char train_usage[] =
     "usage: attnbench train --task T --kernel K[,K...] [options]\n"
     "Trains a model from scratch on task T (see 'attnbench list tasks') with attention\n"
     "kernel K in every layer (one name per layer: a hybrid), then evaluates on the test\n"
-    "split. Rows (suite = the task's suite, metric accuracy with a 95%% interval) go to\n"
+    "split. Rows (suite = the task's suite, metric accuracy with a 95% interval) go to\n"
     "results/<suite>.csv, one per evaluation (params step=..;split=valid) and a final one\n"
     "(split=test). Progress with an ETA goes to stderr.\n"
     "task and data:\n"

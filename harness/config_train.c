@@ -220,9 +220,12 @@ static int parse_one(const at *w, const cJSON *o, cfg_training *t)
         }
         char names[160], *save = NULL;
         strcpy(names, e->valuestring);
-        for (char *n = strtok_r(names, "+", &save); n && !rc; n = strtok_r(NULL, "+", &save))
+        int per_layer = 0;
+        for (char *n = strtok_r(names, "+", &save); n && !rc; n = strtok_r(NULL, "+", &save), per_layer++)
             if (!attn_find_kernel(n))
                 rc = with_path(w, "kernels");
+        if (!rc && per_layer > NN_MAX_LAYERS)
+            rc = bad(w, "kernels", "at most 16 kernels per \"a+b+...\" entry (one per layer)", e);
         strcpy(t->kernels[t->n_kernels++], e->valuestring);
     }
     if (!rc && !t->suite[0]) {

@@ -109,9 +109,11 @@ static int write_eval_row(row_sink *s, const char *split, int64_t step, const nn
     attn_row_set(&row, ATTN_COL_CI_LOW, "%.6f", e->ci_low);
     attn_row_set(&row, ATTN_COL_CI_HIGH, "%.6f", e->ci_high);
     attn_row_set(&row, ATTN_COL_TRAIN_STEPS, "%lld", (long long)step);
-    attn_row_set(&row, ATTN_COL_TRAIN_TIME_S, "%.3f", train_time);
-    attn_row_set(&row, ATTN_COL_TOKENS_PER_S, "%.1f", tokens_per_s);
-    attn_row_set(&row, ATTN_COL_TIME_MS_MEDIAN, "%.4g", step ? 1e3 * train_time / (double)step : 0.0);
+    if (train_time > 0) { /* evaluation rows only: test rows leave the training columns empty */
+        attn_row_set(&row, ATTN_COL_TRAIN_TIME_S, "%.3f", train_time);
+        attn_row_set(&row, ATTN_COL_TOKENS_PER_S, "%.1f", tokens_per_s);
+        attn_row_set(&row, ATTN_COL_TIME_MS_MEDIAN, "%.4g", 1e3 * train_time / (double)step);
+    }
     attn_row_set(&row, ATTN_COL_PEAK_RSS_BYTES, "%zu", rss);
     attn_row_set(&row, ATTN_COL_STATUS, "ok");
     if (!s->open) {
