@@ -104,31 +104,39 @@ static int64_t ref_prefix(const attn_kernel *k, const attn_args *a)
 }
 
 /* Own-reference kernels: the kernel's double reference on each sampled head,
- * over a prefix when the mask allows, against the kernel's rows. */
+ * over a prefix when the mask allows, against the kernel's rows. Some kernels
+ * depend on the head index and count (RetNet's and Lightning's per-head
+ * decay schedules), so the reference runs with the problem's H and H_kv,
+ * every head a stride-0 view of head h's data (the answer is head h). */
 static void ref_gate(const attn_kernel *k, const attn_args *a, const attn_io *io, attn_gate_result *r)
 {
     int64_t G = a->H / a->H_kv, L = ref_prefix(k, a), Dv = attn_dv(a);
     int64_t nq = k->flags & ATTN_ONE_QUERY ? 1 : a->Nq - (a->Nk - L), no = k->flags & ATTN_ONE_QUERY ? L : nq;
     FOR_SAMPLED_HEADS(a, b, h) {
         attn_args one = *a;
-        one.B = one.H = one.H_kv = 1, one.Nk = L, one.Nq = nq, one.kv_len = NULL;
+        int64_t hk = h / G, Hk = a->H_kv, Hq = a->H;
+        one.B = 1, one.H = Hq, one.H_kv = Hk, one.Nk = L, one.Nq = nq, one.kv_len = NULL;
         one.q_off = one.k_off = 0;
         attn_args_defaults(&one);
         attn_io64 x = {.q = widen_head(&io->q, b, h, 0, nq),
-                       .k = widen_head(&io->k, b, h / G, 0, L),
-                       .v = widen_head(&io->v, b, h / G, 0, L),
-                       .beta = widen_head(&io->beta, b, h / G, 0, L),
-                       .gate = widen_head(&io->gate, b, h / G, 0, L)};
-        x.o = (attn_tensor_f64){calloc((size_t)(no * Dv), sizeof(double)), 1, 1, no, Dv, no * Dv, no * Dv, Dv};
-        x.lse = calloc((size_t)nq, sizeof(double));
+                       .k = widen_head(&io->k, b, hk, 0, L),
+                       .v = widen_head(&io->v, b, hk, 0, L),
+                       .beta = widen_head(&io->beta, b, hk, 0, L),
+                       .gate = widen_head(&io->gate, b, hk, 0, L)};
+        attn_tensor_f64 *in[] = {&x.q, &x.k, &x.v, &x.beta, &x.gate};
+        for (int i = 0; i < 5; i++) /* every head reads head h's (KV head hk's) rows */
+            in[i]->sh = 0, in[i]->H = i == 0 ? Hq : Hk;
+        x.o = (attn_tensor_f64){calloc((size_t)(Hq * no * Dv), sizeof(double)), 1, Hq, no, Dv, Hq * no * Dv, no * Dv, Dv};
+        x.lse = calloc((size_t)(Hq * nq), sizeof(double));
         double err = 0, omax = 0;
         if (k->ref_forward(&one, &x) != 0)
             err = INFINITY;
+        const double *oh = x.o.data + h * no * Dv;
         for (int64_t n = 0; n < no * Dv; n++)
-            omax = fmax(omax, fabs(x.o.data[n]));
+            omax = fmax(omax, fabs(oh[n]));
         for (int64_t n = 0; n < no; n++)
             for (int64_t d = 0; d < Dv; d++)
-                err = worse(err, fabs((double)attn_at(&io->o, b, h, n)[d] - x.o.data[n * Dv + d]));
+                err = worse(err, fabs((double)attn_at(&io->o, b, h, n)[d] - oh[n * Dv + d]));
         r->err = worse(r->err, omax > 0 ? err / omax : err);
         attn_tensor_f64 *t[] = {&x.q, &x.k, &x.v, &x.o, &x.beta, &x.gate};
         for (int i = 0; i < 6; i++)

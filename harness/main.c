@@ -25,6 +25,7 @@ static const char usage[] =
     "  train  --task T --kernel K[,K...] [--model M] [--steps S] [--seed S] [options]\n"
     "                                 train a model from scratch on a task, rows per evaluation\n"
     "  eval   --checkpoint FILE       reload a trained model and reproduce its test accuracy\n"
+    "  report lra [--csv FILE] [--md FILE]   results/LRA.md: LRA table beside the published one\n"
     "  crossover [--ref K] [--suite S] [--csv] FILE\n"
     "                                 N from which each kernel beats K (default flash)\n"
     "\n"
@@ -36,7 +37,8 @@ int main(int argc, char **argv)
         const char *name;
         int (*run)(int, char **);
     } commands[] = {{"list", cmd_list}, {"peak", cmd_peak}, {"check", cmd_check}, {"bench", cmd_bench}, {"sweep", cmd_sweep}, {"mask", cmd_mask},
-                    {"crossover", cmd_crossover}, {"train", cmd_train}, {"eval", cmd_eval}};
+                    {"crossover", cmd_crossover}, {"train", cmd_train}, {"eval", cmd_eval},
+                    {"report", cmd_report}};
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
         strcmp(argv[1], "help") == 0) {
         fputs(usage, stdout);
@@ -45,6 +47,6 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
         if (strcmp(argv[1], commands[i].name) == 0)
             return commands[i].run(argc - 1, argv + 1);
-    fprintf(stderr, "attnbench: unknown command '%s': expected list, peak, check, bench, sweep, mask, crossover, train or eval\n", argv[1]);
+    fprintf(stderr, "attnbench: unknown command '%s': expected list, peak, check, bench, sweep, mask, crossover, train, eval or report\n", argv[1]);
     return 2;
 }

@@ -19,6 +19,8 @@ When they exist and have usable rows, also from RESULTS_DIR/masks.csv (suite=mas
   sparsity_eff.png sparsity_eff.svg  sparsity_eff vs density (log-log), line at 1
 and from RESULTS_DIR/decode.csv (suite=decode) with peak.csv (kernel=stream_triad):
   decode_gbs.png decode_gbs.svg    decode GB/s vs N_kv with the STREAM triad line
+and from RESULTS_DIR/lra_bubbles.csv ('attnbench report lra'):
+  lra_bubbles.png lra_bubbles.svg  LRA speed (steps/s vs flash) vs average accuracy, area = peak RSS
 and from RESULTS_DIR/scaling.csv (suite=scaling):
   scaling_time.png scaling_time.svg  time vs N for every kernel of the scaling suite on one
                                    log-log chart per (mask, pass, D, ...), flash for contrast
@@ -155,4 +157,5 @@ fi
 optional_csv "$masks" masks masks_bars sparsity_eff
 optional_csv "$decode" decode decode_gbs
 optional_csv "$scaling" scaling time_vs_n:scaling_time
+optional_csv "$results/lra_bubbles.csv" lra lra_bubbles
 [[ -z $kernels_err ]] || exit 1

@@ -105,3 +105,25 @@ Test(bench, job_id_ignores_run_metadata_but_not_shape)
     attn_row_job_id(&b, ib);
     cr_assert_str_neq(ia, ib);
 }
+
+/* Every registered kernel with its own reference passes the gate on a GQA
+ * problem whose sampled heads include the last one: kernels whose math
+ * depends on the head index (RetNet's per-head decay) must be checked at
+ * that head, not at head 0. */
+Test(bench, own_reference_gate_passes_for_every_kernel_and_reports_softmax_fidelity, .timeout = 120)
+{
+    for (const attn_kernel *const *k = attn_registry(); *k; k++) {
+        if (!(*k)->ref_forward)
+            continue;
+        attn_bench_job j = small_job((*k)->name, "causal", ATTN_RUN_FWD);
+        j.args.B = 2, j.args.H = 4, j.args.H_kv = (*k)->flags & ATTN_GQA ? 2 : 4, j.args.D = 16;
+        if ((*k)->flags & ATTN_ONE_QUERY)
+            j.args.Nq = 1;
+        attn_row r;
+        cr_assert_eq(attn_bench_run(&j, &r), 0);
+        if (!strncmp(r.cell[ATTN_COL_STATUS], "skipped", 7))
+            continue; /* e.g. a mask the kernel does not take */
+        cr_assert_str_eq(r.cell[ATTN_COL_STATUS], "ok", "%s: %s", (*k)->name, r.cell[ATTN_COL_STATUS]);
+        cr_assert(r.cell[ATTN_COL_SOFTMAX_REL_ERR][0] != '\0', "%s: no softmax fidelity cell", (*k)->name);
+    }
+}
