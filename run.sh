@@ -178,6 +178,10 @@ check_names() {
 }
 
 plots() {
+    if [[ -f results/lra.csv && -x build/attnbench ]]; then
+        say "results/LRA.md from results/lra.csv"
+        build/attnbench report lra >&2 || say "attnbench report lra failed (message above)"
+    fi
     say "drawing plots into results/plots/"
     plots/plot.sh results >&2
 }
