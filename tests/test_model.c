@@ -117,6 +117,21 @@ Test(model, lm_twotower_hybrid_and_looped_gradients_match_the_double_model, .tim
     gradcheck(c, "looped x3");
 }
 
+Test(model, models_with_linear_deltanet_and_gla_kernels_match_the_double_model, .timeout = 60)
+{
+    /* kernels with their own double reference: the double model runs it, with
+     * the beta / gate projections the attention block adds for them */
+    static const char *const kernels[] = {"linear", "deltanet", "gated_deltanet", "gla"};
+    for (int i = 0; i < 4; i++) {
+        nn_model_cfg c = tiny_cfg("lm", NN_HEAD_LM, kernels[i]);
+        char what[64];
+        snprintf(what, sizeof what, "lm with %s", kernels[i]);
+        gradcheck(c, what);
+    }
+    nn_model_cfg c = tiny_cfg("encoder", NN_HEAD_CLASSIFY, "linear"); /* non-causal linear attention */
+    gradcheck(c, "encoder with linear (full mask)");
+}
+
 Test(model, lm_scores_only_positions_with_targets)
 {
     nn_model_cfg c = tiny_cfg("lm", NN_HEAD_LM, "flash");
