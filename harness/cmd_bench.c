@@ -2,6 +2,7 @@
  * print a table; rows also go to --out FILE in the results schema. */
 #include "bench.h"
 #include "cli.h"
+#include "train_bench.h"
 #include "csvw.h"
 #include "registry.h"
 #include "sysinfo.h"
@@ -24,6 +25,10 @@ static const char usage[] =
     "                      their count and --Nkv to the longest; one --N\n"
     "  --D n[,n...]        head dimension(s) (default 64)\n"
     "  --Dv n              columns of V and O (default = D; kernels with flag DV)\n"
+    "  --suite train       the training benchmark instead: per kernel, an encoder (L=2, d=128,\n"
+    "                      H=4, N=1024, batch 16) and an LM (L=2, d=64, N=256, batch 16): step\n"
+    "                      time, tokens/s, GFLOP/s vs same-run sgemm, share of step time in\n"
+    "                      GEMMs, attention kernels and the rest (rows: suite train)\n"
     "  --pass P            fwd | bwd | fwdbwd (default fwd); bwd times the backward alone\n"
     "  --param [K:]k=v     kernel parameter, for every kernel or only kernel K (repeatable)\n"
     "  --threads T         OpenMP threads (default: all cores)\n"
@@ -40,7 +45,7 @@ typedef struct {
     int n_N, n_D, n_kv_lens;
     attn_bench_job base;
     const char *out;
-    int no_peak;
+    int no_peak, train;
 } bench_opts;
 
 static int parse_list64(const char *opt, const char *s, int64_t *vals, int max, int *n)
@@ -65,6 +70,7 @@ static int parse_opts(int argc, char **argv, bench_opts *o)
         {"seed", required_argument, 0, 's'},   {"out", required_argument, 0, 'o'},
         {"no-peak", no_argument, 0, 'n'},      {"help", no_argument, 0, 'h'},
         {"kv-lens", required_argument, 0, 'L'}, {"Dv", required_argument, 0, 'V'},
+        {"suite", required_argument, 0, 'S'},
         {0, 0, 0, 0}};
     attn_args *a = &o->base.args;
     int64_t v, nkv = 0, b_given = 0;
@@ -82,6 +88,11 @@ static int parse_opts(int argc, char **argv, bench_opts *o)
         case 'K': rc = cli_int64("--Nkv", optarg, 1, 1 << 24, &nkv); break;
         case 'D': rc = parse_list64("--D", optarg, o->Ds, 16, &o->n_D); break;
         case 'V': rc = cli_int64("--Dv", optarg, 1, 1 << 16, &a->Dv); break;
+        case 'S':
+            if (strcmp(optarg, "train"))
+                rc = attn_fail(ATTN_EINVAL, "--suite: expected train (the training benchmark), found '%s'", optarg);
+            o->train = 1;
+            break;
         case 'L': rc = parse_list64("--kv-lens", optarg, o->kv_lens, 32, &o->n_kv_lens); break;
         case 'p': rc = attn_run_pass_parse(optarg, &o->base.pass); break;
         case 'P':
@@ -208,6 +219,19 @@ int cmd_bench(int argc, char **argv)
     csvw out;
     if (o.out && csvw_open(&out, o.out))
         return cli_report("bench");
+    if (o.train) { /* the training benchmark: two reference models per kernel */
+        for (int ik = 0; ik < o.n_kernels; ik++) {
+            attn_row rows[2];
+            if (attn_train_bench(kernels[ik]->name, o.base.args.threads, o.no_peak ? NULL : &peak, rows, stdout))
+                return cli_report("bench");
+            for (int i = 0; o.out && i < 2; i++)
+                if (csvw_write(&out, &rows[i]))
+                    return cli_report("bench");
+        }
+        if (o.out)
+            csvw_close(&out);
+        return 0;
+    }
 
     print_header();
     int failed = 0;

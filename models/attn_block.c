@@ -11,6 +11,7 @@
  * start near 1; fla's gate_logit_normalizer). */
 #include "layers.h"
 #include "oracle.h"
+#include "profile.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -234,8 +235,11 @@ int nn_attn_forward(nn_attn *l, const float *x, const nn_attn_acts *a, float *y)
             a->gate[i] = (float)(logsigmoid(a->zg[i]) / GATE_TEMP);
     }
     attn_io io = block_io(l, a);
+    double t0 = nn_prof_enabled() ? nn_prof_now() : 0;
     if ((rc = l->cfg.kernel->forward(&l->ctx, &io)) != 0)
         return rc;
+    if (t0 > 0)
+        nn_prof_add(NN_PROF_ATTN, nn_prof_now() - t0, l->cfg.kernel->flops(&l->ctx.args, ATTN_PASS_FWD));
     nn_dense_forward(&l->o, a->o, y, T, th);
     return 0;
 }
@@ -268,8 +272,11 @@ int nn_attn_backward(nn_attn *l, const float *x, const nn_attn_acts *a, const fl
     attn_grads g = {.d_o = view(s->d_o, B, H, N, D), .dq = view(s->dq, B, H, N, D), .dk = view(s->dk, B, Hk, N, D),
                     .dv = view(s->dv, B, Hk, N, D), .dbeta = view(s->dbeta, B, Hk, N, 1),
                     .dgate = view(s->dgate, B, Hk, N, l->gate_cols)};
+    double t0 = nn_prof_enabled() ? nn_prof_now() : 0;
     if ((rc = l->cfg.kernel->backward(&l->ctx, &io, &g)) != 0)
         return rc;
+    if (t0 > 0)
+        nn_prof_add(NN_PROF_ATTN, nn_prof_now() - t0, l->cfg.kernel->flops(&l->ctx.args, ATTN_PASS_BWD));
     if (l->cfg.rope) {
         nn_rope_backward(s->dq, l->rope_cs, B, N, H, D, th);
         nn_rope_backward(s->dk, l->rope_cs, B, N, Hk, D, th);

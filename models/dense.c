@@ -2,6 +2,7 @@
  * PyTorch's nn.Linear. The fast path is cblas_sgemm on fixed-size tiles of
  * rows (forward, dx) or of output features (dW, db). */
 #include "layers.h"
+#include "profile.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -49,6 +50,7 @@ static int chunk(int64_t n, int64_t per, int64_t t) { return (int)(n - t * per <
 // x is (rows, in), y is (rows, out)
 void nn_dense_forward(const nn_dense *l, const float *x, float *y, int64_t rows, int threads)
 {
+    double t0 = nn_prof_enabled() ? nn_prof_now() : 0;
     int in = (int)l->in, out = (int)l->out;
     int64_t row_tasks = tasks_of(rows, DENSE_ROWS);
     openblas_set_num_threads(1);
@@ -62,6 +64,8 @@ void nn_dense_forward(const nn_dense *l, const float *x, float *y, int64_t rows,
             for (int64_t o = 0; o < out; o++)
                 y[r * out + o] += l->b[o];
     }
+    if (t0 > 0)
+        nn_prof_add(NN_PROF_GEMM, nn_prof_now() - t0, 2.0 * (double)rows * (double)in * (double)out);
 }
 
 // dy is (rows, out); dx (rows, in) += dy W; dW += dy^T x; db += sum_rows dy
@@ -70,6 +74,7 @@ void nn_dense_backward(const nn_dense *l, const float *x, const float *dy, float
 {
     if (rows < 1)
         return;
+    double t0 = nn_prof_enabled() ? nn_prof_now() : 0;
     int in = (int)l->in, out = (int)l->out;
     int64_t row_tasks = dx ? tasks_of(rows, DENSE_ROWS) : 0, out_tasks = tasks_of(out, DENSE_OUTS);
     openblas_set_num_threads(1);
@@ -96,6 +101,8 @@ void nn_dense_backward(const nn_dense *l, const float *x, const float *dy, float
             }
         }
     }
+    if (t0 > 0)
+        nn_prof_add(NN_PROF_GEMM, nn_prof_now() - t0, 2.0 * (double)rows * (double)in * (double)out * (dx ? 2 : 1));
 }
 
 void nn_dense_forward_ref(const nn_dense *l, const double *P, const double *x, double *y, int64_t rows)
