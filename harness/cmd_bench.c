@@ -2,10 +2,10 @@
  * print a table; rows also go to --out FILE in the results schema. */
 #include "bench.h"
 #include "cli.h"
-#include "train_bench.h"
 #include "csvw.h"
 #include "registry.h"
 #include "sysinfo.h"
+#include "train_bench.h"
 
 #include <getopt.h>
 #include <stdlib.h>

@@ -21,6 +21,10 @@ int cmd_report(int argc, char **argv)
                                          {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     const char *csv = "results/lra.csv", *md = "results/LRA.md", *bubbles = "results/lra_bubbles.csv";
     int c;
+    if (argc > 1 && !strcmp(argv[1], "lra")) /* the report's name comes first, options after it */
+        argc--, argv++;
+    else if (argc < 2 || (strcmp(argv[1], "--help") && strcmp(argv[1], "-h")))
+        return cli_usage_error("report", "expected 'lra' (the only report so far)");
     optind = 1;
     while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
         if (c == 'c')
@@ -34,8 +38,8 @@ int cmd_report(int argc, char **argv)
         else
             return cli_usage_error("report", "unknown option");
     }
-    if (optind != argc - 1 || strcmp(argv[optind], "lra"))
-        return cli_usage_error("report", "expected 'lra' (the only report so far)");
+    if (optind != argc)
+        return cli_usage_error("report", "unexpected argument after the options");
     static lra_table t;
     if (lra_table_load(csv, &t))
         return cli_report("report");

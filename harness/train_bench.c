@@ -1,5 +1,6 @@
 #include "train_bench.h"
 
+#include "csvw.h"
 #include "model.h"
 #include "optim.h"
 #include "profile.h"
