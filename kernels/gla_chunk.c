@@ -46,13 +46,7 @@ static inline float gla_exp(float x)
     float n = fmaf(xc, ATTN_EXP_LOG2E, 0x1.8p23f) - 0x1.8p23f;
     float r = fmaf(-n, ATTN_EXP_LN2_HI, xc);
     r = fmaf(-n, ATTN_EXP_LN2_LO, r);
-    float p = fmaf(ATTN_EXP_C7, r, ATTN_EXP_C6);
-    p = fmaf(p, r, ATTN_EXP_C5);
-    p = fmaf(p, r, ATTN_EXP_C4);
-    p = fmaf(p, r, ATTN_EXP_C3);
-    p = fmaf(p, r, ATTN_EXP_C2);
-    p = fmaf(p, r, 1.0f);
-    p = fmaf(p, r, 1.0f);
+    float p = attn_exp_poly(r);
     int32_t k = (int32_t)n, k1 = k / 2; /* k in [-126, 129]: two normal factors */
     uint32_t b1 = (uint32_t)(k1 + 127) << 23, b2 = (uint32_t)(k - k1 + 127) << 23;
     float f1, f2;

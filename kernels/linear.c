@@ -22,13 +22,7 @@ static inline float exp_nonpos(float x)
     float n = rintf(x * ATTN_EXP_LOG2E);
     float r = fmaf(-n, ATTN_EXP_LN2_HI, x);
     r = fmaf(-n, ATTN_EXP_LN2_LO, r);
-    float p = fmaf(ATTN_EXP_C7, r, ATTN_EXP_C6);
-    p = fmaf(p, r, ATTN_EXP_C5);
-    p = fmaf(p, r, ATTN_EXP_C4);
-    p = fmaf(p, r, ATTN_EXP_C3);
-    p = fmaf(p, r, ATTN_EXP_C2);
-    p = fmaf(p, r, 1.0f);
-    p = fmaf(p, r, 1.0f);
+    float p = attn_exp_poly(r);
     return p * attn_exp_pow2i((int32_t)n);
 }
 
@@ -53,13 +47,7 @@ static inline __m256 elu1_v8(__m256 x)
                                _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(ATTN_EXP_LN2_HI), t);
     r = _mm256_fnmadd_ps(n, _mm256_set1_ps(ATTN_EXP_LN2_LO), r);
-    __m256 p = _mm256_fmadd_ps(_mm256_set1_ps(ATTN_EXP_C7), r, _mm256_set1_ps(ATTN_EXP_C6));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(ATTN_EXP_C5));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(ATTN_EXP_C4));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(ATTN_EXP_C3));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(ATTN_EXP_C2));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    __m256 p = attn_exp_poly8(r);
     __m256i k = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
     __m256 e = _mm256_mul_ps(p, _mm256_castsi256_ps(k));
     __m256 pos = _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_GT_OQ);

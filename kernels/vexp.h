@@ -14,7 +14,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#ifdef __AVX512F__
+#if defined(__AVX512F__) || defined(__AVX2__)
 #include <immintrin.h>
 #endif
 
@@ -43,6 +43,33 @@ static inline float attn_exp_pow2i(int32_t k)
     return f;
 }
 
+/* e^r on the reduced range |r| <= ln2/2: the degree-7 polynomial every exp
+ * here (and the branch-free variants of linear.c and gla_chunk.c) shares. */
+static inline float attn_exp_poly(float r)
+{
+    float p = fmaf(ATTN_EXP_C7, r, ATTN_EXP_C6);
+    p = fmaf(p, r, ATTN_EXP_C5);
+    p = fmaf(p, r, ATTN_EXP_C4);
+    p = fmaf(p, r, ATTN_EXP_C3);
+    p = fmaf(p, r, ATTN_EXP_C2);
+    p = fmaf(p, r, 1.0f);
+    return fmaf(p, r, 1.0f);
+}
+
+#ifdef __AVX2__
+/* Eight lanes of attn_exp_poly (same operations, same bits). */
+static inline __m256 attn_exp_poly8(__m256 r)
+{
+    __m256 p = _mm256_fmadd_ps(_mm256_set1_ps(ATTN_EXP_C7), r, _mm256_set1_ps(ATTN_EXP_C6));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(ATTN_EXP_C5));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(ATTN_EXP_C4));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(ATTN_EXP_C3));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(ATTN_EXP_C2));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    return _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+}
+#endif
+
 /* Scalar exp with the accuracy contract above. */
 static inline float attn_expf(float x)
 {
@@ -55,13 +82,7 @@ static inline float attn_expf(float x)
     float n = rintf(x * ATTN_EXP_LOG2E);
     float r = fmaf(-n, ATTN_EXP_LN2_HI, x);
     r = fmaf(-n, ATTN_EXP_LN2_LO, r);
-    float p = fmaf(ATTN_EXP_C7, r, ATTN_EXP_C6);
-    p = fmaf(p, r, ATTN_EXP_C5);
-    p = fmaf(p, r, ATTN_EXP_C4);
-    p = fmaf(p, r, ATTN_EXP_C3);
-    p = fmaf(p, r, ATTN_EXP_C2);
-    p = fmaf(p, r, 1.0f);
-    p = fmaf(p, r, 1.0f);
+    float p = attn_exp_poly(r);
     /* n is in [-126, 129]: two power-of-two factors, each a normal float, so
      * the scaling is exact (the result is normal or overflows to inf). */
     int32_t k = (int32_t)n, k1 = k / 2;
