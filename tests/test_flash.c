@@ -7,6 +7,7 @@
 #include "flash_microkernel.h"
 #include "kernels.h"
 #include "rng.h"
+#include "strided_view.h"
 #include "vexp.h"
 
 #include <criterion/criterion.h>
@@ -210,60 +211,15 @@ Test(flash, results_bitwise_identical_with_one_and_two_threads)
     }
 }
 
-/* A [B, N, H, D] copy of a contiguous [B, H, N, D] tensor, padded rows (sn > H*D). */
-static attn_tensor bnhd_copy(const attn_tensor *x)
-{
-    attn_tensor y = *x;
-    y.sn = x->H * x->D + 3, y.sh = x->D, y.sb = x->N * y.sn;
-    y.data = calloc((size_t)(x->B * y.sb), sizeof(float));
-    for (int64_t b = 0; b < x->B; b++)
-        for (int64_t h = 0; h < x->H; h++)
-            for (int64_t n = 0; n < x->N; n++)
-                memcpy(attn_at(&y, b, h, n), attn_at(x, b, h, n), sizeof(float) * (size_t)x->D);
-    return y;
-}
-
-/* 1 if every (b, h, n) row of x and y holds the same bits (any strides). */
-static int same_rows(const attn_tensor *x, const attn_tensor *y)
-{
-    for (int64_t b = 0; b < x->B; b++)
-        for (int64_t h = 0; h < x->H; h++)
-            for (int64_t n = 0; n < x->N; n++)
-                if (memcmp(attn_at(x, b, h, n), attn_at(y, b, h, n), sizeof(float) * (size_t)x->D))
-                    return 0;
-    return 1;
-}
-
 Test(flash, strided_views_give_the_same_bits_as_contiguous_tensors)
 {
     attn_args a = fx_args(2, 4, 2, 70, 90, 20, "window:wl=30,wr=10", 2);
     add_param(&a, "bc=32");
     fx_problem p;
     fx_make(&p, &a, 8);
-    cr_assert_eq(fx_run(K, &p, 1), 0);
-    attn_tensor t[8] = {bnhd_copy(&p.q), bnhd_copy(&p.k), bnhd_copy(&p.v), bnhd_copy(&p.o),
-                        bnhd_copy(&p.d_o), bnhd_copy(&p.dq), bnhd_copy(&p.dk), bnhd_copy(&p.dv)};
-    for (int i = 3; i < 8; i++)
-        if (i != 4)
-            memset(t[i].data, 0, sizeof(float) * (size_t)(t[i].B * t[i].sb));
-    float *lse = calloc((size_t)(2 * 4 * 70), sizeof(float));
-    attn_args ab = p.a;
-    ab.backward = 1;
-    attn_ctx ctx;
-    cr_assert_eq(attn_ctx_create(K, &ab, &ctx), 0);
-    attn_io io = {.q = t[0], .k = t[1], .v = t[2], .o = t[3], .lse = lse};
-    attn_grads g = {.d_o = t[4], .dq = t[5], .dk = t[6], .dv = t[7]};
-    cr_assert_eq(K->forward(&ctx, &io), 0);
-    cr_assert_eq(K->backward(&ctx, &io, &g), 0);
-    attn_ctx_destroy(&ctx);
-    cr_assert(same_rows(&t[3], &p.o), "O");
-    cr_assert_eq(memcmp(lse, p.lse, sizeof(float) * 2 * 4 * 70), 0, "lse");
-    cr_assert(same_rows(&t[5], &p.dq), "dQ");
-    cr_assert(same_rows(&t[6], &p.dk), "dK");
-    cr_assert(same_rows(&t[7], &p.dv), "dV");
-    for (int i = 0; i < 8; i++)
-        free(t[i].data);
-    free(lse);
+    int ok;
+    cr_assert_eq(sv_check_views(K, &p, &ok), 0, "%s", attn_last_error());
+    cr_assert(ok, "O, lse or gradients differ between [B,N,H,D] views and contiguous tensors");
     fx_free(&p);
 }
 
@@ -275,7 +231,7 @@ Test(flash, nan_input_stays_within_its_kv_group)
     fx_problem p;
     fx_make(&p, &a, 9);
     cr_assert_eq(fx_run(K, &p, 1), 0);
-    attn_tensor o = bnhd_copy(&p.o), dq = bnhd_copy(&p.dq), dk = bnhd_copy(&p.dk);
+    attn_tensor o = sv_bnhd_copy(&p.o), dq = sv_bnhd_copy(&p.dq), dk = sv_bnhd_copy(&p.dk);
     attn_at(&p.k, 0, 0, 39)[3] = NAN; /* masked for most rows of a partial tile */
     cr_assert_eq(fx_run(K, &p, 1), 0);
     for (int64_t b = 0; b < 2; b++)
