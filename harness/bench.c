@@ -123,6 +123,7 @@ static int buffers_alloc(buffers *bf, const attn_kernel *k, const attn_args *a, 
     attn_rng r;
     attn_rng_seed(&r, seed);
     int64_t Dv = attn_dv(a), No = attn_o_rows(k, a), Dg = attn_gate_cols(k, a);
+    int64_t R = attn_router_cols(k, a), W = attn_weight_cols(k, a);
     int beta = (k->inputs & ATTN_IN_BETA) != 0;
     bf->io.q = tensor_alloc(a->B, a->H, a->Nq, a->D);
     bf->io.k = tensor_alloc(a->B, a->H_kv, a->Nk, a->D);
@@ -134,6 +135,10 @@ static int buffers_alloc(buffers *bf, const attn_kernel *k, const attn_args *a, 
         bf->io.beta = tensor_alloc(a->B, a->H_kv, a->Nk, 1), ok = ok && bf->io.beta.data;
     if (Dg)
         bf->io.gate = tensor_alloc(a->B, a->H_kv, a->Nk, Dg), ok = ok && bf->io.gate.data;
+    if (R)
+        bf->io.router = tensor_alloc(a->B, a->H_kv, a->Nk, R), ok = ok && bf->io.router.data;
+    if (W)
+        bf->io.w = tensor_alloc(1, a->H, 1, W), ok = ok && bf->io.w.data;
     if (grads) {
         bf->g.d_o = tensor_alloc(a->B, a->H, No, Dv);
         bf->g.dq = tensor_alloc(a->B, a->H, a->Nq, a->D);
@@ -144,6 +149,10 @@ static int buffers_alloc(buffers *bf, const attn_kernel *k, const attn_args *a, 
             bf->g.dbeta = tensor_alloc(a->B, a->H_kv, a->Nk, 1), ok = ok && bf->g.dbeta.data;
         if (Dg)
             bf->g.dgate = tensor_alloc(a->B, a->H_kv, a->Nk, Dg), ok = ok && bf->g.dgate.data;
+        if (R)
+            bf->g.drouter = tensor_alloc(a->B, a->H_kv, a->Nk, R), ok = ok && bf->g.drouter.data;
+        if (W)
+            bf->g.dw = tensor_alloc(1, a->H, 1, W), ok = ok && bf->g.dw.data;
     }
     if (!ok)
         return attn_fail(ATTN_ENOMEM, "cannot allocate the job's tensors");
@@ -153,6 +162,11 @@ static int buffers_alloc(buffers *bf, const attn_kernel *k, const attn_args *a, 
     tensor_fill(&bf->io.beta, &r, -3, 3);
     squash_to_unit(&bf->io.beta);
     tensor_fill(&bf->io.gate, &r, -1.f, -0.001f); /* log decays: the same range the tests use */
+    tensor_fill(&bf->io.router, &r, -2.f, 2.f);
+    if (bf->io.w.data && k->init_weights)
+        k->init_weights(a, &bf->io.w, seed); /* the values a model starts from */
+    else
+        tensor_fill(&bf->io.w, &r, -1.f / sqrtf((float)a->D), 1.f / sqrtf((float)a->D));
     if (grads)
         tensor_fill(&bf->g.d_o, &r, -1, 1);
     return 0;
@@ -162,7 +176,8 @@ static void buffers_free(buffers *bf)
 {
     float *p[] = {bf->io.q.data, bf->io.k.data, bf->io.v.data, bf->io.o.data, bf->io.lse,
                   bf->io.beta.data, bf->io.gate.data, bf->g.d_o.data, bf->g.dq.data, bf->g.dk.data,
-                  bf->g.dv.data, bf->g.dbeta.data, bf->g.dgate.data};
+                  bf->g.dv.data, bf->g.dbeta.data, bf->g.dgate.data, bf->io.router.data, bf->io.w.data,
+                  bf->g.drouter.data, bf->g.dw.data};
     for (size_t i = 0; i < sizeof p / sizeof *p; i++)
         attn_free(p[i]);
 }

@@ -19,7 +19,7 @@ int attn_check_forward(const attn_kernel *k, const attn_args *a, uint64_t seed, 
     return rc;
 }
 
-int attn_check_backward(const attn_kernel *k, const attn_args *a, uint64_t seed, double err[5])
+int attn_check_backward(const attn_kernel *k, const attn_args *a, uint64_t seed, double err[ATTN_CHECK_GRADS])
 {
     fx_problem p;
     fx_make_for(&p, k, a, seed);
@@ -30,6 +30,8 @@ int attn_check_backward(const attn_kernel *k, const attn_args *a, uint64_t seed,
     err[2] = rc ? INFINITY : fx_err_grad(&p.dv, &p.dv64);
     err[3] = rc ? INFINITY : p.dbeta.data ? fx_err_grad(&p.dbeta, &p.dbeta64) : 0;
     err[4] = rc ? INFINITY : p.dgate.data ? fx_err_grad(&p.dgate, &p.dgate64) : 0;
+    err[5] = rc ? INFINITY : p.drouter.data ? fx_err_grad(&p.drouter, &p.drouter64) : 0;
+    err[6] = rc ? INFINITY : p.dw.data ? fx_err_grad(&p.dw, &p.dw64) : 0;
     fx_free(&p);
     return rc;
 }
@@ -60,6 +62,7 @@ int attn_check_causal_leakage(const attn_kernel *k, const attn_args *a, int64_t 
         p.beta.data[i] *= (i % p.beta.sh) / p.beta.sn >= t ? 0.5f : 1.0f;
     for (int64_t i = 0; p.gate.data && i < p.gate.B * p.gate.sb; i++)
         p.gate.data[i] *= (i % p.gate.sh) / p.gate.sn >= t ? 0.5f : 1.0f;
+    perturb_rows_from(&p.router, t, 1.0f);
     if (!rc)
         rc = fx_run(k, &p, 0);
     *ok = !rc;
@@ -88,7 +91,9 @@ int attn_check_thread_determinism(const attn_kernel *k, const attn_args *a, int 
           (!bwd || (fx_bitwise_equal(&p1.dq, &p2.dq) && fx_bitwise_equal(&p1.dk, &p2.dk) &&
                     fx_bitwise_equal(&p1.dv, &p2.dv) &&
                     (!p1.dbeta.data || fx_bitwise_equal(&p1.dbeta, &p2.dbeta)) &&
-                    (!p1.dgate.data || fx_bitwise_equal(&p1.dgate, &p2.dgate))));
+                    (!p1.dgate.data || fx_bitwise_equal(&p1.dgate, &p2.dgate)) &&
+                    (!p1.drouter.data || fx_bitwise_equal(&p1.drouter, &p2.drouter)) &&
+                    (!p1.dw.data || fx_bitwise_equal(&p1.dw, &p2.dw))));
     fx_free(&p1);
     fx_free(&p2);
     return rc;
@@ -193,7 +198,7 @@ static int check_one_mask(const attn_kernel *k, const char *mask, int threads, r
     for (size_t s = 0; k->backward && s < 2; s++) {
         if (shape_args(k, &bs[s], mask, threads, &a) || attn_args_validate(k, &a))
             continue;
-        double e[5];
+        double e[ATTN_CHECK_GRADS];
         describe(what, sizeof what, &bs[s], mask);
         int rc = attn_check_backward(k, &a, 77 + s, e);
         if (rc)
@@ -205,6 +210,10 @@ static int check_one_mask(const attn_kernel *k, const char *mask, int threads, r
             report_line(r, "backward.dbeta", what, e[3], 1e-4);
         if (k->inputs & (ATTN_IN_GATE | ATTN_IN_GATE_VEC))
             report_line(r, "backward.dgate", what, e[4], 1e-4);
+        if (k->inputs & ATTN_IN_ROUTER)
+            report_line(r, "backward.drouter", what, e[5], 1e-4);
+        if (k->inputs & ATTN_IN_WEIGHTS)
+            report_line(r, "backward.dw", what, e[6], 1e-4);
     }
     return 0;
 }

@@ -14,9 +14,10 @@ int attn_check_forward(const attn_kernel *k, const attn_args *a, uint64_t seed, 
                        double *err_lse);
 
 /* Backward vs the reference gradients (the oracle's, or central differences of
- * the kernel's own double reference): err[0..4] = relative max error of dQ, dK,
- * dV, dbeta, dgate (0 for inputs the kernel does not read). */
-int attn_check_backward(const attn_kernel *k, const attn_args *a, uint64_t seed, double err[5]);
+ * the kernel's own double reference): err[0..6] = relative max error of dQ, dK,
+ * dV, dbeta, dgate, drouter, dw (0 for inputs the kernel does not read). */
+#define ATTN_CHECK_GRADS 7
+int attn_check_backward(const attn_kernel *k, const attn_args *a, uint64_t seed, double err[ATTN_CHECK_GRADS]);
 
 /* Causal leakage: perturbing Q/K/V rows >= t leaves outputs of rows < t
  * bitwise unchanged. *ok = 1 when no leak. */

@@ -43,6 +43,10 @@ static void inputs_text(unsigned in, char *buf, size_t n)
         strncat(buf, " in:gate", n - strlen(buf) - 1);
     if (in & ATTN_IN_GATE_VEC)
         strncat(buf, " in:gate[D]", n - strlen(buf) - 1);
+    if (in & ATTN_IN_ROUTER)
+        strncat(buf, " in:router", n - strlen(buf) - 1);
+    if (in & ATTN_IN_WEIGHTS)
+        strncat(buf, " in:weights", n - strlen(buf) - 1);
 }
 
 static void masks_text(uint32_t m, char *buf, size_t n)

@@ -11,9 +11,11 @@ typedef struct {
     const attn_kernel *kernel; /* whose reference the *64 results are (NULL: the oracle) */
     attn_tensor q, k, v, o, d_o, dq, dk, dv;   /* fp32, contiguous [B,H,N,D]; V, O: Dv columns */
     attn_tensor beta, gate, dbeta, dgate;      /* the kernel's ATTN_IN_* inputs (data NULL if none) */
+    attn_tensor router, w, drouter, dw;
     float *lse;
     attn_tensor_f64 q64, k64, v64, o64, do64, dq64, dk64, dv64;
     attn_tensor_f64 beta64, gate64, dbeta64, dgate64;
+    attn_tensor_f64 router64, w64, drouter64, dw64;
     double *lse64;
     int grads_ready;           /* dq64.. hold the reference gradients */
 } fx_problem;
@@ -23,13 +25,14 @@ typedef struct {
 void fx_make(fx_problem *p, const attn_args *a, uint64_t seed);
 
 /* Same for kernel k: allocates its ATTN_IN_* inputs (beta = sigmoid(U(-3,3)),
- * log gates U(-1,-0.001)) and O with attn_o_rows rows. With k->ref_forward the
+ * log gates U(-1,-0.001), router logits U(-2,2), weights from k->init_weights
+ * or U(-1,1)/sqrt(D)) and O with attn_o_rows rows. With k->ref_forward the
  * reference output is the kernel's own double reference (lse64 stays 0 unless
  * the reference writes it); the reference gradients
  * come later, on demand, from fx_ref_grads. Without it: as fx_make. */
 void fx_make_for(fx_problem *p, const attn_kernel *k, const attn_args *a, uint64_t seed);
 
-/* Reference gradients of L = sum(O .* dO) w.r.t. q, k, v, beta, gate: the
+/* Reference gradients of L = sum(O .* dO) w.r.t. q, k, v, beta, gate, router, w: the
  * oracle's backward, or central differences of k->ref_forward in double
  * (h = 1e-6 max(1,|x|); two reference evaluations per input element, so keep
  * such problems small: B*H*N*D of a few thousand). */

@@ -122,10 +122,12 @@ static void ref_gate(const attn_kernel *k, const attn_args *a, const attn_io *io
                        .k = widen_head(&io->k, b, hk, 0, L),
                        .v = widen_head(&io->v, b, hk, 0, L),
                        .beta = widen_head(&io->beta, b, hk, 0, L),
-                       .gate = widen_head(&io->gate, b, hk, 0, L)};
-        attn_tensor_f64 *in[] = {&x.q, &x.k, &x.v, &x.beta, &x.gate};
-        for (int i = 0; i < 5; i++) /* every head reads head h's (KV head hk's) rows */
-            in[i]->sh = 0, in[i]->H = i == 0 ? Hq : Hk;
+                       .gate = widen_head(&io->gate, b, hk, 0, L),
+                       .router = widen_head(&io->router, b, hk, 0, L),
+                       .w = widen_head(&io->w, 0, h, 0, 1)};
+        attn_tensor_f64 *in[] = {&x.q, &x.k, &x.v, &x.beta, &x.gate, &x.router, &x.w};
+        for (int i = 0; i < 7; i++) /* every head reads head h's (KV head hk's) rows */
+            in[i]->sh = 0, in[i]->H = i == 0 || i == 6 ? Hq : Hk;
         x.o = (attn_tensor_f64){calloc((size_t)(Hq * no * Dv), sizeof(double)), 1, Hq, no, Dv, Hq * no * Dv, no * Dv, Dv};
         x.lse = calloc((size_t)(Hq * nq), sizeof(double));
         double err = 0, omax = 0;
@@ -138,8 +140,8 @@ static void ref_gate(const attn_kernel *k, const attn_args *a, const attn_io *io
             for (int64_t d = 0; d < Dv; d++)
                 err = worse(err, fabs((double)attn_at(&io->o, b, h, n)[d] - oh[n * Dv + d]));
         r->err = worse(r->err, omax > 0 ? err / omax : err);
-        attn_tensor_f64 *t[] = {&x.q, &x.k, &x.v, &x.o, &x.beta, &x.gate};
-        for (int i = 0; i < 6; i++)
+        attn_tensor_f64 *t[] = {&x.q, &x.k, &x.v, &x.o, &x.beta, &x.gate, &x.router, &x.w};
+        for (int i = 0; i < 8; i++)
             free(t[i]->data);
         free(x.lse);
     }

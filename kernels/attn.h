@@ -56,14 +56,22 @@ enum {
                                     Nk rows: the output at every key position (Aaren) */
 };
 
-/* Extra per-token inputs a recurrent kernel reads (attn_kernel.inputs). They
- * live on the KV side, [B, H_kv, Nk, 1 or D]; the harness fills them with
- * values in range (beta in (0,1), log gates in [-1, 0)) and, for backward,
- * expects dbeta/dgate shaped the same. */
+/* Extra inputs a kernel reads besides Q, K, V (attn_kernel.inputs; KERNELS-2:
+ * "per-token gates, router logits and conv weights are extra inputs; the
+ * projections producing them belong to the model"). Per-token inputs live on
+ * the KV side, [B, H_kv, Nk, cols]; the harness fills them with values in
+ * range (beta in (0,1), log gates in [-1, 0), router logits U(-2,2)) and, for
+ * backward, expects dbeta/dgate/drouter shaped the same. */
 enum {
     ATTN_IN_BETA = 1u << 0,      /* io.beta [B,H_kv,Nk,1]: write strength in (0,1) (delta rule) */
     ATTN_IN_GATE = 1u << 1,      /* io.gate [B,H_kv,Nk,1]: log decay <= 0 per token */
     ATTN_IN_GATE_VEC = 1u << 2,  /* io.gate [B,H_kv,Nk,D]: log decay <= 0 per key channel */
+    ATTN_IN_ROUTER = 1u << 3,    /* io.router [B,H_kv,Nk,R]: router logits per token,
+                                    R = kernel->input_cols(a, ATTN_IN_ROUTER) (SSE) */
+    ATTN_IN_WEIGHTS = 1u << 4,   /* io.w [1,H,1,W]: learned weights per query head whose
+                                    layout the kernel owns, W = input_cols(a, ATTN_IN_WEIGHTS);
+                                    g.dw is written (not accumulated). init_weights draws a
+                                    model's initial values (GAM: slot bank, conv, gates) */
 };
 
 typedef enum { ATTN_PASS_FWD = 0, ATTN_PASS_BWD = 1 } attn_pass;
@@ -98,19 +106,22 @@ typedef struct {
     float *lse;            /* [B, H, Nq] contiguous; written by forward, read by backward.
                               Kernels without a normaliser leave it untouched. */
     attn_tensor beta, gate; /* per-token inputs of kernels that declare them (.inputs) */
+    attn_tensor router;    /* ATTN_IN_ROUTER */
+    attn_tensor w;         /* ATTN_IN_WEIGHTS */
 } attn_io;
 
 typedef struct {
     attn_tensor d_o;       /* input: dL/dO, shaped like O */
     attn_tensor dq, dk, dv; /* outputs, shaped like Q, K, V (dK/dV summed over the GQA group) */
     attn_tensor dbeta, dgate; /* outputs for the declared per-token inputs */
+    attn_tensor drouter, dw;
 } attn_grads;
 
 /* The same problem in double, for a kernel's own reference (ref_forward). */
 typedef struct {
     attn_tensor_f64 q, k, v, o;
     double *lse;           /* may be NULL: a reference without a normaliser ignores it */
-    attn_tensor_f64 beta, gate;
+    attn_tensor_f64 beta, gate, router, w;
 } attn_io64;
 
 struct attn_kernel;
@@ -148,6 +159,11 @@ typedef struct attn_kernel {
      * sequential/recurrent form checked by tests, `check` and the bench gate.
      * NULL: the softmax oracle is the reference. Writes io->o (all rows). */
     int (*ref_forward)(const attn_args *args, const attn_io64 *io);
+    /* Columns of the ATTN_IN_ROUTER / ATTN_IN_WEIGHTS input (NULL when the
+     * kernel reads neither). */
+    int64_t (*input_cols)(const attn_args *args, unsigned input);
+    /* Initial values of io.w [1,H,1,W] a model trains from (NULL: U(-1,1)/sqrt(D)). */
+    void (*init_weights)(const attn_args *args, attn_tensor *w, uint64_t seed);
 } attn_kernel;
 
 /* Effective softmax scale. */
@@ -169,6 +185,17 @@ static inline int64_t attn_o_rows(const struct attn_kernel *k, const attn_args *
 static inline int64_t attn_gate_cols(const struct attn_kernel *k, const attn_args *a)
 {
     return !k ? 0 : (k->inputs & ATTN_IN_GATE_VEC) ? a->D : (k->inputs & ATTN_IN_GATE) ? 1 : 0;
+}
+
+/* Columns of the router / weights input (0 when the kernel reads none). */
+static inline int64_t attn_router_cols(const struct attn_kernel *k, const attn_args *a)
+{
+    return k && (k->inputs & ATTN_IN_ROUTER) && k->input_cols ? k->input_cols(a, ATTN_IN_ROUTER) : 0;
+}
+
+static inline int64_t attn_weight_cols(const struct attn_kernel *k, const attn_args *a)
+{
+    return k && (k->inputs & ATTN_IN_WEIGHTS) && k->input_cols ? k->input_cols(a, ATTN_IN_WEIGHTS) : 0;
 }
 
 /* Keys of sequence b, and the absolute position of its query 0. */

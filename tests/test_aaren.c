@@ -132,7 +132,7 @@ Test(aaren, gradients_match_central_differences, .timeout = 60)
             attn_args a = aaren_args(1, 2, 1, N, 16, N == 9 || m < 2 ? gm[m] : "causal", chunks[m]);
             if (m == 3)
                 a.Dv = 8;
-            double e[5];
+            double e[ATTN_CHECK_GRADS];
             cr_assert_eq(attn_check_backward(K, &a, 60 + (uint64_t)(2 * m + n), e), 0, "%s", attn_last_error());
             for (int i = 0; i < 3; i++)
                 cr_assert(e[i] <= 1e-4, "%s N=%ld: d%c err %.3g", gm[m], (long)N, "QKV"[i], e[i]);
@@ -143,7 +143,7 @@ Test(aaren, gradients_with_long_sequence_and_large_scores)
 {
     attn_args a = aaren_args(1, 1, 1, 40, 8, "causal", "chunk=16");
     a.scale = 3.0; /* peaky softmax: the running max changes often */
-    double e[5];
+    double e[ATTN_CHECK_GRADS];
     cr_assert_eq(attn_check_backward(K, &a, 70, e), 0, "%s", attn_last_error());
     for (int i = 0; i < 3; i++)
         cr_assert(e[i] <= 1e-4, "d%c err %.3g", "QKV"[i], e[i]);

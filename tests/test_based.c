@@ -184,7 +184,7 @@ Test(based, backward_matches_central_differences_of_the_reference, .timeout = 60
                 for (int j = 0; j < 2; j++)
                     if (params[ip][j])
                         add_param(&a, params[ip][j]);
-                double e[5];
+                double e[ATTN_CHECK_GRADS];
                 cr_assert_eq(attn_check_backward(K, &a, 90 + (uint64_t)(in * 8 + im * 4 + ip), e), 0, "%s",
                              attn_last_error());
                 for (int t = 0; t < 3; t++)

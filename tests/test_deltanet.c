@@ -218,7 +218,7 @@ Test(deltanet, backward_matches_central_differences_of_reference, .timeout = 60)
     for (int ik = 0; ik < 2; ik++)
         for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
             attn_args a = delta_args(1, 2, 1, cases[c].N, cases[c].D, cases[c].Dv, cases[c].mask, 0, 1);
-            double err[5];
+            double err[ATTN_CHECK_GRADS];
             cr_assert_eq(attn_check_backward(KS[ik], &a, 20 + c, err), 0, "%s", attn_last_error());
             for (int i = 0; i < 5; i++)
                 cr_assert(err[i] <= 1e-4, "%s N=%lld D=%lld Dv=%lld %s: %s err %.3g > 1e-4", KS[ik]->name,
@@ -309,8 +309,8 @@ Test(deltanet, strided_unaligned_views_equal_contiguous, .timeout = 30)
             w[i] = src[i]->data ? bnhd_view(src[i]) : *src[i];
         attn_ctx ctx;
         cr_assert_eq(attn_ctx_create(KS[ik], &p.a, &ctx), 0, "%s", attn_last_error());
-        attn_io io = {w[0], w[1], w[2], w[3], p.lse, w[4], w[5]};
-        attn_grads g = {w[6], w[7], w[8], w[9], w[10], w[11]};
+        attn_io io = {.q = w[0], .k = w[1], .v = w[2], .o = w[3], .lse = p.lse, .beta = w[4], .gate = w[5]};
+        attn_grads g = {.d_o = w[6], .dq = w[7], .dk = w[8], .dv = w[9], .dbeta = w[10], .dgate = w[11]};
         cr_assert_eq(KS[ik]->forward(&ctx, &io), 0, "%s", attn_last_error());
         cr_assert_eq(KS[ik]->backward(&ctx, &io, &g), 0, "%s", attn_last_error());
         attn_ctx_destroy(&ctx);

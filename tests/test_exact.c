@@ -114,7 +114,7 @@ Test(exact, backward_matches_oracle_gradients)
                 for (const attn_kernel *const *k = attn_registry(); *k; k++) {
                     if (!is_competitor(*k) || !(*k)->backward || attn_args_validate(*k, &a) != 0)
                         continue;
-                    double e[5];
+                    double e[ATTN_CHECK_GRADS];
                     cr_assert_eq(attn_check_backward(*k, &a, 77, e), 0, "%s: %s", (*k)->name,
                                  attn_last_error());
                     for (int i = 0; i < 3; i++)

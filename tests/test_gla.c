@@ -149,7 +149,7 @@ static void check_constant_gates(const attn_kernel *scalar, const char *param)
 static void check_gradients(const attn_kernel *k, int64_t N, int64_t D, const char *mask, int64_t chunk)
 {
     attn_args a = make_args(1, 2, 1, N, D, D + 4, mask, chunk);
-    double err[5];
+    double err[ATTN_CHECK_GRADS];
     cr_assert_eq(attn_check_backward(k, &a, 77 + (uint64_t)N, err), 0, "%s", attn_last_error());
     static const char *const names[] = {"dQ", "dK", "dV", "dbeta", "dgate"};
     for (int i = 0; i < 5; i++)

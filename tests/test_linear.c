@@ -115,7 +115,7 @@ Test(linear, backward_matches_central_differences_of_the_reference, .timeout = 6
                 a.Dv = ip == 2 ? 8 : 16;
                 if (params[ip])
                     add_param(&a, params[ip]);
-                double e[5];
+                double e[ATTN_CHECK_GRADS];
                 cr_assert_eq(attn_check_backward(K, &a, 70 + (uint64_t)(in * 12 + im * 3 + ip), e), 0, "%s",
                              attn_last_error());
                 for (int t = 0; t < 3; t++)
@@ -345,7 +345,7 @@ Test(linear, rows_outside_every_document_get_zero_output_and_no_gradient)
                     cr_assert(attn_at(&p.o, 0, h, i)[d] == 0.0f && attn_at64(&p.o64, 0, h, i)[d] == 0.0);
                     cr_assert(attn_at(&p.dq, 0, h, i)[d] == 0.0f && attn_at(&p.dk, 0, 0, i)[d] == 0.0f);
                 }
-        double e[5];
+        double e[ATTN_CHECK_GRADS];
         cr_assert_eq(attn_check_backward(K, &p.a, 12, e), 0, "%s", attn_last_error());
         cr_assert(e[0] <= 1e-4 && e[1] <= 1e-4 && e[2] <= 1e-4, "gradient errors %.3g %.3g %.3g", e[0], e[1], e[2]);
         free(rec);

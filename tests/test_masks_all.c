@@ -321,7 +321,7 @@ static int check_all_kernels(const attn_args *a, const char *what, int backward)
     for (const attn_kernel *const *k = attn_registry(); *k; k++) {
         if (!is_competitor(*k) || attn_args_validate(*k, a) != 0)
             continue;
-        double eo, el, e[5];
+        double eo, el, e[ATTN_CHECK_GRADS];
         cr_assert_eq(attn_check_forward(*k, a, 5, &eo, &el), 0, "%s %s: %s", (*k)->name, what, attn_last_error());
         cr_assert(eo <= fx_tol_o(a->Nk) && el <= 1e-5, "%s %s: err_O %.3g err_lse %.3g", (*k)->name, what, eo, el);
         if (backward && (*k)->backward) {
@@ -376,7 +376,7 @@ Test(masks_all, flash_tile_sizes_do_not_change_results_on_sparse_masks)
             attn_args a = fx_args(1, 4, 2, 130, 130, 32, sparse[s], 2);
             attn_params_add(&a.params, tiles[t][0]);
             attn_params_add(&a.params, tiles[t][1]);
-            double eo, el, e[5];
+            double eo, el, e[ATTN_CHECK_GRADS];
             cr_assert_eq(attn_check_forward(flash, &a, 8, &eo, &el), 0, "%s: %s", sparse[s], attn_last_error());
             cr_assert(eo <= fx_tol_o(130) && el <= 1e-5, "%s %s %s: %.3g %.3g", sparse[s], tiles[t][0], tiles[t][1], eo, el);
             cr_assert_eq(attn_check_backward(flash, &a, 9, e), 0);

@@ -122,7 +122,7 @@ Test(sigmoid, bias_changes_the_output)
 
 static void check_grads(const attn_args *a, uint64_t seed, const char *what)
 {
-    double e[5];
+    double e[ATTN_CHECK_GRADS];
     cr_assert_eq(attn_check_backward(K, a, seed, e), 0, "%s: %s", what, attn_last_error());
     for (int i = 0; i < 3; i++)
         cr_assert(e[i] <= 1e-4, "%s: d%c err %.3g", what, "QKV"[i], e[i]);
