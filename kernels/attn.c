@@ -136,11 +136,29 @@ int attn_params_add(attn_params *p, const char *kv)
     return 0;
 }
 
-/* Allowed (i, j) pairs summed over the batch and the query heads. */
+/* Allowed (i, j) pairs summed over the batch and the query heads. A job asks
+ * for them three times (forward FLOPs, backward FLOPs, density) and counting
+ * is O(Nq * Nk) for row-irregular masks (random, BigBird), so the last count
+ * is remembered: the key is the mask's bytes and the shape (a mask holds no
+ * pointers; differing padding bytes can only cause a recount). */
 static double batch_pairs(const attn_args *a)
 {
-    if (!a->kv_len)
-        return attn_mask_pairs_total(&a->mask, a->B, a->H, a->Nq, a->Nk, a->q_off, a->k_off);
+    if (!a->kv_len) {
+        static _Thread_local struct {
+            attn_mask mask;
+            int64_t shape[6];
+            double pairs;
+            int valid;
+        } memo;
+        int64_t shape[6] = {a->B, a->H, a->Nq, a->Nk, a->q_off, a->k_off};
+        if (memo.valid && !memcmp(&memo.mask, &a->mask, sizeof a->mask) && !memcmp(memo.shape, shape, sizeof shape))
+            return memo.pairs;
+        memo.pairs = attn_mask_pairs_total(&a->mask, a->B, a->H, a->Nq, a->Nk, a->q_off, a->k_off);
+        memcpy(&memo.mask, &a->mask, sizeof a->mask);
+        memcpy(memo.shape, shape, sizeof shape);
+        memo.valid = 1;
+        return memo.pairs;
+    }
     double nnz = 0;
     for (int64_t b = 0; b < a->B; b++)
         for (int64_t h = 0; h < a->H; h++)
