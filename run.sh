@@ -24,8 +24,10 @@ usage: ./run.sh [--quick | --config FILE] [--kernel K[,K...]] [--task T]
                       the exit code is the test runner's; arguments after -- go to it
                       (e.g. ./run.sh test -- --filter 'flash/*' --verbose)
   plots               only draw the figures into results/plots/ from the existing CSVs
-                      (kernels, masks, decode, scaling, LRA bubbles: plots/plot.sh; needs
-                      gnuplot only), after 'attnbench report lra' when results/lra.csv exists
+                      (kernels, masks, decode, scaling, LRA bubbles, MQAR accuracy vs width,
+                      recall vs state size, NIAH depth x length heatmap and accuracy vs
+                      length: plots/plot.sh; needs gnuplot only), after 'attnbench report
+                      lra|recall' when results/lra.csv / results/recall.csv exist
   -h, --help          this text
 
 Packages checked (dpkg-query): cmake gcc make pkg-config libcsv-dev libcjson-dev libpapi-dev
@@ -182,6 +184,10 @@ plots() {
     if [[ -f results/lra.csv && -x build/attnbench ]]; then
         say "results/LRA.md from results/lra.csv"
         build/attnbench report lra >&2 || say "attnbench report lra failed (message above)"
+    fi
+    if [[ -f results/recall.csv && -x build/attnbench ]]; then
+        say "results/RECALL.md from results/recall.csv"
+        build/attnbench report recall >&2 || say "attnbench report recall failed (message above)"
     fi
     say "drawing plots into results/plots/"
     plots/plot.sh results >&2
