@@ -9,7 +9,7 @@
  * inside, so results are bitwise independent of the thread count. Documents
  * (DOCUMENT mask) are separate segments: S restarts at 0 and chunks restart at
  * each document start, so any N and any document lengths work. */
-#include "gla.h"
+#include "gla_core.h"
 
 #include "counters.h"
 
@@ -129,18 +129,14 @@ static int gla_init(attn_ctx *ctx, const attn_args *a)
     return 0;
 }
 
-/* The forward of KV head hk of batch b over all segments; S (Dk x Dv) ends as
- * the state after the last key. Returns the executed matrix-product FLOPs. */
-static double forward_task(const attn_args *a, const gla_plan *pl, const attn_io *io, int64_t b, int64_t hk,
-                           float *S, float *ws)
+/* The forward of one slice over the given segments (gla_core.h). */
+double attn_gla_forward_slice(const gla_plan *pl, const attn_io *io, int64_t b, int64_t hk, const int64_t *seg,
+                              int64_t nseg, double w, float sc, float *S, float *ws)
 {
-    int64_t C = pl->C, Dk = pl->Dk, Dv = pl->Dv, seg[GLA_MAX_SEGS + 1];
-    int64_t nseg = attn_gla_segments(a, seg);
-    float sc = (float)attn_scale(a), *pw = ws;
-    double w = 0, flops = 0;
+    int64_t C = pl->C, Dk = pl->Dk, Dv = pl->Dv;
+    float *pw = ws;
+    double flops = 0;
     ws += (C + 1 + 15) / 16 * 16;
-    if (!pl->vec)
-        attn_gla_log_decay(pl->preset, a, hk, &w); /* validated in init */
     attn_gla_powers(pw, w, C);
     gla_chunk ch;
     attn_gla_chunk_bind(&ch, pl, pw, &ws);
@@ -171,6 +167,18 @@ static double forward_task(const attn_args *a, const gla_plan *pl, const attn_io
         }
     }
     return flops;
+}
+
+/* The forward of KV head hk of batch b over all segments; S (Dk x Dv) ends as
+ * the state after the last key. Returns the executed matrix-product FLOPs. */
+static double forward_task(const attn_args *a, const gla_plan *pl, const attn_io *io, int64_t b, int64_t hk,
+                           float *S, float *ws)
+{
+    int64_t seg[GLA_MAX_SEGS + 1], nseg = attn_gla_segments(a, seg);
+    double w = 0;
+    if (!pl->vec)
+        attn_gla_log_decay(pl->preset, a, hk, &w); /* validated in init */
+    return attn_gla_forward_slice(pl, io, b, hk, seg, nseg, w, (float)attn_scale(a), S, ws);
 }
 
 // q is (B,H,N,Dk), k is (B,H_kv,N,Dk), v is (B,H_kv,N,Dv), gate (gla) is (B,H_kv,N,Dk); o is (B,H,N,Dv)

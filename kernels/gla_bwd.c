@@ -14,7 +14,7 @@
  * q_t by e^{a_t} and k_t by e^{-a_t}) and dg_u = sum_{t >= u} d a_t within the
  * document, in double; the
  * gate of a document's first token multiplies a zero state: dg = 0 there. */
-#include "gla.h"
+#include "gla_core.h"
 
 #include "counters.h"
 
@@ -23,7 +23,6 @@
 #include <string.h>
 
 typedef struct {
-    const attn_args *a;
     const gla_plan *pl;
     const attn_io *io;
     const attn_grads *g;
@@ -145,15 +144,12 @@ static void dgate_segment(bwd_task *t, int64_t s0, int64_t s1)
     memset(attn_at(&g->dgate, b, hk, s0), 0, sizeof(float) * (size_t)Dk);
 }
 
-static void backward_task(bwd_task *t, float *ws)
+static void backward_task(bwd_task *t, const int64_t *seg, int64_t nseg, double w, float *ws)
 {
     const gla_plan *pl = t->pl;
-    int64_t C = pl->C, seg[GLA_MAX_SEGS + 1], nseg = attn_gla_segments(t->a, seg);
-    double w = 0;
+    int64_t C = pl->C;
     float *pw = ws;
     ws += (C + 1 + 15) / 16 * 16;
-    if (!pl->vec)
-        attn_gla_log_decay(pl->preset, t->a, t->hk, &w); /* validated in init */
     attn_gla_powers(pw, w, C);
     attn_gla_chunk_bind(&t->ch, pl, pw, &ws);
     t->A = ws, ws += (C * C + 15) / 16 * 16;
@@ -179,6 +175,15 @@ static void backward_task(bwd_task *t, float *ws)
     }
 }
 
+/* The backward of one slice over the given segments (gla_core.h). */
+double attn_gla_backward_slice(const gla_plan *pl, const attn_io *io, const attn_grads *g, int64_t b, int64_t hk,
+                               const int64_t *seg, int64_t nseg, double w, float sc, float *ws)
+{
+    bwd_task t = {.pl = pl, .io = io, .g = g, .b = b, .hk = hk, .Dk = pl->Dk, .Dv = pl->Dv, .sc = sc};
+    backward_task(&t, seg, nseg, w, ws);
+    return t.flops;
+}
+
 // d_o is (B,H,N,Dv); dq is (B,H,N,Dk), dk is (B,H_kv,N,Dk), dv is (B,H_kv,N,Dv), dgate (gla) is (B,H_kv,N,Dk)
 int attn_gla_backward(attn_ctx *ctx, const attn_io *io, const attn_grads *g)
 {
@@ -199,10 +204,12 @@ int attn_gla_backward(attn_ctx *ctx, const attn_io *io, const attn_grads *g)
     /* one task per (b, KV head): it owns dK, dV, dgate of that head and dQ of its G query heads */
 #pragma omp parallel for num_threads(a->threads) schedule(static) reduction(+ : flops)
     for (int64_t i = 0; i < tasks; i++) {
-        bwd_task t = {.a = a, .pl = &pl, .io = io, .g = g, .b = i / a->H_kv, .hk = i % a->H_kv, .Dk = pl.Dk,
-                      .Dv = pl.Dv, .sc = (float)attn_scale(a)};
-        backward_task(&t, slots + (size_t)omp_get_thread_num() * pl.thread_floats);
-        flops += t.flops;
+        int64_t seg[GLA_MAX_SEGS + 1], nseg = attn_gla_segments(a, seg), hk = i % a->H_kv;
+        double w = 0;
+        if (!pl.vec)
+            attn_gla_log_decay(pl.preset, a, hk, &w); /* validated in init */
+        flops += attn_gla_backward_slice(&pl, io, g, i / a->H_kv, hk, seg, nseg, w, (float)attn_scale(a),
+                                         slots + (size_t)omp_get_thread_num() * pl.thread_floats);
     }
     attn_counter_add(ATTN_CNT_FLOPS, (long long)flops);
     /* two sweeps: K, V, dO (and gates) twice, Q once, then q, dq, k, dk for the gate gradient */

@@ -9,6 +9,7 @@
 #include "linear.h"
 #include "local_linear.h"
 #include "sigmoid.h"
+#include "sse.h"
 #include "streaming.h"
 
 #include <string.h>
@@ -29,6 +30,7 @@ static const attn_kernel *const table[] = {
     &attn_kernel_retnet,
     &attn_kernel_gla,
     &attn_kernel_lightning,
+    &attn_kernel_sse,
     &attn_kernel_sigmoid,
     &attn_kernel_aaren,
     NULL,
