@@ -169,6 +169,17 @@ static int shape_args(const attn_kernel *k, const shape *s, const char *mask, in
     return rc;
 }
 
+/* The kernel's small-size parameters for gradient shapes (attn_kernel.check_params). */
+static int add_check_params(const attn_kernel *k, attn_args *a)
+{
+    char buf[256], *save = NULL;
+    snprintf(buf, sizeof buf, "%s", k->check_params ? k->check_params : "");
+    for (char *kv = strtok_r(buf, " ", &save); kv; kv = strtok_r(NULL, " ", &save))
+        if (attn_params_add(&a->params, kv))
+            return -1;
+    return 0;
+}
+
 static void describe(char *buf, size_t n, const shape *s, const char *mask)
 {
     snprintf(buf, n, "%s B%ld H%ld/%ld N%ld/%ld D%ld", mask, (long)s->B, (long)s->H, (long)s->H_kv,
@@ -196,10 +207,12 @@ static int check_one_mask(const attn_kernel *k, const char *mask, int threads, r
     }
     const shape *bs = k->ref_forward ? bwd_shapes_ref : bwd_shapes;
     for (size_t s = 0; k->backward && s < 2; s++) {
-        if (shape_args(k, &bs[s], mask, threads, &a) || attn_args_validate(k, &a))
+        if (shape_args(k, &bs[s], mask, threads, &a) || add_check_params(k, &a) || attn_args_validate(k, &a))
             continue;
         double e[ATTN_CHECK_GRADS];
         describe(what, sizeof what, &bs[s], mask);
+        if (k->check_params)
+            snprintf(what + strlen(what), sizeof what - strlen(what), " %s", k->check_params);
         int rc = attn_check_backward(k, &a, 77 + s, e);
         if (rc)
             return rc;

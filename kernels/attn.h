@@ -164,6 +164,10 @@ typedef struct attn_kernel {
     int64_t (*input_cols)(const attn_args *args, unsigned input);
     /* Initial values of io.w [1,H,1,W] a model trains from (NULL: U(-1,1)/sqrt(D)). */
     void (*init_weights)(const attn_args *args, attn_tensor *w, uint64_t seed);
+    /* "k=v k=v" parameters `attnbench check` adds for its gradient shapes, whose
+     * reference gradients take two double forwards per input element (GAM's
+     * 512-slot bank would make that minutes); NULL: none. */
+    const char *check_params;
 } attn_kernel;
 
 /* Effective softmax scale. */

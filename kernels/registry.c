@@ -4,6 +4,7 @@
 
 #include "aaren.h"
 #include "deltanet.h"
+#include "gam.h"
 #include "gla.h"
 #include "kernels.h"
 #include "linear.h"
@@ -33,6 +34,7 @@ static const attn_kernel *const table[] = {
     &attn_kernel_sse,
     &attn_kernel_sigmoid,
     &attn_kernel_aaren,
+    &attn_kernel_gam,
     NULL,
 };
 
