@@ -1,6 +1,7 @@
 /* attnbench train / eval: a model with any registry kernel, trained from
  * scratch on a task, rows per evaluation; a checkpoint reloaded later. */
 #include "cli.h"
+#include "extrapolate.h"
 #include "train_run.h"
 
 #include <getopt.h>
@@ -13,7 +14,8 @@ static const char train_usage[] =
     "kernel K in every layer (one name per layer: a hybrid), then evaluates on the test\n"
     "split. Rows (suite = the task's suite, metric accuracy with a 95% interval) go to\n"
     "results/<suite>.csv, one per evaluation (params step=..;split=valid) and a final one\n"
-    "(split=test). Progress with an ETA goes to stderr.\n"
+    "(split=test;best_step=K;weights=last, or =best with --patience). Progress with an ETA\n"
+    "goes to stderr.\n"
     "task and data:\n"
     "  --task-param k=v    task parameter (repeatable; e.g. L=256, D=16 for mqar)\n"
     "  --data DIR          official files (LRA formats); default: generators / stand-ins\n"
@@ -26,27 +28,43 @@ static const char train_usage[] =
     "  --layers L (2) --d-model C (64) --heads H (2) --heads-kv H --mlp F (128; 0: no MLP)\n"
     "  --pos learned|sinusoid|rope|none (learned)  --pool cls|mean (cls)  --rms\n"
     "  --dropout p (0)  --loops n (1; looped: the stack n times, shared weights)\n"
+    "  --short-conv K (0)  causal depthwise conv of width K + SiLU on q, k, v (DeltaNet: 4)\n"
     "optimiser (AdamW, decoupled weight decay):\n"
     "  --steps S (200) --batch B (16) --accum k (1) --lr x (1e-3) --wd x (0.1) --warmup n (10)\n"
-    "  --sched cosine|linear|constant (cosine) --min-lr r (0.1 of lr) --clip x (1; 0 off)\n"
-    "  --eval-every k (50) --patience k (0: no early stop)\n"
+    "  --sched cosine|linear|constant|rsqrt (cosine) --min-lr r (0.1 of lr) --clip x (1; 0 off)\n"
+    "                      rsqrt: LRA's constant*linear_warmup*rsqrt_decay with --lr as its peak:\n"
+    "                      lr * min(1, t/warmup) * sqrt(warmup / max(t, warmup)); no end, no --min-lr\n"
+    "  --eval-every k (50) --patience k (0: no early stop; else the test row evaluates\n"
+    "                      the best-validation weights, params best_step=K;weights=best)\n"
     "run:\n"
     "  --seed S (1; weights, batches, dropout)  --threads T (1)  --out FILE  --checkpoint FILE\n"
-    "  --quiet             no progress lines\n";
+    "                      (--checkpoint: the weights the test row evaluated, for 'attnbench eval')\n"
+    "  --quiet             no progress lines\n"
+    "Resume: every evaluation saves the whole training state to .train-<job_id>.ckpt next\n"
+    "to the results file; rerunning an interrupted run (same settings, no test row yet)\n"
+    "continues from it without writing its rows twice. The file is removed at the end.\n";
 
 static const char eval_usage[] =
     "usage: attnbench eval --checkpoint FILE [--test-n N] [--threads T] [--out FILE]\n"
+    "       attnbench eval --checkpoint FILE --scale S1,S2,... [--depths K] [--test-n N] ...\n"
     "Rebuilds the model and the test split a checkpoint of 'attnbench train' names,\n"
     "evaluates it and writes a row (split=test-reload). Exit 0 when the accuracy equals the\n"
-    "one logged at training time (same test split), 1 when it differs.\n";
+    "one logged at training time (same test split), 1 when it differs.\n"
+    "With --scale (length extrapolation): for each multiple S of the trained length (integers\n"
+    ">= 1, e.g. 1,2,4,8) the test split is regenerated at S x that length (task param len for\n"
+    "the NIAH tasks, L for MQAR and the recall tasks; D, V and the rest stay as trained) and\n"
+    "evaluated: one row per length (params ...;split=extrap;eval_len=E;depth=d;train_len=T).\n"
+    "Learned positions cover the trained length only: train with --pos sinusoid|rope|none.\n"
+    "  --depths K          with --scale, tasks with a depth param (NIAH): K >= 2 needle depths\n"
+    "                      evenly spaced in [0, 1], one row per (length, depth) cell\n";
 
 static int parse_sched(const char *s, optim_sched_kind *k)
 {
-    static const char *const names[] = {"constant", "cosine", "linear"};
-    for (int i = 0; i < 3; i++)
+    static const char *const names[] = {"constant", "cosine", "linear", "rsqrt"};
+    for (int i = 0; i < 4; i++)
         if (!strcmp(s, names[i]))
             return *k = (optim_sched_kind)i, 0;
-    return attn_fail(ATTN_EINVAL, "--sched: expected cosine, linear or constant, found '%s'", s);
+    return attn_fail(ATTN_EINVAL, "--sched: expected cosine, linear, constant or rsqrt, found '%s'", s);
 }
 
 static int copy_str(const char *opt, const char *v, char *out, size_t n, const char *const *allowed)
@@ -63,7 +81,7 @@ int cmd_train(int argc, char **argv)
 {
     enum { O_TP = 256, O_DATA, O_TRN, O_VAN, O_TEN, O_DSEED, O_MODEL, O_LAYERS, O_DM, O_HKV, O_MLP, O_POS,
            O_POOL, O_RMS, O_DROP, O_LOOPS, O_STEPS, O_ACC, O_LR, O_WD, O_WARM, O_SCHED, O_MINLR, O_CLIP, O_EVERY,
-           O_PAT, O_CKPT, O_QUIET };
+           O_PAT, O_CKPT, O_QUIET, O_SCONV };
     static const struct option opts[] = {
         {"task", 1, 0, 'T'}, {"kernel", 1, 0, 'k'}, {"param", 1, 0, 'P'}, {"task-param", 1, 0, O_TP},
         {"data", 1, 0, O_DATA}, {"train-n", 1, 0, O_TRN}, {"valid-n", 1, 0, O_VAN}, {"test-n", 1, 0, O_TEN},
@@ -74,7 +92,8 @@ int cmd_train(int argc, char **argv)
         {"lr", 1, 0, O_LR}, {"wd", 1, 0, O_WD}, {"warmup", 1, 0, O_WARM}, {"sched", 1, 0, O_SCHED},
         {"min-lr", 1, 0, O_MINLR}, {"clip", 1, 0, O_CLIP}, {"eval-every", 1, 0, O_EVERY},
         {"patience", 1, 0, O_PAT}, {"seed", 1, 0, 's'}, {"threads", 1, 0, 't'}, {"out", 1, 0, 'o'},
-        {"checkpoint", 1, 0, O_CKPT}, {"quiet", 0, 0, O_QUIET}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+        {"checkpoint", 1, 0, O_CKPT}, {"quiet", 0, 0, O_QUIET}, {"short-conv", 1, 0, O_SCONV},
+        {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     static const char *const models[] = {"encoder", "twotower", "lm", "hybrid", "looped", NULL};
     static const char *const poss[] = {"learned", "sinusoid", "rope", "none", NULL};
     static const char *const pools[] = {"cls", "mean", NULL};
@@ -130,6 +149,7 @@ int cmd_train(int argc, char **argv)
         case 'o': r.out = optarg; break;
         case O_CKPT: r.checkpoint = optarg; break;
         case O_QUIET: t->progress = 0; break;
+        case O_SCONV: rc = cli_int64("--short-conv", optarg, 0, NN_SHORT_CONV_MAX, &v), m->short_conv = (int)v; break;
         case 'h': fputs(train_usage, stdout); return 0;
         default: return cli_usage_error("train", "unknown option or missing value (see 'attnbench train --help')");
         }
@@ -150,12 +170,24 @@ int cmd_train(int argc, char **argv)
     return 0;
 }
 
+/* --scale S1,S2,...: positive integer multiples of the trained length. */
+static int parse_scales(const char *s, attn_extrap_opts *x)
+{
+    char items[ATTN_EXTRAP_MAX_SCALES][CLI_ITEM];
+    int rc = cli_split("--scale", s, items, ATTN_EXTRAP_MAX_SCALES, &x->n_scales);
+    for (int i = 0; !rc && i < x->n_scales; i++)
+        rc = cli_int64("--scale", items[i], 1, 1 << 16, &x->scale[i]);
+    return rc;
+}
+
 int cmd_eval(int argc, char **argv)
 {
     static const struct option opts[] = {{"checkpoint", 1, 0, 'c'}, {"test-n", 1, 0, 'n'}, {"threads", 1, 0, 't'},
-                                         {"out", 1, 0, 'o'},        {"help", 0, 0, 'h'},   {0, 0, 0, 0}};
+                                         {"out", 1, 0, 'o'},        {"scale", 1, 0, 'S'},  {"depths", 1, 0, 'K'},
+                                         {"help", 0, 0, 'h'},       {0, 0, 0, 0}};
     const char *path = NULL, *out = NULL;
-    int64_t n = 0, th = 1;
+    int64_t n = 0, th = 1, depths = 0;
+    attn_extrap_opts x = {.n_scales = 0};
     int c, rc = 0;
     optind = 1;
     while (!rc && (c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
@@ -164,6 +196,8 @@ int cmd_eval(int argc, char **argv)
         case 'n': rc = cli_int64("--test-n", optarg, 1, 1 << 30, &n); break;
         case 't': rc = cli_int64("--threads", optarg, 1, 1024, &th); break;
         case 'o': out = optarg; break;
+        case 'S': rc = parse_scales(optarg, &x); break;
+        case 'K': rc = cli_int64("--depths", optarg, 2, 1001, &depths); break;
         case 'h': fputs(eval_usage, stdout); return 0;
         default: return cli_usage_error("eval", "unknown option or missing value (see 'attnbench eval --help')");
         }
@@ -172,6 +206,16 @@ int cmd_eval(int argc, char **argv)
         return cli_report("eval");
     if (!path || optind < argc)
         return cli_usage_error("eval", "--checkpoint FILE is required, nothing else is positional");
+    if (depths && !x.n_scales)
+        return cli_usage_error("eval", "--depths needs --scale (e.g. --scale 1,2,4,8 --depths 5)");
+    if (x.n_scales) {
+        int rows;
+        x.checkpoint = path, x.out = out, x.test_n = n, x.threads = (int)th, x.depths = (int)depths, x.progress = 1;
+        if (attn_extrapolate(&x, &rows))
+            return cli_report("eval");
+        printf("%d rows written (%d lengths x %d depths)\n", rows, x.n_scales, depths ? (int)depths : 1);
+        return 0;
+    }
     double acc, logged;
     if (attn_train_eval_checkpoint(path, n, (int)th, out, &acc, &logged))
         return cli_report("eval");

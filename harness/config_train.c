@@ -122,13 +122,13 @@ static int parse_one(const at *w, const cJSON *o, cfg_training *t)
 {
     static const char *const keys[] = {"suite", "description", "task", "task_params", "kernels", "kernel_params",
                                        "model", "layers", "d_model", "heads", "heads_kv", "mlp", "pos", "pool",
-                                       "rms", "dropout", "loops", "steps", "batch", "accum", "lr", "wd", "warmup",
+                                       "rms", "dropout", "loops", "short_conv", "steps", "batch", "accum", "lr", "wd", "warmup",
                                        "sched", "min_lr", "clip", "eval_every", "patience", "train_n", "valid_n",
                                        "test_n", "data_seed", "seeds", "threads", "data", NULL};
     static const char *const models[] = {"encoder", "twotower", "lm", "hybrid", "looped", NULL};
     static const char *const poss[] = {"learned", "sinusoid", "rope", "none", NULL};
     static const char *const pools[] = {"cls", "mean", NULL};
-    static const char *const scheds[] = {"constant", "cosine", "linear", NULL};
+    static const char *const scheds[] = {"constant", "cosine", "linear", "rsqrt", NULL};
     if (!cJSON_IsObject(o))
         return attn_fail(ATTN_EINVAL, "%s: $.trainings[%zu]: expected an object", w->path, w->index);
     for (const cJSON *k = o->child; k; k = k->next) {
@@ -144,7 +144,7 @@ static int parse_one(const at *w, const cJSON *o, cfg_training *t)
     nn_model_cfg *m = &r->model;
     nn_train_cfg *tc = &r->train;
     char sched[16] = "cosine";
-    int64_t rms = 0, loops = 1, threads = 1;
+    int64_t rms = 0, loops = 1, threads = 1, short_conv = 0;
     double dropout = 0, list[CFG_TRAIN_GRID];
     int rc = get_str(w, o, "suite", t->suite, sizeof t->suite, NULL);
     if (!rc)
@@ -173,6 +173,7 @@ static int parse_one(const at *w, const cJSON *o, cfg_training *t)
     } ints[] = {{"layers", 1, NN_MAX_LAYERS, &m->layers}, {"heads", 1, 1024, &m->heads},
                 {"heads_kv", 1, 1024, &m->heads_kv},       {"mlp", 0, 1 << 20, &m->mlp},
                 {"rms", 0, 1, &rms},                       {"loops", 1, 64, &loops},
+                {"short_conv", 0, NN_SHORT_CONV_MAX, &short_conv},
                 {"steps", 1, 1 << 30, &tc->steps},         {"batch", 1, 1 << 20, &tc->batch},
                 {"accum", 1, 1 << 20, &tc->accum},         {"warmup", 0, 1 << 30, &tc->warmup},
                 {"eval_every", 1, 1 << 30, &tc->eval_every}, {"patience", 0, 1 << 20, &tc->patience},
@@ -192,9 +193,11 @@ static int parse_one(const at *w, const cJSON *o, cfg_training *t)
     if (!rc)
         rc = get_num(w, o, "clip", 0, 1e6, &tc->clip);
     r->data_seed = (uint64_t)dseed, m->rms = (int)rms, m->loops = (int)loops, m->dropout = (float)dropout;
+    m->short_conv = (int)short_conv;
     tc->threads = (int)threads, tc->progress = 1;
-    tc->sched = !strcmp(sched, "constant") ? OPTIM_SCHED_CONSTANT : !strcmp(sched, "linear") ? OPTIM_SCHED_LINEAR
-                                                                                               : OPTIM_SCHED_COSINE;
+    for (int i = 0; scheds[i]; i++) /* enum order = list order */
+        if (!strcmp(sched, scheds[i]))
+            tc->sched = (optim_sched_kind)i;
     /* the grid */
     t->d_model[0] = m->d_model, t->n_d = 1, t->lr[0] = tc->lr, t->n_lr = 1, t->seeds[0] = 1, t->n_seeds = 1;
     int got = 0; /* lists that are absent keep the single default above */

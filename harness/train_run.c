@@ -1,4 +1,4 @@
-/* Training runs: data, model, loop, rows, checkpoints (train_run.h). */
+/* Training runs: data, model, loop, rows, checkpoints, resume (train_run.h). */
 #include "train_run.h"
 
 #include "checkpoint.h"
@@ -8,9 +8,11 @@
 #include "sysinfo.h"
 
 #include <cjson/cJSON.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 void attn_train_run_defaults(attn_train_run *r)
 {
@@ -27,6 +29,78 @@ void attn_train_run_defaults(attn_train_run *r)
                         .seed = 1, .threads = 1, .progress = 1};
 }
 
+/* ---------------------------------------------------------------- the run as JSON */
+
+static const char *const sched_names[] = {"constant", "cosine", "linear", "rsqrt"};
+
+/* The numeric settings of a run, in the order of its JSON. Everything that
+ * can change a result is here, in "task"/"task_params"/"data_dir"/"sched",
+ * or in "model" (nn_model_cfg_to_json: every field of the model config);
+ * threads are in the row identity, and progress, out, checkpoint and
+ * halt_after change no result. */
+enum { F_I64, F_U64, F_DBL };
+static const struct {
+    const char *key;
+    int kind;
+    size_t at;
+} run_fields[] = {
+    {"data_seed", F_U64, offsetof(attn_train_run, data_seed)},
+    {"seed", F_U64, offsetof(attn_train_run, train.seed)},
+    {"train_n", F_I64, offsetof(attn_train_run, train_n)},
+    {"valid_n", F_I64, offsetof(attn_train_run, valid_n)},
+    {"test_n", F_I64, offsetof(attn_train_run, test_n)},
+    {"batch", F_I64, offsetof(attn_train_run, train.batch)},
+    {"steps", F_I64, offsetof(attn_train_run, train.steps)},
+    {"accum", F_I64, offsetof(attn_train_run, train.accum)},
+    {"eval_every", F_I64, offsetof(attn_train_run, train.eval_every)},
+    {"eval_n", F_I64, offsetof(attn_train_run, train.eval_n)},
+    {"patience", F_I64, offsetof(attn_train_run, train.patience)},
+    {"warmup", F_I64, offsetof(attn_train_run, train.warmup)},
+    {"lr", F_DBL, offsetof(attn_train_run, train.lr)},
+    {"min_lr", F_DBL, offsetof(attn_train_run, train.min_lr_ratio)},
+    {"wd", F_DBL, offsetof(attn_train_run, train.weight_decay)},
+    {"clip", F_DBL, offsetof(attn_train_run, train.clip)},
+};
+#define N_RUN_FIELDS (sizeof run_fields / sizeof *run_fields)
+
+/* The run configuration as one JSON object: its unformatted print is the
+ * canonical text the job_id hashes, and with "len", "test_accuracy" and the
+ * fitted model it is the header of --checkpoint files. */
+static cJSON *run_config_json(const attn_train_run *r)
+{
+    cJSON *o = cJSON_CreateObject(), *tp = cJSON_CreateArray();
+    cJSON_AddStringToObject(o, "format", "attnbench-train/1");
+    cJSON_AddStringToObject(o, "task", r->task);
+    for (int i = 0; i < r->task_params.n; i++) {
+        char kv[128];
+        snprintf(kv, sizeof kv, "%s=%s", r->task_params.key[i], r->task_params.val[i]);
+        cJSON_AddItemToArray(tp, cJSON_CreateString(kv));
+    }
+    cJSON_AddItemToObject(o, "task_params", tp);
+    if (r->data_dir)
+        cJSON_AddStringToObject(o, "data_dir", r->data_dir);
+    else
+        cJSON_AddNullToObject(o, "data_dir");
+    for (size_t i = 0; i < N_RUN_FIELDS; i++) {
+        const char *p = (const char *)r + run_fields[i].at;
+        double v = run_fields[i].kind == F_I64 ? (double)*(const int64_t *)p
+                   : run_fields[i].kind == F_U64 ? (double)*(const uint64_t *)p : *(const double *)p;
+        cJSON_AddNumberToObject(o, run_fields[i].key, v);
+    }
+    unsigned s = (unsigned)r->train.sched;
+    cJSON_AddStringToObject(o, "sched", s < 4 ? sched_names[s] : "?");
+    cJSON_AddItemToObject(o, "model", nn_model_cfg_to_json(&r->model));
+    return o;
+}
+
+/* FNV-1a 64-bit (Fowler, Noll, Vo), as harness/schema.c hashes identity cells. */
+static uint64_t fnv1a(uint64_t h, const char *s)
+{
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
+    return h;
+}
+
 /* ---------------------------------------------------------------- rows */
 
 typedef struct {
@@ -34,6 +108,13 @@ typedef struct {
     const task_def *task;
     const task_data *data;
     const nn_model *model;
+    const char *config;          /* canonical JSON text of r (run_config_json, unformatted) */
+    char path[1100];             /* the results CSV */
+    attn_idset done;             /* job_ids already in it: not written again (resume) */
+    int skip_done;
+    const char *resume;          /* the resumable checkpoint (NULL: none) */
+    char id[17];                 /* the run's job_id (of its test row) */
+    char *resume_json;           /* its header: config + "job_id" */
     csvw w;
     int open;
 } row_sink;
@@ -45,7 +126,11 @@ static void params_text(const attn_params *p, char *buf, size_t n)
         snprintf(buf + strlen(buf), n - strlen(buf), "%s%s=%s", i ? ";" : "", p->key[i], p->val[i]);
 }
 
-/* Identity and settings of a row; step and split make each evaluation its own job. */
+/* Identity and settings of a row; step and split make each evaluation its
+ * own job. job_id: FNV-1a over the identity cells' own job_id (harness/
+ * csvw.h: threads, suite .. data_source, with the model as trained and N)
+ * followed by the canonical JSON of the whole run configuration, so every
+ * setting that can change a result changes it. */
 static void row_identity(const row_sink *s, attn_row *row, int64_t step, const char *split)
 {
     const attn_train_run *r = s->r;
@@ -83,16 +168,26 @@ static void row_identity(const row_sink *s, attn_row *row, int64_t step, const c
     attn_row_set(row, ATTN_COL_DATA_SOURCE, "%s", s->data->data_source);
     attn_row_set(row, ATTN_COL_STATE_BYTES, "%zu", (size_t)0);
     attn_row_set(row, ATTN_COL_PAPI_STATUS, "NA:not measured in training rows");
-    char id[17];
-    attn_row_job_id(row, id);
-    attn_row_set(row, ATTN_COL_JOB_ID, "%s", id);
+    char cells[17];
+    attn_row_job_id(row, cells);
+    uint64_t h = fnv1a(fnv1a(0xcbf29ce484222325ull, cells), s->config);
+    attn_row_set(row, ATTN_COL_JOB_ID, "%016llx", (unsigned long long)h);
 }
 
+/* A test row: which weights were evaluated (the best-validation ones with
+ * --patience, else the last) and the step they come from. */
+typedef struct {
+    int64_t weights_step, best_step;
+    int best;
+} test_info;
+
 static int write_eval_row(row_sink *s, const char *split, int64_t step, const nn_eval_result *e, double train_time,
-                          double tokens_per_s, size_t rss)
+                          double tokens_per_s, size_t rss, const test_info *ti)
 {
     attn_row row;
     row_identity(s, &row, step, split);
+    if (s->skip_done && attn_idset_contains(&s->done, row.cell[ATTN_COL_JOB_ID]))
+        return 0; /* written before the crash this run resumes from */
     /* state: what a causal stream of this model keeps per layer (recall vs state size) */
     size_t state = 0;
     for (int64_t l = 0; l < s->model->cfg.layers; l++) {
@@ -103,12 +198,18 @@ static int write_eval_row(row_sink *s, const char *split, int64_t step, const nn
             state += a->cfg.kernel->state_bytes(&sa);
         }
     }
+    if (ti) { /* after the job_id: known only once trained */
+        char params[ATTN_CELL_MAX];
+        memcpy(params, row.cell[ATTN_COL_PARAMS], sizeof params);
+        attn_row_set(&row, ATTN_COL_PARAMS, "%s;best_step=%lld;weights=%s", params, (long long)ti->best_step,
+                     ti->best ? "best" : "last");
+    }
     attn_row_set(&row, ATTN_COL_STATE_BYTES, "%zu", state);
     attn_row_set(&row, ATTN_COL_METRIC, "accuracy");
     attn_row_set(&row, ATTN_COL_VALUE, "%.6f", e->accuracy);
     attn_row_set(&row, ATTN_COL_CI_LOW, "%.6f", e->ci_low);
     attn_row_set(&row, ATTN_COL_CI_HIGH, "%.6f", e->ci_high);
-    attn_row_set(&row, ATTN_COL_TRAIN_STEPS, "%lld", (long long)step);
+    attn_row_set(&row, ATTN_COL_TRAIN_STEPS, "%lld", (long long)(ti ? ti->weights_step : step));
     if (train_time > 0) { /* evaluation rows only: test rows leave the training columns empty */
         attn_row_set(&row, ATTN_COL_TRAIN_TIME_S, "%.3f", train_time);
         attn_row_set(&row, ATTN_COL_TOKENS_PER_S, "%.1f", tokens_per_s);
@@ -117,12 +218,7 @@ static int write_eval_row(row_sink *s, const char *split, int64_t step, const nn
     attn_row_set(&row, ATTN_COL_PEAK_RSS_BYTES, "%zu", rss);
     attn_row_set(&row, ATTN_COL_STATUS, "ok");
     if (!s->open) {
-        char path[1100];
-        if (s->r->out)
-            snprintf(path, sizeof path, "%s", s->r->out);
-        else
-            snprintf(path, sizeof path, "results/%s.csv", s->task->suite);
-        int rc = csvw_open(&s->w, path);
+        int rc = csvw_open(&s->w, s->path);
         if (rc)
             return rc;
         s->open = 1;
@@ -132,7 +228,17 @@ static int write_eval_row(row_sink *s, const char *split, int64_t step, const nn
 
 static int on_eval(const nn_eval_point *pt, void *ud)
 {
-    return write_eval_row(ud, "valid", pt->step, &pt->valid, pt->train_time_s, pt->tokens_per_s, pt->peak_rss_bytes);
+    return write_eval_row(ud, "valid", pt->step, &pt->valid, pt->train_time_s, pt->tokens_per_s, pt->peak_rss_bytes,
+                          NULL);
+}
+
+/* After the evaluation's row: the resumable checkpoint (row first, so a
+ * checkpoint never gets ahead of the CSV; a row written before a crash that
+ * lost its checkpoint is recognised by its job_id and not written again). */
+static int on_save(nn_trainer *t, void *ud)
+{
+    row_sink *s = ud;
+    return s->resume ? nn_trainer_save(t, s->resume, s->resume_json) : 0;
 }
 
 /* ---------------------------------------------------------------- data and model */
@@ -161,47 +267,119 @@ static int fit_model_to(nn_model_cfg *m, const task_data *d, int64_t len)
     return 0;
 }
 
-static int checkpoint_tensors(const nn_model *m, ckpt_tensor **t, nn_param_info **info, int *n)
+/* The --checkpoint header: the run with its fitted model, the sequence
+ * length and the test accuracy logged now. */
+static char *checkpoint_json(const attn_train_run *fitted, int64_t len, double test_acc)
 {
-    *n = nn_model_params(m, NULL, 0);
-    *info = malloc(sizeof **info * (size_t)*n);
-    *t = malloc(sizeof **t * (size_t)*n);
-    if (!*info || !*t)
-        return attn_fail(ATTN_ENOMEM, "checkpoint: out of memory");
-    nn_model_params(m, *info, *n);
-    for (int i = 0; i < *n; i++)
-        (*t)[i] = (ckpt_tensor){.name = (*info)[i].name, .rank = 2, .dims = {(*info)[i].rows, (*info)[i].cols},
-                                .offset = (*info)[i].offset};
-    return 0;
-}
-
-static char *run_json(const attn_train_run *r, int64_t len, double test_acc)
-{
-    cJSON *o = cJSON_CreateObject(), *tp = cJSON_CreateArray();
-    cJSON_AddStringToObject(o, "format", "attnbench-train/1");
-    cJSON_AddStringToObject(o, "task", r->task);
-    for (int i = 0; i < r->task_params.n; i++) {
-        char kv[128];
-        snprintf(kv, sizeof kv, "%s=%s", r->task_params.key[i], r->task_params.val[i]);
-        cJSON_AddItemToArray(tp, cJSON_CreateString(kv));
-    }
-    cJSON_AddItemToObject(o, "task_params", tp);
-    if (r->data_dir)
-        cJSON_AddStringToObject(o, "data_dir", r->data_dir);
-    cJSON_AddNumberToObject(o, "data_seed", (double)r->data_seed);
-    cJSON_AddNumberToObject(o, "seed", (double)r->train.seed);
+    cJSON *o = run_config_json(fitted);
     cJSON_AddNumberToObject(o, "len", (double)len);
-    cJSON_AddNumberToObject(o, "test_n", (double)r->test_n);
-    cJSON_AddNumberToObject(o, "batch", (double)r->train.batch);
-    cJSON_AddNumberToObject(o, "steps", (double)r->train.steps);
-    cJSON_AddNumberToObject(o, "train_n", (double)r->train_n);
-    cJSON_AddNumberToObject(o, "lr", r->train.lr);
-    cJSON_AddNumberToObject(o, "wd", r->train.weight_decay);
     cJSON_AddNumberToObject(o, "test_accuracy", test_acc);
-    cJSON_AddItemToObject(o, "model", nn_model_cfg_to_json(&r->model));
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return s;
+}
+
+static char *print_config(const attn_train_run *r)
+{
+    cJSON *o = run_config_json(r);
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return s;
+}
+
+/* Sets up a sink for run r (as given, before fitting) over split data d:
+ * its canonical config text and the results path. */
+static int sink_init(row_sink *s, const attn_train_run *r, const attn_train_run *fitted, const task_def *t,
+                     const task_data *d)
+{
+    memset(s, 0, sizeof *s);
+    attn_idset_init(&s->done);
+    s->r = fitted, s->task = t, s->data = d;
+    if (r->out)
+        snprintf(s->path, sizeof s->path, "%s", r->out);
+    else
+        snprintf(s->path, sizeof s->path, "results/%s.csv", t->suite);
+    s->config = print_config(r);
+    return s->config ? 0 : attn_fail(ATTN_ENOMEM, "training: out of memory");
+}
+
+static void sink_fini(row_sink *s)
+{
+    if (s->open)
+        csvw_close(&s->w);
+    attn_idset_free(&s->done);
+    free((void *)s->config), free(s->resume_json);
+}
+
+static void test_row_id(row_sink *s, char id[17])
+{
+    attn_row row;
+    row_identity(s, &row, s->r->train.steps, "test");
+    memcpy(id, row.cell[ATTN_COL_JOB_ID], 17);
+}
+
+/* results/<suite>.csv -> results/.train-<job_id>.ckpt */
+static void resume_path(const char *csv, const char *id, char *out, size_t n)
+{
+    const char *slash = strrchr(csv, '/');
+    int dir = slash ? (int)(slash - csv + 1) : 0;
+    snprintf(out, n, "%.*s.train-%s.ckpt", dir, csv, id);
+}
+
+/* Trains (resuming from the sink's checkpoint when it exists), then evaluates
+ * the test split with the weights the run selects. */
+static int train_and_test(row_sink *sink, nn_model *m, const task_data *tr, const task_data *va,
+                          const task_data *te, nn_eval_result *e, test_info *ti)
+{
+    const attn_train_run *run = sink->r;
+    nn_trainer t;
+    int rc = nn_trainer_init(&t, m, tr, va, &run->train);
+    if (rc)
+        return rc;
+    if (sink->resume && access(sink->resume, F_OK) == 0) {
+        char *json = NULL;
+        cJSON *o = NULL;
+        const cJSON *jid = NULL;
+        if (!(rc = nn_trainer_load(&t, sink->resume, &json)) && (o = cJSON_Parse(json)))
+            jid = cJSON_GetObjectItemCaseSensitive(o, "job_id");
+        if (!rc && !(cJSON_IsString(jid) && !strcmp(jid->valuestring, sink->id)))
+            rc = attn_fail(ATTN_EINVAL, "%s: expected job_id %s, found %s", sink->resume, sink->id,
+                           cJSON_IsString(jid) ? jid->valuestring : "none");
+        cJSON_Delete(o);
+        if (rc) {
+            char msg[512];
+            snprintf(msg, sizeof msg, "%s", attn_last_error());
+            rc = attn_fail(rc, "%s (remove it to train this run from the start)", msg);
+        } else if (run->train.progress) {
+            fprintf(stderr, "train: resuming at step %lld of %lld from %s\n", (long long)t.st.step,
+                    (long long)run->train.steps, sink->resume);
+        }
+        free(json);
+    }
+    if (!rc)
+        rc = nn_trainer_run(&t, on_eval, on_save, sink);
+    if (!rc) {
+        ti->best = t.best && t.st.best_step > 0, ti->best_step = t.st.best_step;
+        ti->weights_step = ti->best ? t.st.best_step : t.st.step;
+        if (ti->best) /* early stopping selects the best-validation weights */
+            memcpy(m->params, t.best, sizeof *t.best * m->n_params);
+        rc = nn_evaluate(m, te, 0, run->train.batch, run->train.threads, e);
+    }
+    nn_trainer_fini(&t);
+    return rc;
+}
+
+static int save_weights(const char *path, const nn_model *m, const char *json)
+{
+    ckpt_tensor *tens = NULL;
+    nn_param_info *info = NULL;
+    int n, rc = json ? nn_ckpt_tensors(m, &tens, &info, &n) : attn_fail(ATTN_ENOMEM, "%s: out of memory", path);
+    if (!rc) {
+        ckpt_state st = {.tensors = tens, .ntensors = n, .params = m->params, .nparams = m->n_params};
+        rc = ckpt_save(path, json, &st);
+    }
+    free(tens), free(info);
+    return rc;
 }
 
 int attn_train_run_exec(const attn_train_run *r, double *test_acc)
@@ -221,37 +399,57 @@ int attn_train_run_exec(const attn_train_run *r, double *test_acc)
     attn_train_run run = *r;
     nn_model m;
     memset(&m, 0, sizeof m);
-    if (!(rc = fit_model_to(&run.model, &tr, tr.len)))
+    row_sink sink;
+    char resume[1200];
+    if (!(rc = fit_model_to(&run.model, &tr, tr.len)) && !(rc = sink_init(&sink, r, &run, t, &tr))) {
+        sink.model = &m;
         rc = nn_model_init(&m, &run.model, run.train.seed);
-    row_sink sink = {.r = &run, .task = t, .data = &tr, .model = &m};
-    int64_t best;
+    } else {
+        memset(&sink, 0, sizeof sink);
+    }
+    /* A run whose test row is not in the CSV yet is unfinished: it continues
+     * from its resumable checkpoint (if any) and skips the rows it wrote. A
+     * finished run run again starts afresh and appends a new set of rows. */
+    if (!rc) {
+        test_row_id(&sink, sink.id);
+        resume_path(sink.path, sink.id, resume, sizeof resume);
+        cJSON *o = cJSON_Parse(sink.config);
+        cJSON_AddStringToObject(o, "job_id", sink.id);
+        sink.resume_json = cJSON_PrintUnformatted(o);
+        cJSON_Delete(o);
+        sink.resume = resume;
+        if (!sink.resume_json)
+            rc = attn_fail(ATTN_ENOMEM, "training: out of memory");
+    }
+    if (!rc) {
+        if ((rc = csvw_load_job_ids(sink.path, &sink.done)) > 0)
+            rc = 0;
+        sink.skip_done = !rc && !attn_idset_contains(&sink.done, sink.id);
+    }
+    nn_eval_result e;
+    test_info ti = {0};
     if (!rc) {
         if (run.train.progress)
             fprintf(stderr, "train: %s (%s) on %lld examples of %s [%s], %zu parameters\n", r->task, t->suite,
                     (long long)tr.n, tr.data_source, tr.meta, m.n_params);
-        rc = nn_train(&m, &tr, &va, &run.train, on_eval, &sink, &best);
+        rc = train_and_test(&sink, &m, &tr, &va, &te, &e, &ti);
     }
-    nn_eval_result e;
-    if (!rc && !(rc = nn_evaluate(&m, &te, 0, run.train.batch, run.train.threads, &e))) {
+    if (!rc) {
         *test_acc = e.accuracy;
         if (run.train.progress)
-            fprintf(stderr, "test: accuracy %.4f [%.4f, %.4f] on %lld examples (%s)\n", e.accuracy, e.ci_low,
-                    e.ci_high, (long long)e.examples, te.data_source);
-        rc = write_eval_row(&sink, "test", run.train.steps, &e, 0, 0, attn_rss_peak_bytes());
+            fprintf(stderr, "test: accuracy %.4f [%.4f, %.4f] on %lld examples (%s), weights of step %lld (%s)\n",
+                    e.accuracy, e.ci_low, e.ci_high, (long long)e.examples, te.data_source,
+                    (long long)ti.weights_step, ti.best ? "best validation" : "last");
+        rc = write_eval_row(&sink, "test", run.train.steps, &e, 0, 0, attn_rss_peak_bytes(), &ti);
     }
     if (!rc && r->checkpoint) {
-        ckpt_tensor *tens = NULL;
-        nn_param_info *info = NULL;
-        int n;
-        char *json = run_json(&run, tr.len, *test_acc);
-        if (!(rc = checkpoint_tensors(&m, &tens, &info, &n))) {
-            ckpt_state st = {.tensors = tens, .ntensors = n, .params = m.params, .nparams = m.n_params};
-            rc = ckpt_save(r->checkpoint, json, &st);
-        }
-        free(json), free(tens), free(info);
+        char *json = checkpoint_json(&run, tr.len, *test_acc);
+        rc = save_weights(r->checkpoint, &m, json);
+        free(json);
     }
-    if (sink.open)
-        csvw_close(&sink.w);
+    if (!rc)
+        unlink(resume); /* finished: the test row is in the CSV, the resume state is not needed */
+    sink_fini(&sink);
     nn_model_free(&m);
     task_data_free(&tr), task_data_free(&va), task_data_free(&te);
     return rc;
@@ -267,11 +465,10 @@ int attn_train_run_test_id(const attn_train_run *r, char id[17])
     if (rc)
         return rc;
     attn_train_run run = *r;
-    if (!(rc = fit_model_to(&run.model, &te, te.len))) {
-        row_sink sink = {.r = &run, .task = t, .data = &te};
-        attn_row row;
-        row_identity(&sink, &row, run.train.steps, "test");
-        memcpy(id, row.cell[ATTN_COL_JOB_ID], 17);
+    row_sink sink;
+    if (!(rc = fit_model_to(&run.model, &te, te.len)) && !(rc = sink_init(&sink, r, &run, t, &te))) {
+        test_row_id(&sink, id);
+        sink_fini(&sink);
     }
     task_data_free(&te);
     return rc;
@@ -279,6 +476,8 @@ int attn_train_run_test_id(const attn_train_run *r, char id[17])
 
 /* ---------------------------------------------------------------- eval */
 
+/* Reads a --checkpoint header back into r (settings absent from older files
+ * keep their defaults). */
 static int json_run(const char *path, const char *text, attn_train_run *r, int64_t *len, double *logged)
 {
     cJSON *o = cJSON_Parse(text);
@@ -301,17 +500,33 @@ static int json_run(const char *path, const char *text, attn_train_run *r, int64
         snprintf(data_dir, sizeof data_dir, "%s", dd->valuestring);
         r->data_dir = data_dir;
     }
-    const char *nums[] = {"data_seed", "seed", "len", "test_n", "batch", "test_accuracy", "steps", "train_n", "lr", "wd"};
-    double v[10] = {0};
-    for (int i = 0; !rc && i < 10; i++) {
-        x = cJSON_GetObjectItemCaseSensitive(o, nums[i]);
-        rc = cJSON_IsNumber(x) ? (v[i] = x->valuedouble, 0)
-                               : attn_fail(ATTN_EINVAL, "%s: config: %s: expected a number", path, nums[i]);
+    static const char *const required[] = {"data_seed", "seed", "test_n", "batch", "steps", "train_n", "lr", "wd"};
+    for (size_t i = 0; !rc && i < N_RUN_FIELDS; i++) {
+        x = cJSON_GetObjectItemCaseSensitive(o, run_fields[i].key);
+        int need = 0;
+        for (size_t k = 0; k < sizeof required / sizeof *required; k++)
+            need |= !strcmp(required[k], run_fields[i].key);
+        if (!cJSON_IsNumber(x)) {
+            rc = need ? attn_fail(ATTN_EINVAL, "%s: config: %s: expected a number", path, run_fields[i].key) : 0;
+            continue;
+        }
+        char *p = (char *)r + run_fields[i].at;
+        if (run_fields[i].kind == F_I64)
+            *(int64_t *)p = (int64_t)x->valuedouble;
+        else if (run_fields[i].kind == F_U64)
+            *(uint64_t *)p = (uint64_t)x->valuedouble;
+        else
+            *(double *)p = x->valuedouble;
     }
+    const cJSON *sc = cJSON_GetObjectItemCaseSensitive(o, "sched");
+    for (unsigned i = 0; !rc && cJSON_IsString(sc) && i < 4; i++)
+        if (!strcmp(sc->valuestring, sched_names[i]))
+            r->train.sched = (optim_sched_kind)i;
+    const cJSON *ln = cJSON_GetObjectItemCaseSensitive(o, "len"), *acc = cJSON_GetObjectItemCaseSensitive(o, "test_accuracy");
+    if (!rc && (!cJSON_IsNumber(ln) || !cJSON_IsNumber(acc)))
+        rc = attn_fail(ATTN_EINVAL, "%s: config: len, test_accuracy: expected numbers", path);
     if (!rc) {
-        r->data_seed = (uint64_t)v[0], r->train.seed = (uint64_t)v[1], *len = (int64_t)v[2];
-        r->test_n = (int64_t)v[3], r->train.batch = (int64_t)v[4], *logged = v[5];
-        r->train.steps = (int64_t)v[6], r->train_n = (int64_t)v[7], r->train.lr = v[8], r->train.weight_decay = v[9];
+        *len = (int64_t)ln->valuedouble, *logged = acc->valuedouble;
         rc = nn_model_cfg_from_json(cJSON_GetObjectItemCaseSensitive(o, "model"), path, &r->model);
     }
     cJSON_Delete(o);
@@ -351,20 +566,52 @@ int attn_train_eval_checkpoint(const char *path, int64_t test_n, int threads, co
         rc = attn_fail(ATTN_EINVAL, "%s: the task now makes sequences of %lld tokens, the model was trained on %lld",
                        path, (long long)te.len, (long long)len);
     r.model.eval_only = 1; /* evaluation needs no backward */
-    if (!rc && !(rc = nn_model_init(&m, &r.model, 0)) && !(rc = checkpoint_tensors(&m, &tens, &info, &n))) {
+    if (!rc && !(rc = nn_model_init(&m, &r.model, 0)) && !(rc = nn_ckpt_tensors(&m, &tens, &info, &n))) {
         ckpt_state st = {.tensors = tens, .ntensors = n, .params = m.params, .nparams = m.n_params};
         rc = ckpt_load(path, &st);
     }
     nn_eval_result e;
-    if (!rc && !(rc = nn_evaluate(&m, &te, 0, r.train.batch, threads, &e))) {
+    row_sink sink;
+    if (!rc && !(rc = nn_evaluate(&m, &te, 0, r.train.batch, threads, &e)) &&
+        !(rc = sink_init(&sink, &r, &r, t, &te))) {
         *test_acc = e.accuracy;
-        row_sink sink = {.r = &r, .task = t, .data = &te, .model = &m};
-        rc = write_eval_row(&sink, "test-reload", r.train.steps, &e, 0, 0, attn_rss_peak_bytes());
-        if (sink.open)
-            csvw_close(&sink.w);
+        sink.model = &m;
+        rc = write_eval_row(&sink, "test-reload", r.train.steps, &e, 0, 0, attn_rss_peak_bytes(), NULL);
+        sink_fini(&sink);
     }
     free(tens), free(info);
     nn_model_free(&m);
     task_data_free(&te);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- for extrapolate.c */
+
+int attn_train_checkpoint_run(const char *path, attn_train_run *r, int64_t *len, double *logged)
+{
+    char *text = NULL;
+    size_t nparams;
+    unsigned flags;
+    attn_train_run_defaults(r);
+    int rc = ckpt_inspect(path, &text, &nparams, &flags);
+    if (!rc)
+        rc = json_run(path, text, r, len, logged);
+    free(text);
+    return rc;
+}
+
+int attn_train_eval_write(const attn_train_run *r, const task_data *d, nn_model *m, const char *split,
+                          nn_eval_result *e)
+{
+    const task_def *t = task_find(r->task);
+    if (!t)
+        return ATTN_EINVAL;
+    row_sink sink;
+    int rc = nn_evaluate(m, d, 0, r->train.batch, r->train.threads, e);
+    if (!rc && !(rc = sink_init(&sink, r, r, t, d))) {
+        sink.model = m;
+        rc = write_eval_row(&sink, split, r->train.steps, e, 0, 0, attn_rss_peak_bytes(), NULL);
+        sink_fini(&sink);
+    }
     return rc;
 }

@@ -25,16 +25,44 @@ typedef struct {
 void attn_train_run_defaults(attn_train_run *r);
 
 /* Builds the data and the model, trains, evaluates on the test split, writes
- * the rows (and the checkpoint). *test_acc: the final test accuracy. */
+ * the rows (and the checkpoint). *test_acc: the final test accuracy.
+ *
+ * The test row evaluates the last weights, or with train.patience > 0 the
+ * best-validation ones (kept in memory); its params end in
+ * ";best_step=K;weights=best|last" and its train_steps is the step of the
+ * weights evaluated.
+ *
+ * Resume: after every evaluation's row, the whole training state (weights,
+ * AdamW moments and step, best weights and patience counter, data-order RNG,
+ * the run's JSON with its job_id) is saved atomically to
+ * <dir of the CSV>/.train-<test job_id>.ckpt. A run whose test row is not yet
+ * in the CSV continues from that file when it exists (bitwise as if never
+ * interrupted) and does not write again the rows whose job_id the CSV already
+ * holds. The file is removed once the test row (and --checkpoint) are
+ * written. A run whose test row is already there starts afresh. */
 int attn_train_run_exec(const attn_train_run *r, double *test_acc);
 
 /* The job_id of the run's final test row: a sweep that finds it in the
- * results skips the run (--resume). Builds the test split to know N. */
+ * results skips the run (--resume). Builds the test split to know N.
+ * Training job_ids hash the row identity cells and the canonical JSON of
+ * the whole run configuration (task, task params, data dir and seed, split
+ * sizes, every optimiser and schedule setting, the model config with its
+ * kernel params), so any setting that changes a result changes them. */
 int attn_train_run_test_id(const attn_train_run *r, char id[17]);
 
 /* Rebuilds the model and test data a checkpoint names, evaluates them and
  * writes a row; *test_acc and *logged: the accuracy now and when trained. */
 int attn_train_eval_checkpoint(const char *path, int64_t test_n, int threads, const char *out, double *test_acc,
                                double *logged);
+
+/* The pieces of eval, for re-evaluations under other settings (extrapolate.c).
+ * The run a checkpoint names (*len: the trained sequence length, *logged: the
+ * test accuracy logged at training time). */
+int attn_train_checkpoint_run(const char *path, attn_train_run *r, int64_t *len, double *logged);
+
+/* Evaluates m on d (batch and threads from r) and appends its row to r->out
+ * (or results/<suite>.csv) with params "...;split=<split>". */
+int attn_train_eval_write(const attn_train_run *r, const task_data *d, nn_model *m, const char *split,
+                          nn_eval_result *e);
 
 #endif

@@ -8,7 +8,16 @@
  * strength beta_t = sigmoid(W_b x_t), Schlag et al. 2021; Yang et al. 2024,
  * DeltaNet) and log-gate = logsigmoid(z_g) / 16 (Gated Linear Attention, Yang
  * et al. 2024: alpha_t = sigmoid(x_t W + b)^(1/tau) with tau = 16, so decays
- * start near 1; fla's gate_logit_normalizer). */
+ * start near 1; fla's gate_logit_normalizer).
+ * short_conv = K > 0: q, k and v each pass a depthwise causal convolution of
+ * width K and a SiLU (models/short_conv.c) between the projection and RoPE /
+ * the kernel. Checked against flash-linear-attention: fla/layers/delta_net.py
+ * computes q = q_conv1d(q_proj(x)), k and v alike, each a ShortConvolution
+ * (fla/modules/convolution.py: nn.Conv1d, groups = channels, padding K-1
+ * truncated to T, bias off by default) with activation 'silu' (for q and k
+ * when qk_activation is 'silu', the default; always for v); beta is projected
+ * from x without a convolution, as here. fla has no RoPE in DeltaNet; where a
+ * model here uses RoPE it rotates the convolved q and k. */
 #include "layers.h"
 #include "oracle.h"
 #include "profile.h"
@@ -35,12 +44,20 @@ static int attn_cfg_check(const nn_attn_cfg *c)
     if (c->kernel->flags & ATTN_ONE_QUERY)
         return attn_fail(ATTN_EUNSUPPORTED, "kernel '%s' reads one learned query per head: not a self-attention block",
                          name);
+    if (c->kernel->inputs & (ATTN_IN_ROUTER | ATTN_IN_WEIGHTS))
+        return attn_fail(ATTN_EUNSUPPORTED,
+                         "kernel '%s' reads router logits or learned weights, which the attention block does not "
+                         "provide yet",
+                         name);
     if (c->C < 1 || c->H < 1 || c->C % c->H != 0)
         return attn_fail(ATTN_EINVAL, "attention block: expected C a multiple of H >= 1, found C=%lld H=%lld",
                          (long long)c->C, (long long)c->H);
     if (c->H_kv < 1 || c->H % c->H_kv != 0)
         return attn_fail(ATTN_EINVAL, "attention block: expected H_kv dividing H=%lld, found %lld", (long long)c->H,
                          (long long)c->H_kv);
+    if (c->short_conv < 0 || c->short_conv > NN_SHORT_CONV_MAX)
+        return attn_fail(ATTN_EINVAL, "attention block: short_conv: expected 0..%d, found %d", NN_SHORT_CONV_MAX,
+                         c->short_conv);
     if (c->rope && (c->C / c->H) % 2 != 0)
         return attn_fail(ATTN_EINVAL, "attention block: RoPE expects an even head dim, found D=%lld",
                          (long long)(c->C / c->H));
@@ -61,6 +78,11 @@ int nn_attn_bind(nn_attn *l, const nn_attn_cfg *cfg, nn_blob *blob)
     if ((cfg->kernel->inputs & ATTN_IN_BETA) && (rc = nn_dense_bind(&l->beta, C, cfg->H_kv, 1, blob)))
         return rc;
     if (l->gate_cols && (rc = nn_dense_bind(&l->gate, C, cfg->H_kv * l->gate_cols, 1, blob)))
+        return rc;
+    int64_t K = cfg->short_conv;
+    if (K && ((rc = nn_short_conv_bind(&l->cq, cfg->H * D, K, blob)) ||
+              (rc = nn_short_conv_bind(&l->ck, cfg->H_kv * D, K, blob)) ||
+              (rc = nn_short_conv_bind(&l->cv, cfg->H_kv * D, K, blob))))
         return rc;
     return 0;
 }
@@ -84,6 +106,11 @@ void nn_attn_init(const nn_attn *l, attn_rng *r)
         nn_dense_init(&l->beta, r);
     if (l->gate_cols)
         nn_dense_init(&l->gate, r);
+    if (l->cfg.short_conv) {   /* after every other tensor: models without it draw the same weights as before */
+        nn_short_conv_init(&l->cq, r);
+        nn_short_conv_init(&l->ck, r);
+        nn_short_conv_init(&l->cv, r);
+    }
 }
 
 static attn_args block_args(const nn_attn *l, int64_t B, int64_t N, int threads)
@@ -125,12 +152,15 @@ void nn_attn_free(nn_attn *l)
     l->planned = 0;
 }
 
-/* Per-token sizes of the buffers, in the order of nn_attn_acts / nn_attn_scratch. */
-static void buffer_sizes(const nn_attn *l, int64_t B, int64_t N, size_t sz[9])
+#define N_ACTS 15
+
+/* Sizes of the buffers (floats), in the order of nn_attn_acts. */
+static void buffer_sizes(const nn_attn *l, int64_t B, int64_t N, size_t sz[N_ACTS])
 {
     size_t T = (size_t)(B * N), H = (size_t)l->cfg.H, Hk = (size_t)l->cfg.H_kv, D = (size_t)l->D;
     size_t nb = has_beta(l) ? T * Hk : 0, ng = T * Hk * (size_t)l->gate_cols;
-    size_t s[9] = {T * H * D, T * Hk * D, T * Hk * D, T * H * D, T * H, nb, nb, ng, ng};
+    size_t cq = l->cfg.short_conv ? T * H * D : 0, ck = l->cfg.short_conv ? T * Hk * D : 0;
+    size_t s[N_ACTS] = {T * H * D, T * Hk * D, T * Hk * D, T * H * D, T * H, nb, nb, ng, ng, cq, ck, ck, cq, ck, ck};
     memcpy(sz, s, sizeof s);
 }
 
@@ -155,10 +185,11 @@ size_t nn_attn_acts_floats(const nn_attn *l, int64_t B, int64_t N)
 
 int nn_attn_acts_bind(const nn_attn *l, int64_t B, int64_t N, nn_blob *buf, nn_attn_acts *a)
 {
-    size_t sz[9];
+    size_t sz[N_ACTS];
     buffer_sizes(l, B, N, sz);
-    float **out[9] = {&a->q, &a->k, &a->v, &a->o, &a->lse, &a->zb, &a->beta, &a->zg, &a->gate};
-    return bind_buffers(buf, sz, 9, out);
+    float **out[N_ACTS] = {&a->q,  &a->k,  &a->v,  &a->o,  &a->lse, &a->zb, &a->beta, &a->zg,
+                           &a->gate, &a->qp, &a->kp, &a->vp, &a->zq, &a->zk, &a->zv};
+    return bind_buffers(buf, sz, N_ACTS, out);
 }
 
 size_t nn_attn_scratch_floats(const nn_attn *l, int64_t B, int64_t N)
@@ -171,11 +202,11 @@ size_t nn_attn_scratch_floats(const nn_attn *l, int64_t B, int64_t N)
 
 int nn_attn_scratch_bind(const nn_attn *l, int64_t B, int64_t N, nn_blob *buf, nn_attn_scratch *s)
 {
-    size_t sz[9], d[6];
+    size_t sz[N_ACTS], d[7];
     buffer_sizes(l, B, N, sz);
-    d[0] = sz[0], d[1] = sz[1], d[2] = sz[2], d[3] = sz[3], d[4] = sz[5], d[5] = sz[7];
-    float **out[6] = {&s->dq, &s->dk, &s->dv, &s->d_o, &s->dbeta, &s->dgate};
-    return bind_buffers(buf, d, 6, out);
+    d[0] = sz[0], d[1] = sz[1], d[2] = sz[2], d[3] = sz[3], d[4] = sz[5], d[5] = sz[7], d[6] = sz[9];
+    float **out[7] = {&s->dq, &s->dk, &s->dv, &s->d_o, &s->dbeta, &s->dgate, &s->dpre};
+    return bind_buffers(buf, d, 7, out);
 }
 
 /* [B,heads,N,cols] view of a (B,N,heads,cols) buffer */
@@ -216,9 +247,19 @@ int nn_attn_forward(nn_attn *l, const float *x, const nn_attn_acts *a, float *y)
         return rc;
     int64_t T = l->B * l->N, nb = has_beta(l) ? T * l->cfg.H_kv : 0, ng = T * l->cfg.H_kv * l->gate_cols;
     int th = l->threads;
-    nn_dense_forward(&l->q, x, a->q, T, th);
-    nn_dense_forward(&l->k, x, a->k, T, th);
-    nn_dense_forward(&l->v, x, a->v, T, th);
+    if (l->cfg.short_conv) {   /* projection -> conv -> SiLU, each of q, k, v */
+        const nn_dense *d[3] = {&l->q, &l->k, &l->v};
+        const nn_short_conv *cv[3] = {&l->cq, &l->ck, &l->cv};
+        float *pre[3] = {a->qp, a->kp, a->vp}, *z[3] = {a->zq, a->zk, a->zv}, *out[3] = {a->q, a->k, a->v};
+        for (int i = 0; i < 3; i++) {
+            nn_dense_forward(d[i], x, pre[i], T, th);
+            nn_short_conv_forward(cv[i], pre[i], z[i], out[i], l->B, l->N, th);
+        }
+    } else {
+        nn_dense_forward(&l->q, x, a->q, T, th);
+        nn_dense_forward(&l->k, x, a->k, T, th);
+        nn_dense_forward(&l->v, x, a->v, T, th);
+    }
     if (l->cfg.rope) {
         nn_rope_forward(a->q, l->rope_cs, l->B, l->N, l->cfg.H, l->D, th);
         nn_rope_forward(a->k, l->rope_cs, l->B, l->N, l->cfg.H_kv, l->D, th);
@@ -289,9 +330,20 @@ int nn_attn_backward(nn_attn *l, const float *x, const nn_attn_acts *a, const fl
         if (i < ng)
             s->dgate[i] *= (float)(sigmoid(-a->zg[i]) / GATE_TEMP);
     }
-    nn_dense_backward(&l->q, x, s->dq, dx, T, th);
-    nn_dense_backward(&l->k, x, s->dk, dx, T, th);
-    nn_dense_backward(&l->v, x, s->dv, dx, T, th);
+    const nn_dense *d[3] = {&l->q, &l->k, &l->v};
+    float *dout[3] = {s->dq, s->dk, s->dv};
+    if (l->cfg.short_conv) { /* through SiLU and the conv (dz in place), then the projection */
+        const nn_short_conv *cv[3] = {&l->cq, &l->ck, &l->cv};
+        const float *pre[3] = {a->qp, a->kp, a->vp}, *z[3] = {a->zq, a->zk, a->zv};
+        for (int i = 0; i < 3; i++) {
+            memset(s->dpre, 0, sizeof(float) * (size_t)(T * cv[i]->C));
+            nn_short_conv_backward(cv[i], pre[i], z[i], dout[i], dout[i], s->dpre, B, N, th);
+            nn_dense_backward(d[i], x, s->dpre, dx, T, th);
+        }
+    } else {
+        for (int i = 0; i < 3; i++)
+            nn_dense_backward(d[i], x, dout[i], dx, T, th);
+    }
     if (nb)
         nn_dense_backward(&l->beta, x, s->dbeta, dx, T, th);
     if (ng)
@@ -301,14 +353,16 @@ int nn_attn_backward(nn_attn *l, const float *x, const nn_attn_acts *a, const fl
 
 /* ---- double reference: the same graph in plain double loops */
 
+/* qp, kp: q and k before RoPE; xq, xk, xv: the projection outputs before the
+ * short convolution (allocated only with one). */
 typedef struct {
-    double *qp, *kp, *q, *k, *v, *o, *lse, *zb, *beta, *zg, *gate;
+    double *qp, *kp, *q, *k, *v, *o, *lse, *zb, *beta, *zg, *gate, *xq, *xk, *xv;
     size_t nq, nk, nb, ng;
 } ref_acts;
 
 static void ref_free(ref_acts *r)
 {
-    double *p[] = {r->qp, r->kp, r->q, r->k, r->v, r->o, r->lse, r->zb, r->beta, r->zg, r->gate};
+    double *p[] = {r->qp, r->kp, r->q, r->k, r->v, r->o, r->lse, r->zb, r->beta, r->zg, r->gate, r->xq, r->xk, r->xv};
     for (size_t i = 0; i < sizeof p / sizeof *p; i++)
         free(p[i]);
 }
@@ -324,9 +378,19 @@ static int ref_forward_acts(const nn_attn *l, const double *P, const double *x, 
     r->lse = calloc((size_t)(T * H), sizeof(double));
     r->zb = calloc(r->nb + 1, sizeof(double)), r->beta = calloc(r->nb + 1, sizeof(double));
     r->zg = calloc(r->ng + 1, sizeof(double)), r->gate = calloc(r->ng + 1, sizeof(double));
-    nn_dense_forward_ref(&l->q, P, x, r->qp, T);
-    nn_dense_forward_ref(&l->k, P, x, r->kp, T);
-    nn_dense_forward_ref(&l->v, P, x, r->v, T);
+    if (l->cfg.short_conv) {
+        r->xq = calloc(r->nq, sizeof(double)), r->xk = calloc(r->nk, sizeof(double)), r->xv = calloc(r->nk, sizeof(double));
+        nn_dense_forward_ref(&l->q, P, x, r->xq, T);
+        nn_dense_forward_ref(&l->k, P, x, r->xk, T);
+        nn_dense_forward_ref(&l->v, P, x, r->xv, T);
+        nn_short_conv_forward_ref(&l->cq, P, r->xq, r->qp, B, N);
+        nn_short_conv_forward_ref(&l->ck, P, r->xk, r->kp, B, N);
+        nn_short_conv_forward_ref(&l->cv, P, r->xv, r->v, B, N);
+    } else {
+        nn_dense_forward_ref(&l->q, P, x, r->qp, T);
+        nn_dense_forward_ref(&l->k, P, x, r->kp, T);
+        nn_dense_forward_ref(&l->v, P, x, r->v, T);
+    }
     if (l->cfg.rope) {
         nn_rope_forward_ref(r->qp, r->q, B, N, H, D, rope_base(l));
         nn_rope_forward_ref(r->kp, r->k, B, N, Hk, D, rope_base(l));
@@ -389,10 +453,18 @@ int nn_attn_backward_ref(const nn_attn *l, const double *P, const double *x, con
         memcpy(dqp, dq, sizeof(double) * r.nq);
         memcpy(dkp, dk, sizeof(double) * r.nk);
     }
-    nn_dense_backward_ref(&l->q, P, x, dqp, dx, dP, T);
-    nn_dense_backward_ref(&l->k, P, x, dkp, dx, dP, T);
-    nn_dense_backward_ref(&l->v, P, x, dv, dx, dP, T);
-    double *bufs[] = {d_o, dq, dqp, dk, dkp, dv};
+    const nn_dense *d[3] = {&l->q, &l->k, &l->v};
+    const nn_short_conv *cv[3] = {&l->cq, &l->ck, &l->cv};
+    const double *pre[3] = {r.xq, r.xk, r.xv};
+    double *dpost[3] = {dqp, dkp, dv}, *dpre = calloc(r.nq, sizeof(double));
+    for (int i = 0; i < 3; i++) {
+        if (l->cfg.short_conv) { /* gradient at the projection output, through SiLU and the conv */
+            memset(dpre, 0, sizeof(double) * r.nq);
+            nn_short_conv_backward_ref(cv[i], P, pre[i], dpost[i], dpre, dP, B, N);
+        }
+        nn_dense_backward_ref(d[i], P, x, l->cfg.short_conv ? dpre : dpost[i], dx, dP, T);
+    }
+    double *bufs[] = {d_o, dq, dqp, dk, dkp, dv, dpre};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
         free(bufs[i]);
     ref_free(&r);

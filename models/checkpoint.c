@@ -162,7 +162,7 @@ static uint64_t header_length(const char *config_json, const ckpt_state *s)
 
 static void write_all(ckpt_writer *w, const char *config_json, const ckpt_state *s)
 {
-    unsigned flags = (s->opt ? CKPT_HAS_OPTIM : 0) | (s->train ? CKPT_HAS_TRAIN : 0);
+    unsigned flags = (s->opt ? CKPT_HAS_OPTIM : 0) | (s->train ? CKPT_HAS_TRAIN : 0) | (s->best ? CKPT_HAS_BEST : 0);
     put(w, CKPT_MAGIC, 8);
     put_u32(w, CKPT_VERSION);
     put_u32(w, flags);
@@ -190,6 +190,8 @@ static void write_all(ckpt_writer *w, const char *config_json, const ckpt_state 
         put_u64(w, (uint64_t)s->train->step);
         put(w, s->train->rng.s, sizeof s->train->rng.s);
     }
+    if (s->best)
+        put(w, s->best, s->nparams * sizeof(float));
     uint32_t crc = crc32_final(&w->crc);
     put(w, &crc, sizeof crc); /* after the CRC it covers */
 }
@@ -311,9 +313,9 @@ static int read_prefix(ckpt_reader *r)
     r->header_len = get_u64(p + 16);
     r->nparams = get_u64(p + 24);
     r->config_len = get_u64(p + 32);
-    if (r->flags & ~(CKPT_HAS_OPTIM | CKPT_HAS_TRAIN))
+    if (r->flags & ~(CKPT_HAS_OPTIM | CKPT_HAS_TRAIN | CKPT_HAS_BEST))
         return attn_fail(ATTN_EINVAL, "%s: expected flags within 0x%x, found 0x%" PRIx32, r->path,
-                         CKPT_HAS_OPTIM | CKPT_HAS_TRAIN, r->flags);
+                         CKPT_HAS_OPTIM | CKPT_HAS_TRAIN | CKPT_HAS_BEST, r->flags);
     if (r->header_len > CKPT_MAX_HEADER || r->config_len > r->header_len ||
         r->header_len < CKPT_PREFIX + r->config_len + 4)
         return attn_fail(ATTN_EINVAL, "%s: expected a header of %d..2^30 bytes holding the %" PRIu64
@@ -326,6 +328,8 @@ static int read_prefix(ckpt_reader *r)
         r->total += 8 + 8 * r->nparams;
     if (r->flags & CKPT_HAS_TRAIN)
         r->total += 8 + sizeof(((attn_rng *)0)->s);
+    if (r->flags & CKPT_HAS_BEST)
+        r->total += 4 * r->nparams;
     if (r->size < r->total)
         return truncated(r, r->total);
     if (r->size > r->total)
@@ -494,6 +498,9 @@ static int match_model(const ckpt_reader *r, const ckpt_state *s)
     if (s->train && !(r->flags & CKPT_HAS_TRAIN))
         return attn_fail(ATTN_EINVAL, "%s: expected the training step and RNG state, found a checkpoint "
                          "without them", r->path);
+    if (s->best && !(r->flags & CKPT_HAS_BEST))
+        return attn_fail(ATTN_EINVAL, "%s: expected the best-validation parameters, found a checkpoint "
+                         "without them", r->path);
     return 0;
 }
 
@@ -521,13 +528,15 @@ static int read_data(const ckpt_reader *r, const ckpt_state *s)
         if (!rc && s->opt)
             s->opt->step = opt_step;
     }
-    if (!rc && s->train) {
-        rc = read_into(r, &train_step, 8, "the training step");
+    if (!rc && (r->flags & CKPT_HAS_TRAIN)) { /* skipped when not asked for: the best copy follows */
+        rc = read_into(r, s->train ? &train_step : NULL, 8, "the training step");
         if (!rc)
-            rc = read_into(r, s->train->rng.s, sizeof s->train->rng.s, "the RNG state");
-        if (!rc)
+            rc = read_into(r, s->train ? s->train->rng.s : NULL, sizeof s->train->rng.s, "the RNG state");
+        if (!rc && s->train)
             s->train->step = train_step;
     }
+    if (!rc && (r->flags & CKPT_HAS_BEST))
+        rc = read_into(r, s->best, blob, "the best parameters");
     return rc;
 }
 

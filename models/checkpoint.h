@@ -1,12 +1,15 @@
 /* Versioned binary checkpoints: the parameter blob, optionally the AdamW
- * state and the training position (step + RNG), plus the model/task/kernel
+ * state, the training position (step + RNG) and a second copy of the
+ * parameters (the best-validation weights a resumed run still needs), plus
+ * the model/task/kernel
  * config as JSON text, all covered by a CRC32. Written atomically
  * (<path>.tmp, fsync, rename), validated field by field on load.
  *
  * Format version 1, every field little-endian, fixed width:
  *   0  char[8] magic "ATNBCKPT"
  *   8  u32     format version (1)
- *   12 u32     flags: bit 0 optimizer state present, bit 1 training state
+ *   12 u32     flags: bit 0 optimizer state present, bit 1 training state,
+ *              bit 2 best parameters
  *   16 u64     header length H = byte offset of the parameter blob
  *   24 u64     nparams (floats in the blob)
  *   32 u64     config length L, then L bytes of JSON text (no NUL)
@@ -16,6 +19,7 @@
  *   H  f32[nparams]               parameters
  *      [bit 0] i64 optimizer step, f32 m[nparams], f32 v[nparams]
  *      [bit 1] i64 training step, u64 rng[4] (xoshiro256** state)
+ *      [bit 2] f32 best[nparams]  parameters at the best validation so far
  *      u32     CRC32 (IEEE 802.3, reflected 0xEDB88320) of every byte before it */
 #ifndef CHECKPOINT_H
 #define CHECKPOINT_H
@@ -32,6 +36,7 @@
 #define CKPT_MAX_NAME 255
 #define CKPT_HAS_OPTIM 1u
 #define CKPT_HAS_TRAIN 2u
+#define CKPT_HAS_BEST 4u
 #define CKPT_DTYPE_F32 0u
 
 /* One named tensor of the blob: shape dims[0..rank) starting at `offset`
@@ -62,6 +67,7 @@ typedef struct {
     size_t nparams;
     optim *opt;         /* NULL: no optimizer state; else opt->n == nparams */
     ckpt_train *train;  /* NULL: no training state */
+    float *best;        /* NULL: no best-parameter copy; else [nparams] */
 } ckpt_state;
 
 /* Writes `path` atomically: <path>.tmp, fsync, rename, fsync of the

@@ -254,6 +254,38 @@ int nn_xent_ref(const double *logits, const int32_t *target, int64_t rows, int64
 /* Rows whose argmax (first on ties) equals the target, ignored rows excluded. */
 int64_t nn_xent_correct(const float *logits, const int32_t *target, int64_t rows, int64_t K);
 
+/* ---------------------------------------------------------------- short convolution */
+
+/* Depthwise causal 1-D convolution of width K over the sequence, then SiLU
+ * (flash-linear-attention's ShortConvolution, as DeltaNet / Based / Zoology
+ * put after the q, k, v projections):
+ *   z[b,t,c] = sum_{j<K} w[c,j] x[b,t-K+1+j,c] (zero before t = 0), y = silu(z).
+ * w is (C, K), PyTorch's Conv1d (C, 1, K) layout: w[c,K-1] reads the current
+ * token. No bias. Causal: y[t] depends on x[t-K+1..t] only. */
+typedef struct {
+    int64_t C, K;
+    float *w, *dw;
+    size_t off_w;
+} nn_short_conv;
+
+#define NN_SHORT_CONV_MAX 64   /* widest short convolution a model accepts (published: 4) */
+
+size_t nn_short_conv_param_count(int64_t C, int64_t K);
+int nn_short_conv_bind(nn_short_conv *l, int64_t C, int64_t K, nn_blob *blob);
+/* U(-1/sqrt(K), 1/sqrt(K)), PyTorch's Conv1d default for a depthwise conv. */
+void nn_short_conv_init(const nn_short_conv *l, attn_rng *r);
+
+// x, y are (B,N,C); z (B,N,C) is the pre-activation cache the backward reads
+void nn_short_conv_forward(const nn_short_conv *l, const float *x, float *z, float *y, int64_t B, int64_t N,
+                           int threads);
+// dy is (B,N,C); dz (B,N,C) is overwritten with dL/dz and may equal dy; dx (B,N,C) += ... (may be NULL); dw += ...
+void nn_short_conv_backward(const nn_short_conv *l, const float *x, const float *z, const float *dy, float *dz,
+                            float *dx, int64_t B, int64_t N, int threads);
+void nn_short_conv_forward_ref(const nn_short_conv *l, const double *P, const double *x, double *y, int64_t B,
+                               int64_t N);
+void nn_short_conv_backward_ref(const nn_short_conv *l, const double *P, const double *x, const double *dy,
+                                double *dx, double *dP, int64_t B, int64_t N);
+
 /* ---------------------------------------------------------------- attention block */
 
 /* The attention sub-layer: x (B,N,C) -> Q (H heads), K, V (H_kv heads),
@@ -264,7 +296,9 @@ int64_t nn_xent_correct(const float *logits, const int32_t *target, int64_t rows
  * of x: beta = sigmoid(x W_b + b_b) per kv-head (ATTN_IN_BETA); log-gate =
  * logsigmoid(x W_g + b_g) / 16 per kv-head (ATTN_IN_GATE) or per key channel
  * (ATTN_IN_GATE_VEC), as Gated Linear Attention (Yang et al. 2024: decay
- * sigmoid(.)^(1/16)). One nn_attn may be applied several times per step
+ * sigmoid(.)^(1/16)). short_conv = K > 0 puts a short convolution + SiLU
+ * (nn_short_conv) on each of q, k and v after its projection and before RoPE
+ * and the kernel, for any kernel (DeltaNet / Zoology's setup). One nn_attn may be applied several times per step
  * (weight-shared / looped models) with one nn_attn_acts per application, for
  * kernels whose backward reads only the attn_io tensors (q, k, v, o, lse,
  * beta, gate) and not state left in the context by the last forward. The
@@ -277,12 +311,14 @@ typedef struct {
     int rope;                  /* 1: RoPE on Q and K */
     double rope_base;          /* 0: 10000 */
     int eval_only;             /* 1: allow a kernel without backward (forward only) */
+    int short_conv;            /* K > 0: short causal conv of width K + SiLU on q, k, v; 0: none */
 } nn_attn_cfg;
 
 typedef struct {
     nn_attn_cfg cfg;
     int64_t D, gate_cols;      /* gate_cols: 0, 1 or D */
     nn_dense q, k, v, o, beta, gate;   /* beta/gate bound only if the kernel reads them */
+    nn_short_conv cq, ck, cv;  /* bound only with cfg.short_conv > 0 */
     /* set by nn_attn_plan for one (B, N, threads) */
     int64_t B, N;
     int threads, planned;
@@ -291,18 +327,22 @@ typedef struct {
 } nn_attn;
 
 /* Forward caches, (B,N,...) each; lse is (B,H,N). zb/beta and zg/gate are
- * pre- and post-activation of the extra inputs (NULL when not used). */
+ * pre- and post-activation of the extra inputs (NULL when not used). With a
+ * short convolution, qp/kp/vp are the projection outputs and zq/zk/zv the
+ * convolution outputs before SiLU (NULL without). */
 typedef struct {
-    float *q, *k, *v, *o, *lse, *zb, *beta, *zg, *gate;
+    float *q, *k, *v, *o, *lse, *zb, *beta, *zg, *gate, *qp, *kp, *vp, *zq, *zk, *zv;
 } nn_attn_acts;
 
-/* Backward scratch, overwritten by nn_attn_backward (can be shared by layers). */
+/* Backward scratch, overwritten by nn_attn_backward (can be shared by layers).
+ * dpre: gradient at a projection output under a short convolution (NULL without). */
 typedef struct {
-    float *dq, *dk, *dv, *d_o, *dbeta, *dgate;
+    float *dq, *dk, *dv, *d_o, *dbeta, *dgate, *dpre;
 } nn_attn_scratch;
 
 /* Validates the config against the kernel (trainable unless eval_only,
- * C % H == 0, H % H_kv == 0, even D for RoPE, not a one-query kernel) and
+ * C % H == 0, H % H_kv == 0, even D for RoPE, not a one-query kernel,
+ * 0 <= short_conv <= NN_SHORT_CONV_MAX) and
  * binds the parameters. */
 int nn_attn_bind(nn_attn *l, const nn_attn_cfg *cfg, nn_blob *blob);
 size_t nn_attn_param_count(const nn_attn_cfg *cfg);   /* SIZE_MAX if the config is invalid */

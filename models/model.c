@@ -43,6 +43,8 @@ static int cfg_check(const nn_model_cfg *c)
         return attn_fail(ATTN_EINVAL, "model: pos: expected learned, sinusoid, rope or none, found '%s'", c->pos);
     if (strcmp(c->pool, "cls") && strcmp(c->pool, "mean"))
         return attn_fail(ATTN_EINVAL, "model: pool: expected cls or mean, found '%s'", c->pool);
+    if (c->short_conv < 0 || c->short_conv > NN_SHORT_CONV_MAX)
+        return attn_fail(ATTN_EINVAL, "model: short_conv: expected 0..%d, found %d", NN_SHORT_CONV_MAX, c->short_conv);
     if (!(c->dropout >= 0 && c->dropout < 1))
         return attn_fail(ATTN_EINVAL, "model: dropout: expected [0, 1), found %g", c->dropout);
     return 0;
@@ -58,7 +60,8 @@ static int bind_all(nn_model *m, nn_blob *blob)
         nn_block *b = &m->blk[l];
         nn_attn_cfg ac = {.C = C, .H = c->heads, .H_kv = c->heads_kv ? c->heads_kv : c->heads,
                           .kernel = layer_kernel(c, l, &rc), .params = c->kparams,
-                          .rope = strcmp(c->pos, "rope") == 0, .eval_only = c->eval_only};
+                          .rope = strcmp(c->pos, "rope") == 0, .eval_only = c->eval_only,
+                          .short_conv = c->short_conv};
         if (rc)
             break;
         if ((rc = attn_mask_parse(c->causal ? "causal" : "full", &ac.mask)) != 0)
@@ -179,6 +182,12 @@ int nn_model_params(const nn_model *m, nn_param_info *info, int max)
                 snprintf(s, sizeof s, "l%lld.attn.%s", (long long)l, parts[i]);
                 add_dense(&t, s, d[i]);
             }
+        static const char *const convs[] = {"conv_q", "conv_k", "conv_v"};
+        const nn_short_conv *cv[] = {&b->attn.cq, &b->attn.ck, &b->attn.cv};
+        for (int i = 0; m->cfg.short_conv && i < 3; i++) { /* (channels, K) filters, decayed like weights */
+            snprintf(s, sizeof s, "l%lld.attn.%s.w", (long long)l, convs[i]);
+            add(&t, s, cv[i]->off_w, cv[i]->C, cv[i]->K, 1);
+        }
         if (m->cfg.mlp) {
             snprintf(s, sizeof s, "l%lld.n2", (long long)l);
             add_norm(&t, s, &b->n2);
@@ -208,6 +217,8 @@ void nn_model_describe(const nn_model_cfg *c, char *buf, size_t n)
         k += snprintf(buf + k, n - (size_t)k, ",pool=%s", c->pool);
     if (c->loops > 1)
         k += snprintf(buf + k, n - (size_t)k, ",loops=%d", c->loops);
+    if (c->short_conv)
+        k += snprintf(buf + k, n - (size_t)k, ",conv=%d", c->short_conv);
     if (c->dropout > 0)
         k += snprintf(buf + k, n - (size_t)k, ",drop=%g", c->dropout);
     snprintf(buf + k, n - (size_t)k, ")");

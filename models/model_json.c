@@ -14,7 +14,8 @@ cJSON *nn_model_cfg_to_json(const nn_model_cfg *c)
     } ints[] = {{"vocab", c->vocab},   {"n_classes", c->n_classes}, {"max_len", c->max_len},
                 {"layers", c->layers}, {"d_model", c->d_model},     {"heads", c->heads},
                 {"heads_kv", c->heads_kv}, {"mlp", c->mlp},         {"causal", c->causal},
-                {"rms", c->rms},       {"loops", c->loops},         {"tower_mlp", c->tower_mlp}};
+                {"rms", c->rms},       {"loops", c->loops},         {"tower_mlp", c->tower_mlp},
+                {"short_conv", c->short_conv}};
     for (size_t i = 0; i < sizeof ints / sizeof *ints; i++)
         cJSON_AddNumberToObject(o, ints[i].key, (double)ints[i].v);
     cJSON_AddNumberToObject(o, "dropout", c->dropout);
@@ -72,6 +73,9 @@ int nn_model_cfg_from_json(const cJSON *o, const char *where, nn_model_cfg *c)
         c->rms = (int)v;
     if (!rc && !(rc = get_num(o, where, "loops", &v)))
         c->loops = (int)v;
+    /* optional: checkpoints written before the short convolution existed have none */
+    if (!rc && cJSON_GetObjectItemCaseSensitive(o, "short_conv") && !(rc = get_num(o, where, "short_conv", &v)))
+        c->short_conv = (int)v;
     if (!rc && !(rc = get_num(o, where, "dropout", &v)))
         c->dropout = (float)v;
     if (!rc)

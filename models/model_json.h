@@ -8,7 +8,8 @@
 #include <cjson/cJSON.h>
 
 cJSON *nn_model_cfg_to_json(const nn_model_cfg *c);
-/* Strict: every field present with the right type; errors name the field. */
+/* Strict: every field present with the right type (except "short_conv", absent
+ * from older checkpoints: 0); errors name the field. */
 int nn_model_cfg_from_json(const cJSON *o, const char *where, nn_model_cfg *c);
 
 #endif

@@ -1,6 +1,7 @@
 /* The whole model in double precision, from the layers' plain references:
  * the twin the fp32 model's gradients are checked against by central
- * differences (tests/test_model.c). Dropout is not modelled (p must be 0). */
+ * differences (tests/test_model.c). Dropout is not modelled (p must be 0).
+ * The short convolution (cfg.short_conv) is inside nn_attn_forward_ref. */
 #include "model_ref.h"
 
 #include <stdlib.h>

@@ -205,8 +205,9 @@ void optim_grad_scale(float *g, size_t n, float s, int threads)
 
 int optim_schedule_check(const optim_schedule *s)
 {
-    if (s->kind != OPTIM_SCHED_CONSTANT && s->kind != OPTIM_SCHED_COSINE && s->kind != OPTIM_SCHED_LINEAR)
-        return attn_fail(ATTN_EINVAL, "lr schedule: expected constant, cosine or linear, found kind %d",
+    if (s->kind != OPTIM_SCHED_CONSTANT && s->kind != OPTIM_SCHED_COSINE && s->kind != OPTIM_SCHED_LINEAR &&
+        s->kind != OPTIM_SCHED_RSQRT)
+        return attn_fail(ATTN_EINVAL, "lr schedule: expected constant, cosine, linear or rsqrt, found kind %d",
                          (int)s->kind);
     if (!(s->peak_lr > 0.0 && isfinite(s->peak_lr)))
         return attn_fail(ATTN_EINVAL, "lr schedule: expected peak_lr > 0, found %g", s->peak_lr);
@@ -216,7 +217,10 @@ int optim_schedule_check(const optim_schedule *s)
     if (s->warmup_steps < 0)
         return attn_fail(ATTN_EINVAL, "lr schedule: expected warmup_steps >= 0, found %lld",
                          (long long)s->warmup_steps);
-    if (s->kind != OPTIM_SCHED_CONSTANT && s->total_steps <= s->warmup_steps)
+    if (s->kind == OPTIM_SCHED_RSQRT && s->warmup_steps < 1) /* the peak is base / sqrt(warmup) */
+        return attn_fail(ATTN_EINVAL, "lr schedule: rsqrt: expected warmup_steps >= 1, found %lld",
+                         (long long)s->warmup_steps);
+    if ((s->kind == OPTIM_SCHED_COSINE || s->kind == OPTIM_SCHED_LINEAR) && s->total_steps <= s->warmup_steps)
         return attn_fail(ATTN_EINVAL, "lr schedule: expected total_steps > warmup_steps = %lld, found %lld",
                          (long long)s->warmup_steps, (long long)s->total_steps);
     return 0;
@@ -227,6 +231,10 @@ double optim_lr_at(const optim_schedule *s, int64_t step)
     const double peak = s->peak_lr, floor_lr = s->min_lr_ratio * peak;
     if (step < 0)
         step = 0;
+    if (s->kind == OPTIM_SCHED_RSQRT) { /* LRA's convention (optim.h): step 0 is lr 0 */
+        double t = (double)step, w = (double)s->warmup_steps;
+        return peak * fmin(1.0, t / w) * sqrt(w / fmax(t, w));
+    }
     if (step < s->warmup_steps)
         return peak * (double)(step + 1) / (double)s->warmup_steps;
     if (s->kind == OPTIM_SCHED_CONSTANT)

@@ -96,8 +96,21 @@ void optim_grad_scale(float *g, size_t n, float s, int threads);
  *   linear: peak - (peak-min) r
  *   constant: peak
  * with r = (step - warmup) / (total - warmup) and min = min_lr_ratio * peak;
- * steps at or past total stay at min (peak for constant). */
-typedef enum { OPTIM_SCHED_CONSTANT, OPTIM_SCHED_COSINE, OPTIM_SCHED_LINEAR } optim_sched_kind;
+ * steps at or past total stay at min (peak for constant).
+ *
+ * rsqrt is LRA's "constant * linear_warmup * rsqrt_decay" (google-research/
+ * long-range-arena, lra_benchmarks/utils/train_utils.py,
+ * create_learning_rate_scheduler, evaluated at the 0-based optimizer step):
+ *   lr(step) = base * min(1, step / warmup) / sqrt(max(step, warmup)).
+ * Verified there: rsqrt_decay divides by sqrt(max(step, warmup)) WITHOUT the
+ * sqrt(warmup) factor (that one is rsqrt_normalized_decay), so LRA's peak,
+ * reached at step = warmup, is base / sqrt(warmup). Here peak_lr is that
+ * peak (base = peak_lr * sqrt(warmup)), so the same --lr means the same top
+ * step size under every schedule:
+ *   lr(step) = peak * min(1, step / warmup) * sqrt(warmup / max(step, warmup)).
+ * Step 0 gets lr 0, as in LRA; warmup >= 1; min_lr_ratio and total are not
+ * used (the decay has no end). */
+typedef enum { OPTIM_SCHED_CONSTANT, OPTIM_SCHED_COSINE, OPTIM_SCHED_LINEAR, OPTIM_SCHED_RSQRT } optim_sched_kind;
 
 typedef struct {
     optim_sched_kind kind;
@@ -107,8 +120,8 @@ typedef struct {
     double min_lr_ratio;  /* floor as a fraction of peak_lr, in [0, 1] */
 } optim_schedule;
 
-/* Validates the schedule: peak > 0, 0 <= warmup <= total (decaying kinds:
- * warmup < total), ratio in [0, 1]. */
+/* Validates the schedule: peak > 0, 0 <= warmup <= total (cosine, linear:
+ * warmup < total; rsqrt: warmup >= 1, any total), ratio in [0, 1]. */
 int optim_schedule_check(const optim_schedule *s);
 
 /* The learning rate of (0-based) step; the schedule must have passed

@@ -3,6 +3,7 @@
 #include "rng.h"
 #include "rss.h"
 
+#include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -203,42 +204,87 @@ static int decay_ranges(const nn_model *m, optim_range **out, int *n)
     return 0;
 }
 
-static void progress(const nn_train_cfg *c, const nn_eval_point *pt, double elapsed)
+static void progress(const nn_train_cfg *c, const nn_eval_point *pt, double elapsed, int64_t done_here)
 {
     if (!c->progress)
         return;
-    double eta = pt->step ? elapsed / (double)pt->step * (double)(c->steps - pt->step) : 0;
+    double eta = done_here ? elapsed / (double)done_here * (double)(c->steps - pt->step) : 0;
     fprintf(stderr, "step %lld/%lld  train loss %.4f  valid acc %.4f [%.3f, %.3f]  %.0f tok/s  (elapsed %.0fs, ETA %dm%02ds)\n",
             (long long)pt->step, (long long)c->steps, pt->train_loss, pt->valid.accuracy, pt->valid.ci_low,
             pt->valid.ci_high, pt->tokens_per_s, elapsed, (int)eta / 60, (int)eta % 60);
 }
 
-int nn_train(nn_model *m, const task_data *train, const task_data *valid, const nn_train_cfg *c, nn_eval_cb cb,
-             void *ud, int64_t *best_step)
+static optim_schedule schedule_of(const nn_train_cfg *c)
 {
-    int64_t B = c->batch, N = train->len, accum = c->accum > 0 ? c->accum : 1;
+    return (optim_schedule){.kind = c->sched, .peak_lr = c->lr, .warmup_steps = c->warmup, .total_steps = c->steps,
+                            .min_lr_ratio = c->min_lr_ratio};
+}
+
+void nn_trainer_fini(nn_trainer *t)
+{
+    optim_fini(&t->opt);
+    free(t->ranges), free(t->best);
+    memset(t, 0, sizeof *t);
+}
+
+int nn_trainer_init(nn_trainer *t, nn_model *m, const task_data *train, const task_data *valid, const nn_train_cfg *c)
+{
+    memset(t, 0, sizeof *t);
+    t->m = m, t->train = train, t->valid = valid, t->cfg = *c, t->st.best = -1;
+    int64_t B = c->batch, N = train->len;
     if (c->steps < 1 || B < 1 || train->n < 1)
         return attn_fail(ATTN_EINVAL, "training: expected steps >= 1, batch >= 1 and a non-empty train split");
     if (valid && valid->len != N)
         return attn_fail(ATTN_EINVAL, "training: train and valid sequences differ in length (%lld, %lld)",
                          (long long)N, (long long)valid->len);
-    optim_schedule sched = {.kind = c->sched, .peak_lr = c->lr, .warmup_steps = c->warmup, .total_steps = c->steps,
-                            .min_lr_ratio = c->min_lr_ratio};
+    optim_schedule sched = schedule_of(c);
     int rc = optim_schedule_check(&sched);
-    int64_t rows = nn_rows_max(train, B);
-    if (valid && nn_rows_max(valid, B) > rows)
-        rows = nn_rows_max(valid, B);
+    t->rows = nn_rows_max(train, B);
+    if (valid && nn_rows_max(valid, B) > t->rows)
+        t->rows = nn_rows_max(valid, B);
     if (!rc)
-        rc = nn_model_plan(m, B, N, rows, c->threads);
-    optim opt;
-    optim_range *ranges = NULL;
-    int nranges = 0;
-    memset(&opt, 0, sizeof opt);
-    if (!rc && !(rc = decay_ranges(m, &ranges, &nranges))) {
+        rc = nn_model_plan(m, B, N, t->rows, c->threads);
+    if (!rc && !(rc = decay_ranges(m, &t->ranges, &t->nranges))) {
         optim_config oc = {.beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .weight_decay = (float)c->weight_decay,
                            .threads = c->threads};
-        rc = optim_init(&opt, m->n_params, &oc, ranges, nranges);
+        rc = optim_init(&t->opt, m->n_params, &oc, t->ranges, t->nranges);
     }
+    if (!rc && c->patience > 0 && !(t->best = malloc(sizeof *t->best * m->n_params)))
+        rc = attn_fail(ATTN_ENOMEM, "training: cannot keep a copy of %zu parameters", m->n_params);
+    if (rc)
+        nn_trainer_fini(t);
+    return rc;
+}
+
+void nn_trainer_rng(const nn_trainer *t, attn_rng *r)
+{
+    int64_t accum = t->cfg.accum > 0 ? t->cfg.accum : 1;
+    int64_t next = t->st.step * accum * t->cfg.batch; /* the draw index of the next batch's first example */
+    attn_rng_seed_item(r, t->cfg.seed, 0x7261696eull, (uint64_t)(next / t->train->n));
+}
+
+/* After an evaluation of weights at step pt->step: the best copy and the
+ * patience counter (earliest best on ties). */
+static void track_best(nn_trainer *t, const nn_eval_point *pt)
+{
+    nn_train_state *st = &t->st;
+    if (pt->valid.accuracy > st->best) {
+        st->best = pt->valid.accuracy, st->best_step = pt->step, st->stale = 0;
+        if (t->best)
+            memcpy(t->best, t->m->params, sizeof *t->best * t->m->n_params);
+    } else if (t->cfg.patience > 0 && ++st->stale >= t->cfg.patience) {
+        st->stopped = 1; /* early stop */
+    }
+}
+
+int nn_trainer_run(nn_trainer *t, nn_eval_cb on_eval, nn_save_cb on_save, void *ud)
+{
+    const nn_train_cfg *c = &t->cfg;
+    const task_data *train = t->train, *valid = t->valid;
+    nn_model *m = t->m;
+    int64_t B = c->batch, N = train->len, accum = c->accum > 0 ? c->accum : 1;
+    optim_schedule sched = schedule_of(c);
+    int rc = nn_model_plan(m, B, N, t->rows, c->threads);
     batch_buf bb;
     sampler smp = {.n = train->n, .epoch = -1, .seed = c->seed};
     smp.perm = malloc(sizeof *smp.perm * (size_t)train->n);
@@ -246,10 +292,16 @@ int nn_train(nn_model *m, const task_data *train, const task_data *valid, const 
         rc = smp.perm ? batch_alloc(&bb, train, B) : attn_fail(ATTN_ENOMEM, "training: out of memory");
     else
         memset(&bb, 0, sizeof bb);
-    double t0 = now_s(), loss_acc = 0, best = -1, train_time = 0;
-    int64_t since = 0, stale = 0, tokens = 0;
-    *best_step = 0;
-    for (int64_t step = 1; !rc && step <= c->steps; step++) {
+    double t0 = now_s(), loss_acc = 0;
+    int64_t since = 0, done_here = 0;
+    nn_train_state *st = &t->st;
+    while (!rc && !st->stopped && st->step < c->steps) {
+        if (c->halt_after > 0 && done_here == c->halt_after) {
+            rc = attn_fail(ATTN_EIO, "training: halted after %lld steps of this call, at step %lld (halt_after: "
+                           "a simulated crash)", (long long)done_here, (long long)st->step);
+            break;
+        }
+        int64_t step = st->step + 1;
         double ts = now_s();
         optim_grad_zero(m->grads, m->n_params, c->threads);
         for (int64_t a = 0; !rc && a < accum; a++) {
@@ -262,38 +314,164 @@ int nn_train(nn_model *m, const task_data *train, const task_data *valid, const 
                 (rc = nn_model_backward(m, &bb.b, key, 1.0f / (float)accum)))
                 break;
             loss_acc += loss / (double)accum;
-            tokens += B * N * (train->tokens2 ? 2 : 1);
+            st->tokens += B * N * (train->tokens2 ? 2 : 1);
         }
         if (rc)
             break;
         double norm;
-        if (c->clip > 0 && (rc = optim_clip_grad_norm(&opt, m->grads, c->clip, &norm)) != 0)
+        if (c->clip > 0 && (rc = optim_clip_grad_norm(&t->opt, m->grads, c->clip, &norm)) != 0)
             break;
-        if ((rc = optim_step(&opt, m->params, m->grads, (float)optim_lr_at(&sched, step - 1))) != 0)
+        if ((rc = optim_step(&t->opt, m->params, m->grads, (float)optim_lr_at(&sched, step - 1))) != 0)
             break;
-        train_time += now_s() - ts;
-        since++;
+        st->step = step, st->train_time_s += now_s() - ts;
+        since++, done_here++;
         if (step % (c->eval_every > 0 ? c->eval_every : c->steps) && step != c->steps)
             continue;
-        nn_eval_point pt = {.step = step, .train_loss = loss_acc / (double)since, .train_time_s = train_time,
-                            .tokens_per_s = (double)tokens / (train_time > 0 ? train_time : 1)};
+        double tt = st->train_time_s;
+        nn_eval_point pt = {.step = step, .train_loss = loss_acc / (double)since, .train_time_s = tt,
+                            .tokens_per_s = (double)st->tokens / (tt > 0 ? tt : 1)};
         if (valid && (rc = nn_evaluate(m, valid, c->eval_n, B, c->threads, &pt.valid)) != 0)
             break;
-        if (valid && (rc = nn_model_plan(m, B, N, rows, c->threads)) != 0) /* evaluation may have re-planned */
+        if (valid && (rc = nn_model_plan(m, B, N, t->rows, c->threads)) != 0) /* evaluation may have re-planned */
             break;
         pt.peak_rss_bytes = attn_rss_peak_bytes();
         loss_acc = 0, since = 0;
-        progress(c, &pt, now_s() - t0);
-        if (cb && (rc = cb(&pt, ud)) != 0)
+        progress(c, &pt, now_s() - t0, done_here);
+        if (on_eval && (rc = on_eval(&pt, ud)) != 0)
             break;
-        if (pt.valid.accuracy > best)
-            best = pt.valid.accuracy, *best_step = step, stale = 0;
-        else if (c->patience > 0 && ++stale >= c->patience)
-            break; /* early stop */
+        track_best(t, &pt);
+        if (on_save && (rc = on_save(t, ud)) != 0)
+            break;
     }
     free(smp.perm);
-    free(ranges);
     batch_free(&bb);
-    optim_fini(&opt);
+    return rc;
+}
+
+int nn_train(nn_model *m, const task_data *train, const task_data *valid, const nn_train_cfg *c, nn_eval_cb cb,
+             void *ud, int64_t *best_step)
+{
+    nn_trainer t;
+    *best_step = 0;
+    int rc = nn_trainer_init(&t, m, train, valid, c);
+    if (rc)
+        return rc;
+    rc = nn_trainer_run(&t, cb, NULL, ud);
+    *best_step = t.st.best_step;
+    nn_trainer_fini(&t);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- checkpoints */
+
+int nn_ckpt_tensors(const nn_model *m, ckpt_tensor **t, nn_param_info **info, int *n)
+{
+    *n = nn_model_params(m, NULL, 0);
+    *info = malloc(sizeof **info * (size_t)*n);
+    *t = malloc(sizeof **t * (size_t)*n);
+    if (!*info || !*t) {
+        free(*info), free(*t);
+        *info = NULL, *t = NULL;
+        return attn_fail(ATTN_ENOMEM, "checkpoint: out of memory");
+    }
+    nn_model_params(m, *info, *n);
+    for (int i = 0; i < *n; i++)
+        (*t)[i] = (ckpt_tensor){.name = (*info)[i].name, .rank = 2, .dims = {(*info)[i].rows, (*info)[i].cols},
+                                .offset = (*info)[i].offset};
+    return 0;
+}
+
+/* The counters of nn_train_state as JSON numbers: integers below 2^53 and
+ * doubles, both of which cJSON prints so that they read back exactly. */
+#define STATE_FIELDS(X)                                                                                  \
+    X(step, 0) X(best_step, 0) X(stale, 0) X(stopped, 0) X(best, 1) X(train_time_s, 1) X(tokens, 0)
+
+static cJSON *state_json(const nn_train_state *st)
+{
+    cJSON *o = cJSON_CreateObject();
+#define PUT(f, dbl) cJSON_AddNumberToObject(o, #f, (double)st->f);
+    STATE_FIELDS(PUT)
+#undef PUT
+    return o;
+}
+
+static int state_from_json(const char *path, const cJSON *o, nn_train_state *st)
+{
+    const cJSON *x;
+#define GET(f, dbl)                                                                                     \
+    x = cJSON_GetObjectItemCaseSensitive(o, #f);                                                       \
+    if (!cJSON_IsNumber(x) || (!(dbl) && (x->valuedouble < 0 || x->valuedouble != floor(x->valuedouble)))) \
+        return attn_fail(ATTN_EINVAL, "%s: state.%s: expected %s", path, #f, (dbl) ? "a number" : "an integer >= 0"); \
+    st->f = (__typeof__(st->f))x->valuedouble;
+    STATE_FIELDS(GET)
+#undef GET
+    return 0;
+}
+
+int nn_trainer_save(nn_trainer *t, const char *path, const char *run_json)
+{
+    cJSON *o = cJSON_Parse(run_json);
+    if (!cJSON_IsObject(o)) {
+        cJSON_Delete(o);
+        return attn_fail(ATTN_EINVAL, "%s: expected the run config as a JSON object", path);
+    }
+    cJSON_AddItemToObject(o, "state", state_json(&t->st));
+    char *json = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    ckpt_tensor *tens = NULL;
+    nn_param_info *info = NULL;
+    int n = 0, rc = json ? nn_ckpt_tensors(t->m, &tens, &info, &n) : attn_fail(ATTN_ENOMEM, "%s: out of memory", path);
+    ckpt_train tr = {.step = t->st.step};
+    nn_trainer_rng(t, &tr.rng);
+    ckpt_state s = {.tensors = tens, .ntensors = n, .params = t->m->params, .nparams = t->m->n_params, .opt = &t->opt,
+                    .train = &tr, .best = t->best};
+    if (!rc)
+        rc = ckpt_save(path, json, &s);
+    free(json), free(tens), free(info);
+    return rc;
+}
+
+int nn_trainer_load(nn_trainer *t, const char *path, char **run_json)
+{
+    char *text = NULL;
+    unsigned flags = 0;
+    nn_train_state st = {0};
+    int rc = ckpt_inspect(path, &text, NULL, &flags);
+    unsigned want = CKPT_HAS_OPTIM | CKPT_HAS_TRAIN | (t->best ? CKPT_HAS_BEST : 0);
+    if (!rc && flags != want)
+        rc = attn_fail(ATTN_EINVAL, "%s: expected a resumable checkpoint (flags 0x%x: AdamW state, step%s), found "
+                       "flags 0x%x", path, want, t->best ? ", best weights" : "", flags);
+    cJSON *o = rc ? NULL : cJSON_Parse(text);
+    if (!rc)
+        rc = state_from_json(path, cJSON_GetObjectItemCaseSensitive(o, "state"), &st);
+    cJSON_Delete(o);
+    if (!rc && (st.step > t->cfg.steps || st.best_step > st.step))
+        rc = attn_fail(ATTN_EINVAL, "%s: expected step <= %lld and best_step <= step, found step %lld, best_step %lld",
+                       path, (long long)t->cfg.steps, (long long)st.step, (long long)st.best_step);
+    ckpt_tensor *tens = NULL;
+    nn_param_info *info = NULL;
+    int n = 0;
+    ckpt_train tr;
+    if (!rc && !(rc = nn_ckpt_tensors(t->m, &tens, &info, &n))) {
+        ckpt_state s = {.tensors = tens, .ntensors = n, .params = t->m->params, .nparams = t->m->n_params,
+                        .opt = &t->opt, .train = &tr, .best = t->best};
+        rc = ckpt_load(path, &s);
+    }
+    free(tens), free(info);
+    if (!rc && (tr.step != st.step || t->opt.step != st.step))
+        rc = attn_fail(ATTN_EINVAL, "%s: expected one step, found training step %lld, AdamW step %lld, state %lld", path,
+                       (long long)tr.step, (long long)t->opt.step, (long long)st.step);
+    if (!rc) {
+        t->st = st;
+        attn_rng want_rng;
+        nn_trainer_rng(t, &want_rng);
+        if (memcmp(want_rng.s, tr.rng.s, sizeof tr.rng.s))
+            rc = attn_fail(ATTN_EINVAL, "%s: the data-order RNG at step %lld differs from this run's (another seed "
+                           "or batch layout)", path, (long long)st.step);
+    }
+    if (run_json && !rc)
+        *run_json = text;
+    else
+        free(text);
     return rc;
 }

@@ -24,6 +24,16 @@ and from RESULTS_DIR/lra_bubbles.csv ('attnbench report lra'):
 and from RESULTS_DIR/scaling.csv (suite=scaling):
   scaling_time.png scaling_time.svg  time vs N for every kernel of the scaling suite on one
                                    log-log chart per (mask, pass, D, ...), flash for contrast
+and from RESULTS_DIR/recall.csv (suite=recall; 'attnbench train --task mqar' test rows):
+  mqar_lines.png mqar_lines.svg    MQAR accuracy vs d_model, one line per kernel, one panel
+                                   per sequence length (best over the lr grid of a cell)
+  recall_state.png recall_state.svg  MQAR accuracy vs recurrent state bytes (log x), one
+                                   point per (kernel, d_model), one panel per sequence length
+and from RESULTS_DIR/niah.csv (suite=niah; 'attnbench eval --scale ... [--depths K]' rows):
+  niah_heatmap.png niah_heatmap.svg  depth x length accuracy heatmap, green 1 to red 0, one
+                                   panel per (task, kernel, d_model, trained length)
+  niah_length.png niah_length.svg  accuracy (mean over depths) vs evaluation length, one
+                                   line per kernel, one panel per (task, trained length)
 Figures whose CSV is missing or has no usable rows are listed as skipped on stderr.
 Prints the files written, one per line; exits 1 if gnuplot, kernels.csv or its rows
 are missing (after drawing the other figures) or a gnuplot script fails.
@@ -158,4 +168,6 @@ optional_csv "$masks" masks masks_bars sparsity_eff
 optional_csv "$decode" decode decode_gbs
 optional_csv "$scaling" scaling time_vs_n:scaling_time
 optional_csv "$results/lra_bubbles.csv" lra lra_bubbles
+optional_csv "$results/recall.csv" recall mqar_lines recall_state
+optional_csv "$results/niah.csv" niah niah_heatmap niah_length
 [[ -z $kernels_err ]] || exit 1

@@ -1,7 +1,18 @@
 /* `mqar`: multi-query associative recall, the generator of Zoology
  * (Arora, Eyuboglu et al. 2023, zoology/data/multiquery_ar.py; SUITES.md 2.1)
  * reproduced distribution-for-distribution (not numpy's byte stream, hence
- * data_source "generated"), plus the per-example streams of recall.h. */
+ * data_source "generated"), plus the per-example streams of recall.h.
+ *
+ * Just-Read-Twice (Arora et al. 2024, "Just read twice: closing the recall
+ * gap for recurrent language models", JRT-Prompt: the context is repeated
+ * before the questions, so a recurrent model reads every pair once more
+ * knowing what came before): jrt=1 takes the jrt=0 example (same seed, same
+ * keys, values and query slots), and inserts a copy of its key-value block
+ * (2 D tokens) right after it. L still counts the jrt=0 example (context +
+ * query region); the sequence is L + 2 D tokens, scored at the same D query
+ * positions (shifted by 2 D), never inside either copy of the context.
+ * passes=2 is the other form of repetition, inside L (Zoology's num_passes:
+ * the query region shrinks instead); the two are not combined. */
 #include "recall.h"
 
 #include <math.h>
@@ -45,13 +56,13 @@ void recall_distinct(attn_rng *r, int64_t lo, int64_t hi, int64_t k, int32_t *ou
 }
 
 typedef struct {
-    int64_t V, L, D, passes, rnq;
+    int64_t V, L, D, passes, rnq, jrt;
     double a;
 } mqar_cfg;
 
 static int mqar_parse(const attn_params *p, mqar_cfg *c)
 {
-    static const char *const allowed[] = {"V", "L", "D", "a", "passes", "random_non_queries", NULL};
+    static const char *const allowed[] = {"V", "L", "D", "a", "passes", "random_non_queries", "jrt", NULL};
     int rc = task_params_only(p, "mqar", allowed);
     if (rc)
         return rc;
@@ -60,6 +71,7 @@ static int mqar_parse(const attn_params *p, mqar_cfg *c)
     c->D = task_param_int(p, "D", 16, 1, 1 << 22, &rc);
     c->passes = task_param_int(p, "passes", 1, 1, 1 << 10, &rc);
     c->rnq = task_param_int(p, "random_non_queries", 0, 0, 1, &rc);
+    c->jrt = task_param_int(p, "jrt", 0, 0, 1, &rc);
     c->a = task_param_double(p, "a", 0.01, 1e-6, 1e6, &rc);
     if (rc)
         return rc;
@@ -72,6 +84,9 @@ static int mqar_parse(const attn_params *p, mqar_cfg *c)
     if (2 * c->D * c->passes + 2 * c->D > c->L)
         return attn_fail(ATTN_EINVAL, "task mqar: expected 2*D*passes + 2*D <= L, found D=%lld passes=%lld L=%lld",
                          (long long)c->D, (long long)c->passes, (long long)c->L);
+    if (c->jrt && c->passes > 1)
+        return attn_fail(ATTN_EINVAL, "task mqar: expected jrt=1 with passes=1 (two ways of repeating the context), "
+                         "found passes=%lld", (long long)c->passes);
     if (c->D > c->V / 2 - 1)
         return attn_fail(ATTN_EINVAL, "task mqar: expected D <= V/2 - 1 distinct keys, found D=%lld V=%lld",
                          (long long)c->D, (long long)c->V);
@@ -130,7 +145,18 @@ static void mqar_example(const mqar_cfg *c, attn_rng *r, const double *w, uint8_
                 tok[t] = (int32_t)recall_below(r, (uint64_t)c->V);
 }
 
-/* out: tokens [n][L] (V-token vocabulary, 0 = blank), targets [n][L]. */
+/* JRT-Prompt: a row whose first L entries hold the jrt=0 example becomes
+ * [context | context | query region], L + ctx entries; the copy is unscored. */
+static void mqar_repeat_context(int64_t L, int64_t ctx, int32_t *tok, int32_t *tgt)
+{
+    memmove(tok + 2 * ctx, tok + ctx, sizeof *tok * (size_t)(L - ctx));
+    memmove(tgt + 2 * ctx, tgt + ctx, sizeof *tgt * (size_t)(L - ctx));
+    memcpy(tok + ctx, tok, sizeof *tok * (size_t)ctx);
+    for (int64_t t = ctx; t < 2 * ctx; t++)
+        tgt[t] = TASK_IGNORE;
+}
+
+/* out: tokens [n][L (+ 2D with jrt=1)] (V-token vocabulary, 0 = blank), targets alike. */
 static int mqar_make(const attn_params *params, task_split split, uint64_t seed, int64_t n, const char *data_dir,
                      task_data *out)
 {
@@ -148,18 +174,21 @@ static int mqar_make(const attn_params *params, task_split split, uint64_t seed,
     if (!w || !taken || !slot || !kv)
         rc = attn_fail(ATTN_ENOMEM, "task mqar: cannot allocate scratch for S=%lld slots", (long long)S);
     if (!rc)
-        rc = task_data_alloc(out, "mqar", TASK_LM, n, c.L);
+        rc = task_data_alloc(out, "mqar", TASK_LM, n, c.L + (c.jrt ? 2 * c.D : 0));
     if (!rc) {
         /* slot weight w_g = a (g+1)^(a-1); normalising is left to the sampler */
         for (int64_t g = 0; g < S; g++)
             w[g] = c.a * pow((double)(g + 1), c.a - 1);
         out->vocab = (int32_t)c.V;
-        snprintf(out->meta, sizeof out->meta, "L=%lld;D=%lld;V=%lld;a=%g;passes=%lld%s", (long long)c.L,
-                 (long long)c.D, (long long)c.V, c.a, (long long)c.passes, c.rnq ? ";random_non_queries=1" : "");
+        snprintf(out->meta, sizeof out->meta, "L=%lld;D=%lld;V=%lld;a=%g;passes=%lld%s%s", (long long)c.L,
+                 (long long)c.D, (long long)c.V, c.a, (long long)c.passes, c.rnq ? ";random_non_queries=1" : "",
+                 c.jrt ? ";jrt=1" : "");
         for (int64_t i = 0; i < n; i++) {
             attn_rng r;
             recall_example_rng(&r, seed, split, i);
             mqar_example(&c, &r, w, taken, slot, kv, kv + c.D, task_tokens(out, i), task_targets(out, i));
+            if (c.jrt)
+                mqar_repeat_context(c.L, 2 * c.D, task_tokens(out, i), task_targets(out, i));
         }
     }
     free(w);
@@ -175,6 +204,6 @@ const task_def task_mqar = {
     .name = "mqar",
     .suite = "recall",
     .description = "multi-query associative recall, Zoology generator (power-law query gaps, JRT passes)",
-    .params_help = "V=8192 L=256 D=16 a=0.01 passes=1 random_non_queries=0",
+    .params_help = "V=8192 L=256 D=16 a=0.01 passes=1 random_non_queries=0 jrt=0 (1: context repeated, L + 2D tokens)",
     .make = mqar_make,
 };

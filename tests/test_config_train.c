@@ -12,7 +12,7 @@ Test(config_train, grid_is_kernels_by_width_by_lr_by_seed_and_hybrids_split_per_
 {
     cfg_config c;
     cr_assert_eq(parse("{\"name\":\"t\",\"trainings\":[{\"task\":\"mqar\",\"kernels\":[\"flash\",\"naive+flash\"],"
-                       "\"d_model\":[32,64],\"lr\":[1e-3,3e-3],\"seeds\":[1,2,3],\"steps\":5}]}", &c), 0,
+                       "\"d_model\":[32,64],\"lr\":[1e-3,3e-3],\"seeds\":[1,2,3],\"steps\":5,\"short_conv\":4}]}", &c), 0,
                  "%s", attn_last_error());
     attn_train_run *j;
     size_t n;
@@ -25,6 +25,7 @@ Test(config_train, grid_is_kernels_by_width_by_lr_by_seed_and_hybrids_split_per_
     cr_assert_eq(j[23].model.d_model, 64);
     cr_assert_eq(j[23].train.seed, 3);
     cr_assert_eq(j[0].train.steps, 5);
+    cr_assert_eq(j[0].model.short_conv, 4);
     free(j);
     const char *only[] = {"naive"};
     cr_assert_eq(cfg_trainings_expand(c.trainings, c.n_trainings, NULL, "mqar", only, 1, &j, &n), 0);

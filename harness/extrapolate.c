@@ -1,0 +1,188 @@
+/* Length / depth grid evaluation of a checkpoint (extrapolate.h). */
+#include "extrapolate.h"
+
+#include "checkpoint.h"
+#include "train_run.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Whether the task documents parameter `key` ("key=" at the start of a word
+ * of its params_help): the generators reject unknown keys, so a key the help
+ * does not name cannot be set. */
+static int task_has_param(const task_def *t, const char *key)
+{
+    size_t k = strlen(key);
+    for (const char *s = t->params_help; s && (s = strstr(s, key)) != NULL; s += k)
+        if ((s == t->params_help || s[-1] == ' ') && s[k] == '=')
+            return 1;
+    return 0;
+}
+
+/* Sets key=val, replacing an existing value. */
+static int params_set(attn_params *p, const char *key, const char *val)
+{
+    for (int i = 0; i < p->n; i++)
+        if (!strcmp(p->key[i], key)) {
+            if (strlen(val) >= sizeof p->val[i])
+                return attn_fail(ATTN_EINVAL, "task param %s: value '%s' too long", key, val);
+            strcpy(p->val[i], val);
+            return 0;
+        }
+    char kv[128];
+    snprintf(kv, sizeof kv, "%s=%s", key, val);
+    return attn_params_add(p, kv);
+}
+
+static const char *params_get(const attn_params *p, const char *key)
+{
+    for (int i = 0; i < p->n; i++)
+        if (!strcmp(p->key[i], key))
+            return p->val[i];
+    return NULL;
+}
+
+/* A model from cfg (eval only) with the checkpoint's weights; free m with
+ * nn_model_free, also on error. */
+static int model_load(const char *path, const nn_model_cfg *cfg, nn_model *m)
+{
+    nn_model_cfg c = *cfg;
+    c.eval_only = 1; /* evaluation needs no backward */
+    ckpt_tensor *tens = NULL;
+    nn_param_info *info = NULL;
+    int n;
+    memset(m, 0, sizeof *m);
+    int rc = nn_model_init(m, &c, 0);
+    if (!rc && !(rc = nn_ckpt_tensors(m, &tens, &info, &n))) {
+        ckpt_state st = {.tensors = tens, .ntensors = n, .params = m->params, .nparams = m->n_params};
+        rc = ckpt_load(path, &st);
+    }
+    free(tens), free(info);
+    return rc;
+}
+
+/* The grid: what each cell changes in the trained run. */
+typedef struct {
+    const attn_extrap_opts *o;
+    const attn_train_run *trained;
+    const task_def *task;
+    const char *len_key;   /* "len" | "L" */
+    int has_depth;
+    int64_t train_len;
+} extrap_grid;
+
+static int grid_cells_per_scale(const extrap_grid *g) { return g->o->depths ? g->o->depths : 1; }
+
+/* The run of cell (s, j): task params with the length (and len_min, so every
+ * example has exactly that length) and depth set; split is the row's
+ * "extrap;eval_len=..;depth=..;train_len=.." tail. */
+static int grid_cell(const extrap_grid *g, int s, int j, attn_train_run *r, char *split, size_t n)
+{
+    *r = *g->trained;
+    int64_t len = g->o->scale[s] * g->train_len;
+    char v[64], depth[32] = "";
+    snprintf(v, sizeof v, "%lld", (long long)len);
+    int rc = params_set(&r->task_params, g->len_key, v);
+    if (!rc && params_get(&r->task_params, "len_min"))
+        rc = params_set(&r->task_params, "len_min", v);
+    if (!rc && g->o->depths) {
+        snprintf(depth, sizeof depth, "%.4g", (double)j / (double)(g->o->depths - 1));
+        rc = params_set(&r->task_params, "depth", depth);
+    } else if (g->has_depth) {
+        const char *d = params_get(&r->task_params, "depth");
+        snprintf(depth, sizeof depth, "%s", !d || !strcmp(d, "-1") ? "random" : d);
+    }
+    snprintf(split, n, "extrap;eval_len=%lld%s%s;train_len=%lld", (long long)len, depth[0] ? ";depth=" : "", depth,
+             (long long)g->train_len);
+    return rc;
+}
+
+/* Rejects what no cell could run, before any evaluation. */
+static int grid_check(const extrap_grid *g, const nn_model_cfg *m)
+{
+    const attn_extrap_opts *o = g->o;
+    if (o->n_scales < 1 || o->n_scales > ATTN_EXTRAP_MAX_SCALES)
+        return attn_fail(ATTN_EINVAL, "--scale: expected 1 to %d multiples, found %d", ATTN_EXTRAP_MAX_SCALES,
+                         o->n_scales);
+    if (o->depths && !g->has_depth)
+        return attn_fail(ATTN_EINVAL, "--depths: task '%s' has no depth parameter (params: %s)", g->task->name,
+                         g->task->params_help);
+    if (o->depths == 1 || o->depths < 0)
+        return attn_fail(ATTN_EINVAL, "--depths: expected at least 2 depths (0 and 1), found %d", o->depths);
+    for (int s = 0; s < o->n_scales; s++) {
+        int64_t len = o->scale[s] * g->train_len;
+        if (o->scale[s] < 1)
+            return attn_fail(ATTN_EINVAL, "--scale: expected multiples >= 1, found %lld", (long long)o->scale[s]);
+        if (!strcmp(m->pos, "learned") && len > m->max_len)
+            return attn_fail(ATTN_EINVAL,
+                             "--scale %lld: learned positions cover %lld tokens; train with --pos "
+                             "sinusoid|rope|none to evaluate at length %lld",
+                             (long long)o->scale[s], (long long)m->max_len, (long long)len);
+    }
+    /* one example per cell: the generator validates its parameters (MQAR: L even, V > L, ...) */
+    for (int s = 0; s < o->n_scales; s++)
+        for (int j = 0; j < grid_cells_per_scale(g); j++) {
+            attn_train_run r;
+            char split[128];
+            task_data d;
+            int rc = grid_cell(g, s, j, &r, split, sizeof split);
+            if (!rc && !(rc = g->task->make(&r.task_params, TASK_TEST, r.data_seed, 1, r.data_dir, &d))) {
+                if (d.len != o->scale[s] * g->train_len)
+                    rc = attn_fail(ATTN_EINVAL, "task %s: %s=%lld made sequences of %lld tokens", g->task->name,
+                                   g->len_key, (long long)(o->scale[s] * g->train_len), (long long)d.len);
+                task_data_free(&d);
+            }
+            if (rc)
+                return rc;
+        }
+    return 0;
+}
+
+int attn_extrapolate(const attn_extrap_opts *o, int *rows)
+{
+    attn_train_run trained;
+    double logged;
+    extrap_grid g = {.o = o, .trained = &trained};
+    *rows = 0;
+    int rc = attn_train_checkpoint_run(o->checkpoint, &trained, &g.train_len, &logged);
+    if (rc)
+        return rc;
+    if (o->test_n > 0)
+        trained.test_n = o->test_n;
+    trained.out = o->out, trained.train.threads = o->threads;
+    if (!(g.task = task_find(trained.task)))
+        return ATTN_EINVAL;
+    g.len_key = task_has_param(g.task, "len") ? "len" : task_has_param(g.task, "L") ? "L" : NULL;
+    if (!g.len_key)
+        return attn_fail(ATTN_EINVAL, "--scale: task '%s' has no length parameter (len or L)", g.task->name);
+    g.has_depth = task_has_param(g.task, "depth");
+    if ((rc = grid_check(&g, &trained.model)))
+        return rc;
+    /* one model for every cell: positions other than learned hold no
+     * parameters per position, so a longer max_len loads the same weights */
+    nn_model_cfg cfg = trained.model;
+    for (int s = 0; s < o->n_scales; s++)
+        if (o->scale[s] * g.train_len > cfg.max_len)
+            cfg.max_len = o->scale[s] * g.train_len;
+    nn_model m;
+    rc = model_load(o->checkpoint, &cfg, &m);
+    for (int s = 0; !rc && s < o->n_scales; s++)
+        for (int j = 0; !rc && j < grid_cells_per_scale(&g); j++) {
+            attn_train_run r;
+            char split[128];
+            task_data d;
+            nn_eval_result e;
+            if ((rc = grid_cell(&g, s, j, &r, split, sizeof split)) ||
+                (rc = g.task->make(&r.task_params, TASK_TEST, r.data_seed, r.test_n, r.data_dir, &d)))
+                break;
+            if (!(rc = attn_train_eval_write(&r, &d, &m, split, &e)))
+                ++*rows;
+            if (!rc && o->progress)
+                fprintf(stderr, "eval: %s %s: accuracy %.4f [%.4f, %.4f] on %lld examples\n", r.task, split,
+                        e.accuracy, e.ci_low, e.ci_high, (long long)e.examples);
+            task_data_free(&d);
+        }
+    nn_model_free(&m);
+    return rc;
+}

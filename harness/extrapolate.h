@@ -1,0 +1,35 @@
+/* Length extrapolation and needle depth of a trained checkpoint (issue 7,
+ * SUITES.md NIAH: "trained from scratch at a short length, evaluated at the
+ * trained length and at 2x, 4x, 8x longer"). For every (length, depth) cell
+ * the test split is regenerated with the task's length parameter (len for the
+ * NIAH tasks, L for MQAR and the other recall tasks: the kv-pair count D and
+ * the vocabulary stay as trained) and, for tasks with a `depth` parameter,
+ * the needle depth (len_min, when the run trained on variable lengths, is set
+ * to the length too: every test example has exactly the cell's length); the
+ * model is evaluated and one row appended per cell with
+ * params "<eval task params>;lr=..;...;split=extrap;eval_len=E[;depth=d];train_len=T"
+ * (depth=random when the task draws it uniformly). */
+#ifndef ATTN_EXTRAPOLATE_H
+#define ATTN_EXTRAPOLATE_H
+
+#include <stdint.h>
+
+#define ATTN_EXTRAP_MAX_SCALES 16
+
+typedef struct {
+    const char *checkpoint;              /* from 'attnbench train --checkpoint' */
+    const char *out;                     /* results CSV; NULL: results/<suite>.csv */
+    int64_t test_n;                      /* 0: the checkpoint's test_n */
+    int threads;
+    int n_scales;                        /* >= 1 */
+    int64_t scale[ATTN_EXTRAP_MAX_SCALES]; /* multiples of the trained length */
+    int depths;                          /* 0: the task's depth as trained; else >= 2 evenly spaced in [0, 1] */
+    int progress;                        /* a line per cell on stderr */
+} attn_extrap_opts;
+
+/* Checks every cell first (a length beyond learned positions, --depths on a
+ * task without depth, a task rejecting the length), then evaluates and writes
+ * the rows in order of scale, then depth. *rows: rows written. */
+int attn_extrapolate(const attn_extrap_opts *o, int *rows);
+
+#endif

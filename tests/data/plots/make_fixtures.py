@@ -1,0 +1,82 @@
+#!/usr/bin/env python3
+# Writes the fixture CSVs of the recall / NIAH figures (plots/mqar_lines.gp,
+# recall_state.gp, niah_heatmap.gp, niah_length.gp) in the results schema
+# (harness/schema.h), with made-up but formula-checkable accuracies:
+#   recall.csv  MQAR test rows (split=test) of 4 kernels x 3 widths x 2 (L, D)
+#               x a 2-point lr grid (the second lr 0.05 worse), the matching
+#               valid rows (0.9 x) and an induction row, which the figures ignore
+#   niah.csv    'attnbench eval --scale --depths' rows (split=extrap) of passkey
+#               (3 kernels, trained at 256, 1-8x, 5 depths) and niah (flash,
+#               trained at 512, 1-4x, 3 depths), plus the runs' valid and test rows
+# Run from anywhere: python3 tests/data/plots/make_fixtures.py
+import csv, math, os, re
+here = os.path.dirname(os.path.abspath(__file__))
+schema = open(os.path.join(here, '..', '..', '..', 'harness', 'schema.h')).read()
+hdr = re.findall(r'X\(\w+, "(\w+)"\)', schema)
+def row(**kw):
+    r = {h: '' for h in hdr}
+    r.update(run_id='fixture0001', utc='2026-11-28T12:00:00Z', git_sha='fixture', cpu='AMD EPYC', threads='2',
+             mask='causal', dtype='fp32', B='16', seed='1', data_source='generated', metric='accuracy',
+             status='ok', papi_status='NA:not measured in training rows')
+    r['pass'] = 'train'
+    for k, v in kw.items(): r[k] = str(v)
+    return r
+def write(name, rows):
+    with open(os.path.join(here, name), 'w', newline='') as f:
+        w = csv.DictWriter(f, fieldnames=hdr, lineterminator='\n')
+        w.writeheader()
+        for i, r in enumerate(rows):
+            r['job_id'] = '%016x' % (0xf1a7000 + i)
+            w.writerow(r)
+# --- recall.csv: MQAR test rows, a lr grid of 2, plus rows the figures must ignore
+rows = []
+kern = {'flash': (0.99, 0.2), 'linear': (0.55, 0.12), 'based': (0.9, 0.15), 'linear+flash': (0.8, 0.1)}
+for L, D in ((64, 4), (256, 16)):
+    for k, (top, slope) in kern.items():
+        for d in (32, 64, 128):
+            H = 2
+            layers = 2
+            if k == 'flash': state = layers * 2 * L * d * 4
+            elif k == 'linear': state = layers * H * (d // H) * (d // H + 1) * 4
+            elif k == 'based': state = layers * (H * (1 + 16 + 136) * (d // H) * 4 + 2 * 64 * d * 4)
+            else: state = (H * (d // H) * (d // H + 1) * 4) + 2 * L * d * 4
+            for lr in (0.001, 0.003):
+                acc = max(0.0, min(1.0, top - slope * math.log2(256 / d) * (L / 256) - (0.05 if lr == 0.003 else 0)))
+                ci = 1.96 * math.sqrt(max(acc * (1 - acc), 1e-4) / 512)
+                model = 'lm(L=2,d=%d,H=%d,mlp=0,pos=learned)' % (d, H)
+                base = dict(suite='recall', task='mqar', kernel=k, model=model, H=H, H_kv=H, N=L, N_kv=L, D=d // H, Dv=d // H,
+                            state_bytes=state, train_steps=2000)
+                rows.append(row(params='L=%d;D=%d;lr=%g;wd=0.1;steps=2000;n=20000;step=1000;split=valid' % (L, D, lr),
+                                value='%.6f' % (acc * 0.9), ci_low='%.6f' % max(0, acc * 0.9 - ci), ci_high='%.6f' % min(1, acc * 0.9 + ci), **base))
+                rows.append(row(params='L=%d;D=%d;lr=%g;wd=0.1;steps=2000;n=20000;step=2000;split=test;best_step=2000;weights=last' % (L, D, lr),
+                                value='%.6f' % acc, ci_low='%.6f' % max(0, acc - ci), ci_high='%.6f' % min(1, acc + ci), **base))
+# an induction row: not MQAR
+rows.append(row(suite='recall', task='induction', kernel='flash', model='lm(L=2,d=64,H=2,mlp=0,pos=learned)', H=2, H_kv=2,
+                N=256, N_kv=256, D=32, Dv=32, params='L=256;V=16;lr=0.001;wd=0.1;steps=200;n=2000;step=200;split=test',
+                value='0.5', ci_low='0.45', ci_high='0.55', state_bytes=131072))
+write('recall.csv', rows)
+# --- niah.csv: passkey trained at 256 (flash, linear, based), niah trained at 512 (flash)
+rows = []
+def niah(task, k, T, scales, depths, d=64, H=2):
+    for s in scales:
+        E = s * T
+        for dep in depths:
+            if k == 'flash': acc = 1.0 if s == 1 else max(0.0, 1.0 - 0.3 * math.log2(s) - 0.2 * abs(dep - 0.5))
+            elif k == 'linear': acc = max(0.0, 0.7 - 0.6 * dep - 0.1 * math.log2(s))
+            else: acc = max(0.0, min(1.0, 0.95 - 0.2 * math.log2(s) * dep))
+            ci = 1.96 * math.sqrt(max(acc * (1 - acc), 1e-4) / 128)
+            state = 2 * 2 * E * d * 4 if k == 'flash' else 2 * H * (d // H) * (d // H + 1) * 4
+            rows.append(row(suite='niah', task=task, kernel=k, model='lm(L=2,d=%d,H=%d,mlp=128,pos=rope)' % (d, H), H=H, H_kv=H,
+                            N=E, N_kv=E, D=d // H, Dv=d // H, state_bytes=state, train_steps=1500,
+                            params='len=%d;depth=%.4g;lr=0.001;wd=0.1;steps=1500;n=4000;step=1500;split=extrap;eval_len=%d;depth=%.4g;train_len=%d'
+                            % (E, dep, E, dep, T), value='%.6f' % acc, ci_low='%.6f' % max(0, acc - ci), ci_high='%.6f' % min(1, acc + ci)))
+    for split in ('valid', 'test;best_step=1500;weights=last'):
+        rows.append(row(suite='niah', task=task, kernel=k, model='lm(L=2,d=%d,H=%d,mlp=128,pos=rope)' % (d, H), H=H, H_kv=H, N=T,
+                        N_kv=T, D=d // H, Dv=d // H, state_bytes=0, value='0.9', ci_low='0.85', ci_high='0.95',
+                        params='len=%d;lr=0.001;wd=0.1;steps=1500;n=4000;step=1500;split=%s' % (T, split)))
+D5 = [0, 0.25, 0.5, 0.75, 1]
+niah('passkey', 'flash', 256, (1, 2, 4, 8), D5)
+niah('passkey', 'linear', 256, (1, 2, 4, 8), D5)
+niah('passkey', 'based', 256, (1, 2, 4, 8), D5)
+niah('niah', 'flash', 512, (1, 2, 4), (0, 0.5, 1))
+write('niah.csv', rows)

@@ -1,0 +1,21 @@
+/* Shared checks of the attention block and whole models (Criterion
+ * assertions inside): the block against its double twin through the
+ * layer-check driver, and a model's fp32 gradients against central
+ * differences of the double model (models/model_ref.h). */
+#ifndef MODEL_CHECK_H
+#define MODEL_CHECK_H
+
+#include "model.h"
+
+/* Binds and plans a block for cfg on (B, N, threads) and runs lc_check
+ * (layers_check.h) with `seed`: the double backward is nn_attn_backward_ref
+ * for softmax kernels, central differences for ref_forward kernels. */
+void mc_check_block(const nn_attn_cfg *cfg, int64_t B, int64_t N, int threads, uint64_t seed, const char *what);
+
+/* Initialises the model (seed 5) and plans it for (b->B, N) on 2 threads;
+ * asserts the fp32 loss equals the double loss to 1e-5 and the fp32
+ * gradients match central differences of the double loss to 1e-3 of their
+ * largest, on one entry of every parameter tensor and `extra` random ones. */
+void mc_gradcheck(const nn_model_cfg *c, const nn_batch *b, int64_t N, int extra, const char *what);
+
+#endif

@@ -1,0 +1,193 @@
+/* attnbench eval --scale/--depths (harness/extrapolate.h): one row per
+ * (length, depth) cell with its params, lengths beyond learned positions
+ * refused with the option named, rows reproducible, and the trained-length
+ * cell equal to a plain reload of the checkpoint. Models: 1 layer, d 16,
+ * trained 2 steps (the grid logic, not the learning, is under test). */
+#include "csvw.h"
+#include "extrapolate.h"
+#include "train_run.h"
+
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MAX_ROWS 16
+
+typedef struct {
+    int n;
+    attn_row row[MAX_ROWS];
+} rows_t;
+
+static int keep_row(const attn_row *row, void *ud)
+{
+    rows_t *r = ud;
+    cr_assert_lt(r->n, MAX_ROWS);
+    r->row[r->n++] = *row;
+    return 0;
+}
+
+/* Rows of the CSV whose params mark them as extrapolation cells. */
+static int read_extrap(const char *csv, rows_t *out)
+{
+    rows_t all = {.n = 0};
+    memset(out, 0, sizeof *out);
+    csvw_read_rows(csv, keep_row, &all);
+    for (int i = 0; i < all.n; i++)
+        if (strstr(all.row[i].cell[ATTN_COL_PARAMS], ";split=extrap;"))
+            out->row[out->n++] = all.row[i];
+    return out->n;
+}
+
+typedef struct {
+    char dir[32], csv[64], ckpt[64];
+} scratch;
+
+/* Trains task (params "k=v,k=v") 2 steps with positions pos and saves the checkpoint. */
+static void train_tiny(scratch *s, const char *task, const char *const *params, const char *pos)
+{
+    snprintf(s->dir, sizeof s->dir, "/tmp/attn_extrap_XXXXXX");
+    cr_assert_not_null(mkdtemp(s->dir));
+    snprintf(s->csv, sizeof s->csv, "%s/r.csv", s->dir);
+    snprintf(s->ckpt, sizeof s->ckpt, "%s/m.ckpt", s->dir);
+    attn_train_run r;
+    attn_train_run_defaults(&r);
+    strcpy(r.task, task);
+    for (const char *const *p = params; *p; p++)
+        cr_assert_eq(attn_params_add(&r.task_params, *p), 0);
+    r.train_n = 16, r.valid_n = 8, r.test_n = 24;
+    r.model.layers = 1, r.model.d_model = 16, r.model.heads = 1, r.model.mlp = 0;
+    snprintf(r.model.pos, sizeof r.model.pos, "%s", pos);
+    r.train.steps = 2, r.train.warmup = 1, r.train.eval_every = 2, r.train.batch = 8, r.train.progress = 0;
+    r.out = s->csv, r.checkpoint = s->ckpt;
+    double acc;
+    cr_assert_eq(attn_train_run_exec(&r, &acc), 0, "%s", attn_last_error());
+}
+
+static void scratch_rm(scratch *s)
+{
+    char path[96];
+    snprintf(path, sizeof path, "%s/r2.csv", s->dir);
+    unlink(path), unlink(s->csv), unlink(s->ckpt), rmdir(s->dir);
+}
+
+/* passkey at 256 tokens, the shortest its prompt fits */
+static void train_passkey(scratch *s, const char *pos)
+{
+    static const char *const tp[] = {"len=256", NULL};
+    train_tiny(s, "passkey", tp, pos);
+}
+
+static double cell_value(const attn_row *row) { return atof(row->cell[ATTN_COL_VALUE]); }
+
+Test(extrapolate, one_row_per_length_and_depth_with_its_params, .timeout = 60)
+{
+    scratch s;
+    train_passkey(&s, "sinusoid");
+    attn_extrap_opts o = {.checkpoint = s.ckpt, .out = s.csv, .test_n = 6, .threads = 1, .n_scales = 2,
+                          .scale = {1, 2}, .depths = 3};
+    int written;
+    cr_assert_eq(attn_extrapolate(&o, &written), 0, "%s", attn_last_error());
+    cr_assert_eq(written, 6);
+    rows_t x;
+    cr_assert_eq(read_extrap(s.csv, &x), 6);
+    static const char *const depth[] = {"0", "0.5", "1"};
+    for (int i = 0; i < 6; i++) {
+        const attn_row *row = &x.row[i];
+        int len = i < 3 ? 256 : 512;
+        char want[96];
+        snprintf(want, sizeof want, ";split=extrap;eval_len=%d;depth=%s;train_len=256", len, depth[i % 3]);
+        const char *p = row->cell[ATTN_COL_PARAMS];
+        cr_assert(strlen(p) >= strlen(want) && !strcmp(p + strlen(p) - strlen(want), want), "row %d: %s", i, p);
+        snprintf(want, sizeof want, "len=%d;depth=%s;", len, depth[i % 3]); /* the data the cell was made of */
+        cr_assert(!strncmp(p, want, strlen(want)), "row %d: %s", i, p);
+        cr_assert_eq(atoi(row->cell[ATTN_COL_N]), len);
+        cr_assert_str_eq(row->cell[ATTN_COL_TASK], "passkey");
+        cr_assert_str_eq(row->cell[ATTN_COL_METRIC], "accuracy");
+        double v = cell_value(row), lo = atof(row->cell[ATTN_COL_CI_LOW]), hi = atof(row->cell[ATTN_COL_CI_HIGH]);
+        cr_assert(lo <= v && v <= hi && lo >= 0 && hi <= 1, "row %d: %g [%g, %g]", i, v, lo, hi);
+        /* flash keeps K and V of every token: 2 N d floats for the one layer */
+        cr_assert_eq(atoll(row->cell[ATTN_COL_STATE_BYTES]), 2LL * len * 16 * 4);
+    }
+    scratch_rm(&s);
+}
+
+Test(extrapolate, lengths_beyond_learned_positions_fail_naming_the_option, .timeout = 60)
+{
+    scratch s;
+    train_passkey(&s, "learned");
+    attn_extrap_opts o = {.checkpoint = s.ckpt, .out = s.csv, .test_n = 4, .threads = 1, .n_scales = 2,
+                          .scale = {1, 4}, .depths = 2};
+    int written;
+    cr_assert_lt(attn_extrapolate(&o, &written), 0);
+    cr_assert_str_eq(attn_last_error(), "--scale 4: learned positions cover 256 tokens; train with --pos "
+                                        "sinusoid|rope|none to evaluate at length 1024");
+    rows_t x;
+    cr_assert_eq(read_extrap(s.csv, &x), 0, "nothing is evaluated when a cell cannot run");
+    o.n_scales = 1; /* the trained length itself is fine */
+    cr_assert_eq(attn_extrapolate(&o, &written), 0, "%s", attn_last_error());
+    cr_assert_eq(written, 2);
+    scratch_rm(&s);
+}
+
+Test(extrapolate, mqar_keeps_D_and_the_trained_length_cell_equals_a_reload, .timeout = 60)
+{
+    scratch s;
+    /* V = 72 (> L at every scale): 36 values, and 2 x 200 query positions
+     * give even a 2-step model some hits */
+    static const char *const tp[] = {"L=16", "D=2", "V=72", NULL};
+    train_tiny(&s, "mqar", tp, "rope");
+    attn_extrap_opts o = {.checkpoint = s.ckpt, .out = s.csv, .test_n = 200, .threads = 1, .n_scales = 2,
+                          .scale = {1, 2}};
+    int written;
+    cr_assert_eq(attn_extrapolate(&o, &written), 0, "%s", attn_last_error());
+    cr_assert_eq(written, 2);
+    double reload, logged;
+    cr_assert_eq(attn_train_eval_checkpoint(s.ckpt, 200, 1, s.csv, &reload, &logged), 0, "%s", attn_last_error());
+    rows_t x;
+    cr_assert_eq(read_extrap(s.csv, &x), 2);
+    cr_assert_gt(reload, 0, "the comparison below needs hits");
+    cr_assert_float_eq(cell_value(&x.row[0]), reload, 1e-6);
+    cr_assert(!strncmp(x.row[1].cell[ATTN_COL_PARAMS], "L=32;D=2;V=72;", 14), "%s", x.row[1].cell[ATTN_COL_PARAMS]);
+    cr_assert(strstr(x.row[1].cell[ATTN_COL_PARAMS], ";split=extrap;eval_len=32;train_len=16"), "no depth for mqar");
+    cr_assert_eq(atoi(x.row[1].cell[ATTN_COL_N]), 32);
+    o.depths = 3; /* mqar has no depth parameter */
+    cr_assert_lt(attn_extrapolate(&o, &written), 0);
+    cr_assert(strstr(attn_last_error(), "--depths: task 'mqar' has no depth parameter"), "%s", attn_last_error());
+    scratch_rm(&s);
+}
+
+Test(extrapolate, rows_are_reproducible, .timeout = 60)
+{
+    scratch s;
+    static const char *const tp[] = {"L=16", "D=2", "V=72", NULL};
+    train_tiny(&s, "mqar", tp, "none");
+    char csv2[96];
+    snprintf(csv2, sizeof csv2, "%s/r2.csv", s.dir);
+    attn_extrap_opts o = {.checkpoint = s.ckpt, .out = s.csv, .test_n = 200, .threads = 1, .n_scales = 3,
+                          .scale = {1, 2, 4}};
+    int written;
+    cr_assert_eq(attn_extrapolate(&o, &written), 0, "%s", attn_last_error());
+    o.out = csv2, o.threads = 2; /* the thread count is in the identity: compare values only */
+    cr_assert_eq(attn_extrapolate(&o, &written), 0, "%s", attn_last_error());
+    rows_t a, b;
+    cr_assert_eq(read_extrap(s.csv, &a), 3);
+    cr_assert_eq(read_extrap(csv2, &b), 3);
+    double sum = 0;
+    for (int i = 0; i < 3; i++) {
+        static const attn_col same[] = {ATTN_COL_PARAMS, ATTN_COL_N, ATTN_COL_VALUE, ATTN_COL_CI_LOW,
+                                        ATTN_COL_CI_HIGH, ATTN_COL_STATE_BYTES};
+        for (size_t c = 0; c < sizeof same / sizeof *same; c++)
+            cr_assert_str_eq(a.row[i].cell[same[c]], b.row[i].cell[same[c]], "row %d %s", i, attn_col_name(same[c]));
+        sum += cell_value(&a.row[i]);
+    }
+    cr_assert_gt(sum, 0, "all-zero accuracies would make the comparison vacuous");
+    o.threads = 1; /* same threads: the same job ids too */
+    cr_assert_eq(attn_extrapolate(&o, &written), 0, "%s", attn_last_error());
+    rows_t c;
+    cr_assert_eq(read_extrap(csv2, &c), 6);
+    for (int i = 0; i < 3; i++)
+        cr_assert_str_eq(a.row[i].cell[ATTN_COL_JOB_ID], c.row[3 + i].cell[ATTN_COL_JOB_ID]);
+    scratch_rm(&s);
+}
