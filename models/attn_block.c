@@ -44,11 +44,6 @@ static int attn_cfg_check(const nn_attn_cfg *c)
     if (c->kernel->flags & ATTN_ONE_QUERY)
         return attn_fail(ATTN_EUNSUPPORTED, "kernel '%s' reads one learned query per head: not a self-attention block",
                          name);
-    if (c->kernel->inputs & (ATTN_IN_ROUTER | ATTN_IN_WEIGHTS))
-        return attn_fail(ATTN_EUNSUPPORTED,
-                         "kernel '%s' reads router logits or learned weights, which the attention block does not "
-                         "provide yet",
-                         name);
     if (c->C < 1 || c->H < 1 || c->C % c->H != 0)
         return attn_fail(ATTN_EINVAL, "attention block: expected C a multiple of H >= 1, found C=%lld H=%lld",
                          (long long)c->C, (long long)c->H);
@@ -84,7 +79,27 @@ int nn_attn_bind(nn_attn *l, const nn_attn_cfg *cfg, nn_blob *blob)
               (rc = nn_short_conv_bind(&l->ck, cfg->H_kv * D, K, blob)) ||
               (rc = nn_short_conv_bind(&l->cv, cfg->H_kv * D, K, blob))))
         return rc;
+    /* the kernel's own inputs: their sizes depend on D and its parameters only */
+    attn_args a = {.B = 1, .H = cfg->H, .H_kv = cfg->H_kv, .Nq = 1, .Nk = 1, .D = D, .params = cfg->params};
+    l->router_cols = attn_router_cols(cfg->kernel, &a), l->w_cols = attn_weight_cols(cfg->kernel, &a);
+    if ((cfg->kernel->inputs & ATTN_IN_ROUTER) && l->router_cols < 1)
+        return attn_fail(ATTN_EINVAL, "kernel '%s': expected router columns >= 1 (check its parameters)",
+                         cfg->kernel->name);
+    if ((cfg->kernel->inputs & ATTN_IN_WEIGHTS) && l->w_cols < 1)
+        return attn_fail(ATTN_EINVAL, "kernel '%s': expected learned weights >= 1 per head (check its parameters)",
+                         cfg->kernel->name);
+    if (l->router_cols && (rc = nn_dense_bind(&l->router, C, cfg->H_kv * l->router_cols, 1, blob)))
+        return rc;
+    if (l->w_cols && (l->off_w = nn_blob_take(blob, (size_t)(cfg->H * l->w_cols), &l->w, &l->dw)) == SIZE_MAX)
+        return ATTN_EINVAL;
     return 0;
+}
+
+/* The learned weights as the kernel's [1,H,1,W] input. */
+static attn_tensor weights_view(const nn_attn *l, float *p)
+{
+    int64_t H = l->cfg.H, W = l->w_cols;
+    return (attn_tensor){.data = p, .B = 1, .H = H, .N = 1, .D = W, .sb = H * W, .sh = W, .sn = W};
 }
 
 size_t nn_attn_param_count(const nn_attn_cfg *cfg)
@@ -110,6 +125,17 @@ void nn_attn_init(const nn_attn *l, attn_rng *r)
         nn_short_conv_init(&l->cq, r);
         nn_short_conv_init(&l->ck, r);
         nn_short_conv_init(&l->cv, r);
+    }
+    if (l->router_cols)
+        nn_dense_init(&l->router, r);
+    if (l->w_cols) {
+        attn_tensor w = weights_view(l, l->w);
+        attn_args a = {.B = 1, .H = l->cfg.H, .H_kv = l->cfg.H_kv, .Nq = 1, .Nk = 1, .D = l->D, .params = l->cfg.params};
+        if (l->cfg.kernel->init_weights)
+            l->cfg.kernel->init_weights(&a, &w, attn_rng_next(r));
+        else
+            for (int64_t i = 0; i < l->cfg.H * l->w_cols; i++)
+                l->w[i] = (float)((2 * attn_rng_uniform(r) - 1) / sqrt((double)l->D));
     }
 }
 
@@ -152,7 +178,7 @@ void nn_attn_free(nn_attn *l)
     l->planned = 0;
 }
 
-#define N_ACTS 15
+#define N_ACTS 16
 
 /* Sizes of the buffers (floats), in the order of nn_attn_acts. */
 static void buffer_sizes(const nn_attn *l, int64_t B, int64_t N, size_t sz[N_ACTS])
@@ -160,7 +186,8 @@ static void buffer_sizes(const nn_attn *l, int64_t B, int64_t N, size_t sz[N_ACT
     size_t T = (size_t)(B * N), H = (size_t)l->cfg.H, Hk = (size_t)l->cfg.H_kv, D = (size_t)l->D;
     size_t nb = has_beta(l) ? T * Hk : 0, ng = T * Hk * (size_t)l->gate_cols;
     size_t cq = l->cfg.short_conv ? T * H * D : 0, ck = l->cfg.short_conv ? T * Hk * D : 0;
-    size_t s[N_ACTS] = {T * H * D, T * Hk * D, T * Hk * D, T * H * D, T * H, nb, nb, ng, ng, cq, ck, ck, cq, ck, ck};
+    size_t nr = T * Hk * (size_t)l->router_cols;
+    size_t s[N_ACTS] = {T * H * D, T * Hk * D, T * Hk * D, T * H * D, T * H, nb, nb, ng, ng, cq, ck, ck, cq, ck, ck, nr};
     memcpy(sz, s, sizeof s);
 }
 
@@ -188,7 +215,7 @@ int nn_attn_acts_bind(const nn_attn *l, int64_t B, int64_t N, nn_blob *buf, nn_a
     size_t sz[N_ACTS];
     buffer_sizes(l, B, N, sz);
     float **out[N_ACTS] = {&a->q,  &a->k,  &a->v,  &a->o,  &a->lse, &a->zb, &a->beta, &a->zg,
-                           &a->gate, &a->qp, &a->kp, &a->vp, &a->zq, &a->zk, &a->zv};
+                           &a->gate, &a->qp, &a->kp, &a->vp, &a->zq, &a->zk, &a->zv, &a->zr};
     return bind_buffers(buf, sz, N_ACTS, out);
 }
 
@@ -202,11 +229,12 @@ size_t nn_attn_scratch_floats(const nn_attn *l, int64_t B, int64_t N)
 
 int nn_attn_scratch_bind(const nn_attn *l, int64_t B, int64_t N, nn_blob *buf, nn_attn_scratch *s)
 {
-    size_t sz[N_ACTS], d[7];
+    size_t sz[N_ACTS], d[9];
     buffer_sizes(l, B, N, sz);
-    d[0] = sz[0], d[1] = sz[1], d[2] = sz[2], d[3] = sz[3], d[4] = sz[5], d[5] = sz[7], d[6] = sz[9];
-    float **out[7] = {&s->dq, &s->dk, &s->dv, &s->d_o, &s->dbeta, &s->dgate, &s->dpre};
-    return bind_buffers(buf, d, 7, out);
+    d[0] = sz[0], d[1] = sz[1], d[2] = sz[2], d[3] = sz[3], d[4] = sz[5], d[5] = sz[7], d[6] = sz[9], d[7] = sz[15];
+    d[8] = (size_t)(l->cfg.H * l->w_cols);
+    float **out[9] = {&s->dq, &s->dk, &s->dv, &s->d_o, &s->dbeta, &s->dgate, &s->dpre, &s->drouter, &s->dw};
+    return bind_buffers(buf, d, 9, out);
 }
 
 /* [B,heads,N,cols] view of a (B,N,heads,cols) buffer */
@@ -231,7 +259,8 @@ static attn_io block_io(const nn_attn *l, const nn_attn_acts *a)
     int64_t B = l->B, N = l->N, H = l->cfg.H, Hk = l->cfg.H_kv, D = l->D;
     return (attn_io){.q = view(a->q, B, H, N, D), .k = view(a->k, B, Hk, N, D), .v = view(a->v, B, Hk, N, D),
                      .o = view(a->o, B, H, N, D), .lse = a->lse, .beta = view(a->beta, B, Hk, N, 1),
-                     .gate = view(a->gate, B, Hk, N, l->gate_cols)};
+                     .gate = view(a->gate, B, Hk, N, l->gate_cols), .router = view(a->zr, B, Hk, N, l->router_cols),
+                     .w = weights_view(l, l->w)};
 }
 
 static int check_planned(const nn_attn *l)
@@ -268,6 +297,8 @@ int nn_attn_forward(nn_attn *l, const float *x, const nn_attn_acts *a, float *y)
         nn_dense_forward(&l->beta, x, a->zb, T, th);
     if (ng)
         nn_dense_forward(&l->gate, x, a->zg, T, th);
+    if (l->router_cols)
+        nn_dense_forward(&l->router, x, a->zr, T, th);
 #pragma omp parallel for num_threads(th) schedule(static)
     for (int64_t i = 0; i < (nb > ng ? nb : ng); i++) {
         if (i < nb)
@@ -310,9 +341,13 @@ int nn_attn_backward(nn_attn *l, const float *x, const nn_attn_acts *a, const fl
     if (ng)
         memset(s->dgate, 0, sizeof(float) * (size_t)ng);
     attn_io io = block_io(l, a);
+    size_t nr = (size_t)(T * Hk * l->router_cols);
+    if (nr)
+        memset(s->drouter, 0, sizeof(float) * nr);
     attn_grads g = {.d_o = view(s->d_o, B, H, N, D), .dq = view(s->dq, B, H, N, D), .dk = view(s->dk, B, Hk, N, D),
                     .dv = view(s->dv, B, Hk, N, D), .dbeta = view(s->dbeta, B, Hk, N, 1),
-                    .dgate = view(s->dgate, B, Hk, N, l->gate_cols)};
+                    .dgate = view(s->dgate, B, Hk, N, l->gate_cols), .drouter = view(s->drouter, B, Hk, N, l->router_cols),
+                    .dw = weights_view(l, s->dw)};
     double t0 = nn_prof_enabled() ? nn_prof_now() : 0;
     if ((rc = l->cfg.kernel->backward(&l->ctx, &io, &g)) != 0)
         return rc;
@@ -348,6 +383,10 @@ int nn_attn_backward(nn_attn *l, const float *x, const nn_attn_acts *a, const fl
         nn_dense_backward(&l->beta, x, s->dbeta, dx, T, th);
     if (ng)
         nn_dense_backward(&l->gate, x, s->dgate, dx, T, th);
+    if (nr)
+        nn_dense_backward(&l->router, x, s->drouter, dx, T, th);
+    for (int64_t i = 0; i < H * l->w_cols; i++) /* kernels write dw; parameter gradients accumulate */
+        l->dw[i] += s->dw[i];
     return 0;
 }
 
@@ -356,13 +395,13 @@ int nn_attn_backward(nn_attn *l, const float *x, const nn_attn_acts *a, const fl
 /* qp, kp: q and k before RoPE; xq, xk, xv: the projection outputs before the
  * short convolution (allocated only with one). */
 typedef struct {
-    double *qp, *kp, *q, *k, *v, *o, *lse, *zb, *beta, *zg, *gate, *xq, *xk, *xv;
-    size_t nq, nk, nb, ng;
+    double *qp, *kp, *q, *k, *v, *o, *lse, *zb, *beta, *zg, *gate, *xq, *xk, *xv, *zr;
+    size_t nq, nk, nb, ng, nr;
 } ref_acts;
 
 static void ref_free(ref_acts *r)
 {
-    double *p[] = {r->qp, r->kp, r->q, r->k, r->v, r->o, r->lse, r->zb, r->beta, r->zg, r->gate, r->xq, r->xk, r->xv};
+    double *p[] = {r->qp, r->kp, r->q, r->k, r->v, r->o, r->lse, r->zb, r->beta, r->zg, r->gate, r->xq, r->xk, r->xv, r->zr};
     for (size_t i = 0; i < sizeof p / sizeof *p; i++)
         free(p[i]);
 }
@@ -372,7 +411,10 @@ static int ref_forward_acts(const nn_attn *l, const double *P, const double *x, 
 {
     int64_t T = B * N, H = l->cfg.H, Hk = l->cfg.H_kv, D = l->D;
     *r = (ref_acts){.nq = (size_t)(T * H * D), .nk = (size_t)(T * Hk * D), .nb = has_beta(l) ? (size_t)(T * Hk) : 0,
-                    .ng = (size_t)(T * Hk * l->gate_cols)};
+                    .ng = (size_t)(T * Hk * l->gate_cols), .nr = (size_t)(T * Hk * l->router_cols)};
+    r->zr = calloc(r->nr + 1, sizeof(double));
+    if (r->nr)
+        nn_dense_forward_ref(&l->router, P, x, r->zr, T);
     r->qp = calloc(r->nq, sizeof(double)), r->q = calloc(r->nq, sizeof(double)), r->o = calloc(r->nq, sizeof(double));
     r->kp = calloc(r->nk, sizeof(double)), r->k = calloc(r->nk, sizeof(double)), r->v = calloc(r->nk, sizeof(double));
     r->lse = calloc((size_t)(T * H), sizeof(double));
@@ -410,7 +452,11 @@ static int ref_forward_acts(const nn_attn *l, const double *P, const double *x, 
     attn_io64 io = {.q = view64(r->q, B, H, N, D), .k = view64(r->k, B, Hk, N, D), .v = view64(r->v, B, Hk, N, D),
                     .o = view64(r->o, B, H, N, D), .lse = r->lse,
                     .beta = view64(r->nb ? r->beta : NULL, B, Hk, N, 1),
-                    .gate = view64(r->ng ? r->gate : NULL, B, Hk, N, l->gate_cols)};
+                    .gate = view64(r->ng ? r->gate : NULL, B, Hk, N, l->gate_cols),
+                    .router = view64(r->nr ? r->zr : NULL, B, Hk, N, l->router_cols),
+                    /* the reference reads its inputs only: P's weights are not written */
+                    .w = {.data = l->w_cols ? (double *)(uintptr_t)(P + l->off_w) : NULL, .B = 1, .H = H, .N = 1,
+                          .D = l->w_cols, .sb = H * l->w_cols, .sh = l->w_cols, .sn = l->w_cols}};
     if (l->cfg.kernel->ref_forward)
         return l->cfg.kernel->ref_forward(&a, &io);
     attn_oracle_forward_f64(&a, &io.q, &io.k, &io.v, &io.o, io.lse);

@@ -296,7 +296,10 @@ void nn_short_conv_backward_ref(const nn_short_conv *l, const double *P, const d
  * of x: beta = sigmoid(x W_b + b_b) per kv-head (ATTN_IN_BETA); log-gate =
  * logsigmoid(x W_g + b_g) / 16 per kv-head (ATTN_IN_GATE) or per key channel
  * (ATTN_IN_GATE_VEC), as Gated Linear Attention (Yang et al. 2024: decay
- * sigmoid(.)^(1/16)). short_conv = K > 0 puts a short convolution + SiLU
+ * sigmoid(.)^(1/16)); router logits = x W_r + b_r per kv-head (ATTN_IN_ROUTER,
+ * Sparse State Expansion); a kernel's learned weights (ATTN_IN_WEIGHTS, e.g.
+ * GAM's slot bank, conv taps and gates) are parameters of the block, drawn by
+ * the kernel's init_weights. short_conv = K > 0 puts a short convolution + SiLU
  * (nn_short_conv) on each of q, k and v after its projection and before RoPE
  * and the kernel, for any kernel (DeltaNet / Zoology's setup). One nn_attn may be applied several times per step
  * (weight-shared / looped models) with one nn_attn_acts per application, for
@@ -319,6 +322,10 @@ typedef struct {
     int64_t D, gate_cols;      /* gate_cols: 0, 1 or D */
     nn_dense q, k, v, o, beta, gate;   /* beta/gate bound only if the kernel reads them */
     nn_short_conv cq, ck, cv;  /* bound only with cfg.short_conv > 0 */
+    nn_dense router;           /* ATTN_IN_ROUTER: raw logits x W_r + b_r, router_cols per kv-head */
+    int64_t router_cols, w_cols;
+    float *w, *dw;             /* ATTN_IN_WEIGHTS: the kernel's learned weights, (H, w_cols) */
+    size_t off_w;
     /* set by nn_attn_plan for one (B, N, threads) */
     int64_t B, N;
     int threads, planned;
@@ -332,12 +339,14 @@ typedef struct {
  * convolution outputs before SiLU (NULL without). */
 typedef struct {
     float *q, *k, *v, *o, *lse, *zb, *beta, *zg, *gate, *qp, *kp, *vp, *zq, *zk, *zv;
+    float *zr;                 /* router logits (B,N,H_kv,router_cols) */
 } nn_attn_acts;
 
 /* Backward scratch, overwritten by nn_attn_backward (can be shared by layers).
  * dpre: gradient at a projection output under a short convolution (NULL without). */
 typedef struct {
     float *dq, *dk, *dv, *d_o, *dbeta, *dgate, *dpre;
+    float *drouter, *dw;       /* the kernel's router-logit and weight gradients (NULL when unused) */
 } nn_attn_scratch;
 
 /* Validates the config against the kernel (trainable unless eval_only,

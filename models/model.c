@@ -188,6 +188,14 @@ int nn_model_params(const nn_model *m, nn_param_info *info, int max)
             snprintf(s, sizeof s, "l%lld.attn.%s.w", (long long)l, convs[i]);
             add(&t, s, cv[i]->off_w, cv[i]->C, cv[i]->K, 1);
         }
+        if (b->attn.router_cols) {
+            snprintf(s, sizeof s, "l%lld.attn.router", (long long)l);
+            add_dense(&t, s, &b->attn.router);
+        }
+        if (b->attn.w_cols) { /* the kernel's own weights (GAM: bank, taps, gates), decayed like weights */
+            snprintf(s, sizeof s, "l%lld.attn.kernel_w", (long long)l);
+            add(&t, s, b->attn.off_w, b->attn.cfg.H, b->attn.w_cols, 1);
+        }
         if (m->cfg.mlp) {
             snprintf(s, sizeof s, "l%lld.n2", (long long)l);
             add_norm(&t, s, &b->n2);

@@ -1,0 +1,87 @@
+/* Models with kernels that read router logits (sse) or learned weights (gam):
+ * the attention block projects x to the logits and owns the kernel's weights
+ * as parameters; both appear in the parameter table, and the block and whole
+ * models match their double twins (central differences). */
+#include "model.h"
+#include "model_check.h"
+#include "registry.h"
+
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static nn_model_cfg lm_cfg(const char *kernel, const char *const *params)
+{
+    nn_model_cfg c = {.head = NN_HEAD_LM, .vocab = 11, .max_len = 16, .layers = 2, .d_model = 16, .heads = 2,
+                      .mlp = 24, .n_kernels = 1, .loops = 1, .causal = 1};
+    snprintf(c.variant, sizeof c.variant, "lm");
+    snprintf(c.kernels[0], sizeof c.kernels[0], "%s", kernel);
+    snprintf(c.pos, sizeof c.pos, "learned");
+    snprintf(c.pool, sizeof c.pool, "cls");
+    for (int i = 0; params[i]; i++)
+        cr_assert_eq(attn_params_add(&c.kparams, params[i]), 0);
+    return c;
+}
+
+/* How many parameter tensors have `part` in their name, and their total size. */
+static int count_params(const nn_model_cfg *c, const char *part, size_t *floats)
+{
+    nn_model m;
+    cr_assert_eq(nn_model_init(&m, c, 5), 0, "%s", attn_last_error());
+    int k = nn_model_params(&m, NULL, 0), hits = 0;
+    nn_param_info *info = malloc(sizeof *info * (size_t)k);
+    nn_model_params(&m, info, k);
+    *floats = 0;
+    for (int i = 0; i < k; i++)
+        if (strstr(info[i].name, part))
+            hits++, *floats += info[i].count;
+    free(info);
+    nn_model_free(&m);
+    return hits;
+}
+
+static void lm_batch_of(int32_t *tok, int32_t *tgt, int64_t n, nn_batch *b, int64_t B)
+{
+    attn_rng r;
+    attn_rng_seed(&r, 9);
+    for (int64_t i = 0; i < n; i++) {
+        tok[i] = (int32_t)attn_rng_uint_below(&r, 11);
+        tgt[i] = attn_rng_uniform(&r) < 0.5 ? NN_IGNORE_INDEX : (int32_t)attn_rng_uint_below(&r, 11);
+    }
+    *b = (nn_batch){.B = B, .tokens = tok, .targets = tgt};
+}
+
+Test(model_inputs, sse_router_projection_is_a_parameter_and_matches_the_double_model, .timeout = 60)
+{
+    static const char *const params[] = {"partitions=3", "topk=2", "chunk=4", NULL};
+    nn_model_cfg c = lm_cfg("sse", params);
+    size_t floats;
+    /* per layer a dense x -> H_kv * P logits: weight (6, 16) and bias (6) */
+    cr_assert_eq(count_params(&c, ".attn.router", &floats), 4);
+    cr_assert_eq(floats, (size_t)2 * (2 * 3 * 16 + 2 * 3));
+    nn_attn_cfg a = {.C = 16, .H = 2, .H_kv = 2, .kernel = attn_find_kernel("sse"), .mask = {.kind = ATTN_MASK_CAUSAL},
+                     .params = c.kparams};
+    mc_check_block(&a, 2, 7, 2, 2026, "sse block");
+    int32_t tok[21], tgt[21];
+    nn_batch b;
+    lm_batch_of(tok, tgt, 21, &b, 3);
+    mc_gradcheck(&c, &b, 7, 30, "lm sse P=3 k=2");
+}
+
+Test(model_inputs, gam_weights_are_block_parameters_and_match_the_double_model, .timeout = 60)
+{
+    static const char *const params[] = {"slots=5", "taps=3", NULL};
+    nn_model_cfg c = lm_cfg("gam", params);
+    size_t floats;
+    /* per head: bank 5x8, taps 3x8, conv bias 8, gates 16x8 + 16 = 232; 2 heads, 2 layers */
+    cr_assert_eq(count_params(&c, ".attn.kernel_w", &floats), 2);
+    cr_assert_eq(floats, (size_t)2 * 2 * (5 * 8 + 3 * 8 + 8 + 16 * 8 + 16), "%zu", floats);
+    nn_attn_cfg a = {.C = 16, .H = 2, .H_kv = 2, .kernel = attn_find_kernel("gam"), .mask = {.kind = ATTN_MASK_CAUSAL},
+                     .params = c.kparams};
+    mc_check_block(&a, 2, 7, 2, 2027, "gam block");
+    int32_t tok[21], tgt[21];
+    nn_batch b;
+    lm_batch_of(tok, tgt, 21, &b, 3);
+    mc_gradcheck(&c, &b, 7, 30, "lm gam slots=5");
+}
