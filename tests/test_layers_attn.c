@@ -5,6 +5,7 @@
  * checked against central differences of its double reference. */
 #include "kernels.h"
 #include "layers_check.h"
+#include "model_check.h"
 
 #include <criterion/criterion.h>
 #include <math.h>
@@ -91,70 +92,20 @@ static const attn_kernel toy_vec = TOY("toy_vec", ATTN_IN_BETA | ATTN_IN_GATE_VE
 static const attn_kernel toy_scalar = TOY("toy_scalar", ATTN_IN_GATE, toy_backward);
 static const attn_kernel toy_fwd_only = TOY("toy_fwd_only", 0, NULL);
 
-/* ---- the block through the layer-check driver */
-
-typedef struct {
-    nn_attn l;
-    int64_t B, N;
-    nn_blob acts_buf, scratch_buf;
-    nn_attn_acts acts;
-    nn_attn_scratch scratch;
-} block_ctx;
-
-static int block_fwd(lc_case *c, const float *x, float *y)
-{
-    block_ctx *d = c->ctx;
-    return nn_attn_forward(&d->l, x, &d->acts, y);
-}
-static int block_bwd(lc_case *c, const float *x, const float *dy, float *dx)
-{
-    block_ctx *d = c->ctx;
-    return nn_attn_backward(&d->l, x, &d->acts, dy, &d->scratch, dx);
-}
-static int block_fwd_ref(lc_case *c, const double *P, const double *x, double *y)
-{
-    block_ctx *d = c->ctx;
-    return nn_attn_forward_ref(&d->l, P, x, y, d->B, d->N);
-}
-static int block_bwd_ref(lc_case *c, const double *P, const double *x, const double *dy, double *dx, double *dP)
-{
-    block_ctx *d = c->ctx;
-    return nn_attn_backward_ref(&d->l, P, x, dy, dx, dP, d->B, d->N);
-}
-
 static float *buf_new(nn_blob *b, size_t n)
 {
     *b = (nn_blob){.data = attn_alloc(sizeof(float) * (n + 1)), .cap = n};
     return b->data;
 }
 
-/* B=2, N=7, C=16, H=2, H_kv=1 (D=8) */
+/* B=2, N=7, C=16, H=2, H_kv=1 (D=8) through the layer-check driver (model_check.h) */
 static void check_block(const attn_kernel *k, int causal, int rope)
 {
     char what[96];
     snprintf(what, sizeof what, "%s %s%s", k->name, causal ? "causal" : "full", rope ? " rope" : "");
     nn_attn_cfg cfg = {.C = 16, .H = 2, .H_kv = 1, .kernel = k, .rope = rope,
                        .mask = {.kind = causal ? ATTN_MASK_CAUSAL : ATTN_MASK_FULL}};
-    block_ctx d = {.B = 2, .N = 7};
-    size_t np = nn_attn_param_count(&cfg);
-    cr_assert_neq(np, SIZE_MAX, "%s: %s", what, attn_last_error());
-    nn_blob p;
-    lc_blob(&p, np);
-    cr_assert_eq(nn_attn_bind(&d.l, &cfg, &p), 0, "%s: %s", what, attn_last_error());
-    cr_assert_eq(p.used, np);
-    cr_assert_eq(nn_attn_plan(&d.l, d.B, d.N, THREADS), 0, "%s: %s", what, attn_last_error());
-    buf_new(&d.acts_buf, nn_attn_acts_floats(&d.l, d.B, d.N));
-    buf_new(&d.scratch_buf, nn_attn_scratch_floats(&d.l, d.B, d.N));
-    cr_assert_eq(nn_attn_acts_bind(&d.l, d.B, d.N, &d.acts_buf, &d.acts), 0);
-    cr_assert_eq(nn_attn_scratch_bind(&d.l, d.B, d.N, &d.scratch_buf, &d.scratch), 0);
-    int64_t n = d.B * d.N * cfg.C;
-    lc_case c = {.nx = n, .ny = n, .params = p, .ctx = &d, .fwd = block_fwd, .bwd = block_bwd,
-                 .fwd_ref = block_fwd_ref, .bwd_ref = k->ref_forward ? NULL : block_bwd_ref};
-    lc_check(&c, 2024, what);
-    nn_attn_free(&d.l);
-    attn_free(d.acts_buf.data);
-    attn_free(d.scratch_buf.data);
-    lc_blob_free(&p);
+    mc_check_block(&cfg, 2, 7, THREADS, 2024, what);
 }
 
 Test(layers, attn_block_with_flash_matches_oracle_block, .timeout = 60)

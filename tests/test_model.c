@@ -1,6 +1,7 @@
 /* The model variants and the training loop: whole-model gradients against
  * central differences of the double-precision model, an overfit run, thread
  * independence of the loss curve, and the LM head's ignore index. */
+#include "model_check.h"
 #include "model_ref.h"
 #include "rng.h"
 #include "train.h"
@@ -44,49 +45,12 @@ static void tiny_data(tiny_batch *t, int64_t B, int64_t N, uint64_t seed)
                       .lengths = t->len, .lengths2 = t->len2};
 }
 
-/* fp32 backward vs central differences of the double model on 40 parameters. */
+/* fp32 backward vs central differences of the double model (model_check.h). */
 static void gradcheck(nn_model_cfg c, const char *what)
 {
-    const int64_t B = 3, N = 7;
-    nn_model m;
-    cr_assert_eq(nn_model_init(&m, &c, 5), 0, "%s: %s", what, attn_last_error());
-    cr_assert_eq(nn_model_plan(&m, B, N, 0, 2), 0, "%s: %s", what, attn_last_error());
     tiny_batch t;
-    tiny_data(&t, B, N, 9);
-    double loss, ref;
-    int64_t correct, scored;
-    cr_assert_eq(nn_model_forward(&m, &t.b, 1, 0, &loss, &correct, &scored, NULL), 0, "%s: %s", what, attn_last_error());
-    memset(m.grads, 0, sizeof(float) * m.n_params);
-    cr_assert_eq(nn_model_backward(&m, &t.b, 0, 1.0f), 0, "%s: %s", what, attn_last_error());
-    double *P = malloc(sizeof *P * m.n_params);
-    for (size_t i = 0; i < m.n_params; i++)
-        P[i] = m.params[i];
-    cr_assert_eq(nn_model_loss_ref(&m, P, &t.b, N, &ref), 0, "%s: %s", what, attn_last_error());
-    cr_assert(fabs(loss - ref) <= 1e-5 * fmax(1, fabs(ref)), "%s: loss %.9g vs double %.9g", what, loss, ref);
-    int k = nn_model_params(&m, NULL, 0);
-    nn_param_info *info = malloc(sizeof *info * (size_t)k);
-    nn_model_params(&m, info, k);
-    double err = 0, gmax = 0;
-    attn_rng r;
-    attn_rng_seed(&r, 3);
-    for (int s = 0; s < 60; s++) { /* every tensor once, then random ones */
-        const nn_param_info *pi = &info[s < k ? s : (int)attn_rng_uint_below(&r, (uint64_t)k)];
-        size_t i = pi->offset + attn_rng_uint_below(&r, pi->count);
-        double x0 = P[i], h = 1e-6 * fmax(1, fabs(x0)), lp, lm;
-        P[i] = x0 + h;
-        nn_model_loss_ref(&m, P, &t.b, N, &lp);
-        P[i] = x0 - h;
-        nn_model_loss_ref(&m, P, &t.b, N, &lm);
-        P[i] = x0;
-        double g = (lp - lm) / (2 * h);
-        err = fmax(err, fabs(g - m.grads[i]));
-        gmax = fmax(gmax, fabs(g));
-    }
-    cr_assert(gmax > 0, "%s: all checked gradients are zero", what);
-    cr_assert(err <= 1e-3 * gmax, "%s: max |g - g_num| = %.3g, max |g_num| = %.3g", what, err, gmax);
-    free(info);
-    free(P);
-    nn_model_free(&m);
+    tiny_data(&t, 3, 7, 9);
+    mc_gradcheck(&c, &t.b, 7, 30, what);
 }
 
 Test(model, encoder_gradients_match_the_double_model, .timeout = 60)
