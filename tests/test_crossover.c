@@ -2,6 +2,7 @@
 #include "attn_error.h"
 #include "crossover.h"
 #include "csvw.h"
+#include "test_rows.h"
 
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -22,10 +23,7 @@ static void put(csvw *w, const char *kernel, long n, double ms, const char *stat
     attn_row_set(&r, ATTN_COL_N_KV, "%ld", n);
     attn_row_set(&r, ATTN_COL_TIME_MS_MEDIAN, "%g", ms);
     attn_row_set(&r, ATTN_COL_STATUS, "%s", status);
-    char id[17];
-    attn_row_job_id(&r, id);
-    attn_row_set(&r, ATTN_COL_JOB_ID, "%s", id);
-    cr_assert_eq(csvw_write(w, &r), 0, "%s", attn_last_error());
+    test_row_write(w, &r);
 }
 
 Test(crossover, finds_the_length_from_which_a_kernel_stays_faster)

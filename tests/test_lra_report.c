@@ -2,6 +2,7 @@
  * the published rows of the same models sit beside them, and the average
  * needs all five tasks. */
 #include "csvw.h"
+#include "test_rows.h"
 #include "lra_report.h"
 
 #include <criterion/criterion.h>
@@ -23,10 +24,7 @@ static void put(csvw *w, const char *task, const char *kernel, const char *split
     attn_row_set(&r, ATTN_COL_DATA_SOURCE, "%s", src);
     attn_row_set(&r, ATTN_COL_TIME_MS_MEDIAN, "%s", !strcmp(kernel, "flash") ? "20" : "10");
     attn_row_set(&r, ATTN_COL_STATUS, "ok");
-    char id[17];
-    attn_row_job_id(&r, id);
-    attn_row_set(&r, ATTN_COL_JOB_ID, "%s", id);
-    cr_assert_eq(csvw_write(w, &r), 0);
+    test_row_write(w, &r);
 }
 
 Test(lra_report, cells_name_their_source_beside_the_published_rows)

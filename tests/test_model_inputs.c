@@ -52,6 +52,18 @@ static void lm_batch_of(int32_t *tok, int32_t *tgt, int64_t n, nn_batch *b, int6
     *b = (nn_batch){.B = B, .tokens = tok, .targets = tgt};
 }
 
+/* The block and a 2-layer LM with `kernel` against their double twins. */
+static void check_against_double(const nn_model_cfg *c, const char *kernel, uint64_t seed, const char *what)
+{
+    nn_attn_cfg a = {.C = 16, .H = 2, .H_kv = 2, .kernel = attn_find_kernel(kernel), .mask = {.kind = ATTN_MASK_CAUSAL},
+                     .params = c->kparams};
+    mc_check_block(&a, 2, 7, 2, seed, what);
+    int32_t tok[21], tgt[21];
+    nn_batch b;
+    lm_batch_of(tok, tgt, 21, &b, 3);
+    mc_gradcheck(c, &b, 7, 30, what);
+}
+
 Test(model_inputs, sse_router_projection_is_a_parameter_and_matches_the_double_model, .timeout = 60)
 {
     static const char *const params[] = {"partitions=3", "topk=2", "chunk=4", NULL};
@@ -60,13 +72,7 @@ Test(model_inputs, sse_router_projection_is_a_parameter_and_matches_the_double_m
     /* per layer a dense x -> H_kv * P logits: weight (6, 16) and bias (6) */
     cr_assert_eq(count_params(&c, ".attn.router", &floats), 4);
     cr_assert_eq(floats, (size_t)2 * (2 * 3 * 16 + 2 * 3));
-    nn_attn_cfg a = {.C = 16, .H = 2, .H_kv = 2, .kernel = attn_find_kernel("sse"), .mask = {.kind = ATTN_MASK_CAUSAL},
-                     .params = c.kparams};
-    mc_check_block(&a, 2, 7, 2, 2026, "sse block");
-    int32_t tok[21], tgt[21];
-    nn_batch b;
-    lm_batch_of(tok, tgt, 21, &b, 3);
-    mc_gradcheck(&c, &b, 7, 30, "lm sse P=3 k=2");
+    check_against_double(&c, "sse", 2026, "lm sse P=3 k=2");
 }
 
 Test(model_inputs, gam_weights_are_block_parameters_and_match_the_double_model, .timeout = 60)
@@ -77,11 +83,5 @@ Test(model_inputs, gam_weights_are_block_parameters_and_match_the_double_model, 
     /* per head: bank 5x8, taps 3x8, conv bias 8, gates 16x8 + 16 = 232; 2 heads, 2 layers */
     cr_assert_eq(count_params(&c, ".attn.kernel_w", &floats), 2);
     cr_assert_eq(floats, (size_t)2 * 2 * (5 * 8 + 3 * 8 + 8 + 16 * 8 + 16), "%zu", floats);
-    nn_attn_cfg a = {.C = 16, .H = 2, .H_kv = 2, .kernel = attn_find_kernel("gam"), .mask = {.kind = ATTN_MASK_CAUSAL},
-                     .params = c.kparams};
-    mc_check_block(&a, 2, 7, 2, 2027, "gam block");
-    int32_t tok[21], tgt[21];
-    nn_batch b;
-    lm_batch_of(tok, tgt, 21, &b, 3);
-    mc_gradcheck(&c, &b, 7, 30, "lm gam slots=5");
+    check_against_double(&c, "gam", 2027, "lm gam slots=5");
 }

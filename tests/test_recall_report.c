@@ -2,6 +2,7 @@
  * its seed mean, cells split by task parameters and model, extrapolation and
  * reload rows left out. */
 #include "csvw.h"
+#include "test_rows.h"
 #include "recall_report.h"
 
 #include <criterion/criterion.h>
@@ -27,10 +28,7 @@ static void put(csvw *w, const char *kernel, int d, const char *params, int seed
     attn_row_set(&r, ATTN_COL_STATE_BYTES, "%d", d * 100);
     attn_row_set(&r, ATTN_COL_DATA_SOURCE, "generated");
     attn_row_set(&r, ATTN_COL_STATUS, "ok");
-    char id[17];
-    attn_row_job_id(&r, id);
-    attn_row_set(&r, ATTN_COL_JOB_ID, "%s", id);
-    cr_assert_eq(csvw_write(w, &r), 0);
+    test_row_write(w, &r);
 }
 
 Test(recall_report, best_learning_rate_by_seed_mean_per_cell)
