@@ -3,6 +3,7 @@
 #include "cli.h"
 #include "config.h"
 #include "config_train.h"
+#include "extrapolate.h"
 #include "csvw.h"
 #include "registry.h"
 #include "scaling.h"
@@ -314,6 +315,16 @@ static int kernel_suite(const cfg_config *cfg, const char *s)
     return 0;
 }
 
+/* A training entry's "extrapolate": its checkpoint at longer lengths and needle depths. */
+static int extrapolate_job(const attn_train_run *r, const char *ckpt)
+{
+    attn_extrap_opts e = {.checkpoint = ckpt, .out = r->out, .threads = r->train.threads, .n_scales = r->n_scales,
+                          .depths = r->depths, .progress = 1};
+    memcpy(e.scale, r->scale, sizeof(int64_t) * (size_t)r->n_scales);
+    int rows;
+    return attn_extrapolate(&e, &rows);
+}
+
 /* The training jobs (after the kernel jobs): each one trains, evaluates and
  * writes its rows; with --resume a job whose test row exists is skipped. */
 static int run_trainings(const sweep_opts *o, const cfg_config *cfg, int *failed)
@@ -363,8 +374,16 @@ static int run_trainings(const sweep_opts *o, const cfg_config *cfg, int *failed
         if (have)
             continue;
         double acc;
+        char ckpt[1200];
+        if (r->n_scales && attn_train_run_test_id(r, id) == 0) { /* the extrapolation reads the model back */
+            snprintf(ckpt, sizeof ckpt, "%s/%s.ckpt", o->results, id);
+            r->checkpoint = ckpt;
+        }
         if (attn_train_run_exec(r, &acc) != 0) {
             fprintf(stderr, "[train %zu/%zu] error: %s\n", j + 1, n, attn_last_error());
+            *failed = 1;
+        } else if (r->n_scales && extrapolate_job(r, ckpt) != 0) {
+            fprintf(stderr, "[train %zu/%zu] extrapolation error: %s\n", j + 1, n, attn_last_error());
             *failed = 1;
         }
         ran++;

@@ -118,13 +118,41 @@ static int get_params(const at *w, const cJSON *o, const char *key, attn_params 
     return 0;
 }
 
+/* "extrapolate": {"scale": [1, 2, 4, 8], "depths": 5}: evaluate the trained
+ * checkpoint at these multiples of its length (and needle depths). */
+static int get_extrapolate(const at *w, const cJSON *o, attn_train_run *r)
+{
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, "extrapolate"), *e;
+    if (!x)
+        return 0;
+    if (!cJSON_IsObject(x))
+        return bad(w, "extrapolate", "an object {\"scale\": [...], \"depths\": K}", x);
+    cJSON_ArrayForEach(e, x) if (strcmp(e->string, "scale") && strcmp(e->string, "depths"))
+        return attn_fail(ATTN_EINVAL, "%s: $.trainings[%zu].extrapolate: unknown key \"%s\" (expected scale, depths)",
+                         w->path, w->index, e->string);
+    double v[CFG_TRAIN_GRID];
+    int n = 0;
+    int64_t depths = 0;
+    int rc = get_list(w, x, "scale", 1, 1, 1024, v, &n);
+    if (!rc && !n)
+        rc = bad(w, "extrapolate.scale", "a list of 1..16 length multiples", NULL);
+    if (!rc)
+        rc = get_int(w, x, "depths", 0, 101, &depths);
+    if (!rc && depths == 1)
+        rc = bad(w, "extrapolate.depths", "0 (the trained depth) or 2..101 depths", cJSON_GetObjectItemCaseSensitive(x, "depths"));
+    for (int i = 0; !rc && i < n; i++)
+        r->scale[i] = (int64_t)v[i];
+    r->n_scales = rc ? 0 : n, r->depths = (int)depths;
+    return rc;
+}
+
 static int parse_one(const at *w, const cJSON *o, cfg_training *t)
 {
     static const char *const keys[] = {"suite", "description", "task", "task_params", "kernels", "kernel_params",
                                        "model", "layers", "d_model", "heads", "heads_kv", "mlp", "pos", "pool",
                                        "rms", "dropout", "loops", "short_conv", "steps", "batch", "accum", "lr", "wd", "warmup",
                                        "sched", "min_lr", "clip", "eval_every", "patience", "train_n", "valid_n",
-                                       "test_n", "data_seed", "seeds", "threads", "data", NULL};
+                                       "test_n", "data_seed", "seeds", "threads", "data", "extrapolate", NULL};
     static const char *const models[] = {"encoder", "twotower", "lm", "hybrid", "looped", NULL};
     static const char *const poss[] = {"learned", "sinusoid", "rope", "none", NULL};
     static const char *const pools[] = {"cls", "mean", NULL};
@@ -210,6 +238,8 @@ static int parse_one(const at *w, const cJSON *o, cfg_training *t)
     if (!rc && !(rc = get_list(w, o, "seeds", 1, 0, 1e15, list, &got)) && got)
         for (int i = 0; i < (t->n_seeds = got); i++)
             t->seeds[i] = (int64_t)list[i];
+    if (!rc)
+        rc = get_extrapolate(w, o, r);
     const cJSON *k = cJSON_GetObjectItemCaseSensitive(o, "kernels"), *e;
     if (!rc && (!cJSON_IsArray(k) || cJSON_GetArraySize(k) < 1 || cJSON_GetArraySize(k) > CFG_TRAIN_GRID))
         rc = bad(w, "kernels", "a list of 1..16 kernel names (\"a+b\": one per layer)", k);

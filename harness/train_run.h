@@ -18,6 +18,11 @@ typedef struct {
     nn_train_cfg train;
     const char *out;               /* results CSV (NULL: results/<suite>.csv) */
     const char *checkpoint;        /* NULL: none */
+    /* Sweeps only, not part of the job_id (it does not change the training):
+     * after the run, evaluate its checkpoint at these multiples of the
+     * trained length and `depths` needle depths (harness/extrapolate.h). */
+    int n_scales, depths;
+    int64_t scale[16];
 } attn_train_run;
 
 /* Defaults: 2 layers, d 64, 2 heads, MLP 128, learned positions, CLS pooling,

@@ -37,6 +37,27 @@ Test(config_train, grid_is_kernels_by_width_by_lr_by_seed_and_hybrids_split_per_
     cfg_free(&c);
 }
 
+Test(config_train, extrapolate_entries_carry_scales_and_depths_to_every_job)
+{
+    cfg_config c;
+    cr_assert_eq(parse("{\"name\":\"t\",\"trainings\":[{\"task\":\"passkey\",\"kernels\":[\"flash\"],\"pos\":\"rope\","
+                       "\"lr\":[1e-3,3e-3],\"extrapolate\":{\"scale\":[1,2,4],\"depths\":3}}]}", &c), 0,
+                 "%s", attn_last_error());
+    attn_train_run *j;
+    size_t n;
+    cr_assert_eq(cfg_trainings_expand(c.trainings, c.n_trainings, NULL, NULL, NULL, 0, &j, &n), 0);
+    cr_assert_eq(n, 2);
+    cr_assert(j[1].n_scales == 3 && j[1].scale[2] == 4 && j[1].depths == 3);
+    free(j);
+    cfg_free(&c);
+    cr_assert_neq(parse("{\"name\":\"t\",\"trainings\":[{\"task\":\"passkey\",\"kernels\":[\"flash\"],"
+                        "\"extrapolate\":{\"scale\":[2],\"depth\":3}}]}", &c), 0);
+    cr_assert(strstr(attn_last_error(), "extrapolate: unknown key \"depth\""), "%s", attn_last_error());
+    cr_assert_neq(parse("{\"name\":\"t\",\"trainings\":[{\"task\":\"passkey\",\"kernels\":[\"flash\"],"
+                        "\"extrapolate\":{\"depths\":3}}]}", &c), 0);
+    cr_assert(strstr(attn_last_error(), "$.trainings[0].extrapolate.scale: expected a list"), "%s", attn_last_error());
+}
+
 Test(config_train, errors_name_the_json_path_and_what_was_expected)
 {
     static const struct {
