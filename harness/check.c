@@ -172,12 +172,7 @@ static int shape_args(const attn_kernel *k, const shape *s, const char *mask, in
 /* The kernel's small-size parameters for gradient shapes (attn_kernel.check_params). */
 static int add_check_params(const attn_kernel *k, attn_args *a)
 {
-    char buf[256], *save = NULL;
-    snprintf(buf, sizeof buf, "%s", k->check_params ? k->check_params : "");
-    for (char *kv = strtok_r(buf, " ", &save); kv; kv = strtok_r(NULL, " ", &save))
-        if (attn_params_add(&a->params, kv))
-            return -1;
-    return 0;
+    return k->check_params ? attn_params_add_list(&a->params, k->check_params) : 0;
 }
 
 static void describe(char *buf, size_t n, const shape *s, const char *mask)

@@ -136,6 +136,18 @@ int attn_params_add(attn_params *p, const char *kv)
     return 0;
 }
 
+int attn_params_add_list(attn_params *p, const char *list)
+{
+    char buf[1024], *save = NULL;
+    if (strlen(list) >= sizeof buf)
+        return attn_fail(ATTN_EINVAL, "parameters: expected a list shorter than %zu bytes", sizeof buf);
+    strcpy(buf, list);
+    int rc = 0;
+    for (char *kv = strtok_r(buf, " ", &save); kv && !rc; kv = strtok_r(NULL, " ", &save))
+        rc = attn_params_add(p, kv);
+    return rc;
+}
+
 /* Allowed (i, j) pairs summed over the batch and the query heads. A job asks
  * for them three times (forward FLOPs, backward FLOPs, density) and counting
  * is O(Nq * Nk) for row-irregular masks (random, BigBird), so the last count

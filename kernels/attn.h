@@ -229,6 +229,8 @@ int attn_params_only(const attn_args *a, const char *kernel, const char *const *
 
 /* Parses "k=v" and appends it. */
 int attn_params_add(attn_params *p, const char *kv);
+/* Appends every "k=v" of a space-separated list ("slots=16 taps=3"). */
+int attn_params_add_list(attn_params *p, const char *list);
 
 /* Softmax-attention cost model shared by exact kernels (KERNELS.md 1.6):
  * forward 4*D*nnz per head, backward 2.5x forward; minimum fp32 traffic. */

@@ -13,10 +13,7 @@
 static int make(const char *params, task_split split, uint64_t seed, int64_t n, task_data *d)
 {
     attn_params p = {.n = 0};
-    char buf[256];
-    snprintf(buf, sizeof buf, "%s", params);
-    for (char *kv = strtok(buf, " "); kv; kv = strtok(NULL, " "))
-        cr_assert_eq(attn_params_add(&p, kv), 0, "%s", attn_last_error());
+    cr_assert_eq(attn_params_add_list(&p, params), 0, "%s", attn_last_error());
     memset(d, 0, sizeof *d);
     return task_mqar.make(&p, split, seed, n, NULL, d);
 }

@@ -23,10 +23,7 @@ static int niah_make(const task_def *t, const char *params, task_split split, ui
                      const char *dir, task_data *d)
 {
     attn_params p = {.n = 0};
-    char buf[256];
-    snprintf(buf, sizeof buf, "%s", params);
-    for (char *kv = strtok(buf, " "); kv; kv = strtok(NULL, " "))
-        cr_assert_eq(attn_params_add(&p, kv), 0, "%s", attn_last_error());
+    cr_assert_eq(attn_params_add_list(&p, params), 0, "%s", attn_last_error());
     memset(d, 0, sizeof *d);
     return t->make(&p, split, seed, n, dir, d);
 }

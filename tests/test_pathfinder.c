@@ -20,11 +20,8 @@
 
 static void parse(const char *params, attn_params *p)
 {
-    char buf[256];
     memset(p, 0, sizeof *p);
-    snprintf(buf, sizeof buf, "%s", params);
-    for (char *kv = strtok(buf, " "); kv; kv = strtok(NULL, " "))
-        cr_assert_eq(attn_params_add(p, kv), 0, "%s", attn_last_error());
+    cr_assert_eq(attn_params_add_list(p, params), 0, "%s", attn_last_error());
 }
 
 /* make with status: 0 or the error code (the message in attn_last_error()). */
