@@ -2,6 +2,7 @@
  * scratch on a task, rows per evaluation; a checkpoint reloaded later. */
 #include "cli.h"
 #include "extrapolate.h"
+#include "registry.h"
 #include "train_run.h"
 
 #include <getopt.h>
@@ -56,7 +57,11 @@ static const char eval_usage[] =
     "evaluated: one row per length (params ...;split=extrap;eval_len=E;depth=d;train_len=T).\n"
     "Learned positions cover the trained length only: train with --pos sinusoid|rope|none.\n"
     "  --depths K          with --scale, tasks with a depth param (NIAH): K >= 2 needle depths\n"
-    "                      evenly spaced in [0, 1], one row per (length, depth) cell\n";
+    "                      evenly spaced in [0, 1], one row per (length, depth) cell\n"
+    "  --kernel K [--param k=v ...] [--mask SPEC]\n"
+    "                      with --scale: evaluate the trained weights with kernel K in every\n"
+    "                      layer (e.g. StreamingLLM on a flash-trained model: --kernel streaming\n"
+    "                      --param mode=decode --mask sink:n=4,w=64,causal=1); rows name K\n";
 
 static int parse_sched(const char *s, optim_sched_kind *k)
 {
@@ -184,6 +189,7 @@ int cmd_eval(int argc, char **argv)
 {
     static const struct option opts[] = {{"checkpoint", 1, 0, 'c'}, {"test-n", 1, 0, 'n'}, {"threads", 1, 0, 't'},
                                          {"out", 1, 0, 'o'},        {"scale", 1, 0, 'S'},  {"depths", 1, 0, 'K'},
+                                         {"kernel", 1, 0, 'k'},     {"param", 1, 0, 'p'},  {"mask", 1, 0, 'm'},
                                          {"help", 0, 0, 'h'},       {0, 0, 0, 0}};
     const char *path = NULL, *out = NULL;
     int64_t n = 0, th = 1, depths = 0;
@@ -198,6 +204,12 @@ int cmd_eval(int argc, char **argv)
         case 'o': out = optarg; break;
         case 'S': rc = parse_scales(optarg, &x); break;
         case 'K': rc = cli_int64("--depths", optarg, 2, 1001, &depths); break;
+        case 'k':
+            x.kernel = optarg;
+            rc = attn_find_kernel(optarg) ? 0 : attn_fail(ATTN_EINVAL, "--kernel: unknown kernel '%s' (see 'attnbench list kernels')", optarg);
+            break;
+        case 'p': rc = attn_params_add(&x.kparams, optarg); break;
+        case 'm': x.mask = optarg; break;
         case 'h': fputs(eval_usage, stdout); return 0;
         default: return cli_usage_error("eval", "unknown option or missing value (see 'attnbench eval --help')");
         }
@@ -206,6 +218,10 @@ int cmd_eval(int argc, char **argv)
         return cli_report("eval");
     if (!path || optind < argc)
         return cli_usage_error("eval", "--checkpoint FILE is required, nothing else is positional");
+    if ((x.kernel || x.mask || x.kparams.n) && !x.n_scales)
+        return cli_usage_error("eval", "--kernel, --param and --mask need --scale (e.g. --scale 1,2,4)");
+    if (x.mask && !x.kernel)
+        return cli_usage_error("eval", "--mask needs --kernel (the kernel swapped in)");
     if (depths && !x.n_scales)
         return cli_usage_error("eval", "--depths needs --scale (e.g. --scale 1,2,4,8 --depths 5)");
     if (x.n_scales) {

@@ -157,6 +157,16 @@ int attn_extrapolate(const attn_extrap_opts *o, int *rows)
     if (!g.len_key)
         return attn_fail(ATTN_EINVAL, "--scale: task '%s' has no length parameter (len or L)", g.task->name);
     g.has_depth = task_has_param(g.task, "depth");
+    if (o->kernel) { /* every layer runs the swapped kernel on the trained weights */
+        nn_model_cfg *mc = &trained.model;
+        mc->n_kernels = 1;
+        snprintf(mc->kernels[0], sizeof mc->kernels[0], "%s", o->kernel);
+        if (!strcmp(mc->variant, "hybrid"))
+            snprintf(mc->variant, sizeof mc->variant, "%s", mc->head == NN_HEAD_LM ? "lm" : "encoder");
+        mc->kparams = o->kparams;
+        snprintf(mc->mask, sizeof mc->mask, "%s", o->mask ? o->mask : "");
+        mc->eval_only = 1;
+    }
     if ((rc = grid_check(&g, &trained.model)))
         return rc;
     /* one model for every cell: positions other than learned hold no

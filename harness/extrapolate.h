@@ -12,6 +12,8 @@
 #ifndef ATTN_EXTRAPOLATE_H
 #define ATTN_EXTRAPOLATE_H
 
+#include "attn.h"
+
 #include <stdint.h>
 
 #define ATTN_EXTRAP_MAX_SCALES 16
@@ -25,6 +27,13 @@ typedef struct {
     int64_t scale[ATTN_EXTRAP_MAX_SCALES]; /* multiples of the trained length */
     int depths;                          /* 0: the task's depth as trained; else >= 2 evenly spaced in [0, 1] */
     int progress;                        /* a line per cell on stderr */
+    /* Evaluate with another kernel than the trained one (every layer), e.g.
+     * StreamingLLM's sink + window cache on a model trained with full causal
+     * attention (Xiao et al. 2023 apply it to trained models): the weights
+     * are the checkpoint's, the rows name the swapped kernel. NULL: as trained. */
+    const char *kernel;
+    attn_params kparams;                 /* its parameters (with kernel) */
+    const char *mask;                    /* a mask spec replacing causal/full (with kernel), or NULL */
 } attn_extrap_opts;
 
 /* Checks every cell first (a length beyond learned positions, --depths on a

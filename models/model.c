@@ -64,7 +64,7 @@ static int bind_all(nn_model *m, nn_blob *blob)
                           .short_conv = c->short_conv};
         if (rc)
             break;
-        if ((rc = attn_mask_parse(c->causal ? "causal" : "full", &ac.mask)) != 0)
+        if ((rc = attn_mask_parse(c->mask[0] ? c->mask : c->causal ? "causal" : "full", &ac.mask)) != 0)
             break;
         if ((rc = nn_norm_bind(&b->n1, C, c->rms, blob)) || (rc = nn_attn_bind(&b->attn, &ac, blob)))
             break;

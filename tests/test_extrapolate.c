@@ -191,3 +191,33 @@ Test(extrapolate, rows_are_reproducible, .timeout = 60)
         cr_assert_str_eq(a.row[i].cell[ATTN_COL_JOB_ID], c.row[3 + i].cell[ATTN_COL_JOB_ID]);
     scratch_rm(&s);
 }
+
+/* A kernel swapped in at evaluation: StreamingLLM's sink + window cache with
+ * a window covering the whole sequence is causal attention again, so its
+ * rows equal the trained flash model's; a narrow window changes them. */
+Test(extrapolate, a_swapped_kernel_names_itself_and_equals_the_trained_one_when_it_sees_everything, .timeout = 60)
+{
+    scratch s;
+    static const char *const tp[] = {"L=16", "D=2", "V=72", NULL};
+    train_tiny(&s, "mqar", tp, "none");
+    attn_extrap_opts o = {.checkpoint = s.ckpt, .out = s.csv, .test_n = 200, .threads = 1, .n_scales = 2,
+                          .scale = {1, 2}};
+    int written;
+    cr_assert_eq(attn_extrapolate(&o, &written), 0, "%s", attn_last_error());
+    o.kernel = "streaming", o.mask = "sink:n=2,w=1000";
+    cr_assert_eq(attn_params_add(&o.kparams, "mode=decode"), 0);
+    cr_assert_eq(attn_extrapolate(&o, &written), 0, "%s", attn_last_error());
+    o.mask = "sink:n=1,w=2";
+    cr_assert_eq(attn_extrapolate(&o, &written), 0, "%s", attn_last_error());
+    rows_t r;
+    cr_assert_eq(read_extrap(s.csv, &r), 6);
+    int differs = 0;
+    for (int i = 0; i < 2; i++) {
+        cr_assert_str_eq(r.row[i].cell[ATTN_COL_KERNEL], "flash");
+        cr_assert_str_eq(r.row[2 + i].cell[ATTN_COL_KERNEL], "streaming");
+        cr_assert_str_eq(r.row[2 + i].cell[ATTN_COL_VALUE], r.row[i].cell[ATTN_COL_VALUE], "scale %d", i + 1);
+        differs |= strcmp(r.row[4 + i].cell[ATTN_COL_VALUE], r.row[i].cell[ATTN_COL_VALUE]) != 0;
+    }
+    cr_assert(differs, "a 2-token window should change some accuracy");
+    scratch_rm(&s);
+}
