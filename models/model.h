@@ -42,7 +42,7 @@ typedef struct {
     int64_t tower_mlp;         /* two-tower head width (LRA: the model's mlp dim) */
     int eval_only;             /* kernels without backward allowed (no training) */
     char mask[64];             /* evaluation only, not saved: a mask spec replacing causal/full
-                                  (e.g. "sink:n=4,w=64,causal=1" for a streaming kernel swapped in) */
+                                  (e.g. "sink:n=4,w=64" for a streaming kernel swapped in) */
     int short_conv;            /* K > 0: short causal conv (width K) + SiLU on q, k, v of every layer
                                   (DeltaNet / Zoology: 4); 0: none. JSON key "short_conv" */
 } nn_model_cfg;
