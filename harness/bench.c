@@ -28,8 +28,7 @@ const char *attn_run_pass_name(attn_run_pass p)
     return p == ATTN_RUN_FWD ? "fwd" : p == ATTN_RUN_BWD ? "bwd" : "fwdbwd";
 }
 
-/* A fresh row with the run metadata, thread count and suite filled in. */
-static void row_begin(attn_row *row, int threads, const char *suite)
+void attn_row_begin(attn_row *row, int threads, const char *suite)
 {
     attn_row_init(row);
     attn_row_set(row, ATTN_COL_RUN_ID, "%s", attn_run_id());
@@ -70,7 +69,7 @@ void attn_bench_identity(const attn_bench_job *job, attn_row *row)
     char mask[128], params[256];
     attn_mask_format(&a->mask, mask, sizeof mask);
     params_text(a, params, sizeof params);
-    row_begin(row, a->threads, job->suite);
+    attn_row_begin(row, a->threads, job->suite);
     attn_row_set(row, ATTN_COL_KERNEL, "%s", job->kernel->name);
     attn_row_set(row, ATTN_COL_MASK, "%s", mask);
     attn_row_set(row, ATTN_COL_PASS, "%s", attn_run_pass_name(job->pass));
@@ -364,7 +363,7 @@ void attn_bench_peak_rows(const attn_peak *p, attn_row rows[2])
     static const char *const names[2] = {"sgemm", "stream_triad"};
     for (int i = 0; i < 2; i++) {
         attn_row *r = &rows[i];
-        row_begin(r, p->threads, "peak");
+        attn_row_begin(r, p->threads, "peak");
         attn_row_set(r, ATTN_COL_KERNEL, "%s", names[i]);
         attn_row_set(r, ATTN_COL_DTYPE, "fp32");
         attn_row_set(r, ATTN_COL_DATA_SOURCE, "generated");

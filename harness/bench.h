@@ -36,6 +36,10 @@ void attn_bench_identity(const attn_bench_job *job, attn_row *row);
  * both return 0 so a sweep goes on. Negative only for harness failures. */
 int attn_bench_run(const attn_bench_job *job, attn_row *row);
 
+/* A fresh row with the run metadata (run_id, utc, git_sha, cpu), thread count
+ * and suite filled in: every row this harness writes starts so. */
+void attn_row_begin(attn_row *row, int threads, const char *suite);
+
 /* The run's machine peaks as two rows of suite "peak": kernel sgemm (gflops)
  * and kernel stream_triad (gbytes_s), which plots draw as reference lines. */
 void attn_bench_peak_rows(const attn_peak *p, attn_row rows[2]);

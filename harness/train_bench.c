@@ -1,5 +1,6 @@
 #include "train_bench.h"
 
+#include "bench.h"
 #include "csvw.h"
 #include "model.h"
 #include "optim.h"
@@ -88,13 +89,7 @@ static int bench_one(const bench_model *bm, const char *kernel, int threads, con
         nn_model_describe(&c, desc, sizeof desc);
         fprintf(table, "%-9s %-10s %9.1f ms %10.0f tok/s %8.2f GFLOP/s %6.1f %% sgemm   gemm %4.1f %%  attention %4.1f %%  rest %4.1f %%\n",
                 bm->label, kernel, med, (double)T / (med * 1e-3), gf, pct, 100 * sg, 100 * sa, 100 * (1 - sg - sa));
-        attn_row_init(row);
-        attn_row_set(row, ATTN_COL_RUN_ID, "%s", attn_run_id());
-        attn_utc_iso8601(row->cell[ATTN_COL_UTC], ATTN_CELL_MAX);
-        attn_row_set(row, ATTN_COL_GIT_SHA, "%s", attn_git_sha());
-        attn_row_set(row, ATTN_COL_CPU, "%s", attn_sysinfo_cpu());
-        attn_row_set(row, ATTN_COL_THREADS, "%d", threads);
-        attn_row_set(row, ATTN_COL_SUITE, "train");
+        attn_row_begin(row, threads, "train");
         attn_row_set(row, ATTN_COL_TASK, "synthetic");
         attn_row_set(row, ATTN_COL_KERNEL, "%s", kernel);
         attn_row_set(row, ATTN_COL_MODEL, "%s", desc);

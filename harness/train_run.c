@@ -1,6 +1,8 @@
 /* Training runs: data, model, loop, rows, checkpoints, resume (train_run.h). */
 #include "train_run.h"
 
+#include "bench.h"
+
 #include "checkpoint.h"
 #include "csvw.h"
 #include "model_json.h"
@@ -143,13 +145,7 @@ static void row_identity(const row_sink *s, attn_row *row, int64_t step, const c
     snprintf(params, sizeof params, "%s%slr=%g;wd=%g;steps=%lld;n=%lld;step=%lld;split=%s", tp, tp[0] ? ";" : "",
              r->train.lr, r->train.weight_decay, (long long)r->train.steps, (long long)r->train_n, (long long)step,
              split);
-    attn_row_init(row);
-    attn_row_set(row, ATTN_COL_RUN_ID, "%s", attn_run_id());
-    attn_utc_iso8601(row->cell[ATTN_COL_UTC], ATTN_CELL_MAX);
-    attn_row_set(row, ATTN_COL_GIT_SHA, "%s", attn_git_sha());
-    attn_row_set(row, ATTN_COL_CPU, "%s", attn_sysinfo_cpu());
-    attn_row_set(row, ATTN_COL_THREADS, "%d", r->train.threads);
-    attn_row_set(row, ATTN_COL_SUITE, "%s", s->task->suite);
+    attn_row_begin(row, r->train.threads, s->task->suite);
     attn_row_set(row, ATTN_COL_TASK, "%s", r->task);
     attn_row_set(row, ATTN_COL_KERNEL, "%s", kernels);
     attn_row_set(row, ATTN_COL_MODEL, "%s", model);

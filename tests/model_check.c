@@ -102,3 +102,15 @@ void mc_gradcheck(const nn_model_cfg *c, const nn_batch *b, int64_t N, int extra
     free(P);
     nn_model_free(&m);
 }
+
+void mc_lm_batch_make(mc_lm_batch *t, int64_t B, int64_t N, int64_t V, uint64_t seed)
+{
+    cr_assert_leq(B * N, MC_MAX_TOKENS);
+    attn_rng r;
+    attn_rng_seed(&r, seed);
+    for (int64_t i = 0; i < B * N; i++) {
+        t->tok[i] = (int32_t)attn_rng_uint_below(&r, (uint64_t)V);
+        t->tgt[i] = attn_rng_uniform(&r) < 0.5 ? NN_IGNORE_INDEX : (int32_t)attn_rng_uint_below(&r, (uint64_t)V);
+    }
+    t->b = (nn_batch){.B = B, .tokens = t->tok, .targets = t->tgt};
+}

@@ -18,4 +18,13 @@ void mc_check_block(const nn_attn_cfg *cfg, int64_t B, int64_t N, int threads, u
  * largest, on one entry of every parameter tensor and `extra` random ones. */
 void mc_gradcheck(const nn_model_cfg *c, const nn_batch *b, int64_t N, int extra, const char *what);
 
+/* A random LM batch of B sequences of N tokens from a vocabulary of V:
+ * each target is the ignore index with probability 1/2, else a token. */
+#define MC_MAX_TOKENS 64
+typedef struct {
+    int32_t tok[MC_MAX_TOKENS], tgt[MC_MAX_TOKENS];
+    nn_batch b;
+} mc_lm_batch;
+void mc_lm_batch_make(mc_lm_batch *t, int64_t B, int64_t N, int64_t V, uint64_t seed);
+
 #endif

@@ -41,27 +41,15 @@ static int count_params(const nn_model_cfg *c, const char *part, size_t *floats)
     return hits;
 }
 
-static void lm_batch_of(int32_t *tok, int32_t *tgt, int64_t n, nn_batch *b, int64_t B)
-{
-    attn_rng r;
-    attn_rng_seed(&r, 9);
-    for (int64_t i = 0; i < n; i++) {
-        tok[i] = (int32_t)attn_rng_uint_below(&r, 11);
-        tgt[i] = attn_rng_uniform(&r) < 0.5 ? NN_IGNORE_INDEX : (int32_t)attn_rng_uint_below(&r, 11);
-    }
-    *b = (nn_batch){.B = B, .tokens = tok, .targets = tgt};
-}
-
 /* The block and a 2-layer LM with `kernel` against their double twins. */
 static void check_against_double(const nn_model_cfg *c, const char *kernel, uint64_t seed, const char *what)
 {
     nn_attn_cfg a = {.C = 16, .H = 2, .H_kv = 2, .kernel = attn_find_kernel(kernel), .mask = {.kind = ATTN_MASK_CAUSAL},
                      .params = c->kparams};
     mc_check_block(&a, 2, 7, 2, seed, what);
-    int32_t tok[21], tgt[21];
-    nn_batch b;
-    lm_batch_of(tok, tgt, 21, &b, 3);
-    mc_gradcheck(c, &b, 7, 30, what);
+    mc_lm_batch t;
+    mc_lm_batch_make(&t, 3, 7, 11, 9);
+    mc_gradcheck(c, &t.b, 7, 30, what);
 }
 
 Test(model_inputs, sse_router_projection_is_a_parameter_and_matches_the_double_model, .timeout = 60)

@@ -150,22 +150,6 @@ static nn_model_cfg lm_cfg(const char *kernel, int short_conv)
     return c;
 }
 
-typedef struct {
-    int32_t tok[64], tgt[64];
-    nn_batch b;
-} lm_batch;
-
-static void lm_data(lm_batch *t, int64_t B, int64_t N, uint64_t seed)
-{
-    attn_rng r;
-    attn_rng_seed(&r, seed);
-    for (int64_t i = 0; i < B * N; i++) {
-        t->tok[i] = (int32_t)attn_rng_uint_below(&r, 11);
-        t->tgt[i] = attn_rng_uniform(&r) < 0.5 ? NN_IGNORE_INDEX : (int32_t)attn_rng_uint_below(&r, 11);
-    }
-    t->b = (nn_batch){.B = B, .tokens = t->tok, .targets = t->tgt};
-}
-
 /* the parameter table lists 3 filters per layer; then the whole-model gradient check */
 static void model_gradcheck(const char *kernel)
 {
@@ -180,8 +164,8 @@ static void model_gradcheck(const char *kernel)
     cr_assert_eq(convs, 6, "%s: expected 3 conv filters per layer in the parameter table, found %d", kernel, convs);
     free(info);
     nn_model_free(&m);
-    lm_batch t;
-    lm_data(&t, 3, 7, 9);
+    mc_lm_batch t;
+    mc_lm_batch_make(&t, 3, 7, 11, 9);
     char what[64];
     snprintf(what, sizeof what, "lm %s short_conv=4", kernel);
     mc_gradcheck(&c, &t.b, 7, 30, what);
