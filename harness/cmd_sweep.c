@@ -27,7 +27,8 @@ static const char usage[] =
     "  --kernel K[,K...]   only these kernels\n"
     "  --task T            only the training jobs of this task (\"trainings\" entries: a model\n"
     "                      with each kernel trained and evaluated; rows per evaluation)\n"
-    "  --resume            skip jobs whose job_id is already in the results file\n"
+    "  --resume            skip jobs whose job_id is already in the results file (a finished\n"
+    "                      training: only its extrapolation cells not yet there are evaluated)\n"
     "  --shard i/n         run only jobs j with j % n == i (Slurm arrays, several machines)\n"
     "  --dry-run           print the resolved config and the jobs, run nothing\n"
     "  --results DIR       output folder (default results)\n";
@@ -315,18 +316,49 @@ static int kernel_suite(const cfg_config *cfg, const char *s)
     return 0;
 }
 
-/* A training entry's "extrapolate": its checkpoint at longer lengths and needle depths. */
+/* A training entry's "extrapolate": its checkpoint at longer lengths and
+ * needle depths, then the same grid with each listed kernel swapped into
+ * every layer (as 'attnbench eval --kernel'). Cells whose row is already in
+ * the results (a cell: trained job x scale x depth x swapped kernel) are not
+ * evaluated again, so a resumed sweep fills in exactly the missing ones. */
 static int extrapolate_job(const attn_train_run *r, const char *ckpt)
 {
     attn_extrap_opts e = {.checkpoint = ckpt, .out = r->out, .threads = r->train.threads, .n_scales = r->n_scales,
-                          .depths = r->depths, .progress = 1};
+                          .depths = r->depths, .progress = 1, .skip_done = 1, .run = r};
     memcpy(e.scale, r->scale, sizeof(int64_t) * (size_t)r->n_scales);
-    int rows;
-    return attn_extrapolate(&e, &rows);
+    int rows, failed = 0;
+    for (int k = -1; k < r->n_swaps; k++) { /* -1: the trained kernel; a failed grid does not stop the others */
+        const attn_kernel_swap *sw = k >= 0 ? &r->swap[k] : NULL;
+        if (sw) {
+            e.kernel = sw->kernel, e.kparams = sw->params, e.mask = sw->mask[0] ? sw->mask : NULL;
+            fprintf(stderr, "eval: %s swapped into every layer\n", sw->kernel);
+        }
+        if (attn_extrapolate(&e, &rows) != 0) {
+            fprintf(stderr, "eval: %s: error: %s\n", sw ? sw->kernel : "trained kernel", attn_last_error());
+            failed++;
+        }
+    }
+    return failed ? attn_fail(ATTN_EINVAL, "%d of %d grids failed (errors above)", failed, r->n_swaps + 1) : 0;
+}
+
+/* Whether run r's final test row is in its results file (id: its job_id,
+ * "" when the run cannot make its test split). */
+static int training_done(const attn_train_run *r, char id[17])
+{
+    attn_idset done;
+    attn_idset_init(&done);
+    int have = 0;
+    if (attn_train_run_test_id(r, id) != 0)
+        id[0] = '\0';
+    else if (csvw_load_job_ids(r->out, &done) >= 0)
+        have = attn_idset_contains(&done, id) != 0;
+    attn_idset_free(&done);
+    return have;
 }
 
 /* The training jobs (after the kernel jobs): each one trains, evaluates and
- * writes its rows; with --resume a job whose test row exists is skipped. */
+ * writes its rows; with --resume a job whose test row exists is not trained
+ * again, and only its missing extrapolation cells are evaluated. */
 static int run_trainings(const sweep_opts *o, const cfg_config *cfg, int *failed)
 {
     const char *names[32];
@@ -350,16 +382,10 @@ static int run_trainings(const sweep_opts *o, const cfg_config *cfg, int *failed
         jobs[j].out = paths[j];
     }
     double t0 = attn_now_s();
-    size_t ran = 0;
     for (size_t j = 0; !rc && paths && j < n; j++) {
         attn_train_run *r = &jobs[j];
         char id[17];
-        attn_idset done;
-        attn_idset_init(&done);
-        int have = 0;
-        if (attn_train_run_test_id(r, id) == 0 && csvw_load_job_ids(r->out, &done) >= 0)
-            have = attn_idset_contains(&done, id) != 0;
-        attn_idset_free(&done);
+        int have = training_done(r, id);
         if (have && !o->resume) {
             rc = attn_fail(ATTN_EINVAL, "%s: training job %zu (%s, %s) already has rows; pass --resume to skip it",
                            r->out, j + 1, r->task, r->model.kernels[0]);
@@ -369,24 +395,24 @@ static int run_trainings(const sweep_opts *o, const cfg_config *cfg, int *failed
         for (int i = 0; i < r->model.n_kernels; i++)
             snprintf(ks + strlen(ks), sizeof ks - strlen(ks), "%s%s", i ? "+" : "", r->model.kernels[i]);
         fprintf(stderr, "[train %zu/%zu] %s with %s d_model=%lld lr=%g seed=%llu%s\n", j + 1, n, r->task, ks,
-                (long long)r->model.d_model,
-                r->train.lr, (unsigned long long)r->train.seed, have ? ": done already (resume)" : "");
-        if (have)
+                (long long)r->model.d_model, r->train.lr, (unsigned long long)r->train.seed,
+                !have ? "" : r->n_scales ? ": trained already (resume), extrapolation cells not yet in the results follow"
+                                          : ": done already (resume)");
+        if (have && !r->n_scales)
             continue;
         double acc;
         char ckpt[1200];
-        if (r->n_scales && attn_train_run_test_id(r, id) == 0) { /* the extrapolation reads the model back */
+        if (r->n_scales && id[0]) { /* the extrapolation reads the model back */
             snprintf(ckpt, sizeof ckpt, "%s/%s.ckpt", o->results, id);
             r->checkpoint = ckpt;
         }
-        if (attn_train_run_exec(r, &acc) != 0) {
+        if (!have && attn_train_run_exec(r, &acc) != 0) {
             fprintf(stderr, "[train %zu/%zu] error: %s\n", j + 1, n, attn_last_error());
             *failed = 1;
-        } else if (r->n_scales && extrapolate_job(r, ckpt) != 0) {
+        } else if (r->checkpoint && extrapolate_job(r, r->checkpoint) != 0) {
             fprintf(stderr, "[train %zu/%zu] extrapolation error: %s\n", j + 1, n, attn_last_error());
             *failed = 1;
         }
-        ran++;
         fprintf(stderr, "[train %zu/%zu] elapsed %.0fs\n", j + 1, n, attn_now_s() - t0);
     }
     if (!paths)
@@ -451,12 +477,21 @@ int cmd_sweep(int argc, char **argv)
             rc = attn_fail(ATTN_EINVAL, "--task %s: %s has no training job for it", o.task, o.config);
             goto out;
         }
-        for (size_t j = 0; j < tn; j++)
-            printf("training %zu: %s %s%s layers=%lld d_model=%lld lr=%g steps=%lld batch=%lld train_n=%lld seed=%llu\n",
+        for (size_t j = 0; j < tn; j++) {
+            printf("training %zu: %s %s%s layers=%lld d_model=%lld lr=%g steps=%lld batch=%lld train_n=%lld seed=%llu",
                    j + 1, tj[j].task, tj[j].model.kernels[0], tj[j].model.n_kernels > 1 ? "+..." : "",
                    (long long)tj[j].model.layers, (long long)tj[j].model.d_model, tj[j].train.lr,
                    (long long)tj[j].train.steps, (long long)tj[j].train.batch, (long long)tj[j].train_n,
                    (unsigned long long)tj[j].train.seed);
+            for (int s = 0; s < tj[j].n_scales; s++)
+                printf("%s%lld", s ? "," : " extrapolate scale=", (long long)tj[j].scale[s]);
+            if (tj[j].n_scales)
+                printf(" depths=%d", tj[j].depths);
+            for (int k = 0; k < tj[j].n_swaps; k++)
+                printf("%s%s%s%s", k ? "," : " swapped=", tj[j].swap[k].kernel, tj[j].swap[k].mask[0] ? "@" : "",
+                       tj[j].swap[k].mask);
+            printf("\n");
+        }
         free(tj);
         goto out;
     }

@@ -101,11 +101,10 @@ static int get_list(const at *w, const cJSON *o, const char *key, int integer, d
     return 0;
 }
 
-static int get_params(const at *w, const cJSON *o, const char *key, attn_params *p)
+/* A list of "key=value" strings x (at JSON path key) into p. */
+static int params_from(const at *w, const cJSON *x, const char *key, attn_params *p)
 {
-    const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, key), *e;
-    if (!x)
-        return 0;
+    const cJSON *e;
     if (!cJSON_IsArray(x))
         return bad(w, key, "a list of \"key=value\" strings", x);
     cJSON_ArrayForEach(e, x)
@@ -118,18 +117,95 @@ static int get_params(const at *w, const cJSON *o, const char *key, attn_params 
     return 0;
 }
 
-/* "extrapolate": {"scale": [1, 2, 4, 8], "depths": 5}: evaluate the trained
- * checkpoint at these multiples of its length (and needle depths). */
+static int get_params(const at *w, const cJSON *o, const char *key, attn_params *p)
+{
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, key);
+    return x ? params_from(w, x, key, p) : 0;
+}
+
+/* Whether object x has only the keys of the NULL-terminated list; else the
+ * error names the first other key, at JSON path `where`. */
+static int only_keys(const at *w, const cJSON *x, const char *where, const char *const *keys, const char *expected)
+{
+    const cJSON *e;
+    cJSON_ArrayForEach(e, x)
+    {
+        const char *const *k = keys;
+        while (*k && strcmp(*k, e->string))
+            k++;
+        if (!*k)
+            return attn_fail(ATTN_EINVAL, "%s: $.trainings[%zu].%s: unknown key \"%s\" (expected %s)", w->path,
+                             w->index, where, e->string, expected);
+    }
+    return 0;
+}
+
+/* extrapolate.kernels[i]: {"kernel": "streaming", "params": ["mode=decode"],
+ * "mask": "sink:n=4,w=192"}, a kernel swapped into every layer for the grid
+ * (as 'attnbench eval --kernel K --param k=v --mask SPEC'). */
+static int get_swap(const at *w, const cJSON *x, int i, attn_kernel_swap *sw)
+{
+    static const char *const keys[] = {"kernel", "params", "mask", NULL};
+    char where[64], key[80];
+    snprintf(where, sizeof where, "extrapolate.kernels[%d]", i);
+    memset(sw, 0, sizeof *sw);
+    if (!cJSON_IsObject(x))
+        return bad(w, where, "an object {\"kernel\": K, \"params\": [\"k=v\"], \"mask\": SPEC}", x);
+    int rc = only_keys(w, x, where, keys, "kernel, params, mask");
+    const cJSON *k = cJSON_GetObjectItemCaseSensitive(x, "kernel");
+    snprintf(key, sizeof key, "%s.kernel", where);
+    if (!rc && (!cJSON_IsString(k) || strlen(k->valuestring) >= sizeof sw->kernel))
+        rc = bad(w, key, "a kernel name", k);
+    const attn_kernel *kd = NULL;
+    if (!rc && !(kd = attn_find_kernel(k->valuestring)))
+        rc = with_path(w, key);
+    if (!rc)
+        strcpy(sw->kernel, k->valuestring);
+    snprintf(key, sizeof key, "%s.params", where);
+    const cJSON *p = cJSON_GetObjectItemCaseSensitive(x, "params");
+    if (!rc && p)
+        rc = params_from(w, p, key, &sw->params);
+    snprintf(key, sizeof key, "%s.mask", where);
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(x, "mask");
+    attn_mask mk;
+    if (!rc && m && (!cJSON_IsString(m) || strlen(m->valuestring) >= sizeof sw->mask))
+        rc = bad(w, key, "a mask spec (e.g. \"sink:n=4,w=192\")", m);
+    else if (!rc && m && attn_mask_parse(m->valuestring, &mk))
+        rc = with_path(w, key);
+    else if (!rc && m && !(kd->masks & ATTN_MASK_BIT(mk.kind)))
+        rc = attn_fail(ATTN_EINVAL, "%s: $.trainings[%zu].%s: kernel '%s' does not support mask '%s'", w->path,
+                       w->index, key, kd->name, m->valuestring);
+    if (!rc && m)
+        strcpy(sw->mask, m->valuestring);
+    return rc;
+}
+
+/* "extrapolate": {"scale": [1, 2, 4, 8], "depths": 5, "kernels": [...]}:
+ * evaluate the trained checkpoint at these multiples of its length (and
+ * needle depths), then the same grid with each listed kernel swapped in. */
 static int get_extrapolate(const at *w, const cJSON *o, attn_train_run *r)
 {
+    static const char *const keys[] = {"scale", "depths", "kernels", NULL};
     const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, "extrapolate"), *e;
     if (!x)
         return 0;
     if (!cJSON_IsObject(x))
-        return bad(w, "extrapolate", "an object {\"scale\": [...], \"depths\": K}", x);
-    cJSON_ArrayForEach(e, x) if (strcmp(e->string, "scale") && strcmp(e->string, "depths"))
-        return attn_fail(ATTN_EINVAL, "%s: $.trainings[%zu].extrapolate: unknown key \"%s\" (expected scale, depths)",
-                         w->path, w->index, e->string);
+        return bad(w, "extrapolate", "an object {\"scale\": [...], \"depths\": K, \"kernels\": [...]}", x);
+    if (only_keys(w, x, "extrapolate", keys, "scale, depths, kernels"))
+        return ATTN_EINVAL;
+    const cJSON *ks = cJSON_GetObjectItemCaseSensitive(x, "kernels");
+    if (ks && (!cJSON_IsArray(ks) || cJSON_GetArraySize(ks) < 1 || cJSON_GetArraySize(ks) > ATTN_TRAIN_MAX_SWAPS)) {
+        char what[96];
+        snprintf(what, sizeof what, "a list of 1..%d kernel objects {\"kernel\": K, ...}", ATTN_TRAIN_MAX_SWAPS);
+        return bad(w, "extrapolate.kernels", what, ks);
+    }
+    r->n_swaps = 0;
+    cJSON_ArrayForEach(e, ks)
+    {
+        if (get_swap(w, e, r->n_swaps, &r->swap[r->n_swaps]))
+            return ATTN_EINVAL;
+        r->n_swaps++;
+    }
     double v[CFG_TRAIN_GRID];
     int n = 0;
     int64_t depths = 0;

@@ -1,12 +1,13 @@
 /* Length / depth grid evaluation of a checkpoint (extrapolate.h). */
 #include "extrapolate.h"
 
-#include "checkpoint.h"
+#include "csvw.h"
 #include "train_run.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Whether the task documents parameter `key` ("key=" at the start of a word
  * of its params_help): the generators reject unknown keys, so a key the help
@@ -43,25 +44,6 @@ static const char *params_get(const attn_params *p, const char *key)
     return NULL;
 }
 
-/* A model from cfg (eval only) with the checkpoint's weights; free m with
- * nn_model_free, also on error. */
-static int model_load(const char *path, const nn_model_cfg *cfg, nn_model *m)
-{
-    nn_model_cfg c = *cfg;
-    c.eval_only = 1; /* evaluation needs no backward */
-    ckpt_tensor *tens = NULL;
-    nn_param_info *info = NULL;
-    int n;
-    memset(m, 0, sizeof *m);
-    int rc = nn_model_init(m, &c, 0);
-    if (!rc && !(rc = nn_ckpt_tensors(m, &tens, &info, &n))) {
-        ckpt_state st = {.tensors = tens, .ntensors = n, .params = m->params, .nparams = m->n_params};
-        rc = ckpt_load(path, &st);
-    }
-    free(tens), free(info);
-    return rc;
-}
-
 /* The grid: what each cell changes in the trained run. */
 typedef struct {
     const attn_extrap_opts *o;
@@ -70,13 +52,14 @@ typedef struct {
     const char *len_key;   /* "len" | "L" */
     int has_depth;
     int64_t train_len;
+    char swap[160];        /* ";kernel_params=..;mask=.." of a swapped kernel, or "" */
 } extrap_grid;
 
 static int grid_cells_per_scale(const extrap_grid *g) { return g->o->depths ? g->o->depths : 1; }
 
 /* The run of cell (s, j): task params with the length (and len_min, so every
  * example has exactly that length) and depth set; split is the row's
- * "extrap;eval_len=..;depth=..;train_len=.." tail. */
+ * "extrap;eval_len=..;depth=..;train_len=..[;kernel_params=..][;mask=..]" tail. */
 static int grid_cell(const extrap_grid *g, int s, int j, attn_train_run *r, char *split, size_t n)
 {
     *r = *g->trained;
@@ -93,8 +76,8 @@ static int grid_cell(const extrap_grid *g, int s, int j, attn_train_run *r, char
         const char *d = params_get(&r->task_params, "depth");
         snprintf(depth, sizeof depth, "%s", !d || !strcmp(d, "-1") ? "random" : d);
     }
-    snprintf(split, n, "extrap;eval_len=%lld%s%s;train_len=%lld", (long long)len, depth[0] ? ";depth=" : "", depth,
-             (long long)g->train_len);
+    snprintf(split, n, "extrap;eval_len=%lld%s%s;train_len=%lld%s", (long long)len, depth[0] ? ";depth=" : "", depth,
+             (long long)g->train_len, g->swap);
     return rc;
 }
 
@@ -124,7 +107,7 @@ static int grid_check(const extrap_grid *g, const nn_model_cfg *m)
     for (int s = 0; s < o->n_scales; s++)
         for (int j = 0; j < grid_cells_per_scale(g); j++) {
             attn_train_run r;
-            char split[128];
+            char split[256];
             task_data d;
             int rc = grid_cell(g, s, j, &r, split, sizeof split);
             if (!rc && !(rc = g->task->make(&r.task_params, TASK_TEST, r.data_seed, 1, r.data_dir, &d))) {
@@ -139,13 +122,74 @@ static int grid_check(const extrap_grid *g, const nn_model_cfg *m)
     return 0;
 }
 
+/* Swaps o->kernel into every layer of the trained model and names it in
+ * g->swap: the kernel column names the kernel; its params and mask go into
+ * the params tail (and the mask column), so rows of two swaps differ. */
+static int swap_kernel(const attn_extrap_opts *o, attn_train_run *trained, extrap_grid *g)
+{
+    nn_model_cfg *mc = &trained->model;
+    if (strlen(o->kernel) >= sizeof mc->kernels[0] || (o->mask && strlen(o->mask) >= sizeof mc->mask))
+        return attn_fail(ATTN_EINVAL, "--kernel %s --mask %s: expected a name below %zu and a spec below %zu bytes",
+                         o->kernel, o->mask ? o->mask : "", sizeof mc->kernels[0], sizeof mc->mask);
+    mc->n_kernels = 1;
+    snprintf(mc->kernels[0], sizeof mc->kernels[0], "%s", o->kernel);
+    if (!strcmp(mc->variant, "hybrid"))
+        snprintf(mc->variant, sizeof mc->variant, "%s", mc->head == NN_HEAD_LM ? "lm" : "encoder");
+    mc->kparams = o->kparams;
+    snprintf(mc->mask, sizeof mc->mask, "%s", o->mask ? o->mask : "");
+    mc->eval_only = 1;
+    char kp[128] = "", mask[96] = "";
+    for (int i = 0; i < o->kparams.n; i++)
+        snprintf(kp + strlen(kp), sizeof kp - strlen(kp), "%s%s=%s", i ? "," : "", o->kparams.key[i],
+                 o->kparams.val[i]);
+    if (o->mask) {
+        attn_mask mk;
+        if (attn_mask_parse(o->mask, &mk))
+            return attn_fail(ATTN_EINVAL, "--mask %s: %s", o->mask, attn_last_error());
+        attn_mask_format(&mk, mask, sizeof mask);
+    }
+    snprintf(g->swap, sizeof g->swap, "%s%s%s%s", kp[0] ? ";kernel_params=" : "", kp, mask[0] ? ";mask=" : "", mask);
+    return 0;
+}
+
+/* Evaluates cell (s, j) into its row unless done holds its job_id (then *skipped). */
+static int eval_cell(const extrap_grid *g, int s, int j, const nn_model_cfg *cfg, nn_model *m, int *loaded,
+                     attn_idset *done, int *skipped)
+{
+    attn_train_run r;
+    char split[256], id[17];
+    task_data d;
+    nn_eval_result e;
+    memset(&e, 0, sizeof e);
+    int rc = grid_cell(g, s, j, &r, split, sizeof split);
+    if (rc || (rc = g->task->make(&r.task_params, TASK_TEST, r.data_seed, r.test_n, r.data_dir, &d)))
+        return rc;
+    *skipped = 0;
+    if (g->o->skip_done && !(rc = attn_train_eval_row_id(&r, &d, split, id)))
+        *skipped = attn_idset_contains(done, id) != 0;
+    if (!rc && !*skipped && !*loaded && access(g->o->checkpoint, F_OK) != 0)
+        rc = attn_fail(ATTN_EINVAL, "%s: expected the checkpoint of the trained model, found none (cell %s is not "
+                       "in the results yet)", g->o->checkpoint, split);
+    if (!rc && !*skipped && !*loaded && !(rc = attn_train_model_load(g->o->checkpoint, cfg, m)))
+        *loaded = 1;
+    if (!rc && !*skipped && !(rc = attn_train_eval_write(&r, &d, m, split, &e)) && g->o->skip_done)
+        rc = attn_idset_add(done, id) < 0 ? ATTN_ENOMEM : 0;
+    if (!rc && g->o->progress && !*skipped)
+        fprintf(stderr, "eval: %s %s: accuracy %.4f [%.4f, %.4f] on %lld examples\n", r.task, split, e.accuracy,
+                e.ci_low, e.ci_high, (long long)e.examples);
+    task_data_free(&d);
+    return rc;
+}
+
 int attn_extrapolate(const attn_extrap_opts *o, int *rows)
 {
     attn_train_run trained;
     double logged;
     extrap_grid g = {.o = o, .trained = &trained};
     *rows = 0;
-    int rc = attn_train_checkpoint_run(o->checkpoint, &trained, &g.train_len, &logged);
+    int rc = o->skip_done && o->run && access(o->checkpoint, F_OK) != 0
+                 ? attn_train_run_fitted(o->run, &trained, &g.train_len)
+                 : attn_train_checkpoint_run(o->checkpoint, &trained, &g.train_len, &logged);
     if (rc)
         return rc;
     if (o->test_n > 0)
@@ -157,42 +201,36 @@ int attn_extrapolate(const attn_extrap_opts *o, int *rows)
     if (!g.len_key)
         return attn_fail(ATTN_EINVAL, "--scale: task '%s' has no length parameter (len or L)", g.task->name);
     g.has_depth = task_has_param(g.task, "depth");
-    if (o->kernel) { /* every layer runs the swapped kernel on the trained weights */
-        nn_model_cfg *mc = &trained.model;
-        mc->n_kernels = 1;
-        snprintf(mc->kernels[0], sizeof mc->kernels[0], "%s", o->kernel);
-        if (!strcmp(mc->variant, "hybrid"))
-            snprintf(mc->variant, sizeof mc->variant, "%s", mc->head == NN_HEAD_LM ? "lm" : "encoder");
-        mc->kparams = o->kparams;
-        snprintf(mc->mask, sizeof mc->mask, "%s", o->mask ? o->mask : "");
-        mc->eval_only = 1;
-    }
+    if (o->kernel && (rc = swap_kernel(o, &trained, &g)))
+        return rc;
     if ((rc = grid_check(&g, &trained.model)))
         return rc;
-    /* one model for every cell: positions other than learned hold no
-     * parameters per position, so a longer max_len loads the same weights */
+    attn_idset done; /* job_ids already in the results (skip_done) */
+    attn_idset_init(&done);
+    if (o->skip_done) {
+        char path[1100];
+        attn_train_results_path(&trained, path, sizeof path);
+        if ((rc = csvw_load_job_ids(path, &done)) > 0)
+            rc = 0;
+    }
+    /* one model for every cell, loaded when a cell first needs it: positions
+     * other than learned hold no parameters per position, so a longer
+     * max_len loads the same weights */
     nn_model_cfg cfg = trained.model;
     for (int s = 0; s < o->n_scales; s++)
         if (o->scale[s] * g.train_len > cfg.max_len)
             cfg.max_len = o->scale[s] * g.train_len;
     nn_model m;
-    rc = model_load(o->checkpoint, &cfg, &m);
+    memset(&m, 0, sizeof m);
+    int loaded = 0, skipped, n_skipped = 0;
     for (int s = 0; !rc && s < o->n_scales; s++)
-        for (int j = 0; !rc && j < grid_cells_per_scale(&g); j++) {
-            attn_train_run r;
-            char split[128];
-            task_data d;
-            nn_eval_result e;
-            if ((rc = grid_cell(&g, s, j, &r, split, sizeof split)) ||
-                (rc = g.task->make(&r.task_params, TASK_TEST, r.data_seed, r.test_n, r.data_dir, &d)))
-                break;
-            if (!(rc = attn_train_eval_write(&r, &d, &m, split, &e)))
-                ++*rows;
-            if (!rc && o->progress)
-                fprintf(stderr, "eval: %s %s: accuracy %.4f [%.4f, %.4f] on %lld examples\n", r.task, split,
-                        e.accuracy, e.ci_low, e.ci_high, (long long)e.examples);
-            task_data_free(&d);
-        }
+        for (int j = 0; !rc && j < grid_cells_per_scale(&g); j++)
+            if (!(rc = eval_cell(&g, s, j, &cfg, &m, &loaded, &done, &skipped)))
+                skipped ? n_skipped++ : ++*rows;
+    if (n_skipped && o->progress)
+        fprintf(stderr, "eval: %s%s: %d of %d cells already in the results (resume)\n", trained.task, g.swap,
+                n_skipped, o->n_scales * grid_cells_per_scale(&g));
     nn_model_free(&m);
+    attn_idset_free(&done);
     return rc;
 }

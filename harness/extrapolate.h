@@ -8,11 +8,15 @@
  * to the length too: every test example has exactly the cell's length); the
  * model is evaluated and one row appended per cell with
  * params "<eval task params>;lr=..;...;split=extrap;eval_len=E[;depth=d];train_len=T"
- * (depth=random when the task draws it uniformly). */
+ * (depth=random when the task draws it uniformly). With a swapped kernel the
+ * kernel column names it, the mask column holds its mask spec, and the params
+ * end in ";kernel_params=k=v,..;mask=SPEC" (each part when given), so the rows
+ * of two swaps never look alike and their job_ids differ. */
 #ifndef ATTN_EXTRAPOLATE_H
 #define ATTN_EXTRAPOLATE_H
 
 #include "attn.h"
+#include "train_run.h"
 
 #include <stdint.h>
 
@@ -34,11 +38,20 @@ typedef struct {
     const char *kernel;
     attn_params kparams;                 /* its parameters (with kernel) */
     const char *mask;                    /* a mask spec replacing causal/full (with kernel), or NULL */
+    /* Resume (sweeps): a cell whose row (same job_id) is already in the
+     * results file is not evaluated again; the model is loaded only when
+     * some cell is missing. 0: every cell appends a row. */
+    int skip_done;
+    /* With skip_done (sweeps): the run the checkpoint was trained from. The
+     * cells are then known without the file, so a checkpoint removed after
+     * its cells were written is no error; a missing cell still needs it. */
+    const attn_train_run *run;
 } attn_extrap_opts;
 
 /* Checks every cell first (a length beyond learned positions, --depths on a
  * task without depth, a task rejecting the length), then evaluates and writes
- * the rows in order of scale, then depth. *rows: rows written. */
+ * the rows in order of scale, then depth. *rows: rows written (with
+ * skip_done, the cells that were missing). */
 int attn_extrapolate(const attn_extrap_opts *o, int *rows);
 
 #endif

@@ -2,23 +2,41 @@
 #ifndef ATTN_LRA_REPORT_H
 #define ATTN_LRA_REPORT_H
 
+#include "schema.h"
+
+#include <stdint.h>
 #include <stdio.h>
 
 #define LRA_TASKS 6
 #define LRA_MAX_KERNELS 32
+#define LRA_MAX_SETTINGS 8
+
+/* The runs of one setting of a (kernel, task) cell: same model, batch, data
+ * source and params once the per-evaluation keys (step, split, best_step,
+ * weights) are removed, i.e. the same task parameters, lr, wd, steps and
+ * training examples; the seeds of a setting are its runs. */
+typedef struct {
+    char model[ATTN_CELL_MAX], params[ATTN_CELL_MAX], source[ATTN_CELL_MAX];
+    int64_t batch, steps;
+    double acc_sum, step_ms, peak_rss;
+    int runs;                      /* test rows */
+} lra_setting;
 
 typedef struct {
-    double acc_sum, step_ms, peak_rss;
-    int runs;
-    char source[192];
+    lra_setting set[LRA_MAX_SETTINGS];
+    int n;
+    int shown;                     /* lra_table_load: the setting the table shows, -1: no test row */
 } lra_cell;
 
 typedef struct {
     char kernel[LRA_MAX_KERNELS][192];
     lra_cell cell[LRA_MAX_KERNELS][LRA_TASKS];
     int n_kernels;
+    int dropped;                   /* rows beyond the table's capacity */
 } lra_table;
 
+/* Loads the training rows of path and picks each cell's setting: the
+ * largest budget (steps x batch), then the best mean test accuracy. */
 int lra_table_load(const char *path, lra_table *t);
 void lra_table_markdown(const lra_table *t, FILE *f);
 int lra_table_bubbles(const lra_table *t, FILE *f);

@@ -128,6 +128,17 @@ static void params_text(const attn_params *p, char *buf, size_t n)
         snprintf(buf + strlen(buf), n - strlen(buf), "%s%s=%s", i ? ";" : "", p->key[i], p->val[i]);
 }
 
+/* The mask column: causal or full, or the canonical spec of an evaluation
+ * mask (a swapped kernel's, extrapolate.h). */
+static void mask_cell(const nn_model_cfg *m, char *buf, size_t n)
+{
+    attn_mask mk;
+    if (m->mask[0] && !attn_mask_parse(m->mask, &mk))
+        attn_mask_format(&mk, buf, (int)n);
+    else
+        snprintf(buf, n, "%s", m->mask[0] ? m->mask : m->causal ? "causal" : "full");
+}
+
 /* Identity and settings of a row; step and split make each evaluation its
  * own job. job_id: FNV-1a over the identity cells' own job_id (harness/
  * csvw.h: threads, suite .. data_source, with the model as trained and N)
@@ -137,8 +148,9 @@ static void row_identity(const row_sink *s, attn_row *row, int64_t step, const c
 {
     const attn_train_run *r = s->r;
     const nn_model_cfg *m = &r->model;
-    char model[160], kernels[160] = "", tp[96], params[ATTN_CELL_MAX];
+    char model[160], kernels[160] = "", tp[96], params[ATTN_CELL_MAX], mask[128];
     nn_model_describe(m, model, sizeof model);
+    mask_cell(m, mask, sizeof mask);
     for (int i = 0; i < m->n_kernels; i++)
         snprintf(kernels + strlen(kernels), sizeof kernels - strlen(kernels), "%s%s", i ? "+" : "", m->kernels[i]);
     params_text(&r->task_params, tp, sizeof tp);
@@ -149,7 +161,7 @@ static void row_identity(const row_sink *s, attn_row *row, int64_t step, const c
     attn_row_set(row, ATTN_COL_TASK, "%s", r->task);
     attn_row_set(row, ATTN_COL_KERNEL, "%s", kernels);
     attn_row_set(row, ATTN_COL_MODEL, "%s", model);
-    attn_row_set(row, ATTN_COL_MASK, "%s", m->causal ? "causal" : "full");
+    attn_row_set(row, ATTN_COL_MASK, "%s", mask);
     attn_row_set(row, ATTN_COL_PASS, "train");
     attn_row_set(row, ATTN_COL_DTYPE, "fp32");
     attn_row_set(row, ATTN_COL_B, "%lld", (long long)r->train.batch);
@@ -291,10 +303,7 @@ static int sink_init(row_sink *s, const attn_train_run *r, const attn_train_run 
     memset(s, 0, sizeof *s);
     attn_idset_init(&s->done);
     s->r = fitted, s->task = t, s->data = d;
-    if (r->out)
-        snprintf(s->path, sizeof s->path, "%s", r->out);
-    else
-        snprintf(s->path, sizeof s->path, "results/%s.csv", t->suite);
+    attn_train_results_path(r, s->path, sizeof s->path);
     s->config = print_config(r);
     return s->config ? 0 : attn_fail(ATTN_ENOMEM, "training: out of memory");
 }
@@ -436,18 +445,34 @@ int attn_train_run_exec(const attn_train_run *r, double *test_acc)
             fprintf(stderr, "test: accuracy %.4f [%.4f, %.4f] on %lld examples (%s), weights of step %lld (%s)\n",
                     e.accuracy, e.ci_low, e.ci_high, (long long)e.examples, te.data_source,
                     (long long)ti.weights_step, ti.best ? "best validation" : "last");
-        rc = write_eval_row(&sink, "test", run.train.steps, &e, 0, 0, attn_rss_peak_bytes(), &ti);
     }
+    /* --checkpoint before the test row (both atomic): a run whose test row
+     * is in the CSV always has its checkpoint, which a resumed sweep reads
+     * back for the extrapolation cells still missing */
     if (!rc && r->checkpoint) {
         char *json = checkpoint_json(&run, tr.len, *test_acc);
         rc = save_weights(r->checkpoint, &m, json);
         free(json);
     }
     if (!rc)
+        rc = write_eval_row(&sink, "test", run.train.steps, &e, 0, 0, attn_rss_peak_bytes(), &ti);
+    if (!rc)
         unlink(resume); /* finished: the test row is in the CSV, the resume state is not needed */
     sink_fini(&sink);
     nn_model_free(&m);
     task_data_free(&tr), task_data_free(&va), task_data_free(&te);
+    return rc;
+}
+
+/* The run with its model fitted to the test split te (made here; freed on error). */
+static int fit_on_test(const attn_train_run *r, const task_def *t, attn_train_run *fitted, task_data *te)
+{
+    int rc = make_split(r, t, TASK_TEST, r->test_n, te);
+    if (rc)
+        return rc;
+    *fitted = *r;
+    if ((rc = fit_model_to(&fitted->model, te, te->len)))
+        task_data_free(te);
     return rc;
 }
 
@@ -457,16 +482,30 @@ int attn_train_run_test_id(const attn_train_run *r, char id[17])
     if (!t)
         return ATTN_EINVAL;
     task_data te;
-    int rc = make_split(r, t, TASK_TEST, r->test_n, &te);
+    attn_train_run run;
+    row_sink sink;
+    int rc = fit_on_test(r, t, &run, &te);
     if (rc)
         return rc;
-    attn_train_run run = *r;
-    row_sink sink;
-    if (!(rc = fit_model_to(&run.model, &te, te.len)) && !(rc = sink_init(&sink, r, &run, t, &te))) {
+    if (!(rc = sink_init(&sink, r, &run, t, &te))) {
         test_row_id(&sink, id);
         sink_fini(&sink);
     }
     task_data_free(&te);
+    return rc;
+}
+
+int attn_train_run_fitted(const attn_train_run *r, attn_train_run *fitted, int64_t *len)
+{
+    const task_def *t = task_find(r->task);
+    if (!t)
+        return ATTN_EINVAL;
+    task_data te;
+    int rc = fit_on_test(r, t, fitted, &te);
+    if (!rc) {
+        *len = te.len;
+        task_data_free(&te);
+    }
     return rc;
 }
 
@@ -532,16 +571,9 @@ static int json_run(const char *path, const char *text, attn_train_run *r, int64
 int attn_train_eval_checkpoint(const char *path, int64_t test_n, int threads, const char *out, double *test_acc,
                                double *logged)
 {
-    char *text = NULL;
-    size_t nparams;
-    unsigned flags;
-    int rc = ckpt_inspect(path, &text, &nparams, &flags);
     attn_train_run r;
-    attn_train_run_defaults(&r);
     int64_t len = 0;
-    if (!rc)
-        rc = json_run(path, text, &r, &len, logged);
-    free(text);
+    int rc = attn_train_checkpoint_run(path, &r, &len, logged);
     if (rc)
         return rc;
     if (test_n > 0)
@@ -555,27 +587,13 @@ int attn_train_eval_checkpoint(const char *path, int64_t test_n, int threads, co
         return rc;
     nn_model m;
     memset(&m, 0, sizeof m);
-    ckpt_tensor *tens = NULL;
-    nn_param_info *info = NULL;
-    int n;
+    nn_eval_result e;
     if (te.len != len)
         rc = attn_fail(ATTN_EINVAL, "%s: the task now makes sequences of %lld tokens, the model was trained on %lld",
                        path, (long long)te.len, (long long)len);
-    r.model.eval_only = 1; /* evaluation needs no backward */
-    if (!rc && !(rc = nn_model_init(&m, &r.model, 0)) && !(rc = nn_ckpt_tensors(&m, &tens, &info, &n))) {
-        ckpt_state st = {.tensors = tens, .ntensors = n, .params = m.params, .nparams = m.n_params};
-        rc = ckpt_load(path, &st);
-    }
-    nn_eval_result e;
-    row_sink sink;
-    if (!rc && !(rc = nn_evaluate(&m, &te, 0, r.train.batch, threads, &e)) &&
-        !(rc = sink_init(&sink, &r, &r, t, &te))) {
+    if (!rc && !(rc = attn_train_model_load(path, &r.model, &m)) &&
+        !(rc = attn_train_eval_write(&r, &te, &m, "test-reload", &e)))
         *test_acc = e.accuracy;
-        sink.model = &m;
-        rc = write_eval_row(&sink, "test-reload", r.train.steps, &e, 0, 0, attn_rss_peak_bytes(), NULL);
-        sink_fini(&sink);
-    }
-    free(tens), free(info);
     nn_model_free(&m);
     task_data_free(&te);
     return rc;
@@ -593,6 +611,48 @@ int attn_train_checkpoint_run(const char *path, attn_train_run *r, int64_t *len,
     if (!rc)
         rc = json_run(path, text, r, len, logged);
     free(text);
+    return rc;
+}
+
+int attn_train_model_load(const char *path, const nn_model_cfg *cfg, nn_model *m)
+{
+    nn_model_cfg c = *cfg;
+    c.eval_only = 1; /* evaluation needs no backward */
+    ckpt_tensor *tens = NULL;
+    nn_param_info *info = NULL;
+    int n;
+    memset(m, 0, sizeof *m);
+    int rc = nn_model_init(m, &c, 0);
+    if (!rc && !(rc = nn_ckpt_tensors(m, &tens, &info, &n))) {
+        ckpt_state st = {.tensors = tens, .ntensors = n, .params = m->params, .nparams = m->n_params};
+        rc = ckpt_load(path, &st);
+    }
+    free(tens), free(info);
+    return rc;
+}
+
+void attn_train_results_path(const attn_train_run *r, char *out, size_t n)
+{
+    const task_def *t = task_find(r->task);
+    if (r->out)
+        snprintf(out, n, "%s", r->out);
+    else
+        snprintf(out, n, "results/%s.csv", t ? t->suite : "train");
+}
+
+int attn_train_eval_row_id(const attn_train_run *r, const task_data *d, const char *split, char id[17])
+{
+    const task_def *t = task_find(r->task);
+    if (!t)
+        return ATTN_EINVAL;
+    row_sink sink;
+    int rc = sink_init(&sink, r, r, t, d);
+    if (!rc) {
+        attn_row row;
+        row_identity(&sink, &row, r->train.steps, split);
+        memcpy(id, row.cell[ATTN_COL_JOB_ID], 17);
+        sink_fini(&sink);
+    }
     return rc;
 }
 

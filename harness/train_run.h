@@ -8,6 +8,17 @@
 #include "task.h"
 #include "train.h"
 
+#define ATTN_TRAIN_MAX_SWAPS 4
+
+/* A kernel evaluated in every layer of a trained model in place of the
+ * trained one (extrapolate.h), e.g. StreamingLLM's cache: "streaming",
+ * mode=decode, mask "sink:n=4,w=192". */
+typedef struct {
+    char kernel[32];
+    attn_params params;
+    char mask[64];                 /* a mask spec replacing causal/full; "" none */
+} attn_kernel_swap;
+
 typedef struct {
     char task[32];
     attn_params task_params;
@@ -20,9 +31,12 @@ typedef struct {
     const char *checkpoint;        /* NULL: none */
     /* Sweeps only, not part of the job_id (it does not change the training):
      * after the run, evaluate its checkpoint at these multiples of the
-     * trained length and `depths` needle depths (harness/extrapolate.h). */
+     * trained length and `depths` needle depths (harness/extrapolate.h),
+     * then the same grid with each swapped kernel in every layer. */
     int n_scales, depths;
     int64_t scale[16];
+    int n_swaps;
+    attn_kernel_swap swap[ATTN_TRAIN_MAX_SWAPS];
 } attn_train_run;
 
 /* Defaults: 2 layers, d 64, 2 heads, MLP 128, learned positions, CLS pooling,
@@ -30,7 +44,8 @@ typedef struct {
 void attn_train_run_defaults(attn_train_run *r);
 
 /* Builds the data and the model, trains, evaluates on the test split, writes
- * the rows (and the checkpoint). *test_acc: the final test accuracy.
+ * the rows (and the checkpoint, saved before the test row: a run whose test
+ * row exists has its checkpoint). *test_acc: the final test accuracy.
  *
  * The test row evaluates the last weights, or with train.patience > 0 the
  * best-validation ones (kept in memory); its params end in
@@ -55,6 +70,12 @@ int attn_train_run_exec(const attn_train_run *r, double *test_acc);
  * kernel params), so any setting that changes a result changes them. */
 int attn_train_run_test_id(const attn_train_run *r, char id[17]);
 
+/* The run with its model fitted to the task's data, as its --checkpoint
+ * header records it (what attn_train_checkpoint_run reads back), without
+ * the file; *len: the sequence length. Fitted on the test split, as
+ * attn_train_run_test_id. */
+int attn_train_run_fitted(const attn_train_run *r, attn_train_run *fitted, int64_t *len);
+
 /* Rebuilds the model and test data a checkpoint names, evaluates them and
  * writes a row; *test_acc and *logged: the accuracy now and when trained. */
 int attn_train_eval_checkpoint(const char *path, int64_t test_n, int threads, const char *out, double *test_acc,
@@ -65,9 +86,22 @@ int attn_train_eval_checkpoint(const char *path, int64_t test_n, int threads, co
  * test accuracy logged at training time). */
 int attn_train_checkpoint_run(const char *path, attn_train_run *r, int64_t *len, double *logged);
 
+/* A model (eval only) from cfg with the weights of checkpoint `path`: cfg is
+ * the checkpoint's model config, or it with a longer max_len (positions
+ * without parameters) or another kernel in every layer (extrapolate.h).
+ * Free m with nn_model_free, also on error. */
+int attn_train_model_load(const char *path, const nn_model_cfg *cfg, nn_model *m);
+
 /* Evaluates m on d (batch and threads from r) and appends its row to r->out
  * (or results/<suite>.csv) with params "...;split=<split>". */
 int attn_train_eval_write(const attn_train_run *r, const task_data *d, nn_model *m, const char *split,
                           nn_eval_result *e);
+
+/* The job_id of the row attn_train_eval_write(r, d, ., split, .) writes,
+ * without evaluating (a resumed sweep skips the cells already there). */
+int attn_train_eval_row_id(const attn_train_run *r, const task_data *d, const char *split, char id[17]);
+
+/* Where r's rows go: r->out, or results/<suite of r->task>.csv. */
+void attn_train_results_path(const attn_train_run *r, char *out, size_t n);
 
 #endif

@@ -81,3 +81,76 @@ Test(config_train, errors_name_the_json_path_and_what_was_expected)
         cr_assert(strstr(attn_last_error(), cases[i].needle), "case %zu: %s", i, attn_last_error());
     }
 }
+
+Test(config_train, extrapolate_kernels_are_swaps_with_params_and_mask_for_every_job)
+{
+    cfg_config c;
+    cr_assert_eq(parse("{\"name\":\"t\",\"trainings\":[{\"task\":\"passkey\",\"kernels\":[\"flash\",\"linear\"],"
+                       "\"pos\":\"rope\",\"extrapolate\":{\"scale\":[1,2],\"depths\":3,\"kernels\":["
+                       "{\"kernel\":\"streaming\",\"params\":[\"mode=decode\"],\"mask\":\"sink:n=4,w=192\"},"
+                       "{\"kernel\":\"flash\"}]}}]}", &c), 0, "%s", attn_last_error());
+    attn_train_run *j;
+    size_t n;
+    cr_assert_eq(cfg_trainings_expand(c.trainings, c.n_trainings, NULL, NULL, NULL, 0, &j, &n), 0);
+    cr_assert_eq(n, 2);
+    for (size_t i = 0; i < n; i++) {
+        cr_assert_eq(j[i].n_swaps, 2);
+        const attn_kernel_swap *s = &j[i].swap[0];
+        cr_assert_str_eq(s->kernel, "streaming");
+        cr_assert(s->params.n == 1 && !strcmp(s->params.key[0], "mode") && !strcmp(s->params.val[0], "decode"));
+        cr_assert_str_eq(s->mask, "sink:n=4,w=192");
+        cr_assert(!strcmp(j[i].swap[1].kernel, "flash") && j[i].swap[1].params.n == 0 && !j[i].swap[1].mask[0]);
+    }
+    free(j);
+    cfg_free(&c);
+    /* without "kernels": no swap */
+    cr_assert_eq(parse("{\"name\":\"t\",\"trainings\":[{\"task\":\"passkey\",\"kernels\":[\"flash\"],"
+                       "\"extrapolate\":{\"scale\":[2]}}]}", &c), 0, "%s", attn_last_error());
+    cr_assert_eq(c.trainings[0].base.n_swaps, 0);
+    cfg_free(&c);
+}
+
+Test(config_train, extrapolate_kernels_errors_name_the_json_path_and_what_was_expected)
+{
+#define HEAD "{\"name\":\"t\",\"trainings\":[{\"task\":\"passkey\",\"kernels\":[\"flash\"],\"extrapolate\":{\"scale\":[1],"
+    static const struct {
+        const char *text, *needle;
+    } cases[] = {
+        {HEAD "\"kernels\":\"streaming\"}}]}",
+         "t.json: $.trainings[0].extrapolate.kernels: expected a list of 1..4 kernel objects {\"kernel\": K, ...}, "
+         "found a string"},
+        {HEAD "\"kernels\":[]}}]}", "t.json: $.trainings[0].extrapolate.kernels: expected a list of 1..4"},
+        {HEAD "\"kernels\":[{\"kernel\":\"flash\"},\"streaming\"]}}]}",
+         "t.json: $.trainings[0].extrapolate.kernels[1]: expected an object {\"kernel\": K, \"params\": [\"k=v\"], "
+         "\"mask\": SPEC}, found a string"},
+        {HEAD "\"kernels\":[{\"params\":[\"mode=decode\"]}]}}]}",
+         "t.json: $.trainings[0].extrapolate.kernels[0].kernel: expected a kernel name, found nothing"},
+        {HEAD "\"kernels\":[{\"kernel\":\"nope\"}]}}]}",
+         "t.json: $.trainings[0].extrapolate.kernels[0].kernel: unknown kernel 'nope'"},
+        {HEAD "\"kernels\":[{\"kernel\":\"streaming\",\"maks\":\"sink:n=4,w=8\"}]}}]}",
+         "t.json: $.trainings[0].extrapolate.kernels[0]: unknown key \"maks\" (expected kernel, params, mask)"},
+        {HEAD "\"kernels\":[{\"kernel\":\"streaming\",\"params\":\"mode=decode\"}]}}]}",
+         "t.json: $.trainings[0].extrapolate.kernels[0].params: expected a list of \"key=value\" strings, found a "
+         "string"},
+        {HEAD "\"kernels\":[{\"kernel\":\"streaming\",\"params\":[\"decode\"]}]}}]}",
+         "t.json: $.trainings[0].extrapolate.kernels[0].params: "},
+        {HEAD "\"kernels\":[{\"kernel\":\"streaming\",\"mask\":4}]}}]}",
+         "t.json: $.trainings[0].extrapolate.kernels[0].mask: expected a mask spec (e.g. \"sink:n=4,w=192\"), "
+         "found a number"},
+        {HEAD "\"kernels\":[{\"kernel\":\"streaming\",\"mask\":\"sinc:n=4\"}]}}]}",
+         "t.json: $.trainings[0].extrapolate.kernels[0].mask: "},
+        {HEAD "\"kernels\":[{\"kernel\":\"linear\",\"mask\":\"sink:n=4,w=192\"}]}}]}",
+         "t.json: $.trainings[0].extrapolate.kernels[0].mask: kernel 'linear' does not support mask 'sink:n=4,w=192'"},
+        {HEAD "\"kernel\":[{\"kernel\":\"streaming\"}]}}]}",
+         "t.json: $.trainings[0].extrapolate: unknown key \"kernel\" (expected scale, depths, kernels)"},
+    };
+#undef HEAD
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        cfg_config c;
+        cr_assert_lt(parse(cases[i].text, &c), 0, "case %zu parsed", i);
+        cr_assert(strstr(attn_last_error(), cases[i].needle), "case %zu: %s", i, attn_last_error());
+        /* one path, not two: the prefix appears once */
+        const char *first = strstr(attn_last_error(), "$.trainings");
+        cr_assert_null(strstr(first + 1, "$.trainings"), "case %zu: %s", i, attn_last_error());
+    }
+}

@@ -1,7 +1,9 @@
 /* attnbench eval --scale/--depths (harness/extrapolate.h): one row per
  * (length, depth) cell with its params, lengths beyond learned positions
  * refused with the option named, rows reproducible, and the trained-length
- * cell equal to a plain reload of the checkpoint. Models: 1 layer, d 16,
+ * cell equal to a plain reload of the checkpoint, swapped kernels named by
+ * their rows, and skip_done (sweep resume) evaluating only the cells missing
+ * from the results. Models: 1 layer, d 16,
  * trained 2 steps (the grid logic, not the learning, is under test). */
 #include "csvw.h"
 #include "extrapolate.h"
@@ -42,6 +44,7 @@ static int read_extrap(const char *csv, rows_t *out)
 
 typedef struct {
     char dir[32], csv[64], ckpt[64];
+    attn_train_run run; /* the trained run */
 } scratch;
 
 /* Trains task (params "k=v,k=v") 2 steps with positions pos and saves the checkpoint. */
@@ -51,18 +54,18 @@ static void train_tiny(scratch *s, const char *task, const char *const *params, 
     cr_assert_not_null(mkdtemp(s->dir));
     snprintf(s->csv, sizeof s->csv, "%s/r.csv", s->dir);
     snprintf(s->ckpt, sizeof s->ckpt, "%s/m.ckpt", s->dir);
-    attn_train_run r;
-    attn_train_run_defaults(&r);
-    strcpy(r.task, task);
+    attn_train_run *r = &s->run;
+    attn_train_run_defaults(r);
+    strcpy(r->task, task);
     for (const char *const *p = params; *p; p++)
-        cr_assert_eq(attn_params_add(&r.task_params, *p), 0);
-    r.train_n = 16, r.valid_n = 8, r.test_n = 24;
-    r.model.layers = 1, r.model.d_model = 16, r.model.heads = 1, r.model.mlp = 0;
-    snprintf(r.model.pos, sizeof r.model.pos, "%s", pos);
-    r.train.steps = 2, r.train.warmup = 1, r.train.eval_every = 2, r.train.batch = 8, r.train.progress = 0;
-    r.out = s->csv, r.checkpoint = s->ckpt;
+        cr_assert_eq(attn_params_add(&r->task_params, *p), 0);
+    r->train_n = 16, r->valid_n = 8, r->test_n = 24;
+    r->model.layers = 1, r->model.d_model = 16, r->model.heads = 1, r->model.mlp = 0;
+    snprintf(r->model.pos, sizeof r->model.pos, "%s", pos);
+    r->train.steps = 2, r->train.warmup = 1, r->train.eval_every = 2, r->train.batch = 8, r->train.progress = 0;
+    r->out = s->csv, r->checkpoint = s->ckpt;
     double acc;
-    cr_assert_eq(attn_train_run_exec(&r, &acc), 0, "%s", attn_last_error());
+    cr_assert_eq(attn_train_run_exec(r, &acc), 0, "%s", attn_last_error());
 }
 
 static void scratch_rm(scratch *s)
@@ -77,6 +80,14 @@ static void train_passkey(scratch *s, const char *pos)
 {
     static const char *const tp[] = {"len=256", NULL};
     train_tiny(s, "passkey", tp, pos);
+}
+
+/* MQAR with V = 72 (> L at every scale): 36 values, and 2 x 200 query
+ * positions give even a 2-step model some hits */
+static void train_mqar(scratch *s, const char *pos)
+{
+    static const char *const tp[] = {"L=16", "D=2", "V=72", NULL};
+    train_tiny(s, "mqar", tp, pos);
 }
 
 static double cell_value(const attn_row *row) { return atof(row->cell[ATTN_COL_VALUE]); }
@@ -134,10 +145,7 @@ Test(extrapolate, lengths_beyond_learned_positions_fail_naming_the_option, .time
 Test(extrapolate, mqar_keeps_D_and_the_trained_length_cell_equals_a_reload, .timeout = 60)
 {
     scratch s;
-    /* V = 72 (> L at every scale): 36 values, and 2 x 200 query positions
-     * give even a 2-step model some hits */
-    static const char *const tp[] = {"L=16", "D=2", "V=72", NULL};
-    train_tiny(&s, "mqar", tp, "rope");
+    train_mqar(&s, "rope");
     attn_extrap_opts o = {.checkpoint = s.ckpt, .out = s.csv, .test_n = 200, .threads = 1, .n_scales = 2,
                           .scale = {1, 2}};
     int written;
@@ -161,8 +169,7 @@ Test(extrapolate, mqar_keeps_D_and_the_trained_length_cell_equals_a_reload, .tim
 Test(extrapolate, rows_are_reproducible, .timeout = 60)
 {
     scratch s;
-    static const char *const tp[] = {"L=16", "D=2", "V=72", NULL};
-    train_tiny(&s, "mqar", tp, "none");
+    train_mqar(&s, "none");
     char csv2[96];
     snprintf(csv2, sizeof csv2, "%s/r2.csv", s.dir);
     attn_extrap_opts o = {.checkpoint = s.ckpt, .out = s.csv, .test_n = 200, .threads = 1, .n_scales = 3,
@@ -198,8 +205,7 @@ Test(extrapolate, rows_are_reproducible, .timeout = 60)
 Test(extrapolate, a_swapped_kernel_names_itself_and_equals_the_trained_one_when_it_sees_everything, .timeout = 60)
 {
     scratch s;
-    static const char *const tp[] = {"L=16", "D=2", "V=72", NULL};
-    train_tiny(&s, "mqar", tp, "none");
+    train_mqar(&s, "none");
     attn_extrap_opts o = {.checkpoint = s.ckpt, .out = s.csv, .test_n = 200, .threads = 1, .n_scales = 2,
                           .scale = {1, 2}};
     int written;
@@ -219,5 +225,84 @@ Test(extrapolate, a_swapped_kernel_names_itself_and_equals_the_trained_one_when_
         differs |= strcmp(r.row[4 + i].cell[ATTN_COL_VALUE], r.row[i].cell[ATTN_COL_VALUE]) != 0;
     }
     cr_assert(differs, "a 2-token window should change some accuracy");
+    /* the two swaps differ only in their mask: the rows say which, and their
+     * job_ids differ (a resumed sweep tells the cells apart) */
+    for (int i = 0; i < 6; i++) {
+        const char *p = r.row[i].cell[ATTN_COL_PARAMS], *want = i < 2 ? "train_len=16"
+                                                              : i < 4 ? "train_len=16;kernel_params=mode=decode;mask=sink:n=2,w=1000"
+                                                                      : "train_len=16;kernel_params=mode=decode;mask=sink:n=1,w=2";
+        cr_assert(strlen(p) > strlen(want) && !strcmp(p + strlen(p) - strlen(want), want), "row %d: %s", i, p);
+        cr_assert_str_eq(r.row[i].cell[ATTN_COL_MASK], i < 2 ? "causal" : i < 4 ? "sink:n=2,w=1000" : "sink:n=1,w=2");
+        for (int k = 0; k < i; k++)
+            cr_assert_str_neq(r.row[i].cell[ATTN_COL_JOB_ID], r.row[k].cell[ATTN_COL_JOB_ID], "rows %d and %d", k, i);
+    }
+    scratch_rm(&s);
+}
+
+/* Rewrites csv without the rows whose job_id is drop (a cell lost in a crash). */
+static void drop_row(const char *csv, const char *drop)
+{
+    rows_t all = {.n = 0};
+    cr_assert_geq(csvw_read_rows(csv, keep_row, &all), 0, "%s", attn_last_error());
+    cr_assert_eq(unlink(csv), 0);
+    csvw w;
+    cr_assert_eq(csvw_open(&w, csv), 0, "%s", attn_last_error());
+    for (int i = 0; i < all.n; i++)
+        if (strcmp(all.row[i].cell[ATTN_COL_JOB_ID], drop))
+            cr_assert_eq(csvw_write(&w, &all.row[i]), 0, "%s", attn_last_error());
+    csvw_close(&w);
+}
+
+/* skip_done (sweep resume): cells already in the results are not evaluated
+ * again, a missing one is, with the same row as before; a swapped kernel's
+ * cells are cells of their own. */
+Test(extrapolate, skip_done_evaluates_only_the_cells_missing_from_the_results, .timeout = 60)
+{
+    scratch s;
+    train_mqar(&s, "none");
+    attn_extrap_opts o = {.checkpoint = s.ckpt, .out = s.csv, .test_n = 40, .threads = 1, .n_scales = 2,
+                          .scale = {1, 2}, .skip_done = 1};
+    int written;
+    cr_assert_eq(attn_extrapolate(&o, &written), 0, "%s", attn_last_error());
+    cr_assert_eq(written, 2);
+    cr_assert_eq(attn_extrapolate(&o, &written), 0, "%s", attn_last_error());
+    cr_assert_eq(written, 0, "every cell is there already");
+    attn_extrap_opts sw = o;
+    sw.kernel = "streaming", sw.mask = "sink:n=1,w=4";
+    cr_assert_eq(attn_params_add(&sw.kparams, "mode=decode"), 0);
+    cr_assert_eq(attn_extrapolate(&sw, &written), 0, "%s", attn_last_error());
+    cr_assert_eq(written, 2, "the swapped kernel's cells are new cells");
+    rows_t before, after;
+    cr_assert_eq(read_extrap(s.csv, &before), 4);
+    drop_row(s.csv, before.row[1].cell[ATTN_COL_JOB_ID]);
+    drop_row(s.csv, before.row[2].cell[ATTN_COL_JOB_ID]);
+    cr_assert_eq(read_extrap(s.csv, &after), 2);
+    cr_assert_eq(attn_extrapolate(&o, &written), 0, "%s", attn_last_error());
+    cr_assert_eq(written, 1);
+    cr_assert_eq(attn_extrapolate(&sw, &written), 0, "%s", attn_last_error());
+    cr_assert_eq(written, 1);
+    cr_assert_eq(read_extrap(s.csv, &after), 4, "no cell twice");
+    for (int i = 0; i < 4; i++) {
+        int same = 0;
+        for (int k = 0; k < 4; k++)
+            if (!strcmp(after.row[k].cell[ATTN_COL_JOB_ID], before.row[i].cell[ATTN_COL_JOB_ID])) {
+                same++;
+                cr_assert_str_eq(after.row[k].cell[ATTN_COL_VALUE], before.row[i].cell[ATTN_COL_VALUE]);
+                cr_assert_str_eq(after.row[k].cell[ATTN_COL_PARAMS], before.row[i].cell[ATTN_COL_PARAMS]);
+            }
+        cr_assert_eq(same, 1, "cell %d: %d rows", i, same);
+    }
+    /* given the run, the cells are known without the checkpoint: only a
+     * missing cell needs it */
+    o.run = &s.run;
+    cr_assert_eq(unlink(s.ckpt), 0);
+    cr_assert_eq(attn_extrapolate(&o, &written), 0, "%s", attn_last_error());
+    cr_assert_eq(written, 0);
+    drop_row(s.csv, before.row[1].cell[ATTN_COL_JOB_ID]);
+    cr_assert_lt(attn_extrapolate(&o, &written), 0);
+    cr_assert(strstr(attn_last_error(), "m.ckpt: expected the checkpoint of the trained model, found none (cell "
+                                        "extrap;eval_len=32;train_len=16 is not in the results yet)"),
+              "%s", attn_last_error());
+    cr_assert_eq(read_extrap(s.csv, &after), 3);
     scratch_rm(&s);
 }

@@ -1,6 +1,7 @@
-/* results/LRA.md: test rows become cells that name non-official data sources,
- * the published rows of the same models sit beside them, and the average
- * needs all five tasks. */
+/* results/LRA.md: test rows become cells that name non-official data sources
+ * and their budget, the published rows of the same models sit beside them,
+ * the average needs all five tasks, and runs of different settings are never
+ * averaged into one cell. */
 #include "csvw.h"
 #include "test_rows.h"
 #include "lra_report.h"
@@ -11,49 +12,126 @@
 #include <string.h>
 #include <unistd.h>
 
-static void put(csvw *w, const char *task, const char *kernel, const char *split, const char *acc, const char *src)
+typedef struct {
+    const char *task, *kernel, *split, *acc, *src;
+    const char *lr;   /* NULL: 0.001 */
+    int steps, batch; /* 0: 10 steps of 32 */
+    const char *ms;   /* NULL: 20 for flash, else 10 */
+} lra_put;
+
+static void put(csvw *w, lra_put p)
 {
     attn_row r;
     attn_row_init(&r);
+    int steps = p.steps ? p.steps : 10;
     attn_row_set(&r, ATTN_COL_SUITE, "lra");
-    attn_row_set(&r, ATTN_COL_TASK, "%s", task);
-    attn_row_set(&r, ATTN_COL_KERNEL, "%s", kernel);
-    attn_row_set(&r, ATTN_COL_PARAMS, "lr=0.001;step=10;split=%s", split);
+    attn_row_set(&r, ATTN_COL_TASK, "%s", p.task);
+    attn_row_set(&r, ATTN_COL_KERNEL, "%s", p.kernel);
+    attn_row_set(&r, ATTN_COL_MODEL, "encoder(L=2,d=64,H=2,mlp=128,pos=learned,pool=cls)");
+    attn_row_set(&r, ATTN_COL_B, "%d", p.batch ? p.batch : 32);
+    attn_row_set(&r, ATTN_COL_PARAMS, "lr=%s;wd=0.1;steps=%d;n=2000;step=%d;split=%s%s", p.lr ? p.lr : "0.001", steps,
+                 steps, p.split, !strcmp(p.split, "test") ? ";best_step=0;weights=last" : "");
     attn_row_set(&r, ATTN_COL_METRIC, "accuracy");
-    attn_row_set(&r, ATTN_COL_VALUE, "%s", acc);
-    attn_row_set(&r, ATTN_COL_DATA_SOURCE, "%s", src);
-    attn_row_set(&r, ATTN_COL_TIME_MS_MEDIAN, "%s", !strcmp(kernel, "flash") ? "20" : "10");
+    attn_row_set(&r, ATTN_COL_VALUE, "%s", p.acc);
+    attn_row_set(&r, ATTN_COL_DATA_SOURCE, "%s", p.src);
+    attn_row_set(&r, ATTN_COL_TIME_MS_MEDIAN, "%s", p.ms ? p.ms : !strcmp(p.kernel, "flash") ? "20" : "10");
     attn_row_set(&r, ATTN_COL_STATUS, "ok");
     test_row_write(w, &r);
 }
 
-Test(lra_report, cells_name_their_source_beside_the_published_rows)
-{
-    char dir[] = "/tmp/attn_lra_XXXXXX", csv[64];
-    cr_assert_not_null(mkdtemp(dir));
-    snprintf(csv, sizeof csv, "%s/lra.csv", dir);
+typedef struct {
+    char dir[32], csv[64];
     csvw w;
-    cr_assert_eq(csvw_open(&w, csv), 0);
-    put(&w, "listops", "flash", "valid", "0.30", "generated");
-    put(&w, "listops", "flash", "test", "0.364", "generated");
-    put(&w, "image", "flash", "test", "0.5", "official");
-    put(&w, "listops", "linear", "valid", "0.2", "generated");
-    put(&w, "listops", "linear", "test", "0.25", "generated");
-    put(&w, "listops", "linear", "test-reload", "0.99", "generated"); /* a reload is not another run */
-    csvw_close(&w);
+} scratch;
+
+static void open_scratch(scratch *s)
+{
+    snprintf(s->dir, sizeof s->dir, "/tmp/attn_lra_XXXXXX");
+    cr_assert_not_null(mkdtemp(s->dir));
+    snprintf(s->csv, sizeof s->csv, "%s/lra.csv", s->dir);
+    cr_assert_eq(csvw_open(&s->w, s->csv), 0);
+}
+
+/* Closes the CSV, loads it and renders both outputs (free them). */
+static void render(scratch *s, char **md, char **bub)
+{
+    csvw_close(&s->w);
     static lra_table t;
-    cr_assert_eq(lra_table_load(csv, &t), 0);
-    char *md = NULL, *bub = NULL;
+    cr_assert_eq(lra_table_load(s->csv, &t), 0);
     size_t n;
-    FILE *f = open_memstream(&md, &n), *g = open_memstream(&bub, &n);
+    FILE *f = open_memstream(md, &n), *g = open_memstream(bub, &n);
     lra_table_markdown(&t, f);
     lra_table_bubbles(&t, g);
     fclose(f), fclose(g);
-    cr_assert(strstr(md, "| attnbench `flash` | 36.40 (generated) | — | — | 50.00 | — | — | — (2 of 5 tasks) |"), "%s", md);
+    unlink(s->csv), rmdir(s->dir);
+}
+
+Test(lra_report, cells_name_their_source_beside_the_published_rows)
+{
+    scratch s;
+    open_scratch(&s);
+    put(&s.w, (lra_put){.task = "listops", .kernel = "flash", .split = "valid", .acc = "0.30", .src = "generated"});
+    put(&s.w, (lra_put){.task = "listops", .kernel = "flash", .split = "test", .acc = "0.364", .src = "generated"});
+    put(&s.w, (lra_put){.task = "image", .kernel = "flash", .split = "test", .acc = "0.5", .src = "official"});
+    put(&s.w, (lra_put){.task = "listops", .kernel = "linear", .split = "valid", .acc = "0.2", .src = "generated"});
+    put(&s.w, (lra_put){.task = "listops", .kernel = "linear", .split = "test", .acc = "0.25", .src = "generated"});
+    /* a reload is not another run */
+    put(&s.w, (lra_put){.task = "listops", .kernel = "linear", .split = "test-reload", .acc = "0.99", .src = "generated"});
+    char *md, *bub;
+    render(&s, &md, &bub);
+    cr_assert(strstr(md, "| attnbench `flash` | 36.40 (generated; 10 steps × 32) | — | — | 50.00 (10 steps × 32) | — | — "
+                         "| — (2 of 5 tasks) |"), "%s", md);
     cr_assert(strstr(md, "| *published: Transformer* | *36.37* |"), "%s", md);
-    cr_assert(strstr(md, "| attnbench `linear` | 25.00 (generated) |"), "%s", md);
+    cr_assert(strstr(md, "| attnbench `linear` | 25.00 (generated; 10 steps × 32) |"), "%s", md);
     cr_assert(strstr(md, "| *published: Linear Trans.* | *16.13* |"), "%s", md);
     cr_assert(strstr(bub, "linear,2.0000,25.000"), "%s", bub); /* half the step time of flash */
     free(md), free(bub);
-    unlink(csv), rmdir(dir);
+}
+
+/* A 200-step and a 400-step Image run (the README's two flash runs) are two
+ * settings: the cell shows the larger budget alone, averaged over its seeds,
+ * and says it is one of two; equal budgets (a learning-rate grid) show the
+ * best mean. The bubble data take the shown setting's accuracy and step time. */
+Test(lra_report, runs_of_different_settings_are_not_averaged_and_the_largest_budget_is_shown)
+{
+    scratch s;
+    open_scratch(&s);
+    put(&s.w, (lra_put){.task = "image", .kernel = "flash", .split = "valid", .acc = "0.7", .src = "stand-in:fmnist",
+                        .steps = 200, .batch = 64, .ms = "40"});
+    put(&s.w, (lra_put){.task = "image", .kernel = "flash", .split = "test", .acc = "0.750", .src = "stand-in:fmnist",
+                        .steps = 200, .batch = 64});
+    for (int seed = 0; seed < 2; seed++) {
+        put(&s.w, (lra_put){.task = "image", .kernel = "flash", .split = "valid", .acc = "0.78",
+                            .src = "stand-in:fmnist", .steps = 400, .batch = 64, .ms = "20"});
+        put(&s.w, (lra_put){.task = "image", .kernel = "flash", .split = "test", .acc = seed ? "0.810" : "0.800",
+                            .src = "stand-in:fmnist", .steps = 400, .batch = 64});
+    }
+    /* a learning-rate grid at one budget: best of the grid */
+    put(&s.w, (lra_put){.task = "image", .kernel = "linear", .split = "valid", .acc = "0.6", .src = "stand-in:fmnist",
+                        .lr = "0.003", .steps = 400, .batch = 64, .ms = "5"});
+    put(&s.w, (lra_put){.task = "image", .kernel = "linear", .split = "test", .acc = "0.700", .src = "stand-in:fmnist",
+                        .lr = "0.003", .steps = 400, .batch = 64});
+    put(&s.w, (lra_put){.task = "image", .kernel = "linear", .split = "valid", .acc = "0.6", .src = "stand-in:fmnist",
+                        .steps = 400, .batch = 64, .ms = "80"});
+    put(&s.w, (lra_put){.task = "image", .kernel = "linear", .split = "test", .acc = "0.600", .src = "stand-in:fmnist",
+                        .steps = 400, .batch = 64});
+    /* a bigger budget that has not reached its test row yet is not shown */
+    put(&s.w, (lra_put){.task = "image", .kernel = "linear", .split = "valid", .acc = "0.9", .src = "stand-in:fmnist",
+                        .steps = 4000, .batch = 64, .ms = "1"});
+    char *md, *bub;
+    render(&s, &md, &bub);
+    cr_assert(strstr(md, "| attnbench `flash` | — | — | — | 80.50 (stand-in:fmnist; 400 steps × 64; 1 of 2 settings) |"),
+              "%s", md);
+    cr_assert(strstr(md, "| attnbench `linear` | — | — | — | 70.00 (stand-in:fmnist; 400 steps × 64; 1 of 2 settings) |"),
+              "%s", md);
+    cr_assert(strstr(md, "never averaged together"), "the rule is documented: %s", md);
+    /* every setting listed, the shown ones marked */
+    cr_assert(strstr(md, "lr=0.001;wd=0.1;steps=200;n=2000 (stand-in:fmnist) | 200 × 64 | 1 | 75.00 |  |"), "%s", md);
+    cr_assert(strstr(md, "lr=0.001;wd=0.1;steps=400;n=2000 (stand-in:fmnist) | 400 × 64 | 2 | 80.50 | yes |"), "%s", md);
+    cr_assert(strstr(md, "lr=0.003;wd=0.1;steps=400;n=2000 (stand-in:fmnist) | 400 × 64 | 1 | 70.00 | yes |"), "%s", md);
+    cr_assert_null(strstr(md, "steps=4000"), "a setting without a test row is not a result: %s", md);
+    /* step times of the shown settings: flash 20 ms (not the 200-step run's 40), linear 5 ms */
+    cr_assert(strstr(bub, "flash,1.0000,80.500"), "%s", bub);
+    cr_assert(strstr(bub, "linear,4.0000,70.000"), "%s", bub);
+    free(md), free(bub);
 }

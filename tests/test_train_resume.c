@@ -1,7 +1,9 @@
 /* Training runs (issue 6): the job_id names every setting that changes a
  * result; a run interrupted and resumed ends bitwise as the uninterrupted
  * one with one validation row per evaluation; early stopping tests the
- * best-validation weights; LRA's rsqrt learning-rate schedule. */
+ * best-validation weights; LRA's rsqrt learning-rate schedule; a resumed
+ * sweep evaluates the extrapolation cells a crash lost, and only those. */
+#include "cli.h"
 #include "config.h"
 #include "config_train.h"
 #include "csvw.h"
@@ -387,4 +389,139 @@ Test(train_resume, rsqrt_schedule_is_lra_linear_warmup_times_rsqrt_decay, .timeo
                                      "\"sched\":\"rsqrt\",\"warmup\":8}]}", &c), 0, "%s", attn_last_error());
     cr_assert_eq(c.trainings[0].base.train.sched, OPTIM_SCHED_RSQRT);
     cfg_free(&c);
+}
+
+/* ---------------------------------------------------------------- (e) sweep resume with extrapolation */
+
+typedef struct {
+    int n, extrap, test, valid;
+    char id[16][17], value[16][16];
+} sweep_rows;
+
+static int take_sweep_row(const attn_row *row, void *ud)
+{
+    sweep_rows *r = ud;
+    const char *p = row->cell[ATTN_COL_PARAMS];
+    r->n++;
+    r->valid += strstr(p, ";split=valid") != NULL;
+    r->test += strstr(p, ";split=test;") != NULL;
+    if (strstr(p, ";split=extrap;")) {
+        cr_assert_lt(r->extrap, 16);
+        snprintf(r->id[r->extrap], 17, "%.16s", row->cell[ATTN_COL_JOB_ID]);
+        snprintf(r->value[r->extrap++], 16, "%.15s", row->cell[ATTN_COL_VALUE]);
+    }
+    return 0;
+}
+
+static sweep_rows read_sweep(const char *csv)
+{
+    sweep_rows r;
+    memset(&r, 0, sizeof r);
+    cr_assert_geq(csvw_read_rows(csv, take_sweep_row, &r), 0, "%s", attn_last_error());
+    return r;
+}
+
+/* Copies the rows whose job_id is not in drop[0..n). */
+typedef struct {
+    csvw w;
+    const char (*drop)[17];
+    int n;
+} row_filter;
+
+static int copy_kept(const attn_row *row, void *ud)
+{
+    row_filter *c = ud;
+    for (int i = 0; i < c->n; i++)
+        if (!strcmp(row->cell[ATTN_COL_JOB_ID], c->drop[i]))
+            return 0;
+    return csvw_write(&c->w, row);
+}
+
+/* Rewrites csv without the rows whose job_id is in drop[0..n) (cells a crash lost). */
+static void drop_rows(const char *csv, const char (*drop)[17], int n)
+{
+    char tmp[128];
+    snprintf(tmp, sizeof tmp, "%s.new", csv);
+    row_filter c = {.drop = drop, .n = n};
+    cr_assert_eq(csvw_open(&c.w, tmp), 0, "%s", attn_last_error());
+    cr_assert_geq(csvw_read_rows(csv, copy_kept, &c), 0, "%s", attn_last_error());
+    csvw_close(&c.w);
+    cr_assert_eq(rename(tmp, csv), 0);
+}
+
+static int sweep(const char *config, const char *results, int resume)
+{
+    char *argv[] = {"sweep", "--config", (char *)config, "--results", (char *)results, resume ? "--resume" : NULL,
+                    NULL};
+    return cmd_sweep(resume ? 6 : 5, argv);
+}
+
+/* A sweep resumed after a crash that lost extrapolation cells of a finished
+ * training (one of the trained kernel, one of the swapped kernel) evaluates
+ * exactly those again, with the same rows, and does not train again; the
+ * cells need the training's checkpoint, whose absence is an error. */
+Test(train_resume, a_resumed_sweep_runs_the_missing_extrapolation_cells_only, .timeout = 120)
+{
+    char config[96], results[96], csv[128];
+    in_dir(config, sizeof config, "sweep.json"), in_dir(results, sizeof results, "res");
+    snprintf(csv, sizeof csv, "%s/recall.csv", results);
+    FILE *f = fopen(config, "w");
+    cr_assert_not_null(f);
+    fputs("{\"name\": \"t\", \"trainings\": [{\"task\": \"mqar\", \"task_params\": [\"L=16\", \"D=2\", \"V=72\"],\n"
+          " \"kernels\": [\"flash\"], \"layers\": 1, \"d_model\": 16, \"heads\": 1, \"mlp\": 0, \"pos\": \"none\",\n"
+          " \"steps\": 2, \"warmup\": 1, \"eval_every\": 2, \"batch\": 8, \"train_n\": 16, \"valid_n\": 8, \"test_n\": 40,\n"
+          " \"extrapolate\": {\"scale\": [1, 2], \"kernels\": [{\"kernel\": \"streaming\", \"params\": [\"mode=decode\"],\n"
+          " \"mask\": \"sink:n=1,w=4\"}]}}]}\n", f);
+    fclose(f);
+    cr_assert_eq(sweep(config, results, 0), 0, "%s", attn_last_error());
+    sweep_rows a = read_sweep(csv);
+    cr_assert(a.test == 1 && a.valid == 1 && a.extrap == 4, "test %d valid %d extrap %d", a.test, a.valid, a.extrap);
+    for (int i = 0; i < 4; i++)
+        for (int k = 0; k < i; k++)
+            cr_assert_str_neq(a.id[i], a.id[k], "cells %d and %d share a job_id", k, i);
+
+    cr_assert_neq(sweep(config, results, 0), 0, "without --resume a finished training is an error");
+    cr_assert(strstr(attn_last_error(), "pass --resume"), "%s", attn_last_error());
+    cr_assert_eq(sweep(config, results, 1), 0, "%s", attn_last_error());
+    sweep_rows b = read_sweep(csv);
+    cr_assert_eq(b.n, a.n, "a complete sweep resumed writes nothing");
+
+    char lost[2][17];
+    memcpy(lost[0], a.id[1], 17), memcpy(lost[1], a.id[2], 17); /* flash x2, streaming x1 */
+    drop_rows(csv, (const char (*)[17])lost, 2);
+    cr_assert_eq(read_sweep(csv).extrap, 2);
+    cr_assert_eq(sweep(config, results, 1), 0, "%s", attn_last_error());
+    b = read_sweep(csv);
+    cr_assert(b.test == 1 && b.valid == 1, "trained again: test %d valid %d", b.test, b.valid);
+    cr_assert_eq(b.extrap, 4);
+    for (int i = 0; i < 4; i++) {
+        int rows = 0;
+        for (int k = 0; k < 4; k++)
+            if (!strcmp(b.id[k], a.id[i])) {
+                rows++;
+                cr_assert_str_eq(b.value[k], a.value[i], "cell %d", i);
+            }
+        cr_assert_eq(rows, 1, "cell %d has %d rows", i, rows);
+    }
+
+    /* the checkpoint of the finished training is gone: its missing cells cannot run */
+    char ckpt[160];
+    cfg_config cfg;
+    cr_assert_eq(cfg_load(config, &cfg), 0, "%s", attn_last_error());
+    attn_train_run *jobs;
+    size_t n;
+    cr_assert_eq(cfg_trainings_expand(cfg.trainings, cfg.n_trainings, NULL, NULL, NULL, 0, &jobs, &n), 0);
+    cr_assert_eq(n, 1);
+    char id[17];
+    cr_assert_eq(attn_train_run_test_id(&jobs[0], id), 0, "%s", attn_last_error());
+    snprintf(ckpt, sizeof ckpt, "%s/%s.ckpt", results, id);
+    cr_assert_eq(unlink(ckpt), 0, "the sweep keeps its checkpoint at %s", ckpt);
+    free(jobs);
+    cfg_free(&cfg);
+    cr_assert_eq(sweep(config, results, 1), 0, "no cell missing: no checkpoint needed (%s)", attn_last_error());
+    cr_assert_eq(read_sweep(csv).n, a.n);
+    drop_rows(csv, (const char (*)[17])lost, 1);
+    cr_assert_eq(sweep(config, results, 1), 1, "the job fails, the sweep goes on");
+    cr_assert(strstr(attn_last_error(), "1 of 2 grids failed"), "%s", attn_last_error());
+    cr_assert_eq(read_sweep(csv).extrap, 3);
 }
