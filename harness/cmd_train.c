@@ -61,7 +61,9 @@ static const char eval_usage[] =
     "  --kernel K [--param k=v ...] [--mask SPEC]\n"
     "                      with --scale: evaluate the trained weights with kernel K in every\n"
     "                      layer (e.g. StreamingLLM on a flash-trained model: --kernel streaming\n"
-    "                      --param mode=decode --mask sink:n=4,w=64); rows name K\n";
+    "                      --param mode=decode --mask sink:n=4,w=64); rows name K (kernel\n"
+    "                      column), the mask spec (mask column), and params end in\n"
+    "                      ;kernel_params=..;mask=..\n";
 
 static int parse_sched(const char *s, optim_sched_kind *k)
 {

@@ -7,6 +7,7 @@
 #include "gam.h"
 #include "gla.h"
 #include "kernels.h"
+#include "landmark.h"
 #include "linear.h"
 #include "local_linear.h"
 #include "sigmoid.h"
@@ -35,6 +36,7 @@ static const attn_kernel *const table[] = {
     &attn_kernel_sigmoid,
     &attn_kernel_aaren,
     &attn_kernel_gam,
+    &attn_kernel_landmark,
     NULL,
 };
 
