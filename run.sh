@@ -19,7 +19,8 @@ usage: ./run.sh [--quick | --config FILE] [--kernel K[,K...]] [--task T]
   --kernel K[,K...]   only these kernels (names: 'build/attnbench list kernels --names');
                       may be repeated
   --task T            only the config's training jobs of this task (names: 'build/attnbench
-                      list tasks --names'; default.json trains mqar, listops, image, text)
+                      list tasks --names'; default.json trains mqar, passkey and
+                      the five LRA tasks but Path-X)
   test                check packages, build, run the Criterion suite build/attnbench_tests;
                       the exit code is the test runner's; arguments after -- go to it
                       (e.g. ./run.sh test -- --filter 'flash/*' --verbose)

@@ -70,8 +70,11 @@ static int get_str(const at *w, const cJSON *o, const char *key, char *out, size
             break;
         else if (!a[1])
             ok = 0;
-    if (!ok)
-        return bad(w, key, allowed ? "one of the documented names" : "a string", x);
+    if (!ok) {
+        char e[64];
+        snprintf(e, sizeof e, "a string of at most %zu characters", n - 1);
+        return bad(w, key, allowed ? "one of the documented names" : e, x);
+    }
     strcpy(out, x->valuestring);
     return 0;
 }

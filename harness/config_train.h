@@ -13,7 +13,7 @@
 #define CFG_TRAIN_GRID 16
 
 typedef struct cfg_training {
-    char suite[32], description[256];
+    char suite[32], description[512];
     char data_dir[1024];                     /* "data": official files; base.data_dir points here */
     attn_train_run base;                     /* everything but the grid */
     char kernels[CFG_TRAIN_GRID][160];       /* "flash" or "linear+flash" (per layer) */

@@ -74,10 +74,14 @@ Test(config_train, errors_name_the_json_path_and_what_was_expected)
         {"{\"name\":\"t\",\"trainings\":[{\"task\":\"mqar\",\"kernels\":[\"flash\"],\"pos\":\"alibi\"}]}",
          "t.json: $.trainings[0].pos: expected one of the documented names, found a string"},
         {"{\"name\":\"t\",\"trainings\":[]}", "t.json: $.trainings: expected a non-empty array"},
+        {NULL, "t.json: $.trainings[0].description: expected a string of at most 511 characters, found a string"},
     };
+    char long_desc[1024]; /* text NULL: a 600-character description */
+    snprintf(long_desc, sizeof long_desc,
+             "{\"name\":\"t\",\"trainings\":[{\"task\":\"mqar\",\"kernels\":[\"flash\"],\"description\":\"%0600d\"}]}", 0);
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         cfg_config c;
-        cr_assert_lt(parse(cases[i].text, &c), 0, "case %zu parsed", i);
+        cr_assert_lt(parse(cases[i].text ? cases[i].text : long_desc, &c), 0, "case %zu parsed", i);
         cr_assert(strstr(attn_last_error(), cases[i].needle), "case %zu: %s", i, attn_last_error());
     }
 }
