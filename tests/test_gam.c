@@ -10,6 +10,7 @@
 #include "check.h"
 #include "counters.h"
 #include "fixture.h"
+#include "own_ref_check.h"
 #include "gam.h"
 #include "oracle.h"
 #include "strided_view.h"
@@ -40,27 +41,6 @@ static gam_plan plan_of(const attn_args *a)
     return pl;
 }
 
-static double max_abs_o64(const fx_problem *p)
-{
-    double m = 0;
-    for (int64_t i = 0; i < p->o64.B * p->o64.sb; i++)
-        m = fmax(m, fabs(p->o64.data[i]));
-    return m;
-}
-
-/* Kernel vs its own double reference: err_O <= 5e-5 of max|O_ref|. */
-static void check_ref(const attn_args *a, uint64_t seed, const char *what)
-{
-    fx_problem p;
-    fx_make_for(&p, K, a, seed);
-    memset(p.o.data, 0xff, sizeof(float) * (size_t)(p.o.B * p.o.sb)); /* NaN: unwritten rows fail */
-    cr_assert_eq(fx_run(K, &p, 0), 0, "%s: %s", what, attn_last_error());
-    double e = fx_err_o(&p);
-    cr_assert(e <= 5e-5, "%s: err_O %.3g > 5e-5", what, e);
-    cr_assert(max_abs_o64(&p) > 0.05, "%s: degenerate reference", what);
-    fx_free(&p);
-}
-
 Test(gam, forward_matches_double_reference_on_the_test_matrix, .timeout = 60)
 {
     static const int64_t Ns[] = {7, 130}, Ds[] = {16, 64};
@@ -73,7 +53,7 @@ Test(gam, forward_matches_double_reference_on_the_test_matrix, .timeout = 60)
                 char what[96];
                 snprintf(what, sizeof what, "N=%ld D=%ld %s k=3 %s", (long)Ns[n], (long)Ds[d], masks[m], tiles[c % 3]);
                 attn_args a = gam_args(2, 2, 1, Ns[n], Ds[d], masks[m], tiles[c % 3], 2);
-                check_ref(&a, 10 + (uint64_t)c, what);
+                own_ref_check(K, &a, 10 + (uint64_t)c, what);
             }
 }
 
@@ -92,7 +72,7 @@ Test(gam, forward_matches_reference_on_other_taps_slots_and_scale, .timeout = 60
         snprintf(what, sizeof what, "N=%ld D=%ld %s %s", (long)cases[i].N, (long)cases[i].D, cases[i].mask,
                  cases[i].params);
         attn_args a = gam_args(1, 2, 2, cases[i].N, cases[i].D, cases[i].mask, cases[i].params, 2);
-        check_ref(&a, 40 + i, what);
+        own_ref_check(K, &a, 40 + i, what);
     }
 }
 

@@ -11,6 +11,7 @@
 #include "check.h"
 #include "counters.h"
 #include "fixture.h"
+#include "own_ref_check.h"
 #include "landmark.h"
 #include "strided_view.h"
 
@@ -31,27 +32,6 @@ static attn_args lm_args(int64_t B, int64_t H, int64_t H_kv, int64_t Nq, int64_t
     attn_args a = fx_args(B, H, H_kv, Nq, Nk, D, "causal", threads);
     cr_assert_eq(attn_params_add_list(&a.params, params), 0, "%s", attn_last_error());
     return a;
-}
-
-static double max_abs_o64(const fx_problem *p)
-{
-    double m = 0;
-    for (int64_t i = 0; i < p->o64.B * p->o64.sb; i++)
-        m = fmax(m, fabs(p->o64.data[i]));
-    return m;
-}
-
-/* Kernel vs its own double reference: err_O <= 5e-5 of max|O_ref|, every row written. */
-static void check_ref(const attn_args *a, uint64_t seed, const char *what)
-{
-    fx_problem p;
-    fx_make_for(&p, K, a, seed);
-    memset(p.o.data, 0xff, sizeof(float) * (size_t)(p.o.B * p.o.sb)); /* NaN: unwritten rows fail */
-    cr_assert_eq(fx_run(K, &p, 0), 0, "%s: %s", what, attn_last_error());
-    double e = fx_err_o(&p);
-    cr_assert(e <= 5e-5, "%s: err_O %.3g > 5e-5", what, e);
-    cr_assert(max_abs_o64(&p) > 0.05, "%s: degenerate reference", what);
-    fx_free(&p);
 }
 
 static const struct {
@@ -77,7 +57,7 @@ static void check_ref_cases(const char *mode_params, uint64_t seed0)
                  params);
         attn_args a = lm_args(ref_cases[i].B, ref_cases[i].H, ref_cases[i].H_kv, ref_cases[i].Nq, ref_cases[i].Nk,
                               ref_cases[i].D, params, 2);
-        check_ref(&a, seed0 + i, what);
+        own_ref_check(K, &a, seed0 + i, what);
     }
 }
 
