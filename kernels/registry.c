@@ -6,6 +6,7 @@
 #include "deltanet.h"
 #include "gam.h"
 #include "gla.h"
+#include "infini.h"
 #include "kernels.h"
 #include "landmark.h"
 #include "linear.h"
@@ -37,6 +38,7 @@ static const attn_kernel *const table[] = {
     &attn_kernel_aaren,
     &attn_kernel_gam,
     &attn_kernel_landmark,
+    &attn_kernel_infini,
     NULL,
 };
 

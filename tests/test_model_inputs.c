@@ -73,3 +73,14 @@ Test(model_inputs, gam_weights_are_block_parameters_and_match_the_double_model, 
     cr_assert_eq(floats, (size_t)2 * 2 * (5 * 8 + 3 * 8 + 8 + 16 * 8 + 16), "%zu", floats);
     check_against_double(&c, "gam", 2027, "lm gam slots=5");
 }
+
+Test(model_inputs, infini_betas_are_block_parameters_and_match_the_double_model, .timeout = 60)
+{
+    static const char *const params[] = {"L=3", NULL};
+    nn_model_cfg c = lm_cfg("infini", params);
+    size_t floats;
+    /* one beta per head: 2 heads, 2 layers */
+    cr_assert_eq(count_params(&c, ".attn.kernel_w", &floats), 2);
+    cr_assert_eq(floats, (size_t)2 * 2, "%zu", floats);
+    check_against_double(&c, "infini", 2028, "lm infini L=3");
+}
