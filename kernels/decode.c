@@ -199,6 +199,28 @@ static inline void dec_transpose16(__m512 r[16])
         r[12 + c] = _mm512_shuffle_f32x4(x1, y1, _MM_SHUFFLE(3, 1, 3, 1));
     }
 }
+#elif defined(__AVX2__)
+/* In-register transpose of 8 rows of 8 floats: r[i][j] -> r[j][i]. */
+static inline void dec_transpose8(__m256 r[8])
+{
+    __m256 t[8], u[8];
+    for (int i = 0; i < 4; i++) {
+        t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    /* u[4a + c], 128-bit lane L: column 4L + c of rows 4a..4a+3 */
+    for (int a = 0; a < 2; a++) {
+        __m256 *tt = t + 4 * a;
+        u[4 * a + 0] = _mm256_shuffle_ps(tt[0], tt[2], 0x44);
+        u[4 * a + 1] = _mm256_shuffle_ps(tt[0], tt[2], 0xEE);
+        u[4 * a + 2] = _mm256_shuffle_ps(tt[1], tt[3], 0x44);
+        u[4 * a + 3] = _mm256_shuffle_ps(tt[1], tt[3], 0xEE);
+    }
+    for (int c = 0; c < 4; c++) {
+        r[c] = _mm256_permute2f128_ps(u[c], u[4 + c], 0x20);
+        r[4 + c] = _mm256_permute2f128_ps(u[c], u[4 + c], 0x31);
+    }
+}
 #endif
 
 /* Rows of the next tile to prefetch into L2 while this one is packed (K and
@@ -249,6 +271,22 @@ static void dec_pack_kt(const float *k, int64_t sn, int64_t nk, int64_t D, int64
                 _mm512_store_ps(kt + (d0 + i) * ld + j0, r[i]);
         }
     }
+#elif defined(__AVX2__)
+    for (int64_t j0 = 0; j0 < nk; j0 += 8) { /* up to round16(nk): rows past nk are zero */
+        if (j0 % 16 == 0)
+            dec_prefetch_rows(nx, j0, D);
+        for (int64_t d0 = 0; d0 < D; d0 += 8) {
+            __m256 r[8];
+            for (int64_t i = 0; i < 8; i++)
+                r[i] = j0 + i < nk ? _mm256_loadu_ps(k + (j0 + i) * sn + d0) : _mm256_setzero_ps();
+            dec_transpose8(r);
+            for (int64_t i = 0; i < 8; i++)
+                _mm256_store_ps(kt + (d0 + i) * ld + j0, r[i]);
+        }
+    }
+    if (nk % 16 && nk % 16 <= 8) /* the 8 padding keys of the last 16-key block */
+        for (int64_t d = 0; d < D; d++)
+            _mm256_store_ps(kt + d * ld + (nk + 7) / 8 * 8, _mm256_setzero_ps());
 #else
     for (int64_t j0 = 0; j0 < nk; j0 += 16)
         dec_prefetch_rows(nx, j0, D);
@@ -277,6 +315,17 @@ static void dec_rows_softmax(float *S, int64_t ld, int64_t R, int64_t nk, const 
             v = _mm512_max_ps(v, _mm512_mask_loadu_ps(v, in, s + j));
         }
         mx = _mm512_reduce_max_ps(v);
+#elif defined(__AVX2__)
+        __m256 v = _mm256_set1_ps(mx);
+        int64_t j = 0;
+        for (; j + 8 <= nk; j += 8)
+            v = _mm256_max_ps(v, _mm256_loadu_ps(s + j));
+        for (; j < nk; j++) /* same operand order as max_ps: a NaN score wins */
+            mx = mx > s[j] ? mx : s[j];
+        __m128 h = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+        h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+        h = _mm_max_ss(h, _mm_movehdup_ps(h));
+        mx = mx > _mm_cvtss_f32(h) ? mx : _mm_cvtss_f32(h);
 #else
         for (int64_t j = 0; j < nk; j++)
             mx = fmaxf(mx, s[j]);
@@ -286,10 +335,10 @@ static void dec_rows_softmax(float *S, int64_t ld, int64_t R, int64_t nk, const 
     flash_lanes_rescale(R, tmax, m, l, alpha, shift);
     for (int64_t r = 0; r < R; r++) {
         float *s = S + r * ld;
-#ifdef __AVX512F__
-        __m512 sh = _mm512_set1_ps(shift[r]);
-        for (int64_t j = 0; j < nk; j += 16)
-            _mm512_store_ps(s + j, attn_vexp16(_mm512_sub_ps(_mm512_load_ps(s + j), sh)));
+#ifdef ATTN_VW
+        attn_vf sh = attn_vf_set1(shift[r]);
+        for (int64_t j = 0; j < nk; j += ATTN_VW) /* the tail runs into the row's padding */
+            attn_vf_store(s + j, attn_vf_exp(attn_vf_sub(attn_vf_load(s + j), sh)));
 #else
         for (int64_t j = 0; j < nk; j++)
             s[j] = attn_expf(s[j] - shift[r]);

@@ -70,10 +70,10 @@ static void flash_probs_rows(float *S, int64_t nr, int64_t ld, int64_t nc, const
         for (int64_t j = j1; j < nc; j++)
             s[j] = 0;
         int64_t j = j0;
-#ifdef __AVX512F__
-        __m512 sh = _mm512_set1_ps(lse[r]);
-        for (; j + 16 <= j1; j += 16)
-            _mm512_storeu_ps(s + j, attn_vexp16(_mm512_sub_ps(_mm512_loadu_ps(s + j), sh)));
+#ifdef ATTN_VW
+        attn_vf sh = attn_vf_set1(lse[r]);
+        for (; j + ATTN_VW <= j1; j += ATTN_VW)
+            attn_vf_storeu(s + j, attn_vf_exp(attn_vf_sub(attn_vf_loadu(s + j), sh)));
 #endif
         for (; j < j1; j++)
             s[j] = attn_expf(s[j] - lse[r]);
@@ -87,10 +87,10 @@ static void flash_ds_rows(float *dP, const float *P, int64_t nr, int64_t ld, int
         float *x = dP + r * ld;
         const float *p = P + r * ld;
         int64_t j = 0;
-#ifdef __AVX512F__
-        __m512 d = _mm512_set1_ps(di[r]);
-        for (; j + 16 <= nc; j += 16)
-            _mm512_store_ps(x + j, _mm512_mul_ps(_mm512_load_ps(p + j), _mm512_sub_ps(_mm512_load_ps(x + j), d)));
+#ifdef ATTN_VW
+        attn_vf d = attn_vf_set1(di[r]);
+        for (; j + ATTN_VW <= nc; j += ATTN_VW)
+            attn_vf_store(x + j, attn_vf_mul(attn_vf_load(p + j), attn_vf_sub(attn_vf_load(x + j), d)));
 #endif
         for (; j < nc; j++)
             x[j] = p[j] * (x[j] - di[r]);
@@ -104,10 +104,10 @@ static void flash_ds_lanes(float *dP, const float *P, int64_t nk, int64_t lanes,
         float *x = dP + j * lanes;
         const float *p = P + j * lanes;
         int64_t r = 0;
-#ifdef __AVX512F__
-        for (; r < lanes; r += 16)
-            _mm512_store_ps(x + r, _mm512_mul_ps(_mm512_load_ps(p + r),
-                                                 _mm512_sub_ps(_mm512_load_ps(x + r), _mm512_load_ps(di + r))));
+#ifdef ATTN_VW
+        for (; r < lanes; r += ATTN_VW)
+            attn_vf_store(x + r,
+                          attn_vf_mul(attn_vf_load(p + r), attn_vf_sub(attn_vf_load(x + r), attn_vf_load(di + r))));
 #endif
         for (; r < lanes; r++)
             x[r] = p[r] * (x[r] - di[r]);

@@ -21,7 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#ifdef __AVX512F__
+#if defined(__AVX512F__) || defined(__AVX2__)
 #include <immintrin.h>
 #endif
 
@@ -212,6 +212,19 @@ static inline void flash_mask_lanes(float *S, int64_t nk, int64_t lanes, const i
             _mm512_store_ps(s, _mm512_mask_mov_ps(_mm512_load_ps(s), out, ninf));
         }
     }
+#elif defined(__AVX2__)
+    const __m256 ninf = _mm256_set1_ps(-INFINITY);
+    for (int64_t r = 0; r < lanes; r += 8) {
+        __m256i l = _mm256_load_si256((const __m256i *)(lo + r));
+        __m256i h = _mm256_load_si256((const __m256i *)(hi + r));
+        for (int64_t j = 0; j < nk; j++) {
+            __m256i jv = _mm256_set1_epi32((int32_t)j);
+            /* lo <= j < hi keeps the score */
+            __m256i keep = _mm256_andnot_si256(_mm256_cmpgt_epi32(l, jv), _mm256_cmpgt_epi32(h, jv));
+            float *s = S + j * lanes + r;
+            _mm256_store_ps(s, _mm256_blendv_ps(ninf, _mm256_load_ps(s), _mm256_castsi256_ps(keep)));
+        }
+    }
 #else
     for (int64_t j = 0; j < nk; j++)
         for (int64_t r = 0; r < lanes; r++)
@@ -224,17 +237,21 @@ static inline void flash_mask_lanes(float *S, int64_t nk, int64_t lanes, const i
  * `sum` non-NULL also sum[r] += sum_j P[j][r] (ascending j, fixed order). */
 static inline void flash_exp_lanes(float *S, int64_t nk, int64_t lanes, const float *shift, float *sum)
 {
-#ifdef __AVX512F__
+#ifdef ATTN_VW
+    enum { NV = 16 / ATTN_VW }; /* vectors per 16 lanes: independent exp and sum chains */
     for (int64_t r = 0; r < lanes; r += 16) {
-        __m512 sh = _mm512_load_ps(shift + r), acc = _mm512_setzero_ps();
-        for (int64_t j = 0; j < nk; j++) {
-            float *s = S + j * lanes + r;
-            __m512 p = attn_vexp16(_mm512_sub_ps(_mm512_load_ps(s), sh));
-            _mm512_store_ps(s, p);
-            acc = _mm512_add_ps(acc, p);
-        }
-        if (sum)
-            _mm512_store_ps(sum + r, _mm512_add_ps(_mm512_load_ps(sum + r), acc));
+        attn_vf sh[NV], acc[NV];
+        for (int v = 0; v < NV; v++)
+            sh[v] = attn_vf_load(shift + r + v * ATTN_VW), acc[v] = attn_vf_zero();
+        for (int64_t j = 0; j < nk; j++)
+            for (int v = 0; v < NV; v++) {
+                float *s = S + j * lanes + r + v * ATTN_VW;
+                attn_vf p = attn_vf_exp(attn_vf_sub(attn_vf_load(s), sh[v]));
+                attn_vf_store(s, p);
+                acc[v] = attn_vf_add(acc[v], p);
+            }
+        for (int v = 0; sum && v < NV; v++)
+            attn_vf_store(sum + r + v * ATTN_VW, attn_vf_add(attn_vf_load(sum + r + v * ATTN_VW), acc[v]));
     }
 #else
     for (int64_t r = 0; r < lanes; r++) {

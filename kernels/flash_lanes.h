@@ -31,21 +31,21 @@ static inline void flash_lanes_pack_q(const attn_tensor *q, int64_t b, int64_t h
  * after the product). */
 static inline void flash_lanes_max(const float *S, int64_t nk, int64_t lanes, float *tmax)
 {
-#ifdef __AVX512F__
-    for (int64_t r = 0; r < lanes; r += 16) {
+#ifdef ATTN_VW
+    for (int64_t r = 0; r < lanes; r += ATTN_VW) {
         /* four independent chains, so the loop is not latency-bound */
-        __m512 m0 = _mm512_load_ps(tmax + r), m1 = m0, m2 = m0, m3 = m0;
+        attn_vf m0 = attn_vf_load(tmax + r), m1 = m0, m2 = m0, m3 = m0;
         int64_t j = 0;
         for (; j + 4 <= nk; j += 4) {
             const float *s = S + j * lanes + r;
-            m0 = _mm512_max_ps(m0, _mm512_load_ps(s));
-            m1 = _mm512_max_ps(m1, _mm512_load_ps(s + lanes));
-            m2 = _mm512_max_ps(m2, _mm512_load_ps(s + 2 * lanes));
-            m3 = _mm512_max_ps(m3, _mm512_load_ps(s + 3 * lanes));
+            m0 = attn_vf_max(m0, attn_vf_load(s));
+            m1 = attn_vf_max(m1, attn_vf_load(s + lanes));
+            m2 = attn_vf_max(m2, attn_vf_load(s + 2 * lanes));
+            m3 = attn_vf_max(m3, attn_vf_load(s + 3 * lanes));
         }
         for (; j < nk; j++)
-            m0 = _mm512_max_ps(m0, _mm512_load_ps(S + j * lanes + r));
-        _mm512_store_ps(tmax + r, _mm512_max_ps(_mm512_max_ps(m0, m1), _mm512_max_ps(m2, m3)));
+            m0 = attn_vf_max(m0, attn_vf_load(S + j * lanes + r));
+        attn_vf_store(tmax + r, attn_vf_max(attn_vf_max(m0, m1), attn_vf_max(m2, m3)));
     }
 #else
     for (int64_t j = 0; j < nk; j++)

@@ -3,11 +3,12 @@
  *     C[i][n] = (mode) + sum_p A(i,p) * B[p][n]
  *
  * B and C are packed tiles whose n extent is a multiple of 16 (one AVX-512
- * vector); A is addressed with arbitrary strides, A(i,p) = A[i*sam + p*sak],
- * and only ever broadcast, so it can be a tile of the caller's strided Q, K,
- * V or dO read in place, in either orientation. Every product of the forward
- * and backward pass is of this form once the other operand is packed with
- * the softmax axis in the vector lanes (see flash_internal.h). */
+ * vector, two AVX2 ones); A is addressed with arbitrary strides, A(i,p) =
+ * A[i*sam + p*sak], and only ever broadcast, so it can be a tile of the
+ * caller's strided Q, K, V or dO read in place, in either orientation.
+ * Every product of the forward and backward pass is of this form once the
+ * other operand is packed with the softmax axis in the vector lanes (see
+ * flash_internal.h). */
 #ifndef ATTN_FLASH_MICROKERNEL_H
 #define ATTN_FLASH_MICROKERNEL_H
 

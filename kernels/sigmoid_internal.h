@@ -84,12 +84,12 @@ static inline void sig_lanes_mask(const attn_args *a, const sig_lane_mask *mk, f
  * P^T of the lane-major layout (-inf scores give exactly 0). */
 static inline void sig_lanes_sigmoid(float *S, int64_t nk, int64_t lanes, const float *bias)
 {
-#ifdef __AVX512F__
-    for (int64_t r = 0; r < lanes; r += 16) {
-        __m512 bv = _mm512_load_ps(bias + r);
+#ifdef ATTN_VW
+    for (int64_t r = 0; r < lanes; r += ATTN_VW) {
+        attn_vf bv = attn_vf_load(bias + r);
         for (int64_t j = 0; j < nk; j++) {
             float *s = S + j * lanes + r;
-            _mm512_store_ps(s, attn_vsigmoid16(_mm512_add_ps(_mm512_load_ps(s), bv)));
+            attn_vf_store(s, attn_vf_sigmoid(attn_vf_add(attn_vf_load(s), bv)));
         }
     }
 #else
@@ -103,10 +103,10 @@ static inline void sig_lanes_sigmoid(float *S, int64_t nk, int64_t lanes, const 
 static inline void sig_row_sigmoid(float *x, int64_t n, float bias)
 {
     int64_t i = 0;
-#ifdef __AVX512F__
-    __m512 bv = _mm512_set1_ps(bias);
-    for (; i + 16 <= n; i += 16)
-        _mm512_storeu_ps(x + i, attn_vsigmoid16(_mm512_add_ps(_mm512_loadu_ps(x + i), bv)));
+#ifdef ATTN_VW
+    attn_vf bv = attn_vf_set1(bias);
+    for (; i + ATTN_VW <= n; i += ATTN_VW)
+        attn_vf_storeu(x + i, attn_vf_sigmoid(attn_vf_add(attn_vf_loadu(x + i), bv)));
 #endif
     for (; i < n; i++)
         x[i] = attn_sigmoidf(x[i] + bias);
@@ -117,11 +117,11 @@ static inline void sig_row_sigmoid(float *x, int64_t n, float bias)
 static inline void sig_dscore(float *dP, const float *P, int64_t n)
 {
     int64_t i = 0;
-#ifdef __AVX512F__
-    const __m512 one = _mm512_set1_ps(1.0f);
-    for (; i + 16 <= n; i += 16) {
-        __m512 p = _mm512_loadu_ps(P + i);
-        _mm512_storeu_ps(dP + i, _mm512_mul_ps(_mm512_mul_ps(_mm512_loadu_ps(dP + i), p), _mm512_sub_ps(one, p)));
+#ifdef ATTN_VW
+    const attn_vf one = attn_vf_set1(1.0f);
+    for (; i + ATTN_VW <= n; i += ATTN_VW) {
+        attn_vf p = attn_vf_loadu(P + i);
+        attn_vf_storeu(dP + i, attn_vf_mul(attn_vf_mul(attn_vf_loadu(dP + i), p), attn_vf_sub(one, p)));
     }
 #endif
     for (; i < n; i++)

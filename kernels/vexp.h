@@ -5,8 +5,8 @@
  *
  * Method: x = n ln2 + r with n = round(x / ln2) and |r| <= ln2/2 (ln2 split in
  * a high part exact in float and a low correction), e^r by a degree-7
- * polynomial, then e^x = e^r 2^n. The scalar and AVX-512 forms run the same
- * operations in the same order, so they return the same bits. */
+ * polynomial, then e^x = e^r 2^n. The scalar, AVX2 and AVX-512 forms run the
+ * same operations in the same order, so they return the same bits. */
 #ifndef ATTN_VEXP_H
 #define ATTN_VEXP_H
 
@@ -111,6 +111,68 @@ static inline __m512 attn_vexp16(__m512 x)
 }
 #endif
 
+#if defined(__AVX2__) && defined(__FMA__)
+/* Eight lanes of attn_expf (same bits): without vscalefps the scaling by
+ * 2^n takes two power-of-two factors like the scalar form, here k1 =
+ * floor(n/2) (one shift) and n - k1, each a normal float for n in [-126,
+ * 129]; both products are exact, so the split does not change the bits.
+ * Lanes below ATTN_EXP_LO are zeroed by the mask instead. */
+static inline __m256 attn_vexp8(__m256 x)
+{
+    __m256 keep = _mm256_cmp_ps(x, _mm256_set1_ps(ATTN_EXP_LO), _CMP_NLT_UQ); /* NaN kept */
+    x = _mm256_min_ps(_mm256_set1_ps(ATTN_EXP_HI), x); /* NaN passes through */
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(ATTN_EXP_LOG2E)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(ATTN_EXP_LN2_HI), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(ATTN_EXP_LN2_LO), r);
+    __m256 p = attn_exp_poly8(r);
+    __m256i k = _mm256_cvtps_epi32(n);
+    __m256i k1 = _mm256_srai_epi32(k, 1);
+    __m256i k2 = _mm256_sub_epi32(k, k1), bias = _mm256_set1_epi32(127);
+    __m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(k1, bias), 23));
+    __m256 s2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(k2, bias), 23));
+    return _mm256_and_ps(keep, _mm256_mul_ps(_mm256_mul_ps(p, s1), s2));
+}
+#endif
+
+/* The widest float vector of the build, attn_vf of ATTN_VW floats, with
+ * the operations the lane loops of flash, decode, sigmoid and the
+ * micro-kernel use, so each of those loops is written once for AVX-512 and
+ * AVX2 + FMA. ATTN_VW undefined: no vector path (portable loops). */
+#ifdef __AVX512F__
+#define ATTN_VW 16
+typedef __m512 attn_vf;
+#define attn_vf_zero() _mm512_setzero_ps()
+#define attn_vf_set1(x) _mm512_set1_ps(x)
+#define attn_vf_bcast(p) _mm512_set1_ps(*(p))
+#define attn_vf_load(p) _mm512_load_ps(p)
+#define attn_vf_loadu(p) _mm512_loadu_ps(p)
+#define attn_vf_store(p, x) _mm512_store_ps(p, x)
+#define attn_vf_storeu(p, x) _mm512_storeu_ps(p, x)
+#define attn_vf_add(x, y) _mm512_add_ps(x, y)
+#define attn_vf_sub(x, y) _mm512_sub_ps(x, y)
+#define attn_vf_mul(x, y) _mm512_mul_ps(x, y)
+#define attn_vf_max(x, y) _mm512_max_ps(x, y)
+#define attn_vf_fma(x, y, z) _mm512_fmadd_ps(x, y, z)
+#define attn_vf_exp(x) attn_vexp16(x)
+#elif defined(__AVX2__) && defined(__FMA__)
+#define ATTN_VW 8
+typedef __m256 attn_vf;
+#define attn_vf_zero() _mm256_setzero_ps()
+#define attn_vf_set1(x) _mm256_set1_ps(x)
+#define attn_vf_bcast(p) _mm256_broadcast_ss(p)
+#define attn_vf_load(p) _mm256_load_ps(p)
+#define attn_vf_loadu(p) _mm256_loadu_ps(p)
+#define attn_vf_store(p, x) _mm256_store_ps(p, x)
+#define attn_vf_storeu(p, x) _mm256_storeu_ps(p, x)
+#define attn_vf_add(x, y) _mm256_add_ps(x, y)
+#define attn_vf_sub(x, y) _mm256_sub_ps(x, y)
+#define attn_vf_mul(x, y) _mm256_mul_ps(x, y)
+#define attn_vf_max(x, y) _mm256_max_ps(x, y)
+#define attn_vf_fma(x, y, z) _mm256_fmadd_ps(x, y, z)
+#define attn_vf_exp(x) attn_vexp8(x)
+#endif
+
 /* y[i] = exp(x[i]) for i < n (y may alias x). */
 static inline void attn_vexp(float *y, const float *x, int64_t n)
 {
@@ -123,6 +185,9 @@ static inline void attn_vexp(float *y, const float *x, int64_t n)
         _mm512_mask_storeu_ps(y + i, m, attn_vexp16(_mm512_maskz_loadu_ps(m, x + i)));
         return;
     }
+#elif defined(ATTN_VW)
+    for (; i + ATTN_VW <= n; i += ATTN_VW)
+        attn_vf_storeu(y + i, attn_vf_exp(attn_vf_loadu(x + i)));
 #endif
     for (; i < n; i++)
         y[i] = attn_expf(x[i]);
