@@ -51,11 +51,19 @@ typedef struct {
     const task_def *task;
     const char *len_key;   /* "len" | "L" */
     int has_depth;
-    int64_t train_len;
+    int64_t train_len;     /* the task's length parameter as trained (data tokens) */
+    int64_t landmark;      /* task param landmark=l: l - 1 data tokens + a landmark per block, or 0 */
     char swap[160];        /* ";kernel_params=..;mask=.." of a swapped kernel, or "" */
 } extrap_grid;
 
 static int grid_cells_per_scale(const extrap_grid *g) { return g->o->depths ? g->o->depths : 1; }
+
+/* Tokens per sequence of scale multiple x: the data tokens plus the
+ * landmark tokens the task inserts (task.h "Landmark tokens"). */
+static int64_t grid_seq_len(const extrap_grid *g, int64_t x)
+{
+    return task_landmark_seq_len(x * g->train_len, g->landmark);
+}
 
 /* The run of cell (s, j): task params with the length (and len_min, so every
  * example has exactly that length) and depth set; split is the row's
@@ -94,7 +102,7 @@ static int grid_check(const extrap_grid *g, const nn_model_cfg *m)
     if (o->depths == 1 || o->depths < 0)
         return attn_fail(ATTN_EINVAL, "--depths: expected at least 2 depths (0 and 1), found %d", o->depths);
     for (int s = 0; s < o->n_scales; s++) {
-        int64_t len = o->scale[s] * g->train_len;
+        int64_t len = grid_seq_len(g, o->scale[s]);
         if (o->scale[s] < 1)
             return attn_fail(ATTN_EINVAL, "--scale: expected multiples >= 1, found %lld", (long long)o->scale[s]);
         if (!strcmp(m->pos, "learned") && len > m->max_len)
@@ -111,9 +119,10 @@ static int grid_check(const extrap_grid *g, const nn_model_cfg *m)
             task_data d;
             int rc = grid_cell(g, s, j, &r, split, sizeof split);
             if (!rc && !(rc = g->task->make(&r.task_params, TASK_TEST, r.data_seed, 1, r.data_dir, &d))) {
-                if (d.len != o->scale[s] * g->train_len)
-                    rc = attn_fail(ATTN_EINVAL, "task %s: %s=%lld made sequences of %lld tokens", g->task->name,
-                                   g->len_key, (long long)(o->scale[s] * g->train_len), (long long)d.len);
+                if (d.len != grid_seq_len(g, o->scale[s]))
+                    rc = attn_fail(ATTN_EINVAL, "task %s: %s=%lld made sequences of %lld tokens, expected %lld",
+                                   g->task->name, g->len_key, (long long)(o->scale[s] * g->train_len),
+                                   (long long)d.len, (long long)grid_seq_len(g, o->scale[s]));
                 task_data_free(&d);
             }
             if (rc)
@@ -201,6 +210,11 @@ int attn_extrapolate(const attn_extrap_opts *o, int *rows)
     if (!g.len_key)
         return attn_fail(ATTN_EINVAL, "--scale: task '%s' has no length parameter (len or L)", g.task->name);
     g.has_depth = task_has_param(g.task, "depth");
+    /* the checkpoint holds the sequence length; scales multiply the data tokens */
+    g.landmark = task_landmark_param(&trained.task_params, &rc);
+    if (rc)
+        return rc;
+    g.train_len = task_landmark_data_len(g.train_len, g.landmark);
     if (o->kernel && (rc = swap_kernel(o, &trained, &g)))
         return rc;
     if ((rc = grid_check(&g, &trained.model)))
@@ -218,8 +232,8 @@ int attn_extrapolate(const attn_extrap_opts *o, int *rows)
      * max_len loads the same weights */
     nn_model_cfg cfg = trained.model;
     for (int s = 0; s < o->n_scales; s++)
-        if (o->scale[s] * g.train_len > cfg.max_len)
-            cfg.max_len = o->scale[s] * g.train_len;
+        if (grid_seq_len(&g, o->scale[s]) > cfg.max_len)
+            cfg.max_len = grid_seq_len(&g, o->scale[s]);
     nn_model m;
     memset(&m, 0, sizeof m);
     int loaded = 0, skipped, n_skipped = 0;

@@ -70,4 +70,27 @@ int64_t task_param_int(const attn_params *p, const char *key, int64_t def, int64
 double task_param_double(const attn_params *p, const char *key, double def, double lo, double hi, int *rc);
 const char *task_param_str(const attn_params *p, const char *key, const char *def);
 
+/* Landmark tokens (tasks/landmark_tokens.c; Mohtashami & Jaggi 2023, Landmark
+ * Attention, Sec. 3: a landmark token closes every block of l tokens, the
+ * reference code's data pipeline inserts `landmark_id` after every
+ * mem_freq = l - 1 data tokens). The generic task parameter landmark=l
+ * (0 or absent: off; 2 <= l <= TASK_LANDMARK_MAX) of every LM task: after
+ * the task builds its examples, the new token id `vocab` (vocab grows by 1)
+ * is inserted after every l - 1 tokens of each row, so positions b*l + l - 1
+ * hold landmarks, as kernel `landmark` (params l=<same l>) designates them.
+ * Landmark targets are TASK_IGNORE; a data token keeps its target. A row of
+ * n tokens becomes task_landmark_seq_len(n, l) = n + floor(n / (l - 1))
+ * tokens (lengths[] likewise); meta gains ";landmark=l". */
+#define TASK_LANDMARK_MAX 65536
+int64_t task_landmark_seq_len(int64_t n, int64_t l);       /* n when l == 0 */
+int64_t task_landmark_data_len(int64_t seq_len, int64_t l); /* the inverse: seq_len - floor(seq_len / l) */
+/* l of params p (0 when absent; *rc set on an invalid value). */
+int64_t task_landmark_param(const attn_params *p, int *rc);
+/* Inserts the landmarks of block length l into an LM task's data in place. */
+int task_landmark_insert(task_data *d, int64_t l);
+/* base->make with landmark=l taken out of params and applied to its data;
+ * is_lm = 0 (classify / pair tasks) refuses any l != 0. */
+int task_landmark_make(const task_def *base, int is_lm, const attn_params *params, task_split split, uint64_t seed,
+                       int64_t n, const char *data_dir, task_data *out);
+
 #endif
