@@ -1,7 +1,9 @@
-/* The first property of every kernel with its own double reference
- * (KERNELS.md 1.5): the fp32 forward equals ref_forward within 5e-5 of
+/* Test helpers for kernels with their own double reference (KERNELS.md 1.5).
+ * own_ref_check: the fp32 forward equals ref_forward within 5e-5 of
  * max|O_ref|, writes every output row, and the problem is not degenerate
- * (a reference of ~0 would make the relative error meaningless). */
+ * (a reference of ~0 would make the relative error meaningless).
+ * own_forward_prefix: the parallel forward over the first rows only, with
+ * its context left open, for the stateful kernels' streaming tests. */
 #ifndef ATTN_TEST_OWN_REF_CHECK_H
 #define ATTN_TEST_OWN_REF_CHECK_H
 
@@ -29,6 +31,19 @@ static inline void own_ref_check(const attn_kernel *k, const attn_args *a, uint6
     cr_assert(e <= 5e-5, "%s: err_O %.3g > 5e-5", what, e);
     cr_assert(own_ref_max_abs(&p) > 0.05, "%s: degenerate reference", what);
     fx_free(&p);
+}
+
+/* Forward of kernel k on rows [0, n) of p; *ctx stays open (the caller
+ * reads its kept state, then destroys it). */
+static inline void own_forward_prefix(const attn_kernel *k, fx_problem *p, int64_t n, attn_ctx *ctx)
+{
+    attn_args a = p->a;
+    a.Nq = a.Nk = n;
+    attn_args_defaults(&a);
+    cr_assert_eq(attn_ctx_create(k, &a, ctx), 0, "%s", attn_last_error());
+    attn_io io = {.q = p->q, .k = p->k, .v = p->v, .o = p->o, .lse = p->lse, .w = p->w};
+    io.q.N = io.k.N = io.v.N = io.o.N = n;
+    cr_assert_eq(k->forward(ctx, &io), 0, "%s", attn_last_error());
 }
 
 #endif

@@ -368,18 +368,6 @@ Test(infini, strided_views_give_the_same_bits_as_contiguous_tensors)
     fx_free(&p);
 }
 
-/* Forward of the first n rows of p (context left open). */
-static void forward_prefix(fx_problem *p, int64_t n, attn_ctx *ctx)
-{
-    attn_args a = p->a;
-    a.Nq = a.Nk = n;
-    attn_args_defaults(&a);
-    cr_assert_eq(attn_ctx_create(K, &a, ctx), 0, "%s", attn_last_error());
-    attn_io io = {.q = p->q, .k = p->k, .v = p->v, .o = p->o, .lse = p->lse, .w = p->w};
-    io.q.N = io.k.N = io.v.N = io.o.N = n;
-    cr_assert_eq(K->forward(ctx, &io), 0, "%s", attn_last_error());
-}
-
 /* The kept state: M, z of the complete segments (checked against the
  * linear-update sums in double) and the open segment's rows. */
 Test(infini, kept_state_is_the_memory_of_complete_segments_and_the_open_rows)
@@ -388,8 +376,8 @@ Test(infini, kept_state_is_the_memory_of_complete_segments_and_the_open_rows)
     fx_problem p;
     fx_make_for(&p, K, &a, 12);
     attn_ctx full, two;
-    forward_prefix(&p, 40, &full);
-    forward_prefix(&p, 32, &two);
+    own_forward_prefix(K, &p, 40, &full);
+    own_forward_prefix(K, &p, 32, &two);
     cr_assert_eq(full.state_bytes_used, K->state_bytes(&a));
     cr_assert_eq(K->state_bytes(&a), 4u * 2 * 1 * (8 * 4 + 8 + 16 * (8 + 4)));
     for (int64_t b = 0; b < 2; b++) {
@@ -494,10 +482,10 @@ static void check_stream(const char *params, int64_t N, int64_t N0, int64_t L)
     fx_make_for(&p, K, &a, 17);
     set_betas(&p, NAN, 17);
     attn_ctx full, head;
-    forward_prefix(&p, N, &full);
+    own_forward_prefix(K, &p, N, &full);
     float *O = malloc(sizeof(float) * (size_t)(p.o.B * p.o.sb));
     memcpy(O, p.o.data, sizeof(float) * (size_t)(p.o.B * p.o.sb));
-    forward_prefix(&p, N0, &head);
+    own_forward_prefix(K, &p, N0, &head);
     size_t st = (size_t)(16 * 8 + 16 + L * 24);
     float *S = calloc(st, sizeof(float)), *scr = calloc(attn_infini_step_floats(&a), sizeof(float));
     float q[2 * 16], o[2 * 8];
