@@ -250,3 +250,21 @@ void attn_ctx_destroy(attn_ctx *ctx)
     ctx->workspace = NULL;
     ctx->priv = NULL;
 }
+
+int attn_key_starts_seq(const attn_args *a, int64_t j)
+{
+    if (j == 0)
+        return 1;
+    if (a->mask.kind != ATTN_MASK_DOCUMENT)
+        return 0;
+    return !attn_mask_allowed(&a->mask, 0, 0, a->k_off + j, a->k_off + j - 1);
+}
+
+int64_t attn_key_block_end(const attn_args *a, int64_t j0, int64_t C)
+{
+    int64_t end = j0 + C < a->Nk ? j0 + C : a->Nk;
+    for (int64_t j = j0 + 1; a->mask.kind == ATTN_MASK_DOCUMENT && j < end; j++)
+        if (attn_key_starts_seq(a, j))
+            return j;
+    return end;
+}

@@ -213,6 +213,13 @@ static inline int64_t attn_q_off_of(const attn_args *a, int64_t b)
     return a->q_off + attn_kv_len(a, b) - a->Nk;
 }
 
+/* Recurrent kernels under a DOCUMENT mask: 1 if key j starts a sequence (j =
+ * 0, or position k_off + j may not see its predecessor), where the state
+ * restarts from zero; and the end (exclusive) of the block of at most C keys
+ * from j0, cut at Nk and at the next sequence start. */
+int attn_key_starts_seq(const attn_args *a, int64_t j);
+int64_t attn_key_block_end(const attn_args *a, int64_t j0, int64_t C);
+
 /* Validates shapes and the mask against the kernel's capabilities, with a
  * one-line message naming the offending field. */
 int attn_args_validate(const attn_kernel *k, const attn_args *a);

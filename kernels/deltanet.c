@@ -38,28 +38,10 @@
 
 /* ---- plan, segments ---- */
 
-int delta_is_start(const attn_args *a, int64_t j)
-{
-    if (j == 0)
-        return 1;
-    if (a->mask.kind != ATTN_MASK_DOCUMENT)
-        return 0;
-    return !attn_mask_allowed(&a->mask, 0, 0, a->k_off + j, a->k_off + j - 1);
-}
-
-int64_t delta_block_end(const attn_args *a, int64_t j0, int64_t C)
-{
-    int64_t end = j0 + C < a->Nk ? j0 + C : a->Nk;
-    for (int64_t j = j0 + 1; a->mask.kind == ATTN_MASK_DOCUMENT && j < end; j++)
-        if (delta_is_start(a, j))
-            return j;
-    return end;
-}
-
 static int64_t count_blocks(const attn_args *a, int64_t C)
 {
     int64_t n = 0;
-    for (int64_t j = 0; j < a->Nk; j = delta_block_end(a, j, C))
+    for (int64_t j = 0; j < a->Nk; j = attn_key_block_end(a, j, C))
         n++;
     return n;
 }
@@ -320,8 +302,8 @@ static int delta_forward(attn_ctx *ctx, const attn_io *io)
         float *ws = slots + (size_t)omp_get_thread_num() * pl.slot_floats, *H = state + t * pl.Dk * pl.Dv;
         double f = 0;
         for (int64_t j = 0, e; j < a->Nk; j = e) {
-            e = delta_block_end(a, j, pl.C);
-            f += delta_chunk(&tk, j, e - j, delta_is_start(a, j), H, ws, 1);
+            e = attn_key_block_end(a, j, pl.C);
+            f += delta_chunk(&tk, j, e - j, attn_key_starts_seq(a, j), H, ws, 1);
         }
         flops += (long long)f;
     }

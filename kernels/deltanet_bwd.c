@@ -123,7 +123,7 @@ static void step_backward(const delta_task *t, const attn_grads *g, int64_t j, c
     attn_at(&g->dbeta, b, hk, j)[0] = db;
     if (pl->gated) // dg = <G, P> - b (G k^)^T (P k^), P = a S_{j-1}
         attn_at(&g->dgate, b, hk, j)[0] = dg + alpha * cblas_sdot(Dk * Dv, G, 1, Hp, 1);
-    if (delta_is_start(t->a, j)) { /* S_j does not depend on S_{j-1} */
+    if (attn_key_starts_seq(t->a, j)) { /* S_j does not depend on S_{j-1} */
         memset(G, 0, sizeof(float) * (size_t)(Dk * Dv));
         return;
     }
@@ -142,8 +142,8 @@ static double checkpoints(const delta_task *t, float *chunk_ws, bwd_bufs *u)
     double flops = 0;
     int64_t n = 0;
     for (int64_t j = 0, e; j < a->Nk; j = e, n++) {
-        int fresh = delta_is_start(a, j);
-        e = delta_block_end(a, j, DELTA_BWD_BLOCK);
+        int fresh = attn_key_starts_seq(a, j);
+        e = attn_key_block_end(a, j, DELTA_BWD_BLOCK);
         u->starts[n] = j;
         if (fresh)
             memset(u->ckpt + (size_t)n * u->dd, 0, sizeof(float) * DkDv);

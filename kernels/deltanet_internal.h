@@ -36,14 +36,6 @@ typedef struct {
 /* Validates parameters, mask and offsets, and sizes the buffers. */
 int delta_plan_make(delta_plan *pl, const attn_args *a, int gated);
 
-/* 1 if key j starts a segment: j = 0, or (DOCUMENT) position k_off + j may not
- * see its predecessor, so the state restarts from zero there. */
-int delta_is_start(const attn_args *a, int64_t j);
-
-/* End (exclusive) of the block of at most C keys starting at j0, cut at the
- * next segment start. */
-int64_t delta_block_end(const attn_args *a, int64_t j0, int64_t C);
-
 /* 1 / sqrt(|k|^2 + eps) for one key row of D floats. */
 float delta_key_rnorm(const float *k, int64_t D);
 

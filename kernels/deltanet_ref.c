@@ -39,7 +39,7 @@ int delta_ref_forward(const attn_args *a, const attn_io64 *io, int gated)
         for (int64_t h = 0; h < a->H; h++) {
             int64_t hk = h / G;
             for (int64_t t = 0; t < a->Nk; t++) {
-                if (delta_is_start(a, t))
+                if (attn_key_starts_seq(a, t))
                     for (int64_t i = 0; i < Dk * Dv; i++)
                         S[i] = 0;
                 const double *k = attn_at64(&io->k, b, hk, t);

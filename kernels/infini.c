@@ -42,24 +42,6 @@
 
 /* ---- plan, segments ---- */
 
-int attn_infini_is_start(const attn_args *a, int64_t j)
-{
-    if (j == 0)
-        return 1;
-    if (a->mask.kind != ATTN_MASK_DOCUMENT)
-        return 0;
-    return !attn_mask_allowed(&a->mask, 0, 0, a->k_off + j, a->k_off + j - 1);
-}
-
-int64_t attn_infini_seg_end(const attn_args *a, int64_t j0, int64_t L)
-{
-    int64_t end = j0 + L < a->Nk ? j0 + L : a->Nk;
-    for (int64_t j = j0 + 1; a->mask.kind == ATTN_MASK_DOCUMENT && j < end; j++)
-        if (attn_infini_is_start(a, j))
-            return j;
-    return end;
-}
-
 static const char *param_str(const attn_args *a, const char *key)
 {
     for (int i = 0; i < a->params.n; i++)
@@ -110,7 +92,7 @@ int attn_infini_plan(infini_plan *pl, const attn_args *a)
     pl->G = a->H / a->H_kv, pl->Dk = a->D, pl->Dv = attn_dv(a);
     pl->Lc = pl->L < a->Nk ? pl->L : a->Nk; /* no segment is longer */
     pl->T = tile < pl->Lc ? tile : pl->Lc;
-    for (int64_t j = 0; j < a->Nk; j = attn_infini_seg_end(a, j, pl->L))
+    for (int64_t j = 0; j < a->Nk; j = attn_key_block_end(a, j, pl->L))
         pl->nseg++;
     pl->state_floats = infini_round16(pl->Dk * pl->Dv) + infini_round16(pl->Dk) +
                        infini_round16(pl->L * pl->Dk) + infini_round16(pl->L * pl->Dv);
@@ -157,7 +139,7 @@ const float *attn_infini_state(const attn_ctx *ctx, int64_t b, int64_t hk, const
     if (b < 0 || b >= a->B || hk < 0 || hk >= a->H_kv || attn_infini_plan(&pl, a))
         return NULL;
     int64_t last = 0;
-    for (int64_t j = 0; j < a->Nk; j = attn_infini_seg_end(a, j, pl.L))
+    for (int64_t j = 0; j < a->Nk; j = attn_key_block_end(a, j, pl.L))
         last = j;
     float *M = state_of(ctx, &pl, b, hk);
     *z = M + infini_round16(pl.Dk * pl.Dv);
@@ -326,9 +308,9 @@ static void task_forward(const infini_plan *pl, const attn_args *a, const attn_i
     fwd_bufs w;
     fwd_carve(pl, ws, &w);
     for (int64_t j0 = 0, j1; j0 < N; j0 = j1) {
-        j1 = attn_infini_seg_end(a, j0, pl->L);
+        j1 = attn_key_block_end(a, j0, pl->L);
         int64_t l = j1 - j0;
-        int fresh = attn_infini_is_start(a, j0);
+        int fresh = attn_key_starts_seq(a, j0);
         if (fresh) {
             memset(M, 0, sizeof(float) * (size_t)(Dk * Dv));
             memset(z, 0, sizeof(float) * (size_t)Dk);
@@ -336,7 +318,7 @@ static void task_forward(const infini_plan *pl, const attn_args *a, const attn_i
         seg_heads(pl, a, io, b, hk, j0, l, M, z, !fresh, &w, t);
         /* fold the segment in when a later one reads it, or when it completes the
          * stream (the state then needs no open rows); keep an open segment's rows */
-        if (j1 < N ? !attn_infini_is_start(a, j1) : l == pl->L) {
+        if (j1 < N ? !attn_key_starts_seq(a, j1) : l == pl->L) {
             t->flops += attn_infini_update(pl, io, b, hk, j0, l, M, z, !fresh, w.sK, w.U);
             t->exps += (double)(l * Dk);
         } else if (j1 == N) {
@@ -456,7 +438,7 @@ static double seg_pairs(const attn_args *a, int64_t L)
 {
     double n = 0;
     for (int64_t j0 = 0, j1; j0 < a->Nk; j0 = j1) {
-        j1 = attn_infini_seg_end(a, j0, L);
+        j1 = attn_key_block_end(a, j0, L);
         n += (double)(j1 - j0) * (double)(j1 - j0 + 1) / 2;
     }
     return n;

@@ -53,14 +53,6 @@ typedef struct {
 /* Validates parameters (L, update, tile), mask and offsets; sizes the buffers. */
 int attn_infini_plan(infini_plan *pl, const attn_args *a);
 
-/* 1 if key j starts a document (j = 0, or under DOCUMENT position k_off + j
- * may not see its predecessor): the memory restarts from zero there. */
-int attn_infini_is_start(const attn_args *a, int64_t j);
-
-/* End (exclusive) of the segment starting at j0: j0 + L, cut at N and at the
- * next document start. */
-int64_t attn_infini_seg_end(const attn_args *a, int64_t j0, int64_t L);
-
 /* The learned gate of query head h: sigmoid(beta_h), beta_h = io.w (0, h, 0, 0). */
 float attn_infini_gate(const attn_tensor *w, int64_t h);
 

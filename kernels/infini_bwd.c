@@ -258,16 +258,16 @@ static void task_backward(bwd_task *t, double *dbeta)
     }
     /* pass 1: the memory each segment reads (dnum serves as the update's U scratch) */
     for (int64_t j0 = 0, j1; j0 < N; j0 = j1, ns++) {
-        j1 = attn_infini_seg_end(a, j0, pl->L);
+        j1 = attn_key_block_end(a, j0, pl->L);
         w->starts[ns] = j0;
         float *M = state_M(t, ns);
-        if (attn_infini_is_start(a, j0))
+        if (attn_key_starts_seq(a, j0))
             memset(M, 0, mz);
         else {
             int64_t p0 = w->starts[ns - 1];
             memcpy(M, state_M(t, ns - 1), mz);
             t->flops += attn_infini_update(pl, t->io, t->b, t->hk, p0, j0 - p0, M, state_z(t, ns),
-                                           !attn_infini_is_start(a, p0), w->sK, w->dnum);
+                                           !attn_key_starts_seq(a, p0), w->sK, w->dnum);
         }
     }
     w->starts[ns] = N;
@@ -276,9 +276,9 @@ static void task_backward(bwd_task *t, double *dbeta)
     /* pass 2: backwards */
     for (int64_t s = ns - 1; s >= 0; s--) {
         int64_t j0 = w->starts[s], j1 = w->starts[s + 1], l = j1 - j0;
-        int read = !attn_infini_is_start(a, j0);
+        int read = !attn_key_starts_seq(a, j0);
         const float *Ms = state_M(t, s), *zs = state_z(t, s);
-        if (j1 < N && !attn_infini_is_start(a, j1))
+        if (j1 < N && !attn_key_starts_seq(a, j1))
             update_bwd(t, j0, l, Ms, zs, read);
         else { /* a document's last segment: its update reaches no output */
             memset(w->dM, 0, sizeof(float) * (size_t)(Dk * Dv));

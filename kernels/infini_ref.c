@@ -57,8 +57,8 @@ int attn_infini_ref_forward(const attn_args *a, const attn_io64 *io)
             int64_t hk = h / pl.G;
             double g = 1.0 / (1.0 + exp(-attn_at64(&io->w, 0, h, 0)[0]));
             for (int64_t j0 = 0, j1; j0 < N; j0 = j1) {
-                j1 = attn_infini_seg_end(a, j0, pl.L);
-                int first = attn_infini_is_start(a, j0);
+                j1 = attn_key_block_end(a, j0, pl.L);
+                int first = attn_key_starts_seq(a, j0);
                 if (first)
                     memset(M, 0, sizeof(double) * (size_t)(Dk * Dv + Dk));
                 for (int64_t i = j0; i < j1; i++) {
