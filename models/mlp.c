@@ -1,7 +1,11 @@
 /* GELU in its tanh form (Hendrycks and Gimpel 2016, section 2):
- *   gelu(x) = x/2 (1 + tanh(k (x + 0.044715 x^3))), k = sqrt(2/pi),
- * and the transformer MLP block: fc (C -> F), GELU, proj (F -> C). */
+ *   gelu(x) = x/2 (1 + tanh(u)), u = k (x + 0.044715 x^3), k = sqrt(2/pi),
+ * and the transformer MLP block: fc (C -> F), GELU, proj (F -> C).
+ * The fp32 path uses the identity (1 + tanh u)/2 = sigmoid(2u), so one
+ * vectorised exp per element (attn_vexp) replaces a scalar tanhf, which was
+ * the largest item of a training step outside GEMMs and attention. */
 #include "layers.h"
+#include "vexp.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -9,17 +13,14 @@
 
 #define GELU_K 0.7978845608028654   /* sqrt(2/pi) */
 #define GELU_A 0.044715
+#define GELU_BLOCK 256              /* elements per exp call (a stack buffer) */
 
-static inline float gelu_f(float x)
+/* e[i] = exp(-2 u(x[i])) for n <= GELU_BLOCK elements */
+static void gelu_exp_neg2u(const float *x, float *e, int64_t n)
 {
-    float u = (float)GELU_K * (x + (float)GELU_A * x * x * x);
-    return 0.5f * x * (1.0f + tanhf(u));
-}
-
-static inline float gelu_grad_f(float x)
-{
-    float u = (float)GELU_K * (x + (float)GELU_A * x * x * x), t = tanhf(u);
-    return 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * (float)GELU_K * (1.0f + 3.0f * (float)GELU_A * x * x);
+    for (int64_t i = 0; i < n; i++)
+        e[i] = -2.0f * (float)GELU_K * (x[i] + (float)GELU_A * x[i] * x[i] * x[i]);
+    attn_vexp(e, e, n);
 }
 
 static double gelu_d(double x) { return 0.5 * x * (1.0 + tanh(GELU_K * (x + GELU_A * x * x * x))); }
@@ -30,20 +31,42 @@ static double gelu_grad_d(double x)
     return 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * GELU_K * (1.0 + 3.0 * GELU_A * x * x);
 }
 
-// x, y are (n)
+// x, y are (n): y = x * sigmoid(2u)
 void nn_gelu_forward(const float *x, float *y, int64_t n, int threads)
 {
 #pragma omp parallel for num_threads(threads) schedule(static)
-    for (int64_t i = 0; i < n; i++)
-        y[i] = gelu_f(x[i]);
+    for (int64_t i0 = 0; i0 < n; i0 += GELU_BLOCK) {
+        int64_t m = n - i0 < GELU_BLOCK ? n - i0 : GELU_BLOCK;
+        float e[GELU_BLOCK];
+        gelu_exp_neg2u(x + i0, e, m);
+        for (int64_t i = 0; i < m; i++)
+            y[i0 + i] = x[i0 + i] / (1.0f + e[i]);
+    }
+}
+
+/* g[i] = gelu'(x[i]) for n <= GELU_BLOCK elements:
+ * gelu' = s + x s (1 - s) 2u'(x), s = sigmoid(2u), u' = k (1 + 3a x^2) */
+static void gelu_grad_block(const float *x, float *g, int64_t n)
+{
+    gelu_exp_neg2u(x, g, n);
+    for (int64_t i = 0; i < n; i++) {
+        float sg = 1.0f / (1.0f + g[i]);
+        float du = 2.0f * (float)GELU_K * (1.0f + 3.0f * (float)GELU_A * x[i] * x[i]);
+        g[i] = sg + x[i] * sg * (1.0f - sg) * du;
+    }
 }
 
 // dx += gelu'(x) dy
 void nn_gelu_backward(const float *x, const float *dy, float *dx, int64_t n, int threads)
 {
 #pragma omp parallel for num_threads(threads) schedule(static)
-    for (int64_t i = 0; i < n; i++)
-        dx[i] += gelu_grad_f(x[i]) * dy[i];
+    for (int64_t i0 = 0; i0 < n; i0 += GELU_BLOCK) {
+        int64_t m = n - i0 < GELU_BLOCK ? n - i0 : GELU_BLOCK;
+        float g[GELU_BLOCK];
+        gelu_grad_block(x + i0, g, m);
+        for (int64_t i = 0; i < m; i++)
+            dx[i0 + i] += g[i] * dy[i0 + i];
+    }
 }
 
 void nn_gelu_forward_ref(const double *x, double *y, int64_t n)
@@ -96,8 +119,13 @@ void nn_mlp_backward(const nn_mlp *l, const float *x, const float *h, const floa
     memset(scratch, 0, sizeof(float) * (size_t)n);
     nn_dense_backward(&l->proj, a, dy, scratch, rows, threads);   /* scratch = dL/da */
 #pragma omp parallel for num_threads(threads) schedule(static)
-    for (int64_t i = 0; i < n; i++)
-        scratch[i] *= gelu_grad_f(h[i]);                           /* now dL/dh, in place */
+    for (int64_t i0 = 0; i0 < n; i0 += GELU_BLOCK) {               /* now dL/dh, in place */
+        int64_t m = n - i0 < GELU_BLOCK ? n - i0 : GELU_BLOCK;
+        float g[GELU_BLOCK];
+        gelu_grad_block(h + i0, g, m);
+        for (int64_t i = 0; i < m; i++)
+            scratch[i0 + i] *= g[i];
+    }
     nn_dense_backward(&l->fc, x, scratch, dx, rows, threads);
 }
 

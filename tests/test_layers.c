@@ -302,6 +302,14 @@ Test(layers, gelu_matches_reference_and_central_differences)
     nn_gelu_forward(x, y, 3, 1);
     cr_assert(y[0] == 0.0f && fabsf(y[1] - 0.841192f) < 1e-5f && y[2] == -0.0f, "gelu(0,1,-30) = %g %g %g", y[0],
               y[1], y[2]);
+    /* far tails: exp(-2u) overflows to inf or underflows to 0, never a NaN */
+    float t[4] = {-100.0f, 100.0f, -1e4f, 1e4f}, ty[4], one[4] = {1, 1, 1, 1}, tg[4] = {0};
+    nn_gelu_forward(t, ty, 4, 1);
+    nn_gelu_backward(t, one, tg, 4, 1);
+    for (int i = 0; i < 4; i++) {
+        float want = t[i] > 0 ? t[i] : 0.0f, dwant = t[i] > 0 ? 1.0f : 0.0f;
+        cr_assert(ty[i] == want && tg[i] == dwant, "gelu(%g) = %g, gelu' = %g", t[i], ty[i], tg[i]);
+    }
 }
 
 typedef struct {
