@@ -1,6 +1,7 @@
 /* Machine and run context from /proc and sysfs (sysinfo.h). Every reader
  * degrades to "unknown"/0 when the file is missing (containers, non-Linux). */
 #include "sysinfo.h"
+#include "attn_git_sha.h" /* generated at build time (cmake/git_sha.cmake) */
 
 #include <ctype.h>
 #include <stdint.h>
@@ -150,11 +151,7 @@ void attn_utc_iso8601(char *buf, size_t len)
 
 const char *attn_git_sha(void)
 {
-#ifdef ATTN_GIT_SHA
     return ATTN_GIT_SHA;
-#else
-    return "unknown";
-#endif
 }
 
 const char *attn_compiler(void)
