@@ -3,7 +3,8 @@
  * max|O_ref|, writes every output row, and the problem is not degenerate
  * (a reference of ~0 would make the relative error meaningless).
  * own_forward_prefix: the parallel forward over the first rows only, with
- * its context left open, for the stateful kernels' streaming tests. */
+ * its context left open, for the stateful kernels' streaming tests.
+ * own_rel_err: max|O - ref| / max|ref| against a reference the test built. */
 #ifndef ATTN_TEST_OWN_REF_CHECK_H
 #define ATTN_TEST_OWN_REF_CHECK_H
 
@@ -31,6 +32,21 @@ static inline void own_ref_check(const attn_kernel *k, const attn_args *a, uint6
     cr_assert(e <= 5e-5, "%s: err_O %.3g > 5e-5", what, e);
     cr_assert(own_ref_max_abs(&p) > 0.05, "%s: degenerate reference", what);
     fx_free(&p);
+}
+
+/* max|O - ref| / max|ref| over all rows, ref in double [B,H,N,D] contiguous. */
+static inline double own_rel_err(const attn_tensor *o, const double *ref)
+{
+    double e = 0, m = 0;
+    int64_t i = 0;
+    for (int64_t b = 0; b < o->B; b++)
+        for (int64_t h = 0; h < o->H; h++)
+            for (int64_t n = 0; n < o->N; n++)
+                for (int64_t d = 0; d < o->D; d++, i++) {
+                    e = fmax(e, fabs(attn_at(o, b, h, n)[d] - ref[i]));
+                    m = fmax(m, fabs(ref[i]));
+                }
+    return m > 0 ? e / m : e;
 }
 
 /* Forward of kernel k on rows [0, n) of p; *ctx stays open (the caller

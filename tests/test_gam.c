@@ -135,21 +135,6 @@ static void set_gates(fx_problem *p, float ba, float bc)
     }
 }
 
-/* max|O - ref| / max|ref| over all rows, ref in double [B,H,N,D] contiguous. */
-static double rel_err(const attn_tensor *o, const double *ref)
-{
-    double e = 0, m = 0;
-    int64_t i = 0;
-    for (int64_t b = 0; b < o->B; b++)
-        for (int64_t h = 0; h < o->H; h++)
-            for (int64_t n = 0; n < o->N; n++)
-                for (int64_t d = 0; d < o->D; d++, i++) {
-                    e = fmax(e, fabs(attn_at(o, b, h, n)[d] - ref[i]));
-                    m = fmax(m, fabs(ref[i]));
-                }
-    return m > 0 ? e / m : e;
-}
-
 Test(gam, global_path_equals_oracle_cross_attention_on_the_bank)
 {
     for (int scaled = 0; scaled < 2; scaled++) {
@@ -174,7 +159,7 @@ Test(gam, global_path_equals_oracle_cross_attention_on_the_bank)
                 for (int64_t i = 0; i < S * D; i++)
                     kv.data[b * kv.sb + h * kv.sh + i] = attn_at(&p.w, 0, h, 0)[i];
         attn_oracle_forward_f64(&oa, &q, &kv, &kv, &o, lse);
-        double e = rel_err(&p.o, o.data);
+        double e = own_rel_err(&p.o, o.data);
         cr_assert(e <= 5e-5, "scaled=%d: global path vs oracle err %.3g", scaled, e);
         free(q.data), free(kv.data), free(o.data), free(lse);
         fx_free(&p);
@@ -210,7 +195,7 @@ Test(gam, closed_global_gate_leaves_the_causal_or_centred_conv)
         cr_assert_eq(fx_run(K, &p, 0), 0, "%s", attn_last_error());
         double *ref = malloc(sizeof(double) * 2 * 29 * 16);
         conv_ref(&p, m == 0 ? 0 : 1, ref);
-        double e = rel_err(&p.o, ref);
+        double e = own_rel_err(&p.o, ref);
         cr_assert(e <= 1e-5, "%s: conv path err %.3g", masks[m], e);
         free(ref);
         fx_free(&p);

@@ -104,21 +104,6 @@ Test(infini, forward_matches_double_reference, .timeout = 60)
     run_cases(cases, sizeof cases / sizeof cases[0], 10, check_ref);
 }
 
-/* max|O - ref| / max|ref| over all rows, ref in double [B,H,N,Dv] contiguous. */
-static double rel_err(const attn_tensor *o, const double *ref)
-{
-    double e = 0, m = 0;
-    int64_t i = 0;
-    for (int64_t b = 0; b < o->B; b++)
-        for (int64_t h = 0; h < o->H; h++)
-            for (int64_t n = 0; n < o->N; n++)
-                for (int64_t d = 0; d < o->D; d++, i++) {
-                    e = fmax(e, fabs(attn_at(o, b, h, n)[d] - ref[i]));
-                    m = fmax(m, fabs(ref[i]));
-                }
-    return m > 0 ? e / m : e;
-}
-
 static double elu1(double x) { return x > 0 ? x + 1 : exp(x); }
 
 /* The two limits of KERNELS.md 2(u) T, straight from the definitions, for
@@ -169,7 +154,7 @@ static void check_limit(int64_t N, int64_t L, int64_t H_kv, const char *update, 
     cr_assert_eq(fx_run(K, &p, 0), 0, "%s", attn_last_error());
     double *ref = malloc(sizeof(double) * (size_t)(2 * 2 * N * 16));
     limit_oracle(&p, L, memory, ref);
-    double e = rel_err(&p.o, ref);
+    double e = own_rel_err(&p.o, ref);
     cr_assert(e <= 5e-5, "N=%ld L=%ld %s g=%d: err %.3g", (long)N, (long)L, update, memory, e);
     if (memory) /* the first segment reads an empty memory: exactly 0 */
         for (int64_t t = 0; t < L && t < N; t++)
