@@ -22,16 +22,23 @@ static inline double own_ref_max_abs(const fx_problem *p)
     return m;
 }
 
+/* The check on a problem the caller made (and may have adjusted, e.g. its
+ * learned weights, with p->o64 recomputed); frees it. */
+static inline void own_ref_check_problem(const attn_kernel *k, fx_problem *p, const char *what)
+{
+    memset(p->o.data, 0xff, sizeof(float) * (size_t)(p->o.B * p->o.sb)); /* NaN: unwritten rows fail */
+    cr_assert_eq(fx_run(k, p, 0), 0, "%s: %s", what, attn_last_error());
+    double e = fx_err_o(p);
+    cr_assert(e <= 5e-5, "%s: err_O %.3g > 5e-5", what, e);
+    cr_assert(own_ref_max_abs(p) > 0.05, "%s: degenerate reference", what);
+    fx_free(p);
+}
+
 static inline void own_ref_check(const attn_kernel *k, const attn_args *a, uint64_t seed, const char *what)
 {
     fx_problem p;
     fx_make_for(&p, k, a, seed);
-    memset(p.o.data, 0xff, sizeof(float) * (size_t)(p.o.B * p.o.sb)); /* NaN: unwritten rows fail */
-    cr_assert_eq(fx_run(k, &p, 0), 0, "%s: %s", what, attn_last_error());
-    double e = fx_err_o(&p);
-    cr_assert(e <= 5e-5, "%s: err_O %.3g > 5e-5", what, e);
-    cr_assert(own_ref_max_abs(&p) > 0.05, "%s: degenerate reference", what);
-    fx_free(&p);
+    own_ref_check_problem(k, &p, what);
 }
 
 /* max|O - ref| / max|ref| over all rows, ref in double [B,H,N,D] contiguous. */
