@@ -169,7 +169,13 @@ static void dec_partial_lanes(const attn_args *a, const dec_plan *pl, const attn
  * needs V rows 64-byte aligned, D % 16 == 0). Every score, exponential, sum
  * and product is the same operation in the same order as in the lane layout
  * (the products commute; row sums run over j ascending), so both layouts
- * give the same bits and one partition still equals `flash` bitwise. */
+ * give the same bits and one partition still equals `flash` bitwise.
+ *
+ * Groups of at most DEC_DOT_MAX_ROWS rows take the dot layout instead
+ * (decode_dot.c): the same row-major S and Acc, but each score a dot product
+ * of a query row with a K row read in place, and Acc updated V row by V
+ * row, so K and V stream through once in order. It is the memory-speed form
+ * for one decode query; its scores differ from flash's in rounding. */
 
 #ifdef __AVX512F__
 /* In-register transpose of 16 rows of 16 floats: r[i][j] -> r[j][i]. */
@@ -223,16 +229,18 @@ static inline void dec_transpose8(__m256 r[8])
 }
 #endif
 
-/* Rows of the next tile to prefetch into L2 while this one is packed (K and
- * V rows are 512 B at D = 128, so a 4 KiB page holds 8 keys, and the
- * hardware stream prefetcher, which stops at page boundaries, keeps
- * restarting). On the decode row of KERNELS.md 4.2 (2 threads) it takes the
- * kernel from 16.1 ms (58% of STREAM) to 13.0-13.7 ms (67-71%).
- * k = NULL: nothing to prefetch. */
-typedef struct {
-    const float *k, *v;
-    int64_t ksn, vsn, n;
-} dec_next_tile;
+/* Software prefetch spread through the K pack of the row layout. Each
+ * block of rows packed issues, a few lines per step of the transpose, the
+ * prefetches of as many V rows of this tile (read later by the P V product)
+ * and of the K rows DEC_PF_AHEAD keys ahead, continuing into the next
+ * tile's K past the end of this one. Issued as one burst per tile (the
+ * previous form) they filled the miss queue and the loads behind them
+ * waited: on the AMD EPYC VM (AVX2), one query, KV = 32K, 2 threads, the
+ * burst moved 6.5-7.4 GB/s and the spread form 9.4-9.7 GB/s (before the
+ * dot layout took over groups of few rows). */
+#ifndef DEC_PF_AHEAD
+#define DEC_PF_AHEAD 8
+#endif
 
 /* Prefetch of one line into L2. GCC (12, -O3) deletes a loop whose body is
  * only __builtin_prefetch calls, as a loop without side effects; the asm
@@ -246,23 +254,46 @@ static inline void dec_prefetch_l2(const float *p)
 #endif
 }
 
-static void dec_prefetch_rows(const dec_next_tile *nx, int64_t j0, int64_t D)
+/* Line li of the prefetch list of the pack block of rows [j0, j0 + rows)
+ * (cur: the tile's K, V, strides and nk keys in n): first the V rows of the
+ * block, then the K rows DEC_PF_AHEAD keys ahead, into the next tile past
+ * this one's end; D / 16 lines per row. NULL past the data. */
+static inline const float *dec_pf_line(const dec_tile_rows *cur, const dec_tile_rows *nx, int64_t j0, int64_t rows,
+                                       int64_t D, int64_t li)
 {
-    for (int64_t j = j0; nx->k && j < j0 + 16 && j < nx->n; j++)
-        for (int64_t d = 0; d < D; d += 16) { /* one 64-byte line per 16 floats */
-            dec_prefetch_l2(nx->k + j * nx->ksn + d);
-            dec_prefetch_l2(nx->v + j * nx->vsn + d);
-        }
+    int64_t lpr = D / 16, half = rows * lpr, j;
+    if (li < half)
+        return (j = j0 + li / lpr) < cur->n ? cur->v + j * cur->vsn + li % lpr * 16 : NULL;
+    li -= half;
+    j = j0 + DEC_PF_AHEAD + li / lpr;
+    if (j < cur->n)
+        return cur->k + j * cur->ksn + li % lpr * 16;
+    j -= cur->n;
+    return nx->k && j < nx->n ? nx->k + j * nx->ksn + li % lpr * 16 : NULL;
+}
+
+/* Step `step` of `steps` of the pack of block j0 issues its share of the
+ * block's 2 * rows * D / 16 prefetches. */
+static inline void dec_prefetch_step(const dec_tile_rows *cur, const dec_tile_rows *nx, int64_t j0, int64_t rows,
+                                     int64_t D, int64_t step, int64_t steps)
+{
+    int64_t total = 2 * rows * (D / 16), per = (total + steps - 1) / steps;
+    for (int64_t li = step * per; li < (step + 1) * per && li < total; li++) {
+        const float *p = dec_pf_line(cur, nx, j0, rows, D, li);
+        if (p)
+            dec_prefetch_l2(p);
+    }
 }
 
 // kt is (D, ld): kt[d][j] = k[j*sn + d] for j < nk, 0 up to round16(nk); D % 16 == 0
-static void dec_pack_kt(const float *k, int64_t sn, int64_t nk, int64_t D, int64_t ld, float *kt,
-                        const dec_next_tile *nx)
+static void dec_pack_kt(const dec_tile_rows *cur, int64_t D, int64_t ld, float *kt, const dec_tile_rows *nx)
 {
+    const float *k = cur->k;
+    int64_t sn = cur->ksn, nk = cur->n;
 #ifdef __AVX512F__
     for (int64_t j0 = 0; j0 < nk; j0 += 16) {
-        dec_prefetch_rows(nx, j0, D);
         for (int64_t d0 = 0; d0 < D; d0 += 16) {
+            dec_prefetch_step(cur, nx, j0, 16, D, d0 / 16, D / 16);
             __m512 r[16];
             for (int64_t i = 0; i < 16; i++)
                 r[i] = j0 + i < nk ? _mm512_loadu_ps(k + (j0 + i) * sn + d0) : _mm512_setzero_ps();
@@ -273,9 +304,8 @@ static void dec_pack_kt(const float *k, int64_t sn, int64_t nk, int64_t D, int64
     }
 #elif defined(__AVX2__)
     for (int64_t j0 = 0; j0 < nk; j0 += 8) { /* up to round16(nk): rows past nk are zero */
-        if (j0 % 16 == 0)
-            dec_prefetch_rows(nx, j0, D);
         for (int64_t d0 = 0; d0 < D; d0 += 8) {
+            dec_prefetch_step(cur, nx, j0, 8, D, d0 / 8, D / 8);
             __m256 r[8];
             for (int64_t i = 0; i < 8; i++)
                 r[i] = j0 + i < nk ? _mm256_loadu_ps(k + (j0 + i) * sn + d0) : _mm256_setzero_ps();
@@ -289,7 +319,7 @@ static void dec_pack_kt(const float *k, int64_t sn, int64_t nk, int64_t D, int64
             _mm256_store_ps(kt + d * ld + (nk + 7) / 8 * 8, _mm256_setzero_ps());
 #else
     for (int64_t j0 = 0; j0 < nk; j0 += 16)
-        dec_prefetch_rows(nx, j0, D);
+        dec_prefetch_step(cur, nx, j0, 16, D, 0, 1);
     for (int64_t d = 0; d < D; d++)
         for (int64_t j = 0; j < flash_round16(nk); j++)
             kt[d * ld + j] = j < nk ? k[j * sn + d] : 0.0f;
@@ -363,11 +393,11 @@ static void dec_rows_softmax(float *S, int64_t ld, int64_t R, int64_t nk, const 
 }
 
 static void dec_partial_rows(const attn_args *a, const dec_plan *pl, const attn_io *io, int64_t b, int64_t hk,
-                             int64_t i0, int64_t nb, int64_t k0, int64_t k1, const dec_range *next, float *ws,
-                             float *part, flash_tally *t)
+                             int64_t i0, int64_t nb, int64_t k0, int64_t k1, const dec_range *next, int dot,
+                             float *ws, float *part, flash_tally *t)
 {
     int64_t D = a->D, G = pl->G, R = G * nb, lanes = flash_round16(R), ld = flash_round16(pl->bc);
-    float *qs = flash_take(&ws, R * D), *kt = flash_take(&ws, D * ld), *S = flash_take(&ws, R * ld);
+    float *qs = flash_take(&ws, R * D), *kt = dot ? NULL : flash_take(&ws, D * ld), *S = flash_take(&ws, R * ld);
     float *acc = flash_take(&ws, R * D);
     float *m = flash_take(&ws, lanes), *l = flash_take(&ws, lanes);
     float *alpha = flash_take(&ws, lanes), *shift = flash_take(&ws, lanes);
@@ -395,7 +425,7 @@ static void dec_partial_rows(const attn_args *a, const dec_plan *pl, const attn_
         // S (R, nk) = qs (R, D) @ K[j0+jlo : j0+jhi]^T (D, nk)
         /* the next tile of this range, or the first of the range this thread
          * will probably run next; whole (its trim is not known yet) */
-        dec_next_tile nx = {NULL, NULL, io->k.sn, io->v.sn, 0};
+        dec_tile_rows nx = {NULL, NULL, io->k.sn, io->v.sn, 0};
         int64_t nb_ = b, nhk = hk, nj = j0 + pl->bc, nend = k1;
         if (nj >= k1 && next) {
             int64_t nqt;
@@ -405,8 +435,14 @@ static void dec_partial_rows(const attn_args *a, const dec_plan *pl, const attn_
         if (nj < nend)
             nx.k = attn_at(&io->k, nb_, nhk, nj), nx.v = attn_at(&io->v, nb_, nhk, nj),
             nx.n = nend - nj < pl->bc ? nend - nj : pl->bc;
-        dec_pack_kt(k, io->k.sn, nk, D, ld, kt, &nx);
-        t->flops += attn_mk_gemm(R, flash_round16(nk), D, qs, D, 1, kt, ld, S, ld, ATTN_MK_SET, NULL, NULL);
+        dec_tile_rows cur = {k, v, io->k.sn, io->v.sn, nk};
+        if (dot) {
+            attn_dec_dot_scores(qs, R, D, &cur, &nx, S, ld);
+            t->flops += 2.0 * (double)(R * nk * D);
+        } else {
+            dec_pack_kt(&cur, D, ld, kt, &nx);
+            t->flops += attn_mk_gemm(R, flash_round16(nk), D, qs, D, 1, kt, ld, S, ld, ATTN_MK_SET, NULL, NULL);
+        }
         if (kind == ATTN_TILE_PARTIAL && M)
             dec_mask_bytes(pl, M + jlo, R, nk, S, ld, 1);
         dec_rows_softmax(S, ld, R, nk, kind == ATTN_TILE_PARTIAL && !M ? lo : NULL, hi, m, l, alpha, shift, tmax);
@@ -414,7 +450,11 @@ static void dec_partial_rows(const attn_args *a, const dec_plan *pl, const attn_
         for (int64_t r = 0; r < R; r++)
             for (int64_t d = 0; d < D; d++)
                 acc[r * D + d] *= alpha[r];
-        t->flops += attn_mk_gemm(R, D, nk, S, ld, 1, v, io->v.sn, acc, D, ATTN_MK_ADD, NULL, NULL);
+        if (dot) {
+            attn_dec_dot_pv(S, ld, R, D, &cur, &nx, acc);
+            t->flops += 2.0 * (double)(R * nk * D);
+        } else
+            t->flops += attn_mk_gemm(R, D, nk, S, ld, 1, v, io->v.sn, acc, D, ATTN_MK_ADD, NULL, NULL);
         t->exps += (double)((nk + 1) * R);
         t->computed += (double)G;
         t->bytes += 8.0 * (double)(nk * D);
@@ -428,6 +468,17 @@ static int dec_rows_ok(const attn_tensor *v)
 {
     return v->D % 16 == 0 && (uintptr_t)v->data % 64 == 0 && v->sn % 16 == 0 && v->sh % 16 == 0 &&
            v->sb % 16 == 0;
+}
+
+/* The dot layout: few rows, and vectors that tile D. */
+static int dec_dot_ok(const attn_args *a, int64_t R)
+{
+#ifdef ATTN_VW
+    return R <= DEC_DOT_MAX_ROWS && a->D % ATTN_VW == 0;
+#else
+    (void)a, (void)R;
+    return 0;
+#endif
 }
 
 void attn_dec_partial(const attn_args *a, const dec_plan *pl, const attn_io *io, int64_t grp, int64_t k0,
@@ -450,8 +501,10 @@ void attn_dec_partial(const attn_args *a, const dec_plan *pl, const attn_io *io,
         seq.kv_len = NULL;
         sa = &seq;
     }
-    if (dec_rows_ok(&io->v))
-        dec_partial_rows(sa, pl, io, b, hk, i0, nb, k0, k1, next, ws, part, t);
+    if (dec_dot_ok(a, pl->G * nb))
+        dec_partial_rows(sa, pl, io, b, hk, i0, nb, k0, k1, next, 1, ws, part, t);
+    else if (dec_rows_ok(&io->v))
+        dec_partial_rows(sa, pl, io, b, hk, i0, nb, k0, k1, next, 0, ws, part, t);
     else
         dec_partial_lanes(sa, pl, io, b, hk, i0, nb, k0, k1, ws, part, t);
 }

@@ -61,6 +61,25 @@ typedef struct {
 void attn_dec_partial(const attn_args *a, const dec_plan *pl, const attn_io *io, int64_t grp, int64_t k0,
                       int64_t k1, const dec_range *next, float *scratch, float *part, flash_tally *t);
 
+/* Rows of one tile: K and V at k, v with row strides ksn, vsn, n keys.
+ * k = NULL: no tile. */
+typedef struct {
+    const float *k, *v;
+    int64_t ksn, vsn, n;
+} dec_tile_rows;
+
+/* The dot layout (decode_dot.c), for groups of at most DEC_DOT_MAX_ROWS
+ * rows when the build has a vector width (ATTN_VW) dividing D:
+ *   scores: S[r*ld + j] = qs[r*D ..] . K row j of cur, r < R, j < cur->n;
+ *   pv:     acc[r*D ..] += sum_j P[r*ld + j] V row j of cur.
+ * Both read cur's rows once, in order, prefetching ahead along K of cur,
+ * V of cur, K of nx (nx->k = NULL: nothing after cur). */
+#define DEC_DOT_MAX_ROWS 8
+void attn_dec_dot_scores(const float *qs, int64_t R, int64_t D, const dec_tile_rows *cur, const dec_tile_rows *nx,
+                         float *S, int64_t ld);
+void attn_dec_dot_pv(const float *P, int64_t ld, int64_t R, int64_t D, const dec_tile_rows *cur,
+                     const dec_tile_rows *nx, float *acc);
+
 /* Merges the np partials of group grp at part0 + p*part_floats (p ascending)
  * into O and LSE. np = 0 (no keys) gives O = 0, lse = -inf. */
 void attn_dec_merge(const attn_args *a, const dec_plan *pl, const attn_io *io, int64_t grp,
