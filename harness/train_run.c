@@ -392,6 +392,13 @@ int attn_train_run_exec(const attn_train_run *r, double *test_acc)
     const task_def *t = task_find(r->task);
     if (!t)
         return ATTN_EINVAL;
+    /* The rows' peak_rss_bytes is this training's peak (data, model,
+     * optimiser state, activations), not the process's: a sweep runs many
+     * trainings in one process, and without the reset every row after the
+     * largest one repeated its peak (the LRA bubble chart then gave every
+     * kernel the same memory). Where the reset is unsupported (rss.h) the
+     * value stays the process peak so far. */
+    attn_rss_reset_peak();
     task_data tr, va, te;
     memset(&va, 0, sizeof va), memset(&te, 0, sizeof te);
     int rc = make_split(r, t, TASK_TRAIN, r->train_n, &tr);
