@@ -242,18 +242,6 @@ static inline void dec_transpose8(__m256 r[8])
 #define DEC_PF_AHEAD 8
 #endif
 
-/* Prefetch of one line into L2. GCC (12, -O3) deletes a loop whose body is
- * only __builtin_prefetch calls, as a loop without side effects; the asm
- * statement is volatile and stays. */
-static inline void dec_prefetch_l2(const float *p)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __asm__ volatile("prefetcht1 %0" : : "m"(*(const char *)p));
-#else
-    __builtin_prefetch(p, 0, 2);
-#endif
-}
-
 /* Line li of the prefetch list of the pack block of rows [j0, j0 + rows)
  * (cur: the tile's K, V, strides and nk keys in n): first the V rows of the
  * block, then the K rows DEC_PF_AHEAD keys ahead, into the next tile past
@@ -281,7 +269,7 @@ static inline void dec_prefetch_step(const dec_tile_rows *cur, const dec_tile_ro
     for (int64_t li = step * per; li < (step + 1) * per && li < total; li++) {
         const float *p = dec_pf_line(cur, nx, j0, rows, D, li);
         if (p)
-            dec_prefetch_l2(p);
+            dec_prefetch_line(0, p);
     }
 }
 

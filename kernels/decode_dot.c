@@ -22,15 +22,6 @@
  * loops consume rows, near enough to stay in L1 until used. */
 #define DEC_DOT_AHEAD_BYTES 4096
 
-static inline void dec_prefetch_l1(const float *p)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __asm__ volatile("prefetcht0 %0" : : "m"(*(const char *)p));
-#else
-    __builtin_prefetch(p, 0, 3);
-#endif
-}
-
 /* Prefetches row `pos` of the read order K rows [0, n), V rows [0, n),
  * next tile's K rows (nothing past those). */
 static void dec_dot_prefetch(const dec_tile_rows *cur, const dec_tile_rows *nx, int64_t pos, int64_t D)
@@ -43,7 +34,7 @@ static void dec_dot_prefetch(const dec_tile_rows *cur, const dec_tile_rows *nx, 
     else if (nx->k && pos - 2 * cur->n < nx->n)
         row = nx->k + (pos - 2 * cur->n) * nx->ksn;
     for (int64_t d = 0; row && d < D; d += 16) /* one 64-byte line per 16 floats */
-        dec_prefetch_l1(row + d);
+        dec_prefetch_line(1, row + d);
 }
 
 static int64_t dec_dot_ahead(int64_t D)
