@@ -1,6 +1,9 @@
-/* A training run end to end: rows per evaluation plus a test row, and a
- * checkpoint that reproduces the logged test accuracy exactly on reload. */
+/* A training run end to end: rows per evaluation plus a test row, a
+ * checkpoint that reproduces the logged test accuracy exactly on reload, and
+ * rows that report the training's own peak RSS. */
+#include "attn_error.h"
 #include "csvw.h"
+#include "rss.h"
 #include "train_run.h"
 
 #include <criterion/criterion.h>
@@ -64,4 +67,46 @@ Test(train_run, a_model_that_does_not_fit_the_task_is_refused)
     double acc;
     cr_assert_lt(attn_train_run_exec(&r, &acc), 0);
     cr_assert(strstr(attn_last_error(), "--model encoder: task 'mqar' needs the lm head"), "%s", attn_last_error());
+}
+
+static int max_peak_rss(const attn_row *row, void *ud)
+{
+    size_t *peak = ud, v = (size_t)strtoull(row->cell[ATTN_COL_PEAK_RSS_BYTES], NULL, 10);
+    *peak = v > *peak ? v : *peak;
+    return 0;
+}
+
+/* A sweep runs many trainings in one process: a small training after a
+ * bigger allocation must not report the earlier peak (it did, so the LRA
+ * bubble chart gave every kernel the largest training's memory). */
+Test(train_run, rows_report_the_trainings_own_peak_rss, .timeout = 60)
+{
+    enum { BIG = 256 << 20 };
+    if (attn_rss_reset_peak() != 0)
+        cr_skip_test("peak RSS reset unsupported here: %s", attn_last_error());
+    char *p = malloc(BIG); /* mmap'd: free returns it, the high-water mark stays */
+    cr_assert_not_null(p);
+    for (size_t i = 0; i < BIG; i += 4096)
+        p[i] = (char)i;
+    free(p);
+    size_t high = attn_rss_peak_bytes();
+    char dir[] = "/tmp/attn_train_XXXXXX", csv[64];
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(csv, sizeof csv, "%s/recall.csv", dir);
+    attn_train_run r;
+    attn_train_run_defaults(&r);
+    strcpy(r.task, "mqar");
+    cr_assert_eq(attn_params_add(&r.task_params, "L=32"), 0);
+    cr_assert_eq(attn_params_add(&r.task_params, "D=4"), 0);
+    cr_assert_eq(attn_params_add(&r.task_params, "V=64"), 0);
+    r.train_n = 64, r.valid_n = 16, r.test_n = 16;
+    r.model.d_model = 16, r.model.mlp = 0;
+    r.train.steps = 4, r.train.warmup = 1, r.train.eval_every = 4, r.train.batch = 8, r.train.progress = 0;
+    r.out = csv;
+    double acc;
+    cr_assert_eq(attn_train_run_exec(&r, &acc), 0, "%s", attn_last_error());
+    size_t peak = 0;
+    cr_assert_eq(csvw_read_rows(csv, max_peak_rss, &peak), 2);
+    cr_assert(peak > 0 && peak + BIG / 2 < high, "rows' peak %zu, process peak before %zu", peak, high);
+    unlink(csv), rmdir(dir);
 }
