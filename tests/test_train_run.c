@@ -23,22 +23,31 @@ static int count_rows(const attn_row *row, void *ud)
     return 0;
 }
 
+/* A small MQAR run (L 32, 4 pairs, vocabulary 64) with its CSV in a new
+ * temporary folder: dir (a mkdtemp template) and csv are filled in. */
+static void tiny_mqar(attn_train_run *r, char *dir, char *csv, size_t csv_size)
+{
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(csv, csv_size, "%s/recall.csv", dir);
+    attn_train_run_defaults(r);
+    strcpy(r->task, "mqar");
+    cr_assert_eq(attn_params_add(&r->task_params, "L=32"), 0);
+    cr_assert_eq(attn_params_add(&r->task_params, "D=4"), 0);
+    cr_assert_eq(attn_params_add(&r->task_params, "V=64"), 0);
+    r->train.progress = 0;
+    r->out = csv;
+}
+
 Test(train_run, checkpoint_reload_reproduces_the_logged_test_accuracy, .timeout = 120)
 {
     char dir[] = "/tmp/attn_train_XXXXXX", csv[64], ckpt[64];
-    cr_assert_not_null(mkdtemp(dir));
-    snprintf(csv, sizeof csv, "%s/recall.csv", dir);
-    snprintf(ckpt, sizeof ckpt, "%s/model.ckpt", dir);
     attn_train_run r;
-    attn_train_run_defaults(&r);
-    strcpy(r.task, "mqar");
-    cr_assert_eq(attn_params_add(&r.task_params, "L=32"), 0);
-    cr_assert_eq(attn_params_add(&r.task_params, "D=4"), 0);
-    cr_assert_eq(attn_params_add(&r.task_params, "V=64"), 0);
+    tiny_mqar(&r, dir, csv, sizeof csv);
+    snprintf(ckpt, sizeof ckpt, "%s/model.ckpt", dir);
     r.train_n = 256, r.valid_n = 32, r.test_n = 40; /* 40: the last test batch is partial */
     r.model.d_model = 32, r.model.mlp = 0;
-    r.train.steps = 20, r.train.eval_every = 10, r.train.batch = 16, r.train.progress = 0, r.train.threads = 2;
-    r.out = csv, r.checkpoint = ckpt;
+    r.train.steps = 20, r.train.eval_every = 10, r.train.batch = 16, r.train.threads = 2;
+    r.checkpoint = ckpt;
     double acc, again, logged;
     cr_assert_eq(attn_train_run_exec(&r, &acc), 0, "%s", attn_last_error());
     int rows = 0;
@@ -91,18 +100,11 @@ Test(train_run, rows_report_the_trainings_own_peak_rss, .timeout = 60)
     free(p);
     size_t high = attn_rss_peak_bytes();
     char dir[] = "/tmp/attn_train_XXXXXX", csv[64];
-    cr_assert_not_null(mkdtemp(dir));
-    snprintf(csv, sizeof csv, "%s/recall.csv", dir);
     attn_train_run r;
-    attn_train_run_defaults(&r);
-    strcpy(r.task, "mqar");
-    cr_assert_eq(attn_params_add(&r.task_params, "L=32"), 0);
-    cr_assert_eq(attn_params_add(&r.task_params, "D=4"), 0);
-    cr_assert_eq(attn_params_add(&r.task_params, "V=64"), 0);
+    tiny_mqar(&r, dir, csv, sizeof csv);
     r.train_n = 64, r.valid_n = 16, r.test_n = 16;
     r.model.d_model = 16, r.model.mlp = 0;
-    r.train.steps = 4, r.train.warmup = 1, r.train.eval_every = 4, r.train.batch = 8, r.train.progress = 0;
-    r.out = csv;
+    r.train.steps = 4, r.train.warmup = 1, r.train.eval_every = 4, r.train.batch = 8;
     double acc;
     cr_assert_eq(attn_train_run_exec(&r, &acc), 0, "%s", attn_last_error());
     size_t peak = 0;
