@@ -670,6 +670,9 @@ int attn_train_eval_write(const attn_train_run *r, const task_data *d, nn_model 
     if (!t)
         return ATTN_EINVAL;
     row_sink sink;
+    /* the row's peak RSS is this evaluation's (with the data and model it
+     * holds), not the training's or an earlier cell's before it in a sweep */
+    attn_rss_reset_peak();
     int rc = nn_evaluate(m, d, 0, r->train.batch, r->train.threads, e);
     if (!rc && !(rc = sink_init(&sink, r, r, t, d))) {
         sink.model = m;
