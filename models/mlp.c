@@ -56,8 +56,8 @@ static void gelu_grad_block(const float *x, float *g, int64_t n)
     }
 }
 
-// dx += gelu'(x) dy
-void nn_gelu_backward(const float *x, const float *dy, float *dx, int64_t n, int threads)
+// dx = gelu'(x) dy, or dx += gelu'(x) dy (accumulate); dx may be dy
+static void gelu_grad_apply(const float *x, const float *dy, float *dx, int64_t n, int accumulate, int threads)
 {
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (int64_t i0 = 0; i0 < n; i0 += GELU_BLOCK) {
@@ -65,8 +65,14 @@ void nn_gelu_backward(const float *x, const float *dy, float *dx, int64_t n, int
         float g[GELU_BLOCK];
         gelu_grad_block(x + i0, g, m);
         for (int64_t i = 0; i < m; i++)
-            dx[i0 + i] += g[i] * dy[i0 + i];
+            dx[i0 + i] = (accumulate ? dx[i0 + i] : 0.0f) + g[i] * dy[i0 + i];
     }
+}
+
+// dx += gelu'(x) dy
+void nn_gelu_backward(const float *x, const float *dy, float *dx, int64_t n, int threads)
+{
+    gelu_grad_apply(x, dy, dx, n, 1, threads);
 }
 
 void nn_gelu_forward_ref(const double *x, double *y, int64_t n)
@@ -118,14 +124,7 @@ void nn_mlp_backward(const nn_mlp *l, const float *x, const float *h, const floa
     int64_t n = rows * l->F;
     memset(scratch, 0, sizeof(float) * (size_t)n);
     nn_dense_backward(&l->proj, a, dy, scratch, rows, threads);   /* scratch = dL/da */
-#pragma omp parallel for num_threads(threads) schedule(static)
-    for (int64_t i0 = 0; i0 < n; i0 += GELU_BLOCK) {               /* now dL/dh, in place */
-        int64_t m = n - i0 < GELU_BLOCK ? n - i0 : GELU_BLOCK;
-        float g[GELU_BLOCK];
-        gelu_grad_block(h + i0, g, m);
-        for (int64_t i = 0; i < m; i++)
-            scratch[i0 + i] *= g[i];
-    }
+    gelu_grad_apply(h, scratch, scratch, n, 0, threads);           /* now dL/dh, in place */
     nn_dense_backward(&l->fc, x, scratch, dx, rows, threads);
 }
 
