@@ -154,9 +154,12 @@ static void row_identity(const row_sink *s, attn_row *row, int64_t step, const c
     for (int i = 0; i < m->n_kernels; i++)
         snprintf(kernels + strlen(kernels), sizeof kernels - strlen(kernels), "%s%s", i ? "+" : "", m->kernels[i]);
     params_text(&r->task_params, tp, sizeof tp);
-    snprintf(params, sizeof params, "%s%slr=%g;wd=%g;steps=%lld;n=%lld;step=%lld;split=%s", tp, tp[0] ? ";" : "",
-             r->train.lr, r->train.weight_decay, (long long)r->train.steps, (long long)r->train_n, (long long)step,
-             split);
+    char padding[32] = ""; /* padded data: whether attention masks the padding */
+    if (s->data->pad >= 0)
+        snprintf(padding, sizeof padding, ";padding=%s", nn_model_padding(m));
+    snprintf(params, sizeof params, "%s%slr=%g;wd=%g;steps=%lld;n=%lld%s;step=%lld;split=%s", tp, tp[0] ? ";" : "",
+             r->train.lr, r->train.weight_decay, (long long)r->train.steps, (long long)r->train_n, padding,
+             (long long)step, split);
     attn_row_begin(row, r->train.threads, s->task->suite);
     attn_row_set(row, ATTN_COL_TASK, "%s", r->task);
     attn_row_set(row, ATTN_COL_KERNEL, "%s", kernels);

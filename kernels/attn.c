@@ -49,6 +49,17 @@ int attn_args_validate(const attn_kernel *k, const attn_args *a)
         if (a->kv_len[b] < 0 || a->kv_len[b] > a->Nk)
             return attn_fail(ATTN_EINVAL, "kv_len[%lld]: expected an integer in [0, N_kv=%lld], found %lld",
                              (long long)b, (long long)a->Nk, (long long)a->kv_len[b]);
+    if (a->seq_len && a->kv_len)
+        return attn_fail(ATTN_EINVAL, "seq_len: expected either a padded batch (seq_len) or a ragged one (kv_len), "
+                                      "found both");
+    if (a->seq_len && (a->Nq != a->Nk || a->q_off != a->k_off))
+        return attn_fail(ATTN_EINVAL, "seq_len: a padded batch is self-attention, expected N_kv == N and q_off == "
+                                      "k_off, found N=%lld N_kv=%lld q_off=%lld k_off=%lld",
+                         (long long)a->Nq, (long long)a->Nk, (long long)a->q_off, (long long)a->k_off);
+    for (int64_t b = 0; a->seq_len && b < a->B; b++)
+        if (a->seq_len[b] < 0 || a->seq_len[b] > a->Nq)
+            return attn_fail(ATTN_EINVAL, "seq_len[%lld]: expected an integer in [0, N=%lld], found %lld",
+                             (long long)b, (long long)a->Nq, (long long)a->seq_len[b]);
     attn_mask bound = a->mask; /* the mask must bind to this length (attn_args_defaults binds it) */
     int brc = attn_mask_bind(&bound, mask_positions(a));
     if (brc)
@@ -74,6 +85,8 @@ int attn_args_validate(const attn_kernel *k, const attn_args *a)
     if (a->kv_len && !(k->flags & ATTN_VARLEN))
         return attn_fail(ATTN_EUNSUPPORTED, "kernel '%s' needs one KV length for the batch (no VARLEN)",
                          k->name);
+    if (a->seq_len && !(k->flags & ATTN_PADDED))
+        return attn_fail(ATTN_EUNSUPPORTED, "kernel '%s' does not mask a padded batch (no PADDED)", k->name);
     return 0;
 }
 
@@ -155,7 +168,7 @@ int attn_params_add_list(attn_params *p, const char *list)
  * pointers; differing padding bytes can only cause a recount). */
 static double batch_pairs(const attn_args *a)
 {
-    if (!a->kv_len) {
+    if (!a->kv_len && !a->seq_len) {
         static _Thread_local struct {
             attn_mask mask;
             int64_t shape[6];
@@ -174,7 +187,8 @@ static double batch_pairs(const attn_args *a)
     double nnz = 0;
     for (int64_t b = 0; b < a->B; b++)
         for (int64_t h = 0; h < a->H; h++)
-            nnz += attn_mask_pairs(&a->mask, b, h, a->Nq, attn_kv_len(a, b), attn_q_off_of(a, b), a->k_off);
+            nnz += attn_mask_pairs(&a->mask, b, h, attn_q_len(a, b), attn_kv_len(a, b), attn_q_off_of(a, b),
+                                   a->k_off);
     return nnz;
 }
 

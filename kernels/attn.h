@@ -54,6 +54,7 @@ enum {
     ATTN_DV = 1u << 13,          /* V and O may have Dv != D columns */
     ATTN_ONE_QUERY = 1u << 14,   /* Q is one (learned) row per head, Nq = 1, and O has
                                     Nk rows: the output at every key position (Aaren) */
+    ATTN_PADDED = 1u << 15,      /* right-padded self-attention batch (attn_args.seq_len) */
 };
 
 /* Extra inputs a kernel reads besides Q, K, V (attn_kernel.inputs; KERNELS-2:
@@ -99,6 +100,13 @@ typedef struct attn_args {
      * positions shift by kv_len[b] - Nk so the alignment to the end of its
      * cache is kept (bottom-right per sequence by default). NULL: all Nk. */
     const int64_t *kv_len;
+    /* Right-padded batch (PADDED kernels; self-attention: Nq == Nk, q_off ==
+     * k_off): sequence b is rows 0..seq_len[b]-1 of Q, K and V, at unchanged
+     * positions; the rows after it are padding, never read (an encoder over
+     * examples of different lengths, as LRA masks its padding). Padded query
+     * rows get O = 0 and LSE = -inf, their dQ, dK and dV rows are 0. Not
+     * together with kv_len. NULL: every row is real. */
+    const int64_t *seq_len;
 } attn_args;
 
 typedef struct {
@@ -202,15 +210,21 @@ static inline int64_t attn_weight_cols(const struct attn_kernel *k, const attn_a
     return k && (k->inputs & ATTN_IN_WEIGHTS) && k->input_cols ? k->input_cols(a, ATTN_IN_WEIGHTS) : 0;
 }
 
-/* Keys of sequence b, and the absolute position of its query 0. */
+/* Keys and real query rows of sequence b, and the absolute position of its
+ * query 0 (a ragged batch shifts it; a padded one does not). */
 static inline int64_t attn_kv_len(const attn_args *a, int64_t b)
 {
-    return a->kv_len ? a->kv_len[b] : a->Nk;
+    return a->kv_len ? a->kv_len[b] : a->seq_len ? a->seq_len[b] : a->Nk;
+}
+
+static inline int64_t attn_q_len(const attn_args *a, int64_t b)
+{
+    return a->seq_len ? a->seq_len[b] : a->Nq;
 }
 
 static inline int64_t attn_q_off_of(const attn_args *a, int64_t b)
 {
-    return a->q_off + attn_kv_len(a, b) - a->Nk;
+    return a->kv_len ? a->q_off + a->kv_len[b] - a->Nk : a->q_off;
 }
 
 /* Recurrent kernels under a DOCUMENT mask: 1 if key j starts a sequence (j =

@@ -87,6 +87,14 @@ static void flash_forward_tile(const attn_args *a, const flash_plan *pl, const a
                                int64_t b, int64_t hk, int64_t i0, float *ws, flash_tally *t)
 {
     int64_t D = a->D, G = pl->G, nb = a->Nq - i0 < pl->br ? a->Nq - i0 : pl->br;
+    int64_t nq = attn_q_len(a, b), nkeys = attn_kv_len(a, b); /* a padded batch ends early */
+    if (i0 + nb > nq) {
+        for (int64_t g = 0; g < G; g++)
+            flash_empty_rows(a, &io->o, io->lse, b, hk * G + g, i0 > nq ? i0 : nq, i0 + nb);
+        nb = nq > i0 ? nq - i0 : 0;
+        if (nb == 0)
+            return;
+    }
     int64_t lanes = flash_round16(G * nb);
     float *qt = flash_take(&ws, D * lanes), *S = flash_take(&ws, pl->bc * lanes);
     float *acc = flash_take(&ws, D * lanes);
@@ -103,8 +111,8 @@ static void flash_forward_tile(const attn_args *a, const flash_plan *pl, const a
         m[r] = -INFINITY, l[r] = 0;
     t->bytes += 4.0 * (double)(G * nb * D);
 
-    for (int64_t j0 = 0; j0 < a->Nk; j0 += pl->bc) {
-        int64_t nk = a->Nk - j0 < pl->bc ? a->Nk - j0 : pl->bc;
+    for (int64_t j0 = 0; j0 < nkeys; j0 += pl->bc) {
+        int64_t nk = nkeys - j0 < pl->bc ? nkeys - j0 : pl->bc;
         attn_tile kind = flash_tile_kind(a, b, hk * G, G, i0, nb, j0, nk);
         if (kind == ATTN_TILE_EMPTY) {
             t->skipped += (double)G;
@@ -178,7 +186,7 @@ const attn_kernel attn_kernel_flash = {
     .name = "flash",
     .family = "softmax",
     .reference = "Dao 2023 (FlashAttention-2)",
-    .flags = ATTN_EXACT | ATTN_CAUSAL | ATTN_TRAINABLE | ATTN_GQA | ATTN_CROSS | ATTN_DETERMINISTIC,
+    .flags = ATTN_EXACT | ATTN_CAUSAL | ATTN_TRAINABLE | ATTN_GQA | ATTN_CROSS | ATTN_DETERMINISTIC | ATTN_PADDED,
     .masks = ATTN_MASK_ALL, /* every kind of mask.h */
     .params_help = "br=64 bc=256 (D<=64) or 128: query rows per head and keys per tile",
     .init = flash_init,

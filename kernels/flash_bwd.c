@@ -42,7 +42,7 @@ static void flash_row_dots(const attn_args *a, const attn_io *io, const attn_gra
 {
 #pragma omp parallel for num_threads(a->threads) schedule(static)
     for (int64_t bh = 0; bh < a->B * a->H; bh++)
-        for (int64_t i = 0; i < a->Nq; i++) {
+        for (int64_t i = 0; i < attn_q_len(a, bh / a->H); i++) {
             const float *o = attn_at(&io->o, bh / a->H, bh % a->H, i);
             const float *d_o = attn_at(&g->d_o, bh / a->H, bh % a->H, i);
             double s = 0;
@@ -139,7 +139,15 @@ static void flash_dkdv_tile(const attn_args *a, const flash_plan *pl, const attn
                             const attn_grads *g, const float *di_all, int64_t b, int64_t hk, int64_t j0,
                             float *ws, flash_tally *t)
 {
-    int64_t D = a->D, nk = a->Nk - j0 < pl->bc ? a->Nk - j0 : pl->bc, lanes = flash_round16(nk);
+    int64_t D = a->D, nk = a->Nk - j0 < pl->bc ? a->Nk - j0 : pl->bc, len = attn_kv_len(a, b);
+    if (j0 + nk > len) { /* padding keys of a padded batch: no gradient */
+        flash_empty_rows(a, &g->dk, NULL, b, hk, j0 > len ? j0 : len, j0 + nk);
+        flash_empty_rows(a, &g->dv, NULL, b, hk, j0 > len ? j0 : len, j0 + nk);
+        nk = len > j0 ? len - j0 : 0;
+        if (nk == 0)
+            return;
+    }
+    int64_t lanes = flash_round16(nk), nq = attn_q_len(a, b);
     float sc = (float)attn_scale(a);
     float *kt = flash_take(&ws, D * lanes), *vt = flash_take(&ws, D * lanes);
     float *dkt = flash_take(&ws, D * lanes), *dvt = flash_take(&ws, D * lanes);
@@ -156,8 +164,8 @@ static void flash_dkdv_tile(const attn_args *a, const flash_plan *pl, const attn
     t->bytes += 8.0 * (double)(nk * D);
 
     for (int64_t h = hk * pl->G; h < (hk + 1) * pl->G; h++)
-        for (int64_t i0 = 0; i0 < a->Nq; i0 += pl->br) {
-            int64_t nr = a->Nq - i0 < pl->br ? a->Nq - i0 : pl->br;
+        for (int64_t i0 = 0; i0 < nq; i0 += pl->br) {
+            int64_t nr = nq - i0 < pl->br ? nq - i0 : pl->br;
             attn_tile kind = flash_tile_kind(a, b, h, 1, i0, nr, j0, nk);
             if (kind == ATTN_TILE_EMPTY) {
                 t->skipped += 1;
@@ -204,8 +212,14 @@ static void flash_dq_tile(const attn_args *a, const flash_plan *pl, const attn_i
                           const attn_grads *g, const float *di_all, int64_t b, int64_t h, int64_t i0,
                           float *ws, flash_tally *t)
 {
-    int64_t D = a->D, hk = h / pl->G, nr = a->Nq - i0 < pl->br ? a->Nq - i0 : pl->br;
-    int64_t lanes = flash_round16(nr);
+    int64_t D = a->D, hk = h / pl->G, nr = a->Nq - i0 < pl->br ? a->Nq - i0 : pl->br, nq = attn_q_len(a, b);
+    if (i0 + nr > nq) { /* padded query rows of a padded batch: no gradient */
+        flash_empty_rows(a, &g->dq, NULL, b, h, i0 > nq ? i0 : nq, i0 + nr);
+        nr = nq > i0 ? nq - i0 : 0;
+        if (nr == 0)
+            return;
+    }
+    int64_t lanes = flash_round16(nr), nkeys = attn_kv_len(a, b);
     float sc = (float)attn_scale(a);
     float *qt = flash_take(&ws, D * lanes), *dot = flash_take(&ws, D * lanes);
     float *dqt = flash_take(&ws, D * lanes);
@@ -226,8 +240,8 @@ static void flash_dq_tile(const attn_args *a, const flash_plan *pl, const attn_i
     }
     t->bytes += 8.0 * (double)(nr * D + nr);
 
-    for (int64_t j0 = 0; j0 < a->Nk; j0 += pl->bc) {
-        int64_t nk = a->Nk - j0 < pl->bc ? a->Nk - j0 : pl->bc;
+    for (int64_t j0 = 0; j0 < nkeys; j0 += pl->bc) {
+        int64_t nk = nkeys - j0 < pl->bc ? nkeys - j0 : pl->bc;
         attn_tile kind = flash_tile_kind(a, b, h, 1, i0, nr, j0, nk);
         if (kind == ATTN_TILE_EMPTY) {
             t->skipped += 1;

@@ -64,6 +64,20 @@ static inline float *flash_take(float **cursor, int64_t n)
     return p;
 }
 
+/* Rows [n0, n1) of head h of sequence b that a padded batch (attn_args.seq_len)
+ * leaves out: zeroed in t (O, dQ, dK or dV) and, with lse, given LSE = -inf. */
+static inline void flash_empty_rows(const attn_args *a, const attn_tensor *t, float *lse, int64_t b, int64_t h,
+                                    int64_t n0, int64_t n1)
+{
+    for (int64_t n = n0; n < n1; n++) {
+        float *row = attn_at(t, b, h, n);
+        for (int64_t d = 0; d < t->D; d++)
+            row[d] = 0.0f;
+        if (lse)
+            lse[(b * a->H + h) * a->Nq + n] = -INFINITY;
+    }
+}
+
 /* Work done by one thread, added to the SDE counters once per thread. */
 typedef struct {
     double flops, bytes, exps, computed, skipped;

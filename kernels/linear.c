@@ -136,7 +136,7 @@ const attn_kernel attn_kernel_linear = {
     .family = "linear",
     .reference = "Katharopoulos et al. 2020 (Transformers are RNNs), elu+1 features",
     .flags = ATTN_APPROX | ATTN_CAUSAL | ATTN_TRAINABLE | ATTN_RECURRENT | ATTN_GQA | ATTN_DV |
-             ATTN_DETERMINISTIC,
+             ATTN_DETERMINISTIC | ATTN_PADDED,
     .masks = ATTN_MASK_BIT(ATTN_MASK_FULL) | ATTN_MASK_BIT(ATTN_MASK_CAUSAL) | ATTN_MASK_BIT(ATTN_MASK_DOCUMENT),
     .params_help = "chunk=16 (D<=64), 32 (D<128) or 64: rows per chunk of the chunked form (1..1024); "
                    "phi = elu+1, eps = 1e-6, "

@@ -145,15 +145,17 @@ double lin_bytes(const attn_args *a, attn_pass pass)
 
 int64_t lin_segments(const attn_args *a, int64_t b, lin_seg *seg)
 {
-    (void)b; /* documents are the same for every batch entry (mask.h) */
+    /* documents are the same for every batch entry (mask.h); a padded batch
+     * cuts them at the sequence's end, the rows after it are uncovered */
     const attn_mask *m = &a->mask;
+    int64_t end = attn_q_len(a, b);
     if (m->kind != ATTN_MASK_DOCUMENT) {
-        seg[0] = (lin_seg){.lo = 0, .hi = a->Nq};
-        return 1;
+        seg[0] = (lin_seg){.lo = 0, .hi = end};
+        return end > 0;
     }
     int64_t ns = 0;
     for (int64_t s = 0; s < m->n_spans; s++) {
-        int64_t lo = max64(m->cu[s] - a->q_off, 0), hi = min64(m->cu[s + 1] - a->q_off, a->Nq);
+        int64_t lo = max64(m->cu[s] - a->q_off, 0), hi = min64(m->cu[s + 1] - a->q_off, end);
         if (lo < hi)
             seg[ns++] = (lin_seg){.lo = lo, .hi = hi};
     }
@@ -468,7 +470,9 @@ void lin_kernel_matrix_f64(const attn_args *a, lin_kernel_fn kern, int64_t W, co
                 int64_t pi = a->q_off + i, seen = 0; /* allowed keys met so far, from the newest */
                 for (int64_t d = 0; d < Dv; d++)
                     o[d] = 0;
-                for (int64_t j = a->Nk - 1; j >= 0; j--) {
+                if (i >= attn_q_len(a, b)) /* a padded row (attn_args.seq_len): O = 0 */
+                    continue;
+                for (int64_t j = attn_kv_len(a, b) - 1; j >= 0; j--) {
                     if (!attn_mask_allowed(&a->mask, b, h, pi, a->k_off + j))
                         continue;
                     const double *k = attn_at64(&io->k, b, h / G, j);

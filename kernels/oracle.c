@@ -40,7 +40,8 @@ static double score_row(const attn_args *a, const double *q, const attn_tensor_f
 {
     double sc = attn_scale(a), m = -INFINITY;
     int64_t hk = h / (a->H / a->H_kv);
-    int64_t nk = attn_kv_len(a, b), q_off = attn_q_off_of(a, b); /* ragged batch: see attn_args */
+    /* ragged or padded batch: see attn_args; a padded query row sees no key */
+    int64_t nk = i < attn_q_len(a, b) ? attn_kv_len(a, b) : 0, q_off = attn_q_off_of(a, b);
     for (int64_t j = 0; j < a->Nk; j++) {
         if (j >= nk || !attn_mask_allowed(&a->mask, b, h, q_off + i, a->k_off + j)) {
             s[j] = -INFINITY;
@@ -200,7 +201,7 @@ const attn_kernel attn_kernel_oracle = {
     .family = "softmax",
     .reference = "Vaswani et al. 2017, in double precision (correctness reference)",
     .flags = ATTN_EXACT | ATTN_CAUSAL | ATTN_TRAINABLE | ATTN_GQA | ATTN_CROSS |
-             ATTN_DETERMINISTIC | ATTN_REFERENCE,
+             ATTN_DETERMINISTIC | ATTN_REFERENCE | ATTN_PADDED,
     .masks = ATTN_MASK_ALL, /* every kind of mask.h */
     .params_help = "",
     .forward = oracle_forward,

@@ -139,12 +139,32 @@ void nn_attn_init(const nn_attn *l, attn_rng *r)
     }
 }
 
-static attn_args block_args(const nn_attn *l, int64_t B, int64_t N, int threads)
+/* The lengths the kernel sees: a padded batch only for a PADDED kernel. */
+static const int64_t *kernel_seq_len(const nn_attn *l, const int64_t *seq_len)
+{
+    return l->cfg.kernel->flags & ATTN_PADDED ? seq_len : NULL;
+}
+
+static attn_args block_args(const nn_attn *l, int64_t B, int64_t N, int threads, const int64_t *seq_len)
 {
     attn_args a = {.B = B, .H = l->cfg.H, .H_kv = l->cfg.H_kv, .Nq = N, .Nk = N, .D = l->D, .mask = l->cfg.mask,
-                   .threads = threads, .backward = !l->cfg.eval_only, .params = l->cfg.params};
+                   .threads = threads, .backward = !l->cfg.eval_only, .params = l->cfg.params,
+                   .seq_len = kernel_seq_len(l, seq_len)};
     attn_args_defaults(&a);
     return a;
+}
+
+/* Hands the batch's lengths to the planned context (validated: a length
+ * outside [0, N] would make the kernel read out of bounds). */
+static int bind_seq_len(nn_attn *l)
+{
+    const int64_t *len = kernel_seq_len(l, l->seq_len);
+    for (int64_t b = 0; len && b < l->B; b++)
+        if (len[b] < 0 || len[b] > l->N)
+            return attn_fail(ATTN_EINVAL, "attention block: seq_len[%lld]: expected an integer in [0, N=%lld], found %lld",
+                             (long long)b, (long long)l->N, (long long)len[b]);
+    l->ctx.args.seq_len = len;
+    return 0;
 }
 
 static double rope_base(const nn_attn *l) { return l->cfg.rope_base > 0 ? l->cfg.rope_base : 10000.0; }
@@ -152,7 +172,7 @@ static double rope_base(const nn_attn *l) { return l->cfg.rope_base > 0 ? l->cfg
 int nn_attn_plan(nn_attn *l, int64_t B, int64_t N, int threads)
 {
     nn_attn_free(l);
-    attn_args a = block_args(l, B, N, threads);
+    attn_args a = block_args(l, B, N, threads, NULL); /* lengths come with each batch */
     int rc = attn_ctx_create(l->cfg.kernel, &a, &l->ctx);
     if (rc)
         return rc;
@@ -272,6 +292,8 @@ static int check_planned(const nn_attn *l)
 int nn_attn_forward(nn_attn *l, const float *x, const nn_attn_acts *a, float *y)
 {
     int rc = check_planned(l);
+    if (!rc)
+        rc = bind_seq_len(l);
     if (rc)
         return rc;
     int64_t T = l->B * l->N, nb = has_beta(l) ? T * l->cfg.H_kv : 0, ng = T * l->cfg.H_kv * l->gate_cols;
@@ -321,6 +343,8 @@ int nn_attn_backward(nn_attn *l, const float *x, const nn_attn_acts *a, const fl
                      const nn_attn_scratch *s, float *dx)
 {
     int rc = check_planned(l);
+    if (!rc)
+        rc = bind_seq_len(l);
     if (rc)
         return rc;
     if (!l->cfg.kernel->backward)
@@ -407,7 +431,7 @@ static void ref_free(ref_acts *r)
 }
 
 static int ref_forward_acts(const nn_attn *l, const double *P, const double *x, int64_t B, int64_t N,
-                            ref_acts *r)
+                            const int64_t *seq_len, ref_acts *r)
 {
     int64_t T = B * N, H = l->cfg.H, Hk = l->cfg.H_kv, D = l->D;
     *r = (ref_acts){.nq = (size_t)(T * H * D), .nk = (size_t)(T * Hk * D), .nb = has_beta(l) ? (size_t)(T * Hk) : 0,
@@ -448,7 +472,7 @@ static int ref_forward_acts(const nn_attn *l, const double *P, const double *x, 
         r->beta[i] = sigmoid(r->zb[i]);
     for (size_t i = 0; i < r->ng; i++)
         r->gate[i] = logsigmoid(r->zg[i]) / GATE_TEMP;
-    attn_args a = block_args(l, B, N, 1);
+    attn_args a = block_args(l, B, N, 1, seq_len);
     attn_io64 io = {.q = view64(r->q, B, H, N, D), .k = view64(r->k, B, Hk, N, D), .v = view64(r->v, B, Hk, N, D),
                     .o = view64(r->o, B, H, N, D), .lse = r->lse,
                     .beta = view64(r->nb ? r->beta : NULL, B, Hk, N, 1),
@@ -463,10 +487,11 @@ static int ref_forward_acts(const nn_attn *l, const double *P, const double *x, 
     return 0;
 }
 
-int nn_attn_forward_ref(const nn_attn *l, const double *P, const double *x, double *y, int64_t B, int64_t N)
+int nn_attn_forward_ref(const nn_attn *l, const double *P, const double *x, double *y, int64_t B, int64_t N,
+                        const int64_t *seq_len)
 {
     ref_acts r;
-    int rc = ref_forward_acts(l, P, x, B, N, &r);
+    int rc = ref_forward_acts(l, P, x, B, N, seq_len, &r);
     if (!rc)
         nn_dense_forward_ref(&l->o, P, r.o, y, B * N);
     ref_free(&r);
@@ -474,20 +499,20 @@ int nn_attn_forward_ref(const nn_attn *l, const double *P, const double *x, doub
 }
 
 int nn_attn_backward_ref(const nn_attn *l, const double *P, const double *x, const double *dy, double *dx,
-                         double *dP, int64_t B, int64_t N)
+                         double *dP, int64_t B, int64_t N, const int64_t *seq_len)
 {
     if (l->cfg.kernel->ref_forward)
         return attn_fail(ATTN_EUNSUPPORTED, "attention block reference: kernel '%s' has no double backward "
                                             "(use central differences of nn_attn_forward_ref)",
                          l->cfg.kernel->name);
     ref_acts r;
-    int rc = ref_forward_acts(l, P, x, B, N, &r);
+    int rc = ref_forward_acts(l, P, x, B, N, seq_len, &r);
     int64_t T = B * N, H = l->cfg.H, Hk = l->cfg.H_kv, D = l->D;
     double *d_o = calloc(r.nq, sizeof(double)), *dq = calloc(r.nq, sizeof(double)),
            *dqp = calloc(r.nq, sizeof(double)), *dk = calloc(r.nk, sizeof(double)),
            *dkp = calloc(r.nk, sizeof(double)), *dv = calloc(r.nk, sizeof(double));
     nn_dense_backward_ref(&l->o, P, r.o, dy, d_o, dP, T);
-    attn_args a = block_args(l, B, N, 1);
+    attn_args a = block_args(l, B, N, 1, seq_len);
     attn_tensor_f64 tq = view64(r.q, B, H, N, D), tk = view64(r.k, B, Hk, N, D), tv = view64(r.v, B, Hk, N, D),
                     to = view64(r.o, B, H, N, D), tdo = view64(d_o, B, H, N, D), tdq = view64(dq, B, H, N, D),
                     tdk = view64(dk, B, Hk, N, D), tdv = view64(dv, B, Hk, N, D);

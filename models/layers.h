@@ -331,6 +331,10 @@ typedef struct {
     int threads, planned;
     attn_ctx ctx;
     float *rope_cs;
+    /* The current batch's sequence lengths (B; NULL: no padding), set by the
+     * model before forward and backward: a PADDED kernel (attn_args.seq_len)
+     * then masks the padding keys; any other kernel attends to them. */
+    const int64_t *seq_len;
 } nn_attn;
 
 /* Forward caches, (B,N,...) each; lse is (B,H,N). zb/beta and zg/gate are
@@ -376,9 +380,11 @@ int nn_attn_backward(nn_attn *l, const float *x, const nn_attn_acts *a, const fl
 /* Double references: the softmax oracle (kernels/oracle.h) for softmax
  * kernels (ref_forward == NULL), the kernel's own ref_forward otherwise.
  * The backward needs the oracle (ATTN_EUNSUPPORTED for ref_forward kernels:
- * test those by central differences of nn_attn_forward_ref). */
-int nn_attn_forward_ref(const nn_attn *l, const double *P, const double *x, double *y, int64_t B, int64_t N);
+ * test those by central differences of nn_attn_forward_ref). seq_len (B;
+ * NULL: no padding) as nn_attn.seq_len. */
+int nn_attn_forward_ref(const nn_attn *l, const double *P, const double *x, double *y, int64_t B, int64_t N,
+                        const int64_t *seq_len);
 int nn_attn_backward_ref(const nn_attn *l, const double *P, const double *x, const double *dy, double *dx,
-                         double *dP, int64_t B, int64_t N);
+                         double *dP, int64_t B, int64_t N, const int64_t *seq_len);
 
 #endif

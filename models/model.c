@@ -214,6 +214,19 @@ int nn_model_params(const nn_model *m, nn_param_info *info, int max)
     return t.n;
 }
 
+const char *nn_model_padding(const nn_model_cfg *c)
+{
+    attn_mask mk;
+    int causal = c->mask[0] ? !attn_mask_parse(c->mask, &mk) && (mk.causal || mk.kind == ATTN_MASK_CAUSAL) : c->causal;
+    for (int64_t l = 0; !causal && l < c->layers; l++) {
+        int rc = 0;
+        const attn_kernel *k = layer_kernel(c, l, &rc);
+        if (!k || !(k->flags & ATTN_PADDED))
+            return "attended";
+    }
+    return "masked";
+}
+
 void nn_model_describe(const nn_model_cfg *c, char *buf, size_t n)
 {
     int k = snprintf(buf, n, "%s(L=%lld,d=%lld,H=%lld", c->variant, (long long)c->layers, (long long)c->d_model,

@@ -13,9 +13,12 @@
  * Variants: `encoder`, `twotower`, `lm` name the head; `hybrid` gives every
  * layer its own kernel (kernels[] per layer, e.g. linear + flash-window as
  * Based); `looped` runs the layer stack `loops` times with shared weights
- * (Universal Transformer, Dehghani et al. 2019). Padding: pooling ignores
- * padded positions; attention does not mask them (kernels have no key-padding
- * mask), so padded tokens are ordinary tokens to the mixers. */
+ * (Universal Transformer, Dehghani et al. 2019). Padding (right padding,
+ * per-example lengths): pooling ignores padded positions; a kernel that masks
+ * a padded batch (ATTN_PADDED: flash, linear) never reads the padding keys,
+ * as LRA masks them; any other non-causal kernel attends to padded tokens as
+ * ordinary tokens (nn_model_padding says which; causal layers never see the
+ * padding, which follows the sequence). */
 #ifndef NN_MODEL_H
 #define NN_MODEL_H
 
@@ -106,6 +109,10 @@ typedef struct {
     int decay;
 } nn_param_info;
 int nn_model_params(const nn_model *m, nn_param_info *info, int max);
+
+/* "masked" when no layer sees a padding key (its kernel masks a padded batch,
+ * or its mask is causal), else "attended" (results rows say which). */
+const char *nn_model_padding(const nn_model_cfg *c);
 
 /* "encoder(L=2,d=128,H=4,mlp=256,pos=learned,pool=cls)[flash]"-style text. */
 void nn_model_describe(const nn_model_cfg *c, char *buf, size_t n);

@@ -20,13 +20,18 @@ int nn_model_loss_ref(const nn_model *m, const double *P, const nn_batch *b, int
     double *pooled = calloc((size_t)(Bt * C), sizeof *pooled), *logits = calloc((size_t)(rows * K), sizeof *logits);
     int32_t *tok = malloc(sizeof *tok * (size_t)T), *tgt = malloc(sizeof *tgt * (size_t)rows);
     uint8_t *valid = malloc((size_t)T);
-    int rc = x && h && y && pooled && logits && tok && tgt && valid ? 0 : attn_fail(ATTN_ENOMEM, "model reference: out of memory");
+    int64_t *seq_len = malloc(sizeof *seq_len * (size_t)Bt);
+    int rc = x && h && y && pooled && logits && tok && tgt && valid && seq_len
+                 ? 0 : attn_fail(ATTN_ENOMEM, "model reference: out of memory");
+    int padded = 0;
     for (int64_t s = 0; !rc && s < Bt; s++) {
         int second = s >= B;
         int64_t i = second ? s - B : s, L = (second ? b->lengths2 : b->lengths) ? (second ? b->lengths2 : b->lengths)[i] : N;
         memcpy(tok + s * N, (second ? b->tokens2 : b->tokens) + i * N, sizeof *tok * (size_t)N);
         for (int64_t n = 0; n < N; n++)
             valid[s * N + n] = n < L;
+        seq_len[s] = L;
+        padded |= L < N;
     }
     if (!rc)
         rc = nn_embed_forward_ref(&m->emb, P, tok, x, Bt, N);
@@ -35,7 +40,7 @@ int nn_model_loss_ref(const nn_model *m, const double *P, const nn_batch *b, int
     for (int64_t a = 0; !rc && a < A; a++) {
         const nn_block *k = &m->blk[a % c->layers];
         nn_norm_forward_ref(&k->n1, P, x, h, T);
-        if ((rc = nn_attn_forward_ref(&k->attn, P, h, y, Bt, N)) != 0)
+        if ((rc = nn_attn_forward_ref(&k->attn, P, h, y, Bt, N, padded ? seq_len : NULL)) != 0)
             break;
         for (size_t i = 0; i < TC; i++)
             x[i] += y[i];
@@ -86,6 +91,6 @@ int nn_model_loss_ref(const nn_model *m, const double *P, const nn_batch *b, int
     }
     if (!rc)
         rc = nn_xent_ref(logits, tgt, rows, K, NULL, loss);
-    free(x), free(h), free(y), free(pooled), free(logits), free(tok), free(tgt), free(valid);
+    free(x), free(h), free(y), free(pooled), free(logits), free(tok), free(tgt), free(valid), free(seq_len);
     return rc;
 }

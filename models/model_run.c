@@ -18,6 +18,7 @@ typedef struct {
     nn_attn_scratch *sc;       /* per layer: kernels differ in their extra inputs */
     int32_t *tok, *rows, *row_tgt;
     uint8_t *valid;
+    int64_t *seq_len;          /* (Bt) the batch's lengths, read by the attention blocks */
     int64_t n_rows;            /* scored rows of the last forward */
     int training;
 } plan_t;
@@ -37,9 +38,12 @@ static void plan_free(nn_model *m)
     free(p->rows);
     free(p->row_tgt);
     free(p->valid);
+    free(p->seq_len);
     free(p);
-    for (int64_t l = 0; l < m->cfg.layers; l++)
+    for (int64_t l = 0; l < m->cfg.layers; l++) {
         nn_attn_free(&m->blk[l].attn);
+        m->blk[l].attn.seq_len = NULL;
+    }
     m->plan = NULL, m->planned = 0;
 }
 
@@ -116,7 +120,8 @@ int nn_model_plan(nn_model *m, int64_t B, int64_t N, int64_t rows_max, int threa
     p->rows = malloc(sizeof *p->rows * (size_t)(B * N));
     p->row_tgt = malloc(sizeof *p->row_tgt * (size_t)(B * N));
     p->valid = malloc((size_t)(p->Bt * N));
-    if (!p->x || !p->aa || !p->sc || !p->tok || !p->rows || !p->row_tgt || !p->valid) {
+    p->seq_len = malloc(sizeof *p->seq_len * (size_t)p->Bt);
+    if (!p->x || !p->aa || !p->sc || !p->tok || !p->rows || !p->row_tgt || !p->valid || !p->seq_len) {
         plan_free(m);
         return attn_fail(ATTN_ENOMEM, "model plan: out of memory");
     }
@@ -162,10 +167,13 @@ static void relu(const float *z, float *a, int64_t n)
         a[i] = z[i] > 0 ? z[i] : 0;
 }
 
-/* The encoder's token rows (both towers stacked) and the pooling mask. */
-static void load_tokens(const nn_model *m, plan_t *p, const nn_batch *b)
+/* The encoder's token rows (both towers stacked), the pooling mask and the
+ * lengths the attention blocks mask the padding with (none when no
+ * sequence is padded, so unpadded batches take the kernels' plain path). */
+static void load_tokens(nn_model *m, plan_t *p, const nn_batch *b)
 {
     int64_t N = m->N;
+    int padded = 0;
     for (int64_t s = 0; s < p->Bt; s++) {
         int second = s >= b->B;
         int64_t i = second ? s - b->B : s;
@@ -175,7 +183,11 @@ static void load_tokens(const nn_model *m, plan_t *p, const nn_batch *b)
         int64_t L = len ? len[i] : N;
         for (int64_t n = 0; n < N; n++)
             p->valid[s * N + n] = n < L;
+        p->seq_len[s] = L;
+        padded |= L < N;
     }
+    for (int64_t l = 0; l < m->cfg.layers; l++)
+        m->blk[l].attn.seq_len = padded ? p->seq_len : NULL;
 }
 
 static int encoder_forward(nn_model *m, plan_t *p, int training, uint64_t step)

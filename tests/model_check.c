@@ -29,17 +29,23 @@ static int block_bwd(lc_case *c, const float *x, const float *dy, float *dx)
 static int block_fwd_ref(lc_case *c, const double *P, const double *x, double *y)
 {
     block_ctx *d = c->ctx;
-    return nn_attn_forward_ref(&d->l, P, x, y, d->B, d->N);
+    return nn_attn_forward_ref(&d->l, P, x, y, d->B, d->N, d->l.seq_len);
 }
 static int block_bwd_ref(lc_case *c, const double *P, const double *x, const double *dy, double *dx, double *dP)
 {
     block_ctx *d = c->ctx;
-    return nn_attn_backward_ref(&d->l, P, x, dy, dx, dP, d->B, d->N);
+    return nn_attn_backward_ref(&d->l, P, x, dy, dx, dP, d->B, d->N, d->l.seq_len);
 }
 
 static nn_blob buf_new(size_t n) { return (nn_blob){.data = attn_alloc(sizeof(float) * (n + 1)), .cap = n}; }
 
 void mc_check_block(const nn_attn_cfg *cfg, int64_t B, int64_t N, int threads, uint64_t seed, const char *what)
+{
+    mc_check_block_padded(cfg, B, N, NULL, threads, seed, what);
+}
+
+void mc_check_block_padded(const nn_attn_cfg *cfg, int64_t B, int64_t N, const int64_t *seq_len, int threads,
+                           uint64_t seed, const char *what)
 {
     block_ctx d = {.B = B, .N = N};
     size_t np = nn_attn_param_count(cfg);
@@ -49,6 +55,7 @@ void mc_check_block(const nn_attn_cfg *cfg, int64_t B, int64_t N, int threads, u
     cr_assert_eq(nn_attn_bind(&d.l, cfg, &p), 0, "%s: %s", what, attn_last_error());
     cr_assert_eq(p.used, np);
     cr_assert_eq(nn_attn_plan(&d.l, B, N, threads), 0, "%s: %s", what, attn_last_error());
+    d.l.seq_len = seq_len;
     nn_blob ab = buf_new(nn_attn_acts_floats(&d.l, B, N)), sb = buf_new(nn_attn_scratch_floats(&d.l, B, N));
     cr_assert_eq(nn_attn_acts_bind(&d.l, B, N, &ab, &d.acts), 0);
     cr_assert_eq(nn_attn_scratch_bind(&d.l, B, N, &sb, &d.scratch), 0);

@@ -11,6 +11,9 @@
  * (layers_check.h) with `seed`: the double backward is nn_attn_backward_ref
  * for softmax kernels, central differences for ref_forward kernels. */
 void mc_check_block(const nn_attn_cfg *cfg, int64_t B, int64_t N, int threads, uint64_t seed, const char *what);
+/* The same on a padded batch: sequence b is its first seq_len[b] rows (B). */
+void mc_check_block_padded(const nn_attn_cfg *cfg, int64_t B, int64_t N, const int64_t *seq_len, int threads,
+                           uint64_t seed, const char *what);
 
 /* Initialises the model (seed 5) and plans it for (b->B, N) on 2 threads;
  * asserts the fp32 loss equals the double loss to 1e-5 and the fp32

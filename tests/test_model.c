@@ -209,3 +209,36 @@ Test(model, a_kernel_without_backward_cannot_be_trained)
     cr_assert(strstr(attn_last_error(), "kernel 'decode' has no backward: it can be evaluated but not trained"), "%s",
               attn_last_error());
 }
+
+/* Loss of the encoder on batch t after replacing every padding token by `pad`. */
+static double loss_with_padding(nn_model *m, tiny_batch *t, int32_t pad)
+{
+    for (int64_t i = 0; i < t->b.B; i++)
+        for (int64_t n = t->len[i]; n < 7; n++)
+            t->tok[i * 7 + n] = pad;
+    double loss;
+    int64_t correct, scored;
+    cr_assert_eq(nn_model_forward(m, &t->b, 0, 0, &loss, &correct, &scored, NULL), 0, "%s", attn_last_error());
+    return loss;
+}
+
+Test(model, encoders_with_padded_kernels_do_not_see_the_padding_tokens)
+{
+    static const char *const kernels[] = {"flash", "linear", "sigmoid"};
+    for (int i = 0; i < 3; i++) {
+        nn_model_cfg c = tiny_cfg("encoder", NN_HEAD_CLASSIFY, kernels[i]);
+        snprintf(c.pool, sizeof c.pool, "mean");
+        nn_model m;
+        cr_assert_eq(nn_model_init(&m, &c, 4), 0, "%s", attn_last_error());
+        cr_assert_eq(nn_model_plan(&m, 3, 7, 0, 2), 0, "%s", attn_last_error());
+        tiny_batch t;
+        tiny_data(&t, 3, 7, 6); /* lengths 7, 6, 5 */
+        double a = loss_with_padding(&m, &t, 0), b = loss_with_padding(&m, &t, 10);
+        int masked = i < 2; /* sigmoid has no PADDED: its queries attend to the padding */
+        cr_assert_eq(a == b, masked, "%s: loss %.9g with padding 0, %.9g with padding 10", kernels[i], a, b);
+        cr_assert_str_eq(nn_model_padding(&c), masked ? "masked" : "attended");
+        nn_model_free(&m);
+    }
+    nn_model_cfg lm = tiny_cfg("lm", NN_HEAD_LM, "sigmoid"); /* causal: the padding follows the sequence */
+    cr_assert_str_eq(nn_model_padding(&lm), "masked");
+}

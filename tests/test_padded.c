@@ -1,0 +1,238 @@
+/* Right-padded batches (attn_args.seq_len, ATTN_PADDED): `flash` and
+ * `linear` on padded self-attention match their references (the oracle,
+ * linear's own recurrence) forward and backward on every mask they claim;
+ * each sequence equals the same kernel run on it alone; padding rows are
+ * never read (NaN there changes nothing) and get O = 0, LSE = -inf and zero
+ * gradients; the model's attention block passes its gradient check on a
+ * padded batch; validation of the lengths. */
+#include "check.h"
+#include "fixture.h"
+#include "kernels.h"
+#include "linear.h"
+#include "sigmoid.h"
+#include "model_check.h"
+
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Lengths of a batch of 4 at N: whole, cut mid-tile, one row, empty. */
+static void lens_for(int64_t N, int64_t lens[4])
+{
+    lens[0] = N, lens[1] = N * 3 / 5, lens[2] = 1, lens[3] = 0;
+}
+
+typedef struct {
+    const attn_kernel *k;
+    const char *masks[5];
+    const char *params[3];   /* NULL-terminated; params[0] NULL: defaults only */
+} padded_case;
+
+static const padded_case cases[] = {
+    {&attn_kernel_flash,
+     {"full", "causal", "window:wl=5,wr=3", "document:lens=30+1+69", "random:p=0.3,seed=4"},
+     {"br=16", "bc=32", NULL}},
+    {&attn_kernel_linear, {"full", "causal", "document:lens=30+1+69", "document:lens=30+1+69,causal=1", NULL},
+     {"chunk=4", NULL, NULL}},
+};
+
+static void with_param(attn_args *a, const char *kv)
+{
+    if (kv)
+        cr_assert_eq(attn_params_add(&a->params, kv), 0, "%s", attn_last_error());
+}
+
+Test(padded, forward_matches_the_reference_on_every_claimed_mask, .timeout = 60)
+{
+    int64_t lens[4];
+    lens_for(100, lens);
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++)
+        for (int m = 0; m < 5 && cases[c].masks[m]; m++)
+            for (int ip = -1; ip < 2; ip++) {
+                const char *param = ip < 0 ? NULL : cases[c].params[ip];
+                if (ip >= 0 && !param)
+                    continue;
+                attn_args a = fx_args(4, 4, 2, 100, 100, 16, cases[c].masks[m], 2);
+                a.seq_len = lens;
+                with_param(&a, param);
+                fx_problem p;
+                fx_make_for(&p, cases[c].k, &a, 30 + (uint64_t)(m * 3 + ip));
+                memset(p.o.data, 0xff, sizeof(float) * (size_t)(p.o.B * p.o.sb)); /* NaN: every row written */
+                cr_assert_eq(fx_run(cases[c].k, &p, 0), 0, "%s %s: %s", cases[c].k->name, cases[c].masks[m],
+                             attn_last_error());
+                double e = fx_err_o(&p);
+                double tol = cases[c].k->flags & ATTN_EXACT ? fx_tol_o(100) : 5e-5;
+                cr_assert(e <= tol, "%s %s %s: err_O %.3g > %.3g", cases[c].k->name, cases[c].masks[m],
+                          param ? param : "", e, tol);
+                if (cases[c].k->flags & ATTN_EXACT)
+                    cr_assert(fx_err_lse(&p) <= 1e-5, "%s %s: err_lse", cases[c].k->name, cases[c].masks[m]);
+                fx_free(&p);
+            }
+}
+
+Test(padded, backward_matches_the_reference_gradients, .timeout = 120)
+{
+    /* central differences for linear's own reference: keep the problem small */
+    int64_t lens[4];
+    lens_for(20, lens);
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++)
+        for (int m = 0; m < 5 && cases[c].masks[m]; m++) {
+            char mask[64];
+            snprintf(mask, sizeof mask, "%s", cases[c].masks[m]);
+            if (!strncmp(mask, "document", 8)) /* documents of the 20-row problem */
+                snprintf(mask, sizeof mask, "document:lens=6+1+13%s", strstr(cases[c].masks[m], "causal") ? ",causal=1" : "");
+            attn_args a = fx_args(4, 2, 1, 20, 20, 8, mask, 2);
+            a.seq_len = lens;
+            with_param(&a, cases[c].params[0]);
+            double e[ATTN_CHECK_GRADS];
+            cr_assert_eq(attn_check_backward(cases[c].k, &a, 50 + (uint64_t)m, e), 0, "%s %s: %s", cases[c].k->name,
+                         mask, attn_last_error());
+            cr_assert(e[0] <= 1e-4 && e[1] <= 1e-4 && e[2] <= 1e-4, "%s %s: gradient errors %.3g %.3g %.3g",
+                      cases[c].k->name, mask, e[0], e[1], e[2]);
+        }
+}
+
+/* Row n of (b, h) of t holds only x (fp32 view of the whole tensor). */
+static void fill_rows(const attn_tensor *t, int64_t b, int64_t n0, float x)
+{
+    for (int64_t h = 0; h < t->H; h++)
+        for (int64_t n = n0; n < t->N; n++)
+            for (int64_t d = 0; d < t->D; d++)
+                attn_at(t, b, h, n)[d] = x;
+}
+
+static int rows_equal(const attn_tensor *x, const attn_tensor *y, int64_t b, int64_t n1)
+{
+    for (int64_t h = 0; h < x->H; h++)
+        if (memcmp(attn_at(x, b, h, 0), attn_at(y, b, h, 0), sizeof(float) * (size_t)(n1 * x->D)))
+            return 0;
+    return 1;
+}
+
+static int rows_zero(const attn_tensor *t, int64_t b, int64_t n0)
+{
+    for (int64_t h = 0; h < t->H; h++)
+        for (int64_t n = n0; n < t->N; n++)
+            for (int64_t d = 0; d < t->D; d++)
+                if (attn_at(t, b, h, n)[d] != 0.0f)
+                    return 0;
+    return 1;
+}
+
+static attn_tensor copy_of(const attn_tensor *t)
+{
+    attn_tensor c = *t;
+    c.data = malloc(sizeof(float) * (size_t)(t->B * t->sb));
+    memcpy(c.data, t->data, sizeof(float) * (size_t)(t->B * t->sb));
+    return c;
+}
+
+Test(padded, padding_rows_are_never_read_and_get_zero_output_and_gradients, .timeout = 60)
+{
+    int64_t lens[4];
+    lens_for(100, lens);
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++)
+        for (int m = 0; m < 2; m++) { /* full and causal */
+            attn_args a = fx_args(4, 4, 2, 100, 100, 16, cases[c].masks[m], 2);
+            a.seq_len = lens;
+            fx_problem p;
+            fx_make_for(&p, cases[c].k, &a, 70 + (uint64_t)m);
+            cr_assert_eq(fx_run(cases[c].k, &p, 1), 0, "%s", attn_last_error());
+            attn_tensor o = copy_of(&p.o), dq = copy_of(&p.dq), dk = copy_of(&p.dk), dv = copy_of(&p.dv);
+            for (int64_t b = 0; b < 4; b++) { /* NaN in every padding row of every input */
+                const attn_tensor *in[] = {&p.q, &p.k, &p.v, &p.d_o};
+                for (int i = 0; i < 4; i++)
+                    fill_rows(in[i], b, lens[b], NAN);
+            }
+            cr_assert_eq(fx_run(cases[c].k, &p, 1), 0, "%s", attn_last_error());
+            for (int64_t b = 0; b < 4; b++) {
+                const char *name = cases[c].k->name, *mask = cases[c].masks[m];
+                cr_assert(rows_equal(&p.o, &o, b, lens[b]) && rows_equal(&p.dq, &dq, b, lens[b]) &&
+                              rows_equal(&p.dk, &dk, b, lens[b]) && rows_equal(&p.dv, &dv, b, lens[b]),
+                          "%s %s b=%ld: a real row changed with NaN in the padding", name, mask, (long)b);
+                cr_assert(rows_zero(&p.o, b, lens[b]) && rows_zero(&p.dq, b, lens[b]) && rows_zero(&p.dk, b, lens[b]) &&
+                              rows_zero(&p.dv, b, lens[b]),
+                          "%s %s b=%ld: a padding row of O, dQ, dK or dV is not 0", name, mask, (long)b);
+                for (int64_t h = 0; (cases[c].k->flags & ATTN_EXACT) && h < 4; h++)
+                    for (int64_t i = lens[b]; i < 100; i++)
+                        cr_assert(isinf(p.lse[(b * 4 + h) * 100 + i]) && p.lse[(b * 4 + h) * 100 + i] < 0,
+                                  "%s b=%ld row %ld: lse %g", name, (long)b, (long)i, p.lse[(b * 4 + h) * 100 + i]);
+            }
+            free(o.data), free(dq.data), free(dk.data), free(dv.data);
+            fx_free(&p);
+        }
+}
+
+/* The padded batch and each sequence run alone (B = 1, N = its length)
+ * give the same rows: padding changes nothing but the work. */
+Test(padded, each_sequence_equals_its_run_alone, .timeout = 60)
+{
+    int64_t lens[4];
+    lens_for(100, lens);
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++)
+        for (int m = 0; m < 2; m++) {
+            attn_args a = fx_args(4, 4, 2, 100, 100, 16, cases[c].masks[m], 2);
+            a.seq_len = lens;
+            fx_problem p;
+            fx_make_for(&p, cases[c].k, &a, 90 + (uint64_t)m);
+            cr_assert_eq(fx_run(cases[c].k, &p, 1), 0, "%s", attn_last_error());
+            for (int64_t b = 0; b < 3; b++) { /* the empty sequence has no run of its own */
+                attn_args one = fx_args(1, 4, 2, lens[b], lens[b], 16, cases[c].masks[m], 1);
+                fx_problem s;
+                fx_make_for(&s, cases[c].k, &one, 1);
+                const attn_tensor *from[] = {&p.q, &p.k, &p.v, &p.d_o}, *to[] = {&s.q, &s.k, &s.v, &s.d_o};
+                for (int t = 0; t < 4; t++)
+                    for (int64_t h = 0; h < to[t]->H; h++)
+                        memcpy(attn_at(to[t], 0, h, 0), attn_at(from[t], b, h, 0),
+                               sizeof(float) * (size_t)(lens[b] * to[t]->D));
+                cr_assert_eq(fx_run(cases[c].k, &s, 1), 0, "%s", attn_last_error());
+                const attn_tensor *x[] = {&s.o, &s.dq, &s.dk, &s.dv}, *y[] = {&p.o, &p.dq, &p.dk, &p.dv};
+                for (int t = 0; t < 4; t++) {
+                    double err = 0, mx = 0;
+                    for (int64_t h = 0; h < x[t]->H; h++)
+                        for (int64_t n = 0; n < lens[b]; n++)
+                            for (int64_t d = 0; d < x[t]->D; d++) {
+                                double u = attn_at(x[t], 0, h, n)[d], v = attn_at(y[t], b, h, n)[d];
+                                err = fmax(err, fabs(u - v)), mx = fmax(mx, fabs(u));
+                            }
+                    cr_assert(err <= 1e-5 * fmax(mx, 1e-3), "%s %s b=%ld tensor %d: |alone - padded| %.3g (max %.3g)",
+                              cases[c].k->name, cases[c].masks[m], (long)b, t, err, mx);
+                }
+                fx_free(&s);
+            }
+            fx_free(&p);
+        }
+}
+
+Test(padded, attention_block_gradients_on_a_padded_batch)
+{
+    static const int64_t lens[3] = {9, 4, 1};
+    const attn_kernel *ks[] = {&attn_kernel_flash, &attn_kernel_linear};
+    for (int i = 0; i < 2; i++) {
+        nn_attn_cfg cfg = {.C = 16, .H = 2, .H_kv = 2, .kernel = ks[i]};
+        char what[64];
+        snprintf(what, sizeof what, "%s block, lengths 9 4 1 of 9", ks[i]->name);
+        mc_check_block_padded(&cfg, 3, 9, lens, 2, 11 + (uint64_t)i, what);
+    }
+}
+
+Test(padded, lengths_are_validated_and_kernels_without_padded_refuse_them)
+{
+    int64_t ok[2] = {5, 3}, bad[2] = {5, 11};
+    attn_args a = fx_args(2, 2, 2, 10, 10, 8, "full", 1);
+    a.seq_len = ok;
+    cr_assert_eq(attn_args_validate(&attn_kernel_flash, &a), 0, "%s", attn_last_error());
+    cr_assert_eq(attn_args_validate(&attn_kernel_sigmoid, &a), ATTN_EUNSUPPORTED);
+    cr_assert(strstr(attn_last_error(), "PADDED"), "%s", attn_last_error());
+    a.seq_len = bad;
+    cr_assert_eq(attn_args_validate(&attn_kernel_flash, &a), ATTN_EINVAL);
+    cr_assert(strstr(attn_last_error(), "seq_len[1]"), "%s", attn_last_error());
+    a.seq_len = ok, a.kv_len = ok;
+    cr_assert_eq(attn_args_validate(&attn_kernel_flash, &a), ATTN_EINVAL);
+    attn_args x = fx_args(2, 2, 2, 4, 10, 8, "full", 1);
+    x.seq_len = ok;
+    cr_assert_eq(attn_args_validate(&attn_kernel_flash, &x), ATTN_EINVAL);
+    cr_assert(strstr(attn_last_error(), "self-attention"), "%s", attn_last_error());
+}
