@@ -181,15 +181,43 @@ static void describe(char *buf, size_t n, const shape *s, const char *mask)
              (long)s->Nq, (long)s->Nk, (long)s->D);
 }
 
+/* PADDED kernels: the last forward and backward shape again as a padded
+ * batch (attn_args.seq_len) of the whole length, about 3/5 of it and 1 row. */
+#define CHECK_PAD_B 3
+static const shape fwd_padded = {CHECK_PAD_B, 2, 1, 130, 130, 32};
+static const shape bwd_padded = {CHECK_PAD_B, 2, 1, 33, 33, 16};
+
+static void padded_lengths(const shape *s, int64_t len[CHECK_PAD_B])
+{
+    len[0] = s->Nq, len[1] = s->Nq * 3 / 5, len[2] = 1;
+}
+
+static void describe_padded(char *buf, size_t n, const int64_t len[CHECK_PAD_B])
+{
+    snprintf(buf + strlen(buf), n - strlen(buf), " pad %ld+%ld+%ld", (long)len[0], (long)len[1], (long)len[2]);
+}
+
 static int check_one_mask(const attn_kernel *k, const char *mask, int threads, report *r)
 {
     char what[128];
     attn_args a;
-    for (size_t s = 0; s < sizeof fwd_shapes / sizeof *fwd_shapes; s++) {
-        if (shape_args(k, &fwd_shapes[s], mask, threads, &a) || attn_args_validate(k, &a))
+    size_t n_fwd = sizeof fwd_shapes / sizeof *fwd_shapes;
+    int64_t len[CHECK_PAD_B];
+    for (size_t s = 0; s < n_fwd + 1; s++) {
+        const shape *sh = s < n_fwd ? &fwd_shapes[s] : &fwd_padded;
+        if (s == n_fwd && !(k->flags & ATTN_PADDED))
+            break;
+        if (shape_args(k, sh, mask, threads, &a))
+            continue;
+        describe(what, sizeof what, sh, mask);
+        if (s == n_fwd) {
+            padded_lengths(sh, len);
+            a.seq_len = len;
+            describe_padded(what, sizeof what, len);
+        }
+        if (attn_args_validate(k, &a))
             continue;
         double eo, el;
-        describe(what, sizeof what, &fwd_shapes[s], mask);
         int rc = attn_check_forward(k, &a, 100 + s, &eo, &el);
         if (rc)
             return rc;
@@ -201,11 +229,21 @@ static int check_one_mask(const attn_kernel *k, const char *mask, int threads, r
         report_line(r, "forward.lse", what, el, 1e-5);
     }
     const shape *bs = k->ref_forward ? bwd_shapes_ref : bwd_shapes;
-    for (size_t s = 0; k->backward && s < 2; s++) {
-        if (shape_args(k, &bs[s], mask, threads, &a) || add_check_params(k, &a) || attn_args_validate(k, &a))
+    for (size_t s = 0; k->backward && s < 3; s++) {
+        const shape *sh = s < 2 ? &bs[s] : &bwd_padded;
+        if (s == 2 && !(k->flags & ATTN_PADDED))
+            break;
+        if (shape_args(k, sh, mask, threads, &a) || add_check_params(k, &a))
+            continue;
+        describe(what, sizeof what, sh, mask);
+        if (s == 2) {
+            padded_lengths(sh, len);
+            a.seq_len = len;
+            describe_padded(what, sizeof what, len);
+        }
+        if (attn_args_validate(k, &a))
             continue;
         double e[ATTN_CHECK_GRADS];
-        describe(what, sizeof what, &bs[s], mask);
         if (k->check_params)
             snprintf(what + strlen(what), sizeof what - strlen(what), " %s", k->check_params);
         int rc = attn_check_backward(k, &a, 77 + s, e);
