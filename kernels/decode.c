@@ -31,6 +31,17 @@ int64_t attn_dec_default_bc(const attn_args *a)
     return a->D <= 64 ? FLASH_DEFAULT_BC_SMALL_D : FLASH_DEFAULT_BC;
 }
 
+/* The dot layout: few rows, and vectors that tile D. */
+static int dec_dot_ok(const attn_args *a, int64_t R)
+{
+#ifdef ATTN_VW
+    return R <= DEC_DOT_MAX_ROWS && a->D % ATTN_VW == 0;
+#else
+    (void)a, (void)R;
+    return 0;
+#endif
+}
+
 void attn_dec_plan(dec_plan *pl, const attn_args *a, int64_t bc)
 {
     memset(pl, 0, sizeof *pl);
@@ -42,9 +53,10 @@ void attn_dec_plan(dec_plan *pl, const attn_args *a, int64_t bc)
     pl->lanes = flash_round16(pl->G * pl->br);
     pl->part_floats = (size_t)flash_round16(pl->G * pl->br * (a->D + 1));
     /* Q, Acc (D x lanes), S (bc x lanes), seven per-lane vectors, and for
-     * the row layout K^T (D x bc) */
+     * the row layout K^T (D x bc): not when every group (at most G * br
+     * rows) takes the dot layout, which reads K in place */
     int64_t bcp = flash_round16(bc);
-    pl->thread_floats = (size_t)((2 * a->D + bcp + 7) * pl->lanes + a->D * bcp);
+    pl->thread_floats = (size_t)((2 * a->D + bcp + 7) * pl->lanes + (dec_dot_ok(a, pl->G * pl->br) ? 0 : a->D * bcp));
     pl->per_head = attn_mask_varies(&a->mask) & 1;
     if (!attn_mask_is_interval(&a->mask)) { /* the mask bytes of one tile (flash_pred_rows) */
         pl->mask_ld = bc;
@@ -456,17 +468,6 @@ static int dec_rows_ok(const attn_tensor *v)
 {
     return v->D % 16 == 0 && (uintptr_t)v->data % 64 == 0 && v->sn % 16 == 0 && v->sh % 16 == 0 &&
            v->sb % 16 == 0;
-}
-
-/* The dot layout: few rows, and vectors that tile D. */
-static int dec_dot_ok(const attn_args *a, int64_t R)
-{
-#ifdef ATTN_VW
-    return R <= DEC_DOT_MAX_ROWS && a->D % ATTN_VW == 0;
-#else
-    (void)a, (void)R;
-    return 0;
-#endif
 }
 
 void attn_dec_partial(const attn_args *a, const dec_plan *pl, const attn_io *io, int64_t grp, int64_t k0,
