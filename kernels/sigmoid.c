@@ -21,15 +21,18 @@
 #include <string.h>
 
 /* bias=<float> or bias=row; default -ln Nk (constant even when causal, as in
- * the paper's recommended b = -ln n for sequence length n). */
+ * the paper's recommended b = -ln n for sequence length n), on a padded batch
+ * -ln of each sequence's own length, so that it equals its run alone. */
 static int sig_parse_bias(const attn_args *a, sig_plan *pl)
 {
     pl->row_bias = 0;
     pl->bias = -logf((float)a->Nk);
+    pl->seq_bias = a->seq_len != NULL;
     for (int p = 0; p < a->params.n; p++) {
         if (strcmp(a->params.key[p], "bias") != 0)
             continue;
         const char *s = a->params.val[p];
+        pl->seq_bias = 0;
         if (strcmp(s, "row") == 0) {
             pl->row_bias = 1;
             continue;
@@ -91,10 +94,11 @@ static int sig_init(attn_ctx *ctx, const attn_args *a)
     return 0;
 }
 
-/* -ln(#allowed keys) of query row i of (b, h); 0 when the row sees no key. */
+/* -ln(#allowed keys) of query row i of (b, h); 0 when the row sees no key
+ * (a padded row of a padded batch sees none). */
 static double sig_row_bias_of(const attn_args *a, int64_t b, int64_t h, int64_t i)
 {
-    double n = attn_mask_pairs(&a->mask, b, h, 1, a->Nk, a->q_off + i, a->k_off);
+    double n = i < attn_q_len(a, b) ? attn_mask_pairs(&a->mask, b, h, 1, attn_kv_len(a, b), a->q_off + i, a->k_off) : 0;
     return n > 0 ? -log(n) : 0.0;
 }
 
@@ -117,7 +121,7 @@ void attn_sigmoid_lane_bias(const attn_args *a, const sig_plan *pl, const float 
 {
     for (int64_t g = 0; g < G; g++)
         for (int64_t i = 0; i < nb; i++)
-            bias[g * nb + i] = rowbias ? rowbias[(b * a->H + h0 + g) * a->Nq + i0 + i] : pl->bias;
+            bias[g * nb + i] = rowbias ? rowbias[(b * a->H + h0 + g) * a->Nq + i0 + i] : attn_sigmoid_seq_bias(pl, a, b);
     for (int64_t r = G * nb; r < lanes; r++)
         bias[r] = 0;
 }
@@ -128,6 +132,14 @@ static void sig_forward_tile(const attn_args *a, const sig_plan *pl, const attn_
 {
     const flash_plan *f = &pl->fp;
     int64_t D = a->D, G = f->G, nb = a->Nq - i0 < f->br ? a->Nq - i0 : f->br;
+    int64_t nq = attn_q_len(a, b), nkeys = attn_kv_len(a, b); /* a padded batch ends early */
+    if (i0 + nb > nq) {
+        for (int64_t g = 0; g < G; g++)
+            flash_empty_rows(a, &io->o, NULL, b, hk * G + g, i0 > nq ? i0 : nq, i0 + nb);
+        nb = nq > i0 ? nq - i0 : 0;
+        if (nb == 0)
+            return;
+    }
     int64_t lanes = flash_round16(G * nb);
     float *qt = flash_take(&ws, D * lanes), *S = flash_take(&ws, f->bc * lanes);
     float *acc = flash_take(&ws, D * lanes), *bias = flash_take(&ws, lanes);
@@ -138,8 +150,8 @@ static void sig_forward_tile(const attn_args *a, const sig_plan *pl, const attn_
     memset(acc, 0, sizeof(float) * (size_t)(D * lanes));
     t->bytes += 4.0 * (double)(G * nb * D);
 
-    for (int64_t j0 = 0; j0 < a->Nk; j0 += f->bc) {
-        int64_t nk = a->Nk - j0 < f->bc ? a->Nk - j0 : f->bc;
+    for (int64_t j0 = 0; j0 < nkeys; j0 += f->bc) {
+        int64_t nk = nkeys - j0 < f->bc ? nkeys - j0 : f->bc;
         attn_tile kind = flash_tile_kind(a, b, hk * G, G, i0, nb, j0, nk);
         if (kind == ATTN_TILE_EMPTY) {
             t->skipped += (double)G;
@@ -210,12 +222,16 @@ static int sig_ref_forward(const attn_args *a, const attn_io64 *io)
         for (int64_t h = 0; h < a->H; h++)
             for (int64_t i = 0; i < a->Nq; i++) {
                 const double *q = attn_at64(&io->q, b, h, i);
+                /* a padded batch: sequence b is its first seq_len[b] rows, the rest stay 0 */
+                int64_t nk = i < attn_q_len(a, b) ? attn_kv_len(a, b) : 0;
                 double *o = attn_at64(&io->o, b, h, i), n = 0;
-                for (int64_t j = 0; j < a->Nk; j++)
+                for (int64_t j = 0; j < nk; j++)
                     n += attn_mask_allowed(&a->mask, b, h, a->q_off + i, a->k_off + j);
-                double bias = !pl.row_bias ? (double)pl.bias : n > 0 ? -log(n) : 0.0;
+                double bias = pl.row_bias    ? (n > 0 ? -log(n) : 0.0)
+                              : pl.seq_bias ? (a->seq_len[b] > 0 ? -log((double)a->seq_len[b]) : 0.0)
+                                            : (double)pl.bias;
                 memset(o, 0, sizeof(double) * (size_t)D);
-                for (int64_t j = 0; j < a->Nk; j++) {
+                for (int64_t j = 0; j < nk; j++) {
                     if (!attn_mask_allowed(&a->mask, b, h, a->q_off + i, a->k_off + j))
                         continue;
                     const double *k = attn_at64(&io->k, b, h / G, j), *v = attn_at64(&io->v, b, h / G, j);
@@ -234,10 +250,10 @@ const attn_kernel attn_kernel_sigmoid = {
     .name = "sigmoid",
     .family = "sigmoid",
     .reference = "Ramapuram et al. 2024 (sigmoid self-attention)",
-    .flags = ATTN_CAUSAL | ATTN_TRAINABLE | ATTN_GQA | ATTN_CROSS | ATTN_DETERMINISTIC,
+    .flags = ATTN_CAUSAL | ATTN_TRAINABLE | ATTN_GQA | ATTN_CROSS | ATTN_DETERMINISTIC | ATTN_PADDED,
     .masks = ATTN_MASK_ALL, /* every kind of mask.h, tiled like flash */
-    .params_help = "br=64 bc=256 (D<=64) or 128: tiles as flash; bias=-ln(Nk) (a number, or 'row' "
-                   "for -ln(#keys the row attends))",
+    .params_help = "br=64 bc=256 (D<=64) or 128: tiles as flash; bias=-ln(Nk) (padded batch: -ln of each "
+                   "sequence's length; a number, or 'row' for -ln(#keys the row attends))",
     .init = sig_init,
     .forward = sig_forward,
     .backward = attn_sigmoid_backward,

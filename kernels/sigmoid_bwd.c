@@ -25,7 +25,15 @@ static void sig_dkdv_tile(const attn_args *a, const sig_plan *pl, const attn_io 
                           const float *rowbias, int64_t b, int64_t hk, int64_t j0, float *ws, flash_tally *t)
 {
     const flash_plan *f = &pl->fp;
-    int64_t D = a->D, nk = a->Nk - j0 < f->bc ? a->Nk - j0 : f->bc, lanes = flash_round16(nk);
+    int64_t D = a->D, nk = a->Nk - j0 < f->bc ? a->Nk - j0 : f->bc, len = attn_kv_len(a, b);
+    if (j0 + nk > len) { /* padding keys of a padded batch: no gradient */
+        flash_empty_rows(a, &g->dk, NULL, b, hk, j0 > len ? j0 : len, j0 + nk);
+        flash_empty_rows(a, &g->dv, NULL, b, hk, j0 > len ? j0 : len, j0 + nk);
+        nk = len > j0 ? len - j0 : 0;
+        if (nk == 0)
+            return;
+    }
+    int64_t lanes = flash_round16(nk), nq = attn_q_len(a, b);
     float sc = (float)attn_scale(a);
     float *kt = flash_take(&ws, D * lanes), *vt = flash_take(&ws, D * lanes);
     float *dkt = flash_take(&ws, D * lanes), *dvt = flash_take(&ws, D * lanes);
@@ -39,8 +47,8 @@ static void sig_dkdv_tile(const attn_args *a, const sig_plan *pl, const attn_io 
     t->bytes += 8.0 * (double)(nk * D);
 
     for (int64_t h = hk * f->G; h < (hk + 1) * f->G; h++)
-        for (int64_t i0 = 0; i0 < a->Nq; i0 += f->br) {
-            int64_t nr = a->Nq - i0 < f->br ? a->Nq - i0 : f->br;
+        for (int64_t i0 = 0; i0 < nq; i0 += f->br) {
+            int64_t nr = nq - i0 < f->br ? nq - i0 : f->br;
             attn_tile kind = flash_tile_kind(a, b, h, 1, i0, nr, j0, nk);
             if (kind == ATTN_TILE_EMPTY) {
                 t->skipped += 1;
@@ -62,7 +70,7 @@ static void sig_dkdv_tile(const attn_args *a, const sig_plan *pl, const attn_io 
             t->flops += attn_mk_gemm(rows, nc, D, q, io->q.sn, 1, kt + c0, lanes, P + c0, lanes, ATTN_MK_SET, NULL, NULL);
             for (int64_t r = 0; r < rows; r++)
                 sig_row_sigmoid(P + r * lanes + c0, nc,
-                                rowbias ? rowbias[(b * a->H + h) * a->Nq + i0 + r0 + r] : pl->bias);
+                                rowbias ? rowbias[(b * a->H + h) * a->Nq + i0 + r0 + r] : attn_sigmoid_seq_bias(pl, a, b));
             if (kind == ATTN_TILE_PARTIAL) /* keys past nk are padding: their columns are discarded */
                 flash_pred_apply(M + r0 * f->bc + c0, f->bc, rows, (c1 < nk ? c1 : nk) - c0, P + c0, lanes, 1, 0.0f);
             // dV^T (D, nc) += dO^T (D, rows) @ P (rows, nc)
@@ -86,8 +94,14 @@ static void sig_dq_tile(const attn_args *a, const sig_plan *pl, const attn_io *i
                         const float *rowbias, int64_t b, int64_t h, int64_t i0, float *ws, flash_tally *t)
 {
     const flash_plan *f = &pl->fp;
-    int64_t D = a->D, hk = h / f->G, nr = a->Nq - i0 < f->br ? a->Nq - i0 : f->br;
-    int64_t lanes = flash_round16(nr);
+    int64_t D = a->D, hk = h / f->G, nr = a->Nq - i0 < f->br ? a->Nq - i0 : f->br, nq = attn_q_len(a, b);
+    if (i0 + nr > nq) { /* padded query rows of a padded batch: no gradient */
+        flash_empty_rows(a, &g->dq, NULL, b, h, i0 > nq ? i0 : nq, i0 + nr);
+        nr = nq > i0 ? nq - i0 : 0;
+        if (nr == 0)
+            return;
+    }
+    int64_t lanes = flash_round16(nr), nkeys = attn_kv_len(a, b);
     float sc = (float)attn_scale(a);
     float *qt = flash_take(&ws, D * lanes), *dot = flash_take(&ws, D * lanes);
     float *dqt = flash_take(&ws, D * lanes);
@@ -101,8 +115,8 @@ static void sig_dq_tile(const attn_args *a, const sig_plan *pl, const attn_io *i
     memset(dqt, 0, sizeof(float) * (size_t)(D * lanes));
     t->bytes += 8.0 * (double)(nr * D);
 
-    for (int64_t j0 = 0; j0 < a->Nk; j0 += f->bc) {
-        int64_t nk = a->Nk - j0 < f->bc ? a->Nk - j0 : f->bc;
+    for (int64_t j0 = 0; j0 < nkeys; j0 += f->bc) {
+        int64_t nk = nkeys - j0 < f->bc ? nkeys - j0 : f->bc;
         attn_tile kind = flash_tile_kind(a, b, h, 1, i0, nr, j0, nk);
         if (kind == ATTN_TILE_EMPTY) {
             t->skipped += 1;

@@ -15,9 +15,16 @@ typedef struct {
     flash_plan fp;
     int row_bias;          /* bias=row: b_i = -ln(#keys row i may attend), 0 for empty rows */
     float bias;            /* otherwise the constant b (default -ln Nk) */
+    int seq_bias;          /* default bias on a padded batch: -ln(seq_len[b]) per sequence */
     size_t thread_floats;  /* per-thread slot (multiple of 16 floats) */
     size_t bias_floats;    /* bias=row: B*H*Nq per-row biases after the slots, else 0 */
 } sig_plan;
+
+/* The bias of every row of sequence b when there is no per-row array. */
+static inline float attn_sigmoid_seq_bias(const sig_plan *pl, const attn_args *a, int64_t b)
+{
+    return pl->seq_bias ? (a->seq_len[b] > 0 ? -logf((float)a->seq_len[b]) : 0.0f) : pl->bias;
+}
 
 /* Fills *pl from args and the br/bc/bias params; fails with a message on
  * unknown keys or bad values. */

@@ -15,7 +15,7 @@
  * Based); `looped` runs the layer stack `loops` times with shared weights
  * (Universal Transformer, Dehghani et al. 2019). Padding (right padding,
  * per-example lengths): pooling ignores padded positions; a kernel that masks
- * a padded batch (ATTN_PADDED: flash, linear) never reads the padding keys,
+ * a padded batch (ATTN_PADDED: flash, linear, sigmoid) never reads the padding keys,
  * as LRA masks them; any other non-causal kernel attends to padded tokens as
  * ordinary tokens (nn_model_padding says which; causal layers never see the
  * padding, which follows the sequence). */

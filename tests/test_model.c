@@ -224,7 +224,7 @@ static double loss_with_padding(nn_model *m, tiny_batch *t, int32_t pad)
 
 Test(model, encoders_with_padded_kernels_do_not_see_the_padding_tokens)
 {
-    static const char *const kernels[] = {"flash", "linear", "sigmoid"};
+    static const char *const kernels[] = {"flash", "linear", "naive"};
     for (int i = 0; i < 3; i++) {
         nn_model_cfg c = tiny_cfg("encoder", NN_HEAD_CLASSIFY, kernels[i]);
         snprintf(c.pool, sizeof c.pool, "mean");
@@ -234,11 +234,11 @@ Test(model, encoders_with_padded_kernels_do_not_see_the_padding_tokens)
         tiny_batch t;
         tiny_data(&t, 3, 7, 6); /* lengths 7, 6, 5 */
         double a = loss_with_padding(&m, &t, 0), b = loss_with_padding(&m, &t, 10);
-        int masked = i < 2; /* sigmoid has no PADDED: its queries attend to the padding */
+        int masked = i < 2; /* naive has no PADDED: its queries attend to the padding */
         cr_assert_eq(a == b, masked, "%s: loss %.9g with padding 0, %.9g with padding 10", kernels[i], a, b);
         cr_assert_str_eq(nn_model_padding(&c), masked ? "masked" : "attended");
         nn_model_free(&m);
     }
-    nn_model_cfg lm = tiny_cfg("lm", NN_HEAD_LM, "sigmoid"); /* causal: the padding follows the sequence */
+    nn_model_cfg lm = tiny_cfg("lm", NN_HEAD_LM, "naive"); /* causal: the padding follows the sequence */
     cr_assert_str_eq(nn_model_padding(&lm), "masked");
 }

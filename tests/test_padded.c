@@ -1,6 +1,6 @@
-/* Right-padded batches (attn_args.seq_len, ATTN_PADDED): `flash` and
- * `linear` on padded self-attention match their references (the oracle,
- * linear's own recurrence) forward and backward on every mask they claim;
+/* Right-padded batches (attn_args.seq_len, ATTN_PADDED): `flash`, `linear`
+ * and `sigmoid` on padded self-attention match their references (the
+ * oracle, their own double forms) forward and backward on the masks they claim;
  * each sequence equals the same kernel run on it alone; padding rows are
  * never read (NaN there changes nothing) and get O = 0, LSE = -inf and zero
  * gradients; the model's attention block passes its gradient check on a
@@ -36,6 +36,9 @@ static const padded_case cases[] = {
      {"br=16", "bc=32", NULL}},
     {&attn_kernel_linear, {"full", "causal", "document:lens=30+1+69", "document:lens=30+1+69,causal=1", NULL},
      {"chunk=4", NULL, NULL}},
+    {&attn_kernel_sigmoid,
+     {"full", "causal", "window:wl=5,wr=3", "document:lens=30+1+69", "random:p=0.3,seed=4"},
+     {"bias=row", "br=16", NULL}},
 };
 
 static void with_param(attn_args *a, const char *kv)
@@ -209,8 +212,8 @@ Test(padded, each_sequence_equals_its_run_alone, .timeout = 60)
 Test(padded, attention_block_gradients_on_a_padded_batch)
 {
     static const int64_t lens[3] = {9, 4, 1};
-    const attn_kernel *ks[] = {&attn_kernel_flash, &attn_kernel_linear};
-    for (int i = 0; i < 2; i++) {
+    const attn_kernel *ks[] = {&attn_kernel_flash, &attn_kernel_linear, &attn_kernel_sigmoid};
+    for (int i = 0; i < 3; i++) {
         nn_attn_cfg cfg = {.C = 16, .H = 2, .H_kv = 2, .kernel = ks[i]};
         char what[64];
         snprintf(what, sizeof what, "%s block, lengths 9 4 1 of 9", ks[i]->name);
@@ -224,7 +227,7 @@ Test(padded, lengths_are_validated_and_kernels_without_padded_refuse_them)
     attn_args a = fx_args(2, 2, 2, 10, 10, 8, "full", 1);
     a.seq_len = ok;
     cr_assert_eq(attn_args_validate(&attn_kernel_flash, &a), 0, "%s", attn_last_error());
-    cr_assert_eq(attn_args_validate(&attn_kernel_sigmoid, &a), ATTN_EUNSUPPORTED);
+    cr_assert_eq(attn_args_validate(&attn_kernel_naive, &a), ATTN_EUNSUPPORTED);
     cr_assert(strstr(attn_last_error(), "PADDED"), "%s", attn_last_error());
     a.seq_len = bad;
     cr_assert_eq(attn_args_validate(&attn_kernel_flash, &a), ATTN_EINVAL);
