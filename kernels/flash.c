@@ -87,14 +87,9 @@ static void flash_forward_tile(const attn_args *a, const flash_plan *pl, const a
                                int64_t b, int64_t hk, int64_t i0, float *ws, flash_tally *t)
 {
     int64_t D = a->D, G = pl->G, nb = a->Nq - i0 < pl->br ? a->Nq - i0 : pl->br;
-    int64_t nq = attn_q_len(a, b), nkeys = attn_kv_len(a, b); /* a padded batch ends early */
-    if (i0 + nb > nq) {
-        for (int64_t g = 0; g < G; g++)
-            flash_empty_rows(a, &io->o, io->lse, b, hk * G + g, i0 > nq ? i0 : nq, i0 + nb);
-        nb = nq > i0 ? nq - i0 : 0;
-        if (nb == 0)
-            return;
-    }
+    if (!flash_padded_query_tile(a, &io->o, io->lse, b, hk * G, G, i0, &nb)) /* a padded batch ends early */
+        return;
+    int64_t nkeys = attn_kv_len(a, b);
     int64_t lanes = flash_round16(G * nb);
     float *qt = flash_take(&ws, D * lanes), *S = flash_take(&ws, pl->bc * lanes);
     float *acc = flash_take(&ws, D * lanes);

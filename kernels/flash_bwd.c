@@ -139,14 +139,9 @@ static void flash_dkdv_tile(const attn_args *a, const flash_plan *pl, const attn
                             const attn_grads *g, const float *di_all, int64_t b, int64_t hk, int64_t j0,
                             float *ws, flash_tally *t)
 {
-    int64_t D = a->D, nk = a->Nk - j0 < pl->bc ? a->Nk - j0 : pl->bc, len = attn_kv_len(a, b);
-    if (j0 + nk > len) { /* padding keys of a padded batch: no gradient */
-        flash_empty_rows(a, &g->dk, NULL, b, hk, j0 > len ? j0 : len, j0 + nk);
-        flash_empty_rows(a, &g->dv, NULL, b, hk, j0 > len ? j0 : len, j0 + nk);
-        nk = len > j0 ? len - j0 : 0;
-        if (nk == 0)
-            return;
-    }
+    int64_t D = a->D, nk = a->Nk - j0 < pl->bc ? a->Nk - j0 : pl->bc;
+    if (!flash_padded_key_tile(a, g, b, hk, j0, &nk)) /* padding keys of a padded batch: no gradient */
+        return;
     int64_t lanes = flash_round16(nk), nq = attn_q_len(a, b);
     float sc = (float)attn_scale(a);
     float *kt = flash_take(&ws, D * lanes), *vt = flash_take(&ws, D * lanes);
@@ -212,13 +207,9 @@ static void flash_dq_tile(const attn_args *a, const flash_plan *pl, const attn_i
                           const attn_grads *g, const float *di_all, int64_t b, int64_t h, int64_t i0,
                           float *ws, flash_tally *t)
 {
-    int64_t D = a->D, hk = h / pl->G, nr = a->Nq - i0 < pl->br ? a->Nq - i0 : pl->br, nq = attn_q_len(a, b);
-    if (i0 + nr > nq) { /* padded query rows of a padded batch: no gradient */
-        flash_empty_rows(a, &g->dq, NULL, b, h, i0 > nq ? i0 : nq, i0 + nr);
-        nr = nq > i0 ? nq - i0 : 0;
-        if (nr == 0)
-            return;
-    }
+    int64_t D = a->D, hk = h / pl->G, nr = a->Nq - i0 < pl->br ? a->Nq - i0 : pl->br;
+    if (!flash_padded_query_tile(a, &g->dq, NULL, b, h, 1, i0, &nr)) /* padded query rows: no gradient */
+        return;
     int64_t lanes = flash_round16(nr), nkeys = attn_kv_len(a, b);
     float sc = (float)attn_scale(a);
     float *qt = flash_take(&ws, D * lanes), *dot = flash_take(&ws, D * lanes);

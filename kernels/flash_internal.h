@@ -78,6 +78,35 @@ static inline void flash_empty_rows(const attn_args *a, const attn_tensor *t, fl
     }
 }
 
+/* A query tile [i0, i0 + *nb) of heads h0 .. h0+G-1 cut at the real rows of
+ * a padded batch: the rows past them are emptied in t (and lse, if given)
+ * and *nb becomes the real count. Returns 0 when no real row is left. */
+static inline int flash_padded_query_tile(const attn_args *a, const attn_tensor *t, float *lse, int64_t b,
+                                          int64_t h0, int64_t G, int64_t i0, int64_t *nb)
+{
+    int64_t nq = attn_q_len(a, b);
+    if (i0 + *nb <= nq)
+        return 1;
+    for (int64_t g = 0; g < G; g++)
+        flash_empty_rows(a, t, lse, b, h0 + g, i0 > nq ? i0 : nq, i0 + *nb);
+    *nb = nq > i0 ? nq - i0 : 0;
+    return *nb > 0;
+}
+
+/* The same for the key tile [j0, j0 + *nk) of KV head hk in the dK/dV pass:
+ * padding keys get no gradient. */
+static inline int flash_padded_key_tile(const attn_args *a, const attn_grads *g, int64_t b, int64_t hk, int64_t j0,
+                                        int64_t *nk)
+{
+    int64_t len = attn_kv_len(a, b);
+    if (j0 + *nk <= len)
+        return 1;
+    flash_empty_rows(a, &g->dk, NULL, b, hk, j0 > len ? j0 : len, j0 + *nk);
+    flash_empty_rows(a, &g->dv, NULL, b, hk, j0 > len ? j0 : len, j0 + *nk);
+    *nk = len > j0 ? len - j0 : 0;
+    return *nk > 0;
+}
+
 /* Work done by one thread, added to the SDE counters once per thread. */
 typedef struct {
     double flops, bytes, exps, computed, skipped;

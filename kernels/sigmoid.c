@@ -132,14 +132,9 @@ static void sig_forward_tile(const attn_args *a, const sig_plan *pl, const attn_
 {
     const flash_plan *f = &pl->fp;
     int64_t D = a->D, G = f->G, nb = a->Nq - i0 < f->br ? a->Nq - i0 : f->br;
-    int64_t nq = attn_q_len(a, b), nkeys = attn_kv_len(a, b); /* a padded batch ends early */
-    if (i0 + nb > nq) {
-        for (int64_t g = 0; g < G; g++)
-            flash_empty_rows(a, &io->o, NULL, b, hk * G + g, i0 > nq ? i0 : nq, i0 + nb);
-        nb = nq > i0 ? nq - i0 : 0;
-        if (nb == 0)
-            return;
-    }
+    if (!flash_padded_query_tile(a, &io->o, NULL, b, hk * G, G, i0, &nb)) /* a padded batch ends early */
+        return;
+    int64_t nkeys = attn_kv_len(a, b);
     int64_t lanes = flash_round16(G * nb);
     float *qt = flash_take(&ws, D * lanes), *S = flash_take(&ws, f->bc * lanes);
     float *acc = flash_take(&ws, D * lanes), *bias = flash_take(&ws, lanes);

@@ -25,14 +25,9 @@ static void sig_dkdv_tile(const attn_args *a, const sig_plan *pl, const attn_io 
                           const float *rowbias, int64_t b, int64_t hk, int64_t j0, float *ws, flash_tally *t)
 {
     const flash_plan *f = &pl->fp;
-    int64_t D = a->D, nk = a->Nk - j0 < f->bc ? a->Nk - j0 : f->bc, len = attn_kv_len(a, b);
-    if (j0 + nk > len) { /* padding keys of a padded batch: no gradient */
-        flash_empty_rows(a, &g->dk, NULL, b, hk, j0 > len ? j0 : len, j0 + nk);
-        flash_empty_rows(a, &g->dv, NULL, b, hk, j0 > len ? j0 : len, j0 + nk);
-        nk = len > j0 ? len - j0 : 0;
-        if (nk == 0)
-            return;
-    }
+    int64_t D = a->D, nk = a->Nk - j0 < f->bc ? a->Nk - j0 : f->bc;
+    if (!flash_padded_key_tile(a, g, b, hk, j0, &nk)) /* padding keys of a padded batch: no gradient */
+        return;
     int64_t lanes = flash_round16(nk), nq = attn_q_len(a, b);
     float sc = (float)attn_scale(a);
     float *kt = flash_take(&ws, D * lanes), *vt = flash_take(&ws, D * lanes);
@@ -94,13 +89,9 @@ static void sig_dq_tile(const attn_args *a, const sig_plan *pl, const attn_io *i
                         const float *rowbias, int64_t b, int64_t h, int64_t i0, float *ws, flash_tally *t)
 {
     const flash_plan *f = &pl->fp;
-    int64_t D = a->D, hk = h / f->G, nr = a->Nq - i0 < f->br ? a->Nq - i0 : f->br, nq = attn_q_len(a, b);
-    if (i0 + nr > nq) { /* padded query rows of a padded batch: no gradient */
-        flash_empty_rows(a, &g->dq, NULL, b, h, i0 > nq ? i0 : nq, i0 + nr);
-        nr = nq > i0 ? nq - i0 : 0;
-        if (nr == 0)
-            return;
-    }
+    int64_t D = a->D, hk = h / f->G, nr = a->Nq - i0 < f->br ? a->Nq - i0 : f->br;
+    if (!flash_padded_query_tile(a, &g->dq, NULL, b, h, 1, i0, &nr)) /* padded query rows: no gradient */
+        return;
     int64_t lanes = flash_round16(nr), nkeys = attn_kv_len(a, b);
     float sc = (float)attn_scale(a);
     float *qt = flash_take(&ws, D * lanes), *dot = flash_take(&ws, D * lanes);
