@@ -39,17 +39,20 @@ void attn_row_begin(attn_row *row, int threads, const char *suite)
     attn_row_set(row, ATTN_COL_SUITE, "%s", suite);
 }
 
-/* Kernel parameters, and a ragged batch's KV lengths, which are part of what
- * identifies a job (two batches with the same B and N_kv differ by them). */
+/* Kernel parameters, and a ragged batch's KV lengths or a padded batch's
+ * lengths, which are part of what identifies a job (two batches with the same
+ * B and N_kv differ by them). */
 static void params_text(const attn_args *a, char *buf, size_t n)
 {
     buf[0] = '\0';
     for (int i = 0; i < a->params.n; i++)
         snprintf(buf + strlen(buf), n - strlen(buf), "%s%s=%s", i ? ";" : "", a->params.key[i],
                  a->params.val[i]);
-    for (int64_t b = 0; a->kv_len && b < a->B; b++)
-        snprintf(buf + strlen(buf), n - strlen(buf), "%s%lld", b ? "+" : buf[0] ? ";kv_lens=" : "kv_lens=",
-                 (long long)a->kv_len[b]);
+    const int64_t *lens = a->kv_len ? a->kv_len : a->seq_len;
+    const char *key = a->kv_len ? "kv_lens=" : "seq_lens=";
+    for (int64_t b = 0; lens && b < a->B; b++)
+        snprintf(buf + strlen(buf), n - strlen(buf), "%s%s%lld", b ? "+" : buf[0] ? ";" : "", b ? "" : key,
+                 (long long)lens[b]);
 }
 
 /* The job's args, with a ragged batch's lengths pointing into the job itself
@@ -57,7 +60,9 @@ static void params_text(const attn_args *a, char *buf, size_t n)
 static attn_args job_args(const attn_bench_job *job)
 {
     attn_args a = job->args;
-    if (job->n_kv_lens)
+    if (job->n_kv_lens && job->lens_padded)
+        a.seq_len = job->kv_lens;
+    else if (job->n_kv_lens)
         a.kv_len = job->kv_lens;
     return a;
 }

@@ -22,6 +22,7 @@ typedef struct {
     size_t max_workspace_bytes; /* 0: no cap; above it the job is skipped */
     int n_kv_lens;              /* > 0: a ragged batch, args.B = n_kv_lens sequences */
     int64_t kv_lens[64];        /* their KV lengths (args.kv_len is pointed here at run time) */
+    int lens_padded;            /* 1: kv_lens are a padded batch's lengths (args.seq_len) instead */
 } attn_bench_job;
 
 /* "fwd" | "bwd" | "fwdbwd"; error naming the value otherwise. */

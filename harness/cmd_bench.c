@@ -23,6 +23,8 @@ static const char usage[] =
     "  --N n[,n...]        query length(s) (default 1024); --Nkv n key length (default = N)\n"
     "  --kv-lens L[,L...]  ragged batch (VARLEN kernels): KV length of each sequence; sets --B to\n"
     "                      their count and --Nkv to the longest; one --N\n"
+    "  --seq-lens L[,L...] padded batch (kernels flagged padded): each sequence's length, padded to\n"
+    "                      the one --N (>= the longest); sets --B to their count\n"
     "  --D n[,n...]        head dimension(s) (default 64)\n"
     "  --Dv n              columns of V and O (default = D; kernels with flag DV)\n"
     "  --suite train       the training benchmark instead: per kernel, an encoder (L=2, d=128,\n"
@@ -42,7 +44,7 @@ typedef struct {
     char kernels[32][CLI_ITEM], params[ATTN_MAX_PARAMS][CLI_ITEM];
     int n_kernels, n_params;
     int64_t Ns[32], Ds[16], kv_lens[32];
-    int n_N, n_D, n_kv_lens;
+    int n_N, n_D, n_kv_lens, kv_given, seq_lens; /* kv_lens from --kv-lens or from --seq-lens */
     attn_bench_job base;
     const char *out;
     int no_peak, train;
@@ -70,6 +72,7 @@ static int parse_opts(int argc, char **argv, bench_opts *o)
         {"seed", required_argument, 0, 's'},   {"out", required_argument, 0, 'o'},
         {"no-peak", no_argument, 0, 'n'},      {"help", no_argument, 0, 'h'},
         {"kv-lens", required_argument, 0, 'L'}, {"Dv", required_argument, 0, 'V'},
+        {"seq-lens", required_argument, 0, 'Q'},
         {"suite", required_argument, 0, 'S'},
         {0, 0, 0, 0}};
     attn_args *a = &o->base.args;
@@ -93,7 +96,8 @@ static int parse_opts(int argc, char **argv, bench_opts *o)
                 rc = attn_fail(ATTN_EINVAL, "--suite: expected train (the training benchmark), found '%s'", optarg);
             o->train = 1;
             break;
-        case 'L': rc = parse_list64("--kv-lens", optarg, o->kv_lens, 32, &o->n_kv_lens); break;
+        case 'L': rc = parse_list64("--kv-lens", optarg, o->kv_lens, 32, &o->n_kv_lens), o->kv_given = 1; break;
+        case 'Q': rc = parse_list64("--seq-lens", optarg, o->kv_lens, 32, &o->n_kv_lens), o->seq_lens = 1; break;
         case 'p': rc = attn_run_pass_parse(optarg, &o->base.pass); break;
         case 'P':
             if (o->n_params >= ATTN_MAX_PARAMS || strlen(optarg) >= CLI_ITEM)
@@ -122,12 +126,26 @@ static int parse_opts(int argc, char **argv, bench_opts *o)
         return attn_fail(ATTN_EINVAL, "--Nkv: only with a single --N");
     if (!a->H_kv)
         a->H_kv = a->H;
+    if (o->kv_given && o->seq_lens)
+        return attn_fail(ATTN_EINVAL, "--seq-lens: expected a padded batch or a ragged one (--kv-lens), found both");
+    const char *lens_opt = o->seq_lens ? "--seq-lens" : "--kv-lens";
     if (o->n_kv_lens) {
         if (o->n_N > 1)
-            return attn_fail(ATTN_EINVAL, "--kv-lens: only with a single --N");
+            return attn_fail(ATTN_EINVAL, "%s: only with a single --N", lens_opt);
         if (b_given && a->B != o->n_kv_lens)
-            return attn_fail(ATTN_EINVAL, "--kv-lens: %d lengths for --B %lld", o->n_kv_lens, (long long)a->B);
+            return attn_fail(ATTN_EINVAL, "%s: %d lengths for --B %lld", lens_opt, o->n_kv_lens, (long long)a->B);
         a->B = o->n_kv_lens;
+    }
+    if (o->seq_lens) { /* a padded batch: self-attention padded to --N */
+        for (int i = 0; i < o->n_kv_lens; i++)
+            if (o->kv_lens[i] > o->Ns[0])
+                return attn_fail(ATTN_EINVAL, "--seq-lens: expected lengths <= --N %lld (the padded length), found %lld",
+                                 (long long)o->Ns[0], (long long)o->kv_lens[i]);
+        if (nkv && nkv != o->Ns[0])
+            return attn_fail(ATTN_EINVAL, "--seq-lens: a padded batch is self-attention, expected no --Nkv or --Nkv = --N");
+        a->seq_len = o->kv_lens;
+        nkv = o->Ns[0];
+    } else if (o->n_kv_lens) {
         for (int i = 0; i < o->n_kv_lens; i++)
             nkv = nkv > o->kv_lens[i] ? nkv : o->kv_lens[i];
         a->kv_len = o->kv_lens;

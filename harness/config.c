@@ -366,7 +366,8 @@ int cfg_parse_kv_lens(const char *text, int64_t *lens, int max)
 static int parse_suite(const where *w, const cJSON *o, const cfg_config *cfg, cfg_suite *s)
 {
     static const char *const keys[] = {"suite", "description", "kernels", "masks", "pass", "B", "H", "H_kv",
-                                       "N", "N_kv", "D", "Dv", "params", "threads", "seed", "kv_lens", NULL};
+                                       "N", "N_kv", "D", "Dv", "params", "threads", "seed", "kv_lens",
+                                       "seq_lens", NULL};
     int64_t seed = 1;
     int rc;
     if ((rc = check_keys(w, o, keys)) || (rc = req_name(w, o, "suite", s->name)) ||
@@ -385,10 +386,33 @@ static int parse_suite(const where *w, const cJSON *o, const cfg_config *cfg, cf
         (rc = get_strs(w, o, "kv_lens", 0, check_kv_lens, s, &s->kv_lens)) ||
         (rc = opt_int(w, o, "seed", 0, EXACT_MAX, &seed)))
         return rc;
+    const char *lens_key = "kv_lens";
+    if (cJSON_GetObjectItemCaseSensitive(o, "seq_lens")) { /* padded batches: the same lists, flagged */
+        where kw = at_key(w, "seq_lens");
+        if (s->kv_lens.n)
+            return attn_fail(ATTN_EINVAL, "%s: %s: expected padded batches or ragged ones (\"kv_lens\"), found both",
+                             w->file, kw.path);
+        if ((rc = get_strs(w, o, "seq_lens", 0, check_kv_lens, s, &s->kv_lens)) != 0)
+            return rc;
+        s->lens_padded = 1, lens_key = "seq_lens";
+        for (size_t i = 0; i < s->kv_lens.n; i++) {
+            int64_t lens[64], longest = 0;
+            int nl = cfg_parse_kv_lens(s->kv_lens.v[i], lens, 64);
+            for (int b = 0; b < nl; b++)
+                longest = lens[b] > longest ? lens[b] : longest;
+            for (size_t k = 0; k < s->N.n; k++)
+                if (s->N.v[k] < longest) {
+                    where iw = at_index(&kw, i);
+                    return attn_fail(ATTN_EINVAL, "%s: %s: expected lengths <= every N (the padded length), found "
+                                     "%lld > N = %lld", w->file, iw.path, (long long)longest, (long long)s->N.v[k]);
+                }
+        }
+    }
     if (s->kv_lens.n && (s->B.n || s->N_kv.n)) {
-        where kw = at_key(w, "kv_lens");
-        return attn_fail(ATTN_EINVAL, "%s: %s: expected no \"B\" or \"N_kv\" beside it (a ragged batch sets "
-                         "both), found %s", w->file, kw.path, s->B.n ? "\"B\"" : "\"N_kv\"");
+        where kw = at_key(w, lens_key);
+        return attn_fail(ATTN_EINVAL, "%s: %s: expected no \"B\" or \"N_kv\" beside it (a %s batch sets "
+                         "both), found %s", w->file, kw.path, s->lens_padded ? "padded" : "ragged",
+                         s->B.n ? "\"B\"" : "\"N_kv\"");
     }
     s->seed = (uint64_t)seed;
 
@@ -636,12 +660,13 @@ static int expand_suite(const cfg_suite *s, size_t entry, const cfg_filter *f, c
         j->Dv = s->Dv.n ? s->Dv.v[ix[G_DV]] : j->D;
         j->N = s->N.v[ix[G_N]];
         j->N_kv = s->N_kv.n ? s->N_kv.v[ix[G_NKV]] : j->N;
-        if (s->kv_lens.n) { /* a ragged batch: B sequences, the longest sets N_kv */
+        if (s->kv_lens.n) { /* B sequences; a ragged batch's longest sets N_kv, a padded one is N long */
             int64_t lens[64];
             int nl = cfg_parse_kv_lens(s->kv_lens.v[ix[G_KVL]], lens, 64);
             strcpy(j->kv_lens, s->kv_lens.v[ix[G_KVL]]);
-            j->B = nl, j->N_kv = 0;
-            for (int i = 0; i < nl; i++)
+            j->lens_padded = s->lens_padded;
+            j->B = nl, j->N_kv = s->lens_padded ? j->N : 0;
+            for (int i = 0; !s->lens_padded && i < nl; i++)
                 j->N_kv = lens[i] > j->N_kv ? lens[i] : j->N_kv;
         }
         j->seed = s->seed;
@@ -725,7 +750,7 @@ static int job_key_cmp(const cfg_job *a, const cfg_job *b)
     int c;
     if ((c = strcmp(a->suite, b->suite)) || (c = strcmp(a->kernel, b->kernel)) || (c = strcmp(a->mask, b->mask)) ||
         (c = strcmp(a->pass, b->pass)) || (c = strcmp(a->params, b->params)) ||
-        (c = strcmp(a->kv_lens, b->kv_lens)))
+        (c = strcmp(a->kv_lens, b->kv_lens)) || (c = a->lens_padded - b->lens_padded))
         return c;
     const int64_t x[] = {a->B, a->H, a->H_kv, a->N, a->N_kv, a->D, a->Dv, a->threads, (int64_t)a->seed};
     const int64_t y[] = {b->B, b->H, b->H_kv, b->N, b->N_kv, b->D, b->Dv, b->threads, (int64_t)b->seed};
@@ -808,7 +833,7 @@ static cJSON *suite_json(const cfg_suite *s)
     if (s->params.n)
         cJSON_AddItemToObject(o, "params", strs_json(&s->params));
     if (s->kv_lens.n)
-        cJSON_AddItemToObject(o, "kv_lens", strs_json(&s->kv_lens));
+        cJSON_AddItemToObject(o, s->lens_padded ? "seq_lens" : "kv_lens", strs_json(&s->kv_lens));
     cJSON_AddNumberToObject(o, "seed", (double)s->seed);
     return o;
 }

@@ -27,6 +27,10 @@
  *       "kv_lens": ["32768+1024+1024"],    optional ragged batches (VARLEN kernels): one job per
  *                                          entry, B = number of lengths, N_kv = the longest;
  *                                          excludes "B" and "N_kv"
+ *       "seq_lens": ["4096+1024+100"],     optional padded batches (kernels flagged padded):
+ *                                          self-attention over sequences of these lengths
+ *                                          padded to N (>= the longest), B = number of
+ *                                          lengths; excludes "B", "N_kv" and "kv_lens"
  *       "seed": 1                          default 1
  *     }
  *   ]
@@ -67,6 +71,7 @@ typedef struct {
     cfg_strs kernels, masks, passes;
     cfg_strs params;                            /* "kernel:key=value,..." */
     cfg_strs kv_lens;                           /* ragged batches "L+L+...", or empty */
+    int lens_padded;                            /* kv_lens came from "seq_lens": padded batches */
     cfg_ints B, H, H_kv, N, N_kv, D, Dv, threads; /* H_kv, N_kv, Dv empty: equal to H, N, D */
     uint64_t seed;
 } cfg_suite;
@@ -95,6 +100,7 @@ typedef struct {
     int threads;
     char params[CFG_SPEC_MAX];
     char kv_lens[CFG_SPEC_MAX];    /* "" or a ragged batch "L+L+..." (B = count, N_kv = max) */
+    int lens_padded;               /* 1: kv_lens is a padded batch's lengths (B = count, N_kv = N) */
     uint64_t seed;
     size_t entry;              /* index of the suites[] entry it comes from */
 } cfg_job;

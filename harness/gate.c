@@ -26,13 +26,19 @@ static double oracle_row(const attn_args *a, const attn_io *io, const attn_tenso
      * whose Q, K and V views repeat that row and KV head (b and h strides 0),
      * so that masks which differ per batch entry or head (attn_mask_varies)
      * are evaluated at the real (b, h): the answer is the last row. */
-    attn_args one = *a;
+    int64_t Dv = v->D;
+    if (i >= attn_q_len(a, b)) { /* a padded row of a padded batch: no keys, O = 0 */
+        for (int64_t d = 0; d < Dv; d++)
+            orow[d] = 0;
+        return -INFINITY;
+    }
+    attn_args one = *a; /* a padded batch keeps seq_len: b's keys end at its length */
     one.B = b + 1, one.H = one.H_kv = h + 1, one.Nq = 1;
     one.q_off = a->q_off + i;
     attn_tensor_f64 q = widen_head(&io->q, b, h, i, 1), kr = *k, vr = *v;
     q.sb = q.sh = kr.sb = kr.sh = vr.sb = vr.sh = 0;
     q.B = kr.B = vr.B = one.B, q.H = kr.H = vr.H = one.H;
-    int64_t rows = one.B * one.H, Dv = v->D;
+    int64_t rows = one.B * one.H;
     attn_tensor_f64 o = {calloc((size_t)(rows * Dv), sizeof(double)), one.B, one.H, 1, Dv, one.H * Dv, Dv, Dv};
     double *lses = malloc(sizeof(double) * (size_t)rows), lse;
     attn_oracle_forward_f64(&one, &q, &kr, &vr, &o, lses);
@@ -104,18 +110,32 @@ static int64_t ref_prefix(const attn_kernel *k, const attn_args *a)
 }
 
 /* Own-reference kernels: the kernel's double reference on each sampled head,
- * over a prefix when the mask allows, against the kernel's rows. Some kernels
+ * over a prefix when the mask allows (a padded batch: over the sequence's
+ * own rows, the rows after it must be 0), against the kernel's rows. Some kernels
  * depend on the head index and count (RetNet's and Lightning's per-head
  * decay schedules), so the reference runs with the problem's H and H_kv,
  * every head a stride-0 view of head h's data (the answer is head h). */
 static void ref_gate(const attn_kernel *k, const attn_args *a, const attn_io *io, attn_gate_result *r)
 {
-    int64_t G = a->H / a->H_kv, L = ref_prefix(k, a), Dv = attn_dv(a);
-    int64_t nq = k->flags & ATTN_ONE_QUERY ? 1 : a->Nq - (a->Nk - L), no = k->flags & ATTN_ONE_QUERY ? L : nq;
+    int64_t G = a->H / a->H_kv, Dv = attn_dv(a);
     FOR_SAMPLED_HEADS(a, b, h) {
+        int64_t L = ref_prefix(k, a), pad_from = a->Nq;
+        if (a->seq_len) /* self-attention: the sequence is its first seq_len[b] rows */
+            L = L < a->seq_len[b] ? L : a->seq_len[b], pad_from = a->seq_len[b];
+        int64_t nq = k->flags & ATTN_ONE_QUERY ? 1 : a->Nq - (a->Nk - L), no = k->flags & ATTN_ONE_QUERY ? L : nq;
+        if (a->seq_len)
+            nq = no = L;
+        double pad_err = 0; /* largest |O| on the padded rows */
+        for (int64_t n = pad_from; n < a->Nq; n++)
+            for (int64_t d = 0; d < Dv; d++)
+                pad_err = worse(pad_err, fabs((double)attn_at(&io->o, b, h, n)[d]));
+        if (L == 0) {
+            r->err = worse(r->err, pad_err);
+            continue;
+        }
         attn_args one = *a;
         int64_t hk = h / G, Hk = a->H_kv, Hq = a->H;
-        one.B = 1, one.H = Hq, one.H_kv = Hk, one.Nk = L, one.Nq = nq, one.kv_len = NULL;
+        one.B = 1, one.H = Hq, one.H_kv = Hk, one.Nk = L, one.Nq = nq, one.kv_len = NULL, one.seq_len = NULL;
         one.q_off = one.k_off = 0;
         attn_args_defaults(&one);
         attn_io64 x = {.q = widen_head(&io->q, b, h, 0, nq),
@@ -139,7 +159,7 @@ static void ref_gate(const attn_kernel *k, const attn_args *a, const attn_io *io
         for (int64_t n = 0; n < no; n++)
             for (int64_t d = 0; d < Dv; d++)
                 err = worse(err, fabs((double)attn_at(&io->o, b, h, n)[d] - oh[n * Dv + d]));
-        r->err = worse(r->err, omax > 0 ? err / omax : err);
+        r->err = worse(r->err, omax > 0 ? fmax(err, pad_err) / omax : fmax(err, pad_err));
         attn_tensor_f64 *t[] = {&x.q, &x.k, &x.v, &x.o, &x.beta, &x.gate, &x.router, &x.w};
         for (int i = 0; i < 8; i++)
             free(t[i]->data);

@@ -201,6 +201,15 @@ static double batch_keys(const attn_args *a)
     return n;
 }
 
+/* Real query rows summed over the batch (B * Nq unless padded). */
+static double batch_queries(const attn_args *a)
+{
+    double n = 0;
+    for (int64_t b = 0; b < a->B; b++)
+        n += (double)attn_q_len(a, b);
+    return n;
+}
+
 double attn_density(const attn_args *a)
 {
     return batch_pairs(a) / ((double)a->B * (double)a->H * (double)a->Nq * (double)a->Nk);
@@ -214,11 +223,11 @@ double attn_softmax_flops(const attn_args *a, attn_pass pass)
 
 double attn_softmax_bytes(const attn_args *a, attn_pass pass)
 {
-    double B = (double)a->B, Hq = (double)a->H, Hkv = (double)a->H_kv;
-    double Nq = (double)a->Nq, keys = batch_keys(a), D = (double)a->D; /* keys = B*Nk unless ragged */
+    /* rows = B*Nq unless padded, keys = B*Nk unless ragged or padded */
+    double Hq = (double)a->H, Hkv = (double)a->H_kv, rows = batch_queries(a), keys = batch_keys(a), D = (double)a->D;
     if (pass == ATTN_PASS_FWD)
-        return 4 * (B * (Hq * Nq * D + Hq * Nq * D + Hq * Nq) + 2 * Hkv * keys * D);
-    return 4 * (B * (4 * Hq * Nq * D + Hq * Nq) + 4 * Hkv * keys * D);
+        return 4 * (Hq * rows * D + Hq * rows * D + Hq * rows + 2 * Hkv * keys * D);
+    return 4 * (4 * Hq * rows * D + Hq * rows + 4 * Hkv * keys * D);
 }
 
 size_t attn_kv_state_bytes(const attn_args *a)

@@ -122,12 +122,16 @@ size_t lin_state_bytes(const attn_args *a, int64_t F, int64_t W)
  * products (A, B = G V^T, B phi(K), B^T phi(Q), A^T G) against two. */
 double lin_flops(const attn_args *a, attn_pass pass, int64_t F, int64_t C, int64_t W)
 {
-    double N = (double)a->Nq, Dv = (double)attn_dv(a), Fd = (double)F;
+    double Dv = (double)attn_dv(a), Fd = (double)F, f = 0;
     int causal = a->mask.kind == ATTN_MASK_CAUSAL || a->mask.causal;
-    double f = 4 * N * Fd * Dv;
-    if (causal)
-        f += 2 * N * (double)min64(C, a->Nq) * (Fd + Dv) + 4 * N * (double)min64(W, a->Nq) * (double)a->D;
-    f *= (double)(a->B * a->H);
+    for (int64_t b = 0; b < a->B; b++) { /* each sequence at its own length (a padded batch) */
+        int64_t n = attn_q_len(a, b);
+        double N = (double)n;
+        f += 4 * N * Fd * Dv;
+        if (causal)
+            f += 2 * N * (double)min64(C, n) * (Fd + Dv) + 4 * N * (double)min64(W, n) * (double)a->D;
+    }
+    f *= (double)a->H;
     return pass == ATTN_PASS_FWD ? f : 2.5 * f;
 }
 
@@ -136,11 +140,13 @@ double lin_flops(const attn_args *a, attn_pass pass, int64_t F, int64_t C, int64
  * reads Q, K, V, dO and writes dQ, dK, dV (O is recomputed, not read). */
 double lin_bytes(const attn_args *a, attn_pass pass)
 {
-    double B = (double)a->B, H = (double)a->H, Hkv = (double)a->H_kv, N = (double)a->Nq;
+    double H = (double)a->H, Hkv = (double)a->H_kv, rows = 0; /* real rows: B * N unless padded */
     double D = (double)a->D, Dv = (double)attn_dv(a);
+    for (int64_t b = 0; b < a->B; b++)
+        rows += (double)attn_q_len(a, b);
     if (pass == ATTN_PASS_FWD)
-        return 4 * B * N * (H * D + Hkv * (D + Dv) + H * Dv);
-    return 4 * B * N * (2 * H * D + 2 * Hkv * (D + Dv) + H * Dv);
+        return 4 * rows * (H * D + Hkv * (D + Dv) + H * Dv);
+    return 4 * rows * (2 * H * D + 2 * Hkv * (D + Dv) + H * Dv);
 }
 
 int64_t lin_segments(const attn_args *a, int64_t b, lin_seg *seg)

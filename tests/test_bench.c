@@ -127,3 +127,23 @@ Test(bench, own_reference_gate_passes_for_every_kernel_and_reports_softmax_fidel
         cr_assert(r.cell[ATTN_COL_SOFTMAX_REL_ERR][0] != '\0', "%s: no softmax fidelity cell", (*k)->name);
     }
 }
+
+/* A padded batch (job lens_padded): the gate checks each sequence's rows
+ * against its own reference and the padding rows against 0, the row names
+ * the lengths, and the cost model counts only the real rows. */
+Test(bench, padded_batch_rows_pass_the_gate_and_name_their_lengths, .timeout = 60)
+{
+    static const char *const kernels[] = {"flash", "linear", "sigmoid"};
+    for (int i = 0; i < 3; i++) {
+        attn_bench_job j = small_job(kernels[i], "full", ATTN_RUN_FWD);
+        j.args.B = 3;
+        j.n_kv_lens = 3, j.lens_padded = 1;
+        j.kv_lens[0] = 192, j.kv_lens[1] = 50, j.kv_lens[2] = 1;
+        attn_row r;
+        cr_assert_eq(attn_bench_run(&j, &r), 0);
+        cr_assert_str_eq(r.cell[ATTN_COL_STATUS], "ok", "%s", kernels[i]);
+        cr_assert_lt(cell(&r, ATTN_COL_VALUE), 1e-4, "%s: gate error %s", kernels[i], r.cell[ATTN_COL_VALUE]);
+        cr_assert(strstr(r.cell[ATTN_COL_PARAMS], "seq_lens=192+50+1"), "%s: params %s", kernels[i],
+                  r.cell[ATTN_COL_PARAMS]);
+    }
+}

@@ -49,6 +49,16 @@ Test(cli, heads_not_divisible_by_kv_heads_are_rejected)
     EXPECT_USAGE_ERROR(cmd_bench, "H_kv", "bench", "--kernel", "naive", "--H", "6", "--Hkv", "4");
 }
 
+Test(cli, bad_padded_and_ragged_batches_are_rejected)
+{
+    EXPECT_USAGE_ERROR(cmd_bench, "--seq-lens: expected lengths <= --N 64", "bench", "--kernel", "flash", "--N", "64",
+                       "--seq-lens", "64,65");
+    EXPECT_USAGE_ERROR(cmd_bench, "found both", "bench", "--kernel", "flash", "--N", "64", "--seq-lens", "8",
+                       "--kv-lens", "8");
+    EXPECT_USAGE_ERROR(cmd_bench, "--seq-lens: only with a single --N", "bench", "--kernel", "flash", "--N", "8,16",
+                       "--seq-lens", "8");
+}
+
 Test(cli, bad_kernel_param_is_rejected)
 {
     EXPECT_USAGE_ERROR(cmd_bench, "--param", "bench", "--kernel", "naive", "--param", "novalue");

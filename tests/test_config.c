@@ -336,3 +336,41 @@ Test(config, ragged_kv_lens_reject_bad_lists_and_explicit_batch)
         cfg_free(&cfg);
     }
 }
+
+Test(config, padded_seq_lens_set_batch_and_keep_n)
+{
+    const char *text = "{\"name\":\"p\",\"suites\":[{\"suite\":\"masks\",\"kernels\":[\"flash\"],\"H\":[4],"
+                       "\"N\":[128,256],\"D\":[16],\"seq_lens\":[\"100+7+1\"]}]}";
+    cfg_config cfg;
+    cr_assert_eq(cfg_parse("p.json", text, &cfg), 0, "%s", attn_last_error());
+    cfg_job *jobs;
+    size_t n;
+    cr_assert_eq(cfg_expand(&cfg, &jobs, &n), 0);
+    cr_assert_eq(n, 2);
+    for (size_t i = 0; i < 2; i++) {
+        cr_assert_eq(jobs[i].B, 3);
+        cr_assert_eq(jobs[i].N_kv, jobs[i].N, "a padded batch is self-attention");
+        cr_assert_eq(jobs[i].lens_padded, 1);
+        cr_assert_str_eq(jobs[i].kv_lens, "100+7+1");
+    }
+    free(jobs);
+    cfg_free(&cfg);
+}
+
+Test(config, padded_seq_lens_reject_longer_than_n_ragged_beside_and_explicit_batch)
+{
+    static const char *const bad[][2] = {{"\"seq_lens\":[\"100+129\"]", "$.suites[0].seq_lens[0]"},
+                                         {"\"seq_lens\":[\"8\"],\"kv_lens\":[\"8\"]", "$.suites[0].seq_lens"},
+                                         {"\"seq_lens\":[\"8+8\"],\"B\":[2]", "$.suites[0].seq_lens"},
+                                         {"\"seq_lens\":[\"0+0\"]", "$.suites[0].seq_lens"}};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char text[512];
+        snprintf(text, sizeof text,
+                 "{\"name\":\"p\",\"suites\":[{\"suite\":\"m\",\"kernels\":[\"flash\"],\"H\":[4],\"N\":[128],"
+                 "\"D\":[16],%s}]}", bad[i][0]);
+        cfg_config cfg;
+        cr_assert_neq(cfg_parse("p.json", text, &cfg), 0, "%s accepted", bad[i][0]);
+        cr_assert(strstr(attn_last_error(), bad[i][1]), "%s: %s", bad[i][0], attn_last_error());
+        cfg_free(&cfg);
+    }
+}

@@ -239,3 +239,26 @@ Test(padded, lengths_are_validated_and_kernels_without_padded_refuse_them)
     cr_assert_eq(attn_args_validate(&attn_kernel_flash, &x), ATTN_EINVAL);
     cr_assert(strstr(attn_last_error(), "self-attention"), "%s", attn_last_error());
 }
+
+/* The cost model counts each sequence at its own length: a padded batch
+ * costs what its sequences cost alone (FLOPs and minimum bytes). */
+Test(padded, cost_model_counts_each_sequence_at_its_own_length)
+{
+    static int64_t lens[3] = {300, 77, 1};
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++)
+        for (int m = 0; m < 2; m++) {
+            attn_args a = fx_args(3, 4, 2, 300, 300, 32, cases[c].masks[m], 1);
+            a.seq_len = lens;
+            for (int pass = 0; pass < 2; pass++) {
+                double flops = 0, bytes = 0;
+                for (int b = 0; b < 3; b++) {
+                    attn_args one = fx_args(1, 4, 2, lens[b], lens[b], 32, cases[c].masks[m], 1);
+                    flops += cases[c].k->flops(&one, (attn_pass)pass), bytes += cases[c].k->bytes(&one, (attn_pass)pass);
+                }
+                double f = cases[c].k->flops(&a, (attn_pass)pass), by = cases[c].k->bytes(&a, (attn_pass)pass);
+                cr_assert(fabs(f - flops) <= 1e-9 * flops && fabs(by - bytes) <= 1e-9 * bytes,
+                          "%s %s pass %d: padded %.6g FLOPs %.6g bytes, sequences alone %.6g, %.6g", cases[c].k->name,
+                          cases[c].masks[m], pass, f, by, flops, bytes);
+            }
+        }
+}
