@@ -16,6 +16,7 @@
 #include "flash_lanes.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -241,6 +242,20 @@ static int sig_ref_forward(const attn_args *a, const attn_io64 *io)
     return 0;
 }
 
+/* The default bias of the full problem, pinned for a prefix of it (gate.c). */
+static void sig_ref_prefix_args(const attn_args *full, attn_args *prefix)
+{
+    sig_plan pl;
+    if (sig_parse_bias(full, &pl) || pl.row_bias || pl.seq_bias || prefix->params.n >= ATTN_MAX_PARAMS)
+        return;
+    for (int p = 0; p < full->params.n; p++)
+        if (strcmp(full->params.key[p], "bias") == 0)
+            return; /* a given number is kept as it is */
+    char kv[64];
+    snprintf(kv, sizeof kv, "bias=%.9g", (double)pl.bias); /* %.9g round-trips a float */
+    attn_params_add(&prefix->params, kv);
+}
+
 const attn_kernel attn_kernel_sigmoid = {
     .name = "sigmoid",
     .family = "sigmoid",
@@ -257,4 +272,5 @@ const attn_kernel attn_kernel_sigmoid = {
     .state_bytes = attn_kv_state_bytes,
     .fini = NULL,
     .ref_forward = sig_ref_forward,
+    .ref_prefix_args = sig_ref_prefix_args,
 };
