@@ -120,9 +120,10 @@ float *attn_sigmoid_row_bias(const attn_ctx *ctx, const sig_plan *pl)
 void attn_sigmoid_lane_bias(const attn_args *a, const sig_plan *pl, const float *rowbias, int64_t b,
                             int64_t h0, int64_t G, int64_t i0, int64_t nb, int64_t lanes, float *bias)
 {
+    float seq = attn_sigmoid_seq_bias(pl, a, b); /* one per sequence: out of the lane loop */
     for (int64_t g = 0; g < G; g++)
         for (int64_t i = 0; i < nb; i++)
-            bias[g * nb + i] = rowbias ? rowbias[(b * a->H + h0 + g) * a->Nq + i0 + i] : attn_sigmoid_seq_bias(pl, a, b);
+            bias[g * nb + i] = rowbias ? rowbias[(b * a->H + h0 + g) * a->Nq + i0 + i] : seq;
     for (int64_t r = G * nb; r < lanes; r++)
         bias[r] = 0;
 }

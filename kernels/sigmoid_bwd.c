@@ -29,7 +29,7 @@ static void sig_dkdv_tile(const attn_args *a, const sig_plan *pl, const attn_io 
     if (!flash_padded_key_tile(a, g, b, hk, j0, &nk)) /* padding keys of a padded batch: no gradient */
         return;
     int64_t lanes = flash_round16(nk), nq = attn_q_len(a, b);
-    float sc = (float)attn_scale(a);
+    float sc = (float)attn_scale(a), seq_bias = attn_sigmoid_seq_bias(pl, a, b); /* once per tile, not per row */
     float *kt = flash_take(&ws, D * lanes), *vt = flash_take(&ws, D * lanes);
     float *dkt = flash_take(&ws, D * lanes), *dvt = flash_take(&ws, D * lanes);
     float *P = flash_take(&ws, f->br * lanes), *dS = flash_take(&ws, f->br * lanes);
@@ -65,7 +65,7 @@ static void sig_dkdv_tile(const attn_args *a, const sig_plan *pl, const attn_io 
             t->flops += attn_mk_gemm(rows, nc, D, q, io->q.sn, 1, kt + c0, lanes, P + c0, lanes, ATTN_MK_SET, NULL, NULL);
             for (int64_t r = 0; r < rows; r++)
                 sig_row_sigmoid(P + r * lanes + c0, nc,
-                                rowbias ? rowbias[(b * a->H + h) * a->Nq + i0 + r0 + r] : attn_sigmoid_seq_bias(pl, a, b));
+                                rowbias ? rowbias[(b * a->H + h) * a->Nq + i0 + r0 + r] : seq_bias);
             if (kind == ATTN_TILE_PARTIAL) /* keys past nk are padding: their columns are discarded */
                 flash_pred_apply(M + r0 * f->bc + c0, f->bc, rows, (c1 < nk ? c1 : nk) - c0, P + c0, lanes, 1, 0.0f);
             // dV^T (D, nc) += dO^T (D, rows) @ P (rows, nc)
