@@ -42,20 +42,24 @@ static const wrap_entry entries[] = {TASKS(WRAP_ENTRY)};
 #define N_TASKS (sizeof entries / sizeof *entries)
 
 static task_def defs[N_TASKS];
-static char helps[N_TASKS][320];
+static char helps[N_TASKS][512];
 static const task_def *table[N_TASKS + 1];
 static once_flag built = ONCE_FLAG_INIT;
 
-/* The wrapped definitions: the base's name, suite and description; the LM
- * tasks' help gains the landmark parameter. */
+/* The wrapped definitions: the base's name, suite, description and help;
+ * the LM tasks' help gains the landmark parameter (a test checks that it
+ * ends with it: extrapolate.c reads the keys from the help). */
 static void build_table(void)
 {
     for (size_t i = 0; i < N_TASKS; i++) {
         const task_def *b = entries[i].base;
-        snprintf(helps[i], sizeof helps[i], "%s%s", b->params_help,
-                 entries[i].is_lm ? " landmark=0(off)|l>=2 (a landmark token every l-th position)" : "");
+        const char *help = b->params_help;
+        if (entries[i].is_lm) {
+            snprintf(helps[i], sizeof helps[i], "%s%s", b->params_help, TASK_LANDMARK_HELP);
+            help = helps[i];
+        }
         defs[i] = (task_def){.name = b->name, .suite = b->suite, .description = b->description,
-                             .params_help = helps[i], .make = entries[i].make};
+                             .params_help = help, .make = entries[i].make};
         table[i] = &defs[i];
     }
     table[N_TASKS] = NULL;

@@ -82,6 +82,8 @@ const char *task_param_str(const attn_params *p, const char *key, const char *de
  * n tokens becomes task_landmark_seq_len(n, l) = n + floor(n / (l - 1))
  * tokens (lengths[] likewise); meta gains ";landmark=l". */
 #define TASK_LANDMARK_MAX 65536
+/* What the LM tasks' help (task_registry) adds for the parameter. */
+#define TASK_LANDMARK_HELP " landmark=0(off)|l>=2 (a landmark token every l-th position)"
 int64_t task_landmark_seq_len(int64_t n, int64_t l);       /* n when l == 0 */
 int64_t task_landmark_data_len(int64_t seq_len, int64_t l); /* the inverse: seq_len - floor(seq_len / l) */
 /* l of params p (0 when absent; *rc set on an invalid value). */

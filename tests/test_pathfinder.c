@@ -133,7 +133,7 @@ Test(pathfinder, params_are_strict_and_recorded_in_meta, .timeout = 60)
     } bad[] = {
         {&task_pathfinder, "colour=1", "colour"},
         {&task_pathfinder, "difficulty=medium", "difficulty=easy|intermediate|hard"},
-        {&task_pathfinder, "res=48", "res=32, 64 or 128"},
+        {&task_pathfinder, "res=48", "res=16, 32, 64 or 128"},
         {&task_pathx, "res=64", "res=128"},
         {&task_pathfinder, "contrast=1", "contrast"},
         {&task_pathfinder, "paddle_len=15 distractors=100", "no layout"},
@@ -204,9 +204,10 @@ static int snake_of(const pf_scene *s, int32_t paddle)
 
 Test(pathfinder, markers_sit_on_contour_ends_as_the_label_says, .timeout = 60)
 {
-    const char *const cfgs[] = {"", "difficulty=easy", "res=64 difficulty=intermediate"};
+    const char *const cfgs[] = {"", "difficulty=easy", "res=64 difficulty=intermediate", "res=16 difficulty=easy",
+                                "res=16"};
     pf_scene *s = malloc(sizeof *s);
-    for (int q = 0; q < 3; q++) {
+    for (int q = 0; q < 5; q++) {
         pf_config c;
         config(cfgs[q], &c);
         for (int i = 0; i < 120; i++) {
@@ -299,9 +300,9 @@ static int bright_blobs(const uint8_t *pix, int W)
 Test(pathfinder, render_matches_the_plain_full_canvas_twin, .timeout = 60)
 {
     cr_assert_eq(fegetround(), FE_TONEAREST);
-    const char *const cfgs[] = {"", "res=64 difficulty=easy", "res=128"};
+    const char *const cfgs[] = {"", "res=64 difficulty=easy", "res=128", "res=16 difficulty=easy"};
     pf_scene *s = malloc(sizeof *s);
-    for (int q = 0; q < 3; q++) {
+    for (int q = 0; q < 4; q++) {
         pf_config c;
         config(cfgs[q], &c);
         int W = c.res;
@@ -330,17 +331,25 @@ Test(pathfinder, render_matches_the_plain_full_canvas_twin, .timeout = 60)
 
 Test(pathfinder, every_generated_image_has_two_marker_blobs, .timeout = 60)
 {
-    task_data d;
-    make(&task_pathfinder, "", TASK_TEST, 2, 200, &d);
-    uint8_t pix[32 * 32];
-    for (int64_t i = 0; i < d.n; i++) {
-        int lit = 0;
-        for (int p = 0; p < 32 * 32; p++)
-            pix[p] = (uint8_t)task_tokens(&d, i)[1 + p], lit += pix[p] > 0;
-        cr_assert_eq(bright_blobs(pix, 32), 2, "image %lld", (long long)i);
-        cr_assert(lit > 60, "image %lld has only %d lit pixels", (long long)i, lit);
+    static const struct {
+        const char *params;
+        int32_t W, min_lit;
+    } cfg[] = {{"", 32, 60}, {"res=16 difficulty=easy", 16, 15}};
+    for (int q = 0; q < 2; q++) {
+        task_data d;
+        make(&task_pathfinder, cfg[q].params, TASK_TEST, 2, 200, &d);
+        int32_t W = cfg[q].W;
+        uint8_t pix[32 * 32];
+        for (int64_t i = 0; i < d.n; i++) {
+            int lit = 0;
+            for (int p = 0; p < W * W; p++)
+                pix[p] = (uint8_t)task_tokens(&d, i)[1 + p], lit += pix[p] > 0;
+            cr_assert_eq(bright_blobs(pix, W), 2, "[%s] image %lld", cfg[q].params, (long long)i);
+            cr_assert(lit > cfg[q].min_lit, "[%s] image %lld has only %d lit pixels", cfg[q].params, (long long)i,
+                      lit);
+        }
+        task_data_free(&d);
     }
-    task_data_free(&d);
 }
 
 Test(pathfinder, quantise_rounds_half_to_even, .timeout = 60)
@@ -416,13 +425,14 @@ static double probe_accuracy(const double *tr, const int32_t *ytr, const double 
     return (double)right / n;
 }
 
-/* Probe accuracy on 400 train / 400 test images; `leak` > 0 brightens that
- * many pixels of every label-1 image (a planted cue the probe must find). */
-static double histogram_probe(int leak)
+/* Probe accuracy on 400 train / 400 test images of `params` (canvas W);
+ * `leak` > 0 brightens that many pixels of every label-1 image (a planted
+ * cue the probe must find). */
+static double histogram_probe(const char *params, int32_t W, int leak)
 {
     task_data tr, te;
-    make(&task_pathfinder, "", TASK_TRAIN, 77, PROBE_N, &tr);
-    make(&task_pathfinder, "", TASK_TEST, 77, PROBE_N, &te);
+    make(&task_pathfinder, params, TASK_TRAIN, 77, PROBE_N, &tr);
+    make(&task_pathfinder, params, TASK_TEST, 77, PROBE_N, &te);
     for (int64_t i = 0; i < PROBE_N; i++)
         for (int k = 0; k < leak; k++) {
             if (tr.labels[i])
@@ -431,8 +441,8 @@ static double histogram_probe(int leak)
                 task_tokens(&te, i)[1 + k] = 255;
         }
     double *ftr = malloc(sizeof(double) * PROBE_N * 256), *fte = malloc(sizeof(double) * PROBE_N * 256);
-    histograms(&tr, 32, ftr);
-    histograms(&te, 32, fte);
+    histograms(&tr, W, ftr);
+    histograms(&te, W, fte);
     double acc = probe_accuracy(ftr, tr.labels, fte, te.labels, PROBE_N);
     free(ftr);
     free(fte);
@@ -443,15 +453,23 @@ static double histogram_probe(int leak)
 
 Test(pathfinder, histogram_probe_stays_near_chance, .timeout = 60)
 {
-    double acc = histogram_probe(0);
-    cr_log_info("pathfinder histogram probe: test accuracy %.3f on %d images", acc, PROBE_N);
-    cr_assert(acc < 0.60, "a linear probe on pixel histograms reads the label: accuracy %.3f", acc);
+    /* res 16 easy too: the slow end-to-end test trains on it with mean pooling */
+    static const struct {
+        const char *params;
+        int32_t W;
+    } cfg[] = {{"", 32}, {"res=16 difficulty=easy", 16}};
+    for (int q = 0; q < 2; q++) {
+        double acc = histogram_probe(cfg[q].params, cfg[q].W, 0);
+        cr_log_info("pathfinder [%s] histogram probe: test accuracy %.3f on %d images", cfg[q].params, acc, PROBE_N);
+        cr_assert(acc < 0.60, "[%s] a linear probe on pixel histograms reads the label: accuracy %.3f",
+                  cfg[q].params, acc);
+    }
 }
 
 Test(pathfinder, histogram_probe_detects_a_planted_cue, .timeout = 60)
 {
     /* the check above can fail: 6 extra full-intensity pixels on label 1 are found */
-    double acc = histogram_probe(6);
+    double acc = histogram_probe("", 32, 6);
     cr_assert(acc > 0.9, "the probe missed a planted histogram cue: accuracy %.3f", acc);
 }
 
@@ -474,11 +492,11 @@ static double best_threshold(const double *d0, const double *d1, int n)
 Test(pathfinder, marker_distance_does_not_give_the_label_away, .timeout = 60)
 {
     /* without pf_negative_pair's matching this reads 60 % (32 hard) to 84 % (32 easy) */
-    const char *const cfgs[] = {"", "difficulty=easy"};
+    const char *const cfgs[] = {"", "difficulty=easy", "res=16 difficulty=easy"};
     enum { N = 600 };
     double *d[2] = {malloc(N * sizeof(double)), malloc(N * sizeof(double))};
     pf_scene *s = malloc(sizeof *s);
-    for (int q = 0; q < 2; q++) {
+    for (int q = 0; q < 3; q++) {
         pf_config c;
         config(cfgs[q], &c);
         for (int i = 0; i < 2 * N; i++) {
@@ -691,4 +709,6 @@ Test(pathfinder, official_layout_errors_name_the_file, .timeout = 60)
     cr_assert(strstr(attn_last_error(), "generator knob 'paddle_len'"), "%s", attn_last_error());
     cr_assert_neq(try_make(&task_pathx, "", TASK_TRAIN, 1, 1, FIX "/official", &d), 0);
     cr_assert(strstr(attn_last_error(), "pathfinder128/curv_contour_length_14"), "%s", attn_last_error());
+    cr_assert_neq(try_make(&task_pathfinder, "res=16", TASK_TRAIN, 1, 1, FIX "/official", &d), 0);
+    cr_assert(strstr(attn_last_error(), "res=16 is generated only"), "%s", attn_last_error());
 }
