@@ -43,8 +43,9 @@ static const char usage[] =
 typedef struct {
     char kernels[32][CLI_ITEM], params[ATTN_MAX_PARAMS][CLI_ITEM];
     int n_kernels, n_params;
-    int64_t Ns[32], Ds[16], kv_lens[32];
-    int n_N, n_D, n_kv_lens, kv_given, seq_lens; /* kv_lens from --kv-lens or from --seq-lens */
+    int64_t Ns[32], Ds[16], lens[32];
+    int n_N, n_D, n_lens;
+    const char *lens_opt; /* NULL, "--kv-lens" (a ragged batch) or "--seq-lens" (a padded batch): what lens holds */
     attn_bench_job base;
     const char *out;
     int no_peak, train;
@@ -96,8 +97,15 @@ static int parse_opts(int argc, char **argv, bench_opts *o)
                 rc = attn_fail(ATTN_EINVAL, "--suite: expected train (the training benchmark), found '%s'", optarg);
             o->train = 1;
             break;
-        case 'L': rc = parse_list64("--kv-lens", optarg, o->kv_lens, 32, &o->n_kv_lens), o->kv_given = 1; break;
-        case 'Q': rc = parse_list64("--seq-lens", optarg, o->kv_lens, 32, &o->n_kv_lens), o->seq_lens = 1; break;
+        case 'L':
+        case 'Q': {
+            const char *opt = c == 'L' ? "--kv-lens" : "--seq-lens";
+            if (o->lens_opt && strcmp(o->lens_opt, opt) != 0)
+                rc = attn_fail(ATTN_EINVAL, "--seq-lens: expected a padded batch or a ragged one (--kv-lens), found both");
+            else
+                rc = parse_list64(opt, optarg, o->lens, 32, &o->n_lens), o->lens_opt = opt;
+            break;
+        }
         case 'p': rc = attn_run_pass_parse(optarg, &o->base.pass); break;
         case 'P':
             if (o->n_params >= ATTN_MAX_PARAMS || strlen(optarg) >= CLI_ITEM)
@@ -126,29 +134,28 @@ static int parse_opts(int argc, char **argv, bench_opts *o)
         return attn_fail(ATTN_EINVAL, "--Nkv: only with a single --N");
     if (!a->H_kv)
         a->H_kv = a->H;
-    if (o->kv_given && o->seq_lens)
-        return attn_fail(ATTN_EINVAL, "--seq-lens: expected a padded batch or a ragged one (--kv-lens), found both");
-    const char *lens_opt = o->seq_lens ? "--seq-lens" : "--kv-lens";
-    if (o->n_kv_lens) {
+    const char *lens_opt = o->lens_opt;
+    int padded = lens_opt && strcmp(lens_opt, "--seq-lens") == 0;
+    if (o->n_lens) {
         if (o->n_N > 1)
             return attn_fail(ATTN_EINVAL, "%s: only with a single --N", lens_opt);
-        if (b_given && a->B != o->n_kv_lens)
-            return attn_fail(ATTN_EINVAL, "%s: %d lengths for --B %lld", lens_opt, o->n_kv_lens, (long long)a->B);
-        a->B = o->n_kv_lens;
+        if (b_given && a->B != o->n_lens)
+            return attn_fail(ATTN_EINVAL, "%s: %d lengths for --B %lld", lens_opt, o->n_lens, (long long)a->B);
+        a->B = o->n_lens;
     }
-    if (o->seq_lens) { /* a padded batch: self-attention padded to --N */
-        for (int i = 0; i < o->n_kv_lens; i++)
-            if (o->kv_lens[i] > o->Ns[0])
+    if (padded) { /* self-attention padded to --N */
+        for (int i = 0; i < o->n_lens; i++)
+            if (o->lens[i] > o->Ns[0])
                 return attn_fail(ATTN_EINVAL, "--seq-lens: expected lengths <= --N %lld (the padded length), found %lld",
-                                 (long long)o->Ns[0], (long long)o->kv_lens[i]);
+                                 (long long)o->Ns[0], (long long)o->lens[i]);
         if (nkv && nkv != o->Ns[0])
             return attn_fail(ATTN_EINVAL, "--seq-lens: a padded batch is self-attention, expected no --Nkv or --Nkv = --N");
-        a->seq_len = o->kv_lens;
+        a->seq_len = o->lens;
         nkv = o->Ns[0];
-    } else if (o->n_kv_lens) {
-        for (int i = 0; i < o->n_kv_lens; i++)
-            nkv = nkv > o->kv_lens[i] ? nkv : o->kv_lens[i];
-        a->kv_len = o->kv_lens;
+    } else if (o->n_lens) {
+        for (int i = 0; i < o->n_lens; i++)
+            nkv = nkv > o->lens[i] ? nkv : o->lens[i];
+        a->kv_len = o->lens;
     }
     a->Nk = nkv;
     return 0;
