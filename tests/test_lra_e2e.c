@@ -206,7 +206,10 @@ Test(lra_e2e, retrieval_pairs_stand_in_two_towers_beat_chance, .timeout = 120)
  * 2000 x 64, warmup 312, wd 0, difficulty=easy) on the 16 x 16 canvas
  * (257 tokens), with flash: test 0.581 [0.559, 0.602] on 2000 images, 6.5
  * min on 2 cores (0.2 s a step; the same recipe at res=32 takes 1.2 s a
- * step, 49 min).
+ * step, 49 min). `attnbench train` with the same settings and evaluations
+ * every 250 steps gives the same test row; its valid split reads 0.500 to
+ * step 750, then 0.576 at 1000 and 0.601 at 2000
+ * (results/reference/pathfinder16-easy-flash-2026-11-29.csv).
  *
  * Path-X (res=128, 16385 tokens) has no such test: every model of the LRA
  * paper stays at chance on it at full scale (Tay et al. 2021, table 1:
