@@ -139,7 +139,7 @@ static void ref_gate(const attn_kernel *k, const attn_args *a, const attn_io *io
         one.q_off = one.k_off = 0;
         attn_args_defaults(&one);
         if (L < a->Nk && k->ref_prefix_args)
-            k->ref_prefix_args(a, &one);
+            k->ref_prefix_args(a, b, &one);
         attn_io64 x = {.q = widen_head(&io->q, b, h, 0, nq),
                        .k = widen_head(&io->k, b, hk, 0, L),
                        .v = widen_head(&io->v, b, hk, 0, L),

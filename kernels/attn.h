@@ -177,10 +177,11 @@ typedef struct attn_kernel {
      * 512-slot bank would make that minutes); NULL: none. */
     const char *check_params;
     /* The bench gate checks a long causal problem on a prefix of it (its first
-     * rows are a problem of their own). A kernel whose result depends on the
-     * full length itself (sigmoid's default bias -ln N_kv) pins that here, in
-     * the prefix problem's args. NULL: nothing to pin. */
-    void (*ref_prefix_args)(const attn_args *full, attn_args *prefix);
+     * rows are a problem of their own; of a padded batch, of sequence b). A
+     * kernel whose result depends on the full length itself (sigmoid's default
+     * bias -ln N_kv, or -ln seq_len[b]) pins that here, in the prefix
+     * problem's args. NULL: nothing to pin. */
+    void (*ref_prefix_args)(const attn_args *full, int64_t b, attn_args *prefix);
 } attn_kernel;
 
 /* Effective softmax scale. */

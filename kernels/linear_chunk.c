@@ -329,7 +329,8 @@ void lin_run_tasks(const attn_ctx *ctx, const lin_cfg *cfg, const attn_io *io, c
         lin_scratch w = lin_scratch_of(ctx, cfg, omp_get_thread_num());
         double fl = 0;
         lin_seg seg[ATTN_MASK_MAX_SPANS + 1];
-#pragma omp for schedule(static)
+        /* dynamic: the (b, KV head) tasks of a padded or ragged batch differ in length */
+#pragma omp for schedule(dynamic, 1)
         for (int64_t t = 0; t < tasks; t++) {
             int64_t b = t / a->H_kv, hk = t % a->H_kv, ns = lin_segments(a, b, seg);
             fl += task(ctx, cfg, io, g, b, hk, seg, ns, lin_state_of(ctx, cfg, b, hk), &w);

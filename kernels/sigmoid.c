@@ -244,16 +244,19 @@ static int sig_ref_forward(const attn_args *a, const attn_io64 *io)
 }
 
 /* The default bias of the full problem, pinned for a prefix of it (gate.c). */
-static void sig_ref_prefix_args(const attn_args *full, attn_args *prefix)
+static void sig_ref_prefix_args(const attn_args *full, int64_t b, attn_args *prefix)
 {
     sig_plan pl;
-    if (sig_parse_bias(full, &pl) || pl.row_bias || pl.seq_bias || prefix->params.n >= ATTN_MAX_PARAMS)
+    if (sig_parse_bias(full, &pl) || pl.row_bias || prefix->params.n >= ATTN_MAX_PARAMS)
         return;
     for (int p = 0; p < full->params.n; p++)
         if (strcmp(full->params.key[p], "bias") == 0)
             return; /* a given number is kept as it is */
     char kv[64];
-    snprintf(kv, sizeof kv, "bias=%.9g", (double)pl.bias); /* %.9g round-trips a float */
+    if (pl.seq_bias) /* the double reference's own value for sequence b (%.17g round-trips a double) */
+        snprintf(kv, sizeof kv, "bias=%.17g", full->seq_len[b] > 0 ? -log((double)full->seq_len[b]) : 0.0);
+    else
+        snprintf(kv, sizeof kv, "bias=%.9g", (double)pl.bias); /* %.9g round-trips a float */
     attn_params_add(&prefix->params, kv);
 }
 

@@ -149,14 +149,23 @@ Test(bench, padded_batch_rows_pass_the_gate_and_name_their_lengths, .timeout = 6
 }
 
 /* A causal problem longer than the gate's 2048-row prefix: sigmoid's default
- * bias (-ln N_kv) is pinned to the full length in the prefix's reference
- * (attn_kernel.ref_prefix_args); without it the gate failed every such row. */
+ * bias (-ln N_kv; in a padded batch -ln seq_len[b]) is pinned to the full
+ * length in the prefix's reference (attn_kernel.ref_prefix_args); without
+ * it the gate failed every such row (and, until the hook took the sequence,
+ * every padded one with a sequence longer than 2048). */
 Test(bench, gate_on_a_prefix_keeps_the_full_length_bias, .timeout = 60)
 {
-    attn_bench_job j = small_job("sigmoid", "causal", ATTN_RUN_FWD);
-    j.args.H = j.args.H_kv = 1, j.args.Nq = j.args.Nk = 2100, j.args.D = 16;
-    attn_row r;
-    cr_assert_eq(attn_bench_run(&j, &r), 0);
-    cr_assert_str_eq(r.cell[ATTN_COL_STATUS], "ok", "%s (gate error %s)", r.cell[ATTN_COL_STATUS],
-                     r.cell[ATTN_COL_VALUE]);
+    for (int padded = 0; padded < 2; padded++) {
+        attn_bench_job j = small_job("sigmoid", "causal", ATTN_RUN_FWD);
+        j.args.H = j.args.H_kv = 1, j.args.Nq = j.args.Nk = 2100, j.args.D = 16;
+        if (padded) {
+            j.args.B = 2;
+            j.n_kv_lens = 2, j.lens_padded = 1;
+            j.kv_lens[0] = 2100, j.kv_lens[1] = 2090;
+        }
+        attn_row r;
+        cr_assert_eq(attn_bench_run(&j, &r), 0);
+        cr_assert_str_eq(r.cell[ATTN_COL_STATUS], "ok", "padded %d: %s (gate error %s)", padded,
+                         r.cell[ATTN_COL_STATUS], r.cell[ATTN_COL_VALUE]);
+    }
 }
