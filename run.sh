@@ -6,7 +6,7 @@ set -euo pipefail
 usage() {
     cat <<'EOF'
 usage: ./run.sh [--quick | --config FILE] [--kernel K[,K...]] [--task T]
-       ./run.sh test [--slow] [-- CRITERION_ARGS...]
+       ./run.sh test [-- CRITERION_ARGS...]
        ./run.sh plots
        ./run.sh --help
 
@@ -24,8 +24,6 @@ usage: ./run.sh [--quick | --config FILE] [--kernel K[,K...]] [--task T]
   test                check packages, build, run the Criterion suite build/attnbench_tests;
                       the exit code is the test runner's; arguments after -- go to it
                       (e.g. ./run.sh test -- --filter 'flash/*' --verbose)
-  --slow              with test: also the slow tests (ATTN_SLOW_TESTS=1; skipped otherwise):
-                      the Pathfinder end-to-end training, ~7 more minutes on 2 cores
   plots               only draw the figures into results/plots/ from the existing CSVs
                       (kernels, masks, decode, scaling, LRA bubbles, MQAR accuracy vs width,
                       recall vs state size, NIAH depth x length heatmap and accuracy vs
@@ -49,7 +47,7 @@ say() { printf 'run.sh: %s\n' "$*" >&2; }
 usage_error() { say "$1"; say "see ./run.sh --help"; exit 2; }
 
 # ---------------------------------------------------------------- arguments
-mode=sweep config="" quick=0 slow=0 kernels="" task="" test_args=()
+mode=sweep config="" quick=0 kernels="" task="" test_args=()
 caller_pwd=$PWD
 while (($#)); do
     arg=$1
@@ -63,7 +61,6 @@ while (($#)); do
             test_args=("$@")
             break ;;
         --quick) quick=1 ;;
-        --slow) slow=1 ;;
         --config | --kernel | --task | --config=* | --kernel=* | --task=*)
             if [[ $arg == *=* ]]; then
                 value=${arg#*=} arg=${arg%%=*}
@@ -88,7 +85,6 @@ done
 if [[ $mode != sweep ]] && { ((quick)) || [[ -n $config$kernels$task ]]; }; then
     usage_error "--quick, --config, --kernel and --task select what the sweep runs; they do not apply to '$mode'"
 fi
-((slow)) && [[ $mode != test ]] && usage_error "--slow adds the slow tests: ./run.sh test --slow"
 ((quick)) && [[ -n $config ]] && usage_error "--quick and --config both choose the config: give one"
 
 cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")"
@@ -208,8 +204,7 @@ case $mode in
         say "[1/3] checking packages and data"; check_deps; prepare_data
         say "[2/3] building"; build
         [[ -x build/attnbench_tests ]] || { say "build/attnbench_tests was not built (ATTN_TESTS=OFF?)"; exit 1; }
-        if ((slow)); then export ATTN_SLOW_TESTS=1; fi
-        say "[3/3] running build/attnbench_tests ${test_args[*]}${ATTN_SLOW_TESTS:+ (ATTN_SLOW_TESTS=$ATTN_SLOW_TESTS)}"
+        say "[3/3] running build/attnbench_tests ${test_args[*]}"
         rc=0
         build/attnbench_tests "${test_args[@]}" || rc=$?
         say "tests finished with exit code $rc after ${SECONDS}s"
