@@ -23,7 +23,8 @@ usage: ./run.sh [--quick | --config FILE] [--kernel K[,K...]] [--task T]
                       the five LRA tasks but Path-X)
   test                check packages, build, run the Criterion suite build/attnbench_tests;
                       the exit code is the test runner's; arguments after -- go to it
-                      (e.g. ./run.sh test -- --filter 'flash/*' --verbose)
+                      (e.g. ./run.sh test -- --filter 'flash/*' --verbose); OpenMP
+                      workers wait passively (OMP_WAIT_POLICY=PASSIVE unless set)
   plots               only draw the figures into results/plots/ from the existing CSVs
                       (kernels, masks, decode, scaling, LRA bubbles, MQAR accuracy vs width,
                       recall vs state size, NIAH depth x length heatmap and accuracy vs
@@ -204,7 +205,10 @@ case $mode in
         say "[1/3] checking packages and data"; check_deps; prepare_data
         say "[2/3] building"; build
         [[ -x build/attnbench_tests ]] || { say "build/attnbench_tests was not built (ATTN_TESTS=OFF?)"; exit 1; }
-        say "[3/3] running build/attnbench_tests ${test_args[*]}"
+        # Criterion runs test processes side by side on few cores: OpenMP workers
+        # spinning at barriers would take the cores the other tests need.
+        export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
+        say "[3/3] running build/attnbench_tests ${test_args[*]} (OMP_WAIT_POLICY=$OMP_WAIT_POLICY)"
         rc=0
         build/attnbench_tests "${test_args[@]}" || rc=$?
         say "tests finished with exit code $rc after ${SECONDS}s"
