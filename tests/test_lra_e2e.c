@@ -4,7 +4,8 @@
  * end of the test row's 95 % Wilson interval is above the majority-class
  * rate of the test labels (the accuracy of the best constant guess, counted
  * here from the labels). Settings are the CLI defaults shrunk to fit a test
- * budget of a few seconds of CPU per task; every deviation says why. */
+ * budget of a few seconds of CPU per task (Pathfinder: minutes, see its
+ * test); every deviation says why. */
 #include "csvw.h"
 #include "lra_text.h"
 #include "train_run.h"
