@@ -201,8 +201,7 @@ static double batch_keys(const attn_args *a)
     return n;
 }
 
-/* Real query rows summed over the batch (B * Nq unless padded). */
-static double batch_queries(const attn_args *a)
+double attn_batch_rows(const attn_args *a)
 {
     double n = 0;
     for (int64_t b = 0; b < a->B; b++)
@@ -224,7 +223,7 @@ double attn_softmax_flops(const attn_args *a, attn_pass pass)
 double attn_softmax_bytes(const attn_args *a, attn_pass pass)
 {
     /* rows = B*Nq unless padded, keys = B*Nk unless ragged or padded */
-    double Hq = (double)a->H, Hkv = (double)a->H_kv, rows = batch_queries(a), keys = batch_keys(a), D = (double)a->D;
+    double Hq = (double)a->H, Hkv = (double)a->H_kv, rows = attn_batch_rows(a), keys = batch_keys(a), D = (double)a->D;
     if (pass == ATTN_PASS_FWD)
         return 4 * (Hq * rows * D + Hq * rows * D + Hq * rows + 2 * Hkv * keys * D);
     return 4 * (4 * Hq * rows * D + Hq * rows + 4 * Hkv * keys * D);

@@ -265,6 +265,7 @@ double attn_softmax_flops(const attn_args *a, attn_pass pass);
 double attn_softmax_bytes(const attn_args *a, attn_pass pass);
 size_t attn_kv_state_bytes(const attn_args *a);
 double attn_density(const attn_args *a);   /* nnz(mask) / (Nq*Nk) */
+double attn_batch_rows(const attn_args *a); /* real query rows over the batch: B * Nq unless padded */
 
 /* Creates a context: validate, init, allocate workspace. */
 int attn_ctx_create(const attn_kernel *k, const attn_args *a, attn_ctx *ctx);

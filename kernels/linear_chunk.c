@@ -140,10 +140,8 @@ double lin_flops(const attn_args *a, attn_pass pass, int64_t F, int64_t C, int64
  * reads Q, K, V, dO and writes dQ, dK, dV (O is recomputed, not read). */
 double lin_bytes(const attn_args *a, attn_pass pass)
 {
-    double H = (double)a->H, Hkv = (double)a->H_kv, rows = 0; /* real rows: B * N unless padded */
+    double H = (double)a->H, Hkv = (double)a->H_kv, rows = attn_batch_rows(a); /* B * N unless padded */
     double D = (double)a->D, Dv = (double)attn_dv(a);
-    for (int64_t b = 0; b < a->B; b++)
-        rows += (double)attn_q_len(a, b);
     if (pass == ATTN_PASS_FWD)
         return 4 * rows * (H * D + Hkv * (D + Dv) + H * Dv);
     return 4 * rows * (2 * H * D + 2 * Hkv * (D + Dv) + H * Dv);

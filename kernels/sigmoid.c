@@ -95,6 +95,12 @@ static int sig_init(attn_ctx *ctx, const attn_args *a)
     return 0;
 }
 
+/* The default bias of sequence b of a padded batch, in double (the references'). */
+static double sig_seq_bias64(const attn_args *a, int64_t b)
+{
+    return a->seq_len[b] > 0 ? -log((double)a->seq_len[b]) : 0.0;
+}
+
 /* -ln(#allowed keys) of query row i of (b, h); 0 when the row sees no key
  * (a padded row of a padded batch sees none). */
 static double sig_row_bias_of(const attn_args *a, int64_t b, int64_t h, int64_t i)
@@ -225,7 +231,7 @@ static int sig_ref_forward(const attn_args *a, const attn_io64 *io)
                 for (int64_t j = 0; j < nk; j++)
                     n += attn_mask_allowed(&a->mask, b, h, a->q_off + i, a->k_off + j);
                 double bias = pl.row_bias    ? (n > 0 ? -log(n) : 0.0)
-                              : pl.seq_bias ? (a->seq_len[b] > 0 ? -log((double)a->seq_len[b]) : 0.0)
+                              : pl.seq_bias ? sig_seq_bias64(a, b)
                                             : (double)pl.bias;
                 memset(o, 0, sizeof(double) * (size_t)D);
                 for (int64_t j = 0; j < nk; j++) {
@@ -254,7 +260,7 @@ static void sig_ref_prefix_args(const attn_args *full, int64_t b, attn_args *pre
             return; /* a given number is kept as it is */
     char kv[64];
     if (pl.seq_bias) /* the double reference's own value for sequence b (%.17g round-trips a double) */
-        snprintf(kv, sizeof kv, "bias=%.17g", full->seq_len[b] > 0 ? -log((double)full->seq_len[b]) : 0.0);
+        snprintf(kv, sizeof kv, "bias=%.17g", sig_seq_bias64(full, b));
     else
         snprintf(kv, sizeof kv, "bias=%.9g", (double)pl.bias); /* %.9g round-trips a float */
     attn_params_add(&prefix->params, kv);

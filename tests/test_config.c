@@ -302,15 +302,22 @@ Test(config, dump_is_a_config_that_expands_to_the_same_jobs)
     cfg_free(&d);
 }
 
+/* The jobs of config `text` (parsed into *cfg, which the caller frees). */
+static cfg_job *jobs_of(const char *text, cfg_config *cfg, size_t *n)
+{
+    cr_assert_eq(cfg_parse("t.json", text, cfg), 0, "%s", attn_last_error());
+    cfg_job *jobs;
+    cr_assert_eq(cfg_expand(cfg, &jobs, n), 0, "%s", attn_last_error());
+    return jobs;
+}
+
 Test(config, ragged_kv_lens_set_batch_and_kv_length)
 {
-    const char *text = "{\"name\":\"r\",\"suites\":[{\"suite\":\"decode\",\"kernels\":[\"decode\"],\"H\":[4],"
-                       "\"N\":[1],\"D\":[16],\"kv_lens\":[\"100+7+0\",\"5\"]}]}";
     cfg_config cfg;
-    cr_assert_eq(cfg_parse("r.json", text, &cfg), 0, "%s", attn_last_error());
-    cfg_job *jobs;
     size_t n;
-    cr_assert_eq(cfg_expand(&cfg, &jobs, &n), 0);
+    cfg_job *jobs = jobs_of("{\"name\":\"r\",\"suites\":[{\"suite\":\"decode\",\"kernels\":[\"decode\"],\"H\":[4],"
+                            "\"N\":[1],\"D\":[16],\"kv_lens\":[\"100+7+0\",\"5\"]}]}",
+                            &cfg, &n);
     cr_assert_eq(n, 2);
     cr_assert_eq(jobs[0].B, 3);
     cr_assert_eq(jobs[0].N_kv, 100);
@@ -345,13 +352,11 @@ Test(config, ragged_kv_lens_reject_bad_lists_and_explicit_batch)
 
 Test(config, padded_seq_lens_set_batch_and_keep_n)
 {
-    const char *text = "{\"name\":\"p\",\"suites\":[{\"suite\":\"masks\",\"kernels\":[\"flash\"],\"H\":[4],"
-                       "\"N\":[128,256],\"D\":[16],\"seq_lens\":[\"100+7+1\"]}]}";
     cfg_config cfg;
-    cr_assert_eq(cfg_parse("p.json", text, &cfg), 0, "%s", attn_last_error());
-    cfg_job *jobs;
     size_t n;
-    cr_assert_eq(cfg_expand(&cfg, &jobs, &n), 0);
+    cfg_job *jobs = jobs_of("{\"name\":\"p\",\"suites\":[{\"suite\":\"masks\",\"kernels\":[\"flash\"],\"H\":[4],"
+                            "\"N\":[128,256],\"D\":[16],\"seq_lens\":[\"100+7+1\"]}]}",
+                            &cfg, &n);
     cr_assert_eq(n, 2);
     for (size_t i = 0; i < 2; i++) {
         cr_assert_eq(jobs[i].B, 3);
