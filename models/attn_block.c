@@ -19,7 +19,7 @@
  * from x without a convolution, as here. fla has no RoPE in DeltaNet; where a
  * model here uses RoPE it rotates the convolved q and k. */
 #include "layers.h"
-#include "oracle.h"
+#include "kernels/core/oracle.h"
 #include "profile.h"
 
 #include <math.h>

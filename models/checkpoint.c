@@ -1,7 +1,7 @@
 /* Checkpoint writer and validating reader (format in checkpoint.h). */
 #include "checkpoint.h"
 
-#include "attn_error.h"
+#include "common/attn_error.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>

@@ -25,7 +25,7 @@
 #define CHECKPOINT_H
 
 #include "optim.h"
-#include "rng.h"
+#include "common/rng.h"
 
 #include <stddef.h>
 #include <stdint.h>

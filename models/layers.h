@@ -29,7 +29,7 @@
  * layers, channels for parameter-gradient reductions (each sum runs over rows
  * in a fixed order), and for dense layers tiles of 64 rows (forward, dx) or 32
  * output features (dW, db), each a cblas_sgemm call made inside the loop with
- * OpenBLAS single-threaded (openblas_set_num_threads(1), as kernels/blas.c).
+ * OpenBLAS single-threaded (openblas_set_num_threads(1), as kernels/softmax/blas.c).
  * The same sgemm call computes each output element whatever the thread count,
  * so every layer here, the attention block included when its kernel is
  * ATTN_DETERMINISTIC, gives bitwise identical results for any thread count
@@ -41,12 +41,12 @@
  * on one thread. Do not call these functions from inside an OpenMP region.
  *
  * Errors: functions that can fail return 0 or a negative ATTN_E* code with a
- * message recorded through attn_fail (kernels/attn_error.h). */
+ * message recorded through attn_fail (common/attn_error.h). */
 #ifndef NN_LAYERS_H
 #define NN_LAYERS_H
 
-#include "attn.h"
-#include "rng.h"
+#include "kernels/core/attn.h"
+#include "common/rng.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -310,7 +310,7 @@ typedef struct {
     int64_t C, H, H_kv;
     const attn_kernel *kernel;
     attn_mask mask;            /* e.g. causal or full (zeroed: full) */
-    attn_params params;        /* kernel parameters */
+    param_bag params;        /* kernel parameters */
     int rope;                  /* 1: RoPE on Q and K */
     double rope_base;          /* 0: 10000 */
     int eval_only;             /* 1: allow a kernel without backward (forward only) */
@@ -377,7 +377,7 @@ int nn_attn_forward(nn_attn *l, const float *x, const nn_attn_acts *a, float *y)
 int nn_attn_backward(nn_attn *l, const float *x, const nn_attn_acts *a, const float *dy,
                      const nn_attn_scratch *s, float *dx);
 
-/* Double references: the softmax oracle (kernels/oracle.h) for softmax
+/* Double references: the softmax oracle (kernels/core/oracle.h) for softmax
  * kernels (ref_forward == NULL), the kernel's own ref_forward otherwise.
  * The backward needs the oracle (ATTN_EUNSUPPORTED for ref_forward kernels:
  * test those by central differences of nn_attn_forward_ref). seq_len (B;

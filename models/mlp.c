@@ -5,7 +5,7 @@
  * vectorised exp per element (attn_vexp) replaces a scalar tanhf, which was
  * the largest item of a training step outside GEMMs and attention. */
 #include "layers.h"
-#include "vexp.h"
+#include "kernels/core/vexp.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -2,7 +2,7 @@
  * parameter table (checkpoints, weight-decay ranges) and the description. */
 #include "model.h"
 
-#include "registry.h"
+#include "kernels/core/registry.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -35,7 +35,7 @@ typedef struct {
     int64_t layers, d_model, heads, heads_kv, mlp;   /* mlp = 0: no MLP sub-layer (Zoology's Identity) */
     int n_kernels;             /* 1: every layer uses kernels[0]; else one per layer */
     char kernels[NN_MAX_LAYERS][32];
-    attn_params kparams;       /* parameters of every layer's kernel */
+    param_bag kparams;       /* parameters of every layer's kernel */
     int causal;                /* causal attention mask (the lm head requires it) */
     char pos[12];              /* learned | sinusoid | rope | none */
     char pool[8];              /* cls (position 0) | mean (over non-padded positions) */

@@ -101,7 +101,7 @@ int nn_model_cfg_from_json(const cJSON *o, const char *where, nn_model_cfg *c)
     {
         if (rc)
             break;
-        rc = cJSON_IsString(x) ? attn_params_add(&c->kparams, x->valuestring)
+        rc = cJSON_IsString(x) ? param_bag_add(&c->kparams, x->valuestring)
                                : attn_fail(ATTN_EINVAL, "%s: model.kernel_params: expected strings", where);
     }
     return rc;

@@ -2,8 +2,8 @@
  * one flat parameter blob (see optim.h for the math and the references). */
 #include "optim.h"
 
-#include "attn.h"
-#include "attn_error.h"
+#include "kernels/core/attn.h"
+#include "common/attn_error.h"
 
 #include <math.h>
 #include <omp.h>

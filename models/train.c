@@ -1,7 +1,7 @@
 #include "train.h"
 
-#include "rng.h"
-#include "rss.h"
+#include "common/rng.h"
+#include "common/rss.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -334,7 +334,7 @@ int nn_trainer_run(nn_trainer *t, nn_eval_cb on_eval, nn_save_cb on_save, void *
             break;
         if (valid && (rc = nn_model_plan(m, B, N, t->rows, c->threads)) != 0) /* evaluation may have re-planned */
             break;
-        pt.peak_rss_bytes = attn_rss_peak_bytes();
+        pt.peak_rss_bytes = rss_peak_bytes();
         loss_acc = 0, since = 0;
         progress(c, &pt, now_s() - t0, done_here);
         if (on_eval && (rc = on_eval(&pt, ud)) != 0)

@@ -11,7 +11,7 @@
 #include "checkpoint.h"
 #include "model.h"
 #include "optim.h"
-#include "task.h"
+#include "tasks/task.h"
 
 typedef struct {
     int64_t steps, batch, accum;      /* optimizer steps, examples per micro-batch, micro-batches per step */

@@ -70,7 +70,7 @@ static void ar_fill(const int64_t *cfg, attn_rng *r, int32_t *tok, int32_t *tgt,
     tgt[L - 1] = map[q];
 }
 
-static int ar_make(const attn_params *p, task_split split, uint64_t seed, int64_t n, const char *data_dir,
+static int ar_make(const param_bag *p, task_split split, uint64_t seed, int64_t n, const char *data_dir,
                    task_data *out)
 {
     (void)data_dir;
@@ -105,7 +105,7 @@ static void induction_fill(const int64_t *cfg, attn_rng *r, int32_t *tok, int32_
     tgt[L - 1] = tok[p + 1];
 }
 
-static int induction_make(const attn_params *p, task_split split, uint64_t seed, int64_t n, const char *data_dir,
+static int induction_make(const param_bag *p, task_split split, uint64_t seed, int64_t n, const char *data_dir,
                           task_data *out)
 {
     (void)data_dir;
@@ -150,7 +150,7 @@ static void copy_fill(const int64_t *cfg, attn_rng *r, int32_t *tok, int32_t *tg
     }
 }
 
-static int copy_make_named(const char *name, int64_t L_def, int fixed, const attn_params *p, task_split split,
+static int copy_make_named(const char *name, int64_t L_def, int fixed, const param_bag *p, task_split split,
                            uint64_t seed, int64_t n, task_data *out)
 {
     memset(out, 0, sizeof *out);
@@ -170,14 +170,14 @@ static int copy_make_named(const char *name, int64_t L_def, int fixed, const att
     return rc;
 }
 
-static int selective_copy_make(const attn_params *p, task_split split, uint64_t seed, int64_t n,
+static int selective_copy_make(const param_bag *p, task_split split, uint64_t seed, int64_t n,
                                const char *data_dir, task_data *out)
 {
     (void)data_dir;
     return copy_make_named("selective_copy", 4096, 0, p, split, seed, n, out);
 }
 
-static int copy_make(const attn_params *p, task_split split, uint64_t seed, int64_t n, const char *data_dir,
+static int copy_make(const param_bag *p, task_split split, uint64_t seed, int64_t n, const char *data_dir,
                      task_data *out)
 {
     (void)data_dir;

@@ -22,7 +22,7 @@ int64_t task_landmark_seq_len(int64_t n, int64_t l) { return l ? n + n / (l - 1)
  * tokens and so no landmark position. */
 int64_t task_landmark_data_len(int64_t seq_len, int64_t l) { return l ? seq_len - seq_len / l : seq_len; }
 
-int64_t task_landmark_param(const attn_params *p, int *rc)
+int64_t task_landmark_param(const param_bag *p, int *rc)
 {
     const char *s = task_param_str(p, "landmark", NULL);
     if (!s)
@@ -86,7 +86,7 @@ int task_landmark_insert(task_data *d, int64_t l)
     return 0;
 }
 
-int task_landmark_make(const task_def *base, int is_lm, const attn_params *params, task_split split, uint64_t seed,
+int task_landmark_make(const task_def *base, int is_lm, const param_bag *params, task_split split, uint64_t seed,
                        int64_t n, const char *data_dir, task_data *out)
 {
     int rc = 0;
@@ -98,7 +98,7 @@ int task_landmark_make(const task_def *base, int is_lm, const attn_params *param
                          "task %s: landmark=%lld: landmark tokens apply to language-model tasks (recall, niah "
                          "suites) only; %s (suite %s) is a classification or pair task",
                          base->name, (long long)l, base->name, base->suite);
-    attn_params rest = {.n = 0}; /* the task's own parameters: its generator rejects unknown keys */
+    param_bag rest = {.n = 0}; /* the task's own parameters: its generator rejects unknown keys */
     for (int i = 0; i < params->n; i++)
         if (strcmp(params->key[i], "landmark") != 0) {
             memcpy(rest.key[rest.n], params->key[i], sizeof rest.key[0]);

@@ -11,7 +11,7 @@
  * 16 ']'; parentheses are dropped as in the reference tokenizer. */
 #include "lra.h"
 
-#include "rng.h"
+#include "common/rng.h"
 
 #include <csv.h>
 #include <stdio.h>
@@ -307,7 +307,7 @@ static int official(const char *dir, task_split split, uint64_t seed, int64_t n,
 
 /* ---------------------------------------------------------------- task */
 
-static int listops_make(const attn_params *params, task_split split, uint64_t seed, int64_t n, const char *data_dir,
+static int listops_make(const param_bag *params, task_split split, uint64_t seed, int64_t n, const char *data_dir,
                         task_data *out)
 {
     static const char *const allowed[] = {"min_len", "max_len", "max_depth", "max_args", "value_p", NULL};

@@ -151,7 +151,7 @@ static int cifar_dir(const char *dir, char *out, size_t n)
     return is_file(out, "test_batch.bin");
 }
 
-static int image_make(const attn_params *params, task_split split, uint64_t seed, int64_t n, const char *data_dir,
+static int image_make(const param_bag *params, task_split split, uint64_t seed, int64_t n, const char *data_dir,
                       task_data *out)
 {
     static const char *const allowed[] = {"pad32", NULL};

@@ -1,7 +1,7 @@
 /* File and sampling helpers shared by the LRA loaders. */
 #include "lra.h"
 
-#include "rng.h"
+#include "common/rng.h"
 
 #include <errno.h>
 #include <stdio.h>

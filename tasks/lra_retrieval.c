@@ -30,7 +30,7 @@
  *      in a seeded order. Chance rate 0.5; set sizes are in meta. */
 #include "lra_text.h"
 
-#include "rng.h"
+#include "common/rng.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -301,7 +301,7 @@ static int pairs_standin(const char *root, task_split split, uint64_t seed, int6
 
 /* ---------------------------------------------------------------- task */
 
-static int retrieval_make(const attn_params *params, task_split split, uint64_t seed, int64_t n, const char *data_dir,
+static int retrieval_make(const param_bag *params, task_split split, uint64_t seed, int64_t n, const char *data_dir,
                           task_data *out)
 {
     int64_t len;

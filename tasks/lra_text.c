@@ -15,7 +15,7 @@
  * "stand-in:spam-assassin". Never compare with published IMDb numbers. */
 #include "lra_text.h"
 
-#include "rng.h"
+#include "common/rng.h"
 
 #include <csv.h>
 #include <dirent.h>
@@ -40,7 +40,7 @@ int32_t lra_text_encode(const unsigned char *bytes, size_t n, int64_t len, int32
     return (int32_t)(1 + m);
 }
 
-int lra_text_params(const attn_params *p, const char *task, int64_t def, int64_t *len)
+int lra_text_params(const param_bag *p, const char *task, int64_t def, int64_t *len)
 {
     static const char *const allowed[] = {"max_len", NULL};
     int rc = task_params_only(p, task, allowed);
@@ -459,7 +459,7 @@ static int spam_standin(const char *root, task_split split, uint64_t seed, int64
     return rc;
 }
 
-static int text_make(const attn_params *params, task_split split, uint64_t seed, int64_t n, const char *data_dir,
+static int text_make(const param_bag *params, task_split split, uint64_t seed, int64_t n, const char *data_dir,
                      task_data *out)
 {
     int64_t len;

@@ -60,7 +60,7 @@ typedef struct {
     double a;
 } mqar_cfg;
 
-static int mqar_parse(const attn_params *p, mqar_cfg *c)
+static int mqar_parse(const param_bag *p, mqar_cfg *c)
 {
     static const char *const allowed[] = {"V", "L", "D", "a", "passes", "random_non_queries", "jrt", NULL};
     int rc = task_params_only(p, "mqar", allowed);
@@ -157,7 +157,7 @@ static void mqar_repeat_context(int64_t L, int64_t ctx, int32_t *tok, int32_t *t
 }
 
 /* out: tokens [n][L (+ 2D with jrt=1)] (V-token vocabulary, 0 = blank), targets alike. */
-static int mqar_make(const attn_params *params, task_split split, uint64_t seed, int64_t n, const char *data_dir,
+static int mqar_make(const param_bag *params, task_split split, uint64_t seed, int64_t n, const char *data_dir,
                      task_data *out)
 {
     (void)data_dir;

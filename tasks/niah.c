@@ -343,7 +343,7 @@ static int passkey_example(const niah_cfg *c, niah_haystack *h, attn_rng *r, int
 
 /* --- make ---------------------------------------------------------------- */
 
-static int niah_parse(const attn_params *p, const char *name, int kind, niah_cfg *c)
+static int niah_parse(const param_bag *p, const char *name, int kind, niah_cfg *c)
 {
     static const char *const common[] = {"len", "len_min", "depth", "haystack", "fit", "snap", NULL};
     static const char *const multikey[] = {"len",  "len_min", "depth",       "haystack",
@@ -369,7 +369,7 @@ static int niah_parse(const attn_params *p, const char *name, int kind, niah_cfg
     return 0;
 }
 
-static int niah_make_kind(int kind, const char *name, const attn_params *p, task_split split, uint64_t seed,
+static int niah_make_kind(int kind, const char *name, const param_bag *p, task_split split, uint64_t seed,
                           int64_t n, const char *data_dir, task_data *out)
 {
     memset(out, 0, sizeof *out);
@@ -419,7 +419,7 @@ static int niah_make_kind(int kind, const char *name, const attn_params *p, task
 
 /* One task_def per needle kind; extra = the kind's own parameters. */
 #define NIAH_TASK(ident, KIND, tname, desc, extra)                                                             \
-    static int ident##_make(const attn_params *p, task_split split, uint64_t seed, int64_t n,                 \
+    static int ident##_make(const param_bag *p, task_split split, uint64_t seed, int64_t n,                 \
                             const char *data_dir, task_data *out)                                             \
     {                                                                                                          \
         return niah_make_kind(KIND, tname, p, split, seed, n, data_dir, out);                                  \

@@ -5,7 +5,7 @@
 #ifndef ATTN_NIAH_H
 #define ATTN_NIAH_H
 
-#include "rng.h"
+#include "common/rng.h"
 #include "task.h"
 
 #include <stddef.h>

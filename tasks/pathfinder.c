@@ -54,7 +54,7 @@ static const pf_defaults pf_table[] = {
 static const char *const pf_difficulty[3] = {"easy", "intermediate", "hard"};
 static const int32_t pf_contour_len[3] = {6, 9, 14};
 
-int pf_config_parse(const attn_params *p, const char *task, int32_t res, pf_config *c, char *diff)
+int pf_config_parse(const param_bag *p, const char *task, int32_t res, pf_config *c, char *diff)
 {
     static const char *const allowed[] = {"res",        "difficulty", "paddle_len", "thickness", "gap",
                                           "margin",     "marker_r",   "seed_dist",  "continuity", "contrast",
@@ -328,7 +328,7 @@ static int pf_generate(const char *task, const pf_config *c, const char *diff, t
     return 0;
 }
 
-static int pf_make(const char *task, int32_t res, const attn_params *params, task_split split, uint64_t seed,
+static int pf_make(const char *task, int32_t res, const param_bag *params, task_split split, uint64_t seed,
                    int64_t n, const char *data_dir, task_data *out)
 {
     memset(out, 0, sizeof *out);
@@ -354,13 +354,13 @@ static int pf_make(const char *task, int32_t res, const attn_params *params, tas
     return pf_official_make(task, &c, diff, params, split, seed, n, data_dir, out);
 }
 
-static int pathfinder_make(const attn_params *params, task_split split, uint64_t seed, int64_t n,
+static int pathfinder_make(const param_bag *params, task_split split, uint64_t seed, int64_t n,
                            const char *data_dir, task_data *out)
 {
     return pf_make("pathfinder", 32, params, split, seed, n, data_dir, out);
 }
 
-static int pathx_make(const attn_params *params, task_split split, uint64_t seed, int64_t n, const char *data_dir,
+static int pathx_make(const param_bag *params, task_split split, uint64_t seed, int64_t n, const char *data_dir,
                       task_data *out)
 {
     return pf_make("pathx", 128, params, split, seed, n, data_dir, out);

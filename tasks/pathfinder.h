@@ -5,7 +5,7 @@
 #define ATTN_PATHFINDER_H
 
 #include "lra.h"
-#include "rng.h"
+#include "common/rng.h"
 #include "task.h"
 
 #include <stddef.h>
@@ -69,12 +69,12 @@ typedef struct {
 } pf_scene;
 
 /* The official release under data_dir (tasks/pathfinder_official.c). */
-int pf_official_make(const char *task, const pf_config *c, const char *diff, const attn_params *params,
+int pf_official_make(const char *task, const pf_config *c, const char *diff, const param_bag *params,
                      task_split split, uint64_t seed, int64_t n, const char *data_dir, task_data *out);
 
 /* Parses the task parameters into a config (res default `res`); difficulty
  * is written to diff[16]. */
-int pf_config_parse(const attn_params *p, const char *task, int32_t res, pf_config *c, char *diff);
+int pf_config_parse(const param_bag *p, const char *task, int32_t res, pf_config *c, char *diff);
 
 /* Grows one scene with the given label (SUITES.md 1.6 pseudo-code). */
 int pf_scene_generate(const pf_config *c, attn_rng *r, int label, pf_scene *s);

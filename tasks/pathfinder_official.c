@@ -220,7 +220,7 @@ static const char *pf_split_name(task_split split)
 
 /* out: tokens [n][1 + W*W] (CLS, pixels), labels [n]: the first n readable
  * images of the split in the sampling seed's order. */
-int pf_official_make(const char *task, const pf_config *c, const char *diff, const attn_params *params,
+int pf_official_make(const char *task, const pf_config *c, const char *diff, const param_bag *params,
                      task_split split, uint64_t seed, int64_t n, const char *data_dir, task_data *out)
 {
     char root[4096];

@@ -7,7 +7,7 @@
 #ifndef ATTN_RECALL_H
 #define ATTN_RECALL_H
 
-#include "rng.h"
+#include "common/rng.h"
 #include "task.h"
 
 #include <stdint.h>

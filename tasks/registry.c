@@ -24,7 +24,7 @@
     X(lra_text, 0) X(lra_retrieval, 0) X(lra_image, 0) X(pathfinder, 0) X(pathx, 0)
 
 #define WRAP_MAKE(sym, lm)                                                                                     \
-    static int make_##sym(const attn_params *p, task_split s, uint64_t seed, int64_t n, const char *dir,        \
+    static int make_##sym(const param_bag *p, task_split s, uint64_t seed, int64_t n, const char *dir,        \
                           task_data *out)                                                                      \
     {                                                                                                          \
         return task_landmark_make(&task_##sym, lm, p, s, seed, n, dir, out);                                   \
@@ -34,7 +34,7 @@ TASKS(WRAP_MAKE)
 typedef struct {
     const task_def *base;
     int is_lm;
-    int (*make)(const attn_params *, task_split, uint64_t, int64_t, const char *, task_data *);
+    int (*make)(const param_bag *, task_split, uint64_t, int64_t, const char *, task_data *);
 } wrap_entry;
 
 #define WRAP_ENTRY(sym, lm) {.base = &task_##sym, .is_lm = lm, .make = make_##sym},

@@ -52,35 +52,25 @@ void task_data_free(task_data *d)
     memset(d, 0, sizeof *d);
 }
 
-const char *task_param_str(const attn_params *p, const char *key, const char *def)
+const char *task_param_str(const param_bag *p, const char *key, const char *def)
 {
-    for (int i = 0; i < p->n; i++)
-        if (strcmp(p->key[i], key) == 0)
-            return p->val[i];
-    return def;
+    const char *v = param_bag_get(p, key);
+    return v ? v : def;
 }
 
-int task_params_only(const attn_params *p, const char *task, const char *const *allowed)
+int task_params_only(const param_bag *p, const char *task, const char *const *allowed)
 {
-    attn_args a;
-    memset(&a, 0, sizeof a);
-    a.params = *p;
-    char what[64];
-    snprintf(what, sizeof what, "task %s", task);
-    /* same rule and message shape as kernel parameters */
-    int rc = attn_params_only(&a, what, allowed);
-    return rc;
+    char owner[64];
+    snprintf(owner, sizeof owner, "task %s", task);
+    return param_bag_only(p, owner, allowed);
 }
 
-int64_t task_param_int(const attn_params *p, const char *key, int64_t def, int64_t lo, int64_t hi, int *rc)
+int64_t task_param_int(const param_bag *p, const char *key, int64_t def, int64_t lo, int64_t hi, int *rc)
 {
-    attn_args a;
-    memset(&a, 0, sizeof a);
-    a.params = *p;
-    return attn_param_int(&a, key, def, lo, hi, rc);
+    return param_bag_int(p, key, def, lo, hi, rc);
 }
 
-double task_param_double(const attn_params *p, const char *key, double def, double lo, double hi, int *rc)
+double task_param_double(const param_bag *p, const char *key, double def, double lo, double hi, int *rc)
 {
     const char *s = task_param_str(p, key, NULL);
     if (!s)

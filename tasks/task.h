@@ -13,7 +13,8 @@
 #ifndef ATTN_TASK_H
 #define ATTN_TASK_H
 
-#include "attn.h"
+#include "common/attn_error.h"
+#include "common/params.h"
 
 #include <stdint.h>
 
@@ -57,7 +58,7 @@ typedef struct task_def {
     const char *suite;       /* "recall" | "niah" | "lra" */
     const char *description; /* one line */
     const char *params_help; /* "L=256 D=16 V=8192 a=0.01 passes=1" */
-    int (*make)(const attn_params *params, task_split split, uint64_t seed, int64_t n,
+    int (*make)(const param_bag *params, task_split split, uint64_t seed, int64_t n,
                 const char *data_dir, task_data *out);
 } task_def;
 
@@ -65,10 +66,10 @@ const task_def *const *task_registry(void);   /* NULL-terminated */
 const task_def *task_find(const char *name);   /* NULL + error listing the names */
 
 /* Parameter helpers (strict: unknown keys and bad values are errors naming the task). */
-int task_params_only(const attn_params *p, const char *task, const char *const *allowed);
-int64_t task_param_int(const attn_params *p, const char *key, int64_t def, int64_t lo, int64_t hi, int *rc);
-double task_param_double(const attn_params *p, const char *key, double def, double lo, double hi, int *rc);
-const char *task_param_str(const attn_params *p, const char *key, const char *def);
+int task_params_only(const param_bag *p, const char *task, const char *const *allowed);
+int64_t task_param_int(const param_bag *p, const char *key, int64_t def, int64_t lo, int64_t hi, int *rc);
+double task_param_double(const param_bag *p, const char *key, double def, double lo, double hi, int *rc);
+const char *task_param_str(const param_bag *p, const char *key, const char *def);
 
 /* Landmark tokens (tasks/landmark_tokens.c; Mohtashami & Jaggi 2023, Landmark
  * Attention, Sec. 3: a landmark token closes every block of l tokens, the
@@ -87,12 +88,12 @@ const char *task_param_str(const attn_params *p, const char *key, const char *de
 int64_t task_landmark_seq_len(int64_t n, int64_t l);       /* n when l == 0 */
 int64_t task_landmark_data_len(int64_t seq_len, int64_t l); /* the inverse: seq_len - floor(seq_len / l) */
 /* l of params p (0 when absent; *rc set on an invalid value). */
-int64_t task_landmark_param(const attn_params *p, int *rc);
+int64_t task_landmark_param(const param_bag *p, int *rc);
 /* Inserts the landmarks of block length l into an LM task's data in place. */
 int task_landmark_insert(task_data *d, int64_t l);
 /* base->make with landmark=l taken out of params and applied to its data;
  * is_lm = 0 (classify / pair tasks) refuses any l != 0. */
-int task_landmark_make(const task_def *base, int is_lm, const attn_params *params, task_split split, uint64_t seed,
+int task_landmark_make(const task_def *base, int is_lm, const param_bag *params, task_split split, uint64_t seed,
                        int64_t n, const char *data_dir, task_data *out);
 
 #endif

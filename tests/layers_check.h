@@ -8,7 +8,7 @@
 #ifndef LAYERS_CHECK_H
 #define LAYERS_CHECK_H
 
-#include "layers.h"
+#include "models/layers.h"
 
 typedef struct lc_case lc_case;
 struct lc_case {

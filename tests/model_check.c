@@ -2,7 +2,7 @@
 #include "model_check.h"
 
 #include "layers_check.h"
-#include "model_ref.h"
+#include "models/model_ref.h"
 
 #include <criterion/criterion.h>
 #include <math.h>

@@ -5,7 +5,7 @@
 #ifndef MODEL_CHECK_H
 #define MODEL_CHECK_H
 
-#include "model.h"
+#include "models/model.h"
 
 /* Binds and plans a block for cfg on (B, N, threads) and runs lc_check
  * (layers_check.h) with `seed`: the double backward is nn_attn_backward_ref

@@ -8,7 +8,7 @@
 #ifndef ATTN_TEST_OWN_REF_CHECK_H
 #define ATTN_TEST_OWN_REF_CHECK_H
 
-#include "fixture.h"
+#include "harness/measure/fixture.h"
 
 #include <criterion/criterion.h>
 #include <math.h>

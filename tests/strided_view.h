@@ -5,7 +5,7 @@
 #ifndef ATTN_TEST_STRIDED_VIEW_H
 #define ATTN_TEST_STRIDED_VIEW_H
 
-#include "fixture.h"
+#include "harness/measure/fixture.h"
 
 #include <stdlib.h>
 #include <string.h>

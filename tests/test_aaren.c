@@ -4,11 +4,11 @@
  * restarts; gradients by central differences; causal leakage; thread
  * determinism; state size, cost model, counters, parameters and strided
  * views. */
-#include "aaren.h"
-#include "check.h"
-#include "counters.h"
-#include "fixture.h"
-#include "oracle.h"
+#include "kernels/aaren/aaren.h"
+#include "harness/measure/check.h"
+#include "kernels/core/counters.h"
+#include "harness/measure/fixture.h"
+#include "kernels/core/oracle.h"
 #include "strided_view.h"
 
 #include <criterion/criterion.h>
@@ -21,7 +21,7 @@ static const attn_kernel *const K = &attn_kernel_aaren;
 
 static void add_param(attn_args *a, const char *kv)
 {
-    cr_assert_eq(attn_params_add(&a->params, kv), 0, "%s", attn_last_error());
+    cr_assert_eq(param_bag_add(&a->params, kv), 0, "%s", attn_last_error());
 }
 
 static attn_args aaren_args(int64_t B, int64_t H, int64_t H_kv, int64_t N, int64_t D, const char *mask,
@@ -133,7 +133,7 @@ Test(aaren, gradients_match_central_differences, .timeout = 60)
             if (m == 3)
                 a.Dv = 8;
             double e[ATTN_CHECK_GRADS];
-            cr_assert_eq(attn_check_backward(K, &a, 60 + (uint64_t)(2 * m + n), e), 0, "%s", attn_last_error());
+            cr_assert_eq(check_kernel_backward(K, &a, 60 + (uint64_t)(2 * m + n), e), 0, "%s", attn_last_error());
             for (int i = 0; i < 3; i++)
                 cr_assert(e[i] <= 1e-4, "%s N=%ld: d%c err %.3g", gm[m], (long)N, "QKV"[i], e[i]);
         }
@@ -144,7 +144,7 @@ Test(aaren, gradients_with_long_sequence_and_large_scores)
     attn_args a = aaren_args(1, 1, 1, 40, 8, "causal", "chunk=16");
     a.scale = 3.0; /* peaky softmax: the running max changes often */
     double e[ATTN_CHECK_GRADS];
-    cr_assert_eq(attn_check_backward(K, &a, 70, e), 0, "%s", attn_last_error());
+    cr_assert_eq(check_kernel_backward(K, &a, 70, e), 0, "%s", attn_last_error());
     for (int i = 0; i < 3; i++)
         cr_assert(e[i] <= 1e-4, "d%c err %.3g", "QKV"[i], e[i]);
 }
@@ -155,7 +155,7 @@ Test(aaren, steps_do_not_see_later_steps)
     for (int ic = 0; ic < 3; ic++) {
         attn_args a = aaren_args(1, 2, 2, 97, 32, "causal", chunks[ic]);
         int ok;
-        cr_assert_eq(attn_check_causal_leakage(K, &a, 40, &ok), 0, "%s", attn_last_error());
+        cr_assert_eq(check_kernel_causal_leakage(K, &a, 40, &ok), 0, "%s", attn_last_error());
         cr_assert(ok, "%s: steps < 40 changed when steps >= 40 were perturbed", chunks[ic]);
     }
 }
@@ -165,7 +165,7 @@ Test(aaren, results_are_bitwise_identical_for_any_thread_count)
     attn_args a = aaren_args(2, 4, 2, 300, 32, "document:n=3,seed=5", "chunk=16");
     for (int t = 2; t <= 3; t++) { /* O, lse and every gradient, 1 vs t threads */
         int ok;
-        cr_assert_eq(attn_check_thread_determinism(K, &a, t, &ok), 0, "%s", attn_last_error());
+        cr_assert_eq(check_kernel_thread_determinism(K, &a, t, &ok), 0, "%s", attn_last_error());
         cr_assert(ok, "outputs or gradients differ at %d threads", t);
     }
 }

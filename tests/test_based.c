@@ -6,10 +6,10 @@
  * recurrent reference equals the explicit normalised kernel matrix;
  * gradients; causal leakage; thread determinism; state size; cost model;
  * parameter validation. */
-#include "check.h"
-#include "fixture.h"
-#include "linear.h"
-#include "rng.h"
+#include "harness/measure/check.h"
+#include "harness/measure/fixture.h"
+#include "kernels/linear/linear.h"
+#include "common/rng.h"
 
 #include <criterion/criterion.h>
 #include <math.h>
@@ -21,7 +21,7 @@ static const attn_kernel *const K = &attn_kernel_based;
 
 static void add_param(attn_args *a, const char *kv)
 {
-    cr_assert_eq(attn_params_add(&a->params, kv), 0, "%s", attn_last_error());
+    cr_assert_eq(param_bag_add(&a->params, kv), 0, "%s", attn_last_error());
 }
 
 Test(based, taylor_features_give_one_plus_s_plus_half_s_squared_for_unique_and_full_maps)
@@ -71,7 +71,7 @@ Test(based, taylor_features_give_one_plus_s_plus_half_s_squared_for_unique_and_f
 /* Runs the kernel with `param` added on p's inputs; returns err_O against p's reference. */
 static double run_err(fx_problem *p, const char *param)
 {
-    attn_params saved = p->a.params;
+    param_bag saved = p->a.params;
     if (param)
         add_param(&p->a, param);
     memset(p->o.data, 0xff, sizeof(float) * (size_t)(p->o.B * p->o.sb)); /* NaN: every row must be written */
@@ -185,7 +185,7 @@ Test(based, backward_matches_central_differences_of_the_reference, .timeout = 60
                     if (params[ip][j])
                         add_param(&a, params[ip][j]);
                 double e[ATTN_CHECK_GRADS];
-                cr_assert_eq(attn_check_backward(K, &a, 90 + (uint64_t)(in * 8 + im * 4 + ip), e), 0, "%s",
+                cr_assert_eq(check_kernel_backward(K, &a, 90 + (uint64_t)(in * 8 + im * 4 + ip), e), 0, "%s",
                              attn_last_error());
                 for (int t = 0; t < 3; t++)
                     cr_assert(e[t] <= 1e-4, "N=%ld %s %s %s: gradient %d error %.3g > 1e-4", (long)Ns[in], masks[im],
@@ -200,7 +200,7 @@ Test(based, causal_outputs_ignore_future_rows_bitwise)
         attn_args a = fx_args(1, 2, 1, 130, 130, 8, "causal", 2);
         add_param(&a, params[ip]);
         int ok = 0;
-        cr_assert_eq(attn_check_causal_leakage(K, &a, 57, &ok), 0, "%s", attn_last_error());
+        cr_assert_eq(check_kernel_causal_leakage(K, &a, 57, &ok), 0, "%s", attn_last_error());
         cr_assert(ok, "%s: rows before 57 changed when later rows did", params[ip]);
     }
 }

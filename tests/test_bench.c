@@ -1,16 +1,16 @@
 /* One benchmark job end to end: the row is complete, counted FLOPs agree
  * with the analytic model, refusals become skipped rows, never zeros. */
-#include "bench.h"
-#include "csvw.h"
-#include "registry.h"
+#include "harness/measure/bench.h"
+#include "harness/results/csvw.h"
+#include "kernels/core/registry.h"
 
 #include <criterion/criterion.h>
 #include <stdlib.h>
 #include <string.h>
 
-static attn_bench_job small_job(const char *kernel, const char *mask, attn_run_pass pass)
+static bench_job small_job(const char *kernel, const char *mask, bench_pass_set pass)
 {
-    attn_bench_job j;
+    bench_job j;
     memset(&j, 0, sizeof j);
     strcpy(j.suite, "kernels");
     j.kernel = attn_find_kernel(kernel);
@@ -20,17 +20,17 @@ static attn_bench_job small_job(const char *kernel, const char *mask, attn_run_p
     cr_assert_eq(attn_mask_parse(mask, &j.args.mask), 0);
     j.pass = pass;
     j.seed = 3;
-    j.measure = (attn_measure_opts){1, 3, 10, 0.0};
+    j.measure = (measure_opts){1, 3, 10, 0.0};
     return j;
 }
 
-static double cell(const attn_row *r, attn_col c) { return strtod(r->cell[c], NULL); }
+static double cell(const csvw_row *r, schema_col c) { return strtod(r->cell[c], NULL); }
 
 Test(bench, row_is_complete_and_honest)
 {
-    attn_bench_job j = small_job("naive", "causal", ATTN_RUN_FWD);
-    attn_row r;
-    cr_assert_eq(attn_bench_run(&j, &r), 0);
+    bench_job j = small_job("naive", "causal", ATTN_RUN_FWD);
+    csvw_row r;
+    cr_assert_eq(bench_run(&j, &r), 0);
     cr_assert_str_eq(r.cell[ATTN_COL_STATUS], "ok");
     cr_assert_gt(cell(&r, ATTN_COL_TIME_MS_MEDIAN), 0);
     cr_assert_leq(cell(&r, ATTN_COL_TIME_MS_P10), cell(&r, ATTN_COL_TIME_MS_MEDIAN));
@@ -43,7 +43,7 @@ Test(bench, row_is_complete_and_honest)
     cr_assert_lt(cell(&r, ATTN_COL_VALUE), 1e-5);
     /* every counter cell is a number or says why it is missing; never blank */
     for (int c = ATTN_COL_PAPI_STATUS; c <= ATTN_COL_SDE_EXPS; c++)
-        cr_assert(r.cell[c][0] != '\0', "%s is empty", attn_col_name((attn_col)c));
+        cr_assert(r.cell[c][0] != '\0', "%s is empty", schema_col_name((schema_col)c));
     cr_assert(strncmp(r.cell[ATTN_COL_SDE_TILES_COMPUTED], "NA:", 3) == 0, "naive has no tiles");
 }
 
@@ -52,9 +52,9 @@ Test(bench, counted_flops_equal_analytic_for_naive)
     static const char *const masks[] = {"full", "causal", "window:wl=7,wr=3"};
     for (int m = 0; m < 3; m++)
         for (int p = 0; p < 2; p++) {
-            attn_bench_job j = small_job("naive", masks[m], p ? ATTN_RUN_BWD : ATTN_RUN_FWD);
-            attn_row r;
-            cr_assert_eq(attn_bench_run(&j, &r), 0);
+            bench_job j = small_job("naive", masks[m], p ? ATTN_RUN_BWD : ATTN_RUN_FWD);
+            csvw_row r;
+            cr_assert_eq(bench_run(&j, &r), 0);
             cr_assert_str_eq(r.cell[ATTN_COL_STATUS], "ok");
             cr_assert_eq(cell(&r, ATTN_COL_FLOPS_COUNTED), cell(&r, ATTN_COL_FLOPS_ANALYTIC), "%s %s: %s vs %s",
                          masks[m], p ? "bwd" : "fwd", r.cell[ATTN_COL_FLOPS_COUNTED],
@@ -68,9 +68,9 @@ Test(bench, tiled_kernels_count_at_least_the_useful_flops)
     const attn_kernel *flash = attn_find_kernel("flash");
     cr_assert(flash);
     for (int m = 0; m < 3; m++) {
-        attn_bench_job j = small_job("flash", masks[m], ATTN_RUN_FWD);
-        attn_row r;
-        cr_assert_eq(attn_bench_run(&j, &r), 0);
+        bench_job j = small_job("flash", masks[m], ATTN_RUN_FWD);
+        csvw_row r;
+        cr_assert_eq(bench_run(&j, &r), 0);
         double counted = cell(&r, ATTN_COL_FLOPS_COUNTED), analytic = cell(&r, ATTN_COL_FLOPS_ANALYTIC);
         cr_assert_geq(counted, analytic, "%s", masks[m]);
         /* partial tiles add masked work, but never more than the dense product */
@@ -81,28 +81,28 @@ Test(bench, tiled_kernels_count_at_least_the_useful_flops)
 
 Test(bench, refusals_become_skipped_rows)
 {
-    attn_bench_job j = small_job("naive", "full", ATTN_RUN_FWD);
+    bench_job j = small_job("naive", "full", ATTN_RUN_FWD);
     j.max_workspace_bytes = 1024;
-    attn_row r;
-    cr_assert_eq(attn_bench_run(&j, &r), 0);
+    csvw_row r;
+    cr_assert_eq(bench_run(&j, &r), 0);
     cr_assert(strncmp(r.cell[ATTN_COL_STATUS], "skipped:workspace", 17) == 0, "%s", r.cell[ATTN_COL_STATUS]);
     cr_assert_str_eq(r.cell[ATTN_COL_TIME_MS_MEDIAN], "");
 }
 
 Test(bench, job_id_ignores_run_metadata_but_not_shape)
 {
-    attn_bench_job j = small_job("blas", "full", ATTN_RUN_FWD);
-    attn_row a, b;
-    attn_bench_identity(&j, &a);
-    attn_bench_identity(&j, &b);
+    bench_job j = small_job("blas", "full", ATTN_RUN_FWD);
+    csvw_row a, b;
+    bench_identity(&j, &a);
+    bench_identity(&j, &b);
     strcpy(b.cell[ATTN_COL_UTC], "1999-01-01T00:00:00Z");
     char ia[17], ib[17];
-    attn_row_job_id(&a, ia);
-    attn_row_job_id(&b, ib);
+    csvw_row_job_id(&a, ia);
+    csvw_row_job_id(&b, ib);
     cr_assert_str_eq(ia, ib);
     j.args.D = 64;
-    attn_bench_identity(&j, &b);
-    attn_row_job_id(&b, ib);
+    bench_identity(&j, &b);
+    csvw_row_job_id(&b, ib);
     cr_assert_str_neq(ia, ib);
 }
 
@@ -115,12 +115,12 @@ Test(bench, own_reference_gate_passes_for_every_kernel_and_reports_softmax_fidel
     for (const attn_kernel *const *k = attn_registry(); *k; k++) {
         if (!(*k)->ref_forward)
             continue;
-        attn_bench_job j = small_job((*k)->name, "causal", ATTN_RUN_FWD);
+        bench_job j = small_job((*k)->name, "causal", ATTN_RUN_FWD);
         j.args.B = 2, j.args.H = 4, j.args.H_kv = (*k)->flags & ATTN_GQA ? 2 : 4, j.args.D = 16;
         if ((*k)->flags & ATTN_ONE_QUERY)
             j.args.Nq = 1;
-        attn_row r;
-        cr_assert_eq(attn_bench_run(&j, &r), 0);
+        csvw_row r;
+        cr_assert_eq(bench_run(&j, &r), 0);
         if (!strncmp(r.cell[ATTN_COL_STATUS], "skipped", 7))
             continue; /* e.g. a mask the kernel does not take */
         cr_assert_str_eq(r.cell[ATTN_COL_STATUS], "ok", "%s: %s", (*k)->name, r.cell[ATTN_COL_STATUS]);
@@ -135,12 +135,12 @@ Test(bench, padded_batch_rows_pass_the_gate_and_name_their_lengths, .timeout = 6
 {
     static const char *const kernels[] = {"flash", "linear", "sigmoid"};
     for (int i = 0; i < 3; i++) {
-        attn_bench_job j = small_job(kernels[i], "full", ATTN_RUN_FWD);
+        bench_job j = small_job(kernels[i], "full", ATTN_RUN_FWD);
         j.args.B = 3;
         j.n_kv_lens = 3, j.lens_padded = 1;
         j.kv_lens[0] = 192, j.kv_lens[1] = 50, j.kv_lens[2] = 1;
-        attn_row r;
-        cr_assert_eq(attn_bench_run(&j, &r), 0);
+        csvw_row r;
+        cr_assert_eq(bench_run(&j, &r), 0);
         cr_assert_str_eq(r.cell[ATTN_COL_STATUS], "ok", "%s", kernels[i]);
         cr_assert_lt(cell(&r, ATTN_COL_VALUE), 1e-4, "%s: gate error %s", kernels[i], r.cell[ATTN_COL_VALUE]);
         cr_assert(strstr(r.cell[ATTN_COL_PARAMS], "seq_lens=192+50+1"), "%s: params %s", kernels[i],
@@ -156,15 +156,15 @@ Test(bench, padded_batch_rows_pass_the_gate_and_name_their_lengths, .timeout = 6
 Test(bench, gate_on_a_prefix_keeps_the_full_length_bias, .timeout = 60)
 {
     for (int padded = 0; padded < 2; padded++) {
-        attn_bench_job j = small_job("sigmoid", "causal", ATTN_RUN_FWD);
+        bench_job j = small_job("sigmoid", "causal", ATTN_RUN_FWD);
         j.args.H = j.args.H_kv = 1, j.args.Nq = j.args.Nk = 2100, j.args.D = 16;
         if (padded) {
             j.args.B = 2;
             j.n_kv_lens = 2, j.lens_padded = 1;
             j.kv_lens[0] = 2100, j.kv_lens[1] = 2090;
         }
-        attn_row r;
-        cr_assert_eq(attn_bench_run(&j, &r), 0);
+        csvw_row r;
+        cr_assert_eq(bench_run(&j, &r), 0);
         cr_assert_str_eq(r.cell[ATTN_COL_STATUS], "ok", "padded %d: %s (gate error %s)", padded,
                          r.cell[ATTN_COL_STATUS], r.cell[ATTN_COL_VALUE]);
     }

@@ -2,8 +2,8 @@
  * its one-line error without touching the model: damaged bytes, truncation,
  * wrong magic, a future version, a model of another shape; a failed write
  * leaves the previous checkpoint intact. */
-#include "attn_error.h"
-#include "checkpoint.h"
+#include "common/attn_error.h"
+#include "models/checkpoint.h"
 
 #include <criterion/criterion.h>
 #include <dirent.h>

@@ -1,8 +1,8 @@
 /* Bad input on the command line and in configs: one clear line naming what
  * was wrong, exit code 2, nothing run. */
-#include "cli.h"
+#include "harness/cli/cli.h"
 
-#include "attn_error.h"
+#include "common/attn_error.h"
 
 #include <criterion/criterion.h>
 #include <criterion/redirect.h>

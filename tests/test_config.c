@@ -1,7 +1,7 @@
 /* Sweep config files: the shipped configs, strictness with JSON-path
  * messages, defaults, expansion order, filters and the dump round-trip. */
-#include "attn_error.h"
-#include "config.h"
+#include "common/attn_error.h"
+#include "harness/measure/config.h"
 
 #include <criterion/criterion.h>
 #include <stdio.h>

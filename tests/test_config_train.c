@@ -1,6 +1,6 @@
 /* "trainings" entries of sweep configs: the grid and strict errors. */
-#include "config.h"
-#include "config_train.h"
+#include "harness/measure/config.h"
+#include "harness/train/config_train.h"
 
 #include <criterion/criterion.h>
 #include <stdlib.h>
@@ -14,7 +14,7 @@ Test(config_train, grid_is_kernels_by_width_by_lr_by_seed_and_hybrids_split_per_
     cr_assert_eq(parse("{\"name\":\"t\",\"trainings\":[{\"task\":\"mqar\",\"kernels\":[\"flash\",\"naive+flash\"],"
                        "\"d_model\":[32,64],\"lr\":[1e-3,3e-3],\"seeds\":[1,2,3],\"steps\":5,\"short_conv\":4}]}", &c), 0,
                  "%s", attn_last_error());
-    attn_train_run *j;
+    train_run_opts *j;
     size_t n;
     cr_assert_eq(cfg_trainings_expand(c.trainings, c.n_trainings, NULL, NULL, NULL, 0, &j, &n), 0);
     cr_assert_eq(n, 2 * 2 * 2 * 3);
@@ -43,7 +43,7 @@ Test(config_train, extrapolate_entries_carry_scales_and_depths_to_every_job)
     cr_assert_eq(parse("{\"name\":\"t\",\"trainings\":[{\"task\":\"passkey\",\"kernels\":[\"flash\"],\"pos\":\"rope\","
                        "\"lr\":[1e-3,3e-3],\"extrapolate\":{\"scale\":[1,2,4],\"depths\":3}}]}", &c), 0,
                  "%s", attn_last_error());
-    attn_train_run *j;
+    train_run_opts *j;
     size_t n;
     cr_assert_eq(cfg_trainings_expand(c.trainings, c.n_trainings, NULL, NULL, NULL, 0, &j, &n), 0);
     cr_assert_eq(n, 2);
@@ -93,13 +93,13 @@ Test(config_train, extrapolate_kernels_are_swaps_with_params_and_mask_for_every_
                        "\"pos\":\"rope\",\"extrapolate\":{\"scale\":[1,2],\"depths\":3,\"kernels\":["
                        "{\"kernel\":\"streaming\",\"params\":[\"mode=decode\"],\"mask\":\"sink:n=4,w=192\"},"
                        "{\"kernel\":\"flash\"}]}}]}", &c), 0, "%s", attn_last_error());
-    attn_train_run *j;
+    train_run_opts *j;
     size_t n;
     cr_assert_eq(cfg_trainings_expand(c.trainings, c.n_trainings, NULL, NULL, NULL, 0, &j, &n), 0);
     cr_assert_eq(n, 2);
     for (size_t i = 0; i < n; i++) {
         cr_assert_eq(j[i].n_swaps, 2);
-        const attn_kernel_swap *s = &j[i].swap[0];
+        const train_kernel_swap *s = &j[i].swap[0];
         cr_assert_str_eq(s->kernel, "streaming");
         cr_assert(s->params.n == 1 && !strcmp(s->params.key[0], "mode") && !strcmp(s->params.val[0], "decode"));
         cr_assert_str_eq(s->mask, "sink:n=4,w=192");

@@ -1,7 +1,7 @@
 /* Crossover lengths: a kernel's series against flash's at common lengths. */
-#include "attn_error.h"
-#include "crossover.h"
-#include "csvw.h"
+#include "common/attn_error.h"
+#include "harness/results/crossover.h"
+#include "harness/results/csvw.h"
 #include "test_rows.h"
 
 #include <criterion/criterion.h>
@@ -12,17 +12,17 @@
 
 static void put(csvw *w, const char *kernel, long n, double ms, const char *status)
 {
-    attn_row r;
-    attn_row_init(&r);
-    attn_row_set(&r, ATTN_COL_SUITE, "scaling");
-    attn_row_set(&r, ATTN_COL_KERNEL, "%s", kernel);
-    attn_row_set(&r, ATTN_COL_MASK, "causal");
-    attn_row_set(&r, ATTN_COL_PASS, "fwd");
-    attn_row_set(&r, ATTN_COL_D, "64");
-    attn_row_set(&r, ATTN_COL_N, "%ld", n);
-    attn_row_set(&r, ATTN_COL_N_KV, "%ld", n);
-    attn_row_set(&r, ATTN_COL_TIME_MS_MEDIAN, "%g", ms);
-    attn_row_set(&r, ATTN_COL_STATUS, "%s", status);
+    csvw_row r;
+    csvw_row_init(&r);
+    csvw_row_set(&r, ATTN_COL_SUITE, "scaling");
+    csvw_row_set(&r, ATTN_COL_KERNEL, "%s", kernel);
+    csvw_row_set(&r, ATTN_COL_MASK, "causal");
+    csvw_row_set(&r, ATTN_COL_PASS, "fwd");
+    csvw_row_set(&r, ATTN_COL_D, "64");
+    csvw_row_set(&r, ATTN_COL_N, "%ld", n);
+    csvw_row_set(&r, ATTN_COL_N_KV, "%ld", n);
+    csvw_row_set(&r, ATTN_COL_TIME_MS_MEDIAN, "%g", ms);
+    csvw_row_set(&r, ATTN_COL_STATUS, "%s", status);
     test_row_write(w, &r);
 }
 
@@ -41,11 +41,11 @@ Test(crossover, finds_the_length_from_which_a_kernel_stays_faster)
     }
     put(&w, "broken", 16384, 1e-9, "error:x");                    /* never a point */
     csvw_close(&w);
-    attn_xpoints xs;
-    cr_assert_eq(attn_xpoints_load(path, "scaling", &xs), 0, "%s", attn_last_error());
+    crossover_points xs;
+    cr_assert_eq(crossover_points_load(path, "scaling", &xs), 0, "%s", attn_last_error());
     size_t len;
     FILE *f = open_memstream(&text, &len);
-    cr_assert_eq(attn_crossover_print(&xs, "flash", 1, f), 3);
+    cr_assert_eq(crossover_print(&xs, "flash", 1, f), 3);
     fclose(f);
     cr_assert(strstr(text, "\"linear\",\"none\",") != NULL, "%s", text);
     cr_assert(strstr(text, "\"deltanet\",\"4096\",\"1024 2048 4096 8192 16384\",\"faster from here on\"") != NULL,
@@ -53,7 +53,7 @@ Test(crossover, finds_the_length_from_which_a_kernel_stays_faster)
     cr_assert(strstr(text, "\"gla\",\"<=1024\",") != NULL, "%s", text);
     cr_assert(strstr(text, "broken") == NULL, "%s", text);
     free(text);
-    attn_xpoints_free(&xs);
+    crossover_points_free(&xs);
     unlink(path);
     rmdir(dir);
 }

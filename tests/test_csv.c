@@ -1,7 +1,7 @@
 /* Results CSV writer/reader: quoting round-trip, header handling, torn-row
  * repair with resume, job identity, concurrent appenders. */
-#include "attn_error.h"
-#include "csvw.h"
+#include "common/attn_error.h"
+#include "harness/results/csvw.h"
 
 #include <criterion/criterion.h>
 #include <fcntl.h>
@@ -29,28 +29,28 @@ static void remove_dir(void)
 TestSuite(csv, .init = make_dir, .fini = remove_dir);
 
 /* A row with every identity cell set, distinguished by `tag` (in N). */
-static void sample_row(attn_row *r, int tag)
+static void sample_row(csvw_row *r, int tag)
 {
-    attn_row_init(r);
-    attn_row_set(r, ATTN_COL_RUN_ID, "run-1");
-    attn_row_set(r, ATTN_COL_THREADS, "2");
-    attn_row_set(r, ATTN_COL_SUITE, "kernels");
-    attn_row_set(r, ATTN_COL_KERNEL, "flash");
-    attn_row_set(r, ATTN_COL_MASK, "causal");
-    attn_row_set(r, ATTN_COL_PASS, "fwd");
-    attn_row_set(r, ATTN_COL_DTYPE, "fp32");
-    attn_row_set(r, ATTN_COL_B, "1");
-    attn_row_set(r, ATTN_COL_H, "8");
-    attn_row_set(r, ATTN_COL_H_KV, "8");
-    attn_row_set(r, ATTN_COL_N, "%d", 1024 + tag);
-    attn_row_set(r, ATTN_COL_N_KV, "1024");
-    attn_row_set(r, ATTN_COL_D, "64");
-    attn_row_set(r, ATTN_COL_DV, "64");
-    attn_row_set(r, ATTN_COL_PARAMS, "br=64,bc=128");
-    attn_row_set(r, ATTN_COL_SEED, "1");
-    attn_row_set(r, ATTN_COL_DATA_SOURCE, "generated");
-    attn_row_set_num(r, ATTN_COL_TIME_MS_MEDIAN, 1.25 + tag);
-    attn_row_set(r, ATTN_COL_STATUS, "ok");
+    csvw_row_init(r);
+    csvw_row_set(r, ATTN_COL_RUN_ID, "run-1");
+    csvw_row_set(r, ATTN_COL_THREADS, "2");
+    csvw_row_set(r, ATTN_COL_SUITE, "kernels");
+    csvw_row_set(r, ATTN_COL_KERNEL, "flash");
+    csvw_row_set(r, ATTN_COL_MASK, "causal");
+    csvw_row_set(r, ATTN_COL_PASS, "fwd");
+    csvw_row_set(r, ATTN_COL_DTYPE, "fp32");
+    csvw_row_set(r, ATTN_COL_B, "1");
+    csvw_row_set(r, ATTN_COL_H, "8");
+    csvw_row_set(r, ATTN_COL_H_KV, "8");
+    csvw_row_set(r, ATTN_COL_N, "%d", 1024 + tag);
+    csvw_row_set(r, ATTN_COL_N_KV, "1024");
+    csvw_row_set(r, ATTN_COL_D, "64");
+    csvw_row_set(r, ATTN_COL_DV, "64");
+    csvw_row_set(r, ATTN_COL_PARAMS, "br=64,bc=128");
+    csvw_row_set(r, ATTN_COL_SEED, "1");
+    csvw_row_set(r, ATTN_COL_DATA_SOURCE, "generated");
+    csvw_row_set_num(r, ATTN_COL_TIME_MS_MEDIAN, 1.25 + tag);
+    csvw_row_set(r, ATTN_COL_STATUS, "ok");
 }
 
 static char *slurp(const char *p, size_t *len)
@@ -66,10 +66,10 @@ static char *slurp(const char *p, size_t *len)
 
 typedef struct {
     int n;
-    attn_row rows[8];
+    csvw_row rows[8];
 } collected;
 
-static int collect(const attn_row *row, void *ud)
+static int collect(const csvw_row *row, void *ud)
 {
     collected *c = ud;
     if (c->n < 8)
@@ -78,7 +78,7 @@ static int collect(const attn_row *row, void *ud)
     return 0;
 }
 
-static int count_rows(const attn_row *row, void *ud)
+static int count_rows(const csvw_row *row, void *ud)
 {
     (void)row;
     ++*(int *)ud;
@@ -91,11 +91,11 @@ Test(csv, quoted_cells_round_trip_through_writer_and_reader)
         "a,b", "say \"hi\"", "line1\nline2", "crlf\r\nend", "  padded  ", "\"", ",", "", "plain",
     };
     const int n = sizeof tricky / sizeof *tricky;
-    attn_row r;
+    csvw_row r;
     sample_row(&r, 0);
     for (int i = 0; i < n; i++)   /* into the (non-identity) counter columns */
-        cr_assert_eq(attn_row_set(&r, (attn_col)(ATTN_COL_PAPI_STATUS + i), "%s", tricky[i]), 0);
-    attn_row_set(&r, ATTN_COL_STATUS, "error:bad, \"worse\"\nworst");
+        cr_assert_eq(csvw_row_set(&r, (schema_col)(ATTN_COL_PAPI_STATUS + i), "%s", tricky[i]), 0);
+    csvw_row_set(&r, ATTN_COL_STATUS, "error:bad, \"worse\"\nworst");
 
     csvw w;
     cr_assert_eq(csvw_open(&w, path), 0, "%s", attn_last_error());
@@ -112,10 +112,10 @@ Test(csv, quoted_cells_round_trip_through_writer_and_reader)
     c.n = 0;
     cr_assert_eq(csvw_read_rows(path, collect, &c), 1, "%s", attn_last_error());
     cr_assert_eq(c.n, 1);
-    attn_row want = r;
-    attn_row_job_id(&r, want.cell[ATTN_COL_JOB_ID]);
+    csvw_row want = r;
+    csvw_row_job_id(&r, want.cell[ATTN_COL_JOB_ID]);
     for (int col = 0; col < ATTN_COL__COUNT; col++)
-        cr_assert_str_eq(c.rows[0].cell[col], want.cell[col], "column %s", attn_col_name((attn_col)col));
+        cr_assert_str_eq(c.rows[0].cell[col], want.cell[col], "column %s", schema_col_name((schema_col)col));
 }
 
 Test(csv, header_is_written_once_across_reopens)
@@ -124,7 +124,7 @@ Test(csv, header_is_written_once_across_reopens)
         csvw w;
         cr_assert_eq(csvw_open(&w, path), 0, "%s", attn_last_error());
         cr_assert_eq(w.rows, k);
-        attn_row r;
+        csvw_row r;
         sample_row(&r, k);
         cr_assert_eq(csvw_write(&w, &r), 0);
         csvw_close(&w);
@@ -180,14 +180,14 @@ Test(csv, header_mismatch_names_file_line_1_and_first_differing_column)
 Test(csv, torn_last_row_is_removed_and_resume_neither_duplicates_nor_tears)
 {
     csvw w;
-    attn_row r[3];
+    csvw_row r[3];
     char ids[3][17];
     for (int k = 0; k < 3; k++) {
         sample_row(&r[k], k);
-        attn_row_job_id(&r[k], ids[k]);
+        csvw_row_job_id(&r[k], ids[k]);
     }
     /* row 2 carries a line break so the tear can fall inside a quoted cell */
-    attn_row_set(&r[2], ATTN_COL_STATUS, "error:first line\nsecond line");
+    csvw_row_set(&r[2], ATTN_COL_STATUS, "error:first line\nsecond line");
     cr_assert_eq(csvw_open(&w, path), 0);
     cr_assert_eq(csvw_write(&w, &r[0]), 0);
     cr_assert_eq(csvw_write(&w, &r[1]), 0);
@@ -201,12 +201,12 @@ Test(csv, torn_last_row_is_removed_and_resume_neither_duplicates_nor_tears)
     write_raw(path, torn, sizeof torn - 1);
 
     /* resume: the reader sees jobs 0 and 1 only */
-    attn_idset done;
-    attn_idset_init(&done);
+    csvw_idset done;
+    csvw_idset_init(&done);
     cr_assert_eq(csvw_load_job_ids(path, &done), 0, "%s", attn_last_error());
     cr_assert_eq(done.n, 2);
-    cr_assert(attn_idset_contains(&done, ids[0]) && attn_idset_contains(&done, ids[1]));
-    cr_assert_not(attn_idset_contains(&done, ids[2]));
+    cr_assert(csvw_idset_contains(&done, ids[0]) && csvw_idset_contains(&done, ids[1]));
+    cr_assert_not(csvw_idset_contains(&done, ids[2]));
 
     cr_assert_eq(csvw_open(&w, path), 0, "%s", attn_last_error());
     cr_assert_eq(w.repaired_bytes, sizeof torn - 1);
@@ -215,10 +215,10 @@ Test(csv, torn_last_row_is_removed_and_resume_neither_duplicates_nor_tears)
     slurp(path, &len);
     cr_assert_eq(len, clean_len, "file cut back to its last whole row");
     for (int k = 0; k < 3; k++)
-        if (!attn_idset_contains(&done, ids[k]))
+        if (!csvw_idset_contains(&done, ids[k]))
             cr_assert_eq(csvw_write(&w, &r[k]), 0);
     csvw_close(&w);
-    attn_idset_free(&done);
+    csvw_idset_free(&done);
 
     static collected c;
     c.n = 0;
@@ -257,7 +257,7 @@ Test(csv, torn_header_of_a_new_file_is_rewritten_but_foreign_text_is_left_alone)
 Test(csv, malformed_row_is_reported_with_file_line_and_field_count)
 {
     csvw w;
-    attn_row r;
+    csvw_row r;
     sample_row(&r, 0);
     cr_assert_eq(csvw_open(&w, path), 0);
     cr_assert_eq(csvw_write(&w, &r), 0);
@@ -282,61 +282,61 @@ Test(csv, malformed_row_is_reported_with_file_line_and_field_count)
 
 Test(csv, job_id_is_stable_and_depends_on_identity_columns_only)
 {
-    attn_row r;
+    csvw_row r;
     sample_row(&r, 0);
     char base[17], id[17];
-    attn_row_job_id(&r, base);
+    csvw_row_job_id(&r, base);
     /* FNV-1a 64 of "2" US "kernels" US "" US "flash" ... "generated", computed independently */
     cr_assert_str_eq(base, "c03232dada8abbe6");
 
-    static const attn_col meta[] = {ATTN_COL_RUN_ID, ATTN_COL_UTC, ATTN_COL_GIT_SHA, ATTN_COL_CPU,
+    static const schema_col meta[] = {ATTN_COL_RUN_ID, ATTN_COL_UTC, ATTN_COL_GIT_SHA, ATTN_COL_CPU,
                                     ATTN_COL_REPS, ATTN_COL_TIME_MS_MEDIAN, ATTN_COL_STATUS, ATTN_COL_VALUE};
     for (size_t i = 0; i < sizeof meta / sizeof *meta; i++) {
-        attn_row m = r;
-        attn_row_set(&m, meta[i], "changed");
-        attn_row_job_id(&m, id);
-        cr_assert_str_eq(id, base, "%s must not change job_id", attn_col_name(meta[i]));
+        csvw_row m = r;
+        csvw_row_set(&m, meta[i], "changed");
+        csvw_row_job_id(&m, id);
+        cr_assert_str_eq(id, base, "%s must not change job_id", schema_col_name(meta[i]));
     }
     for (int c = ATTN_COL_IDENTITY_FIRST - 1; c <= ATTN_COL_IDENTITY_LAST; c++) {
         if (c == ATTN_COL_IDENTITY_FIRST - 1)
             c = ATTN_COL_THREADS;   /* threads belongs to the identity too */
-        attn_row m = r;
-        attn_row_set(&m, (attn_col)c, "%sx", r.cell[c]);
-        attn_row_job_id(&m, id);
-        cr_assert_str_neq(id, base, "%s must change job_id", attn_col_name((attn_col)c));
+        csvw_row m = r;
+        csvw_row_set(&m, (schema_col)c, "%sx", r.cell[c]);
+        csvw_row_job_id(&m, id);
+        cr_assert_str_neq(id, base, "%s must change job_id", schema_col_name((schema_col)c));
     }
     /* cell boundaries matter: ("kernels", "") differs from ("kernel", "s") */
-    attn_row m = r;
-    attn_row_set(&m, ATTN_COL_SUITE, "kernel");
-    attn_row_set(&m, ATTN_COL_TASK, "s");
-    attn_row_job_id(&m, id);
+    csvw_row m = r;
+    csvw_row_set(&m, ATTN_COL_SUITE, "kernel");
+    csvw_row_set(&m, ATTN_COL_TASK, "s");
+    csvw_row_job_id(&m, id);
     cr_assert_str_neq(id, base);
 }
 
 Test(csv, numbers_print_counts_exactly_and_measures_to_six_digits)
 {
-    attn_row r;
-    attn_row_init(&r);
-    cr_assert_eq(attn_row_set_num(&r, ATTN_COL_FLOPS_ANALYTIC, 87960930222080.0), 0);
+    csvw_row r;
+    csvw_row_init(&r);
+    cr_assert_eq(csvw_row_set_num(&r, ATTN_COL_FLOPS_ANALYTIC, 87960930222080.0), 0);
     cr_assert_str_eq(r.cell[ATTN_COL_FLOPS_ANALYTIC], "87960930222080");
     cr_assert_eq(strtod(r.cell[ATTN_COL_FLOPS_ANALYTIC], NULL), 87960930222080.0);
-    attn_row_set_num(&r, ATTN_COL_TIME_MS_MEDIAN, 0.000123456789);
+    csvw_row_set_num(&r, ATTN_COL_TIME_MS_MEDIAN, 0.000123456789);
     cr_assert_str_eq(r.cell[ATTN_COL_TIME_MS_MEDIAN], "0.000123457");
-    attn_row_set_num(&r, ATTN_COL_GFLOPS, 31.96123);
+    csvw_row_set_num(&r, ATTN_COL_GFLOPS, 31.96123);
     cr_assert_str_eq(r.cell[ATTN_COL_GFLOPS], "31.9612");
-    attn_row_set_num(&r, ATTN_COL_DENSITY, -0.0);
+    csvw_row_set_num(&r, ATTN_COL_DENSITY, -0.0);
     cr_assert_str_eq(r.cell[ATTN_COL_DENSITY], "0");
-    cr_assert_lt(attn_row_set_num(&r, ATTN_COL_TIME_CV, 0.0 / 0.0), 0);
+    cr_assert_lt(csvw_row_set_num(&r, ATTN_COL_TIME_CV, 0.0 / 0.0), 0);
     cr_assert_str_eq(r.cell[ATTN_COL_TIME_CV], "NA:non-finite");
     cr_assert(strstr(attn_last_error(), "time_cv"), "%s", attn_last_error());
 
     char big[300];
     memset(big, 'x', sizeof big - 1);
     big[sizeof big - 1] = '\0';
-    cr_assert_lt(attn_row_set(&r, ATTN_COL_PARAMS, "%s", big), 0);
+    cr_assert_lt(csvw_row_set(&r, ATTN_COL_PARAMS, "%s", big), 0);
     cr_assert_str_eq(r.cell[ATTN_COL_PARAMS], "NA:too-long");
     cr_assert(strstr(attn_last_error(), "params"), "%s", attn_last_error());
-    cr_assert_eq(attn_row_set(&r, ATTN_COL_PARAMS, "%.191s", big), 0, "191 bytes fit");
+    cr_assert_eq(csvw_row_set(&r, ATTN_COL_PARAMS, "%.191s", big), 0, "191 bytes fit");
 }
 
 Test(csv, concurrent_appenders_write_whole_rows)
@@ -350,10 +350,10 @@ Test(csv, concurrent_appenders_write_whole_rows)
             if (csvw_open(&w, path))
                 _exit(1);
             for (int k = 0; k < ROWS; k++) {
-                attn_row r;
+                csvw_row r;
                 sample_row(&r, p * ROWS + k);
                 /* long cells make a torn or interleaved row likely to show */
-                attn_row_set(&r, ATTN_COL_CPU, "%0180d", p);
+                csvw_row_set(&r, ATTN_COL_CPU, "%0180d", p);
                 if (csvw_write(&w, &r))
                     _exit(2);
             }
@@ -366,11 +366,11 @@ Test(csv, concurrent_appenders_write_whole_rows)
         wait(&st);
         cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     }
-    attn_idset ids;
-    attn_idset_init(&ids);
+    csvw_idset ids;
+    csvw_idset_init(&ids);
     cr_assert_eq(csvw_load_job_ids(path, &ids), 0, "%s", attn_last_error());
     cr_assert_eq(ids.n, PROCS * ROWS, "every row whole and distinct");
-    attn_idset_free(&ids);
+    csvw_idset_free(&ids);
     size_t len;
     const char *text = slurp(path, &len);
     int headers = 0;
@@ -381,27 +381,27 @@ Test(csv, concurrent_appenders_write_whole_rows)
 
 Test(csv, id_set_adds_finds_and_rejects_malformed_ids)
 {
-    attn_idset s;
-    attn_idset_init(&s);
+    csvw_idset s;
+    csvw_idset_init(&s);
     char id[17];
     for (unsigned k = 0; k < 1000; k++) {
         snprintf(id, sizeof id, "%016x", k * 2654435761u);
-        cr_assert_eq(attn_idset_add(&s, id), 1);
+        cr_assert_eq(csvw_idset_add(&s, id), 1);
     }
-    cr_assert_eq(attn_idset_add(&s, "0000000000000000"), 0, "present already");
+    cr_assert_eq(csvw_idset_add(&s, "0000000000000000"), 0, "present already");
     cr_assert_eq(s.n, 1000);
     for (unsigned k = 0; k < 1000; k++) {
         snprintf(id, sizeof id, "%016x", k * 2654435761u);
-        cr_assert(attn_idset_contains(&s, id));
+        cr_assert(csvw_idset_contains(&s, id));
         snprintf(id, sizeof id, "%016x", k * 2654435761u + 1);
-        cr_assert_not(attn_idset_contains(&s, id));
+        cr_assert_not(csvw_idset_contains(&s, id));
     }
-    cr_assert_eq(attn_idset_add(&s, "ABCDEF0123456789"), ATTN_EINVAL);
-    cr_assert_eq(attn_idset_add(&s, "abc"), ATTN_EINVAL);
-    attn_idset_free(&s);
+    cr_assert_eq(csvw_idset_add(&s, "ABCDEF0123456789"), ATTN_EINVAL);
+    cr_assert_eq(csvw_idset_add(&s, "abc"), ATTN_EINVAL);
+    csvw_idset_free(&s);
 
-    attn_idset_init(&s);
+    csvw_idset_init(&s);
     cr_assert_eq(csvw_load_job_ids(path, &s), 0, "a missing file is a fresh resume");
     cr_assert_eq(s.n, 0);
-    attn_idset_free(&s);
+    csvw_idset_free(&s);
 }

@@ -7,9 +7,9 @@
  * independent per-sequence oracles; StreamingLLM rolling decode equals the
  * sink-mask prefill row by row (2(e)); thread-count determinism; the cost
  * model of a ragged batch; parameter validation. */
-#include "fixture.h"
-#include "kernels.h"
-#include "oracle.h"
+#include "harness/measure/fixture.h"
+#include "kernels/core/kernels.h"
+#include "kernels/core/oracle.h"
 
 #include <criterion/criterion.h>
 #include <math.h>
@@ -19,7 +19,7 @@
 
 static void add_param(attn_args *a, const char *kv)
 {
-    cr_assert_eq(attn_params_add(&a->params, kv), 0, "%s", attn_last_error());
+    cr_assert_eq(param_bag_add(&a->params, kv), 0, "%s", attn_last_error());
 }
 
 /* Runs kernel k with one extra parameter (or none) on p's inputs. */

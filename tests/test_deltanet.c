@@ -5,10 +5,10 @@
  * ungated kernel and log gates of -30 stay finite; gradients against
  * central differences of the reference; causal leakage; thread determinism;
  * state size, cost model and parameter validation. */
-#include "check.h"
-#include "deltanet.h"
-#include "fixture.h"
-#include "rng.h"
+#include "harness/measure/check.h"
+#include "kernels/deltanet/deltanet.h"
+#include "harness/measure/fixture.h"
+#include "common/rng.h"
 
 #include <criterion/criterion.h>
 #include <math.h>
@@ -26,7 +26,7 @@ static attn_args delta_args(int64_t B, int64_t H, int64_t H_kv, int64_t N, int64
     if (chunk > 0) {
         char kv[32];
         snprintf(kv, sizeof kv, "chunk=%lld", (long long)chunk);
-        cr_assert_eq(attn_params_add(&a.params, kv), 0, "%s", attn_last_error());
+        cr_assert_eq(param_bag_add(&a.params, kv), 0, "%s", attn_last_error());
     }
     return a;
 }
@@ -219,7 +219,7 @@ Test(deltanet, backward_matches_central_differences_of_reference, .timeout = 60)
         for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
             attn_args a = delta_args(1, 2, 1, cases[c].N, cases[c].D, cases[c].Dv, cases[c].mask, 0, 1);
             double err[ATTN_CHECK_GRADS];
-            cr_assert_eq(attn_check_backward(KS[ik], &a, 20 + c, err), 0, "%s", attn_last_error());
+            cr_assert_eq(check_kernel_backward(KS[ik], &a, 20 + c, err), 0, "%s", attn_last_error());
             for (int i = 0; i < 5; i++)
                 cr_assert(err[i] <= 1e-4, "%s N=%lld D=%lld Dv=%lld %s: %s err %.3g > 1e-4", KS[ik]->name,
                           (long long)cases[c].N, (long long)cases[c].D, (long long)cases[c].Dv, cases[c].mask,
@@ -234,13 +234,13 @@ Test(deltanet, no_causal_leakage, .timeout = 30)
         for (int ic = 0; ic < 3; ic++) {
             attn_args a = delta_args(1, 4, 2, 40, 16, 16, "causal", chunks[ic], 1);
             int ok = 0;
-            cr_assert_eq(attn_check_causal_leakage(KS[ik], &a, 21, &ok), 0, "%s", attn_last_error());
+            cr_assert_eq(check_kernel_causal_leakage(KS[ik], &a, 21, &ok), 0, "%s", attn_last_error());
             cr_assert(ok, "%s chunk=%lld: rows < 21 changed", KS[ik]->name, (long long)chunks[ic]);
         }
 }
 
 /* O and every gradient bitwise equal at 1, 2 and 3 threads. (Not through
- * attn_check_thread_determinism: it also memcmp's io.lse, which these kernels
+ * check_kernel_thread_determinism: it also memcmp's io.lse, which these kernels
  * never write and fx_make_for leaves uninitialised.) */
 Test(deltanet, bitwise_identical_across_thread_counts, .timeout = 30)
 {
@@ -368,7 +368,7 @@ Test(deltanet, rejects_bad_params_masks_and_offsets, .timeout = 30)
     for (int ik = 0; ik < 2; ik++) {
         for (int i = 0; i < 4; i++) {
             attn_args a = delta_args(1, 2, 2, 16, 8, 8, "causal", 0, 1);
-            cr_assert_eq(attn_params_add(&a.params, bad[i]), 0);
+            cr_assert_eq(param_bag_add(&a.params, bad[i]), 0);
             attn_ctx ctx;
             cr_assert_eq(attn_ctx_create(KS[ik], &a, &ctx), ATTN_EINVAL, "%s accepted", bad[i]);
             cr_assert(strstr(attn_last_error(), bad[i][0] == 'b' ? "block" : "chunk"), "%s", attn_last_error());

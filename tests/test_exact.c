@@ -2,9 +2,9 @@
  * mask it claims: forward O and lse, backward dQ/dK/dV, causal leakage,
  * fully masked rows and thread-count determinism. New exact kernels are
  * covered by registering them. The checks are the ones `attnbench check` runs. */
-#include "check.h"
-#include "fixture.h"
-#include "registry.h"
+#include "harness/measure/check.h"
+#include "harness/measure/fixture.h"
+#include "kernels/core/registry.h"
 
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -36,7 +36,7 @@ static int forward_all(const attn_args *a, uint64_t seed, const char *what)
         if (!is_competitor(*k) || attn_args_validate(*k, a) != 0)
             continue;
         double eo, el;
-        int rc = attn_check_forward(*k, a, seed, &eo, &el);
+        int rc = check_kernel_forward(*k, a, seed, &eo, &el);
         cr_assert_eq(rc, 0, "%s %s: %s", (*k)->name, what, attn_last_error());
         cr_assert(eo <= fx_tol_o(a->Nk), "%s %s: err_O %.3g > %.3g", (*k)->name, what, eo, fx_tol_o(a->Nk));
         cr_assert(el <= 1e-5, "%s %s: err_lse %.3g", (*k)->name, what, el);
@@ -93,7 +93,7 @@ Test(exact, fully_masked_rows_give_zero_output_and_minus_inf_lse)
         if (!is_competitor(*k) || attn_args_validate(*k, &causal) != 0) /* e.g. streaming: its sink mask only */
             continue;
         int ok;
-        cr_assert_eq(attn_check_masked_rows(*k, 2, &ok), 0, "%s: %s", (*k)->name, attn_last_error());
+        cr_assert_eq(check_kernel_masked_rows(*k, 2, &ok), 0, "%s: %s", (*k)->name, attn_last_error());
         cr_assert(ok, "%s: fully masked rows are not O = 0, lse = -inf", (*k)->name);
     }
 }
@@ -115,7 +115,7 @@ Test(exact, backward_matches_oracle_gradients)
                     if (!is_competitor(*k) || !(*k)->backward || attn_args_validate(*k, &a) != 0)
                         continue;
                     double e[ATTN_CHECK_GRADS];
-                    cr_assert_eq(attn_check_backward(*k, &a, 77, e), 0, "%s: %s", (*k)->name,
+                    cr_assert_eq(check_kernel_backward(*k, &a, 77, e), 0, "%s: %s", (*k)->name,
                                  attn_last_error());
                     for (int i = 0; i < 3; i++)
                         cr_assert(e[i] <= 1e-4, "%s %s N=%ld D=%ld: d%c err %.3g", (*k)->name,
@@ -133,7 +133,7 @@ Test(exact, causal_outputs_ignore_future_rows_bitwise)
         if (!is_competitor(*k) || attn_args_validate(*k, &a) != 0)
             continue;
         int ok;
-        cr_assert_eq(attn_check_causal_leakage(*k, &a, 40, &ok), 0);
+        cr_assert_eq(check_kernel_causal_leakage(*k, &a, 40, &ok), 0);
         cr_assert(ok, "%s: rows < 40 changed when later rows did", (*k)->name);
     }
 }
@@ -147,7 +147,7 @@ Test(exact, results_identical_with_one_and_two_threads)
             if (!is_competitor(*k) || !((*k)->flags & ATTN_DETERMINISTIC) || attn_args_validate(*k, &a) != 0)
                 continue;
             int ok;
-            cr_assert_eq(attn_check_thread_determinism(*k, &a, 2, &ok), 0, "%s: %s", (*k)->name, attn_last_error());
+            cr_assert_eq(check_kernel_thread_determinism(*k, &a, 2, &ok), 0, "%s: %s", (*k)->name, attn_last_error());
             cr_assert(ok, "%s %s: outputs or gradients differ between 1 and 2 threads", (*k)->name,
                       dmasks[m]);
         }

@@ -1,13 +1,13 @@
-/* attnbench eval --scale/--depths (harness/extrapolate.h): one row per
+/* attnbench eval --scale/--depths (harness/train/extrapolate.h): one row per
  * (length, depth) cell with its params, lengths beyond learned positions
  * refused with the option named, rows reproducible, and the trained-length
  * cell equal to a plain reload of the checkpoint, swapped kernels named by
  * their rows, and skip_done (sweep resume) evaluating only the cells missing
  * from the results. Models: 1 layer, d 16,
  * trained 2 steps (the grid logic, not the learning, is under test). */
-#include "csvw.h"
-#include "extrapolate.h"
-#include "train_run.h"
+#include "harness/results/csvw.h"
+#include "harness/train/extrapolate.h"
+#include "harness/train/train_run.h"
 
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -19,10 +19,10 @@
 
 typedef struct {
     int n;
-    attn_row row[MAX_ROWS];
+    csvw_row row[MAX_ROWS];
 } rows_t;
 
-static int keep_row(const attn_row *row, void *ud)
+static int keep_row(const csvw_row *row, void *ud)
 {
     rows_t *r = ud;
     cr_assert_lt(r->n, MAX_ROWS);
@@ -44,7 +44,7 @@ static int read_extrap(const char *csv, rows_t *out)
 
 typedef struct {
     char dir[32], csv[64], ckpt[64];
-    attn_train_run run; /* the trained run */
+    train_run_opts run; /* the trained run */
 } scratch;
 
 /* Trains task (params "k=v,k=v") 2 steps with positions pos and saves the checkpoint. */
@@ -54,18 +54,18 @@ static void train_tiny(scratch *s, const char *task, const char *const *params, 
     cr_assert_not_null(mkdtemp(s->dir));
     snprintf(s->csv, sizeof s->csv, "%s/r.csv", s->dir);
     snprintf(s->ckpt, sizeof s->ckpt, "%s/m.ckpt", s->dir);
-    attn_train_run *r = &s->run;
-    attn_train_run_defaults(r);
+    train_run_opts *r = &s->run;
+    train_run_defaults(r);
     strcpy(r->task, task);
     for (const char *const *p = params; *p; p++)
-        cr_assert_eq(attn_params_add(&r->task_params, *p), 0);
+        cr_assert_eq(param_bag_add(&r->task_params, *p), 0);
     r->train_n = 16, r->valid_n = 8, r->test_n = 24;
     r->model.layers = 1, r->model.d_model = 16, r->model.heads = 1, r->model.mlp = 0;
     snprintf(r->model.pos, sizeof r->model.pos, "%s", pos);
     r->train.steps = 2, r->train.warmup = 1, r->train.eval_every = 2, r->train.batch = 8, r->train.progress = 0;
     r->out = s->csv, r->checkpoint = s->ckpt;
     double acc;
-    cr_assert_eq(attn_train_run_exec(r, &acc), 0, "%s", attn_last_error());
+    cr_assert_eq(train_run_exec(r, &acc), 0, "%s", attn_last_error());
 }
 
 static void scratch_rm(scratch *s)
@@ -90,22 +90,22 @@ static void train_mqar(scratch *s, const char *pos)
     train_tiny(s, "mqar", tp, pos);
 }
 
-static double cell_value(const attn_row *row) { return atof(row->cell[ATTN_COL_VALUE]); }
+static double cell_value(const csvw_row *row) { return atof(row->cell[ATTN_COL_VALUE]); }
 
 Test(extrapolate, one_row_per_length_and_depth_with_its_params, .timeout = 60)
 {
     scratch s;
     train_passkey(&s, "sinusoid");
-    attn_extrap_opts o = {.checkpoint = s.ckpt, .out = s.csv, .test_n = 6, .threads = 1, .n_scales = 2,
+    extrapolate_opts o = {.checkpoint = s.ckpt, .out = s.csv, .test_n = 6, .threads = 1, .n_scales = 2,
                           .scale = {1, 2}, .depths = 3};
     int written;
-    cr_assert_eq(attn_extrapolate(&o, &written), 0, "%s", attn_last_error());
+    cr_assert_eq(extrapolate_run(&o, &written), 0, "%s", attn_last_error());
     cr_assert_eq(written, 6);
     rows_t x;
     cr_assert_eq(read_extrap(s.csv, &x), 6);
     static const char *const depth[] = {"0", "0.5", "1"};
     for (int i = 0; i < 6; i++) {
-        const attn_row *row = &x.row[i];
+        const csvw_row *row = &x.row[i];
         int len = i < 3 ? 256 : 512;
         char want[96];
         snprintf(want, sizeof want, ";split=extrap;eval_len=%d;depth=%s;train_len=256", len, depth[i % 3]);
@@ -128,16 +128,16 @@ Test(extrapolate, lengths_beyond_learned_positions_fail_naming_the_option, .time
 {
     scratch s;
     train_passkey(&s, "learned");
-    attn_extrap_opts o = {.checkpoint = s.ckpt, .out = s.csv, .test_n = 4, .threads = 1, .n_scales = 2,
+    extrapolate_opts o = {.checkpoint = s.ckpt, .out = s.csv, .test_n = 4, .threads = 1, .n_scales = 2,
                           .scale = {1, 4}, .depths = 2};
     int written;
-    cr_assert_lt(attn_extrapolate(&o, &written), 0);
+    cr_assert_lt(extrapolate_run(&o, &written), 0);
     cr_assert_str_eq(attn_last_error(), "--scale 4: learned positions cover 256 tokens; train with --pos "
                                         "sinusoid|rope|none to evaluate at length 1024");
     rows_t x;
     cr_assert_eq(read_extrap(s.csv, &x), 0, "nothing is evaluated when a cell cannot run");
     o.n_scales = 1; /* the trained length itself is fine */
-    cr_assert_eq(attn_extrapolate(&o, &written), 0, "%s", attn_last_error());
+    cr_assert_eq(extrapolate_run(&o, &written), 0, "%s", attn_last_error());
     cr_assert_eq(written, 2);
     scratch_rm(&s);
 }
@@ -146,13 +146,13 @@ Test(extrapolate, mqar_keeps_D_and_the_trained_length_cell_equals_a_reload, .tim
 {
     scratch s;
     train_mqar(&s, "rope");
-    attn_extrap_opts o = {.checkpoint = s.ckpt, .out = s.csv, .test_n = 200, .threads = 1, .n_scales = 2,
+    extrapolate_opts o = {.checkpoint = s.ckpt, .out = s.csv, .test_n = 200, .threads = 1, .n_scales = 2,
                           .scale = {1, 2}};
     int written;
-    cr_assert_eq(attn_extrapolate(&o, &written), 0, "%s", attn_last_error());
+    cr_assert_eq(extrapolate_run(&o, &written), 0, "%s", attn_last_error());
     cr_assert_eq(written, 2);
     double reload, logged;
-    cr_assert_eq(attn_train_eval_checkpoint(s.ckpt, 200, 1, s.csv, &reload, &logged), 0, "%s", attn_last_error());
+    cr_assert_eq(train_run_eval_checkpoint(s.ckpt, 200, 1, s.csv, &reload, &logged), 0, "%s", attn_last_error());
     rows_t x;
     cr_assert_eq(read_extrap(s.csv, &x), 2);
     cr_assert_gt(reload, 0, "the comparison below needs hits");
@@ -161,7 +161,7 @@ Test(extrapolate, mqar_keeps_D_and_the_trained_length_cell_equals_a_reload, .tim
     cr_assert(strstr(x.row[1].cell[ATTN_COL_PARAMS], ";split=extrap;eval_len=32;train_len=16"), "no depth for mqar");
     cr_assert_eq(atoi(x.row[1].cell[ATTN_COL_N]), 32);
     o.depths = 3; /* mqar has no depth parameter */
-    cr_assert_lt(attn_extrapolate(&o, &written), 0);
+    cr_assert_lt(extrapolate_run(&o, &written), 0);
     cr_assert(strstr(attn_last_error(), "--depths: task 'mqar' has no depth parameter"), "%s", attn_last_error());
     scratch_rm(&s);
 }
@@ -172,26 +172,26 @@ Test(extrapolate, rows_are_reproducible, .timeout = 60)
     train_mqar(&s, "none");
     char csv2[96];
     snprintf(csv2, sizeof csv2, "%s/r2.csv", s.dir);
-    attn_extrap_opts o = {.checkpoint = s.ckpt, .out = s.csv, .test_n = 200, .threads = 1, .n_scales = 3,
+    extrapolate_opts o = {.checkpoint = s.ckpt, .out = s.csv, .test_n = 200, .threads = 1, .n_scales = 3,
                           .scale = {1, 2, 4}};
     int written;
-    cr_assert_eq(attn_extrapolate(&o, &written), 0, "%s", attn_last_error());
+    cr_assert_eq(extrapolate_run(&o, &written), 0, "%s", attn_last_error());
     o.out = csv2, o.threads = 2; /* the thread count is in the identity: compare values only */
-    cr_assert_eq(attn_extrapolate(&o, &written), 0, "%s", attn_last_error());
+    cr_assert_eq(extrapolate_run(&o, &written), 0, "%s", attn_last_error());
     rows_t a, b;
     cr_assert_eq(read_extrap(s.csv, &a), 3);
     cr_assert_eq(read_extrap(csv2, &b), 3);
     double sum = 0;
     for (int i = 0; i < 3; i++) {
-        static const attn_col same[] = {ATTN_COL_PARAMS, ATTN_COL_N, ATTN_COL_VALUE, ATTN_COL_CI_LOW,
+        static const schema_col same[] = {ATTN_COL_PARAMS, ATTN_COL_N, ATTN_COL_VALUE, ATTN_COL_CI_LOW,
                                         ATTN_COL_CI_HIGH, ATTN_COL_STATE_BYTES};
         for (size_t c = 0; c < sizeof same / sizeof *same; c++)
-            cr_assert_str_eq(a.row[i].cell[same[c]], b.row[i].cell[same[c]], "row %d %s", i, attn_col_name(same[c]));
+            cr_assert_str_eq(a.row[i].cell[same[c]], b.row[i].cell[same[c]], "row %d %s", i, schema_col_name(same[c]));
         sum += cell_value(&a.row[i]);
     }
     cr_assert_gt(sum, 0, "all-zero accuracies would make the comparison vacuous");
     o.threads = 1; /* same threads: the same job ids too */
-    cr_assert_eq(attn_extrapolate(&o, &written), 0, "%s", attn_last_error());
+    cr_assert_eq(extrapolate_run(&o, &written), 0, "%s", attn_last_error());
     rows_t c;
     cr_assert_eq(read_extrap(csv2, &c), 6);
     for (int i = 0; i < 3; i++)
@@ -206,15 +206,15 @@ Test(extrapolate, a_swapped_kernel_names_itself_and_equals_the_trained_one_when_
 {
     scratch s;
     train_mqar(&s, "none");
-    attn_extrap_opts o = {.checkpoint = s.ckpt, .out = s.csv, .test_n = 200, .threads = 1, .n_scales = 2,
+    extrapolate_opts o = {.checkpoint = s.ckpt, .out = s.csv, .test_n = 200, .threads = 1, .n_scales = 2,
                           .scale = {1, 2}};
     int written;
-    cr_assert_eq(attn_extrapolate(&o, &written), 0, "%s", attn_last_error());
+    cr_assert_eq(extrapolate_run(&o, &written), 0, "%s", attn_last_error());
     o.kernel = "streaming", o.mask = "sink:n=2,w=1000";
-    cr_assert_eq(attn_params_add(&o.kparams, "mode=decode"), 0);
-    cr_assert_eq(attn_extrapolate(&o, &written), 0, "%s", attn_last_error());
+    cr_assert_eq(param_bag_add(&o.kparams, "mode=decode"), 0);
+    cr_assert_eq(extrapolate_run(&o, &written), 0, "%s", attn_last_error());
     o.mask = "sink:n=1,w=2";
-    cr_assert_eq(attn_extrapolate(&o, &written), 0, "%s", attn_last_error());
+    cr_assert_eq(extrapolate_run(&o, &written), 0, "%s", attn_last_error());
     rows_t r;
     cr_assert_eq(read_extrap(s.csv, &r), 6);
     int differs = 0;
@@ -260,26 +260,26 @@ Test(extrapolate, skip_done_evaluates_only_the_cells_missing_from_the_results, .
 {
     scratch s;
     train_mqar(&s, "none");
-    attn_extrap_opts o = {.checkpoint = s.ckpt, .out = s.csv, .test_n = 40, .threads = 1, .n_scales = 2,
+    extrapolate_opts o = {.checkpoint = s.ckpt, .out = s.csv, .test_n = 40, .threads = 1, .n_scales = 2,
                           .scale = {1, 2}, .skip_done = 1};
     int written;
-    cr_assert_eq(attn_extrapolate(&o, &written), 0, "%s", attn_last_error());
+    cr_assert_eq(extrapolate_run(&o, &written), 0, "%s", attn_last_error());
     cr_assert_eq(written, 2);
-    cr_assert_eq(attn_extrapolate(&o, &written), 0, "%s", attn_last_error());
+    cr_assert_eq(extrapolate_run(&o, &written), 0, "%s", attn_last_error());
     cr_assert_eq(written, 0, "every cell is there already");
-    attn_extrap_opts sw = o;
+    extrapolate_opts sw = o;
     sw.kernel = "streaming", sw.mask = "sink:n=1,w=4";
-    cr_assert_eq(attn_params_add(&sw.kparams, "mode=decode"), 0);
-    cr_assert_eq(attn_extrapolate(&sw, &written), 0, "%s", attn_last_error());
+    cr_assert_eq(param_bag_add(&sw.kparams, "mode=decode"), 0);
+    cr_assert_eq(extrapolate_run(&sw, &written), 0, "%s", attn_last_error());
     cr_assert_eq(written, 2, "the swapped kernel's cells are new cells");
     rows_t before, after;
     cr_assert_eq(read_extrap(s.csv, &before), 4);
     drop_row(s.csv, before.row[1].cell[ATTN_COL_JOB_ID]);
     drop_row(s.csv, before.row[2].cell[ATTN_COL_JOB_ID]);
     cr_assert_eq(read_extrap(s.csv, &after), 2);
-    cr_assert_eq(attn_extrapolate(&o, &written), 0, "%s", attn_last_error());
+    cr_assert_eq(extrapolate_run(&o, &written), 0, "%s", attn_last_error());
     cr_assert_eq(written, 1);
-    cr_assert_eq(attn_extrapolate(&sw, &written), 0, "%s", attn_last_error());
+    cr_assert_eq(extrapolate_run(&sw, &written), 0, "%s", attn_last_error());
     cr_assert_eq(written, 1);
     cr_assert_eq(read_extrap(s.csv, &after), 4, "no cell twice");
     for (int i = 0; i < 4; i++) {
@@ -296,10 +296,10 @@ Test(extrapolate, skip_done_evaluates_only_the_cells_missing_from_the_results, .
      * missing cell needs it */
     o.run = &s.run;
     cr_assert_eq(unlink(s.ckpt), 0);
-    cr_assert_eq(attn_extrapolate(&o, &written), 0, "%s", attn_last_error());
+    cr_assert_eq(extrapolate_run(&o, &written), 0, "%s", attn_last_error());
     cr_assert_eq(written, 0);
     drop_row(s.csv, before.row[1].cell[ATTN_COL_JOB_ID]);
-    cr_assert_lt(attn_extrapolate(&o, &written), 0);
+    cr_assert_lt(extrapolate_run(&o, &written), 0);
     cr_assert(strstr(attn_last_error(), "m.ckpt: expected the checkpoint of the trained model, found none (cell "
                                         "extrap;eval_len=32;train_len=16 is not in the results yet)"),
               "%s", attn_last_error());

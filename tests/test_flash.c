@@ -2,13 +2,13 @@
  * every mask, length and head size, GQA, cross lengths, tile sizes, fully
  * masked rows, gradients, causal leakage, thread determinism, strided views,
  * parameter validation, and its building blocks (vector exp, micro-kernel). */
-#include "counters.h"
-#include "fixture.h"
-#include "flash_microkernel.h"
-#include "kernels.h"
-#include "rng.h"
+#include "kernels/core/counters.h"
+#include "harness/measure/fixture.h"
+#include "kernels/flash/flash_microkernel.h"
+#include "kernels/core/kernels.h"
+#include "common/rng.h"
 #include "strided_view.h"
-#include "vexp.h"
+#include "kernels/core/vexp.h"
 
 #include <criterion/criterion.h>
 #include <math.h>
@@ -20,7 +20,7 @@ static const attn_kernel *const K = &attn_kernel_flash;
 
 static void add_param(attn_args *a, const char *kv)
 {
-    cr_assert_eq(attn_params_add(&a->params, kv), 0, "%s", attn_last_error());
+    cr_assert_eq(param_bag_add(&a->params, kv), 0, "%s", attn_last_error());
 }
 
 /* Forward on a fresh problem; asserts err_O <= fx_tol_o and err_lse <= 1e-5. */

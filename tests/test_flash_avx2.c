@@ -6,11 +6,11 @@
  * exp and logistic over a sweep of all float bit patterns, and the lane
  * helpers (max, interval mask, exp with row sums) on -inf and tail shapes.
  * The portable build has no vector path to compare: those tests skip. */
-#include "flash_lanes.h"
-#include "flash_microkernel.h"
-#include "rng.h"
-#include "sigmoid_internal.h"
-#include "vexp.h"
+#include "kernels/flash/flash_lanes.h"
+#include "kernels/flash/flash_microkernel.h"
+#include "common/rng.h"
+#include "kernels/sigmoid/sigmoid_internal.h"
+#include "kernels/core/vexp.h"
 
 #include <criterion/criterion.h>
 #include <math.h>

@@ -7,12 +7,12 @@
  * leakage, FULL is not causal; thread determinism; strided views; the
  * streaming ring-buffer form equals the parallel one and the kept conv tail
  * is all the state it needs; cost model, init and parameter checks. */
-#include "check.h"
-#include "counters.h"
-#include "fixture.h"
+#include "harness/measure/check.h"
+#include "kernels/core/counters.h"
+#include "harness/measure/fixture.h"
 #include "own_ref_check.h"
-#include "gam.h"
-#include "oracle.h"
+#include "kernels/gam/gam.h"
+#include "kernels/core/oracle.h"
 #include "strided_view.h"
 
 #include <criterion/criterion.h>
@@ -30,7 +30,7 @@ static attn_args gam_args(int64_t B, int64_t H, int64_t H_kv, int64_t N, int64_t
     char buf[256], *save = NULL;
     snprintf(buf, sizeof buf, "%s", params);
     for (char *kv = strtok_r(buf, " ", &save); kv; kv = strtok_r(NULL, " ", &save))
-        cr_assert_eq(attn_params_add(&a.params, kv), 0, "%s", attn_last_error());
+        cr_assert_eq(param_bag_add(&a.params, kv), 0, "%s", attn_last_error());
     return a;
 }
 
@@ -91,7 +91,7 @@ Test(gam, backward_matches_reference_gradients, .timeout = 60)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         attn_args a = gam_args(cases[i].B, cases[i].H, 1, cases[i].N, cases[i].D, cases[i].mask, cases[i].params, 2);
         double e[ATTN_CHECK_GRADS];
-        cr_assert_eq(attn_check_backward(K, &a, 60 + i, e), 0, "%s", attn_last_error());
+        cr_assert_eq(check_kernel_backward(K, &a, 60 + i, e), 0, "%s", attn_last_error());
         cr_assert(e[0] <= 1e-4, "case %zu (%s %s): dX err %.3g", i, cases[i].mask, cases[i].params, e[0]);
         cr_assert(e[6] <= 1e-4, "case %zu (%s %s): dw err %.3g", i, cases[i].mask, cases[i].params, e[6]);
         cr_assert(e[1] == 0 && e[2] == 0, "case %zu: dK/dV not zero (%.3g, %.3g)", i, e[1], e[2]);
@@ -243,7 +243,7 @@ Test(gam, no_causal_leakage)
 {
     attn_args a = gam_args(2, 2, 1, 97, 16, "causal", "slots=32 tile=16", 2);
     int ok = 0;
-    cr_assert_eq(attn_check_causal_leakage(K, &a, 40, &ok), 0, "%s", attn_last_error());
+    cr_assert_eq(check_kernel_causal_leakage(K, &a, 40, &ok), 0, "%s", attn_last_error());
     cr_assert(ok, "rows < 40 changed when rows >= 40 were perturbed");
 }
 
@@ -251,7 +251,7 @@ Test(gam, full_mask_is_not_causal)
 {
     attn_args a = gam_args(1, 2, 1, 97, 16, "full", "slots=32 tile=16", 2);
     int ok = 1;
-    cr_assert_eq(attn_check_causal_leakage(K, &a, 40, &ok), 0, "%s", attn_last_error());
+    cr_assert_eq(check_kernel_causal_leakage(K, &a, 40, &ok), 0, "%s", attn_last_error());
     cr_assert(!ok, "FULL (centred conv): row 39 should read token 40");
 }
 
@@ -261,9 +261,9 @@ Test(gam, results_bitwise_identical_for_one_two_and_three_threads)
     attn_args f = gam_args(2, 3, 3, 61, 8, "full", "slots=16 tile=7 taps=4", 1);
     int ok = 0;
     for (int t = 2; t <= 3; t++) {
-        cr_assert_eq(attn_check_thread_determinism(K, &a, t, &ok), 0, "%s", attn_last_error());
+        cr_assert_eq(check_kernel_thread_determinism(K, &a, t, &ok), 0, "%s", attn_last_error());
         cr_assert(ok, "causal: outputs or gradients differ between 1 and %d threads", t);
-        cr_assert_eq(attn_check_thread_determinism(K, &f, t, &ok), 0, "%s", attn_last_error());
+        cr_assert_eq(check_kernel_thread_determinism(K, &f, t, &ok), 0, "%s", attn_last_error());
         cr_assert(ok, "full: outputs or gradients differ between 1 and %d threads", t);
     }
 }

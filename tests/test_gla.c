@@ -5,9 +5,9 @@
  * log-gates) against central differences of the reference; causal leakage;
  * bitwise thread determinism; state size; decay schedules; cost model;
  * parameter validation. */
-#include "check.h"
-#include "fixture.h"
-#include "gla.h"
+#include "harness/measure/check.h"
+#include "harness/measure/fixture.h"
+#include "kernels/gla/gla.h"
 
 #include <criterion/criterion.h>
 #include <math.h>
@@ -17,7 +17,7 @@
 
 static void add_param(attn_args *a, const char *kv)
 {
-    cr_assert_eq(attn_params_add(&a->params, kv), 0, "%s", attn_last_error());
+    cr_assert_eq(param_bag_add(&a->params, kv), 0, "%s", attn_last_error());
 }
 
 static attn_args make_args(int64_t B, int64_t H, int64_t Hkv, int64_t N, int64_t D, int64_t Dv, const char *mask,
@@ -150,7 +150,7 @@ static void check_gradients(const attn_kernel *k, int64_t N, int64_t D, const ch
 {
     attn_args a = make_args(1, 2, 1, N, D, D + 4, mask, chunk);
     double err[ATTN_CHECK_GRADS];
-    cr_assert_eq(attn_check_backward(k, &a, 77 + (uint64_t)N, err), 0, "%s", attn_last_error());
+    cr_assert_eq(check_kernel_backward(k, &a, 77 + (uint64_t)N, err), 0, "%s", attn_last_error());
     static const char *const names[] = {"dQ", "dK", "dV", "dbeta", "dgate"};
     for (int i = 0; i < 5; i++)
         cr_assert(err[i] <= 1e-4, "%s N %lld D %lld %s chunk %lld: %s err %.3g", k->name, (long long)N,
@@ -171,7 +171,7 @@ static void check_leakage(const attn_kernel *k)
     for (int64_t chunk = 16; chunk <= 64; chunk *= 4) {
         attn_args a = make_args(1, 2, 2, 97, 32, 32, "causal", chunk);
         int ok = 0;
-        cr_assert_eq(attn_check_causal_leakage(k, &a, 40, &ok), 0, "%s", attn_last_error());
+        cr_assert_eq(check_kernel_causal_leakage(k, &a, 40, &ok), 0, "%s", attn_last_error());
         cr_assert(ok, "%s chunk %lld: rows < 40 changed when rows >= 40 did", k->name, (long long)chunk);
     }
 }

@@ -11,13 +11,13 @@
  * leakage; thread determinism; strided views; a NaN stays in its (b, KV
  * group); the kept state and the streaming (decode) step form; the `attnbench
  * check` table; cost model, counters, state bytes and parameter checks. */
-#include "check.h"
-#include "counters.h"
-#include "fixture.h"
-#include "infini.h"
+#include "harness/measure/check.h"
+#include "kernels/core/counters.h"
+#include "harness/measure/fixture.h"
+#include "kernels/infini/infini.h"
 #include "model_check.h"
 #include "own_ref_check.h"
-#include "rng.h"
+#include "common/rng.h"
 #include "strided_view.h"
 
 #include <criterion/criterion.h>
@@ -34,7 +34,7 @@ static attn_args inf_args(int64_t B, int64_t H, int64_t H_kv, int64_t N, int64_t
 {
     attn_args a = fx_args(B, H, H_kv, N, N, D, mask, threads);
     a.Dv = Dv;
-    cr_assert_eq(attn_params_add_list(&a.params, params), 0, "%s", attn_last_error());
+    cr_assert_eq(param_bag_add_list(&a.params, params), 0, "%s", attn_last_error());
     return a;
 }
 
@@ -230,7 +230,7 @@ Test(infini, check_table_backward_passes_with_initial_weights)
 {
     attn_args a = inf_args(1, 2, 1, 9, 8, 0, "causal", "L=4", 2);
     double e[ATTN_CHECK_GRADS];
-    cr_assert_eq(attn_check_backward(K, &a, 5, e), 0, "%s", attn_last_error());
+    cr_assert_eq(check_kernel_backward(K, &a, 5, e), 0, "%s", attn_last_error());
     cr_assert(e[0] <= 1e-4 && e[1] <= 1e-4 && e[2] <= 1e-4, "dQ %.3g dK %.3g dV %.3g", e[0], e[1], e[2]);
     cr_assert(e[6] <= 1e-4, "dbeta err %.3g", e[6]);
 }
@@ -289,7 +289,7 @@ Test(infini, no_causal_leakage)
         for (int64_t t = 40; t <= 48; t += 8) { /* mid-segment, segment start */
             attn_args a = inf_args(2, 2, 1, 97, 16, 0, "causal", params[i], 2);
             int ok = 0;
-            cr_assert_eq(attn_check_causal_leakage(K, &a, t, &ok), 0, "%s", attn_last_error());
+            cr_assert_eq(check_kernel_causal_leakage(K, &a, t, &ok), 0, "%s", attn_last_error());
             cr_assert(ok, "%s: rows < %ld changed when rows >= %ld were perturbed", params[i], (long)t, (long)t);
         }
 }
@@ -300,9 +300,9 @@ Test(infini, results_bitwise_identical_for_one_two_and_three_threads)
     attn_args l = inf_args(3, 2, 1, 61, 8, 0, "causal", "L=8 update=linear", 1);
     int ok = 0;
     for (int t = 2; t <= 3; t++) {
-        cr_assert_eq(attn_check_thread_determinism(K, &a, t, &ok), 0, "%s", attn_last_error());
+        cr_assert_eq(check_kernel_thread_determinism(K, &a, t, &ok), 0, "%s", attn_last_error());
         cr_assert(ok, "delta: outputs or gradients differ between 1 and %d threads", t);
-        cr_assert_eq(attn_check_thread_determinism(K, &l, t, &ok), 0, "%s", attn_last_error());
+        cr_assert_eq(check_kernel_thread_determinism(K, &l, t, &ok), 0, "%s", attn_last_error());
         cr_assert(ok, "linear: outputs or gradients differ between 1 and %d threads", t);
     }
 }
@@ -515,7 +515,7 @@ Test(infini, attnbench_check_table_passes, .timeout = 120)
     char *buf = NULL;
     size_t len = 0;
     FILE *out = open_memstream(&buf, &len);
-    int failed = attn_check_kernel(K, NULL, 2, out);
+    int failed = check_kernel_all(K, NULL, 2, out);
     fclose(out);
     cr_assert_eq(failed, 0, "%d failed cases:\n%s", failed, buf);
     cr_assert(strstr(buf, "backward.dw") != NULL && strstr(buf, "document") != NULL, "%s", buf);
@@ -527,8 +527,8 @@ Test(infini, attnbench_check_table_passes, .timeout = 120)
  * double twin. */
 Test(infini, attention_block_with_learned_betas_matches_its_double_twin, .timeout = 60)
 {
-    attn_params kp = {0};
-    cr_assert_eq(attn_params_add_list(&kp, "L=3 update=delta"), 0);
+    param_bag kp = {0};
+    cr_assert_eq(param_bag_add_list(&kp, "L=3 update=delta"), 0);
     nn_attn_cfg a = {.C = 16, .H = 2, .H_kv = 2, .kernel = K, .mask = {.kind = ATTN_MASK_CAUSAL}, .params = kp};
     mc_check_block(&a, 2, 7, 2, 2031, "infini block L=3");
 }

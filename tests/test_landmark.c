@@ -7,12 +7,12 @@
  * gates; gradients against central differences of the reference; causal
  * leakage; thread determinism; strided views; cost model and counters;
  * parameter validation. */
-#include "bench.h"
-#include "check.h"
-#include "counters.h"
-#include "fixture.h"
+#include "harness/measure/bench.h"
+#include "harness/measure/check.h"
+#include "kernels/core/counters.h"
+#include "harness/measure/fixture.h"
 #include "own_ref_check.h"
-#include "landmark.h"
+#include "kernels/landmark/landmark.h"
 #include "strided_view.h"
 
 #include <criterion/criterion.h>
@@ -30,7 +30,7 @@ static attn_args lm_args(int64_t B, int64_t H, int64_t H_kv, int64_t Nq, int64_t
                          int threads)
 {
     attn_args a = fx_args(B, H, H_kv, Nq, Nk, D, "causal", threads);
-    cr_assert_eq(attn_params_add_list(&a.params, params), 0, "%s", attn_last_error());
+    cr_assert_eq(param_bag_add_list(&a.params, params), 0, "%s", attn_last_error());
     return a;
 }
 
@@ -236,7 +236,7 @@ Test(landmark, backward_matches_reference_gradients, .timeout = 60)
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         attn_args a = lm_args(1, 2, 1, cases[i].N, cases[i].N, 16, cases[i].params, 2);
         double e[ATTN_CHECK_GRADS];
-        cr_assert_eq(attn_check_backward(K, &a, 60 + i, e), 0, "%s", attn_last_error());
+        cr_assert_eq(check_kernel_backward(K, &a, 60 + i, e), 0, "%s", attn_last_error());
         for (int g = 0; g < 3; g++)
             cr_assert(e[g] <= 1e-4, "N=%ld %s: d%c err %.3g", (long)cases[i].N, cases[i].params, "QKV"[g], e[g]);
     }
@@ -272,7 +272,7 @@ Test(landmark, no_causal_leakage_in_either_mode)
         for (int t = 0; t < 2; t++) {
             attn_args a = lm_args(1, 2, 1, 97, 97, 32, lm_modes[m], 2);
             int ok = 0;
-            cr_assert_eq(attn_check_causal_leakage(K, &a, ts[t], &ok), 0, "%s", attn_last_error());
+            cr_assert_eq(check_kernel_causal_leakage(K, &a, ts[t], &ok), 0, "%s", attn_last_error());
             cr_assert(ok, "%s: rows < %ld changed when rows >= %ld were perturbed", lm_modes[m], (long)ts[t],
                       (long)ts[t]);
         }
@@ -283,7 +283,7 @@ Test(landmark, results_bitwise_identical_for_one_and_three_threads)
     for (int m = 0; m < 2; m++) {
         attn_args a = lm_args(2, 4, 2, 130, 130, 32, lm_modes[m], 1);
         int ok = 0;
-        cr_assert_eq(attn_check_thread_determinism(K, &a, 3, &ok), 0, "%s", attn_last_error());
+        cr_assert_eq(check_kernel_thread_determinism(K, &a, 3, &ok), 0, "%s", attn_last_error());
         cr_assert(ok, "%s: outputs or gradients differ between 1 and 3 threads", lm_modes[m]);
     }
 }
@@ -370,7 +370,7 @@ Test(landmark, attnbench_check_table_passes, .timeout = 60)
     char *buf = NULL;
     size_t n = 0;
     FILE *out = open_memstream(&buf, &n);
-    int failed = attn_check_kernel(K, NULL, 2, out);
+    int failed = check_kernel_all(K, NULL, 2, out);
     fclose(out);
     cr_assert_eq(failed, 0, "attnbench check: %d failed (%s)\n%s", failed, failed < 0 ? attn_last_error() : "", buf);
     cr_assert(strstr(buf, "backward.dK") != NULL && strstr(buf, "threads") != NULL, "%s", buf);
@@ -382,16 +382,16 @@ Test(landmark, attnbench_check_table_passes, .timeout = 60)
 Test(landmark, bench_gate_passes_in_both_modes, .timeout = 60)
 {
     for (int m = 0; m < 2; m++) {
-        attn_bench_job j;
+        bench_job j;
         memset(&j, 0, sizeof j);
         strcpy(j.suite, "kernels");
         j.kernel = K;
         j.args = lm_args(2, 4, 2, 192, 192, 16, lm_modes[m], 2);
         j.pass = ATTN_RUN_FWDBWD;
         j.seed = 3;
-        j.measure = (attn_measure_opts){1, 3, 10, 0.0};
-        attn_row r;
-        cr_assert_eq(attn_bench_run(&j, &r), 0, "%s", attn_last_error());
+        j.measure = (measure_opts){1, 3, 10, 0.0};
+        csvw_row r;
+        cr_assert_eq(bench_run(&j, &r), 0, "%s", attn_last_error());
         cr_assert_str_eq(r.cell[ATTN_COL_STATUS], "ok", "%s: %s", lm_modes[m], r.cell[ATTN_COL_STATUS]);
         cr_assert(r.cell[ATTN_COL_SOFTMAX_REL_ERR][0] != '\0', "%s: no softmax fidelity cell", lm_modes[m]);
     }

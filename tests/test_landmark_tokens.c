@@ -4,10 +4,10 @@
  * lengths, meta; determinism; refusal for LRA tasks and bad l; and a tiny
  * LM with kernel `landmark` trained on MQAR with landmark tokens, then
  * evaluated at 1x and 2x the length with mode=topk (eval --scale). */
-#include "csvw.h"
-#include "extrapolate.h"
-#include "task.h"
-#include "train_run.h"
+#include "harness/results/csvw.h"
+#include "harness/train/extrapolate.h"
+#include "tasks/task.h"
+#include "harness/train/train_run.h"
 
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -18,11 +18,11 @@
 #define IG TASK_IGNORE
 
 /* params "k=v" ... NULL */
-static attn_params params_of(const char *const *kv)
+static param_bag params_of(const char *const *kv)
 {
-    attn_params p = {.n = 0};
+    param_bag p = {.n = 0};
     for (; *kv; kv++)
-        cr_assert_eq(attn_params_add(&p, *kv), 0, "%s", attn_last_error());
+        cr_assert_eq(param_bag_add(&p, *kv), 0, "%s", attn_last_error());
     return p;
 }
 
@@ -30,7 +30,7 @@ static attn_params params_of(const char *const *kv)
 static int make_via_registry(const char *task, const char *const *kv, task_split split, uint64_t seed, int64_t n,
                              task_data *d)
 {
-    attn_params p = params_of(kv);
+    param_bag p = params_of(kv);
     const task_def *t = task_find(task);
     cr_assert_not_null(t, "%s", attn_last_error());
     return t->make(&p, split, seed, n, NULL, d);
@@ -218,7 +218,7 @@ typedef struct {
     long long n[4];
 } seen_rows;
 
-static int see_row(const attn_row *row, void *ud)
+static int see_row(const csvw_row *row, void *ud)
 {
     seen_rows *s = ud;
     cr_assert_str_eq(row->cell[ATTN_COL_STATUS], "ok");
@@ -237,8 +237,8 @@ Test(landmark_tokens, tiny_lm_with_the_landmark_kernel_trains_and_evaluates_with
     cr_assert_not_null(mkdtemp(dir));
     snprintf(csv, sizeof csv, "%s/recall.csv", dir);
     snprintf(ckpt, sizeof ckpt, "%s/m.ckpt", dir);
-    attn_train_run r;
-    attn_train_run_defaults(&r);
+    train_run_opts r;
+    train_run_defaults(&r);
     strcpy(r.task, "mqar");
     r.task_params = params_of((const char *const[]){"L=32", "D=4", "V=72", "landmark=8", NULL});
     snprintf(r.model.kernels[0], sizeof r.model.kernels[0], "landmark");
@@ -251,14 +251,14 @@ Test(landmark_tokens, tiny_lm_with_the_landmark_kernel_trains_and_evaluates_with
     r.train.threads = 1;
     r.out = csv, r.checkpoint = ckpt;
     double acc;
-    cr_assert_eq(attn_train_run_exec(&r, &acc), 0, "%s", attn_last_error());
+    cr_assert_eq(train_run_exec(&r, &acc), 0, "%s", attn_last_error());
     cr_assert(acc >= 0 && acc <= 1, "%g", acc);
     /* the inference form: the 2 best earlier blocks, at the trained length and twice it */
-    attn_extrap_opts o = {.checkpoint = ckpt, .out = csv, .test_n = 8, .threads = 1, .n_scales = 2, .scale = {1, 2},
+    extrapolate_opts o = {.checkpoint = ckpt, .out = csv, .test_n = 8, .threads = 1, .n_scales = 2, .scale = {1, 2},
                           .kernel = "landmark"};
     o.kparams = params_of((const char *const[]){"l=8", "mode=topk", "k=2", NULL});
     int written;
-    cr_assert_eq(attn_extrapolate(&o, &written), 0, "%s", attn_last_error());
+    cr_assert_eq(extrapolate_run(&o, &written), 0, "%s", attn_last_error());
     cr_assert_eq(written, 2);
     seen_rows s = {0};
     cr_assert_eq(csvw_read_rows(csv, see_row, &s), 5);

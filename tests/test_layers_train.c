@@ -3,8 +3,8 @@
  *   -> LN -> dense (C -> V) -> token cross-entropy
  * with every buffer planned up front, gradients zeroed once per step and
  * accumulated by the backwards, fits a fixed batch with plain SGD. */
-#include "kernels.h"
-#include "layers.h"
+#include "kernels/core/kernels.h"
+#include "models/layers.h"
 
 #include <criterion/criterion.h>
 #include <stdlib.h>

@@ -4,10 +4,10 @@
  * document masks; the recurrent reference equals the explicit normalised
  * kernel matrix; gradients; causal leakage; thread determinism; the feature
  * map; state size; cost model; parameter validation. */
-#include "check.h"
-#include "counters.h"
-#include "fixture.h"
-#include "linear.h"
+#include "harness/measure/check.h"
+#include "kernels/core/counters.h"
+#include "harness/measure/fixture.h"
+#include "kernels/linear/linear.h"
 
 #include <criterion/criterion.h>
 #include <math.h>
@@ -19,7 +19,7 @@ static const attn_kernel *const K = &attn_kernel_linear;
 
 static void add_param(attn_args *a, const char *kv)
 {
-    cr_assert_eq(attn_params_add(&a->params, kv), 0, "%s", attn_last_error());
+    cr_assert_eq(param_bag_add(&a->params, kv), 0, "%s", attn_last_error());
 }
 
 /* Masks for a length-N problem: full, causal, and documents (non-causal and causal). */
@@ -49,7 +49,7 @@ Test(linear, chunked_equals_recurrent_for_chunk_1_16_64_ragged_n_gqa_dv_and_docu
                 for (int ic = 0; ic < 3; ic++) {
                     char param[32];
                     snprintf(param, sizeof param, "chunk=%ld", (long)chunks[ic]);
-                    attn_params saved = p.a.params;
+                    param_bag saved = p.a.params;
                     add_param(&p.a, param);
                     memset(p.o.data, 0xff, sizeof(float) * (size_t)(p.o.B * p.o.sb)); /* NaN: every row written */
                     int rc = fx_run(K, &p, 0);
@@ -116,7 +116,7 @@ Test(linear, backward_matches_central_differences_of_the_reference, .timeout = 6
                 if (params[ip])
                     add_param(&a, params[ip]);
                 double e[ATTN_CHECK_GRADS];
-                cr_assert_eq(attn_check_backward(K, &a, 70 + (uint64_t)(in * 12 + im * 3 + ip), e), 0, "%s",
+                cr_assert_eq(check_kernel_backward(K, &a, 70 + (uint64_t)(in * 12 + im * 3 + ip), e), 0, "%s",
                              attn_last_error());
                 for (int t = 0; t < 3; t++)
                     cr_assert(e[t] <= 1e-4, "N=%ld %s %s: gradient %d error %.3g > 1e-4", (long)Ns[in], masks[im],
@@ -133,12 +133,12 @@ Test(linear, causal_outputs_ignore_future_rows_bitwise)
             attn_args a = fx_args(1, 2, 1, 130, 130, 16, masks[im], 2);
             add_param(&a, params[ip]);
             int ok = 0;
-            cr_assert_eq(attn_check_causal_leakage(K, &a, 57, &ok), 0, "%s", attn_last_error());
+            cr_assert_eq(check_kernel_causal_leakage(K, &a, 57, &ok), 0, "%s", attn_last_error());
             cr_assert(ok, "%s %s: rows before 57 changed when later rows did", masks[im], params[ip]);
         }
 }
 
-/* attn_check_thread_determinism also compares LSE, which linear attention does
+/* check_kernel_thread_determinism also compares LSE, which linear attention does
  * not write (fx_make_for leaves that buffer uninitialised): O and the
  * gradients are compared here. */
 static void assert_thread_determinism(const attn_kernel *k, const attn_args *a, const char *what)
@@ -346,7 +346,7 @@ Test(linear, rows_outside_every_document_get_zero_output_and_no_gradient)
                     cr_assert(attn_at(&p.dq, 0, h, i)[d] == 0.0f && attn_at(&p.dk, 0, 0, i)[d] == 0.0f);
                 }
         double e[ATTN_CHECK_GRADS];
-        cr_assert_eq(attn_check_backward(K, &p.a, 12, e), 0, "%s", attn_last_error());
+        cr_assert_eq(check_kernel_backward(K, &p.a, 12, e), 0, "%s", attn_last_error());
         cr_assert(e[0] <= 1e-4 && e[1] <= 1e-4 && e[2] <= 1e-4, "gradient errors %.3g %.3g %.3g", e[0], e[1], e[2]);
         free(rec);
         fx_free(&p);

@@ -1,7 +1,7 @@
 /* LRA ListOps: the generator follows the LRA grammar and statistics, labels
  * are the expression values (checked by an independent evaluator here), and
  * the official TSV loader reads the release format and rejects bad files. */
-#include "lra.h"
+#include "tasks/lra.h"
 
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -54,14 +54,14 @@ static int eval(ev *e, int depth)
     }
 }
 
-static attn_params params(const char *a, const char *b)
+static param_bag params(const char *a, const char *b)
 {
-    attn_params p;
+    param_bag p;
     memset(&p, 0, sizeof p);
     if (a)
-        cr_assert_eq(attn_params_add(&p, a), 0);
+        cr_assert_eq(param_bag_add(&p, a), 0);
     if (b)
-        cr_assert_eq(attn_params_add(&p, b), 0);
+        cr_assert_eq(param_bag_add(&p, b), 0);
     return p;
 }
 
@@ -84,7 +84,7 @@ static void check_examples(const task_data *d, int min_len, int max_len)
 
 Test(listops, generated_trees_follow_the_grammar_and_are_labelled_with_their_value, .timeout = 60)
 {
-    attn_params p = params("min_len=20", "max_len=200");
+    param_bag p = params("min_len=20", "max_len=200");
     task_data d, prefix, test;
     cr_assert_eq(task_listops.make(&p, TASK_TRAIN, 5, 400, NULL, &d), 0, "%s", attn_last_error());
     cr_assert_str_eq(d.data_source, "generated");
@@ -111,7 +111,7 @@ Test(listops, generated_trees_follow_the_grammar_and_are_labelled_with_their_val
 
 Test(listops, default_lengths_are_between_500_and_2000_symbols, .timeout = 60)
 {
-    attn_params p = params(NULL, NULL);
+    param_bag p = params(NULL, NULL);
     task_data d;
     cr_assert_eq(task_listops.make(&p, TASK_TRAIN, 1, 40, NULL, &d), 0, "%s", attn_last_error());
     cr_assert_eq(d.len, 2000);
@@ -126,7 +126,7 @@ Test(listops, default_lengths_are_between_500_and_2000_symbols, .timeout = 60)
 
 Test(listops, official_tsv_is_tokenised_as_the_reference_does)
 {
-    attn_params p = params(NULL, NULL);
+    param_bag p = params(NULL, NULL);
     task_data d;
     cr_assert_eq(task_listops.make(&p, TASK_TEST, 1, 4, FIXTURES "/listops", &d), 0, "%s", attn_last_error());
     cr_assert_str_eq(d.data_source, "official");
@@ -147,7 +147,7 @@ Test(listops, official_tsv_is_tokenised_as_the_reference_does)
 
 Test(listops, malformed_tsv_fails_with_file_line_and_expectation)
 {
-    attn_params p = params(NULL, NULL);
+    param_bag p = params(NULL, NULL);
     task_data d;
     static const struct {
         const char *dir, *needle;
@@ -161,7 +161,7 @@ Test(listops, malformed_tsv_fails_with_file_line_and_expectation)
         cr_assert_lt(task_listops.make(&p, TASK_TEST, 1, 1, cases[c].dir, &d), 0, "%s loaded", cases[c].dir);
         cr_assert(strstr(attn_last_error(), cases[c].needle), "%s: %s", cases[c].dir, attn_last_error());
     }
-    attn_params bad = params("min_len=100", "max_len=50");
+    param_bag bad = params("min_len=100", "max_len=50");
     cr_assert_lt(task_listops.make(&bad, TASK_TEST, 1, 1, NULL, &d), 0);
     cr_assert(strstr(attn_last_error(), "expected min_len + 1 < max_len"), "%s", attn_last_error());
 }

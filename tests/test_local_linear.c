@@ -5,11 +5,11 @@
  * is reproduced at the query where softmax is not); gradients against central
  * differences of the reference; causal leakage; thread determinism; the cost
  * model, counters and parameter validation. */
-#include "check.h"
-#include "counters.h"
-#include "fixture.h"
-#include "kernels.h"
-#include "local_linear.h"
+#include "harness/measure/check.h"
+#include "kernels/core/counters.h"
+#include "harness/measure/fixture.h"
+#include "kernels/core/kernels.h"
+#include "kernels/local_linear/local_linear.h"
 #include "strided_view.h"
 
 #include <criterion/criterion.h>
@@ -24,7 +24,7 @@ static attn_args ll_args(int64_t B, int64_t H, int64_t H_kv, int64_t Nq, int64_t
 {
     attn_args a = fx_args(B, H, H_kv, Nq, Nk, D, mask, threads);
     if (param)
-        cr_assert_eq(attn_params_add(&a.params, param), 0, "%s", attn_last_error());
+        cr_assert_eq(param_bag_add(&a.params, param), 0, "%s", attn_last_error());
     return a;
 }
 
@@ -64,7 +64,7 @@ static attn_args case_args(const ll_case *c)
 {
     attn_args a = ll_args(c->B, c->H, c->H_kv, c->Nq, c->Nk, c->D, c->mask, c->p1, 2);
     if (c->p2)
-        cr_assert_eq(attn_params_add(&a.params, c->p2), 0, "%s", attn_last_error());
+        cr_assert_eq(param_bag_add(&a.params, c->p2), 0, "%s", attn_last_error());
     return a;
 }
 
@@ -264,7 +264,7 @@ Test(local_linear, no_causal_leakage)
 {
     attn_args a = ll_args(1, 2, 1, 97, 97, 16, "causal", "bc=16", 2);
     int ok = 0;
-    cr_assert_eq(attn_check_causal_leakage(K, &a, 40, &ok), 0, "%s", attn_last_error());
+    cr_assert_eq(check_kernel_causal_leakage(K, &a, 40, &ok), 0, "%s", attn_last_error());
     cr_assert(ok, "rows < 40 changed when rows >= 40 were perturbed");
 }
 
@@ -272,7 +272,7 @@ Test(local_linear, results_bitwise_identical_for_one_and_three_threads)
 {
     attn_args a = ll_args(2, 4, 2, 70, 70, 16, "causal", NULL, 1);
     int ok = 0;
-    cr_assert_eq(attn_check_thread_determinism(K, &a, 3, &ok), 0, "%s", attn_last_error());
+    cr_assert_eq(check_kernel_thread_determinism(K, &a, 3, &ok), 0, "%s", attn_last_error());
     cr_assert(ok, "outputs or gradients differ between 1 and 3 threads");
 }
 

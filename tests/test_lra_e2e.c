@@ -1,14 +1,14 @@
 /* LRA end to end (issue 8): for each task, a tiny model trained through the
- * training API the CLI uses (attn_train_run_exec, as `attnbench train`) on a
+ * training API the CLI uses (train_run_exec, as `attnbench train`) on a
  * small build of the task beats chance on the held-out test split: the lower
  * end of the test row's 95 % Wilson interval is above the majority-class
  * rate of the test labels (the accuracy of the best constant guess, counted
  * here from the labels). Settings are the CLI defaults shrunk to fit a test
  * budget of a few seconds of CPU per task (Pathfinder: minutes, see its
  * test); every deviation says why. */
-#include "csvw.h"
-#include "lra_text.h"
-#include "train_run.h"
+#include "harness/results/csvw.h"
+#include "tasks/lra_text.h"
+#include "harness/train/train_run.h"
 
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -50,7 +50,7 @@ static const char *stand_in_or_skip(int image)
 
 /* Majority-class rate of the run's test split (the same make call as the
  * run's: task params, split, data seed, test_n, data dir). */
-static double majority_rate(const attn_train_run *r)
+static double majority_rate(const train_run_opts *r)
 {
     const task_def *t = task_find(r->task);
     cr_assert_not_null(t, "%s", attn_last_error());
@@ -77,7 +77,7 @@ typedef struct {
     double acc, ci_low, ci_high;
 } test_row;
 
-static int take_test_row(const attn_row *row, void *ud)
+static int take_test_row(const csvw_row *row, void *ud)
 {
     test_row *t = ud;
     if (strstr(row->cell[ATTN_COL_PARAMS], "split=test")) {
@@ -97,26 +97,26 @@ static int take_test_row(const attn_row *row, void *ud)
  * machine OpenMP's waiting threads multiplied the CPU time (text, 30 steps:
  * 18.6 s with 2 threads, 2.6 s with 1) for the same, thread-independent,
  * result. */
-static void tiny_run(attn_train_run *r, const char *task, const char *const *task_params)
+static void tiny_run(train_run_opts *r, const char *task, const char *const *task_params)
 {
-    attn_train_run_defaults(r);
+    train_run_defaults(r);
     strcpy(r->task, task);
     for (const char *const *p = task_params; p && *p; p++)
-        cr_assert_eq(attn_params_add(&r->task_params, *p), 0);
+        cr_assert_eq(param_bag_add(&r->task_params, *p), 0);
     r->model.layers = 1, r->model.d_model = 32, r->model.heads = 2, r->model.mlp = 64;
     r->train_n = 2000, r->valid_n = 64;
     r->train.batch = 16, r->train.lr = 3e-3, r->train.threads = 1, r->train.progress = 0;
 }
 
 /* A run over a stand-in corpus of data/ (skipped when absent). */
-static void stand_in_run(attn_train_run *r, const char *task, const char *const *task_params, int image)
+static void stand_in_run(train_run_opts *r, const char *task, const char *const *task_params, int image)
 {
     tiny_run(r, task, task_params);
     r->data_dir = stand_in_or_skip(image);
 }
 
 /* Trains r, then asserts the test row's interval clears the majority rate. */
-static void expect_beats_chance(attn_train_run *r)
+static void expect_beats_chance(train_run_opts *r)
 {
     char dir[] = "/tmp/attn_lra_e2e_XXXXXX", csv[64];
     cr_assert_not_null(mkdtemp(dir));
@@ -125,7 +125,7 @@ static void expect_beats_chance(attn_train_run *r)
     r->train.eval_every = r->train.steps;
     clock_t t0 = clock();
     double acc;
-    cr_assert_eq(attn_train_run_exec(r, &acc), 0, "%s", attn_last_error());
+    cr_assert_eq(train_run_exec(r, &acc), 0, "%s", attn_last_error());
     double cpu = (double)(clock() - t0) / CLOCKS_PER_SEC;
     test_row t = {0};
     cr_assert_geq(csvw_read_rows(csv, take_test_row, &t), 0, "%s", attn_last_error());
@@ -149,7 +149,7 @@ Test(lra_e2e, listops_tiny_model_beats_chance, .timeout = 120)
      * (depth up to 10 where the length allows) in sequences short enough for
      * 200 steps within the budget. */
     static const char *const p[] = {"min_len=16", "max_len=64", NULL};
-    attn_train_run r;
+    train_run_opts r;
     tiny_run(&r, "listops", p);
     r.test_n = 400, r.train.steps = 200;
     expect_beats_chance(&r);
@@ -160,7 +160,7 @@ Test(lra_e2e, text_spam_stand_in_tiny_model_beats_chance, .timeout = 120)
     /* The first 255 bytes of each message body (max_len=256, LRA's config
      * uses 1000): enough to tell spam from ham. */
     static const char *const p[] = {"max_len=256", NULL};
-    attn_train_run r;
+    train_run_opts r;
     stand_in_run(&r, "text", p, 0);
     r.test_n = 500, r.train.steps = 60;
     expect_beats_chance(&r);
@@ -172,7 +172,7 @@ Test(lra_e2e, image_fashion_stand_in_tiny_model_beats_chance, .timeout = 120)
      * kernel is linear attention (Katharopoulos et al. 2020), O(N) in the
      * length, as flash's N^2 cost at 785 tokens took 20 s of CPU for 60
      * steps. 40 steps, 300 test images. */
-    attn_train_run r;
+    train_run_opts r;
     stand_in_run(&r, "image", NULL, 1);
     strcpy(r.model.kernels[0], "linear");
     r.test_n = 300, r.train.steps = 40;
@@ -188,7 +188,7 @@ Test(lra_e2e, retrieval_pairs_stand_in_two_towers_beat_chance, .timeout = 120)
      * 0.572 [0.541, 0.602] on 1000 test pairs (0.570 [0.521, 0.618] on 400,
      * too narrow a margin for another instruction set), ~15 s of CPU. */
     static const char *const p[] = {"max_len=128", NULL};
-    attn_train_run r;
+    train_run_opts r;
     stand_in_run(&r, "retrieval", p, 0);
     strcpy(r.model.pool, "mean");
     r.test_n = 1000, r.train.steps = 300, r.train.lr = 1e-3;
@@ -221,7 +221,7 @@ Test(lra_e2e, retrieval_pairs_stand_in_two_towers_beat_chance, .timeout = 120)
 Test(lra_e2e, pathfinder16_easy_flash_beats_chance, .timeout = 900)
 {
     static const char *const p[] = {"res=16", "difficulty=easy", NULL};
-    attn_train_run r;
+    train_run_opts r;
     tiny_run(&r, "pathfinder", p);
     strcpy(r.model.pool, "mean");
     r.train_n = 100000, r.test_n = 2000;

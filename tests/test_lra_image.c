@@ -1,7 +1,7 @@
 /* LRA Image: the CIFAR-10 binary and Fashion-MNIST IDX loaders on tiny
  * fixtures in the official formats (tests/data/lra/), their errors on
  * malformed files, split sizes and provenance. */
-#include "lra.h"
+#include "tasks/lra.h"
 
 #include <criterion/criterion.h>
 #include <math.h>
@@ -10,16 +10,16 @@
 
 #define FIXTURES ATTN_SOURCE_DIR "/tests/data/lra"
 
-static attn_params no_params(void)
+static param_bag no_params(void)
 {
-    attn_params p;
+    param_bag p;
     memset(&p, 0, sizeof p);
     return p;
 }
 
 Test(lra_image, fashion_stand_in_reads_idx_pixels_in_row_major_order_after_cls)
 {
-    attn_params p = no_params();
+    param_bag p = no_params();
     task_data d;
     cr_assert_eq(task_lra_image.make(&p, TASK_TEST, 1, 10, FIXTURES "/fashion_ok", &d), 0, "%s", attn_last_error());
     cr_assert_str_eq(d.data_source, "stand-in:fashion-mnist");
@@ -47,7 +47,7 @@ Test(lra_image, fashion_stand_in_reads_idx_pixels_in_row_major_order_after_cls)
 
 Test(lra_image, splits_are_ninety_ten_of_train_and_the_test_file)
 {
-    attn_params p = no_params();
+    param_bag p = no_params();
     task_data d;
     cr_assert_eq(task_lra_image.make(&p, TASK_TRAIN, 1, 18, FIXTURES "/fashion_ok", &d), 0, "%s", attn_last_error());
     for (int64_t i = 0; i < d.n; i++) /* train holds images 0..17 of the train file */
@@ -63,12 +63,12 @@ Test(lra_image, splits_are_ninety_ten_of_train_and_the_test_file)
 
 Test(lra_image, same_seed_same_sample_and_pad32_centres_the_image)
 {
-    attn_params p = no_params();
+    param_bag p = no_params();
     task_data a, b, c;
     cr_assert_eq(task_lra_image.make(&p, TASK_TRAIN, 7, 5, FIXTURES "/fashion_ok", &a), 0);
     cr_assert_eq(task_lra_image.make(&p, TASK_TRAIN, 7, 5, FIXTURES "/fashion_ok", &b), 0);
     cr_assert_eq(memcmp(a.tokens, b.tokens, sizeof(int32_t) * (size_t)(a.n * a.len)), 0);
-    cr_assert_eq(attn_params_add(&p, "pad32=1"), 0);
+    cr_assert_eq(param_bag_add(&p, "pad32=1"), 0);
     cr_assert_eq(task_lra_image.make(&p, TASK_TRAIN, 7, 5, FIXTURES "/fashion_ok", &c), 0);
     cr_assert_eq(c.len, 1 + 1024);
     for (int64_t i = 0; i < c.n; i++) {
@@ -82,7 +82,7 @@ Test(lra_image, same_seed_same_sample_and_pad32_centres_the_image)
 
 Test(lra_image, cifar_binary_is_official_grayscale_with_lra_weights)
 {
-    attn_params p = no_params();
+    param_bag p = no_params();
     task_data d;
     cr_assert_eq(task_lra_image.make(&p, TASK_TEST, 3, 3, FIXTURES "/cifar", &d), 0, "%s", attn_last_error());
     cr_assert_str_eq(d.data_source, "official");
@@ -103,7 +103,7 @@ Test(lra_image, cifar_binary_is_official_grayscale_with_lra_weights)
 
 Test(lra_image, malformed_files_fail_naming_the_file_and_what_was_expected)
 {
-    attn_params p = no_params();
+    param_bag p = no_params();
     task_data d;
     static const struct {
         const char *dir, *needle;
@@ -118,7 +118,7 @@ Test(lra_image, malformed_files_fail_naming_the_file_and_what_was_expected)
         cr_assert_lt(task_lra_image.make(&p, TASK_TEST, 1, 1, cases[c].dir, &d), 0, "%s loaded", cases[c].dir);
         cr_assert(strstr(attn_last_error(), cases[c].needle), "%s: %s", cases[c].dir, attn_last_error());
     }
-    cr_assert_eq(attn_params_add(&p, "side=3"), 0);
+    cr_assert_eq(param_bag_add(&p, "side=3"), 0);
     cr_assert_lt(task_lra_image.make(&p, TASK_TEST, 1, 1, FIXTURES "/fashion_ok", &d), 0);
     cr_assert(strstr(attn_last_error(), "unknown param 'side'"), "%s", attn_last_error());
 }

@@ -2,9 +2,9 @@
  * and their budget, the published rows of the same models sit beside them,
  * the average needs all five tasks, and runs of different settings are never
  * averaged into one cell. */
-#include "csvw.h"
+#include "harness/results/csvw.h"
 #include "test_rows.h"
-#include "lra_report.h"
+#include "harness/results/lra_report.h"
 
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -21,21 +21,21 @@ typedef struct {
 
 static void put(csvw *w, lra_put p)
 {
-    attn_row r;
-    attn_row_init(&r);
+    csvw_row r;
+    csvw_row_init(&r);
     int steps = p.steps ? p.steps : 10;
-    attn_row_set(&r, ATTN_COL_SUITE, "lra");
-    attn_row_set(&r, ATTN_COL_TASK, "%s", p.task);
-    attn_row_set(&r, ATTN_COL_KERNEL, "%s", p.kernel);
-    attn_row_set(&r, ATTN_COL_MODEL, "encoder(L=2,d=64,H=2,mlp=128,pos=learned,pool=cls)");
-    attn_row_set(&r, ATTN_COL_B, "%d", p.batch ? p.batch : 32);
-    attn_row_set(&r, ATTN_COL_PARAMS, "lr=%s;wd=0.1;steps=%d;n=2000;step=%d;split=%s%s", p.lr ? p.lr : "0.001", steps,
+    csvw_row_set(&r, ATTN_COL_SUITE, "lra");
+    csvw_row_set(&r, ATTN_COL_TASK, "%s", p.task);
+    csvw_row_set(&r, ATTN_COL_KERNEL, "%s", p.kernel);
+    csvw_row_set(&r, ATTN_COL_MODEL, "encoder(L=2,d=64,H=2,mlp=128,pos=learned,pool=cls)");
+    csvw_row_set(&r, ATTN_COL_B, "%d", p.batch ? p.batch : 32);
+    csvw_row_set(&r, ATTN_COL_PARAMS, "lr=%s;wd=0.1;steps=%d;n=2000;step=%d;split=%s%s", p.lr ? p.lr : "0.001", steps,
                  steps, p.split, !strcmp(p.split, "test") ? ";best_step=0;weights=last" : "");
-    attn_row_set(&r, ATTN_COL_METRIC, "accuracy");
-    attn_row_set(&r, ATTN_COL_VALUE, "%s", p.acc);
-    attn_row_set(&r, ATTN_COL_DATA_SOURCE, "%s", p.src);
-    attn_row_set(&r, ATTN_COL_TIME_MS_MEDIAN, "%s", p.ms ? p.ms : !strcmp(p.kernel, "flash") ? "20" : "10");
-    attn_row_set(&r, ATTN_COL_STATUS, "ok");
+    csvw_row_set(&r, ATTN_COL_METRIC, "accuracy");
+    csvw_row_set(&r, ATTN_COL_VALUE, "%s", p.acc);
+    csvw_row_set(&r, ATTN_COL_DATA_SOURCE, "%s", p.src);
+    csvw_row_set(&r, ATTN_COL_TIME_MS_MEDIAN, "%s", p.ms ? p.ms : !strcmp(p.kernel, "flash") ? "20" : "10");
+    csvw_row_set(&r, ATTN_COL_STATUS, "ok");
     test_row_write(w, &r);
 }
 

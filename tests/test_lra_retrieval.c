@@ -2,7 +2,7 @@
  * labels, quotes as data, one-line errors with file:line) and the
  * SpamAssassin same-group pairs stand-in (labels follow the groups, exactly
  * balanced, near-duplicates dropped, no document shared across splits). */
-#include "lra_text.h"
+#include "tasks/lra_text.h"
 
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -11,12 +11,12 @@
 
 #define FIXTURES ATTN_SOURCE_DIR "/tests/data/lra"
 
-static attn_params params(const char *a)
+static param_bag params(const char *a)
 {
-    attn_params p;
+    param_bag p;
     memset(&p, 0, sizeof p);
     if (a)
-        cr_assert_eq(attn_params_add(&p, a), 0);
+        cr_assert_eq(param_bag_add(&p, a), 0);
     return p;
 }
 
@@ -37,7 +37,7 @@ static const char *decode(const int32_t *t, int32_t length, int64_t len, char *b
 
 Test(lra_retrieval, aan_tsv_gives_two_documents_per_example_and_float_labels)
 {
-    attn_params p = params("max_len=16");
+    param_bag p = params("max_len=16");
     task_data d;
     cr_assert_eq(task_lra_retrieval.make(&p, TASK_TEST, 2, 4, FIXTURES "/aan", &d), 0, "%s", attn_last_error());
     cr_assert_str_eq(d.data_source, "official");
@@ -76,7 +76,7 @@ Test(lra_retrieval, aan_tsv_gives_two_documents_per_example_and_float_labels)
 
 Test(lra_retrieval, malformed_aan_fails_with_file_line_and_expectation)
 {
-    attn_params p = params(NULL);
+    param_bag p = params(NULL);
     task_data d;
     static const struct {
         const char *dir, *needle;
@@ -103,7 +103,7 @@ static int group_of(const spam_corpus *c, const char *body)
 
 Test(lra_retrieval, standin_pairs_follow_groups_and_drop_near_duplicates)
 {
-    attn_params p = params("max_len=2048");
+    param_bag p = params("max_len=2048");
     spam_corpus c;
     task_data d, again, other;
     cr_assert_eq(spam_corpus_load(FIXTURES "/spam", &c), 0, "%s", attn_last_error());
@@ -236,7 +236,7 @@ static int same_doc(const task_data *x, int64_t i, int xt, const task_data *y, i
 Test(lra_retrieval, standin_on_the_real_corpus_is_balanced_and_split_by_document, .timeout = 120)
 {
     const char *root = lra_test_real_root();
-    attn_params p = params("max_len=1024");
+    param_bag p = params("max_len=1024");
     task_data d[3];
     int64_t n[3] = {400, 200, 200};
     for (int s = 0; s < 3; s++) {

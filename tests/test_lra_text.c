@@ -2,7 +2,7 @@
  * aclImdb tree and Source,Target CSV loaders, the SpamAssassin stand-in
  * (headers stripped, duplicates dropped, fixed 80/10/10 split by group) and
  * one-line errors naming the file (and line) for malformed inputs. */
-#include "lra_text.h"
+#include "tasks/lra_text.h"
 
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -13,12 +13,12 @@
 
 #define FIXTURES ATTN_SOURCE_DIR "/tests/data/lra"
 
-static attn_params params(const char *a)
+static param_bag params(const char *a)
 {
-    attn_params p;
+    param_bag p;
     memset(&p, 0, sizeof p);
     if (a)
-        cr_assert_eq(attn_params_add(&p, a), 0);
+        cr_assert_eq(param_bag_add(&p, a), 0);
     return p;
 }
 
@@ -63,7 +63,7 @@ Test(lra_text, tokens_are_cls_then_bytes_plus_one_padded_and_truncated)
     cr_assert_eq(lra_text_encode(bytes, 3, 3, row), 3, "CLS + max_len-1 bytes");
     cr_assert(row[0] == 257 && row[1] == 1 && row[2] == 256);
     /* through the task: max_len=8 keeps CLS + 7 bytes */
-    attn_params p = params("max_len=8");
+    param_bag p = params("max_len=8");
     task_data d;
     cr_assert_eq(task_lra_text.make(&p, TASK_TRAIN, 1, 4, FIXTURES "/text_csv", &d), 0, "%s", attn_last_error());
     cr_assert(d.vocab == LRA_TEXT_VOCAB && d.n_classes == 2 && d.pad == 0 && d.len == 8 && d.kind == TASK_CLASSIFY);
@@ -74,7 +74,7 @@ Test(lra_text, tokens_are_cls_then_bytes_plus_one_padded_and_truncated)
 
 Test(lra_text, aclimdb_tree_has_labels_and_holds_out_ten_percent_of_train)
 {
-    attn_params p = params(NULL);
+    param_bag p = params(NULL);
     task_data test, train, valid;
     cr_assert_eq(task_lra_text.make(&p, TASK_TEST, 3, 4, FIXTURES "/aclimdb", &test), 0, "%s", attn_last_error());
     cr_assert_str_eq(test.data_source, "official");
@@ -100,7 +100,7 @@ Test(lra_text, aclimdb_tree_has_labels_and_holds_out_ten_percent_of_train)
 
 Test(lra_text, csv_reads_quoted_multiline_and_crlf_rows)
 {
-    attn_params p = params(NULL);
+    param_bag p = params(NULL);
     task_data d;
     cr_assert_eq(task_lra_text.make(&p, TASK_TRAIN, 1, 4, FIXTURES "/text_csv", &d), 0, "%s", attn_last_error());
     cr_assert_str_eq(d.data_source, "official");
@@ -116,7 +116,7 @@ Test(lra_text, csv_reads_quoted_multiline_and_crlf_rows)
 
 Test(lra_text, malformed_inputs_fail_with_file_line_and_expectation)
 {
-    attn_params p = params(NULL);
+    param_bag p = params(NULL);
     task_data d;
     static const struct {
         const char *dir, *needle;
@@ -137,10 +137,10 @@ Test(lra_text, malformed_inputs_fail_with_file_line_and_expectation)
         cr_assert(strstr(attn_last_error(), cases[c].needle), "%s: %s", cases[c].dir, attn_last_error());
         cr_assert_null(d.tokens, "nothing left allocated");
     }
-    attn_params bad = params("max_len=1");
+    param_bag bad = params("max_len=1");
     cr_assert_lt(task_lra_text.make(&bad, TASK_TEST, 1, 1, FIXTURES "/text_csv", &d), 0);
     cr_assert(strstr(attn_last_error(), "max_len"), "%s", attn_last_error());
-    attn_params unknown = params("maxlen=10");
+    param_bag unknown = params("maxlen=10");
     cr_assert_lt(task_lra_text.make(&unknown, TASK_TEST, 1, 1, FIXTURES "/text_csv", &d), 0);
     cr_assert(strstr(attn_last_error(), "maxlen"), "%s", attn_last_error());
 }
@@ -188,7 +188,7 @@ Test(lra_text, spam_fixture_strips_headers_drops_duplicates_and_splits_by_group)
 
 Test(lra_text, standin_is_deterministic_per_seed_with_disjoint_splits)
 {
-    attn_params p = params("max_len=256");
+    param_bag p = params("max_len=256");
     task_data a, b, other, valid, test;
     cr_assert_eq(task_lra_text.make(&p, TASK_TRAIN, 7, 11, FIXTURES "/spam", &a), 0, "%s", attn_last_error());
     cr_assert_str_eq(a.data_source, "stand-in:spam-assassin");
@@ -262,7 +262,7 @@ Test(lra_text, standin_on_the_real_corpus_matches_the_package_and_strips_headers
     spam_corpus_free(&c);
     /* the task over the whole test split reports the same numbers */
     setenv("ATTN_DATA_DIR", root, 1);
-    attn_params p = params("max_len=512");
+    param_bag p = params("max_len=512");
     task_data d;
     cr_assert_eq(task_lra_text.make(&p, TASK_TEST, 1, 500, NULL, &d), 0, "%s", attn_last_error());
     cr_assert_str_eq(d.data_source, "stand-in:spam-assassin");

@@ -1,5 +1,5 @@
 /* Mask descriptor: parsing, tile classification soundness, pair counts. */
-#include "mask.h"
+#include "kernels/core/mask.h"
 
 #include <criterion/criterion.h>
 #include <string.h>

@@ -3,11 +3,11 @@
  * the closed forms of SUITES.md 4.2, the row helpers, determinism of the
  * random kinds, ragged documents, and every exact kernel against the oracle
  * on the new kinds (forward and backward). */
-#include "check.h"
-#include "counters.h"
-#include "fixture.h"
-#include "mask.h"
-#include "registry.h"
+#include "harness/measure/check.h"
+#include "kernels/core/counters.h"
+#include "harness/measure/fixture.h"
+#include "kernels/core/mask.h"
+#include "kernels/core/registry.h"
 
 #include <criterion/criterion.h>
 #include <omp.h>
@@ -322,10 +322,10 @@ static int check_all_kernels(const attn_args *a, const char *what, int backward)
         if (!is_competitor(*k) || attn_args_validate(*k, a) != 0)
             continue;
         double eo, el, e[ATTN_CHECK_GRADS];
-        cr_assert_eq(attn_check_forward(*k, a, 5, &eo, &el), 0, "%s %s: %s", (*k)->name, what, attn_last_error());
+        cr_assert_eq(check_kernel_forward(*k, a, 5, &eo, &el), 0, "%s %s: %s", (*k)->name, what, attn_last_error());
         cr_assert(eo <= fx_tol_o(a->Nk) && el <= 1e-5, "%s %s: err_O %.3g err_lse %.3g", (*k)->name, what, eo, el);
         if (backward && (*k)->backward) {
-            cr_assert_eq(attn_check_backward(*k, a, 6, e), 0, "%s %s: %s", (*k)->name, what, attn_last_error());
+            cr_assert_eq(check_kernel_backward(*k, a, 6, e), 0, "%s %s: %s", (*k)->name, what, attn_last_error());
             for (int i = 0; i < 3; i++)
                 cr_assert(e[i] <= 1e-4, "%s %s: d%c err %.3g", (*k)->name, what, "QKV"[i], e[i]);
         }
@@ -374,12 +374,12 @@ Test(masks_all, flash_tile_sizes_do_not_change_results_on_sparse_masks)
     for (size_t s = 0; s < sizeof sparse / sizeof *sparse; s++)
         for (int t = 0; t < 3; t++) {
             attn_args a = fx_args(1, 4, 2, 130, 130, 32, sparse[s], 2);
-            attn_params_add(&a.params, tiles[t][0]);
-            attn_params_add(&a.params, tiles[t][1]);
+            param_bag_add(&a.params, tiles[t][0]);
+            param_bag_add(&a.params, tiles[t][1]);
             double eo, el, e[ATTN_CHECK_GRADS];
-            cr_assert_eq(attn_check_forward(flash, &a, 8, &eo, &el), 0, "%s: %s", sparse[s], attn_last_error());
+            cr_assert_eq(check_kernel_forward(flash, &a, 8, &eo, &el), 0, "%s: %s", sparse[s], attn_last_error());
             cr_assert(eo <= fx_tol_o(130) && el <= 1e-5, "%s %s %s: %.3g %.3g", sparse[s], tiles[t][0], tiles[t][1], eo, el);
-            cr_assert_eq(attn_check_backward(flash, &a, 9, e), 0);
+            cr_assert_eq(check_kernel_backward(flash, &a, 9, e), 0);
             for (int i = 0; i < 3; i++)
                 cr_assert(e[i] <= 1e-4, "%s %s: d%c %.3g", sparse[s], tiles[t][0], "QKV"[i], e[i]);
         }
@@ -395,7 +395,7 @@ Test(masks_all, kernels_are_thread_independent_on_random_masks)
             if (!is_competitor(*k) || !((*k)->flags & ATTN_DETERMINISTIC) || attn_args_validate(*k, &a) != 0)
                 continue;
             int ok;
-            cr_assert_eq(attn_check_thread_determinism(*k, &a, 3, &ok), 0, "%s %s", (*k)->name, rnd[s]);
+            cr_assert_eq(check_kernel_thread_determinism(*k, &a, 3, &ok), 0, "%s %s", (*k)->name, rnd[s]);
             cr_assert(ok, "%s %s: 1 and 3 threads differ", (*k)->name, rnd[s]);
         }
     }
@@ -410,8 +410,8 @@ Test(masks_all, flash_skips_the_empty_tiles_of_block_structured_masks)
     const attn_kernel *flash = attn_find_kernel("flash");
     for (size_t s = 0; s < sizeof structured / sizeof *structured; s++) {
         attn_args a = fx_args(1, 2, 2, 256, 256, 16, structured[s], 2);
-        attn_params_add(&a.params, "br=16");
-        attn_params_add(&a.params, "bc=16");
+        param_bag_add(&a.params, "br=16");
+        param_bag_add(&a.params, "bc=16");
         long long empty = 0;
         for (int64_t h = 0; h < 2; h++)
             for (int64_t i0 = 0; i0 < 256; i0 += 16)

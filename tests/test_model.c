@@ -2,9 +2,9 @@
  * central differences of the double-precision model, an overfit run, thread
  * independence of the loss curve, and the LM head's ignore index. */
 #include "model_check.h"
-#include "model_ref.h"
-#include "rng.h"
-#include "train.h"
+#include "models/model_ref.h"
+#include "common/rng.h"
+#include "models/train.h"
 
 #include <criterion/criterion.h>
 #include <math.h>

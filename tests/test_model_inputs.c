@@ -2,9 +2,9 @@
  * the attention block projects x to the logits and owns the kernel's weights
  * as parameters; both appear in the parameter table, and the block and whole
  * models match their double twins (central differences). */
-#include "model.h"
+#include "models/model.h"
 #include "model_check.h"
-#include "registry.h"
+#include "kernels/core/registry.h"
 
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -20,7 +20,7 @@ static nn_model_cfg lm_cfg(const char *kernel, const char *const *params)
     snprintf(c.pos, sizeof c.pos, "learned");
     snprintf(c.pool, sizeof c.pool, "cls");
     for (int i = 0; params[i]; i++)
-        cr_assert_eq(attn_params_add(&c.kparams, params[i]), 0);
+        cr_assert_eq(param_bag_add(&c.kparams, params[i]), 0);
     return c;
 }
 

@@ -2,8 +2,8 @@
  * JRT-Prompt): the example of jrt=0 with its key-value block repeated once
  * before the queries, labels unchanged (shifted past the copy), deterministic
  * per seed, length L + 2D. */
-#include "attn_error.h"
-#include "recall.h"
+#include "common/attn_error.h"
+#include "tasks/recall.h"
 
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -12,8 +12,8 @@
 
 static int make(const char *params, task_split split, uint64_t seed, int64_t n, task_data *d)
 {
-    attn_params p = {.n = 0};
-    cr_assert_eq(attn_params_add_list(&p, params), 0, "%s", attn_last_error());
+    param_bag p = {.n = 0};
+    cr_assert_eq(param_bag_add_list(&p, params), 0, "%s", attn_last_error());
     memset(d, 0, sizeof *d);
     return task_mqar.make(&p, split, seed, n, NULL, d);
 }

@@ -4,9 +4,9 @@
  * haystacks (noise, fitted Markov chain, SpamAssassin bodies) and the
  * corpus loader's errors. Rows are decoded to text with the special tokens
  * as control bytes (BOS 0x02, QUERY 0x03, ANSWER 0x04, PAD 0x05). */
-#include "attn_error.h"
-#include "metrics.h"
-#include "niah.h"
+#include "common/attn_error.h"
+#include "tasks/metrics.h"
+#include "tasks/niah.h"
 
 #include <criterion/criterion.h>
 #include <math.h>
@@ -22,8 +22,8 @@ static const char needle_head[] = " One of the special magic numbers for ";
 static int niah_make(const task_def *t, const char *params, task_split split, uint64_t seed, int64_t n,
                      const char *dir, task_data *d)
 {
-    attn_params p = {.n = 0};
-    cr_assert_eq(attn_params_add_list(&p, params), 0, "%s", attn_last_error());
+    param_bag p = {.n = 0};
+    cr_assert_eq(param_bag_add_list(&p, params), 0, "%s", attn_last_error());
     memset(d, 0, sizeof *d);
     return t->make(&p, split, seed, n, dir, d);
 }
@@ -576,9 +576,9 @@ Test(niah, corpus_malformed_json_gives_an_error_naming_the_file, .timeout = 60)
     const char *dir = ATTN_SOURCE_DIR "/tests/data/spam-bad";
     task_data d;
     task_split pool = niah_corpus_pool_of("broken.json");
-    attn_params p = {.n = 0};
-    attn_params_add(&p, "haystack=corpus");
-    attn_params_add(&p, "len=128");
+    param_bag p = {.n = 0};
+    param_bag_add(&p, "haystack=corpus");
+    param_bag_add(&p, "len=128");
     cr_assert_lt(task_niah.make(&p, pool, 1, 2, dir, &d), 0);
     cr_assert(strstr(attn_last_error(), "broken.json") && strstr(attn_last_error(), "malformed JSON"), "%s",
               attn_last_error());

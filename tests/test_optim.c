@@ -1,9 +1,9 @@
 /* AdamW against its double reference, decoupled decay, bias correction,
  * global-norm clipping (exactness and thread-count determinism), gradient
  * accumulation, the learning-rate schedule, and a quadratic it must solve. */
-#include "attn_error.h"
-#include "optim.h"
-#include "rng.h"
+#include "common/attn_error.h"
+#include "models/optim.h"
+#include "common/rng.h"
 
 #include <criterion/criterion.h>
 #include <math.h>

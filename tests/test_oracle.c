@@ -1,8 +1,8 @@
 /* The oracle itself: its backward against central differences of
  * L = sum(O * R) in double (KERNELS.md 4.3 property 2), and the N = 1 edge. */
-#include "fixture.h"
-#include "oracle.h"
-#include "rng.h"
+#include "harness/measure/fixture.h"
+#include "kernels/core/oracle.h"
+#include "common/rng.h"
 
 #include <criterion/criterion.h>
 #include <math.h>

@@ -5,11 +5,11 @@
  * never read (NaN there changes nothing) and get O = 0, LSE = -inf and zero
  * gradients; the model's attention block passes its gradient check on a
  * padded batch; validation of the lengths. */
-#include "check.h"
-#include "fixture.h"
-#include "kernels.h"
-#include "linear.h"
-#include "sigmoid.h"
+#include "harness/measure/check.h"
+#include "harness/measure/fixture.h"
+#include "kernels/core/kernels.h"
+#include "kernels/linear/linear.h"
+#include "kernels/sigmoid/sigmoid.h"
 #include "model_check.h"
 
 #include <criterion/criterion.h>
@@ -44,7 +44,7 @@ static const padded_case cases[] = {
 static void with_param(attn_args *a, const char *kv)
 {
     if (kv)
-        cr_assert_eq(attn_params_add(&a->params, kv), 0, "%s", attn_last_error());
+        cr_assert_eq(param_bag_add(&a->params, kv), 0, "%s", attn_last_error());
 }
 
 Test(padded, forward_matches_the_reference_on_every_claimed_mask, .timeout = 60)
@@ -90,7 +90,7 @@ Test(padded, backward_matches_the_reference_gradients, .timeout = 120)
             a.seq_len = lens;
             with_param(&a, cases[c].params[0]);
             double e[ATTN_CHECK_GRADS];
-            cr_assert_eq(attn_check_backward(cases[c].k, &a, 50 + (uint64_t)m, e), 0, "%s %s: %s", cases[c].k->name,
+            cr_assert_eq(check_kernel_backward(cases[c].k, &a, 50 + (uint64_t)m, e), 0, "%s %s: %s", cases[c].k->name,
                          mask, attn_last_error());
             cr_assert(e[0] <= 1e-4 && e[1] <= 1e-4 && e[2] <= 1e-4, "%s %s: gradient errors %.3g %.3g %.3g",
                       cases[c].k->name, mask, e[0], e[1], e[2]);

@@ -4,8 +4,8 @@
  * quantisation, the pixel-histogram probe that must stay near chance, the
  * PNG decoder on committed fixtures (tests/data/lra/pathfinder/, made by
  * make_fixtures.py) and the official release layout. */
-#include "attn_error.h"
-#include "pathfinder.h"
+#include "common/attn_error.h"
+#include "tasks/pathfinder.h"
 
 #include <criterion/criterion.h>
 #include <fenv.h>
@@ -18,17 +18,17 @@
 
 #define FIX ATTN_SOURCE_DIR "/tests/data/lra/pathfinder"
 
-static void parse(const char *params, attn_params *p)
+static void parse(const char *params, param_bag *p)
 {
     memset(p, 0, sizeof *p);
-    cr_assert_eq(attn_params_add_list(p, params), 0, "%s", attn_last_error());
+    cr_assert_eq(param_bag_add_list(p, params), 0, "%s", attn_last_error());
 }
 
 /* make with status: 0 or the error code (the message in attn_last_error()). */
 static int try_make(const task_def *t, const char *params, task_split split, uint64_t seed, int64_t n,
                     const char *dir, task_data *d)
 {
-    attn_params p;
+    param_bag p;
     parse(params, &p);
     memset(d, 0, sizeof *d);
     return t->make(&p, split, seed, n, dir, d);
@@ -42,7 +42,7 @@ static void make(const task_def *t, const char *params, task_split split, uint64
 
 static void config(const char *params, pf_config *c)
 {
-    attn_params p;
+    param_bag p;
     char diff[16];
     parse(params, &p);
     cr_assert_eq(pf_config_parse(&p, "pathfinder", 32, c, diff), 0, "%s", attn_last_error());

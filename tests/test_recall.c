@@ -2,9 +2,9 @@
  * specification, determinism of the per-example streams, the power-law
  * query placement, trivial oracles that prove the classic tasks solvable
  * with correct labels, and the scoring conventions. */
-#include "attn_error.h"
-#include "metrics.h"
-#include "recall.h"
+#include "common/attn_error.h"
+#include "tasks/metrics.h"
+#include "tasks/recall.h"
 
 #include <criterion/criterion.h>
 #include <math.h>
@@ -15,16 +15,16 @@
 static void make_task(const task_def *t, const char *params, task_split split, uint64_t seed, int64_t n,
                       task_data *d)
 {
-    attn_params p = {.n = 0};
-    cr_assert_eq(attn_params_add_list(&p, params), 0, "%s", attn_last_error());
+    param_bag p = {.n = 0};
+    cr_assert_eq(param_bag_add_list(&p, params), 0, "%s", attn_last_error());
     cr_assert_eq(t->make(&p, split, seed, n, NULL, d), 0, "%s: %s", t->name, attn_last_error());
     cr_assert_eq(d->n, n);
 }
 
 static int make_fails(const task_def *t, const char *params, const char *needle)
 {
-    attn_params p = {.n = 0};
-    attn_params_add_list(&p, params); /* a bad pair is what some cases test: make reports it */
+    param_bag p = {.n = 0};
+    param_bag_add_list(&p, params); /* a bad pair is what some cases test: make reports it */
     task_data d;
     memset(&d, 0, sizeof d);
     int rc = t->make(&p, TASK_TRAIN, 1, 4, NULL, &d);

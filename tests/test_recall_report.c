@@ -1,9 +1,9 @@
 /* results/RECALL.md and recall_best.csv: the best learning rate per cell by
  * its seed mean, cells split by task parameters and model, extrapolation and
  * reload rows left out. */
-#include "csvw.h"
+#include "harness/results/csvw.h"
 #include "test_rows.h"
-#include "recall_report.h"
+#include "harness/results/recall_report.h"
 
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -13,21 +13,21 @@
 
 static void put(csvw *w, const char *kernel, int d, const char *params, int seed, const char *acc)
 {
-    attn_row r;
-    attn_row_init(&r);
-    attn_row_set(&r, ATTN_COL_SUITE, "recall");
-    attn_row_set(&r, ATTN_COL_TASK, "mqar");
-    attn_row_set(&r, ATTN_COL_KERNEL, "%s", kernel);
-    attn_row_set(&r, ATTN_COL_MODEL, "lm(L=2,d=%d,H=1,mlp=0,pos=learned)", d);
-    attn_row_set(&r, ATTN_COL_PARAMS, "%s", params);
-    attn_row_set(&r, ATTN_COL_SEED, "%d", seed);
-    attn_row_set(&r, ATTN_COL_METRIC, "accuracy");
-    attn_row_set(&r, ATTN_COL_VALUE, "%s", acc);
-    attn_row_set(&r, ATTN_COL_CI_LOW, "0");
-    attn_row_set(&r, ATTN_COL_CI_HIGH, "1");
-    attn_row_set(&r, ATTN_COL_STATE_BYTES, "%d", d * 100);
-    attn_row_set(&r, ATTN_COL_DATA_SOURCE, "generated");
-    attn_row_set(&r, ATTN_COL_STATUS, "ok");
+    csvw_row r;
+    csvw_row_init(&r);
+    csvw_row_set(&r, ATTN_COL_SUITE, "recall");
+    csvw_row_set(&r, ATTN_COL_TASK, "mqar");
+    csvw_row_set(&r, ATTN_COL_KERNEL, "%s", kernel);
+    csvw_row_set(&r, ATTN_COL_MODEL, "lm(L=2,d=%d,H=1,mlp=0,pos=learned)", d);
+    csvw_row_set(&r, ATTN_COL_PARAMS, "%s", params);
+    csvw_row_set(&r, ATTN_COL_SEED, "%d", seed);
+    csvw_row_set(&r, ATTN_COL_METRIC, "accuracy");
+    csvw_row_set(&r, ATTN_COL_VALUE, "%s", acc);
+    csvw_row_set(&r, ATTN_COL_CI_LOW, "0");
+    csvw_row_set(&r, ATTN_COL_CI_HIGH, "1");
+    csvw_row_set(&r, ATTN_COL_STATE_BYTES, "%d", d * 100);
+    csvw_row_set(&r, ATTN_COL_DATA_SOURCE, "generated");
+    csvw_row_set(&r, ATTN_COL_STATUS, "ok");
     test_row_write(w, &r);
 }
 

@@ -3,16 +3,16 @@
 #ifndef ATTN_TEST_ROWS_H
 #define ATTN_TEST_ROWS_H
 
-#include "attn_error.h"
-#include "csvw.h"
+#include "common/attn_error.h"
+#include "harness/results/csvw.h"
 
 #include <criterion/criterion.h>
 
-static inline void test_row_write(csvw *w, attn_row *r)
+static inline void test_row_write(csvw *w, csvw_row *r)
 {
     char id[17];
-    attn_row_job_id(r, id);
-    attn_row_set(r, ATTN_COL_JOB_ID, "%s", id);
+    csvw_row_job_id(r, id);
+    csvw_row_set(r, ATTN_COL_JOB_ID, "%s", id);
     cr_assert_eq(csvw_write(w, r), 0, "%s", attn_last_error());
 }
 

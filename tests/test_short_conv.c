@@ -4,10 +4,10 @@
  * with it against the double block (whose backward is checked by central
  * differences), whole-model gradients of lm models with flash and deltanet,
  * thread independence, and the config's JSON round trip. */
-#include "registry.h"
+#include "kernels/core/registry.h"
 #include "layers_check.h"
 #include "model_check.h"
-#include "model_json.h"
+#include "models/model_json.h"
 
 #include <criterion/criterion.h>
 #include <stdio.h>

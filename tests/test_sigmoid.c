@@ -3,10 +3,10 @@
  * sizes, GQA and cross lengths; the bias variants; gradients by central
  * differences; causal leakage; thread determinism; the stable logistic;
  * counters, parameter validation, the untouched lse and strided views. */
-#include "check.h"
-#include "counters.h"
-#include "fixture.h"
-#include "sigmoid.h"
+#include "harness/measure/check.h"
+#include "kernels/core/counters.h"
+#include "harness/measure/fixture.h"
+#include "kernels/sigmoid/sigmoid.h"
 #include "strided_view.h"
 
 #include <criterion/criterion.h>
@@ -16,7 +16,7 @@
 
 static const attn_kernel *const K = &attn_kernel_sigmoid;
 
-/* The mask list of harness/check.c (check_masks). */
+/* The mask list of harness/measure/check.c (check_masks). */
 static const char *const masks[] = {"full", "causal", "window:wl=5,wr=3", "window:wl=16,wr=0",
                                     "window:w=2,causal=1", "dilated:w=3,dil=2", "dilated:w=3,dil=1+2+4",
                                     "strided:l=8", "fixed:l=8,c=2,split=1", "block:b=16,keep=0.3,seed=1,heads=1",
@@ -27,7 +27,7 @@ static const char *const masks[] = {"full", "causal", "window:wl=5,wr=3", "windo
 
 static void add_param(attn_args *a, const char *kv)
 {
-    cr_assert_eq(attn_params_add(&a->params, kv), 0, "%s", attn_last_error());
+    cr_assert_eq(param_bag_add(&a->params, kv), 0, "%s", attn_last_error());
 }
 
 /* Forward vs the double form: max|O - O_ref| / max|O_ref| <= 5e-5 (KERNELS.md 1.5). */
@@ -123,7 +123,7 @@ Test(sigmoid, bias_changes_the_output)
 static void check_grads(const attn_args *a, uint64_t seed, const char *what)
 {
     double e[ATTN_CHECK_GRADS];
-    cr_assert_eq(attn_check_backward(K, a, seed, e), 0, "%s: %s", what, attn_last_error());
+    cr_assert_eq(check_kernel_backward(K, a, seed, e), 0, "%s: %s", what, attn_last_error());
     for (int i = 0; i < 3; i++)
         cr_assert(e[i] <= 1e-4, "%s: d%c err %.3g", what, "QKV"[i], e[i]);
 }
@@ -165,7 +165,7 @@ Test(sigmoid, causal_rows_do_not_see_later_rows)
         attn_args a = fx_args(1, 2, 2, 97, 97, 32, cm[m], 2);
         add_param(&a, "bc=32");
         int ok;
-        cr_assert_eq(attn_check_causal_leakage(K, &a, 40, &ok), 0, "%s", attn_last_error());
+        cr_assert_eq(check_kernel_causal_leakage(K, &a, 40, &ok), 0, "%s", attn_last_error());
         cr_assert(ok, "%s: rows < 40 changed when rows >= 40 were perturbed", cm[m]);
     }
 }
@@ -180,7 +180,7 @@ Test(sigmoid, results_are_bitwise_identical_for_any_thread_count)
             add_param(&a, "bias=row");
         for (int t = 2; t <= 3; t++) { /* O, lse and every gradient, 1 vs t threads */
             int ok;
-            cr_assert_eq(attn_check_thread_determinism(K, &a, t, &ok), 0, "%s", attn_last_error());
+            cr_assert_eq(check_kernel_thread_determinism(K, &a, t, &ok), 0, "%s", attn_last_error());
             cr_assert(ok, "%s: outputs or gradients differ at %d threads", dm[m], t);
         }
     }
@@ -255,7 +255,7 @@ Test(sigmoid, rejects_bad_parameters)
     static const char *const bad[] = {"bias=abc", "bias=", "bias=1e999", "foo=1", "br=0"};
     for (int i = 0; i < 5; i++) {
         attn_args a = fx_args(1, 1, 1, 8, 8, 16, "full", 1);
-        if (attn_params_add(&a.params, bad[i]) != 0)
+        if (param_bag_add(&a.params, bad[i]) != 0)
             continue; /* "bias=" is refused by the parser already */
         attn_ctx ctx;
         cr_assert_neq(attn_ctx_create(K, &a, &ctx), 0, "%s accepted", bad[i]);

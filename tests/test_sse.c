@@ -7,10 +7,10 @@
  * gradients (incl. gates and router logits) against central differences of
  * the reference; bitwise thread determinism; state size; cost model;
  * parameter validation. */
-#include "check.h"
-#include "fixture.h"
-#include "gla.h"
-#include "sse.h"
+#include "harness/measure/check.h"
+#include "harness/measure/fixture.h"
+#include "kernels/gla/gla.h"
+#include "kernels/sse/sse.h"
 
 #include <criterion/criterion.h>
 #include <math.h>
@@ -22,7 +22,7 @@ static const attn_kernel *const K = &attn_kernel_sse;
 
 static void add_param(attn_args *a, const char *kv)
 {
-    cr_assert_eq(attn_params_add(&a->params, kv), 0, "%s", attn_last_error());
+    cr_assert_eq(param_bag_add(&a->params, kv), 0, "%s", attn_last_error());
 }
 
 static attn_args make_args(int64_t B, int64_t H, int64_t Hkv, int64_t N, int64_t D, int64_t Dv, const char *mask,
@@ -370,7 +370,7 @@ Test(sse, sse_no_causal_leakage, .timeout = 60)
             for (int64_t chunk = 16; chunk <= 64; chunk *= 4) {
                 attn_args a = make_args(1, 2, 2, 97, D, D, "causal", PK[pk][0], PK[pk][1], chunk);
                 int ok = 0;
-                cr_assert_eq(attn_check_causal_leakage(K, &a, 40, &ok), 0, "%s", attn_last_error());
+                cr_assert_eq(check_kernel_causal_leakage(K, &a, 40, &ok), 0, "%s", attn_last_error());
                 cr_assert(ok, "k %lld D %lld chunk %lld: rows < 40 changed when rows >= 40 (incl. router logits) did",
                           (long long)PK[pk][1], (long long)D, (long long)chunk);
             }
@@ -380,7 +380,7 @@ static void check_gradients(int64_t N, int64_t P, int64_t k, const char *mask, i
 {
     attn_args a = make_args(1, 2, 1, N, 8, 12, mask, P, k, chunk);
     double err[ATTN_CHECK_GRADS];
-    cr_assert_eq(attn_check_backward(K, &a, 77 + (uint64_t)(N + P + k), err), 0, "%s", attn_last_error());
+    cr_assert_eq(check_kernel_backward(K, &a, 77 + (uint64_t)(N + P + k), err), 0, "%s", attn_last_error());
     static const char *const names[] = {"dQ", "dK", "dV", "dbeta", "dgate", "drouter"};
     for (int i = 0; i < 6; i++)
         cr_assert(err[i] <= 1e-4, "N %lld P %lld k %lld %s chunk %lld: %s err %.3g", (long long)N, (long long)P,
@@ -400,7 +400,7 @@ Test(sse, sse_threads_bitwise_equal, .timeout = 60)
 {
     attn_args a = make_args(2, 4, 2, 130, 16, 24, "document:n=3,seed=5,causal=1", 4, 2, 16);
     int ok = 0;
-    cr_assert_eq(attn_check_thread_determinism(K, &a, 2, &ok), 0, "%s", attn_last_error());
+    cr_assert_eq(check_kernel_thread_determinism(K, &a, 2, &ok), 0, "%s", attn_last_error());
     cr_assert(ok, "1 vs 2 threads differ (forward or gradients)");
 }
 

@@ -4,11 +4,11 @@
  * cross lengths); the cache never grows with the sequence and is what
  * state_bytes says; evicted keys never reach an output; causal leakage;
  * thread determinism; gradients; parameter and mask validation; counters. */
-#include "counters.h"
-#include "fixture.h"
-#include "check.h"
-#include "kernels.h"
-#include "streaming.h"
+#include "kernels/core/counters.h"
+#include "harness/measure/fixture.h"
+#include "harness/measure/check.h"
+#include "kernels/core/kernels.h"
+#include "kernels/streaming/streaming.h"
 #include "strided_view.h"
 
 #include <criterion/criterion.h>
@@ -24,7 +24,7 @@ static attn_args stream_args(int64_t B, int64_t H, int64_t H_kv, int64_t Nq, int
     attn_args a = fx_args(B, H, H_kv, Nq, Nk, D, mask, threads);
     char kv[64];
     snprintf(kv, sizeof kv, "mode=%s", mode);
-    cr_assert_eq(attn_params_add(&a.params, kv), 0, "%s", attn_last_error());
+    cr_assert_eq(param_bag_add(&a.params, kv), 0, "%s", attn_last_error());
     return a;
 }
 
@@ -35,7 +35,7 @@ static void run_mode(const attn_args *shape, const char *mode, uint64_t seed, fl
     attn_args a = *shape;
     char kv[64];
     snprintf(kv, sizeof kv, "mode=%s", mode);
-    cr_assert_eq(attn_params_add(&a.params, kv), 0);
+    cr_assert_eq(param_bag_add(&a.params, kv), 0);
     fx_problem p;
     fx_make(&p, &a, seed);
     cr_assert_eq(fx_run(K, &p, 0), 0, "%s %s: %s", what, mode, attn_last_error());
@@ -155,7 +155,7 @@ Test(streaming, no_causal_leakage_in_either_mode)
     for (int m = 0; m < 2; m++) {
         attn_args a = stream_args(1, 2, 1, 97, 97, 16, "sink:n=4,w=16", modes[m], 2);
         int ok = 0;
-        cr_assert_eq(attn_check_causal_leakage(K, &a, 40, &ok), 0, "%s", attn_last_error());
+        cr_assert_eq(check_kernel_causal_leakage(K, &a, 40, &ok), 0, "%s", attn_last_error());
         cr_assert(ok, "%s: rows < 40 changed when rows >= 40 were perturbed", modes[m]);
     }
 }
@@ -166,7 +166,7 @@ Test(streaming, results_bitwise_identical_for_one_and_three_threads)
     for (int m = 0; m < 2; m++) {
         attn_args a = stream_args(2, 4, 2, 130, 130, 32, "sink:n=4,w=16", modes[m], 1);
         int ok = 0;
-        cr_assert_eq(attn_check_thread_determinism(K, &a, 3, &ok), 0, "%s", attn_last_error());
+        cr_assert_eq(check_kernel_thread_determinism(K, &a, 3, &ok), 0, "%s", attn_last_error());
         cr_assert(ok, "%s: outputs or gradients differ between 1 and 3 threads", modes[m]);
     }
 }
@@ -199,7 +199,7 @@ Test(streaming, refuses_other_masks_and_bad_params)
     cr_assert_eq(attn_ctx_create(K, &m, &ctx), ATTN_EINVAL);
     cr_assert(strstr(attn_last_error(), "prefill or decode") != NULL, "%s", attn_last_error());
     attn_args u = fx_args(1, 1, 1, 8, 8, 16, "sink:n=2,w=4", 1);
-    cr_assert_eq(attn_params_add(&u.params, "sinks=4"), 0);
+    cr_assert_eq(param_bag_add(&u.params, "sinks=4"), 0);
     cr_assert_eq(attn_ctx_create(K, &u, &ctx), ATTN_EINVAL);
 }
 

@@ -3,11 +3,11 @@
  * one with one validation row per evaluation; early stopping tests the
  * best-validation weights; LRA's rsqrt learning-rate schedule; a resumed
  * sweep evaluates the extrapolation cells a crash lost, and only those. */
-#include "cli.h"
-#include "config.h"
-#include "config_train.h"
-#include "csvw.h"
-#include "train_run.h"
+#include "harness/cli/cli.h"
+#include "harness/measure/config.h"
+#include "harness/train/config_train.h"
+#include "harness/results/csvw.h"
+#include "harness/train/train_run.h"
 
 #include <criterion/criterion.h>
 #include <ftw.h>
@@ -21,13 +21,13 @@
 /* ---------------------------------------------------------------- helpers */
 
 /* MQAR small enough for ~0.1 s of training per run. */
-static void tiny_run(attn_train_run *r, const char *csv)
+static void tiny_run(train_run_opts *r, const char *csv)
 {
-    attn_train_run_defaults(r);
+    train_run_defaults(r);
     strcpy(r->task, "mqar");
-    cr_assert_eq(attn_params_add(&r->task_params, "L=32"), 0);
-    cr_assert_eq(attn_params_add(&r->task_params, "D=4"), 0);
-    cr_assert_eq(attn_params_add(&r->task_params, "V=64"), 0);
+    cr_assert_eq(param_bag_add(&r->task_params, "L=32"), 0);
+    cr_assert_eq(param_bag_add(&r->task_params, "D=4"), 0);
+    cr_assert_eq(param_bag_add(&r->task_params, "V=64"), 0);
     r->train_n = 256, r->valid_n = 32, r->test_n = 40;
     r->model.d_model = 32, r->model.mlp = 0;
     r->train.steps = 30, r->train.eval_every = 10, r->train.batch = 16, r->train.progress = 0, r->train.threads = 1;
@@ -39,7 +39,7 @@ typedef struct {
     char value[64][16], test_value[16], test_params[ATTN_CELL_MAX], test_steps[16];
 } rows;
 
-static int take_row(const attn_row *row, void *ud)
+static int take_row(const csvw_row *row, void *ud)
 {
     rows *r = ud;
     const char *p = row->cell[ATTN_COL_PARAMS], *at = strstr(p, ";step=");
@@ -122,10 +122,10 @@ static void remove_dir(void) { nftw(dir, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
 static void in_dir(char *out, size_t n, const char *name) { snprintf(out, n, "%s/%s", dir, name); }
 
 /* Where a run writing into `dir` keeps its resumable checkpoint. */
-static void resume_file(const attn_train_run *r, char *out, size_t n)
+static void resume_file(const train_run_opts *r, char *out, size_t n)
 {
     char id[17];
-    cr_assert_eq(attn_train_run_test_id(r, id), 0, "%s", attn_last_error());
+    cr_assert_eq(train_run_test_id(r, id), 0, "%s", attn_last_error());
     snprintf(out, n, "%s/.train-%s.ckpt", dir, id);
 }
 
@@ -136,12 +136,12 @@ TestSuite(train_resume, .init = make_dir, .fini = remove_dir);
 #define N_MUT 32
 
 /* Mutation i of a run: each changes one setting that can change a result. */
-static const char *mutate(attn_train_run *r, int i)
+static const char *mutate(train_run_opts *r, int i)
 {
     nn_model_cfg *m = &r->model;
     nn_train_cfg *t = &r->train;
     switch (i) {
-    case 0: attn_params_add(&m->kparams, "chunk=16"); return "kernel_params";
+    case 0: param_bag_add(&m->kparams, "chunk=16"); return "kernel_params";
     case 1: t->warmup++; return "warmup";
     case 2: t->sched = OPTIM_SCHED_LINEAR; return "sched";
     case 3: t->clip = 0.5; return "clip";
@@ -156,7 +156,7 @@ static const char *mutate(attn_train_run *r, int i)
     case 12: r->valid_n++; return "valid_n";
     case 13: r->test_n++; return "test_n";
     case 14: r->data_dir = "/nonexistent/official"; return "data_dir";
-    case 15: attn_params_add(&r->task_params, "a=0.5"); return "task_params";
+    case 15: param_bag_add(&r->task_params, "a=0.5"); return "task_params";
     case 16: m->layers = 3; return "layers";
     case 17: m->heads = 4; return "heads";
     case 18: m->heads_kv = 1; return "heads_kv";
@@ -178,25 +178,25 @@ static const char *mutate(attn_train_run *r, int i)
 
 Test(train_resume, job_id_changes_with_every_setting_that_changes_a_result, .timeout = 60)
 {
-    attn_train_run a, b;
+    train_run_opts a, b;
     tiny_run(&a, "a.csv");
     tiny_run(&b, "b.csv");
     char ia[17], ib[17];
-    cr_assert_eq(attn_train_run_test_id(&a, ia), 0, "%s", attn_last_error());
+    cr_assert_eq(train_run_test_id(&a, ia), 0, "%s", attn_last_error());
     b.checkpoint = "x.ckpt", b.train.progress = 1, b.train.halt_after = 3; /* change no result */
-    cr_assert_eq(attn_train_run_test_id(&b, ib), 0, "%s", attn_last_error());
+    cr_assert_eq(train_run_test_id(&b, ib), 0, "%s", attn_last_error());
     cr_assert_str_eq(ia, ib, "identical settings, different ids");
-    attn_idset seen;
-    attn_idset_init(&seen);
-    cr_assert_eq(attn_idset_add(&seen, ia), 1);
+    csvw_idset seen;
+    csvw_idset_init(&seen);
+    cr_assert_eq(csvw_idset_add(&seen, ia), 1);
     for (int i = 0; i < N_MUT; i++) {
         tiny_run(&b, "a.csv");
         const char *what = mutate(&b, i);
-        cr_assert_eq(attn_train_run_test_id(&b, ib), 0, "%s: %s", what, attn_last_error());
-        cr_assert_eq(attn_idset_add(&seen, ib), 1, "changing %s leaves the job_id %s (or repeats another's)", what,
+        cr_assert_eq(train_run_test_id(&b, ib), 0, "%s: %s", what, attn_last_error());
+        cr_assert_eq(csvw_idset_add(&seen, ib), 1, "changing %s leaves the job_id %s (or repeats another's)", what,
                      ib);
     }
-    attn_idset_free(&seen);
+    csvw_idset_free(&seen);
 }
 
 /* ---------------------------------------------------------------- (b) resume */
@@ -209,17 +209,17 @@ Test(train_resume, an_interrupted_run_resumed_ends_bitwise_as_the_uninterrupted_
     char sub[96];
     in_dir(sub, sizeof sub, "a");
     cr_assert_eq(mkdir(sub, 0777), 0);
-    attn_train_run a, b;
+    train_run_opts a, b;
     tiny_run(&a, csv_a);
     a.checkpoint = ck_a, a.train.patience = 5; /* keeps (and checkpoints) the best weights */
     double acc_a, acc_b;
-    cr_assert_eq(attn_train_run_exec(&a, &acc_a), 0, "%s", attn_last_error());
+    cr_assert_eq(train_run_exec(&a, &acc_a), 0, "%s", attn_last_error());
 
     tiny_run(&b, csv_b);
     b.checkpoint = ck_b, b.train.patience = 5;
     resume_file(&b, resume, sizeof resume);
     b.train.halt_after = 15; /* "crash" at step 15: the checkpoint of step 10 survives */
-    cr_assert_lt(attn_train_run_exec(&b, &acc_b), 0);
+    cr_assert_lt(train_run_exec(&b, &acc_b), 0);
     cr_assert(strstr(attn_last_error(), "halted after 15 steps"), "%s", attn_last_error());
     cr_assert_eq(access(resume, F_OK), 0, "no resumable checkpoint %s", resume);
     copy_file(resume, saved);
@@ -227,7 +227,7 @@ Test(train_resume, an_interrupted_run_resumed_ends_bitwise_as_the_uninterrupted_
     cr_assert(r.n == 1 && r.valid[10] == 1, "after the first crash: %d rows", r.n);
 
     /* 15 more steps reach step 25 only if the run continued from step 10 */
-    cr_assert_lt(attn_train_run_exec(&b, &acc_b), 0);
+    cr_assert_lt(train_run_exec(&b, &acc_b), 0);
     cr_assert(strstr(attn_last_error(), "at step 25"), "%s", attn_last_error());
     r = read_rows(csv_b);
     cr_assert(r.n == 2 && r.valid[10] == 1 && r.valid[20] == 1, "after the second crash: %d rows", r.n);
@@ -236,7 +236,7 @@ Test(train_resume, an_interrupted_run_resumed_ends_bitwise_as_the_uninterrupted_
      * step 20 from the checkpoint of step 10 and must not write that row again */
     copy_file(saved, resume);
     b.train.halt_after = 0;
-    cr_assert_eq(attn_train_run_exec(&b, &acc_b), 0, "%s", attn_last_error());
+    cr_assert_eq(train_run_exec(&b, &acc_b), 0, "%s", attn_last_error());
     cr_assert_neq(access(resume, F_OK), 0, "the resumable checkpoint outlived the finished run");
 
     rows ra = read_rows(csv_a), rb = read_rows(csv_b);
@@ -257,19 +257,19 @@ Test(train_resume, a_damaged_or_foreign_resume_file_is_an_error_that_names_it, .
 {
     char csv[96], resume[128];
     in_dir(csv, sizeof csv, "recall.csv");
-    attn_train_run r;
+    train_run_opts r;
     tiny_run(&r, csv);
     resume_file(&r, resume, sizeof resume);
     r.train.halt_after = 12;
     double acc;
-    cr_assert_lt(attn_train_run_exec(&r, &acc), 0);
-    attn_train_run other = r; /* another run's file under this run's name is refused */
+    cr_assert_lt(train_run_exec(&r, &acc), 0);
+    train_run_opts other = r; /* another run's file under this run's name is refused */
     other.valid_n++;
     char theirs[128];
     resume_file(&other, theirs, sizeof theirs);
     copy_file(resume, theirs);
     other.train.halt_after = 0;
-    cr_assert_lt(attn_train_run_exec(&other, &acc), 0);
+    cr_assert_lt(train_run_exec(&other, &acc), 0);
     cr_assert(strstr(attn_last_error(), "expected job_id"), "%s", attn_last_error());
     FILE *f = fopen(resume, "r+b");
     cr_assert_not_null(f);
@@ -279,7 +279,7 @@ Test(train_resume, a_damaged_or_foreign_resume_file_is_an_error_that_names_it, .
     fputc(c ^ 0x21, f);
     fclose(f);
     r.train.halt_after = 0;
-    cr_assert_lt(attn_train_run_exec(&r, &acc), 0);
+    cr_assert_lt(train_run_exec(&r, &acc), 0);
     cr_assert(strstr(attn_last_error(), ".train-") && strstr(attn_last_error(), "checksum mismatch") &&
                   strstr(attn_last_error(), "remove it"),
               "%s", attn_last_error());
@@ -288,7 +288,7 @@ Test(train_resume, a_damaged_or_foreign_resume_file_is_an_error_that_names_it, .
 /* ---------------------------------------------------------------- (c) early stop */
 
 /* A constant learning rate: the weights at step k do not depend on steps. */
-static void constant_lr_run(attn_train_run *r, const char *csv, const char *ckpt)
+static void constant_lr_run(train_run_opts *r, const char *csv, const char *ckpt)
 {
     tiny_run(r, csv);
     r->train.lr = 1e-2, r->train.sched = OPTIM_SCHED_CONSTANT, r->train.warmup = 0, r->train.eval_every = 3;
@@ -303,11 +303,11 @@ Test(train_resume, early_stop_tests_the_best_validation_weights, .timeout = 120)
     char csv[96], ck[96], csv_ref[96], ck_ref[96];
     in_dir(csv, sizeof csv, "recall.csv"), in_dir(ck, sizeof ck, "es.ckpt");
     in_dir(csv_ref, sizeof csv_ref, "ref.csv"), in_dir(ck_ref, sizeof ck_ref, "ref.ckpt");
-    attn_train_run r;
+    train_run_opts r;
     constant_lr_run(&r, csv, ck);
     r.train.patience = 3;
     double acc, acc_ref;
-    cr_assert_eq(attn_train_run_exec(&r, &acc), 0, "%s", attn_last_error());
+    cr_assert_eq(train_run_exec(&r, &acc), 0, "%s", attn_last_error());
     rows x = read_rows(csv);
     int best = 0, last = 0;
     double best_v = -1;
@@ -326,10 +326,10 @@ Test(train_resume, early_stop_tests_the_best_validation_weights, .timeout = 120)
 
     /* the same run stopped at the best step (constant lr: the same weights
      * there) and tested with its last weights */
-    attn_train_run ref;
+    train_run_opts ref;
     constant_lr_run(&ref, csv_ref, ck_ref);
     ref.train.steps = best;
-    cr_assert_eq(attn_train_run_exec(&ref, &acc_ref), 0, "%s", attn_last_error());
+    cr_assert_eq(train_run_exec(&ref, &acc_ref), 0, "%s", attn_last_error());
     rows y = read_rows(csv_ref);
     cr_assert(strstr(y.test_params, ";weights=last"), "%s", y.test_params);
     cr_assert_str_eq(y.value[best], x.value[best]);
@@ -342,13 +342,13 @@ Test(train_resume, early_stop_tests_the_best_validation_weights, .timeout = 120)
     char sub[96], csv_b[96], ck_b[96];
     in_dir(sub, sizeof sub, "b"), in_dir(csv_b, sizeof csv_b, "b/recall.csv"), in_dir(ck_b, sizeof ck_b, "b.ckpt");
     cr_assert_eq(mkdir(sub, 0777), 0);
-    attn_train_run b;
+    train_run_opts b;
     constant_lr_run(&b, csv_b, ck_b);
     b.train.patience = 3, b.train.halt_after = 7;
     double acc_b;
-    cr_assert_lt(attn_train_run_exec(&b, &acc_b), 0);
+    cr_assert_lt(train_run_exec(&b, &acc_b), 0);
     b.train.halt_after = 0;
-    cr_assert_eq(attn_train_run_exec(&b, &acc_b), 0, "%s", attn_last_error());
+    cr_assert_eq(train_run_exec(&b, &acc_b), 0, "%s", attn_last_error());
     rows z = read_rows(csv_b);
     cr_assert_eq(z.n, x.n, "%d rows after the resume, %d without the crash", z.n, x.n);
     cr_assert_str_eq(z.test_params, x.test_params);
@@ -398,7 +398,7 @@ typedef struct {
     char id[16][17], value[16][16];
 } sweep_rows;
 
-static int take_sweep_row(const attn_row *row, void *ud)
+static int take_sweep_row(const csvw_row *row, void *ud)
 {
     sweep_rows *r = ud;
     const char *p = row->cell[ATTN_COL_PARAMS];
@@ -428,7 +428,7 @@ typedef struct {
     int n;
 } row_filter;
 
-static int copy_kept(const attn_row *row, void *ud)
+static int copy_kept(const csvw_row *row, void *ud)
 {
     row_filter *c = ud;
     for (int i = 0; i < c->n; i++)
@@ -508,12 +508,12 @@ Test(train_resume, a_resumed_sweep_runs_the_missing_extrapolation_cells_only, .t
     char ckpt[160];
     cfg_config cfg;
     cr_assert_eq(cfg_load(config, &cfg), 0, "%s", attn_last_error());
-    attn_train_run *jobs;
+    train_run_opts *jobs;
     size_t n;
     cr_assert_eq(cfg_trainings_expand(cfg.trainings, cfg.n_trainings, NULL, NULL, NULL, 0, &jobs, &n), 0);
     cr_assert_eq(n, 1);
     char id[17];
-    cr_assert_eq(attn_train_run_test_id(&jobs[0], id), 0, "%s", attn_last_error());
+    cr_assert_eq(train_run_test_id(&jobs[0], id), 0, "%s", attn_last_error());
     snprintf(ckpt, sizeof ckpt, "%s/%s.ckpt", results, id);
     cr_assert_eq(unlink(ckpt), 0, "the sweep keeps its checkpoint at %s", ckpt);
     free(jobs);

@@ -1,0 +1,209 @@
+/* attnbench list [kernels|masks|tasks|models] [--csv] [--names] */
+#include "cli.h"
+#include "tasks/task.h"
+#include "kernels/core/registry.h"
+
+#include <csv.h>
+#include <getopt.h>
+#include <string.h>
+
+static const char usage[] =
+    "usage: attnbench list [kernels|masks|tasks|models] [--csv] [--names]\n"
+    "  kernels  registered attention kernels: family, capabilities, masks, parameters, reference\n"
+    "  masks    mask kinds, their parameters, an example spec and its density at N=1024\n"
+    "  tasks    evaluation tasks (generators and loaders of the quality suites)\n"
+    "  models   model variants of 'attnbench train --model'\n"
+    "  --csv    machine-readable output (one header row)\n"
+    "  --names  names only, one per line (kernels: benchmarkable ones, without the oracle)\n";
+
+static void flags_text(unsigned f, char *buf, size_t n)
+{
+    static const struct {
+        unsigned bit;
+        const char *name;
+    } names[] = {{ATTN_EXACT, "exact"},       {ATTN_APPROX, "approx"},     {ATTN_CAUSAL, "causal"},
+                 {ATTN_TRAINABLE, "bwd"},     {ATTN_DECODE, "decode"},     {ATTN_RECURRENT, "recurrent"},
+                 {ATTN_DISTRIBUTED, "mpi"},   {ATTN_GQA, "gqa"},           {ATTN_CROSS, "cross"},
+                 {ATTN_VARLEN, "varlen"},     {ATTN_DETERMINISTIC, "det"}, {ATTN_STATEFUL, "stateful"},
+                 {ATTN_REFERENCE, "reference"}, {ATTN_DV, "dv"}, {ATTN_ONE_QUERY, "one-query"}, {ATTN_PADDED, "padded"}};
+    buf[0] = '\0';
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+        if (f & names[i].bit) {
+            strncat(buf, buf[0] ? " " : "", n - strlen(buf) - 1);
+            strncat(buf, names[i].name, n - strlen(buf) - 1);
+        }
+}
+
+/* Extra per-token inputs, appended to the capabilities. */
+static void inputs_text(unsigned in, char *buf, size_t n)
+{
+    if (in & ATTN_IN_BETA)
+        strncat(buf, " in:beta", n - strlen(buf) - 1);
+    if (in & ATTN_IN_GATE)
+        strncat(buf, " in:gate", n - strlen(buf) - 1);
+    if (in & ATTN_IN_GATE_VEC)
+        strncat(buf, " in:gate[D]", n - strlen(buf) - 1);
+    if (in & ATTN_IN_ROUTER)
+        strncat(buf, " in:router", n - strlen(buf) - 1);
+    if (in & ATTN_IN_WEIGHTS)
+        strncat(buf, " in:weights", n - strlen(buf) - 1);
+}
+
+static void masks_text(uint32_t m, char *buf, size_t n)
+{
+    buf[0] = '\0';
+    if (m == ATTN_MASK_ALL) {
+        snprintf(buf, n, "all");
+        return;
+    }
+    for (int k = 0; k < ATTN_MASK__COUNT; k++)
+        if (m & ATTN_MASK_BIT(k)) {
+            strncat(buf, buf[0] ? " " : "", n - strlen(buf) - 1);
+            strncat(buf, attn_mask_kind_name((attn_mask_kind)k), n - strlen(buf) - 1);
+        }
+}
+
+static void csv_row(const char *const *cells, int n)
+{
+    for (int i = 0; i < n; i++) {
+        if (i)
+            fputc(',', stdout);
+        csv_fwrite(stdout, cells[i], strlen(cells[i]));
+    }
+    fputc('\n', stdout);
+}
+
+static void list_kernels(int as_csv, int names_only)
+{
+    static const char *const header[] = {"name", "family", "flags", "masks", "params", "reference"};
+    if (as_csv)
+        csv_row(header, 6);
+    else if (!names_only)
+        printf("%-14s %-9s %-44s %-20s %s\n", "name", "family", "capabilities", "masks", "reference / params");
+    for (const attn_kernel *const *k = attn_registry(); *k; k++) {
+        if (names_only) {
+            if (!((*k)->flags & ATTN_REFERENCE))
+                printf("%s\n", (*k)->name);
+            continue;
+        }
+        char flags[256], masks[512];
+        flags_text((*k)->flags, flags, sizeof flags);
+        inputs_text((*k)->inputs, flags, sizeof flags);
+        masks_text((*k)->masks, masks, sizeof masks);
+        const char *cells[] = {(*k)->name, (*k)->family, flags, masks, (*k)->params_help, (*k)->reference};
+        if (as_csv)
+            csv_row(cells, 6);
+        else
+            printf("%-14s %-9s %-44s %-20s %s%s%s\n", cells[0], cells[1], cells[2], cells[3], cells[5],
+                   cells[4][0] ? "; params: " : "", cells[4]);
+    }
+}
+
+/* The model variants of 'attnbench train --model' (models/model.h). */
+static void list_models(int as_csv, int names_only)
+{
+    static const char *const rows[][2] = {
+        {"encoder", "pre-norm Transformer encoder, CLS or mean pooling, classifier head (classification tasks)"},
+        {"twotower", "one shared encoder for both documents, [u, v, u*v, u-v] MLP head (LRA Retrieval)"},
+        {"lm", "causal LM head at the scored positions only (recall and NIAH tasks)"},
+        {"hybrid", "one kernel per layer (--kernel a,b,...), head from the task"},
+        {"looped", "the layer stack applied --loops times with shared weights, head from the task"},
+    };
+    static const char *const header[] = {"name", "description"};
+    if (as_csv)
+        csv_row(header, 2);
+    for (size_t i = 0; i < sizeof rows / sizeof *rows; i++) {
+        if (names_only)
+            printf("%s\n", rows[i][0]);
+        else if (as_csv)
+            csv_row(rows[i], 2);
+        else
+            printf("%-9s %s\n", rows[i][0], rows[i][1]);
+    }
+}
+
+static void list_tasks(int as_csv, int names_only)
+{
+    static const char *const header[] = {"name", "suite", "description", "params"};
+    if (as_csv)
+        csv_row(header, 4);
+    else if (!names_only)
+        printf("%-16s %-7s %s\n", "name", "suite", "description; params");
+    for (const task_def *const *t = task_registry(); *t; t++) {
+        const char *cells[] = {(*t)->name, (*t)->suite, (*t)->description, (*t)->params_help};
+        if (names_only)
+            printf("%s\n", cells[0]);
+        else if (as_csv)
+            csv_row(cells, 4);
+        else
+            printf("%-16s %-7s %s; params: %s\n", cells[0], cells[1], cells[2], cells[3]);
+    }
+}
+
+/* Density of the kind's example spec at N = 1024 self-attention, counted exactly. */
+static void example_density(attn_mask_kind k, char *buf, size_t n)
+{
+    const int64_t N = 1024;
+    attn_mask m;
+    if (attn_mask_parse(attn_mask_kind_example(k), &m) || attn_mask_bind(&m, N)) {
+        snprintf(buf, n, "NA:%s", attn_last_error());
+        return;
+    }
+    int64_t H = attn_mask_varies(&m) & 1 ? 8 : 1; /* mean over 8 heads when heads differ */
+    snprintf(buf, n, "%.4f", attn_mask_pairs_total(&m, 1, H, N, N, 0, 0) / ((double)H * N * N));
+}
+
+static void list_masks(int as_csv, int names_only)
+{
+    static const char *const header[] = {"name", "description", "example", "density_n1024"};
+    if (as_csv)
+        csv_row(header, 4);
+    else if (!names_only)
+        printf("%-16s %-34s %-9s %s\n", "name", "example", "density", "parameters (density: example at N=1024)");
+    for (int k = 0; k < ATTN_MASK__COUNT; k++) {
+        char dens[256];
+        example_density((attn_mask_kind)k, dens, sizeof dens);
+        const char *cells[] = {attn_mask_kind_name((attn_mask_kind)k), attn_mask_kind_help((attn_mask_kind)k),
+                               attn_mask_kind_example((attn_mask_kind)k), dens};
+        if (as_csv)
+            csv_row(cells, 4);
+        else if (names_only)
+            printf("%s\n", cells[0]);
+        else
+            printf("%-16s %-34s %-9s %s\n", cells[0], cells[2], cells[3], cells[1]);
+    }
+}
+
+int cmd_list(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"csv", no_argument, 0, 'c'}, {"names", no_argument, 0, 'n'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    int as_csv = 0, names_only = 0, c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) { /* options may follow the list name */
+        if (c == 'c')
+            as_csv = 1;
+        else if (c == 'n')
+            names_only = 1;
+        else if (c == 'h')
+            return fputs(usage, stdout), 0;
+        else
+            return cli_usage_error("list", "unknown option");
+    }
+    const char *what = optind < argc ? argv[optind] : "kernels";
+    if (optind + 1 < argc)
+        return cli_usage_error("list", "expected at most one of kernels|masks|tasks|models");
+    if (strcmp(what, "kernels") == 0)
+        list_kernels(as_csv, names_only);
+    else if (strcmp(what, "masks") == 0)
+        list_masks(as_csv, names_only);
+    else if (strcmp(what, "tasks") == 0)
+        list_tasks(as_csv, names_only);
+    else if (strcmp(what, "models") == 0)
+        list_models(as_csv, names_only);
+    else {
+        fprintf(stderr, "attnbench list: unknown list '%s': expected kernels, masks, tasks or models\n", what);
+        return 2;
+    }
+    return 0;
+}

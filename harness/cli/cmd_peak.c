@@ -1,0 +1,52 @@
+/* attnbench peak: same-run machine peaks that bench rows are compared with. */
+#include "harness/measure/bench.h"
+#include "cli.h"
+#include "harness/results/csvw.h"
+#include "harness/measure/sysinfo.h"
+
+#include <getopt.h>
+
+static const char usage[] =
+    "usage: attnbench peak [--threads T] [--out FILE]\n"
+    "Measures OpenBLAS sgemm GFLOP/s and STREAM-triad GB/s with T threads (default: all\n"
+    "cores): the ceilings that bench rows report pct_sgemm_peak and pct_stream_peak against.\n"
+    "  --out FILE  also append the two rows (suite 'peak') to this CSV\n";
+
+int cmd_peak(int argc, char **argv)
+{
+    static const struct option opts[] = {{"threads", required_argument, 0, 't'},
+                                         {"out", required_argument, 0, 'o'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    int64_t threads = sysinfo_ncpu();
+    const char *out = NULL;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+        if (c == 't') {
+            if (cli_int64("--threads", optarg, 1, 1024, &threads))
+                return cli_report("peak");
+        } else if (c == 'o')
+            out = optarg;
+        else if (c == 'h')
+            return fputs(usage, stdout), 0;
+        else
+            return cli_usage_error("peak", "unknown option");
+    }
+    if (optind < argc)
+        return cli_usage_error("peak", "unexpected argument");
+    sysinfo_print(stdout);
+    peak_result p;
+    if (peak_measure((int)threads, &p))
+        return cli_report("peak");
+    peak_print(stdout, &p);
+    if (out) {
+        csvw_row rows[2];
+        csvw w;
+        bench_peak_rows(&p, rows);
+        if (csvw_open(&w, out) || csvw_write(&w, &rows[0]) || csvw_write(&w, &rows[1]))
+            return cli_report("peak");
+        csvw_close(&w);
+    }
+    return 0;
+}

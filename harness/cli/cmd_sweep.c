@@ -1,0 +1,534 @@
+/* attnbench sweep: run a config's job grid into DIR/<suite>.csv, resumably. */
+#include "harness/measure/bench.h"
+#include "cli.h"
+#include "harness/measure/config.h"
+#include "harness/train/config_train.h"
+#include "harness/train/extrapolate.h"
+#include "harness/results/csvw.h"
+#include "kernels/core/registry.h"
+#include "harness/results/scaling.h"
+#include "harness/results/sparsity.h"
+#include "harness/measure/sysinfo.h"
+
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const char usage[] =
+    "usage: attnbench sweep --config FILE [options]\n"
+    "Expands the config's job grid (configs/README.md) and runs each job as 'bench' does,\n"
+    "appending one row per job to DIR/<suite>.csv; the run's sgemm/STREAM peaks go to\n"
+    "DIR/peak.csv. Rows are written whole and synced, so an interrupted sweep loses at\n"
+    "most the job in flight; --resume then skips every job already in the file.\n"
+    "  --config FILE       sweep description (configs/quick.json, default.json, full.json)\n"
+    "  --suite S           only this suite of the config\n"
+    "  --kernel K[,K...]   only these kernels\n"
+    "  --task T            only the training jobs of this task (\"trainings\" entries: a model\n"
+    "                      with each kernel trained and evaluated; rows per evaluation)\n"
+    "  --resume            skip jobs whose job_id is already in the results file (a finished\n"
+    "                      training: only its extrapolation cells not yet there are evaluated)\n"
+    "  --shard i/n         run only jobs j with j % n == i (Slurm arrays, several machines)\n"
+    "  --dry-run           print the resolved config and the jobs, run nothing\n"
+    "  --results DIR       output folder (default results)\n";
+
+typedef struct {
+    const char *config, *suite, *task, *results;
+    char kernels[32][CLI_ITEM];
+    int n_kernels, resume, dry_run;
+    int64_t shard_i, shard_n;
+} sweep_opts;
+
+static int parse_shard(const char *s, sweep_opts *o)
+{
+    const char *slash = strchr(s, '/');
+    char i[32];
+    if (!slash || (size_t)(slash - s) >= sizeof i)
+        return attn_fail(ATTN_EINVAL, "--shard: expected i/n (e.g. 0/4), found '%s'", s);
+    memcpy(i, s, (size_t)(slash - s));
+    i[slash - s] = '\0';
+    int rc = cli_int64("--shard n", slash + 1, 1, 1 << 20, &o->shard_n);
+    if (!rc)
+        rc = cli_int64("--shard i", i, 0, o->shard_n - 1, &o->shard_i);
+    return rc;
+}
+
+static int parse_opts(int argc, char **argv, sweep_opts *o)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, 0, 'c'}, {"suite", required_argument, 0, 's'},
+        {"kernel", required_argument, 0, 'k'}, {"task", required_argument, 0, 't'},
+        {"resume", no_argument, 0, 'r'},       {"shard", required_argument, 0, 'S'},
+        {"dry-run", no_argument, 0, 'd'},      {"results", required_argument, 0, 'o'},
+        {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
+    int c, rc = 0;
+    optind = 1;
+    while (!rc && (c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c': o->config = optarg; break;
+        case 's': o->suite = optarg; break;
+        case 'k': rc = cli_split("--kernel", optarg, o->kernels, 32, &o->n_kernels); break;
+        case 't': o->task = optarg; break;
+        case 'r': o->resume = 1; break;
+        case 'S': rc = parse_shard(optarg, o); break;
+        case 'd': o->dry_run = 1; break;
+        case 'o': o->results = optarg; break;
+        case 'h': fputs(usage, stdout); return 1;
+        default: return attn_fail(ATTN_EINVAL, "unknown option or missing value (see 'attnbench sweep --help')");
+        }
+    }
+    if (rc)
+        return rc;
+    if (optind < argc)
+        return attn_fail(ATTN_EINVAL, "unexpected argument '%s'", argv[optind]);
+    if (!o->config)
+        return attn_fail(ATTN_EINVAL, "--config FILE is required");
+    return 0;
+}
+
+/* A config job as a bench job; kernel names are checked against the registry here. */
+static int job_from_cfg(const cfg_config *cfg, const cfg_job *cj, bench_job *job)
+{
+    memset(job, 0, sizeof *job);
+    snprintf(job->suite, sizeof job->suite, "%s", cj->suite);
+    if (!(job->kernel = attn_find_kernel(cj->kernel)))
+        return attn_fail(ATTN_EINVAL, "%s: suite '%s': %s", cfg->path, cj->suite, attn_last_error());
+    attn_args *a = &job->args;
+    a->B = cj->B, a->H = cj->H, a->H_kv = cj->H_kv, a->Nq = cj->N, a->Nk = cj->N_kv, a->D = cj->D, a->Dv = cj->Dv;
+    a->threads = cj->threads;
+    int rc = attn_mask_parse(cj->mask, &a->mask);
+    if (!rc)
+        rc = bench_pass_parse(cj->pass, &job->pass);
+    char params[CFG_SPEC_MAX];
+    strcpy(params, cj->params);
+    for (char *kv = strtok(params, ","); !rc && kv; kv = strtok(NULL, ","))
+        rc = param_bag_add(&a->params, kv);
+    if (rc)
+        return attn_fail(ATTN_EINVAL, "%s: suite '%s': %s", cfg->path, cj->suite, attn_last_error());
+    if (cj->kv_lens[0])
+        job->n_kv_lens = cfg_parse_kv_lens(cj->kv_lens, job->kv_lens, 64), job->lens_padded = cj->lens_padded;
+    job->seed = cj->seed;
+    job->max_workspace_bytes = (size_t)cfg->max_workspace_bytes;
+    job->measure = (measure_opts){(int)cfg->measure.warmup, (int)cfg->measure.min_reps,
+                                       (int)cfg->measure.max_reps, cfg->measure.min_time_s};
+    return 0;
+}
+
+static void describe_job(const bench_job *j, char *buf, size_t n)
+{
+    char mask[128];
+    attn_mask_format(&j->args.mask, mask, sizeof mask);
+    snprintf(buf, n, "%s %s %s B%lld H%lld/%lld N%lld/%lld D%lld T%d", j->kernel->name, mask,
+             bench_pass_name(j->pass), (long long)j->args.B, (long long)j->args.H,
+             (long long)j->args.H_kv, (long long)j->args.Nq, (long long)j->args.Nk,
+             (long long)j->args.D, j->args.threads);
+    for (int b = 0; b < j->n_kv_lens; b++) /* a ragged or padded batch's lengths */
+        snprintf(buf + strlen(buf), n - strlen(buf), "%s%lld", b ? "+" : j->lens_padded ? " seq_lens=" : " kv_lens=",
+                 (long long)j->kv_lens[b]);
+}
+
+/* Measures and records the machine peaks for every thread count in the run. */
+static int record_peaks(const char *dir, const bench_job *jobs, size_t n, peak_result *peaks)
+{
+    char path[1100];
+    snprintf(path, sizeof path, "%s/peak.csv", dir);
+    csvw w;
+    int rc = csvw_open(&w, path);
+    for (size_t i = 0; !rc && i < n; i++) {
+        int t = jobs[i].args.threads;
+        if (peaks[t].threads == t)
+            continue;
+        if ((rc = peak_measure(t, &peaks[t])) != 0)
+            break;
+        peak_print(stderr, &peaks[t]);
+        csvw_row rows[2];
+        bench_peak_rows(&peaks[t], rows);
+        rc = csvw_write(&w, &rows[0]);
+        if (!rc)
+            rc = csvw_write(&w, &rows[1]);
+    }
+    csvw_close(&w);
+    return rc;
+}
+
+typedef struct {
+    bench_job *jobs;
+    size_t n;
+    csvw_idset done;
+    sparsity_refs dense; /* full-mask times, for sparsity efficiency */
+    scaling_points scaling; /* times by length, for the scaling exponent */
+} plan;
+
+static int is_dense(const bench_job *j)
+{
+    return j->args.mask.kind == ATTN_MASK_FULL && !j->args.mask.causal;
+}
+
+/* Full-mask jobs first (stable), so every masked job finds its dense
+ * reference from the same run. */
+static void dense_first(plan *p)
+{
+    bench_job *sorted = malloc((p->n ? p->n : 1) * sizeof *sorted);
+    if (!sorted)
+        return; /* the order only matters for sparsity_eff, which then says NA */
+    size_t k = 0;
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t j = 0; j < p->n; j++)
+            if (is_dense(&p->jobs[j]) == !pass)
+                sorted[k++] = p->jobs[j];
+    memcpy(p->jobs, sorted, p->n * sizeof *sorted);
+    free(sorted);
+}
+
+static int build_plan(const sweep_opts *o, const cfg_config *cfg, plan *p)
+{
+    const char *names[32];
+    for (int i = 0; i < o->n_kernels; i++)
+        names[i] = o->kernels[i];
+    cfg_filter f = {o->suite, o->n_kernels ? names : NULL, (size_t)o->n_kernels};
+    cfg_job *cj;
+    size_t n;
+    int rc = cfg_expand_filtered(cfg, &f, &cj, &n);
+    if (rc)
+        return rc;
+    p->jobs = calloc(n ? n : 1, sizeof *p->jobs);
+    p->n = 0;
+    csvw_idset_init(&p->done);
+    sparsity_refs_init(&p->dense);
+    scaling_init(&p->scaling);
+    for (size_t j = 0; !rc && j < n; j++) {
+        if (o->shard_n && (int64_t)(j % (size_t)o->shard_n) != o->shard_i)
+            continue;
+        rc = job_from_cfg(cfg, &cj[j], &p->jobs[p->n++]);
+    }
+    free(cj);
+    if (!rc)
+        dense_first(p);
+    return rc;
+}
+
+static int note_done_row(const csvw_row *row, void *p)
+{
+    sparsity_refs_note(&((plan *)p)->dense, row);
+    scaling_note(&((plan *)p)->scaling, row);
+    return 0;
+}
+
+/* Loads the job ids already in each suite's file (any status), and the
+ * full-mask times there, which a resumed sweep uses as dense references, and
+ * the times by length for the scaling exponent. */
+static int load_done(const char *dir, plan *p)
+{
+    for (size_t j = 0; j < p->n; j++) {
+        if (j && strcmp(p->jobs[j].suite, p->jobs[j - 1].suite) == 0)
+            continue;
+        char path[1100];
+        snprintf(path, sizeof path, "%s/%s.csv", dir, p->jobs[j].suite);
+        int rc = csvw_load_job_ids(path, &p->done);
+        if (rc >= 0 && access(path, F_OK) == 0)
+            rc = csvw_read_rows(path, note_done_row, p);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+static void print_eta(size_t i, size_t n, double elapsed_s, size_t ran)
+{
+    long eta = (long)(elapsed_s / (double)ran * (double)(n - i - 1) + 0.5);
+    fprintf(stderr, " (elapsed %.0fs, ETA %ldm%02lds)", elapsed_s, eta / 60, eta % 60);
+}
+
+/* The results file of the current suite, kept open while consecutive jobs
+ * share it (reopening validates the whole file each time). */
+typedef struct {
+    csvw w;
+    char suite[ATTN_CELL_MAX];
+    int open;
+} csvw_pool;
+
+static int write_row(const char *dir, csvw_pool *out, const csvw_row *row)
+{
+    const char *suite = row->cell[ATTN_COL_SUITE];
+    if (!out->open || strcmp(out->suite, suite) != 0) {
+        if (out->open)
+            csvw_close(&out->w);
+        out->open = 0;
+        char path[1100];
+        snprintf(path, sizeof path, "%s/%s.csv", dir, suite);
+        int rc = csvw_open(&out->w, path);
+        if (rc)
+            return rc;
+        snprintf(out->suite, sizeof out->suite, "%s", suite);
+        out->open = 1;
+    }
+    return csvw_write(&out->w, row);
+}
+
+static int run_plan(const sweep_opts *o, plan *p)
+{
+    static peak_result peaks[1025];
+    int rc = record_peaks(o->results, p->jobs, p->n, peaks);
+    if (rc)
+        return rc;
+    size_t ran = 0, skipped = 0, errors = 0;
+    double t0 = measure_now_s();
+    csvw_pool out = {0};
+    for (size_t j = 0; j < p->n; j++) {
+        bench_job *job = &p->jobs[j];
+        csvw_row row;
+        char what[256], id[17];
+        describe_job(job, what, sizeof what);
+        bench_identity(job, &row);
+        csvw_row_job_id(&row, id);
+        if (csvw_idset_contains(&p->done, id)) {
+            skipped++;
+            continue;
+        }
+        job->peak = &peaks[job->args.threads];
+        fprintf(stderr, "[%zu/%zu] %s ...", j + 1, p->n, what);
+        if ((rc = bench_run(job, &row)) != 0)
+            return rc;
+        sparsity_refs_note(&p->dense, &row);
+        sparsity_refs_fill(&p->dense, &row);
+        scaling_fill(&p->scaling, &row);
+        scaling_note(&p->scaling, &row);
+        if ((rc = write_row(o->results, &out, &row)) != 0)
+            return rc;
+        csvw_idset_add(&p->done, id);
+        ran++;
+        errors += strncmp(row.cell[ATTN_COL_STATUS], "error", 5) == 0;
+        fprintf(stderr, " %s ms, %s GFLOP/s, %s", row.cell[ATTN_COL_TIME_MS_MEDIAN], row.cell[ATTN_COL_GFLOPS],
+                row.cell[ATTN_COL_STATUS]);
+        print_eta(j, p->n, measure_now_s() - t0, ran);
+        fputc('\n', stderr);
+    }
+    if (out.open)
+        csvw_close(&out.w);
+    fprintf(stderr, "sweep: %zu jobs run, %zu already in the results (resume), %zu errors\n", ran, skipped, errors);
+    return errors ? 1 : 0;
+}
+
+/* 1 if the config has a kernel suite named s. */
+static int kernel_suite(const cfg_config *cfg, const char *s)
+{
+    for (size_t i = 0; i < cfg->n_suites; i++)
+        if (!strcmp(cfg->suites[i].name, s))
+            return 1;
+    return 0;
+}
+
+/* A training entry's "extrapolate": its checkpoint at longer lengths and
+ * needle depths, then the same grid with each listed kernel swapped into
+ * every layer (as 'attnbench eval --kernel'). Cells whose row is already in
+ * the results (a cell: trained job x scale x depth x swapped kernel) are not
+ * evaluated again, so a resumed sweep fills in exactly the missing ones. */
+static int extrapolate_job(const train_run_opts *r, const char *ckpt)
+{
+    extrapolate_opts e = {.checkpoint = ckpt, .out = r->out, .threads = r->train.threads, .n_scales = r->n_scales,
+                          .depths = r->depths, .progress = 1, .skip_done = 1, .run = r};
+    memcpy(e.scale, r->scale, sizeof(int64_t) * (size_t)r->n_scales);
+    int rows, failed = 0;
+    for (int k = -1; k < r->n_swaps; k++) { /* -1: the trained kernel; a failed grid does not stop the others */
+        const train_kernel_swap *sw = k >= 0 ? &r->swap[k] : NULL;
+        if (sw) {
+            e.kernel = sw->kernel, e.kparams = sw->params, e.mask = sw->mask[0] ? sw->mask : NULL;
+            fprintf(stderr, "eval: %s swapped into every layer\n", sw->kernel);
+        }
+        if (extrapolate_run(&e, &rows) != 0) {
+            fprintf(stderr, "eval: %s: error: %s\n", sw ? sw->kernel : "trained kernel", attn_last_error());
+            failed++;
+        }
+    }
+    return failed ? attn_fail(ATTN_EINVAL, "%d of %d grids failed (errors above)", failed, r->n_swaps + 1) : 0;
+}
+
+/* Whether run r's final test row is in its results file (id: its job_id,
+ * "" when the run cannot make its test split). */
+static int training_done(const train_run_opts *r, char id[17])
+{
+    csvw_idset done;
+    csvw_idset_init(&done);
+    int have = 0;
+    if (train_run_test_id(r, id) != 0)
+        id[0] = '\0';
+    else if (csvw_load_job_ids(r->out, &done) >= 0)
+        have = csvw_idset_contains(&done, id) != 0;
+    csvw_idset_free(&done);
+    return have;
+}
+
+/* The training jobs (after the kernel jobs): each one trains, evaluates and
+ * writes its rows; with --resume a job whose test row exists is not trained
+ * again, and only its missing extrapolation cells are evaluated. */
+static int run_trainings(const sweep_opts *o, const cfg_config *cfg, int *failed)
+{
+    const char *names[32];
+    for (int i = 0; i < o->n_kernels; i++)
+        names[i] = o->kernels[i];
+    train_run_opts *jobs;
+    size_t n;
+    int rc = cfg_trainings_expand(cfg->trainings, cfg->n_trainings, o->suite, o->task,
+                                  o->n_kernels ? names : NULL, (size_t)o->n_kernels, &jobs, &n);
+    if (rc)
+        return rc;
+    if (o->task && !n) {
+        free(jobs);
+        return attn_fail(ATTN_EINVAL, "--task %s: %s has no training job for it%s", o->task, cfg->path,
+                         o->n_kernels ? " with these kernels" : "");
+    }
+    char (*paths)[1100] = calloc(n ? n : 1, sizeof *paths);
+    for (size_t j = 0; !rc && paths && j < n; j++) {
+        const task_def *t = task_find(jobs[j].task);
+        snprintf(paths[j], sizeof paths[j], "%s/%s.csv", o->results, t ? t->suite : "train");
+        jobs[j].out = paths[j];
+    }
+    double t0 = measure_now_s();
+    for (size_t j = 0; !rc && paths && j < n; j++) {
+        train_run_opts *r = &jobs[j];
+        char id[17];
+        int have = training_done(r, id);
+        if (have && !o->resume) {
+            rc = attn_fail(ATTN_EINVAL, "%s: training job %zu (%s, %s) already has rows; pass --resume to skip it",
+                           r->out, j + 1, r->task, r->model.kernels[0]);
+            break;
+        }
+        char ks[160] = "";
+        for (int i = 0; i < r->model.n_kernels; i++)
+            snprintf(ks + strlen(ks), sizeof ks - strlen(ks), "%s%s", i ? "+" : "", r->model.kernels[i]);
+        fprintf(stderr, "[train %zu/%zu] %s with %s d_model=%lld lr=%g seed=%llu%s\n", j + 1, n, r->task, ks,
+                (long long)r->model.d_model, r->train.lr, (unsigned long long)r->train.seed,
+                !have ? "" : r->n_scales ? ": trained already (resume), extrapolation cells not yet in the results follow"
+                                          : ": done already (resume)");
+        if (have && !r->n_scales)
+            continue;
+        double acc;
+        char ckpt[1200];
+        if (r->n_scales && id[0]) { /* the extrapolation reads the model back */
+            snprintf(ckpt, sizeof ckpt, "%s/%s.ckpt", o->results, id);
+            r->checkpoint = ckpt;
+        }
+        if (!have && train_run_exec(r, &acc) != 0) {
+            fprintf(stderr, "[train %zu/%zu] error: %s\n", j + 1, n, attn_last_error());
+            *failed = 1;
+        } else if (r->checkpoint && extrapolate_job(r, r->checkpoint) != 0) {
+            fprintf(stderr, "[train %zu/%zu] extrapolation error: %s\n", j + 1, n, attn_last_error());
+            *failed = 1;
+        }
+        fprintf(stderr, "[train %zu/%zu] elapsed %.0fs\n", j + 1, n, measure_now_s() - t0);
+    }
+    if (!paths)
+        rc = attn_fail(ATTN_ENOMEM, "sweep: out of memory");
+    free(paths);
+    free(jobs);
+    return rc;
+}
+
+int cmd_sweep(int argc, char **argv)
+{
+    sweep_opts o;
+    memset(&o, 0, sizeof o);
+    o.results = "results";
+    int rc = parse_opts(argc, argv, &o);
+    if (rc > 0)
+        return 0;
+    if (rc)
+        return cli_report("sweep");
+    cfg_config cfg;
+    plan p = {0};
+    int failed_jobs = 0;
+    if ((rc = cfg_load(o.config, &cfg)) != 0)
+        goto out;
+    if (o.task && !cfg.n_trainings) {
+        rc = attn_fail(ATTN_EINVAL, "--task %s: %s has no training job for it (no \"trainings\" entries)", o.task,
+                       o.config);
+        goto out;
+    }
+    if (o.suite && !kernel_suite(&cfg, o.suite)) {
+        int found = 0;
+        for (size_t i = 0; i < cfg.n_trainings; i++)
+            found |= !strcmp(cfg.trainings[i].suite, o.suite);
+        if (!found) {
+            rc = attn_fail(ATTN_EINVAL, "--suite %s: %s has no kernel suite or training entry of that name", o.suite,
+                           o.config);
+            goto out;
+        }
+    }
+    /* kernel jobs unless only training jobs are asked for (--task, or a training suite) */
+    int kernels_too = !o.task && cfg.n_suites && (!o.suite || kernel_suite(&cfg, o.suite));
+    if (kernels_too && (rc = build_plan(&o, &cfg, &p)) != 0)
+        goto out;
+    if (o.dry_run) {
+        cfg_dump(stdout, &cfg);
+        for (size_t j = 0; j < p.n; j++) {
+            char what[256];
+            describe_job(&p.jobs[j], what, sizeof what);
+            printf("job %zu: %s\n", j + 1, what);
+        }
+        train_run_opts *tj = NULL;
+        size_t tn = 0;
+        const char *names[32];
+        for (int i = 0; i < o.n_kernels; i++)
+            names[i] = o.kernels[i];
+        if (cfg.n_trainings && (!o.suite || !kernels_too) &&
+            (rc = cfg_trainings_expand(cfg.trainings, cfg.n_trainings, o.suite, o.task, o.n_kernels ? names : NULL,
+                                       (size_t)o.n_kernels, &tj, &tn)) != 0)
+            goto out;
+        if (o.task && !tn) {
+            free(tj);
+            rc = attn_fail(ATTN_EINVAL, "--task %s: %s has no training job for it", o.task, o.config);
+            goto out;
+        }
+        for (size_t j = 0; j < tn; j++) {
+            printf("training %zu: %s %s%s layers=%lld d_model=%lld lr=%g steps=%lld batch=%lld train_n=%lld seed=%llu",
+                   j + 1, tj[j].task, tj[j].model.kernels[0], tj[j].model.n_kernels > 1 ? "+..." : "",
+                   (long long)tj[j].model.layers, (long long)tj[j].model.d_model, tj[j].train.lr,
+                   (long long)tj[j].train.steps, (long long)tj[j].train.batch, (long long)tj[j].train_n,
+                   (unsigned long long)tj[j].train.seed);
+            for (int s = 0; s < tj[j].n_scales; s++)
+                printf("%s%lld", s ? "," : " extrapolate scale=", (long long)tj[j].scale[s]);
+            if (tj[j].n_scales)
+                printf(" depths=%d", tj[j].depths);
+            for (int k = 0; k < tj[j].n_swaps; k++)
+                printf("%s%s%s%s", k ? "," : " swapped=", tj[j].swap[k].kernel, tj[j].swap[k].mask[0] ? "@" : "",
+                       tj[j].swap[k].mask);
+            printf("\n");
+        }
+        free(tj);
+        goto out;
+    }
+    mkdir(o.results, 0777);
+    if ((rc = load_done(o.results, &p)) != 0)
+        goto out;
+    if (!o.resume && p.done.n) {
+        size_t present = 0;
+        for (size_t j = 0; j < p.n; j++) {
+            csvw_row row;
+            char id[17];
+            bench_identity(&p.jobs[j], &row);
+            csvw_row_job_id(&row, id);
+            present += csvw_idset_contains(&p.done, id) != 0;
+        }
+        if (present) {
+            rc = attn_fail(ATTN_EINVAL, "%s: %zu of these %zu jobs already have rows; pass --resume to skip them "
+                                        "(or move the old results away)", o.results, present, p.n);
+            goto out;
+        }
+    }
+    sysinfo_print(stderr);
+    if (kernels_too) {
+        rc = run_plan(&o, &p);
+        if (rc > 0)
+            failed_jobs = 1, rc = 0; /* rows say which; the exit code says some failed */
+    }
+    if (!rc && cfg.n_trainings && (!o.suite || !kernels_too))
+        rc = run_trainings(&o, &cfg, &failed_jobs);
+out:
+    free(p.jobs);
+    csvw_idset_free(&p.done);
+    sparsity_refs_free(&p.dense);
+    scaling_free(&p.scaling);
+    cfg_free(&cfg);
+    return rc ? cli_report("sweep") : failed_jobs;
+}

@@ -1,0 +1,56 @@
+/* attnbench: one binary, one subcommand per concern (DESIGN.md "CLI"). */
+#include "cli.h"
+#include "kernels/core/registry.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const char usage[] =
+    "attnbench - benchmark and evaluation harness for efficient and long-context attention\n"
+    "\n"
+    "usage: attnbench <command> [options]   ('attnbench <command> --help' for details)\n"
+    "\n"
+    "commands:\n"
+    "  list   [kernels|masks|tasks|models] [--csv] [--names]   what is registered\n"
+    "  peak   [--threads T]           same-run sgemm GFLOP/s and STREAM-triad GB/s\n"
+    "  check  --kernel K|all [--mask M]   oracle agreement, gradients, causal leakage,\n"
+    "                                 masked rows, thread determinism (pass/fail table)\n"
+    "  bench  --kernel K[,K...] --mask M --B --H --Hkv --N --Nkv --D [--pass fwd|bwd|fwdbwd]\n"
+    "         [--param k=v ...] [--threads T] [--reps R] [--warmup W] [--out FILE]\n"
+    "                                 time one problem; prints a table, appends CSV rows to FILE\n"
+    "  sweep  --config FILE [--suite S] [--kernel K] [--resume] [--shard i/n] [--dry-run]\n"
+    "                                 run a config's job grid into results/<suite>.csv\n"
+    "  mask   --show SPEC [--N N] [--head H] [--out DIR]\n"
+    "                                 draw a mask as a PBM picture (results/plots/masks/)\n"
+    "  train  --task T --kernel K[,K...] [--model M] [--steps S] [--seed S] [options]\n"
+    "                                 train a model from scratch on a task, rows per evaluation\n"
+    "  eval   --checkpoint FILE [--scale 1,2,4,8] [--depths K]\n"
+    "                                 reload a trained model and reproduce its test accuracy,\n"
+    "                                 or evaluate it at longer lengths and needle depths\n"
+    "  report lra|recall [--csv FILE] [--md FILE] [--data FILE]\n"
+    "                                 results/LRA.md (LRA table beside the published one) or\n"
+    "                                 results/RECALL.md (best of the learning-rate grid)\n"
+    "  crossover [--ref K] [--suite S] [--csv] FILE\n"
+    "                                 N from which each kernel beats K (default flash)\n"
+    "\n"
+    "Results use one CSV schema (README.md); kernels: 'attnbench list kernels'.\n";
+
+int main(int argc, char **argv)
+{
+    static const struct {
+        const char *name;
+        int (*run)(int, char **);
+    } commands[] = {{"list", cmd_list}, {"peak", cmd_peak}, {"check", cmd_check}, {"bench", cmd_bench}, {"sweep", cmd_sweep}, {"mask", cmd_mask},
+                    {"crossover", cmd_crossover}, {"train", cmd_train}, {"eval", cmd_eval},
+                    {"report", cmd_report}};
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        fputs(usage, stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+        if (strcmp(argv[1], commands[i].name) == 0)
+            return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "attnbench: unknown command '%s': expected list, peak, check, bench, sweep, mask, crossover, train, eval or report\n", argv[1]);
+    return 2;
+}

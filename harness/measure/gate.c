@@ -1,0 +1,183 @@
+#include "gate.h"
+
+#include "kernels/core/oracle.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+/* Rows n0 .. n0+rows-1 of head (b, h) of t, widened to a [1,1,rows,D] double tensor. */
+static attn_tensor_f64 widen_head(const attn_tensor *t, int64_t b, int64_t h, int64_t n0, int64_t rows)
+{
+    attn_tensor_f64 w = {NULL, 1, 1, rows, t->D, rows * t->D, rows * t->D, t->D};
+    if (!t->data)
+        return w;
+    w.data = malloc(sizeof(double) * (size_t)(rows * t->D));
+    for (int64_t n = 0; n < rows; n++)
+        for (int64_t d = 0; d < t->D; d++)
+            w.data[n * t->D + d] = attn_at(t, b, h, n0 + n)[d];
+    return w;
+}
+
+/* The oracle's output row and lse for query row (b, h, i) into orow[D]. */
+static double oracle_row(const attn_args *a, const attn_io *io, const attn_tensor_f64 *k,
+                         const attn_tensor_f64 *v, int64_t b, int64_t h, int64_t i, double *orow)
+{
+    /* The oracle on one query row, run as batch b + 1, head h + 1 of a problem
+     * whose Q, K and V views repeat that row and KV head (b and h strides 0),
+     * so that masks which differ per batch entry or head (attn_mask_varies)
+     * are evaluated at the real (b, h): the answer is the last row. */
+    int64_t Dv = v->D;
+    if (i >= attn_q_len(a, b)) { /* a padded row of a padded batch: no keys, O = 0 */
+        for (int64_t d = 0; d < Dv; d++)
+            orow[d] = 0;
+        return -INFINITY;
+    }
+    attn_args one = *a; /* a padded batch keeps seq_len: b's keys end at its length */
+    one.B = b + 1, one.H = one.H_kv = h + 1, one.Nq = 1;
+    one.q_off = a->q_off + i;
+    attn_tensor_f64 q = widen_head(&io->q, b, h, i, 1), kr = *k, vr = *v;
+    q.sb = q.sh = kr.sb = kr.sh = vr.sb = vr.sh = 0;
+    q.B = kr.B = vr.B = one.B, q.H = kr.H = vr.H = one.H;
+    int64_t rows = one.B * one.H;
+    attn_tensor_f64 o = {calloc((size_t)(rows * Dv), sizeof(double)), one.B, one.H, 1, Dv, one.H * Dv, Dv, Dv};
+    double *lses = malloc(sizeof(double) * (size_t)rows), lse;
+    attn_oracle_forward_f64(&one, &q, &kr, &vr, &o, lses);
+    lse = lses[rows - 1];
+    for (int64_t d = 0; d < Dv; d++)
+        orow[d] = o.data[(rows - 1) * Dv + d];
+    free(lses);
+    free(q.data);
+    free(o.data);
+    return lse;
+}
+
+static double worse(double err, double e) { return e <= err ? err : isnan(e) ? INFINITY : e; }
+
+/* The sampled heads: up to 4 (b, h) pairs spread over the batch and heads. */
+#define FOR_SAMPLED_HEADS(a, b, h)                                                              \
+    for (int64_t bh_ = 0, step_ = (a)->B * (a)->H > 4 ? (a)->B * (a)->H / 4 : 1, b = 0, h = 0; \
+         bh_ < (a)->B * (a)->H && (b = bh_ / (a)->H, h = bh_ % (a)->H, 1); bh_ += step_)
+
+/* Softmax kernels against the oracle; own-reference kernels only collect the
+ * softmax fidelity here (their error comes from ref_gate). */
+static void sampled_rows(const attn_kernel *kern, const attn_args *a, const attn_io *io, gate_result *r)
+{
+    int own = kern && kern->ref_forward, one_query = kern && (kern->flags & ATTN_ONE_QUERY);
+    int64_t G = a->H / a->H_kv, Dv = attn_dv(a);
+    double diff2 = 0, ref2 = 0, *orow = malloc(sizeof(double) * (size_t)Dv);
+    FOR_SAMPLED_HEADS(a, b, h) {
+        if (one_query)
+            break; /* one learned query: no softmax rows to compare with */
+        attn_tensor_f64 k = widen_head(&io->k, b, h / G, 0, a->Nk);
+        attn_tensor_f64 v = widen_head(&io->v, b, h / G, 0, a->Nk);
+        double vmax = 0;
+        for (int64_t n = 0; n < a->Nk * Dv; n++)
+            vmax = fmax(vmax, fabs(v.data[n]));
+        int64_t rows[3] = {0, a->Nq / 2, a->Nq - 1};
+        for (int s = 0; s < 3; s++) {
+            double lse = oracle_row(a, io, &k, &v, b, h, rows[s], orow), err = 0;
+            const float *got = attn_at(&io->o, b, h, rows[s]);
+            for (int64_t d = 0; d < Dv; d++) {
+                diff2 += (got[d] - orow[d]) * (got[d] - orow[d]);
+                ref2 += orow[d] * orow[d];
+                err = worse(err, fabs((double)got[d] - orow[d]) / (vmax > 0 ? vmax : 1));
+            }
+            if (own)
+                continue;
+            double got_lse = io->lse[(b * a->H + h) * a->Nq + rows[s]];
+            if (isinf(lse) || isinf(got_lse))
+                err = lse == got_lse ? err : INFINITY;
+            else
+                err = fmax(err, fabs(got_lse - lse) / (1 + fabs(lse)) * 2); /* lse tol is half O's */
+            r->err = worse(r->err, err);
+        }
+        free(k.data);
+        free(v.data);
+    }
+    free(orow);
+    r->softmax_rel = own && ref2 > 0 ? sqrt(diff2 / ref2) : NAN;
+}
+
+/* Rows whose output depends on keys before them only: a prefix of the
+ * sequence is a complete problem of its own. */
+static int64_t ref_prefix(const attn_kernel *k, const attn_args *a)
+{
+    int causal = a->mask.kind == ATTN_MASK_CAUSAL || (a->mask.kind == ATTN_MASK_FULL && a->mask.causal);
+    int64_t L = a->Nk;
+    if ((causal || (k->flags & ATTN_ONE_QUERY)) && a->Nq == a->Nk && L > 2048)
+        L = 2048;
+    return L;
+}
+
+/* Own-reference kernels: the kernel's double reference on each sampled head,
+ * over a prefix when the mask allows (a padded batch: over the sequence's
+ * own rows, the rows after it must be 0), against the kernel's rows. Some kernels
+ * depend on the head index and count (RetNet's and Lightning's per-head
+ * decay schedules), so the reference runs with the problem's H and H_kv,
+ * every head a stride-0 view of head h's data (the answer is head h). */
+static void ref_gate(const attn_kernel *k, const attn_args *a, const attn_io *io, gate_result *r)
+{
+    int64_t G = a->H / a->H_kv, Dv = attn_dv(a);
+    FOR_SAMPLED_HEADS(a, b, h) {
+        int64_t L = ref_prefix(k, a), pad_from = a->Nq;
+        if (a->seq_len) /* self-attention: the sequence is its first seq_len[b] rows */
+            L = L < a->seq_len[b] ? L : a->seq_len[b], pad_from = a->seq_len[b];
+        int64_t nq = k->flags & ATTN_ONE_QUERY ? 1 : a->Nq - (a->Nk - L), no = k->flags & ATTN_ONE_QUERY ? L : nq;
+        if (a->seq_len)
+            nq = no = L;
+        double pad_err = 0; /* largest |O| on the padded rows */
+        for (int64_t n = pad_from; n < a->Nq; n++)
+            for (int64_t d = 0; d < Dv; d++)
+                pad_err = worse(pad_err, fabs((double)attn_at(&io->o, b, h, n)[d]));
+        if (L == 0) {
+            r->err = worse(r->err, pad_err);
+            continue;
+        }
+        attn_args one = *a;
+        int64_t hk = h / G, Hk = a->H_kv, Hq = a->H;
+        one.B = 1, one.H = Hq, one.H_kv = Hk, one.Nk = L, one.Nq = nq, one.kv_len = NULL, one.seq_len = NULL;
+        one.q_off = one.k_off = 0;
+        attn_args_defaults(&one);
+        if (L < a->Nk && k->ref_prefix_args)
+            k->ref_prefix_args(a, b, &one);
+        attn_io64 x = {.q = widen_head(&io->q, b, h, 0, nq),
+                       .k = widen_head(&io->k, b, hk, 0, L),
+                       .v = widen_head(&io->v, b, hk, 0, L),
+                       .beta = widen_head(&io->beta, b, hk, 0, L),
+                       .gate = widen_head(&io->gate, b, hk, 0, L),
+                       .router = widen_head(&io->router, b, hk, 0, L),
+                       .w = widen_head(&io->w, 0, h, 0, 1)};
+        attn_tensor_f64 *in[] = {&x.q, &x.k, &x.v, &x.beta, &x.gate, &x.router, &x.w};
+        for (int i = 0; i < 7; i++) /* every head reads head h's (KV head hk's) rows */
+            in[i]->sh = 0, in[i]->H = i == 0 || i == 6 ? Hq : Hk;
+        x.o = (attn_tensor_f64){calloc((size_t)(Hq * no * Dv), sizeof(double)), 1, Hq, no, Dv, Hq * no * Dv, no * Dv, Dv};
+        x.lse = calloc((size_t)(Hq * nq), sizeof(double));
+        double err = 0, omax = 0;
+        if (k->ref_forward(&one, &x) != 0)
+            err = INFINITY;
+        const double *oh = x.o.data + h * no * Dv;
+        for (int64_t n = 0; n < no * Dv; n++)
+            omax = fmax(omax, fabs(oh[n]));
+        for (int64_t n = 0; n < no; n++)
+            for (int64_t d = 0; d < Dv; d++)
+                err = worse(err, fabs((double)attn_at(&io->o, b, h, n)[d] - oh[n * Dv + d]));
+        r->err = worse(r->err, omax > 0 ? fmax(err, pad_err) / omax : fmax(err, pad_err));
+        attn_tensor_f64 *t[] = {&x.q, &x.k, &x.v, &x.o, &x.beta, &x.gate, &x.router, &x.w};
+        for (int i = 0; i < 8; i++)
+            free(t[i]->data);
+        free(x.lse);
+    }
+}
+
+void gate_check(const attn_kernel *k, const attn_args *a, const attn_io *io, gate_result *r)
+{
+    double grow = fmax(1.0, sqrt((double)a->Nk / 4096.0));
+    r->err = 0;
+    r->softmax_rel = NAN;
+    /* 10x the test tolerances (KERNELS.md 1.5): a gate catches broken
+     * kernels, the tests hold the tight bounds. */
+    r->tol = 10 * (k && k->ref_forward ? 5e-5 : 2e-5) * grow;
+    if (k && k->ref_forward)
+        ref_gate(k, a, io, r);
+    sampled_rows(k, a, io, r);
+}

@@ -1,0 +1,25 @@
+/* Correctness gate before timing (SUITES.md 4.3). A softmax kernel's output is
+ * compared with the double-precision oracle on a few sampled query rows, so
+ * even N = 64K problems are checked without an O(N^2) oracle run. A kernel
+ * with its own double reference (ref_forward: linear, recurrent, sigmoid ...)
+ * is compared with that reference on sampled heads, over a prefix of the
+ * sequence when the mask is causal, and its distance from softmax attention
+ * on the sampled rows is reported as fidelity (KERNELS.md 1.3, 1.5). */
+#ifndef ATTN_GATE_H
+#define ATTN_GATE_H
+
+#include "kernels/core/attn.h"
+
+typedef struct {
+    double err;          /* gate error: see gate_check */
+    double tol;          /* what err must not exceed */
+    double softmax_rel;  /* ||O - O_softmax||_F / ||O_softmax||_F on the sampled rows; NAN: not measured */
+} gate_result;
+
+/* Softmax kernels: max over sampled rows (first, middle, last query of up to
+ * 4 (b, h) heads) of |O - O_ref| / max|V of that KV head|; lse checked too
+ * (+inf when an lse of -inf does not match). Own-reference kernels: max
+ * |O - O_ref| / max|O_ref| over the sampled heads' rows (non-convex outputs). */
+void gate_check(const attn_kernel *k, const attn_args *a, const attn_io *io, gate_result *r);
+
+#endif

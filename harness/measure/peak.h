@@ -1,0 +1,51 @@
+/* Machine peaks measured in the same run as the kernels they judge
+ * (KERNELS.md 1.6: roofline = min(sgemm_peak, intensity * stream_bw)):
+ *
+ *   sgemm_gflops  cblas_sgemm on square fp32 n x n matrices, OpenBLAS with
+ *                 `threads` threads, 2 n^3 FLOPs per call, median call time.
+ *   stream_gbs    STREAM triad a[i] = b[i] + s*c[i] over three fp32 arrays
+ *                 far larger than the last-level cache, OpenMP with `threads`
+ *                 threads, median pass time. Bytes are counted as STREAM
+ *                 does: 3 arrays x 4 B per element (2 reads, 1 write). The
+ *                 write-allocate read of a[] is real traffic but not counted,
+ *                 so hardware moves 4/3 of the reported figure; kernels'
+ *                 bytes_analytic counts the same way (minimum traffic).
+ *
+ * Medians, not STREAM's best-of, because kernel rows report medians too, so
+ * pct_sgemm_peak / pct_stream_peak compare like with like. */
+#ifndef ATTN_PEAK_H
+#define ATTN_PEAK_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+typedef struct {
+    int threads;
+    double sgemm_gflops, stream_gbs;
+    int sgemm_n;           /* matrix order used */
+    size_t stream_bytes;   /* footprint of the three arrays = bytes counted per triad pass */
+} peak_result;
+
+/* Default sizes: 2048^3 sgemm (48 MiB of matrices) and 3 x 128 MiB arrays. */
+#define ATTN_PEAK_SGEMM_N 2048
+#define ATTN_PEAK_STREAM_BYTES ((size_t)3 << 27)
+
+/* Measures both peaks at `threads` (>= 1) with the default sizes; a few
+ * seconds. OpenBLAS's thread count is restored afterwards. */
+int peak_measure(int threads, peak_result *out);
+
+/* Same with explicit sizes (tests use small ones): sgemm_n >= 16,
+ * stream_bytes >= 3 * 4096. Sizes that fit in cache overstate the peaks. */
+int peak_measure_sized(int threads, int sgemm_n, size_t stream_bytes, peak_result *out);
+
+/* Reads the peaks for this CPU and thread count from a small text cache (one
+ * line per cpu x threads); measures and adds them when absent. The file is
+ * replaced atomically (write to a temporary, rename); its directory is
+ * created if missing. cache_path NULL just measures. If only writing the
+ * cache fails, *out is still valid and ATTN_EIO is returned. */
+int peak_load_or_measure(const char *cache_path, int threads, peak_result *out);
+
+/* One line: "peak (T threads): sgemm X GFLOP/s (n=..), STREAM triad Y GB/s (..)". */
+void peak_print(FILE *f, const peak_result *p);
+
+#endif

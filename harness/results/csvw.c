@@ -1,0 +1,510 @@
+/* Results CSV writer and reader (see csvw.h for the guarantees). */
+#include "csvw.h"
+
+#include "common/attn_error.h"
+
+#include <csv.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* ---------------------------------------------------------------- format */
+
+/* Worst case: every byte of every cell a quote (doubled by libcsv), plus the
+ * enclosing quotes and a separator per cell, plus the newline. */
+#define RECORD_MAX (ATTN_COL__COUNT * (2 * ATTN_CELL_MAX + 1) + 1)
+
+/* Unquoted cells keep the file readable to gnuplot and eyes; a cell is
+ * quoted when it holds a separator, a quote or a line break, or begins or
+ * ends with blanks (libcsv trims those from unquoted fields). */
+static int needs_quotes(const char *s, size_t n)
+{
+    if (n && (s[0] == ' ' || s[0] == '\t' || s[n - 1] == ' ' || s[n - 1] == '\t'))
+        return 1;
+    for (size_t i = 0; i < n; i++)
+        if (s[i] == ',' || s[i] == '"' || s[i] == '\n' || s[i] == '\r')
+            return 1;
+    return 0;
+}
+
+/* One record ending in '\n' into buf (RECORD_MAX bytes); returns its length. */
+static size_t format_record(const char *const cells[ATTN_COL__COUNT], char *buf)
+{
+    size_t len = 0;
+    for (int c = 0; c < ATTN_COL__COUNT; c++) {
+        if (c)
+            buf[len++] = ',';
+        size_t n = strlen(cells[c]);
+        if (needs_quotes(cells[c], n)) {
+            len += csv_write(buf + len, RECORD_MAX - len, cells[c], n);
+        } else {
+            memcpy(buf + len, cells[c], n);
+            len += n;
+        }
+    }
+    buf[len++] = '\n';
+    return len;
+}
+
+static size_t format_header(char *buf)
+{
+    const char *names[ATTN_COL__COUNT];
+    for (int c = 0; c < ATTN_COL__COUNT; c++)
+        names[c] = schema_col_name((schema_col)c);
+    return format_record(names, buf);
+}
+
+static int is_job_id(const char *s)
+{
+    for (int i = 0; i < 16; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return 0;
+    return s[16] == '\0';
+}
+
+/* ---------------------------------------------------------------- scan */
+
+/* libcsv reports fields and record ends through callbacks but not where they
+ * are, so the file is fed one physical line at a time: that gives line
+ * numbers for messages and the offset just past the last complete record. */
+typedef struct {
+    const char *path;
+    long line;           /* physical line being fed (1-based) */
+    long rec_line;       /* line where the current record began */
+    int at_start;        /* the next non-blank line begins a record */
+    int ended;           /* a record ended while feeding this line */
+    long records;        /* complete records, header included */
+    int nfield;
+    char first_extra[ATTN_CELL_MAX];
+    csvw_row row;
+    int rc;              /* first error or stop code; later callbacks do nothing */
+    int (*on_row)(const csvw_row *row, long line, void *ud);
+    void *ud;
+} scanner;
+
+static void scanner_init(scanner *s, const char *path,
+                         int (*on_row)(const csvw_row *, long, void *), void *ud)
+{
+    memset(s, 0, sizeof *s);
+    s->path = path;
+    s->at_start = 1;
+    s->on_row = on_row;
+    s->ud = ud;
+}
+
+static void on_field(void *data, size_t len, void *ud)
+{
+    scanner *s = ud;
+    if (s->rc)
+        return;
+    if (s->nfield < ATTN_COL__COUNT) {
+        if (len >= ATTN_CELL_MAX) {
+            s->rc = attn_fail(ATTN_EINVAL, "%s:%ld: column %s: expected at most %d bytes, found %zu",
+                              s->path, s->rec_line, schema_col_name((schema_col)s->nfield),
+                              ATTN_CELL_MAX - 1, len);
+            return;
+        }
+        memcpy(s->row.cell[s->nfield], data, len);
+        s->row.cell[s->nfield][len] = '\0';
+    } else if (s->nfield == ATTN_COL__COUNT) {
+        size_t n = len < ATTN_CELL_MAX - 1 ? len : ATTN_CELL_MAX - 1;
+        memcpy(s->first_extra, data, n);
+        s->first_extra[n] = '\0';
+    }
+    s->nfield++;
+}
+
+static int check_header(const scanner *s)
+{
+    for (int c = 0; c < ATTN_COL__COUNT && c < s->nfield; c++) {
+        const char *want = schema_col_name((schema_col)c);
+        if (strcmp(s->row.cell[c], want) != 0)
+            return attn_fail(ATTN_EINVAL, "%s:%ld: header column %d: expected '%s', found '%s' "
+                             "(file written with another schema)",
+                             s->path, s->rec_line, c + 1, want, s->row.cell[c]);
+    }
+    if (s->nfield < ATTN_COL__COUNT)
+        return attn_fail(ATTN_EINVAL, "%s:%ld: header column %d: expected '%s', found the end of "
+                         "the line (%d columns, the schema has %d)", s->path, s->rec_line,
+                         s->nfield + 1, schema_col_name((schema_col)s->nfield), s->nfield, ATTN_COL__COUNT);
+    if (s->nfield > ATTN_COL__COUNT)
+        return attn_fail(ATTN_EINVAL, "%s:%ld: header column %d: expected the end of the line, "
+                         "found '%s' (%d columns, the schema has %d)", s->path, s->rec_line,
+                         ATTN_COL__COUNT + 1, s->first_extra, s->nfield, ATTN_COL__COUNT);
+    return 0;
+}
+
+static void on_record(int term, void *ud)
+{
+    (void)term;
+    scanner *s = ud;
+    if (s->rc)
+        return;
+    if (s->records == 0)
+        s->rc = check_header(s);
+    else if (s->nfield != ATTN_COL__COUNT)
+        s->rc = attn_fail(ATTN_EINVAL, "%s:%ld: expected %d fields, found %d",
+                          s->path, s->rec_line, ATTN_COL__COUNT, s->nfield);
+    else if (s->on_row)
+        s->rc = s->on_row(&s->row, s->rec_line, s->ud);
+    s->records++;
+    s->nfield = 0;
+    s->ended = 1;
+    s->at_start = 1;
+}
+
+/* Feeds the stream from its current position to the end. *good_end is the
+ * offset just past the last complete record or blank line and *good_lines the
+ * number of lines up to there; bytes after it are a torn tail. */
+static int scan_stream(scanner *s, FILE *f, off_t *good_end, long *good_lines)
+{
+    struct csv_parser p;
+    if (csv_init(&p, CSV_STRICT) != 0)
+        return attn_fail(ATTN_ENOMEM, "%s: cannot initialize the CSV parser", s->path);
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    off_t off = 0;
+    *good_end = 0;
+    *good_lines = 0;
+    while (!s->rc && (len = getline(&line, &cap, f)) > 0) {
+        s->line++;
+        s->ended = 0;
+        int blank = strspn(line, "\r\n") == (size_t)len;
+        if (s->at_start && !blank) {
+            s->rec_line = s->line;
+            s->at_start = 0;
+        }
+        if (csv_parse(&p, line, (size_t)len, on_field, on_record, s) != (size_t)len && !s->rc)
+            s->rc = attn_fail(ATTN_EINVAL, "%s:%ld: expected CSV quoting, found a malformed field (%s)",
+                              s->path, s->line, csv_strerror(csv_error(&p)));
+        off += len;
+        if (line[len - 1] == '\n' && (s->ended || (blank && s->at_start))) {
+            *good_end = off;
+            *good_lines = s->line;
+        }
+    }
+    if (!s->rc && ferror(f))
+        s->rc = attn_fail(ATTN_EIO, "%s:%ld: read error: %s", s->path, s->line + 1, strerror(errno));
+    free(line);
+    csv_free(&p);   /* a pending record is the torn tail: never delivered */
+    return s->rc;
+}
+
+/* Opens path for reading under a shared lock (so no repair runs meanwhile)
+ * and scans it. A missing file sets *missing instead of failing. */
+static int scan_path(scanner *s, const char *path, int *missing)
+{
+    *missing = 0;
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        if (errno == ENOENT) {
+            *missing = 1;
+            return 0;
+        }
+        return attn_fail(ATTN_EIO, "%s: cannot open for reading: %s", path, strerror(errno));
+    }
+    if (flock(fileno(f), LOCK_SH) != 0) {
+        int e = errno;
+        fclose(f);
+        return attn_fail(ATTN_EIO, "%s: cannot lock: %s", path, strerror(e));
+    }
+    off_t good_end;
+    long good_lines;
+    int rc = scan_stream(s, f, &good_end, &good_lines);
+    fclose(f);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- write */
+
+/* Appends buf with one write(2). The caller holds the exclusive lock, so the
+ * size before the write is where it starts: a short write is cut off again
+ * rather than left as half a row. */
+static int append_locked(csvw *w, const char *buf, size_t len)
+{
+    struct stat st;
+    if (fstat(w->fd, &st) != 0)
+        return attn_fail(ATTN_EIO, "%s: fstat: %s", w->path, strerror(errno));
+    ssize_t n = write(w->fd, buf, len);
+    if (n != (ssize_t)len) {
+        int e = n < 0 ? errno : ENOSPC;
+        if (n > 0 && ftruncate(w->fd, st.st_size) != 0)
+            return attn_fail(ATTN_EIO, "%s: short write (%s) and cannot remove the partial row: %s",
+                             w->path, strerror(e), strerror(errno));
+        return attn_fail(ATTN_EIO, "%s: cannot append a row: %s", w->path, strerror(e));
+    }
+    if (fdatasync(w->fd) != 0)
+        return attn_fail(ATTN_EIO, "%s: fdatasync: %s", w->path, strerror(errno));
+    return 0;
+}
+
+/* A file without one complete line is a header torn while being created only
+ * if its bytes are a prefix of the header; anything else is not ours. */
+static int is_header_prefix(int fd, off_t size)
+{
+    char want[RECORD_MAX], got[RECORD_MAX];
+    size_t n = format_header(want);
+    if ((size_t)size >= n)
+        return 0;
+    return pread(fd, got, (size_t)size, 0) == (ssize_t)size && memcmp(got, want, (size_t)size) == 0;
+}
+
+static int write_header(csvw *w)
+{
+    char buf[RECORD_MAX];
+    return append_locked(w, buf, format_header(buf));
+}
+
+/* Under the exclusive lock: header for a new file, validation and tail repair
+ * for an existing one. */
+static int prepare_locked(csvw *w)
+{
+    struct stat st;
+    if (fstat(w->fd, &st) != 0)
+        return attn_fail(ATTN_EIO, "%s: fstat: %s", w->path, strerror(errno));
+    if (st.st_size == 0)
+        return write_header(w);
+
+    int dfd = dup(w->fd);
+    FILE *f = dfd < 0 ? NULL : fdopen(dfd, "r");
+    if (!f) {
+        if (dfd >= 0)
+            close(dfd);
+        return attn_fail(ATTN_EIO, "%s: cannot read back: %s", w->path, strerror(errno));
+    }
+    scanner s;
+    scanner_init(&s, w->path, NULL, NULL);
+    off_t good_end;
+    long good_lines;
+    int rc = fseeko(f, 0, SEEK_SET) != 0
+                 ? attn_fail(ATTN_EIO, "%s: seek: %s", w->path, strerror(errno))
+                 : scan_stream(&s, f, &good_end, &good_lines);
+    fclose(f);
+    if (rc)
+        return rc;
+    if (s.records == 0) {
+        if (!is_header_prefix(w->fd, st.st_size))
+            return attn_fail(ATTN_EINVAL, "%s:1: expected the results header line, found %lld "
+                             "bytes without a complete line", w->path, (long long)st.st_size);
+        if (ftruncate(w->fd, 0) != 0)
+            return attn_fail(ATTN_EIO, "%s: ftruncate: %s", w->path, strerror(errno));
+        return write_header(w);
+    }
+    w->rows = s.records - 1;
+    if (good_end == st.st_size)
+        return 0;
+    if (ftruncate(w->fd, good_end) != 0 || fdatasync(w->fd) != 0)
+        return attn_fail(ATTN_EIO, "%s:%ld: cannot remove a torn last row: %s", w->path,
+                         good_lines + 1, strerror(errno));
+    w->repaired_bytes = (size_t)(st.st_size - good_end);
+    fprintf(stderr, "note: %s:%ld: removed a torn last row (%zu bytes, left by an interrupted write)\n",
+            w->path, good_lines + 1, w->repaired_bytes);
+    return 0;
+}
+
+int csvw_open(csvw *w, const char *path)
+{
+    memset(w, 0, sizeof *w);
+    w->fd = -1;
+    if (strlen(path) >= sizeof w->path)
+        return attn_fail(ATTN_EINVAL, "%s: expected a path shorter than %zu bytes", path, sizeof w->path);
+    strcpy(w->path, path);
+    int fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return attn_fail(ATTN_EIO, "%s: cannot open for appending: %s", path, strerror(errno));
+    if (flock(fd, LOCK_EX) != 0) {
+        int e = errno;
+        close(fd);
+        return attn_fail(ATTN_EIO, "%s: cannot lock: %s", path, strerror(e));
+    }
+    w->fd = fd;
+    int rc = prepare_locked(w);
+    flock(fd, LOCK_UN);
+    if (rc) {
+        close(fd);
+        w->fd = -1;
+    }
+    return rc;
+}
+
+int csvw_write(csvw *w, const csvw_row *row)
+{
+    if (w->fd < 0)
+        return attn_fail(ATTN_EINVAL, "%s: expected an open results file", w->path);
+    const char *cells[ATTN_COL__COUNT];
+    for (int c = 0; c < ATTN_COL__COUNT; c++) {
+        if (strnlen(row->cell[c], ATTN_CELL_MAX) == ATTN_CELL_MAX)
+            return attn_fail(ATTN_EINVAL, "%s: column %s: expected a NUL-terminated cell of at most %d bytes",
+                             w->path, schema_col_name((schema_col)c), ATTN_CELL_MAX - 1);
+        cells[c] = row->cell[c];
+    }
+    char id[17];
+    if (cells[ATTN_COL_JOB_ID][0] == '\0') {
+        csvw_row_job_id(row, id);
+        cells[ATTN_COL_JOB_ID] = id;
+    } else if (!is_job_id(cells[ATTN_COL_JOB_ID])) {
+        return attn_fail(ATTN_EINVAL, "%s: column job_id: expected 16 lowercase hex digits, found '%s'",
+                         w->path, cells[ATTN_COL_JOB_ID]);
+    }
+    char buf[RECORD_MAX];
+    size_t len = format_record(cells, buf);
+
+    if (flock(w->fd, LOCK_EX) != 0)
+        return attn_fail(ATTN_EIO, "%s: cannot lock: %s", w->path, strerror(errno));
+    int rc = append_locked(w, buf, len);
+    flock(w->fd, LOCK_UN);
+    if (rc == 0)
+        w->rows++;
+    return rc;
+}
+
+int csvw_close(csvw *w)
+{
+    if (w->fd < 0)
+        return 0;
+    int rc = close(w->fd) == 0 ? 0 : attn_fail(ATTN_EIO, "%s: close: %s", w->path, strerror(errno));
+    w->fd = -1;
+    return rc;
+}
+
+/* ---------------------------------------------------------------- read */
+
+typedef struct {
+    const char *path;
+    csvw_idset *set;
+} idload;
+
+static int load_one(const csvw_row *row, long line, void *ud)
+{
+    idload *l = ud;
+    int rc = csvw_idset_add(l->set, row->cell[ATTN_COL_JOB_ID]);
+    if (rc == ATTN_EINVAL)
+        return attn_fail(ATTN_EINVAL, "%s:%ld: column job_id: expected 16 lowercase hex digits, found '%s'",
+                         l->path, line, row->cell[ATTN_COL_JOB_ID]);
+    return rc < 0 ? rc : 0;
+}
+
+int csvw_load_job_ids(const char *path, csvw_idset *set)
+{
+    idload l = {path, set};
+    scanner s;
+    scanner_init(&s, path, load_one, &l);
+    int missing;
+    return scan_path(&s, path, &missing);
+}
+
+typedef struct {
+    int (*cb)(const csvw_row *, void *);
+    void *ud;
+} rowcb;
+
+static int call_user(const csvw_row *row, long line, void *ud)
+{
+    (void)line;
+    rowcb *r = ud;
+    return r->cb(row, r->ud);
+}
+
+int csvw_read_rows(const char *path, int (*cb)(const csvw_row *row, void *ud), void *ud)
+{
+    rowcb r = {cb, ud};
+    scanner s;
+    scanner_init(&s, path, call_user, &r);
+    int missing;
+    int rc = scan_path(&s, path, &missing);
+    if (rc)
+        return rc;
+    if (missing)
+        return attn_fail(ATTN_EIO, "%s: cannot open for reading: %s", path, strerror(ENOENT));
+    return s.records > 0 ? (int)(s.records - 1) : 0;
+}
+
+/* ---------------------------------------------------------------- id set */
+
+void csvw_idset_init(csvw_idset *s) { memset(s, 0, sizeof *s); }
+
+void csvw_idset_free(csvw_idset *s)
+{
+    free(s->keys);
+    free(s->used);
+    memset(s, 0, sizeof *s);
+}
+
+static int parse_id(const char *id, uint64_t *out)
+{
+    if (!is_job_id(id))
+        return ATTN_EINVAL;
+    *out = strtoull(id, NULL, 16);
+    return 0;
+}
+
+/* Linear probing; the splitmix64 finalizer spreads ids that are not hashes. */
+static size_t slot_of(const csvw_idset *s, uint64_t k)
+{
+    uint64_t h = k;
+    h ^= h >> 30;
+    h *= 0xbf58476d1ce4e5b9ull;
+    h ^= h >> 27;
+    h *= 0x94d049bb133111ebull;
+    h ^= h >> 31;
+    size_t i = (size_t)h & (s->cap - 1);
+    while (s->used[i] && s->keys[i] != k)
+        i = (i + 1) & (s->cap - 1);
+    return i;
+}
+
+static int grow(csvw_idset *s)
+{
+    csvw_idset g = {0};
+    g.cap = s->cap ? 2 * s->cap : 64;
+    g.keys = malloc(g.cap * sizeof *g.keys);
+    g.used = calloc(g.cap, 1);
+    if (!g.keys || !g.used) {
+        free(g.keys);
+        free(g.used);
+        return attn_fail(ATTN_ENOMEM, "job id set: cannot grow to %zu entries", g.cap);
+    }
+    for (size_t i = 0; i < s->cap; i++)
+        if (s->used[i]) {
+            size_t j = slot_of(&g, s->keys[i]);
+            g.used[j] = 1;
+            g.keys[j] = s->keys[i];
+        }
+    g.n = s->n;
+    csvw_idset_free(s);
+    *s = g;
+    return 0;
+}
+
+int csvw_idset_add(csvw_idset *s, const char *job_id)
+{
+    uint64_t k;
+    if (parse_id(job_id, &k))
+        return attn_fail(ATTN_EINVAL, "job_id: expected 16 lowercase hex digits, found '%s'", job_id);
+    if (2 * (s->n + 1) > s->cap) {
+        int rc = grow(s);
+        if (rc)
+            return rc;
+    }
+    size_t i = slot_of(s, k);
+    if (s->used[i])
+        return 0;
+    s->used[i] = 1;
+    s->keys[i] = k;
+    s->n++;
+    return 1;
+}
+
+int csvw_idset_contains(const csvw_idset *s, const char *job_id)
+{
+    uint64_t k;
+    if (s->cap == 0 || parse_id(job_id, &k))
+        return 0;
+    return s->used[slot_of(s, k)];
+}

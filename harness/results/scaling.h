@@ -1,0 +1,33 @@
+/* Empirical scaling exponent (issue 5, "scaling" suite): the least-squares
+ * slope of log(time) against log(N_kv) over one series of rows, using the
+ * points at N_kv >= ATTN_SCALING_MIN_N up to the row's own length. A series
+ * is every identity column but the lengths (N joins the key when it differs
+ * from N_kv, as in decode rows, where only the KV length grows). The row at
+ * the largest length of a sweep thus carries the exponent over the whole
+ * 16K..max range; 1 means linear time, 2 quadratic. */
+#ifndef ATTN_SCALING_H
+#define ATTN_SCALING_H
+
+#include "schema.h"
+
+#include <stddef.h>
+
+#define ATTN_SCALING_MIN_N 16384
+
+typedef struct {
+    char (*key)[256];
+    double *log_n, *log_t;
+    size_t n, cap;
+} scaling_points;
+
+void scaling_init(scaling_points *s);
+void scaling_free(scaling_points *s);
+
+/* Records a finished ok row's (length, median time). */
+void scaling_note(scaling_points *s, const csvw_row *row);
+
+/* Fills N_EXPONENT of a finished ok row from the points noted so far plus the
+ * row itself, or "NA:<why>" (shorter than the fit range, fewer than 2 points). */
+void scaling_fill(const scaling_points *s, csvw_row *row);
+
+#endif

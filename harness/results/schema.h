@@ -1,0 +1,60 @@
+/* The one CSV schema every results file uses (DESIGN.md "CSV schema").
+ * A row is an array of strings indexed by schema_col; empty means "not
+ * applicable to this row", NA:<why> means "could not be measured". */
+#ifndef ATTN_SCHEMA_H
+#define ATTN_SCHEMA_H
+
+#define ATTN_COLUMNS(X)                                                                        \
+    /* identity */                                                                             \
+    X(RUN_ID, "run_id") X(UTC, "utc") X(GIT_SHA, "git_sha") X(CPU, "cpu") X(THREADS, "threads") \
+    X(SUITE, "suite") X(TASK, "task") X(KERNEL, "kernel") X(MODEL, "model") X(MASK, "mask")    \
+    X(PASS, "pass") X(DTYPE, "dtype") X(B, "B") X(H, "H") X(H_KV, "H_kv") X(N, "N")            \
+    X(N_KV, "N_kv") X(D, "D") X(DV, "Dv") X(PARAMS, "params") X(SEED, "seed") X(DATA_SOURCE, "data_source") \
+    /* time */                                                                                 \
+    X(REPS, "reps") X(WARMUP, "warmup") X(TIME_MS_MEDIAN, "time_ms_median")                   \
+    X(TIME_MS_P10, "time_ms_p10") X(TIME_MS_P90, "time_ms_p90") X(TIME_CV, "time_cv")         \
+    /* work */                                                                                 \
+    X(FLOPS_ANALYTIC, "flops_analytic") X(FLOPS_COUNTED, "flops_counted") X(GFLOPS, "gflops")  \
+    X(DENSE_GFLOPS, "dense_gflops")                                                            \
+    X(PCT_SGEMM_PEAK, "pct_sgemm_peak") X(BYTES_ANALYTIC, "bytes_analytic")                   \
+    X(GBYTES_S, "gbytes_s") X(PCT_STREAM_PEAK, "pct_stream_peak") X(DENSITY, "density")       \
+    X(SPARSITY_EFF, "sparsity_eff") X(N_EXPONENT, "n_exponent")                                \
+    /* memory */                                                                               \
+    X(PEAK_RSS_BYTES, "peak_rss_bytes") X(WORKSPACE_BYTES, "workspace_bytes")                 \
+    X(STATE_BYTES, "state_bytes")                                                              \
+    /* counters: PAPI presets (NA where the host exposes none) and SDE software counters */    \
+    X(PAPI_STATUS, "papi_status") X(PAPI_TOT_CYC, "papi_tot_cyc")                              \
+    X(PAPI_TOT_INS, "papi_tot_ins") X(PAPI_L1_DCM, "papi_l1_dcm") X(PAPI_L2_TCM, "papi_l2_tcm") \
+    X(PAPI_L3_TCM, "papi_l3_tcm") X(SDE_BYTES_READ, "sde_bytes_read")                         \
+    X(SDE_TILES_COMPUTED, "sde_tiles_computed") X(SDE_TILES_SKIPPED, "sde_tiles_skipped")     \
+    X(SDE_EXPS, "sde_exps")                                                                    \
+    /* quality */                                                                              \
+    X(METRIC, "metric") X(VALUE, "value") X(CI_LOW, "ci_low") X(CI_HIGH, "ci_high")            \
+    X(SOFTMAX_REL_ERR, "softmax_rel_err")                                                      \
+    X(TRAIN_STEPS, "train_steps") X(TRAIN_TIME_S, "train_time_s")                             \
+    X(TOKENS_PER_S, "tokens_per_s")                                                            \
+    /* outcome */                                                                              \
+    X(STATUS, "status") X(JOB_ID, "job_id")
+
+typedef enum {
+#define ATTN_COL_ENUM(id, name) ATTN_COL_##id,
+    ATTN_COLUMNS(ATTN_COL_ENUM)
+#undef ATTN_COL_ENUM
+    ATTN_COL__COUNT
+} schema_col;
+
+/* Identity columns (everything from SUITE to DATA_SOURCE except CPU-less run
+ * metadata) define a job: job_id is a hash of them, so --resume can skip it. */
+#define ATTN_COL_IDENTITY_FIRST ATTN_COL_SUITE
+#define ATTN_COL_IDENTITY_LAST ATTN_COL_DATA_SOURCE
+
+#define ATTN_CELL_MAX 192
+
+typedef struct {
+    char cell[ATTN_COL__COUNT][ATTN_CELL_MAX];
+} csvw_row;
+
+const char *schema_col_name(schema_col c);
+int schema_col_find(const char *name);   /* -1 if unknown */
+
+#endif

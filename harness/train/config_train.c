@@ -1,0 +1,417 @@
+#include "config_train.h"
+
+#include "kernels/core/registry.h"
+#include "tasks/task.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    const char *path;
+    size_t index;
+} at;
+
+static int bad(const at *w, const char *key, const char *expected, const cJSON *found)
+{
+    const char *what = !found ? "nothing" : cJSON_IsString(found) ? "a string" : cJSON_IsNumber(found) ? "a number"
+                       : cJSON_IsArray(found) ? "an array" : cJSON_IsObject(found) ? "an object" : "another value";
+    return attn_fail(ATTN_EINVAL, "%s: $.trainings[%zu].%s: expected %s, found %s", w->path, w->index, key,
+                     expected, what);
+}
+
+/* Prefixes the last recorded error with the JSON path (copied first: the
+ * message buffer is the one attn_fail writes). */
+static int with_path(const at *w, const char *key)
+{
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s", attn_last_error());
+    return attn_fail(ATTN_EINVAL, "%s: $.trainings[%zu].%s: %s", w->path, w->index, key, msg);
+}
+
+static int get_int(const at *w, const cJSON *o, const char *key, int64_t lo, int64_t hi, int64_t *v)
+{
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!x)
+        return 0;
+    if (!cJSON_IsNumber(x) || x->valuedouble != floor(x->valuedouble) || x->valuedouble < (double)lo ||
+        x->valuedouble > (double)hi) {
+        char e[96];
+        snprintf(e, sizeof e, "an integer in [%lld, %lld]", (long long)lo, (long long)hi);
+        return bad(w, key, e, x);
+    }
+    *v = (int64_t)x->valuedouble;
+    return 0;
+}
+
+static int get_num(const at *w, const cJSON *o, const char *key, double lo, double hi, double *v)
+{
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!x)
+        return 0;
+    if (!cJSON_IsNumber(x) || x->valuedouble < lo || x->valuedouble > hi) {
+        char e[96];
+        snprintf(e, sizeof e, "a number in [%g, %g]", lo, hi);
+        return bad(w, key, e, x);
+    }
+    *v = x->valuedouble;
+    return 0;
+}
+
+static int get_str(const at *w, const cJSON *o, const char *key, char *out, size_t n, const char *const *allowed)
+{
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!x)
+        return 0;
+    int ok = cJSON_IsString(x) && strlen(x->valuestring) < n;
+    for (const char *const *a = allowed; ok && a && *a; a++)
+        if (!strcmp(*a, x->valuestring))
+            break;
+        else if (!a[1])
+            ok = 0;
+    if (!ok) {
+        char e[64];
+        snprintf(e, sizeof e, "a string of at most %zu characters", n - 1);
+        return bad(w, key, allowed ? "one of the documented names" : e, x);
+    }
+    strcpy(out, x->valuestring);
+    return 0;
+}
+
+/* A list of numbers (or a single number) into v[<= CFG_TRAIN_GRID]. */
+static int get_list(const at *w, const cJSON *o, const char *key, int integer, double lo, double hi, double *v, int *n)
+{
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, key), *e;
+    if (!x)
+        return 0;
+    *n = 0;
+    if (cJSON_IsNumber(x)) {
+        if (x->valuedouble < lo || x->valuedouble > hi || (integer && x->valuedouble != floor(x->valuedouble)))
+            return bad(w, key, integer ? "integers in range" : "numbers in range", x);
+        v[(*n)++] = x->valuedouble;
+        return 0;
+    }
+    if (!cJSON_IsArray(x) || cJSON_GetArraySize(x) < 1 || cJSON_GetArraySize(x) > CFG_TRAIN_GRID)
+        return bad(w, key, "a number or a list of 1..16 numbers", x);
+    cJSON_ArrayForEach(e, x)
+    {
+        if (!cJSON_IsNumber(e) || e->valuedouble < lo || e->valuedouble > hi ||
+            (integer && e->valuedouble != floor(e->valuedouble)))
+            return bad(w, key, integer ? "a list of integers in range" : "a list of numbers in range", e);
+        v[(*n)++] = e->valuedouble;
+    }
+    return 0;
+}
+
+/* A list of "key=value" strings x (at JSON path key) into p. */
+static int params_from(const at *w, const cJSON *x, const char *key, param_bag *p)
+{
+    const cJSON *e;
+    if (!cJSON_IsArray(x))
+        return bad(w, key, "a list of \"key=value\" strings", x);
+    cJSON_ArrayForEach(e, x)
+    {
+        if (!cJSON_IsString(e))
+            return bad(w, key, "a list of \"key=value\" strings", e);
+        if (param_bag_add(p, e->valuestring))
+            return with_path(w, key);
+    }
+    return 0;
+}
+
+static int get_params(const at *w, const cJSON *o, const char *key, param_bag *p)
+{
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, key);
+    return x ? params_from(w, x, key, p) : 0;
+}
+
+/* Whether object x has only the keys of the NULL-terminated list; else the
+ * error names the first other key, at JSON path `where`. */
+static int only_keys(const at *w, const cJSON *x, const char *where, const char *const *keys, const char *expected)
+{
+    const cJSON *e;
+    cJSON_ArrayForEach(e, x)
+    {
+        const char *const *k = keys;
+        while (*k && strcmp(*k, e->string))
+            k++;
+        if (!*k)
+            return attn_fail(ATTN_EINVAL, "%s: $.trainings[%zu].%s: unknown key \"%s\" (expected %s)", w->path,
+                             w->index, where, e->string, expected);
+    }
+    return 0;
+}
+
+/* extrapolate.kernels[i]: {"kernel": "streaming", "params": ["mode=decode"],
+ * "mask": "sink:n=4,w=192"}, a kernel swapped into every layer for the grid
+ * (as 'attnbench eval --kernel K --param k=v --mask SPEC'). */
+static int get_swap(const at *w, const cJSON *x, int i, train_kernel_swap *sw)
+{
+    static const char *const keys[] = {"kernel", "params", "mask", NULL};
+    char where[64], key[80];
+    snprintf(where, sizeof where, "extrapolate.kernels[%d]", i);
+    memset(sw, 0, sizeof *sw);
+    if (!cJSON_IsObject(x))
+        return bad(w, where, "an object {\"kernel\": K, \"params\": [\"k=v\"], \"mask\": SPEC}", x);
+    int rc = only_keys(w, x, where, keys, "kernel, params, mask");
+    const cJSON *k = cJSON_GetObjectItemCaseSensitive(x, "kernel");
+    snprintf(key, sizeof key, "%s.kernel", where);
+    if (!rc && (!cJSON_IsString(k) || strlen(k->valuestring) >= sizeof sw->kernel))
+        rc = bad(w, key, "a kernel name", k);
+    const attn_kernel *kd = NULL;
+    if (!rc && !(kd = attn_find_kernel(k->valuestring)))
+        rc = with_path(w, key);
+    if (!rc)
+        strcpy(sw->kernel, k->valuestring);
+    snprintf(key, sizeof key, "%s.params", where);
+    const cJSON *p = cJSON_GetObjectItemCaseSensitive(x, "params");
+    if (!rc && p)
+        rc = params_from(w, p, key, &sw->params);
+    snprintf(key, sizeof key, "%s.mask", where);
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(x, "mask");
+    attn_mask mk;
+    if (!rc && m && (!cJSON_IsString(m) || strlen(m->valuestring) >= sizeof sw->mask))
+        rc = bad(w, key, "a mask spec (e.g. \"sink:n=4,w=192\")", m);
+    else if (!rc && m && attn_mask_parse(m->valuestring, &mk))
+        rc = with_path(w, key);
+    else if (!rc && m && !(kd->masks & ATTN_MASK_BIT(mk.kind)))
+        rc = attn_fail(ATTN_EINVAL, "%s: $.trainings[%zu].%s: kernel '%s' does not support mask '%s'", w->path,
+                       w->index, key, kd->name, m->valuestring);
+    if (!rc && m)
+        strcpy(sw->mask, m->valuestring);
+    return rc;
+}
+
+/* "extrapolate": {"scale": [1, 2, 4, 8], "depths": 5, "kernels": [...]}:
+ * evaluate the trained checkpoint at these multiples of its length (and
+ * needle depths), then the same grid with each listed kernel swapped in. */
+static int get_extrapolate(const at *w, const cJSON *o, train_run_opts *r)
+{
+    static const char *const keys[] = {"scale", "depths", "kernels", NULL};
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, "extrapolate"), *e;
+    if (!x)
+        return 0;
+    if (!cJSON_IsObject(x))
+        return bad(w, "extrapolate", "an object {\"scale\": [...], \"depths\": K, \"kernels\": [...]}", x);
+    if (only_keys(w, x, "extrapolate", keys, "scale, depths, kernels"))
+        return ATTN_EINVAL;
+    const cJSON *ks = cJSON_GetObjectItemCaseSensitive(x, "kernels");
+    if (ks && (!cJSON_IsArray(ks) || cJSON_GetArraySize(ks) < 1 || cJSON_GetArraySize(ks) > ATTN_TRAIN_MAX_SWAPS)) {
+        char what[96];
+        snprintf(what, sizeof what, "a list of 1..%d kernel objects {\"kernel\": K, ...}", ATTN_TRAIN_MAX_SWAPS);
+        return bad(w, "extrapolate.kernels", what, ks);
+    }
+    r->n_swaps = 0;
+    cJSON_ArrayForEach(e, ks)
+    {
+        if (get_swap(w, e, r->n_swaps, &r->swap[r->n_swaps]))
+            return ATTN_EINVAL;
+        r->n_swaps++;
+    }
+    double v[CFG_TRAIN_GRID];
+    int n = 0;
+    int64_t depths = 0;
+    int rc = get_list(w, x, "scale", 1, 1, 1024, v, &n);
+    if (!rc && !n)
+        rc = bad(w, "extrapolate.scale", "a list of 1..16 length multiples", NULL);
+    if (!rc)
+        rc = get_int(w, x, "depths", 0, 101, &depths);
+    if (!rc && depths == 1)
+        rc = bad(w, "extrapolate.depths", "0 (the trained depth) or 2..101 depths", cJSON_GetObjectItemCaseSensitive(x, "depths"));
+    for (int i = 0; !rc && i < n; i++)
+        r->scale[i] = (int64_t)v[i];
+    r->n_scales = rc ? 0 : n, r->depths = (int)depths;
+    return rc;
+}
+
+static int parse_one(const at *w, const cJSON *o, cfg_training *t)
+{
+    static const char *const keys[] = {"suite", "description", "task", "task_params", "kernels", "kernel_params",
+                                       "model", "layers", "d_model", "heads", "heads_kv", "mlp", "pos", "pool",
+                                       "rms", "dropout", "loops", "short_conv", "steps", "batch", "accum", "lr", "wd", "warmup",
+                                       "sched", "min_lr", "clip", "eval_every", "patience", "train_n", "valid_n",
+                                       "test_n", "data_seed", "seeds", "threads", "data", "extrapolate", NULL};
+    static const char *const models[] = {"encoder", "twotower", "lm", "hybrid", "looped", NULL};
+    static const char *const poss[] = {"learned", "sinusoid", "rope", "none", NULL};
+    static const char *const pools[] = {"cls", "mean", NULL};
+    static const char *const scheds[] = {"constant", "cosine", "linear", "rsqrt", NULL};
+    if (!cJSON_IsObject(o))
+        return attn_fail(ATTN_EINVAL, "%s: $.trainings[%zu]: expected an object", w->path, w->index);
+    for (const cJSON *k = o->child; k; k = k->next) {
+        int known = 0;
+        for (const char *const *n = keys; *n && !known; n++)
+            known = !strcmp(*n, k->string);
+        if (!known)
+            return attn_fail(ATTN_EINVAL, "%s: $.trainings[%zu]: unknown key \"%s\"", w->path, w->index, k->string);
+    }
+    memset(t, 0, sizeof *t);
+    train_run_opts *r = &t->base;
+    train_run_defaults(r);
+    nn_model_cfg *m = &r->model;
+    nn_train_cfg *tc = &r->train;
+    char sched[16] = "cosine";
+    int64_t rms = 0, loops = 1, threads = 1, short_conv = 0;
+    double dropout = 0, list[CFG_TRAIN_GRID];
+    int rc = get_str(w, o, "suite", t->suite, sizeof t->suite, NULL);
+    if (!rc)
+        rc = get_str(w, o, "description", t->description, sizeof t->description, NULL);
+    if (!rc && !(rc = get_str(w, o, "task", r->task, sizeof r->task, NULL)) && r->task[0] && !task_find(r->task))
+        rc = with_path(w, "task");
+    if (!rc && !r->task[0])
+        rc = bad(w, "task", "a task name", NULL);
+    if (!rc)
+        rc = get_params(w, o, "task_params", &r->task_params);
+    if (!rc && !(rc = get_str(w, o, "data", t->data_dir, sizeof t->data_dir, NULL)) && t->data_dir[0])
+        r->data_dir = t->data_dir;
+    if (!rc)
+        rc = get_params(w, o, "kernel_params", &m->kparams);
+    if (!rc)
+        rc = get_str(w, o, "model", m->variant, sizeof m->variant, models);
+    if (!rc)
+        rc = get_str(w, o, "pos", m->pos, sizeof m->pos, poss);
+    if (!rc)
+        rc = get_str(w, o, "pool", m->pool, sizeof m->pool, pools);
+    if (!rc)
+        rc = get_str(w, o, "sched", sched, sizeof sched, scheds);
+    struct {
+        const char *key;
+        int64_t lo, hi, *v;
+    } ints[] = {{"layers", 1, NN_MAX_LAYERS, &m->layers}, {"heads", 1, 1024, &m->heads},
+                {"heads_kv", 1, 1024, &m->heads_kv},       {"mlp", 0, 1 << 20, &m->mlp},
+                {"rms", 0, 1, &rms},                       {"loops", 1, 64, &loops},
+                {"short_conv", 0, NN_SHORT_CONV_MAX, &short_conv},
+                {"steps", 1, 1 << 30, &tc->steps},         {"batch", 1, 1 << 20, &tc->batch},
+                {"accum", 1, 1 << 20, &tc->accum},         {"warmup", 0, 1 << 30, &tc->warmup},
+                {"eval_every", 1, 1 << 30, &tc->eval_every}, {"patience", 0, 1 << 20, &tc->patience},
+                {"train_n", 1, 1 << 30, &r->train_n},      {"valid_n", 1, 1 << 30, &r->valid_n},
+                {"test_n", 1, 1 << 30, &r->test_n},        {"threads", 1, 1024, &threads}};
+    for (size_t i = 0; !rc && i < sizeof ints / sizeof *ints; i++)
+        rc = get_int(w, o, ints[i].key, ints[i].lo, ints[i].hi, ints[i].v);
+    int64_t dseed = 1;
+    if (!rc)
+        rc = get_int(w, o, "data_seed", 0, (int64_t)1 << 53, &dseed);
+    if (!rc)
+        rc = get_num(w, o, "dropout", 0, 0.95, &dropout);
+    if (!rc)
+        rc = get_num(w, o, "wd", 0, 10, &tc->weight_decay);
+    if (!rc)
+        rc = get_num(w, o, "min_lr", 0, 1, &tc->min_lr_ratio);
+    if (!rc)
+        rc = get_num(w, o, "clip", 0, 1e6, &tc->clip);
+    r->data_seed = (uint64_t)dseed, m->rms = (int)rms, m->loops = (int)loops, m->dropout = (float)dropout;
+    m->short_conv = (int)short_conv;
+    tc->threads = (int)threads, tc->progress = 1;
+    for (int i = 0; scheds[i]; i++) /* enum order = list order */
+        if (!strcmp(sched, scheds[i]))
+            tc->sched = (optim_sched_kind)i;
+    /* the grid */
+    t->d_model[0] = m->d_model, t->n_d = 1, t->lr[0] = tc->lr, t->n_lr = 1, t->seeds[0] = 1, t->n_seeds = 1;
+    int got = 0; /* lists that are absent keep the single default above */
+    if (!rc && !(rc = get_list(w, o, "d_model", 1, 1, 1 << 16, list, &got)) && got)
+        for (int i = 0; i < (t->n_d = got); i++)
+            t->d_model[i] = (int64_t)list[i];
+    if (!rc)
+        rc = get_list(w, o, "lr", 0, 0, 10, t->lr, &t->n_lr);
+    got = 0;
+    if (!rc && !(rc = get_list(w, o, "seeds", 1, 0, 1e15, list, &got)) && got)
+        for (int i = 0; i < (t->n_seeds = got); i++)
+            t->seeds[i] = (int64_t)list[i];
+    if (!rc)
+        rc = get_extrapolate(w, o, r);
+    const cJSON *k = cJSON_GetObjectItemCaseSensitive(o, "kernels"), *e;
+    if (!rc && (!cJSON_IsArray(k) || cJSON_GetArraySize(k) < 1 || cJSON_GetArraySize(k) > CFG_TRAIN_GRID))
+        rc = bad(w, "kernels", "a list of 1..16 kernel names (\"a+b\": one per layer)", k);
+    cJSON_ArrayForEach(e, k)
+    {
+        if (rc)
+            break;
+        if (!cJSON_IsString(e) || strlen(e->valuestring) >= sizeof t->kernels[0]) {
+            rc = bad(w, "kernels", "kernel names", e);
+            break;
+        }
+        char names[160], *save = NULL;
+        strcpy(names, e->valuestring);
+        int per_layer = 0;
+        for (char *n = strtok_r(names, "+", &save); n && !rc; n = strtok_r(NULL, "+", &save), per_layer++)
+            if (!attn_find_kernel(n))
+                rc = with_path(w, "kernels");
+        if (!rc && per_layer > NN_MAX_LAYERS)
+            rc = bad(w, "kernels", "at most 16 kernels per \"a+b+...\" entry (one per layer)", e);
+        strcpy(t->kernels[t->n_kernels++], e->valuestring);
+    }
+    if (!rc && !t->suite[0]) {
+        const task_def *td = task_find(r->task);
+        snprintf(t->suite, sizeof t->suite, "%s", td->suite);
+    }
+    return rc;
+}
+
+int cfg_trainings_parse(const char *path, const cJSON *arr, cfg_training **out, size_t *n)
+{
+    *out = NULL, *n = 0;
+    if (!cJSON_IsArray(arr) || cJSON_GetArraySize(arr) < 1)
+        return attn_fail(ATTN_EINVAL, "%s: $.trainings: expected a non-empty array of training objects", path);
+    *out = calloc((size_t)cJSON_GetArraySize(arr), sizeof **out);
+    if (!*out)
+        return attn_fail(ATTN_ENOMEM, "%s: out of memory", path);
+    const cJSON *e;
+    cJSON_ArrayForEach(e, arr)
+    {
+        at w = {path, *n};
+        int rc = parse_one(&w, e, &(*out)[*n]);
+        if (rc)
+            return rc;
+        (*n)++;
+    }
+    return 0;
+}
+
+static int kernel_selected(const char *entry, const char *const *kernels, size_t n)
+{
+    if (!kernels)
+        return 1;
+    char names[160], *save = NULL;
+    strcpy(names, entry);
+    for (char *k = strtok_r(names, "+", &save); k; k = strtok_r(NULL, "+", &save))
+        for (size_t i = 0; i < n; i++)
+            if (!strcmp(k, kernels[i]))
+                return 1;
+    return 0;
+}
+
+int cfg_trainings_expand(const cfg_training *t, size_t n, const char *suite, const char *task,
+                         const char *const *kernels, size_t n_kernels, train_run_opts **jobs, size_t *n_jobs)
+{
+    size_t cap = 0;
+    for (size_t e = 0; e < n; e++)
+        cap += (size_t)(t[e].n_kernels * t[e].n_d * t[e].n_lr * t[e].n_seeds);
+    *jobs = calloc(cap ? cap : 1, sizeof **jobs);
+    *n_jobs = 0;
+    if (!*jobs)
+        return attn_fail(ATTN_ENOMEM, "trainings: out of memory");
+    for (size_t e = 0; e < n; e++) {
+        const cfg_training *c = &t[e];
+        if ((suite && strcmp(suite, c->suite)) || (task && strcmp(task, c->base.task)))
+            continue;
+        for (int k = 0; k < c->n_kernels; k++) {
+            if (!kernel_selected(c->kernels[k], kernels, n_kernels))
+                continue;
+            for (int d = 0; d < c->n_d; d++)
+                for (int l = 0; l < c->n_lr; l++)
+                    for (int s = 0; s < c->n_seeds; s++) {
+                        train_run_opts *j = &(*jobs)[(*n_jobs)++];
+                        *j = c->base;
+                        j->model.d_model = c->d_model[d], j->train.lr = c->lr[l], j->train.seed = (uint64_t)c->seeds[s];
+                        char names[160], *save = NULL;
+                        strcpy(names, c->kernels[k]);
+                        j->model.n_kernels = 0;
+                        for (char *kn = strtok_r(names, "+", &save); kn; kn = strtok_r(NULL, "+", &save))
+                            snprintf(j->model.kernels[j->model.n_kernels++], sizeof j->model.kernels[0], "%s", kn);
+                        if (j->model.n_kernels > 1 && !j->model.variant[0])
+                            strcpy(j->model.variant, "hybrid");
+                    }
+        }
+    }
+    return 0;
+}

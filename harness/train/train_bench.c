@@ -1,0 +1,142 @@
+#include "train_bench.h"
+
+#include "harness/measure/bench.h"
+#include "harness/results/csvw.h"
+#include "models/model.h"
+#include "models/optim.h"
+#include "models/profile.h"
+#include "common/rng.h"
+#include "harness/measure/sysinfo.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    const char *label;
+    nn_head_kind head;
+    int64_t layers, d, heads, mlp, N, batch, vocab;
+} bench_model;
+
+/* The two shapes: the LRA-like encoder and a small causal LM. */
+static const bench_model models[2] = {
+    {"encoder", NN_HEAD_CLASSIFY, 2, 128, 4, 512, 1024, 16, 256},
+    {"lm", NN_HEAD_LM, 2, 64, 2, 256, 256, 16, 256},
+};
+
+static int cmp_d(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static int bench_one(const bench_model *bm, const char *kernel, int threads, const peak_result *peak, csvw_row *row,
+                     FILE *table)
+{
+    nn_model_cfg c;
+    memset(&c, 0, sizeof c);
+    snprintf(c.variant, sizeof c.variant, "%s", bm->label);
+    c.head = bm->head, c.vocab = bm->vocab, c.n_classes = 10, c.max_len = bm->N, c.layers = bm->layers;
+    c.d_model = bm->d, c.heads = bm->heads, c.mlp = bm->mlp, c.n_kernels = 1, c.loops = 1;
+    c.causal = bm->head == NN_HEAD_LM;
+    snprintf(c.kernels[0], sizeof c.kernels[0], "%s", kernel);
+    strcpy(c.pos, "learned"), strcpy(c.pool, "cls");
+    nn_model m;
+    int rc = nn_model_init(&m, &c, 1);
+    if (rc)
+        return rc;
+    int64_t B = bm->batch, N = bm->N, T = B * N;
+    int32_t *tok = malloc(sizeof *tok * (size_t)T), *tgt = malloc(sizeof *tgt * (size_t)T),
+            *lab = malloc(sizeof *lab * (size_t)B);
+    attn_rng r;
+    attn_rng_seed(&r, 7);
+    for (int64_t i = 0; tok && tgt && i < T; i++)
+        tok[i] = (int32_t)attn_rng_uint_below(&r, (uint64_t)bm->vocab), tgt[i] = (int32_t)attn_rng_uint_below(&r, 256);
+    for (int64_t i = 0; lab && i < B; i++)
+        lab[i] = (int32_t)attn_rng_uint_below(&r, 10);
+    nn_batch b = {.B = B, .tokens = tok, .labels = lab, .targets = tgt};
+    optim opt;
+    optim_config oc = {.beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .weight_decay = 0.1f, .threads = threads};
+    memset(&opt, 0, sizeof opt);
+    if (!tok || !tgt || !lab)
+        rc = attn_fail(ATTN_ENOMEM, "train bench: out of memory");
+    if (!rc)
+        rc = nn_model_plan(&m, B, N, T, threads);
+    if (!rc)
+        rc = optim_init(&opt, m.n_params, &oc, NULL, 0);
+    enum { WARMUP = 2, MIN_STEPS = 5 };
+    double ms[64], total = 0, gemm_s = 0, attn_s = 0, flops = 0;
+    int steps = 0;
+    for (int s = 0; !rc && s < WARMUP + 64 && (s < WARMUP + MIN_STEPS || total < 3.0); s++) {
+        if (s == WARMUP)
+            nn_prof_reset(), nn_prof_enable(1);
+        double t0 = nn_prof_now(), loss;
+        int64_t correct, scored;
+        optim_grad_zero(m.grads, m.n_params, threads);
+        if ((rc = nn_model_forward(&m, &b, 1, (uint64_t)s, &loss, &correct, &scored, NULL)) ||
+            (rc = nn_model_backward(&m, &b, (uint64_t)s, 1.0f)) || (rc = optim_step(&opt, m.params, m.grads, 1e-4f)))
+            break;
+        if (s >= WARMUP)
+            ms[steps++] = 1e3 * (nn_prof_now() - t0), total += ms[steps - 1] * 1e-3;
+    }
+    nn_prof_enable(0);
+    if (!rc) {
+        gemm_s = nn_prof_seconds(NN_PROF_GEMM), attn_s = nn_prof_seconds(NN_PROF_ATTN);
+        flops = (nn_prof_flops(NN_PROF_GEMM) + nn_prof_flops(NN_PROF_ATTN)) / steps;
+        qsort(ms, (size_t)steps, sizeof *ms, cmp_d);
+        double med = ms[steps / 2], gf = flops / (med * 1e-3) * 1e-9;
+        double sg = gemm_s / total, sa = attn_s / total, pct = peak && peak->sgemm_gflops > 0 ? 100 * gf / peak->sgemm_gflops : 0;
+        char desc[160];
+        nn_model_describe(&c, desc, sizeof desc);
+        fprintf(table, "%-9s %-10s %9.1f ms %10.0f tok/s %8.2f GFLOP/s %6.1f %% sgemm   gemm %4.1f %%  attention %4.1f %%  rest %4.1f %%\n",
+                bm->label, kernel, med, (double)T / (med * 1e-3), gf, pct, 100 * sg, 100 * sa, 100 * (1 - sg - sa));
+        bench_row_begin(row, threads, "train");
+        csvw_row_set(row, ATTN_COL_TASK, "synthetic");
+        csvw_row_set(row, ATTN_COL_KERNEL, "%s", kernel);
+        csvw_row_set(row, ATTN_COL_MODEL, "%s", desc);
+        csvw_row_set(row, ATTN_COL_MASK, "%s", c.causal ? "causal" : "full");
+        csvw_row_set(row, ATTN_COL_PASS, "train");
+        csvw_row_set(row, ATTN_COL_DTYPE, "fp32");
+        csvw_row_set(row, ATTN_COL_B, "%lld", (long long)B);
+        csvw_row_set(row, ATTN_COL_H, "%lld", (long long)bm->heads);
+        csvw_row_set(row, ATTN_COL_H_KV, "%lld", (long long)bm->heads);
+        csvw_row_set(row, ATTN_COL_N, "%lld", (long long)N);
+        csvw_row_set(row, ATTN_COL_N_KV, "%lld", (long long)N);
+        csvw_row_set(row, ATTN_COL_D, "%lld", (long long)(bm->d / bm->heads));
+        csvw_row_set(row, ATTN_COL_DV, "%lld", (long long)(bm->d / bm->heads));
+        csvw_row_set(row, ATTN_COL_PARAMS, "gemm_share=%.3f;attn_share=%.3f", sg, sa);
+        csvw_row_set(row, ATTN_COL_SEED, "7");
+        csvw_row_set(row, ATTN_COL_DATA_SOURCE, "generated");
+        csvw_row_set(row, ATTN_COL_REPS, "%d", steps);
+        csvw_row_set(row, ATTN_COL_WARMUP, "%d", WARMUP);
+        csvw_row_set(row, ATTN_COL_TIME_MS_MEDIAN, "%.4g", med);
+        csvw_row_set(row, ATTN_COL_TIME_MS_P10, "%.4g", ms[steps / 10]);
+        csvw_row_set(row, ATTN_COL_TIME_MS_P90, "%.4g", ms[steps * 9 / 10]);
+        csvw_row_set(row, ATTN_COL_FLOPS_ANALYTIC, "%.0f", flops);
+        csvw_row_set(row, ATTN_COL_GFLOPS, "%.4g", gf);
+        if (pct > 0)
+            csvw_row_set(row, ATTN_COL_PCT_SGEMM_PEAK, "%.2f", pct);
+        else
+            csvw_row_set(row, ATTN_COL_PCT_SGEMM_PEAK, "NA:no same-run peak");
+        csvw_row_set(row, ATTN_COL_PAPI_STATUS, "NA:not measured in training rows");
+        csvw_row_set(row, ATTN_COL_TOKENS_PER_S, "%.1f", (double)T / (med * 1e-3));
+        csvw_row_set(row, ATTN_COL_TRAIN_STEPS, "%d", steps);
+        csvw_row_set(row, ATTN_COL_STATUS, "ok");
+        char id[17];
+        csvw_row_job_id(row, id);
+        csvw_row_set(row, ATTN_COL_JOB_ID, "%s", id);
+    }
+    optim_fini(&opt);
+    nn_model_free(&m);
+    free(tok), free(tgt), free(lab);
+    return rc;
+}
+
+int train_bench_run(const char *name, int threads, const peak_result *peak, csvw_row rows[2], FILE *table)
+{
+    for (int i = 0; i < 2; i++) {
+        int rc = bench_one(&models[i], name, threads, peak, &rows[i], table);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}

@@ -1,0 +1,264 @@
+/* The kernel interface every attention implementation registers against
+ * (DESIGN.md "Kernel interface", KERNELS.md 1.1-1.3).
+ *
+ * Tensors are fp32 [B, H, N, D] with explicit b/h/n strides (d stride 1), so a
+ * [B, N, H, D] buffer is a view. Q is [B, H, Nq, D]; K and V are
+ * [B, H_kv, Nk, D] and query head h reads KV head h / (H / H_kv) (GQA).
+ * O is [B, H, Nq, D]; LSE is contiguous [B, H, Nq], natural log. */
+#ifndef ATTN_H
+#define ATTN_H
+
+#include "common/alloc.h"
+#include "common/attn_error.h"
+#include "common/params.h"
+#include "mask.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    float *data;                 /* element (b,h,n,d) at data[b*sb + h*sh + n*sn + d] */
+    int64_t B, H, N, D;
+    int64_t sb, sh, sn;
+} attn_tensor;
+
+typedef struct {
+    double *data;
+    int64_t B, H, N, D;
+    int64_t sb, sh, sn;
+} attn_tensor_f64;
+
+static inline float *attn_at(const attn_tensor *t, int64_t b, int64_t h, int64_t n)
+{
+    return t->data + b * t->sb + h * t->sh + n * t->sn;
+}
+
+static inline double *attn_at64(const attn_tensor_f64 *t, int64_t b, int64_t h, int64_t n)
+{
+    return t->data + b * t->sb + h * t->sh + n * t->sn;
+}
+
+/* Capability flags (KERNELS.md 1.3). */
+enum {
+    ATTN_EXACT = 1u << 0,        /* equals softmax attention up to rounding */
+    ATTN_APPROX = 1u << 1,       /* reports fidelity against the oracle */
+    ATTN_CAUSAL = 1u << 2,       /* supports causal masking */
+    ATTN_TRAINABLE = 1u << 3,    /* has a backward */
+    ATTN_DECODE = 1u << 4,
+    ATTN_RECURRENT = 1u << 5,
+    ATTN_DISTRIBUTED = 1u << 6,
+    ATTN_GQA = 1u << 7,          /* H_kv may be < H */
+    ATTN_CROSS = 1u << 8,        /* Nq may differ from Nk */
+    ATTN_VARLEN = 1u << 9,
+    ATTN_DETERMINISTIC = 1u << 10, /* bitwise identical results for any thread count */
+    ATTN_STATEFUL = 1u << 11,
+    ATTN_REFERENCE = 1u << 12,   /* a correctness reference, never a benchmark competitor */
+    ATTN_DV = 1u << 13,          /* V and O may have Dv != D columns */
+    ATTN_ONE_QUERY = 1u << 14,   /* Q is one (learned) row per head, Nq = 1, and O has
+                                    Nk rows: the output at every key position (Aaren) */
+    ATTN_PADDED = 1u << 15,      /* right-padded self-attention batch (attn_args.seq_len) */
+};
+
+/* Extra inputs a kernel reads besides Q, K, V (attn_kernel.inputs; KERNELS-2:
+ * "per-token gates, router logits and conv weights are extra inputs; the
+ * projections producing them belong to the model"). Per-token inputs live on
+ * the KV side, [B, H_kv, Nk, cols]; the harness fills them with values in
+ * range (beta in (0,1), log gates in [-1, 0), router logits U(-2,2)) and, for
+ * backward, expects dbeta/dgate/drouter shaped the same. */
+enum {
+    ATTN_IN_BETA = 1u << 0,      /* io.beta [B,H_kv,Nk,1]: write strength in (0,1) (delta rule) */
+    ATTN_IN_GATE = 1u << 1,      /* io.gate [B,H_kv,Nk,1]: log decay <= 0 per token */
+    ATTN_IN_GATE_VEC = 1u << 2,  /* io.gate [B,H_kv,Nk,D]: log decay <= 0 per key channel */
+    ATTN_IN_ROUTER = 1u << 3,    /* io.router [B,H_kv,Nk,R]: router logits per token,
+                                    R = kernel->input_cols(a, ATTN_IN_ROUTER) (SSE) */
+    ATTN_IN_WEIGHTS = 1u << 4,   /* io.w [1,H,1,W]: learned weights per query head whose
+                                    layout the kernel owns, W = input_cols(a, ATTN_IN_WEIGHTS);
+                                    g.dw is written (not accumulated). init_weights draws a
+                                    model's initial values (GAM: slot bank, conv, gates) */
+};
+
+typedef enum { ATTN_PASS_FWD = 0, ATTN_PASS_BWD = 1 } attn_pass;
+
+/* The problem: shapes, mask, scale, thread count and kernel parameters. */
+typedef struct attn_args {
+    int64_t B, H, H_kv, Nq, Nk, D;
+    int64_t Dv;            /* columns of V and O; 0 means D (attn_dv); != D needs ATTN_DV */
+    double scale;          /* softmax scale; 0 means 1/sqrt(D) */
+    int64_t q_off, k_off;  /* absolute positions of query 0 and key 0 (see mask.h) */
+    attn_mask mask;
+    int threads;           /* OpenMP threads the kernel may use (>= 1) */
+    int backward;          /* 1 if backward() will be called: init sizes workspace for it */
+    param_bag params;
+    /* Ragged batch (VARLEN kernels): sequence b has kv_len[b] <= Nk keys, K/V
+     * rows 0..kv_len[b]-1 (the rest is padding, never read), and its query
+     * positions shift by kv_len[b] - Nk so the alignment to the end of its
+     * cache is kept (bottom-right per sequence by default). NULL: all Nk. */
+    const int64_t *kv_len;
+    /* Right-padded batch (PADDED kernels; self-attention: Nq == Nk, q_off ==
+     * k_off): sequence b is rows 0..seq_len[b]-1 of Q, K and V, at unchanged
+     * positions; the rows after it are padding, never read (an encoder over
+     * examples of different lengths, as LRA masks its padding). Padded query
+     * rows get O = 0 and LSE = -inf, their dQ, dK and dV rows are 0. Not
+     * together with kv_len. NULL: every row is real. */
+    const int64_t *seq_len;
+} attn_args;
+
+typedef struct {
+    attn_tensor q, k, v, o;
+    float *lse;            /* [B, H, Nq] contiguous; written by forward, read by backward.
+                              Kernels without a normaliser leave it untouched. */
+    attn_tensor beta, gate; /* per-token inputs of kernels that declare them (.inputs) */
+    attn_tensor router;    /* ATTN_IN_ROUTER */
+    attn_tensor w;         /* ATTN_IN_WEIGHTS */
+} attn_io;
+
+typedef struct {
+    attn_tensor d_o;       /* input: dL/dO, shaped like O */
+    attn_tensor dq, dk, dv; /* outputs, shaped like Q, K, V (dK/dV summed over the GQA group) */
+    attn_tensor dbeta, dgate; /* outputs for the declared per-token inputs */
+    attn_tensor drouter, dw;
+} attn_grads;
+
+/* The same problem in double, for a kernel's own reference (ref_forward). */
+typedef struct {
+    attn_tensor_f64 q, k, v, o;
+    double *lse;           /* may be NULL: a reference without a normaliser ignores it */
+    attn_tensor_f64 beta, gate, router, w;
+} attn_io64;
+
+struct attn_kernel;
+
+/* Per-run state. init() fills priv and workspace_bytes; the harness then
+ * allocates `workspace` (64-byte aligned) so its size is measured, not hidden. */
+typedef struct attn_ctx {
+    const struct attn_kernel *kernel;
+    attn_args args;
+    void *priv;
+    size_t workspace_bytes;
+    void *workspace;
+    /* Bytes of recurrent state (S, z, conv tails, KV ring ...) the kernel's
+     * forward keeps for the whole batch, as it actually sizes them in init:
+     * tests compare it with state_bytes(args) (whole batch, bytes). 0 for kernels
+     * without recurrent state. */
+    size_t state_bytes_used;
+} attn_ctx;
+
+typedef struct attn_kernel {
+    const char *name, *family, *reference;
+    unsigned flags;
+    uint32_t masks;        /* bitset of ATTN_MASK_BIT(kind) implemented natively */
+    const char *params_help; /* "br=64 bc=128" style, or "" */
+    int (*init)(attn_ctx *ctx, const attn_args *args);
+    int (*forward)(attn_ctx *ctx, const attn_io *io);
+    int (*backward)(attn_ctx *ctx, const attn_io *io, const attn_grads *g); /* NULL: not trainable */
+    double (*flops)(const attn_args *args, attn_pass pass);   /* analytic, useful work only */
+    double (*bytes)(const attn_args *args, attn_pass pass);   /* minimum traffic */
+    size_t (*state_bytes)(const attn_args *args);             /* KV or recurrent state */
+    void (*fini)(attn_ctx *ctx);                              /* may be NULL */
+    unsigned inputs;       /* ATTN_IN_* extra inputs the kernel reads (0: Q, K, V only) */
+    /* Plain double-precision reference of the kernel's own math (KERNELS.md
+     * 1.3: non-softmax families are exact against their own reference), the
+     * sequential/recurrent form checked by tests, `check` and the bench gate.
+     * NULL: the softmax oracle is the reference. Writes io->o (all rows). */
+    int (*ref_forward)(const attn_args *args, const attn_io64 *io);
+    /* Columns of the ATTN_IN_ROUTER / ATTN_IN_WEIGHTS input (NULL when the
+     * kernel reads neither). */
+    int64_t (*input_cols)(const attn_args *args, unsigned input);
+    /* Initial values of io.w [1,H,1,W] a model trains from (NULL: U(-1,1)/sqrt(D)). */
+    void (*init_weights)(const attn_args *args, attn_tensor *w, uint64_t seed);
+    /* "k=v k=v" parameters `attnbench check` adds for its gradient shapes, whose
+     * reference gradients take two double forwards per input element (GAM's
+     * 512-slot bank would make that minutes); NULL: none. */
+    const char *check_params;
+    /* The bench gate checks a long causal problem on a prefix of it (its first
+     * rows are a problem of their own; of a padded batch, of sequence b). A
+     * kernel whose result depends on the full length itself (sigmoid's default
+     * bias -ln N_kv, or -ln seq_len[b]) pins that here, in the prefix
+     * problem's args. NULL: nothing to pin. */
+    void (*ref_prefix_args)(const attn_args *full, int64_t b, attn_args *prefix);
+} attn_kernel;
+
+/* Effective softmax scale. */
+static inline double attn_scale(const attn_args *a)
+{
+    return a->scale != 0 ? a->scale : 1.0 / __builtin_sqrt((double)a->D);
+}
+
+/* Columns of V and O. */
+static inline int64_t attn_dv(const attn_args *a) { return a->Dv ? a->Dv : a->D; }
+
+/* Rows of O: Nq, or Nk for a one-query kernel (ATTN_ONE_QUERY). */
+static inline int64_t attn_o_rows(const struct attn_kernel *k, const attn_args *a)
+{
+    return k && (k->flags & ATTN_ONE_QUERY) ? a->Nk : a->Nq;
+}
+
+/* Columns of the gate input (0 when the kernel reads none). */
+static inline int64_t attn_gate_cols(const struct attn_kernel *k, const attn_args *a)
+{
+    return !k ? 0 : (k->inputs & ATTN_IN_GATE_VEC) ? a->D : (k->inputs & ATTN_IN_GATE) ? 1 : 0;
+}
+
+/* Columns of the router / weights input (0 when the kernel reads none). */
+static inline int64_t attn_router_cols(const struct attn_kernel *k, const attn_args *a)
+{
+    return k && (k->inputs & ATTN_IN_ROUTER) && k->input_cols ? k->input_cols(a, ATTN_IN_ROUTER) : 0;
+}
+
+static inline int64_t attn_weight_cols(const struct attn_kernel *k, const attn_args *a)
+{
+    return k && (k->inputs & ATTN_IN_WEIGHTS) && k->input_cols ? k->input_cols(a, ATTN_IN_WEIGHTS) : 0;
+}
+
+/* Keys and real query rows of sequence b, and the absolute position of its
+ * query 0 (a ragged batch shifts it; a padded one does not). */
+static inline int64_t attn_kv_len(const attn_args *a, int64_t b)
+{
+    return a->kv_len ? a->kv_len[b] : a->seq_len ? a->seq_len[b] : a->Nk;
+}
+
+static inline int64_t attn_q_len(const attn_args *a, int64_t b)
+{
+    return a->seq_len ? a->seq_len[b] : a->Nq;
+}
+
+static inline int64_t attn_q_off_of(const attn_args *a, int64_t b)
+{
+    return a->kv_len ? a->q_off + a->kv_len[b] - a->Nk : a->q_off;
+}
+
+/* Recurrent kernels under a DOCUMENT mask: 1 if key j starts a sequence (j =
+ * 0, or position k_off + j may not see its predecessor), where the state
+ * restarts from zero; and the end (exclusive) of the block of at most C keys
+ * from j0, cut at Nk and at the next sequence start. */
+int attn_key_starts_seq(const attn_args *a, int64_t j);
+int64_t attn_key_block_end(const attn_args *a, int64_t j0, int64_t C);
+
+/* Validates shapes and the mask against the kernel's capabilities, with a
+ * one-line message naming the offending field. */
+int attn_args_validate(const attn_kernel *k, const attn_args *a);
+
+/* Sets defaults: q_off = Nk - Nq, k_off = 0, threads >= 1. */
+void attn_args_defaults(attn_args *a);
+
+/* Looks up a kernel parameter; returns `def` when absent. Errors (not an
+ * integer, out of range) are recorded and reported through *rc. */
+int64_t attn_param_int(const attn_args *a, const char *key, int64_t def, int64_t lo, int64_t hi, int *rc);
+
+/* Fails if a parameter other than those listed (NULL-terminated) is present. */
+int attn_params_only(const attn_args *a, const char *kernel, const char *const *allowed);
+
+
+/* Softmax-attention cost model shared by exact kernels (KERNELS.md 1.6):
+ * forward 4*D*nnz per head, backward 2.5x forward; minimum fp32 traffic. */
+double attn_softmax_flops(const attn_args *a, attn_pass pass);
+double attn_softmax_bytes(const attn_args *a, attn_pass pass);
+size_t attn_kv_state_bytes(const attn_args *a);
+double attn_density(const attn_args *a);   /* nnz(mask) / (Nq*Nk) */
+double attn_batch_rows(const attn_args *a); /* real query rows over the batch: B * Nq unless padded */
+
+/* Creates a context: validate, init, allocate workspace. */
+int attn_ctx_create(const attn_kernel *k, const attn_args *a, attn_ctx *ctx);
+void attn_ctx_destroy(attn_ctx *ctx);
+
+#endif

@@ -1,0 +1,106 @@
+/* Shared by the split-KV decode kernels `decode` (split-K, decode.c) and
+ * `lean` (stream-K, lean.c), KERNELS.md 2(c): both compute exact partial
+ * attention over disjoint key ranges with the flash inner loop, then merge
+ * the partials by their logsumexp:
+ *
+ *     M = max_p lse_p,  w_p = exp(lse_p - M),  L = sum_p w_p,
+ *     O = sum_p (w_p / L) O_p,  lse = M + ln L       (p ascending)
+ *
+ * They differ only in how the key ranges are cut and handed to threads.
+ *
+ * A "group" is (b, KV head hk, query tile qt): the G query heads of hk times
+ * up to DEC_BR query rows, packed as lanes r = g*nb + i like flash's GQA
+ * packing, so each K/V row is read once for all of them. A partial of a group
+ * is stored as O_p [G*nb][D] (normalised) followed by lse_p [G*nb]. */
+#ifndef ATTN_DECODE_INTERNAL_H
+#define ATTN_DECODE_INTERNAL_H
+
+#include "kernels/flash/flash_internal.h"
+
+#define DEC_BR 16   /* query rows per head in a group: decode has Nq <= 16 */
+
+typedef struct {
+    int64_t bc;           /* keys per tile of the flash inner loop */
+    int64_t G, br, nqt;   /* heads per KV head, query rows per group, query tiles */
+    int64_t groups;       /* B * H_kv * nqt */
+    int64_t lanes;        /* G*br rounded up to 16 */
+    size_t part_floats;   /* one partial, rounded up to 16 floats (64-byte aligned) */
+    size_t thread_floats; /* per-thread scratch of the inner loop */
+    int per_head;         /* the mask differs between heads: tiles are classified head by head */
+    int64_t mask_ld;      /* masks that are not one key range per row (SINK_WINDOW, RANDOM, ...):
+                           * bytes per row of a tile's mask bytes (flash_pred_rows); 0 otherwise */
+} dec_plan;
+
+/* Fills the plan for keys-per-tile bc (shared sizing of decode and lean). */
+void attn_dec_plan(dec_plan *pl, const attn_args *a, int64_t bc);
+
+/* Default keys per tile: flash's (256 for D <= 64, else 128). */
+int64_t attn_dec_default_bc(const attn_args *a);
+
+/* Group index -> (b, hk, qt). */
+static inline void dec_group(const attn_args *a, const dec_plan *pl, int64_t grp, int64_t *b, int64_t *hk,
+                             int64_t *qt)
+{
+    *qt = grp % pl->nqt;
+    *hk = grp / pl->nqt % a->H_kv;
+    *b = grp / pl->nqt / a->H_kv;
+}
+
+/* Keys [k0, k1) of group grp. */
+typedef struct {
+    int64_t grp, k0, k1;
+} dec_range;
+
+/* Exact attention of group grp over its sequence's keys [k0, k1) (tiles of
+ * bc from k0), masked at the sequence's absolute positions (a ragged batch
+ * shifts its queries, attn_q_off_of): writes the normalised partial to
+ * `part`. An empty or fully masked range gives O_p = 0, lse_p = -inf, which
+ * the merge ignores. `next` (may be NULL) is the range the calling thread
+ * expects to run next: its first tile is prefetched during the last tile of
+ * this one. */
+void attn_dec_partial(const attn_args *a, const dec_plan *pl, const attn_io *io, int64_t grp, int64_t k0,
+                      int64_t k1, const dec_range *next, float *scratch, float *part, flash_tally *t);
+
+/* Prefetch of the line at p into L1 (near) or L2. GCC (12, -O3) deletes a
+ * loop whose body is only __builtin_prefetch calls, as a loop without side
+ * effects; the asm statements are volatile and stay. */
+static inline void dec_prefetch_line(int near, const float *p)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    if (near)
+        __asm__ volatile("prefetcht0 %0" : : "m"(*(const char *)p));
+    else
+        __asm__ volatile("prefetcht1 %0" : : "m"(*(const char *)p));
+#else
+    if (near)
+        __builtin_prefetch(p, 0, 3);
+    else
+        __builtin_prefetch(p, 0, 2);
+#endif
+}
+
+/* Rows of one tile: K and V at k, v with row strides ksn, vsn, n keys.
+ * k = NULL: no tile. */
+typedef struct {
+    const float *k, *v;
+    int64_t ksn, vsn, n;
+} dec_tile_rows;
+
+/* The dot layout (decode_dot.c), for groups of at most DEC_DOT_MAX_ROWS
+ * rows when the build has a vector width (ATTN_VW) dividing D:
+ *   scores: S[r*ld + j] = qs[r*D ..] . K row j of cur, r < R, j < cur->n;
+ *   pv:     acc[r*D ..] += sum_j P[r*ld + j] V row j of cur.
+ * Both read cur's rows once, in order, prefetching ahead along K of cur,
+ * V of cur, K of nx (nx->k = NULL: nothing after cur). */
+#define DEC_DOT_MAX_ROWS 8
+void attn_dec_dot_scores(const float *qs, int64_t R, int64_t D, const dec_tile_rows *cur, const dec_tile_rows *nx,
+                         float *S, int64_t ld);
+void attn_dec_dot_pv(const float *P, int64_t ld, int64_t R, int64_t D, const dec_tile_rows *cur,
+                     const dec_tile_rows *nx, float *acc);
+
+/* Merges the np partials of group grp at part0 + p*part_floats (p ascending)
+ * into O and LSE. np = 0 (no keys) gives O = 0, lse = -inf. */
+void attn_dec_merge(const attn_args *a, const dec_plan *pl, const attn_io *io, int64_t grp,
+                    const float *part0, int64_t np);
+
+#endif

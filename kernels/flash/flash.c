@@ -1,0 +1,194 @@
+/* `flash`: FlashAttention-2 forward (Dao 2023; KERNELS.md 2(b)). One task is
+ * a query tile of br rows for all G query heads of a KV head (GQA packing:
+ * each K/V tile is read once for G*br rows); it walks the key tiles in
+ * ascending order with an online softmax, so the score matrix never exists
+ * beyond one br x bc tile and only the logsumexp is kept for the backward.
+ * Tiles the mask classifies EMPTY are skipped, FULL ones run without
+ * predicates, PARTIAL ones get -inf on disallowed scores: from each row's key
+ * range when the mask is one range per row (FULL, CAUSAL, WINDOW, DOCUMENT,
+ * PREFIX_LM; vectorised), from the element predicate (attn_mask_row bytes)
+ * for every other kind. Either way a PARTIAL tile is first cut to the keys
+ * some row sees.
+ *
+ * Tasks are independent and each is computed in a fixed order, so results
+ * are bitwise identical for any thread count. */
+#include "flash_internal.h"
+#include "flash_lanes.h"
+#include "kernels/core/kernels.h"
+
+#include <omp.h>
+#include <string.h>
+
+/* Keys per tile unless --param bc says otherwise. Block-structured masks get
+ * tiles no wider than their key blocks, so an empty block is a skipped tile
+ * instead of the masked half of a computed one (block size 128 with the
+ * default 256-key tiles computed 36 % of the tiles at density 20 %). */
+static int64_t default_bc(const attn_args *a)
+{
+    int64_t bc = a->D <= 64 ? FLASH_DEFAULT_BC_SMALL_D : FLASH_DEFAULT_BC;
+    int blocky = a->mask.kind == ATTN_MASK_BLOCK_SPARSE || a->mask.kind == ATTN_MASK_BIGBIRD;
+    if (blocky && a->mask.bk >= 16 && a->mask.bk < bc)
+        bc = a->mask.bk;
+    return bc;
+}
+
+int attn_flash_plan(flash_plan *pl, const attn_args *a)
+{
+    static const char *const allowed[] = {"br", "bc", NULL};
+    int rc = attn_params_only(a, "flash", allowed);
+    if (rc)
+        return rc;
+    memset(pl, 0, sizeof *pl);
+    pl->br = attn_param_int(a, "br", FLASH_DEFAULT_BR, 1, 1024, &rc);
+    pl->bc = attn_param_int(a, "bc", default_bc(a), 1, 4096, &rc);
+    if (rc)
+        return rc;
+    pl->G = a->H / a->H_kv;
+    pl->nqt = (a->Nq + pl->br - 1) / pl->br;
+    pl->nkt = (a->Nk + pl->bc - 1) / pl->bc;
+    pl->rows = flash_round16(pl->G * pl->br);
+    pl->brp = flash_round16(pl->br);
+    pl->bcp = flash_round16(pl->bc);
+    int64_t D = a->D;
+    /* forward: Q^T, S^T, Acc^T and seven per-lane vectors */
+    int64_t fwd = 2 * D * pl->rows + pl->bc * pl->rows + 7 * pl->rows + 64;
+    /* dQ pass: Q^T, dO^T, dQ^T, P^T, dS^T and four per-lane vectors */
+    int64_t bwd_q = 3 * D * pl->brp + 2 * pl->bc * pl->brp + 4 * pl->brp + 64;
+    /* dK/dV pass: K^T, V^T, dK^T, dV^T, P, dS and four per-row vectors */
+    int64_t bwd_kv = 4 * D * pl->bcp + 2 * pl->br * pl->bcp + 4 * pl->brp + 64;
+    if (!attn_mask_is_interval(&a->mask)) { /* the mask bytes of one tile (flash_pred_rows) */
+        pl->mask_ld = pl->bc;
+        fwd += pl->rows * pl->bc / 4 + 16;
+        bwd_q += pl->brp * pl->bc / 4 + 16;
+        bwd_kv += pl->brp * pl->bc / 4 + 16;
+    }
+    int64_t slot = fwd;
+    if (a->backward) {
+        slot = bwd_q > slot ? bwd_q : slot;
+        slot = bwd_kv > slot ? bwd_kv : slot;
+        pl->di_floats = (size_t)flash_round16(a->B * a->H * a->Nq);
+    }
+    pl->thread_floats = (size_t)flash_round16(slot);
+    return 0;
+}
+
+static int flash_init(attn_ctx *ctx, const attn_args *a)
+{
+    flash_plan pl;
+    int rc = attn_flash_plan(&pl, a);
+    if (rc)
+        return rc;
+    ctx->workspace_bytes = sizeof(float) * (pl.thread_floats * (size_t)a->threads + pl.di_floats);
+    return 0;
+}
+
+/* The forward of one task: query rows [i0, i0+nb) of heads hk*G .. hk*G+G-1. */
+static void flash_forward_tile(const attn_args *a, const flash_plan *pl, const attn_io *io,
+                               int64_t b, int64_t hk, int64_t i0, float *ws, flash_tally *t)
+{
+    int64_t D = a->D, G = pl->G, nb = a->Nq - i0 < pl->br ? a->Nq - i0 : pl->br;
+    if (!flash_padded_query_tile(a, &io->o, io->lse, b, hk * G, G, i0, &nb)) /* a padded batch ends early */
+        return;
+    int64_t nkeys = attn_kv_len(a, b);
+    int64_t lanes = flash_round16(G * nb);
+    float *qt = flash_take(&ws, D * lanes), *S = flash_take(&ws, pl->bc * lanes);
+    float *acc = flash_take(&ws, D * lanes);
+    float *m = flash_take(&ws, lanes), *l = flash_take(&ws, lanes);
+    float *alpha = flash_take(&ws, lanes), *shift = flash_take(&ws, lanes);
+    int32_t *lo = (int32_t *)flash_take(&ws, lanes), *hi = (int32_t *)flash_take(&ws, lanes);
+    float *tmax = flash_take(&ws, lanes);
+    int interval = !pl->mask_ld;
+    unsigned char *M = interval ? NULL : (unsigned char *)flash_take(&ws, lanes * pl->bc / 4 + 1);
+
+    flash_lanes_pack_q(&io->q, b, hk * G, G, i0, nb, lanes, (float)attn_scale(a), qt);
+    memset(acc, 0, sizeof(float) * (size_t)(D * lanes));
+    for (int64_t r = 0; r < lanes; r++)
+        m[r] = -INFINITY, l[r] = 0;
+    t->bytes += 4.0 * (double)(G * nb * D);
+
+    for (int64_t j0 = 0; j0 < nkeys; j0 += pl->bc) {
+        int64_t nk = nkeys - j0 < pl->bc ? nkeys - j0 : pl->bc;
+        attn_tile kind = flash_tile_kind(a, b, hk * G, G, i0, nb, j0, nk);
+        if (kind == ATTN_TILE_EMPTY) {
+            t->skipped += (double)G;
+            continue;
+        }
+        int64_t jlo = 0, jhi = nk;
+        if (kind == ATTN_TILE_PARTIAL && interval)
+            flash_partial_keys(a, i0, nb, G, j0, nk, lanes, lo, hi, &jlo, &jhi);
+        else if (kind == ATTN_TILE_PARTIAL) {
+            int64_t r0, r1;
+            flash_pred_rows(a, b, hk * G, G, i0, nb, j0, nk, M, pl->mask_ld, &jlo, &jhi, &r0, &r1);
+        }
+        nk = jhi - jlo;
+        const float *k = attn_at(&io->k, b, hk, j0 + jlo), *v = attn_at(&io->v, b, hk, j0 + jlo);
+        // S^T (nk, lanes) = K[j0+jlo : j0+jhi] (nk, D) @ qt (D, lanes), tmax = max(m, max_j S^T)
+        memcpy(tmax, m, sizeof(float) * (size_t)lanes);
+        t->flops += attn_mk_gemm(nk, lanes, D, k, io->k.sn, 1, qt, lanes, S, lanes, ATTN_MK_SET, NULL,
+                                 kind == ATTN_TILE_FULL ? tmax : NULL);
+        if (kind == ATTN_TILE_PARTIAL) {
+            if (interval)
+                flash_mask_lanes(S, nk, lanes, lo, hi);
+            else
+                flash_pred_apply(M + jlo, pl->mask_ld, G * nb, nk, S, 1, lanes, -INFINITY);
+            flash_lanes_max(S, nk, lanes, tmax);
+        }
+        flash_lanes_online_softmax(S, nk, lanes, tmax, m, l, alpha, shift);
+        // acc^T (D, lanes) = acc^T * diag(alpha) + V[..]^T (D, nk) @ P^T (nk, lanes)
+        t->flops += attn_mk_gemm(D, lanes, nk, v, 1, io->v.sn, S, lanes, acc, lanes, ATTN_MK_SCALE_ADD, alpha, NULL);
+        t->exps += (double)((nk + 1) * lanes);
+        t->computed += (double)G;
+        t->bytes += 8.0 * (double)(nk * D);
+    }
+
+    for (int64_t g = 0; g < G; g++)
+        for (int64_t i = 0; i < nb; i++) {
+            int64_t r = g * nb + i;
+            float *o = attn_at(&io->o, b, hk * G + g, i0 + i);
+            for (int64_t d = 0; d < D; d++)
+                o[d] = l[r] > 0 ? acc[d * lanes + r] / l[r] : 0.0f;
+            io->lse[((b * a->H) + hk * G + g) * a->Nq + i0 + i] =
+                l[r] > 0 ? m[r] + logf(l[r]) : -INFINITY;
+        }
+}
+
+// q is (B,H,Nq,D), k and v are (B,H_kv,Nk,D); o is (B,H,Nq,D), lse is (B,H,Nq)
+static int flash_forward(attn_ctx *ctx, const attn_io *io)
+{
+    const attn_args *a = &ctx->args;
+    flash_plan pl;
+    int rc = attn_flash_plan(&pl, a);
+    if (rc)
+        return rc;
+    int64_t tasks = a->B * a->H_kv * pl.nqt;
+#pragma omp parallel num_threads(a->threads)
+    {
+        flash_tally t = {0};
+        float *ws = flash_slot(ctx, &pl, omp_get_thread_num());
+        /* dynamic: causal tiles differ in cost; the last query tiles (most
+         * keys) go first so the tail of the schedule is short */
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t task = 0; task < tasks; task++) {
+            int64_t qt = pl.nqt - 1 - task % pl.nqt, bh = task / pl.nqt;
+            flash_forward_tile(a, &pl, io, bh / a->H_kv, bh % a->H_kv, qt * pl.br, ws, &t);
+        }
+        flash_tally_flush(&t);
+    }
+    return 0;
+}
+
+const attn_kernel attn_kernel_flash = {
+    .name = "flash",
+    .family = "softmax",
+    .reference = "Dao 2023 (FlashAttention-2)",
+    .flags = ATTN_EXACT | ATTN_CAUSAL | ATTN_TRAINABLE | ATTN_GQA | ATTN_CROSS | ATTN_DETERMINISTIC | ATTN_PADDED,
+    .masks = ATTN_MASK_ALL, /* every kind of mask.h */
+    .params_help = "br=64 bc=256 (D<=64) or 128: query rows per head and keys per tile",
+    .init = flash_init,
+    .forward = flash_forward,
+    .backward = attn_flash_backward,
+    .flops = attn_softmax_flops,
+    .bytes = attn_softmax_bytes,
+    .state_bytes = attn_kv_state_bytes,
+    .fini = NULL,
+};
