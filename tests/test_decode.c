@@ -8,7 +8,8 @@
  * sink-mask prefill row by row (2(e)); thread-count determinism; the cost
  * model of a ragged batch; parameter validation. */
 #include "harness/measure/fixture.h"
-#include "kernels/core/kernels.h"
+#include "kernels/decode/decode.h"
+#include "kernels/flash/flash.h"
 #include "kernels/core/oracle.h"
 
 #include <criterion/criterion.h>

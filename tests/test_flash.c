@@ -4,8 +4,8 @@
  * parameter validation, and its building blocks (vector exp, micro-kernel). */
 #include "kernels/core/counters.h"
 #include "harness/measure/fixture.h"
-#include "kernels/flash/flash_microkernel.h"
-#include "kernels/core/kernels.h"
+#include "kernels/flash/flash_internal.h"
+#include "kernels/flash/flash.h"
 #include "common/rng.h"
 #include "strided_view.h"
 #include "kernels/core/vexp.h"

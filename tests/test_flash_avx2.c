@@ -6,8 +6,7 @@
  * exp and logistic over a sweep of all float bit patterns, and the lane
  * helpers (max, interval mask, exp with row sums) on -inf and tail shapes.
  * The portable build has no vector path to compare: those tests skip. */
-#include "kernels/flash/flash_lanes.h"
-#include "kernels/flash/flash_microkernel.h"
+#include "kernels/flash/flash_internal.h"
 #include "common/rng.h"
 #include "kernels/sigmoid/sigmoid_internal.h"
 #include "kernels/core/vexp.h"

@@ -3,7 +3,8 @@
  * on the softmax oracle, whose backward is checked by central differences; and
  * the beta / gate projections through a toy kernel that declares those inputs,
  * checked against central differences of its double reference. */
-#include "kernels/core/kernels.h"
+#include "kernels/flash/flash.h"
+#include "kernels/softmax/softmax.h"
 #include "layers_check.h"
 #include "model_check.h"
 

@@ -3,7 +3,7 @@
  *   -> LN -> dense (C -> V) -> token cross-entropy
  * with every buffer planned up front, gradients zeroed once per step and
  * accumulated by the backwards, fits a fixed batch with plain SGD. */
-#include "kernels/core/kernels.h"
+#include "kernels/flash/flash.h"
 #include "models/layers.h"
 
 #include <criterion/criterion.h>

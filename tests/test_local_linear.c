@@ -8,7 +8,7 @@
 #include "harness/measure/check.h"
 #include "kernels/core/counters.h"
 #include "harness/measure/fixture.h"
-#include "kernels/core/kernels.h"
+#include "kernels/flash/flash.h"
 #include "kernels/local_linear/local_linear.h"
 #include "strided_view.h"
 

@@ -7,7 +7,6 @@
 #include "kernels/core/counters.h"
 #include "harness/measure/fixture.h"
 #include "harness/measure/check.h"
-#include "kernels/core/kernels.h"
 #include "kernels/streaming/streaming.h"
 #include "strided_view.h"
 

@@ -1,46 +1,43 @@
-/* The one table of kernels. Adding a kernel = one file + one line here + tests.
- * A kernel that is not finished is not listed. */
+/* The one table of kernels. Adding a kernel = its code in its family folder,
+ * one line in the list below, and its test file. A kernel that is not
+ * finished is not listed. */
 #include "registry.h"
-
-#include "kernels/aaren/aaren.h"
-#include "kernels/deltanet/deltanet.h"
-#include "kernels/gam/gam.h"
-#include "kernels/gla/gla.h"
-#include "kernels/infini/infini.h"
-#include "kernels.h"
-#include "kernels/landmark/landmark.h"
-#include "kernels/linear/linear.h"
-#include "kernels/local_linear/local_linear.h"
-#include "kernels/sigmoid/sigmoid.h"
-#include "kernels/sse/sse.h"
-#include "kernels/streaming/streaming.h"
 
 #include <string.h>
 
-static const attn_kernel *const table[] = {
-    &attn_kernel_oracle,
-    &attn_kernel_naive,
-    &attn_kernel_blas,
-    &attn_kernel_flash,
-    &attn_kernel_decode,
-    &attn_kernel_lean,
-    &attn_kernel_linear,
-    &attn_kernel_based,
-    &attn_kernel_streaming,
-    &attn_kernel_local_linear,
-    &attn_kernel_deltanet,
-    &attn_kernel_gated_deltanet,
-    &attn_kernel_retnet,
-    &attn_kernel_gla,
-    &attn_kernel_lightning,
-    &attn_kernel_sse,
-    &attn_kernel_sigmoid,
-    &attn_kernel_aaren,
-    &attn_kernel_gam,
-    &attn_kernel_landmark,
-    &attn_kernel_infini,
-    NULL,
-};
+/* Every registered kernel, in the order `list` shows them: one line each.
+ * Each name is the attn_kernel object attn_kernel_<name> that the kernel's
+ * family folder defines (kernels/<family>/). */
+#define ATTN_REGISTERED_KERNELS(X) \
+    X(oracle) \
+    X(naive) \
+    X(blas) \
+    X(flash) \
+    X(decode) \
+    X(lean) \
+    X(linear) \
+    X(based) \
+    X(streaming) \
+    X(local_linear) \
+    X(deltanet) \
+    X(gated_deltanet) \
+    X(retnet) \
+    X(gla) \
+    X(lightning) \
+    X(sse) \
+    X(sigmoid) \
+    X(aaren) \
+    X(gam) \
+    X(landmark) \
+    X(infini)
+
+#define DECLARE(name) extern const attn_kernel attn_kernel_##name;
+ATTN_REGISTERED_KERNELS(DECLARE)
+#undef DECLARE
+
+#define ADDRESS(name) &attn_kernel_##name,
+static const attn_kernel *const table[] = {ATTN_REGISTERED_KERNELS(ADDRESS) NULL};
+#undef ADDRESS
 
 const attn_kernel *const *attn_registry(void) { return table; }
 

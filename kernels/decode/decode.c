@@ -18,8 +18,8 @@
  * This file also holds what `lean` (lean.c) shares: the plan, the partial
  * over a key range and the logsumexp merge (decode_internal.h). */
 #include "decode_internal.h"
-#include "kernels/flash/flash_lanes.h"
-#include "kernels/core/kernels.h"
+#include "kernels/flash/flash_internal.h"
+#include "decode.h"
 
 #include <omp.h>
 #include <string.h>

@@ -14,7 +14,7 @@
  * default W = threads makes them depend on the thread count, so the kernel
  * does not claim ATTN_DETERMINISTIC. */
 #include "decode_internal.h"
-#include "kernels/core/kernels.h"
+#include "decode.h"
 
 #include <omp.h>
 #include <string.h>

@@ -13,8 +13,7 @@
  * Tasks are independent and each is computed in a fixed order, so results
  * are bitwise identical for any thread count. */
 #include "flash_internal.h"
-#include "flash_lanes.h"
-#include "kernels/core/kernels.h"
+#include "flash.h"
 
 #include <omp.h>
 #include <string.h>

@@ -1,4 +1,4 @@
-/* Register-blocked product for flash_microkernel.h. An MR x (W*NV) block
+/* Register-blocked product for flash_internal.h. An MR x (W*NV) block
  * of C stays in vector registers while p runs over k: per p, NV vector
  * loads of B and MR broadcasts of A feed MR*NV FMAs, enough independent
  * accumulators to cover the FMA latency on both ports.
@@ -18,7 +18,7 @@
  *
  * BLAS would also need its operands in one of its two layouts and an extra
  * pass for the rescale and the column max, which this kernel fuses. */
-#include "flash_microkernel.h"
+#include "flash_internal.h"
 
 #include "kernels/core/vexp.h" /* attn_vf: the build's vector (vexp.h) */
 

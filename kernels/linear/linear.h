@@ -4,7 +4,7 @@
 #ifndef ATTN_LINEAR_H
 #define ATTN_LINEAR_H
 
-#include "linear_chunk.h"
+#include "linear_internal.h"
 
 extern const attn_kernel attn_kernel_linear, attn_kernel_based;
 

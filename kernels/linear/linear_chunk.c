@@ -5,7 +5,7 @@
  * built once and serve the G query heads of the group, the state S_ext is
  * per KV head. Tasks are independent and each runs in a fixed order, so the
  * result is bitwise the same for any thread count. */
-#include "linear_chunk.h"
+#include "linear_internal.h"
 
 #include "kernels/core/counters.h"
 

@@ -16,7 +16,7 @@
  *   non-causal: S_ext of the whole segment, then R_ext of the whole segment;
  *   window (based): the exact-window weights' gradients are added last.
  * Fixed order per task: bitwise identical for any thread count. */
-#include "linear_chunk.h"
+#include "linear_internal.h"
 
 
 #include <cblas.h>

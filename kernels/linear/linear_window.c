@@ -11,7 +11,7 @@
  * the window's largest score, raised to 0 when the row has linear keys (their
  * weights ((s+1)^2+1)/2 >= 1/2 then stay below 1 after scaling). The row
  * statistics keep (1/den, <dO,o> slot, m, den e^{-m}). */
-#include "linear_chunk.h"
+#include "linear_internal.h"
 
 #include "kernels/core/vexp.h"
 

@@ -13,7 +13,7 @@
  * attention has no normaliser (sigmoid.h). */
 #include "sigmoid_internal.h"
 
-#include "kernels/flash/flash_lanes.h"
+#include "kernels/flash/flash_internal.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -15,7 +15,7 @@
  *      dQ^T += K^T dS^T (query rows in lanes). */
 #include "sigmoid_internal.h"
 
-#include "kernels/flash/flash_lanes.h"
+#include "kernels/flash/flash_internal.h"
 
 #include <omp.h>
 #include <string.h>

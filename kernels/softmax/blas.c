@@ -3,7 +3,7 @@
  * One (batch, head) per OpenMP task with single-threaded OpenBLAS inside, so
  * the result does not depend on the thread count. Memory grows as N^2. */
 #include "kernels/core/counters.h"
-#include "kernels/core/kernels.h"
+#include "softmax.h"
 #include "kernels/core/softmax_rows.h"
 
 #include <cblas.h>

@@ -3,7 +3,7 @@
  * It is the obviously-correct fp32 twin of the fast kernels and the memory
  * baseline that grows as N^2. */
 #include "kernels/core/counters.h"
-#include "kernels/core/kernels.h"
+#include "softmax.h"
 #include "kernels/core/softmax_rows.h"
 
 #include <math.h>

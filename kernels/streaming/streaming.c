@@ -29,7 +29,7 @@
 #include "streaming.h"
 
 #include "kernels/core/counters.h"
-#include "kernels/core/kernels.h"
+#include "kernels/flash/flash.h"
 
 #include <cblas.h>
 #include <math.h>
