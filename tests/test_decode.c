@@ -1,5 +1,5 @@
 /* Properties of the split-KV decode kernels `decode` (split-K) and `lean`
- * (stream-K), KERNELS.md 2(c) and 4.2: oracle match on decode shapes with
+ * (stream-K), docs/kernels/decode.md: oracle match on decode shapes with
  * GQA, partition sizes and worker counts, for the key-range masks and for
  * SINK_WINDOW, DOCUMENT and RANDOM; one partition equals `flash` (bitwise
  * in the lane and row layouts, to rounding in the dot layout); all-masked
@@ -216,7 +216,7 @@ static void assert_rows_close(const attn_tensor *o, const float *lse, const attn
     }
 }
 
-/* StreamingLLM (KERNELS.md 2(e)): decoding one token at a time over
+/* StreamingLLM (docs/kernels/streaming.md): decoding one token at a time over
  * 3 (n_sink + wl) tokens gives the rows of the flash prefill with the same
  * sink mask. Step t is one query against the t + 1 keys so far; bottom-right
  * alignment (Nq = 1) puts the query at position Nk - 1 = t. Two caches: the

@@ -1,4 +1,4 @@
-/* attnbench: one binary, one subcommand per concern (DESIGN.md "CLI"). */
+/* attnbench: one binary, one subcommand per concern (docs/architecture.md). */
 #include "cli.h"
 #include "kernels/core/registry.h"
 

@@ -1,5 +1,5 @@
 /* Decayed linear attention, one chunked implementation with three presets
- * (KERNELS.md (p), (q)):
+ * (docs/kernels/gla.md):
  *   S_t = diag(alpha_t) S_{t-1} + k_t v_t^T,   o_t = S_t^T (sc q_t)
  * with S per KV head (Dk x Dv) and
  *   retnet     alpha = gamma_h = 1 - 2^(-5-h), h the KV head (Sun et al. 2023, section 2);

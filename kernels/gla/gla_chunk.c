@@ -1,5 +1,5 @@
 /* Intra-chunk decay products shared by the forward (gla.c) and the backward
- * (gla_bwd.c) of retnet / lightning / gla (KERNELS.md (q) F).
+ * (gla_bwd.c) of retnet / lightning / gla (docs/kernels/gla.md).
  *
  * Every decay factor is e^{a_r - a_s} with r >= s (a: in-chunk cumulative
  * log-gates), i.e. <= 1: nothing here can overflow, whatever the gates

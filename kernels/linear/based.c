@@ -1,6 +1,6 @@
 /* `based`: linear attention with the 2nd-order Taylor feature map of Arora
  * et al. 2024 ("Simple linear attention language models balance the
- * recall-throughput tradeoff", sec. 3.1; KERNELS.md 2(n)):
+ * recall-throughput tradeoff", sec. 3.1; docs/kernels/linear.md):
  *   phi(x) = [1, x / d'^{1/4}, vec(x x^T) / sqrt(2 d')],  so
  *   phi(q).phi(k) = 1 + s + s^2/2 = ((s+1)^2 + 1)/2 > 0,  s = <q,k>/sqrt(d'),
  * with d' = D (the q/k head dimension; V may have Dv != D columns). Choice:
