@@ -5,7 +5,7 @@
  * in the lane and row layouts, to rounding in the dot layout); all-masked
  * partitions add nothing; ragged batches (attn_args.kv_len) equal
  * independent per-sequence oracles; StreamingLLM rolling decode equals the
- * sink-mask prefill row by row (2(e)); thread-count determinism; the cost
+ * sink-mask prefill row by row (StreamingLLM); thread-count determinism; the cost
  * model of a ragged batch; parameter validation. */
 #include "harness/measure/fixture.h"
 #include "kernels/core/kernels.h"
@@ -202,7 +202,7 @@ Test(decode, one_partition_equals_flash)
             }
 }
 
-/* max over the H rows of query t: |O - O_ref| / vmax and the lse error of 1.5. */
+/* max over the H rows of query t: |O - O_ref| / vmax and the lse error |lse - lse_ref| / (1 + |lse_ref|). */
 static void assert_rows_close(const attn_tensor *o, const float *lse, const attn_tensor *ref, const float *ref_lse,
                               int64_t t, int64_t Nq_ref, double vmax, double tol, const char *what)
 {

@@ -7,7 +7,7 @@
  * only the d'(d'+1)/2 unique quadratic terms are stored (diagonal x_a^2/sqrt(2d'),
  * off-diagonal x_a x_b/sqrt(d')): F = 1 + d' + d'(d'+1)/2 = 153 instead of 273
  * at d' = 16, same inner products (`features=full` keeps all d'^2 terms).
- * Then the linear attention of 2(f) with this phi (linear_chunk.c), and with
+ * Then elu+1 linear attention's algorithm with this phi (linear_chunk.c), and with
  * `window=W` the exact sliding window with a shared denominator of
  * linear_window.c (a non-paper fused option; the paper alternates separate
  * window-softmax layers). */

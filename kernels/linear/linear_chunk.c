@@ -115,7 +115,7 @@ size_t lin_state_bytes(const attn_args *a, int64_t F, int64_t W)
  *   causal      4 N F Dv + 2 N C' (F + Dv)  [phi(Q) S and phi(K)^T V; tril(phi(Q) phi(K)^T) and its product with V]
  *   non-causal  4 N F Dv
  *   window      + 4 N W' D                  [the band of q k^T and P V of `based`]
- * Backward = 2.5 x forward, the FlashAttention-2 convention of 1.6 and the
+ * Backward = 2.5 x forward, the FlashAttention-2 convention and the
  * exact ratio of this algorithm's products: the state part needs five N F Dv
  * products (S recomputed, dphi(Q) = G S^T, R += phi(Q)^T G, dphi(K) = V R^T,
  * dV = phi(K) R) against the forward's two, and the chunk part five C x C
