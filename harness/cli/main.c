@@ -33,7 +33,7 @@ static const char usage[] =
     "  crossover [--ref K] [--suite S] [--csv] FILE\n"
     "                                 N from which each kernel beats K (default flash)\n"
     "\n"
-    "Results use one CSV schema (README.md); kernels: 'attnbench list kernels'.\n";
+    "Results use one CSV schema (docs/csv-schema.md); kernels: 'attnbench list kernels'.\n";
 
 int main(int argc, char **argv)
 {

@@ -6,7 +6,7 @@
  * starting at 0 (per document under a DOCUMENT mask):
  *   A_mem = sigma(Q_s) M / (sigma(Q_s) z)              eq. (3); 0 in the first
  *                                                      segment or when the
- *                                                      denominator <= 1e-6 (Choice)
+ *                                                      denominator <= 1e-6 (ours)
  *   A_dot = causal softmax(sc Q_s K_s^T) V_s inside the segment
  *   O_s   = g A_mem + (1 - g) A_dot,  g = sigmoid(beta_h)   eq. (6)
  *   M    += sigma(K_s)^T V_s                            eq. (4), update=linear
