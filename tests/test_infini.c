@@ -1,7 +1,7 @@
 /* Properties of `infini` (Infini-attention, docs/kernels/infini.md): the fp32 kernel
  * equals its double reference (linear and delta updates, segment lengths
  * that do not divide N, softmax blocks smaller than a segment, GQA, Dv != D,
- * DOCUMENT); the two limits of the spec (g = 0: softmax with a segment-block
+ * DOCUMENT); the two limits of the gate (g = 0: softmax with a segment-block
  * causal mask; g = 1 with the linear update: normalised elu+1 linear
  * attention over the earlier segments only), both computed here from plain
  * loops; delta differs from linear only once a segment retrieves; gradients

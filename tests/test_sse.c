@@ -142,7 +142,7 @@ Test(sse, sse_one_partition_top1_equals_two_gla, .timeout = 60)
 
 /* The mask form in double: every partition runs over every token; an
  * unselected token has q~ = k~ = 0 and log-gate 0 (or, with token_gate_when_off,
- * its own gate: the pitfall of (ab) "!"). final (if not NULL): the 1 + P states
+ * its own gate: the known pitfall, an unselected partition must not decay). final (if not NULL): the 1 + P states
  * after the sequence, [B][H_kv][1 + P][Dk][Dv]. */
 static void mask_form(const fx_problem *p, int token_gate_when_off, double *out, double *final)
 {

@@ -16,7 +16,7 @@
  * by K^-0.5); the Lightning op has no scale: pass scale=1 to match it.
  *
  * Masks: CAUSAL (intrinsic) and DOCUMENT (state reset at each document start;
- * the recurrence is causal inside a document whether or not the spec says
+ * the recurrence is causal inside a document whether or not the mask spec says
  * causal=1); queries and keys are the same positions (Nq == Nk, q_off == k_off). */
 #ifndef ATTN_GLA_H
 #define ATTN_GLA_H
