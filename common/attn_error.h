@@ -1,4 +1,4 @@
-/* One error channel for the whole project (STYLE.md): a function that fails
+/* One error channel for the whole project: a function that fails
  * records "where: what was expected, what was found" and returns a negative
  * code; main() prints the message and exits non-zero. */
 #ifndef ATTN_ERROR_H

@@ -1,5 +1,5 @@
 /* Resident memory of this process: current, peak, and the peak during one
- * region (SUITES.md 4.3 "peak RSS delta").
+ * region (the peak RSS growth of a job, docs/measurement.md).
  *
  * Linux keeps the high-water mark in /proc/self/status VmHWM; writing "5" to
  * /proc/self/clear_refs (Linux >= 4.0) resets it to the current RSS, which is

@@ -1,4 +1,4 @@
-/* Layers of the training engine (issue 6), written the way llm.c's
+/* Layers of the training engine, written the way llm.c's
  * train_gpt2.c is: one `<layer>_forward` / `<layer>_backward` pair per layer,
  * the tensor shapes in a comment above each, and a plain double-precision
  * twin `<layer>_forward_ref` / `<layer>_backward_ref` that the tests check the

@@ -1,4 +1,4 @@
-/* Model variants of the training engine (issue 6), assembled from the layers
+/* Model variants of the training engine, assembled from the layers
  * of layers.h the way llm.c assembles GPT-2: one parameter blob, one gradient
  * blob, activations planned once per (batch, length), explicit forward and
  * backward over pre-norm residual blocks

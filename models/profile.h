@@ -1,4 +1,4 @@
-/* Where a training step's time goes (issue 6 train benchmark): wall time and
+/* Where a training step's time goes (the training benchmark): wall time and
  * FLOPs of the dense layers' GEMMs and of the attention kernels, accumulated
  * while enabled. Calls come from the main thread, outside OpenMP regions. */
 #ifndef NN_PROFILE_H

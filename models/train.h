@@ -1,4 +1,4 @@
-/* The training loop (issue 6): AdamW with decoupled weight decay (no decay on
+/* The training loop: AdamW with decoupled weight decay (no decay on
  * norms, biases, embeddings), warm-up then cosine/linear decay, global-norm
  * clipping, gradient accumulation, evaluation every k steps with an optional
  * early stop, deterministic batches from the seed (epoch-wise shuffles), and

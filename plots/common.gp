@@ -1,6 +1,6 @@
 # Shared loader for the attnbench figure scripts (time_vs_n.gp, gflops_vs_n.gp,
 # memory_vs_n.gp, masks_bars.gp, sparsity_eff.gp, decode_gbs.gp). It reads one
-# results CSV (DESIGN.md "CSV schema") into arrays indexed by data row
+# results CSV (docs/csv-schema.md) into arrays indexed by data row
 # (1-based), keeps the rows of `suite` with status "ok", and enumerates the
 # lines (one per kernel + params) and the panels (by default one per mask,
 # pass, D, B, H, H_kv, threads) that the figures draw.

@@ -1,4 +1,4 @@
-/* The classic synthetic recall tasks (SUITES.md 2.4), all TASK_LM with a
+/* The classic synthetic recall tasks, all TASK_LM with a
  * target only where the model is scored:
  *   ar              single-query associative recall (Ba et al. 2016; H3):
  *                   k1 v1 ... kn vn q, target = q's value at the last position;
@@ -10,8 +10,8 @@
  *                   = the content in order at the marker positions;
  *   copy            the same with the content at fixed positions 0..m-1 (a
  *                   control that time-invariant convolutions solve).
- * The H3 and Mamba sizes are [unverified] (SUITES.md 6); every size is a
- * parameter and the defaults are those recalled in SUITES.md 2.4. */
+ * The H3 and Mamba sizes are not checked against the papers' code;
+ * every size is a parameter, the defaults are the recalled ones. */
 #include "recall.h"
 
 #include <stdio.h>

@@ -1,4 +1,4 @@
-/* NIAH haystacks (SUITES.md 3.4):
+/* NIAH haystacks (docs/tasks.md):
  *   noise   the Landmark / RULER filler block, joined by spaces, from its start;
  *   random  an order-2 byte Markov chain (trigram counts) fitted to the noise
  *           text or to the corpus train pool, walked from a random bigram;

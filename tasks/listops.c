@@ -1,4 +1,4 @@
-/* LRA ListOps (SUITES.md 1.2): the value (0-9) of a nested prefix expression
+/* LRA ListOps (Nangia and Bowman 2018; Tay et al. 2021): the value (0-9) of a nested prefix expression
  * over MAX, MIN, MED (median) and SM (sum mod 10).
  *
  * Generated (default): the reference algorithm with attnbench's RNG, so the

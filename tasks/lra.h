@@ -1,4 +1,4 @@
-/* Long Range Arena tasks (SUITES.md 1): official-format loaders, generators
+/* Long Range Arena tasks (Tay et al. 2021; docs/tasks.md): official-format loaders, generators
  * and offline stand-ins, each labelled with its provenance. */
 #ifndef ATTN_LRA_H
 #define ATTN_LRA_H

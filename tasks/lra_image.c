@@ -1,4 +1,4 @@
-/* LRA Image (SUITES.md 1.5, 1.10): a class from a sequence of grayscale
+/* LRA Image (docs/tasks.md): a class from a sequence of grayscale
  * pixel tokens. Official: CIFAR-10 binary batches (--data DIR holding
  * cifar-10-batches-bin/), grayscale 0.2989 R + 0.5870 G + 0.1140 B, 1024
  * tokens. Offline stand-in: Fashion-MNIST IDX files (28 x 28 = 784 tokens,

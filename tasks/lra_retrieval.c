@@ -1,4 +1,4 @@
-/* LRA Retrieval (SUITES.md 1.4): do two byte-level documents belong together
+/* LRA Retrieval (Radev et al. AAN; Tay et al. 2021): do two byte-level documents belong together
  * (1) or not (0)? Two towers: tokens and tokens2 are the two documents, each
  * CLS + bytes (+1), max_len 4000 per document.
  *
@@ -8,8 +8,8 @@
  * data. Each text is cut to 10,000 bytes as the reference does, then to
  * max_len - 1.
  *
- * Stand-in (data_source "stand-in:spam-assassin-pairs"): construction 2 of
- * SUITES 1.10, "same-group bodies from SpamAssassin". A weaker task than AAN
+ * Stand-in (data_source "stand-in:spam-assassin-pairs"): pairs of
+ * same-group bodies from SpamAssassin (docs/tasks.md). A weaker task than AAN
  * citation matching and partly a style task; a sanity check, never comparable
  * with published Retrieval numbers.
  *   1. Bodies (headers stripped, byte-identical bodies kept once: spam_corpus.c).
@@ -80,7 +80,7 @@ static int aan_row(const lra_row *r, void *ud)
     return 0;
 }
 
-/* Statistics of both towers and the provenance (SUITES 1.10: chance rate, set sizes). */
+/* Statistics of both towers and the provenance (chance rate, set sizes). */
 static void pair_finish(task_data *out, const char *source, const char *extra)
 {
     double nonpad, nonpad2 = 0, pos;

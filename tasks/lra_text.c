@@ -1,13 +1,13 @@
-/* LRA Text (SUITES.md 1.3): binary sentiment of an IMDb review read as bytes
+/* LRA Text (Maas et al. 2011 IMDb; Tay et al. 2021): binary sentiment of an IMDb review read as bytes
  * (byte b -> token b + 1, 0 = PAD, CLS = 257 first; max_len 4096 as in the
- * paper, the repo config uses 1000: issue #21).
+ * paper, the repo config uses 1000: google-research/long-range-arena issue #21).
  *
  * Official (--data DIR): the aclImdb tree DIR[/aclImdb]/{train,test}/{pos,neg}/
  * *.txt (pos = 1), or the reference's custom-task CSVs DIR/<name>_{train,val,
  * test}.tsv, which despite the name are comma-separated with a Source,Target
  * header (lra_benchmarks/text_classification/input_pipeline.py). LRA
  * validates on the IMDb test split; attnbench holds out 10% of train instead
- * (SUITES 5.4): per class, the files in a fixed hash order of their names,
+ * (so the test split stays unseen): per class, the files in a fixed hash order of their names,
  * the last 10% valid, so the split is the same for every seed.
  *
  * Stand-in (no --data, or DIR holding the corpus): SpamAssassin bodies, spam
@@ -234,7 +234,7 @@ int lra_table_read(const char *path, unsigned char delim, unsigned char quote, l
 
 static const char *split_name(task_split s) { return s == TASK_TRAIN ? "train" : s == TASK_VALID ? "valid" : "test"; }
 
-/* Vocabulary, provenance and the statistics every row reports (SUITES 1.10). */
+/* Vocabulary, provenance and the statistics every row reports. */
 static void text_finish(task_data *out, const char *source, const char *extra)
 {
     double nonpad, pos;

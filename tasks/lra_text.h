@@ -1,4 +1,4 @@
-/* LRA Text and Retrieval (SUITES.md 1.3, 1.4, 1.10): byte-level documents,
+/* LRA Text and Retrieval (docs/tasks.md): byte-level documents,
  * their official loaders (aclImdb tree or Source,Target CSV; AAN pair TSVs),
  * and the SpamAssassin stand-in corpus they share (also usable as a NIAH
  * haystack). */
@@ -89,7 +89,7 @@ typedef struct {
  * or root itself (the one holding easy-ham-1/); 0 or an error naming the paths tried. */
 int spam_corpus_find(const char *root, char *dir, size_t n);
 
-/* Reads every group's *.json (sorted by name), strips the headers (SUITES 1.10:
+/* Reads every group's *.json (sorted by name), strips the headers (their
  * relays, dates and collection years leak the label) and drops byte-identical
  * bodies. Broken JSON, missing fields, a group field that differs from its
  * directory, no blank line or an empty body are errors naming the file. */

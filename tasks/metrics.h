@@ -1,4 +1,4 @@
-/* Scoring of TASK_LM predictions (SUITES.md 2.5, 3.4, 5.2).
+/* Scoring of TASK_LM predictions (docs/tasks.md, "Metrics").
  *
  * A prediction is one token id per position (the argmax of the model's
  * output at that position), [n][len], compared with task_data.targets at

@@ -1,5 +1,5 @@
 /* `mqar`: multi-query associative recall, the generator of Zoology
- * (Arora, Eyuboglu et al. 2023, zoology/data/multiquery_ar.py; SUITES.md 2.1)
+ * (Arora, Eyuboglu et al. 2023, zoology/data/multiquery_ar.py)
  * reproduced distribution-for-distribution (not numpy's byte stream, hence
  * data_source "generated"), plus the per-example streams of recall.h.
  *

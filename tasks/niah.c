@@ -1,4 +1,4 @@
-/* NIAH tasks for small from-scratch byte models (SUITES.md 3.2-3.4).
+/* NIAH tasks for small from-scratch byte models (docs/tasks.md).
  *
  * An example of T tokens (T = len, or uniform in [len_min, len] for
  * training; PAD after T) is y[0..T], fed as tokens = y[0:T] with targets =
@@ -6,7 +6,7 @@
  *   BOS  context (C bytes)  tail
  * The context is a haystack of G = C - (needle bytes) bytes with the needles
  * inserted; needle 0 (the queried one) goes after round(depth * G) haystack
- * bytes (Kamradt / SUITES 3.4: byte round(depth (len - needle_len)) of the
+ * bytes (as Kamradt's NIAH: byte round(depth (len - needle_len)) of the
  * context when it is the only needle), moved back to just after the previous
  * '.' with snap=1. Tails, [..] = scored:
  *   niah, niah_multikey   QUERY key ANSWER [value]
@@ -303,7 +303,7 @@ static int niah_example(const niah_cfg *c, niah_haystack *h, attn_rng *r, int64_
     return put_tail(y, at, t, T);
 }
 
-/* Landmark passkey (SUITES 3.2) into y [T+1]: description, prefix, info line,
+/* Landmark passkey (Mohtashami and Jaggi 2023) into y [T+1]: description, prefix, info line,
  * suffix and question joined by '\n'; prefix and suffix are each a fresh
  * haystack stream (for noise: both from the block's start, as Landmark). */
 static int passkey_example(const niah_cfg *c, niah_haystack *h, attn_rng *r, int64_t T, int32_t *y,

@@ -1,4 +1,4 @@
-/* Needle-in-a-haystack as a trainable byte-level task (SUITES.md 3.4):
+/* Needle-in-a-haystack as a trainable byte-level task (docs/tasks.md):
  * tokens are bytes 0..255 plus PAD, BOS, QUERY and ANSWER; the haystack is
  * the fixed sentence block, a seeded order-2 byte Markov chain, or byte spans
  * of real documents (the offline SpamAssassin stand-in). */
@@ -13,14 +13,14 @@
 
 enum { NIAH_PAD = 256, NIAH_BOS = 257, NIAH_QUERY = 258, NIAH_ANSWER = 259, NIAH_VOCAB = 260 };
 
-extern const task_def task_passkey;         /* Landmark passkey (SUITES 3.2) as bytes */
+extern const task_def task_passkey;         /* Landmark passkey as bytes */
 extern const task_def task_niah;            /* RULER-style single needle */
 extern const task_def task_niah_multikey;   /* + 1-3 distractor needles */
 extern const task_def task_niah_multivalue; /* one key, 4 values */
 extern const task_def task_niah_multiquery; /* 4 keys inserted, 4 queried */
 extern const task_def task_niah_vt;         /* variable tracking, 4 hops */
 
-/* The filler of Landmark passkey and RULER `noise` (SUITES 3.2): this block
+/* The filler of Landmark passkey and RULER `noise`: this block
  * joined by single spaces, repeated, cut by byte count. */
 extern const char niah_noise_block[];
 

@@ -1,9 +1,9 @@
 /* `pathfinder` and `pathx`: LRA's Pathfinder (32x32, "hard") and Path-X
- * (128x128, "hard") (Tay et al. 2021, SUITES.md 1.6; images of Linsley et
+ * (128x128, "hard") (Tay et al. 2021, docs/tasks.md; images of Linsley et
  * al. 2018 / Kim et al. 2020). An example is CLS then the W x W grayscale
  * pixels row-major; label 1 iff the two markers sit on the two ends of one
- * contour. Generated data follows the deterministic C generator of SUITES.md
- * 1.6 (same rules as the original, not pixel-identical); --data DIR reads
+ * contour. Generated data follows a deterministic C generator (docs/tasks.md;
+ * same rules as the original, not pixel-identical); --data DIR reads
  * the official release (tasks/pathfinder_official.c).
  *
  * Where the sources are silent the knobs read as follows [unverified, ours]:
@@ -26,7 +26,7 @@
 
 /* ---- configuration ---- */
 
-/* The TFDS builder values per resolution (SUITES.md 1.6 table). res 16 is
+/* The TFDS builder values per resolution. res 16 is
  * ours, not LRA's: the 32 row shrunk (paddle 1.25, seed distance 5, margin
  * 0.5, half the distractor budget; the marker radius stays 1.5, the least
  * that leaves a full-intensity pixel wherever the centre falls) so that an
@@ -122,7 +122,7 @@ int pf_label(uint64_t seed, task_split split, int64_t i)
 
 static double pf_unif(attn_rng *r, double lo, double hi) { return lo + (hi - lo) * attn_rng_uniform(r); }
 
-/* ---- the generator (SUITES.md 1.6 pseudo-code) ---- */
+/* ---- the generator ---- */
 
 /* Is paddle `t` of snake `self` (its k-th) clear of everything drawn so far:
  * other snakes by thickness + margin between centre lines, its own paddles
@@ -366,7 +366,7 @@ static int pathx_make(const param_bag *params, task_split split, uint64_t seed, 
     return pf_make("pathx", 128, params, split, seed, n, data_dir, out);
 }
 
-/* defaults per res 16|32|64|128 (SUITES.md 1.6 table; res 16 and paddle_len 3|5 ours) */
+/* defaults per res 16|32|64|128 (the TFDS builder's values; res 16 and paddle_len 3|5 ours) */
 #define PF_KNOBS                                                                                                  \
     "difficulty=hard|intermediate|easy; per res 16|32|64|128: paddle_len=1.25|2|3|5 thickness=0.5|0.5|1|1.5 "    \
     "gap=thickness margin=0.5|1|1|2..3 marker_r=1.5|1.5|2.5|3 seed_dist=5|7|12|20 continuity=1|1|1.8|1.8 "       \

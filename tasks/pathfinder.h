@@ -1,5 +1,5 @@
-/* LRA Pathfinder and Path-X (Tay et al. 2021; Linsley et al. 2018; SUITES.md
- * 1.6): the tasks, the deterministic contour generator, its renderer and the
+/* LRA Pathfinder and Path-X (Tay et al. 2021; Linsley et al. 2018;
+ * docs/tasks.md): the tasks, the deterministic contour generator, its renderer and the
  * 8-bit grayscale PNG decoder used to read the official release. */
 #ifndef ATTN_PATHFINDER_H
 #define ATTN_PATHFINDER_H
@@ -38,7 +38,7 @@ int png_inflate_zlib(const uint8_t *in, size_t n, uint8_t *out, size_t cap, cons
 #define PF_MAX_PADDLES 2048
 #define PF_MAX_SNAKES 160
 
-/* Generator knobs, in output pixels (SUITES.md 1.6 table). */
+/* Generator knobs, in output pixels (defaults per resolution in pathfinder.c). */
 typedef struct {
     int32_t res;            /* W: the image is W x W */
     int32_t contour_len;    /* Lc paddles of each long contour: 6 / 9 / 14 */
@@ -76,7 +76,7 @@ int pf_official_make(const char *task, const pf_config *c, const char *diff, con
  * is written to diff[16]. */
 int pf_config_parse(const param_bag *p, const char *task, int32_t res, pf_config *c, char *diff);
 
-/* Grows one scene with the given label (SUITES.md 1.6 pseudo-code). */
+/* Grows one scene with the given label (the generator is described in docs/tasks.md). */
 int pf_scene_generate(const pf_config *c, attn_rng *r, int label, pf_scene *s);
 
 /* The per-example stream of example i of a split, and the label of example

@@ -1,4 +1,4 @@
-/* Rendering of a Pathfinder scene (SUITES.md 1.6): anti-aliased paddles and
+/* Rendering of a Pathfinder scene (Linsley et al. 2018): anti-aliased paddles and
  * filled marker discs drawn at PF_SS x supersampling (the original's
  * "antialias scale 2"), box-downsampled, quantised to uint8 with round half
  * to even. Coordinates are output pixels: pixel (x, y) covers [x, x+1) x

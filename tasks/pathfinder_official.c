@@ -1,4 +1,4 @@
-/* The official Pathfinder release (SUITES.md 1.6), read unchanged:
+/* The official Pathfinder release (Linsley et al. 2018), read unchanged:
  * DIR/pathfinder{32,64,128}/curv_{baseline,contour_length_9,contour_length_14}/
  * with imgs/<k>/sample_<i>.png and metadata/<k>.npy. Despite the suffix the
  * .npy files are plain text, one line per image: field 0 the image

@@ -1,4 +1,4 @@
-/* A minimal PNG decoder for the Pathfinder release (SUITES.md 1.6): 8-bit
+/* A minimal PNG decoder for the Pathfinder release: 8-bit
  * grayscale, non-interlaced images only. zlib is not a project dependency,
  * so inflate (RFC 1951: stored, fixed and dynamic Huffman blocks, after the
  * RFC 1950 header, checked by Adler-32) is written out here in the canonical

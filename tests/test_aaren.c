@@ -1,4 +1,4 @@
-/* Properties of the `aaren` kernel (KERNELS.md 2(m), 4.3): each step equals
+/* Properties of the `aaren` kernel (docs/kernels/aaren.md): each step equals
  * the softmax oracle of the one query over the prefix; the parallel chunked
  * scan equals the sequential double scan for every chunk size; document
  * restarts; gradients by central differences; causal leakage; thread

@@ -1,4 +1,4 @@
-/* Properties of `based` (Arora et al. 2024; KERNELS.md 2(n), 4.2, 4.3): the
+/* Properties of `based` (Arora et al. 2024; docs/kernels/linear.md): the
  * Taylor feature map's inner product is 1 + s + s^2/2 for the unique (F = 153
  * at d' = 16) and full (273) maps; the chunked fp32 forward equals the
  * recurrent double reference for chunk sizes, ragged lengths, GQA, Dv != D,

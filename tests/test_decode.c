@@ -1,11 +1,11 @@
 /* Properties of the split-KV decode kernels `decode` (split-K) and `lean`
- * (stream-K), KERNELS.md 2(c) and 4.2: oracle match on decode shapes with
+ * (stream-K), docs/kernels/decode.md: oracle match on decode shapes with
  * GQA, partition sizes and worker counts, for the key-range masks and for
  * SINK_WINDOW, DOCUMENT and RANDOM; one partition equals `flash` (bitwise
  * in the lane and row layouts, to rounding in the dot layout); all-masked
  * partitions add nothing; ragged batches (attn_args.kv_len) equal
  * independent per-sequence oracles; StreamingLLM rolling decode equals the
- * sink-mask prefill row by row (2(e)); thread-count determinism; the cost
+ * sink-mask prefill row by row (StreamingLLM); thread-count determinism; the cost
  * model of a ragged batch; parameter validation. */
 #include "harness/measure/fixture.h"
 #include "kernels/decode/decode.h"
@@ -203,7 +203,7 @@ Test(decode, one_partition_equals_flash)
             }
 }
 
-/* max over the H rows of query t: |O - O_ref| / vmax and the lse error of 1.5. */
+/* max over the H rows of query t: |O - O_ref| / vmax and the lse error |lse - lse_ref| / (1 + |lse_ref|). */
 static void assert_rows_close(const attn_tensor *o, const float *lse, const attn_tensor *ref, const float *ref_lse,
                               int64_t t, int64_t Nq_ref, double vmax, double tol, const char *what)
 {
@@ -217,7 +217,7 @@ static void assert_rows_close(const attn_tensor *o, const float *lse, const attn
     }
 }
 
-/* StreamingLLM (KERNELS.md 2(e)): decoding one token at a time over
+/* StreamingLLM (docs/kernels/streaming.md): decoding one token at a time over
  * 3 (n_sink + wl) tokens gives the rows of the flash prefill with the same
  * sink mask. Step t is one query against the t + 1 keys so far; bottom-right
  * alignment (Nq = 1) puts the query at position Nk - 1 = t. Two caches: the

@@ -1,4 +1,4 @@
-/* Properties of `deltanet` and `gated_deltanet` (KERNELS.md 2(o), 4.2, 4.3):
+/* Properties of `deltanet` and `gated_deltanet` (docs/kernels/deltanet.md):
  * the chunked fp32 forward equals the recurrent double reference for every
  * chunk size, length, head size, Dv != D, GQA and document resets; beta = 1
  * with orthonormal keys recalls v_i exactly; zero log gates equal the
@@ -329,7 +329,7 @@ Test(deltanet, strided_unaligned_views_equal_contiguous, .timeout = 30)
     }
 }
 
-/* KERNELS.md 2(o): state Dk Dv per (b, KV head); C = N (6 Dk Dv + C (6 Dk + 4 Dv)) + N C^2/3
+/* docs/kernels/deltanet.md: state Dk Dv per (b, KV head); C = N (6 Dk Dv + C (6 Dk + 4 Dv)) + N C^2/3
  * per (b, query head); bytes each tensor once. */
 Test(deltanet, state_size_and_cost_model, .timeout = 30)
 {

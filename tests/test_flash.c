@@ -1,4 +1,4 @@
-/* Properties of the `flash` kernel (KERNELS.md 2(b), 4.3): oracle match on
+/* Properties of the `flash` kernel (docs/kernels/flash.md): oracle match on
  * every mask, length and head size, GQA, cross lengths, tile sizes, fully
  * masked rows, gradients, causal leakage, thread determinism, strided views,
  * parameter validation, and its building blocks (vector exp, micro-kernel). */
@@ -223,7 +223,7 @@ Test(flash, strided_views_give_the_same_bits_as_contiguous_tensors)
     fx_free(&p);
 }
 
-/* Unvalidated NaN input (KERNELS.md 1.7): no crash, and other (b, KV group)
+/* Unvalidated NaN input: no crash, and other (b, KV group)
  * slices keep their bits. */
 Test(flash, nan_input_stays_within_its_kv_group)
 {

@@ -1,4 +1,4 @@
-/* Properties of the `gam` mixer (Gated Associative Memory, KERNELS-2.md (z)):
+/* Properties of the `gam` mixer (Gated Associative Memory, docs/kernels/gam.md):
  * the fp32 kernel equals its double reference on the test matrix (CAUSAL and
  * FULL, tiles that do not divide N); gradients against central differences of
  * the reference (dK = dV = 0); the global path alone is softmax

@@ -1,4 +1,4 @@
-/* Properties of retnet, gla and lightning (KERNELS.md (p), (q), 4.3): chunked
+/* Properties of retnet, gla and lightning (docs/kernels/gla.md): chunked
  * = recurrent double reference for chunk sizes 1/16/64, odd lengths, Dv != D,
  * GQA and documents; recurrent = parallel form in double; constant GLA gates =
  * retention / lightning; log-gates of -30 stay finite; gradients (incl. the
@@ -254,7 +254,7 @@ static void check_params(const attn_kernel *k)
 }
 
 /* A NaN in K (and the gates) of (b 0, KV head 0), unvalidated: no crash, and
- * every other (b, KV group) slice bitwise as without it (KERNELS.md 1.7). */
+ * every other (b, KV group) slice bitwise as without it. */
 static void check_nan_isolated(const attn_kernel *k)
 {
     attn_args a = make_args(2, 4, 2, 70, 16, 16, "causal", 16);

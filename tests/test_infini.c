@@ -1,7 +1,7 @@
-/* Properties of `infini` (Infini-attention, KERNELS.md 2(u)): the fp32 kernel
+/* Properties of `infini` (Infini-attention, docs/kernels/infini.md): the fp32 kernel
  * equals its double reference (linear and delta updates, segment lengths
  * that do not divide N, softmax blocks smaller than a segment, GQA, Dv != D,
- * DOCUMENT); the two limits of the spec (g = 0: softmax with a segment-block
+ * DOCUMENT); the two limits of the gate (g = 0: softmax with a segment-block
  * causal mask; g = 1 with the linear update: normalised elu+1 linear
  * attention over the earlier segments only), both computed here from plain
  * loops; delta differs from linear only once a segment retrieves; gradients
@@ -101,7 +101,7 @@ Test(infini, forward_matches_double_reference, .timeout = 60)
 
 static double elu1(double x) { return x > 0 ? x + 1 : exp(x); }
 
-/* The two limits of KERNELS.md 2(u) T, straight from the definitions, for
+/* The two limits of the gate (docs/kernels/infini.md), straight from the definitions, for
  * segments of L from position 0: `memory` = 0: softmax over the keys of the
  * query's own segment up to itself (segment-block causal mask); `memory` = 1:
  * sum_j phi(q).phi(k_j) v_j / sum_j phi(q).phi(k_j) over the keys of earlier
@@ -533,7 +533,7 @@ Test(infini, attention_block_with_learned_betas_matches_its_double_twin, .timeou
     mc_check_block(&a, 2, 7, 2, 2031, "infini block L=3");
 }
 
-/* KERNELS.md 1.7: an unvalidated NaN key spreads within its (b, KV group)
+/* An unvalidated NaN key spreads within its (b, KV group)
  * only; the other slices keep their bits, forward and backward. */
 Test(infini, a_nan_stays_inside_its_batch_and_kv_group)
 {

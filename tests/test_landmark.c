@@ -1,5 +1,5 @@
-/* Properties of the `landmark` kernel (Landmark Attention, KERNELS.md 2(r),
- * 4.2, 4.3): the fp32 kernel equals its double reference in both modes
+/* Properties of the `landmark` kernel (Landmark Attention,
+ * docs/kernels/landmark.md): the fp32 kernel equals its double reference in both modes
  * (several l, N not a multiple of l, GQA, cross lengths, queries before every
  * key); a constant V row is reproduced (weights sum to 1); topk with k = all
  * blocks is the grouped (train) form; blocks that are not retrieved have no
@@ -224,7 +224,7 @@ Test(landmark, current_block_landmark_never_gates)
 }
 
 /* fp32 backward vs central differences of the double reference (tiny
- * problems, KERNELS.md 4.3.2: N in {5, 9}, D = 16, (Hq, Hkv) = (2, 1)). */
+ * problems as docs/testing.md: N in {5, 9}, D = 16, (Hq, Hkv) = (2, 1)). */
 Test(landmark, backward_matches_reference_gradients, .timeout = 60)
 {
     static const struct {
@@ -301,7 +301,7 @@ Test(landmark, strided_views_give_the_same_bits_as_contiguous_tensors)
     }
 }
 
-/* KERNELS.md 2(r) C and S: train = causal dense (4 D nnz), topk = per query
+/* Cost and state models: train = causal dense (4 D nnz), topk = per query
  * 2 D c + 4 D (l_loc + min(k, c) l); state 2 N D + N D / l per KV head.
  * The counters report at least the useful work. */
 Test(landmark, cost_model_and_counters)

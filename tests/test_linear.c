@@ -1,5 +1,5 @@
-/* Properties of `linear` (Katharopoulos et al. 2020, elu+1; KERNELS.md 2(f),
- * 4.2, 4.3): the chunked fp32 forward equals the recurrent double reference
+/* Properties of `linear` (Katharopoulos et al. 2020, elu+1;
+ * docs/kernels/linear.md): the chunked fp32 forward equals the recurrent double reference
  * for chunk sizes, ragged lengths, GQA, Dv != D, causal / non-causal and
  * document masks; the recurrent reference equals the explicit normalised
  * kernel matrix; gradients; causal leakage; thread determinism; the feature

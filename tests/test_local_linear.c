@@ -1,5 +1,5 @@
 /* Properties of the `local_linear` kernel (Local Linear Attention,
- * KERNELS-2.md (aa), KERNELS.md 4.3): the fp32 kernel equals its double
+ * docs/kernels/local_linear.md): the fp32 kernel equals its double
  * reference on every mask (GQA, cross lengths, tile sizes); its limits
  * (lambda -> inf is softmax attention, one key gives v_0, exactly linear data
  * is reproduced at the query where softmax is not); gradients against central

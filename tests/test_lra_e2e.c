@@ -1,4 +1,4 @@
-/* LRA end to end (issue 8): for each task, a tiny model trained through the
+/* LRA end to end: for each task, a tiny model trained through the
  * training API the CLI uses (train_run_exec, as `attnbench train`) on a
  * small build of the task beats chance on the held-out test split: the lower
  * end of the test row's 95 % Wilson interval is above the majority-class

@@ -88,7 +88,7 @@ Test(lra_report, cells_name_their_source_beside_the_published_rows)
     free(md), free(bub);
 }
 
-/* A 200-step and a 400-step Image run (the README's two flash runs) are two
+/* A 200-step and a 400-step Image run (docs/results.md has two such flash runs) are two
  * settings: the cell shows the larger budget alone, averaged over its seeds,
  * and says it is one of two; equal budgets (a learning-rate grid) show the
  * best mean. The bubble data take the shown setting's accuracy and step time. */

@@ -247,7 +247,7 @@ Test(lra_text, standin_on_the_real_corpus_matches_the_package_and_strips_headers
     cr_assert_eq(spam_corpus_load(root, &c), 0, "%s", attn_last_error());
     double cpu = (double)(clock() - t0) / CLOCKS_PER_SEC;
     cr_assert_lt(cpu, 2.0, "loading 6,046 JSON files took %.2f s of CPU", cpu);
-    const int64_t files[SPAM_GROUPS] = {2500, 1400, 250, 500, 1396}; /* SUITES 1.10, before deduplication */
+    const int64_t files[SPAM_GROUPS] = {2500, 1400, 250, 500, 1396}; /* the package's files per group, before deduplication */
     int64_t spam = 0;
     for (int g = 0; g < SPAM_GROUPS; g++)
         cr_assert_eq(c.files[g], files[g], "group %s: %ld files", spam_group_names[g], (long)c.files[g]);

@@ -1,6 +1,6 @@
-/* Every mask kind (KERNELS.md 1.2, SUITES.md 4.2): spec round trip, tile
+/* Every mask kind (docs/masks.md): spec round trip, tile
  * classification soundness, exact pair counts against brute-force counts and
- * the closed forms of SUITES.md 4.2, the row helpers, determinism of the
+ * the closed forms of docs/masks.md, the row helpers, determinism of the
  * random kinds, ragged documents, and every exact kernel against the oracle
  * on the new kinds (forward and backward). */
 #include "harness/measure/check.h"
@@ -200,7 +200,7 @@ Test(masks_all, density_equals_the_counted_fraction)
     cr_assert_float_eq(attn_density(&a), attn_mask_pairs_total(&a.mask, 2, 3, 130, 130, 0, 0) / (6.0 * 130 * 130), 1e-15);
 }
 
-/* SUITES.md 4.2 closed forms (N = 130 unless stated). */
+/* Closed-form pair counts of docs/masks.md (N = 130 unless stated). */
 Test(masks_all, pair_counts_match_the_suite_closed_forms)
 {
     const double N = 130;

@@ -1,4 +1,4 @@
-/* NIAH generators (SUITES.md 3.2-3.4): needle depth and snapping, answer
+/* NIAH generators (docs/tasks.md): needle depth and snapping, answer
  * targets, distractors, multi-value/multi-query/variable-tracking layouts,
  * the Landmark passkey format, lengths and padding, determinism, the three
  * haystacks (noise, fitted Markov chain, SpamAssassin bodies) and the

@@ -1,5 +1,5 @@
 /* The oracle itself: its backward against central differences of
- * L = sum(O * R) in double (KERNELS.md 4.3 property 2), and the N = 1 edge. */
+ * L = sum(O * R) in double (docs/testing.md), and the N = 1 edge. */
 #include "harness/measure/fixture.h"
 #include "kernels/core/oracle.h"
 #include "common/rng.h"

@@ -1,4 +1,4 @@
-/* LRA Pathfinder / Path-X (SUITES.md 1.6): the generator's determinism,
+/* LRA Pathfinder / Path-X (docs/tasks.md): the generator's determinism,
  * label balance and geometric invariants (markers on contour ends as the
  * label says, clearances), the renderer against a plain full-canvas twin,
  * quantisation, the pixel-histogram probe that must stay near chance, the
@@ -374,7 +374,7 @@ Test(pathfinder, quantise_rounds_half_to_even, .timeout = 60)
     }
 }
 
-/* ---- the pixel-histogram probe (SUITES.md 1.6 recommended check) ---- */
+/* ---- the pixel-histogram probe (generated images should match the official pixel statistics) ---- */
 
 #define PROBE_N 400
 

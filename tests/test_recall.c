@@ -1,4 +1,4 @@
-/* Associative-recall generators (SUITES.md 2): MQAR against the Zoology
+/* Associative-recall generators (docs/tasks.md): MQAR against the Zoology
  * specification, determinism of the per-example streams, the power-law
  * query placement, trivial oracles that prove the classic tasks solvable
  * with correct labels, and the scoring conventions. */

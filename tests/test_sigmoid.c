@@ -1,4 +1,4 @@
-/* Properties of the `sigmoid` kernel (KERNELS.md 2(l), 4.3): equal to its
+/* Properties of the `sigmoid` kernel (docs/kernels/sigmoid.md): equal to its
  * plain double form on every mask kind, causal on and off, lengths, head
  * sizes, GQA and cross lengths; the bias variants; gradients by central
  * differences; causal leakage; thread determinism; the stable logistic;
@@ -30,7 +30,7 @@ static void add_param(attn_args *a, const char *kv)
     cr_assert_eq(param_bag_add(&a->params, kv), 0, "%s", attn_last_error());
 }
 
-/* Forward vs the double form: max|O - O_ref| / max|O_ref| <= 5e-5 (KERNELS.md 1.5). */
+/* Forward vs the double form: max|O - O_ref| / max|O_ref| <= 5e-5 (non-convex output). */
 static void check_forward(const attn_args *a, uint64_t seed, const char *what)
 {
     fx_problem p;

@@ -1,4 +1,4 @@
-/* Properties of sse (KERNELS-2 (ab) T, test matrix N in {1,7,130}, D = 16,
+/* Properties of sse (docs/kernels/sse.md; test matrix N in {1,7,130}, D = 16,
  * P in {1,4}, k in {1,2}, CAUSAL and DOCUMENT): the gathered, chunked forward
  * = the recurrent double reference for several chunk sizes; P = k = 1 is two
  * GLAs; the mask form (every partition over all tokens, unselected tokens with
@@ -142,7 +142,7 @@ Test(sse, sse_one_partition_top1_equals_two_gla, .timeout = 60)
 
 /* The mask form in double: every partition runs over every token; an
  * unselected token has q~ = k~ = 0 and log-gate 0 (or, with token_gate_when_off,
- * its own gate: the pitfall of (ab) "!"). final (if not NULL): the 1 + P states
+ * its own gate: the known pitfall, an unselected partition must not decay). final (if not NULL): the 1 + P states
  * after the sequence, [B][H_kv][1 + P][Dk][Dv]. */
 static void mask_form(const fx_problem *p, int token_gate_when_off, double *out, double *final)
 {

@@ -1,4 +1,4 @@
-/* Properties of the `streaming` kernel (StreamingLLM, KERNELS.md 2(e), 4.3):
+/* Properties of the `streaming` kernel (StreamingLLM, docs/kernels/streaming.md):
  * the rolling-cache decode equals the flash prefill and both equal the
  * softmax oracle under the same sink mask over 3 (n_sink + wl) tokens (GQA,
  * cross lengths); the cache never grows with the sequence and is what

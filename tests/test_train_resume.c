@@ -1,4 +1,4 @@
-/* Training runs (issue 6): the job_id names every setting that changes a
+/* Training runs: the job_id names every setting that changes a
  * result; a run interrupted and resumed ends bitwise as the uninterrupted
  * one with one validation row per evaluation; early stopping tests the
  * best-validation weights; LRA's rsqrt learning-rate schedule; a resumed

@@ -16,7 +16,7 @@ static const char usage[] =
     "Times each kernel on a random U(-1,1) problem after warm-up (median, p10/p90, CV),\n"
     "with analytic and counted FLOPs, bytes, memory, PAPI counters and a correctness gate\n"
     "against the double-precision oracle on sampled rows. Prints a table; with --out,\n"
-    "appends one CSV row per job (README.md: CSV schema).\n"
+    "appends one CSV row per job (docs/csv-schema.md).\n"
     "  --kernel K[,K...]   kernels (attnbench list kernels)\n"
     "  --mask M            full | causal | window:wl=L,wr=R[,causal=1] | window:w=W (default full)\n"
     "  --B n --H n --Hkv n batch, query heads, KV heads (default 1, 8, = H)\n"

@@ -12,7 +12,7 @@ static const char usage[] =
     "forward O and logsumexp on a table of shapes (N = 1..513, D = 16..128, GQA, Nq != Nk),\n"
     "backward dQ/dK/dV (trainable kernels), a padded batch (kernels flagged padded),\n"
     "causal leakage, fully masked rows and 1-vs-T-thread determinism. Tolerances:\n"
-    "KERNELS.md 1.5. Exit 1 if any case fails.\n"
+    "docs/kernel-interface.md. Exit 1 if any case fails.\n"
     "  --kernel  kernel names (see 'attnbench list kernels') or 'all'\n"
     "  --mask    check only this mask spec (e.g. causal, window:wl=64,wr=0); default: all\n"
     "  --threads threads for the kernels (default 2)\n";

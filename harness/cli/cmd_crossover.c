@@ -8,7 +8,7 @@ static const char usage[] =
     "usage: attnbench crossover [--csv] [--ref K] [--suite S] FILE\n"
     "For every kernel series of a results CSV (same mask, pass, D, Dv, B, H, H_kv,\n"
     "threads), the smallest N_kv from which the kernel's median time is below the\n"
-    "reference kernel's at every common length after it (issue 5: the crossover N where\n"
+    "reference kernel's at every common length after it (the crossover N where\n"
     "each linear-time kernel beats flash). Only status=ok rows count.\n"
     "  --ref K     reference kernel (default flash; its fastest params variant)\n"
     "  --suite S   only rows of this suite (default: all)\n"

@@ -1,4 +1,4 @@
-/* attnbench: one binary, one subcommand per concern (DESIGN.md "CLI"). */
+/* attnbench: one binary, one subcommand per concern (docs/architecture.md). */
 #include "cli.h"
 #include "kernels/core/registry.h"
 
@@ -33,7 +33,7 @@ static const char usage[] =
     "  crossover [--ref K] [--suite S] [--csv] FILE\n"
     "                                 N from which each kernel beats K (default flash)\n"
     "\n"
-    "Results use one CSV schema (README.md); kernels: 'attnbench list kernels'.\n";
+    "Results use one CSV schema (docs/csv-schema.md); kernels: 'attnbench list kernels'.\n";
 
 int main(int argc, char **argv)
 {

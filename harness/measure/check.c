@@ -221,7 +221,7 @@ static int check_one_mask(const attn_kernel *k, const char *mask, int threads, r
         int rc = check_kernel_forward(k, &a, 100 + s, &eo, &el);
         if (rc)
             return rc;
-        if (k->ref_forward) { /* non-convex outputs: 5e-5 of max|O_ref| (KERNELS.md 1.5) */
+        if (k->ref_forward) { /* non-convex outputs: 5e-5 of max|O_ref| */
             report_line(r, "forward.O", what, eo, 5e-5 * fmax(1.0, sqrt((double)a.Nk / 4096.0)));
             continue;
         }

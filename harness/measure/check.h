@@ -1,5 +1,5 @@
 /* Correctness checks of a kernel against the double-precision oracle
- * (KERNELS.md 1.5, 4.3). The same functions back `attnbench check` and the
+ * (docs/testing.md). The same functions back `attnbench check` and the
  * Criterion tests, so what the CLI verifies is what CI verifies. */
 #ifndef ATTN_CHECK_H
 #define ATTN_CHECK_H

@@ -6,7 +6,7 @@
  *   "threads": [2],                        optional, default [1]; a suite may override it
  *   "measure": {"warmup": 1, "min_reps": 3, "min_time_s": 0.05, "max_reps": 20},
  *                                          optional, and so is each key (defaults 3, 10, 1.0, 1000:
- *                                          SUITES.md 4.3, >= 3 warm-ups, >= 10 runs and >= 1 s)
+ *                                          >= 3 warm-ups, >= 10 runs and >= 1 s per point)
  *   "max_workspace_bytes": 2147483648,     optional; 0 (default) means no cap
  *   "suites": [                            required, non-empty; entries run in file order
  *     {

@@ -1,6 +1,6 @@
 /* Check fixture shared by `attnbench check` and the tests: a random attention problem in
  * fp32 (what the kernel sees), its double copy, the oracle's answers, and the
- * error measures of KERNELS.md 1.5. */
+ * error measures of docs/kernel-interface.md. */
 #ifndef ATTN_TEST_FIXTURE_H
 #define ATTN_TEST_FIXTURE_H
 
@@ -51,7 +51,7 @@ attn_args fx_args(int64_t B, int64_t H, int64_t H_kv, int64_t Nq, int64_t Nk, in
  * tensors. Returns the kernel's code (0 ok). */
 int fx_run(const attn_kernel *k, fx_problem *p, int with_backward);
 
-/* max|O - O_ref| / max|V| (the convex-combination bound of KERNELS.md 1.5);
+/* max|O - O_ref| / max|V| (O is a convex combination of V rows);
  * for a kernel with its own reference, / max|O_ref| (non-convex outputs). */
 double fx_err_o(const fx_problem *p);
 /* max over rows of |lse - lse_ref| / (1 + |lse_ref|); -inf rows must match

@@ -174,7 +174,7 @@ void gate_check(const attn_kernel *k, const attn_args *a, const attn_io *io, gat
     double grow = fmax(1.0, sqrt((double)a->Nk / 4096.0));
     r->err = 0;
     r->softmax_rel = NAN;
-    /* 10x the test tolerances (KERNELS.md 1.5): a gate catches broken
+    /* 10x the test tolerances (docs/kernel-interface.md): a gate catches broken
      * kernels, the tests hold the tight bounds. */
     r->tol = 10 * (k && k->ref_forward ? 5e-5 : 2e-5) * grow;
     if (k && k->ref_forward)

@@ -1,10 +1,10 @@
-/* Correctness gate before timing (SUITES.md 4.3). A softmax kernel's output is
+/* Correctness gate before timing (docs/measurement.md). A softmax kernel's output is
  * compared with the double-precision oracle on a few sampled query rows, so
  * even N = 64K problems are checked without an O(N^2) oracle run. A kernel
  * with its own double reference (ref_forward: linear, recurrent, sigmoid ...)
  * is compared with that reference on sampled heads, over a prefix of the
  * sequence when the mask is causal, and its distance from softmax attention
- * on the sampled rows is reported as fidelity (KERNELS.md 1.3, 1.5). */
+ * on the sampled rows is reported as fidelity (softmax_rel_err). */
 #ifndef ATTN_GATE_H
 #define ATTN_GATE_H
 

@@ -1,6 +1,6 @@
 /* Wall-clock timing of one measured call: warm-up, then adaptive repetition
  * until both a minimum count and a minimum total time are reached, reported
- * as median with p10/p90 (SUITES.md 4.3; google/benchmark-style aggregates).
+ * as median with p10/p90 (google/benchmark-style aggregates).
  *
  * Timer: clock_gettime(CLOCK_MONOTONIC) around each call, so every sample is
  * one call and nothing else (no loop overhead amortized across calls). */
@@ -14,7 +14,7 @@ typedef struct {
     double min_time_s; /* keep sampling until the samples sum to this (>= 0) */
 } measure_opts;
 
-/* warmup 3, min_reps 10, max_reps 1000, min_time_s 1.0 (SUITES.md 4.3). */
+/* warmup 3, min_reps 10, max_reps 1000, min_time_s 1.0: at least 3 warm-ups, 10 runs and 1 s per point. */
 #define MEASURE_OPTS_DEFAULT ((measure_opts){3, 10, 1000, 1.0})
 
 typedef struct {

@@ -1,4 +1,4 @@
-/* One path for every counter (DESIGN.md "Counters"): PAPI presets for the
+/* One path for every counter (docs/measurement.md): PAPI presets for the
  * hardware (cycles, instructions, L1/L2/L3 misses) and the kernels' software
  * counters sde:::attnbench::* (counters.h), all read through PAPI event sets.
  *

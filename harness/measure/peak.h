@@ -1,5 +1,5 @@
 /* Machine peaks measured in the same run as the kernels they judge
- * (KERNELS.md 1.6: roofline = min(sgemm_peak, intensity * stream_bw)):
+ * (roofline = min(sgemm_peak, intensity * stream_bw), docs/measurement.md):
  *
  *   sgemm_gflops  cblas_sgemm on square fp32 n x n matrices, OpenBLAS with
  *                 `threads` threads, 2 n^3 FLOPs per call, median call time.

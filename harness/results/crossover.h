@@ -1,4 +1,4 @@
-/* Crossover lengths (issue 5, scaling suite): for every kernel series of a
+/* Crossover lengths (scaling suite): for every kernel series of a
  * results CSV, the smallest length from which the kernel is faster than a
  * reference kernel (flash) at every common length measured after it. */
 #ifndef ATTN_CROSSOVER_H

@@ -1,4 +1,4 @@
-/* Results CSV files (DESIGN.md "CSV schema"): every file starts with the
+/* Results CSV files (docs/csv-schema.md): every file starts with the
  * header of harness/results/schema.h and grows by whole rows only.
  *
  * Writing: each row is formatted in memory (libcsv quotes the cells that need

@@ -1,4 +1,4 @@
-/* results/LRA.md from results/lra.csv (issue 8): tasks as columns, kernels as
+/* results/LRA.md from results/lra.csv: tasks as columns, kernels as
  * rows, the average over the five LRA tasks (Path-X excluded, as the paper),
  * and the published LRA Table 1 rows of the same models beside them. Every
  * cell names its data source when it is not official: stand-in numbers are

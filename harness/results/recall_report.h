@@ -1,4 +1,4 @@
-/* Best-of-grid summary of the recall suite (issue 7; Zoology, Arora et al.
+/* Best-of-grid summary of the recall suite (as Zoology, Arora et al.
  * 2023, report the best learning rate per (model, width, sequence length)).
  * Reads the final test rows of trainings from a results CSV, groups them into
  * cells (task, kernel, model, task parameters), averages seeds per learning

@@ -1,4 +1,4 @@
-/* Empirical scaling exponent (issue 5, "scaling" suite): the least-squares
+/* Empirical scaling exponent (the "scaling" suite): the least-squares
  * slope of log(time) against log(N_kv) over one series of rows, using the
  * points at N_kv >= ATTN_SCALING_MIN_N up to the row's own length. A series
  * is every identity column but the lengths (N joins the key when it differs

@@ -1,4 +1,4 @@
-/* The one CSV schema every results file uses (DESIGN.md "CSV schema").
+/* The one CSV schema every results file uses (docs/csv-schema.md).
  * A row is an array of strings indexed by schema_col; empty means "not
  * applicable to this row", NA:<why> means "could not be measured". */
 #ifndef ATTN_SCHEMA_H

@@ -1,4 +1,4 @@
-/* Sparsity efficiency (SUITES.md 4.3): eff = t_dense * density / t_masked,
+/* Sparsity efficiency (docs/measurement.md): eff = t_dense * density / t_masked,
  * where t_dense is the fastest full-mask time of any kernel at the same
  * problem shape. 1 means a masked run realises the whole saving its density
  * promises. A sweep runs full-mask jobs first and notes their times here. */

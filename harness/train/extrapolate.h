@@ -1,6 +1,6 @@
-/* Length extrapolation and needle depth of a trained checkpoint (issue 7,
- * SUITES.md NIAH: "trained from scratch at a short length, evaluated at the
- * trained length and at 2x, 4x, 8x longer"). For every (length, depth) cell
+/* Length extrapolation and needle depth of a trained checkpoint (the NIAH
+ * protocol for small models: trained from scratch at a short length, evaluated
+ * at the trained length and at 2x, 4x, 8x longer; docs/tasks.md). For every (length, depth) cell
  * the test split is regenerated with the task's length parameter (len for the
  * NIAH tasks, L for MQAR and the other recall tasks: the kv-pair count D and
  * the vocabulary stay as trained) and, for tasks with a `depth` parameter,

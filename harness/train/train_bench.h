@@ -1,4 +1,4 @@
-/* The training benchmark (issue 6, 'attnbench bench --suite train'): steps/s
+/* The training benchmark ('attnbench bench --suite train'): steps/s
  * and tokens/s of two reference models, the share of step time in GEMMs
  * (dense layers), attention kernels and the rest (norms, embeddings, loss,
  * AdamW), and the step's GFLOP/s against the same run's sgemm. */

@@ -141,7 +141,7 @@ static void mask_cell(const nn_model_cfg *m, char *buf, size_t n)
 
 /* Identity and settings of a row; step and split make each evaluation its
  * own job. job_id: FNV-1a over the identity cells' own job_id (harness/
- * csvw.h: threads, suite .. data_source, with the model as trained and N)
+ * results/csvw.h: threads, suite .. data_source, with the model as trained and N)
  * followed by the canonical JSON of the whole run configuration, so every
  * setting that can change a result changes it. */
 static void row_identity(const row_sink *s, csvw_row *row, int64_t step, const char *split)

@@ -1,5 +1,5 @@
 /* `aaren` forward and its double reference (Feng et al. 2024, "Attention as
- * an RNN"; KERNELS.md 2(m)). The output at step t is softmax attention of the
+ * an RNN"; docs/kernels/aaren.md). The output at step t is softmax attention of the
  * head's one query over the keys 0..t, i.e. the inclusive prefix scan of
  * the elements (s_t, 1, v_t) under the (m, u, w) monoid (aaren_internal.h),
  * o_t = w_t / u_t. The parallel form of the paper's prefix scan (Sec. 3), over
@@ -200,8 +200,8 @@ static int aaren_ref_forward(const attn_args *a, const attn_io64 *io)
     return 0;
 }
 
-/* 2 N (D + Dv) per (b, h): the scores and the weighted sum of V (KERNELS.md
- * 2(m) C, 4 N D for Dv = D); backward 2.5x forward (1.6). */
+/* 2 N (D + Dv) per (b, h): the scores and the weighted sum of V (4 N D
+ * for Dv = D); backward 2.5x forward (docs/kernel-interface.md). */
 static double aaren_flops(const attn_args *a, attn_pass pass)
 {
     double f = 2.0 * (double)(a->B * a->H * a->Nk) * (double)(a->D + attn_dv(a));

@@ -1,5 +1,5 @@
 /* `aaren`: attention as an RNN (Feng et al. 2024, "Attention as an RNN";
- * KERNELS.md 2(m)). One learned query per head (Q is [B,H,1,D],
+ * docs/kernels/aaren.md). One learned query per head (Q is [B,H,1,D],
  * ATTN_ONE_QUERY) and an output at every key position: O[b,h,t] is the
  * softmax attention of that query over keys 0..t (within t's document under
  * a DOCUMENT mask), computed as a parallel prefix scan. Causality is

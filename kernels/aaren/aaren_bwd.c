@@ -1,4 +1,4 @@
-/* `aaren` backward (Feng et al. 2024; KERNELS.md 2(m) B): the causal
+/* `aaren` backward (Feng et al. 2024; docs/kernels/aaren.md): the causal
  * softmax backward of one query. With p_tj = e^{s_j - lse_t} for j in S_t
  * (steps 0..t of t's document), o_t = sum_j p_tj v_j and D_t = <dO_t, o_t>:
  *

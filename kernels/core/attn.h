@@ -1,5 +1,5 @@
 /* The kernel interface every attention implementation registers against
- * (DESIGN.md "Kernel interface", KERNELS.md 1.1-1.3).
+ * (docs/kernel-interface.md).
  *
  * Tensors are fp32 [B, H, N, D] with explicit b/h/n strides (d stride 1), so a
  * [B, N, H, D] buffer is a view. Q is [B, H, Nq, D]; K and V are
@@ -38,7 +38,7 @@ static inline double *attn_at64(const attn_tensor_f64 *t, int64_t b, int64_t h, 
     return t->data + b * t->sb + h * t->sh + n * t->sn;
 }
 
-/* Capability flags (KERNELS.md 1.3). */
+/* Capability flags (docs/kernel-interface.md). */
 enum {
     ATTN_EXACT = 1u << 0,        /* equals softmax attention up to rounding */
     ATTN_APPROX = 1u << 1,       /* reports fidelity against the oracle */
@@ -59,9 +59,9 @@ enum {
     ATTN_PADDED = 1u << 15,      /* right-padded self-attention batch (attn_args.seq_len) */
 };
 
-/* Extra inputs a kernel reads besides Q, K, V (attn_kernel.inputs; KERNELS-2:
- * "per-token gates, router logits and conv weights are extra inputs; the
- * projections producing them belong to the model"). Per-token inputs live on
+/* Extra inputs a kernel reads besides Q, K, V (attn_kernel.inputs):
+ * per-token gates, router logits and conv weights come in as tensors; the
+ * projections producing them belong to the model. Per-token inputs live on
  * the KV side, [B, H_kv, Nk, cols]; the harness fills them with values in
  * range (beta in (0,1), log gates in [-1, 0), router logits U(-2,2)) and, for
  * backward, expects dbeta/dgate/drouter shaped the same. */
@@ -156,8 +156,8 @@ typedef struct attn_kernel {
     size_t (*state_bytes)(const attn_args *args);             /* KV or recurrent state */
     void (*fini)(attn_ctx *ctx);                              /* may be NULL */
     unsigned inputs;       /* ATTN_IN_* extra inputs the kernel reads (0: Q, K, V only) */
-    /* Plain double-precision reference of the kernel's own math (KERNELS.md
-     * 1.3: non-softmax families are exact against their own reference), the
+    /* Plain double-precision reference of the kernel's own math (a
+     * non-softmax family is exact against its own reference), the
      * sequential/recurrent form checked by tests, `check` and the bench gate.
      * NULL: the softmax oracle is the reference. Writes io->o (all rows). */
     int (*ref_forward)(const attn_args *args, const attn_io64 *io);
@@ -249,7 +249,7 @@ int64_t attn_param_int(const attn_args *a, const char *key, int64_t def, int64_t
 int attn_params_only(const attn_args *a, const char *kernel, const char *const *allowed);
 
 
-/* Softmax-attention cost model shared by exact kernels (KERNELS.md 1.6):
+/* Softmax-attention cost model shared by exact kernels (docs/kernel-interface.md):
  * forward 4*D*nnz per head, backward 2.5x forward; minimum fp32 traffic. */
 double attn_softmax_flops(const attn_args *a, attn_pass pass);
 double attn_softmax_bytes(const attn_args *a, attn_pass pass);

@@ -1,6 +1,6 @@
 /* Software counters the kernels export through PAPI SDE
  * (sde:::attnbench::<name>), read by the harness through the same PAPI
- * event-set path as hardware presets (DESIGN.md "Counters").
+ * event-set path as hardware presets (docs/measurement.md).
  *
  * Kernels accumulate locally per thread / per tile loop and call
  * attn_counter_add once per parallel chunk: the add is an atomic relaxed

@@ -1,5 +1,5 @@
 /* Mask predicates, tile classification, exact pair counts and binding to a
- * sequence length (KERNELS.md 1.2, SUITES.md 4.2); the spec grammar is in
+ * sequence length (docs/masks.md); the spec grammar is in
  * mask_spec.c. */
 #include "mask.h"
 

@@ -1,5 +1,5 @@
 /* Mask description shared by every kernel, the oracle and the harness
- * (KERNELS.md 1.2, SUITES.md 4.2). Positions are absolute: pi = q_off + i,
+ * (docs/masks.md). Positions are absolute: pi = q_off + i,
  * pj = k_off + j, delta = pi - pj. Bottom-right alignment (q_off = Nk - Nq) is
  * the default so that the last query sees the last key, as KV-cache decode
  * needs.

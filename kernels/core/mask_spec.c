@@ -1,5 +1,5 @@
 /* The mask spec grammar: kind names, help, parsing and the canonical
- * spelling (KERNELS.md 1.2; `attnbench list masks` prints the help). */
+ * spelling (docs/masks.md; `attnbench list masks` prints the help). */
 #include "mask.h"
 
 #include "common/attn_error.h"

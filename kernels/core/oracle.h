@@ -1,4 +1,4 @@
-/* Double-precision naive softmax attention with logsumexp (KERNELS.md 1.4):
+/* Double-precision naive softmax attention with logsumexp (docs/kernel-interface.md):
  * the reference every exact kernel is tested against. Never a competitor. */
 #ifndef ATTN_ORACLE_H
 #define ATTN_ORACLE_H

@@ -14,7 +14,7 @@ float attn_softmax_row(float *s, int64_t n)
     float m = -INFINITY;
     for (int64_t j = 0; j < n; j++)
         m = s[j] > m ? s[j] : m;
-    if (m == -INFINITY) { /* every key masked: O = 0, lse = -inf (KERNELS.md 1.2) */
+    if (m == -INFINITY) { /* every key masked: O = 0, lse = -inf, for every kernel */
         for (int64_t j = 0; j < n; j++)
             s[j] = 0;
         return -INFINITY;

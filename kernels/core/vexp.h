@@ -1,4 +1,4 @@
-/* Vectorised single-precision exp for the softmax kernels (KERNELS.md 1.7):
+/* Vectorised single-precision exp for the softmax kernels:
  * exp(x) within 2 ulp for -87.3 <= x <= 88.7, exactly 0 below -87.3 (so a
  * softmax never produces slow subnormals, without touching the caller's
  * FTZ/DAZ state), +inf above, NaN for NaN.

@@ -1,5 +1,5 @@
 /* `decode`: split-K Flash-Decoding (Dao, Haziza, Massa, Sizov 2023;
- * KERNELS.md 2(c)). For few queries against a long KV cache the key axis
+ * docs/kernels/decode.md). For few queries against a long KV cache the key axis
  * supplies the parallelism: the keys of each sequence are cut into partitions
  * of `ls` keys (a size, never derived from the thread count), every
  * (b, KV head, query tile, partition) is an independent task that runs the
@@ -8,7 +8,7 @@
  * the reduction order depend on the sizes and `ls` only, so results are
  * bitwise identical for any thread count.
  *
- * Masks (KERNELS.md 2(c)): FULL, CAUSAL, WINDOW, SINK_WINDOW, DOCUMENT and
+ * Masks: FULL, CAUSAL, WINDOW, SINK_WINDOW, DOCUMENT and
  * RANDOM, tile by tile as flash does: EMPTY tiles are skipped, FULL ones run
  * without predicates, PARTIAL ones are cut to the keys some row sees and
  * masked by key ranges (one range per row) or by the element predicate

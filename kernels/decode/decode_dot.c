@@ -7,8 +7,8 @@
  * distance ahead along that same order (this tile's K, this tile's V, the
  * next tile's K). Measured on the AMD EPYC VM (AVX2, 2 threads, KV = 32K,
  * D = 128): the row layout, which transposes K per tile and reads V in
- * column strips for the micro-kernel, moved 9.5 GB/s; this one is in the
- * README's decode section.
+ * column strips for the micro-kernel, moved 9.5 GB/s; this one is in
+ * docs/results.md (decode).
  *
  * Each score sums its D products in ATTN_VW partial sums, then across them:
  * equal to flash within rounding, not bitwise (the row and lane layouts are

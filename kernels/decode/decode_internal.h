@@ -1,5 +1,5 @@
 /* Shared by the split-KV decode kernels `decode` (split-K, decode.c) and
- * `lean` (stream-K, lean.c), KERNELS.md 2(c): both compute exact partial
+ * `lean` (stream-K, lean.c), docs/kernels/decode.md: both compute exact partial
  * attention over disjoint key ranges with the flash inner loop, then merge
  * the partials by their logsumexp:
  *

@@ -1,5 +1,5 @@
-/* `lean`: stream-K decode, Lean Attention (Sanovar et al. 2024; KERNELS.md
- * 2(c)). The work is the flat list of units (b, KV head, query tile, key tile
+/* `lean`: stream-K decode, Lean Attention (Sanovar et al. 2024;
+ * docs/kernels/decode.md). The work is the flat list of units (b, KV head, query tile, key tile
  * of bc keys), ordered group by group and by ascending keys inside a group,
  * so it spans heads and sequences. W workers take equal contiguous ranges of
  * it; each worker emits one partial per group its range touches (a segment),

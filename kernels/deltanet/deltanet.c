@@ -1,7 +1,7 @@
 /* `deltanet` and `gated_deltanet` forward: the chunkwise WY/UT form of the
  * delta rule (Yang et al. 2024, "Parallelizing Linear Transformers with the
  * Delta Rule over Sequence Length", Sec. 3; gated: Yang, Kautz, Hatamizadeh
- * 2024, "Gated Delta Networks"; KERNELS.md 2(o)).
+ * 2024, "Gated Delta Networks"; docs/kernels/deltanet.md).
  *
  * Per chunk of c keys with initial state H0 = S^T (Dk x Dv), in-chunk
  * cumulative log gates l_r = g_0 + ... + g_r (0 ungated), Gam_rs =
@@ -16,10 +16,10 @@
  *
  * Choices (documented in the kernel's reference string too): o_t = sc S_t q_t
  * with sc = attn_scale (default 1/sqrt(D)), as FLA's delta-rule kernels scale
- * q (fla/ops/delta_rule/naive.py); q is NOT normalised (KERNELS.md normalises
+ * q (fla/ops/delta_rule/naive.py); q is NOT normalised (the kernel normalises
  * keys only; FLA's layers L2-normalise q before the kernel). One task per
  * (batch, KV head) computes the state once for its G query heads.
- * Masks: causality is intrinsic to the recurrence (KERNELS.md 3: "intrinsic"),
+ * Masks: causality is intrinsic to the recurrence (a recurrent kernel cannot look ahead),
  * so CAUSAL and DOCUMENT with or without causal=1 are the same computation;
  * a DOCUMENT mask restarts S at zero at every document start, and chunks
  * restart there too (a chunk never spans two documents). */
@@ -100,7 +100,7 @@ float delta_key_rnorm(const float *k, int64_t D)
 
 /* Gam_rs = exp(l_r - l_s) for s <= r (c x c, lower triangle; the upper
  * part is left alone). Exponents are <= 0 for log gates <= 0, and the
- * vector exp flushes below -87.3 to 0 (KERNELS.md 1.7). `x` is c floats. */
+ * vector exp flushes below -87.3 to 0 (kernels/core/vexp.h). `x` is c floats. */
 static void gate_ratios(float *Gam, const double *l, int64_t c, float *x)
 {
     for (int64_t r = 0; r < c; r++) {
@@ -110,8 +110,8 @@ static void gate_ratios(float *Gam, const double *l, int64_t c, float *x)
     }
 }
 
-/* T = (I + L)^-1 diag(beta) by blocked forward substitution (KERNELS.md
- * 2(o): never a general inverse). A (c x c) holds Kn Kn^T on entry; its
+/* T = (I + L)^-1 diag(beta) by blocked forward substitution (never a
+ * general inverse: L is strictly lower triangular). A (c x c) holds Kn Kn^T on entry; its
  * strictly lower part becomes L_rj = beta_r Gam_rj A_rj. For rows R of a
  * block of 16, M = (I + L)^-1 satisfies M_RR = (I + L_RR)^-1 (substitution
  * inside the block) and M[R, :r0] = -M_RR (L[R, :r0] M[:r0, :r0]) (two
@@ -314,9 +314,9 @@ static int delta_forward(attn_ctx *ctx, const attn_io *io)
     return 0;
 }
 
-/* KERNELS.md 2(o) C, per (b, query head): N (6 Dk Dv + C (6 Dk + 4 Dv)) + N C^2 / 3,
- * with C = min(chunk, N). Backward: 2.5x forward (the convention of KERNELS.md
- * 1.6). Executed work goes to the flops counter: the recurrent backward (a
+/* Forward FLOPs per (b, query head): N (6 Dk Dv + C (6 Dk + 4 Dv)) + N C^2 / 3,
+ * with C = min(chunk, N). Backward: 2.5x forward (the convention of
+ * docs/kernel-interface.md). Executed work goes to the flops counter: the recurrent backward (a
  * chunked checkpoint pass plus (16 + 4 G) Dk Dv per token) runs about 2x
  * the executed forward at N = 256, D = 64, G = 1. */
 static double forward_flops_per_head(const attn_args *a, int64_t C)

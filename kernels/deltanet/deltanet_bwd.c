@@ -1,5 +1,5 @@
 /* Backward of `deltanet` / `gated_deltanet` in the recurrent form
- * (KERNELS.md 2(o) B). Per (batch, KV head):
+ * (docs/kernels/deltanet.md). Per (batch, KV head):
  *  1. the chunked forward (deltanet.c, chunks of DELTA_BWD_BLOCK, outputs
  *     skipped) stores the state at the start of every block;
  *  2. blocks are visited last to first: the block's states S_{t-1}, S_t are

@@ -1,5 +1,5 @@
 /* Internals shared by the DeltaNet forward (deltanet.c), backward
- * (deltanet_bwd.c) and double reference (deltanet_ref.c), KERNELS.md 2(o).
+ * (deltanet_bwd.c) and double reference (deltanet_ref.c); the math is in docs/kernels/deltanet.md.
  *
  * Layout: the kernels keep the transposed state H = S^T, [Dk, Dv] row-major,
  * so every chunk product is a plain row-major sgemm (O = Q H, U' = U - W H,

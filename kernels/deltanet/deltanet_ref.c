@@ -1,5 +1,5 @@
 /* The double-precision recurrent reference of `deltanet` / `gated_deltanet`
- * (KERNELS.md 2(o) M), step by step as the papers write it:
+ * (docs/kernels/deltanet.md), step by step as the papers write it:
  *   k^_t = k_t / sqrt(|k_t|^2 + eps)
  *   S_t  = a_t S_{t-1} (I - b_t k^_t k^_t^T) + b_t v_t k^_t^T,   S in R^{Dv x Dk}
  *   o_t  = sc S_t q_t

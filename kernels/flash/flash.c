@@ -1,4 +1,4 @@
-/* `flash`: FlashAttention-2 forward (Dao 2023; KERNELS.md 2(b)). One task is
+/* `flash`: FlashAttention-2 forward (Dao 2023; docs/kernels/flash.md). One task is
  * a query tile of br rows for all G query heads of a KV head (GQA packing:
  * each K/V tile is read once for G*br rows); it walks the key tiles in
  * ascending order with an online softmax, so the score matrix never exists

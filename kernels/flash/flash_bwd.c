@@ -1,4 +1,4 @@
-/* `flash` backward (Dao 2023; KERNELS.md 2(b) "Choice"): P is recomputed
+/* `flash` backward (Dao 2023; docs/kernels/flash.md): P is recomputed
  * tile by tile from Q, K and the saved logsumexp, in two passes without
  * atomics so the result does not depend on the thread count:
  *

@@ -1,6 +1,6 @@
 /* `gam`: Gated Associative Memory (Acharya, "Gated Associative Memory: A
  * Parallel O(N) Architecture for Efficient Sequence Modeling", 2025,
- * arXiv 2509.00605; KERNELS-2.md (z)). Per token x_t of the block's
+ * arXiv 2509.00605; docs/kernels/gam.md). Per token x_t of the block's
  * LayerNorm output (one head: D channels):
  *
  *   local   l_t = cb + sum_{tau<k} w_tau (.) x_{t - tau + s}     depthwise conv
@@ -374,7 +374,7 @@ static void gam_init_weights(const attn_args *a, attn_tensor *w, uint64_t seed)
 }
 
 /* Per (b, head): forward 4 N S D (scores, P M) + 4 N D^2 (gates, 2D x D) +
- * 2 N k D (the depthwise conv as a banded product, KERNELS-2 (z) Choice);
+ * 2 N k D (the depthwise conv as a banded product, our choice);
  * backward 2x: dP, dX += dZ M, dM (two products) = 8 N S D; dW_g, dX from the
  * gates = 8 N D^2; dw and dX of the conv = 4 N k D (recomputation of the
  * forward is not useful work; the counters include it). */
@@ -412,7 +412,7 @@ static size_t gam_state_bytes(const attn_args *a)
 const attn_kernel attn_kernel_gam = {
     .name = "gam",
     .family = "gam",
-    .reference = "Acharya 2025, Gated Associative Memory, arXiv 2509.00605 (KERNELS-2 (z))",
+    .reference = "Acharya 2025, Gated Associative Memory, arXiv 2509.00605",
     .flags = ATTN_CAUSAL | ATTN_TRAINABLE | ATTN_RECURRENT | ATTN_GQA | ATTN_DETERMINISTIC,
     .masks = ATTN_MASK_BIT(ATTN_MASK_FULL) | ATTN_MASK_BIT(ATTN_MASK_CAUSAL),
     .check_params = "slots=16",

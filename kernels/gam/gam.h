@@ -1,5 +1,5 @@
 /* `gam`: Gated Associative Memory (Acharya 2025, arXiv 2509.00605;
- * KERNELS-2.md (z)), a token mixer: depthwise conv + softmax read of a learned
+ * docs/kernels/gam.md), a token mixer: depthwise conv + softmax read of a learned
  * slot bank, fused by sigmoid gates. Q carries the block input X; K and V are
  * not read. The learned weights arrive through ATTN_IN_WEIGHTS. */
 #ifndef ATTN_GAM_H

@@ -1,4 +1,4 @@
-/* Backward of `gam` (KERNELS-2.md (z) B; forward and notation in gam.c).
+/* Backward of `gam` (docs/kernels/gam.md; forward and notation in gam.c).
  * Given dF per row, with sigma_a = sigma(a_t), sigma_c = sigma(c_t):
  *
  *   dl_t = dF (.) sigma_a            dg_t = dF (.) sigma_c

@@ -1,5 +1,5 @@
 /* retnet / lightning / gla forward: chunkwise-parallel decayed linear
- * attention (KERNELS.md (p), (q) F; Sun et al. 2023, chunkwise recurrent
+ * attention (docs/kernels/gla.md; Sun et al. 2023, chunkwise recurrent
  * representation of retention; Yang et al. 2023 section 4; Qin et al. 2024,
  * Lightning Attention-2 forward: intra-block masked product + inter-block state). Per chunk of C rows with state S before it:
  *   O = (sc Q * e^{a}) S + A V,   A = decayed(sc Q K^T) (rows r >= s)
@@ -206,8 +206,8 @@ static int gla_forward(attn_ctx *ctx, const attn_io *io)
     return 0;
 }
 
-/* KERNELS.md (q) C per (b, query head): 4 N Dk Dv + 2 N C (Dk + Dv) forward;
- * backward 2.5x forward (the convention of 1.6, whatever the code recomputes). */
+/* Forward FLOPs per (b, query head): 4 N Dk Dv + 2 N C (Dk + Dv) forward;
+ * backward 2.5x forward (docs/kernel-interface.md, whatever the code recomputes). */
 static double gla_flops(const attn_args *a, attn_pass pass)
 {
     int rc = 0;

@@ -1,5 +1,5 @@
 /* Decayed linear attention, one chunked implementation with three presets
- * (KERNELS.md (p), (q)):
+ * (docs/kernels/gla.md):
  *   S_t = diag(alpha_t) S_{t-1} + k_t v_t^T,   o_t = S_t^T (sc q_t)
  * with S per KV head (Dk x Dv) and
  *   retnet     alpha = gamma_h = 1 - 2^(-5-h), h the KV head (Sun et al. 2023, section 2);
@@ -16,7 +16,7 @@
  * by K^-0.5); the Lightning op has no scale: pass scale=1 to match it.
  *
  * Masks: CAUSAL (intrinsic) and DOCUMENT (state reset at each document start;
- * the recurrence is causal inside a document whether or not the spec says
+ * the recurrence is causal inside a document whether or not the mask spec says
  * causal=1); queries and keys are the same positions (Nq == Nk, q_off == k_off). */
 #ifndef ATTN_GLA_H
 #define ATTN_GLA_H

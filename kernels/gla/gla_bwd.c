@@ -1,4 +1,4 @@
-/* retnet / lightning / gla backward (KERNELS.md (q) B), chunked, O(N) time and
+/* retnet / lightning / gla backward (docs/kernels/gla.md), chunked, O(N) time and
  * O(Dk Dv) memory per task, no stored states:
  *   dq_t = sc S_t do_t                               forward sweep (S as in the forward)
  *   dk_t = Ghat_t v_t,  dv_t = Ghat_t^T k_t          reverse sweep, with

@@ -1,23 +1,24 @@
 /* Intra-chunk decay products shared by the forward (gla.c) and the backward
- * (gla_bwd.c) of retnet / lightning / gla (KERNELS.md (q) F).
+ * (gla_bwd.c) of retnet / lightning / gla (docs/kernels/gla.md).
  *
  * Every decay factor is e^{a_r - a_s} with r >= s (a: in-chunk cumulative
  * log-gates), i.e. <= 1: nothing here can overflow, whatever the gates
  * (log-gates of -30 underflow to 0). Q and K are never divided by a cumulative
- * product (the Q*B, K/B factoring of (q) "!" overflows).
+ * product (factoring the decay as Q*B and K/B, B the cumulative
+ * product, overflows for long chunks).
  *
  * Scalar decay (retnet, lightning): a_r = (r+1) w, the decay matrix is
  * e^{(r-s) w} from a table of powers, applied to sgemm products.
- * Vector decay (gla), the **Choice** of (q) with sub-chunks of GLA_SUB rows:
+ * Vector decay (gla), our choice, with sub-chunks of GLA_SUB rows:
  *  - off-diagonal: row block I against all earlier rows s <= rho, rho = 16 I - 1
  *    (the last row of the block J = I - 1 before I), is one sgemm of
- *    X_I * e^{a_r - a_rho} by K_s * e^{a_rho - a_s} (both exponents <= 0). The
- *    spec takes rho in each J; one rho for all J < I is the same product with
+ *    X_I * e^{a_r - a_rho} by K_s * e^{a_rho - a_s} (both exponents <= 0). Taking
+ *    rho in each J works too; one rho for all J < I is the same product with
  *    one sgemm per row block instead of one per pair.
  *  - diagonal blocks: elementwise per channel, K_s * e^{a_r - a_s} for every
  *    pair s <= r of the block, built once per KV head and chunk (shared by the
  *    G query heads), so the per-head work is a plain dot product.
- * Deviation from "in log space": every factor e^{a_r - a_s} (r >= s) of the
+ * Deviation from a purely log-space form: every factor e^{a_r - a_s} (r >= s) of the
  * forward is a running product of alpha_u = e^{g_u} <= 1 (one exp per gate
  * instead of one per pair and channel), flushed to 0 below 2^-100 (no
  * subnormals); it cannot overflow either. The products round once per factor:

@@ -1,6 +1,6 @@
 /* The chunked GLA forward and backward of one (batch, KV head) slice with
  * explicit segments, exposed for kernels that run GLA over a selection of
- * tokens (sse: each partition's gathered bucket, KERNELS-2 (ab) F). gla.c and
+ * tokens (sse: each partition's gathered bucket, see sse.c). gla.c and
  * gla_bwd.c call the same functions for their own slices, so gla's results are
  * those of these functions.
  *

@@ -1,5 +1,5 @@
 /* Double-precision recurrent references of retnet / lightning / gla: the
- * step-by-step recurrence of KERNELS.md (q) M, one token at a time,
+ * step-by-step recurrence of docs/kernels/gla.md, one token at a time,
  *   S_t = diag(alpha_t) S_{t-1} + k_t v_t^T,   o_t = S_t^T (sc q_t),
  * S = 0 at the start of the sequence and of every document. Slow and plain on
  * purpose: the chunked kernels (gla.c) and their gradients are checked against it. */

@@ -1,12 +1,12 @@
 /* `infini` forward: Infini-attention (Munkhdalai, Faruqui, Gopal 2024,
  * "Leave No Context Behind: Efficient Infinite Context Transformers with
- * Infini-attention", arXiv 2404.07143, Sec. 2.1; KERNELS.md 2(u)).
+ * Infini-attention", arXiv 2404.07143, Sec. 2.1; docs/kernels/infini.md).
  *
  * Per segment s of L tokens, sigma = elu + 1, memory M [Dk x Dv] and z [Dk]
  * starting at 0 (per document under a DOCUMENT mask):
  *   A_mem = sigma(Q_s) M / (sigma(Q_s) z)              eq. (3); 0 in the first
  *                                                      segment or when the
- *                                                      denominator <= 1e-6 (Choice)
+ *                                                      denominator <= 1e-6 (ours)
  *   A_dot = causal softmax(sc Q_s K_s^T) V_s inside the segment
  *   O_s   = g A_mem + (1 - g) A_dot,  g = sigmoid(beta_h)   eq. (6)
  *   M    += sigma(K_s)^T V_s                            eq. (4), update=linear
@@ -24,7 +24,7 @@
  * count. The forward is the bounded-memory streaming form itself: after the
  * run the workspace holds, per (batch, KV head), M and z at the start of the
  * open segment and that segment's K, V rows (attn_infini_state), the
- * Dk Dv + Dk + L (Dk + Dv) floats of KERNELS.md 2(u) S, from which
+ * Dk Dv + Dk + L (Dk + Dv) floats per KV head, from which
  * attn_infini_step continues the stream one token at a time (decode). */
 #include "infini.h"
 
@@ -444,11 +444,11 @@ static double seg_pairs(const attn_args *a, int64_t L)
     return n;
 }
 
-/* KERNELS.md 2(u) C per (b, head): 2 L N D for the in-segment softmax, here
- * with the exact causal pair count (KERNELS.md 1.6: 2 (Dk + Dv) per pair),
+/* Forward FLOPs per (b, head): 2 L N D for the in-segment softmax, here
+ * with the exact causal pair count (2 (Dk + Dv) per pair, products only),
  * plus 2 N Dk Dv for the memory read per query head and 2 N Dk Dv for the
  * update (+ 2 N Dk Dv for the delta retrieval) per KV head, which the G query
- * heads of a group share. Backward 2.5x forward (KERNELS.md 1.6). */
+ * heads of a group share. Backward 2.5x forward (docs/kernel-interface.md). */
 static double infini_flops(const attn_args *a, attn_pass pass)
 {
     infini_plan pl;
@@ -470,7 +470,7 @@ static double infini_bytes(const attn_args *a, attn_pass pass)
     return pass == ATTN_PASS_FWD ? 4 * (B * (q + kv + o) + H) : 4 * (B * (2 * q + 2 * kv + o) + 2 * H);
 }
 
-/* KERNELS.md 2(u) S per (b, KV head): M, z and the open segment's K, V rows. */
+/* State per (b, KV head): M, z and the open segment's K, V rows. */
 static size_t infini_state_bytes(const attn_args *a)
 {
     infini_plan pl;

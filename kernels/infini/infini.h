@@ -1,6 +1,6 @@
 /* `infini`: Infini-attention (Munkhdalai, Faruqui, Gopal 2024, "Leave No
  * Context Behind: Efficient Infinite Context Transformers with
- * Infini-attention", arXiv 2404.07143; KERNELS.md 2(u)). Shared by the
+ * Infini-attention", arXiv 2404.07143; docs/kernels/infini.md). Shared by the
  * forward (infini.c), the backward (infini_bwd.c) and the double reference
  * (infini_ref.c).
  *
@@ -18,8 +18,8 @@
 extern const attn_kernel attn_kernel_infini;
 
 /* Paper eq. (3)-(5): the memory read divides by sigma(q) z; a denominator at
- * or below this is treated as "nothing stored" (A_mem row = 0, KERNELS.md
- * 2(u) Choice), which is always the case in a document's first segment. */
+ * or below this is treated as "nothing stored" (A_mem row = 0, our
+ * choice: the paper leaves 0/0 open), which is always the case in a document's first segment. */
 #define INFINI_DEN_EPS 1e-6
 
 #define INFINI_DEFAULT_L 2048
@@ -70,7 +70,7 @@ void attn_infini_elu1(const float *x, int64_t ldx, int64_t n, int64_t D, float *
 void attn_infini_softmax_block(float *S, int64_t nb, int64_t i0, int64_t ncols, float *inv);
 
 /* Folds segment [j0, j0 + l) of (b, hk) into the memory (paper eq. (4)
- * linear, (5) delta; KERNELS.md 2(u)): M += sigma(K)^T U, z += colsum
+ * linear, (5) delta): M += sigma(K)^T U, z += colsum
  * sigma(K), U = V (linear, or delta in a document's first segment, `read` =
  * 0) or V - sigma(K) M / (sigma(K) z) with the old M, z (delta; rows whose
  * denominator is <= INFINI_DEN_EPS retrieve 0). sK [l x Dk] receives

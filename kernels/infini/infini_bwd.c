@@ -1,5 +1,5 @@
-/* `infini` backward (Munkhdalai et al. 2024, arXiv 2404.07143; KERNELS.md
- * 2(u): "(b) + (f) backwards + gate").
+/* `infini` backward (Munkhdalai et al. 2024, arXiv 2404.07143): the flash backward
+ * for the in-segment softmax, the linear-attention backward for the memory, and the gate.
  *
  * One task per (batch, KV head). Pass 1 recomputes the memory M_s, z_s each
  * segment s reads (kept for every segment of the sequence: nseg (Dk Dv + Dk)
@@ -16,7 +16,7 @@
  *          dsQ = dnum M_s^T + dden z_s^T, dM_s += sQ^T dnum, dz_s += sQ^T dden
  *  softmax per block of T query rows (the forward's blocks, P recomputed):
  *          dA_dot = (1-g) dO, Di = <dA_dot, A_dot>, dS = P (.) (dA_dot V^T - Di),
- *          dQ = sc dS K, dK += sc dS^T Q, dV += P^T dA_dot  (KERNELS.md 1.4)
+ *          dQ = sc dS K, dK += sc dS^T Q, dV += P^T dA_dot  (the softmax backward)
  *  gate    dbeta_h = g (1-g) sum <dO, A_mem - A_dot>
  *  sigma'  d sigma(x)/dx = 1 (x > 0), e^x = sigma(x) (x <= 0).
  *

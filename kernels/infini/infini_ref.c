@@ -1,4 +1,4 @@
-/* The double-precision reference of `infini` (KERNELS.md 2(u) M), segment by
+/* The double-precision reference of `infini` (docs/kernels/infini.md), segment by
  * segment and row by row as Munkhdalai et al. 2024 (arXiv 2404.07143, Sec.
  * 2.1.2, eqs. 3-6) write it, sigma = elu + 1:
  *   A_mem,i = sigma(q_i) M / (sigma(q_i) z)    (0 in a document's first segment

@@ -1,4 +1,4 @@
-/* `landmark` forward (Mohtashami & Jaggi 2023; KERNELS.md 2(r); the math is
+/* `landmark` forward (Mohtashami & Jaggi 2023; docs/kernels/landmark.md; the math is
  * in landmark.h). One OpenMP task is a tile of LM_TILE query rows of one
  * (batch, query head); tasks are independent and each runs in a fixed order,
  * so results are bitwise identical for any thread count.
@@ -7,8 +7,8 @@
  * over the keys the tile sees (cblas_sgemm), the grouped softmax row by row
  * in place (attn_landmark_row), then O_tile = W V (cblas_sgemm).
  *
- * mode=topk (retrieval, KERNELS.md "inference 2 (N/l) D + 4 (l_loc + k l) D
- * per query"): the landmark scores of every earlier block come from one
+ * mode=topk (retrieval, about 2 (N/l) D + 4 (l_loc + k l) D
+ * FLOPs per query): the landmark scores of every earlier block come from one
  * sgemm against the landmark rows of K read in place (row stride l * sn),
  * then, for the rows of each own block, an sgemm of their local scores, the
  * own-group softmax over the local tokens and the selected landmarks (local
@@ -422,7 +422,7 @@ static int lm_forward(attn_ctx *ctx, const attn_io *io)
     return 0;
 }
 
-/* ---- cost model (KERNELS.md 2(r), 1.6) ---- */
+/* ---- cost model (docs/kernels/landmark.md) ---- */
 
 /* Per query of key coordinate t in block c: 2 D c landmark scores plus
  * 4 D (l_loc + min(k, c) l) for the local tokens and the retrieved blocks. */

@@ -1,6 +1,6 @@
 /* `landmark`: Landmark Attention (Mohtashami & Jaggi 2023, "Landmark
  * Attention: Random-Access Infinite Context Length for Transformers",
- * arXiv 2305.16300; KERNELS.md 2(r)).
+ * arXiv 2305.16300; docs/kernels/landmark.md).
  *
  * Keys are cut into blocks of l tokens by position (key coordinates: key j
  * is in block j / l); the last token of each block, j = b*l + l - 1, is that

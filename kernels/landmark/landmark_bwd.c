@@ -1,5 +1,5 @@
-/* `landmark` backward (Mohtashami & Jaggi 2023; KERNELS.md 2(r) "B: product
- * of two softmaxes"), both modes through the dense grouped form: the top-k
+/* `landmark` backward (Mohtashami & Jaggi 2023; the weights
+ * are a product of two softmaxes), both modes through the dense grouped form: the top-k
  * selection is piecewise constant in the inputs, so the gradient of a topk
  * forward is the grouped form's restricted to the retrieved blocks (the
  * shared row routine applies the same selection).

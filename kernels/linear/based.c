@@ -1,13 +1,13 @@
 /* `based`: linear attention with the 2nd-order Taylor feature map of Arora
  * et al. 2024 ("Simple linear attention language models balance the
- * recall-throughput tradeoff", sec. 3.1; KERNELS.md 2(n)):
+ * recall-throughput tradeoff", sec. 3.1; docs/kernels/linear.md):
  *   phi(x) = [1, x / d'^{1/4}, vec(x x^T) / sqrt(2 d')],  so
  *   phi(q).phi(k) = 1 + s + s^2/2 = ((s+1)^2 + 1)/2 > 0,  s = <q,k>/sqrt(d'),
  * with d' = D (the q/k head dimension; V may have Dv != D columns). Choice:
  * only the d'(d'+1)/2 unique quadratic terms are stored (diagonal x_a^2/sqrt(2d'),
  * off-diagonal x_a x_b/sqrt(d')): F = 1 + d' + d'(d'+1)/2 = 153 instead of 273
  * at d' = 16, same inner products (`features=full` keeps all d'^2 terms).
- * Then the linear attention of 2(f) with this phi (linear_chunk.c), and with
+ * Then elu+1 linear attention's algorithm with this phi (linear_chunk.c), and with
  * `window=W` the exact sliding window with a shared denominator of
  * linear_window.c (a non-paper fused option; the paper alternates separate
  * window-softmax layers). */

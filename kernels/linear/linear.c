@@ -1,6 +1,6 @@
 /* `linear`: linear attention with the elu(x)+1 feature map (Katharopoulos,
- * Vyas, Pappas, Fleuret 2020, "Transformers are RNNs", eq. 4-7; KERNELS.md
- * 2(f)): o_i = phi(q_i)^T S_i / (phi(q_i)^T z_i + eps), no softmax scale. The
+ * Vyas, Pappas, Fleuret 2020, "Transformers are RNNs", eq. 4-7;
+ * docs/kernels/linear.md): o_i = phi(q_i)^T S_i / (phi(q_i)^T z_i + eps), no softmax scale. The
  * chunked causal form, the non-causal form and DOCUMENT resets live in
  * linear_chunk.c; this file holds the feature map and the kernel object. */
 #include "linear.h"

@@ -1,5 +1,5 @@
 /* Chunked forward, workspace plan, cost model and double references of the
- * linear-attention core (KERNELS.md 2(f) "F", 2(n)); see linear_chunk.h.
+ * linear-attention core (docs/kernels/linear.md); see linear_chunk.h.
  *
  * One OpenMP task per (batch, KV head): phi(K) and V_ext of a chunk are
  * built once and serve the G query heads of the group, the state S_ext is
@@ -110,12 +110,12 @@ size_t lin_state_bytes(const attn_args *a, int64_t F, int64_t W)
     return sizeof(float) * (size_t)(a->B * a->H_kv) * (size_t)(F * (attn_dv(a) + 1) + W * (a->D + attn_dv(a)));
 }
 
-/* Forward FLOPs (KERNELS.md 1.6: matrix products only, feature maps and
+/* Forward FLOPs (matrix products only, feature maps and
  * exp are not FLOPs), per (b, query head), C' = min(C, N) and W' = min(W, N):
  *   causal      4 N F Dv + 2 N C' (F + Dv)  [phi(Q) S and phi(K)^T V; tril(phi(Q) phi(K)^T) and its product with V]
  *   non-causal  4 N F Dv
  *   window      + 4 N W' D                  [the band of q k^T and P V of `based`]
- * Backward = 2.5 x forward, the FlashAttention-2 convention of 1.6 and the
+ * Backward = 2.5 x forward, the FlashAttention-2 convention and the
  * exact ratio of this algorithm's products: the state part needs five N F Dv
  * products (S recomputed, dphi(Q) = G S^T, R += phi(Q)^T G, dphi(K) = V R^T,
  * dV = phi(K) R) against the forward's two, and the chunk part five C x C
@@ -135,7 +135,7 @@ double lin_flops(const attn_args *a, attn_pass pass, int64_t F, int64_t C, int64
     return pass == ATTN_PASS_FWD ? f : 2.5 * f;
 }
 
-/* Minimum fp32 traffic, each tensor once (KERNELS.md 1.6 style): forward reads
+/* Minimum fp32 traffic, each tensor once (as docs/kernel-interface.md): forward reads
  * Q, K, V and writes O (no LSE: linear attention has no logsumexp); backward
  * reads Q, K, V, dO and writes dQ, dK, dV (O is recomputed, not read). */
 double lin_bytes(const attn_args *a, attn_pass pass)

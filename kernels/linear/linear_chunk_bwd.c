@@ -1,4 +1,4 @@
-/* Chunked backward of the linear-attention core (KERNELS.md 2(f) "B").
+/* Chunked backward of the linear-attention core (docs/kernels/linear.md).
  *
  * With den_i the row's denominator, g_i = dO_i / den_i and c_i = <dO_i, o_i>:
  *   dphi(q_i) = S_i g_i - z_i <g_i, o_i>,

@@ -1,5 +1,5 @@
-/* Shared core of the kernelised linear-attention kernels `linear` (elu+1,
- * KERNELS.md 2(f)) and `based` (Taylor map, 2(n)): a feature map phi given
+/* Shared core of the kernelised linear-attention kernels `linear` (elu+1)
+ * and `based` (Taylor map), docs/kernels/linear.md: a feature map phi given
  * as functions, the chunked causal / non-causal forward and backward, the
  * plain double recurrent reference and the explicit kernel-matrix reference.
  *
@@ -22,7 +22,7 @@
 
 #include "kernels/core/attn.h"
 
-#define LIN_EPS 1e-6 /* Katharopoulos et al. 2020 eq. 6 denominator guard (KERNELS.md 2(f)) */
+#define LIN_EPS 1e-6 /* Katharopoulos et al. 2020 eq. 6 denominator guard */
 
 typedef struct lin_fmap lin_fmap;
 struct lin_fmap {
@@ -57,7 +57,7 @@ void lin_init(attn_ctx *ctx, const lin_cfg *cfg);
 /* Recurrent-state bytes for the whole batch: B*H_kv*(F*(Dv+1) + W*(D+Dv))*4. */
 size_t lin_state_bytes(const attn_args *a, int64_t F, int64_t W);
 
-/* Analytic cost per KERNELS.md 2(f)/(n), see linear_chunk.c. */
+/* Analytic cost (docs/kernels/linear.md), see linear_chunk.c. */
 double lin_flops(const attn_args *a, attn_pass pass, int64_t F, int64_t C, int64_t W);
 double lin_bytes(const attn_args *a, attn_pass pass);
 

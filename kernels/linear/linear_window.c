@@ -1,5 +1,5 @@
 /* The exact sliding-window part of `based` with a shared denominator
- * (KERNELS.md 2(n), the non-paper `mix=shared_denominator` option): for query
+ * (docs/kernels/linear.md, the non-paper `mix=shared_denominator` option): for query
  * i of a segment starting at lo,
  *   o_i = (sum_{j in win(i)} e^{s_ij} v_j + sum_{lo <= j <= i-W} phi(q_i).phi(k_j) v_j)
  *       / (sum_{j in win(i)} e^{s_ij}   + sum_{lo <= j <= i-W} phi(q_i).phi(k_j) + eps),

@@ -1,6 +1,6 @@
 /* `local_linear`: Local Linear Attention (Zuo et al., "Local Linear Attention:
  * An Optimal Interpolation of Linear and Softmax Attention for Test-Time
- * Regression", 2025; KERNELS-2.md (aa)), explicit form. Per query i a
+ * Regression", 2025; docs/kernels/local_linear.md), explicit form. Per query i a
  * softmax-weighted ridge regression of the values on the keys, centred at
  * the query, read at its intercept:
  *
@@ -18,7 +18,7 @@
  *   2. P = exp(S - lse); per row, in double: sum_j p_ij k_j (-> k̄_i) and
  *      Sigma's shifted second moment M2_i = sum_j p_ij z_j z_j^T with
  *      z_j = k_j - q_i (dsyrk on the rows sqrt(p_ij) z_j). Sigma_i = M2_i -
- *      z̄ z̄^T with z̄ = k̄_i - q_i: the shift by q_i (KERNELS-2 "!": never
+ *      z̄ z̄^T with z̄ = k̄_i - q_i: the shift by q_i (a known trap: never
  *      form Sigma around the origin). Cholesky of Sigma + lambda I (D^3/3
  *      per row), rho_i;
  *   3. c_ij = <k_j - k̄_i, rho_i> (row corrections), O += (P o (1 + C)) V (sgemm).
@@ -403,7 +403,7 @@ static int ll_forward(attn_ctx *ctx, const attn_io *io)
     return 0;
 }
 
-/* Useful work per (b, head), explicit form (KERNELS-2 (aa) C) counted on the
+/* Useful work per (b, head), explicit form (docs/kernels/local_linear.md) counted on the
  * mask's allowed pairs: nnz (2 D^2 + 8 D + 4 Dv) + Nq D^3 / 3 (nnz = Nq Nk
  * dense, about half causal). Backward: 2.5x, the softmax convention. */
 static double ll_flops(const attn_args *a, attn_pass pass)

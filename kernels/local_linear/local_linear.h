@@ -1,4 +1,4 @@
-/* `local_linear`: Local Linear Attention (Zuo et al. 2025; KERNELS-2.md (aa)),
+/* `local_linear`: Local Linear Attention (Zuo et al. 2025; docs/kernels/local_linear.md),
  * explicit form (per-row Sigma and Cholesky), forward and backward. */
 #ifndef ATTN_LOCAL_LINEAR_H
 #define ATTN_LOCAL_LINEAR_H

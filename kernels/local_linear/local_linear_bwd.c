@@ -1,4 +1,4 @@
-/* Backward of `local_linear` (KERNELS-2.md (aa) B), reverse mode through the
+/* Backward of `local_linear` (docs/kernels/local_linear.md), reverse mode through the
  * per-row regression. Per query row i with g = dO_i, e_j = <g, v_j>,
  * u_j = k_j - k̄, c_j = <u_j, rho>, p_j its softmax weights:
  *

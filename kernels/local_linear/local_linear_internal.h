@@ -1,7 +1,7 @@
 /* Shared by the `local_linear` forward (local_linear.c) and backward
  * (local_linear_bwd.c): the tile plan and the per-query-tile building blocks.
  *
- * Notation (Zuo et al. 2025, KERNELS-2.md (aa)), per query row i of (b, h):
+ * Notation (Zuo et al. 2025, docs/kernels/local_linear.md), per query row i of (b, h):
  * p_ij = softmax_j(sc <q_i, k_j>) over the allowed keys, k̄_i = sum_j p_ij k_j,
  * Sigma_i = sum_j p_ij (k_j - k̄_i)(k_j - k̄_i)^T, rho_i = (Sigma_i + lambda I)^-1 (q_i - k̄_i),
  * c_ij = <k_j - k̄_i, rho_i>, o_i = sum_j p_ij (1 + c_ij) v_j. */

@@ -1,4 +1,4 @@
-/* The double-precision reference of `local_linear` (KERNELS-2.md (aa)): for
+/* The double-precision reference of `local_linear` (Zuo et al. 2025): for
  * each query row, the textbook weighted ridge regression, no tiling, no
  * shifts, no Cholesky:
  *   p_j = softmax_j(sc <q, k_j>) over the allowed keys,

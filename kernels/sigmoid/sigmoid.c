@@ -1,5 +1,5 @@
 /* `sigmoid` forward and its double reference (Ramapuram et al. 2024;
- * KERNELS.md 2(l)). The loop is the flash forward (flash.c) without the
+ * docs/kernels/sigmoid.md). The loop is the flash forward (flash.c) without the
  * online softmax: one task is a query tile of br rows for the G query heads
  * of a KV head, walking the key tiles in ascending order; each visited tile
  * computes S^T = K (sc Q)^T, P^T = sigma(S^T + b) and Acc^T += V^T P^T. With
@@ -212,7 +212,7 @@ static double sig_sigmoid64(double x)
 }
 
 /* The plain double form: every allowed (i, j) of every (b, h) in turn,
- * o_i = sum_j sigma(sc <q_i, k_j> + b_i) v_j (KERNELS.md 2(l) M). */
+ * o_i = sum_j sigma(sc <q_i, k_j> + b_i) v_j. */
 static int sig_ref_forward(const attn_args *a, const attn_io64 *io)
 {
     sig_plan pl;

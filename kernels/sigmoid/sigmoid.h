@@ -1,5 +1,5 @@
 /* `sigmoid`: sigmoid attention (Ramapuram et al. 2024, "Theory, Analysis,
- * and Best Practices for Sigmoid Self-Attention"; KERNELS.md 2(l)):
+ * and Best Practices for Sigmoid Self-Attention"; docs/kernels/sigmoid.md):
  *
  *     O = (A (.) sigma(sc Q K^T + b)) V,   b = -ln Nk by default
  *

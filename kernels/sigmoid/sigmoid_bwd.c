@@ -1,4 +1,4 @@
-/* `sigmoid` backward (Ramapuram et al. 2024; KERNELS.md 2(l) B). With
+/* `sigmoid` backward (Ramapuram et al. 2024; docs/kernels/sigmoid.md). With
  * P = A (.) sigma(S + b) and O = P V:
  *
  *   dV = P^T dO,  dP = dO V^T,  dS = dP (.) P (.) (1 - P),

@@ -1,4 +1,4 @@
-/* sse forward, varlen form (KERNELS-2 (ab) F; Pan et al. 2025, section 3,
+/* sse forward, varlen form (docs/kernels/sse.md; Pan et al. 2025, section 3,
  * sparse state expansion with GLA states):
  *   route:  pi_t = softmax(e_t), K_t = top-k(e_t), ties -> lower index;
  *           bucket p = increasing list of t with p in K_t (counting sort)
@@ -301,8 +301,8 @@ static int sse_forward(attn_ctx *ctx, const attn_io *io)
     return 0;
 }
 
-/* KERNELS-2 (ab) C per (b, query head): (1 + k) (4 N Dk Dv + 2 N C (Dk + Dv))
- * (the router projection is model-level); backward 2.5x forward (KERNELS.md 1.6). */
+/* Forward FLOPs per (b, query head): (1 + k) (4 N Dk Dv + 2 N C (Dk + Dv))
+ * (the router projection is model-level); backward 2.5x forward (docs/kernel-interface.md). */
 static double sse_flops(const attn_args *a, attn_pass pass)
 {
     int rc = 0;

@@ -1,5 +1,5 @@
 /* Sparse State Expansion (Pan et al. 2025, "Scaling Linear Attention with
- * Sparse State Expansion", KERNELS-2 (ab)), GLA base: per (batch, KV head) one
+ * Sparse State Expansion"; docs/kernels/sse.md), GLA base: per (batch, KV head) one
  * shared state S^0 and P partition states S^1..S^P (each Dk x Dv), router
  * logits e_t in R^P per token, pi_t = softmax(e_t), top-k set K_t:
  *   S^0 <- diag(alpha_t) S^0 + k_t v_t^T,                o_t  = S^0^T (sc q_t)

@@ -1,5 +1,5 @@
-/* sse backward (KERNELS-2 (ab) B): the GLA core's chunked backward
- * (gla_internal.h, KERNELS.md (q) B) for the shared pass over all tokens, then per
+/* sse backward (docs/kernels/sse.md): the GLA core's chunked backward
+ * (gla_internal.h, gla_bwd.c) for the shared pass over all tokens, then per
  * bucket on the gathered rows q~ = pi q, k~ = pi k, v, g, dO. Scattered back:
  *   dq_t += pi_tp dq~_t,  dk_t += pi_tp dk~_t,  dv_t += dv~_t,  dg_t += dg~_t
  *   d pi_tp = sum_h <dq~_h,t, q_h,t> + <dk~_t, k_t>     (p in K_t; 0 otherwise)

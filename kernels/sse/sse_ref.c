@@ -1,5 +1,5 @@
 /* Double-precision recurrent reference of sse: the step-by-step recurrence of
- * KERNELS-2 (ab) M over every token and all 1 + P states of a (batch, KV head),
+ * the recurrence of docs/kernels/sse.md over every token and all 1 + P states of a (batch, KV head),
  *   S^0 <- diag(alpha_t) S^0 + k_t v_t^T
  *   p in K_t: S^p <- diag(alpha_t) S^p + (pi_tp k_t) v_t^T      (others untouched)
  *   o_t = S^0^T (sc q_t) + sum_{p in K_t} S^p^T (sc pi_tp q_t)

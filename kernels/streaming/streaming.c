@@ -1,5 +1,5 @@
 /* `streaming`: StreamingLLM (Xiao, Tian, Chen, Han, Lewis, "Efficient
- * Streaming Language Models with Attention Sinks", 2023; KERNELS.md 2(e)).
+ * Streaming Language Models with Attention Sinks", 2023; docs/kernels/streaming.md).
  * Each query attends to the first n_sink positions (the attention sinks) and
  * to itself and its wl predecessors: mask SINK_WINDOW `sink:n=n_sink,w=wl`.
  * The kernel accepts only that mask kind, and the cache size comes from it

@@ -1,5 +1,5 @@
 /* `streaming`: StreamingLLM attention sinks + sliding window (Xiao et al. 2023;
- * KERNELS.md 2(e)), with a real rolling KV cache for decode. */
+ * docs/kernels/streaming.md), with a real rolling KV cache for decode. */
 #ifndef ATTN_STREAMING_H
 #define ATTN_STREAMING_H
 
