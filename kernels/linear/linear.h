@@ -1,6 +1,6 @@
 /* Kernelised linear attention: `linear` (Katharopoulos et al. 2020, elu+1
  * feature map) and `based` (Arora et al. 2024, 2nd-order
- * Taylor feature map), docs/kernels/linear.md, both on the chunked core of linear_chunk.h. */
+ * Taylor feature map), docs/kernels/linear.md, both on the chunked core of linear_internal.h. */
 #ifndef ATTN_LINEAR_H
 #define ATTN_LINEAR_H
 

@@ -1,5 +1,5 @@
 /* Chunked forward, workspace plan, cost model and double references of the
- * linear-attention core (docs/kernels/linear.md); see linear_chunk.h.
+ * linear-attention core (docs/kernels/linear.md); see linear_internal.h.
  *
  * One OpenMP task per (batch, KV head): phi(K) and V_ext of a chunk are
  * built once and serve the G query heads of the group, the state S_ext is
