@@ -128,7 +128,7 @@ Test(bench, own_reference_gate_passes_for_every_kernel_and_reports_softmax_fidel
     }
 }
 
-/* A padded batch (job lens_padded): the gate checks each sequence's rows
+/* A padded batch (job lens PADDED_SEQ): the gate checks each sequence's rows
  * against its own reference and the padding rows against 0, the row names
  * the lengths, and the cost model counts only the real rows. */
 Test(bench, padded_batch_rows_pass_the_gate_and_name_their_lengths, .timeout = 60)
@@ -137,8 +137,7 @@ Test(bench, padded_batch_rows_pass_the_gate_and_name_their_lengths, .timeout = 6
     for (int i = 0; i < 3; i++) {
         bench_job j = small_job(kernels[i], "full", ATTN_RUN_FWD);
         j.args.B = 3;
-        j.n_kv_lens = 3, j.lens_padded = 1;
-        j.kv_lens[0] = 192, j.kv_lens[1] = 50, j.kv_lens[2] = 1;
+        j.lens = (bench_lens){BENCH_LENS_PADDED_SEQ, 3, {192, 50, 1}};
         csvw_row r;
         cr_assert_eq(bench_run(&j, &r), 0);
         cr_assert_str_eq(r.cell[ATTN_COL_STATUS], "ok", "%s", kernels[i]);
@@ -160,8 +159,7 @@ Test(bench, gate_on_a_prefix_keeps_the_full_length_bias, .timeout = 60)
         j.args.H = j.args.H_kv = 1, j.args.Nq = j.args.Nk = 2100, j.args.D = 16;
         if (padded) {
             j.args.B = 2;
-            j.n_kv_lens = 2, j.lens_padded = 1;
-            j.kv_lens[0] = 2100, j.kv_lens[1] = 2090;
+            j.lens = (bench_lens){BENCH_LENS_PADDED_SEQ, 2, {2100, 2090}};
         }
         csvw_row r;
         cr_assert_eq(bench_run(&j, &r), 0);

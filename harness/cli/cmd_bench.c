@@ -43,9 +43,8 @@ static const char usage[] =
 typedef struct {
     char kernels[32][CLI_ITEM], params[PARAM_BAG_MAX][CLI_ITEM];
     int n_kernels, n_params;
-    int64_t Ns[32], Ds[16], lens[32];
-    int n_N, n_D, n_lens;
-    const char *lens_opt; /* NULL, "--kv-lens" (a ragged batch) or "--seq-lens" (a padded batch): what lens holds */
+    int64_t Ns[32], Ds[16];
+    int n_N, n_D;
     bench_job base;
     const char *out;
     int no_peak, train;
@@ -99,11 +98,13 @@ static int parse_opts(int argc, char **argv, bench_opts *o)
             break;
         case 'L':
         case 'Q': {
-            const char *opt = c == 'L' ? "--kv-lens" : "--seq-lens";
-            if (o->lens_opt && strcmp(o->lens_opt, opt) != 0)
+            bench_lens *l = &o->base.lens;
+            bench_lens_kind kind = c == 'L' ? BENCH_LENS_RAGGED_KV : BENCH_LENS_PADDED_SEQ;
+            if (l->kind && l->kind != kind)
                 rc = attn_fail(ATTN_EINVAL, "--seq-lens: expected a padded batch or a ragged one (--kv-lens), found both");
             else
-                rc = parse_list64(opt, optarg, o->lens, 32, &o->n_lens), o->lens_opt = opt;
+                rc = parse_list64(kind == BENCH_LENS_RAGGED_KV ? "--kv-lens" : "--seq-lens", optarg, l->len, 32, &l->n),
+                l->kind = kind;
             break;
         }
         case 'p': rc = bench_pass_parse(optarg, &o->base.pass); break;
@@ -134,28 +135,26 @@ static int parse_opts(int argc, char **argv, bench_opts *o)
         return attn_fail(ATTN_EINVAL, "--Nkv: only with a single --N");
     if (!a->H_kv)
         a->H_kv = a->H;
-    const char *lens_opt = o->lens_opt;
-    int padded = lens_opt && strcmp(lens_opt, "--seq-lens") == 0;
-    if (o->n_lens) {
+    const bench_lens *l = &o->base.lens;
+    const char *lens_opt = l->kind == BENCH_LENS_PADDED_SEQ ? "--seq-lens" : "--kv-lens";
+    if (l->n) {
         if (o->n_N > 1)
             return attn_fail(ATTN_EINVAL, "%s: only with a single --N", lens_opt);
-        if (b_given && a->B != o->n_lens)
-            return attn_fail(ATTN_EINVAL, "%s: %d lengths for --B %lld", lens_opt, o->n_lens, (long long)a->B);
-        a->B = o->n_lens;
+        if (b_given && a->B != l->n)
+            return attn_fail(ATTN_EINVAL, "%s: %d lengths for --B %lld", lens_opt, l->n, (long long)a->B);
+        a->B = l->n;
     }
-    if (padded) { /* self-attention padded to --N */
-        for (int i = 0; i < o->n_lens; i++)
-            if (o->lens[i] > o->Ns[0])
+    if (l->kind == BENCH_LENS_PADDED_SEQ) { /* self-attention padded to --N */
+        for (int i = 0; i < l->n; i++)
+            if (l->len[i] > o->Ns[0])
                 return attn_fail(ATTN_EINVAL, "--seq-lens: expected lengths <= --N %lld (the padded length), found %lld",
-                                 (long long)o->Ns[0], (long long)o->lens[i]);
+                                 (long long)o->Ns[0], (long long)l->len[i]);
         if (nkv && nkv != o->Ns[0])
             return attn_fail(ATTN_EINVAL, "--seq-lens: a padded batch is self-attention, expected no --Nkv or --Nkv = --N");
-        a->seq_len = o->lens;
         nkv = o->Ns[0];
-    } else if (o->n_lens) {
-        for (int i = 0; i < o->n_lens; i++)
-            nkv = nkv > o->lens[i] ? nkv : o->lens[i];
-        a->kv_len = o->lens;
+    } else if (l->n) {
+        for (int i = 0; i < l->n; i++)
+            nkv = nkv > l->len[i] ? nkv : l->len[i];
     }
     a->Nk = nkv;
     return 0;
@@ -222,7 +221,7 @@ int cmd_bench(int argc, char **argv)
     /* Shapes are checked before anything runs: bad input is a usage error. */
     for (int in = 0; in < o.n_N; in++)
         for (int id = 0; id < o.n_D; id++) {
-            attn_args a = o.base.args;
+            attn_args a = bench_job_args(&o.base);
             a.Nq = o.Ns[in], a.D = o.Ds[id];
             a.Nk = a.Nk && o.n_N == 1 ? a.Nk : a.Nq;
             if (attn_args_validate(NULL, &a))

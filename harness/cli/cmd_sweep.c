@@ -106,8 +106,10 @@ static int job_from_cfg(const cfg_config *cfg, const cfg_job *cj, bench_job *job
         rc = param_bag_add(&a->params, kv);
     if (rc)
         return attn_fail(ATTN_EINVAL, "%s: suite '%s': %s", cfg->path, cj->suite, attn_last_error());
-    if (cj->kv_lens[0])
-        job->n_kv_lens = cfg_parse_kv_lens(cj->kv_lens, job->kv_lens, 64), job->lens_padded = cj->lens_padded;
+    if (cj->kv_lens[0]) {
+        job->lens.n = cfg_parse_kv_lens(cj->kv_lens, job->lens.len, BENCH_LENS_MAX);
+        job->lens.kind = cj->lens_padded ? BENCH_LENS_PADDED_SEQ : BENCH_LENS_RAGGED_KV;
+    }
     job->seed = cj->seed;
     job->max_workspace_bytes = (size_t)cfg->max_workspace_bytes;
     job->measure = (measure_opts){(int)cfg->measure.warmup, (int)cfg->measure.min_reps,
@@ -123,9 +125,9 @@ static void describe_job(const bench_job *j, char *buf, size_t n)
              bench_pass_name(j->pass), (long long)j->args.B, (long long)j->args.H,
              (long long)j->args.H_kv, (long long)j->args.Nq, (long long)j->args.Nk,
              (long long)j->args.D, j->args.threads);
-    for (int b = 0; b < j->n_kv_lens; b++) /* a ragged or padded batch's lengths */
-        snprintf(buf + strlen(buf), n - strlen(buf), "%s%lld", b ? "+" : j->lens_padded ? " seq_lens=" : " kv_lens=",
-                 (long long)j->kv_lens[b]);
+    for (int b = 0; b < j->lens.n; b++) /* a ragged or padded batch's lengths */
+        snprintf(buf + strlen(buf), n - strlen(buf), "%s%lld",
+                 b ? "+" : j->lens.kind == BENCH_LENS_PADDED_SEQ ? " seq_lens=" : " kv_lens=", (long long)j->lens.len[b]);
 }
 
 /* Measures and records the machine peaks for every thread count in the run. */

@@ -42,38 +42,36 @@ void bench_row_begin(csvw_row *row, int threads, const char *suite)
 /* Kernel parameters, and a ragged batch's KV lengths or a padded batch's
  * lengths, which are part of what identifies a job (two batches with the same
  * B and N_kv differ by them). */
-static void params_text(const attn_args *a, char *buf, size_t n)
+static void params_text(const bench_job *job, char *buf, size_t n)
 {
+    const param_bag *p = &job->args.params;
     buf[0] = '\0';
-    for (int i = 0; i < a->params.n; i++)
-        snprintf(buf + strlen(buf), n - strlen(buf), "%s%s=%s", i ? ";" : "", a->params.key[i],
-                 a->params.val[i]);
-    const int64_t *lens = a->kv_len ? a->kv_len : a->seq_len;
-    const char *key = a->kv_len ? "kv_lens=" : "seq_lens=";
-    for (int64_t b = 0; lens && b < a->B; b++)
+    for (int i = 0; i < p->n; i++)
+        snprintf(buf + strlen(buf), n - strlen(buf), "%s%s=%s", i ? ";" : "", p->key[i], p->val[i]);
+    const char *key = job->lens.kind == BENCH_LENS_RAGGED_KV ? "kv_lens=" : "seq_lens=";
+    for (int b = 0; b < job->lens.n; b++)
         snprintf(buf + strlen(buf), n - strlen(buf), "%s%s%lld", b ? "+" : buf[0] ? ";" : "", b ? "" : key,
-                 (long long)lens[b]);
+                 (long long)job->lens.len[b]);
 }
 
-/* The job's args, with a ragged batch's lengths pointing into the job itself
- * (jobs are copied around, so the pointer is set where it is used). */
-static attn_args job_args(const bench_job *job)
+/* The job's args, with a batch's lengths pointing into the job itself (jobs
+ * are copied around, so the pointer is set where it is used). */
+attn_args bench_job_args(const bench_job *job)
 {
     attn_args a = job->args;
-    if (job->n_kv_lens && job->lens_padded)
-        a.seq_len = job->kv_lens;
-    else if (job->n_kv_lens)
-        a.kv_len = job->kv_lens;
+    if (job->lens.kind == BENCH_LENS_PADDED_SEQ)
+        a.seq_len = job->lens.len;
+    else if (job->lens.kind == BENCH_LENS_RAGGED_KV)
+        a.kv_len = job->lens.len;
     return a;
 }
 
 void bench_identity(const bench_job *job, csvw_row *row)
 {
-    attn_args args = job_args(job);
-    const attn_args *a = &args;
+    const attn_args *a = &job->args;
     char mask[128], params[256];
     attn_mask_format(&a->mask, mask, sizeof mask);
-    params_text(a, params, sizeof params);
+    params_text(job, params, sizeof params);
     bench_row_begin(row, a->threads, job->suite);
     csvw_row_set(row, ATTN_COL_KERNEL, "%s", job->kernel->name);
     csvw_row_set(row, ATTN_COL_MASK, "%s", mask);
@@ -314,7 +312,7 @@ int bench_run(const bench_job *job, csvw_row *row)
     mallopt(M_MMAP_THRESHOLD, 256 * 1024);
     bench_identity(job, row);
     const attn_kernel *k = job->kernel;
-    attn_args a = job_args(job);
+    attn_args a = bench_job_args(job);
     a.backward = job->pass != ATTN_RUN_FWD;
     attn_args_defaults(&a);
     if (a.backward && !k->backward) {

@@ -11,23 +11,41 @@
 
 typedef enum { ATTN_RUN_FWD = 0, ATTN_RUN_BWD, ATTN_RUN_FWDBWD } bench_pass_set;
 
+/* A batch whose sequences have lengths of their own. RAGGED_KV: each
+ * sequence's KV length (VARLEN kernels; N_kv is the longest); PADDED_SEQ:
+ * each sequence's length in a self-attention batch padded to N (PADDED
+ * kernels). Either way B is the number of lengths. */
+typedef enum { BENCH_LENS_NONE = 0, BENCH_LENS_RAGGED_KV, BENCH_LENS_PADDED_SEQ } bench_lens_kind;
+
+#define BENCH_LENS_MAX 64
+
+typedef struct {
+    bench_lens_kind kind;
+    int n;                        /* lengths in len (0 with NONE) */
+    int64_t len[BENCH_LENS_MAX];
+} bench_lens;
+
+/* One job, as `attnbench bench` and a sweep config both build it. */
 typedef struct {
     char suite[32];             /* "kernels" for kernel efficiency */
     const attn_kernel *kernel;
-    attn_args args;             /* shapes, mask, threads, params */
-    bench_pass_set pass;         /* bwd times backward only (forward run once before) */
+    attn_args args;             /* shape, mask, kernel params, threads; kv_len and
+                                 * seq_len stay NULL: the lengths are `lens` */
+    bench_lens lens;
+    bench_pass_set pass;        /* bwd times backward only (forward run once before) */
     uint64_t seed;
     measure_opts measure;
-    const peak_result *peak;      /* same-run machine peaks at args.threads, or NULL */
     size_t max_workspace_bytes; /* 0: no cap; above it the job is skipped */
-    int n_kv_lens;              /* > 0: a ragged batch, args.B = n_kv_lens sequences */
-    int64_t kv_lens[64];        /* their KV lengths (args.kv_len is pointed here at run time) */
-    int lens_padded;            /* 1: kv_lens are a padded batch's lengths (args.seq_len) instead */
+    const peak_result *peak;    /* same-run machine peaks at args.threads, or NULL */
 } bench_job;
 
 /* "fwd" | "bwd" | "fwdbwd"; error naming the value otherwise. */
 int bench_pass_parse(const char *s, bench_pass_set *out);
 const char *bench_pass_name(bench_pass_set p);
+
+/* The job's args for a kernel: with a batch's lengths pointing into the job
+ * (valid while *job is). */
+attn_args bench_job_args(const bench_job *job);
 
 /* Fills run metadata and identity cells (and job_id) of the job's row. */
 void bench_identity(const bench_job *job, csvw_row *row);
