@@ -87,36 +87,6 @@ static int parse_opts(int argc, char **argv, sweep_opts *o)
     return 0;
 }
 
-/* A config job as a bench job; kernel names are checked against the registry here. */
-static int job_from_cfg(const cfg_config *cfg, const cfg_job *cj, bench_job *job)
-{
-    memset(job, 0, sizeof *job);
-    snprintf(job->suite, sizeof job->suite, "%s", cj->suite);
-    if (!(job->kernel = attn_find_kernel(cj->kernel)))
-        return attn_fail(ATTN_EINVAL, "%s: suite '%s': %s", cfg->path, cj->suite, attn_last_error());
-    attn_args *a = &job->args;
-    a->B = cj->B, a->H = cj->H, a->H_kv = cj->H_kv, a->Nq = cj->N, a->Nk = cj->N_kv, a->D = cj->D, a->Dv = cj->Dv;
-    a->threads = cj->threads;
-    int rc = attn_mask_parse(cj->mask, &a->mask);
-    if (!rc)
-        rc = bench_pass_parse(cj->pass, &job->pass);
-    char params[CFG_SPEC_MAX];
-    strcpy(params, cj->params);
-    for (char *kv = strtok(params, ","); !rc && kv; kv = strtok(NULL, ","))
-        rc = param_bag_add(&a->params, kv);
-    if (rc)
-        return attn_fail(ATTN_EINVAL, "%s: suite '%s': %s", cfg->path, cj->suite, attn_last_error());
-    if (cj->kv_lens[0]) {
-        job->lens.n = cfg_parse_kv_lens(cj->kv_lens, job->lens.len, BENCH_LENS_MAX);
-        job->lens.kind = cj->lens_padded ? BENCH_LENS_PADDED_SEQ : BENCH_LENS_RAGGED_KV;
-    }
-    job->seed = cj->seed;
-    job->max_workspace_bytes = (size_t)cfg->max_workspace_bytes;
-    job->measure = (measure_opts){(int)cfg->measure.warmup, (int)cfg->measure.min_reps,
-                                       (int)cfg->measure.max_reps, cfg->measure.min_time_s};
-    return 0;
-}
-
 static void describe_job(const bench_job *j, char *buf, size_t n)
 {
     char mask[128];
@@ -196,18 +166,19 @@ static int build_plan(const sweep_opts *o, const cfg_config *cfg, plan *p)
         return rc;
     p->jobs = calloc(n ? n : 1, sizeof *p->jobs);
     p->n = 0;
+    if (!p->jobs) {
+        free(cj);
+        return attn_fail(ATTN_ENOMEM, "sweep: out of memory for %zu jobs", n);
+    }
     csvw_idset_init(&p->done);
     sparsity_refs_init(&p->dense);
     scaling_init(&p->scaling);
-    for (size_t j = 0; !rc && j < n; j++) {
-        if (o->shard_n && (int64_t)(j % (size_t)o->shard_n) != o->shard_i)
-            continue;
-        rc = job_from_cfg(cfg, &cj[j], &p->jobs[p->n++]);
-    }
+    for (size_t j = 0; j < n; j++)
+        if (!o->shard_n || (int64_t)(j % (size_t)o->shard_n) == o->shard_i)
+            p->jobs[p->n++] = cj[j].job;
     free(cj);
-    if (!rc)
-        dense_first(p);
-    return rc;
+    dense_first(p);
+    return 0;
 }
 
 static int note_done_row(const csvw_row *row, void *p)

@@ -4,6 +4,7 @@
 #include "harness/train/config_train.h"
 
 #include "kernels/core/attn.h"
+#include "kernels/core/registry.h"
 #include "common/attn_error.h"
 #include "kernels/core/mask.h"
 
@@ -206,80 +207,90 @@ static int get_ints(const where *w, const cJSON *obj, const char *key, int requi
     return 0;
 }
 
-/* Validates one string list element and writes its canonical form; ctx is
- * the entry being parsed. */
-typedef int (*str_check)(const where *w, const cJSON *v, const cfg_suite *ctx, char out[CFG_SPEC_MAX]);
+/* Reads one list element into its typed slot `out` and writes its canonical
+ * text to `canon` (what distinctness is judged on); ctx is the entry being
+ * parsed. */
+typedef int (*elem_read)(const where *w, const cJSON *v, const cfg_suite *ctx, void *out, char canon[CFG_SPEC_MAX]);
 
-static int get_strs(const where *w, const cJSON *obj, const char *key, int required,
-                    str_check check, const cfg_suite *ctx, cfg_strs *out)
+/* A non-empty list of distinct elements of `size` bytes each, read by `read`
+ * into *out (calloc'ed, *n of them). */
+static int get_list(const where *w, const cJSON *obj, const char *key, int required, elem_read read, size_t size,
+                    const cfg_suite *ctx, void **out, size_t *n)
 {
     int rc;
     const cJSON *a = array_at(w, obj, key, required, "a non-empty array of strings", &rc);
     where kw = at_key(w, key);
     if (!a)
         return rc;
-    out->v = calloc((size_t)cJSON_GetArraySize(a), sizeof *out->v);
-    if (!out->v)
+    size_t count = (size_t)cJSON_GetArraySize(a);
+    char (*canon)[CFG_SPEC_MAX] = calloc(count, sizeof *canon);
+    *out = calloc(count, size);
+    if (!canon || !*out) {
+        free(canon);
         return attn_fail(ATTN_ENOMEM, "%s: %s: out of memory", w->file, kw.path);
+    }
     const cJSON *e;
     cJSON_ArrayForEach(e, a)
     {
-        where ew = at_index(&kw, out->n);
-        if ((rc = check(&ew, e, ctx, out->v[out->n])))
-            return rc;
-        for (size_t j = 0; j < out->n; j++)
-            if (strcmp(out->v[j], out->v[out->n]) == 0)
-                return attn_fail(ATTN_EINVAL, "%s: %s: expected distinct values, found \"%s\" again (as at [%zu])",
-                                 w->file, ew.path, out->v[j], j);
-        out->n++;
+        where ew = at_index(&kw, *n);
+        if ((rc = read(&ew, e, ctx, (char *)*out + *n * size, canon[*n])))
+            break;
+        for (size_t j = 0; !rc && j < *n; j++)
+            if (strcmp(canon[j], canon[*n]) == 0)
+                rc = attn_fail(ATTN_EINVAL, "%s: %s: expected distinct values, found \"%s\" again (as at [%zu])",
+                               w->file, ew.path, canon[j], j);
+        if (rc)
+            break;
+        (*n)++;
     }
-    return 0;
-}
-
-static int check_kernel(const where *w, const cJSON *v, const cfg_suite *ctx, char out[CFG_SPEC_MAX])
-{
-    (void)ctx;
-    int rc = get_name(w, v, out);
-    if (rc == 0 && strcmp(out, "oracle") == 0)
-        return attn_fail(ATTN_EINVAL, "%s: %s: expected a benchmark kernel, found \"oracle\" (the fp64 "
-                         "correctness reference: `attnbench check` runs it, sweeps do not)", w->file, w->path);
+    free(canon);
     return rc;
 }
 
-static int check_mask(const where *w, const cJSON *v, const cfg_suite *ctx, char out[CFG_SPEC_MAX])
+static int read_kernel(const where *w, const cJSON *v, const cfg_suite *ctx, void *out, char canon[CFG_SPEC_MAX])
 {
     (void)ctx;
-    attn_mask m;
+    int rc = get_name(w, v, canon);
+    if (rc == 0 && strcmp(canon, "oracle") == 0)
+        return attn_fail(ATTN_EINVAL, "%s: %s: expected a benchmark kernel, found \"oracle\" (the fp64 "
+                         "correctness reference: `attnbench check` runs it, sweeps do not)", w->file, w->path);
+    strcpy(out, canon);
+    return rc;
+}
+
+static int read_mask(const where *w, const cJSON *v, const cfg_suite *ctx, void *out, char canon[CFG_SPEC_MAX])
+{
+    (void)ctx;
+    attn_mask *m = out;
     if (!cJSON_IsString(v))
         return bad(w, "a mask spec string", v);
-    if (attn_mask_parse(v->valuestring, &m) != 0) {
+    if (attn_mask_parse(v->valuestring, m) != 0) {
         char why[256];   /* a copy: attn_fail writes the buffer attn_last_error reads */
         snprintf(why, sizeof why, "%s", attn_last_error());
         return attn_fail(ATTN_EINVAL, "%s: %s: %s", w->file, w->path, why);
     }
-    attn_mask_format(&m, out, CFG_SPEC_MAX);   /* one spelling per mask: one job_id per job */
+    attn_mask_format(m, canon, CFG_SPEC_MAX);   /* two spellings of one mask are one value */
     return 0;
 }
 
-static int check_pass(const where *w, const cJSON *v, const cfg_suite *ctx, char out[CFG_SPEC_MAX])
+static int read_pass(const where *w, const cJSON *v, const cfg_suite *ctx, void *out, char canon[CFG_SPEC_MAX])
 {
     (void)ctx;
-    if (!cJSON_IsString(v) || (strcmp(v->valuestring, "fwd") && strcmp(v->valuestring, "bwd") &&
-                               strcmp(v->valuestring, "fwdbwd")))
+    if (!cJSON_IsString(v) || bench_pass_parse(v->valuestring, out) != 0)
         return bad(w, "one of \"fwd\", \"bwd\", \"fwdbwd\"", v);
-    strcpy(out, v->valuestring);
+    strcpy(canon, v->valuestring);
     return 0;
 }
 
-static int default_str(cfg_strs *s, const char *value)
+/* A one-element list holding *value when the entry gave none. */
+static int default_one(void **v, size_t *n, const void *value, size_t size)
 {
-    if (s->n)
+    if (*n)
         return 0;
-    s->v = calloc(1, sizeof *s->v);
-    if (!s->v)
+    if (!(*v = malloc(size)))
         return attn_fail(ATTN_ENOMEM, "config: out of memory");
-    strcpy(s->v[0], value);
-    s->n = 1;
+    memcpy(*v, value, size);
+    *n = 1;
     return 0;
 }
 
@@ -300,48 +311,48 @@ static int copy_ints(cfg_ints *dst, const int64_t *v, size_t n)
 /* "kernel:key=value,...": the kernel must be one of the entry's kernels;
  * keys are the kernel's business (its init checks them), the shape and the
  * limits of param_bag are checked here. */
-static int check_kparams(const where *w, const cJSON *v, const cfg_suite *s, char out[CFG_SPEC_MAX])
+static int read_kparams(const where *w, const cJSON *v, const cfg_suite *s, void *out, char canon[CFG_SPEC_MAX])
 {
+    cfg_kparams *kp = out;
     const char *shape = "\"kernel:key=value,...\" naming one of this entry's kernels";
     if (!cJSON_IsString(v) || strlen(v->valuestring) >= CFG_SPEC_MAX || !strchr(v->valuestring, ':'))
         return bad(w, shape, v);
-    strcpy(out, v->valuestring);
-    char *params = strchr(out, ':');
+    char buf[CFG_SPEC_MAX];
+    strcpy(buf, v->valuestring);
+    char *params = strchr(buf, ':');
     *params++ = '\0';
     int listed = 0;
     for (size_t k = 0; k < s->kernels.n; k++)
-        listed |= strcmp(s->kernels.v[k], out) == 0;
+        listed |= strcmp(s->kernels.v[k], buf) == 0;
     if (!listed || (params[0] && (params[0] == ',' || strstr(params, ",,") || params[strlen(params) - 1] == ',')))
         return bad(w, shape, v);
-
-    param_bag p = {0};
-    char buf[CFG_SPEC_MAX];
-    strcpy(buf, params);
-    for (char *save = NULL, *kv = strtok_r(buf, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
-        if (param_bag_add(&p, kv) != 0)
+    strcpy(kp->kernel, buf);
+    param_bag *p = &kp->params;
+    for (char *save = NULL, *kv = strtok_r(params, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
+        if (param_bag_add(p, kv) != 0)
             return attn_fail(ATTN_EINVAL, "%s: %s: expected key=value pairs (keys < 32, values < 64 "
                              "characters, at most %d), found \"%s\"", w->file, w->path, PARAM_BAG_MAX, kv);
-        for (int j = 0; j < p.n - 1; j++)
-            if (strcmp(p.key[j], p.key[p.n - 1]) == 0)
+        for (int j = 0; j < p->n - 1; j++)
+            if (strcmp(p->key[j], p->key[p->n - 1]) == 0)
                 return attn_fail(ATTN_EINVAL, "%s: %s: expected each key once, found \"%s\" again",
-                                 w->file, w->path, p.key[j]);
+                                 w->file, w->path, p->key[j]);
     }
-    params[-1] = ':';
+    strcpy(canon, v->valuestring);
     return 0;
 }
 
-/* "L+L+...": a ragged batch's KV lengths, each an integer >= 0, at most 64. */
-static int check_kv_lens(const where *w, const cJSON *v, const cfg_suite *s, char out[CFG_SPEC_MAX])
+/* "L+L+...": a batch's lengths, each an integer >= 0, at most 64. The kind
+ * (ragged or padded) is set by the caller from the key. */
+static int read_lens(const where *w, const cJSON *v, const cfg_suite *s, void *out, char canon[CFG_SPEC_MAX])
 {
     (void)s;
+    bench_lens *l = out;
     const char *shape = "a ragged batch \"L+L+...\" (1 to 64 KV lengths >= 0, at least one > 0)";
     if (!cJSON_IsString(v) || strlen(v->valuestring) >= CFG_SPEC_MAX)
         return bad(w, shape, v);
-    int64_t lens[64];
-    int n = cfg_parse_kv_lens(v->valuestring, lens, 64);
-    if (n <= 0)
+    if ((l->n = cfg_parse_kv_lens(v->valuestring, l->len, BENCH_LENS_MAX)) <= 0)
         return bad(w, shape, v);
-    strcpy(out, v->valuestring);
+    strcpy(canon, v->valuestring);
     return 0;
 }
 
@@ -363,6 +374,50 @@ int cfg_parse_kv_lens(const char *text, int64_t *lens, int max)
 
 /* ---------------------------------------------------------------- objects */
 
+/* "kv_lens" (ragged batches) or "seq_lens" (padded ones, no longer than any
+ * N); either sets B and N_kv, so neither may be given beside it. */
+static int parse_lens(const where *w, const cJSON *o, cfg_suite *s)
+{
+    int padded = item(o, "seq_lens") != NULL, rc;
+    const char *key = padded ? "seq_lens" : "kv_lens";
+    where kw = at_key(w, key);
+    if (padded && item(o, "kv_lens"))
+        return attn_fail(ATTN_EINVAL, "%s: %s: expected padded batches or ragged ones (\"kv_lens\"), found both",
+                         w->file, kw.path);
+    if ((rc = get_list(w, o, key, 0, read_lens, sizeof *s->lens.v, s, (void **)&s->lens.v, &s->lens.n)))
+        return rc;
+    for (size_t i = 0; i < s->lens.n; i++) {
+        bench_lens *l = &s->lens.v[i];
+        l->kind = padded ? BENCH_LENS_PADDED_SEQ : BENCH_LENS_RAGGED_KV;
+        int64_t longest = 0;
+        for (int b = 0; b < l->n; b++)
+            longest = l->len[b] > longest ? l->len[b] : longest;
+        for (size_t k = 0; padded && k < s->N.n; k++)
+            if (s->N.v[k] < longest) {
+                where iw = at_index(&kw, i);
+                return attn_fail(ATTN_EINVAL, "%s: %s: expected lengths <= every N (the padded length), found "
+                                 "%lld > N = %lld", w->file, iw.path, (long long)longest, (long long)s->N.v[k]);
+            }
+    }
+    if (s->lens.n && (s->B.n || s->N_kv.n))
+        return attn_fail(ATTN_EINVAL, "%s: %s: expected no \"B\" or \"N_kv\" beside it (a %s batch sets "
+                         "both), found %s", w->file, kw.path, padded ? "padded" : "ragged",
+                         s->B.n ? "\"B\"" : "\"N_kv\"");
+    return 0;
+}
+
+static int check_gqa(const where *w, const cfg_suite *s)
+{
+    for (size_t i = 0; i < s->H_kv.n; i++)
+        for (size_t j = 0; j < s->H.n; j++)
+            if (s->H.v[j] % s->H_kv.v[i] != 0) {
+                where kw_hkv = at_key(w, "H_kv"), hw = at_index(&kw_hkv, i);
+                return attn_fail(ATTN_EINVAL, "%s: %s: expected a divisor of every H (GQA groups), found %lld "
+                                 "(H = %lld)", w->file, hw.path, (long long)s->H_kv.v[i], (long long)s->H.v[j]);
+            }
+    return 0;
+}
+
 static int parse_suite(const where *w, const cJSON *o, const cfg_config *cfg, cfg_suite *s)
 {
     static const char *const keys[] = {"suite", "description", "kernels", "masks", "pass", "B", "H", "H_kv",
@@ -372,9 +427,10 @@ static int parse_suite(const where *w, const cJSON *o, const cfg_config *cfg, cf
     int rc;
     if ((rc = check_keys(w, o, keys)) || (rc = req_name(w, o, "suite", s->name)) ||
         (rc = opt_string(w, o, "description", sizeof s->description, s->description)) ||
-        (rc = get_strs(w, o, "kernels", 1, check_kernel, s, &s->kernels)) ||
-        (rc = get_strs(w, o, "masks", 0, check_mask, s, &s->masks)) ||
-        (rc = get_strs(w, o, "pass", 0, check_pass, s, &s->passes)) ||
+        (rc = get_list(w, o, "kernels", 1, read_kernel, sizeof *s->kernels.v, s, (void **)&s->kernels.v,
+                       &s->kernels.n)) ||
+        (rc = get_list(w, o, "masks", 0, read_mask, sizeof *s->masks.v, s, (void **)&s->masks.v, &s->masks.n)) ||
+        (rc = get_list(w, o, "pass", 0, read_pass, sizeof *s->passes.v, s, (void **)&s->passes.v, &s->passes.n)) ||
         (rc = get_ints(w, o, "B", 0, 1, EXACT_MAX, &s->B)) || (rc = get_ints(w, o, "H", 1, 1, EXACT_MAX, &s->H)) ||
         (rc = get_ints(w, o, "H_kv", 0, 1, EXACT_MAX, &s->H_kv)) ||
         (rc = get_ints(w, o, "N", 1, 1, EXACT_MAX, &s->N)) ||
@@ -382,49 +438,16 @@ static int parse_suite(const where *w, const cJSON *o, const cfg_config *cfg, cf
         (rc = get_ints(w, o, "D", 1, 1, EXACT_MAX, &s->D)) ||
         (rc = get_ints(w, o, "Dv", 0, 1, EXACT_MAX, &s->Dv)) ||
         (rc = get_ints(w, o, "threads", 0, 1, 4096, &s->threads)) ||
-        (rc = get_strs(w, o, "params", 0, check_kparams, s, &s->params)) ||
-        (rc = get_strs(w, o, "kv_lens", 0, check_kv_lens, s, &s->kv_lens)) ||
-        (rc = opt_int(w, o, "seed", 0, EXACT_MAX, &seed)))
+        (rc = get_list(w, o, "params", 0, read_kparams, sizeof *s->params.v, s, (void **)&s->params.v,
+                       &s->params.n)) ||
+        (rc = parse_lens(w, o, s)) || (rc = opt_int(w, o, "seed", 0, EXACT_MAX, &seed)) || (rc = check_gqa(w, s)))
         return rc;
-    const char *lens_key = "kv_lens";
-    if (cJSON_GetObjectItemCaseSensitive(o, "seq_lens")) { /* padded batches: the same lists, flagged */
-        where kw = at_key(w, "seq_lens");
-        if (s->kv_lens.n)
-            return attn_fail(ATTN_EINVAL, "%s: %s: expected padded batches or ragged ones (\"kv_lens\"), found both",
-                             w->file, kw.path);
-        if ((rc = get_strs(w, o, "seq_lens", 0, check_kv_lens, s, &s->kv_lens)) != 0)
-            return rc;
-        s->lens_padded = 1, lens_key = "seq_lens";
-        for (size_t i = 0; i < s->kv_lens.n; i++) {
-            int64_t lens[64], longest = 0;
-            int nl = cfg_parse_kv_lens(s->kv_lens.v[i], lens, 64);
-            for (int b = 0; b < nl; b++)
-                longest = lens[b] > longest ? lens[b] : longest;
-            for (size_t k = 0; k < s->N.n; k++)
-                if (s->N.v[k] < longest) {
-                    where iw = at_index(&kw, i);
-                    return attn_fail(ATTN_EINVAL, "%s: %s: expected lengths <= every N (the padded length), found "
-                                     "%lld > N = %lld", w->file, iw.path, (long long)longest, (long long)s->N.v[k]);
-                }
-        }
-    }
-    if (s->kv_lens.n && (s->B.n || s->N_kv.n)) {
-        where kw = at_key(w, lens_key);
-        return attn_fail(ATTN_EINVAL, "%s: %s: expected no \"B\" or \"N_kv\" beside it (a %s batch sets "
-                         "both), found %s", w->file, kw.path, s->lens_padded ? "padded" : "ragged",
-                         s->B.n ? "\"B\"" : "\"N_kv\"");
-    }
     s->seed = (uint64_t)seed;
-
-    for (size_t i = 0; i < s->H_kv.n; i++)
-        for (size_t j = 0; j < s->H.n; j++)
-            if (s->H.v[j] % s->H_kv.v[i] != 0) {
-                where kw_hkv = at_key(w, "H_kv"), hw = at_index(&kw_hkv, i);
-                return attn_fail(ATTN_EINVAL, "%s: %s: expected a divisor of every H (GQA groups), found %lld "
-                                 "(H = %lld)", w->file, hw.path, (long long)s->H_kv.v[i], (long long)s->H.v[j]);
-            }
     const int64_t one = 1;
-    if ((rc = default_str(&s->masks, "full")) || (rc = default_str(&s->passes, "fwd")) ||
+    const attn_mask full = attn_mask_default(ATTN_MASK_FULL);
+    const bench_pass_set fwd = ATTN_RUN_FWD;
+    if ((rc = default_one((void **)&s->masks.v, &s->masks.n, &full, sizeof full)) ||
+        (rc = default_one((void **)&s->passes.v, &s->passes.n, &fwd, sizeof fwd)) ||
         (rc = copy_ints(&s->B, &one, 1)) || (rc = copy_ints(&s->threads, cfg->threads.v, cfg->threads.n)))
         return rc;
     return 0;
@@ -568,7 +591,7 @@ static void free_suite(cfg_suite *s)
     free(s->masks.v);
     free(s->passes.v);
     free(s->params.v);
-    free(s->kv_lens.v);
+    free(s->lens.v);
     cfg_ints *ints[] = {&s->B, &s->H, &s->H_kv, &s->N, &s->N_kv, &s->D, &s->Dv, &s->threads};
     for (size_t i = 0; i < sizeof ints / sizeof *ints; i++)
         free(ints[i]->v);
@@ -591,8 +614,8 @@ void cfg_free(cfg_config *cfg)
 enum { G_THREADS, G_VARIANT, G_MASK, G_PASS, G_B, G_H, G_HKV, G_D, G_DV, G_N, G_NKV, G_KVL, G__COUNT };
 
 typedef struct {
-    size_t kernel;          /* index into kernels */
-    const char *params;
+    const attn_kernel *kernel;
+    const param_bag *params;    /* NULL: the kernel's defaults */
 } variant;
 
 static int kernel_selected(const char *kernel, const cfg_filter *f)
@@ -606,75 +629,105 @@ static int kernel_selected(const char *kernel, const cfg_filter *f)
 }
 
 /* The (kernel, params) pairs of an entry: one per params entry naming the
- * kernel, or the kernel's defaults when none does. */
-static size_t suite_variants(const cfg_suite *s, const cfg_filter *f, variant *out)
+ * kernel, or the kernel's defaults when none does. Kernels are resolved in
+ * the registry here. */
+static int suite_variants(const cfg_config *cfg, const cfg_suite *s, const cfg_filter *f, variant *out, size_t *n)
 {
-    size_t n = 0;
+    *n = 0;
     for (size_t k = 0; k < s->kernels.n; k++) {
         if (!kernel_selected(s->kernels.v[k], f))
             continue;
-        size_t before = n, kl = strlen(s->kernels.v[k]);
+        const attn_kernel *kernel = attn_find_kernel(s->kernels.v[k]);
+        if (!kernel)
+            return attn_fail(ATTN_EINVAL, "%s: suite '%s': %s", cfg->path, s->name, attn_last_error());
+        size_t before = *n;
         for (size_t p = 0; p < s->params.n; p++)
-            if (strncmp(s->params.v[p], s->kernels.v[k], kl) == 0 && s->params.v[p][kl] == ':')
-                out[n++] = (variant){k, s->params.v[p] + kl + 1};
-        if (n == before)
-            out[n++] = (variant){k, ""};
+            if (strcmp(s->params.v[p].kernel, s->kernels.v[k]) == 0)
+                out[(*n)++] = (variant){kernel, &s->params.v[p].params};
+        if (*n == before)
+            out[(*n)++] = (variant){kernel, NULL};
     }
-    return n;
+    return 0;
+}
+
+/* The settings every job of the config shares. */
+static bench_job job_base(const cfg_config *cfg, const cfg_suite *s)
+{
+    bench_job j;
+    memset(&j, 0, sizeof j);
+    snprintf(j.suite, sizeof j.suite, "%s", s->name);
+    j.seed = s->seed;
+    j.max_workspace_bytes = (size_t)cfg->max_workspace_bytes;
+    j.measure = (measure_opts){(int)cfg->measure.warmup, (int)cfg->measure.min_reps, (int)cfg->measure.max_reps,
+                               cfg->measure.min_time_s};
+    return j;
+}
+
+/* A batch of its own lengths sets B; a ragged one's longest sets N_kv, a
+ * padded one is N long (self-attention). */
+static void apply_lens(const bench_lens *l, bench_job *j)
+{
+    j->lens = *l;
+    j->args.B = l->n;
+    j->args.Nk = l->kind == BENCH_LENS_PADDED_SEQ ? j->args.Nq : 0;
+    for (int i = 0; l->kind == BENCH_LENS_RAGGED_KV && i < l->n; i++)
+        j->args.Nk = l->len[i] > j->args.Nk ? l->len[i] : j->args.Nk;
+}
+
+/* Job number t of the entry's grid (dims as in expand_suite). */
+static void grid_job(const cfg_config *cfg, const cfg_suite *s, const variant *vars, const size_t dim[G__COUNT],
+                     size_t t, bench_job *j)
+{
+    size_t ix[G__COUNT];
+    for (int d = G__COUNT - 1; d >= 0; d--) {
+        ix[d] = t % dim[d];
+        t /= dim[d];
+    }
+    const variant *v = &vars[ix[G_VARIANT]];
+    *j = job_base(cfg, s);
+    j->kernel = v->kernel;
+    attn_args *a = &j->args;
+    if (v->params)
+        a->params = *v->params;
+    a->mask = s->masks.v[ix[G_MASK]];
+    j->pass = s->passes.v[ix[G_PASS]];
+    a->threads = (int)s->threads.v[ix[G_THREADS]];
+    a->B = s->B.v[ix[G_B]];
+    a->H = s->H.v[ix[G_H]];
+    a->H_kv = s->H_kv.n ? s->H_kv.v[ix[G_HKV]] : a->H;
+    a->D = s->D.v[ix[G_D]];
+    a->Dv = s->Dv.n ? s->Dv.v[ix[G_DV]] : a->D;
+    a->Nq = s->N.v[ix[G_N]];
+    a->Nk = s->N_kv.n ? s->N_kv.v[ix[G_NKV]] : a->Nq;
+    if (s->lens.n)
+        apply_lens(&s->lens.v[ix[G_KVL]], j);
 }
 
 /* Counts the entry's jobs into *count and writes them to out (unless NULL). */
-static int expand_suite(const cfg_suite *s, size_t entry, const cfg_filter *f, cfg_job *out, size_t *count)
+static int expand_suite(const cfg_config *cfg, size_t entry, const cfg_filter *f, cfg_job *out, size_t *count)
 {
+    const cfg_suite *s = &cfg->suites[entry];
     variant *vars = malloc((s->kernels.n + s->params.n) * sizeof *vars);
     if (!vars)
         return attn_fail(ATTN_ENOMEM, "suite %s: out of memory", s->name);
+    size_t n_vars;
+    int rc = suite_variants(cfg, s, f, vars, &n_vars);
     size_t dim[G__COUNT] = {
-        [G_THREADS] = s->threads.n, [G_VARIANT] = suite_variants(s, f, vars), [G_MASK] = s->masks.n,
+        [G_THREADS] = s->threads.n, [G_VARIANT] = n_vars, [G_MASK] = s->masks.n,
         [G_PASS] = s->passes.n, [G_B] = s->B.n, [G_H] = s->H.n, [G_HKV] = s->H_kv.n ? s->H_kv.n : 1,
         [G_D] = s->D.n, [G_DV] = s->Dv.n ? s->Dv.n : 1, [G_N] = s->N.n, [G_NKV] = s->N_kv.n ? s->N_kv.n : 1,
-        [G_KVL] = s->kv_lens.n ? s->kv_lens.n : 1,
+        [G_KVL] = s->lens.n ? s->lens.n : 1,
     };
     size_t total = 1;
     for (int d = 0; d < G__COUNT; d++)
         total *= dim[d];
-    for (size_t t = 0; out && t < total; t++) {
-        size_t ix[G__COUNT], r = t;
-        for (int d = G__COUNT - 1; d >= 0; d--) {
-            ix[d] = r % dim[d];
-            r /= dim[d];
-        }
-        cfg_job *j = &out[t];
-        memset(j, 0, sizeof *j);
-        const variant *v = &vars[ix[G_VARIANT]];
-        strcpy(j->suite, s->name);
-        strcpy(j->kernel, s->kernels.v[v->kernel]);
-        strcpy(j->params, v->params);
-        strcpy(j->mask, s->masks.v[ix[G_MASK]]);
-        strcpy(j->pass, s->passes.v[ix[G_PASS]]);
-        j->threads = (int)s->threads.v[ix[G_THREADS]];
-        j->B = s->B.v[ix[G_B]];
-        j->H = s->H.v[ix[G_H]];
-        j->H_kv = s->H_kv.n ? s->H_kv.v[ix[G_HKV]] : j->H;
-        j->D = s->D.v[ix[G_D]];
-        j->Dv = s->Dv.n ? s->Dv.v[ix[G_DV]] : j->D;
-        j->N = s->N.v[ix[G_N]];
-        j->N_kv = s->N_kv.n ? s->N_kv.v[ix[G_NKV]] : j->N;
-        if (s->kv_lens.n) { /* B sequences; a ragged batch's longest sets N_kv, a padded one is N long */
-            int64_t lens[64];
-            int nl = cfg_parse_kv_lens(s->kv_lens.v[ix[G_KVL]], lens, 64);
-            strcpy(j->kv_lens, s->kv_lens.v[ix[G_KVL]]);
-            j->lens_padded = s->lens_padded;
-            j->B = nl, j->N_kv = s->lens_padded ? j->N : 0;
-            for (int i = 0; !s->lens_padded && i < nl; i++)
-                j->N_kv = lens[i] > j->N_kv ? lens[i] : j->N_kv;
-        }
-        j->seed = s->seed;
-        j->entry = entry;
+    for (size_t t = 0; !rc && out && t < total; t++) {
+        grid_job(cfg, s, vars, dim, t, &out[t].job);
+        out[t].entry = entry;
     }
     free(vars);
     *count = total;
-    return 0;
+    return rc;
 }
 
 static int suite_selected(const cfg_suite *s, const cfg_filter *f)
@@ -718,9 +771,9 @@ int cfg_expand_filtered(const cfg_config *cfg, const cfg_filter *f, cfg_job **jo
     int rc = check_filter(cfg, f);
     if (rc)
         return rc;
-    size_t total = 0, count;
+    size_t total = 0, count = 0;
     for (size_t i = 0; i < cfg->n_suites; i++) {
-        if (suite_selected(&cfg->suites[i], f) && (rc = expand_suite(&cfg->suites[i], i, f, NULL, &count)))
+        if (suite_selected(&cfg->suites[i], f) && (rc = expand_suite(cfg, i, f, NULL, &count)))
             return rc;
         total += suite_selected(&cfg->suites[i], f) ? count : 0;
     }
@@ -728,7 +781,7 @@ int cfg_expand_filtered(const cfg_config *cfg, const cfg_filter *f, cfg_job **jo
     if (!out)
         return attn_fail(ATTN_ENOMEM, "%s: out of memory expanding %zu jobs", cfg->path, total);
     for (size_t i = 0; i < cfg->n_suites && !rc; i++)
-        if (suite_selected(&cfg->suites[i], f) && !(rc = expand_suite(&cfg->suites[i], i, f, out + *n, &count)))
+        if (suite_selected(&cfg->suites[i], f) && !(rc = expand_suite(cfg, i, f, out + *n, &count)))
             *n += count;
     if (rc) {
         free(out);
@@ -744,19 +797,35 @@ int cfg_expand(const cfg_config *cfg, cfg_job **jobs, size_t *n)
     return cfg_expand_filtered(cfg, NULL, jobs, n);
 }
 
-/* Orders jobs by every field: 0 means the same job. */
-static int job_key_cmp(const cfg_job *a, const cfg_job *b)
+static int bag_cmp(const param_bag *a, const param_bag *b)
 {
+    int c = a->n - b->n;
+    for (int i = 0; !c && i < a->n; i++)
+        if (!(c = strcmp(a->key[i], b->key[i])))
+            c = strcmp(a->val[i], b->val[i]);
+    return c;
+}
+
+/* Orders jobs by every field: 0 means the same job. Masks and parameters
+ * compare by their canonical text, which is what tells two of them apart. */
+static int job_key_cmp(const cfg_job *ja, const cfg_job *jb)
+{
+    const bench_job *a = &ja->job, *b = &jb->job;
+    char ma[128], mb[128];
+    attn_mask_format(&a->args.mask, ma, sizeof ma);
+    attn_mask_format(&b->args.mask, mb, sizeof mb);
     int c;
-    if ((c = strcmp(a->suite, b->suite)) || (c = strcmp(a->kernel, b->kernel)) || (c = strcmp(a->mask, b->mask)) ||
-        (c = strcmp(a->pass, b->pass)) || (c = strcmp(a->params, b->params)) ||
-        (c = strcmp(a->kv_lens, b->kv_lens)) || (c = a->lens_padded - b->lens_padded))
+    if ((c = strcmp(a->suite, b->suite)) || (c = strcmp(a->kernel->name, b->kernel->name)) || (c = strcmp(ma, mb)) ||
+        (c = (int)a->pass - (int)b->pass) || (c = bag_cmp(&a->args.params, &b->args.params)) ||
+        (c = (int)a->lens.kind - (int)b->lens.kind) || (c = a->lens.n - b->lens.n) ||
+        (c = memcmp(a->lens.len, b->lens.len, (size_t)a->lens.n * sizeof *a->lens.len)))
         return c;
-    const int64_t x[] = {a->B, a->H, a->H_kv, a->N, a->N_kv, a->D, a->Dv, a->threads, (int64_t)a->seed};
-    const int64_t y[] = {b->B, b->H, b->H_kv, b->N, b->N_kv, b->D, b->Dv, b->threads, (int64_t)b->seed};
-    for (size_t i = 0; i < sizeof x / sizeof *x; i++)
-        if (x[i] != y[i])
-            return x[i] < y[i] ? -1 : 1;
+    const attn_args *x = &a->args, *y = &b->args;
+    const int64_t u[] = {x->B, x->H, x->H_kv, x->Nq, x->Nk, x->D, x->Dv, x->threads, (int64_t)a->seed};
+    const int64_t v[] = {y->B, y->H, y->H_kv, y->Nq, y->Nk, y->D, y->Dv, y->threads, (int64_t)b->seed};
+    for (size_t i = 0; i < sizeof u / sizeof *u; i++)
+        if (u[i] != v[i])
+            return u[i] < v[i] ? -1 : 1;
     return 0;
 }
 
@@ -786,9 +855,13 @@ static int check_unique_jobs(const cfg_config *cfg)
         const cfg_job *a = by[i - 1], *b = by[i];
         if (job_key_cmp(a, b) != 0)
             continue;
+        const bench_job *j = &b->job;
+        char mask[128];
+        attn_mask_format(&j->args.mask, mask, sizeof mask);
         rc = attn_fail(ATTN_EINVAL, "%s: $.suites[%zu]: expected jobs distinct from $.suites[%zu], found kernel "
                        "%s mask %s pass %s N %lld D %lld threads %d in both", cfg->path, b->entry, a->entry,
-                       b->kernel, b->mask, b->pass, (long long)b->N, (long long)b->D, b->threads);
+                       j->kernel->name, mask, bench_pass_name(j->pass), (long long)j->args.Nq, (long long)j->args.D,
+                       j->args.threads);
     }
     free(by);
     free(jobs);
@@ -813,6 +886,53 @@ static cJSON *strs_json(const cfg_strs *v)
     return a;
 }
 
+/* The typed lists back in the spelling the config reader takes. */
+static cJSON *masks_json(const cfg_masks *v)
+{
+    cJSON *a = cJSON_CreateArray();
+    for (size_t i = 0; i < v->n; i++) {
+        char spec[CFG_SPEC_MAX];
+        attn_mask_format(&v->v[i], spec, sizeof spec);
+        cJSON_AddItemToArray(a, cJSON_CreateString(spec));
+    }
+    return a;
+}
+
+static cJSON *passes_json(const cfg_passes *v)
+{
+    cJSON *a = cJSON_CreateArray();
+    for (size_t i = 0; i < v->n; i++)
+        cJSON_AddItemToArray(a, cJSON_CreateString(bench_pass_name(v->v[i])));
+    return a;
+}
+
+static cJSON *kparams_json(const cfg_kparams_list *v)
+{
+    cJSON *a = cJSON_CreateArray();
+    for (size_t i = 0; i < v->n; i++) {
+        char text[CFG_SPEC_MAX * 2];
+        const param_bag *p = &v->v[i].params;
+        snprintf(text, sizeof text, "%s:", v->v[i].kernel);
+        for (int k = 0; k < p->n; k++)
+            snprintf(text + strlen(text), sizeof text - strlen(text), "%s%s=%s", k ? "," : "", p->key[k], p->val[k]);
+        cJSON_AddItemToArray(a, cJSON_CreateString(text));
+    }
+    return a;
+}
+
+static cJSON *lens_json(const cfg_lens_list *v)
+{
+    cJSON *a = cJSON_CreateArray();
+    for (size_t i = 0; i < v->n; i++) {
+        char text[BENCH_LENS_MAX * 21] = "";
+        for (int b = 0; b < v->v[i].n; b++)
+            snprintf(text + strlen(text), sizeof text - strlen(text), "%s%lld", b ? "+" : "",
+                     (long long)v->v[i].len[b]);
+        cJSON_AddItemToArray(a, cJSON_CreateString(text));
+    }
+    return a;
+}
+
 static cJSON *suite_json(const cfg_suite *s)
 {
     cJSON *o = cJSON_CreateObject();
@@ -820,20 +940,21 @@ static cJSON *suite_json(const cfg_suite *s)
     if (s->description[0])
         cJSON_AddStringToObject(o, "description", s->description);
     cJSON_AddItemToObject(o, "kernels", strs_json(&s->kernels));
-    cJSON_AddItemToObject(o, "masks", strs_json(&s->masks));
-    cJSON_AddItemToObject(o, "pass", strs_json(&s->passes));
+    cJSON_AddItemToObject(o, "masks", masks_json(&s->masks));
+    cJSON_AddItemToObject(o, "pass", passes_json(&s->passes));
     const struct { const char *key; const cfg_ints *v; } ints[] = {
         {"B", &s->B}, {"H", &s->H}, {"H_kv", &s->H_kv}, {"N", &s->N}, {"N_kv", &s->N_kv}, {"D", &s->D},
         {"Dv", &s->Dv}, {"threads", &s->threads},
     };
     for (size_t i = 0; i < sizeof ints / sizeof *ints; i++)
-        if (ints[i].v->n && !(s->kv_lens.n && ints[i].v == &s->B))   /* empty H_kv / N_kv: equal to H / N;
-                                                                         a ragged batch sets B */
+        if (ints[i].v->n && !(s->lens.n && ints[i].v == &s->B))   /* empty H_kv / N_kv: equal to H / N;
+                                                                     a batch of lengths sets B */
             cJSON_AddItemToObject(o, ints[i].key, ints_json(ints[i].v));
     if (s->params.n)
-        cJSON_AddItemToObject(o, "params", strs_json(&s->params));
-    if (s->kv_lens.n)
-        cJSON_AddItemToObject(o, s->lens_padded ? "seq_lens" : "kv_lens", strs_json(&s->kv_lens));
+        cJSON_AddItemToObject(o, "params", kparams_json(&s->params));
+    if (s->lens.n)
+        cJSON_AddItemToObject(o, s->lens.v[0].kind == BENCH_LENS_PADDED_SEQ ? "seq_lens" : "kv_lens",
+                              lens_json(&s->lens));
     cJSON_AddNumberToObject(o, "seed", (double)s->seed);
     return o;
 }
