@@ -26,11 +26,21 @@ static bench_job small_job(const char *kernel, const char *mask, bench_pass_set 
 
 static double cell(const csvw_row *r, schema_col c) { return strtod(r->cell[c], NULL); }
 
+/* Runs the job without same-run peaks and formats its row. */
+static int run_row(const bench_job *j, csvw_row *r)
+{
+    bench_result res;
+    int rc = bench_run(j, NULL, &res);
+    if (!rc)
+        bench_result_row(j, &res, r);
+    return rc;
+}
+
 Test(bench, row_is_complete_and_honest)
 {
     bench_job j = small_job("naive", "causal", ATTN_RUN_FWD);
     csvw_row r;
-    cr_assert_eq(bench_run(&j, &r), 0);
+    cr_assert_eq(run_row(&j, &r), 0);
     cr_assert_str_eq(r.cell[ATTN_COL_STATUS], "ok");
     cr_assert_gt(cell(&r, ATTN_COL_TIME_MS_MEDIAN), 0);
     cr_assert_leq(cell(&r, ATTN_COL_TIME_MS_P10), cell(&r, ATTN_COL_TIME_MS_MEDIAN));
@@ -54,7 +64,7 @@ Test(bench, counted_flops_equal_analytic_for_naive)
         for (int p = 0; p < 2; p++) {
             bench_job j = small_job("naive", masks[m], p ? ATTN_RUN_BWD : ATTN_RUN_FWD);
             csvw_row r;
-            cr_assert_eq(bench_run(&j, &r), 0);
+            cr_assert_eq(run_row(&j, &r), 0);
             cr_assert_str_eq(r.cell[ATTN_COL_STATUS], "ok");
             cr_assert_eq(cell(&r, ATTN_COL_FLOPS_COUNTED), cell(&r, ATTN_COL_FLOPS_ANALYTIC), "%s %s: %s vs %s",
                          masks[m], p ? "bwd" : "fwd", r.cell[ATTN_COL_FLOPS_COUNTED],
@@ -70,7 +80,7 @@ Test(bench, tiled_kernels_count_at_least_the_useful_flops)
     for (int m = 0; m < 3; m++) {
         bench_job j = small_job("flash", masks[m], ATTN_RUN_FWD);
         csvw_row r;
-        cr_assert_eq(bench_run(&j, &r), 0);
+        cr_assert_eq(run_row(&j, &r), 0);
         double counted = cell(&r, ATTN_COL_FLOPS_COUNTED), analytic = cell(&r, ATTN_COL_FLOPS_ANALYTIC);
         cr_assert_geq(counted, analytic, "%s", masks[m]);
         /* partial tiles add masked work, but never more than the dense product */
@@ -84,7 +94,7 @@ Test(bench, refusals_become_skipped_rows)
     bench_job j = small_job("naive", "full", ATTN_RUN_FWD);
     j.max_workspace_bytes = 1024;
     csvw_row r;
-    cr_assert_eq(bench_run(&j, &r), 0);
+    cr_assert_eq(run_row(&j, &r), 0);
     cr_assert(strncmp(r.cell[ATTN_COL_STATUS], "skipped:workspace", 17) == 0, "%s", r.cell[ATTN_COL_STATUS]);
     cr_assert_str_eq(r.cell[ATTN_COL_TIME_MS_MEDIAN], "");
 }
@@ -120,7 +130,7 @@ Test(bench, own_reference_gate_passes_for_every_kernel_and_reports_softmax_fidel
         if ((*k)->flags & ATTN_ONE_QUERY)
             j.args.Nq = 1;
         csvw_row r;
-        cr_assert_eq(bench_run(&j, &r), 0);
+        cr_assert_eq(run_row(&j, &r), 0);
         if (!strncmp(r.cell[ATTN_COL_STATUS], "skipped", 7))
             continue; /* e.g. a mask the kernel does not take */
         cr_assert_str_eq(r.cell[ATTN_COL_STATUS], "ok", "%s: %s", (*k)->name, r.cell[ATTN_COL_STATUS]);
@@ -139,7 +149,7 @@ Test(bench, padded_batch_rows_pass_the_gate_and_name_their_lengths, .timeout = 6
         j.args.B = 3;
         j.lens = (bench_lens){BENCH_LENS_PADDED_SEQ, 3, {192, 50, 1}};
         csvw_row r;
-        cr_assert_eq(bench_run(&j, &r), 0);
+        cr_assert_eq(run_row(&j, &r), 0);
         cr_assert_str_eq(r.cell[ATTN_COL_STATUS], "ok", "%s", kernels[i]);
         cr_assert_lt(cell(&r, ATTN_COL_VALUE), 1e-4, "%s: gate error %s", kernels[i], r.cell[ATTN_COL_VALUE]);
         cr_assert(strstr(r.cell[ATTN_COL_PARAMS], "seq_lens=192+50+1"), "%s: params %s", kernels[i],
@@ -162,8 +172,44 @@ Test(bench, gate_on_a_prefix_keeps_the_full_length_bias, .timeout = 60)
             j.lens = (bench_lens){BENCH_LENS_PADDED_SEQ, 2, {2100, 2090}};
         }
         csvw_row r;
-        cr_assert_eq(bench_run(&j, &r), 0);
+        cr_assert_eq(run_row(&j, &r), 0);
         cr_assert_str_eq(r.cell[ATTN_COL_STATUS], "ok", "padded %d: %s (gate error %s)", padded,
                          r.cell[ATTN_COL_STATUS], r.cell[ATTN_COL_VALUE]);
     }
+}
+
+/* The result holds numbers and a status; the row is those numbers formatted,
+ * counters included, each a count or the reason it is missing. */
+Test(bench, row_formats_the_typed_result)
+{
+    bench_job j = small_job("flash", "causal", ATTN_RUN_FWD);
+    bench_result res;
+    cr_assert_eq(bench_run(&j, NULL, &res), 0);
+    cr_assert_eq(res.status, BENCH_OK, "%s", res.reason);
+    cr_assert(res.measured && res.gated && res.time.median_ms > 0 && res.flops > 0);
+    cr_assert_float_eq(res.density, 193.0 / 384.0, 1e-6);
+    csvw_row r;
+    bench_result_row(&j, &res, &r);
+    char want[64];
+    snprintf(want, sizeof want, "%.6g", res.time.median_ms);
+    cr_assert_str_eq(r.cell[ATTN_COL_TIME_MS_MEDIAN], want);
+    snprintf(want, sizeof want, "%.4g", res.flops / (res.time.median_ms * 1e-3) * 1e-9);
+    cr_assert_str_eq(r.cell[ATTN_COL_GFLOPS], want);
+    cr_assert_str_eq(r.cell[ATTN_COL_PCT_SGEMM_PEAK], "NA:no same-run peak");
+    const papi_count *flops = &res.counters.sde[ATTN_CNT_FLOPS];
+    if (flops->available) {
+        snprintf(want, sizeof want, "%lld", flops->value);
+        cr_assert_str_eq(r.cell[ATTN_COL_FLOPS_COUNTED], want);
+    } else {
+        cr_assert_str_eq(r.cell[ATTN_COL_FLOPS_COUNTED], flops->na);
+    }
+
+    j.max_workspace_bytes = 1;
+    cr_assert_eq(bench_run(&j, NULL, &res), 0);
+    cr_assert_eq(res.status, BENCH_SKIPPED);
+    cr_assert(!res.measured && strncmp(res.reason, "workspace", 9) == 0, "%s", res.reason);
+    bench_result_row(&j, &res, &r);
+    char status[600];
+    snprintf(status, sizeof status, "skipped:%s", res.reason);
+    cr_assert_str_eq(r.cell[ATTN_COL_STATUS], status);
 }

@@ -259,10 +259,11 @@ static int run_plan(const sweep_opts *o, plan *p)
             skipped++;
             continue;
         }
-        job->peak = &peaks[job->args.threads];
         fprintf(stderr, "[%zu/%zu] %s ...", j + 1, p->n, what);
-        if ((rc = bench_run(job, &row)) != 0)
+        bench_result res;
+        if ((rc = bench_run(job, &peaks[job->args.threads], &res)) != 0)
             return rc;
+        bench_result_row(job, &res, &row);
         sparsity_refs_note(&p->dense, &row);
         sparsity_refs_fill(&p->dense, &row);
         scaling_fill(&p->scaling, &row);
@@ -271,7 +272,7 @@ static int run_plan(const sweep_opts *o, plan *p)
             return rc;
         csvw_idset_add(&p->done, id);
         ran++;
-        errors += strncmp(row.cell[ATTN_COL_STATUS], "error", 5) == 0;
+        errors += res.status == BENCH_ERROR;
         fprintf(stderr, " %s ms, %s GFLOP/s, %s", row.cell[ATTN_COL_TIME_MS_MEDIAN], row.cell[ATTN_COL_GFLOPS],
                 row.cell[ATTN_COL_STATUS]);
         print_eta(j, p->n, measure_now_s() - t0, ran);

@@ -5,7 +5,9 @@
 #define ATTN_BENCH_H
 
 #include "kernels/core/attn.h"
+#include "gate.h"
 #include "measure.h"
+#include "papi_events.h"
 #include "peak.h"
 #include "harness/results/schema.h"
 
@@ -36,8 +38,30 @@ typedef struct {
     uint64_t seed;
     measure_opts measure;
     size_t max_workspace_bytes; /* 0: no cap; above it the job is skipped */
-    const peak_result *peak;    /* same-run machine peaks at args.threads, or NULL */
 } bench_job;
+
+typedef enum { BENCH_OK = 0, BENCH_SKIPPED, BENCH_ERROR } bench_status;
+
+/* What one job measured, as numbers. Which parts are set depends on how far
+ * the job got: a refused job has only its status; a job that failed after
+ * its correctness gate keeps the gate's numbers. */
+typedef struct {
+    bench_status status;
+    char reason[512];             /* why skipped or failed; "" when ok */
+    int gated;                    /* the gate ran: gate_err and softmax_rel are set */
+    double gate_err;              /* max_abs_err of the output on sampled rows */
+    schema_num softmax_rel;       /* distance from softmax attention; NA when not measured */
+    int measured;                 /* timed: everything below is set (status ok) */
+    measure_stats time;
+    double flops, bytes;          /* analytic, for the job's pass */
+    double dense_flops;           /* the unmasked problem's work for the pass (dense_gflops) */
+    double density;
+    int has_peak;                 /* same-run machine peaks below are set */
+    double sgemm_peak_gflops, stream_peak_gbs;
+    size_t peak_rss_bytes, workspace_bytes, state_bytes;
+    papi_counts counters;         /* of one untimed call */
+    schema_num sparsity_eff, n_exponent; /* across jobs: a sweep derives them (NONE otherwise) */
+} bench_result;
 
 /* "fwd" | "bwd" | "fwdbwd"; error naming the value otherwise. */
 int bench_pass_parse(const char *s, bench_pass_set *out);
@@ -50,10 +74,15 @@ attn_args bench_job_args(const bench_job *job);
 /* Fills run metadata and identity cells (and job_id) of the job's row. */
 void bench_identity(const bench_job *job, csvw_row *row);
 
-/* Runs the job and completes the row. A kernel refusing the problem (mask,
- * workspace cap) yields status "skipped:<why>"; a failure "error:<why>";
- * both return 0 so a sweep goes on. Negative only for harness failures. */
-int bench_run(const bench_job *job, csvw_row *row);
+/* Runs the job. A kernel refusing the problem (mask, workspace cap) is status
+ * SKIPPED, a failure ERROR, both with the reason; either way 0 is returned so
+ * a sweep goes on. `peak`: same-run machine peaks at the job's thread count,
+ * or NULL (the % of peak columns then say NA). */
+int bench_run(const bench_job *job, const peak_result *peak, bench_result *out);
+
+/* The job's row: identity (bench_identity) and every measured column,
+ * derived rates included, formatted from the result. */
+void bench_result_row(const bench_job *job, const bench_result *res, csvw_row *row);
 
 /* A fresh row with the run metadata (run_id, utc, git_sha, cpu), thread count
  * and suite filled in: every row this harness writes starts so. */
