@@ -181,11 +181,38 @@ static int build_plan(const sweep_opts *o, const cfg_config *cfg, plan *p)
     return 0;
 }
 
-static int note_done_row(const csvw_row *row, void *p)
+/* A row of an earlier run, read back from its file: the dense reference and
+ * scaling point it contributes (its text is this run's input here). */
+static int note_done_row(const csvw_row *row, void *arg)
 {
-    sparsity_refs_note(&((plan *)p)->dense, row);
-    scaling_note(&((plan *)p)->scaling, row);
+    plan *p = arg;
+    int ok = strcmp(row->cell[ATTN_COL_STATUS], "ok") == 0;
+    double ms = strtod(row->cell[ATTN_COL_TIME_MS_MEDIAN], NULL);
+    sparsity_run dense = {ok, strcmp(row->cell[ATTN_COL_MASK], "full") == 0, ms,
+                          strtod(row->cell[ATTN_COL_DENSITY], NULL)};
+    scaling_run point = {ok, strtod(row->cell[ATTN_COL_N_KV], NULL), ms};
+    char shape[160], series[256];
+    sparsity_shape_key(row, shape);
+    scaling_series_key(row, series);
+    sparsity_refs_note(&p->dense, shape, &dense);
+    scaling_note(&p->scaling, series, &point);
     return 0;
+}
+
+/* The columns that compare a job with others of the run (and of earlier
+ * runs of the sweep): sparsity efficiency and the scaling exponent. */
+static void derive_across_jobs(plan *p, const bench_job *job, const csvw_row *identity, bench_result *res)
+{
+    int ok = res->status == BENCH_OK;
+    sparsity_run dense = {ok, is_dense(job), res->time.median_ms, res->density};
+    scaling_run point = {ok, (double)job->args.Nk, res->time.median_ms};
+    char shape[160], series[256];
+    sparsity_shape_key(identity, shape);
+    scaling_series_key(identity, series);
+    sparsity_refs_note(&p->dense, shape, &dense);
+    res->sparsity_eff = sparsity_refs_eff(&p->dense, shape, &dense);
+    res->n_exponent = scaling_exponent(&p->scaling, series, &point);
+    scaling_note(&p->scaling, series, &point);
 }
 
 /* Loads the job ids already in each suite's file (any status), and the
@@ -263,11 +290,8 @@ static int run_plan(const sweep_opts *o, plan *p)
         bench_result res;
         if ((rc = bench_run(job, &peaks[job->args.threads], &res)) != 0)
             return rc;
+        derive_across_jobs(p, job, &row, &res);
         bench_result_row(job, &res, &row);
-        sparsity_refs_note(&p->dense, &row);
-        sparsity_refs_fill(&p->dense, &row);
-        scaling_fill(&p->scaling, &row);
-        scaling_note(&p->scaling, &row);
         if ((rc = write_row(o->results, &out, &row)) != 0)
             return rc;
         csvw_idset_add(&p->done, id);
