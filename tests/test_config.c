@@ -96,7 +96,8 @@ Test(config, quick_expands_in_documented_order_with_canonical_masks)
     cr_assert_str_eq(j[n - 1].job.kernel->name, "flash");
     for (size_t i = 0; i < n; i++) {
         cr_assert_str_eq(j[i].job.suite, "kernels");
-        cr_assert(j[i].job.args.threads == 2 && j[i].job.args.B == 1 && j[i].job.args.H == 4 && j[i].job.args.H_kv == 4 && j[i].job.args.D == 64);
+        const attn_args *a = &j[i].job.args;
+        cr_assert(a->threads == 2 && a->B == 1 && a->H == 4 && a->H_kv == 4 && a->D == 64);
         cr_assert_eq(j[i].job.args.Nk, j[i].job.args.Nq);
         cr_assert_eq(j[i].job.seed, 1);
         cr_assert_str_eq(params_of(&j[i]), "");
@@ -217,7 +218,8 @@ Test(config, defaults_fill_what_an_entry_leaves_out)
     cr_assert_eq(n, 1);
     cr_assert_str_eq(mask_of(&j[0]), "full");
     cr_assert_str_eq(bench_pass_name(j[0].job.pass), "fwd");
-    cr_assert(j[0].job.args.B == 1 && j[0].job.args.H_kv == 8 && j[0].job.args.Nk == 256 && j[0].job.args.threads == 1 && j[0].job.seed == 1);
+    const attn_args *a = &j[0].job.args;
+    cr_assert(a->B == 1 && a->H_kv == 8 && a->Nk == 256 && a->threads == 1 && j[0].job.seed == 1);
     free(j);
     cfg_free(&c);
 }
@@ -309,9 +311,9 @@ Test(config, dump_is_a_config_that_expands_to_the_same_jobs)
         cr_assert_str_eq(params_of(&a[i]), params_of(&b[i]));
         cr_assert_str_eq(a[i].job.suite, b[i].job.suite);
         cr_assert_str_eq(bench_pass_name(a[i].job.pass), bench_pass_name(b[i].job.pass));
-        cr_assert(a[i].job.args.B == b[i].job.args.B && a[i].job.args.H == b[i].job.args.H && a[i].job.args.H_kv == b[i].job.args.H_kv && a[i].job.args.Nq == b[i].job.args.Nq &&
-                  a[i].job.args.Nk == b[i].job.args.Nk && a[i].job.args.D == b[i].job.args.D && a[i].job.args.threads == b[i].job.args.threads &&
-                  a[i].job.seed == b[i].job.seed);
+        const attn_args *x = &a[i].job.args, *y = &b[i].job.args;
+        cr_assert(x->B == y->B && x->H == y->H && x->H_kv == y->H_kv && x->Nq == y->Nq && x->Nk == y->Nk &&
+                  x->D == y->D && x->threads == y->threads && a[i].job.seed == b[i].job.seed);
     }
     free(a);
     free(b);

@@ -137,10 +137,11 @@ static int apply_lens(bench_opts *o)
     if (l->kind == BENCH_LENS_PADDED_SEQ) {
         for (int i = 0; i < l->n; i++)
             if (l->len[i] > o->Ns[0])
-                return attn_fail(ATTN_EINVAL, "--seq-lens: expected lengths <= --N %lld (the padded length), found %lld",
-                                 (long long)o->Ns[0], (long long)l->len[i]);
+                return attn_fail(ATTN_EINVAL, "--seq-lens: expected lengths <= --N %lld (the padded length), "
+                                 "found %lld", (long long)o->Ns[0], (long long)l->len[i]);
         if (o->nkv && o->nkv != o->Ns[0])
-            return attn_fail(ATTN_EINVAL, "--seq-lens: a padded batch is self-attention, expected no --Nkv or --Nkv = --N");
+            return attn_fail(ATTN_EINVAL, "--seq-lens: a padded batch is self-attention, expected no --Nkv or "
+                             "--Nkv = --N");
         o->nkv = o->Ns[0];
     }
     for (int i = 0; l->kind == BENCH_LENS_RAGGED_KV && i < l->n; i++)

@@ -97,7 +97,8 @@ static void describe_job(const bench_job *j, char *buf, size_t n)
              (long long)j->args.D, j->args.threads);
     for (int b = 0; b < j->lens.n; b++) /* a ragged or padded batch's lengths */
         snprintf(buf + strlen(buf), n - strlen(buf), "%s%lld",
-                 b ? "+" : j->lens.kind == BENCH_LENS_PADDED_SEQ ? " seq_lens=" : " kv_lens=", (long long)j->lens.len[b]);
+                 b ? "+" : j->lens.kind == BENCH_LENS_PADDED_SEQ ? " seq_lens=" : " kv_lens=",
+                 (long long)j->lens.len[b]);
 }
 
 /* Measures and records the machine peaks for every thread count in the run. */

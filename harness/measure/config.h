@@ -156,6 +156,10 @@ void cfg_free(cfg_config *cfg);
 int cfg_expand(const cfg_config *cfg, cfg_job **jobs, size_t *n);
 int cfg_expand_filtered(const cfg_config *cfg, const cfg_filter *filter, cfg_job **jobs, size_t *n);
 
+/* Entries sharing a suite name must not repeat a job (it would run twice
+ * and write two rows with one job_id); cfg_parse checks it. */
+int cfg_check_distinct_jobs(const cfg_config *cfg);
+
 /* The resolved config (defaults filled in) as JSON that cfg_parse accepts. */
 void cfg_dump(FILE *f, const cfg_config *cfg);
 
