@@ -40,6 +40,13 @@ typedef struct {
     int64_t shard_i, shard_n;
 } sweep_opts;
 
+/* --kernel's names as the filters take them. */
+static void kernel_names(const sweep_opts *o, const char *names[32])
+{
+    for (int i = 0; i < o->n_kernels; i++)
+        names[i] = o->kernels[i];
+}
+
 static int parse_shard(const char *s, sweep_opts *o)
 {
     const char *slash = strchr(s, '/');
@@ -157,8 +164,7 @@ static void dense_first(plan *p)
 static int build_plan(const sweep_opts *o, const cfg_config *cfg, plan *p)
 {
     const char *names[32];
-    for (int i = 0; i < o->n_kernels; i++)
-        names[i] = o->kernels[i];
+    kernel_names(o, names);
     cfg_filter f = {o->suite, o->n_kernels ? names : NULL, (size_t)o->n_kernels};
     cfg_job *cj;
     size_t n;
@@ -364,8 +370,7 @@ static int training_done(const train_run_opts *r, char id[17])
 static int run_trainings(const sweep_opts *o, const cfg_config *cfg, int *failed)
 {
     const char *names[32];
-    for (int i = 0; i < o->n_kernels; i++)
-        names[i] = o->kernels[i];
+    kernel_names(o, names);
     train_run_opts *jobs;
     size_t n;
     int rc = cfg_trainings_expand(cfg->trainings, cfg->n_trainings, o->suite, o->task,
@@ -424,6 +429,81 @@ static int run_trainings(const sweep_opts *o, const cfg_config *cfg, int *failed
     return rc;
 }
 
+/* --task and --suite must name something the config has. */
+static int check_selection(const sweep_opts *o, const cfg_config *cfg)
+{
+    if (o->task && !cfg->n_trainings)
+        return attn_fail(ATTN_EINVAL, "--task %s: %s has no training job for it (no \"trainings\" entries)", o->task,
+                         o->config);
+    if (!o->suite || kernel_suite(cfg, o->suite))
+        return 0;
+    for (size_t i = 0; i < cfg->n_trainings; i++)
+        if (!strcmp(cfg->trainings[i].suite, o->suite))
+            return 0;
+    return attn_fail(ATTN_EINVAL, "--suite %s: %s has no kernel suite or training entry of that name", o->suite,
+                     o->config);
+}
+
+static void print_training(size_t j, const train_run_opts *t)
+{
+    printf("training %zu: %s %s%s layers=%lld d_model=%lld lr=%g steps=%lld batch=%lld train_n=%lld seed=%llu", j + 1,
+           t->task, t->model.kernels[0], t->model.n_kernels > 1 ? "+..." : "", (long long)t->model.layers,
+           (long long)t->model.d_model, t->train.lr, (long long)t->train.steps, (long long)t->train.batch,
+           (long long)t->train_n, (unsigned long long)t->train.seed);
+    for (int s = 0; s < t->n_scales; s++)
+        printf("%s%lld", s ? "," : " extrapolate scale=", (long long)t->scale[s]);
+    if (t->n_scales)
+        printf(" depths=%d", t->depths);
+    for (int k = 0; k < t->n_swaps; k++)
+        printf("%s%s%s%s", k ? "," : " swapped=", t->swap[k].kernel, t->swap[k].mask[0] ? "@" : "", t->swap[k].mask);
+    printf("\n");
+}
+
+/* --dry-run: the resolved config, then every job it would run. */
+static int print_dry_run(const sweep_opts *o, const cfg_config *cfg, const plan *p, int kernels_too)
+{
+    cfg_dump(stdout, cfg);
+    for (size_t j = 0; j < p->n; j++) {
+        char what[256];
+        describe_job(&p->jobs[j], what, sizeof what);
+        printf("job %zu: %s\n", j + 1, what);
+    }
+    train_run_opts *tj = NULL;
+    size_t tn = 0;
+    const char *names[32];
+    kernel_names(o, names);
+    int rc = 0;
+    if (cfg->n_trainings && (!o->suite || !kernels_too) &&
+        (rc = cfg_trainings_expand(cfg->trainings, cfg->n_trainings, o->suite, o->task, o->n_kernels ? names : NULL,
+                                   (size_t)o->n_kernels, &tj, &tn)) != 0)
+        return rc;
+    if (o->task && !tn)
+        rc = attn_fail(ATTN_EINVAL, "--task %s: %s has no training job for it", o->task, o->config);
+    for (size_t j = 0; !rc && j < tn; j++)
+        print_training(j, &tj[j]);
+    free(tj);
+    return rc;
+}
+
+/* Without --resume, none of the jobs may have rows already. */
+static int check_fresh(const sweep_opts *o, const plan *p)
+{
+    if (o->resume || !p->done.n)
+        return 0;
+    size_t present = 0;
+    for (size_t j = 0; j < p->n; j++) {
+        csvw_row row;
+        char id[17];
+        bench_identity(&p->jobs[j], &row);
+        csvw_row_job_id(&row, id);
+        present += csvw_idset_contains(&p->done, id) != 0;
+    }
+    if (present)
+        return attn_fail(ATTN_EINVAL, "%s: %zu of these %zu jobs already have rows; pass --resume to skip them "
+                                      "(or move the old results away)", o->results, present, p->n);
+    return 0;
+}
+
 int cmd_sweep(int argc, char **argv)
 {
     sweep_opts o;
@@ -437,84 +517,19 @@ int cmd_sweep(int argc, char **argv)
     cfg_config cfg;
     plan p = {0};
     int failed_jobs = 0;
-    if ((rc = cfg_load(o.config, &cfg)) != 0)
+    if ((rc = cfg_load(o.config, &cfg)) != 0 || (rc = check_selection(&o, &cfg)) != 0)
         goto out;
-    if (o.task && !cfg.n_trainings) {
-        rc = attn_fail(ATTN_EINVAL, "--task %s: %s has no training job for it (no \"trainings\" entries)", o.task,
-                       o.config);
-        goto out;
-    }
-    if (o.suite && !kernel_suite(&cfg, o.suite)) {
-        int found = 0;
-        for (size_t i = 0; i < cfg.n_trainings; i++)
-            found |= !strcmp(cfg.trainings[i].suite, o.suite);
-        if (!found) {
-            rc = attn_fail(ATTN_EINVAL, "--suite %s: %s has no kernel suite or training entry of that name", o.suite,
-                           o.config);
-            goto out;
-        }
-    }
     /* kernel jobs unless only training jobs are asked for (--task, or a training suite) */
     int kernels_too = !o.task && cfg.n_suites && (!o.suite || kernel_suite(&cfg, o.suite));
     if (kernels_too && (rc = build_plan(&o, &cfg, &p)) != 0)
         goto out;
     if (o.dry_run) {
-        cfg_dump(stdout, &cfg);
-        for (size_t j = 0; j < p.n; j++) {
-            char what[256];
-            describe_job(&p.jobs[j], what, sizeof what);
-            printf("job %zu: %s\n", j + 1, what);
-        }
-        train_run_opts *tj = NULL;
-        size_t tn = 0;
-        const char *names[32];
-        for (int i = 0; i < o.n_kernels; i++)
-            names[i] = o.kernels[i];
-        if (cfg.n_trainings && (!o.suite || !kernels_too) &&
-            (rc = cfg_trainings_expand(cfg.trainings, cfg.n_trainings, o.suite, o.task, o.n_kernels ? names : NULL,
-                                       (size_t)o.n_kernels, &tj, &tn)) != 0)
-            goto out;
-        if (o.task && !tn) {
-            free(tj);
-            rc = attn_fail(ATTN_EINVAL, "--task %s: %s has no training job for it", o.task, o.config);
-            goto out;
-        }
-        for (size_t j = 0; j < tn; j++) {
-            printf("training %zu: %s %s%s layers=%lld d_model=%lld lr=%g steps=%lld batch=%lld train_n=%lld seed=%llu",
-                   j + 1, tj[j].task, tj[j].model.kernels[0], tj[j].model.n_kernels > 1 ? "+..." : "",
-                   (long long)tj[j].model.layers, (long long)tj[j].model.d_model, tj[j].train.lr,
-                   (long long)tj[j].train.steps, (long long)tj[j].train.batch, (long long)tj[j].train_n,
-                   (unsigned long long)tj[j].train.seed);
-            for (int s = 0; s < tj[j].n_scales; s++)
-                printf("%s%lld", s ? "," : " extrapolate scale=", (long long)tj[j].scale[s]);
-            if (tj[j].n_scales)
-                printf(" depths=%d", tj[j].depths);
-            for (int k = 0; k < tj[j].n_swaps; k++)
-                printf("%s%s%s%s", k ? "," : " swapped=", tj[j].swap[k].kernel, tj[j].swap[k].mask[0] ? "@" : "",
-                       tj[j].swap[k].mask);
-            printf("\n");
-        }
-        free(tj);
+        rc = print_dry_run(&o, &cfg, &p, kernels_too);
         goto out;
     }
     mkdir(o.results, 0777);
-    if ((rc = load_done(o.results, &p)) != 0)
+    if ((rc = load_done(o.results, &p)) != 0 || (rc = check_fresh(&o, &p)) != 0)
         goto out;
-    if (!o.resume && p.done.n) {
-        size_t present = 0;
-        for (size_t j = 0; j < p.n; j++) {
-            csvw_row row;
-            char id[17];
-            bench_identity(&p.jobs[j], &row);
-            csvw_row_job_id(&row, id);
-            present += csvw_idset_contains(&p.done, id) != 0;
-        }
-        if (present) {
-            rc = attn_fail(ATTN_EINVAL, "%s: %zu of these %zu jobs already have rows; pass --resume to skip them "
-                                        "(or move the old results away)", o.results, present, p.n);
-            goto out;
-        }
-    }
     sysinfo_print(stderr);
     if (kernels_too) {
         rc = run_plan(&o, &p);
