@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static bench_job small_job(const char *kernel, const char *mask, bench_pass_set pass)
+static bench_job small_job(const char *kernel, const char *mask, bench_pass pass)
 {
     bench_job j;
     memset(&j, 0, sizeof j);
@@ -38,7 +38,7 @@ static int run_row(const bench_job *j, csvw_row *r)
 
 Test(bench, row_is_complete_and_honest)
 {
-    bench_job j = small_job("naive", "causal", ATTN_RUN_FWD);
+    bench_job j = small_job("naive", "causal", BENCH_PASS_FWD);
     csvw_row r;
     cr_assert_eq(run_row(&j, &r), 0);
     cr_assert_str_eq(r.cell[ATTN_COL_STATUS], "ok");
@@ -62,7 +62,7 @@ Test(bench, counted_flops_equal_analytic_for_naive)
     static const char *const masks[] = {"full", "causal", "window:wl=7,wr=3"};
     for (int m = 0; m < 3; m++)
         for (int p = 0; p < 2; p++) {
-            bench_job j = small_job("naive", masks[m], p ? ATTN_RUN_BWD : ATTN_RUN_FWD);
+            bench_job j = small_job("naive", masks[m], p ? BENCH_PASS_BWD : BENCH_PASS_FWD);
             csvw_row r;
             cr_assert_eq(run_row(&j, &r), 0);
             cr_assert_str_eq(r.cell[ATTN_COL_STATUS], "ok");
@@ -78,7 +78,7 @@ Test(bench, tiled_kernels_count_at_least_the_useful_flops)
     const attn_kernel *flash = attn_find_kernel("flash");
     cr_assert(flash);
     for (int m = 0; m < 3; m++) {
-        bench_job j = small_job("flash", masks[m], ATTN_RUN_FWD);
+        bench_job j = small_job("flash", masks[m], BENCH_PASS_FWD);
         csvw_row r;
         cr_assert_eq(run_row(&j, &r), 0);
         double counted = cell(&r, ATTN_COL_FLOPS_COUNTED), analytic = cell(&r, ATTN_COL_FLOPS_ANALYTIC);
@@ -91,7 +91,7 @@ Test(bench, tiled_kernels_count_at_least_the_useful_flops)
 
 Test(bench, refusals_become_skipped_rows)
 {
-    bench_job j = small_job("naive", "full", ATTN_RUN_FWD);
+    bench_job j = small_job("naive", "full", BENCH_PASS_FWD);
     j.max_workspace_bytes = 1024;
     csvw_row r;
     cr_assert_eq(run_row(&j, &r), 0);
@@ -101,7 +101,7 @@ Test(bench, refusals_become_skipped_rows)
 
 Test(bench, job_id_ignores_run_metadata_but_not_shape)
 {
-    bench_job j = small_job("blas", "full", ATTN_RUN_FWD);
+    bench_job j = small_job("blas", "full", BENCH_PASS_FWD);
     csvw_row a, b;
     bench_identity(&j, &a);
     bench_identity(&j, &b);
@@ -125,7 +125,7 @@ Test(bench, own_reference_gate_passes_for_every_kernel_and_reports_softmax_fidel
     for (const attn_kernel *const *k = attn_registry(); *k; k++) {
         if (!(*k)->ref_forward)
             continue;
-        bench_job j = small_job((*k)->name, "causal", ATTN_RUN_FWD);
+        bench_job j = small_job((*k)->name, "causal", BENCH_PASS_FWD);
         j.args.B = 2, j.args.H = 4, j.args.H_kv = (*k)->flags & ATTN_GQA ? 2 : 4, j.args.D = 16;
         if ((*k)->flags & ATTN_ONE_QUERY)
             j.args.Nq = 1;
@@ -145,7 +145,7 @@ Test(bench, padded_batch_rows_pass_the_gate_and_name_their_lengths, .timeout = 6
 {
     static const char *const kernels[] = {"flash", "linear", "sigmoid"};
     for (int i = 0; i < 3; i++) {
-        bench_job j = small_job(kernels[i], "full", ATTN_RUN_FWD);
+        bench_job j = small_job(kernels[i], "full", BENCH_PASS_FWD);
         j.args.B = 3;
         j.lens = (bench_lens){BENCH_LENS_PADDED_SEQ, 3, {192, 50, 1}};
         csvw_row r;
@@ -165,7 +165,7 @@ Test(bench, padded_batch_rows_pass_the_gate_and_name_their_lengths, .timeout = 6
 Test(bench, gate_on_a_prefix_keeps_the_full_length_bias, .timeout = 60)
 {
     for (int padded = 0; padded < 2; padded++) {
-        bench_job j = small_job("sigmoid", "causal", ATTN_RUN_FWD);
+        bench_job j = small_job("sigmoid", "causal", BENCH_PASS_FWD);
         j.args.H = j.args.H_kv = 1, j.args.Nq = j.args.Nk = 2100, j.args.D = 16;
         if (padded) {
             j.args.B = 2;
@@ -182,7 +182,7 @@ Test(bench, gate_on_a_prefix_keeps_the_full_length_bias, .timeout = 60)
  * counters included, each a count or the reason it is missing. */
 Test(bench, row_formats_the_typed_result)
 {
-    bench_job j = small_job("flash", "causal", ATTN_RUN_FWD);
+    bench_job j = small_job("flash", "causal", BENCH_PASS_FWD);
     bench_result res;
     cr_assert_eq(bench_run(&j, NULL, &res), 0);
     cr_assert_eq(res.status, BENCH_OK, "%s", res.reason);

@@ -387,7 +387,7 @@ Test(landmark, bench_gate_passes_in_both_modes, .timeout = 60)
         strcpy(j.suite, "kernels");
         j.kernel = K;
         j.args = lm_args(2, 4, 2, 192, 192, 16, lm_modes[m], 2);
-        j.pass = ATTN_RUN_FWDBWD;
+        j.pass = BENCH_PASS_FWDBWD;
         j.seed = 3;
         j.measure = (measure_opts){1, 3, 10, 0.0};
         bench_result res;

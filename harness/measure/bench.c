@@ -12,18 +12,18 @@
 #include <stdio.h>
 #include <string.h>
 
-int bench_pass_parse(const char *s, bench_pass_set *out)
+int bench_pass_parse(const char *s, bench_pass *out)
 {
     static const char *const names[] = {"fwd", "bwd", "fwdbwd"};
     for (int i = 0; i < 3; i++)
         if (strcmp(s, names[i]) == 0)
-            return *out = (bench_pass_set)i, 0;
+            return *out = (bench_pass)i, 0;
     return attn_fail(ATTN_EINVAL, "pass: expected fwd, bwd or fwdbwd, found '%s'", s);
 }
 
-const char *bench_pass_name(bench_pass_set p)
+const char *bench_pass_name(bench_pass p)
 {
-    return p == ATTN_RUN_FWD ? "fwd" : p == ATTN_RUN_BWD ? "bwd" : "fwdbwd";
+    return p == BENCH_PASS_FWD ? "fwd" : p == BENCH_PASS_BWD ? "bwd" : "fwdbwd";
 }
 
 void bench_row_begin(csvw_row *row, int threads, const char *suite)
@@ -197,7 +197,7 @@ static papi_session *bench_papi(void)
 typedef struct {
     attn_ctx *ctx;
     buffers *bf;
-    bench_pass_set pass;
+    bench_pass pass;
 } timed_call;
 
 static int run_once(void *arg)
@@ -205,17 +205,17 @@ static int run_once(void *arg)
     timed_call *c = arg;
     const attn_kernel *k = c->ctx->kernel;
     int rc = 0;
-    if (c->pass != ATTN_RUN_BWD)
+    if (c->pass != BENCH_PASS_BWD)
         rc = k->forward(c->ctx, &c->bf->io);
-    if (!rc && c->pass != ATTN_RUN_FWD)
+    if (!rc && c->pass != BENCH_PASS_FWD)
         rc = k->backward(c->ctx, &c->bf->io, &c->bf->g);
     return rc;
 }
 
-static double analytic(double (*f)(const attn_args *, attn_pass), const attn_args *a, bench_pass_set pass)
+static double analytic(double (*f)(const attn_args *, attn_pass), const attn_args *a, bench_pass pass)
 {
     double fwd = f(a, ATTN_PASS_FWD), bwd = f(a, ATTN_PASS_BWD);
-    return pass == ATTN_RUN_FWD ? fwd : pass == ATTN_RUN_BWD ? bwd : fwd + bwd;
+    return pass == BENCH_PASS_FWD ? fwd : pass == BENCH_PASS_BWD ? bwd : fwd + bwd;
 }
 
 static int outcome(bench_result *res, bench_status status, const char *why)
@@ -267,7 +267,7 @@ static void note_work(const bench_job *job, const attn_ctx *ctx, const peak_resu
     res->bytes = analytic(k->bytes, a, job->pass);
     /* dense-equivalent work: the unmasked problem, for a rate over the same time */
     double dense_fwd = 4.0 * (double)(a->B * a->H) * (double)a->Nq * (double)a->Nk * (double)a->D;
-    res->dense_flops = dense_fwd * (job->pass == ATTN_RUN_FWD ? 1.0 : job->pass == ATTN_RUN_BWD ? 2.5 : 3.5);
+    res->dense_flops = dense_fwd * (job->pass == BENCH_PASS_FWD ? 1.0 : job->pass == BENCH_PASS_BWD ? 2.5 : 3.5);
     res->density = attn_density(a);
     res->has_peak = peak && peak->sgemm_gflops > 0;
     if (res->has_peak)
@@ -345,7 +345,7 @@ int bench_run(const bench_job *job, const peak_result *peak, bench_result *res)
     mallopt(M_MMAP_THRESHOLD, 256 * 1024);
     const attn_kernel *k = job->kernel;
     attn_args a = bench_job_args(job);
-    a.backward = job->pass != ATTN_RUN_FWD;
+    a.backward = job->pass != BENCH_PASS_FWD;
     attn_args_defaults(&a);
     if (refused(job, &a, res))
         return 0;

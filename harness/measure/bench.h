@@ -11,7 +11,7 @@
 #include "peak.h"
 #include "harness/results/schema.h"
 
-typedef enum { ATTN_RUN_FWD = 0, ATTN_RUN_BWD, ATTN_RUN_FWDBWD } bench_pass_set;
+typedef enum { BENCH_PASS_FWD = 0, BENCH_PASS_BWD, BENCH_PASS_FWDBWD } bench_pass;
 
 /* A batch whose sequences have lengths of their own. RAGGED_KV: each
  * sequence's KV length (VARLEN kernels; N_kv is the longest); PADDED_SEQ:
@@ -34,7 +34,7 @@ typedef struct {
     attn_args args;             /* shape, mask, kernel params, threads; kv_len and
                                  * seq_len stay NULL: the lengths are `lens` */
     bench_lens lens;
-    bench_pass_set pass;        /* bwd times backward only (forward run once before) */
+    bench_pass pass;            /* bwd times backward only (forward run once before) */
     uint64_t seed;
     measure_opts measure;
     size_t max_workspace_bytes; /* 0: no cap; above it the job is skipped */
@@ -64,8 +64,8 @@ typedef struct {
 } bench_result;
 
 /* "fwd" | "bwd" | "fwdbwd"; error naming the value otherwise. */
-int bench_pass_parse(const char *s, bench_pass_set *out);
-const char *bench_pass_name(bench_pass_set p);
+int bench_pass_parse(const char *s, bench_pass *out);
+const char *bench_pass_name(bench_pass p);
 
 /* The job's args for a kernel: with a batch's lengths pointing into the job
  * (valid while *job is). */

@@ -73,7 +73,7 @@ typedef struct {
 } cfg_masks;
 
 typedef struct {
-    bench_pass_set *v;
+    bench_pass *v;
     size_t n;
 } cfg_passes;
 

@@ -14,7 +14,7 @@
 
 /* The grid of one entry, outermost dimension first (see config.h). The
  * kernel and its params entries form one dimension of "variants". */
-enum { G_THREADS, G_VARIANT, G_MASK, G_PASS, G_B, G_H, G_HKV, G_D, G_DV, G_N, G_NKV, G_KVL, G__COUNT };
+enum { G_THREADS, G_VARIANT, G_MASK, G_PASS, G_B, G_H, G_HKV, G_D, G_DV, G_N, G_NKV, G_LENS, G__COUNT };
 
 typedef struct {
     const attn_kernel *kernel;
@@ -103,7 +103,7 @@ static void grid_job(const cfg_config *cfg, const cfg_suite *s, const variant *v
     a->Nq = s->N.v[ix[G_N]];
     a->Nk = s->N_kv.n ? s->N_kv.v[ix[G_NKV]] : a->Nq;
     if (s->lens.n)
-        apply_lens(&s->lens.v[ix[G_KVL]], j);
+        apply_lens(&s->lens.v[ix[G_LENS]], j);
 }
 
 /* Counts the entry's jobs into *count and writes them to out (unless NULL). */
@@ -119,7 +119,7 @@ static int expand_suite(const cfg_config *cfg, size_t entry, const cfg_filter *f
         [G_THREADS] = s->threads.n, [G_VARIANT] = n_vars, [G_MASK] = s->masks.n,
         [G_PASS] = s->passes.n, [G_B] = s->B.n, [G_H] = s->H.n, [G_HKV] = s->H_kv.n ? s->H_kv.n : 1,
         [G_D] = s->D.n, [G_DV] = s->Dv.n ? s->Dv.n : 1, [G_N] = s->N.n, [G_NKV] = s->N_kv.n ? s->N_kv.n : 1,
-        [G_KVL] = s->lens.n ? s->lens.n : 1,
+        [G_LENS] = s->lens.n ? s->lens.n : 1,
     };
     size_t total = 1;
     for (int d = 0; d < G__COUNT; d++)

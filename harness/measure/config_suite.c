@@ -185,7 +185,7 @@ int cfg_suite_parse(const cfg_where *w, const cJSON *o, const cfg_config *cfg, c
     s->seed = (uint64_t)seed;
     const int64_t one = 1;
     const attn_mask full = attn_mask_default(ATTN_MASK_FULL);
-    const bench_pass_set fwd = ATTN_RUN_FWD;
+    const bench_pass fwd = BENCH_PASS_FWD;
     if ((rc = cfg_default_one((void **)&s->masks.v, &s->masks.n, &full, sizeof full)) ||
         (rc = cfg_default_one((void **)&s->passes.v, &s->passes.n, &fwd, sizeof fwd)) ||
         (rc = cfg_default_ints(&s->B, &one, 1)) || (rc = cfg_default_ints(&s->threads, cfg->threads.v, cfg->threads.n)))
