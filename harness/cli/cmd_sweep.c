@@ -102,10 +102,10 @@ static void describe_job(const bench_job *j, char *buf, size_t n)
              bench_pass_name(j->pass), (long long)j->args.B, (long long)j->args.H,
              (long long)j->args.H_kv, (long long)j->args.Nq, (long long)j->args.Nk,
              (long long)j->args.D, j->args.threads);
-    for (int b = 0; b < j->lens.n; b++) /* a ragged or padded batch's lengths */
-        snprintf(buf + strlen(buf), n - strlen(buf), "%s%lld",
-                 b ? "+" : j->lens.kind == BENCH_LENS_PADDED_SEQ ? " seq_lens=" : " kv_lens=",
-                 (long long)j->lens.len[b]);
+    if (j->lens.n) { /* a ragged or padded batch's lengths */
+        snprintf(buf + strlen(buf), n - strlen(buf), " %s=", bench_lens_key(&j->lens));
+        bench_lens_format(&j->lens, buf + strlen(buf), n - strlen(buf));
+    }
 }
 
 /* Measures and records the machine peaks for every thread count in the run. */

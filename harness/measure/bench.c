@@ -37,6 +37,18 @@ void bench_row_begin(csvw_row *row, int threads, const char *suite)
     csvw_row_set(row, ATTN_COL_SUITE, "%s", suite);
 }
 
+const char *bench_lens_key(const bench_lens *l)
+{
+    return l->kind == BENCH_LENS_RAGGED_KV ? "kv_lens" : "seq_lens";
+}
+
+void bench_lens_format(const bench_lens *l, char *buf, size_t n)
+{
+    buf[0] = '\0';
+    for (int b = 0; b < l->n; b++)
+        snprintf(buf + strlen(buf), n - strlen(buf), "%s%lld", b ? "+" : "", (long long)l->len[b]);
+}
+
 /* Kernel parameters, and a ragged batch's KV lengths or a padded batch's
  * lengths, which are part of what identifies a job (two batches with the same
  * B and N_kv differ by them). */
@@ -46,10 +58,10 @@ static void params_text(const bench_job *job, char *buf, size_t n)
     buf[0] = '\0';
     for (int i = 0; i < p->n; i++)
         snprintf(buf + strlen(buf), n - strlen(buf), "%s%s=%s", i ? ";" : "", p->key[i], p->val[i]);
-    const char *key = job->lens.kind == BENCH_LENS_RAGGED_KV ? "kv_lens=" : "seq_lens=";
-    for (int b = 0; b < job->lens.n; b++)
-        snprintf(buf + strlen(buf), n - strlen(buf), "%s%s%lld", b ? "+" : buf[0] ? ";" : "", b ? "" : key,
-                 (long long)job->lens.len[b]);
+    if (job->lens.n) {
+        snprintf(buf + strlen(buf), n - strlen(buf), "%s%s=", buf[0] ? ";" : "", bench_lens_key(&job->lens));
+        bench_lens_format(&job->lens, buf + strlen(buf), n - strlen(buf));
+    }
 }
 
 /* The job's args, with a batch's lengths pointing into the job itself (jobs

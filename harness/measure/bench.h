@@ -27,6 +27,11 @@ typedef struct {
     int64_t len[BENCH_LENS_MAX];
 } bench_lens;
 
+/* The lengths as "L+L+..." (the spelling of configs and of the params
+ * column), and the name of their kind there: "kv_lens" or "seq_lens". */
+void bench_lens_format(const bench_lens *l, char *buf, size_t n);
+const char *bench_lens_key(const bench_lens *l);
+
 /* One job, as `attnbench bench` and a sweep config both build it. */
 typedef struct {
     char suite[32];             /* "kernels" for kernel efficiency */

@@ -83,6 +83,9 @@ typedef struct {
     param_bag params;
 } cfg_kparams;
 
+/* "kernel:key=value,..." as a config spells it. */
+void cfg_kparams_format(const cfg_kparams *kp, char *buf, size_t n);
+
 typedef struct {
     cfg_kparams *v;
     size_t n;
@@ -138,10 +141,6 @@ typedef struct {
     const char *const *kernels;
     size_t n_kernels;
 } cfg_filter;
-
-/* Parses a ragged batch "L+L+..." into at most `max` lengths; returns the
- * count, or -1 if malformed (no lengths, a negative one, or all zero). */
-int cfg_parse_kv_lens(const char *text, int64_t *lens, int max);
 
 /* Reads and validates a config file; on error *cfg is empty (cfg_free-able). */
 int cfg_load(const char *path, cfg_config *cfg);

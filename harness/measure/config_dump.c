@@ -49,10 +49,7 @@ static cJSON *kparams_json(const cfg_kparams_list *v)
     cJSON *a = cJSON_CreateArray();
     for (size_t i = 0; i < v->n; i++) {
         char text[CFG_SPEC_MAX * 2];
-        const param_bag *p = &v->v[i].params;
-        snprintf(text, sizeof text, "%s:", v->v[i].kernel);
-        for (int k = 0; k < p->n; k++)
-            snprintf(text + strlen(text), sizeof text - strlen(text), "%s%s=%s", k ? "," : "", p->key[k], p->val[k]);
+        cfg_kparams_format(&v->v[i], text, sizeof text);
         cJSON_AddItemToArray(a, cJSON_CreateString(text));
     }
     return a;
@@ -62,10 +59,8 @@ static cJSON *lens_json(const cfg_lens_list *v)
 {
     cJSON *a = cJSON_CreateArray();
     for (size_t i = 0; i < v->n; i++) {
-        char text[BENCH_LENS_MAX * 21] = "";
-        for (int b = 0; b < v->v[i].n; b++)
-            snprintf(text + strlen(text), sizeof text - strlen(text), "%s%lld", b ? "+" : "",
-                     (long long)v->v[i].len[b]);
+        char text[BENCH_LENS_MAX * 21];
+        bench_lens_format(&v->v[i], text, sizeof text);
         cJSON_AddItemToArray(a, cJSON_CreateString(text));
     }
     return a;
@@ -91,8 +86,7 @@ static cJSON *suite_json(const cfg_suite *s)
     if (s->params.n)
         cJSON_AddItemToObject(o, "params", kparams_json(&s->params));
     if (s->lens.n)
-        cJSON_AddItemToObject(o, s->lens.v[0].kind == BENCH_LENS_PADDED_SEQ ? "seq_lens" : "kv_lens",
-                              lens_json(&s->lens));
+        cJSON_AddItemToObject(o, bench_lens_key(&s->lens.v[0]), lens_json(&s->lens));
     cJSON_AddNumberToObject(o, "seed", (double)s->seed);
     return o;
 }

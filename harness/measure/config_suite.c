@@ -45,6 +45,14 @@ static int read_pass(const cfg_where *w, const cJSON *v, const void *ctx, void *
     return 0;
 }
 
+void cfg_kparams_format(const cfg_kparams *kp, char *buf, size_t n)
+{
+    const param_bag *p = &kp->params;
+    snprintf(buf, n, "%s:", kp->kernel);
+    for (int k = 0; k < p->n; k++)
+        snprintf(buf + strlen(buf), n - strlen(buf), "%s%s=%s", k ? "," : "", p->key[k], p->val[k]);
+}
+
 /* "kernel:key=value,...": the kernel must be one of the entry's kernels;
  * keys are the kernel's business (its init checks them), the shape and the
  * limits of param_bag are checked here. */
@@ -75,26 +83,13 @@ static int read_kparams(const cfg_where *w, const cJSON *v, const void *ctx, voi
                 return attn_fail(ATTN_EINVAL, "%s: %s: expected each key once, found \"%s\" again",
                                  w->file, w->path, p->key[j]);
     }
-    strcpy(canon, v->valuestring);
+    cfg_kparams_format(kp, canon, CFG_SPEC_MAX);   /* two spellings of one bag are one value */
     return 0;
 }
 
-/* "L+L+...": a batch's lengths, each an integer >= 0, at most 64. The kind
- * (ragged or padded) is set by the caller from the key. */
-static int read_lens(const cfg_where *w, const cJSON *v, const void *ctx, void *out, char canon[CFG_SPEC_MAX])
-{
-    (void)ctx;
-    bench_lens *l = out;
-    const char *shape = "a ragged batch \"L+L+...\" (1 to 64 KV lengths >= 0, at least one > 0)";
-    if (!cJSON_IsString(v) || strlen(v->valuestring) >= CFG_SPEC_MAX)
-        return cfg_json_bad(w, shape, v);
-    if ((l->n = cfg_parse_kv_lens(v->valuestring, l->len, BENCH_LENS_MAX)) <= 0)
-        return cfg_json_bad(w, shape, v);
-    strcpy(canon, v->valuestring);
-    return 0;
-}
-
-int cfg_parse_kv_lens(const char *text, int64_t *lens, int max)
+/* "L+L+..." into at most `max` lengths; the count, or -1 if malformed (no
+ * lengths, a negative one, or all zero). */
+static int parse_lengths(const char *text, int64_t *lens, int max)
 {
     int n = 0, any = 0;
     const char *p = text;
@@ -108,6 +103,21 @@ int cfg_parse_kv_lens(const char *text, int64_t *lens, int max)
         p = *end ? end + 1 : end;
     }
     return n && any ? n : -1;
+}
+
+/* "L+L+...": a batch's lengths, each an integer >= 0, at most 64. The kind
+ * (ragged or padded) is set by the caller from the key. */
+static int read_lens(const cfg_where *w, const cJSON *v, const void *ctx, void *out, char canon[CFG_SPEC_MAX])
+{
+    (void)ctx;
+    bench_lens *l = out;
+    const char *shape = "a ragged batch \"L+L+...\" (1 to 64 KV lengths >= 0, at least one > 0)";
+    if (!cJSON_IsString(v) || strlen(v->valuestring) >= CFG_SPEC_MAX)
+        return cfg_json_bad(w, shape, v);
+    if ((l->n = parse_lengths(v->valuestring, l->len, BENCH_LENS_MAX)) <= 0)
+        return cfg_json_bad(w, shape, v);
+    bench_lens_format(l, canon, CFG_SPEC_MAX);   /* "+5" and "5" are one length */
+    return 0;
 }
 
 /* "kv_lens" (ragged batches) or "seq_lens" (padded ones, no longer than any
