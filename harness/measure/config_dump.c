@@ -16,55 +16,35 @@ static cJSON *ints_json(const cfg_ints *v)
     return a;
 }
 
-static cJSON *strs_json(const cfg_strs *v)
-{
-    cJSON *a = cJSON_CreateArray();
-    for (size_t i = 0; i < v->n; i++)
-        cJSON_AddItemToArray(a, cJSON_CreateString(v->v[i]));
-    return a;
-}
+/* The typed lists back in the spelling the config reader takes: each
+ * element through its formatter. */
+typedef void (*elem_text)(const void *elem, char *buf, size_t n);
 
-/* The typed lists back in the spelling the config reader takes. */
-static cJSON *masks_json(const cfg_masks *v)
+static cJSON *texts_json(const void *v, size_t n, size_t size, elem_text text)
 {
     cJSON *a = cJSON_CreateArray();
-    for (size_t i = 0; i < v->n; i++) {
-        char spec[CFG_SPEC_MAX];
-        attn_mask_format(&v->v[i], spec, sizeof spec);
-        cJSON_AddItemToArray(a, cJSON_CreateString(spec));
+    for (size_t i = 0; i < n; i++) {
+        char buf[BENCH_LENS_MAX * 21];   /* the longest: 64 lengths */
+        text((const char *)v + i * size, buf, sizeof buf);
+        cJSON_AddItemToArray(a, cJSON_CreateString(buf));
     }
     return a;
 }
 
-static cJSON *passes_json(const cfg_passes *v)
+static void name_text(const void *name, char *buf, size_t n) { snprintf(buf, n, "%s", (const char *)name); }
+
+static void mask_text(const void *m, char *buf, size_t n) { attn_mask_format(m, buf, (int)n); }
+
+static void pass_text(const void *p, char *buf, size_t n)
 {
-    cJSON *a = cJSON_CreateArray();
-    for (size_t i = 0; i < v->n; i++)
-        cJSON_AddItemToArray(a, cJSON_CreateString(bench_pass_name(v->v[i])));
-    return a;
+    snprintf(buf, n, "%s", bench_pass_name(*(const bench_pass *)p));
 }
 
-static cJSON *kparams_json(const cfg_kparams_list *v)
-{
-    cJSON *a = cJSON_CreateArray();
-    for (size_t i = 0; i < v->n; i++) {
-        char text[CFG_SPEC_MAX * 2];
-        cfg_kparams_format(&v->v[i], text, sizeof text);
-        cJSON_AddItemToArray(a, cJSON_CreateString(text));
-    }
-    return a;
-}
+static void kparams_text(const void *kp, char *buf, size_t n) { cfg_kparams_format(kp, buf, n); }
 
-static cJSON *lens_json(const cfg_lens_list *v)
-{
-    cJSON *a = cJSON_CreateArray();
-    for (size_t i = 0; i < v->n; i++) {
-        char text[BENCH_LENS_MAX * 21];
-        bench_lens_format(&v->v[i], text, sizeof text);
-        cJSON_AddItemToArray(a, cJSON_CreateString(text));
-    }
-    return a;
-}
+static void lens_text(const void *l, char *buf, size_t n) { bench_lens_format(l, buf, n); }
+
+#define LIST_JSON(list, text) texts_json((list).v, (list).n, sizeof *(list).v, text)
 
 static cJSON *suite_json(const cfg_suite *s)
 {
@@ -72,9 +52,9 @@ static cJSON *suite_json(const cfg_suite *s)
     cJSON_AddStringToObject(o, "suite", s->name);
     if (s->description[0])
         cJSON_AddStringToObject(o, "description", s->description);
-    cJSON_AddItemToObject(o, "kernels", strs_json(&s->kernels));
-    cJSON_AddItemToObject(o, "masks", masks_json(&s->masks));
-    cJSON_AddItemToObject(o, "pass", passes_json(&s->passes));
+    cJSON_AddItemToObject(o, "kernels", LIST_JSON(s->kernels, name_text));
+    cJSON_AddItemToObject(o, "masks", LIST_JSON(s->masks, mask_text));
+    cJSON_AddItemToObject(o, "pass", LIST_JSON(s->passes, pass_text));
     const struct { const char *key; const cfg_ints *v; } ints[] = {
         {"B", &s->B}, {"H", &s->H}, {"H_kv", &s->H_kv}, {"N", &s->N}, {"N_kv", &s->N_kv}, {"D", &s->D},
         {"Dv", &s->Dv}, {"threads", &s->threads},
@@ -84,9 +64,9 @@ static cJSON *suite_json(const cfg_suite *s)
                                                                      a batch of lengths sets B */
             cJSON_AddItemToObject(o, ints[i].key, ints_json(ints[i].v));
     if (s->params.n)
-        cJSON_AddItemToObject(o, "params", kparams_json(&s->params));
+        cJSON_AddItemToObject(o, "params", LIST_JSON(s->params, kparams_text));
     if (s->lens.n)
-        cJSON_AddItemToObject(o, bench_lens_key(&s->lens.v[0]), lens_json(&s->lens));
+        cJSON_AddItemToObject(o, bench_lens_key(&s->lens.v[0]), LIST_JSON(s->lens, lens_text));
     cJSON_AddNumberToObject(o, "seed", (double)s->seed);
     return o;
 }
