@@ -230,11 +230,10 @@ static double analytic(double (*f)(const attn_args *, attn_pass), const attn_arg
     return pass == BENCH_PASS_FWD ? fwd : pass == BENCH_PASS_BWD ? bwd : fwd + bwd;
 }
 
-static int outcome(bench_result *res, bench_status status, const char *why)
+static void outcome(bench_result *res, bench_status status, const char *why)
 {
     res->status = status;
     snprintf(res->reason, sizeof res->reason, "%s", why);
-    return 0;
 }
 
 /* The correctness gate on the forward output, before anything is timed. */
@@ -262,12 +261,14 @@ static int gate_job(const bench_job *job, attn_ctx *ctx, buffers *bf, bench_resu
  * has no tiles, which is "not applicable", not a count of 0. */
 static void untiled_is_na(papi_counts *c)
 {
-    papi_count *done = &c->sde[ATTN_CNT_TILES_COMPUTED], *skipped = &c->sde[ATTN_CNT_TILES_SKIPPED];
-    if (done->available && skipped->available && done->value == 0 && skipped->value == 0)
-        for (papi_count *t = done; t; t = t == done ? skipped : NULL) {
-            t->available = 0;
-            snprintf(t->na, sizeof t->na, "NA:kernel is not tiled");
-        }
+    papi_count *tiles[2] = {&c->sde[ATTN_CNT_TILES_COMPUTED], &c->sde[ATTN_CNT_TILES_SKIPPED]};
+    for (int i = 0; i < 2; i++)
+        if (!tiles[i]->available || tiles[i]->value != 0)
+            return;
+    for (int i = 0; i < 2; i++) {
+        tiles[i]->available = 0;
+        snprintf(tiles[i]->na, sizeof tiles[i]->na, "NA:kernel is not tiled");
+    }
 }
 
 /* The job's analytic work and the machine it ran on. */
@@ -321,12 +322,14 @@ static int measure_job(const bench_job *job, attn_ctx *ctx, buffers *bf, rss_reg
  * the interface reject. 1 when the job stops here (*res says why). */
 static int refused(const bench_job *job, attn_args *a, bench_result *res)
 {
-    if (a->backward && !job->kernel->backward)
-        return outcome(res, BENCH_SKIPPED, "no backward (kernel not trainable)"), 1;
+    if (a->backward && !job->kernel->backward) {
+        outcome(res, BENCH_SKIPPED, "no backward (kernel not trainable)");
+        return 1;
+    }
     int rc = attn_args_validate(job->kernel, a);
     if (rc)
-        return outcome(res, rc == ATTN_EUNSUPPORTED ? BENCH_SKIPPED : BENCH_ERROR, attn_last_error()), 1;
-    return 0;
+        outcome(res, rc == ATTN_EUNSUPPORTED ? BENCH_SKIPPED : BENCH_ERROR, attn_last_error());
+    return rc != 0;
 }
 
 /* With buffers and a context: the workspace cap, then the measurement. */
