@@ -249,9 +249,8 @@ static void print_header(void)
 }
 
 /* One table line, in the CSV's spelling of each number (a missing peak: "NA"). */
-static void print_result(const bench_job *job, const bench_result *res, csvw_row *r)
+static void print_result(const bench_result *res, const csvw_row *r)
 {
-    bench_result_row(job, res, r);
     const char *st = r->cell[ATTN_COL_STATUS];
     printf("%-7s %-22s %-6s %6s %4s %10s %10s %10s %6s %8s %7s %8s %7s %11s %11s %-9s %s\n",
            r->cell[ATTN_COL_KERNEL], r->cell[ATTN_COL_MASK], r->cell[ATTN_COL_PASS], r->cell[ATTN_COL_N],
@@ -289,9 +288,13 @@ static int run_grid(const bench_opts *o, const attn_kernel **kernels, const peak
                 bench_job job;
                 bench_result res;
                 csvw_row row;
-                if (grid_job(o, kernels[ik], in, id, &job) || bench_run(&job, peak, &res))
+                if (grid_job(o, kernels[ik], in, id, &job))
                     return ATTN_EINVAL;
-                print_result(&job, &res, &row);
+                bench_identity(&job, &row); /* utc: when the job starts */
+                if (bench_run(&job, peak, &res))
+                    return ATTN_EINVAL;
+                bench_result_fill(&res, &row);
+                print_result(&res, &row);
                 *failed += res.status == BENCH_ERROR;
                 if (out && csvw_write(out, &row))
                     return ATTN_EINVAL;

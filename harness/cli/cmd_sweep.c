@@ -298,7 +298,7 @@ static int run_plan(const sweep_opts *o, plan *p)
         if ((rc = bench_run(job, &peaks[job->args.threads], &res)) != 0)
             return rc;
         derive_across_jobs(p, job, &row, &res);
-        bench_result_row(job, &res, &row);
+        bench_result_fill(&res, &row);
         if ((rc = write_row(o->results, &out, &row)) != 0)
             return rc;
         csvw_idset_add(&p->done, id);

@@ -427,6 +427,11 @@ static void rate_cells(const bench_result *res, csvw_row *row)
 void bench_result_row(const bench_job *job, const bench_result *res, csvw_row *row)
 {
     bench_identity(job, row);
+    bench_result_fill(res, row);
+}
+
+void bench_result_fill(const bench_result *res, csvw_row *row)
+{
     if (res->gated) {
         csvw_row_set(row, ATTN_COL_METRIC, "max_abs_err");
         csvw_row_set(row, ATTN_COL_VALUE, "%.3g", res->gate_err);

@@ -85,8 +85,12 @@ void bench_identity(const bench_job *job, csvw_row *row);
  * or NULL (the % of peak columns then say NA). */
 int bench_run(const bench_job *job, const peak_result *peak, bench_result *out);
 
-/* The job's row: identity (bench_identity) and every measured column,
- * derived rates included, formatted from the result. */
+/* Every measured column of a row that holds the job's identity, derived
+ * rates included, formatted from the result. A caller that made the identity
+ * before the run keeps its utc (when the job started). */
+void bench_result_fill(const bench_result *res, csvw_row *row);
+
+/* bench_identity, then bench_result_fill. */
 void bench_result_row(const bench_job *job, const bench_result *res, csvw_row *row);
 
 /* A fresh row with the run metadata (run_id, utc, git_sha, cpu), thread count
