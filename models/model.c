@@ -64,7 +64,8 @@ static int bind_all(nn_model *m, nn_blob *blob)
                           .short_conv = c->short_conv};
         if (rc)
             break;
-        if ((rc = attn_mask_parse(c->mask[0] ? c->mask : c->causal ? "causal" : "full", &ac.mask)) != 0)
+        ac.mask = attn_mask_default(c->causal ? ATTN_MASK_CAUSAL : ATTN_MASK_FULL);
+        if (c->mask[0] && (rc = attn_mask_parse(c->mask, &ac.mask)) != 0)
             break;
         if ((rc = nn_norm_bind(&b->n1, C, c->rms, blob)) || (rc = nn_attn_bind(&b->attn, &ac, blob)))
             break;

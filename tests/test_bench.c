@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static bench_job small_job(const char *kernel, const char *mask, bench_pass_set pass)
+static bench_job small_job(const char *kernel, const char *mask, bench_pass pass)
 {
     bench_job j;
     memset(&j, 0, sizeof j);
@@ -26,11 +26,21 @@ static bench_job small_job(const char *kernel, const char *mask, bench_pass_set 
 
 static double cell(const csvw_row *r, schema_col c) { return strtod(r->cell[c], NULL); }
 
+/* Runs the job without same-run peaks and formats its row. */
+static int run_row(const bench_job *j, csvw_row *r)
+{
+    bench_result res;
+    int rc = bench_run(j, NULL, &res);
+    if (!rc)
+        bench_result_row(j, &res, r);
+    return rc;
+}
+
 Test(bench, row_is_complete_and_honest)
 {
-    bench_job j = small_job("naive", "causal", ATTN_RUN_FWD);
+    bench_job j = small_job("naive", "causal", BENCH_PASS_FWD);
     csvw_row r;
-    cr_assert_eq(bench_run(&j, &r), 0);
+    cr_assert_eq(run_row(&j, &r), 0);
     cr_assert_str_eq(r.cell[ATTN_COL_STATUS], "ok");
     cr_assert_gt(cell(&r, ATTN_COL_TIME_MS_MEDIAN), 0);
     cr_assert_leq(cell(&r, ATTN_COL_TIME_MS_P10), cell(&r, ATTN_COL_TIME_MS_MEDIAN));
@@ -52,9 +62,9 @@ Test(bench, counted_flops_equal_analytic_for_naive)
     static const char *const masks[] = {"full", "causal", "window:wl=7,wr=3"};
     for (int m = 0; m < 3; m++)
         for (int p = 0; p < 2; p++) {
-            bench_job j = small_job("naive", masks[m], p ? ATTN_RUN_BWD : ATTN_RUN_FWD);
+            bench_job j = small_job("naive", masks[m], p ? BENCH_PASS_BWD : BENCH_PASS_FWD);
             csvw_row r;
-            cr_assert_eq(bench_run(&j, &r), 0);
+            cr_assert_eq(run_row(&j, &r), 0);
             cr_assert_str_eq(r.cell[ATTN_COL_STATUS], "ok");
             cr_assert_eq(cell(&r, ATTN_COL_FLOPS_COUNTED), cell(&r, ATTN_COL_FLOPS_ANALYTIC), "%s %s: %s vs %s",
                          masks[m], p ? "bwd" : "fwd", r.cell[ATTN_COL_FLOPS_COUNTED],
@@ -68,9 +78,9 @@ Test(bench, tiled_kernels_count_at_least_the_useful_flops)
     const attn_kernel *flash = attn_find_kernel("flash");
     cr_assert(flash);
     for (int m = 0; m < 3; m++) {
-        bench_job j = small_job("flash", masks[m], ATTN_RUN_FWD);
+        bench_job j = small_job("flash", masks[m], BENCH_PASS_FWD);
         csvw_row r;
-        cr_assert_eq(bench_run(&j, &r), 0);
+        cr_assert_eq(run_row(&j, &r), 0);
         double counted = cell(&r, ATTN_COL_FLOPS_COUNTED), analytic = cell(&r, ATTN_COL_FLOPS_ANALYTIC);
         cr_assert_geq(counted, analytic, "%s", masks[m]);
         /* partial tiles add masked work, but never more than the dense product */
@@ -81,17 +91,17 @@ Test(bench, tiled_kernels_count_at_least_the_useful_flops)
 
 Test(bench, refusals_become_skipped_rows)
 {
-    bench_job j = small_job("naive", "full", ATTN_RUN_FWD);
+    bench_job j = small_job("naive", "full", BENCH_PASS_FWD);
     j.max_workspace_bytes = 1024;
     csvw_row r;
-    cr_assert_eq(bench_run(&j, &r), 0);
+    cr_assert_eq(run_row(&j, &r), 0);
     cr_assert(strncmp(r.cell[ATTN_COL_STATUS], "skipped:workspace", 17) == 0, "%s", r.cell[ATTN_COL_STATUS]);
     cr_assert_str_eq(r.cell[ATTN_COL_TIME_MS_MEDIAN], "");
 }
 
 Test(bench, job_id_ignores_run_metadata_but_not_shape)
 {
-    bench_job j = small_job("blas", "full", ATTN_RUN_FWD);
+    bench_job j = small_job("blas", "full", BENCH_PASS_FWD);
     csvw_row a, b;
     bench_identity(&j, &a);
     bench_identity(&j, &b);
@@ -115,12 +125,12 @@ Test(bench, own_reference_gate_passes_for_every_kernel_and_reports_softmax_fidel
     for (const attn_kernel *const *k = attn_registry(); *k; k++) {
         if (!(*k)->ref_forward)
             continue;
-        bench_job j = small_job((*k)->name, "causal", ATTN_RUN_FWD);
+        bench_job j = small_job((*k)->name, "causal", BENCH_PASS_FWD);
         j.args.B = 2, j.args.H = 4, j.args.H_kv = (*k)->flags & ATTN_GQA ? 2 : 4, j.args.D = 16;
         if ((*k)->flags & ATTN_ONE_QUERY)
             j.args.Nq = 1;
         csvw_row r;
-        cr_assert_eq(bench_run(&j, &r), 0);
+        cr_assert_eq(run_row(&j, &r), 0);
         if (!strncmp(r.cell[ATTN_COL_STATUS], "skipped", 7))
             continue; /* e.g. a mask the kernel does not take */
         cr_assert_str_eq(r.cell[ATTN_COL_STATUS], "ok", "%s: %s", (*k)->name, r.cell[ATTN_COL_STATUS]);
@@ -128,19 +138,18 @@ Test(bench, own_reference_gate_passes_for_every_kernel_and_reports_softmax_fidel
     }
 }
 
-/* A padded batch (job lens_padded): the gate checks each sequence's rows
+/* A padded batch (job lens PADDED_SEQ): the gate checks each sequence's rows
  * against its own reference and the padding rows against 0, the row names
  * the lengths, and the cost model counts only the real rows. */
 Test(bench, padded_batch_rows_pass_the_gate_and_name_their_lengths, .timeout = 60)
 {
     static const char *const kernels[] = {"flash", "linear", "sigmoid"};
     for (int i = 0; i < 3; i++) {
-        bench_job j = small_job(kernels[i], "full", ATTN_RUN_FWD);
+        bench_job j = small_job(kernels[i], "full", BENCH_PASS_FWD);
         j.args.B = 3;
-        j.n_kv_lens = 3, j.lens_padded = 1;
-        j.kv_lens[0] = 192, j.kv_lens[1] = 50, j.kv_lens[2] = 1;
+        j.lens = (bench_lens){BENCH_LENS_PADDED_SEQ, 3, {192, 50, 1}};
         csvw_row r;
-        cr_assert_eq(bench_run(&j, &r), 0);
+        cr_assert_eq(run_row(&j, &r), 0);
         cr_assert_str_eq(r.cell[ATTN_COL_STATUS], "ok", "%s", kernels[i]);
         cr_assert_lt(cell(&r, ATTN_COL_VALUE), 1e-4, "%s: gate error %s", kernels[i], r.cell[ATTN_COL_VALUE]);
         cr_assert(strstr(r.cell[ATTN_COL_PARAMS], "seq_lens=192+50+1"), "%s: params %s", kernels[i],
@@ -156,16 +165,51 @@ Test(bench, padded_batch_rows_pass_the_gate_and_name_their_lengths, .timeout = 6
 Test(bench, gate_on_a_prefix_keeps_the_full_length_bias, .timeout = 60)
 {
     for (int padded = 0; padded < 2; padded++) {
-        bench_job j = small_job("sigmoid", "causal", ATTN_RUN_FWD);
+        bench_job j = small_job("sigmoid", "causal", BENCH_PASS_FWD);
         j.args.H = j.args.H_kv = 1, j.args.Nq = j.args.Nk = 2100, j.args.D = 16;
         if (padded) {
             j.args.B = 2;
-            j.n_kv_lens = 2, j.lens_padded = 1;
-            j.kv_lens[0] = 2100, j.kv_lens[1] = 2090;
+            j.lens = (bench_lens){BENCH_LENS_PADDED_SEQ, 2, {2100, 2090}};
         }
         csvw_row r;
-        cr_assert_eq(bench_run(&j, &r), 0);
+        cr_assert_eq(run_row(&j, &r), 0);
         cr_assert_str_eq(r.cell[ATTN_COL_STATUS], "ok", "padded %d: %s (gate error %s)", padded,
                          r.cell[ATTN_COL_STATUS], r.cell[ATTN_COL_VALUE]);
     }
+}
+
+/* The result holds numbers and a status; the row is those numbers formatted,
+ * counters included, each a count or the reason it is missing. */
+Test(bench, row_formats_the_typed_result)
+{
+    bench_job j = small_job("flash", "causal", BENCH_PASS_FWD);
+    bench_result res;
+    cr_assert_eq(bench_run(&j, NULL, &res), 0);
+    cr_assert_eq(res.status, BENCH_OK, "%s", res.reason);
+    cr_assert(res.measured && res.gated && res.time.median_ms > 0 && res.flops > 0);
+    cr_assert_float_eq(res.density, 193.0 / 384.0, 1e-6);
+    csvw_row r;
+    bench_result_row(&j, &res, &r);
+    char want[64];
+    snprintf(want, sizeof want, "%.6g", res.time.median_ms);
+    cr_assert_str_eq(r.cell[ATTN_COL_TIME_MS_MEDIAN], want);
+    snprintf(want, sizeof want, "%.4g", res.flops / (res.time.median_ms * 1e-3) * 1e-9);
+    cr_assert_str_eq(r.cell[ATTN_COL_GFLOPS], want);
+    cr_assert_str_eq(r.cell[ATTN_COL_PCT_SGEMM_PEAK], "NA:no same-run peak");
+    const papi_count *flops = &res.counters.sde[ATTN_CNT_FLOPS];
+    if (flops->available) {
+        snprintf(want, sizeof want, "%lld", flops->value);
+        cr_assert_str_eq(r.cell[ATTN_COL_FLOPS_COUNTED], want);
+    } else {
+        cr_assert_str_eq(r.cell[ATTN_COL_FLOPS_COUNTED], flops->na);
+    }
+
+    j.max_workspace_bytes = 1;
+    cr_assert_eq(bench_run(&j, NULL, &res), 0);
+    cr_assert_eq(res.status, BENCH_SKIPPED);
+    cr_assert(!res.measured && strncmp(res.reason, "workspace", 9) == 0, "%s", res.reason);
+    bench_result_row(&j, &res, &r);
+    char status[600];
+    snprintf(status, sizeof status, "skipped:%s", res.reason);
+    cr_assert_str_eq(r.cell[ATTN_COL_STATUS], status);
 }

@@ -24,6 +24,24 @@ static void load_shipped(const char *rel, cfg_config *c)
     cr_assert_eq(cfg_load(path, c), 0, "%s", attn_last_error());
 }
 
+/* The job's mask and kernel parameters as the CSV spells them. */
+static const char *mask_of(const cfg_job *j)
+{
+    static char spec[128];
+    attn_mask_format(&j->job.args.mask, spec, sizeof spec);
+    return spec;
+}
+
+static const char *params_of(const cfg_job *j)
+{
+    static char text[256];
+    const param_bag *p = &j->job.args.params;
+    text[0] = '\0';
+    for (int i = 0; i < p->n; i++)
+        snprintf(text + strlen(text), sizeof text - strlen(text), "%s%s=%s", i ? "," : "", p->key[i], p->val[i]);
+    return text;
+}
+
 static size_t count_jobs(const cfg_config *c)
 {
     cfg_job *jobs;
@@ -65,23 +83,24 @@ Test(config, quick_expands_in_documented_order_with_canonical_masks)
     size_t n;
     cr_assert_eq(cfg_expand(&c, &j, &n), 0);
     /* N innermost, then pass, mask, kernel */
-    cr_assert_str_eq(j[0].kernel, "naive");
-    cr_assert_str_eq(j[0].mask, "full");
-    cr_assert_str_eq(j[0].pass, "fwd");
-    cr_assert_eq(j[0].N, 256);
-    cr_assert_eq(j[1].N, 512);
-    cr_assert_eq(j[3].N, 2048);
-    cr_assert_str_eq(j[4].pass, "bwd");
-    cr_assert_str_eq(j[8].mask, "causal");
-    cr_assert_str_eq(j[16].mask, "window:wl=256,wr=0");
-    cr_assert_str_eq(j[24].kernel, "blas");
-    cr_assert_str_eq(j[n - 1].kernel, "flash");
+    cr_assert_str_eq(j[0].job.kernel->name, "naive");
+    cr_assert_str_eq(mask_of(&j[0]), "full");
+    cr_assert_str_eq(bench_pass_name(j[0].job.pass), "fwd");
+    cr_assert_eq(j[0].job.args.Nq, 256);
+    cr_assert_eq(j[1].job.args.Nq, 512);
+    cr_assert_eq(j[3].job.args.Nq, 2048);
+    cr_assert_str_eq(bench_pass_name(j[4].job.pass), "bwd");
+    cr_assert_str_eq(mask_of(&j[8]), "causal");
+    cr_assert_str_eq(mask_of(&j[16]), "window:wl=256,wr=0");
+    cr_assert_str_eq(j[24].job.kernel->name, "blas");
+    cr_assert_str_eq(j[n - 1].job.kernel->name, "flash");
     for (size_t i = 0; i < n; i++) {
-        cr_assert_str_eq(j[i].suite, "kernels");
-        cr_assert(j[i].threads == 2 && j[i].B == 1 && j[i].H == 4 && j[i].H_kv == 4 && j[i].D == 64);
-        cr_assert_eq(j[i].N_kv, j[i].N);
-        cr_assert_eq(j[i].seed, 1);
-        cr_assert_str_eq(j[i].params, "");
+        cr_assert_str_eq(j[i].job.suite, "kernels");
+        const attn_args *a = &j[i].job.args;
+        cr_assert(a->threads == 2 && a->B == 1 && a->H == 4 && a->H_kv == 4 && a->D == 64);
+        cr_assert_eq(j[i].job.args.Nk, j[i].job.args.Nq);
+        cr_assert_eq(j[i].job.seed, 1);
+        cr_assert_str_eq(params_of(&j[i]), "");
     }
     cr_assert_eq(c.measure.min_reps, 3);
     free(j);
@@ -197,9 +216,10 @@ Test(config, defaults_fill_what_an_entry_leaves_out)
     size_t n;
     cr_assert_eq(cfg_expand(&c, &j, &n), 0);
     cr_assert_eq(n, 1);
-    cr_assert_str_eq(j[0].mask, "full");
-    cr_assert_str_eq(j[0].pass, "fwd");
-    cr_assert(j[0].B == 1 && j[0].H_kv == 8 && j[0].N_kv == 256 && j[0].threads == 1 && j[0].seed == 1);
+    cr_assert_str_eq(mask_of(&j[0]), "full");
+    cr_assert_str_eq(bench_pass_name(j[0].job.pass), "fwd");
+    const attn_args *a = &j[0].job.args;
+    cr_assert(a->B == 1 && a->H_kv == 8 && a->Nk == 256 && a->threads == 1 && j[0].job.seed == 1);
     free(j);
     cfg_free(&c);
 }
@@ -214,9 +234,9 @@ Test(config, params_entries_multiply_only_their_kernel)
     size_t n;
     cr_assert_eq(cfg_expand(&c, &j, &n), 0);
     cr_assert_eq(n, 3);
-    cr_assert(!strcmp(j[0].kernel, "naive") && !strcmp(j[0].params, ""));
-    cr_assert(!strcmp(j[1].kernel, "flash") && !strcmp(j[1].params, "br=32,bc=64"));
-    cr_assert(!strcmp(j[2].kernel, "flash") && !strcmp(j[2].params, ""));
+    cr_assert(!strcmp(j[0].job.kernel->name, "naive") && !strcmp(params_of(&j[0]), ""));
+    cr_assert(!strcmp(j[1].job.kernel->name, "flash") && !strcmp(params_of(&j[1]), "br=32,bc=64"));
+    cr_assert(!strcmp(j[2].job.kernel->name, "flash") && !strcmp(params_of(&j[2]), ""));
     free(j);
     cfg_free(&c);
 
@@ -249,7 +269,7 @@ Test(config, filters_select_suites_and_kernels_and_reject_unknown_names)
     cr_assert_eq(cfg_expand_filtered(&c, &f, &j, &n), 0, "%s", attn_last_error());
     cr_assert_eq(n, 4);   /* causal x fwd,bwd x threads 1,2 */
     for (size_t i = 0; i < n; i++)
-        cr_assert(!strcmp(j[i].suite, "threads") && !strcmp(j[i].kernel, "flash"));
+        cr_assert(!strcmp(j[i].job.suite, "threads") && !strcmp(j[i].job.kernel->name, "flash"));
     free(j);
 
     f = (cfg_filter){.kernels = flash, .n_kernels = 1};
@@ -286,14 +306,14 @@ Test(config, dump_is_a_config_that_expands_to_the_same_jobs)
     cr_assert_eq(cfg_expand(&d, &b, &nb), 0);
     cr_assert_eq(na, nb);
     for (size_t i = 0; i < na; i++) {
-        cr_assert_str_eq(a[i].kernel, b[i].kernel);
-        cr_assert_str_eq(a[i].mask, b[i].mask);
-        cr_assert_str_eq(a[i].params, b[i].params);
-        cr_assert_str_eq(a[i].suite, b[i].suite);
-        cr_assert_str_eq(a[i].pass, b[i].pass);
-        cr_assert(a[i].B == b[i].B && a[i].H == b[i].H && a[i].H_kv == b[i].H_kv && a[i].N == b[i].N &&
-                  a[i].N_kv == b[i].N_kv && a[i].D == b[i].D && a[i].threads == b[i].threads &&
-                  a[i].seed == b[i].seed);
+        cr_assert_str_eq(a[i].job.kernel->name, b[i].job.kernel->name);
+        cr_assert_str_eq(mask_of(&a[i]), mask_of(&b[i]));
+        cr_assert_str_eq(params_of(&a[i]), params_of(&b[i]));
+        cr_assert_str_eq(a[i].job.suite, b[i].job.suite);
+        cr_assert_str_eq(bench_pass_name(a[i].job.pass), bench_pass_name(b[i].job.pass));
+        const attn_args *x = &a[i].job.args, *y = &b[i].job.args;
+        cr_assert(x->B == y->B && x->H == y->H && x->H_kv == y->H_kv && x->Nq == y->Nq && x->Nk == y->Nk &&
+                  x->D == y->D && x->threads == y->threads && a[i].job.seed == b[i].job.seed);
     }
     free(a);
     free(b);
@@ -319,11 +339,13 @@ Test(config, ragged_kv_lens_set_batch_and_kv_length)
                             "\"N\":[1],\"D\":[16],\"kv_lens\":[\"100+7+0\",\"5\"]}]}",
                             &cfg, &n);
     cr_assert_eq(n, 2);
-    cr_assert_eq(jobs[0].B, 3);
-    cr_assert_eq(jobs[0].N_kv, 100);
-    cr_assert_str_eq(jobs[0].kv_lens, "100+7+0");
-    cr_assert_eq(jobs[1].B, 1);
-    cr_assert_eq(jobs[1].N_kv, 5);
+    cr_assert_eq(jobs[0].job.args.B, 3);
+    cr_assert_eq(jobs[0].job.args.Nk, 100);
+    cr_assert_eq(jobs[0].job.lens.kind, BENCH_LENS_RAGGED_KV);
+    cr_assert(jobs[0].job.lens.n == 3 && jobs[0].job.lens.len[0] == 100 && jobs[0].job.lens.len[1] == 7 &&
+              jobs[0].job.lens.len[2] == 0);
+    cr_assert_eq(jobs[1].job.args.B, 1);
+    cr_assert_eq(jobs[1].job.args.Nk, 5);
     free(jobs);
     cfg_free(&cfg);
 }
@@ -359,10 +381,11 @@ Test(config, padded_seq_lens_set_batch_and_keep_n)
                             &cfg, &n);
     cr_assert_eq(n, 2);
     for (size_t i = 0; i < 2; i++) {
-        cr_assert_eq(jobs[i].B, 3);
-        cr_assert_eq(jobs[i].N_kv, jobs[i].N, "a padded batch is self-attention");
-        cr_assert_eq(jobs[i].lens_padded, 1);
-        cr_assert_str_eq(jobs[i].kv_lens, "100+7+1");
+        cr_assert_eq(jobs[i].job.args.B, 3);
+        cr_assert_eq(jobs[i].job.args.Nk, jobs[i].job.args.Nq, "a padded batch is self-attention");
+        cr_assert_eq(jobs[i].job.lens.kind, BENCH_LENS_PADDED_SEQ);
+        cr_assert(jobs[i].job.lens.n == 3 && jobs[i].job.lens.len[0] == 100 && jobs[i].job.lens.len[1] == 7 &&
+                  jobs[i].job.lens.len[2] == 1);
     }
     free(jobs);
     cfg_free(&cfg);

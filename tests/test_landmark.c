@@ -387,11 +387,13 @@ Test(landmark, bench_gate_passes_in_both_modes, .timeout = 60)
         strcpy(j.suite, "kernels");
         j.kernel = K;
         j.args = lm_args(2, 4, 2, 192, 192, 16, lm_modes[m], 2);
-        j.pass = ATTN_RUN_FWDBWD;
+        j.pass = BENCH_PASS_FWDBWD;
         j.seed = 3;
         j.measure = (measure_opts){1, 3, 10, 0.0};
+        bench_result res;
         csvw_row r;
-        cr_assert_eq(bench_run(&j, &r), 0, "%s", attn_last_error());
+        cr_assert_eq(bench_run(&j, NULL, &res), 0, "%s", attn_last_error());
+        bench_result_row(&j, &res, &r);
         cr_assert_str_eq(r.cell[ATTN_COL_STATUS], "ok", "%s: %s", lm_modes[m], r.cell[ATTN_COL_STATUS]);
         cr_assert(r.cell[ATTN_COL_SOFTMAX_REL_ERR][0] != '\0', "%s: no softmax fidelity cell", lm_modes[m]);
     }

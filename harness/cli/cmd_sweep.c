@@ -40,6 +40,13 @@ typedef struct {
     int64_t shard_i, shard_n;
 } sweep_opts;
 
+/* --kernel's names as the filters take them. */
+static void kernel_names(const sweep_opts *o, const char *names[32])
+{
+    for (int i = 0; i < o->n_kernels; i++)
+        names[i] = o->kernels[i];
+}
+
 static int parse_shard(const char *s, sweep_opts *o)
 {
     const char *slash = strchr(s, '/');
@@ -87,34 +94,6 @@ static int parse_opts(int argc, char **argv, sweep_opts *o)
     return 0;
 }
 
-/* A config job as a bench job; kernel names are checked against the registry here. */
-static int job_from_cfg(const cfg_config *cfg, const cfg_job *cj, bench_job *job)
-{
-    memset(job, 0, sizeof *job);
-    snprintf(job->suite, sizeof job->suite, "%s", cj->suite);
-    if (!(job->kernel = attn_find_kernel(cj->kernel)))
-        return attn_fail(ATTN_EINVAL, "%s: suite '%s': %s", cfg->path, cj->suite, attn_last_error());
-    attn_args *a = &job->args;
-    a->B = cj->B, a->H = cj->H, a->H_kv = cj->H_kv, a->Nq = cj->N, a->Nk = cj->N_kv, a->D = cj->D, a->Dv = cj->Dv;
-    a->threads = cj->threads;
-    int rc = attn_mask_parse(cj->mask, &a->mask);
-    if (!rc)
-        rc = bench_pass_parse(cj->pass, &job->pass);
-    char params[CFG_SPEC_MAX];
-    strcpy(params, cj->params);
-    for (char *kv = strtok(params, ","); !rc && kv; kv = strtok(NULL, ","))
-        rc = param_bag_add(&a->params, kv);
-    if (rc)
-        return attn_fail(ATTN_EINVAL, "%s: suite '%s': %s", cfg->path, cj->suite, attn_last_error());
-    if (cj->kv_lens[0])
-        job->n_kv_lens = cfg_parse_kv_lens(cj->kv_lens, job->kv_lens, 64), job->lens_padded = cj->lens_padded;
-    job->seed = cj->seed;
-    job->max_workspace_bytes = (size_t)cfg->max_workspace_bytes;
-    job->measure = (measure_opts){(int)cfg->measure.warmup, (int)cfg->measure.min_reps,
-                                       (int)cfg->measure.max_reps, cfg->measure.min_time_s};
-    return 0;
-}
-
 static void describe_job(const bench_job *j, char *buf, size_t n)
 {
     char mask[128];
@@ -123,9 +102,10 @@ static void describe_job(const bench_job *j, char *buf, size_t n)
              bench_pass_name(j->pass), (long long)j->args.B, (long long)j->args.H,
              (long long)j->args.H_kv, (long long)j->args.Nq, (long long)j->args.Nk,
              (long long)j->args.D, j->args.threads);
-    for (int b = 0; b < j->n_kv_lens; b++) /* a ragged or padded batch's lengths */
-        snprintf(buf + strlen(buf), n - strlen(buf), "%s%lld", b ? "+" : j->lens_padded ? " seq_lens=" : " kv_lens=",
-                 (long long)j->kv_lens[b]);
+    if (j->lens.n) { /* a ragged or padded batch's lengths */
+        snprintf(buf + strlen(buf), n - strlen(buf), " %s=", bench_lens_key(&j->lens));
+        bench_lens_format(&j->lens, buf + strlen(buf), n - strlen(buf));
+    }
 }
 
 /* Measures and records the machine peaks for every thread count in the run. */
@@ -184,8 +164,7 @@ static void dense_first(plan *p)
 static int build_plan(const sweep_opts *o, const cfg_config *cfg, plan *p)
 {
     const char *names[32];
-    for (int i = 0; i < o->n_kernels; i++)
-        names[i] = o->kernels[i];
+    kernel_names(o, names);
     cfg_filter f = {o->suite, o->n_kernels ? names : NULL, (size_t)o->n_kernels};
     cfg_job *cj;
     size_t n;
@@ -194,25 +173,53 @@ static int build_plan(const sweep_opts *o, const cfg_config *cfg, plan *p)
         return rc;
     p->jobs = calloc(n ? n : 1, sizeof *p->jobs);
     p->n = 0;
+    if (!p->jobs) {
+        free(cj);
+        return attn_fail(ATTN_ENOMEM, "sweep: out of memory for %zu jobs", n);
+    }
     csvw_idset_init(&p->done);
     sparsity_refs_init(&p->dense);
     scaling_init(&p->scaling);
-    for (size_t j = 0; !rc && j < n; j++) {
-        if (o->shard_n && (int64_t)(j % (size_t)o->shard_n) != o->shard_i)
-            continue;
-        rc = job_from_cfg(cfg, &cj[j], &p->jobs[p->n++]);
-    }
+    for (size_t j = 0; j < n; j++)
+        if (!o->shard_n || (int64_t)(j % (size_t)o->shard_n) == o->shard_i)
+            p->jobs[p->n++] = cj[j].job;
     free(cj);
-    if (!rc)
-        dense_first(p);
-    return rc;
+    dense_first(p);
+    return 0;
 }
 
-static int note_done_row(const csvw_row *row, void *p)
+/* A row of an earlier run, read back from its file: the dense reference and
+ * scaling point it contributes (its text is this run's input here). */
+static int note_done_row(const csvw_row *row, void *arg)
 {
-    sparsity_refs_note(&((plan *)p)->dense, row);
-    scaling_note(&((plan *)p)->scaling, row);
+    plan *p = arg;
+    int ok = strcmp(row->cell[ATTN_COL_STATUS], "ok") == 0;
+    double ms = strtod(row->cell[ATTN_COL_TIME_MS_MEDIAN], NULL);
+    sparsity_run dense = {ok, strcmp(row->cell[ATTN_COL_MASK], "full") == 0, ms,
+                          strtod(row->cell[ATTN_COL_DENSITY], NULL)};
+    scaling_run point = {ok, strtod(row->cell[ATTN_COL_N_KV], NULL), ms};
+    char shape[160], series[256];
+    sparsity_shape_key(row, shape);
+    scaling_series_key(row, series);
+    sparsity_refs_note(&p->dense, shape, &dense);
+    scaling_note(&p->scaling, series, &point);
     return 0;
+}
+
+/* The columns that compare a job with others of the run (and of earlier
+ * runs of the sweep): sparsity efficiency and the scaling exponent. */
+static void derive_across_jobs(plan *p, const bench_job *job, const csvw_row *identity, bench_result *res)
+{
+    int ok = res->status == BENCH_OK;
+    sparsity_run dense = {ok, is_dense(job), res->time.median_ms, res->density};
+    scaling_run point = {ok, (double)job->args.Nk, res->time.median_ms};
+    char shape[160], series[256];
+    sparsity_shape_key(identity, shape);
+    scaling_series_key(identity, series);
+    sparsity_refs_note(&p->dense, shape, &dense);
+    res->sparsity_eff = sparsity_refs_eff(&p->dense, shape, &dense);
+    res->n_exponent = scaling_exponent(&p->scaling, series, &point);
+    scaling_note(&p->scaling, series, &point);
 }
 
 /* Loads the job ids already in each suite's file (any status), and the
@@ -286,19 +293,17 @@ static int run_plan(const sweep_opts *o, plan *p)
             skipped++;
             continue;
         }
-        job->peak = &peaks[job->args.threads];
         fprintf(stderr, "[%zu/%zu] %s ...", j + 1, p->n, what);
-        if ((rc = bench_run(job, &row)) != 0)
+        bench_result res;
+        if ((rc = bench_run(job, &peaks[job->args.threads], &res)) != 0)
             return rc;
-        sparsity_refs_note(&p->dense, &row);
-        sparsity_refs_fill(&p->dense, &row);
-        scaling_fill(&p->scaling, &row);
-        scaling_note(&p->scaling, &row);
+        derive_across_jobs(p, job, &row, &res);
+        bench_result_fill(&res, &row);
         if ((rc = write_row(o->results, &out, &row)) != 0)
             return rc;
         csvw_idset_add(&p->done, id);
         ran++;
-        errors += strncmp(row.cell[ATTN_COL_STATUS], "error", 5) == 0;
+        errors += res.status == BENCH_ERROR;
         fprintf(stderr, " %s ms, %s GFLOP/s, %s", row.cell[ATTN_COL_TIME_MS_MEDIAN], row.cell[ATTN_COL_GFLOPS],
                 row.cell[ATTN_COL_STATUS]);
         print_eta(j, p->n, measure_now_s() - t0, ran);
@@ -365,8 +370,7 @@ static int training_done(const train_run_opts *r, char id[17])
 static int run_trainings(const sweep_opts *o, const cfg_config *cfg, int *failed)
 {
     const char *names[32];
-    for (int i = 0; i < o->n_kernels; i++)
-        names[i] = o->kernels[i];
+    kernel_names(o, names);
     train_run_opts *jobs;
     size_t n;
     int rc = cfg_trainings_expand(cfg->trainings, cfg->n_trainings, o->suite, o->task,
@@ -425,6 +429,81 @@ static int run_trainings(const sweep_opts *o, const cfg_config *cfg, int *failed
     return rc;
 }
 
+/* --task and --suite must name something the config has. */
+static int check_selection(const sweep_opts *o, const cfg_config *cfg)
+{
+    if (o->task && !cfg->n_trainings)
+        return attn_fail(ATTN_EINVAL, "--task %s: %s has no training job for it (no \"trainings\" entries)", o->task,
+                         o->config);
+    if (!o->suite || kernel_suite(cfg, o->suite))
+        return 0;
+    for (size_t i = 0; i < cfg->n_trainings; i++)
+        if (!strcmp(cfg->trainings[i].suite, o->suite))
+            return 0;
+    return attn_fail(ATTN_EINVAL, "--suite %s: %s has no kernel suite or training entry of that name", o->suite,
+                     o->config);
+}
+
+static void print_training(size_t j, const train_run_opts *t)
+{
+    printf("training %zu: %s %s%s layers=%lld d_model=%lld lr=%g steps=%lld batch=%lld train_n=%lld seed=%llu", j + 1,
+           t->task, t->model.kernels[0], t->model.n_kernels > 1 ? "+..." : "", (long long)t->model.layers,
+           (long long)t->model.d_model, t->train.lr, (long long)t->train.steps, (long long)t->train.batch,
+           (long long)t->train_n, (unsigned long long)t->train.seed);
+    for (int s = 0; s < t->n_scales; s++)
+        printf("%s%lld", s ? "," : " extrapolate scale=", (long long)t->scale[s]);
+    if (t->n_scales)
+        printf(" depths=%d", t->depths);
+    for (int k = 0; k < t->n_swaps; k++)
+        printf("%s%s%s%s", k ? "," : " swapped=", t->swap[k].kernel, t->swap[k].mask[0] ? "@" : "", t->swap[k].mask);
+    printf("\n");
+}
+
+/* --dry-run: the resolved config, then every job it would run. */
+static int print_dry_run(const sweep_opts *o, const cfg_config *cfg, const plan *p, int kernels_too)
+{
+    cfg_dump(stdout, cfg);
+    for (size_t j = 0; j < p->n; j++) {
+        char what[256];
+        describe_job(&p->jobs[j], what, sizeof what);
+        printf("job %zu: %s\n", j + 1, what);
+    }
+    train_run_opts *tj = NULL;
+    size_t tn = 0;
+    const char *names[32];
+    kernel_names(o, names);
+    int rc = 0;
+    if (cfg->n_trainings && (!o->suite || !kernels_too) &&
+        (rc = cfg_trainings_expand(cfg->trainings, cfg->n_trainings, o->suite, o->task, o->n_kernels ? names : NULL,
+                                   (size_t)o->n_kernels, &tj, &tn)) != 0)
+        return rc;
+    if (o->task && !tn)
+        rc = attn_fail(ATTN_EINVAL, "--task %s: %s has no training job for it", o->task, o->config);
+    for (size_t j = 0; !rc && j < tn; j++)
+        print_training(j, &tj[j]);
+    free(tj);
+    return rc;
+}
+
+/* Without --resume, none of the jobs may have rows already. */
+static int check_fresh(const sweep_opts *o, const plan *p)
+{
+    if (o->resume || !p->done.n)
+        return 0;
+    size_t present = 0;
+    for (size_t j = 0; j < p->n; j++) {
+        csvw_row row;
+        char id[17];
+        bench_identity(&p->jobs[j], &row);
+        csvw_row_job_id(&row, id);
+        present += csvw_idset_contains(&p->done, id) != 0;
+    }
+    if (present)
+        return attn_fail(ATTN_EINVAL, "%s: %zu of these %zu jobs already have rows; pass --resume to skip them "
+                                      "(or move the old results away)", o->results, present, p->n);
+    return 0;
+}
+
 int cmd_sweep(int argc, char **argv)
 {
     sweep_opts o;
@@ -438,84 +517,19 @@ int cmd_sweep(int argc, char **argv)
     cfg_config cfg;
     plan p = {0};
     int failed_jobs = 0;
-    if ((rc = cfg_load(o.config, &cfg)) != 0)
+    if ((rc = cfg_load(o.config, &cfg)) != 0 || (rc = check_selection(&o, &cfg)) != 0)
         goto out;
-    if (o.task && !cfg.n_trainings) {
-        rc = attn_fail(ATTN_EINVAL, "--task %s: %s has no training job for it (no \"trainings\" entries)", o.task,
-                       o.config);
-        goto out;
-    }
-    if (o.suite && !kernel_suite(&cfg, o.suite)) {
-        int found = 0;
-        for (size_t i = 0; i < cfg.n_trainings; i++)
-            found |= !strcmp(cfg.trainings[i].suite, o.suite);
-        if (!found) {
-            rc = attn_fail(ATTN_EINVAL, "--suite %s: %s has no kernel suite or training entry of that name", o.suite,
-                           o.config);
-            goto out;
-        }
-    }
     /* kernel jobs unless only training jobs are asked for (--task, or a training suite) */
     int kernels_too = !o.task && cfg.n_suites && (!o.suite || kernel_suite(&cfg, o.suite));
     if (kernels_too && (rc = build_plan(&o, &cfg, &p)) != 0)
         goto out;
     if (o.dry_run) {
-        cfg_dump(stdout, &cfg);
-        for (size_t j = 0; j < p.n; j++) {
-            char what[256];
-            describe_job(&p.jobs[j], what, sizeof what);
-            printf("job %zu: %s\n", j + 1, what);
-        }
-        train_run_opts *tj = NULL;
-        size_t tn = 0;
-        const char *names[32];
-        for (int i = 0; i < o.n_kernels; i++)
-            names[i] = o.kernels[i];
-        if (cfg.n_trainings && (!o.suite || !kernels_too) &&
-            (rc = cfg_trainings_expand(cfg.trainings, cfg.n_trainings, o.suite, o.task, o.n_kernels ? names : NULL,
-                                       (size_t)o.n_kernels, &tj, &tn)) != 0)
-            goto out;
-        if (o.task && !tn) {
-            free(tj);
-            rc = attn_fail(ATTN_EINVAL, "--task %s: %s has no training job for it", o.task, o.config);
-            goto out;
-        }
-        for (size_t j = 0; j < tn; j++) {
-            printf("training %zu: %s %s%s layers=%lld d_model=%lld lr=%g steps=%lld batch=%lld train_n=%lld seed=%llu",
-                   j + 1, tj[j].task, tj[j].model.kernels[0], tj[j].model.n_kernels > 1 ? "+..." : "",
-                   (long long)tj[j].model.layers, (long long)tj[j].model.d_model, tj[j].train.lr,
-                   (long long)tj[j].train.steps, (long long)tj[j].train.batch, (long long)tj[j].train_n,
-                   (unsigned long long)tj[j].train.seed);
-            for (int s = 0; s < tj[j].n_scales; s++)
-                printf("%s%lld", s ? "," : " extrapolate scale=", (long long)tj[j].scale[s]);
-            if (tj[j].n_scales)
-                printf(" depths=%d", tj[j].depths);
-            for (int k = 0; k < tj[j].n_swaps; k++)
-                printf("%s%s%s%s", k ? "," : " swapped=", tj[j].swap[k].kernel, tj[j].swap[k].mask[0] ? "@" : "",
-                       tj[j].swap[k].mask);
-            printf("\n");
-        }
-        free(tj);
+        rc = print_dry_run(&o, &cfg, &p, kernels_too);
         goto out;
     }
     mkdir(o.results, 0777);
-    if ((rc = load_done(o.results, &p)) != 0)
+    if ((rc = load_done(o.results, &p)) != 0 || (rc = check_fresh(&o, &p)) != 0)
         goto out;
-    if (!o.resume && p.done.n) {
-        size_t present = 0;
-        for (size_t j = 0; j < p.n; j++) {
-            csvw_row row;
-            char id[17];
-            bench_identity(&p.jobs[j], &row);
-            csvw_row_job_id(&row, id);
-            present += csvw_idset_contains(&p.done, id) != 0;
-        }
-        if (present) {
-            rc = attn_fail(ATTN_EINVAL, "%s: %zu of these %zu jobs already have rows; pass --resume to skip them "
-                                        "(or move the old results away)", o.results, present, p.n);
-            goto out;
-        }
-    }
     sysinfo_print(stderr);
     if (kernels_too) {
         rc = run_plan(&o, &p);

@@ -3,8 +3,6 @@
 #include "harness/results/csvw.h"
 
 #include "kernels/core/counters.h"
-#include "gate.h"
-#include "papi_events.h"
 #include "common/rng.h"
 #include "common/rss.h"
 #include "sysinfo.h"
@@ -14,18 +12,18 @@
 #include <stdio.h>
 #include <string.h>
 
-int bench_pass_parse(const char *s, bench_pass_set *out)
+int bench_pass_parse(const char *s, bench_pass *out)
 {
     static const char *const names[] = {"fwd", "bwd", "fwdbwd"};
     for (int i = 0; i < 3; i++)
         if (strcmp(s, names[i]) == 0)
-            return *out = (bench_pass_set)i, 0;
+            return *out = (bench_pass)i, 0;
     return attn_fail(ATTN_EINVAL, "pass: expected fwd, bwd or fwdbwd, found '%s'", s);
 }
 
-const char *bench_pass_name(bench_pass_set p)
+const char *bench_pass_name(bench_pass p)
 {
-    return p == ATTN_RUN_FWD ? "fwd" : p == ATTN_RUN_BWD ? "bwd" : "fwdbwd";
+    return p == BENCH_PASS_FWD ? "fwd" : p == BENCH_PASS_BWD ? "bwd" : "fwdbwd";
 }
 
 void bench_row_begin(csvw_row *row, int threads, const char *suite)
@@ -39,41 +37,51 @@ void bench_row_begin(csvw_row *row, int threads, const char *suite)
     csvw_row_set(row, ATTN_COL_SUITE, "%s", suite);
 }
 
+const char *bench_lens_key(const bench_lens *l)
+{
+    return l->kind == BENCH_LENS_RAGGED_KV ? "kv_lens" : "seq_lens";
+}
+
+void bench_lens_format(const bench_lens *l, char *buf, size_t n)
+{
+    buf[0] = '\0';
+    for (int b = 0; b < l->n; b++)
+        snprintf(buf + strlen(buf), n - strlen(buf), "%s%lld", b ? "+" : "", (long long)l->len[b]);
+}
+
 /* Kernel parameters, and a ragged batch's KV lengths or a padded batch's
  * lengths, which are part of what identifies a job (two batches with the same
  * B and N_kv differ by them). */
-static void params_text(const attn_args *a, char *buf, size_t n)
+static void params_text(const bench_job *job, char *buf, size_t n)
 {
+    const param_bag *p = &job->args.params;
     buf[0] = '\0';
-    for (int i = 0; i < a->params.n; i++)
-        snprintf(buf + strlen(buf), n - strlen(buf), "%s%s=%s", i ? ";" : "", a->params.key[i],
-                 a->params.val[i]);
-    const int64_t *lens = a->kv_len ? a->kv_len : a->seq_len;
-    const char *key = a->kv_len ? "kv_lens=" : "seq_lens=";
-    for (int64_t b = 0; lens && b < a->B; b++)
-        snprintf(buf + strlen(buf), n - strlen(buf), "%s%s%lld", b ? "+" : buf[0] ? ";" : "", b ? "" : key,
-                 (long long)lens[b]);
+    for (int i = 0; i < p->n; i++)
+        snprintf(buf + strlen(buf), n - strlen(buf), "%s%s=%s", i ? ";" : "", p->key[i], p->val[i]);
+    if (job->lens.n) {
+        snprintf(buf + strlen(buf), n - strlen(buf), "%s%s=", buf[0] ? ";" : "", bench_lens_key(&job->lens));
+        bench_lens_format(&job->lens, buf + strlen(buf), n - strlen(buf));
+    }
 }
 
-/* The job's args, with a ragged batch's lengths pointing into the job itself
- * (jobs are copied around, so the pointer is set where it is used). */
-static attn_args job_args(const bench_job *job)
+/* The job's args, with a batch's lengths pointing into the job itself (jobs
+ * are copied around, so the pointer is set where it is used). */
+attn_args bench_job_args(const bench_job *job)
 {
     attn_args a = job->args;
-    if (job->n_kv_lens && job->lens_padded)
-        a.seq_len = job->kv_lens;
-    else if (job->n_kv_lens)
-        a.kv_len = job->kv_lens;
+    if (job->lens.kind == BENCH_LENS_PADDED_SEQ)
+        a.seq_len = job->lens.len;
+    else if (job->lens.kind == BENCH_LENS_RAGGED_KV)
+        a.kv_len = job->lens.len;
     return a;
 }
 
 void bench_identity(const bench_job *job, csvw_row *row)
 {
-    attn_args args = job_args(job);
-    const attn_args *a = &args;
+    const attn_args *a = &job->args;
     char mask[128], params[256];
     attn_mask_format(&a->mask, mask, sizeof mask);
-    params_text(a, params, sizeof params);
+    params_text(job, params, sizeof params);
     bench_row_begin(row, a->threads, job->suite);
     csvw_row_set(row, ATTN_COL_KERNEL, "%s", job->kernel->name);
     csvw_row_set(row, ATTN_COL_MASK, "%s", mask);
@@ -201,7 +209,7 @@ static papi_session *bench_papi(void)
 typedef struct {
     attn_ctx *ctx;
     buffers *bf;
-    bench_pass_set pass;
+    bench_pass pass;
 } timed_call;
 
 static int run_once(void *arg)
@@ -209,54 +217,90 @@ static int run_once(void *arg)
     timed_call *c = arg;
     const attn_kernel *k = c->ctx->kernel;
     int rc = 0;
-    if (c->pass != ATTN_RUN_BWD)
+    if (c->pass != BENCH_PASS_BWD)
         rc = k->forward(c->ctx, &c->bf->io);
-    if (!rc && c->pass != ATTN_RUN_FWD)
+    if (!rc && c->pass != BENCH_PASS_FWD)
         rc = k->backward(c->ctx, &c->bf->io, &c->bf->g);
     return rc;
 }
 
-static double analytic(double (*f)(const attn_args *, attn_pass), const attn_args *a, bench_pass_set pass)
+static double analytic(double (*f)(const attn_args *, attn_pass), const attn_args *a, bench_pass pass)
 {
     double fwd = f(a, ATTN_PASS_FWD), bwd = f(a, ATTN_PASS_BWD);
-    return pass == ATTN_RUN_FWD ? fwd : pass == ATTN_RUN_BWD ? bwd : fwd + bwd;
+    return pass == BENCH_PASS_FWD ? fwd : pass == BENCH_PASS_BWD ? bwd : fwd + bwd;
 }
 
-static void fill_outcome(csvw_row *row, const char *kind, const char *why)
+static void outcome(bench_result *res, bench_status status, const char *why)
 {
-    csvw_row_set(row, ATTN_COL_STATUS, "%s:%s", kind, why);
+    res->status = status;
+    snprintf(res->reason, sizeof res->reason, "%s", why);
 }
 
-/* Times the job on live buffers and fills the measurement columns. */
-static int measure_job(const bench_job *job, attn_ctx *ctx, buffers *bf, rss_region *rss,
-                       csvw_row *row)
+/* The correctness gate on the forward output, before anything is timed. */
+static int gate_job(const bench_job *job, attn_ctx *ctx, buffers *bf, bench_result *res)
 {
     const attn_kernel *k = job->kernel;
-    const attn_args *a = &ctx->args;
-    timed_call call = {ctx, bf, job->pass};
-    int rc = 0;
-
-    /* Correctness gate on the forward output before anything is timed. */
-    if ((rc = k->forward(ctx, &bf->io)) != 0)
+    int rc = k->forward(ctx, &bf->io);
+    if (rc)
         return rc;
     gate_result gate;
-    gate_check(k, a, &bf->io, &gate);
-    csvw_row_set(row, ATTN_COL_METRIC, "max_abs_err");
-    csvw_row_set(row, ATTN_COL_VALUE, "%.3g", gate.err);
+    gate_check(k, &ctx->args, &bf->io, &gate);
+    res->gated = 1;
+    res->gate_err = gate.err;
     if (!isnan(gate.softmax_rel))
-        csvw_row_set(row, ATTN_COL_SOFTMAX_REL_ERR, "%.4g", gate.softmax_rel);
+        res->softmax_rel = schema_num_value(gate.softmax_rel);
     else if (k->ref_forward)
-        csvw_row_set(row, ATTN_COL_SOFTMAX_REL_ERR, "NA:no softmax counterpart");
+        res->softmax_rel = schema_num_na("no softmax counterpart");
     if (!(gate.err <= gate.tol))
         return attn_fail(ATTN_EINVAL, "output differs from the %s on sampled rows (err %.3g > %.3g)",
                          k->ref_forward ? "kernel's double reference" : "oracle", gate.err, gate.tol);
+    return 0;
+}
 
+/* A tiled kernel computes at least one tile; zero of both means the kernel
+ * has no tiles, which is "not applicable", not a count of 0. */
+static void untiled_is_na(papi_counts *c)
+{
+    papi_count *tiles[2] = {&c->sde[ATTN_CNT_TILES_COMPUTED], &c->sde[ATTN_CNT_TILES_SKIPPED]};
+    for (int i = 0; i < 2; i++)
+        if (!tiles[i]->available || tiles[i]->value != 0)
+            return;
+    for (int i = 0; i < 2; i++) {
+        tiles[i]->available = 0;
+        snprintf(tiles[i]->na, sizeof tiles[i]->na, "NA:kernel is not tiled");
+    }
+}
+
+/* The job's analytic work and the machine it ran on. */
+static void note_work(const bench_job *job, const attn_ctx *ctx, const peak_result *peak, bench_result *res)
+{
+    const attn_kernel *k = job->kernel;
+    const attn_args *a = &ctx->args;
+    res->flops = analytic(k->flops, a, job->pass);
+    res->bytes = analytic(k->bytes, a, job->pass);
+    /* dense-equivalent work: the unmasked problem, for a rate over the same time */
+    double dense_fwd = 4.0 * (double)(a->B * a->H) * (double)a->Nq * (double)a->Nk * (double)a->D;
+    res->dense_flops = dense_fwd * (job->pass == BENCH_PASS_FWD ? 1.0 : job->pass == BENCH_PASS_BWD ? 2.5 : 3.5);
+    res->density = attn_density(a);
+    res->has_peak = peak && peak->sgemm_gflops > 0;
+    if (res->has_peak)
+        res->sgemm_peak_gflops = peak->sgemm_gflops, res->stream_peak_gbs = peak->stream_gbs;
+    res->workspace_bytes = ctx->workspace_bytes;
+    res->state_bytes = k->state_bytes ? k->state_bytes(a) : 0;
+}
+
+/* Gates, times and counts the job on live buffers. */
+static int measure_job(const bench_job *job, attn_ctx *ctx, buffers *bf, rss_region *rss, bench_result *res)
+{
+    timed_call call = {ctx, bf, job->pass};
+    int rc = gate_job(job, ctx, bf, res);
+    if (rc)
+        return rc;
     /* The gate's double-precision copies are gone now: restart the high-water
      * mark from here (the baseline stays), so peak_rss_bytes is the job's
      * inputs, workspace and what the timed calls allocate, not the check. */
     rss_reset_peak();
-    measure_stats st;
-    if ((rc = measure_run(run_once, &call, &job->measure, &st)) != 0)
+    if ((rc = measure_run(run_once, &call, &job->measure, &res->time)) != 0)
         return rc;
 
     /* One more, untimed call inside the counter region: counts are per call. */
@@ -267,65 +311,59 @@ static int measure_job(const bench_job *job, attn_ctx *ctx, buffers *bf, rss_reg
     rss_region_sample(rss); /* inputs and workspace are live and touched here */
     if (rc)
         return rc;
-    papi_events_fill_row(papi, row); /* also FLOPS_COUNTED, or NA:<why> */
-    /* A tiled kernel computes at least one tile; zero of both means the
-     * kernel has no tiles, which is "not applicable", not a count of 0. */
-    if (strcmp(row->cell[ATTN_COL_SDE_TILES_COMPUTED], "0") == 0 &&
-        strcmp(row->cell[ATTN_COL_SDE_TILES_SKIPPED], "0") == 0) {
-        csvw_row_set(row, ATTN_COL_SDE_TILES_COMPUTED, "NA:kernel is not tiled");
-        csvw_row_set(row, ATTN_COL_SDE_TILES_SKIPPED, "NA:kernel is not tiled");
-    }
-
-    double flops = analytic(k->flops, a, job->pass), bytes = analytic(k->bytes, a, job->pass);
-    double secs = st.median_ms * 1e-3, gflops = flops / secs * 1e-9, gbs = bytes / secs * 1e-9;
-    csvw_row_set(row, ATTN_COL_REPS, "%d", st.reps);
-    csvw_row_set(row, ATTN_COL_WARMUP, "%d", st.warmup);
-    csvw_row_set(row, ATTN_COL_TIME_MS_MEDIAN, "%.6g", st.median_ms);
-    csvw_row_set(row, ATTN_COL_TIME_MS_P10, "%.6g", st.p10_ms);
-    csvw_row_set(row, ATTN_COL_TIME_MS_P90, "%.6g", st.p90_ms);
-    csvw_row_set(row, ATTN_COL_TIME_CV, "%.4f", st.cv);
-    csvw_row_set(row, ATTN_COL_FLOPS_ANALYTIC, "%.0f", flops);
-    csvw_row_set(row, ATTN_COL_GFLOPS, "%.4g", gflops);
-    /* dense-equivalent rate: the work of the unmasked problem over the same time */
-    double dense_fwd = 4.0 * (double)(a->B * a->H) * (double)a->Nq * (double)a->Nk * (double)a->D;
-    double dense = dense_fwd * (job->pass == ATTN_RUN_FWD ? 1.0 : job->pass == ATTN_RUN_BWD ? 2.5 : 3.5);
-    csvw_row_set(row, ATTN_COL_DENSE_GFLOPS, "%.4g", dense / secs * 1e-9);
-    csvw_row_set(row, ATTN_COL_BYTES_ANALYTIC, "%.0f", bytes);
-    csvw_row_set(row, ATTN_COL_GBYTES_S, "%.4g", gbs);
-    if (job->peak && job->peak->sgemm_gflops > 0) {
-        csvw_row_set(row, ATTN_COL_PCT_SGEMM_PEAK, "%.2f", 100 * gflops / job->peak->sgemm_gflops);
-        csvw_row_set(row, ATTN_COL_PCT_STREAM_PEAK, "%.2f", 100 * gbs / job->peak->stream_gbs);
-    } else {
-        csvw_row_set(row, ATTN_COL_PCT_SGEMM_PEAK, "NA:no same-run peak");
-        csvw_row_set(row, ATTN_COL_PCT_STREAM_PEAK, "NA:no same-run peak");
-    }
-    csvw_row_set(row, ATTN_COL_DENSITY, "%.6g", attn_density(a));
-    csvw_row_set(row, ATTN_COL_PEAK_RSS_BYTES, "%zu", rss_region_peak_bytes(rss));
-    csvw_row_set(row, ATTN_COL_WORKSPACE_BYTES, "%zu", ctx->workspace_bytes);
-    csvw_row_set(row, ATTN_COL_STATE_BYTES, "%zu", k->state_bytes ? k->state_bytes(a) : 0);
+    papi_events_read(papi, &res->counters); /* unavailable counters carry their NA:<why> */
+    untiled_is_na(&res->counters);
+    res->peak_rss_bytes = rss_region_peak_bytes(rss);
+    res->measured = 1;
     return 0;
 }
 
-int bench_run(const bench_job *job, csvw_row *row)
+/* Refusals before any buffer exists: no backward, arguments the kernel or
+ * the interface reject. 1 when the job stops here (*res says why). */
+static int refused(const bench_job *job, attn_args *a, bench_result *res)
 {
+    if (a->backward && !job->kernel->backward) {
+        outcome(res, BENCH_SKIPPED, "no backward (kernel not trainable)");
+        return 1;
+    }
+    int rc = attn_args_validate(job->kernel, a);
+    if (rc)
+        outcome(res, rc == ATTN_EUNSUPPORTED ? BENCH_SKIPPED : BENCH_ERROR, attn_last_error());
+    return rc != 0;
+}
+
+/* With buffers and a context: the workspace cap, then the measurement. */
+static void run_on_context(const bench_job *job, const peak_result *peak, attn_ctx *ctx, buffers *bf,
+                           rss_region *rss, bench_result *res)
+{
+    if (job->max_workspace_bytes && ctx->workspace_bytes > job->max_workspace_bytes) {
+        char why[128];
+        snprintf(why, sizeof why, "workspace %zu B > max_workspace_bytes %zu", ctx->workspace_bytes,
+                 job->max_workspace_bytes);
+        outcome(res, BENCH_SKIPPED, why);
+        return;
+    }
+    if (measure_job(job, ctx, bf, rss, res) != 0) {
+        outcome(res, BENCH_ERROR, attn_last_error());
+        return;
+    }
+    note_work(job, ctx, peak, res);
+    res->status = BENCH_OK;
+}
+
+int bench_run(const bench_job *job, const peak_result *peak, bench_result *res)
+{
+    memset(res, 0, sizeof *res);
     /* Large buffers always come from mmap and go back on free: with glibc's
      * adaptive threshold a job would reuse heap pages an earlier job touched,
      * and its peak-RSS growth would read as 0. */
     mallopt(M_MMAP_THRESHOLD, 256 * 1024);
-    bench_identity(job, row);
     const attn_kernel *k = job->kernel;
-    attn_args a = job_args(job);
-    a.backward = job->pass != ATTN_RUN_FWD;
+    attn_args a = bench_job_args(job);
+    a.backward = job->pass != BENCH_PASS_FWD;
     attn_args_defaults(&a);
-    if (a.backward && !k->backward) {
-        fill_outcome(row, "skipped", "no backward (kernel not trainable)");
+    if (refused(job, &a, res))
         return 0;
-    }
-    int rc = attn_args_validate(k, &a);
-    if (rc) {
-        fill_outcome(row, rc == ATTN_EUNSUPPORTED ? "skipped" : "error", attn_last_error());
-        return 0;
-    }
     /* Hand free heap pages back first: malloc reuses resident pages that an
      * earlier allocation (another job, the peak probe) left behind, and the
      * job's growth would then read as 0. */
@@ -334,33 +372,79 @@ int bench_run(const bench_job *job, csvw_row *row)
     rss_region_begin(&rss);
     buffers bf;
     attn_ctx ctx;
-    if ((rc = buffers_alloc(&bf, k, &a, a.backward, job->seed)) != 0) {
-        buffers_free(&bf);
-        fill_outcome(row, "error", attn_last_error());
-        return 0;
-    }
-    if ((rc = attn_ctx_create(k, &a, &ctx)) != 0) {
-        fill_outcome(row, rc == ATTN_EUNSUPPORTED ? "skipped" : "error", attn_last_error());
-        buffers_free(&bf);
-        return 0;
-    }
-    if (job->max_workspace_bytes && ctx.workspace_bytes > job->max_workspace_bytes) {
-        char why[128];
-        snprintf(why, sizeof why, "workspace %zu B > max_workspace_bytes %zu", ctx.workspace_bytes,
-                 job->max_workspace_bytes);
-        fill_outcome(row, "skipped", why);
+    int rc;
+    if ((rc = buffers_alloc(&bf, k, &a, a.backward, job->seed)) != 0)
+        outcome(res, BENCH_ERROR, attn_last_error());
+    else if ((rc = attn_ctx_create(k, &a, &ctx)) != 0)
+        outcome(res, rc == ATTN_EUNSUPPORTED ? BENCH_SKIPPED : BENCH_ERROR, attn_last_error());
+    else {
+        run_on_context(job, peak, &ctx, &bf, &rss, res);
         attn_ctx_destroy(&ctx);
-        buffers_free(&bf);
-        return 0;
     }
-    rc = measure_job(job, &ctx, &bf, &rss, row);
-    if (rc)
-        fill_outcome(row, "error", attn_last_error());
-    else
-        csvw_row_set(row, ATTN_COL_STATUS, "ok");
-    attn_ctx_destroy(&ctx);
     buffers_free(&bf);
     return 0;
+}
+
+/* ---------------------------------------------------------------- row */
+
+static void status_cell(const bench_result *res, csvw_row *row)
+{
+    static const char *const kinds[] = {"ok", "skipped", "error"};
+    if (res->status == BENCH_OK)
+        csvw_row_set(row, ATTN_COL_STATUS, "ok");
+    else
+        csvw_row_set(row, ATTN_COL_STATUS, "%s:%s", kinds[res->status], res->reason);
+}
+
+/* Time, work and rates: the derived columns come from the typed numbers here. */
+static void rate_cells(const bench_result *res, csvw_row *row)
+{
+    const measure_stats *st = &res->time;
+    double secs = st->median_ms * 1e-3, gflops = res->flops / secs * 1e-9, gbs = res->bytes / secs * 1e-9;
+    csvw_row_set(row, ATTN_COL_REPS, "%d", st->reps);
+    csvw_row_set(row, ATTN_COL_WARMUP, "%d", st->warmup);
+    csvw_row_set(row, ATTN_COL_TIME_MS_MEDIAN, "%.6g", st->median_ms);
+    csvw_row_set(row, ATTN_COL_TIME_MS_P10, "%.6g", st->p10_ms);
+    csvw_row_set(row, ATTN_COL_TIME_MS_P90, "%.6g", st->p90_ms);
+    csvw_row_set(row, ATTN_COL_TIME_CV, "%.4f", st->cv);
+    csvw_row_set(row, ATTN_COL_FLOPS_ANALYTIC, "%.0f", res->flops);
+    csvw_row_set(row, ATTN_COL_GFLOPS, "%.4g", gflops);
+    csvw_row_set(row, ATTN_COL_DENSE_GFLOPS, "%.4g", res->dense_flops / secs * 1e-9);
+    csvw_row_set(row, ATTN_COL_BYTES_ANALYTIC, "%.0f", res->bytes);
+    csvw_row_set(row, ATTN_COL_GBYTES_S, "%.4g", gbs);
+    if (res->has_peak) {
+        csvw_row_set(row, ATTN_COL_PCT_SGEMM_PEAK, "%.2f", 100 * gflops / res->sgemm_peak_gflops);
+        csvw_row_set(row, ATTN_COL_PCT_STREAM_PEAK, "%.2f", 100 * gbs / res->stream_peak_gbs);
+    } else {
+        csvw_row_set(row, ATTN_COL_PCT_SGEMM_PEAK, "NA:no same-run peak");
+        csvw_row_set(row, ATTN_COL_PCT_STREAM_PEAK, "NA:no same-run peak");
+    }
+    csvw_row_set(row, ATTN_COL_DENSITY, "%.6g", res->density);
+    csvw_row_set_schema_num(row, ATTN_COL_SPARSITY_EFF, "%.4g", &res->sparsity_eff);
+    csvw_row_set_schema_num(row, ATTN_COL_N_EXPONENT, "%.4f", &res->n_exponent);
+}
+
+void bench_result_row(const bench_job *job, const bench_result *res, csvw_row *row)
+{
+    bench_identity(job, row);
+    bench_result_fill(res, row);
+}
+
+void bench_result_fill(const bench_result *res, csvw_row *row)
+{
+    if (res->gated) {
+        csvw_row_set(row, ATTN_COL_METRIC, "max_abs_err");
+        csvw_row_set(row, ATTN_COL_VALUE, "%.3g", res->gate_err);
+        csvw_row_set_schema_num(row, ATTN_COL_SOFTMAX_REL_ERR, "%.4g", &res->softmax_rel);
+    }
+    if (res->measured) {
+        papi_counts_fill_row(&res->counters, row);
+        rate_cells(res, row);
+        csvw_row_set(row, ATTN_COL_PEAK_RSS_BYTES, "%zu", res->peak_rss_bytes);
+        csvw_row_set(row, ATTN_COL_WORKSPACE_BYTES, "%zu", res->workspace_bytes);
+        csvw_row_set(row, ATTN_COL_STATE_BYTES, "%zu", res->state_bytes);
+    }
+    status_cell(res, row);
 }
 
 void bench_peak_rows(const peak_result *p, csvw_row rows[2])

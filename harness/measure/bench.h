@@ -5,37 +5,93 @@
 #define ATTN_BENCH_H
 
 #include "kernels/core/attn.h"
+#include "gate.h"
 #include "measure.h"
+#include "papi_events.h"
 #include "peak.h"
 #include "harness/results/schema.h"
 
-typedef enum { ATTN_RUN_FWD = 0, ATTN_RUN_BWD, ATTN_RUN_FWDBWD } bench_pass_set;
+typedef enum { BENCH_PASS_FWD = 0, BENCH_PASS_BWD, BENCH_PASS_FWDBWD } bench_pass;
 
+/* A batch whose sequences have lengths of their own. RAGGED_KV: each
+ * sequence's KV length (VARLEN kernels; N_kv is the longest); PADDED_SEQ:
+ * each sequence's length in a self-attention batch padded to N (PADDED
+ * kernels). Either way B is the number of lengths. */
+typedef enum { BENCH_LENS_NONE = 0, BENCH_LENS_RAGGED_KV, BENCH_LENS_PADDED_SEQ } bench_lens_kind;
+
+#define BENCH_LENS_MAX 64
+
+typedef struct {
+    bench_lens_kind kind;
+    int n;                        /* lengths in len (0 with NONE) */
+    int64_t len[BENCH_LENS_MAX];
+} bench_lens;
+
+/* The lengths as "L+L+..." (the spelling of configs and of the params
+ * column), and the name of their kind there: "kv_lens" or "seq_lens". */
+void bench_lens_format(const bench_lens *l, char *buf, size_t n);
+const char *bench_lens_key(const bench_lens *l);
+
+/* One job, as `attnbench bench` and a sweep config both build it. */
 typedef struct {
     char suite[32];             /* "kernels" for kernel efficiency */
     const attn_kernel *kernel;
-    attn_args args;             /* shapes, mask, threads, params */
-    bench_pass_set pass;         /* bwd times backward only (forward run once before) */
+    attn_args args;             /* shape, mask, kernel params, threads; kv_len and
+                                 * seq_len stay NULL: the lengths are `lens` */
+    bench_lens lens;
+    bench_pass pass;            /* bwd times backward only (forward run once before) */
     uint64_t seed;
     measure_opts measure;
-    const peak_result *peak;      /* same-run machine peaks at args.threads, or NULL */
     size_t max_workspace_bytes; /* 0: no cap; above it the job is skipped */
-    int n_kv_lens;              /* > 0: a ragged batch, args.B = n_kv_lens sequences */
-    int64_t kv_lens[64];        /* their KV lengths (args.kv_len is pointed here at run time) */
-    int lens_padded;            /* 1: kv_lens are a padded batch's lengths (args.seq_len) instead */
 } bench_job;
 
+typedef enum { BENCH_OK = 0, BENCH_SKIPPED, BENCH_ERROR } bench_status;
+
+/* What one job measured, as numbers. Which parts are set depends on how far
+ * the job got: a refused job has only its status; a job that failed after
+ * its correctness gate keeps the gate's numbers. */
+typedef struct {
+    bench_status status;
+    char reason[512];             /* why skipped or failed; "" when ok */
+    int gated;                    /* the gate ran: gate_err and softmax_rel are set */
+    double gate_err;              /* max_abs_err of the output on sampled rows */
+    schema_num softmax_rel;       /* distance from softmax attention; NA when not measured */
+    int measured;                 /* timed: everything below is set (status ok) */
+    measure_stats time;
+    double flops, bytes;          /* analytic, for the job's pass */
+    double dense_flops;           /* the unmasked problem's work for the pass (dense_gflops) */
+    double density;
+    int has_peak;                 /* same-run machine peaks below are set */
+    double sgemm_peak_gflops, stream_peak_gbs;
+    size_t peak_rss_bytes, workspace_bytes, state_bytes;
+    papi_counts counters;         /* of one untimed call */
+    schema_num sparsity_eff, n_exponent; /* across jobs: a sweep derives them (NONE otherwise) */
+} bench_result;
+
 /* "fwd" | "bwd" | "fwdbwd"; error naming the value otherwise. */
-int bench_pass_parse(const char *s, bench_pass_set *out);
-const char *bench_pass_name(bench_pass_set p);
+int bench_pass_parse(const char *s, bench_pass *out);
+const char *bench_pass_name(bench_pass p);
+
+/* The job's args for a kernel: with a batch's lengths pointing into the job
+ * (valid while *job is). */
+attn_args bench_job_args(const bench_job *job);
 
 /* Fills run metadata and identity cells (and job_id) of the job's row. */
 void bench_identity(const bench_job *job, csvw_row *row);
 
-/* Runs the job and completes the row. A kernel refusing the problem (mask,
- * workspace cap) yields status "skipped:<why>"; a failure "error:<why>";
- * both return 0 so a sweep goes on. Negative only for harness failures. */
-int bench_run(const bench_job *job, csvw_row *row);
+/* Runs the job. A kernel refusing the problem (mask, workspace cap) is status
+ * SKIPPED, a failure ERROR, both with the reason; either way 0 is returned so
+ * a sweep goes on. `peak`: same-run machine peaks at the job's thread count,
+ * or NULL (the % of peak columns then say NA). */
+int bench_run(const bench_job *job, const peak_result *peak, bench_result *out);
+
+/* Every measured column of a row that holds the job's identity, derived
+ * rates included, formatted from the result. A caller that made the identity
+ * before the run keeps its utc (when the job started). */
+void bench_result_fill(const bench_result *res, csvw_row *row);
+
+/* bench_identity, then bench_result_fill. */
+void bench_result_row(const bench_job *job, const bench_result *res, csvw_row *row);
 
 /* A fresh row with the run metadata (run_id, utc, git_sha, cpu), thread count
  * and suite filled in: every row this harness writes starts so. */

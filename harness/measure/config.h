@@ -6,16 +6,16 @@
  *   "threads": [2],                        optional, default [1]; a suite may override it
  *   "measure": {"warmup": 1, "min_reps": 3, "min_time_s": 0.05, "max_reps": 20},
  *                                          optional, and so is each key (defaults 3, 10, 1.0, 1000:
- *                                          >= 3 warm-ups, >= 10 runs and >= 1 s per point)
+ *                                          >= 3 warm-ups, >= 10 runs and >= 1 s, as `bench` does)
  *   "max_workspace_bytes": 2147483648,     optional; 0 (default) means no cap
  *   "suites": [                            required, non-empty; entries run in file order
  *     {
  *       "suite": "kernels",                required; the CSV `suite` column (and file name)
  *       "description": "...",             optional
- *       "kernels": ["naive", "flash"],     required; names are checked against the registry by
- *                                          the caller, but "oracle" is refused here (a reference)
+ *       "kernels": ["naive", "flash"],     required; names are checked against the registry when
+ *                                          jobs are expanded; "oracle" is refused (a reference)
  *       "masks": ["full", "window:wl=256,wr=0"],  default ["full"]; attn_mask_parse specs,
- *                                          stored in canonical form (attn_mask_format)
+ *                                          stored parsed (cfg_dump writes attn_mask_format's form)
  *       "pass": ["fwd", "bwd"],            default ["fwd"]; each one of fwd, bwd, fwdbwd
  *       "B": [1], "H": [8], "N": [256, 512], "D": [64],
  *                                          B defaults to [1]; H, N, D are required
@@ -48,6 +48,8 @@
 #ifndef ATTN_CONFIG_H
 #define ATTN_CONFIG_H
 
+#include "bench.h"
+
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -66,12 +68,42 @@ typedef struct {
 } cfg_strs;
 
 typedef struct {
+    attn_mask *v;
+    size_t n;
+} cfg_masks;
+
+typedef struct {
+    bench_pass *v;
+    size_t n;
+} cfg_passes;
+
+/* One "params" entry: parameters for one of the entry's kernels. */
+typedef struct {
+    char kernel[CFG_NAME_MAX];
+    param_bag params;
+} cfg_kparams;
+
+/* "kernel:key=value,..." as a config spells it. */
+void cfg_kparams_format(const cfg_kparams *kp, char *buf, size_t n);
+
+typedef struct {
+    cfg_kparams *v;
+    size_t n;
+} cfg_kparams_list;
+
+typedef struct {
+    bench_lens *v;              /* every one RAGGED_KV ("kv_lens") or every one PADDED_SEQ ("seq_lens") */
+    size_t n;
+} cfg_lens_list;
+
+typedef struct {
     char name[CFG_NAME_MAX];
     char description[256];
-    cfg_strs kernels, masks, passes;
-    cfg_strs params;                            /* "kernel:key=value,..." */
-    cfg_strs kv_lens;                           /* ragged batches "L+L+...", or empty */
-    int lens_padded;                            /* kv_lens came from "seq_lens": padded batches */
+    cfg_strs kernels;
+    cfg_masks masks;
+    cfg_passes passes;
+    cfg_kparams_list params;
+    cfg_lens_list lens;                         /* batches with their own lengths, or empty */
     cfg_ints B, H, H_kv, N, N_kv, D, Dv, threads; /* H_kv, N_kv, Dv empty: equal to H, N, D */
     uint64_t seed;
 } cfg_suite;
@@ -94,15 +126,12 @@ typedef struct {
     size_t n_trainings;
 } cfg_config;
 
+/* An expanded job: the same typed job `attnbench bench` builds from its
+ * options (kernel resolved, measure settings and workspace cap from the
+ * config), and the suites[] entry it comes from. */
 typedef struct {
-    char suite[CFG_NAME_MAX], kernel[CFG_NAME_MAX], mask[CFG_SPEC_MAX], pass[8];
-    int64_t B, H, H_kv, N, N_kv, D, Dv;
-    int threads;
-    char params[CFG_SPEC_MAX];
-    char kv_lens[CFG_SPEC_MAX];    /* "" or a ragged batch "L+L+..." (B = count, N_kv = max) */
-    int lens_padded;               /* 1: kv_lens is a padded batch's lengths (B = count, N_kv = N) */
-    uint64_t seed;
-    size_t entry;              /* index of the suites[] entry it comes from */
+    bench_job job;
+    size_t entry;
 } cfg_job;
 
 /* Selects jobs: suite == NULL or kernels == NULL selects all. Naming a suite
@@ -113,10 +142,6 @@ typedef struct {
     size_t n_kernels;
 } cfg_filter;
 
-/* Parses a ragged batch "L+L+..." into at most `max` lengths; returns the
- * count, or -1 if malformed (no lengths, a negative one, or all zero). */
-int cfg_parse_kv_lens(const char *text, int64_t *lens, int max);
-
 /* Reads and validates a config file; on error *cfg is empty (cfg_free-able). */
 int cfg_load(const char *path, cfg_config *cfg);
 
@@ -125,9 +150,14 @@ int cfg_parse(const char *name, const char *text, cfg_config *cfg);
 
 void cfg_free(cfg_config *cfg);
 
-/* All jobs in the order above; *jobs is malloc'ed (free() it). */
+/* All jobs in the order above; *jobs is malloc'ed (free() it). A kernel
+ * name the registry does not know is an error. */
 int cfg_expand(const cfg_config *cfg, cfg_job **jobs, size_t *n);
 int cfg_expand_filtered(const cfg_config *cfg, const cfg_filter *filter, cfg_job **jobs, size_t *n);
+
+/* Entries sharing a suite name must not repeat a job (it would run twice
+ * and write two rows with one job_id); cfg_parse checks it. */
+int cfg_check_distinct_jobs(const cfg_config *cfg);
 
 /* The resolved config (defaults filled in) as JSON that cfg_parse accepts. */
 void cfg_dump(FILE *f, const cfg_config *cfg);

@@ -228,29 +228,61 @@ int papi_events_stop(papi_session *p)
     return 0;
 }
 
-double papi_events_fill_row(const papi_session *p, csvw_row *row)
+static void count_na(papi_count *c, const char *why)
+{
+    c->available = 0;
+    snprintf(c->na, sizeof c->na, "%s", why);
+}
+
+void papi_events_read(const papi_session *p, papi_counts *out)
 {
     const char *not_measured = "NA:counters not started";
-    snprintf(row->cell[ATTN_COL_PAPI_STATUS], ATTN_CELL_MAX, "%s", p->status);
+    memset(out, 0, sizeof *out);
+    snprintf(out->status, sizeof out->status, "%s", p->status);
     for (int i = 0; i < ATTN_PAPI_NPRESETS; i++) {
-        char *cell = row->cell[preset_cols[i]];
+        papi_count *c = &out->preset[i];
         if (p->hw_slot[i] < 0)
-            snprintf(cell, ATTN_CELL_MAX, "%s", p->hw_na[i]);
+            count_na(c, p->hw_na[i]);
         else if (!p->measured)
-            snprintf(cell, ATTN_CELL_MAX, "%s", not_measured);
+            count_na(c, not_measured);
         else
-            snprintf(cell, ATTN_CELL_MAX, "%lld", p->hw_val[p->hw_slot[i]]);
+            c->available = 1, c->value = p->hw_val[p->hw_slot[i]];
     }
     for (int i = 0; i < ATTN_CNT__COUNT; i++) {
-        char *cell = row->cell[sde_cols[i]];
+        papi_count *c = &out->sde[i];
         if (p->sde_na[0])
-            snprintf(cell, ATTN_CELL_MAX, "%s", p->sde_na);
+            count_na(c, p->sde_na);
         else if (!p->measured)
-            snprintf(cell, ATTN_CELL_MAX, "%s", not_measured);
+            count_na(c, not_measured);
         else
-            snprintf(cell, ATTN_CELL_MAX, "%lld", p->sde_val[i]);
+            c->available = 1, c->value = p->sde_val[i];
     }
-    return p->measured && !p->sde_na[0] ? (double)p->sde_val[ATTN_CNT_FLOPS] : NAN;
+}
+
+static void count_cell(const papi_count *c, char *cell)
+{
+    if (c->available)
+        snprintf(cell, ATTN_CELL_MAX, "%lld", c->value);
+    else
+        snprintf(cell, ATTN_CELL_MAX, "%s", c->na);
+}
+
+void papi_counts_fill_row(const papi_counts *c, csvw_row *row)
+{
+    snprintf(row->cell[ATTN_COL_PAPI_STATUS], ATTN_CELL_MAX, "%s", c->status);
+    for (int i = 0; i < ATTN_PAPI_NPRESETS; i++)
+        count_cell(&c->preset[i], row->cell[preset_cols[i]]);
+    for (int i = 0; i < ATTN_CNT__COUNT; i++)
+        count_cell(&c->sde[i], row->cell[sde_cols[i]]);
+}
+
+double papi_events_fill_row(const papi_session *p, csvw_row *row)
+{
+    papi_counts c;
+    papi_events_read(p, &c);
+    papi_counts_fill_row(&c, row);
+    const papi_count *flops = &c.sde[ATTN_CNT_FLOPS];
+    return flops->available ? (double)flops->value : NAN;
 }
 
 const char *papi_events_describe(const papi_session *p) { return p->summary; }

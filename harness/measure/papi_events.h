@@ -54,9 +54,29 @@ int papi_events_start(papi_session *p);
 /* Stops counting and keeps the counts of the region. Negative if not running. */
 int papi_events_stop(papi_session *p);
 
+/* One counter's reading of the last region, or why there is none. */
+typedef struct {
+    int available;
+    long long value;       /* when available */
+    char na[128];          /* "NA:<why>" when not */
+} papi_count;
+
+/* Every counter of one region, before any of it is text. */
+typedef struct {
+    char status[128];                       /* papi_status: "ok" or "NA:<why>" */
+    papi_count preset[ATTN_PAPI_NPRESETS];  /* PAPI_TOT_CYC .. PAPI_L3_TCM */
+    papi_count sde[ATTN_CNT__COUNT];        /* by attn_counter_id; sde[ATTN_CNT_FLOPS] is flops_counted */
+} papi_counts;
+
+/* The session's counts of its last region (NA for what was not measured). */
+void papi_events_read(const papi_session *p, papi_counts *out);
+
 /* Writes papi_status, papi_tot_cyc .. papi_l3_tcm, sde_bytes_read .. sde_exps
- * and flops_counted (SDE flops) into row. Returns the counted flops, or NAN
- * when SDE could not be read (the cells then say why). */
+ * and flops_counted (SDE flops) into row. */
+void papi_counts_fill_row(const papi_counts *c, csvw_row *row);
+
+/* papi_events_read then papi_counts_fill_row. Returns the counted flops, or
+ * NAN when SDE could not be read (the cells then say why). */
 double papi_events_fill_row(const papi_session *p, csvw_row *row);
 
 /* One line for headers and `attnbench peak`, e.g. "PAPI 7.0.0; presets: none;

@@ -40,6 +40,10 @@ int csvw_row_set(csvw_row *r, schema_col c, const char *fmt, ...) __attribute__(
  * NaN/inf are an error and leave "NA:non-finite" in the cell. */
 int csvw_row_set_num(csvw_row *r, schema_col c, double v);
 
+/* A typed number into one cell: nothing for NONE, "NA:<why>" for NA, and
+ * printf `fmt` (one double conversion, e.g. "%.4g") for a value. */
+int csvw_row_set_schema_num(csvw_row *r, schema_col c, const char *fmt, const schema_num *v);
+
 /* The row's job_id from its identity cells (see above); out is NUL-terminated. */
 void csvw_row_job_id(const csvw_row *r, char out[17]);
 

@@ -17,7 +17,7 @@ void scaling_free(scaling_points *s)
     memset(s, 0, sizeof *s);
 }
 
-static void series_key(const csvw_row *row, char key[256])
+void scaling_series_key(const csvw_row *row, char key[256])
 {
     static const schema_col cols[] = {ATTN_COL_SUITE, ATTN_COL_KERNEL, ATTN_COL_MASK, ATTN_COL_PASS,
                                     ATTN_COL_DTYPE, ATTN_COL_THREADS, ATTN_COL_B, ATTN_COL_H,
@@ -29,22 +29,19 @@ static void series_key(const csvw_row *row, char key[256])
         snprintf(key + strlen(key), 256 - strlen(key), "N=%s", row->cell[ATTN_COL_N]);
 }
 
-/* The row's (log length, log time), or 0 if it has none. */
-static int point_of(const csvw_row *row, double *ln, double *lt)
+/* The run's (log length, log time), or 0 if it has none. */
+static int point_of(const scaling_run *run, double *ln, double *lt)
 {
-    if (strcmp(row->cell[ATTN_COL_STATUS], "ok") != 0)
+    if (!run->ok || !(run->n_kv > 0 && run->median_ms > 0))
         return 0;
-    double n = strtod(row->cell[ATTN_COL_N_KV], NULL), t = strtod(row->cell[ATTN_COL_TIME_MS_MEDIAN], NULL);
-    if (!(n > 0 && t > 0))
-        return 0;
-    *ln = log(n), *lt = log(t);
+    *ln = log(run->n_kv), *lt = log(run->median_ms);
     return 1;
 }
 
-void scaling_note(scaling_points *s, const csvw_row *row)
+void scaling_note(scaling_points *s, const char *series, const scaling_run *run)
 {
     double ln, lt;
-    if (!point_of(row, &ln, &lt))
+    if (!point_of(run, &ln, &lt))
         return;
     if (s->n == s->cap) {
         size_t cap = s->cap ? 2 * s->cap : 64;
@@ -61,22 +58,22 @@ void scaling_note(scaling_points *s, const csvw_row *row)
             return; /* out of memory: later rows just get fewer points */
         s->cap = cap;
     }
-    series_key(row, s->key[s->n]);
+    snprintf(s->key[s->n], sizeof s->key[s->n], "%s", series);
     s->log_n[s->n] = ln;
     s->log_t[s->n++] = lt;
 }
 
-void scaling_fill(const scaling_points *s, csvw_row *row)
+schema_num scaling_exponent(const scaling_points *s, const char *key, const scaling_run *run)
 {
+    schema_num none = {SCHEMA_NUM_NONE, 0, ""};
+    char why[96];
     double ln, lt, lo = log((double)ATTN_SCALING_MIN_N) - 1e-9;
-    if (!point_of(row, &ln, &lt))
-        return;
+    if (!point_of(run, &ln, &lt))
+        return none;
     if (ln < lo) {
-        csvw_row_set(row, ATTN_COL_N_EXPONENT, "NA:N_kv below the fit range (>= %d)", ATTN_SCALING_MIN_N);
-        return;
+        snprintf(why, sizeof why, "N_kv below the fit range (>= %d)", ATTN_SCALING_MIN_N);
+        return schema_num_na(why);
     }
-    char key[256];
-    series_key(row, key);
     /* Least squares over the distinct lengths; a length seen twice (a rerun)
      * counts with its latest time, which is the row itself when it repeats. */
     double sx = ln, sy = lt, sxx = ln * ln, sxy = ln * lt;
@@ -94,8 +91,8 @@ void scaling_fill(const scaling_points *s, csvw_row *row)
     }
     double den = m * sxx - sx * sx;
     if (m < 2 || !(fabs(den) > 1e-12)) {
-        csvw_row_set(row, ATTN_COL_N_EXPONENT, "NA:fewer than 2 lengths >= %d in this series", ATTN_SCALING_MIN_N);
-        return;
+        snprintf(why, sizeof why, "fewer than 2 lengths >= %d in this series", ATTN_SCALING_MIN_N);
+        return schema_num_na(why);
     }
-    csvw_row_set(row, ATTN_COL_N_EXPONENT, "%.4f", (m * sxy - sx * sy) / den);
+    return schema_num_value((m * sxy - sx * sy) / den);
 }

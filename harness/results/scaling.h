@@ -23,11 +23,21 @@ typedef struct {
 void scaling_init(scaling_points *s);
 void scaling_free(scaling_points *s);
 
-/* Records a finished ok row's (length, median time). */
-void scaling_note(scaling_points *s, const csvw_row *row);
+/* A finished run as a series sees it. */
+typedef struct {
+    int ok;              /* finished without error */
+    double n_kv, median_ms;
+} scaling_run;
 
-/* Fills N_EXPONENT of a finished ok row from the points noted so far plus the
- * row itself, or "NA:<why>" (shorter than the fit range, fewer than 2 points). */
-void scaling_fill(const scaling_points *s, csvw_row *row);
+/* The series a row belongs to, from its identity cells (see above). */
+void scaling_series_key(const csvw_row *identity, char key[256]);
+
+/* Records a finished run's (length, median time) in its series. */
+void scaling_note(scaling_points *s, const char *series, const scaling_run *run);
+
+/* The exponent of a finished run from the points noted so far in its series
+ * plus the run itself, or NA (shorter than the fit range, fewer than 2
+ * points); NONE for a run that is not ok or has no length or time. */
+schema_num scaling_exponent(const scaling_points *s, const char *series, const scaling_run *run);
 
 #endif

@@ -67,6 +67,31 @@ int csvw_row_set_num(csvw_row *r, schema_col c, double v)
     return csvw_row_set(r, c, "%.6g", v);
 }
 
+schema_num schema_num_value(double v)
+{
+    schema_num n = {SCHEMA_NUM_VALUE, v, ""};
+    return n;
+}
+
+schema_num schema_num_na(const char *why)
+{
+    schema_num n = {SCHEMA_NUM_NA, 0, ""};
+    snprintf(n.why, sizeof n.why, "%s", why);
+    return n;
+}
+
+int csvw_row_set_schema_num(csvw_row *r, schema_col c, const char *fmt, const schema_num *v)
+{
+    if (v->state == SCHEMA_NUM_NA)
+        return csvw_row_set(r, c, "NA:%s", v->why);
+    if (v->state != SCHEMA_NUM_VALUE)
+        return 0;
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+    return csvw_row_set(r, c, fmt, v->value);
+#pragma GCC diagnostic pop
+}
+
 /* FNV-1a, 64-bit (Fowler, Noll, Vo): simple, stable across platforms. */
 static uint64_t fnv1a(uint64_t h, const char *s, size_t n)
 {

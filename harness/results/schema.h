@@ -54,6 +54,20 @@ typedef struct {
     char cell[ATTN_COL__COUNT][ATTN_CELL_MAX];
 } csvw_row;
 
+/* A measured or derived number before it becomes a cell: absent (the column
+ * does not apply to the row: an empty cell), a value, or why it could not be
+ * had (an "NA:<why>" cell). */
+typedef enum { SCHEMA_NUM_NONE = 0, SCHEMA_NUM_VALUE, SCHEMA_NUM_NA } schema_num_state;
+
+typedef struct {
+    schema_num_state state;
+    double value;          /* with VALUE */
+    char why[128];         /* with NA: the reason, without the "NA:" */
+} schema_num;
+
+schema_num schema_num_value(double v);
+schema_num schema_num_na(const char *why);
+
 const char *schema_col_name(schema_col c);
 int schema_col_find(const char *name);   /* -1 if unknown */
 

@@ -15,8 +15,7 @@ void sparsity_refs_free(sparsity_refs *r)
     memset(r, 0, sizeof *r);
 }
 
-/* The shape a dense reference stands for: everything but kernel, mask, params. */
-static void shape_key(const csvw_row *row, char key[160])
+void sparsity_shape_key(const csvw_row *row, char key[160])
 {
     static const schema_col cols[] = {ATTN_COL_SUITE, ATTN_COL_PASS, ATTN_COL_THREADS, ATTN_COL_B,
                                     ATTN_COL_H,     ATTN_COL_H_KV, ATTN_COL_N,       ATTN_COL_N_KV,
@@ -34,16 +33,12 @@ static long find(const sparsity_refs *r, const char *key)
     return -1;
 }
 
-void sparsity_refs_note(sparsity_refs *r, const csvw_row *row)
+void sparsity_refs_note(sparsity_refs *r, const char *shape, const sparsity_run *run)
 {
-    if (strcmp(row->cell[ATTN_COL_STATUS], "ok") != 0 || strcmp(row->cell[ATTN_COL_MASK], "full") != 0)
+    double t = run->median_ms;
+    if (!run->ok || !run->dense || !(t > 0))
         return;
-    double t = strtod(row->cell[ATTN_COL_TIME_MS_MEDIAN], NULL);
-    if (!(t > 0))
-        return;
-    char key[160];
-    shape_key(row, key);
-    long i = find(r, key);
+    long i = find(r, shape);
     if (i >= 0) {
         if (t < r->best_ms[i])
             r->best_ms[i] = t;
@@ -60,21 +55,17 @@ void sparsity_refs_note(sparsity_refs *r, const csvw_row *row)
             return; /* out of memory: the row just gets no efficiency */
         r->cap = cap;
     }
-    strcpy(r->key[r->n], key);
+    snprintf(r->key[r->n], sizeof r->key[r->n], "%s", shape);
     r->best_ms[r->n++] = t;
 }
 
-void sparsity_refs_fill(const sparsity_refs *r, csvw_row *row)
+schema_num sparsity_refs_eff(const sparsity_refs *r, const char *shape, const sparsity_run *run)
 {
-    if (strcmp(row->cell[ATTN_COL_STATUS], "ok") != 0 || strcmp(row->cell[ATTN_COL_MASK], "full") == 0)
-        return;
-    char key[160];
-    shape_key(row, key);
-    long i = find(r, key);
-    double t = strtod(row->cell[ATTN_COL_TIME_MS_MEDIAN], NULL);
-    double density = strtod(row->cell[ATTN_COL_DENSITY], NULL);
-    if (i < 0 || !(t > 0))
-        csvw_row_set(row, ATTN_COL_SPARSITY_EFF, "NA:no full-mask run at this shape");
-    else
-        csvw_row_set(row, ATTN_COL_SPARSITY_EFF, "%.4g", r->best_ms[i] * density / t);
+    schema_num none = {SCHEMA_NUM_NONE, 0, ""};
+    if (!run->ok || run->dense)
+        return none;
+    long i = find(r, shape);
+    if (i < 0 || !(run->median_ms > 0))
+        return schema_num_na("no full-mask run at this shape");
+    return schema_num_value(r->best_ms[i] * run->density / run->median_ms);
 }

@@ -125,6 +125,12 @@ int attn_mask_bind(attn_mask *m, int64_t npos);
  * was expected. The result is not bound (attn_args_defaults binds it). */
 int attn_mask_parse(const char *spec, attn_mask *out);
 
+/* The mask of `kind` with every parameter at its default, as attn_mask_parse
+ * starts from before reading the spec's parameters. Complete for the kinds
+ * without required parameters; FULL and CAUSAL need nothing else. CAUSAL's
+ * `causal` flag is set here, as parsing "causal" sets it. */
+attn_mask attn_mask_default(attn_mask_kind kind);
+
 /* Canonical spec string (round-trips through attn_mask_parse). */
 void attn_mask_format(const attn_mask *m, char *buf, int len);
 

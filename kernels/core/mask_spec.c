@@ -284,6 +284,28 @@ static int check_required(const char *spec, const attn_mask *m, unsigned seen)
     return 0;
 }
 
+static int causal_by_definition(attn_mask_kind kind)
+{
+    return kind == ATTN_MASK_CAUSAL || kind == ATTN_MASK_STRIDED || kind == ATTN_MASK_SHARED_QUESTION ||
+           kind == ATTN_MASK_SINK_WINDOW;
+}
+
+attn_mask attn_mask_default(attn_mask_kind kind)
+{
+    attn_mask m;
+    memset(&m, 0, sizeof m);
+    m.kind = kind;
+    m.dil = 1;
+    m.keep_diag = 1;
+    m.win_blocks = 3;
+    if (kind == ATTN_MASK_BIGBIRD)
+        m.n_global = 2;
+    if (kind == ATTN_MASK_DOCUMENT)
+        m.seed = 1;
+    m.causal = causal_by_definition(kind);
+    return m;
+}
+
 int attn_mask_parse(const char *spec, attn_mask *out)
 {
     char buf[512];
@@ -294,13 +316,12 @@ int attn_mask_parse(const char *spec, attn_mask *out)
     if (params)
         *params++ = '\0';
 
-    memset(out, 0, sizeof *out);
     int kind = -1;
     for (int k = 0; k < ATTN_MASK__COUNT; k++)
         if (strcmp(buf, kind_info[k].name) == 0)
             kind = k;
     if (strcmp(buf, "fixed") == 0)
-        kind = ATTN_MASK_STRIDED, out->fixed = 1;
+        kind = ATTN_MASK_STRIDED;
     if (kind < 0) {
         char names[512] = "";
         for (int k = 0; k < ATTN_MASK__COUNT; k++) {
@@ -311,15 +332,8 @@ int attn_mask_parse(const char *spec, attn_mask *out)
         }
         return attn_fail(ATTN_EINVAL, "unknown mask '%s': expected one of %s", buf, names);
     }
-    out->kind = (attn_mask_kind)kind;
-    /* defaults */
-    out->dil = 1;
-    out->keep_diag = 1;
-    out->win_blocks = 3;
-    if (kind == ATTN_MASK_BIGBIRD)
-        out->n_global = 2;
-    if (kind == ATTN_MASK_DOCUMENT)
-        out->seed = 1;
+    *out = attn_mask_default((attn_mask_kind)kind);
+    out->fixed = strcmp(buf, "fixed") == 0;
 
     unsigned seen = 0;
     char *save = NULL;
@@ -338,9 +352,8 @@ int attn_mask_parse(const char *spec, attn_mask *out)
     int rc = check_required(spec, out, seen);
     if (rc)
         return rc;
-    if (kind == ATTN_MASK_CAUSAL || kind == ATTN_MASK_STRIDED || kind == ATTN_MASK_SHARED_QUESTION ||
-        kind == ATTN_MASK_SINK_WINDOW)
-        out->causal = 1; /* causal by definition */
+    if (causal_by_definition(out->kind))
+        out->causal = 1; /* whatever the spec said */
     if (kind == ATTN_MASK_BIGBIRD)
         out->bk = out->bq;
     return 0;
