@@ -10,15 +10,6 @@
 #include <criterion/criterion.h>
 #include <stdio.h>
 
-/* The mask cases of `attnbench check`. */
-static size_t n_masks(void)
-{
-    size_t n = 0;
-    while (check_mask_cases[n])
-        n++;
-    return n;
-}
-
 static int is_competitor(const attn_kernel *k)
 {
     return (k->flags & ATTN_EXACT) && !(k->flags & ATTN_REFERENCE);
@@ -52,7 +43,7 @@ Test(exact, forward_matches_oracle_on_every_claimed_mask, .timeout = 120)
     static const int64_t Ns[] = {1, 7, 64, 129, 513}, Ds[] = {16, 64, 80, 128};
     for (int iN = 0; iN < 5; iN++)
         for (int iD = 0; iD < 4; iD++) {
-            const char *m = check_mask_cases[(size_t)(iN + iD) % n_masks()];
+            const char *m = check_mask_cases[(size_t)(iN + iD) % check_mask_case_count()];
             char what[160];
             snprintf(what, sizeof what, "B=2 H=2 N=%ld D=%ld mask=%s", Ns[iN], Ds[iD], m);
             attn_args a = fx_args(2, 2, 2, Ns[iN], Ns[iN], Ds[iD], m, 2);
@@ -94,7 +85,7 @@ Test(exact, backward_matches_oracle_gradients)
     static const char *const variants[] = {"window:wl=3,wr=2", "fixed:l=8,c=2", "global:w=4,at=2+60",
                                            "document:n=4,seed=2", "prefix:p=5", "shared_question:q=4,answers=2",
                                            "random:p=0.2,seed=1"};
-    const size_t n_shared = n_masks(), n_variants = sizeof variants / sizeof *variants;
+    const size_t n_shared = check_mask_case_count(), n_variants = sizeof variants / sizeof *variants;
     static const int64_t Ns[] = {7, 130}, Ds[] = {16, 80};
     for (size_t m = 0; m < n_shared + n_variants; m++)
         for (int iN = 0; iN < 2; iN++)

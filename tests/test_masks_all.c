@@ -1,8 +1,8 @@
-/* Every mask kind (KERNELS.md 1.2, SUITES.md 4.2): spec round trip, tile
- * classification soundness, exact pair counts against brute-force counts and
- * the closed forms of SUITES.md 4.2, the row helpers, determinism of the
- * random kinds, ragged documents, and every exact kernel against the oracle
- * on the new kinds (forward and backward). */
+/* Every mask kind, on the mask cases of `attnbench check` and more variants
+ * of each kind: spec round trip, tile classification soundness, exact pair
+ * counts against brute-force counts and closed forms, the row helpers,
+ * determinism of the random kinds, ragged documents, and every exact kernel
+ * against the oracle on every spec (forward and backward). */
 #include "harness/measure/check.h"
 #include "kernels/core/counters.h"
 #include "harness/measure/fixture.h"
@@ -28,18 +28,10 @@ static const char *const variants[] = {
 };
 #define N_VARIANTS (sizeof variants / sizeof *variants)
 
-static size_t n_shared(void)
-{
-    size_t n = 0;
-    while (check_mask_cases[n])
-        n++;
-    return n;
-}
-
-#define N_SPECS (n_shared() + N_VARIANTS)
+#define N_SPECS (check_mask_case_count() + N_VARIANTS)
 
 /* Spec s of the shared cases followed by the variants. */
-static const char *spec(size_t s) { return s < n_shared() ? check_mask_cases[s] : variants[s - n_shared()]; }
+static const char *spec(size_t s) { return s < check_mask_case_count() ? check_mask_cases[s] : variants[s - check_mask_case_count()]; }
 
 static attn_mask parse_bound(const char *spec, int64_t npos)
 {
@@ -210,7 +202,7 @@ Test(masks_all, density_equals_the_counted_fraction)
     cr_assert_float_eq(attn_density(&a), attn_mask_pairs_total(&a.mask, 2, 3, 130, 130, 0, 0) / (6.0 * 130 * 130), 1e-15);
 }
 
-/* SUITES.md 4.2 closed forms (N = 130 unless stated). */
+/* Pair counts in closed form (N = 130 unless stated). */
 Test(masks_all, pair_counts_match_the_suite_closed_forms)
 {
     const double N = 130;

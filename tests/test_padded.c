@@ -53,9 +53,7 @@ static const char *const full_causal[] = {"full", "causal"};
 /* Mask m of the shared cases followed by padded_masks (NULL past the end). */
 static const char *padded_mask(size_t m)
 {
-    size_t n = 0;
-    while (check_mask_cases[n])
-        n++;
+    size_t n = check_mask_case_count();
     return m < n ? check_mask_cases[m] : m < n + N_PADDED_MASKS ? padded_masks[m - n] : NULL;
 }
 

@@ -44,6 +44,7 @@ double check_tol_o(const attn_kernel *k, int64_t Nk);
 /* The mask cases every kernel is checked on (those it claims), NULL-terminated:
  * one or more specs per kind, shared by `attnbench check` and the tests. */
 extern const char *const check_mask_cases[];
+size_t check_mask_case_count(void);
 
 typedef enum {
     CHECK_FORWARD,     /* O (and logsumexp) against the reference */

@@ -16,6 +16,11 @@ const char *const check_mask_cases[] = {"full", "causal", "window:wl=5,wr=3", "w
                                         "shared_question:q=4,answers=3", "sink:n=4,w=16", "random:p=0.1,seed=1",
                                         NULL};
 
+size_t check_mask_case_count(void)
+{
+    return sizeof check_mask_cases / sizeof *check_mask_cases - 1;
+}
+
 const char *const check_grad_names[ATTN_CHECK_GRADS] = {"dQ", "dK", "dV", "dbeta", "dgate", "drouter", "dw"};
 
 typedef struct {
