@@ -369,14 +369,4 @@ Test(gam, refuses_cross_lengths_bad_params_and_masks)
     cr_assert_eq(attn_ctx_create(K, &v, &ctx), ATTN_EUNSUPPORTED);
     attn_args m = gam_args(1, 1, 1, 8, 16, "window:wl=2,wr=0", "", 1);
     cr_assert_eq(attn_ctx_create(K, &m, &ctx), ATTN_EUNSUPPORTED);
-    /* forward without weights */
-    attn_args a = gam_args(1, 1, 1, 8, 16, "causal", "slots=4", 1);
-    fx_problem p;
-    fx_make_for(&p, K, &a, 2);
-    cr_assert_eq(attn_ctx_create(K, &a, &ctx), 0);
-    attn_io io = {.q = p.q, .k = p.k, .v = p.v, .o = p.o, .lse = p.lse};
-    cr_assert_eq(K->forward(&ctx, &io), ATTN_EINVAL);
-    cr_assert(strstr(attn_last_error(), "io.w") != NULL, "%s", attn_last_error());
-    attn_ctx_destroy(&ctx);
-    fx_free(&p);
 }

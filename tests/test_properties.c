@@ -203,6 +203,34 @@ Test(properties, det_kernels_give_the_same_bits_at_any_thread_count_on_every_cla
     }
 }
 
+/* ---- learned weights ---- */
+
+/* A kernel reading learned weights (ATTN_IN_WEIGHTS) refuses a forward whose
+ * io.w is missing, naming it, rather than reading a NULL tensor. */
+Test(properties, kernels_reading_learned_weights_refuse_a_forward_without_them)
+{
+    int ran = 0;
+    for (const attn_kernel *const *k = attn_registry(); *k; k++) {
+        if (!((*k)->inputs & ATTN_IN_WEIGHTS))
+            continue;
+        attn_args a;
+        cr_assert_eq(kernel_args(*k, 1, 1, 1, 8, 8, 16, "causal", NULL, 1, &a), 0, "%s: %s", (*k)->name,
+                     attn_last_error());
+        problem p;
+        cr_assert_eq(problem_make(&p, *k, &a, 2, 0), 0, "%s", attn_last_error());
+        attn_ctx ctx;
+        cr_assert_eq(attn_ctx_create(*k, &p.a, &ctx), 0, "%s: %s", (*k)->name, attn_last_error());
+        attn_io io = problem_io(&p);
+        memset(&io.w, 0, sizeof io.w);
+        cr_assert_eq((*k)->forward(&ctx, &io), ATTN_EINVAL, "%s: a forward without io.w ran", (*k)->name);
+        cr_assert(strstr(attn_last_error(), "io.w") != NULL, "%s: %s", (*k)->name, attn_last_error());
+        attn_ctx_destroy(&ctx);
+        problem_free(&p);
+        ran++;
+    }
+    cr_assert_gt(ran, 0, "no kernel reads learned weights");
+}
+
 /* ---- the same properties on the code paths kernel parameters select ----
  * (chunk and tile sizes, modes, segment lengths, router settings), at the
  * shapes where those paths have their edges (rows t mid-chunk or at a
