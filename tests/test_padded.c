@@ -152,17 +152,23 @@ static attn_tensor copy_of(const attn_tensor *t)
     return c;
 }
 
+/* Forward and backward of k on the batch of 4 at N = 100 with lengths lens. */
+static void run_padded(const attn_kernel *k, const char *mask, const int64_t lens[4], uint64_t seed, fx_problem *p)
+{
+    attn_args a = fx_args(4, 4, 2, 100, 100, 16, mask, 2);
+    a.seq_len = lens;
+    fx_make_for(p, k, &a, seed);
+    cr_assert_eq(fx_run(k, p, 1), 0, "%s %s: %s", k->name, mask, attn_last_error());
+}
+
 Test(padded, padding_rows_are_never_read_and_get_zero_output_and_gradients, .timeout = 60)
 {
     int64_t lens[4];
     lens_for(100, lens);
     for (const attn_kernel *const *k = attn_registry(); *k; k++)
         for (int m = 0; m < 2 && is_padded_kernel(*k); m++) {
-            attn_args a = fx_args(4, 4, 2, 100, 100, 16, full_causal[m], 2);
-            a.seq_len = lens;
             fx_problem p;
-            fx_make_for(&p, *k, &a, 70 + (uint64_t)m);
-            cr_assert_eq(fx_run(*k, &p, 1), 0, "%s", attn_last_error());
+            run_padded(*k, full_causal[m], lens, 70 + (uint64_t)m, &p);
             attn_tensor o = copy_of(&p.o), dq = copy_of(&p.dq), dk = copy_of(&p.dk), dv = copy_of(&p.dv);
             for (int64_t b = 0; b < 4; b++) { /* NaN in every padding row of every input */
                 const attn_tensor *in[] = {&p.q, &p.k, &p.v, &p.d_o};
@@ -196,11 +202,8 @@ Test(padded, each_sequence_equals_its_run_alone, .timeout = 60)
     lens_for(100, lens);
     for (const attn_kernel *const *k = attn_registry(); *k; k++)
         for (int m = 0; m < 2 && is_padded_kernel(*k); m++) {
-            attn_args a = fx_args(4, 4, 2, 100, 100, 16, full_causal[m], 2);
-            a.seq_len = lens;
             fx_problem p;
-            fx_make_for(&p, *k, &a, 90 + (uint64_t)m);
-            cr_assert_eq(fx_run(*k, &p, 1), 0, "%s", attn_last_error());
+            run_padded(*k, full_causal[m], lens, 90 + (uint64_t)m, &p);
             for (int64_t b = 0; b < 3; b++) { /* the empty sequence has no run of its own */
                 attn_args one = fx_args(1, 4, 2, lens[b], lens[b], 16, full_causal[m], 1);
                 fx_problem s;
