@@ -1,15 +1,14 @@
-/* Properties of the `aaren` kernel (docs/kernels/aaren.md): each step equals
- * the softmax oracle of the one query over the prefix; the parallel chunked
- * scan equals the sequential double scan for every chunk size; document
- * restarts; gradients by central differences; causal leakage; thread
- * determinism; state size, cost model, counters, parameters and strided
- * views. */
+/* Properties of the `aaren` kernel: each step equals the softmax oracle of
+ * the one query over the prefix; the parallel chunked scan equals the
+ * sequential double scan for every chunk size; document restarts; gradients
+ * by central differences; state size, cost model, counters and parameters.
+ * Causal leakage, thread determinism and strided views on its chunk sizes:
+ * test_properties.c. */
 #include "kernels/aaren/aaren.h"
 #include "harness/measure/check.h"
 #include "kernels/core/counters.h"
 #include "harness/measure/fixture.h"
 #include "kernels/core/oracle.h"
-#include "strided_view.h"
 
 #include <criterion/criterion.h>
 #include <math.h>
@@ -19,17 +18,12 @@
 
 static const attn_kernel *const K = &attn_kernel_aaren;
 
-static void add_param(attn_args *a, const char *kv)
-{
-    cr_assert_eq(param_bag_add(&a->params, kv), 0, "%s", attn_last_error());
-}
-
 static attn_args aaren_args(int64_t B, int64_t H, int64_t H_kv, int64_t N, int64_t D, const char *mask,
                             const char *chunk)
 {
     attn_args a = fx_args(B, H, H_kv, 1, N, D, mask, 2);
     if (chunk)
-        add_param(&a, chunk);
+        fx_add_params(&a, chunk);
     return a;
 }
 
@@ -149,27 +143,6 @@ Test(aaren, gradients_with_long_sequence_and_large_scores)
         cr_assert(e[i] <= 1e-4, "d%c err %.3g", "QKV"[i], e[i]);
 }
 
-Test(aaren, steps_do_not_see_later_steps)
-{
-    static const char *const chunks[] = {"chunk=256", "chunk=16", "chunk=1"};
-    for (int ic = 0; ic < 3; ic++) {
-        attn_args a = aaren_args(1, 2, 2, 97, 32, "causal", chunks[ic]);
-        int ok;
-        cr_assert_eq(check_kernel_causal_leakage(K, &a, 40, &ok), 0, "%s", attn_last_error());
-        cr_assert(ok, "%s: steps < 40 changed when steps >= 40 were perturbed", chunks[ic]);
-    }
-}
-
-Test(aaren, results_are_bitwise_identical_for_any_thread_count)
-{
-    attn_args a = aaren_args(2, 4, 2, 300, 32, "document:n=3,seed=5", "chunk=16");
-    for (int t = 2; t <= 3; t++) { /* O, lse and every gradient, 1 vs t threads */
-        int ok;
-        cr_assert_eq(check_kernel_thread_determinism(K, &a, t, &ok), 0, "%s", attn_last_error());
-        cr_assert(ok, "outputs or gradients differ at %d threads", t);
-    }
-}
-
 Test(aaren, state_bytes_match_what_init_sizes)
 {
     static const int64_t shapes[][5] = {{1, 2, 1, 7, 16}, {2, 8, 2, 300, 64}};
@@ -224,15 +197,3 @@ Test(aaren, lse_is_left_untouched_and_bad_input_is_refused)
     cr_assert_neq(attn_ctx_create(K, &w, &ctx), 0);
 }
 
-Test(aaren, strided_views_give_the_same_bits_as_contiguous_tensors)
-{
-    attn_args a = aaren_args(2, 4, 2, 70, 20, "document:n=3,seed=2", "chunk=16");
-    a.Dv = 12;
-    fx_problem p;
-    fx_make_for(&p, K, &a, 8);
-    memset(p.lse, 0, sizeof(float) * (size_t)(p.a.B * p.a.H * p.a.Nq)); /* not written by this kernel */
-    int ok;
-    cr_assert_eq(sv_check_views(K, &p, &ok), 0, "%s", attn_last_error());
-    cr_assert(ok, "O or gradients differ on [B,N,H,D] views");
-    fx_free(&p);
-}

@@ -1,11 +1,11 @@
-/* Properties of `based` (Arora et al. 2024; docs/kernels/linear.md): the
+/* Properties of `based` (Arora et al. 2024): the
  * Taylor feature map's inner product is 1 + s + s^2/2 for the unique (F = 153
  * at d' = 16) and full (273) maps; the chunked fp32 forward equals the
  * recurrent double reference for chunk sizes, ragged lengths, GQA, Dv != D,
  * causal / non-causal, both maps and the shared-denominator window; the
  * recurrent reference equals the explicit normalised kernel matrix;
- * gradients; causal leakage; thread determinism; state size; cost model;
- * parameter validation. */
+ * gradients; state size; cost model; parameter validation. Causal leakage
+ * and thread determinism on its chunk and window paths: test_properties.c. */
 #include "harness/measure/check.h"
 #include "harness/measure/fixture.h"
 #include "kernels/linear/linear.h"
@@ -18,11 +18,6 @@
 #include <string.h>
 
 static const attn_kernel *const K = &attn_kernel_based;
-
-static void add_param(attn_args *a, const char *kv)
-{
-    cr_assert_eq(param_bag_add(&a->params, kv), 0, "%s", attn_last_error());
-}
 
 Test(based, taylor_features_give_one_plus_s_plus_half_s_squared_for_unique_and_full_maps)
 {
@@ -73,7 +68,7 @@ static double run_err(fx_problem *p, const char *param)
 {
     param_bag saved = p->a.params;
     if (param)
-        add_param(&p->a, param);
+        fx_add_params(&p->a, param);
     memset(p->o.data, 0xff, sizeof(float) * (size_t)(p->o.B * p->o.sb)); /* NaN: every row must be written */
     int rc = fx_run(K, p, 0);
     p->a.params = saved;
@@ -95,7 +90,7 @@ Test(based, chunked_equals_recurrent_for_chunk_1_16_64_ragged_n_gqa_dv_both_maps
                     attn_args a = fx_args(1, 4, 2, Ns[in], Ns[in], Ds[id], masks[im], 2);
                     a.Dv = 12; /* Dv != D */
                     if (extra[ie])
-                        add_param(&a, extra[ie]);
+                        fx_add_params(&a, extra[ie]);
                     fx_problem p;
                     fx_make_for(&p, K, &a, 20 + (uint64_t)(in * 20 + id * 10 + im * 5 + ie));
                     static const char *const chunks[] = {"chunk=1", "chunk=16", "chunk=64"};
@@ -150,7 +145,7 @@ Test(based, recurrent_reference_equals_explicit_normalised_kernel_matrix)
                 a.Dv = 12;
                 char param[32];
                 snprintf(param, sizeof param, "window=%ld", (long)Ws[iw]);
-                add_param(&a, param);
+                fx_add_params(&a, param);
                 fx_problem p;
                 fx_make_for(&p, K, &a, 60 + (uint64_t)(in * 6 + im * 3 + iw));
                 size_t n = (size_t)(p.o64.B * p.o64.sb);
@@ -183,7 +178,7 @@ Test(based, backward_matches_central_differences_of_the_reference, .timeout = 60
                 a.Dv = ip == 1 ? 6 : 4;
                 for (int j = 0; j < 2; j++)
                     if (params[ip][j])
-                        add_param(&a, params[ip][j]);
+                        fx_add_params(&a, params[ip][j]);
                 double e[ATTN_CHECK_GRADS];
                 cr_assert_eq(check_kernel_backward(K, &a, 90 + (uint64_t)(in * 8 + im * 4 + ip), e), 0, "%s",
                              attn_last_error());
@@ -193,39 +188,6 @@ Test(based, backward_matches_central_differences_of_the_reference, .timeout = 60
             }
 }
 
-Test(based, causal_outputs_ignore_future_rows_bitwise)
-{
-    static const char *const params[] = {"chunk=1", "chunk=16", "window=8"};
-    for (int ip = 0; ip < 3; ip++) {
-        attn_args a = fx_args(1, 2, 1, 130, 130, 8, "causal", 2);
-        add_param(&a, params[ip]);
-        int ok = 0;
-        cr_assert_eq(check_kernel_causal_leakage(K, &a, 57, &ok), 0, "%s", attn_last_error());
-        cr_assert(ok, "%s: rows before 57 changed when later rows did", params[ip]);
-    }
-}
-
-Test(based, results_bitwise_identical_with_one_and_two_threads)
-{
-    static const char *const masks[] = {"full", "causal", "causal"};
-    static const char *const params[] = {"chunk=16", "chunk=16", "window=6"};
-    for (int i = 0; i < 3; i++) {
-        fx_problem p[2];
-        for (int t = 0; t < 2; t++) {
-            attn_args a = fx_args(2, 4, 2, 40, 40, 8, masks[i], t + 1);
-            add_param(&a, params[i]);
-            fx_make_for(&p[t], K, &a, 9);
-            cr_assert_eq(fx_run(K, &p[t], 1), 0, "%s", attn_last_error());
-        }
-        /* LSE is not compared: linear attention does not write it */
-        cr_assert(fx_bitwise_equal(&p[0].o, &p[1].o) && fx_bitwise_equal(&p[0].dq, &p[1].dq) &&
-                      fx_bitwise_equal(&p[0].dk, &p[1].dk) && fx_bitwise_equal(&p[0].dv, &p[1].dv),
-                  "%s %s: results differ between 1 and 2 threads", masks[i], params[i]);
-        fx_free(&p[0]);
-        fx_free(&p[1]);
-    }
-}
-
 Test(based, state_bytes_equal_what_init_sizes_and_the_formula)
 {
     static const char *const params[] = {"window=0", "window=64", "features=full"};
@@ -233,7 +195,7 @@ Test(based, state_bytes_equal_what_init_sizes_and_the_formula)
     for (int i = 0; i < 3; i++) {
         attn_args a = fx_args(2, 4, 2, 100, 100, 16, "causal", 2);
         a.Dv = 24;
-        add_param(&a, params[i]);
+        fx_add_params(&a, params[i]);
         attn_ctx ctx;
         cr_assert_eq(attn_ctx_create(K, &a, &ctx), 0, "%s", attn_last_error());
         size_t want = (size_t)(2 * 2 * (F[i] * (24 + 1) + W[i] * (16 + 24)) * 4);
@@ -249,8 +211,8 @@ Test(based, cost_model_matches_the_formulas)
 {
     attn_args a = fx_args(1, 4, 2, 100, 100, 16, "causal", 1);
     a.Dv = 24;
-    add_param(&a, "chunk=32");
-    add_param(&a, "window=8");
+    fx_add_params(&a, "chunk=32");
+    fx_add_params(&a, "window=8");
     double N = 100, F = 153, Dv = 24, C = 32, W = 8;
     double fwd = 4 * (4 * N * F * Dv + 2 * N * C * (F + Dv) + 4 * N * W * 16);
     cr_assert_float_eq(K->flops(&a, ATTN_PASS_FWD), fwd, 1e-6 * fwd);
@@ -265,7 +227,7 @@ Test(based, invalid_params_are_rejected_with_a_message_naming_them)
     static const char *const named[] = {"chunk", "features", "window", "mix", "taps"};
     for (int i = 0; i < 5; i++) {
         attn_args a = fx_args(1, 2, 2, 16, 16, 16, "causal", 1);
-        add_param(&a, bad[i]);
+        fx_add_params(&a, bad[i]);
         attn_ctx ctx;
         attn_clear_error();
         cr_assert_neq(attn_ctx_create(K, &a, &ctx), 0, "%s accepted", bad[i]);
@@ -273,7 +235,7 @@ Test(based, invalid_params_are_rejected_with_a_message_naming_them)
                   attn_last_error());
     }
     attn_args f = fx_args(1, 2, 2, 16, 16, 16, "full", 1);
-    add_param(&f, "window=4");
+    fx_add_params(&f, "window=4");
     attn_ctx ctx;
     cr_assert_neq(attn_ctx_create(K, &f, &ctx), 0, "window with a non-causal mask accepted");
     cr_assert(strstr(attn_last_error(), "window"), "%s", attn_last_error());

@@ -18,17 +18,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void add_param(attn_args *a, const char *kv)
-{
-    cr_assert_eq(param_bag_add(&a->params, kv), 0, "%s", attn_last_error());
-}
-
 /* Runs kernel k with one extra parameter (or none) on p's inputs. */
 static void run_with(const attn_kernel *k, fx_problem *p, const char *param, const char *what)
 {
     attn_args saved = p->a;
     if (param)
-        add_param(&p->a, param);
+        fx_add_params(&p->a, param);
     memset(p->o.data, 0xff, sizeof(float) * (size_t)(p->o.B * p->o.sb)); /* NaN: rows must be written */
     int rc = fx_run(k, p, 0);
     p->a = saved;
@@ -266,7 +261,7 @@ Test(decode, rolling_sink_decode_equals_flash_prefill_row_by_row, .timeout = 60)
                     {&attn_kernel_lean, "workers=2", "full", {.q = q, .k = kr, .v = vr, .o = o, .lse = lse}, nc}};
         for (int r = 0; r < 4; r++) {
             attn_args a = fx_args(1, H, HKV, 1, runs[r].nk, D, runs[r].mask, 2);
-            add_param(&a, runs[r].param);
+            fx_add_params(&a, runs[r].param);
             attn_ctx ctx;
             cr_assert_eq(attn_ctx_create(runs[r].k, &a, &ctx), 0, "%s", attn_last_error());
             memset(o.data, 0xff, sizeof(float) * H * D);
@@ -378,7 +373,7 @@ static void assert_same_bits_at_1_and_2_threads(const char *kernel_param, const 
 {
     attn_args a = fx_args(3, 8, 2, 4, 4097, 64, mask, 1);
     a.kv_len = lens;
-    add_param(&a, kernel_param);
+    fx_add_params(&a, kernel_param);
     fx_problem p1, p2;
     fx_make(&p1, &a, 9);
     a.threads = 2;
@@ -420,7 +415,7 @@ Test(decode, rejects_bad_and_unknown_params_with_a_message)
                                          {"lean", "ls=64"}, {"decode", "bc=x"}};
     for (int i = 0; i < 5; i++) {
         attn_args a = fx_args(1, 2, 2, 1, 100, 16, "full", 1);
-        add_param(&a, bad[i][1]);
+        fx_add_params(&a, bad[i][1]);
         const attn_kernel *k = strcmp(bad[i][0], "decode") == 0 ? &attn_kernel_decode : &attn_kernel_lean;
         attn_ctx ctx;
         cr_assert_eq(attn_ctx_create(k, &a, &ctx), ATTN_EINVAL, "%s %s accepted", bad[i][0], bad[i][1]);

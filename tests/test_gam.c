@@ -1,11 +1,11 @@
-/* Properties of the `gam` mixer (Gated Associative Memory, docs/kernels/gam.md):
+/* Properties of the `gam` mixer (Gated Associative Memory):
  * the fp32 kernel equals its double reference on the test matrix (CAUSAL and
  * FULL, tiles that do not divide N); gradients against central differences of
  * the reference (dK = dV = 0); the global path alone is softmax
  * cross-attention of X onto K = V = M with scale 1 (the oracle); the conv
- * path alone is the depthwise conv; one tap makes it token-wise; causal
- * leakage, FULL is not causal; thread determinism; strided views; the
- * streaming ring-buffer form equals the parallel one and the kept conv tail
+ * path alone is the depthwise conv; one tap makes it token-wise; FULL is not
+ * causal (causal leakage, thread determinism and strided views:
+ * test_properties.c); the streaming ring-buffer form equals the parallel one and the kept conv tail
  * is all the state it needs; cost model, init and parameter checks. */
 #include "harness/measure/check.h"
 #include "kernels/core/counters.h"
@@ -13,7 +13,6 @@
 #include "own_ref_check.h"
 #include "kernels/gam/gam.h"
 #include "kernels/core/oracle.h"
-#include "strided_view.h"
 
 #include <criterion/criterion.h>
 #include <math.h>
@@ -27,10 +26,7 @@ static attn_args gam_args(int64_t B, int64_t H, int64_t H_kv, int64_t N, int64_t
                           const char *params, int threads)
 {
     attn_args a = fx_args(B, H, H_kv, N, N, D, mask, threads);
-    char buf[256], *save = NULL;
-    snprintf(buf, sizeof buf, "%s", params);
-    for (char *kv = strtok_r(buf, " ", &save); kv; kv = strtok_r(NULL, " ", &save))
-        cr_assert_eq(param_bag_add(&a.params, kv), 0, "%s", attn_last_error());
+    fx_add_params(&a, params);
     return a;
 }
 
@@ -239,69 +235,12 @@ Test(gam, zero_taps_beyond_the_current_token_make_outputs_tokenwise)
     check_single_tap("full", 0, 8);   /* tap 0 reads the next token: rows 8 and 9 change */
 }
 
-Test(gam, no_causal_leakage)
-{
-    attn_args a = gam_args(2, 2, 1, 97, 16, "causal", "slots=32 tile=16", 2);
-    int ok = 0;
-    cr_assert_eq(check_kernel_causal_leakage(K, &a, 40, &ok), 0, "%s", attn_last_error());
-    cr_assert(ok, "rows < 40 changed when rows >= 40 were perturbed");
-}
-
 Test(gam, full_mask_is_not_causal)
 {
     attn_args a = gam_args(1, 2, 1, 97, 16, "full", "slots=32 tile=16", 2);
     int ok = 1;
     cr_assert_eq(check_kernel_causal_leakage(K, &a, 40, &ok), 0, "%s", attn_last_error());
     cr_assert(!ok, "FULL (centred conv): row 39 should read token 40");
-}
-
-Test(gam, results_bitwise_identical_for_one_two_and_three_threads)
-{
-    attn_args a = gam_args(2, 2, 1, 130, 16, "causal", "slots=32 tile=16 chunks=5", 1);
-    attn_args f = gam_args(2, 3, 3, 61, 8, "full", "slots=16 tile=7 taps=4", 1);
-    int ok = 0;
-    for (int t = 2; t <= 3; t++) {
-        cr_assert_eq(check_kernel_thread_determinism(K, &a, t, &ok), 0, "%s", attn_last_error());
-        cr_assert(ok, "causal: outputs or gradients differ between 1 and %d threads", t);
-        cr_assert_eq(check_kernel_thread_determinism(K, &f, t, &ok), 0, "%s", attn_last_error());
-        cr_assert(ok, "full: outputs or gradients differ between 1 and %d threads", t);
-    }
-}
-
-Test(gam, strided_views_give_the_same_bits_as_contiguous_tensors)
-{
-    attn_args a = gam_args(2, 2, 1, 30, 8, "full", "slots=8 tile=7", 2);
-    fx_problem p;
-    fx_make_for(&p, K, &a, 9);
-    cr_assert_eq(fx_run(K, &p, 1), 0, "%s", attn_last_error());
-    attn_tensor t[7] = {sv_bnhd_copy(&p.q),  sv_bnhd_copy(&p.o),  sv_bnhd_copy(&p.d_o), sv_bnhd_copy(&p.dq),
-                        sv_bnhd_copy(&p.dk), sv_bnhd_copy(&p.dv), sv_bnhd_copy(&p.k)};
-    fill_tensor(&t[4], 5.0f), fill_tensor(&t[5], 5.0f);
-    /* weights with padded head rows */
-    attn_tensor w = p.w, dw = p.dw;
-    w.sh = dw.sh = w.sb = dw.sb = p.w.D + 5;
-    w.data = calloc((size_t)(2 * w.sh), sizeof(float)), dw.data = calloc((size_t)(2 * w.sh), sizeof(float));
-    for (int64_t h = 0; h < 2; h++)
-        memcpy(attn_at(&w, 0, h, 0), attn_at(&p.w, 0, h, 0), sizeof(float) * (size_t)p.w.D);
-    w.sb = dw.sb = 2 * w.sh;
-    attn_args ab = p.a;
-    ab.backward = 1;
-    attn_ctx ctx;
-    cr_assert_eq(attn_ctx_create(K, &ab, &ctx), 0, "%s", attn_last_error());
-    attn_io io = {.q = t[0], .k = t[6], .v = t[6], .o = t[1], .lse = p.lse, .w = w};
-    attn_grads g = {.d_o = t[2], .dq = t[3], .dk = t[4], .dv = t[5], .dw = dw};
-    cr_assert_eq(K->forward(&ctx, &io), 0, "%s", attn_last_error());
-    cr_assert_eq(K->backward(&ctx, &io, &g), 0, "%s", attn_last_error());
-    attn_ctx_destroy(&ctx);
-    cr_assert(sv_same_rows(&t[1], &p.o) && sv_same_rows(&t[3], &p.dq), "O or dX differ on [B,N,H,D] views");
-    cr_assert(sv_same_rows(&t[4], &p.dk) && sv_same_rows(&t[5], &p.dv), "dK/dV not zero on views");
-    for (int64_t h = 0; h < 2; h++)
-        cr_assert(memcmp(attn_at(&dw, 0, h, 0), attn_at(&p.dw, 0, h, 0), sizeof(float) * (size_t)p.w.D) == 0,
-                  "dw of head %ld differs with padded weight rows", (long)h);
-    for (int i = 0; i < 7; i++)
-        free(t[i].data);
-    free(w.data), free(dw.data);
-    fx_free(&p);
 }
 
 Test(gam, streaming_ring_buffer_equals_parallel_and_the_tail_is_the_state)
@@ -430,14 +369,4 @@ Test(gam, refuses_cross_lengths_bad_params_and_masks)
     cr_assert_eq(attn_ctx_create(K, &v, &ctx), ATTN_EUNSUPPORTED);
     attn_args m = gam_args(1, 1, 1, 8, 16, "window:wl=2,wr=0", "", 1);
     cr_assert_eq(attn_ctx_create(K, &m, &ctx), ATTN_EUNSUPPORTED);
-    /* forward without weights */
-    attn_args a = gam_args(1, 1, 1, 8, 16, "causal", "slots=4", 1);
-    fx_problem p;
-    fx_make_for(&p, K, &a, 2);
-    cr_assert_eq(attn_ctx_create(K, &a, &ctx), 0);
-    attn_io io = {.q = p.q, .k = p.k, .v = p.v, .o = p.o, .lse = p.lse};
-    cr_assert_eq(K->forward(&ctx, &io), ATTN_EINVAL);
-    cr_assert(strstr(attn_last_error(), "io.w") != NULL, "%s", attn_last_error());
-    attn_ctx_destroy(&ctx);
-    fx_free(&p);
 }

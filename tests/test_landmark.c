@@ -1,19 +1,17 @@
-/* Properties of the `landmark` kernel (Landmark Attention,
- * docs/kernels/landmark.md): the fp32 kernel equals its double reference in both modes
+/* Properties of the `landmark` kernel (Landmark Attention): the fp32 kernel equals its double reference in both modes
  * (several l, N not a multiple of l, GQA, cross lengths, queries before every
  * key); a constant V row is reproduced (weights sum to 1); topk with k = all
  * blocks is the grouped (train) form; blocks that are not retrieved have no
  * influence, landmark keys included; the current block's landmark never
- * gates; gradients against central differences of the reference; causal
- * leakage; thread determinism; strided views; cost model and counters;
- * parameter validation. */
+ * gates; gradients against central differences of the reference; cost model
+ * and counters; parameter validation. Causal leakage, thread determinism and
+ * strided views in both modes: test_properties.c. */
 #include "harness/measure/bench.h"
-#include "harness/measure/check.h"
+#include "check_tally.h"
 #include "kernels/core/counters.h"
 #include "harness/measure/fixture.h"
 #include "own_ref_check.h"
 #include "kernels/landmark/landmark.h"
-#include "strided_view.h"
 
 #include <criterion/criterion.h>
 #include <math.h>
@@ -30,7 +28,7 @@ static attn_args lm_args(int64_t B, int64_t H, int64_t H_kv, int64_t Nq, int64_t
                          int threads)
 {
     attn_args a = fx_args(B, H, H_kv, Nq, Nk, D, "causal", threads);
-    cr_assert_eq(param_bag_add_list(&a.params, params), 0, "%s", attn_last_error());
+    fx_add_params(&a, params);
     return a;
 }
 
@@ -265,42 +263,6 @@ Test(landmark, landmark_rows_get_no_value_gradient)
     fx_free(&p);
 }
 
-Test(landmark, no_causal_leakage_in_either_mode)
-{
-    static const int64_t ts[] = {40, 43};
-    for (int m = 0; m < 2; m++)
-        for (int t = 0; t < 2; t++) {
-            attn_args a = lm_args(1, 2, 1, 97, 97, 32, lm_modes[m], 2);
-            int ok = 0;
-            cr_assert_eq(check_kernel_causal_leakage(K, &a, ts[t], &ok), 0, "%s", attn_last_error());
-            cr_assert(ok, "%s: rows < %ld changed when rows >= %ld were perturbed", lm_modes[m], (long)ts[t],
-                      (long)ts[t]);
-        }
-}
-
-Test(landmark, results_bitwise_identical_for_one_and_three_threads)
-{
-    for (int m = 0; m < 2; m++) {
-        attn_args a = lm_args(2, 4, 2, 130, 130, 32, lm_modes[m], 1);
-        int ok = 0;
-        cr_assert_eq(check_kernel_thread_determinism(K, &a, 3, &ok), 0, "%s", attn_last_error());
-        cr_assert(ok, "%s: outputs or gradients differ between 1 and 3 threads", lm_modes[m]);
-    }
-}
-
-Test(landmark, strided_views_give_the_same_bits_as_contiguous_tensors)
-{
-    for (int m = 0; m < 2; m++) {
-        attn_args a = lm_args(2, 4, 2, 70, 70, 20, lm_modes[m], 2);
-        fx_problem p;
-        fx_make_for(&p, K, &a, 14);
-        int ok = 0;
-        cr_assert_eq(sv_check_views(K, &p, &ok), 0, "%s: %s", lm_modes[m], attn_last_error());
-        cr_assert(ok, "%s: O or gradients differ on [B, N, H, D] views", lm_modes[m]);
-        fx_free(&p);
-    }
-}
-
 /* Cost and state models: train = causal dense (4 D nnz), topk = per query
  * 2 D c + 4 D (l_loc + min(k, c) l); state 2 N D + N D / l per KV head.
  * The counters report at least the useful work. */
@@ -367,14 +329,10 @@ Test(landmark, refuses_other_masks_offsets_and_bad_params)
  * gradients with check_params l=4, leakage, threads) passes. */
 Test(landmark, attnbench_check_table_passes, .timeout = 60)
 {
-    char *buf = NULL;
-    size_t n = 0;
-    FILE *out = open_memstream(&buf, &n);
-    int failed = check_kernel_all(K, NULL, 2, out);
-    fclose(out);
-    cr_assert_eq(failed, 0, "attnbench check: %d failed (%s)\n%s", failed, failed < 0 ? attn_last_error() : "", buf);
-    cr_assert(strstr(buf, "backward.dK") != NULL && strstr(buf, "threads") != NULL, "%s", buf);
-    free(buf);
+    check_tally t = {0};
+    cr_assert_eq(check_kernel_cases(K, NULL, 2, check_tally_add, &t), 0, "%s", attn_last_error());
+    cr_assert_eq(t.failed, 0, "%d of %d cases failed, first %s", t.failed, t.cases, t.first_failure);
+    cr_assert((t.grads & (1u << 1)) && (t.kinds & (1u << CHECK_THREADS)), "no dK gradient or no threads case");
 }
 
 /* The bench's correctness gate (the kernel's double reference on sampled

@@ -1,9 +1,9 @@
-/* Properties of `linear` (Katharopoulos et al. 2020, elu+1;
- * docs/kernels/linear.md): the chunked fp32 forward equals the recurrent double reference
+/* Properties of `linear` (Katharopoulos et al. 2020, elu+1): the chunked fp32 forward equals the recurrent double reference
  * for chunk sizes, ragged lengths, GQA, Dv != D, causal / non-causal and
  * document masks; the recurrent reference equals the explicit normalised
- * kernel matrix; gradients; causal leakage; thread determinism; the feature
- * map; state size; cost model; parameter validation. */
+ * kernel matrix; gradients; the feature map; state size; cost model;
+ * parameter validation. Causal leakage, thread determinism and strided views
+ * on its chunk sizes: test_properties.c. */
 #include "harness/measure/check.h"
 #include "kernels/core/counters.h"
 #include "harness/measure/fixture.h"
@@ -16,11 +16,6 @@
 #include <string.h>
 
 static const attn_kernel *const K = &attn_kernel_linear;
-
-static void add_param(attn_args *a, const char *kv)
-{
-    cr_assert_eq(param_bag_add(&a->params, kv), 0, "%s", attn_last_error());
-}
 
 /* Masks for a length-N problem: full, causal, and documents (non-causal and causal). */
 static void masks_for(int64_t N, char m[4][96])
@@ -50,7 +45,7 @@ Test(linear, chunked_equals_recurrent_for_chunk_1_16_64_ragged_n_gqa_dv_and_docu
                     char param[32];
                     snprintf(param, sizeof param, "chunk=%ld", (long)chunks[ic]);
                     param_bag saved = p.a.params;
-                    add_param(&p.a, param);
+                    fx_add_params(&p.a, param);
                     memset(p.o.data, 0xff, sizeof(float) * (size_t)(p.o.B * p.o.sb)); /* NaN: every row written */
                     int rc = fx_run(K, &p, 0);
                     p.a.params = saved;
@@ -114,7 +109,7 @@ Test(linear, backward_matches_central_differences_of_the_reference, .timeout = 6
                 attn_args a = fx_args(1, 2, 1, Ns[in], Ns[in], 16, masks[im], 1);
                 a.Dv = ip == 2 ? 8 : 16;
                 if (params[ip])
-                    add_param(&a, params[ip]);
+                    fx_add_params(&a, params[ip]);
                 double e[ATTN_CHECK_GRADS];
                 cr_assert_eq(check_kernel_backward(K, &a, 70 + (uint64_t)(in * 12 + im * 3 + ip), e), 0, "%s",
                              attn_last_error());
@@ -122,50 +117,6 @@ Test(linear, backward_matches_central_differences_of_the_reference, .timeout = 6
                     cr_assert(e[t] <= 1e-4, "N=%ld %s %s: gradient %d error %.3g > 1e-4", (long)Ns[in], masks[im],
                               params[ip] ? params[ip] : "", t, e[t]);
             }
-}
-
-Test(linear, causal_outputs_ignore_future_rows_bitwise)
-{
-    static const char *const masks[] = {"causal", "document:lens=40+90,causal=1"};
-    static const char *const params[] = {"chunk=1", "chunk=16", "chunk=64"};
-    for (int im = 0; im < 2; im++)
-        for (int ip = 0; ip < 3; ip++) {
-            attn_args a = fx_args(1, 2, 1, 130, 130, 16, masks[im], 2);
-            add_param(&a, params[ip]);
-            int ok = 0;
-            cr_assert_eq(check_kernel_causal_leakage(K, &a, 57, &ok), 0, "%s", attn_last_error());
-            cr_assert(ok, "%s %s: rows before 57 changed when later rows did", masks[im], params[ip]);
-        }
-}
-
-/* check_kernel_thread_determinism also compares LSE, which linear attention does
- * not write (fx_make_for leaves that buffer uninitialised): O and the
- * gradients are compared here. */
-static void assert_thread_determinism(const attn_kernel *k, const attn_args *a, const char *what)
-{
-    fx_problem p[2];
-    for (int t = 0; t < 2; t++) {
-        attn_args at = *a;
-        at.threads = t + 1;
-        fx_make_for(&p[t], k, &at, 9);
-        cr_assert_eq(fx_run(k, &p[t], 1), 0, "%s: %s", what, attn_last_error());
-    }
-    cr_assert(fx_bitwise_equal(&p[0].o, &p[1].o), "%s: O differs between 1 and 2 threads", what);
-    cr_assert(fx_bitwise_equal(&p[0].dq, &p[1].dq) && fx_bitwise_equal(&p[0].dk, &p[1].dk) &&
-                  fx_bitwise_equal(&p[0].dv, &p[1].dv),
-              "%s: gradients differ between 1 and 2 threads", what);
-    fx_free(&p[0]);
-    fx_free(&p[1]);
-}
-
-Test(linear, results_bitwise_identical_with_one_and_two_threads)
-{
-    static const char *const masks[] = {"full", "causal", "document:lens=30+1+39"};
-    for (int im = 0; im < 3; im++) {
-        attn_args a = fx_args(2, 4, 2, 70, 70, 16, masks[im], 2);
-        add_param(&a, "chunk=16");
-        assert_thread_determinism(K, &a, masks[im]);
-    }
 }
 
 Test(linear, elu_plus_one_feature_map_is_positive_with_the_right_derivative)
@@ -213,7 +164,7 @@ Test(linear, cost_model_matches_the_formulas)
 {
     attn_args a = fx_args(2, 4, 2, 100, 100, 16, "causal", 1);
     a.Dv = 24;
-    add_param(&a, "chunk=32");
+    fx_add_params(&a, "chunk=32");
     double N = 100, F = 16, Dv = 24, C = 32, fwd = 2 * 4 * (4 * N * F * Dv + 2 * N * C * (F + Dv));
     cr_assert_float_eq(K->flops(&a, ATTN_PASS_FWD), fwd, 1e-6 * fwd);
     cr_assert_float_eq(K->flops(&a, ATTN_PASS_BWD), 2.5 * fwd, 1e-6 * fwd);
@@ -231,7 +182,7 @@ Test(linear, invalid_params_are_rejected_with_a_message_naming_them)
     static const char *const named[] = {"chunk", "chunk", "chunk", "window"};
     for (int i = 0; i < 4; i++) {
         attn_args a = fx_args(1, 2, 2, 16, 16, 16, "causal", 1);
-        add_param(&a, bad[i]);
+        fx_add_params(&a, bad[i]);
         attn_ctx ctx;
         attn_clear_error();
         cr_assert_neq(attn_ctx_create(K, &a, &ctx), 0, "%s accepted", bad[i]);
@@ -241,64 +192,6 @@ Test(linear, invalid_params_are_rejected_with_a_message_naming_them)
     attn_args w = fx_args(1, 2, 2, 16, 16, 16, "window:wl=4,wr=0", 1);
     attn_ctx ctx;
     cr_assert_neq(attn_ctx_create(K, &w, &ctx), 0, "a window mask was accepted");
-}
-
-/* A [B,N,H,D] copy of a contiguous [B,H,N,D] tensor (sh = D, sn = H*D). */
-static attn_tensor bnhd_copy(const attn_tensor *t)
-{
-    attn_tensor v = {attn_alloc(sizeof(float) * (size_t)(t->B * t->sb)), t->B, t->H, t->N, t->D, t->H * t->N * t->D,
-                     t->D, t->H * t->D};
-    for (int64_t b = 0; b < t->B; b++)
-        for (int64_t h = 0; h < t->H; h++)
-            for (int64_t n = 0; n < t->N; n++)
-                memcpy(attn_at(&v, b, h, n), attn_at(t, b, h, n), sizeof(float) * (size_t)t->D);
-    return v;
-}
-
-static int bnhd_equal(const attn_tensor *v, const attn_tensor *t)
-{
-    for (int64_t b = 0; b < t->B; b++)
-        for (int64_t h = 0; h < t->H; h++)
-            for (int64_t n = 0; n < t->N; n++)
-                if (memcmp(attn_at(v, b, h, n), attn_at(t, b, h, n), sizeof(float) * (size_t)t->D))
-                    return 0;
-    return 1;
-}
-
-/* The family reads and writes through strides only: forward and backward on
- * [B,N,H,D] views give the bits of the contiguous run, for `linear` and for
- * `based` with its window (whose sgemm calls read Q, K, V, dO in place). */
-Test(linear, strided_views_give_the_same_bits_as_contiguous_tensors_for_linear_and_based)
-{
-    const attn_kernel *ks[] = {&attn_kernel_linear, &attn_kernel_based};
-    static const char *const params[] = {"chunk=16", "window=5"};
-    for (int i = 0; i < 2; i++) {
-        attn_args a = fx_args(2, 4, 2, 40, 40, 8, "causal", 2);
-        a.Dv = 12;
-        a.backward = 1;
-        add_param(&a, params[i]);
-        fx_problem p;
-        fx_make_for(&p, ks[i], &a, 4);
-        cr_assert_eq(fx_run(ks[i], &p, 1), 0, "%s", attn_last_error());
-        attn_tensor *src[] = {&p.q, &p.k, &p.v, &p.o, &p.d_o, &p.dq, &p.dk, &p.dv}, v[8];
-        for (int t = 0; t < 8; t++)
-            v[t] = bnhd_copy(src[t]);
-        attn_ctx ctx;
-        cr_assert_eq(attn_ctx_create(ks[i], &a, &ctx), 0, "%s", attn_last_error());
-        attn_io io = {.q = v[0], .k = v[1], .v = v[2], .o = v[3], .lse = p.lse};
-        attn_grads g = {.d_o = v[4], .dq = v[5], .dk = v[6], .dv = v[7]};
-        for (int t = 3; t < 8; t++)
-            if (t != 4)
-                memset(v[t].data, 0xff, sizeof(float) * (size_t)(v[t].B * v[t].sb));
-        cr_assert_eq(ks[i]->forward(&ctx, &io), 0, "%s", attn_last_error());
-        cr_assert_eq(ks[i]->backward(&ctx, &io, &g), 0, "%s", attn_last_error());
-        for (int t = 3; t < 8; t++)
-            cr_assert(bnhd_equal(&v[t], src[t]), "%s: tensor %d differs on the [B,N,H,D] view", ks[i]->name, t);
-        attn_ctx_destroy(&ctx);
-        for (int t = 0; t < 8; t++)
-            attn_free(v[t].data);
-        fx_free(&p);
-    }
 }
 
 /* ATTN_CNT_FLOPS counts the products executed: non-causal, one S_ext = phi(K)^T

@@ -1,16 +1,15 @@
-/* Properties of the `local_linear` kernel (Local Linear Attention,
- * docs/kernels/local_linear.md): the fp32 kernel equals its double
+/* Properties of the `local_linear` kernel (Local Linear Attention): the fp32 kernel equals its double
  * reference on every mask (GQA, cross lengths, tile sizes); its limits
  * (lambda -> inf is softmax attention, one key gives v_0, exactly linear data
  * is reproduced at the query where softmax is not); gradients against central
- * differences of the reference; causal leakage; thread determinism; the cost
- * model, counters and parameter validation. */
+ * differences of the reference; the cost model, counters and parameter
+ * validation. Causal leakage, thread determinism and strided views:
+ * test_properties.c. */
 #include "harness/measure/check.h"
 #include "kernels/core/counters.h"
 #include "harness/measure/fixture.h"
 #include "kernels/flash/flash.h"
 #include "kernels/local_linear/local_linear.h"
-#include "strided_view.h"
 
 #include <criterion/criterion.h>
 #include <math.h>
@@ -23,8 +22,7 @@ static attn_args ll_args(int64_t B, int64_t H, int64_t H_kv, int64_t Nq, int64_t
                          const char *param, int threads)
 {
     attn_args a = fx_args(B, H, H_kv, Nq, Nk, D, mask, threads);
-    if (param)
-        cr_assert_eq(param_bag_add(&a.params, param), 0, "%s", attn_last_error());
+    fx_add_params(&a, param);
     return a;
 }
 
@@ -247,33 +245,6 @@ Test(local_linear, backward_matches_reference_gradients, .timeout = 60)
         attn_args a = case_args(&cases[i]);
         check_grads(&a, 30 + i, cases[i].what);
     }
-}
-
-Test(local_linear, strided_views_give_the_same_bits_as_contiguous_tensors)
-{
-    attn_args a = ll_args(2, 4, 2, 40, 50, 12, "window:wl=15,wr=4", "bc=16", 2);
-    fx_problem p;
-    fx_make_for(&p, K, &a, 9);
-    int ok = 0;
-    cr_assert_eq(sv_check_views(K, &p, &ok), 0, "%s", attn_last_error());
-    cr_assert(ok, "O, lse or gradients differ on [B, N, H, D] views");
-    fx_free(&p);
-}
-
-Test(local_linear, no_causal_leakage)
-{
-    attn_args a = ll_args(1, 2, 1, 97, 97, 16, "causal", "bc=16", 2);
-    int ok = 0;
-    cr_assert_eq(check_kernel_causal_leakage(K, &a, 40, &ok), 0, "%s", attn_last_error());
-    cr_assert(ok, "rows < 40 changed when rows >= 40 were perturbed");
-}
-
-Test(local_linear, results_bitwise_identical_for_one_and_three_threads)
-{
-    attn_args a = ll_args(2, 4, 2, 70, 70, 16, "causal", NULL, 1);
-    int ok = 0;
-    cr_assert_eq(check_kernel_thread_determinism(K, &a, 3, &ok), 0, "%s", attn_last_error());
-    cr_assert(ok, "outputs or gradients differ between 1 and 3 threads");
 }
 
 /* flops: nnz (2 D^2 + 8 D + 4 Dv) + Nq D^3 / 3 per head; counters at least that much. */

@@ -1,8 +1,8 @@
-/* Every mask kind (docs/masks.md): spec round trip, tile
- * classification soundness, exact pair counts against brute-force counts and
- * the closed forms of docs/masks.md, the row helpers, determinism of the
- * random kinds, ragged documents, and every exact kernel against the oracle
- * on the new kinds (forward and backward). */
+/* Every mask kind, on the mask cases of `attnbench check` and more variants
+ * of each kind: spec round trip, tile classification soundness, exact pair
+ * counts against brute-force counts and closed forms, the row helpers,
+ * determinism of the random kinds, ragged documents, and every exact kernel
+ * against the oracle on every spec (forward and backward). */
 #include "harness/measure/check.h"
 #include "kernels/core/counters.h"
 #include "harness/measure/fixture.h"
@@ -14,22 +14,24 @@
 #include <stdio.h>
 #include <string.h>
 
-/* At least one spec per kind; several for kinds with variants. */
-static const char *const specs[] = {
-    "full", "causal", "full:causal=1", "window:wl=5,wr=3", "window:w=4,causal=1",
-    "dilated:w=3,dil=2", "dilated:wl=4,wr=1,dil=3,causal=1", "dilated:w=5,dil=1", "dilated:w=3,dil=1+2+4",
-    "strided:l=8", "strided:l=5,split=1", "fixed:l=8,c=2", "fixed:l=7,c=3,split=1",
-    "block:b=16,keep=0.3,seed=1", "block:bq=8,bk=32,keep=0.5,seed=2,heads=1",
-    "block:b=16,keep=0.4,seed=3,heads=1,diag=0,causal=1",
+/* The mask cases of `attnbench check` (check_mask_cases), then more variants
+ * of the kinds: together at least one spec per kind, several for kinds with
+ * variants. */
+static const char *const variants[] = {
+    "full:causal=1", "window:w=4,causal=1", "dilated:wl=4,wr=1,dil=3,causal=1", "dilated:w=5,dil=1",
+    "strided:l=5,split=1", "fixed:l=8,c=2", "fixed:l=7,c=3,split=1", "block:b=16,keep=0.3,seed=1",
+    "block:bq=8,bk=32,keep=0.5,seed=2,heads=1", "block:b=16,keep=0.4,seed=3,heads=1,diag=0,causal=1",
     "global:w=3,g=2", "global:wl=4,wr=0,at=5+17+64,causal=1", "global:w=2,g=20",
-    "bigbird:b=16,r=2,seed=1", "bigbird:b=8,w=3,g=1,r=3,seed=4,causal=1", "bigbird:b=16,w=1,g=0,r=0",
-    "document:n=4,seed=3", "document:n=5,seed=9,causal=1", "document:n=1",
-    "prefix:p=20", "prefix:p=0", "prefix:p=50,causal=1",
-    "shared_question:q=20,answers=3", "shared_question:q=0,answers=1",
-    "sink:n=4,w=16", "sink:n=0,w=3",
-    "random:p=0.1,seed=1", "random:p=0.3,seed=5,diag=0,causal=1", "random:p=1,seed=2",
+    "bigbird:b=8,w=3,g=1,r=3,seed=4,causal=1", "bigbird:b=16,w=1,g=0,r=0", "document:n=5,seed=9,causal=1",
+    "document:n=1", "prefix:p=0", "prefix:p=50,causal=1", "shared_question:q=20,answers=3",
+    "shared_question:q=0,answers=1", "sink:n=0,w=3", "random:p=0.3,seed=5,diag=0,causal=1", "random:p=1,seed=2",
 };
-#define N_SPECS (sizeof specs / sizeof *specs)
+#define N_VARIANTS (sizeof variants / sizeof *variants)
+
+#define N_SPECS (check_mask_case_count() + N_VARIANTS)
+
+/* Spec s of the shared cases followed by the variants. */
+static const char *spec(size_t s) { return s < check_mask_case_count() ? check_mask_cases[s] : variants[s - check_mask_case_count()]; }
 
 static attn_mask parse_bound(const char *spec, int64_t npos)
 {
@@ -43,7 +45,7 @@ Test(masks_all, every_kind_has_a_spec_and_parses)
 {
     unsigned seen = 0;
     for (size_t s = 0; s < N_SPECS; s++)
-        seen |= ATTN_MASK_BIT(parse_bound(specs[s], 130).kind);
+        seen |= ATTN_MASK_BIT(parse_bound(spec(s), 130).kind);
     cr_assert_eq(seen, ATTN_MASK_ALL, "kinds without a test spec: %#x", ATTN_MASK_ALL & ~seen);
     for (int k = 0; k < ATTN_MASK__COUNT; k++) {
         attn_mask m;
@@ -56,18 +58,18 @@ Test(masks_all, every_kind_has_a_spec_and_parses)
 Test(masks_all, format_round_trips_for_every_kind)
 {
     for (size_t s = 0; s < N_SPECS; s++) {
-        attn_mask a = parse_bound(specs[s], 130), b;
+        attn_mask a = parse_bound(spec(s), 130), b;
         char f1[512], f2[512];
         attn_mask_format(&a, f1, sizeof f1);
-        cr_assert_eq(attn_mask_parse(f1, &b), 0, "%s -> %s: %s", specs[s], f1, attn_last_error());
+        cr_assert_eq(attn_mask_parse(f1, &b), 0, "%s -> %s: %s", spec(s), f1, attn_last_error());
         cr_assert_eq(attn_mask_bind(&b, 130), 0);
         attn_mask_format(&b, f2, sizeof f2);
-        cr_assert_str_eq(f1, f2, "%s", specs[s]);
+        cr_assert_str_eq(f1, f2, "%s", spec(s));
         if (a.kind == b.kind) /* "full:causal=1" is spelled "causal": same pairs, other kind */
-            cr_assert_eq(memcmp(&a, &b, sizeof a), 0, "%s: %s parses to a different mask", specs[s], f1);
+            cr_assert_eq(memcmp(&a, &b, sizeof a), 0, "%s: %s parses to a different mask", spec(s), f1);
         for (int64_t i = 0; i < 130; i += 7)
             for (int64_t j = 0; j < 130; j++)
-                cr_assert_eq(attn_mask_allowed(&a, 0, 1, i, j), attn_mask_allowed(&b, 0, 1, i, j), "%s vs %s", specs[s], f1);
+                cr_assert_eq(attn_mask_allowed(&a, 0, 1, i, j), attn_mask_allowed(&b, 0, 1, i, j), "%s vs %s", spec(s), f1);
     }
 }
 
@@ -138,12 +140,12 @@ Test(masks_all, mask_tile_classification_is_sound)
     for (size_t s = 0; s < N_SPECS; s++)
         for (int iq = 0; iq < 3; iq++) {
             int64_t qoff = qoffs[iq], npos = qoff + N > N ? qoff + N : N;
-            attn_mask m = parse_bound(specs[s], npos);
+            attn_mask m = parse_bound(spec(s), npos);
             for (int64_t bh = 0; bh < 4; bh++)
                 for (int64_t i0 = 0; i0 < N; i0 += 16)
                     for (int64_t j0 = 0; j0 < N; j0 += 32) {
                         int64_t i1 = i0 + 16 < N ? i0 + 16 : N, j1 = j0 + 32 < N ? j0 + 32 : N;
-                        check_tile(&m, specs[s], bh / 2, bh % 2 + bh / 2, qoff + i0, qoff + i1, j0, j1);
+                        check_tile(&m, spec(s), bh / 2, bh % 2 + bh / 2, qoff + i0, qoff + i1, j0, j1);
                     }
         }
 }
@@ -184,23 +186,23 @@ Test(masks_all, density_equals_the_counted_fraction)
         for (int k = 0; k < 5; k++) {
             int64_t Nq = shapes[k][0], Nk = shapes[k][1], qoff = shapes[k][2];
             int64_t npos = qoff + Nq > Nk ? qoff + Nq : Nk;
-            attn_mask m = parse_bound(specs[s], npos);
+            attn_mask m = parse_bound(spec(s), npos);
             double total = 0;
             for (int64_t b = 0; b < 2; b++)
                 for (int64_t h = 0; h < 3; h++) {
                     double want = brute_pairs(&m, b, h, Nq, Nk, qoff);
                     total += want;
                     cr_assert_eq(attn_mask_pairs(&m, b, h, Nq, Nk, qoff, 0), want, "%s Nq=%ld Nk=%ld q_off=%ld b%ld h%ld",
-                                 specs[s], Nq, Nk, qoff, b, h);
+                                 spec(s), Nq, Nk, qoff, b, h);
                 }
-            cr_assert_eq(attn_mask_pairs_total(&m, 2, 3, Nq, Nk, qoff, 0), total, "%s total", specs[s]);
+            cr_assert_eq(attn_mask_pairs_total(&m, 2, 3, Nq, Nk, qoff, 0), total, "%s total", spec(s));
         }
     /* and through the args: density = nnz / (B H Nq Nk) */
     attn_args a = fx_args(2, 3, 3, 130, 130, 16, "random:p=0.2,seed=4", 1);
     cr_assert_float_eq(attn_density(&a), attn_mask_pairs_total(&a.mask, 2, 3, 130, 130, 0, 0) / (6.0 * 130 * 130), 1e-15);
 }
 
-/* Closed-form pair counts of docs/masks.md (N = 130 unless stated). */
+/* Pair counts in closed form (N = 130 unless stated). */
 Test(masks_all, pair_counts_match_the_suite_closed_forms)
 {
     const double N = 130;
@@ -246,7 +248,7 @@ Test(masks_all, row_helpers_agree_with_the_predicate)
 {
     unsigned char row[200];
     for (size_t s = 0; s < N_SPECS; s++) {
-        attn_mask m = parse_bound(specs[s], 130);
+        attn_mask m = parse_bound(spec(s), 130);
         for (int64_t h = 0; h < 3; h++)
             for (int64_t pi = -2; pi < 130; pi += 3) {
                 attn_mask_row(&m, 1, h, pi, 5, 120, row);
@@ -254,13 +256,13 @@ Test(masks_all, row_helpers_agree_with_the_predicate)
                 attn_mask_row_range(&m, pi, 5, 125, &lo, &hi);
                 for (int64_t j = 0; j < 120; j++) {
                     int a = attn_mask_allowed(&m, 1, h, pi, 5 + j);
-                    cr_assert_eq(row[j], a, "%s h%ld pi=%ld pj=%ld: attn_mask_row", specs[s], h, pi, 5 + j);
+                    cr_assert_eq(row[j], a, "%s h%ld pi=%ld pj=%ld: attn_mask_row", spec(s), h, pi, 5 + j);
                     /* row_range: exact for interval kinds, a superset for the others */
                     int in = 5 + j >= lo && 5 + j < hi;
                     if (attn_mask_is_interval(&m))
-                        cr_assert_eq(in, a, "%s pi=%ld pj=%ld: row range [%ld,%ld)", specs[s], pi, 5 + j, lo, hi);
+                        cr_assert_eq(in, a, "%s pi=%ld pj=%ld: row range [%ld,%ld)", spec(s), pi, 5 + j, lo, hi);
                     else
-                        cr_assert(in || !a, "%s: row range misses an allowed key", specs[s]);
+                        cr_assert(in || !a, "%s: row range misses an allowed key", spec(s));
                 }
             }
     }
@@ -355,9 +357,9 @@ Test(masks_all, kernels_match_oracle_on_every_kind, .timeout = 120)
             if (k == 2 && s % 3 != 0)
                 continue; /* the large shape for a third of the specs keeps the run short */
             attn_args a = fx_args(shapes[k][0], shapes[k][1], shapes[k][2], shapes[k][3], shapes[k][4], k == 1 ? 80 : 32,
-                                  specs[s], 2);
+                                  spec(s), 2);
             char what[160];
-            snprintf(what, sizeof what, "%s B%ld H%ld/%ld N%ld/%ld", specs[s], shapes[k][0], shapes[k][1], shapes[k][2],
+            snprintf(what, sizeof what, "%s B%ld H%ld/%ld N%ld/%ld", spec(s), shapes[k][0], shapes[k][1], shapes[k][2],
                      shapes[k][3], shapes[k][4]);
             cr_assert_geq(check_all_kernels(&a, what, k == 0), 3, "%s", what);
         }

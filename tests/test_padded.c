@@ -1,14 +1,14 @@
-/* Right-padded batches (attn_args.seq_len, ATTN_PADDED): `flash`, `linear`
- * and `sigmoid` on padded self-attention match their references (the
- * oracle, their own double forms) forward and backward on the masks they claim;
+/* Right-padded batches (attn_args.seq_len): every kernel flagged ATTN_PADDED
+ * on padded self-attention matches its reference (the oracle, or its own
+ * double form) forward and backward on the masks it claims;
  * each sequence equals the same kernel run on it alone; padding rows are
  * never read (NaN there changes nothing) and get O = 0, LSE = -inf and zero
  * gradients; the model's attention block passes its gradient check on a
  * padded batch; validation of the lengths. */
 #include "harness/measure/check.h"
 #include "harness/measure/fixture.h"
-#include "kernels/flash/flash.h"
-#include "kernels/softmax/softmax.h"
+#include "kernels/core/kernels.h"
+#include "kernels/core/registry.h"
 #include "kernels/linear/linear.h"
 #include "kernels/sigmoid/sigmoid.h"
 #include "model_check.h"
@@ -25,77 +25,98 @@ static void lens_for(int64_t N, int64_t lens[4])
     lens[0] = N, lens[1] = N * 3 / 5, lens[2] = 1, lens[3] = 0;
 }
 
-typedef struct {
-    const attn_kernel *k;
-    const char *masks[5];
-    const char *params[3];   /* NULL-terminated; params[0] NULL: defaults only */
-} padded_case;
+/* Every kernel flagged PADDED (the oracle is the reference) runs forward on
+ * the mask cases of `attnbench check` it claims, and forward with each
+ * parameter that changes its tiling of a padded batch and backward on these
+ * core masks (ragged documents, one of length 1, and a denser random mask). */
+static const char *const core_masks[] = {"full", "causal", "window:wl=5,wr=3", "document:lens=30+1+69",
+                                         "document:lens=30+1+69,causal=1", "random:p=0.3,seed=4"};
+#define N_CORE_MASKS (sizeof core_masks / sizeof *core_masks)
 
-static const padded_case cases[] = {
-    {&attn_kernel_flash,
-     {"full", "causal", "window:wl=5,wr=3", "document:lens=30+1+69", "random:p=0.3,seed=4"},
-     {"br=16", "bc=32", NULL}},
-    {&attn_kernel_linear, {"full", "causal", "document:lens=30+1+69", "document:lens=30+1+69,causal=1", NULL},
-     {"chunk=4", NULL, NULL}},
-    {&attn_kernel_sigmoid,
-     {"full", "causal", "window:wl=5,wr=3", "document:lens=30+1+69", "random:p=0.3,seed=4"},
-     {"bias=row", "br=16", NULL}},
-};
+static const struct {
+    const char *kernel;
+    const char *params[2];
+} padded_params[] = {{"flash", {"br=16", "bc=32"}}, {"linear", {"chunk=4", NULL}}, {"sigmoid", {"bias=row", "br=16"}}};
 
-static void with_param(attn_args *a, const char *kv)
+static const char *param_variant(const attn_kernel *k, int i)
 {
-    if (kv)
-        cr_assert_eq(param_bag_add(&a->params, kv), 0, "%s", attn_last_error());
+    for (size_t c = 0; c < sizeof padded_params / sizeof *padded_params; c++)
+        if (!strcmp(padded_params[c].kernel, k->name))
+            return padded_params[c].params[i];
+    return NULL;
+}
+
+static int is_padded_kernel(const attn_kernel *k) { return (k->flags & ATTN_PADDED) && !(k->flags & ATTN_REFERENCE); }
+
+static const char *const full_causal[] = {"full", "causal"};
+
+/* Mask m of the shared cases followed by core_masks (NULL past the end). */
+static const char *padded_mask(size_t m)
+{
+    size_t n = check_mask_case_count();
+    return m < n ? check_mask_cases[m] : m < n + N_CORE_MASKS ? core_masks[m - n] : NULL;
 }
 
 Test(padded, forward_matches_the_reference_on_every_claimed_mask, .timeout = 60)
 {
     int64_t lens[4];
     lens_for(100, lens);
-    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++)
-        for (int m = 0; m < 5 && cases[c].masks[m]; m++)
+    int kernels = 0;
+    for (const attn_kernel *const *k = attn_registry(); *k; k++) {
+        if (!is_padded_kernel(*k))
+            continue;
+        kernels++;
+        for (size_t m = 0; padded_mask(m); m++)
             for (int ip = -1; ip < 2; ip++) {
-                const char *param = ip < 0 ? NULL : cases[c].params[ip];
-                if (ip >= 0 && !param)
-                    continue;
-                attn_args a = fx_args(4, 4, 2, 100, 100, 16, cases[c].masks[m], 2);
+                const char *param = ip < 0 ? NULL : param_variant(*k, ip);
+                if (ip >= 0 && (!param || m < check_mask_case_count()))
+                    continue; /* parameter variants on the core masks only */
+                attn_args a = fx_args(4, 4, 2, 100, 100, 16, padded_mask(m), 2);
                 a.seq_len = lens;
-                with_param(&a, param);
+                fx_add_params(&a, param);
+                if (attn_args_validate(*k, &a))
+                    continue; /* a mask the kernel does not claim */
                 fx_problem p;
-                fx_make_for(&p, cases[c].k, &a, 30 + (uint64_t)(m * 3 + ip));
+                fx_make_for(&p, *k, &a, 30 + (uint64_t)(m * 3 + ip));
                 memset(p.o.data, 0xff, sizeof(float) * (size_t)(p.o.B * p.o.sb)); /* NaN: every row written */
-                cr_assert_eq(fx_run(cases[c].k, &p, 0), 0, "%s %s: %s", cases[c].k->name, cases[c].masks[m],
-                             attn_last_error());
-                double e = fx_err_o(&p);
-                double tol = cases[c].k->flags & ATTN_EXACT ? fx_tol_o(100) : 5e-5;
-                cr_assert(e <= tol, "%s %s %s: err_O %.3g > %.3g", cases[c].k->name, cases[c].masks[m],
-                          param ? param : "", e, tol);
-                if (cases[c].k->flags & ATTN_EXACT)
-                    cr_assert(fx_err_lse(&p) <= 1e-5, "%s %s: err_lse", cases[c].k->name, cases[c].masks[m]);
+                cr_assert_eq(fx_run(*k, &p, 0), 0, "%s %s: %s", (*k)->name, padded_mask(m), attn_last_error());
+                double e = fx_err_o(&p), tol = check_tol_o(*k, 100);
+                cr_assert(e <= tol, "%s %s %s: err_O %.3g > %.3g", (*k)->name, padded_mask(m), param ? param : "", e, tol);
+                if (!(*k)->ref_forward)
+                    cr_assert(fx_err_lse(&p) <= CHECK_TOL_LSE, "%s %s: err_lse", (*k)->name, padded_mask(m));
                 fx_free(&p);
             }
+    }
+    cr_assert_geq(kernels, 1, "no kernel is flagged padded");
 }
 
 Test(padded, backward_matches_the_reference_gradients, .timeout = 120)
 {
-    /* central differences for linear's own reference: keep the problem small */
+    /* central differences for the own references: keep the problem small and
+     * the masks few */
     int64_t lens[4];
     lens_for(20, lens);
-    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++)
-        for (int m = 0; m < 5 && cases[c].masks[m]; m++) {
+    for (const attn_kernel *const *k = attn_registry(); *k; k++) {
+        if (!is_padded_kernel(*k) || !(*k)->backward)
+            continue;
+        for (size_t m = 0; m < N_CORE_MASKS; m++) {
+            const char *spec = core_masks[m];
             char mask[64];
-            snprintf(mask, sizeof mask, "%s", cases[c].masks[m]);
-            if (!strncmp(mask, "document", 8)) /* documents of the 20-row problem */
-                snprintf(mask, sizeof mask, "document:lens=6+1+13%s", strstr(cases[c].masks[m], "causal") ? ",causal=1" : "");
+            snprintf(mask, sizeof mask, "%s", spec);
+            if (!strncmp(mask, "document:lens", 13)) /* documents of the 20-row problem */
+                snprintf(mask, sizeof mask, "document:lens=6+1+13%s", strstr(spec, "causal") ? ",causal=1" : "");
             attn_args a = fx_args(4, 2, 1, 20, 20, 8, mask, 2);
             a.seq_len = lens;
-            with_param(&a, cases[c].params[0]);
+            fx_add_params(&a, param_variant(*k, 0));
+            if (attn_args_validate(*k, &a))
+                continue;
             double e[ATTN_CHECK_GRADS];
-            cr_assert_eq(check_kernel_backward(cases[c].k, &a, 50 + (uint64_t)m, e), 0, "%s %s: %s", cases[c].k->name,
-                         mask, attn_last_error());
-            cr_assert(e[0] <= 1e-4 && e[1] <= 1e-4 && e[2] <= 1e-4, "%s %s: gradient errors %.3g %.3g %.3g",
-                      cases[c].k->name, mask, e[0], e[1], e[2]);
+            cr_assert_eq(check_kernel_backward(*k, &a, 50 + (uint64_t)m, e), 0, "%s %s: %s", (*k)->name, mask,
+                         attn_last_error());
+            cr_assert(e[0] <= CHECK_TOL_GRAD && e[1] <= CHECK_TOL_GRAD && e[2] <= CHECK_TOL_GRAD,
+                      "%s %s: gradient errors %.3g %.3g %.3g", (*k)->name, mask, e[0], e[1], e[2]);
         }
+    }
 }
 
 /* Row n of (b, h) of t holds only x (fp32 view of the whole tensor). */
@@ -133,33 +154,39 @@ static attn_tensor copy_of(const attn_tensor *t)
     return c;
 }
 
+/* Forward and backward of k on the batch of 4 at N = 100 with lengths lens. */
+static void run_padded(const attn_kernel *k, const char *mask, const int64_t lens[4], uint64_t seed, fx_problem *p)
+{
+    attn_args a = fx_args(4, 4, 2, 100, 100, 16, mask, 2);
+    a.seq_len = lens;
+    fx_make_for(p, k, &a, seed);
+    cr_assert_eq(fx_run(k, p, 1), 0, "%s %s: %s", k->name, mask, attn_last_error());
+}
+
 Test(padded, padding_rows_are_never_read_and_get_zero_output_and_gradients, .timeout = 60)
 {
     int64_t lens[4];
     lens_for(100, lens);
-    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++)
-        for (int m = 0; m < 2; m++) { /* full and causal */
-            attn_args a = fx_args(4, 4, 2, 100, 100, 16, cases[c].masks[m], 2);
-            a.seq_len = lens;
+    for (const attn_kernel *const *k = attn_registry(); *k; k++)
+        for (int m = 0; m < 2 && is_padded_kernel(*k); m++) {
             fx_problem p;
-            fx_make_for(&p, cases[c].k, &a, 70 + (uint64_t)m);
-            cr_assert_eq(fx_run(cases[c].k, &p, 1), 0, "%s", attn_last_error());
+            run_padded(*k, full_causal[m], lens, 70 + (uint64_t)m, &p);
             attn_tensor o = copy_of(&p.o), dq = copy_of(&p.dq), dk = copy_of(&p.dk), dv = copy_of(&p.dv);
             for (int64_t b = 0; b < 4; b++) { /* NaN in every padding row of every input */
                 const attn_tensor *in[] = {&p.q, &p.k, &p.v, &p.d_o};
                 for (int i = 0; i < 4; i++)
                     fill_rows(in[i], b, lens[b], NAN);
             }
-            cr_assert_eq(fx_run(cases[c].k, &p, 1), 0, "%s", attn_last_error());
+            cr_assert_eq(fx_run(*k, &p, 1), 0, "%s", attn_last_error());
             for (int64_t b = 0; b < 4; b++) {
-                const char *name = cases[c].k->name, *mask = cases[c].masks[m];
+                const char *name = (*k)->name, *mask = full_causal[m];
                 cr_assert(rows_equal(&p.o, &o, b, lens[b]) && rows_equal(&p.dq, &dq, b, lens[b]) &&
                               rows_equal(&p.dk, &dk, b, lens[b]) && rows_equal(&p.dv, &dv, b, lens[b]),
                           "%s %s b=%ld: a real row changed with NaN in the padding", name, mask, (long)b);
                 cr_assert(rows_zero(&p.o, b, lens[b]) && rows_zero(&p.dq, b, lens[b]) && rows_zero(&p.dk, b, lens[b]) &&
                               rows_zero(&p.dv, b, lens[b]),
                           "%s %s b=%ld: a padding row of O, dQ, dK or dV is not 0", name, mask, (long)b);
-                for (int64_t h = 0; (cases[c].k->flags & ATTN_EXACT) && h < 4; h++)
+                for (int64_t h = 0; ((*k)->flags & ATTN_EXACT) && h < 4; h++)
                     for (int64_t i = lens[b]; i < 100; i++)
                         cr_assert(isinf(p.lse[(b * 4 + h) * 100 + i]) && p.lse[(b * 4 + h) * 100 + i] < 0,
                                   "%s b=%ld row %ld: lse %g", name, (long)b, (long)i, p.lse[(b * 4 + h) * 100 + i]);
@@ -175,23 +202,20 @@ Test(padded, each_sequence_equals_its_run_alone, .timeout = 60)
 {
     int64_t lens[4];
     lens_for(100, lens);
-    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++)
-        for (int m = 0; m < 2; m++) {
-            attn_args a = fx_args(4, 4, 2, 100, 100, 16, cases[c].masks[m], 2);
-            a.seq_len = lens;
+    for (const attn_kernel *const *k = attn_registry(); *k; k++)
+        for (int m = 0; m < 2 && is_padded_kernel(*k); m++) {
             fx_problem p;
-            fx_make_for(&p, cases[c].k, &a, 90 + (uint64_t)m);
-            cr_assert_eq(fx_run(cases[c].k, &p, 1), 0, "%s", attn_last_error());
+            run_padded(*k, full_causal[m], lens, 90 + (uint64_t)m, &p);
             for (int64_t b = 0; b < 3; b++) { /* the empty sequence has no run of its own */
-                attn_args one = fx_args(1, 4, 2, lens[b], lens[b], 16, cases[c].masks[m], 1);
+                attn_args one = fx_args(1, 4, 2, lens[b], lens[b], 16, full_causal[m], 1);
                 fx_problem s;
-                fx_make_for(&s, cases[c].k, &one, 1);
+                fx_make_for(&s, *k, &one, 1);
                 const attn_tensor *from[] = {&p.q, &p.k, &p.v, &p.d_o}, *to[] = {&s.q, &s.k, &s.v, &s.d_o};
                 for (int t = 0; t < 4; t++)
                     for (int64_t h = 0; h < to[t]->H; h++)
                         memcpy(attn_at(to[t], 0, h, 0), attn_at(from[t], b, h, 0),
                                sizeof(float) * (size_t)(lens[b] * to[t]->D));
-                cr_assert_eq(fx_run(cases[c].k, &s, 1), 0, "%s", attn_last_error());
+                cr_assert_eq(fx_run(*k, &s, 1), 0, "%s", attn_last_error());
                 const attn_tensor *x[] = {&s.o, &s.dq, &s.dk, &s.dv}, *y[] = {&p.o, &p.dq, &p.dk, &p.dv};
                 for (int t = 0; t < 4; t++) {
                     double err = 0, mx = 0;
@@ -202,7 +226,7 @@ Test(padded, each_sequence_equals_its_run_alone, .timeout = 60)
                                 err = fmax(err, fabs(u - v)), mx = fmax(mx, fabs(u));
                             }
                     cr_assert(err <= 1e-5 * fmax(mx, 1e-3), "%s %s b=%ld tensor %d: |alone - padded| %.3g (max %.3g)",
-                              cases[c].k->name, cases[c].masks[m], (long)b, t, err, mx);
+                              (*k)->name, full_causal[m], (long)b, t, err, mx);
                 }
                 fx_free(&s);
             }
@@ -213,12 +237,14 @@ Test(padded, each_sequence_equals_its_run_alone, .timeout = 60)
 Test(padded, attention_block_gradients_on_a_padded_batch)
 {
     static const int64_t lens[3] = {9, 4, 1};
-    const attn_kernel *ks[] = {&attn_kernel_flash, &attn_kernel_linear, &attn_kernel_sigmoid};
-    for (int i = 0; i < 3; i++) {
-        nn_attn_cfg cfg = {.C = 16, .H = 2, .H_kv = 2, .kernel = ks[i]};
+    uint64_t seed = 11;
+    for (const attn_kernel *const *k = attn_registry(); *k; k++) {
+        if (!is_padded_kernel(*k) || !(*k)->backward)
+            continue;
+        nn_attn_cfg cfg = {.C = 16, .H = 2, .H_kv = 2, .kernel = *k};
         char what[64];
-        snprintf(what, sizeof what, "%s block, lengths 9 4 1 of 9", ks[i]->name);
-        mc_check_block_padded(&cfg, 3, 9, lens, 2, 11 + (uint64_t)i, what);
+        snprintf(what, sizeof what, "%s block, lengths 9 4 1 of 9", (*k)->name);
+        mc_check_block_padded(&cfg, 3, 9, lens, 2, seed++, what);
     }
 }
 
@@ -246,20 +272,20 @@ Test(padded, lengths_are_validated_and_kernels_without_padded_refuse_them)
 Test(padded, cost_model_counts_each_sequence_at_its_own_length)
 {
     static int64_t lens[3] = {300, 77, 1};
-    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++)
-        for (int m = 0; m < 2; m++) {
-            attn_args a = fx_args(3, 4, 2, 300, 300, 32, cases[c].masks[m], 1);
+    for (const attn_kernel *const *k = attn_registry(); *k; k++)
+        for (int m = 0; m < 2 && is_padded_kernel(*k); m++) {
+            attn_args a = fx_args(3, 4, 2, 300, 300, 32, full_causal[m], 1);
             a.seq_len = lens;
             for (int pass = 0; pass < 2; pass++) {
                 double flops = 0, bytes = 0;
                 for (int b = 0; b < 3; b++) {
-                    attn_args one = fx_args(1, 4, 2, lens[b], lens[b], 32, cases[c].masks[m], 1);
-                    flops += cases[c].k->flops(&one, (attn_pass)pass), bytes += cases[c].k->bytes(&one, (attn_pass)pass);
+                    attn_args one = fx_args(1, 4, 2, lens[b], lens[b], 32, full_causal[m], 1);
+                    flops += (*k)->flops(&one, (attn_pass)pass), bytes += (*k)->bytes(&one, (attn_pass)pass);
                 }
-                double f = cases[c].k->flops(&a, (attn_pass)pass), by = cases[c].k->bytes(&a, (attn_pass)pass);
+                double f = (*k)->flops(&a, (attn_pass)pass), by = (*k)->bytes(&a, (attn_pass)pass);
                 cr_assert(fabs(f - flops) <= 1e-9 * flops && fabs(by - bytes) <= 1e-9 * bytes,
-                          "%s %s pass %d: padded %.6g FLOPs %.6g bytes, sequences alone %.6g, %.6g", cases[c].k->name,
-                          cases[c].masks[m], pass, f, by, flops, bytes);
+                          "%s %s pass %d: padded %.6g FLOPs %.6g bytes, sequences alone %.6g, %.6g", (*k)->name,
+                          full_causal[m], pass, f, by, flops, bytes);
             }
         }
 }

@@ -1,14 +1,14 @@
-/* Properties of the `streaming` kernel (StreamingLLM, docs/kernels/streaming.md):
+/* Properties of the `streaming` kernel (StreamingLLM):
  * the rolling-cache decode equals the flash prefill and both equal the
  * softmax oracle under the same sink mask over 3 (n_sink + wl) tokens (GQA,
  * cross lengths); the cache never grows with the sequence and is what
- * state_bytes says; evicted keys never reach an output; causal leakage;
- * thread determinism; gradients; parameter and mask validation; counters. */
+ * state_bytes says; evicted keys never reach an output; gradients; parameter
+ * and mask validation; counters. Causal leakage, thread determinism and
+ * strided views in both modes: test_properties.c. */
 #include "kernels/core/counters.h"
 #include "harness/measure/fixture.h"
 #include "harness/measure/check.h"
 #include "kernels/streaming/streaming.h"
-#include "strided_view.h"
 
 #include <criterion/criterion.h>
 #include <math.h>
@@ -132,42 +132,6 @@ Test(streaming, evicted_keys_never_reach_the_output)
     cr_assert(memcmp(before, attn_at(&p.o, 0, 0, 0), sizeof(float) * 16) == 0);
     cr_assert(memcmp(before + 16, attn_at(&p.o, 0, 1, 0), sizeof(float) * 16) == 0);
     fx_free(&p);
-}
-
-Test(streaming, strided_views_give_the_same_bits_as_contiguous_tensors)
-{
-    static const char *const modes[] = {"decode", "prefill"};
-    for (int m = 0; m < 2; m++) {
-        attn_args a = stream_args(2, 4, 2, 60, 60, 20, "sink:n=4,w=16", modes[m], 2);
-        fx_problem p;
-        fx_make(&p, &a, 14);
-        int ok = 0;
-        cr_assert_eq(sv_check_views(K, &p, &ok), 0, "%s: %s", modes[m], attn_last_error());
-        cr_assert(ok, "%s: O, lse or gradients differ on [B, N, H, D] views", modes[m]);
-        fx_free(&p);
-    }
-}
-
-Test(streaming, no_causal_leakage_in_either_mode)
-{
-    static const char *const modes[] = {"decode", "prefill"};
-    for (int m = 0; m < 2; m++) {
-        attn_args a = stream_args(1, 2, 1, 97, 97, 16, "sink:n=4,w=16", modes[m], 2);
-        int ok = 0;
-        cr_assert_eq(check_kernel_causal_leakage(K, &a, 40, &ok), 0, "%s", attn_last_error());
-        cr_assert(ok, "%s: rows < 40 changed when rows >= 40 were perturbed", modes[m]);
-    }
-}
-
-Test(streaming, results_bitwise_identical_for_one_and_three_threads)
-{
-    static const char *const modes[] = {"decode", "prefill"};
-    for (int m = 0; m < 2; m++) {
-        attn_args a = stream_args(2, 4, 2, 130, 130, 32, "sink:n=4,w=16", modes[m], 1);
-        int ok = 0;
-        cr_assert_eq(check_kernel_thread_determinism(K, &a, 3, &ok), 0, "%s", attn_last_error());
-        cr_assert(ok, "%s: outputs or gradients differ between 1 and 3 threads", modes[m]);
-    }
 }
 
 /* Backward (flash's) vs the oracle's gradients under the sink mask, after a

@@ -3,7 +3,9 @@
 #include "harness/results/csvw.h"
 
 #include "kernels/core/counters.h"
-#include "common/rng.h"
+#include "gate.h"
+#include "papi_events.h"
+#include "problem.h"
 #include "common/rss.h"
 #include "sysinfo.h"
 
@@ -102,97 +104,26 @@ void bench_identity(const bench_job *job, csvw_row *row)
     csvw_row_set(row, ATTN_COL_JOB_ID, "%s", id);
 }
 
-/* The job's tensors: Q, K, V, O, LSE, the kernel's per-token inputs and, for
- * backward, dO, dQ, dK, dV and their gradients. */
+/* The job's tensors (problem.h): Q, K, V, O, LSE, the kernel's per-token
+ * inputs and, for backward, dO and the gradients, as the kernel's views. */
 typedef struct {
+    problem p;
     attn_io io;
     attn_grads g;
 } buffers;
 
-static attn_tensor tensor_alloc(int64_t B, int64_t H, int64_t N, int64_t D)
-{
-    attn_tensor t = {NULL, B, H, N, D, H * N * D, N * D, D};
-    t.data = attn_alloc(sizeof(float) * (size_t)(B * H * N * D));
-    return t;
-}
-
-static void tensor_fill(attn_tensor *t, attn_rng *r, float lo, float hi)
-{
-    for (int64_t i = 0; t->data && i < t->B * t->sb; i++)
-        t->data[i] = attn_rng_range(r, lo, hi);
-}
-
-/* Write strengths in (0,1) as a model's sigmoid gate produces them. */
-static void squash_to_unit(attn_tensor *t)
-{
-    for (int64_t i = 0; t->data && i < t->B * t->sb; i++)
-        t->data[i] = 1.f / (1.f + expf(-t->data[i]));
-}
-
 static int buffers_alloc(buffers *bf, const attn_kernel *k, const attn_args *a, int grads, uint64_t seed)
 {
     memset(bf, 0, sizeof *bf);
-    attn_rng r;
-    attn_rng_seed(&r, seed);
-    int64_t Dv = attn_dv(a), No = attn_o_rows(k, a), Dg = attn_gate_cols(k, a);
-    int64_t R = attn_router_cols(k, a), W = attn_weight_cols(k, a);
-    int beta = (k->inputs & ATTN_IN_BETA) != 0;
-    bf->io.q = tensor_alloc(a->B, a->H, a->Nq, a->D);
-    bf->io.k = tensor_alloc(a->B, a->H_kv, a->Nk, a->D);
-    bf->io.v = tensor_alloc(a->B, a->H_kv, a->Nk, Dv);
-    bf->io.o = tensor_alloc(a->B, a->H, No, Dv);
-    bf->io.lse = attn_alloc(sizeof(float) * (size_t)(a->B * a->H * a->Nq));
-    int ok = bf->io.q.data && bf->io.k.data && bf->io.v.data && bf->io.o.data && bf->io.lse;
-    if (beta)
-        bf->io.beta = tensor_alloc(a->B, a->H_kv, a->Nk, 1), ok = ok && bf->io.beta.data;
-    if (Dg)
-        bf->io.gate = tensor_alloc(a->B, a->H_kv, a->Nk, Dg), ok = ok && bf->io.gate.data;
-    if (R)
-        bf->io.router = tensor_alloc(a->B, a->H_kv, a->Nk, R), ok = ok && bf->io.router.data;
-    if (W)
-        bf->io.w = tensor_alloc(1, a->H, 1, W), ok = ok && bf->io.w.data;
-    if (grads) {
-        bf->g.d_o = tensor_alloc(a->B, a->H, No, Dv);
-        bf->g.dq = tensor_alloc(a->B, a->H, a->Nq, a->D);
-        bf->g.dk = tensor_alloc(a->B, a->H_kv, a->Nk, a->D);
-        bf->g.dv = tensor_alloc(a->B, a->H_kv, a->Nk, Dv);
-        ok = ok && bf->g.d_o.data && bf->g.dq.data && bf->g.dk.data && bf->g.dv.data;
-        if (beta)
-            bf->g.dbeta = tensor_alloc(a->B, a->H_kv, a->Nk, 1), ok = ok && bf->g.dbeta.data;
-        if (Dg)
-            bf->g.dgate = tensor_alloc(a->B, a->H_kv, a->Nk, Dg), ok = ok && bf->g.dgate.data;
-        if (R)
-            bf->g.drouter = tensor_alloc(a->B, a->H_kv, a->Nk, R), ok = ok && bf->g.drouter.data;
-        if (W)
-            bf->g.dw = tensor_alloc(1, a->H, 1, W), ok = ok && bf->g.dw.data;
-    }
-    if (!ok)
-        return attn_fail(ATTN_ENOMEM, "cannot allocate the job's tensors");
-    tensor_fill(&bf->io.q, &r, -1, 1);
-    tensor_fill(&bf->io.k, &r, -1, 1);
-    tensor_fill(&bf->io.v, &r, -1, 1);
-    tensor_fill(&bf->io.beta, &r, -3, 3);
-    squash_to_unit(&bf->io.beta);
-    tensor_fill(&bf->io.gate, &r, -1.f, -0.001f); /* log decays: the same range the tests use */
-    tensor_fill(&bf->io.router, &r, -2.f, 2.f);
-    if (bf->io.w.data && k->init_weights)
-        k->init_weights(a, &bf->io.w, seed); /* the values a model starts from */
-    else
-        tensor_fill(&bf->io.w, &r, -1.f / sqrtf((float)a->D), 1.f / sqrtf((float)a->D));
-    if (grads)
-        tensor_fill(&bf->g.d_o, &r, -1, 1);
+    int rc = problem_make(&bf->p, k, a, seed, grads ? PROBLEM_GRADS : 0);
+    if (rc)
+        return rc;
+    bf->io = problem_io(&bf->p);
+    bf->g = problem_grads(&bf->p);
     return 0;
 }
 
-static void buffers_free(buffers *bf)
-{
-    float *p[] = {bf->io.q.data, bf->io.k.data, bf->io.v.data, bf->io.o.data, bf->io.lse,
-                  bf->io.beta.data, bf->io.gate.data, bf->g.d_o.data, bf->g.dq.data, bf->g.dk.data,
-                  bf->g.dv.data, bf->g.dbeta.data, bf->g.dgate.data, bf->io.router.data, bf->io.w.data,
-                  bf->g.drouter.data, bf->g.dw.data};
-    for (size_t i = 0; i < sizeof p / sizeof *p; i++)
-        attn_free(p[i]);
-}
+static void buffers_free(buffers *bf) { problem_free(&bf->p); }
 
 /* One PAPI session per process: PAPI and its event sets are set up once. */
 static papi_session *bench_papi(void)

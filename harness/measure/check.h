@@ -1,6 +1,7 @@
-/* Correctness checks of a kernel against the double-precision oracle
- * (docs/testing.md). The same functions back `attnbench check` and the
- * Criterion tests, so what the CLI verifies is what CI verifies. */
+/* Correctness checks of a kernel against its reference: the double-precision
+ * oracle, or the kernel's own double reference. The same functions and the
+ * same case table back `attnbench check` and the Criterion tests, so what the
+ * CLI verifies is what CI verifies. */
 #ifndef ATTN_CHECK_H
 #define ATTN_CHECK_H
 
@@ -30,9 +31,59 @@ int check_kernel_thread_determinism(const attn_kernel *k, const attn_args *a, in
  * O = 0 and lse = -inf. *ok = 1 when they do. */
 int check_kernel_masked_rows(const attn_kernel *k, int threads, int *ok);
 
-/* Runs the standard case table for kernel k (masks filtered by `mask_filter`
- * if not NULL), printing one line per case to `out`. Returns the number of
- * failed cases (0 = all pass), or a negative error code. */
-int check_kernel_all(const attn_kernel *k, const char *mask_filter, int threads, FILE *out);
+/* ---- the case table behind `attnbench check` ---- */
+
+/* Tolerances: O within 2e-5 of max|V| for softmax kernels (outputs are convex
+ * combinations of V rows), within 5e-5 of max|O_ref| for kernels with their
+ * own reference (non-convex outputs), both growing as sqrt(Nk/4096) past 4096
+ * keys; lse 1e-5 relative; gradients 1e-4 of max|g_ref|. */
+double check_tol_o(const attn_kernel *k, int64_t Nk);
+#define CHECK_TOL_LSE 1e-5
+#define CHECK_TOL_GRAD 1e-4
+
+/* The mask cases every kernel is checked on (those it claims), NULL-terminated:
+ * one or more specs per kind, shared by `attnbench check` and the tests. */
+extern const char *const check_mask_cases[];
+size_t check_mask_case_count(void);
+
+typedef enum {
+    CHECK_FORWARD,     /* O (and logsumexp) against the reference */
+    CHECK_BACKWARD,    /* gradients against the reference gradients */
+    CHECK_CAUSAL_LEAK, /* outputs before row t ignore rows >= t */
+    CHECK_MASKED_ROWS, /* rows with no key: O = 0, lse = -inf */
+    CHECK_THREADS,     /* bitwise equal at 1 and T threads */
+} check_kind;
+
+typedef enum {
+    CHECK_PASS,
+    CHECK_ABOVE_TOLERANCE, /* an error measure exceeds its tolerance */
+    CHECK_PROPERTY_BROKEN, /* a yes/no property (leak, masked rows, threads) does not hold */
+} check_status;
+
+/* Names of err_grad's entries: dQ, dK, dV, dbeta, dgate, drouter, dw. */
+extern const char *const check_grad_names[ATTN_CHECK_GRADS];
+
+/* One case of the table and what was measured. */
+typedef struct {
+    const attn_kernel *kernel;
+    check_kind kind;
+    char what[160];          /* the case: mask, shape, padding, kernel parameters */
+    double err_o, tol_o;     /* CHECK_FORWARD */
+    double err_lse, tol_lse; /* CHECK_FORWARD of a softmax kernel; NAN without a normaliser */
+    double err_grad[ATTN_CHECK_GRADS]; /* CHECK_BACKWARD; NAN for inputs the kernel does not read */
+    double tol_grad;
+    check_status status;
+    char reason[160];        /* empty when CHECK_PASS, else which measure and by how much */
+} check_result;
+
+typedef void (*check_sink)(const check_result *r, void *ctx);
+
+/* Runs the case table for kernel k: forward on a table of shapes and every
+ * mask of check_mask_cases it claims (only `mask_filter` if not NULL),
+ * backward on small shapes (trainable kernels), a padded batch (PADDED
+ * kernels), causal leakage, fully masked rows and thread determinism (DET
+ * kernels). Hands each case's result to sink as it is measured. Returns 0,
+ * or the negative code of a kernel that failed to run (or of a bad filter). */
+int check_kernel_cases(const attn_kernel *k, const char *mask_filter, int threads, check_sink sink, void *ctx);
 
 #endif

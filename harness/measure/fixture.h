@@ -1,34 +1,21 @@
-/* Check fixture shared by `attnbench check` and the tests: a random attention problem in
- * fp32 (what the kernel sees), its double copy, the oracle's answers, and the
- * error measures of docs/kernel-interface.md. */
+/* Check fixture shared by `attnbench check` and the tests: a problem (problem.h)
+ * with its double twin, the reference answers in the twin, and the error
+ * measures the tolerances are stated in. */
 #ifndef ATTN_TEST_FIXTURE_H
 #define ATTN_TEST_FIXTURE_H
 
-#include "kernels/core/attn.h"
+#include "problem.h"
 
-typedef struct {
-    attn_args a;
-    const attn_kernel *kernel; /* whose reference the *64 results are (NULL: the oracle) */
-    attn_tensor q, k, v, o, d_o, dq, dk, dv;   /* fp32, contiguous [B,H,N,D]; V, O: Dv columns */
-    attn_tensor beta, gate, dbeta, dgate;      /* the kernel's ATTN_IN_* inputs (data NULL if none) */
-    attn_tensor router, w, drouter, dw;
-    float *lse;
-    attn_tensor_f64 q64, k64, v64, o64, do64, dq64, dk64, dv64;
-    attn_tensor_f64 beta64, gate64, dbeta64, dgate64;
-    attn_tensor_f64 router64, w64, drouter64, dw64;
-    double *lse64;
-    int grads_ready;           /* dq64.. hold the reference gradients */
-} fx_problem;
+/* A problem whose twin's outputs (o64, lse64, dq64 ..) hold the reference's answers. */
+typedef problem fx_problem;
 
-/* Shapes from `a` (defaults applied); inputs U(-1,1) and dO U(-1,1) from `seed`.
- * The oracle's forward (and backward) results are computed once here. */
+/* Q/K/V only (no kernel inputs), with the oracle's forward and backward
+ * results computed once here. Data: problem_make's seeding rule. */
 void fx_make(fx_problem *p, const attn_args *a, uint64_t seed);
 
-/* Same for kernel k: allocates its ATTN_IN_* inputs (beta = sigmoid(U(-3,3)),
- * log gates U(-1,-0.001), router logits U(-2,2), weights from k->init_weights
- * or U(-1,1)/sqrt(D)) and O with attn_o_rows rows. With k->ref_forward the
- * reference output is the kernel's own double reference (lse64 stays 0 unless
- * the reference writes it); the reference gradients
+/* Same for kernel k: its ATTN_IN_* inputs and O with attn_o_rows rows. With
+ * k->ref_forward the reference output is the kernel's own double reference
+ * (lse64 stays 0 unless the reference writes it); the reference gradients
  * come later, on demand, from fx_ref_grads. Without it: as fx_make. */
 void fx_make_for(fx_problem *p, const attn_kernel *k, const attn_args *a, uint64_t seed);
 
@@ -47,11 +34,15 @@ void fx_free(fx_problem *p);
 attn_args fx_args(int64_t B, int64_t H, int64_t H_kv, int64_t Nq, int64_t Nk, int64_t D,
                   const char *mask, int threads);
 
+/* Adds "k=v k=v" kernel parameters to a (NULL: none); a parameter the bag
+ * refuses is a test's own typo: it is printed and the process aborts. */
+void fx_add_params(attn_args *a, const char *params);
+
 /* Runs the kernel's forward (and backward if `with_backward`) on p's fp32
  * tensors. Returns the kernel's code (0 ok). */
 int fx_run(const attn_kernel *k, fx_problem *p, int with_backward);
 
-/* max|O - O_ref| / max|V| (O is a convex combination of V rows);
+/* max|O - O_ref| / max|V| (softmax outputs are convex combinations of V rows);
  * for a kernel with its own reference, / max|O_ref| (non-convex outputs). */
 double fx_err_o(const fx_problem *p);
 /* max over rows of |lse - lse_ref| / (1 + |lse_ref|); -inf rows must match

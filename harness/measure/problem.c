@@ -1,0 +1,206 @@
+#include "problem.h"
+
+#include "common/rng.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Every fp32 tensor of a problem and its double twin, in one order. */
+#define PROBLEM_NTENSORS 16
+#define PROBLEM_TENSORS32(p)                                                                             \
+    &(p)->q, &(p)->k, &(p)->v, &(p)->o, &(p)->d_o, &(p)->dq, &(p)->dk, &(p)->dv, &(p)->beta, &(p)->gate, \
+        &(p)->dbeta, &(p)->dgate, &(p)->router, &(p)->w, &(p)->drouter, &(p)->dw
+#define PROBLEM_TENSORS64(p)                                                                             \
+    &(p)->q64, &(p)->k64, &(p)->v64, &(p)->o64, &(p)->do64, &(p)->dq64, &(p)->dk64, &(p)->dv64,          \
+        &(p)->beta64, &(p)->gate64, &(p)->dbeta64, &(p)->dgate64, &(p)->router64, &(p)->w64,             \
+        &(p)->drouter64, &(p)->dw64
+
+/* Strided storage: one spare float after each head row and three after each
+ * position, based one float past the allocation (never 64-byte aligned). */
+static attn_tensor tensor_new(int64_t B, int64_t H, int64_t N, int64_t D, int strided)
+{
+    attn_tensor t = {NULL, B, H, N, D, H * N * D, N * D, D};
+    if (strided)
+        t.sh = D + 1, t.sn = H * t.sh + 3, t.sb = N * t.sn;
+    size_t n = (size_t)(B * t.sb) + (strided ? 1 : 0);
+    float *base = attn_alloc(sizeof(float) * n);
+    if (!base)
+        return t;
+    memset(base, 0, sizeof(float) * n);
+    t.data = base + (strided ? 1 : 0);
+    return t;
+}
+
+static void tensor_release(attn_tensor *t, int strided)
+{
+    if (t->data)
+        attn_free(t->data - (strided ? 1 : 0));
+    t->data = NULL;
+}
+
+#define FOR_ELEMENTS(t, b, h, n, d)                \
+    for (int64_t b = 0; b < (t)->B; b++)           \
+        for (int64_t h = 0; h < (t)->H; h++)       \
+            for (int64_t n = 0; n < (t)->N; n++)   \
+                for (int64_t d = 0; d < (t)->D; d++)
+
+static void fill(attn_tensor *t, attn_rng *r, float lo, float hi)
+{
+    if (t->data)
+        FOR_ELEMENTS(t, b, h, n, d) attn_at(t, b, h, n)[d] = attn_rng_range(r, lo, hi);
+}
+
+/* Write strengths in (0,1) as a model's sigmoid gate produces them. */
+static void squash_to_unit(attn_tensor *t)
+{
+    if (t->data)
+        FOR_ELEMENTS(t, b, h, n, d) attn_at(t, b, h, n)[d] = 1.f / (1.f + expf(-attn_at(t, b, h, n)[d]));
+}
+
+static attn_tensor_f64 twin_of(const attn_tensor *t)
+{
+    attn_tensor_f64 w = {NULL, t->B, t->H, t->N, t->D, t->H * t->N * t->D, t->N * t->D, t->D};
+    if (t->data)
+        w.data = calloc((size_t)(t->B * w.sb), sizeof(double));
+    return w;
+}
+
+static void widen_into(attn_tensor_f64 *w, const attn_tensor *t)
+{
+    if (t->data && w->data)
+        FOR_ELEMENTS(t, b, h, n, d) attn_at64(w, b, h, n)[d] = attn_at(t, b, h, n)[d];
+}
+
+static int allocate(problem *p, const attn_kernel *k)
+{
+    const attn_args *s = &p->a;
+    int st = (p->opts & PROBLEM_STRIDED) != 0, grads = (p->opts & PROBLEM_GRADS) != 0;
+    int64_t Dv = attn_dv(s), No = attn_o_rows(k, s), G = attn_gate_cols(k, s);
+    int64_t R = attn_router_cols(k, s), W = attn_weight_cols(k, s);
+    int beta = k && (k->inputs & ATTN_IN_BETA);
+    p->q = tensor_new(s->B, s->H, s->Nq, s->D, st);
+    p->k = tensor_new(s->B, s->H_kv, s->Nk, s->D, st);
+    p->v = tensor_new(s->B, s->H_kv, s->Nk, Dv, st);
+    p->o = tensor_new(s->B, s->H, No, Dv, st);
+    int ok = p->q.data && p->k.data && p->v.data && p->o.data;
+    if (beta)
+        p->beta = tensor_new(s->B, s->H_kv, s->Nk, 1, st), ok = ok && p->beta.data;
+    if (G)
+        p->gate = tensor_new(s->B, s->H_kv, s->Nk, G, st), ok = ok && p->gate.data;
+    if (R)
+        p->router = tensor_new(s->B, s->H_kv, s->Nk, R, st), ok = ok && p->router.data;
+    if (W)
+        p->w = tensor_new(1, s->H, 1, W, st), ok = ok && p->w.data;
+    if (grads) {
+        p->d_o = tensor_new(s->B, s->H, No, Dv, st);
+        p->dq = tensor_new(s->B, s->H, s->Nq, s->D, st);
+        p->dk = tensor_new(s->B, s->H_kv, s->Nk, s->D, st);
+        p->dv = tensor_new(s->B, s->H_kv, s->Nk, Dv, st);
+        ok = ok && p->d_o.data && p->dq.data && p->dk.data && p->dv.data;
+        const attn_tensor *in[] = {&p->beta, &p->gate, &p->router, &p->w};
+        attn_tensor *g[] = {&p->dbeta, &p->dgate, &p->drouter, &p->dw};
+        for (int i = 0; i < 4; i++)
+            if (in[i]->data)
+                *g[i] = tensor_new(in[i]->B, in[i]->H, in[i]->N, in[i]->D, st), ok = ok && g[i]->data;
+    }
+    size_t nl = (size_t)(s->B * s->H * s->Nq);
+    p->lse = attn_alloc(sizeof(float) * nl);
+    ok = ok && p->lse;
+    if (p->lse) /* kernels without a normaliser never write it */
+        memset(p->lse, 0, sizeof(float) * nl);
+    if (ok && (p->opts & PROBLEM_TWIN)) {
+        attn_tensor *t32[] = {PROBLEM_TENSORS32(p)};
+        attn_tensor_f64 *t64[] = {PROBLEM_TENSORS64(p)};
+        for (int i = 0; i < PROBLEM_NTENSORS; i++)
+            *t64[i] = twin_of(t32[i]), ok = ok && (!t32[i]->data || t64[i]->data);
+        p->lse64 = calloc(nl, sizeof(double));
+        ok = ok && p->lse64;
+    }
+    return ok ? 0 : attn_fail(ATTN_ENOMEM, "problem_make: cannot allocate the tensors of B=%ld H=%ld Nq=%ld Nk=%ld D=%ld",
+                              (long)s->B, (long)s->H, (long)s->Nq, (long)s->Nk, (long)s->D);
+}
+
+static void fill_all(problem *p, const attn_kernel *k, uint64_t seed)
+{
+    attn_rng r;
+    attn_rng_seed(&r, seed);
+    fill(&p->q, &r, -1, 1);
+    fill(&p->k, &r, -1, 1);
+    fill(&p->v, &r, -1, 1);
+    fill(&p->beta, &r, -3, 3);
+    squash_to_unit(&p->beta);
+    fill(&p->gate, &r, -1.f, -0.001f); /* log decays */
+    fill(&p->router, &r, -2.f, 2.f);
+    if (p->w.data && k->init_weights)
+        k->init_weights(&p->a, &p->w, seed); /* the values a model starts from */
+    else
+        fill(&p->w, &r, -1.f / sqrtf((float)p->a.D), 1.f / sqrtf((float)p->a.D));
+    fill(&p->d_o, &r, -1, 1);
+}
+
+int problem_make(problem *p, const attn_kernel *k, const attn_args *a, uint64_t seed, unsigned opts)
+{
+    memset(p, 0, sizeof *p);
+    p->a = *a;
+    p->opts = opts;
+    attn_args_defaults(&p->a);
+    int rc = allocate(p, k);
+    if (rc) {
+        problem_free(p);
+        return rc;
+    }
+    fill_all(p, k, seed);
+    problem_widen_inputs(p);
+    return 0;
+}
+
+void problem_widen_inputs(problem *p)
+{
+    attn_tensor *t32[] = {&p->q, &p->k, &p->v, &p->d_o, &p->beta, &p->gate, &p->router, &p->w};
+    attn_tensor_f64 *t64[] = {&p->q64, &p->k64, &p->v64, &p->do64, &p->beta64, &p->gate64, &p->router64, &p->w64};
+    for (int i = 0; i < 8; i++)
+        widen_into(t64[i], t32[i]);
+}
+
+attn_io problem_io(const problem *p)
+{
+    attn_io io = {p->q, p->k, p->v, p->o, p->lse, p->beta, p->gate, p->router, p->w};
+    return io;
+}
+
+attn_grads problem_grads(const problem *p)
+{
+    attn_grads g = {p->d_o, p->dq, p->dk, p->dv, p->dbeta, p->dgate, p->drouter, p->dw};
+    return g;
+}
+
+attn_io64 problem_io64(const problem *p)
+{
+    attn_io64 io = {p->q64, p->k64, p->v64, p->o64, p->lse64, p->beta64, p->gate64, p->router64, p->w64};
+    return io;
+}
+
+void problem_free(problem *p)
+{
+    attn_tensor *t32[] = {PROBLEM_TENSORS32(p)};
+    attn_tensor_f64 *t64[] = {PROBLEM_TENSORS64(p)};
+    for (int i = 0; i < PROBLEM_NTENSORS; i++) {
+        tensor_release(t32[i], (p->opts & PROBLEM_STRIDED) != 0);
+        free(t64[i]->data);
+        t64[i]->data = NULL;
+    }
+    attn_free(p->lse);
+    free(p->lse64);
+    p->lse = NULL, p->lse64 = NULL;
+}
+
+int problem_same_rows(const attn_tensor *x, const attn_tensor *y)
+{
+    for (int64_t b = 0; b < x->B; b++)
+        for (int64_t h = 0; h < x->H; h++)
+            for (int64_t n = 0; n < x->N; n++)
+                if (memcmp(attn_at(x, b, h, n), attn_at(y, b, h, n), sizeof(float) * (size_t)x->D))
+                    return 0;
+    return 1;
+}
