@@ -13,6 +13,9 @@ int param_bag_add(param_bag *p, const char *kv)
     size_t kl = (size_t)(eq - kv);
     if (kl >= sizeof p->key[0] || strlen(eq + 1) >= sizeof p->val[0])
         return attn_fail(ATTN_EINVAL, "--param '%s': key or value too long", kv);
+    for (int i = 0; i < p->n; i++) /* a repeat is an error, as for every option (common/options.h) */
+        if (strlen(p->key[i]) == kl && !memcmp(p->key[i], kv, kl))
+            return attn_fail(ATTN_EINVAL, "param %s: given twice ('%s', then '%s')", p->key[i], p->val[i], eq + 1);
     if (p->n >= PARAM_BAG_MAX)
         return attn_fail(ATTN_EINVAL, "--param: at most %d parameters", PARAM_BAG_MAX);
     memcpy(p->key[p->n], kv, kl);

@@ -12,7 +12,7 @@ typedef struct {
     char val[PARAM_BAG_MAX][64];
 } param_bag;
 
-/* Parses "k=v" and appends it. */
+/* Parses "k=v" and appends it; a key already in the bag is an error. */
 int param_bag_add(param_bag *p, const char *kv);
 /* Appends every "k=v" of a space-separated list ("slots=16 taps=3"). */
 int param_bag_add_list(param_bag *p, const char *list);
