@@ -318,13 +318,12 @@ static int check_kparams(const where *w, const cJSON *v, const cfg_suite *s, cha
     char buf[CFG_SPEC_MAX];
     strcpy(buf, params);
     for (char *save = NULL, *kv = strtok_r(buf, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
-        if (param_bag_add(&p, kv) != 0)
+        if (param_bag_add(&p, kv) != 0) {
+            if (strstr(attn_last_error(), "given twice")) /* a repeat: the one message of every option set */
+                return attn_fail(ATTN_EINVAL, "%s: %s: %s", w->file, w->path, attn_last_error());
             return attn_fail(ATTN_EINVAL, "%s: %s: expected key=value pairs (keys < 32, values < 64 "
                              "characters, at most %d), found \"%s\"", w->file, w->path, PARAM_BAG_MAX, kv);
-        for (int j = 0; j < p.n - 1; j++)
-            if (strcmp(p.key[j], p.key[p.n - 1]) == 0)
-                return attn_fail(ATTN_EINVAL, "%s: %s: expected each key once, found \"%s\" again",
-                                 w->file, w->path, p.key[j]);
+        }
     }
     params[-1] = ':';
     return 0;
