@@ -468,6 +468,26 @@ static void metavar(const opt_def *d, char *buf, size_t n)
         snprintf(buf, n, " %s", is_int_type(d->type) ? "N" : d->type == OPT_PARAMS ? "k=v" : "x");
 }
 
+/* "  --name META  text", the text wrapped at HELP_WIDTH columns and indented
+ * under its first line. */
+#define HELP_INDENT 22
+#define HELP_WIDTH 100
+static void print_wrapped(FILE *f, const char *head, const char *text)
+{
+    int col = fprintf(f, "%-*s", HELP_INDENT - 1, head);
+    while (*text) {
+        size_t w = strcspn(text, " ");
+        if (col > HELP_INDENT && col + 1 + (int)w > HELP_WIDTH)
+            col = fprintf(f, "\n%*s", HELP_INDENT, "") - 1;
+        else
+            col += fprintf(f, " ");
+        col += fprintf(f, "%.*s", (int)w, text);
+        text += w;
+        text += strspn(text, " ");
+    }
+    fputc('\n', f);
+}
+
 void opt_print_help(FILE *f, const opt_def *rows, const char *group)
 {
     for (const opt_def *d = rows; d->name; d++) {
@@ -476,8 +496,9 @@ void opt_print_help(FILE *f, const opt_def *rows, const char *group)
         char name[64], meta[300], def[128], head[400];
         cli_name(d, name, sizeof name), metavar(d, meta, sizeof meta), default_text(d, def, sizeof def);
         snprintf(head, sizeof head, "  --%s%s", name, meta);
-        fprintf(f, "%-22s%s%s%s%s\n", head, strlen(head) >= 22 ? " " : "", d->help, def[0] ? "; default " : "",
-                def);
+        char text[1024];
+        snprintf(text, sizeof text, "%s%s%s", d->help, def[0] ? "; default " : "", def);
+        print_wrapped(f, head, text);
     }
 }
 

@@ -21,7 +21,7 @@ Test(config_train, grid_is_kernels_by_width_by_lr_by_seed_and_hybrids_split_per_
     cr_assert_str_eq(j[23].model.kernels[0], "naive");
     cr_assert_str_eq(j[23].model.kernels[1], "flash");
     cr_assert_eq(j[23].model.n_kernels, 2);
-    cr_assert_str_eq(j[23].model.variant, "hybrid");
+    cr_assert_eq(j[23].model.variant, NN_VARIANT_HYBRID);
     cr_assert_eq(j[23].model.d_model, 64);
     cr_assert_eq(j[23].train.seed, 3);
     cr_assert_eq(j[0].train.steps, 5);
@@ -72,7 +72,7 @@ Test(config_train, errors_name_the_json_path_and_what_was_expected)
         {"{\"name\":\"t\",\"trainings\":[{\"task\":\"mqar\",\"kernels\":[\"flash\"],\"steps\":0}]}",
          "t.json: $.trainings[0].steps: expected an integer in [1, 1073741824], found a number"},
         {"{\"name\":\"t\",\"trainings\":[{\"task\":\"mqar\",\"kernels\":[\"flash\"],\"pos\":\"alibi\"}]}",
-         "t.json: $.trainings[0].pos: expected one of the documented names, found a string"},
+         "t.json: $.trainings[0].pos: expected one of learned, sinusoid, rope, none, found a string"},
         {"{\"name\":\"t\",\"trainings\":[]}", "t.json: $.trainings: expected a non-empty array"},
         {NULL, "t.json: $.trainings[0].description: expected a string of at most 511 characters, found a string"},
     };

@@ -244,7 +244,7 @@ Test(landmark_tokens, tiny_lm_with_the_landmark_kernel_trains_and_evaluates_with
     snprintf(r.model.kernels[0], sizeof r.model.kernels[0], "landmark");
     r.model.n_kernels = 1;
     r.model.kparams = params_of((const char *const[]){"l=8", NULL});
-    snprintf(r.model.pos, sizeof r.model.pos, "rope");
+    r.model.pos = NN_POS_ROPE;
     r.model.layers = 1, r.model.d_model = 16, r.model.heads = 1, r.model.mlp = 0;
     r.train_n = 32, r.valid_n = 8, r.test_n = 16;
     r.train.steps = 4, r.train.warmup = 1, r.train.eval_every = 2, r.train.batch = 8, r.train.progress = 0;

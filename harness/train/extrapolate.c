@@ -105,7 +105,7 @@ static int grid_check(const extrap_grid *g, const nn_model_cfg *m)
         int64_t len = grid_seq_len(g, o->scale[s]);
         if (o->scale[s] < 1)
             return attn_fail(ATTN_EINVAL, "--scale: expected multiples >= 1, found %lld", (long long)o->scale[s]);
-        if (!strcmp(m->pos, "learned") && len > m->max_len)
+        if (m->pos == NN_POS_LEARNED && len > m->max_len)
             return attn_fail(ATTN_EINVAL,
                              "--scale %lld: learned positions cover %lld tokens; train with --pos "
                              "sinusoid|rope|none to evaluate at length %lld",
@@ -118,7 +118,7 @@ static int grid_check(const extrap_grid *g, const nn_model_cfg *m)
             char split[256];
             task_data d;
             int rc = grid_cell(g, s, j, &r, split, sizeof split);
-            if (!rc && !(rc = g->task->make(&r.task_params, TASK_TEST, r.data_seed, 1, r.data_dir, &d))) {
+            if (!rc && !(rc = g->task->make(&r.task_params, TASK_TEST, r.data_seed, 1, train_run_data_dir(&r), &d))) {
                 if (d.len != grid_seq_len(g, o->scale[s]))
                     rc = attn_fail(ATTN_EINVAL, "task %s: %s=%lld made sequences of %lld tokens, expected %lld",
                                    g->task->name, g->len_key, (long long)(o->scale[s] * g->train_len),
@@ -142,8 +142,8 @@ static int swap_kernel(const extrapolate_opts *o, train_run_opts *trained, extra
                          o->kernel, o->mask ? o->mask : "", sizeof mc->kernels[0], sizeof mc->mask);
     mc->n_kernels = 1;
     snprintf(mc->kernels[0], sizeof mc->kernels[0], "%s", o->kernel);
-    if (!strcmp(mc->variant, "hybrid"))
-        snprintf(mc->variant, sizeof mc->variant, "%s", mc->head == NN_HEAD_LM ? "lm" : "encoder");
+    if (mc->variant == NN_VARIANT_HYBRID)
+        mc->variant = mc->head == NN_HEAD_LM ? NN_VARIANT_LM : NN_VARIANT_ENCODER;
     mc->kparams = o->kparams;
     snprintf(mc->mask, sizeof mc->mask, "%s", o->mask ? o->mask : "");
     mc->eval_only = 1;
@@ -171,7 +171,7 @@ static int eval_cell(const extrap_grid *g, int s, int j, const nn_model_cfg *cfg
     nn_eval_result e;
     memset(&e, 0, sizeof e);
     int rc = grid_cell(g, s, j, &r, split, sizeof split);
-    if (rc || (rc = g->task->make(&r.task_params, TASK_TEST, r.data_seed, r.test_n, r.data_dir, &d)))
+    if (rc || (rc = g->task->make(&r.task_params, TASK_TEST, r.data_seed, r.test_n, train_run_data_dir(&r), &d)))
         return rc;
     *skipped = 0;
     if (g->o->skip_done && !(rc = train_run_eval_row_id(&r, &d, split, id)))

@@ -13,14 +13,15 @@
 
 typedef struct {
     const char *label;
+    nn_variant variant;
     nn_head_kind head;
     int64_t layers, d, heads, mlp, N, batch, vocab;
 } bench_model;
 
 /* The two shapes: the LRA-like encoder and a small causal LM. */
 static const bench_model models[2] = {
-    {"encoder", NN_HEAD_CLASSIFY, 2, 128, 4, 512, 1024, 16, 256},
-    {"lm", NN_HEAD_LM, 2, 64, 2, 256, 256, 16, 256},
+    {"encoder", NN_VARIANT_ENCODER, NN_HEAD_CLASSIFY, 2, 128, 4, 512, 1024, 16, 256},
+    {"lm", NN_VARIANT_LM, NN_HEAD_LM, 2, 64, 2, 256, 256, 16, 256},
 };
 
 static int cmp_d(const void *a, const void *b)
@@ -34,12 +35,12 @@ static int bench_one(const bench_model *bm, const char *kernel, int threads, con
 {
     nn_model_cfg c;
     memset(&c, 0, sizeof c);
-    snprintf(c.variant, sizeof c.variant, "%s", bm->label);
+    c.variant = bm->variant;
     c.head = bm->head, c.vocab = bm->vocab, c.n_classes = 10, c.max_len = bm->N, c.layers = bm->layers;
     c.d_model = bm->d, c.heads = bm->heads, c.mlp = bm->mlp, c.n_kernels = 1, c.loops = 1;
     c.causal = bm->head == NN_HEAD_LM;
     snprintf(c.kernels[0], sizeof c.kernels[0], "%s", kernel);
-    strcpy(c.pos, "learned"), strcpy(c.pool, "cls");
+    c.pos = NN_POS_LEARNED, c.pool = NN_POOL_CLS;
     nn_model m;
     int rc = nn_model_init(&m, &c, 1);
     if (rc)
