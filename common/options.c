@@ -358,8 +358,7 @@ int opt_read_json(const opt_def *rows, void *target, const cJSON *obj, const cha
 
 /* ---------------------------------------------------------------- bags */
 
-/* "V, L, D": the keys of a table. */
-static void keys_text(const opt_def *rows, char *buf, size_t n)
+void opt_names(const opt_def *rows, char *buf, size_t n)
 {
     buf[0] = '\0';
     for (const opt_def *d = rows; d && d->name; d++)
@@ -371,7 +370,7 @@ int opt_bag_check(const opt_def *rows, const param_bag *p, const char *owner)
     for (int i = 0; i < p->n; i++)
         if (!opt_find(rows, p->key[i])) {
             char list[512];
-            keys_text(rows, list, sizeof list);
+            opt_names(rows, list, sizeof list);
             return attn_fail(ATTN_EINVAL, "%s: unknown param '%s' (expected %s)", owner, p->key[i],
                              list[0] ? list : "none");
         }

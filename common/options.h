@@ -105,6 +105,9 @@ int opt_bag_read(const opt_def *rows, void *target, const param_bag *p, const ch
 int64_t opt_bag_int(const opt_def *rows, const param_bag *p, const char *name, int *rc);
 double opt_bag_double(const opt_def *rows, const param_bag *p, const char *name, int *rc);
 
+/* "V, L, D": the names of a table's rows. */
+void opt_names(const opt_def *rows, char *buf, size_t n);
+
 /* --help: the rows of `group` (NULL: all), one line each. */
 void opt_print_help(FILE *f, const opt_def *rows, const char *group);
 /* One line for `attnbench list`: "L=256 (4..16777216) D=16 ... : help". */

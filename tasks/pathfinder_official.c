@@ -225,7 +225,7 @@ int pf_official_make(const char *task, const pf_config *c, const char *diff, con
 {
     char root[4096];
     int rc = 0;
-    uint64_t split_seed = (uint64_t)task_param_int(params, "split_seed", 42, 0, INT64_MAX, &rc);
+    uint64_t split_seed = (uint64_t)task_param_int_in(params, "split_seed", 42, 0, INT64_MAX, &rc);
     pf_index ix = {0};
     int64_t *perm = NULL, *order = NULL, got = 0, skipped = 0;
     if (!rc)

@@ -130,7 +130,9 @@ static void list_tasks(int as_csv, int names_only)
     else if (!names_only)
         printf("%-16s %-7s %s\n", "name", "suite", "description; params");
     for (const task_def *const *t = task_registry(); *t; t++) {
-        const char *cells[] = {(*t)->name, (*t)->suite, (*t)->description, (*t)->params_help};
+        char params[2048];
+        opt_summary((*t)->params, params, sizeof params);
+        const char *cells[] = {(*t)->name, (*t)->suite, (*t)->description, params};
         if (names_only)
             printf("%s\n", cells[0]);
         else if (as_csv)

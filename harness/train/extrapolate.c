@@ -9,17 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
-/* Whether the task documents parameter `key` ("key=" at the start of a word
- * of its params_help): the generators reject unknown keys, so a key the help
- * does not name cannot be set. */
-static int task_has_param(const task_def *t, const char *key)
-{
-    size_t k = strlen(key);
-    for (const char *s = t->params_help; s && (s = strstr(s, key)) != NULL; s += k)
-        if ((s == t->params_help || s[-1] == ' ') && s[k] == '=')
-            return 1;
-    return 0;
-}
+/* Whether the task declares parameter `key`. */
+static int task_has_param(const task_def *t, const char *key) { return opt_find(t->params, key) != NULL; }
 
 /* Sets key=val, replacing an existing value. */
 static int params_set(param_bag *p, const char *key, const char *val)
@@ -96,9 +87,11 @@ static int grid_check(const extrap_grid *g, const nn_model_cfg *m)
     if (o->n_scales < 1 || o->n_scales > ATTN_EXTRAP_MAX_SCALES)
         return attn_fail(ATTN_EINVAL, "--scale: expected 1 to %d multiples, found %d", ATTN_EXTRAP_MAX_SCALES,
                          o->n_scales);
-    if (o->depths && !g->has_depth)
-        return attn_fail(ATTN_EINVAL, "--depths: task '%s' has no depth parameter (params: %s)", g->task->name,
-                         g->task->params_help);
+    if (o->depths && !g->has_depth) {
+        char keys[512];
+        opt_names(g->task->params, keys, sizeof keys);
+        return attn_fail(ATTN_EINVAL, "--depths: task '%s' has no depth parameter (params: %s)", g->task->name, keys);
+    }
     if (o->depths == 1 || o->depths < 0)
         return attn_fail(ATTN_EINVAL, "--depths: expected at least 2 depths (0 and 1), found %d", o->depths);
     for (int s = 0; s < o->n_scales; s++) {
