@@ -59,22 +59,3 @@ int64_t param_bag_int(const param_bag *p, const char *key, int64_t def, int64_t 
     }
     return v;
 }
-
-int param_bag_only(const param_bag *p, const char *owner, const char *const *allowed)
-{
-    for (int i = 0; i < p->n; i++) {
-        int ok = 0;
-        for (const char *const *k = allowed; *k; k++)
-            ok |= strcmp(*k, p->key[i]) == 0;
-        if (!ok) {
-            char list[256] = "";
-            for (const char *const *k = allowed; *k; k++) {
-                strncat(list, k == allowed ? "" : ", ", sizeof list - strlen(list) - 1);
-                strncat(list, *k, sizeof list - strlen(list) - 1);
-            }
-            return attn_fail(ATTN_EINVAL, "%s: unknown param '%s' (expected %s)", owner, p->key[i],
-                             list[0] ? list : "none");
-        }
-    }
-    return 0;
-}

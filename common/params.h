@@ -21,8 +21,5 @@ const char *param_bag_get(const param_bag *p, const char *key);
 /* The integer value of `key`, `def` when absent; a value that is not an
  * integer in [lo, hi] is recorded as the error and reported through *rc. */
 int64_t param_bag_int(const param_bag *p, const char *key, int64_t def, int64_t lo, int64_t hi, int *rc);
-/* Fails, naming `owner` ("kernel 'flash'", "task mqar"), when a key is not
- * one of `allowed` (NULL-terminated). */
-int param_bag_only(const param_bag *p, const char *owner, const char *const *allowed);
 
 #endif

@@ -90,7 +90,12 @@ static void list_kernels(int as_csv, int names_only)
         flags_text((*k)->flags, flags, sizeof flags);
         inputs_text((*k)->inputs, flags, sizeof flags);
         masks_text((*k)->masks, masks, sizeof masks);
-        const char *cells[] = {(*k)->name, (*k)->family, flags, masks, (*k)->params_help, (*k)->reference};
+        char params[2048];
+        opt_summary((*k)->params, params, sizeof params);
+        if ((*k)->notes)
+            snprintf(params + strlen(params), sizeof params - strlen(params), "%s%s", params[0] ? "; " : "",
+                     (*k)->notes);
+        const char *cells[] = {(*k)->name, (*k)->family, flags, masks, params, (*k)->reference};
         if (as_csv)
             csv_row(cells, 6);
         else
