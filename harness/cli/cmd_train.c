@@ -6,6 +6,7 @@
 #include "harness/train/train_run.h"
 
 #include <getopt.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -41,7 +42,7 @@ static void train_usage(void)
     fputs(train_usage_tail, stdout);
 }
 
-static const char eval_usage[] =
+static const char eval_usage_head[] =
     "usage: attnbench eval --checkpoint FILE [--test-n N] [--threads T] [--out FILE]\n"
     "       attnbench eval --checkpoint FILE --scale S1,S2,... [--depths K] [--test-n N] ...\n"
     "Rebuilds the model and the test split a checkpoint of 'attnbench train' names,\n"
@@ -52,14 +53,43 @@ static const char eval_usage[] =
     "the NIAH tasks, L for MQAR and the recall tasks; D, V and the rest stay as trained) and\n"
     "evaluated: one row per length (params ...;split=extrap;eval_len=E;depth=d;train_len=T).\n"
     "Learned positions cover the trained length only: train with --pos sinusoid|rope|none.\n"
-    "  --depths K          with --scale, tasks with a depth param (NIAH): K >= 2 needle depths\n"
-    "                      evenly spaced in [0, 1], one row per (length, depth) cell\n"
-    "  --kernel K [--param k=v ...] [--mask SPEC]\n"
-    "                      with --scale: evaluate the trained weights with kernel K in every\n"
-    "                      layer (e.g. StreamingLLM on a flash-trained model: --kernel streaming\n"
-    "                      --param mode=decode --mask sink:n=4,w=64); rows name K (kernel\n"
-    "                      column), the mask spec (mask column), and params end in\n"
-    "                      ;kernel_params=..;mask=..\n";
+    "options:\n";
+
+/* --scale S1,S2,...: positive integer multiples of the trained length. */
+static int scales_set(void *target, const char *text, const char *where)
+{
+    extrapolate_opts *x = target;
+    char items[ATTN_EXTRAP_MAX_SCALES][CLI_ITEM];
+    int rc = cli_split(where, text, items, ATTN_EXTRAP_MAX_SCALES, &x->n_scales);
+    for (int i = 0; !rc && i < x->n_scales; i++)
+        rc = cli_int64(where, items[i], 1, 1 << 16, &x->scale[i]);
+    return rc;
+}
+
+#define EV(f) offsetof(extrapolate_opts, f)
+static const opt_def eval_opts[] = {
+    {.name = "checkpoint", .type = OPT_ARG, .offset = EV(checkpoint), .metavar = "FILE",
+     .help = "a checkpoint of 'attnbench train --checkpoint' (required)"},
+    {.name = "test_n", .type = OPT_INT, .offset = EV(test_n), .lo = 1, .hi = 1 << 30, .def_str = "the checkpoint's",
+     .help = "test examples"},
+    {.name = "threads", .type = OPT_INT32, .offset = EV(threads), .def = 1, .lo = 1, .hi = 1024, .metavar = "T",
+     .help = "threads"},
+    {.name = "out", .type = OPT_ARG, .offset = EV(out), .metavar = "FILE", .def_str = "results/<suite>.csv",
+     .help = "results CSV"},
+    {.name = "scale", .type = OPT_CUSTOM, .metavar = "S1,S2,...", .set_text = scales_set,
+     .help = "evaluate at these multiples of the trained length"},
+    {.name = "depths", .type = OPT_INT32, .offset = EV(depths), .lo = 2, .hi = 1001, .metavar = "K", .def_str = "the trained depth",
+     .help = "with --scale, tasks with a depth param (NIAH): K >= 2 needle depths evenly spaced in [0, 1], one "
+             "row per (length, depth) cell"},
+    {.name = "kernel", .type = OPT_ARG, .offset = EV(kernel), .metavar = "K",
+     .help = "with --scale: evaluate the trained weights with kernel K in every layer (e.g. StreamingLLM on a "
+             "flash-trained model: --kernel streaming --param mode=decode --mask sink:n=4,w=64); rows name K "
+             "(kernel column), the mask spec (mask column), and params end in ;kernel_params=..;mask=.."},
+    {.name = "param", .type = OPT_PARAMS, .offset = EV(kparams), .help = "parameter of that kernel (repeatable)"},
+    {.name = "mask", .type = OPT_ARG, .offset = EV(mask), .metavar = "SPEC",
+     .help = "mask spec of that kernel, replacing causal/full"},
+    {0},
+};
 
 /* What the tables cannot say: choices that depend on each other. */
 static int train_check(nn_model_cfg *m)
@@ -93,67 +123,54 @@ int cmd_train(int argc, char **argv)
     return 0;
 }
 
-/* --scale S1,S2,...: positive integer multiples of the trained length. */
-static int parse_scales(const char *s, extrapolate_opts *x)
+/* What eval's table cannot say: options that need one another. */
+static int eval_check(const extrapolate_opts *x)
 {
-    char items[ATTN_EXTRAP_MAX_SCALES][CLI_ITEM];
-    int rc = cli_split("--scale", s, items, ATTN_EXTRAP_MAX_SCALES, &x->n_scales);
-    for (int i = 0; !rc && i < x->n_scales; i++)
-        rc = cli_int64("--scale", items[i], 1, 1 << 16, &x->scale[i]);
-    return rc;
+    if (x->kernel && !attn_find_kernel(x->kernel)) {
+        attn_fail(ATTN_EINVAL, "--kernel: unknown kernel '%s' (see 'attnbench list kernels')", x->kernel);
+        return cli_report("eval");
+    }
+    if (!x->checkpoint)
+        return cli_usage_error("eval", "--checkpoint FILE is required, nothing else is positional");
+    if ((x->kernel || x->mask || x->kparams.n) && !x->n_scales)
+        return cli_usage_error("eval", "--kernel, --param and --mask need --scale (e.g. --scale 1,2,4)");
+    if (x->mask && !x->kernel)
+        return cli_usage_error("eval", "--mask needs --kernel (the kernel swapped in)");
+    if (x->depths && !x->n_scales)
+        return cli_usage_error("eval", "--depths needs --scale (e.g. --scale 1,2,4,8 --depths 5)");
+    return 0;
 }
 
 int cmd_eval(int argc, char **argv)
 {
-    static const struct option opts[] = {{"checkpoint", 1, 0, 'c'}, {"test-n", 1, 0, 'n'}, {"threads", 1, 0, 't'},
-                                         {"out", 1, 0, 'o'},        {"scale", 1, 0, 'S'},  {"depths", 1, 0, 'K'},
-                                         {"kernel", 1, 0, 'k'},     {"param", 1, 0, 'p'},  {"mask", 1, 0, 'm'},
-                                         {"help", 0, 0, 'h'},       {0, 0, 0, 0}};
-    const char *path = NULL, *out = NULL;
-    int64_t n = 0, th = 1, depths = 0;
-    extrapolate_opts x = {.n_scales = 0};
-    int c, rc = 0;
-    optind = 1;
-    while (!rc && (c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'c': path = optarg; break;
-        case 'n': rc = cli_int64("--test-n", optarg, 1, 1 << 30, &n); break;
-        case 't': rc = cli_int64("--threads", optarg, 1, 1024, &th); break;
-        case 'o': out = optarg; break;
-        case 'S': rc = parse_scales(optarg, &x); break;
-        case 'K': rc = cli_int64("--depths", optarg, 2, 1001, &depths); break;
-        case 'k':
-            x.kernel = optarg;
-            rc = attn_find_kernel(optarg) ? 0 : attn_fail(ATTN_EINVAL, "--kernel: unknown kernel '%s' (see 'attnbench list kernels')", optarg);
-            break;
-        case 'p': rc = param_bag_add(&x.kparams, optarg); break;
-        case 'm': x.mask = optarg; break;
-        case 'h': fputs(eval_usage, stdout); return 0;
-        default: return cli_usage_error("eval", "unknown option or missing value (see 'attnbench eval --help')");
-        }
+    extrapolate_opts x;
+    memset(&x, 0, sizeof x);
+    opt_defaults(eval_opts, &x);
+    const opt_bind binds[] = {{eval_opts, &x}, {0}};
+    int help, rc = opt_parse_cli(binds, argc, argv, &help);
+    if (help) {
+        fputs(eval_usage_head, stdout);
+        opt_print_help(stdout, eval_opts, NULL);
+        return 0;
     }
     if (rc)
-        return cli_report("eval");
-    if (!path || optind < argc)
+        return cli_usage_error("eval", attn_last_error());
+    if (optind < argc)
         return cli_usage_error("eval", "--checkpoint FILE is required, nothing else is positional");
-    if ((x.kernel || x.mask || x.kparams.n) && !x.n_scales)
-        return cli_usage_error("eval", "--kernel, --param and --mask need --scale (e.g. --scale 1,2,4)");
-    if (x.mask && !x.kernel)
-        return cli_usage_error("eval", "--mask needs --kernel (the kernel swapped in)");
-    if (depths && !x.n_scales)
-        return cli_usage_error("eval", "--depths needs --scale (e.g. --scale 1,2,4,8 --depths 5)");
+    if ((rc = eval_check(&x)) != 0)
+        return rc;
     if (x.n_scales) {
         int rows;
-        x.checkpoint = path, x.out = out, x.test_n = n, x.threads = (int)th, x.depths = (int)depths, x.progress = 1;
+        x.progress = 1;
         if (extrapolate_run(&x, &rows))
             return cli_report("eval");
-        printf("%d rows written (%d lengths x %d depths)\n", rows, x.n_scales, depths ? (int)depths : 1);
+        printf("%d rows written (%d lengths x %d depths)\n", rows, x.n_scales, x.depths ? x.depths : 1);
         return 0;
     }
     double acc, logged;
-    if (train_run_eval_checkpoint(path, n, (int)th, out, &acc, &logged))
+    if (train_run_eval_checkpoint(x.checkpoint, x.test_n, x.threads, x.out, &acc, &logged))
         return cli_report("eval");
     printf("test accuracy %.6f (logged at training: %.6f)%s\n", acc, logged,
-           n ? "" : acc == logged ? ": reproduced exactly" : ": DIFFERS");
-    return n || acc == logged ? 0 : 1;
+           x.test_n ? "" : acc == logged ? ": reproduced exactly" : ": DIFFERS");
+    return x.test_n || acc == logged ? 0 : 1;
 }
