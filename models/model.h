@@ -40,6 +40,7 @@ typedef enum { NN_POOL_CLS = 0, NN_POOL_MEAN } nn_pool_kind;
 
 /* Names in enum order (NULL-terminated); nn_variant_names[NN_VARIANT_TASK] is "". */
 extern const char *const nn_variant_names[];
+extern const char *const nn_variant_help[]; /* one line per variant, for 'attnbench list models' */
 extern const char *const nn_pos_names[];
 extern const char *const nn_pool_names[];
 

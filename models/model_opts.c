@@ -9,6 +9,15 @@
 #include <string.h>
 
 const char *const nn_variant_names[] = {"", "encoder", "twotower", "lm", "hybrid", "looped", NULL};
+const char *const nn_variant_help[] = {
+    "the task's head: encoder, twotower or lm",
+    "pre-norm Transformer encoder, CLS or mean pooling, classifier head (classification tasks)",
+    "one shared encoder for both documents, [u, v, u*v, u-v] MLP head (LRA Retrieval)",
+    "causal LM head at the scored positions only (recall and NIAH tasks)",
+    "one kernel per layer (--kernel a,b,...), head from the task",
+    "the layer stack applied --loops times with shared weights, head from the task",
+    NULL,
+};
 const char *const nn_pos_names[] = {"learned", "sinusoid", "rope", "none", NULL};
 const char *const nn_pool_names[] = {"cls", "mean", NULL};
 

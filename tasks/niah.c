@@ -42,7 +42,8 @@ typedef struct {
     int64_t len, len_min, distractors;
     double depth;
     int snap;
-    const char *hay, *fit;
+    niah_hay_kind hay;
+    niah_fit_kind fit;
 } niah_cfg;
 
 /* One example's strings and layout. */
@@ -349,8 +350,10 @@ static int passkey_example(const niah_cfg *c, niah_haystack *h, attn_rng *r, int
      .help = "shortest length: lengths uniform in [len_min, len]"},                                           \
     {.name = "depth", .type = OPT_DOUBLE, .def = -1, .lo = -1, .hi = 1,                                        \
      .help = "needle depth in [0, 1]; -1: uniform"},                                                          \
-    {.name = "haystack", .type = OPT_STRING, .size = 16, .def_str = "noise", .help = "noise|random|corpus"},   \
-    {.name = "fit", .type = OPT_STRING, .size = 16, .def_str = "noise", .help = "noise|corpus"},               \
+    {.name = "haystack", .type = OPT_ENUM, .names = niah_hay_names, .def = NIAH_HAY_NOISE,                    \
+     .help = "noise, a Markov chain (random) or corpus text"},                                                \
+    {.name = "fit", .type = OPT_ENUM, .names = niah_fit_names, .def = NIAH_FIT_NOISE,                         \
+     .help = "the text the random chain is fitted to"},                                                       \
     {.name = "snap", .type = OPT_INT, .def = 1, .lo = 0, .hi = 1, .help = "1: the needle moved back to just after a '.'"}
 
 static const opt_def niah_params[] = {NIAH_COMMON_PARAMS, {0}};
@@ -372,8 +375,8 @@ static int niah_parse(const param_bag *p, const char *name, int kind, niah_cfg *
     c->depth = task_param_double(rows, p, "depth", &rc);
     c->snap = (int)task_param_int(rows, p, "snap", &rc);
     c->distractors = kind == NK_MULTIKEY ? task_param_int(rows, p, "distractors", &rc) : 0;
-    c->hay = task_param_str(rows, p, "haystack");
-    c->fit = task_param_str(rows, p, "fit");
+    c->hay = (niah_hay_kind)task_param_int(rows, p, "haystack", &rc);
+    c->fit = (niah_fit_kind)task_param_int(rows, p, "fit", &rc);
     if (rc)
         return rc;
     if (c->depth < 0 && c->depth != -1)
@@ -421,8 +424,8 @@ static int niah_make_kind(int kind, const char *name, const param_bag *p, task_s
         out->pad = NIAH_PAD;
         snprintf(out->data_source, sizeof out->data_source, "%s", niah_haystack_source(h));
         snprintf(out->meta, sizeof out->meta, "len=%lld;len_min=%lld;depth=%g;haystack=%s;fit=%s;snap=%d;needle=%s",
-                 (long long)c.len, (long long)(c.len_min ? c.len_min : c.len), c.depth, c.hay,
-                 strcmp(c.hay, "random") == 0 ? c.fit : "-", c.snap, kind_name[kind]);
+                 (long long)c.len, (long long)(c.len_min ? c.len_min : c.len), c.depth, niah_hay_names[c.hay],
+                 c.hay == NIAH_HAY_RANDOM ? niah_fit_names[c.fit] : "-", c.snap, kind_name[kind]);
     } else
         task_data_free(out);
     free(y);

@@ -69,13 +69,6 @@ double task_param_double(const opt_def *rows, const param_bag *p, const char *ke
     return opt_bag_double(rows, p, key, rc);
 }
 
-const char *task_param_str(const opt_def *rows, const param_bag *p, const char *key)
-{
-    const char *v = param_bag_get(p, key);
-    const opt_def *d = opt_find(rows, key);
-    return v ? v : d ? d->def_str : NULL;
-}
-
 int64_t task_param_int_in(const param_bag *p, const char *key, int64_t def, int64_t lo, int64_t hi, int *rc)
 {
     return param_bag_int(p, key, def, lo, hi, rc);

@@ -71,8 +71,6 @@ const task_def *task_find(const char *name);   /* NULL + error listing the names
 int task_params_check(const opt_def *rows, const param_bag *p, const char *task);
 int64_t task_param_int(const opt_def *rows, const param_bag *p, const char *key, int *rc);
 double task_param_double(const opt_def *rows, const param_bag *p, const char *key, int *rc);
-/* A string row's value (its default when absent). */
-const char *task_param_str(const opt_def *rows, const param_bag *p, const char *key);
 /* Values whose default or range depends on another parameter (Pathfinder's
  * on res): the row documents them, the caller gives the bounds. */
 int64_t task_param_int_in(const param_bag *p, const char *key, int64_t def, int64_t lo, int64_t hi, int *rc);
