@@ -22,7 +22,20 @@ static long long as_ll(double x)
     return x >= 9.2233720368547758e18 ? LLONG_MAX : x <= -9.2233720368547758e18 ? LLONG_MIN : (long long)x;
 }
 
-static int is_int_type(opt_type t) { return t == OPT_INT || t == OPT_INT32 || t == OPT_UINT; }
+static int is_int_type(opt_type t) { return t == OPT_INT || t == OPT_INT32 || t == OPT_UINT || t == OPT_INT_LIST; }
+static int is_list(opt_type t) { return t == OPT_INT_LIST || t == OPT_DOUBLE_LIST; }
+
+/* Value i of a list row, as a scalar row of its own. */
+static opt_def list_element(const opt_def *d, int i)
+{
+    opt_def e = *d;
+    e.type = d->type == OPT_INT_LIST ? OPT_INT : OPT_DOUBLE;
+    e.offset = d->offset + (size_t)i * (d->type == OPT_INT_LIST ? sizeof(int64_t) : sizeof(double));
+    return e;
+}
+
+static int *list_count(void *target, const opt_def *d) { return (int *)((char *)target + d->count_offset); }
+static int list_n(const void *target, const opt_def *d) { return *(const int *)((const char *)target + d->count_offset); }
 
 const opt_def *opt_find(const opt_def *rows, const char *name)
 {
@@ -66,7 +79,11 @@ void opt_defaults(const opt_def *rows, void *target)
             snprintf((char *)field(target, d), d->size, "%s", d->def_str ? d->def_str : "");
         else if (d->type == OPT_ARG)
             *(const char **)field(target, d) = NULL;
-        else if (d->type != OPT_PARAMS && d->type != OPT_CUSTOM)
+        else if (is_list(d->type)) {
+            opt_def e = list_element(d, 0);
+            store_number(&e, target, d->def, as_ll(d->def));
+            *list_count(target, d) = 1;
+        } else if (d->type != OPT_PARAMS && d->type != OPT_CUSTOM)
             store_number(d, target, d->def, as_ll(d->def));
     }
 }
@@ -93,7 +110,16 @@ static void expected(const opt_def *d, int json, char *buf, size_t n)
 {
     char names[256];
     double hi = json && is_int_type(d->type) && d->hi > JSON_INT_MAX ? JSON_INT_MAX : d->hi;
-    if (is_int_type(d->type))
+    int ints = d->type == OPT_INT_LIST;
+    char range[96];
+    if (ints)
+        snprintf(range, sizeof range, "[%lld, %lld]", as_ll(d->lo), as_ll(hi));
+    else
+        snprintf(range, sizeof range, "[%g, %g]", d->lo, d->hi);
+    if (is_list(d->type))
+        snprintf(buf, n, "%s1..%zu %s in %s", json ? (ints ? "an integer or a list of " : "a number or a list of ")
+                 : "a comma-separated list of ", d->size, ints ? "integers" : "numbers", range);
+    else if (is_int_type(d->type))
         snprintf(buf, n, "an integer in [%lld, %lld]", as_ll(d->lo), as_ll(hi));
     else if (d->type == OPT_DOUBLE || d->type == OPT_FLOAT)
         snprintf(buf, n, "a number in [%g, %g]", d->lo, d->hi);
@@ -133,6 +159,26 @@ static int set_number_text(const opt_def *d, void *target, const char *text, con
     return 0;
 }
 
+static int set_list_text(const opt_def *d, void *target, const char *text, const char *where)
+{
+    int n = 0, rc = 0;
+    for (const char *p = text; !rc; n++) {
+        const char *comma = strchr(p, ',');
+        char item[64];
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        if ((size_t)n >= d->size || len == 0 || len >= sizeof item)
+            return bad_text(d, text, where);
+        memcpy(item, p, len), item[len] = '\0';
+        opt_def e = list_element(d, n);
+        rc = set_number_text(&e, target, item, where);
+        if (!comma)
+            break;
+        p = comma + 1;
+    }
+    *list_count(target, d) = n + 1;
+    return rc;
+}
+
 int opt_set_text(const opt_def *d, void *target, const char *text, const char *where)
 {
     switch (d->type) {
@@ -148,6 +194,7 @@ int opt_set_text(const opt_def *d, void *target, const char *text, const char *w
     case OPT_ARG: *(const char **)field(target, d) = text; return 0;
     case OPT_PARAMS: return param_bag_add((param_bag *)field(target, d), text);
     case OPT_CUSTOM: return d->set_text(target, text, where);
+    case OPT_INT_LIST: case OPT_DOUBLE_LIST: return set_list_text(d, target, text, where);
     default: return set_number_text(d, target, text, where);
     }
 }
@@ -227,6 +274,30 @@ static int set_number_json(const opt_def *d, void *target, const cJSON *x, const
     return 0;
 }
 
+/* A number, or a list of 1..size numbers. */
+static int set_list_json(const opt_def *d, void *target, const cJSON *x, const char *where, int checked)
+{
+    int n = 0, rc = 0;
+    const cJSON *e;
+    if (cJSON_IsNumber(x)) {
+        opt_def el = list_element(d, 0);
+        rc = set_number_json(&el, target, x, where, checked);
+        n = 1;
+    } else if (!cJSON_IsArray(x) || cJSON_GetArraySize(x) < 1 || (size_t)cJSON_GetArraySize(x) > d->size)
+        return bad_json(d, x, where, 1);
+    const cJSON *items = cJSON_IsArray(x) ? x : NULL;
+    cJSON_ArrayForEach(e, items)
+    {
+        opt_def el = list_element(d, n++);
+        if (!rc && !cJSON_IsNumber(e))
+            rc = bad_json(d, e, where, 1);
+        else if (!rc)
+            rc = set_number_json(&el, target, e, where, checked);
+    }
+    *list_count(target, d) = n;
+    return rc;
+}
+
 static int set_json(const opt_def *d, void *target, const cJSON *x, const char *where, int checked)
 {
     switch (d->type) {
@@ -234,6 +305,7 @@ static int set_json(const opt_def *d, void *target, const cJSON *x, const char *
     case OPT_PARAMS: return set_params_json(d, target, x, where);
     case OPT_CUSTOM: return d->from_json(target, x, where);
     case OPT_ARG: return attn_fail(ATTN_EINVAL, "%s: a command-line option only", where);
+    case OPT_INT_LIST: case OPT_DOUBLE_LIST: return set_list_json(d, target, x, where, checked);
     default: return set_number_json(d, target, x, where, checked);
     }
 }
@@ -328,6 +400,14 @@ static cJSON *value_json(const opt_def *d, const void *target)
     case OPT_PARAMS: return params_json((const param_bag *)s);
     case OPT_CUSTOM: return d->to_json(target);
     case OPT_ARG: return cJSON_CreateNull();
+    case OPT_INT_LIST: case OPT_DOUBLE_LIST: {
+        cJSON *a = cJSON_CreateArray();
+        for (int i = 0; i < list_n(target, d); i++) {
+            opt_def e = list_element(d, i);
+            cJSON_AddItemToArray(a, cJSON_CreateNumber(load_number(&e, target)));
+        }
+        return a;
+    }
     default: return cJSON_CreateNumber(load_number(d, target));
     }
 }
@@ -449,7 +529,7 @@ static void default_text(const opt_def *d, char *buf, size_t n)
         snprintf(buf, n, "%s", d->names[(int)d->def]);
     else if (is_int_type(d->type))
         snprintf(buf, n, "%lld", as_ll(d->def));
-    else if (d->type == OPT_DOUBLE || d->type == OPT_FLOAT)
+    else if (d->type == OPT_DOUBLE || d->type == OPT_FLOAT || d->type == OPT_DOUBLE_LIST)
         snprintf(buf, n, "%g", d->def);
 }
 
@@ -463,7 +543,9 @@ static void metavar(const opt_def *d, char *buf, size_t n)
         char names[256];
         enum_names(d, "|", names, sizeof names);
         snprintf(buf, n, " %s", names);
-    } else
+    } else if (is_list(d->type))
+        snprintf(buf, n, " %s", d->type == OPT_INT_LIST ? "N[,N...]" : "x[,x...]");
+    else
         snprintf(buf, n, " %s", is_int_type(d->type) ? "N" : d->type == OPT_PARAMS ? "k=v" : "x");
 }
 
@@ -509,7 +591,7 @@ void opt_summary(const opt_def *rows, char *buf, size_t n)
         default_text(d, def, sizeof def);
         if (is_int_type(d->type))
             snprintf(range, sizeof range, " [%lld, %lld]", as_ll(d->lo), as_ll(d->hi));
-        else if (d->type == OPT_DOUBLE || d->type == OPT_FLOAT)
+        else if (d->type == OPT_DOUBLE || d->type == OPT_FLOAT || d->type == OPT_DOUBLE_LIST)
             snprintf(range, sizeof range, " [%g, %g]", d->lo, d->hi);
         else if (d->type == OPT_ENUM) {
             char names[256];

@@ -31,7 +31,9 @@ typedef enum {
     OPT_STRING, /* char[size], copied */
     OPT_ARG,    /* const char *, borrowed from argv: command line only */
     OPT_PARAMS, /* param_bag of "key=value" items: repeatable flag, JSON list of strings */
-    OPT_CUSTOM, /* through the row's hooks (a list the struct stores its own way) */
+    OPT_INT_LIST,    /* int64_t[size] and its count (int at count_offset): "1,2,3"; JSON a number or a list */
+    OPT_DOUBLE_LIST, /* double[size] likewise */
+    OPT_CUSTOM, /* through the row's hooks (a value the struct stores its own way) */
 } opt_type;
 
 enum {
@@ -50,8 +52,9 @@ struct opt_def {
     const char *name;  /* config key and, with '_' as '-', the command-line name */
     opt_type type;
     size_t offset;     /* of the value in the target struct */
-    size_t size;       /* OPT_STRING: the buffer size */
-    double def;        /* default: the number, 0/1, or the enum index */
+    size_t size;       /* OPT_STRING: the buffer size; lists: the most values */
+    size_t count_offset; /* lists: of the int that counts the values */
+    double def;        /* default: the number, 0/1, the enum index, or a list's one value */
     const char *def_str; /* OPT_STRING default; for --help: the default's text when def is not it */
     double lo, hi;     /* range of OPT_INT* / OPT_UINT / OPT_DOUBLE / OPT_FLOAT */
     const char *const *names; /* OPT_ENUM: NULL-terminated; "" names an unset value never parsed */

@@ -27,6 +27,8 @@
 #include "common/options.h"
 
 #define NN_MAX_LAYERS 16
+/* d_model's default and range, for its option row and a config's grid of widths. */
+#define NN_D_MODEL_RANGE .def = 64, .lo = 1, .hi = 1 << 16
 
 typedef enum { NN_HEAD_CLASSIFY = 0, NN_HEAD_TWOTOWER, NN_HEAD_LM } nn_head_kind;
 

@@ -81,7 +81,7 @@ const opt_def nn_model_opts[] = {
     {.name = "max_len", .type = OPT_INT, .offset = AT(max_len), .flags = OPT_INTERNAL},
     {.name = "layers", .type = OPT_INT, .offset = AT(layers), .def = 2, .lo = 1, .hi = NN_MAX_LAYERS,
      .group = MODEL, .metavar = "L", .help = "layers"},
-    {.name = "d_model", .type = OPT_INT, .offset = AT(d_model), .def = 64, .lo = 1, .hi = 1 << 16,
+    {.name = "d_model", .type = OPT_INT, .offset = AT(d_model), NN_D_MODEL_RANGE,
      .group = MODEL, .metavar = "C", .help = "model width", .flags = OPT_NO_CONFIG /* a config's grid */},
     {.name = "heads", .type = OPT_INT, .offset = AT(heads), .def = 2, .lo = 1, .hi = 1024, .group = MODEL,
      .metavar = "H", .help = "attention heads"},

@@ -138,11 +138,27 @@ Test(options, a_required_option_missing_and_help_are_reported)
     cr_assert_str_eq(attn_last_error(), "unknown option or missing value");
 }
 
+typedef struct {
+    const char *json, *msg;
+} json_case;
+
+/* Each config object fails with exactly its message (target reset to the defaults first). */
+static void expect_config_errors(const opt_def *table, void *target, size_t size, const json_case *cases, size_t n,
+                                 const char *where)
+{
+    for (size_t i = 0; i < n; i++) {
+        memset(target, 0, size);
+        opt_defaults(table, target);
+        cJSON *o = cJSON_Parse(cases[i].json);
+        cr_assert_lt(opt_read_config(table, target, o, where), 0, "case %zu", i);
+        cr_assert_str_eq(attn_last_error(), cases[i].msg);
+        cJSON_Delete(o);
+    }
+}
+
 Test(options, config_values_are_checked_with_their_json_path)
 {
-    static const struct {
-        const char *json, *msg;
-    } cases[] = {
+    static const json_case cases[] = {
         {"{\"count\": 0}", "f.json: $.x.count: expected an integer in [1, 16], found a number"},
         {"{\"count\": 2.5}", "f.json: $.x.count: expected an integer in [1, 16], found a number"},
         {"{\"rate\": \"1\"}", "f.json: $.x.rate: expected a number in [0, 1], found a string"},
@@ -152,16 +168,8 @@ Test(options, config_values_are_checked_with_their_json_path)
         {"{\"params\": [\"a=1\", \"a=2\"]}", "f.json: $.x.params: param a: given twice ('1', then '2')"},
         {"{\"seed\": 1e17}", "f.json: $.x.seed: expected an integer in [0, 9007199254740992], found a number"},
     };
-    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
-        sample s;
-        opt_defaults(rows, &s);
-        memset(&s.params, 0, sizeof s.params);
-        cJSON *o = cJSON_Parse(cases[i].json);
-        cr_assert_lt(opt_read_config(rows, &s, o, "f.json: $.x"), 0, "case %zu", i);
-        cr_assert_str_eq(attn_last_error(), cases[i].msg);
-        cJSON_Delete(o);
-    }
     sample s;
+    expect_config_errors(rows, &s, sizeof s, cases, sizeof cases / sizeof *cases, "f.json: $.x");
     opt_defaults(rows, &s);
     memset(&s.params, 0, sizeof s.params);
     cJSON *o = cJSON_Parse("{\"count\": 4, \"shape\": \"square\", \"flag\": true, \"data\": \"/d\", \"params\": [\"k=v\"]}");
@@ -252,4 +260,59 @@ Test(options, help_lists_a_groups_options_with_their_defaults)
     const opt_def two[] = {rows[0], rows[7], {0}};
     opt_summary(two, line, sizeof line);
     cr_assert_str_eq(line, "count=3 [1, 16] how many; shape=round (round|square) shape");
+}
+
+typedef struct {
+    int64_t sizes[4];
+    int n_sizes;
+    double rates[3];
+    int n_rates;
+} grid;
+
+static const opt_def grid_rows[] = {
+    {.name = "sizes", .type = OPT_INT_LIST, .offset = offsetof(grid, sizes), .size = 4,
+     .count_offset = offsetof(grid, n_sizes), .def = 8, .lo = 1, .hi = 100, .help = "sizes"},
+    {.name = "rates", .type = OPT_DOUBLE_LIST, .offset = offsetof(grid, rates), .size = 3,
+     .count_offset = offsetof(grid, n_rates), .def = 0.5, .lo = 0, .hi = 1, .help = "rates"},
+    {0},
+};
+
+Test(options, lists_default_to_one_value_and_take_commas_or_json_lists_within_size_and_range)
+{
+    grid g;
+    opt_defaults(grid_rows, &g);
+    cr_assert(g.n_sizes == 1 && g.sizes[0] == 8 && g.n_rates == 1 && g.rates[0] == 0.5);
+    cr_assert_eq(opt_set_text(&grid_rows[0], &g, "1,2,3", "--sizes"), 0, "%s", attn_last_error());
+    cr_assert(g.n_sizes == 3 && g.sizes[2] == 3);
+    cr_assert_lt(opt_set_text(&grid_rows[0], &g, "1,2,3,4,5", "--sizes"), 0);
+    cr_assert_str_eq(attn_last_error(),
+                     "--sizes: expected a comma-separated list of 1..4 integers in [1, 100], found '1,2,3,4,5'");
+    cr_assert_lt(opt_set_text(&grid_rows[0], &g, "1,200", "--sizes"), 0);
+    cr_assert_str_eq(attn_last_error(), "--sizes: expected an integer in [1, 100], found '200'");
+    cJSON *o = cJSON_Parse("{\"sizes\": 5, \"rates\": [0.25, 1]}");
+    cr_assert_eq(opt_read_config(grid_rows, &g, o, "f: $"), 0, "%s", attn_last_error());
+    cr_assert(g.n_sizes == 1 && g.sizes[0] == 5 && g.n_rates == 2 && g.rates[1] == 1);
+    cJSON_Delete(o);
+    static const json_case bad[] = {
+        {"{\"sizes\": []}", "f: $.sizes: expected an integer or a list of 1..4 integers in [1, 100], found an array"},
+        {"{\"sizes\": [1, \"2\"]}", "f: $.sizes: expected an integer or a list of 1..4 integers in [1, 100], found a string"},
+        {"{\"rates\": [0.5, 2]}", "f: $.rates: expected a number in [0, 1], found a number"},
+    };
+    expect_config_errors(grid_rows, &g, sizeof g, bad, sizeof bad / sizeof *bad, "f: $");
+}
+
+Test(options, lists_write_canonical_json_arrays_that_read_back)
+{
+    grid g, back;
+    opt_defaults(grid_rows, &g);
+    cr_assert_eq(opt_set_text(&grid_rows[0], &g, "4,2", "--sizes"), 0);
+    cJSON *o = cJSON_CreateObject();
+    opt_write_json(grid_rows, &g, o);
+    char *text = cJSON_PrintUnformatted(o);
+    cr_assert_str_eq(text, "{\"sizes\":[4,2],\"rates\":[0.5]}");
+    memset(&back, 0, sizeof back);
+    cr_assert_eq(opt_read_json(grid_rows, &back, o, "f"), 0, "%s", attn_last_error());
+    cr_assert(back.n_sizes == 2 && back.sizes[0] == 4 && back.sizes[1] == 2 && back.n_rates == 1 && back.rates[0] == 0.5);
+    free(text);
+    cJSON_Delete(o);
 }

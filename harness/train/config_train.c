@@ -30,21 +30,6 @@ static int with_path(const at *w, const char *key)
     return attn_fail(ATTN_EINVAL, "%s: $.trainings[%zu].%s: %s", w->path, w->index, key, msg);
 }
 
-static int get_int(const at *w, const cJSON *o, const char *key, int64_t lo, int64_t hi, int64_t *v)
-{
-    const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, key);
-    if (!x)
-        return 0;
-    if (!cJSON_IsNumber(x) || x->valuedouble != floor(x->valuedouble) || x->valuedouble < (double)lo ||
-        x->valuedouble > (double)hi) {
-        char e[96];
-        snprintf(e, sizeof e, "an integer in [%lld, %lld]", (long long)lo, (long long)hi);
-        return bad(w, key, e, x);
-    }
-    *v = (int64_t)x->valuedouble;
-    return 0;
-}
-
 static int get_str(const at *w, const cJSON *o, const char *key, char *out, size_t n, const char *const *allowed)
 {
     const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, key);
@@ -62,31 +47,6 @@ static int get_str(const at *w, const cJSON *o, const char *key, char *out, size
         return bad(w, key, allowed ? "one of the documented names" : e, x);
     }
     strcpy(out, x->valuestring);
-    return 0;
-}
-
-/* A list of numbers (or a single number) into v[<= CFG_TRAIN_GRID]. */
-static int get_list(const at *w, const cJSON *o, const char *key, int integer, double lo, double hi, double *v, int *n)
-{
-    const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, key), *e;
-    if (!x)
-        return 0;
-    *n = 0;
-    if (cJSON_IsNumber(x)) {
-        if (x->valuedouble < lo || x->valuedouble > hi || (integer && x->valuedouble != floor(x->valuedouble)))
-            return bad(w, key, integer ? "integers in range" : "numbers in range", x);
-        v[(*n)++] = x->valuedouble;
-        return 0;
-    }
-    if (!cJSON_IsArray(x) || cJSON_GetArraySize(x) < 1 || cJSON_GetArraySize(x) > CFG_TRAIN_GRID)
-        return bad(w, key, "a number or a list of 1..16 numbers", x);
-    cJSON_ArrayForEach(e, x)
-    {
-        if (!cJSON_IsNumber(e) || e->valuedouble < lo || e->valuedouble > hi ||
-            (integer && e->valuedouble != floor(e->valuedouble)))
-            return bad(w, key, integer ? "a list of integers in range" : "a list of numbers in range", e);
-        v[(*n)++] = e->valuedouble;
-    }
     return 0;
 }
 
@@ -163,6 +123,14 @@ static int get_swap(const at *w, const cJSON *x, int i, train_kernel_swap *sw)
     return rc;
 }
 
+static const opt_def extrapolate_rows[] = {
+    {.name = "scale", .type = OPT_INT_LIST, .offset = offsetof(train_run_opts, scale), .size = CFG_TRAIN_GRID,
+     .count_offset = offsetof(train_run_opts, n_scales), .lo = 1, .hi = 1024, .help = "multiples of the trained length"},
+    {.name = "depths", .type = OPT_INT32, .offset = offsetof(train_run_opts, depths), .lo = 0, .hi = 101,
+     .help = "needle depths (0: as trained)"},
+    {0},
+};
+
 /* "extrapolate": {"scale": [1, 2, 4, 8], "depths": 5, "kernels": [...]}:
  * evaluate the trained checkpoint at these multiples of its length (and
  * needle depths), then the same grid with each listed kernel swapped in. */
@@ -189,43 +157,29 @@ static int get_extrapolate(const at *w, const cJSON *o, train_run_opts *r)
             return ATTN_EINVAL;
         r->n_swaps++;
     }
-    double v[CFG_TRAIN_GRID];
-    int n = 0;
-    int64_t depths = 0;
-    int rc = get_list(w, x, "scale", 1, 1, 1024, v, &n);
-    if (!rc && !n)
-        rc = bad(w, "extrapolate.scale", "a list of 1..16 length multiples", NULL);
-    if (!rc)
-        rc = get_int(w, x, "depths", 0, 101, &depths);
-    if (!rc && depths == 1)
+    char where[1100];
+    snprintf(where, sizeof where, "%s: $.trainings[%zu].extrapolate", w->path, w->index);
+    r->n_scales = 0, r->depths = 0;
+    int rc = cJSON_GetObjectItemCaseSensitive(x, "scale") ? opt_read_config(extrapolate_rows, r, x, where)
+                                                          : bad(w, "extrapolate.scale", "a list of 1..16 length multiples", NULL);
+    if (!rc && r->depths == 1)
         rc = bad(w, "extrapolate.depths", "0 (the trained depth) or 2..101 depths", cJSON_GetObjectItemCaseSensitive(x, "depths"));
-    for (int i = 0; !rc && i < n; i++)
-        r->scale[i] = (int64_t)v[i];
-    r->n_scales = rc ? 0 : n, r->depths = (int)depths;
+    if (rc)
+        r->n_scales = 0;
     return rc;
 }
 
-/* The grid of an entry: "d_model", "lr" (a number or a list, in the ranges of
- * their option rows) and "seeds"; absent lists keep the single default. */
-static int get_grid(const at *w, const cJSON *o, cfg_training *t)
-{
-    const opt_def *dm = opt_find(nn_model_opts, "d_model"), *lr = opt_find(train_run_opts_table, "lr");
-    double list[CFG_TRAIN_GRID];
-    const train_run_opts *r = &t->base;
-    t->d_model[0] = r->model.d_model, t->n_d = 1, t->lr[0] = r->train.lr, t->n_lr = 1, t->seeds[0] = 1, t->n_seeds = 1;
-    int got = 0;
-    int rc = get_list(w, o, "d_model", 1, dm->lo, dm->hi, list, &got);
-    for (int i = 0; !rc && got && i < (t->n_d = got); i++)
-        t->d_model[i] = (int64_t)list[i];
-    if (!rc)
-        rc = get_list(w, o, "lr", 0, lr->lo, lr->hi, t->lr, &t->n_lr);
-    got = 0;
-    if (!rc)
-        rc = get_list(w, o, "seeds", 1, 0, 1e15, list, &got);
-    for (int i = 0; !rc && got && i < (t->n_seeds = got); i++)
-        t->seeds[i] = (int64_t)list[i];
-    return rc;
-}
+/* The grid of an entry: every job of it takes one value of each list. */
+#define GRID(f) offsetof(cfg_training, f)
+static const opt_def grid_rows[] = {
+    {.name = "d_model", .type = OPT_INT_LIST, .offset = GRID(d_model), .size = CFG_TRAIN_GRID,
+     .count_offset = GRID(n_d), NN_D_MODEL_RANGE, .help = "model widths"},
+    {.name = "lr", .type = OPT_DOUBLE_LIST, .offset = GRID(lr), .size = CFG_TRAIN_GRID, .count_offset = GRID(n_lr),
+     TRAIN_LR_RANGE, .help = "peak learning rates"},
+    {.name = "seeds", .type = OPT_INT_LIST, .offset = GRID(seeds), .size = CFG_TRAIN_GRID,
+     .count_offset = GRID(n_seeds), .def = 1, .lo = 0, .hi = 1e15, .help = "seeds of the weights and batches"},
+    {0},
+};
 
 /* "kernels": ["flash", "linear+flash"] (one entry per job; "a+b": one per layer). */
 static int get_kernels(const at *w, const cJSON *o, cfg_training *t)
@@ -252,11 +206,11 @@ static int get_kernels(const at *w, const cJSON *o, cfg_training *t)
 
 /* The keys of an entry that are not options of the run or the model: its
  * name and text, the grid, and what runs after the training. */
-static const char *const entry_keys[] = {"suite", "description", "kernels", "d_model", "lr", "seeds", "extrapolate", NULL};
+static const char *const entry_keys[] = {"suite", "description", "kernels", "extrapolate", NULL};
 
 static int parse_one(const at *w, const cJSON *o, cfg_training *t)
 {
-    static const opt_def *const tables[] = {train_run_opts_table, nn_model_opts, NULL};
+    static const opt_def *const tables[] = {train_run_opts_table, nn_model_opts, grid_rows, NULL};
     char where[1100];
     snprintf(where, sizeof where, "%s: $.trainings[%zu]", w->path, w->index);
     if (!cJSON_IsObject(o))
@@ -277,8 +231,9 @@ static int parse_one(const at *w, const cJSON *o, cfg_training *t)
         rc = with_path(w, "task");
     if (!rc)
         rc = opt_read_config(nn_model_opts, &r->model, o, where);
+    opt_defaults(grid_rows, t);
     if (!rc)
-        rc = get_grid(w, o, t);
+        rc = opt_read_config(grid_rows, t, o, where);
     if (!rc)
         rc = get_extrapolate(w, o, r);
     if (!rc)

@@ -48,7 +48,7 @@ const opt_def train_run_opts_table[] = {
              "test row evaluates the best-validation weights, params best_step=K;weights=best)"},
     {.name = "warmup", .type = OPT_INT, .offset = AT(train.warmup), .def = 10, .lo = 0, .hi = 1 << 30,
      .group = OPTIM, .metavar = "n", .help = "linear warm-up steps", .flags = OPT_OLD},
-    {.name = "lr", .type = OPT_DOUBLE, .offset = AT(train.lr), .def = 1e-3, .lo = 0, .hi = 10, .group = OPTIM,
+    {.name = "lr", .type = OPT_DOUBLE, .offset = AT(train.lr), TRAIN_LR_RANGE, .group = OPTIM,
      .flags = OPT_NO_CONFIG /* a config's grid */, .help = "peak learning rate (AdamW)"},
     {.name = "min_lr", .type = OPT_DOUBLE, .offset = AT(train.min_lr_ratio), .def = 0.1, .lo = 0, .hi = 1,
      .group = OPTIM, .metavar = "r", .flags = OPT_OLD, .help = "final learning rate as a fraction of --lr"},

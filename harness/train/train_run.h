@@ -9,6 +9,8 @@
 #include "models/train.h"
 
 #define ATTN_TRAIN_MAX_SWAPS 4
+/* lr's default and range, for its option row and a config's grid of rates. */
+#define TRAIN_LR_RANGE .def = 1e-3, .lo = 0, .hi = 10
 
 /* A kernel evaluated in every layer of a trained model in place of the
  * trained one (extrapolate.h), e.g. StreamingLLM's cache: "streaming",
