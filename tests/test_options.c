@@ -2,6 +2,9 @@
  * canonical JSON, --help and bags; repeats are errors everywhere. */
 #include "common/attn_error.h"
 #include "common/options.h"
+#include "harness/train/train_run.h"
+#include "kernels/core/registry.h"
+#include "tasks/task.h"
 
 #include <criterion/criterion.h>
 #include <getopt.h>
@@ -315,4 +318,35 @@ Test(options, lists_write_canonical_json_arrays_that_read_back)
     cr_assert(back.n_sizes == 2 && back.sizes[0] == 4 && back.sizes[1] == 2 && back.n_rates == 1 && back.rates[0] == 0.5);
     free(text);
     cJSON_Delete(o);
+}
+
+/* A row's own default must pass its own check (rows whose default depends on
+ * the problem say so in def_str), and every row a user sets says what it is. */
+static void check_table(const opt_def *rows, const char *owner)
+{
+    for (const opt_def *d = rows; d && d->name; d++) {
+        if ((d->flags & OPT_INTERNAL) == OPT_INTERNAL)
+            continue; /* fitted to the data, never set by a user */
+        cr_assert(d->help || d->def_str, "%s: %s has neither help nor a default text", owner, d->name);
+        int number = d->type == OPT_INT || d->type == OPT_INT32 || d->type == OPT_UINT || d->type == OPT_DOUBLE ||
+                     d->type == OPT_FLOAT;
+        if (d->def_str || !number)
+            continue;
+        cr_assert(d->def >= d->lo && d->def <= d->hi, "%s: default %s=%g outside [%g, %g]", owner, d->name, d->def,
+                  d->lo, d->hi);
+    }
+}
+
+Test(options, every_task_and_kernel_table_has_help_and_defaults_inside_their_ranges)
+{
+    int tasks = 0, kernels = 0;
+    for (const task_def *const *t = task_registry(); *t; t++, tasks++)
+        check_table((*t)->params, (*t)->name);
+    for (const attn_kernel *const *k = attn_registry(); *k; k++, kernels++)
+        check_table((*k)->params, (*k)->name);
+    check_table(nn_model_opts, "model");
+    check_table(train_run_opts_table, "train");
+    cr_assert(tasks > 10 && kernels > 10, "registries: %d tasks, %d kernels", tasks, kernels);
+    cr_assert_not_null(opt_find(task_find("mqar")->params, "L"), "the length key extrapolation scales");
+    cr_assert_not_null(opt_find(task_find("niah")->params, "depth"));
 }
