@@ -5,6 +5,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The index of the key of "k=v" (or of a bare "k") in the bag, or -1. */
+static int key_index(const param_bag *p, const char *kv)
+{
+    size_t kl = strcspn(kv, "=");
+    for (int i = 0; i < p->n; i++)
+        if (strlen(p->key[i]) == kl && !memcmp(p->key[i], kv, kl))
+            return i;
+    return -1;
+}
+
 int param_bag_add(param_bag *p, const char *kv)
 {
     const char *eq = strchr(kv, '=');
@@ -13,6 +23,9 @@ int param_bag_add(param_bag *p, const char *kv)
     size_t kl = (size_t)(eq - kv);
     if (kl >= sizeof p->key[0] || strlen(eq + 1) >= sizeof p->val[0])
         return attn_fail(ATTN_EINVAL, "--param '%s': key or value too long", kv);
+    int i = key_index(p, kv); /* a repeat is an error, as for every option (common/options.h) */
+    if (i >= 0)
+        return attn_fail(ATTN_EINVAL, "param %s: given twice ('%s', then '%s')", p->key[i], p->val[i], eq + 1);
     if (p->n >= PARAM_BAG_MAX)
         return attn_fail(ATTN_EINVAL, "--param: at most %d parameters", PARAM_BAG_MAX);
     memcpy(p->key[p->n], kv, kl);
@@ -57,21 +70,4 @@ int64_t param_bag_int(const param_bag *p, const char *key, int64_t def, int64_t 
     return v;
 }
 
-int param_bag_only(const param_bag *p, const char *owner, const char *const *allowed)
-{
-    for (int i = 0; i < p->n; i++) {
-        int ok = 0;
-        for (const char *const *k = allowed; *k; k++)
-            ok |= strcmp(*k, p->key[i]) == 0;
-        if (!ok) {
-            char list[256] = "";
-            for (const char *const *k = allowed; *k; k++) {
-                strncat(list, k == allowed ? "" : ", ", sizeof list - strlen(list) - 1);
-                strncat(list, *k, sizeof list - strlen(list) - 1);
-            }
-            return attn_fail(ATTN_EINVAL, "%s: unknown param '%s' (expected %s)", owner, p->key[i],
-                             list[0] ? list : "none");
-        }
-    }
-    return 0;
-}
+int param_bag_has_key_of(const param_bag *p, const char *kv) { return key_index(p, kv) >= 0; }

@@ -12,7 +12,7 @@ typedef struct {
     char val[PARAM_BAG_MAX][64];
 } param_bag;
 
-/* Parses "k=v" and appends it. */
+/* Parses "k=v" and appends it; a key already in the bag is an error. */
 int param_bag_add(param_bag *p, const char *kv);
 /* Appends every "k=v" of a space-separated list ("slots=16 taps=3"). */
 int param_bag_add_list(param_bag *p, const char *list);
@@ -21,8 +21,8 @@ const char *param_bag_get(const param_bag *p, const char *key);
 /* The integer value of `key`, `def` when absent; a value that is not an
  * integer in [lo, hi] is recorded as the error and reported through *rc. */
 int64_t param_bag_int(const param_bag *p, const char *key, int64_t def, int64_t lo, int64_t hi, int *rc);
-/* Fails, naming `owner` ("kernel 'flash'", "task mqar"), when a key is not
- * one of `allowed` (NULL-terminated). */
-int param_bag_only(const param_bag *p, const char *owner, const char *const *allowed);
+
+/* 1 if the key of "k=v" (or of a bare "k") is in the bag already. */
+int param_bag_has_key_of(const param_bag *p, const char *kv);
 
 #endif

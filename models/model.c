@@ -35,14 +35,9 @@ static int cfg_check(const nn_model_cfg *c)
         return attn_fail(ATTN_EINVAL, "model: the lm head needs causal attention (a token must not see its target)");
     if (c->head == NN_HEAD_TWOTOWER && c->tower_mlp < 2)
         return attn_fail(ATTN_EINVAL, "model: twotower: tower_mlp: expected >= 2, found %lld", (long long)c->tower_mlp);
-    static const char *const pos[] = {"learned", "sinusoid", "rope", "none"};
-    int ok = 0;
-    for (int i = 0; i < 4; i++)
-        ok |= strcmp(c->pos, pos[i]) == 0;
-    if (!ok)
-        return attn_fail(ATTN_EINVAL, "model: pos: expected learned, sinusoid, rope or none, found '%s'", c->pos);
-    if (strcmp(c->pool, "cls") && strcmp(c->pool, "mean"))
-        return attn_fail(ATTN_EINVAL, "model: pool: expected cls or mean, found '%s'", c->pool);
+    if ((unsigned)c->pos > NN_POS_NONE || (unsigned)c->pool > NN_POOL_MEAN || (unsigned)c->variant > NN_VARIANT_LOOPED)
+        return attn_fail(ATTN_EINVAL, "model: expected a variant, pos and pool of model.h, found %d, %d, %d",
+                         (int)c->variant, (int)c->pos, (int)c->pool);
     if (c->short_conv < 0 || c->short_conv > NN_SHORT_CONV_MAX)
         return attn_fail(ATTN_EINVAL, "model: short_conv: expected 0..%d, found %d", NN_SHORT_CONV_MAX, c->short_conv);
     if (!(c->dropout >= 0 && c->dropout < 1))
@@ -55,12 +50,12 @@ static int bind_all(nn_model *m, nn_blob *blob)
 {
     const nn_model_cfg *c = &m->cfg;
     int64_t C = c->d_model;
-    int rc = nn_embed_bind(&m->emb, c->vocab, C, strcmp(c->pos, "learned") ? 0 : c->max_len, blob);
+    int rc = nn_embed_bind(&m->emb, c->vocab, C, c->pos == NN_POS_LEARNED ? c->max_len : 0, blob);
     for (int64_t l = 0; !rc && l < c->layers; l++) {
         nn_block *b = &m->blk[l];
         nn_attn_cfg ac = {.C = C, .H = c->heads, .H_kv = c->heads_kv ? c->heads_kv : c->heads,
                           .kernel = layer_kernel(c, l, &rc), .params = c->kparams,
-                          .rope = strcmp(c->pos, "rope") == 0, .eval_only = c->eval_only,
+                          .rope = c->pos == NN_POS_ROPE, .eval_only = c->eval_only,
                           .short_conv = c->short_conv};
         if (rc)
             break;
@@ -230,13 +225,13 @@ const char *nn_model_padding(const nn_model_cfg *c)
 
 void nn_model_describe(const nn_model_cfg *c, char *buf, size_t n)
 {
-    int k = snprintf(buf, n, "%s(L=%lld,d=%lld,H=%lld", c->variant, (long long)c->layers, (long long)c->d_model,
+    int k = snprintf(buf, n, "%s(L=%lld,d=%lld,H=%lld", nn_variant_names[c->variant], (long long)c->layers, (long long)c->d_model,
                      (long long)c->heads);
     if (c->heads_kv && c->heads_kv != c->heads)
         k += snprintf(buf + k, n - (size_t)k, ",Hkv=%lld", (long long)c->heads_kv);
-    k += snprintf(buf + k, n - (size_t)k, ",mlp=%lld,pos=%s", (long long)c->mlp, c->pos);
+    k += snprintf(buf + k, n - (size_t)k, ",mlp=%lld,pos=%s", (long long)c->mlp, nn_pos_names[c->pos]);
     if (c->head != NN_HEAD_LM)
-        k += snprintf(buf + k, n - (size_t)k, ",pool=%s", c->pool);
+        k += snprintf(buf + k, n - (size_t)k, ",pool=%s", nn_pool_names[c->pool]);
     if (c->loops > 1)
         k += snprintf(buf + k, n - (size_t)k, ",loops=%d", c->loops);
     if (c->short_conv)

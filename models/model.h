@@ -24,12 +24,30 @@
 
 #include "layers.h"
 
+#include "common/options.h"
+
 #define NN_MAX_LAYERS 16
+/* d_model's default and range, for its option row and a config's grid of widths. */
+#define NN_D_MODEL_RANGE .def = 64, .lo = 1, .hi = 1 << 16
 
 typedef enum { NN_HEAD_CLASSIFY = 0, NN_HEAD_TWOTOWER, NN_HEAD_LM } nn_head_kind;
 
+/* The variant (the CSV "model"); NN_VARIANT_TASK: not chosen yet, the task's
+ * head decides (train_run fills it in before the model is built). */
+typedef enum {
+    NN_VARIANT_TASK = 0, NN_VARIANT_ENCODER, NN_VARIANT_TWOTOWER, NN_VARIANT_LM, NN_VARIANT_HYBRID, NN_VARIANT_LOOPED
+} nn_variant;
+typedef enum { NN_POS_LEARNED = 0, NN_POS_SINUSOID, NN_POS_ROPE, NN_POS_NONE } nn_pos_kind;
+typedef enum { NN_POOL_CLS = 0, NN_POOL_MEAN } nn_pool_kind;
+
+/* Names in enum order (NULL-terminated); nn_variant_names[NN_VARIANT_TASK] is "". */
+extern const char *const nn_variant_names[];
+extern const char *const nn_variant_help[]; /* one line per variant, for 'attnbench list models' */
+extern const char *const nn_pos_names[];
+extern const char *const nn_pool_names[];
+
 typedef struct {
-    char variant[16];          /* encoder | twotower | lm | hybrid | looped (the CSV "model") */
+    nn_variant variant;
     nn_head_kind head;
     int64_t vocab, n_classes, max_len;
     int64_t layers, d_model, heads, heads_kv, mlp;   /* mlp = 0: no MLP sub-layer (Zoology's Identity) */
@@ -37,8 +55,8 @@ typedef struct {
     char kernels[NN_MAX_LAYERS][32];
     param_bag kparams;       /* parameters of every layer's kernel */
     int causal;                /* causal attention mask (the lm head requires it) */
-    char pos[12];              /* learned | sinusoid | rope | none */
-    char pool[8];              /* cls (position 0) | mean (over non-padded positions) */
+    nn_pos_kind pos;
+    nn_pool_kind pool;         /* cls (position 0) | mean (over non-padded positions) */
     int rms;                   /* RMSNorm instead of LayerNorm */
     float dropout;             /* on the attention and MLP outputs, training only */
     int loops;                 /* >= 1 */
@@ -47,8 +65,17 @@ typedef struct {
     char mask[64];             /* evaluation only, not saved: a mask spec replacing causal/full
                                   (e.g. "sink:n=4,w=64" for a streaming kernel swapped in) */
     int short_conv;            /* K > 0: short causal conv (width K) + SiLU on q, k, v of every layer
-                                  (DeltaNet / Zoology: 4); 0: none. JSON key "short_conv" */
+                                  (DeltaNet / Zoology: 4); 0: none */
 } nn_model_cfg;
+
+/* The model's options (models/model_opts.c), in the order of its canonical
+ * JSON: the command line and configs set them, checkpoints and job_ids
+ * record them. Adding a model option = one row here + the code using it. */
+extern const opt_def nn_model_opts[];
+
+/* Every option at its default: 2 layers, d 64, 2 heads, MLP 128, learned
+ * positions, CLS pooling, flash in every layer. */
+void nn_model_cfg_defaults(nn_model_cfg *c);
 
 typedef struct {
     nn_norm n1, n2;

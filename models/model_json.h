@@ -8,8 +8,8 @@
 #include <cjson/cJSON.h>
 
 cJSON *nn_model_cfg_to_json(const nn_model_cfg *c);
-/* Strict: every field present with the right type (except "short_conv", absent
- * from older checkpoints: 0); errors name the field. */
+/* Strict: every field of nn_model_opts present with the right type (except
+ * those older checkpoints lack, such as "short_conv": 0); errors name the field. */
 int nn_model_cfg_from_json(const cJSON *o, const char *where, nn_model_cfg *c);
 
 #endif

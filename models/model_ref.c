@@ -35,7 +35,7 @@ int nn_model_loss_ref(const nn_model *m, const double *P, const nn_batch *b, int
     }
     if (!rc)
         rc = nn_embed_forward_ref(&m->emb, P, tok, x, Bt, N);
-    if (!rc && !strcmp(c->pos, "sinusoid"))
+    if (!rc && c->pos == NN_POS_SINUSOID)
         nn_sinusoid_add_ref(x, Bt, N, C);
     for (int64_t a = 0; !rc && a < A; a++) {
         const nn_block *k = &m->blk[a % c->layers];
@@ -58,7 +58,7 @@ int nn_model_loss_ref(const nn_model *m, const double *P, const nn_batch *b, int
         nn_dense_forward_ref(&m->h1, P, h, logits, rows);
     } else if (!rc) {
         memcpy(tgt, b->labels, sizeof *tgt * (size_t)B);
-        if (!strcmp(c->pool, "mean"))
+        if (c->pool == NN_POOL_MEAN)
             nn_meanpool_forward_ref(h, valid, pooled, Bt, N, C);
         else
             for (int64_t s = 0; s < Bt; s++)

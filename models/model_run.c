@@ -195,7 +195,7 @@ static int encoder_forward(nn_model *m, plan_t *p, int training, uint64_t step)
     const nn_model_cfg *c = &m->cfg;
     int64_t Bt = p->Bt, N = m->N, C = c->d_model, T = Bt * N;
     int th = m->threads, rc = nn_embed_forward(&m->emb, p->tok, p->x[0], Bt, N, th);
-    if (!rc && !strcmp(c->pos, "sinusoid"))
+    if (!rc && c->pos == NN_POS_SINUSOID)
         nn_sinusoid_add(p->x[0], Bt, N, C, th);
     for (int64_t a = 0; !rc && a < p->A; a++) {
         nn_block *k = &m->blk[a % c->layers];
@@ -268,10 +268,10 @@ int nn_model_forward(nn_model *m, const nn_batch *b, int training, uint64_t step
     }
     /* pooled representation of every sequence */
     for (int64_t s = 0; s < p->Bt; s++) {
-        if (!strcmp(c->pool, "cls"))
+        if (c->pool == NN_POOL_CLS)
             memcpy(p->pooled + s * C, p->xf + s * N * C, sizeof(float) * (size_t)C);
     }
-    if (!strcmp(c->pool, "mean"))
+    if (c->pool == NN_POOL_MEAN)
         nn_meanpool_forward(p->xf, p->valid, p->pooled, p->Bt, N, C, th);
     const float *head_in = p->pooled;
     if (c->head == NN_HEAD_TWOTOWER) {
@@ -353,7 +353,7 @@ static void head_backward(nn_model *m, plan_t *p, const nn_batch *b, float scale
     } else {
         nn_dense_backward(&m->h1, p->pooled, p->logits, p->dpooled, B, th);
     }
-    if (!strcmp(c->pool, "mean"))
+    if (c->pool == NN_POOL_MEAN)
         nn_meanpool_backward(p->valid, p->dpooled, p->dxf, p->Bt, N, C, th);
     else
         for (int64_t s = 0; s < p->Bt; s++)

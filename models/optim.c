@@ -9,6 +9,8 @@
 #include <omp.h>
 #include <string.h>
 
+const char *const optim_sched_names[] = {"constant", "cosine", "linear", "rsqrt", NULL};
+
 #define OPTIM_PI 3.14159265358979323846
 
 static size_t round64(size_t bytes) { return (bytes + 63) / 64 * 64; }

@@ -111,6 +111,8 @@ void optim_grad_scale(float *g, size_t n, float s, int threads);
  * Step 0 gets lr 0, as in LRA; warmup >= 1; min_lr_ratio and total are not
  * used (the decay has no end). */
 typedef enum { OPTIM_SCHED_CONSTANT, OPTIM_SCHED_COSINE, OPTIM_SCHED_LINEAR, OPTIM_SCHED_RSQRT } optim_sched_kind;
+/* Their names in enum order, NULL-terminated. */
+extern const char *const optim_sched_names[];
 
 typedef struct {
     optim_sched_kind kind;

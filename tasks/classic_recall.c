@@ -70,14 +70,31 @@ static void ar_fill(const int64_t *cfg, attn_rng *r, int32_t *tok, int32_t *tgt,
     tgt[L - 1] = map[q];
 }
 
+/* Parameter tables; the sizes of H3 and Mamba are not verified against their code. */
+static const opt_def ar_params[] = {
+    {.name = "L", .type = OPT_INT, .def = 31, .lo = 3, .hi = 1 << 20, .help = "sequence length (odd: pairs then a query)"},
+    {.name = "V", .type = OPT_INT, .def = 20, .lo = 4, .hi = 1 << 20, .help = "vocabulary: keys [0,V/2), values [V/2,V)"},
+    {0},
+};
+static const opt_def induction_params[] = {
+    {.name = "L", .type = OPT_INT, .def = 256, .lo = 4, .hi = 1 << 24, .help = "sequence length"},
+    {.name = "V", .type = OPT_INT, .def = 16, .lo = 3, .hi = 1 << 20, .help = "vocabulary (trigger = V-1)"},
+    {0},
+};
+#define COPY_PARAMS(L_def)                                                                                      \
+    {.name = "L", .type = OPT_INT, .def = L_def, .lo = 4, .hi = 1 << 24, .help = "sequence length"},           \
+    {.name = "V", .type = OPT_INT, .def = 16, .lo = 3, .hi = 1 << 20, .help = "vocabulary (0 = noise, V-1 = marker)"}, \
+    {.name = "tokens", .type = OPT_INT, .def = 16, .lo = 1, .hi = 1 << 20, .help = "content tokens to copy"}, {0}
+static const opt_def selective_copy_params[] = {COPY_PARAMS(4096)};
+static const opt_def copy_params[] = {COPY_PARAMS(256)};
+
 static int ar_make(const param_bag *p, task_split split, uint64_t seed, int64_t n, const char *data_dir,
                    task_data *out)
 {
     (void)data_dir;
     memset(out, 0, sizeof *out);
-    static const char *const allowed[] = {"L", "V", NULL};
-    int rc = task_params_only(p, "ar", allowed);
-    int64_t cfg[2] = {task_param_int(p, "L", 31, 3, 1 << 20, &rc), task_param_int(p, "V", 20, 4, 1 << 20, &rc)};
+    int rc = task_params_check(ar_params, p, "ar");
+    int64_t cfg[2] = {task_param_int(ar_params, p, "L", &rc), task_param_int(ar_params, p, "V", &rc)};
     if (rc)
         return rc;
     if (cfg[0] % 2 == 0)
@@ -110,9 +127,8 @@ static int induction_make(const param_bag *p, task_split split, uint64_t seed, i
 {
     (void)data_dir;
     memset(out, 0, sizeof *out);
-    static const char *const allowed[] = {"L", "V", NULL};
-    int rc = task_params_only(p, "induction", allowed);
-    int64_t cfg[2] = {task_param_int(p, "L", 256, 4, 1 << 24, &rc), task_param_int(p, "V", 16, 3, 1 << 20, &rc)};
+    int rc = task_params_check(induction_params, p, "induction");
+    int64_t cfg[2] = {task_param_int(induction_params, p, "L", &rc), task_param_int(induction_params, p, "V", &rc)};
     if (rc)
         return rc;
     rc = classic_make("induction", cfg, induction_fill, split, seed, n, out);
@@ -150,14 +166,13 @@ static void copy_fill(const int64_t *cfg, attn_rng *r, int32_t *tok, int32_t *tg
     }
 }
 
-static int copy_make_named(const char *name, int64_t L_def, int fixed, const param_bag *p, task_split split,
+static int copy_make_named(const char *name, const opt_def *rows, int fixed, const param_bag *p, task_split split,
                            uint64_t seed, int64_t n, task_data *out)
 {
     memset(out, 0, sizeof *out);
-    static const char *const allowed[] = {"L", "V", "tokens", NULL};
-    int rc = task_params_only(p, name, allowed);
-    int64_t cfg[4] = {task_param_int(p, "L", L_def, 4, 1 << 24, &rc), task_param_int(p, "V", 16, 3, 1 << 20, &rc),
-                      task_param_int(p, "tokens", 16, 1, 1 << 20, &rc), fixed};
+    int rc = task_params_check(rows, p, name);
+    int64_t cfg[4] = {task_param_int(rows, p, "L", &rc), task_param_int(rows, p, "V", &rc),
+                      task_param_int(rows, p, "tokens", &rc), fixed};
     if (rc)
         return rc;
     if (2 * cfg[2] > cfg[0])
@@ -174,21 +189,21 @@ static int selective_copy_make(const param_bag *p, task_split split, uint64_t se
                                const char *data_dir, task_data *out)
 {
     (void)data_dir;
-    return copy_make_named("selective_copy", 4096, 0, p, split, seed, n, out);
+    return copy_make_named("selective_copy", selective_copy_params, 0, p, split, seed, n, out);
 }
 
 static int copy_make(const param_bag *p, task_split split, uint64_t seed, int64_t n, const char *data_dir,
                      task_data *out)
 {
     (void)data_dir;
-    return copy_make_named("copy", 256, 1, p, split, seed, n, out);
+    return copy_make_named("copy", copy_params, 1, p, split, seed, n, out);
 }
 
 const task_def task_ar = {
     .name = "ar",
     .suite = "recall",
     .description = "single-query associative recall (H3): k v pairs then a query key, answer at the end",
-    .params_help = "L=31 V=20 (keys [0,V/2), values [V/2,V); H3 sizes [unverified])",
+    .params = ar_params,
     .make = ar_make,
 };
 
@@ -196,7 +211,7 @@ const task_def task_induction = {
     .name = "induction",
     .suite = "recall",
     .description = "induction heads: after the trigger recurs at the end, emit what followed it first",
-    .params_help = "L=256 V=16 (trigger = V-1; Mamba setting [unverified])",
+    .params = induction_params,
     .make = induction_make,
 };
 
@@ -204,7 +219,7 @@ const task_def task_selective_copy = {
     .name = "selective_copy",
     .suite = "recall",
     .description = "selective copying (Mamba): content tokens among noise, emit them in order at the markers",
-    .params_help = "L=4096 V=16 tokens=16 (0 = noise, V-1 = marker; Mamba setting [unverified])",
+    .params = selective_copy_params,
     .make = selective_copy_make,
 };
 
@@ -212,6 +227,6 @@ const task_def task_copy = {
     .name = "copy",
     .suite = "recall",
     .description = "plain copying control: content at fixed positions, emit it in order at the markers",
-    .params_help = "L=256 V=16 tokens=16 (0 = noise, V-1 = marker)",
+    .params = copy_params,
     .make = copy_make,
 };

@@ -368,9 +368,9 @@ static void noise_fill(uint8_t *out, int64_t n)
 
 /* The text the chain is fitted to: two noise periods (so every context has
  * a successor), or up to 1 MiB of train-pool bodies in name order. */
-static int fit_text(niah_haystack *h, const char *fit, const char *data_dir)
+static int fit_text(niah_haystack *h, niah_fit_kind fit, const char *data_dir)
 {
-    if (strcmp(fit, "noise") == 0) {
+    if (fit == NIAH_FIT_NOISE) {
         int64_t n = 2 * (int64_t)sizeof niah_noise_block;
         uint8_t *t = malloc((size_t)n);
         if (!t)
@@ -378,8 +378,6 @@ static int fit_text(niah_haystack *h, const char *fit, const char *data_dir)
         noise_fill(t, n);
         return markov_fit(&h->m, t, n);
     }
-    if (strcmp(fit, "corpus") != 0)
-        return attn_fail(ATTN_EINVAL, "param fit: expected noise or corpus, found '%s'", fit);
     int rc = corpus_open(&h->c, data_dir, TASK_TRAIN);
     int64_t cap = 1 << 20, len = 0;
     uint8_t *t = rc ? NULL : malloc((size_t)cap);
@@ -402,7 +400,10 @@ static int fit_text(niah_haystack *h, const char *fit, const char *data_dir)
     return markov_fit(&h->m, t, len);
 }
 
-int niah_haystack_open(niah_haystack **out, const char *kind, const char *fit, task_split split,
+const char *const niah_hay_names[] = {"noise", "random", "corpus", NULL};
+const char *const niah_fit_names[] = {"noise", "corpus", NULL};
+
+int niah_haystack_open(niah_haystack **out, niah_hay_kind kind, niah_fit_kind fit, task_split split,
                        const char *data_dir)
 {
     *out = NULL;
@@ -411,15 +412,13 @@ int niah_haystack_open(niah_haystack **out, const char *kind, const char *fit, t
         return attn_fail(ATTN_ENOMEM, "haystack: cannot allocate");
     snprintf(h->source, sizeof h->source, "generated");
     int rc = 0;
-    if (strcmp(kind, "noise") == 0)
-        h->kind = 0;
-    else if (strcmp(kind, "random") == 0)
-        h->kind = 1, rc = fit_text(h, fit ? fit : "noise", data_dir);
-    else if (strcmp(kind, "corpus") == 0) {
-        h->kind = 2, rc = corpus_open(&h->c, data_dir, split);
+    h->kind = (int)kind;
+    if (kind == NIAH_HAY_RANDOM)
+        rc = fit_text(h, fit, data_dir);
+    else if (kind == NIAH_HAY_CORPUS) {
+        rc = corpus_open(&h->c, data_dir, split);
         snprintf(h->source, sizeof h->source, "stand-in:spam-assassin");
-    } else
-        rc = attn_fail(ATTN_EINVAL, "param haystack: expected noise, random or corpus, found '%s'", kind);
+    }
     if (rc) {
         niah_haystack_close(h);
         return rc;

@@ -22,9 +22,13 @@ int64_t task_landmark_seq_len(int64_t n, int64_t l) { return l ? n + n / (l - 1)
  * tokens and so no landmark position. */
 int64_t task_landmark_data_len(int64_t seq_len, int64_t l) { return l ? seq_len - seq_len / l : seq_len; }
 
+/* The range "0, or 2..max" is not one interval: task_landmark_param checks it. */
+const opt_def task_landmark_opt = {.name = "landmark", .type = OPT_INT, .def = 0, .lo = 0, .hi = TASK_LANDMARK_MAX,
+                                   .help = "0 (off) or l >= 2: a landmark token every l-th position"};
+
 int64_t task_landmark_param(const param_bag *p, int *rc)
 {
-    const char *s = task_param_str(p, "landmark", NULL);
+    const char *s = param_bag_get(p, "landmark");
     if (!s)
         return 0;
     char *end;

@@ -307,17 +307,27 @@ static int official(const char *dir, task_split split, uint64_t seed, int64_t n,
 
 /* ---------------------------------------------------------------- task */
 
+static const opt_def listops_params[] = {
+    {.name = "min_len", .type = OPT_INT, .def = 500, .lo = 0, .hi = 1 << 20, .help = "fewest symbols (exclusive)"},
+    {.name = "max_len", .type = OPT_INT, .def = 2000, .lo = 2, .hi = 1 << 20,
+     .help = "most symbols (exclusive; sequences hold CLS + symbols)"},
+    {.name = "max_depth", .type = OPT_INT, .def = 10, .lo = 1, .hi = 64, .help = "deepest nesting"},
+    {.name = "max_args", .type = OPT_INT, .def = 10, .lo = 2, .hi = 64, .help = "most arguments of an operator"},
+    {.name = "value_p", .type = OPT_DOUBLE, .def = 0.25, .lo = 0.01, .hi = 1.0,
+     .help = "probability that an argument is a digit"},
+    {0},
+};
+
 static int listops_make(const param_bag *params, task_split split, uint64_t seed, int64_t n, const char *data_dir,
                         task_data *out)
 {
-    static const char *const allowed[] = {"min_len", "max_len", "max_depth", "max_args", "value_p", NULL};
-    int rc = task_params_only(params, "listops", allowed);
+    int rc = task_params_check(listops_params, params, "listops");
     listops_cfg c = {
-        .min_len = (int)task_param_int(params, "min_len", 500, 0, 1 << 20, &rc),
-        .max_len = (int)task_param_int(params, "max_len", 2000, 2, 1 << 20, &rc),
-        .max_depth = (int)task_param_int(params, "max_depth", 10, 1, 64, &rc),
-        .max_args = (int)task_param_int(params, "max_args", 10, 2, 64, &rc),
-        .value_p = task_param_double(params, "value_p", 0.25, 0.01, 1.0, &rc),
+        .min_len = (int)task_param_int(listops_params, params, "min_len", &rc),
+        .max_len = (int)task_param_int(listops_params, params, "max_len", &rc),
+        .max_depth = (int)task_param_int(listops_params, params, "max_depth", &rc),
+        .max_args = (int)task_param_int(listops_params, params, "max_args", &rc),
+        .value_p = task_param_double(listops_params, params, "value_p", &rc),
     };
     if (rc)
         return rc;
@@ -341,7 +351,6 @@ const task_def task_listops = {
     .suite = "lra",
     .description = "LRA ListOps: the digit a nested MAX/MIN/MED/SM prefix expression evaluates to (generated, "
                    "or the official TSVs via --data)",
-    .params_help = "min_len=500 max_len=2000 (symbols, exclusive; sequences hold CLS + symbols) max_depth=10 "
-                   "max_args=10 value_p=0.25",
+    .params = listops_params,
     .make = listops_make,
 };

@@ -151,12 +151,17 @@ static int cifar_dir(const char *dir, char *out, size_t n)
     return is_file(out, "test_batch.bin");
 }
 
+static const opt_def image_params[] = {
+    {.name = "pad32", .type = OPT_INT, .def = 0, .lo = 0, .hi = 1,
+     .help = "1: pad 28x28 stand-in images to 32x32 = 1024 tokens"},
+    {0},
+};
+
 static int image_make(const param_bag *params, task_split split, uint64_t seed, int64_t n, const char *data_dir,
                       task_data *out)
 {
-    static const char *const allowed[] = {"pad32", NULL};
-    int rc = task_params_only(params, "image", allowed);
-    int pad32 = (int)task_param_int(params, "pad32", 0, 0, 1, &rc);
+    int rc = task_params_check(image_params, params, "image");
+    int pad32 = (int)task_param_int(image_params, params, "pad32", &rc);
     if (rc)
         return rc;
     char dir[1100];
@@ -221,6 +226,6 @@ const task_def task_lra_image = {
     .suite = "lra",
     .description = "LRA Image: 10 classes from grayscale pixel tokens (official CIFAR-10 via --data; "
                    "stand-in Fashion-MNIST)",
-    .params_help = "pad32=0 (1: pad 28x28 stand-in images to 32x32 = 1024 tokens)",
+    .params = image_params,
     .make = image_make,
 };

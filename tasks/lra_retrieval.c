@@ -301,11 +301,17 @@ static int pairs_standin(const char *root, task_split split, uint64_t seed, int6
 
 /* ---------------------------------------------------------------- task */
 
+static const opt_def retrieval_params[] = {
+    {.name = "max_len", .type = OPT_INT, .def = 4000, .lo = 2, .hi = 1 << 20,
+     .help = "tokens per document: CLS + max_len-1 bytes"},
+    {0},
+};
+
 static int retrieval_make(const param_bag *params, task_split split, uint64_t seed, int64_t n, const char *data_dir,
                           task_data *out)
 {
     int64_t len;
-    int rc = lra_text_params(params, "retrieval", 4000, &len);
+    int rc = lra_text_params(retrieval_params, params, "retrieval", &len);
     if (rc)
         return rc;
     memset(out, 0, sizeof *out);
@@ -326,6 +332,6 @@ const task_def task_lra_retrieval = {
     .suite = "lra",
     .description = "LRA Retrieval: do two byte-level documents match (two towers; official AAN pair TSVs via "
                    "--data; stand-in SpamAssassin same-group pairs)",
-    .params_help = "max_len=4000 (tokens per document: CLS + max_len-1 bytes)",
+    .params = retrieval_params,
     .make = retrieval_make,
 };

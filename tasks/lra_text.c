@@ -40,11 +40,10 @@ int32_t lra_text_encode(const unsigned char *bytes, size_t n, int64_t len, int32
     return (int32_t)(1 + m);
 }
 
-int lra_text_params(const param_bag *p, const char *task, int64_t def, int64_t *len)
+int lra_text_params(const opt_def *rows, const param_bag *p, const char *task, int64_t *len)
 {
-    static const char *const allowed[] = {"max_len", NULL};
-    int rc = task_params_only(p, task, allowed);
-    *len = task_param_int(p, "max_len", def, 2, 1 << 20, &rc);
+    int rc = task_params_check(rows, p, task);
+    *len = task_param_int(rows, p, "max_len", &rc);
     return rc;
 }
 
@@ -459,11 +458,17 @@ static int spam_standin(const char *root, task_split split, uint64_t seed, int64
     return rc;
 }
 
+static const opt_def text_params[] = {
+    {.name = "max_len", .type = OPT_INT, .def = 4096, .lo = 2, .hi = 1 << 20,
+     .help = "tokens: CLS + max_len-1 bytes (the LRA repo config uses 1000)"},
+    {0},
+};
+
 static int text_make(const param_bag *params, task_split split, uint64_t seed, int64_t n, const char *data_dir,
                      task_data *out)
 {
     int64_t len;
-    int rc = lra_text_params(params, "text", 4096, &len);
+    int rc = lra_text_params(text_params, params, "text", &len);
     if (rc)
         return rc;
     memset(out, 0, sizeof *out);
@@ -490,6 +495,6 @@ const task_def task_lra_text = {
     .suite = "lra",
     .description = "LRA Text: binary classification of a byte-level document (official IMDb aclImdb tree or "
                    "Source,Target CSV via --data; stand-in SpamAssassin, spam = 1)",
-    .params_help = "max_len=4096 (tokens: CLS + max_len-1 bytes; the LRA repo config uses 1000)",
+    .params = text_params,
     .make = text_make,
 };

@@ -23,7 +23,7 @@ extern const task_def task_lra_retrieval;
 int32_t lra_text_encode(const unsigned char *bytes, size_t n, int64_t len, int32_t *row);
 
 /* The max_len parameter, the only one both tasks take (strict: other keys are errors). */
-int lra_text_params(const param_bag *p, const char *task, int64_t def, int64_t *len);
+int lra_text_params(const opt_def *rows, const param_bag *p, const char *task, int64_t *len);
 
 /* A 64-bit key with an index, ordered by key then index (a stable order). */
 typedef struct {

@@ -60,19 +60,30 @@ typedef struct {
     double a;
 } mqar_cfg;
 
+static const opt_def mqar_params[] = {
+    {.name = "V", .type = OPT_INT, .def = 8192, .lo = 4, .hi = INT32_MAX, .help = "vocabulary"},
+    {.name = "L", .type = OPT_INT, .def = 256, .lo = 4, .hi = 1 << 24, .help = "sequence length (even)"},
+    {.name = "D", .type = OPT_INT, .def = 16, .lo = 1, .hi = 1 << 22, .help = "key-value pairs"},
+    {.name = "a", .type = OPT_DOUBLE, .def = 0.01, .lo = 1e-6, .hi = 1e6, .help = "power-law exponent of the query gaps"},
+    {.name = "passes", .type = OPT_INT, .def = 1, .lo = 1, .hi = 1 << 10, .help = "passes over the pairs"},
+    {.name = "random_non_queries", .type = OPT_INT, .def = 0, .lo = 0, .hi = 1,
+     .help = "1: random tokens between the queries"},
+    {.name = "jrt", .type = OPT_INT, .def = 0, .lo = 0, .hi = 1, .help = "1: context repeated, L + 2D tokens"},
+    {0},
+};
+
 static int mqar_parse(const param_bag *p, mqar_cfg *c)
 {
-    static const char *const allowed[] = {"V", "L", "D", "a", "passes", "random_non_queries", "jrt", NULL};
-    int rc = task_params_only(p, "mqar", allowed);
+    int rc = task_params_check(mqar_params, p, "mqar");
     if (rc)
         return rc;
-    c->V = task_param_int(p, "V", 8192, 4, INT32_MAX, &rc);
-    c->L = task_param_int(p, "L", 256, 4, 1 << 24, &rc);
-    c->D = task_param_int(p, "D", 16, 1, 1 << 22, &rc);
-    c->passes = task_param_int(p, "passes", 1, 1, 1 << 10, &rc);
-    c->rnq = task_param_int(p, "random_non_queries", 0, 0, 1, &rc);
-    c->jrt = task_param_int(p, "jrt", 0, 0, 1, &rc);
-    c->a = task_param_double(p, "a", 0.01, 1e-6, 1e6, &rc);
+    c->V = task_param_int(mqar_params, p, "V", &rc);
+    c->L = task_param_int(mqar_params, p, "L", &rc);
+    c->D = task_param_int(mqar_params, p, "D", &rc);
+    c->passes = task_param_int(mqar_params, p, "passes", &rc);
+    c->rnq = task_param_int(mqar_params, p, "random_non_queries", &rc);
+    c->jrt = task_param_int(mqar_params, p, "jrt", &rc);
+    c->a = task_param_double(mqar_params, p, "a", &rc);
     if (rc)
         return rc;
     /* the reference generator's three asserts, plus enough keys and values */
@@ -204,6 +215,6 @@ const task_def task_mqar = {
     .name = "mqar",
     .suite = "recall",
     .description = "multi-query associative recall, Zoology generator (power-law query gaps, JRT passes)",
-    .params_help = "V=8192 L=256 D=16 a=0.01 passes=1 random_non_queries=0 jrt=0 (1: context repeated, L + 2D tokens)",
+    .params = mqar_params,
     .make = mqar_make,
 };

@@ -42,7 +42,8 @@ typedef struct {
     int64_t len, len_min, distractors;
     double depth;
     int snap;
-    const char *hay, *fit;
+    niah_hay_kind hay;
+    niah_fit_kind fit;
 } niah_cfg;
 
 /* One example's strings and layout. */
@@ -343,22 +344,39 @@ static int passkey_example(const niah_cfg *c, niah_haystack *h, attn_rng *r, int
 
 /* --- make ---------------------------------------------------------------- */
 
+#define NIAH_COMMON_PARAMS                                                                                   \
+    {.name = "len", .type = OPT_INT, .def = 512, .lo = 16, .hi = 1 << 26, .help = "sequence length"},          \
+    {.name = "len_min", .type = OPT_INT, .def = 0, .def_str = "len", .lo = 0, .hi = 1 << 26,                  \
+     .help = "shortest length: lengths uniform in [len_min, len]"},                                           \
+    {.name = "depth", .type = OPT_DOUBLE, .def = -1, .lo = -1, .hi = 1,                                        \
+     .help = "needle depth in [0, 1]; -1: uniform"},                                                          \
+    {.name = "haystack", .type = OPT_ENUM, .names = niah_hay_names, .def = NIAH_HAY_NOISE,                    \
+     .help = "noise, a Markov chain (random) or corpus text"},                                                \
+    {.name = "fit", .type = OPT_ENUM, .names = niah_fit_names, .def = NIAH_FIT_NOISE,                         \
+     .help = "the text the random chain is fitted to"},                                                       \
+    {.name = "snap", .type = OPT_INT, .def = 1, .lo = 0, .hi = 1, .help = "1: the needle moved back to just after a '.'"}
+
+static const opt_def niah_params[] = {NIAH_COMMON_PARAMS, {0}};
+static const opt_def niah_multikey_params[] = {
+    NIAH_COMMON_PARAMS,
+    {.name = "distractors", .type = OPT_INT, .def = 0, .lo = 0, .hi = 3, .help = "other keys; 0: uniform 1-3"},
+    {0},
+};
+
 static int niah_parse(const param_bag *p, const char *name, int kind, niah_cfg *c)
 {
-    static const char *const common[] = {"len", "len_min", "depth", "haystack", "fit", "snap", NULL};
-    static const char *const multikey[] = {"len",  "len_min", "depth",       "haystack",
-                                           "fit",  "snap",    "distractors", NULL};
-    int rc = task_params_only(p, name, kind == NK_MULTIKEY ? multikey : common);
+    const opt_def *rows = kind == NK_MULTIKEY ? niah_multikey_params : niah_params;
+    int rc = task_params_check(rows, p, name);
     if (rc)
         return rc;
     c->kind = kind;
-    c->len = task_param_int(p, "len", 512, 16, 1 << 26, &rc);
-    c->len_min = task_param_int(p, "len_min", 0, 0, 1 << 26, &rc);
-    c->depth = task_param_double(p, "depth", -1, -1, 1, &rc);
-    c->snap = (int)task_param_int(p, "snap", 1, 0, 1, &rc);
-    c->distractors = task_param_int(p, "distractors", 0, 0, 3, &rc);
-    c->hay = task_param_str(p, "haystack", "noise");
-    c->fit = task_param_str(p, "fit", "noise");
+    c->len = task_param_int(rows, p, "len", &rc);
+    c->len_min = task_param_int(rows, p, "len_min", &rc);
+    c->depth = task_param_double(rows, p, "depth", &rc);
+    c->snap = (int)task_param_int(rows, p, "snap", &rc);
+    c->distractors = kind == NK_MULTIKEY ? task_param_int(rows, p, "distractors", &rc) : 0;
+    c->hay = (niah_hay_kind)task_param_int(rows, p, "haystack", &rc);
+    c->fit = (niah_fit_kind)task_param_int(rows, p, "fit", &rc);
     if (rc)
         return rc;
     if (c->depth < 0 && c->depth != -1)
@@ -406,8 +424,8 @@ static int niah_make_kind(int kind, const char *name, const param_bag *p, task_s
         out->pad = NIAH_PAD;
         snprintf(out->data_source, sizeof out->data_source, "%s", niah_haystack_source(h));
         snprintf(out->meta, sizeof out->meta, "len=%lld;len_min=%lld;depth=%g;haystack=%s;fit=%s;snap=%d;needle=%s",
-                 (long long)c.len, (long long)(c.len_min ? c.len_min : c.len), c.depth, c.hay,
-                 strcmp(c.hay, "random") == 0 ? c.fit : "-", c.snap, kind_name[kind]);
+                 (long long)c.len, (long long)(c.len_min ? c.len_min : c.len), c.depth, niah_hay_names[c.hay],
+                 c.hay == NIAH_HAY_RANDOM ? niah_fit_names[c.fit] : "-", c.snap, kind_name[kind]);
     } else
         task_data_free(out);
     free(y);
@@ -418,7 +436,7 @@ static int niah_make_kind(int kind, const char *name, const param_bag *p, task_s
 }
 
 /* One task_def per needle kind; extra = the kind's own parameters. */
-#define NIAH_TASK(ident, KIND, tname, desc, extra)                                                             \
+#define NIAH_TASK(ident, KIND, tname, desc, rows)                                                             \
     static int ident##_make(const param_bag *p, task_split split, uint64_t seed, int64_t n,                 \
                             const char *data_dir, task_data *out)                                             \
     {                                                                                                          \
@@ -428,15 +446,14 @@ static int niah_make_kind(int kind, const char *name, const param_bag *p, task_s
         .name = tname,                                                                                         \
         .suite = "niah",                                                                                       \
         .description = desc,                                                                                   \
-        .params_help = "len=512 len_min=len depth=-1(uniform)|0..1 haystack=noise|random|corpus "              \
-                       "fit=noise|corpus snap=1" extra,                                                        \
+        .params = rows,                                                                                        \
         .make = ident##_make,                                                                                  \
     };
 
-NIAH_TASK(passkey, NK_PASSKEY, "passkey", "Landmark passkey retrieval as bytes: answer the 1-50000 key and '.'", "")
-NIAH_TASK(niah, NK_SINGLE, "niah", "RULER-style single needle: QUERY key ANSWER -> the 7-digit value", "")
+NIAH_TASK(passkey, NK_PASSKEY, "passkey", "Landmark passkey retrieval as bytes: answer the 1-50000 key and '.'", niah_params)
+NIAH_TASK(niah, NK_SINGLE, "niah", "RULER-style single needle: QUERY key ANSWER -> the 7-digit value", niah_params)
 NIAH_TASK(niah_multikey, NK_MULTIKEY, "niah_multikey", "one queried needle among 1-3 distractors with other keys",
-          " distractors=0(uniform 1-3)|1..3")
-NIAH_TASK(niah_multivalue, NK_MULTIVALUE, "niah_multivalue", "one key with 4 values: emit all, in context order", "")
-NIAH_TASK(niah_multiquery, NK_MULTIQUERY, "niah_multiquery", "4 keys inserted, all 4 queried in random order", "")
-NIAH_TASK(niah_vt, NK_VT, "niah_vt", "variable tracking: a 4-hop VAR chain, emit the 5 names bound to the value", "")
+          niah_multikey_params)
+NIAH_TASK(niah_multivalue, NK_MULTIVALUE, "niah_multivalue", "one key with 4 values: emit all, in context order", niah_params)
+NIAH_TASK(niah_multiquery, NK_MULTIQUERY, "niah_multiquery", "4 keys inserted, all 4 queried in random order", niah_params)
+NIAH_TASK(niah_vt, NK_VT, "niah_vt", "variable tracking: a 4-hop VAR chain, emit the 5 names bound to the value", niah_params)

@@ -28,11 +28,16 @@ extern const char niah_noise_block[];
 
 typedef struct niah_haystack niah_haystack;
 
-/* kind: "noise" | "random" | "corpus"; fit ("noise" | "corpus") is the text
- * the `random` chain is fitted to. The corpus is read from data_dir, else
- * $ATTN_DATA_DIR, else data/ (see niah_corpus_root); split selects its
- * document pool. *out is NULL on error. */
-int niah_haystack_open(niah_haystack **out, const char *kind, const char *fit, task_split split,
+/* The haystack kinds and the texts a `random` chain is fitted to, with their
+ * parameter names (haystack=, fit=) in enum order, NULL-terminated. */
+typedef enum { NIAH_HAY_NOISE, NIAH_HAY_RANDOM, NIAH_HAY_CORPUS } niah_hay_kind;
+typedef enum { NIAH_FIT_NOISE, NIAH_FIT_CORPUS } niah_fit_kind;
+extern const char *const niah_hay_names[];
+extern const char *const niah_fit_names[];
+
+/* The corpus is read from data_dir, else $ATTN_DATA_DIR, else data/ (see
+ * niah_corpus_root); split selects its document pool. *out is NULL on error. */
+int niah_haystack_open(niah_haystack **out, niah_hay_kind kind, niah_fit_kind fit, task_split split,
                        const char *data_dir);
 void niah_haystack_close(niah_haystack *h);
 

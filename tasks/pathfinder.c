@@ -51,19 +51,43 @@ static const pf_defaults pf_table[] = {
      .seed_dist = 20, .continuity = 1.8, .contrast = 0.9, .distr_budget = 35},
 };
 
-static const char *const pf_difficulty[3] = {"easy", "intermediate", "hard"};
+static const char *const pf_difficulty[] = {"easy", "intermediate", "hard", NULL};
 static const int32_t pf_contour_len[3] = {6, 9, 14};
+
+/* Defaults and upper bounds follow res (pf_table): the rows document them,
+ * pf_config_parse applies them. */
+#define PF_PARAMS(res_def, res_help)                                                                             \
+    {.name = "res", .type = OPT_INT, .def = res_def, .lo = 16, .hi = 128, .help = res_help},                     \
+    {.name = "difficulty", .type = OPT_ENUM, .names = pf_difficulty, .def = 2, .help = "contour length 6|9|14"}, \
+    {.name = "paddle_len", .type = OPT_DOUBLE, .def_str = "1.25|2|3|5 per res 16|32|64|128", .lo = 0.5,         \
+     .hi = 64, .help = "at most res/2"},                                                                         \
+    {.name = "thickness", .type = OPT_DOUBLE, .def_str = "0.5|0.5|1|1.5 per res", .lo = 0.25, .hi = 8},          \
+    {.name = "gap", .type = OPT_DOUBLE, .def_str = "thickness", .lo = 0, .hi = 32, .help = "at most res/4"},     \
+    {.name = "margin", .type = OPT_DOUBLE, .def_str = "0.5|1|1|2..3 per res", .lo = 0, .hi = 32,                \
+     .help = "at most res/4"},                                                                                   \
+    {.name = "marker_r", .type = OPT_DOUBLE, .def_str = "1.5|1.5|2.5|3 per res", .lo = 0.5, .hi = 16,           \
+     .help = "at most res/8"},                                                                                   \
+    {.name = "seed_dist", .type = OPT_DOUBLE, .def_str = "5|7|12|20 per res", .lo = 0, .hi = 128,               \
+     .help = "at most res"},                                                                                     \
+    {.name = "continuity", .type = OPT_DOUBLE, .def_str = "1|1|1.8|1.8 per res", .lo = 0.25, .hi = 100},         \
+    {.name = "contrast", .type = OPT_DOUBLE, .def_str = "0.75|0.75|0.8|0.9 per res", .lo = 0.05, .hi = 0.99},    \
+    {.name = "distractors", .type = OPT_INT, .def_str = "(10|20|22|35 per res)/(contour_len/3)", .lo = 0,       \
+     .hi = PF_MAX_SNAKES - 2},                                                                                   \
+    {.name = "pad", .type = OPT_DOUBLE, .def = 1, .lo = 0, .hi = 32, .help = "at most res/4"},                  \
+    {.name = "split_seed", .type = OPT_INT, .def = 42, .lo = 0, .hi = (double)INT64_MAX,                        \
+     .help = "sampling of the official release (--data only)"},                                                 \
+    {0}
+static const opt_def pathfinder_params[] = {PF_PARAMS(32, "16, 32, 64 or 128")};
+static const opt_def pathx_params[] = {PF_PARAMS(128, "128")};
 
 int pf_config_parse(const param_bag *p, const char *task, int32_t res, pf_config *c, char *diff)
 {
-    static const char *const allowed[] = {"res",        "difficulty", "paddle_len", "thickness", "gap",
-                                          "margin",     "marker_r",   "seed_dist",  "continuity", "contrast",
-                                          "distractors", "pad",       "split_seed", NULL};
-    int rc = task_params_only(p, task, allowed);
+    const opt_def *rows = res == 128 ? pathx_params : pathfinder_params;
+    int rc = task_params_check(rows, p, task);
     if (rc)
         return rc;
     memset(c, 0, sizeof *c);
-    c->res = (int32_t)task_param_int(p, "res", res, 16, 128, &rc);
+    c->res = (int32_t)task_param_int(rows, p, "res", &rc);
     if (rc)
         return rc;
     const pf_defaults *d = NULL;
@@ -73,29 +97,25 @@ int pf_config_parse(const param_bag *p, const char *task, int32_t res, pf_config
     if (!d || (res == 128 && c->res != 128))
         return attn_fail(ATTN_EINVAL, "task %s: expected res=%s, found res=%d", task,
                          res == 128 ? "128" : "16, 32, 64 or 128", c->res);
-    const char *ds = task_param_str(p, "difficulty", "hard");
-    int level = -1;
-    for (int k = 0; k < 3; k++)
-        if (strcmp(ds, pf_difficulty[k]) == 0)
-            level = k;
-    if (level < 0)
-        return attn_fail(ATTN_EINVAL, "task %s: expected difficulty=easy|intermediate|hard, found '%s'", task, ds);
+    int level = (int)task_param_int(rows, p, "difficulty", &rc);
+    if (rc)
+        return rc;
     snprintf(diff, 16, "%s", pf_difficulty[level]);
     c->contour_len = pf_contour_len[level];
     c->distractor_len = c->contour_len / 3;
-    c->paddle_len = task_param_double(p, "paddle_len", d->paddle_len, 0.5, c->res / 2.0, &rc);
-    c->thickness = task_param_double(p, "thickness", d->thickness, 0.25, 8, &rc);
-    c->gap = task_param_double(p, "gap", c->thickness, 0, c->res / 4.0, &rc);
-    c->margin_lo = task_param_double(p, "margin", d->margin_lo, 0, c->res / 4.0, &rc);
-    c->margin_hi = task_param_str(p, "margin", NULL) ? c->margin_lo : d->margin_hi;
-    c->marker_r = task_param_double(p, "marker_r", d->marker_r, 0.5, c->res / 8.0, &rc);
-    c->seed_dist = task_param_double(p, "seed_dist", d->seed_dist, 0, c->res, &rc);
-    c->continuity = task_param_double(p, "continuity", d->continuity, 0.25, 100, &rc);
+    c->paddle_len = task_param_double_in(p, "paddle_len", d->paddle_len, 0.5, c->res / 2.0, &rc);
+    c->thickness = task_param_double_in(p, "thickness", d->thickness, 0.25, 8, &rc);
+    c->gap = task_param_double_in(p, "gap", c->thickness, 0, c->res / 4.0, &rc);
+    c->margin_lo = task_param_double_in(p, "margin", d->margin_lo, 0, c->res / 4.0, &rc);
+    c->margin_hi = param_bag_get(p, "margin") ? c->margin_lo : d->margin_hi;
+    c->marker_r = task_param_double_in(p, "marker_r", d->marker_r, 0.5, c->res / 8.0, &rc);
+    c->seed_dist = task_param_double_in(p, "seed_dist", d->seed_dist, 0, c->res, &rc);
+    c->continuity = task_param_double_in(p, "continuity", d->continuity, 0.25, 100, &rc);
     /* contrast < 1 keeps paddles darker than the markers (drawn at 1) */
-    c->contrast = task_param_double(p, "contrast", d->contrast, 0.05, 0.99, &rc);
-    c->pad = task_param_double(p, "pad", 1, 0, c->res / 4.0, &rc);
-    c->n_distractors = (int32_t)task_param_int(p, "distractors", (int64_t)(d->distr_budget / c->distractor_len), 0,
-                                               PF_MAX_SNAKES - 2, &rc);
+    c->contrast = task_param_double_in(p, "contrast", d->contrast, 0.05, 0.99, &rc);
+    c->pad = task_param_double_in(p, "pad", 1, 0, c->res / 4.0, &rc);
+    c->n_distractors = (int32_t)task_param_int_in(p, "distractors", (int64_t)(d->distr_budget / c->distractor_len),
+                                                  0, PF_MAX_SNAKES - 2, &rc);
     if (rc)
         return rc;
     if (2 * c->contour_len + c->n_distractors * c->distractor_len > PF_MAX_PADDLES)
@@ -366,18 +386,12 @@ static int pathx_make(const param_bag *params, task_split split, uint64_t seed, 
     return pf_make("pathx", 128, params, split, seed, n, data_dir, out);
 }
 
-/* defaults per res 16|32|64|128 (the TFDS builder's values; res 16 and paddle_len 3|5 ours) */
-#define PF_KNOBS                                                                                                  \
-    "difficulty=hard|intermediate|easy; per res 16|32|64|128: paddle_len=1.25|2|3|5 thickness=0.5|0.5|1|1.5 "    \
-    "gap=thickness margin=0.5|1|1|2..3 marker_r=1.5|1.5|2.5|3 seed_dist=5|7|12|20 continuity=1|1|1.8|1.8 "       \
-    "contrast=0.75|0.75|0.8|0.9 distractors=(10|20|22|35)/(contour_len/3) pad=1 split_seed=42 (--data only)"
-
 const task_def task_pathfinder = {
     .name = "pathfinder",
     .suite = "lra",
     .description = "LRA Pathfinder: are the two markers on one dashed contour? CLS + WxW pixels (vocab 257), "
                    "LRA pools by MEAN",
-    .params_help = "res=32 (16, 32, 64 or 128) " PF_KNOBS,
+    .params = pathfinder_params,
     .make = pathfinder_make,
 };
 
@@ -385,6 +399,6 @@ const task_def task_pathx = {
     .name = "pathx",
     .suite = "lra",
     .description = "LRA Path-X: Pathfinder at 128x128 'hard' (16384 + 1 tokens, vocab 257), LRA pools by MEAN",
-    .params_help = "res=128 " PF_KNOBS,
+    .params = pathx_params,
     .make = pathx_make,
 };

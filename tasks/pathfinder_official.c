@@ -44,11 +44,10 @@ static int pf_path(char *out, size_t cap, const char *fmt, ...)
     return 0;
 }
 
-static const char *pf_diff_dir(const char *diff)
+/* The release's directory of a difficulty, known by its contour length (6, 9, 14). */
+static const char *pf_diff_dir(int32_t contour_len)
 {
-    return strcmp(diff, "easy") == 0 ? "curv_baseline"
-           : strcmp(diff, "intermediate") == 0 ? "curv_contour_length_9"
-                                               : "curv_contour_length_14";
+    return contour_len == 6 ? "curv_baseline" : contour_len == 9 ? "curv_contour_length_9" : "curv_contour_length_14";
 }
 
 static int pf_is_dir(const char *p)
@@ -59,9 +58,9 @@ static int pf_is_dir(const char *p)
 
 /* The difficulty directory: DIR/pathfinder<W>/<curv>, or DIR/<curv> when DIR
  * already is the resolution directory, or DIR itself when it holds metadata/. */
-static int pf_find_root(const char *task, const char *dir, int32_t res, const char *diff, char *root, size_t cap)
+static int pf_find_root(const char *task, const char *dir, int32_t res, int32_t contour_len, char *root, size_t cap)
 {
-    const char *curv = pf_diff_dir(diff);
+    const char *curv = pf_diff_dir(contour_len);
     char meta[4096];
     int rc = pf_path(root, cap, "%s/pathfinder%d/%s", dir, res, curv);
     if (rc || pf_is_dir(root))
@@ -225,11 +224,11 @@ int pf_official_make(const char *task, const pf_config *c, const char *diff, con
 {
     char root[4096];
     int rc = 0;
-    uint64_t split_seed = (uint64_t)task_param_int(params, "split_seed", 42, 0, INT64_MAX, &rc);
+    uint64_t split_seed = (uint64_t)task_param_int_in(params, "split_seed", 42, 0, INT64_MAX, &rc);
     pf_index ix = {0};
     int64_t *perm = NULL, *order = NULL, got = 0, skipped = 0;
     if (!rc)
-        rc = pf_find_root(task, data_dir, c->res, diff, root, sizeof root);
+        rc = pf_find_root(task, data_dir, c->res, c->contour_len, root, sizeof root);
     if (!rc)
         rc = pf_read_index(root, &ix);
     if (!rc && ix.n < 3)

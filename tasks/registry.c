@@ -41,25 +41,27 @@ typedef struct {
 static const wrap_entry entries[] = {TASKS(WRAP_ENTRY)};
 #define N_TASKS (sizeof entries / sizeof *entries)
 
+#define MAX_PARAMS 31 /* rows of the largest task's table (Pathfinder) with room to grow */
+
 static task_def defs[N_TASKS];
-static char helps[N_TASKS][512];
+static opt_def params[N_TASKS][MAX_PARAMS + 2]; /* + landmark + the end row */
 static const task_def *table[N_TASKS + 1];
 static once_flag built = ONCE_FLAG_INIT;
 
-/* The wrapped definitions: the base's name, suite, description and help;
- * the LM tasks' help gains the landmark parameter (a test checks that it
- * ends with it: extrapolate.c reads the keys from the help). */
+/* The wrapped definitions: the base's name, suite, description and
+ * parameters; the LM tasks' parameters gain the landmark row. */
 static void build_table(void)
 {
     for (size_t i = 0; i < N_TASKS; i++) {
         const task_def *b = entries[i].base;
-        const char *help = b->params_help;
-        if (entries[i].is_lm) {
-            snprintf(helps[i], sizeof helps[i], "%s%s", b->params_help, TASK_LANDMARK_HELP);
-            help = helps[i];
-        }
+        int n = 0;
+        for (const opt_def *d = b->params; d && d->name && n < MAX_PARAMS; d++)
+            params[i][n++] = *d;
+        if (entries[i].is_lm)
+            params[i][n++] = task_landmark_opt;
+        params[i][n] = (opt_def){0};
         defs[i] = (task_def){.name = b->name, .suite = b->suite, .description = b->description,
-                             .params_help = help, .make = entries[i].make};
+                             .params = params[i], .make = entries[i].make};
         table[i] = &defs[i];
     }
     table[N_TASKS] = NULL;

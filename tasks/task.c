@@ -52,27 +52,31 @@ void task_data_free(task_data *d)
     memset(d, 0, sizeof *d);
 }
 
-const char *task_param_str(const param_bag *p, const char *key, const char *def)
-{
-    const char *v = param_bag_get(p, key);
-    return v ? v : def;
-}
-
-int task_params_only(const param_bag *p, const char *task, const char *const *allowed)
+int task_params_check(const opt_def *rows, const param_bag *p, const char *task)
 {
     char owner[64];
     snprintf(owner, sizeof owner, "task %s", task);
-    return param_bag_only(p, owner, allowed);
+    return opt_bag_check(rows, p, owner);
 }
 
-int64_t task_param_int(const param_bag *p, const char *key, int64_t def, int64_t lo, int64_t hi, int *rc)
+int64_t task_param_int(const opt_def *rows, const param_bag *p, const char *key, int *rc)
+{
+    return opt_bag_int(rows, p, key, rc);
+}
+
+double task_param_double(const opt_def *rows, const param_bag *p, const char *key, int *rc)
+{
+    return opt_bag_double(rows, p, key, rc);
+}
+
+int64_t task_param_int_in(const param_bag *p, const char *key, int64_t def, int64_t lo, int64_t hi, int *rc)
 {
     return param_bag_int(p, key, def, lo, hi, rc);
 }
 
-double task_param_double(const param_bag *p, const char *key, double def, double lo, double hi, int *rc)
+double task_param_double_in(const param_bag *p, const char *key, double def, double lo, double hi, int *rc)
 {
-    const char *s = task_param_str(p, key, NULL);
+    const char *s = param_bag_get(p, key);
     if (!s)
         return def;
     char *end;

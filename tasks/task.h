@@ -14,6 +14,7 @@
 #define ATTN_TASK_H
 
 #include "common/attn_error.h"
+#include "common/options.h"
 #include "common/params.h"
 
 #include <stdint.h>
@@ -57,7 +58,7 @@ typedef struct task_def {
     const char *name;        /* "mqar" */
     const char *suite;       /* "recall" | "niah" | "lra" */
     const char *description; /* one line */
-    const char *params_help; /* "L=256 D=16 V=8192 a=0.01 passes=1" */
+    const opt_def *params;   /* its parameters: key, type, default, range, help (NULL-terminated) */
     int (*make)(const param_bag *params, task_split split, uint64_t seed, int64_t n,
                 const char *data_dir, task_data *out);
 } task_def;
@@ -65,11 +66,15 @@ typedef struct task_def {
 const task_def *const *task_registry(void);   /* NULL-terminated */
 const task_def *task_find(const char *name);   /* NULL + error listing the names */
 
-/* Parameter helpers (strict: unknown keys and bad values are errors naming the task). */
-int task_params_only(const param_bag *p, const char *task, const char *const *allowed);
-int64_t task_param_int(const param_bag *p, const char *key, int64_t def, int64_t lo, int64_t hi, int *rc);
-double task_param_double(const param_bag *p, const char *key, double def, double lo, double hi, int *rc);
-const char *task_param_str(const param_bag *p, const char *key, const char *def);
+/* Parameter helpers, reading through the task's table (strict: unknown keys
+ * and bad values are errors naming the task or the key). */
+int task_params_check(const opt_def *rows, const param_bag *p, const char *task);
+int64_t task_param_int(const opt_def *rows, const param_bag *p, const char *key, int *rc);
+double task_param_double(const opt_def *rows, const param_bag *p, const char *key, int *rc);
+/* Values whose default or range depends on another parameter (Pathfinder's
+ * on res): the row documents them, the caller gives the bounds. */
+int64_t task_param_int_in(const param_bag *p, const char *key, int64_t def, int64_t lo, int64_t hi, int *rc);
+double task_param_double_in(const param_bag *p, const char *key, double def, double lo, double hi, int *rc);
 
 /* Landmark tokens (tasks/landmark_tokens.c; Mohtashami & Jaggi 2023, Landmark
  * Attention, Sec. 3: a landmark token closes every block of l tokens, the
@@ -83,8 +88,8 @@ const char *task_param_str(const param_bag *p, const char *key, const char *def)
  * n tokens becomes task_landmark_seq_len(n, l) = n + floor(n / (l - 1))
  * tokens (lengths[] likewise); meta gains ";landmark=l". */
 #define TASK_LANDMARK_MAX 65536
-/* What the LM tasks' help (task_registry) adds for the parameter. */
-#define TASK_LANDMARK_HELP " landmark=0(off)|l>=2 (a landmark token every l-th position)"
+/* The row the registry appends to every LM task's table. */
+extern const opt_def task_landmark_opt;
 int64_t task_landmark_seq_len(int64_t n, int64_t l);       /* n when l == 0 */
 int64_t task_landmark_data_len(int64_t seq_len, int64_t l); /* the inverse: seq_len - floor(seq_len / l) */
 /* l of params p (0 when absent; *rc set on an invalid value). */

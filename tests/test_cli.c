@@ -85,3 +85,26 @@ Test(cli, a_task_the_config_does_not_train_is_refused)
     EXPECT_USAGE_ERROR(cmd_sweep, "has no training job for it", "sweep", "--config",
                        ATTN_SOURCE_DIR "/configs/quick.json", "--task", "listops");
 }
+
+/* A repeat is an error everywhere with one message: "<where>: given twice ('<first>', then '<second>')". */
+Test(cli, a_parameter_given_twice_on_any_command_line_is_an_error)
+{
+    EXPECT_USAGE_ERROR(cmd_train, "param L: given twice ('32', then '40')", "train", "--task", "mqar", "--kernel",
+                       "flash", "--task-param", "L=32", "--task-param", "L=40");
+    EXPECT_USAGE_ERROR(cmd_train, "param br: given twice ('32', then '16')", "train", "--task", "mqar", "--kernel",
+                       "flash", "--param", "br=32", "--param", "br=16");
+    EXPECT_USAGE_ERROR(cmd_eval, "param br: given twice ('32', then '16')", "eval", "--checkpoint", "x.ckpt",
+                       "--scale", "1", "--kernel", "flash", "--param", "br=32", "--param", "br=16");
+    EXPECT_USAGE_ERROR(cmd_bench, "param br: given twice ('32', then '16')", "bench", "--kernel", "flash", "--param",
+                       "br=32", "--param", "br=16");
+}
+
+Test(cli, an_option_given_twice_on_the_command_line_is_an_error)
+{
+    EXPECT_USAGE_ERROR(cmd_train, "--steps: given twice ('5', then '6')", "train", "--task", "mqar", "--kernel",
+                       "flash", "--steps", "5", "--steps", "6");
+    EXPECT_USAGE_ERROR(cmd_train, "--rms: given twice", "train", "--task", "mqar", "--kernel", "flash", "--rms",
+                       "--rms");
+    EXPECT_USAGE_ERROR(cmd_eval, "--test-n: given twice ('8', then '9')", "eval", "--checkpoint", "x.ckpt",
+                       "--test-n", "8", "--test-n", "9");
+}

@@ -245,7 +245,7 @@ Test(config, params_entries_multiply_only_their_kernel)
     msg = parse_error(SUITE(",\"params\":[\"flash:br\"]"));
     cr_assert(strstr(msg, "$.suites[0].params[0]: expected key=value"), "%s", msg);
     msg = parse_error(SUITE(",\"params\":[\"flash:br=1,br=2\"]"));
-    cr_assert(strstr(msg, "$.suites[0].params[0]: expected each key once"), "%s", msg);
+    cr_assert(strstr(msg, "$.suites[0].params[0]: param br: given twice ('1', then '2')"), "%s", msg);
 }
 
 Test(config, entries_sharing_a_suite_must_not_repeat_a_job)

@@ -8,6 +8,22 @@
 
 static int parse(const char *text, cfg_config *c) { return cfg_parse("t.json", text, c); }
 
+typedef struct {
+    const char *text, *needle;
+} parse_case;
+
+/* Every case fails with its needle in the message, which names one JSON path. */
+static void expect_errors(const parse_case *cases, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        cfg_config c;
+        cr_assert_lt(parse(cases[i].text, &c), 0, "case %zu parsed", i);
+        cr_assert(strstr(attn_last_error(), cases[i].needle), "case %zu: %s", i, attn_last_error());
+        const char *first = strstr(attn_last_error(), "$.trainings");
+        cr_assert(!first || !strstr(first + 1, "$.trainings"), "case %zu: %s", i, attn_last_error());
+    }
+}
+
 Test(config_train, grid_is_kernels_by_width_by_lr_by_seed_and_hybrids_split_per_layer)
 {
     cfg_config c;
@@ -21,7 +37,7 @@ Test(config_train, grid_is_kernels_by_width_by_lr_by_seed_and_hybrids_split_per_
     cr_assert_str_eq(j[23].model.kernels[0], "naive");
     cr_assert_str_eq(j[23].model.kernels[1], "flash");
     cr_assert_eq(j[23].model.n_kernels, 2);
-    cr_assert_str_eq(j[23].model.variant, "hybrid");
+    cr_assert_eq(j[23].model.variant, NN_VARIANT_HYBRID);
     cr_assert_eq(j[23].model.d_model, 64);
     cr_assert_eq(j[23].train.seed, 3);
     cr_assert_eq(j[0].train.steps, 5);
@@ -60,9 +76,7 @@ Test(config_train, extrapolate_entries_carry_scales_and_depths_to_every_job)
 
 Test(config_train, errors_name_the_json_path_and_what_was_expected)
 {
-    static const struct {
-        const char *text, *needle;
-    } cases[] = {
+    parse_case cases[] = {
         {"{\"name\":\"t\",\"trainings\":[{\"task\":\"mqar\",\"kernels\":[\"flash\"],\"lrr\":1}]}",
          "t.json: $.trainings[0]: unknown key \"lrr\""},
         {"{\"name\":\"t\",\"trainings\":[{\"task\":\"nope\",\"kernels\":[\"flash\"]}]}",
@@ -72,18 +86,15 @@ Test(config_train, errors_name_the_json_path_and_what_was_expected)
         {"{\"name\":\"t\",\"trainings\":[{\"task\":\"mqar\",\"kernels\":[\"flash\"],\"steps\":0}]}",
          "t.json: $.trainings[0].steps: expected an integer in [1, 1073741824], found a number"},
         {"{\"name\":\"t\",\"trainings\":[{\"task\":\"mqar\",\"kernels\":[\"flash\"],\"pos\":\"alibi\"}]}",
-         "t.json: $.trainings[0].pos: expected one of the documented names, found a string"},
+         "t.json: $.trainings[0].pos: expected one of learned, sinusoid, rope, none, found a string"},
         {"{\"name\":\"t\",\"trainings\":[]}", "t.json: $.trainings: expected a non-empty array"},
         {NULL, "t.json: $.trainings[0].description: expected a string of at most 511 characters, found a string"},
     };
-    char long_desc[1024]; /* text NULL: a 600-character description */
+    char long_desc[1024]; /* the last case: a 600-character description */
     snprintf(long_desc, sizeof long_desc,
              "{\"name\":\"t\",\"trainings\":[{\"task\":\"mqar\",\"kernels\":[\"flash\"],\"description\":\"%0600d\"}]}", 0);
-    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
-        cfg_config c;
-        cr_assert_lt(parse(cases[i].text ? cases[i].text : long_desc, &c), 0, "case %zu parsed", i);
-        cr_assert(strstr(attn_last_error(), cases[i].needle), "case %zu: %s", i, attn_last_error());
-    }
+    cases[sizeof cases / sizeof *cases - 1].text = long_desc;
+    expect_errors(cases, sizeof cases / sizeof *cases);
 }
 
 Test(config_train, extrapolate_kernels_are_swaps_with_params_and_mask_for_every_job)
@@ -117,9 +128,7 @@ Test(config_train, extrapolate_kernels_are_swaps_with_params_and_mask_for_every_
 Test(config_train, extrapolate_kernels_errors_name_the_json_path_and_what_was_expected)
 {
 #define HEAD "{\"name\":\"t\",\"trainings\":[{\"task\":\"passkey\",\"kernels\":[\"flash\"],\"extrapolate\":{\"scale\":[1],"
-    static const struct {
-        const char *text, *needle;
-    } cases[] = {
+    static const parse_case cases[] = {
         {HEAD "\"kernels\":\"streaming\"}}]}",
          "t.json: $.trainings[0].extrapolate.kernels: expected a list of 1..4 kernel objects {\"kernel\": K, ...}, "
          "found a string"},
@@ -149,12 +158,21 @@ Test(config_train, extrapolate_kernels_errors_name_the_json_path_and_what_was_ex
          "t.json: $.trainings[0].extrapolate: unknown key \"kernel\" (expected scale, depths, kernels)"},
     };
 #undef HEAD
-    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
-        cfg_config c;
-        cr_assert_lt(parse(cases[i].text, &c), 0, "case %zu parsed", i);
-        cr_assert(strstr(attn_last_error(), cases[i].needle), "case %zu: %s", i, attn_last_error());
-        /* one path, not two: the prefix appears once */
-        const char *first = strstr(attn_last_error(), "$.trainings");
-        cr_assert_null(strstr(first + 1, "$.trainings"), "case %zu: %s", i, attn_last_error());
-    }
+    expect_errors(cases, sizeof cases / sizeof *cases);
+}
+
+Test(config_train, a_key_given_twice_is_an_error_at_its_json_path)
+{
+#define TRAINING(rest) "{\"name\":\"t\",\"trainings\":[{\"task\":\"mqar\",\"kernels\":[\"flash\"]" rest "}]}"
+    static const parse_case cases[] = {
+        {TRAINING(",\"task_params\":[\"L=32\",\"L=40\"]"),
+         "t.json: $.trainings[0].task_params: param L: given twice ('32', then '40')"},
+        {TRAINING(",\"kernel_params\":[\"br=32\",\"br=16\"]"),
+         "t.json: $.trainings[0].kernel_params: param br: given twice ('32', then '16')"},
+        {TRAINING(",\"steps\":5,\"steps\":6"), "t.json: $.trainings[0].steps: given twice ('5', then '6')"},
+        {TRAINING(",\"extrapolate\":{\"scale\":[1],\"kernels\":[{\"kernel\":\"flash\",\"params\":[\"br=32\",\"br=16\"]}]}"),
+         "t.json: $.trainings[0].extrapolate.kernels[0].params: param br: given twice ('32', then '16')"},
+    };
+#undef TRAINING
+    expect_errors(cases, sizeof cases / sizeof *cases);
 }

@@ -61,7 +61,9 @@ static void train_tiny(scratch *s, const char *task, const char *const *params, 
         cr_assert_eq(param_bag_add(&r->task_params, *p), 0);
     r->train_n = 16, r->valid_n = 8, r->test_n = 24;
     r->model.layers = 1, r->model.d_model = 16, r->model.heads = 1, r->model.mlp = 0;
-    snprintf(r->model.pos, sizeof r->model.pos, "%s", pos);
+    for (int i = 0; nn_pos_names[i]; i++)
+        if (!strcmp(nn_pos_names[i], pos))
+            r->model.pos = (nn_pos_kind)i;
     r->train.steps = 2, r->train.warmup = 1, r->train.eval_every = 2, r->train.batch = 8, r->train.progress = 0;
     r->out = s->csv, r->checkpoint = s->ckpt;
     double acc;

@@ -87,7 +87,7 @@ static int toy_ref_forward(const attn_args *a, const attn_io64 *io)
 
 #define TOY(nm, in, bwd)                                                                                   \
     {.name = nm, .family = "test", .reference = "test toy", .flags = ATTN_CAUSAL | ATTN_TRAINABLE | ATTN_GQA, \
-     .masks = ATTN_MASK_BIT(ATTN_MASK_FULL) | ATTN_MASK_BIT(ATTN_MASK_CAUSAL), .params_help = "",         \
+     .masks = ATTN_MASK_BIT(ATTN_MASK_FULL) | ATTN_MASK_BIT(ATTN_MASK_CAUSAL), .params = NULL,         \
      .forward = toy_forward, .backward = bwd, .inputs = in, .ref_forward = toy_ref_forward}
 static const attn_kernel toy_vec = TOY("toy_vec", ATTN_IN_BETA | ATTN_IN_GATE_VEC, toy_backward);
 static const attn_kernel toy_scalar = TOY("toy_scalar", ATTN_IN_GATE, toy_backward);

@@ -55,7 +55,7 @@ static double majority_rate(const train_run_opts *r)
     const task_def *t = task_find(r->task);
     cr_assert_not_null(t, "%s", attn_last_error());
     task_data te;
-    cr_assert_eq(t->make(&r->task_params, TASK_TEST, r->data_seed, r->test_n, r->data_dir, &te), 0, "%s",
+    cr_assert_eq(t->make(&r->task_params, TASK_TEST, r->data_seed, r->test_n, train_run_data_dir(r), &te), 0, "%s",
                  attn_last_error());
     cr_assert(te.n_classes >= 2 && te.n_classes <= 16, "%d classes", te.n_classes);
     int64_t count[16] = {0}, most = 0;
@@ -112,7 +112,7 @@ static void tiny_run(train_run_opts *r, const char *task, const char *const *tas
 static void stand_in_run(train_run_opts *r, const char *task, const char *const *task_params, int image)
 {
     tiny_run(r, task, task_params);
-    r->data_dir = stand_in_or_skip(image);
+    snprintf(r->data_dir, sizeof r->data_dir, "%s", stand_in_or_skip(image));
 }
 
 /* Trains r, then asserts the test row's interval clears the majority rate. */
@@ -190,7 +190,7 @@ Test(lra_e2e, retrieval_pairs_stand_in_two_towers_beat_chance, .timeout = 120)
     static const char *const p[] = {"max_len=128", NULL};
     train_run_opts r;
     stand_in_run(&r, "retrieval", p, 0);
-    strcpy(r.model.pool, "mean");
+    r.model.pool = NN_POOL_MEAN;
     r.test_n = 1000, r.train.steps = 300, r.train.lr = 1e-3;
     expect_beats_chance(&r);
 }
@@ -223,7 +223,7 @@ Test(lra_e2e, pathfinder16_easy_flash_beats_chance, .timeout = 900)
     static const char *const p[] = {"res=16", "difficulty=easy", NULL};
     train_run_opts r;
     tiny_run(&r, "pathfinder", p);
-    strcpy(r.model.pool, "mean");
+    r.model.pool = NN_POOL_MEAN;
     r.train_n = 100000, r.test_n = 2000;
     r.train.steps = 2000, r.train.batch = 64, r.train.lr = 1e-3, r.train.weight_decay = 0, r.train.warmup = 312;
     r.train.threads = 2; /* ~3 min of wall time instead of ~6 */

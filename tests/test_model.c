@@ -16,12 +16,13 @@ static nn_model_cfg tiny_cfg(const char *variant, nn_head_kind head, const char 
 {
     nn_model_cfg c;
     memset(&c, 0, sizeof c);
-    snprintf(c.variant, sizeof c.variant, "%s", variant);
+    for (int i = 0; nn_variant_names[i]; i++)
+        if (!strcmp(nn_variant_names[i], variant))
+            c.variant = (nn_variant)i;
     c.head = head, c.vocab = 11, c.n_classes = 3, c.max_len = 16, c.layers = 2, c.d_model = 16, c.heads = 2;
     c.mlp = 24, c.n_kernels = 1, c.loops = 1, c.tower_mlp = 8, c.causal = head == NN_HEAD_LM;
     snprintf(c.kernels[0], sizeof c.kernels[0], "%s", kernel);
-    snprintf(c.pos, sizeof c.pos, "learned");
-    snprintf(c.pool, sizeof c.pool, "cls");
+    c.pos = NN_POS_LEARNED, c.pool = NN_POOL_CLS;
     return c;
 }
 
@@ -57,7 +58,7 @@ Test(model, encoder_gradients_match_the_double_model, .timeout = 60)
 {
     gradcheck(tiny_cfg("encoder", NN_HEAD_CLASSIFY, "flash"), "encoder cls learned flash");
     nn_model_cfg c = tiny_cfg("encoder", NN_HEAD_CLASSIFY, "naive");
-    snprintf(c.pool, sizeof c.pool, "mean"), snprintf(c.pos, sizeof c.pos, "sinusoid"), c.rms = 1;
+    c.pool = NN_POOL_MEAN, c.pos = NN_POS_SINUSOID, c.rms = 1;
     gradcheck(c, "encoder mean sinusoid rmsnorm naive");
     c = tiny_cfg("encoder", NN_HEAD_CLASSIFY, "flash");
     c.mlp = 0, c.heads_kv = 1;
@@ -67,7 +68,7 @@ Test(model, encoder_gradients_match_the_double_model, .timeout = 60)
 Test(model, lm_twotower_hybrid_and_looped_gradients_match_the_double_model, .timeout = 60)
 {
     nn_model_cfg c = tiny_cfg("lm", NN_HEAD_LM, "flash");
-    snprintf(c.pos, sizeof c.pos, "rope");
+    c.pos = NN_POS_ROPE;
     gradcheck(c, "lm rope flash");
     c = tiny_cfg("twotower", NN_HEAD_TWOTOWER, "flash");
     c.n_classes = 2;
@@ -227,7 +228,7 @@ Test(model, encoders_with_padded_kernels_do_not_see_the_padding_tokens)
     static const char *const kernels[] = {"flash", "linear", "naive"};
     for (int i = 0; i < 3; i++) {
         nn_model_cfg c = tiny_cfg("encoder", NN_HEAD_CLASSIFY, kernels[i]);
-        snprintf(c.pool, sizeof c.pool, "mean");
+        c.pool = NN_POOL_MEAN;
         nn_model m;
         cr_assert_eq(nn_model_init(&m, &c, 4), 0, "%s", attn_last_error());
         cr_assert_eq(nn_model_plan(&m, 3, 7, 0, 2), 0, "%s", attn_last_error());

@@ -467,7 +467,7 @@ Test(niah, random_haystack_follows_the_trigram_frequencies_of_the_noise_text, .t
         fit[ctx][j] += 1;
     }
     niah_haystack *h;
-    cr_assert_eq(niah_haystack_open(&h, "random", "noise", TASK_TRAIN, NULL), 0, "%s", attn_last_error());
+    cr_assert_eq(niah_haystack_open(&h, NIAH_HAY_RANDOM, NIAH_FIT_NOISE, TASK_TRAIN, NULL), 0, "%s", attn_last_error());
     cr_assert_str_eq(niah_haystack_source(h), "generated");
     const int64_t n = 200000;
     uint8_t *buf = malloc((size_t)n);
@@ -601,7 +601,7 @@ Test(niah, niah_rejects_bad_params_with_clear_messages, .timeout = 60)
     cr_assert(strstr(attn_last_error(), "expected len >="), "%s", attn_last_error());
     cr_assert_lt(niah_make(&task_niah, "depth=-0.5", TASK_TRAIN, 1, 2, NULL, &d), 0);
     cr_assert_lt(niah_make(&task_niah, "haystack=essay", TASK_TRAIN, 1, 2, NULL, &d), 0);
-    cr_assert(strstr(attn_last_error(), "noise, random or corpus"), "%s", attn_last_error());
+    cr_assert(strstr(attn_last_error(), "param haystack: expected one of noise, random, corpus"), "%s", attn_last_error());
     cr_assert_lt(niah_make(&task_niah, "distractors=2", TASK_TRAIN, 1, 2, NULL, &d), 0);
     cr_assert_lt(niah_make(&task_passkey, "len=100", TASK_TRAIN, 1, 2, NULL, &d), 0);
     cr_assert_lt(niah_make(&task_niah, "len=256 len_min=300", TASK_TRAIN, 1, 2, NULL, &d), 0);

@@ -7,7 +7,8 @@
  * padded batch; validation of the lengths. */
 #include "harness/measure/check.h"
 #include "harness/measure/fixture.h"
-#include "kernels/core/kernels.h"
+#include "kernels/flash/flash.h"
+#include "kernels/softmax/softmax.h"
 #include "kernels/core/registry.h"
 #include "kernels/linear/linear.h"
 #include "kernels/sigmoid/sigmoid.h"

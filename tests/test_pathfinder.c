@@ -132,7 +132,7 @@ Test(pathfinder, params_are_strict_and_recorded_in_meta, .timeout = 60)
         const char *params, *needle;
     } bad[] = {
         {&task_pathfinder, "colour=1", "colour"},
-        {&task_pathfinder, "difficulty=medium", "difficulty=easy|intermediate|hard"},
+        {&task_pathfinder, "difficulty=medium", "param difficulty: expected one of easy, intermediate, hard"},
         {&task_pathfinder, "res=48", "res=16, 32, 64 or 128"},
         {&task_pathx, "res=64", "res=128"},
         {&task_pathfinder, "contrast=1", "contrast"},

@@ -143,10 +143,10 @@ static nn_model_cfg lm_cfg(const char *kernel, int short_conv)
 {
     nn_model_cfg c = {.head = NN_HEAD_LM, .vocab = 11, .max_len = 16, .layers = 2, .d_model = 16, .heads = 2,
                       .mlp = 24, .n_kernels = 1, .loops = 1, .causal = 1, .short_conv = short_conv};
-    snprintf(c.variant, sizeof c.variant, "lm");
+    c.variant = NN_VARIANT_LM;
     snprintf(c.kernels[0], sizeof c.kernels[0], "%s", kernel);
-    snprintf(c.pos, sizeof c.pos, "learned");
-    snprintf(c.pool, sizeof c.pool, "cls");
+    c.pos = NN_POS_LEARNED;
+    c.pool = NN_POOL_CLS;
     return c;
 }
 

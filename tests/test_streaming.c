@@ -160,7 +160,7 @@ Test(streaming, refuses_other_masks_and_bad_params)
     cr_assert_eq(attn_ctx_create(K, &w, &ctx), ATTN_EUNSUPPORTED);
     attn_args m = stream_args(1, 1, 1, 8, 8, 16, "sink:n=2,w=4", "stream", 1);
     cr_assert_eq(attn_ctx_create(K, &m, &ctx), ATTN_EINVAL);
-    cr_assert(strstr(attn_last_error(), "prefill or decode") != NULL, "%s", attn_last_error());
+    cr_assert(strstr(attn_last_error(), "param mode: expected one of prefill, decode") != NULL, "%s", attn_last_error());
     attn_args u = fx_args(1, 1, 1, 8, 8, 16, "sink:n=2,w=4", 1);
     cr_assert_eq(param_bag_add(&u.params, "sinks=4"), 0);
     cr_assert_eq(attn_ctx_create(K, &u, &ctx), ATTN_EINVAL);

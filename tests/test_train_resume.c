@@ -155,14 +155,14 @@ static const char *mutate(train_run_opts *r, int i)
     case 11: r->train_n++; return "train_n";
     case 12: r->valid_n++; return "valid_n";
     case 13: r->test_n++; return "test_n";
-    case 14: r->data_dir = "/nonexistent/official"; return "data_dir";
+    case 14: strcpy(r->data_dir, "/nonexistent/official"); return "data_dir";
     case 15: param_bag_add(&r->task_params, "a=0.5"); return "task_params";
     case 16: m->layers = 3; return "layers";
     case 17: m->heads = 4; return "heads";
     case 18: m->heads_kv = 1; return "heads_kv";
     case 19: m->mlp = 16; return "mlp";
-    case 20: strcpy(m->pos, "rope"); return "pos";
-    case 21: strcpy(m->pool, "mean"); return "pool";
+    case 20: m->pos = NN_POS_ROPE; return "pos";
+    case 21: m->pool = NN_POOL_MEAN; return "pool";
     case 22: m->rms = 1; return "rms";
     case 23: m->loops = 2; return "loops";
     case 24: t->lr *= 2; return "lr";

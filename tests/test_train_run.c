@@ -71,7 +71,7 @@ Test(train_run, a_model_that_does_not_fit_the_task_is_refused)
     train_run_opts r;
     train_run_defaults(&r);
     strcpy(r.task, "mqar");
-    strcpy(r.model.variant, "encoder");
+    r.model.variant = NN_VARIANT_ENCODER;
     r.train_n = r.valid_n = r.test_n = 4, r.train.progress = 0;
     double acc;
     cr_assert_lt(train_run_exec(&r, &acc), 0);

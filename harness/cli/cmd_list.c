@@ -2,6 +2,7 @@
 #include "cli.h"
 #include "tasks/task.h"
 #include "kernels/core/registry.h"
+#include "models/model.h"
 
 #include <csv.h>
 #include <getopt.h>
@@ -90,7 +91,12 @@ static void list_kernels(int as_csv, int names_only)
         flags_text((*k)->flags, flags, sizeof flags);
         inputs_text((*k)->inputs, flags, sizeof flags);
         masks_text((*k)->masks, masks, sizeof masks);
-        const char *cells[] = {(*k)->name, (*k)->family, flags, masks, (*k)->params_help, (*k)->reference};
+        char params[2048];
+        opt_summary((*k)->params, params, sizeof params);
+        if ((*k)->notes)
+            snprintf(params + strlen(params), sizeof params - strlen(params), "%s%s", params[0] ? "; " : "",
+                     (*k)->notes);
+        const char *cells[] = {(*k)->name, (*k)->family, flags, masks, params, (*k)->reference};
         if (as_csv)
             csv_row(cells, 6);
         else
@@ -102,23 +108,17 @@ static void list_kernels(int as_csv, int names_only)
 /* The model variants of 'attnbench train --model' (models/model.h). */
 static void list_models(int as_csv, int names_only)
 {
-    static const char *const rows[][2] = {
-        {"encoder", "pre-norm Transformer encoder, CLS or mean pooling, classifier head (classification tasks)"},
-        {"twotower", "one shared encoder for both documents, [u, v, u*v, u-v] MLP head (LRA Retrieval)"},
-        {"lm", "causal LM head at the scored positions only (recall and NIAH tasks)"},
-        {"hybrid", "one kernel per layer (--kernel a,b,...), head from the task"},
-        {"looped", "the layer stack applied --loops times with shared weights, head from the task"},
-    };
     static const char *const header[] = {"name", "description"};
     if (as_csv)
         csv_row(header, 2);
-    for (size_t i = 0; i < sizeof rows / sizeof *rows; i++) {
+    for (int i = NN_VARIANT_ENCODER; nn_variant_names[i]; i++) {
+        const char *row[] = {nn_variant_names[i], nn_variant_help[i]};
         if (names_only)
-            printf("%s\n", rows[i][0]);
+            printf("%s\n", row[0]);
         else if (as_csv)
-            csv_row(rows[i], 2);
+            csv_row(row, 2);
         else
-            printf("%-9s %s\n", rows[i][0], rows[i][1]);
+            printf("%-9s %s\n", row[0], row[1]);
     }
 }
 
@@ -130,7 +130,9 @@ static void list_tasks(int as_csv, int names_only)
     else if (!names_only)
         printf("%-16s %-7s %s\n", "name", "suite", "description; params");
     for (const task_def *const *t = task_registry(); *t; t++) {
-        const char *cells[] = {(*t)->name, (*t)->suite, (*t)->description, (*t)->params_help};
+        char params[2048];
+        opt_summary((*t)->params, params, sizeof params);
+        const char *cells[] = {(*t)->name, (*t)->suite, (*t)->description, params};
         if (names_only)
             printf("%s\n", cells[0]);
         else if (as_csv)

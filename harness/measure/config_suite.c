@@ -75,13 +75,13 @@ static int read_kparams(const cfg_where *w, const cJSON *v, const void *ctx, voi
     strcpy(kp->kernel, buf);
     param_bag *p = &kp->params;
     for (char *save = NULL, *kv = strtok_r(params, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
-        if (param_bag_add(p, kv) != 0)
-            return attn_fail(ATTN_EINVAL, "%s: %s: expected key=value pairs (keys < 32, values < 64 "
-                             "characters, at most %d), found \"%s\"", w->file, w->path, PARAM_BAG_MAX, kv);
-        for (int j = 0; j < p->n - 1; j++)
-            if (strcmp(p->key[j], p->key[p->n - 1]) == 0)
-                return attn_fail(ATTN_EINVAL, "%s: %s: expected each key once, found \"%s\" again",
-                                 w->file, w->path, p->key[j]);
+        int repeat = param_bag_has_key_of(p, kv);
+        if (param_bag_add(p, kv) == 0)
+            continue;
+        if (repeat) /* the bag's message, as for a repeat in every option set */
+            return attn_fail(ATTN_EINVAL, "%s: %s: %s", w->file, w->path, attn_last_error());
+        return attn_fail(ATTN_EINVAL, "%s: %s: expected key=value pairs (keys < 32, values < 64 "
+                         "characters, at most %d), found \"%s\"", w->file, w->path, PARAM_BAG_MAX, kv);
     }
     cfg_kparams_format(kp, canon, CFG_SPEC_MAX);   /* two spellings of one bag are one value */
     return 0;

@@ -30,35 +30,6 @@ static int with_path(const at *w, const char *key)
     return attn_fail(ATTN_EINVAL, "%s: $.trainings[%zu].%s: %s", w->path, w->index, key, msg);
 }
 
-static int get_int(const at *w, const cJSON *o, const char *key, int64_t lo, int64_t hi, int64_t *v)
-{
-    const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, key);
-    if (!x)
-        return 0;
-    if (!cJSON_IsNumber(x) || x->valuedouble != floor(x->valuedouble) || x->valuedouble < (double)lo ||
-        x->valuedouble > (double)hi) {
-        char e[96];
-        snprintf(e, sizeof e, "an integer in [%lld, %lld]", (long long)lo, (long long)hi);
-        return bad(w, key, e, x);
-    }
-    *v = (int64_t)x->valuedouble;
-    return 0;
-}
-
-static int get_num(const at *w, const cJSON *o, const char *key, double lo, double hi, double *v)
-{
-    const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, key);
-    if (!x)
-        return 0;
-    if (!cJSON_IsNumber(x) || x->valuedouble < lo || x->valuedouble > hi) {
-        char e[96];
-        snprintf(e, sizeof e, "a number in [%g, %g]", lo, hi);
-        return bad(w, key, e, x);
-    }
-    *v = x->valuedouble;
-    return 0;
-}
-
 static int get_str(const at *w, const cJSON *o, const char *key, char *out, size_t n, const char *const *allowed)
 {
     const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, key);
@@ -79,31 +50,6 @@ static int get_str(const at *w, const cJSON *o, const char *key, char *out, size
     return 0;
 }
 
-/* A list of numbers (or a single number) into v[<= CFG_TRAIN_GRID]. */
-static int get_list(const at *w, const cJSON *o, const char *key, int integer, double lo, double hi, double *v, int *n)
-{
-    const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, key), *e;
-    if (!x)
-        return 0;
-    *n = 0;
-    if (cJSON_IsNumber(x)) {
-        if (x->valuedouble < lo || x->valuedouble > hi || (integer && x->valuedouble != floor(x->valuedouble)))
-            return bad(w, key, integer ? "integers in range" : "numbers in range", x);
-        v[(*n)++] = x->valuedouble;
-        return 0;
-    }
-    if (!cJSON_IsArray(x) || cJSON_GetArraySize(x) < 1 || cJSON_GetArraySize(x) > CFG_TRAIN_GRID)
-        return bad(w, key, "a number or a list of 1..16 numbers", x);
-    cJSON_ArrayForEach(e, x)
-    {
-        if (!cJSON_IsNumber(e) || e->valuedouble < lo || e->valuedouble > hi ||
-            (integer && e->valuedouble != floor(e->valuedouble)))
-            return bad(w, key, integer ? "a list of integers in range" : "a list of numbers in range", e);
-        v[(*n)++] = e->valuedouble;
-    }
-    return 0;
-}
-
 /* A list of "key=value" strings x (at JSON path key) into p. */
 static int params_from(const at *w, const cJSON *x, const char *key, param_bag *p)
 {
@@ -118,12 +64,6 @@ static int params_from(const at *w, const cJSON *x, const char *key, param_bag *
             return with_path(w, key);
     }
     return 0;
-}
-
-static int get_params(const at *w, const cJSON *o, const char *key, param_bag *p)
-{
-    const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, key);
-    return x ? params_from(w, x, key, p) : 0;
 }
 
 /* Whether object x has only the keys of the NULL-terminated list; else the
@@ -183,6 +123,14 @@ static int get_swap(const at *w, const cJSON *x, int i, train_kernel_swap *sw)
     return rc;
 }
 
+static const opt_def extrapolate_rows[] = {
+    {.name = "scale", .type = OPT_INT_LIST, .offset = offsetof(train_run_opts, scale), .size = CFG_TRAIN_GRID,
+     .count_offset = offsetof(train_run_opts, n_scales), .lo = 1, .hi = 1024, .help = "multiples of the trained length"},
+    {.name = "depths", .type = OPT_INT32, .offset = offsetof(train_run_opts, depths), .lo = 0, .hi = 101,
+     .help = "needle depths (0: as trained)"},
+    {0},
+};
+
 /* "extrapolate": {"scale": [1, 2, 4, 8], "depths": 5, "kernels": [...]}:
  * evaluate the trained checkpoint at these multiples of its length (and
  * needle depths), then the same grid with each listed kernel swapped in. */
@@ -209,141 +157,89 @@ static int get_extrapolate(const at *w, const cJSON *o, train_run_opts *r)
             return ATTN_EINVAL;
         r->n_swaps++;
     }
-    double v[CFG_TRAIN_GRID];
-    int n = 0;
-    int64_t depths = 0;
-    int rc = get_list(w, x, "scale", 1, 1, 1024, v, &n);
-    if (!rc && !n)
-        rc = bad(w, "extrapolate.scale", "a list of 1..16 length multiples", NULL);
-    if (!rc)
-        rc = get_int(w, x, "depths", 0, 101, &depths);
-    if (!rc && depths == 1)
+    char where[1100];
+    snprintf(where, sizeof where, "%s: $.trainings[%zu].extrapolate", w->path, w->index);
+    r->n_scales = 0, r->depths = 0;
+    int rc = cJSON_GetObjectItemCaseSensitive(x, "scale") ? opt_read_config(extrapolate_rows, r, x, where)
+                                                          : bad(w, "extrapolate.scale", "a list of 1..16 length multiples", NULL);
+    if (!rc && r->depths == 1)
         rc = bad(w, "extrapolate.depths", "0 (the trained depth) or 2..101 depths", cJSON_GetObjectItemCaseSensitive(x, "depths"));
-    for (int i = 0; !rc && i < n; i++)
-        r->scale[i] = (int64_t)v[i];
-    r->n_scales = rc ? 0 : n, r->depths = (int)depths;
+    if (rc)
+        r->n_scales = 0;
     return rc;
 }
 
-static int parse_one(const at *w, const cJSON *o, cfg_training *t)
+/* The grid of an entry: every job of it takes one value of each list. */
+#define GRID(f) offsetof(cfg_training, f)
+static const opt_def grid_rows[] = {
+    {.name = "d_model", .type = OPT_INT_LIST, .offset = GRID(d_model), .size = CFG_TRAIN_GRID,
+     .count_offset = GRID(n_d), NN_D_MODEL_RANGE, .help = "model widths"},
+    {.name = "lr", .type = OPT_DOUBLE_LIST, .offset = GRID(lr), .size = CFG_TRAIN_GRID, .count_offset = GRID(n_lr),
+     TRAIN_LR_RANGE, .help = "peak learning rates"},
+    {.name = "seeds", .type = OPT_INT_LIST, .offset = GRID(seeds), .size = CFG_TRAIN_GRID,
+     .count_offset = GRID(n_seeds), .def = 1, .lo = 0, .hi = 1e15, .help = "seeds of the weights and batches"},
+    {0},
+};
+
+/* "kernels": ["flash", "linear+flash"] (one entry per job; "a+b": one per layer). */
+static int get_kernels(const at *w, const cJSON *o, cfg_training *t)
 {
-    static const char *const keys[] = {"suite", "description", "task", "task_params", "kernels", "kernel_params",
-                                       "model", "layers", "d_model", "heads", "heads_kv", "mlp", "pos", "pool",
-                                       "rms", "dropout", "loops", "short_conv", "steps", "batch", "accum", "lr", "wd", "warmup",
-                                       "sched", "min_lr", "clip", "eval_every", "patience", "train_n", "valid_n",
-                                       "test_n", "data_seed", "seeds", "threads", "data", "extrapolate", NULL};
-    static const char *const models[] = {"encoder", "twotower", "lm", "hybrid", "looped", NULL};
-    static const char *const poss[] = {"learned", "sinusoid", "rope", "none", NULL};
-    static const char *const pools[] = {"cls", "mean", NULL};
-    static const char *const scheds[] = {"constant", "cosine", "linear", "rsqrt", NULL};
-    if (!cJSON_IsObject(o))
-        return attn_fail(ATTN_EINVAL, "%s: $.trainings[%zu]: expected an object", w->path, w->index);
-    for (const cJSON *k = o->child; k; k = k->next) {
-        int known = 0;
-        for (const char *const *n = keys; *n && !known; n++)
-            known = !strcmp(*n, k->string);
-        if (!known)
-            return attn_fail(ATTN_EINVAL, "%s: $.trainings[%zu]: unknown key \"%s\"", w->path, w->index, k->string);
-    }
-    memset(t, 0, sizeof *t);
-    train_run_opts *r = &t->base;
-    train_run_defaults(r);
-    nn_model_cfg *m = &r->model;
-    nn_train_cfg *tc = &r->train;
-    char sched[16] = "cosine";
-    int64_t rms = 0, loops = 1, threads = 1, short_conv = 0;
-    double dropout = 0, list[CFG_TRAIN_GRID];
-    int rc = get_str(w, o, "suite", t->suite, sizeof t->suite, NULL);
-    if (!rc)
-        rc = get_str(w, o, "description", t->description, sizeof t->description, NULL);
-    if (!rc && !(rc = get_str(w, o, "task", r->task, sizeof r->task, NULL)) && r->task[0] && !task_find(r->task))
-        rc = with_path(w, "task");
-    if (!rc && !r->task[0])
-        rc = bad(w, "task", "a task name", NULL);
-    if (!rc)
-        rc = get_params(w, o, "task_params", &r->task_params);
-    if (!rc && !(rc = get_str(w, o, "data", t->data_dir, sizeof t->data_dir, NULL)) && t->data_dir[0])
-        r->data_dir = t->data_dir;
-    if (!rc)
-        rc = get_params(w, o, "kernel_params", &m->kparams);
-    if (!rc)
-        rc = get_str(w, o, "model", m->variant, sizeof m->variant, models);
-    if (!rc)
-        rc = get_str(w, o, "pos", m->pos, sizeof m->pos, poss);
-    if (!rc)
-        rc = get_str(w, o, "pool", m->pool, sizeof m->pool, pools);
-    if (!rc)
-        rc = get_str(w, o, "sched", sched, sizeof sched, scheds);
-    struct {
-        const char *key;
-        int64_t lo, hi, *v;
-    } ints[] = {{"layers", 1, NN_MAX_LAYERS, &m->layers}, {"heads", 1, 1024, &m->heads},
-                {"heads_kv", 1, 1024, &m->heads_kv},       {"mlp", 0, 1 << 20, &m->mlp},
-                {"rms", 0, 1, &rms},                       {"loops", 1, 64, &loops},
-                {"short_conv", 0, NN_SHORT_CONV_MAX, &short_conv},
-                {"steps", 1, 1 << 30, &tc->steps},         {"batch", 1, 1 << 20, &tc->batch},
-                {"accum", 1, 1 << 20, &tc->accum},         {"warmup", 0, 1 << 30, &tc->warmup},
-                {"eval_every", 1, 1 << 30, &tc->eval_every}, {"patience", 0, 1 << 20, &tc->patience},
-                {"train_n", 1, 1 << 30, &r->train_n},      {"valid_n", 1, 1 << 30, &r->valid_n},
-                {"test_n", 1, 1 << 30, &r->test_n},        {"threads", 1, 1024, &threads}};
-    for (size_t i = 0; !rc && i < sizeof ints / sizeof *ints; i++)
-        rc = get_int(w, o, ints[i].key, ints[i].lo, ints[i].hi, ints[i].v);
-    int64_t dseed = 1;
-    if (!rc)
-        rc = get_int(w, o, "data_seed", 0, (int64_t)1 << 53, &dseed);
-    if (!rc)
-        rc = get_num(w, o, "dropout", 0, 0.95, &dropout);
-    if (!rc)
-        rc = get_num(w, o, "wd", 0, 10, &tc->weight_decay);
-    if (!rc)
-        rc = get_num(w, o, "min_lr", 0, 1, &tc->min_lr_ratio);
-    if (!rc)
-        rc = get_num(w, o, "clip", 0, 1e6, &tc->clip);
-    r->data_seed = (uint64_t)dseed, m->rms = (int)rms, m->loops = (int)loops, m->dropout = (float)dropout;
-    m->short_conv = (int)short_conv;
-    tc->threads = (int)threads, tc->progress = 1;
-    for (int i = 0; scheds[i]; i++) /* enum order = list order */
-        if (!strcmp(sched, scheds[i]))
-            tc->sched = (optim_sched_kind)i;
-    /* the grid */
-    t->d_model[0] = m->d_model, t->n_d = 1, t->lr[0] = tc->lr, t->n_lr = 1, t->seeds[0] = 1, t->n_seeds = 1;
-    int got = 0; /* lists that are absent keep the single default above */
-    if (!rc && !(rc = get_list(w, o, "d_model", 1, 1, 1 << 16, list, &got)) && got)
-        for (int i = 0; i < (t->n_d = got); i++)
-            t->d_model[i] = (int64_t)list[i];
-    if (!rc)
-        rc = get_list(w, o, "lr", 0, 0, 10, t->lr, &t->n_lr);
-    got = 0;
-    if (!rc && !(rc = get_list(w, o, "seeds", 1, 0, 1e15, list, &got)) && got)
-        for (int i = 0; i < (t->n_seeds = got); i++)
-            t->seeds[i] = (int64_t)list[i];
-    if (!rc)
-        rc = get_extrapolate(w, o, r);
     const cJSON *k = cJSON_GetObjectItemCaseSensitive(o, "kernels"), *e;
-    if (!rc && (!cJSON_IsArray(k) || cJSON_GetArraySize(k) < 1 || cJSON_GetArraySize(k) > CFG_TRAIN_GRID))
-        rc = bad(w, "kernels", "a list of 1..16 kernel names (\"a+b\": one per layer)", k);
+    if (!cJSON_IsArray(k) || cJSON_GetArraySize(k) < 1 || cJSON_GetArraySize(k) > CFG_TRAIN_GRID)
+        return bad(w, "kernels", "a list of 1..16 kernel names (\"a+b\": one per layer)", k);
     cJSON_ArrayForEach(e, k)
     {
-        if (rc)
-            break;
-        if (!cJSON_IsString(e) || strlen(e->valuestring) >= sizeof t->kernels[0]) {
-            rc = bad(w, "kernels", "kernel names", e);
-            break;
-        }
+        if (!cJSON_IsString(e) || strlen(e->valuestring) >= sizeof t->kernels[0])
+            return bad(w, "kernels", "kernel names", e);
         char names[160], *save = NULL;
         strcpy(names, e->valuestring);
         int per_layer = 0;
-        for (char *n = strtok_r(names, "+", &save); n && !rc; n = strtok_r(NULL, "+", &save), per_layer++)
+        for (char *n = strtok_r(names, "+", &save); n; n = strtok_r(NULL, "+", &save), per_layer++)
             if (!attn_find_kernel(n))
-                rc = with_path(w, "kernels");
-        if (!rc && per_layer > NN_MAX_LAYERS)
-            rc = bad(w, "kernels", "at most 16 kernels per \"a+b+...\" entry (one per layer)", e);
+                return with_path(w, "kernels");
+        if (per_layer > NN_MAX_LAYERS)
+            return bad(w, "kernels", "at most 16 kernels per \"a+b+...\" entry (one per layer)", e);
         strcpy(t->kernels[t->n_kernels++], e->valuestring);
     }
-    if (!rc && !t->suite[0]) {
-        const task_def *td = task_find(r->task);
-        snprintf(t->suite, sizeof t->suite, "%s", td->suite);
-    }
+    return 0;
+}
+
+/* The keys of an entry that are not options of the run or the model: its
+ * name and text, the grid, and what runs after the training. */
+static const char *const entry_keys[] = {"suite", "description", "kernels", "extrapolate", NULL};
+
+static int parse_one(const at *w, const cJSON *o, cfg_training *t)
+{
+    static const opt_def *const tables[] = {train_run_opts_table, nn_model_opts, grid_rows, NULL};
+    char where[1100];
+    snprintf(where, sizeof where, "%s: $.trainings[%zu]", w->path, w->index);
+    if (!cJSON_IsObject(o))
+        return attn_fail(ATTN_EINVAL, "%s: expected an object", where);
+    memset(t, 0, sizeof *t);
+    train_run_opts *r = &t->base;
+    train_run_defaults(r);
+    int rc = opt_check_keys(tables, entry_keys, o, where);
+    if (!rc)
+        rc = get_str(w, o, "suite", t->suite, sizeof t->suite, NULL);
+    if (!rc)
+        rc = get_str(w, o, "description", t->description, sizeof t->description, NULL);
+    if (!rc)
+        rc = opt_read_config(train_run_opts_table, r, o, where);
+    if (!rc && !r->task[0])
+        rc = bad(w, "task", "a task name", NULL);
+    if (!rc && !task_find(r->task))
+        rc = with_path(w, "task");
+    if (!rc)
+        rc = opt_read_config(nn_model_opts, &r->model, o, where);
+    opt_defaults(grid_rows, t);
+    if (!rc)
+        rc = opt_read_config(grid_rows, t, o, where);
+    if (!rc)
+        rc = get_extrapolate(w, o, r);
+    if (!rc)
+        rc = get_kernels(w, o, t);
+    if (!rc && !t->suite[0])
+        snprintf(t->suite, sizeof t->suite, "%s", task_find(r->task)->suite);
     return rc;
 }
 
@@ -408,8 +304,8 @@ int cfg_trainings_expand(const cfg_training *t, size_t n, const char *suite, con
                         j->model.n_kernels = 0;
                         for (char *kn = strtok_r(names, "+", &save); kn; kn = strtok_r(NULL, "+", &save))
                             snprintf(j->model.kernels[j->model.n_kernels++], sizeof j->model.kernels[0], "%s", kn);
-                        if (j->model.n_kernels > 1 && !j->model.variant[0])
-                            strcpy(j->model.variant, "hybrid");
+                        if (j->model.n_kernels > 1 && j->model.variant == NN_VARIANT_TASK)
+                            j->model.variant = NN_VARIANT_HYBRID;
                     }
         }
     }

@@ -14,7 +14,6 @@
 
 typedef struct cfg_training {
     char suite[32], description[512];
-    char data_dir[1024];                     /* "data": official files; base.data_dir points here */
     train_run_opts base;                     /* everything but the grid */
     char kernels[CFG_TRAIN_GRID][160];       /* "flash" or "linear+flash" (per layer) */
     int n_kernels;

@@ -9,17 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
-/* Whether the task documents parameter `key` ("key=" at the start of a word
- * of its params_help): the generators reject unknown keys, so a key the help
- * does not name cannot be set. */
-static int task_has_param(const task_def *t, const char *key)
-{
-    size_t k = strlen(key);
-    for (const char *s = t->params_help; s && (s = strstr(s, key)) != NULL; s += k)
-        if ((s == t->params_help || s[-1] == ' ') && s[k] == '=')
-            return 1;
-    return 0;
-}
+/* Whether the task declares parameter `key`. */
+static int task_has_param(const task_def *t, const char *key) { return opt_find(t->params, key) != NULL; }
 
 /* Sets key=val, replacing an existing value. */
 static int params_set(param_bag *p, const char *key, const char *val)
@@ -96,16 +87,18 @@ static int grid_check(const extrap_grid *g, const nn_model_cfg *m)
     if (o->n_scales < 1 || o->n_scales > ATTN_EXTRAP_MAX_SCALES)
         return attn_fail(ATTN_EINVAL, "--scale: expected 1 to %d multiples, found %d", ATTN_EXTRAP_MAX_SCALES,
                          o->n_scales);
-    if (o->depths && !g->has_depth)
-        return attn_fail(ATTN_EINVAL, "--depths: task '%s' has no depth parameter (params: %s)", g->task->name,
-                         g->task->params_help);
+    if (o->depths && !g->has_depth) {
+        char keys[512];
+        opt_names(g->task->params, keys, sizeof keys);
+        return attn_fail(ATTN_EINVAL, "--depths: task '%s' has no depth parameter (params: %s)", g->task->name, keys);
+    }
     if (o->depths == 1 || o->depths < 0)
         return attn_fail(ATTN_EINVAL, "--depths: expected at least 2 depths (0 and 1), found %d", o->depths);
     for (int s = 0; s < o->n_scales; s++) {
         int64_t len = grid_seq_len(g, o->scale[s]);
         if (o->scale[s] < 1)
             return attn_fail(ATTN_EINVAL, "--scale: expected multiples >= 1, found %lld", (long long)o->scale[s]);
-        if (!strcmp(m->pos, "learned") && len > m->max_len)
+        if (m->pos == NN_POS_LEARNED && len > m->max_len)
             return attn_fail(ATTN_EINVAL,
                              "--scale %lld: learned positions cover %lld tokens; train with --pos "
                              "sinusoid|rope|none to evaluate at length %lld",
@@ -118,7 +111,7 @@ static int grid_check(const extrap_grid *g, const nn_model_cfg *m)
             char split[256];
             task_data d;
             int rc = grid_cell(g, s, j, &r, split, sizeof split);
-            if (!rc && !(rc = g->task->make(&r.task_params, TASK_TEST, r.data_seed, 1, r.data_dir, &d))) {
+            if (!rc && !(rc = g->task->make(&r.task_params, TASK_TEST, r.data_seed, 1, train_run_data_dir(&r), &d))) {
                 if (d.len != grid_seq_len(g, o->scale[s]))
                     rc = attn_fail(ATTN_EINVAL, "task %s: %s=%lld made sequences of %lld tokens, expected %lld",
                                    g->task->name, g->len_key, (long long)(o->scale[s] * g->train_len),
@@ -142,8 +135,8 @@ static int swap_kernel(const extrapolate_opts *o, train_run_opts *trained, extra
                          o->kernel, o->mask ? o->mask : "", sizeof mc->kernels[0], sizeof mc->mask);
     mc->n_kernels = 1;
     snprintf(mc->kernels[0], sizeof mc->kernels[0], "%s", o->kernel);
-    if (!strcmp(mc->variant, "hybrid"))
-        snprintf(mc->variant, sizeof mc->variant, "%s", mc->head == NN_HEAD_LM ? "lm" : "encoder");
+    if (mc->variant == NN_VARIANT_HYBRID)
+        mc->variant = mc->head == NN_HEAD_LM ? NN_VARIANT_LM : NN_VARIANT_ENCODER;
     mc->kparams = o->kparams;
     snprintf(mc->mask, sizeof mc->mask, "%s", o->mask ? o->mask : "");
     mc->eval_only = 1;
@@ -171,7 +164,7 @@ static int eval_cell(const extrap_grid *g, int s, int j, const nn_model_cfg *cfg
     nn_eval_result e;
     memset(&e, 0, sizeof e);
     int rc = grid_cell(g, s, j, &r, split, sizeof split);
-    if (rc || (rc = g->task->make(&r.task_params, TASK_TEST, r.data_seed, r.test_n, r.data_dir, &d)))
+    if (rc || (rc = g->task->make(&r.task_params, TASK_TEST, r.data_seed, r.test_n, train_run_data_dir(&r), &d)))
         return rc;
     *skipped = 0;
     if (g->o->skip_done && !(rc = train_run_eval_row_id(&r, &d, split, id)))

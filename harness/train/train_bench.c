@@ -13,14 +13,15 @@
 
 typedef struct {
     const char *label;
+    nn_variant variant;
     nn_head_kind head;
     int64_t layers, d, heads, mlp, N, batch, vocab;
 } bench_model;
 
 /* The two shapes: the LRA-like encoder and a small causal LM. */
 static const bench_model models[2] = {
-    {"encoder", NN_HEAD_CLASSIFY, 2, 128, 4, 512, 1024, 16, 256},
-    {"lm", NN_HEAD_LM, 2, 64, 2, 256, 256, 16, 256},
+    {"encoder", NN_VARIANT_ENCODER, NN_HEAD_CLASSIFY, 2, 128, 4, 512, 1024, 16, 256},
+    {"lm", NN_VARIANT_LM, NN_HEAD_LM, 2, 64, 2, 256, 256, 16, 256},
 };
 
 static int cmp_d(const void *a, const void *b)
@@ -29,17 +30,47 @@ static int cmp_d(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-static int bench_one(const bench_model *bm, const char *kernel, int threads, const peak_result *peak, csvw_row *row,
-                     FILE *table)
+static nn_model_cfg bench_cfg(const bench_model *bm, const char *kernel)
 {
     nn_model_cfg c;
     memset(&c, 0, sizeof c);
-    snprintf(c.variant, sizeof c.variant, "%s", bm->label);
+    c.variant = bm->variant;
     c.head = bm->head, c.vocab = bm->vocab, c.n_classes = 10, c.max_len = bm->N, c.layers = bm->layers;
     c.d_model = bm->d, c.heads = bm->heads, c.mlp = bm->mlp, c.n_kernels = 1, c.loops = 1;
     c.causal = bm->head == NN_HEAD_LM;
     snprintf(c.kernels[0], sizeof c.kernels[0], "%s", kernel);
-    strcpy(c.pos, "learned"), strcpy(c.pool, "cls");
+    c.pos = NN_POS_LEARNED, c.pool = NN_POOL_CLS;
+    return c;
+}
+
+enum { WARMUP = 2, MIN_STEPS = 5 };
+
+/* Training steps after WARMUP, at least MIN_STEPS and 3 s (at most 64):
+ * ms[] the step times, *total their sum in seconds; profiling on meanwhile. */
+static int time_steps(nn_model *m, const nn_batch *b, optim *opt, int threads, double ms[64], int *steps,
+                      double *total)
+{
+    int rc = 0;
+    for (int s = 0; !rc && s < WARMUP + 64 && (s < WARMUP + MIN_STEPS || *total < 3.0); s++) {
+        if (s == WARMUP)
+            nn_prof_reset(), nn_prof_enable(1);
+        double t0 = nn_prof_now(), loss;
+        int64_t correct, scored;
+        optim_grad_zero(m->grads, m->n_params, threads);
+        if ((rc = nn_model_forward(m, b, 1, (uint64_t)s, &loss, &correct, &scored, NULL)) ||
+            (rc = nn_model_backward(m, b, (uint64_t)s, 1.0f)) || (rc = optim_step(opt, m->params, m->grads, 1e-4f)))
+            break;
+        if (s >= WARMUP)
+            ms[(*steps)++] = 1e3 * (nn_prof_now() - t0), *total += ms[*steps - 1] * 1e-3;
+    }
+    nn_prof_enable(0);
+    return rc;
+}
+
+static int bench_one(const bench_model *bm, const char *kernel, int threads, const peak_result *peak, csvw_row *row,
+                     FILE *table)
+{
+    nn_model_cfg c = bench_cfg(bm, kernel);
     nn_model m;
     int rc = nn_model_init(&m, &c, 1);
     if (rc)
@@ -63,22 +94,10 @@ static int bench_one(const bench_model *bm, const char *kernel, int threads, con
         rc = nn_model_plan(&m, B, N, T, threads);
     if (!rc)
         rc = optim_init(&opt, m.n_params, &oc, NULL, 0);
-    enum { WARMUP = 2, MIN_STEPS = 5 };
     double ms[64], total = 0, gemm_s = 0, attn_s = 0, flops = 0;
     int steps = 0;
-    for (int s = 0; !rc && s < WARMUP + 64 && (s < WARMUP + MIN_STEPS || total < 3.0); s++) {
-        if (s == WARMUP)
-            nn_prof_reset(), nn_prof_enable(1);
-        double t0 = nn_prof_now(), loss;
-        int64_t correct, scored;
-        optim_grad_zero(m.grads, m.n_params, threads);
-        if ((rc = nn_model_forward(&m, &b, 1, (uint64_t)s, &loss, &correct, &scored, NULL)) ||
-            (rc = nn_model_backward(&m, &b, (uint64_t)s, 1.0f)) || (rc = optim_step(&opt, m.params, m.grads, 1e-4f)))
-            break;
-        if (s >= WARMUP)
-            ms[steps++] = 1e3 * (nn_prof_now() - t0), total += ms[steps - 1] * 1e-3;
-    }
-    nn_prof_enable(0);
+    if (!rc)
+        rc = time_steps(&m, &b, &opt, threads, ms, &steps, &total);
     if (!rc) {
         gemm_s = nn_prof_seconds(NN_PROF_GEMM), attn_s = nn_prof_seconds(NN_PROF_ATTN);
         flops = (nn_prof_flops(NN_PROF_GEMM) + nn_prof_flops(NN_PROF_ATTN)) / steps;

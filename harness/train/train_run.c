@@ -16,81 +16,16 @@
 #include <string.h>
 #include <unistd.h>
 
-void train_run_defaults(train_run_opts *r)
-{
-    memset(r, 0, sizeof *r);
-    r->data_seed = 1, r->train_n = 2000, r->valid_n = 256, r->test_n = 512;
-    nn_model_cfg *m = &r->model;
-    m->layers = 2, m->d_model = 64, m->heads = 2, m->mlp = 128, m->loops = 1, m->n_kernels = 1;
-    strcpy(m->kernels[0], "flash");
-    strcpy(m->pos, "learned");
-    strcpy(m->pool, "cls");
-    nn_train_cfg *t = &r->train;
-    *t = (nn_train_cfg){.steps = 200, .batch = 16, .accum = 1, .eval_every = 50, .warmup = 10, .lr = 1e-3,
-                        .min_lr_ratio = 0.1, .weight_decay = 0.1, .clip = 1.0, .sched = OPTIM_SCHED_COSINE,
-                        .seed = 1, .threads = 1, .progress = 1};
-}
-
 /* ---------------------------------------------------------------- the run as JSON */
-
-static const char *const sched_names[] = {"constant", "cosine", "linear", "rsqrt"};
-
-/* The numeric settings of a run, in the order of its JSON. Everything that
- * can change a result is here, in "task"/"task_params"/"data_dir"/"sched",
- * or in "model" (nn_model_cfg_to_json: every field of the model config);
- * threads are in the row identity, and progress, out, checkpoint and
- * halt_after change no result. */
-enum { F_I64, F_U64, F_DBL };
-static const struct {
-    const char *key;
-    int kind;
-    size_t at;
-} run_fields[] = {
-    {"data_seed", F_U64, offsetof(train_run_opts, data_seed)},
-    {"seed", F_U64, offsetof(train_run_opts, train.seed)},
-    {"train_n", F_I64, offsetof(train_run_opts, train_n)},
-    {"valid_n", F_I64, offsetof(train_run_opts, valid_n)},
-    {"test_n", F_I64, offsetof(train_run_opts, test_n)},
-    {"batch", F_I64, offsetof(train_run_opts, train.batch)},
-    {"steps", F_I64, offsetof(train_run_opts, train.steps)},
-    {"accum", F_I64, offsetof(train_run_opts, train.accum)},
-    {"eval_every", F_I64, offsetof(train_run_opts, train.eval_every)},
-    {"eval_n", F_I64, offsetof(train_run_opts, train.eval_n)},
-    {"patience", F_I64, offsetof(train_run_opts, train.patience)},
-    {"warmup", F_I64, offsetof(train_run_opts, train.warmup)},
-    {"lr", F_DBL, offsetof(train_run_opts, train.lr)},
-    {"min_lr", F_DBL, offsetof(train_run_opts, train.min_lr_ratio)},
-    {"wd", F_DBL, offsetof(train_run_opts, train.weight_decay)},
-    {"clip", F_DBL, offsetof(train_run_opts, train.clip)},
-};
-#define N_RUN_FIELDS (sizeof run_fields / sizeof *run_fields)
 
 /* The run configuration as one JSON object: its unformatted print is the
  * canonical text the job_id hashes, and with "len", "test_accuracy" and the
  * fitted model it is the header of --checkpoint files. */
 static cJSON *run_config_json(const train_run_opts *r)
 {
-    cJSON *o = cJSON_CreateObject(), *tp = cJSON_CreateArray();
+    cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "format", "attnbench-train/1");
-    cJSON_AddStringToObject(o, "task", r->task);
-    for (int i = 0; i < r->task_params.n; i++) {
-        char kv[128];
-        snprintf(kv, sizeof kv, "%s=%s", r->task_params.key[i], r->task_params.val[i]);
-        cJSON_AddItemToArray(tp, cJSON_CreateString(kv));
-    }
-    cJSON_AddItemToObject(o, "task_params", tp);
-    if (r->data_dir)
-        cJSON_AddStringToObject(o, "data_dir", r->data_dir);
-    else
-        cJSON_AddNullToObject(o, "data_dir");
-    for (size_t i = 0; i < N_RUN_FIELDS; i++) {
-        const char *p = (const char *)r + run_fields[i].at;
-        double v = run_fields[i].kind == F_I64 ? (double)*(const int64_t *)p
-                   : run_fields[i].kind == F_U64 ? (double)*(const uint64_t *)p : *(const double *)p;
-        cJSON_AddNumberToObject(o, run_fields[i].key, v);
-    }
-    unsigned s = (unsigned)r->train.sched;
-    cJSON_AddStringToObject(o, "sched", s < 4 ? sched_names[s] : "?");
+    opt_write_json(train_run_opts_table, r, o);
     cJSON_AddItemToObject(o, "model", nn_model_cfg_to_json(&r->model));
     return o;
 }
@@ -256,7 +191,7 @@ static int on_save(nn_trainer *t, void *ud)
 
 static int make_split(const train_run_opts *r, const task_def *t, task_split split, int64_t n, task_data *d)
 {
-    return t->make(&r->task_params, split, r->data_seed, n, r->data_dir, d);
+    return t->make(&r->task_params, split, r->data_seed, n, train_run_data_dir(r), d);
 }
 
 /* Fills the task-dependent fields of the model config from the data. */
@@ -268,13 +203,13 @@ static int fit_model_to(nn_model_cfg *m, const task_data *d, int64_t len)
         m->causal = 1;
     if (m->head == NN_HEAD_TWOTOWER && m->tower_mlp < 2)
         m->tower_mlp = m->mlp >= 2 ? m->mlp : 2 * m->d_model;
-    if (!m->variant[0])
-        snprintf(m->variant, sizeof m->variant, "%s",
-                 m->head == NN_HEAD_LM ? "lm" : m->head == NN_HEAD_TWOTOWER ? "twotower" : "encoder");
-    const char *want = m->head == NN_HEAD_LM ? "lm" : m->head == NN_HEAD_TWOTOWER ? "twotower" : "encoder";
-    if (strcmp(m->variant, want) && strcmp(m->variant, "hybrid") && strcmp(m->variant, "looped"))
+    nn_variant want = m->head == NN_HEAD_LM ? NN_VARIANT_LM : m->head == NN_HEAD_TWOTOWER ? NN_VARIANT_TWOTOWER
+                                                                                  : NN_VARIANT_ENCODER;
+    if (m->variant == NN_VARIANT_TASK)
+        m->variant = want;
+    if (m->variant != want && m->variant != NN_VARIANT_HYBRID && m->variant != NN_VARIANT_LOOPED)
         return attn_fail(ATTN_EINVAL, "--model %s: task '%s' needs the %s head (model %s, hybrid or looped)",
-                         m->variant, d->name, want, want);
+                         nn_variant_names[m->variant], d->name, nn_variant_names[want], nn_variant_names[want]);
     return 0;
 }
 
@@ -528,45 +463,9 @@ static int json_run(const char *path, const char *text, train_run_opts *r, int64
     cJSON *o = cJSON_Parse(text);
     if (!o)
         return attn_fail(ATTN_EINVAL, "%s: config: not JSON", path);
-    const cJSON *task = cJSON_GetObjectItemCaseSensitive(o, "task"), *tp = cJSON_GetObjectItemCaseSensitive(o, "task_params"), *x;
-    const cJSON *dd = cJSON_GetObjectItemCaseSensitive(o, "data_dir");
-    int rc = cJSON_IsString(task) && strlen(task->valuestring) < sizeof r->task && cJSON_IsArray(tp)
-                 ? 0 : attn_fail(ATTN_EINVAL, "%s: config: expected \"task\" and \"task_params\"", path);
-    if (!rc)
-        strcpy(r->task, task->valuestring);
-    cJSON_ArrayForEach(x, tp)
-    {
-        if (!rc)
-            rc = cJSON_IsString(x) ? param_bag_add(&r->task_params, x->valuestring)
-                                   : attn_fail(ATTN_EINVAL, "%s: config: task_params: expected strings", path);
-    }
-    static char data_dir[1024];
-    if (!rc && cJSON_IsString(dd)) {
-        snprintf(data_dir, sizeof data_dir, "%s", dd->valuestring);
-        r->data_dir = data_dir;
-    }
-    static const char *const required[] = {"data_seed", "seed", "test_n", "batch", "steps", "train_n", "lr", "wd"};
-    for (size_t i = 0; !rc && i < N_RUN_FIELDS; i++) {
-        x = cJSON_GetObjectItemCaseSensitive(o, run_fields[i].key);
-        int need = 0;
-        for (size_t k = 0; k < sizeof required / sizeof *required; k++)
-            need |= !strcmp(required[k], run_fields[i].key);
-        if (!cJSON_IsNumber(x)) {
-            rc = need ? attn_fail(ATTN_EINVAL, "%s: config: %s: expected a number", path, run_fields[i].key) : 0;
-            continue;
-        }
-        char *p = (char *)r + run_fields[i].at;
-        if (run_fields[i].kind == F_I64)
-            *(int64_t *)p = (int64_t)x->valuedouble;
-        else if (run_fields[i].kind == F_U64)
-            *(uint64_t *)p = (uint64_t)x->valuedouble;
-        else
-            *(double *)p = x->valuedouble;
-    }
-    const cJSON *sc = cJSON_GetObjectItemCaseSensitive(o, "sched");
-    for (unsigned i = 0; !rc && cJSON_IsString(sc) && i < 4; i++)
-        if (!strcmp(sc->valuestring, sched_names[i]))
-            r->train.sched = (optim_sched_kind)i;
+    char where[1100];
+    snprintf(where, sizeof where, "%s: config", path);
+    int rc = opt_read_json(train_run_opts_table, r, o, where);
     const cJSON *ln = cJSON_GetObjectItemCaseSensitive(o, "len"), *acc = cJSON_GetObjectItemCaseSensitive(o, "test_accuracy");
     if (!rc && (!cJSON_IsNumber(ln) || !cJSON_IsNumber(acc)))
         rc = attn_fail(ATTN_EINVAL, "%s: config: len, test_accuracy: expected numbers", path);

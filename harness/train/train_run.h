@@ -9,6 +9,8 @@
 #include "models/train.h"
 
 #define ATTN_TRAIN_MAX_SWAPS 4
+/* lr's default and range, for its option row and a config's grid of rates. */
+#define TRAIN_LR_RANGE .def = 1e-3, .lo = 0, .hi = 10
 
 /* A kernel evaluated in every layer of a trained model in place of the
  * trained one (extrapolate.h), e.g. StreamingLLM's cache: "streaming",
@@ -22,7 +24,7 @@ typedef struct {
 typedef struct {
     char task[32];
     param_bag task_params;
-    const char *data_dir;          /* official files, or NULL for generators / stand-ins */
+    char data_dir[1024];           /* official files, or "" for generators / stand-ins */
     uint64_t data_seed;
     int64_t train_n, valid_n, test_n;
     nn_model_cfg model;
@@ -39,9 +41,17 @@ typedef struct {
     train_kernel_swap swap[ATTN_TRAIN_MAX_SWAPS];
 } train_run_opts;
 
-/* Defaults: 2 layers, d 64, 2 heads, MLP 128, learned positions, CLS pooling,
- * 200 steps of batch 16, AdamW lr 1e-3 wd 0.1, cosine, clip 1. */
+/* The run's options (harness/train/train_opts.c) in the order of the
+ * canonical JSON; the model's are nn_model_opts. */
+extern const opt_def train_run_opts_table[];
+
+/* Every option of both tables at its default: 2 layers, d 64, 2 heads, MLP
+ * 128, learned positions, CLS pooling, 200 steps of batch 16, AdamW lr 1e-3
+ * wd 0.1, cosine, clip 1. */
 void train_run_defaults(train_run_opts *r);
+
+/* data_dir as the tasks take it: NULL when none was given. */
+const char *train_run_data_dir(const train_run_opts *r);
 
 /* Builds the data and the model, trains, evaluates on the test split, writes
  * the rows (and the checkpoint, saved before the test row: a run whose test

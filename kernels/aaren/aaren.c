@@ -26,14 +26,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+static const opt_def aaren_params[] = {
+    {.name = "chunk", .type = OPT_INT, .def = AAREN_DEFAULT_CHUNK, .lo = 1, .hi = 1 << 20,
+     .help = "steps per chunk of the parallel scan"},
+    {0},
+};
+
 int attn_aaren_plan(aaren_plan *pl, const attn_args *a)
 {
-    static const char *const allowed[] = {"chunk", NULL};
-    int rc = attn_params_only(a, "aaren", allowed);
+    int rc = attn_params_check(a, "aaren", aaren_params);
     if (rc)
         return rc;
     memset(pl, 0, sizeof *pl);
-    pl->C = attn_param_int(a, "chunk", AAREN_DEFAULT_CHUNK, 1, 1 << 20, &rc);
+    pl->C = attn_param_int(a, aaren_params, "chunk", &rc);
     if (rc)
         return rc;
     pl->nch = (a->Nk + pl->C - 1) / pl->C;
@@ -232,7 +237,7 @@ const attn_kernel attn_kernel_aaren = {
              ATTN_DETERMINISTIC,
     /* causal is intrinsic; a DOCUMENT mask restarts the scan at each document */
     .masks = ATTN_MASK_BIT(ATTN_MASK_CAUSAL) | ATTN_MASK_BIT(ATTN_MASK_DOCUMENT),
-    .params_help = "chunk=256: steps per chunk of the parallel scan",
+    .params = aaren_params,
     .init = aaren_init,
     .forward = aaren_forward,
     .backward = attn_aaren_backward,

@@ -91,16 +91,26 @@ int attn_args_validate(const attn_kernel *k, const attn_args *a)
     return 0;
 }
 
-int64_t attn_param_int(const attn_args *a, const char *key, int64_t def, int64_t lo, int64_t hi, int *rc)
-{
-    return param_bag_int(&a->params, key, def, lo, hi, rc);
-}
-
-int attn_params_only(const attn_args *a, const char *kernel, const char *const *allowed)
+int attn_params_check(const attn_args *a, const char *kernel, const opt_def *rows)
 {
     char owner[64];
     snprintf(owner, sizeof owner, "kernel '%s'", kernel);
-    return param_bag_only(&a->params, owner, allowed);
+    return opt_bag_check(rows, &a->params, owner);
+}
+
+int64_t attn_param_int(const attn_args *a, const opt_def *rows, const char *key, int *rc)
+{
+    return opt_bag_int(rows, &a->params, key, rc);
+}
+
+int64_t attn_param_int_or(const attn_args *a, const opt_def *rows, const char *key, int64_t def, int *rc)
+{
+    return param_bag_get(&a->params, key) ? opt_bag_int(rows, &a->params, key, rc) : def;
+}
+
+int attn_param_enum(const attn_args *a, const opt_def *rows, const char *key, int *rc)
+{
+    return (int)opt_bag_int(rows, &a->params, key, rc);
 }
 
 /* Allowed (i, j) pairs summed over the batch and the query heads. A job asks

@@ -10,6 +10,7 @@
 
 #include "common/alloc.h"
 #include "common/attn_error.h"
+#include "common/options.h"
 #include "common/params.h"
 #include "mask.h"
 
@@ -147,7 +148,8 @@ typedef struct attn_kernel {
     const char *name, *family, *reference;
     unsigned flags;
     uint32_t masks;        /* bitset of ATTN_MASK_BIT(kind) implemented natively */
-    const char *params_help; /* "br=64 bc=128" style, or "" */
+    const opt_def *params;   /* its parameters (key, type, default, range, help; NULL-terminated), NULL: none */
+    const char *notes;       /* conventions worth listing that are not parameters, or NULL */
     int (*init)(attn_ctx *ctx, const attn_args *args);
     int (*forward)(attn_ctx *ctx, const attn_io *io);
     int (*backward)(attn_ctx *ctx, const attn_io *io, const attn_grads *g); /* NULL: not trainable */
@@ -241,12 +243,16 @@ int attn_args_validate(const attn_kernel *k, const attn_args *a);
 /* Sets defaults: q_off = Nk - Nq, k_off = 0, threads >= 1. */
 void attn_args_defaults(attn_args *a);
 
-/* Looks up a kernel parameter; returns `def` when absent. Errors (not an
- * integer, out of range) are recorded and reported through *rc. */
-int64_t attn_param_int(const attn_args *a, const char *key, int64_t def, int64_t lo, int64_t hi, int *rc);
-
-/* Fails if a parameter other than those listed (NULL-terminated) is present. */
-int attn_params_only(const attn_args *a, const char *kernel, const char *const *allowed);
+/* Kernel parameters, read through the kernel's table (attn_kernel.params). */
+/* Fails, naming the kernel, if a parameter is not a row of the table. */
+int attn_params_check(const attn_args *a, const char *kernel, const opt_def *rows);
+/* The integer row `key`: its default when absent. Errors (not an integer,
+ * out of the row's range) are recorded and reported through *rc. */
+int64_t attn_param_int(const attn_args *a, const opt_def *rows, const char *key, int *rc);
+/* The same with a default that depends on the problem (flash's bc on D). */
+int64_t attn_param_int_or(const attn_args *a, const opt_def *rows, const char *key, int64_t def, int *rc);
+/* The enum row `key`: the index of its name (its default when absent). */
+int attn_param_enum(const attn_args *a, const opt_def *rows, const char *key, int *rc);
 
 
 /* Softmax-attention cost model shared by exact kernels (docs/kernel-interface.md):

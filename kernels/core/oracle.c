@@ -203,7 +203,6 @@ const attn_kernel attn_kernel_oracle = {
     .flags = ATTN_EXACT | ATTN_CAUSAL | ATTN_TRAINABLE | ATTN_GQA | ATTN_CROSS |
              ATTN_DETERMINISTIC | ATTN_REFERENCE | ATTN_PADDED,
     .masks = ATTN_MASK_ALL, /* every kind of mask.h */
-    .params_help = "",
     .forward = oracle_forward,
     .backward = oracle_backward,
     .flops = attn_softmax_flops,

@@ -50,13 +50,18 @@ float attn_dot(const float *x, const float *y, int64_t n)
     return acc;
 }
 
+const opt_def attn_score_matrix_params[] = {
+    {.name = "max_ws_mib", .type = OPT_INT, .def = 1024, .lo = 1, .hi = 1 << 30,
+     .help = "cap on the N^2 score-matrix workspace"},
+    {0},
+};
+
 int attn_score_matrix_init(attn_ctx *ctx, const attn_args *a, int matrices)
 {
-    static const char *const allowed[] = {"max_ws_mib", NULL};
-    int rc = attn_params_only(a, ctx->kernel->name, allowed);
+    int rc = attn_params_check(a, ctx->kernel->name, attn_score_matrix_params);
     if (rc)
         return rc;
-    int64_t cap_mib = attn_param_int(a, "max_ws_mib", 1024, 1, 1 << 30, &rc);
+    int64_t cap_mib = attn_param_int(a, attn_score_matrix_params, "max_ws_mib", &rc);
     if (rc)
         return rc;
     double bytes = (double)a->threads * matrices * (double)a->Nq * (double)a->Nk * sizeof(float);

@@ -23,6 +23,8 @@ float attn_dot(const float *x, const float *y, int64_t n);
  * per thread, refused above the max_ws_mib parameter (default 1024 MiB) with
  * a message, since their memory grows quadratically in N. */
 int attn_score_matrix_init(attn_ctx *ctx, const attn_args *a, int matrices);
+/* Their parameter table (max_ws_mib). */
+extern const opt_def attn_score_matrix_params[];
 
 /* Thread t's i-th score matrix inside ctx->workspace. */
 float *attn_score_matrix(const attn_ctx *ctx, int thread, int i, int matrices);

@@ -539,14 +539,19 @@ typedef struct {
     int64_t ls, P; /* keys per partition; partitions of the longest sequence */
 } decode_plan;
 
+static const opt_def decode_params[] = {
+    {.name = "ls", .type = OPT_INT, .def = DEC_DEFAULT_LS, .lo = 1, .hi = 1 << 30, .help = "keys per partition"},
+    DECODE_BC_PARAM,
+    {0},
+};
+
 static int decode_make_plan(decode_plan *dp, const attn_args *a)
 {
-    static const char *const allowed[] = {"ls", "bc", NULL};
-    int rc = attn_params_only(a, "decode", allowed);
+    int rc = attn_params_check(a, "decode", decode_params);
     if (rc)
         return rc;
-    dp->ls = attn_param_int(a, "ls", DEC_DEFAULT_LS, 1, INT64_C(1) << 30, &rc);
-    int64_t bc = attn_param_int(a, "bc", attn_dec_default_bc(a), 1, 4096, &rc);
+    dp->ls = attn_param_int(a, decode_params, "ls", &rc);
+    int64_t bc = attn_param_int_or(a, decode_params, "bc", attn_dec_default_bc(a), &rc);
     if (rc)
         return rc;
     attn_dec_plan(&dp->pl, a, bc);
@@ -622,7 +627,7 @@ const attn_kernel attn_kernel_decode = {
              ATTN_DETERMINISTIC,
     .masks = ATTN_MASK_BIT(ATTN_MASK_FULL) | ATTN_MASK_BIT(ATTN_MASK_CAUSAL) | ATTN_MASK_BIT(ATTN_MASK_WINDOW) |
              ATTN_MASK_BIT(ATTN_MASK_SINK_WINDOW) | ATTN_MASK_BIT(ATTN_MASK_DOCUMENT) | ATTN_MASK_BIT(ATTN_MASK_RANDOM),
-    .params_help = "ls=1024 keys per partition; bc=256 (D<=64) or 128 keys per tile",
+    .params = decode_params,
     .init = decode_init,
     .forward = decode_forward,
     .backward = NULL,

@@ -36,6 +36,9 @@ void attn_dec_plan(dec_plan *pl, const attn_args *a, int64_t bc);
 
 /* Default keys per tile: flash's (256 for D <= 64, else 128). */
 int64_t attn_dec_default_bc(const attn_args *a);
+/* Its parameter row, shared by decode and lean. */
+#define DECODE_BC_PARAM                                                                                         \
+    {.name = "bc", .type = OPT_INT, .def_str = "256 (D<=64) or 128", .lo = 1, .hi = 4096, .help = "keys per tile"}
 
 /* Group index -> (b, hk, qt). */
 static inline void dec_group(const attn_args *a, const dec_plan *pl, int64_t grp, int64_t *b, int64_t *hk,

@@ -29,14 +29,20 @@ typedef struct {
     size_t max_segs; /* W + groups: each worker range adds at most one segment per group boundary */
 } lean_plan;
 
+static const opt_def lean_params[] = {
+    {.name = "workers", .type = OPT_INT, .def_str = "threads", .lo = 1, .hi = 1 << 16,
+     .help = "pin it for bitwise reproducible results"},
+    DECODE_BC_PARAM,
+    {0},
+};
+
 static int lean_make_plan(lean_plan *lp, const attn_args *a)
 {
-    static const char *const allowed[] = {"workers", "bc", NULL};
-    int rc = attn_params_only(a, "lean", allowed);
+    int rc = attn_params_check(a, "lean", lean_params);
     if (rc)
         return rc;
-    lp->W = attn_param_int(a, "workers", a->threads, 1, 1 << 16, &rc);
-    int64_t bc = attn_param_int(a, "bc", attn_dec_default_bc(a), 1, 4096, &rc);
+    lp->W = attn_param_int_or(a, lean_params, "workers", a->threads, &rc);
+    int64_t bc = attn_param_int_or(a, lean_params, "bc", attn_dec_default_bc(a), &rc);
     if (rc)
         return rc;
     attn_dec_plan(&lp->pl, a, bc);
@@ -167,7 +173,7 @@ const attn_kernel attn_kernel_lean = {
     .flags = ATTN_EXACT | ATTN_CAUSAL | ATTN_GQA | ATTN_CROSS | ATTN_DECODE | ATTN_VARLEN,
     .masks = ATTN_MASK_BIT(ATTN_MASK_FULL) | ATTN_MASK_BIT(ATTN_MASK_CAUSAL) | ATTN_MASK_BIT(ATTN_MASK_WINDOW) |
              ATTN_MASK_BIT(ATTN_MASK_SINK_WINDOW) | ATTN_MASK_BIT(ATTN_MASK_DOCUMENT) | ATTN_MASK_BIT(ATTN_MASK_RANDOM),
-    .params_help = "workers=threads (pin it for bitwise reproducible results); bc=256 (D<=64) or 128 keys per tile",
+    .params = lean_params,
     .init = lean_init,
     .forward = lean_forward,
     .backward = NULL,

@@ -55,15 +55,20 @@ static size_t chunk_scratch_floats(int64_t c, int64_t Dk, int64_t Dv)
     return 3 * ck + 4 * cc + cv + 3 * cp + (size_t)DELTA_SOLVE_BLOCK * cp;
 }
 
+static const opt_def delta_params[] = {
+    {.name = "chunk", .type = OPT_INT, .def = DELTA_DEFAULT_CHUNK, .lo = 1, .hi = 1024,
+     .help = "keys per chunk of the WY/UT form"},
+    {0},
+};
+
 int delta_plan_make(delta_plan *pl, const attn_args *a, int gated)
 {
-    static const char *const allowed[] = {"chunk", NULL};
     const char *name = gated ? "gated_deltanet" : "deltanet";
-    int rc = attn_params_only(a, name, allowed);
+    int rc = attn_params_check(a, name, delta_params);
     if (rc)
         return rc;
     memset(pl, 0, sizeof *pl);
-    pl->C = attn_param_int(a, "chunk", DELTA_DEFAULT_CHUNK, 1, 1024, &rc);
+    pl->C = attn_param_int(a, delta_params, "chunk", &rc);
     if (rc)
         return rc;
     if (a->q_off != a->k_off)
@@ -329,7 +334,7 @@ static double forward_flops_per_head(const attn_args *a, int64_t C)
 static double delta_flops(const attn_args *a, attn_pass pass)
 {
     int rc = 0;
-    int64_t C = attn_param_int(a, "chunk", DELTA_DEFAULT_CHUNK, 1, 1024, &rc);
+    int64_t C = attn_param_int(a, delta_params, "chunk", &rc);
     double fwd = (double)(a->B * a->H) * forward_flops_per_head(a, C);
     return pass == ATTN_PASS_FWD ? fwd : 2.5 * fwd;
 }
@@ -364,7 +369,7 @@ static int ref_gated(const attn_args *a, const attn_io64 *io) { return delta_ref
     .flags = ATTN_APPROX | ATTN_CAUSAL | ATTN_TRAINABLE | ATTN_RECURRENT | ATTN_GQA | ATTN_DV |            \
              ATTN_DETERMINISTIC,                                                                           \
     .masks = ATTN_MASK_BIT(ATTN_MASK_CAUSAL) | ATTN_MASK_BIT(ATTN_MASK_DOCUMENT),                          \
-    .params_help = "chunk=64 (keys per chunk of the WY/UT form, 1..1024)", .forward = delta_forward,       \
+    .params = delta_params, .forward = delta_forward,                                                      \
     .backward = delta_backward, .flops = delta_flops, .state_bytes = delta_state_bytes
 
 const attn_kernel attn_kernel_deltanet = {

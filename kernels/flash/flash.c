@@ -31,15 +31,16 @@ static int64_t default_bc(const attn_args *a)
     return bc;
 }
 
+static const opt_def flash_params[] = {FLASH_TILE_PARAMS, {0}};
+
 int attn_flash_plan(flash_plan *pl, const attn_args *a)
 {
-    static const char *const allowed[] = {"br", "bc", NULL};
-    int rc = attn_params_only(a, "flash", allowed);
+    int rc = attn_params_check(a, "flash", flash_params);
     if (rc)
         return rc;
     memset(pl, 0, sizeof *pl);
-    pl->br = attn_param_int(a, "br", FLASH_DEFAULT_BR, 1, 1024, &rc);
-    pl->bc = attn_param_int(a, "bc", default_bc(a), 1, 4096, &rc);
+    pl->br = attn_param_int(a, flash_params, "br", &rc);
+    pl->bc = attn_param_int_or(a, flash_params, "bc", default_bc(a), &rc);
     if (rc)
         return rc;
     pl->G = a->H / a->H_kv;
@@ -182,7 +183,7 @@ const attn_kernel attn_kernel_flash = {
     .reference = "Dao 2023 (FlashAttention-2)",
     .flags = ATTN_EXACT | ATTN_CAUSAL | ATTN_TRAINABLE | ATTN_GQA | ATTN_CROSS | ATTN_DETERMINISTIC | ATTN_PADDED,
     .masks = ATTN_MASK_ALL, /* every kind of mask.h */
-    .params_help = "br=64 bc=256 (D<=64) or 128: query rows per head and keys per tile",
+    .params = flash_params,
     .init = flash_init,
     .forward = flash_forward,
     .backward = attn_flash_backward,

@@ -77,6 +77,12 @@ typedef struct {
 #define FLASH_DEFAULT_BC_SMALL_D 256   /* D <= 64 */
 #define FLASH_DEFAULT_BC 128
 
+/* The tile rows of flash's parameter table, shared by the kernels that tile
+ * as flash does (sigmoid, streaming's prefill). */
+#define FLASH_TILE_PARAMS                                                                                      \
+    {.name = "br", .type = OPT_INT, .def = FLASH_DEFAULT_BR, .lo = 1, .hi = 1024, .help = "query rows per head"},   \
+    {.name = "bc", .type = OPT_INT, .def_str = "256 (D<=64) or 128", .lo = 1, .hi = 4096, .help = "keys per tile"}
+
 static inline int64_t flash_round16(int64_t n) { return (n + 15) / 16 * 16; }
 
 /* Fills *pl from args and the br/bc params; fails with a message on unknown

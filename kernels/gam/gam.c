@@ -44,18 +44,26 @@
 
 static int gam_is_causal(const attn_args *a) { return a->mask.kind == ATTN_MASK_CAUSAL || a->mask.causal; }
 
+static const opt_def gam_params[] = {
+    {.name = "slots", .type = OPT_INT, .def = 512, .lo = 1, .hi = 1 << 20, .help = "memory bank slots"},
+    {.name = "taps", .type = OPT_INT, .def = 3, .lo = 1, .hi = 64, .help = "taps of the local filter"},
+    {.name = "scaled", .type = OPT_INT, .def = 0, .lo = 0, .hi = 1, .help = "1: scores * attn_scale"},
+    {.name = "tile", .type = OPT_INT, .def = 256, .lo = 1, .hi = 1 << 16, .help = "rows per task"},
+    {.name = "chunks", .type = OPT_INT, .def = 8, .lo = 1, .hi = 1024, .help = "backward dW partial sums per head"},
+    {0},
+};
+
 int attn_gam_plan(gam_plan *pl, const attn_args *a)
 {
-    static const char *const allowed[] = {"slots", "taps", "scaled", "tile", "chunks", NULL};
-    int rc = attn_params_only(a, "gam", allowed);
+    int rc = attn_params_check(a, "gam", gam_params);
     if (rc)
         return rc;
     memset(pl, 0, sizeof *pl);
-    pl->S = attn_param_int(a, "slots", 512, 1, 1 << 20, &rc);
-    pl->k = attn_param_int(a, "taps", 3, 1, 64, &rc);
-    int64_t scaled = attn_param_int(a, "scaled", 0, 0, 1, &rc);
-    pl->T = attn_param_int(a, "tile", 256, 1, 1 << 16, &rc);
-    pl->chunks = attn_param_int(a, "chunks", 8, 1, 1024, &rc);
+    pl->S = attn_param_int(a, gam_params, "slots", &rc);
+    pl->k = attn_param_int(a, gam_params, "taps", &rc);
+    int64_t scaled = attn_param_int(a, gam_params, "scaled", &rc);
+    pl->T = attn_param_int(a, gam_params, "tile", &rc);
+    pl->chunks = attn_param_int(a, gam_params, "chunks", &rc);
     if (rc)
         return rc;
     if (!scaled && a->scale != 0)
@@ -416,8 +424,7 @@ const attn_kernel attn_kernel_gam = {
     .flags = ATTN_CAUSAL | ATTN_TRAINABLE | ATTN_RECURRENT | ATTN_GQA | ATTN_DETERMINISTIC,
     .masks = ATTN_MASK_BIT(ATTN_MASK_FULL) | ATTN_MASK_BIT(ATTN_MASK_CAUSAL),
     .check_params = "slots=16",
-    .params_help = "slots=512 taps=3 scaled=0 (1: scores * attn_scale) tile=256 (rows per task) "
-                   "chunks=8 (backward dW partial sums per head)",
+    .params = gam_params,
     .init = gam_init,
     .forward = gam_forward,
     .backward = attn_gam_backward,

@@ -87,16 +87,27 @@ int64_t attn_gla_segments(const attn_args *a, int64_t seg[GLA_MAX_SEGS + 1])
     return n;
 }
 
+#define GLA_CHUNK_ROW                                                                                           \
+    {.name = "chunk", .type = OPT_INT, .def = 64, .lo = 1, .hi = GLA_MAX_CHUNK, .help = "rows per chunk"}
+static const opt_def gla_params[] = {GLA_CHUNK_ROW, {0}};
+/* decay in (0, 1] (open at 0): param_decay checks it. */
+static const opt_def lightning_params[] = {
+    GLA_CHUNK_ROW,
+    {.name = "decay", .type = OPT_DOUBLE, .def_str = "exp(-ALiBi slope) per KV head", .lo = 0, .hi = 1,
+     .help = "lambda in (0, 1] for every head"},
+    {0},
+};
+
 int attn_gla_plan(gla_plan *pl, gla_preset p, const attn_args *a)
 {
-    static const char *const with_decay[] = {"chunk", "decay", NULL}, *const chunk_only[] = {"chunk", NULL};
-    int rc = attn_params_only(a, preset_name(p), p == GLA_LIGHTNING ? with_decay : chunk_only);
+    const opt_def *rows = p == GLA_LIGHTNING ? lightning_params : gla_params;
+    int rc = attn_params_check(a, preset_name(p), rows);
     if (rc)
         return rc;
     memset(pl, 0, sizeof *pl);
     pl->preset = p;
     pl->vec = p == GLA_GLA;
-    pl->C = attn_param_int(a, "chunk", 64, 1, GLA_MAX_CHUNK, &rc);
+    pl->C = attn_param_int(a, rows, "chunk", &rc);
     double w;
     if (rc || (p != GLA_GLA && (rc = attn_gla_log_decay(p, a, 0, &w)) != 0))
         return rc;
@@ -211,7 +222,7 @@ static int gla_forward(attn_ctx *ctx, const attn_io *io)
 static double gla_flops(const attn_args *a, attn_pass pass)
 {
     int rc = 0;
-    double C = (double)attn_param_int(a, "chunk", 64, 1, GLA_MAX_CHUNK, &rc);
+    double C = (double)attn_param_int(a, gla_params, "chunk", &rc);
     double N = (double)a->Nk, Dk = (double)a->D, Dv = (double)attn_dv(a);
     double fwd = (double)(a->B * a->H) * (4 * N * Dk * Dv + 2 * N * C * (Dk + Dv));
     return pass == ATTN_PASS_FWD ? fwd : 2.5 * fwd;
@@ -248,7 +259,8 @@ const attn_kernel attn_kernel_retnet = {
     GLA_COMMON,
     .name = "retnet",
     .reference = "Sun et al. 2023 (RetNet retention, chunkwise form)",
-    .params_help = "chunk=64 (rows per chunk, 1..512); decay gamma_h = 1 - 2^(-5-h) per KV head",
+    .params = gla_params,
+    .notes = "decay gamma_h = 1 - 2^(-5-h) per KV head",
     .bytes = bytes_scalar,
     .ref_forward = attn_gla_ref_retnet,
 };
@@ -257,7 +269,8 @@ const attn_kernel attn_kernel_gla = {
     GLA_COMMON,
     .name = "gla",
     .reference = "Yang et al. 2023 (Gated Linear Attention, chunkwise form with sub-chunks)",
-    .params_help = "chunk=64 (rows per chunk, 1..512); log-gates <= 0 per key channel from io.gate",
+    .params = gla_params,
+    .notes = "log-gates <= 0 per key channel from io.gate",
     .bytes = bytes_gates,
     .inputs = ATTN_IN_GATE_VEC,
     .ref_forward = attn_gla_ref_gla,
@@ -267,8 +280,7 @@ const attn_kernel attn_kernel_lightning = {
     GLA_COMMON,
     .name = "lightning",
     .reference = "Qin et al. 2024 (Lightning Attention-2), decay of TransNormerLLM (Qin et al. 2023)",
-    .params_help = "chunk=64 (rows per block, 1..512); decay=lambda in (0,1] for every head "
-                   "(default exp(-ALiBi slope) per KV head)",
+    .params = lightning_params,
     .bytes = bytes_scalar,
     .ref_forward = attn_gla_ref_lightning,
 };

@@ -42,14 +42,6 @@
 
 /* ---- plan, segments ---- */
 
-static const char *param_str(const attn_args *a, const char *key)
-{
-    for (int i = 0; i < a->params.n; i++)
-        if (strcmp(a->params.key[i], key) == 0)
-            return a->params.val[i];
-    return NULL;
-}
-
 /* Per-thread forward scratch. */
 typedef struct {
     float *sQ, *A, *den;  /* sigma(Q) [Lc x Dk], A_mem [Lc x Dv], denominators [Lc] */
@@ -69,22 +61,27 @@ static size_t fwd_carve(const infini_plan *pl, float *base, fwd_bufs *b)
     return off;
 }
 
+enum { INFINI_DELTA, INFINI_LINEAR };
+static const char *const infini_updates[] = {"delta", "linear", NULL};
+static const opt_def infini_params[] = {
+    {.name = "L", .type = OPT_INT, .def = INFINI_DEFAULT_L, .lo = 1, .hi = 1 << 16, .help = "segment length"},
+    {.name = "update", .type = OPT_ENUM, .names = infini_updates, .def = INFINI_DELTA, .help = "memory update rule"},
+    {.name = "tile", .type = OPT_INT, .def = INFINI_DEFAULT_TILE, .lo = 1, .hi = 1 << 16,
+     .help = "query rows per softmax block"},
+    {0},
+};
+
 int attn_infini_plan(infini_plan *pl, const attn_args *a)
 {
-    static const char *const allowed[] = {"L", "update", "tile", NULL};
-    int rc = attn_params_only(a, "infini", allowed);
+    int rc = attn_params_check(a, "infini", infini_params);
     if (rc)
         return rc;
     memset(pl, 0, sizeof *pl);
-    pl->L = attn_param_int(a, "L", INFINI_DEFAULT_L, 1, 1 << 16, &rc);
-    int64_t tile = attn_param_int(a, "tile", INFINI_DEFAULT_TILE, 1, 1 << 16, &rc);
+    pl->L = attn_param_int(a, infini_params, "L", &rc);
+    int64_t tile = attn_param_int(a, infini_params, "tile", &rc);
+    pl->delta = attn_param_enum(a, infini_params, "update", &rc) == INFINI_DELTA;
     if (rc)
         return rc;
-    const char *u = param_str(a, "update");
-    if (!u || strcmp(u, "delta") == 0)
-        pl->delta = 1;
-    else if (strcmp(u, "linear") != 0)
-        return attn_fail(ATTN_EINVAL, "infini: param update: expected 'delta' or 'linear', found '%s'", u);
     if (a->q_off != a->k_off || a->Nq != a->Nk)
         return attn_fail(ATTN_EUNSUPPORTED, "infini: query i reads the memory and segment of key i, expected "
                                             "N == N_kv and q_off == k_off, found N=%lld/%lld q_off=%lld k_off=%lld",
@@ -487,7 +484,7 @@ const attn_kernel attn_kernel_infini = {
                  "memory path; g = sigmoid(beta_h) learned per head (ATTN_IN_WEIGHTS, init 0)",
     .flags = ATTN_APPROX | ATTN_CAUSAL | ATTN_TRAINABLE | ATTN_RECURRENT | ATTN_GQA | ATTN_DV | ATTN_DETERMINISTIC,
     .masks = ATTN_MASK_BIT(ATTN_MASK_CAUSAL) | ATTN_MASK_BIT(ATTN_MASK_DOCUMENT),
-    .params_help = "L=2048 (segment length) update=delta|linear tile=128 (query rows per softmax block)",
+    .params = infini_params,
     .check_params = "L=8",
     .init = infini_init,
     .forward = infini_forward,

@@ -27,35 +27,28 @@
 
 #define LM_ROUND16(n) (((n) + 15) / 16 * 16)
 
-static int lm_parse_mode(const attn_args *a, int *topk)
-{
-    *topk = 0;
-    for (int p = 0; p < a->params.n; p++) {
-        if (strcmp(a->params.key[p], "mode") != 0)
-            continue;
-        const char *s = a->params.val[p];
-        if (strcmp(s, "train") == 0)
-            *topk = 0;
-        else if (strcmp(s, "topk") == 0)
-            *topk = 1;
-        else
-            return attn_fail(ATTN_EINVAL, "param mode: expected train or topk, found '%s'", s);
-    }
-    return 0;
-}
+enum { LM_TRAIN, LM_TOPK };
+static const char *const lm_modes[] = {"train", "topk", NULL};
+/* l >= 2: with l = 1 every token is a landmark and no token carries a value */
+static const opt_def lm_params[] = {
+    {.name = "l", .type = OPT_INT, .def = LM_DEFAULT_L, .lo = 2, .hi = 1 << 20,
+     .help = "block length; the key at b*l+l-1 is block b's landmark"},
+    {.name = "mode", .type = OPT_ENUM, .names = lm_modes, .def = LM_TRAIN,
+     .help = "train: every block; topk: the k best earlier blocks per query"},
+    {.name = "k", .type = OPT_INT, .def = LM_DEFAULT_K, .lo = 1, .hi = (double)(INT64_MAX / 2),
+     .help = "topk: earlier blocks retrieved per query"},
+    {0},
+};
 
 int attn_landmark_plan(lm_plan *pl, const attn_args *a)
 {
-    static const char *const allowed[] = {"l", "mode", "k", NULL};
-    int rc = attn_params_only(a, "landmark", allowed);
+    int rc = attn_params_check(a, "landmark", lm_params);
     if (rc)
         return rc;
     memset(pl, 0, sizeof *pl);
-    if ((rc = lm_parse_mode(a, &pl->topk)) != 0)
-        return rc;
-    /* l >= 2: with l = 1 every token is a landmark and no token carries a value */
-    pl->l = attn_param_int(a, "l", LM_DEFAULT_L, 2, 1 << 20, &rc);
-    pl->k = attn_param_int(a, "k", LM_DEFAULT_K, 1, INT64_MAX / 2, &rc);
+    pl->topk = attn_param_enum(a, lm_params, "mode", &rc) == LM_TOPK;
+    pl->l = attn_param_int(a, lm_params, "l", &rc);
+    pl->k = attn_param_int(a, lm_params, "k", &rc);
     if (rc)
         return rc;
     if (!pl->topk)
@@ -480,8 +473,7 @@ const attn_kernel attn_kernel_landmark = {
     .reference = "Mohtashami & Jaggi 2023 (Landmark Attention, arXiv 2305.16300)",
     .flags = ATTN_APPROX | ATTN_CAUSAL | ATTN_TRAINABLE | ATTN_DECODE | ATTN_GQA | ATTN_CROSS | ATTN_DETERMINISTIC,
     .masks = ATTN_MASK_BIT(ATTN_MASK_CAUSAL),
-    .params_help = "l=64 (block length; the key at b*l+l-1 is block b's landmark) mode=train|topk k=4 "
-                   "(topk: earlier blocks retrieved per query)",
+    .params = lm_params,
     .init = lm_init,
     .forward = lm_forward,
     .backward = attn_landmark_backward,

@@ -87,31 +87,33 @@ void attn_based_taylor_map(lin_fmap *m, int64_t D, int full)
     m->fwd = taylor_fwd, m->bwd = taylor_bwd, m->fwd64 = taylor_fwd64;
 }
 
-static const char *param_str(const attn_args *a, const char *key)
-{
-    for (int i = 0; i < a->params.n; i++)
-        if (strcmp(a->params.key[i], key) == 0)
-            return a->params.val[i];
-    return NULL;
-}
+enum { BASED_UNIQUE, BASED_FULL };
+static const char *const based_features[] = {"unique", "full", NULL};
+static const char *const based_mixes[] = {"shared_denominator", NULL};
+static const opt_def based_params[] = {
+    {.name = "chunk", .type = OPT_INT, .def = BASED_DEFAULT_CHUNK, .lo = 1, .hi = 1024, .help = "rows per chunk"},
+    {.name = "features", .type = OPT_ENUM, .names = based_features, .def = BASED_UNIQUE,
+     .help = "F = 1+D+D(D+1)/2 or 1+D+D^2, same result"},
+    {.name = "window", .type = OPT_INT, .def = 0, .lo = 0, .hi = 65536,
+     .help = "W > 0 (causal) mixes exact weights e^{<q,k>/sqrt(D)} of the W most recent keys (query included) "
+             "with the Taylor weights of older keys under one shared denominator"},
+    {.name = "mix", .type = OPT_ENUM, .names = based_mixes, .def = 0,
+     .help = "the only window mixing implemented"},
+    {0},
+};
 
 static int based_cfg(lin_cfg *cfg, const attn_args *a)
 {
-    static const char *const allowed[] = {"chunk", "features", "window", "mix", NULL};
-    int rc = attn_params_only(a, "based", allowed);
+    int rc = attn_params_check(a, "based", based_params);
+    int full = rc ? 0 : attn_param_enum(a, based_params, "features", &rc) == BASED_FULL;
+    if (!rc)
+        attn_param_enum(a, based_params, "mix", &rc);
     if (rc)
         return rc;
-    const char *feat = param_str(a, "features"), *mix = param_str(a, "mix");
-    if (feat && strcmp(feat, "unique") && strcmp(feat, "full"))
-        return attn_fail(ATTN_EINVAL, "kernel 'based': param features: expected 'unique' or 'full', found '%s'",
-                         feat);
-    if (mix && strcmp(mix, "shared_denominator"))
-        return attn_fail(ATTN_EINVAL, "kernel 'based': param mix: expected 'shared_denominator' (the only "
-                                      "window mixing implemented), found '%s'", mix);
     memset(cfg, 0, sizeof *cfg);
-    attn_based_taylor_map(&cfg->fm, a->D, feat && !strcmp(feat, "full"));
-    cfg->C = attn_param_int(a, "chunk", BASED_DEFAULT_CHUNK, 1, 1024, &rc);
-    cfg->W = attn_param_int(a, "window", 0, 0, 65536, &rc);
+    attn_based_taylor_map(&cfg->fm, a->D, full);
+    cfg->C = attn_param_int(a, based_params, "chunk", &rc);
+    cfg->W = attn_param_int(a, based_params, "window", &rc);
     return rc ? rc : lin_cfg_check(cfg, a, "based");
 }
 
@@ -138,11 +140,9 @@ const attn_kernel attn_kernel_based = {
     .flags = ATTN_APPROX | ATTN_CAUSAL | ATTN_TRAINABLE | ATTN_RECURRENT | ATTN_GQA | ATTN_DV |
              ATTN_DETERMINISTIC,
     .masks = ATTN_MASK_BIT(ATTN_MASK_FULL) | ATTN_MASK_BIT(ATTN_MASK_CAUSAL),
-    .params_help = "chunk=16 (1..1024); features=unique|full (F = 1+D+D(D+1)/2 or 1+D+D^2, same result); "
-                   "window=0: W > 0 (causal) mixes exact weights e^{<q,k>/sqrt(D)} of the W most recent keys "
-                   "(query included) with the Taylor weights of older keys under one shared denominator "
-                   "(mix=shared_denominator): o_i = (sum_win e^s v + sum_{j<=i-W} phi(q).phi(k) v) / "
-                   "(sum_win e^s + sum_{j<=i-W} phi(q).phi(k) + 1e-6)",
+    .params = based_params,
+    .notes = "with a window: o_i = (sum_win e^s v + sum_{j<=i-W} phi(q).phi(k) v) / "
+             "(sum_win e^s + sum_{j<=i-W} phi(q).phi(k) + 1e-6)",
     .init = based_init,
     .forward = based_forward,
     .backward = based_backward,

@@ -103,15 +103,20 @@ void attn_linear_elu1_map(lin_fmap *m, int64_t D)
  * and 64 keeps the sgemm calls larger. */
 static int64_t default_chunk(int64_t D) { return D <= 64 ? 16 : D < 128 ? 32 : 64; }
 
+static const opt_def linear_params[] = {
+    {.name = "chunk", .type = OPT_INT, .def_str = "16 (D<=64), 32 (D<128) or 64", .lo = 1, .hi = 1024,
+     .help = "rows per chunk of the chunked form"},
+    {0},
+};
+
 static int linear_cfg(lin_cfg *cfg, const attn_args *a)
 {
-    static const char *const allowed[] = {"chunk", NULL};
-    int rc = attn_params_only(a, "linear", allowed);
+    int rc = attn_params_check(a, "linear", linear_params);
     if (rc)
         return rc;
     memset(cfg, 0, sizeof *cfg);
     attn_linear_elu1_map(&cfg->fm, a->D);
-    cfg->C = attn_param_int(a, "chunk", default_chunk(a->D), 1, 1024, &rc);
+    cfg->C = attn_param_int_or(a, linear_params, "chunk", default_chunk(a->D), &rc);
     return rc ? rc : lin_cfg_check(cfg, a, "linear");
 }
 
@@ -138,9 +143,8 @@ const attn_kernel attn_kernel_linear = {
     .flags = ATTN_APPROX | ATTN_CAUSAL | ATTN_TRAINABLE | ATTN_RECURRENT | ATTN_GQA | ATTN_DV |
              ATTN_DETERMINISTIC | ATTN_PADDED,
     .masks = ATTN_MASK_BIT(ATTN_MASK_FULL) | ATTN_MASK_BIT(ATTN_MASK_CAUSAL) | ATTN_MASK_BIT(ATTN_MASK_DOCUMENT),
-    .params_help = "chunk=16 (D<=64), 32 (D<128) or 64: rows per chunk of the chunked form (1..1024); "
-                   "phi = elu+1, eps = 1e-6, "
-                   "no scale; DOCUMENT resets the state at each document",
+    .params = linear_params,
+    .notes = "phi = elu+1, eps = 1e-6, no scale; DOCUMENT resets the state at each document",
     .init = linear_init,
     .forward = linear_forward,
     .backward = linear_backward,

@@ -70,10 +70,17 @@ size_t ll_regress_floats(const attn_args *a, const ll_plan *pl)
     return (size_t)(n + 10 * 16);
 }
 
+/* lambda > 0 (an open interval): ll_plan_make checks it. */
+static const opt_def ll_params[] = {
+    {.name = "lambda", .type = OPT_DOUBLE, .def = 1e-2, .lo = 0, .hi = 1e300, .help = "ridge, > 0"},
+    {.name = "br", .type = OPT_INT, .def = LL_DEFAULT_BR, .lo = 1, .hi = 256, .help = "query rows per tile"},
+    {.name = "bc", .type = OPT_INT, .def = LL_DEFAULT_BC, .lo = 1, .hi = 1024, .help = "keys per tile"},
+    {0},
+};
+
 int ll_plan_make(ll_plan *pl, const attn_args *a)
 {
-    static const char *const allowed[] = {"lambda", "br", "bc", NULL};
-    int rc = attn_params_only(a, "local_linear", allowed);
+    int rc = attn_params_check(a, "local_linear", ll_params);
     if (rc)
         return rc;
     memset(pl, 0, sizeof *pl);
@@ -86,8 +93,8 @@ int ll_plan_make(ll_plan *pl, const attn_args *a)
                 return attn_fail(ATTN_EINVAL, "local_linear param lambda: expected a finite number > 0, found '%s'",
                                  a->params.val[i]);
         }
-    pl->br = attn_param_int(a, "br", LL_DEFAULT_BR, 1, 256, &rc);
-    pl->bc = attn_param_int(a, "bc", LL_DEFAULT_BC, 1, 1024, &rc);
+    pl->br = attn_param_int(a, ll_params, "br", &rc);
+    pl->bc = attn_param_int(a, ll_params, "bc", &rc);
     if (rc)
         return rc;
     pl->nqt = (a->Nq + pl->br - 1) / pl->br;
@@ -421,7 +428,8 @@ const attn_kernel attn_kernel_local_linear = {
     .flags = ATTN_APPROX | ATTN_CAUSAL | ATTN_TRAINABLE | ATTN_GQA | ATTN_CROSS | ATTN_DETERMINISTIC,
     .masks = ATTN_MASK_BIT(ATTN_MASK_FULL) | ATTN_MASK_BIT(ATTN_MASK_CAUSAL) | ATTN_MASK_BIT(ATTN_MASK_WINDOW) |
              ATTN_MASK_BIT(ATTN_MASK_DOCUMENT),
-    .params_help = "lambda=1e-2 (ridge) br=16 bc=64 (query rows, keys per tile); explicit Sigma + Cholesky",
+    .params = ll_params,
+    .notes = "explicit Sigma + Cholesky",
     .init = ll_init,
     .forward = ll_forward,
     .backward = attn_local_linear_backward,

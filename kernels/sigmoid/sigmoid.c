@@ -49,10 +49,17 @@ static int sig_parse_bias(const attn_args *a, sig_plan *pl)
     return 0;
 }
 
+static const opt_def sig_params[] = {
+    FLASH_TILE_PARAMS,
+    {.name = "bias", .type = OPT_STRING, .size = 64, .def_str = "-ln(Nk)",
+     .help = "a number, or 'row' for -ln(#keys the row attends); on a padded batch the default is -ln of each "
+             "sequence's length"},
+    {0},
+};
+
 int attn_sigmoid_plan(sig_plan *pl, const attn_args *a)
 {
-    static const char *const allowed[] = {"br", "bc", "bias", NULL};
-    int rc = attn_params_only(a, "sigmoid", allowed);
+    int rc = attn_params_check(a, "sigmoid", sig_params);
     if (rc)
         return rc;
     memset(pl, 0, sizeof *pl);
@@ -272,8 +279,8 @@ const attn_kernel attn_kernel_sigmoid = {
     .reference = "Ramapuram et al. 2024 (sigmoid self-attention)",
     .flags = ATTN_CAUSAL | ATTN_TRAINABLE | ATTN_GQA | ATTN_CROSS | ATTN_DETERMINISTIC | ATTN_PADDED,
     .masks = ATTN_MASK_ALL, /* every kind of mask.h, tiled like flash */
-    .params_help = "br=64 bc=256 (D<=64) or 128: tiles as flash; bias=-ln(Nk) (padded batch: -ln of each "
-                   "sequence's length; a number, or 'row' for -ln(#keys the row attends))",
+    .params = sig_params,
+    .notes = "tiles as flash",
     .init = sig_init,
     .forward = sig_forward,
     .backward = attn_sigmoid_backward,

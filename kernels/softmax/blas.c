@@ -124,7 +124,7 @@ const attn_kernel attn_kernel_blas = {
     .reference = "Vaswani et al. 2017 via OpenBLAS sgemm (eager framework baseline)",
     .flags = ATTN_EXACT | ATTN_CAUSAL | ATTN_TRAINABLE | ATTN_GQA | ATTN_CROSS | ATTN_DETERMINISTIC,
     .masks = ATTN_MASK_ALL, /* every kind of mask.h */
-    .params_help = "max_ws_mib=1024 (cap on the N^2 score-matrix workspace)",
+    .params = attn_score_matrix_params,
     .init = blas_init,
     .forward = blas_forward,
     .backward = blas_backward,

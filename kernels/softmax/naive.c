@@ -136,7 +136,7 @@ const attn_kernel attn_kernel_naive = {
     .reference = "Vaswani et al. 2017 (fp32 loops, full score matrix)",
     .flags = ATTN_EXACT | ATTN_CAUSAL | ATTN_TRAINABLE | ATTN_GQA | ATTN_CROSS | ATTN_DETERMINISTIC,
     .masks = ATTN_MASK_ALL, /* every kind of mask.h */
-    .params_help = "max_ws_mib=1024 (cap on the N^2 score-matrix workspace)",
+    .params = attn_score_matrix_params,
     .init = naive_init,
     .forward = naive_forward,
     .backward = naive_backward,

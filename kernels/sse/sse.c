@@ -25,11 +25,19 @@
 #include <omp.h>
 #include <string.h>
 
+static const opt_def sse_params[] = {
+    {.name = "partitions", .type = OPT_INT, .def = 4, .lo = 1, .hi = SSE_MAX_PARTITIONS, .help = "state partitions"},
+    {.name = "topk", .type = OPT_INT, .def = 1, .lo = 1, .hi = SSE_MAX_PARTITIONS,
+     .help = "partitions each token reads and writes (at most partitions)"},
+    {.name = "chunk", .type = OPT_INT, .def = 64, .lo = 1, .hi = GLA_MAX_CHUNK, .help = "rows per chunk"},
+    {0},
+};
+
 int attn_sse_params(const attn_args *a, int64_t *P, int64_t *k)
 {
     int rc = 0;
-    *P = attn_param_int(a, "partitions", 4, 1, SSE_MAX_PARTITIONS, &rc);
-    *k = rc ? 1 : attn_param_int(a, "topk", 1, 1, SSE_MAX_PARTITIONS, &rc);
+    *P = attn_param_int(a, sse_params, "partitions", &rc);
+    *k = rc ? 1 : attn_param_int(a, sse_params, "topk", &rc);
     if (!rc && *k > *P)
         rc = attn_fail(ATTN_EINVAL, "kernel 'sse': param topk must be <= partitions=%lld (top-k of P partitions), "
                        "found topk=%lld", (long long)*P, (long long)*k);
@@ -40,8 +48,7 @@ static size_t round16(size_t n) { return (n + 15) / 16 * 16; }
 
 int attn_sse_plan(sse_plan *pl, const attn_args *a)
 {
-    static const char *const allowed[] = {"partitions", "topk", "chunk", NULL};
-    int rc = attn_params_only(a, "sse", allowed);
+    int rc = attn_params_check(a, "sse", sse_params);
     if (rc)
         return rc;
     memset(pl, 0, sizeof *pl);
@@ -309,7 +316,7 @@ static double sse_flops(const attn_args *a, attn_pass pass)
     int64_t P, k;
     if (attn_sse_params(a, &P, &k) != 0)
         k = 1;
-    double C = (double)attn_param_int(a, "chunk", 64, 1, GLA_MAX_CHUNK, &rc);
+    double C = (double)attn_param_int(a, sse_params, "chunk", &rc);
     double N = (double)a->Nk, Dk = (double)a->D, Dv = (double)attn_dv(a);
     double fwd = (1.0 + (double)k) * (double)(a->B * a->H) * (4 * N * Dk * Dv + 2 * N * C * (Dk + Dv));
     return pass == ATTN_PASS_FWD ? fwd : 2.5 * fwd;
@@ -353,8 +360,8 @@ const attn_kernel attn_kernel_sse = {
     .reference = "Pan et al. 2025 (Scaling Linear Attention with Sparse State Expansion), GLA states, varlen form",
     .flags = ATTN_APPROX | ATTN_CAUSAL | ATTN_TRAINABLE | ATTN_RECURRENT | ATTN_GQA | ATTN_DV | ATTN_DETERMINISTIC,
     .masks = ATTN_MASK_BIT(ATTN_MASK_CAUSAL) | ATTN_MASK_BIT(ATTN_MASK_DOCUMENT),
-    .params_help = "partitions=4 (1..64) topk=1 (1..partitions) chunk=64 (rows per chunk, 1..512); "
-                   "log-gates <= 0 per key channel from io.gate, router logits from io.router",
+    .params = sse_params,
+    .notes = "log-gates <= 0 per key channel from io.gate, router logits from io.router",
     .init = sse_init,
     .forward = sse_forward,
     .backward = attn_sse_backward,

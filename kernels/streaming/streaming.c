@@ -30,6 +30,7 @@
 
 #include "kernels/core/counters.h"
 #include "kernels/flash/flash.h"
+#include "kernels/flash/flash_internal.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -47,20 +48,14 @@ typedef struct {
 
 static size_t round16(size_t n) { return (n + 15) / 16 * 16; }
 
-/* mode=prefill|decode; *decode = 1 for decode. */
-static int stream_mode(const attn_args *a, int *decode)
-{
-    *decode = 0;
-    for (int i = 0; i < a->params.n; i++) {
-        if (strcmp(a->params.key[i], "mode") != 0)
-            continue;
-        const char *v = a->params.val[i];
-        if (strcmp(v, "decode") != 0 && strcmp(v, "prefill") != 0)
-            return attn_fail(ATTN_EINVAL, "kernel 'streaming': param mode: expected prefill or decode, found '%s'", v);
-        *decode = strcmp(v, "decode") == 0;
-    }
-    return 0;
-}
+enum { STREAM_PREFILL, STREAM_DECODE };
+static const char *const stream_modes[] = {"prefill", "decode", NULL};
+static const opt_def stream_params[] = {
+    {.name = "mode", .type = OPT_ENUM, .names = stream_modes, .def = STREAM_PREFILL,
+     .help = "decode: rolling cache of n_sink+wl+1 slots from mask sink:n=..,w=.."},
+    FLASH_TILE_PARAMS, /* passed to flash */
+    {0},
+};
 
 /* The flash problem: the same arguments with only flash's own parameters. */
 static attn_args flash_args_of(const attn_args *a)
@@ -87,9 +82,9 @@ static void stream_fini(attn_ctx *ctx)
 
 static int stream_init(attn_ctx *ctx, const attn_args *a)
 {
-    static const char *const allowed[] = {"mode", "br", "bc", NULL};
-    int rc = attn_params_only(a, "streaming", allowed), decode = 0;
-    if (rc || (rc = stream_mode(a, &decode)) != 0)
+    int rc = attn_params_check(a, "streaming", stream_params);
+    int decode = rc ? 0 : attn_param_enum(a, stream_params, "mode", &rc) == STREAM_DECODE;
+    if (rc)
         return rc;
     if (a->mask.kind != ATTN_MASK_SINK_WINDOW) /* attn_args_validate refuses it already */
         return attn_fail(ATTN_EUNSUPPORTED, "kernel 'streaming': expected mask sink:n=..,w=.., found another kind");
@@ -260,8 +255,7 @@ const attn_kernel attn_kernel_streaming = {
     .flags = ATTN_EXACT | ATTN_CAUSAL | ATTN_TRAINABLE | ATTN_DECODE | ATTN_STATEFUL | ATTN_GQA | ATTN_CROSS |
              ATTN_DETERMINISTIC,
     .masks = ATTN_MASK_BIT(ATTN_MASK_SINK_WINDOW),
-    .params_help = "mode=prefill|decode (decode: rolling cache of n_sink+wl+1 slots from mask sink:n=..,w=..); "
-                   "br=.. bc=.. passed to flash",
+    .params = stream_params,
     .init = stream_init,
     .forward = stream_forward,
     .backward = stream_backward,

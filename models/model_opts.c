@@ -1,0 +1,121 @@
+/* The model's option table (model.h nn_model_opts): one row per setting of
+ * nn_model_cfg, in the order of the canonical JSON that job_ids hash and
+ * checkpoint headers hold. Rows marked OPT_INTERNAL are fitted to the task's
+ * data (vocabulary, classes, length, head), not chosen by the user. */
+#include "model.h"
+
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+const char *const nn_variant_names[] = {"", "encoder", "twotower", "lm", "hybrid", "looped", NULL};
+const char *const nn_variant_help[] = {
+    "the task's head: encoder, twotower or lm",
+    "pre-norm Transformer encoder, CLS or mean pooling, classifier head (classification tasks)",
+    "one shared encoder for both documents, [u, v, u*v, u-v] MLP head (LRA Retrieval)",
+    "causal LM head at the scored positions only (recall and NIAH tasks)",
+    "one kernel per layer (--kernel a,b,...), head from the task",
+    "the layer stack applied --loops times with shared weights, head from the task",
+    NULL,
+};
+const char *const nn_pos_names[] = {"learned", "sinusoid", "rope", "none", NULL};
+const char *const nn_pool_names[] = {"cls", "mean", NULL};
+
+/* --kernel a,b,...: one kernel for every layer, or one per layer. */
+static int kernels_set(void *target, const char *text, const char *where)
+{
+    nn_model_cfg *c = target;
+    int n = 0;
+    for (const char *p = text;; n++) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        if (len == 0 || len >= sizeof c->kernels[0])
+            return attn_fail(ATTN_EINVAL, "%s: expected a comma-separated list of names, found '%s'", where, text);
+        if (n >= NN_MAX_LAYERS)
+            return attn_fail(ATTN_EINVAL, "%s: at most %d items", where, NN_MAX_LAYERS);
+        memcpy(c->kernels[n], p, len);
+        c->kernels[n][len] = '\0';
+        if (!comma)
+            break;
+        p = comma + 1;
+    }
+    c->n_kernels = n + 1;
+    return 0;
+}
+
+static cJSON *kernels_json(const void *target)
+{
+    const nn_model_cfg *c = target;
+    cJSON *a = cJSON_CreateArray();
+    for (int i = 0; i < c->n_kernels; i++)
+        cJSON_AddItemToArray(a, cJSON_CreateString(c->kernels[i]));
+    return a;
+}
+
+static int kernels_from_json(void *target, const cJSON *x, const char *where)
+{
+    nn_model_cfg *c = target;
+    const cJSON *e;
+    if (!cJSON_IsArray(x) || cJSON_GetArraySize(x) < 1 || cJSON_GetArraySize(x) > NN_MAX_LAYERS)
+        return attn_fail(ATTN_EINVAL, "%s: expected 1..%d names", where, NN_MAX_LAYERS);
+    c->n_kernels = 0;
+    cJSON_ArrayForEach(e, x)
+    {
+        if (!cJSON_IsString(e) || strlen(e->valuestring) >= sizeof c->kernels[0])
+            return attn_fail(ATTN_EINVAL, "%s[%d]: expected a kernel name", where, c->n_kernels);
+        strcpy(c->kernels[c->n_kernels++], e->valuestring);
+    }
+    return 0;
+}
+
+#define AT(f) offsetof(nn_model_cfg, f)
+#define MODEL "model"
+const opt_def nn_model_opts[] = {
+    {.name = "model", .json = "variant", .type = OPT_ENUM, .offset = AT(variant), .names = nn_variant_names,
+     .def = NN_VARIANT_TASK, .group = MODEL, .metavar = "M",
+     .help = "encoder | twotower | lm (must match the task) | hybrid | looped (see 'attnbench list models'); "
+             "default: the task's (classify -> encoder, pair -> twotower, LM -> lm)"},
+    {.name = "head", .type = OPT_INT32, .offset = AT(head), .flags = OPT_INTERNAL},
+    {.name = "vocab", .type = OPT_INT, .offset = AT(vocab), .flags = OPT_INTERNAL},
+    {.name = "n_classes", .type = OPT_INT, .offset = AT(n_classes), .flags = OPT_INTERNAL},
+    {.name = "max_len", .type = OPT_INT, .offset = AT(max_len), .flags = OPT_INTERNAL},
+    {.name = "layers", .type = OPT_INT, .offset = AT(layers), .def = 2, .lo = 1, .hi = NN_MAX_LAYERS,
+     .group = MODEL, .metavar = "L", .help = "layers"},
+    {.name = "d_model", .type = OPT_INT, .offset = AT(d_model), NN_D_MODEL_RANGE,
+     .group = MODEL, .metavar = "C", .help = "model width", .flags = OPT_NO_CONFIG /* a config's grid */},
+    {.name = "heads", .type = OPT_INT, .offset = AT(heads), .def = 2, .lo = 1, .hi = 1024, .group = MODEL,
+     .metavar = "H", .help = "attention heads"},
+    {.name = "heads_kv", .type = OPT_INT, .offset = AT(heads_kv), .def = 0, .def_str = "--heads", .lo = 1,
+     .hi = 1024, .group = MODEL, .metavar = "H", .help = "key/value heads (GQA)"},
+    {.name = "mlp", .type = OPT_INT, .offset = AT(mlp), .def = 128, .lo = 0, .hi = 1 << 20, .group = MODEL,
+     .metavar = "F", .help = "MLP width (0: no MLP sub-layer)"},
+    {.name = "causal", .type = OPT_INT32, .offset = AT(causal), .flags = OPT_INTERNAL},
+    {.name = "rms", .type = OPT_BOOL, .offset = AT(rms), .group = MODEL, .help = "RMSNorm instead of LayerNorm"},
+    {.name = "loops", .type = OPT_INT32, .offset = AT(loops), .def = 1, .lo = 1, .hi = 64, .group = MODEL,
+     .metavar = "n", .help = "looped: the layer stack n times with shared weights (--model looped: at least 2)"},
+    {.name = "tower_mlp", .type = OPT_INT, .offset = AT(tower_mlp), .flags = OPT_INTERNAL},
+    {.name = "short_conv", .type = OPT_INT32, .offset = AT(short_conv), .def = 0, .lo = 0, .hi = NN_SHORT_CONV_MAX,
+     .group = MODEL, .metavar = "K", .flags = OPT_JSON_OPTIONAL /* older checkpoints have none */,
+     .help = "causal depthwise conv of width K + SiLU on q, k, v (DeltaNet: 4; 0: none)"},
+    {.name = "dropout", .type = OPT_FLOAT, .offset = AT(dropout), .def = 0, .lo = 0, .hi = 0.95, .group = MODEL,
+     .metavar = "p", .help = "dropout on the attention and MLP outputs"},
+    {.name = "pos", .type = OPT_ENUM, .offset = AT(pos), .names = nn_pos_names, .def = NN_POS_LEARNED,
+     .group = MODEL, .help = "positions"},
+    {.name = "pool", .type = OPT_ENUM, .offset = AT(pool), .names = nn_pool_names, .def = NN_POOL_CLS,
+     .group = MODEL, .help = "pooling of the classifier heads"},
+    {.name = "kernel", .json = "kernels", .type = OPT_CUSTOM, .group = MODEL, .metavar = "K[,K...]",
+     .flags = OPT_NO_CONFIG | OPT_REQUIRED, /* a config's grid: "kernels" */
+     .help = "attention kernel of every layer, or one per layer (a hybrid; see 'attnbench list kernels')",
+     .set_text = kernels_set, .to_json = kernels_json, .from_json = kernels_from_json},
+    {.name = "kernel_params", .cli = "param", .type = OPT_PARAMS, .offset = AT(kparams), .group = MODEL,
+     .help = "kernel parameter for every layer (repeatable)"},
+    {0},
+};
+
+void nn_model_cfg_defaults(nn_model_cfg *c)
+{
+    memset(c, 0, sizeof *c);
+    opt_defaults(nn_model_opts, c);
+    c->n_kernels = 1;
+    strcpy(c->kernels[0], "flash");
+}
