@@ -1,29 +1,18 @@
-/* The option engine (options.h): one table read by every edge. */
+/* The option engine (options.h): values from text and JSON, config objects,
+ * the canonical JSON and parameter bags; --help, list lines and the command
+ * line are in options_cli.c. */
 #include "options.h"
 
 #include "attn_error.h"
+#include "options_internal.h"
 
 #include <errno.h>
-#include <getopt.h>
-#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 /* JSON numbers are doubles: integers beyond 2^53 do not round-trip. */
 #define JSON_INT_MAX 9007199254740992.0
-
-static void *field(void *target, const opt_def *d) { return (char *)target + d->offset; }
-static const void *cfield(const void *target, const opt_def *d) { return (const char *)target + d->offset; }
-
-/* A range bound as an integer (INT64_MAX is not a double: clamp). */
-static long long as_ll(double x)
-{
-    return x >= 9.2233720368547758e18 ? LLONG_MAX : x <= -9.2233720368547758e18 ? LLONG_MIN : (long long)x;
-}
-
-static int is_int_type(opt_type t) { return t == OPT_INT || t == OPT_INT32 || t == OPT_UINT || t == OPT_INT_LIST; }
-static int is_list(opt_type t) { return t == OPT_INT_LIST || t == OPT_DOUBLE_LIST; }
 
 /* Value i of a list row, as a scalar row of its own. */
 static opt_def list_element(const opt_def *d, int i)
@@ -89,7 +78,7 @@ void opt_defaults(const opt_def *rows, void *target)
 }
 
 /* "a, b, c": the names an enum accepts (the unset "" left out). */
-static void enum_names(const opt_def *d, const char *sep, char *buf, size_t n)
+void opt_enum_names(const opt_def *d, const char *sep, char *buf, size_t n)
 {
     buf[0] = '\0';
     for (const char *const *s = d->names; *s; s++)
@@ -126,7 +115,7 @@ static void expected(const opt_def *d, int json, char *buf, size_t n)
     else if (d->type == OPT_BOOL)
         snprintf(buf, n, "0 or 1");
     else if (d->type == OPT_ENUM)
-        enum_names(d, ", ", names, sizeof names), snprintf(buf, n, "one of %s", names);
+        opt_enum_names(d, ", ", names, sizeof names), snprintf(buf, n, "one of %s", names);
     else if (d->type == OPT_STRING)
         snprintf(buf, n, "%s of at most %zu characters", json ? "a string" : "a value", d->size - 1);
     else
@@ -342,7 +331,7 @@ static int config_key(const opt_def *const *tables, const char *const *extra, co
 }
 
 /* "<where>: given twice ('a', then 'b')": the one message for a repeat. */
-static int given_twice(const char *where, const char *first, const char *second)
+int opt_given_twice(const char *where, const char *first, const char *second)
 {
     if (!first)
         return attn_fail(ATTN_EINVAL, "%s: given twice", where);
@@ -353,7 +342,7 @@ static int repeated_key(const cJSON *first, const cJSON *again, const char *wher
 {
     char at[256], *a = cJSON_PrintUnformatted(first), *b = cJSON_PrintUnformatted(again);
     snprintf(at, sizeof at, "%s.%s", where, first->string);
-    int rc = given_twice(at, a ? a : "?", b ? b : "?");
+    int rc = opt_given_twice(at, a ? a : "?", b ? b : "?");
     free(a), free(b);
     return rc;
 }
@@ -505,160 +494,4 @@ double opt_bag_double(const opt_def *rows, const param_bag *p, const char *name,
     if (!bag_value(rows, p, name, &v, rc))
         return 0;
     return opt_find(rows, name)->type == OPT_FLOAT ? v.f : v.d;
-}
-
-/* ---------------------------------------------------------------- help and list */
-
-static void cli_name(const opt_def *d, char *buf, size_t n)
-{
-    snprintf(buf, n, "%s", d->cli ? d->cli : d->name);
-    for (char *c = buf; *c; c++)
-        if (*c == '_')
-            *c = '-';
-}
-
-/* The default as --help shows it ("" when there is none to show). */
-static void default_text(const opt_def *d, char *buf, size_t n)
-{
-    buf[0] = '\0';
-    if (d->def_str && d->type != OPT_STRING)
-        snprintf(buf, n, "%s", d->def_str);
-    else if (d->type == OPT_STRING)
-        snprintf(buf, n, "%s", d->def_str ? d->def_str : "");
-    else if (d->type == OPT_ENUM)
-        snprintf(buf, n, "%s", d->names[(int)d->def]);
-    else if (is_int_type(d->type))
-        snprintf(buf, n, "%lld", as_ll(d->def));
-    else if (d->type == OPT_DOUBLE || d->type == OPT_FLOAT || d->type == OPT_DOUBLE_LIST)
-        snprintf(buf, n, "%g", d->def);
-}
-
-static void metavar(const opt_def *d, char *buf, size_t n)
-{
-    if (d->type == OPT_BOOL)
-        buf[0] = '\0';
-    else if (d->metavar)
-        snprintf(buf, n, " %s", d->metavar);
-    else if (d->type == OPT_ENUM) {
-        char names[256];
-        enum_names(d, "|", names, sizeof names);
-        snprintf(buf, n, " %s", names);
-    } else if (is_list(d->type))
-        snprintf(buf, n, " %s", d->type == OPT_INT_LIST ? "N[,N...]" : "x[,x...]");
-    else
-        snprintf(buf, n, " %s", is_int_type(d->type) ? "N" : d->type == OPT_PARAMS ? "k=v" : "x");
-}
-
-/* "  --name META  text", the text wrapped at HELP_WIDTH columns and indented
- * under its first line. */
-#define HELP_INDENT 22
-#define HELP_WIDTH 100
-static void print_wrapped(FILE *f, const char *head, const char *text)
-{
-    int col = fprintf(f, "%-*s", HELP_INDENT - 1, head);
-    while (*text) {
-        size_t w = strcspn(text, " ");
-        if (col > HELP_INDENT && col + 1 + (int)w > HELP_WIDTH)
-            col = fprintf(f, "\n%*s", HELP_INDENT, "") - 1;
-        else
-            col += fprintf(f, " ");
-        col += fprintf(f, "%.*s", (int)w, text);
-        text += w;
-        text += strspn(text, " ");
-    }
-    fputc('\n', f);
-}
-
-void opt_print_help(FILE *f, const opt_def *rows, const char *group)
-{
-    for (const opt_def *d = rows; d->name; d++) {
-        if (!d->help || (d->flags & OPT_NO_CLI) || (group && (!d->group || strcmp(group, d->group))))
-            continue;
-        char name[64], meta[300], def[128], head[400];
-        cli_name(d, name, sizeof name), metavar(d, meta, sizeof meta), default_text(d, def, sizeof def);
-        snprintf(head, sizeof head, "  --%s%s", name, meta);
-        char text[1024];
-        snprintf(text, sizeof text, "%s%s%s", d->help, def[0] ? "; default " : "", def);
-        print_wrapped(f, head, text);
-    }
-}
-
-void opt_summary(const opt_def *rows, char *buf, size_t n)
-{
-    buf[0] = '\0';
-    for (const opt_def *d = rows; d && d->name; d++) {
-        char def[128], range[96] = "";
-        default_text(d, def, sizeof def);
-        if (is_int_type(d->type))
-            snprintf(range, sizeof range, " [%lld, %lld]", as_ll(d->lo), as_ll(d->hi));
-        else if (d->type == OPT_DOUBLE || d->type == OPT_FLOAT || d->type == OPT_DOUBLE_LIST)
-            snprintf(range, sizeof range, " [%g, %g]", d->lo, d->hi);
-        else if (d->type == OPT_ENUM) {
-            char names[256];
-            enum_names(d, "|", names, sizeof names);
-            snprintf(range, sizeof range, " (%s)", names);
-        }
-        snprintf(buf + strlen(buf), n - strlen(buf), "%s%s=%s%s%s%s", buf[0] ? "; " : "", d->name, def, range,
-                 d->help ? " " : "", d->help ? d->help : "");
-    }
-}
-
-/* ---------------------------------------------------------------- command line */
-
-#define OPT_CLI_MAX 96
-
-typedef struct {
-    const opt_def *def;
-    void *target;
-    const char *first; /* the value given first ("" for a flag), NULL until given */
-} cli_slot;
-
-static int cli_one(cli_slot *s, const char *value)
-{
-    char where[64], name[48];
-    cli_name(s->def, name, sizeof name);
-    snprintf(where, sizeof where, "--%s", name);
-    if (s->first && s->def->type != OPT_PARAMS)
-        return given_twice(where, value ? s->first : NULL, value);
-    s->first = value ? value : "";
-    if (s->def->type == OPT_BOOL)
-        return *(int *)field(s->target, s->def) = !(s->def->flags & OPT_INVERT), 0;
-    return opt_set_text(s->def, s->target, value, where);
-}
-
-static int cli_required(const cli_slot *slots, int n)
-{
-    for (int i = 0; i < n; i++)
-        if ((slots[i].def->flags & OPT_REQUIRED) && !slots[i].first) {
-            char name[48];
-            cli_name(slots[i].def, name, sizeof name);
-            return attn_fail(ATTN_EINVAL, "--%s is required", name);
-        }
-    return 0;
-}
-
-int opt_parse_cli(const opt_bind *binds, int argc, char **argv, int *help)
-{
-    struct option opts[OPT_CLI_MAX + 2];
-    char names[OPT_CLI_MAX][48];
-    cli_slot slots[OPT_CLI_MAX];
-    int n = 0, c, rc = 0;
-    for (const opt_bind *b = binds; b->rows; b++)
-        for (const opt_def *d = b->rows; d->name && n < OPT_CLI_MAX; d++)
-            if (!(d->flags & OPT_NO_CLI)) {
-                cli_name(d, names[n], sizeof names[n]);
-                opts[n] = (struct option){names[n], d->type == OPT_BOOL ? no_argument : required_argument, 0, 256 + n};
-                slots[n++] = (cli_slot){d, b->target, NULL};
-            }
-    opts[n] = (struct option){"help", no_argument, 0, 'h'};
-    opts[n + 1] = (struct option){0, 0, 0, 0};
-    *help = 0;
-    optind = 1;
-    while (!rc && (c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
-        if (c == 'h')
-            return *help = 1, 0;
-        rc = c >= 256 && c < 256 + n ? cli_one(&slots[c - 256], optarg)
-                                     : attn_fail(ATTN_EINVAL, "unknown option or missing value");
-    }
-    return rc ? rc : cli_required(slots, n);
 }
