@@ -204,14 +204,12 @@ static int decay_ranges(const nn_model *m, optim_range **out, int *n)
     return 0;
 }
 
-static void progress(const nn_train_cfg *c, const nn_eval_point *pt, double elapsed, int64_t done_here)
+/* Wall time of this call and the estimate to the last step, from the pace of
+ * the steps this call made (a resumed run's earlier steps took other time). */
+static void pace(const nn_train_cfg *c, nn_eval_point *pt, double elapsed, int64_t done_here)
 {
-    if (!c->progress)
-        return;
-    double eta = done_here ? elapsed / (double)done_here * (double)(c->steps - pt->step) : 0;
-    fprintf(stderr, "step %lld/%lld  train loss %.4f  valid acc %.4f [%.3f, %.3f]  %.0f tok/s  (elapsed %.0fs, ETA %dm%02ds)\n",
-            (long long)pt->step, (long long)c->steps, pt->train_loss, pt->valid.accuracy, pt->valid.ci_low,
-            pt->valid.ci_high, pt->tokens_per_s, elapsed, (int)eta / 60, (int)eta % 60);
+    pt->elapsed_s = elapsed;
+    pt->eta_s = done_here ? elapsed / (double)done_here * (double)(c->steps - pt->step) : 0;
 }
 
 static optim_schedule schedule_of(const nn_train_cfg *c)
@@ -336,7 +334,7 @@ int nn_trainer_run(nn_trainer *t, nn_eval_cb on_eval, nn_save_cb on_save, void *
             break;
         pt.peak_rss_bytes = rss_peak_bytes();
         loss_acc = 0, since = 0;
-        progress(c, &pt, now_s() - t0, done_here);
+        pace(c, &pt, now_s() - t0, done_here);
         if (on_eval && (rc = on_eval(&pt, ud)) != 0)
             break;
         track_best(t, &pt);

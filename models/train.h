@@ -22,7 +22,7 @@ typedef struct {
     optim_sched_kind sched;
     uint64_t seed;                    /* batches (and dropout) */
     int threads;
-    int progress;                     /* print progress with an ETA to stderr */
+    int progress;                     /* the caller prints a progress line per evaluation */
     int64_t halt_after;               /* tests: fail after this many steps of one call, as a crash
                                          would (0: off); not part of a run's identity */
 } nn_train_cfg;
@@ -43,6 +43,7 @@ typedef struct {
     double train_loss;                /* mean over the steps since the last evaluation */
     nn_eval_result valid;
     double train_time_s, tokens_per_s;
+    double elapsed_s, eta_s;          /* wall time of this call so far; estimate to cfg.steps */
     size_t peak_rss_bytes;
 } nn_eval_point;
 

@@ -7,6 +7,7 @@
  * trained 2 steps (the grid logic, not the learning, is under test). */
 #include "harness/results/csvw.h"
 #include "harness/train/extrapolate.h"
+#include "test_train.h"
 #include "harness/train/train_run.h"
 
 #include <criterion/criterion.h>
@@ -67,7 +68,7 @@ static void train_tiny(scratch *s, const char *task, const char *const *params, 
     r->train.steps = 2, r->train.warmup = 1, r->train.eval_every = 2, r->train.batch = 8, r->train.progress = 0;
     r->out = s->csv, r->checkpoint = s->ckpt;
     double acc;
-    cr_assert_eq(train_run_exec(r, &acc), 0, "%s", attn_last_error());
+    cr_assert_eq(test_train_acc(r, &acc), 0, "%s", attn_last_error());
 }
 
 static void scratch_rm(scratch *s)
@@ -154,7 +155,7 @@ Test(extrapolate, mqar_keeps_D_and_the_trained_length_cell_equals_a_reload, .tim
     cr_assert_eq(extrapolate_run(&o, &written), 0, "%s", attn_last_error());
     cr_assert_eq(written, 2);
     double reload, logged;
-    cr_assert_eq(train_run_eval_checkpoint(s.ckpt, 200, 1, s.csv, &reload, &logged), 0, "%s", attn_last_error());
+    cr_assert_eq(test_eval_acc(s.ckpt, 200, 1, s.csv, &reload, &logged), 0, "%s", attn_last_error());
     rows_t x;
     cr_assert_eq(read_extrap(s.csv, &x), 2);
     cr_assert_gt(reload, 0, "the comparison below needs hits");

@@ -6,6 +6,7 @@
  * evaluated at 1x and 2x the length with mode=topk (eval --scale). */
 #include "harness/results/csvw.h"
 #include "harness/train/extrapolate.h"
+#include "test_train.h"
 #include "tasks/task.h"
 #include "harness/train/train_run.h"
 
@@ -247,7 +248,7 @@ Test(landmark_tokens, tiny_lm_with_the_landmark_kernel_trains_and_evaluates_with
     r.train.threads = 1;
     r.out = csv, r.checkpoint = ckpt;
     double acc;
-    cr_assert_eq(train_run_exec(&r, &acc), 0, "%s", attn_last_error());
+    cr_assert_eq(test_train_acc(&r, &acc), 0, "%s", attn_last_error());
     cr_assert(acc >= 0 && acc <= 1, "%g", acc);
     /* the inference form: the 2 best earlier blocks, at the trained length and twice it */
     extrapolate_opts o = {.checkpoint = ckpt, .out = csv, .test_n = 8, .threads = 1, .n_scales = 2, .scale = {1, 2},

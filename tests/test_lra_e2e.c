@@ -9,6 +9,7 @@
 #include "harness/results/csvw.h"
 #include "tasks/lra_text.h"
 #include "harness/train/train_run.h"
+#include "test_train.h"
 
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -125,7 +126,7 @@ static void expect_beats_chance(train_run_opts *r)
     r->train.eval_every = r->train.steps;
     clock_t t0 = clock();
     double acc;
-    cr_assert_eq(train_run_exec(r, &acc), 0, "%s", attn_last_error());
+    cr_assert_eq(test_train_acc(r, &acc), 0, "%s", attn_last_error());
     double cpu = (double)(clock() - t0) / CLOCKS_PER_SEC;
     test_row t = {0};
     cr_assert_geq(csvw_read_rows(csv, take_test_row, &t), 0, "%s", attn_last_error());

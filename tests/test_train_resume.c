@@ -8,6 +8,7 @@
 #include "harness/train/config_train.h"
 #include "harness/results/csvw.h"
 #include "harness/train/train_run.h"
+#include "test_train.h"
 
 #include <criterion/criterion.h>
 #include <ftw.h>
@@ -213,13 +214,13 @@ Test(train_resume, an_interrupted_run_resumed_ends_bitwise_as_the_uninterrupted_
     tiny_run(&a, csv_a);
     a.checkpoint = ck_a, a.train.patience = 5; /* keeps (and checkpoints) the best weights */
     double acc_a, acc_b;
-    cr_assert_eq(train_run_exec(&a, &acc_a), 0, "%s", attn_last_error());
+    cr_assert_eq(test_train_acc(&a, &acc_a), 0, "%s", attn_last_error());
 
     tiny_run(&b, csv_b);
     b.checkpoint = ck_b, b.train.patience = 5;
     resume_file(&b, resume, sizeof resume);
     b.train.halt_after = 15; /* "crash" at step 15: the checkpoint of step 10 survives */
-    cr_assert_lt(train_run_exec(&b, &acc_b), 0);
+    cr_assert_lt(test_train_acc(&b, &acc_b), 0);
     cr_assert(strstr(attn_last_error(), "halted after 15 steps"), "%s", attn_last_error());
     cr_assert_eq(access(resume, F_OK), 0, "no resumable checkpoint %s", resume);
     copy_file(resume, saved);
@@ -227,7 +228,7 @@ Test(train_resume, an_interrupted_run_resumed_ends_bitwise_as_the_uninterrupted_
     cr_assert(r.n == 1 && r.valid[10] == 1, "after the first crash: %d rows", r.n);
 
     /* 15 more steps reach step 25 only if the run continued from step 10 */
-    cr_assert_lt(train_run_exec(&b, &acc_b), 0);
+    cr_assert_lt(test_train_acc(&b, &acc_b), 0);
     cr_assert(strstr(attn_last_error(), "at step 25"), "%s", attn_last_error());
     r = read_rows(csv_b);
     cr_assert(r.n == 2 && r.valid[10] == 1 && r.valid[20] == 1, "after the second crash: %d rows", r.n);
@@ -236,7 +237,7 @@ Test(train_resume, an_interrupted_run_resumed_ends_bitwise_as_the_uninterrupted_
      * step 20 from the checkpoint of step 10 and must not write that row again */
     copy_file(saved, resume);
     b.train.halt_after = 0;
-    cr_assert_eq(train_run_exec(&b, &acc_b), 0, "%s", attn_last_error());
+    cr_assert_eq(test_train_acc(&b, &acc_b), 0, "%s", attn_last_error());
     cr_assert_neq(access(resume, F_OK), 0, "the resumable checkpoint outlived the finished run");
 
     rows ra = read_rows(csv_a), rb = read_rows(csv_b);
@@ -262,14 +263,14 @@ Test(train_resume, a_damaged_or_foreign_resume_file_is_an_error_that_names_it, .
     resume_file(&r, resume, sizeof resume);
     r.train.halt_after = 12;
     double acc;
-    cr_assert_lt(train_run_exec(&r, &acc), 0);
+    cr_assert_lt(test_train_acc(&r, &acc), 0);
     train_run_opts other = r; /* another run's file under this run's name is refused */
     other.valid_n++;
     char theirs[128];
     resume_file(&other, theirs, sizeof theirs);
     copy_file(resume, theirs);
     other.train.halt_after = 0;
-    cr_assert_lt(train_run_exec(&other, &acc), 0);
+    cr_assert_lt(test_train_acc(&other, &acc), 0);
     cr_assert(strstr(attn_last_error(), "expected job_id"), "%s", attn_last_error());
     FILE *f = fopen(resume, "r+b");
     cr_assert_not_null(f);
@@ -279,7 +280,7 @@ Test(train_resume, a_damaged_or_foreign_resume_file_is_an_error_that_names_it, .
     fputc(c ^ 0x21, f);
     fclose(f);
     r.train.halt_after = 0;
-    cr_assert_lt(train_run_exec(&r, &acc), 0);
+    cr_assert_lt(test_train_acc(&r, &acc), 0);
     cr_assert(strstr(attn_last_error(), ".train-") && strstr(attn_last_error(), "checksum mismatch") &&
                   strstr(attn_last_error(), "remove it"),
               "%s", attn_last_error());
@@ -307,7 +308,7 @@ Test(train_resume, early_stop_tests_the_best_validation_weights, .timeout = 120)
     constant_lr_run(&r, csv, ck);
     r.train.patience = 3;
     double acc, acc_ref;
-    cr_assert_eq(train_run_exec(&r, &acc), 0, "%s", attn_last_error());
+    cr_assert_eq(test_train_acc(&r, &acc), 0, "%s", attn_last_error());
     rows x = read_rows(csv);
     int best = 0, last = 0;
     double best_v = -1;
@@ -329,7 +330,7 @@ Test(train_resume, early_stop_tests_the_best_validation_weights, .timeout = 120)
     train_run_opts ref;
     constant_lr_run(&ref, csv_ref, ck_ref);
     ref.train.steps = best;
-    cr_assert_eq(train_run_exec(&ref, &acc_ref), 0, "%s", attn_last_error());
+    cr_assert_eq(test_train_acc(&ref, &acc_ref), 0, "%s", attn_last_error());
     rows y = read_rows(csv_ref);
     cr_assert(strstr(y.test_params, ";weights=last"), "%s", y.test_params);
     cr_assert_str_eq(y.value[best], x.value[best]);
@@ -346,9 +347,9 @@ Test(train_resume, early_stop_tests_the_best_validation_weights, .timeout = 120)
     constant_lr_run(&b, csv_b, ck_b);
     b.train.patience = 3, b.train.halt_after = 7;
     double acc_b;
-    cr_assert_lt(train_run_exec(&b, &acc_b), 0);
+    cr_assert_lt(test_train_acc(&b, &acc_b), 0);
     b.train.halt_after = 0;
-    cr_assert_eq(train_run_exec(&b, &acc_b), 0, "%s", attn_last_error());
+    cr_assert_eq(test_train_acc(&b, &acc_b), 0, "%s", attn_last_error());
     rows z = read_rows(csv_b);
     cr_assert_eq(z.n, x.n, "%d rows after the resume, %d without the crash", z.n, x.n);
     cr_assert_str_eq(z.test_params, x.test_params);

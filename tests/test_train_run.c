@@ -5,6 +5,7 @@
 #include "harness/results/csvw.h"
 #include "common/rss.h"
 #include "harness/train/train_run.h"
+#include "test_train.h"
 
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -49,10 +50,10 @@ Test(train_run, checkpoint_reload_reproduces_the_logged_test_accuracy, .timeout 
     r.train.steps = 20, r.train.eval_every = 10, r.train.batch = 16, r.train.threads = 2;
     r.checkpoint = ckpt;
     double acc, again, logged;
-    cr_assert_eq(train_run_exec(&r, &acc), 0, "%s", attn_last_error());
+    cr_assert_eq(test_train_acc(&r, &acc), 0, "%s", attn_last_error());
     int rows = 0;
     cr_assert_eq(csvw_read_rows(csv, count_rows, &rows), 3); /* steps 10, 20 and the test row */
-    cr_assert_eq(train_run_eval_checkpoint(ckpt, 0, 1, csv, &again, &logged), 0, "%s", attn_last_error());
+    cr_assert_eq(test_eval_acc(ckpt, 0, 1, csv, &again, &logged), 0, "%s", attn_last_error());
     cr_assert_eq(logged, acc);
     cr_assert_eq(again, acc, "reloaded %.9g vs trained %.9g", again, acc);
     FILE *f = fopen(ckpt, "r+b"); /* a damaged checkpoint is refused, naming the file */
@@ -61,7 +62,7 @@ Test(train_run, checkpoint_reload_reproduces_the_logged_test_accuracy, .timeout 
     fseek(f, 100, SEEK_SET); /* a read and a write of an update stream need a seek between them */
     fputc(0x5a ^ byte, f);
     fclose(f);
-    cr_assert_lt(train_run_eval_checkpoint(ckpt, 0, 1, csv, &again, &logged), 0);
+    cr_assert_lt(test_eval_acc(ckpt, 0, 1, csv, &again, &logged), 0);
     cr_assert(strstr(attn_last_error(), "model.ckpt"), "%s", attn_last_error());
     unlink(csv), unlink(ckpt), rmdir(dir);
 }
@@ -74,7 +75,7 @@ Test(train_run, a_model_that_does_not_fit_the_task_is_refused)
     r.model.variant = NN_VARIANT_ENCODER;
     r.train_n = r.valid_n = r.test_n = 4, r.train.progress = 0;
     double acc;
-    cr_assert_lt(train_run_exec(&r, &acc), 0);
+    cr_assert_lt(test_train_acc(&r, &acc), 0);
     cr_assert(strstr(attn_last_error(), "--model encoder: task 'mqar' needs the lm head"), "%s", attn_last_error());
 }
 
@@ -106,9 +107,95 @@ Test(train_run, rows_report_the_trainings_own_peak_rss, .timeout = 60)
     r.model.d_model = 16, r.model.mlp = 0;
     r.train.steps = 4, r.train.warmup = 1, r.train.eval_every = 4, r.train.batch = 8;
     double acc;
-    cr_assert_eq(train_run_exec(&r, &acc), 0, "%s", attn_last_error());
+    cr_assert_eq(test_train_acc(&r, &acc), 0, "%s", attn_last_error());
     size_t peak = 0;
     cr_assert_eq(csvw_read_rows(csv, max_peak_rss, &peak), 2);
     cr_assert(peak > 0 && peak + BIG / 2 < high, "rows' peak %zu, process peak before %zu", peak, high);
     unlink(csv), rmdir(dir);
+}
+
+/* The rows of a run, in file order: what the typed result must agree with. */
+typedef struct {
+    int n;
+    csvw_row row[8];
+} rows_t;
+
+static int keep_row(const csvw_row *row, void *ud)
+{
+    rows_t *x = ud;
+    cr_assert_lt(x->n, 8);
+    x->row[x->n++] = *row;
+    return 0;
+}
+
+/* The numbers train_run_exec returns are the ones its rows hold: one result
+ * per validation row, then the test with the weights it evaluated. */
+Test(train_run, the_typed_result_holds_what_the_rows_say, .timeout = 60)
+{
+    char dir[] = "/tmp/attn_train_XXXXXX", csv[64];
+    train_run_opts r;
+    tiny_mqar(&r, dir, csv, sizeof csv);
+    r.train_n = 64, r.valid_n = 16, r.test_n = 24;
+    r.model.d_model = 16, r.model.mlp = 0;
+    r.train.steps = 6, r.train.warmup = 1, r.train.eval_every = 3, r.train.batch = 8, r.train.threads = 1;
+    r.train.patience = 5; /* keeps the best weights: the test names them */
+    train_result res;
+    cr_assert_eq(train_run_exec(&r, &res), 0, "%s", attn_last_error());
+    rows_t x = {0};
+    cr_assert_eq(csvw_read_rows(csv, keep_row, &x), 3);
+    cr_assert_eq(res.n_evals, 2);
+    for (int i = 0; i < 3; i++) {
+        const train_eval_result *e = i < 2 ? &res.evals[i] : &res.test;
+        const csvw_row *row = &x.row[i];
+        cr_assert_eq(e->kind, i < 2 ? TRAIN_EVAL_VALID : TRAIN_EVAL_TEST);
+        cr_assert_eq(e->status, TRAIN_EVAL_OK);
+        cr_assert_float_eq(strtod(row->cell[ATTN_COL_VALUE], NULL), e->value, 5e-7);
+        cr_assert_float_eq(strtod(row->cell[ATTN_COL_CI_LOW], NULL), e->ci_low, 5e-7);
+        cr_assert_float_eq(strtod(row->cell[ATTN_COL_CI_HIGH], NULL), e->ci_high, 5e-7);
+        cr_assert_eq(strtoll(row->cell[ATTN_COL_TRAIN_STEPS], NULL, 10), e->step);
+        cr_assert_eq((size_t)strtoull(row->cell[ATTN_COL_PEAK_RSS_BYTES], NULL, 10), e->peak_rss_bytes);
+        cr_assert_eq(e->examples, i < 2 ? 16 : 24);
+        cr_assert_eq(row->cell[ATTN_COL_TRAIN_TIME_S][0] != '\0', i < 2, "%s", row->cell[ATTN_COL_TRAIN_TIME_S]);
+    }
+    cr_assert_eq(res.evals[1].step, 6);
+    cr_assert_eq(res.weights, TRAIN_WEIGHTS_BEST);
+    cr_assert(res.best_step == 3 || res.best_step == 6, "%lld", (long long)res.best_step);
+    cr_assert_eq(res.test.step, res.best_step);
+    char tail[64];
+    snprintf(tail, sizeof tail, ";split=test;best_step=%lld;weights=best", (long long)res.best_step);
+    const char *params = x.row[2].cell[ATTN_COL_PARAMS];
+    cr_assert(strlen(params) > strlen(tail) && !strcmp(params + strlen(params) - strlen(tail), tail), "%s", params);
+    train_result_free(&res);
+    unlink(csv), rmdir(dir);
+}
+
+/* The CSV cells of an evaluation come from its typed values: the step time
+ * is the training time over the steps, and only validation rows have one. */
+Test(train_run, a_row_is_formatted_from_the_typed_evaluation)
+{
+    train_eval_result e = {.kind = TRAIN_EVAL_VALID, .split = "valid", .step = 40, .metric = "accuracy",
+                           .value = 0.25, .ci_low = 0.125, .ci_high = 0.375, .examples = 64, .peak_rss_bytes = 4096,
+                           .state_bytes = 512,
+                           .progress = {.steps = 80, .train_time_s = 2.0, .tokens_per_s = 1234.56}};
+    csvw_row row;
+    csvw_row_init(&row);
+    train_eval_fill(&e, &row);
+    cr_assert_str_eq(row.cell[ATTN_COL_VALUE], "0.250000");
+    cr_assert_str_eq(row.cell[ATTN_COL_CI_LOW], "0.125000");
+    cr_assert_str_eq(row.cell[ATTN_COL_TRAIN_STEPS], "40");
+    cr_assert_str_eq(row.cell[ATTN_COL_TRAIN_TIME_S], "2.000");
+    cr_assert_str_eq(row.cell[ATTN_COL_TOKENS_PER_S], "1234.6");
+    cr_assert_str_eq(row.cell[ATTN_COL_TIME_MS_MEDIAN], "50");
+    cr_assert_str_eq(row.cell[ATTN_COL_STATE_BYTES], "512");
+    cr_assert_str_eq(row.cell[ATTN_COL_STATUS], "ok");
+    e.kind = TRAIN_EVAL_TEST, e.weights = TRAIN_WEIGHTS_LAST, e.best_step = 20;
+    e.status = TRAIN_EVAL_ERROR;
+    snprintf(e.reason, sizeof e.reason, "out of memory");
+    csvw_row_init(&row);
+    csvw_row_set(&row, ATTN_COL_PARAMS, "split=test");
+    train_eval_fill(&e, &row);
+    cr_assert_str_eq(row.cell[ATTN_COL_PARAMS], "split=test;best_step=20;weights=last");
+    cr_assert_str_eq(row.cell[ATTN_COL_TRAIN_TIME_S], "");
+    cr_assert_str_eq(row.cell[ATTN_COL_TIME_MS_MEDIAN], "");
+    cr_assert_str_eq(row.cell[ATTN_COL_STATUS], "error:out of memory");
 }

@@ -407,13 +407,18 @@ static int run_trainings(const sweep_opts *o, const cfg_config *cfg, int *failed
                                           : ": done already (resume)");
         if (have && !r->n_scales)
             continue;
-        double acc;
         char ckpt[1200];
         if (r->n_scales && id[0]) { /* the extrapolation reads the model back */
             snprintf(ckpt, sizeof ckpt, "%s/%s.ckpt", o->results, id);
             r->checkpoint = ckpt;
         }
-        if (!have && train_run_exec(r, &acc) != 0) {
+        int train_rc = 0;
+        if (!have) { /* the rows hold what it measured: the sweep needs only whether it ran */
+            train_result res;
+            train_rc = train_run_exec(r, &res);
+            train_result_free(&res);
+        }
+        if (train_rc != 0) {
             fprintf(stderr, "[train %zu/%zu] error: %s\n", j + 1, n, attn_last_error());
             *failed = 1;
         } else if (r->checkpoint && extrapolate_job(r, r->checkpoint) != 0) {

@@ -117,10 +117,10 @@ int cmd_train(int argc, char **argv)
         return cli_usage_error("train", "--task and --kernel are required, nothing else is positional");
     if ((rc = train_check(&r.model)) != 0)
         return rc;
-    double acc;
-    if (train_run_exec(&r, &acc))
-        return cli_report("train");
-    return 0;
+    train_result res;
+    rc = train_run_exec(&r, &res);
+    train_result_free(&res);
+    return rc ? cli_report("train") : 0;
 }
 
 /* What eval's table cannot say: options that need one another. */
@@ -167,10 +167,11 @@ int cmd_eval(int argc, char **argv)
         printf("%d rows written (%d lengths x %d depths)\n", rows, x.n_scales, x.depths ? x.depths : 1);
         return 0;
     }
-    double acc, logged;
-    if (train_run_eval_checkpoint(x.checkpoint, x.test_n, x.threads, x.out, &acc, &logged))
+    train_eval_result e;
+    double logged;
+    if (train_run_eval_checkpoint(x.checkpoint, x.test_n, x.threads, x.out, &e, &logged))
         return cli_report("eval");
-    printf("test accuracy %.6f (logged at training: %.6f)%s\n", acc, logged,
-           x.test_n ? "" : acc == logged ? ": reproduced exactly" : ": DIFFERS");
-    return x.test_n || acc == logged ? 0 : 1;
+    printf("test accuracy %.6f (logged at training: %.6f)%s\n", e.value, logged,
+           x.test_n ? "" : e.value == logged ? ": reproduced exactly" : ": DIFFERS");
+    return x.test_n || e.value == logged ? 0 : 1;
 }

@@ -161,8 +161,7 @@ static int eval_cell(const extrap_grid *g, int s, int j, const nn_model_cfg *cfg
     train_run_opts r;
     char split[256], id[17];
     task_data d;
-    nn_eval_result e;
-    memset(&e, 0, sizeof e);
+    train_eval_result e;
     int rc = grid_cell(g, s, j, &r, split, sizeof split);
     if (rc || (rc = g->task->make(&r.task_params, TASK_TEST, r.data_seed, r.test_n, train_run_data_dir(&r), &d)))
         return rc;
@@ -177,8 +176,7 @@ static int eval_cell(const extrap_grid *g, int s, int j, const nn_model_cfg *cfg
     if (!rc && !*skipped && !(rc = train_run_eval_write(&r, &d, m, split, &e)) && g->o->skip_done)
         rc = csvw_idset_add(done, id) < 0 ? ATTN_ENOMEM : 0;
     if (!rc && g->o->progress && !*skipped)
-        fprintf(stderr, "eval: %s %s: accuracy %.4f [%.4f, %.4f] on %lld examples\n", r.task, split, e.accuracy,
-                e.ci_low, e.ci_high, (long long)e.examples);
+        train_eval_print(stderr, &e);
     task_data_free(&d);
     return rc;
 }

@@ -45,6 +45,8 @@ typedef struct {
     const task_def *task;
     const task_data *data;
     const nn_model *model;
+    const task_data *valid;      /* the validation split (training only) */
+    train_result *res;           /* the run's result, collecting the evaluations (training only) */
     const char *config;          /* canonical JSON text of r (run_config_json, unformatted) */
     char path[1100];             /* the results CSV */
     csvw_idset done;             /* job_ids already in it: not written again (resume) */
@@ -120,49 +122,16 @@ static void row_identity(const row_sink *s, csvw_row *row, int64_t step, const c
     csvw_row_set(row, ATTN_COL_JOB_ID, "%016llx", (unsigned long long)h);
 }
 
-/* A test row: which weights were evaluated (the best-validation ones with
- * --patience, else the last) and the step they come from. */
-typedef struct {
-    int64_t weights_step, best_step;
-    int best;
-} test_info;
-
-static int write_eval_row(row_sink *s, const char *split, int64_t step, const nn_eval_result *e, double train_time,
-                          double tokens_per_s, size_t rss, const test_info *ti)
+/* The evaluation's row, unless the CSV holds it already. The row's step is
+ * the evaluation's during training, else the run's steps (a test row's
+ * train_steps cell says which weights it evaluated). */
+static int write_eval_row(row_sink *s, const train_eval_result *e)
 {
     csvw_row row;
-    row_identity(s, &row, step, split);
+    row_identity(s, &row, e->kind == TRAIN_EVAL_VALID ? e->step : s->r->train.steps, e->split);
     if (s->skip_done && csvw_idset_contains(&s->done, row.cell[ATTN_COL_JOB_ID]))
         return 0; /* written before the crash this run resumes from */
-    /* state: what a causal stream of this model keeps per layer (recall vs state size) */
-    size_t state = 0;
-    for (int64_t l = 0; l < s->model->cfg.layers; l++) {
-        const nn_attn *a = &s->model->blk[l].attn;
-        if (a->cfg.kernel->state_bytes) {
-            attn_args sa = a->ctx.args;
-            sa.B = 1; /* per sequence */
-            state += a->cfg.kernel->state_bytes(&sa);
-        }
-    }
-    if (ti) { /* after the job_id: known only once trained */
-        char params[ATTN_CELL_MAX];
-        memcpy(params, row.cell[ATTN_COL_PARAMS], sizeof params);
-        csvw_row_set(&row, ATTN_COL_PARAMS, "%s;best_step=%lld;weights=%s", params, (long long)ti->best_step,
-                     ti->best ? "best" : "last");
-    }
-    csvw_row_set(&row, ATTN_COL_STATE_BYTES, "%zu", state);
-    csvw_row_set(&row, ATTN_COL_METRIC, "accuracy");
-    csvw_row_set(&row, ATTN_COL_VALUE, "%.6f", e->accuracy);
-    csvw_row_set(&row, ATTN_COL_CI_LOW, "%.6f", e->ci_low);
-    csvw_row_set(&row, ATTN_COL_CI_HIGH, "%.6f", e->ci_high);
-    csvw_row_set(&row, ATTN_COL_TRAIN_STEPS, "%lld", (long long)(ti ? ti->weights_step : step));
-    if (train_time > 0) { /* evaluation rows only: test rows leave the training columns empty */
-        csvw_row_set(&row, ATTN_COL_TRAIN_TIME_S, "%.3f", train_time);
-        csvw_row_set(&row, ATTN_COL_TOKENS_PER_S, "%.1f", tokens_per_s);
-        csvw_row_set(&row, ATTN_COL_TIME_MS_MEDIAN, "%.4g", 1e3 * train_time / (double)step);
-    }
-    csvw_row_set(&row, ATTN_COL_PEAK_RSS_BYTES, "%zu", rss);
-    csvw_row_set(&row, ATTN_COL_STATUS, "ok");
+    train_eval_fill(e, &row);
     if (!s->open) {
         int rc = csvw_open(&s->w, s->path);
         if (rc)
@@ -172,10 +141,21 @@ static int write_eval_row(row_sink *s, const char *split, int64_t step, const nn
     return csvw_write(&s->w, &row);
 }
 
+/* A validation evaluation of the training loop: its result, line and row. */
 static int on_eval(const nn_eval_point *pt, void *ud)
 {
-    return write_eval_row(ud, "valid", pt->step, &pt->valid, pt->train_time_s, pt->tokens_per_s, pt->peak_rss_bytes,
-                          NULL);
+    row_sink *s = ud;
+    train_eval_result e;
+    train_eval_begin(&e, TRAIN_EVAL_VALID, "valid", s->model, s->valid);
+    train_eval_from_nn(&pt->valid, &e);
+    e.step = pt->step, e.peak_rss_bytes = pt->peak_rss_bytes;
+    e.progress = (train_progress){.steps = s->r->train.steps, .train_loss = pt->train_loss,
+                                  .train_time_s = pt->train_time_s, .tokens_per_s = pt->tokens_per_s,
+                                  .elapsed_s = pt->elapsed_s, .eta_s = pt->eta_s};
+    if (s->r->train.progress)
+        train_eval_print(stderr, &e);
+    int rc = train_result_add_eval(s->res, &e);
+    return rc ? rc : write_eval_row(s, &e);
 }
 
 /* After the evaluation's row: the resumable checkpoint (row first, so a
@@ -269,44 +249,54 @@ static void resume_path(const char *csv, const char *id, char *out, size_t n)
     snprintf(out, n, "%.*s.train-%s.ckpt", dir, csv, id);
 }
 
-/* Trains (resuming from the sink's checkpoint when it exists), then evaluates
- * the test split with the weights the run selects. */
-static int train_and_test(row_sink *sink, nn_model *m, const task_data *tr, const task_data *va,
-                          const task_data *te, nn_eval_result *e, test_info *ti)
+/* Continues t from the sink's resumable checkpoint when the file exists (and
+ * names this run's job_id). */
+static int resume_trainer(const row_sink *sink, nn_trainer *t)
+{
+    if (!sink->resume || access(sink->resume, F_OK) != 0)
+        return 0;
+    char *json = NULL;
+    cJSON *o = NULL;
+    const cJSON *jid = NULL;
+    int rc = nn_trainer_load(t, sink->resume, &json);
+    if (!rc && (o = cJSON_Parse(json)))
+        jid = cJSON_GetObjectItemCaseSensitive(o, "job_id");
+    if (!rc && !(cJSON_IsString(jid) && !strcmp(jid->valuestring, sink->id)))
+        rc = attn_fail(ATTN_EINVAL, "%s: expected job_id %s, found %s", sink->resume, sink->id,
+                       cJSON_IsString(jid) ? jid->valuestring : "none");
+    cJSON_Delete(o);
+    if (rc) {
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", attn_last_error());
+        rc = attn_fail(rc, "%s (remove it to train this run from the start)", msg);
+    } else if (sink->r->train.progress) {
+        fprintf(stderr, "train: resuming at step %lld of %lld from %s\n", (long long)t->st.step,
+                (long long)sink->r->train.steps, sink->resume);
+    }
+    free(json);
+    return rc;
+}
+
+/* Trains (resuming when it can), then evaluates the test split with the
+ * weights the run selects: res gets the evaluations, the selection and the
+ * test (its peak RSS is the caller's, taken when the row is written). */
+static int train_and_test(row_sink *sink, nn_model *m, const task_data *tr, const task_data *te, train_result *res)
 {
     const train_run_opts *run = sink->r;
     nn_trainer t;
-    int rc = nn_trainer_init(&t, m, tr, va, &run->train);
+    int rc = nn_trainer_init(&t, m, tr, sink->valid, &run->train);
     if (rc)
         return rc;
-    if (sink->resume && access(sink->resume, F_OK) == 0) {
-        char *json = NULL;
-        cJSON *o = NULL;
-        const cJSON *jid = NULL;
-        if (!(rc = nn_trainer_load(&t, sink->resume, &json)) && (o = cJSON_Parse(json)))
-            jid = cJSON_GetObjectItemCaseSensitive(o, "job_id");
-        if (!rc && !(cJSON_IsString(jid) && !strcmp(jid->valuestring, sink->id)))
-            rc = attn_fail(ATTN_EINVAL, "%s: expected job_id %s, found %s", sink->resume, sink->id,
-                           cJSON_IsString(jid) ? jid->valuestring : "none");
-        cJSON_Delete(o);
-        if (rc) {
-            char msg[512];
-            snprintf(msg, sizeof msg, "%s", attn_last_error());
-            rc = attn_fail(rc, "%s (remove it to train this run from the start)", msg);
-        } else if (run->train.progress) {
-            fprintf(stderr, "train: resuming at step %lld of %lld from %s\n", (long long)t.st.step,
-                    (long long)run->train.steps, sink->resume);
-        }
-        free(json);
-    }
-    if (!rc)
+    if (!(rc = resume_trainer(sink, &t)))
         rc = nn_trainer_run(&t, on_eval, on_save, sink);
     if (!rc) {
-        ti->best = t.best && t.st.best_step > 0, ti->best_step = t.st.best_step;
-        ti->weights_step = ti->best ? t.st.best_step : t.st.step;
-        if (ti->best) /* early stopping selects the best-validation weights */
+        int best = t.best && t.st.best_step > 0;
+        res->best_step = t.st.best_step, res->weights = best ? TRAIN_WEIGHTS_BEST : TRAIN_WEIGHTS_LAST;
+        if (best) /* early stopping selects the best-validation weights */
             memcpy(m->params, t.best, sizeof *t.best * m->n_params);
-        rc = nn_evaluate(m, te, 0, run->train.batch, run->train.threads, e);
+        rc = train_eval_measure(m, te, 0, run->train.batch, run->train.threads, TRAIN_EVAL_TEST, "test", &res->test);
+        res->test.step = best ? t.st.best_step : t.st.step;
+        res->test.weights = res->weights, res->test.best_step = res->best_step;
     }
     nn_trainer_fini(&t);
     return rc;
@@ -325,11 +315,92 @@ static int save_weights(const char *path, const nn_model *m, const char *json)
     return rc;
 }
 
-int train_run_exec(const train_run_opts *r, double *test_acc)
+/* One training run's data, model and rows, as its steps below share them. */
+typedef struct {
+    const train_run_opts *given;
+    train_run_opts run;          /* the model fitted to the data */
+    const task_def *task;
+    task_data tr, va, te;
+    nn_model m;
+    row_sink sink;
+    char resume[1200];           /* the resumable checkpoint's path */
+} run_ctx;
+
+/* The three splits (none on error). */
+static int run_data(run_ctx *c)
 {
-    const task_def *t = task_find(r->task);
-    if (!t)
+    const train_run_opts *r = c->given;
+    int rc = make_split(r, c->task, TASK_TRAIN, r->train_n, &c->tr);
+    if (rc)
+        return rc;
+    if ((rc = make_split(r, c->task, TASK_VALID, r->valid_n, &c->va)) ||
+        (rc = make_split(r, c->task, TASK_TEST, r->test_n, &c->te))) {
+        task_data_free(&c->tr), task_data_free(&c->va);
+        memset(&c->tr, 0, sizeof c->tr), memset(&c->va, 0, sizeof c->va);
+    }
+    return rc;
+}
+
+/* The model fitted to the data, the sink of its rows and its resume state:
+ * a run whose test row is not in the CSV yet is unfinished and continues
+ * from its resumable checkpoint (if any), skipping the rows it wrote; a
+ * finished run run again starts afresh and appends a new set of rows. */
+static int run_prepare(run_ctx *c, train_result *res)
+{
+    row_sink *s = &c->sink;
+    c->run = *c->given;
+    int rc = fit_model_to(&c->run.model, &c->tr, c->tr.len);
+    if (rc || (rc = sink_init(s, c->given, &c->run, c->task, &c->tr)))
+        return rc;
+    s->model = &c->m, s->valid = &c->va, s->res = res;
+    if ((rc = nn_model_init(&c->m, &c->run.model, c->run.train.seed)))
+        return rc;
+    test_row_id(s, s->id);
+    resume_path(s->path, s->id, c->resume, sizeof c->resume);
+    cJSON *o = cJSON_Parse(s->config);
+    cJSON_AddStringToObject(o, "job_id", s->id);
+    s->resume_json = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    s->resume = c->resume;
+    if (!s->resume_json)
+        return attn_fail(ATTN_ENOMEM, "training: out of memory");
+    if ((rc = csvw_load_job_ids(s->path, &s->done)) > 0)
+        rc = 0;
+    s->skip_done = !rc && !csvw_idset_contains(&s->done, s->id);
+    return rc;
+}
+
+/* After the test: --checkpoint, then the test row (both atomic, in this
+ * order: a run whose test row is in the CSV always has its checkpoint, which
+ * a resumed sweep reads back for the extrapolation cells still missing),
+ * then the resume state goes. */
+static int run_finish(run_ctx *c, train_result *res)
+{
+    int rc = 0;
+    if (c->given->checkpoint) {
+        char *json = checkpoint_json(&c->run, c->tr.len, res->test.value);
+        rc = save_weights(c->given->checkpoint, &c->m, json);
+        free(json);
+    }
+    res->test.peak_rss_bytes = rss_peak_bytes();
+    if (!rc)
+        rc = write_eval_row(&c->sink, &res->test);
+    if (!rc)
+        unlink(c->resume); /* finished: the test row is in the CSV, the resume state is not needed */
+    return rc;
+}
+
+int train_run_exec(const train_run_opts *r, train_result *res)
+{
+    train_result_init(res);
+    run_ctx *c = calloc(1, sizeof *c);
+    if (!c)
+        return attn_fail(ATTN_ENOMEM, "training: out of memory");
+    c->given = r;
+    if (!(c->task = task_find(r->task))) {
+        free(c);
         return ATTN_EINVAL;
+    }
     /* The rows' peak_rss_bytes is this training's peak (data, model,
      * optimiser state, activations), not the process's: a sweep runs many
      * trainings in one process, and without the reset every row after the
@@ -337,75 +408,25 @@ int train_run_exec(const train_run_opts *r, double *test_acc)
      * kernel the same memory). Where the reset is unsupported (rss.h) the
      * value stays the process peak so far. */
     rss_reset_peak();
-    task_data tr, va, te;
-    memset(&va, 0, sizeof va), memset(&te, 0, sizeof te);
-    int rc = make_split(r, t, TASK_TRAIN, r->train_n, &tr);
-    if (rc)
-        return rc;
-    if ((rc = make_split(r, t, TASK_VALID, r->valid_n, &va)) || (rc = make_split(r, t, TASK_TEST, r->test_n, &te))) {
-        task_data_free(&tr), task_data_free(&va);
+    int rc = run_data(c);
+    if (rc) {
+        free(c);
         return rc;
     }
-    train_run_opts run = *r;
-    nn_model m;
-    memset(&m, 0, sizeof m);
-    row_sink sink;
-    char resume[1200];
-    if (!(rc = fit_model_to(&run.model, &tr, tr.len)) && !(rc = sink_init(&sink, r, &run, t, &tr))) {
-        sink.model = &m;
-        rc = nn_model_init(&m, &run.model, run.train.seed);
-    } else {
-        memset(&sink, 0, sizeof sink);
+    if (!(rc = run_prepare(c, res))) {
+        if (c->run.train.progress)
+            fprintf(stderr, "train: %s (%s) on %lld examples of %s [%s], %zu parameters\n", r->task, c->task->suite,
+                    (long long)c->tr.n, c->tr.data_source, c->tr.meta, c->m.n_params);
+        rc = train_and_test(&c->sink, &c->m, &c->tr, &c->te, res);
     }
-    /* A run whose test row is not in the CSV yet is unfinished: it continues
-     * from its resumable checkpoint (if any) and skips the rows it wrote. A
-     * finished run run again starts afresh and appends a new set of rows. */
-    if (!rc) {
-        test_row_id(&sink, sink.id);
-        resume_path(sink.path, sink.id, resume, sizeof resume);
-        cJSON *o = cJSON_Parse(sink.config);
-        cJSON_AddStringToObject(o, "job_id", sink.id);
-        sink.resume_json = cJSON_PrintUnformatted(o);
-        cJSON_Delete(o);
-        sink.resume = resume;
-        if (!sink.resume_json)
-            rc = attn_fail(ATTN_ENOMEM, "training: out of memory");
-    }
-    if (!rc) {
-        if ((rc = csvw_load_job_ids(sink.path, &sink.done)) > 0)
-            rc = 0;
-        sink.skip_done = !rc && !csvw_idset_contains(&sink.done, sink.id);
-    }
-    nn_eval_result e;
-    test_info ti = {0};
-    if (!rc) {
-        if (run.train.progress)
-            fprintf(stderr, "train: %s (%s) on %lld examples of %s [%s], %zu parameters\n", r->task, t->suite,
-                    (long long)tr.n, tr.data_source, tr.meta, m.n_params);
-        rc = train_and_test(&sink, &m, &tr, &va, &te, &e, &ti);
-    }
-    if (!rc) {
-        *test_acc = e.accuracy;
-        if (run.train.progress)
-            fprintf(stderr, "test: accuracy %.4f [%.4f, %.4f] on %lld examples (%s), weights of step %lld (%s)\n",
-                    e.accuracy, e.ci_low, e.ci_high, (long long)e.examples, te.data_source,
-                    (long long)ti.weights_step, ti.best ? "best validation" : "last");
-    }
-    /* --checkpoint before the test row (both atomic): a run whose test row
-     * is in the CSV always has its checkpoint, which a resumed sweep reads
-     * back for the extrapolation cells still missing */
-    if (!rc && r->checkpoint) {
-        char *json = checkpoint_json(&run, tr.len, *test_acc);
-        rc = save_weights(r->checkpoint, &m, json);
-        free(json);
-    }
+    if (!rc && c->run.train.progress)
+        train_eval_print(stderr, &res->test);
     if (!rc)
-        rc = write_eval_row(&sink, "test", run.train.steps, &e, 0, 0, rss_peak_bytes(), &ti);
-    if (!rc)
-        unlink(resume); /* finished: the test row is in the CSV, the resume state is not needed */
-    sink_fini(&sink);
-    nn_model_free(&m);
-    task_data_free(&tr), task_data_free(&va), task_data_free(&te);
+        rc = run_finish(c, res);
+    sink_fini(&c->sink);
+    nn_model_free(&c->m);
+    task_data_free(&c->tr), task_data_free(&c->va), task_data_free(&c->te);
+    free(c);
     return rc;
 }
 
@@ -477,7 +498,7 @@ static int json_run(const char *path, const char *text, train_run_opts *r, int64
     return rc;
 }
 
-int train_run_eval_checkpoint(const char *path, int64_t test_n, int threads, const char *out, double *test_acc,
+int train_run_eval_checkpoint(const char *path, int64_t test_n, int threads, const char *out, train_eval_result *e,
                                double *logged)
 {
     train_run_opts r;
@@ -496,13 +517,11 @@ int train_run_eval_checkpoint(const char *path, int64_t test_n, int threads, con
         return rc;
     nn_model m;
     memset(&m, 0, sizeof m);
-    nn_eval_result e;
     if (te.len != len)
         rc = attn_fail(ATTN_EINVAL, "%s: the task now makes sequences of %lld tokens, the model was trained on %lld",
                        path, (long long)te.len, (long long)len);
-    if (!rc && !(rc = train_run_model_load(path, &r.model, &m)) &&
-        !(rc = train_run_eval_write(&r, &te, &m, "test-reload", &e)))
-        *test_acc = e.accuracy;
+    if (!rc && !(rc = train_run_model_load(path, &r.model, &m)))
+        rc = train_run_eval_write(&r, &te, &m, "test-reload", e);
     nn_model_free(&m);
     task_data_free(&te);
     return rc;
@@ -566,7 +585,7 @@ int train_run_eval_row_id(const train_run_opts *r, const task_data *d, const cha
 }
 
 int train_run_eval_write(const train_run_opts *r, const task_data *d, nn_model *m, const char *split,
-                          nn_eval_result *e)
+                         train_eval_result *e)
 {
     const task_def *t = task_find(r->task);
     if (!t)
@@ -575,10 +594,12 @@ int train_run_eval_write(const train_run_opts *r, const task_data *d, nn_model *
     /* the row's peak RSS is this evaluation's (with the data and model it
      * holds), not the training's or an earlier cell's before it in a sweep */
     rss_reset_peak();
-    int rc = nn_evaluate(m, d, 0, r->train.batch, r->train.threads, e);
+    int rc = train_eval_measure(m, d, 0, r->train.batch, r->train.threads, TRAIN_EVAL_CHECKPOINT, split, e);
+    snprintf(e->task, sizeof e->task, "%s", r->task);
+    e->step = r->train.steps, e->peak_rss_bytes = rss_peak_bytes();
     if (!rc && !(rc = sink_init(&sink, r, r, t, d))) {
         sink.model = m;
-        rc = write_eval_row(&sink, split, r->train.steps, e, 0, 0, rss_peak_bytes(), NULL);
+        rc = write_eval_row(&sink, e);
         sink_fini(&sink);
     }
     return rc;

@@ -7,6 +7,7 @@
 #include "models/model.h"
 #include "tasks/task.h"
 #include "models/train.h"
+#include "train_result.h"
 
 #define ATTN_TRAIN_MAX_SWAPS 4
 /* lr's default and range, for its option row and a config's grid of rates. */
@@ -55,7 +56,8 @@ const char *train_run_data_dir(const train_run_opts *r);
 
 /* Builds the data and the model, trains, evaluates on the test split, writes
  * the rows (and the checkpoint, saved before the test row: a run whose test
- * row exists has its checkpoint). *test_acc: the final test accuracy.
+ * row exists has its checkpoint). *res: the evaluations of this call and the
+ * test (free it with train_result_free, also on error).
  *
  * The test row evaluates the last weights, or with train.patience > 0 the
  * best-validation ones (kept in memory); its params end in
@@ -70,7 +72,7 @@ const char *train_run_data_dir(const train_run_opts *r);
  * interrupted) and does not write again the rows whose job_id the CSV already
  * holds. The file is removed once the test row (and --checkpoint) are
  * written. A run whose test row is already there starts afresh. */
-int train_run_exec(const train_run_opts *r, double *test_acc);
+int train_run_exec(const train_run_opts *r, train_result *res);
 
 /* The job_id of the run's final test row: a sweep that finds it in the
  * results skips the run (--resume). Builds the test split to know N.
@@ -87,8 +89,9 @@ int train_run_test_id(const train_run_opts *r, char id[17]);
 int train_run_fitted(const train_run_opts *r, train_run_opts *fitted, int64_t *len);
 
 /* Rebuilds the model and test data a checkpoint names, evaluates them and
- * writes a row; *test_acc and *logged: the accuracy now and when trained. */
-int train_run_eval_checkpoint(const char *path, int64_t test_n, int threads, const char *out, double *test_acc,
+ * writes a row (split test-reload); *e: the evaluation, *logged: the test
+ * accuracy when trained. */
+int train_run_eval_checkpoint(const char *path, int64_t test_n, int threads, const char *out, train_eval_result *e,
                                double *logged);
 
 /* The pieces of eval, for re-evaluations under other settings (extrapolate.c).
@@ -102,10 +105,11 @@ int train_run_checkpoint(const char *path, train_run_opts *r, int64_t *len, doub
  * Free m with nn_model_free, also on error. */
 int train_run_model_load(const char *path, const nn_model_cfg *cfg, nn_model *m);
 
-/* Evaluates m on d (batch and threads from r) and appends its row to r->out
- * (or results/<suite>.csv) with params "...;split=<split>". */
+/* Evaluates m on d (batch and threads from r) into *e (a CHECKPOINT
+ * evaluation) and appends its row to r->out (or results/<suite>.csv) with
+ * params "...;split=<split>". */
 int train_run_eval_write(const train_run_opts *r, const task_data *d, nn_model *m, const char *split,
-                          nn_eval_result *e);
+                         train_eval_result *e);
 
 /* The job_id of the row train_run_eval_write(r, d, ., split, .) writes,
  * without evaluating (a resumed sweep skips the cells already there). */
