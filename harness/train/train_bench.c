@@ -67,8 +67,31 @@ static int time_steps(nn_model *m, const nn_batch *b, optim *opt, int threads, d
     return rc;
 }
 
-static int bench_one(const bench_model *bm, const char *kernel, int threads, const peak_result *peak, csvw_row *row,
-                     FILE *table)
+/* Step times, shares and rates from the timed steps (sorted here). */
+static void bench_measure(const bench_model *bm, const char *kernel, const peak_result *peak, double *ms, int steps,
+                          double total, train_bench_result *res)
+{
+    memset(res, 0, sizeof *res);
+    res->label = bm->label;
+    snprintf(res->kernel, sizeof res->kernel, "%s", kernel);
+    nn_model_cfg c = bench_cfg(bm, kernel);
+    nn_model_describe(&c, res->model, sizeof res->model);
+    res->causal = c.causal;
+    res->batch = bm->batch, res->heads = bm->heads, res->N = bm->N, res->head_dim = bm->d / bm->heads;
+    res->steps = steps, res->warmup = WARMUP;
+    qsort(ms, (size_t)steps, sizeof *ms, cmp_d);
+    res->median_ms = ms[steps / 2], res->p10_ms = ms[steps / 10], res->p90_ms = ms[steps * 9 / 10];
+    res->flops = (nn_prof_flops(NN_PROF_GEMM) + nn_prof_flops(NN_PROF_ATTN)) / steps;
+    res->gflops = res->flops / (res->median_ms * 1e-3) * 1e-9;
+    res->tokens_per_s = (double)(bm->batch * bm->N) / (res->median_ms * 1e-3);
+    res->gemm_share = nn_prof_seconds(NN_PROF_GEMM) / total, res->attn_share = nn_prof_seconds(NN_PROF_ATTN) / total;
+    double pct = peak && peak->sgemm_gflops > 0 ? 100 * res->gflops / peak->sgemm_gflops : 0;
+    res->pct_sgemm_peak = pct > 0 ? schema_num_value(pct) : schema_num_na("no same-run peak");
+}
+
+/* Times training steps of model bm with kernel `kernel` on a random batch. */
+static int bench_one(const bench_model *bm, const char *kernel, int threads, const peak_result *peak,
+                     train_bench_result *res)
 {
     nn_model_cfg c = bench_cfg(bm, kernel);
     nn_model m;
@@ -94,68 +117,71 @@ static int bench_one(const bench_model *bm, const char *kernel, int threads, con
         rc = nn_model_plan(&m, B, N, T, threads);
     if (!rc)
         rc = optim_init(&opt, m.n_params, &oc, NULL, 0);
-    double ms[64], total = 0, gemm_s = 0, attn_s = 0, flops = 0;
+    double ms[64], total = 0;
     int steps = 0;
     if (!rc)
         rc = time_steps(&m, &b, &opt, threads, ms, &steps, &total);
-    if (!rc) {
-        gemm_s = nn_prof_seconds(NN_PROF_GEMM), attn_s = nn_prof_seconds(NN_PROF_ATTN);
-        flops = (nn_prof_flops(NN_PROF_GEMM) + nn_prof_flops(NN_PROF_ATTN)) / steps;
-        qsort(ms, (size_t)steps, sizeof *ms, cmp_d);
-        double med = ms[steps / 2], gf = flops / (med * 1e-3) * 1e-9;
-        double sg = gemm_s / total, sa = attn_s / total, pct = peak && peak->sgemm_gflops > 0 ? 100 * gf / peak->sgemm_gflops : 0;
-        char desc[160];
-        nn_model_describe(&c, desc, sizeof desc);
-        fprintf(table, "%-9s %-10s %9.1f ms %10.0f tok/s %8.2f GFLOP/s %6.1f %% sgemm   gemm %4.1f %%  attention %4.1f %%  rest %4.1f %%\n",
-                bm->label, kernel, med, (double)T / (med * 1e-3), gf, pct, 100 * sg, 100 * sa, 100 * (1 - sg - sa));
-        bench_row_begin(row, threads, "train");
-        csvw_row_set(row, ATTN_COL_TASK, "synthetic");
-        csvw_row_set(row, ATTN_COL_KERNEL, "%s", kernel);
-        csvw_row_set(row, ATTN_COL_MODEL, "%s", desc);
-        csvw_row_set(row, ATTN_COL_MASK, "%s", c.causal ? "causal" : "full");
-        csvw_row_set(row, ATTN_COL_PASS, "train");
-        csvw_row_set(row, ATTN_COL_DTYPE, "fp32");
-        csvw_row_set(row, ATTN_COL_B, "%lld", (long long)B);
-        csvw_row_set(row, ATTN_COL_H, "%lld", (long long)bm->heads);
-        csvw_row_set(row, ATTN_COL_H_KV, "%lld", (long long)bm->heads);
-        csvw_row_set(row, ATTN_COL_N, "%lld", (long long)N);
-        csvw_row_set(row, ATTN_COL_N_KV, "%lld", (long long)N);
-        csvw_row_set(row, ATTN_COL_D, "%lld", (long long)(bm->d / bm->heads));
-        csvw_row_set(row, ATTN_COL_DV, "%lld", (long long)(bm->d / bm->heads));
-        csvw_row_set(row, ATTN_COL_PARAMS, "gemm_share=%.3f;attn_share=%.3f", sg, sa);
-        csvw_row_set(row, ATTN_COL_SEED, "7");
-        csvw_row_set(row, ATTN_COL_DATA_SOURCE, "generated");
-        csvw_row_set(row, ATTN_COL_REPS, "%d", steps);
-        csvw_row_set(row, ATTN_COL_WARMUP, "%d", WARMUP);
-        csvw_row_set(row, ATTN_COL_TIME_MS_MEDIAN, "%.4g", med);
-        csvw_row_set(row, ATTN_COL_TIME_MS_P10, "%.4g", ms[steps / 10]);
-        csvw_row_set(row, ATTN_COL_TIME_MS_P90, "%.4g", ms[steps * 9 / 10]);
-        csvw_row_set(row, ATTN_COL_FLOPS_ANALYTIC, "%.0f", flops);
-        csvw_row_set(row, ATTN_COL_GFLOPS, "%.4g", gf);
-        if (pct > 0)
-            csvw_row_set(row, ATTN_COL_PCT_SGEMM_PEAK, "%.2f", pct);
-        else
-            csvw_row_set(row, ATTN_COL_PCT_SGEMM_PEAK, "NA:no same-run peak");
-        csvw_row_set(row, ATTN_COL_PAPI_STATUS, "NA:not measured in training rows");
-        csvw_row_set(row, ATTN_COL_TOKENS_PER_S, "%.1f", (double)T / (med * 1e-3));
-        csvw_row_set(row, ATTN_COL_TRAIN_STEPS, "%d", steps);
-        csvw_row_set(row, ATTN_COL_STATUS, "ok");
-        char id[17];
-        csvw_row_job_id(row, id);
-        csvw_row_set(row, ATTN_COL_JOB_ID, "%s", id);
-    }
+    if (!rc)
+        bench_measure(bm, kernel, peak, ms, steps, total, res);
     optim_fini(&opt);
     nn_model_free(&m);
     free(tok), free(tgt), free(lab);
     return rc;
 }
 
+void train_bench_print(FILE *f, const train_bench_result *res)
+{
+    double pct = res->pct_sgemm_peak.state == SCHEMA_NUM_VALUE ? res->pct_sgemm_peak.value : 0;
+    fprintf(f, "%-9s %-10s %9.1f ms %10.0f tok/s %8.2f GFLOP/s %6.1f %% sgemm   gemm %4.1f %%  attention %4.1f %%  rest %4.1f %%\n",
+            res->label, res->kernel, res->median_ms, res->tokens_per_s, res->gflops, pct, 100 * res->gemm_share,
+            100 * res->attn_share, 100 * (1 - res->gemm_share - res->attn_share));
+}
+
+void train_bench_row(const train_bench_result *res, int threads, csvw_row *row)
+{
+    bench_row_begin(row, threads, "train");
+    csvw_row_set(row, ATTN_COL_TASK, "synthetic");
+    csvw_row_set(row, ATTN_COL_KERNEL, "%s", res->kernel);
+    csvw_row_set(row, ATTN_COL_MODEL, "%s", res->model);
+    csvw_row_set(row, ATTN_COL_MASK, "%s", res->causal ? "causal" : "full");
+    csvw_row_set(row, ATTN_COL_PASS, "train");
+    csvw_row_set(row, ATTN_COL_DTYPE, "fp32");
+    csvw_row_set(row, ATTN_COL_B, "%lld", (long long)res->batch);
+    csvw_row_set(row, ATTN_COL_H, "%lld", (long long)res->heads);
+    csvw_row_set(row, ATTN_COL_H_KV, "%lld", (long long)res->heads);
+    csvw_row_set(row, ATTN_COL_N, "%lld", (long long)res->N);
+    csvw_row_set(row, ATTN_COL_N_KV, "%lld", (long long)res->N);
+    csvw_row_set(row, ATTN_COL_D, "%lld", (long long)res->head_dim);
+    csvw_row_set(row, ATTN_COL_DV, "%lld", (long long)res->head_dim);
+    csvw_row_set(row, ATTN_COL_PARAMS, "gemm_share=%.3f;attn_share=%.3f", res->gemm_share, res->attn_share);
+    csvw_row_set(row, ATTN_COL_SEED, "7");
+    csvw_row_set(row, ATTN_COL_DATA_SOURCE, "generated");
+    csvw_row_set(row, ATTN_COL_REPS, "%d", res->steps);
+    csvw_row_set(row, ATTN_COL_WARMUP, "%d", res->warmup);
+    csvw_row_set(row, ATTN_COL_TIME_MS_MEDIAN, "%.4g", res->median_ms);
+    csvw_row_set(row, ATTN_COL_TIME_MS_P10, "%.4g", res->p10_ms);
+    csvw_row_set(row, ATTN_COL_TIME_MS_P90, "%.4g", res->p90_ms);
+    csvw_row_set(row, ATTN_COL_FLOPS_ANALYTIC, "%.0f", res->flops);
+    csvw_row_set(row, ATTN_COL_GFLOPS, "%.4g", res->gflops);
+    csvw_row_set_schema_num(row, ATTN_COL_PCT_SGEMM_PEAK, "%.2f", &res->pct_sgemm_peak);
+    csvw_row_set(row, ATTN_COL_PAPI_STATUS, "NA:not measured in training rows");
+    csvw_row_set(row, ATTN_COL_TOKENS_PER_S, "%.1f", res->tokens_per_s);
+    csvw_row_set(row, ATTN_COL_TRAIN_STEPS, "%d", res->steps);
+    csvw_row_set(row, ATTN_COL_STATUS, "ok");
+    char id[17];
+    csvw_row_job_id(row, id);
+    csvw_row_set(row, ATTN_COL_JOB_ID, "%s", id);
+}
+
 int train_bench_run(const char *name, int threads, const peak_result *peak, csvw_row rows[2], FILE *table)
 {
     for (int i = 0; i < 2; i++) {
-        int rc = bench_one(&models[i], name, threads, peak, &rows[i], table);
+        train_bench_result res;
+        int rc = bench_one(&models[i], name, threads, peak, &res);
         if (rc)
             return rc;
+        train_bench_print(table, &res);
+        train_bench_row(&res, threads, &rows[i]);
     }
     return 0;
 }

@@ -8,9 +8,32 @@
 #include "harness/measure/peak.h"
 #include "harness/results/schema.h"
 
+#include <stdint.h>
 #include <stdio.h>
 
-/* Runs both models with kernel `name`; rows[0..1] are filled (encoder, lm). */
+/* What one model's timed training steps measured. */
+typedef struct {
+    const char *label;                 /* "encoder" | "lm" */
+    char kernel[32];
+    char model[160];                   /* nn_model_describe of the model */
+    int causal;
+    int64_t batch, heads, N, head_dim;
+    int steps, warmup;                 /* timed steps, untimed ones before them */
+    double median_ms, p10_ms, p90_ms;  /* step time */
+    double flops;                      /* GEMM and attention work of one step */
+    double gflops, tokens_per_s;       /* at the median step time */
+    double gemm_share, attn_share;     /* of the step time; the rest is norms, embeddings, loss, AdamW */
+    schema_num pct_sgemm_peak;         /* NA without a same-run sgemm peak */
+} train_bench_result;
+
+/* The result's row (suite train, task synthetic) with its job_id. */
+void train_bench_row(const train_bench_result *res, int threads, csvw_row *row);
+
+/* The result's line of the console table. */
+void train_bench_print(FILE *f, const train_bench_result *res);
+
+/* Runs both models with kernel `name`; rows[0..1] are filled (encoder, lm)
+ * and a table line printed for each. */
 int train_bench_run(const char *name, int threads, const peak_result *peak, csvw_row rows[2], FILE *table);
 
 #endif
