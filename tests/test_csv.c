@@ -2,6 +2,7 @@
  * repair with resume, job identity, concurrent appenders. */
 #include "common/attn_error.h"
 #include "harness/results/csvw.h"
+#include "test_rows.h"
 
 #include <criterion/criterion.h>
 #include <fcntl.h>
@@ -64,20 +65,6 @@ static char *slurp(const char *p, size_t *len)
     return buf;
 }
 
-typedef struct {
-    int n;
-    csvw_row rows[8];
-} collected;
-
-static int collect(const csvw_row *row, void *ud)
-{
-    collected *c = ud;
-    if (c->n < 8)
-        c->rows[c->n] = *row;
-    c->n++;
-    return 0;
-}
-
 static int count_rows(const csvw_row *row, void *ud)
 {
     (void)row;
@@ -108,9 +95,9 @@ Test(csv, quoted_cells_round_trip_through_writer_and_reader)
     cr_assert(strstr(text, ",\"say \"\"hi\"\"\","), "quotes doubled");
     cr_assert(strstr(text, ",plain,"), "plain cell left unquoted");
 
-    static collected c;
+    static test_rows c;
     c.n = 0;
-    cr_assert_eq(csvw_read_rows(path, collect, &c), 1, "%s", attn_last_error());
+    cr_assert_eq(csvw_read_rows(path, test_rows_collect, &c), 1, "%s", attn_last_error());
     cr_assert_eq(c.n, 1);
     csvw_row want = r;
     csvw_row_job_id(&r, want.cell[ATTN_COL_JOB_ID]);
@@ -220,9 +207,9 @@ Test(csv, torn_last_row_is_removed_and_resume_neither_duplicates_nor_tears)
     csvw_close(&w);
     csvw_idset_free(&done);
 
-    static collected c;
+    static test_rows c;
     c.n = 0;
-    cr_assert_eq(csvw_read_rows(path, collect, &c), 3, "%s", attn_last_error());
+    cr_assert_eq(csvw_read_rows(path, test_rows_collect, &c), 3, "%s", attn_last_error());
     for (int k = 0; k < 3; k++) {
         cr_assert_str_eq(c.rows[k].cell[ATTN_COL_JOB_ID], ids[k]);
         cr_assert_str_eq(c.rows[k].cell[ATTN_COL_STATUS], r[k].cell[ATTN_COL_STATUS]);
@@ -263,9 +250,9 @@ Test(csv, malformed_row_is_reported_with_file_line_and_field_count)
     cr_assert_eq(csvw_write(&w, &r), 0);
     csvw_close(&w);
     write_raw(path, "a,b,c\n", 6);
-    static collected c;
+    static test_rows c;
     c.n = 0;
-    cr_assert_lt(csvw_read_rows(path, collect, &c), 0);
+    cr_assert_lt(csvw_read_rows(path, test_rows_collect, &c), 0);
     const char *msg = attn_last_error();
     char want[64];
     snprintf(want, sizeof want, ":3: expected %d fields, found 3", ATTN_COL__COUNT);
@@ -276,7 +263,7 @@ Test(csv, malformed_row_is_reported_with_file_line_and_field_count)
     cr_assert_eq(csvw_open(&w, path), 0);
     csvw_close(&w);
     write_raw(path, "x,\"un\"closed,y\n", 15);
-    cr_assert_lt(csvw_read_rows(path, collect, &c), 0);
+    cr_assert_lt(csvw_read_rows(path, test_rows_collect, &c), 0);
     cr_assert(strstr(attn_last_error(), ":2: expected CSV quoting"), "%s", attn_last_error());
 }
 

@@ -16,4 +16,21 @@ static inline void test_row_write(csvw *w, csvw_row *r)
     cr_assert_eq(csvw_write(w, r), 0, "%s", attn_last_error());
 }
 
+/* The rows of a file in order (a csvw_read_rows callback): all are counted,
+ * the first TEST_ROWS_MAX kept. */
+#define TEST_ROWS_MAX 8
+typedef struct {
+    int n;
+    csvw_row rows[TEST_ROWS_MAX];
+} test_rows;
+
+static inline int test_rows_collect(const csvw_row *row, void *ud)
+{
+    test_rows *c = ud;
+    if (c->n < TEST_ROWS_MAX)
+        c->rows[c->n] = *row;
+    c->n++;
+    return 0;
+}
+
 #endif

@@ -5,6 +5,7 @@
 #include "harness/results/csvw.h"
 #include "common/rss.h"
 #include "harness/train/train_run.h"
+#include "test_rows.h"
 #include "test_train.h"
 
 #include <criterion/criterion.h>
@@ -114,20 +115,6 @@ Test(train_run, rows_report_the_trainings_own_peak_rss, .timeout = 60)
     unlink(csv), rmdir(dir);
 }
 
-/* The rows of a run, in file order: what the typed result must agree with. */
-typedef struct {
-    int n;
-    csvw_row row[8];
-} rows_t;
-
-static int keep_row(const csvw_row *row, void *ud)
-{
-    rows_t *x = ud;
-    cr_assert_lt(x->n, 8);
-    x->row[x->n++] = *row;
-    return 0;
-}
-
 /* The numbers train_run_exec returns are the ones its rows hold: one result
  * per validation row, then the test with the weights it evaluated. */
 Test(train_run, the_typed_result_holds_what_the_rows_say, .timeout = 60)
@@ -141,12 +128,12 @@ Test(train_run, the_typed_result_holds_what_the_rows_say, .timeout = 60)
     r.train.patience = 5; /* keeps the best weights: the test names them */
     train_result res;
     cr_assert_eq(train_run_exec(&r, &res), 0, "%s", attn_last_error());
-    rows_t x = {0};
-    cr_assert_eq(csvw_read_rows(csv, keep_row, &x), 3);
+    static test_rows x; /* static: rows are large for a test's stack */
+    cr_assert_eq(csvw_read_rows(csv, test_rows_collect, &x), 3);
     cr_assert_eq(res.n_evals, 2);
     for (int i = 0; i < 3; i++) {
         const train_eval_result *e = i < 2 ? &res.evals[i] : &res.test;
-        const csvw_row *row = &x.row[i];
+        const csvw_row *row = &x.rows[i];
         cr_assert_eq(e->kind, i < 2 ? TRAIN_EVAL_VALID : TRAIN_EVAL_TEST);
         cr_assert_eq(e->status, TRAIN_EVAL_OK);
         cr_assert_float_eq(strtod(row->cell[ATTN_COL_VALUE], NULL), e->value, 5e-7);
@@ -163,7 +150,7 @@ Test(train_run, the_typed_result_holds_what_the_rows_say, .timeout = 60)
     cr_assert_eq(res.test.step, res.best_step);
     char tail[64];
     snprintf(tail, sizeof tail, ";split=test;best_step=%lld;weights=best", (long long)res.best_step);
-    const char *params = x.row[2].cell[ATTN_COL_PARAMS];
+    const char *params = x.rows[2].cell[ATTN_COL_PARAMS];
     cr_assert(strlen(params) > strlen(tail) && !strcmp(params + strlen(params) - strlen(tail), tail), "%s", params);
     train_result_free(&res);
     unlink(csv), rmdir(dir);

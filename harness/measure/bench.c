@@ -39,6 +39,27 @@ void bench_row_begin(csvw_row *row, int threads, const char *suite)
     csvw_row_set(row, ATTN_COL_SUITE, "%s", suite);
 }
 
+void bench_row_shape(csvw_row *row, const bench_shape *s)
+{
+    csvw_row_set(row, ATTN_COL_DTYPE, "fp32");
+    csvw_row_set(row, ATTN_COL_B, "%lld", (long long)s->B);
+    csvw_row_set(row, ATTN_COL_H, "%lld", (long long)s->H);
+    csvw_row_set(row, ATTN_COL_H_KV, "%lld", (long long)s->H_kv);
+    csvw_row_set(row, ATTN_COL_N, "%lld", (long long)s->N);
+    csvw_row_set(row, ATTN_COL_N_KV, "%lld", (long long)s->N_kv);
+    csvw_row_set(row, ATTN_COL_D, "%lld", (long long)s->D);
+    csvw_row_set(row, ATTN_COL_DV, "%lld", (long long)s->Dv);
+}
+
+void bench_row_time(csvw_row *row, const measure_stats *st, const char *fmt)
+{
+    csvw_row_set(row, ATTN_COL_REPS, "%d", st->reps);
+    csvw_row_set(row, ATTN_COL_WARMUP, "%d", st->warmup);
+    csvw_row_set(row, ATTN_COL_TIME_MS_MEDIAN, fmt, st->median_ms);
+    csvw_row_set(row, ATTN_COL_TIME_MS_P10, fmt, st->p10_ms);
+    csvw_row_set(row, ATTN_COL_TIME_MS_P90, fmt, st->p90_ms);
+}
+
 const char *bench_lens_key(const bench_lens *l)
 {
     return l->kind == BENCH_LENS_RAGGED_KV ? "kv_lens" : "seq_lens";
@@ -88,14 +109,7 @@ void bench_identity(const bench_job *job, csvw_row *row)
     csvw_row_set(row, ATTN_COL_KERNEL, "%s", job->kernel->name);
     csvw_row_set(row, ATTN_COL_MASK, "%s", mask);
     csvw_row_set(row, ATTN_COL_PASS, "%s", bench_pass_name(job->pass));
-    csvw_row_set(row, ATTN_COL_DTYPE, "fp32");
-    csvw_row_set(row, ATTN_COL_B, "%lld", (long long)a->B);
-    csvw_row_set(row, ATTN_COL_H, "%lld", (long long)a->H);
-    csvw_row_set(row, ATTN_COL_H_KV, "%lld", (long long)a->H_kv);
-    csvw_row_set(row, ATTN_COL_N, "%lld", (long long)a->Nq);
-    csvw_row_set(row, ATTN_COL_N_KV, "%lld", (long long)a->Nk);
-    csvw_row_set(row, ATTN_COL_D, "%lld", (long long)a->D);
-    csvw_row_set(row, ATTN_COL_DV, "%lld", (long long)attn_dv(a));
+    bench_row_shape(row, &(bench_shape){a->B, a->H, a->H_kv, a->Nq, a->Nk, a->D, attn_dv(a)});
     csvw_row_set(row, ATTN_COL_PARAMS, "%s", params);
     csvw_row_set(row, ATTN_COL_SEED, "%llu", (unsigned long long)job->seed);
     csvw_row_set(row, ATTN_COL_DATA_SOURCE, "generated");
@@ -332,11 +346,7 @@ static void rate_cells(const bench_result *res, csvw_row *row)
 {
     const measure_stats *st = &res->time;
     double secs = st->median_ms * 1e-3, gflops = res->flops / secs * 1e-9, gbs = res->bytes / secs * 1e-9;
-    csvw_row_set(row, ATTN_COL_REPS, "%d", st->reps);
-    csvw_row_set(row, ATTN_COL_WARMUP, "%d", st->warmup);
-    csvw_row_set(row, ATTN_COL_TIME_MS_MEDIAN, "%.6g", st->median_ms);
-    csvw_row_set(row, ATTN_COL_TIME_MS_P10, "%.6g", st->p10_ms);
-    csvw_row_set(row, ATTN_COL_TIME_MS_P90, "%.6g", st->p90_ms);
+    bench_row_time(row, st, "%.6g");
     csvw_row_set(row, ATTN_COL_TIME_CV, "%.4f", st->cv);
     csvw_row_set(row, ATTN_COL_FLOPS_ANALYTIC, "%.0f", res->flops);
     csvw_row_set(row, ATTN_COL_GFLOPS, "%.4g", gflops);

@@ -97,6 +97,16 @@ void bench_result_row(const bench_job *job, const bench_result *res, csvw_row *r
  * and suite filled in: every row this harness writes starts so. */
 void bench_row_begin(csvw_row *row, int threads, const char *suite);
 
+/* The problem's cells of a row: dtype fp32 and the shape. */
+typedef struct {
+    int64_t B, H, H_kv, N, N_kv, D, Dv;
+} bench_shape;
+void bench_row_shape(csvw_row *row, const bench_shape *s);
+
+/* The time cells: reps, warmup, and the median, p10 and p90 times printed
+ * with `fmt` (one double conversion). */
+void bench_row_time(csvw_row *row, const measure_stats *st, const char *fmt);
+
 /* The run's machine peaks as two rows of suite "peak": kernel sgemm (gflops)
  * and kernel stream_triad (gbytes_s), which plots draw as reference lines. */
 void bench_peak_rows(const peak_result *p, csvw_row rows[2]);

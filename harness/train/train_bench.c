@@ -78,12 +78,13 @@ static void bench_measure(const bench_model *bm, const char *kernel, const peak_
     nn_model_describe(&c, res->model, sizeof res->model);
     res->causal = c.causal;
     res->batch = bm->batch, res->heads = bm->heads, res->N = bm->N, res->head_dim = bm->d / bm->heads;
-    res->steps = steps, res->warmup = WARMUP;
     qsort(ms, (size_t)steps, sizeof *ms, cmp_d);
-    res->median_ms = ms[steps / 2], res->p10_ms = ms[steps / 10], res->p90_ms = ms[steps * 9 / 10];
+    measure_stats *t = &res->time; /* order statistics at n/2, n/10, 9n/10 */
+    t->reps = steps, t->warmup = WARMUP;
+    t->median_ms = ms[steps / 2], t->p10_ms = ms[steps / 10], t->p90_ms = ms[steps * 9 / 10];
     res->flops = (nn_prof_flops(NN_PROF_GEMM) + nn_prof_flops(NN_PROF_ATTN)) / steps;
-    res->gflops = res->flops / (res->median_ms * 1e-3) * 1e-9;
-    res->tokens_per_s = (double)(bm->batch * bm->N) / (res->median_ms * 1e-3);
+    res->gflops = res->flops / (t->median_ms * 1e-3) * 1e-9;
+    res->tokens_per_s = (double)(bm->batch * bm->N) / (t->median_ms * 1e-3);
     res->gemm_share = nn_prof_seconds(NN_PROF_GEMM) / total, res->attn_share = nn_prof_seconds(NN_PROF_ATTN) / total;
     double pct = peak && peak->sgemm_gflops > 0 ? 100 * res->gflops / peak->sgemm_gflops : 0;
     res->pct_sgemm_peak = pct > 0 ? schema_num_value(pct) : schema_num_na("no same-run peak");
@@ -133,7 +134,7 @@ void train_bench_print(FILE *f, const train_bench_result *res)
 {
     double pct = res->pct_sgemm_peak.state == SCHEMA_NUM_VALUE ? res->pct_sgemm_peak.value : 0;
     fprintf(f, "%-9s %-10s %9.1f ms %10.0f tok/s %8.2f GFLOP/s %6.1f %% sgemm   gemm %4.1f %%  attention %4.1f %%  rest %4.1f %%\n",
-            res->label, res->kernel, res->median_ms, res->tokens_per_s, res->gflops, pct, 100 * res->gemm_share,
+            res->label, res->kernel, res->time.median_ms, res->tokens_per_s, res->gflops, pct, 100 * res->gemm_share,
             100 * res->attn_share, 100 * (1 - res->gemm_share - res->attn_share));
 }
 
@@ -145,28 +146,18 @@ void train_bench_row(const train_bench_result *res, int threads, csvw_row *row)
     csvw_row_set(row, ATTN_COL_MODEL, "%s", res->model);
     csvw_row_set(row, ATTN_COL_MASK, "%s", res->causal ? "causal" : "full");
     csvw_row_set(row, ATTN_COL_PASS, "train");
-    csvw_row_set(row, ATTN_COL_DTYPE, "fp32");
-    csvw_row_set(row, ATTN_COL_B, "%lld", (long long)res->batch);
-    csvw_row_set(row, ATTN_COL_H, "%lld", (long long)res->heads);
-    csvw_row_set(row, ATTN_COL_H_KV, "%lld", (long long)res->heads);
-    csvw_row_set(row, ATTN_COL_N, "%lld", (long long)res->N);
-    csvw_row_set(row, ATTN_COL_N_KV, "%lld", (long long)res->N);
-    csvw_row_set(row, ATTN_COL_D, "%lld", (long long)res->head_dim);
-    csvw_row_set(row, ATTN_COL_DV, "%lld", (long long)res->head_dim);
+    bench_row_shape(row, &(bench_shape){res->batch, res->heads, res->heads, res->N, res->N, res->head_dim,
+                                        res->head_dim});
     csvw_row_set(row, ATTN_COL_PARAMS, "gemm_share=%.3f;attn_share=%.3f", res->gemm_share, res->attn_share);
     csvw_row_set(row, ATTN_COL_SEED, "7");
     csvw_row_set(row, ATTN_COL_DATA_SOURCE, "generated");
-    csvw_row_set(row, ATTN_COL_REPS, "%d", res->steps);
-    csvw_row_set(row, ATTN_COL_WARMUP, "%d", res->warmup);
-    csvw_row_set(row, ATTN_COL_TIME_MS_MEDIAN, "%.4g", res->median_ms);
-    csvw_row_set(row, ATTN_COL_TIME_MS_P10, "%.4g", res->p10_ms);
-    csvw_row_set(row, ATTN_COL_TIME_MS_P90, "%.4g", res->p90_ms);
+    bench_row_time(row, &res->time, "%.4g");
     csvw_row_set(row, ATTN_COL_FLOPS_ANALYTIC, "%.0f", res->flops);
     csvw_row_set(row, ATTN_COL_GFLOPS, "%.4g", res->gflops);
     csvw_row_set_schema_num(row, ATTN_COL_PCT_SGEMM_PEAK, "%.2f", &res->pct_sgemm_peak);
     csvw_row_set(row, ATTN_COL_PAPI_STATUS, "NA:not measured in training rows");
     csvw_row_set(row, ATTN_COL_TOKENS_PER_S, "%.1f", res->tokens_per_s);
-    csvw_row_set(row, ATTN_COL_TRAIN_STEPS, "%d", res->steps);
+    csvw_row_set(row, ATTN_COL_TRAIN_STEPS, "%d", res->time.reps);
     csvw_row_set(row, ATTN_COL_STATUS, "ok");
     char id[17];
     csvw_row_job_id(row, id);

@@ -5,6 +5,7 @@
 #ifndef ATTN_TRAIN_BENCH_H
 #define ATTN_TRAIN_BENCH_H
 
+#include "harness/measure/measure.h"
 #include "harness/measure/peak.h"
 #include "harness/results/schema.h"
 
@@ -18,8 +19,8 @@ typedef struct {
     char model[160];                   /* nn_model_describe of the model */
     int causal;
     int64_t batch, heads, N, head_dim;
-    int steps, warmup;                 /* timed steps, untimed ones before them */
-    double median_ms, p10_ms, p90_ms;  /* step time */
+    measure_stats time;                /* of the timed steps (reps; warmup: untimed ones before them);
+                                        * median, p10, p90 only */
     double flops;                      /* GEMM and attention work of one step */
     double gflops, tokens_per_s;       /* at the median step time */
     double gemm_share, attn_share;     /* of the step time; the rest is norms, embeddings, loss, AdamW */

@@ -103,14 +103,9 @@ static void row_identity(const row_sink *s, csvw_row *row, int64_t step, const c
     csvw_row_set(row, ATTN_COL_MODEL, "%s", model);
     csvw_row_set(row, ATTN_COL_MASK, "%s", mask);
     csvw_row_set(row, ATTN_COL_PASS, "train");
-    csvw_row_set(row, ATTN_COL_DTYPE, "fp32");
-    csvw_row_set(row, ATTN_COL_B, "%lld", (long long)r->train.batch);
-    csvw_row_set(row, ATTN_COL_H, "%lld", (long long)m->heads);
-    csvw_row_set(row, ATTN_COL_H_KV, "%lld", (long long)(m->heads_kv ? m->heads_kv : m->heads));
-    csvw_row_set(row, ATTN_COL_N, "%lld", (long long)s->data->len);
-    csvw_row_set(row, ATTN_COL_N_KV, "%lld", (long long)s->data->len);
-    csvw_row_set(row, ATTN_COL_D, "%lld", (long long)(m->d_model / m->heads));
-    csvw_row_set(row, ATTN_COL_DV, "%lld", (long long)(m->d_model / m->heads));
+    int64_t head_dim = m->d_model / m->heads;
+    bench_row_shape(row, &(bench_shape){r->train.batch, m->heads, m->heads_kv ? m->heads_kv : m->heads, s->data->len,
+                                        s->data->len, head_dim, head_dim});
     csvw_row_set(row, ATTN_COL_PARAMS, "%s", params);
     csvw_row_set(row, ATTN_COL_SEED, "%llu", (unsigned long long)r->train.seed);
     csvw_row_set(row, ATTN_COL_DATA_SOURCE, "%s", s->data->data_source);
