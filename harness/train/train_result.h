@@ -37,7 +37,7 @@ typedef struct {
 
 typedef struct {
     train_eval_kind kind;
-    char task[32];
+    char task[32];               /* the run's task (CHECKPOINT: its line names it) */
     char split[256];             /* valid | test | test-reload | extrap;eval_len=..;... */
     int64_t step;                /* the step of the weights evaluated (the train_steps column) */
     const char *metric;          /* "accuracy" */
