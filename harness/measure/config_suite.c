@@ -36,13 +36,22 @@ static int read_mask(const cfg_where *w, const cJSON *v, const void *ctx, void *
     return 0;
 }
 
+/* One of the pass names (the enum's one list of names, bench_pass_names). */
 static int read_pass(const cfg_where *w, const cJSON *v, const void *ctx, void *out, char canon[CFG_SPEC_MAX])
 {
     (void)ctx;
-    if (!cJSON_IsString(v) || bench_pass_parse(v->valuestring, out) != 0)
-        return cfg_json_bad(w, "one of \"fwd\", \"bwd\", \"fwdbwd\"", v);
-    strcpy(canon, v->valuestring);
-    return 0;
+    for (int i = 0; cJSON_IsString(v) && bench_pass_names[i]; i++)
+        if (strcmp(v->valuestring, bench_pass_names[i]) == 0) {
+            *(bench_pass *)out = (bench_pass)i;
+            strcpy(canon, v->valuestring);
+            return 0;
+        }
+    char names[96] = "";
+    for (int i = 0; bench_pass_names[i]; i++)
+        snprintf(names + strlen(names), sizeof names - strlen(names), "%s\"%s\"", i ? ", " : "", bench_pass_names[i]);
+    char what[128];
+    snprintf(what, sizeof what, "one of %s", names);
+    return cfg_json_bad(w, what, v);
 }
 
 void cfg_kparams_format(const cfg_kparams *kp, char *buf, size_t n)
