@@ -1,7 +1,11 @@
 /* The benchmark job's option table (bench_opts.h). A row's name is the sweep
  * config's key, its `cli` the command-line name where the two differ (a
  * config's keys are lists: "kernels", "masks"; the command line names one
- * value: --kernel, --mask). */
+ * value: --kernel, --mask). Rows are in the order of a suite entry's keys,
+ * which config messages list. A range is the one both read: where the
+ * command line and the config once had their own, the command line's bound
+ * for a shape (a config allowed any exact JSON integer) and the config's wider
+ * one for threads and the measure settings. */
 #include "bench_opts.h"
 
 #include "common/attn_error.h"
@@ -62,48 +66,57 @@ static int seq_lens_set(void *target, const char *text, const char *where)
 #define AT(f) offsetof(bench_opts, f)
 #define JOB(f) offsetof(bench_opts, base.f)
 #define MEASURE(f) offsetof(bench_opts, base.measure.f)
+#define G_JOB BENCH_OPTS_JOB
+#define G_MEASURE BENCH_OPTS_MEASURE
+#define G_CONFIG BENCH_OPTS_CONFIG
 const opt_def bench_opts_table[] = {
-    {.name = "kernels", .cli = "kernel", .type = OPT_CUSTOM, .set_text = kernels_set, .metavar = "K[,K...]",
-     .flags = OPT_REQUIRED, .help = "kernels (attnbench list kernels)"},
-    {.name = "masks", .cli = "mask", .type = OPT_CUSTOM, .set_text = mask_set, .metavar = "M",
+    {.name = "kernels", .cli = "kernel", .group = G_JOB, .type = OPT_CUSTOM, .set_text = kernels_set,
+     .metavar = "K[,K...]", .flags = OPT_REQUIRED, .help = "kernels (attnbench list kernels)"},
+    {.name = "masks", .cli = "mask", .group = G_JOB, .type = OPT_CUSTOM, .set_text = mask_set, .metavar = "M",
      .def_str = "full", .help = "full | causal | window:wl=L,wr=R[,causal=1] | window:w=W"},
-    {.name = "B", .type = OPT_INT, .offset = JOB(args.B), .lo = 1, .hi = 1 << 20, .def_str = "1",
+    {.name = "pass", .group = G_JOB, .type = OPT_ENUM, .offset = JOB(pass), .names = bench_pass_names,
+     .def = BENCH_PASS_FWD, .help = "bwd times the backward alone"},
+    {.name = "B", .group = G_JOB, .type = OPT_INT, .offset = JOB(args.B), .lo = 1, .hi = 1 << 20, .def_str = "1",
      .help = "batch"},
-    {.name = "H", .type = OPT_INT, .offset = JOB(args.H), .def = 8, .lo = 1, .hi = 1 << 16, .help = "query heads"},
-    {.name = "H_kv", .cli = "Hkv", .type = OPT_INT, .offset = JOB(args.H_kv), .lo = 1, .hi = 1 << 16,
-     .def_str = "= H", .help = "KV heads (a divisor of H)"},
-    {.name = "N", .type = OPT_INT_LIST, .offset = AT(Ns), .count_offset = AT(n_N), .size = BENCH_OPTS_NS,
-     .def = 1024, .lo = 1, .hi = 1 << 24, .help = "query length(s)"},
-    {.name = "N_kv", .cli = "Nkv", .type = OPT_INT, .offset = AT(nkv), .lo = 1, .hi = 1 << 24, .def_str = "= N",
-     .help = "key length (with one --N)"},
-    {.name = "kv_lens", .type = OPT_CUSTOM, .set_text = kv_lens_set, .metavar = "L[,L...]",
+    {.name = "H", .group = G_JOB, .type = OPT_INT, .offset = JOB(args.H), .def = 8, .lo = 1, .hi = 1 << 16,
+     .help = "query heads"},
+    {.name = "H_kv", .cli = "Hkv", .group = G_JOB, .type = OPT_INT, .offset = JOB(args.H_kv), .lo = 1,
+     .hi = 1 << 16, .def_str = "= H", .help = "KV heads (a divisor of H)"},
+    {.name = "N", .group = G_JOB, .type = OPT_INT_LIST, .offset = AT(Ns), .count_offset = AT(n_N),
+     .size = BENCH_OPTS_NS, .def = 1024, .lo = 1, .hi = 1 << 24, .help = "query length(s)"},
+    {.name = "N_kv", .cli = "Nkv", .group = G_JOB, .type = OPT_INT, .offset = AT(nkv), .lo = 1, .hi = 1 << 24,
+     .def_str = "= N", .help = "key length (with one --N)"},
+    {.name = "D", .group = G_JOB, .type = OPT_INT_LIST, .offset = AT(Ds), .count_offset = AT(n_D),
+     .size = BENCH_OPTS_DS, .def = 64, .lo = 1, .hi = 1 << 24, .help = "head dimension(s)"},
+    {.name = "Dv", .group = G_JOB, .type = OPT_INT, .offset = JOB(args.Dv), .lo = 1, .hi = 1 << 16,
+     .def_str = "= D", .help = "columns of V and O (kernels with flag DV)"},
+    {.name = "params", .cli = "param", .group = G_JOB, .type = OPT_PARAMS, .offset = AT(params),
+     .metavar = "[K:]k=v", .help = "kernel parameter, for every kernel or only kernel K (repeatable)"},
+    {.name = "threads", .group = G_JOB, .type = OPT_INT32, .offset = JOB(args.threads), .lo = 1, .hi = 4096,
+     .metavar = "T", .def_str = "all cores", .help = "OpenMP threads"},
+    {.name = "seed", .group = G_JOB, .type = OPT_UINT, .offset = JOB(seed), .def = 1, .lo = 0,
+     .hi = (double)INT64_MAX, .metavar = "S", .help = "input seed"},
+    {.name = "kv_lens", .group = G_JOB, .type = OPT_CUSTOM, .set_text = kv_lens_set, .metavar = "L[,L...]",
      .help = "ragged batch (VARLEN kernels): KV length of each sequence; sets --B to their count and --Nkv to "
              "the longest; one --N"},
-    {.name = "seq_lens", .type = OPT_CUSTOM, .set_text = seq_lens_set, .metavar = "L[,L...]",
+    {.name = "seq_lens", .group = G_JOB, .type = OPT_CUSTOM, .set_text = seq_lens_set, .metavar = "L[,L...]",
      .help = "padded batch (kernels flagged padded): each sequence's length, padded to the one --N (>= the "
              "longest); sets --B to their count"},
-    {.name = "D", .type = OPT_INT_LIST, .offset = AT(Ds), .count_offset = AT(n_D), .size = BENCH_OPTS_DS,
-     .def = 64, .lo = 1, .hi = 1 << 24, .help = "head dimension(s)"},
-    {.name = "Dv", .type = OPT_INT, .offset = JOB(args.Dv), .lo = 1, .hi = 1 << 16, .def_str = "= D",
-     .help = "columns of V and O (kernels with flag DV)"},
+    {.name = "warmup", .group = G_MEASURE, .type = OPT_INT32, .offset = MEASURE(warmup), .def = 3, .lo = 0,
+     .hi = 1000000, .metavar = "W", .help = "warm-up runs"},
+    {.name = "min_reps", .cli = "reps", .group = G_MEASURE, .type = OPT_INT32, .offset = MEASURE(min_reps),
+     .def = 10, .lo = 1, .hi = 1000000, .metavar = "R", .help = "minimum repetitions"},
+    {.name = "min_time_s", .cli = "min-time", .group = G_MEASURE, .type = OPT_DOUBLE,
+     .offset = MEASURE(min_time_s), .def = 1, .lo = 0, .hi = 86400, .metavar = "S",
+     .help = "minimum seconds of timed repetitions"},
+    {.name = "max_reps", .group = G_MEASURE, .type = OPT_INT32, .offset = MEASURE(max_reps), .def = 1000, .lo = 1,
+     .hi = 1000000, .flags = OPT_NO_CLI, .help = "most repetitions"},
+    {.name = "max_workspace_bytes", .group = G_CONFIG, .type = OPT_UINT, .offset = JOB(max_workspace_bytes),
+     .lo = 0, .hi = (double)INT64_MAX, .flags = OPT_NO_CLI, .help = "skip a job whose workspace is larger (0: no cap)"},
     {.name = "suite", .type = OPT_ENUM, .offset = AT(suite), .names = suite_names, .flags = OPT_NO_CONFIG,
      .help = "the training benchmark instead: per kernel, an encoder (L=2, d=128, H=4, N=1024, batch 16) and an "
              "LM (L=2, d=64, N=256, batch 16): step time, tokens/s, GFLOP/s vs same-run sgemm, share of step "
              "time in GEMMs, attention kernels and the rest (rows: suite train)"},
-    {.name = "pass", .type = OPT_ENUM, .offset = JOB(pass), .names = bench_pass_names, .def = BENCH_PASS_FWD,
-     .help = "bwd times the backward alone"},
-    {.name = "params", .cli = "param", .type = OPT_PARAMS, .offset = AT(params), .metavar = "[K:]k=v",
-     .help = "kernel parameter, for every kernel or only kernel K (repeatable)"},
-    {.name = "threads", .type = OPT_INT32, .offset = JOB(args.threads), .lo = 1, .hi = 1024, .metavar = "T",
-     .def_str = "all cores", .help = "OpenMP threads"},
-    {.name = "min_reps", .cli = "reps", .type = OPT_INT32, .offset = MEASURE(min_reps), .def = 10, .lo = 1,
-     .hi = 1000000, .metavar = "R", .help = "minimum repetitions"},
-    {.name = "min_time_s", .cli = "min-time", .type = OPT_DOUBLE, .offset = MEASURE(min_time_s), .def = 1,
-     .lo = 0, .hi = 3600, .metavar = "S", .help = "minimum seconds of timed repetitions"},
-    {.name = "warmup", .type = OPT_INT32, .offset = MEASURE(warmup), .def = 3, .lo = 0, .hi = 1000, .metavar = "W",
-     .help = "warm-up runs"},
-    {.name = "seed", .type = OPT_UINT, .offset = JOB(seed), .def = 1, .lo = 0, .hi = (double)INT64_MAX,
-     .metavar = "S", .help = "input seed"},
     {.name = "out", .type = OPT_ARG, .offset = AT(out), .metavar = "FILE", .flags = OPT_NO_CONFIG,
      .help = "append rows to this CSV (created with the header if absent)"},
     {.name = "no_peak", .type = OPT_BOOL, .offset = AT(no_peak), .flags = OPT_NO_CONFIG,

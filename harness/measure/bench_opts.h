@@ -32,6 +32,12 @@ typedef struct {
 
 enum { BENCH_SUITE_KERNELS = 0, BENCH_SUITE_TRAIN };
 
+/* The rows' groups: a suite entry's keys (and their command-line options),
+ * the keys of a config's "measure" object, and the config's top level. */
+#define BENCH_OPTS_JOB "job"
+#define BENCH_OPTS_MEASURE "measure"
+#define BENCH_OPTS_CONFIG "config"
+
 extern const opt_def bench_opts_table[];
 
 /* Every row's default (threads, B, H_kv, N_kv, Dv: 0 until resolved). */
