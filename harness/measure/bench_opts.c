@@ -42,16 +42,15 @@ static int mask_set(void *target, const char *text, const char *where)
 }
 
 /* --kv-lens (a ragged batch) or --seq-lens (a padded one), not both: the
- * lengths as a list row of their own. */
+ * lengths read as N's list row would read them, into the job's lens. */
 static int lens_set(bench_opts *o, bench_lens_kind kind, const char *text, const char *where)
 {
     bench_lens *l = &o->base.lens;
     if (l->kind && l->kind != kind)
         return attn_fail(ATTN_EINVAL, "--seq-lens: expected a padded batch or a ragged one (--kv-lens), found both");
     l->kind = kind;
-    const opt_def list = {.type = OPT_INT_LIST, .offset = offsetof(bench_opts, base.lens.len),
-                          .count_offset = offsetof(bench_opts, base.lens.n), .size = BENCH_OPTS_NS,
-                          .lo = 1, .hi = 1 << 24};
+    opt_def list = *bench_opt("N"); /* lengths: N's range */
+    list.offset = offsetof(bench_opts, base.lens.len), list.count_offset = offsetof(bench_opts, base.lens.n);
     return opt_set_text(&list, o, text, where);
 }
 static int kv_lens_set(void *target, const char *text, const char *where)
