@@ -1,5 +1,5 @@
 /* Options declared once. An option set (a training run, a model, a task's or
- * a kernel's parameters) is one table of opt_def rows: name, type, default,
+ * a kernel's parameters, a benchmark job) is one table of opt_def rows: name, type, default,
  * range or enum names, help, and where the value lives in the typed struct
  * (offsetof) or, for the few values that need code, a setter. The command
  * line, the config reader, the canonical JSON (the text job_ids hash, and

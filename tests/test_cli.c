@@ -3,6 +3,7 @@
 #include "harness/cli/cli.h"
 
 #include "common/attn_error.h"
+#include "harness/measure/config.h"
 
 #include <criterion/criterion.h>
 #include <criterion/redirect.h>
@@ -107,4 +108,35 @@ Test(cli, an_option_given_twice_on_the_command_line_is_an_error)
                        "--rms");
     EXPECT_USAGE_ERROR(cmd_eval, "--test-n: given twice ('8', then '9')", "eval", "--checkpoint", "x.ckpt",
                        "--test-n", "8", "--test-n", "9");
+    EXPECT_USAGE_ERROR(cmd_bench, "--H: given twice ('4', then '8')", "bench", "--kernel", "flash", "--H", "4",
+                       "--H", "8");
+    EXPECT_USAGE_ERROR(cmd_bench, "--no-peak: given twice", "bench", "--kernel", "flash", "--no-peak", "--no-peak");
+}
+
+/* The range in "...: expected an integer in [lo, hi], found ..." of the last error. */
+static void last_range(char *buf, size_t n)
+{
+    const char *in = strstr(attn_last_error(), " in ["), *open = in ? in + 4 : NULL;
+    const char *close = open ? strchr(open, ']') : NULL;
+    cr_assert(open && close, "no range in '%s'", attn_last_error());
+    snprintf(buf, n, "%.*s", (int)(close - open + 1), open);
+}
+
+Test(cli, a_bench_option_and_the_config_key_of_the_same_quantity_have_one_range)
+{
+    static const char *const keys[][2] = {{"--H", "H"}, {"--Hkv", "H_kv"}, {"--B", "B"}, {"--Nkv", "N_kv"},
+                                          {"--threads", "threads"}, {"--Dv", "Dv"}};
+    for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
+        char cli_range[64], cfg_range[64], text[512];
+        char *argv[] = {"bench", "--kernel", "naive", (char *)keys[i][0], "99999999", NULL};
+        cr_assert_eq(cmd_bench(5, argv), 2);
+        last_range(cli_range, sizeof cli_range);
+        snprintf(text, sizeof text, "{\"name\":\"t\",\"suites\":[{\"suite\":\"k\",\"kernels\":[\"naive\"],"
+                 "\"N\":[64],\"D\":[16],%s\"%s\":[99999999]}]}", strcmp(keys[i][1], "H") ? "\"H\":[8]," : "",
+                 keys[i][1]);
+        cfg_config c;
+        cr_assert_neq(cfg_parse("x.json", text, &c), 0, "%s accepted 99999999", keys[i][1]);
+        last_range(cfg_range, sizeof cfg_range);
+        cr_assert_str_eq(cli_range, cfg_range, "%s %s vs %s %s", keys[i][0], cli_range, keys[i][1], cfg_range);
+    }
 }

@@ -160,9 +160,9 @@ Test(config, unknown_and_repeated_keys_name_their_json_path)
 Test(config, wrong_types_and_values_name_their_json_path)
 {
     cr_assert_str_eq(parse_error(SUITE(",\"N_kv\":[256, \"abc\"]")),
-                     "x.json: $.suites[0].N_kv[1]: expected a positive integer, found \"abc\"");
+                     "x.json: $.suites[0].N_kv[1]: expected an integer in [1, 16777216], found \"abc\"");
     cr_assert_str_eq(parse_error(SUITE(",\"B\":2")),
-                     "x.json: $.suites[0].B: expected a non-empty array of positive integers, found 2");
+                     "x.json: $.suites[0].B: expected a non-empty array of integers in [1, 1048576], found 2");
     cr_assert_str_eq(parse_error(SUITE(",\"seed\":-1")),
                      "x.json: $.suites[0].seed: expected a non-negative integer, found -1");
     cr_assert_str_eq(parse_error(SUITE(",\"threads\":[2.5]")),

@@ -14,18 +14,11 @@
 #include <stdio.h>
 #include <string.h>
 
-int bench_pass_parse(const char *s, bench_pass *out)
-{
-    static const char *const names[] = {"fwd", "bwd", "fwdbwd"};
-    for (int i = 0; i < 3; i++)
-        if (strcmp(s, names[i]) == 0)
-            return *out = (bench_pass)i, 0;
-    return attn_fail(ATTN_EINVAL, "pass: expected fwd, bwd or fwdbwd, found '%s'", s);
-}
+const char *const bench_pass_names[] = {"fwd", "bwd", "fwdbwd", NULL};
 
 const char *bench_pass_name(bench_pass p)
 {
-    return p == BENCH_PASS_FWD ? "fwd" : p == BENCH_PASS_BWD ? "bwd" : "fwdbwd";
+    return bench_pass_names[p];
 }
 
 void bench_row_begin(csvw_row *row, int threads, const char *suite)

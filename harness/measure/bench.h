@@ -68,8 +68,9 @@ typedef struct {
     schema_num sparsity_eff, n_exponent; /* across jobs: a sweep derives them (NONE otherwise) */
 } bench_result;
 
-/* "fwd" | "bwd" | "fwdbwd"; error naming the value otherwise. */
-int bench_pass_parse(const char *s, bench_pass *out);
+/* The passes by bench_pass value (NULL-terminated): the names the command
+ * line, configs and the CSV's pass column use. */
+extern const char *const bench_pass_names[];
 const char *bench_pass_name(bench_pass p);
 
 /* The job's args for a kernel: with a batch's lengths pointing into the job

@@ -3,6 +3,7 @@
  * validated with JSON-path messages (format in config.h). */
 #include "config.h"
 #include "config_suite.h"
+#include "bench_opts.h"
 #include "harness/train/config_train.h"
 
 #include "common/attn_error.h"
@@ -12,26 +13,30 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The "measure" object: the measure rows of the bench option table. */
 static int parse_measure(const cfg_where *w, const cJSON *o, cfg_measure *m)
 {
-    static const char *const keys[] = {"warmup", "min_reps", "min_time_s", "max_reps", NULL};
+    const char *keys[8];
+    cfg_json_keys_of(NULL, bench_opts_table, BENCH_OPTS_MEASURE, keys, 8);
     int rc = cfg_json_check_keys(w, o, keys);
-    if (rc || (rc = cfg_json_opt_int(w, o, "warmup", 0, 1000000, &m->warmup)) ||
-        (rc = cfg_json_opt_int(w, o, "min_reps", 1, 1000000, &m->min_reps)) ||
-        (rc = cfg_json_opt_int(w, o, "max_reps", 1, 1000000, &m->max_reps)))
+    if (rc || (rc = cfg_json_opt_int_row(w, o, bench_opt("warmup"), &m->warmup)) ||
+        (rc = cfg_json_opt_int_row(w, o, bench_opt("min_reps"), &m->min_reps)) ||
+        (rc = cfg_json_opt_int_row(w, o, bench_opt("max_reps"), &m->max_reps)) ||
+        (rc = cfg_json_opt_double_row(w, o, bench_opt("min_time_s"), "seconds", &m->min_time_s)))
         return rc;
-    const cJSON *t = cfg_json_item(o, "min_time_s");
-    cfg_where tw = cfg_json_key(w, "min_time_s");
-    if (t && (!cJSON_IsNumber(t) || !(t->valuedouble >= 0 && t->valuedouble <= 86400)))
-        return cfg_json_bad(&tw, "a number of seconds in [0, 86400]", t);
-    if (t)
-        m->min_time_s = t->valuedouble;
     if (m->max_reps < m->min_reps) {
         cfg_where mw = cfg_json_key(w, cfg_json_item(o, "max_reps") ? "max_reps" : "min_reps");
         return attn_fail(ATTN_EINVAL, "%s: %s: expected max_reps >= min_reps, found max_reps %lld < min_reps %lld",
                          w->file, mw.path, (long long)m->max_reps, (long long)m->min_reps);
     }
     return 0;
+}
+
+/* The measure rows' defaults. */
+static cfg_measure measure_defaults(void)
+{
+    return (cfg_measure){.warmup = (int64_t)bench_opt("warmup")->def, .min_reps = (int64_t)bench_opt("min_reps")->def,
+                         .min_time_s = bench_opt("min_time_s")->def, .max_reps = (int64_t)bench_opt("max_reps")->def};
 }
 
 static int parse_config(const cJSON *root, cfg_config *cfg)
@@ -43,14 +48,14 @@ static int parse_config(const cJSON *root, cfg_config *cfg)
     int rc;
     if ((rc = cfg_json_check_keys(&w, root, keys)) || (rc = cfg_json_req_name(&w, root, "name", cfg->name)) ||
         (rc = cfg_json_opt_string(&w, root, "description", sizeof cfg->description, cfg->description)) ||
-        (rc = cfg_json_ints(&w, root, "threads", 0, 1, 4096, &cfg->threads)) ||
+        (rc = cfg_json_ints_row(&w, root, bench_opt("threads"), 0, &cfg->threads)) ||
         (rc = cfg_default_ints(&cfg->threads, &one, 1)))
         return rc;
-    cfg->measure = (cfg_measure){.warmup = 3, .min_reps = 10, .min_time_s = 1.0, .max_reps = 1000};
+    cfg->measure = measure_defaults();
     cfg_where kw = cfg_json_key(&w, "measure");
     if (cfg_json_item(root, "measure") && (rc = parse_measure(&kw, cfg_json_item(root, "measure"), &cfg->measure)))
         return rc;
-    if ((rc = cfg_json_opt_int(&w, root, "max_workspace_bytes", 0, CFG_EXACT_MAX, &cfg->max_workspace_bytes)))
+    if ((rc = cfg_json_opt_int_row(&w, root, bench_opt("max_workspace_bytes"), &cfg->max_workspace_bytes)))
         return rc;
 
     if (cfg_json_item(root, "trainings") &&

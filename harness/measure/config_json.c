@@ -109,6 +109,45 @@ int cfg_json_opt_int(const cfg_where *w, const cJSON *obj, const char *key, int6
     return v ? cfg_json_int(&kw, v, lo, hi, out) : 0;
 }
 
+static int64_t row_lo(const opt_def *d) { return (int64_t)d->lo; }
+static int64_t row_hi(const opt_def *d) { return d->hi >= (double)CFG_EXACT_MAX ? CFG_EXACT_MAX : (int64_t)d->hi; }
+
+int cfg_json_opt_int_row(const cfg_where *w, const cJSON *obj, const opt_def *d, int64_t *out)
+{
+    return cfg_json_opt_int(w, obj, d->name, row_lo(d), row_hi(d), out);
+}
+
+int cfg_json_ints_row(const cfg_where *w, const cJSON *obj, const opt_def *d, int required, cfg_ints *out)
+{
+    return cfg_json_ints(w, obj, d->name, required, row_lo(d), row_hi(d), out);
+}
+
+int cfg_json_opt_double_row(const cfg_where *w, const cJSON *obj, const opt_def *d, const char *what, double *out)
+{
+    const cJSON *v = cfg_json_item(obj, d->name);
+    cfg_where kw = cfg_json_key(w, d->name);
+    if (v && (!cJSON_IsNumber(v) || !(v->valuedouble >= d->lo && v->valuedouble <= d->hi))) {
+        char expected[96];
+        snprintf(expected, sizeof expected, "a number of %s in [%g, %g]", what, d->lo, d->hi);
+        return cfg_json_bad(&kw, expected, v);
+    }
+    if (v)
+        *out = v->valuedouble;
+    return 0;
+}
+
+void cfg_json_keys_of(const char *const *extra, const opt_def *rows, const char *group, const char **keys,
+                      size_t max)
+{
+    size_t n = 0;
+    for (; extra && *extra && n + 1 < max; extra++)
+        keys[n++] = *extra;
+    for (const opt_def *d = rows; d->name && n + 1 < max; d++)
+        if (d->group && !strcmp(d->group, group) && !(d->flags & OPT_NO_CONFIG))
+            keys[n++] = d->name;
+    keys[n] = NULL;
+}
+
 static int get_string(const cfg_where *w, const cJSON *v, size_t cap, char *out)
 {
     if (!cJSON_IsString(v) || strlen(v->valuestring) >= cap) {

@@ -7,6 +7,7 @@
 #define ATTN_CONFIG_JSON_H
 
 #include "config.h"
+#include "common/options.h"
 
 #include <cjson/cJSON.h>
 #include <stddef.h>
@@ -44,6 +45,18 @@ const cJSON *cfg_json_item(const cJSON *obj, const char *key);
 /* An integer in [lo, hi]; the optional member `key` keeps *out's default when absent. */
 int cfg_json_int(const cfg_where *w, const cJSON *v, int64_t lo, int64_t hi, int64_t *out);
 int cfg_json_opt_int(const cfg_where *w, const cJSON *obj, const char *key, int64_t lo, int64_t hi, int64_t *out);
+
+/* The same for a key an option row declares (bench_opts.h): the row's name
+ * and range (above 2^53, JSON numbers stop being exact: capped there). */
+int cfg_json_opt_int_row(const cfg_where *w, const cJSON *obj, const opt_def *d, int64_t *out);
+int cfg_json_ints_row(const cfg_where *w, const cJSON *obj, const opt_def *d, int required, cfg_ints *out);
+/* A number in the row's range; "what" names its unit in messages ("seconds"). */
+int cfg_json_opt_double_row(const cfg_where *w, const cJSON *obj, const opt_def *d, const char *what, double *out);
+
+/* The keys of an object: `extra` (NULL-terminated), then the config rows of
+ * `group` in table order; keys[] holds at most max - 1 and a NULL. */
+void cfg_json_keys_of(const char *const *extra, const opt_def *rows, const char *group, const char **keys,
+                      size_t max);
 
 /* A name of 1-31 characters from [A-Za-z0-9_-]: suite and kernel names
  * become file names and CSV cells. req_: the member `key` must be there. */

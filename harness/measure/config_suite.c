@@ -2,6 +2,7 @@
  * (masks parsed, passes and batch lengths as enums and numbers, kernel
  * parameters as bags) and checked against each other. */
 #include "config_suite.h"
+#include "bench_opts.h"
 
 #include "common/attn_error.h"
 #include "kernels/core/mask.h"
@@ -36,13 +37,22 @@ static int read_mask(const cfg_where *w, const cJSON *v, const void *ctx, void *
     return 0;
 }
 
+/* One of the pass names (the enum's one list of names, bench_pass_names). */
 static int read_pass(const cfg_where *w, const cJSON *v, const void *ctx, void *out, char canon[CFG_SPEC_MAX])
 {
     (void)ctx;
-    if (!cJSON_IsString(v) || bench_pass_parse(v->valuestring, out) != 0)
-        return cfg_json_bad(w, "one of \"fwd\", \"bwd\", \"fwdbwd\"", v);
-    strcpy(canon, v->valuestring);
-    return 0;
+    for (int i = 0; cJSON_IsString(v) && bench_pass_names[i]; i++)
+        if (strcmp(v->valuestring, bench_pass_names[i]) == 0) {
+            *(bench_pass *)out = (bench_pass)i;
+            strcpy(canon, v->valuestring);
+            return 0;
+        }
+    char names[96] = "";
+    for (int i = 0; bench_pass_names[i]; i++)
+        snprintf(names + strlen(names), sizeof names - strlen(names), "%s\"%s\"", i ? ", " : "", bench_pass_names[i]);
+    char what[128];
+    snprintf(what, sizeof what, "one of %s", names);
+    return cfg_json_bad(w, what, v);
 }
 
 void cfg_kparams_format(const cfg_kparams *kp, char *buf, size_t n)
@@ -164,12 +174,28 @@ static int check_gqa(const cfg_where *w, const cfg_suite *s)
     return 0;
 }
 
+/* The entry's lists of numbers, each under the key and in the range of its
+ * bench option row; H, N and D are required. */
+static int parse_ints(const cfg_where *w, const cJSON *o, cfg_suite *s)
+{
+    const struct {
+        const char *key;
+        int required;
+        cfg_ints *list;
+    } lists[] = {{"B", 0, &s->B}, {"H", 1, &s->H}, {"H_kv", 0, &s->H_kv}, {"N", 1, &s->N}, {"N_kv", 0, &s->N_kv},
+                 {"D", 1, &s->D}, {"Dv", 0, &s->Dv}, {"threads", 0, &s->threads}};
+    int rc = 0;
+    for (size_t i = 0; !rc && i < sizeof lists / sizeof *lists; i++)
+        rc = cfg_json_ints_row(w, o, bench_opt(lists[i].key), lists[i].required, lists[i].list);
+    return rc;
+}
+
 int cfg_suite_parse(const cfg_where *w, const cJSON *o, const cfg_config *cfg, cfg_suite *s)
 {
-    static const char *const keys[] = {"suite", "description", "kernels", "masks", "pass", "B", "H", "H_kv",
-                                       "N", "N_kv", "D", "Dv", "params", "threads", "seed", "kv_lens",
-                                       "seq_lens", NULL};
-    int64_t seed = 1;
+    static const char *const own[] = {"suite", "description", NULL}; /* the entry's, not a job's */
+    const char *keys[32];
+    cfg_json_keys_of(own, bench_opts_table, BENCH_OPTS_JOB, keys, 32);
+    int64_t seed = (int64_t)bench_opt("seed")->def;
     int rc;
     if ((rc = cfg_json_check_keys(w, o, keys)) || (rc = cfg_json_req_name(w, o, "suite", s->name)) ||
         (rc = cfg_json_opt_string(w, o, "description", sizeof s->description, s->description)) ||
@@ -179,17 +205,10 @@ int cfg_suite_parse(const cfg_where *w, const cJSON *o, const cfg_config *cfg, c
                             &s->masks.n)) ||
         (rc = cfg_json_list(w, o, "pass", 0, read_pass, sizeof *s->passes.v, s, (void **)&s->passes.v,
                             &s->passes.n)) ||
-        (rc = cfg_json_ints(w, o, "B", 0, 1, CFG_EXACT_MAX, &s->B)) ||
-        (rc = cfg_json_ints(w, o, "H", 1, 1, CFG_EXACT_MAX, &s->H)) ||
-        (rc = cfg_json_ints(w, o, "H_kv", 0, 1, CFG_EXACT_MAX, &s->H_kv)) ||
-        (rc = cfg_json_ints(w, o, "N", 1, 1, CFG_EXACT_MAX, &s->N)) ||
-        (rc = cfg_json_ints(w, o, "N_kv", 0, 1, CFG_EXACT_MAX, &s->N_kv)) ||
-        (rc = cfg_json_ints(w, o, "D", 1, 1, CFG_EXACT_MAX, &s->D)) ||
-        (rc = cfg_json_ints(w, o, "Dv", 0, 1, CFG_EXACT_MAX, &s->Dv)) ||
-        (rc = cfg_json_ints(w, o, "threads", 0, 1, 4096, &s->threads)) ||
+        (rc = parse_ints(w, o, s)) ||
         (rc = cfg_json_list(w, o, "params", 0, read_kparams, sizeof *s->params.v, s, (void **)&s->params.v,
                             &s->params.n)) ||
-        (rc = parse_lens(w, o, s)) || (rc = cfg_json_opt_int(w, o, "seed", 0, CFG_EXACT_MAX, &seed)) ||
+        (rc = parse_lens(w, o, s)) || (rc = cfg_json_opt_int_row(w, o, bench_opt("seed"), &seed)) ||
         (rc = check_gqa(w, s)))
         return rc;
     s->seed = (uint64_t)seed;

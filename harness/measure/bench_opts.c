@@ -1,0 +1,134 @@
+/* The benchmark job's option table (bench_opts.h). A row's name is the sweep
+ * config's key, its `cli` the command-line name where the two differ (a
+ * config's keys are lists: "kernels", "masks"; the command line names one
+ * value: --kernel, --mask). Rows are in the order of a suite entry's keys,
+ * which config messages list. A range is the one both read: where the
+ * command line and the config once had their own, the command line's bound
+ * for a shape (a config allowed any exact JSON integer) and the config's wider
+ * one for threads and the measure settings. */
+#include "bench_opts.h"
+
+#include "common/attn_error.h"
+#include "kernels/core/mask.h"
+
+#include <stddef.h>
+#include <string.h>
+
+static const char *const suite_names[] = {"", "train", NULL}; /* "": the kernel benchmark, not named */
+
+/* --kernel K[,K...]: names, checked against the registry later. */
+static int kernels_set(void *target, const char *text, const char *where)
+{
+    bench_opts *o = target;
+    o->n_kernels = 0;
+    for (const char *p = text;; o->n_kernels++) {
+        size_t len = strcspn(p, ",");
+        if (len == 0 || len >= sizeof o->kernels[0])
+            return attn_fail(ATTN_EINVAL, "%s: expected a comma-separated list of names, found '%s'", where, text);
+        if (o->n_kernels >= BENCH_OPTS_KERNELS)
+            return attn_fail(ATTN_EINVAL, "%s: at most %d items", where, BENCH_OPTS_KERNELS);
+        memcpy(o->kernels[o->n_kernels], p, len);
+        o->kernels[o->n_kernels][len] = '\0';
+        if (!p[len])
+            return o->n_kernels++, 0;
+        p += len + 1;
+    }
+}
+
+static int mask_set(void *target, const char *text, const char *where)
+{
+    (void)where; /* the mask parser names the spec */
+    return attn_mask_parse(text, &((bench_opts *)target)->base.args.mask);
+}
+
+/* --kv-lens (a ragged batch) or --seq-lens (a padded one), not both: the
+ * lengths read as N's list row would read them, into the job's lens. */
+static int lens_set(bench_opts *o, bench_lens_kind kind, const char *text, const char *where)
+{
+    bench_lens *l = &o->base.lens;
+    if (l->kind && l->kind != kind)
+        return attn_fail(ATTN_EINVAL, "--seq-lens: expected a padded batch or a ragged one (--kv-lens), found both");
+    l->kind = kind;
+    opt_def list = *bench_opt("N"); /* lengths: N's range */
+    list.offset = offsetof(bench_opts, base.lens.len), list.count_offset = offsetof(bench_opts, base.lens.n);
+    return opt_set_text(&list, o, text, where);
+}
+static int kv_lens_set(void *target, const char *text, const char *where)
+{
+    return lens_set(target, BENCH_LENS_RAGGED_KV, text, where);
+}
+static int seq_lens_set(void *target, const char *text, const char *where)
+{
+    return lens_set(target, BENCH_LENS_PADDED_SEQ, text, where);
+}
+
+#define AT(f) offsetof(bench_opts, f)
+#define JOB(f) offsetof(bench_opts, base.f)
+#define MEASURE(f) offsetof(bench_opts, base.measure.f)
+#define G_JOB BENCH_OPTS_JOB
+#define G_MEASURE BENCH_OPTS_MEASURE
+#define G_CONFIG BENCH_OPTS_CONFIG
+const opt_def bench_opts_table[] = {
+    {.name = "kernels", .cli = "kernel", .group = G_JOB, .type = OPT_CUSTOM, .set_text = kernels_set,
+     .metavar = "K[,K...]", .flags = OPT_REQUIRED, .help = "kernels (attnbench list kernels)"},
+    {.name = "masks", .cli = "mask", .group = G_JOB, .type = OPT_CUSTOM, .set_text = mask_set, .metavar = "M",
+     .def_str = "full", .help = "full | causal | window:wl=L,wr=R[,causal=1] | window:w=W"},
+    {.name = "pass", .group = G_JOB, .type = OPT_ENUM, .offset = JOB(pass), .names = bench_pass_names,
+     .def = BENCH_PASS_FWD, .help = "bwd times the backward alone"},
+    {.name = "B", .group = G_JOB, .type = OPT_INT, .offset = JOB(args.B), .lo = 1, .hi = 1 << 20, .def_str = "1",
+     .help = "batch"},
+    {.name = "H", .group = G_JOB, .type = OPT_INT, .offset = JOB(args.H), .def = 8, .lo = 1, .hi = 1 << 16,
+     .help = "query heads"},
+    {.name = "H_kv", .cli = "Hkv", .group = G_JOB, .type = OPT_INT, .offset = JOB(args.H_kv), .lo = 1,
+     .hi = 1 << 16, .def_str = "= H", .help = "KV heads (a divisor of H)"},
+    {.name = "N", .group = G_JOB, .type = OPT_INT_LIST, .offset = AT(Ns), .count_offset = AT(n_N),
+     .size = BENCH_OPTS_NS, .def = 1024, .lo = 1, .hi = 1 << 24, .help = "query length(s)"},
+    {.name = "N_kv", .cli = "Nkv", .group = G_JOB, .type = OPT_INT, .offset = AT(nkv), .lo = 1, .hi = 1 << 24,
+     .def_str = "= N", .help = "key length (with one --N)"},
+    {.name = "D", .group = G_JOB, .type = OPT_INT_LIST, .offset = AT(Ds), .count_offset = AT(n_D),
+     .size = BENCH_OPTS_DS, .def = 64, .lo = 1, .hi = 1 << 24, .help = "head dimension(s)"},
+    {.name = "Dv", .group = G_JOB, .type = OPT_INT, .offset = JOB(args.Dv), .lo = 1, .hi = 1 << 16,
+     .def_str = "= D", .help = "columns of V and O (kernels with flag DV)"},
+    {.name = "params", .cli = "param", .group = G_JOB, .type = OPT_PARAMS, .offset = AT(params),
+     .metavar = "[K:]k=v", .help = "kernel parameter, for every kernel or only kernel K (repeatable)"},
+    {.name = "threads", .group = G_JOB, .type = OPT_INT32, .offset = JOB(args.threads), .lo = 1, .hi = 4096,
+     .metavar = "T", .def_str = "all cores", .help = "OpenMP threads"},
+    {.name = "seed", .group = G_JOB, .type = OPT_UINT, .offset = JOB(seed), .def = 1, .lo = 0,
+     .hi = (double)INT64_MAX, .metavar = "S", .help = "input seed"},
+    {.name = "kv_lens", .group = G_JOB, .type = OPT_CUSTOM, .set_text = kv_lens_set, .metavar = "L[,L...]",
+     .help = "ragged batch (VARLEN kernels): KV length of each sequence; sets --B to their count and --Nkv to "
+             "the longest; one --N"},
+    {.name = "seq_lens", .group = G_JOB, .type = OPT_CUSTOM, .set_text = seq_lens_set, .metavar = "L[,L...]",
+     .help = "padded batch (kernels flagged padded): each sequence's length, padded to the one --N (>= the "
+             "longest); sets --B to their count"},
+    {.name = "warmup", .group = G_MEASURE, .type = OPT_INT32, .offset = MEASURE(warmup), .def = 3, .lo = 0,
+     .hi = 1000000, .metavar = "W", .help = "warm-up runs"},
+    {.name = "min_reps", .cli = "reps", .group = G_MEASURE, .type = OPT_INT32, .offset = MEASURE(min_reps),
+     .def = 10, .lo = 1, .hi = 1000000, .metavar = "R", .help = "minimum repetitions"},
+    {.name = "min_time_s", .cli = "min-time", .group = G_MEASURE, .type = OPT_DOUBLE,
+     .offset = MEASURE(min_time_s), .def = 1, .lo = 0, .hi = 86400, .metavar = "S",
+     .help = "minimum seconds of timed repetitions"},
+    {.name = "max_reps", .group = G_MEASURE, .type = OPT_INT32, .offset = MEASURE(max_reps), .def = 1000, .lo = 1,
+     .hi = 1000000, .flags = OPT_NO_CLI, .help = "most repetitions"},
+    {.name = "max_workspace_bytes", .group = G_CONFIG, .type = OPT_UINT, .offset = JOB(max_workspace_bytes),
+     .lo = 0, .hi = (double)INT64_MAX, .flags = OPT_NO_CLI, .help = "skip a job whose workspace is larger (0: no cap)"},
+    {.name = "suite", .type = OPT_ENUM, .offset = AT(suite), .names = suite_names, .flags = OPT_NO_CONFIG,
+     .help = "the training benchmark instead: per kernel, an encoder (L=2, d=128, H=4, N=1024, batch 16) and an "
+             "LM (L=2, d=64, N=256, batch 16): step time, tokens/s, GFLOP/s vs same-run sgemm, share of step "
+             "time in GEMMs, attention kernels and the rest (rows: suite train)"},
+    {.name = "out", .type = OPT_ARG, .offset = AT(out), .metavar = "FILE", .flags = OPT_NO_CONFIG,
+     .help = "append rows to this CSV (created with the header if absent)"},
+    {.name = "no_peak", .type = OPT_BOOL, .offset = AT(no_peak), .flags = OPT_NO_CONFIG,
+     .help = "skip the same-run sgemm/STREAM probe (pct_*_peak become NA)"},
+    {0},
+};
+
+void bench_opts_defaults(bench_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    snprintf(o->base.suite, sizeof o->base.suite, "kernels");
+    o->base.measure = MEASURE_OPTS_DEFAULT; /* max_reps has no row */
+    opt_defaults(bench_opts_table, o);
+}
+
+const opt_def *bench_opt(const char *name) { return opt_find(bench_opts_table, name); }
