@@ -59,9 +59,7 @@ static int bind_all(nn_model *m, nn_blob *blob)
                           .short_conv = c->short_conv};
         if (rc)
             break;
-        ac.mask = attn_mask_default(c->causal ? ATTN_MASK_CAUSAL : ATTN_MASK_FULL);
-        if (c->mask[0] && (rc = attn_mask_parse(c->mask, &ac.mask)) != 0)
-            break;
+        ac.mask = c->has_eval_mask ? c->eval_mask : attn_mask_default(c->causal ? ATTN_MASK_CAUSAL : ATTN_MASK_FULL);
         if ((rc = nn_norm_bind(&b->n1, C, c->rms, blob)) || (rc = nn_attn_bind(&b->attn, &ac, blob)))
             break;
         if (c->mlp && ((rc = nn_norm_bind(&b->n2, C, c->rms, blob)) || (rc = nn_mlp_bind(&b->mlp, C, c->mlp, blob))))
@@ -212,8 +210,8 @@ int nn_model_params(const nn_model *m, nn_param_info *info, int max)
 
 const char *nn_model_padding(const nn_model_cfg *c)
 {
-    attn_mask mk;
-    int causal = c->mask[0] ? !attn_mask_parse(c->mask, &mk) && (mk.causal || mk.kind == ATTN_MASK_CAUSAL) : c->causal;
+    const attn_mask *mk = &c->eval_mask;
+    int causal = c->has_eval_mask ? mk->causal || mk->kind == ATTN_MASK_CAUSAL : c->causal;
     for (int64_t l = 0; !causal && l < c->layers; l++) {
         int rc = 0;
         const attn_kernel *k = layer_kernel(c, l, &rc);

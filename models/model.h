@@ -62,8 +62,9 @@ typedef struct {
     int loops;                 /* >= 1 */
     int64_t tower_mlp;         /* two-tower head width (LRA: the model's mlp dim) */
     int eval_only;             /* kernels without backward allowed (no training) */
-    char mask[64];             /* evaluation only, not saved: a mask spec replacing causal/full
-                                  (e.g. "sink:n=4,w=64" for a streaming kernel swapped in) */
+    int has_eval_mask;         /* evaluation only, not saved: eval_mask replaces causal/full */
+    attn_mask eval_mask;       /* (e.g. sink:n=4,w=64 for a streaming kernel swapped in), parsed
+                                  by the harness where the option is read */
     int short_conv;            /* K > 0: short causal conv (width K) + SiLU on q, k, v of every layer
                                   (DeltaNet / Zoology: 4); 0: none */
 } nn_model_cfg;

@@ -130,25 +130,23 @@ static int grid_check(const extrap_grid *g, const nn_model_cfg *m)
 static int swap_kernel(const extrapolate_opts *o, train_run_opts *trained, extrap_grid *g)
 {
     nn_model_cfg *mc = &trained->model;
-    if (strlen(o->kernel) >= sizeof mc->kernels[0] || (o->mask && strlen(o->mask) >= sizeof mc->mask))
-        return attn_fail(ATTN_EINVAL, "--kernel %s --mask %s: expected a name below %zu and a spec below %zu bytes",
-                         o->kernel, o->mask ? o->mask : "", sizeof mc->kernels[0], sizeof mc->mask);
+    if (strlen(o->kernel) >= sizeof mc->kernels[0])
+        return attn_fail(ATTN_EINVAL, "--kernel %s: expected a name below %zu bytes", o->kernel, sizeof mc->kernels[0]);
     mc->n_kernels = 1;
     snprintf(mc->kernels[0], sizeof mc->kernels[0], "%s", o->kernel);
     if (mc->variant == NN_VARIANT_HYBRID)
         mc->variant = mc->head == NN_HEAD_LM ? NN_VARIANT_LM : NN_VARIANT_ENCODER;
     mc->kparams = o->kparams;
-    snprintf(mc->mask, sizeof mc->mask, "%s", o->mask ? o->mask : "");
     mc->eval_only = 1;
     char kp[128] = "", mask[96] = "";
     for (int i = 0; i < o->kparams.n; i++)
         snprintf(kp + strlen(kp), sizeof kp - strlen(kp), "%s%s=%s", i ? "," : "", o->kparams.key[i],
                  o->kparams.val[i]);
-    if (o->mask) {
-        attn_mask mk;
-        if (attn_mask_parse(o->mask, &mk))
+    mc->has_eval_mask = o->mask != NULL;
+    if (o->mask) { /* parsed here, once: the model gets the typed mask */
+        if (attn_mask_parse(o->mask, &mc->eval_mask))
             return attn_fail(ATTN_EINVAL, "--mask %s: %s", o->mask, attn_last_error());
-        attn_mask_format(&mk, mask, sizeof mask);
+        attn_mask_format(&mc->eval_mask, mask, sizeof mask);
     }
     snprintf(g->swap, sizeof g->swap, "%s%s%s%s", kp[0] ? ";kernel_params=" : "", kp, mask[0] ? ";mask=" : "", mask);
     return 0;

@@ -69,11 +69,10 @@ static void params_text(const param_bag *p, char *buf, size_t n)
  * mask (a swapped kernel's, extrapolate.h). */
 static void mask_cell(const nn_model_cfg *m, char *buf, size_t n)
 {
-    attn_mask mk;
-    if (m->mask[0] && !attn_mask_parse(m->mask, &mk))
-        attn_mask_format(&mk, buf, (int)n);
+    if (m->has_eval_mask)
+        attn_mask_format(&m->eval_mask, buf, (int)n);
     else
-        snprintf(buf, n, "%s", m->mask[0] ? m->mask : m->causal ? "causal" : "full");
+        snprintf(buf, n, "%s", m->causal ? "causal" : "full");
 }
 
 /* Identity and settings of a row; step and split make each evaluation its
