@@ -67,6 +67,9 @@ Test(recall_report, best_learning_rate_by_seed_mean_per_cell)
     cr_assert(strstr(md, "## mqar, L=512;D=32 (generated)"), "%s", md);
     cr_assert(strstr(md, "| `linear` | lm(L=2,H=1,mlp=0,pos=learned) | 0.450 [0.000, 1.000] (lr 0.003, best of 2) | 0.900"),
               "%s", md);
+    /* the header names the metric the cells hold: per-example mean over query
+     * positions with a normal-approximation interval, not exact match / Wilson */
+    cr_assert(strstr(md, "normal-approximation interval of that per-example mean") && !strstr(md, "Wilson"), "%s", md);
     free(md), free(best);
     unlink(csv), rmdir(dir);
 }

@@ -199,9 +199,12 @@ static void setting_table(const recall_table *t, const recall_cell *first, FILE 
 void recall_table_markdown(const recall_table *t, FILE *f)
 {
     fprintf(f, "# Associative recall: best of the learning-rate grid\n\n"
-               "Test accuracy (exact match over query positions, mean over seeds) with its 95 %% Wilson "
-               "interval, at the learning rate with the best mean (Zoology's protocol, Arora et al. 2023: "
-               "\"best of grid\"), from the final test rows of the trainings in the results CSV.\n");
+               "Test accuracy: the share of an example's query positions whose token is right, averaged "
+               "over the test examples (not an exact match of all queries), then over seeds; the interval "
+               "is the 95 %% normal-approximation interval of that per-example mean (ci_low, ci_high of "
+               "the rows), averaged over seeds. The learning rate is the one with the best mean "
+               "(Zoology's protocol, Arora et al. 2023: \"best of grid\"); from the final test rows of "
+               "the trainings in the results CSV.\n");
     for (int i = 0; i < t->n; i++) {
         int first = 1;
         for (int j = 0; j < i && first; j++)
