@@ -67,7 +67,8 @@ static const opt_def mqar_params[] = {
     {.name = "a", .type = OPT_DOUBLE, .def = 0.01, .lo = 1e-6, .hi = 1e6, .help = "power-law exponent of the query gaps"},
     {.name = "passes", .type = OPT_INT, .def = 1, .lo = 1, .hi = 1 << 10, .help = "passes over the pairs"},
     {.name = "random_non_queries", .type = OPT_INT, .def = 0, .lo = 0, .hi = 1,
-     .help = "1: random tokens between the queries"},
+     .help = "1: random tokens between the queries; 0 (default) is the setting of Zoology's "
+             "MQAR figure, while its MQARConfig class defaults to 1"},
     {.name = "jrt", .type = OPT_INT, .def = 0, .lo = 0, .hi = 1, .help = "1: context repeated, L + 2D tokens"},
     {0},
 };
