@@ -17,6 +17,7 @@ typedef struct {
     const char *lr;   /* NULL: 0.001 */
     int steps, batch; /* 0: 10 steps of 32 */
     const char *ms;   /* NULL: 20 for flash, else 10 */
+    const char *task_params; /* "difficulty=easy;" before lr, or NULL */
 } lra_put;
 
 static void put(csvw *w, lra_put p)
@@ -29,8 +30,9 @@ static void put(csvw *w, lra_put p)
     csvw_row_set(&r, ATTN_COL_KERNEL, "%s", p.kernel);
     csvw_row_set(&r, ATTN_COL_MODEL, "encoder(L=2,d=64,H=2,mlp=128,pos=learned,pool=cls)");
     csvw_row_set(&r, ATTN_COL_B, "%d", p.batch ? p.batch : 32);
-    csvw_row_set(&r, ATTN_COL_PARAMS, "lr=%s;wd=0.1;steps=%d;n=2000;step=%d;split=%s%s", p.lr ? p.lr : "0.001", steps,
-                 steps, p.split, !strcmp(p.split, "test") ? ";best_step=0;weights=last" : "");
+    csvw_row_set(&r, ATTN_COL_PARAMS, "%slr=%s;wd=0.1;steps=%d;n=2000;step=%d;split=%s%s",
+                 p.task_params ? p.task_params : "", p.lr ? p.lr : "0.001", steps, steps, p.split,
+                 !strcmp(p.split, "test") ? ";best_step=0;weights=last" : "");
     csvw_row_set(&r, ATTN_COL_METRIC, "accuracy");
     csvw_row_set(&r, ATTN_COL_VALUE, "%s", p.acc);
     csvw_row_set(&r, ATTN_COL_DATA_SOURCE, "%s", p.src);
@@ -133,5 +135,24 @@ Test(lra_report, runs_of_different_settings_are_not_averaged_and_the_largest_bud
     /* step times of the shown settings: flash 20 ms (not the 200-step run's 40), linear 5 ms */
     cr_assert(strstr(bub, "flash,1.0000,80.500"), "%s", bub);
     cr_assert(strstr(bub, "linear,4.0000,70.000"), "%s", bub);
+    free(md), free(bub);
+}
+
+/* A headline cell trained away from the task's reference setting says so:
+ * the task parameters given (Pathfinder at difficulty=easy beside the
+ * published numbers at LRA's hard setting). */
+Test(lra_report, a_cell_names_the_task_parameters_it_was_trained_with)
+{
+    scratch s;
+    open_scratch(&s);
+    put(&s.w, (lra_put){.task = "pathfinder", .kernel = "flash", .split = "valid", .acc = "0.6", .src = "generated",
+                        .task_params = "difficulty=easy;"});
+    put(&s.w, (lra_put){.task = "pathfinder", .kernel = "flash", .split = "test", .acc = "0.600", .src = "generated",
+                        .task_params = "difficulty=easy;"});
+    put(&s.w, (lra_put){.task = "image", .kernel = "flash", .split = "test", .acc = "0.800", .src = "stand-in:fmnist"});
+    char *md, *bub;
+    render(&s, &md, &bub);
+    cr_assert(strstr(md, "| 60.00 (generated; difficulty=easy; 10 steps × 32) |"), "%s", md);
+    cr_assert(strstr(md, "| 80.00 (stand-in:fmnist; 10 steps × 32) |"), "no task parameter given, none named: %s", md);
     free(md), free(bub);
 }

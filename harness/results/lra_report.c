@@ -11,6 +11,7 @@
 #include "lra_report.h"
 
 #include "csvw.h"
+#include "tasks/task.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -149,14 +150,36 @@ static const lra_setting *shown(const lra_cell *c) { return c->shown >= 0 ? &c->
 
 static double mean_acc(const lra_cell *c) { return shown(c) ? set_acc(shown(c)) : NAN; }
 
-/* "36.40 (generated; 600 steps × 32)", "; 1 of 2 settings" when the cell has others. */
-static void cell_text(const lra_cell *c, FILE *f)
+/* The task parameters a setting was trained with ("difficulty=easy"): the
+ * leading key=value items of its params that are rows of the task's table.
+ * A headline cell must say when it is not the task's reference setting. */
+static void task_settings(const char *task, const char *params, char *out, size_t n)
+{
+    const task_def *def = task_find(task);
+    attn_clear_error(); /* an unknown task only means: nothing to name */
+    out[0] = '\0';
+    for (const char *p = params; def && *p;) {
+        size_t len = strcspn(p, ";"), key = strcspn(p, "=");
+        char name[64];
+        snprintf(name, sizeof name, "%.*s", (int)(key < len ? key : len), p);
+        if (key < len && def->params && opt_find(def->params, name))
+            snprintf(out + strlen(out), n - strlen(out), "%.*s; ", (int)len, p);
+        p += len + (p[len] == ';');
+    }
+}
+
+/* "36.40 (generated; 600 steps × 32)", with the task parameters given
+ * ("60.05 (generated; difficulty=easy; 2000 steps × 64)") and "; 1 of 2
+ * settings" when the cell has others. */
+static void cell_text(const lra_cell *c, const char *task, FILE *f)
 {
     const lra_setting *s = shown(c);
     int official = !strcmp(s->source, "official"), tested = 0;
     for (int i = 0; i < c->n; i++)
         tested += c->set[i].runs > 0;
-    fprintf(f, " %.2f (%s%s%lld steps × %lld", set_acc(s), official ? "" : s->source, official ? "" : "; ",
+    char given[ATTN_CELL_MAX];
+    task_settings(task, s->params, given, sizeof given);
+    fprintf(f, " %.2f (%s%s%s%lld steps × %lld", set_acc(s), official ? "" : s->source, official ? "" : "; ", given,
             (long long)s->steps, (long long)s->batch);
     if (tested > 1)
         fprintf(f, "; 1 of %d settings", tested);
@@ -207,7 +230,7 @@ void lra_table_markdown(const lra_table *t, FILE *f)
                 fprintf(f, " — |");
                 continue;
             }
-            cell_text(c, f);
+            cell_text(c, tasks[i], f);
             if (i < 5)
                 sum += mean_acc(c), n++;
         }
