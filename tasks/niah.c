@@ -23,6 +23,7 @@
  * runs on past the last digit of K is wrong (Landmark scores the first
  * integer of the output). */
 #include "niah.h"
+#include "answer.h"
 #include "recall.h"
 
 #include <math.h>
@@ -261,9 +262,9 @@ static int put_tail(int32_t *y, int64_t at, const niah_tail *t, int64_t T)
     return 0;
 }
 
-/* One RULER-style example into y [T+1]; hay is scratch [T]. */
+/* One RULER-style example into y [T+1] and its strings into *ex; hay is scratch [T]. */
 static int niah_example(const niah_cfg *c, niah_haystack *h, attn_rng *r, int64_t T, int32_t *y, uint8_t *hay,
-                        niah_tail *t)
+                        niah_tail *t, niah_ex *ex)
 {
     niah_ex e;
     memset(&e, 0, sizeof e);
@@ -301,6 +302,7 @@ static int niah_example(const niah_cfg *c, niah_haystack *h, attn_rng *r, int64_
         from = e.off[j];
     }
     at = put_bytes(y, at, hay + from, G - from);
+    *ex = e;
     return put_tail(y, at, t, T);
 }
 
@@ -308,7 +310,7 @@ static int niah_example(const niah_cfg *c, niah_haystack *h, attn_rng *r, int64_
  * suffix and question joined by '\n'; prefix and suffix are each a fresh
  * haystack stream (for noise: both from the block's start, as Landmark). */
 static int passkey_example(const niah_cfg *c, niah_haystack *h, attn_rng *r, int64_t T, int32_t *y,
-                           uint8_t *hay, niah_tail *t)
+                           uint8_t *hay, niah_tail *t, niah_ex *ex)
 {
     niah_ex e;
     memset(&e, 0, sizeof e);
@@ -339,6 +341,7 @@ static int passkey_example(const niah_cfg *c, niah_haystack *h, attn_rng *r, int
     y[at++] = '\n';
     at = put_bytes(y, at, hay + p, G - p);
     y[at++] = '\n';
+    *ex = e;
     return put_tail(y, at, t, T);
 }
 
@@ -387,6 +390,17 @@ static int niah_parse(const param_bag *p, const char *name, int kind, niah_cfg *
     return 0;
 }
 
+/* What a generated answer of example i is scored against: the key
+ * (passkey), the queried value(s), or vt's names bound to the value. */
+static int add_references(const niah_cfg *c, const niah_ex *e, task_data *d, int64_t i)
+{
+    int many = c->kind == NK_MULTIVALUE || c->kind == NK_MULTIQUERY || c->kind == NK_VT;
+    int k = c->kind == NK_VT ? e->n_keys : many ? e->n_vals : 1, rc = 0;
+    for (int j = 0; !rc && j < k; j++)
+        rc = task_answer_add(d, i, c->kind == NK_VT ? e->key[j] : e->val[j]);
+    return rc;
+}
+
 static int niah_make_kind(int kind, const char *name, const param_bag *p, task_split split, uint64_t seed,
                           int64_t n, const char *data_dir, task_data *out)
 {
@@ -398,6 +412,8 @@ static int niah_make_kind(int kind, const char *name, const param_bag *p, task_s
         rc = niah_haystack_open(&h, c.hay, c.fit, split, data_dir);
     if (!rc)
         rc = task_data_alloc(out, name, TASK_LM, n, c.len);
+    if (!rc) /* the references' rule: Landmark's for the passkey, RULER's for the rest */
+        rc = task_answer_alloc(out, kind == NK_PASSKEY ? TASK_ANSWER_FIRST_INT : TASK_ANSWER_MATCH_ALL);
     int32_t *y = rc ? NULL : malloc((size_t)(c.len + 1) * sizeof *y);
     uint8_t *hay = rc ? NULL : malloc((size_t)c.len);
     niah_tail *t = rc ? NULL : malloc(sizeof *t);
@@ -407,7 +423,11 @@ static int niah_make_kind(int kind, const char *name, const param_bag *p, task_s
         attn_rng r;
         recall_example_rng(&r, seed, split, i);
         int64_t T = c.len_min ? c.len_min + (int64_t)recall_below(&r, (uint64_t)(c.len - c.len_min + 1)) : c.len;
-        rc = kind == NK_PASSKEY ? passkey_example(&c, h, &r, T, y, hay, t) : niah_example(&c, h, &r, T, y, hay, t);
+        niah_ex e;
+        rc = kind == NK_PASSKEY ? passkey_example(&c, h, &r, T, y, hay, t, &e)
+                                : niah_example(&c, h, &r, T, y, hay, t, &e);
+        if (!rc)
+            rc = add_references(&c, &e, out, i);
         int32_t *tok = task_tokens(out, i), *tgt = task_targets(out, i);
         /* scored y entries are the last answer bytes: mark them from the tail */
         for (int64_t k = 0; !rc && k < c.len; k++) {

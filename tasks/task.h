@@ -24,6 +24,17 @@
 typedef enum { TASK_CLASSIFY = 0, TASK_PAIR = 1, TASK_LM = 2 } task_kind;
 typedef enum { TASK_TRAIN = 0, TASK_VALID = 1, TASK_TEST = 2 } task_split;
 
+/* How a generated answer is scored (tasks/answer.h): the rule of the
+ * reference whose numbers the task's accuracy is compared with. */
+typedef enum {
+    TASK_ANSWER_NONE = 0,  /* no generated answer: the token accuracy is the metric */
+    TASK_ANSWER_FIRST_INT, /* Landmark Attention's passkey test: the first integer of the output equals the key */
+    TASK_ANSWER_MATCH_ALL, /* RULER's string_match_all: the share of the references the output contains */
+} task_answer_rule;
+
+/* Bytes per example for its references (answers, below). */
+#define TASK_ANSWER_CAP 128
+
 typedef struct {
     char name[32];          /* task name, e.g. "mqar" */
     char data_source[64];   /* "generated" | "official" | "stand-in:<name>" */
@@ -32,6 +43,7 @@ typedef struct {
     int32_t vocab;          /* token ids are in [0, vocab) */
     int32_t n_classes;      /* CLASSIFY, PAIR; 0 for LM */
     int32_t pad;            /* padding token id, or -1 when sequences are never padded */
+    int32_t landmark;       /* the landmark token id task_landmark_insert put in, or -1 */
     int64_t n, len;         /* examples, tokens per example (padded to len) */
     int32_t *tokens;        /* [n][len] */
     int32_t *tokens2;       /* [n][len] the second document (PAIR), else NULL */
@@ -39,11 +51,26 @@ typedef struct {
     int32_t *labels;        /* [n] (CLASSIFY, PAIR), else NULL */
     int32_t *lengths;       /* [n] tokens before the padding (tokens2's in lengths2) */
     int32_t *lengths2;
+    task_answer_rule answer_rule; /* LM tasks whose targets spell answers; NONE elsewhere */
+    char *answers;          /* [n][TASK_ANSWER_CAP] with answer_rule: the example's reference
+                               strings, each ended by '\n' (task_answer_set), else NULL */
 } task_data;
 
 /* Allocates the arrays `kind` needs (zeroed; lengths set to len) and names the task. */
 int task_data_alloc(task_data *d, const char *name, task_kind kind, int64_t n, int64_t len);
 void task_data_free(task_data *d);
+
+/* The position of the input token that target t of row i predicts: t + 1,
+ * or the next position after it that does not hold a landmark (landmark
+ * positions carry no target: the token after a landmark is the one the
+ * position before it predicts). May be >= len. */
+static inline int64_t task_next_input(const task_data *d, int64_t i, int64_t t)
+{
+    int64_t u = t + 1;
+    while (d->landmark >= 0 && u < d->len && d->tokens[i * d->len + u] == d->landmark)
+        u++;
+    return u;
+}
 
 /* Row i of tokens / tokens2 / targets. */
 static inline int32_t *task_tokens(const task_data *d, int64_t i) { return d->tokens + i * d->len; }
