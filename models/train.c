@@ -1,4 +1,8 @@
 #include "train.h"
+#include "batch_buf.h"
+#include "generate.h"
+
+#include "tasks/answer.h"
 
 #include "common/rng.h"
 #include "common/rss.h"
@@ -18,62 +22,6 @@ static double now_s(void)
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-/* Batch buffers with the dataset's row layout. */
-typedef struct {
-    int64_t B, N;
-    int32_t *tok, *tok2, *tgt, *lab, *len, *len2;
-    nn_batch b;
-} batch_buf;
-
-static int batch_alloc(batch_buf *bb, const task_data *d, int64_t B)
-{
-    memset(bb, 0, sizeof *bb);
-    bb->B = B, bb->N = d->len;
-    size_t cells = (size_t)(B * d->len);
-    bb->tok = malloc(cells * sizeof(int32_t));
-    bb->len = malloc((size_t)B * sizeof(int32_t));
-    int ok = bb->tok && bb->len;
-    if (d->tokens2)
-        ok = ok && (bb->tok2 = malloc(cells * sizeof(int32_t))) && (bb->len2 = malloc((size_t)B * sizeof(int32_t)));
-    if (d->targets)
-        ok = ok && (bb->tgt = malloc(cells * sizeof(int32_t)));
-    if (d->labels)
-        ok = ok && (bb->lab = malloc((size_t)B * sizeof(int32_t)));
-    bb->b = (nn_batch){.B = B, .tokens = bb->tok, .tokens2 = bb->tok2, .labels = bb->lab, .targets = bb->tgt,
-                       .lengths = bb->len, .lengths2 = bb->len2};
-    return ok ? 0 : attn_fail(ATTN_ENOMEM, "training: cannot allocate a batch of %lld x %lld", (long long)B,
-                              (long long)d->len);
-}
-
-static void batch_free(batch_buf *bb)
-{
-    free(bb->tok), free(bb->tok2), free(bb->tgt), free(bb->lab), free(bb->len), free(bb->len2);
-}
-
-/* Copies example e of d into slot i. */
-static void batch_put(batch_buf *bb, const task_data *d, int64_t i, int64_t e)
-{
-    size_t row = sizeof(int32_t) * (size_t)d->len;
-    memcpy(bb->tok + i * d->len, task_tokens(d, e), row);
-    bb->len[i] = d->lengths[e];
-    if (bb->tok2) {
-        memcpy(bb->tok2 + i * d->len, task_tokens2(d, e), row);
-        bb->len2[i] = d->lengths2[e];
-    }
-    if (bb->tgt)
-        memcpy(bb->tgt + i * d->len, task_targets(d, e), row);
-    if (bb->lab)
-        bb->lab[i] = d->labels[e];
-}
-
-/* Slot i of a padded evaluation batch scores nothing (LM) or repeats a real example. */
-static void batch_blank(batch_buf *bb, const task_data *d, int64_t i)
-{
-    batch_put(bb, d, i, 0);
-    for (int64_t n = 0; bb->tgt && n < d->len; n++)
-        bb->tgt[i * d->len + n] = TASK_IGNORE;
-}
-
 int64_t nn_rows_max(const task_data *d, int64_t batch)
 {
     if (!d->targets)
@@ -88,6 +36,19 @@ int64_t nn_rows_max(const task_data *d, int64_t batch)
     return most * batch > 0 ? most * batch : 1;
 }
 
+/* The generated-answer score of the first n examples (answer.h). */
+static int evaluate_answers(nn_model *m, const task_data *d, int64_t n, int64_t batch, int threads, nn_eval_result *r)
+{
+    int32_t *gen = malloc(sizeof *gen * (size_t)(n * d->len));
+    int rc = gen ? nn_generate(m, d, n, batch, threads, gen, &r->answer_forwards)
+                 : attn_fail(ATTN_ENOMEM, "evaluation: out of memory for %lld generated answers", (long long)n);
+    task_answer_summary s;
+    if (!rc && !(rc = task_answer_summarize(d, gen, n, &s)))
+        r->has_answer = 1, r->answer = s.mean, r->answer_lo = s.ci_low, r->answer_hi = s.ci_high;
+    free(gen);
+    return rc;
+}
+
 int nn_evaluate(nn_model *m, const task_data *d, int64_t limit, int64_t batch, int threads, nn_eval_result *r)
 {
     memset(r, 0, sizeof *r);
@@ -95,10 +56,10 @@ int nn_evaluate(nn_model *m, const task_data *d, int64_t limit, int64_t batch, i
     int rc = 0;
     if (!m->planned || m->B != batch || m->N != N || (d->targets && m->rows_max < nn_rows_max(d, batch)))
         rc = nn_model_plan(m, batch, N, nn_rows_max(d, batch), threads);
-    batch_buf bb;
+    nn_batch_buf bb;
     int32_t *pred = malloc(sizeof *pred * (size_t)(batch * N));
     if (!rc)
-        rc = pred ? batch_alloc(&bb, d, batch) : attn_fail(ATTN_ENOMEM, "evaluation: out of memory");
+        rc = pred ? nn_batch_buf_alloc(&bb, d, batch) : attn_fail(ATTN_ENOMEM, "evaluation: out of memory");
     else
         memset(&bb, 0, sizeof bb);
     double sum_acc = 0, sum_acc2 = 0, loss_sum = 0;
@@ -107,9 +68,9 @@ int nn_evaluate(nn_model *m, const task_data *d, int64_t limit, int64_t batch, i
         int64_t real = n - s < batch ? n - s : batch;
         for (int64_t i = 0; i < batch; i++)
             if (i < real)
-                batch_put(&bb, d, i, s + i);
+                nn_batch_buf_put(&bb, d, i, s + i);
             else
-                batch_blank(&bb, d, i);
+                nn_batch_buf_blank(&bb, d, i);
         double loss;
         int64_t correct, scored;
         if ((rc = nn_model_forward(m, &bb.b, 0, 0, &loss, &correct, &scored, pred)) != 0)
@@ -149,7 +110,9 @@ int nn_evaluate(nn_model *m, const task_data *d, int64_t limit, int64_t batch, i
         }
     }
     free(pred);
-    batch_free(&bb);
+    nn_batch_buf_free(&bb);
+    if (!rc && d->answer_rule != TASK_ANSWER_NONE && m->cfg.head == NN_HEAD_LM)
+        rc = evaluate_answers(m, d, n, batch, threads, r);
     return rc;
 }
 
@@ -266,8 +229,8 @@ void nn_trainer_rng(const nn_trainer *t, attn_rng *r)
 static void track_best(nn_trainer *t, const nn_eval_point *pt)
 {
     nn_train_state *st = &t->st;
-    if (pt->valid.accuracy > st->best) {
-        st->best = pt->valid.accuracy, st->best_step = pt->step, st->stale = 0;
+    if (nn_eval_headline(&pt->valid) > st->best) {
+        st->best = nn_eval_headline(&pt->valid), st->best_step = pt->step, st->stale = 0;
         if (t->best)
             memcpy(t->best, t->m->params, sizeof *t->best * t->m->n_params);
     } else if (t->cfg.patience > 0 && ++st->stale >= t->cfg.patience) {
@@ -283,11 +246,11 @@ int nn_trainer_run(nn_trainer *t, nn_eval_cb on_eval, nn_save_cb on_save, void *
     int64_t B = c->batch, N = train->len, accum = c->accum > 0 ? c->accum : 1;
     optim_schedule sched = schedule_of(c);
     int rc = nn_model_plan(m, B, N, t->rows, c->threads);
-    batch_buf bb;
+    nn_batch_buf bb;
     sampler smp = {.n = train->n, .epoch = -1, .seed = c->seed};
     smp.perm = malloc(sizeof *smp.perm * (size_t)train->n);
     if (!rc)
-        rc = smp.perm ? batch_alloc(&bb, train, B) : attn_fail(ATTN_ENOMEM, "training: out of memory");
+        rc = smp.perm ? nn_batch_buf_alloc(&bb, train, B) : attn_fail(ATTN_ENOMEM, "training: out of memory");
     else
         memset(&bb, 0, sizeof bb);
     double t0 = now_s(), loss_acc = 0;
@@ -304,7 +267,7 @@ int nn_trainer_run(nn_trainer *t, nn_eval_cb on_eval, nn_save_cb on_save, void *
         optim_grad_zero(m->grads, m->n_params, c->threads);
         for (int64_t a = 0; !rc && a < accum; a++) {
             for (int64_t i = 0; i < B; i++)
-                batch_put(&bb, train, i, sample(&smp, ((step - 1) * accum + a) * B + i));
+                nn_batch_buf_put(&bb, train, i, sample(&smp, ((step - 1) * accum + a) * B + i));
             double loss;
             int64_t correct, scored;
             uint64_t key = (uint64_t)step * (uint64_t)accum + (uint64_t)a;
@@ -342,7 +305,7 @@ int nn_trainer_run(nn_trainer *t, nn_eval_cb on_eval, nn_save_cb on_save, void *
             break;
     }
     free(smp.perm);
-    batch_free(&bb);
+    nn_batch_buf_free(&bb);
     return rc;
 }
 

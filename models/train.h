@@ -35,7 +35,20 @@ typedef struct {
     double pooled;                    /* LM: scored positions correct / scored positions; classify: = accuracy */
     double exact;                     /* LM: examples with every scored position right; classify: = accuracy */
     int64_t examples, positions;
+    /* LM tasks with references (task_data.answer_rule): the answers decoded
+     * greedily (generate.h), scored by the task's rule (tasks/answer.h), with
+     * their 95 % interval; the headline of such a task. */
+    int has_answer;
+    double answer, answer_lo, answer_hi;
+    int64_t answer_forwards;          /* forward passes the decoding took */
 } nn_eval_result;
+
+/* The number an evaluation is judged by (best step, early stop): the
+ * generated-answer score where the task has one, else the accuracy. */
+static inline double nn_eval_headline(const nn_eval_result *r)
+{
+    return r->has_answer ? r->answer : r->accuracy;
+}
 
 /* One evaluation during training, passed to the caller (CSV rows, progress). */
 typedef struct {
@@ -119,7 +132,8 @@ int nn_trainer_load(nn_trainer *t, const char *path, char **run_json);
  * *t and *info are malloc'd (the names point into *info). */
 int nn_ckpt_tensors(const nn_model *m, ckpt_tensor **t, nn_param_info **info, int *n);
 
-/* Evaluates on the first `limit` examples of d (0: all), batch size b. */
+/* Evaluates on the first `limit` examples of d (0: all), batch size b:
+ * teacher-forced accuracy, and for tasks with references the generated answers. */
 int nn_evaluate(nn_model *m, const task_data *d, int64_t limit, int64_t batch, int threads, nn_eval_result *r);
 
 /* The scored LM positions of the densest `batch` examples of d (an upper

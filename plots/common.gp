@@ -59,19 +59,19 @@ do for [w in extra_num] {
 stats csv using 0 nooutput
 A_n = STATS_records
 
-# --- string columns: A_S[(c-1)*A_n + row]. c = 1..10 through strcol(): their
+# --- string columns: A_S[(c-1)*A_n + row]. c = 1..11 through strcol(): their
 # values never hold commas (a truncated "error:x, y" status is still not "ok").
-A_SC = "suite status kernel pass D B H H_kv threads run_id"
-array A_S[12 * A_n]
+A_SC = "suite status kernel pass D B H H_kv threads run_id metric"
+array A_S[13 * A_n]
 A_expr = ""
 do for [c = 1:words(A_SC)] {
     A_expr = A_expr . sprintf("A_S[%d + int($0) + 1] = strcol(%d), ", (c - 1) * A_n, A_ix(word(A_SC, c)))
 }
 eval sprintf("stats csv using (%s 0) nooutput", A_expr)
-# c = 11, 12: mask and params, whole quoted fields through the labels table
-do for [c = 11:12] {
+# c = 12, 13: mask and params, whole quoted fields through the labels table
+do for [c = 12:13] {
     set table $A_T
-    eval sprintf("plot csv using 0:0:%d with labels", A_ix(c == 11 ? "mask" : "params"))
+    eval sprintf("plot csv using 0:0:%d with labels", A_ix(c == 12 ? "mask" : "params"))
     unset table
     do for [l = 1:|$A_T|] {
         A_l = $A_T[l]
@@ -84,7 +84,8 @@ do for [c = 11:12] {
 sSuite(i) = A_S[i];            sStatus(i) = A_S[A_n + i];      sKernel(i) = A_S[2 * A_n + i]
 sPass(i) = A_S[3 * A_n + i];   sD(i) = A_S[4 * A_n + i];       sB(i) = A_S[5 * A_n + i]
 sH(i) = A_S[6 * A_n + i];      sHkv(i) = A_S[7 * A_n + i];     sThreads(i) = A_S[8 * A_n + i]
-sRun(i) = A_S[9 * A_n + i];    sMask(i) = A_S[10 * A_n + i];   sParams(i) = A_S[11 * A_n + i]
+sRun(i) = A_S[9 * A_n + i];    sMetric(i) = A_S[10 * A_n + i]
+sMask(i) = A_S[11 * A_n + i];   sParams(i) = A_S[12 * A_n + i]
 # cpu of the last row, for the figure title
 set table $A_T
 eval sprintf("plot [-1:1] [-1:1] csv every ::%d::%d using (0):(0):%d with labels", A_n - 1, A_n - 1, A_ix("cpu"))

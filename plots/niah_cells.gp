@@ -1,11 +1,12 @@
 # NIAH cells of niah_heatmap.gp and niah_length.gp (load after
 # recall_common.gp): the rows of 'attnbench eval --scale' (params
-# split=extrap;eval_len=E[;depth=d];train_len=T, status ok) grouped as
-#   heatmap panels, one per (task, kernel, d_model, train_len, setting): H_list (ids),
+# split=extrap;eval_len=E[;depth=d];train_len=T, status ok; the headline
+# metric, not the token_accuracy rows beside it) grouped as
+#   heatmap panels, one per (task, kernel, d_model, train_len, setting, metric): H_list (ids),
 #     H_name[h], H_T[h], H_lens[h] / H_deps[h] (sorted eval lengths and numeric
 #     depths), and block H_blk[h] of $H: rows "length-rank depth-rank accuracy",
 #     the accuracy averaged over the rows of a (length, depth) cell;
-#   length panels, one per (task, train_len, setting): G_list (ids), G_name[g], G_T[g],
+#   length panels, one per (task, train_len, setting, metric): G_list (ids), G_name[g], G_T[g],
 #     G_lines[g] (line ids), lines one per (kernel, d_model): G_ln[l] (legend),
 #     G_lt[l] (kernel colour), G_dt[l] (width dash), block G_blk[l] of $G: rows
 #     "eval_len accuracy", the accuracy averaged over every depth (and "random")
@@ -13,9 +14,9 @@
 # Exits 3 (nothing to draw) when no row qualifies.
 
 N_ok(i) = A_RP[i] > 0 && pv(i, "split") eq "extrap" && pv(i, "eval_len") ne "" && pv(i, "train_len") ne "" && \
-    finite(vAcc(i))
+    finite(vAcc(i)) && sMetric(i) ne "token_accuracy"
 N_num(s) = s ne "" && s ne "random"
-N_set(i) = setting(i) eq "" ? "" : " (" . setting(i) . ")"
+N_set(i) = (setting(i) eq "" ? "" : " (" . setting(i) . ")") . " [" . sMetric(i) . "]"
 array N_sum[5 * A_n + 8]; array N_cnt[5 * A_n + 8]; array N_a[5 * A_n + 8]; array N_b[5 * A_n + 8]
 array H_name[5 * A_n + 8]; array H_T[5 * A_n + 8]; array H_lens[5 * A_n + 8]; array H_deps[5 * A_n + 8]
 array H_cells[5 * A_n + 8]; array H_blk[5 * A_n + 8]
@@ -34,7 +35,7 @@ do for [i = 1:A_n] {
         if (!strstrt(N_widths . " ", sprintf(" %.0f ", dModel(i)))) { N_widths = N_widths . sprintf(" %.0f", dModel(i)) }
         # heatmap
         if (N_num(N_D)) {
-            N_h = N_id(sprintf("h\t%s\t%s\t%.0f\t%s\t%s", sTask(i), sKernel(i), dModel(i), N_T, setting(i)))
+            N_h = N_id(sprintf("h\t%s\t%s\t%.0f\t%s\t%s\t%s", sTask(i), sKernel(i), dModel(i), N_T, setting(i), sMetric(i)))
             if (N_new) {
                 H_list = H_list . " " . N_h; H_T[N_h] = N_T; H_lens[N_h] = ""; H_deps[N_h] = ""; H_cells[N_h] = ""
                 H_name[N_h] = sprintf("%s%s: %s, d_model %.0f, trained at %s tokens", sTask(i), N_set(i), sKernel(i), \
@@ -46,7 +47,7 @@ do for [i = 1:A_n] {
             N_dummy = N_add(N_c, vAcc(i))
         }
         # accuracy vs length
-        N_g = N_id(sprintf("g\t%s\t%s\t%s", sTask(i), N_T, setting(i)))
+        N_g = N_id(sprintf("g\t%s\t%s\t%s\t%s", sTask(i), N_T, setting(i), sMetric(i)))
         if (N_new) {
             G_list = G_list . " " . N_g; G_T[N_g] = N_T + 0; G_lines[N_g] = ""
             G_name[N_g] = sprintf("%s%s, trained at %s tokens", sTask(i), N_set(i), N_T)

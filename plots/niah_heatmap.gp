@@ -2,7 +2,9 @@
 # figure) for attnbench models: one panel per (task, kernel, d_model, trained
 # length), x = evaluation length (the multiple of the trained length under
 # it), y = needle depth (0 % = start of the context, at the top), each cell
-# coloured by its accuracy, green (1.0) to red (0.0), and labelled with it.
+# coloured by its score (the generated-answer metric of the rows: Landmark's
+# first integer for passkey, RULER's string_match_all for the NIAH tasks),
+# green (1.0) to red (0.0), and labelled with it.
 # Failures stay in the plot. Input: results/niah.csv, the rows of
 # 'attnbench eval --checkpoint F --scale 1,2,4,8 --depths K' (split=extrap
 # with a numeric depth; several rows of a cell are averaged). Run through
@@ -18,7 +20,7 @@ unset logscale x
 unset grid
 set palette defined (0 "#d7191c", 0.5 "#fdae61", 0.75 "#ffffbf", 1 "#1a9641")
 set cbrange [0:1]
-set cblabel "accuracy"
+set cblabel "score"
 set xlabel "evaluation length (tokens; multiple of the trained length)" offset 0, -0.8
 set bmargin 5
 set ylabel "needle depth"
@@ -27,7 +29,7 @@ set style fill solid 1.0 noborder
 Q_xt(h, k) = sprintf("%s\n%gx", word(H_lens[h], k), word(H_lens[h], k) / H_T[h])
 do for [A_f in A_formats] {
     eval A_term(A_f)
-    set multiplot layout A_rows, A_cols title sprintf("NIAH accuracy by needle depth and context length (%s)", A_source) noenhanced
+    set multiplot layout A_rows, A_cols title sprintf("NIAH generated-answer score by needle depth and context length (%s)", A_source) noenhanced
     do for [h in H_list] {
         Q_h = h + 0
         Q_nx = words(H_lens[Q_h]); Q_ny = words(H_deps[Q_h])

@@ -1,4 +1,5 @@
-# niah_length: NIAH / passkey accuracy against the evaluation length (log2 x),
+# niah_length: NIAH / passkey score (the rows' generated-answer metric)
+# against the evaluation length (log2 x),
 # one line per kernel (colour) and d_model (dash), one panel per (task,
 # trained length), the trained length marked: the length-extrapolation view
 # of the rows of 'attnbench eval --checkpoint F --scale 1,2,4,8 [--depths K]'
@@ -12,11 +13,11 @@ set logscale x 2
 set format x "%.0f"
 set yrange [0:1.05]
 set xlabel "evaluation length (tokens)"
-set ylabel "accuracy (mean over needle depths)"
+set ylabel "score (mean over needle depths)"
 set key bottom left box opaque
 do for [A_f in A_formats] {
     eval A_term(A_f)
-    set multiplot layout A_rows, A_cols title sprintf("NIAH accuracy vs context length (%s)", A_source) noenhanced
+    set multiplot layout A_rows, A_cols title sprintf("NIAH generated-answer score vs context length (%s)", A_source) noenhanced
     do for [g in G_list] {
         L_g = g + 0
         L_max = 0

@@ -48,7 +48,7 @@ size_t task_answer_text(const task_data *d, int64_t i, const int32_t *gen, char 
     for (int64_t t = 0; t < d->len && n + 1 < cap; t++) {
         if (tgt[t] == TASK_IGNORE)
             continue;
-        if (last >= 0 && t != task_next_input(d, i, last) && n + 2 < cap)
+        if (last >= 0 && t != task_next_input(d, last) && n + 2 < cap)
             out[n++] = '\n'; /* a new run (landmarks inside a value do not cut it) */
         int32_t g = gen[t];
         out[n++] = g >= 0x20 && g < 256 && g != 0x7f ? (char)g : '\n';

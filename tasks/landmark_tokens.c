@@ -85,7 +85,7 @@ int task_landmark_insert(task_data *d, int64_t l)
         d->lengths[i] = (int32_t)task_landmark_seq_len(d->lengths[i], l);
     }
     free(d->tokens), free(d->targets);
-    d->tokens = tok, d->targets = tgt, d->len = seq, d->landmark = d->vocab++;
+    d->tokens = tok, d->targets = tgt, d->len = seq, d->landmark_l = (int32_t)l, d->vocab++;
     memcpy(d->meta, meta, sizeof meta);
     return 0;
 }

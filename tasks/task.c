@@ -14,7 +14,7 @@ int task_data_alloc(task_data *d, const char *name, task_kind kind, int64_t n, i
                          (long long)n, (long long)len);
     snprintf(d->name, sizeof d->name, "%s", name);
     snprintf(d->data_source, sizeof d->data_source, "generated");
-    d->kind = kind, d->n = n, d->len = len, d->pad = -1, d->landmark = -1;
+    d->kind = kind, d->n = n, d->len = len, d->pad = -1;
     size_t cells = (size_t)(n * len);
     d->tokens = calloc(cells, sizeof *d->tokens);
     d->lengths = malloc((size_t)n * sizeof *d->lengths);

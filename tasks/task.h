@@ -43,7 +43,7 @@ typedef struct {
     int32_t vocab;          /* token ids are in [0, vocab) */
     int32_t n_classes;      /* CLASSIFY, PAIR; 0 for LM */
     int32_t pad;            /* padding token id, or -1 when sequences are never padded */
-    int32_t landmark;       /* the landmark token id task_landmark_insert put in, or -1 */
+    int32_t landmark_l;     /* landmark tokens at positions b*l + l - 1 (task_landmark_insert), 0: none */
     int64_t n, len;         /* examples, tokens per example (padded to len) */
     int32_t *tokens;        /* [n][len] */
     int32_t *tokens2;       /* [n][len] the second document (PAIR), else NULL */
@@ -60,15 +60,15 @@ typedef struct {
 int task_data_alloc(task_data *d, const char *name, task_kind kind, int64_t n, int64_t len);
 void task_data_free(task_data *d);
 
-/* The position of the input token that target t of row i predicts: t + 1,
- * or the next position after it that does not hold a landmark (landmark
- * positions carry no target: the token after a landmark is the one the
- * position before it predicts). May be >= len. */
-static inline int64_t task_next_input(const task_data *d, int64_t i, int64_t t)
+/* The position of the input token that target t predicts: t + 1, or t + 2
+ * when t + 1 holds a landmark (landmark positions carry no target: the
+ * token after a landmark is the one the position before it predicts). May
+ * be >= len. */
+static inline int64_t task_next_input(const task_data *d, int64_t t)
 {
     int64_t u = t + 1;
-    while (d->landmark >= 0 && u < d->len && d->tokens[i * d->len + u] == d->landmark)
-        u++;
+    if (d->landmark_l > 0 && u % d->landmark_l == d->landmark_l - 1)
+        u++; /* by position, not by token: a model may well emit the landmark id */
     return u;
 }
 

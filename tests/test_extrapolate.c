@@ -16,7 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#define MAX_ROWS 16
+#define MAX_ROWS 64
 
 typedef struct {
     int n;
@@ -31,17 +31,23 @@ static int keep_row(const csvw_row *row, void *ud)
     return 0;
 }
 
-/* Rows of the CSV whose params mark them as extrapolation cells. */
-static int read_extrap(const char *csv, rows_t *out)
+/* Rows of the CSV whose params mark them as extrapolation cells, with
+ * metric `metric` (NULL: the headline, any metric but token_accuracy). */
+static int read_extrap_metric(const char *csv, const char *metric, rows_t *out)
 {
     rows_t all = {.n = 0};
     memset(out, 0, sizeof *out);
     csvw_read_rows(csv, keep_row, &all);
-    for (int i = 0; i < all.n; i++)
-        if (strstr(all.row[i].cell[ATTN_COL_PARAMS], ";split=extrap;"))
+    for (int i = 0; i < all.n; i++) {
+        const char *m = all.row[i].cell[ATTN_COL_METRIC];
+        if (strstr(all.row[i].cell[ATTN_COL_PARAMS], ";split=extrap;") &&
+            (metric ? !strcmp(m, metric) : strcmp(m, "token_accuracy") != 0))
             out->row[out->n++] = all.row[i];
+    }
     return out->n;
 }
+
+static int read_extrap(const char *csv, rows_t *out) { return read_extrap_metric(csv, NULL, out); }
 
 typedef struct {
     char dir[32], csv[64], ckpt[64];
@@ -106,6 +112,8 @@ Test(extrapolate, one_row_per_length_and_depth_with_its_params, .timeout = 60)
     cr_assert_eq(written, 6);
     rows_t x;
     cr_assert_eq(read_extrap(s.csv, &x), 6);
+    rows_t tf;
+    cr_assert_eq(read_extrap_metric(s.csv, "token_accuracy", &tf), 6, "each cell's teacher-forced row beside it");
     static const char *const depth[] = {"0", "0.5", "1"};
     for (int i = 0; i < 6; i++) {
         const csvw_row *row = &x.row[i];
@@ -118,7 +126,9 @@ Test(extrapolate, one_row_per_length_and_depth_with_its_params, .timeout = 60)
         cr_assert(!strncmp(p, want, strlen(want)), "row %d: %s", i, p);
         cr_assert_eq(atoi(row->cell[ATTN_COL_N]), len);
         cr_assert_str_eq(row->cell[ATTN_COL_TASK], "passkey");
-        cr_assert_str_eq(row->cell[ATTN_COL_METRIC], "accuracy");
+        cr_assert_str_eq(row->cell[ATTN_COL_METRIC], "first_integer_match"); /* Landmark's passkey rule */
+        cr_assert_str_eq(tf.row[i].cell[ATTN_COL_PARAMS], p);
+        cr_assert_str_neq(tf.row[i].cell[ATTN_COL_JOB_ID], row->cell[ATTN_COL_JOB_ID]);
         double v = cell_value(row), lo = atof(row->cell[ATTN_COL_CI_LOW]), hi = atof(row->cell[ATTN_COL_CI_HIGH]);
         cr_assert(lo <= v && v <= hi && lo >= 0 && hi <= 1, "row %d: %g [%g, %g]", i, v, lo, hi);
         /* flash keeps K and V of every token: 2 N d floats for the one layer */

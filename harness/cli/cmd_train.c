@@ -171,7 +171,7 @@ int cmd_eval(int argc, char **argv)
     double logged;
     if (train_run_eval_checkpoint(x.checkpoint, x.test_n, x.threads, x.out, &e, &logged))
         return cli_report("eval");
-    printf("test accuracy %.6f (logged at training: %.6f)%s\n", e.value, logged,
+    printf("test %s %.6f (logged at training: %.6f)%s\n", e.metric, e.value, logged,
            x.test_n ? "" : e.value == logged ? ": reproduced exactly" : ": DIFFERS");
     return x.test_n || e.value == logged ? 0 : 1;
 }

@@ -2,6 +2,7 @@
 #include "train_result.h"
 
 #include "harness/results/csvw.h"
+#include "tasks/answer.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -47,15 +48,25 @@ void train_eval_begin(train_eval_result *e, train_eval_kind kind, const char *sp
                       const task_data *d)
 {
     memset(e, 0, sizeof *e);
-    e->kind = kind, e->metric = "accuracy";
+    e->kind = kind, e->metric = train_eval_metric(d);
+    e->metric2 = d->answer_rule != TASK_ANSWER_NONE ? "token_accuracy" : NULL;
     snprintf(e->split, sizeof e->split, "%s", split);
     snprintf(e->data_source, sizeof e->data_source, "%s", d->data_source);
     e->state_bytes = model_state_bytes(m);
 }
 
+const char *train_eval_metric(const task_data *d)
+{
+    return d->answer_rule != TASK_ANSWER_NONE ? task_answer_metric(d->answer_rule) : "accuracy";
+}
+
 void train_eval_from_nn(const nn_eval_result *e, train_eval_result *out)
 {
-    out->value = e->accuracy, out->ci_low = e->ci_low, out->ci_high = e->ci_high;
+    if (e->has_answer) {
+        out->value = e->answer, out->ci_low = e->answer_lo, out->ci_high = e->answer_hi;
+        out->value2 = e->accuracy, out->ci2_low = e->ci_low, out->ci2_high = e->ci_high;
+    } else
+        out->value = e->accuracy, out->ci_low = e->ci_low, out->ci_high = e->ci_high;
     out->examples = e->examples;
 }
 
@@ -75,6 +86,21 @@ int train_eval_measure(nn_model *m, const task_data *d, int64_t limit, int64_t b
     return 0;
 }
 
+/* The metric's cells of a row. */
+static void fill_metric(csvw_row *row, const char *metric, double value, double lo, double hi)
+{
+    csvw_row_set(row, ATTN_COL_METRIC, "%s", metric);
+    csvw_row_set(row, ATTN_COL_VALUE, "%.6f", value);
+    csvw_row_set(row, ATTN_COL_CI_LOW, "%.6f", lo);
+    csvw_row_set(row, ATTN_COL_CI_HIGH, "%.6f", hi);
+}
+
+void train_eval_fill_second(const train_eval_result *e, csvw_row *row)
+{
+    train_eval_fill(e, row);
+    fill_metric(row, e->metric2, e->value2, e->ci2_low, e->ci2_high);
+}
+
 void train_eval_fill(const train_eval_result *e, csvw_row *row)
 {
     if (e->kind == TRAIN_EVAL_TEST) { /* known only once trained: after the job_id */
@@ -84,10 +110,7 @@ void train_eval_fill(const train_eval_result *e, csvw_row *row)
                      e->weights == TRAIN_WEIGHTS_BEST ? "best" : "last");
     }
     csvw_row_set(row, ATTN_COL_STATE_BYTES, "%zu", e->state_bytes);
-    csvw_row_set(row, ATTN_COL_METRIC, "%s", e->metric);
-    csvw_row_set(row, ATTN_COL_VALUE, "%.6f", e->value);
-    csvw_row_set(row, ATTN_COL_CI_LOW, "%.6f", e->ci_low);
-    csvw_row_set(row, ATTN_COL_CI_HIGH, "%.6f", e->ci_high);
+    fill_metric(row, e->metric, e->value, e->ci_low, e->ci_high);
     csvw_row_set(row, ATTN_COL_TRAIN_STEPS, "%lld", (long long)e->step);
     const train_progress *p = &e->progress;
     if (e->kind == TRAIN_EVAL_VALID && p->train_time_s > 0) { /* the other rows leave these columns empty */
@@ -105,20 +128,23 @@ void train_eval_fill(const train_eval_result *e, csvw_row *row)
 void train_eval_print(FILE *f, const train_eval_result *e)
 {
     const train_progress *p = &e->progress;
+    char second[64] = ""; /* the teacher-forced accuracy beside a generated-answer headline */
+    if (e->metric2)
+        snprintf(second, sizeof second, " (%s %.4f)", e->metric2, e->value2);
     switch (e->kind) {
     case TRAIN_EVAL_VALID:
-        fprintf(f, "step %lld/%lld  train loss %.4f  valid acc %.4f [%.3f, %.3f]  %.0f tok/s  (elapsed %.0fs, ETA %dm%02ds)\n",
-                (long long)e->step, (long long)p->steps, p->train_loss, e->value, e->ci_low, e->ci_high,
-                p->tokens_per_s, p->elapsed_s, (int)p->eta_s / 60, (int)p->eta_s % 60);
+        fprintf(f, "step %lld/%lld  train loss %.4f  valid %s %.4f [%.3f, %.3f]%s  %.0f tok/s  (elapsed %.0fs, ETA %dm%02ds)\n",
+                (long long)e->step, (long long)p->steps, p->train_loss, e->metric, e->value, e->ci_low, e->ci_high,
+                second, p->tokens_per_s, p->elapsed_s, (int)p->eta_s / 60, (int)p->eta_s % 60);
         break;
     case TRAIN_EVAL_TEST:
-        fprintf(f, "test: accuracy %.4f [%.4f, %.4f] on %lld examples (%s), weights of step %lld (%s)\n", e->value,
-                e->ci_low, e->ci_high, (long long)e->examples, e->data_source, (long long)e->step,
+        fprintf(f, "test: %s %.4f [%.4f, %.4f]%s on %lld examples (%s), weights of step %lld (%s)\n", e->metric,
+                e->value, e->ci_low, e->ci_high, second, (long long)e->examples, e->data_source, (long long)e->step,
                 e->weights == TRAIN_WEIGHTS_BEST ? "best validation" : "last");
         break;
     case TRAIN_EVAL_CHECKPOINT:
-        fprintf(f, "eval: %s %s: accuracy %.4f [%.4f, %.4f] on %lld examples\n", e->task, e->split, e->value,
-                e->ci_low, e->ci_high, (long long)e->examples);
+        fprintf(f, "eval: %s %s: %s %.4f [%.4f, %.4f]%s on %lld examples\n", e->task, e->split, e->metric, e->value,
+                e->ci_low, e->ci_high, second, (long long)e->examples);
         break;
     }
 }

@@ -40,8 +40,12 @@ typedef struct {
     char task[32];               /* the run's task (CHECKPOINT: its line names it) */
     char split[256];             /* valid | test | test-reload | extrap;eval_len=..;... */
     int64_t step;                /* the step of the weights evaluated (the train_steps column) */
-    const char *metric;          /* "accuracy" */
+    const char *metric;          /* the headline: "accuracy", or for a task with generated answers
+                                    its rule's name (train_eval_metric) */
     double value, ci_low, ci_high; /* the metric and its 95 % interval */
+    const char *metric2;         /* "token_accuracy" (teacher-forced) beside a generated-answer
+                                    headline, in a row of its own; NULL: none */
+    double value2, ci2_low, ci2_high;
     int64_t examples;
     char data_source[64];        /* "generated" | "official" | "stand-in:<name>" */
     size_t peak_rss_bytes;       /* of this training (or evaluation) so far */
@@ -74,6 +78,11 @@ int train_result_add_eval(train_result *r, const train_eval_result *e);
 void train_eval_begin(train_eval_result *e, train_eval_kind kind, const char *split, const nn_model *m,
                       const task_data *d);
 
+/* The headline metric of an evaluation of d: "accuracy", or the name of the
+ * rule d's generated answers are scored by ("first_integer_match",
+ * "string_match_all"). */
+const char *train_eval_metric(const task_data *d);
+
 /* The typed numbers of one evaluation from the training loop's. */
 void train_eval_from_nn(const nn_eval_result *e, train_eval_result *out);
 
@@ -88,6 +97,10 @@ int train_eval_measure(nn_model *m, const task_data *d, int64_t limit, int64_t b
  * peak RSS, state size, status, and for a TEST the params tail
  * ";best_step=K;weights=best|last". */
 void train_eval_fill(const train_eval_result *e, csvw_row *row);
+
+/* The same for the second metric's row (metric2): its metric, value and
+ * interval in place of the headline's. */
+void train_eval_fill_second(const train_eval_result *e, csvw_row *row);
 
 /* The console line of an evaluation: the step line with loss, rate and ETA
  * (VALID), the test line with the weights evaluated (TEST), or the

@@ -19,7 +19,8 @@
 /* ---------------------------------------------------------------- the run as JSON */
 
 /* The run configuration as one JSON object: its unformatted print is the
- * canonical text the job_id hashes, and with "len", "test_accuracy" and the
+ * canonical text the job_id hashes, and with "len", "test_accuracy",
+ * "test_metric" and the
  * fitted model it is the header of --checkpoint files. */
 static cJSON *run_config_json(const train_run_opts *r)
 {
@@ -80,7 +81,7 @@ static void mask_cell(const nn_model_cfg *m, char *buf, size_t n)
  * results/csvw.h: threads, suite .. data_source, with the model as trained and N)
  * followed by the canonical JSON of the whole run configuration, so every
  * setting that can change a result changes it. */
-static void row_identity(const row_sink *s, csvw_row *row, int64_t step, const char *split)
+static void row_identity(const row_sink *s, csvw_row *row, int64_t step, const char *split, const char *metric)
 {
     const train_run_opts *r = s->r;
     const nn_model_cfg *m = &r->model;
@@ -113,19 +114,25 @@ static void row_identity(const row_sink *s, csvw_row *row, int64_t step, const c
     char cells[17];
     csvw_row_job_id(row, cells);
     uint64_t h = fnv1a(fnv1a(0xcbf29ce484222325ull, cells), s->config);
+    if (strcmp(metric, "accuracy")) /* each metric of an evaluation is a row of its own */
+        h = fnv1a(h, metric);
     csvw_row_set(row, ATTN_COL_JOB_ID, "%016llx", (unsigned long long)h);
 }
 
 /* The evaluation's row, unless the CSV holds it already. The row's step is
  * the evaluation's during training, else the run's steps (a test row's
  * train_steps cell says which weights it evaluated). */
-static int write_eval_row(row_sink *s, const train_eval_result *e)
+static int write_metric_row(row_sink *s, const train_eval_result *e, int second)
 {
     csvw_row row;
-    row_identity(s, &row, e->kind == TRAIN_EVAL_VALID ? e->step : s->r->train.steps, e->split);
+    row_identity(s, &row, e->kind == TRAIN_EVAL_VALID ? e->step : s->r->train.steps, e->split,
+                 second ? e->metric2 : e->metric);
     if (s->skip_done && csvw_idset_contains(&s->done, row.cell[ATTN_COL_JOB_ID]))
         return 0; /* written before the crash this run resumes from */
-    train_eval_fill(e, &row);
+    if (second)
+        train_eval_fill_second(e, &row);
+    else
+        train_eval_fill(e, &row);
     if (!s->open) {
         int rc = csvw_open(&s->w, s->path);
         if (rc)
@@ -133,6 +140,15 @@ static int write_eval_row(row_sink *s, const train_eval_result *e)
         s->open = 1;
     }
     return csvw_write(&s->w, &row);
+}
+
+/* The second metric's row (a generated-answer task's token accuracy), then
+ * the headline's: the headline last, as the row that marks the evaluation
+ * done, so a crash between the two loses neither. */
+static int write_eval_row(row_sink *s, const train_eval_result *e)
+{
+    int rc = e->metric2 ? write_metric_row(s, e, 1) : 0;
+    return rc ? rc : write_metric_row(s, e, 0);
 }
 
 /* A validation evaluation of the training loop: its result, line and row. */
@@ -188,12 +204,14 @@ static int fit_model_to(nn_model_cfg *m, const task_data *d, int64_t len)
 }
 
 /* The --checkpoint header: the run with its fitted model, the sequence
- * length and the test accuracy logged now. */
-static char *checkpoint_json(const train_run_opts *fitted, int64_t len, double test_acc)
+ * length and the test row's value logged now ("test_accuracy", the
+ * headline metric named by "test_metric"). */
+static char *checkpoint_json(const train_run_opts *fitted, int64_t len, const train_eval_result *test)
 {
     cJSON *o = run_config_json(fitted);
     cJSON_AddNumberToObject(o, "len", (double)len);
-    cJSON_AddNumberToObject(o, "test_accuracy", test_acc);
+    cJSON_AddNumberToObject(o, "test_accuracy", test->value);
+    cJSON_AddStringToObject(o, "test_metric", test->metric);
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return s;
@@ -231,7 +249,7 @@ static void sink_fini(row_sink *s)
 static void test_row_id(row_sink *s, char id[17])
 {
     csvw_row row;
-    row_identity(s, &row, s->r->train.steps, "test");
+    row_identity(s, &row, s->r->train.steps, "test", train_eval_metric(s->data));
     memcpy(id, row.cell[ATTN_COL_JOB_ID], 17);
 }
 
@@ -372,7 +390,7 @@ static int run_finish(run_ctx *c, train_result *res)
 {
     int rc = 0;
     if (c->given->checkpoint) {
-        char *json = checkpoint_json(&c->run, c->tr.len, res->test.value);
+        char *json = checkpoint_json(&c->run, c->tr.len, &res->test);
         rc = save_weights(c->given->checkpoint, &c->m, json);
         free(json);
     }
@@ -571,7 +589,7 @@ int train_run_eval_row_id(const train_run_opts *r, const task_data *d, const cha
     int rc = sink_init(&sink, r, r, t, d);
     if (!rc) {
         csvw_row row;
-        row_identity(&sink, &row, r->train.steps, split);
+        row_identity(&sink, &row, r->train.steps, split, train_eval_metric(d));
         memcpy(id, row.cell[ATTN_COL_JOB_ID], 17);
         sink_fini(&sink);
     }
