@@ -53,6 +53,31 @@ void task_data_free(task_data *d)
     memset(d, 0, sizeof *d);
 }
 
+/* The text of row d's default. */
+static void default_text(const opt_def *d, char *buf, size_t n)
+{
+    if (d->type == OPT_ENUM)
+        snprintf(buf, n, "%s", d->names[(int)d->def]);
+    else if (d->def_str)
+        snprintf(buf, n, "%s", d->def_str);
+    else
+        snprintf(buf, n, "%.17g", d->def);
+}
+
+void task_settings_text(const task_def *t, const param_bag *p, char *buf, size_t n)
+{
+    size_t at = 0;
+    buf[0] = '\0';
+    for (const opt_def *d = t->params; d && d->name && at < n; d++) {
+        char def[64];
+        const char *v = param_bag_get(p, d->name);
+        if (!v)
+            default_text(d, def, sizeof def), v = def;
+        int k = snprintf(buf + at, n - at, "%s%s=%s", at ? ";" : "", d->name, v);
+        at += k > 0 ? (size_t)k : 0;
+    }
+}
+
 int task_params_check(const opt_def *rows, const param_bag *p, const char *task)
 {
     char owner[64];

@@ -93,6 +93,13 @@ typedef struct task_def {
 const task_def *const *task_registry(void);   /* NULL-terminated */
 const task_def *task_find(const char *name);   /* NULL + error listing the names */
 
+/* Every parameter of the task's table with its value in p or, when p does
+ * not give it, its default ("k=v;k=v" in table order; a default that
+ * depends on another parameter reads as that one's name, e.g. len_min=len).
+ * Results rows hash it, so a job's identity follows the data it ran on even
+ * when a default changes between versions. */
+void task_settings_text(const task_def *t, const param_bag *p, char *buf, size_t n);
+
 /* Parameter helpers, reading through the task's table (strict: unknown keys
  * and bad values are errors naming the task or the key). */
 int task_params_check(const opt_def *rows, const param_bag *p, const char *task);

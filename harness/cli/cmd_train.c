@@ -17,7 +17,9 @@ static const char train_usage_head[] =
     "kernel K in every layer (one name per layer: a hybrid), then evaluates on the test\n"
     "split. Rows (suite = the task's suite, metric accuracy with a 95% interval) go to\n"
     "results/<suite>.csv, one per evaluation (params step=..;split=valid) and a final one\n"
-    "(split=test;best_step=K;weights=last, or =best with --patience). Progress with an ETA\n"
+    "(split=test;best_step=K;weights=last, or =best with --patience). NIAH and passkey score\n"
+    "greedily generated answers (metric first_integer_match or string_match_all, which selects\n"
+    "the best step) and add a token_accuracy row per evaluation. Progress with an ETA\n"
     "goes to stderr.\n";
 
 static const char train_usage_tail[] =
@@ -46,7 +48,7 @@ static const char eval_usage_head[] =
     "usage: attnbench eval --checkpoint FILE [--test-n N] [--threads T] [--out FILE]\n"
     "       attnbench eval --checkpoint FILE --scale S1,S2,... [--depths K] [--test-n N] ...\n"
     "Rebuilds the model and the test split a checkpoint of 'attnbench train' names,\n"
-    "evaluates it and writes a row (split=test-reload). Exit 0 when the accuracy equals the\n"
+    "evaluates it and writes a row (split=test-reload). Exit 0 when the value equals the\n"
     "one logged at training time (same test split), 1 when it differs.\n"
     "With --scale (length extrapolation): for each multiple S of the trained length (integers\n"
     ">= 1, e.g. 1,2,4,8) the test split is regenerated at S x that length (task param len for\n"

@@ -79,8 +79,10 @@ static void mask_cell(const nn_model_cfg *m, char *buf, size_t n)
 /* Identity and settings of a row; step and split make each evaluation its
  * own job. job_id: FNV-1a over the identity cells' own job_id (harness/
  * results/csvw.h: threads, suite .. data_source, with the model as trained and N)
- * followed by the canonical JSON of the whole run configuration, so every
- * setting that can change a result changes it. */
+ * followed by the canonical JSON of the whole run configuration and the
+ * task's every parameter with its default filled in, so every setting that
+ * can change a result changes it (a changed default of a task too), and by
+ * the metric unless it is plain accuracy. */
 static void row_identity(const row_sink *s, csvw_row *row, int64_t step, const char *split, const char *metric)
 {
     const train_run_opts *r = s->r;
@@ -113,7 +115,9 @@ static void row_identity(const row_sink *s, csvw_row *row, int64_t step, const c
     csvw_row_set(row, ATTN_COL_PAPI_STATUS, "NA:not measured in training rows");
     char cells[17];
     csvw_row_job_id(row, cells);
-    uint64_t h = fnv1a(fnv1a(0xcbf29ce484222325ull, cells), s->config);
+    char settings[1024]; /* the task's every parameter, defaults included */
+    task_settings_text(s->task, &r->task_params, settings, sizeof settings);
+    uint64_t h = fnv1a(fnv1a(fnv1a(0xcbf29ce484222325ull, cells), s->config), settings);
     if (strcmp(metric, "accuracy")) /* each metric of an evaluation is a row of its own */
         h = fnv1a(h, metric);
     csvw_row_set(row, ATTN_COL_JOB_ID, "%016llx", (unsigned long long)h);
