@@ -6,12 +6,14 @@
  * thousands of examples, against values computed from safari's rules.
  * The last_only form is pinned in tests/test_recall.c. */
 #include "common/attn_error.h"
+#include "models/train.h"
 #include "tasks/metrics.h"
 #include "tasks/recall.h"
 #include "task_check.h"
 
 #include <criterion/criterion.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -305,4 +307,33 @@ Test(classic_recall, induction_metric_scores_one_answer_per_test_example, .timeo
     cr_assert_eq(m.exact_match, 1.0);
     free(pred);
     task_data_free(&d);
+}
+
+/* --- through the training engine ---------------------------------------- */
+
+/* The loss reads a training batch's targets: every position of a safari
+ * example; the evaluation counts the scored positions of the test split:
+ * one per example. */
+Test(classic_recall, engine_trains_on_every_position_and_scores_one_per_test_example, .timeout = 60)
+{
+    task_data tr, te;
+    make_task(&task_ar, "", TASK_TRAIN, 7, 8, &tr);
+    make_task(&task_ar, "", TASK_TEST, 7, 8, &te);
+    nn_model_cfg c;
+    memset(&c, 0, sizeof c);
+    c.variant = NN_VARIANT_LM, c.head = NN_HEAD_LM, c.vocab = tr.vocab, c.max_len = tr.len, c.layers = 1;
+    c.d_model = 8, c.heads = 1, c.n_kernels = 1, c.loops = 1, c.causal = 1, c.pos = NN_POS_LEARNED;
+    snprintf(c.kernels[0], sizeof c.kernels[0], "flash");
+    nn_model m;
+    cr_assert_eq(nn_model_init(&m, &c, 1), 0, "%s", attn_last_error());
+    nn_eval_result r;
+    cr_assert_eq(nn_evaluate(&m, &tr, 0, 4, 1, &r), 0, "%s", attn_last_error());
+    cr_assert_eq(r.positions, 8 * 42, "training split: %lld positions with a target, expected 8 x 42",
+                 (long long)r.positions);
+    cr_assert_eq(nn_evaluate(&m, &te, 0, 4, 1, &r), 0, "%s", attn_last_error());
+    cr_assert_eq(r.examples, 8);
+    cr_assert_eq(r.positions, 8, "test split: %lld scored positions, expected one per example", (long long)r.positions);
+    nn_model_free(&m);
+    task_data_free(&tr);
+    task_data_free(&te);
 }
