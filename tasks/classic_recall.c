@@ -148,7 +148,8 @@ static void ar_fill_last_only(const int64_t *cfg, attn_rng *r, int32_t *tok, int
      .help = "safari: its vocabulary, '=>' before the query, training loss on every position, the answer "      \
              "scored; last_only: no separator, loss and score at the last position only"}
 
-/* Parameter tables; the Mamba sizes are not verified against its code. */
+/* Parameter tables: safari's sizes by default; last_only's induction sizes are
+ * the ones recalled from Mamba, not verified against its code. */
 static const opt_def ar_params[] = {
     FORM_PARAM,
     {.name = "L", .type = OPT_INT, .def_str = "42 (safari), 31 (last_only)", .lo = 3, .hi = 1 << 20,
