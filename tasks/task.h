@@ -8,6 +8,11 @@
  *                  scored (MQAR, AR, induction heads, selective copying, NIAH):
  *                  the target at position t is what the model must emit after
  *                  reading tokens 0..t (already shifted, as Zoology's labels).
+ *                  The loss and the metrics read the same targets, so a task
+ *                  whose reference trains on more positions than it scores
+ *                  gives its splits different targets: ar and induction in
+ *                  safari's form have a next-token target on every position
+ *                  of the training split, and only the answer on valid and test.
  * Every dataset names its provenance: "generated", "official"
  * or "stand-in:<name>", and carries its slice keys for the results rows. */
 #ifndef ATTN_TASK_H

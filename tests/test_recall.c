@@ -5,32 +5,13 @@
 #include "common/attn_error.h"
 #include "tasks/metrics.h"
 #include "tasks/recall.h"
+#include "task_check.h"
 
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static void make_task(const task_def *t, const char *params, task_split split, uint64_t seed, int64_t n,
-                      task_data *d)
-{
-    param_bag p = {.n = 0};
-    cr_assert_eq(param_bag_add_list(&p, params), 0, "%s", attn_last_error());
-    cr_assert_eq(t->make(&p, split, seed, n, NULL, d), 0, "%s: %s", t->name, attn_last_error());
-    cr_assert_eq(d->n, n);
-}
-
-static int make_fails(const task_def *t, const char *params, const char *needle)
-{
-    param_bag p = {.n = 0};
-    param_bag_add_list(&p, params); /* a bad pair is what some cases test: make reports it */
-    task_data d;
-    memset(&d, 0, sizeof d);
-    int rc = t->make(&p, TASK_TRAIN, 1, 4, NULL, &d);
-    task_data_free(&d);
-    return rc < 0 && strstr(attn_last_error(), needle) != NULL;
-}
 
 static int rows_equal(const task_data *a, const task_data *b, int64_t i)
 {
@@ -174,7 +155,9 @@ Test(recall, mqar_rejects_impossible_configs, .timeout = 60)
     cr_assert(make_fails(&task_mqar, "a=zero", "param a"));
 }
 
-/* --- classic tasks: trivial oracles reading the input -------------------- */
+/* --- classic tasks: trivial oracles reading the input --------------------
+ * ar and induction here in their last_only form (safari's default form:
+ * tests/test_classic_recall.c). */
 
 static int32_t ar_oracle(const int32_t *x, int64_t len, int64_t t, int32_t V)
 {
@@ -192,11 +175,12 @@ static int32_t ar_last_value(const int32_t *x, int64_t len, int64_t t, int32_t V
     return x[len - 2];
 }
 
-Test(recall, ar_oracle_reading_the_input_scores_100_percent, .timeout = 60)
+Test(recall, ar_last_only_oracle_reading_the_input_scores_100_percent, .timeout = 60)
 {
     task_data d;
-    make_task(&task_ar, "", TASK_TRAIN, 2, 500, &d);
+    make_task(&task_ar, "form=last_only", TASK_TRAIN, 2, 500, &d);
     cr_assert_eq(d.len, 31);
+    cr_assert_str_eq(d.meta, "L=31;V=20;pairs=15;form=last_only");
     for (int64_t i = 0; i < d.n; i++) {
         const int32_t *x = task_tokens(&d, i), *y = task_targets(&d, i);
         for (int64_t t = 0; t < d.len - 1; t++) {
@@ -223,11 +207,12 @@ static int32_t induction_oracle(const int32_t *x, int64_t len, int64_t t, int32_
     return -1;
 }
 
-Test(recall, induction_oracle_reading_the_input_scores_100_percent, .timeout = 60)
+Test(recall, induction_last_only_oracle_reading_the_input_scores_100_percent, .timeout = 60)
 {
     task_data d;
-    make_task(&task_induction, "L=128", TASK_TEST, 4, 300, &d);
+    make_task(&task_induction, "form=last_only L=128", TASK_TEST, 4, 300, &d);
     cr_assert_eq(d.vocab, 16);
+    cr_assert_str_eq(d.meta, "L=128;V=16;form=last_only");
     for (int64_t i = 0; i < d.n; i++) {
         const int32_t *x = task_tokens(&d, i), *y = task_targets(&d, i);
         int triggers = 0;
@@ -303,7 +288,7 @@ Test(recall, selective_copy_default_length_is_4096, .timeout = 60)
     cr_assert_str_eq(d.meta, "L=4096;V=16;tokens=16");
     task_data_free(&d);
     cr_assert(make_fails(&task_selective_copy, "L=20 tokens=16", "2*tokens <= L"));
-    cr_assert(make_fails(&task_ar, "L=30", "odd L"));
+    cr_assert(make_fails(&task_ar, "form=last_only L=30", "odd L"));
 }
 
 /* --- metrics ------------------------------------------------------------- */
