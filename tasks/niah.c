@@ -234,7 +234,7 @@ static const char *const multikey_names[] = {"mk1", "mk2", "mk3", NULL};
     {.name = "len_min", .type = OPT_INT, .def = 0, .def_str = "len", .lo = 0, .hi = 1 << 26,                  \
      .help = "shortest length: lengths uniform in [len_min, len]"},                                           \
     {.name = "depth", .type = OPT_DOUBLE, .def = -1, .lo = -1, .hi = 1,                                        \
-     .help = "queried needle depth in [0, 1]; -1: the variant's RULER draw"},                                 \
+     .help = "queried needle depth in [0, 1]; -1: the rule's own draw (uniform: passkey, niah s1)"},           \
     {.name = "haystack", .type = OPT_ENUM, .names = niah_hay_names, .def = hay_def, .help = hay_help},        \
     {.name = "fit", .type = OPT_ENUM, .names = niah_fit_names, .def = NIAH_FIT_NOISE,                         \
      .help = "the text the random chain is fitted to"},                                                       \

@@ -4,6 +4,7 @@
 
 #include <criterion/criterion.h>
 #include <ctype.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const char needle_head[] = " One of the special magic ";
@@ -85,7 +86,7 @@ void nc_view_row(const task_data *d, int64_t i, nc_row *v)
     v->s[q - v->s] = '\0';
     v->C = q - v->s - 1;
     v->ctx = v->s + 1;
-    v->n = nc_parse_needles(v->ctx, v->nd, 16);
+    v->n = nc_parse_needles(v->ctx, v->nd, 64);
 }
 
 int nc_is_uuid4(const char *s)
@@ -98,4 +99,14 @@ int nc_is_uuid4(const char *s)
             return 0;
     }
     return s[14] == '4' && strchr("89ab", s[19]) != NULL;
+}
+
+const char *nc_corpus_root(void)
+{
+    static char root[4096];
+    if (!getenv("ATTN_DATA_DIR"))
+        setenv("ATTN_DATA_DIR", "/work/data", 1);
+    cr_assert_eq(niah_corpus_root(NULL, root, sizeof root), 0,
+                 "the SpamAssassin stand-in is required for this test: %s", attn_last_error());
+    return root;
 }

@@ -39,10 +39,14 @@ typedef struct {
     char s[NC_ROW_CAP], query[40];
     char *ctx;
     int64_t T, C;
-    nc_needle nd[16];
+    nc_needle nd[64];
     int n;
 } nc_row;
 void nc_view_row(const task_data *d, int64_t i, nc_row *v);
+
+/* The SpamAssassin stand-in's root (asserted present): $ATTN_DATA_DIR,
+ * set to this machine's shared copy /work/data when unset. */
+const char *nc_corpus_root(void);
 
 /* Whether s is a lowercase uuid4 string (8-4-4-4-12 hex digits, version 4,
  * variant 8, 9, a or b). */

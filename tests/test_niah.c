@@ -396,20 +396,9 @@ Test(niah, random_haystack_follows_the_trigram_frequencies_of_the_noise_text, .t
     niah_haystack_close(h);
 }
 
-/* The corpus lives under $ATTN_DATA_DIR (default here: /work/data). */
-static const char *corpus_base(void)
-{
-    if (!getenv("ATTN_DATA_DIR"))
-        setenv("ATTN_DATA_DIR", "/work/data", 1);
-    char root[4096];
-    cr_assert_eq(niah_corpus_root(NULL, root, sizeof root), 0,
-                 "the SpamAssassin stand-in is required for this test: %s", attn_last_error());
-    return getenv("ATTN_DATA_DIR");
-}
-
 Test(niah, corpus_haystack_takes_spans_of_real_message_bodies_from_split_pools, .timeout = 60)
 {
-    corpus_base();
+    nc_corpus_root();
     char root[4096], s[300];
     cr_assert_eq(niah_corpus_root(NULL, root, sizeof root), 0);
     char **train, **test;
