@@ -260,35 +260,6 @@ static int corpus_doc(corpus *c, int64_t i)
     return c->body[i] ? 0 : niah_corpus_read_body(c->paths[i], &c->body[i], &c->blen[i]);
 }
 
-static int corpus_fill(corpus *c, attn_rng *r, uint8_t *out, int64_t n)
-{
-    int64_t got = 0, empty = 0;
-    while (got < n) {
-        int64_t i = (int64_t)recall_below(r, (uint64_t)c->n);
-        int rc = corpus_doc(c, i);
-        if (rc)
-            return rc;
-        int64_t bl = (int64_t)c->blen[i], need = n - got;
-        if (bl == 0) {
-            if (++empty > 10000)
-                return attn_fail(ATTN_EINVAL, "corpus haystack: expected message bodies, found %lld empty draws",
-                                 (long long)empty);
-            continue;
-        }
-        if (bl >= need) { /* one span covers the rest */
-            int64_t off = (int64_t)recall_below(r, (uint64_t)(bl - need + 1));
-            memcpy(out + got, c->body[i] + off, (size_t)need);
-            got = n;
-        } else {
-            memcpy(out + got, c->body[i], (size_t)bl);
-            got += bl;
-            if (got < n)
-                out[got++] = '\n';
-        }
-    }
-    return 0;
-}
-
 /* --- essay-like documents ---------------------------------------------- */
 
 /* An HTML tag: '<', an optional '/', letters, then '>' or a space (mail
@@ -344,26 +315,40 @@ static int essay_doc(corpus *c, int64_t i)
     return 0;
 }
 
-/* Whole essay documents from their start, joined by ' ', the last one cut. */
-static int essay_fill(corpus *c, attn_rng *r, uint8_t *out, int64_t n)
+/* A random pool document with a usable body (essay: an essay document);
+ * unusable draws are skipped, up to 100000 in a row. */
+static int draw_doc(corpus *c, attn_rng *r, int essay, int64_t *i)
 {
-    int64_t got = 0, left_out = 0;
+    for (int64_t tries = 0; tries < 100000; tries++) {
+        *i = (int64_t)recall_below(r, (uint64_t)c->n);
+        int rc = essay ? essay_doc(c, *i) : corpus_doc(c, *i);
+        if (rc || (essay ? c->essay[*i] > 0 : c->blen[*i] > 0))
+            return rc;
+    }
+    return attn_fail(ATTN_EINVAL, "%s haystack: expected %s in the pool, found none in 100000 draws",
+                     essay ? "essay" : "corpus", essay ? "ham messages without HTML" : "non-empty message bodies");
+}
+
+/* Random pool documents until n bytes: corpus joins bodies by '\n' and
+ * takes one random span of a body that covers the rest; essay joins whole
+ * documents from their start by ' ' and cuts the last one. */
+static int docs_fill(corpus *c, attn_rng *r, int essay, uint8_t *out, int64_t n)
+{
+    int64_t got = 0;
     while (got < n) {
-        int64_t i = (int64_t)recall_below(r, (uint64_t)c->n);
-        int rc = essay_doc(c, i);
+        int64_t i;
+        int rc = draw_doc(c, r, essay, &i);
         if (rc)
             return rc;
-        if (c->essay[i] < 0) {
-            if (++left_out > 100000)
-                return attn_fail(ATTN_EINVAL, "essay haystack: expected ham messages without HTML in the pool, found "
-                                              "none in %lld draws", (long long)left_out);
-            continue;
+        int64_t k = (int64_t)c->blen[i], need = n - got, off = 0;
+        if (k >= need) { /* it covers the rest */
+            off = essay ? 0 : (int64_t)recall_below(r, (uint64_t)(k - need + 1));
+            k = need;
         }
-        int64_t k = (int64_t)c->blen[i] < n - got ? (int64_t)c->blen[i] : n - got;
-        memcpy(out + got, c->body[i], (size_t)k);
+        memcpy(out + got, c->body[i] + off, (size_t)k);
         got += k;
         if (got < n)
-            out[got++] = ' ';
+            out[got++] = essay ? ' ' : '\n';
     }
     return 0;
 }
@@ -536,9 +521,7 @@ int niah_haystack_fill(niah_haystack *h, attn_rng *r, uint8_t *out, int64_t n)
         noise_fill(out, n);
     else if (h->kind == NIAH_HAY_RANDOM)
         markov_fill(&h->m, r, out, n);
-    else if (h->kind == NIAH_HAY_ESSAY)
-        return essay_fill(&h->c, r, out, n);
     else
-        return corpus_fill(&h->c, r, out, n);
+        return docs_fill(&h->c, r, h->kind == NIAH_HAY_ESSAY, out, n);
     return 0;
 }

@@ -32,6 +32,12 @@ static void check_default(const default_case *c, const char *dir)
     task_data_free(&d);
 }
 
+static void check_defaults(const default_case *cases, size_t n, const char *dir)
+{
+    for (size_t k = 0; k < n; k++)
+        check_default(&cases[k], dir);
+}
+
 Test(niah_essay, each_variant_defaults_to_the_haystack_ruler_gives_it, .timeout = 60)
 {
     nc_corpus_root();
@@ -50,8 +56,7 @@ Test(niah_essay, each_variant_defaults_to_the_haystack_ruler_gives_it, .timeout 
         {&task_niah_multikey, "haystack=noise", "noise", GEN, "niah_multikey_1"},
         {&task_niah, "variant=s2 haystack=corpus", "corpus", S, "niah_single_2"},
     };
-    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++)
-        check_default(&cases[k], NULL);
+    check_defaults(cases, sizeof cases / sizeof *cases, NULL);
 }
 
 Test(niah_essay, essay_variants_without_the_corpus_fall_back_to_noise_and_say_so, .timeout = 60)
@@ -61,8 +66,7 @@ Test(niah_essay, essay_variants_without_the_corpus_fall_back_to_noise_and_say_so
         {&task_niah_multikey, "", "noise", "generated", "niah_multikey_1"},
         {&task_niah_multiquery, "", "noise", "generated", "niah_multiquery"},
     };
-    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++)
-        check_default(&cases[k], "/nonexistent/attnbench-data");
+    check_defaults(cases, sizeof cases / sizeof *cases, "/nonexistent/attnbench-data");
     /* asked for by name, the essay haystack needs its corpus */
     task_data d;
     cr_assert_lt(nc_make(&task_niah, "haystack=essay", TASK_TEST, 1, 2, "/nonexistent/attnbench-data", &d), 0);
