@@ -129,6 +129,19 @@ Test(answer, niah_references_score_their_own_targets_one_and_a_changed_byte_less
     niah_kind_scores(&task_niah_vt, "len=512", 0.8);
 }
 
+Test(answer, landmark_tokens_inside_an_answer_do_not_cut_it, .timeout = 60)
+{
+    param_bag p = {.n = 0};
+    cr_assert_eq(param_bag_add_list(&p, "len=256 landmark=4"), 0);
+    task_data d;
+    cr_assert_eq(task_landmark_make(&task_niah, 1, &p, TASK_TEST, 3, 20, NULL, &d), 0, "%s", attn_last_error());
+    cr_assert_geq(d.landmark, 0);
+    task_answer_summary s;
+    cr_assert_eq(task_answer_summarize(&d, d.targets, d.n, &s), 0);
+    cr_assert_eq(s.mean, 1.0, "7-digit values split by landmarks every 3 bytes still match: %g", s.mean);
+    task_data_free(&d);
+}
+
 Test(answer, ruler_variant_references_score_their_own_targets_one_and_a_changed_byte_zero, .timeout = 60)
 {
     niah_kind_scores(&task_niah, "len=512 variant=s2", 0.0);
@@ -170,17 +183,4 @@ Test(answer, multi_answer_references_score_one_in_reverse_order_and_any_case, .t
         }
         task_data_free(&d);
     }
-}
-
-Test(answer, landmark_tokens_inside_an_answer_do_not_cut_it, .timeout = 60)
-{
-    param_bag p = {.n = 0};
-    cr_assert_eq(param_bag_add_list(&p, "len=256 landmark=4"), 0);
-    task_data d;
-    cr_assert_eq(task_landmark_make(&task_niah, 1, &p, TASK_TEST, 3, 20, NULL, &d), 0, "%s", attn_last_error());
-    cr_assert_geq(d.landmark, 0);
-    task_answer_summary s;
-    cr_assert_eq(task_answer_summarize(&d, d.targets, d.n, &s), 0);
-    cr_assert_eq(s.mean, 1.0, "7-digit values split by landmarks every 3 bytes still match: %g", s.mean);
-    task_data_free(&d);
 }
