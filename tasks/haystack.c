@@ -5,11 +5,17 @@
  *   corpus  byte spans of SpamAssassin message bodies (the offline stand-in:
  *           <root>/<group>/<name>.json with a "text" field), from a document
  *           pool chosen by a hash of the file name so train and test never
- *           share a document. Documents are parsed on first use only. */
+ *           share a document. Documents are parsed on first use only;
+ *   essay   the stand-in for RULER's Paul Graham essays: whole ham messages
+ *           without HTML from the same pools, each from its start, with every
+ *           whitespace run made one space (RULER joins its essay words with
+ *           single spaces), joined by ' ' and cut to length. Spam and the
+ *           hard-ham group are mostly HTML, so they are left out. */
 #include "niah.h"
 #include "recall.h"
 
 #include <cjson/cJSON.h>
+#include <ctype.h>
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +30,7 @@ typedef struct {
     int64_t n;
     char **body;
     size_t *blen;
+    signed char *essay; /* essay haystack: 0 not yet read, 1 kept (body normalised), -1 left out */
 } corpus;
 
 typedef struct {
@@ -35,7 +42,7 @@ typedef struct {
 } markov;
 
 struct niah_haystack {
-    int kind; /* 0 noise, 1 random, 2 corpus */
+    niah_hay_kind kind;
     char source[64];
     corpus c;
     markov m;
@@ -230,7 +237,8 @@ static int corpus_open(corpus *c, const char *data_dir, task_split split)
         return rc;
     c->body = calloc((size_t)c->n, sizeof *c->body);
     c->blen = calloc((size_t)c->n, sizeof *c->blen);
-    if (!c->body || !c->blen)
+    c->essay = calloc((size_t)c->n, sizeof *c->essay);
+    if (!c->body || !c->blen || !c->essay)
         return attn_fail(ATTN_ENOMEM, "corpus haystack: cannot index %lld documents", (long long)c->n);
     return 0;
 }
@@ -241,6 +249,7 @@ static void corpus_close(corpus *c)
         free(c->body[i]);
     free(c->body);
     free(c->blen);
+    free(c->essay);
     free(c->paths);
     memset(c, 0, sizeof *c);
 }
@@ -251,31 +260,95 @@ static int corpus_doc(corpus *c, int64_t i)
     return c->body[i] ? 0 : niah_corpus_read_body(c->paths[i], &c->body[i], &c->blen[i]);
 }
 
-static int corpus_fill(corpus *c, attn_rng *r, uint8_t *out, int64_t n)
+/* --- essay-like documents ---------------------------------------------- */
+
+/* An HTML tag: '<', an optional '/', letters, then '>' or a space (mail
+ * addresses such as <a@b.c> are not tags). */
+static int has_html_tag(const char *s)
 {
-    int64_t got = 0, empty = 0;
+    for (const char *p = strchr(s, '<'); p; p = strchr(p + 1, '<')) {
+        const char *q = p + 1 + (p[1] == '/');
+        const char *w = q;
+        while (isalpha((unsigned char)*w))
+            w++;
+        if (w > q && (*w == '>' || *w == ' '))
+            return 1;
+    }
+    return 0;
+}
+
+int niah_corpus_is_essay(const char *path, const char *body)
+{
+    const char *name = strrchr(path, '/');
+    const char *group = name;
+    while (group && group > path && group[-1] != '/')
+        group--;
+    return name && group && strncmp(group, "easy-ham", 8) == 0 && !has_html_tag(body);
+}
+
+/* Every whitespace run as one space, none at either end (in place). */
+static size_t squeeze_space(char *s)
+{
+    size_t k = 0;
+    for (const char *p = s; *p; p++) {
+        if (!isspace((unsigned char)*p))
+            s[k++] = *p;
+        else if (k && !isspace((unsigned char)p[1]) && p[1])
+            s[k++] = ' ';
+    }
+    s[k] = '\0';
+    return k;
+}
+
+/* Document i as an essay: read, judged and normalised on first use. */
+static int essay_doc(corpus *c, int64_t i)
+{
+    if (c->essay[i])
+        return 0;
+    int rc = corpus_doc(c, i);
+    if (rc)
+        return rc;
+    c->essay[i] = niah_corpus_is_essay(c->paths[i], c->body[i]) ? 1 : -1;
+    if (c->essay[i] > 0)
+        c->blen[i] = squeeze_space(c->body[i]);
+    c->essay[i] = c->essay[i] > 0 && c->blen[i] > 0 ? 1 : -1;
+    return 0;
+}
+
+/* A random pool document with a usable body (essay: an essay document);
+ * unusable draws are skipped, up to 100000 in a row. */
+static int draw_doc(corpus *c, attn_rng *r, int essay, int64_t *i)
+{
+    for (int64_t tries = 0; tries < 100000; tries++) {
+        *i = (int64_t)recall_below(r, (uint64_t)c->n);
+        int rc = essay ? essay_doc(c, *i) : corpus_doc(c, *i);
+        if (rc || (essay ? c->essay[*i] > 0 : c->blen[*i] > 0))
+            return rc;
+    }
+    return attn_fail(ATTN_EINVAL, "%s haystack: expected %s in the pool, found none in 100000 draws",
+                     essay ? "essay" : "corpus", essay ? "ham messages without HTML" : "non-empty message bodies");
+}
+
+/* Random pool documents until n bytes: corpus joins bodies by '\n' and
+ * takes one random span of a body that covers the rest; essay joins whole
+ * documents from their start by ' ' and cuts the last one. */
+static int docs_fill(corpus *c, attn_rng *r, int essay, uint8_t *out, int64_t n)
+{
+    int64_t got = 0;
     while (got < n) {
-        int64_t i = (int64_t)recall_below(r, (uint64_t)c->n);
-        int rc = corpus_doc(c, i);
+        int64_t i;
+        int rc = draw_doc(c, r, essay, &i);
         if (rc)
             return rc;
-        int64_t bl = (int64_t)c->blen[i], need = n - got;
-        if (bl == 0) {
-            if (++empty > 10000)
-                return attn_fail(ATTN_EINVAL, "corpus haystack: expected message bodies, found %lld empty draws",
-                                 (long long)empty);
-            continue;
+        int64_t k = (int64_t)c->blen[i], need = n - got, off = 0;
+        if (k >= need) { /* it covers the rest */
+            off = essay ? 0 : (int64_t)recall_below(r, (uint64_t)(k - need + 1));
+            k = need;
         }
-        if (bl >= need) { /* one span covers the rest */
-            int64_t off = (int64_t)recall_below(r, (uint64_t)(bl - need + 1));
-            memcpy(out + got, c->body[i] + off, (size_t)need);
-            got = n;
-        } else {
-            memcpy(out + got, c->body[i], (size_t)bl);
-            got += bl;
-            if (got < n)
-                out[got++] = '\n';
-        }
+        memcpy(out + got, c->body[i] + off, (size_t)k);
+        got += k;
+        if (got < n)
+            out[got++] = essay ? ' ' : '\n';
     }
     return 0;
 }
@@ -400,7 +473,7 @@ static int fit_text(niah_haystack *h, niah_fit_kind fit, const char *data_dir)
     return markov_fit(&h->m, t, len);
 }
 
-const char *const niah_hay_names[] = {"noise", "random", "corpus", NULL};
+const char *const niah_hay_names[] = {"noise", "random", "corpus", "essay", "needle", "ruler", NULL};
 const char *const niah_fit_names[] = {"noise", "corpus", NULL};
 
 int niah_haystack_open(niah_haystack **out, niah_hay_kind kind, niah_fit_kind fit, task_split split,
@@ -412,13 +485,15 @@ int niah_haystack_open(niah_haystack **out, niah_hay_kind kind, niah_fit_kind fi
         return attn_fail(ATTN_ENOMEM, "haystack: cannot allocate");
     snprintf(h->source, sizeof h->source, "generated");
     int rc = 0;
-    h->kind = (int)kind;
+    h->kind = kind;
     if (kind == NIAH_HAY_RANDOM)
         rc = fit_text(h, fit, data_dir);
-    else if (kind == NIAH_HAY_CORPUS) {
+    else if (kind == NIAH_HAY_CORPUS || kind == NIAH_HAY_ESSAY) {
         rc = corpus_open(&h->c, data_dir, split);
         snprintf(h->source, sizeof h->source, "stand-in:spam-assassin");
-    }
+    } else if (kind != NIAH_HAY_NOISE)
+        rc = attn_fail(ATTN_EINVAL, "haystack: expected noise, random, corpus or essay, found %s (built by the generator)",
+                       niah_hay_names[kind]);
     if (rc) {
         niah_haystack_close(h);
         return rc;
@@ -442,11 +517,11 @@ int niah_haystack_fill(niah_haystack *h, attn_rng *r, uint8_t *out, int64_t n)
 {
     if (n <= 0)
         return 0;
-    if (h->kind == 0)
+    if (h->kind == NIAH_HAY_NOISE)
         noise_fill(out, n);
-    else if (h->kind == 1)
+    else if (h->kind == NIAH_HAY_RANDOM)
         markov_fill(&h->m, r, out, n);
     else
-        return corpus_fill(&h->c, r, out, n);
+        return docs_fill(&h->c, r, h->kind == NIAH_HAY_ESSAY, out, n);
     return 0;
 }

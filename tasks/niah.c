@@ -5,24 +5,23 @@
  * y[t+1] where y[t+1] is an answer byte (TASK_IGNORE elsewhere), as MQAR:
  *   BOS  context (C bytes)  tail
  * The context is a haystack of G = C - (needle bytes) bytes with the needles
- * inserted; needle 0 (the queried one) goes after round(depth * G) haystack
- * bytes (as Kamradt's NIAH: byte round(depth (len - needle_len)) of the
- * context when it is the only needle), moved back to just after the previous
- * '.' with snap=1. Tails, [..] = scored:
+ * inserted where the variant's RULER rule puts them (niah_place.c). Over
+ * RULER's haystack of needles (mk2, mk3) the context holds whole needles
+ * only, so an example is up to one needle shorter than T (PAD after it).
+ * Tails, [..] = trained targets:
  *   niah, niah_multikey   QUERY key ANSWER [value]
  *   niah_multivalue       QUERY key ANSWER [v1,v2,v3,v4]  (context order)
  *   niah_multiquery       (QUERY key_q ANSWER [value_q]) x 4, random order
  *   niah_vt               QUERY value ANSWER [N1,N2,N3,N4,N5]  (chain order)
  *   passkey               "What is the pass key? The pass key is " [K.]
- * Needles follow RULER's template " One of the special magic numbers for
- * {key} is: {value}." with key = 4-8 random lowercase letters and value = 7
- * digits; variable tracking uses " VAR ABCDE = 12345." then " VAR FGHIJ =
- * VAR ABCDE." (RULER vt). Values (and vt names) never occur in the haystack:
- * they are redrawn until they do not, so a value is in the context exactly
- * where a needle puts it. The passkey answer ends with '.', so a model that
- * runs on past the last digit of K is wrong (Landmark scores the first
- * integer of the output). */
-#include "niah.h"
+ * A generated answer is scored against the example's references with
+ * RULER's string_match_all (any order) or Landmark's first-integer test
+ * (tasks/answer.h). Needles are RULER's (niah_needles.c). Values (and vt
+ * names) never occur in the haystack: they are redrawn until they do not, so
+ * a value is in the context exactly where a needle puts it. The passkey
+ * answer ends with '.', so a model that runs on past the last digit of K is
+ * wrong (Landmark scores the first integer of the output). */
+#include "niah_gen.h"
 #include "answer.h"
 #include "recall.h"
 
@@ -31,123 +30,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { NK_PASSKEY, NK_SINGLE, NK_MULTIKEY, NK_MULTIVALUE, NK_MULTIQUERY, NK_VT };
 static const char *const kind_name[] = {"passkey", "single", "multikey", "multivalue", "multiquery", "vt"};
 
-#define MAX_NEEDLES 5
-#define NEEDLE_CAP 96
 #define TAIL_CAP 256
-
-typedef struct {
-    int kind;
-    int64_t len, len_min, distractors;
-    double depth;
-    int snap;
-    niah_hay_kind hay;
-    niah_fit_kind fit;
-} niah_cfg;
-
-/* One example's strings and layout. */
-typedef struct {
-    int n_keys, n_vals, n_needles;
-    char key[MAX_NEEDLES][16]; /* niah keys, or vt names (fixed length) */
-    char val[MAX_NEEDLES][16]; /* 7-digit values, or the vt value / passkey */
-    int perm[MAX_NEEDLES];     /* multiquery: query order */
-    char needle[MAX_NEEDLES][NEEDLE_CAP];
-    int64_t off[MAX_NEEDLES];  /* haystack bytes before each needle */
-    int order[MAX_NEEDLES];    /* needles in context order */
-} niah_ex;
 
 static const char passkey_desc[] = "There is an important info hidden inside a lot of irrelevant text. Find it and "
                                    "memorize them. I will quiz you about the important information there.";
 static const char passkey_question[] = "What is the pass key? The pass key is ";
-
-/* --- random strings ------------------------------------------------------ */
-
-static void rand_letters(attn_rng *r, char *s, int64_t k, char first)
-{
-    for (int64_t j = 0; j < k; j++)
-        s[j] = (char)(first + (char)recall_below(r, 26));
-    s[k] = '\0';
-}
-
-/* k digits, the first nonzero (RULER: randint(10^(k-1), 10^k - 1)). */
-static void rand_digits(attn_rng *r, char *s, int k)
-{
-    for (int j = 0; j < k; j++)
-        s[j] = (char)('0' + (j == 0 ? 1 + recall_below(r, 9) : recall_below(r, 10)));
-    s[k] = '\0';
-}
-
-static int in_list(char list[][16], int n, const char *s)
-{
-    for (int j = 0; j < n; j++)
-        if (strcmp(list[j], s) == 0)
-            return 1;
-    return 0;
-}
-
-/* Variable-length keys (and counts, query order): drawn once per example. */
-static void draw_keys(const niah_cfg *c, attn_rng *r, niah_ex *e)
-{
-    int k = c->kind;
-    e->n_needles = k == NK_SINGLE ? 1 : k == NK_VT ? 5 : k == NK_MULTIKEY ? 1 : 4;
-    if (k == NK_MULTIKEY)
-        e->n_needles += c->distractors ? (int)c->distractors : 1 + (int)recall_below(r, 3);
-    e->n_vals = k == NK_VT ? 1 : e->n_needles;
-    e->n_keys = k == NK_VT ? 5 : k == NK_MULTIVALUE ? 1 : e->n_needles;
-    if (k == NK_VT)
-        return; /* vt names have a fixed length: drawn with the values */
-    for (int j = 0; j < e->n_keys; j++) {
-        char s[16];
-        do
-            rand_letters(r, s, 4 + (int64_t)recall_below(r, 5), 'a');
-        while (in_list(e->key, j, s));
-        memcpy(e->key[j], s, sizeof s);
-    }
-    for (int j = 0; j < e->n_needles; j++)
-        e->perm[j] = j;
-    if (k == NK_MULTIQUERY)
-        recall_distinct(r, 0, e->n_needles, e->n_needles, e->perm);
-}
-
-/* Fixed-length answers (values, vt names), distinct, redrawn while any
- * occurs in the haystack hay [G]. */
-static int draw_answers(const niah_cfg *c, attn_rng *r, niah_ex *e, const uint8_t *hay, int64_t G)
-{
-    for (int attempt = 0; attempt < 1000; attempt++) {
-        int clash = 0;
-        for (int j = 0; j < e->n_vals; j++) {
-            char s[16];
-            do
-                rand_digits(r, s, c->kind == NK_VT ? 5 : 7);
-            while (in_list(e->val, j, s));
-            memcpy(e->val[j], s, sizeof s);
-            clash |= memmem(hay, (size_t)G, s, strlen(s)) != NULL;
-        }
-        for (int j = 0; c->kind == NK_VT && j < e->n_keys; j++) {
-            char s[16];
-            do
-                rand_letters(r, s, 5, 'A');
-            while (in_list(e->key, j, s));
-            memcpy(e->key[j], s, sizeof s);
-            clash |= memmem(hay, (size_t)G, s, 5) != NULL;
-        }
-        if (!clash)
-            return 0;
-    }
-    return attn_fail(ATTN_EINVAL, "task niah: expected values absent from the haystack, found clashes in 1000 draws");
-}
-
-/* Needle j's text; its length does not depend on the values' digits. */
-static int render_needle(const niah_cfg *c, const niah_ex *e, int j, char *out)
-{
-    if (c->kind == NK_VT)
-        return j == 0 ? snprintf(out, NEEDLE_CAP, " VAR %s = %s.", e->key[0], e->val[0])
-                      : snprintf(out, NEEDLE_CAP, " VAR %s = VAR %s.", e->key[j], e->key[j - 1]);
-    return snprintf(out, NEEDLE_CAP, " One of the special magic numbers for %s is: %s.",
-                    e->key[c->kind == NK_MULTIVALUE ? 0 : j], e->val[j]);
-}
 
 /* --- the tail ------------------------------------------------------------ */
 
@@ -199,48 +88,9 @@ static void render_tail(const niah_cfg *c, const niah_ex *e, niah_tail *t)
 
 /* --- layout ------------------------------------------------------------- */
 
-/* The largest p <= o with p == 0 or hay[p-1] == '.'. */
-static int64_t snap_back(const uint8_t *hay, int64_t o)
-{
-    while (o > 0 && hay[o - 1] != '.')
-        o--;
-    return o;
-}
-
 static double draw_depth(const niah_cfg *c, attn_rng *r)
 {
     return c->depth < 0 ? attn_rng_uniform(r) : c->depth;
-}
-
-/* Offsets of the needles in the haystack [G] and their context order:
- * needle 0 at depth d; vt's later hops at sorted uniform offsets after it
- * (a chain must be read in order); other needles uniform anywhere. */
-static void place_needles(const niah_cfg *c, attn_rng *r, niah_ex *e, const uint8_t *hay, int64_t G, double d)
-{
-    e->off[0] = (int64_t)llround(d * (double)G);
-    if (c->snap)
-        e->off[0] = snap_back(hay, e->off[0]);
-    for (int j = 1; j < e->n_needles; j++) {
-        int64_t lo = c->kind == NK_VT ? e->off[0] : 0;
-        e->off[j] = lo + (int64_t)recall_below(r, (uint64_t)(G - lo + 1));
-        if (c->snap)
-            e->off[j] = snap_back(hay, e->off[j]);
-    }
-    for (int j = 0; j < e->n_needles; j++)
-        e->order[j] = j;
-    /* insertion sort by (offset, index): stable, so ties keep needle 0 first */
-    for (int j = 1; j < e->n_needles; j++)
-        for (int q = j; q > 0 && e->off[e->order[q - 1]] > e->off[e->order[q]]; q--) {
-            int s = e->order[q];
-            e->order[q] = e->order[q - 1], e->order[q - 1] = s;
-        }
-    if (c->kind == NK_VT) { /* hop k takes the k-th smallest offset */
-        int64_t sorted[MAX_NEEDLES];
-        for (int j = 0; j < e->n_needles; j++)
-            sorted[j] = e->off[e->order[j]];
-        for (int j = 0; j < e->n_needles; j++)
-            e->off[j] = sorted[j], e->order[j] = j;
-    }
 }
 
 /* Copies bytes into y as tokens. */
@@ -262,36 +112,47 @@ static int put_tail(int32_t *y, int64_t at, const niah_tail *t, int64_t T)
     return 0;
 }
 
-/* One RULER-style example into y [T+1] and its strings into *ex; hay is scratch [T]. */
-static int niah_example(const niah_cfg *c, niah_haystack *h, attn_rng *r, int64_t T, int32_t *y, uint8_t *hay,
-                        niah_tail *t, niah_ex *ex)
+/* Fills the haystack [G] of one example: RULER's needles (G shrinks to the
+ * whole needles that fit, and *T with it) or the haystack h. */
+static int fill_haystack(const niah_cfg *c, niah_haystack *h, niah_needle_hay *nh, attn_rng *r, uint8_t *hay,
+                         int64_t *G, int64_t *T)
+{
+    if (c->hay != NIAH_HAY_NEEDLE)
+        return niah_haystack_fill(h, r, hay, *G);
+    int rc = niah_needle_hay_fill(c, r, hay, *G, nh);
+    *T -= *G - nh->used;
+    *G = nh->used;
+    return rc;
+}
+
+/* One RULER example into y [T+1] (*T: its length, <= the drawn one) and its
+ * strings into *ex; hay is scratch [T]. */
+static int niah_example(const niah_cfg *c, niah_haystack *h, niah_needle_hay *nh, attn_rng *r, int64_t *T,
+                        int32_t *y, uint8_t *hay, niah_tail *t, niah_ex *ex)
 {
     niah_ex e;
     memset(&e, 0, sizeof e);
-    double d = draw_depth(c, r);
-    draw_keys(c, r, &e);
-    /* placeholder answers of the right lengths size the needles and tail */
-    for (int j = 0; j < MAX_NEEDLES; j++) {
-        memcpy(e.val[j], "0000000", c->kind == NK_VT ? 5 : 7);
-        if (c->kind == NK_VT)
-            memcpy(e.key[j], "AAAAA", 6);
-    }
+    /* the depth rule draws its depth first (the stream of earlier versions) */
+    double d = c->grid || c->kind == NK_VT || c->hay == NIAH_HAY_NEEDLE ? c->depth : draw_depth(c, r);
+    niah_draw_keys(c, r, &e);
+    niah_placeholder_answers(c, &e);
     int64_t needles = 0;
     for (int j = 0; j < e.n_needles; j++)
-        needles += render_needle(c, &e, j, e.needle[j]);
+        needles += niah_render_needle(c, &e, j, e.needle[j]);
     render_tail(c, &e, t);
-    int64_t G = T - t->n - needles;
+    int64_t G = *T - t->n - needles;
     if (G < 0)
         return attn_fail(ATTN_EINVAL, "task niah (%s): expected len >= %lld for the needles and the query, found %lld",
-                         kind_name[c->kind], (long long)(T - G), (long long)T);
-    int rc = niah_haystack_fill(h, r, hay, G);
+                         kind_name[c->kind], (long long)(*T - G), (long long)*T);
+    int rc = fill_haystack(c, h, nh, r, hay, &G, T);
     if (!rc)
-        rc = draw_answers(c, r, &e, hay, G);
+        rc = niah_draw_answers(c, r, &e, hay, G);
+    for (int j = 0; !rc && j < e.n_needles; j++)
+        niah_render_needle(c, &e, j, e.needle[j]);
+    if (!rc)
+        rc = niah_place_needles(c, r, &e, hay, G, d, nh);
     if (rc)
         return rc;
-    for (int j = 0; j < e.n_needles; j++)
-        render_needle(c, &e, j, e.needle[j]);
-    place_needles(c, r, &e, hay, G, d);
     render_tail(c, &e, t);
     int64_t at = 0, from = 0;
     y[at++] = NIAH_BOS;
@@ -303,7 +164,7 @@ static int niah_example(const niah_cfg *c, niah_haystack *h, attn_rng *r, int64_
     }
     at = put_bytes(y, at, hay + from, G - from);
     *ex = e;
-    return put_tail(y, at, t, T);
+    return put_tail(y, at, t, *T);
 }
 
 /* Landmark passkey (Mohtashami and Jaggi 2023) into y [T+1]: description, prefix, info line,
@@ -316,7 +177,7 @@ static int passkey_example(const niah_cfg *c, niah_haystack *h, attn_rng *r, int
     memset(&e, 0, sizeof e);
     double d = draw_depth(c, r);
     snprintf(e.val[0], sizeof e.val[0], "%d", 1 + (int)recall_below(r, 50000));
-    char info[NEEDLE_CAP];
+    char info[NIAH_NEEDLE_CAP];
     int64_t ni = snprintf(info, sizeof info, "The pass key is %s. Remember it. %s is the pass key.", e.val[0], e.val[0]);
     render_tail(c, &e, t);
     int64_t nd = (int64_t)strlen(passkey_desc), G = T - t->n - nd - ni - 4;
@@ -326,7 +187,7 @@ static int passkey_example(const niah_cfg *c, niah_haystack *h, attn_rng *r, int
     int64_t p = (int64_t)llround(d * (double)G);
     int rc = niah_haystack_fill(h, r, hay, p);
     if (!rc && c->snap)
-        p = snap_back(hay, p);
+        p = niah_snap_back(hay, p, p);
     if (!rc)
         rc = niah_haystack_fill(h, r, hay + p, G - p);
     if (rc)
@@ -345,30 +206,110 @@ static int passkey_example(const niah_cfg *c, niah_haystack *h, attn_rng *r, int
     return put_tail(y, at, t, T);
 }
 
-/* --- make ---------------------------------------------------------------- */
+/* --- parameters ---------------------------------------------------------- */
 
-#define NIAH_COMMON_PARAMS                                                                                   \
+/* The RULER task each variant reproduces and its haystack, formats and
+ * placement rule (scripts/synthetic.yaml). */
+static const struct {
+    const char *ruler;
+    niah_hay_kind hay;
+    int key_uuid, val_uuid, grid;
+} variant_def[] = {
+    [NV_PASSKEY] = {"-", NIAH_HAY_NOISE, 0, 0, 0},
+    [NV_S1] = {"niah_single_1", NIAH_HAY_NOISE, 0, 0, 0},
+    [NV_S2] = {"niah_single_2", NIAH_HAY_ESSAY, 0, 0, 1},
+    [NV_S3] = {"niah_single_3", NIAH_HAY_ESSAY, 0, 1, 1},
+    [NV_MK1] = {"niah_multikey_1", NIAH_HAY_ESSAY, 0, 0, 1},
+    [NV_MK2] = {"niah_multikey_2", NIAH_HAY_NEEDLE, 0, 0, 0},
+    [NV_MK3] = {"niah_multikey_3", NIAH_HAY_NEEDLE, 1, 1, 0},
+    [NV_MV] = {"niah_multivalue", NIAH_HAY_ESSAY, 0, 0, 1},
+    [NV_MQ] = {"niah_multiquery", NIAH_HAY_ESSAY, 0, 0, 1},
+    [NV_VT] = {"vt", NIAH_HAY_NOISE, 0, 0, 0},
+};
+static const char *const single_names[] = {"s1", "s2", "s3", NULL};
+static const char *const multikey_names[] = {"mk1", "mk2", "mk3", NULL};
+
+#define NIAH_COMMON_PARAMS(hay_def, hay_help)                                                                 \
     {.name = "len", .type = OPT_INT, .def = 512, .lo = 16, .hi = 1 << 26, .help = "sequence length"},          \
     {.name = "len_min", .type = OPT_INT, .def = 0, .def_str = "len", .lo = 0, .hi = 1 << 26,                  \
      .help = "shortest length: lengths uniform in [len_min, len]"},                                           \
     {.name = "depth", .type = OPT_DOUBLE, .def = -1, .lo = -1, .hi = 1,                                        \
-     .help = "needle depth in [0, 1]; -1: uniform"},                                                          \
-    {.name = "haystack", .type = OPT_ENUM, .names = niah_hay_names, .def = NIAH_HAY_NOISE,                    \
-     .help = "noise, a Markov chain (random) or corpus text"},                                                \
+     .help = "queried needle depth in [0, 1]; -1: the rule's own draw (uniform: passkey, niah s1)"},           \
+    {.name = "haystack", .type = OPT_ENUM, .names = niah_hay_names, .def = hay_def, .help = hay_help},        \
     {.name = "fit", .type = OPT_ENUM, .names = niah_fit_names, .def = NIAH_FIT_NOISE,                         \
      .help = "the text the random chain is fitted to"},                                                       \
-    {.name = "snap", .type = OPT_INT, .def = 1, .lo = 0, .hi = 1, .help = "1: the needle moved back to just after a '.'"}
+    {.name = "snap", .type = OPT_INT, .def = 1, .lo = 0, .hi = 1,                                              \
+     .help = "1: a needle moved back to just after a sentence end"}
 
-static const opt_def niah_params[] = {NIAH_COMMON_PARAMS, {0}};
+#define RULER_HAY_HELP "ruler: the variant's RULER haystack (essay, noise without the corpus; needle); or noise, " \
+                       "random, corpus, essay, needle"
+
+static const opt_def passkey_params[] = {
+    NIAH_COMMON_PARAMS(NIAH_HAY_NOISE, "noise, a Markov chain (random), corpus or essay text"), {0}};
+static const opt_def niah_params[] = {NIAH_COMMON_PARAMS(NIAH_HAY_RULER, RULER_HAY_HELP), {0}};
+static const opt_def niah_single_params[] = {
+    NIAH_COMMON_PARAMS(NIAH_HAY_RULER, RULER_HAY_HELP),
+    {.name = "variant", .type = OPT_ENUM, .names = single_names, .def = 0,
+     .help = "RULER niah_single_1 (noise), _2 (essay), _3 (essay, uuid values)"},
+    {0},
+};
 static const opt_def niah_multikey_params[] = {
-    NIAH_COMMON_PARAMS,
-    {.name = "distractors", .type = OPT_INT, .def = 0, .lo = 0, .hi = 3, .help = "other keys; 0: uniform 1-3"},
+    NIAH_COMMON_PARAMS(NIAH_HAY_RULER, RULER_HAY_HELP),
+    {.name = "variant", .type = OPT_ENUM, .names = multikey_names, .def = 0,
+     .help = "RULER niah_multikey_1 (essay, 3 distractors), _2 (a haystack of needles), _3 (needles, uuids)"},
+    {.name = "distractors", .type = OPT_INT, .def = 3, .lo = 0, .hi = 3,
+     .help = "mk1's distractor needles (RULER: 3); 0: uniform 1-3"},
     {0},
 };
 
-static int niah_parse(const param_bag *p, const char *name, int kind, niah_cfg *c)
+static const opt_def *params_of(int kind)
 {
-    const opt_def *rows = kind == NK_MULTIKEY ? niah_multikey_params : niah_params;
+    return kind == NK_PASSKEY ? passkey_params : kind == NK_SINGLE ? niah_single_params
+                                           : kind == NK_MULTIKEY ? niah_multikey_params : niah_params;
+}
+
+static niah_variant variant_of(int kind, int64_t index)
+{
+    static const niah_variant fixed[] = {NV_PASSKEY, NV_S1, NV_MK1, NV_MV, NV_MQ, NV_VT};
+    return (niah_variant)(fixed[kind] + (kind == NK_SINGLE || kind == NK_MULTIKEY ? index : 0));
+}
+
+/* haystack=ruler as the variant's own; essay needs the corpus, else noise
+ * (the row then says haystack=noise and data_source=generated). */
+static niah_hay_kind resolve_haystack(const niah_cfg *c, niah_hay_kind asked, const char *data_dir)
+{
+    if (asked != NIAH_HAY_RULER)
+        return asked;
+    niah_hay_kind hay = variant_def[c->variant].hay;
+    char root[4096];
+    if (hay == NIAH_HAY_ESSAY && niah_corpus_root(data_dir, root, sizeof root) != 0) {
+        attn_clear_error();
+        return NIAH_HAY_NOISE;
+    }
+    return hay;
+}
+
+static int niah_check(const param_bag *p, const niah_cfg *c)
+{
+    if (c->depth < 0 && c->depth != -1)
+        return attn_fail(ATTN_EINVAL, "param depth: expected a number in [0, 1] or -1 (uniform), found %g", c->depth);
+    if (c->len_min > c->len)
+        return attn_fail(ATTN_EINVAL, "param len_min: expected <= len=%lld, found %lld", (long long)c->len,
+                         (long long)c->len_min);
+    if (c->kind == NK_MULTIKEY && c->variant != NV_MK1 && param_bag_get(p, "distractors"))
+        return attn_fail(ATTN_EINVAL, "param distractors: expected only with variant=mk1 (%s fills the haystack "
+                                      "with needles)", variant_def[c->variant].ruler);
+    int one_needle = c->kind == NK_SINGLE || (c->kind == NK_MULTIKEY && c->variant != NV_MK1);
+    if (c->hay == NIAH_HAY_NEEDLE && !one_needle)
+        return attn_fail(ATTN_EINVAL, "param haystack: expected needle only with one inserted needle (niah, "
+                                      "niah_multikey variant=mk2|mk3), found it for %s",
+                         variant_def[c->variant].ruler);
+    return 0;
+}
+
+static int niah_parse(const param_bag *p, const char *name, int kind, const char *data_dir, niah_cfg *c)
+{
+    const opt_def *rows = params_of(kind);
     int rc = task_params_check(rows, p, name);
     if (rc)
         return rc;
@@ -378,17 +319,19 @@ static int niah_parse(const param_bag *p, const char *name, int kind, niah_cfg *
     c->depth = task_param_double(rows, p, "depth", &rc);
     c->snap = (int)task_param_int(rows, p, "snap", &rc);
     c->distractors = kind == NK_MULTIKEY ? task_param_int(rows, p, "distractors", &rc) : 0;
-    c->hay = (niah_hay_kind)task_param_int(rows, p, "haystack", &rc);
+    c->variant = variant_of(kind, kind == NK_SINGLE || kind == NK_MULTIKEY ? task_param_int(rows, p, "variant", &rc) : 0);
+    niah_hay_kind asked = (niah_hay_kind)task_param_int(rows, p, "haystack", &rc);
     c->fit = (niah_fit_kind)task_param_int(rows, p, "fit", &rc);
     if (rc)
         return rc;
-    if (c->depth < 0 && c->depth != -1)
-        return attn_fail(ATTN_EINVAL, "param depth: expected a number in [0, 1] or -1 (uniform), found %g", c->depth);
-    if (c->len_min > c->len)
-        return attn_fail(ATTN_EINVAL, "param len_min: expected <= len=%lld, found %lld", (long long)c->len,
-                         (long long)c->len_min);
-    return 0;
+    c->key_uuid = variant_def[c->variant].key_uuid;
+    c->val_uuid = variant_def[c->variant].val_uuid;
+    c->grid = variant_def[c->variant].grid;
+    c->hay = resolve_haystack(c, asked, data_dir);
+    return niah_check(p, c);
 }
+
+/* --- make ---------------------------------------------------------------- */
 
 /* What a generated answer of example i is scored against: the key
  * (passkey), the queried value(s), or vt's names bound to the value. */
@@ -401,23 +344,52 @@ static int add_references(const niah_cfg *c, const niah_ex *e, task_data *d, int
     return rc;
 }
 
+/* Row i of out from the example y [T+1] and its tail: tokens (PAD after T)
+ * and the answer bytes of the tail as targets. */
+static void put_row(task_data *out, int64_t i, const int32_t *y, int64_t T, const niah_tail *t)
+{
+    int32_t *tok = task_tokens(out, i), *tgt = task_targets(out, i);
+    for (int64_t k = 0; k < out->len; k++) {
+        tok[k] = k < T ? y[k] : NIAH_PAD;
+        tgt[k] = TASK_IGNORE;
+    }
+    for (int k = 0; k < t->n; k++)
+        if (t->scored[k])
+            tgt[T + 1 - t->n + k - 1] = t->tok[k];
+    out->lengths[i] = (int32_t)T;
+}
+
+static void put_labels(const niah_cfg *c, const niah_haystack *h, task_data *out)
+{
+    out->vocab = NIAH_VOCAB;
+    out->pad = NIAH_PAD;
+    snprintf(out->data_source, sizeof out->data_source, "%s", h ? niah_haystack_source(h) : "generated");
+    snprintf(out->meta, sizeof out->meta,
+             "len=%lld;len_min=%lld;depth=%g;haystack=%s;fit=%s;snap=%d;needle=%s;ruler=%s", (long long)c->len,
+             (long long)(c->len_min ? c->len_min : c->len), c->depth, niah_hay_names[c->hay],
+             c->hay == NIAH_HAY_RANDOM ? niah_fit_names[c->fit] : "-", c->snap, kind_name[c->kind],
+             variant_def[c->variant].ruler);
+}
+
 static int niah_make_kind(int kind, const char *name, const param_bag *p, task_split split, uint64_t seed,
                           int64_t n, const char *data_dir, task_data *out)
 {
     memset(out, 0, sizeof *out);
     niah_cfg c = {.kind = kind};
-    int rc = niah_parse(p, name, kind, &c);
+    int rc = niah_parse(p, name, kind, data_dir, &c);
     niah_haystack *h = NULL;
-    if (!rc)
+    if (!rc && c.hay != NIAH_HAY_NEEDLE)
         rc = niah_haystack_open(&h, c.hay, c.fit, split, data_dir);
     if (!rc)
         rc = task_data_alloc(out, name, TASK_LM, n, c.len);
     if (!rc) /* the references' rule: Landmark's for the passkey, RULER's for the rest */
         rc = task_answer_alloc(out, kind == NK_PASSKEY ? TASK_ANSWER_FIRST_INT : TASK_ANSWER_MATCH_ALL);
+    niah_needle_hay nh = {.cap = c.len / 32 + 2};
     int32_t *y = rc ? NULL : malloc((size_t)(c.len + 1) * sizeof *y);
     uint8_t *hay = rc ? NULL : malloc((size_t)c.len);
     niah_tail *t = rc ? NULL : malloc(sizeof *t);
-    if (!rc && (!y || !hay || !t))
+    nh.start = rc ? NULL : malloc((size_t)nh.cap * sizeof *nh.start);
+    if (!rc && (!y || !hay || !t || !nh.start))
         rc = attn_fail(ATTN_ENOMEM, "task %s: cannot allocate scratch for len=%lld", name, (long long)c.len);
     for (int64_t i = 0; !rc && i < n; i++) {
         attn_rng r;
@@ -425,38 +397,26 @@ static int niah_make_kind(int kind, const char *name, const param_bag *p, task_s
         int64_t T = c.len_min ? c.len_min + (int64_t)recall_below(&r, (uint64_t)(c.len - c.len_min + 1)) : c.len;
         niah_ex e;
         rc = kind == NK_PASSKEY ? passkey_example(&c, h, &r, T, y, hay, t, &e)
-                                : niah_example(&c, h, &r, T, y, hay, t, &e);
+                                : niah_example(&c, h, &nh, &r, &T, y, hay, t, &e);
         if (!rc)
             rc = add_references(&c, &e, out, i);
-        int32_t *tok = task_tokens(out, i), *tgt = task_targets(out, i);
-        /* scored y entries are the last answer bytes: mark them from the tail */
-        for (int64_t k = 0; !rc && k < c.len; k++) {
-            tok[k] = k < T ? y[k] : NIAH_PAD;
-            tgt[k] = TASK_IGNORE;
-        }
-        for (int k = 0; !rc && k < t->n; k++)
-            if (t->scored[k])
-                tgt[T + 1 - t->n + k - 1] = t->tok[k];
-        out->lengths[i] = (int32_t)T;
+        if (!rc)
+            put_row(out, i, y, T, t);
     }
-    if (!rc) {
-        out->vocab = NIAH_VOCAB;
-        out->pad = NIAH_PAD;
-        snprintf(out->data_source, sizeof out->data_source, "%s", niah_haystack_source(h));
-        snprintf(out->meta, sizeof out->meta, "len=%lld;len_min=%lld;depth=%g;haystack=%s;fit=%s;snap=%d;needle=%s",
-                 (long long)c.len, (long long)(c.len_min ? c.len_min : c.len), c.depth, niah_hay_names[c.hay],
-                 c.hay == NIAH_HAY_RANDOM ? niah_fit_names[c.fit] : "-", c.snap, kind_name[kind]);
-    } else
+    if (!rc)
+        put_labels(&c, h, out);
+    else
         task_data_free(out);
     free(y);
     free(hay);
     free(t);
+    free(nh.start);
     niah_haystack_close(h);
     return rc;
 }
 
 /* One task_def per needle kind; extra = the kind's own parameters. */
-#define NIAH_TASK(ident, KIND, tname, desc, rows)                                                             \
+#define NIAH_TASK(ident, KIND, tname, desc, rows)                                                                \
     static int ident##_make(const param_bag *p, task_split split, uint64_t seed, int64_t n,                 \
                             const char *data_dir, task_data *out)                                             \
     {                                                                                                          \
@@ -470,10 +430,15 @@ static int niah_make_kind(int kind, const char *name, const param_bag *p, task_s
         .make = ident##_make,                                                                                  \
     };
 
-NIAH_TASK(passkey, NK_PASSKEY, "passkey", "Landmark passkey retrieval as bytes: answer the 1-50000 key and '.'", niah_params)
-NIAH_TASK(niah, NK_SINGLE, "niah", "RULER-style single needle: QUERY key ANSWER -> the 7-digit value", niah_params)
-NIAH_TASK(niah_multikey, NK_MULTIKEY, "niah_multikey", "one queried needle among 1-3 distractors with other keys",
-          niah_multikey_params)
-NIAH_TASK(niah_multivalue, NK_MULTIVALUE, "niah_multivalue", "one key with 4 values: emit all, in context order", niah_params)
-NIAH_TASK(niah_multiquery, NK_MULTIQUERY, "niah_multiquery", "4 keys inserted, all 4 queried in random order", niah_params)
-NIAH_TASK(niah_vt, NK_VT, "niah_vt", "variable tracking: a 4-hop VAR chain, emit the 5 names bound to the value", niah_params)
+NIAH_TASK(passkey, NK_PASSKEY, "passkey", "Landmark passkey retrieval as bytes: answer the 1-50000 key and '.'",
+          passkey_params)
+NIAH_TASK(niah, NK_SINGLE, "niah", "RULER single needle (niah_single_1/2/3): QUERY key ANSWER -> its value",
+          niah_single_params)
+NIAH_TASK(niah_multikey, NK_MULTIKEY, "niah_multikey",
+          "RULER multi-key (niah_multikey_1/2/3): the queried needle among distractor needles", niah_multikey_params)
+NIAH_TASK(niah_multivalue, NK_MULTIVALUE, "niah_multivalue", "RULER multi-value: one key with 4 values, emit all",
+          niah_params)
+NIAH_TASK(niah_multiquery, NK_MULTIQUERY, "niah_multiquery", "RULER multi-query: 4 keys inserted, all 4 queried",
+          niah_params)
+NIAH_TASK(niah_vt, NK_VT, "niah_vt", "RULER variable tracking: a 4-hop VAR chain, emit the 5 names bound to the value",
+          niah_params)

@@ -2,13 +2,15 @@
  * (one wrong digit scores 0, any order of values scores the same, case is
  * ignored, Landmark reads the first integer), the output text built from
  * generated tokens, and the references the NIAH tasks give: an output that
- * repeats the targets scores 1 on every kind, one changed digit lowers it. */
+ * repeats the targets scores 1 on every kind and RULER variant, one changed
+ * digit lowers it, and reversed or upper-case lists of values still match. */
 #include "common/attn_error.h"
 #include "tasks/answer.h"
 #include "tasks/metrics.h"
 #include "tasks/niah.h"
 
 #include <criterion/criterion.h>
+#include <ctype.h>
 #include <string.h>
 
 #define MATCH_ALL TASK_ANSWER_MATCH_ALL
@@ -138,4 +140,47 @@ Test(answer, landmark_tokens_inside_an_answer_do_not_cut_it, .timeout = 60)
     cr_assert_eq(task_answer_summarize(&d, d.targets, d.n, &s), 0);
     cr_assert_eq(s.mean, 1.0, "7-digit values split by landmarks every 3 bytes still match: %g", s.mean);
     task_data_free(&d);
+}
+
+Test(answer, ruler_variant_references_score_their_own_targets_one_and_a_changed_byte_zero, .timeout = 60)
+{
+    niah_kind_scores(&task_niah, "len=512 variant=s2", 0.0);
+    niah_kind_scores(&task_niah, "len=512 variant=s3", 0.0); /* a uuid value */
+    niah_kind_scores(&task_niah_multikey, "len=512 variant=mk1", 0.0);
+    niah_kind_scores(&task_niah_multikey, "len=512 variant=mk2", 0.0);
+    niah_kind_scores(&task_niah_multikey, "len=512 variant=mk3", 0.0);
+}
+
+/* RULER's string_match_all: the references listed in reverse (the
+ * multi-answer variants train in context order) still score 1, in upper
+ * case too; one of them left out scores (n - 1) / n. */
+Test(answer, multi_answer_references_score_one_in_reverse_order_and_any_case, .timeout = 60)
+{
+    const task_def *const kinds[] = {&task_niah_multivalue, &task_niah_multiquery, &task_niah_vt};
+    for (int k = 0; k < 3; k++) {
+        param_bag p = {.n = 0};
+        cr_assert_eq(param_bag_add_list(&p, "len=512"), 0);
+        task_data d;
+        cr_assert_eq(kinds[k]->make(&p, TASK_TEST, 8, 30, NULL, &d), 0, "%s", attn_last_error());
+        for (int64_t i = 0; i < d.n; i++) {
+            const char *refs = task_answers(&d, i);
+            char list[8][40], out[400] = "", partial[400] = "";
+            int n = 0;
+            for (const char *r = refs; *r && n < 8; r = strchr(r, '\n') + 1, n++)
+                snprintf(list[n], sizeof list[n], "%.*s", (int)(strchr(r, '\n') - r), r);
+            cr_assert_geq(n, 4, "%s: %d references", kinds[k]->name, n);
+            for (int j = n - 1; j >= 0; j--) {
+                for (char *c = list[j]; *c; c++)
+                    *c = (char)toupper((unsigned char)*c);
+                strcat(out, list[j]), strcat(out, j ? ", " : "");
+                if (j)
+                    strcat(partial, list[j]), strcat(partial, " ");
+            }
+            cr_assert_eq(task_answer_score(MATCH_ALL, refs, out), 1.0, "%s: '%s' against\n%s", kinds[k]->name, out,
+                         refs);
+            cr_assert_float_eq(task_answer_score(MATCH_ALL, refs, partial), (n - 1.0) / n, 1e-12, "%s: '%s'",
+                               kinds[k]->name, partial);
+        }
+        task_data_free(&d);
+    }
 }

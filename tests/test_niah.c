@@ -6,7 +6,7 @@
  * as control bytes (BOS 0x02, QUERY 0x03, ANSWER 0x04, PAD 0x05). */
 #include "common/attn_error.h"
 #include "tasks/metrics.h"
-#include "tasks/niah.h"
+#include "niah_check.h"
 
 #include <criterion/criterion.h>
 #include <math.h>
@@ -15,114 +15,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#define QUERY_C '\x03'
-#define ANSWER_C '\x04'
-static const char needle_head[] = " One of the special magic numbers for ";
-
-static int niah_make(const task_def *t, const char *params, task_split split, uint64_t seed, int64_t n,
-                     const char *dir, task_data *d)
+static void view_single(const task_data *d, int64_t i, nc_row *v)
 {
-    param_bag p = {.n = 0};
-    cr_assert_eq(param_bag_add_list(&p, params), 0, "%s", attn_last_error());
-    memset(d, 0, sizeof *d);
-    return t->make(&p, split, seed, n, dir, d);
-}
-
-static void make_ok(const task_def *t, const char *params, task_split split, uint64_t seed, int64_t n,
-                    task_data *d)
-{
-    cr_assert_eq(niah_make(t, params, split, seed, n, NULL, d), 0, "%s %s: %s", t->name, params,
-                 attn_last_error());
-    cr_assert_eq(d->vocab, NIAH_VOCAB);
-}
-
-/* Row i as text (specials as control bytes), NUL-terminated; returns T. */
-static int64_t row_text(const task_data *d, int64_t i, char *s)
-{
-    const int32_t *x = task_tokens(d, i);
-    for (int64_t t = 0; t < d->len; t++)
-        s[t] = x[t] < 256 ? (char)x[t] : (char)(2 + (x[t] == NIAH_QUERY) + 2 * (x[t] == NIAH_ANSWER) + 3 * (x[t] == NIAH_PAD));
-    s[d->len] = '\0';
-    return d->lengths[i];
-}
-
-/* The scored targets of row i as text; returns how many. */
-static int64_t answer_text(const task_data *d, int64_t i, char *s)
-{
-    int64_t k = 0;
-    for (int64_t t = 0; t < d->len; t++)
-        if (task_targets(d, i)[t] != TASK_IGNORE)
-            s[k++] = (char)task_targets(d, i)[t];
-    s[k] = '\0';
-    return k;
-}
-
-static int64_t count_in(const char *hay, const char *needle)
-{
-    int64_t k = 0;
-    for (const char *p = strstr(hay, needle); p; p = strstr(p + 1, needle))
-        k++;
-    return k;
-}
-
-typedef struct {
-    int64_t at, len;     /* position in the context, bytes */
-    char key[16], val[16];
-} parsed_needle;
-
-/* The RULER needles of a context, in context order. */
-static int parse_needles(const char *ctx, parsed_needle *out, int cap)
-{
-    int n = 0;
-    for (const char *p = strstr(ctx, needle_head); p && n < cap; p = strstr(p + 1, needle_head)) {
-        const char *k = p + strlen(needle_head), *is = strstr(k, " is: ");
-        cr_assert(is && is - k >= 4 && is - k <= 8, "needle key of bad length near '%.60s'", p);
-        memcpy(out[n].key, k, (size_t)(is - k));
-        out[n].key[is - k] = '\0';
-        memcpy(out[n].val, is + 5, 7);
-        out[n].val[7] = '\0';
-        cr_assert_eq(is[12], '.', "value not 7 digits near '%.60s'", p);
-        out[n].at = p - ctx;
-        out[n].len = is + 13 - p;
-        n++;
-    }
-    return n;
-}
-
-/* Splits row text s into the context (between BOS and the first QUERY). */
-static char *context_of(char *s, int64_t *C)
-{
-    cr_assert_eq(s[0], '\x02', "row must start with BOS");
-    char *q = strchr(s, QUERY_C);
-    cr_assert(q, "no QUERY token");
-    *q = '\0';
-    *C = q - s - 1;
-    return s + 1;
-}
-
-/* Row i decoded: its text, first query string, context and needles. */
-typedef struct {
-    char s[600], query[32];
-    char *ctx;
-    int64_t T, C;
-    parsed_needle nd[5];
-    int n;
-} row_view;
-
-static void view_row(const task_data *d, int64_t i, row_view *v)
-{
-    cr_assert(d->len < 600);
-    v->T = row_text(d, i, v->s);
-    const char *q = strchr(v->s, QUERY_C), *a = q ? strchr(q, ANSWER_C) : NULL;
-    cr_assert(q && a, "row %lld has no QUERY ... ANSWER", (long long)i);
-    snprintf(v->query, sizeof v->query, "%.*s", (int)(a - q - 1), q + 1);
-    v->ctx = context_of(v->s, &v->C);
-    v->n = parse_needles(v->ctx, v->nd, 5);
-}
-
-static void view_single(const task_data *d, int64_t i, row_view *v)
-{
-    view_row(d, i, v);
+    nc_view_row(d, i, v);
     cr_assert_eq(v->n, 1, "row %lld has %d needles, expected 1", (long long)i, v->n);
 }
 
@@ -133,14 +28,14 @@ Test(niah, niah_needle_sits_at_the_requested_depth_and_targets_are_the_value, .t
     for (int k = 0; k < 4; k++) {
         task_data d;
         snprintf(params, sizeof params, "len=512 depth=%g snap=0", depths[k]);
-        make_ok(&task_niah, params, TASK_TEST, 3, 20, &d);
+        nc_make_ok(&task_niah, params, TASK_TEST, 3, 20, &d);
         cr_assert_str_eq(d.data_source, "generated");
         cr_assert(strstr(d.meta, "len=512") && strstr(d.meta, "haystack=noise") && strstr(d.meta, "needle=single"),
                   "meta %s", d.meta);
         for (int64_t i = 0; i < d.n; i++) {
-            row_view v;
-            view_row(&d, i, &v);
-            const parsed_needle *nd = v.nd;
+            nc_row v;
+            nc_view_row(&d, i, &v);
+            const nc_needle *nd = v.nd;
             const char *ctx = v.ctx;
             cr_assert_eq(v.T, 512);
             cr_assert_eq(task_tokens(&d, i)[511] == NIAH_PAD, 0, "PAD in a full-length row");
@@ -149,9 +44,9 @@ Test(niah, niah_needle_sits_at_the_requested_depth_and_targets_are_the_value, .t
             cr_assert_eq(nd[0].at, want, "depth %g: needle at %lld, expected round(d (C - n)) = %lld", depths[k],
                          (long long)nd[0].at, (long long)want);
             cr_assert_str_eq(nd[0].key, v.query);
-            cr_assert_eq(count_in(ctx, nd[0].val), 1, "value %s occurs %lld times", nd[0].val,
-                         (long long)count_in(ctx, nd[0].val));
-            cr_assert_eq(answer_text(&d, i, ans), 7);
+            cr_assert_eq(nc_count_in(ctx, nd[0].val), 1, "value %s occurs %lld times", nd[0].val,
+                         (long long)nc_count_in(ctx, nd[0].val));
+            cr_assert_eq(nc_answer_text(&d, i, ans), 7);
             cr_assert_str_eq(ans, nd[0].val);
             for (int64_t t = 505; t < 512; t++)
                 cr_assert_neq(task_targets(&d, i)[t], TASK_IGNORE, "answer not at the end (t=%lld)", (long long)t);
@@ -169,12 +64,12 @@ Test(niah, niah_snap_moves_the_needle_back_to_just_after_a_period, .timeout = 60
         task_data d;
         char params[64];
         snprintf(params, sizeof params, "len=512 depth=%g haystack=random", depths[k]);
-        make_ok(&task_niah, params, TASK_TRAIN, 8, 30, &d);
+        nc_make_ok(&task_niah, params, TASK_TRAIN, 8, 30, &d);
         int moved = 0;
         for (int64_t i = 0; i < d.n; i++) {
-            row_view v;
+            nc_row v;
             view_single(&d, i, &v);
-            const parsed_needle *nd = v.nd;
+            const nc_needle *nd = v.nd;
             const char *ctx = v.ctx;
             int64_t G = v.C - nd[0].len, p = nd[0].at, want = llround(depths[k] * (double)G);
             snprintf(hay, sizeof hay, "%.*s%s", (int)p, ctx, ctx + p + nd[0].len);
@@ -192,13 +87,13 @@ Test(niah, niah_snap_moves_the_needle_back_to_just_after_a_period, .timeout = 60
 Test(niah, niah_uniform_depth_spreads_needles_and_len_min_pads, .timeout = 60)
 {
     task_data d;
-    make_ok(&task_niah, "len=512 len_min=256", TASK_TRAIN, 4, 60, &d);
+    nc_make_ok(&task_niah, "len=512 len_min=256", TASK_TRAIN, 4, 60, &d);
     cr_assert_eq(d.pad, NIAH_PAD);
     double lo = 1, hi = 0;
     int32_t lmin = 512, lmax = 0;
     for (int64_t i = 0; i < d.n; i++) {
-        row_view v;
-        view_row(&d, i, &v);
+        nc_row v;
+        nc_view_row(&d, i, &v);
         int64_t T = v.T;
         cr_assert(T >= 256 && T <= 512);
         lmin = T < lmin ? (int32_t)T : lmin, lmax = T > lmax ? (int32_t)T : lmax;
@@ -216,17 +111,19 @@ Test(niah, niah_uniform_depth_spreads_needles_and_len_min_pads, .timeout = 60)
     task_data_free(&d);
 }
 
-Test(niah, niah_multikey_distractors_have_other_keys_and_only_the_oracle_scores_100, .timeout = 60)
+/* distractors=0 keeps this project's earlier rule (1-3 distractors) as an
+ * option; the RULER default of 3 is pinned in test_niah_ruler.c. */
+Test(niah, niah_multikey_distractors_0_draws_1_to_3_other_keys_and_only_the_oracle_scores_100, .timeout = 60)
 {
     task_data d;
     char ans[64];
-    make_ok(&task_niah_multikey, "len=512", TASK_TEST, 5, 60, &d);
+    nc_make_ok(&task_niah_multikey, "len=512 distractors=0", TASK_TEST, 5, 60, &d);
     int seen[5] = {0};
     int32_t *first = malloc((size_t)(d.n * d.len) * sizeof *first), *oracle = malloc((size_t)(d.n * d.len) * sizeof *oracle);
     for (int64_t i = 0; i < d.n; i++) {
-        row_view v;
-        view_row(&d, i, &v);
-        const parsed_needle *nd = v.nd;
+        nc_row v;
+        nc_view_row(&d, i, &v);
+        const nc_needle *nd = v.nd;
         const char *key = v.query;
         int n = v.n, real = -1;
         cr_assert(n >= 2 && n <= 4, "%d needles, expected 1 real + 1-3 distractors", n);
@@ -238,7 +135,7 @@ Test(niah, niah_multikey_distractors_have_other_keys_and_only_the_oracle_scores_
                 real = j;
         }
         cr_assert(real >= 0, "queried key %s has no needle", key);
-        answer_text(&d, i, ans);
+        nc_answer_text(&d, i, ans);
         cr_assert_str_eq(ans, nd[real].val);
         /* the oracle reads the queried key's needle; the decoy the first needle */
         int k = 0;
@@ -257,10 +154,10 @@ Test(niah, niah_multikey_distractors_have_other_keys_and_only_the_oracle_scores_
     cr_assert(m.exact_match > 0.05 && m.exact_match < 0.8, "first-needle decoy exact match %.3f", m.exact_match);
     free(first), free(oracle);
     task_data_free(&d);
-    make_ok(&task_niah_multikey, "len=512 distractors=2", TASK_TEST, 5, 5, &d);
+    nc_make_ok(&task_niah_multikey, "len=512 distractors=2", TASK_TEST, 5, 5, &d);
     for (int64_t i = 0; i < d.n; i++) {
-        row_view v;
-        view_row(&d, i, &v);
+        nc_row v;
+        nc_view_row(&d, i, &v);
         cr_assert_eq(v.n, 3);
     }
     task_data_free(&d);
@@ -269,20 +166,20 @@ Test(niah, niah_multikey_distractors_have_other_keys_and_only_the_oracle_scores_
 Test(niah, niah_multivalue_emits_all_values_in_context_order, .timeout = 60)
 {
     task_data d;
-    char ans[64], want[64];
-    make_ok(&task_niah_multivalue, "len=512", TASK_TRAIN, 6, 30, &d);
+    char ans[200], want[200];
+    nc_make_ok(&task_niah_multivalue, "len=512", TASK_TRAIN, 6, 30, &d);
     for (int64_t i = 0; i < d.n; i++) {
-        row_view v;
-        view_row(&d, i, &v);
-        const parsed_needle *nd = v.nd;
+        nc_row v;
+        nc_view_row(&d, i, &v);
+        const nc_needle *nd = v.nd;
         const char *ctx = v.ctx;
         cr_assert_eq(v.n, 4);
         for (int j = 0; j < 4; j++) {
             cr_assert_str_eq(nd[j].key, v.query);
-            cr_assert_eq(count_in(ctx, nd[j].val), 1, "value %s repeats", nd[j].val);
+            cr_assert_eq(nc_count_in(ctx, nd[j].val), 1, "value %s repeats", nd[j].val);
         }
         snprintf(want, sizeof want, "%s,%s,%s,%s", nd[0].val, nd[1].val, nd[2].val, nd[3].val);
-        answer_text(&d, i, ans);
+        nc_answer_text(&d, i, ans);
         cr_assert_str_eq(ans, want);
     }
     task_data_free(&d);
@@ -292,24 +189,24 @@ Test(niah, niah_multiquery_answers_every_query_with_its_value, .timeout = 60)
 {
     task_data d;
     char s[520], ans[64];
-    make_ok(&task_niah_multiquery, "len=512", TASK_TRAIN, 7, 30, &d);
+    nc_make_ok(&task_niah_multiquery, "len=512", TASK_TRAIN, 7, 30, &d);
     int reordered = 0;
     for (int64_t i = 0; i < d.n; i++) {
-        row_text(&d, i, s);
+        nc_row_text(&d, i, s);
         char tail[128];
-        snprintf(tail, sizeof tail, "%s", strchr(s, QUERY_C));
-        row_view v;
-        view_row(&d, i, &v);
-        const parsed_needle *nd = v.nd;
+        snprintf(tail, sizeof tail, "%s", strchr(s, NC_QUERY));
+        nc_row v;
+        nc_view_row(&d, i, &v);
+        const nc_needle *nd = v.nd;
         cr_assert_eq(v.n, 4);
-        answer_text(&d, i, ans);
+        nc_answer_text(&d, i, ans);
         cr_assert_eq(strlen(ans), 28, "4 values of 7 digits are scored, found '%s'", ans);
         /* tail: (QUERY key ANSWER value) x 4; the last value is target-only */
         const char *p = tail;
         int used[4] = {0};
         for (int g = 0; g < 4; g++) {
-            cr_assert_eq(*p, QUERY_C);
-            const char *a = strchr(p, ANSWER_C);
+            cr_assert_eq(*p, NC_QUERY);
+            const char *a = strchr(p, NC_ANSWER);
             int j = 0;
             while (j < 4 && (strlen(nd[j].key) != (size_t)(a - p - 1) || strncmp(nd[j].key, p + 1, (size_t)(a - p - 1))))
                 j++;
@@ -328,10 +225,10 @@ Test(niah, niah_vt_answer_is_the_chain_of_names_bound_to_the_value, .timeout = 6
 {
     task_data d;
     char ans[64];
-    make_ok(&task_niah_vt, "len=512", TASK_TRAIN, 9, 30, &d);
+    nc_make_ok(&task_niah_vt, "len=512", TASK_TRAIN, 9, 30, &d);
     for (int64_t i = 0; i < d.n; i++) {
-        row_view v;
-        view_row(&d, i, &v);
+        nc_row v;
+        nc_view_row(&d, i, &v);
         char names[5][6], want[40];
         const char *value = v.query, *ctx = v.ctx;
         cr_assert_eq(strlen(value), 5);
@@ -349,9 +246,9 @@ Test(niah, niah_vt_answer_is_the_chain_of_names_bound_to_the_value, .timeout = 6
             cr_assert_eq(strncmp(p, stmt, strlen(stmt)), 0, "statement %d is '%.24s', expected '%s'", j, p, stmt);
             p += strlen(stmt);
         }
-        cr_assert_eq(count_in(ctx, " VAR "), 9, "expected 5 statements (4 hops), nothing else");
+        cr_assert_eq(nc_count_in(ctx, " VAR "), 9, "expected 5 statements (4 hops), nothing else");
         snprintf(want, sizeof want, "%s,%s,%s,%s,%s", names[0], names[1], names[2], names[3], names[4]);
-        answer_text(&d, i, ans);
+        nc_answer_text(&d, i, ans);
         cr_assert_str_eq(ans, want);
     }
     task_data_free(&d);
@@ -375,14 +272,14 @@ Test(niah, passkey_follows_the_landmark_format, .timeout = 60)
     static const char question[] = "\nWhat is the pass key? The pass key is ";
     task_data d;
     char s[420], ans[16], noise[420], info[96];
-    make_ok(&task_passkey, "len=400 depth=0.5 snap=0", TASK_TEST, 1, 100, &d);
+    nc_make_ok(&task_passkey, "len=400 depth=0.5 snap=0", TASK_TEST, 1, 100, &d);
     int distinct = 0;
     long prev = -1;
     for (int64_t i = 0; i < d.n; i++) {
-        row_text(&d, i, s);
+        nc_row_text(&d, i, s);
         cr_assert_eq(s[0], '\x02');
         cr_assert_eq(strncmp(s + 1, desc, strlen(desc)), 0, "description line");
-        answer_text(&d, i, ans);
+        nc_answer_text(&d, i, ans);
         long K = strtol(ans, NULL, 10);
         cr_assert(K >= 1 && K <= 50000 && ans[strlen(ans) - 1] == '.', "answer '%s'", ans);
         distinct += K != prev, prev = K;
@@ -405,10 +302,10 @@ Test(niah, passkey_follows_the_landmark_format, .timeout = 60)
 Test(niah, niah_is_deterministic_per_example_and_split, .timeout = 60)
 {
     task_data a, b, small, test;
-    make_ok(&task_niah_multikey, "len=256 haystack=random", TASK_TRAIN, 21, 12, &a);
-    make_ok(&task_niah_multikey, "len=256 haystack=random", TASK_TRAIN, 21, 12, &b);
-    make_ok(&task_niah_multikey, "len=256 haystack=random", TASK_TRAIN, 21, 3, &small);
-    make_ok(&task_niah_multikey, "len=256 haystack=random", TASK_TEST, 21, 12, &test);
+    nc_make_ok(&task_niah_multikey, "len=256 haystack=random", TASK_TRAIN, 21, 12, &a);
+    nc_make_ok(&task_niah_multikey, "len=256 haystack=random", TASK_TRAIN, 21, 12, &b);
+    nc_make_ok(&task_niah_multikey, "len=256 haystack=random", TASK_TRAIN, 21, 3, &small);
+    nc_make_ok(&task_niah_multikey, "len=256 haystack=random", TASK_TEST, 21, 12, &test);
     size_t row = (size_t)a.len * sizeof(int32_t);
     int same_test = 0;
     for (int64_t i = 0; i < 12; i++) {
@@ -429,13 +326,13 @@ Test(niah, random_haystack_is_an_order2_chain_fitted_to_the_noise_text, .timeout
     char noise[400];
     noise_stream(noise, 2 * ((int64_t)strlen(niah_noise_block) + 1));
     task_data d;
-    make_ok(&task_niah, "len=512 depth=1 snap=0 haystack=random", TASK_TRAIN, 2, 10, &d);
+    nc_make_ok(&task_niah, "len=512 depth=1 snap=0 haystack=random", TASK_TRAIN, 2, 10, &d);
     cr_assert_str_eq(d.data_source, "generated");
     int differs = 0;
     for (int64_t i = 0; i < d.n; i++) {
-        row_view v;
+        nc_row v;
         view_single(&d, i, &v);
-        const parsed_needle *nd = v.nd;
+        const nc_needle *nd = v.nd;
         const char *ctx = v.ctx;
         for (int64_t t = 0; t + 3 <= nd[0].at; t++) {
             char tri[4] = {ctx[t], ctx[t + 1], ctx[t + 2], 0};
@@ -499,20 +396,9 @@ Test(niah, random_haystack_follows_the_trigram_frequencies_of_the_noise_text, .t
     niah_haystack_close(h);
 }
 
-/* The corpus lives under $ATTN_DATA_DIR (default here: /work/data). */
-static const char *corpus_base(void)
-{
-    if (!getenv("ATTN_DATA_DIR"))
-        setenv("ATTN_DATA_DIR", "/work/data", 1);
-    char root[4096];
-    cr_assert_eq(niah_corpus_root(NULL, root, sizeof root), 0,
-                 "the SpamAssassin stand-in is required for this test: %s", attn_last_error());
-    return getenv("ATTN_DATA_DIR");
-}
-
 Test(niah, corpus_haystack_takes_spans_of_real_message_bodies_from_split_pools, .timeout = 60)
 {
-    corpus_base();
+    nc_corpus_root();
     char root[4096], s[300];
     cr_assert_eq(niah_corpus_root(NULL, root, sizeof root), 0);
     char **train, **test;
@@ -526,7 +412,7 @@ Test(niah, corpus_haystack_takes_spans_of_real_message_bodies_from_split_pools, 
         cr_assert(j == ntr || strcmp(train[j], test[i]) != 0, "%s is in both pools", test[i]);
     }
     task_data d;
-    make_ok(&task_niah, "len=256 depth=1 snap=0 haystack=corpus", TASK_TEST, 3, 4, &d);
+    nc_make_ok(&task_niah, "len=256 depth=1 snap=0 haystack=corpus", TASK_TEST, 3, 4, &d);
     cr_assert_str_eq(d.data_source, "stand-in:spam-assassin");
     int found[4] = {0};
     for (int64_t k = 0; k < nte; k++) {
@@ -534,7 +420,7 @@ Test(niah, corpus_haystack_takes_spans_of_real_message_bodies_from_split_pools, 
         size_t n;
         cr_assert_eq(niah_corpus_read_body(test[k], &body, &n), 0, "%s", attn_last_error());
         for (int64_t i = 0; i < d.n; i++) {
-            row_text(&d, i, s);
+            nc_row_text(&d, i, s);
             s[1 + 24] = '\0'; /* the first 24 haystack bytes */
             found[i] |= strstr(body, s + 1) != NULL;
         }
@@ -545,7 +431,7 @@ Test(niah, corpus_haystack_takes_spans_of_real_message_bodies_from_split_pools, 
     free(train), free(test);
     task_data_free(&d);
     /* a chain fitted to the corpus is a stand-in too */
-    make_ok(&task_niah, "len=256 haystack=random fit=corpus", TASK_TEST, 3, 2, &d);
+    nc_make_ok(&task_niah, "len=256 haystack=random fit=corpus", TASK_TEST, 3, 2, &d);
     cr_assert_str_eq(d.data_source, "stand-in:spam-assassin");
     cr_assert(strstr(d.meta, "haystack=random;fit=corpus"), "meta %s", d.meta);
     task_data_free(&d);
@@ -590,19 +476,28 @@ Test(niah, corpus_malformed_json_gives_an_error_naming_the_file, .timeout = 60)
     cr_assert_lt(niah_corpus_read_body(path, &body, &n), 0);
     cr_assert(strstr(attn_last_error(), path) && strstr(attn_last_error(), "\"text\""), "%s", attn_last_error());
     unlink(path);
-    cr_assert_lt(niah_make(&task_niah, "haystack=corpus", TASK_TRAIN, 1, 2, "/nonexistent/dir", &d), 0);
+    cr_assert_lt(nc_make(&task_niah, "haystack=corpus", TASK_TRAIN, 1, 2, "/nonexistent/dir", &d), 0);
     cr_assert(strstr(attn_last_error(), "/nonexistent/dir"), "%s", attn_last_error());
 }
 
 Test(niah, niah_rejects_bad_params_with_clear_messages, .timeout = 60)
 {
     task_data d;
-    cr_assert_lt(niah_make(&task_niah, "len=40", TASK_TRAIN, 1, 2, NULL, &d), 0);
+    cr_assert_lt(nc_make(&task_niah, "len=40", TASK_TRAIN, 1, 2, NULL, &d), 0);
     cr_assert(strstr(attn_last_error(), "expected len >="), "%s", attn_last_error());
-    cr_assert_lt(niah_make(&task_niah, "depth=-0.5", TASK_TRAIN, 1, 2, NULL, &d), 0);
-    cr_assert_lt(niah_make(&task_niah, "haystack=essay", TASK_TRAIN, 1, 2, NULL, &d), 0);
-    cr_assert(strstr(attn_last_error(), "param haystack: expected one of noise, random, corpus"), "%s", attn_last_error());
-    cr_assert_lt(niah_make(&task_niah, "distractors=2", TASK_TRAIN, 1, 2, NULL, &d), 0);
-    cr_assert_lt(niah_make(&task_passkey, "len=100", TASK_TRAIN, 1, 2, NULL, &d), 0);
-    cr_assert_lt(niah_make(&task_niah, "len=256 len_min=300", TASK_TRAIN, 1, 2, NULL, &d), 0);
+    cr_assert_lt(nc_make(&task_niah, "depth=-0.5", TASK_TRAIN, 1, 2, NULL, &d), 0);
+    cr_assert_lt(nc_make(&task_niah, "haystack=paul-graham", TASK_TRAIN, 1, 2, NULL, &d), 0);
+    cr_assert(strstr(attn_last_error(), "param haystack: expected one of noise, random, corpus, essay, needle, ruler"),
+              "%s", attn_last_error());
+    cr_assert_lt(nc_make(&task_niah_multikey, "variant=mk2 distractors=2", TASK_TRAIN, 1, 2, NULL, &d), 0);
+    cr_assert(strstr(attn_last_error(), "param distractors: expected only with variant=mk1"), "%s", attn_last_error());
+    cr_assert_lt(nc_make(&task_niah_multivalue, "haystack=needle", TASK_TRAIN, 1, 2, NULL, &d), 0);
+    cr_assert(strstr(attn_last_error(), "param haystack: expected needle only with one inserted needle"), "%s",
+              attn_last_error());
+    cr_assert_lt(nc_make(&task_passkey, "haystack=needle", TASK_TRAIN, 1, 2, NULL, &d), 0);
+    cr_assert_lt(nc_make(&task_niah_vt, "len=200", TASK_TRAIN, 1, 2, NULL, &d), 0);
+    cr_assert(strstr(attn_last_error(), "niah_vt: expected >= 5 sentences"), "%s", attn_last_error());
+    cr_assert_lt(nc_make(&task_niah, "distractors=2", TASK_TRAIN, 1, 2, NULL, &d), 0);
+    cr_assert_lt(nc_make(&task_passkey, "len=100", TASK_TRAIN, 1, 2, NULL, &d), 0);
+    cr_assert_lt(nc_make(&task_niah, "len=256 len_min=300", TASK_TRAIN, 1, 2, NULL, &d), 0);
 }

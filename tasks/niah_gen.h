@@ -1,0 +1,86 @@
+/* Internals of the NIAH generator, shared by niah.c (layout, tails,
+ * parameters), niah_needles.c (keys, values, needles, RULER's haystack of
+ * needles) and niah_place.c (where the needles go). */
+#ifndef ATTN_NIAH_GEN_H
+#define ATTN_NIAH_GEN_H
+
+#include "niah.h"
+
+#include <stdint.h>
+
+enum { NK_PASSKEY, NK_SINGLE, NK_MULTIKEY, NK_MULTIVALUE, NK_MULTIQUERY, NK_VT };
+
+/* The RULER task a configuration reproduces (scripts/synthetic.yaml). */
+typedef enum { NV_PASSKEY, NV_S1, NV_S2, NV_S3, NV_MK1, NV_MK2, NV_MK3, NV_MV, NV_MQ, NV_VT } niah_variant;
+
+#define NIAH_MAX_NEEDLES 5
+#define NIAH_STR 40 /* a key or value and its NUL: up to a 36-byte uuid */
+#define NIAH_NEEDLE_CAP 160
+
+typedef struct {
+    int kind;
+    niah_variant variant;
+    int key_uuid, val_uuid; /* RULER's uuids: MK-3's keys, S-3's and MK-3's values */
+    int grid;               /* RULER's essay rule: needles at depths of a 40-point grid */
+    int64_t len, len_min, distractors;
+    double depth;
+    int snap;
+    niah_hay_kind hay; /* resolved: never NIAH_HAY_RULER */
+    niah_fit_kind fit;
+} niah_cfg;
+
+/* One example's strings and layout. */
+typedef struct {
+    int n_keys, n_vals, n_needles;
+    char key[NIAH_MAX_NEEDLES][NIAH_STR]; /* niah keys, or vt names (fixed length) */
+    char val[NIAH_MAX_NEEDLES][NIAH_STR]; /* values, or the vt value / passkey */
+    int perm[NIAH_MAX_NEEDLES];           /* multiquery: query order */
+    char needle[NIAH_MAX_NEEDLES][NIAH_NEEDLE_CAP];
+    int64_t off[NIAH_MAX_NEEDLES]; /* haystack bytes before each needle */
+    int order[NIAH_MAX_NEEDLES];   /* needles in context order */
+} niah_ex;
+
+/* RULER's haystack of needles: starts of its needles, their count and the
+ * bytes they fill. */
+typedef struct {
+    int64_t *start, cap, n, used;
+} niah_needle_hay;
+
+/* --- niah_needles.c ------------------------------------------------------ */
+
+/* Keys (and counts, query order): drawn once per example. */
+void niah_draw_keys(const niah_cfg *c, attn_rng *r, niah_ex *e);
+
+/* Fixed-length answers (values, vt names), distinct, redrawn while any
+ * occurs in the haystack hay [G]; over a haystack of needles the keys are
+ * redrawn (same length) while one occurs in it. */
+int niah_draw_answers(const niah_cfg *c, attn_rng *r, niah_ex *e, const uint8_t *hay, int64_t G);
+
+/* Placeholder answers of the final lengths, to size needles and tail. */
+void niah_placeholder_answers(const niah_cfg *c, niah_ex *e);
+
+/* Needle j's text into out [NIAH_NEEDLE_CAP]; returns its length. */
+int niah_render_needle(const niah_cfg *c, const niah_ex *e, int j, char *out);
+
+/* RULER's `needle` haystack in up to n bytes: whole needles of the variant's
+ * key and value formats with fresh random keys and values, one after the
+ * other until the next would not fit. */
+int niah_needle_hay_fill(const niah_cfg *c, attn_rng *r, uint8_t *out, int64_t n, niah_needle_hay *nh);
+
+/* --- niah_place.c -------------------------------------------------------- */
+
+/* The largest p <= o with p == 0 or a sentence end just before p: '.', '!'
+ * or '?' followed by white space or by the end of the filled bytes (limit). */
+int64_t niah_snap_back(const uint8_t *hay, int64_t limit, int64_t o);
+
+/* RULER's essay depths, in percent: round(linspace(0, 100, 40))[i]. */
+int niah_grid_depth(int i);
+enum { NIAH_GRID = 40 };
+
+/* Offsets of the needles in the haystack [G] and their context order, by
+ * the variant's rule (niah_place.c); d is the depth parameter (-1: the
+ * rule's own random draw). nh: the haystack of needles, or NULL. */
+int niah_place_needles(const niah_cfg *c, attn_rng *r, niah_ex *e, const uint8_t *hay, int64_t G, double d,
+                       const niah_needle_hay *nh);
+
+#endif
