@@ -80,6 +80,19 @@ Test(train_run, a_model_that_does_not_fit_the_task_is_refused)
     cr_assert(strstr(attn_last_error(), "--model encoder: task 'mqar' needs the lm head"), "%s", attn_last_error());
 }
 
+Test(train_run, an_unwritable_results_path_fails_before_any_training_step)
+{
+    train_run_opts r;
+    char dir[] = "/tmp/attn_unwritable_XXXXXX", csv[96];
+    tiny_mqar(&r, dir, csv, sizeof csv);
+    snprintf(csv, sizeof csv, "%s/missing/recall.csv", dir);
+    r.train.steps = 1000000, r.train.halt_after = 1; /* a step taken would fail with another message */
+    double acc;
+    cr_assert_lt(test_train_acc(&r, &acc), 0);
+    cr_assert(strstr(attn_last_error(), "missing/recall.csv: cannot open") != NULL, "%s", attn_last_error());
+    rmdir(dir);
+}
+
 static int max_peak_rss(const csvw_row *row, void *ud)
 {
     size_t *peak = ud, v = (size_t)strtoull(row->cell[ATTN_COL_PEAK_RSS_BYTES], NULL, 10);

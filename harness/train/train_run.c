@@ -383,6 +383,10 @@ static int run_prepare(run_ctx *c, train_result *res)
     if ((rc = csvw_load_job_ids(s->path, &s->done)) > 0)
         rc = 0;
     s->skip_done = !rc && !csvw_idset_contains(&s->done, s->id);
+    /* open (or create) the results file now: a path that cannot be written
+     * fails here, not at the first evaluation after minutes of training */
+    if (!rc && !(rc = csvw_open(&s->w, s->path)))
+        s->open = 1;
     return rc;
 }
 
