@@ -22,7 +22,9 @@
  * [2 seed_dist, W - 2 seed_dist] stays 4 pixels wide as at 32, half the
  * distractor budget; the marker radius stays 1.5, the least that leaves a
  * full-intensity pixel wherever the centre falls) so that an easy image of
- * 257 tokens trains within minutes (tests/test_lra_e2e.c). */
+ * 257 tokens trains within minutes. The square leaves the two starts only 3
+ * px apart, beside the marker: tests/test_lra_e2e.c trains with
+ * negatives=matched and dimmer paddles, which a small model learns. */
 typedef struct {
     int32_t res;
     double paddle_len, thickness, margin_lo, margin_hi, marker_r, seed_dist, continuity;
@@ -45,8 +47,7 @@ static const pf_defaults pf_table[] = {
 static const char *const pf_difficulty[] = {"easy", "intermediate", "hard", NULL};
 static const int32_t pf_contour_len[3] = {6, 9, 14};
 
-/* Defaults and upper bounds follow res (pf_table): the rows document them,
- * pf_config_parse applies them. */
+/* pf_negatives by name */
 static const char *const pf_negative_names[] = {"snakes2", "matched", NULL};
 
 /* Defaults and upper bounds follow res (pf_table): the rows document them,
