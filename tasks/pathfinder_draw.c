@@ -105,16 +105,25 @@ void pf_render(const pf_config *c, const pf_scene *s, double *canvas, uint8_t *p
 {
     int W = c->res, S = W * PF_SS;
     memset(canvas, 0, (size_t)S * (size_t)S * sizeof *canvas);
-    for (int32_t k = 0; k < s->n_paddles; k++)
-        pf_draw_segment(canvas, S, &s->paddle[k], c->thickness, c->contrast);
+    for (int32_t k = 0; k < s->n_snakes; k++) {
+        /* snakes2 scales the targets' paddles by paddle_contrast, not the distractors' */
+        double value = c->snake_contrast * (k < 2 ? c->paddle_contrast : 1.0);
+        for (int32_t p = s->first[k]; p < s->first[k + 1]; p++)
+            pf_draw_segment(canvas, S, &s->paddle[p], c->thickness, value);
+    }
     for (int m = 0; m < 2; m++)
         pf_draw_disc(canvas, S, s->marker_x[m], s->marker_y[m], c->marker_r, 1.0);
+    double brightest = 0;
     for (int y = 0; y < W; y++)
         for (int x = 0; x < W; x++) {
             double sum = 0;
             for (int dv = 0; dv < PF_SS; dv++)
                 for (int du = 0; du < PF_SS; du++)
                     sum += canvas[(size_t)(y * PF_SS + dv) * (size_t)S + (size_t)(x * PF_SS + du)];
-            pix[(size_t)y * (size_t)W + (size_t)x] = pf_quantise(sum / (PF_SS * PF_SS));
+            /* the box average goes back into the canvas's first W*W cells, which no later pixel reads */
+            canvas[(size_t)y * (size_t)W + (size_t)x] = sum / (PF_SS * PF_SS);
+            brightest = pf_max(brightest, sum / (PF_SS * PF_SS));
         }
+    for (int64_t p = 0; p < (int64_t)W * W; p++)
+        pix[p] = pf_quantise(brightest > 0 ? canvas[p] / brightest : 0);
 }

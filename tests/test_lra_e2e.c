@@ -197,21 +197,34 @@ Test(lra_e2e, retrieval_pairs_stand_in_two_towers_beat_chance, .timeout = 120)
 }
 
 /* Pathfinder needs far more training than the tasks above before it leaves
- * chance: ~3 minutes on 2 cores, the one long test of the suite. Cheaper
- * settings stayed at 0.500 on the test split: at res=32, linear attention,
- * d 32, 150 steps of 16 on 2400 images (lr 3e-3 and 1e-3), 300 x 32 and
- * 1500 x 32 on 48K images (also with distractors=0); at res=16, 500 steps of
- * 64 with learned, sinusoid or RoPE positions, lr 1e-3 or 3e-3, two layers,
- * or no distractors, and 3000 steps of 16; 1000 steps of 64 left chance for
- * one weight seed and not for another. The run below is the default
- * profile's Pathfinder recipe (configs/default.json: one layer, mean
- * pooling, 2000 x 64, warmup 312, wd 0, difficulty=easy) at d 32 on the
- * 16 x 16 canvas (257 tokens, 95 ms a step; the recipe at res=32 and d 64
- * takes 1.2 s a step) with flash. `attnbench train` with the same settings
- * (evaluating every 250 steps) gives the same test row, 0.5825
- * [0.561, 0.604] on 2000 images; its valid split leaves chance at step 750.
- * Other weight seeds: 2 leaves at 1250, test 0.580; 3 at 1000, test 0.587
- * (results/reference/pathfinder16-easy-flash-2026-11-29.csv).
+ * chance: ~3 minutes on 2 cores, the one long test of the suite. The run
+ * below is the default profile's Pathfinder recipe (configs/default.json:
+ * one layer, mean pooling, 2000 x 64, warmup 312, wd 0, difficulty=easy) at
+ * d 32 on the 16 x 16 canvas (257 tokens, 95 ms a step; the recipe at res=32
+ * and d 64 takes 1.2 s a step) with flash.
+ *
+ * It names two settings besides res and difficulty. With the generator's
+ * defaults (snakes2's rules) the model stayed at 0.500 to step 1500: at
+ * res=16 the rule "first start 2 seed_dist from the edges" allows seed_dist
+ * 3 at most, so the two targets start 3 px apart, beside a marker of radius
+ * 1.5; and at 16 and 32 paddles are as bright as the markers (snake
+ * contrast 2, as LRA's 32). Dimmer paddles alone (snake_contrast=0.75
+ * paddle_contrast=1, the previous generator's 0.75) still gave 0.500 to
+ * step 1500, with or without distractors; negatives=matched alone, 0.500 to
+ * 1750. Both together -- the second target started away from the first,
+ * markers brighter than paddles -- left chance at step 1000 (valid 0.590,
+ * 500 images; attnbench train with the same settings, one thread).
+ *
+ * Before the generator followed snakes2 (distance-matched negatives, uniform
+ * turns, paddle contrast 0.75), the defaults learnt: test 0.5825 [0.561,
+ * 0.604], weight seeds 2 and 3: 0.580, 0.587
+ * (results/reference/pathfinder16-easy-flash-2026-11-29.csv). Cheaper
+ * settings stayed at 0.500 then: at res=32, linear attention, d 32, 150
+ * steps of 16 on 2400 images (lr 3e-3 and 1e-3), 300 x 32 and 1500 x 32 on
+ * 48K images (also with distractors=0); at res=16, 500 steps of 64 with
+ * learned, sinusoid or RoPE positions, lr 1e-3 or 3e-3, two layers, or no
+ * distractors, and 3000 steps of 16; 1000 steps of 64 left chance for one
+ * weight seed and not for another.
  *
  * Path-X (res=128, 16385 tokens) has no such test: every model of the LRA
  * paper stays at chance on it at full scale (Tay et al. 2021, table 1:
@@ -221,7 +234,8 @@ Test(lra_e2e, retrieval_pairs_stand_in_two_towers_beat_chance, .timeout = 120)
  * Path-X were learnt as fast. */
 Test(lra_e2e, pathfinder16_easy_flash_beats_chance, .timeout = 900)
 {
-    static const char *const p[] = {"res=16", "difficulty=easy", NULL};
+    static const char *const p[] = {"res=16", "difficulty=easy", "negatives=matched", "snake_contrast=0.75",
+                                    "paddle_contrast=1", NULL};
     train_run_opts r;
     tiny_run(&r, "pathfinder", p);
     r.model.pool = NN_POOL_MEAN;

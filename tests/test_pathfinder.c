@@ -133,7 +133,7 @@ Test(pathfinder, params_are_strict_and_recorded_in_meta, .timeout = 60)
     } bad[] = {
         {&task_pathfinder, "colour=1", "colour"},
         {&task_pathfinder, "difficulty=medium", "param difficulty: expected one of easy, intermediate, hard"},
-        {&task_pathfinder, "res=48", "res=16, 32, 64 or 128"},
+        {&task_pathfinder, "res=48", "res=16, 32, 64, 128 or 256"},
         {&task_pathx, "res=64", "res=128"},
         {&task_pathfinder, "contrast=1", "contrast"},
         {&task_pathfinder, "paddle_len=15 distractors=100", "no layout"},
@@ -181,19 +181,6 @@ Test(pathfinder, segment_distance_matches_dense_sampling, .timeout = 60)
     cr_assert_eq(pf_seg_seg_dist(&x1, &x2), 0.0);
 }
 
-/* Which long-contour end (2 * snake + end) sits at (x, y); -1 if none. */
-static int end_at(const pf_scene *s, double x, double y)
-{
-    for (int32_t k = 0; k < s->n_snakes; k++) {
-        const pf_seg *a = &s->paddle[s->first[k]], *b = &s->paddle[s->first[k + 1] - 1];
-        if (hypot(a->x0 - x, a->y0 - y) < 1e-12)
-            return 2 * k;
-        if (hypot(b->x1 - x, b->y1 - y) < 1e-12)
-            return 2 * k + 1;
-    }
-    return -1;
-}
-
 static int snake_of(const pf_scene *s, int32_t paddle)
 {
     int k = 0;
@@ -202,60 +189,20 @@ static int snake_of(const pf_scene *s, int32_t paddle)
     return k;
 }
 
-Test(pathfinder, markers_sit_on_contour_ends_as_the_label_says, .timeout = 60)
-{
-    const char *const cfgs[] = {"", "difficulty=easy", "res=64 difficulty=intermediate", "res=16 difficulty=easy",
-                                "res=16"};
-    pf_scene *s = malloc(sizeof *s);
-    for (int q = 0; q < 5; q++) {
-        pf_config c;
-        config(cfgs[q], &c);
-        for (int i = 0; i < 120; i++) {
-            attn_rng r;
-            pf_example_rng(&r, 9, TASK_TRAIN, i);
-            int label = i % 2;
-            cr_assert_eq(pf_scene_generate(&c, &r, label, s), 0, "%s", attn_last_error());
-            cr_assert_eq(s->n_snakes, 2 + c.n_distractors);
-            for (int32_t k = 0; k < s->n_snakes; k++)
-                cr_assert_eq(s->first[k + 1] - s->first[k], k < 2 ? c.contour_len : c.distractor_len);
-            int e0 = end_at(s, s->marker_x[0], s->marker_y[0]), e1 = end_at(s, s->marker_x[1], s->marker_y[1]);
-            cr_assert(e0 >= 0 && e0 < 4 && e1 >= 0 && e1 < 4, "[%s] markers not on long-contour ends (%d, %d)",
-                      cfgs[q], e0, e1);
-            if (label)
-                cr_assert(e0 / 2 == e1 / 2 && e0 != e1, "label 1: markers on ends %d and %d", e0, e1);
-            else
-                cr_assert(e0 / 2 != e1 / 2, "label 0: markers on one contour (ends %d and %d)", e0, e1);
-            cr_assert(hypot(s->marker_x[0] - s->marker_x[1], s->marker_y[0] - s->marker_y[1]) >= c.seed_dist);
-            /* clearances: contours apart by thickness + margin, markers clear of foreign contours */
-            double need = c.thickness + s->margin;
-            for (int32_t a = 0; a < s->n_paddles; a++) {
-                int sa = snake_of(s, a);
-                for (int32_t b = a + 1; b < s->n_paddles; b++)
-                    if (snake_of(s, b) != sa)
-                        cr_assert(pf_seg_seg_dist(&s->paddle[a], &s->paddle[b]) >= need - 1e-9,
-                                  "[%s] paddles %d and %d too close", cfgs[q], a, b);
-                for (int m = 0; m < 2; m++)
-                    if (sa != (m ? e1 : e0) / 2)
-                        cr_assert(pf_point_seg_dist(s->marker_x[m], s->marker_y[m], &s->paddle[a]) >=
-                                  c.marker_r + c.thickness / 2 + s->margin - 1e-9);
-                cr_assert(s->paddle[a].x1 >= c.pad && s->paddle[a].x1 <= c.res - c.pad);
-                cr_assert(s->paddle[a].y1 >= c.pad && s->paddle[a].y1 <= c.res - c.pad);
-            }
-        }
-    }
-    free(s);
-}
-
-/* The plain twin: every supersample against every primitive, no bounding boxes. */
+/* The plain twin: every supersample against every primitive, no bounding
+ * boxes; targets at paddle_contrast * snake_contrast, distractors at
+ * snake_contrast, then stretched to the brightest pixel. */
 static void render_plain(const pf_config *c, const pf_scene *s, uint8_t *pix)
 {
     int W = c->res, S = W * PF_SS;
-    double *cv = calloc((size_t)S * S, sizeof *cv);
+    double *cv = calloc((size_t)S * S, sizeof *cv), *avg = calloc((size_t)W * W, sizeof *avg), top = 0;
     for (int v = 0; v < S; v++)
         for (int u = 0; u < S; u++) {
             double x = (u + 0.5) / PF_SS, y = (v + 0.5) / PF_SS, best = 0;
-            for (int32_t k = 0; k < s->n_paddles; k++)
-                best = fmax(best, c->contrast * pf_coverage(pf_point_seg_dist(x, y, &s->paddle[k]), c->thickness / 2));
+            for (int32_t k = 0; k < s->n_paddles; k++) {
+                double value = c->snake_contrast * (snake_of(s, k) < 2 ? c->paddle_contrast : 1);
+                best = fmax(best, value * pf_coverage(pf_point_seg_dist(x, y, &s->paddle[k]), c->thickness / 2));
+            }
             for (int m = 0; m < 2; m++)
                 best = fmax(best, pf_coverage(hypot(x - s->marker_x[m], y - s->marker_y[m]), c->marker_r));
             cv[(size_t)v * S + u] = best;
@@ -265,10 +212,13 @@ static void render_plain(const pf_config *c, const pf_scene *s, uint8_t *pix)
             double sum = 0;
             for (int d = 0; d < PF_SS * PF_SS; d++)
                 sum += cv[(size_t)(y * PF_SS + d / PF_SS) * S + x * PF_SS + d % PF_SS];
-            double q = rint(fmin(255, sum / (PF_SS * PF_SS) * 255)); /* FE_TONEAREST: ties to even */
-            pix[y * W + x] = (uint8_t)q;
+            avg[y * W + x] = sum / (PF_SS * PF_SS);
+            top = fmax(top, avg[y * W + x]);
         }
+    for (int p = 0; p < W * W; p++)
+        pix[p] = (uint8_t)rint(fmin(255, avg[p] / top * 255)); /* FE_TONEAREST: ties to even */
     free(cv);
+    free(avg);
 }
 
 /* Connected components (8-neighbour) of pixels equal to 255 in pix [W][W]. */
@@ -317,7 +267,13 @@ Test(pathfinder, render_matches_the_plain_full_canvas_twin, .timeout = 60)
             for (int p = 0; p < W * W; p++)
                 cr_assert_eq(fast[p], plain[p], "[%s] image %d pixel (%d, %d): %d vs plain %d", cfgs[q], i, p % W,
                              p / W, fast[p], plain[p]);
-            /* markers are the only full-intensity pixels (paddle contrast < 1): two blobs */
+            int top = 0;
+            for (int p = 0; p < W * W; p++)
+                top = fast[p] > top ? fast[p] : top;
+            cr_assert_eq(top, 255, "[%s] image %d: the image is stretched to its brightest pixel", cfgs[q], i);
+            if (c.snake_contrast * fmax(1, c.paddle_contrast) >= 1)
+                continue;
+            /* paddles dimmer than the markers (64, 128): the markers are the only full-intensity pixels */
             cr_assert_eq(bright_blobs(fast, W), 2, "[%s] image %d", cfgs[q], i);
             for (int m = 0; m < 2; m++)
                 cr_assert_eq(fast[(int)s->marker_y[m] * W + (int)s->marker_x[m]], 255);
@@ -329,22 +285,30 @@ Test(pathfinder, render_matches_the_plain_full_canvas_twin, .timeout = 60)
     free(s);
 }
 
-Test(pathfinder, every_generated_image_has_two_marker_blobs, .timeout = 60)
+Test(pathfinder, generated_images_are_lit_and_show_two_markers_where_paddles_are_dimmer, .timeout = 60)
 {
+    /* at 64 and 128 paddles are dimmer than the markers (snake contrast 0.8,
+     * 0.9), so the markers are the only full-intensity blobs; at 16 and 32
+     * (snake contrast 2, as LRA's 32) distractor paddles can be the
+     * brightest pixels, which the stretch maps to 255 */
     static const struct {
         const char *params;
-        int32_t W, min_lit;
-    } cfg[] = {{"", 32, 60}, {"res=16 difficulty=easy", 16, 15}};
-    for (int q = 0; q < 2; q++) {
+        int32_t W, min_lit, two_blobs;
+    } cfg[] = {{"", 32, 60, 0}, {"res=16 difficulty=easy", 16, 15, 0}, {"res=64 difficulty=easy", 64, 120, 1}};
+    for (int q = 0; q < 3; q++) {
         task_data d;
         make(&task_pathfinder, cfg[q].params, TASK_TEST, 2, 200, &d);
         int32_t W = cfg[q].W;
-        uint8_t pix[32 * 32];
+        uint8_t pix[64 * 64];
         for (int64_t i = 0; i < d.n; i++) {
-            int lit = 0;
-            for (int p = 0; p < W * W; p++)
+            int lit = 0, top = 0;
+            for (int p = 0; p < W * W; p++) {
                 pix[p] = (uint8_t)task_tokens(&d, i)[1 + p], lit += pix[p] > 0;
-            cr_assert_eq(bright_blobs(pix, W), 2, "[%s] image %lld", cfg[q].params, (long long)i);
+                top = pix[p] > top ? pix[p] : top;
+            }
+            cr_assert_eq(top, 255, "[%s] image %lld", cfg[q].params, (long long)i);
+            if (cfg[q].two_blobs)
+                cr_assert_eq(bright_blobs(pix, W), 2, "[%s] image %lld", cfg[q].params, (long long)i);
             cr_assert(lit > cfg[q].min_lit, "[%s] image %lld has only %d lit pixels", cfg[q].params, (long long)i,
                       lit);
         }
@@ -473,56 +437,18 @@ Test(pathfinder, histogram_probe_detects_a_planted_cue, .timeout = 60)
     cr_assert(acc > 0.9, "the probe missed a planted histogram cue: accuracy %.3f", acc);
 }
 
-/* Best single-threshold accuracy of "label 1 iff distance < t" or its
- * opposite, over d0 (label 0) and d1 (label 1), n each. */
-static double best_threshold(const double *d0, const double *d1, int n)
+Test(pathfinder, generation_takes_under_two_milliseconds_per_32px_hard_image, .timeout = 60)
 {
-    double best = 0;
-    for (int k = 0; k < 2 * n; k++) {
-        double t = k < n ? d0[k] : d1[k - n];
-        int right = 0;
-        for (int i = 0; i < n; i++)
-            right += (d1[i] <= t) + (d0[i] > t);
-        double a = (double)right / (2 * n);
-        best = fmax(best, fmax(a, 1 - a));
-    }
-    return best;
-}
-
-Test(pathfinder, marker_distance_does_not_give_the_label_away, .timeout = 60)
-{
-    /* without pf_negative_pair's matching this reads 60 % (32 hard) to 84 % (32 easy) */
-    const char *const cfgs[] = {"", "difficulty=easy", "res=16 difficulty=easy"};
-    enum { N = 600 };
-    double *d[2] = {malloc(N * sizeof(double)), malloc(N * sizeof(double))};
-    pf_scene *s = malloc(sizeof *s);
-    for (int q = 0; q < 3; q++) {
-        pf_config c;
-        config(cfgs[q], &c);
-        for (int i = 0; i < 2 * N; i++) {
-            attn_rng r;
-            pf_example_rng(&r, 31, TASK_TRAIN, i);
-            cr_assert_eq(pf_scene_generate(&c, &r, i % 2, s), 0, "%s", attn_last_error());
-            d[i % 2][i / 2] = hypot(s->marker_x[0] - s->marker_x[1], s->marker_y[0] - s->marker_y[1]);
-        }
-        double acc = best_threshold(d[0], d[1], N);
-        cr_log_info("pathfinder [%s] marker-distance threshold: accuracy %.3f", cfgs[q], acc);
-        cr_assert(acc < 0.60, "[%s] the marker distance reads the label: accuracy %.3f", cfgs[q], acc);
-    }
-    free(s);
-    free(d[0]);
-    free(d[1]);
-}
-
-Test(pathfinder, generation_takes_well_under_a_millisecond_per_32px_image, .timeout = 60)
-{
+    /* snakes2 restarts a layout whenever a target gets stuck: 32 hard takes
+     * ~75 tries an image, ~0.85 ms of CPU (the 160,000 training images of
+     * LRA's config: ~2 CPU minutes) */
     task_data d;
     clock_t t0 = clock();
     make(&task_pathfinder, "", TASK_TRAIN, 123, 300, &d);
     double us = 1e6 * (double)(clock() - t0) / CLOCKS_PER_SEC / 300;
     task_data_free(&d);
     cr_log_info("pathfinder 32x32 hard: %.0f us CPU per image", us);
-    cr_assert(us < 1000, "%.0f us CPU per image", us);
+    cr_assert(us < 2000, "%.0f us CPU per image", us);
 }
 
 /* ---- PNG decoder ---- */
