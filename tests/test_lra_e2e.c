@@ -213,12 +213,14 @@ Test(lra_e2e, retrieval_pairs_stand_in_two_towers_beat_chance, .timeout = 120)
  * step 1500, with or without distractors; negatives=matched alone, 0.500 to
  * 1750. Both together -- the second target started away from the first,
  * markers brighter than paddles -- left chance at step 1000 (valid 0.590,
- * 500 images; attnbench train with the same settings, one thread).
+ * 500 images; attnbench train with the same settings, one thread; test
+ * 0.588, and 0.500 with the defaults:
+ * results/reference/pathfinder16-easy-flash-2026-12-07.csv).
  *
  * Before the generator followed snakes2 (distance-matched negatives, uniform
  * turns, paddle contrast 0.75), the defaults learnt: test 0.5825 [0.561,
- * 0.604], weight seeds 2 and 3: 0.580, 0.587
- * (results/reference/pathfinder16-easy-flash-2026-11-29.csv). Cheaper
+ * 0.604], weight seeds 2 and 3: 0.580, 0.587 (the reference file of
+ * that generator is in git history before the one above). Cheaper
  * settings stayed at 0.500 then: at res=32, linear attention, d 32, 150
  * steps of 16 on 2400 images (lr 3e-3 and 1e-3), 300 x 32 and 1500 x 32 on
  * 48K images (also with distractors=0); at res=16, 500 steps of 64 with
