@@ -27,7 +27,7 @@ usage: ./run.sh [--quick | --config FILE] [--kernel K[,K...]] [--task T]
                       workers wait passively (OMP_WAIT_POLICY=PASSIVE unless set)
   plots               only draw the figures into results/plots/ from the existing CSVs
                       (kernels, masks, decode, scaling, LRA bubbles, MQAR accuracy vs width,
-                      recall vs state size, NIAH depth x length heatmap and accuracy vs
+                      recall vs state size, NIAH depth x length heatmap and score vs
                       length: plots/plot.sh; needs gnuplot only), after 'attnbench report
                       lra|recall' when results/lra.csv / results/recall.csv exist
   -h, --help          this text

@@ -30,10 +30,12 @@ and from RESULTS_DIR/recall.csv (suite=recall; 'attnbench train --task mqar' tes
   recall_state.png recall_state.svg  MQAR accuracy vs recurrent state bytes (log x), one
                                    point per (kernel, d_model), one panel per sequence length
 and from RESULTS_DIR/niah.csv (suite=niah; 'attnbench eval --scale ... [--depths K]' rows):
-  niah_heatmap.png niah_heatmap.svg  depth x length accuracy heatmap, green 1 to red 0, one
-                                   panel per (task, kernel, d_model, trained length)
-  niah_length.png niah_length.svg  accuracy (mean over depths) vs evaluation length, one
-                                   line per kernel, one panel per (task, trained length)
+  niah_heatmap.png niah_heatmap.svg  depth x length heatmap of the generated-answer score
+                                   (first_integer_match / string_match_all; token_accuracy rows
+                                   left out), green 1 to red 0, one panel per (task, kernel,
+                                   d_model, trained length, metric)
+  niah_length.png niah_length.svg  that score (mean over depths) vs evaluation length, one
+                                   line per kernel, one panel per (task, trained length, metric)
 Figures whose CSV is missing or has no usable rows are listed as skipped on stderr.
 Prints the files written, one per line; exits 1 if gnuplot, kernels.csv or its rows
 are missing (after drawing the other figures) or a gnuplot script fails.
