@@ -1,6 +1,6 @@
 /* LRA Text (Maas et al. 2011 IMDb; Tay et al. 2021): binary sentiment of an IMDb review read as bytes
  * (byte b -> token b + 1, 0 = PAD, CLS = 257 first; max_len 4096 as in the
- * paper, the repo config uses 1000: google-research/long-range-arena issue #21).
+ * paper, the LRA repository's config uses 1000).
  *
  * Official (--data DIR): the aclImdb tree DIR[/aclImdb]/{train,test}/{pos,neg}/
  * *.txt (pos = 1), or the reference's custom-task CSVs DIR/<name>_{train,val,
