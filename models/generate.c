@@ -1,28 +1,21 @@
 /* Greedy decoding at the answer positions: see generate.h. */
 #include "generate.h"
-#include "batch_buf.h"
 #include "train.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-/* One batch slot: the example it decodes (-1: empty) and the first scored
- * position not decoded yet. */
-typedef struct {
-    int64_t example, next;
-} gen_slot;
-
-/* Reads the forward's predictions of slot s from position sl->next on:
- * records each generated token, and stops at the first one that changes an
- * input (later outputs read it: another forward is needed). Returns 1 when
- * the example is decoded to its end. */
-static int take_predictions(const task_data *d, nn_batch_buf *bb, int64_t s, gen_slot *sl, const int32_t *pred,
-                            int32_t *gen)
+/* Reads the forward's predictions of slot s (example e) from scored
+ * position *next on: records each generated token, and stops at the first
+ * one that changes an input (later outputs read it: another forward is
+ * needed). Returns 1 when the example is decoded to its end. */
+static int take_predictions(const task_data *d, nn_batch_buf *bb, int64_t s, int64_t e, int64_t *next,
+                            const int32_t *pred, int32_t *gen)
 {
-    int64_t N = d->len, e = sl->example;
+    int64_t N = d->len;
     const int32_t *tgt = task_targets(d, e);
     int32_t *in = bb->tok + s * N;
-    for (int64_t t = sl->next; t < N; t++) {
+    for (int64_t t = *next; t < N; t++) {
         if (tgt[t] == TASK_IGNORE)
             continue;
         int32_t g = pred[s * N + t];
@@ -30,28 +23,38 @@ static int take_predictions(const task_data *d, nn_batch_buf *bb, int64_t s, gen
         int64_t u = task_next_input(d, t);
         if (u < d->lengths[e] && in[u] != g) {
             in[u] = g;
-            sl->next = t + 1;
+            *next = t + 1;
             return 0;
         }
     }
     return 1;
 }
 
-/* Fills the empty slots with the next examples (*queued: the next one to
- * start) or blanks that score nothing; returns the slots in use. */
-static int64_t fill_slots(const task_data *d, nn_batch_buf *bb, gen_slot *slot, int64_t B, int64_t n,
-                          int64_t *queued)
+int nn_generate_batch(nn_model *m, const task_data *d, nn_batch_buf *bb, int64_t first, int64_t real, int32_t *pred,
+                      int32_t *gen, int64_t *forwards)
 {
-    int64_t busy = 0;
-    for (int64_t s = 0; s < B; s++) {
-        if (slot[s].example < 0 && *queued < n) {
-            slot[s] = (gen_slot){.example = *queued, .next = 0};
-            nn_batch_buf_put(bb, d, s, (*queued)++);
-        } else if (slot[s].example < 0)
-            nn_batch_buf_blank(bb, d, s);
-        busy += slot[s].example >= 0;
+    int64_t *next = calloc((size_t)real, sizeof *next), active = 0; /* -1: decoded */
+    if (!next)
+        return attn_fail(ATTN_ENOMEM, "generation: out of memory for a batch of %lld", (long long)real);
+    for (int64_t i = 0; i < real; i++)
+        if (take_predictions(d, bb, i, first + i, &next[i], pred, gen))
+            next[i] = -1;
+        else
+            active++;
+    int rc = 0;
+    while (!rc && active > 0) {
+        double loss;
+        int64_t correct, scored;
+        if ((rc = nn_model_forward(m, &bb->b, 0, 0, &loss, &correct, &scored, pred)) != 0)
+            break;
+        if (forwards)
+            ++*forwards;
+        for (int64_t i = 0; i < real; i++)
+            if (next[i] >= 0 && take_predictions(d, bb, i, first + i, &next[i], pred, gen))
+                next[i] = -1, active--;
     }
-    return busy;
+    free(next);
+    return rc;
 }
 
 int nn_generate(nn_model *m, const task_data *d, int64_t n, int64_t batch, int threads, int32_t *gen,
@@ -70,28 +73,27 @@ int nn_generate(nn_model *m, const task_data *d, int64_t n, int64_t batch, int t
     nn_batch_buf bb;
     memset(&bb, 0, sizeof bb);
     int32_t *pred = malloc(sizeof *pred * (size_t)(batch * N));
-    gen_slot *slot = malloc(sizeof *slot * (size_t)batch);
-    if (!rc && (!pred || !slot))
+    if (!rc && !pred)
         rc = attn_fail(ATTN_ENOMEM, "generation: out of memory for a batch of %lld x %lld", (long long)batch,
                        (long long)N);
     if (!rc)
         rc = nn_batch_buf_alloc(&bb, d, batch);
-    for (int64_t s = 0; slot && s < batch; s++)
-        slot[s].example = -1;
-    int64_t queued = 0;
-    while (!rc && fill_slots(d, &bb, slot, batch, n, &queued) > 0) {
+    for (int64_t s = 0; !rc && s < n; s += batch) {
+        int64_t real = n - s < batch ? n - s : batch;
+        for (int64_t i = 0; i < batch; i++)
+            if (i < real)
+                nn_batch_buf_put(&bb, d, i, s + i);
+            else
+                nn_batch_buf_blank(&bb, d, i);
         double loss;
         int64_t correct, scored;
         if ((rc = nn_model_forward(m, &bb.b, 0, 0, &loss, &correct, &scored, pred)) != 0)
             break;
         if (forwards)
             ++*forwards;
-        for (int64_t s = 0; s < batch; s++)
-            if (slot[s].example >= 0 && take_predictions(d, &bb, s, &slot[s], pred, gen))
-                slot[s].example = -1;
+        rc = nn_generate_batch(m, d, &bb, s, real, pred, gen, forwards);
     }
     nn_batch_buf_free(&bb);
     free(pred);
-    free(slot);
     return rc;
 }

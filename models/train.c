@@ -3,6 +3,7 @@
 #include "generate.h"
 
 #include "tasks/answer.h"
+#include "tasks/metrics.h"
 
 #include "common/rng.h"
 #include "common/rss.h"
@@ -36,19 +37,6 @@ int64_t nn_rows_max(const task_data *d, int64_t batch)
     return most * batch > 0 ? most * batch : 1;
 }
 
-/* The generated-answer score of the first n examples (answer.h). */
-static int evaluate_answers(nn_model *m, const task_data *d, int64_t n, int64_t batch, int threads, nn_eval_result *r)
-{
-    int32_t *gen = malloc(sizeof *gen * (size_t)(n * d->len));
-    int rc = gen ? nn_generate(m, d, n, batch, threads, gen, &r->answer_forwards)
-                 : attn_fail(ATTN_ENOMEM, "evaluation: out of memory for %lld generated answers", (long long)n);
-    task_answer_summary s;
-    if (!rc && !(rc = task_answer_summarize(d, gen, n, &s)))
-        r->has_answer = 1, r->answer = s.mean, r->answer_lo = s.ci_low, r->answer_hi = s.ci_high;
-    free(gen);
-    return rc;
-}
-
 int nn_evaluate(nn_model *m, const task_data *d, int64_t limit, int64_t batch, int threads, nn_eval_result *r)
 {
     memset(r, 0, sizeof *r);
@@ -57,11 +45,14 @@ int nn_evaluate(nn_model *m, const task_data *d, int64_t limit, int64_t batch, i
     if (!m->planned || m->B != batch || m->N != N || (d->targets && m->rows_max < nn_rows_max(d, batch)))
         rc = nn_model_plan(m, batch, N, nn_rows_max(d, batch), threads);
     nn_batch_buf bb;
+    memset(&bb, 0, sizeof bb);
+    /* a task with references also decodes its answers, from the same forward */
+    int answers = d->answer_rule != TASK_ANSWER_NONE && m->cfg.head == NN_HEAD_LM;
     int32_t *pred = malloc(sizeof *pred * (size_t)(batch * N));
+    int32_t *gen = answers ? malloc(sizeof *gen * (size_t)(n * N)) : NULL;
     if (!rc)
-        rc = pred ? nn_batch_buf_alloc(&bb, d, batch) : attn_fail(ATTN_ENOMEM, "evaluation: out of memory");
-    else
-        memset(&bb, 0, sizeof bb);
+        rc = pred && (gen || !answers) ? nn_batch_buf_alloc(&bb, d, batch)
+                                       : attn_fail(ATTN_ENOMEM, "evaluation: out of memory");
     double sum_acc = 0, sum_acc2 = 0, loss_sum = 0;
     int64_t hits = 0, pos = 0, exact = 0, counted = 0, batches = 0;
     for (int64_t s = 0; !rc && s < n; s += batch) {
@@ -94,25 +85,26 @@ int nn_evaluate(nn_model *m, const task_data *d, int64_t limit, int64_t batch, i
             double a = (double)h / (double)k;
             hits += h, pos += k, exact += h == k, sum_acc += a, sum_acc2 += a * a, counted++;
         }
+        if (answers && (rc = nn_generate_batch(m, d, &bb, s, real, pred, gen, &r->answer_forwards)) != 0)
+            break;
     }
     if (!rc && counted) {
-        double mean = sum_acc / (double)counted, z = 1.959963984540054;
-        r->accuracy = mean, r->pooled = (double)hits / (double)pos, r->exact = (double)exact / (double)counted;
+        r->accuracy = sum_acc / (double)counted, r->pooled = (double)hits / (double)pos;
+        r->exact = (double)exact / (double)counted;
         r->examples = counted, r->positions = pos, r->loss = loss_sum / (double)batches;
-        if (!d->targets) { /* Wilson score interval */
-            double nn = (double)counted, c = (mean + z * z / (2 * nn)) / (1 + z * z / nn);
-            double w = z / (1 + z * z / nn) * sqrt(mean * (1 - mean) / nn + z * z / (4 * nn * nn));
-            r->ci_low = c - w, r->ci_high = c + w;
-        } else {
-            double var = counted > 1 ? (sum_acc2 - counted * mean * mean) / (double)(counted - 1) : 0;
-            double w = z * sqrt(var > 0 ? var : 0) / sqrt((double)counted);
-            r->ci_low = fmax(0, mean - w), r->ci_high = fmin(1, mean + w);
-        }
+        if (!d->targets) /* classification: Wilson over the examples */
+            task_wilson(hits, counted, TASK_Z95, &r->ci_low, &r->ci_high);
+        else
+            task_normal_interval(sum_acc, sum_acc2, counted, TASK_Z95, &r->ci_low, &r->ci_high);
     }
+    task_answer_summary as;
+    if (!rc && answers && !(rc = task_answer_summarize(d, gen, n, &as))) {
+        r->has_answer = 1, r->answer = as.mean, r->answer_lo = as.ci_low, r->answer_hi = as.ci_high;
+        r->answer_forwards += batches; /* the teacher-forced forwards decoding began from */
+    }
+    free(gen);
     free(pred);
     nn_batch_buf_free(&bb);
-    if (!rc && d->answer_rule != TASK_ANSWER_NONE && m->cfg.head == NN_HEAD_LM)
-        rc = evaluate_answers(m, d, n, batch, threads, r);
     return rc;
 }
 

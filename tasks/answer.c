@@ -61,9 +61,10 @@ size_t task_answer_text(const task_data *d, int64_t i, const int32_t *gen, char 
 /* 1 if needle [k] occurs in hay, ignoring case. */
 static int contains_nocase(const char *hay, const char *needle, size_t k)
 {
-    for (const char *h = hay; strlen(h) >= k; h++) {
+    size_t n = strlen(hay);
+    for (size_t at = 0; at + k <= n; at++) {
         size_t j = 0;
-        while (j < k && tolower((unsigned char)h[j]) == tolower((unsigned char)needle[j]))
+        while (j < k && tolower((unsigned char)hay[at + j]) == tolower((unsigned char)needle[j]))
             j++;
         if (j == k)
             return 1;
@@ -79,7 +80,7 @@ static void strip_zeros(const char *s, size_t n, const char **p, size_t *k)
     *p = s, *k = n;
 }
 
-static double first_int_score(const char *ref, size_t ref_len, const char *out)
+static int first_int_matches(const char *ref, size_t ref_len, const char *out)
 {
     const char *d = out;
     while (*d && !isdigit((unsigned char)*d))
@@ -98,15 +99,13 @@ static double first_int_score(const char *ref, size_t ref_len, const char *out)
 
 double task_answer_score(task_answer_rule rule, const char *refs, const char *out)
 {
+    if (rule == TASK_ANSWER_FIRST_INT) /* one key: the first reference */
+        return *refs ? first_int_matches(refs, strcspn(refs, "\n"), out) : 0;
     int64_t found = 0, total = 0;
     for (const char *r = refs; *r;) {
-        const char *end = strchr(r, '\n');
-        size_t k = end ? (size_t)(end - r) : strlen(r);
-        total++;
-        found += rule == TASK_ANSWER_FIRST_INT ? first_int_score(r, k, out) > 0 : contains_nocase(out, r, k);
-        r += k + (end != NULL);
-        if (rule == TASK_ANSWER_FIRST_INT)
-            break; /* one key */
+        size_t k = strcspn(r, "\n");
+        total++, found += contains_nocase(out, r, k);
+        r += k + (r[k] == '\n');
     }
     return total ? (double)found / (double)total : 0;
 }
@@ -128,25 +127,22 @@ int task_answer_summarize(const task_data *d, const int32_t *gen, int64_t n, tas
     double sum = 0, sum2 = 0;
     int binary = 1;
     for (int64_t i = 0; i < n; i++) {
-        if (!count_refs(task_answers(d, i)))
+        int64_t refs = count_refs(task_answers(d, i));
+        if (!refs)
             continue; /* an example without an answer is left out, as one without scored positions */
         task_answer_text(d, i, gen + i * d->len, text, sizeof text);
         double v = task_answer_score(d->answer_rule, task_answers(d, i), text);
-        binary &= d->answer_rule == TASK_ANSWER_FIRST_INT || count_refs(task_answers(d, i)) == 1;
+        binary &= d->answer_rule == TASK_ANSWER_FIRST_INT || refs == 1;
         sum += v, sum2 += v * v, s->examples++;
     }
     if (!s->examples) {
         s->ci_low = 0, s->ci_high = 1;
         return 0;
     }
-    double m = sum / (double)s->examples;
-    s->mean = m;
-    if (binary) {
+    s->mean = sum / (double)s->examples;
+    if (binary)
         task_wilson((int64_t)llround(sum), s->examples, TASK_Z95, &s->ci_low, &s->ci_high);
-        return 0;
-    }
-    double var = s->examples > 1 ? (sum2 - (double)s->examples * m * m) / (double)(s->examples - 1) : 0;
-    double w = TASK_Z95 * sqrt(var > 0 ? var : 0) / sqrt((double)s->examples);
-    s->ci_low = fmax(0, m - w), s->ci_high = fmin(1, m + w);
+    else
+        task_normal_interval(sum, sum2, s->examples, TASK_Z95, &s->ci_low, &s->ci_high);
     return 0;
 }

@@ -19,6 +19,19 @@ void task_wilson(int64_t k, int64_t n, double z, double *lo, double *hi)
     *hi = fmin(1, centre + half);
 }
 
+void task_normal_interval(double sum, double sum2, int64_t n, double z, double *lo, double *hi)
+{
+    if (n <= 0) {
+        *lo = 0, *hi = 1;
+        return;
+    }
+    double nn = (double)n, mean = sum / nn;
+    double var = n > 1 ? (sum2 - nn * mean * mean) / (nn - 1) : 0;
+    double half = z * sqrt(var > 0 ? var : 0) / sqrt(nn);
+    *lo = fmax(0, mean - half);
+    *hi = fmin(1, mean + half);
+}
+
 /* Counts of one example: scored positions, right ones, values and right
  * values. tgt, pred [len]. */
 static void example_counts(const int32_t *tgt, const int32_t *pred, int64_t len, int32_t sep, int64_t *c)

@@ -40,6 +40,11 @@ int task_lm_metrics_compute(const task_data *d, const int32_t *pred, int32_t sep
  * (1.959963984540054 for 95 %); n = 0 gives [0, 1]. */
 void task_wilson(int64_t k, int64_t n, double z, double *lo, double *hi);
 
+/* Normal-approximation interval of the mean of n per-example scores given
+ * their sum and sum of squares: mean -+ z s / sqrt(n) with s the sample
+ * standard deviation, clamped to [0, 1]; n = 0 gives [0, 1]. */
+void task_normal_interval(double sum, double sum2, int64_t n, double z, double *lo, double *hi);
+
 #define TASK_Z95 1.959963984540054
 
 #endif

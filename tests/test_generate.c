@@ -1,4 +1,4 @@
-/* Greedy decoding at answer positions (models/generate.h): the streamed,
+/* Greedy decoding at answer positions (models/generate.h): the batched,
  * shortcut decoding equals the definition — one forward per answer token,
  * each generated token fed back before the next is read — on an untrained
  * model (most tokens differ from the data: many forwards), across varying
@@ -116,7 +116,7 @@ static void decoding_matches_the_definition(int landmarks)
     task_data_free(&d);
 }
 
-Test(generate, streamed_decoding_equals_one_forward_per_answer_token, .timeout = 60)
+Test(generate, batched_decoding_equals_one_forward_per_answer_token, .timeout = 60)
 {
     decoding_matches_the_definition(0);
 }
