@@ -50,3 +50,12 @@ void nn_batch_buf_blank(nn_batch_buf *bb, const task_data *d, int64_t i)
     for (int64_t n = 0; bb->tgt && n < d->len; n++)
         bb->tgt[i * d->len + n] = TASK_IGNORE;
 }
+
+void nn_batch_buf_fill(nn_batch_buf *bb, const task_data *d, int64_t first, int64_t real)
+{
+    for (int64_t i = 0; i < bb->B; i++)
+        if (i < real)
+            nn_batch_buf_put(bb, d, i, first + i);
+        else
+            nn_batch_buf_blank(bb, d, i);
+}

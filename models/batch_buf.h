@@ -24,4 +24,8 @@ void nn_batch_buf_put(nn_batch_buf *bb, const task_data *d, int64_t i, int64_t e
 /* Slot i of a padded evaluation batch scores nothing (LM) or repeats a real example. */
 void nn_batch_buf_blank(nn_batch_buf *bb, const task_data *d, int64_t i);
 
+/* An evaluation batch: examples first .. first + real - 1 of d in slots
+ * 0 .. real - 1, the other slots blank. */
+void nn_batch_buf_fill(nn_batch_buf *bb, const task_data *d, int64_t first, int64_t real);
+
 #endif

@@ -57,11 +57,7 @@ int nn_evaluate(nn_model *m, const task_data *d, int64_t limit, int64_t batch, i
     int64_t hits = 0, pos = 0, exact = 0, counted = 0, batches = 0;
     for (int64_t s = 0; !rc && s < n; s += batch) {
         int64_t real = n - s < batch ? n - s : batch;
-        for (int64_t i = 0; i < batch; i++)
-            if (i < real)
-                nn_batch_buf_put(&bb, d, i, s + i);
-            else
-                nn_batch_buf_blank(&bb, d, i);
+        nn_batch_buf_fill(&bb, d, s, real);
         double loss;
         int64_t correct, scored;
         if ((rc = nn_model_forward(m, &bb.b, 0, 0, &loss, &correct, &scored, pred)) != 0)
