@@ -44,6 +44,8 @@ enum {
     OPT_JSON_NULL_EMPTY = 1u << 4, /* OPT_STRING: "" is written (and read) as null */
     OPT_INVERT = 1u << 5,        /* OPT_BOOL: the flag sets 0 (--quiet clears progress) */
     OPT_REQUIRED = 1u << 6,      /* the command line must give it */
+    OPT_RECORDED = 1u << 7,      /* kernel parameter written into every result row's params, its
+                                    default included (the seed of a random draw) */
     OPT_INTERNAL = OPT_NO_CLI | OPT_NO_CONFIG, /* canonical JSON only (derived values) */
 };
 

@@ -74,6 +74,11 @@ static void params_text(const bench_job *job, char *buf, size_t n)
     buf[0] = '\0';
     for (int i = 0; i < p->n; i++)
         snprintf(buf + strlen(buf), n - strlen(buf), "%s%s=%s", i ? ";" : "", p->key[i], p->val[i]);
+    /* A random draw's seed is part of what was run even when left at its
+     * default: the row names it, so a later default cannot pass for it. */
+    for (const opt_def *d = job->kernel->params; d && d->name; d++)
+        if ((d->flags & OPT_RECORDED) && !param_bag_get(p, d->name))
+            snprintf(buf + strlen(buf), n - strlen(buf), "%s%s=%.17g", buf[0] ? ";" : "", d->name, d->def);
     if (job->lens.n) {
         snprintf(buf + strlen(buf), n - strlen(buf), "%s%s=", buf[0] ? ";" : "", bench_lens_key(&job->lens));
         bench_lens_format(&job->lens, buf + strlen(buf), n - strlen(buf));

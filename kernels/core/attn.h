@@ -178,7 +178,23 @@ typedef struct attn_kernel {
      * bias -ln N_kv, or -ln seq_len[b]) pins that here, in the prefix
      * problem's args. NULL: nothing to pin. */
     void (*ref_prefix_args)(const attn_args *full, int64_t b, attn_args *prefix);
+    /* Fidelity view of an approximate kernel, from its own double math (NULL:
+     * it forms no attention rows and selects no keys). For head (b, h) of the
+     * double problem it writes what the kernel forms and returns which of the
+     * ATTN_VIEW_* bits it wrote (or a negative code):
+     * ATTN_VIEW_ROWS: P, Nq x Nk row-major, the attention over the original
+     *   keys with O = P V, only where every row is non-negative and sums to 1
+     *   by construction (feature maps with positive features, softmax over a
+     *   subset, mixtures of keys with non-negative weights);
+     * ATTN_VIEW_KEYS: sel, Nq x Nk, 1 for the keys query i may attend by
+     *   content selection (LSH buckets, routed clusters, retrieved blocks),
+     *   for top-k key recall against the oracle's largest scores.
+     * Both buffers are the caller's; a bit not returned leaves its buffer unread. */
+    int (*ref_view)(const attn_args *args, const attn_io64 *io, int64_t b, int64_t h, double *P, unsigned char *sel);
 } attn_kernel;
+
+/* What attn_kernel.ref_view wrote. */
+enum { ATTN_VIEW_ROWS = 1, ATTN_VIEW_KEYS = 2 };
 
 /* Effective softmax scale. */
 static inline double attn_scale(const attn_args *a)
