@@ -180,17 +180,20 @@ typedef struct attn_kernel {
     void (*ref_prefix_args)(const attn_args *full, int64_t b, attn_args *prefix);
     /* Fidelity view of an approximate kernel, from its own double math (NULL:
      * it forms no attention rows and selects no keys). For head (b, h) of the
-     * double problem it writes what the kernel forms and returns which of the
+     * double problem and the n_rows query rows rows[0..n_rows-1] (a sample:
+     * the harness never asks for all Nq x Nk at long N), it writes row r's
+     * values at P[r*Nk + j] / sel[r*Nk + j] and returns which of the
      * ATTN_VIEW_* bits it wrote (or a negative code):
-     * ATTN_VIEW_ROWS: P, Nq x Nk row-major, the attention over the original
-     *   keys with O = P V, only where every row is non-negative and sums to 1
-     *   by construction (feature maps with positive features, softmax over a
-     *   subset, mixtures of keys with non-negative weights);
-     * ATTN_VIEW_KEYS: sel, Nq x Nk, 1 for the keys query i may attend by
-     *   content selection (LSH buckets, routed clusters, retrieved blocks),
-     *   for top-k key recall against the oracle's largest scores.
+     * ATTN_VIEW_ROWS: P, the attention over the original keys with O = P V,
+     *   only where every row is non-negative and sums to 1 by construction
+     *   (feature maps with positive features, softmax over a subset,
+     *   mixtures of keys with non-negative weights);
+     * ATTN_VIEW_KEYS: sel, 1 for the keys query i may attend by content
+     *   selection (LSH buckets, routed clusters, retrieved blocks), for top-k
+     *   key recall against the oracle's largest scores.
      * Both buffers are the caller's; a bit not returned leaves its buffer unread. */
-    int (*ref_view)(const attn_args *args, const attn_io64 *io, int64_t b, int64_t h, double *P, unsigned char *sel);
+    int (*ref_view)(const attn_args *args, const attn_io64 *io, int64_t b, int64_t h, const int64_t *rows,
+                    int64_t n_rows, double *P, unsigned char *sel);
 } attn_kernel;
 
 /* What attn_kernel.ref_view wrote. */
