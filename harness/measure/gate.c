@@ -1,62 +1,11 @@
 #include "gate.h"
 
-#include "kernels/core/oracle.h"
+#include "head_view.h"
 
 #include <math.h>
 #include <stdlib.h>
 
-/* Rows n0 .. n0+rows-1 of head (b, h) of t, widened to a [1,1,rows,D] double tensor. */
-static attn_tensor_f64 widen_head(const attn_tensor *t, int64_t b, int64_t h, int64_t n0, int64_t rows)
-{
-    attn_tensor_f64 w = {NULL, 1, 1, rows, t->D, rows * t->D, rows * t->D, t->D};
-    if (!t->data)
-        return w;
-    w.data = malloc(sizeof(double) * (size_t)(rows * t->D));
-    for (int64_t n = 0; n < rows; n++)
-        for (int64_t d = 0; d < t->D; d++)
-            w.data[n * t->D + d] = attn_at(t, b, h, n0 + n)[d];
-    return w;
-}
-
-/* The oracle's output row and lse for query row (b, h, i) into orow[D]. */
-static double oracle_row(const attn_args *a, const attn_io *io, const attn_tensor_f64 *k,
-                         const attn_tensor_f64 *v, int64_t b, int64_t h, int64_t i, double *orow)
-{
-    /* The oracle on one query row, run as batch b + 1, head h + 1 of a problem
-     * whose Q, K and V views repeat that row and KV head (b and h strides 0),
-     * so that masks which differ per batch entry or head (attn_mask_varies)
-     * are evaluated at the real (b, h): the answer is the last row. */
-    int64_t Dv = v->D;
-    if (i >= attn_q_len(a, b)) { /* a padded row of a padded batch: no keys, O = 0 */
-        for (int64_t d = 0; d < Dv; d++)
-            orow[d] = 0;
-        return -INFINITY;
-    }
-    attn_args one = *a; /* a padded batch keeps seq_len: b's keys end at its length */
-    one.B = b + 1, one.H = one.H_kv = h + 1, one.Nq = 1;
-    one.q_off = a->q_off + i;
-    attn_tensor_f64 q = widen_head(&io->q, b, h, i, 1), kr = *k, vr = *v;
-    q.sb = q.sh = kr.sb = kr.sh = vr.sb = vr.sh = 0;
-    q.B = kr.B = vr.B = one.B, q.H = kr.H = vr.H = one.H;
-    int64_t rows = one.B * one.H;
-    attn_tensor_f64 o = {calloc((size_t)(rows * Dv), sizeof(double)), one.B, one.H, 1, Dv, one.H * Dv, Dv, Dv};
-    double *lses = malloc(sizeof(double) * (size_t)rows), lse;
-    attn_oracle_forward_f64(&one, &q, &kr, &vr, &o, lses);
-    lse = lses[rows - 1];
-    for (int64_t d = 0; d < Dv; d++)
-        orow[d] = o.data[(rows - 1) * Dv + d];
-    free(lses);
-    free(q.data);
-    free(o.data);
-    return lse;
-}
-
 static double worse(double err, double e) { return e <= err ? err : isnan(e) ? INFINITY : e; }
-
-/* The sampled heads: up to 4 (b, h) pairs spread over the batch and heads. */
-#define FOR_SAMPLED_HEADS(a, b, h)                                                              \
-    for (int64_t bh_ = 0, step_ = (a)->B * (a)->H > 4 ? (a)->B * (a)->H / 4 : 1, b = 0, h = 0; \
-         bh_ < (a)->B * (a)->H && (b = bh_ / (a)->H, h = bh_ % (a)->H, 1); bh_ += step_)
 
 /* Softmax kernels against the oracle; own-reference kernels only collect the
  * softmax fidelity here (their error comes from ref_gate). */
@@ -68,14 +17,14 @@ static void sampled_rows(const attn_kernel *kern, const attn_args *a, const attn
     FOR_SAMPLED_HEADS(a, b, h) {
         if (one_query)
             break; /* one learned query: no softmax rows to compare with */
-        attn_tensor_f64 k = widen_head(&io->k, b, h / G, 0, a->Nk);
-        attn_tensor_f64 v = widen_head(&io->v, b, h / G, 0, a->Nk);
+        attn_tensor_f64 k = head_widen(&io->k, b, h / G, 0, a->Nk);
+        attn_tensor_f64 v = head_widen(&io->v, b, h / G, 0, a->Nk);
         double vmax = 0;
         for (int64_t n = 0; n < a->Nk * Dv; n++)
             vmax = fmax(vmax, fabs(v.data[n]));
         int64_t rows[3] = {0, a->Nq / 2, a->Nq - 1};
         for (int s = 0; s < 3; s++) {
-            double lse = oracle_row(a, io, &k, &v, b, h, rows[s], orow), err = 0;
+            double lse = head_oracle_row(a, io, &k, &v, b, h, rows[s], orow), err = 0;
             const float *got = attn_at(&io->o, b, h, rows[s]);
             for (int64_t d = 0; d < Dv; d++) {
                 diff2 += (got[d] - orow[d]) * (got[d] - orow[d]);
@@ -117,7 +66,7 @@ static int64_t ref_prefix(const attn_kernel *k, const attn_args *a)
  * every head a stride-0 view of head h's data (the answer is head h). */
 static void ref_gate(const attn_kernel *k, const attn_args *a, const attn_io *io, gate_result *r)
 {
-    int64_t G = a->H / a->H_kv, Dv = attn_dv(a);
+    int64_t Dv = attn_dv(a);
     FOR_SAMPLED_HEADS(a, b, h) {
         int64_t L = ref_prefix(k, a), pad_from = a->Nq;
         if (a->seq_len) /* self-attention: the sequence is its first seq_len[b] rows */
@@ -134,24 +83,13 @@ static void ref_gate(const attn_kernel *k, const attn_args *a, const attn_io *io
             continue;
         }
         attn_args one = *a;
-        int64_t hk = h / G, Hk = a->H_kv, Hq = a->H;
-        one.B = 1, one.H = Hq, one.H_kv = Hk, one.Nk = L, one.Nq = nq, one.kv_len = NULL, one.seq_len = NULL;
+        one.B = 1, one.Nk = L, one.Nq = nq, one.kv_len = NULL, one.seq_len = NULL;
         one.q_off = one.k_off = 0;
         attn_args_defaults(&one);
         if (L < a->Nk && k->ref_prefix_args)
             k->ref_prefix_args(a, b, &one);
-        attn_io64 x = {.q = widen_head(&io->q, b, h, 0, nq),
-                       .k = widen_head(&io->k, b, hk, 0, L),
-                       .v = widen_head(&io->v, b, hk, 0, L),
-                       .beta = widen_head(&io->beta, b, hk, 0, L),
-                       .gate = widen_head(&io->gate, b, hk, 0, L),
-                       .router = widen_head(&io->router, b, hk, 0, L),
-                       .w = widen_head(&io->w, 0, h, 0, 1)};
-        attn_tensor_f64 *in[] = {&x.q, &x.k, &x.v, &x.beta, &x.gate, &x.router, &x.w};
-        for (int i = 0; i < 7; i++) /* every head reads head h's (KV head hk's) rows */
-            in[i]->sh = 0, in[i]->H = i == 0 || i == 6 ? Hq : Hk;
-        x.o = (attn_tensor_f64){calloc((size_t)(Hq * no * Dv), sizeof(double)), 1, Hq, no, Dv, Hq * no * Dv, no * Dv, Dv};
-        x.lse = calloc((size_t)(Hq * nq), sizeof(double));
+        attn_io64 x;
+        head_io64(&one, io, b, h, no, &x);
         double err = 0, omax = 0;
         if (k->ref_forward(&one, &x) != 0)
             err = INFINITY;
@@ -162,10 +100,7 @@ static void ref_gate(const attn_kernel *k, const attn_args *a, const attn_io *io
             for (int64_t d = 0; d < Dv; d++)
                 err = worse(err, fabs((double)attn_at(&io->o, b, h, n)[d] - oh[n * Dv + d]));
         r->err = worse(r->err, omax > 0 ? fmax(err, pad_err) / omax : fmax(err, pad_err));
-        attn_tensor_f64 *t[] = {&x.q, &x.k, &x.v, &x.o, &x.beta, &x.gate, &x.router, &x.w};
-        for (int i = 0; i < 8; i++)
-            free(t[i]->data);
-        free(x.lse);
+        head_io64_free(&x);
     }
 }
 
