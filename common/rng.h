@@ -40,6 +40,13 @@ static inline uint64_t attn_rng_next(attn_rng *r)
 /* Uniform in [0, 1) with 53 random bits. */
 static inline double attn_rng_uniform(attn_rng *r) { return (double)(attn_rng_next(r) >> 11) * 0x1.0p-53; }
 
+/* Standard normal (Box-Muller, one of the pair; two uniforms per draw). */
+static inline double attn_rng_normal(attn_rng *r)
+{
+    double u1 = attn_rng_uniform(r), u2 = attn_rng_uniform(r);
+    return __builtin_sqrt(-2.0 * __builtin_log(1.0 - u1)) * __builtin_cos(6.283185307179586476925 * u2); /* 1 - u1 in (0, 1] */
+}
+
 /* Uniform in [lo, hi). */
 static inline float attn_rng_range(attn_rng *r, float lo, float hi)
 {

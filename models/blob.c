@@ -21,14 +21,8 @@ size_t nn_blob_take(nn_blob *b, size_t n, float **p, float **g)
     return off;
 }
 
-double nn_randn(attn_rng *r)
-{
-    double u1 = attn_rng_uniform(r), u2 = attn_rng_uniform(r);
-    return sqrt(-2.0 * log(1.0 - u1)) * cos(2.0 * M_PI * u2);   /* 1 - u1 in (0, 1] */
-}
-
 void nn_fill_normal(float *x, size_t n, float std, attn_rng *r)
 {
     for (size_t i = 0; i < n; i++)
-        x[i] = (float)(std * nn_randn(r));
+        x[i] = (float)(std * attn_rng_normal(r));
 }

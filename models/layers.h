@@ -66,8 +66,7 @@ typedef struct {
  * when the blob is too small. */
 size_t nn_blob_take(nn_blob *b, size_t n, float **p, float **g);
 
-/* Standard normal from the rng (Box-Muller), and x[i] ~ N(0, std^2). */
-double nn_randn(attn_rng *r);
+/* x[i] ~ N(0, std^2) from the rng (attn_rng_normal). */
 void nn_fill_normal(float *x, size_t n, float std, attn_rng *r);
 
 /* ---------------------------------------------------------------- dense */
