@@ -27,25 +27,6 @@ typedef struct {
     double flops, exps, bytes;
 } rf_tally;
 
-/* Scratch of a forward chunk inside a thread slot (after the hash scratch). */
-typedef struct {
-    rf_chunk *ch;
-    float *Q, *K, *V, *S, *O, *lse;
-    int64_t ldD, ldV, ldK;
-} rf_fwd_ws;
-
-static rf_fwd_ws rf_fwd_scratch(const rf_layout *ly, float *slot)
-{
-    int64_t c = ly->pl.c;
-    rf_fwd_ws w = {.ldD = RF_ROUND16(ly->D), .ldV = RF_ROUND16(ly->Dv), .ldK = RF_ROUND16(2 * c)};
-    float *p = slot + ly->hash_floats;
-    w.ch = (rf_chunk *)p;
-    w.Q = p + RF_ROUND16(16 + 2 * c);
-    w.K = w.Q + c * w.ldD, w.V = w.K + 2 * c * w.ldD, w.S = w.V + 2 * c * w.ldV, w.O = w.S + c * w.ldK;
-    w.lse = w.O + c * w.ldV;
-    return w;
-}
-
 /* Softmax of one row of adjusted scores in place; returns its lse (-inf
  * when no key is a candidate: the row becomes zeros). */
 static float rf_row_softmax(float *s, int64_t n)
@@ -91,39 +72,41 @@ typedef struct {
     const attn_io *io;
 } rf_job;
 
-/* Chunk k of round r of (b, h). */
+static rf_head rf_job_head(const rf_job *jb, int64_t b, int64_t h)
+{
+    const attn_args *a = &jb->ctx->args;
+    int64_t bh = b * a->H + h;
+    return (rf_head){.a = a, .io = jb->io, .t = rf_head_tables(jb->ctx, jb->ly, bh),
+                     .inv = rf_head_floats(jb->ctx, jb->ly, bh), .b = b, .h = h, .hk = h / (a->H / a->H_kv),
+                     .L = rf_len(a, b)};
+}
+
+/* Chunk k of round r of (b, h): O_r = softmax(S) V merged into O and the running lse. */
 static void rf_chunk_forward(const rf_job *jb, int64_t b, int64_t h, int r, int64_t k, float *slot, rf_tally *tl)
 {
     const rf_layout *ly = jb->ly;
-    const attn_io *io = jb->io;
-    const attn_args *a = &jb->ctx->args;
-    int64_t bh = b * a->H + h, hk = h / (a->H / a->H_kv), L = rf_len(a, b), Dv = ly->Dv;
-    rf_tables t = rf_head_tables(jb->ctx, ly, bh);
-    float *inv = rf_head_floats(jb->ctx, ly, bh), *lse = inv + ly->N;
-    rf_fwd_ws w = rf_fwd_scratch(ly, slot);
-    rf_chunk *ch = w.ch;
-    rf_chunk_at(&ly->pl, &t, r, L, k, ch);
-    rf_gather(&io->q, b, h, ch->pos + ch->np, ch->nq, NULL, w.Q, w.ldD);
-    rf_gather(&io->q, b, h, ch->pos, ch->nk, inv, w.K, w.ldD);
-    rf_gather(&io->v, b, hk, ch->pos, ch->nk, NULL, w.V, w.ldV);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)ch->nq, (int)ch->nk, (int)ly->D, (float)attn_scale(a),
-                w.Q, (int)w.ldD, w.K, (int)w.ldD, 0.0f, w.S, (int)w.ldK);
-    rf_chunk_scores(&ly->pl, &t, r, ch, w.S, w.ldK);
+    int64_t Dv = ly->Dv;
+    rf_head hd = rf_job_head(jb, b, h);
+    float *lse = rf_head_floats(jb->ctx, ly, b * hd.a->H + h) + ly->N;
+    rf_tiles w = rf_chunk_tiles(ly, slot);
+    float *O = rf_pass_scratch(ly, slot), *lr = O + ly->pl.c * w.ldV;
+    const rf_chunk *ch = w.ch;
+    tl->flops += rf_chunk_load(ly, &hd, r, k, &w);
     for (int64_t i = 0; i < ch->nq; i++)
-        w.lse[i] = rf_row_softmax(w.S + i * w.ldK, ch->nk);
+        lr[i] = rf_row_softmax(w.S + i * w.ldK, ch->nk);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)ch->nq, (int)Dv, (int)ch->nk, 1.0f, w.S,
-                (int)w.ldK, w.V, (int)w.ldV, 0.0f, w.O, (int)w.ldV);
+                (int)w.ldK, w.V, (int)w.ldV, 0.0f, O, (int)w.ldV);
     for (int64_t i = 0; i < ch->nq; i++) {
         int64_t pos = ch->pos[ch->np + i];
-        float *o = attn_at(&io->o, b, h, pos);
+        float *o = attn_at(&jb->io->o, b, h, pos);
         if (r == 0) { /* the first round sets the row (zeros and -inf without candidates) */
-            memcpy(o, w.O + i * w.ldV, sizeof(float) * (size_t)Dv);
-            lse[pos] = w.lse[i];
+            memcpy(o, O + i * w.ldV, sizeof(float) * (size_t)Dv);
+            lse[pos] = lr[i];
         } else {
-            rf_merge(o, &lse[pos], w.O + i * w.ldV, w.lse[i], Dv);
+            rf_merge(o, &lse[pos], O + i * w.ldV, lr[i], Dv);
         }
     }
-    tl->flops += 2.0 * (double)(ch->nq * ch->nk) * (double)(ly->D + Dv);
+    tl->flops += 2.0 * (double)(ch->nq * ch->nk) * (double)Dv;
     tl->exps += (double)(ch->nq * ch->nk + 2 * ch->nq);
     tl->bytes += 4.0 * (double)(ch->nq * ly->D + ch->nk * (ly->D + Dv));
 }

@@ -31,11 +31,11 @@ int rf_layout_make(rf_layout *ly, const attn_args *a)
     /* rotation in double and in float, projections of a row tile, one row in double, bucket counts */
     ly->hash_floats = (size_t)RF_ROUND16(3 * ly->D * ly->half_max + RF_HASH_TILE * ly->half_max + 2 * ly->D +
                                          ly->nb_max + 1);
-    /* chunk header and rows, Qc, Kc, Vc, S, Oc, the rows' lse */
-    size_t geom = (size_t)RF_ROUND16(16 + 2 * c);
-    ly->chunk_floats = geom + (size_t)(c * ldD + 2 * c * ldD + 2 * c * ldV + c * ldK + c * ldV + RF_ROUND16(c));
-    /* + dOc, dP, dQc, dKc, dVc, and per head D_i [N], dK-hat [N x D] */
-    ly->bwd_floats = ly->chunk_floats + (size_t)(c * ldV + c * ldK + c * ldD + 2 * c * ldD + 2 * c * ldV) +
+    /* chunk header and rows, Qc, Kc, Vc, S; forward: Oc, the rows' lse */
+    ly->tile_floats = (size_t)RF_ROUND16(16 + 2 * c) + (size_t)(c * ldD + 2 * c * ldD + 2 * c * ldV + c * ldK);
+    ly->chunk_floats = ly->tile_floats + (size_t)(c * ldV + RF_ROUND16(c));
+    /* backward: dOc, dP, dQc, dKc, dVc, and per head D_i [N], dK-hat [N x D] */
+    ly->bwd_floats = ly->tile_floats + (size_t)(c * ldV + c * ldK + c * ldD + 2 * c * ldD + 2 * c * ldV) +
                      (size_t)RF_ROUND16(ly->N) + (size_t)(ly->N * ldD);
     size_t work = a->backward && ly->bwd_floats > ly->chunk_floats ? ly->bwd_floats : ly->chunk_floats;
     ly->slot_floats = ly->hash_floats + work;
@@ -211,7 +211,7 @@ double rf_hash_head(const rf_layout *ly, const attn_tensor *q, int64_t b, int64_
 
 /* ---- chunks ---- */
 
-void rf_chunk_at(const rf_plan *pl, const rf_tables *t, int r, int64_t L, int64_t k, rf_chunk *ch)
+static void rf_chunk_at(const rf_plan *pl, const rf_tables *t, int r, int64_t L, int64_t k, rf_chunk *ch)
 {
     const int32_t *order = t->order + (size_t)r * (size_t)t->N;
     ch->nc = rf_chunks(pl, L);
@@ -225,7 +225,7 @@ void rf_chunk_at(const rf_plan *pl, const rf_tables *t, int r, int64_t L, int64_
     memcpy(ch->pos + ch->np, order + ch->q0, sizeof(int32_t) * (size_t)ch->nq);
 }
 
-void rf_chunk_scores(const rf_plan *pl, const rf_tables *t, int r, const rf_chunk *ch, float *S, int64_t ld)
+static void rf_chunk_scores(const rf_plan *pl, const rf_tables *t, int r, const rf_chunk *ch, float *S, int64_t ld)
 {
     float lnc[RF_ROUNDS_MAX + 1];
     for (int n = 1; n <= pl->rounds; n++)
@@ -262,4 +262,28 @@ void rf_gather(const attn_tensor *t, int64_t b, int64_t h, const int32_t *pos, i
         for (int64_t d = 0; d < t->D; d++)
             y[d] = x[d] * f;
     }
+}
+
+rf_tiles rf_chunk_tiles(const rf_layout *ly, float *slot)
+{
+    int64_t c = ly->pl.c;
+    rf_tiles w = {.ldD = RF_ROUND16(ly->D), .ldV = RF_ROUND16(ly->Dv), .ldK = RF_ROUND16(2 * c)};
+    float *p = slot + ly->hash_floats;
+    w.ch = (rf_chunk *)p;
+    w.Q = p + RF_ROUND16(16 + 2 * c);
+    w.K = w.Q + c * w.ldD, w.V = w.K + 2 * c * w.ldD, w.S = w.V + 2 * c * w.ldV;
+    return w;
+}
+
+double rf_chunk_load(const rf_layout *ly, const rf_head *hd, int r, int64_t k, const rf_tiles *w)
+{
+    rf_chunk *ch = w->ch;
+    rf_chunk_at(&ly->pl, &hd->t, r, hd->L, k, ch);
+    rf_gather(&hd->io->q, hd->b, hd->h, ch->pos + ch->np, ch->nq, NULL, w->Q, w->ldD);
+    rf_gather(&hd->io->q, hd->b, hd->h, ch->pos, ch->nk, hd->inv, w->K, w->ldD);
+    rf_gather(&hd->io->v, hd->b, hd->hk, ch->pos, ch->nk, NULL, w->V, w->ldV);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)ch->nq, (int)ch->nk, (int)ly->D,
+                (float)attn_scale(hd->a), w->Q, (int)w->ldD, w->K, (int)w->ldD, 0.0f, w->S, (int)w->ldK);
+    rf_chunk_scores(&ly->pl, &hd->t, r, ch, w->S, w->ldK);
+    return 2.0 * (double)(ch->nq * ch->nk) * (double)ly->D;
 }

@@ -93,7 +93,8 @@ typedef struct {
     size_t tables_ints;       /* per (b, h): 3 R N */
     size_t head_floats;       /* per (b, h): 2 N (inverse norms, lse) */
     size_t hash_floats;       /* hashing scratch inside a thread slot */
-    size_t chunk_floats;      /* forward chunk scratch */
+    size_t tile_floats;       /* chunk tiles both passes use (rf_tiles) */
+    size_t chunk_floats;      /* forward chunk scratch (tiles included) */
     size_t bwd_floats;        /* backward scratch */
     size_t slot_floats;
 } rf_layout;
@@ -119,12 +120,33 @@ typedef struct {
     int32_t pos[];            /* nk entries (flexible, in the thread slot) */
 } rf_chunk;
 
-/* Fills the chunk geometry of chunk k of round r (L rows) into ch (pos too). */
-void rf_chunk_at(const rf_plan *pl, const rf_tables *t, int r, int64_t L, int64_t k, rf_chunk *ch);
+/* A thread's chunk tiles, at the start of its slot after the hash scratch;
+ * what a pass needs besides starts tile_floats further. */
+typedef struct {
+    rf_chunk *ch;
+    float *Q, *K, *V, *S; /* nq x D queries, nk x D unit keys, nk x Dv values, nq x nk scores */
+    int64_t ldD, ldV, ldK;
+} rf_tiles;
 
-/* Scores of the chunk's queries against its keys, S (nq x nk, ld), turned
- * into adjusted scores s - ln count for candidates and -inf elsewhere. */
-void rf_chunk_scores(const rf_plan *pl, const rf_tables *t, int r, const rf_chunk *ch, float *S, int64_t ld);
+rf_tiles rf_chunk_tiles(const rf_layout *ly, float *slot);
+
+/* Head (b, h) as a chunk pass reads it. */
+typedef struct {
+    const attn_args *a;
+    const attn_io *io;
+    rf_tables t;
+    const float *inv;     /* inverse key norms */
+    int64_t b, h, hk, L;
+} rf_head;
+
+/* Chunk k of round r of the head into w: its geometry and rows, the
+ * gathered queries, unit keys and values, S = sc Q K^T (sgemm) turned into
+ * adjusted scores s - ln count for candidates and -inf elsewhere. Returns
+ * the FLOPs of S. */
+double rf_chunk_load(const rf_layout *ly, const rf_head *hd, int r, int64_t k, const rf_tiles *w);
+
+/* Extra scratch of a pass in a thread slot (after the tiles). */
+static inline float *rf_pass_scratch(const rf_layout *ly, float *slot) { return slot + ly->hash_floats + ly->tile_floats; }
 
 /* Gathers rows pos[0..n) of (b, h) of t into X (ld), each scaled by
  * scale[pos] when scale is not NULL. */
