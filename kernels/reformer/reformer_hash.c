@@ -28,9 +28,10 @@ int rf_layout_make(rf_layout *ly, const attn_args *a)
     int64_t ldD = RF_ROUND16(ly->D), ldV = RF_ROUND16(ly->Dv), ldK = RF_ROUND16(2 * c);
     ly->tables_ints = (size_t)(3 * R * ly->N);
     ly->head_floats = (size_t)(2 * ly->N);
-    /* rotation in double and in float, projections of a row tile, one row in double, bucket counts */
+    /* rotation in double and in float, projections of a row tile, one row and its projections in
+     * double, bucket counts */
     ly->hash_floats = (size_t)RF_ROUND16(3 * ly->D * ly->half_max + RF_HASH_TILE * ly->half_max + 2 * ly->D +
-                                         ly->nb_max + 1);
+                                         2 * ly->half_max + ly->nb_max + 1);
     /* chunk header and rows, Qc, Kc, Vc, S; forward: Oc, the rows' lse */
     ly->tile_floats = (size_t)RF_ROUND16(16 + 2 * c) + (size_t)(c * ldD + 2 * c * ldD + 2 * c * ldV + c * ldK);
     ly->chunk_floats = ly->tile_floats + (size_t)(c * ldV + RF_ROUND16(c));
@@ -38,7 +39,7 @@ int rf_layout_make(rf_layout *ly, const attn_args *a)
     ly->bwd_floats = ly->tile_floats + (size_t)(c * ldV + c * ldK + c * ldD + 2 * c * ldD + 2 * c * ldV) +
                      (size_t)RF_ROUND16(ly->N) + (size_t)(ly->N * ldD);
     size_t work = a->backward && ly->bwd_floats > ly->chunk_floats ? ly->bwd_floats : ly->chunk_floats;
-    ly->slot_floats = ly->hash_floats + work;
+    ly->slot_floats = (size_t)RF_ROUND16(ly->hash_floats + work); /* 64-byte slots: doubles and int64 inside */
     return 0;
 }
 
@@ -86,20 +87,22 @@ void rf_rotation(const rf_plan *pl, int64_t h, int r, int64_t D, int64_t half, d
         R[i] = attn_rng_normal(&g);
 }
 
-int32_t rf_bucket_f64(const double *x, const double *R, int64_t D, int64_t half)
+int32_t rf_bucket_f64(const double *x, const double *R, int64_t D, int64_t half, double *p)
 {
+    for (int64_t k = 0; k < half; k++)
+        p[k] = x[0] * R[k];
+    for (int64_t d = 1; d < D; d++) /* rows of R in order: every p[k] still sums over ascending d */
+        for (int64_t k = 0; k < half; k++)
+            p[k] += x[d] * R[d * half + k];
     /* [xR, -xR]: the largest positive entry (first index) unless a negated
      * one is strictly larger (ties go to the earlier, positive, half) */
     int32_t pos = 0, neg = 0;
     double top = -INFINITY, ntop = -INFINITY;
     for (int64_t k = 0; k < half; k++) {
-        double p = 0;
-        for (int64_t d = 0; d < D; d++)
-            p += x[d] * R[d * half + k];
-        if (p > top)
-            top = p, pos = (int32_t)k;
-        if (-p > ntop)
-            ntop = -p, neg = (int32_t)k;
+        if (p[k] > top)
+            top = p[k], pos = (int32_t)k;
+        if (-p[k] > ntop)
+            ntop = -p[k], neg = (int32_t)k;
     }
     return ntop > top ? (int32_t)half + neg : pos;
 }
@@ -169,8 +172,8 @@ static double rf_hash_round(const rf_layout *ly, const attn_tensor *q, int64_t b
         memset(bucket, 0, sizeof(int32_t) * (size_t)L);
         return 0;
     }
-    double *Rd = (double *)scratch, *xd = Rd + D * half;
-    float *Rf = (float *)(xd + D), *P = Rf + D * half;
+    double *Rd = (double *)scratch, *xd = Rd + D * ly->half_max, *pd = xd + D;
+    float *Rf = (float *)(pd + ly->half_max), *P = Rf + D * ly->half_max;
     rf_rotation(&ly->pl, h, r, D, half, Rd);
     for (int64_t i = 0; i < D * half; i++)
         Rf[i] = (float)Rd[i];
@@ -188,7 +191,7 @@ static double rf_hash_round(const rf_layout *ly, const attn_tensor *q, int64_t b
             if (k < 0) {
                 for (int64_t d = 0; d < D; d++)
                     xd[d] = x[d];
-                k = rf_bucket_f64(xd, Rd, D, half);
+                k = rf_bucket_f64(xd, Rd, D, half, pd);
             }
             bucket[i0 + i] = k;
         }
@@ -200,7 +203,8 @@ double rf_hash_head(const rf_layout *ly, const attn_tensor *q, int64_t b, int64_
                     float *scratch)
 {
     double flops = 0;
-    int32_t *count = (int32_t *)(scratch + 3 * ly->D * ly->half_max + RF_HASH_TILE * ly->half_max + 2 * ly->D);
+    int32_t *count = (int32_t *)(scratch + 3 * ly->D * ly->half_max + RF_HASH_TILE * ly->half_max + 2 * ly->D +
+                                 2 * ly->half_max);
     for (int r = 0; r < ly->pl.rounds; r++) {
         size_t o = (size_t)r * (size_t)t->N;
         flops += rf_hash_round(ly, q, b, h, r, L, t->bucket + o, scratch);

@@ -54,10 +54,11 @@ static inline int64_t rf_len(const attn_args *a, int64_t b) { return attn_q_len(
 void rf_rotation(const rf_plan *pl, int64_t h, int r, int64_t D, int64_t half, double *R);
 
 /* Bucket of x (D values) under R (D x half): the first index of the largest
- * of [x R, -x R], products summed in ascending d. The kernel falls back to
- * this exact form when its fp32 projection is too close to a tie to decide,
- * so kernel and reference always agree on the buckets. */
-int32_t rf_bucket_f64(const double *x, const double *R, int64_t D, int64_t half);
+ * of [x R, -x R], each product summed in ascending d (p: scratch of half
+ * doubles). The kernel falls back to this exact form when its fp32
+ * projection is too close to a tie to decide, so kernel and reference
+ * always agree on the buckets. */
+int32_t rf_bucket_f64(const double *x, const double *R, int64_t D, int64_t half, double *p);
 
 /* Stable counting sort of L rows by bucket (nb buckets): order[slot] = row,
  * rank[row] = slot, rows of one bucket in ascending position. count is

@@ -34,17 +34,20 @@ typedef struct {
     double *khat;             /* L x D */
     int32_t *bucket, *rank, *order; /* R x L */
     double *orow, *lse_r;     /* R x Dv, R */
+    int64_t *cj;              /* a round's candidates of one query (<= 2c) */
+    double *cs;               /* and their adjusted scores */
 } rf_ref_head;
 
 static void rf_ref_free(rf_ref_head *x)
 {
     free(x->khat), free(x->bucket), free(x->rank), free(x->order), free(x->orow), free(x->lse_r);
+    free(x->cj), free(x->cs);
 }
 
 static int rf_ref_hash(rf_ref_head *x)
 {
     int64_t L = x->L, D = x->D, nb = rf_buckets(&x->pl, L), half = nb / 2;
-    double *R = malloc(sizeof(double) * (size_t)(D * (half > 0 ? half : 1)));
+    double *R = malloc(sizeof(double) * (size_t)((D + 1) * (half > 0 ? half : 1))), *p = R + D * half;
     rf_ref_item *items = malloc(sizeof *items * (size_t)(L > 0 ? L : 1));
     if (!R || !items) {
         free(R), free(items);
@@ -55,7 +58,7 @@ static int rf_ref_hash(rf_ref_head *x)
         if (nb > 1)
             rf_rotation(&x->pl, x->h, r, D, half, R);
         for (int64_t i = 0; i < L; i++) {
-            bk[i] = nb > 1 ? rf_bucket_f64(attn_at64(x->q, x->b, x->h, i), R, D, half) : 0;
+            bk[i] = nb > 1 ? rf_bucket_f64(attn_at64(x->q, x->b, x->h, i), R, D, half, p) : 0;
             items[i] = (rf_ref_item){.bucket = bk[i], .row = (int32_t)i};
         }
         qsort(items, (size_t)L, sizeof *items, rf_ref_order); /* (bucket, position) is a total order */
@@ -79,7 +82,8 @@ static int rf_ref_open(rf_ref_head *x, const attn_args *a, const attn_io64 *io, 
     x->bucket = malloc(sizeof(int32_t) * RL), x->rank = malloc(sizeof(int32_t) * RL);
     x->order = malloc(sizeof(int32_t) * RL);
     x->orow = malloc(sizeof(double) * (size_t)(x->pl.rounds * x->Dv)), x->lse_r = malloc(sizeof(double) * RF_ROUNDS_MAX);
-    if (!x->khat || !x->bucket || !x->rank || !x->order || !x->orow || !x->lse_r) {
+    x->cj = malloc(sizeof(int64_t) * (size_t)(2 * x->pl.c)), x->cs = malloc(sizeof(double) * (size_t)(2 * x->pl.c));
+    if (!x->khat || !x->bucket || !x->rank || !x->order || !x->orow || !x->lse_r || !x->cj || !x->cs) {
         rf_ref_free(x);
         return attn_fail(ATTN_ENOMEM, "reformer reference: out of memory for %lld rows", (long long)x->L);
     }
@@ -129,34 +133,42 @@ static double rf_ref_score(const rf_ref_head *x, int r, int64_t i, int64_t j)
     return attn_scale(x->a) * s - log((double)count);
 }
 
+/* The candidates of query i in round r and their adjusted scores into
+ * x->cj, x->cs; returns how many. */
+static int64_t rf_ref_candidates(rf_ref_head *x, int r, int64_t i)
+{
+    int64_t span[2][2], n = 0;
+    rf_ref_slots(x, r, i, span);
+    for (int sp = 0; sp < 2; sp++)
+        for (int64_t s = span[sp][0]; s < span[sp][1]; s++) {
+            int64_t j = x->order[r * x->L + s];
+            double e = rf_ref_score(x, r, i, j);
+            if (e > -INFINITY)
+                x->cj[n] = j, x->cs[n++] = e;
+        }
+    return n;
+}
+
 /* Row i: its output o (Dv) and lse; with P / sel (Nk each, may be NULL) the
  * union softmax weights and the candidate set. */
 static double rf_ref_row(rf_ref_head *x, int64_t i, double *o, double *P, unsigned char *sel)
 {
     int R = x->pl.rounds;
     double lse = -INFINITY;
-    for (int r = 0; r < R; r++) { /* pass 1: each round's softmax and lse */
-        int64_t span[2][2];
-        rf_ref_slots(x, r, i, span);
+    for (int r = 0; r < R; r++) { /* each round's softmax and lse */
+        int64_t n = rf_ref_candidates(x, r, i);
         double m = -INFINITY, z = 0, *orow = x->orow + r * x->Dv;
         memset(orow, 0, sizeof(double) * (size_t)x->Dv);
-        for (int pass = 0; pass < 2; pass++)
-            for (int sp = 0; sp < 2; sp++)
-                for (int64_t s = span[sp][0]; s < span[sp][1]; s++) {
-                    int64_t j = x->order[r * x->L + s];
-                    double e = rf_ref_score(x, r, i, j);
-                    if (e == -INFINITY)
-                        continue;
-                    if (pass == 0) {
-                        m = fmax(m, e);
-                        continue;
-                    }
-                    e = exp(e - m), z += e;
-                    for (int64_t d = 0; d < x->Dv; d++)
-                        orow[d] += e * attn_at64(x->v, x->b, x->hk, j)[d];
-                }
-        x->lse_r[r] = z > 0 ? m + log(z) : -INFINITY;
-        for (int64_t d = 0; z > 0 && d < x->Dv; d++)
+        for (int64_t c = 0; c < n; c++)
+            m = fmax(m, x->cs[c]);
+        for (int64_t c = 0; c < n; c++) {
+            double e = exp(x->cs[c] - m);
+            z += e;
+            for (int64_t d = 0; d < x->Dv; d++)
+                orow[d] += e * attn_at64(x->v, x->b, x->hk, x->cj[c])[d];
+        }
+        x->lse_r[r] = n > 0 ? m + log(z) : -INFINITY;
+        for (int64_t d = 0; n > 0 && d < x->Dv; d++)
             orow[d] /= z;
         if (x->lse_r[r] > -INFINITY)
             lse = lse == -INFINITY ? x->lse_r[r] : fmax(lse, x->lse_r[r]) + log1p(exp(-fabs(lse - x->lse_r[r])));
@@ -171,16 +183,10 @@ static double rf_ref_row(rf_ref_head *x, int64_t i, double *o, double *P, unsign
     for (int r = 0; r < R; r++)
         for (int64_t d = 0; x->lse_r[r] > -INFINITY && d < x->Dv; d++)
             o[d] += exp(x->lse_r[r] - lse) * x->orow[r * x->Dv + d];
-    for (int r = 0; P && r < R; r++) { /* pass 2: the union weights */
-        int64_t span[2][2];
-        rf_ref_slots(x, r, i, span);
-        for (int sp = 0; sp < 2; sp++)
-            for (int64_t s = span[sp][0]; s < span[sp][1]; s++) {
-                int64_t j = x->order[r * x->L + s];
-                double e = rf_ref_score(x, r, i, j);
-                if (e > -INFINITY)
-                    P[j] += exp(e - lse), sel[j] = 1;
-            }
+    for (int r = 0; P && r < R; r++) { /* the union weights: each round adds exp(s - ln count - lse) */
+        int64_t n = rf_ref_candidates(x, r, i);
+        for (int64_t c = 0; c < n; c++)
+            P[x->cj[c]] += exp(x->cs[c] - lse), sel[x->cj[c]] = 1;
     }
     return lse;
 }
