@@ -68,14 +68,18 @@ static void rf_scatter_add(const attn_tensor *t, int64_t b, int64_t h, const int
     }
 }
 
-static void rf_chunk_backward(const rf_bwd_head *x, int r, int64_t k, rf_bwd_ws *w, double *flops, double *exps)
+typedef struct {
+    double flops, exps, bytes;
+} rf_bwd_tally;
+
+static void rf_chunk_backward(const rf_bwd_head *x, int r, int64_t k, rf_bwd_ws *w, rf_bwd_tally *tl)
 {
     const rf_head *hd = &x->hd;
     const attn_grads *g = x->g;
     const rf_tiles *t = &w->t;
     int64_t D = x->ly->D, Dv = x->ly->Dv;
     float sc = (float)attn_scale(hd->a);
-    *flops += rf_chunk_load(x->ly, hd, r, k, t);
+    tl->flops += rf_chunk_load(x->ly, hd, r, k, t);
     const rf_chunk *ch = t->ch;
     const int32_t *qpos = ch->pos + ch->np;
     int nq = (int)ch->nq, nk = (int)ch->nk;
@@ -102,8 +106,9 @@ static void rf_chunk_backward(const rf_bwd_head *x, int r, int64_t k, rf_bwd_ws 
             y[d] += w->dK[j * t->ldD + d];
     }
     rf_scatter_add(&g->dv, hd->b, hd->hk, ch->pos, nk, w->dV, t->ldV);
-    *flops += 2.0 * (double)nq * (double)nk * (double)(2 * D + 2 * Dv);
-    *exps += (double)nq * (double)nk;
+    tl->flops += 2.0 * (double)nq * (double)nk * (double)(2 * D + 2 * Dv);
+    tl->exps += (double)nq * (double)nk;
+    tl->bytes += 4.0 * (double)(nq * (D + Dv) + nk * (D + Dv));
 }
 
 /* dq_j += (dk^_j - k^_j <k^_j, dk^_j>) / |q_j|: the path through the
@@ -138,7 +143,7 @@ static void rf_zero_rows(const attn_tensor *t, int64_t b, int64_t h, int64_t n)
 
 /* Query head h of (b, h/G): dQ rows written, dV rows of its KV head added. */
 static void rf_head_backward(const rf_layout *ly, const attn_ctx *ctx, const attn_io *io, const attn_grads *g,
-                             int64_t b, int64_t h, float *slot, double *flops, double *exps)
+                             int64_t b, int64_t h, float *slot, rf_bwd_tally *tl)
 {
     const attn_args *a = &ctx->args;
     int64_t bh = b * a->H + h;
@@ -152,7 +157,7 @@ static void rf_head_backward(const rf_layout *ly, const attn_ctx *ctx, const att
     if (L == 0)
         return;
     rf_inverse_norms(&io->q, b, h, L, a->D, inv);
-    *flops += rf_hash_head(ly, &io->q, b, h, L, &x.hd.t, slot);
+    tl->flops += rf_hash_head(ly, &io->q, b, h, L, &x.hd.t, slot);
     for (int64_t i = 0; i < L; i++) {
         const float *dO = attn_at(&g->d_o, b, h, i), *o = attn_at(&io->o, b, h, i);
         double s = 0;
@@ -163,7 +168,7 @@ static void rf_head_backward(const rf_layout *ly, const attn_ctx *ctx, const att
     memset(w.dKh, 0, sizeof(float) * (size_t)(L * w.t.ldD));
     for (int r = 0; r < ly->pl.rounds; r++)
         for (int64_t k = 0; k < rf_chunks(&ly->pl, L); k++)
-            rf_chunk_backward(&x, r, k, &w, flops, exps);
+            rf_chunk_backward(&x, r, k, &w, tl);
     rf_head_finish(&x, &w);
 }
 
@@ -183,7 +188,7 @@ int rf_backward(attn_ctx *ctx, const attn_io *io, const attn_grads *g)
     openblas_set_num_threads(1);
 #pragma omp parallel num_threads(a->threads)
     {
-        double flops = 0, exps = 0;
+        rf_bwd_tally tl = {0};
         float *slot = rf_thread_slot(ctx, &ly, omp_get_thread_num());
 #pragma omp for schedule(dynamic, 1)
         for (int64_t task = 0; task < tasks; task++) {
@@ -191,10 +196,11 @@ int rf_backward(attn_ctx *ctx, const attn_io *io, const attn_grads *g)
             rf_zero_rows(&g->dk, b, hk, a->Nk); /* the K input is not read */
             rf_zero_rows(&g->dv, b, hk, a->Nk);
             for (int64_t h = hk * G; h < (hk + 1) * G; h++)
-                rf_head_backward(&ly, ctx, io, g, b, h, slot, &flops, &exps);
+                rf_head_backward(&ly, ctx, io, g, b, h, slot, &tl);
         }
-        attn_counter_add(ATTN_CNT_FLOPS, (long long)flops);
-        attn_counter_add(ATTN_CNT_EXPS, (long long)exps);
+        attn_counter_add(ATTN_CNT_FLOPS, (long long)tl.flops);
+        attn_counter_add(ATTN_CNT_EXPS, (long long)tl.exps);
+        attn_counter_add(ATTN_CNT_BYTES_READ, (long long)tl.bytes);
     }
     return 0;
 }
