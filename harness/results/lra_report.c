@@ -11,6 +11,7 @@
 #include "lra_report.h"
 
 #include "csvw.h"
+#include "lra_speed.h"
 #include "tasks/task.h"
 
 #include <math.h>
@@ -39,18 +40,6 @@ static const struct {
     {"linear", "Linear Trans.", {16.13, 65.90, 53.09, 42.34, 75.30, NAN}, 50.55},
     {"performer", "Performer", {18.01, 65.40, 53.82, 42.77, 77.05, NAN}, 51.41},
 };
-
-/* The table row of a training row: its kernel, joined by '+' to the kind of
- * its mask unless that is full or causal (the mask spec's name up to ':'). */
-static void row_label(const csvw_row *r, char *out, size_t n)
-{
-    const char *mask = r->cell[ATTN_COL_MASK];
-    size_t kind = strcspn(mask, ":");
-    if (!mask[0] || !strcmp(mask, "full") || !strcmp(mask, "causal"))
-        snprintf(out, n, "%s", r->cell[ATTN_COL_KERNEL]);
-    else
-        snprintf(out, n, "%.63s+%.*s", r->cell[ATTN_COL_KERNEL], (int)(kind < 64 ? kind : 64), mask);
-}
 
 static int task_index(const char *t)
 {
@@ -126,7 +115,7 @@ static int add_row(const csvw_row *r, void *ud)
         !(test || valid))
         return 0; /* reloads and extrapolations are not runs */
     char label[192];
-    row_label(r, label, sizeof label);
+    lra_row_label(r->cell[ATTN_COL_KERNEL], r->cell[ATTN_COL_MASK], label, sizeof label);
     lra_cell *c = cell_of(t, label, task);
     lra_setting *s = c ? setting_of(c, r) : NULL;
     if (!s)
