@@ -1,14 +1,17 @@
-/* attnbench report lra|recall: summary tables (Markdown) and plot data. */
+/* attnbench report lra|recall|fidelity: summary tables (Markdown) and plot data. */
 #include "cli.h"
+#include "harness/results/fidelity_report.h"
 #include "harness/results/lra_report.h"
+#include "harness/results/lra_speed.h"
 #include "harness/results/recall_report.h"
 
 #include <getopt.h>
 #include <string.h>
 
 static const char usage[] =
-    "usage: attnbench report lra [--csv FILE] [--md FILE] [--data FILE]\n"
+    "usage: attnbench report lra [--csv FILE] [--md FILE] [--data FILE] [--speed FILE]\n"
     "       attnbench report recall [--csv FILE] [--md FILE] [--data FILE]\n"
+    "       attnbench report fidelity [--csv FILE] [--md FILE] [--data FILE]\n"
     "lra: the LRA table from the training rows of the results CSV (default\n"
     "results/lra.csv): tasks as columns, kernels as rows, the average over the five tasks\n"
     "without Path-X, and the published LRA Table 1 rows for the same models (flash =\n"
@@ -19,27 +22,50 @@ static const char usage[] =
     "settings it chose from; every setting is listed under the table. Writes --md (default\n"
     "results/LRA.md) and the bubble-chart data --data (default results/lra_bubbles.csv:\n"
     "steps/s relative to flash, average accuracy, peak RSS of the shown settings), which\n"
-    "plots/plot.sh draws as lra_bubbles.png.\n"
+    "plots/plot.sh draws as lra_bubbles.png. With the rows of 'bench --suite lra_speed' in --speed\n"
+    "(default results/lra_speed.csv, skipped when absent) LRA.md also gets Table 2's analogue: training\n"
+    "steps/s and peak RSS per model at each length, as ratios to flash beside the paper's ratios.\n"
     "recall: best of the learning-rate grid (Zoology) from the final test rows of the\n"
     "trainings in --csv (default results/recall.csv): per (task, task parameters, kernel,\n"
     "model) the learning rate with the best mean test accuracy over seeds. Writes --md\n"
     "(default results/RECALL.md: one table per task setting, widths as columns) and --data\n"
     "(default results/recall_best.csv, with each model's state bytes, for the MQAR-lines\n"
-    "and recall-vs-state plots).\n";
+    "and recall-vs-state plots).\n"
+    "fidelity: error against softmax attention vs time from the fidelity rows (bench jobs\n"
+    "with inputs other than uniform) of --csv (default results/fidelity.csv): per (N, D,\n"
+    "input family) every configuration's time, rel_fro_err, cosine, KL and top-k recall,\n"
+    "its Pareto front, and per approximate kernel at the largest N on peaked inputs whether\n"
+    "one of its configurations is faster than flash with rel_fro_err <= 0.1. Writes --md\n"
+    "(default results/FIDELITY.md) and --data (default results/fidelity_pareto.csv, drawn\n"
+    "by plots/plot.sh as fidelity.png).\n";
 
 /* Writes the two outputs of a loaded report. */
 typedef void (*report_writer)(const void *table, FILE *md, FILE *data);
 
+/* The LRA report: the accuracy table and, when its rows exist, the speed section. */
+typedef struct {
+    lra_table table;
+    lra_speed speed;
+} lra_report;
+
 static void write_lra(const void *t, FILE *md, FILE *data)
 {
-    lra_table_markdown(t, md);
-    lra_table_bubbles(t, data);
+    const lra_report *r = t;
+    lra_table_markdown(&r->table, md);
+    lra_speed_markdown(&r->speed, md);
+    lra_table_bubbles(&r->table, data);
 }
 
 static void write_recall(const void *t, FILE *md, FILE *data)
 {
     recall_table_markdown(t, md);
     recall_table_csv(t, data);
+}
+
+static void write_fidelity(const void *t, FILE *md, FILE *data)
+{
+    fidrep_markdown(t, md);
+    fidrep_csv(t, data);
 }
 
 static int write_outputs(const void *table, report_writer w, const char *md, const char *data)
@@ -62,16 +88,27 @@ static int write_outputs(const void *table, report_writer w, const char *md, con
 
 int cmd_report(int argc, char **argv)
 {
-    static const struct option opts[] = {{"csv", 1, 0, 'c'}, {"md", 1, 0, 'm'},    {"data", 1, 0, 'b'},
-                                         {"bubbles", 1, 0, 'b'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
-    int lra = argc > 1 && !strcmp(argv[1], "lra"), recall = argc > 1 && !strcmp(argv[1], "recall");
-    const char *csv = lra ? "results/lra.csv" : "results/recall.csv", *md = lra ? "results/LRA.md" : "results/RECALL.md",
-               *data = lra ? "results/lra_bubbles.csv" : "results/recall_best.csv";
+    static const struct option opts[] = {{"csv", 1, 0, 'c'},     {"md", 1, 0, 'm'},   {"data", 1, 0, 'b'},
+                                         {"bubbles", 1, 0, 'b'}, {"speed", 1, 0, 's'}, {"help", 0, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    const char *speed = "results/lra_speed.csv";
+    /* Each report's name and its default input and outputs. */
+    static const struct {
+        const char *name, *csv, *md, *data;
+    } reports[] = {{"lra", "results/lra.csv", "results/LRA.md", "results/lra_bubbles.csv"},
+                   {"recall", "results/recall.csv", "results/RECALL.md", "results/recall_best.csv"},
+                   {"fidelity", "results/fidelity.csv", "results/FIDELITY.md", "results/fidelity_pareto.csv"}};
+    int which = -1;
+    for (int i = 0; argc > 1 && i < 3; i++)
+        if (!strcmp(argv[1], reports[i].name))
+            which = i;
+    const char *csv = "", *md = "", *data = "";
     int c;
-    if (lra || recall) /* the report's name comes first, options after it */
+    if (which >= 0) { /* the report's name comes first, options after it */
+        csv = reports[which].csv, md = reports[which].md, data = reports[which].data;
         argc--, argv++;
-    else if (argc < 2 || (strcmp(argv[1], "--help") && strcmp(argv[1], "-h")))
-        return cli_usage_error("report", "expected 'lra' or 'recall'");
+    } else if (argc < 2 || (strcmp(argv[1], "--help") && strcmp(argv[1], "-h")))
+        return cli_usage_error("report", "expected 'lra', 'recall' or 'fidelity'");
     optind = 1;
     while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
         if (c == 'c')
@@ -80,6 +117,8 @@ int cmd_report(int argc, char **argv)
             md = optarg;
         else if (c == 'b')
             data = optarg;
+        else if (c == 's' && which == 0)
+            speed = optarg;
         else if (c == 'h')
             return fputs(usage, stdout), 0;
         else
@@ -87,9 +126,16 @@ int cmd_report(int argc, char **argv)
     }
     if (optind != argc)
         return cli_usage_error("report", "unexpected argument after the options");
-    if (lra) {
-        static lra_table t;
-        return lra_table_load(csv, &t) ? cli_report("report") : write_outputs(&t, write_lra, md, data);
+    if (which == 0) {
+        static lra_report t;
+        return lra_table_load(csv, &t.table) || lra_speed_load(speed, &t.speed) ? cli_report("report")
+                                                                               : write_outputs(&t, write_lra, md, data);
+    }
+    if (which == 2) {
+        fidrep r;
+        int rc = fidrep_load(csv, &r) ? cli_report("report") : write_outputs(&r, write_fidelity, md, data);
+        fidrep_free(&r);
+        return rc;
     }
     static recall_table t;
     return recall_table_load(csv, &t) ? cli_report("report") : write_outputs(&t, write_recall, md, data);
