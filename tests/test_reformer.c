@@ -271,6 +271,26 @@ Test(reformer, error_against_full_shared_qk_attention_falls_as_rounds_grow, .tim
     cr_assert(mean[3] < 0.6 * mean[0], "8 rounds %.4f vs 1 round %.4f", mean[3], mean[0]);
 }
 
+/* The fidelity report compares a shared-QK kernel with its exact
+ * counterpart: at one bucket, one round and one chunk reformer is that
+ * counterpart, so every measure is at its ideal; with hashing it is not. */
+Test(reformer, fidelity_reference_is_shared_qk_softmax_without_the_diagonal, .timeout = 30)
+{
+    static const char *const masks[] = {"full", "causal"};
+    for (int m = 0; m < 2; m++) {
+        attn_args a = rf_args(1, 2, 2, 200, 32, masks[m], "rounds=1 buckets=1 chunk=256", 2);
+        fid_metrics f;
+        cr_assert_eq(check_kernel_fidelity(K, &a, FID_PEAKED, 3, &f), 0, "%s", attn_last_error());
+        cr_assert(f.rel_fro < 1e-5 && f.cos_min > 1 - 1e-9 && f.kl < 1e-6 && f.topk_recall == 1.0,
+                  "%s: rel %.3g cos_min %.9f kl %.3g recall %.3f", masks[m], f.rel_fro, f.cos_min, f.kl,
+                  f.topk_recall);
+        attn_args h = rf_args(1, 2, 2, 200, 32, masks[m], "chunk=16", 2);
+        cr_assert_eq(check_kernel_fidelity(K, &h, FID_PEAKED, 3, &f), 0, "%s", attn_last_error());
+        cr_assert(f.rel_fro > 1e-2 && f.topk_recall < 1, "%s hashed: rel %.3g recall %.3f", masks[m], f.rel_fro,
+                  f.topk_recall);
+    }
+}
+
 /* ---- sort, lone queries, the K input ---- */
 
 Test(reformer, counting_sort_is_stable)

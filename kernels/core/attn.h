@@ -64,6 +64,10 @@ enum {
                                     the chunk boundaries, so a prefix is not a problem of its
                                     own. Leakage checks perturb later K and V (not Q) and the
                                     bench gate checks whole sequences */
+    ATTN_SHARED_QK = 1u << 17,   /* keys are the head's own queries divided by their norm (the
+                                    K input is not read, dK = 0) and a query attends its own key
+                                    only when it has no other: the fidelity reference is softmax
+                                    over those keys without the diagonal */
 };
 
 /* Extra inputs a kernel reads besides Q, K, V (attn_kernel.inputs):

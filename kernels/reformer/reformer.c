@@ -125,7 +125,7 @@ const attn_kernel attn_kernel_reformer = {
     .family = "reformer",
     .reference = "Kitaev, Kaiser, Levskaya 2020 (Reformer: The Efficient Transformer)",
     .flags = ATTN_APPROX | ATTN_CAUSAL | ATTN_TRAINABLE | ATTN_GQA | ATTN_DV | ATTN_DETERMINISTIC | ATTN_PADDED |
-             ATTN_ROUTED,
+             ATTN_ROUTED | ATTN_SHARED_QK,
     .masks = ATTN_MASK_BIT(ATTN_MASK_FULL) | ATTN_MASK_BIT(ATTN_MASK_CAUSAL),
     .params = rf_params,
     .notes = "shared QK: keys q/|q|, K not read (dK = 0); self only when alone; rounds combined as one softmax over "
