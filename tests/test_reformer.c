@@ -50,6 +50,8 @@ static const struct {
     {1, 2, 2, 64, 16, 0, "causal", "chunk=8 buckets=1 rounds=2"},
     {1, 3, 3, 200, 64, 0, "full", "rounds=1 seed=7"},        /* defaults: c = 64, nb = 6 */
     {2, 2, 2, 1, 16, 0, "full", ""},                         /* one row: alone */
+    {1, 2, 1, 600, 16, 0, "full", "chunk=4 rounds=2"},       /* auto nb 300: factored 32 x 8 */
+    {1, 2, 2, 600, 16, 0, "causal", "chunk=4 rounds=1"},
 };
 
 Test(reformer, forward_matches_double_reference_on_shapes_parameters_and_masks, .timeout = 60)
@@ -450,6 +452,33 @@ Test(reformer, cost_model_matches_the_formula_and_the_counters)
     cr_assert_eq(fx_run(K, &p, 1), 0, "%s", attn_last_error());
     cr_assert_float_eq((double)attn_counter_get(ATTN_CNT_FLOPS), fwd + bwd, 0.5);
     fx_free(&p);
+}
+
+/* Automatic bucket counts above 128 are factored as trax does (f1 the power
+ * of two at or above sqrt(n), f2 the even rest): the projection has
+ * f1/2 + f2/2 columns instead of n/2, and the cost model counts those. */
+Test(reformer, automatic_buckets_above_128_are_factored_as_trax_does)
+{
+    static const struct {
+        const char *params;
+        int64_t L, nb, f1, f2, cols;
+    } cases[] = {
+        {"chunk=64", 16384, 512, 32, 16, 24}, {"chunk=64", 4096, 128, 128, 1, 64}, {"chunk=4", 600, 256, 32, 8, 20},
+        {"chunk=64", 100, 2, 2, 1, 1},        {"buckets=512", 16384, 512, 512, 1, 256},
+        {"buckets=1", 16384, 1, 1, 1, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        attn_args a = rf_args(1, 1, 1, 16, 16, "full", cases[i].params, 1);
+        rf_plan pl;
+        cr_assert_eq(rf_plan_make(&pl, &a), 0, "%s", attn_last_error());
+        rf_hash_shape hs = rf_hash_of(&pl, cases[i].L);
+        cr_assert(hs.nb == cases[i].nb && hs.f1 == cases[i].f1 && hs.f2 == cases[i].f2 && hs.cols == cases[i].cols,
+                  "%s L=%ld: nb %ld = %ld x %ld, %ld columns", cases[i].params, (long)cases[i].L, (long)hs.nb,
+                  (long)hs.f1, (long)hs.f2, (long)hs.cols);
+    }
+    /* N = 600, c = 4: 150 chunks of 4 (each with its previous: 2 * 4 * 8 products), 20 columns */
+    attn_args a = rf_args(1, 2, 2, 600, 16, "full", "chunk=4 rounds=1", 1);
+    cr_assert_float_eq(K->flops(&a, ATTN_PASS_FWD), 2 * (2.0 * 600 * 16 * 20 + 150 * 2.0 * 4 * 8 * 32), 1e-6);
 }
 
 Test(reformer, refuses_odd_bucket_counts_other_masks_and_unknown_parameters)

@@ -11,7 +11,7 @@ static const opt_def rf_params[] = {
     {.name = "chunk", .type = OPT_INT, .def = 64, .lo = 1, .hi = 1 << 20,
      .help = "c: rows per chunk of the sorted sequence; a query attends its own and the previous chunk"},
     {.name = "buckets", .type = OPT_INT, .def = 0, .lo = 0, .hi = 1 << 24,
-     .help = "nb: 0 = 2 max(1, floor(L/c)) (paper, trax), 1 = one bucket, else even"},
+     .help = "nb: 0 = 2 max(1, floor(L/c)) (paper, trax; factored above 128), 1 = one bucket, else even"},
     {.name = "rounds", .type = OPT_INT, .def = 4, .lo = 1, .hi = RF_ROUNDS_MAX,
      .help = "hash rounds, combined by logsumexp"},
     {.name = "seed", .type = OPT_UINT, .def = 1, .lo = 0, .hi = (double)INT64_MAX, .flags = OPT_RECORDED,
@@ -42,12 +42,19 @@ int rf_plan_make(rf_plan *pl, const attn_args *a)
     return 0;
 }
 
-int64_t rf_buckets(const rf_plan *pl, int64_t L)
+rf_hash_shape rf_hash_of(const rf_plan *pl, int64_t L)
 {
-    if (pl->nb)
-        return pl->nb;
-    int64_t n = L / pl->c;
-    return 2 * (n > 1 ? n : 1);
+    if (pl->nb == 1)
+        return (rf_hash_shape){.nb = 1, .f1 = 1, .f2 = 1, .cols = 0};
+    int64_t n = pl->nb ? pl->nb : 2 * (L / pl->c > 1 ? L / pl->c : 1);
+    if (pl->nb || n <= 128) /* a given count, or a small one: one factor */
+        return (rf_hash_shape){.nb = n, .f1 = n, .f2 = 1, .cols = n / 2};
+    /* trax: f1 the power of two at or above sqrt(n), f2 the even rest */
+    int64_t f1 = 2;
+    while (f1 * f1 < n)
+        f1 *= 2;
+    int64_t f2 = 2 * (n / (2 * f1));
+    return (rf_hash_shape){.nb = f1 * f2, .f1 = f1, .f2 = f2, .cols = f1 / 2 + f2 / 2};
 }
 
 static int rf_init(attn_ctx *ctx, const attn_args *a)
@@ -77,8 +84,8 @@ static double rf_chunk_pairs(const rf_plan *pl, int64_t L)
     return f;
 }
 
-/* Forward per head and round: L D nb for the hash projection (none with one
- * bucket) plus 2 nq nk (D + Dv) per chunk; backward: the hashes again plus
+/* Forward per head and round: 2 L D cols for the hash projection (L D nb
+ * with one factor, none with one bucket) plus 2 nq nk (D + Dv) per chunk; backward: the hashes again plus
  * 2 nq nk (3 D + 2 Dv) per chunk (scores, dP, dQ, dK, dV: 2.5x the chunk
  * products when Dv = D). Causal masking skips no chunk product. */
 static double rf_flops(const attn_args *a, attn_pass pass)
@@ -88,8 +95,8 @@ static double rf_flops(const attn_args *a, attn_pass pass)
         return 0;
     double D = (double)a->D, Dv = (double)attn_dv(a), f = 0;
     for (int64_t b = 0; b < a->B; b++) {
-        int64_t L = rf_len(a, b), nb = rf_buckets(&pl, L);
-        double hash = nb > 1 ? (double)L * D * (double)nb : 0, pairs = rf_chunk_pairs(&pl, L);
+        int64_t L = rf_len(a, b);
+        double hash = 2.0 * (double)L * D * (double)rf_hash_of(&pl, L).cols, pairs = rf_chunk_pairs(&pl, L);
         f += hash + pairs * (pass == ATTN_PASS_FWD ? D + Dv : 3 * D + 2 * Dv);
     }
     return f * (double)pl.rounds * (double)a->H;

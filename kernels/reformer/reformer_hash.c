@@ -21,17 +21,17 @@ int rf_layout_make(rf_layout *ly, const attn_args *a)
     int64_t c = ly->pl.c, R = ly->pl.rounds;
     ly->N = a->Nq, ly->D = a->D, ly->Dv = attn_dv(a);
     for (int64_t b = 0; b < a->B; b++) { /* auto buckets follow each sequence's length */
-        int64_t nb = rf_buckets(&ly->pl, rf_len(a, b));
-        ly->nb_max = nb > ly->nb_max ? nb : ly->nb_max;
+        rf_hash_shape hs = rf_hash_of(&ly->pl, rf_len(a, b));
+        ly->nb_max = hs.nb > ly->nb_max ? hs.nb : ly->nb_max;
+        ly->cols_max = hs.cols > ly->cols_max ? hs.cols : ly->cols_max;
     }
-    ly->half_max = ly->nb_max / 2;
     int64_t ldD = RF_ROUND16(ly->D), ldV = RF_ROUND16(ly->Dv), ldK = RF_ROUND16(2 * c);
     ly->tables_ints = (size_t)(3 * R * ly->N);
     ly->head_floats = (size_t)(2 * ly->N);
     /* rotation in double and in float, projections of a row tile, one row and its projections in
      * double, bucket counts */
-    ly->hash_floats = (size_t)RF_ROUND16(3 * ly->D * ly->half_max + RF_HASH_TILE * ly->half_max + 2 * ly->D +
-                                         2 * ly->half_max + ly->nb_max + 1);
+    ly->hash_floats = (size_t)RF_ROUND16(3 * ly->D * ly->cols_max + RF_HASH_TILE * ly->cols_max + 2 * ly->D +
+                                         2 * ly->cols_max + ly->nb_max + 1);
     /* chunk header and rows, Qc, Kc, Vc, S; forward: Oc, the rows' lse */
     ly->tile_floats = (size_t)RF_ROUND16(16 + 2 * c) + (size_t)(c * ldD + 2 * c * ldD + 2 * c * ldV + c * ldK);
     ly->chunk_floats = ly->tile_floats + (size_t)(c * ldV + RF_ROUND16(c));
@@ -79,32 +79,42 @@ float *rf_thread_slot(const attn_ctx *ctx, const rf_layout *ly, int thread)
 
 /* ---- hashing ---- */
 
-void rf_rotation(const rf_plan *pl, int64_t h, int r, int64_t D, int64_t half, double *R)
+void rf_rotation(const rf_plan *pl, int64_t h, int r, int64_t D, int64_t cols, double *R)
 {
     attn_rng g;
     attn_rng_seed_item(&g, pl->seed, 0x4c5348u + (uint64_t)h, (uint64_t)r); /* "LSH" + head, item = round */
-    for (int64_t i = 0; i < D * half; i++)
+    for (int64_t i = 0; i < D * cols; i++)
         R[i] = attn_rng_normal(&g);
 }
 
-int32_t rf_bucket_f64(const double *x, const double *R, int64_t D, int64_t half, double *p)
+/* argmax of [p, -p] (p has half entries): the largest positive entry (first
+ * index) unless a negated one is strictly larger (ties go to the earlier,
+ * positive, half). */
+static int64_t rf_argmax_pm(const double *p, int64_t half)
 {
-    for (int64_t k = 0; k < half; k++)
-        p[k] = x[0] * R[k];
-    for (int64_t d = 1; d < D; d++) /* rows of R in order: every p[k] still sums over ascending d */
-        for (int64_t k = 0; k < half; k++)
-            p[k] += x[d] * R[d * half + k];
-    /* [xR, -xR]: the largest positive entry (first index) unless a negated
-     * one is strictly larger (ties go to the earlier, positive, half) */
-    int32_t pos = 0, neg = 0;
+    int64_t pos = 0, neg = 0;
     double top = -INFINITY, ntop = -INFINITY;
     for (int64_t k = 0; k < half; k++) {
         if (p[k] > top)
-            top = p[k], pos = (int32_t)k;
+            top = p[k], pos = k;
         if (-p[k] > ntop)
-            ntop = -p[k], neg = (int32_t)k;
+            ntop = -p[k], neg = k;
     }
-    return ntop > top ? (int32_t)half + neg : pos;
+    return ntop > top ? half + neg : pos;
+}
+
+int32_t rf_bucket_f64(const double *x, const double *R, int64_t D, rf_hash_shape hs, double *p)
+{
+    int64_t cols = hs.cols;
+    for (int64_t k = 0; k < cols; k++)
+        p[k] = x[0] * R[k];
+    for (int64_t d = 1; d < D; d++) /* rows of R in order: every p[k] still sums over ascending d */
+        for (int64_t k = 0; k < cols; k++)
+            p[k] += x[d] * R[d * cols + k];
+    int64_t b = rf_argmax_pm(p, hs.f1 / 2);
+    if (hs.f2 > 1)
+        b += hs.f1 * rf_argmax_pm(p + hs.f1 / 2, hs.f2 / 2);
+    return (int32_t)b;
 }
 
 void rf_sort(const int32_t *bucket, int64_t L, int64_t nb, int32_t *order, int32_t *rank, int32_t *count)
@@ -132,32 +142,40 @@ void rf_inverse_norms(const attn_tensor *q, int64_t b, int64_t h, int64_t L, int
 }
 
 /* Largest Euclidean norm of R's columns. */
-static double rf_max_column_norm(const double *R, int64_t D, int64_t half)
+static double rf_max_column_norm(const double *R, int64_t D, int64_t cols)
 {
     double m = 0;
-    for (int64_t k = 0; k < half; k++) {
+    for (int64_t k = 0; k < cols; k++) {
         double s = 0;
         for (int64_t d = 0; d < D; d++)
-            s += R[d * half + k] * R[d * half + k];
+            s += R[d * cols + k] * R[d * cols + k];
         m = fmax(m, s);
     }
     return sqrt(m);
 }
 
-/* Bucket of one row from its fp32 projections p[0..half), or -1 when the
- * best and second best of [p, -p] are within tol (the exact form decides). */
-static int32_t rf_bucket_f32(const float *p, int64_t half, float tol)
+/* argmax of [p, -p] from fp32 projections p[0..half), or -1 when the best
+ * and second best are within tol (the exact form decides). */
+static int64_t rf_argmax_pm_f32(const float *p, int64_t half, float tol)
 {
     float top = -INFINITY, second = -INFINITY;
-    int32_t best = 0;
+    int64_t best = 0;
     for (int64_t k = 0; k < 2 * half; k++) {
         float v = k < half ? p[k] : -p[k - half];
         if (v > top)
-            second = top, top = v, best = (int32_t)k;
+            second = top, top = v, best = k;
         else if (v > second)
             second = v;
     }
     return top - second > tol ? best : -1; /* NaN fails the test: exact form */
+}
+
+/* Bucket of one row from its fp32 projections, or -1 when a factor is too
+ * close to a tie. */
+static int32_t rf_bucket_f32(const float *p, rf_hash_shape hs, float tol)
+{
+    int64_t b1 = rf_argmax_pm_f32(p, hs.f1 / 2, tol), b2 = hs.f2 > 1 ? rf_argmax_pm_f32(p + hs.f1 / 2, hs.f2 / 2, tol) : 0;
+    return b1 < 0 || b2 < 0 ? -1 : (int32_t)(b1 + hs.f1 * b2);
 }
 
 /* Buckets of the L rows of (b, h) in round r. The fp32 dot products of
@@ -167,44 +185,45 @@ static int32_t rf_bucket_f32(const float *p, int64_t half, float tol)
 static double rf_hash_round(const rf_layout *ly, const attn_tensor *q, int64_t b, int64_t h, int r, int64_t L,
                             int32_t *bucket, float *scratch)
 {
-    int64_t D = ly->D, nb = rf_buckets(&ly->pl, L), half = nb / 2;
-    if (nb == 1) {
+    rf_hash_shape hs = rf_hash_of(&ly->pl, L);
+    int64_t D = ly->D, cols = hs.cols;
+    if (hs.nb == 1) {
         memset(bucket, 0, sizeof(int32_t) * (size_t)L);
         return 0;
     }
-    double *Rd = (double *)scratch, *xd = Rd + D * ly->half_max, *pd = xd + D;
-    float *Rf = (float *)(pd + ly->half_max), *P = Rf + D * ly->half_max;
-    rf_rotation(&ly->pl, h, r, D, half, Rd);
-    for (int64_t i = 0; i < D * half; i++)
+    double *Rd = (double *)scratch, *xd = Rd + D * ly->cols_max, *pd = xd + D;
+    float *Rf = (float *)(pd + ly->cols_max), *P = Rf + D * ly->cols_max;
+    rf_rotation(&ly->pl, h, r, D, cols, Rd);
+    for (int64_t i = 0; i < D * cols; i++)
         Rf[i] = (float)Rd[i];
-    double bound = 4.0 * (double)(D + 2) * 0x1p-24 * rf_max_column_norm(Rd, D, half) * 1.01;
+    double bound = 4.0 * (double)(D + 2) * 0x1p-24 * rf_max_column_norm(Rd, D, cols) * 1.01;
     for (int64_t i0 = 0; i0 < L; i0 += RF_HASH_TILE) {
         int64_t n = L - i0 < RF_HASH_TILE ? L - i0 : RF_HASH_TILE;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)half, (int)D, 1.0f,
-                    attn_at(q, b, h, i0), (int)q->sn, Rf, (int)half, 0.0f, P, (int)half);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)cols, (int)D, 1.0f,
+                    attn_at(q, b, h, i0), (int)q->sn, Rf, (int)cols, 0.0f, P, (int)cols);
         for (int64_t i = 0; i < n; i++) {
             const float *x = attn_at(q, b, h, i0 + i);
             double norm = 0;
             for (int64_t d = 0; d < D; d++)
                 norm += (double)x[d] * x[d];
-            int32_t k = rf_bucket_f32(P + i * half, half, (float)(bound * sqrt(norm)));
+            int32_t k = rf_bucket_f32(P + i * cols, hs, (float)(bound * sqrt(norm)));
             if (k < 0) {
                 for (int64_t d = 0; d < D; d++)
                     xd[d] = x[d];
-                k = rf_bucket_f64(xd, Rd, D, half, pd);
+                k = rf_bucket_f64(xd, Rd, D, hs, pd);
             }
             bucket[i0 + i] = k;
         }
     }
-    return 2.0 * (double)L * (double)D * (double)half;
+    return 2.0 * (double)L * (double)D * (double)cols;
 }
 
 double rf_hash_head(const rf_layout *ly, const attn_tensor *q, int64_t b, int64_t h, int64_t L, const rf_tables *t,
                     float *scratch)
 {
     double flops = 0;
-    int32_t *count = (int32_t *)(scratch + 3 * ly->D * ly->half_max + RF_HASH_TILE * ly->half_max + 2 * ly->D +
-                                 2 * ly->half_max);
+    int32_t *count = (int32_t *)(scratch + 3 * ly->D * ly->cols_max + RF_HASH_TILE * ly->cols_max + 2 * ly->D +
+                                 2 * ly->cols_max);
     for (int r = 0; r < ly->pl.rounds; r++) {
         size_t o = (size_t)r * (size_t)t->N;
         flops += rf_hash_round(ly, q, b, h, r, L, t->bucket + o, scratch);

@@ -5,7 +5,10 @@
  * of a padded batch), keys k_j = q_j / |q_j| (shared QK), s_ij = sc <q_i, k_j>.
  * Round r = 0 .. R-1:
  *   bucket_r(i) = argmax [q_i R_r ; -q_i R_r], R_r a D x nb/2 standard
- *                 Gaussian matrix drawn from (seed, h, r); nb = 1: bucket 0
+ *                 Gaussian matrix drawn from (seed, h, r); nb = 1: bucket 0.
+ *                 An automatic nb above 128 is factored as trax does, nb =
+ *                 f1 f2 from R_r = [R1 | R2] of f1/2 + f2/2 columns:
+ *                 bucket = argmax[q R1; -q R1] + f1 argmax[q R2; -q R2]
  *   sort        = rows ordered by (bucket_r, position) (stable)
  *   chunk_r(i)  = rank_r(i) / c; nc = ceil(L / c) chunks, the last one shorter
  *   cand_r(i)   = keys j whose chunk is chunk_r(i) or the one before it
@@ -43,22 +46,30 @@ typedef struct {
 /* Parses and checks the parameters and the mask (0, or a code with a message). */
 int rf_plan_make(rf_plan *pl, const attn_args *a);
 
+/* The hash of a sequence of L rows: nb = f1 f2 buckets from cols = f1/2 +
+ * f2/2 rotation columns (f2 = 1: one factor; nb = 1: no rotation). */
+typedef struct {
+    int64_t nb, f1, f2, cols;
+} rf_hash_shape;
+
+rf_hash_shape rf_hash_of(const rf_plan *pl, int64_t L);
+
 /* Buckets and chunks of a sequence of L rows. */
-int64_t rf_buckets(const rf_plan *pl, int64_t L);
+static inline int64_t rf_buckets(const rf_plan *pl, int64_t L) { return rf_hash_of(pl, L).nb; }
 static inline int64_t rf_chunks(const rf_plan *pl, int64_t L) { return (L + pl->c - 1) / pl->c; }
 
 /* Rows of sequence b. */
 static inline int64_t rf_len(const attn_args *a, int64_t b) { return attn_q_len(a, b); }
 
-/* R_r of head h: D x half row-major, standard normal from (seed, h, r). */
-void rf_rotation(const rf_plan *pl, int64_t h, int r, int64_t D, int64_t half, double *R);
+/* R_r of head h: D x cols row-major, standard normal from (seed, h, r). */
+void rf_rotation(const rf_plan *pl, int64_t h, int r, int64_t D, int64_t cols, double *R);
 
-/* Bucket of x (D values) under R (D x half): the first index of the largest
- * of [x R, -x R], each product summed in ascending d (p: scratch of half
- * doubles). The kernel falls back to this exact form when its fp32
- * projection is too close to a tie to decide, so kernel and reference
- * always agree on the buckets. */
-int32_t rf_bucket_f64(const double *x, const double *R, int64_t D, int64_t half, double *p);
+/* Bucket of x (D values) under R (D x hs.cols): per factor the first index
+ * of the largest of [x R_f, -x R_f], each product summed in ascending d (p:
+ * scratch of cols doubles). The kernel falls back to this exact form when
+ * its fp32 projection is too close to a tie to decide, so kernel and
+ * reference always agree on the buckets. */
+int32_t rf_bucket_f64(const double *x, const double *R, int64_t D, rf_hash_shape hs, double *p);
 
 /* Stable counting sort of L rows by bucket (nb buckets): order[slot] = row,
  * rank[row] = slot, rows of one bucket in ascending position. count is
@@ -90,7 +101,7 @@ static inline int rf_in_round(const rf_plan *pl, const rf_tables *t, int r, int6
  * the running lse; then one scratch slot per thread. */
 typedef struct {
     rf_plan pl;
-    int64_t N, D, Dv, nb_max, half_max;
+    int64_t N, D, Dv, nb_max, cols_max;
     size_t tables_ints;       /* per (b, h): 3 R N */
     size_t head_floats;       /* per (b, h): 2 N (inverse norms, lse) */
     size_t hash_floats;       /* hashing scratch inside a thread slot */

@@ -46,8 +46,9 @@ static void rf_ref_free(rf_ref_head *x)
 
 static int rf_ref_hash(rf_ref_head *x)
 {
-    int64_t L = x->L, D = x->D, nb = rf_buckets(&x->pl, L), half = nb / 2;
-    double *R = malloc(sizeof(double) * (size_t)((D + 1) * (half > 0 ? half : 1))), *p = R + D * half;
+    int64_t L = x->L, D = x->D;
+    rf_hash_shape hs = rf_hash_of(&x->pl, L);
+    double *R = malloc(sizeof(double) * (size_t)((D + 1) * (hs.cols > 0 ? hs.cols : 1))), *p = R + D * hs.cols;
     rf_ref_item *items = malloc(sizeof *items * (size_t)(L > 0 ? L : 1));
     if (!R || !items) {
         free(R), free(items);
@@ -55,10 +56,10 @@ static int rf_ref_hash(rf_ref_head *x)
     }
     for (int r = 0; r < x->pl.rounds; r++) {
         int32_t *bk = x->bucket + r * L;
-        if (nb > 1)
-            rf_rotation(&x->pl, x->h, r, D, half, R);
+        if (hs.nb > 1)
+            rf_rotation(&x->pl, x->h, r, D, hs.cols, R);
         for (int64_t i = 0; i < L; i++) {
-            bk[i] = nb > 1 ? rf_bucket_f64(attn_at64(x->q, x->b, x->h, i), R, D, half, p) : 0;
+            bk[i] = hs.nb > 1 ? rf_bucket_f64(attn_at64(x->q, x->b, x->h, i), R, D, hs, p) : 0;
             items[i] = (rf_ref_item){.bucket = bk[i], .row = (int32_t)i};
         }
         qsort(items, (size_t)L, sizeof *items, rf_ref_order); /* (bucket, position) is a total order */
