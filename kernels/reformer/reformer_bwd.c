@@ -157,7 +157,8 @@ static void rf_head_backward(const rf_layout *ly, const attn_ctx *ctx, const att
     if (L == 0)
         return;
     rf_inverse_norms(&io->q, b, h, L, a->D, inv);
-    tl->flops += rf_hash_head(ly, &io->q, b, h, L, &x.hd.t, slot);
+    for (int r = 0; r < ly->pl.rounds; r++)
+        tl->flops += rf_hash_sort(ly, &io->q, b, h, r, L, &x.hd.t, slot);
     for (int64_t i = 0; i < L; i++) {
         const float *dO = attn_at(&g->d_o, b, h, i), *o = attn_at(&io->o, b, h, i);
         double s = 0;

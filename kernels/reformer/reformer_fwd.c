@@ -1,8 +1,9 @@
 /* `reformer` forward (docs/kernels/reformer.md; the math is in
  * reformer_internal.h).
  *
- * 1. per (b, h): inverse key norms; every round's buckets (fp32 sgemm of the
- *    queries with R_r, exact fallback near ties) and stable counting sort.
+ * 1. per (b, h, round): the round's buckets (fp32 sgemm of the queries with
+ *    R_r, exact fallback near ties) and stable counting sort; round 0 also
+ *    the inverse key norms.
  * 2. per round, one OpenMP task per (b, h, chunk): the chunk's queries, its
  *    keys (previous chunk, own chunk) and values gathered, S = sc Q K^T
  *    (cblas_sgemm), adjusted scores s - ln count (candidates) or -inf, row
@@ -130,14 +131,17 @@ static void rf_finish_head(const rf_job *jb, int64_t b, int64_t h)
     }
 }
 
-/* Pass 1 for (b, h): inverse norms and the hash tables of every round. */
-static double rf_prepare_head(const rf_job *jb, int64_t b, int64_t h, float *slot)
+/* Pass 1 for round r of (b, h): its hash tables (round 0 also the inverse
+ * norms). The rounds are independent tasks: a single head still keeps
+ * every thread busy. */
+static double rf_prepare_round(const rf_job *jb, int64_t b, int64_t h, int r, float *slot)
 {
     const attn_args *a = &jb->ctx->args;
     int64_t bh = b * a->H + h, L = rf_len(a, b);
     rf_tables t = rf_head_tables(jb->ctx, jb->ly, bh);
-    rf_inverse_norms(&jb->io->q, b, h, L, a->D, rf_head_floats(jb->ctx, jb->ly, bh));
-    return rf_hash_head(jb->ly, &jb->io->q, b, h, L, &t, slot);
+    if (r == 0)
+        rf_inverse_norms(&jb->io->q, b, h, L, a->D, rf_head_floats(jb->ctx, jb->ly, bh));
+    return rf_hash_sort(jb->ly, &jb->io->q, b, h, r, L, &t, slot);
 }
 
 // q is (B,H,N,D), v is (B,H_kv,N,Dv), k is not read; o is (B,H,N,Dv), lse (B,H,N)
@@ -156,8 +160,10 @@ int rf_forward(attn_ctx *ctx, const attn_io *io)
         rf_tally tl = {0};
         float *slot = rf_thread_slot(ctx, &ly, omp_get_thread_num());
 #pragma omp for schedule(dynamic, 1)
-        for (int64_t bh = 0; bh < BH; bh++)
-            tl.flops += rf_prepare_head(&jb, bh / a->H, bh % a->H, slot);
+        for (int64_t task = 0; task < BH * ly.pl.rounds; task++) {
+            int64_t bh = task / ly.pl.rounds;
+            tl.flops += rf_prepare_round(&jb, bh / a->H, bh % a->H, (int)(task % ly.pl.rounds), slot);
+        }
         for (int r = 0; r < ly.pl.rounds; r++) {
             /* the implicit barrier orders the rounds: each merges into rows the last one wrote */
 #pragma omp for schedule(dynamic, 1)

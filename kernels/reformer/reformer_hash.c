@@ -218,17 +218,14 @@ static double rf_hash_round(const rf_layout *ly, const attn_tensor *q, int64_t b
     return 2.0 * (double)L * (double)D * (double)cols;
 }
 
-double rf_hash_head(const rf_layout *ly, const attn_tensor *q, int64_t b, int64_t h, int64_t L, const rf_tables *t,
-                    float *scratch)
+double rf_hash_sort(const rf_layout *ly, const attn_tensor *q, int64_t b, int64_t h, int r, int64_t L,
+                    const rf_tables *t, float *scratch)
 {
-    double flops = 0;
     int32_t *count = (int32_t *)(scratch + 3 * ly->D * ly->cols_max + RF_HASH_TILE * ly->cols_max + 2 * ly->D +
                                  2 * ly->cols_max);
-    for (int r = 0; r < ly->pl.rounds; r++) {
-        size_t o = (size_t)r * (size_t)t->N;
-        flops += rf_hash_round(ly, q, b, h, r, L, t->bucket + o, scratch);
-        rf_sort(t->bucket + o, L, rf_buckets(&ly->pl, L), t->order + o, t->rank + o, count);
-    }
+    size_t o = (size_t)r * (size_t)t->N;
+    double flops = rf_hash_round(ly, q, b, h, r, L, t->bucket + o, scratch);
+    rf_sort(t->bucket + o, L, rf_buckets(&ly->pl, L), t->order + o, t->rank + o, count);
     return flops;
 }
 

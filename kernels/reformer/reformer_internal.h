@@ -120,10 +120,10 @@ float *rf_thread_slot(const attn_ctx *ctx, const rf_layout *ly, int thread);
 /* 1 / |q_j| of the L rows of (b, h) (0 for a zero row: its key is 0). */
 void rf_inverse_norms(const attn_tensor *q, int64_t b, int64_t h, int64_t L, int64_t D, float *inv);
 
-/* Every round's buckets and sort for (b, h): fp32 sgemm projection, exact
+/* Round r's buckets and sort for (b, h): fp32 sgemm projection, exact
  * double fallback near ties (rf_bucket_f64). Returns executed FLOPs. */
-double rf_hash_head(const rf_layout *ly, const attn_tensor *q, int64_t b, int64_t h, int64_t L, const rf_tables *t,
-                    float *scratch);
+double rf_hash_sort(const rf_layout *ly, const attn_tensor *q, int64_t b, int64_t h, int r, int64_t L,
+                    const rf_tables *t, float *scratch);
 
 /* One chunk's gathered rows: sorted slots [p0, p0+np) (previous chunk) then
  * [q0, q0+nq) (own chunk, the queries); pos[] their rows. */
