@@ -322,3 +322,24 @@ Test(sinkhorn, cost_model_of_one_block_is_twice_softmax_plus_the_sort)
     cr_assert(fabs(K->flops(&a, ATTN_PASS_BWD) - bwd) <= 1e-9 * bwd, "backward %.6g, expected %.6g",
               K->flops(&a, ATTN_PASS_BWD), bwd);
 }
+
+Test(sinkhorn, results_are_bitwise_equal_for_any_thread_count_on_sorts_blocks_and_padding, .timeout = 60)
+{
+    static const struct {
+        const char *mask, *params;
+    } cases[] = {
+        {"full", "block=8 sort=sinkhorn"}, {"full", "block=7"}, {"causal", "block=16"}, {"causal", "block=3"},
+    };
+    static int64_t lens[2] = {130, 77};
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+        for (int padded = 0; padded < 2; padded++) {
+            attn_args a = sk_args(2, 4, 2, 130, 16, cases[i].mask, cases[i].params);
+            a.seq_len = padded ? lens : NULL;
+            for (int threads = 2; threads <= 3; threads++) {
+                int ok;
+                cr_assert_eq(check_kernel_thread_determinism(K, &a, threads, &ok), 0, "%s", attn_last_error());
+                cr_assert(ok, "%s %s%s: 1 and %d threads differ", cases[i].mask, cases[i].params,
+                          padded ? " padded" : "", threads);
+            }
+        }
+}
