@@ -343,3 +343,23 @@ Test(sinkhorn, results_are_bitwise_equal_for_any_thread_count_on_sorts_blocks_an
             }
         }
 }
+
+Test(sinkhorn, a_block_longer_than_the_sequence_is_the_one_block_of_the_sequence)
+{
+    fx_problem p[2];
+    const char *params[2] = {"block=100 max_len=64", "block=65536 max_len=64"};
+    for (int i = 0; i < 2; i++) {
+        attn_args a = sk_args(1, 2, 1, 100, 16, "causal", params[i]);
+        fx_make_for(&p[i], K, &a, 4);
+        if (i)
+            for (int64_t h = 0; h < 2; h++) /* the same sort-net row 0 in both tables */
+                memcpy(attn_at(&p[1].w, 0, h, 0), attn_at(&p[0].w, 0, h, 0), sizeof(float) * 17);
+        cr_assert_eq(fx_run(K, &p[i], 0), 0, "%s", attn_last_error());
+        attn_ctx ctx;
+        cr_assert_eq(attn_ctx_create(K, &p[i].a, &ctx), 0, "%s", attn_last_error());
+        cr_assert(ctx.workspace_bytes < (1u << 20), "%s: workspace %zu bytes", params[i], ctx.workspace_bytes);
+        attn_ctx_destroy(&ctx);
+    }
+    cr_assert(fx_bitwise_equal(&p[0].o, &p[1].o), "block=65536 and block=N differ");
+    fx_free(&p[0]), fx_free(&p[1]);
+}

@@ -45,7 +45,7 @@ int sk_plan_make(sk_plan *pl, const attn_args *a)
     if (rc)
         return rc;
     memset(pl, 0, sizeof *pl);
-    pl->c = attn_param_int(a, sk_params, "block", &rc);
+    int64_t block = attn_param_int(a, sk_params, "block", &rc);
     pl->sort = attn_param_enum(a, sk_params, "sort", &rc);
     pl->iters = attn_param_int(a, sk_params, "iters", &rc);
     pl->temp = opt_bag_double(sk_params, &a->params, "temp", &rc);
@@ -61,10 +61,12 @@ int sk_plan_make(sk_plan *pl, const attn_args *a)
         return attn_fail(ATTN_EINVAL, "sinkhorn: query block i attends key block i, expected N == N_kv and "
                                       "q_off == k_off, found N=%lld/%lld q_off=%lld k_off=%lld",
                          (long long)a->Nq, (long long)a->Nk, (long long)a->q_off, (long long)a->k_off);
-    int64_t c = pl->c, longest = max_len > a->Nk ? max_len : a->Nk;
+    /* a block longer than the sequence is the one block c = N (the same output: its extra
+       rows and slots would all be masked); the table's rows still count blocks of `block` */
+    int64_t c = pl->c = block < a->Nk ? block : a->Nk, longest = max_len > a->Nk ? max_len : a->Nk;
     pl->D = a->D, pl->G = a->H / a->H_kv;
     pl->nb_max = (a->Nk + c - 1) / c;
-    pl->rows_w = (longest + c - 1) / c;
+    pl->rows_w = (longest + block - 1) / block;
     pl->ldw = a->D + 1;
     pl->tile_blocks = SK_TILE_ROWS / c > 0 ? SK_TILE_ROWS / c : 1;
     int64_t nb = pl->nb_max, D = pl->D, tb = pl->tile_blocks;
@@ -293,22 +295,23 @@ static void sk_init_weights(const attn_args *a, attn_tensor *w, uint64_t seed)
     }
 }
 
-/* Pairs (query, key or sorted slot) of one sequence, and the block pairs (i, j)
- * the mixing product serves. */
-static void sk_counts(const sk_plan *pl, int64_t L, double *pairs, double *mixed)
+/* Pairs (query, key or sorted slot) of one sequence, and the real key rows
+ * the mixing product adds into sorted blocks (block j's rows once per block
+ * i that mixes it). */
+static void sk_counts(const sk_plan *pl, int64_t L, double *pairs, double *mixed_rows)
 {
     sk_geom g = sk_geom_of(pl, L);
-    double c = (double)pl->c, nb = (double)g.nb;
-    *pairs = 0;
+    double c = (double)pl->c;
+    *pairs = *mixed_rows = 0;
     for (int64_t i = 0; i < g.nb; i++) {
         double n = (double)sk_rows(pl, &g, i), slots = g.nb > 1 ? c : (double)g.r;
         *pairs += pl->causal ? n * (n + 1) / 2 + (i > 0 ? n * c : 0) : n * (n + slots);
+        *mixed_rows += n * (double)(pl->causal ? g.nb - 1 - i : g.nb); /* block i as the mixed one */
     }
-    *mixed = pl->causal ? nb * (nb - 1) / 2 : nb * nb;
 }
 
 /* Per (b, head) of a sequence of L tokens: sort net 2 n_b^2 D, the mixing
- * of K and V 2 * 2 c D per mixed block pair, the block attention 4 D per
+ * of K and V 2 * 2 D per mixed key row, the block attention 4 D per
  * (query, key or slot) pair. Backward: 2.5x the attention (the softmax
  * convention) and 2x the sort net and mixing (dP and dK from each product). */
 static double sk_flops(const attn_args *a, attn_pass pass)
@@ -316,11 +319,11 @@ static double sk_flops(const attn_args *a, attn_pass pass)
     sk_plan pl;
     if (sk_plan_make(&pl, a))
         return 0;
-    double D = (double)a->D, c = (double)pl.c, total = 0;
+    double D = (double)a->D, total = 0;
     for (int64_t b = 0; b < a->B; b++) {
         double pairs, mixed, nb = (double)sk_geom_of(&pl, attn_q_len(a, b)).nb;
         sk_counts(&pl, attn_q_len(a, b), &pairs, &mixed);
-        double sort = 2 * nb * nb * D + 4 * c * D * mixed, attend = 4 * D * pairs;
+        double sort = 2 * nb * nb * D + 4 * D * mixed, attend = 4 * D * pairs;
         total += (double)a->H * (pass == ATTN_PASS_FWD ? sort + attend : 2 * sort + 2.5 * attend);
     }
     return total;

@@ -1,7 +1,7 @@
 /* `sinkhorn`: Sparse Sinkhorn attention (Tay, Bahri, Yang, Metzler, Juan,
  * "Sparse Sinkhorn Attention", ICML 2020; docs/kernels/sinkhorn.md).
  *
- * Per (batch, head), with blocks of c tokens (param `block`) and n_b =
+ * Per (batch, head), with blocks of c = min(block, N) tokens and n_b =
  * ceil(L / c) blocks of a sequence of L tokens (the last one holds r =
  * L - (n_b - 1) c rows; its missing rows are padding):
  *
