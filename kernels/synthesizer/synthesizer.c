@@ -234,17 +234,16 @@ static double syn_tile_flops(const syn_plan *pl, const attn_args *a, double nr)
     return f;
 }
 
-/* Weight floats one tile of nr rows reads. */
-static double syn_tile_weights(const syn_plan *pl, const attn_args *a, double nr)
+/* Weight floats that nq query rows against nk keys read. */
+static double syn_weight_floats(const syn_plan *pl, double D, double nq, double nk)
 {
-    double Nk = (double)a->Nk, D = (double)a->D;
     switch (pl->mode) {
     case SYN_RANDOM:
-        return nr * Nk;
+        return nq * nk;
     case SYN_FACTORIZED:
-        return (nr + Nk) * (double)pl->k;
+        return (nq + nk) * (double)pl->k;
     case SYN_DENSE:
-        return D * D + D + Nk * (D + 1);
+        return D * D + D + nk * (D + 1);
     }
     return 0;
 }
@@ -257,7 +256,7 @@ static void syn_count_forward(const syn_plan *pl, const attn_args *a)
     attn_counter_add(ATTN_CNT_FLOPS, (long long)syn_tile_flops(pl, a, rows));
     attn_counter_add(ATTN_CNT_EXPS, (long long)(rows * Nk));
     attn_counter_add(ATTN_CNT_BYTES_READ,
-                     (long long)(sizeof(float) * (qk + tiles * Nk * Dv + tiles * syn_tile_weights(pl, a, (double)pl->T))));
+                     (long long)(sizeof(float) * (qk + tiles * Nk * Dv + tiles * syn_weight_floats(pl, D, (double)pl->T, Nk))));
 }
 
 static int syn_forward(attn_ctx *ctx, const attn_io *io)
@@ -349,15 +348,18 @@ static double syn_flops(const attn_args *a, attn_pass pass)
 }
 
 /* Minimum fp32 traffic: the softmax kernel's (Q, K, V, O, lse; backward
- * also dO and the gradients) plus the weights each head reads (forward) or
- * reads and writes (backward): R's Nq x Nk block, k (Nq + Nk) of R1 and R2,
- * the dense layers' D^2 + D + Nk (D + 1). */
+ * also dO and the gradients) plus, per head and sequence, the weights its
+ * rows and keys read (forward) or read and write (backward): R's Nq x Nk
+ * block, k (Nq + Nk) of R1 and R2, the dense layers' D^2 + D + Nk (D + 1).
+ * Counted per sequence, so a padded batch costs what its sequences cost alone. */
 static double syn_bytes(const attn_args *a, attn_pass pass)
 {
     syn_plan pl;
     if (syn_plan_make(&pl, a))
         return 0;
-    double w = (double)a->H * syn_tile_weights(&pl, a, (double)a->Nq);
+    double w = 0;
+    for (int64_t b = 0; b < a->B; b++)
+        w += (double)a->H * syn_weight_floats(&pl, (double)a->D, (double)attn_q_len(a, b), (double)attn_kv_len(a, b));
     return attn_softmax_bytes(a, pass) + 4 * (pass == ATTN_PASS_FWD ? w : 2 * w);
 }
 
