@@ -290,12 +290,6 @@ static int64_t syn_input_cols(const attn_args *a, unsigned input)
     return pl.W;
 }
 
-static void syn_fill(float *x, int64_t n, float bound, attn_rng *r)
-{
-    for (int64_t i = 0; i < n; i++)
-        x[i] = attn_rng_range(r, -bound, bound);
-}
-
 /* LRA's initialisation (xavier_uniform as flax computes the fans, the head
  * axis counting as receptive field): R on [H, L, L] bound sqrt(6/(2HL)); R1
  * [H, L, k] and R2 [H, k, L] bound sqrt(6/(H(L+k))); dense W1 [D x D] bound
@@ -313,12 +307,12 @@ static void syn_init_weights(const attn_args *a, attn_tensor *w, uint64_t seed)
         float *x = attn_at(w, 0, h, 0);
         memset(x, 0, sizeof(float) * (size_t)pl.W);
         if (pl.mode == SYN_RANDOM)
-            syn_fill(x, pl.W, sqrtf(6.0f / (2 * H * L)), &r);
+            attn_rng_fill_symmetric(&r, x, pl.W, sqrtf(6.0f / (2 * H * L)));
         else if (pl.mode == SYN_FACTORIZED)
-            syn_fill(x, pl.W, sqrtf(6.0f / (H * (L + k))), &r);
+            attn_rng_fill_symmetric(&r, x, pl.W, sqrtf(6.0f / (H * (L + k))));
         else {
-            syn_fill(x, a->D * a->D, sqrtf(6.0f / (2 * D)), &r);
-            syn_fill(x + pl.off_w2, pl.L * a->D, sqrtf(6.0f / (D + L)), &r);
+            attn_rng_fill_symmetric(&r, x, a->D * a->D, sqrtf(6.0f / (2 * D)));
+            attn_rng_fill_symmetric(&r, x + pl.off_w2, pl.L * a->D, sqrtf(6.0f / (D + L)));
         }
     }
 }
