@@ -21,7 +21,7 @@
 
 #include "common/rng.h"
 #include "kernels/core/counters.h"
-#include "kernels/core/softmax_rows.h"
+#include "kernels/core/vexp.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -173,24 +173,65 @@ static void syn_synthetic(const syn_plan *pl, const attn_args *a, const syn_head
     }
 }
 
-void syn_logits(const syn_plan *pl, const attn_args *a, const syn_head *hd, int64_t b, int64_t h, int64_t i0,
-                int64_t nb, float *S, float *Hd)
+static int syn_is_causal(const attn_args *a) { return a->mask.kind == ATTN_MASK_CAUSAL || a->mask.causal; }
+
+/* Keys rows [i0, i0 + nb) of sequence b may attend: the sequence's keys, cut
+ * under the causal mask after the last row's position (j <= q_off + i - k_off). */
+static int64_t syn_tile_keys(const attn_args *a, int64_t b, int64_t i0, int64_t nb)
 {
-    int64_t Nk = a->Nk, D = a->D, nk = attn_kv_len(a, b);
+    int64_t nk = attn_kv_len(a, b), last = a->q_off + i0 + nb - a->k_off;
+    return !syn_is_causal(a) ? nk : last < 0 ? 0 : last < nk ? last : nk;
+}
+
+int64_t syn_logits(const syn_plan *pl, const attn_args *a, const syn_head *hd, int64_t b, int64_t i0, int64_t nb,
+                   float *S, float *Hd)
+{
+    int64_t Nk = a->Nk, D = a->D, nk = syn_tile_keys(a, b, i0, nb);
+    if (nk == 0)
+        return 0;
     syn_synthetic(pl, a, hd, i0, nb, nk, S, Hd);
     if (pl->dot)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nb, (int)nk, (int)D, (float)attn_scale(a),
                     hd->q + i0 * hd->ldq, (int)hd->ldq, hd->k, (int)hd->ldk, 1.0f, S, (int)Nk);
-    if (a->mask.kind != ATTN_MASK_FULL || a->mask.causal)
-        for (int64_t r = 0; r < nb; r++) {
-            float *s = S + r * Nk;
-            for (int64_t j = 0; j < nk; j++)
-                if (!attn_mask_allowed(&a->mask, b, h, a->q_off + i0 + r, a->k_off + j))
-                    s[j] = -INFINITY;
-        }
+    for (int64_t r = 0; syn_is_causal(a) && r < nb; r++) /* the only masks are full and causal */
+        for (int64_t j = a->q_off + i0 + r - a->k_off + 1; j < nk; j++)
+            if (j >= 0)
+                S[r * Nk + j] = -INFINITY;
+    return nk;
 }
 
 /* ---- forward ---- */
+
+/* In place: s[j] <- exp(s[j] - m) / l over the row (vector exp), returns
+ * lse = m + ln l; a row without keys (all -inf) becomes zeros, lse -inf. */
+float syn_softmax_row(float *s, int64_t n)
+{
+    float m = -INFINITY, l = 0;
+    for (int64_t j = 0; j < n; j++)
+        m = s[j] > m ? s[j] : m;
+    if (m == -INFINITY) {
+        memset(s, 0, sizeof(float) * (size_t)n);
+        return -INFINITY;
+    }
+    syn_probs_from_lse(s, n, m);
+    for (int64_t j = 0; j < n; j++)
+        l += s[j];
+    float inv = 1.0f / l;
+    for (int64_t j = 0; j < n; j++)
+        s[j] *= inv;
+    return m + logf(l);
+}
+
+void syn_probs_from_lse(float *s, int64_t n, float lse)
+{
+    if (lse == -INFINITY) {
+        memset(s, 0, sizeof(float) * (size_t)n);
+        return;
+    }
+    for (int64_t j = 0; j < n; j++)
+        s[j] -= lse; /* -inf stays -inf: exp gives 0 */
+    attn_vexp(s, s, n);
+}
 
 /* Query rows of the tile at i0 that are real (a padded batch's later rows are not). */
 static int64_t syn_real_rows(const attn_args *a, int64_t b, int64_t i0, int64_t nb)
@@ -207,16 +248,16 @@ static void syn_tile_forward(const syn_plan *pl, const attn_args *a, const attn_
     syn_head hd = {.q = attn_at(&io->q, b, h, 0), .k = attn_at(&io->k, b, hk, 0), .w = attn_at(&io->w, 0, h, 0),
                    .ldq = io->q.sn, .ldk = io->k.sn};
     float *lse = io->lse + (b * a->H + h) * a->Nq + i0;
-    int64_t nr = syn_real_rows(a, b, i0, nb);
+    int64_t nr = syn_real_rows(a, b, i0, nb), nk = nr > 0 ? syn_logits(pl, a, &hd, b, i0, nr, S, Hd) : 0;
+    if (nk == 0) /* no keys for any row of the tile */
+        nr = 0;
     if (nr > 0) {
-        int64_t nk = attn_kv_len(a, b); /* a padded batch's later keys are never read */
-        syn_logits(pl, a, &hd, b, h, i0, nr, S, Hd);
         for (int64_t r = 0; r < nr; r++)
-            lse[r] = attn_softmax_row(S + r * Nk, nk);
+            lse[r] = syn_softmax_row(S + r * Nk, nk);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nr, (int)Dv, (int)nk, 1.0f, S, (int)Nk,
                     attn_at(&io->v, b, hk, 0), (int)io->v.sn, 0.0f, attn_at(&io->o, b, h, i0), (int)io->o.sn);
     }
-    for (int64_t r = nr; r < nb; r++) { /* padded rows */
+    for (int64_t r = nr; r < nb; r++) { /* padded rows, rows without keys */
         lse[r] = -INFINITY;
         memset(attn_at(&io->o, b, h, i0 + r), 0, sizeof(float) * (size_t)Dv);
     }

@@ -33,14 +33,15 @@ static void zero_rows(float *x, int64_t rows, int64_t ld, int64_t cols)
 }
 
 /* dS = P (.) (dP - D) in place of dP, P from the saved lse (in place of S). */
-static void syn_dlogits(const syn_bwd *t, int64_t b, int64_t h, int64_t i0, int64_t nr, float *S, float *dP)
+static void syn_dlogits(const syn_bwd *t, int64_t b, int64_t h, int64_t i0, int64_t nr, int64_t nk, float *S,
+                        float *dP)
 {
     const attn_args *a = t->a;
-    int64_t Nk = a->Nk, Dv = attn_dv(a), nk = attn_kv_len(a, b), hk = h / (a->H / a->H_kv);
+    int64_t Nk = a->Nk, Dv = attn_dv(a), hk = h / (a->H / a->H_kv);
     const float *lse = t->io->lse + (b * a->H + h) * a->Nq + i0;
     const float *dO = attn_at(&t->g->d_o, b, h, i0), *O = attn_at(&t->io->o, b, h, i0);
     for (int64_t r = 0; r < nr; r++)
-        attn_probs_from_lse(S + r * Nk, nk, lse[r]);
+        syn_probs_from_lse(S + r * Nk, nk, lse[r]);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nr, (int)nk, (int)Dv, 1.0f, dO, (int)t->g->d_o.sn,
                 attn_at(&t->io->v, b, hk, 0), (int)t->io->v.sn, 0.0f, dP, (int)Nk);
     for (int64_t r = 0; r < nr; r++) {
@@ -97,7 +98,7 @@ static void syn_tile_backward(const syn_bwd *t, int64_t b, int64_t h, int64_t i0
     const attn_args *a = t->a;
     const attn_io *io = t->io;
     const attn_grads *g = t->g;
-    int64_t Nk = a->Nk, D = a->D, Dv = attn_dv(a), nk = attn_kv_len(a, b), hk = h / (a->H / a->H_kv);
+    int64_t Nk = a->Nk, D = a->D, Dv = attn_dv(a), hk = h / (a->H / a->H_kv);
     int64_t nr = attn_q_len(a, b) - i0;
     nr = nr < 0 ? 0 : nr < nb ? nr : nb;
     float *dq = attn_at(&g->dq, b, h, i0);
@@ -108,8 +109,10 @@ static void syn_tile_backward(const syn_bwd *t, int64_t b, int64_t h, int64_t i0
     float *dZ = Hd + SYN_ROUND16(pl->T * D);
     const float *w = attn_at(&io->w, 0, h, 0), *X = attn_at(&io->q, b, h, i0), *K = attn_at(&io->k, b, hk, 0);
     syn_head hd = {.q = attn_at(&io->q, b, h, 0), .k = K, .w = w, .ldq = io->q.sn, .ldk = io->k.sn};
-    syn_logits(pl, a, &hd, b, h, i0, nr, S, Hd);
-    syn_dlogits(t, b, h, i0, nr, S, dS);
+    int64_t nk = syn_logits(pl, a, &hd, b, i0, nr, S, Hd);
+    if (nk == 0)
+        return;
+    syn_dlogits(t, b, h, i0, nr, nk, S, dS);
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)nk, (int)Dv, (int)nr, 1.0f, S, (int)Nk,
                 attn_at(&g->d_o, b, h, i0), (int)g->d_o.sn, 1.0f, attn_at(&g->dv, b, hk, 0), (int)g->dv.sn);
     if (pl->dot) {

@@ -39,17 +39,24 @@ void syn_layout(syn_plan *pl, int64_t D, int64_t L);
  * W, when max_len was given and differs, or when the problem is longer than L. */
 int syn_layout_of_cols(syn_plan *pl, const attn_args *a, int64_t W);
 
-/* fp32 logits of query rows [i0, i0 + nb) of head (b, h) into S [nb x Nk]
- * (row stride Nk) over the keys [0, attn_kv_len) (a padded batch's later
- * keys are never read), mask applied (-inf). Dense mode leaves the ReLU hidden
- * layer in Hd [nb x D] (the backward reads it). x, q: the Q input rows of
- * (b, h) with row stride ldq; kk: the K rows of its KV head, stride ldk. */
+/* fp32 logits of query rows [i0, i0 + nb) of head hd in sequence b into S
+ * [nb x Nk] (row stride Nk), over the keys the tile may attend (a padded
+ * batch's later keys, and under the causal mask the keys after the tile's
+ * last row, are never read), masked entries -inf; returns that key count
+ * (0: nothing was computed). Dense mode leaves the ReLU hidden layer in Hd
+ * [nb x D] (the backward reads it). q: the Q input rows of the head (x for
+ * dense mode) with row stride ldq; k: the K rows of its KV head, stride ldk. */
 typedef struct {
     const float *q, *k, *w;
     int64_t ldq, ldk;
 } syn_head;
-void syn_logits(const syn_plan *pl, const attn_args *a, const syn_head *hd, int64_t b, int64_t h, int64_t i0,
-                int64_t nb, float *S, float *Hd);
+int64_t syn_logits(const syn_plan *pl, const attn_args *a, const syn_head *hd, int64_t b, int64_t i0, int64_t nb,
+                   float *S, float *Hd);
+
+/* Row softmax in place with the vector exp, returning lse (-inf and zeros
+ * for a row without keys); and p[j] = exp(s[j] - lse) from a saved lse. */
+float syn_softmax_row(float *s, int64_t n);
+void syn_probs_from_lse(float *s, int64_t n, float lse);
 
 /* Floats of per-thread scratch for the forward and the backward. */
 size_t syn_fwd_floats(const syn_plan *pl, const attn_args *a);
