@@ -21,7 +21,7 @@
 
 #include "common/rng.h"
 #include "kernels/core/counters.h"
-#include "kernels/core/vexp.h"
+#include "kernels/core/softmax_rows.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -202,37 +202,6 @@ int64_t syn_logits(const syn_plan *pl, const attn_args *a, const syn_head *hd, i
 
 /* ---- forward ---- */
 
-/* In place: s[j] <- exp(s[j] - m) / l over the row (vector exp), returns
- * lse = m + ln l; a row without keys (all -inf) becomes zeros, lse -inf. */
-float syn_softmax_row(float *s, int64_t n)
-{
-    float m = -INFINITY, l = 0;
-    for (int64_t j = 0; j < n; j++)
-        m = s[j] > m ? s[j] : m;
-    if (m == -INFINITY) {
-        memset(s, 0, sizeof(float) * (size_t)n);
-        return -INFINITY;
-    }
-    syn_probs_from_lse(s, n, m);
-    for (int64_t j = 0; j < n; j++)
-        l += s[j];
-    float inv = 1.0f / l;
-    for (int64_t j = 0; j < n; j++)
-        s[j] *= inv;
-    return m + logf(l);
-}
-
-void syn_probs_from_lse(float *s, int64_t n, float lse)
-{
-    if (lse == -INFINITY) {
-        memset(s, 0, sizeof(float) * (size_t)n);
-        return;
-    }
-    for (int64_t j = 0; j < n; j++)
-        s[j] -= lse; /* -inf stays -inf: exp gives 0 */
-    attn_vexp(s, s, n);
-}
-
 /* Query rows of the tile at i0 that are real (a padded batch's later rows are not). */
 static int64_t syn_real_rows(const attn_args *a, int64_t b, int64_t i0, int64_t nb)
 {
@@ -253,7 +222,7 @@ static void syn_tile_forward(const syn_plan *pl, const attn_args *a, const attn_
         nr = 0;
     if (nr > 0) {
         for (int64_t r = 0; r < nr; r++)
-            lse[r] = syn_softmax_row(S + r * Nk, nk);
+            lse[r] = attn_softmax_row(S + r * Nk, nk);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nr, (int)Dv, (int)nk, 1.0f, S, (int)Nk,
                     attn_at(&io->v, b, hk, 0), (int)io->v.sn, 0.0f, attn_at(&io->o, b, h, i0), (int)io->o.sn);
     }

@@ -41,7 +41,7 @@ static void syn_dlogits(const syn_bwd *t, int64_t b, int64_t h, int64_t i0, int6
     const float *lse = t->io->lse + (b * a->H + h) * a->Nq + i0;
     const float *dO = attn_at(&t->g->d_o, b, h, i0), *O = attn_at(&t->io->o, b, h, i0);
     for (int64_t r = 0; r < nr; r++)
-        syn_probs_from_lse(S + r * Nk, nk, lse[r]);
+        attn_probs_from_lse(S + r * Nk, nk, lse[r]);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nr, (int)nk, (int)Dv, 1.0f, dO, (int)t->g->d_o.sn,
                 attn_at(&t->io->v, b, hk, 0), (int)t->io->v.sn, 0.0f, dP, (int)Nk);
     for (int64_t r = 0; r < nr; r++) {

@@ -53,11 +53,6 @@ typedef struct {
 int64_t syn_logits(const syn_plan *pl, const attn_args *a, const syn_head *hd, int64_t b, int64_t i0, int64_t nb,
                    float *S, float *Hd);
 
-/* Row softmax in place with the vector exp, returning lse (-inf and zeros
- * for a row without keys); and p[j] = exp(s[j] - lse) from a saved lse. */
-float syn_softmax_row(float *s, int64_t n);
-void syn_probs_from_lse(float *s, int64_t n, float lse);
-
 /* Floats of per-thread scratch for the forward and the backward. */
 size_t syn_fwd_floats(const syn_plan *pl, const attn_args *a);
 size_t syn_bwd_floats(const syn_plan *pl, const attn_args *a);
