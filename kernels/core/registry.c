@@ -30,7 +30,8 @@
     X(gam) \
     X(landmark) \
     X(infini) \
-    X(sinkhorn)
+    X(sinkhorn) \
+    X(synthesizer)
 
 #define DECLARE(name) extern const attn_kernel attn_kernel_##name;
 ATTN_REGISTERED_KERNELS(DECLARE)
