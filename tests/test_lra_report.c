@@ -223,3 +223,24 @@ Test(lra_report, speed_section_gives_ratios_to_flash_beside_the_papers)
     free(md);
     unlink(s.csv), rmdir(s.dir);
 }
+
+/* The report says plainly where the ranking differs from the paper's. */
+Test(lra_report, ranking_section_names_the_models_that_move)
+{
+    static const char *const five[] = {"listops", "text", "retrieval", "image", "pathfinder"};
+    scratch s;
+    open_scratch(&s);
+    for (int i = 0; i < 5; i++) {
+        put(&s.w, (lra_put){.task = five[i], .kernel = "flash", .split = "test", .acc = "0.50", .src = "generated"});
+        put(&s.w, (lra_put){.task = five[i], .kernel = "linear", .split = "test", .acc = "0.60", .src = "generated"});
+        put(&s.w, (lra_put){.task = five[i], .kernel = "flash", .split = "test", .acc = "0.40", .src = "generated",
+                            .mask = "block:bq=20,bk=20,keep=0,seed=0"});
+    }
+    char *md, *bub;
+    render(&s, &md, &bub);
+    cr_assert(strstr(md, "| `linear` (Linear Trans.) | 60.00 | 1 | 50.55 | 2 | higher here |"), "%s", md);
+    cr_assert(strstr(md, "| `flash` (Transformer) | 50.00 | 2 | 54.39 | 1 | lower here |"), "%s", md);
+    cr_assert(strstr(md, "| `flash+block` (Local Attention) | 40.00 | 3 | 46.06 | 3 | same place |"), "%s", md);
+    cr_assert(strstr(md, "2 of 3 models rank differently than in the paper."), "%s", md);
+    free(md), free(bub);
+}

@@ -222,6 +222,69 @@ static void settings_list(const lra_table *t, FILE *f)
                 LRA_MAX_KERNELS, LRA_MAX_SETTINGS);
 }
 
+/* The published row a table row stands for, or -1. */
+static int published_of(const char *row)
+{
+    for (size_t p = 0; p < sizeof published / sizeof *published; p++)
+        if (!strcmp(published[p].row, row))
+            return (int)p;
+    return -1;
+}
+
+/* Average over the five tasks of row k, NAN unless all five have a shown setting. */
+static double row_avg(const lra_table *t, int k)
+{
+    double sum = 0;
+    for (int i = 0; i < 5; i++) {
+        if (!shown(&t->cell[k][i]))
+            return NAN;
+        sum += mean_acc(&t->cell[k][i]);
+    }
+    return sum / 5;
+}
+
+/* Rank (1 = best) of v among the values of `all` (n of them, NAN skipped). */
+static int rank_of(double v, const double *all, int n)
+{
+    int r = 1;
+    for (int i = 0; i < n; i++)
+        r += !isnan(all[i]) && all[i] > v;
+    return r;
+}
+
+/* Where the ranking differs from the paper's: the rows with all five tasks
+ * and a published counterpart, ranked by average among themselves both ways. */
+static void ranking(const lra_table *t, FILE *f)
+{
+    double ours[LRA_MAX_KERNELS], theirs[LRA_MAX_KERNELS];
+    int n = 0, rows[LRA_MAX_KERNELS];
+    for (int k = 0; k < t->n_kernels; k++) {
+        int p = published_of(t->kernel[k]);
+        double avg = row_avg(t, k);
+        if (p < 0 || isnan(avg))
+            continue;
+        rows[n] = k, ours[n] = avg, theirs[n] = published[p].avg, n++;
+    }
+    if (n < 2)
+        return;
+    fprintf(f, "\n## Ranking against the paper's\n\n"
+               "The rows above with all five tasks and a published counterpart, ranked by their average "
+               "among themselves, here and in the paper. A different place is expected where budgets and data "
+               "differ: each cell above names its steps × batch (the paper trains for thousands of steps at "
+               "batch 32 or more on the official data) and its data source (stand-ins and generated data are "
+               "other tasks than the paper's).\n\n"
+               "| model | attnbench avg | rank | published avg | rank | |\n|---|---|---|---|---|---|\n");
+    int moved = 0;
+    for (int i = 0; i < n; i++) {
+        int ra = rank_of(ours[i], ours, n), rp = rank_of(theirs[i], theirs, n);
+        moved += ra != rp;
+        fprintf(f, "| `%s` (%s) | %.2f | %d | %.2f | %d | %s |\n", t->kernel[rows[i]],
+                published[published_of(t->kernel[rows[i]])].model, ours[i], ra, theirs[i], rp,
+                ra == rp ? "same place" : ra < rp ? "higher here" : "lower here");
+    }
+    fprintf(f, "\n%d of %d models rank differently than in the paper.\n", moved, n);
+}
+
 void lra_table_markdown(const lra_table *t, FILE *f)
 {
     fprintf(f, "# Long Range Arena: attnbench results beside the published table\n\n"
@@ -263,6 +326,7 @@ void lra_table_markdown(const lra_table *t, FILE *f)
             fprintf(f, " *%.2f* |\n", published[p].avg);
         }
     }
+    ranking(t, f);
     settings_list(t, f);
 }
 

@@ -30,6 +30,8 @@
     X(gam) \
     X(landmark) \
     X(infini) \
+    X(sinkhorn) \
+    X(synthesizer) \
     X(reformer)
 
 #define DECLARE(name) extern const attn_kernel attn_kernel_##name;
