@@ -31,7 +31,8 @@
     X(landmark) \
     X(infini) \
     X(sinkhorn) \
-    X(synthesizer)
+    X(synthesizer) \
+    X(reformer)
 
 #define DECLARE(name) extern const attn_kernel attn_kernel_##name;
 ATTN_REGISTERED_KERNELS(DECLARE)
