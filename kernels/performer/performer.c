@@ -1,0 +1,143 @@
+/* `performer`: FAVOR+ attention (Choromanski et al. 2020; docs/kernels/performer.md).
+ * The random features are drawn once per context from (seed, draw) and
+ * shared by every head (as the authors' fast_attention code shares one
+ * projection per attention layer); the feature maps (performer_map.c) plug
+ * into the chunked linear-attention core of kernels/linear/, which runs the
+ * causal and non-causal forms and the backward. */
+#include "performer_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* The chunk that keeps the C x C products of the causal form small beside
+ * the m x Dv state products at the default m = 256. */
+#define PF_DEFAULT_CHUNK 64
+
+static const opt_def performer_params[] = {
+    {.name = "features", .type = OPT_INT, .def = 256, .lo = 1, .hi = PF_MAX_FEATURES,
+     .help = "m random features (the paper's choice about D ln D; 256 at D = 64)"},
+    {.name = "orthogonal", .type = OPT_INT, .def = 1, .lo = 0, .hi = 1,
+     .help = "1: orthogonal blocks with chi_D row norms; 0: i.i.d. Gaussian rows"},
+    {.name = "seed", .type = OPT_INT, .def = 0, .lo = 0, .hi = 9007199254740992.0, .flags = OPT_RECORDED,
+     .help = "seed of the feature draw"},
+    {.name = "draw", .type = OPT_INT, .def = 0, .lo = 0, .hi = 9007199254740992.0, .flags = OPT_RECORDED,
+     .help = "index of the draw of this seed (a redraw is a new index)"},
+    {.name = "chunk", .type = OPT_INT, .def = PF_DEFAULT_CHUNK, .lo = 1, .hi = 1024,
+     .help = "rows per chunk of the causal form"},
+    {0},
+};
+
+int pf_params_read(const attn_args *a, pf_params *p)
+{
+    int rc = attn_params_check(a, "performer", performer_params);
+    if (rc)
+        return rc;
+    p->m = attn_param_int(a, performer_params, "features", &rc);
+    p->orthogonal = (int)attn_param_int(a, performer_params, "orthogonal", &rc);
+    p->seed = (uint64_t)attn_param_int(a, performer_params, "seed", &rc);
+    p->draw = (uint64_t)attn_param_int(a, performer_params, "draw", &rc);
+    p->C = attn_param_int(a, performer_params, "chunk", &rc);
+    return rc;
+}
+
+int pf_cfg(lin_cfg *cfg, const attn_args *a, const pf_params *p, const pf_features *f)
+{
+    memset(cfg, 0, sizeof *cfg);
+    pf_maps(&cfg->fm, &cfg->qm, f, attn_scale(a));
+    cfg->eps = PF_EPS;
+    cfg->C = p->C;
+    return lin_cfg_check(cfg, a, "performer");
+}
+
+/* What a context keeps: its parameters and its draw. */
+typedef struct {
+    pf_params p;
+    pf_features f;
+} pf_priv;
+
+static void performer_fini(attn_ctx *ctx)
+{
+    pf_priv *pv = ctx->priv;
+    if (pv)
+        pf_free(&pv->f);
+    free(pv);
+    ctx->priv = NULL;
+}
+
+static int performer_init(attn_ctx *ctx, const attn_args *a)
+{
+    pf_priv *pv = calloc(1, sizeof *pv);
+    if (!pv)
+        return attn_fail(ATTN_ENOMEM, "performer: out of memory for its context");
+    ctx->priv = pv;
+    lin_cfg cfg;
+    int rc = pf_params_read(a, &pv->p);
+    if (!rc)
+        rc = pf_draw(&pv->f, pv->p.m, a->D, pv->p.orthogonal, pv->p.seed, pv->p.draw);
+    if (!rc)
+        rc = pf_cfg(&cfg, a, &pv->p, &pv->f);
+    if (rc) {
+        performer_fini(ctx);
+        return rc;
+    }
+    lin_init(ctx, &cfg);
+    return 0;
+}
+
+static int performer_forward(attn_ctx *ctx, const attn_io *io)
+{
+    pf_priv *pv = ctx->priv;
+    lin_cfg cfg;
+    int rc = pf_cfg(&cfg, &ctx->args, &pv->p, &pv->f);
+    return rc ? rc : lin_forward(ctx, &cfg, io);
+}
+
+static int performer_backward(attn_ctx *ctx, const attn_io *io, const attn_grads *g)
+{
+    pf_priv *pv = ctx->priv;
+    lin_cfg cfg;
+    int rc = pf_cfg(&cfg, &ctx->args, &pv->p, &pv->f);
+    return rc ? rc : lin_backward(ctx, &cfg, io, g);
+}
+
+/* The linear-attention products with F = m, plus the random projections of
+ * queries (per query head) and keys (per KV head), 2 N D m each; backward
+ * 2.5 x forward as everywhere. */
+static double performer_flops(const attn_args *a, attn_pass pass)
+{
+    pf_params p;
+    if (pf_params_read(a, &p))
+        return 0;
+    double proj = 0;
+    for (int64_t b = 0; b < a->B; b++)
+        proj += 2.0 * (double)attn_q_len(a, b) * (double)(a->D * p.m) * (double)(a->H + a->H_kv);
+    return lin_flops(a, pass, p.m, p.C, 0) + (pass == ATTN_PASS_FWD ? proj : 2.5 * proj);
+}
+
+static size_t performer_state_bytes(const attn_args *a)
+{
+    pf_params p;
+    return pf_params_read(a, &p) ? 0 : lin_state_bytes(a, p.m, 0);
+}
+
+const attn_kernel attn_kernel_performer = {
+    .name = "performer",
+    .family = "performer",
+    .reference = "Choromanski et al. 2020 (Rethinking Attention with Performers), FAVOR+",
+    .flags = ATTN_APPROX | ATTN_CAUSAL | ATTN_TRAINABLE | ATTN_RECURRENT | ATTN_GQA | ATTN_DV |
+             ATTN_DETERMINISTIC | ATTN_PADDED,
+    .masks = ATTN_MASK_BIT(ATTN_MASK_FULL) | ATTN_MASK_BIT(ATTN_MASK_CAUSAL),
+    .params = performer_params,
+    .notes = "positive features of x = q sqrt(scale); one draw of W per (seed, draw), shared by heads and "
+             "layers, fixed over training; per-row stabilisers cancel, eps = 1e-30",
+    .init = performer_init,
+    .forward = performer_forward,
+    .backward = performer_backward,
+    .flops = performer_flops,
+    .bytes = lin_bytes,
+    .state_bytes = performer_state_bytes,
+    .fini = performer_fini,
+    .inputs = 0,
+    .ref_forward = pf_ref_forward,
+    .ref_view = pf_ref_view,
+};

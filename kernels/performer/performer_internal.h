@@ -1,0 +1,44 @@
+/* What the performer kernel's files share (docs/kernels/performer.md): its
+ * parameters, its feature maps for the linear-attention core and their
+ * double twins. */
+#ifndef ATTN_PERFORMER_INTERNAL_H
+#define ATTN_PERFORMER_INTERNAL_H
+
+#include "performer.h"
+
+#include "kernels/linear/linear_internal.h"
+
+/* Key features carry exp(DELTA - |x - w_r|^2 / 2) <= e^DELTA: bounded by
+ * construction, and a constant, so a key's feature depends on that key only
+ * (bitwise causal); exp(|w_r|^2/2 - DELTA) moves into the query feature. */
+#define PF_DELTA 30.0
+
+/* Denominator guard: the maps' per-row stabilisers scale the denominator by
+ * e^-20 and less, so the 1e-6 of elu+1 would bias the estimate; positive
+ * features need no guard but 0/0 on a row whose key features all underflow. */
+#define PF_EPS 1e-30
+
+/* Most features (the backward keeps one row of them on the stack). */
+#define PF_MAX_FEATURES 4096
+
+typedef struct {
+    int64_t m, C;
+    int orthogonal;
+    uint64_t seed, draw;
+} pf_params;
+
+/* Reads and checks the kernel's parameters. */
+int pf_params_read(const attn_args *a, pf_params *p);
+
+/* The core's configuration for features f (the maps point at f). */
+int pf_cfg(lin_cfg *cfg, const attn_args *a, const pf_params *p, const pf_features *f);
+
+/* Key and query maps of features f for a problem of scale sc (x = q sqrt(sc)). */
+void pf_maps(lin_fmap *key, lin_fmap *query, const pf_features *f, double sc);
+
+/* ref_forward and ref_view of the kernel (performer_ref.c). */
+int pf_ref_forward(const attn_args *a, const attn_io64 *io);
+int pf_ref_view(const attn_args *a, const attn_io64 *io, int64_t b, int64_t h, const int64_t *rows, int64_t n_rows,
+                double *P, unsigned char *sel);
+
+#endif
