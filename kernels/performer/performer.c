@@ -140,4 +140,5 @@ const attn_kernel attn_kernel_performer = {
     .inputs = 0,
     .ref_forward = pf_ref_forward,
     .ref_view = pf_ref_view,
+    .check_params = "features=64", /* central differences: two double forwards per input element */
 };
