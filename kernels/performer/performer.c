@@ -49,55 +49,50 @@ int pf_cfg(lin_cfg *cfg, const attn_args *a, const pf_params *p, const pf_featur
     return lin_cfg_check(cfg, a, "performer");
 }
 
-/* What a context keeps: its parameters and its draw. */
-typedef struct {
-    pf_params p;
-    pf_features f;
-} pf_priv;
+int pf_setup_make(pf_setup *s, const attn_args *a)
+{
+    int rc = pf_params_read(a, &s->p);
+    if (rc || (rc = pf_draw(&s->f, s->p.m, a->D, s->p.orthogonal, s->p.seed, s->p.draw)))
+        return rc;
+    if ((rc = pf_cfg(&s->cfg, a, &s->p, &s->f)))
+        pf_free(&s->f);
+    return rc;
+}
+
+void pf_setup_free(pf_setup *s) { pf_free(&s->f); }
 
 static void performer_fini(attn_ctx *ctx)
 {
-    pf_priv *pv = ctx->priv;
-    if (pv)
-        pf_free(&pv->f);
-    free(pv);
+    if (ctx->priv)
+        pf_setup_free(ctx->priv);
+    free(ctx->priv);
     ctx->priv = NULL;
 }
 
+/* The context keeps its draw (a pf_setup) for every forward and backward. */
 static int performer_init(attn_ctx *ctx, const attn_args *a)
 {
-    pf_priv *pv = calloc(1, sizeof *pv);
-    if (!pv)
+    pf_setup *s = malloc(sizeof *s);
+    if (!s)
         return attn_fail(ATTN_ENOMEM, "performer: out of memory for its context");
-    ctx->priv = pv;
-    lin_cfg cfg;
-    int rc = pf_params_read(a, &pv->p);
-    if (!rc)
-        rc = pf_draw(&pv->f, pv->p.m, a->D, pv->p.orthogonal, pv->p.seed, pv->p.draw);
-    if (!rc)
-        rc = pf_cfg(&cfg, a, &pv->p, &pv->f);
+    int rc = pf_setup_make(s, a);
     if (rc) {
-        performer_fini(ctx);
+        free(s);
         return rc;
     }
-    lin_init(ctx, &cfg);
+    ctx->priv = s;
+    lin_init(ctx, &s->cfg);
     return 0;
 }
 
 static int performer_forward(attn_ctx *ctx, const attn_io *io)
 {
-    pf_priv *pv = ctx->priv;
-    lin_cfg cfg;
-    int rc = pf_cfg(&cfg, &ctx->args, &pv->p, &pv->f);
-    return rc ? rc : lin_forward(ctx, &cfg, io);
+    return lin_forward(ctx, &((const pf_setup *)ctx->priv)->cfg, io);
 }
 
 static int performer_backward(attn_ctx *ctx, const attn_io *io, const attn_grads *g)
 {
-    pf_priv *pv = ctx->priv;
-    lin_cfg cfg;
-    int rc = pf_cfg(&cfg, &ctx->args, &pv->p, &pv->f);
-    return rc ? rc : lin_backward(ctx, &cfg, io, g);
+    return lin_backward(ctx, &((const pf_setup *)ctx->priv)->cfg, io, g);
 }
 
 /* The linear-attention products with F = m, plus the random projections of

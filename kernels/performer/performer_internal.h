@@ -33,6 +33,18 @@ int pf_params_read(const attn_args *a, pf_params *p);
 /* The core's configuration for features f (the maps point at f). */
 int pf_cfg(lin_cfg *cfg, const attn_args *a, const pf_params *p, const pf_features *f);
 
+/* A problem's parameters, its draw and the core's configuration over it. */
+typedef struct {
+    pf_params p;
+    pf_features f;
+    lin_cfg cfg; /* its maps point at f: the struct must not move once made */
+} pf_setup;
+
+/* Reads the parameters, draws the features, builds cfg. On failure nothing
+ * stays allocated. */
+int pf_setup_make(pf_setup *s, const attn_args *a);
+void pf_setup_free(pf_setup *s);
+
 /* Key and query maps of features f for a problem of scale sc (x = q sqrt(sc)). */
 void pf_maps(lin_fmap *key, lin_fmap *query, const pf_features *f, double sc);
 

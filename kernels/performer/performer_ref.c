@@ -5,20 +5,15 @@
 
 #include <cblas.h>
 #include <stdlib.h>
-#include <string.h>
 
 int pf_ref_forward(const attn_args *a, const attn_io64 *io)
 {
-    pf_params p;
-    pf_features f;
-    lin_cfg cfg;
-    int rc = pf_params_read(a, &p);
-    if (rc || (rc = pf_draw(&f, p.m, a->D, p.orthogonal, p.seed, p.draw)))
+    pf_setup s;
+    int rc = pf_setup_make(&s, a);
+    if (rc)
         return rc;
-    rc = pf_cfg(&cfg, a, &p, &f);
-    if (!rc)
-        rc = lin_ref_forward64(a, &cfg, io);
-    pf_free(&f);
+    rc = lin_ref_forward64(a, &s.cfg, io);
+    pf_setup_free(&s);
     return rc;
 }
 
@@ -57,25 +52,22 @@ int pf_ref_view(const attn_args *a, const attn_io64 *io, int64_t b, int64_t h, c
                 double *P, unsigned char *sel)
 {
     (void)sel; /* no content selection: every key gets a weight */
-    pf_params p;
-    pf_features f;
-    lin_cfg cfg;
-    int rc = pf_params_read(a, &p);
-    if (rc || (rc = pf_draw(&f, p.m, a->D, p.orthogonal, p.seed, p.draw)))
+    pf_setup s;
+    int rc = pf_setup_make(&s, a);
+    if (rc)
         return rc;
-    double *fq = malloc(sizeof(double) * (size_t)((n_rows + a->Nk) * p.m));
+    int64_t m = s.p.m;
+    double *fq = malloc(sizeof(double) * (size_t)((n_rows + a->Nk) * m));
     if (!fq)
         rc = attn_fail(ATTN_ENOMEM, "performer view: out of memory for %lld feature rows",
                        (long long)(n_rows + a->Nk));
-    if (!rc)
-        rc = pf_cfg(&cfg, a, &p, &f);
-    if (!rc) {
-        double *fk = fq + n_rows * p.m;
-        map_rows(lin_qmap(&cfg), &io->q, b, h, rows, n_rows, fq);
-        map_rows(&cfg.fm, &io->k, b, h / (a->H / a->H_kv), NULL, a->Nk, fk);
-        fill_rows(a, b, h, rows, n_rows, fq, fk, p.m, P);
+    else {
+        double *fk = fq + n_rows * m;
+        map_rows(lin_qmap(&s.cfg), &io->q, b, h, rows, n_rows, fq);
+        map_rows(&s.cfg.fm, &io->k, b, h / (a->H / a->H_kv), NULL, a->Nk, fk);
+        fill_rows(a, b, h, rows, n_rows, fq, fk, m, P);
     }
     free(fq);
-    pf_free(&f);
+    pf_setup_free(&s);
     return rc ? rc : ATTN_VIEW_ROWS;
 }
