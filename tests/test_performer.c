@@ -6,8 +6,10 @@
  * against softmax falls about as m^-1/2 (mean over seeds) and orthogonal
  * features beat i.i.d. ones on the mean error; the fidelity rows are
  * distributions with O = P V; the draw is a function of (seed, draw) with
- * orthogonal rows per block; cost model; parameter validation. Thread
- * determinism, strided views and padded batches: the registry-driven tests. */
+ * orthogonal rows per block; backward against central differences of the
+ * reference at the default m = 256 (`attnbench check` uses m = 64); cost
+ * model; parameter validation. Thread determinism, strided views and padded
+ * batches: the registry-driven tests. */
 #include "harness/measure/check.h"
 #include "harness/measure/fidelity.h"
 #include "harness/measure/fixture.h"
@@ -51,6 +53,19 @@ Test(performer, equals_its_reference_for_chunks_feature_counts_gqa_and_dv, .time
             snprintf(what, sizeof what, "%s H%ld/%ld N%ld D%ld Dv%ld %s", masks[im], (long)cases[i].H,
                      (long)cases[i].H_kv, (long)cases[i].N, (long)cases[i].D, (long)cases[i].Dv, cases[i].params);
             own_ref_check(K, &a, 40 + i, what);
+        }
+}
+
+Test(performer, backward_at_the_default_features_matches_central_differences_of_the_reference, .timeout = 60)
+{
+    const char *masks[] = {"full", "causal"}, *params[] = {"chunk=4", "chunk=4 orthogonal=0"};
+    for (int im = 0; im < 2; im++)
+        for (int ip = 0; ip < 2; ip++) {
+            attn_args a = pf_args(2, 1, 9, 16, masks[im], params[ip]);
+            double e[ATTN_CHECK_GRADS];
+            cr_assert_eq(check_kernel_backward(K, &a, 60 + (uint64_t)(2 * im + ip), e), 0, "%s", attn_last_error());
+            for (int t = 0; t < 3; t++)
+                cr_assert(e[t] <= 1e-4, "%s %s: gradient %d error %.3g > 1e-4", masks[im], params[ip], t, e[t]);
         }
 }
 
