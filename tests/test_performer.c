@@ -1,7 +1,7 @@
 /* Properties of the `performer` kernel (FAVOR+): the fp32 kernel equals its
  * double reference (full and causal, chunk sizes, feature counts that are
- * not a multiple of D, GQA, Dv != D, i.i.d. and orthogonal draws); the
- * causal form does not leak; the feature estimate of exp(<x, y>) is unbiased
+ * not a multiple of D, GQA, Dv != D, i.i.d. and orthogonal draws; every
+ * fidelity input family); the causal form does not leak; the feature estimate of exp(<x, y>) is unbiased
  * over draws, and orthogonal draws have the smaller variance; the error
  * against softmax falls about as m^-1/2 (mean over seeds) and orthogonal
  * features beat i.i.d. ones on the mean error; the fidelity rows are
@@ -66,6 +66,25 @@ Test(performer, backward_at_the_default_features_matches_central_differences_of_
             cr_assert_eq(check_kernel_backward(K, &a, 60 + (uint64_t)(2 * im + ip), e), 0, "%s", attn_last_error());
             for (int t = 0; t < 3; t++)
                 cr_assert(e[t] <= 1e-4, "%s %s: gradient %d error %.3g > 1e-4", masks[im], params[ip], t, e[t]);
+        }
+}
+
+/* The stabilisers keep fp32 within range on every fidelity input family
+ * (logits to ~10, Pareto key norms) at D = 64. */
+Test(performer, equals_its_reference_on_every_fidelity_input_family, .timeout = 60)
+{
+    const char *masks[] = {"full", "causal"};
+    for (int f = FID_GAUSSIAN; f < FID__COUNT; f++)
+        for (int im = 0; im < 2; im++) {
+            attn_args a = pf_args(2, 2, 512, 64, masks[im], "");
+            fx_problem p;
+            fx_make_for(&p, K, &a, 3);
+            attn_io io = problem_io(&p);
+            fid_fill((fid_inputs)f, &p.a, 3, &io);
+            fx_ref_forward(&p);
+            char what[64];
+            snprintf(what, sizeof what, "%s %s", fid_inputs_names[f], masks[im]);
+            own_ref_check_problem(K, &p, what);
         }
 }
 
