@@ -1,15 +1,15 @@
 /* Properties of the `performer` kernel (FAVOR+): the fp32 kernel equals its
  * double reference (full and causal, chunk sizes, feature counts that are
- * not a multiple of D, GQA, Dv != D, i.i.d. and orthogonal draws; every
- * fidelity input family); the causal form does not leak; the feature estimate of exp(<x, y>) is unbiased
- * over draws, and orthogonal draws have the smaller variance; the error
- * against softmax falls about as m^-1/2 (mean over seeds) and orthogonal
- * features beat i.i.d. ones on the mean error; the fidelity rows are
- * distributions with O = P V; the draw is a function of (seed, draw) with
- * orthogonal rows per block; backward against central differences of the
- * reference at the default m = 256 (`attnbench check` uses m = 64); cost
- * model; parameter validation. Thread determinism, strided views and padded
- * batches: the registry-driven tests. */
+ * not a multiple of D, GQA, Dv != D, i.i.d. and orthogonal draws, every
+ * fidelity input family); the causal form does not leak; the feature
+ * estimate of exp(<x, y>) is unbiased over draws, and orthogonal draws have
+ * the smaller variance; the error against softmax falls about as m^-1/2
+ * (mean over seeds) and orthogonal features beat i.i.d. ones on the mean
+ * error; the fidelity rows are distributions with O = P V; the draw is a
+ * function of (seed, draw) with orthogonal rows per block; backward against
+ * central differences of the reference at the default m = 256 (`attnbench
+ * check` uses m = 64); cost model; parameter validation. Thread determinism,
+ * strided views and padded batches: the registry-driven tests. */
 #include "harness/measure/check.h"
 #include "harness/measure/fidelity.h"
 #include "harness/measure/fixture.h"
