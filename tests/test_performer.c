@@ -7,8 +7,9 @@
  * (mean over seeds) and orthogonal features beat i.i.d. ones on the mean
  * error; the fidelity rows are distributions with O = P V; the draw is a
  * function of (seed, draw) with orthogonal rows per block; backward against
- * central differences of the reference at the default m = 256 (`attnbench
- * check` uses m = 64); cost model; parameter validation. Thread determinism,
+ * central differences of the reference (softmax at the default m = 256,
+ * `attnbench check` uses m = 64; relu); kernel=relu without projection is LRA's generalized
+ * attention; cost model; parameter validation. Thread determinism,
  * strided views and padded batches: the registry-driven tests. */
 #include "harness/measure/check.h"
 #include "harness/measure/fidelity.h"
@@ -43,6 +44,9 @@ Test(performer, equals_its_reference_for_chunks_feature_counts_gqa_and_dv, .time
         {2, 1, 97, 64, 0, "chunk=64 orthogonal=0"},  /* i.i.d. rows */
         {2, 2, 77, 32, 24, "features=64 seed=9 draw=3"},
         {2, 2, 1, 16, 0, ""},
+        {2, 2, 130, 32, 0, "kernel=relu features=0 chunk=16"}, /* LRA's default: no projection */
+        {4, 2, 97, 16, 24, "kernel=relu features=48"},
+        {2, 1, 77, 32, 0, "kernel=relu features=64 orthogonal=0 chunk=1"},
     };
     const char *masks[] = {"full", "causal"};
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
@@ -56,17 +60,59 @@ Test(performer, equals_its_reference_for_chunks_feature_counts_gqa_and_dv, .time
         }
 }
 
-Test(performer, backward_at_the_default_features_matches_central_differences_of_the_reference, .timeout = 60)
+Test(performer, backward_matches_central_differences_of_the_reference_for_both_kernels, .timeout = 60)
 {
-    const char *masks[] = {"full", "causal"}, *params[] = {"chunk=4", "chunk=4 orthogonal=0"};
+    const char *masks[] = {"full", "causal"},
+               *params[] = {"chunk=4", "chunk=4 orthogonal=0", "chunk=4 kernel=relu features=0",
+                            "kernel=relu features=32"};
     for (int im = 0; im < 2; im++)
-        for (int ip = 0; ip < 2; ip++) {
+        for (int ip = 0; ip < 4; ip++) {
             attn_args a = pf_args(2, 1, 9, 16, masks[im], params[ip]);
             double e[ATTN_CHECK_GRADS];
-            cr_assert_eq(check_kernel_backward(K, &a, 60 + (uint64_t)(2 * im + ip), e), 0, "%s", attn_last_error());
+            cr_assert_eq(check_kernel_backward(K, &a, 60 + (uint64_t)(4 * im + ip), e), 0, "%s", attn_last_error());
             for (int t = 0; t < 3; t++)
                 cr_assert(e[t] <= 1e-4, "%s %s: gradient %d error %.3g > 1e-4", masks[im], params[ip], t, e[t]);
         }
+}
+
+/* o_i = sum_j <phi(q_i), phi(k_j)> v_j / sum_j <phi(q_i), phi(k_j)> over the
+ * allowed keys, phi(x) = relu(x) + 1e-3, written out here in double. */
+static void relu_attention64(const fx_problem *p, int causal, double *out)
+{
+    int64_t N = p->a.Nq, D = p->a.D, G = p->a.H / p->a.H_kv;
+    for (int64_t h = 0; h < p->a.H; h++)
+        for (int64_t i = 0; i < N; i++) {
+            double den = 0, *o = out + (h * N + i) * D;
+            memset(o, 0, sizeof(double) * (size_t)D);
+            for (int64_t j = 0; j <= (causal ? i : N - 1); j++) {
+                const double *q = attn_at64(&p->q64, 0, h, i), *k = attn_at64(&p->k64, 0, h / G, j);
+                double w = 0;
+                for (int64_t d = 0; d < D; d++)
+                    w += (fmax(q[d], 0) + 1e-3) * (fmax(k[d], 0) + 1e-3);
+                den += w;
+                for (int64_t d = 0; d < D; d++)
+                    o[d] += w * attn_at64(&p->v64, 0, h / G, j)[d];
+            }
+            for (int64_t d = 0; d < D; d++)
+                o[d] /= den;
+        }
+}
+
+Test(performer, relu_without_projection_is_lra_generalized_attention)
+{
+    const char *masks[] = {"full", "causal"};
+    for (int im = 0; im < 2; im++) {
+        attn_args a = pf_args(4, 2, 100, 16, masks[im], "kernel=relu features=0");
+        fx_problem p;
+        fx_make_for(&p, K, &a, 8);
+        cr_assert_eq(fx_run(K, &p, 0), 0, "%s", attn_last_error());
+        double *want = malloc(sizeof(double) * (size_t)(a.H * a.Nq * a.D));
+        relu_attention64(&p, im, want);
+        double e = own_rel_err(&p.o, want);
+        cr_assert(e <= 5e-5, "%s: max |O - explicit relu attention| / max|ref| = %.3g", masks[im], e);
+        free(want);
+        fx_free(&p);
+    }
 }
 
 /* The stabilisers keep fp32 within range on every fidelity input family
@@ -269,18 +315,24 @@ Test(performer, draw_is_a_function_of_seed_and_draw_with_orthogonal_rows_per_blo
 Test(performer, cost_model_and_state_match_the_formulas)
 {
     const char *masks[] = {"full", "causal"};
-    for (int im = 0; im < 2; im++) {
-        attn_args a = pf_args(4, 2, 1000, 64, masks[im], "features=128 chunk=32");
-        double N = 1000, D = 64, m = 128, C = 32, H = 4, Hkv = 2;
-        double fwd = H * (4 * N * m * D + (im ? 2 * N * C * (m + D) : 0)) + 2 * N * D * m * (H + Hkv);
-        cr_assert_float_eq(K->flops(&a, ATTN_PASS_FWD), fwd, 1e-9 * fwd, "%s", masks[im]);
-        cr_assert_float_eq(K->flops(&a, ATTN_PASS_BWD), 2.5 * fwd, 1e-9 * fwd, "%s", masks[im]);
-        cr_assert_eq(K->state_bytes(&a), (size_t)(4 * Hkv * (m * D + m)));
-        attn_ctx ctx;
-        cr_assert_eq(attn_ctx_create(K, &a, &ctx), 0, "%s", attn_last_error());
-        cr_assert_eq(ctx.state_bytes_used, K->state_bytes(&a));
-        attn_ctx_destroy(&ctx);
-    }
+    /* params, F the core sees, projected features per row (0: no projection) */
+    const struct {
+        const char *params;
+        double F, proj;
+    } kinds[] = {{"features=128 chunk=32", 128, 128}, {"kernel=relu features=0 chunk=32", 64, 0}};
+    for (int ik = 0; ik < 2; ik++)
+        for (int im = 0; im < 2; im++) {
+            attn_args a = pf_args(4, 2, 1000, 64, masks[im], kinds[ik].params);
+            double N = 1000, D = 64, F = kinds[ik].F, C = 32, H = 4, Hkv = 2;
+            double fwd = H * (4 * N * F * D + (im ? 2 * N * C * (F + D) : 0)) + 2 * N * D * kinds[ik].proj * (H + Hkv);
+            cr_assert_float_eq(K->flops(&a, ATTN_PASS_FWD), fwd, 1e-9 * fwd, "%s %s", kinds[ik].params, masks[im]);
+            cr_assert_float_eq(K->flops(&a, ATTN_PASS_BWD), 2.5 * fwd, 1e-9 * fwd, "%s", masks[im]);
+            cr_assert_eq(K->state_bytes(&a), (size_t)(4 * Hkv * (F * D + F)));
+            attn_ctx ctx;
+            cr_assert_eq(attn_ctx_create(K, &a, &ctx), 0, "%s", attn_last_error());
+            cr_assert_eq(ctx.state_bytes_used, K->state_bytes(&a));
+            attn_ctx_destroy(&ctx);
+        }
 }
 
 Test(performer, parameters_out_of_range_or_unknown_are_refused)

@@ -13,9 +13,14 @@
  * the m x Dv state products at the default m = 256. */
 #define PF_DEFAULT_CHUNK 64
 
+static const char *const pf_kernels[] = {"softmax", "relu", NULL};
+
 static const opt_def performer_params[] = {
-    {.name = "features", .type = OPT_INT, .def = 256, .lo = 1, .hi = PF_MAX_FEATURES,
-     .help = "m random features (the paper's choice about D ln D; 256 at D = 64)"},
+    {.name = "kernel", .type = OPT_ENUM, .names = pf_kernels, .def = PF_SOFTMAX,
+     .help = "softmax: FAVOR+ positive features; relu: generalized attention relu(W x) + 1e-3 (LRA's default)"},
+    {.name = "features", .type = OPT_INT, .def = 256, .lo = 0, .hi = PF_MAX_FEATURES,
+     .help = "m random features (the paper's choice about D ln D; 256 at D = 64); 0 with kernel=relu: "
+             "no projection, relu(x) + 1e-3 (LRA's 'deterministic' features)"},
     {.name = "orthogonal", .type = OPT_INT, .def = 1, .lo = 0, .hi = 1,
      .help = "1: orthogonal blocks with chi_D row norms; 0: i.i.d. Gaussian rows"},
     {.name = "seed", .type = OPT_INT, .def = 0, .lo = 0, .hi = 9007199254740992.0, .flags = OPT_RECORDED,
@@ -32,18 +37,25 @@ int pf_params_read(const attn_args *a, pf_params *p)
     int rc = attn_params_check(a, "performer", performer_params);
     if (rc)
         return rc;
+    p->kernel = attn_param_enum(a, performer_params, "kernel", &rc);
     p->m = attn_param_int(a, performer_params, "features", &rc);
     p->orthogonal = (int)attn_param_int(a, performer_params, "orthogonal", &rc);
     p->seed = (uint64_t)attn_param_int(a, performer_params, "seed", &rc);
     p->draw = (uint64_t)attn_param_int(a, performer_params, "draw", &rc);
     p->C = attn_param_int(a, performer_params, "chunk", &rc);
+    if (!rc && p->m == 0 && p->kernel != PF_RELU)
+        return attn_fail(ATTN_EINVAL, "performer: param features: expected >= 1 with kernel=softmax (0, no "
+                                      "projection, exists for kernel=relu only), found 0");
     return rc;
 }
 
 int pf_cfg(lin_cfg *cfg, const attn_args *a, const pf_params *p, const pf_features *f)
 {
     memset(cfg, 0, sizeof *cfg);
-    pf_maps(&cfg->fm, &cfg->qm, f, attn_scale(a));
+    if (p->kernel == PF_RELU)
+        pf_relu_map(&cfg->fm, f, a->D);
+    else
+        pf_maps(&cfg->fm, &cfg->qm, f, attn_scale(a));
     cfg->eps = PF_EPS;
     cfg->C = p->C;
     return lin_cfg_check(cfg, a, "performer");
@@ -52,7 +64,10 @@ int pf_cfg(lin_cfg *cfg, const attn_args *a, const pf_params *p, const pf_featur
 int pf_setup_make(pf_setup *s, const attn_args *a)
 {
     int rc = pf_params_read(a, &s->p);
-    if (rc || (rc = pf_draw(&s->f, s->p.m, a->D, s->p.orthogonal, s->p.seed, s->p.draw)))
+    if (rc)
+        return rc;
+    s->f = (pf_features){.m = 0, .D = a->D}; /* features=0: no projection, nothing to draw */
+    if (s->p.m && (rc = pf_draw(&s->f, s->p.m, a->D, s->p.orthogonal, s->p.seed, s->p.draw)))
         return rc;
     if ((rc = pf_cfg(&s->cfg, a, &s->p, &s->f)))
         pf_free(&s->f);
@@ -95,7 +110,7 @@ static int performer_backward(attn_ctx *ctx, const attn_io *io, const attn_grads
     return lin_backward(ctx, &((const pf_setup *)ctx->priv)->cfg, io, g);
 }
 
-/* The linear-attention products with F = m, plus the random projections of
+/* The linear-attention products with F = m (D without a projection), plus the random projections of
  * queries (per query head) and keys (per KV head), 2 N D m each; backward
  * 2.5 x forward as everywhere. */
 static double performer_flops(const attn_args *a, attn_pass pass)
@@ -106,13 +121,13 @@ static double performer_flops(const attn_args *a, attn_pass pass)
     double proj = 0;
     for (int64_t b = 0; b < a->B; b++)
         proj += 2.0 * (double)attn_q_len(a, b) * (double)(a->D * p.m) * (double)(a->H + a->H_kv);
-    return lin_flops(a, pass, p.m, p.C, 0) + (pass == ATTN_PASS_FWD ? proj : 2.5 * proj);
+    return lin_flops(a, pass, pf_feature_count(&p, a->D), p.C, 0) + (pass == ATTN_PASS_FWD ? proj : 2.5 * proj);
 }
 
 static size_t performer_state_bytes(const attn_args *a)
 {
     pf_params p;
-    return pf_params_read(a, &p) ? 0 : lin_state_bytes(a, p.m, 0);
+    return pf_params_read(a, &p) ? 0 : lin_state_bytes(a, pf_feature_count(&p, a->D), 0);
 }
 
 const attn_kernel attn_kernel_performer = {
@@ -123,8 +138,8 @@ const attn_kernel attn_kernel_performer = {
              ATTN_DETERMINISTIC | ATTN_PADDED,
     .masks = ATTN_MASK_BIT(ATTN_MASK_FULL) | ATTN_MASK_BIT(ATTN_MASK_CAUSAL),
     .params = performer_params,
-    .notes = "positive features of x = q sqrt(scale); one draw of W per (seed, draw), shared by heads and "
-             "layers, fixed over training; per-row stabilisers cancel, eps = 1e-30",
+    .notes = "softmax: positive features of x = q sqrt(scale), per-row stabilisers cancel; relu: relu(W q) + 1e-3; "
+             "one draw of W per (seed, draw), shared by heads and layers, fixed over training; eps = 1e-30",
     .init = performer_init,
     .forward = performer_forward,
     .backward = performer_backward,

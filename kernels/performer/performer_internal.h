@@ -21,11 +21,24 @@
 /* Most features (the backward keeps one row of them on the stack). */
 #define PF_MAX_FEATURES 4096
 
+/* The kernel function the features estimate: FAVOR+'s softmax kernel, or
+ * the generalized attention relu(W x) + PF_RELU_FLOOR (the paper's
+ * Performer-ReLU; LRA's default performer attention, which with m = 0 uses
+ * no projection at all). */
+enum { PF_SOFTMAX = 0, PF_RELU = 1 };
+
+/* The additive constant of LRA's generalized features (kernel_epsilon): it
+ * keeps every feature, hence every denominator, positive. */
+#define PF_RELU_FLOOR 1e-3f
+
 typedef struct {
-    int64_t m, C;
-    int orthogonal;
+    int64_t m, C;      /* m = 0: no projection (relu only), F = D */
+    int orthogonal, kernel;
     uint64_t seed, draw;
 } pf_params;
+
+/* Features the core sees: m, or D without a projection. */
+static inline int64_t pf_feature_count(const pf_params *p, int64_t D) { return p->m ? p->m : D; }
 
 /* Reads and checks the kernel's parameters. */
 int pf_params_read(const attn_args *a, pf_params *p);
@@ -47,6 +60,11 @@ void pf_setup_free(pf_setup *s);
 
 /* Key and query maps of features f for a problem of scale sc (x = q sqrt(sc)). */
 void pf_maps(lin_fmap *key, lin_fmap *query, const pf_features *f, double sc);
+
+/* The relu map (one for queries and keys, x = q unscaled as in LRA's code):
+ * relu(W x) + PF_RELU_FLOOR, or relu(x) + PF_RELU_FLOOR when f->m = 0 (no
+ * projection, F = D). performer_relu.c. */
+void pf_relu_map(lin_fmap *map, const pf_features *f, int64_t D);
 
 /* ref_forward and ref_view of the kernel (performer_ref.c). */
 int pf_ref_forward(const attn_args *a, const attn_io64 *io);

@@ -56,7 +56,7 @@ int pf_ref_view(const attn_args *a, const attn_io64 *io, int64_t b, int64_t h, c
     int rc = pf_setup_make(&s, a);
     if (rc)
         return rc;
-    int64_t m = s.p.m;
+    int64_t m = pf_feature_count(&s.p, a->D);
     double *fq = malloc(sizeof(double) * (size_t)((n_rows + a->Nk) * m));
     if (!fq)
         rc = attn_fail(ATTN_ENOMEM, "performer view: out of memory for %lld feature rows",
