@@ -246,7 +246,8 @@ Test(performer, orthogonal_features_beat_iid_on_mean_error, .timeout = 60)
 {
     const int64_t shapes[][2] = {{16, 64}, {32, 64}, {64, 256}}; /* D, m */
     for (int i = 0; i < 3; i++) {
-        double iid = mean_error(shapes[i][0], shapes[i][1], 0, 10), orth = mean_error(shapes[i][0], shapes[i][1], 1, 10);
+        double iid = mean_error(shapes[i][0], shapes[i][1], 0, 10);
+        double orth = mean_error(shapes[i][0], shapes[i][1], 1, 10);
         cr_assert(orth < iid, "D=%ld m=%ld: orthogonal mean error %.4f not below i.i.d. %.4f", (long)shapes[i][0],
                   (long)shapes[i][1], orth, iid);
     }

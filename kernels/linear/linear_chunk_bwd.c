@@ -117,7 +117,8 @@ static double dq_chunk(const lin_cfg *cfg, const attn_io *io, const attn_grads *
                     (int)F, 1.0f, w->dfq, (int)F);
         fl += 2.0 * (double)(n * n * (Dv1 + F));
     }
-    lin_qmap(cfg)->bwd(lin_qmap(cfg), attn_at(&io->q, b, h, r0), io->q.sn, n, w->dfq, F, attn_at(&g->dq, b, h, r0), g->dq.sn);
+    const lin_fmap *qm = lin_qmap(cfg);
+    qm->bwd(qm, attn_at(&io->q, b, h, r0), io->q.sn, n, w->dfq, F, attn_at(&g->dq, b, h, r0), g->dq.sn);
     return fl;
 }
 
