@@ -31,6 +31,7 @@
     X(landmark) \
     X(infini) \
     X(sinkhorn) \
+    X(synthesizer) \
     X(performer)
 
 #define DECLARE(name) extern const attn_kernel attn_kernel_##name;
