@@ -32,7 +32,8 @@
     X(infini) \
     X(sinkhorn) \
     X(synthesizer) \
-    X(reformer)
+    X(reformer) \
+    X(performer)
 
 #define DECLARE(name) extern const attn_kernel attn_kernel_##name;
 ATTN_REGISTERED_KERNELS(DECLARE)
