@@ -186,7 +186,8 @@ static int run_grid(const bench_opts *o, const attn_kernel **kernels, const peak
                 bench_result_fill(&res, &row);
                 print_result(&res, &row);
                 *failed += res.status == BENCH_ERROR;
-                if (out && csvw_write(out, &row))
+                csvw_row rows[BENCH_ROWS_MAX];
+                if (out && csvw_write_rows(out, rows, bench_result_rows(&res, &row, rows)))
                     return ATTN_EINVAL;
             }
     return 0;

@@ -16,6 +16,10 @@ static const char usage[] =
     "causal leakage, fully masked rows and 1-vs-T-thread determinism. Tolerances:\n"
     "O 2e-5 of max|V| (5e-5 of max|O_ref| for own-reference kernels), lse 1e-5,\n"
     "gradients 1e-4 of max|g_ref|. Exit 1 if any case fails.\n"
+    "Approximate kernels then report their fidelity against the oracle (not pass/fail):\n"
+    "on each input family (gaussian, lowrank, peaked, longtail; docs/fidelity.md), the mean\n"
+    "over 3 seeds at N = 1024, D = 64, H = 2 of rel_fro_err, cosine_mean, cosine_min, and\n"
+    "kl / topk_recall where the kernel forms attention rows / selects keys (else NA).\n"
     "  --kernel  kernel names (see 'attnbench list kernels') or 'all'\n"
     "  --mask    check only this mask spec (e.g. causal, window:wl=64,wr=0); default: all\n"
     "  --threads threads for the kernels (default 2)\n";
@@ -62,6 +66,48 @@ static void table_print(const check_result *r, void *ctx)
     }
 }
 
+/* A measure, or NA when it does not apply. */
+static void print_measure(const char *name, double sum, int n)
+{
+    if (n)
+        printf(" %s=%.4g", name, sum / n);
+    else
+        printf(" %s=NA", name);
+}
+
+/* Approximate kernels: the fidelity report, the mean over CHECK_FID_SEEDS
+ * seeds per input family at one shape and the kernel's defaults. Informative:
+ * no tolerance, never a failing line (the budget grids are configs/fidelity.json). */
+#define CHECK_FID_SEEDS 3
+static int fidelity_report(const attn_kernel *k, int threads)
+{
+    int full = (k->masks & ATTN_MASK_BIT(ATTN_MASK_FULL)) != 0;
+    attn_args a = {.B = 1, .H = 2, .H_kv = 2, .Nq = 1024, .Nk = 1024, .D = 64, .threads = threads,
+                   .mask = attn_mask_default(full ? ATTN_MASK_FULL : ATTN_MASK_CAUSAL)};
+    attn_args_defaults(&a);
+    for (int f = FID_GAUSSIAN; f < FID__COUNT; f++) {
+        double sum[5] = {0};
+        int n[5] = {0};
+        for (uint64_t seed = 1; seed <= CHECK_FID_SEEDS; seed++) {
+            fid_metrics m;
+            int rc = check_kernel_fidelity(k, &a, (fid_inputs)f, seed, &m);
+            if (rc)
+                return rc;
+            const double v[5] = {m.rel_fro, m.cos_mean, m.cos_min, m.kl, m.topk_recall};
+            for (int i = 0; i < 5; i++)
+                if (!isnan(v[i]))
+                    sum[i] += v[i], n[i]++;
+        }
+        printf("%-14s %-15s %-8s N=1024 D=64 %s, %d seeds:", k->name, "fidelity", fid_inputs_names[f],
+               full ? "full" : "causal", CHECK_FID_SEEDS);
+        static const char *const names[5] = {"rel_fro_err", "cosine_mean", "cosine_min", "kl", "topk_recall"};
+        for (int i = 0; i < 5; i++)
+            print_measure(names[i], sum[i], n[i]);
+        putchar('\n');
+    }
+    return 0;
+}
+
 int cmd_check(int argc, char **argv)
 {
     static const struct option opts[] = {{"kernel", required_argument, 0, 'k'},
@@ -106,7 +152,8 @@ int cmd_check(int argc, char **argv)
     }
     check_table table = {stdout, 0};
     for (int i = 0; i < n; i++)
-        if (check_kernel_cases(list[i], mask, (int)threads, table_print, &table) != 0)
+        if (check_kernel_cases(list[i], mask, (int)threads, table_print, &table) != 0 ||
+            ((list[i]->flags & ATTN_APPROX) && fidelity_report(list[i], (int)threads) != 0))
             return cli_report("check");
     printf("check: %d failing case(s)\n", table.failed);
     return table.failed ? 1 : 0;

@@ -255,7 +255,8 @@ typedef struct {
     int open;
 } csvw_pool;
 
-static int write_row(const char *dir, csvw_pool *out, const csvw_row *row)
+/* A job's rows (all of one suite) in one write. */
+static int write_rows(const char *dir, csvw_pool *out, const csvw_row *row, int n)
 {
     const char *suite = row->cell[ATTN_COL_SUITE];
     if (!out->open || strcmp(out->suite, suite) != 0) {
@@ -270,7 +271,7 @@ static int write_row(const char *dir, csvw_pool *out, const csvw_row *row)
         snprintf(out->suite, sizeof out->suite, "%s", suite);
         out->open = 1;
     }
-    return csvw_write(&out->w, row);
+    return csvw_write_rows(&out->w, row, n);
 }
 
 static int run_plan(const sweep_opts *o, plan *p)
@@ -299,7 +300,8 @@ static int run_plan(const sweep_opts *o, plan *p)
             return rc;
         derive_across_jobs(p, job, &row, &res);
         bench_result_fill(&res, &row);
-        if ((rc = write_row(o->results, &out, &row)) != 0)
+        csvw_row rows[BENCH_ROWS_MAX];
+        if ((rc = write_rows(o->results, &out, rows, bench_result_rows(&res, &row, rows))) != 0)
             return rc;
         csvw_idset_add(&p->done, id);
         ran++;

@@ -79,6 +79,8 @@ static void params_text(const bench_job *job, char *buf, size_t n)
     for (const opt_def *d = job->kernel->params; d && d->name; d++)
         if ((d->flags & OPT_RECORDED) && !param_bag_get(p, d->name))
             snprintf(buf + strlen(buf), n - strlen(buf), "%s%s=%.17g", buf[0] ? ";" : "", d->name, d->def);
+    if (job->inputs != FID_UNIFORM)
+        snprintf(buf + strlen(buf), n - strlen(buf), "%sinputs=%s", buf[0] ? ";" : "", fid_inputs_names[job->inputs]);
     if (job->lens.n) {
         snprintf(buf + strlen(buf), n - strlen(buf), "%s%s=", buf[0] ? ";" : "", bench_lens_key(&job->lens));
         bench_lens_format(&job->lens, buf + strlen(buf), n - strlen(buf));
@@ -124,14 +126,15 @@ typedef struct {
     attn_grads g;
 } buffers;
 
-static int buffers_alloc(buffers *bf, const attn_kernel *k, const attn_args *a, int grads, uint64_t seed)
+static int buffers_alloc(buffers *bf, const bench_job *job, const attn_args *a)
 {
     memset(bf, 0, sizeof *bf);
-    int rc = problem_make(&bf->p, k, a, seed, grads ? PROBLEM_GRADS : 0);
+    int rc = problem_make(&bf->p, job->kernel, a, job->seed, a->backward ? PROBLEM_GRADS : 0);
     if (rc)
         return rc;
     bf->io = problem_io(&bf->p);
     bf->g = problem_grads(&bf->p);
+    fid_fill(job->inputs, a, job->seed, &bf->io);
     return 0;
 }
 
@@ -194,6 +197,11 @@ static int gate_job(const bench_job *job, attn_ctx *ctx, buffers *bf, bench_resu
         res->softmax_rel = schema_num_value(gate.softmax_rel);
     else if (k->ref_forward)
         res->softmax_rel = schema_num_na("no softmax counterpart");
+    if (job->inputs != FID_UNIFORM) {
+        if ((rc = fid_measure(k, &ctx->args, &bf->io, &res->fid)) != 0)
+            return rc;
+        res->has_fid = 1;
+    }
     if (!(gate.err <= gate.tol))
         return attn_fail(ATTN_EINVAL, "output differs from the %s on sampled rows (err %.3g > %.3g)",
                          k->ref_forward ? "kernel's double reference" : "oracle", gate.err, gate.tol);
@@ -316,7 +324,7 @@ int bench_run(const bench_job *job, const peak_result *peak, bench_result *res)
     buffers bf;
     attn_ctx ctx;
     int rc;
-    if ((rc = buffers_alloc(&bf, k, &a, a.backward, job->seed)) != 0)
+    if ((rc = buffers_alloc(&bf, job, &a)) != 0)
         outcome(res, BENCH_ERROR, attn_last_error());
     else if ((rc = attn_ctx_create(k, &a, &ctx)) != 0)
         outcome(res, rc == ATTN_EUNSUPPORTED ? BENCH_SKIPPED : BENCH_ERROR, attn_last_error());
@@ -384,6 +392,34 @@ void bench_result_fill(const bench_result *res, csvw_row *row)
         csvw_row_set(row, ATTN_COL_STATE_BYTES, "%zu", res->state_bytes);
     }
     status_cell(res, row);
+}
+
+static void fid_row(const csvw_row *row, const char *metric, double v, const char *na, csvw_row *out)
+{
+    *out = *row;
+    csvw_row_set(out, ATTN_COL_METRIC, "%s", metric);
+    if (isnan(v))
+        csvw_row_set(out, ATTN_COL_VALUE, "NA:%s", na);
+    else
+        csvw_row_set(out, ATTN_COL_VALUE, "%.6g", v);
+    char id[17];
+    csvw_row_job_id_with(row, metric, id);
+    csvw_row_set(out, ATTN_COL_JOB_ID, "%s", id);
+}
+
+int bench_result_rows(const bench_result *res, const csvw_row *row, csvw_row rows[BENCH_ROWS_MAX])
+{
+    rows[0] = *row;
+    if (!res->has_fid)
+        return 1;
+    const fid_metrics *f = &res->fid;
+    const char *no_rows = f->rows ? "" : f->kl_na[0] ? f->kl_na : "no sampled rows";
+    fid_row(row, "rel_fro_err", f->rel_fro, no_rows, &rows[1]);
+    fid_row(row, "cosine_mean", f->cos_mean, no_rows, &rows[2]);
+    fid_row(row, "cosine_min", f->cos_min, no_rows, &rows[3]);
+    fid_row(row, "kl", f->kl, f->kl_na, &rows[4]);
+    fid_row(row, "topk_recall", f->topk_recall, f->topk_na, &rows[5]);
+    return 6;
 }
 
 void bench_peak_rows(const peak_result *p, csvw_row rows[2])

@@ -5,6 +5,7 @@
 #define ATTN_BENCH_H
 
 #include "kernels/core/attn.h"
+#include "fidelity.h"
 #include "gate.h"
 #include "measure.h"
 #include "papi_events.h"
@@ -41,6 +42,7 @@ typedef struct {
     bench_lens lens;
     bench_pass pass;            /* bwd times backward only (forward run once before) */
     uint64_t seed;
+    fid_inputs inputs;          /* input family; other than uniform: fidelity rows too */
     measure_opts measure;
     size_t max_workspace_bytes; /* 0: no cap; above it the job is skipped */
 } bench_job;
@@ -56,6 +58,8 @@ typedef struct {
     int gated;                    /* the gate ran: gate_err and softmax_rel are set */
     double gate_err;              /* max_abs_err of the output on sampled rows */
     schema_num softmax_rel;       /* distance from softmax attention; NA when not measured */
+    int has_fid;                  /* fidelity measured on the job's inputs (job.inputs) */
+    fid_metrics fid;
     int measured;                 /* timed: everything below is set (status ok) */
     measure_stats time;
     double flops, bytes;          /* analytic, for the job's pass */
@@ -90,6 +94,14 @@ int bench_run(const bench_job *job, const peak_result *peak, bench_result *out);
  * rates included, formatted from the result. A caller that made the identity
  * before the run keeps its utc (when the job started). */
 void bench_result_fill(const bench_result *res, csvw_row *row);
+
+/* The rows of a job: `row` (identity and bench_result_fill's cells), then
+ * for a fidelity job one copy per fidelity measure with metric and value
+ * replaced (rel_fro_err, cosine_mean, cosine_min, kl, topk_recall; NA:<why>
+ * where one does not apply), each with a job_id of its own (the identity and
+ * the metric). Returns how many of rows[BENCH_ROWS_MAX] it filled. */
+#define BENCH_ROWS_MAX 6
+int bench_result_rows(const bench_result *res, const csvw_row *row, csvw_row rows[BENCH_ROWS_MAX]);
 
 /* bench_identity, then bench_result_fill. */
 void bench_result_row(const bench_job *job, const bench_result *res, csvw_row *row);

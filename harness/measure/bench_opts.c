@@ -75,6 +75,9 @@ const opt_def bench_opts_table[] = {
      .def_str = "full", .help = "full | causal | window:wl=L,wr=R[,causal=1] | window:w=W"},
     {.name = "pass", .group = G_JOB, .type = OPT_ENUM, .offset = JOB(pass), .names = bench_pass_names,
      .def = BENCH_PASS_FWD, .help = "bwd times the backward alone"},
+    {.name = "inputs", .group = G_JOB, .type = OPT_ENUM, .offset = JOB(inputs), .names = fid_inputs_names,
+     .def = FID_UNIFORM, .help = "input family; other than uniform adds fidelity rows against the oracle "
+                                 "(rel_fro_err, cosine_mean, cosine_min, kl, topk_recall; docs/fidelity.md)"},
     {.name = "B", .group = G_JOB, .type = OPT_INT, .offset = JOB(args.B), .lo = 1, .hi = 1 << 20, .def_str = "1",
      .help = "batch"},
     {.name = "H", .group = G_JOB, .type = OPT_INT, .offset = JOB(args.H), .def = 8, .lo = 1, .hi = 1 << 16,

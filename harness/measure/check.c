@@ -1,5 +1,6 @@
 #include "check.h"
 
+#include "fidelity.h"
 #include "fixture.h"
 
 #include <math.h>
@@ -33,6 +34,20 @@ int check_kernel_backward(const attn_kernel *k, const attn_args *a, uint64_t see
     err[5] = rc ? INFINITY : p.drouter.data ? fx_err_grad(&p.drouter, &p.drouter64) : 0;
     err[6] = rc ? INFINITY : p.dw.data ? fx_err_grad(&p.dw, &p.dw64) : 0;
     fx_free(&p);
+    return rc;
+}
+
+int check_kernel_fidelity(const attn_kernel *k, const attn_args *a, fid_inputs f, uint64_t seed, fid_metrics *m)
+{
+    problem p;
+    int rc = problem_make(&p, k, a, seed, 0);
+    if (rc)
+        return rc;
+    attn_io io = problem_io(&p);
+    fid_fill(f, &p.a, seed, &io);
+    if ((rc = fx_run(k, &p, 0)) == 0)
+        rc = fid_measure(k, &p.a, &io, m);
+    problem_free(&p);
     return rc;
 }
 

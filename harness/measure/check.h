@@ -5,6 +5,7 @@
 #ifndef ATTN_CHECK_H
 #define ATTN_CHECK_H
 
+#include "fidelity.h"
 #include "kernels/core/attn.h"
 
 #include <stdio.h>
@@ -19,6 +20,11 @@ int check_kernel_forward(const attn_kernel *k, const attn_args *a, uint64_t seed
  * dV, dbeta, dgate, drouter, dw (0 for inputs the kernel does not read). */
 #define ATTN_CHECK_GRADS 7
 int check_kernel_backward(const attn_kernel *k, const attn_args *a, uint64_t seed, double err[ATTN_CHECK_GRADS]);
+
+/* Fidelity against the oracle (fidelity.h): the kernel's forward on family f
+ * drawn from seed (its learned weights, if any, at their initial values),
+ * measured on sampled rows. Returns the kernel's code. */
+int check_kernel_fidelity(const attn_kernel *k, const attn_args *a, fid_inputs f, uint64_t seed, fid_metrics *m);
 
 /* Causal leakage: perturbing Q/K/V rows >= t leaves outputs of rows < t
  * bitwise unchanged. *ok = 1 when no leak. */

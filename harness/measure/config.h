@@ -17,6 +17,8 @@
  *       "masks": ["full", "window:wl=256,wr=0"],  default ["full"]; attn_mask_parse specs,
  *                                          stored parsed (cfg_dump writes attn_mask_format's form)
  *       "pass": ["fwd", "bwd"],            default ["fwd"]; each one of fwd, bwd, fwdbwd
+ *       "inputs": ["peaked"],              default ["uniform"]; input families (fidelity.h): any
+ *                                          other than uniform adds the job's fidelity rows
  *       "B": [1], "H": [8], "N": [256, 512], "D": [64],
  *                                          B defaults to [1]; H, N, D are required
  *       "H_kv": [2],                       default: equal to H; each must divide every H
@@ -43,7 +45,7 @@
  * groups with their own N range); their rows go to the same results file.
  *
  * Expansion order (deterministic): entries in file order, then threads,
- * kernel, params entry, mask, pass, B, H, H_kv, D, N, N_kv (N innermost, so
+ * kernel, params entry, mask, pass, inputs, B, H, H_kv, D, N, N_kv (N innermost, so
  * a time-vs-N curve completes before the next starts). */
 #ifndef ATTN_CONFIG_H
 #define ATTN_CONFIG_H
@@ -76,6 +78,10 @@ typedef struct {
     bench_pass *v;
     size_t n;
 } cfg_passes;
+typedef struct {
+    fid_inputs *v;
+    size_t n;
+} cfg_inputs;
 
 /* One "params" entry: parameters for one of the entry's kernels. */
 typedef struct {
@@ -102,6 +108,7 @@ typedef struct {
     cfg_strs kernels;
     cfg_masks masks;
     cfg_passes passes;
+    cfg_inputs inputs;                          /* input families (default ["uniform"]) */
     cfg_kparams_list params;
     cfg_lens_list lens;                         /* batches with their own lengths, or empty */
     cfg_ints B, H, H_kv, N, N_kv, D, Dv, threads; /* H_kv, N_kv, Dv empty: equal to H, N, D */

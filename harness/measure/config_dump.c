@@ -40,6 +40,11 @@ static void pass_text(const void *p, char *buf, size_t n)
     snprintf(buf, n, "%s", bench_pass_name(*(const bench_pass *)p));
 }
 
+static void inputs_text(const void *p, char *buf, size_t n)
+{
+    snprintf(buf, n, "%s", fid_inputs_names[*(const fid_inputs *)p]);
+}
+
 static void kparams_text(const void *kp, char *buf, size_t n) { cfg_kparams_format(kp, buf, n); }
 
 static void lens_text(const void *l, char *buf, size_t n) { bench_lens_format(l, buf, n); }
@@ -55,6 +60,7 @@ static cJSON *suite_json(const cfg_suite *s)
     cJSON_AddItemToObject(o, "kernels", LIST_JSON(s->kernels, name_text));
     cJSON_AddItemToObject(o, "masks", LIST_JSON(s->masks, mask_text));
     cJSON_AddItemToObject(o, "pass", LIST_JSON(s->passes, pass_text));
+    cJSON_AddItemToObject(o, "inputs", LIST_JSON(s->inputs, inputs_text));
     const struct { const char *key; const cfg_ints *v; } ints[] = {
         {"B", &s->B}, {"H", &s->H}, {"H_kv", &s->H_kv}, {"N", &s->N}, {"N_kv", &s->N_kv}, {"D", &s->D},
         {"Dv", &s->Dv}, {"threads", &s->threads},

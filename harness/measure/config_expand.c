@@ -14,7 +14,7 @@
 
 /* The grid of one entry, outermost dimension first (see config.h). The
  * kernel and its params entries form one dimension of "variants". */
-enum { G_THREADS, G_VARIANT, G_MASK, G_PASS, G_B, G_H, G_HKV, G_D, G_DV, G_N, G_NKV, G_LENS, G__COUNT };
+enum { G_THREADS, G_VARIANT, G_MASK, G_PASS, G_INPUTS, G_B, G_H, G_HKV, G_D, G_DV, G_N, G_NKV, G_LENS, G__COUNT };
 
 typedef struct {
     const attn_kernel *kernel;
@@ -94,6 +94,7 @@ static void grid_job(const cfg_config *cfg, const cfg_suite *s, const variant *v
         a->params = *v->params;
     a->mask = s->masks.v[ix[G_MASK]];
     j->pass = s->passes.v[ix[G_PASS]];
+    j->inputs = s->inputs.v[ix[G_INPUTS]];
     a->threads = (int)s->threads.v[ix[G_THREADS]];
     a->B = s->B.v[ix[G_B]];
     a->H = s->H.v[ix[G_H]];
@@ -117,7 +118,7 @@ static int expand_suite(const cfg_config *cfg, size_t entry, const cfg_filter *f
     int rc = suite_variants(cfg, s, f, vars, &n_vars);
     size_t dim[G__COUNT] = {
         [G_THREADS] = s->threads.n, [G_VARIANT] = n_vars, [G_MASK] = s->masks.n,
-        [G_PASS] = s->passes.n, [G_B] = s->B.n, [G_H] = s->H.n, [G_HKV] = s->H_kv.n ? s->H_kv.n : 1,
+        [G_PASS] = s->passes.n, [G_INPUTS] = s->inputs.n, [G_B] = s->B.n, [G_H] = s->H.n, [G_HKV] = s->H_kv.n ? s->H_kv.n : 1,
         [G_D] = s->D.n, [G_DV] = s->Dv.n ? s->Dv.n : 1, [G_N] = s->N.n, [G_NKV] = s->N_kv.n ? s->N_kv.n : 1,
         [G_LENS] = s->lens.n ? s->lens.n : 1,
     };
@@ -219,7 +220,7 @@ static int job_key_cmp(const cfg_job *ja, const cfg_job *jb)
     attn_mask_format(&b->args.mask, mb, sizeof mb);
     int c;
     if ((c = strcmp(a->suite, b->suite)) || (c = strcmp(a->kernel->name, b->kernel->name)) || (c = strcmp(ma, mb)) ||
-        (c = (int)a->pass - (int)b->pass) || (c = bag_cmp(&a->args.params, &b->args.params)) ||
+        (c = (int)a->pass - (int)b->pass) || (c = (int)a->inputs - (int)b->inputs) || (c = bag_cmp(&a->args.params, &b->args.params)) ||
         (c = (int)a->lens.kind - (int)b->lens.kind) || (c = a->lens.n - b->lens.n) ||
         (c = memcmp(a->lens.len, b->lens.len, (size_t)a->lens.n * sizeof *a->lens.len)))
         return c;

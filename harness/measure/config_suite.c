@@ -37,22 +37,38 @@ static int read_mask(const cfg_where *w, const cJSON *v, const void *ctx, void *
     return 0;
 }
 
-/* One of the pass names (the enum's one list of names, bench_pass_names). */
-static int read_pass(const cfg_where *w, const cJSON *v, const void *ctx, void *out, char canon[CFG_SPEC_MAX])
+/* One of an enum's names (its one NULL-terminated list): its index into *out. */
+static int read_enum_name(const cfg_where *w, const cJSON *v, const char *const *names, int *out,
+                          char canon[CFG_SPEC_MAX])
 {
-    (void)ctx;
-    for (int i = 0; cJSON_IsString(v) && bench_pass_names[i]; i++)
-        if (strcmp(v->valuestring, bench_pass_names[i]) == 0) {
-            *(bench_pass *)out = (bench_pass)i;
+    for (int i = 0; cJSON_IsString(v) && names[i]; i++)
+        if (strcmp(v->valuestring, names[i]) == 0) {
+            *out = i;
             strcpy(canon, v->valuestring);
             return 0;
         }
-    char names[96] = "";
-    for (int i = 0; bench_pass_names[i]; i++)
-        snprintf(names + strlen(names), sizeof names - strlen(names), "%s\"%s\"", i ? ", " : "", bench_pass_names[i]);
-    char what[128];
-    snprintf(what, sizeof what, "one of %s", names);
+    char list[128] = "";
+    for (int i = 0; names[i]; i++)
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%s\"%s\"", i ? ", " : "", names[i]);
+    char what[160];
+    snprintf(what, sizeof what, "one of %s", list);
     return cfg_json_bad(w, what, v);
+}
+
+static int read_pass(const cfg_where *w, const cJSON *v, const void *ctx, void *out, char canon[CFG_SPEC_MAX])
+{
+    (void)ctx;
+    int i = 0, rc = read_enum_name(w, v, bench_pass_names, &i, canon);
+    *(bench_pass *)out = (bench_pass)i;
+    return rc;
+}
+
+static int read_inputs(const cfg_where *w, const cJSON *v, const void *ctx, void *out, char canon[CFG_SPEC_MAX])
+{
+    (void)ctx;
+    int i = 0, rc = read_enum_name(w, v, fid_inputs_names, &i, canon);
+    *(fid_inputs *)out = (fid_inputs)i;
+    return rc;
 }
 
 void cfg_kparams_format(const cfg_kparams *kp, char *buf, size_t n)
@@ -205,6 +221,8 @@ int cfg_suite_parse(const cfg_where *w, const cJSON *o, const cfg_config *cfg, c
                             &s->masks.n)) ||
         (rc = cfg_json_list(w, o, "pass", 0, read_pass, sizeof *s->passes.v, s, (void **)&s->passes.v,
                             &s->passes.n)) ||
+        (rc = cfg_json_list(w, o, "inputs", 0, read_inputs, sizeof *s->inputs.v, s, (void **)&s->inputs.v,
+                            &s->inputs.n)) ||
         (rc = parse_ints(w, o, s)) ||
         (rc = cfg_json_list(w, o, "params", 0, read_kparams, sizeof *s->params.v, s, (void **)&s->params.v,
                             &s->params.n)) ||
@@ -215,8 +233,10 @@ int cfg_suite_parse(const cfg_where *w, const cJSON *o, const cfg_config *cfg, c
     const int64_t one = 1;
     const attn_mask full = attn_mask_default(ATTN_MASK_FULL);
     const bench_pass fwd = BENCH_PASS_FWD;
+    const fid_inputs uniform = FID_UNIFORM;
     if ((rc = cfg_default_one((void **)&s->masks.v, &s->masks.n, &full, sizeof full)) ||
         (rc = cfg_default_one((void **)&s->passes.v, &s->passes.n, &fwd, sizeof fwd)) ||
+        (rc = cfg_default_one((void **)&s->inputs.v, &s->inputs.n, &uniform, sizeof uniform)) ||
         (rc = cfg_default_ints(&s->B, &one, 1)) || (rc = cfg_default_ints(&s->threads, cfg->threads.v, cfg->threads.n)))
         return rc;
     return 0;
@@ -227,6 +247,7 @@ void cfg_suite_free(cfg_suite *s)
     free(s->kernels.v);
     free(s->masks.v);
     free(s->passes.v);
+    free(s->inputs.v);
     free(s->params.v);
     free(s->lens.v);
     cfg_ints *ints[] = {&s->B, &s->H, &s->H_kv, &s->N, &s->N_kv, &s->D, &s->Dv, &s->threads};

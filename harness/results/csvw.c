@@ -333,10 +333,10 @@ int csvw_open(csvw *w, const char *path)
     return rc;
 }
 
-int csvw_write(csvw *w, const csvw_row *row)
+/* Row `row` formatted into buf (RECORD_MAX bytes), its job_id filled in or
+ * checked; returns the length, or a negative code. */
+static long format_row(const csvw *w, const csvw_row *row, char *buf)
 {
-    if (w->fd < 0)
-        return attn_fail(ATTN_EINVAL, "%s: expected an open results file", w->path);
     const char *cells[ATTN_COL__COUNT];
     for (int c = 0; c < ATTN_COL__COUNT; c++) {
         if (strnlen(row->cell[c], ATTN_CELL_MAX) == ATTN_CELL_MAX)
@@ -352,17 +352,37 @@ int csvw_write(csvw *w, const csvw_row *row)
         return attn_fail(ATTN_EINVAL, "%s: column job_id: expected 16 lowercase hex digits, found '%s'",
                          w->path, cells[ATTN_COL_JOB_ID]);
     }
-    char buf[RECORD_MAX];
-    size_t len = format_record(cells, buf);
+    return (long)format_record(cells, buf);
+}
 
+int csvw_write_rows(csvw *w, const csvw_row *rows, int n)
+{
+    if (w->fd < 0)
+        return attn_fail(ATTN_EINVAL, "%s: expected an open results file", w->path);
+    char *buf = malloc((size_t)n * RECORD_MAX);
+    if (!buf)
+        return attn_fail(ATTN_ENOMEM, "%s: no memory for %d rows", w->path, n);
+    size_t len = 0;
+    for (int i = 0; i < n; i++) {
+        long l = format_row(w, &rows[i], buf + len);
+        if (l < 0)
+            return free(buf), (int)l;
+        len += (size_t)l;
+    }
+    int rc;
     if (flock(w->fd, LOCK_EX) != 0)
-        return attn_fail(ATTN_EIO, "%s: cannot lock: %s", w->path, strerror(errno));
-    int rc = append_locked(w, buf, len);
-    flock(w->fd, LOCK_UN);
+        rc = attn_fail(ATTN_EIO, "%s: cannot lock: %s", w->path, strerror(errno));
+    else {
+        rc = append_locked(w, buf, len);
+        flock(w->fd, LOCK_UN);
+    }
     if (rc == 0)
-        w->rows++;
+        w->rows += n;
+    free(buf);
     return rc;
 }
+
+int csvw_write(csvw *w, const csvw_row *row) { return csvw_write_rows(w, row, 1); }
 
 int csvw_close(csvw *w)
 {

@@ -46,6 +46,9 @@ int csvw_row_set_schema_num(csvw_row *r, schema_col c, const char *fmt, const sc
 
 /* The row's job_id from its identity cells (see above); out is NUL-terminated. */
 void csvw_row_job_id(const csvw_row *r, char out[17]);
+/* The same hash continued over `extra` (a second row of one job, told apart
+ * by its metric). */
+void csvw_row_job_id_with(const csvw_row *r, const char *extra, char out[17]);
 
 /* ---- set of job ids, for --resume ---- */
 
@@ -80,6 +83,8 @@ int csvw_open(csvw *w, const char *path);
 /* Appends one row (whole, synced). An empty job_id cell is filled with
  * csvw_row_job_id(); a given one must be 16 lowercase hex digits. */
 int csvw_write(csvw *w, const csvw_row *row);
+/* Appends n rows in one write (a job's rows land together or not at all). */
+int csvw_write_rows(csvw *w, const csvw_row *rows, int n);
 
 int csvw_close(csvw *w);
 

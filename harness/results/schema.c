@@ -102,7 +102,7 @@ static uint64_t fnv1a(uint64_t h, const char *s, size_t n)
     return h;
 }
 
-void csvw_row_job_id(const csvw_row *r, char out[17])
+static uint64_t identity_hash(const csvw_row *r)
 {
     /* '\x1f' (unit separator) cannot be confused with cell content, so
      * ("a", "bc") and ("ab", "c") hash differently. */
@@ -113,5 +113,14 @@ void csvw_row_job_id(const csvw_row *r, char out[17])
         h = fnv1a(h, &sep, 1);
         h = fnv1a(h, r->cell[c], strnlen(r->cell[c], ATTN_CELL_MAX));
     }
-    snprintf(out, 17, "%016" PRIx64, h);
+    return h;
+}
+
+void csvw_row_job_id(const csvw_row *r, char out[17]) { snprintf(out, 17, "%016" PRIx64, identity_hash(r)); }
+
+void csvw_row_job_id_with(const csvw_row *r, const char *extra, char out[17])
+{
+    const char sep = '\x1f';
+    uint64_t h = fnv1a(identity_hash(r), &sep, 1);
+    snprintf(out, 17, "%016" PRIx64, fnv1a(h, extra, strlen(extra)));
 }

@@ -133,6 +133,24 @@ static size_t based_state_bytes(const attn_args *a) { return lin_k_state_bytes(a
 
 static int based_ref_forward(const attn_args *a, const attn_io64 *io) { return lin_k_ref_forward(a, io, based_cfg); }
 
+/* phi(q).phi(k) = 1 + s + s^2/2, s = <q,k>/sqrt(D), for the fidelity view
+ * (both feature layouts give this value). */
+static double taylor_kernel64(const double *q, const double *k, int64_t D)
+{
+    double dot = 0;
+    for (int64_t d = 0; d < D; d++)
+        dot += q[d] * k[d];
+    double s = dot / sqrt((double)D);
+    return 1 + s + s * s / 2;
+}
+
+static int based_ref_view(const attn_args *a, const attn_io64 *io, int64_t b, int64_t h, const int64_t *rows,
+                          int64_t n, double *P, unsigned char *sel)
+{
+    (void)sel;
+    return lin_k_ref_view(a, io, b, h, rows, n, P, based_cfg, taylor_kernel64);
+}
+
 const attn_kernel attn_kernel_based = {
     .name = "based",
     .family = "linear",
@@ -152,4 +170,5 @@ const attn_kernel attn_kernel_based = {
     .fini = NULL,
     .inputs = 0,
     .ref_forward = based_ref_forward,
+    .ref_view = based_ref_view,
 };

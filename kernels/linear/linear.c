@@ -136,6 +136,22 @@ static size_t linear_state_bytes(const attn_args *a) { return lin_k_state_bytes(
 
 static int linear_ref_forward(const attn_args *a, const attn_io64 *io) { return lin_k_ref_forward(a, io, linear_cfg); }
 
+/* phi(q).phi(k) for elu+1 in double, for the fidelity view. */
+static double elu1_kernel64(const double *q, const double *k, int64_t D)
+{
+    double s = 0;
+    for (int64_t d = 0; d < D; d++)
+        s += (q[d] > 0 ? q[d] + 1 : exp(q[d])) * (k[d] > 0 ? k[d] + 1 : exp(k[d]));
+    return s;
+}
+
+static int linear_ref_view(const attn_args *a, const attn_io64 *io, int64_t b, int64_t h, const int64_t *rows,
+                           int64_t n, double *P, unsigned char *sel)
+{
+    (void)sel; /* no selection: every allowed key has weight */
+    return lin_k_ref_view(a, io, b, h, rows, n, P, linear_cfg, elu1_kernel64);
+}
+
 const attn_kernel attn_kernel_linear = {
     .name = "linear",
     .family = "linear",
@@ -154,4 +170,5 @@ const attn_kernel attn_kernel_linear = {
     .fini = NULL,
     .inputs = 0,
     .ref_forward = linear_ref_forward,
+    .ref_view = linear_ref_view,
 };

@@ -464,36 +464,63 @@ int lin_ref_forward64(const attn_args *a, const lin_cfg *cfg, const attn_io64 *i
     return 0;
 }
 
+double lin_row_weights(const attn_args *a, const attn_io64 *io, lin_kernel_fn kern, int64_t W, int64_t b,
+                       int64_t h, int64_t i, double *w)
+{
+    int64_t G = a->H / a->H_kv, D = a->D, Nk = attn_kv_len(a, b);
+    const double *q = attn_at64(&io->q, b, h, i);
+    int64_t pi = a->q_off + i, seen = 0; /* allowed keys met so far, from the newest */
+    double den = LIN_EPS;
+    for (int64_t j = 0; j < a->Nk; j++)
+        w[j] = 0;
+    if (i >= attn_q_len(a, b)) /* a padded row (attn_args.seq_len): no keys */
+        return den;
+    for (int64_t j = Nk - 1; j >= 0; j--) {
+        if (!attn_mask_allowed(&a->mask, b, h, pi, a->k_off + j))
+            continue;
+        const double *k = attn_at64(&io->k, b, h / G, j);
+        if (seen++ < W) {
+            double dot = 0;
+            for (int64_t d = 0; d < D; d++)
+                dot += q[d] * k[d];
+            w[j] = exp(dot / sqrt((double)D));
+        } else
+            w[j] = kern(q, k, D);
+        den += w[j];
+    }
+    return den;
+}
+
 void lin_kernel_matrix_f64(const attn_args *a, lin_kernel_fn kern, int64_t W, const attn_io64 *io)
 {
-    int64_t G = a->H / a->H_kv, D = a->D, Dv = attn_dv(a);
+    int64_t G = a->H / a->H_kv, Dv = attn_dv(a);
+    double *w = malloc(sizeof(double) * (size_t)a->Nk);
     for (int64_t b = 0; b < a->B; b++)
         for (int64_t h = 0; h < a->H; h++)
             for (int64_t i = 0; i < a->Nq; i++) {
-                double *o = attn_at64(&io->o, b, h, i), den = LIN_EPS;
-                const double *q = attn_at64(&io->q, b, h, i);
-                int64_t pi = a->q_off + i, seen = 0; /* allowed keys met so far, from the newest */
+                double *o = attn_at64(&io->o, b, h, i), den = lin_row_weights(a, io, kern, W, b, h, i, w);
                 for (int64_t d = 0; d < Dv; d++)
                     o[d] = 0;
-                if (i >= attn_q_len(a, b)) /* a padded row (attn_args.seq_len): O = 0 */
-                    continue;
-                for (int64_t j = attn_kv_len(a, b) - 1; j >= 0; j--) {
-                    if (!attn_mask_allowed(&a->mask, b, h, pi, a->k_off + j))
-                        continue;
-                    const double *k = attn_at64(&io->k, b, h / G, j);
-                    double w;
-                    if (seen++ < W) {
-                        double dot = 0;
-                        for (int64_t d = 0; d < D; d++)
-                            dot += q[d] * k[d];
-                        w = exp(dot / sqrt((double)D));
-                    } else
-                        w = kern(q, k, D);
-                    den += w;
-                    for (int64_t d = 0; d < Dv; d++)
-                        o[d] += w * attn_at64(&io->v, b, h / G, j)[d];
-                }
+                for (int64_t j = 0; j < a->Nk; j++)
+                    for (int64_t d = 0; w[j] != 0 && d < Dv; d++)
+                        o[d] += w[j] * attn_at64(&io->v, b, h / G, j)[d];
                 for (int64_t d = 0; d < Dv; d++)
                     o[d] = den > LIN_EPS ? o[d] / den : 0;
             }
+    free(w);
+}
+
+int lin_k_ref_view(const attn_args *a, const attn_io64 *io, int64_t b, int64_t h, const int64_t *rows, int64_t n,
+                   double *P, lin_cfg_fn make, lin_kernel_fn kern)
+{
+    lin_cfg cfg;
+    int rc = make(&cfg, a);
+    if (rc)
+        return rc;
+    for (int64_t r = 0; r < n; r++) {
+        double *w = P + r * a->Nk, den = lin_row_weights(a, io, kern, cfg.W, b, h, rows[r], w);
+        for (int64_t j = 0; j < a->Nk; j++)
+            w[j] /= den;
+    }
+    return ATTN_VIEW_ROWS;
 }

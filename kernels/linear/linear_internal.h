@@ -87,6 +87,17 @@ int lin_ref_forward64(const attn_args *a, const lin_cfg *cfg, const attn_io64 *i
 typedef double (*lin_kernel_fn)(const double *q, const double *k, int64_t D);
 void lin_kernel_matrix_f64(const attn_args *a, lin_kernel_fn kern, int64_t W, const attn_io64 *io);
 
+/* Row i of (b, h) of that matrix before normalising: w[j] for every key
+ * (0 where masked); returns the denominator sum_j w[j] + eps. */
+double lin_row_weights(const attn_args *a, const attn_io64 *io, lin_kernel_fn kern, int64_t W, int64_t b,
+                       int64_t h, int64_t i, double *w);
+
+/* The fidelity view (attn_kernel.ref_view) of a family member: its
+ * normalised kernel rows, non-negative because every feature map of the
+ * family gives a positive kernel. */
+int lin_k_ref_view(const attn_args *a, const attn_io64 *io, int64_t b, int64_t h, const int64_t *rows, int64_t n,
+                   double *P, lin_cfg_fn make, lin_kernel_fn kern);
+
 /* ---- internals shared by linear_chunk.c and linear_chunk_bwd.c ---- */
 
 /* A document or the whole sequence: rows [lo, hi). */
