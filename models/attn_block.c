@@ -59,6 +59,13 @@ static int attn_cfg_check(const nn_attn_cfg *c)
     return 0;
 }
 
+/* The problem a block's learned weights are sized and drawn for: one sequence of cfg->N. */
+static attn_args weight_args(const nn_attn_cfg *cfg, int64_t D)
+{
+    int64_t N = cfg->N > 0 ? cfg->N : 1;
+    return (attn_args){.B = 1, .H = cfg->H, .H_kv = cfg->H_kv, .Nq = N, .Nk = N, .D = D, .params = cfg->params};
+}
+
 int nn_attn_bind(nn_attn *l, const nn_attn_cfg *cfg, nn_blob *blob)
 {
     int rc = attn_cfg_check(cfg);
@@ -79,8 +86,8 @@ int nn_attn_bind(nn_attn *l, const nn_attn_cfg *cfg, nn_blob *blob)
               (rc = nn_short_conv_bind(&l->ck, cfg->H_kv * D, K, blob)) ||
               (rc = nn_short_conv_bind(&l->cv, cfg->H_kv * D, K, blob))))
         return rc;
-    /* the kernel's own inputs: their sizes depend on D and its parameters only */
-    attn_args a = {.B = 1, .H = cfg->H, .H_kv = cfg->H_kv, .Nq = 1, .Nk = 1, .D = D, .params = cfg->params};
+    /* the kernel's own inputs: their sizes depend on D, its parameters and (Linformer) the length */
+    attn_args a = weight_args(cfg, D);
     l->router_cols = attn_router_cols(cfg->kernel, &a), l->w_cols = attn_weight_cols(cfg->kernel, &a);
     if ((cfg->kernel->inputs & ATTN_IN_ROUTER) && l->router_cols < 1)
         return attn_fail(ATTN_EINVAL, "kernel '%s': expected router columns >= 1 (check its parameters)",
@@ -130,7 +137,7 @@ void nn_attn_init(const nn_attn *l, attn_rng *r)
         nn_dense_init(&l->router, r);
     if (l->w_cols) {
         attn_tensor w = weights_view(l, l->w);
-        attn_args a = {.B = 1, .H = l->cfg.H, .H_kv = l->cfg.H_kv, .Nq = 1, .Nk = 1, .D = l->D, .params = l->cfg.params};
+        attn_args a = weight_args(&l->cfg, l->D);
         if (l->cfg.kernel->init_weights)
             l->cfg.kernel->init_weights(&a, &w, attn_rng_next(r));
         else
@@ -173,6 +180,12 @@ int nn_attn_plan(nn_attn *l, int64_t B, int64_t N, int threads)
 {
     nn_attn_free(l);
     attn_args a = block_args(l, B, N, threads, NULL); /* lengths come with each batch */
+    int64_t cols = attn_weight_cols(l->cfg.kernel, &a);
+    if (l->w_cols && cols != l->w_cols)
+        return attn_fail(ATTN_EINVAL, "attention block: kernel '%s' sizes its learned weights by the length: expected "
+                                      "N=%lld (the block's, %lld weights per head), found N=%lld (%lld per head)",
+                         l->cfg.kernel->name, (long long)(l->cfg.N > 0 ? l->cfg.N : 1), (long long)l->w_cols,
+                         (long long)N, (long long)cols);
     int rc = attn_ctx_create(l->cfg.kernel, &a, &l->ctx);
     if (rc)
         return rc;

@@ -314,6 +314,9 @@ typedef struct {
     double rope_base;          /* 0: 10000 */
     int eval_only;             /* 1: allow a kernel without backward (forward only) */
     int short_conv;            /* K > 0: short causal conv of width K + SiLU on q, k, v; 0: none */
+    int64_t N;                 /* sequence length the kernel's learned weights are sized for (the
+                                  model's max_len; 0: 1). A kernel whose weights depend on it
+                                  (Linformer's E, F [k x N]) is then planned at that N only */
 } nn_attn_cfg;
 
 typedef struct {

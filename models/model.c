@@ -56,7 +56,7 @@ static int bind_all(nn_model *m, nn_blob *blob)
         nn_attn_cfg ac = {.C = C, .H = c->heads, .H_kv = c->heads_kv ? c->heads_kv : c->heads,
                           .kernel = layer_kernel(c, l, &rc), .params = c->kparams,
                           .rope = c->pos == NN_POS_ROPE, .eval_only = c->eval_only,
-                          .short_conv = c->short_conv};
+                          .short_conv = c->short_conv, .N = c->max_len};
         if (rc)
             break;
         ac.mask = c->has_eval_mask ? c->eval_mask : attn_mask_default(c->causal ? ATTN_MASK_CAUSAL : ATTN_MASK_FULL);
