@@ -4,7 +4,8 @@
  * included, equal central differences of it; with k = Nk and E = F = I it is
  * softmax attention (the oracle); share_ef=1 is share_ef=0 with F = E and its
  * gradient is dE + dF; the error against the oracle of untrained (random)
- * projections falls as k grows; k above Nk is clamped; weights made for
+ * projections falls as k grows; k above Nk is clamped; fewer keys than the
+ * n the projections cover act as zero-padded keys; weights made for
  * another Nk are refused, in the kernel and in the model's block; the init
  * draws N(0, 1/k); the cost model; a small encoder with it matches its double
  * model's gradients. */
@@ -244,7 +245,7 @@ Test(linformer, weights_made_for_another_nk_are_refused)
     attn_io io = problem_io(&p);
     io.w.D = K->input_cols(&other, ATTN_IN_WEIGHTS); /* a row as wide as Nk=32 needs */
     cr_assert_eq(K->forward(&ctx, &io), ATTN_EINVAL);
-    cr_assert(strstr(attn_last_error(), "Nk=24") && strstr(attn_last_error(), "another Nk"), "%s", attn_last_error());
+    cr_assert(strstr(attn_last_error(), "n=24") && strstr(attn_last_error(), "another Nk"), "%s", attn_last_error());
     attn_ctx_destroy(&ctx);
     fx_free(&p);
     /* the model's block: weights sized for its N, planned at another */
@@ -308,4 +309,47 @@ Test(linformer, encoder_with_linformer_matches_the_double_model, .timeout = 60)
         tok[i] = 1 + (i * 5) % 10;
     nn_batch b = {.B = 3, .tokens = tok, .labels = lab, .lengths = len};
     mc_gradcheck(&c, &b, 7, 30, "encoder linformer k=4, padded batch");
+}
+
+/* With n = 40 a sequence of 23 keys uses the first 23 columns of E and F:
+ * alone it gives the rows it gives in a padded batch of length 40 with the
+ * same weights, and those of the 40-key problem whose last 17 keys and
+ * values are zero rows. */
+Test(linformer, fewer_keys_than_n_act_as_zero_padded_keys)
+{
+    int64_t lens[2] = {40, 23};
+    attn_args pad = lf_args(2, 2, 1, 40, 16, "k=9 tile=16", 2), alone = lf_args(1, 2, 1, 23, 16, "k=9 n=40", 1);
+    attn_args zero = lf_args(1, 2, 1, 40, 16, "k=9", 1);
+    pad.seq_len = lens;
+    fx_problem p, s, z;
+    fx_make_for(&p, K, &pad, 8);
+    fx_make_for(&s, K, &alone, 1);
+    fx_make_for(&z, K, &zero, 1);
+    cr_assert_eq(s.w.D, p.w.D, "n=40 sizes the weights as Nk=40 does");
+    memcpy(s.w.data, p.w.data, sizeof(float) * (size_t)(p.w.H * p.w.D));
+    memcpy(z.w.data, p.w.data, sizeof(float) * (size_t)(p.w.H * p.w.D));
+    const attn_tensor *from[] = {&p.q, &p.k, &p.v}, *to_s[] = {&s.q, &s.k, &s.v}, *to_z[] = {&z.q, &z.k, &z.v};
+    for (int t = 0; t < 3; t++)
+        for (int64_t h = 0; h < from[t]->H; h++) {
+            memcpy(attn_at(to_s[t], 0, h, 0), attn_at(from[t], 1, h, 0), sizeof(float) * 23 * 16);
+            memcpy(attn_at(to_z[t], 0, h, 0), attn_at(from[t], 1, h, 0), sizeof(float) * 23 * 16);
+            memset(attn_at(to_z[t], 0, h, 23), 0, sizeof(float) * 17 * 16);
+        }
+    cr_assert_eq(fx_run(K, &p, 0), 0, "%s", attn_last_error());
+    cr_assert_eq(fx_run(K, &s, 0), 0, "%s", attn_last_error());
+    cr_assert_eq(fx_run(K, &z, 0), 0, "%s", attn_last_error());
+    double es = 0, ez = 0, m = 0;
+    for (int64_t h = 0; h < 2; h++)
+        for (int64_t i = 0; i < 23; i++)
+            for (int64_t d = 0; d < 16; d++) {
+                double u = attn_at(&p.o, 1, h, i)[d];
+                es = fmax(es, fabs(u - attn_at(&s.o, 0, h, i)[d]));
+                ez = fmax(ez, fabs(u - attn_at(&z.o, 0, h, i)[d]));
+                m = fmax(m, fabs(u));
+            }
+    cr_assert(es <= 1e-5 * m && ez <= 1e-5 * m, "alone %.3g, zero-padded %.3g (max %.3g)", es, ez, m);
+    attn_args more = lf_args(1, 2, 1, 41, 16, "k=9 n=40", 1);
+    attn_ctx ctx;
+    cr_assert_eq(attn_ctx_create(K, &more, &ctx), ATTN_EINVAL, "41 keys beyond n=40 accepted");
+    fx_free(&p), fx_free(&s), fx_free(&z);
 }

@@ -16,6 +16,7 @@
 #include <cblas.h>
 #include <math.h>
 #include <omp.h>
+#include <stdio.h>
 #include <string.h>
 
 #define LF_DEFAULT_K 256
@@ -24,7 +25,9 @@
 
 static const opt_def lf_params[] = {
     {.name = "k", .type = OPT_INT, .def = LF_DEFAULT_K, .lo = 1, .hi = 1 << 20,
-     .help = "projected keys (rows of E and F); above Nk it is clamped to Nk"},
+     .help = "projected keys (rows of E and F); above n it is clamped to n"},
+    {.name = "n", .type = OPT_INT, .def = 0, .lo = 0, .hi = 1 << 30,
+     .help = "positions E and F cover (0: Nk); fewer keys use the first Nk columns"},
     {.name = "share_ef", .type = OPT_INT, .def = 0, .lo = 0, .hi = 1, .help = "1: F = E (key-value sharing)"},
     {.name = "tile", .type = OPT_INT, .def = LF_DEFAULT_TILE, .lo = 1, .hi = 1 << 16, .help = "query rows per task"},
     {0},
@@ -36,15 +39,18 @@ int attn_linformer_plan(lf_plan *pl, const attn_args *a)
     if (rc)
         return rc;
     memset(pl, 0, sizeof *pl);
-    int64_t k = attn_param_int(a, lf_params, "k", &rc);
+    int64_t k = attn_param_int(a, lf_params, "k", &rc), n = attn_param_int(a, lf_params, "n", &rc);
     pl->share_ef = (int)attn_param_int(a, lf_params, "share_ef", &rc);
     pl->T = attn_param_int(a, lf_params, "tile", &rc);
     if (rc)
         return rc;
-    /* k > Nk adds rows but no rank (E K has rank <= Nk) and costs more than
-     * exact attention: the projection is clamped to Nk rows */
-    pl->n = a->Nk;
-    pl->k = k < a->Nk ? k : a->Nk;
+    pl->n = n ? n : a->Nk;
+    if (a->Nk > pl->n)
+        return attn_fail(ATTN_EINVAL, "linformer: E and F cover n=%lld positions, expected Nk <= n, found Nk=%lld",
+                         (long long)pl->n, (long long)a->Nk);
+    /* k > n adds rows but no rank (E K has rank <= n) and costs more than
+     * exact attention: the projection is clamped to n rows */
+    pl->k = k < pl->n ? k : pl->n;
     if (pl->k < 1)
         return attn_fail(ATTN_EINVAL, "linformer: expected Nk >= 1 keys to project, found %lld", (long long)a->Nk);
     pl->nmat = pl->share_ef ? 1 : 2;
@@ -106,8 +112,8 @@ int attn_linformer_check_w(const lf_plan *pl, const attn_tensor *w, const char *
         return attn_fail(ATTN_EINVAL, "linformer %s: expected io.w with the projections E, F, found none", what);
     if (w->D != pl->W)
         return attn_fail(ATTN_EINVAL,
-                         "linformer %s: expected io.w with %lld floats per head (E%s [%lld x Nk=%lld] shared by "
-                         "the heads), found %lld: weights made for another Nk, k or share_ef",
+                         "linformer %s: expected io.w with %lld floats per head (E%s [k=%lld x n=%lld] shared by "
+                         "the heads), found %lld: weights made for another Nk (n), k or share_ef",
                          what, (long long)pl->W, pl->share_ef ? "" : " and F", (long long)pl->k, (long long)pl->n,
                          (long long)w->D);
     return 0;
@@ -238,6 +244,19 @@ static int lf_forward(attn_ctx *ctx, const attn_io *io)
     return 0;
 }
 
+/* A padded sequence's or a prefix's own problem (gate.c) has fewer keys:
+ * it keeps the full problem's E and F, and so its n. */
+static void lf_ref_prefix_args(const attn_args *full, int64_t b, attn_args *prefix)
+{
+    (void)b;
+    lf_plan pl;
+    if (attn_linformer_plan(&pl, full) || param_bag_get(&prefix->params, "n") || prefix->params.n >= PARAM_BAG_MAX)
+        return;
+    char kv[32];
+    snprintf(kv, sizeof kv, "n=%lld", (long long)pl.n);
+    param_bag_add(&prefix->params, kv);
+}
+
 /* ---- cost model ---- */
 
 /* Keys of the whole batch, each sequence at its own length. */
@@ -293,7 +312,7 @@ const attn_kernel attn_kernel_linformer = {
     .flags = ATTN_APPROX | ATTN_TRAINABLE | ATTN_GQA | ATTN_DETERMINISTIC | ATTN_PADDED,
     .masks = ATTN_MASK_BIT(ATTN_MASK_FULL),
     .params = lf_params,
-    .notes = "learned E, F [k x Nk] shared by the heads (io.w); Nk fixed per context; padding keys = zero rows",
+    .notes = "learned E, F [k x n] shared by the heads (io.w), n = Nk unless given; padding keys = zero rows",
     .check_params = "k=3",
     .init = lf_init,
     .forward = lf_forward,
@@ -305,6 +324,7 @@ const attn_kernel attn_kernel_linformer = {
     .ref_forward = attn_linformer_ref_forward,
     .input_cols = lf_input_cols,
     .init_weights = lf_init_weights,
+    .ref_prefix_args = lf_ref_prefix_args,
     /* no ref_view: O = P (F V) mixes the values with F's signed weights, so no
      * non-negative row-stochastic attention over the original keys exists */
 };

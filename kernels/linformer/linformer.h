@@ -8,8 +8,11 @@
  * E and F are learned weights (ATTN_IN_WEIGHTS), one pair per layer shared by
  * all heads (the paper's headwise sharing; LRA's code keeps one length kernel
  * per layer), and F = E with share_ef=1 (key-value sharing; what LRA's code
- * does). Their size depends on n: a context is made for one Nk, and weights
- * made for another length are refused (io.w has the wrong width).
+ * does). Their size depends on n, the positions they cover: Nk unless the n
+ * parameter says more, when a problem with fewer keys uses their first Nk
+ * columns (as LRA's code cuts its kernel to the input length: the missing
+ * keys act as zero rows). Weights made for another n are refused (io.w has
+ * the wrong width).
  *
  * Weight layout (theta, P = nmat k n floats): E row-major [k x n], then F
  * unless shared. Being shared by the heads, theta is spread over the H rows of
@@ -33,8 +36,8 @@ extern const attn_kernel attn_kernel_linformer;
 #define LF_ROUND16(n) (((n) + 15) / 16 * 16)
 
 typedef struct {
-    int64_t k;          /* projected keys: the k parameter, clamped to Nk */
-    int64_t n;          /* Nk, the length E and F are sized for */
+    int64_t k;          /* projected keys: the k parameter, clamped to n */
+    int64_t n;          /* positions E and F cover: the n parameter, or Nk */
     int share_ef;       /* 1: F = E */
     int64_t nmat;       /* matrices stored: 2, or 1 when shared */
     int64_t P, W;       /* theta floats; floats per io.w row */
@@ -43,7 +46,7 @@ typedef struct {
     size_t thread_floats; /* per-thread scratch */
 } lf_plan;
 
-/* Parses k, share_ef, tile and sizes the layout (0, or an error with a message). */
+/* Parses k, n, share_ef, tile and sizes the layout (0, or an error with a message). */
 int attn_linformer_plan(lf_plan *pl, const attn_args *a);
 
 /* E (mat 0) or F (mat 1) inside a contiguous theta, [k x n] row-major. */
@@ -78,7 +81,7 @@ typedef struct {
 lf_ws attn_linformer_ws(const attn_ctx *ctx, const lf_plan *pl);
 float *attn_linformer_scratch(const attn_ctx *ctx, const lf_plan *pl, int thread);
 
-/* K~ = E K and V~ = F V of (b, KV head h) from the first L = seq length keys, into
+/* K~ = E[:, :L] K and V~ = F[:, :L] V of (b, KV head h) from its L keys (Nk, or the sequence's length), into
  * kv (2 k D floats: K~ then V~). Returns the FLOPs. */
 double attn_linformer_project(const attn_args *a, const lf_plan *pl, const float *theta, const attn_io *io,
                               int64_t b, int64_t h, int mat, float *kv);
