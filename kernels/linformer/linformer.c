@@ -156,8 +156,9 @@ static int64_t lf_input_cols(const attn_args *a, unsigned input)
 
 /* ---- forward ---- */
 
-double attn_linformer_project(const attn_args *a, const lf_plan *pl, const float *theta, const attn_io *io,
-                              int64_t b, int64_t h, int mat, float *kv)
+// K~ (mat 0) or V~ (mat 1) of (b, KV head h): [k x D] into kv; returns the FLOPs
+static double lf_project(const attn_args *a, const lf_plan *pl, const float *theta, const attn_io *io, int64_t b,
+                         int64_t h, int mat, float *kv)
 {
     int64_t L = attn_kv_len(a, b), D = a->D;
     const attn_tensor *x = mat ? &io->v : &io->k;
@@ -169,6 +170,21 @@ double attn_linformer_project(const attn_args *a, const lf_plan *pl, const float
                 (int)pl->n, attn_at(x, b, h, 0), (int)x->sn, 0.0f, kv, (int)D);
     return 2.0 * (double)(pl->k * L * D);
 }
+
+double attn_linformer_project_all(const attn_args *a, const lf_plan *pl, const float *theta, const attn_io *io,
+                                  float *kv)
+{
+    double flops = 0;
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t task = 0; task < a->B * a->H_kv * 2; task++) {
+        int64_t bh = task / 2, b = bh / a->H_kv, h = bh % a->H_kv;
+        int mat = (int)(task % 2);
+        flops += lf_project(a, pl, theta, io, b, h, mat, lf_kv(a, pl, kv, b, h, mat));
+    }
+    return flops;
+}
+
+static double lf_batch_keys(const attn_args *a);
 
 typedef struct {
     double flops, exps, bytes;
@@ -219,19 +235,13 @@ static int lf_forward(attn_ctx *ctx, const attn_io *io)
         return rc;
     lf_ws ws = attn_linformer_ws(ctx, &pl);
     const float *theta = attn_linformer_theta(&pl, &io->w, ws.theta);
-    int64_t proj = a->B * a->H_kv * 2, tiles = a->B * a->H * pl.nqt;
+    int64_t tiles = a->B * a->H * pl.nqt;
     openblas_set_num_threads(1); /* parallelism comes from the OpenMP loops */
 #pragma omp parallel num_threads(a->threads)
     {
         lf_tally t = {0};
         float *S = attn_linformer_scratch(ctx, &pl, omp_get_thread_num());
-#pragma omp for schedule(dynamic, 1)
-        for (int64_t task = 0; task < proj; task++) {
-            int64_t bh = task / 2, b = bh / a->H_kv, h = bh % a->H_kv;
-            int mat = (int)(task % 2);
-            t.flops += attn_linformer_project(a, &pl, theta, io, b, h, mat, lf_kv(a, &pl, ws.kv, b, h, mat));
-            t.bytes += 4.0 * (double)(attn_kv_len(a, b) * (a->D + pl.k));
-        }
+        t.flops += attn_linformer_project_all(a, &pl, theta, io, ws.kv);
 #pragma omp for schedule(dynamic, 1)
         for (int64_t task = 0; task < tiles; task++) {
             int64_t bh = task / pl.nqt;
@@ -241,6 +251,9 @@ static int lf_forward(attn_ctx *ctx, const attn_io *io)
         attn_counter_add(ATTN_CNT_EXPS, (long long)t.exps);
         attn_counter_add(ATTN_CNT_BYTES_READ, (long long)t.bytes);
     }
+    /* the projections read K and V, and E and F per (b, KV head) */
+    attn_counter_add(ATTN_CNT_BYTES_READ,
+                     (long long)(8.0 * (double)a->H_kv * lf_batch_keys(a) * (double)(a->D + pl.k)));
     return 0;
 }
 

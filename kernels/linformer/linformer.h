@@ -81,10 +81,12 @@ typedef struct {
 lf_ws attn_linformer_ws(const attn_ctx *ctx, const lf_plan *pl);
 float *attn_linformer_scratch(const attn_ctx *ctx, const lf_plan *pl, int thread);
 
-/* K~ = E[:, :L] K and V~ = F[:, :L] V of (b, KV head h) from its L keys (Nk, or the sequence's length), into
- * kv (2 k D floats: K~ then V~). Returns the FLOPs. */
-double attn_linformer_project(const attn_args *a, const lf_plan *pl, const float *theta, const attn_io *io,
-                              int64_t b, int64_t h, int mat, float *kv);
+/* Phase 1 of the forward and the backward, called inside their parallel
+ * region (an orphaned omp for over (b, KV head, E or F)): K~ = E[:, :L] K
+ * and V~ = F[:, :L] V of every (b, KV head) from its L keys (Nk, or the
+ * sequence's length) into the kv block (lf_kv). Returns this thread's FLOPs. */
+double attn_linformer_project_all(const attn_args *a, const lf_plan *pl, const float *theta, const attn_io *io,
+                                  float *kv);
 
 /* K~ / V~ of (b, KV head hk) inside the kv block. */
 static inline float *lf_kv(const attn_args *a, const lf_plan *pl, float *kv, int64_t b, int64_t hk, int mat)

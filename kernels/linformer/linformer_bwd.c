@@ -139,18 +139,13 @@ int attn_linformer_backward(attn_ctx *ctx, const attn_io *io, const attn_grads *
         return attn_fail(ATTN_EINVAL, "linformer backward: expected a context made with args.backward = 1");
     lf_ws ws = attn_linformer_ws(ctx, &pl);
     const float *theta = attn_linformer_theta(&pl, &io->w, ws.theta);
-    int64_t proj = a->B * a->H_kv * 2, heads = a->B * a->H_kv, nblk = (pl.n + pl.colblk - 1) / pl.colblk;
+    int64_t heads = a->B * a->H_kv, nblk = (pl.n + pl.colblk - 1) / pl.colblk;
     openblas_set_num_threads(1); /* parallelism comes from the OpenMP loops */
 #pragma omp parallel num_threads(a->threads)
     {
         lf_btally t = {0};
         float *scr = attn_linformer_scratch(ctx, &pl, omp_get_thread_num());
-#pragma omp for schedule(dynamic, 1)
-        for (int64_t task = 0; task < proj; task++) {
-            int64_t bh = task / 2, b = bh / a->H_kv, h = bh % a->H_kv;
-            int mat = (int)(task % 2);
-            t.flops += attn_linformer_project(a, &pl, theta, io, b, h, mat, lf_kv(a, &pl, ws.kv, b, h, mat));
-        }
+        t.flops += attn_linformer_project_all(a, &pl, theta, io, ws.kv);
 #pragma omp for schedule(dynamic, 1)
         for (int64_t bh = 0; bh < heads; bh++)
             lf_head_backward(a, &pl, io, g, theta, &ws, bh / a->H_kv, bh % a->H_kv, scr, &t);
