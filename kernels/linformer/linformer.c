@@ -55,7 +55,8 @@ int attn_linformer_plan(lf_plan *pl, const attn_args *a)
         return attn_fail(ATTN_EINVAL, "linformer: expected Nk >= 1 keys to project, found %lld", (long long)a->Nk);
     pl->nmat = pl->share_ef ? 1 : 2;
     pl->P = pl->nmat * pl->k * pl->n;
-    pl->W = (pl->P + a->H - 1) / a->H;
+    pl->R = (pl->nmat * pl->k + a->H - 1) / a->H;
+    pl->W = pl->R * pl->n;
     pl->nqt = (a->Nq + pl->T - 1) / pl->T;
     pl->colblk = LF_COLBLK;
     /* forward: S (T x k); backward: P and dP (T x k) */
@@ -72,18 +73,14 @@ static size_t lf_kv_floats(const attn_args *a, const lf_plan *pl)
 
 static size_t lf_shared_floats(const attn_args *a, const lf_plan *pl)
 {
-    size_t P = (size_t)LF_ROUND16(pl->P), kv = lf_kv_floats(a, pl);
-    return a->backward ? 2 * (P + kv) : P + kv;
+    return (a->backward ? 2 : 1) * lf_kv_floats(a, pl);
 }
 
 lf_ws attn_linformer_ws(const attn_ctx *ctx, const lf_plan *pl)
 {
-    const attn_args *a = &ctx->args;
-    size_t P = (size_t)LF_ROUND16(pl->P), kv = lf_kv_floats(a, pl);
-    float *base = ctx->workspace;
-    lf_ws w = {.theta = base, .kv = base + P};
-    if (a->backward)
-        w.dtheta = w.kv + kv, w.dkv = w.dtheta + P;
+    lf_ws w = {.kv = ctx->workspace};
+    if (ctx->args.backward)
+        w.dkv = w.kv + lf_kv_floats(&ctx->args, pl);
     return w;
 }
 
@@ -119,17 +116,6 @@ int attn_linformer_check_w(const lf_plan *pl, const attn_tensor *w, const char *
     return 0;
 }
 
-const float *attn_linformer_theta(const lf_plan *pl, const attn_tensor *w, float *buf)
-{
-    if (w->H == 1 || w->sh == pl->W)
-        return w->data;
-    for (int64_t h = 0, p = 0; p < pl->P; h++, p += pl->W) {
-        int64_t n = pl->P - p < pl->W ? pl->P - p : pl->W;
-        memcpy(buf + p, attn_at(w, 0, h, 0), sizeof(float) * (size_t)n);
-    }
-    return buf;
-}
-
 /* Initial values: E and F i.i.d. N(0, 1/k) (the paper's random projection:
  * E[E^T E] = I), one draw shared by the heads. */
 static void lf_init_weights(const attn_args *a, attn_tensor *w, uint64_t seed)
@@ -140,10 +126,8 @@ static void lf_init_weights(const attn_args *a, attn_tensor *w, uint64_t seed)
     attn_rng r;
     attn_rng_seed_item(&r, seed, 0x11f, 0);
     double sd = 1.0 / sqrt((double)pl.k);
-    for (int64_t p = 0; p < pl.P; p++)
-        *lf_theta_at(&pl, w, p) = (float)(sd * attn_rng_normal(&r));
-    for (int64_t p = pl.P; p < pl.W * a->H; p++)
-        *lf_theta_at(&pl, w, p) = 0.0f;
+    for (int64_t p = 0; p < pl.R * a->H * pl.n; p++) /* unused slots past theta: 0 */
+        *lf_theta_at(&pl, w, p) = p < pl.P ? (float)(sd * attn_rng_normal(&r)) : 0.0f;
 }
 
 static int64_t lf_input_cols(const attn_args *a, unsigned input)
@@ -156,9 +140,10 @@ static int64_t lf_input_cols(const attn_args *a, unsigned input)
 
 /* ---- forward ---- */
 
-// K~ (mat 0) or V~ (mat 1) of (b, KV head h): [k x D] into kv; returns the FLOPs
-static double lf_project(const attn_args *a, const lf_plan *pl, const float *theta, const attn_io *io, int64_t b,
-                         int64_t h, int mat, float *kv)
+// K~ (mat 0) or V~ (mat 1) of (b, KV head h): [k x D] into kv, one sgemm per
+// run of E's (F's) rows in one row of io.w; returns the FLOPs
+static double lf_project(const attn_args *a, const lf_plan *pl, const attn_io *io, int64_t b, int64_t h, int mat,
+                         float *kv)
 {
     int64_t L = attn_kv_len(a, b), D = a->D;
     const attn_tensor *x = mat ? &io->v : &io->k;
@@ -166,20 +151,23 @@ static double lf_project(const attn_args *a, const lf_plan *pl, const float *the
         memset(kv, 0, sizeof(float) * (size_t)(pl->k * D));
         return 0;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)pl->k, (int)D, (int)L, 1.0f, lf_mat(pl, theta, mat),
-                (int)pl->n, attn_at(x, b, h, 0), (int)x->sn, 0.0f, kv, (int)D);
+    for (int64_t r = 0, r1; r < pl->k; r = r1) {
+        r1 = lf_run_end(pl, mat, r, pl->k);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(r1 - r), (int)D, (int)L, 1.0f,
+                    lf_row(pl, &io->w, lf_row0(pl, mat) + r), (int)pl->n, attn_at(x, b, h, 0), (int)x->sn, 0.0f,
+                    kv + r * D, (int)D);
+    }
     return 2.0 * (double)(pl->k * L * D);
 }
 
-double attn_linformer_project_all(const attn_args *a, const lf_plan *pl, const float *theta, const attn_io *io,
-                                  float *kv)
+double attn_linformer_project_all(const attn_args *a, const lf_plan *pl, const attn_io *io, float *kv)
 {
     double flops = 0;
 #pragma omp for schedule(dynamic, 1)
     for (int64_t task = 0; task < a->B * a->H_kv * 2; task++) {
         int64_t bh = task / 2, b = bh / a->H_kv, h = bh % a->H_kv;
         int mat = (int)(task % 2);
-        flops += lf_project(a, pl, theta, io, b, h, mat, lf_kv(a, pl, kv, b, h, mat));
+        flops += lf_project(a, pl, io, b, h, mat, lf_kv(a, pl, kv, b, h, mat));
     }
     return flops;
 }
@@ -234,14 +222,13 @@ static int lf_forward(attn_ctx *ctx, const attn_io *io)
     if (rc || (rc = attn_linformer_check_w(&pl, &io->w, "forward")))
         return rc;
     lf_ws ws = attn_linformer_ws(ctx, &pl);
-    const float *theta = attn_linformer_theta(&pl, &io->w, ws.theta);
     int64_t tiles = a->B * a->H * pl.nqt;
     openblas_set_num_threads(1); /* parallelism comes from the OpenMP loops */
 #pragma omp parallel num_threads(a->threads)
     {
         lf_tally t = {0};
         float *S = attn_linformer_scratch(ctx, &pl, omp_get_thread_num());
-        t.flops += attn_linformer_project_all(a, &pl, theta, io, ws.kv);
+        t.flops += attn_linformer_project_all(a, &pl, io, ws.kv);
 #pragma omp for schedule(dynamic, 1)
         for (int64_t task = 0; task < tiles; task++) {
             int64_t bh = task / pl.nqt;

@@ -14,10 +14,13 @@
  * keys act as zero rows). Weights made for another n are refused (io.w has
  * the wrong width).
  *
- * Weight layout (theta, P = nmat k n floats): E row-major [k x n], then F
- * unless shared. Being shared by the heads, theta is spread over the H rows of
- * io.w [1,H,1,W], W = ceil(P / H): theta[p] is row p / W, column p % W (the
- * tail of the last row is unused, its gradient 0).
+ * Weight layout: theta is nmat k rows of n floats, E's k rows and then F's
+ * unless shared (P = nmat k n floats). Being shared by the heads, its rows are
+ * dealt to the H rows of io.w [1,H,1,W] in runs of R = ceil(nmat k / H):
+ * theta row t is at io.w row t / R, offset (t % R) n, and W = R n (slots past
+ * the last theta row are unused, their gradient 0). Whole rows, so every run
+ * of E's or F's rows is a matrix with leading dimension n in place, whatever
+ * the strides of io.w.
  *
  * Under GQA the G query heads of a KV head attend the same K~, V~.
  *
@@ -41,6 +44,7 @@ typedef struct {
     int share_ef;       /* 1: F = E */
     int64_t nmat;       /* matrices stored: 2, or 1 when shared */
     int64_t P, W;       /* theta floats; floats per io.w row */
+    int64_t R;          /* theta rows per io.w row */
     int64_t T, nqt;     /* query rows per task, tiles per sequence */
     int64_t colblk;     /* backward: dE/dF columns per task */
     size_t thread_floats; /* per-thread scratch */
@@ -49,34 +53,39 @@ typedef struct {
 /* Parses k, n, share_ef, tile and sizes the layout (0, or an error with a message). */
 int attn_linformer_plan(lf_plan *pl, const attn_args *a);
 
-/* E (mat 0) or F (mat 1) inside a contiguous theta, [k x n] row-major. */
-static inline const float *lf_mat(const lf_plan *pl, const float *theta, int mat)
+/* Row t of theta inside io.w, and theta[p] (row p / n, column p % n), in fp32 and double. */
+static inline float *lf_row(const lf_plan *pl, const attn_tensor *w, int64_t t)
 {
-    return theta + (pl->share_ef ? 0 : mat) * pl->k * pl->n;
+    return attn_at(w, 0, t / pl->R, 0) + t % pl->R * pl->n;
 }
 
-/* theta[p] inside io.w (fp32 and double). */
 static inline float *lf_theta_at(const lf_plan *pl, const attn_tensor *w, int64_t p)
 {
-    return attn_at(w, 0, p / pl->W, 0) + p % pl->W;
+    return lf_row(pl, w, p / pl->n) + p % pl->n;
 }
 
 static inline double *lf_theta_at64(const lf_plan *pl, const attn_tensor_f64 *w, int64_t p)
 {
-    return attn_at64(w, 0, p / pl->W, 0) + p % pl->W;
+    return attn_at64(w, 0, p / pl->n / pl->R, 0) + p / pl->n % pl->R * pl->n + p % pl->n;
+}
+
+/* The theta row of row 0 of E (mat 0) or F (mat 1). */
+static inline int64_t lf_row0(const lf_plan *pl, int mat) { return (pl->share_ef ? 0 : mat) * pl->k; }
+
+/* End (exclusive, at most r1) of the run of rows from row r of E or F that
+ * lie in one row of io.w: one matrix with leading dimension n. */
+static inline int64_t lf_run_end(const lf_plan *pl, int mat, int64_t r, int64_t r1)
+{
+    int64_t t0 = lf_row0(pl, mat), end = ((t0 + r) / pl->R + 1) * pl->R - t0;
+    return end < r1 ? end : r1;
 }
 
 /* Fails unless io.w is present and as wide as this problem's layout. */
 int attn_linformer_check_w(const lf_plan *pl, const attn_tensor *w, const char *what);
 
-/* The contiguous theta: io.w's own storage when its rows lie back to back,
- * else a copy gathered into buf (P floats). */
-const float *attn_linformer_theta(const lf_plan *pl, const attn_tensor *w, float *buf);
-
-/* Workspace: [theta copy P][dtheta P (backward)][K~,V~ per (b,h)][dK~,dV~
- * per (b,h) (backward)][per-thread scratch]. */
+/* Workspace: [K~,V~ per (b, KV head)][dK~,dV~ per (b, KV head) (backward)][per-thread scratch]. */
 typedef struct {
-    float *theta, *dtheta, *kv, *dkv;
+    float *kv, *dkv;
 } lf_ws;
 lf_ws attn_linformer_ws(const attn_ctx *ctx, const lf_plan *pl);
 float *attn_linformer_scratch(const attn_ctx *ctx, const lf_plan *pl, int thread);
@@ -85,8 +94,7 @@ float *attn_linformer_scratch(const attn_ctx *ctx, const lf_plan *pl, int thread
  * region (an orphaned omp for over (b, KV head, E or F)): K~ = E[:, :L] K
  * and V~ = F[:, :L] V of every (b, KV head) from its L keys (Nk, or the
  * sequence's length) into the kv block (lf_kv). Returns this thread's FLOPs. */
-double attn_linformer_project_all(const attn_args *a, const lf_plan *pl, const float *theta, const attn_io *io,
-                                  float *kv);
+double attn_linformer_project_all(const attn_args *a, const lf_plan *pl, const attn_io *io, float *kv);
 
 /* K~ / V~ of (b, KV head hk) inside the kv block. */
 static inline float *lf_kv(const attn_args *a, const lf_plan *pl, float *kv, int64_t b, int64_t hk, int mat)
