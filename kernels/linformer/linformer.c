@@ -1,9 +1,10 @@
 /* `linformer` forward, layout and cost model (the math is in linformer.h;
  * docs/kernels/linformer.md).
  *
- * Phase 1, one task per (b, head, E or F): K~ = E[:, :L] K[:L] and
- * V~ = F[:, :L] V[:L] (cblas_sgemm, k x D from L keys) into the workspace.
- * Phase 2, one task per (b, head, tile of T query rows): S = sc Q K~^T
+ * Phase 1, one task per (b, KV head, E or F): K~ = E[:, :L] K[:L] and
+ * V~ = F[:, :L] V[:L] (cblas_sgemm per run of rows in one row of io.w, k x D
+ * from L keys) into the workspace; the backward runs the same loop.
+ * Phase 2, one task per (b, query head, tile of T query rows): S = sc Q K~^T
  * (sgemm T x k), row softmax with its logsumexp, O = P V~ (sgemm). Every task
  * runs in a fixed order and writes its own rows: bitwise identical results
  * for any thread count. */
