@@ -315,8 +315,9 @@ typedef struct {
     int eval_only;             /* 1: allow a kernel without backward (forward only) */
     int short_conv;            /* K > 0: short causal conv of width K + SiLU on q, k, v; 0: none */
     int64_t N;                 /* sequence length the kernel's learned weights are sized for (the
-                                  model's max_len; 0: 1). A kernel whose weights depend on it
-                                  (Linformer's E, F [k x N]) is then planned at that N only */
+                                  model's max_len; 0: 1), for kernels whose weights depend on it
+                                  (Linformer's E, F [k x N], a Sinkhorn sort-net table longer
+                                  than its max_len); a plan at a longer N is refused */
 } nn_attn_cfg;
 
 typedef struct {

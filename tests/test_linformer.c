@@ -255,8 +255,8 @@ Test(linformer, weights_made_for_another_nk_are_refused)
     nn_blob cnt = {0};
     cr_assert_eq(nn_attn_bind(&l, &cfg, &cnt), 0, "%s", attn_last_error());
     cr_assert_eq(l.w_cols * 2, 2 * 4 * 12, "E, F [4 x 12] once for both heads: %ld per head", (long)l.w_cols);
-    cr_assert_eq(nn_attn_plan(&l, 2, 10, 1), ATTN_EINVAL);
-    cr_assert(strstr(attn_last_error(), "N=12") && strstr(attn_last_error(), "N=10"), "%s", attn_last_error());
+    cr_assert_eq(nn_attn_plan(&l, 2, 14, 1), ATTN_EINVAL);
+    cr_assert(strstr(attn_last_error(), "N=12") && strstr(attn_last_error(), "N=14"), "%s", attn_last_error());
 }
 
 Test(linformer, init_draws_n_0_1_over_k_shared_by_the_heads)

@@ -1,8 +1,8 @@
 /* Right-padded batches (attn_args.seq_len): every kernel flagged ATTN_PADDED
  * on padded self-attention matches its reference (the oracle, or its own
  * double form) forward and backward on the masks it claims;
- * each sequence equals the same kernel run on it alone (unless its learned
- * weights are sized by the length); padding rows are
+ * each sequence equals the same kernel run on it alone (with what the kernel
+ * pins for it from the batch, and the batch's learned weights); padding rows are
  * never read (NaN there changes nothing) and get O = 0, LSE = -inf and zero
  * gradients; the model's attention block passes its gradient check on a
  * padded batch; validation of the lengths. */
@@ -62,13 +62,15 @@ static int claims(const attn_kernel *k, const char *mask)
     return attn_args_validate(k, &a) == 0;
 }
 
-/* A kernel whose learned weights are sized by the sequence length
- * (Linformer's E, F [k x Nk]) is another kernel at another length: a
- * sequence of the padded batch has no run alone to compare with. */
-static int weights_sized_by_length(const attn_kernel *k)
+/* Sequence b of the padded batch `a` as a problem of its own: its length,
+ * with what the kernel pins for it from the batch (ref_prefix_args: sigmoid's
+ * bias, the length Linformer's projections cover). */
+static attn_args sequence_alone(const attn_kernel *k, const attn_args *a, int64_t b, const char *mask)
 {
-    attn_args a = fx_args(1, 4, kv_heads(k), 100, 100, 16, "full", 1), b = fx_args(1, 4, kv_heads(k), 50, 50, 16, "full", 1);
-    return attn_weight_cols(k, &a) != attn_weight_cols(k, &b);
+    attn_args one = fx_args(1, a->H, a->H_kv, a->seq_len[b], a->seq_len[b], a->D, mask, 1);
+    if (k->ref_prefix_args)
+        k->ref_prefix_args(a, b, &one);
+    return one;
 }
 
 /* Mask m of the shared cases followed by core_masks (NULL past the end). */
@@ -226,13 +228,13 @@ Test(padded, each_sequence_equals_its_run_alone, .timeout = 60)
     int64_t lens[4];
     lens_for(100, lens);
     for (const attn_kernel *const *k = attn_registry(); *k; k++)
-        for (int m = 0; m < 2 && is_padded_kernel(*k) && !weights_sized_by_length(*k); m++) {
+        for (int m = 0; m < 2 && is_padded_kernel(*k); m++) {
             if (!claims(*k, full_causal[m]))
                 continue;
             fx_problem p;
             run_padded(*k, full_causal[m], lens, 90 + (uint64_t)m, &p);
             for (int64_t b = 0; b < 3; b++) { /* the empty sequence has no run of its own */
-                attn_args one = fx_args(1, 4, kv_heads(*k), lens[b], lens[b], 16, full_causal[m], 1);
+                attn_args one = sequence_alone(*k, &p.a, b, full_causal[m]);
                 fx_problem s;
                 fx_make_for(&s, *k, &one, 1);
                 const attn_tensor *from[] = {&p.q, &p.k, &p.v, &p.d_o}, *to[] = {&s.q, &s.k, &s.v, &s.d_o};
@@ -240,6 +242,11 @@ Test(padded, each_sequence_equals_its_run_alone, .timeout = 60)
                     for (int64_t h = 0; h < to[t]->H; h++)
                         memcpy(attn_at(to[t], 0, h, 0), attn_at(from[t], b, h, 0),
                                sizeof(float) * (size_t)(lens[b] * to[t]->D));
+                /* learned weights (ATTN_IN_WEIGHTS) are the batch's, not a per-sequence draw; the
+                   table sized for the batch covers the shorter run's */
+                for (int64_t h = 0; s.w.data && h < s.w.H; h++)
+                    memcpy(attn_at(&s.w, 0, h, 0), attn_at(&p.w, 0, h, 0),
+                           sizeof(float) * (size_t)(s.w.D < p.w.D ? s.w.D : p.w.D));
                 cr_assert_eq(fx_run(*k, &s, 1), 0, "%s", attn_last_error());
                 const attn_tensor *x[] = {&s.o, &s.dq, &s.dk, &s.dv}, *y[] = {&p.o, &p.dq, &p.dk, &p.dv};
                 for (int t = 0; t < 4; t++) {
@@ -298,13 +305,13 @@ Test(padded, cost_model_counts_each_sequence_at_its_own_length)
 {
     static int64_t lens[3] = {300, 77, 1};
     for (const attn_kernel *const *k = attn_registry(); *k; k++)
-        for (int m = 0; m < 2 && is_padded_kernel(*k) && !weights_sized_by_length(*k); m++) {
+        for (int m = 0; m < 2 && is_padded_kernel(*k); m++) {
             attn_args a = fx_args(3, 4, 2, 300, 300, 32, full_causal[m], 1);
             a.seq_len = lens;
             for (int pass = 0; pass < 2; pass++) {
                 double flops = 0, bytes = 0;
                 for (int b = 0; b < 3; b++) {
-                    attn_args one = fx_args(1, 4, 2, lens[b], lens[b], 32, full_causal[m], 1);
+                    attn_args one = sequence_alone(*k, &a, b, full_causal[m]);
                     flops += (*k)->flops(&one, (attn_pass)pass), bytes += (*k)->bytes(&one, (attn_pass)pass);
                 }
                 double f = (*k)->flops(&a, (attn_pass)pass), by = (*k)->bytes(&a, (attn_pass)pass);

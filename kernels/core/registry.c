@@ -30,6 +30,7 @@
     X(gam) \
     X(landmark) \
     X(infini) \
+    X(sinkhorn) \
     X(linformer)
 
 #define DECLARE(name) extern const attn_kernel attn_kernel_##name;

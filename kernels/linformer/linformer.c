@@ -285,13 +285,16 @@ static double lf_flops(const attn_args *a, attn_pass pass)
 }
 
 /* Minimum fp32 traffic: the softmax convention's Q, K, V, O, LSE (and dO,
- * dQ, dK, dV) at each sequence's length, plus E and F once (and dE, dF). */
+ * dQ, dK, dV) at each sequence's length, plus the columns of E and F each
+ * sequence projects with (and those of dE, dF): a padded batch costs what its
+ * sequences cost alone. */
 static double lf_bytes(const attn_args *a, attn_pass pass)
 {
     lf_plan pl;
     if (attn_linformer_plan(&pl, a))
         return 0;
-    double H = (double)a->H, Hk = (double)a->H_kv, L = lf_batch_keys(a), D = (double)a->D, P = (double)pl.P;
+    double H = (double)a->H, Hk = (double)a->H_kv, L = lf_batch_keys(a), D = (double)a->D;
+    double P = (double)(pl.nmat * pl.k) * L;
     if (pass == ATTN_PASS_FWD) /* Q, O, LSE; K, V; E, F */
         return 4 * (H * L * (2 * D + 1) + 2 * Hk * L * D + P);
     return 4 * (H * L * (4 * D + 1) + 4 * Hk * L * D + 2 * P); /* + dO, dQ; dK, dV; dE, dF */
