@@ -183,6 +183,12 @@ int nn_attn_plan(nn_attn *l, int64_t B, int64_t N, int threads)
 {
     nn_attn_free(l);
     attn_args a = block_args(l, B, N, threads, NULL); /* lengths come with each batch */
+    int64_t cols = attn_weight_cols(l->cfg.kernel, &a);
+    if (l->w_cols && cols > l->w_cols) /* a shorter N: the kernel judges what it can do with them */
+        return attn_fail(ATTN_EINVAL, "attention block: kernel '%s' sizes its learned weights by the length: the "
+                                      "block's cover N=%lld (%lld per head), expected N <= %lld, found N=%lld (%lld per head)",
+                         l->cfg.kernel->name, (long long)(l->cfg.max_len > 0 ? l->cfg.max_len : 1), (long long)l->w_cols,
+                         (long long)(l->cfg.max_len > 0 ? l->cfg.max_len : 1), (long long)N, (long long)cols);
     int rc = attn_ctx_create(l->cfg.kernel, &a, &l->ctx);
     if (rc)
         return rc;

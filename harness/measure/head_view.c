@@ -17,6 +17,22 @@ attn_tensor_f64 head_widen(const attn_tensor *t, int64_t b, int64_t h, int64_t n
     return w;
 }
 
+/* Every head's row of the learned weights io.w [1,H,1,W] in double: head h
+ * of a one-head problem reads its own row, and a kernel whose weights are
+ * one set spread over the rows (Linformer's E, F shared by the heads) finds
+ * all of it. */
+static attn_tensor_f64 weights_widen(const attn_tensor *w)
+{
+    attn_tensor_f64 x = {NULL, 1, w->H, 1, w->D, w->H * w->D, w->D, w->D};
+    if (!w->data)
+        return x;
+    x.data = malloc(sizeof(double) * (size_t)(w->H * w->D));
+    for (int64_t h = 0; h < w->H; h++)
+        for (int64_t d = 0; d < w->D; d++)
+            x.data[h * w->D + d] = attn_at(w, 0, h, 0)[d];
+    return x;
+}
+
 double head_oracle_row(const attn_args *a, const attn_io *io, const attn_tensor_f64 *k,
                        const attn_tensor_f64 *v, int64_t b, int64_t h, int64_t i, double *orow)
 {
@@ -58,10 +74,10 @@ void head_io64(const attn_args *one, const attn_io *io, int64_t b, int64_t h, in
                      .beta = head_widen(&io->beta, b, hk, 0, L),
                      .gate = head_widen(&io->gate, b, hk, 0, L),
                      .router = head_widen(&io->router, b, hk, 0, L),
-                     .w = head_widen(&io->w, 0, h, 0, 1)};
-    attn_tensor_f64 *in[] = {&x->q, &x->k, &x->v, &x->beta, &x->gate, &x->router, &x->w};
-    for (int i = 0; i < 7; i++) /* every head reads head h's (KV head hk's) rows */
-        in[i]->sh = 0, in[i]->H = i == 0 || i == 6 ? one->H : one->H_kv;
+                     .w = weights_widen(&io->w)};
+    attn_tensor_f64 *in[] = {&x->q, &x->k, &x->v, &x->beta, &x->gate, &x->router};
+    for (int i = 0; i < 6; i++) /* every head reads head h's (KV head hk's) rows */
+        in[i]->sh = 0, in[i]->H = i == 0 ? one->H : one->H_kv;
     x->o = (attn_tensor_f64){calloc((size_t)(one->H * o_rows * Dv), sizeof(double)), 1, one->H, o_rows, Dv,
                              one->H * o_rows * Dv, o_rows * Dv, Dv};
     x->lse = calloc((size_t)(one->H * nq), sizeof(double));

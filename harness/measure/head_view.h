@@ -21,8 +21,9 @@ double head_oracle_row(const attn_args *a, const attn_io *io, const attn_tensor_
  * from the start of the head): every head is a stride-0 view of head h's data
  * (KV head h/G's), because some kernels depend on the head index and count
  * (per-head decay schedules), so the answer for head h is head h of the
- * reference's output. x->o (o_rows x Dv per head) and x->lse are allocated
- * zeroed. */
+ * reference's output. The learned weights io.w keep all their rows (head h
+ * reads its own; weights shared by the heads are found whole). x->o (o_rows x
+ * Dv per head) and x->lse are allocated zeroed. */
 void head_io64(const attn_args *one, const attn_io *io, int64_t b, int64_t h, int64_t o_rows, attn_io64 *x);
 void head_io64_free(attn_io64 *x);
 

@@ -33,7 +33,8 @@
     X(sinkhorn) \
     X(synthesizer) \
     X(reformer) \
-    X(performer)
+    X(performer) \
+    X(linformer)
 
 #define DECLARE(name) extern const attn_kernel attn_kernel_##name;
 ATTN_REGISTERED_KERNELS(DECLARE)
