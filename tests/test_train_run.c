@@ -234,3 +234,27 @@ Test(train_run, a_model_mask_is_trained_recorded_and_reloaded, .timeout = 120)
     cr_assert_lt(test_train_acc(&r, &acc), 0);
     cr_assert(strstr(attn_last_error(), "expected a causal mask, found 'window:wl=6,wr=6'"), "%s", attn_last_error());
 }
+
+static int kernel_params_cell(const csvw_row *row, void *ud)
+{
+    cr_assert(strstr(row->cell[ATTN_COL_PARAMS], (const char *)ud), "%s", row->cell[ATTN_COL_PARAMS]);
+    return 0;
+}
+
+/* Runs of two budgets or two random draws are two settings: training rows
+ * name the kernel parameters given and the seeds a kernel records. */
+Test(train_run, rows_name_the_kernel_parameters_and_recorded_seeds, .timeout = 60)
+{
+    char dir[] = "/tmp/attn_kp_XXXXXX", csv[64];
+    train_run_opts r;
+    tiny_mqar(&r, dir, csv, sizeof csv);
+    r.train_n = 32, r.valid_n = 8, r.test_n = 8;
+    r.model.d_model = 16, r.model.mlp = 0;
+    r.train.steps = 4, r.train.warmup = 1, r.train.eval_every = 4, r.train.batch = 8, r.train.threads = 1;
+    strcpy(r.model.kernels[0], "performer");
+    cr_assert_eq(param_bag_add(&r.model.kparams, "features=16"), 0);
+    double acc;
+    cr_assert_eq(test_train_acc(&r, &acc), 0, "%s", attn_last_error());
+    cr_assert_eq(csvw_read_rows(csv, kernel_params_cell, ";kernel_params=features=16,seed=0,draw=0;"), 2);
+    unlink(csv), rmdir(dir);
+}

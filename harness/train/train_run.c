@@ -8,6 +8,7 @@
 #include "models/model_json.h"
 #include "common/rss.h"
 #include "harness/measure/sysinfo.h"
+#include "kernels/core/registry.h"
 
 #include <cjson/cJSON.h>
 #include <stddef.h>
@@ -74,6 +75,29 @@ static void mask_cell(const nn_model_cfg *m, char *buf, size_t n)
     attn_mask_format(&mk, buf, (int)n);
 }
 
+/* ";kernel_params=k=v,..": the layer kernels' parameters as given, then every
+ * parameter a kernel records with its default (the seed of a random draw,
+ * OPT_RECORDED), so runs of two budgets or draws are two settings; "" when
+ * there are none. */
+static void kernel_params_text(const nn_model_cfg *m, char *buf, size_t n)
+{
+    const param_bag *p = &m->kparams;
+    size_t at = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < p->n && at < n; i++)
+        at += (size_t)snprintf(buf + at, n - at, "%s%s=%s", at ? "," : ";kernel_params=", p->key[i], p->val[i]);
+    for (int l = 0; l < m->n_kernels && at < n; l++) {
+        int seen = 0; /* a hybrid's repeated kernel is listed once */
+        for (int e = 0; e < l; e++)
+            seen |= !strcmp(m->kernels[e], m->kernels[l]);
+        const attn_kernel *k = seen ? NULL : attn_find_kernel(m->kernels[l]);
+        for (const opt_def *d = k ? k->params : NULL; d && d->name && at < n; d++)
+            if ((d->flags & OPT_RECORDED) && !param_bag_get(p, d->name))
+                at += (size_t)snprintf(buf + at, n - at, "%s%s=%.17g", at ? "," : ";kernel_params=", d->name, d->def);
+    }
+    attn_clear_error(); /* an unknown kernel is the model's to report */
+}
+
 /* Identity and settings of a row; step and split make each evaluation its
  * own job. job_id: FNV-1a over the identity cells' own job_id (harness/
  * results/csvw.h: threads, suite .. data_source, with the model as trained and N)
@@ -91,11 +115,12 @@ static void row_identity(const row_sink *s, csvw_row *row, int64_t step, const c
     for (int i = 0; i < m->n_kernels; i++)
         snprintf(kernels + strlen(kernels), sizeof kernels - strlen(kernels), "%s%s", i ? "+" : "", m->kernels[i]);
     params_text(&r->task_params, tp, sizeof tp);
-    char padding[32] = ""; /* padded data: whether attention masks the padding */
+    char padding[32] = "", kp[160]; /* padded data: whether attention masks the padding */
     if (s->data->pad >= 0)
         snprintf(padding, sizeof padding, ";padding=%s", nn_model_padding(m));
-    snprintf(params, sizeof params, "%s%slr=%g;wd=%g;steps=%lld;n=%lld%s;step=%lld;split=%s", tp, tp[0] ? ";" : "",
-             r->train.lr, r->train.weight_decay, (long long)r->train.steps, (long long)r->train_n, padding,
+    kernel_params_text(m, kp, sizeof kp);
+    snprintf(params, sizeof params, "%s%slr=%g;wd=%g;steps=%lld;n=%lld%s%s;step=%lld;split=%s", tp, tp[0] ? ";" : "",
+             r->train.lr, r->train.weight_decay, (long long)r->train.steps, (long long)r->train_n, padding, kp,
              (long long)step, split);
     bench_row_begin(row, r->train.threads, s->task->suite);
     csvw_row_set(row, ATTN_COL_TASK, "%s", r->task);
