@@ -75,7 +75,9 @@ enum {
     ATTN_IN_WEIGHTS = 1u << 4,   /* io.w [1,H,1,W]: learned weights per query head whose
                                     layout the kernel owns, W = input_cols(a, ATTN_IN_WEIGHTS);
                                     g.dw is written (not accumulated). init_weights draws a
-                                    model's initial values (GAM: slot bank, conv, gates) */
+                                    model's initial values (GAM: slot bank, conv, gates). W may
+                                    be 0 for parameters that need none (nystrom without its
+                                    conv skip): io.w is then not read */
 };
 
 typedef enum { ATTN_PASS_FWD = 0, ATTN_PASS_BWD = 1 } attn_pass;

@@ -29,7 +29,8 @@
     X(aaren) \
     X(gam) \
     X(landmark) \
-    X(infini)
+    X(infini) \
+    X(nystrom)
 
 #define DECLARE(name) extern const attn_kernel attn_kernel_##name;
 ATTN_REGISTERED_KERNELS(DECLARE)
