@@ -26,10 +26,11 @@ usage: ./run.sh [--quick | --config FILE] [--kernel K[,K...]] [--task T]
                       (e.g. ./run.sh test -- --filter 'flash/*' --verbose); OpenMP
                       workers wait passively (OMP_WAIT_POLICY=PASSIVE unless set)
   plots               only draw the figures into results/plots/ from the existing CSVs
-                      (kernels, masks, decode, scaling, LRA bubbles, MQAR accuracy vs width,
-                      recall vs state size, NIAH depth x length heatmap and score vs
-                      length: plots/plot.sh; needs gnuplot only), after 'attnbench report
-                      lra|recall' when results/lra.csv / results/recall.csv exist
+                      (kernels, masks, decode, scaling, LRA bubbles, fidelity vs time, MQAR
+                      accuracy vs width, recall vs state size, NIAH depth x length heatmap
+                      and score vs length: plots/plot.sh; needs gnuplot only), after
+                      'attnbench report lra|recall|fidelity' when results/lra.csv,
+                      results/recall.csv / results/fidelity.csv exist
   -h, --help          this text
 
 Packages checked (dpkg-query): cmake gcc make pkg-config libcsv-dev libcjson-dev libpapi-dev
@@ -190,6 +191,10 @@ plots() {
     if [[ -f results/recall.csv && -x build/attnbench ]]; then
         say "results/RECALL.md from results/recall.csv"
         build/attnbench report recall >&2 || say "attnbench report recall failed (message above)"
+    fi
+    if [[ -f results/fidelity.csv && -x build/attnbench ]]; then
+        say "results/FIDELITY.md from results/fidelity.csv"
+        build/attnbench report fidelity >&2 || say "attnbench report fidelity failed (message above)"
     fi
     say "drawing plots into results/plots/"
     plots/plot.sh results >&2

@@ -40,6 +40,10 @@ static int cfg_check(const nn_model_cfg *c)
                          (int)c->variant, (int)c->pos, (int)c->pool);
     if (c->short_conv < 0 || c->short_conv > NN_SHORT_CONV_MAX)
         return attn_fail(ATTN_EINVAL, "model: short_conv: expected 0..%d, found %d", NN_SHORT_CONV_MAX, c->short_conv);
+    attn_mask mk = nn_model_mask(c);
+    if (c->causal && !attn_mask_is_causal(&mk))
+        return attn_fail(ATTN_EINVAL, "model: mask: the lm head predicts the next token, expected a causal mask, found '%s'",
+                         c->mask);
     if (!(c->dropout >= 0 && c->dropout < 1))
         return attn_fail(ATTN_EINVAL, "model: dropout: expected [0, 1), found %g", c->dropout);
     return 0;
@@ -59,7 +63,7 @@ static int bind_all(nn_model *m, nn_blob *blob)
                           .short_conv = c->short_conv};
         if (rc)
             break;
-        ac.mask = c->has_eval_mask ? c->eval_mask : attn_mask_default(c->causal ? ATTN_MASK_CAUSAL : ATTN_MASK_FULL);
+        ac.mask = nn_model_mask(c);
         if ((rc = nn_norm_bind(&b->n1, C, c->rms, blob)) || (rc = nn_attn_bind(&b->attn, &ac, blob)))
             break;
         if (c->mlp && ((rc = nn_norm_bind(&b->n2, C, c->rms, blob)) || (rc = nn_mlp_bind(&b->mlp, C, c->mlp, blob))))
@@ -210,8 +214,8 @@ int nn_model_params(const nn_model *m, nn_param_info *info, int max)
 
 const char *nn_model_padding(const nn_model_cfg *c)
 {
-    const attn_mask *mk = &c->eval_mask;
-    int causal = c->has_eval_mask ? mk->causal || mk->kind == ATTN_MASK_CAUSAL : c->causal;
+    attn_mask mk = nn_model_mask(c);
+    int causal = attn_mask_is_causal(&mk);
     for (int64_t l = 0; !causal && l < c->layers; l++) {
         int rc = 0;
         const attn_kernel *k = layer_kernel(c, l, &rc);

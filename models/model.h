@@ -62,7 +62,10 @@ typedef struct {
     int loops;                 /* >= 1 */
     int64_t tower_mlp;         /* two-tower head width (LRA: the model's mlp dim) */
     int eval_only;             /* kernels without backward allowed (no training) */
-    int has_eval_mask;         /* evaluation only, not saved: eval_mask replaces causal/full */
+    char mask[96];             /* canonical mask spec of every layer in training and evaluation
+                                  (LRA's local, sparse, Longformer and BigBird rows); "": full, or
+                                  causal for the lm head */
+    int has_eval_mask;         /* evaluation only, not saved: eval_mask replaces the mask */
     attn_mask eval_mask;       /* (e.g. sink:n=4,w=64 for a streaming kernel swapped in), parsed
                                   by the harness where the option is read */
     int short_conv;            /* K > 0: short causal conv (width K) + SiLU on q, k, v of every layer
@@ -73,6 +76,10 @@ typedef struct {
  * JSON: the command line and configs set them, checkpoints and job_ids
  * record them. Adding a model option = one row here + the code using it. */
 extern const opt_def nn_model_opts[];
+
+/* The mask every layer attends with: the evaluation mask, else the model's
+ * mask, else full (causal for the lm head). */
+attn_mask nn_model_mask(const nn_model_cfg *c);
 
 /* Every option at its default: 2 layers, d 64, 2 heads, MLP 128, learned
  * positions, CLS pooling, flash in every layer. */

@@ -68,6 +68,46 @@ static int kernels_from_json(void *target, const cJSON *x, const char *where)
     return 0;
 }
 
+/* --mask M: parsed, and kept in its canonical spelling (two spellings of one
+ * mask are one setting, one job_id). */
+static int mask_set(void *target, const char *text, const char *where)
+{
+    nn_model_cfg *c = target;
+    attn_mask m;
+    if (attn_mask_parse(text, &m) != 0) {
+        char why[256]; /* a copy: attn_fail writes the buffer attn_last_error reads */
+        snprintf(why, sizeof why, "%s", attn_last_error());
+        return attn_fail(ATTN_EINVAL, "%s: %s", where, why);
+    }
+    attn_mask_format(&m, c->mask, sizeof c->mask);
+    return 0;
+}
+
+/* No key at all without a mask: runs from before the option keep their job_ids
+ * (cJSON_AddItemToObject adds nothing for NULL). */
+static cJSON *mask_json(const void *target)
+{
+    const nn_model_cfg *c = target;
+    return c->mask[0] ? cJSON_CreateString(c->mask) : NULL;
+}
+
+static int mask_from_json(void *target, const cJSON *x, const char *where)
+{
+    if (!cJSON_IsString(x))
+        return attn_fail(ATTN_EINVAL, "%s: expected a mask spec string", where);
+    return mask_set(target, x->valuestring, where);
+}
+
+attn_mask nn_model_mask(const nn_model_cfg *c)
+{
+    attn_mask m = attn_mask_default(c->causal ? ATTN_MASK_CAUSAL : ATTN_MASK_FULL);
+    if (c->has_eval_mask)
+        m = c->eval_mask;
+    else if (c->mask[0])
+        attn_mask_parse(c->mask, &m); /* canonical text written by mask_set: it parses */
+    return m;
+}
+
 #define AT(f) offsetof(nn_model_cfg, f)
 #define MODEL "model"
 const opt_def nn_model_opts[] = {
@@ -107,6 +147,11 @@ const opt_def nn_model_opts[] = {
      .flags = OPT_NO_CONFIG | OPT_REQUIRED, /* a config's grid: "kernels" */
      .help = "attention kernel of every layer, or one per layer (a hybrid; see 'attnbench list kernels')",
      .set_text = kernels_set, .to_json = kernels_json, .from_json = kernels_from_json},
+    {.name = "mask", .type = OPT_CUSTOM, .group = MODEL, .metavar = "M", .flags = OPT_JSON_OPTIONAL,
+     .help = "mask of every layer in training and evaluation ('attnbench list masks'; e.g. block:b=64,keep=0 "
+             "for LRA's local attention, global:w=64,g=1 for Longformer's pattern); default: full, causal for "
+             "the lm head",
+     .set_text = mask_set, .to_json = mask_json, .from_json = mask_from_json},
     {.name = "kernel_params", .cli = "param", .type = OPT_PARAMS, .offset = AT(kparams), .group = MODEL,
      .help = "kernel parameter for every layer (repeatable)"},
     {0},

@@ -21,6 +21,9 @@ and from RESULTS_DIR/decode.csv (suite=decode) with peak.csv (kernel=stream_tria
   decode_gbs.png decode_gbs.svg    decode GB/s vs N_kv with the STREAM triad line
 and from RESULTS_DIR/lra_bubbles.csv ('attnbench report lra'):
   lra_bubbles.png lra_bubbles.svg  LRA speed (steps/s vs flash) vs average accuracy, area = peak RSS
+and from RESULTS_DIR/fidelity_pareto.csv ('attnbench report fidelity'):
+  fidelity.png fidelity.svg        relative error against the oracle vs forward time, one
+                                   panel per (N, input family), Pareto front, flash marked
 and from RESULTS_DIR/scaling.csv (suite=scaling):
   scaling_time.png scaling_time.svg  time vs N for every kernel of the scaling suite on one
                                    log-log chart per (mask, pass, D, ...), flash for contrast
@@ -170,6 +173,7 @@ optional_csv "$masks" masks masks_bars sparsity_eff
 optional_csv "$decode" decode decode_gbs
 optional_csv "$scaling" scaling time_vs_n:scaling_time
 optional_csv "$results/lra_bubbles.csv" lra lra_bubbles
+optional_csv "$results/fidelity_pareto.csv" fidelity fidelity
 optional_csv "$results/recall.csv" recall mqar_lines recall_state
 optional_csv "$results/niah.csv" niah niah_heatmap niah_length
 [[ -z $kernels_err ]] || exit 1

@@ -6,6 +6,7 @@
 #include "harness/measure/check.h"
 #include "harness/measure/fixture.h"
 #include "harness/results/csvw.h"
+#include "harness/results/fidelity_report.h"
 #include "kernels/core/oracle.h"
 #include "kernels/core/registry.h"
 #include "kernels/flash/flash.h"
@@ -235,4 +236,56 @@ Test(fidelity, fidelity_job_writes_one_row_per_measure_with_its_own_job_id)
     cr_assert_gt(strtod(rows[1].cell[ATTN_COL_VALUE], NULL), 0.1, "linear is far from softmax on peaked inputs");
     cr_assert(strncmp(rows[5].cell[ATTN_COL_VALUE], "NA:", 3) == 0, "linear selects no keys: %s",
               rows[5].cell[ATTN_COL_VALUE]);
+}
+
+/* A results file with fidelity rows of three configurations: the report
+ * marks the front (a slower and worse point is dominated) and states the
+ * target plainly when no configuration reaches it. */
+static void fid_row(csvw *w, const char *kernel, const char *params, double time_ms, double err)
+{
+    csvw_row r;
+    csvw_row_init(&r);
+    csvw_row_set(&r, ATTN_COL_SUITE, "fidelity");
+    csvw_row_set(&r, ATTN_COL_KERNEL, "%s", kernel);
+    csvw_row_set(&r, ATTN_COL_MASK, "full");
+    csvw_row_set(&r, ATTN_COL_N, "16384");
+    csvw_row_set(&r, ATTN_COL_D, "64");
+    csvw_row_set(&r, ATTN_COL_PARAMS, "%s", params);
+    csvw_row_set(&r, ATTN_COL_TIME_MS_MEDIAN, "%g", time_ms);
+    csvw_row_set(&r, ATTN_COL_METRIC, "rel_fro_err");
+    csvw_row_set(&r, ATTN_COL_VALUE, "%g", err);
+    csvw_row_set(&r, ATTN_COL_STATUS, "ok");
+    cr_assert_eq(csvw_write(w, &r), 0);
+}
+
+Test(fidelity, report_marks_the_pareto_front_and_states_an_unreached_target)
+{
+    char dir[] = "/tmp/attn_fidrep_XXXXXX", path[64], md[64];
+    cr_assert(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/f.csv", dir);
+    snprintf(md, sizeof md, "%s/F.md", dir);
+    csvw w;
+    cr_assert_eq(csvw_open(&w, path), 0);
+    fid_row(&w, "linear", "inputs=peaked", 1.0, 0.5);
+    fid_row(&w, "based", "window=8;inputs=peaked", 2.0, 0.6);
+    fid_row(&w, "flash", "inputs=peaked", 3.0, 1e-7);
+    csvw_close(&w);
+    fidrep r;
+    cr_assert_eq(fidrep_load(path, &r), 0);
+    cr_assert_eq(r.n, 3);
+    for (int i = 0; i < r.n; i++) {
+        const fidrep_point *p = &r.p[i];
+        cr_assert_str_eq(p->family, "peaked");
+        cr_assert_eq(p->pareto, strcmp(p->kernel, "based") != 0, "%s", p->kernel);
+        cr_assert_eq(p->exact, strcmp(p->kernel, "flash") == 0);
+    }
+    FILE *f = fopen(md, "w+");
+    fidrep_markdown(&r, f);
+    rewind(f);
+    char text[8192] = "";
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    text[n] = '\0';
+    fclose(f);
+    cr_assert(strstr(text, "| `linear` | **no** |"), "linear never reaches 0.1: %s", text);
+    fidrep_free(&r);
 }

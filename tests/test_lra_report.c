@@ -18,6 +18,7 @@ typedef struct {
     int steps, batch; /* 0: 10 steps of 32 */
     const char *ms;   /* NULL: 20 for flash, else 10 */
     const char *task_params; /* "difficulty=easy;" before lr, or NULL */
+    const char *mask;        /* NULL: full */
 } lra_put;
 
 static void put(csvw *w, lra_put p)
@@ -28,6 +29,7 @@ static void put(csvw *w, lra_put p)
     csvw_row_set(&r, ATTN_COL_SUITE, "lra");
     csvw_row_set(&r, ATTN_COL_TASK, "%s", p.task);
     csvw_row_set(&r, ATTN_COL_KERNEL, "%s", p.kernel);
+    csvw_row_set(&r, ATTN_COL_MASK, "%s", p.mask ? p.mask : "full");
     csvw_row_set(&r, ATTN_COL_MODEL, "encoder(L=2,d=64,H=2,mlp=128,pos=learned,pool=cls)");
     csvw_row_set(&r, ATTN_COL_B, "%d", p.batch ? p.batch : 32);
     csvw_row_set(&r, ATTN_COL_PARAMS, "%slr=%s;wd=0.1;steps=%d;n=2000;step=%d;split=%s%s",
@@ -154,5 +156,27 @@ Test(lra_report, a_cell_names_the_task_parameters_it_was_trained_with)
     render(&s, &md, &bub);
     cr_assert(strstr(md, "| 60.00 (generated; difficulty=easy; 10 steps × 32) |"), "%s", md);
     cr_assert(strstr(md, "| 80.00 (stand-in:fmnist; 10 steps × 32) |"), "no task parameter given, none named: %s", md);
+    free(md), free(bub);
+}
+
+/* LRA's sparse-pattern models are flash with a mask: each mask kind is a row
+ * of its own beside the model it stands for, its spec in the settings list. */
+Test(lra_report, masked_flash_rows_stand_beside_the_sparse_models_they_reproduce)
+{
+    scratch s;
+    open_scratch(&s);
+    put(&s.w, (lra_put){.task = "listops", .kernel = "flash", .split = "test", .acc = "0.30", .src = "generated"});
+    put(&s.w, (lra_put){.task = "listops", .kernel = "flash", .split = "test", .acc = "0.20", .src = "generated",
+                        .mask = "block:bq=20,bk=20,keep=0,seed=0"});
+    put(&s.w, (lra_put){.task = "listops", .kernel = "flash", .split = "test", .acc = "0.25", .src = "generated",
+                        .mask = "bigbird:b=64,w=3,g=2,r=3,seed=1"});
+    char *md, *bub;
+    render(&s, &md, &bub);
+    cr_assert(strstr(md, "| attnbench `flash` | 30.00 "), "%s", md);
+    cr_assert(strstr(md, "| attnbench `flash+block` | 20.00 "), "%s", md);
+    cr_assert(strstr(md, "| *published: Local Attention* | *15.82* |"), "%s", md);
+    cr_assert(strstr(md, "| attnbench `flash+bigbird` | 25.00 "), "%s", md);
+    cr_assert(strstr(md, "| *published: BigBird* | *36.05* |"), "%s", md);
+    cr_assert(strstr(md, "mask=block:bq=20,bk=20,keep=0,seed=0 lr=0.001"), "the spec is in the settings: %s", md);
     free(md), free(bub);
 }

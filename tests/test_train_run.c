@@ -199,3 +199,38 @@ Test(train_run, a_row_is_formatted_from_the_typed_evaluation)
     cr_assert_str_eq(row.cell[ATTN_COL_TIME_MS_MEDIAN], "");
     cr_assert_str_eq(row.cell[ATTN_COL_STATUS], "error:out of memory");
 }
+
+static int mask_cells(const csvw_row *row, void *ud)
+{
+    cr_assert_str_eq(row->cell[ATTN_COL_MASK], (const char *)ud, "every row names the model's mask");
+    return 0;
+}
+
+/* A model mask (LRA's sparse-pattern rows) is what every layer trains and
+ * evaluates with: the rows name it, the checkpoint keeps it (a reload scores
+ * the same), and the lm head refuses a mask that sees the future. */
+Test(train_run, a_model_mask_is_trained_recorded_and_reloaded, .timeout = 120)
+{
+    char dir[] = "/tmp/attn_mask_XXXXXX", csv[64], ckpt[64];
+    train_run_opts r;
+    tiny_mqar(&r, dir, csv, sizeof csv);
+    snprintf(ckpt, sizeof ckpt, "%s/model.ckpt", dir);
+    r.train_n = 64, r.valid_n = 16, r.test_n = 16;
+    r.model.d_model = 16, r.model.mlp = 0;
+    r.train.steps = 12, r.train.warmup = 2, r.train.eval_every = 12, r.train.batch = 8, r.train.threads = 2;
+    r.checkpoint = ckpt;
+    cr_assert_eq(opt_set_text(opt_find(nn_model_opts, "mask"), &r.model, "window:wr=0,wl=6", "--mask"), 0);
+    cr_assert_str_eq(r.model.mask, "window:wl=6,wr=0", "kept in canonical spelling");
+    double acc, again, logged;
+    cr_assert_eq(test_train_acc(&r, &acc), 0, "%s", attn_last_error());
+    cr_assert_eq(csvw_read_rows(csv, mask_cells, "window:wl=6,wr=0"), 2);
+    cr_assert_eq(test_eval_acc(ckpt, 0, 1, csv, &again, &logged), 0, "%s", attn_last_error());
+    cr_assert_eq(again, acc, "reloaded %.9g vs trained %.9g", again, acc);
+    unlink(csv), unlink(ckpt), rmdir(dir);
+
+    tiny_mqar(&r, (char[]){"/tmp/attn_mask_XXXXXX"}, csv, sizeof csv);
+    cr_assert_eq(opt_set_text(opt_find(nn_model_opts, "mask"), &r.model, "window:w=6", "--mask"), 0);
+    r.train_n = r.valid_n = r.test_n = 4;
+    cr_assert_lt(test_train_acc(&r, &acc), 0);
+    cr_assert(strstr(attn_last_error(), "expected a causal mask, found 'window:wl=6,wr=6'"), "%s", attn_last_error());
+}

@@ -1,5 +1,6 @@
-/* attnbench report lra|recall: summary tables (Markdown) and plot data. */
+/* attnbench report lra|recall|fidelity: summary tables (Markdown) and plot data. */
 #include "cli.h"
+#include "harness/results/fidelity_report.h"
 #include "harness/results/lra_report.h"
 #include "harness/results/recall_report.h"
 
@@ -9,6 +10,7 @@
 static const char usage[] =
     "usage: attnbench report lra [--csv FILE] [--md FILE] [--data FILE]\n"
     "       attnbench report recall [--csv FILE] [--md FILE] [--data FILE]\n"
+    "       attnbench report fidelity [--csv FILE] [--md FILE] [--data FILE]\n"
     "lra: the LRA table from the training rows of the results CSV (default\n"
     "results/lra.csv): tasks as columns, kernels as rows, the average over the five tasks\n"
     "without Path-X, and the published LRA Table 1 rows for the same models (flash =\n"
@@ -25,7 +27,14 @@ static const char usage[] =
     "model) the learning rate with the best mean test accuracy over seeds. Writes --md\n"
     "(default results/RECALL.md: one table per task setting, widths as columns) and --data\n"
     "(default results/recall_best.csv, with each model's state bytes, for the MQAR-lines\n"
-    "and recall-vs-state plots).\n";
+    "and recall-vs-state plots).\n"
+    "fidelity: error against softmax attention vs time from the fidelity rows (bench jobs\n"
+    "with inputs other than uniform) of --csv (default results/fidelity.csv): per (N, D,\n"
+    "input family) every configuration's time, rel_fro_err, cosine, KL and top-k recall,\n"
+    "its Pareto front, and per approximate kernel at the largest N on peaked inputs whether\n"
+    "one of its configurations is faster than flash with rel_fro_err <= 0.1. Writes --md\n"
+    "(default results/FIDELITY.md) and --data (default results/fidelity_pareto.csv, drawn\n"
+    "by plots/plot.sh as fidelity.png).\n";
 
 /* Writes the two outputs of a loaded report. */
 typedef void (*report_writer)(const void *table, FILE *md, FILE *data);
@@ -40,6 +49,12 @@ static void write_recall(const void *t, FILE *md, FILE *data)
 {
     recall_table_markdown(t, md);
     recall_table_csv(t, data);
+}
+
+static void write_fidelity(const void *t, FILE *md, FILE *data)
+{
+    fidrep_markdown(t, md);
+    fidrep_csv(t, data);
 }
 
 static int write_outputs(const void *table, report_writer w, const char *md, const char *data)
@@ -64,14 +79,23 @@ int cmd_report(int argc, char **argv)
 {
     static const struct option opts[] = {{"csv", 1, 0, 'c'}, {"md", 1, 0, 'm'},    {"data", 1, 0, 'b'},
                                          {"bubbles", 1, 0, 'b'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
-    int lra = argc > 1 && !strcmp(argv[1], "lra"), recall = argc > 1 && !strcmp(argv[1], "recall");
-    const char *csv = lra ? "results/lra.csv" : "results/recall.csv", *md = lra ? "results/LRA.md" : "results/RECALL.md",
-               *data = lra ? "results/lra_bubbles.csv" : "results/recall_best.csv";
+    /* Each report's name and its default input and outputs. */
+    static const struct {
+        const char *name, *csv, *md, *data;
+    } reports[] = {{"lra", "results/lra.csv", "results/LRA.md", "results/lra_bubbles.csv"},
+                   {"recall", "results/recall.csv", "results/RECALL.md", "results/recall_best.csv"},
+                   {"fidelity", "results/fidelity.csv", "results/FIDELITY.md", "results/fidelity_pareto.csv"}};
+    int which = -1;
+    for (int i = 0; argc > 1 && i < 3; i++)
+        if (!strcmp(argv[1], reports[i].name))
+            which = i;
+    const char *csv = "", *md = "", *data = "";
     int c;
-    if (lra || recall) /* the report's name comes first, options after it */
+    if (which >= 0) { /* the report's name comes first, options after it */
+        csv = reports[which].csv, md = reports[which].md, data = reports[which].data;
         argc--, argv++;
-    else if (argc < 2 || (strcmp(argv[1], "--help") && strcmp(argv[1], "-h")))
-        return cli_usage_error("report", "expected 'lra' or 'recall'");
+    } else if (argc < 2 || (strcmp(argv[1], "--help") && strcmp(argv[1], "-h")))
+        return cli_usage_error("report", "expected 'lra', 'recall' or 'fidelity'");
     optind = 1;
     while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
         if (c == 'c')
@@ -87,9 +111,15 @@ int cmd_report(int argc, char **argv)
     }
     if (optind != argc)
         return cli_usage_error("report", "unexpected argument after the options");
-    if (lra) {
+    if (which == 0) {
         static lra_table t;
         return lra_table_load(csv, &t) ? cli_report("report") : write_outputs(&t, write_lra, md, data);
+    }
+    if (which == 2) {
+        fidrep r;
+        int rc = fidrep_load(csv, &r) ? cli_report("report") : write_outputs(&r, write_fidelity, md, data);
+        fidrep_free(&r);
+        return rc;
     }
     static recall_table t;
     return recall_table_load(csv, &t) ? cli_report("report") : write_outputs(&t, write_recall, md, data);

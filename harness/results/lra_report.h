@@ -16,7 +16,7 @@
  * weights) are removed, i.e. the same task parameters, lr, wd, steps and
  * training examples; the seeds of a setting are its runs. */
 typedef struct {
-    char model[ATTN_CELL_MAX], params[ATTN_CELL_MAX], source[ATTN_CELL_MAX];
+    char model[ATTN_CELL_MAX], params[ATTN_CELL_MAX], source[ATTN_CELL_MAX], mask[ATTN_CELL_MAX];
     int64_t batch, steps;
     double acc_sum, step_ms, peak_rss;
     int runs;                      /* test rows */
@@ -28,6 +28,8 @@ typedef struct {
     int shown;                     /* lra_table_load: the setting the table shows, -1: no test row */
 } lra_cell;
 
+/* A row of the table is a kernel, or a kernel with a sparse mask kind
+ * (`flash+block`: LRA's local attention; the full spec is the setting's). */
 typedef struct {
     char kernel[LRA_MAX_KERNELS][192];
     lra_cell cell[LRA_MAX_KERNELS][LRA_TASKS];

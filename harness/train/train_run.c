@@ -66,14 +66,12 @@ static void params_text(const param_bag *p, char *buf, size_t n)
         snprintf(buf + strlen(buf), n - strlen(buf), "%s%s=%s", i ? ";" : "", p->key[i], p->val[i]);
 }
 
-/* The mask column: causal or full, or the canonical spec of an evaluation
- * mask (a swapped kernel's, extrapolate.h). */
+/* The mask column: causal or full, or the canonical spec of the model's mask
+ * or of an evaluation mask (a swapped kernel's, extrapolate.h). */
 static void mask_cell(const nn_model_cfg *m, char *buf, size_t n)
 {
-    if (m->has_eval_mask)
-        attn_mask_format(&m->eval_mask, buf, (int)n);
-    else
-        snprintf(buf, n, "%s", m->causal ? "causal" : "full");
+    attn_mask mk = nn_model_mask(m);
+    attn_mask_format(&mk, buf, (int)n);
 }
 
 /* Identity and settings of a row; step and split make each evaluation its

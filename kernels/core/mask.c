@@ -671,3 +671,18 @@ int attn_mask_bind(attn_mask *m, int64_t npos)
     }
     return 0;
 }
+
+int attn_mask_is_causal(const attn_mask *m)
+{
+    switch (m->kind) {
+    case ATTN_MASK_CAUSAL:
+    case ATTN_MASK_STRIDED:
+    case ATTN_MASK_SINK_WINDOW:
+        return 1;
+    case ATTN_MASK_WINDOW:
+    case ATTN_MASK_DILATED:
+        return m->causal || m->wr == 0;
+    default:
+        return m->causal;
+    }
+}

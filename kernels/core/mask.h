@@ -101,6 +101,11 @@ void attn_mask_row_range(const attn_mask *m, int64_t pi, int64_t pj0, int64_t pj
 /* Bit 0: the mask differs between heads; bit 1: between batch entries. */
 int attn_mask_varies(const attn_mask *m);
 
+/* 1 if no query may attend a later key under any binding: the causal flag, or
+ * a kind that is causal by construction (causal, Sparse Transformer, sink, a
+ * window or dilated band with nothing to the right). */
+int attn_mask_is_causal(const attn_mask *m);
+
 /* Allowed (i, j) pairs of (b, h) for Nq queries at q_off and Nk keys at k_off,
  * counted exactly (closed forms per row; RANDOM hashes every pair). */
 double attn_mask_pairs(const attn_mask *m, int64_t b, int64_t h, int64_t Nq, int64_t Nk, int64_t q_off,

@@ -1,0 +1,273 @@
+#include "fidelity_report.h"
+
+#include "csvw.h"
+#include "kernels/core/registry.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* params without its inputs=... item (the family is a column of its own);
+ * the family into fam. 0 if params has no inputs item (not a fidelity row). */
+static int split_inputs(const char *params, char *rest, size_t n, char *fam, size_t nf)
+{
+    char buf[ATTN_CELL_MAX], *save = NULL;
+    int found = 0;
+    snprintf(buf, sizeof buf, "%s", params);
+    rest[0] = '\0';
+    for (char *kv = strtok_r(buf, ";", &save); kv; kv = strtok_r(NULL, ";", &save)) {
+        if (!strncmp(kv, "inputs=", 7)) {
+            snprintf(fam, nf, "%s", kv + 7);
+            found = 1;
+        } else
+            snprintf(rest + strlen(rest), n - strlen(rest), "%s%s", rest[0] ? ";" : "", kv);
+    }
+    return found;
+}
+
+static int same_config(const fidrep_point *p, const char *kernel, const char *params, const char *mask,
+                       const char *fam, int64_t N, int64_t D)
+{
+    return p->N == N && p->D == D && !strcmp(p->kernel, kernel) && !strcmp(p->params, params) &&
+           !strcmp(p->mask, mask) && !strcmp(p->family, fam);
+}
+
+static fidrep_point *point_of(fidrep *r, const csvw_row *row, const char *params, const char *fam)
+{
+    const char *kernel = row->cell[ATTN_COL_KERNEL], *mask = row->cell[ATTN_COL_MASK];
+    int64_t N = atoll(row->cell[ATTN_COL_N]), D = atoll(row->cell[ATTN_COL_D]);
+    for (int i = 0; i < r->n; i++)
+        if (same_config(&r->p[i], kernel, params, mask, fam, N, D))
+            return &r->p[i];
+    if (r->n == FIDREP_MAX_POINTS)
+        return r->dropped++, NULL;
+    fidrep_point *p = &r->p[r->n++];
+    memset(p, 0, sizeof *p);
+    snprintf(p->kernel, sizeof p->kernel, "%.*s", (int)sizeof p->kernel - 1, kernel);
+    snprintf(p->params, sizeof p->params, "%s", params);
+    snprintf(p->mask, sizeof p->mask, "%.*s", (int)sizeof p->mask - 1, mask);
+    snprintf(p->family, sizeof p->family, "%s", fam);
+    p->N = N, p->D = D;
+    const attn_kernel *k = attn_find_kernel(kernel);
+    p->exact = k && (k->flags & ATTN_EXACT);
+    p->rel_fro = p->cos_mean = p->kl = p->recall = NAN;
+    return p;
+}
+
+/* A measure cell: its number, NAN for NA:<why>. */
+static double value_of(const csvw_row *row)
+{
+    const char *v = row->cell[ATTN_COL_VALUE];
+    return strncmp(v, "NA:", 3) && v[0] ? strtod(v, NULL) : NAN;
+}
+
+static int add_row(const csvw_row *row, void *ud)
+{
+    fidrep *r = ud;
+    char params[ATTN_CELL_MAX], fam[16];
+    if (strcmp(row->cell[ATTN_COL_STATUS], "ok") ||
+        !split_inputs(row->cell[ATTN_COL_PARAMS], params, sizeof params, fam, sizeof fam))
+        return 0;
+    static const char *const metrics[] = {"rel_fro_err", "cosine_mean", "kl", "topk_recall"};
+    int m = 0;
+    while (m < 4 && strcmp(row->cell[ATTN_COL_METRIC], metrics[m]))
+        m++;
+    if (m == 4)
+        return 0;
+    fidrep_point *p = point_of(r, row, params, fam);
+    if (!p)
+        return 0;
+    double *dst[] = {&p->rel_fro, &p->cos_mean, &p->kl, &p->recall};
+    *dst[m] = value_of(row);
+    p->time_ms = strtod(row->cell[ATTN_COL_TIME_MS_MEDIAN], NULL);
+    return 0;
+}
+
+static int same_group(const fidrep_point *a, const fidrep_point *b)
+{
+    return a->N == b->N && a->D == b->D && !strcmp(a->family, b->family);
+}
+
+/* On the front: no point of its group is at least as fast and as close and
+ * better in one of the two. */
+static void mark_front(fidrep *r)
+{
+    for (int i = 0; i < r->n; i++) {
+        fidrep_point *p = &r->p[i];
+        p->pareto = !isnan(p->rel_fro);
+        for (int j = 0; p->pareto && j < r->n; j++) {
+            const fidrep_point *q = &r->p[j];
+            if (j == i || !same_group(p, q) || isnan(q->rel_fro))
+                continue;
+            if (q->time_ms <= p->time_ms && q->rel_fro <= p->rel_fro &&
+                (q->time_ms < p->time_ms || q->rel_fro < p->rel_fro))
+                p->pareto = 0;
+        }
+    }
+}
+
+static int by_group_then_time(const void *x, const void *y)
+{
+    const fidrep_point *a = x, *b = y;
+    int c;
+    if (a->N != b->N)
+        return a->N < b->N ? -1 : 1;
+    if (a->D != b->D)
+        return a->D < b->D ? -1 : 1;
+    if ((c = strcmp(a->family, b->family)) != 0)
+        return c;
+    return (a->time_ms > b->time_ms) - (a->time_ms < b->time_ms);
+}
+
+int fidrep_load(const char *path, fidrep *r)
+{
+    memset(r, 0, sizeof *r);
+    r->p = malloc(sizeof *r->p * FIDREP_MAX_POINTS);
+    if (!r->p)
+        return attn_fail(ATTN_ENOMEM, "%s: no memory for the fidelity report", path);
+    int rc = csvw_read_rows(path, add_row, r);
+    if (rc < 0)
+        return rc;
+    qsort(r->p, (size_t)r->n, sizeof *r->p, by_group_then_time);
+    mark_front(r);
+    return 0;
+}
+
+void fidrep_free(fidrep *r)
+{
+    free(r->p);
+    r->p = NULL;
+}
+
+static void cell(FILE *f, double v, const char *fmt)
+{
+    if (isnan(v))
+        fputs(" NA |", f);
+    else {
+        fputc(' ', f);
+        fprintf(f, fmt, v);
+        fputs(" |", f);
+    }
+}
+
+/* The fastest exact configuration of p's group (flash), or NULL. */
+static const fidrep_point *exact_of(const fidrep *r, const fidrep_point *p)
+{
+    const fidrep_point *best = NULL;
+    for (int i = 0; i < r->n; i++)
+        if (r->p[i].exact && same_group(&r->p[i], p) && (!best || r->p[i].time_ms < best->time_ms))
+            best = &r->p[i];
+    return best;
+}
+
+static void group_table(const fidrep *r, int from, int to, FILE *f)
+{
+    const fidrep_point *g = &r->p[from], *ex = exact_of(r, g);
+    fprintf(f, "\n## N = %lld, D = %lld, inputs `%s`\n\n", (long long)g->N, (long long)g->D, g->family);
+    fprintf(f, "| kernel | params | mask | time ms | vs exact | rel_fro_err | cosine_mean | kl | topk_recall | front |\n");
+    fprintf(f, "|---|---|---|---|---|---|---|---|---|---|\n");
+    for (int i = from; i < to; i++) {
+        const fidrep_point *p = &r->p[i];
+        fprintf(f, "| `%s` | %s | %s |", p->kernel, p->params[0] ? p->params : "defaults", p->mask);
+        cell(f, p->time_ms, "%.4g");
+        cell(f, ex && ex->time_ms > 0 ? p->time_ms / ex->time_ms : NAN, "%.3gx");
+        cell(f, p->rel_fro, "%.3g");
+        cell(f, p->cos_mean, "%.4f");
+        cell(f, p->kl, "%.3g");
+        cell(f, p->recall, "%.3f");
+        fprintf(f, " %s |\n", p->pareto ? "yes" : "");
+    }
+}
+
+/* The target line of one approximate kernel in group [from, to). */
+static void target_line(const fidrep *r, int from, int to, const char *kernel, const fidrep_point *ex, FILE *f)
+{
+    const fidrep_point *hit = NULL, *closest = NULL, *fastest = NULL;
+    for (int i = from; i < to; i++) {
+        const fidrep_point *p = &r->p[i];
+        if (strcmp(p->kernel, kernel) || isnan(p->rel_fro))
+            continue;
+        if (p->time_ms < ex->time_ms && p->rel_fro <= FIDREP_TARGET_ERR && (!hit || p->time_ms < hit->time_ms))
+            hit = p;
+        if (!closest || p->rel_fro < closest->rel_fro)
+            closest = p;
+        if (!fastest || p->time_ms < fastest->time_ms)
+            fastest = p;
+    }
+    if (!closest)
+        return;
+    if (hit)
+        fprintf(f, "| `%s` | yes | %s: %.4g ms (%.2gx flash), rel_fro_err %.3g |\n", kernel,
+                hit->params[0] ? hit->params : "defaults", hit->time_ms, hit->time_ms / ex->time_ms, hit->rel_fro);
+    else
+        fprintf(f, "| `%s` | **no** | closest: %s, rel_fro_err %.3g at %.4g ms (%.2gx flash); fastest: %s, %.4g ms at rel_fro_err %.3g |\n",
+                kernel, closest->params[0] ? closest->params : "defaults", closest->rel_fro, closest->time_ms,
+                closest->time_ms / ex->time_ms, fastest->params[0] ? fastest->params : "defaults", fastest->time_ms,
+                fastest->rel_fro);
+}
+
+static void target_section(const fidrep *r, FILE *f)
+{
+    int64_t Nmax = 0;
+    for (int i = 0; i < r->n; i++)
+        if (!strcmp(r->p[i].family, "peaked") && r->p[i].N > Nmax)
+            Nmax = r->p[i].N;
+    int from = -1, to = -1;
+    for (int i = 0; i < r->n; i++)
+        if (r->p[i].N == Nmax && !strcmp(r->p[i].family, "peaked")) {
+            from = from < 0 ? i : from;
+            to = i + 1;
+        }
+    fprintf(f, "\n## Target: faster than `flash` with rel_fro_err <= %g on `peaked` inputs at N = %lld\n\n",
+            FIDREP_TARGET_ERR, (long long)Nmax);
+    const fidrep_point *ex = from >= 0 ? exact_of(r, &r->p[from]) : NULL;
+    if (!ex) {
+        fprintf(f, "No exact (`flash`) row at that N on `peaked` inputs: nothing to compare with.\n");
+        return;
+    }
+    fprintf(f, "`%s` takes %.4g ms here. A kernel that never reaches the target says so, with its closest and fastest configurations.\n\n",
+            ex->kernel, ex->time_ms);
+    fprintf(f, "| kernel | reached | configuration |\n|---|---|---|\n");
+    for (int i = from; i < to; i++) {
+        int first = !r->p[i].exact;
+        for (int j = from; first && j < i; j++)
+            first = strcmp(r->p[j].kernel, r->p[i].kernel) != 0;
+        if (first)
+            target_line(r, from, to, r->p[i].kernel, ex, f);
+    }
+}
+
+void fidrep_markdown(const fidrep *r, FILE *f)
+{
+    fprintf(f, "# Fidelity: error against softmax attention vs time\n\n");
+    fprintf(f, "Forward time (median) and fidelity against the double-precision oracle on sampled rows "
+               "(docs/fidelity.md) of every configuration in the results file, per shape and input family, "
+               "fastest first. `vs exact`: time over the fastest exact kernel's (`flash`) in the same group. "
+               "`front`: on the Pareto front of time and rel_fro_err (no configuration is both faster and closer). "
+               "Inputs are generated (docs/fidelity.md); times are of the machine and run the rows name.\n");
+    if (r->dropped)
+        fprintf(f, "\n**%d configurations beyond the report's capacity (%d) are left out.**\n", r->dropped,
+                FIDREP_MAX_POINTS);
+    for (int from = 0; from < r->n;) {
+        int to = from + 1;
+        while (to < r->n && same_group(&r->p[to], &r->p[from]))
+            to++;
+        group_table(r, from, to, f);
+        from = to;
+    }
+    target_section(r, f);
+}
+
+void fidrep_csv(const fidrep *r, FILE *f)
+{
+    fprintf(f, "N,D,family,kernel,label,time_ms,rel_fro_err,pareto,exact\n");
+    for (int i = 0; i < r->n; i++) {
+        const fidrep_point *p = &r->p[i];
+        if (isnan(p->rel_fro))
+            continue;
+        /* labels have no commas: params separate items with ';' */
+        fprintf(f, "%lld,%lld,%s,%s,%s%s%s%s,%.6g,%.6g,%d,%d\n", (long long)p->N, (long long)p->D, p->family,
+                p->kernel, p->kernel, p->params[0] ? "[" : "", p->params, p->params[0] ? "]" : "", p->time_ms,
+                p->rel_fro, p->pareto, p->exact);
+    }
+}

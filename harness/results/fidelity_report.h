@@ -1,0 +1,47 @@
+/* The fidelity report (fidelity_report.c; docs/fidelity.md): error against
+ * softmax attention vs time, from the fidelity rows of a results CSV. Per
+ * (N, D, input family), every configuration's time and measures, its Pareto
+ * front (no other point both faster and closer), and the long-context target:
+ * a configuration faster than `flash` within a relative error bound. */
+#ifndef ATTN_FIDELITY_REPORT_H
+#define ATTN_FIDELITY_REPORT_H
+
+#include "schema.h"
+
+#include <stdint.h>
+#include <stdio.h>
+
+#define FIDREP_MAX_POINTS 4096
+
+/* One configuration (kernel, parameters, mask, shape) on one input family. */
+typedef struct {
+    char kernel[64], params[ATTN_CELL_MAX], mask[96], family[16];
+    int64_t N, D;
+    int exact;                  /* the kernel is exact (metric rows of flash, naive, ...) */
+    double time_ms, rel_fro, cos_mean, kl, recall; /* NAN: not measured / NA */
+    int pareto;                 /* on its group's front */
+} fidrep_point;
+
+typedef struct {
+    fidrep_point *p;
+    int n;
+    int dropped;                /* points beyond FIDREP_MAX_POINTS */
+} fidrep;
+
+/* Loads the ok rows of path that carry fidelity measures (params with
+ * inputs=...; a later row of the same job replaces an earlier one) and marks
+ * each group's Pareto front over (time, rel_fro_err). */
+int fidrep_load(const char *path, fidrep *r);
+void fidrep_free(fidrep *r);
+
+/* The summary: per group the configurations by time, front marked; then the
+ * target: per approximate kernel at the largest N on `peaked`, its fastest
+ * configuration faster than flash with rel_fro_err <= FIDREP_TARGET_ERR, or
+ * a plain statement that none is, with its nearest numbers. */
+#define FIDREP_TARGET_ERR 0.1
+void fidrep_markdown(const fidrep *r, FILE *f);
+
+/* Plot data: N,D,family,kernel,label,time_ms,rel_fro_err,pareto,exact. */
+void fidrep_csv(const fidrep *r, FILE *f);
+
+#endif
