@@ -5,7 +5,7 @@
  * against an SVD pseudo-inverse (LAPACK dgesdd from OpenBLAS), its residual
  * ||A Z A - A|| falling every step; m = N with 30 steps on peaked inputs is
  * softmax attention; the error against the oracle falls as m grows (mean
- * over seeds); the conv skip's alignment; P = F Z Bt has negative entries
+ * over seeds) and is small on smooth sequences; the conv skip's alignment; P = F Z Bt has negative entries
  * (no attention rows for the fidelity report); cost model and counters;
  * refusals. Strided views, GQA, thread determinism and padded batches:
  * test_properties.c and test_padded.c. */
@@ -301,6 +301,47 @@ Test(nystrom, error_against_softmax_falls_as_landmarks_grow, .timeout = 60)
         }
     cr_assert(mean[1] < 0.9 * mean[0] && mean[2] < 0.2 * mean[1], "mean rel_fro_err m=8 %.3g, 32 %.3g, 128 %.3g",
               mean[0], mean[1], mean[2]);
+}
+
+/* Rows that vary slowly along the sequence (each channel a sum of three
+ * random sinusoids of periods N, N/2, N/3): the regime segment means are
+ * made for, where each landmark stands for the rows it averages. The error
+ * is small from m = 32 on and the pseudo-inverse's steps set its floor. */
+static void fill_smooth(const attn_tensor *t, attn_rng *r)
+{
+    for (int64_t b = 0; b < t->B; b++)
+        for (int64_t h = 0; h < t->H; h++)
+            for (int64_t d = 0; d < t->D; d++) {
+                double amp[3], phase[3];
+                for (int f = 0; f < 3; f++)
+                    amp[f] = attn_rng_normal(r), phase[f] = 2 * M_PI * attn_rng_uniform(r);
+                for (int64_t n = 0; n < t->N; n++) {
+                    double x = 0;
+                    for (int f = 0; f < 3; f++)
+                        x += amp[f] * sin(2 * M_PI * (f + 1) * (double)n / (double)t->N + phase[f]);
+                    attn_at(t, b, h, n)[d] = (float)x;
+                }
+            }
+}
+
+Test(nystrom, smooth_sequences_are_approximated_closely, .timeout = 30)
+{
+    static const char *const params[] = {"landmarks=32", "landmarks=32 iters=20"};
+    static const double bound[] = {0.05, 0.005};
+    for (int c = 0; c < 2; c++) {
+        double mean = 0;
+        for (uint64_t seed = 1; seed <= 3; seed++) {
+            attn_args a = ny_args(1, 2, 2, 512, 32, params[c], 2);
+            fx_problem p;
+            fx_make_for(&p, K, &a, seed);
+            attn_rng r;
+            attn_rng_seed(&r, seed);
+            fill_smooth(&p.q, &r), fill_smooth(&p.k, &r);
+            mean += vs_oracle(&p).rel_fro / 3;
+            fx_free(&p);
+        }
+        cr_assert(mean < bound[c], "%s: mean rel_fro_err %.3g on smooth rows", params[c], mean);
+    }
 }
 
 /* ---- the conv skip ---- */
