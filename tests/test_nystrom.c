@@ -5,10 +5,10 @@
  * against an SVD pseudo-inverse (LAPACK dgesdd from OpenBLAS), its residual
  * ||A Z A - A|| falling every step; m = N with 30 steps on peaked inputs is
  * softmax attention; the error against the oracle falls as m grows (mean
- * over seeds) and is small on smooth sequences; the conv skip's alignment; P = F Z Bt has negative entries
- * (no attention rows for the fidelity report); cost model and counters;
- * refusals. Strided views, GQA, thread determinism and padded batches:
- * test_properties.c and test_padded.c. */
+ * over seeds) and is small on smooth sequences; the conv skip's alignment;
+ * P = F Z Bt has negative entries (no attention rows for the fidelity
+ * report); cost model and counters; refusals. Strided views, GQA, thread
+ * determinism and padded batches: test_properties.c and test_padded.c. */
 #include "harness/measure/check.h"
 #include "harness/measure/fixture.h"
 #include "kernels/core/counters.h"
