@@ -366,8 +366,8 @@ const attn_kernel attn_kernel_nystrom = {
     .flags = ATTN_APPROX | ATTN_TRAINABLE | ATTN_GQA | ATTN_DV | ATTN_DETERMINISTIC | ATTN_PADDED,
     .masks = ATTN_MASK_BIT(ATTN_MASK_FULL),
     .params = ny_params,
-    .notes = "O = softmax(Q K~^T) Z softmax(Q~ K^T) V, Z ~ pinv(softmax(Q~ K~^T)); a padded sequence is "
-             "run at its own length; conv taps are learned weights (ATTN_IN_WEIGHTS)",
+    .notes = "O = softmax(sc Q K~^T) Z softmax(sc Q~ K^T) V, Z ~ pinv(softmax(sc Q~ K~^T)) by the iteration; "
+             "a padded sequence is run at its own length; conv taps are learned weights (ATTN_IN_WEIGHTS)",
     .init = ny_init,
     .forward = ny_forward,
     .backward = attn_nystrom_backward,
