@@ -97,6 +97,7 @@ static const struct {
     {"gated_deltanet", 2, 4, 2, 37, 37, 16, 24, "causal", "chunk=16"},
     {"linear", 2, 4, 2, 40, 40, 8, 12, "causal", "chunk=16"},
     {"based", 2, 4, 2, 40, 40, 8, 12, "causal", "window=5"},
+    {"nystrom", 2, 4, 2, 70, 70, 20, 12, "full", "landmarks=9 conv=5 tile=16"},
     {"gla", 1, 2, 2, 70, 70, 16, 16, "causal", "chunk=16"},
 };
 
@@ -290,6 +291,7 @@ static const path_case det_paths[] = {
     {"retnet", 2, 4, 2, 130, 130, 32, 16, 1, {"causal"}, {""}, {2}},
     {"gla", 2, 4, 2, 130, 130, 32, 16, 1, {"causal"}, {""}, {2}},
     {"lightning", 2, 4, 2, 130, 130, 32, 16, 1, {"causal"}, {""}, {2}},
+    {"nystrom", 3, 4, 2, 130, 130, 16, 24, 1, {"full"}, {"landmarks=13 tile=9", "landmarks=200 conv=4 tile=64"}, {2, 3}},
 };
 
 typedef void (*path_check)(const attn_kernel *k, const attn_args *a, int64_t at, const char *what);
