@@ -4,9 +4,11 @@
  * thread count:
  *
  *   landmarks, one task per (batch, query head): segment means Q~ and K~,
- *     A = softmax(sc Q~ K~^T), Bt = softmax(sc Q~ K^T) over the n keys,
- *     Z by the iteration (nystrom_pinv.c), Y = Bt V, X = Z Y; K~ and X are
- *     kept in the workspace;
+ *     A = softmax(sc Q~ K~^T), Z by the iteration (nystrom_pinv.c),
+ *     Y = softmax(sc Q~ K^T) V over blocks of `tile` keys with an online
+ *     softmax (the mm x n matrix is never stored: the scratch does not grow
+ *     with N and K, V are read once), X = Z Y; K~ and X are kept in the
+ *     workspace;
  *   output, one task per (batch, query head, tile of T rows):
  *     F = softmax(sc Q_tile K~^T), O_tile = F X (+ the conv skip on V).
  *
@@ -31,7 +33,8 @@ static const opt_def ny_params[] = {
     {.name = "iters", .type = OPT_INT, .def = 6, .lo = 0, .hi = 1000, .help = "pseudo-inverse iterations"},
     {.name = "conv", .type = OPT_INT, .def = 0, .lo = 0, .hi = 1024,
      .help = "taps of the depthwise conv skip on V, learned per head (0: none; the authors' LRA runs: 35)"},
-    {.name = "tile", .type = OPT_INT, .def = 256, .lo = 1, .hi = 1 << 20, .help = "query rows per output task"},
+    {.name = "tile", .type = OPT_INT, .def = 256, .lo = 1, .hi = 1 << 16,
+     .help = "query rows per output task, keys per landmark-phase block"},
     {0},
 };
 
@@ -52,13 +55,13 @@ int attn_nystrom_plan(ny_plan *pl, const attn_args *a)
     pl->m = m; /* no sequence has more landmarks than rows */
     pl->ntiles = (a->Nq + pl->T - 1) / pl->T;
     pl->head_floats = (size_t)(NY_ROUND16(m * a->D) + NY_ROUND16(m * Dv));
-    size_t fwd1 = ny_head_floats(pl, a, 0), fwd2 = (size_t)NY_ROUND16(pl->T * m);
-    pl->fwd_floats = fwd1 > fwd2 ? fwd1 : fwd2;
-    /* backward: the landmark phase with its history, K~ and X, dQ~ dK~,
-     * dA dZ, dBt, F dF, dX dY (nystrom_bwd.c carves them in this order) */
+    pl->fwd_floats = ny_head_floats(pl, a, 0); /* its block scratch serves the output tiles too */
+    /* backward (nystrom_bwd.c carves them in this order): the landmark phase
+     * with its history, K~ and X, dQ~ and dK~, dA and dZ, dX and dY, Dy and
+     * one more block */
     pl->bwd_floats = ny_head_floats(pl, a, 1) + pl->head_floats + 2 * (size_t)NY_ROUND16(m * a->D) +
-                     2 * (size_t)NY_ROUND16(m * m) + (size_t)NY_ROUND16(m * a->Nk) +
-                     2 * (size_t)NY_ROUND16(a->Nk * m) + 2 * (size_t)NY_ROUND16(m * Dv);
+                     2 * (size_t)NY_ROUND16(m * m) + 2 * (size_t)NY_ROUND16(m * Dv) + (size_t)NY_ROUND16(m) +
+                     (size_t)NY_ROUND16(m * pl->T);
     return 0;
 }
 
@@ -100,7 +103,8 @@ size_t ny_head_floats(const ny_plan *pl, const attn_args *a, int keep)
 {
     int64_t m = pl->m, m2 = NY_ROUND16(m * m), it = pl->iters;
     size_t pinv = keep ? (size_t)((it + 1) * m2 + it * m2 + 7 * m2) : (size_t)(2 * m2 + m2 + 2 * m2);
-    return (size_t)(NY_ROUND16(m * a->D) + m2 + NY_ROUND16(m * a->Nk) + NY_ROUND16(m * attn_dv(a))) + pinv;
+    return (size_t)(NY_ROUND16(m * a->D) + m2 + NY_ROUND16(m * attn_dv(a)) + 2 * NY_ROUND16(m) +
+                    NY_ROUND16(m * pl->T)) + pinv;
 }
 
 void ny_head_carve(ny_head *w, const ny_plan *pl, const attn_args *a, int keep, float *ws)
@@ -108,8 +112,10 @@ void ny_head_carve(ny_head *w, const ny_plan *pl, const attn_args *a, int keep, 
     int64_t m = pl->m, m2 = NY_ROUND16(m * m), it = pl->iters;
     w->Qt = ws, ws += NY_ROUND16(m * a->D);
     w->A = ws, ws += m2;
-    w->Bt = ws, ws += NY_ROUND16(m * a->Nk);
     w->Y = ws, ws += NY_ROUND16(m * attn_dv(a));
+    w->lse = ws, ws += NY_ROUND16(m);
+    w->run = ws, ws += NY_ROUND16(m);
+    w->S = ws, ws += NY_ROUND16(m * pl->T);
     w->zs = ws, ws += (keep ? it + 1 : 2) * m2;
     w->ps = ws, ws += (keep ? it : 1) * m2;
     w->tmp = ws;
@@ -178,6 +184,49 @@ void ny_conv_add(const float *w, int64_t k, const float *V, int64_t ldv, int64_t
         }
 }
 
+/* Y = softmax(sc Q~ K^T) V over the n keys in blocks of T (online softmax:
+ * each block's scores are shifted by the running row maximum, earlier sums
+ * rescaled when it grows), and lse = max + ln(sum) per landmark row. */
+static double ny_landmark_values(const attn_args *a, const ny_plan *pl, const float *K, int64_t ldk, const float *V,
+                                 int64_t ldv, ny_head *w, double *exps)
+{
+    int64_t n = w->n, mm = w->mm, D = a->D, Dv = attn_dv(a);
+    float sc = (float)attn_scale(a), *mx = w->lse, *sum = w->run;
+    for (int64_t j0 = 0; j0 < n; j0 += pl->T) {
+        int64_t nk = n - j0 < pl->T ? n - j0 : pl->T;
+        ny_gemm(0, 1, mm, nk, D, sc, w->Qt, D, K + j0 * ldk, ldk, 0.0f, w->S, nk);
+        for (int64_t r = 0; r < mm; r++) {
+            float *s = w->S + r * nk, top = s[0], part = 0;
+            for (int64_t j = 1; j < nk; j++)
+                top = s[j] > top ? s[j] : top;
+            float m_new = j0 == 0 || top > mx[r] ? top : mx[r];
+            for (int64_t j = 0; j < nk; j++)
+                s[j] -= m_new;
+            attn_vexp(s, s, nk);
+            for (int64_t j = 0; j < nk; j++)
+                part += s[j];
+            if (j0 > 0 && m_new != mx[r]) { /* the running maximum grew: rescale what was summed */
+                float alpha = attn_expf(mx[r] - m_new);
+                sum[r] *= alpha;
+                for (int64_t d = 0; d < Dv; d++)
+                    w->Y[r * Dv + d] *= alpha;
+                *exps += 1;
+            }
+            sum[r] = j0 == 0 ? part : sum[r] + part;
+            mx[r] = m_new;
+        }
+        ny_gemm(0, 0, mm, Dv, nk, 1.0f, w->S, nk, V + j0 * ldv, ldv, j0 == 0 ? 0.0f : 1.0f, w->Y, Dv);
+        *exps += (double)(mm * nk);
+    }
+    for (int64_t r = 0; r < mm; r++) {
+        float inv = 1.0f / sum[r];
+        for (int64_t d = 0; d < Dv; d++)
+            w->Y[r * Dv + d] *= inv;
+        w->lse[r] = mx[r] + logf(sum[r]);
+    }
+    return 2.0 * (double)(mm * n) * (double)(D + Dv);
+}
+
 double ny_head_run(const attn_args *a, const ny_plan *pl, const attn_io *io, int64_t b, int64_t h, int keep,
                    ny_head *w, double *exps)
 {
@@ -190,13 +239,11 @@ double ny_head_run(const attn_args *a, const ny_plan *pl, const attn_io *io, int
     ny_segment_means(K, io->k.sn, n, mm, D, w->Kt);
     ny_gemm(0, 1, mm, mm, D, sc, w->Qt, D, w->Kt, D, 0.0f, w->A, mm);
     *exps = ny_softmax_rows(w->A, mm, mm, mm);
-    ny_gemm(0, 1, mm, n, D, sc, w->Qt, D, K, io->k.sn, 0.0f, w->Bt, n);
-    *exps += ny_softmax_rows(w->Bt, mm, n, n);
     w->Z = attn_nystrom_pinv(w->A, mm, pl->iters, keep, w->zs, w->ps, w->tmp);
-    ny_gemm(0, 0, mm, Dv, n, 1.0f, w->Bt, n, V, io->v.sn, 0.0f, w->Y, Dv);
+    double flops = ny_landmark_values(a, pl, K, io->k.sn, V, io->v.sn, w, exps);
     ny_gemm(0, 0, mm, Dv, mm, 1.0f, w->Z, mm, w->Y, Dv, 0.0f, w->X, Dv);
     double m = (double)mm;
-    return 2 * m * m * (double)(D + Dv) + 2 * m * (double)n * (double)(D + Dv) + 8.0 * pl->iters * m * m * m;
+    return flops + 2 * m * m * (double)(D + Dv) + 8.0 * pl->iters * m * m * m;
 }
 
 /* ---- forward ---- */

@@ -31,7 +31,7 @@ typedef struct {
     int64_t m;          /* landmarks requested (min(m, n) are used per sequence) */
     int iters;          /* pseudo-inverse iterations */
     int64_t conv;       /* taps of the conv skip on V, 0: none; also the weights per head */
-    int64_t T;          /* query rows per task of the output phase */
+    int64_t T;          /* query rows per output task and backward block; keys per block */
     int64_t ntiles;     /* tasks per (b, h) of the output phase */
     size_t head_floats; /* per (b, h), kept from the landmark phase: K~ and Z (Bt V) */
     size_t fwd_floats, bwd_floats;

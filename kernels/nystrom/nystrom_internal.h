@@ -21,21 +21,25 @@ static inline void ny_gemm(int ta, int tb, int64_t M, int64_t N, int64_t K, floa
 
 /* One head's landmark phase. The caller points Kt and X where they must
  * live (the forward keeps them per head for its output phase); every other
- * buffer is scratch carved by ny_head_carve. */
+ * buffer is scratch carved by ny_head_carve. Bt = softmax(sc Q~ K^T) is
+ * never stored: Y = Bt V is accumulated over blocks of `tile` keys with an
+ * online softmax (running row maxima, rescaled sums), and lse keeps each
+ * landmark row's log-normaliser so the backward recomputes Bt block by block. */
 typedef struct {
     int64_t n, mm;         /* real rows, landmarks */
     float *Qt, *Kt;        /* mm x D landmark means */
     float *A;              /* mm x mm softmax(sc Q~ K~^T) */
-    float *Bt;             /* mm x n softmax(sc Q~ K^T), row stride n */
     float *Y, *X;          /* mm x Dv: Bt V and Z Y */
+    float *lse, *run;      /* mm: log-normalisers of Bt's rows; running sums */
+    float *S;              /* scratch of one block: mm x tile (or tile x mm) */
     float *zs, *ps, *tmp;  /* pseudo-inverse history (attn_nystrom_pinv) and scratch */
     float *Z;              /* the final iterate (inside zs) */
 } ny_head;
 
-/* Floats of ny_head_carve's scratch (Kt and X excluded), at most m landmarks
- * and Nk rows; keep: the whole iteration history and 7 m x m of scratch. */
+/* Floats of ny_head_carve's scratch (Kt and X excluded) for at most m
+ * landmarks; keep: the whole iteration history and 7 m x m of scratch. */
 size_t ny_head_floats(const ny_plan *pl, const attn_args *a, int keep);
-/* Points Qt, A, Bt, Y, zs, ps, tmp into ws (ny_head_floats of them). */
+/* Points Qt, A, Y, lse, run, S, zs, ps, tmp into ws (ny_head_floats of them). */
 void ny_head_carve(ny_head *w, const ny_plan *pl, const attn_args *a, int keep, float *ws);
 
 /* Runs the landmark phase of (b, h) into w (n >= 1 real rows). Returns the
