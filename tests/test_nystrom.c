@@ -195,7 +195,8 @@ Test(nystrom, iteration_on_a_singular_matrix_reaches_the_pseudo_inverse_then_dri
     }
     cr_assert(e[0] < 1e-10, "15 steps: iteration vs SVD pinv %.3g", e[0]);
     double growth = pow(e[2] / e[1], 1.0 / 10);
-    cr_assert(growth > 3.0 && growth < 3.5, "drift per step %.3g (errors %.3g, %.3g), expected 13/4", growth, e[1], e[2]);
+    cr_assert(growth > 3.0 && growth < 3.5, "drift per step %.3g (errors %.3g, %.3g), expected 13/4", growth, e[1],
+              e[2]);
 }
 
 Test(nystrom, pinv_residual_falls_every_iteration)

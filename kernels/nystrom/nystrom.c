@@ -372,7 +372,8 @@ static double ny_flops(const attn_args *a, attn_pass pass)
     for (int64_t b = 0; b < a->B; b++) {
         double n = (double)attn_q_len(a, b), m = (double)attn_nystrom_landmarks(&pl, attn_q_len(a, b));
         if (n > 0)
-            f += 4 * n * m * (D + Dv) + 2 * m * m * (D + Dv) + 8.0 * pl.iters * m * m * m + 2 * n * (double)pl.conv * Dv;
+            f += 4 * n * m * (D + Dv) + 2 * m * m * (D + Dv) + 8.0 * pl.iters * m * m * m +
+                 2 * n * (double)pl.conv * Dv;
     }
     f *= (double)a->H;
     return pass == ATTN_PASS_FWD ? f : 2 * f;
