@@ -37,7 +37,10 @@ static const char *const core_masks[] = {"full", "causal", "window:wl=5,wr=3", "
 static const struct {
     const char *kernel;
     const char *params[2];
-} padded_params[] = {{"flash", {"br=16", "bc=32"}}, {"linear", {"chunk=4", NULL}}, {"sigmoid", {"bias=row", "br=16"}}};
+} padded_params[] = {{"flash", {"br=16", "bc=32"}},
+                   {"linear", {"chunk=4", NULL}},
+                   {"sigmoid", {"bias=row", "br=16"}},
+                   {"nystrom", {"landmarks=7 tile=5 conv=3", "landmarks=200"}}};
 
 static const char *param_variant(const attn_kernel *k, int i)
 {
