@@ -508,7 +508,7 @@ Test(nystrom, cost_model_and_counters)
     fx_free(&p);
 }
 
-Test(nystrom, refuses_causal_cross_lengths_and_bad_params)
+Test(nystrom, refuses_causal_cross_lengths_bad_params_and_an_unplanned_backward)
 {
     attn_ctx ctx;
     attn_args c = ny_args(1, 1, 1, 8, 16, "", 1);
@@ -516,6 +516,17 @@ Test(nystrom, refuses_causal_cross_lengths_and_bad_params)
     cr_assert_eq(attn_ctx_create(K, &c, &ctx), ATTN_EUNSUPPORTED);
     attn_args x = fx_args(1, 1, 1, 8, 12, 16, "full", 1);
     cr_assert_eq(attn_ctx_create(K, &x, &ctx), ATTN_EUNSUPPORTED);
+    attn_args f = ny_args(1, 1, 1, 8, 16, "", 1); /* a context sized for the forward only */
+    fx_problem p;
+    fx_make_for(&p, K, &f, 1);
+    cr_assert_eq(attn_ctx_create(K, &f, &ctx), 0, "%s", attn_last_error());
+    attn_io io = problem_io(&p);
+    attn_grads g = problem_grads(&p);
+    cr_assert_eq(K->backward(&ctx, &io, &g), ATTN_EINVAL);
+    cr_assert(strstr(attn_last_error(), "'nystrom'") && strstr(attn_last_error(), "args.backward"), "%s",
+              attn_last_error());
+    attn_ctx_destroy(&ctx);
+    fx_free(&p);
     static const char *const bad[] = {"landmarks=0", "iters=-1", "conv=2000", "tile=0", "heads=2"};
     for (int i = 0; i < 5; i++) {
         attn_args b = ny_args(1, 1, 1, 8, 16, bad[i], 1);

@@ -284,6 +284,11 @@ size_t attn_kv_state_bytes(const attn_args *a);
 double attn_density(const attn_args *a);   /* nnz(mask) / (Nq*Nk) */
 double attn_batch_rows(const attn_args *a); /* real query rows over the batch: B * Nq unless padded */
 
+/* A backward called on a context created without args.backward = 1 (its
+ * workspace was sized for the forward): records the message naming the
+ * kernel and returns ATTN_EINVAL. */
+int attn_backward_unplanned(const attn_ctx *ctx);
+
 /* Creates a context: validate, init, allocate workspace. */
 int attn_ctx_create(const attn_kernel *k, const attn_args *a, attn_ctx *ctx);
 void attn_ctx_destroy(attn_ctx *ctx);
