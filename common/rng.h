@@ -53,6 +53,13 @@ static inline float attn_rng_range(attn_rng *r, float lo, float hi)
     return lo + (hi - lo) * (float)attn_rng_uniform(r);
 }
 
+/* x[0..n) uniform in [-bound, bound), drawn in order (initial weights). */
+static inline void attn_rng_fill_symmetric(attn_rng *r, float *x, int64_t n, float bound)
+{
+    for (int64_t i = 0; i < n; i++)
+        x[i] = attn_rng_range(r, -bound, bound);
+}
+
 /* Uniform integer in [0, n), n >= 1, without modulo bias (Lemire 2019). */
 static inline uint64_t attn_rng_uint_below(attn_rng *r, uint64_t n)
 {

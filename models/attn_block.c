@@ -59,6 +59,17 @@ static int attn_cfg_check(const nn_attn_cfg *c)
     return 0;
 }
 
+/* The problem the kernel's own inputs are sized and drawn for: its
+ * parameters, D and the longest sequence the block serves (weights such as a
+ * synthesizer's L x L logits depend on it; a plan at any N up to it reads
+ * them). */
+static attn_args weights_args(const nn_attn_cfg *cfg)
+{
+    int64_t n = cfg->max_len > 0 ? cfg->max_len : 1;
+    return (attn_args){.B = 1, .H = cfg->H, .H_kv = cfg->H_kv, .Nq = n, .Nk = n, .D = cfg->C / cfg->H,
+                       .params = cfg->params};
+}
+
 int nn_attn_bind(nn_attn *l, const nn_attn_cfg *cfg, nn_blob *blob)
 {
     int rc = attn_cfg_check(cfg);
@@ -79,8 +90,7 @@ int nn_attn_bind(nn_attn *l, const nn_attn_cfg *cfg, nn_blob *blob)
               (rc = nn_short_conv_bind(&l->ck, cfg->H_kv * D, K, blob)) ||
               (rc = nn_short_conv_bind(&l->cv, cfg->H_kv * D, K, blob))))
         return rc;
-    /* the kernel's own inputs: their sizes depend on D and its parameters only */
-    attn_args a = {.B = 1, .H = cfg->H, .H_kv = cfg->H_kv, .Nq = 1, .Nk = 1, .D = D, .params = cfg->params};
+    attn_args a = weights_args(cfg);
     l->router_cols = attn_router_cols(cfg->kernel, &a), l->w_cols = attn_weight_cols(cfg->kernel, &a);
     if ((cfg->kernel->inputs & ATTN_IN_ROUTER) && l->router_cols < 1)
         return attn_fail(ATTN_EINVAL, "kernel '%s': expected router columns >= 1 (check its parameters)",
@@ -129,7 +139,7 @@ void nn_attn_init(const nn_attn *l, attn_rng *r)
         nn_dense_init(&l->router, r);
     if (l->w_cols) {
         attn_tensor w = weights_view(l, l->w);
-        attn_args a = {.B = 1, .H = l->cfg.H, .H_kv = l->cfg.H_kv, .Nq = 1, .Nk = 1, .D = l->D, .params = l->cfg.params};
+        attn_args a = weights_args(&l->cfg);
         if (l->cfg.kernel->init_weights)
             l->cfg.kernel->init_weights(&a, &w, attn_rng_next(r));
         else

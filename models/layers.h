@@ -314,6 +314,8 @@ typedef struct {
     double rope_base;          /* 0: 10000 */
     int eval_only;             /* 1: allow a kernel without backward (forward only) */
     int short_conv;            /* K > 0: short causal conv of width K + SiLU on q, k, v; 0: none */
+    int64_t max_len;           /* longest sequence the block serves (0: 1): the N at which the kernel's
+                                  own inputs are sized (a synthesizer's learned logits are L x L) */
 } nn_attn_cfg;
 
 typedef struct {

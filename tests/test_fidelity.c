@@ -160,53 +160,62 @@ Test(fidelity, kl_is_zero_and_recall_one_for_the_oracles_own_rows_and_recall_zer
     cr_assert_float_eq(m.topk_recall, 0.0, 1e-12);
 }
 
-/* Every registered kernel with a fidelity view: its rows are non-negative,
- * sum to 1 and reproduce its own reference's output (O = P V); its selected
- * keys cover every key its rows weigh. */
+/* Kernel k's view on a small problem (params: "k=v k=v" or NULL): its rows
+ * are non-negative, sum to 1 and reproduce its own reference's output
+ * (O = P V); its selected keys cover every key its rows weigh. Returns the
+ * view's bits. */
+static int check_view(const attn_kernel *k, const char *params)
+{
+    int full = (k->masks & ATTN_MASK_BIT(ATTN_MASK_FULL)) != 0, bits = 0;
+    attn_args a = shape(96, 16, full ? "full" : "causal");
+    if (params)
+        fx_add_params(&a, params);
+    fx_problem p;
+    fx_make_for(&p, k, &a, 7);
+    attn_io64 io = problem_io64(&p);
+    int64_t rows[96], N = a.Nk, Dv = attn_dv(&a);
+    for (int i = 0; i < 96; i++)
+        rows[i] = i;
+    double *P = malloc(sizeof(double) * 96 * (size_t)N);
+    unsigned char *sel = malloc(96 * (size_t)N);
+    for (int64_t h = 0; h < a.H; h++) {
+        bits = k->ref_view(&p.a, &io, 0, h, rows, 96, P, sel);
+        cr_assert_geq(bits, 0, "%s: %s", k->name, attn_last_error());
+        for (int64_t i = 0; (bits & ATTN_VIEW_ROWS) && i < 96; i++) {
+            double sum = 0, o[256] = {0};
+            for (int64_t j = 0; j < N; j++) {
+                double w = P[i * N + j];
+                cr_assert_geq(w, 0, "%s: negative weight", k->name);
+                sum += w;
+                for (int64_t d = 0; d < Dv; d++)
+                    o[d] += w * attn_at64(&io.v, 0, h * a.H_kv / a.H, j)[d];
+                if ((bits & ATTN_VIEW_KEYS) && w > 0)
+                    cr_assert(sel[i * N + j], "%s: row %ld weighs key %ld it did not select", k->name, (long)i,
+                              (long)j);
+            }
+            /* a row before every key (a causal kernel's empty rows) weighs nothing */
+            if (sum > 0)
+                cr_assert_float_eq(sum, 1.0, 1e-5, "%s: row %ld sums to %g", k->name, (long)i, sum);
+            for (int64_t d = 0; d < Dv; d++)
+                cr_assert_float_eq(o[d], attn_at64(&p.o64, 0, h, i)[d], 1e-8, "%s %s: (P V) differs from its reference",
+                                   k->name, params ? params : "");
+        }
+    }
+    free(P);
+    free(sel);
+    fx_free(&p);
+    return bits;
+}
+
 Test(fidelity, every_view_is_row_stochastic_and_reproduces_its_own_reference, .timeout = 120)
 {
     int viewed = 0;
-    for (const attn_kernel *const *kp = attn_registry(); *kp; kp++) {
-        const attn_kernel *k = *kp;
-        if (!k->ref_view)
-            continue;
-        viewed++;
-        int full = (k->masks & ATTN_MASK_BIT(ATTN_MASK_FULL)) != 0;
-        attn_args a = shape(96, 16, full ? "full" : "causal");
-        fx_problem p;
-        fx_make_for(&p, k, &a, 7);
-        attn_io64 io = problem_io64(&p);
-        int64_t rows[96], N = a.Nk, Dv = attn_dv(&a);
-        for (int i = 0; i < 96; i++)
-            rows[i] = i;
-        double *P = malloc(sizeof(double) * 96 * (size_t)N);
-        unsigned char *sel = malloc(96 * (size_t)N);
-        for (int64_t h = 0; h < a.H; h++) {
-            int bits = k->ref_view(&p.a, &io, 0, h, rows, 96, P, sel);
-            cr_assert_geq(bits, 0, "%s: %s", k->name, attn_last_error());
-            for (int64_t i = 0; (bits & ATTN_VIEW_ROWS) && i < 96; i++) {
-                double sum = 0, o[256] = {0};
-                for (int64_t j = 0; j < N; j++) {
-                    double w = P[i * N + j];
-                    cr_assert_geq(w, 0, "%s: negative weight", k->name);
-                    sum += w;
-                    for (int64_t d = 0; d < Dv; d++)
-                        o[d] += w * attn_at64(&io.v, 0, h * a.H_kv / a.H, j)[d];
-                    if ((bits & ATTN_VIEW_KEYS) && w > 0)
-                        cr_assert(sel[i * N + j], "%s: row %ld weighs key %ld it did not select", k->name,
-                                  (long)i, (long)j);
-                }
-                cr_assert_float_eq(sum, 1.0, 1e-5, "%s: row %ld sums to %g", k->name, (long)i, sum);
-                for (int64_t d = 0; d < Dv; d++)
-                    cr_assert_float_eq(o[d], attn_at64(&p.o64, 0, h, i)[d], 1e-8, "%s: (P V) differs from its reference",
-                                       k->name);
-            }
-        }
-        free(P);
-        free(sel);
-        fx_free(&p);
-    }
-    cr_assert_geq(viewed, 2, "linear and based at least have views");
+    for (const attn_kernel *const *kp = attn_registry(); *kp; kp++)
+        if ((*kp)->ref_view)
+            check_view(*kp, NULL), viewed++;
+    cr_assert_geq(viewed, 3, "linear, based and landmark at least have views");
+    /* landmark's top-k mode selects blocks by content: keys too */
+    cr_assert_eq(check_view(attn_find_kernel("landmark"), "mode=topk k=2 l=8"), ATTN_VIEW_ROWS | ATTN_VIEW_KEYS);
 }
 
 Test(fidelity, fidelity_job_writes_one_row_per_measure_with_its_own_job_id)

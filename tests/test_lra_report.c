@@ -5,6 +5,7 @@
 #include "harness/results/csvw.h"
 #include "test_rows.h"
 #include "harness/results/lra_report.h"
+#include "harness/results/lra_speed.h"
 
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -178,5 +179,68 @@ Test(lra_report, masked_flash_rows_stand_beside_the_sparse_models_they_reproduce
     cr_assert(strstr(md, "| attnbench `flash+bigbird` | 25.00 "), "%s", md);
     cr_assert(strstr(md, "| *published: BigBird* | *36.05* |"), "%s", md);
     cr_assert(strstr(md, "mask=block:bq=20,bk=20,keep=0,seed=0 lr=0.001"), "the spec is in the settings: %s", md);
+    free(md), free(bub);
+}
+
+static void put_speed(csvw *w, const char *kernel, const char *mask, int N, const char *ms, const char *rss)
+{
+    csvw_row r;
+    csvw_row_init(&r);
+    csvw_row_set(&r, ATTN_COL_SUITE, "lra_speed");
+    csvw_row_set(&r, ATTN_COL_KERNEL, "%s", kernel);
+    csvw_row_set(&r, ATTN_COL_MASK, "%s", mask);
+    csvw_row_set(&r, ATTN_COL_N, "%d", N);
+    csvw_row_set(&r, ATTN_COL_TIME_MS_MEDIAN, "%s", ms);
+    csvw_row_set(&r, ATTN_COL_PEAK_RSS_BYTES, "%s", rss);
+    csvw_row_set(&r, ATTN_COL_STATUS, "ok");
+    test_row_write(w, &r);
+}
+
+/* Table 2's analogue: steps/s and peak RSS as ratios to flash at the same
+ * length, the paper's ratios beside them only where its lengths match. */
+Test(lra_report, speed_section_gives_ratios_to_flash_beside_the_papers)
+{
+    scratch s;
+    open_scratch(&s);
+    put_speed(&s.w, "flash", "full", 4096, "400", "104857600");
+    put_speed(&s.w, "flash", "full", 1024, "100", "10485760");
+    put_speed(&s.w, "linear", "full", 1024, "50", "5242880");
+    put_speed(&s.w, "linear", "full", 4096, "80", "20971520");
+    put_speed(&s.w, "flash", "block:bq=20,bk=20,keep=0,seed=0", 1024, "25", "10485760");
+    csvw_close(&s.w);
+    lra_speed sp;
+    cr_assert_eq(lra_speed_load(s.csv, &sp), 0);
+    cr_assert_eq(sp.n_N, 2);
+    cr_assert_eq(sp.N[0], 1024, "lengths ascending");
+    char *md;
+    size_t n;
+    FILE *f = open_memstream(&md, &n);
+    lra_speed_markdown(&sp, f);
+    fclose(f);
+    cr_assert(strstr(md, "| attnbench `linear` | 20 (2.00×) | 12.5 (5.00×) | 5 (0.50×) | 20 (0.20×) |"), "%s", md);
+    cr_assert(strstr(md, "| *paper: Linear Trans.* | *1.1×* | *5.6×* | *0.44×* | *0.11×* |"), "%s", md);
+    cr_assert(strstr(md, "| attnbench `flash+block` | 40 (4.00×) | — |"), "%s", md);
+    free(md);
+    unlink(s.csv), rmdir(s.dir);
+}
+
+/* The report says plainly where the ranking differs from the paper's. */
+Test(lra_report, ranking_section_names_the_models_that_move)
+{
+    static const char *const five[] = {"listops", "text", "retrieval", "image", "pathfinder"};
+    scratch s;
+    open_scratch(&s);
+    for (int i = 0; i < 5; i++) {
+        put(&s.w, (lra_put){.task = five[i], .kernel = "flash", .split = "test", .acc = "0.50", .src = "generated"});
+        put(&s.w, (lra_put){.task = five[i], .kernel = "linear", .split = "test", .acc = "0.60", .src = "generated"});
+        put(&s.w, (lra_put){.task = five[i], .kernel = "flash", .split = "test", .acc = "0.40", .src = "generated",
+                            .mask = "block:bq=20,bk=20,keep=0,seed=0"});
+    }
+    char *md, *bub;
+    render(&s, &md, &bub);
+    cr_assert(strstr(md, "| `linear` (Linear Trans.) | 60.00 | 1 | 50.55 | 2 | higher here |"), "%s", md);
+    cr_assert(strstr(md, "| `flash` (Transformer) | 50.00 | 2 | 54.39 | 1 | lower here |"), "%s", md);
+    cr_assert(strstr(md, "| `flash+block` (Local Attention) | 40.00 | 3 | 46.06 | 3 | same place |"), "%s", md);
+    cr_assert(strstr(md, "2 of 3 models rank differently than in the paper."), "%s", md);
     free(md), free(bub);
 }

@@ -1,4 +1,5 @@
-/* Models with kernels that read router logits (sse) or learned weights (gam):
+/* Models with kernels that read router logits (sse) or learned weights (gam,
+ * infini, synthesizer):
  * the attention block projects x to the logits and owns the kernel's weights
  * as parameters; both appear in the parameter table, and the block and whole
  * models match their double twins (central differences). */
@@ -45,7 +46,7 @@ static int count_params(const nn_model_cfg *c, const char *part, size_t *floats)
 static void check_against_double(const nn_model_cfg *c, const char *kernel, uint64_t seed, const char *what)
 {
     nn_attn_cfg a = {.C = 16, .H = 2, .H_kv = 2, .kernel = attn_find_kernel(kernel), .mask = {.kind = ATTN_MASK_CAUSAL},
-                     .params = c->kparams};
+                     .params = c->kparams, .max_len = c->max_len};
     mc_check_block(&a, 2, 7, 2, seed, what);
     mc_lm_batch t;
     mc_lm_batch_make(&t, 3, 7, 11, 9);
@@ -83,4 +84,19 @@ Test(model_inputs, infini_betas_are_block_parameters_and_match_the_double_model,
     cr_assert_eq(count_params(&c, ".attn.kernel_w", &floats), 2);
     cr_assert_eq(floats, (size_t)2 * 2, "%zu", floats);
     check_against_double(&c, "infini", 2028, "lm infini L=3");
+}
+
+Test(model_inputs, synthesizer_logits_are_block_parameters_sized_at_max_len_and_match_the_double_model, .timeout = 60)
+{
+    /* the weights serve the model's max_len = 16; the checks run at N = 7, the top-left block */
+    static const char *const random[] = {"mode=random", "dot=1", NULL}, *const dense[] = {"mode=dense", "dot=0", NULL};
+    nn_model_cfg c = lm_cfg("synthesizer", random);
+    size_t floats;
+    cr_assert_eq(count_params(&c, ".attn.kernel_w", &floats), 2);
+    cr_assert_eq(floats, (size_t)2 * 2 * 16 * 16, "%zu", floats); /* R [16 x 16] per head and layer */
+    check_against_double(&c, "synthesizer", 2028, "lm synthesizer random+dot");
+    c = lm_cfg("synthesizer", dense);
+    cr_assert_eq(count_params(&c, ".attn.kernel_w", &floats), 2);
+    cr_assert_eq(floats, (size_t)2 * 2 * (8 * 8 + 8 + 16 * 9), "%zu", floats); /* W1, b1, W2 [16 x 8], b2 */
+    check_against_double(&c, "synthesizer", 2029, "lm synthesizer dense");
 }

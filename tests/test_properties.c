@@ -99,6 +99,7 @@ static const struct {
     {"based", 2, 4, 2, 40, 40, 8, 12, "causal", "window=5"},
     {"nystrom", 2, 4, 2, 70, 70, 20, 12, "full", "landmarks=9 conv=5 tile=16"},
     {"gla", 1, 2, 2, 70, 70, 16, 16, "causal", "chunk=16"},
+    {"reformer", 2, 4, 2, 70, 70, 20, 12, "causal", "chunk=8 rounds=2 same_bucket=0"},
 };
 
 Test(properties, strided_views_give_the_bits_of_contiguous_tensors_on_parameter_variants, .timeout = 60)
@@ -268,6 +269,7 @@ static const path_case leak_paths[] = {
     {"retnet", 1, 2, 2, 97, 97, 32, 32, 1, {"causal"}, {"chunk=16", "chunk=64"}, {40}},
     {"gla", 1, 2, 2, 97, 97, 32, 32, 1, {"causal"}, {"chunk=16", "chunk=64"}, {40}},
     {"lightning", 1, 2, 2, 97, 97, 32, 32, 1, {"causal"}, {"chunk=16", "chunk=64"}, {40}},
+    {"reformer", 1, 4, 2, 97, 97, 16, 0, 2, {"causal"}, {"chunk=8", "chunk=16 same_bucket=0", "chunk=128 buckets=1"}, {40, 7}},
 };
 
 static const path_case det_paths[] = {
@@ -291,6 +293,7 @@ static const path_case det_paths[] = {
     {"retnet", 2, 4, 2, 130, 130, 32, 16, 1, {"causal"}, {""}, {2}},
     {"gla", 2, 4, 2, 130, 130, 32, 16, 1, {"causal"}, {""}, {2}},
     {"lightning", 2, 4, 2, 130, 130, 32, 16, 1, {"causal"}, {""}, {2}},
+    {"reformer", 2, 4, 2, 130, 130, 16, 24, 1, {"full", "causal"}, {"chunk=8 rounds=3", "chunk=16 same_bucket=0"}, {2, 3}},
     {"nystrom", 3, 4, 2, 130, 130, 16, 24, 1, {"full"}, {"landmarks=13 tile=9", "landmarks=200 conv=4 tile=64"}, {2, 3}},
 };
 

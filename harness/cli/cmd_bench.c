@@ -167,6 +167,23 @@ static int run_train_suite(const bench_opts *o, const attn_kernel **kernels, con
     return 0;
 }
 
+/* LRA Table 2's analogue: the Text encoder per kernel and N, with the mask
+ * of --mask as the model's (full when not given). */
+static int run_speed_suite(const bench_opts *o, const attn_kernel **kernels, const peak_result *peak, csvw *out)
+{
+    char mask[96];
+    attn_mask_format(&o->base.args.mask, mask, sizeof mask);
+    for (int ik = 0; ik < o->n_kernels; ik++)
+        for (int in = 0; in < o->n_N; in++) {
+            csvw_row row;
+            if (train_bench_speed(kernels[ik]->name, strcmp(mask, "full") ? mask : NULL, o->Ns[in],
+                                  o->base.args.threads, peak, &row, stdout) ||
+                (out && csvw_write(out, &row)))
+                return ATTN_EINVAL;
+        }
+    return 0;
+}
+
 /* Every kernel x N x D job, a table line each; *failed counts errors. */
 static int run_grid(const bench_opts *o, const attn_kernel **kernels, const peak_result *peak, csvw *out,
                     int *failed)
@@ -216,8 +233,11 @@ int cmd_bench(int argc, char **argv)
     if (o.out && csvw_open(&out, o.out))
         return cli_report("bench");
     int failed = 0;
-    rc = o.suite == BENCH_SUITE_TRAIN ? run_train_suite(&o, kernels, o.no_peak ? NULL : &peak, o.out ? &out : NULL)
-                 : run_grid(&o, kernels, o.no_peak ? NULL : &peak, o.out ? &out : NULL, &failed);
+    const peak_result *pk = o.no_peak ? NULL : &peak;
+    csvw *w = o.out ? &out : NULL;
+    rc = o.suite == BENCH_SUITE_TRAIN       ? run_train_suite(&o, kernels, pk, w)
+         : o.suite == BENCH_SUITE_LRA_SPEED ? run_speed_suite(&o, kernels, pk, w)
+                                            : run_grid(&o, kernels, pk, w, &failed);
     if (rc)
         return cli_report("bench");
     if (o.out)

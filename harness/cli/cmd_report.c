@@ -2,13 +2,14 @@
 #include "cli.h"
 #include "harness/results/fidelity_report.h"
 #include "harness/results/lra_report.h"
+#include "harness/results/lra_speed.h"
 #include "harness/results/recall_report.h"
 
 #include <getopt.h>
 #include <string.h>
 
 static const char usage[] =
-    "usage: attnbench report lra [--csv FILE] [--md FILE] [--data FILE]\n"
+    "usage: attnbench report lra [--csv FILE] [--md FILE] [--data FILE] [--speed FILE]\n"
     "       attnbench report recall [--csv FILE] [--md FILE] [--data FILE]\n"
     "       attnbench report fidelity [--csv FILE] [--md FILE] [--data FILE]\n"
     "lra: the LRA table from the training rows of the results CSV (default\n"
@@ -21,7 +22,9 @@ static const char usage[] =
     "settings it chose from; every setting is listed under the table. Writes --md (default\n"
     "results/LRA.md) and the bubble-chart data --data (default results/lra_bubbles.csv:\n"
     "steps/s relative to flash, average accuracy, peak RSS of the shown settings), which\n"
-    "plots/plot.sh draws as lra_bubbles.png.\n"
+    "plots/plot.sh draws as lra_bubbles.png. With the rows of 'bench --suite lra_speed' in --speed\n"
+    "(default results/lra_speed.csv, skipped when absent) LRA.md also gets Table 2's analogue: training\n"
+    "steps/s and peak RSS per model at each length, as ratios to flash beside the paper's ratios.\n"
     "recall: best of the learning-rate grid (Zoology) from the final test rows of the\n"
     "trainings in --csv (default results/recall.csv): per (task, task parameters, kernel,\n"
     "model) the learning rate with the best mean test accuracy over seeds. Writes --md\n"
@@ -39,10 +42,18 @@ static const char usage[] =
 /* Writes the two outputs of a loaded report. */
 typedef void (*report_writer)(const void *table, FILE *md, FILE *data);
 
+/* The LRA report: the accuracy table and, when its rows exist, the speed section. */
+typedef struct {
+    lra_table table;
+    lra_speed speed;
+} lra_report;
+
 static void write_lra(const void *t, FILE *md, FILE *data)
 {
-    lra_table_markdown(t, md);
-    lra_table_bubbles(t, data);
+    const lra_report *r = t;
+    lra_table_markdown(&r->table, md);
+    lra_speed_markdown(&r->speed, md);
+    lra_table_bubbles(&r->table, data);
 }
 
 static void write_recall(const void *t, FILE *md, FILE *data)
@@ -77,8 +88,10 @@ static int write_outputs(const void *table, report_writer w, const char *md, con
 
 int cmd_report(int argc, char **argv)
 {
-    static const struct option opts[] = {{"csv", 1, 0, 'c'}, {"md", 1, 0, 'm'},    {"data", 1, 0, 'b'},
-                                         {"bubbles", 1, 0, 'b'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+    static const struct option opts[] = {{"csv", 1, 0, 'c'},     {"md", 1, 0, 'm'},   {"data", 1, 0, 'b'},
+                                         {"bubbles", 1, 0, 'b'}, {"speed", 1, 0, 's'}, {"help", 0, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    const char *speed = "results/lra_speed.csv";
     /* Each report's name and its default input and outputs. */
     static const struct {
         const char *name, *csv, *md, *data;
@@ -104,6 +117,8 @@ int cmd_report(int argc, char **argv)
             md = optarg;
         else if (c == 'b')
             data = optarg;
+        else if (c == 's' && which == 0)
+            speed = optarg;
         else if (c == 'h')
             return fputs(usage, stdout), 0;
         else
@@ -112,8 +127,9 @@ int cmd_report(int argc, char **argv)
     if (optind != argc)
         return cli_usage_error("report", "unexpected argument after the options");
     if (which == 0) {
-        static lra_table t;
-        return lra_table_load(csv, &t) ? cli_report("report") : write_outputs(&t, write_lra, md, data);
+        static lra_report t;
+        return lra_table_load(csv, &t.table) || lra_speed_load(speed, &t.speed) ? cli_report("report")
+                                                                               : write_outputs(&t, write_lra, md, data);
     }
     if (which == 2) {
         fidrep r;

@@ -14,7 +14,7 @@
 #include <stddef.h>
 #include <string.h>
 
-static const char *const suite_names[] = {"", "train", NULL}; /* "": the kernel benchmark, not named */
+static const char *const suite_names[] = {"", "train", "lra_speed", NULL}; /* "": the kernel benchmark, not named */
 
 /* --kernel K[,K...]: names, checked against the registry later. */
 static int kernels_set(void *target, const char *text, const char *where)
@@ -118,7 +118,10 @@ const opt_def bench_opts_table[] = {
     {.name = "suite", .type = OPT_ENUM, .offset = AT(suite), .names = suite_names, .flags = OPT_NO_CONFIG,
      .help = "the training benchmark instead: per kernel, an encoder (L=2, d=128, H=4, N=1024, batch 16) and an "
              "LM (L=2, d=64, N=256, batch 16): step time, tokens/s, GFLOP/s vs same-run sgemm, share of step "
-             "time in GEMMs, attention kernels and the rest (rows: suite train)"},
+             "time in GEMMs, attention kernels and the rest (rows: suite train); lra_speed: LRA Table 2's analogue, "
+             "training steps of a byte-level Text encoder (L=2, d=64, H=2, MLP 128, batch 8) per kernel at each "
+             "--N with --mask as the model mask: step time, tokens/s, peak RSS (rows: suite lra_speed; 'attnbench "
+             "report lra --speed FILE' sets them beside the paper's)"},
     {.name = "out", .type = OPT_ARG, .offset = AT(out), .metavar = "FILE", .flags = OPT_NO_CONFIG,
      .help = "append rows to this CSV (created with the header if absent)"},
     {.name = "no_peak", .type = OPT_BOOL, .offset = AT(no_peak), .flags = OPT_NO_CONFIG,

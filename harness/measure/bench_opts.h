@@ -30,7 +30,7 @@ typedef struct {
     int suite;          /* BENCH_SUITE_* */
 } bench_opts;
 
-enum { BENCH_SUITE_KERNELS = 0, BENCH_SUITE_TRAIN };
+enum { BENCH_SUITE_KERNELS = 0, BENCH_SUITE_TRAIN, BENCH_SUITE_LRA_SPEED };
 
 /* The rows' groups: a suite entry's keys (and their command-line options),
  * the keys of a config's "measure" object, and the config's top level. */

@@ -44,6 +44,55 @@ static void oracle_probs(const attn_args *a, const attn_io *io, const attn_tenso
     }
 }
 
+/* The exact counterpart of a shared-QK kernel (ATTN_SHARED_QK) for query i:
+ * softmax over the unit keys k (the head's queries normalised) the mask
+ * allows, the query's own key left out unless it is the only one. Writes
+ * the output row and P (0 off the allowed keys); returns the lse. */
+static double shared_qk_row(const attn_args *a, const attn_io *io, const attn_tensor_f64 *k,
+                            const attn_tensor_f64 *v, int64_t b, int64_t h, int64_t i, double *orow,
+                            unsigned char *allowed, double *P)
+{
+    int64_t Nk = k->N, D = k->D, Dv = v->D, others = 0;
+    const float *q = attn_at(&io->q, b, h, i);
+    double m = -INFINITY, z = 0;
+    attn_mask_row(&a->mask, b, h, attn_q_off_of(a, b) + i, a->k_off, Nk, allowed);
+    for (int64_t j = 0; j < Nk; j++) {
+        allowed[j] = allowed[j] && j < attn_kv_len(a, b) && i < attn_q_len(a, b);
+        others += allowed[j] && j != i;
+    }
+    if (others && i < Nk)
+        allowed[i] = 0;
+    for (int64_t j = 0; j < Nk; j++) {
+        double s = 0;
+        for (int64_t d = 0; allowed[j] && d < D; d++)
+            s += (double)q[d] * k->data[j * D + d];
+        P[j] = allowed[j] ? attn_scale(a) * s : -INFINITY;
+        m = fmax(m, P[j]);
+    }
+    for (int64_t j = 0; j < Nk; j++)
+        z += P[j] = m > -INFINITY ? exp(P[j] - m) : 0;
+    for (int64_t d = 0; d < Dv; d++)
+        orow[d] = 0;
+    for (int64_t j = 0; z > 0 && j < Nk; j++) {
+        P[j] /= z;
+        for (int64_t d = 0; P[j] > 0 && d < Dv; d++)
+            orow[d] += P[j] * v->data[j * Dv + d];
+    }
+    return z > 0 ? m + log(z) : -INFINITY;
+}
+
+/* Rows of t divided by their norms (0 rows stay 0). */
+static void unit_rows(attn_tensor_f64 *t)
+{
+    for (int64_t j = 0; j < t->N; j++) {
+        double n = 0, *x = t->data + j * t->D;
+        for (int64_t d = 0; d < t->D; d++)
+            n += x[d] * x[d];
+        for (int64_t d = 0; n > 0 && d < t->D; d++)
+            x[d] /= sqrt(n);
+    }
+}
+
 static double kl_row(const double *Pref, const double *P, int64_t Nk)
 {
     double z = 0, kl = 0;
@@ -103,13 +152,19 @@ static int measure_head(const attn_kernel *kern, const attn_args *a, const attn_
 {
     int64_t G = a->H / a->H_kv, Nk = a->Nk, Dv = attn_dv(a), rows[FID_ROWS];
     int64_t n = sample_rows(attn_q_len(a, b), rows);
-    attn_tensor_f64 k = head_widen(&io->k, b, h / G, 0, Nk), v = head_widen(&io->v, b, h / G, 0, Nk);
+    int shared = kern && (kern->flags & ATTN_SHARED_QK); /* keys: the head's own queries, normalised */
+    attn_tensor_f64 k = shared ? head_widen(&io->q, b, h, 0, Nk) : head_widen(&io->k, b, h / G, 0, Nk);
+    attn_tensor_f64 v = head_widen(&io->v, b, h / G, 0, Nk);
+    if (shared)
+        unit_rows(&k);
     double *orow = malloc(sizeof(double) * (size_t)Dv), *Pref = malloc(sizeof(double) * (size_t)Nk);
     double *P = malloc(sizeof(double) * (size_t)(n * Nk));
     unsigned char *sel = malloc((size_t)(n * Nk)), *allowed = malloc((size_t)Nk);
     int bits = kernel_view(kern, a, io, b, h, rows, n, P, sel);
     for (int64_t r = 0; bits >= 0 && r < n; r++) {
-        double lse = head_oracle_row(a, io, &k, &v, b, h, rows[r], orow), dot = 0, g2 = 0, o2 = 0;
+        double lse = shared ? shared_qk_row(a, io, &k, &v, b, h, rows[r], orow, allowed, Pref)
+                            : head_oracle_row(a, io, &k, &v, b, h, rows[r], orow);
+        double dot = 0, g2 = 0, o2 = 0;
         const float *got = attn_at(&io->o, b, h, rows[r]);
         for (int64_t d = 0; d < Dv; d++) {
             s->diff2 += (got[d] - orow[d]) * (got[d] - orow[d]);
@@ -120,7 +175,8 @@ static int measure_head(const attn_kernel *kern, const attn_args *a, const attn_
         s->cos_sum += cos, s->cos_min = fmin(s->cos_min, cos), s->rows++;
         if (!(bits & (ATTN_VIEW_ROWS | ATTN_VIEW_KEYS)) || !isfinite(lse))
             continue;
-        oracle_probs(a, io, &k, b, h, rows[r], lse, allowed, Pref);
+        if (!shared)
+            oracle_probs(a, io, &k, b, h, rows[r], lse, allowed, Pref);
         if (bits & ATTN_VIEW_ROWS)
             s->kl_sum += kl_row(Pref, P + r * Nk, Nk), s->kl_rows++;
         double rec = bits & ATTN_VIEW_KEYS ? recall_row(Pref, sel + r * Nk, Nk) : NAN;

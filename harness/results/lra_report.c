@@ -11,6 +11,7 @@
 #include "lra_report.h"
 
 #include "csvw.h"
+#include "lra_speed.h"
 #include "tasks/task.h"
 
 #include <math.h>
@@ -39,18 +40,6 @@ static const struct {
     {"linear", "Linear Trans.", {16.13, 65.90, 53.09, 42.34, 75.30, NAN}, 50.55},
     {"performer", "Performer", {18.01, 65.40, 53.82, 42.77, 77.05, NAN}, 51.41},
 };
-
-/* The table row of a training row: its kernel, joined by '+' to the kind of
- * its mask unless that is full or causal (the mask spec's name up to ':'). */
-static void row_label(const csvw_row *r, char *out, size_t n)
-{
-    const char *mask = r->cell[ATTN_COL_MASK];
-    size_t kind = strcspn(mask, ":");
-    if (!mask[0] || !strcmp(mask, "full") || !strcmp(mask, "causal"))
-        snprintf(out, n, "%s", r->cell[ATTN_COL_KERNEL]);
-    else
-        snprintf(out, n, "%.63s+%.*s", r->cell[ATTN_COL_KERNEL], (int)(kind < 64 ? kind : 64), mask);
-}
 
 static int task_index(const char *t)
 {
@@ -126,7 +115,7 @@ static int add_row(const csvw_row *r, void *ud)
         !(test || valid))
         return 0; /* reloads and extrapolations are not runs */
     char label[192];
-    row_label(r, label, sizeof label);
+    lra_row_label(r->cell[ATTN_COL_KERNEL], r->cell[ATTN_COL_MASK], label, sizeof label);
     lra_cell *c = cell_of(t, label, task);
     lra_setting *s = c ? setting_of(c, r) : NULL;
     if (!s)
@@ -233,6 +222,69 @@ static void settings_list(const lra_table *t, FILE *f)
                 LRA_MAX_KERNELS, LRA_MAX_SETTINGS);
 }
 
+/* The published row a table row stands for, or -1. */
+static int published_of(const char *row)
+{
+    for (size_t p = 0; p < sizeof published / sizeof *published; p++)
+        if (!strcmp(published[p].row, row))
+            return (int)p;
+    return -1;
+}
+
+/* Average over the five tasks of row k, NAN unless all five have a shown setting. */
+static double row_avg(const lra_table *t, int k)
+{
+    double sum = 0;
+    for (int i = 0; i < 5; i++) {
+        if (!shown(&t->cell[k][i]))
+            return NAN;
+        sum += mean_acc(&t->cell[k][i]);
+    }
+    return sum / 5;
+}
+
+/* Rank (1 = best) of v among the values of `all` (n of them, NAN skipped). */
+static int rank_of(double v, const double *all, int n)
+{
+    int r = 1;
+    for (int i = 0; i < n; i++)
+        r += !isnan(all[i]) && all[i] > v;
+    return r;
+}
+
+/* Where the ranking differs from the paper's: the rows with all five tasks
+ * and a published counterpart, ranked by average among themselves both ways. */
+static void ranking(const lra_table *t, FILE *f)
+{
+    double ours[LRA_MAX_KERNELS], theirs[LRA_MAX_KERNELS];
+    int n = 0, rows[LRA_MAX_KERNELS];
+    for (int k = 0; k < t->n_kernels; k++) {
+        int p = published_of(t->kernel[k]);
+        double avg = row_avg(t, k);
+        if (p < 0 || isnan(avg))
+            continue;
+        rows[n] = k, ours[n] = avg, theirs[n] = published[p].avg, n++;
+    }
+    if (n < 2)
+        return;
+    fprintf(f, "\n## Ranking against the paper's\n\n"
+               "The rows above with all five tasks and a published counterpart, ranked by their average "
+               "among themselves, here and in the paper. A different place is expected where budgets and data "
+               "differ: each cell above names its steps × batch (the paper trains for thousands of steps at "
+               "batch 32 or more on the official data) and its data source (stand-ins and generated data are "
+               "other tasks than the paper's).\n\n"
+               "| model | attnbench avg | rank | published avg | rank | |\n|---|---|---|---|---|---|\n");
+    int moved = 0;
+    for (int i = 0; i < n; i++) {
+        int ra = rank_of(ours[i], ours, n), rp = rank_of(theirs[i], theirs, n);
+        moved += ra != rp;
+        fprintf(f, "| `%s` (%s) | %.2f | %d | %.2f | %d | %s |\n", t->kernel[rows[i]],
+                published[published_of(t->kernel[rows[i]])].model, ours[i], ra, theirs[i], rp,
+                ra == rp ? "same place" : ra < rp ? "higher here" : "lower here");
+    }
+    fprintf(f, "\n%d of %d models rank differently than in the paper.\n", moved, n);
+}
+
 void lra_table_markdown(const lra_table *t, FILE *f)
 {
     fprintf(f, "# Long Range Arena: attnbench results beside the published table\n\n"
@@ -274,6 +326,7 @@ void lra_table_markdown(const lra_table *t, FILE *f)
             fprintf(f, " *%.2f* |\n", published[p].avg);
         }
     }
+    ranking(t, f);
     settings_list(t, f);
 }
 

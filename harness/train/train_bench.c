@@ -7,6 +7,7 @@
 #include "models/profile.h"
 #include "common/rng.h"
 #include "harness/measure/sysinfo.h"
+#include "common/rss.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -16,13 +17,19 @@ typedef struct {
     nn_variant variant;
     nn_head_kind head;
     int64_t layers, d, heads, mlp, N, batch, vocab;
+    const char *mask;  /* canonical spec, or NULL: full (causal for the lm head) */
 } bench_model;
 
-/* The two shapes: the LRA-like encoder and a small causal LM. */
+/* The two shapes of the training benchmark: an LRA-like encoder and a small causal LM. */
 static const bench_model models[2] = {
-    {"encoder", NN_VARIANT_ENCODER, NN_HEAD_CLASSIFY, 2, 128, 4, 512, 1024, 16, 256},
-    {"lm", NN_VARIANT_LM, NN_HEAD_LM, 2, 64, 2, 256, 256, 16, 256},
+    {"encoder", NN_VARIANT_ENCODER, NN_HEAD_CLASSIFY, 2, 128, 4, 512, 1024, 16, 256, NULL},
+    {"lm", NN_VARIANT_LM, NN_HEAD_LM, 2, 64, 2, 256, 256, 16, 256, NULL},
 };
+
+/* The LRA speed suite's shape (LRA Table 2 runs byte-level Text at 1K-4K): the
+ * default profile's Text encoder (2 layers, d_model 64, 2 heads, MLP 128,
+ * vocabulary of 256 bytes + pad + CLS) with a batch of 8; N and the mask vary. */
+static const bench_model text_speed = {"text", NN_VARIANT_ENCODER, NN_HEAD_CLASSIFY, 2, 64, 2, 128, 0, 8, 258, NULL};
 
 static int cmp_d(const void *a, const void *b)
 {
@@ -40,6 +47,8 @@ static nn_model_cfg bench_cfg(const bench_model *bm, const char *kernel)
     c.causal = bm->head == NN_HEAD_LM;
     snprintf(c.kernels[0], sizeof c.kernels[0], "%s", kernel);
     c.pos = NN_POS_LEARNED, c.pool = NN_POOL_CLS;
+    if (bm->mask)
+        snprintf(c.mask, sizeof c.mask, "%s", bm->mask);
     return c;
 }
 
@@ -77,6 +86,8 @@ static void bench_measure(const bench_model *bm, const char *kernel, const peak_
     nn_model_cfg c = bench_cfg(bm, kernel);
     nn_model_describe(&c, res->model, sizeof res->model);
     res->causal = c.causal;
+    attn_mask mk = nn_model_mask(&c);
+    attn_mask_format(&mk, res->mask, sizeof res->mask);
     res->batch = bm->batch, res->heads = bm->heads, res->N = bm->N, res->head_dim = bm->d / bm->heads;
     qsort(ms, (size_t)steps, sizeof *ms, cmp_d);
     measure_stats *t = &res->time; /* order statistics at n/2, n/10, 9n/10 */
@@ -96,6 +107,8 @@ static int bench_one(const bench_model *bm, const char *kernel, int threads, con
 {
     nn_model_cfg c = bench_cfg(bm, kernel);
     nn_model m;
+    rss_region rss; /* the model, its plan, the optimiser and the timed steps */
+    rss_region_begin(&rss);
     int rc = nn_model_init(&m, &c, 1);
     if (rc)
         return rc;
@@ -122,8 +135,10 @@ static int bench_one(const bench_model *bm, const char *kernel, int threads, con
     int steps = 0;
     if (!rc)
         rc = time_steps(&m, &b, &opt, threads, ms, &steps, &total);
+    rss_region_sample(&rss);
     if (!rc)
         bench_measure(bm, kernel, peak, ms, steps, total, res);
+    res->peak_rss_bytes = rss_region_peak_bytes(&rss);
     optim_fini(&opt);
     nn_model_free(&m);
     free(tok), free(tgt), free(lab);
@@ -140,11 +155,12 @@ void train_bench_print(FILE *f, const train_bench_result *res)
 
 void train_bench_row(const train_bench_result *res, int threads, csvw_row *row)
 {
-    bench_row_begin(row, threads, "train");
-    csvw_row_set(row, ATTN_COL_TASK, "synthetic");
+    int speed = !strcmp(res->label, text_speed.label);
+    bench_row_begin(row, threads, speed ? "lra_speed" : "train");
+    csvw_row_set(row, ATTN_COL_TASK, "%s", speed ? "text-shape" : "synthetic");
     csvw_row_set(row, ATTN_COL_KERNEL, "%s", res->kernel);
     csvw_row_set(row, ATTN_COL_MODEL, "%s", res->model);
-    csvw_row_set(row, ATTN_COL_MASK, "%s", res->causal ? "causal" : "full");
+    csvw_row_set(row, ATTN_COL_MASK, "%s", res->mask);
     csvw_row_set(row, ATTN_COL_PASS, "train");
     bench_row_shape(row, &(bench_shape){res->batch, res->heads, res->heads, res->N, res->N, res->head_dim,
                                         res->head_dim});
@@ -158,6 +174,7 @@ void train_bench_row(const train_bench_result *res, int threads, csvw_row *row)
     csvw_row_set(row, ATTN_COL_PAPI_STATUS, "NA:not measured in training rows");
     csvw_row_set(row, ATTN_COL_TOKENS_PER_S, "%.1f", res->tokens_per_s);
     csvw_row_set(row, ATTN_COL_TRAIN_STEPS, "%d", res->time.reps);
+    csvw_row_set(row, ATTN_COL_PEAK_RSS_BYTES, "%zu", res->peak_rss_bytes);
     csvw_row_set(row, ATTN_COL_STATUS, "ok");
     char id[17];
     csvw_row_job_id(row, id);
@@ -174,5 +191,19 @@ int train_bench_run(const char *name, int threads, const peak_result *peak, csvw
         train_bench_print(table, &res);
         train_bench_row(&res, threads, &rows[i]);
     }
+    return 0;
+}
+
+int train_bench_speed(const char *name, const char *mask, int64_t N, int threads, const peak_result *peak,
+                      csvw_row *row, FILE *table)
+{
+    bench_model bm = text_speed;
+    bm.N = N, bm.mask = mask;
+    train_bench_result res;
+    int rc = bench_one(&bm, name, threads, peak, &res);
+    if (rc)
+        return rc;
+    train_bench_print(table, &res);
+    train_bench_row(&res, threads, row);
     return 0;
 }

@@ -14,10 +14,12 @@
 
 /* What one model's timed training steps measured. */
 typedef struct {
-    const char *label;                 /* "encoder" | "lm" */
+    const char *label;                 /* "encoder" | "lm" | "text" (the LRA speed shape) */
     char kernel[32];
     char model[160];                   /* nn_model_describe of the model */
     int causal;
+    char mask[96];                     /* canonical spec of the model's mask */
+    size_t peak_rss_bytes;             /* growth over the model's life: weights, plan, optimiser, steps */
     int64_t batch, heads, N, head_dim;
     measure_stats time;                /* of the timed steps (reps; warmup: untimed ones before them);
                                         * median, p10, p90 only */
@@ -36,5 +38,14 @@ void train_bench_print(FILE *f, const train_bench_result *res);
 /* Runs both models with kernel `name`; rows[0..1] are filled (encoder, lm)
  * and a table line printed for each. */
 int train_bench_run(const char *name, int threads, const peak_result *peak, csvw_row rows[2], FILE *table);
+
+/* LRA Table 2's analogue ('attnbench bench --suite lra_speed'): training
+ * steps of a byte-level Text encoder (the default profile's: 2 layers,
+ * d_model 64, 2 heads, MLP 128, batch 8) at length N with kernel `name` and
+ * the model mask `mask` (canonical spec, or NULL for full): one row (suite
+ * lra_speed, task text-shape) with the step time, tokens/s and the peak RSS,
+ * and a table line. */
+int train_bench_speed(const char *name, const char *mask, int64_t N, int threads, const peak_result *peak,
+                      csvw_row *row, FILE *table);
 
 #endif

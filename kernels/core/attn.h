@@ -58,6 +58,16 @@ enum {
     ATTN_ONE_QUERY = 1u << 14,   /* Q is one (learned) row per head, Nq = 1, and O has
                                     Nk rows: the output at every key position (Aaren) */
     ATTN_PADDED = 1u << 15,      /* right-padded self-attention batch (attn_args.seq_len) */
+    ATTN_ROUTED = 1u << 16,      /* which earlier keys a query attends is chosen from the content
+                                    of every row (LSH buckets sorted over the whole sequence):
+                                    causal reads no later key or value, but later queries move
+                                    the chunk boundaries, so a prefix is not a problem of its
+                                    own. Leakage checks perturb later K and V (not Q) and the
+                                    bench gate checks whole sequences */
+    ATTN_SHARED_QK = 1u << 17,   /* keys are the head's own queries divided by their norm (the
+                                    K input is not read, dK = 0) and a query attends its own key
+                                    only when it has no other: the fidelity reference is softmax
+                                    over those keys without the diagonal */
 };
 
 /* Extra inputs a kernel reads besides Q, K, V (attn_kernel.inputs):

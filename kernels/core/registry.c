@@ -30,6 +30,10 @@
     X(gam) \
     X(landmark) \
     X(infini) \
+    X(sinkhorn) \
+    X(synthesizer) \
+    X(reformer) \
+    X(performer) \
     X(nystrom)
 
 #define DECLARE(name) extern const attn_kernel attn_kernel_##name;

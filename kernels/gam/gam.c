@@ -354,12 +354,6 @@ static int64_t gam_input_cols(const attn_args *a, unsigned input)
     return pl.W;
 }
 
-static void fill_uniform(float *x, int64_t n, float bound, attn_rng *r)
-{
-    for (int64_t i = 0; i < n; i++)
-        x[i] = attn_rng_range(r, -bound, bound);
-}
-
 /* The reference code's initialisation: bank xavier_uniform on [S, D]
  * (bound sqrt(6/(S+D))); depthwise Conv1d and the gate Linear keep PyTorch's
  * defaults, U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weights and biases, with
@@ -375,9 +369,9 @@ static void gam_init_weights(const attn_args *a, attn_tensor *w, uint64_t seed)
         attn_rng r;
         attn_rng_seed_item(&r, seed, 0x6a3, (uint64_t)h);
         float *x = attn_at(w, 0, h, 0);
-        fill_uniform(x, pl.S * D, sqrtf(6.0f / (float)(pl.S + D)), &r);
-        fill_uniform(x + pl.off_taps, (pl.k + 1) * D, conv, &r); /* taps, then bias */
-        fill_uniform(x + pl.off_wg, 2 * D * D + 2 * D, gate, &r); /* W_g, then b_g */
+        attn_rng_fill_symmetric(&r, x, pl.S * D, sqrtf(6.0f / (float)(pl.S + D)));
+        attn_rng_fill_symmetric(&r, x + pl.off_taps, (pl.k + 1) * D, conv); /* taps, then bias */
+        attn_rng_fill_symmetric(&r, x + pl.off_wg, 2 * D * D + 2 * D, gate); /* W_g, then b_g */
     }
 }
 

@@ -481,5 +481,6 @@ const attn_kernel attn_kernel_landmark = {
     .bytes = lm_bytes,
     .state_bytes = lm_state_bytes,
     .ref_forward = attn_landmark_ref_forward,
+    .ref_view = attn_landmark_ref_view,
     .check_params = "l=4",
 };

@@ -75,6 +75,9 @@ static inline int64_t attn_landmark_t(const attn_args *a, int64_t i) { return a-
 
 /* Plain double reference of the formulas above (landmark_ref.c; writes io->o). */
 int attn_landmark_ref_forward(const attn_args *a, const attn_io64 *io);
+/* The fidelity view (attn_kernel.ref_view): rows always, keys in top-k mode. */
+int attn_landmark_ref_view(const attn_args *a, const attn_io64 *io, int64_t b, int64_t h, const int64_t *rows,
+                           int64_t n, double *P, unsigned char *sel_keys);
 
 /* Backward of either mode through the dense grouped form (landmark_bwd.c):
  * the top-k selection is piecewise constant, so its gradient is that of the

@@ -110,3 +110,41 @@ int attn_landmark_ref_forward(const attn_args *a, const attn_io64 *io)
     free(s), free(w), free(sel), free(order);
     return 0;
 }
+
+/* The fidelity view: each requested row's weights over the keys (the grouped
+ * softmax is a distribution over the original keys: the own block and the
+ * retrieved blocks' tokens, landmarks only as gates), and in top-k mode the
+ * keys of the own and the retrieved blocks, chosen by landmark score. */
+int attn_landmark_ref_view(const attn_args *a, const attn_io64 *io, int64_t b, int64_t h, const int64_t *rows,
+                           int64_t n, double *P, unsigned char *sel_keys)
+{
+    lm_plan pl;
+    int rc = attn_landmark_plan(&pl, a);
+    if (rc)
+        return rc;
+    int64_t G = a->H / a->H_kv, Nk = a->Nk, l = pl.l;
+    double sc = attn_scale(a), *s = malloc(sizeof(double) * (size_t)(Nk + 1));
+    int *sel = malloc(sizeof(int) * (size_t)(pl.nblk + 1));
+    lm_ref_block *order = malloc(sizeof *order * (size_t)(pl.nblk + 1));
+    if (!s || !sel || !order) {
+        free(s), free(sel), free(order);
+        return attn_fail(ATTN_ENOMEM, "landmark view: out of memory for %lld keys", (long long)Nk);
+    }
+    for (int64_t r = 0; r < n; r++) {
+        int64_t t = attn_landmark_t(a, rows[r]);
+        double *w = P + r * Nk;
+        unsigned char *keys = sel_keys + r * Nk;
+        memset(w, 0, sizeof(double) * (size_t)Nk);
+        memset(keys, 0, (size_t)Nk);
+        if (t < 0)
+            continue;
+        const double *q = attn_at64(&io->q, b, h, rows[r]);
+        for (int64_t j = 0; j <= t; j++)
+            s[j] = sc * lm_ref_dot(q, attn_at64(&io->k, b, h / G, j), a->D);
+        lm_ref_weights(&pl, t, s, w, sel, order);
+        for (int64_t j = 0; j <= t; j++) /* own block, and the retrieved blocks */
+            keys[j] = j / l == t / l || sel[j / l];
+    }
+    free(s), free(sel), free(order);
+    return ATTN_VIEW_ROWS | (pl.topk ? ATTN_VIEW_KEYS : 0);
+}

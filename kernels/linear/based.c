@@ -112,6 +112,7 @@ static int based_cfg(lin_cfg *cfg, const attn_args *a)
         return rc;
     memset(cfg, 0, sizeof *cfg);
     attn_based_taylor_map(&cfg->fm, a->D, full);
+    cfg->eps = LIN_EPS;
     cfg->C = attn_param_int(a, based_params, "chunk", &rc);
     cfg->W = attn_param_int(a, based_params, "window", &rc);
     return rc ? rc : lin_cfg_check(cfg, a, "based");

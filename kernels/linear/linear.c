@@ -116,6 +116,7 @@ static int linear_cfg(lin_cfg *cfg, const attn_args *a)
         return rc;
     memset(cfg, 0, sizeof *cfg);
     attn_linear_elu1_map(&cfg->fm, a->D);
+    cfg->eps = LIN_EPS;
     cfg->C = attn_param_int_or(a, linear_params, "chunk", default_chunk(a->D), &rc);
     return rc ? rc : lin_cfg_check(cfg, a, "linear");
 }

@@ -218,7 +218,7 @@ double lin_chunk_finish(const lin_cfg *cfg, const attn_io *io, int64_t b, int64_
         return lin_window_forward(cfg, io, b, h, r0, n, lo, w, out, ldo, stats);
     int64_t Dv = io->v.D, Dv1 = Dv + 1;
     for (int64_t i = 0; i < n; i++) {
-        float den = w->ox[i * Dv1 + Dv] + (float)LIN_EPS, *o = out + i * ldo;
+        float den = w->ox[i * Dv1 + Dv] + (float)cfg->eps, *o = out + i * ldo;
         for (int64_t d = 0; d < Dv; d++)
             o[d] = w->ox[i * Dv1 + d] / den;
         if (stats)
@@ -236,7 +236,7 @@ static void chunk_out(const lin_cfg *cfg, const attn_io *io, int64_t b, int64_t 
                       int64_t lo, int state_zero, lin_scratch *w, double *fl)
 {
     int64_t F = cfg->fm.F, Dv1 = io->v.D + 1, ld = F + cfg->C;
-    cfg->fm.fwd(&cfg->fm, attn_at(&io->q, b, h, r0), io->q.sn, n, w->fa, ld);
+    lin_qmap(cfg)->fwd(lin_qmap(cfg), attn_at(&io->q, b, h, r0), io->q.sn, n, w->fa, ld);
     if (cfg->causal) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)n, (int)F, 1.0f, w->fa, (int)ld, w->fk,
                     (int)F, 0.0f, w->fa + F, (int)ld);
@@ -419,8 +419,8 @@ static void ref_segment(const attn_args *a, const lin_cfg *cfg, const attn_io64 
         int64_t j = i - W; /* the key entering the linear state at step i */
         if (cfg->causal && j >= s.lo)
             ref_add_key(cfg, io, b, hk, j, Dv, S, z, fk);
-        cfg->fm.fwd64(&cfg->fm, attn_at64(&io->q, b, h, i), fq);
-        double *o = attn_at64(&io->o, b, h, i), den = LIN_EPS;
+        lin_qmap(cfg)->fwd64(lin_qmap(cfg), attn_at64(&io->q, b, h, i), fq);
+        double *o = attn_at64(&io->o, b, h, i), den = cfg->eps;
         for (int64_t d = 0; d < Dv; d++)
             o[d] = 0;
         for (int64_t f = 0; f < F; f++) {

@@ -71,14 +71,14 @@ static double recompute_rows(const lin_cfg *cfg, const attn_io *io, const attn_g
 {
     int64_t F = cfg->fm.F, Dv = io->v.D, Dv1 = Dv + 1;
     double fl;
-    cfg->fm.fwd(&cfg->fm, attn_at(&io->q, b, h, r0), io->q.sn, n, w->fq, F);
+    lin_qmap(cfg)->fwd(lin_qmap(cfg), attn_at(&io->q, b, h, r0), io->q.sn, n, w->fq, F);
     if (cfg->W > 0) {
         fl = lin_chunk_numden(n, F, Dv1, w->fq, w->fk, w->vx, S, state_zero, cfg->causal, w->A, w->ox);
         fl += lin_chunk_finish(cfg, io, b, h, r0, n, lo, w, w->dv, Dv, st + 4 * r0);
     } else {
         fl = chunk_den(cfg, n, Dv, S, state_zero, w);
         for (int64_t i = 0; i < n; i++) {
-            float den = w->ox[i] + (float)LIN_EPS, *s = st + 4 * (r0 + i);
+            float den = w->ox[i] + (float)cfg->eps, *s = st + 4 * (r0 + i);
             s[0] = 1.0f / den, s[2] = 0, s[3] = den;
             memcpy(w->dv + i * Dv, attn_at(&io->o, b, h, r0 + i), sizeof(float) * (size_t)Dv);
         }
@@ -117,7 +117,8 @@ static double dq_chunk(const lin_cfg *cfg, const attn_io *io, const attn_grads *
                     (int)F, 1.0f, w->dfq, (int)F);
         fl += 2.0 * (double)(n * n * (Dv1 + F));
     }
-    cfg->fm.bwd(&cfg->fm, attn_at(&io->q, b, h, r0), io->q.sn, n, w->dfq, F, attn_at(&g->dq, b, h, r0), g->dq.sn);
+    const lin_fmap *qm = lin_qmap(cfg);
+    qm->bwd(qm, attn_at(&io->q, b, h, r0), io->q.sn, n, w->dfq, F, attn_at(&g->dq, b, h, r0), g->dq.sn);
     return fl;
 }
 
@@ -165,7 +166,7 @@ static double kv_chunk_causal(const attn_ctx *ctx, const lin_cfg *cfg, const att
     double fl = kv_from_r(n, F, Dv, w, R);
     for (int64_t gi = 0; gi < G; gi++) {
         int64_t h = hk * G + gi;
-        cfg->fm.fwd(&cfg->fm, attn_at(&io->q, b, h, r0), io->q.sn, n, w->fq, F);
+        lin_qmap(cfg)->fwd(lin_qmap(cfg), attn_at(&io->q, b, h, r0), io->q.sn, n, w->fq, F);
         load_gx(g, b, h, r0, n, lin_rowstats_of(ctx, cfg, b, h), w->gx);
         // dphi(K) += tril(G V_ext^T)^T phi(Q)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)n, (int)Dv1, 1.0f, w->gx, (int)Dv1,

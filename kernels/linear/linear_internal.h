@@ -36,15 +36,21 @@ struct lin_fmap {
                 float *dx, int64_t lddx);
     // x is (D); f is (F): the double twin of fwd, for the reference
     void (*fwd64)(const lin_fmap *m, const double *x, double *f);
+    const void *data; /* what a map reads beyond the constants above (performer: its random features) */
 };
 
 /* One run's configuration: the map, the chunk, the based window. */
 typedef struct {
-    lin_fmap fm;
+    lin_fmap fm;      /* the map of keys, and of queries unless qm is set */
+    lin_fmap qm;      /* a different map for queries (performer's stabiliser); qm.fwd NULL: fm */
+    double eps;       /* denominator guard: LIN_EPS for elu+1 and Taylor features */
     int64_t C;        /* rows per chunk */
     int64_t W;        /* based window (keys, query included); 0 = pure linear attention */
     int causal;       /* CAUSAL kind or mask.causal */
 } lin_cfg;
+
+/* The map applied to queries. */
+static inline const lin_fmap *lin_qmap(const lin_cfg *cfg) { return cfg->qm.fwd ? &cfg->qm : &cfg->fm; }
 
 /* Checks what the family supports beyond attn_args_validate (positions of
  * queries and keys must coincide when the mask depends on them, window only

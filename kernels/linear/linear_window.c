@@ -76,7 +76,7 @@ double lin_window_forward(const lin_cfg *cfg, const attn_io *io, int64_t b, int6
                 attn_at(&io->v, b, hk, s.k0), (int)io->v.sn, 0.0f, s.wn, (int)Dv);
     for (int64_t ii = 0; ii < n; ii++) {
         float e = r0 + ii - cfg->W >= lo ? attn_expf(-s.wm[ii]) : 0.0f, *ox = w->ox + ii * Dv1;
-        float den = s.wd[ii] + e * (ox[Dv] + (float)LIN_EPS), *o = out + ii * ldo;
+        float den = s.wd[ii] + e * (ox[Dv] + (float)cfg->eps), *o = out + ii * ldo;
         for (int64_t d = 0; d < Dv; d++)
             o[d] = (s.wn[ii * Dv + d] + e * ox[d]) / den;
         if (stats)
