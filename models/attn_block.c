@@ -95,9 +95,8 @@ int nn_attn_bind(nn_attn *l, const nn_attn_cfg *cfg, nn_blob *blob)
     if ((cfg->kernel->inputs & ATTN_IN_ROUTER) && l->router_cols < 1)
         return attn_fail(ATTN_EINVAL, "kernel '%s': expected router columns >= 1 (check its parameters)",
                          cfg->kernel->name);
-    if ((cfg->kernel->inputs & ATTN_IN_WEIGHTS) && l->w_cols < 1)
-        return attn_fail(ATTN_EINVAL, "kernel '%s': expected learned weights >= 1 per head (check its parameters)",
-                         cfg->kernel->name);
+    /* w_cols = 0: the kernel reads no weights with these parameters (nystrom
+     * without its conv skip), or they are bad and its init says which */
     if (l->router_cols && (rc = nn_dense_bind(&l->router, C, cfg->H_kv * l->router_cols, 1, blob)))
         return rc;
     if (l->w_cols && (l->off_w = nn_blob_take(blob, (size_t)(cfg->H * l->w_cols), &l->w, &l->dw)) == SIZE_MAX)

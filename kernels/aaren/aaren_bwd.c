@@ -94,8 +94,7 @@ int attn_aaren_backward(attn_ctx *ctx, const attn_io *io, const attn_grads *g)
     if (rc)
         return rc;
     if (!a->backward)
-        return attn_fail(ATTN_EINVAL, "aaren backward: context was created without args.backward = 1, "
-                                      "so its workspace has no room for the backward");
+        return attn_backward_unplanned(ctx);
     float *slots = (float *)ctx->workspace + pl.scores + pl.recs + pl.state;
     openblas_set_num_threads(1); /* parallelism comes from the OpenMP loop below */
 #pragma omp parallel num_threads(a->threads)

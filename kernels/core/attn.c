@@ -234,3 +234,9 @@ int64_t attn_key_block_end(const attn_args *a, int64_t j0, int64_t C)
             return j;
     return end;
 }
+
+int attn_backward_unplanned(const attn_ctx *ctx)
+{
+    return attn_fail(ATTN_EINVAL, "kernel '%s': backward called on a context created without args.backward = 1 "
+                                  "(workspace too small)", ctx->kernel ? ctx->kernel->name : "?");
+}

@@ -85,7 +85,9 @@ enum {
     ATTN_IN_WEIGHTS = 1u << 4,   /* io.w [1,H,1,W]: learned weights per query head whose
                                     layout the kernel owns, W = input_cols(a, ATTN_IN_WEIGHTS);
                                     g.dw is written (not accumulated). init_weights draws a
-                                    model's initial values (GAM: slot bank, conv, gates) */
+                                    model's initial values (GAM: slot bank, conv, gates). W may
+                                    be 0 for parameters that need none (nystrom without its
+                                    conv skip): io.w is then not read */
 };
 
 typedef enum { ATTN_PASS_FWD = 0, ATTN_PASS_BWD = 1 } attn_pass;
@@ -291,6 +293,11 @@ double attn_softmax_bytes(const attn_args *a, attn_pass pass);
 size_t attn_kv_state_bytes(const attn_args *a);
 double attn_density(const attn_args *a);   /* nnz(mask) / (Nq*Nk) */
 double attn_batch_rows(const attn_args *a); /* real query rows over the batch: B * Nq unless padded */
+
+/* A backward called on a context created without args.backward = 1 (its
+ * workspace was sized for the forward): records the message naming the
+ * kernel and returns ATTN_EINVAL. */
+int attn_backward_unplanned(const attn_ctx *ctx);
 
 /* Creates a context: validate, init, allocate workspace. */
 int attn_ctx_create(const attn_kernel *k, const attn_args *a, attn_ctx *ctx);

@@ -34,7 +34,8 @@
     X(synthesizer) \
     X(reformer) \
     X(performer) \
-    X(linformer)
+    X(linformer) \
+    X(nystrom)
 
 #define DECLARE(name) extern const attn_kernel attn_kernel_##name;
 ATTN_REGISTERED_KERNELS(DECLARE)

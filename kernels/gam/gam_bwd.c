@@ -164,8 +164,7 @@ int attn_gam_backward(attn_ctx *ctx, const attn_io *io, const attn_grads *g)
 {
     const attn_args *a = &ctx->args;
     if (!a->backward)
-        return attn_fail(ATTN_EINVAL, "kernel 'gam': backward called on a context created "
-                                      "without args.backward = 1 (workspace too small)");
+        return attn_backward_unplanned(ctx);
     gam_plan pl;
     int rc = attn_gam_plan(&pl, a);
     if (rc)

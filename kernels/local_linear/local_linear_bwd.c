@@ -146,7 +146,7 @@ int attn_local_linear_backward(attn_ctx *ctx, const attn_io *io, const attn_grad
 {
     const attn_args *a = &ctx->args;
     if (!a->backward)
-        return attn_fail(ATTN_EINVAL, "kernel 'local_linear': backward() without args.backward = 1 at init");
+        return attn_backward_unplanned(ctx);
     ll_plan pl;
     int rc = ll_plan_make(&pl, a);
     if (rc)

@@ -143,8 +143,7 @@ int attn_sigmoid_backward(attn_ctx *ctx, const attn_io *io, const attn_grads *g)
     if (rc)
         return rc;
     if (!a->backward)
-        return attn_fail(ATTN_EINVAL, "sigmoid backward: context was created without args.backward = 1, "
-                                      "so its workspace has no room for the backward");
+        return attn_backward_unplanned(ctx);
     const float *rowbias = attn_sigmoid_row_bias(ctx, &pl);
     const flash_plan *f = &pl.fp;
     int64_t tasks_kv = a->B * a->H_kv * f->nkt, tasks_q = a->B * a->H * f->nqt;
