@@ -58,9 +58,10 @@ Test(config, shipped_configs_parse_and_expand_to_the_expected_job_counts)
         size_t jobs;
     } want[] = {
         /* kernels x masks x passes x N x D (x params variants x H_kv x threads) */
-        {"configs/quick.json", 3 * 3 * 2 * 4 * 1},
+        {"configs/quick.json", 3 * 3 * 2 * 4 * 1 + 8 * 2},
+        {"configs/fidelity.json", (1 + 4 + 4 + 4 + 4 + 4 + 3 + 3) * 4 * 3 + (1 + 3 + 1) * 4 * 3},
         {"configs/default.json", 1 * 3 * 2 * 6 * 2 + 2 * 3 * 2 * 5 * 2 + 3 * 1 * 2 * 1 * 1 * 2 + 15 * 2 * 4 + 3 * 3 + 2 * 2 +
-                                     4 * 5 + 3},
+                                     4 * 5 + 3 + 10 * 4 + 3 * 4},
         {"configs/full.json", 1 * 4 * 2 * 7 * 2 + 2 * 4 * 2 * 4 * 2 + 1 * 1 * 2 * 2 * 1 * 3 + 3 * 2 * 2 * 2 * 2 +
                                   3 * 1 * 2 * 1 * 1 * 5},
     };
@@ -93,8 +94,10 @@ Test(config, quick_expands_in_documented_order_with_canonical_masks)
     cr_assert_str_eq(mask_of(&j[8]), "causal");
     cr_assert_str_eq(mask_of(&j[16]), "window:wl=256,wr=0");
     cr_assert_str_eq(j[24].job.kernel->name, "blas");
-    cr_assert_str_eq(j[n - 1].job.kernel->name, "flash");
-    for (size_t i = 0; i < n; i++) {
+    cr_assert_str_eq(j[71].job.kernel->name, "flash");
+    cr_assert_str_eq(j[72].job.suite, "fidelity", "the fidelity slice comes last");
+    cr_assert_eq(n, 72 + 16);
+    for (size_t i = 0; i < 72; i++) {
         cr_assert_str_eq(j[i].job.suite, "kernels");
         const attn_args *a = &j[i].job.args;
         cr_assert(a->threads == 2 && a->B == 1 && a->H == 4 && a->H_kv == 4 && a->D == 64);
@@ -274,17 +277,17 @@ Test(config, filters_select_suites_and_kernels_and_reject_unknown_names)
 
     f = (cfg_filter){.kernels = flash, .n_kernels = 1};
     cr_assert_eq(cfg_expand_filtered(&c, &f, &j, &n), 0);
-    cr_assert_eq(n, 72 + 4 + 120 + 3 + 3);
+    cr_assert_eq(n, 72 + 4 + 120 + 3 + 3 + 4 + 4);
     free(j);
 
     f = (cfg_filter){.suite = "kernel"};
     cr_assert_lt(cfg_expand_filtered(&c, &f, &j, &n), 0);
     cr_assert(strstr(attn_last_error(), "suite filter 'kernel': expected one of kernels, threads, masks, decode, scaling"), "%s",
               attn_last_error());
-    const char *nope[] = {"flash", "performer"};
+    const char *nope[] = {"flash", "no_such_kernel"};
     f = (cfg_filter){.kernels = nope, .n_kernels = 2};
     cr_assert_lt(cfg_expand_filtered(&c, &f, &j, &n), 0);
-    cr_assert(strstr(attn_last_error(), "kernel filter 'performer': expected one of flash, naive, blas, decode, lean"), "%s",
+    cr_assert(strstr(attn_last_error(), "kernel filter 'no_such_kernel': expected one of flash, naive, blas, decode, lean"), "%s",
               attn_last_error());
     cfg_free(&c);
 }
