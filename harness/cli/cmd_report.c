@@ -33,7 +33,7 @@ static const char usage[] =
     "and recall-vs-state plots).\n"
     "fidelity: error against softmax attention vs time from the fidelity rows (bench jobs\n"
     "with inputs other than uniform) of --csv (default results/fidelity.csv): per (N, D,\n"
-    "input family) every configuration's time, rel_fro_err, cosine, KL and top-k recall,\n"
+    "input family, mask) every configuration's time, rel_fro_err, cosine, KL and top-k recall,\n"
     "its Pareto front, and per approximate kernel at the largest N on peaked inputs whether\n"
     "one of its configurations is faster than flash with rel_fro_err <= 0.1. Writes --md\n"
     "(default results/FIDELITY.md) and --data (default results/fidelity_pareto.csv, drawn\n"

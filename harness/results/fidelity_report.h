@@ -1,6 +1,6 @@
 /* The fidelity report (fidelity_report.c; docs/fidelity.md): error against
  * softmax attention vs time, from the fidelity rows of a results CSV. Per
- * (N, D, input family), every configuration's time and measures, its Pareto
+ * (N, D, input family, mask), every configuration's time and measures, its Pareto
  * front (no other point both faster and closer), and the long-context target:
  * a configuration faster than `flash` within a relative error bound. */
 #ifndef ATTN_FIDELITY_REPORT_H
