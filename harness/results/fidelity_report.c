@@ -275,6 +275,8 @@ void fidrep_csv(const fidrep *r, FILE *f)
     fprintf(f, "N,D,family,kernel,label,time_ms,rel_fro_err,pareto,exact\n");
     for (int i = 0; i < r->n; i++) {
         const fidrep_point *p = &r->p[i];
+        if (i > 0 && !same_group(p, &r->p[i - 1]))
+            fputc('\n', f); /* a blank line ends a group: gnuplot draws each front on its own */
         if (isnan(p->rel_fro))
             continue;
         /* labels have no commas: params separate items with ';' */

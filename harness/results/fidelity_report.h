@@ -41,7 +41,8 @@ void fidrep_free(fidrep *r);
 #define FIDREP_TARGET_ERR 0.1
 void fidrep_markdown(const fidrep *r, FILE *f);
 
-/* Plot data: N,D,family,kernel,label,time_ms,rel_fro_err,pareto,exact. */
+/* Plot data: N,D,family,kernel,label,time_ms,rel_fro_err,pareto,exact; a blank
+ * line between groups (shape, family, mask). */
 void fidrep_csv(const fidrep *r, FILE *f);
 
 #endif
