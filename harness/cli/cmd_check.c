@@ -86,23 +86,23 @@ static int fidelity_report(const attn_kernel *k, int threads)
                    .mask = attn_mask_default(full ? ATTN_MASK_FULL : ATTN_MASK_CAUSAL)};
     attn_args_defaults(&a);
     for (int f = FID_GAUSSIAN; f < FID__COUNT; f++) {
-        double sum[5] = {0};
-        int n[5] = {0};
+        double sum[FID_MEASURES] = {0};
+        int n[FID_MEASURES] = {0};
         for (uint64_t seed = 1; seed <= CHECK_FID_SEEDS; seed++) {
             fid_metrics m;
             int rc = check_kernel_fidelity(k, &a, (fid_inputs)f, seed, &m);
             if (rc)
                 return rc;
-            const double v[5] = {m.rel_fro, m.cos_mean, m.cos_min, m.kl, m.topk_recall};
-            for (int i = 0; i < 5; i++)
+            double v[FID_MEASURES];
+            fid_metrics_values(&m, v);
+            for (int i = 0; i < FID_MEASURES; i++)
                 if (!isnan(v[i]))
                     sum[i] += v[i], n[i]++;
         }
         printf("%-14s %-15s %-8s N=1024 D=64 %s, %d seeds:", k->name, "fidelity", fid_inputs_names[f],
                full ? "full" : "causal", CHECK_FID_SEEDS);
-        static const char *const names[5] = {"rel_fro_err", "cosine_mean", "cosine_min", "kl", "topk_recall"};
-        for (int i = 0; i < 5; i++)
-            print_measure(names[i], sum[i], n[i]);
+        for (int i = 0; i < FID_MEASURES; i++)
+            print_measure(fid_measure_names[i], sum[i], n[i]);
         putchar('\n');
     }
     return 0;

@@ -76,9 +76,7 @@ static void params_text(const bench_job *job, char *buf, size_t n)
         snprintf(buf + strlen(buf), n - strlen(buf), "%s%s=%s", i ? ";" : "", p->key[i], p->val[i]);
     /* A random draw's seed is part of what was run even when left at its
      * default: the row names it, so a later default cannot pass for it. */
-    for (const opt_def *d = job->kernel->params; d && d->name; d++)
-        if ((d->flags & OPT_RECORDED) && !param_bag_get(p, d->name))
-            snprintf(buf + strlen(buf), n - strlen(buf), "%s%s=%.17g", buf[0] ? ";" : "", d->name, d->def);
+    attn_params_recorded_text(job->kernel, p, ";", buf, n);
     if (job->inputs != FID_UNIFORM)
         snprintf(buf + strlen(buf), n - strlen(buf), "%sinputs=%s", buf[0] ? ";" : "", fid_inputs_names[job->inputs]);
     if (job->lens.n) {
@@ -414,12 +412,12 @@ int bench_result_rows(const bench_result *res, const csvw_row *row, csvw_row row
         return 1;
     const fid_metrics *f = &res->fid;
     const char *no_rows = f->rows ? "" : f->kl_na[0] ? f->kl_na : "no sampled rows";
-    fid_row(row, "rel_fro_err", f->rel_fro, no_rows, &rows[1]);
-    fid_row(row, "cosine_mean", f->cos_mean, no_rows, &rows[2]);
-    fid_row(row, "cosine_min", f->cos_min, no_rows, &rows[3]);
-    fid_row(row, "kl", f->kl, f->kl_na, &rows[4]);
-    fid_row(row, "topk_recall", f->topk_recall, f->topk_na, &rows[5]);
-    return 6;
+    const char *why[FID_MEASURES] = {no_rows, no_rows, no_rows, f->kl_na, f->topk_na};
+    double v[FID_MEASURES];
+    fid_metrics_values(f, v);
+    for (int i = 0; i < FID_MEASURES; i++)
+        fid_row(row, fid_measure_names[i], v[i], why[i], &rows[1 + i]);
+    return 1 + FID_MEASURES;
 }
 
 void bench_peak_rows(const peak_result *p, csvw_row rows[2])

@@ -100,7 +100,7 @@ void bench_result_fill(const bench_result *res, csvw_row *row);
  * replaced (rel_fro_err, cosine_mean, cosine_min, kl, topk_recall; NA:<why>
  * where one does not apply), each with a job_id of its own (the identity and
  * the metric). Returns how many of rows[BENCH_ROWS_MAX] it filled. */
-#define BENCH_ROWS_MAX 6
+#define BENCH_ROWS_MAX (1 + FID_MEASURES)
 int bench_result_rows(const bench_result *res, const csvw_row *row, csvw_row rows[BENCH_ROWS_MAX]);
 
 /* bench_identity, then bench_result_fill. */

@@ -10,6 +10,13 @@
 
 #define KL_FLOOR 1e-12
 
+const char *const fid_measure_names[FID_MEASURES] = {"rel_fro_err", "cosine_mean", "cosine_min", "kl", "topk_recall"};
+
+void fid_metrics_values(const fid_metrics *m, double v[FID_MEASURES])
+{
+    v[0] = m->rel_fro, v[1] = m->cos_mean, v[2] = m->cos_min, v[3] = m->kl, v[4] = m->topk_recall;
+}
+
 /* Sums over the sampled rows, turned into fid_metrics at the end. */
 typedef struct {
     double diff2, ref2, cos_sum, cos_min, kl_sum, recall_sum;

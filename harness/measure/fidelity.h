@@ -42,6 +42,12 @@ typedef struct {
     int64_t rows;            /* sampled rows measured */
 } fid_metrics;
 
+/* The measures by name, in the order rows and reports give them (the CSV's
+ * metric values), and their values in that order (NAN where NA). */
+#define FID_MEASURES 5
+extern const char *const fid_measure_names[FID_MEASURES];
+void fid_metrics_values(const fid_metrics *m, double v[FID_MEASURES]);
+
 /* Compares io->o, the kernel's output on the problem (a, io), with the oracle
  * on FID_ROWS rows of up to 4 heads; the kernel's ref_view gives its rows and
  * selected keys. Returns 0, or the negative code of a failing ref_view. */

@@ -1,6 +1,7 @@
 #include "fidelity_report.h"
 
 #include "csvw.h"
+#include "harness/measure/fidelity.h"
 #include "kernels/core/registry.h"
 
 #include <math.h>
@@ -68,17 +69,16 @@ static int add_row(const csvw_row *row, void *ud)
     if (strcmp(row->cell[ATTN_COL_STATUS], "ok") ||
         !split_inputs(row->cell[ATTN_COL_PARAMS], params, sizeof params, fam, sizeof fam))
         return 0;
-    static const char *const metrics[] = {"rel_fro_err", "cosine_mean", "kl", "topk_recall"};
     int m = 0;
-    while (m < 4 && strcmp(row->cell[ATTN_COL_METRIC], metrics[m]))
+    while (m < FID_MEASURES && strcmp(row->cell[ATTN_COL_METRIC], fid_measure_names[m]))
         m++;
-    if (m == 4)
-        return 0;
-    fidrep_point *p = point_of(r, row, params, fam);
+    fidrep_point *p = m < FID_MEASURES ? point_of(r, row, params, fam) : NULL;
     if (!p)
         return 0;
-    double *dst[] = {&p->rel_fro, &p->cos_mean, &p->kl, &p->recall};
-    *dst[m] = value_of(row);
+    /* in fid_measure_names' order; the report leaves out cosine_min */
+    double *dst[FID_MEASURES] = {&p->rel_fro, &p->cos_mean, NULL, &p->kl, &p->recall};
+    if (dst[m])
+        *dst[m] = value_of(row);
     p->time_ms = strtod(row->cell[ATTN_COL_TIME_MS_MEDIAN], NULL);
     return 0;
 }

@@ -11,7 +11,6 @@
 #include "lra_report.h"
 
 #include "csvw.h"
-#include "lra_speed.h"
 #include "tasks/task.h"
 
 #include <math.h>
@@ -40,6 +39,15 @@ static const struct {
     {"linear", "Linear Trans.", {16.13, 65.90, 53.09, 42.34, 75.30, NAN}, 50.55},
     {"performer", "Performer", {18.01, 65.40, 53.82, 42.77, 77.05, NAN}, 51.41},
 };
+
+void lra_row_label(const char *kernel, const char *mask, char *out, size_t n)
+{
+    size_t kind = strcspn(mask, ":");
+    if (!mask[0] || !strcmp(mask, "full") || !strcmp(mask, "causal"))
+        snprintf(out, n, "%.63s", kernel);
+    else
+        snprintf(out, n, "%.63s+%.*s", kernel, (int)(kind < 64 ? kind : 64), mask);
+}
 
 static int task_index(const char *t)
 {
@@ -229,6 +237,12 @@ static int published_of(const char *row)
         if (!strcmp(published[p].row, row))
             return (int)p;
     return -1;
+}
+
+const char *lra_published_model(const char *row)
+{
+    int p = published_of(row);
+    return p >= 0 ? published[p].model : NULL;
 }
 
 /* Average over the five tasks of row k, NAN unless all five have a shown setting. */

@@ -4,6 +4,7 @@
 
 #include "schema.h"
 
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -42,5 +43,14 @@ typedef struct {
 int lra_table_load(const char *path, lra_table *t);
 void lra_table_markdown(const lra_table *t, FILE *f);
 int lra_table_bubbles(const lra_table *t, FILE *f);
+
+/* The table row of a training row: its kernel, joined by '+' to the kind of
+ * its mask unless that is full or causal ("flash+block"); shared by the
+ * accuracy table and the speed section. */
+void lra_row_label(const char *kernel, const char *mask, char *out, size_t n);
+
+/* The LRA Table 1 model a table row stands for ("Local Attention" for
+ * "flash+block"), or NULL. */
+const char *lra_published_model(const char *row);
 
 #endif

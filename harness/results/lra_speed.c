@@ -1,40 +1,32 @@
 #include "lra_speed.h"
 
 #include "csvw.h"
+#include "lra_report.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-/* LRA Table 2 (Tay et al. 2021) as the project's references transcribe it
- * (not checked against the paper here; the section says so): training steps
+/* LRA Table 2 (Tay et al. 2021), figures written down without a check
+ * against the paper's text (the section says so): training steps
  * per second relative to the Transformer at 1K, 2K, 3K, 4K (NAN: not
  * reported) and peak memory at 1K and 4K in GB. */
 static const struct {
-    const char *row, *model;
+    const char *row; /* the table row standing for the model (lra_published_model names it) */
     double speed[4], mem1k, mem4k;
 } paper[] = {
-    {"flash", "Transformer", {1, 1, 1, 1}, 0.85, 9.48},
-    {"flash+block", "Local Attention", {1.1, 1.7, 3.2, 5.3}, 0.42, 1.37},
-    {"linformer", "Linformer", {1.2, 1.9, 3.7, 5.5}, 0.37, 0.99},
-    {"reformer", "Reformer", {0.5, 0.4, 0.7, 0.8}, 0.48, 2.28},
-    {"sinkhorn", "Sinkhorn Trans.", {1.1, 1.6, 2.9, 3.8}, 0.47, 1.48},
-    {"synthesizer", "Synthesizer", {1.1, 1.2, NAN, 1.4}, 0.65, 6.99},
-    {"flash+bigbird", "BigBird", {0.9, 0.8, 1.2, 1.1}, 0.77, 2.88},
-    {"linear", "Linear Trans.", {1.1, 1.9, 3.7, 5.6}, 0.37, 1.03},
-    {"performer", "Performer", {1.2, 1.9, 3.8, 5.7}, 0.37, 1.06},
+    {"flash", {1, 1, 1, 1}, 0.85, 9.48},
+    {"flash+block", {1.1, 1.7, 3.2, 5.3}, 0.42, 1.37},
+    {"linformer", {1.2, 1.9, 3.7, 5.5}, 0.37, 0.99},
+    {"reformer", {0.5, 0.4, 0.7, 0.8}, 0.48, 2.28},
+    {"sinkhorn", {1.1, 1.6, 2.9, 3.8}, 0.47, 1.48},
+    {"synthesizer", {1.1, 1.2, NAN, 1.4}, 0.65, 6.99},
+    {"flash+bigbird", {0.9, 0.8, 1.2, 1.1}, 0.77, 2.88},
+    {"linear", {1.1, 1.9, 3.7, 5.6}, 0.37, 1.03},
+    {"performer", {1.2, 1.9, 3.8, 5.7}, 0.37, 1.06},
 };
 static const int64_t paper_N[4] = {1024, 2048, 3072, 4096};
-
-void lra_row_label(const char *kernel, const char *mask, char *out, size_t n)
-{
-    size_t kind = strcspn(mask, ":");
-    if (!mask[0] || !strcmp(mask, "full") || !strcmp(mask, "causal"))
-        snprintf(out, n, "%.63s", kernel);
-    else
-        snprintf(out, n, "%.63s+%.*s", kernel, (int)(kind < 64 ? kind : 64), mask);
-}
 
 static int n_index(lra_speed *s, int64_t N)
 {
@@ -134,7 +126,7 @@ static void paper_row(const char *label, const lra_speed *s, FILE *f)
     for (size_t p = 0; p < sizeof paper / sizeof *paper; p++) {
         if (strcmp(paper[p].row, label))
             continue;
-        fprintf(f, "| *paper: %s* |", paper[p].model);
+        fprintf(f, "| *paper: %s* |", lra_published_model(paper[p].row));
         for (int i = 0; i < s->n_N; i++) {
             int k = 0;
             while (k < 4 && paper_N[k] != s->N[i])
@@ -163,7 +155,7 @@ void lra_speed_markdown(const lra_speed *s, FILE *f)
                "training (weights, plan, optimiser, steps), each with its ratio to `flash` at the same length in "
                "the same results file; %s threads on %s. The paper's rows (Tay et al. 2021, Table 2: accelerators, "
                "its own base models, batch 32) give only their ratios to the Transformer (memory: at 1K and "
-               "4K); they are the project's transcription, not checked against the paper here, and are "
+               "4K); they were written down here without a check against the paper's text, and are "
                "comparable with ours only as ratios.\n\n| model |",
             s->threads, s->cpu);
     for (int i = 0; i < s->n_N; i++)

@@ -33,8 +33,4 @@ int lra_speed_load(const char *path, lra_speed *s);
  * smallest and largest N and its ratio to flash, and the paper's ratios. */
 void lra_speed_markdown(const lra_speed *s, FILE *f);
 
-/* The table row of a training row (kernel, or kernel+mask kind unless full or
- * causal), shared with the accuracy table. */
-void lra_row_label(const char *kernel, const char *mask, char *out, size_t n);
-
 #endif

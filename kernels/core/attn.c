@@ -113,6 +113,15 @@ int attn_param_enum(const attn_args *a, const opt_def *rows, const char *key, in
     return (int)opt_bag_int(rows, &a->params, key, rc);
 }
 
+size_t attn_params_recorded_text(const attn_kernel *k, const param_bag *given, const char *sep, char *buf, size_t n)
+{
+    size_t at = strlen(buf);
+    for (const opt_def *d = k ? k->params : NULL; d && d->name && at < n; d++)
+        if ((d->flags & OPT_RECORDED) && !param_bag_get(given, d->name))
+            at += (size_t)snprintf(buf + at, n - at, "%s%s=%.17g", at ? sep : "", d->name, d->def);
+    return at < n ? at : n - 1;
+}
+
 /* Allowed (i, j) pairs summed over the batch and the query heads. A job asks
  * for them three times (forward FLOPs, backward FLOPs, density) and counting
  * is O(Nq * Nk) for row-irregular masks (random, BigBird), so the last count

@@ -284,6 +284,10 @@ int64_t attn_param_int(const attn_args *a, const opt_def *rows, const char *key,
 int64_t attn_param_int_or(const attn_args *a, const opt_def *rows, const char *key, int64_t def, int *rc);
 /* The enum row `key`: the index of its name (its default when absent). */
 int attn_param_enum(const attn_args *a, const opt_def *rows, const char *key, int *rc);
+/* Appends "k=v" for every OPT_RECORDED row of k's table that `given` does not
+ * set, with its default (the seed of a random draw a result must name), each
+ * preceded by `sep` unless it is the first item of buf. Returns the length of buf. */
+size_t attn_params_recorded_text(const attn_kernel *k, const param_bag *given, const char *sep, char *buf, size_t n);
 
 
 /* Softmax-attention cost model shared by exact kernels (docs/kernel-interface.md):
