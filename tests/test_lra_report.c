@@ -66,7 +66,7 @@ static void render(scratch *s, char **md, char **bub)
     size_t n;
     FILE *f = open_memstream(md, &n), *g = open_memstream(bub, &n);
     lra_table_markdown(&t, f);
-    lra_table_bubbles(&t, g);
+    lra_table_bubbles(&t, NULL, g);
     fclose(f), fclose(g);
     unlink(s->csv), rmdir(s->dir);
 }
@@ -221,6 +221,39 @@ Test(lra_report, speed_section_gives_ratios_to_flash_beside_the_papers)
     cr_assert(strstr(md, "| *paper: Linear Trans.* | *1.1×* | *5.6×* | *0.44×* | *0.11×* |"), "%s", md);
     cr_assert(strstr(md, "| attnbench `flash+block` | 40 (4.00×) | — |"), "%s", md);
     free(md);
+    unlink(s.csv), rmdir(s.dir);
+}
+
+/* The bubbles take speed and memory from the speed rows at the longest length
+ * each row and flash share (the paper's chart uses its 4K benchmark), not
+ * from the trainings; a row the speed file lacks gets no x. */
+Test(lra_report, bubbles_take_speed_and_memory_from_the_speed_rows_when_given)
+{
+    scratch s;
+    open_scratch(&s);
+    const char *const kernels[] = {"flash", "linear", "performer"};
+    for (int k = 0; k < 3; k++) {
+        put(&s.w, (lra_put){.task = "image", .kernel = kernels[k], .split = "valid", .acc = "0.5", .src = "stand-in:fmnist"});
+        put(&s.w, (lra_put){.task = "image", .kernel = kernels[k], .split = "test", .acc = "0.500", .src = "stand-in:fmnist"});
+    }
+    put_speed(&s.w, "flash", "full", 4096, "400", "104857600");
+    put_speed(&s.w, "flash", "full", 1024, "100", "10485760");
+    put_speed(&s.w, "linear", "full", 1024, "50", "5242880");
+    put_speed(&s.w, "linear", "full", 4096, "80", "20971520");
+    csvw_close(&s.w);
+    static lra_table t;
+    lra_speed sp;
+    cr_assert_eq(lra_table_load(s.csv, &t), 0);
+    cr_assert_eq(lra_speed_load(s.csv, &sp), 0);
+    char *bub;
+    size_t n;
+    FILE *g = open_memstream(&bub, &n);
+    lra_table_bubbles(&t, &sp, g);
+    fclose(g);
+    cr_assert(strstr(bub, "flash,1.0000,50.000,100.0,1,4096"), "%s", bub);
+    cr_assert(strstr(bub, "linear,5.0000,50.000,20.0,1,4096"), "training times (10 vs 20 ms) would give 2: %s", bub);
+    cr_assert(strstr(bub, "performer,nan,50.000,nan,1,0"), "%s", bub);
+    free(bub);
     unlink(s.csv), rmdir(s.dir);
 }
 

@@ -5,9 +5,8 @@
  * never comparable with the published ones. A (kernel, task) cell keeps
  * the runs of each setting apart (a 200-step and a 400-step run are not
  * averaged) and shows one setting, saying which (pick()); every setting is
- * listed under the table. Also writes the bubble-chart data (training
- * steps/s relative to flash, average accuracy, peak RSS) of the shown
- * settings. */
+ * listed under the table. Also writes the bubble-chart data (steps/s
+ * relative to flash, average accuracy, peak RSS) of the shown settings. */
 #include "lra_report.h"
 
 #include "csvw.h"
@@ -344,13 +343,13 @@ void lra_table_markdown(const lra_table *t, FILE *f)
     settings_list(t, f);
 }
 
-int lra_table_bubbles(const lra_table *t, FILE *f)
+int lra_table_bubbles(const lra_table *t, const lra_speed *speed, FILE *f)
 {
     int ref = -1;
     for (int k = 0; k < t->n_kernels; k++)
         if (!strcmp(t->kernel[k], "flash"))
             ref = k;
-    fprintf(f, "kernel,steps_per_s_rel,avg_accuracy,peak_rss_mib,tasks\n");
+    fprintf(f, "kernel,steps_per_s_rel,avg_accuracy,peak_rss_mib,tasks,speed_at_N\n");
     for (int k = 0; k < t->n_kernels; k++) {
         double rel = 0, acc = 0, rss = 0;
         int n = 0, nrel = 0;
@@ -364,7 +363,11 @@ int lra_table_bubbles(const lra_table *t, FILE *f)
         }
         if (!n)
             continue;
-        fprintf(f, "%s,%.4f,%.3f,%.1f,%d\n", t->kernel[k], nrel ? rel / nrel : NAN, acc / n, rss / 1048576.0, n);
+        rel = nrel ? rel / nrel : NAN;
+        int64_t at = 0;
+        if (speed && speed->n && !lra_speed_at_longest(speed, t->kernel[k], &rel, &rss, &at))
+            rel = rss = NAN;
+        fprintf(f, "%s,%.4f,%.3f,%.1f,%d,%lld\n", t->kernel[k], rel, acc / n, rss / 1048576.0, n, (long long)at);
     }
     return 0;
 }

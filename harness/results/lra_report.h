@@ -2,6 +2,7 @@
 #ifndef ATTN_LRA_REPORT_H
 #define ATTN_LRA_REPORT_H
 
+#include "lra_speed.h"
 #include "schema.h"
 
 #include <stddef.h>
@@ -42,7 +43,13 @@ typedef struct {
  * largest budget (steps x batch), then the best mean test accuracy. */
 int lra_table_load(const char *path, lra_table *t);
 void lra_table_markdown(const lra_table *t, FILE *f);
-int lra_table_bubbles(const lra_table *t, FILE *f);
+/* The bubble-chart data, one line per table row: steps/s relative to flash,
+ * average test accuracy, peak RSS. With speed rows (speed->n > 0) speed and
+ * memory come from them at their longest length, as the paper's chart takes
+ * them from its efficiency benchmark, and rows they lack get nan; without,
+ * from the shown trainings (relative to flash's on the same tasks). The
+ * last column names the length (0: the trainings). */
+int lra_table_bubbles(const lra_table *t, const lra_speed *speed, FILE *f);
 
 /* The table row of a training row: its kernel, joined by '+' to the kind of
  * its mask unless that is full or causal ("flash+block"); shared by the

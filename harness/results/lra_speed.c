@@ -96,6 +96,21 @@ static const lra_speed_row *flash_row(const lra_speed *s)
     return NULL;
 }
 
+int lra_speed_at_longest(const lra_speed *s, const char *label, double *rel, double *rss, int64_t *N)
+{
+    const lra_speed_row *ref = flash_row(s);
+    for (int r = 0; ref && r < s->n; r++) {
+        if (strcmp(s->row[r].label, label))
+            continue;
+        for (int i = s->n_N - 1; i >= 0; i--)
+            if (s->row[r].step_ms[i] > 0 && ref->step_ms[i] > 0) {
+                *rel = ref->step_ms[i] / s->row[r].step_ms[i], *rss = s->row[r].peak_rss[i], *N = s->N[i];
+                return 1;
+            }
+    }
+    return 0;
+}
+
 /* "12.3 (2.1×)": steps/s and the ratio to flash's at that N. */
 static void speed_cell(const lra_speed_row *r, const lra_speed_row *ref, int i, FILE *f)
 {

@@ -33,4 +33,12 @@ int lra_speed_load(const char *path, lra_speed *s);
  * smallest and largest N and its ratio to flash, and the paper's ratios. */
 void lra_speed_markdown(const lra_speed *s, FILE *f);
 
+/* Row `label` at the longest length where it and flash were both measured:
+ * steps/s relative to flash, peak RSS (bytes) and that length. Returns 0
+ * when there is no such length (the values are then untouched). The LRA
+ * paper's bubble chart takes speed and memory from its efficiency benchmark
+ * at 4K, not from the task trainings, whose step times differ in length and
+ * batch per task. */
+int lra_speed_at_longest(const lra_speed *s, const char *label, double *rel, double *rss, int64_t *N);
+
 #endif
