@@ -26,11 +26,12 @@ usage: ./run.sh [--quick | --config FILE] [--kernel K[,K...]] [--task T]
                       (e.g. ./run.sh test -- --filter 'flash/*' --verbose); OpenMP
                       workers wait passively (OMP_WAIT_POLICY=PASSIVE unless set)
   plots               only draw the figures into results/plots/ from the existing CSVs
-                      (kernels, masks, decode, scaling, LRA bubbles, fidelity vs time, MQAR
-                      accuracy vs width, recall vs state size, NIAH depth x length heatmap
-                      and score vs length: plots/plot.sh; needs gnuplot only), after
-                      'attnbench report lra|recall|fidelity' when results/lra.csv,
-                      results/recall.csv / results/fidelity.csv exist
+                      (kernels, masks, decode, scaling, LRA bubbles, fidelity vs time,
+                      long-context decode recall vs time and bytes, MQAR accuracy vs width,
+                      recall vs state size, NIAH depth x length heatmap and score vs
+                      length: plots/plot.sh; needs gnuplot only), after 'attnbench report
+                      lra|recall|fidelity|longctx' when results/lra.csv, results/recall.csv,
+                      results/fidelity.csv / results/longctx.csv exist
   -h, --help          this text
 
 Packages checked (dpkg-query): cmake gcc make pkg-config libcsv-dev libcjson-dev libpapi-dev
@@ -195,6 +196,10 @@ plots() {
     if [[ -f results/fidelity.csv && -x build/attnbench ]]; then
         say "results/FIDELITY.md from results/fidelity.csv"
         build/attnbench report fidelity >&2 || say "attnbench report fidelity failed (message above)"
+    fi
+    if [[ -f results/longctx.csv && -x build/attnbench ]]; then
+        say "results/LONGCTX.md from results/longctx.csv"
+        build/attnbench report longctx >&2 || say "attnbench report longctx failed (message above)"
     fi
     say "drawing plots into results/plots/"
     plots/plot.sh results >&2

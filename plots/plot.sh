@@ -24,6 +24,9 @@ and from RESULTS_DIR/lra_bubbles.csv ('attnbench report lra'):
 and from RESULTS_DIR/fidelity_pareto.csv ('attnbench report fidelity'):
   fidelity.png fidelity.svg        relative error against the oracle vs forward time, one
                                    panel per (N, input family), Pareto front, flash marked
+and from RESULTS_DIR/longctx_points.csv ('attnbench report longctx'):
+  longctx.png longctx.svg          decode kernels' top-k recall vs time and vs KV bytes read
+                                   per token, one row of panels per KV length, decode marked
 and from RESULTS_DIR/scaling.csv (suite=scaling):
   scaling_time.png scaling_time.svg  time vs N for every kernel of the scaling suite on one
                                    log-log chart per (mask, pass, D, ...), flash for contrast
@@ -174,6 +177,7 @@ optional_csv "$decode" decode decode_gbs
 optional_csv "$scaling" scaling time_vs_n:scaling_time
 optional_csv "$results/lra_bubbles.csv" lra lra_bubbles
 optional_csv "$results/fidelity_pareto.csv" fidelity fidelity
+optional_csv "$results/longctx_points.csv" longctx longctx
 optional_csv "$results/recall.csv" recall mqar_lines recall_state
 optional_csv "$results/niah.csv" niah niah_heatmap niah_length
 [[ -z $kernels_err ]] || exit 1

@@ -1,7 +1,8 @@
-/* attnbench report lra|recall|fidelity: summary tables (Markdown) and plot data. */
+/* attnbench report lra|recall|fidelity|longctx: summary tables (Markdown) and plot data. */
 #include "cli.h"
 #include "harness/results/fidelity_report.h"
 #include "harness/results/lra_report.h"
+#include "harness/results/longctx_report.h"
 #include "harness/results/lra_speed.h"
 #include "harness/results/recall_report.h"
 
@@ -12,6 +13,7 @@ static const char usage[] =
     "usage: attnbench report lra [--csv FILE] [--md FILE] [--data FILE] [--speed FILE]\n"
     "       attnbench report recall [--csv FILE] [--md FILE] [--data FILE]\n"
     "       attnbench report fidelity [--csv FILE] [--md FILE] [--data FILE]\n"
+    "       attnbench report longctx [--csv FILE] [--md FILE] [--data FILE]\n"
     "lra: the LRA table from the training rows of the results CSV (default\n"
     "results/lra.csv): tasks as columns, kernels as rows, the average over the five tasks\n"
     "without Path-X, and the published LRA Table 1 rows for the same models (flash =\n"
@@ -39,7 +41,15 @@ static const char usage[] =
     "its Pareto front, and per approximate kernel at the largest N on peaked inputs whether\n"
     "one of its configurations is faster than flash with rel_fro_err <= 0.1. Writes --md\n"
     "(default results/FIDELITY.md) and --data (default results/fidelity_pareto.csv, drawn\n"
-    "by plots/plot.sh as fidelity.png).\n";
+    "by plots/plot.sh as fidelity.png). Decode shapes (a few queries against a longer cache)\n"
+    "are their own groups and stay out of the plot data.\n"
+    "longctx: the decode shapes of the same kind of rows (default results/longctx.csv, from\n"
+    "configs/longctx.json): per (N_kv, queries, heads, D, input family, mask) every\n"
+    "configuration's time and bytes read per token, each beside exact decode's in the same run,\n"
+    "its top-k recall and rel_fro_err; and at N_kv = 131072 on peaked inputs, per selecting\n"
+    "kernel, whether one configuration reads <= 10% of decode's bytes, is >= 3x faster and keeps\n"
+    "top-k recall >= 0.9. Writes --md (default results/LONGCTX.md) and --data (default\n"
+    "results/longctx_points.csv, drawn by plots/plot.sh as longctx.png).\n";
 
 /* Writes the two outputs of a loaded report. */
 typedef void (*report_writer)(const void *table, FILE *md, FILE *data);
@@ -68,6 +78,12 @@ static void write_fidelity(const void *t, FILE *md, FILE *data)
 {
     fidrep_markdown(t, md);
     fidrep_csv(t, data);
+}
+
+static void write_longctx(const void *t, FILE *md, FILE *data)
+{
+    longctx_markdown(t, md);
+    longctx_csv(t, data);
 }
 
 static int write_outputs(const void *table, report_writer w, const char *md, const char *data)
@@ -99,9 +115,10 @@ int cmd_report(int argc, char **argv)
         const char *name, *csv, *md, *data;
     } reports[] = {{"lra", "results/lra.csv", "results/LRA.md", "results/lra_bubbles.csv"},
                    {"recall", "results/recall.csv", "results/RECALL.md", "results/recall_best.csv"},
-                   {"fidelity", "results/fidelity.csv", "results/FIDELITY.md", "results/fidelity_pareto.csv"}};
+                   {"fidelity", "results/fidelity.csv", "results/FIDELITY.md", "results/fidelity_pareto.csv"},
+                   {"longctx", "results/longctx.csv", "results/LONGCTX.md", "results/longctx_points.csv"}};
     int which = -1;
-    for (int i = 0; argc > 1 && i < 3; i++)
+    for (int i = 0; argc > 1 && i < 4; i++)
         if (!strcmp(argv[1], reports[i].name))
             which = i;
     const char *csv = "", *md = "", *data = "";
@@ -110,7 +127,7 @@ int cmd_report(int argc, char **argv)
         csv = reports[which].csv, md = reports[which].md, data = reports[which].data;
         argc--, argv++;
     } else if (argc < 2 || (strcmp(argv[1], "--help") && strcmp(argv[1], "-h")))
-        return cli_usage_error("report", "expected 'lra', 'recall' or 'fidelity'");
+        return cli_usage_error("report", "expected 'lra', 'recall', 'fidelity' or 'longctx'");
     optind = 1;
     while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
         if (c == 'c')
@@ -133,9 +150,10 @@ int cmd_report(int argc, char **argv)
         return lra_table_load(csv, &t.table) || lra_speed_load(speed, &t.speed) ? cli_report("report")
                                                                                : write_outputs(&t, write_lra, md, data);
     }
-    if (which == 2) {
+    if (which == 2 || which == 3) {
         fidrep r;
-        int rc = fidrep_load(csv, &r) ? cli_report("report") : write_outputs(&r, write_fidelity, md, data);
+        int rc = fidrep_load(csv, &r) ? cli_report("report")
+                                      : write_outputs(&r, which == 2 ? write_fidelity : write_longctx, md, data);
         fidrep_free(&r);
         return rc;
     }

@@ -26,40 +26,46 @@ static int split_inputs(const char *params, char *rest, size_t n, char *fam, siz
     return found;
 }
 
-static int same_config(const fidrep_point *p, const char *kernel, const char *params, const char *mask,
-                       const char *fam, int64_t N, int64_t D)
+/* One problem shape: query rows, keys, head dimension, batch and heads. */
+static int same_shape(const fidrep_point *a, const fidrep_point *b)
 {
-    return p->N == N && p->D == D && !strcmp(p->kernel, kernel) && !strcmp(p->params, params) &&
-           !strcmp(p->mask, mask) && !strcmp(p->family, fam);
+    return a->N == b->N && a->Nk == b->Nk && a->D == b->D && a->B == b->B && a->H == b->H && a->H_kv == b->H_kv;
+}
+
+static int same_config(const fidrep_point *p, const fidrep_point *key)
+{
+    return same_shape(p, key) && !strcmp(p->kernel, key->kernel) && !strcmp(p->params, key->params) &&
+           !strcmp(p->mask, key->mask) && !strcmp(p->family, key->family);
 }
 
 static fidrep_point *point_of(fidrep *r, const csvw_row *row, const char *params, const char *fam)
 {
-    const char *kernel = row->cell[ATTN_COL_KERNEL], *mask = row->cell[ATTN_COL_MASK];
-    int64_t N = atoll(row->cell[ATTN_COL_N]), D = atoll(row->cell[ATTN_COL_D]);
+    fidrep_point key;
+    memset(&key, 0, sizeof key);
+    snprintf(key.kernel, sizeof key.kernel, "%.*s", (int)sizeof key.kernel - 1, row->cell[ATTN_COL_KERNEL]);
+    snprintf(key.params, sizeof key.params, "%s", params);
+    snprintf(key.mask, sizeof key.mask, "%.*s", (int)sizeof key.mask - 1, row->cell[ATTN_COL_MASK]);
+    snprintf(key.family, sizeof key.family, "%s", fam);
+    key.N = atoll(row->cell[ATTN_COL_N]), key.D = atoll(row->cell[ATTN_COL_D]);
+    key.Nk = row->cell[ATTN_COL_N_KV][0] ? atoll(row->cell[ATTN_COL_N_KV]) : key.N; /* self-attention */
+    key.B = atoll(row->cell[ATTN_COL_B]), key.H = atoll(row->cell[ATTN_COL_H]), key.H_kv = atoll(row->cell[ATTN_COL_H_KV]);
     for (int i = 0; i < r->n; i++)
-        if (same_config(&r->p[i], kernel, params, mask, fam, N, D))
+        if (same_config(&r->p[i], &key))
             return &r->p[i];
     if (r->n == FIDREP_MAX_POINTS)
         return r->dropped++, NULL;
     fidrep_point *p = &r->p[r->n++];
-    memset(p, 0, sizeof *p);
-    snprintf(p->kernel, sizeof p->kernel, "%.*s", (int)sizeof p->kernel - 1, kernel);
-    snprintf(p->params, sizeof p->params, "%s", params);
-    snprintf(p->mask, sizeof p->mask, "%.*s", (int)sizeof p->mask - 1, mask);
-    snprintf(p->family, sizeof p->family, "%s", fam);
-    p->N = N, p->D = D;
-    const attn_kernel *k = attn_find_kernel(kernel);
+    *p = key;
+    const attn_kernel *k = attn_find_kernel(key.kernel);
     p->exact = k && (k->flags & ATTN_EXACT);
-    p->rel_fro = p->cos_mean = p->kl = p->recall = NAN;
+    p->rel_fro = p->cos_mean = p->kl = p->recall = p->bytes_read = NAN;
     return p;
 }
 
-/* A measure cell: its number, NAN for NA:<why>. */
-static double value_of(const csvw_row *row)
+/* A numeric cell: its number, NAN for NA:<why> or empty. */
+static double number_of(const char *v)
 {
-    const char *v = row->cell[ATTN_COL_VALUE];
-    return strncmp(v, "NA:", 3) && v[0] ? strtod(v, NULL) : NAN;
+    return strncmp(v, "NA", 2) && v[0] ? strtod(v, NULL) : NAN;
 }
 
 static int add_row(const csvw_row *row, void *ud)
@@ -78,16 +84,17 @@ static int add_row(const csvw_row *row, void *ud)
     /* in fid_measure_names' order; the report leaves out cosine_min */
     double *dst[FID_MEASURES] = {&p->rel_fro, &p->cos_mean, NULL, &p->kl, &p->recall};
     if (dst[m])
-        *dst[m] = value_of(row);
+        *dst[m] = number_of(row->cell[ATTN_COL_VALUE]);
     p->time_ms = strtod(row->cell[ATTN_COL_TIME_MS_MEDIAN], NULL);
+    p->bytes_read = number_of(row->cell[ATTN_COL_SDE_BYTES_READ]);
     return 0;
 }
 
 /* A group: one shape, input family and mask (a causal kernel's time is
  * compared with causal flash's, not with the full mask's). */
-static int same_group(const fidrep_point *a, const fidrep_point *b)
+int fidrep_same_group(const fidrep_point *a, const fidrep_point *b)
 {
-    return a->N == b->N && a->D == b->D && !strcmp(a->family, b->family) && !strcmp(a->mask, b->mask);
+    return same_shape(a, b) && !strcmp(a->family, b->family) && !strcmp(a->mask, b->mask);
 }
 
 /* On the front: no point of its group is at least as fast and as close and
@@ -99,7 +106,7 @@ static void mark_front(fidrep *r)
         p->pareto = !isnan(p->rel_fro);
         for (int j = 0; p->pareto && j < r->n; j++) {
             const fidrep_point *q = &r->p[j];
-            if (j == i || !same_group(p, q) || isnan(q->rel_fro))
+            if (j == i || !fidrep_same_group(p, q) || isnan(q->rel_fro))
                 continue;
             if (q->time_ms <= p->time_ms && q->rel_fro <= p->rel_fro &&
                 (q->time_ms < p->time_ms || q->rel_fro < p->rel_fro))
@@ -112,10 +119,10 @@ static int by_group_then_time(const void *x, const void *y)
 {
     const fidrep_point *a = x, *b = y;
     int c;
-    if (a->N != b->N)
-        return a->N < b->N ? -1 : 1;
-    if (a->D != b->D)
-        return a->D < b->D ? -1 : 1;
+    const int64_t ka[] = {a->Nk, a->N, a->D, a->B, a->H, a->H_kv}, kb[] = {b->Nk, b->N, b->D, b->B, b->H, b->H_kv};
+    for (int i = 0; i < 6; i++)
+        if (ka[i] != kb[i])
+            return ka[i] < kb[i] ? -1 : 1;
     if ((c = strcmp(a->family, b->family)) != 0 || (c = strcmp(a->mask, b->mask)) != 0)
         return c;
     return (a->time_ms > b->time_ms) - (a->time_ms < b->time_ms);
@@ -141,7 +148,7 @@ void fidrep_free(fidrep *r)
     r->p = NULL;
 }
 
-static void cell(FILE *f, double v, const char *fmt)
+void fidrep_cell(FILE *f, double v, const char *fmt)
 {
     if (isnan(v))
         fputs(" NA |", f);
@@ -157,7 +164,7 @@ static const fidrep_point *exact_of(const fidrep *r, const fidrep_point *p)
 {
     const fidrep_point *best = NULL;
     for (int i = 0; i < r->n; i++)
-        if (r->p[i].exact && same_group(&r->p[i], p) && (!best || r->p[i].time_ms < best->time_ms))
+        if (r->p[i].exact && fidrep_same_group(&r->p[i], p) && (!best || r->p[i].time_ms < best->time_ms))
             best = &r->p[i];
     return best;
 }
@@ -165,19 +172,22 @@ static const fidrep_point *exact_of(const fidrep *r, const fidrep_point *p)
 static void group_table(const fidrep *r, int from, int to, FILE *f)
 {
     const fidrep_point *g = &r->p[from], *ex = exact_of(r, g);
-    fprintf(f, "\n## N = %lld, D = %lld, inputs `%s`, mask %s\n\n", (long long)g->N, (long long)g->D, g->family,
-            g->mask);
+    fprintf(f, "\n## N = %lld", (long long)g->N);
+    if (g->Nk != g->N) /* a decode shape: a few queries against a long cache */
+        fprintf(f, " queries against N_kv = %lld keys, H = %lld / H_kv = %lld", (long long)g->Nk, (long long)g->H,
+                (long long)g->H_kv);
+    fprintf(f, ", D = %lld, inputs `%s`, mask %s\n\n", (long long)g->D, g->family, g->mask);
     fprintf(f, "| kernel | params | mask | time ms | vs exact | rel_fro_err | cosine_mean | kl | topk_recall | front |\n");
     fprintf(f, "|---|---|---|---|---|---|---|---|---|---|\n");
     for (int i = from; i < to; i++) {
         const fidrep_point *p = &r->p[i];
         fprintf(f, "| `%s` | %s | %s |", p->kernel, p->params[0] ? p->params : "defaults", p->mask);
-        cell(f, p->time_ms, "%.4g");
-        cell(f, ex && ex->time_ms > 0 ? p->time_ms / ex->time_ms : NAN, "%.3gx");
-        cell(f, p->rel_fro, "%.3g");
-        cell(f, p->cos_mean, "%.4f");
-        cell(f, p->kl, "%.3g");
-        cell(f, p->recall, "%.3f");
+        fidrep_cell(f, p->time_ms, "%.4g");
+        fidrep_cell(f, ex && ex->time_ms > 0 ? p->time_ms / ex->time_ms : NAN, "%.3gx");
+        fidrep_cell(f, p->rel_fro, "%.3g");
+        fidrep_cell(f, p->cos_mean, "%.4f");
+        fidrep_cell(f, p->kl, "%.3g");
+        fidrep_cell(f, p->recall, "%.3f");
         fprintf(f, " %s |\n", p->pareto ? "yes" : "");
     }
 }
@@ -233,7 +243,7 @@ static void target_section(const fidrep *r, FILE *f)
 {
     int64_t Nmax = 0;
     for (int i = 0; i < r->n; i++)
-        if (!strcmp(r->p[i].family, "peaked") && r->p[i].N > Nmax)
+        if (!strcmp(r->p[i].family, "peaked") && r->p[i].N == r->p[i].Nk && r->p[i].N > Nmax)
             Nmax = r->p[i].N;
     fprintf(f, "\n## Target: faster than `flash` with rel_fro_err <= %g on `peaked` inputs at N = %lld\n\n"
                "Per mask, each approximate kernel's fastest configuration that reaches it, or a plain **no** with "
@@ -241,9 +251,9 @@ static void target_section(const fidrep *r, FILE *f)
             FIDREP_TARGET_ERR, (long long)Nmax);
     for (int from = 0; from < r->n;) {
         int to = from + 1;
-        while (to < r->n && same_group(&r->p[to], &r->p[from]))
+        while (to < r->n && fidrep_same_group(&r->p[to], &r->p[from]))
             to++;
-        if (r->p[from].N == Nmax && !strcmp(r->p[from].family, "peaked"))
+        if (r->p[from].N == Nmax && r->p[from].Nk == Nmax && !strcmp(r->p[from].family, "peaked"))
             target_group(r, from, to, f);
         from = to;
     }
@@ -262,7 +272,7 @@ void fidrep_markdown(const fidrep *r, FILE *f)
                 FIDREP_MAX_POINTS);
     for (int from = 0; from < r->n;) {
         int to = from + 1;
-        while (to < r->n && same_group(&r->p[to], &r->p[from]))
+        while (to < r->n && fidrep_same_group(&r->p[to], &r->p[from]))
             to++;
         group_table(r, from, to, f);
         from = to;
@@ -275,9 +285,9 @@ void fidrep_csv(const fidrep *r, FILE *f)
     fprintf(f, "N,D,family,kernel,label,time_ms,rel_fro_err,pareto,exact\n");
     for (int i = 0; i < r->n; i++) {
         const fidrep_point *p = &r->p[i];
-        if (i > 0 && !same_group(p, &r->p[i - 1]))
+        if (i > 0 && !fidrep_same_group(p, &r->p[i - 1]))
             fputc('\n', f); /* a blank line ends a group: gnuplot draws each front on its own */
-        if (isnan(p->rel_fro))
+        if (isnan(p->rel_fro) || p->N != p->Nk) /* decode shapes: the long-context report's */
             continue;
         /* labels have no commas: params separate items with ';' */
         fprintf(f, "%lld,%lld,%s,%s,%s%s%s%s,%.6g,%.6g,%d,%d\n", (long long)p->N, (long long)p->D, p->family,

@@ -1,6 +1,6 @@
 /* The fidelity report (fidelity_report.c; docs/fidelity.md): error against
  * softmax attention vs time, from the fidelity rows of a results CSV. Per
- * (N, D, input family, mask), every configuration's time and measures, its Pareto
+ * shape (query rows N, keys N_kv, D, heads), input family and mask, every configuration's time and measures, its Pareto
  * front (no other point both faster and closer), and the long-context target:
  * a configuration faster than `flash` within a relative error bound. */
 #ifndef ATTN_FIDELITY_REPORT_H
@@ -16,9 +16,10 @@
 /* One configuration (kernel, parameters, mask, shape) on one input family. */
 typedef struct {
     char kernel[64], params[ATTN_CELL_MAX], mask[96], family[16];
-    int64_t N, D;
+    int64_t N, Nk, D, B, H, H_kv;  /* N: query rows (1 or a few for decode shapes) */
     int exact;                  /* the kernel is exact (metric rows of flash, naive, ...) */
     double time_ms, rel_fro, cos_mean, kl, recall; /* NAN: not measured / NA */
+    double bytes_read;          /* the kernel's own count of bytes read (SDE), NAN where NA */
     int pareto;                 /* on its group's front */
 } fidrep_point;
 
@@ -40,6 +41,11 @@ void fidrep_free(fidrep *r);
  * a plain statement that none is, with its nearest numbers. */
 #define FIDREP_TARGET_ERR 0.1
 void fidrep_markdown(const fidrep *r, FILE *f);
+
+/* Whether two points are of one group: shape, input family and mask. */
+int fidrep_same_group(const fidrep_point *a, const fidrep_point *b);
+/* A markdown cell " v |" in fmt, " NA |" for NAN. */
+void fidrep_cell(FILE *f, double v, const char *fmt);
 
 /* Plot data: N,D,family,kernel,label,time_ms,rel_fro_err,pareto,exact; a blank
  * line between groups (shape, family, mask). */
