@@ -65,10 +65,24 @@ double head_oracle_row(const attn_args *a, const attn_io *io, const attn_tensor_
     return lse;
 }
 
+/* Query rows 0..nq-1 of every head of a problem with H heads in groups of G,
+ * each group a copy of the query heads of KV head hk (head j reads head
+ * hk*G + j%G), in double: head h gets its own rows and its group mates
+ * theirs. */
+static attn_tensor_f64 group_widen(const attn_tensor *q, int64_t b, int64_t hk, int64_t H, int64_t G, int64_t nq)
+{
+    attn_tensor_f64 w = {malloc(sizeof(double) * (size_t)(H * nq * q->D)), 1, H, nq, q->D, H * nq * q->D, nq * q->D, q->D};
+    for (int64_t j = 0; j < H; j++)
+        for (int64_t n = 0; n < nq; n++)
+            for (int64_t d = 0; d < q->D; d++)
+                w.data[(j * nq + n) * q->D + d] = attn_at(q, b, hk * G + j % G, n)[d];
+    return w;
+}
+
 void head_io64(const attn_args *one, const attn_io *io, int64_t b, int64_t h, int64_t o_rows, attn_io64 *x)
 {
     int64_t G = one->H / one->H_kv, hk = h / G, nq = one->Nq, L = one->Nk, Dv = attn_dv(one);
-    *x = (attn_io64){.q = head_widen(&io->q, b, h, 0, nq),
+    *x = (attn_io64){.q = G > 1 ? group_widen(&io->q, b, hk, one->H, G, nq) : head_widen(&io->q, b, h, 0, nq),
                      .k = head_widen(&io->k, b, hk, 0, L),
                      .v = head_widen(&io->v, b, hk, 0, L),
                      .beta = head_widen(&io->beta, b, hk, 0, L),
@@ -76,7 +90,7 @@ void head_io64(const attn_args *one, const attn_io *io, int64_t b, int64_t h, in
                      .router = head_widen(&io->router, b, hk, 0, L),
                      .w = weights_widen(&io->w)};
     attn_tensor_f64 *in[] = {&x->q, &x->k, &x->v, &x->beta, &x->gate, &x->router};
-    for (int i = 0; i < 6; i++) /* every head reads head h's (KV head hk's) rows */
+    for (int i = G > 1; i < 6; i++) /* every head reads head h's (KV head hk's) rows */
         in[i]->sh = 0, in[i]->H = i == 0 ? one->H : one->H_kv;
     x->o = (attn_tensor_f64){calloc((size_t)(one->H * o_rows * Dv), sizeof(double)), 1, one->H, o_rows, Dv,
                              one->H * o_rows * Dv, o_rows * Dv, Dv};

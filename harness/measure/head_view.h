@@ -18,10 +18,12 @@ double head_oracle_row(const attn_args *a, const attn_io *io, const attn_tensor_
 
 /* Head (b, h) of io as the inputs of a double problem of its own, `one`
  * (B = 1 and the problem's H and H_kv; one->Nq query rows and one->Nk keys
- * from the start of the head): every head is a stride-0 view of head h's data
- * (KV head h/G's), because some kernels depend on the head index and count
- * (per-head decay schedules), so the answer for head h is head h of the
- * reference's output. The learned weights io.w keep all their rows (head h
+ * from the start of the head): every head is a view of head h's data (KV head
+ * h/G's), because some kernels depend on the head index and count (per-head
+ * decay schedules), so the answer for head h is head h of the reference's
+ * output. Under GQA every group of query heads is a copy of h's own group
+ * (head h reads its rows, its group mates theirs): a kernel that selects keys
+ * from the whole group's scores (Recycled Attention) sees the group it ran on. The learned weights io.w keep all their rows (head h
  * reads its own; weights shared by the heads are found whole). x->o (o_rows x
  * Dv per head) and x->lse are allocated zeroed. */
 void head_io64(const attn_args *one, const attn_io *io, int64_t b, int64_t h, int64_t o_rows, attn_io64 *x);
