@@ -64,7 +64,9 @@ static int64_t ref_prefix(const attn_kernel *k, const attn_args *a)
  * own rows, the rows after it must be 0), against the kernel's rows. Some kernels
  * depend on the head index and count (RetNet's and Lightning's per-head
  * decay schedules), so the reference runs with the problem's H and H_kv,
- * every head a stride-0 view of head h's data (the answer is head h). */
+ * every head a view of head h's data (the answer is head h). A group-local
+ * kernel (ATTN_GROUP_LOCAL) runs on h's GQA group alone: H / H_kv heads,
+ * one KV head, the answer is head h's place in the group. */
 static void ref_gate(const attn_kernel *k, const attn_args *a, const attn_io *io, gate_result *r)
 {
     int64_t Dv = attn_dv(a);
@@ -84,8 +86,11 @@ static void ref_gate(const attn_kernel *k, const attn_args *a, const attn_io *io
             continue;
         }
         attn_args one = *a;
+        int64_t G = a->H / a->H_kv, hr = k->flags & ATTN_GROUP_LOCAL ? h % G : h;
         one.B = 1, one.Nk = L, one.Nq = nq, one.kv_len = NULL, one.seq_len = NULL;
         one.q_off = one.k_off = 0;
+        if (k->flags & ATTN_GROUP_LOCAL)
+            one.H = G, one.H_kv = 1;
         attn_args_defaults(&one);
         if (L < a->Nk && k->ref_prefix_args)
             k->ref_prefix_args(a, b, &one);
@@ -94,7 +99,7 @@ static void ref_gate(const attn_kernel *k, const attn_args *a, const attn_io *io
         double err = 0, omax = 0;
         if (k->ref_forward(&one, &x) != 0)
             err = INFINITY;
-        const double *oh = x.o.data + h * no * Dv;
+        const double *oh = x.o.data + hr * no * Dv;
         for (int64_t n = 0; n < no * Dv; n++)
             omax = fmax(omax, fabs(oh[n]));
         for (int64_t n = 0; n < no; n++)

@@ -68,6 +68,12 @@ enum {
                                     K input is not read, dK = 0) and a query attends its own key
                                     only when it has no other: the fidelity reference is softmax
                                     over those keys without the diagonal */
+    ATTN_GROUP_LOCAL = 1u << 18, /* head h's output depends only on the rows of its own GQA
+                                    group (its query heads and KV head) and on h's place in
+                                    that group: no per-head seed, schedule or weights, no
+                                    other group. The bench gate then runs the kernel's own
+                                    reference on that one group (H = G, H_kv = 1), not on all
+                                    H heads; a registry-wide test checks the claim */
 };
 
 /* Extra inputs a kernel reads besides Q, K, V (attn_kernel.inputs):
