@@ -130,6 +130,12 @@ int nn_model_plan(nn_model *m, int64_t B, int64_t N, int64_t rows_max, int threa
 int nn_model_forward(nn_model *m, const nn_batch *b, int training, uint64_t step, double *loss, int64_t *correct,
                      int64_t *scored, int32_t *pred);
 
+/* The queries, keys and values block application `app` (layer l of loop r
+ * is r * layers + l) fed its kernel in the last forward, after RoPE and any
+ * short convolution: views [Bt, H, N, D] and [Bt, H_kv, N, D] into the
+ * plan's activations (valid until the next forward or plan). */
+int nn_model_attn_inputs(const nn_model *m, int64_t app, attn_tensor *q, attn_tensor *k, attn_tensor *v);
+
 /* Backward of the last training forward; ACCUMULATES into m->grads, scaled by
  * `scale` (1/k for k accumulated micro-batches). */
 int nn_model_backward(nn_model *m, const nn_batch *b, uint64_t step, float scale);

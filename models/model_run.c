@@ -405,3 +405,19 @@ int nn_model_backward(nn_model *m, const nn_batch *b, uint64_t step, float scale
     p->training = 0; /* the logits now hold scaled gradients: one backward per forward */
     return rc;
 }
+
+int nn_model_attn_inputs(const nn_model *m, int64_t app, attn_tensor *q, attn_tensor *k, attn_tensor *v)
+{
+    const plan_t *p = m->plan;
+    if (!p || app < 0 || app >= apps(m))
+        return attn_fail(ATTN_EINVAL, "model: expected a planned model and a block application below %lld, found %lld",
+                         (long long)apps(m), (long long)app);
+    const nn_attn *l = &m->blk[app % m->cfg.layers].attn;
+    const nn_attn_acts *a = &p->aa[app];
+    int64_t H = l->cfg.H, Hk = l->cfg.H_kv, D = l->D, N = m->N;
+    /* (Bt, N, heads, D) buffers seen as [B, heads, N, D] */
+    *q = (attn_tensor){a->q, p->Bt, H, N, D, N * H * D, D, H * D};
+    *k = (attn_tensor){a->k, p->Bt, Hk, N, D, N * Hk * D, D, Hk * D};
+    *v = (attn_tensor){a->v, p->Bt, Hk, N, D, N * Hk * D, D, Hk * D};
+    return 0;
+}

@@ -225,7 +225,7 @@ Test(fidelity, fidelity_job_writes_one_row_per_measure_with_its_own_job_id)
     strcpy(j.suite, "fidelity");
     j.kernel = attn_find_kernel("linear");
     j.args = shape(256, 32, "causal");
-    j.seed = 1, j.inputs = FID_PEAKED;
+    j.seed = 1, j.inputs.family = FID_PEAKED;
     j.measure = (measure_opts){0, 1, 1, 0.0};
     bench_result res;
     csvw_row row, rows[BENCH_ROWS_MAX];

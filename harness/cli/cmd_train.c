@@ -90,6 +90,10 @@ static const opt_def eval_opts[] = {
     {.name = "param", .type = OPT_PARAMS, .offset = EV(kparams), .help = "parameter of that kernel (repeatable)"},
     {.name = "mask", .type = OPT_ARG, .offset = EV(mask), .metavar = "SPEC",
      .help = "mask spec of that kernel, replacing causal/full"},
+    {.name = "dump_kv", .cli = "dump-kv", .type = OPT_ARG, .offset = EV(dump_kv), .metavar = "FILE",
+     .help = "with --scale: instead of evaluating, write the queries, keys and values every layer feeds its kernel "
+             "on the first test example at the first scale (and first depth) to FILE, for bench --inputs "
+             "cache:FILE[@LAYER] (docs/fidelity.md, \"Real cache contents\")"},
     {0},
 };
 
@@ -140,6 +144,8 @@ static int eval_check(const extrapolate_opts *x)
         return cli_usage_error("eval", "--mask needs --kernel (the kernel swapped in)");
     if (x->depths && !x->n_scales)
         return cli_usage_error("eval", "--depths needs --scale (e.g. --scale 1,2,4,8 --depths 5)");
+    if (x->dump_kv && !x->n_scales)
+        return cli_usage_error("eval", "--dump-kv needs --scale (the length: e.g. --scale 8)");
     return 0;
 }
 
@@ -166,6 +172,8 @@ int cmd_eval(int argc, char **argv)
         x.progress = 1;
         if (extrapolate_run(&x, &rows))
             return cli_report("eval");
+        if (x.dump_kv)
+            return printf("%s\n", x.dump_kv), 0;
         printf("%d rows written (%d lengths x %d depths)\n", rows, x.n_scales, x.depths ? x.depths : 1);
         return 0;
     }

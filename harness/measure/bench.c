@@ -77,8 +77,10 @@ static void params_text(const bench_job *job, char *buf, size_t n)
     /* A random draw's seed is part of what was run even when left at its
      * default: the row names it, so a later default cannot pass for it. */
     attn_params_recorded_text(job->kernel, p, ";", buf, n);
-    if (job->inputs != FID_UNIFORM)
-        snprintf(buf + strlen(buf), n - strlen(buf), "%sinputs=%s", buf[0] ? ";" : "", fid_inputs_names[job->inputs]);
+    if (bench_inputs_measured(&job->inputs)) {
+        snprintf(buf + strlen(buf), n - strlen(buf), "%sinputs=", buf[0] ? ";" : "");
+        bench_inputs_format(&job->inputs, buf + strlen(buf), n - strlen(buf));
+    }
     if (job->lens.n) {
         snprintf(buf + strlen(buf), n - strlen(buf), "%s%s=", buf[0] ? ";" : "", bench_lens_key(&job->lens));
         bench_lens_format(&job->lens, buf + strlen(buf), n - strlen(buf));
@@ -110,7 +112,7 @@ void bench_identity(const bench_job *job, csvw_row *row)
     bench_row_shape(row, &(bench_shape){a->B, a->H, a->H_kv, a->Nq, a->Nk, a->D, attn_dv(a)});
     csvw_row_set(row, ATTN_COL_PARAMS, "%s", params);
     csvw_row_set(row, ATTN_COL_SEED, "%llu", (unsigned long long)job->seed);
-    csvw_row_set(row, ATTN_COL_DATA_SOURCE, "generated");
+    csvw_row_set(row, ATTN_COL_DATA_SOURCE, "%s", bench_inputs_source(&job->inputs));
     char id[17];
     csvw_row_job_id(row, id);
     csvw_row_set(row, ATTN_COL_JOB_ID, "%s", id);
@@ -132,8 +134,7 @@ static int buffers_alloc(buffers *bf, const bench_job *job, const attn_args *a)
         return rc;
     bf->io = problem_io(&bf->p);
     bf->g = problem_grads(&bf->p);
-    fid_fill(job->inputs, a, job->seed, &bf->io);
-    return 0;
+    return bench_inputs_fill(&job->inputs, a, job->seed, &bf->io);
 }
 
 static void buffers_free(buffers *bf) { problem_free(&bf->p); }
@@ -195,7 +196,7 @@ static int gate_job(const bench_job *job, attn_ctx *ctx, buffers *bf, bench_resu
         res->softmax_rel = schema_num_value(gate.softmax_rel);
     else if (k->ref_forward)
         res->softmax_rel = schema_num_na("no softmax counterpart");
-    if (job->inputs != FID_UNIFORM) {
+    if (bench_inputs_measured(&job->inputs)) {
         if ((rc = fid_measure(k, &ctx->args, &bf->io, &res->fid)) != 0)
             return rc;
         res->has_fid = 1;

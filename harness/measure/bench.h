@@ -5,6 +5,7 @@
 #define ATTN_BENCH_H
 
 #include "kernels/core/attn.h"
+#include "bench_inputs.h"
 #include "fidelity.h"
 #include "gate.h"
 #include "measure.h"
@@ -42,7 +43,7 @@ typedef struct {
     bench_lens lens;
     bench_pass pass;            /* bwd times backward only (forward run once before) */
     uint64_t seed;
-    fid_inputs inputs;          /* input family; other than uniform: fidelity rows too */
+    bench_inputs inputs;        /* generated family or kv file; other than uniform: fidelity rows too */
     measure_opts measure;
     size_t max_workspace_bytes; /* 0: no cap; above it the job is skipped */
 } bench_job;

@@ -35,6 +35,11 @@ static int kernels_set(void *target, const char *text, const char *where)
     }
 }
 
+static int inputs_set(void *target, const char *text, const char *where)
+{
+    return bench_inputs_parse(text, &((bench_opts *)target)->base.inputs, where);
+}
+
 static int mask_set(void *target, const char *text, const char *where)
 {
     (void)where; /* the mask parser names the spec */
@@ -75,9 +80,11 @@ const opt_def bench_opts_table[] = {
      .def_str = "full", .help = "full | causal | window:wl=L,wr=R[,causal=1] | window:w=W"},
     {.name = "pass", .group = G_JOB, .type = OPT_ENUM, .offset = JOB(pass), .names = bench_pass_names,
      .def = BENCH_PASS_FWD, .help = "bwd times the backward alone"},
-    {.name = "inputs", .group = G_JOB, .type = OPT_ENUM, .offset = JOB(inputs), .names = fid_inputs_names,
-     .def = FID_UNIFORM, .help = "input family; other than uniform adds fidelity rows against the oracle "
-                                 "(rel_fro_err, cosine_mean, cosine_min, kl, topk_recall; docs/fidelity.md)"},
+    {.name = "inputs", .group = G_JOB, .type = OPT_CUSTOM, .set_text = inputs_set,
+     .metavar = "uniform|gaussian|lowrank|peaked|longtail|cache:FILE[@L]", .def_str = "uniform",
+     .help = "input family, or layer L (default: the last) of a trained model's attention inputs written by "
+             "'attnbench eval --dump-kv FILE'; other than uniform adds fidelity rows against the oracle "
+             "(rel_fro_err, cosine_mean, cosine_min, kl, topk_recall; docs/fidelity.md)"},
     {.name = "B", .group = G_JOB, .type = OPT_INT, .offset = JOB(args.B), .lo = 1, .hi = 1 << 20, .def_str = "1",
      .help = "batch"},
     {.name = "H", .group = G_JOB, .type = OPT_INT, .offset = JOB(args.H), .def = 8, .lo = 1, .hi = 1 << 16,

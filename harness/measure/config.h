@@ -79,7 +79,7 @@ typedef struct {
     size_t n;
 } cfg_passes;
 typedef struct {
-    fid_inputs *v;
+    bench_inputs *v;
     size_t n;
 } cfg_inputs;
 

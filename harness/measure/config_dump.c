@@ -42,7 +42,7 @@ static void pass_text(const void *p, char *buf, size_t n)
 
 static void inputs_text(const void *p, char *buf, size_t n)
 {
-    snprintf(buf, n, "%s", fid_inputs_names[*(const fid_inputs *)p]);
+    bench_inputs_format(p, buf, n);
 }
 
 static void kparams_text(const void *kp, char *buf, size_t n) { cfg_kparams_format(kp, buf, n); }

@@ -220,7 +220,7 @@ static int job_key_cmp(const cfg_job *ja, const cfg_job *jb)
     attn_mask_format(&b->args.mask, mb, sizeof mb);
     int c;
     if ((c = strcmp(a->suite, b->suite)) || (c = strcmp(a->kernel->name, b->kernel->name)) || (c = strcmp(ma, mb)) ||
-        (c = (int)a->pass - (int)b->pass) || (c = (int)a->inputs - (int)b->inputs) || (c = bag_cmp(&a->args.params, &b->args.params)) ||
+        (c = (int)a->pass - (int)b->pass) || (c = bench_inputs_cmp(&a->inputs, &b->inputs)) || (c = bag_cmp(&a->args.params, &b->args.params)) ||
         (c = (int)a->lens.kind - (int)b->lens.kind) || (c = a->lens.n - b->lens.n) ||
         (c = memcmp(a->lens.len, b->lens.len, (size_t)a->lens.n * sizeof *a->lens.len)))
         return c;

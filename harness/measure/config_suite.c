@@ -66,8 +66,13 @@ static int read_pass(const cfg_where *w, const cJSON *v, const void *ctx, void *
 static int read_inputs(const cfg_where *w, const cJSON *v, const void *ctx, void *out, char canon[CFG_SPEC_MAX])
 {
     (void)ctx;
-    int i = 0, rc = read_enum_name(w, v, fid_inputs_names, &i, canon);
-    *(fid_inputs *)out = (fid_inputs)i;
+    if (!cJSON_IsString(v))
+        return cfg_json_bad(w, "an input family or cache:FILE[@LAYER]", v);
+    char where[512];
+    snprintf(where, sizeof where, "%s: %s", w->file, w->path);
+    int rc = bench_inputs_parse(v->valuestring, out, where);
+    if (!rc)
+        bench_inputs_format(out, canon, CFG_SPEC_MAX);
     return rc;
 }
 
@@ -233,7 +238,7 @@ int cfg_suite_parse(const cfg_where *w, const cJSON *o, const cfg_config *cfg, c
     const int64_t one = 1;
     const attn_mask full = attn_mask_default(ATTN_MASK_FULL);
     const bench_pass fwd = BENCH_PASS_FWD;
-    const fid_inputs uniform = FID_UNIFORM;
+    const bench_inputs uniform = {.family = FID_UNIFORM, .kv_layer = -1};
     if ((rc = cfg_default_one((void **)&s->masks.v, &s->masks.n, &full, sizeof full)) ||
         (rc = cfg_default_one((void **)&s->passes.v, &s->passes.n, &fwd, sizeof fwd)) ||
         (rc = cfg_default_one((void **)&s->inputs.v, &s->inputs.n, &uniform, sizeof uniform)) ||

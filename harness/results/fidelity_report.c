@@ -71,7 +71,7 @@ static double number_of(const char *v)
 static int add_row(const csvw_row *row, void *ud)
 {
     fidrep *r = ud;
-    char params[ATTN_CELL_MAX], fam[16];
+    char params[ATTN_CELL_MAX], fam[ATTN_CELL_MAX];
     if (strcmp(row->cell[ATTN_COL_STATUS], "ok") ||
         !split_inputs(row->cell[ATTN_COL_PARAMS], params, sizeof params, fam, sizeof fam))
         return 0;

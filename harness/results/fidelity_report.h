@@ -15,7 +15,7 @@
 
 /* One configuration (kernel, parameters, mask, shape) on one input family. */
 typedef struct {
-    char kernel[64], params[ATTN_CELL_MAX], mask[96], family[16];
+    char kernel[64], params[ATTN_CELL_MAX], mask[96], family[ATTN_CELL_MAX]; /* a generated family or cache:FILE[@L] */
     int64_t N, Nk, D, B, H, H_kv;  /* N: query rows (1 or a few for decode shapes) */
     int exact;                  /* the kernel is exact (metric rows of flash, naive, ...) */
     double time_ms, rel_fro, cos_mean, kl, recall; /* NAN: not measured / NA */

@@ -2,6 +2,7 @@
 #include "extrapolate.h"
 
 #include "harness/results/csvw.h"
+#include "kv_dump.h"
 #include "train_run.h"
 
 #include <stdio.h>
@@ -179,6 +180,22 @@ static int eval_cell(const extrap_grid *g, int s, int j, const nn_model_cfg *cfg
     return rc;
 }
 
+/* --dump-kv: the first example of cell (0, 0) through the loaded model. */
+static int dump_cell(const extrap_grid *g, const nn_model_cfg *cfg, nn_model *m)
+{
+    train_run_opts r;
+    char split[256], source[768] = "";
+    task_data d;
+    int rc = grid_cell(g, 0, 0, &r, split, sizeof split);
+    if (rc || (rc = g->task->make(&r.task_params, TASK_TEST, r.data_seed, 1, train_run_data_dir(&r), &d)))
+        return rc;
+    snprintf(source, sizeof source, "checkpoint=%.300s;task=%s;%s;example=0", g->o->checkpoint, g->task->name, split);
+    if (!(rc = train_run_model_load(g->o->checkpoint, cfg, m)))
+        rc = kv_dump_write(g->o->dump_kv, m, &d, 0, g->o->threads, source);
+    task_data_free(&d);
+    return rc;
+}
+
 int extrapolate_run(const extrapolate_opts *o, int *rows)
 {
     train_run_opts trained;
@@ -225,6 +242,12 @@ int extrapolate_run(const extrapolate_opts *o, int *rows)
             cfg.max_len = grid_seq_len(&g, o->scale[s]);
     nn_model m;
     memset(&m, 0, sizeof m);
+    if (o->dump_kv) {
+        rc = dump_cell(&g, &cfg, &m);
+        nn_model_free(&m);
+        csvw_idset_free(&done);
+        return rc;
+    }
     int loaded = 0, skipped, n_skipped = 0;
     for (int s = 0; !rc && s < o->n_scales; s++)
         for (int j = 0; !rc && j < grid_cells_per_scale(&g); j++)

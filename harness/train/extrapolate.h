@@ -46,6 +46,10 @@ typedef struct {
      * cells are then known without the file, so a checkpoint removed after
      * its cells were written is no error; a missing cell still needs it. */
     const train_run_opts *run;
+    /* Instead of evaluating: write the attention inputs of every block on
+     * the first test example of the first cell (first scale, first depth) to
+     * this kv file (kv_dump.h); no rows. NULL: evaluate. */
+    const char *dump_kv;
 } extrapolate_opts;
 
 /* Checks every cell first (a length beyond learned positions, --depths on a
