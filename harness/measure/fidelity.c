@@ -36,28 +36,15 @@ static int64_t sample_rows(int64_t n, int64_t *rows)
     return FID_ROWS;
 }
 
-/* The oracle's attention row of query i: P[j] = exp(s_ij - lse) on allowed keys, 0 elsewhere. */
-static void oracle_probs(const attn_args *a, const attn_io *io, const attn_tensor_f64 *k, int64_t b, int64_t h,
-                         int64_t i, double lse, unsigned char *allowed, double *P)
-{
-    int64_t Nk = k->N, D = k->D;
-    const float *q = attn_at(&io->q, b, h, i);
-    attn_mask_row(&a->mask, b, h, attn_q_off_of(a, b) + i, a->k_off, Nk, allowed);
-    for (int64_t j = 0; j < Nk; j++) {
-        double s = 0;
-        for (int64_t d = 0; d < D; d++)
-            s += (double)q[d] * k->data[j * D + d];
-        P[j] = allowed[j] && j < attn_kv_len(a, b) && isfinite(lse) ? exp(attn_scale(a) * s - lse) : 0;
-    }
-}
-
-/* The exact counterpart of a shared-QK kernel (ATTN_SHARED_QK) for query i:
- * softmax over the unit keys k (the head's queries normalised) the mask
- * allows, the query's own key left out unless it is the only one. Writes
- * the output row and P (0 off the allowed keys); returns the lse. */
-static double shared_qk_row(const attn_args *a, const attn_io *io, const attn_tensor_f64 *k,
-                            const attn_tensor_f64 *v, int64_t b, int64_t h, int64_t i, double *orow,
-                            unsigned char *allowed, double *P)
+/* Softmax attention of query row i over the keys k the mask allows, in
+ * double: the output row and P (0 off the allowed keys); returns the lse
+ * (-inf for a row with no keys: a padded row). One pass of scores serves
+ * both the output and the rows KL and recall compare with. A shared-QK
+ * kernel's exact counterpart (ATTN_SHARED_QK: k are the head's unit
+ * queries) leaves the query's own key out unless it is the only one. */
+static double softmax_row(const attn_args *a, const attn_io *io, const attn_tensor_f64 *k, const attn_tensor_f64 *v,
+                          int64_t b, int64_t h, int64_t i, int drop_self, double *orow, unsigned char *allowed,
+                          double *P)
 {
     int64_t Nk = k->N, D = k->D, Dv = v->D, others = 0;
     const float *q = attn_at(&io->q, b, h, i);
@@ -67,7 +54,7 @@ static double shared_qk_row(const attn_args *a, const attn_io *io, const attn_te
         allowed[j] = allowed[j] && j < attn_kv_len(a, b) && i < attn_q_len(a, b);
         others += allowed[j] && j != i;
     }
-    if (others && i < Nk)
+    if (drop_self && others && i < Nk)
         allowed[i] = 0;
     for (int64_t j = 0; j < Nk; j++) {
         double s = 0;
@@ -169,8 +156,7 @@ static int measure_head(const attn_kernel *kern, const attn_args *a, const attn_
     unsigned char *sel = malloc((size_t)(n * Nk)), *allowed = malloc((size_t)Nk);
     int bits = kernel_view(kern, a, io, b, h, rows, n, P, sel);
     for (int64_t r = 0; bits >= 0 && r < n; r++) {
-        double lse = shared ? shared_qk_row(a, io, &k, &v, b, h, rows[r], orow, allowed, Pref)
-                            : head_oracle_row(a, io, &k, &v, b, h, rows[r], orow);
+        double lse = softmax_row(a, io, &k, &v, b, h, rows[r], shared, orow, allowed, Pref);
         double dot = 0, g2 = 0, o2 = 0;
         const float *got = attn_at(&io->o, b, h, rows[r]);
         for (int64_t d = 0; d < Dv; d++) {
@@ -182,8 +168,6 @@ static int measure_head(const attn_kernel *kern, const attn_args *a, const attn_
         s->cos_sum += cos, s->cos_min = fmin(s->cos_min, cos), s->rows++;
         if (!(bits & (ATTN_VIEW_ROWS | ATTN_VIEW_KEYS)) || !isfinite(lse))
             continue;
-        if (!shared)
-            oracle_probs(a, io, &k, b, h, rows[r], lse, allowed, Pref);
         if (bits & ATTN_VIEW_ROWS)
             s->kl_sum += kl_row(Pref, P + r * Nk, Nk), s->kl_rows++;
         double rec = bits & ATTN_VIEW_KEYS ? recall_row(Pref, sel + r * Nk, Nk) : NAN;
