@@ -242,8 +242,8 @@ Test(extrapolate, a_swapped_kernel_names_itself_and_equals_the_trained_one_when_
      * job_ids differ (a resumed sweep tells the cells apart) */
     for (int i = 0; i < 6; i++) {
         const char *p = r.row[i].cell[ATTN_COL_PARAMS], *want = i < 2 ? "train_len=16"
-                                                              : i < 4 ? "train_len=16;kernel_params=mode=decode;mask=sink:n=2,w=1000"
-                                                                      : "train_len=16;kernel_params=mode=decode;mask=sink:n=1,w=2";
+                                                              : i < 4 ? "train_len=16;trained=flash;kernel_params=mode=decode;mask=sink:n=2,w=1000"
+                                                                      : "train_len=16;trained=flash;kernel_params=mode=decode;mask=sink:n=1,w=2";
         cr_assert(strlen(p) > strlen(want) && !strcmp(p + strlen(p) - strlen(want), want), "row %d: %s", i, p);
         cr_assert_str_eq(r.row[i].cell[ATTN_COL_MASK], i < 2 ? "causal" : i < 4 ? "sink:n=2,w=1000" : "sink:n=1,w=2");
         for (int k = 0; k < i; k++)

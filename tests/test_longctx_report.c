@@ -102,3 +102,59 @@ Test(longctx_report, a_group_without_decode_says_so_instead_of_inventing_ratios)
     cr_assert(strstr(md, "no `decode` row to compare with"), "%s", md);
     free(md), free(pts);
 }
+
+#include "harness/results/longctx_evals.h"
+
+/* An extrapolation row: a generated-answer score at eval_len (depth d). */
+static void put_eval(csvw *w, const char *kernel, const char *tail, int eval_len, double depth, double score)
+{
+    csvw_row r;
+    csvw_row_init(&r);
+    csvw_row_set(&r, ATTN_COL_SUITE, "niah");
+    csvw_row_set(&r, ATTN_COL_TASK, "passkey");
+    csvw_row_set(&r, ATTN_COL_KERNEL, "%s", kernel);
+    csvw_row_set(&r, ATTN_COL_MODEL, "lm(L=2,d=64,H=2,mlp=128,pos=rope)");
+    csvw_row_set(&r, ATTN_COL_PARAMS, "len=%d;depth=%g;lr=0.001;steps=600;split=extrap;eval_len=%d;depth=%g;train_len=256%s",
+                 eval_len, depth, eval_len, depth, tail);
+    csvw_row_set(&r, ATTN_COL_SEED, "1");
+    csvw_row_set(&r, ATTN_COL_METRIC, "first_integer_match");
+    csvw_row_set(&r, ATTN_COL_VALUE, "%g", score);
+    csvw_row_set(&r, ATTN_COL_STATUS, "ok");
+    cr_assert_eq(csvw_write(w, &r), 0);
+}
+
+/* Swaps are compared with decode swapped into the same checkpoint, means over
+ * depths; a second checkpoint of the same shape (another trained kernel)
+ * stays apart; a kernel within 0.02 is said to be, one beyond says by how much. */
+Test(longctx_report, swapped_decode_kernels_are_scored_beside_exact_decode_on_the_same_weights)
+{
+    char dir[] = "/tmp/attn_longctx_XXXXXX", path[64];
+    cr_assert(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/niah.csv", dir);
+    csvw w;
+    cr_assert_eq(csvw_open(&w, path), 0);
+    for (int d = 0; d < 2; d++) {
+        put_eval(&w, "flash", "", 256, d, 0.9);
+        put_eval(&w, "decode", ";trained=flash", 256, d, d ? 0.8 : 1.0);
+        put_eval(&w, "landmark", ";trained=flash;kernel_params=mode=topk,k=4", 256, d, d ? 0.8 : 0.99);
+        put_eval(&w, "landmark", ";trained=flash;kernel_params=mode=topk,k=1", 256, d, 0.5);
+        put_eval(&w, "infini", "", 256, d, 0.1);
+        put_eval(&w, "decode", ";trained=infini", 256, d, 0.2);
+    }
+    csvw_close(&w);
+    static longctx_evals t;
+    cr_assert_eq(longctx_evals_load(path, &t), 0);
+    char *md;
+    size_t n;
+    FILE *f = open_memstream(&md, &n);
+    longctx_evals_markdown(&t, f);
+    fclose(f);
+    cr_assert(strstr(md, "with `flash`, trained at 256") && strstr(md, "with `infini`, trained at 256"), "%s", md);
+    cr_assert(strstr(md, "| `decode` | defaults | 0.900 |"), "mean over the depths: %s", md);
+    cr_assert(strstr(md, "| `landmark` | kernel_params=mode=topk,k=4 | 0.895 (-0.005) |"), "%s", md);
+    cr_assert(strstr(md, "`landmark` kernel_params=mode=topk,k=4: within 0.02 of `decode`"), "%s", md);
+    cr_assert(strstr(md, "`landmark` kernel_params=mode=topk,k=1: **misses** by 0.380"), "%s", md);
+    cr_assert(strstr(md, "| `decode` | defaults | 0.200 |"), "infini's decode swap is its own: %s", md);
+    free(md);
+    unlink(path), rmdir(dir);
+}

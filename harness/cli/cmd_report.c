@@ -2,6 +2,7 @@
 #include "cli.h"
 #include "harness/results/fidelity_report.h"
 #include "harness/results/lra_report.h"
+#include "harness/results/longctx_evals.h"
 #include "harness/results/longctx_report.h"
 #include "harness/results/lra_speed.h"
 #include "harness/results/recall_report.h"
@@ -13,7 +14,7 @@ static const char usage[] =
     "usage: attnbench report lra [--csv FILE] [--md FILE] [--data FILE] [--speed FILE]\n"
     "       attnbench report recall [--csv FILE] [--md FILE] [--data FILE]\n"
     "       attnbench report fidelity [--csv FILE] [--md FILE] [--data FILE]\n"
-    "       attnbench report longctx [--csv FILE] [--md FILE] [--data FILE]\n"
+    "       attnbench report longctx [--csv FILE] [--md FILE] [--data FILE] [--evals FILE]\n"
     "lra: the LRA table from the training rows of the results CSV (default\n"
     "results/lra.csv): tasks as columns, kernels as rows, the average over the five tasks\n"
     "without Path-X, and the published LRA Table 1 rows for the same models (flash =\n"
@@ -48,8 +49,12 @@ static const char usage[] =
     "configuration's time and bytes read per token, each beside exact decode's in the same run,\n"
     "its top-k recall and rel_fro_err; and at N_kv = 131072 on peaked inputs, per selecting\n"
     "kernel, whether one configuration reads <= 10% of decode's bytes, is >= 3x faster and keeps\n"
-    "top-k recall >= 0.9. Writes --md (default results/LONGCTX.md) and --data (default\n"
-    "results/longctx_points.csv, drawn by plots/plot.sh as longctx.png).\n";
+    "top-k recall >= 0.9. With extrapolation rows in --evals (default results/niah.csv, skipped\n"
+    "when absent) it adds, per checkpoint and length, the generated-answer score of every\n"
+    "kernel swapped into the trained weights beside exact decode's, and whether each\n"
+    "approximate decode kernel stays within 0.02 of it at the trained length. Writes --md\n"
+    "(default results/LONGCTX.md) and --data (default results/longctx_points.csv, drawn by\n"
+    "plots/plot.sh as longctx.png).\n";
 
 /* Writes the two outputs of a loaded report. */
 typedef void (*report_writer)(const void *table, FILE *md, FILE *data);
@@ -80,10 +85,19 @@ static void write_fidelity(const void *t, FILE *md, FILE *data)
     fidrep_csv(t, data);
 }
 
+/* The long-context report: the decode-shape fidelity rows and, when
+ * they exist, the trained models evaluated with decode kernels swapped in. */
+typedef struct {
+    fidrep rows;
+    longctx_evals evals;
+} longctx_report;
+
 static void write_longctx(const void *t, FILE *md, FILE *data)
 {
-    longctx_markdown(t, md);
-    longctx_csv(t, data);
+    const longctx_report *r = t;
+    longctx_markdown(&r->rows, md);
+    longctx_evals_markdown(&r->evals, md);
+    longctx_csv(&r->rows, data);
 }
 
 static int write_outputs(const void *table, report_writer w, const char *md, const char *data)
@@ -107,9 +121,9 @@ static int write_outputs(const void *table, report_writer w, const char *md, con
 int cmd_report(int argc, char **argv)
 {
     static const struct option opts[] = {{"csv", 1, 0, 'c'},     {"md", 1, 0, 'm'},   {"data", 1, 0, 'b'},
-                                         {"bubbles", 1, 0, 'b'}, {"speed", 1, 0, 's'}, {"help", 0, 0, 'h'},
+                                         {"bubbles", 1, 0, 'b'}, {"speed", 1, 0, 's'}, {"evals", 1, 0, 'e'}, {"help", 0, 0, 'h'},
                                          {0, 0, 0, 0}};
-    const char *speed = "results/lra_speed.csv";
+    const char *speed = "results/lra_speed.csv", *evals = "results/niah.csv";
     /* Each report's name and its default input and outputs. */
     static const struct {
         const char *name, *csv, *md, *data;
@@ -138,6 +152,8 @@ int cmd_report(int argc, char **argv)
             data = optarg;
         else if (c == 's' && which == 0)
             speed = optarg;
+        else if (c == 'e' && which == 3)
+            evals = optarg;
         else if (c == 'h')
             return fputs(usage, stdout), 0;
         else
@@ -150,11 +166,17 @@ int cmd_report(int argc, char **argv)
         return lra_table_load(csv, &t.table) || lra_speed_load(speed, &t.speed) ? cli_report("report")
                                                                                : write_outputs(&t, write_lra, md, data);
     }
-    if (which == 2 || which == 3) {
+    if (which == 2) {
         fidrep r;
-        int rc = fidrep_load(csv, &r) ? cli_report("report")
-                                      : write_outputs(&r, which == 2 ? write_fidelity : write_longctx, md, data);
+        int rc = fidrep_load(csv, &r) ? cli_report("report") : write_outputs(&r, write_fidelity, md, data);
         fidrep_free(&r);
+        return rc;
+    }
+    if (which == 3) {
+        static longctx_report r;
+        int rc = fidrep_load(csv, &r.rows) || longctx_evals_load(evals, &r.evals) ? cli_report("report")
+                                                                                : write_outputs(&r, write_longctx, md, data);
+        fidrep_free(&r.rows);
         return rc;
     }
     static recall_table t;

@@ -126,11 +126,16 @@ static int grid_check(const extrap_grid *g, const nn_model_cfg *m)
 }
 
 /* Swaps o->kernel into every layer of the trained model and names it in
- * g->swap: the kernel column names the kernel; its params and mask go into
- * the params tail (and the mask column), so rows of two swaps differ. */
+ * g->swap: the kernel column names the kernel; the checkpoint's own
+ * kernel(s), its params and mask go into the params tail (and the mask
+ * column), so rows of two swaps, or of one swap into two checkpoints,
+ * differ. */
 static int swap_kernel(const extrapolate_opts *o, train_run_opts *trained, extrap_grid *g)
 {
     nn_model_cfg *mc = &trained->model;
+    char was[160] = ""; /* the checkpoint's own kernels: rows of swaps into two checkpoints of one shape differ */
+    for (int i = 0; i < mc->n_kernels; i++)
+        snprintf(was + strlen(was), sizeof was - strlen(was), "%s%s", i ? "," : "", mc->kernels[i]);
     if (strlen(o->kernel) >= sizeof mc->kernels[0])
         return attn_fail(ATTN_EINVAL, "--kernel %s: expected a name below %zu bytes", o->kernel, sizeof mc->kernels[0]);
     mc->n_kernels = 1;
@@ -149,7 +154,8 @@ static int swap_kernel(const extrapolate_opts *o, train_run_opts *trained, extra
             return attn_fail(ATTN_EINVAL, "--mask %s: %s", o->mask, attn_last_error());
         attn_mask_format(&mc->eval_mask, mask, sizeof mask);
     }
-    snprintf(g->swap, sizeof g->swap, "%s%s%s%s", kp[0] ? ";kernel_params=" : "", kp, mask[0] ? ";mask=" : "", mask);
+    snprintf(g->swap, sizeof g->swap, ";trained=%.60s%s%s%s%s", was, kp[0] ? ";kernel_params=" : "", kp,
+             mask[0] ? ";mask=" : "", mask);
     return 0;
 }
 

@@ -10,8 +10,9 @@
  * params "<eval task params>;lr=..;...;split=extrap;eval_len=E[;depth=d];train_len=T"
  * (depth=random when the task draws it uniformly). With a swapped kernel the
  * kernel column names it, the mask column holds its mask spec, and the params
- * end in ";kernel_params=k=v,..;mask=SPEC" (each part when given), so the rows
- * of two swaps never look alike and their job_ids differ. */
+ * end in ";trained=K[,K..][;kernel_params=k=v,..][;mask=SPEC]" (the checkpoint's
+ * own kernels, then each part when given), so the rows of two swaps, or of one
+ * swap into two checkpoints, never look alike and their job_ids differ. */
 #ifndef ATTN_EXTRAPOLATE_H
 #define ATTN_EXTRAPOLATE_H
 
