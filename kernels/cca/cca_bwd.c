@@ -18,6 +18,7 @@
 #include "cca_internal.h"
 
 #include "kernels/core/counters.h"
+#include "kernels/core/softmax_rows.h"
 
 #include <cblas.h>
 #include <omp.h>
@@ -38,20 +39,6 @@ static cca_bwd_ws cca_bwd_scratch(const attn_args *a, const cca_plan *pl, float 
     return w;
 }
 
-/* dS = P (dP - D_i) in place of dP, row by row (nt tokens per row). */
-static void cca_softmax_grad(float *P, float *dS, int64_t nb, int64_t nt, int64_t ld)
-{
-    for (int64_t r = 0; r < nb; r++) {
-        const float *p = P + r * ld;
-        float *ds = dS + r * ld;
-        double Di = 0;
-        for (int64_t t = 0; t < nt; t++)
-            Di += (double)p[t] * ds[t];
-        for (int64_t t = 0; t < nt; t++)
-            ds[t] = p[t] * (float)(ds[t] - Di);
-    }
-}
-
 // query rows [i0, i0+nb) of head h: dQ rows written; dK̄, dV̄ of h and dK, dV of its KV head accumulated
 static void cca_bwd_tile(const attn_ctx *ctx, const cca_plan *pl, const attn_io *io, const attn_grads *g,
                          const cca_pooled *pt, int64_t b, int64_t h, int64_t i0, int64_t nb, const cca_bwd_ws *w,
@@ -70,7 +57,7 @@ static void cca_bwd_tile(const attn_ctx *ctx, const cca_plan *pl, const attn_io 
                     pt->vbar, (int)Dv, 0.0f, w->dS, (int)ld);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nb, (int)nl, (int)Dv, 1.0f, dO, (int)g->d_o.sn, Vl,
                 (int)io->v.sn, 0.0f, w->dS + nc, (int)ld);
-    cca_softmax_grad(w->P, w->dS, nb, nc + nl, ld);
+    attn_softmax_rows_bwd(w->P, ld, w->dS, ld, nb, nc + nl);
     if (nc > 0) { /* core tokens: dQ = sc dS K̄, dK̄ += sc dS^T Q, dV̄ += P^T dO */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nb, (int)D, (int)nc, sc, w->dS, (int)ld,
                     pt->kbar, (int)D, 0.0f, dQ, (int)g->dq.sn);

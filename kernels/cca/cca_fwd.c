@@ -29,7 +29,7 @@ void cca_pool_groups(const attn_args *a, const cca_plan *pl, const attn_io *io, 
         const float *K = attn_at(&io->k, b, hk, c * g), *V = attn_at(&io->v, b, hk, c * g);
         float *w = pt->w + c * g;
         cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)g, (int)D, sc, K, (int)io->k.sn, q, 1, 0.0f, w, 1);
-        attn_softmax_row(w, g);
+        attn_softmax_row_vexp(w, g);
         cblas_sgemv(CblasRowMajor, CblasTrans, (int)g, (int)D, 1.0f, K, (int)io->k.sn, w, 1, 0.0f, pt->kbar + c * D, 1);
         cblas_sgemv(CblasRowMajor, CblasTrans, (int)g, (int)Dv, 1.0f, V, (int)io->v.sn, w, 1, 0.0f, pt->vbar + c * Dv,
                     1);
@@ -82,7 +82,7 @@ void cca_tile_probs(const attn_args *a, const cca_plan *pl, const attn_io *io, c
     for (int64_t r = 0; r < nb; r++) {
         float *row = S + r * ld;
         cca_mask_row(pl, i0 + r, *nc, *l0, *nl, row);
-        float l = attn_softmax_row(row, *nc + *nl);
+        float l = attn_softmax_row_vexp(row, *nc + *nl);
         if (lse)
             lse[r] = l;
     }
