@@ -1,5 +1,7 @@
 #include "softmax_rows.h"
 
+#include "vexp.h"
+
 #include <math.h>
 
 void attn_mask_score_row(const attn_args *a, int64_t b, int64_t h, int64_t i, float *s)
@@ -39,6 +41,41 @@ void attn_probs_from_lse(float *s, int64_t n, float lse)
     }
     for (int64_t j = 0; j < n; j++)
         s[j] = expf(s[j] - lse);
+}
+
+float attn_softmax_row_vexp(float *s, int64_t n)
+{
+    float m = -INFINITY;
+    for (int64_t j = 0; j < n; j++)
+        m = s[j] > m ? s[j] : m;
+    if (m == -INFINITY) {
+        for (int64_t j = 0; j < n; j++)
+            s[j] = 0;
+        return -INFINITY;
+    }
+    for (int64_t j = 0; j < n; j++)
+        s[j] -= m;
+    attn_vexp(s, s, n);
+    float l = 0;
+    for (int64_t j = 0; j < n; j++)
+        l += s[j];
+    float inv = 1.0f / l;
+    for (int64_t j = 0; j < n; j++)
+        s[j] *= inv;
+    return m + logf(l);
+}
+
+void attn_softmax_rows_bwd(const float *P, int64_t ldp, float *G, int64_t ldg, int64_t rows, int64_t cols)
+{
+    for (int64_t r = 0; r < rows; r++) {
+        const float *p = P + r * ldp;
+        float *g = G + r * ldg;
+        double dot = 0;
+        for (int64_t j = 0; j < cols; j++)
+            dot += (double)p[j] * g[j];
+        for (int64_t j = 0; j < cols; j++)
+            g[j] = p[j] * (g[j] - (float)dot);
+    }
 }
 
 float attn_dot(const float *x, const float *y, int64_t n)

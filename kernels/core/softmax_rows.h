@@ -12,6 +12,14 @@ void attn_mask_score_row(const attn_args *a, int64_t b, int64_t h, int64_t i, fl
  * A fully masked row (all -inf) becomes zeros and returns -inf. */
 float attn_softmax_row(float *s, int64_t n);
 
+/* attn_softmax_row with the vector exp of vexp.h (the same contract): for
+ * kernels with many long rows (cca). */
+float attn_softmax_row_vexp(float *s, int64_t n);
+
+/* The softmax backward of `rows` rows of `cols` probabilities P, in place of
+ * dP in G: g <- p (g - <p, g>) (the row term summed in double). */
+void attn_softmax_rows_bwd(const float *P, int64_t ldp, float *G, int64_t ldg, int64_t rows, int64_t cols);
+
 /* In place: p[j] <- exp(s[j] - lse) (probabilities recomputed from the saved
  * logsumexp, as the backward pass needs); zeros when lse = -inf. */
 void attn_probs_from_lse(float *s, int64_t n, float lse);

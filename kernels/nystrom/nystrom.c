@@ -141,19 +141,6 @@ double ny_softmax_rows(float *S, int64_t rows, int64_t cols, int64_t ld)
     return (double)(rows * cols);
 }
 
-void ny_softmax_rows_bwd(const float *P, int64_t ldp, float *G, int64_t ldg, int64_t rows, int64_t cols)
-{
-    for (int64_t r = 0; r < rows; r++) {
-        const float *p = P + r * ldp;
-        float *g = G + r * ldg;
-        double dot = 0;
-        for (int64_t j = 0; j < cols; j++)
-            dot += (double)p[j] * g[j];
-        for (int64_t j = 0; j < cols; j++)
-            g[j] = p[j] * (g[j] - (float)dot);
-    }
-}
-
 void ny_segment_means(const float *X, int64_t ldx, int64_t n, int64_t mm, int64_t D, float *out)
 {
     for (int64_t s = 0; s < mm; s++) {

@@ -22,6 +22,7 @@
 #include "nystrom_internal.h"
 
 #include "kernels/core/counters.h"
+#include "kernels/core/softmax_rows.h"
 #include "kernels/core/vexp.h"
 
 #include <omp.h>
@@ -98,7 +99,7 @@ static double ny_query_blocks_bwd(const attn_args *a, const ny_plan *pl, const f
         *exps += ny_softmax_rows(F, nb, mm, mm);
         ny_gemm(0, 1, nb, mm, Dv, 1.0f, dO + i0 * ldo, ldo, w->X, Dv, 0.0f, dF, mm);
         ny_gemm(1, 0, mm, Dv, nb, 1.0f, F, mm, dO + i0 * ldo, ldo, beta, t->dX, Dv);
-        ny_softmax_rows_bwd(F, mm, dF, mm, nb, mm);
+        attn_softmax_rows_bwd(F, mm, dF, mm, nb, mm);
         ny_gemm(0, 0, nb, D, mm, sc, dF, mm, w->Kt, D, 0.0f, dQ + i0 * lddq, lddq);
         ny_gemm(1, 0, mm, D, nb, sc, dF, mm, Q + i0 * ldq, ldq, beta, t->dKt, D);
     }
@@ -165,7 +166,7 @@ static double ny_head_backward(const attn_args *a, const ny_plan *pl, const attn
     ny_gemm(1, 0, mm, Dv, mm, 1.0f, w->Z, mm, t->dX, Dv, 0.0f, t->dY, Dv);
     memset(t->dA, 0, sizeof(float) * (size_t)(mm * mm));
     attn_nystrom_pinv_backward(w->A, mm, pl->iters, w->zs, w->ps, t->dZ, t->dA, w->tmp);
-    ny_softmax_rows_bwd(w->A, mm, t->dA, mm, mm, mm); /* A = softmax(sc Q~ K~^T) */
+    attn_softmax_rows_bwd(w->A, mm, t->dA, mm, mm, mm); /* A = softmax(sc Q~ K~^T) */
     ny_gemm(1, 0, mm, D, mm, sc, t->dA, mm, w->Qt, D, 1.0f, t->dKt, D);
     ny_gemm(0, 0, mm, D, mm, sc, t->dA, mm, w->Kt, D, 0.0f, t->dQt, D);
     flops += ny_key_blocks_bwd(a, pl, K, ldk, V, ldv, dK, g->dk.sn, dV, g->dv.sn, t, exps);

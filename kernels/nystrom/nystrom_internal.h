@@ -51,9 +51,6 @@ double ny_head_run(const attn_args *a, const ny_plan *pl, const attn_io *io, int
  * the exponentials evaluated. */
 double ny_softmax_rows(float *S, int64_t rows, int64_t cols, int64_t ld);
 
-/* dS = P (.) (G - rowsum(G (.) P)) in place of G, row by row. */
-void ny_softmax_rows_bwd(const float *P, int64_t ldp, float *G, int64_t ldg, int64_t rows, int64_t cols);
-
 /* Segment means: out row s = mean of rows [seg(s), seg(s+1)) of X (n rows, stride ldx). */
 void ny_segment_means(const float *X, int64_t ldx, int64_t n, int64_t mm, int64_t D, float *out);
 
