@@ -274,9 +274,28 @@ static int write_rows(const char *dir, csvw_pool *out, const csvw_row *row, int 
     return csvw_write_rows(&out->w, row, n);
 }
 
-static int run_plan(const sweep_opts *o, plan *p)
+/* The kernel jobs of one phase: 0, those on generated inputs; 1, those
+ * reading a kv file (inputs cache:FILE), which run after the trainings
+ * because a training's "extrapolate.dump_kv" may write it. A kv file named
+ * without a directory is looked up in the results directory. */
+static int in_phase(const bench_job *job, int kv_phase) { return (job->inputs.kv_file[0] != '\0') == kv_phase; }
+
+static bench_job resolved(const sweep_opts *o, const bench_job *job)
 {
-    static peak_result peaks[1025];
+    bench_job r = *job;
+    if (r.inputs.kv_file[0] && !strchr(r.inputs.kv_file, '/'))
+        snprintf(r.inputs.kv_file, sizeof r.inputs.kv_file, "%.80s/%.100s", o->results, job->inputs.kv_file);
+    return r;
+}
+
+static int run_plan(const sweep_opts *o, plan *p, int kv_phase)
+{
+    static peak_result peaks[1025]; /* kept for the second phase */
+    size_t in = 0;
+    for (size_t j = 0; j < p->n; j++)
+        in += in_phase(&p->jobs[j], kv_phase);
+    if (!in)
+        return 0;
     int rc = record_peaks(o->results, p->jobs, p->n, peaks);
     if (rc)
         return rc;
@@ -287,6 +306,8 @@ static int run_plan(const sweep_opts *o, plan *p)
         bench_job *job = &p->jobs[j];
         csvw_row row;
         char what[256], id[17];
+        if (!in_phase(job, kv_phase))
+            continue;
         describe_job(job, what, sizeof what);
         bench_identity(job, &row);
         csvw_row_job_id(&row, id);
@@ -296,7 +317,8 @@ static int run_plan(const sweep_opts *o, plan *p)
         }
         fprintf(stderr, "[%zu/%zu] %s ...", j + 1, p->n, what);
         bench_result res;
-        if ((rc = bench_run(job, &peaks[job->args.threads], &res)) != 0)
+        bench_job run = resolved(o, job);
+        if ((rc = bench_run(&run, &peaks[job->args.threads], &res)) != 0)
             return rc;
         derive_across_jobs(p, job, &row, &res);
         bench_result_fill(&res, &row);
@@ -331,7 +353,7 @@ static int kernel_suite(const cfg_config *cfg, const char *s)
  * every layer (as 'attnbench eval --kernel'). Cells whose row is already in
  * the results (a cell: trained job x scale x depth x swapped kernel) are not
  * evaluated again, so a resumed sweep fills in exactly the missing ones. */
-static int extrapolate_job(const train_run_opts *r, const char *ckpt)
+static int extrapolate_job(const train_run_opts *r, const char *ckpt, const char *results)
 {
     extrapolate_opts e = {.checkpoint = ckpt, .out = r->out, .threads = r->train.threads, .n_scales = r->n_scales,
                           .depths = r->depths, .progress = 1, .skip_done = 1, .run = r};
@@ -348,7 +370,21 @@ static int extrapolate_job(const train_run_opts *r, const char *ckpt)
             failed++;
         }
     }
-    return failed ? attn_fail(ATTN_EINVAL, "%d of %d grids failed (errors above)", failed, r->n_swaps + 1) : 0;
+    char kv[1400];
+    snprintf(kv, sizeof kv, "%s/%s", results, r->dump_kv);
+    if (r->dump_kv[0] && access(kv, F_OK) != 0) { /* the cache jobs after the trainings read it */
+        e.kernel = NULL, e.mask = NULL, e.kparams.n = 0, e.depths = 0, e.skip_done = 0, e.dump_kv = kv;
+        e.scale[0] = r->scale[r->n_scales - 1], e.n_scales = 1;
+        for (int i = 0; i < r->n_scales; i++)
+            e.scale[0] = r->scale[i] > e.scale[0] ? r->scale[i] : e.scale[0];
+        if (extrapolate_run(&e, &rows) != 0) {
+            fprintf(stderr, "eval: --dump-kv %s: error: %s\n", kv, attn_last_error());
+            failed++;
+        } else
+            fprintf(stderr, "eval: attention inputs at %lldx the trained length written to %s\n",
+                    (long long)e.scale[0], kv);
+    }
+    return failed ? attn_fail(ATTN_EINVAL, "%d of the checkpoint's evaluations failed (errors above)", failed) : 0;
 }
 
 /* Whether run r's final test row is in its results file (id: its job_id,
@@ -423,7 +459,7 @@ static int run_trainings(const sweep_opts *o, const cfg_config *cfg, int *failed
         if (train_rc != 0) {
             fprintf(stderr, "[train %zu/%zu] error: %s\n", j + 1, n, attn_last_error());
             *failed = 1;
-        } else if (r->checkpoint && extrapolate_job(r, r->checkpoint) != 0) {
+        } else if (r->checkpoint && extrapolate_job(r, r->checkpoint, o->results) != 0) {
             fprintf(stderr, "[train %zu/%zu] extrapolation error: %s\n", j + 1, n, attn_last_error());
             *failed = 1;
         }
@@ -539,12 +575,17 @@ int cmd_sweep(int argc, char **argv)
         goto out;
     sysinfo_print(stderr);
     if (kernels_too) {
-        rc = run_plan(&o, &p);
+        rc = run_plan(&o, &p, 0);
         if (rc > 0)
             failed_jobs = 1, rc = 0; /* rows say which; the exit code says some failed */
     }
     if (!rc && cfg.n_trainings && (!o.suite || !kernels_too))
         rc = run_trainings(&o, &cfg, &failed_jobs);
+    if (!rc && kernels_too) { /* jobs on a trained model's cache: after the trainings that write it */
+        rc = run_plan(&o, &p, 1);
+        if (rc > 0)
+            failed_jobs = 1, rc = 0;
+    }
 out:
     free(p.jobs);
     csvw_idset_free(&p.done);

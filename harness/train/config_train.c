@@ -131,19 +131,27 @@ static const opt_def extrapolate_rows[] = {
     {0},
 };
 
-/* "extrapolate": {"scale": [1, 2, 4, 8], "depths": 5, "kernels": [...]}:
- * evaluate the trained checkpoint at these multiples of its length (and
- * needle depths), then the same grid with each listed kernel swapped in. */
+/* "extrapolate": {"scale": [1, 2, 4, 8], "depths": 5, "kernels": [...],
+ * "dump_kv": "NAME.kv"}: evaluate the trained checkpoint at these multiples
+ * of its length (and needle depths), then the same grid with each listed
+ * kernel swapped in, then write its attention inputs at the largest scale. */
 static int get_extrapolate(const at *w, const cJSON *o, train_run_opts *r)
 {
-    static const char *const keys[] = {"scale", "depths", "kernels", NULL};
+    static const char *const keys[] = {"scale", "depths", "kernels", "dump_kv", NULL};
     const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, "extrapolate"), *e;
     if (!x)
         return 0;
     if (!cJSON_IsObject(x))
         return bad(w, "extrapolate", "an object {\"scale\": [...], \"depths\": K, \"kernels\": [...]}", x);
-    if (only_keys(w, x, "extrapolate", keys, "scale, depths, kernels"))
+    if (only_keys(w, x, "extrapolate", keys, "scale, depths, kernels, dump_kv"))
         return ATTN_EINVAL;
+    const cJSON *kv = cJSON_GetObjectItemCaseSensitive(x, "dump_kv");
+    r->dump_kv[0] = '\0';
+    if (kv && (!cJSON_IsString(kv) || !kv->valuestring[0] || strchr(kv->valuestring, '/') ||
+               strlen(kv->valuestring) >= sizeof r->dump_kv))
+        return bad(w, "extrapolate.dump_kv", "a file name (no directory: it is written into the results directory)", kv);
+    if (kv)
+        strcpy(r->dump_kv, kv->valuestring);
     const cJSON *ks = cJSON_GetObjectItemCaseSensitive(x, "kernels");
     if (ks && (!cJSON_IsArray(ks) || cJSON_GetArraySize(ks) < 1 || cJSON_GetArraySize(ks) > ATTN_TRAIN_MAX_SWAPS)) {
         char what[96];

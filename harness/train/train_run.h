@@ -9,7 +9,7 @@
 #include "models/train.h"
 #include "train_result.h"
 
-#define ATTN_TRAIN_MAX_SWAPS 4
+#define ATTN_TRAIN_MAX_SWAPS 8
 /* lr's default and range, for its option row and a config's grid of rates. */
 #define TRAIN_LR_RANGE .def = 1e-3, .lo = 0, .hi = 10
 
@@ -40,6 +40,10 @@ typedef struct {
     int64_t scale[16];
     int n_swaps;
     train_kernel_swap swap[ATTN_TRAIN_MAX_SWAPS];
+    /* Then, unless it exists: the attention inputs of every layer on one test
+     * example at the largest scale, written to this kv file in the results
+     * directory (eval --dump-kv), for kernel jobs with inputs cache:FILE. */
+    char dump_kv[192];
 } train_run_opts;
 
 /* The run's options (harness/train/train_opts.c) in the order of the
