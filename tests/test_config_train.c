@@ -130,9 +130,9 @@ Test(config_train, extrapolate_kernels_errors_name_the_json_path_and_what_was_ex
 #define HEAD "{\"name\":\"t\",\"trainings\":[{\"task\":\"passkey\",\"kernels\":[\"flash\"],\"extrapolate\":{\"scale\":[1],"
     static const parse_case cases[] = {
         {HEAD "\"kernels\":\"streaming\"}}]}",
-         "t.json: $.trainings[0].extrapolate.kernels: expected a list of 1..4 kernel objects {\"kernel\": K, ...}, "
+         "t.json: $.trainings[0].extrapolate.kernels: expected a list of 1..8 kernel objects {\"kernel\": K, ...}, "
          "found a string"},
-        {HEAD "\"kernels\":[]}}]}", "t.json: $.trainings[0].extrapolate.kernels: expected a list of 1..4"},
+        {HEAD "\"kernels\":[]}}]}", "t.json: $.trainings[0].extrapolate.kernels: expected a list of 1..8"},
         {HEAD "\"kernels\":[{\"kernel\":\"flash\"},\"streaming\"]}}]}",
          "t.json: $.trainings[0].extrapolate.kernels[1]: expected an object {\"kernel\": K, \"params\": [\"k=v\"], "
          "\"mask\": SPEC}, found a string"},
@@ -155,7 +155,7 @@ Test(config_train, extrapolate_kernels_errors_name_the_json_path_and_what_was_ex
         {HEAD "\"kernels\":[{\"kernel\":\"linear\",\"mask\":\"sink:n=4,w=192\"}]}}]}",
          "t.json: $.trainings[0].extrapolate.kernels[0].mask: kernel 'linear' does not support mask 'sink:n=4,w=192'"},
         {HEAD "\"kernel\":[{\"kernel\":\"streaming\"}]}}]}",
-         "t.json: $.trainings[0].extrapolate: unknown key \"kernel\" (expected scale, depths, kernels)"},
+         "t.json: $.trainings[0].extrapolate: unknown key \"kernel\" (expected scale, depths, kernels, dump_kv)"},
     };
 #undef HEAD
     expect_errors(cases, sizeof cases / sizeof *cases);

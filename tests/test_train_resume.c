@@ -523,6 +523,6 @@ Test(train_resume, a_resumed_sweep_runs_the_missing_extrapolation_cells_only, .t
     cr_assert_eq(read_sweep(csv).n, a.n);
     drop_rows(csv, (const char (*)[17])lost, 1);
     cr_assert_eq(sweep(config, results, 1), 1, "the job fails, the sweep goes on");
-    cr_assert(strstr(attn_last_error(), "1 of 2 grids failed"), "%s", attn_last_error());
+    cr_assert(strstr(attn_last_error(), "1 of 2 evaluations failed"), "%s", attn_last_error());
     cr_assert_eq(read_sweep(csv).extrap, 3);
 }

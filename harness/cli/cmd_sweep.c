@@ -371,8 +371,10 @@ static int extrapolate_job(const train_run_opts *r, const char *ckpt, const char
         }
     }
     char kv[1400];
+    int runs = r->n_swaps + 1;
     snprintf(kv, sizeof kv, "%s/%s", results, r->dump_kv);
     if (r->dump_kv[0] && access(kv, F_OK) != 0) { /* the cache jobs after the trainings read it */
+        runs++;
         e.kernel = NULL, e.mask = NULL, e.kparams.n = 0, e.depths = 0, e.skip_done = 0, e.dump_kv = kv;
         e.scale[0] = r->scale[r->n_scales - 1], e.n_scales = 1;
         for (int i = 0; i < r->n_scales; i++)
@@ -384,7 +386,7 @@ static int extrapolate_job(const train_run_opts *r, const char *ckpt, const char
             fprintf(stderr, "eval: attention inputs at %lldx the trained length written to %s\n",
                     (long long)e.scale[0], kv);
     }
-    return failed ? attn_fail(ATTN_EINVAL, "%d of the checkpoint's evaluations failed (errors above)", failed) : 0;
+    return failed ? attn_fail(ATTN_EINVAL, "%d of %d evaluations failed (errors above)", failed, runs) : 0;
 }
 
 /* Whether run r's final test row is in its results file (id: its job_id,
