@@ -68,6 +68,12 @@ enum {
                                     K input is not read, dK = 0) and a query attends its own key
                                     only when it has no other: the fidelity reference is softmax
                                     over those keys without the diagonal */
+    ATTN_RANKED = 1u << 18,      /* which query rows take the exact path is a ranking over every
+                                    row (ProbSparse's top u by a measure from Q and sampled
+                                    earlier K): under a causal mask no row's output reads a later
+                                    key or value, but later rows compete for the same places, so
+                                    a prefix is not a problem of its own. Leakage checks perturb
+                                    later V only and the bench gate checks whole sequences */
 };
 
 /* Extra inputs a kernel reads besides Q, K, V (attn_kernel.inputs):
