@@ -209,6 +209,30 @@ Test(probsparse, measure_divides_the_sampled_sum_by_the_samples_or_by_nk)
     cr_assert_float_eq(ps_measure(&pl, 3, q, 8, NULL, k, 8), s - 20 * s / 40, 1e-12);
 }
 
+/* The kernel measures on fp32 keys, the reference on the same keys widened
+ * to double: the measure must have the same bits (D with and without a
+ * tail of lanes), or the two could rank rows differently. */
+Test(probsparse, measure_has_the_same_bits_from_fp32_and_from_widened_keys)
+{
+    static const int64_t dims[] = {7, 16, 80, 129};
+    for (int c = 0; c < 4; c++) {
+        int64_t D = dims[c], N = 50;
+        float *k32 = malloc(sizeof(float) * (size_t)(N * D));
+        double *k64 = malloc(sizeof(double) * (size_t)(N * D)), *q = malloc(sizeof(double) * (size_t)D);
+        for (int64_t j = 0; j < N * D; j++)
+            k32[j] = (float)sin(1.3 * (double)j + 0.1), k64[j] = k32[j];
+        for (int64_t d = 0; d < D; d++)
+            q[d] = (float)cos(0.9 * (double)d);
+        attn_args a = ps_args(1, 1, 1, N, N, D, "causal", "", 1);
+        ps_plan pl = plan_of(&a);
+        for (int64_t i = 0; i < N; i++) {
+            double m32 = ps_measure(&pl, i, q, D, k32, NULL, D), m64 = ps_measure(&pl, i, q, D, NULL, k64, D);
+            cr_assert(memcmp(&m32, &m64, sizeof m32) == 0, "D %ld row %ld: %.17g vs %.17g", (long)D, (long)i, m32, m64);
+        }
+        free(k32), free(k64), free(q);
+    }
+}
+
 /* Causal: the default samples keys at or before the query, so changing
  * later keys leaves an earlier row's measure as it was; the authors'
  * sampling reads the future. */

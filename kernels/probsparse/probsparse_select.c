@@ -21,27 +21,23 @@ int64_t ps_budget(int64_t factor, int64_t n)
 
 /* <q, k> with k in fp32 or double. Every product of two values that were
  * floats is exact in double, so the eight lanes and their fixed tree give
- * the same bits whatever the element type, vector width or contraction. */
-static double ps_combine(const double acc[PS_LANES])
-{
-    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-}
+ * the same bits whatever the element type, vector width or contraction
+ * (the lanes are independent: the compiler may run them as vectors). */
+#define PS_DOT(name, T)                                                                                          \
+    static double name(const double *q, const T *k, int64_t D)                                                 \
+    {                                                                                                          \
+        double acc[PS_LANES] = {0};                                                                            \
+        int64_t d = 0;                                                                                         \
+        for (; d + PS_LANES <= D; d += PS_LANES)                                                               \
+            for (int l = 0; l < PS_LANES; l++)                                                                 \
+                acc[l] += q[d + l] * (double)k[d + l];                                                         \
+        for (int l = 0; d < D; d++, l++)                                                                       \
+            acc[l] += q[d] * (double)k[d];                                                                     \
+        return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));             \
+    }
 
-static double ps_dot32(const double *q, const float *k, int64_t D)
-{
-    double acc[PS_LANES] = {0};
-    for (int64_t d = 0; d < D; d++)
-        acc[d % PS_LANES] += q[d] * (double)k[d];
-    return ps_combine(acc);
-}
-
-static double ps_dot64(const double *q, const double *k, int64_t D)
-{
-    double acc[PS_LANES] = {0};
-    for (int64_t d = 0; d < D; d++)
-        acc[d % PS_LANES] += q[d] * k[d];
-    return ps_combine(acc);
-}
+PS_DOT(ps_dot32, float)
+PS_DOT(ps_dot64, double)
 
 double ps_measure(const ps_plan *pl, int64_t i, const double *q, int64_t D, const float *k32, const double *k64,
                   int64_t ksn)
