@@ -1,14 +1,15 @@
 /* Properties of `probsparse` (Informer's ProbSparse attention): the fp32
  * kernel equals its double reference (shapes, masks, GQA, cross, Dv != D,
  * the authors' behaviours as options); u = Nq is softmax attention; with the
- * lazy queries set to zero every row is softmax attention; rows with a large
- * measure are the exact ones and the others get the (cumulative) mean or
- * sum of V; the divisor and the causal sampling of the measure; the error
- * against softmax falls as the budget grows (mean over seeds); the draws are
- * shared by batch entries and heads and decided by the recorded seed; with
- * every row active no later row reaches an earlier one; cost model against
- * the counters; parameter validation. Leakage (V), thread determinism,
- * views: the registry-driven tests. */
+ * lazy queries set to zero every row is softmax attention; rows before every
+ * key give O = 0, lse = -inf; rows with a large measure are the exact ones
+ * and the others get the (cumulative) mean or sum of V; the divisor and the
+ * causal sampling of the measure, its bits the same from fp32 and widened
+ * keys; the error against softmax falls as the budget grows (mean over
+ * seeds); the draws are shared by batch entries and heads and decided by the
+ * recorded seed; with every row active no later row reaches an earlier one;
+ * cost model against the counters; parameter validation. Leakage (V),
+ * thread determinism, views: the registry-driven tests. */
 #include "harness/measure/check.h"
 #include "harness/measure/fidelity.h"
 #include "harness/measure/fixture.h"
@@ -115,6 +116,32 @@ Test(probsparse, with_lazy_queries_zero_every_row_is_softmax_attention, .timeout
             assert_oracle(&p, what);
             fx_free(&p);
         }
+}
+
+/* Bottom-right causal with more queries than keys: the first Nq - Nk rows
+ * see no key, active or lazy: O = 0, lse = -inf (the others are checked
+ * against the reference above). */
+Test(probsparse, rows_before_every_key_give_zero_output_and_minus_inf_lse)
+{
+    static const char *const params[] = {"", "factor=1000"};
+    for (int c = 0; c < 2; c++) {
+        attn_args a = ps_args(1, 2, 1, 20, 12, 16, "causal", params[c], 1);
+        fx_problem p;
+        fx_make_for(&p, K, &a, 3);
+        cr_assert_eq(fx_run(K, &p, 0), 0, "%s", attn_last_error());
+        for (int64_t h = 0; h < 2; h++)
+            for (int64_t i = 0; i < 20; i++) {
+                float lse = p.lse[h * 20 + i];
+                if (i < 8) {
+                    cr_assert(isinf(lse) && lse < 0, "%s h%ld row %ld: lse %g", params[c], (long)h, (long)i, lse);
+                    for (int64_t d = 0; d < 16; d++)
+                        cr_assert_eq(attn_at(&p.o, 0, h, i)[d], 0.0f, "%s row %ld", params[c], (long)i);
+                } else {
+                    cr_assert(isfinite(lse), "%s h%ld row %ld: lse %g", params[c], (long)h, (long)i, lse);
+                }
+            }
+        fx_free(&p);
+    }
 }
 
 /* ---- which rows are exact, what the others get ---- */
