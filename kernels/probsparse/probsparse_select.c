@@ -10,6 +10,7 @@
 
 #define PS_SAMPLE_TAG 0x70726f62ull /* stream family of the key samples */
 #define PS_LANES 8                  /* partial sums of a dot product, combined in a fixed tree */
+#define PS_AHEAD 4                  /* samples drawn and prefetched ahead of the one in use */
 
 int64_t ps_budget(int64_t factor, int64_t n)
 {
@@ -39,6 +40,15 @@ int64_t ps_budget(int64_t factor, int64_t n)
 PS_DOT(ps_dot32, float)
 PS_DOT(ps_dot64, double)
 
+/* Prefetches the D values of key row j (fp32 rows: the kernel's; the
+ * reference's doubles need no help). Samples land anywhere in K, so without
+ * it every dot product waits on the cache. */
+static void ps_prefetch_row(const float *k32, int64_t j, int64_t ksn, int64_t D)
+{
+    for (int64_t d = 0; k32 && d < D; d += 64 / (int64_t)sizeof(float))
+        __builtin_prefetch(k32 + j * ksn + d);
+}
+
 double ps_measure(const ps_plan *pl, int64_t i, const double *q, int64_t D, const float *k32, const double *k64,
                   int64_t ksn)
 {
@@ -47,9 +57,17 @@ double ps_measure(const ps_plan *pl, int64_t i, const double *q, int64_t D, cons
         return -INFINITY;
     attn_rng r;
     attn_rng_seed_item(&r, pl->seed, PS_SAMPLE_TAG, (uint64_t)i);
+    int64_t ahead[PS_AHEAD]; /* the next samples, drawn in order and prefetched */
+    for (int64_t t = 0; t < PS_AHEAD && t < pl->U; t++)
+        ahead[t] = (int64_t)attn_rng_uint_below(&r, (uint64_t)range), ps_prefetch_row(k32, ahead[t], ksn, D);
     double mx = -INFINITY, sum = 0;
     for (int64_t t = 0; t < pl->U; t++) {
-        int64_t j = (int64_t)attn_rng_uint_below(&r, (uint64_t)range);
+        int64_t j = ahead[t % PS_AHEAD];
+        if (t + PS_AHEAD < pl->U) {
+            int64_t next = (int64_t)attn_rng_uint_below(&r, (uint64_t)range);
+            ahead[t % PS_AHEAD] = next;
+            ps_prefetch_row(k32, next, ksn, D);
+        }
         double s = k32 ? ps_dot32(q, k32 + j * ksn, D) : ps_dot64(q, k64 + j * ksn, D);
         mx = s > mx ? s : mx;
         sum += s;
