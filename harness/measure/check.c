@@ -75,9 +75,10 @@ int check_kernel_causal_leakage(const attn_kernel *k, const attn_args *a, int64_
     float *before = attn_alloc(row * (size_t)(p.o.B * p.o.H * t));
     for (int64_t bh = 0; !rc && bh < p.o.B * p.o.H; bh++)
         memcpy(before + bh * t * p.o.D, attn_at(&p.o, bh / p.o.H, bh % p.o.H, 0), row * (size_t)t);
-    if (!(k->flags & ATTN_ROUTED)) /* later queries may move a routed kernel's chunk boundaries */
+    if (!(k->flags & (ATTN_ROUTED | ATTN_RANKED))) /* later queries may move a routed kernel's chunk boundaries */
         perturb_rows_from(&p.q, t, 0.25f);
-    perturb_rows_from(&p.k, t, 3.0f);
+    if (!(k->flags & ATTN_RANKED)) /* later keys may move later rows up a ranked kernel's ranking */
+        perturb_rows_from(&p.k, t, 3.0f);
     perturb_rows_from(&p.v, t, -5.0f);
     /* halving keeps beta in (0,1) and log gates negative */
     for (int64_t i = 0; p.beta.data && i < p.beta.B * p.beta.sb; i++)

@@ -28,7 +28,8 @@ int check_kernel_fidelity(const attn_kernel *k, const attn_args *a, fid_inputs f
 
 /* Causal leakage: perturbing Q/K/V rows >= t leaves outputs of rows < t
  * bitwise unchanged (K/V only for ATTN_ROUTED kernels: later queries may
- * move their chunk boundaries). *ok = 1 when no leak. */
+ * move their chunk boundaries; V only for ATTN_RANKED ones: later rows may
+ * outrank earlier ones). *ok = 1 when no leak. */
 int check_kernel_causal_leakage(const attn_kernel *k, const attn_args *a, int64_t t, int *ok);
 
 /* O, lse (and gradients when trainable) bitwise equal at 1 and `threads` threads. */

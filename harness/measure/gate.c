@@ -49,12 +49,13 @@ static void sampled_rows(const attn_kernel *kern, const attn_args *a, const attn
 
 /* Rows whose output depends on keys before them only: a prefix of the
  * sequence is a complete problem of its own (not for a routed kernel, whose
- * chunks are cut over the whole sequence). */
+ * chunks are cut over the whole sequence, nor a ranked one, whose rows
+ * compete with every other row). */
 static int64_t ref_prefix(const attn_kernel *k, const attn_args *a)
 {
     int causal = a->mask.kind == ATTN_MASK_CAUSAL || (a->mask.kind == ATTN_MASK_FULL && a->mask.causal);
     int64_t L = a->Nk;
-    if ((causal || (k->flags & ATTN_ONE_QUERY)) && !(k->flags & ATTN_ROUTED) && a->Nq == a->Nk && L > 2048)
+    if ((causal || (k->flags & ATTN_ONE_QUERY)) && !(k->flags & (ATTN_ROUTED | ATTN_RANKED)) && a->Nq == a->Nk && L > 2048)
         L = 2048;
     return L;
 }

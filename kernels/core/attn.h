@@ -74,6 +74,12 @@ enum {
                                     other group. The bench gate then runs the kernel's own
                                     reference on that one group (H = G, H_kv = 1), not on all
                                     H heads; a registry-wide test checks the claim */
+    ATTN_RANKED = 1u << 19,      /* which query rows take the exact path is a ranking over every
+                                    row (ProbSparse's top u by a measure from Q and sampled
+                                    earlier K): under a causal mask no row's output reads a later
+                                    key or value, but later rows compete for the same places, so
+                                    a prefix is not a problem of its own. Leakage checks perturb
+                                    later V only and the bench gate checks whole sequences */
 };
 
 /* Extra inputs a kernel reads besides Q, K, V (attn_kernel.inputs):

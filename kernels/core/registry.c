@@ -36,7 +36,8 @@
     X(performer) \
     X(linformer) \
     X(nystrom) \
-    X(cca)
+    X(cca) \
+    X(probsparse)
 
 #define DECLARE(name) extern const attn_kernel attn_kernel_##name;
 ATTN_REGISTERED_KERNELS(DECLARE)
