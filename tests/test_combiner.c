@@ -6,8 +6,8 @@
  * constant values give that constant; a span of identical keys is summarised
  * exactly; the error against the oracle on peaked inputs falls as the cost
  * grows towards either limit; the fidelity rows are distributions that
- * reproduce the output; the cost model; parameter paths keep causality and thread independence; a
- * small LM with it matches its double model's gradients. */
+ * reproduce the output; the cost model; parameter paths keep causality and
+ * thread independence; a small LM with it matches its double model's gradients. */
 #include "harness/measure/check.h"
 #include "harness/measure/fidelity.h"
 #include "harness/measure/fixture.h"
