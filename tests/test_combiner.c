@@ -47,6 +47,12 @@ Test(combiner, forward_matches_double_reference, .timeout = 60)
         {1, 2, 1, 100, 64, "full", "summary=mean log_count=0 span=7"},
         {1, 1, 1, 1, 16, "causal", ""},
         {1, 2, 2, 33, 16, "full", "span=1 tile=4"},
+        {2, 2, 2, 64, 16, "full", "partition=axial span=8"},
+        {2, 4, 2, 64, 16, "causal", "partition=axial span=8 tile=3"},
+        {1, 3, 3, 130, 32, "full", "partition=axial span=11 summary=mean tile=4"},
+        {1, 3, 3, 130, 32, "causal", "partition=axial span=13 log_count=0"},
+        {1, 2, 1, 45, 16, "full", "partition=axial span=40"},
+        {1, 2, 1, 45, 16, "causal", "partition=axial span=1"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         char what[128];
@@ -68,6 +74,10 @@ Test(combiner, backward_matches_reference_gradients_including_dw, .timeout = 60)
         {2, 2, 1, 11, "causal", "span=3 tile=2"},
         {1, 3, 3, 9, "causal", "span=4 summary=mean"},
         {1, 2, 1, 8, "full", "span=3 log_count=0"},
+        {1, 2, 2, 10, "full", "partition=axial span=3 tile=2"},
+        {2, 2, 1, 11, "causal", "partition=axial span=3"},
+        {1, 2, 1, 9, "causal", "partition=axial span=4 summary=mean"},
+        {1, 2, 1, 13, "full", "partition=axial span=5 log_count=0"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         attn_args a = cb_args(cases[i].B, cases[i].H, cases[i].H_kv, cases[i].N, 8, cases[i].mask, cases[i].params, 2);
@@ -105,15 +115,19 @@ static void oracle_errors(const fx_problem *p, double *err_o, double *err_lse)
     free(o.data), free(lse);
 }
 
-/* s = 1: every summary is its one key (q = 1, ln 1 = 0); s >= N: one span,
- * every key direct. Both are softmax attention, any w_h, either mask. */
+/* s = 1: every summary is its one key (q = 1, ln 1 = 0); s >= N: one span
+ * (one row), every key direct. Both are softmax attention, any w_h, either
+ * mask. Axial: s >= N, and s >= N/2 too: with two rows every column summary
+ * is the one key of the other row (with s = 1 its one column summarises
+ * every other key). */
 Test(combiner, span_one_and_span_at_least_n_equal_the_softmax_oracle, .timeout = 60)
 {
     static const char *const params[] = {"span=1", "span=1 summary=mean tile=7", "span=70", "span=500 tile=16",
-                                         "span=1 log_count=0"};
+                                         "span=1 log_count=0", "partition=axial span=70",
+                                         "partition=axial span=90 summary=mean", "partition=axial span=35"};
     static const char *const masks[] = {"full", "causal"};
     for (int m = 0; m < 2; m++)
-        for (int i = 0; i < 5; i++) {
+        for (int i = 0; i < 8; i++) {
             attn_args a = cb_args(2, 4, 2, 70, 32, masks[m], params[i], 2);
             fx_problem p;
             fx_make_for(&p, K, &a, 40 + (uint64_t)i);
@@ -164,50 +178,76 @@ Test(combiner, constant_values_give_that_constant)
         }
 }
 
-/* Keys constant inside each span (values free): q_r is uniform whatever
- * w_h, kbar_r is the span's key and sc <q, k> + ln |span| is the logsumexp
- * of the span's equal scores, so p(j | i) is the oracle's row exactly. */
+/* Keys constant inside each summary (values free): q_u is uniform whatever
+ * w_h, kbar_u is that key and sc <q, k> + ln |u| is the logsumexp of the
+ * summary's equal scores, so p(j | i) is the oracle's row exactly. Fixed:
+ * k_j depends on the span j / s; axial: on the column j % s. */
+static void set_identical_keys(fx_problem *p, int64_t s, int axial)
+{
+    for (int64_t h = 0; h < p->k.H; h++)
+        for (int64_t n = 0; n < p->k.N; n++)
+            memcpy(attn_at(&p->k, 0, h, n), attn_at(&p->k, 0, h, axial ? n % s : n / s * s), sizeof(float) * 16);
+    problem_widen_inputs(p);
+}
+
 Test(combiner, uniform_summary_over_identical_keys_is_exact)
 {
-    static const char *const params[] = {"span=8", "span=6 summary=mean tile=4"};
+    static const struct {
+        const char *params;
+        int64_t s;
+        int axial;
+    } cases[] = {{"span=8", 8, 0}, {"span=6 summary=mean tile=4", 6, 0}, {"partition=axial span=7", 7, 1},
+                 {"partition=axial span=5 summary=mean tile=2", 5, 1}};
     for (int m = 0; m < 2; m++)
-        for (int i = 0; i < 2; i++) {
-            attn_args a = cb_args(1, 2, 2, 45, 16, m ? "causal" : "full", params[i], 2);
-            int64_t s = i == 0 ? 8 : 6;
+        for (int i = 0; i < 4; i++) {
+            attn_args a = cb_args(1, 2, 2, 45, 16, m ? "causal" : "full", cases[i].params, 2);
             fx_problem p;
             fx_make_for(&p, K, &a, 11);
-            for (int64_t h = 0; h < p.k.H; h++)
-                for (int64_t n = 0; n < p.k.N; n++)
-                    memcpy(attn_at(&p.k, 0, h, n), attn_at(&p.k, 0, h, n / s * s), sizeof(float) * 16);
-            problem_widen_inputs(&p);
+            set_identical_keys(&p, cases[i].s, cases[i].axial);
             cr_assert_eq(fx_run(K, &p, 0), 0, "%s", attn_last_error());
             double eo, el;
             oracle_errors(&p, &eo, &el);
-            cr_assert(eo <= fx_tol_o(45), "%s: err_O %.3g against the oracle", params[i], eo);
-            cr_assert(el <= CHECK_TOL_LSE, "%s: lse err %.3g", params[i], el);
+            cr_assert(eo <= fx_tol_o(45), "%s: err_O %.3g against the oracle", cases[i].params, eo);
+            cr_assert(el <= CHECK_TOL_LSE, "%s: lse err %.3g", cases[i].params, el);
             fx_free(&p);
         }
-    /* without ln |span| the same keys are under-weighted: no longer exact */
-    attn_args a = cb_args(1, 2, 2, 45, 16, "full", "span=8 log_count=0", 2);
-    fx_problem p;
-    fx_make_for(&p, K, &a, 11);
-    for (int64_t h = 0; h < p.k.H; h++)
-        for (int64_t n = 0; n < p.k.N; n++)
-            memcpy(attn_at(&p.k, 0, h, n), attn_at(&p.k, 0, h, n / 8 * 8), sizeof(float) * 16);
-    problem_widen_inputs(&p);
-    cr_assert_eq(fx_run(K, &p, 0), 0, "%s", attn_last_error());
-    double eo, el;
-    oracle_errors(&p, &eo, &el);
-    cr_assert(eo > 1e-3, "log_count=0 is exact too (err %.3g): the ln|span| test proves nothing", eo);
-    fx_free(&p);
+    /* without ln |u| the same keys are under-weighted: no longer exact */
+    for (int axial = 0; axial < 2; axial++) {
+        attn_args a = cb_args(1, 2, 2, 45, 16, "full", axial ? "partition=axial span=7 log_count=0" : "span=8 log_count=0", 2);
+        fx_problem p;
+        fx_make_for(&p, K, &a, 11);
+        set_identical_keys(&p, axial ? 7 : 8, axial);
+        cr_assert_eq(fx_run(K, &p, 0), 0, "%s", attn_last_error());
+        double eo, el;
+        oracle_errors(&p, &eo, &el);
+        cr_assert(eo > 1e-3, "log_count=0 is exact too (err %.3g): the ln|u| test proves nothing", eo);
+        fx_free(&p);
+    }
+}
+
+/* The partitions differ: fixed summarises spans, axial columns, so keys
+ * constant per column are exact for axial only. */
+Test(combiner, axial_summarises_columns_and_fixed_spans)
+{
+    for (int axial = 0; axial < 2; axial++) {
+        attn_args a = cb_args(1, 2, 2, 45, 16, "causal", axial ? "partition=axial span=7" : "span=7", 2);
+        fx_problem p;
+        fx_make_for(&p, K, &a, 12);
+        set_identical_keys(&p, 7, 1);
+        cr_assert_eq(fx_run(K, &p, 0), 0, "%s", attn_last_error());
+        double eo, el;
+        oracle_errors(&p, &eo, &el);
+        cr_assert(axial ? eo <= fx_tol_o(45) : eo > 1e-3, "%s: err_O %.3g", axial ? "axial" : "fixed", eo);
+        fx_free(&p);
+    }
 }
 
 /* Relative Frobenius error against the oracle on the peaked family (sampled
  * rows, harness/measure/fidelity.h) at span s. */
-static double peaked_error(const char *mask, int64_t s, uint64_t seed)
+static double peaked_error(const char *mask, const char *partition, int64_t s, uint64_t seed)
 {
-    char params[32];
-    snprintf(params, sizeof params, "span=%ld", (long)s);
+    char params[64];
+    snprintf(params, sizeof params, "partition=%s span=%ld", partition, (long)s);
     attn_args a = cb_args(1, 2, 2, 512, 32, mask, params, 2);
     fid_metrics m;
     cr_assert_eq(check_kernel_fidelity(K, &a, FID_PEAKED, seed, &m), 0, "%s", attn_last_error());
@@ -215,28 +255,35 @@ static double peaked_error(const char *mask, int64_t s, uint64_t seed)
     return m.rel_fro;
 }
 
-/* The cost per query, N/s summaries + s keys, is least near s = sqrt N
- * (here 23; s = 32 costs about the same) and grows towards both limits, which
- * are softmax attention. On peaked inputs the untrained summaries (random
+/* The cost per query, N/s summaries + s keys (axial: s column summaries +
+ * s keys), is least near s = sqrt N (here 23; s = 32 costs about the same)
+ * and grows towards the limits that are softmax attention: s -> 1 and
+ * s -> N for fixed, s -> N/2 for axial (two rows: every column summary of
+ * the other row is one key). On peaked inputs the untrained summaries (random
  * w_h) lose the planted keys of other spans, so the error is near 1 at the
- * cheapest span; it must fall along both chains of growing cost, s -> 1 and
- * s -> N, mean of 3 seeds. */
+ * cheapest span; it must fall along every chain of growing cost, mean of 3
+ * seeds. */
 Test(combiner, error_on_peaked_inputs_falls_as_the_budget_grows_towards_either_limit, .timeout = 60)
 {
-    static const int64_t chains[2][4] = {{32, 8, 2, 1}, {32, 128, 256, 512}};
+    static const struct {
+        const char *partition;
+        int64_t spans[4];
+    } chains[] = {{"fixed", {32, 8, 2, 1}}, {"fixed", {32, 128, 256, 512}}, {"axial", {32, 64, 128, 256}}};
     static const char *const masks[] = {"full", "causal"};
     for (int mk = 0; mk < 2; mk++)
-        for (int c = 0; c < 2; c++) {
+        for (int c = 0; c < 3; c++) {
             double prev = INFINITY, mean = 0;
             for (int i = 0; i < 4; i++, prev = mean) {
                 mean = 0;
                 for (uint64_t seed = 0; seed < 3; seed++)
-                    mean += peaked_error(masks[mk], chains[c][i], 200 + seed) / 3;
-                cr_log_info("%s span=%ld: mean rel_fro_err %.4f", masks[mk], (long)chains[c][i], mean);
-                cr_assert(mean < prev, "%s span=%ld: mean error %.4f, at the cheaper span %.4f", masks[mk],
-                          (long)chains[c][i], mean, prev);
+                    mean += peaked_error(masks[mk], chains[c].partition, chains[c].spans[i], 200 + seed) / 3;
+                cr_log_info("%s %s span=%ld: mean rel_fro_err %.4f", masks[mk], chains[c].partition,
+                            (long)chains[c].spans[i], mean);
+                cr_assert(mean < prev, "%s %s span=%ld: mean error %.4f, at the cheaper span %.4f", masks[mk],
+                          chains[c].partition, (long)chains[c].spans[i], mean, prev);
             }
-            cr_assert(mean < 1e-5, "%s span=%ld is softmax attention, error %.3g", masks[mk], (long)chains[c][3], mean);
+            cr_assert(mean < 1e-5, "%s %s span=%ld is softmax attention, error %.3g", masks[mk], chains[c].partition,
+                      (long)chains[c].spans[3], mean);
         }
 }
 
@@ -244,9 +291,10 @@ Test(combiner, error_on_peaked_inputs_falls_as_the_budget_grows_towards_either_l
  * after the query under a causal mask, and P V is the reference output. */
 Test(combiner, fidelity_rows_are_distributions_that_give_the_output)
 {
-    static const char *const params[] = {"span=5", "span=7 summary=mean", "span=4 log_count=0"};
+    static const char *const params[] = {"span=5", "span=7 summary=mean", "span=4 log_count=0",
+                                         "partition=axial span=6", "partition=axial span=5 summary=mean"};
     for (int m = 0; m < 2; m++)
-        for (int c = 0; c < 3; c++) {
+        for (int c = 0; c < 5; c++) {
             attn_args a = cb_args(1, 2, 1, 37, 16, m ? "causal" : "full", params[c], 1);
             fx_problem p;
             fx_make_for(&p, K, &a, 17);
@@ -286,6 +334,10 @@ Test(combiner, cost_model_and_counters)
     for (int m = 0; m < 2; m++) {
         attn_args dense = cb_args(2, 4, 2, 96, 32, m ? "causal" : "full", "span=96", 1);
         attn_args mean = cb_args(2, 4, 2, 96, 32, m ? "causal" : "full", "span=96 summary=mean", 1);
+        attn_args axial = cb_args(2, 4, 2, 96, 32, m ? "causal" : "full", "span=96 summary=mean partition=axial", 1);
+        double twice = m ? 1 : 2; /* FULL axial: a prefix and a suffix run */
+        cr_assert_eq(K->flops(&axial, ATTN_PASS_FWD),
+                     attn_softmax_flops(&axial, ATTN_PASS_FWD) + twice * 2 * 4 * (2.0 * 96 * 64));
         double summ = 2 * 4 * (2.0 * 96 * 64), wlog = 2 * 4 * (2.0 * 96 * 32);
         cr_assert_eq(K->flops(&mean, ATTN_PASS_FWD), attn_softmax_flops(&mean, ATTN_PASS_FWD) + summ);
         cr_assert_eq(K->flops(&dense, ATTN_PASS_FWD), attn_softmax_flops(&dense, ATTN_PASS_FWD) + summ + wlog);
@@ -296,6 +348,9 @@ Test(combiner, cost_model_and_counters)
     double f = K->flops(&a, ATTN_PASS_FWD);
     cr_assert_eq(f, 2 * (64.0 * 15 * 2 * 32 + 2.0 * 64 * 32));
     cr_assert_eq(K->state_bytes(&a), sizeof(float) * (2 * 8 * 32 + 2 * 8 * 32));
+    /* axial causal, s = 8, N = 64: rows 1..7 read 8 column summaries each */
+    attn_args ax = cb_args(1, 2, 2, 64, 16, "causal", "span=8 summary=mean partition=axial", 2);
+    cr_assert_eq(K->flops(&ax, ATTN_PASS_FWD), 2 * (2 * (56.0 * 8 + 8 * 36) * 32 + 2.0 * 64 * 32));
     fx_problem p;
     fx_make_for(&p, K, &a, 4);
     attn_counters_reset();
@@ -339,8 +394,9 @@ Test(combiner, weights_of_another_width_and_shifted_queries_are_refused)
 
 Test(combiner, parameter_paths_keep_causality_and_thread_independence, .timeout = 60)
 {
-    static const char *const params[] = {"span=8 tile=3", "span=13 tile=5 summary=mean", "span=1", "span=97"};
-    for (int i = 0; i < 4; i++) {
+    static const char *const params[] = {"span=8 tile=3", "span=13 tile=5 summary=mean", "span=1", "span=97",
+                                         "partition=axial span=9 tile=4", "partition=axial span=1"};
+    for (int i = 0; i < 6; i++) {
         attn_args a = cb_args(1, 4, 2, 97, 16, "causal", params[i], 2);
         int ok;
         for (int64_t t = 40; t <= 41; t++) {
@@ -370,4 +426,8 @@ Test(combiner, lm_with_combiner_matches_the_double_model, .timeout = 60)
     mc_lm_batch t;
     mc_lm_batch_make(&t, 3, 7, 11, 9);
     mc_gradcheck(&c, &t.b, 7, 30, "lm combiner span=3");
+    cr_assert_eq(param_bag_add(&c.kparams, "partition=axial"), 0);
+    blk.params = c.kparams;
+    mc_check_block(&blk, 2, 7, 2, 2027, "block combiner axial span=3");
+    mc_gradcheck(&c, &t.b, 7, 30, "lm combiner axial span=3");
 }

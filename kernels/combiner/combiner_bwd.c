@@ -7,9 +7,12 @@
  *   1  per (b, h, span R), its tiles in order: P = exp(S - lse), dS =
  *      P (dP - delta); dQ = sc (dS_sum Kbar + dS_dir K_R); the span's own keys
  *      get dK += sc dS_dir^T Q, dV += P_dir^T dO (per query head buffers)
- *   2  per (b, h, block of summary columns), over every query row that sees
- *      them: dKbar = sc dS_sum^T Q, dVbar = P_sum^T dO
- *   3  per (b, h, span r): q = softmax(a), a_j = <w, k_j>, kbar = K^T q,
+ *      (axial: also the row's own summaries, dKbar += sc dS_sum^T Q,
+ *      dVbar += P_sum^T dO: no other row reads them)
+ *   2  fixed: per (b, h, block of summary columns), over every query row
+ *      that sees them: dKbar = sc dS_sum^T Q, dVbar = P_sum^T dO
+ *   3  per (b, h, span r) (axial: per column, combiner_axial.c):
+ *      q = softmax(a), a_j = <w, k_j>, kbar = K^T q,
  *      vbar = V^T q: dK_j += q_j dkbar + da_j w, dV_j += q_j dvbar,
  *      da_j = q_j (g_j - sum q g), g_j = <dkbar, k_j> + <dvbar, v_j>,
  *      dw part = K^T da
@@ -71,8 +74,14 @@ static double cb_span_backward(const cb_bwd *x, int64_t bh, int64_t R, float *P,
     const float sc = (float)attn_scale(a);
     cb_head hd = cb_head_at(x->ctx, pl, bh);
     float *dKh = x->w.dk + (bh * N + j0) * D, *dVh = x->w.dv + (bh * N + j0) * Dv;
+    /* axial: the row's own summaries, read by this span's queries only */
+    float *dKb = x->w.dkbar + (bh * pl->nu + R * pl->s) * D, *dVb = x->w.dvbar + (bh * pl->nu + R * pl->s) * Dv;
     memset(dKh, 0, sizeof(float) * (size_t)(cb_span_len(pl, N, R) * D));
     memset(dVh, 0, sizeof(float) * (size_t)(cb_span_len(pl, N, R) * Dv));
+    if (pl->axial) {
+        memset(dKb, 0, sizeof(float) * (size_t)(pl->s * D));
+        memset(dVb, 0, sizeof(float) * (size_t)(pl->s * Dv));
+    }
     double flops = 0;
     for (int64_t tt = 0; tt < pl->tps; tt++) {
         cb_tile t = cb_tile_of(pl, N, R, tt);
@@ -85,14 +94,21 @@ static double cb_span_backward(const cb_bwd *x, int64_t bh, int64_t R, float *P,
         float *dQ = attn_at(&x->g->dq, b, h, t.i0);
         flops += cb_tile_scores(a, pl, x->io, &hd, b, h, &t, P);
         if (t.nsum > 0)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nt, (int)t.nsum, (int)Dv, 1.0f, dO, ds, hd.vbar,
-                        (int)Dv, 0.0f, dP, (int)ld);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nt, (int)t.nsum, (int)Dv, 1.0f, dO, ds,
+                        hd.vbar + t.u0 * Dv, (int)Dv, 0.0f, dP, (int)ld);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nt, (int)t.ndir, (int)Dv, 1.0f, dO, ds, Vd,
                     (int)x->io->v.sn, 0.0f, dP + t.nsum, (int)ld);
         cb_dscores(x->io->lse + bh * a->Nq + t.i0, x->w.delta + bh * a->Nq + t.i0, nt, n, ld, P, dP);
         if (t.nsum > 0)
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nt, (int)D, (int)t.nsum, sc, dP, (int)ld,
-                        hd.kbar, (int)D, 0.0f, dQ, (int)x->g->dq.sn);
+                        hd.kbar + t.u0 * D, (int)D, 0.0f, dQ, (int)x->g->dq.sn);
+        if (pl->axial && t.nsum > 0) {
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)t.nsum, (int)D, (int)nt, sc, dP, (int)ld, Q, qs,
+                        1.0f, dKb, (int)D);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)t.nsum, (int)Dv, (int)nt, 1.0f, P, (int)ld, dO,
+                        ds, 1.0f, dVb, (int)Dv);
+            flops += 2.0 * (double)(nt * t.nsum) * (double)(D + Dv);
+        }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nt, (int)D, (int)t.ndir, sc, dP + t.nsum, (int)ld,
                     Kd, (int)x->io->k.sn, t.nsum > 0 ? 1.0f : 0.0f, dQ, (int)x->g->dq.sn);
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)t.ndir, (int)D, (int)nt, sc, dP + t.nsum, (int)ld, Q,
@@ -112,7 +128,7 @@ static double cb_summary_columns_backward(const cb_bwd *x, int64_t bh, int64_t c
     const int64_t b = bh / a->H, h = bh % a->H, D = a->D, Dv = attn_dv(a), ld = pl->ld, nc = c1 - c0;
     const float sc = (float)attn_scale(a);
     cb_head hd = cb_head_at(x->ctx, pl, bh);
-    float *dKb = x->w.dkbar + (bh * pl->nsp + c0) * D, *dVb = x->w.dvbar + (bh * pl->nsp + c0) * Dv;
+    float *dKb = x->w.dkbar + (bh * pl->nu + c0) * D, *dVb = x->w.dvbar + (bh * pl->nu + c0) * Dv;
     memset(dKb, 0, sizeof(float) * (size_t)(nc * D));
     memset(dVb, 0, sizeof(float) * (size_t)(nc * Dv));
     double flops = 0;
@@ -147,10 +163,10 @@ static double cb_summary_backward(const cb_bwd *x, int64_t bh, int64_t r, float 
     const int64_t b = bh / a->H, h = bh % a->H, hk = h / (a->H / a->H_kv), D = a->D, Dv = attn_dv(a), N = a->Nk,
                   j0 = cb_span0(pl, r), L = cb_span_len(pl, N, r);
     cb_head hd = cb_head_at(x->ctx, pl, bh);
-    const float *dkb = x->w.dkbar + (bh * pl->nsp + r) * D, *dvb = x->w.dvbar + (bh * pl->nsp + r) * Dv;
+    const float *dkb = x->w.dkbar + (bh * pl->nu + r) * D, *dvb = x->w.dvbar + (bh * pl->nu + r) * Dv;
     const float *K = attn_at(&x->io->k, b, hk, j0), *V = attn_at(&x->io->v, b, hk, j0), *qw = hd.qw + j0;
     float *dKh = x->w.dk + (bh * N + j0) * D, *dVh = x->w.dv + (bh * N + j0) * Dv, *gj = scratch, *da = scratch + L;
-    float *dwp = x->w.dwpart + (bh * pl->nsp + r) * D;
+    float *dwp = x->w.dwpart + (bh * pl->npart + r) * D;
     cblas_sger(CblasRowMajor, (int)L, (int)D, 1.0f, qw, 1, dkb, 1, dKh, (int)D);
     cblas_sger(CblasRowMajor, (int)L, (int)Dv, 1.0f, qw, 1, dvb, 1, dVh, (int)Dv);
     if (!pl->learned) /* uniform q: no gradient through it */
@@ -194,8 +210,8 @@ static void cb_reduce_dw(const cb_bwd *x, int64_t h)
     float *dw = attn_at(&x->g->dw, 0, h, 0);
     memset(dw, 0, sizeof(float) * (size_t)D);
     for (int64_t b = 0; b < a->B; b++)
-        for (int64_t r = 0; r < x->pl->nsp; r++) {
-            const float *p = x->w.dwpart + ((b * a->H + h) * x->pl->nsp + r) * D;
+        for (int64_t r = 0; r < x->pl->npart; r++) {
+            const float *p = x->w.dwpart + ((b * a->H + h) * x->pl->npart + r) * D;
             for (int64_t d = 0; d < D; d++)
                 dw[d] += p[d];
         }
@@ -213,14 +229,22 @@ static void cb_backward_passes(const cb_bwd *x, float *slot, double *flops)
 #pragma omp for schedule(dynamic, 1)
     for (int64_t task = 0; task < BH * pl->nsp; task++)
         *flops += cb_span_backward(x, task / pl->nsp, task % pl->nsp, P, dP);
+    if (!pl->axial) { /* axial summaries got their gradients in the span tasks */
 #pragma omp for schedule(dynamic, 1)
-    for (int64_t task = 0; task < BH * nblk; task++) {
-        int64_t c0 = task % nblk * cblk, c1 = c0 + cblk < pl->nsp ? c0 + cblk : pl->nsp;
-        *flops += cb_summary_columns_backward(x, task / nblk, c0, c1, P, dP);
+        for (int64_t task = 0; task < BH * nblk; task++) {
+            int64_t c0 = task % nblk * cblk, c1 = c0 + cblk < pl->nsp ? c0 + cblk : pl->nsp;
+            *flops += cb_summary_columns_backward(x, task / nblk, c0, c1, P, dP);
+        }
     }
 #pragma omp for schedule(dynamic, 4)
-    for (int64_t task = 0; task < BH * pl->nsp; task++)
-        *flops += cb_summary_backward(x, task / pl->nsp, task % pl->nsp, slot);
+    for (int64_t task = 0; task < BH * pl->npart; task++) {
+        int64_t bh = task / pl->npart, part = task % pl->npart;
+        if (pl->axial) {
+            cb_head hd = cb_head_at(x->ctx, pl, bh);
+            *flops += cb_axial_summary_backward(a, pl, x->io, &hd, &x->w, bh / a->H, bh % a->H, part, slot);
+        } else
+            *flops += cb_summary_backward(x, bh, part, slot);
+    }
 #pragma omp for schedule(static)
     for (int64_t task = 0; task < a->B * a->H_kv; task++)
         cb_reduce_kv(x, task / a->H_kv, task % a->H_kv);

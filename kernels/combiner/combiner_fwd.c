@@ -1,9 +1,10 @@
 /* `combiner` forward (the math is in combiner_internal.h).
  *
- * Phase 1, one task per (b, query head, span): the inner distribution q_r
- * (sgemv of the span's keys with w_h, then a softmax; uniform for
- * summary=mean) and the summaries kbar_r = K_r^T q_r, vbar_r = V_r^T q_r
- * (sgemv on the rows in place) into the workspace.
+ * Phase 1, fixed: one task per (b, query head, span): the inner
+ * distribution q_r (sgemv of the span's keys with w_h, then a softmax;
+ * uniform for summary=mean) and the summaries kbar_r = K_r^T q_r,
+ * vbar_r = V_r^T q_r (sgemv on the rows in place) into the workspace; axial:
+ * one task per (b, query head, column), combiner_axial.c.
  * Phase 2, one task per (b, query head, tile of at most T query rows inside
  * one span R): S = [sc Q Kbar^T + bias | sc Q K_R^T] (two sgemm), -inf where a
  * row may not look, one softmax per row with its logsumexp, then
@@ -61,14 +62,15 @@ static double cb_summary(const attn_args *a, const cb_plan *pl, const attn_io *i
 
 double cb_summaries_all(const attn_ctx *ctx, const cb_plan *pl, const attn_io *io, float *scratch)
 {
-    (void)scratch;
     const attn_args *a = &ctx->args;
+    const int64_t per_head = pl->axial ? pl->s : pl->nsp; /* columns or spans */
     double flops = 0;
 #pragma omp for schedule(dynamic, 4)
-    for (int64_t task = 0; task < a->B * a->H * pl->nsp; task++) {
-        int64_t bh = task / pl->nsp;
+    for (int64_t task = 0; task < a->B * a->H * per_head; task++) {
+        int64_t bh = task / per_head, x = task % per_head;
         cb_head hd = cb_head_at(ctx, pl, bh);
-        flops += cb_summary(a, pl, io, &hd, bh / a->H, bh % a->H, task % pl->nsp);
+        flops += pl->axial ? cb_axial_summaries(a, pl, io, &hd, bh / a->H, bh % a->H, x, scratch)
+                           : cb_summary(a, pl, io, &hd, bh / a->H, bh % a->H, x);
     }
     return flops;
 }
@@ -81,7 +83,8 @@ cb_tile cb_tile_of(const cb_plan *pl, int64_t N, int64_t R, int64_t t)
     int64_t end = c.j0 + cb_span_len(pl, N, R);
     c.i0 = c.j0 + t * pl->T;
     c.i1 = c.i0 + pl->T < end ? c.i0 + pl->T : end;
-    c.nsum = pl->causal ? R : pl->nsp;
+    c.u0 = pl->axial ? R * pl->s : 0;
+    c.nsum = pl->axial ? (pl->causal && R == 0 ? 0 : pl->s) : pl->causal ? R : pl->nsp;
     c.ndir = pl->causal ? c.i1 - c.j0 : end - c.j0;
     return c;
 }
@@ -94,12 +97,12 @@ double cb_tile_scores(const attn_args *a, const cb_plan *pl, const attn_io *io, 
     const float *Q = attn_at(&io->q, b, h, t->i0);
     if (t->nsum > 0) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nt, (int)t->nsum, (int)D, sc, Q, (int)io->q.sn,
-                    hd->kbar, (int)D, 0.0f, S, (int)ld);
+                    hd->kbar + t->u0 * D, (int)D, 0.0f, S, (int)ld);
         for (int64_t r = 0; r < nt; r++) {
             float *row = S + r * ld;
-            for (int64_t c = 0; c < t->nsum; c++)
-                row[c] += hd->bias[c];
-            if (!pl->causal) /* the own span is direct, never its summary */
+            for (int64_t c = 0; c < t->nsum; c++) /* an empty axial summary: bias -inf */
+                row[c] += hd->bias[t->u0 + c];
+            if (!pl->causal && !pl->axial) /* the own span is direct, never its summary */
                 row[t->R] = -INFINITY;
         }
     }
@@ -148,7 +151,7 @@ static void cb_tile_forward(const attn_args *a, const cb_plan *pl, const attn_io
     float *O = attn_at(&io->o, b, h, t->i0);
     if (t->nsum > 0)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nt, (int)Dv, (int)t->nsum, 1.0f, S, (int)ld,
-                    hd->vbar, (int)Dv, 0.0f, O, (int)io->o.sn);
+                    hd->vbar + t->u0 * Dv, (int)Dv, 0.0f, O, (int)io->o.sn);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nt, (int)Dv, (int)t->ndir, 1.0f, S + t->nsum, (int)ld,
                 attn_at(&io->v, b, hk, t->j0), (int)io->v.sn, t->nsum > 0 ? 1.0f : 0.0f, O, (int)io->o.sn);
     y->flops += 2.0 * (double)(nt * n * Dv);
