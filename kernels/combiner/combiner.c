@@ -1,7 +1,8 @@
 /* `combiner`: parameters, plan, workspace, cost model and the kernel object
  * (docs/kernels/combiner.md). The math is in combiner_internal.h, the
- * forward in combiner_fwd.c, the backward in combiner_bwd.c, the double
- * reference and the fidelity view in combiner_ref.c. */
+ * forward in combiner_fwd.c (the axial summaries in combiner_axial.c), the
+ * backward in combiner_bwd.c, the double reference and the fidelity view in
+ * combiner_ref.c. */
 #include "combiner.h"
 
 #include <math.h>
