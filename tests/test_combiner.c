@@ -115,6 +115,29 @@ static void oracle_errors(const fx_problem *p, double *err_o, double *err_lse)
     free(o.data), free(lse);
 }
 
+/* Keys made constant inside each span (fixed, k_j depends on j / s) or
+ * column (axial, on j % s); s = 0 leaves them random. */
+static void set_identical_keys(fx_problem *p, int64_t s, int axial)
+{
+    for (int64_t h = 0; s && h < p->k.H; h++)
+        for (int64_t n = 0; n < p->k.N; n++)
+            memcpy(attn_at(&p->k, 0, h, n), attn_at(&p->k, 0, h, axial ? n % s : n / s * s),
+                   sizeof(float) * (size_t)p->k.D);
+    problem_widen_inputs(p);
+}
+
+/* Runs the kernel on a's problem from seed (keys as set_identical_keys
+ * makes them) and measures it against the oracle (oracle_errors). */
+static void kernel_vs_oracle(const attn_args *a, uint64_t seed, int64_t same_s, int axial, double *eo, double *el)
+{
+    fx_problem p;
+    fx_make_for(&p, K, a, seed);
+    set_identical_keys(&p, same_s, axial);
+    cr_assert_eq(fx_run(K, &p, 0), 0, "%s", attn_last_error());
+    oracle_errors(&p, eo, el);
+    fx_free(&p);
+}
+
 /* s = 1: every summary is its one key (q = 1, ln 1 = 0); s >= N: one span
  * (one row), every key direct. Both are softmax attention, any w_h, either
  * mask. Axial: s >= N, and s >= N/2 too: with two rows every column summary
@@ -129,14 +152,10 @@ Test(combiner, span_one_and_span_at_least_n_equal_the_softmax_oracle, .timeout =
     for (int m = 0; m < 2; m++)
         for (int i = 0; i < 8; i++) {
             attn_args a = cb_args(2, 4, 2, 70, 32, masks[m], params[i], 2);
-            fx_problem p;
-            fx_make_for(&p, K, &a, 40 + (uint64_t)i);
-            cr_assert_eq(fx_run(K, &p, 0), 0, "%s", attn_last_error());
             double eo, el;
-            oracle_errors(&p, &eo, &el);
+            kernel_vs_oracle(&a, 40 + (uint64_t)i, 0, 0, &eo, &el);
             cr_assert(eo <= fx_tol_o(70), "%s %s: err_O %.3g against the oracle", masks[m], params[i], eo);
             cr_assert(el <= CHECK_TOL_LSE, "%s %s: lse err %.3g against the oracle", masks[m], params[i], el);
-            fx_free(&p);
         }
 }
 
@@ -146,13 +165,9 @@ Test(combiner, span_one_and_span_at_least_n_equal_the_softmax_oracle, .timeout =
 Test(combiner, a_proper_span_is_not_the_oracle)
 {
     attn_args a = cb_args(1, 2, 2, 70, 32, "full", "span=8", 1);
-    fx_problem p;
-    fx_make_for(&p, K, &a, 3);
-    cr_assert_eq(fx_run(K, &p, 0), 0, "%s", attn_last_error());
     double eo, el;
-    oracle_errors(&p, &eo, &el);
+    kernel_vs_oracle(&a, 3, 0, 0, &eo, &el);
     cr_assert(eo > 1e-3, "span=8 equals the oracle (err %.3g)", eo);
-    fx_free(&p);
 }
 
 Test(combiner, constant_values_give_that_constant)
@@ -182,14 +197,6 @@ Test(combiner, constant_values_give_that_constant)
  * w_h, kbar_u is that key and sc <q, k> + ln |u| is the logsumexp of the
  * summary's equal scores, so p(j | i) is the oracle's row exactly. Fixed:
  * k_j depends on the span j / s; axial: on the column j % s. */
-static void set_identical_keys(fx_problem *p, int64_t s, int axial)
-{
-    for (int64_t h = 0; h < p->k.H; h++)
-        for (int64_t n = 0; n < p->k.N; n++)
-            memcpy(attn_at(&p->k, 0, h, n), attn_at(&p->k, 0, h, axial ? n % s : n / s * s), sizeof(float) * 16);
-    problem_widen_inputs(p);
-}
-
 Test(combiner, uniform_summary_over_identical_keys_is_exact)
 {
     static const struct {
@@ -201,27 +208,18 @@ Test(combiner, uniform_summary_over_identical_keys_is_exact)
     for (int m = 0; m < 2; m++)
         for (int i = 0; i < 4; i++) {
             attn_args a = cb_args(1, 2, 2, 45, 16, m ? "causal" : "full", cases[i].params, 2);
-            fx_problem p;
-            fx_make_for(&p, K, &a, 11);
-            set_identical_keys(&p, cases[i].s, cases[i].axial);
-            cr_assert_eq(fx_run(K, &p, 0), 0, "%s", attn_last_error());
             double eo, el;
-            oracle_errors(&p, &eo, &el);
+            kernel_vs_oracle(&a, 11, cases[i].s, cases[i].axial, &eo, &el);
             cr_assert(eo <= fx_tol_o(45), "%s: err_O %.3g against the oracle", cases[i].params, eo);
             cr_assert(el <= CHECK_TOL_LSE, "%s: lse err %.3g", cases[i].params, el);
-            fx_free(&p);
         }
     /* without ln |u| the same keys are under-weighted: no longer exact */
     for (int axial = 0; axial < 2; axial++) {
-        attn_args a = cb_args(1, 2, 2, 45, 16, "full", axial ? "partition=axial span=7 log_count=0" : "span=8 log_count=0", 2);
-        fx_problem p;
-        fx_make_for(&p, K, &a, 11);
-        set_identical_keys(&p, axial ? 7 : 8, axial);
-        cr_assert_eq(fx_run(K, &p, 0), 0, "%s", attn_last_error());
+        attn_args a =
+            cb_args(1, 2, 2, 45, 16, "full", axial ? "partition=axial span=7 log_count=0" : "span=8 log_count=0", 2);
         double eo, el;
-        oracle_errors(&p, &eo, &el);
+        kernel_vs_oracle(&a, 11, axial ? 7 : 8, axial, &eo, &el);
         cr_assert(eo > 1e-3, "log_count=0 is exact too (err %.3g): the ln|u| test proves nothing", eo);
-        fx_free(&p);
     }
 }
 
@@ -231,14 +229,9 @@ Test(combiner, axial_summarises_columns_and_fixed_spans)
 {
     for (int axial = 0; axial < 2; axial++) {
         attn_args a = cb_args(1, 2, 2, 45, 16, "causal", axial ? "partition=axial span=7" : "span=7", 2);
-        fx_problem p;
-        fx_make_for(&p, K, &a, 12);
-        set_identical_keys(&p, 7, 1);
-        cr_assert_eq(fx_run(K, &p, 0), 0, "%s", attn_last_error());
         double eo, el;
-        oracle_errors(&p, &eo, &el);
+        kernel_vs_oracle(&a, 12, 7, 1, &eo, &el);
         cr_assert(axial ? eo <= fx_tol_o(45) : eo > 1e-3, "%s: err_O %.3g", axial ? "axial" : "fixed", eo);
-        fx_free(&p);
     }
 }
 

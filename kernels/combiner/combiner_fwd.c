@@ -13,7 +13,7 @@
 #include "combiner.h"
 
 #include "kernels/core/counters.h"
-#include "kernels/core/vexp.h"
+#include "kernels/core/softmax_rows.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -31,17 +31,7 @@ static void cb_inner_distribution(const cb_plan *pl, const attn_io *io, int64_t 
     }
     cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)L, (int)D, 1.0f, attn_at(&io->k, b, hk, j0), (int)io->k.sn,
                 attn_at(&io->w, 0, h, 0), 1, 0.0f, qw, 1);
-    float m = -INFINITY, sum = 0.0f;
-    for (int64_t j = 0; j < L; j++)
-        m = qw[j] > m ? qw[j] : m;
-    for (int64_t j = 0; j < L; j++)
-        qw[j] -= m;
-    attn_vexp(qw, qw, L);
-    for (int64_t j = 0; j < L; j++)
-        sum += qw[j];
-    float inv = 1.0f / sum;
-    for (int64_t j = 0; j < L; j++)
-        qw[j] *= inv;
+    attn_softmax_row_vexp(qw, L);
 }
 
 /* Summary of span r of (b, h); returns the FLOPs. */
@@ -115,23 +105,6 @@ double cb_tile_scores(const attn_args *a, const cb_plan *pl, const attn_io *io, 
     return 2.0 * (double)(nt * (t->nsum + t->ndir) * D);
 }
 
-/* In place: s[0..n) <- softmax; returns lse. Every row has its own key, so
- * it is never fully masked. */
-static float cb_softmax_row(float *s, int64_t n)
-{
-    float m = -INFINITY, sum = 0.0f;
-    for (int64_t j = 0; j < n; j++)
-        m = s[j] > m ? s[j] : m;
-    for (int64_t j = 0; j < n; j++)
-        s[j] -= m;
-    attn_vexp(s, s, n);
-    for (int64_t j = 0; j < n; j++)
-        sum += s[j];
-    float inv = 1.0f / sum;
-    for (int64_t j = 0; j < n; j++)
-        s[j] *= inv;
-    return m + logf(sum);
-}
 
 typedef struct {
     double flops, exps, bytes;
@@ -144,7 +117,7 @@ static void cb_tile_forward(const attn_args *a, const cb_plan *pl, const attn_io
                   n = t->nsum + t->ndir;
     y->flops += cb_tile_scores(a, pl, io, hd, b, h, t, S);
     for (int64_t r = 0; r < nt; r++) {
-        float lse = cb_softmax_row(S + r * ld, n);
+        float lse = attn_softmax_row_vexp(S + r * ld, n);
         if (io->lse)
             io->lse[(b * a->H + h) * a->Nq + t->i0 + r] = lse;
     }

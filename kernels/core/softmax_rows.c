@@ -1,6 +1,9 @@
 #include "softmax_rows.h"
 
+#include "vexp.h"
+
 #include <math.h>
+#include <string.h>
 
 void attn_mask_score_row(const attn_args *a, int64_t b, int64_t h, int64_t i, float *s)
 {
@@ -24,6 +27,26 @@ float attn_softmax_row(float *s, int64_t n)
         s[j] = expf(s[j] - m);
         l += s[j];
     }
+    float inv = 1.0f / l;
+    for (int64_t j = 0; j < n; j++)
+        s[j] *= inv;
+    return m + logf(l);
+}
+
+float attn_softmax_row_vexp(float *s, int64_t n)
+{
+    float m = -INFINITY, l = 0;
+    for (int64_t j = 0; j < n; j++)
+        m = s[j] > m ? s[j] : m;
+    if (m == -INFINITY) {
+        memset(s, 0, sizeof(float) * (size_t)n);
+        return -INFINITY;
+    }
+    for (int64_t j = 0; j < n; j++)
+        s[j] -= m;
+    attn_vexp(s, s, n);
+    for (int64_t j = 0; j < n; j++)
+        l += s[j];
     float inv = 1.0f / l;
     for (int64_t j = 0; j < n; j++)
         s[j] *= inv;

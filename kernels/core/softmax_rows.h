@@ -12,6 +12,10 @@ void attn_mask_score_row(const attn_args *a, int64_t b, int64_t h, int64_t i, fl
  * A fully masked row (all -inf) becomes zeros and returns -inf. */
 float attn_softmax_row(float *s, int64_t n);
 
+/* The same with the vector exp (kernels/core/vexp.h): what the tiled
+ * approximate kernels use on their score rows. */
+float attn_softmax_row_vexp(float *s, int64_t n);
+
 /* In place: p[j] <- exp(s[j] - lse) (probabilities recomputed from the saved
  * logsumexp, as the backward pass needs); zeros when lse = -inf. */
 void attn_probs_from_lse(float *s, int64_t n, float lse);

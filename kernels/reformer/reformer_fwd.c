@@ -17,6 +17,7 @@
 #include "reformer_internal.h"
 
 #include "kernels/core/counters.h"
+#include "kernels/core/softmax_rows.h"
 #include "kernels/core/vexp.h"
 
 #include <cblas.h>
@@ -28,27 +29,6 @@ typedef struct {
     double flops, exps, bytes;
 } rf_tally;
 
-/* Softmax of one row of adjusted scores in place; returns its lse (-inf
- * when no key is a candidate: the row becomes zeros). */
-static float rf_row_softmax(float *s, int64_t n)
-{
-    float m = -INFINITY, l = 0;
-    for (int64_t j = 0; j < n; j++)
-        m = s[j] > m ? s[j] : m;
-    if (m == -INFINITY) {
-        memset(s, 0, sizeof(float) * (size_t)n);
-        return -INFINITY;
-    }
-    for (int64_t j = 0; j < n; j++)
-        s[j] -= m;
-    attn_vexp(s, s, n);
-    for (int64_t j = 0; j < n; j++)
-        l += s[j];
-    float inv = 1.0f / l;
-    for (int64_t j = 0; j < n; j++)
-        s[j] *= inv;
-    return m + logf(l);
-}
 
 /* o, lse <- the softmax over the union of (o, lse) and (x, lx). */
 static void rf_merge(float *o, float *lse, const float *x, float lx, int64_t Dv)
@@ -94,7 +74,7 @@ static void rf_chunk_forward(const rf_job *jb, int64_t b, int64_t h, int r, int6
     const rf_chunk *ch = w.ch;
     tl->flops += rf_chunk_load(ly, &hd, r, k, &w);
     for (int64_t i = 0; i < ch->nq; i++)
-        lr[i] = rf_row_softmax(w.S + i * w.ldK, ch->nk);
+        lr[i] = attn_softmax_row_vexp(w.S + i * w.ldK, ch->nk);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)ch->nq, (int)Dv, (int)ch->nk, 1.0f, w.S,
                 (int)w.ldK, w.V, (int)w.ldV, 0.0f, O, (int)w.ldV);
     for (int64_t i = 0; i < ch->nq; i++) {
