@@ -37,7 +37,8 @@
     X(linformer) \
     X(nystrom) \
     X(cca) \
-    X(probsparse)
+    X(probsparse) \
+    X(combiner)
 
 #define DECLARE(name) extern const attn_kernel attn_kernel_##name;
 ATTN_REGISTERED_KERNELS(DECLARE)

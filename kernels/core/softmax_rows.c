@@ -3,6 +3,7 @@
 #include "vexp.h"
 
 #include <math.h>
+#include <string.h>
 
 void attn_mask_score_row(const attn_args *a, int64_t b, int64_t h, int64_t i, float *s)
 {
@@ -32,6 +33,26 @@ float attn_softmax_row(float *s, int64_t n)
     return m + logf(l);
 }
 
+float attn_softmax_row_vexp(float *s, int64_t n)
+{
+    float m = -INFINITY, l = 0;
+    for (int64_t j = 0; j < n; j++)
+        m = s[j] > m ? s[j] : m;
+    if (m == -INFINITY) {
+        memset(s, 0, sizeof(float) * (size_t)n);
+        return -INFINITY;
+    }
+    for (int64_t j = 0; j < n; j++)
+        s[j] -= m;
+    attn_vexp(s, s, n);
+    for (int64_t j = 0; j < n; j++)
+        l += s[j];
+    float inv = 1.0f / l;
+    for (int64_t j = 0; j < n; j++)
+        s[j] *= inv;
+    return m + logf(l);
+}
+
 void attn_probs_from_lse(float *s, int64_t n, float lse)
 {
     if (lse == -INFINITY) {
@@ -41,28 +62,6 @@ void attn_probs_from_lse(float *s, int64_t n, float lse)
     }
     for (int64_t j = 0; j < n; j++)
         s[j] = expf(s[j] - lse);
-}
-
-float attn_softmax_row_vexp(float *s, int64_t n)
-{
-    float m = -INFINITY;
-    for (int64_t j = 0; j < n; j++)
-        m = s[j] > m ? s[j] : m;
-    if (m == -INFINITY) {
-        for (int64_t j = 0; j < n; j++)
-            s[j] = 0;
-        return -INFINITY;
-    }
-    for (int64_t j = 0; j < n; j++)
-        s[j] -= m;
-    attn_vexp(s, s, n);
-    float l = 0;
-    for (int64_t j = 0; j < n; j++)
-        l += s[j];
-    float inv = 1.0f / l;
-    for (int64_t j = 0; j < n; j++)
-        s[j] *= inv;
-    return m + logf(l);
 }
 
 void attn_softmax_rows_bwd(const float *P, int64_t ldp, float *G, int64_t ldg, int64_t rows, int64_t cols)
