@@ -39,8 +39,8 @@ int hy_plan_make(hy_plan *pl, const attn_args *a)
         return rc;
     pl->causal = a->mask.kind == ATTN_MASK_CAUSAL || a->mask.causal;
     if (a->Nq != a->Nk)
-        return attn_fail(ATTN_EUNSUPPORTED, "kernel 'hyper': self-attention only, expected Nq = Nk, found %lld and %lld",
-                         (long long)a->Nq, (long long)a->Nk);
+        return attn_fail(ATTN_EUNSUPPORTED, "kernel 'hyper': self-attention only, expected Nq = Nk, found %lld "
+                                            "and %lld", (long long)a->Nq, (long long)a->Nk);
     if (pl->causal && a->q_off != a->k_off)
         return attn_fail(ATTN_EUNSUPPORTED, "kernel 'hyper': the causal recursion halves the diagonal, expected "
                                             "q_off = k_off, found %lld and %lld",
@@ -125,9 +125,9 @@ static int hy_layout(hy_priv *p, const attn_args *a)
     size_t BHN = (size_t)(a->B * a->H * a->Nq), BKN = (size_t)(a->B * a->H_kv * a->Nk), off = 0;
     int jobs = p->sp.n_jobs > 0;
     p->lse = hy_align(&off, sizeof(float) * BHN);
-    p->qcode = hy_align(&off, jobs ? sizeof(uint32_t) * BHN : 0);
+    p->qcode = hy_align(&off, jobs ? sizeof(int32_t) * BHN : 0);
     p->qord = hy_align(&off, jobs ? sizeof(int32_t) * BHN : 0);
-    p->kcode = hy_align(&off, jobs ? sizeof(uint32_t) * BKN : 0);
+    p->kcode = hy_align(&off, jobs ? sizeof(int32_t) * BKN : 0);
     p->kord = hy_align(&off, jobs ? sizeof(int32_t) * BKN : 0);
     p->krank = hy_align(&off, jobs ? sizeof(int32_t) * BKN : 0);
     p->smp = hy_align(&off, jobs ? sizeof(int32_t) * BKN : 0);

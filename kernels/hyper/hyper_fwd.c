@@ -18,6 +18,7 @@
 #include "hyper_internal.h"
 
 #include "kernels/core/counters.h"
+#include "kernels/core/counting_sort.h"
 #include "kernels/core/vexp.h"
 #include "kernels/flash/flash.h"
 
@@ -98,7 +99,7 @@ static void hy_hash_task(const attn_ctx *ctx, const hy_priv *p, const hy_hash *h
     int64_t N = a->Nq, BH = a->B * a->H;
     int keys = task >= BH;
     int64_t bh = keys ? task - BH : task, heads = keys ? a->H_kv : a->H;
-    uint32_t *code = (uint32_t *)hy_ws(ctx, keys ? p->kcode : p->qcode) + bh * N;
+    int32_t *code = (int32_t *)hy_ws(ctx, keys ? p->kcode : p->qcode) + bh * N;
     tl->flops += hy_codes_f32(&p->pl, hs, keys ? &io->k : &io->q, bh / heads, bh % heads, N, code, sl->P, sl->xd);
     tl->bytes += 4.0 * (double)(N * a->D);
 }
@@ -111,14 +112,14 @@ static void hy_prepare_task(const attn_ctx *ctx, const hy_priv *p, int64_t at, i
     const hy_job *j = &p->sp.jobs[p->by_depth[at]];
     int64_t N = a->Nq, BH = a->B * a->H, ncodes = (int64_t)1 << p->pl.r;
     if (task < BH) {
-        const uint32_t *code = (const uint32_t *)hy_ws(ctx, p->qcode) + task * N;
-        hy_sort(code + j->q0, j->nq, ncodes, j->q0, (int32_t *)hy_ws(ctx, p->qord) + task * N + j->q0, NULL,
-                sl->count);
+        const int32_t *code = (const int32_t *)hy_ws(ctx, p->qcode) + task * N;
+        attn_counting_sort(code + j->q0, j->nq, ncodes, j->q0, (int32_t *)hy_ws(ctx, p->qord) + task * N + j->q0,
+                           NULL, sl->count);
         return;
     }
     int64_t bk = task - BH, off = bk * N + j->k0;
-    hy_sort((const uint32_t *)hy_ws(ctx, p->kcode) + off, j->nk, ncodes, j->k0, (int32_t *)hy_ws(ctx, p->kord) + off,
-            (int32_t *)hy_ws(ctx, p->krank) + off, sl->count);
+    attn_counting_sort((const int32_t *)hy_ws(ctx, p->kcode) + off, j->nk, ncodes, j->k0,
+                       (int32_t *)hy_ws(ctx, p->kord) + off, (int32_t *)hy_ws(ctx, p->krank) + off, sl->count);
     hy_draw_samples(&p->pl, j, bk / a->H_kv, bk % a->H_kv, a->H_kv, (int32_t *)hy_ws(ctx, p->smp) + off);
 }
 

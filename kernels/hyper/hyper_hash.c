@@ -135,22 +135,6 @@ uint32_t hy_code_f64(const double *x, const double *R, int64_t D, int r)
     return hy_gray_rank(bits);
 }
 
-void hy_sort(const uint32_t *code, int64_t n, int64_t ncodes, int64_t base, int32_t *order, int32_t *rank,
-             int32_t *count)
-{
-    memset(count, 0, sizeof(int32_t) * (size_t)(ncodes + 1));
-    for (int64_t i = 0; i < n; i++)
-        count[code[i] + 1]++;
-    for (int64_t c = 0; c < ncodes; c++)
-        count[c + 1] += count[c];
-    for (int64_t i = 0; i < n; i++) { /* ascending rows: stable */
-        int32_t slot = count[code[i]]++;
-        order[slot] = (int32_t)(base + i);
-        if (rank)
-            rank[i] = slot;
-    }
-}
-
 /* ---- fp32 codes of the kernel ---- */
 
 void hy_hash_tables(const hy_plan *pl, int64_t D, hy_hash *hs)
@@ -172,7 +156,7 @@ void hy_hash_tables(const hy_plan *pl, int64_t D, hy_hash *hs)
 }
 
 double hy_codes_f32(const hy_plan *pl, const hy_hash *hs, const attn_tensor *x, int64_t b, int64_t h, int64_t n,
-                    uint32_t *code, float *P, double *xd)
+                    int32_t *code, float *P, double *xd)
 {
     int64_t D = x->D, r = pl->r;
     for (int64_t i0 = 0; i0 < n; i0 += HY_HASH_TILE) {
@@ -195,9 +179,9 @@ double hy_codes_f32(const hy_plan *pl, const hy_hash *hs, const attn_tensor *x, 
             if (!decided) {
                 for (int64_t d = 0; d < D; d++)
                     xd[d] = row[d];
-                code[i0 + i] = hy_code_f64(xd, hs->Rd, D, pl->r);
+                code[i0 + i] = (int32_t)hy_code_f64(xd, hs->Rd, D, pl->r);
             } else
-                code[i0 + i] = hy_gray_rank(bits);
+                code[i0 + i] = (int32_t)hy_gray_rank(bits);
         }
     }
     return 2.0 * (double)n * (double)D * (double)r;

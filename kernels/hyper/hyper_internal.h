@@ -106,12 +106,6 @@ static inline uint32_t hy_gray_rank(uint32_t bits)
  * always agree on the codes. */
 uint32_t hy_code_f64(const double *x, const double *R, int64_t D, int r);
 
-/* Stable counting sort of rows [0, n) by code (ncodes codes): order[slot] =
- * base + row, rank[row] = slot (rank may be NULL). count: ncodes + 1 ints
- * of scratch. */
-void hy_sort(const uint32_t *code, int64_t n, int64_t ncodes, int64_t base, int32_t *order, int32_t *rank,
-             int32_t *count);
-
 /* The job's samples of (b, KV head hk): hy_samples_of() absolute key
  * indices in [k0, k0 + nk), ascending. Returns how many. */
 int64_t hy_draw_samples(const hy_plan *pl, const hy_job *j, int64_t b, int64_t hk, int64_t H_kv, int32_t *out);
@@ -135,7 +129,7 @@ void hy_hash_tables(const hy_plan *pl, int64_t D, hy_hash *hs);
  * of HY_HASH_TILE rows, hy_code_f64 for a row with a projection near 0.
  * P: HY_HASH_TILE x r floats, xd: D doubles of scratch. Returns the FLOPs. */
 double hy_codes_f32(const hy_plan *pl, const hy_hash *hs, const attn_tensor *x, int64_t b, int64_t h, int64_t n,
-                    uint32_t *code, float *P, double *xd);
+                    int32_t *code, float *P, double *xd);
 
 /* ---- the fp32 kernel's plan (hyper.c) and workspace ---- */
 
