@@ -3,10 +3,10 @@
  * sign bits fp32 cannot decide; the limit cases equal softmax (a block of at
  * least N keys; the causal recursion with exact leaves and exact
  * off-diagonal blocks); the Gray-code rank; the key samples (without
- * replacement, in range, uniform); the view (row-stochastic, O = P V, block
- * plus the samples outside it); the error against softmax falls as samples
- * and blocks grow (mean over seeds, peaked inputs); the seed is recorded and
- * decides the result; cost model against the counters; refusals. Leakage,
+ * replacement, in range, uniform); the view (row-stochastic, O = P V, the
+ * block at one weight and the samples outside it at w_I times it); the
+ * error against softmax falls as samples and blocks grow (mean over seeds,
+ * peaked inputs); the seed is recorded and decides the result; cost model against the counters; refusals. Leakage,
  * thread determinism and strided views on the approximate paths: the
  * registry-driven tests (test_properties.c). */
 #include "harness/measure/check.h"
@@ -212,8 +212,40 @@ Test(hyper, samples_are_uniform_without_replacement_in_the_jobs_keys)
 
 /* FULL, one job of 256 keys in blocks of 32, 16 samples: each row weighs
  * its 32 block keys and the samples outside its block (P >= 0, sum 1,
- * P V = the reference's O), and the samples carry the weight w = 224 /
- * outside times their softmax term. */
+ * P V = the reference's O), and P_j / exp(s_ij) is one constant c on the
+ * block and c w on the samples, w = (256 - 32) / (samples outside). */
+static void assert_block_and_weighted_samples(const attn_io64 *io, int64_t h, int64_t i, const double *P,
+                                              const unsigned char *sel, int64_t N, int64_t D)
+{
+    double ratio[64], sum = 0;
+    int64_t n = 0;
+    for (int64_t j = 0; j < N; j++) {
+        cr_assert(P[j] >= 0 && (P[j] == 0 || sel[j]), "row %ld key %ld: weight %g", (long)i, (long)j, P[j]);
+        sum += P[j];
+        if (!sel[j])
+            continue;
+        double s = 0;
+        for (int64_t d = 0; d < D; d++)
+            s += attn_at64(&io->q, 0, h, i)[d] * attn_at64(&io->k, 0, 0, j)[d];
+        cr_assert_lt(n, 64);
+        ratio[n++] = P[j] / exp(s / sqrt((double)D));
+    }
+    cr_assert(fabs(sum - 1) < 1e-12, "row %ld sums to %.15g", (long)i, sum);
+    cr_assert(n > 32 && n <= 48, "row %ld attends %ld keys, expected 32 + samples outside", (long)i, (long)n);
+    double lo = ratio[0];
+    for (int64_t c = 1; c < n; c++)
+        lo = fmin(lo, ratio[c]);
+    int64_t block = 0;
+    double w = 224.0 / (double)(n - 32);
+    for (int64_t c = 0; c < n; c++) {
+        int in_block = fabs(ratio[c] / lo - 1) < 1e-9, weighted = fabs(ratio[c] / (lo * w) - 1) < 1e-9;
+        cr_assert(in_block || weighted, "row %ld: weight ratio %.12g is neither 1 nor w = %.6g", (long)i,
+                  ratio[c] / lo, w);
+        block += in_block;
+    }
+    cr_assert_eq(block, 32, "row %ld: %ld keys at the block's weight", (long)i, (long)block);
+}
+
 Test(hyper, view_rows_are_the_block_and_the_weighted_samples)
 {
     int64_t N = 256, D = 16;
@@ -227,20 +259,13 @@ Test(hyper, view_rows_are_the_block_and_the_weighted_samples)
     for (int64_t h = 0; h < 2; h++) {
         cr_assert_eq(K->ref_view(&p.a, &io, 0, h, rows, 8, P, sel), ATTN_VIEW_ROWS | ATTN_VIEW_KEYS);
         for (int r = 0; r < 8; r++) {
-            double sum = 0, o[16] = {0};
-            int64_t n = 0;
-            for (int64_t j = 0; j < N; j++) {
-                double w = P[r * N + j];
-                cr_assert(w >= 0 && (w == 0 || sel[r * N + j]));
-                sum += w, n += sel[r * N + j];
-                for (int64_t d = 0; d < D; d++)
-                    o[d] += w * attn_at64(&io.v, 0, 0, j)[d];
+            assert_block_and_weighted_samples(&io, h, rows[r], P + r * N, sel + r * N, N, D);
+            for (int64_t d = 0; d < D; d++) {
+                double o = 0;
+                for (int64_t j = 0; j < N; j++)
+                    o += P[r * N + j] * attn_at64(&io.v, 0, 0, j)[d];
+                cr_assert(fabs(o - attn_at64(&p.o64, 0, h, rows[r])[d]) < 1e-12, "P V is not the reference's O");
             }
-            cr_assert(fabs(sum - 1) < 1e-12, "row %ld sums to %.15g", (long)rows[r], sum);
-            cr_assert(n >= 32 && n <= 48, "row %ld attends %ld keys, expected 32 + samples outside", (long)rows[r],
-                      (long)n);
-            for (int64_t d = 0; d < D; d++)
-                cr_assert(fabs(o[d] - attn_at64(&p.o64, 0, h, rows[r])[d]) < 1e-12, "P V is not the reference's O");
         }
     }
     free(P), free(sel);

@@ -52,7 +52,7 @@ size_t hy_slot_carve(const hy_priv *p, const attn_args *a, char *base, hy_slot *
     return off;
 }
 
-/* One head's rows of the workspace arrays. */
+/* The workspace at byte offset off (an array of hy_priv's layout). */
 static void *hy_ws(const attn_ctx *ctx, size_t off) { return (char *)ctx->workspace + off; }
 
 /* ---- 1. exact leaves ---- */

@@ -1,7 +1,7 @@
 /* `hyper` pieces the fp32 forward and the double reference share
  * (docs/kernels/hyper.md): the recursion into sub-problems, the random
- * hyperplanes and key samples, the exact code of a row, the stable sort;
- * and the kernel's fp32 hashing with its exact fallback. */
+ * hyperplanes and key samples, the exact code of a row; and the kernel's
+ * fp32 hashing with its exact fallback. */
 #include "hyper_internal.h"
 
 #include "common/rng.h"
