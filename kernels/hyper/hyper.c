@@ -207,7 +207,7 @@ static double hy_bytes(const attn_args *a, attn_pass pass)
 const attn_kernel attn_kernel_hyper = {
     .name = "hyper",
     .family = "hyper",
-    .reference = "Han, Avron, Kapralov, Karbasi, Woodruff, Zandieh 2023 (HyperAttention: Long-context Attention in "
+    .reference = "Han, Jayaram, Karbasi, Mirrokni, Woodruff, Zandieh 2023 (HyperAttention: Long-context Attention in "
                  "Near-Linear Time)",
     .flags = ATTN_APPROX | ATTN_CAUSAL | ATTN_GQA | ATTN_DETERMINISTIC | ATTN_ROUTED,
     .masks = ATTN_MASK_BIT(ATTN_MASK_FULL) | ATTN_MASK_BIT(ATTN_MASK_CAUSAL),

@@ -1,4 +1,4 @@
-/* `hyper`: HyperAttention (Han, Avron, Kapralov, Karbasi, Woodruff, Zandieh
+/* `hyper`: HyperAttention (Han, Jayaram, Karbasi, Mirrokni, Woodruff, Zandieh
  * 2023): heavy entries found by sorted LSH blocks, the rest estimated from
  * uniform key samples, causal by recursive halving; forward only. */
 #ifndef ATTN_HYPER_H
