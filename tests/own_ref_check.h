@@ -56,6 +56,30 @@ static inline double own_rel_err(const attn_tensor *o, const double *ref)
     return m > 0 ? e / m : e;
 }
 
+/* The kernel's `seed` parameter row is OPT_RECORDED (every result row names
+ * it) and the seed decides the result: problem `a` gives the same bits at 1
+ * thread and at `threads`, problem `other` (the same with another seed)
+ * other bits. */
+static inline void own_seed_is_recorded_and_decides(const attn_kernel *k, const attn_args *a,
+                                                    const attn_args *other, int threads)
+{
+    const opt_def *row = NULL;
+    for (const opt_def *d = k->params; d && d->name; d++)
+        row = strcmp(d->name, "seed") == 0 ? d : row;
+    cr_assert(row && (row->flags & OPT_RECORDED), "%s: the seed row is not OPT_RECORDED", k->name);
+    attn_args args[3] = {*a, *a, *other};
+    args[0].threads = args[2].threads = 1, args[1].threads = threads;
+    fx_problem p[3];
+    for (int i = 0; i < 3; i++) {
+        fx_make_for(&p[i], k, &args[i], 2);
+        cr_assert_eq(fx_run(k, &p[i], 0), 0, "%s: %s", k->name, attn_last_error());
+    }
+    cr_assert(fx_bitwise_equal(&p[0].o, &p[1].o), "%s: same seed, different outputs", k->name);
+    cr_assert(!fx_bitwise_equal(&p[0].o, &p[2].o), "%s: another seed, same outputs", k->name);
+    for (int i = 0; i < 3; i++)
+        fx_free(&p[i]);
+}
+
 /* Forward of kernel k on rows [0, n) of p; *ctx stays open (the caller
  * reads its kept state, then destroys it). */
 static inline void own_forward_prefix(const attn_kernel *k, fx_problem *p, int64_t n, attn_ctx *ctx)

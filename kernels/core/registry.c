@@ -38,7 +38,8 @@
     X(nystrom) \
     X(cca) \
     X(probsparse) \
-    X(combiner)
+    X(combiner) \
+    X(hyper)
 
 #define DECLARE(name) extern const attn_kernel attn_kernel_##name;
 ATTN_REGISTERED_KERNELS(DECLARE)

@@ -5,6 +5,7 @@
 #include "reformer_internal.h"
 
 #include "common/rng.h"
+#include "kernels/core/counting_sort.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -119,15 +120,7 @@ int32_t rf_bucket_f64(const double *x, const double *R, int64_t D, rf_hash_shape
 
 void rf_sort(const int32_t *bucket, int64_t L, int64_t nb, int32_t *order, int32_t *rank, int32_t *count)
 {
-    memset(count, 0, sizeof(int32_t) * (size_t)(nb + 1));
-    for (int64_t i = 0; i < L; i++)
-        count[bucket[i] + 1]++;
-    for (int64_t k = 0; k < nb; k++)
-        count[k + 1] += count[k];
-    for (int64_t i = 0; i < L; i++) { /* ascending rows: stable */
-        int32_t slot = count[bucket[i]]++;
-        order[slot] = (int32_t)i, rank[i] = slot;
-    }
+    attn_counting_sort(bucket, L, nb, 0, order, rank, count);
 }
 
 void rf_inverse_norms(const attn_tensor *q, int64_t b, int64_t h, int64_t L, int64_t D, float *inv)
