@@ -1,0 +1,61 @@
+/* `routing` attention tiles: the buffers of one thread, gathering a
+ * cluster's rows and the causal mask of a tile, shared by the forward and
+ * the backward. */
+#include "routing_internal.h"
+
+#include <math.h>
+#include <string.h>
+
+size_t rt_tile_floats(const rt_plan *pl)
+{
+    size_t D = (size_t)pl->D, Dv = (size_t)pl->Dv, DA = D > Dv ? D : Dv;
+    return RT_BQ * D + RT_BK * D + RT_BK * Dv + 2 * RT_BQ * RT_BK + RT_BQ * Dv + RT_BQ * DA + 3 * RT_BQ + (size_t)pl->N +
+           ((size_t)pl->N + 3) / 4 + 16 * 12; /* each of the 11 buffers rounds up to 16 */
+}
+
+/* Each buffer starts on a 16-float boundary (the slot is 64-byte aligned). */
+static float *rt_take(float **p, size_t n)
+{
+    float *r = *p;
+    *p += (n + 15) / 16 * 16;
+    return r;
+}
+
+rt_tiles rt_tiles_at(const rt_plan *pl, float *p)
+{
+    size_t D = (size_t)pl->D, Dv = (size_t)pl->Dv, DA = D > Dv ? D : Dv;
+    rt_tiles t;
+    t.Q = rt_take(&p, RT_BQ * D), t.K = rt_take(&p, RT_BK * D), t.V = rt_take(&p, RT_BK * Dv);
+    t.S = rt_take(&p, RT_BQ * RT_BK), t.dP = rt_take(&p, RT_BQ * RT_BK), t.dO = rt_take(&p, RT_BQ * Dv);
+    t.A = rt_take(&p, RT_BQ * DA), t.m = rt_take(&p, RT_BQ), t.l = rt_take(&p, RT_BQ), t.Di = rt_take(&p, RT_BQ);
+    t.lse = rt_take(&p, (size_t)pl->N);
+    t.in_c = (unsigned char *)p;
+    return t;
+}
+
+void rt_gather(const attn_tensor *t, int64_t b, int64_t h, const int32_t *idx, int64_t n, int64_t n_pad, float scale,
+               float *X, int64_t ld)
+{
+    for (int64_t r = 0; r < n; r++) {
+        const float *x = attn_at(t, b, h, idx[r]);
+        for (int64_t d = 0; d < t->D; d++)
+            X[r * ld + d] = x[d] * scale;
+    }
+    if (n_pad > n)
+        memset(X + n * ld, 0, sizeof(float) * (size_t)((n_pad - n) * ld));
+}
+
+void rt_mask_tile(const rt_plan *pl, const int32_t *qidx, int64_t nq, const int32_t *kidx, int64_t m, float *S)
+{
+    for (int64_t r = 0; r < nq; r++)
+        for (int64_t c = m; c < pl->bk; c++)
+            S[r * RT_BK + c] = -INFINITY;
+    if (!pl->causal || kidx[m - 1] <= qidx[0] + pl->shift) /* rows ascend: every key before the first query */
+        return;
+    for (int64_t r = 0; r < nq; r++) {
+        int64_t last = qidx[r] + pl->shift;
+        for (int64_t c = 0; c < m; c++)
+            if (kidx[c] > last)
+                S[r * RT_BK + c] = -INFINITY;
+    }
+}
