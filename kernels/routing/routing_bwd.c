@@ -11,17 +11,12 @@
  * they move by the EMA of train_update. */
 #include "routing_internal.h"
 
-#include "kernels/core/counters.h"
 #include "kernels/core/vexp.h"
 
 #include <cblas.h>
 #include <math.h>
 #include <omp.h>
 #include <string.h>
-
-typedef struct {
-    double flops, exps, bytes;
-} rt_tally;
 
 /* The head's dK (N x D) and dV (N x Dv) before the GQA sum. */
 typedef struct {
@@ -178,16 +173,13 @@ int rt_backward(attn_ctx *ctx, const attn_io *io, const attn_grads *g)
     const attn_args *a = &ctx->args;
     if (!a->backward)
         return attn_backward_unplanned(ctx);
+    if (!io->lse)
+        return attn_fail(ATTN_EINVAL, "kernel 'routing' backward: expected the forward's lse, found NULL");
     rt_plan pl;
-    int rc = rt_plan_make(&pl, a);
-    if (!rc)
-        rc = rt_check_weights(&pl, io);
-    if (!rc && !io->lse)
-        rc = attn_fail(ATTN_EINVAL, "kernel 'routing' backward: expected the forward's lse, found NULL");
+    rt_layout ly;
+    int rc = rt_pass_open(ctx, io, &pl, &ly);
     if (rc)
         return rc;
-    rt_layout ly = rt_layout_of(&pl, a);
-    openblas_set_num_threads(1); /* parallelism comes from the OpenMP loops below */
 #pragma omp parallel num_threads(a->threads)
     {
         rt_tally tl = {0};
@@ -201,9 +193,7 @@ int rt_backward(attn_ctx *ctx, const attn_io *io, const attn_grads *g)
 #pragma omp for schedule(static)
         for (int64_t r = 0; r < a->B * a->H_kv * pl.N; r++)
             rt_group_sum(ctx, &ly, &pl, g, r / (a->H_kv * pl.N), r / pl.N % a->H_kv, r % pl.N);
-        attn_counter_add(ATTN_CNT_FLOPS, (long long)tl.flops);
-        attn_counter_add(ATTN_CNT_EXPS, (long long)tl.exps);
-        attn_counter_add(ATTN_CNT_BYTES_READ, (long long)tl.bytes);
+        rt_tally_flush(&tl);
     }
     for (int64_t h = 0; g->dw.data && h < g->dw.H; h++) /* centroids move by EMA, not by gradient */
         memset(attn_at(&g->dw, 0, h, 0), 0, sizeof(float) * (size_t)g->dw.D);

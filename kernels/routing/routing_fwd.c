@@ -9,17 +9,12 @@
  * for any thread count. */
 #include "routing_internal.h"
 
-#include "kernels/core/counters.h"
 #include "kernels/core/vexp.h"
 
 #include <cblas.h>
 #include <math.h>
 #include <omp.h>
 #include <string.h>
-
-typedef struct {
-    double flops, exps, bytes;
-} rt_tally;
 
 /* One more key tile into the running (m, l, A) of n rows: S (ld RT_BK)
  * becomes P in place. */
@@ -159,13 +154,10 @@ int rt_forward(attn_ctx *ctx, const attn_io *io)
 {
     const attn_args *a = &ctx->args;
     rt_plan pl;
-    int rc = rt_plan_make(&pl, a);
-    if (!rc)
-        rc = rt_check_weights(&pl, io);
+    rt_layout ly;
+    int rc = rt_pass_open(ctx, io, &pl, &ly);
     if (rc)
         return rc;
-    rt_layout ly = rt_layout_of(&pl, a);
-    openblas_set_num_threads(1); /* parallelism comes from the OpenMP loop below */
 #pragma omp parallel num_threads(a->threads)
     {
         rt_tally tl = {0};
@@ -174,9 +166,7 @@ int rt_forward(attn_ctx *ctx, const attn_io *io)
 #pragma omp for schedule(dynamic, 1)
         for (int64_t bh = 0; bh < a->B * a->H; bh++)
             rt_head_forward(&pl, io, bh / a->H, bh % a->H, slot, &t, &tl);
-        attn_counter_add(ATTN_CNT_FLOPS, (long long)tl.flops);
-        attn_counter_add(ATTN_CNT_EXPS, (long long)tl.exps);
-        attn_counter_add(ATTN_CNT_BYTES_READ, (long long)tl.bytes);
+        rt_tally_flush(&tl);
     }
     return 0;
 }

@@ -150,4 +150,16 @@ rt_layout rt_layout_of(const rt_plan *pl, const attn_args *a);
 float *rt_thread_slot(const attn_ctx *ctx, const rt_layout *ly, int thread);
 float *rt_head_grads(const attn_ctx *ctx, const rt_layout *ly, int64_t bh);
 
+/* What a pass executed, counted once per thread (attn_counter_add). */
+typedef struct {
+    double flops, exps, bytes;
+} rt_tally;
+
+void rt_tally_flush(const rt_tally *t);
+
+/* The plan and layout of a planned pass on io (parameters, centroid
+ * columns), and OpenBLAS set to one thread: the passes parallelise with
+ * OpenMP over (b, h). */
+int rt_pass_open(const attn_ctx *ctx, const attn_io *io, rt_plan *pl, rt_layout *ly);
+
 #endif

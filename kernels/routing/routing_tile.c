@@ -1,10 +1,32 @@
 /* `routing` attention tiles: the buffers of one thread, gathering a
- * cluster's rows and the causal mask of a tile, shared by the forward and
- * the backward. */
+ * cluster's rows and the causal mask of a tile, and the setup and counters
+ * of a pass, shared by the forward and the backward. */
 #include "routing_internal.h"
 
+#include "kernels/core/counters.h"
+
+#include <cblas.h>
 #include <math.h>
 #include <string.h>
+
+int rt_pass_open(const attn_ctx *ctx, const attn_io *io, rt_plan *pl, rt_layout *ly)
+{
+    int rc = rt_plan_make(pl, &ctx->args);
+    if (!rc)
+        rc = rt_check_weights(pl, io);
+    if (rc)
+        return rc;
+    *ly = rt_layout_of(pl, &ctx->args);
+    openblas_set_num_threads(1);
+    return 0;
+}
+
+void rt_tally_flush(const rt_tally *t)
+{
+    attn_counter_add(ATTN_CNT_FLOPS, (long long)t->flops);
+    attn_counter_add(ATTN_CNT_EXPS, (long long)t->exps);
+    attn_counter_add(ATTN_CNT_BYTES_READ, (long long)t->bytes);
+}
 
 size_t rt_tile_floats(const rt_plan *pl)
 {
