@@ -49,6 +49,8 @@ static const struct {
     {1, 2, 2, 150, 16, 0, "full", "assign=balanced clusters=2 keep_diag=0"},
     {2, 2, 2, 1, 16, 0, "full", ""},
     {1, 2, 2, 513, 64, 0, "causal", ""},
+    {1, 4, 2, 200, 32, 0, "full", "iters=3"},                  /* Lloyd steps on the sequence */
+    {2, 2, 2, 150, 16, 24, "full", "assign=balanced iters=2 clusters=6"},
 };
 
 Test(routing, forward_matches_double_reference_on_shapes_parameters_and_masks, .timeout = 60)
@@ -223,6 +225,18 @@ Test(routing, error_against_softmax_falls_as_clusters_grow_mean_over_seeds, .tim
     }
 }
 
+/* Centroids fitted to the sequence (Lloyd steps) route a query and its
+ * planted keys together more often than random ones. */
+Test(routing, lloyd_steps_on_the_sequence_lower_the_error_mean_over_seeds, .timeout = 60)
+{
+    static const char *const params[] = {"clusters=16", "clusters=16 iters=4"};
+    double err[2] = {0};
+    for (int k = 0; k < 2; k++)
+        for (uint64_t seed = 1; seed <= 3; seed++)
+            err[k] += peaked_rel_err(params[k], seed) / 3;
+    cr_assert(err[1] < 0.9 * err[0], "mean rel err %.4f with Lloyd steps, %.4f without", err[1], err[0]);
+}
+
 /* ---- gradients, refusals ---- */
 
 Test(routing, gradients_match_central_differences_for_balanced_and_without_the_diagonal, .timeout = 60)
@@ -230,7 +244,7 @@ Test(routing, gradients_match_central_differences_for_balanced_and_without_the_d
     static const struct {
         const char *mask, *params;
     } cases[] = {{"full", "assign=balanced clusters=3"}, {"causal", "clusters=3 keep_diag=0"},
-                 {"full", "assign=balanced clusters=4 keep_diag=0"}};
+                 {"full", "assign=balanced clusters=4 keep_diag=0"}, {"full", "clusters=3 iters=2"}};
     for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
         attn_args a = rt_args(1, 2, 1, 24, 8, cases[c].mask, cases[c].params, 2);
         double e[ATTN_CHECK_GRADS];
@@ -242,10 +256,12 @@ Test(routing, gradients_match_central_differences_for_balanced_and_without_the_d
     }
 }
 
-Test(routing, balanced_routing_under_a_causal_mask_is_refused)
+Test(routing, balanced_routing_or_lloyd_steps_under_a_causal_mask_are_refused)
 {
     attn_args a = rt_args(1, 2, 2, 32, 16, "causal", "assign=balanced", 1);
     attn_ctx ctx;
+    cr_assert_eq(attn_ctx_create(K, &a, &ctx), ATTN_EUNSUPPORTED);
+    a = rt_args(1, 2, 2, 32, 16, "causal", "iters=1", 1);
     cr_assert_eq(attn_ctx_create(K, &a, &ctx), ATTN_EUNSUPPORTED);
     a = rt_args(1, 2, 2, 32, 16, "full", "clusters=33", 1);
     cr_assert_eq(attn_ctx_create(K, &a, &ctx), ATTN_EINVAL, "more clusters than rows");

@@ -21,6 +21,8 @@ static const opt_def rt_params[] = {
      .help = "argmax: nearest centroid; balanced: each centroid takes its top ceil(N/kappa) queries and keys (FULL only)"},
     {.name = "keep_diag", .type = OPT_BOOL, .def = 1,
      .help = "a query also attends its own key (causal rows are never empty)"},
+    {.name = "iters", .type = OPT_INT, .def = 0, .lo = 0, .hi = 100,
+     .help = "Lloyd steps on each sequence's own unit q and k, from the stored centroids, before routing (full mask)"},
     {.name = "decay", .type = OPT_DOUBLE, .def = 0.999, .lo = 0, .hi = 1,
      .help = "lambda of the centroid EMA a training step applies (train_update)"},
     {.name = "seed", .type = OPT_UINT, .def = 1, .lo = 0, .hi = (double)INT64_MAX, .flags = OPT_RECORDED,
@@ -39,6 +41,7 @@ int rt_plan_make(rt_plan *pl, const attn_args *a)
     pl->assign = attn_param_enum(a, rt_params, "assign", &rc);
     pl->keep_diag = (int)attn_param_int(a, rt_params, "keep_diag", &rc);
     pl->seed = (uint64_t)attn_param_int(a, rt_params, "seed", &rc);
+    pl->iters = attn_param_int(a, rt_params, "iters", &rc);
     pl->decay = opt_bag_double(rt_params, &a->params, "decay", &rc);
     if (rc)
         return rc;
@@ -53,6 +56,9 @@ int rt_plan_make(rt_plan *pl, const attn_args *a)
         return attn_fail(ATTN_EUNSUPPORTED, "kernel 'routing': assign=balanced picks each cluster's keys over the whole "
                                             "sequence (a later key can push out an earlier one), expected mask full, "
                                             "found causal (assign=argmax is causal)");
+    if (pl->iters > 0 && pl->causal)
+        return attn_fail(ATTN_EUNSUPPORTED, "kernel 'routing': iters > 0 fits the centroids to the whole sequence (later "
+                                            "rows move earlier rows' clusters), expected mask full, found causal");
     return 0;
 }
 
@@ -131,16 +137,17 @@ static void rt_init_weights(const attn_args *a, attn_tensor *w, uint64_t seed)
 
 /* ---- cost model (docs/kernels/routing.md) ---- */
 
-/* Forward per head: 2 N D kappa for each of the query and key scores, and
- * the attention of N queries to w = ceil(N / kappa) keys each, 2 N w (D +
- * Dv) (half of it under a causal mask); backward 2.5x the forward. */
+/* Forward per head: 2 N D kappa for each of the query and key scores (iters
+ * + 1 times with Lloyd steps), and the attention of N queries to w =
+ * ceil(N / kappa) keys each, 2 N w (D + Dv) (half of it under a causal
+ * mask); backward 2.5x the forward. */
 static double rt_flops(const attn_args *a, attn_pass pass)
 {
     rt_plan pl;
     if (rt_plan_make(&pl, a) != 0)
         return 0;
     double N = (double)pl.N, D = (double)pl.D, Dv = (double)pl.Dv;
-    double route = 4.0 * N * D * (double)pl.kappa, att = 2.0 * N * (double)pl.w * (D + Dv) * (pl.causal ? 0.5 : 1);
+    double route = 4.0 * N * D * (double)pl.kappa * (double)(1 + pl.iters), att = 2.0 * N * (double)pl.w * (D + Dv) * (pl.causal ? 0.5 : 1);
     double f = (route + att) * (double)(a->B * a->H);
     return pass == ATTN_PASS_FWD ? f : 2.5 * f;
 }

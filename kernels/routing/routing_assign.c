@@ -17,6 +17,7 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -51,6 +52,7 @@ typedef struct {
     int32_t *cl;              /* N */
     unsigned char *mark;      /* N */
     int32_t *members;         /* 2 (kappa + 1) + 2 rt_members_max */
+    rt_kmeans_sums km;        /* iters > 0: the sequence's own centroids and their sums */
 } rt_scratch;
 
 static size_t rt_members_ints(const rt_plan *pl) { return (size_t)(2 * (pl->kappa + 1) + 2 * rt_members_max(pl)); }
@@ -58,7 +60,8 @@ static size_t rt_members_ints(const rt_plan *pl) { return (size_t)(2 * (pl->kapp
 size_t rt_assign_floats(const rt_plan *pl)
 {
     size_t N = (size_t)pl->N, D = (size_t)pl->D, K = (size_t)pl->kappa;
-    return N * D + N * K + N + 2 * (K * D + 2 * D) + 4 * N + N + (N + 3) / 4 + rt_members_ints(pl) + 16;
+    size_t km = pl->iters ? rt_kmeans_floats(pl) : 0;
+    return N * D + N * K + N + 2 * (K * D + 2 * D) + 4 * N + N + (N + 3) / 4 + rt_members_ints(pl) + km + 32;
 }
 
 static rt_scratch rt_scratch_at(const rt_plan *pl, float *p)
@@ -74,15 +77,17 @@ static rt_scratch rt_scratch_at(const rt_plan *pl, float *p)
     s.cl = (int32_t *)(s.col + N);
     s.members = s.cl + N;
     s.mark = (unsigned char *)(s.members + rt_members_ints(pl));
+    float *km = (float *)(((uintptr_t)(s.mark + N) + 63) & ~(uintptr_t)63); /* doubles inside */
+    s.km = pl->iters ? rt_kmeans_at(pl, km) : (rt_kmeans_sums){0};
     return s;
 }
 
-/* Head h's centroids widened, and the rounding bound of a score. */
-static double rt_load_centroids(const rt_plan *pl, const attn_tensor *w, int64_t h, double *mu)
+/* A head's centroids (kappa x D) widened, and the rounding bound of a score. */
+static double rt_load_centroids(const rt_plan *pl, const float *mu32, double *mu)
 {
     double nmax = 0;
     for (int64_t c = 0; c < pl->kappa; c++) {
-        const float *m = rt_centroid(w, h, c, pl->D);
+        const float *m = mu32 + c * pl->D;
         for (int64_t d = 0; d < pl->D; d++)
             mu[c * pl->D + d] = m[d];
         nmax = fmax(nmax, sqrt(rt_dot_f64(mu + c * pl->D, mu + c * pl->D, pl->D)));
@@ -91,8 +96,8 @@ static double rt_load_centroids(const rt_plan *pl, const attn_tensor *w, int64_t
 }
 
 /* fp32 unit rows of (b, hx) of x and their scores S = X^ mu^T (N x kappa). */
-static double rt_scores(const rt_plan *pl, const attn_tensor *x, const attn_tensor *w, int64_t b, int64_t hx,
-                        int64_t h, const rt_scratch *s)
+static double rt_scores(const rt_plan *pl, const attn_tensor *x, const float *mu, int64_t b, int64_t hx,
+                        const rt_scratch *s)
 {
     int64_t N = pl->N, D = pl->D;
     for (int64_t i = 0; i < N; i++) {
@@ -105,7 +110,7 @@ static double rt_scores(const rt_plan *pl, const attn_tensor *x, const attn_tens
             s->xh[i * D + d] = (float)(r[d] * inv);
     }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, (int)pl->kappa, (int)D, 1.0f, s->xh, (int)D,
-                rt_centroid(w, h, 0, D), (int)D, 0.0f, s->S, (int)pl->kappa);
+                mu, (int)D, 0.0f, s->S, (int)pl->kappa);
     return 2.0 * (double)(N * D * pl->kappa);
 }
 
@@ -237,10 +242,10 @@ static void rt_balanced_all(const rt_plan *pl, const attn_tensor *x, int64_t b, 
     off[K] = (int32_t)(K * w);
 }
 
-static double rt_route_side(const rt_plan *pl, const attn_tensor *x, const attn_tensor *wt, int64_t b, int64_t hx,
-                            int64_t h, double tol, const rt_scratch *s, int32_t *off, int32_t *idx)
+static double rt_route_side(const rt_plan *pl, const attn_tensor *x, const float *mu, int64_t b, int64_t hx,
+                            double tol, const rt_scratch *s, int32_t *off, int32_t *idx)
 {
-    double f = rt_scores(pl, x, wt, b, hx, h, s);
+    double f = rt_scores(pl, x, mu, b, hx, s);
     if (pl->assign == RT_ARGMAX) {
         rt_argmax_all(pl, x, b, hx, tol, s);
         rt_group(pl, s->cl, off, idx);
@@ -250,24 +255,67 @@ static double rt_route_side(const rt_plan *pl, const attn_tensor *x, const attn_
     return f;
 }
 
+/* Argmax clusters of the N rows of (b, hx) of x under centroids mu into
+ * s->cl; returns the FLOPs. */
+static double rt_argmax_side(const rt_plan *pl, const attn_tensor *x, const float *mu, int64_t b, int64_t hx,
+                             const rt_scratch *s)
+{
+    double tol = rt_load_centroids(pl, mu, s->mu);
+    double f = rt_scores(pl, x, mu, b, hx, s);
+    rt_argmax_all(pl, x, b, hx, tol, s);
+    return f;
+}
+
+/* Adds the exact unit rows of (b, hx) of x to the sums of their clusters s->cl. */
+static void rt_sum_side(const rt_plan *pl, const attn_tensor *x, int64_t b, int64_t hx, const rt_scratch *s,
+                        double *sum, int64_t *cnt)
+{
+    for (int64_t i = 0; i < pl->N; i++) {
+        const float *r = attn_at(x, b, hx, i);
+        for (int64_t d = 0; d < pl->D; d++)
+            s->xd[d] = r[d];
+        rt_sum_unit(s->xd, pl->D, sum + s->cl[i] * pl->D, s->xd + pl->D);
+        cnt[s->cl[i]]++;
+    }
+}
+
+/* iters Lloyd steps on the sequence's own rows from mu0 (see rt_kmeans_step). */
+static const float *rt_sequence_centroids(const rt_plan *pl, const attn_io *io, int64_t b, int64_t h, int64_t hk,
+                                          const float *mu0, const rt_scratch *s, double *flops)
+{
+    const rt_kmeans_sums *km = &s->km;
+    memcpy(km->mu, mu0, sizeof(float) * (size_t)(pl->kappa * pl->D));
+    for (int64_t it = 0; it < pl->iters; it++) {
+        rt_kmeans_clear(pl, km);
+        *flops += rt_argmax_side(pl, &io->q, km->mu, b, h, s);
+        rt_sum_side(pl, &io->q, b, h, s, km->sq, km->nq);
+        *flops += rt_argmax_side(pl, &io->k, km->mu, b, hk, s);
+        rt_sum_side(pl, &io->k, b, hk, s, km->sk, km->nk);
+        rt_kmeans_step(pl, 0.0, km, km->mu);
+    }
+    return km->mu;
+}
+
 double rt_assign_head(const rt_plan *pl, const attn_io *io, int64_t b, int64_t h, float *scratch, rt_members *m)
 {
     rt_scratch s = rt_scratch_at(pl, scratch);
     int64_t hk = h / (io->q.H / io->k.H), M = rt_members_max(pl);
     m->qoff = s.members, m->koff = m->qoff + pl->kappa + 1;
     m->qidx = m->koff + pl->kappa + 1, m->kidx = m->qidx + M;
-    double tol = rt_load_centroids(pl, &io->w, h, s.mu);
-    return rt_route_side(pl, &io->q, &io->w, b, h, h, tol, &s, m->qoff, m->qidx) +
-           rt_route_side(pl, &io->k, &io->w, b, hk, h, tol, &s, m->koff, m->kidx);
+    double f = 0;
+    const float *mu = rt_centroid(&io->w, h, 0, pl->D);
+    if (pl->iters)
+        mu = rt_sequence_centroids(pl, io, b, h, hk, mu, &s, &f);
+    double tol = rt_load_centroids(pl, mu, s.mu);
+    return f + rt_route_side(pl, &io->q, mu, b, h, tol, &s, m->qoff, m->qidx) +
+           rt_route_side(pl, &io->k, mu, b, hk, tol, &s, m->koff, m->kidx);
 }
 
-double rt_argmax_rows(const rt_plan *pl, const attn_tensor *x, const attn_tensor *w, int64_t b, int64_t hx,
-                      int64_t h, float *scratch, int32_t *cl)
+double rt_argmax_sums(const rt_plan *pl, const attn_tensor *x, const float *mu, int64_t b, int64_t hx, float *scratch,
+                      double *sum, int64_t *cnt)
 {
     rt_scratch s = rt_scratch_at(pl, scratch);
-    double tol = rt_load_centroids(pl, w, h, s.mu);
-    double f = rt_scores(pl, x, w, b, hx, h, &s);
-    rt_argmax_all(pl, x, b, hx, tol, &s);
-    memcpy(cl, s.cl, sizeof(int32_t) * (size_t)pl->N);
+    double f = rt_argmax_side(pl, x, mu, b, hx, &s);
+    rt_sum_side(pl, x, b, hx, &s, sum, cnt);
     return f;
 }

@@ -41,6 +41,7 @@ typedef struct {
     int causal;
     int64_t shift;        /* q_off - k_off: causal allows key j for query i when j <= i + shift */
     uint64_t seed;        /* mixed into the centroids' initial draw */
+    int64_t iters;        /* Lloyd steps on the sequence's own rows before routing (full mask) */
     double decay;         /* EMA lambda of the centroid update */
 } rt_plan;
 
@@ -63,6 +64,27 @@ void rt_unit_f64(const double *x, int64_t D, double *xh);
 /* <a, b> summed in ascending d. */
 double rt_dot_f64(const double *a, const double *b, int64_t D);
 
+/* ---- k-means steps (routing_update.c) ---- */
+
+/* Per-cluster sums of unit rows and the centroids they move. */
+typedef struct {
+    double *sq, *sk, *u;      /* kappa x D sums of unit queries, of unit keys; 2 D scratch */
+    int64_t *nq, *nk;         /* kappa member counts */
+    float *mu;                /* kappa x D centroids */
+} rt_kmeans_sums;
+
+size_t rt_kmeans_floats(const rt_plan *pl);
+rt_kmeans_sums rt_kmeans_at(const rt_plan *pl, float *p); /* p 8-byte aligned */
+void rt_kmeans_clear(const rt_plan *pl, const rt_kmeans_sums *km);
+
+/* sum += x / |x| (u: D scratch); the one way kernel and reference add a row. */
+void rt_sum_unit(const double *x, int64_t D, double *sum, double *u);
+
+/* mu_c <- normalise(lambda mu_c + (1 - lambda) m_c) for every cluster with
+ * members, m_c = (mean unit query + mean unit key) / 2, or one side's mean
+ * when the other has none. lambda = 0: a Lloyd step; decay: the EMA. */
+void rt_kmeans_step(const rt_plan *pl, double lambda, const rt_kmeans_sums *km, float *mu);
+
 /* ---- fp32 assignment (routing_assign.c) ---- */
 
 /* Members of one head: cluster c's queries are qidx[qoff[c] .. qoff[c+1]),
@@ -75,17 +97,18 @@ typedef struct {
 /* Floats of the assignment scratch of one thread (members included). */
 size_t rt_assign_floats(const rt_plan *pl);
 
-/* The members of (b, h) from io's q, k and w into scratch: fp32 scores by
- * sgemm, decided exactly (rt_unit_f64, rt_dot_f64 on the widened rows) where
- * rounding could change the answer, so they equal the double reference's.
- * Returns the FLOPs of the score products. */
+/* The members of (b, h) from io's q, k and w into scratch: with iters, the
+ * centroids first take iters Lloyd steps on the sequence's own unit rows;
+ * fp32 scores by sgemm, decided exactly (rt_unit_f64, rt_dot_f64 on the
+ * widened rows) where rounding could change the answer, so they equal the
+ * double reference's. Returns the FLOPs of the score products. */
 double rt_assign_head(const rt_plan *pl, const attn_io *io, int64_t b, int64_t h, float *scratch, rt_members *m);
 
-/* cl[i] = argmax cluster of the N rows of (b, hx) of x under head h's
- * centroids (the EMA update's assignment; scratch as rt_assign_head).
- * Returns the FLOPs. */
-double rt_argmax_rows(const rt_plan *pl, const attn_tensor *x, const attn_tensor *w, int64_t b, int64_t hx,
-                      int64_t h, float *scratch, int32_t *cl);
+/* Argmax clusters of the N rows of (b, hx) of x under centroids mu (kappa x
+ * D), their unit rows added to sum and counted in cnt (the EMA's
+ * accumulation; scratch as rt_assign_head). Returns the FLOPs. */
+double rt_argmax_sums(const rt_plan *pl, const attn_tensor *x, const float *mu, int64_t b, int64_t hx, float *scratch,
+                      double *sum, int64_t *cnt);
 
 /* ---- attention tiles shared by forward and backward (routing_tile.c) ---- */
 

@@ -1,7 +1,8 @@
 /* Plain double reference of `routing` (the formulas are in
  * routing_internal.h), written as the paper states it and sharing with the
  * fp32 kernel only the exact routing score (rt_unit_f64, rt_dot_f64: "the
- * same routing"): every score r_c of every row, the argmax cluster or each
+ * same routing") and, with iters, the k-means step (rt_sum_unit,
+ * rt_kmeans_step: the same fp32 centroids): every score r_c of every row, the argmax cluster or each
  * cluster's top w by qsort on (score desc, position asc), then per query
  * the multiset of its memberships' candidates and one softmax over it.
  * Also the fidelity view (rt_ref_view): those softmax rows over the
@@ -21,12 +22,13 @@ typedef struct {
     rt_plan pl;
     const attn_io64 *io;
     int64_t b, h, hk;
+    double *mu;                /* kappa x D: the stored centroids, or the sequence's own (iters) */
     unsigned char *qin, *kin;  /* kappa x N: row i is a member of cluster c */
     double *s;                 /* a row's candidate scores (with multiplicity) */
     int64_t *j;                /* and their keys */
 } rt_ref_head;
 
-static void rt_ref_free(rt_ref_head *x) { free(x->qin), free(x->kin), free(x->s), free(x->j); }
+static void rt_ref_free(rt_ref_head *x) { free(x->qin), free(x->kin), free(x->s), free(x->j), free(x->mu); }
 
 static int rt_ref_order(const void *p, const void *q)
 {
@@ -51,7 +53,7 @@ static int rt_ref_route(rt_ref_head *x, const attn_tensor_f64 *t, int64_t hx, un
     for (int64_t i = 0; i < N; i++) {
         rt_unit_f64(attn_at64(t, x->b, hx, i), D, u);
         for (int64_t c = 0; c < K; c++)
-            r[i * K + c] = rt_dot_f64(u, attn_at64(&x->io->w, 0, x->h, 0) + c * D, D);
+            r[i * K + c] = rt_dot_f64(u, x->mu + c * D, D);
     }
     memset(in, 0, (size_t)(K * N));
     for (int64_t i = 0; pl->assign == RT_ARGMAX && i < N; i++) {
@@ -71,6 +73,52 @@ static int rt_ref_route(rt_ref_head *x, const attn_tensor_f64 *t, int64_t hx, un
     return 0;
 }
 
+/* The first c of largest <x^, mu_c>. */
+static int64_t rt_ref_nearest(const rt_ref_head *x, const double *row, double *u)
+{
+    int64_t best = 0, D = x->pl.D;
+    double r_best = -INFINITY;
+    rt_unit_f64(row, D, u);
+    for (int64_t c = 0; c < x->pl.kappa; c++) {
+        double r = rt_dot_f64(u, x->mu + c * D, D);
+        if (r > r_best)
+            r_best = r, best = c;
+    }
+    return best;
+}
+
+/* iters Lloyd steps of the centroids on the sequence's unit queries and
+ * keys (rt_kmeans_step with lambda 0), kept in fp32 as the kernel keeps
+ * them. */
+static int rt_ref_lloyd(rt_ref_head *x)
+{
+    const rt_plan *pl = &x->pl;
+    int64_t D = pl->D, KD = pl->kappa * D;
+    float *buf = malloc(sizeof(float) * rt_kmeans_floats(pl)), *mu = malloc(sizeof(float) * (size_t)KD);
+    double *u = malloc(sizeof(double) * (size_t)D);
+    if (!buf || !mu || !u) {
+        free(buf), free(mu), free(u);
+        return attn_fail(ATTN_ENOMEM, "routing reference: out of memory for the k-means sums");
+    }
+    rt_kmeans_sums km = rt_kmeans_at(pl, buf);
+    for (int64_t e = 0; e < KD; e++)
+        mu[e] = (float)x->mu[e];
+    for (int64_t it = 0; it < pl->iters; it++) {
+        rt_kmeans_clear(pl, &km);
+        for (int64_t i = 0; i < pl->N; i++) { /* every assignment under this step's centroids */
+            const double *q = attn_at64(&x->io->q, x->b, x->h, i), *k = attn_at64(&x->io->k, x->b, x->hk, i);
+            int64_t cq = rt_ref_nearest(x, q, u), ck = rt_ref_nearest(x, k, u);
+            rt_sum_unit(q, D, km.sq + cq * D, u), km.nq[cq]++;
+            rt_sum_unit(k, D, km.sk + ck * D, u), km.nk[ck]++;
+        }
+        rt_kmeans_step(pl, 0.0, &km, mu);
+        for (int64_t e = 0; e < KD; e++)
+            x->mu[e] = mu[e];
+    }
+    free(buf), free(mu), free(u);
+    return 0;
+}
+
 static int rt_ref_open(rt_ref_head *x, const attn_args *a, const attn_io64 *io, int64_t b, int64_t h)
 {
     memset(x, 0, sizeof *x);
@@ -84,11 +132,17 @@ static int rt_ref_open(rt_ref_head *x, const attn_args *a, const attn_io64 *io, 
     size_t KN = (size_t)(x->pl.kappa * x->pl.N), cap = KN + (size_t)(x->pl.kappa + x->pl.N + 1);
     x->qin = malloc(KN), x->kin = malloc(KN);
     x->s = malloc(sizeof(double) * cap), x->j = malloc(sizeof(int64_t) * cap);
-    if (!x->qin || !x->kin || !x->s || !x->j) {
+    x->mu = malloc(sizeof(double) * (size_t)(x->pl.kappa * a->D));
+    if (!x->qin || !x->kin || !x->s || !x->j || !x->mu) {
         rt_ref_free(x);
         return attn_fail(ATTN_ENOMEM, "routing reference: out of memory for N=%lld", (long long)x->pl.N);
     }
-    if ((rc = rt_ref_route(x, &io->q, h, x->qin)) == 0)
+    memcpy(x->mu, attn_at64(&io->w, 0, h, 0), sizeof(double) * (size_t)(x->pl.kappa * a->D));
+    if (x->pl.iters)
+        rc = rt_ref_lloyd(x);
+    if (!rc)
+        rc = rt_ref_route(x, &io->q, h, x->qin);
+    if (!rc)
         rc = rt_ref_route(x, &io->k, x->hk, x->kin);
     if (rc)
         rt_ref_free(x);
