@@ -196,8 +196,8 @@ Test(routing, argmax_routing_is_softmax_masked_to_the_query_cluster, .timeout = 
 static double peaked_rel_err(const char *params, uint64_t seed)
 {
     attn_args a = rt_args(1, 2, 2, 512, 32, "full", params, 2);
-    fx_problem p;
-    fx_make_for(&p, K, &a, seed);
+    fx_problem p; /* no own reference: the oracle is what this compares with */
+    cr_assert_eq(problem_make(&p, K, &a, seed, PROBLEM_TWIN), 0, "%s", attn_last_error());
     attn_io io = problem_io(&p);
     fid_fill(FID_PEAKED, &a, seed, &io);
     problem_widen_inputs(&p);
@@ -396,4 +396,34 @@ Test(routing, a_training_step_updates_the_centroids_by_ema_and_evaluation_does_n
     for (size_t i = 0; i < info[at].count; i++)
         cr_assert_eq(m.grads[info[at].offset + i], 0.0f, "centroids got a gradient");
     nn_model_free(&m);
+}
+
+/* ---- leakage and determinism on the paths the parameters select ---- */
+
+Test(routing, causal_rows_ignore_later_rows_bitwise_on_every_causal_path, .timeout = 30)
+{
+    static const char *const params[] = {"clusters=3", "clusters=5 keep_diag=0", "clusters=1", "clusters=40"};
+    for (size_t c = 0; c < sizeof params / sizeof *params; c++)
+        for (int64_t at = 7; at <= 40; at += 33) {
+            attn_args a = rt_args(1, 4, 2, 97, 16, "causal", params[c], 2);
+            int ok = 0;
+            cr_assert_eq(check_kernel_causal_leakage(K, &a, at, &ok), 0, "%s", attn_last_error());
+            cr_assert(ok, "%s: rows < %lld changed when later rows did", params[c], (long long)at);
+        }
+}
+
+Test(routing, results_and_gradients_are_bitwise_the_same_for_1_2_and_3_threads, .timeout = 60)
+{
+    static const struct {
+        const char *mask, *params;
+    } cases[] = {{"causal", "clusters=3"}, {"causal", "clusters=5 keep_diag=0"}, {"full", "assign=balanced clusters=6"},
+                 {"full", "iters=2 clusters=4"}};
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++)
+        for (int th = 2; th <= 3; th++) {
+            attn_args a = rt_args(2, 4, 2, 130, 16, cases[c].mask, cases[c].params, 1);
+            a.Dv = 24;
+            int ok = 0;
+            cr_assert_eq(check_kernel_thread_determinism(K, &a, th, &ok), 0, "%s", attn_last_error());
+            cr_assert(ok, "%s %s: 1 and %d threads differ", cases[c].mask, cases[c].params, th);
+        }
 }
