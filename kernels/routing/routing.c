@@ -62,6 +62,15 @@ int rt_plan_make(rt_plan *pl, const attn_args *a)
     return 0;
 }
 
+int rt_check_weights(const rt_plan *pl, const attn_io *io)
+{
+    if (!io->w.data || io->w.D < pl->kappa * pl->D)
+        return attn_fail(ATTN_EINVAL, "kernel 'routing': io.w: expected %lld centroid columns per head (clusters=%lld "
+                                      "x D=%lld), found %lld", (long long)(pl->kappa * pl->D), (long long)pl->kappa,
+                         (long long)pl->D, (long long)(io->w.data ? io->w.D : 0));
+    return 0;
+}
+
 /* ---- workspace ---- */
 
 static size_t rt_round16(size_t n) { return (n + 15) / 16 * 16; }

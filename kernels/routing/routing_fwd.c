@@ -140,15 +140,6 @@ static void rt_head_forward(const rt_plan *pl, const attn_io *io, int64_t b, int
         memcpy(io->lse + (b * io->q.H + h) * pl->N, t->lse, sizeof(float) * (size_t)pl->N);
 }
 
-int rt_check_weights(const rt_plan *pl, const attn_io *io)
-{
-    if (!io->w.data || io->w.D < pl->kappa * pl->D)
-        return attn_fail(ATTN_EINVAL, "kernel 'routing': io.w: expected %lld centroid columns per head (clusters=%lld "
-                                      "x D=%lld), found %lld", (long long)(pl->kappa * pl->D), (long long)pl->kappa,
-                         (long long)pl->D, (long long)(io->w.data ? io->w.D : 0));
-    return 0;
-}
-
 // q is (B,H,N,D), k is (B,H_kv,N,D), v is (B,H_kv,N,Dv), w is (1,H,1,>=kappa D); o is (B,H,N,Dv), lse (B,H,N)
 int rt_forward(attn_ctx *ctx, const attn_io *io)
 {
