@@ -427,3 +427,23 @@ Test(routing, results_and_gradients_are_bitwise_the_same_for_1_2_and_3_threads, 
             cr_assert(ok, "%s %s: 1 and %d threads differ", cases[c].mask, cases[c].params, th);
         }
 }
+
+/* ---- cost model ---- */
+
+Test(routing, cost_model_is_routing_scores_plus_attention_to_n_over_kappa_keys)
+{
+    attn_args a = rt_args(2, 4, 2, 1000, 32, "full", "clusters=10", 1);
+    a.Dv = 16;
+    double route = 4.0 * 1000 * 32 * 10, att = 2.0 * 1000 * 100 * (32 + 16);
+    cr_assert_float_eq(K->flops(&a, ATTN_PASS_FWD), 8 * (route + att), 1e-6);
+    cr_assert_float_eq(K->flops(&a, ATTN_PASS_BWD), 2.5 * 8 * (route + att), 1e-6);
+    attn_args c = rt_args(2, 4, 2, 1000, 32, "causal", "clusters=10", 1);
+    c.Dv = 16;
+    cr_assert_float_eq(K->flops(&c, ATTN_PASS_FWD), 8 * (route + att / 2), 1e-6);
+    attn_args it = rt_args(2, 4, 2, 1000, 32, "full", "clusters=10 iters=3", 1);
+    it.Dv = 16;
+    cr_assert_float_eq(K->flops(&it, ATTN_PASS_FWD), 8 * (4 * route + att), 1e-6, "Lloyd steps route again");
+    size_t kv = 2 * 2 * (2 * 1000) * 32 * sizeof(float) /* K and V of 2 KV heads, 2 sequences */, centroids = 4 * 10 * 32 * sizeof(float);
+    cr_assert_eq(K->state_bytes(&a), kv + centroids);
+    cr_assert_float_eq(K->bytes(&a, ATTN_PASS_FWD), attn_softmax_bytes(&a, ATTN_PASS_FWD) + (double)centroids, 1e-6);
+}
