@@ -15,7 +15,6 @@
 
 #include <cblas.h>
 #include <math.h>
-#include <omp.h>
 #include <string.h>
 
 /* The head's dK (N x D) and dV (N x Dv) before the GQA sum. */
@@ -70,10 +69,18 @@ static void rt_self_grad(const rt_plan *pl, const attn_io *io, const rt_tiles *t
         hg->dv[j * Dv + d] += p * dO[d];
 }
 
-static void rt_query_tile_bwd(const rt_plan *pl, const attn_io *io, const attn_grads *g, rt_tiles *t, int64_t b,
-                              int64_t h, const int32_t *qi, int64_t n, const int32_t *kj, int64_t nk,
-                              const rt_head_grad *hg, rt_tally *tl)
+/* What a backward tile writes to: the problem's gradients and the head's dK, dV. */
+typedef struct {
+    const attn_grads *g;
+    rt_head_grad hg;
+} rt_bwd_out;
+
+static void rt_query_tile_bwd(const rt_plan *pl, const attn_io *io, rt_tiles *t, int64_t b, int64_t h,
+                              const int32_t *qi, int64_t n, const int32_t *kj, int64_t nk, void *arg, rt_tally *tl)
 {
+    const rt_bwd_out *out = arg;
+    const attn_grads *g = out->g;
+    const rt_head_grad *hg = &out->hg;
     int64_t D = pl->D, Dv = pl->Dv, hk = h / (io->q.H / io->k.H);
     const float *lse_h = io->lse + (b * io->q.H + h) * pl->N;
     float lse[RT_BQ];
@@ -122,32 +129,29 @@ static void rt_query_tile_bwd(const rt_plan *pl, const attn_io *io, const attn_g
     tl->bytes += 4.0 * (double)(n * (D + 2 * Dv + 1));
 }
 
-static void rt_head_backward(const rt_plan *pl, const attn_io *io, const attn_grads *g, int64_t b, int64_t h,
-                             float *assign, rt_tiles *t, const rt_head_grad *hg, rt_tally *tl)
-{
-    rt_members m;
-    tl->flops += rt_assign_head(pl, io, b, h, assign, &m);
-    memset(hg->dk, 0, sizeof(float) * (size_t)(pl->N * pl->D));
-    memset(hg->dv, 0, sizeof(float) * (size_t)(pl->N * pl->Dv));
-    for (int64_t i = 0; i < pl->N; i++)
-        memset(attn_at(&g->dq, b, h, i), 0, sizeof(float) * (size_t)pl->D);
-    memset(t->in_c, 0, (size_t)pl->N);
-    for (int64_t c = 0; c < pl->kappa; c++) {
-        const int32_t *qi = m.qidx + m.qoff[c], *kj = m.kidx + m.koff[c];
-        int64_t nq = m.qoff[c + 1] - m.qoff[c], nk = m.koff[c + 1] - m.koff[c];
-        for (int64_t j = 0; j < nk; j++)
-            t->in_c[kj[j]] = 1;
-        for (int64_t q0 = 0; q0 < nq; q0 += RT_BQ)
-            rt_query_tile_bwd(pl, io, g, t, b, h, qi + q0, nq - q0 < RT_BQ ? nq - q0 : RT_BQ, kj, nk, hg, tl);
-        for (int64_t j = 0; j < nk; j++)
-            t->in_c[kj[j]] = 0;
-    }
-}
-
 static rt_head_grad rt_head_grad_of(const attn_ctx *ctx, const rt_layout *ly, const rt_plan *pl, int64_t bh)
 {
     float *p = rt_head_grads(ctx, ly, bh);
     return (rt_head_grad){.dk = p, .dv = p + pl->N * pl->D};
+}
+
+/* The backward's context for rt_for_heads. */
+typedef struct {
+    const attn_ctx *ctx;
+    const rt_layout *ly;
+    const attn_grads *g;
+} rt_bwd_job;
+
+static void rt_head_backward(const rt_plan *pl, const attn_io *io, int64_t b, int64_t h, float *assign, rt_tiles *t,
+                             void *arg, rt_tally *tl)
+{
+    const rt_bwd_job *jb = arg;
+    rt_bwd_out out = {.g = jb->g, .hg = rt_head_grad_of(jb->ctx, jb->ly, pl, b * io->q.H + h)};
+    memset(out.hg.dk, 0, sizeof(float) * (size_t)(pl->N * pl->D));
+    memset(out.hg.dv, 0, sizeof(float) * (size_t)(pl->N * pl->Dv));
+    for (int64_t i = 0; i < pl->N; i++)
+        memset(attn_at(&jb->g->dq, b, h, i), 0, sizeof(float) * (size_t)pl->D);
+    rt_walk_clusters(pl, io, b, h, assign, t, RT_BQ, rt_query_tile_bwd, &out, tl);
 }
 
 /* dK, dV of (b, hk) row j: the sum over the group's heads, in head order. */
@@ -180,21 +184,11 @@ int rt_backward(attn_ctx *ctx, const attn_io *io, const attn_grads *g)
     int rc = rt_pass_open(ctx, io, &pl, &ly);
     if (rc)
         return rc;
-#pragma omp parallel num_threads(a->threads)
-    {
-        rt_tally tl = {0};
-        float *slot = rt_thread_slot(ctx, &ly, omp_get_thread_num());
-        rt_tiles t = rt_tiles_at(&pl, slot + ly.assign_floats);
-#pragma omp for schedule(dynamic, 1)
-        for (int64_t bh = 0; bh < a->B * a->H; bh++) {
-            rt_head_grad hg = rt_head_grad_of(ctx, &ly, &pl, bh);
-            rt_head_backward(&pl, io, g, bh / a->H, bh % a->H, slot, &t, &hg, &tl);
-        }
-#pragma omp for schedule(static)
-        for (int64_t r = 0; r < a->B * a->H_kv * pl.N; r++)
-            rt_group_sum(ctx, &ly, &pl, g, r / (a->H_kv * pl.N), r / pl.N % a->H_kv, r % pl.N);
-        rt_tally_flush(&tl);
-    }
+    rt_bwd_job jb = {.ctx = ctx, .ly = &ly, .g = g};
+    rt_for_heads(ctx, io, &pl, &ly, rt_head_backward, &jb);
+#pragma omp parallel for num_threads(a->threads) schedule(static)
+    for (int64_t r = 0; r < a->B * a->H_kv * pl.N; r++)
+        rt_group_sum(ctx, &ly, &pl, g, r / (a->H_kv * pl.N), r / pl.N % a->H_kv, r % pl.N);
     for (int64_t h = 0; g->dw.data && h < g->dw.H; h++) /* centroids move by EMA, not by gradient */
         memset(attn_at(&g->dw, 0, h, 0), 0, sizeof(float) * (size_t)g->dw.D);
     return 0;

@@ -13,7 +13,6 @@
 
 #include <cblas.h>
 #include <math.h>
-#include <omp.h>
 #include <string.h>
 
 /* One more key tile into the running (m, l, A) of n rows: S (ld RT_BK)
@@ -84,8 +83,9 @@ static void rt_merge_row(const rt_plan *pl, const rt_tiles *t, int64_t r, float 
 
 /* One tile of n member queries qi of cluster c with its nk keys kj. */
 static void rt_query_tile(const rt_plan *pl, const attn_io *io, rt_tiles *t, int64_t b, int64_t h, const int32_t *qi,
-                          int64_t n, const int32_t *kj, int64_t nk, rt_tally *tl)
+                          int64_t n, const int32_t *kj, int64_t nk, void *unused, rt_tally *tl)
 {
+    (void)unused;
     int64_t D = pl->D, Dv = pl->Dv, hk = h / (io->q.H / io->k.H);
     rt_gather(&io->q, b, h, qi, n, pl->bq, (float)pl->scale, t->Q, D);
     for (int64_t r = 0; r < n; r++)
@@ -116,26 +116,14 @@ static void rt_query_tile(const rt_plan *pl, const attn_io *io, rt_tiles *t, int
 }
 
 static void rt_head_forward(const rt_plan *pl, const attn_io *io, int64_t b, int64_t h, float *assign, rt_tiles *t,
-                            rt_tally *tl)
+                            void *unused, rt_tally *tl)
 {
-    rt_members m;
-    tl->flops += rt_assign_head(pl, io, b, h, assign, &m);
-    tl->bytes += 4.0 * (double)(2 * pl->N * pl->D + pl->kappa * pl->D);
+    (void)unused;
     for (int64_t i = 0; i < pl->N; i++) {
         memset(attn_at(&io->o, b, h, i), 0, sizeof(float) * (size_t)pl->Dv);
         t->lse[i] = -INFINITY;
     }
-    memset(t->in_c, 0, (size_t)pl->N);
-    for (int64_t c = 0; c < pl->kappa; c++) {
-        const int32_t *qi = m.qidx + m.qoff[c], *kj = m.kidx + m.koff[c];
-        int64_t nq = m.qoff[c + 1] - m.qoff[c], nk = m.koff[c + 1] - m.koff[c];
-        for (int64_t j = 0; j < nk; j++)
-            t->in_c[kj[j]] = 1;
-        for (int64_t q0 = 0; q0 < nq; q0 += pl->bq)
-            rt_query_tile(pl, io, t, b, h, qi + q0, nq - q0 < pl->bq ? nq - q0 : pl->bq, kj, nk, tl);
-        for (int64_t j = 0; j < nk; j++)
-            t->in_c[kj[j]] = 0;
-    }
+    rt_walk_clusters(pl, io, b, h, assign, t, pl->bq, rt_query_tile, NULL, tl);
     if (io->lse)
         memcpy(io->lse + (b * io->q.H + h) * pl->N, t->lse, sizeof(float) * (size_t)pl->N);
 }
@@ -143,21 +131,10 @@ static void rt_head_forward(const rt_plan *pl, const attn_io *io, int64_t b, int
 // q is (B,H,N,D), k is (B,H_kv,N,D), v is (B,H_kv,N,Dv), w is (1,H,1,>=kappa D); o is (B,H,N,Dv), lse (B,H,N)
 int rt_forward(attn_ctx *ctx, const attn_io *io)
 {
-    const attn_args *a = &ctx->args;
     rt_plan pl;
     rt_layout ly;
     int rc = rt_pass_open(ctx, io, &pl, &ly);
-    if (rc)
-        return rc;
-#pragma omp parallel num_threads(a->threads)
-    {
-        rt_tally tl = {0};
-        float *slot = rt_thread_slot(ctx, &ly, omp_get_thread_num());
-        rt_tiles t = rt_tiles_at(&pl, slot + ly.assign_floats);
-#pragma omp for schedule(dynamic, 1)
-        for (int64_t bh = 0; bh < a->B * a->H; bh++)
-            rt_head_forward(&pl, io, bh / a->H, bh % a->H, slot, &t, &tl);
-        rt_tally_flush(&tl);
-    }
-    return 0;
+    if (!rc)
+        rt_for_heads(ctx, io, &pl, &ly, rt_head_forward, NULL);
+    return rc;
 }

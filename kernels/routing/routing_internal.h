@@ -185,4 +185,21 @@ void rt_tally_flush(const rt_tally *t);
  * OpenMP over (b, h). */
 int rt_pass_open(const attn_ctx *ctx, const attn_io *io, rt_plan *pl, rt_layout *ly);
 
+/* One query tile of a cluster: n member queries qi, the cluster's nk keys kj. */
+typedef void (*rt_tile_fn)(const rt_plan *pl, const attn_io *io, rt_tiles *t, int64_t b, int64_t h, const int32_t *qi,
+                           int64_t n, const int32_t *kj, int64_t nk, void *arg, rt_tally *tl);
+
+/* Routes (b, h) (rt_assign_head) and calls fn on every tile of bq member
+ * queries of every cluster, clusters in order, t->in_c marking the current
+ * cluster's keys. */
+void rt_walk_clusters(const rt_plan *pl, const attn_io *io, int64_t b, int64_t h, float *assign, rt_tiles *t,
+                      int64_t bq, rt_tile_fn fn, void *arg, rt_tally *tl);
+
+/* fn(b, h) for every head: one OpenMP task each, with the thread's scratch
+ * (assignment, tiles); the counters flushed once per thread. */
+typedef void (*rt_head_fn)(const rt_plan *pl, const attn_io *io, int64_t b, int64_t h, float *assign, rt_tiles *t,
+                           void *arg, rt_tally *tl);
+void rt_for_heads(const attn_ctx *ctx, const attn_io *io, const rt_plan *pl, const rt_layout *ly, rt_head_fn fn,
+                  void *arg);
+
 #endif

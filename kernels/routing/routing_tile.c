@@ -1,12 +1,14 @@
 /* `routing` attention tiles: the buffers of one thread, gathering a
- * cluster's rows and the causal mask of a tile, and the setup and counters
- * of a pass, shared by the forward and the backward. */
+ * cluster's rows, the causal mask of a tile, and what the forward and the
+ * backward share around them: the setup and counters of a pass, the
+ * parallel loop over heads and the walk over a head's clusters. */
 #include "routing_internal.h"
 
 #include "kernels/core/counters.h"
 
 #include <cblas.h>
 #include <math.h>
+#include <omp.h>
 #include <string.h>
 
 int rt_pass_open(const attn_ctx *ctx, const attn_io *io, rt_plan *pl, rt_layout *ly)
@@ -79,5 +81,40 @@ void rt_mask_tile(const rt_plan *pl, const int32_t *qidx, int64_t nq, const int3
         for (int64_t c = 0; c < m; c++)
             if (kidx[c] > last)
                 S[r * RT_BK + c] = -INFINITY;
+    }
+}
+
+void rt_walk_clusters(const rt_plan *pl, const attn_io *io, int64_t b, int64_t h, float *assign, rt_tiles *t,
+                      int64_t bq, rt_tile_fn fn, void *arg, rt_tally *tl)
+{
+    rt_members m;
+    tl->flops += rt_assign_head(pl, io, b, h, assign, &m);
+    tl->bytes += 4.0 * (double)(2 * pl->N * pl->D + pl->kappa * pl->D);
+    memset(t->in_c, 0, (size_t)pl->N);
+    for (int64_t c = 0; c < pl->kappa; c++) {
+        const int32_t *qi = m.qidx + m.qoff[c], *kj = m.kidx + m.koff[c];
+        int64_t nq = m.qoff[c + 1] - m.qoff[c], nk = m.koff[c + 1] - m.koff[c];
+        for (int64_t j = 0; j < nk; j++)
+            t->in_c[kj[j]] = 1;
+        for (int64_t q0 = 0; q0 < nq; q0 += bq)
+            fn(pl, io, t, b, h, qi + q0, nq - q0 < bq ? nq - q0 : bq, kj, nk, arg, tl);
+        for (int64_t j = 0; j < nk; j++)
+            t->in_c[kj[j]] = 0;
+    }
+}
+
+void rt_for_heads(const attn_ctx *ctx, const attn_io *io, const rt_plan *pl, const rt_layout *ly, rt_head_fn fn,
+                  void *arg)
+{
+    const attn_args *a = &ctx->args;
+#pragma omp parallel num_threads(a->threads)
+    {
+        rt_tally tl = {0};
+        float *slot = rt_thread_slot(ctx, ly, omp_get_thread_num());
+        rt_tiles t = rt_tiles_at(pl, slot + ly->assign_floats);
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t bh = 0; bh < a->B * a->H; bh++)
+            fn(pl, io, bh / a->H, bh % a->H, slot, &t, arg, &tl);
+        rt_tally_flush(&tl);
     }
 }
