@@ -53,12 +53,11 @@ int rt_plan_make(rt_plan *pl, const attn_args *a)
     pl->causal = a->mask.kind == ATTN_MASK_CAUSAL || a->mask.causal;
     pl->shift = a->q_off - a->k_off;
     if (pl->assign == RT_BALANCED && pl->causal)
-        return attn_fail(ATTN_EUNSUPPORTED, "kernel 'routing': assign=balanced picks each cluster's keys over the whole "
-                                            "sequence (a later key can push out an earlier one), expected mask full, "
-                                            "found causal (assign=argmax is causal)");
+        return attn_fail(ATTN_EUNSUPPORTED, "kernel 'routing': assign=balanced needs mask full (a cluster's keys are "
+                                            "chosen over the whole sequence), found causal");
     if (pl->iters > 0 && pl->causal)
-        return attn_fail(ATTN_EUNSUPPORTED, "kernel 'routing': iters > 0 fits the centroids to the whole sequence (later "
-                                            "rows move earlier rows' clusters), expected mask full, found causal");
+        return attn_fail(ATTN_EUNSUPPORTED, "kernel 'routing': iters > 0 needs mask full (the centroids are fitted "
+                                            "to the whole sequence), found causal");
     return 0;
 }
 
