@@ -1,7 +1,7 @@
 /* `routing` forward (docs/kernels/routing.md; the math is in
  * routing_internal.h). One OpenMP task per (b, h): its assignment
- * (routing_assign.c), then cluster after cluster, per tile of BQ member
- * queries, an online softmax over the cluster's keys in tiles of BK
+ * (routing_assign.c), then cluster after cluster, per tile of bq member
+ * queries, an online softmax over the cluster's keys in tiles of bk
  * (S = sc Q K^T and P V by cblas_sgemm; causal tiles past the last query
  * are skipped), the query's own key when keep_diag adds it, and the
  * membership merged into the row by logsumexp. Clusters are visited in
