@@ -429,6 +429,18 @@ int nn_attn_backward(nn_attn *l, const float *x, const nn_attn_acts *a, const fl
     return 0;
 }
 
+int nn_attn_train_update(nn_attn *l, const nn_attn_acts *a)
+{
+    if (!l->cfg.kernel->train_update || !l->w_cols)
+        return 0;
+    int rc = check_planned(l);
+    if (rc)
+        return rc;
+    attn_io io = block_io(l, a);
+    attn_tensor w = weights_view(l, l->w);
+    return l->cfg.kernel->train_update(&l->ctx.args, &io, &w);
+}
+
 /* ---- double reference: the same graph in plain double loops */
 
 /* qp, kp: q and k before RoPE; xq, xk, xv: the projection outputs before the

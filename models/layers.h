@@ -378,6 +378,12 @@ int nn_attn_forward(nn_attn *l, const float *x, const nn_attn_acts *a, float *y)
 int nn_attn_backward(nn_attn *l, const float *x, const nn_attn_acts *a, const float *dy,
                      const nn_attn_scratch *s, float *dx);
 
+/* The kernel's non-gradient update of its learned weights (attn_kernel.
+ * train_update: routing's centroid EMA) from the inputs of the planned
+ * forward whose activations are a; nothing for other kernels. The model
+ * calls it after a training step's backward, once per application. */
+int nn_attn_train_update(nn_attn *l, const nn_attn_acts *a);
+
 /* Double references: the softmax oracle (kernels/core/oracle.h) for softmax
  * kernels (ref_forward == NULL), the kernel's own ref_forward otherwise.
  * The backward needs the oracle (ATTN_EUNSUPPORTED for ref_forward kernels:

@@ -190,9 +190,10 @@ int nn_model_params(const nn_model *m, nn_param_info *info, int max)
             snprintf(s, sizeof s, "l%lld.attn.router", (long long)l);
             add_dense(&t, s, &b->attn.router);
         }
-        if (b->attn.w_cols) { /* the kernel's own weights (GAM: bank, taps, gates), decayed like weights */
+        if (b->attn.w_cols) { /* the kernel's own weights (GAM: bank, taps, gates), decayed like weights;
+                                 not those it updates itself (routing's centroids: train_update) */
             snprintf(s, sizeof s, "l%lld.attn.kernel_w", (long long)l);
-            add(&t, s, b->attn.off_w, b->attn.cfg.H, b->attn.w_cols, 1);
+            add(&t, s, b->attn.off_w, b->attn.cfg.H, b->attn.w_cols, !b->attn.cfg.kernel->train_update);
         }
         if (m->cfg.mlp) {
             snprintf(s, sizeof s, "l%lld.n2", (long long)l);

@@ -402,6 +402,11 @@ int nn_model_backward(nn_model *m, const nn_batch *b, uint64_t step, float scale
     }
     if (!rc)
         rc = nn_embed_backward(&m->emb, p->tok, p->dres, p->Bt, N, th);
+    /* non-gradient weight updates (routing's centroid EMA) after the whole
+     * backward: the step's forward and backward saw the same weights, also
+     * where a block is applied more than once (loops) */
+    for (int64_t a = 0; !rc && a < p->A; a++)
+        rc = nn_attn_train_update(&m->blk[a % c->layers].attn, &p->aa[a]);
     p->training = 0; /* the logits now hold scaled gradients: one backward per forward */
     return rc;
 }

@@ -218,6 +218,14 @@ typedef struct attn_kernel {
      * Both buffers are the caller's; a bit not returned leaves its buffer unread. */
     int (*ref_view)(const attn_args *args, const attn_io64 *io, int64_t b, int64_t h, const int64_t *rows,
                     int64_t n_rows, double *P, unsigned char *sel);
+    /* Non-gradient update of the learned weights io.w (ATTN_IN_WEIGHTS) from a
+     * training step's inputs: routing's centroid EMA. The model calls it once
+     * per attention application after the step's backward (so forward and
+     * backward saw the same weights), writing w in place; the kernel's dw is
+     * 0 for such weights and the optimizer neither moves nor decays them.
+     * A pure function of (args, io, w); `threads` of args may be used.
+     * NULL: every weight is trained by its gradient. */
+    int (*train_update)(const attn_args *args, const attn_io *io, attn_tensor *w);
 } attn_kernel;
 
 /* What attn_kernel.ref_view wrote. */

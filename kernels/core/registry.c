@@ -39,7 +39,8 @@
     X(cca) \
     X(probsparse) \
     X(combiner) \
-    X(hyper)
+    X(hyper) \
+    X(routing)
 
 #define DECLARE(name) extern const attn_kernel attn_kernel_##name;
 ATTN_REGISTERED_KERNELS(DECLARE)
