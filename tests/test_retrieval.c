@@ -236,3 +236,25 @@ Test(retrieval, rejects_unknown_parameters_and_other_value_widths)
     b.Dv = 8;
     cr_assert_neq(attn_ctx_create(K, &b, &ctx), 0);
 }
+
+/* A NaN key must not crash the search (list ranking, heaps, k-means) and
+ * stays in its own KV group: the other group's outputs keep their bits. */
+Test(retrieval, a_nan_key_stays_within_its_kv_group)
+{
+    const char *params[] = {"n_sink=2 w=8 r=8 min_index=16", "n_sink=2 w=8 r=8 min_index=16 exact=1"};
+    for (int ip = 0; ip < 2; ip++) {
+        attn_args a = ret_args(4, 2, 4, 600, 16, "causal", params[ip]);
+        problem p;
+        cr_assert_eq(problem_make(&p, K, &a, 4, 0), 0);
+        cr_assert_eq(fx_run(K, &p, 0), 0, "%s", attn_last_error());
+        size_t half = sizeof(float) * (size_t)(2 * p.o.sh); /* heads 2, 3: KV group 1 */
+        float *before = malloc(half);
+        memcpy(before, attn_at(&p.o, 0, 2, 0), half);
+        attn_at(&p.k, 0, 0, 100)[3] = NAN;
+        cr_assert_eq(fx_run(K, &p, 0), 0, "%s: %s", params[ip], attn_last_error());
+        cr_assert(memcmp(before, attn_at(&p.o, 0, 2, 0), half) == 0, "%s: a NaN in KV head 0 changed KV head 1",
+                  params[ip]);
+        free(before);
+        problem_free(&p);
+    }
+}
