@@ -9,9 +9,10 @@
  * every head. IVF: lists ranked by their bound <q, mu_c> + |q| rho_c over
  * the members the row may see; nprobe: each head's nprobe first lists, the
  * union of the group's lists read once, a key scored for the heads that
- * chose its list; exact=1: each head scans its lists in rank order and
- * stops when the next bound is below its r-th best score, so it returns the
- * exhaustive top r. A head keeps its r best in a heap (ties: lower row).
+ * chose its list; exact=1: the group reads lists one at a time, each offered
+ * to the heads whose best unscanned bound is not yet below their r-th best
+ * score, so every head returns the exhaustive top r. A head keeps its r
+ * best in a heap (ties: lower row).
  *
  * Attention: the static scores by one sgemm for the G heads (K read in
  * place), the retrieved keys' logits are their search scores times the
@@ -35,7 +36,7 @@ ret_search_ws ret_search_carve(const ret_plan *pl, float *p)
 {
     int64_t G = pl->G, nl = pl->nlist_max, hits = pl->hits_max + 1;
     ret_search_ws w;
-    w.ranked = p, p += 4 * RET_ROUND16(nl);
+    w.ranked = p, p += G * 4 * RET_ROUND16(nl);
     w.count = (int32_t *)p, p += RET_ROUND16(nl);
     w.chosen = (unsigned char *)p, p += RET_ROUND16(G * nl);
     w.hits = (ret_hit *)p, w.hits_ld = RET_ROUND16(hits), p += G * 4 * RET_ROUND16(hits);
@@ -125,10 +126,9 @@ static void ret_search_all(ret_step *x)
         ret_score_key(x, x->rw->idx_lo + m, NULL);
 }
 
-/* Head g's lists with visible members, ranked by bound; returns how many. */
-static int64_t ret_rank_lists(ret_step *x, const ret_lists *L, int64_t nl, int64_t g)
+/* Head g's lists with visible members, ranked by bound, into rk; returns how many. */
+static int64_t ret_rank_lists(ret_step *x, const ret_lists *L, int64_t nl, int64_t g, ret_ranked *rk)
 {
-    ret_ranked *rk = (ret_ranked *)x->w->ranked;
     const float *q = ret_qrow(x, g);
     int64_t D = x->pl->D, n = 0;
     double qn = sqrt(ret_dot(q, q, D));
@@ -147,22 +147,35 @@ static void ret_scan_list(ret_step *x, const ret_lists *L, int64_t c, const unsi
     x->t->bytes += 8.0 * (double)x->w->count[c]; /* member and radius entries */
 }
 
-/* exact=1: head g alone, lists in rank order until the next bound is below
- * its r-th best (with a margin far above the rounding of the bound). */
+/* exact=1: the group scans lists one at a time, each read once and offered
+ * to every head still active; head g stays active while the best bound of
+ * its unscanned lists is not below its r-th best score (with a margin far
+ * above the bound's rounding). A head is offered every key of its lists
+ * above that bound (and maybe more), so it keeps the exhaustive top r. */
 static void ret_search_exact(ret_step *x, const ret_lists *L, int64_t nl)
 {
-    unsigned char *only = x->w->chosen; /* only head g is offered the keys */
-    for (int64_t g = 0; g < x->pl->G; g++) {
-        int64_t n = ret_rank_lists(x, L, nl, g);
-        const ret_ranked *rk = (const ret_ranked *)x->w->ranked;
-        ret_hit *h = ret_hits(x, g);
-        memset(only, 0, (size_t)x->pl->G);
-        only[g] = 1;
-        for (int64_t u = 0; u < n; u++) {
-            if (x->nh[g] == x->pl->r && rk[u].b + 1e-9 * (fabs(rk[u].b) + 1.0) < h[0].s)
-                break;
-            ret_scan_list(x, L, rk[u].c, only);
+    int64_t G = x->pl->G, ld = RET_ROUND16(nl), n[RET_MAX_GROUP], u[RET_MAX_GROUP];
+    ret_ranked *rk = (ret_ranked *)x->w->ranked; /* head g's ranking at rk + g * ld */
+    unsigned char *scanned = x->w->chosen, *active = scanned + nl;
+    memset(scanned, 0, (size_t)nl);
+    for (int64_t g = 0; g < G; g++)
+        n[g] = ret_rank_lists(x, L, nl, g, rk + g * ld), u[g] = 0;
+    for (;;) {
+        int64_t pick = -1;
+        for (int64_t g = 0; g < G; g++) {
+            const ret_ranked *r = rk + g * ld;
+            const ret_hit *h = ret_hits(x, g);
+            while (u[g] < n[g] && scanned[r[u[g]].c])
+                u[g]++;
+            active[g] = u[g] < n[g] &&
+                        !(x->nh[g] == x->pl->r && r[u[g]].b + 1e-9 * (fabs(r[u[g]].b) + 1.0) < h[0].s);
+            if (active[g] && pick < 0)
+                pick = r[u[g]].c;
         }
+        if (pick < 0)
+            return;
+        scanned[pick] = 1;
+        ret_scan_list(x, L, pick, active);
     }
 }
 
@@ -172,9 +185,9 @@ static void ret_search_probe(ret_step *x, const ret_lists *L, int64_t nl, int64_
     int64_t G = x->pl->G;
     unsigned char *chosen = x->w->chosen; /* chosen[c * G + g] */
     memset(chosen, 0, (size_t)(nl * G));
+    ret_ranked *rk = (ret_ranked *)x->w->ranked;
     for (int64_t g = 0; g < G; g++) {
-        int64_t n = ret_rank_lists(x, L, nl, g);
-        const ret_ranked *rk = (const ret_ranked *)x->w->ranked;
+        int64_t n = ret_rank_lists(x, L, nl, g, rk);
         for (int64_t u = 0; u < n && u < nprobe; u++)
             chosen[rk[u].c * G + g] = 1;
     }

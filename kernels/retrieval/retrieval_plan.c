@@ -105,7 +105,7 @@ static int ret_stages(ret_plan *pl, const attn_args *a)
 static size_t ret_search_floats(const ret_plan *pl)
 {
     int64_t G = pl->G, nl = pl->nlist_max, hits = pl->hits_max + 1;
-    return (size_t)(4 * RET_ROUND16(nl) /* ranked lists: bound (double) and list */ + RET_ROUND16(nl) /* counts */ +
+    return (size_t)(G * 4 * RET_ROUND16(nl) /* ranked lists per head: bound (double) and list */ + RET_ROUND16(nl) /* counts */ +
                     RET_ROUND16(G * nl) /* chosen lists (bytes) */ + G * 4 * RET_ROUND16(hits) /* hits */ +
                     RET_ROUND16(G * pl->static_max) /* static scores */ + G * RET_ROUND16(hits) /* weights */ +
                     2 * RET_ROUND16(G * pl->D) /* Q and O rows of the group */);
