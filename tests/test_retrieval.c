@@ -258,3 +258,21 @@ Test(retrieval, a_nan_key_stays_within_its_kv_group)
         problem_free(&p);
     }
 }
+
+/* Without an index (fewer keys than min_index) the search scores every
+ * index key once per head: the counted FLOPs are the cost model's,
+ * 4 D |static| + 2 D (s + min(r, s)) per row and head. */
+Test(retrieval, counted_flops_equal_the_cost_model_on_exhaustive_rows)
+{
+    const char *masks[] = {"full", "causal"};
+    for (int im = 0; im < 2; im++) {
+        attn_args a = ret_args(8, 2, 4, 900, 32, masks[im], "n_sink=4 w=40 r=50");
+        problem p;
+        cr_assert_eq(problem_make(&p, K, &a, 2, 0), 0);
+        attn_counters_reset();
+        cr_assert_eq(fx_run(K, &p, 0), 0, "%s", attn_last_error());
+        double counted = (double)attn_counter_get(ATTN_CNT_FLOPS), model = K->flops(&p.a, ATTN_PASS_FWD);
+        cr_assert(counted == model, "%s: counted %.0f, cost model %.0f", masks[im], counted, model);
+        problem_free(&p);
+    }
+}

@@ -213,8 +213,9 @@ static void ret_search(ret_step *x, const float *slot)
     else {
         ret_lists L = ret_lists_of(pl, st, slot);
         int64_t nl = pl->st[st].nlist;
+        int all = s >= pl->st[st].members; /* every member is visible: no position search */
         for (int64_t c = 0; c < nl; c++)
-            x->w->count[c] = (int32_t)ret_eligible(&L, c, s);
+            x->w->count[c] = all ? L.start[c + 1] - L.start[c] : (int32_t)ret_eligible(&L, c, s);
         x->t->bytes += 4.0 * (double)(nl * pl->D + 2 * nl); /* centroids, offsets, radii */
         if (pl->exact)
             ret_search_exact(x, &L, nl);
