@@ -107,11 +107,10 @@ typedef struct {
 static ret_hit *ret_hits(const ret_step *x, int64_t g) { return x->w->hits + g * x->w->hits_ld; }
 static const float *ret_qrow(const ret_step *x, int64_t g) { return x->w->Q + g * x->pl->D; }
 
-/* Key row j offered to the heads g whose flag heads[g] is set (NULL: all). */
-static void ret_score_key(ret_step *x, int64_t j, const unsigned char *heads)
+/* Key k (key row j) offered to the heads g whose flag heads[g] is set (NULL: all). */
+static void ret_score_key(ret_step *x, const float *k, int64_t j, const unsigned char *heads)
 {
     int64_t D = x->pl->D;
-    const float *k = attn_at(&x->io->k, x->b, x->hk, j);
     for (int64_t g = 0; g < x->pl->G; g++)
         if (!heads || heads[g]) {
             ret_offer(ret_hits(x, g), &x->nh[g], x->pl->r, ret_dot(ret_qrow(x, g), k, D), j);
@@ -123,7 +122,7 @@ static void ret_score_key(ret_step *x, int64_t j, const unsigned char *heads)
 static void ret_search_all(ret_step *x)
 {
     for (int64_t m = 0; m < x->rw->s; m++)
-        ret_score_key(x, x->rw->idx_lo + m, NULL);
+        ret_score_key(x, attn_at(&x->io->k, x->b, x->hk, x->rw->idx_lo + m), x->rw->idx_lo + m, NULL);
 }
 
 /* Head g's lists with visible members, ranked by bound, into rk; returns how many. */
@@ -143,7 +142,7 @@ static int64_t ret_rank_lists(ret_step *x, const ret_lists *L, int64_t nl, int64
 static void ret_scan_list(ret_step *x, const ret_lists *L, int64_t c, const unsigned char *heads)
 {
     for (int64_t e = L->start[c]; e < L->start[c] + x->w->count[c]; e++)
-        ret_score_key(x, x->rw->idx_lo + L->member[e], heads);
+        ret_score_key(x, L->keys + e * x->pl->D, x->rw->idx_lo + L->member[e], heads);
     x->t->bytes += 8.0 * (double)x->w->count[c]; /* member and radius entries */
 }
 

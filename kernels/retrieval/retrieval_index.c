@@ -43,7 +43,8 @@ __attribute__((noinline)) double ret_dist(const float *x, const float *y, int64_
 
 size_t ret_stage_floats(int64_t nlist, int64_t members, int64_t D)
 {
-    return (size_t)(RET_ROUND16(nlist * D) + RET_ROUND16(nlist + 1) + 2 * RET_ROUND16(members));
+    return (size_t)(RET_ROUND16(nlist * D) + RET_ROUND16(nlist + 1) + 2 * RET_ROUND16(members) +
+                    RET_ROUND16(members * D));
 }
 
 ret_lists ret_lists_of(const ret_plan *pl, int t, const float *slot)
@@ -58,6 +59,8 @@ ret_lists ret_lists_of(const ret_plan *pl, int t, const float *slot)
     L.member = (const int32_t *)p;
     p += RET_ROUND16(st->members);
     L.prad = p;
+    p += RET_ROUND16(st->members);
+    L.keys = p;
     return L;
 }
 
@@ -84,7 +87,7 @@ size_t ret_index_bytes(const ret_plan *pl)
     size_t n = 0;
     for (int t = 0; t < pl->n_stages; t++)
         n += sizeof(float) * (size_t)(pl->st[t].nlist * pl->D) + sizeof(int32_t) * (size_t)(pl->st[t].nlist + 1) +
-             (sizeof(int32_t) + sizeof(float)) * (size_t)pl->st[t].members;
+             (sizeof(int32_t) + sizeof(float) * (size_t)(1 + pl->D)) * (size_t)pl->st[t].members;
     return n;
 }
 
@@ -243,7 +246,7 @@ void ret_build_stage(const ret_plan *pl, int t, const attn_tensor *K, int64_t b,
     ret_assign(&km, NULL, 0, M, 0, km.w.assign);
     ret_lists L = ret_lists_of(pl, t, slot);
     int32_t *start = (int32_t *)L.start, *member = (int32_t *)L.member;
-    float *prad = (float *)L.prad;
+    float *prad = (float *)L.prad, *keys = (float *)L.keys;
     memset(start, 0, sizeof(int32_t) * (size_t)(nl + 1));
     for (int64_t m = 0; m < M; m++)
         start[km.w.assign[m] + 1]++;
@@ -256,7 +259,8 @@ void ret_build_stage(const ret_plan *pl, int t, const attn_tensor *K, int64_t b,
     for (int64_t c = 0; c < nl; c++) {
         double rho = 0;
         for (int64_t e = start[c]; e < start[c + 1]; e++) {
-            double d = ret_dist(ret_key(&km, member[e]), km.cent + c * D, D);
+            memcpy(keys + e * D, ret_key(&km, member[e]), sizeof(float) * (size_t)D);
+            double d = ret_dist(keys + e * D, km.cent + c * D, D);
             rho = d > rho ? d : rho; /* a NaN distance leaves rho as it was */
             prad[e] = ret_round_up(rho);
         }

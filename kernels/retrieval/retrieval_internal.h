@@ -19,7 +19,8 @@
  * min_index), and holds the first M_t = min(S_{t+1} - 1, s_last) index keys,
  * each in the list of its nearest centroid, lists sorted by position, each
  * member with the largest distance to its centroid over the members up to
- * it (prefix radius). A row whose index has s keys uses the stage with
+ * it (prefix radius) and a copy of its key (the lists' keys are contiguous,
+ * IVF-Flat: a list is one sequential read, not rows scattered over the cache). A row whose index has s keys uses the stage with
  * S_t <= s < S_{t+1}, sees only the members with index order < s and their
  * radius: exactly what inserting keys into the lists as they leave the
  * window (centroids fixed, radii grown) gives, so row i depends on no key
@@ -85,6 +86,7 @@ typedef struct {
     const int32_t *start;   /* nlist + 1 list offsets into members */
     const int32_t *member;  /* index order of each member, ascending within a list */
     const float *prad;      /* prefix radius of each member (rounded up) */
+    const float *keys;      /* each member's key row, in member order (D floats apart) */
 } ret_lists;
 
 ret_lists ret_lists_of(const ret_plan *pl, int t, const float *slot);
@@ -128,7 +130,8 @@ void ret_build_stage(const ret_plan *pl, int t, const attn_tensor *K, int64_t b,
                      float *scratch, ret_tally *tally);
 size_t ret_build_scratch_floats(const ret_plan *pl);
 
-/* Index bytes of one (b, KV head): centroids, list offsets, members and radii. */
+/* Index bytes of one (b, KV head): centroids, list offsets, members, radii and
+ * the members' keys. */
 size_t ret_index_bytes(const ret_plan *pl);
 
 /* A retrieved key: its selection score and key row. */
