@@ -102,6 +102,8 @@ static const struct {
     {"reformer", 2, 4, 2, 70, 70, 20, 12, "causal", "chunk=8 rounds=2 same_bucket=0"},
     {"hyper", 2, 4, 2, 70, 70, 20, 0, "causal", "bs=8 s=4 min_seq_len=8"},
     {"hyper", 2, 4, 2, 70, 70, 20, 0, "full", "bs=16 s=8 min_seq_len=8 r=3"},
+    {"retrieval", 2, 4, 2, 70, 70, 20, 0, "causal", "n_sink=2 w=8 r=4 min_index=8"},
+    {"retrieval", 2, 4, 2, 4, 300, 20, 0, "full", "n_sink=2 w=8 r=4 min_index=8 exact=1"},
 };
 
 Test(properties, strided_views_give_the_bits_of_contiguous_tensors_on_parameter_variants, .timeout = 60)
@@ -274,6 +276,8 @@ static const path_case leak_paths[] = {
     {"reformer", 1, 4, 2, 97, 97, 16, 0, 2, {"causal"}, {"chunk=8", "chunk=16 same_bucket=0", "chunk=128 buckets=1"}, {40, 7}},
     {"probsparse", 1, 4, 2, 97, 97, 16, 0, 2, {"causal"}, {"factor=1000", "lazy=sum", "causal_samples=all divisor=keys"}, {40, 7}},
     {"hyper", 1, 4, 2, 97, 97, 16, 0, 2, {"causal"}, {"bs=8 s=8 min_seq_len=8", "bs=16 s=4 min_seq_len=16 r=3"}, {40, 49}},
+    {"retrieval", 1, 4, 2, 97, 97, 16, 0, 2, {"causal"},
+     {"n_sink=2 w=8 r=4 min_index=8", "n_sink=2 w=8 r=4 min_index=8 exact=1", "n_sink=0 w=1 r=3 min_index=4 nlist=3"}, {40, 61}},
 };
 
 static const path_case det_paths[] = {
@@ -301,6 +305,7 @@ static const path_case det_paths[] = {
     {"nystrom", 3, 4, 2, 130, 130, 16, 24, 1, {"full"}, {"landmarks=13 tile=9", "landmarks=200 conv=4 tile=64"}, {2, 3}},
     {"probsparse", 2, 4, 2, 600, 600, 16, 24, 1, {"full", "causal"}, {"factor=10", "factor=2 lazy=sum"}, {2, 3}},
     {"hyper", 2, 4, 2, 130, 130, 16, 0, 1, {"full", "causal"}, {"bs=16 s=8 min_seq_len=8", "bs=8 s=32 min_seq_len=16 r=2"}, {2, 3}},
+    {"retrieval", 2, 4, 2, 130, 130, 16, 0, 1, {"full", "causal"}, {"n_sink=2 w=8 r=4 min_index=8", "n_sink=2 w=8 r=4 min_index=8 exact=1"}, {2, 3}},
 };
 
 typedef void (*path_check)(const attn_kernel *k, const attn_args *a, int64_t at, const char *what);

@@ -40,7 +40,8 @@
     X(probsparse) \
     X(combiner) \
     X(hyper) \
-    X(routing)
+    X(routing) \
+    X(retrieval)
 
 #define DECLARE(name) extern const attn_kernel attn_kernel_##name;
 ATTN_REGISTERED_KERNELS(DECLARE)
