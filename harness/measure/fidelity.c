@@ -146,9 +146,10 @@ static int kernel_view(const attn_kernel *k, const attn_args *a, const attn_io *
     attn_args one = *a;
     one.B = 1, one.Nq = attn_q_len(a, b), one.Nk = attn_kv_len(a, b);
     one.q_off = attn_q_off_of(a, b), one.kv_len = NULL, one.seq_len = NULL;
+    int64_t hv = head_view_heads(k, &one, h); /* head h's index in the view's problem */
     attn_io64 x;
-    head_io64(&one, io, b, h, 1, &x);
-    int bits = k->ref_view(&one, &x, 0, h, rows, n, P, sel);
+    head_io64_for(k, &one, io, b, h, 1, &x);
+    int bits = k->ref_view(&one, &x, 0, hv, rows, n, P, sel);
     head_io64_free(&x);
     return bits;
 }

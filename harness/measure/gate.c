@@ -64,7 +64,9 @@ static int64_t ref_prefix(const attn_kernel *k, const attn_args *a)
  * own rows, the rows after it must be 0), against the kernel's rows. Some kernels
  * depend on the head index and count (RetNet's and Lightning's per-head
  * decay schedules), so the reference runs with the problem's H and H_kv,
- * every head a stride-0 view of head h's data (the answer is head h). */
+ * every head a stride-0 view of head h's data (the answer is head h); a
+ * kernel that selects keys per KV group gets that group alone, with its real
+ * query rows (head_view_heads). */
 static void ref_gate(const attn_kernel *k, const attn_args *a, const attn_io *io, gate_result *r)
 {
     int64_t Dv = attn_dv(a);
@@ -89,12 +91,13 @@ static void ref_gate(const attn_kernel *k, const attn_args *a, const attn_io *io
         attn_args_defaults(&one);
         if (L < a->Nk && k->ref_prefix_args)
             k->ref_prefix_args(a, b, &one);
+        int64_t hv = head_view_heads(k, &one, h); /* head h's index in the reference's problem */
         attn_io64 x;
-        head_io64(&one, io, b, h, no, &x);
+        head_io64_for(k, &one, io, b, h, no, &x);
         double err = 0, omax = 0;
         if (k->ref_forward(&one, &x) != 0)
             err = INFINITY;
-        const double *oh = x.o.data + h * no * Dv;
+        const double *oh = x.o.data + hv * no * Dv;
         for (int64_t n = 0; n < no * Dv; n++)
             omax = fmax(omax, fabs(oh[n]));
         for (int64_t n = 0; n < no; n++)

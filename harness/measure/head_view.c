@@ -65,22 +65,61 @@ double head_oracle_row(const attn_args *a, const attn_io *io, const attn_tensor_
     return lse;
 }
 
-void head_io64(const attn_args *one, const attn_io *io, int64_t b, int64_t h, int64_t o_rows, attn_io64 *x)
+/* The query rows of head (b, h) (every head a stride-0 view of them), or for
+ * a group problem the real rows of the G heads of h's KV group. */
+static attn_tensor_f64 query_rows(const attn_args *one, const attn_io *io, int64_t b, int64_t h, int group)
+{
+    int64_t G = one->H / one->H_kv, nq = one->Nq, D = io->q.D;
+    if (!group) {
+        attn_tensor_f64 q = head_widen(&io->q, b, h, 0, nq);
+        q.sh = 0, q.H = one->H;
+        return q;
+    }
+    attn_tensor_f64 q = {malloc(sizeof(double) * (size_t)(G * nq * D)), 1, G, nq, D, G * nq * D, nq * D, D};
+    for (int64_t g = 0; g < G; g++)
+        for (int64_t n = 0; n < nq; n++)
+            for (int64_t d = 0; d < D; d++)
+                q.data[(g * nq + n) * D + d] = attn_at(&io->q, b, h / G * G + g, n)[d];
+    return q;
+}
+
+static void fill_io64(const attn_args *one, const attn_io *io, int64_t b, int64_t h, int64_t o_rows, int group,
+                      attn_io64 *x)
 {
     int64_t G = one->H / one->H_kv, hk = h / G, nq = one->Nq, L = one->Nk, Dv = attn_dv(one);
-    *x = (attn_io64){.q = head_widen(&io->q, b, h, 0, nq),
+    *x = (attn_io64){.q = query_rows(one, io, b, h, group),
                      .k = head_widen(&io->k, b, hk, 0, L),
                      .v = head_widen(&io->v, b, hk, 0, L),
                      .beta = head_widen(&io->beta, b, hk, 0, L),
                      .gate = head_widen(&io->gate, b, hk, 0, L),
                      .router = head_widen(&io->router, b, hk, 0, L),
                      .w = weights_widen(&io->w)};
-    attn_tensor_f64 *in[] = {&x->q, &x->k, &x->v, &x->beta, &x->gate, &x->router};
-    for (int i = 0; i < 6; i++) /* every head reads head h's (KV head hk's) rows */
-        in[i]->sh = 0, in[i]->H = i == 0 ? one->H : one->H_kv;
+    attn_tensor_f64 *in[] = {&x->k, &x->v, &x->beta, &x->gate, &x->router};
+    for (int i = 0; i < 5; i++) /* every KV head reads KV head hk's rows */
+        in[i]->sh = 0, in[i]->H = one->H_kv;
     x->o = (attn_tensor_f64){calloc((size_t)(one->H * o_rows * Dv), sizeof(double)), 1, one->H, o_rows, Dv,
                              one->H * o_rows * Dv, o_rows * Dv, Dv};
     x->lse = calloc((size_t)(one->H * nq), sizeof(double));
+}
+
+void head_io64(const attn_args *one, const attn_io *io, int64_t b, int64_t h, int64_t o_rows, attn_io64 *x)
+{
+    fill_io64(one, io, b, h, o_rows, 0, x);
+}
+
+int64_t head_view_heads(const attn_kernel *k, attn_args *one, int64_t h)
+{
+    if (!k || !(k->flags & ATTN_GROUP_SELECT))
+        return h;
+    int64_t G = one->H / one->H_kv;
+    one->H = G, one->H_kv = 1;
+    return h % G;
+}
+
+void head_io64_for(const attn_kernel *k, const attn_args *one, const attn_io *io, int64_t b, int64_t h,
+                   int64_t o_rows, attn_io64 *x)
+{
+    fill_io64(one, io, b, h, o_rows, k && (k->flags & ATTN_GROUP_SELECT), x);
 }
 
 void head_io64_free(attn_io64 *x)

@@ -27,6 +27,18 @@ double head_oracle_row(const attn_args *a, const attn_io *io, const attn_tensor_
 void head_io64(const attn_args *one, const attn_io *io, int64_t b, int64_t h, int64_t o_rows, attn_io64 *x);
 void head_io64_free(attn_io64 *x);
 
+/* A kernel that selects keys from the queries of a whole KV group
+ * (ATTN_GROUP_SELECT) cannot be given G copies of one head: its problem is
+ * that KV group alone. head_view_heads turns `one` (the problem's H and H_kv)
+ * into it (H = G, H_kv = 1) and returns the index of head h in it (h % G);
+ * for any other kernel it leaves `one` as it is and returns h.
+ * head_io64_for then fills the inputs: head_io64's, except that a
+ * group-select kernel's query heads are the real rows of h's group (`one` as
+ * head_view_heads left it; h the problem's head). */
+int64_t head_view_heads(const attn_kernel *k, attn_args *one, int64_t h);
+void head_io64_for(const attn_kernel *k, const attn_args *one, const attn_io *io, int64_t b, int64_t h,
+                   int64_t o_rows, attn_io64 *x);
+
 /* The sampled heads: up to 4 (b, h) pairs spread over the batch and heads. */
 #define FOR_SAMPLED_HEADS(a, b, h)                                                              \
     for (int64_t bh_ = 0, step_ = (a)->B * (a)->H > 4 ? (a)->B * (a)->H / 4 : 1, b = 0, h = 0; \

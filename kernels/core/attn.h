@@ -68,6 +68,11 @@ enum {
                                     K input is not read, dK = 0) and a query attends its own key
                                     only when it has no other: the fidelity reference is softmax
                                     over those keys without the diagonal */
+    ATTN_GROUP_SELECT = 1u << 18, /* the keys a query attends are chosen from the queries of all G
+                                    heads of its KV group together (recycled's top-K of the
+                                    group's summed weights): the gate's reference and the
+                                    fidelity view see that group's real query rows, not G copies
+                                    of the sampled head */
 };
 
 /* Extra inputs a kernel reads besides Q, K, V (attn_kernel.inputs):
