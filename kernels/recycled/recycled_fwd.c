@@ -3,8 +3,8 @@
  * successive decode steps of the group's G heads:
  *
  *   full step at row i (position p, keys [0, n) it may attend):
- *     scores of the G heads in double (rc_group_weights, shared with the
- *     reference), P = softmax rows as fp32, O = P V (one sgemm), the top-K
+ *     scores and exps of the G heads (rc_group_weights, shared with the
+ *     reference), P = softmax rows, O = P V (one sgemm), the top-K
  *     keys by the weights summed over the heads (quickselect, ties to the
  *     lower position) gathered in position order into the small cache
  *     Ks, Vs (those at positions <= p: a later key is attended as new
@@ -30,24 +30,24 @@
 
 /* Per-thread scratch of one task. */
 typedef struct {
-    double *e, *m, *l, *w, *qd; /* G*Nk scores/exps, G maxima and sums, Nk weights, G*D queries */
+    float *P, *m;               /* G*Nk exps of a full step's scores, then probabilities; G maxima */
+    double *l, *w;              /* G sums; Nk selection weights */
     int64_t *idx, *keep;        /* Nk quickselect indices, Kc kept keys (ascending) */
-    float *P, *Ks, *Vs;         /* G*Nk probabilities; Kc*D small cache */
+    float *Ks, *Vs;             /* Kc*D small cache */
     float *qf, *qs, *os;        /* G*D each: full-step queries, this step's queries and output rows,
                                    packed (the tensors' head strides may be anything) */
 } rc_scratch;
 
 static size_t rc_round64(size_t bytes) { return (bytes + 63) / 64 * 64; }
 
-#define RC_SLOTS 13
+#define RC_SLOTS 11
 
 /* Slot sizes in bytes, in the order rc_take hands them out. */
 static void rc_slots(const attn_args *a, const rc_plan *pl, size_t sz[RC_SLOTS])
 {
     size_t G = (size_t)pl->G, N = (size_t)a->Nk, D = (size_t)a->D;
     size_t Kc = (size_t)(pl->K < a->Nk ? pl->K : a->Nk);
-    size_t s[RC_SLOTS] = {8 * G * N, 8 * G, 8 * G, 8 * N, 8 * G * D, 8 * N, 8 * Kc,
-                          4 * G * N, 4 * Kc * D, 4 * Kc * D, 4 * G * D, 4 * G * D, 4 * G * D};
+    size_t s[RC_SLOTS] = {4 * G * N, 4 * G, 8 * G, 8 * N, 8 * N, 8 * Kc, 4 * Kc * D, 4 * Kc * D, 4 * G * D, 4 * G * D, 4 * G * D};
     for (int i = 0; i < RC_SLOTS; i++)
         sz[i] = rc_round64(s[i] ? s[i] : 1);
 }
@@ -68,8 +68,8 @@ static rc_scratch rc_take(const attn_args *a, const rc_plan *pl, char *ws)
     void *p[RC_SLOTS];
     for (int i = 0; i < RC_SLOTS; i++)
         p[i] = ws, ws += sz[i];
-    return (rc_scratch){.e = p[0], .m = p[1], .l = p[2], .w = p[3], .qd = p[4], .idx = p[5], .keep = p[6],
-                        .P = p[7], .Ks = p[8], .Vs = p[9], .qf = p[10], .qs = p[11], .os = p[12]};
+    return (rc_scratch){.P = p[0], .m = p[1], .l = p[2], .w = p[3], .idx = p[4], .keep = p[5], .Ks = p[6],
+                        .Vs = p[7], .qf = p[8], .qs = p[9], .os = p[10]};
 }
 
 /* sc->qs = the G query rows of group (b, hk) at row i, packed. */
@@ -149,14 +149,14 @@ static int64_t rc_top_keys(const double *w, int64_t n, int64_t K, int64_t *idx, 
 /* Selection of a full step at position pf of group (b, hk) from the
  * packed queries sc->qs over keys [0, n): weights (rc_group_weights), top-K,
  * and the kept keys at positions <= pf gathered into Ks, Vs. The scores
- * stay in sc->e, sc->m, sc->l for the full step's output. */
+ * stay in sc->P (exps), sc->m, sc->l for the full step's output. */
 static void rc_select(const attn_args *a, const rc_plan *pl, const attn_io *io, int64_t b, int64_t hk, int64_t n,
                       int64_t pf, rc_scratch *sc, rc_state *st, rc_tally *t)
 {
     int64_t G = pl->G, D = a->D;
     const float *q = sc->qs;
-    rc_group_weights(q, D, G, attn_at(&io->k, b, hk, 0), io->k.sn, n, D, attn_scale(a), sc->qd, sc->e,
-                     sc->m, sc->l, sc->w);
+    rc_group_weights(q, D, G, attn_at(&io->k, b, hk, 0), io->k.sn, n, D, (float)attn_scale(a), sc->P, sc->m,
+                     sc->l, sc->w);
     int64_t kept = rc_top_keys(sc->w, n, pl->K, sc->idx, sc->keep), end = rc_new_from(a, pf);
     st->nkeep = 0;
     for (int64_t r = 0; r < kept && sc->keep[r] < end; r++, st->nkeep++) {
@@ -177,11 +177,11 @@ static void rc_full_step(const attn_args *a, const rc_plan *pl, const attn_io *i
     int64_t G = pl->G, D = a->D;
     rc_select(a, pl, io, b, hk, n, a->q_off + i, sc, st, t);
     for (int64_t g = 0; g < G; g++) {
-        double inv = sc->l[g] > 0 ? 1.0 / sc->l[g] : 0.0;
+        float inv = sc->l[g] > 0 ? (float)(1.0 / sc->l[g]) : 0.0f;
         for (int64_t j = 0; j < n; j++)
-            sc->P[g * n + j] = (float)(sc->e[g * n + j] * inv);
+            sc->P[g * n + j] *= inv;
         io->lse[(b * a->H + hk * G + g) * a->Nq + i] =
-            sc->l[g] > 0 ? (float)(sc->m[g] + log(sc->l[g])) : -INFINITY;
+            sc->l[g] > 0 ? (float)((double)sc->m[g] + log(sc->l[g])) : -INFINITY;
     }
     if (n > 0)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)G, (int)D, (int)n, 1.0f, sc->P, (int)n,

@@ -37,14 +37,14 @@ static inline int64_t rc_key_end(const rc_plan *pl, const attn_args *a, int64_t 
 static inline int rc_scheduled_full(const rc_plan *pl, int64_t i) { return (pl->phase + i) % pl->S == 0; }
 
 /* Selection weights of a full step of one KV group over keys [0, n):
- * e[g*n + j] = exp(s_gj - m[g]) with s_gj = sc <q_g, k_j> in double from
- * the fp32 rows (q_g at q + g*qsh, k_j at k + j*ksn), m[g] = max_j s_gj,
- * l[g] = sum_j e[g*n+j] (j ascending), and w[j] = sum_g e[g*n + j] / l[g]
- * (g ascending): the attention of key j summed over the G heads. qd:
- * scratch of G*D doubles. One compiled function for the kernel and the
- * reference. */
+ * e[g*n + j] = exp(s_gj - m[g]) with s_gj = sc <q_g, k_j> (fp32, in one
+ * fixed order of operations; q_g at q + g*qsh, k_j at k + j*ksn),
+ * m[g] = max_j s_gj, l[g] = sum_j e[g*n+j] in double (j ascending), and
+ * w[j] = sum_g e[g*n + j] / l[g] in double (g ascending): the attention of
+ * key j summed over the G heads. One compiled function for the kernel and
+ * the reference, so both get the same bits. */
 void rc_group_weights(const float *q, int64_t qsh, int64_t G, const float *k, int64_t ksn, int64_t n, int64_t D,
-                      double sc, double *qd, double *e, double *m, double *l, double *w);
+                      float sc, float *e, float *m, double *l, double *w);
 
 /* Cosine between the group's queries at q and at qf (each G rows of D,
  * head strides qsh and qfsh, taken as one vector of G*D), in double. */

@@ -35,7 +35,8 @@ typedef struct {
     const attn_io64 *io;
     int64_t b, hk;
     float *kf, *qg, *qfull;     /* K narrowed (Nk x D); this row's and the full step's group queries (G x D) */
-    double *e, *m, *l, *w, *qd; /* rc_group_weights scratch */
+    float *e, *m;               /* rc_group_weights scratch */
+    double *l, *w;
     rc_ref_key *order;
     unsigned char *kept, *att;  /* Nk each */
     int64_t pf;                 /* position of the current full step */
@@ -44,7 +45,7 @@ typedef struct {
 
 static void rc_walk_free(rc_walk *w)
 {
-    free(w->kf), free(w->qg), free(w->qfull), free(w->e), free(w->m), free(w->l), free(w->w), free(w->qd);
+    free(w->kf), free(w->qg), free(w->qfull), free(w->e), free(w->m), free(w->l), free(w->w);
     free(w->order), free(w->kept), free(w->att);
 }
 
@@ -54,11 +55,11 @@ static int rc_walk_open(rc_walk *w, const attn_args *a, const rc_plan *pl, const
     int64_t N = a->Nk + 1, D = a->D, G = pl->G;
     *w = (rc_walk){.a = a, .pl = pl, .io = io, .b = b, .hk = hk};
     w->kf = malloc(sizeof(float) * (size_t)(N * D)), w->qg = malloc(sizeof(float) * (size_t)(G * D));
-    w->qfull = malloc(sizeof(float) * (size_t)(G * D)), w->e = malloc(sizeof(double) * (size_t)(G * N));
-    w->m = malloc(sizeof(double) * (size_t)G), w->l = malloc(sizeof(double) * (size_t)G);
-    w->w = malloc(sizeof(double) * (size_t)N), w->qd = malloc(sizeof(double) * (size_t)(G * D));
+    w->qfull = malloc(sizeof(float) * (size_t)(G * D)), w->e = malloc(sizeof(float) * (size_t)(G * N));
+    w->m = malloc(sizeof(float) * (size_t)G), w->l = malloc(sizeof(double) * (size_t)G);
+    w->w = malloc(sizeof(double) * (size_t)N);
     w->order = malloc(sizeof *w->order * (size_t)N), w->kept = malloc((size_t)N), w->att = malloc((size_t)N);
-    if (!w->kf || !w->qg || !w->qfull || !w->e || !w->m || !w->l || !w->w || !w->qd || !w->order || !w->kept ||
+    if (!w->kf || !w->qg || !w->qfull || !w->e || !w->m || !w->l || !w->w || !w->order || !w->kept ||
         !w->att) {
         rc_walk_free(w);
         return attn_fail(ATTN_ENOMEM, "recycled reference: out of memory for %lld keys", (long long)a->Nk);
@@ -76,7 +77,7 @@ static void rc_walk_kept(rc_walk *w)
         return;
     const attn_args *a = w->a;
     int64_t n = rc_key_end(w->pl, a, w->pf), D = a->D;
-    rc_group_weights(w->qfull, D, w->pl->G, w->kf, D, n, D, attn_scale(a), w->qd, w->e, w->m, w->l, w->w);
+    rc_group_weights(w->qfull, D, w->pl->G, w->kf, D, n, D, (float)attn_scale(a), w->e, w->m, w->l, w->w);
     for (int64_t j = 0; j < n; j++)
         w->order[j] = (rc_ref_key){w->w[j], j};
     qsort(w->order, (size_t)n, sizeof *w->order, rc_ref_order);
