@@ -21,49 +21,72 @@
  * left it well below the rate `decode` reads at */
 #define RC_AHEAD_BYTES 4096
 
+/* The sum of the 16 lanes of a: pairwise, a[u] += a[u + half] for half =
+ * 8, 4, 2, 1 (the order both paths below use). */
+static float rc_lane_sum(float a[RC_LANES])
+{
+    for (int half = RC_LANES / 2; half > 0; half /= 2)
+        for (int u = 0; u < half; u++)
+            a[u] += a[u + half];
+    return a[0];
+}
+
+#ifdef __AVX2__
+/* rc_lane_sum of the lanes v0 (d mod 16 < 8) and v1 (the others), in registers. */
+static inline float rc_lane_sum8x2(__m256 v0, __m256 v1)
+{
+    __m256 a = _mm256_add_ps(v0, v1);                                                      /* u, u + 8 */
+    __m128 b = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));         /* u, u + 4 */
+    __m128 c = _mm_add_ps(b, _mm_movehl_ps(b, b));                                         /* u, u + 2 */
+    return _mm_cvtss_f32(_mm_add_ss(c, _mm_movehdup_ps(c)));                               /* 0, 1 */
+}
+
+static inline __m256 rc_madd(__m256 x, __m256 y, __m256 acc)
+{
+#ifdef __FMA__
+    return _mm256_fmadd_ps(x, y, acc);
+#else
+    return _mm256_add_ps(acc, _mm256_mul_ps(x, y));
+#endif
+}
+
+/* The four heads of a full group, D a multiple of 16: eight accumulators
+ * in registers, eight independent chains. */
+static void rc_dots4(const float *q, int64_t qsh, const float *k, int64_t D, float sc, float *out)
+{
+    const float *q0 = q, *q1 = q + qsh, *q2 = q + 2 * qsh, *q3 = q + 3 * qsh;
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, b0 = a0, b1 = a0, c0 = a0, c1 = a0, e0 = a0, e1 = a0;
+    for (int64_t d = 0; d < D; d += RC_LANES) {
+        __m256 k0 = _mm256_loadu_ps(k + d), k1 = _mm256_loadu_ps(k + d + 8);
+        a0 = rc_madd(_mm256_loadu_ps(q0 + d), k0, a0), a1 = rc_madd(_mm256_loadu_ps(q0 + d + 8), k1, a1);
+        b0 = rc_madd(_mm256_loadu_ps(q1 + d), k0, b0), b1 = rc_madd(_mm256_loadu_ps(q1 + d + 8), k1, b1);
+        c0 = rc_madd(_mm256_loadu_ps(q2 + d), k0, c0), c1 = rc_madd(_mm256_loadu_ps(q2 + d + 8), k1, c1);
+        e0 = rc_madd(_mm256_loadu_ps(q3 + d), k0, e0), e1 = rc_madd(_mm256_loadu_ps(q3 + d + 8), k1, e1);
+    }
+    out[0] = sc * rc_lane_sum8x2(a0, a1), out[1] = sc * rc_lane_sum8x2(b0, b1);
+    out[2] = sc * rc_lane_sum8x2(c0, c1), out[3] = sc * rc_lane_sum8x2(e0, e1);
+}
+#endif
+
 /* out[g] = sc * <q_g, k> for the nh <= RC_HEADS heads at q (head stride
- * qsh): lane u sums the products of d = u mod 16 in ascending d (AVX2: two
- * vectors of 8 lanes per head, FMA where the build has it), then the lanes
- * are added pairwise (u + 8, u + 4, u + 2, u + 1). */
+ * qsh): lane u sums the products of d = u mod 16 in ascending d, then
+ * rc_lane_sum. With AVX2 a group of four heads and D a multiple of 16 takes
+ * rc_dots4 (FMA where the build has it); which path runs depends on G and D
+ * only, so the kernel and the reference always take the same one. */
 static void rc_dots(const float *q, int64_t qsh, int64_t nh, const float *k, int64_t D, float sc, float *out)
 {
-    float acc[RC_HEADS][RC_LANES] = {{0}};
-    int64_t d = 0;
 #ifdef __AVX2__
-    if (nh == RC_HEADS) { /* the common GQA group: eight independent chains */
-        __m256 v[RC_HEADS][2];
-        for (int g = 0; g < RC_HEADS; g++)
-            v[g][0] = v[g][1] = _mm256_setzero_ps();
-        for (; d + RC_LANES <= D; d += RC_LANES) {
-            __m256 k0 = _mm256_loadu_ps(k + d), k1 = _mm256_loadu_ps(k + d + 8);
-            for (int g = 0; g < RC_HEADS; g++) {
-#ifdef __FMA__
-                v[g][0] = _mm256_fmadd_ps(_mm256_loadu_ps(q + g * qsh + d), k0, v[g][0]);
-                v[g][1] = _mm256_fmadd_ps(_mm256_loadu_ps(q + g * qsh + d + 8), k1, v[g][1]);
-#else
-                v[g][0] = _mm256_add_ps(v[g][0], _mm256_mul_ps(_mm256_loadu_ps(q + g * qsh + d), k0));
-                v[g][1] = _mm256_add_ps(v[g][1], _mm256_mul_ps(_mm256_loadu_ps(q + g * qsh + d + 8), k1));
-#endif
-            }
-        }
-        for (int g = 0; g < RC_HEADS; g++)
-            _mm256_storeu_ps(acc[g], v[g][0]), _mm256_storeu_ps(acc[g] + 8, v[g][1]);
+    if (nh == RC_HEADS && D % RC_LANES == 0) {
+        rc_dots4(q, qsh, k, D, sc, out);
+        return;
     }
 #endif
-    for (; d + RC_LANES <= D; d += RC_LANES)
-        for (int64_t g = 0; g < nh; g++)
-            for (int u = 0; u < RC_LANES; u++)
-                acc[g][u] += q[g * qsh + d + u] * k[d + u];
-    for (; d < D; d++)
+    float acc[RC_HEADS][RC_LANES] = {{0}};
+    for (int64_t d = 0; d < D; d++)
         for (int64_t g = 0; g < nh; g++)
             acc[g][d % RC_LANES] += q[g * qsh + d] * k[d];
-    for (int64_t g = 0; g < nh; g++) {
-        float *a = acc[g];
-        for (int half = RC_LANES / 2; half > 0; half /= 2)
-            for (int u = 0; u < half; u++)
-                a[u] += a[u + half];
-        out[g] = sc * a[0];
-    }
+    for (int64_t g = 0; g < nh; g++)
+        out[g] = sc * rc_lane_sum(acc[g]);
 }
 
 __attribute__((noinline)) void rc_group_weights(const float *q, int64_t qsh, int64_t G, const float *k, int64_t ksn,
