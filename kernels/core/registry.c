@@ -41,7 +41,8 @@
     X(combiner) \
     X(hyper) \
     X(routing) \
-    X(retrieval)
+    X(retrieval) \
+    X(recycled)
 
 #define DECLARE(name) extern const attn_kernel attn_kernel_##name;
 ATTN_REGISTERED_KERNELS(DECLARE)
