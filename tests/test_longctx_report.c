@@ -76,6 +76,8 @@ static void fill_targets(csvw *w)
     put(w, (lc_put){"landmark", "mode=topk;k=64", 1, 131072, 20.0, 26843545, 0.99});
     put(w, (lc_put){"performer", "", 1, 131072, 1.0, 134217728, 0.5});
     put(w, (lc_put){"linear", "", 4096, 4096, 1.0, 1000, -1});
+    put(w, (lc_put){"recycled", "S=8;K=64", 8, 131072, 80.0, 8 * 26843545.0, 0.3});
+    put(w, (lc_put){"recycled", "S=8;K=4096", 8, 131072, 200.0, 8 * 53687091.0, 0.3});
 }
 
 Test(longctx_report, ratios_are_to_decode_and_the_target_is_stated_per_selecting_kernel)
@@ -88,6 +90,10 @@ Test(longctx_report, ratios_are_to_decode_and_the_target_is_stated_per_selecting
     cr_assert(strstr(md, "| `performer` | **no** | defaults | 40x faster | 0.5 of decode's | 0.500 |"),
               "half the bytes is not a tenth: %s", md);
     cr_assert_null(strstr(md, "`linear`"), "a self-attention shape is the fidelity report's: %s", md);
+    cr_assert(strstr(md, "| `recycled` | S=8;K=64 | 1e+04 | 0.25x | 25.6 | 0.1 |"),
+              "an 8-step row is per token against decode's one-query row: %s", md);
+    cr_assert(strstr(md, "- S=8;K=64, 8 steps: 1e+04 µs per token, 0.25x `decode` (4e+04 µs): yes"), "%s", md);
+    cr_assert(strstr(md, "- S=8;K=4096, 8 steps: 2.5e+04 µs per token, 0.625x `decode` (4e+04 µs): **no**"), "%s", md);
     cr_assert(strstr(pts, "131072,peaked,decode,decode,40000,256,1,0.01,1"), "exact decode at recall 1: %s", pts);
     cr_assert_null(strstr(pts, "linear"), "%s", pts);
     free(md), free(pts);
