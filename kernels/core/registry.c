@@ -35,7 +35,8 @@
     X(reformer) \
     X(performer) \
     X(linformer) \
-    X(nystrom)
+    X(nystrom) \
+    X(hip)
 
 #define DECLARE(name) extern const attn_kernel attn_kernel_##name;
 ATTN_REGISTERED_KERNELS(DECLARE)

@@ -1,0 +1,129 @@
+/* The coarse-to-fine block search of `hip` (the formulas are in
+ * hip_internal.h), as the fp32 forward runs it: the query block and every
+ * representative key are widened to double and scored by hip_dot64, the
+ * function the reference scores with, so both select the same blocks. */
+#include "hip_internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Out of line on purpose: the kernel and the reference must run the very same
+ * instructions (an inlined copy could be contracted into FMAs differently). */
+__attribute__((noinline)) double hip_dot64(const double *x, const double *y, int64_t n)
+{
+    double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    int64_t d = 0;
+    for (; d + 4 <= n; d += 4) {
+        s0 += x[d] * y[d];
+        s1 += x[d + 1] * y[d + 1];
+        s2 += x[d + 2] * y[d + 2];
+        s3 += x[d + 3] * y[d + 3];
+    }
+    for (; d < n; d++)
+        s0 += x[d] * y[d];
+    return (s0 + s1) + (s2 + s3);
+}
+
+int64_t hip_rounds(const hip_plan *pl, int64_t nb)
+{
+    if (nb <= pl->k)
+        return 0;
+    int64_t widest = (nb + pl->k - 1) / pl->k, r = 0;
+    while (widest > 1)
+        widest = (widest + 1) / 2, r++;
+    return r;
+}
+
+size_t hip_search_ws_bytes(const hip_plan *pl, const attn_args *a)
+{
+    return sizeof(hip_node) * (size_t)(3 * pl->k) + sizeof(double) * (size_t)((pl->bq + 1) * a->D);
+}
+
+hip_search_ws hip_search_ws_at(const hip_plan *pl, const attn_args *a, void *mem)
+{
+    hip_search_ws w;
+    w.nodes = mem;
+    w.kids = w.nodes + pl->k;
+    w.qb = (double *)(w.kids + 2 * pl->k);
+    w.key = w.qb + pl->bq * a->D;
+    w.reps = 0;
+    return w;
+}
+
+/* Higher score first, then the lower first block: a total order, so the k
+ * kept children do not depend on the sort. */
+static int hip_node_rank(const void *x, const void *y)
+{
+    const hip_node *p = x, *q = y;
+    if (p->score != q->score)
+        return p->score > q->score ? -1 : 1;
+    return (p->a > q->a) - (p->a < q->a);
+}
+
+static int hip_node_pos(const void *x, const void *y)
+{
+    const hip_node *p = x, *q = y;
+    return (p->a > q->a) - (p->a < q->a);
+}
+
+/* max_r sc <q_r, k_rep> of the node (NaN taken as -inf, to keep the order total). */
+static double hip_score(const hip_plan *pl, const attn_args *a, const attn_io *io, int64_t b, int64_t hk,
+                        int64_t nq, const hip_node *n, hip_search_ws *ws)
+{
+    int64_t D = a->D, rep = (n->a + (n->c - n->a) / 2) * pl->bk;
+    const float *k = attn_at(&io->k, b, hk, rep);
+    for (int64_t d = 0; d < D; d++)
+        ws->key[d] = k[d];
+    double sc = attn_scale(a), best = -INFINITY;
+    for (int64_t r = 0; r < nq; r++) {
+        double s = sc * hip_dot64(ws->qb + r * D, ws->key, D);
+        best = s > best ? s : best;
+    }
+    ws->reps += 1;
+    return best;
+}
+
+int64_t hip_search(const hip_plan *pl, const attn_args *a, const attn_io *io, int64_t b, int64_t h, int64_t s,
+                   int64_t e, hip_search_ws *ws, int64_t *blocks)
+{
+    int64_t nb = (e + pl->bk - 1) / pl->bk, k = pl->k, D = a->D, hk = h / (a->H / a->H_kv);
+    if (nb <= k) {
+        for (int64_t t = 0; t < nb; t++)
+            blocks[t] = t;
+        return nb;
+    }
+    int64_t r0 = hip_block_first(pl, s), nq = s - r0 + 1;
+    for (int64_t r = 0; r < nq; r++) {
+        const float *q = attn_at(&io->q, b, h, r0 + r);
+        for (int64_t d = 0; d < D; d++)
+            ws->qb[r * D + d] = q[d];
+    }
+    hip_node *nodes = ws->nodes, *kids = ws->kids;
+    for (int64_t t = 0; t < k; t++) { /* single blocks are carried, not split: score them now */
+        nodes[t] = (hip_node){.a = t * nb / k, .c = (t + 1) * nb / k, .score = 0};
+        if (nodes[t].c - nodes[t].a == 1)
+            nodes[t].score = hip_score(pl, a, io, b, hk, nq, &nodes[t], ws);
+    }
+    for (int64_t round = hip_rounds(pl, nb); round > 0; round--) {
+        int64_t n = 0;
+        for (int64_t t = 0; t < k; t++) {
+            hip_node x = nodes[t];
+            if (x.c - x.a == 1) { /* a single block stays, its score already known */
+                kids[n++] = x;
+                continue;
+            }
+            int64_t m = x.a + (x.c - x.a) / 2;
+            kids[n] = (hip_node){.a = x.a, .c = m};
+            kids[n + 1] = (hip_node){.a = m, .c = x.c};
+            for (int i = 0; i < 2; i++, n++)
+                kids[n].score = hip_score(pl, a, io, b, hk, nq, &kids[n], ws);
+        }
+        qsort(kids, (size_t)n, sizeof *kids, hip_node_rank);
+        qsort(kids, (size_t)k, sizeof *kids, hip_node_pos);
+        memcpy(nodes, kids, sizeof *nodes * (size_t)k);
+    }
+    for (int64_t t = 0; t < k; t++)
+        blocks[t] = nodes[t].a;
+    return k;
+}
