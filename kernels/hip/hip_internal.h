@@ -72,9 +72,10 @@ typedef struct {
     double score;
 } hip_node;
 
-/* Scratch of one fp32 search: 3k nodes, the widened query block and key. */
+/* Scratch of one fp32 search: k nodes, 2k children and 2k of selection
+ * scratch, the widened query block and key. */
 typedef struct {
-    hip_node *nodes, *kids;
+    hip_node *nodes, *kids, *tmp;
     double *qb, *key;
     double reps;          /* representatives scored (for the counters) */
 } hip_search_ws;

@@ -37,7 +37,7 @@ int64_t hip_rounds(const hip_plan *pl, int64_t nb)
 
 size_t hip_search_ws_bytes(const hip_plan *pl, const attn_args *a)
 {
-    return sizeof(hip_node) * (size_t)(3 * pl->k) + sizeof(double) * (size_t)((pl->bq + 1) * a->D);
+    return sizeof(hip_node) * (size_t)(5 * pl->k) + sizeof(double) * (size_t)((pl->bq + 1) * a->D);
 }
 
 hip_search_ws hip_search_ws_at(const hip_plan *pl, const attn_args *a, void *mem)
@@ -45,26 +45,71 @@ hip_search_ws hip_search_ws_at(const hip_plan *pl, const attn_args *a, void *mem
     hip_search_ws w;
     w.nodes = mem;
     w.kids = w.nodes + pl->k;
-    w.qb = (double *)(w.kids + 2 * pl->k);
+    w.tmp = w.kids + 2 * pl->k;
+    w.qb = (double *)(w.tmp + 2 * pl->k);
     w.key = w.qb + pl->bq * a->D;
     w.reps = 0;
     return w;
 }
 
-/* Higher score first, then the lower first block: a total order, so the k
- * kept children do not depend on the sort. */
-static int hip_node_rank(const void *x, const void *y)
+/* Is x ranked before y? Higher score, then the lower first block: a total
+ * order, so the k kept children do not depend on how they are found. */
+static inline int hip_before(const hip_node *x, const hip_node *y)
 {
-    const hip_node *p = x, *q = y;
-    if (p->score != q->score)
-        return p->score > q->score ? -1 : 1;
-    return (p->a > q->a) - (p->a < q->a);
+    return x->score > y->score || (x->score == y->score && x->a < y->a);
 }
 
-static int hip_node_pos(const void *x, const void *y)
+/* The k-th node of v[0..n) in hip_before order (v is reordered):
+ * quickselect with a middle pivot, O(n) expected. */
+static hip_node hip_kth(hip_node *v, int64_t n, int64_t k)
 {
-    const hip_node *p = x, *q = y;
-    return (p->a > q->a) - (p->a < q->a);
+    int64_t lo = 0, hi = n - 1, want = k - 1;
+    while (lo < hi) {
+        hip_node pivot = v[lo + (hi - lo) / 2];
+        int64_t i = lo, j = hi;
+        while (i <= j) {
+            while (hip_before(&v[i], &pivot))
+                i++;
+            while (hip_before(&pivot, &v[j]))
+                j--;
+            if (i <= j) {
+                hip_node t = v[i];
+                v[i++] = v[j], v[j--] = t;
+            }
+        }
+        if (want <= j)
+            hi = j;
+        else if (want >= i)
+            lo = i;
+        else
+            break;
+    }
+    return v[want];
+}
+
+/* Keeps the k best of kids[0..n) in nodes[], in ascending position (the
+ * order the children were made in). tmp: n nodes of scratch. */
+static void hip_keep_best(const hip_node *kids, int64_t n, int64_t k, hip_node *tmp, hip_node *nodes)
+{
+    memcpy(tmp, kids, sizeof *tmp * (size_t)n);
+    hip_node kth = hip_kth(tmp, n, k);
+    int64_t m = 0;
+    for (int64_t t = 0; t < n; t++)
+        if (!hip_before(&kth, &kids[t])) /* kids[t] is kth or ranked before it: k of them */
+            nodes[m++] = kids[t];
+}
+
+/* Software prefetch of the representative row of the child PF places ahead:
+ * the reps are scattered over the cache, so their reads are latency-bound
+ * unless they overlap. */
+#define HIP_PF_AHEAD 32
+
+static void hip_prefetch_rep(const hip_plan *pl, const attn_args *a, const attn_io *io, int64_t b, int64_t hk,
+                             const hip_node *n)
+{
+    const char *p = (const char *)attn_at(&io->k, b, hk, (n->a + (n->c - n->a) / 2) * pl->bk);
+    for (int64_t off = 0; off < (int64_t)sizeof(float) * a->D; off += 64)
+        __builtin_prefetch(p + off, 0, 0);
 }
 
 /* max_r sc <q_r, k_rep> of the node (NaN taken as -inf, to keep the order total). */
@@ -114,14 +159,18 @@ int64_t hip_search(const hip_plan *pl, const attn_args *a, const attn_io *io, in
                 continue;
             }
             int64_t m = x.a + (x.c - x.a) / 2;
-            kids[n] = (hip_node){.a = x.a, .c = m};
-            kids[n + 1] = (hip_node){.a = m, .c = x.c};
-            for (int i = 0; i < 2; i++, n++)
-                kids[n].score = hip_score(pl, a, io, b, hk, nq, &kids[n], ws);
+            kids[n++] = (hip_node){.a = x.a, .c = m, .score = NAN}; /* NaN: to be scored */
+            kids[n++] = (hip_node){.a = m, .c = x.c, .score = NAN};
         }
-        qsort(kids, (size_t)n, sizeof *kids, hip_node_rank);
-        qsort(kids, (size_t)k, sizeof *kids, hip_node_pos);
-        memcpy(nodes, kids, sizeof *nodes * (size_t)k);
+        for (int64_t t = 0; t < n && t < HIP_PF_AHEAD; t++)
+            hip_prefetch_rep(pl, a, io, b, hk, &kids[t]);
+        for (int64_t t = 0; t < n; t++) {
+            if (t + HIP_PF_AHEAD < n && isnan(kids[t + HIP_PF_AHEAD].score))
+                hip_prefetch_rep(pl, a, io, b, hk, &kids[t + HIP_PF_AHEAD]);
+            if (isnan(kids[t].score))
+                kids[t].score = hip_score(pl, a, io, b, hk, nq, &kids[t], ws);
+        }
+        hip_keep_best(kids, n, k, ws->tmp, nodes);
     }
     for (int64_t t = 0; t < k; t++)
         blocks[t] = nodes[t].a;
