@@ -100,6 +100,7 @@ static const struct {
     {"nystrom", 2, 4, 2, 70, 70, 20, 12, "full", "landmarks=9 conv=5 tile=16"},
     {"gla", 1, 2, 2, 70, 70, 16, 16, "causal", "chunk=16"},
     {"reformer", 2, 4, 2, 70, 70, 20, 12, "causal", "chunk=8 rounds=2 same_bucket=0"},
+    {"hip", 2, 4, 2, 70, 70, 20, 0, "causal", "k=4 bk=2 bq=8 refresh=5 sink=2 window=3"},
 };
 
 Test(properties, strided_views_give_the_bits_of_contiguous_tensors_on_parameter_variants, .timeout = 60)
@@ -270,6 +271,7 @@ static const path_case leak_paths[] = {
     {"gla", 1, 2, 2, 97, 97, 32, 32, 1, {"causal"}, {"chunk=16", "chunk=64"}, {40}},
     {"lightning", 1, 2, 2, 97, 97, 32, 32, 1, {"causal"}, {"chunk=16", "chunk=64"}, {40}},
     {"reformer", 1, 4, 2, 97, 97, 16, 0, 2, {"causal"}, {"chunk=8", "chunk=16 same_bucket=0", "chunk=128 buckets=1"}, {40, 7}},
+    {"hip", 1, 4, 2, 97, 97, 16, 0, 2, {"causal"}, {"k=4 bk=2 bq=8 refresh=6", "k=3 bk=4 bq=16 refresh=1 sink=2 window=5"}, {40, 43}},
 };
 
 static const path_case det_paths[] = {
@@ -295,6 +297,7 @@ static const path_case det_paths[] = {
     {"lightning", 2, 4, 2, 130, 130, 32, 16, 1, {"causal"}, {""}, {2}},
     {"reformer", 2, 4, 2, 130, 130, 16, 24, 1, {"full", "causal"}, {"chunk=8 rounds=3", "chunk=16 same_bucket=0"}, {2, 3}},
     {"nystrom", 3, 4, 2, 130, 130, 16, 24, 1, {"full"}, {"landmarks=13 tile=9", "landmarks=200 conv=4 tile=64"}, {2, 3}},
+    {"hip", 2, 4, 2, 130, 130, 16, 0, 1, {"full", "causal"}, {"k=4 bk=2 bq=8 refresh=5", "k=8 bk=3 refresh=1 sink=2 window=4"}, {2, 3}},
 };
 
 typedef void (*path_check)(const attn_kernel *k, const attn_args *a, int64_t at, const char *what);
