@@ -98,7 +98,7 @@ typedef struct {
     double score;
 } replay_node;
 
-/* The search as the paper states it, in double, scores by hip_dot64: the
+/* The search as the paper states it, in double, scores by hip_block_score: the
  * chosen blocks of search row s over keys [0, e) into chosen[nb]. */
 static void replay_search(const hip_plan *pl, const attn_args *a, const attn_io64 *io, int64_t h, int64_t s,
                           int64_t e, unsigned char *chosen)
@@ -125,9 +125,8 @@ static void replay_search(const hip_plan *pl, const attn_args *a, const attn_io6
         }
         for (int64_t t = 0; t < n; t++) {
             const double *key = attn_at64(&io->k, 0, hk, (kid[t].a + (kid[t].c - kid[t].a) / 2) * pl->bk);
-            kid[t].score = -INFINITY;
-            for (int64_t r = s - pl->bq + 1 > 0 ? s - pl->bq + 1 : 0; r <= s; r++)
-                kid[t].score = fmax(kid[t].score, attn_scale(a) * hip_dot64(attn_at64(&io->q, 0, h, r), key, a->D));
+            int64_t r0 = s - pl->bq + 1 > 0 ? s - pl->bq + 1 : 0;
+            kid[t].score = hip_block_score(attn_at64(&io->q, 0, h, r0), io->q.sn, s - r0 + 1, key, a->D, attn_scale(a));
         }
         for (int64_t t = 1; t < n; t++) /* insertion sort: score down, first block up */
             for (int64_t u = t; u > 0; u--) {

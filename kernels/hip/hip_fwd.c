@@ -151,6 +151,7 @@ int hip_forward(attn_ctx *ctx, const attn_io *io)
         return rc;
     int64_t groups = (a->Nq + pl.refresh - 1) / pl.refresh, tasks = a->B * a->H * groups;
     size_t slot = hip_slot_bytes(&pl, a);
+    openblas_set_num_threads(1); /* parallelism comes from the OpenMP loop below */
 #pragma omp parallel num_threads(a->threads)
     {
         flash_tally t = {0};

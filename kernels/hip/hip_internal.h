@@ -21,7 +21,7 @@
  * sinks [0, sink) and the tail [min(e_s, e_i - window), e_i) (the window and
  * every key that arrived since the search), all cut at e_i.
  *
- * Scores are computed in double by hip_dot64 (one out-of-line function the
+ * Scores are computed in double by hip_block_score (one out-of-line function the
  * fp32 kernel and the reference both call on the same widened floats), so
  * both select the same blocks: check compares arithmetic, not selection
  * flips. */
@@ -63,8 +63,10 @@ static inline int64_t hip_tail_start(const hip_plan *pl, int64_t e_s, int64_t e_
 /* Halving rounds of a search over nb blocks (0 when nb <= k). */
 int64_t hip_rounds(const hip_plan *pl, int64_t nb);
 
-/* <x, y> over n doubles in a fixed order (four interleaved partial sums). */
-double hip_dot64(const double *x, const double *y, int64_t n);
+/* max over the nq rows q + r ldq of sc <q_r, key> (D doubles each), every
+ * dot product in a fixed order; NaN products never win (all NaN: -inf).
+ * The one score function of the search, for the kernel and the reference. */
+double hip_block_score(const double *q, int64_t ldq, int64_t nq, const double *key, int64_t D, double sc);
 
 /* A node of the search: blocks [a, c), its score. */
 typedef struct {

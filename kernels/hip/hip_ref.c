@@ -1,7 +1,7 @@
 /* Plain double reference of `hip` (the formulas are in hip_internal.h),
  * written the way the paper states the search: per round, every child of
  * every node scored from scratch, the k best taken one at a time. It shares
- * with the fp32 kernel only hip_dot64, the score of one (query, key) pair,
+ * with the fp32 kernel only hip_block_score, the score of a representative,
  * so both pick the same blocks. Then per row the set of keys it attends and
  * an exact softmax over it. Also the fidelity view: those sets (KEYS) and
  * the softmax rows over them (ROWS). */
@@ -56,12 +56,9 @@ static int hip_ref_open(hip_ref_head *x, const attn_args *a, const attn_io64 *io
 static double hip_ref_score(const hip_ref_head *x, int64_t s, int64_t a, int64_t c)
 {
     const double *key = attn_at64(&x->io->k, x->b, x->hk, (a + (c - a) / 2) * x->pl.bk);
-    double best = -INFINITY;
-    for (int64_t r = hip_block_first(&x->pl, s); r <= s; r++) {
-        double v = attn_scale(x->a) * hip_dot64(attn_at64(&x->io->q, x->b, x->h, r), key, x->a->D);
-        best = v > best ? v : best;
-    }
-    return isnan(best) ? -INFINITY : best;
+    int64_t r0 = hip_block_first(&x->pl, s);
+    return hip_block_score(attn_at64(&x->io->q, x->b, x->h, r0), x->io->q.sn, s - r0 + 1, key, x->a->D,
+                           attn_scale(x->a));
 }
 
 /* The selection of search row s over keys [0, e) into x->chosen. */

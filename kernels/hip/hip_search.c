@@ -1,6 +1,6 @@
 /* The coarse-to-fine block search of `hip` (the formulas are in
  * hip_internal.h), as the fp32 forward runs it: the query block and every
- * representative key are widened to double and scored by hip_dot64, the
+ * representative key are widened to double and scored by hip_block_score, the
  * function the reference scores with, so both select the same blocks. */
 #include "hip_internal.h"
 
@@ -8,21 +8,40 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Out of line on purpose: the kernel and the reference must run the very same
- * instructions (an inlined copy could be contracted into FMAs differently). */
-__attribute__((noinline)) double hip_dot64(const double *x, const double *y, int64_t n)
+/* Four doubles (GCC vector extension): partial sums d mod 4 in one register. */
+typedef double hip_v4 __attribute__((vector_size(32)));
+
+static inline hip_v4 hip_load4(const double *p)
 {
-    double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-    int64_t d = 0;
-    for (; d + 4 <= n; d += 4) {
-        s0 += x[d] * y[d];
-        s1 += x[d + 1] * y[d + 1];
-        s2 += x[d + 2] * y[d + 2];
-        s3 += x[d + 3] * y[d + 3];
+    hip_v4 v;
+    memcpy(&v, p, sizeof v); /* unaligned rows */
+    return v;
+}
+
+/* Out of line on purpose: the kernel and the reference must run the very same
+ * instructions. Per row four interleaved partial sums (d mod 4), added as
+ * (0+1)+(2+3); rows go in pairs so two rows' sums advance side by side. */
+__attribute__((noinline)) double hip_block_score(const double *q, int64_t ldq, int64_t nq, const double *key,
+                                                 int64_t D, double sc)
+{
+    double best = -INFINITY;
+    int64_t D4 = D / 4 * 4;
+    for (int64_t r = 0; r < nq; r += 2) {
+        int pair = r + 1 < nq;
+        const double *x = q + r * ldq, *z = q + (r + pair) * ldq;
+        hip_v4 a = {0, 0, 0, 0}, b = {0, 0, 0, 0};
+        for (int64_t d = 0; d < D4; d += 4) {
+            hip_v4 k = hip_load4(key + d);
+            a += hip_load4(x + d) * k;
+            b += hip_load4(z + d) * k;
+        }
+        for (int64_t d = D4; d < D; d++)
+            a[0] += x[d] * key[d], b[0] += z[d] * key[d];
+        double u = sc * ((a[0] + a[1]) + (a[2] + a[3])), v = sc * ((b[0] + b[1]) + (b[2] + b[3]));
+        best = u > best ? u : best; /* a NaN never wins: the maximum stays -inf or finite */
+        best = pair && v > best ? v : best;
     }
-    for (; d < n; d++)
-        s0 += x[d] * y[d];
-    return (s0 + s1) + (s2 + s3);
+    return best;
 }
 
 int64_t hip_rounds(const hip_plan *pl, int64_t nb)
@@ -120,13 +139,8 @@ static double hip_score(const hip_plan *pl, const attn_args *a, const attn_io *i
     const float *k = attn_at(&io->k, b, hk, rep);
     for (int64_t d = 0; d < D; d++)
         ws->key[d] = k[d];
-    double sc = attn_scale(a), best = -INFINITY;
-    for (int64_t r = 0; r < nq; r++) {
-        double s = sc * hip_dot64(ws->qb + r * D, ws->key, D);
-        best = s > best ? s : best;
-    }
     ws->reps += 1;
-    return best;
+    return hip_block_score(ws->qb, D, nq, ws->key, D, attn_scale(a));
 }
 
 int64_t hip_search(const hip_plan *pl, const attn_args *a, const attn_io *io, int64_t b, int64_t h, int64_t s,
