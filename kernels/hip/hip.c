@@ -35,7 +35,12 @@ int hip_plan_make(hip_plan *pl, const attn_args *a)
     pl->sink = attn_param_int(a, hip_params, "sink", &rc);
     pl->window = attn_param_int(a, hip_params, "window", &rc);
     pl->causal = a->mask.kind == ATTN_MASK_CAUSAL || a->mask.causal;
-    return rc;
+    if (rc)
+        return rc;
+    /* k beyond the blocks of the cache selects every block either way: cap the scratch it sizes */
+    int64_t nb = (a->Nk + pl->bk - 1) / pl->bk;
+    pl->k = pl->k < nb ? pl->k : nb > 0 ? nb : 1;
+    return 0;
 }
 
 static int hip_init(attn_ctx *ctx, const attn_args *a)
