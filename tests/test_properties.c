@@ -104,6 +104,7 @@ static const struct {
     {"hyper", 2, 4, 2, 70, 70, 20, 0, "full", "bs=16 s=8 min_seq_len=8 r=3"},
     {"retrieval", 2, 4, 2, 70, 70, 20, 0, "causal", "n_sink=2 w=8 r=4 min_index=8"},
     {"retrieval", 2, 4, 2, 4, 300, 20, 0, "full", "n_sink=2 w=8 r=4 min_index=8 exact=1"},
+    {"hip", 2, 4, 2, 70, 70, 20, 0, "causal", "k=4 bk=2 bq=8 refresh=5 sink=2 window=3"},
 };
 
 Test(properties, strided_views_give_the_bits_of_contiguous_tensors_on_parameter_variants, .timeout = 60)
@@ -278,6 +279,7 @@ static const path_case leak_paths[] = {
     {"hyper", 1, 4, 2, 97, 97, 16, 0, 2, {"causal"}, {"bs=8 s=8 min_seq_len=8", "bs=16 s=4 min_seq_len=16 r=3"}, {40, 49}},
     {"retrieval", 1, 4, 2, 97, 97, 16, 0, 2, {"causal"},
      {"n_sink=2 w=8 r=4 min_index=8", "n_sink=2 w=8 r=4 min_index=8 exact=1", "n_sink=0 w=1 r=3 min_index=4 nlist=3"}, {40, 61}},
+    {"hip", 1, 4, 2, 97, 97, 16, 0, 2, {"causal"}, {"k=4 bk=2 bq=8 refresh=6", "k=3 bk=4 bq=16 refresh=1 sink=2 window=5"}, {40, 43}},
 };
 
 static const path_case det_paths[] = {
@@ -306,6 +308,7 @@ static const path_case det_paths[] = {
     {"probsparse", 2, 4, 2, 600, 600, 16, 24, 1, {"full", "causal"}, {"factor=10", "factor=2 lazy=sum"}, {2, 3}},
     {"hyper", 2, 4, 2, 130, 130, 16, 0, 1, {"full", "causal"}, {"bs=16 s=8 min_seq_len=8", "bs=8 s=32 min_seq_len=16 r=2"}, {2, 3}},
     {"retrieval", 2, 4, 2, 130, 130, 16, 0, 1, {"full", "causal"}, {"n_sink=2 w=8 r=4 min_index=8", "n_sink=2 w=8 r=4 min_index=8 exact=1"}, {2, 3}},
+    {"hip", 2, 4, 2, 130, 130, 16, 0, 1, {"full", "causal"}, {"k=4 bk=2 bq=8 refresh=5", "k=8 bk=3 refresh=1 sink=2 window=4"}, {2, 3}},
 };
 
 typedef void (*path_check)(const attn_kernel *k, const attn_args *a, int64_t at, const char *what);

@@ -42,7 +42,8 @@
     X(hyper) \
     X(routing) \
     X(retrieval) \
-    X(recycled)
+    X(recycled) \
+    X(hip)
 
 #define DECLARE(name) extern const attn_kernel attn_kernel_##name;
 ATTN_REGISTERED_KERNELS(DECLARE)
