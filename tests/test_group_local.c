@@ -8,6 +8,7 @@
 
 #include <criterion/criterion.h>
 #include <math.h>
+#include <string.h>
 
 static double group_run_err(const attn_kernel *k, fx_problem *p, int64_t h)
 {
@@ -27,6 +28,20 @@ static double group_run_err(const attn_kernel *k, fx_problem *p, int64_t h)
     return err;
 }
 
+/* Budgets small enough at 48 rows that the approximation is not the exact
+ * limit (a selection that keeps every key would pass whatever its heads read). */
+static const char *small_budget(const char *kernel)
+{
+    static const struct {
+        const char *kernel, *params;
+    } t[] = {{"retrieval", "n_sink=2 w=8 r=4 min_index=8"}, {"hip", "k=4 bk=2 bq=8 refresh=5"},
+             {"recycled", "S=4 K=8"}, {"cca", "g=3 n_loc=1"}};
+    for (size_t i = 0; i < sizeof t / sizeof *t; i++)
+        if (!strcmp(t[i].kernel, kernel))
+            return t[i].params;
+    return NULL;
+}
+
 Test(group_local, a_group_local_reference_on_one_gqa_group_gives_the_whole_problems_rows)
 {
     int claimed = 0;
@@ -39,7 +54,7 @@ Test(group_local, a_group_local_reference_on_one_gqa_group_gives_the_whole_probl
         int gqa = (k->flags & ATTN_GQA) != 0;
         const char *mask = k->masks & ATTN_MASK_BIT(ATTN_MASK_FULL) ? "full" : "causal";
         attn_args a = fx_args(1, 4, gqa ? 2 : 4, 48, 48, 16, mask, 1);
-        fx_add_params(&a, k->check_params);
+        fx_add_params(&a, small_budget(k->name) ? small_budget(k->name) : k->check_params);
         fx_problem p;
         fx_make_for(&p, k, &a, 7);
         for (int64_t h = 0; h < a.H; h++)

@@ -111,7 +111,7 @@ const attn_kernel attn_kernel_hip = {
     .name = "hip",
     .family = "hip",
     .reference = "Lee et al. 2024 (HiP Attention: Sparse Sub-Quadratic Attention with Hierarchical Attention Pruning)",
-    .flags = ATTN_APPROX | ATTN_CAUSAL | ATTN_DECODE | ATTN_GQA | ATTN_CROSS | ATTN_DETERMINISTIC,
+    .flags = ATTN_APPROX | ATTN_CAUSAL | ATTN_DECODE | ATTN_GQA | ATTN_CROSS | ATTN_DETERMINISTIC | ATTN_GROUP_LOCAL,
     .masks = ATTN_MASK_BIT(ATTN_MASK_FULL) | ATTN_MASK_BIT(ATTN_MASK_CAUSAL),
     .params = hip_params,
     .notes = "rows are decode steps: row i mod refresh = 0 searches (query block: it and the bq-1 rows before), the "

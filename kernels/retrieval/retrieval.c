@@ -194,7 +194,7 @@ const attn_kernel attn_kernel_retrieval = {
     .name = "retrieval",
     .family = "retrieval",
     .reference = "Liu et al. 2024 (RetrievalAttention, arXiv 2409.10516)",
-    .flags = ATTN_APPROX | ATTN_CAUSAL | ATTN_DECODE | ATTN_GQA | ATTN_CROSS | ATTN_DETERMINISTIC,
+    .flags = ATTN_APPROX | ATTN_CAUSAL | ATTN_DECODE | ATTN_GQA | ATTN_CROSS | ATTN_DETERMINISTIC | ATTN_GROUP_LOCAL,
     .masks = ATTN_MASK_BIT(ATTN_MASK_FULL) | ATTN_MASK_BIT(ATTN_MASK_CAUSAL),
     .params = attn_retrieval_params,
     .notes = "rows are decode steps in position order; static set = first n_sink + last w positions; IVF index "
