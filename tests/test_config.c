@@ -62,6 +62,8 @@ Test(config, shipped_configs_parse_and_expand_to_the_expected_job_counts)
         {"configs/fidelity.json", (1 + 4 + 4 + 4 + 4 + 4 + 3 + 3) * 4 * 3 + (1 + 3 + 1) * 4 * 3 + (3 + 3 + 3 + 3) * 4 * 3},
         {"configs/default.json", 1 * 3 * 2 * 6 * 2 + 2 * 3 * 2 * 5 * 2 + 3 * 1 * 2 * 1 * 1 * 2 + 15 * 2 * 4 + 3 * 3 + 2 * 2 +
                                      4 * 5 + 3 + 10 * 4 + 3 * 4},
+        /* decode steps (kernels' budget variants x KV lengths), 8-step cycles, a trained cache's two layers */
+        {"configs/longctx.json", (1 + 2 + 4 + 1) * 5 + 2 * 5 + 4 * 2},
         {"configs/full.json", 1 * 4 * 2 * 7 * 2 + 2 * 4 * 2 * 4 * 2 + 1 * 1 * 2 * 2 * 1 * 3 + 3 * 2 * 2 * 2 * 2 +
                                   3 * 1 * 2 * 1 * 1 * 5},
     };
