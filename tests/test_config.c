@@ -58,7 +58,7 @@ Test(config, shipped_configs_parse_and_expand_to_the_expected_job_counts)
         size_t jobs;
     } want[] = {
         /* kernels x masks x passes x N x D (x params variants x H_kv x threads) */
-        {"configs/quick.json", 3 * 3 * 2 * 4 * 1 + 8 * 2},
+        {"configs/quick.json", 3 * 3 * 2 * 4 * 1 + 8 * 2 + 4},
         {"configs/fidelity.json", (1 + 4 + 4 + 4 + 4 + 4 + 3 + 3) * 4 * 3 + (1 + 3 + 1) * 4 * 3 + (3 + 3 + 3 + 3) * 4 * 3},
         {"configs/default.json", 1 * 3 * 2 * 6 * 2 + 2 * 3 * 2 * 5 * 2 + 3 * 1 * 2 * 1 * 1 * 2 + 15 * 2 * 4 + 3 * 3 + 2 * 2 +
                                      4 * 5 + 3 + 10 * 4 + 3 * 4},
@@ -97,8 +97,9 @@ Test(config, quick_expands_in_documented_order_with_canonical_masks)
     cr_assert_str_eq(mask_of(&j[16]), "window:wl=256,wr=0");
     cr_assert_str_eq(j[24].job.kernel->name, "blas");
     cr_assert_str_eq(j[71].job.kernel->name, "flash");
-    cr_assert_str_eq(j[72].job.suite, "fidelity", "the fidelity slice comes last");
-    cr_assert_eq(n, 72 + 16);
+    cr_assert_str_eq(j[72].job.suite, "fidelity", "the fidelity slice follows the kernels");
+    cr_assert_str_eq(j[88].job.suite, "longctx", "the long-context slice comes last");
+    cr_assert_eq(n, 72 + 16 + 4);
     for (size_t i = 0; i < 72; i++) {
         cr_assert_str_eq(j[i].job.suite, "kernels");
         const attn_args *a = &j[i].job.args;
