@@ -82,6 +82,7 @@ typedef struct {
     int nfield;
     char first_extra[ATTN_CELL_MAX];
     csvw_row row;
+    long row_inside;     /* a line of the pending record that is a whole row by itself (0: none) */
     int rc;              /* first error or stop code; later callbacks do nothing */
     int (*on_row)(const csvw_row *row, long line, void *ud);
     void *ud;
@@ -158,6 +159,49 @@ static void on_record(int term, void *ud)
     s->at_start = 1;
 }
 
+/* ---- is one physical line a whole row on its own? */
+
+typedef struct {
+    int fields, records, last_is_id;
+} line_shape;
+
+static void count_field(void *data, size_t len, void *ud)
+{
+    line_shape *l = ud;
+    char id[17];
+    l->fields++;
+    l->last_is_id = 0;
+    if (len == 16) {
+        memcpy(id, data, 16);
+        id[16] = '\0';
+        l->last_is_id = is_job_id(id);
+    }
+}
+
+static void count_record(int term, void *ud)
+{
+    (void)term;
+    ((line_shape *)ud)->records++;
+}
+
+/* A record the parser has not finished after several lines is either a row
+ * torn inside a quoted multi-line cell or a quote left open on a bad line
+ * that swallows the rows after it. Those rows give the second case away:
+ * each is a complete row with a job_id when parsed on its own line, which no
+ * continuation line of a quoted cell written here is (its quote would close
+ * the cell in the middle of an unquoted field, a strict-mode error). */
+static int is_whole_row(const char *line, size_t len)
+{
+    struct csv_parser p;
+    line_shape l = {0, 0, 0};
+    if (csv_init(&p, CSV_STRICT) != 0)
+        return 0;
+    int ok = csv_parse(&p, line, len, count_field, count_record, &l) == len &&
+             csv_fini(&p, count_field, count_record, &l) == 0;
+    csv_free(&p);
+    return ok && l.records == 1 && l.fields == ATTN_COL__COUNT && l.last_is_id;
+}
+
 /* Feeds the stream from its current position to the end. *good_end is the
  * offset just past the last complete record or blank line and *good_lines the
  * number of lines up to there; bytes after it are a torn tail. */
@@ -180,9 +224,15 @@ static int scan_stream(scanner *s, FILE *f, off_t *good_end, long *good_lines)
             s->rec_line = s->line;
             s->at_start = 0;
         }
+        if (!s->at_start && s->rec_line < s->line && !s->row_inside && is_whole_row(line, (size_t)len))
+            s->row_inside = s->line;
         if (csv_parse(&p, line, (size_t)len, on_field, on_record, s) != (size_t)len && !s->rc)
-            s->rc = attn_fail(ATTN_EINVAL, "%s:%ld: expected CSV quoting, found a malformed field (%s)",
-                              s->path, s->line, csv_strerror(csv_error(&p)));
+            s->rc = s->rec_line < s->line
+                        ? attn_fail(ATTN_EINVAL, "%s:%ld: expected CSV quoting, found a quoted field opened "
+                                    "on this line and closed on line %ld in the middle of a field (%s)",
+                                    s->path, s->rec_line, s->line, csv_strerror(csv_error(&p)))
+                        : attn_fail(ATTN_EINVAL, "%s:%ld: expected CSV quoting, found a malformed field (%s)",
+                                    s->path, s->line, csv_strerror(csv_error(&p)));
         off += len;
         if (line[len - 1] == '\n' && (s->ended || (blank && s->at_start))) {
             *good_end = off;
@@ -191,6 +241,11 @@ static int scan_stream(scanner *s, FILE *f, off_t *good_end, long *good_lines)
     }
     if (!s->rc && ferror(f))
         s->rc = attn_fail(ATTN_EIO, "%s:%ld: read error: %s", s->path, s->line + 1, strerror(errno));
+    if (!s->rc && !s->at_start && s->row_inside)
+        s->rc = attn_fail(ATTN_EINVAL, "%s:%ld: expected CSV quoting, found a quoted field that is never "
+                          "closed: it runs over the whole row on line %ld to the end of the file "
+                          "(correct this line; the file was not changed)",
+                          s->path, s->rec_line, s->row_inside);
     free(line);
     csv_free(&p);   /* a pending record is the torn tail: never delivered */
     return s->rc;

@@ -9,7 +9,10 @@
  *
  * Reading: libcsv's parser, one-line errors naming file:line. A trailing
  * record without its final newline is torn by definition and is never
- * delivered (csvw_open would remove it).
+ * delivered (csvw_open would remove it). Only the last row can be torn: a
+ * quote left open on an earlier line, which would make the parser take every
+ * later row for part of one field, is an error naming that line, so no valid
+ * row is ever dropped or removed.
  *
  * job_id: the FNV-1a 64-bit hash of the identity cells (THREADS, then SUITE
  * through DATA_SOURCE, joined by '\x1f') as 16 lowercase hex digits. Run
