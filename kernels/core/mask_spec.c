@@ -306,6 +306,29 @@ attn_mask attn_mask_default(attn_mask_kind kind)
     return m;
 }
 
+/* A key given twice is an error, as a repeated option is, rather than "the
+ * last wins". Checked on a copy before parsing (which cuts list values). */
+static int check_repeats(const char *spec, const char *params)
+{
+    char buf[512], *save = NULL;
+    const char *key[256], *val[256];
+    int n = 0;
+    snprintf(buf, sizeof buf, "%s", params);
+    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(tok, '=');
+        if (!eq)
+            continue; /* reported by the parser */
+        *eq = '\0';
+        for (int i = 0; i < n; i++)
+            if (strcmp(key[i], tok) == 0)
+                return attn_fail(ATTN_EINVAL, "mask '%s': %s: given twice ('%s', then '%s')", spec, tok, val[i],
+                                 eq + 1);
+        key[n] = tok;
+        val[n++] = eq + 1;
+    }
+    return 0;
+}
+
 int attn_mask_parse(const char *spec, attn_mask *out)
 {
     char buf[512];
@@ -335,6 +358,11 @@ int attn_mask_parse(const char *spec, attn_mask *out)
     *out = attn_mask_default((attn_mask_kind)kind);
     out->fixed = strcmp(buf, "fixed") == 0;
 
+    if (params) {
+        int rc = check_repeats(spec, params);
+        if (rc)
+            return rc;
+    }
     unsigned seen = 0;
     char *save = NULL;
     for (char *tok = params ? strtok_r(params, ",", &save) : NULL; tok; tok = strtok_r(NULL, ",", &save)) {
