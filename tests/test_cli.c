@@ -65,6 +65,13 @@ Test(cli, bad_kernel_param_is_rejected)
     EXPECT_USAGE_ERROR(cmd_bench, "--param", "bench", "--kernel", "naive", "--param", "novalue");
 }
 
+/* "K:k=v" applies to kernel K only: a K that is not benched would be ignored. */
+Test(cli, a_param_for_a_kernel_not_benched_is_refused)
+{
+    EXPECT_USAGE_ERROR(cmd_bench, "param flsh:br=16: expected one of the kernels of --kernel (flash, naive) before ':', found 'flsh'",
+                       "bench", "--kernel", "flash,naive", "--N", "64", "--param", "flsh:br=16");
+}
+
 Test(cli, malformed_json_names_file_line_and_column)
 {
     EXPECT_USAGE_ERROR(cmd_sweep, "malformed.json:4:", "sweep", "--config", ATTN_SOURCE_DIR "/tests/data/malformed.json", "--dry-run");
