@@ -72,6 +72,18 @@ Test(cli, a_param_for_a_kernel_not_benched_is_refused)
                        "bench", "--kernel", "flash,naive", "--N", "64", "--param", "flsh:br=16");
 }
 
+/* Checked against the kernel's parameter table before anything runs, as
+ * train does: a usage error (exit 2), not an error row (exit 1). */
+Test(cli, an_unknown_or_out_of_range_kernel_param_is_a_usage_error)
+{
+    EXPECT_USAGE_ERROR(cmd_bench, "kernel 'flash': unknown param 'nope' (expected br, bc)", "bench", "--kernel",
+                       "flash", "--N", "64", "--param", "nope=3");
+    EXPECT_USAGE_ERROR(cmd_bench, "param br: expected an integer in [1, 1024], found '100000'", "bench", "--kernel",
+                       "flash", "--N", "64", "--param", "br=100000");
+    EXPECT_USAGE_ERROR(cmd_bench, "param br: expected an integer in [1, 1024], found '0'", "bench", "--kernel",
+                       "naive,flash", "--N", "64", "--param", "flash:br=0");
+}
+
 Test(cli, malformed_json_names_file_line_and_column)
 {
     EXPECT_USAGE_ERROR(cmd_sweep, "malformed.json:4:", "sweep", "--config", ATTN_SOURCE_DIR "/tests/data/malformed.json", "--dry-run");

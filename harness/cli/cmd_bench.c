@@ -148,7 +148,9 @@ static int check_grid(const bench_opts *o, const attn_kernel **kernels)
         return ATTN_EINVAL;
     for (int ik = 0; ik < o->n_kernels; ik++) {
         param_bag p;
-        if (params_for(o, kernels[ik]->name, &p))
+        char owner[96];
+        snprintf(owner, sizeof owner, "kernel '%s'", kernels[ik]->name);
+        if (params_for(o, kernels[ik]->name, &p) || opt_bag_validate(kernels[ik]->params, &p, owner))
             return ATTN_EINVAL;
     }
     return 0;
