@@ -83,6 +83,8 @@ typedef struct {
     char first_extra[ATTN_CELL_MAX];
     csvw_row row;
     long row_inside;     /* a line of the pending record that is a whole row by itself (0: none) */
+    long torn_line;      /* after the scan: the line where a torn last row begins (0: none) */
+    off_t torn_bytes;    /* and its length */
     int rc;              /* first error or stop code; later callbacks do nothing */
     int (*on_row)(const csvw_row *row, long line, void *ud);
     void *ud;
@@ -246,6 +248,8 @@ static int scan_stream(scanner *s, FILE *f, off_t *good_end, long *good_lines)
                           "closed: it runs over the whole row on line %ld to the end of the file "
                           "(correct this line; the file was not changed)",
                           s->path, s->rec_line, s->row_inside);
+    if (!s->at_start)
+        s->torn_line = s->rec_line, s->torn_bytes = off - *good_end;
     free(line);
     csv_free(&p);   /* a pending record is the torn tail: never delivered */
     return s->rc;
@@ -486,7 +490,9 @@ static int call_user(const csvw_row *row, long line, void *ud)
     return r->cb(row, r->ud);
 }
 
-int csvw_read_rows(const char *path, int (*cb)(const csvw_row *row, void *ud), void *ud)
+/* strict: a file without its header or with a torn last row is an error
+ * (a report would otherwise show a table short of a row without saying so). */
+static int read_rows(const char *path, int (*cb)(const csvw_row *, void *), void *ud, int strict)
 {
     rowcb r = {cb, ud};
     scanner s;
@@ -497,7 +503,23 @@ int csvw_read_rows(const char *path, int (*cb)(const csvw_row *row, void *ud), v
         return rc;
     if (missing)
         return attn_fail(ATTN_EIO, "%s: cannot open for reading: %s", path, strerror(ENOENT));
+    if (strict && s.records == 0 && !s.torn_line)
+        return attn_fail(ATTN_EINVAL, "%s:1: expected the results header line, found an empty file", path);
+    if (strict && s.torn_line)
+        return attn_fail(ATTN_EINVAL, "%s:%ld: expected a complete last row, found %lld bytes without a line end "
+                         "(a write cut short: the next bench, sweep or train appending to this file removes them)",
+                         path, s.torn_line, (long long)s.torn_bytes);
     return s.records > 0 ? (int)(s.records - 1) : 0;
+}
+
+int csvw_read_rows(const char *path, int (*cb)(const csvw_row *row, void *ud), void *ud)
+{
+    return read_rows(path, cb, ud, 1);
+}
+
+int csvw_read_rows_before_repair(const char *path, int (*cb)(const csvw_row *row, void *ud), void *ud)
+{
+    return read_rows(path, cb, ud, 0);
 }
 
 /* ---------------------------------------------------------------- id set */

@@ -99,7 +99,13 @@ int csvw_load_job_ids(const char *path, csvw_idset *set);
 
 /* Calls cb for every complete row in file order; the row is valid during the
  * call only. cb returns 0 to go on; anything else stops the scan and is
- * returned. Otherwise returns the number of rows (>= 0) or a negative code. */
+ * returned. Otherwise returns the number of rows (>= 0) or a negative code.
+ * An empty file (no header) and a torn last row are errors naming file:line:
+ * what is read is the whole file or nothing. */
 int csvw_read_rows(const char *path, int (*cb)(const csvw_row *row, void *ud), void *ud);
+/* The same for a file about to be appended to (a resumed sweep): an empty
+ * file or a torn last row is what csvw_open repairs, so it is read without
+ * them rather than refused. */
+int csvw_read_rows_before_repair(const char *path, int (*cb)(const csvw_row *row, void *ud), void *ud);
 
 #endif
