@@ -8,6 +8,7 @@
 #include "tasks/pathfinder.h"
 
 #include <criterion/criterion.h>
+#include <criterion/redirect.h>
 #include <fenv.h>
 #include <math.h>
 #include <omp.h>
@@ -618,6 +619,28 @@ Test(pathfinder, official_layout_loads_labels_and_skips_the_empty_image, .timeou
         if (q == 0) /* and is a real parameter: another split_seed moves images */
             cr_assert(moved > 0, "split_seed 43 gives the same train split as 42");
     }
+}
+
+/* A skipped image is named with its cause on stderr, and so is it in the
+ * error when too few images remain (the fixture's empty sample_2.png). */
+Test(pathfinder, skipped_images_are_named_with_their_cause, .timeout = 60, .init = cr_redirect_stderr)
+{
+    int named_in_error = 0;
+    for (int q = 0; q < 3; q++) {
+        task_data d;
+        cr_assert_neq(try_make(&task_pathfinder, "", (task_split)q, 1, 6, FIX "/official", &d), 0);
+        const char *msg = attn_last_error();
+        if (strstr(msg, "1 skipped as empty or corrupt")) {
+            cr_assert(strstr(msg, "imgs/2/sample_2.png: "), "the error names the skipped file: %s", msg);
+            named_in_error = 1;
+        }
+    }
+    cr_assert(named_in_error, "no split reported the empty image");
+    fflush(stderr);
+    char text[4096] = "";
+    size_t n = fread(text, 1, sizeof text - 1, cr_get_redirected_stderr());
+    text[n] = '\0';
+    cr_assert(strstr(text, "skipped") && strstr(text, "imgs/2/sample_2.png: "), "stderr: %s", text);
 }
 
 Test(pathfinder, official_layout_errors_name_the_file, .timeout = 60)
