@@ -499,6 +499,44 @@ Test(pathfinder, png_decodes_stored_fixed_and_dynamic_blocks_with_all_five_filte
     free(pix);
 }
 
+/* CRC-32 of the PNG chunk type and data (bitwise; the decoder has its own table). */
+static uint32_t chunk_crc(const uint8_t *p, size_t n)
+{
+    uint32_t c = 0xffffffffu;
+    for (size_t i = 0; i < n; i++) {
+        c ^= p[i];
+        for (int k = 0; k < 8; k++)
+            c = c & 1 ? 0xedb88320u ^ (c >> 1) : c >> 1;
+    }
+    return c ^ 0xffffffffu;
+}
+
+/* An IDAT chunk may be empty (encoders flush them): before the first data
+ * the decoder once copied zero bytes into its not yet allocated buffer,
+ * which UBSan reports (memcpy to NULL); the image must decode unchanged. */
+Test(pathfinder, png_with_an_empty_idat_chunk_decodes_unchanged, .timeout = 60)
+{
+    FILE *f = fopen(FIX "/png/gray_stored.png", "rb");
+    cr_assert(f);
+    static uint8_t png[1 << 16], with_empty[(1 << 16) + 12];
+    size_t n = fread(png, 1, sizeof png, f);
+    fclose(f);
+    const size_t after_ihdr = 8 + 12 + 13;
+    uint8_t empty[12] = {0, 0, 0, 0, 'I', 'D', 'A', 'T'};
+    uint32_t crc = chunk_crc(empty + 4, 4);
+    for (int k = 0; k < 4; k++)
+        empty[8 + k] = (uint8_t)(crc >> (24 - 8 * k));
+    memcpy(with_empty, png, after_ihdr);
+    memcpy(with_empty + after_ihdr, empty, 12);
+    memcpy(with_empty + after_ihdr + 12, png + after_ihdr, n - after_ihdr);
+    uint8_t *a, *b;
+    int32_t wa, ha, wb, hb;
+    cr_assert_eq(png_gray_decode(png, n, "plain", &a, &wa, &ha), 0, "%s", attn_last_error());
+    cr_assert_eq(png_gray_decode(with_empty, n + 12, "with an empty IDAT", &b, &wb, &hb), 0, "%s", attn_last_error());
+    cr_assert(wa == wb && ha == hb && memcmp(a, b, (size_t)wa * ha) == 0);
+    free(a), free(b);
+}
+
 Test(pathfinder, png_rejects_malformed_files_with_one_line_errors_naming_them, .timeout = 60)
 {
     static const struct {
