@@ -260,6 +260,20 @@ Test(csv, unclosed_quote_in_a_middle_row_is_refused_and_no_row_is_removed)
     cr_assert_eq(len, (size_t)n, "no byte removed");
 }
 
+/* A file that is not text (a checkpoint given as --csv) is named in one
+ * printable line: its bytes are escaped, never written raw to the terminal. */
+Test(csv, a_binary_file_is_refused_with_its_bytes_escaped)
+{
+    write_raw(path, "\x7f" "ELF\x02\x01\x1b[2J,x\n", 15);
+    static test_rows c;
+    c.n = 0;
+    cr_assert_lt(csvw_read_rows(path, test_rows_collect, &c), 0);
+    const char *msg = attn_last_error();
+    cr_assert(strstr(msg, ":1: header column 1: expected 'run_id', found '\\x7fELF\\x02\\x01\\x1b[2J'"), "%s", msg);
+    for (const char *p = msg; *p; p++)
+        cr_assert((unsigned char)*p >= 0x20 && *p != 0x7f, "raw byte 0x%02x in '%s'", (unsigned char)*p, msg);
+}
+
 Test(csv, torn_header_of_a_new_file_is_rewritten_but_foreign_text_is_left_alone)
 {
     write_raw(path, "run_id,utc,git", 14);

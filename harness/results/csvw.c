@@ -122,14 +122,30 @@ static void on_field(void *data, size_t len, void *ud)
     s->nfield++;
 }
 
+/* A cell as it may appear in a one-line message: bytes that are not
+ * printable ASCII as \xNN (a binary file must not write control bytes to the
+ * terminal or break the line), at most 80 of them. */
+static const char *printable(const char *cell, char out[4 * 80 + 4])
+{
+    size_t o = 0;
+    int i = 0;
+    for (; cell[i] && i < 80; i++) {
+        unsigned char b = (unsigned char)cell[i];
+        o += (size_t)(b >= 0x20 && b < 0x7f ? sprintf(out + o, "%c", b) : sprintf(out + o, "\\x%02x", b));
+    }
+    strcpy(out + o, cell[i] ? "..." : "");
+    return out;
+}
+
 static int check_header(const scanner *s)
 {
+    char found[4 * 80 + 4];
     for (int c = 0; c < ATTN_COL__COUNT && c < s->nfield; c++) {
         const char *want = schema_col_name((schema_col)c);
         if (strcmp(s->row.cell[c], want) != 0)
             return attn_fail(ATTN_EINVAL, "%s:%ld: header column %d: expected '%s', found '%s' "
-                             "(file written with another schema)",
-                             s->path, s->rec_line, c + 1, want, s->row.cell[c]);
+                             "(not a results file, or one written with another schema)",
+                             s->path, s->rec_line, c + 1, want, printable(s->row.cell[c], found));
     }
     if (s->nfield < ATTN_COL__COUNT)
         return attn_fail(ATTN_EINVAL, "%s:%ld: header column %d: expected '%s', found the end of "
@@ -138,7 +154,7 @@ static int check_header(const scanner *s)
     if (s->nfield > ATTN_COL__COUNT)
         return attn_fail(ATTN_EINVAL, "%s:%ld: header column %d: expected the end of the line, "
                          "found '%s' (%d columns, the schema has %d)", s->path, s->rec_line,
-                         ATTN_COL__COUNT + 1, s->first_extra, s->nfield, ATTN_COL__COUNT);
+                         ATTN_COL__COUNT + 1, printable(s->first_extra, found), s->nfield, ATTN_COL__COUNT);
     return 0;
 }
 
@@ -464,8 +480,11 @@ static int load_one(const csvw_row *row, long line, void *ud)
     idload *l = ud;
     int rc = csvw_idset_add(l->set, row->cell[ATTN_COL_JOB_ID]);
     if (rc == ATTN_EINVAL)
+    {
+        char found[4 * 80 + 4];
         return attn_fail(ATTN_EINVAL, "%s:%ld: column job_id: expected 16 lowercase hex digits, found '%s'",
-                         l->path, line, row->cell[ATTN_COL_JOB_ID]);
+                         l->path, line, printable(row->cell[ATTN_COL_JOB_ID], found));
+    }
     return rc < 0 ? rc : 0;
 }
 
