@@ -84,6 +84,15 @@ Test(cli, an_unknown_or_out_of_range_kernel_param_is_a_usage_error)
                        "naive,flash", "--N", "64", "--param", "flash:br=0");
 }
 
+/* A generated task reads no files: --data would be ignored silently. */
+Test(cli, data_given_to_a_generated_task_is_refused)
+{
+    EXPECT_USAGE_ERROR(cmd_train, "task mqar: --data: expected none (the task is generated, it reads no files), found '/tmp'",
+                       "train", "--task", "mqar", "--kernel", "flash", "--data", "/tmp", "--steps", "20", "--warmup", "0");
+    EXPECT_USAGE_ERROR(cmd_train, "task copy: --data", "train", "--task", "copy", "--kernel", "flash", "--data", "/tmp",
+                       "--steps", "20", "--warmup", "0");
+}
+
 Test(cli, malformed_json_names_file_line_and_column)
 {
     EXPECT_USAGE_ERROR(cmd_sweep, "malformed.json:4:", "sweep", "--config", ATTN_SOURCE_DIR "/tests/data/malformed.json", "--dry-run");
