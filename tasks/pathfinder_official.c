@@ -62,9 +62,12 @@ static int pf_find_root(const char *task, const char *dir, int32_t res, int32_t 
 {
     const char *curv = pf_diff_dir(contour_len);
     char meta[4096];
-    int rc = pf_path(root, cap, "%s/pathfinder%d/%s", dir, res, curv);
-    if (rc || pf_is_dir(root))
-        return rc;
+    /* the release archive holds the trees under lra_release/lra_release/: --data may name any level */
+    static const char *const release[3] = {"", "/lra_release", "/lra_release/lra_release"};
+    int rc = 0;
+    for (int k = 0; k < 3; k++)
+        if ((rc = pf_path(root, cap, "%s%s/pathfinder%d/%s", dir, release[k], res, curv)) || pf_is_dir(root))
+            return rc;
     if ((rc = pf_path(root, cap, "%s/%s", dir, curv)) || pf_is_dir(root))
         return rc;
     if ((rc = pf_path(meta, sizeof meta, "%s/metadata", dir)) || (rc = pf_path(root, cap, "%s", dir)))

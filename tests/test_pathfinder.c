@@ -15,7 +15,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #define FIX ATTN_SOURCE_DIR "/tests/data/lra/pathfinder"
 
@@ -679,6 +681,26 @@ Test(pathfinder, skipped_images_are_named_with_their_cause, .timeout = 60, .init
     size_t n = fread(text, 1, sizeof text - 1, cr_get_redirected_stderr());
     text[n] = '\0';
     cr_assert(strstr(text, "skipped") && strstr(text, "imgs/2/sample_2.png: "), "stderr: %s", text);
+}
+
+/* The release archive holds the Pathfinder trees one level down
+ * (lra_release/lra_release/pathfinder32/...): --data may name the folder it
+ * was unpacked in, as for the other LRA tasks. */
+Test(pathfinder, the_release_tree_is_found_under_lra_release, .timeout = 60)
+{
+    char dir[] = "/tmp/attn_pf_XXXXXX", a[64], b[96], link[128];
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(a, sizeof a, "%s/lra_release", dir);
+    snprintf(b, sizeof b, "%s/lra_release", a);
+    snprintf(link, sizeof link, "%s/pathfinder32", b);
+    cr_assert_eq(mkdir(a, 0755), 0);
+    cr_assert_eq(mkdir(b, 0755), 0);
+    cr_assert_eq(symlink(FIX "/official/pathfinder32", link), 0);
+    task_data d;
+    cr_assert_eq(try_make(&task_pathfinder, "", TASK_TRAIN, 1, 1, dir, &d), 0, "%s", attn_last_error());
+    cr_assert_str_eq(d.data_source, "official");
+    task_data_free(&d);
+    unlink(link), rmdir(b), rmdir(a), rmdir(dir);
 }
 
 Test(pathfinder, official_layout_errors_name_the_file, .timeout = 60)
