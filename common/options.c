@@ -479,6 +479,18 @@ static int bag_value(const opt_def *rows, const param_bag *p, const char *name, 
     return 1;
 }
 
+int opt_bag_validate(const opt_def *rows, const param_bag *p, const char *owner)
+{
+    int rc = opt_bag_check(rows, p, owner);
+    for (int i = 0; !rc && i < p->n; i++) {
+        const opt_def *d = opt_find(rows, p->key[i]);
+        union { int64_t i; uint64_t u; int i32; double d; float f; } scratch;
+        if (d->type <= OPT_ENUM) /* the numeric types, flags and enumerations */
+            bag_value(rows, p, p->key[i], &scratch, &rc);
+    }
+    return rc;
+}
+
 int64_t opt_bag_int(const opt_def *rows, const param_bag *p, const char *name, int *rc)
 {
     union { int64_t i; uint64_t u; int i32; double d; float f; } v = {0};

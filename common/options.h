@@ -102,6 +102,10 @@ int opt_read_json(const opt_def *rows, void *target, const cJSON *obj, const cha
 
 /* "key=value" bags (task and kernel parameters): every key must be a row. */
 int opt_bag_check(const opt_def *rows, const param_bag *p, const char *owner);
+/* opt_bag_check, then every given number, flag or enumeration parsed and
+ * range-checked as the owner will read it, so bad values are refused before
+ * any work starts (other types are left to the owner). */
+int opt_bag_validate(const opt_def *rows, const param_bag *p, const char *owner);
 /* Every row of a bag into target: the given value or the row's default
  * (opt_bag_check first). Messages: "param L: expected ...". */
 int opt_bag_read(const opt_def *rows, void *target, const param_bag *p, const char *owner);

@@ -215,6 +215,22 @@ static void fsync_dir(const char *path)
     }
 }
 
+int ckpt_check_writable(const char *path)
+{
+    char tmp[PATH_MAX];
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp)
+        return attn_fail(ATTN_EINVAL, "%s: expected a path shorter than %d bytes", path, PATH_MAX - 4);
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        return attn_fail(ATTN_EINVAL, "%s: expected a checkpoint file, found a directory", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return attn_fail(ATTN_EIO, "%s: cannot create: %s", tmp, strerror(errno));
+    close(fd);
+    unlink(tmp);
+    return 0;
+}
+
 int ckpt_save(const char *path, const char *config_json, const ckpt_state *s)
 {
     int rc = check_state(path, s);

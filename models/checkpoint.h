@@ -75,6 +75,11 @@ typedef struct {
  * removed and an existing `path` is left as it was. */
 int ckpt_save(const char *path, const char *config_json, const ckpt_state *s);
 
+/* Whether ckpt_save could create <path>.tmp there now (it is created and
+ * removed again): a run that writes its checkpoint at the end checks first
+ * rather than failing after hours of training. */
+int ckpt_check_writable(const char *path);
+
 /* Validates the whole file (magic, version, size, CRC, header, config JSON,
  * tensor table against s) before writing anything into s, then fills it.
  * Errors are one line: "<path>: bad magic", "<path>: checksum mismatch (file

@@ -187,12 +187,13 @@ static int classic_form_parse(const opt_def *rows, const param_bag *p, const cha
 static int ar_make(const param_bag *p, task_split split, uint64_t seed, int64_t n, const char *data_dir,
                    task_data *out)
 {
-    (void)data_dir;
     memset(out, 0, sizeof *out);
     static const int64_t def[2][2] = {{42, 20}, {31, 20}};
     int form;
     int64_t cfg[2];
-    int rc = classic_form_parse(ar_params, p, "ar", def, &form, cfg);
+    int rc = task_generated_only("ar", data_dir);
+    if (!rc)
+        rc = classic_form_parse(ar_params, p, "ar", def, &form, cfg);
     if (rc)
         return rc;
     int safari = form == FORM_SAFARI;
@@ -247,12 +248,13 @@ static void induction_fill_last_only(const int64_t *cfg, attn_rng *r, int32_t *t
 static int induction_make(const param_bag *p, task_split split, uint64_t seed, int64_t n, const char *data_dir,
                           task_data *out)
 {
-    (void)data_dir;
     memset(out, 0, sizeof *out);
     static const int64_t def[2][2] = {{31, 20}, {256, 16}};
     int form;
     int64_t cfg[2];
-    int rc = classic_form_parse(induction_params, p, "induction", def, &form, cfg);
+    int rc = task_generated_only("induction", data_dir);
+    if (!rc)
+        rc = classic_form_parse(induction_params, p, "induction", def, &form, cfg);
     if (rc)
         return rc;
     int safari = form == FORM_SAFARI;
@@ -325,15 +327,17 @@ static int copy_make_named(const char *name, const opt_def *rows, int fixed, con
 static int selective_copy_make(const param_bag *p, task_split split, uint64_t seed, int64_t n,
                                const char *data_dir, task_data *out)
 {
-    (void)data_dir;
-    return copy_make_named("selective_copy", selective_copy_params, 0, p, split, seed, n, out);
+    memset(out, 0, sizeof *out);
+    int rc = task_generated_only("selective_copy", data_dir);
+    return rc ? rc : copy_make_named("selective_copy", selective_copy_params, 0, p, split, seed, n, out);
 }
 
 static int copy_make(const param_bag *p, task_split split, uint64_t seed, int64_t n, const char *data_dir,
                      task_data *out)
 {
-    (void)data_dir;
-    return copy_make_named("copy", copy_params, 1, p, split, seed, n, out);
+    memset(out, 0, sizeof *out);
+    int rc = task_generated_only("copy", data_dir);
+    return rc ? rc : copy_make_named("copy", copy_params, 1, p, split, seed, n, out);
 }
 
 const task_def task_ar = {

@@ -269,16 +269,25 @@ static int read_tsv(tsv_state *s)
 static int official(const char *dir, task_split split, uint64_t seed, int64_t n, int64_t len, task_data *out)
 {
     static const char *const names[3] = {"basic_train.tsv", "basic_val.tsv", "basic_test.tsv"};
+    /* the release unpacks to lra_release/listops-1000/; --data may name any level of it */
+    static const char *const sub[3] = {"/listops-1000", "/lra_release/listops-1000", ""};
     char path[1200];
     struct stat st;
-    snprintf(path, sizeof path, "%s/listops-1000/%s", dir, names[split]);
-    if (stat(path, &st) != 0)
-        snprintf(path, sizeof path, "%s/%s", dir, names[split]);
+    for (int k = 0; k < 3; k++) {
+        snprintf(path, sizeof path, "%s%s/%s", dir, sub[k], names[split]);
+        if (stat(path, &st) == 0)
+            break;
+    }
     tsv_state s = {.path = path, .cap = (int)len - 1};
     memset(out, 0, sizeof *out); /* freeable on every error path */
     s.tok = malloc(sizeof *s.tok * (size_t)len);
     int rc = s.tok ? read_tsv(&s) : attn_fail(ATTN_ENOMEM, "listops: out of memory");
     int64_t rows = s.row, *idx = NULL;
+    if (!rc && s.line == 1)
+        rc = attn_fail(ATTN_EINVAL, "%s: expected a header line (Source, Target) and examples, found an empty file",
+                       path);
+    if (!rc && rows == 0)
+        rc = attn_fail(ATTN_EINVAL, "%s: expected examples after the header line, found none", path);
     if (!rc && n > rows)
         rc = attn_fail(ATTN_EINVAL, "%s: %lld examples, %lld asked for", path, (long long)rows, (long long)n);
     int64_t *want = NULL;

@@ -172,10 +172,11 @@ static void mqar_repeat_context(int64_t L, int64_t ctx, int32_t *tok, int32_t *t
 static int mqar_make(const param_bag *params, task_split split, uint64_t seed, int64_t n, const char *data_dir,
                      task_data *out)
 {
-    (void)data_dir;
     memset(out, 0, sizeof *out);
     mqar_cfg c;
-    int rc = mqar_parse(params, &c);
+    int rc = task_generated_only("mqar", data_dir);
+    if (!rc)
+        rc = mqar_parse(params, &c);
     if (rc)
         return rc;
     int64_t S = (c.L - 2 * c.D * c.passes) / 2;

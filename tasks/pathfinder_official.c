@@ -62,9 +62,12 @@ static int pf_find_root(const char *task, const char *dir, int32_t res, int32_t 
 {
     const char *curv = pf_diff_dir(contour_len);
     char meta[4096];
-    int rc = pf_path(root, cap, "%s/pathfinder%d/%s", dir, res, curv);
-    if (rc || pf_is_dir(root))
-        return rc;
+    /* the release archive holds the trees under lra_release/lra_release/: --data may name any level */
+    static const char *const release[3] = {"", "/lra_release", "/lra_release/lra_release"};
+    int rc = 0;
+    for (int k = 0; k < 3; k++)
+        if ((rc = pf_path(root, cap, "%s%s/pathfinder%d/%s", dir, release[k], res, curv)) || pf_is_dir(root))
+            return rc;
     if ((rc = pf_path(root, cap, "%s/%s", dir, curv)) || pf_is_dir(root))
         return rc;
     if ((rc = pf_path(meta, sizeof meta, "%s/metadata", dir)) || (rc = pf_path(root, cap, "%s", dir)))
@@ -199,8 +202,10 @@ static int pf_load_image(const char *task, const pf_entry *e, int32_t W, int32_t
         return rc;
     rc = png_gray_decode(buf, len, e->path, &pix, &w, &h);
     free(buf);
-    if (rc == ATTN_EINVAL)
-        return 1; /* empty, truncated or corrupt: S4 skips these */
+    if (rc == ATTN_EINVAL) { /* empty, truncated or corrupt: S4 skips these, and the user must know which */
+        fprintf(stderr, "note: task %s: skipped %s\n", task, attn_last_error());
+        return 1;
+    }
     if (rc)
         return rc;
     if (w != W || h != W)
@@ -227,6 +232,7 @@ int pf_official_make(const char *task, const pf_config *c, const char *diff, con
     uint64_t split_seed = (uint64_t)task_param_int_in(params, "split_seed", 42, 0, INT64_MAX, &rc);
     pf_index ix = {0};
     int64_t *perm = NULL, *order = NULL, got = 0, skipped = 0;
+    char last_skip[512] = ""; /* why the last skipped image was skipped, for a shortfall's error */
     if (!rc)
         rc = pf_find_root(task, data_dir, c->res, c->contour_len, root, sizeof root);
     if (!rc)
@@ -251,16 +257,16 @@ int pf_official_make(const char *task, const pf_config *c, const char *diff, con
         if (s < 0)
             rc = s;
         else if (s == 1)
-            skipped++;
+            skipped++, snprintf(last_skip, sizeof last_skip, "%s", attn_last_error());
         else
             out->labels[got++] = e->label;
     }
     if (!rc && got < n)
         rc = attn_fail(ATTN_EINVAL,
                        "task %s: %s: expected n=%lld readable images in the %s split, found %lld (of %lld files, "
-                       "%lld skipped as empty or corrupt)",
+                       "%lld skipped as empty or corrupt%s%s)",
                        task, root, (long long)n, pf_split_name(split), (long long)got, (long long)count,
-                       (long long)skipped);
+                       (long long)skipped, skipped ? ", the last: " : "", last_skip);
     if (!rc) {
         out->vocab = PF_VOCAB, out->n_classes = 2;
         snprintf(out->data_source, sizeof out->data_source, "official");

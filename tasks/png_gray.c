@@ -492,6 +492,8 @@ static int png_chunks(const uint8_t *buf, size_t len, const char *name, int32_t 
                 return rc;
             seen_hdr = 1;
         } else if (memcmp(type, "IDAT", 4) == 0) {
+            if (n == 0)
+                continue; /* allowed and empty: nothing to append (and no buffer to append to yet) */
             if (*idat_len + n > cap) {
                 cap = 2 * (*idat_len + n);
                 uint8_t *t = realloc(*idat, cap);

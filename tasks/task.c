@@ -78,6 +78,14 @@ void task_settings_text(const task_def *t, const param_bag *p, char *buf, size_t
     }
 }
 
+int task_generated_only(const char *task, const char *data_dir)
+{
+    if (!data_dir)
+        return 0;
+    return attn_fail(ATTN_EINVAL, "task %s: --data: expected none (the task is generated, it reads no files), "
+                     "found '%s'", task, data_dir);
+}
+
 int task_params_check(const opt_def *rows, const param_bag *p, const char *task)
 {
     char owner[64];

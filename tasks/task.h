@@ -105,6 +105,10 @@ const task_def *task_find(const char *name);   /* NULL + error listing the names
  * when a default changes between versions. */
 void task_settings_text(const task_def *t, const param_bag *p, char *buf, size_t n);
 
+/* For a task that only generates its data: a --data directory given to it
+ * is an error (it would be ignored, and the user believe the files used). */
+int task_generated_only(const char *task, const char *data_dir);
+
 /* Parameter helpers, reading through the task's table (strict: unknown keys
  * and bad values are errors naming the task or the key). */
 int task_params_check(const opt_def *rows, const param_bag *p, const char *task);

@@ -65,6 +65,34 @@ Test(cli, bad_kernel_param_is_rejected)
     EXPECT_USAGE_ERROR(cmd_bench, "--param", "bench", "--kernel", "naive", "--param", "novalue");
 }
 
+/* "K:k=v" applies to kernel K only: a K that is not benched would be ignored. */
+Test(cli, a_param_for_a_kernel_not_benched_is_refused)
+{
+    EXPECT_USAGE_ERROR(cmd_bench, "param flsh:br=16: expected one of the kernels of --kernel (flash, naive) before ':', found 'flsh'",
+                       "bench", "--kernel", "flash,naive", "--N", "64", "--param", "flsh:br=16");
+}
+
+/* Checked against the kernel's parameter table before anything runs, as
+ * train does: a usage error (exit 2), not an error row (exit 1). */
+Test(cli, an_unknown_or_out_of_range_kernel_param_is_a_usage_error)
+{
+    EXPECT_USAGE_ERROR(cmd_bench, "kernel 'flash': unknown param 'nope' (expected br, bc)", "bench", "--kernel",
+                       "flash", "--N", "64", "--param", "nope=3");
+    EXPECT_USAGE_ERROR(cmd_bench, "param br: expected an integer in [1, 1024], found '100000'", "bench", "--kernel",
+                       "flash", "--N", "64", "--param", "br=100000");
+    EXPECT_USAGE_ERROR(cmd_bench, "param br: expected an integer in [1, 1024], found '0'", "bench", "--kernel",
+                       "naive,flash", "--N", "64", "--param", "flash:br=0");
+}
+
+/* A generated task reads no files: --data would be ignored silently. */
+Test(cli, data_given_to_a_generated_task_is_refused)
+{
+    EXPECT_USAGE_ERROR(cmd_train, "task mqar: --data: expected none (the task is generated, it reads no files), found '/tmp'",
+                       "train", "--task", "mqar", "--kernel", "flash", "--data", "/tmp", "--steps", "20", "--warmup", "0");
+    EXPECT_USAGE_ERROR(cmd_train, "task copy: --data", "train", "--task", "copy", "--kernel", "flash", "--data", "/tmp",
+                       "--steps", "20", "--warmup", "0");
+}
+
 Test(cli, malformed_json_names_file_line_and_column)
 {
     EXPECT_USAGE_ERROR(cmd_sweep, "malformed.json:4:", "sweep", "--config", ATTN_SOURCE_DIR "/tests/data/malformed.json", "--dry-run");

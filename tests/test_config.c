@@ -254,6 +254,16 @@ Test(config, params_entries_multiply_only_their_kernel)
     cr_assert(strstr(msg, "$.suites[0].params[0]: param br: given twice ('1', then '2')"), "%s", msg);
 }
 
+/* Checked against the kernel's table when the config is read, before any
+ * job runs: a config error (exit 2), not an error row per job (exit 1). */
+Test(config, an_unknown_or_out_of_range_kernel_param_is_refused_before_any_job)
+{
+    const char *msg = parse_error(SUITE(",\"params\":[\"flash:nope=1\"]"));
+    cr_assert(strstr(msg, "x.json: suite 'k': kernel 'flash': unknown param 'nope' (expected br, bc)"), "%s", msg);
+    msg = parse_error(SUITE(",\"params\":[\"flash:br=100000\"]"));
+    cr_assert(strstr(msg, "x.json: suite 'k': param br: expected an integer in [1, 1024], found '100000'"), "%s", msg);
+}
+
 Test(config, entries_sharing_a_suite_must_not_repeat_a_job)
 {
     const char *msg = parse_error(

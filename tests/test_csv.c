@@ -221,6 +221,59 @@ Test(csv, torn_last_row_is_removed_and_resume_neither_duplicates_nor_tears)
     csvw_close(&w);
 }
 
+/* A quote left open on a middle line makes the parser read every later row
+ * as part of one unfinished field, as it reads a torn last row: the rows
+ * after it are valid, so the file is refused naming that line, and neither
+ * the reader nor the writer drops or rewrites anything. */
+Test(csv, unclosed_quote_in_a_middle_row_is_refused_and_no_row_is_removed)
+{
+    csvw w;
+    csvw_row r[3];
+    cr_assert_eq(csvw_open(&w, path), 0);
+    for (int k = 0; k < 3; k++) {
+        sample_row(&r[k], k);
+        csvw_row_set(&r[k], ATTN_COL_PARAMS, "br=64"); /* no quotes that would end the open field */
+        cr_assert_eq(csvw_write(&w, &r[k]), 0);
+    }
+    csvw_close(&w);
+    size_t len;
+    char *text = strdup(slurp(path, &len));
+    const char *row1 = strchr(strchr(text, '\n') + 1, '\n') + 1; /* after header and row 0 */
+    static char broken[1 << 16];
+    int n = snprintf(broken, sizeof broken, "%.*s%s%s", (int)(row1 - text), text,
+                     "run-1,\"an unclosed quote,x\n", row1);
+    free(text);
+    unlink(path);
+    write_raw(path, broken, (size_t)n);
+
+    csvw_idset done;
+    csvw_idset_init(&done);
+    cr_assert_lt(csvw_load_job_ids(path, &done), 0, "resume does not read past the bad line");
+    cr_assert(strstr(attn_last_error(), path) && strstr(attn_last_error(), ":3: "), "%s", attn_last_error());
+    csvw_idset_free(&done);
+    cr_assert_lt(csvw_open(&w, path), 0, "the writer refuses the file");
+    cr_assert(strstr(attn_last_error(), ":3: "), "%s", attn_last_error());
+    static test_rows c;
+    c.n = 0;
+    cr_assert_lt(csvw_read_rows(path, test_rows_collect, &c), 0);
+    slurp(path, &len);
+    cr_assert_eq(len, (size_t)n, "no byte removed");
+}
+
+/* A file that is not text (a checkpoint given as --csv) is named in one
+ * printable line: its bytes are escaped, never written raw to the terminal. */
+Test(csv, a_binary_file_is_refused_with_its_bytes_escaped)
+{
+    write_raw(path, "\x7f" "ELF\x02\x01\x1b[2J,x\n", 15);
+    static test_rows c;
+    c.n = 0;
+    cr_assert_lt(csvw_read_rows(path, test_rows_collect, &c), 0);
+    const char *msg = attn_last_error();
+    cr_assert(strstr(msg, ":1: header column 1: expected 'run_id', found '\\x7fELF\\x02\\x01\\x1b[2J'"), "%s", msg);
+    for (const char *p = msg; *p; p++)
+        cr_assert((unsigned char)*p >= 0x20 && *p != 0x7f, "raw byte 0x%02x in '%s'", (unsigned char)*p, msg);
+}
+
 Test(csv, torn_header_of_a_new_file_is_rewritten_but_foreign_text_is_left_alone)
 {
     write_raw(path, "run_id,utc,git", 14);

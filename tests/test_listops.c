@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define FIXTURES ATTN_SOURCE_DIR "/tests/data/lra"
 
@@ -164,4 +166,44 @@ Test(listops, malformed_tsv_fails_with_file_line_and_expectation)
     param_bag bad = params("min_len=100", "max_len=50");
     cr_assert_lt(task_listops.make(&bad, TASK_TEST, 1, 1, NULL, &d), 0);
     cr_assert(strstr(attn_last_error(), "expected min_len + 1 < max_len"), "%s", attn_last_error());
+}
+
+/* An empty file and one with the header only say so, not "0 examples". */
+Test(listops, an_empty_or_header_only_file_says_so)
+{
+    char dir[] = "/tmp/attn_listops_XXXXXX", path[64];
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/basic_test.tsv", dir);
+    param_bag p = params(NULL, NULL);
+    task_data d;
+    FILE *f = fopen(path, "w");
+    fclose(f);
+    cr_assert_lt(task_listops.make(&p, TASK_TEST, 1, 1, dir, &d), 0);
+    cr_assert(strstr(attn_last_error(), "basic_test.tsv: expected a header line (Source, Target) and examples, "
+                                        "found an empty file"), "%s", attn_last_error());
+    f = fopen(path, "w");
+    fputs("Source\tTarget\n", f);
+    fclose(f);
+    cr_assert_lt(task_listops.make(&p, TASK_TEST, 1, 1, dir, &d), 0);
+    cr_assert(strstr(attn_last_error(), "basic_test.tsv: expected examples after the header line, found none"), "%s",
+              attn_last_error());
+    unlink(path), rmdir(dir);
+}
+
+/* The release archive unpacks to lra_release/listops-1000/: --data may name
+ * the folder that holds it, as for retrieval. */
+Test(listops, the_release_tree_is_found_under_lra_release)
+{
+    char dir[] = "/tmp/attn_listops_XXXXXX", sub[64], link[96];
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(sub, sizeof sub, "%s/lra_release", dir);
+    snprintf(link, sizeof link, "%s/listops-1000", sub);
+    cr_assert_eq(mkdir(sub, 0755), 0);
+    cr_assert_eq(symlink(FIXTURES "/listops", link), 0);
+    param_bag p = params(NULL, NULL);
+    task_data d;
+    cr_assert_eq(task_listops.make(&p, TASK_TEST, 1, 4, dir, &d), 0, "%s", attn_last_error());
+    cr_assert_str_eq(d.data_source, "official");
+    task_data_free(&d);
+    unlink(link), rmdir(sub), rmdir(dir);
 }

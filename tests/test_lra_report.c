@@ -2,12 +2,15 @@
  * and their budget, the published rows of the same models sit beside them,
  * the average needs all five tasks, and runs of different settings are never
  * averaged into one cell. */
+#include "harness/cli/cli.h"
 #include "harness/results/csvw.h"
 #include "test_rows.h"
 #include "harness/results/lra_report.h"
 #include "harness/results/lra_speed.h"
 
 #include <criterion/criterion.h>
+#include <criterion/redirect.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -276,4 +279,66 @@ Test(lra_report, ranking_section_names_the_models_that_move)
     cr_assert(strstr(md, "| `flash+block` (Local Attention) | 40.00 | 3 | 46.06 | 3 | same place |"), "%s", md);
     cr_assert(strstr(md, "2 of 3 models rank differently than in the paper."), "%s", md);
     free(md), free(bub);
+}
+
+/* Nothing is left out silently: an empty file, a file without one training
+ * row and a torn last row (a Pathfinder cell would vanish and the average
+ * become "4 of 5 tasks") are errors naming the file; the table names the
+ * file it was read from. */
+Test(lra_report, an_empty_file_no_training_row_or_a_torn_last_row_is_an_error)
+{
+    scratch s;
+    static lra_table t;
+    open_scratch(&s);
+    csvw_close(&s.w);
+    cr_assert_lt(lra_table_load(s.csv, &t), 0, "a file with the header only");
+    cr_assert(strstr(attn_last_error(), "expected LRA training rows"), "%s", attn_last_error());
+    truncate(s.csv, 0);
+    cr_assert_lt(lra_table_load(s.csv, &t), 0, "an empty file");
+    cr_assert(strstr(attn_last_error(), ":1: expected the results header line, found an empty file"), "%s",
+              attn_last_error());
+
+    unlink(s.csv);
+    cr_assert_eq(csvw_open(&s.w, s.csv), 0);
+    put(&s.w, (lra_put){.task = "listops", .kernel = "flash", .split = "test", .acc = "0.364", .src = "generated"});
+    csvw_close(&s.w);
+    int fd = open(s.csv, O_WRONLY | O_APPEND);
+    cr_assert_eq(write(fd, ",,,,1,lra,pathfinder,flash", 26), 26);
+    close(fd);
+    cr_assert_lt(lra_table_load(s.csv, &t), 0);
+    cr_assert(strstr(attn_last_error(), s.csv) && strstr(attn_last_error(), ":3: expected a complete last row"),
+              "%s", attn_last_error());
+    unlink(s.csv), rmdir(s.dir);
+}
+
+Test(lra_report, the_table_names_the_csv_it_was_read_from)
+{
+    scratch s;
+    open_scratch(&s);
+    put(&s.w, (lra_put){.task = "listops", .kernel = "flash", .split = "test", .acc = "0.364", .src = "generated"});
+    char want[96];
+    snprintf(want, sizeof want, "one setting in %s;", s.csv);
+    char *md, *bub;
+    render(&s, &md, &bub);
+    cr_assert(strstr(md, want), "%s", md);
+    free(md), free(bub);
+}
+
+/* Run where there is no results/ directory: --md elsewhere takes the data
+ * file along beside it. */
+Test(lra_report, md_outside_results_needs_no_results_directory, .init = cr_redirect_stdout)
+{
+    scratch s;
+    open_scratch(&s);
+    put(&s.w, (lra_put){.task = "listops", .kernel = "flash", .split = "test", .acc = "0.364", .src = "generated"});
+    csvw_close(&s.w);
+    cr_assert_eq(chdir(s.dir), 0);
+    char md[96], bub[96];
+    snprintf(md, sizeof md, "%s/T.md", s.dir);
+    snprintf(bub, sizeof bub, "%s/lra_bubbles.csv", s.dir);
+    char *argv[] = {"report", "lra", "--csv", s.csv, "--md", md, NULL};
+    cr_assert_eq(cmd_report(6, argv), 0, "%s", attn_last_error());
+    cr_assert_eq(access(md, F_OK), 0);
+    cr_assert_eq(access(bub, F_OK), 0, "the data file beside --md");
+    unlink(md), unlink(bub), unlink(s.csv), rmdir(s.dir);
 }

@@ -1,4 +1,5 @@
 /* Mask descriptor: parsing, tile classification soundness, pair counts. */
+#include "common/attn_error.h"
 #include "kernels/core/mask.h"
 
 #include <criterion/criterion.h>
@@ -63,6 +64,38 @@ Test(mask, parse_rejects_bad_specs_with_a_message)
     cr_assert_neq(attn_mask_parse("window:wl=-1", &m), 0);
     cr_assert_neq(attn_mask_parse("window:wl=3,zz=1", &m), 0);
     cr_assert_neq(attn_mask_parse("full:causal=2", &m), 0);
+}
+
+/* A repeated key is an error (as a repeated option is), not "the last wins". */
+Test(mask, a_key_given_twice_is_an_error_naming_both_values)
+{
+    attn_mask m;
+    cr_assert_eq(attn_mask_parse("window:wl=5,wl=7", &m), ATTN_EINVAL);
+    cr_assert_str_eq(attn_last_error(), "mask 'window:wl=5,wl=7': wl: given twice ('5', then '7')");
+    cr_assert_eq(attn_mask_parse("full:causal=1,causal=0", &m), ATTN_EINVAL);
+    cr_assert(strstr(attn_last_error(), "causal: given twice ('1', then '0')"), "%s", attn_last_error());
+    cr_assert_eq(attn_mask_parse("window:wl=5,wr=7", &m), 0, "different keys are not a repeat");
+}
+
+/* Nothing is clamped or skipped silently: a number beyond int64, an empty
+ * item (a trailing or doubled comma) and a ':' with no parameters are errors. */
+Test(mask, overflow_empty_items_and_an_empty_parameter_list_are_errors)
+{
+    attn_mask m;
+    cr_assert_eq(attn_mask_parse("window:wl=99999999999999999999", &m), ATTN_EINVAL);
+    cr_assert(strstr(attn_last_error(), "wl expects an integer >= 0, found '99999999999999999999'"), "%s",
+              attn_last_error());
+    static const char *const empty_item[] = {"window:wl=5,", "window:wl=5,,wr=3", "window:,wl=5"};
+    for (size_t i = 0; i < sizeof empty_item / sizeof *empty_item; i++) {
+        cr_assert_eq(attn_mask_parse(empty_item[i], &m), ATTN_EINVAL, "%s", empty_item[i]);
+        cr_assert(strstr(attn_last_error(), "found an empty item"), "%s: %s", empty_item[i], attn_last_error());
+    }
+    cr_assert_eq(attn_mask_parse("document:lens=4+", &m), ATTN_EINVAL);
+    cr_assert(strstr(attn_last_error(), "lens expects values joined by '+', found an empty item"), "%s",
+              attn_last_error());
+    cr_assert_eq(attn_mask_parse("causal:", &m), ATTN_EINVAL);
+    cr_assert(strstr(attn_last_error(), "mask 'causal:': expected key=value after ':'"), "%s", attn_last_error());
+    cr_assert_eq(attn_mask_parse("window:wl=9223372036854775807", &m), 0, "INT64_MAX itself is a number");
 }
 
 Test(mask, format_round_trips)

@@ -8,13 +8,16 @@
 #include "tasks/pathfinder.h"
 
 #include <criterion/criterion.h>
+#include <criterion/redirect.h>
 #include <fenv.h>
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #define FIX ATTN_SOURCE_DIR "/tests/data/lra/pathfinder"
 
@@ -498,6 +501,44 @@ Test(pathfinder, png_decodes_stored_fixed_and_dynamic_blocks_with_all_five_filte
     free(pix);
 }
 
+/* CRC-32 of the PNG chunk type and data (bitwise; the decoder has its own table). */
+static uint32_t chunk_crc(const uint8_t *p, size_t n)
+{
+    uint32_t c = 0xffffffffu;
+    for (size_t i = 0; i < n; i++) {
+        c ^= p[i];
+        for (int k = 0; k < 8; k++)
+            c = c & 1 ? 0xedb88320u ^ (c >> 1) : c >> 1;
+    }
+    return c ^ 0xffffffffu;
+}
+
+/* An IDAT chunk may be empty (encoders flush them): before the first data
+ * the decoder once copied zero bytes into its not yet allocated buffer,
+ * which UBSan reports (memcpy to NULL); the image must decode unchanged. */
+Test(pathfinder, png_with_an_empty_idat_chunk_decodes_unchanged, .timeout = 60)
+{
+    FILE *f = fopen(FIX "/png/gray_stored.png", "rb");
+    cr_assert(f);
+    static uint8_t png[1 << 16], with_empty[(1 << 16) + 12];
+    size_t n = fread(png, 1, sizeof png, f);
+    fclose(f);
+    const size_t after_ihdr = 8 + 12 + 13;
+    uint8_t empty[12] = {0, 0, 0, 0, 'I', 'D', 'A', 'T'};
+    uint32_t crc = chunk_crc(empty + 4, 4);
+    for (int k = 0; k < 4; k++)
+        empty[8 + k] = (uint8_t)(crc >> (24 - 8 * k));
+    memcpy(with_empty, png, after_ihdr);
+    memcpy(with_empty + after_ihdr, empty, 12);
+    memcpy(with_empty + after_ihdr + 12, png + after_ihdr, n - after_ihdr);
+    uint8_t *a, *b;
+    int32_t wa, ha, wb, hb;
+    cr_assert_eq(png_gray_decode(png, n, "plain", &a, &wa, &ha), 0, "%s", attn_last_error());
+    cr_assert_eq(png_gray_decode(with_empty, n + 12, "with an empty IDAT", &b, &wb, &hb), 0, "%s", attn_last_error());
+    cr_assert(wa == wb && ha == hb && memcmp(a, b, (size_t)wa * ha) == 0);
+    free(a), free(b);
+}
+
 Test(pathfinder, png_rejects_malformed_files_with_one_line_errors_naming_them, .timeout = 60)
 {
     static const struct {
@@ -618,6 +659,48 @@ Test(pathfinder, official_layout_loads_labels_and_skips_the_empty_image, .timeou
         if (q == 0) /* and is a real parameter: another split_seed moves images */
             cr_assert(moved > 0, "split_seed 43 gives the same train split as 42");
     }
+}
+
+/* A skipped image is named with its cause on stderr, and so is it in the
+ * error when too few images remain (the fixture's empty sample_2.png). */
+Test(pathfinder, skipped_images_are_named_with_their_cause, .timeout = 60, .init = cr_redirect_stderr)
+{
+    int named_in_error = 0;
+    for (int q = 0; q < 3; q++) {
+        task_data d;
+        cr_assert_neq(try_make(&task_pathfinder, "", (task_split)q, 1, 6, FIX "/official", &d), 0);
+        const char *msg = attn_last_error();
+        if (strstr(msg, "1 skipped as empty or corrupt")) {
+            cr_assert(strstr(msg, "imgs/2/sample_2.png: "), "the error names the skipped file: %s", msg);
+            named_in_error = 1;
+        }
+    }
+    cr_assert(named_in_error, "no split reported the empty image");
+    fflush(stderr);
+    char text[4096] = "";
+    size_t n = fread(text, 1, sizeof text - 1, cr_get_redirected_stderr());
+    text[n] = '\0';
+    cr_assert(strstr(text, "skipped") && strstr(text, "imgs/2/sample_2.png: "), "stderr: %s", text);
+}
+
+/* The release archive holds the Pathfinder trees one level down
+ * (lra_release/lra_release/pathfinder32/...): --data may name the folder it
+ * was unpacked in, as for the other LRA tasks. */
+Test(pathfinder, the_release_tree_is_found_under_lra_release, .timeout = 60)
+{
+    char dir[] = "/tmp/attn_pf_XXXXXX", a[64], b[96], link[128];
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(a, sizeof a, "%s/lra_release", dir);
+    snprintf(b, sizeof b, "%s/lra_release", a);
+    snprintf(link, sizeof link, "%s/pathfinder32", b);
+    cr_assert_eq(mkdir(a, 0755), 0);
+    cr_assert_eq(mkdir(b, 0755), 0);
+    cr_assert_eq(symlink(FIX "/official/pathfinder32", link), 0);
+    task_data d;
+    cr_assert_eq(try_make(&task_pathfinder, "", TASK_TRAIN, 1, 1, dir, &d), 0, "%s", attn_last_error());
+    cr_assert_str_eq(d.data_source, "official");
+    task_data_free(&d);
+    unlink(link), rmdir(b), rmdir(a), rmdir(dir);
 }
 
 Test(pathfinder, official_layout_errors_name_the_file, .timeout = 60)

@@ -93,6 +93,21 @@ Test(train_run, an_unwritable_results_path_fails_before_any_training_step)
     rmdir(dir);
 }
 
+Test(train_run, an_unwritable_checkpoint_path_fails_before_any_training_step)
+{
+    train_run_opts r;
+    char dir[] = "/tmp/attn_unwritable_XXXXXX", csv[64], ckpt[96];
+    tiny_mqar(&r, dir, csv, sizeof csv);
+    snprintf(ckpt, sizeof ckpt, "%s/missing/model.ckpt", dir);
+    r.checkpoint = ckpt;
+    r.train.steps = 1000000, r.train.halt_after = 1; /* a step taken would fail with another message */
+    double acc;
+    cr_assert_lt(test_train_acc(&r, &acc), 0);
+    cr_assert(strstr(attn_last_error(), "missing/model.ckpt") && strstr(attn_last_error(), "cannot create"), "%s",
+              attn_last_error());
+    unlink(csv), rmdir(dir);
+}
+
 static int max_peak_rss(const csvw_row *row, void *ud)
 {
     size_t *peak = ud, v = (size_t)strtoull(row->cell[ATTN_COL_PEAK_RSS_BYTES], NULL, 10);

@@ -96,6 +96,27 @@ static int params_for(const bench_opts *o, const char *name, param_bag *p)
     return 0;
 }
 
+/* A "K:k=v" whose K is not one of --kernel would apply to no kernel: an
+ * error (a typo would otherwise bench the defaults silently). */
+static int check_param_kernels(const bench_opts *o)
+{
+    for (int i = 0; i < o->params.n; i++) {
+        const char *key = o->params.key[i], *colon = strchr(key, ':');
+        if (!colon)
+            continue;
+        int listed = 0;
+        char names[512] = "";
+        for (int k = 0; k < o->n_kernels; k++) {
+            listed |= strlen(o->kernels[k]) == (size_t)(colon - key) && !strncmp(o->kernels[k], key, (size_t)(colon - key));
+            snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", k ? ", " : "", o->kernels[k]);
+        }
+        if (!listed)
+            return attn_fail(ATTN_EINVAL, "param %s=%s: expected one of the kernels of --kernel (%s) before ':', "
+                             "found '%.*s'", key, o->params.val[i], names, (int)(colon - key), key);
+    }
+    return 0;
+}
+
 /* The job of one grid point: the shared job with its kernel, N, D and that
  * kernel's parameters. */
 static int grid_job(const bench_opts *o, const attn_kernel *k, int in, int id, bench_job *job)
@@ -123,9 +144,13 @@ static int check_grid(const bench_opts *o, const attn_kernel **kernels)
             if (attn_args_validate(NULL, &a))
                 return ATTN_EINVAL;
         }
+    if (check_param_kernels(o))
+        return ATTN_EINVAL;
     for (int ik = 0; ik < o->n_kernels; ik++) {
         param_bag p;
-        if (params_for(o, kernels[ik]->name, &p))
+        char owner[96];
+        snprintf(owner, sizeof owner, "kernel '%s'", kernels[ik]->name);
+        if (params_for(o, kernels[ik]->name, &p) || opt_bag_validate(kernels[ik]->params, &p, owner))
             return ATTN_EINVAL;
     }
     return 0;

@@ -7,6 +7,7 @@
 #include "harness/results/lra_speed.h"
 #include "harness/results/recall_report.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <string.h>
 
@@ -54,7 +55,8 @@ static const char usage[] =
     "kernel swapped into the trained weights beside exact decode's, and whether each\n"
     "approximate decode kernel stays within 0.02 of it at the trained length. Writes --md\n"
     "(default results/LONGCTX.md) and --data (default results/longctx_points.csv, drawn by\n"
-    "plots/plot.sh as longctx.png).\n";
+    "plots/plot.sh as longctx.png).\n"
+    "With --md and no --data, the data file goes beside --md under its default name.\n";
 
 /* Writes the two outputs of a loaded report. */
 typedef void (*report_writer)(const void *table, FILE *md, FILE *data);
@@ -102,13 +104,11 @@ static void write_longctx(const void *t, FILE *md, FILE *data)
 
 static int write_outputs(const void *table, report_writer w, const char *md, const char *data)
 {
-    FILE *f = fopen(md, "w"), *g = fopen(data, "w");
+    FILE *f = fopen(md, "w"), *g = f ? fopen(data, "w") : NULL;
     if (!f || !g) {
+        fprintf(stderr, "attnbench report: %s: cannot open for writing: %s\n", f ? data : md, strerror(errno));
         if (f)
             fclose(f);
-        if (g)
-            fclose(g);
-        fprintf(stderr, "attnbench report: cannot write %s or %s\n", md, data);
         return 2;
     }
     w(table, f, g);
@@ -136,7 +136,7 @@ int cmd_report(int argc, char **argv)
         if (!strcmp(argv[1], reports[i].name))
             which = i;
     const char *csv = "", *md = "", *data = "";
-    int c;
+    int c, md_given = 0, data_given = 0;
     if (which >= 0) { /* the report's name comes first, options after it */
         csv = reports[which].csv, md = reports[which].md, data = reports[which].data;
         argc--, argv++;
@@ -147,9 +147,9 @@ int cmd_report(int argc, char **argv)
         if (c == 'c')
             csv = optarg;
         else if (c == 'm')
-            md = optarg;
+            md = optarg, md_given = 1;
         else if (c == 'b')
-            data = optarg;
+            data = optarg, data_given = 1;
         else if (c == 's' && which == 0)
             speed = optarg;
         else if (c == 'e' && which == 3)
@@ -161,6 +161,12 @@ int cmd_report(int argc, char **argv)
     }
     if (optind != argc)
         return cli_usage_error("report", "unexpected argument after the options");
+    static char beside_md[1100];
+    if (md_given && !data_given) { /* --md elsewhere must not need a results/ directory for the data */
+        const char *slash = strrchr(md, '/'), *name = strrchr(data, '/') + 1;
+        snprintf(beside_md, sizeof beside_md, "%.*s%s", slash ? (int)(slash - md + 1) : 0, md, name);
+        data = beside_md;
+    }
     if (which == 0) {
         static lra_report t;
         return lra_table_load(csv, &t.table) || lra_speed_load(speed, &t.speed) ? cli_report("report")

@@ -234,7 +234,7 @@ static int load_done(const char *dir, plan *p)
         snprintf(path, sizeof path, "%s/%s.csv", dir, p->jobs[j].suite);
         int rc = csvw_load_job_ids(path, &p->done);
         if (rc >= 0 && access(path, F_OK) == 0)
-            rc = csvw_read_rows(path, note_done_row, p);
+            rc = csvw_read_rows_before_repair(path, note_done_row, p);
         if (rc < 0)
             return rc;
     }

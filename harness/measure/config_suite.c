@@ -85,8 +85,8 @@ void cfg_kparams_format(const cfg_kparams *kp, char *buf, size_t n)
 }
 
 /* "kernel:key=value,...": the kernel must be one of the entry's kernels;
- * keys are the kernel's business (its init checks them), the shape and the
- * limits of param_bag are checked here. */
+ * the shape and the limits of param_bag are checked here, keys and values
+ * against the kernel's table when the jobs are built (config_expand.c). */
 static int read_kparams(const cfg_where *w, const cJSON *v, const void *ctx, void *out, char canon[CFG_SPEC_MAX])
 {
     const cfg_suite *s = ctx;

@@ -82,6 +82,9 @@ typedef struct {
     int nfield;
     char first_extra[ATTN_CELL_MAX];
     csvw_row row;
+    long row_inside;     /* a line of the pending record that is a whole row by itself (0: none) */
+    long torn_line;      /* after the scan: the line where a torn last row begins (0: none) */
+    off_t torn_bytes;    /* and its length */
     int rc;              /* first error or stop code; later callbacks do nothing */
     int (*on_row)(const csvw_row *row, long line, void *ud);
     void *ud;
@@ -119,14 +122,30 @@ static void on_field(void *data, size_t len, void *ud)
     s->nfield++;
 }
 
+/* A cell as it may appear in a one-line message: bytes that are not
+ * printable ASCII as \xNN (a binary file must not write control bytes to the
+ * terminal or break the line), at most 80 of them. */
+static const char *printable(const char *cell, char out[4 * 80 + 4])
+{
+    size_t o = 0;
+    int i = 0;
+    for (; cell[i] && i < 80; i++) {
+        unsigned char b = (unsigned char)cell[i];
+        o += (size_t)(b >= 0x20 && b < 0x7f ? sprintf(out + o, "%c", b) : sprintf(out + o, "\\x%02x", b));
+    }
+    strcpy(out + o, cell[i] ? "..." : "");
+    return out;
+}
+
 static int check_header(const scanner *s)
 {
+    char found[4 * 80 + 4];
     for (int c = 0; c < ATTN_COL__COUNT && c < s->nfield; c++) {
         const char *want = schema_col_name((schema_col)c);
         if (strcmp(s->row.cell[c], want) != 0)
             return attn_fail(ATTN_EINVAL, "%s:%ld: header column %d: expected '%s', found '%s' "
-                             "(file written with another schema)",
-                             s->path, s->rec_line, c + 1, want, s->row.cell[c]);
+                             "(not a results file, or one written with another schema)",
+                             s->path, s->rec_line, c + 1, want, printable(s->row.cell[c], found));
     }
     if (s->nfield < ATTN_COL__COUNT)
         return attn_fail(ATTN_EINVAL, "%s:%ld: header column %d: expected '%s', found the end of "
@@ -135,7 +154,7 @@ static int check_header(const scanner *s)
     if (s->nfield > ATTN_COL__COUNT)
         return attn_fail(ATTN_EINVAL, "%s:%ld: header column %d: expected the end of the line, "
                          "found '%s' (%d columns, the schema has %d)", s->path, s->rec_line,
-                         ATTN_COL__COUNT + 1, s->first_extra, s->nfield, ATTN_COL__COUNT);
+                         ATTN_COL__COUNT + 1, printable(s->first_extra, found), s->nfield, ATTN_COL__COUNT);
     return 0;
 }
 
@@ -156,6 +175,49 @@ static void on_record(int term, void *ud)
     s->nfield = 0;
     s->ended = 1;
     s->at_start = 1;
+}
+
+/* ---- is one physical line a whole row on its own? */
+
+typedef struct {
+    int fields, records, last_is_id;
+} line_shape;
+
+static void count_field(void *data, size_t len, void *ud)
+{
+    line_shape *l = ud;
+    char id[17];
+    l->fields++;
+    l->last_is_id = 0;
+    if (len == 16) {
+        memcpy(id, data, 16);
+        id[16] = '\0';
+        l->last_is_id = is_job_id(id);
+    }
+}
+
+static void count_record(int term, void *ud)
+{
+    (void)term;
+    ((line_shape *)ud)->records++;
+}
+
+/* A record the parser has not finished after several lines is either a row
+ * torn inside a quoted multi-line cell or a quote left open on a bad line
+ * that swallows the rows after it. Those rows give the second case away:
+ * each is a complete row with a job_id when parsed on its own line, which no
+ * continuation line of a quoted cell written here is (its quote would close
+ * the cell in the middle of an unquoted field, a strict-mode error). */
+static int is_whole_row(const char *line, size_t len)
+{
+    struct csv_parser p;
+    line_shape l = {0, 0, 0};
+    if (csv_init(&p, CSV_STRICT) != 0)
+        return 0;
+    int ok = csv_parse(&p, line, len, count_field, count_record, &l) == len &&
+             csv_fini(&p, count_field, count_record, &l) == 0;
+    csv_free(&p);
+    return ok && l.records == 1 && l.fields == ATTN_COL__COUNT && l.last_is_id;
 }
 
 /* Feeds the stream from its current position to the end. *good_end is the
@@ -180,9 +242,15 @@ static int scan_stream(scanner *s, FILE *f, off_t *good_end, long *good_lines)
             s->rec_line = s->line;
             s->at_start = 0;
         }
+        if (!s->at_start && s->rec_line < s->line && !s->row_inside && is_whole_row(line, (size_t)len))
+            s->row_inside = s->line;
         if (csv_parse(&p, line, (size_t)len, on_field, on_record, s) != (size_t)len && !s->rc)
-            s->rc = attn_fail(ATTN_EINVAL, "%s:%ld: expected CSV quoting, found a malformed field (%s)",
-                              s->path, s->line, csv_strerror(csv_error(&p)));
+            s->rc = s->rec_line < s->line
+                        ? attn_fail(ATTN_EINVAL, "%s:%ld: expected CSV quoting, found a quoted field opened "
+                                    "on this line and closed on line %ld in the middle of a field (%s)",
+                                    s->path, s->rec_line, s->line, csv_strerror(csv_error(&p)))
+                        : attn_fail(ATTN_EINVAL, "%s:%ld: expected CSV quoting, found a malformed field (%s)",
+                                    s->path, s->line, csv_strerror(csv_error(&p)));
         off += len;
         if (line[len - 1] == '\n' && (s->ended || (blank && s->at_start))) {
             *good_end = off;
@@ -191,6 +259,13 @@ static int scan_stream(scanner *s, FILE *f, off_t *good_end, long *good_lines)
     }
     if (!s->rc && ferror(f))
         s->rc = attn_fail(ATTN_EIO, "%s:%ld: read error: %s", s->path, s->line + 1, strerror(errno));
+    if (!s->rc && !s->at_start && s->row_inside)
+        s->rc = attn_fail(ATTN_EINVAL, "%s:%ld: expected CSV quoting, found a quoted field that is never "
+                          "closed: it runs over the whole row on line %ld to the end of the file "
+                          "(correct this line; the file was not changed)",
+                          s->path, s->rec_line, s->row_inside);
+    if (!s->at_start)
+        s->torn_line = s->rec_line, s->torn_bytes = off - *good_end;
     free(line);
     csv_free(&p);   /* a pending record is the torn tail: never delivered */
     return s->rc;
@@ -405,8 +480,11 @@ static int load_one(const csvw_row *row, long line, void *ud)
     idload *l = ud;
     int rc = csvw_idset_add(l->set, row->cell[ATTN_COL_JOB_ID]);
     if (rc == ATTN_EINVAL)
+    {
+        char found[4 * 80 + 4];
         return attn_fail(ATTN_EINVAL, "%s:%ld: column job_id: expected 16 lowercase hex digits, found '%s'",
-                         l->path, line, row->cell[ATTN_COL_JOB_ID]);
+                         l->path, line, printable(row->cell[ATTN_COL_JOB_ID], found));
+    }
     return rc < 0 ? rc : 0;
 }
 
@@ -431,7 +509,9 @@ static int call_user(const csvw_row *row, long line, void *ud)
     return r->cb(row, r->ud);
 }
 
-int csvw_read_rows(const char *path, int (*cb)(const csvw_row *row, void *ud), void *ud)
+/* strict: a file without its header or with a torn last row is an error
+ * (a report would otherwise show a table short of a row without saying so). */
+static int read_rows(const char *path, int (*cb)(const csvw_row *, void *), void *ud, int strict)
 {
     rowcb r = {cb, ud};
     scanner s;
@@ -442,7 +522,23 @@ int csvw_read_rows(const char *path, int (*cb)(const csvw_row *row, void *ud), v
         return rc;
     if (missing)
         return attn_fail(ATTN_EIO, "%s: cannot open for reading: %s", path, strerror(ENOENT));
+    if (strict && s.records == 0 && !s.torn_line)
+        return attn_fail(ATTN_EINVAL, "%s:1: expected the results header line, found an empty file", path);
+    if (strict && s.torn_line)
+        return attn_fail(ATTN_EINVAL, "%s:%ld: expected a complete last row, found %lld bytes without a line end "
+                         "(a write cut short: the next bench, sweep or train appending to this file removes them)",
+                         path, s.torn_line, (long long)s.torn_bytes);
     return s.records > 0 ? (int)(s.records - 1) : 0;
+}
+
+int csvw_read_rows(const char *path, int (*cb)(const csvw_row *row, void *ud), void *ud)
+{
+    return read_rows(path, cb, ud, 1);
+}
+
+int csvw_read_rows_before_repair(const char *path, int (*cb)(const csvw_row *row, void *ud), void *ud)
+{
+    return read_rows(path, cb, ud, 0);
 }
 
 /* ---------------------------------------------------------------- id set */

@@ -9,7 +9,10 @@
  *
  * Reading: libcsv's parser, one-line errors naming file:line. A trailing
  * record without its final newline is torn by definition and is never
- * delivered (csvw_open would remove it).
+ * delivered (csvw_open would remove it). Only the last row can be torn: a
+ * quote left open on an earlier line, which would make the parser take every
+ * later row for part of one field, is an error naming that line, so no valid
+ * row is ever dropped or removed.
  *
  * job_id: the FNV-1a 64-bit hash of the identity cells (THREADS, then SUITE
  * through DATA_SOURCE, joined by '\x1f') as 16 lowercase hex digits. Run
@@ -96,7 +99,13 @@ int csvw_load_job_ids(const char *path, csvw_idset *set);
 
 /* Calls cb for every complete row in file order; the row is valid during the
  * call only. cb returns 0 to go on; anything else stops the scan and is
- * returned. Otherwise returns the number of rows (>= 0) or a negative code. */
+ * returned. Otherwise returns the number of rows (>= 0) or a negative code.
+ * An empty file (no header) and a torn last row are errors naming file:line:
+ * what is read is the whole file or nothing. */
 int csvw_read_rows(const char *path, int (*cb)(const csvw_row *row, void *ud), void *ud);
+/* The same for a file about to be appended to (a resumed sweep): an empty
+ * file or a torn last row is what csvw_open repairs, so it is read without
+ * them rather than refused. */
+int csvw_read_rows_before_repair(const char *path, int (*cb)(const csvw_row *row, void *ud), void *ud);
 
 #endif

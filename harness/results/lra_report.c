@@ -10,6 +10,7 @@
 #include "lra_report.h"
 
 #include "csvw.h"
+#include "common/attn_error.h"
 #include "tasks/task.h"
 
 #include <math.h>
@@ -123,6 +124,7 @@ static int add_row(const csvw_row *r, void *ud)
         return 0; /* reloads and extrapolations are not runs */
     char label[192];
     lra_row_label(r->cell[ATTN_COL_KERNEL], r->cell[ATTN_COL_MASK], label, sizeof label);
+    t->runs++;
     lra_cell *c = cell_of(t, label, task);
     lra_setting *s = c ? setting_of(c, r) : NULL;
     if (!s)
@@ -161,7 +163,11 @@ static int pick(const lra_cell *c)
 int lra_table_load(const char *path, lra_table *t)
 {
     memset(t, 0, sizeof *t);
+    snprintf(t->csv, sizeof t->csv, "%s", path);
     int rc = csvw_read_rows(path, add_row, t);
+    if (rc >= 0 && !t->runs)
+        return attn_fail(ATTN_EINVAL, "%s: expected LRA training rows (metric accuracy, split=valid or test, "
+                         "status ok), found none in %d rows", path, rc);
     for (int k = 0; k < t->n_kernels; k++)
         for (int i = 0; i < LRA_TASKS; i++)
             t->cell[k][i].shown = pick(&t->cell[k][i]);
@@ -301,7 +307,7 @@ static void ranking(const lra_table *t, FILE *f)
 void lra_table_markdown(const lra_table *t, FILE *f)
 {
     fprintf(f, "# Long Range Arena: attnbench results beside the published table\n\n"
-               "Test accuracy (%%), mean over the seeds of one setting in results/lra.csv; Avg over the five "
+               "Test accuracy (%%), mean over the seeds of one setting in %s; Avg over the five "
                "tasks without Path-X (as the LRA paper). Runs of different settings (model, batch, learning "
                "rate, steps, task parameters or data source) are never averaged together: when a cell has "
                "several, it shows the one with the largest training budget (steps × batch), among equal "
@@ -311,7 +317,7 @@ void lra_table_markdown(const lra_table *t, FILE *f)
                "rows: Tay et al., \"Long Range Arena: A Benchmark for Efficient Transformers\", ICLR 2021, "
                "Table 1 (FAIL = chance on Path-X).\n\n"
                "| model | ListOps | Text | Retrieval | Image | Pathfinder | Path-X | Avg |\n"
-               "|---|---|---|---|---|---|---|---|\n");
+               "|---|---|---|---|---|---|---|---|\n", t->csv);
     for (int k = 0; k < t->n_kernels; k++) {
         fprintf(f, "| attnbench `%s` |", t->kernel[k]);
         double sum = 0;

@@ -37,10 +37,13 @@ typedef struct {
     lra_cell cell[LRA_MAX_KERNELS][LRA_TASKS];
     int n_kernels;
     int dropped;                   /* rows beyond the table's capacity */
+    int runs;                      /* training rows read into cells */
+    char csv[1024];                /* the file they came from, named in the table's text */
 } lra_table;
 
 /* Loads the training rows of path and picks each cell's setting: the
- * largest budget (steps x batch), then the best mean test accuracy. */
+ * largest budget (steps x batch), then the best mean test accuracy. A file
+ * without one LRA training row is an error (an empty table says nothing). */
 int lra_table_load(const char *path, lra_table *t);
 void lra_table_markdown(const lra_table *t, FILE *f);
 /* The bubble-chart data, one line per table row: steps/s relative to flash,

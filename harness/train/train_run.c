@@ -409,6 +409,8 @@ static int run_prepare(run_ctx *c, train_result *res)
      * fails here, not at the first evaluation after minutes of training */
     if (!rc && !(rc = csvw_open(&s->w, s->path)))
         s->open = 1;
+    if (!rc && c->given->checkpoint) /* likewise the checkpoint, written only after the test */
+        rc = ckpt_check_writable(c->given->checkpoint);
     return rc;
 }
 

@@ -4,6 +4,7 @@
 
 #include "common/attn_error.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,8 +76,9 @@ static int cmp_i64(const void *a, const void *b)
 static int parse_int(const char *spec, const char *key, const char *val, int64_t lo, int64_t *out)
 {
     char *end;
+    errno = 0;
     long long v = strtoll(val, &end, 10);
-    if (*val == '\0' || *end != '\0' || v < lo)
+    if (*val == '\0' || *end != '\0' || v < lo || errno == ERANGE) /* ERANGE: clamped, not the number given */
         return attn_fail(ATTN_EINVAL, "mask '%s': %s expects an integer >= %lld, found '%s'", spec, key,
                          (long long)lo, val);
     *out = v;
@@ -93,10 +95,22 @@ static int parse_prob(const char *spec, const char *key, const char *val, double
     return 0;
 }
 
+/* 1 if `list` has an empty item: a separator first, last or doubled (the
+ * tokenizer would skip it, and a typo would pass unnoticed). */
+static int has_empty_item(const char *list, char sep)
+{
+    size_t n = strlen(list);
+    const char two[3] = {sep, sep, '\0'};
+    return n == 0 || list[0] == sep || list[n - 1] == sep || strstr(list, two);
+}
+
 /* "a+b+c" into out[] (at most `max` values >= lo). */
 static int parse_list(const char *spec, const char *key, char *val, int64_t lo, int64_t *out, int64_t *n, int64_t max)
 {
     *n = 0;
+    if (has_empty_item(val, '+'))
+        return attn_fail(ATTN_EINVAL, "mask '%s': %s expects values joined by '+', found an empty item in '%s'",
+                         spec, key, val);
     for (char *save = NULL, *t = strtok_r(val, "+", &save); t; t = strtok_r(NULL, "+", &save)) {
         if (*n >= max)
             return attn_fail(ATTN_EINVAL, "mask '%s': %s takes at most %lld values", spec, key, (long long)max);
@@ -306,6 +320,29 @@ attn_mask attn_mask_default(attn_mask_kind kind)
     return m;
 }
 
+/* A key given twice is an error, as a repeated option is, rather than "the
+ * last wins". Checked on a copy before parsing (which cuts list values). */
+static int check_repeats(const char *spec, const char *params)
+{
+    char buf[512], *save = NULL;
+    const char *key[256], *val[256];
+    int n = 0;
+    snprintf(buf, sizeof buf, "%s", params);
+    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(tok, '=');
+        if (!eq)
+            continue; /* reported by the parser */
+        *eq = '\0';
+        for (int i = 0; i < n; i++)
+            if (strcmp(key[i], tok) == 0)
+                return attn_fail(ATTN_EINVAL, "mask '%s': %s: given twice ('%s', then '%s')", spec, tok, val[i],
+                                 eq + 1);
+        key[n] = tok;
+        val[n++] = eq + 1;
+    }
+    return 0;
+}
+
 int attn_mask_parse(const char *spec, attn_mask *out)
 {
     char buf[512];
@@ -335,6 +372,16 @@ int attn_mask_parse(const char *spec, attn_mask *out)
     *out = attn_mask_default((attn_mask_kind)kind);
     out->fixed = strcmp(buf, "fixed") == 0;
 
+    if (params && !*params)
+        return attn_fail(ATTN_EINVAL, "mask '%s': expected key=value after ':', found nothing", spec);
+    if (params && has_empty_item(params, ','))
+        return attn_fail(ATTN_EINVAL, "mask '%s': expected key=value items separated by single commas, found an "
+                         "empty item", spec);
+    if (params) {
+        int rc = check_repeats(spec, params);
+        if (rc)
+            return rc;
+    }
     unsigned seen = 0;
     char *save = NULL;
     for (char *tok = params ? strtok_r(params, ",", &save) : NULL; tok; tok = strtok_r(NULL, ",", &save)) {
