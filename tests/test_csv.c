@@ -370,13 +370,13 @@ Test(csv, numbers_print_counts_exactly_and_measures_to_six_digits)
     cr_assert_str_eq(r.cell[ATTN_COL_TIME_CV], "NA:non-finite");
     cr_assert(strstr(attn_last_error(), "time_cv"), "%s", attn_last_error());
 
-    char big[300];
+    char big[ATTN_CELL_MAX + 100];
     memset(big, 'x', sizeof big - 1);
     big[sizeof big - 1] = '\0';
     cr_assert_lt(csvw_row_set(&r, ATTN_COL_PARAMS, "%s", big), 0);
     cr_assert_str_eq(r.cell[ATTN_COL_PARAMS], "NA:too-long");
     cr_assert(strstr(attn_last_error(), "params"), "%s", attn_last_error());
-    cr_assert_eq(csvw_row_set(&r, ATTN_COL_PARAMS, "%.191s", big), 0, "191 bytes fit");
+    cr_assert_eq(csvw_row_set(&r, ATTN_COL_PARAMS, "%.*s", ATTN_CELL_MAX - 1, big), 0, "ATTN_CELL_MAX - 1 bytes fit");
 }
 
 Test(csv, concurrent_appenders_write_whole_rows)

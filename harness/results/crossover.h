@@ -11,8 +11,8 @@
 #include <stdio.h>
 
 typedef struct {
-    char series[2048];   /* mask|pass|D|Dv|B|H|H_kv|threads (room for every cell in full) */
-    char kernel[448];    /* kernel, with [params] when given */
+    char series[ATTN_CELL_MAX * 10];   /* mask|pass|D|Dv|B|H|H_kv|threads (room for every cell in full) */
+    char kernel[ATTN_CELL_MAX * 2 + 8];    /* kernel, with [params] when given */
     int64_t n_kv;
     double ms;
 } crossover_point;

@@ -48,7 +48,7 @@ typedef enum {
 #define ATTN_COL_IDENTITY_FIRST ATTN_COL_SUITE
 #define ATTN_COL_IDENTITY_LAST ATTN_COL_DATA_SOURCE
 
-#define ATTN_CELL_MAX 192
+#define ATTN_CELL_MAX 512
 
 typedef struct {
     char cell[ATTN_COL__COUNT][ATTN_CELL_MAX];
