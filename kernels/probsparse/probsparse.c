@@ -61,7 +61,7 @@ static int ps_init(attn_ctx *ctx, const attn_args *a)
 /* ---- cost model (docs/kernels/probsparse.md) ---- */
 
 /* Forward per (b, head): 2 Nq U D for the sampled scores and 2 u Nk (D + Dv)
- * for the active rows' scores and PV, the spec's 2 Nq U D + 4 u Nk D. Under
+ * for the active rows' scores and PV: 2 Nq U D + 4 u Nk D at Dv = D. Under
  * a causal mask the active rows are data-dependent, so the bound (u rows of
  * Nk keys) is counted; the counters say what ran. No backward. */
 static double ps_flops(const attn_args *a, attn_pass pass)
@@ -85,7 +85,7 @@ static double ps_bytes(const attn_args *a, attn_pass pass)
     return 4.0 * (double)a->B * (H * q * D + Hk * k * (D + Dv) + H * q * Dv + H * q);
 }
 
-/* The KV cache a decoder keeps: 2 N D per KV head (S of the spec). */
+/* The KV cache a decoder keeps: 2 N D per KV head (its state size). */
 static size_t ps_state_bytes(const attn_args *a)
 {
     return sizeof(float) * (size_t)(a->B * a->H_kv * a->Nk * (a->D + attn_dv(a)));
