@@ -153,6 +153,7 @@ static int niah_example(const niah_cfg *c, niah_haystack *h, niah_needle_hay *nh
         rc = niah_place_needles(c, r, &e, hay, G, d, nh);
     if (rc)
         return rc;
+    e.hay_bytes = G;
     render_tail(c, &e, t);
     int64_t at = 0, from = 0;
     y[at++] = NIAH_BOS;
@@ -192,6 +193,7 @@ static int passkey_example(const niah_cfg *c, niah_haystack *h, attn_rng *r, int
         rc = niah_haystack_fill(h, r, hay + p, G - p);
     if (rc)
         return rc;
+    e.hay_bytes = G;
     int64_t at = 0;
     y[at++] = NIAH_BOS;
     at = put_bytes(y, at, (const uint8_t *)passkey_desc, nd);
@@ -359,16 +361,29 @@ static void put_row(task_data *out, int64_t i, const int32_t *y, int64_t T, cons
     out->lengths[i] = (int32_t)T;
 }
 
-static void put_labels(const niah_cfg *c, const niah_haystack *h, task_data *out)
+/* Haystack bytes over the examples: at short lengths the prompt leaves
+ * little filler (passkey's description, info line and question take about
+ * 250 bytes), and the progress line says so. */
+typedef struct {
+    int64_t min, sum, tokens;
+} hay_tally;
+
+static void hay_count(hay_tally *a, int64_t hay_bytes, int64_t T)
+{
+    a->min = a->tokens && a->min < hay_bytes ? a->min : hay_bytes;
+    a->sum += hay_bytes, a->tokens += T;
+}
+
+static void put_labels(const niah_cfg *c, const niah_haystack *h, const hay_tally *a, task_data *out)
 {
     out->vocab = NIAH_VOCAB;
     out->pad = NIAH_PAD;
     snprintf(out->data_source, sizeof out->data_source, "%s", h ? niah_haystack_source(h) : "generated");
     snprintf(out->meta, sizeof out->meta,
-             "len=%lld;len_min=%lld;depth=%g;haystack=%s;fit=%s;snap=%d;needle=%s;ruler=%s", (long long)c->len,
-             (long long)(c->len_min ? c->len_min : c->len), c->depth, niah_hay_names[c->hay],
+             "len=%lld;len_min=%lld;depth=%g;haystack=%s;fit=%s;snap=%d;needle=%s;ruler=%s;hay_min=%lld;hay_share=%.2f",
+             (long long)c->len, (long long)(c->len_min ? c->len_min : c->len), c->depth, niah_hay_names[c->hay],
              c->hay == NIAH_HAY_RANDOM ? niah_fit_names[c->fit] : "-", c->snap, kind_name[c->kind],
-             variant_def[c->variant].ruler);
+             variant_def[c->variant].ruler, (long long)a->min, a->tokens ? (double)a->sum / (double)a->tokens : 0.0);
 }
 
 static int niah_make_kind(int kind, const char *name, const param_bag *p, task_split split, uint64_t seed,
@@ -391,6 +406,7 @@ static int niah_make_kind(int kind, const char *name, const param_bag *p, task_s
     nh.start = rc ? NULL : malloc((size_t)nh.cap * sizeof *nh.start);
     if (!rc && (!y || !hay || !t || !nh.start))
         rc = attn_fail(ATTN_ENOMEM, "task %s: cannot allocate scratch for len=%lld", name, (long long)c.len);
+    hay_tally hays = {0};
     for (int64_t i = 0; !rc && i < n; i++) {
         attn_rng r;
         recall_example_rng(&r, seed, split, i);
@@ -402,9 +418,11 @@ static int niah_make_kind(int kind, const char *name, const param_bag *p, task_s
             rc = add_references(&c, &e, out, i);
         if (!rc)
             put_row(out, i, y, T, t);
+        if (!rc)
+            hay_count(&hays, e.hay_bytes, T);
     }
     if (!rc)
-        put_labels(&c, h, out);
+        put_labels(&c, h, &hays, out);
     else
         task_data_free(out);
     free(y);

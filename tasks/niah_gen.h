@@ -38,6 +38,7 @@ typedef struct {
     char needle[NIAH_MAX_NEEDLES][NIAH_NEEDLE_CAP];
     int64_t off[NIAH_MAX_NEEDLES]; /* haystack bytes before each needle */
     int order[NIAH_MAX_NEEDLES];   /* needles in context order */
+    int64_t hay_bytes;             /* filler bytes around the needles: what makes it a haystack */
 } niah_ex;
 
 /* RULER's haystack of needles: starts of its needles, their count and the

@@ -275,6 +275,7 @@ Test(niah, passkey_follows_the_landmark_format, .timeout = 60)
     nc_make_ok(&task_passkey, "len=400 depth=0.5 snap=0", TASK_TEST, 1, 100, &d);
     int distinct = 0;
     long prev = -1;
+    int64_t hay_min = INT64_MAX, hay_sum = 0;
     for (int64_t i = 0; i < d.n; i++) {
         nc_row_text(&d, i, s);
         cr_assert_eq(s[0], '\x02');
@@ -294,8 +295,13 @@ Test(niah, passkey_follows_the_landmark_format, .timeout = 60)
         cr_assert_eq(strncmp(suffix, noise, (size_t)ns), 0, "suffix is not the filler from its start");
         cr_assert_eq(np, llround(0.5 * (double)(np + ns)), "prefix %lld of %lld filler bytes", (long long)np,
                      (long long)(np + ns));
+        hay_min = np + ns < hay_min ? np + ns : hay_min, hay_sum += np + ns;
     }
     cr_assert(distinct > 90, "passkeys repeat: %d distinct of 100", distinct);
+    /* the progress line's haystack figures are the filler bytes counted here */
+    char want[64];
+    snprintf(want, sizeof want, ";hay_min=%lld;hay_share=%.2f", (long long)hay_min, (double)hay_sum / (100.0 * 400.0));
+    cr_assert(strstr(d.meta, want), "meta '%s' lacks '%s'", d.meta, want);
     task_data_free(&d);
 }
 
