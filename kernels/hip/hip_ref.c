@@ -6,6 +6,7 @@
  * an exact softmax over it. Also the fidelity view: those sets (KEYS) and
  * the softmax rows over them (ROWS). */
 #include "hip_internal.h"
+#include "kernels/core/ref_heads.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -27,13 +28,15 @@ typedef struct {
     unsigned char *taken;     /* [2k] */
 } hip_ref_head;
 
-static void hip_ref_close(hip_ref_head *x)
+static void hip_ref_close(void *head)
 {
+    hip_ref_head *x = head;
     free(x->chosen), free(x->set), free(x->s), free(x->na), free(x->score), free(x->taken);
 }
 
-static int hip_ref_open(hip_ref_head *x, const attn_args *a, const attn_io64 *io, int64_t b, int64_t h)
+static int hip_ref_open(void *head, const attn_args *a, const attn_io64 *io, int64_t b, int64_t h)
 {
+    hip_ref_head *x = head;
     memset(x, 0, sizeof *x);
     int rc = hip_plan_make(&x->pl, a);
     if (rc)
@@ -108,7 +111,7 @@ static void hip_ref_search(hip_ref_head *x, int64_t s, int64_t e)
 }
 
 /* Row i's keys into x->set and their scores into x->s; returns the row's lse. */
-static double hip_ref_row(hip_ref_head *x, int64_t i)
+static double hip_ref_keys(hip_ref_head *x, int64_t i)
 {
     const attn_args *a = x->a;
     const hip_plan *pl = &x->pl;
@@ -131,46 +134,35 @@ static double hip_ref_row(hip_ref_head *x, int64_t i)
     return z > 0 ? m + log(z) : -INFINITY;
 }
 
+/* Row i: the softmax over its key set, into o and (view) P and sel. */
+static double hip_ref_row(void *head, int64_t i, double *o, double *P, unsigned char *sel)
+{
+    hip_ref_head *x = head;
+    const attn_args *a = x->a;
+    int64_t Dv = attn_dv(a);
+    double lse = hip_ref_keys(x, i);
+    memset(o, 0, sizeof(double) * (size_t)Dv);
+    for (int64_t j = 0; j < a->Nk; j++) {
+        double p = x->set[j] && lse > -INFINITY ? exp(x->s[j] - lse) : 0;
+        for (int64_t d = 0; p > 0 && d < Dv; d++)
+            o[d] += p * attn_at64(&x->io->v, x->b, x->hk, j)[d];
+        if (P)
+            P[j] = p, sel[j] = x->set[j];
+    }
+    return lse;
+}
+
+static const attn_ref_heads hip_ref = {"hip", hip_ref_open, hip_ref_row, hip_ref_close};
+
 int hip_ref_forward(const attn_args *a, const attn_io64 *io)
 {
-    int64_t Dv = attn_dv(a);
-    for (int64_t b = 0; b < a->B; b++)
-        for (int64_t h = 0; h < a->H; h++) {
-            hip_ref_head x;
-            int rc = hip_ref_open(&x, a, io, b, h);
-            if (rc)
-                return rc;
-            for (int64_t i = 0; i < a->Nq; i++) {
-                double lse = hip_ref_row(&x, i), *o = attn_at64(&io->o, b, h, i);
-                for (int64_t d = 0; d < Dv; d++)
-                    o[d] = 0;
-                for (int64_t j = 0; lse > -INFINITY && j < a->Nk; j++) {
-                    double p = x.set[j] ? exp(x.s[j] - lse) : 0;
-                    for (int64_t d = 0; p > 0 && d < Dv; d++)
-                        o[d] += p * attn_at64(&io->v, b, x.hk, j)[d];
-                }
-                if (io->lse)
-                    io->lse[(b * a->H + h) * a->Nq + i] = lse;
-            }
-            hip_ref_close(&x);
-        }
-    return 0;
+    hip_ref_head x;
+    return attn_ref_heads_forward(&hip_ref, &x, a, io);
 }
 
 int hip_ref_view(const attn_args *a, const attn_io64 *io, int64_t b, int64_t h, const int64_t *rows, int64_t n_rows,
                  double *P, unsigned char *sel)
 {
     hip_ref_head x;
-    int rc = hip_ref_open(&x, a, io, b, h);
-    if (rc)
-        return rc;
-    for (int64_t r = 0; r < n_rows; r++) {
-        double lse = hip_ref_row(&x, rows[r]);
-        for (int64_t j = 0; j < a->Nk; j++) {
-            sel[r * a->Nk + j] = x.set[j];
-            P[r * a->Nk + j] = x.set[j] && lse > -INFINITY ? exp(x.s[j] - lse) : 0;
-        }
-    }
-    hip_ref_close(&x);
-    return ATTN_VIEW_ROWS | ATTN_VIEW_KEYS;
+    return attn_ref_heads_view(&hip_ref, &x, a, io, b, h, rows, n_rows, P, sel);
 }

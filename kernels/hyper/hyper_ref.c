@@ -9,6 +9,7 @@
  * Also the fidelity view (hy_ref_view): those softmax weights over the
  * original keys, and the keys themselves. */
 #include "hyper_internal.h"
+#include "kernels/core/ref_heads.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -41,8 +42,9 @@ typedef struct {
     double *cl;
 } hy_ref_head;
 
-static void hy_ref_free(hy_ref_head *x)
+static void hy_ref_free(void *head)
 {
+    hy_ref_head *x = head;
     hy_split_free(&x->sp);
     free(x->qoff), free(x->koff), free(x->soff), free(x->nsmp);
     free(x->qrank), free(x->korder), free(x->krank), free(x->smp), free(x->cj), free(x->cl);
@@ -102,8 +104,9 @@ static int hy_ref_jobs(hy_ref_head *x)
     return rc;
 }
 
-static int hy_ref_open(hy_ref_head *x, const attn_args *a, const attn_io64 *io, int64_t b, int64_t h)
+static int hy_ref_open(void *head, const attn_args *a, const attn_io64 *io, int64_t b, int64_t h)
 {
+    hy_ref_head *x = head;
     memset(x, 0, sizeof *x);
     int rc = hy_plan_make(&x->pl, a);
     if (rc)
@@ -158,8 +161,9 @@ static int64_t hy_ref_job_pairs(const hy_ref_head *x, int64_t jn, int64_t i, int
 
 /* Row i: its output o (Dv) and lse; with P and sel (N each, may be NULL)
  * the softmax weight of each key and the keys it attends. */
-static double hy_ref_row(const hy_ref_head *x, int64_t i, double *o, double *P, unsigned char *sel)
+static double hy_ref_row(void *head, int64_t i, double *o, double *P, unsigned char *sel)
 {
+    const hy_ref_head *x = head;
     int64_t n = 0;
     for (int64_t l = 0; l < x->sp.n_leaves; l++) {
         const hy_leaf *lf = &x->sp.leaves[l];
@@ -190,43 +194,18 @@ static double hy_ref_row(const hy_ref_head *x, int64_t i, double *o, double *P, 
     return lse;
 }
 
+static const attn_ref_heads hy_ref = {"hyper", hy_ref_open, hy_ref_row, hy_ref_free};
+
 // q is (B,H,N,D), k and v are (B,H_kv,N,D); o is (B,H,N,Dv), lse is (B,H,N)
 int hy_ref_forward(const attn_args *a, const attn_io64 *io)
 {
-    for (int64_t b = 0; b < a->B; b++)
-        for (int64_t h = 0; h < a->H; h++) {
-            hy_ref_head x;
-            int rc = hy_ref_open(&x, a, io, b, h);
-            if (rc)
-                return rc;
-            for (int64_t i = 0; i < a->Nq; i++) {
-                double l = hy_ref_row(&x, i, attn_at64(&io->o, b, h, i), NULL, NULL);
-                if (io->lse)
-                    io->lse[(b * a->H + h) * a->Nq + i] = l;
-            }
-            hy_ref_free(&x);
-        }
-    return 0;
+    hy_ref_head x;
+    return attn_ref_heads_forward(&hy_ref, &x, a, io);
 }
 
 int hy_ref_view(const attn_args *a, const attn_io64 *io, int64_t b, int64_t h, const int64_t *rows, int64_t n_rows,
                 double *P, unsigned char *sel)
 {
     hy_ref_head x;
-    int rc = hy_ref_open(&x, a, io, b, h);
-    if (rc)
-        return rc;
-    double *o = malloc(sizeof(double) * (size_t)x.Dv);
-    if (!o) {
-        hy_ref_free(&x);
-        return attn_fail(ATTN_ENOMEM, "hyper view: out of memory");
-    }
-    for (int64_t r = 0; r < n_rows; r++) {
-        memset(P + r * a->Nk, 0, sizeof(double) * (size_t)a->Nk);
-        memset(sel + r * a->Nk, 0, (size_t)a->Nk);
-        hy_ref_row(&x, rows[r], o, P + r * a->Nk, sel + r * a->Nk);
-    }
-    free(o);
-    hy_ref_free(&x);
-    return ATTN_VIEW_ROWS | ATTN_VIEW_KEYS;
+    return attn_ref_heads_view(&hy_ref, &x, a, io, b, h, rows, n_rows, P, sel);
 }

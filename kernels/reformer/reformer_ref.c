@@ -7,6 +7,7 @@
  * combined by logsumexp. Also the fidelity view (rf_ref_view): the union
  * softmax rows and the candidate sets. */
 #include "reformer_internal.h"
+#include "kernels/core/ref_heads.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -38,8 +39,9 @@ typedef struct {
     double *cs;               /* and their adjusted scores */
 } rf_ref_head;
 
-static void rf_ref_free(rf_ref_head *x)
+static void rf_ref_free(void *head)
 {
+    rf_ref_head *x = head;
     free(x->khat), free(x->bucket), free(x->rank), free(x->order), free(x->orow), free(x->lse_r);
     free(x->cj), free(x->cs);
 }
@@ -70,8 +72,9 @@ static int rf_ref_hash(rf_ref_head *x)
     return 0;
 }
 
-static int rf_ref_open(rf_ref_head *x, const attn_args *a, const attn_io64 *io, int64_t b, int64_t h)
+static int rf_ref_open(void *head, const attn_args *a, const attn_io64 *io, int64_t b, int64_t h)
 {
+    rf_ref_head *x = head;
     memset(x, 0, sizeof *x);
     int rc = rf_plan_make(&x->pl, a);
     if (rc)
@@ -192,50 +195,28 @@ static double rf_ref_row(rf_ref_head *x, int64_t i, double *o, double *P, unsign
     return lse;
 }
 
+/* A padded row (i >= L) attends nothing. */
+static double rf_ref_row_padded(void *head, int64_t i, double *o, double *P, unsigned char *sel)
+{
+    rf_ref_head *x = head;
+    if (i < x->L)
+        return rf_ref_row(x, i, o, P, sel);
+    memset(o, 0, sizeof(double) * (size_t)x->Dv);
+    return -INFINITY;
+}
+
+static const attn_ref_heads rf_ref = {"reformer", rf_ref_open, rf_ref_row_padded, rf_ref_free};
+
 // q is (B,H,N,D), v is (B,H_kv,N,Dv), k is not read; o is (B,H,N,Dv)
 int rf_ref_forward(const attn_args *a, const attn_io64 *io)
 {
-    for (int64_t b = 0; b < a->B; b++)
-        for (int64_t h = 0; h < a->H; h++) {
-            rf_ref_head x;
-            int rc = rf_ref_open(&x, a, io, b, h);
-            if (rc)
-                return rc;
-            for (int64_t i = 0; i < a->Nq; i++) {
-                double *o = attn_at64(&io->o, b, h, i), l = -INFINITY;
-                if (i < x.L)
-                    l = rf_ref_row(&x, i, o, NULL, NULL);
-                else
-                    memset(o, 0, sizeof(double) * (size_t)x.Dv);
-                if (io->lse)
-                    io->lse[(b * a->H + h) * a->Nq + i] = l;
-            }
-            rf_ref_free(&x);
-        }
-    return 0;
+    rf_ref_head x;
+    return attn_ref_heads_forward(&rf_ref, &x, a, io);
 }
 
 int rf_ref_view(const attn_args *a, const attn_io64 *io, int64_t b, int64_t h, const int64_t *rows, int64_t n_rows,
                 double *P, unsigned char *sel)
 {
     rf_ref_head x;
-    int rc = rf_ref_open(&x, a, io, b, h);
-    if (rc)
-        return rc;
-    double *o = malloc(sizeof(double) * (size_t)x.Dv);
-    if (!o) {
-        rf_ref_free(&x);
-        return attn_fail(ATTN_ENOMEM, "reformer view: out of memory");
-    }
-    for (int64_t r = 0; r < n_rows; r++) {
-        double *p = P + r * a->Nk;
-        unsigned char *s = sel + r * a->Nk;
-        memset(p, 0, sizeof(double) * (size_t)a->Nk);
-        memset(s, 0, (size_t)a->Nk);
-        if (rows[r] < x.L) /* a padded row attends nothing */
-            rf_ref_row(&x, rows[r], o, p, s);
-    }
-    free(o);
-    rf_ref_free(&x);
-    return ATTN_VIEW_ROWS | ATTN_VIEW_KEYS;
+    return attn_ref_heads_view(&rf_ref, &x, a, io, b, h, rows, n_rows, P, sel);
 }

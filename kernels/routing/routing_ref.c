@@ -8,6 +8,7 @@
  * Also the fidelity view (rt_ref_view): those softmax rows over the
  * original keys and the candidate sets. */
 #include "routing_internal.h"
+#include "kernels/core/ref_heads.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -28,7 +29,11 @@ typedef struct {
     int64_t *j;                /* and their keys */
 } rt_ref_head;
 
-static void rt_ref_free(rt_ref_head *x) { free(x->qin), free(x->kin), free(x->s), free(x->j), free(x->mu); }
+static void rt_ref_free(void *head)
+{
+    rt_ref_head *x = head;
+    free(x->qin), free(x->kin), free(x->s), free(x->j), free(x->mu);
+}
 
 static int rt_ref_order(const void *p, const void *q)
 {
@@ -119,8 +124,9 @@ static int rt_ref_lloyd(rt_ref_head *x)
     return 0;
 }
 
-static int rt_ref_open(rt_ref_head *x, const attn_args *a, const attn_io64 *io, int64_t b, int64_t h)
+static int rt_ref_open(void *head, const attn_args *a, const attn_io64 *io, int64_t b, int64_t h)
 {
+    rt_ref_head *x = head;
     memset(x, 0, sizeof *x);
     int rc = rt_plan_make(&x->pl, a);
     if (rc)
@@ -175,8 +181,9 @@ static int64_t rt_ref_candidates(rt_ref_head *x, int64_t i)
 
 /* Row i: o (Dv) and its lse; with P / sel (N each, may be NULL) the
  * softmax weights over the original keys and the candidate set. */
-static double rt_ref_row(rt_ref_head *x, int64_t i, double *o, double *P, unsigned char *sel)
+static double rt_ref_row(void *head, int64_t i, double *o, double *P, unsigned char *sel)
 {
+    rt_ref_head *x = head;
     int64_t n = rt_ref_candidates(x, i), Dv = x->pl.Dv;
     memset(o, 0, sizeof(double) * (size_t)Dv);
     if (n == 0)
@@ -198,43 +205,18 @@ static double rt_ref_row(rt_ref_head *x, int64_t i, double *o, double *P, unsign
     return lse;
 }
 
+static const attn_ref_heads rt_ref = {"routing", rt_ref_open, rt_ref_row, rt_ref_free};
+
 // q is (B,H,N,D), k is (B,H_kv,N,D), v is (B,H_kv,N,Dv), w is (1,H,1,>=kappa D); o is (B,H,N,Dv)
 int rt_ref_forward(const attn_args *a, const attn_io64 *io)
 {
-    for (int64_t b = 0; b < a->B; b++)
-        for (int64_t h = 0; h < a->H; h++) {
-            rt_ref_head x;
-            int rc = rt_ref_open(&x, a, io, b, h);
-            if (rc)
-                return rc;
-            for (int64_t i = 0; i < a->Nq; i++) {
-                double l = rt_ref_row(&x, i, attn_at64(&io->o, b, h, i), NULL, NULL);
-                if (io->lse)
-                    io->lse[(b * a->H + h) * a->Nq + i] = l;
-            }
-            rt_ref_free(&x);
-        }
-    return 0;
+    rt_ref_head x;
+    return attn_ref_heads_forward(&rt_ref, &x, a, io);
 }
 
 int rt_ref_view(const attn_args *a, const attn_io64 *io, int64_t b, int64_t h, const int64_t *rows, int64_t n_rows,
                 double *P, unsigned char *sel)
 {
     rt_ref_head x;
-    int rc = rt_ref_open(&x, a, io, b, h);
-    if (rc)
-        return rc;
-    double *o = malloc(sizeof(double) * (size_t)x.pl.Dv);
-    if (!o) {
-        rt_ref_free(&x);
-        return attn_fail(ATTN_ENOMEM, "routing view: out of memory");
-    }
-    for (int64_t r = 0; r < n_rows; r++) {
-        memset(P + r * a->Nk, 0, sizeof(double) * (size_t)a->Nk);
-        memset(sel + r * a->Nk, 0, (size_t)a->Nk);
-        rt_ref_row(&x, rows[r], o, P + r * a->Nk, sel + r * a->Nk);
-    }
-    free(o);
-    rt_ref_free(&x);
-    return ATTN_VIEW_ROWS | ATTN_VIEW_KEYS;
+    return attn_ref_heads_view(&rt_ref, &x, a, io, b, h, rows, n_rows, P, sel);
 }
