@@ -150,7 +150,7 @@ static int check_grid(const bench_opts *o, const attn_kernel **kernels)
         param_bag p;
         char owner[96];
         snprintf(owner, sizeof owner, "kernel '%s'", kernels[ik]->name);
-        if (params_for(o, kernels[ik]->name, &p) || opt_bag_validate(kernels[ik]->params, &p, owner))
+        if (params_for(o, kernels[ik]->name, &p) || attn_params_validate(kernels[ik], &p, owner))
             return ATTN_EINVAL;
     }
     return 0;

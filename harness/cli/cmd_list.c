@@ -28,7 +28,7 @@ static void flags_text(unsigned f, char *buf, size_t n)
                  {ATTN_VARLEN, "varlen"},     {ATTN_DETERMINISTIC, "det"}, {ATTN_STATEFUL, "stateful"},
                  {ATTN_REFERENCE, "reference"}, {ATTN_DV, "dv"}, {ATTN_ONE_QUERY, "one-query"}, {ATTN_PADDED, "padded"},
                  {ATTN_ROUTED, "routed"}, {ATTN_SHARED_QK, "shared-qk"}, {ATTN_GROUP_LOCAL, "group-local"},
-                 {ATTN_RANKED, "ranked"}};
+                 {ATTN_RANKED, "ranked"}, {ATTN_NO_SCALE, "no-scale"}};
     buf[0] = '\0';
     for (size_t i = 0; i < sizeof names / sizeof *names; i++)
         if (f & names[i].bit) {

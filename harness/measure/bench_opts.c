@@ -100,7 +100,7 @@ const opt_def bench_opts_table[] = {
     {.name = "Dv", .group = G_JOB, .type = OPT_INT, .offset = JOB(args.Dv), .lo = 1, .hi = 1 << 16,
      .def_str = "= D", .help = "columns of V and O (kernels with flag DV)"},
     {.name = "params", .cli = "param", .group = G_JOB, .type = OPT_PARAMS, .offset = AT(params),
-     .metavar = "[K:]k=v", .help = "kernel parameter, for every kernel or only kernel K (repeatable)"},
+     .metavar = "[K:]k=v", .help = "kernel parameter, for every kernel or only kernel K (repeatable); scale=X sets the score scale of any kernel that has one"},
     {.name = "threads", .group = G_JOB, .type = OPT_INT32, .offset = JOB(args.threads), .lo = 1, .hi = 4096,
      .metavar = "T", .def_str = "all cores", .help = "OpenMP threads"},
     {.name = "seed", .group = G_JOB, .type = OPT_UINT, .offset = JOB(seed), .def = 1, .lo = 0,

@@ -50,7 +50,7 @@ static int suite_variants(const cfg_config *cfg, const cfg_suite *s, const cfg_f
             if (strcmp(s->params.v[p].kernel, s->kernels.v[k]) != 0)
                 continue;
             /* checked against the kernel's table now: a bad key is a config error, not an error row per job */
-            if (opt_bag_validate(kernel->params, &s->params.v[p].params, owner))
+            if (attn_params_validate(kernel, &s->params.v[p].params, owner))
                 return attn_fail(ATTN_EINVAL, "%s: suite '%s': %s", cfg->path, s->name, attn_last_error());
             out[(*n)++] = (variant){kernel, &s->params.v[p].params};
         }

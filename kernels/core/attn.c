@@ -2,6 +2,7 @@
  * parameters, the softmax cost model and context lifetime. */
 #include "attn.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
@@ -13,8 +14,19 @@ static int64_t mask_positions(const attn_args *a)
     return q > k ? q : k;
 }
 
+double attn_param_scale(const param_bag *p)
+{
+    const char *v = param_bag_get(p, ATTN_SCALE_PARAM);
+    char *end;
+    double x = v ? strtod(v, &end) : 0;
+    return v && end != v && !*end && isfinite(x) && x > 0 ? x : 0;
+}
+
 void attn_args_defaults(attn_args *a)
 {
+    double sc = attn_param_scale(&a->params);
+    if (sc > 0)
+        a->scale = sc;
     if (a->q_off == 0 && a->k_off == 0)
         a->q_off = a->Nk - a->Nq;
     if (a->threads < 1)
@@ -27,6 +39,13 @@ void attn_args_defaults(attn_args *a)
 
 int attn_args_validate(const attn_kernel *k, const attn_args *a)
 {
+    if (k && param_bag_get(&a->params, ATTN_SCALE_PARAM)) {
+        char owner[64];
+        snprintf(owner, sizeof owner, "kernel '%s'", k->name);
+        int rc = attn_params_validate(k, &a->params, owner);
+        if (rc)
+            return rc;
+    }
     if (a->B < 1)
         return attn_fail(ATTN_EINVAL, "B: expected an integer >= 1, found %lld", (long long)a->B);
     if (a->H < 1)
@@ -91,11 +110,36 @@ int attn_args_validate(const attn_kernel *k, const attn_args *a)
     return 0;
 }
 
+/* p without its `scale` (which no table declares) into out. */
+static void without_scale(const param_bag *p, param_bag *out)
+{
+    out->n = 0;
+    for (int i = 0; i < p->n; i++)
+        if (strcmp(p->key[i], ATTN_SCALE_PARAM) != 0) {
+            memcpy(out->key[out->n], p->key[i], sizeof out->key[0]);
+            memcpy(out->val[out->n++], p->val[i], sizeof out->val[0]);
+        }
+}
+
 int attn_params_check(const attn_args *a, const char *kernel, const opt_def *rows)
 {
     char owner[64];
+    param_bag rest;
     snprintf(owner, sizeof owner, "kernel '%s'", kernel);
-    return opt_bag_check(rows, &a->params, owner);
+    without_scale(&a->params, &rest);
+    return opt_bag_check(rows, &rest, owner);
+}
+
+int attn_params_validate(const attn_kernel *k, const param_bag *p, const char *owner)
+{
+    const char *v = param_bag_get(p, ATTN_SCALE_PARAM);
+    if (v && (k->flags & ATTN_NO_SCALE))
+        return attn_fail(ATTN_EINVAL, "%s: param scale: this kernel's math has no score scale", owner);
+    if (v && attn_param_scale(p) == 0)
+        return attn_fail(ATTN_EINVAL, "%s: param scale: expected a number > 0, found '%s'", owner, v);
+    param_bag rest;
+    without_scale(p, &rest);
+    return opt_bag_validate(k->params, &rest, owner);
 }
 
 int64_t attn_param_int(const attn_args *a, const opt_def *rows, const char *key, int *rc)

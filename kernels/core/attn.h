@@ -80,6 +80,8 @@ enum {
                                     key or value, but later rows compete for the same places, so
                                     a prefix is not a problem of its own. Leakage checks perturb
                                     later V only and the bench gate checks whole sequences */
+    ATTN_NO_SCALE = 1u << 20,    /* the math has no score scale (a feature map of raw q and k):
+                                    the `scale` parameter every other kernel takes is refused */
 };
 
 /* Extra inputs a kernel reads besides Q, K, V (attn_kernel.inputs):
@@ -291,12 +293,23 @@ int64_t attn_key_block_end(const attn_args *a, int64_t j0, int64_t C);
  * one-line message naming the offending field. */
 int attn_args_validate(const attn_kernel *k, const attn_args *a);
 
-/* Sets defaults: q_off = Nk - Nq, k_off = 0, threads >= 1. */
+/* Sets defaults: q_off = Nk - Nq, k_off = 0, threads >= 1, scale from the
+ * `scale` parameter when given. */
 void attn_args_defaults(attn_args *a);
 
-/* Kernel parameters, read through the kernel's table (attn_kernel.params). */
-/* Fails, naming the kernel, if a parameter is not a row of the table. */
+/* Kernel parameters, read through the kernel's table (attn_kernel.params).
+ * `scale=X` (X > 0) is the one parameter no table declares: every kernel
+ * without ATTN_NO_SCALE takes it as attn_args.scale (attn_args_defaults
+ * copies it there). */
+#define ATTN_SCALE_PARAM "scale"
+/* Fails, naming the kernel, if a parameter is not a row of the table (or
+ * `scale`). */
 int attn_params_check(const attn_args *a, const char *kernel, const opt_def *rows);
+/* Before any job: every parameter of p known to k and in range, `scale`
+ * a number > 0 and only for a kernel with a scale; owner names it. */
+int attn_params_validate(const attn_kernel *k, const param_bag *p, const char *owner);
+/* p's `scale` (0 when absent or not a number > 0). */
+double attn_param_scale(const param_bag *p);
 /* The integer row `key`: its default when absent. Errors (not an integer,
  * out of the row's range) are recorded and reported through *rc. */
 int64_t attn_param_int(const attn_args *a, const opt_def *rows, const char *key, int *rc);

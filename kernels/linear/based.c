@@ -157,7 +157,7 @@ const attn_kernel attn_kernel_based = {
     .family = "linear",
     .reference = "Arora et al. 2024 (Based), 2nd-order Taylor features",
     .flags = ATTN_APPROX | ATTN_CAUSAL | ATTN_TRAINABLE | ATTN_RECURRENT | ATTN_GQA | ATTN_DV |
-             ATTN_DETERMINISTIC | ATTN_GROUP_LOCAL,
+             ATTN_DETERMINISTIC | ATTN_GROUP_LOCAL | ATTN_NO_SCALE,
     .masks = ATTN_MASK_BIT(ATTN_MASK_FULL) | ATTN_MASK_BIT(ATTN_MASK_CAUSAL),
     .params = based_params,
     .notes = "with a window: o_i = (sum_win e^s v + sum_{j<=i-W} phi(q).phi(k) v) / "

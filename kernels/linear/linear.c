@@ -158,7 +158,7 @@ const attn_kernel attn_kernel_linear = {
     .family = "linear",
     .reference = "Katharopoulos et al. 2020 (Transformers are RNNs), elu+1 features",
     .flags = ATTN_APPROX | ATTN_CAUSAL | ATTN_TRAINABLE | ATTN_RECURRENT | ATTN_GQA | ATTN_DV |
-             ATTN_DETERMINISTIC | ATTN_PADDED | ATTN_GROUP_LOCAL,
+             ATTN_DETERMINISTIC | ATTN_PADDED | ATTN_GROUP_LOCAL | ATTN_NO_SCALE,
     .masks = ATTN_MASK_BIT(ATTN_MASK_FULL) | ATTN_MASK_BIT(ATTN_MASK_CAUSAL) | ATTN_MASK_BIT(ATTN_MASK_DOCUMENT),
     .params = linear_params,
     .notes = "phi = elu+1, eps = 1e-6, no scale; DOCUMENT resets the state at each document",

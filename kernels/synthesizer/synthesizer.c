@@ -76,6 +76,9 @@ int syn_plan_make(syn_plan *pl, const attn_args *a)
     pl->T = attn_param_int(a, syn_params, "tile", &rc);
     if (rc)
         return rc;
+    if (!pl->dot && a->scale != 0) /* the synthetic logits are not scaled */
+        return attn_fail(ATTN_EINVAL, "synthesizer: scale=%g is set but dot=0 has no q k^T to scale; expected "
+                                      "dot=1 with it", a->scale);
     pl->ntiles = (a->Nq + pl->T - 1) / pl->T;
     int64_t n = a->Nq > a->Nk ? a->Nq : a->Nk;
     syn_layout(pl, a->D, pl->max_len ? pl->max_len : (n > 0 ? n : 1));
