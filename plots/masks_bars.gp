@@ -7,15 +7,19 @@
 # One panel per (pass, D, B, H, H_kv, threads), at one N: the N at which the
 # most masks of that panel have a plottable row, the largest such N on a tie;
 # so the largest N all masks share whenever there is one. The panel title
-# names the N and, if some masks have no row there, how many are shown.
+# names the N, the same-run sgemm roof (from the rows' gflops and
+# pct_sgemm_peak; drawn as a line) and, if some masks have no row there, how
+# many are shown. The y axis is logarithmic: dense-equivalent rates of sparse
+# masks run 30x above the useful ones, which a linear axis flattens.
 # Groups follow the order in which masks first appear in the CSV at that N;
 # under each mask name is its density (the density column) at that N.
 
-extra_num = "dense_gflops density"
+extra_num = "dense_gflops density pct_sgemm_peak"
 panel_cols = "pass D B H H_kv threads"
 load "common.gp"
 vDense(i) = vX(1, i)
 vDens(i) = vX(2, i)
+vPct(i) = vX(3, i)
 gok(i) = A_RP[i] > 0 && finite(vGflops(i)) && vGflops(i) > 0
 
 # --- per panel: the masks present, and for each N how many masks have a row.
@@ -55,6 +59,18 @@ if (!A_ok) {
     exit status 3
 }
 
+# "a=1,b=2,c=3" as "\na=1,b=2,\nc=3": two params per line (long specs overlap otherwise)
+A_wrap1(t, k) = strstrt(t, ",") == 0 ? t : (k % 2 == 1 ? t[1:strstrt(t, ",")] . A_wrap1(t[strstrt(t, ",") + 1:], k + 1) : \
+                t[1:strstrt(t, ",")] . "\\n" . A_wrap1(t[strstrt(t, ",") + 1:], k + 1))
+A_wrap(t) = "\\n" . A_wrap1(t, 1)
+
+# --- the same-run sgemm roof of each panel: gflops / (pct_sgemm_peak / 100)
+array A_Roof[A_np]
+do for [p = 1:A_np] { A_Roof[p] = NaN }
+do for [i = 1:A_n] {
+    if (yok(i) && finite(vPct(i)) && vPct(i) > 0) { A_Roof[A_RP[i]] = 100 * vGflops(i) / vPct(i) }
+}
+
 # --- group (mask) of each row at its panel's N, and the tick labels
 array A_G[A_n]; array A_GL[A_n]
 A_gkeys = "\n"; A_ng = 0
@@ -66,8 +82,8 @@ do for [i = 1:A_n] {
         if (A_find(A_gkeys, A_k) == 0) {
             A_PCn[A_p] = A_PCn[A_p] + 1
             A_ng = A_ng + 1; A_gkeys = A_gkeys . A_k . "\r" . A_PCn[A_p] . "\n"
-            # "kind:params" on two lines, then the density
-            A_m = strstrt(sMask(i), ":") ? sMask(i)[1:strstrt(sMask(i), ":")] . "\\n" . sMask(i)[strstrt(sMask(i), ":") + 1:] : sMask(i)
+            # "kind:" then its params two to a line, then the density
+            A_m = strstrt(sMask(i), ":") ? sMask(i)[1:strstrt(sMask(i), ":")] . A_wrap(sMask(i)[strstrt(sMask(i), ":") + 1:]) : sMask(i)
             A_GL[A_ng] = sprintf("%d \"%s\\ndensity %s\"", A_p, A_m, finite(vDens(i)) ? sprintf("%.3g", vDens(i)) : "?")
         }
         A_G[i] = A_id(A_gkeys, A_k)
@@ -92,9 +108,14 @@ A_h = 500 * A_rows + 50
 unset logscale x
 set format x "%g"
 unset xlabel
-set bmargin 5
-set yrange [0:*]
-set offsets 0, 0, graph 0.35, 0
+set bmargin 6
+set logscale y
+# from a decade below the lowest useful rate: the bars' heights stay comparable
+A_ylo = NaN
+do for [i = 1:A_n] { if (yok(i) && !(vGflops(i) >= A_ylo)) { A_ylo = vGflops(i) } }
+A_ylo = 10 ** floor(log10(A_ylo) - 0.5)
+set yrange [A_ylo:*]
+set offsets 0, 0, graph 0.2, 0
 set ylabel "GFLOP/s (filled: useful, hollow: dense-equivalent)"
 set grid noxtics nomxtics ytics mytics
 set style fill solid 0.85 border -1
@@ -105,7 +126,7 @@ do for [A_f in A_formats] {
     set multiplot layout A_rows, A_cols \
         title "GFLOP/s per mask: filled = useful (unmasked pairs only), hollow = dense-equivalent (the unmasked problem's flops in the same time)\n" . A_source font ",12"
     do for [p = 1:A_np] {
-        A_t = A_PT[p] . sprintf(", N=%.0f", A_PN[p])
+        A_t = A_PT[p] . sprintf(", N=%.0f", A_PN[p]) . (finite(A_Roof[p]) ? sprintf(", sgemm roof %.0f GFLOP/s", A_Roof[p]) : "")
         if (A_PC[p] < A_PM[p]) { A_t = A_t . sprintf(" (%d of %d masks have rows here)", A_PC[p], A_PM[p]) }
         set title A_t
         # tick positions: groups are numbered 1.. in each panel, in label order
@@ -125,7 +146,8 @@ do for [A_f in A_formats] {
                  smooth unique with boxes fs solid 0.85 lt A_lid(p, k) title A_LL[A_lid(p, k)], \
              for [k = 1:words(A_PL[p])] A_RP using (sel($1, p, A_lid(p, k)) && yok($1) ? bx($1, p) : NaN):(vGflops($1)): \
                  (sprintf(" %.3g", vGflops($1))) with labels boxed rotate by 90 left font ",8" tc rgb "gray20" notitle, \
-             keyentry with boxes fs empty lc rgb "gray30" dt 2 lw 1.5 title "dense-equivalent"
+             keyentry with boxes fs empty lc rgb "gray30" dt 2 lw 1.5 title "dense-equivalent", \
+             (finite(A_Roof[p]) ? A_Roof[p] : NaN) with lines lc rgb "gray40" lw 1.5 title "sgemm roof (same run)"
     }
     unset multiplot
 }

@@ -67,7 +67,8 @@ die() { printf 'plot.sh: %s\n' "$1" >&2; exit "${2:-1}"; }
 # A gnuplot single-quoted string literal: '' stands for one quote inside.
 gpstr() { printf "'%s'" "${1//\'/\'\'}"; }
 # Data rows of a CSV (lines after the header; cells never contain newlines).
-rows() { local n; n=$(wc -l <"$1"); echo $((n > 0 ? n - 1 : 0)); }
+# data rows: lines but the header and '#' comments (lra_bubbles.csv names its machine in one)
+rows() { local n; n=$(grep -cv '^#' "$1" || true); echo $((n > 0 ? n - 1 : 0)); }
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 results="$(dirname "$here")/results" kernels="" peak="" masks="" decode="" scaling="" out="" dense="" have_dir=0
@@ -134,7 +135,8 @@ draw() {
     local tmp_png="$out/.$fig.png.tmp" tmp_svg="$out/.$fig.svg.tmp" vars
     vars="set loadpath $(gpstr "$here"); csv=$(gpstr "$csv"); peakcsv=$(gpstr "$peak");"
     vars+=" out_png=$(gpstr "$tmp_png"); out_svg=$(gpstr "$tmp_svg"); pngterm='$pngterm';"
-    vars+=" dense=$(gpstr "$dense"); suite=$(gpstr "$suite")"
+    vars+=" dense=$(gpstr "$dense"); suite=$(gpstr "$suite");"
+    vars+=" machine=$(gpstr "$(sed -n '1s/^# machine: //p' "$csv")")"
     if ((optional)); then
         err=$(gnuplot -e "$vars" "$here/$script.gp" 2>&1) || rc=$?
         if ((rc == 3)); then

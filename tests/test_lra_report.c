@@ -253,6 +253,7 @@ Test(lra_report, bubbles_take_speed_and_memory_from_the_speed_rows_when_given)
     FILE *g = open_memstream(&bub, &n);
     lra_table_bubbles(&t, &sp, g);
     fclose(g);
+    cr_assert(!strncmp(bub, "# machine: ", 11) && strstr(bub, " threads\nkernel,"), "the chart names its machine: %s", bub);
     cr_assert(strstr(bub, "flash,1.0000,50.000,100.0,1,4096"), "%s", bub);
     cr_assert(strstr(bub, "linear,5.0000,50.000,20.0,1,4096"), "training times (10 vs 20 ms) would give 2: %s", bub);
     cr_assert(strstr(bub, "performer,nan,50.000,nan,1,0"), "%s", bub);

@@ -125,6 +125,8 @@ static int add_row(const csvw_row *r, void *ud)
     char label[192];
     lra_row_label(r->cell[ATTN_COL_KERNEL], r->cell[ATTN_COL_MASK], label, sizeof label);
     t->runs++;
+    snprintf(t->cpu, sizeof t->cpu, "%.127s", r->cell[ATTN_COL_CPU]);
+    snprintf(t->threads, sizeof t->threads, "%.15s", r->cell[ATTN_COL_THREADS]);
     lra_cell *c = cell_of(t, label, task);
     lra_setting *s = c ? setting_of(c, r) : NULL;
     if (!s)
@@ -355,6 +357,9 @@ int lra_table_bubbles(const lra_table *t, const lra_speed *speed, FILE *f)
     for (int k = 0; k < t->n_kernels; k++)
         if (!strcmp(t->kernel[k], "flash"))
             ref = k;
+    /* a comment line plots/plot.sh passes to the chart's title: the machine of the rates */
+    int from_speed = speed && speed->n;
+    fprintf(f, "# machine: %s, %s threads\n", from_speed ? speed->cpu : t->cpu, from_speed ? speed->threads : t->threads);
     fprintf(f, "kernel,steps_per_s_rel,avg_accuracy,peak_rss_mib,tasks,speed_at_N\n");
     for (int k = 0; k < t->n_kernels; k++) {
         double rel = 0, acc = 0, rss = 0;
@@ -371,7 +376,7 @@ int lra_table_bubbles(const lra_table *t, const lra_speed *speed, FILE *f)
             continue;
         rel = nrel ? rel / nrel : NAN;
         int64_t at = 0;
-        if (speed && speed->n && !lra_speed_at_longest(speed, t->kernel[k], &rel, &rss, &at))
+        if (from_speed && !lra_speed_at_longest(speed, t->kernel[k], &rel, &rss, &at))
             rel = rss = NAN;
         fprintf(f, "%s,%.4f,%.3f,%.1f,%d,%lld\n", t->kernel[k], rel, acc / n, rss / 1048576.0, n, (long long)at);
     }

@@ -39,6 +39,7 @@ typedef struct {
     int dropped;                   /* rows beyond the table's capacity */
     int runs;                      /* training rows read into cells */
     char csv[1024];                /* the file they came from, named in the table's text */
+    char cpu[128], threads[16];    /* of the last training row read (the bubble chart names its machine) */
 } lra_table;
 
 /* Loads the training rows of path and picks each cell's setting: the
