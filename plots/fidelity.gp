@@ -34,7 +34,7 @@ do for [fmt in (exists("out_png") && out_png ne "" ? "png " : "") . (exists("out
         if (pngterm eq "png") { set terminal png size W,H noenhanced } else { set terminal pngcairo size W,H noenhanced }
         set output out_png
     }
-    set multiplot layout nN, nF title "fidelity vs time: rel. Frobenius error of O against the fp64 oracle (generated inputs, docs/fidelity.md)"
+    set multiplot layout nN, nF title "fidelity vs time: rel. Frobenius error of O against the fp64 oracle (generated inputs, docs/fidelity.md)\n" . (exists("machine") && machine ne "" ? machine : "machine not recorded") noenhanced
     do for [i = 1:nN] {
         do for [j = 1:nF] {
             N = word(Ns, i); f = word(fams, j)

@@ -36,7 +36,7 @@ do for [fmt in (exists("out_png") && out_png ne "" ? "png " : "") . (exists("out
         if (pngterm eq "png") { set terminal png size W,H noenhanced } else { set terminal pngcairo size W,H noenhanced }
         set output out_png
     }
-    set multiplot layout nC, 2 title "long-context decode: top-16 key recall vs time and KV bytes per token"
+    set multiplot layout nC, 2 title "long-context decode: top-16 key recall vs time and KV bytes per token\n" . (exists("machine") && machine ne "" ? machine : "machine not recorded") noenhanced
     do for [i = 1:nC] {
         do for [j = 1:1] {
             N = cellN(word(cells, i)); f = cellF(word(cells, i))

@@ -75,6 +75,8 @@ static int add_row(const csvw_row *row, void *ud)
     if (strcmp(row->cell[ATTN_COL_STATUS], "ok") ||
         !split_inputs(row->cell[ATTN_COL_PARAMS], params, sizeof params, fam, sizeof fam))
         return 0;
+    snprintf(r->cpu, sizeof r->cpu, "%.127s", row->cell[ATTN_COL_CPU]);
+    snprintf(r->threads, sizeof r->threads, "%.15s", row->cell[ATTN_COL_THREADS]);
     int m = 0;
     while (m < FID_MEASURES && strcmp(row->cell[ATTN_COL_METRIC], fid_measure_names[m]))
         m++;
@@ -280,8 +282,14 @@ void fidrep_markdown(const fidrep *r, FILE *f)
     target_section(r, f);
 }
 
+void fidrep_machine_line(const fidrep *r, FILE *f)
+{
+    fprintf(f, "# machine: %s, %s threads\n", r->cpu[0] ? r->cpu : "unknown cpu", r->threads[0] ? r->threads : "?");
+}
+
 void fidrep_csv(const fidrep *r, FILE *f)
 {
+    fidrep_machine_line(r, f);
     fprintf(f, "N,D,family,kernel,label,time_ms,rel_fro_err,pareto,exact\n");
     for (int i = 0; i < r->n; i++) {
         const fidrep_point *p = &r->p[i];

@@ -27,7 +27,12 @@ typedef struct {
     fidrep_point *p;
     int n;
     int dropped;                /* points beyond FIDREP_MAX_POINTS */
+    char cpu[128], threads[16]; /* of the last row read: the plots name the machine of the times */
 } fidrep;
+
+/* The "# machine: CPU, T threads" first line of the plot data (plots/plot.sh
+ * passes it to the chart's title). */
+void fidrep_machine_line(const fidrep *r, FILE *f);
 
 /* Loads the ok rows of path that carry fidelity measures (params with
  * inputs=...; a later row of the same job replaces an earlier one) and marks

@@ -192,6 +192,7 @@ void longctx_markdown(const fidrep *r, FILE *f)
 
 void longctx_csv(const fidrep *r, FILE *f)
 {
+    fidrep_machine_line(r, f);
     fprintf(f, "N_kv,family,kernel,label,us_per_token,mib_per_token,topk_recall,rel_fro_err,exact\n");
     for (int i = 0, last = -1; i < r->n; i++) {
         const fidrep_point *p = &r->p[i];
