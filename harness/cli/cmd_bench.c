@@ -1,6 +1,7 @@
 /* attnbench bench: time kernels on one problem (or a small N x D grid) and
  * print a table; rows also go to --out FILE in the results schema. */
 #include "harness/measure/bench_opts.h"
+#include "harness/measure/cachegrind.h"
 #include "cli.h"
 #include "harness/results/csvw.h"
 #include "kernels/core/registry.h"
@@ -225,6 +226,8 @@ static int run_grid(const bench_opts *o, const attn_kernel **kernels, const peak
                 bench_identity(&job, &row); /* utc: when the job starts */
                 if (bench_run(&job, peak, &res))
                     return ATTN_EINVAL;
+                if (o->counters == BENCH_COUNTERS_CACHEGRIND && res.status == BENCH_OK)
+                    cg_simulate(&job, NULL, &res.counters);
                 bench_result_fill(&res, &row);
                 print_result(&res, &row);
                 *failed += res.status == BENCH_ERROR;

@@ -239,6 +239,8 @@ static void note_work(const bench_job *job, const attn_ctx *ctx, const peak_resu
     res->state_bytes = k->state_bytes ? k->state_bytes(a) : 0;
 }
 
+int bench_counted_call(void *call) { return run_once(call); }
+
 /* Gates, times and counts the job on live buffers. */
 static int measure_job(const bench_job *job, attn_ctx *ctx, buffers *bf, rss_region *rss, bench_result *res)
 {
@@ -256,7 +258,7 @@ static int measure_job(const bench_job *job, attn_ctx *ctx, buffers *bf, rss_reg
     /* One more, untimed call inside the counter region: counts are per call. */
     papi_session *papi = bench_papi();
     papi_events_start(papi);
-    rc = run_once(&call);
+    rc = bench_counted_call(&call);
     papi_events_stop(papi);
     rss_region_sample(rss); /* inputs and workspace are live and touched here */
     if (rc)

@@ -82,6 +82,11 @@ const char *bench_pass_name(bench_pass p);
  * (valid while *job is). */
 attn_args bench_job_args(const bench_job *job);
 
+/* The one untimed call whose counters a row reports (its argument is the
+ * bench's own call record). Never inlined and not static: valgrind finds it
+ * by name to simulate that call alone (cachegrind.h). */
+__attribute__((noinline)) int bench_counted_call(void *call);
+
 /* Fills run metadata and identity cells (and job_id) of the job's row. */
 void bench_identity(const bench_job *job, csvw_row *row);
 

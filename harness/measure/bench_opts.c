@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <string.h>
 
+static const char *const counter_names[] = {"papi", "cachegrind", NULL};
 static const char *const suite_names[] = {"", "train", "lra_speed", NULL}; /* "": the kernel benchmark, not named */
 
 /* --kernel K[,K...]: names, checked against the registry later. */
@@ -131,6 +132,12 @@ const opt_def bench_opts_table[] = {
              "report lra --speed FILE' sets them beside the paper's)"},
     {.name = "out", .type = OPT_ARG, .offset = AT(out), .metavar = "FILE", .flags = OPT_NO_CONFIG,
      .help = "append rows to this CSV (created with the header if absent)"},
+    {.name = "counters", .type = OPT_ENUM, .offset = AT(counters), .names = counter_names, .def = 0,
+     .flags = OPT_NO_CONFIG,
+     .help = "papi: hardware presets where the machine has them (NA and why where not) and the kernels' own "
+             "counts; cachegrind: also re-run each job's counted call under valgrind's cache simulator (one "
+             "thread; jobs up to 4e9 flops) for papi_tot_ins, papi_l1_dcm and papi_l3_tcm (simulated last "
+             "level), with papi_status sim:cachegrind"},
     {.name = "no_peak", .type = OPT_BOOL, .offset = AT(no_peak), .flags = OPT_NO_CONFIG,
      .help = "skip the same-run sgemm/STREAM probe (pct_*_peak become NA)"},
     {0},

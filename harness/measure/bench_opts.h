@@ -28,7 +28,10 @@ typedef struct {
     const char *out;
     int no_peak;
     int suite;          /* BENCH_SUITE_* */
+    int counters;       /* BENCH_COUNTERS_* */
 } bench_opts;
+
+enum { BENCH_COUNTERS_PAPI = 0, BENCH_COUNTERS_CACHEGRIND };
 
 enum { BENCH_SUITE_KERNELS = 0, BENCH_SUITE_TRAIN, BENCH_SUITE_LRA_SPEED };
 
