@@ -1,5 +1,6 @@
 /* attnbench: one binary, one subcommand per concern (docs/architecture.md). */
 #include "cli.h"
+#include "harness/plugin/plugin.h"
 #include "kernels/core/registry.h"
 
 #include <stdio.h>
@@ -33,7 +34,9 @@ static const char usage[] =
     "  crossover [--ref K] [--suite S] [--csv] FILE\n"
     "                                 N from which each kernel beats K (default flash)\n"
     "\n"
-    "Results use one CSV schema (docs/csv-schema.md); kernels: 'attnbench list kernels'.\n";
+    "Results use one CSV schema (docs/csv-schema.md); kernels: 'attnbench list kernels'.\n"
+    "Kernels from shared objects: --plugin PATH.so (any command, repeatable) or ATTNBENCH_PLUGINS=A.so:B.so\n"
+    "(docs/plugins.md).\n";
 
 int main(int argc, char **argv)
 {
@@ -43,6 +46,11 @@ int main(int argc, char **argv)
     } commands[] = {{"list", cmd_list}, {"peak", cmd_peak}, {"check", cmd_check}, {"bench", cmd_bench}, {"sweep", cmd_sweep}, {"mask", cmd_mask},
                     {"crossover", cmd_crossover}, {"train", cmd_train}, {"eval", cmd_eval},
                     {"report", cmd_report}};
+    /* plugin kernels join the registry before any command reads it */
+    if (plugin_load_all(&argc, argv)) {
+        fprintf(stderr, "attnbench: %s\n", attn_last_error());
+        return 2;
+    }
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
         strcmp(argv[1], "help") == 0) {
         fputs(usage, stdout);

@@ -50,17 +50,51 @@ ATTN_REGISTERED_KERNELS(DECLARE)
 #undef DECLARE
 
 #define ADDRESS(name) &attn_kernel_##name,
-static const attn_kernel *const table[] = {ATTN_REGISTERED_KERNELS(ADDRESS) NULL};
+static const attn_kernel *const builtin[] = {ATTN_REGISTERED_KERNELS(ADDRESS) NULL};
 #undef ADDRESS
+#define N_BUILTIN ((int)(sizeof builtin / sizeof builtin[0]) - 1)
 
-const attn_kernel *const *attn_registry(void) { return table; }
+/* The built-in kernels, then those added at run time (plugins), NULL-terminated. */
+static const attn_kernel *table[N_BUILTIN + ATTN_REGISTRY_EXTRA + 1];
+static int n_table;
 
-int attn_registry_count(void) { return (int)(sizeof table / sizeof table[0]) - 1; }
+static void table_init(void)
+{
+    if (n_table)
+        return;
+    for (int i = 0; i < N_BUILTIN; i++)
+        table[n_table++] = builtin[i];
+}
+
+const attn_kernel *const *attn_registry(void)
+{
+    table_init();
+    return table;
+}
+
+int attn_registry_count(void)
+{
+    table_init();
+    return n_table;
+}
+
+int attn_registry_add(const attn_kernel *k)
+{
+    table_init();
+    for (int i = 0; i < n_table; i++)
+        if (!strcmp(table[i]->name, k->name))
+            return attn_fail(ATTN_EINVAL, "kernel '%s': the name is taken (by %s)", k->name,
+                             i < N_BUILTIN ? "a built-in kernel" : "a kernel loaded before");
+    if (n_table >= N_BUILTIN + ATTN_REGISTRY_EXTRA)
+        return attn_fail(ATTN_EINVAL, "kernel '%s': at most %d kernels can be added", k->name, ATTN_REGISTRY_EXTRA);
+    table[n_table++] = k;
+    return 0;
+}
 
 const attn_kernel *attn_find_kernel(const char *name)
 {
     char names[1024] = "";
-    for (const attn_kernel *const *k = table; *k; k++) {
+    for (const attn_kernel *const *k = attn_registry(); *k; k++) {
         if (strcmp((*k)->name, name) == 0)
             return *k;
         strncat(names, k == table ? "" : ", ", sizeof names - strlen(names) - 1);
