@@ -13,7 +13,7 @@ usage: ./run.sh [--quick | --config FILE] [--kernel K[,K...]] [--task T]
   ./run.sh            check the Debian packages, build (CMake, Release) into build/,
                       run 'build/attnbench sweep --config configs/default.json --resume'
                       (results/<suite>.csv; finished jobs are skipped, so an interrupted
-                      run continues where it stopped), then draw the plots
+                      run continues where it stopped), then draw the plots and write results/REPORT.md
   --quick             the same with configs/quick.json (the CI smoke sweep, < 2 minutes)
   --config FILE       the same with another sweep config (configs/full.json: paper scale)
   --kernel K[,K...]   only these kernels (names: 'build/attnbench list kernels --names');
@@ -29,9 +29,10 @@ usage: ./run.sh [--quick | --config FILE] [--kernel K[,K...]] [--task T]
                       (kernels, masks, decode, scaling, LRA bubbles, fidelity vs time,
                       long-context decode recall vs time and bytes, MQAR accuracy vs width,
                       recall vs state size, NIAH depth x length heatmap and score vs
-                      length: plots/plot.sh; needs gnuplot only), after 'attnbench report
-                      lra|recall|fidelity|longctx' when results/lra.csv, results/recall.csv,
-                      results/fidelity.csv / results/longctx.csv exist
+                      length, simulated misses: plots/plot.sh; needs gnuplot only) and
+                      write results/REPORT.md ('attnbench report all': the suite reports,
+                      a table per suite, provenance, every plot); the sweep ends with the
+                      same step and prints the report's path
   -h, --help          this text
 
 Packages checked (dpkg-query): cmake gcc make pkg-config libcsv-dev libcjson-dev libpapi-dev
@@ -185,24 +186,23 @@ check_names() {
 }
 
 plots() {
-    if [[ -f results/lra.csv && -x build/attnbench ]]; then
-        say "results/LRA.md from results/lra.csv"
-        build/attnbench report lra >&2 || say "attnbench report lra failed (message above)"
-    fi
-    if [[ -f results/recall.csv && -x build/attnbench ]]; then
-        say "results/RECALL.md from results/recall.csv"
-        build/attnbench report recall >&2 || say "attnbench report recall failed (message above)"
-    fi
-    if [[ -f results/fidelity.csv && -x build/attnbench ]]; then
-        say "results/FIDELITY.md from results/fidelity.csv"
-        build/attnbench report fidelity >&2 || say "attnbench report fidelity failed (message above)"
-    fi
-    if [[ -f results/longctx.csv && -x build/attnbench ]]; then
-        say "results/LONGCTX.md from results/longctx.csv"
-        build/attnbench report longctx >&2 || say "attnbench report longctx failed (message above)"
+    local have_csv=0
+    compgen -G "results/*.csv" >/dev/null && [[ -x build/attnbench ]] && have_csv=1
+    if ((have_csv)); then
+        say "suite reports (LRA.md, RECALL.md, FIDELITY.md, LONGCTX.md where their CSVs exist)"
+        build/attnbench report all --results results >/dev/null || say "attnbench report all failed (message above)"
     fi
     say "drawing plots into results/plots/"
-    plots/plot.sh results >&2
+    local rc=0
+    plots/plot.sh results >&2 || rc=$?
+    if ((have_csv)); then # again, now that the plots exist: REPORT.md embeds them
+        if build/attnbench report all --results results >/dev/null; then
+            say "the report: $PWD/results/REPORT.md"
+        else
+            say "attnbench report all failed (message above)"
+        fi
+    fi
+    return "$rc"
 }
 
 # ---------------------------------------------------------------- main

@@ -1,4 +1,4 @@
-/* attnbench report lra|recall|fidelity|longctx: summary tables (Markdown) and plot data. */
+/* attnbench report all|lra|recall|fidelity|longctx: summary tables (Markdown) and plot data. */
 #include "cli.h"
 #include "harness/results/fidelity_report.h"
 #include "harness/results/lra_report.h"
@@ -6,13 +6,16 @@
 #include "harness/results/longctx_report.h"
 #include "harness/results/lra_speed.h"
 #include "harness/results/recall_report.h"
+#include "harness/results/report_all.h"
 
 #include <errno.h>
 #include <getopt.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char usage[] =
-    "usage: attnbench report lra [--csv FILE] [--md FILE] [--data FILE] [--speed FILE]\n"
+    "usage: attnbench report all [--results DIR] [--md FILE]\n"
+    "       attnbench report lra [--csv FILE] [--md FILE] [--data FILE] [--speed FILE]\n"
     "       attnbench report recall [--csv FILE] [--md FILE] [--data FILE]\n"
     "       attnbench report fidelity [--csv FILE] [--md FILE] [--data FILE]\n"
     "       attnbench report longctx [--csv FILE] [--md FILE] [--data FILE] [--evals FILE]\n"
@@ -56,7 +59,12 @@ static const char usage[] =
     "approximate decode kernel stays within 0.02 of it at the trained length. Writes --md\n"
     "(default results/LONGCTX.md) and --data (default results/longctx_points.csv, drawn by\n"
     "plots/plot.sh as longctx.png).\n"
-    "With --md and no --data, the data file goes beside --md under its default name.\n";
+    "With --md and no --data, the data file goes beside --md under its default name.\n"
+    "all: every suite report above whose CSV is in DIR (default results), then DIR/REPORT.md\n"
+    "(or --md): where the numbers come from (files, runs, commits, machines, counters, data\n"
+    "sources), the same-run roofs of peak.csv, a summary table per suite (kernels, masks,\n"
+    "decode, scaling, NIAH), the suite reports inline, and every plot already drawn in\n"
+    "DIR/plots. Built from the CSVs alone; links are relative to DIR.\n";
 
 /* Writes the two outputs of a loaded report. */
 typedef void (*report_writer)(const void *table, FILE *md, FILE *data);
@@ -118,30 +126,111 @@ static int write_outputs(const void *table, report_writer w, const char *md, con
     return 0;
 }
 
+/* Each report's name and its default input and outputs (under results/). */
+static const struct {
+    const char *name, *csv, *md, *data;
+} reports[] = {{"lra", "lra.csv", "LRA.md", "lra_bubbles.csv"},
+               {"recall", "recall.csv", "RECALL.md", "recall_best.csv"},
+               {"fidelity", "fidelity.csv", "FIDELITY.md", "fidelity_pareto.csv"},
+               {"longctx", "longctx.csv", "LONGCTX.md", "longctx_points.csv"}};
+#define N_REPORTS (int)(sizeof reports / sizeof *reports)
+
+/* One suite report from csv into md and data (speed: lra's speed rows,
+ * evals: longctx's swapped evaluations). */
+static int run_report(int which, const char *csv, const char *md, const char *data, const char *speed,
+                      const char *evals)
+{
+    if (which == 0) {
+        static lra_report t;
+        return lra_table_load(csv, &t.table) || lra_speed_load(speed, &t.speed) ? cli_report("report")
+                                                                               : write_outputs(&t, write_lra, md, data);
+    }
+    if (which == 2) {
+        fidrep r;
+        int rc = fidrep_load(csv, &r) ? cli_report("report") : write_outputs(&r, write_fidelity, md, data);
+        fidrep_free(&r);
+        return rc;
+    }
+    if (which == 3) {
+        static longctx_report r;
+        int rc = fidrep_load(csv, &r.rows) || longctx_evals_load(evals, &r.evals) ? cli_report("report")
+                                                                                : write_outputs(&r, write_longctx, md, data);
+        fidrep_free(&r.rows);
+        return rc;
+    }
+    static recall_table t;
+    return recall_table_load(csv, &t) ? cli_report("report") : write_outputs(&t, write_recall, md, data);
+}
+
+/* report all: every suite report whose CSV is in dir, then REPORT.md. */
+static int run_all(const char *dir, const char *md)
+{
+    for (int i = 0; i < N_REPORTS; i++) {
+        char csv[1100], out[1100], data[1100], speed[1100], evals[1100];
+        snprintf(csv, sizeof csv, "%s/%s", dir, reports[i].csv);
+        if (access(csv, R_OK) != 0)
+            continue;
+        snprintf(out, sizeof out, "%s/%s", dir, reports[i].md);
+        snprintf(data, sizeof data, "%s/%s", dir, reports[i].data);
+        snprintf(speed, sizeof speed, "%s/lra_speed.csv", dir), snprintf(evals, sizeof evals, "%s/niah.csv", dir);
+        int rc = run_report(i, csv, out, data, speed, evals);
+        if (rc)
+            return rc;
+    }
+    if (report_all_write(dir, md))
+        return cli_report("report");
+    if (md)
+        printf("%s\n", md);
+    else
+        printf("%s/REPORT.md\n", dir);
+    return 0;
+}
+
+/* `report all [--results DIR] [--md FILE]` */
+static int cmd_report_all(int argc, char **argv)
+{
+    static const struct option opts[] = {{"results", 1, 0, 'r'}, {"md", 1, 0, 'm'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+    const char *dir = "results", *md = NULL;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+        if (c == 'r')
+            dir = optarg;
+        else if (c == 'm')
+            md = optarg;
+        else if (c == 'h')
+            return fputs(usage, stdout), 0;
+        else
+            return cli_usage_error("report", "unknown option");
+    }
+    if (optind != argc)
+        return cli_usage_error("report", "unexpected argument after the options");
+    return run_all(dir, md);
+}
+
 int cmd_report(int argc, char **argv)
 {
     static const struct option opts[] = {{"csv", 1, 0, 'c'},     {"md", 1, 0, 'm'},   {"data", 1, 0, 'b'},
                                          {"bubbles", 1, 0, 'b'}, {"speed", 1, 0, 's'}, {"evals", 1, 0, 'e'}, {"help", 0, 0, 'h'},
                                          {0, 0, 0, 0}};
     const char *speed = "results/lra_speed.csv", *evals = "results/niah.csv";
-    /* Each report's name and its default input and outputs. */
-    static const struct {
-        const char *name, *csv, *md, *data;
-    } reports[] = {{"lra", "results/lra.csv", "results/LRA.md", "results/lra_bubbles.csv"},
-                   {"recall", "results/recall.csv", "results/RECALL.md", "results/recall_best.csv"},
-                   {"fidelity", "results/fidelity.csv", "results/FIDELITY.md", "results/fidelity_pareto.csv"},
-                   {"longctx", "results/longctx.csv", "results/LONGCTX.md", "results/longctx_points.csv"}};
+    if (argc > 1 && !strcmp(argv[1], "all"))
+        return cmd_report_all(argc - 1, argv + 1);
     int which = -1;
-    for (int i = 0; argc > 1 && i < 4; i++)
+    for (int i = 0; argc > 1 && i < N_REPORTS; i++)
         if (!strcmp(argv[1], reports[i].name))
             which = i;
+    static char csv_d[64], md_d[64], data_d[64];
     const char *csv = "", *md = "", *data = "";
     int c, md_given = 0, data_given = 0;
     if (which >= 0) { /* the report's name comes first, options after it */
-        csv = reports[which].csv, md = reports[which].md, data = reports[which].data;
+        snprintf(csv_d, sizeof csv_d, "results/%s", reports[which].csv);
+        snprintf(md_d, sizeof md_d, "results/%s", reports[which].md);
+        snprintf(data_d, sizeof data_d, "results/%s", reports[which].data);
+        csv = csv_d, md = md_d, data = data_d;
         argc--, argv++;
     } else if (argc < 2 || (strcmp(argv[1], "--help") && strcmp(argv[1], "-h")))
-        return cli_usage_error("report", "expected 'lra', 'recall', 'fidelity' or 'longctx'");
+        return cli_usage_error("report", "expected 'all', 'lra', 'recall', 'fidelity' or 'longctx'");
     optind = 1;
     while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
         if (c == 'c')
@@ -167,24 +256,5 @@ int cmd_report(int argc, char **argv)
         snprintf(beside_md, sizeof beside_md, "%.*s%s", slash ? (int)(slash - md + 1) : 0, md, name);
         data = beside_md;
     }
-    if (which == 0) {
-        static lra_report t;
-        return lra_table_load(csv, &t.table) || lra_speed_load(speed, &t.speed) ? cli_report("report")
-                                                                               : write_outputs(&t, write_lra, md, data);
-    }
-    if (which == 2) {
-        fidrep r;
-        int rc = fidrep_load(csv, &r) ? cli_report("report") : write_outputs(&r, write_fidelity, md, data);
-        fidrep_free(&r);
-        return rc;
-    }
-    if (which == 3) {
-        static longctx_report r;
-        int rc = fidrep_load(csv, &r.rows) || longctx_evals_load(evals, &r.evals) ? cli_report("report")
-                                                                                : write_outputs(&r, write_longctx, md, data);
-        fidrep_free(&r.rows);
-        return rc;
-    }
-    static recall_table t;
-    return recall_table_load(csv, &t) ? cli_report("report") : write_outputs(&t, write_recall, md, data);
+    return run_report(which, csv, md, data, speed, evals);
 }
