@@ -226,16 +226,14 @@ Test(based, invalid_params_are_rejected_with_a_message_naming_them)
     static const char *const bad[] = {"chunk=0", "features=some", "window=-1", "mix=sum", "taps=3"};
     static const char *const named[] = {"chunk", "features", "window", "mix", "taps"};
     for (int i = 0; i < 5; i++) {
-        attn_args a = fx_args(1, 2, 2, 16, 16, 16, "causal", 1);
-        fx_add_params(&a, bad[i]);
+        attn_args a = fx_args_params(1, 2, 2, 16, 16, 16, "causal", 1, bad[i]);
         attn_ctx ctx;
         attn_clear_error();
         cr_assert_neq(attn_ctx_create(K, &a, &ctx), 0, "%s accepted", bad[i]);
         cr_assert(strstr(attn_last_error(), named[i]), "%s: message '%s' does not name the param", bad[i],
                   attn_last_error());
     }
-    attn_args f = fx_args(1, 2, 2, 16, 16, 16, "full", 1);
-    fx_add_params(&f, "window=4");
+    attn_args f = fx_args_params(1, 2, 2, 16, 16, 16, "full", 1, "window=4");
     attn_ctx ctx;
     cr_assert_neq(attn_ctx_create(K, &f, &ctx), 0, "window with a non-causal mask accepted");
     cr_assert(strstr(attn_last_error(), "window"), "%s", attn_last_error());

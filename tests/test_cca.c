@@ -25,9 +25,7 @@ static const attn_kernel *const K = &attn_kernel_cca;
 
 static attn_args cca_args(int64_t B, int64_t H, int64_t H_kv, int64_t N, int64_t D, const char *params, int threads)
 {
-    attn_args a = fx_args(B, H, H_kv, N, N, D, "causal", threads);
-    fx_add_params(&a, params);
-    return a;
+    return fx_args_params(B, H, H_kv, N, N, D, "causal", threads, params);
 }
 
 static const struct {

@@ -260,8 +260,7 @@ Test(decode, rolling_sink_decode_equals_flash_prefill_row_by_row, .timeout = 60)
                     {&attn_kernel_decode, "ls=16", "full", {.q = q, .k = kr, .v = vr, .o = o, .lse = lse}, nc},
                     {&attn_kernel_lean, "workers=2", "full", {.q = q, .k = kr, .v = vr, .o = o, .lse = lse}, nc}};
         for (int r = 0; r < 4; r++) {
-            attn_args a = fx_args(1, H, HKV, 1, runs[r].nk, D, runs[r].mask, 2);
-            fx_add_params(&a, runs[r].param);
+            attn_args a = fx_args_params(1, H, HKV, 1, runs[r].nk, D, runs[r].mask, 2, runs[r].param);
             attn_ctx ctx;
             cr_assert_eq(attn_ctx_create(runs[r].k, &a, &ctx), 0, "%s", attn_last_error());
             memset(o.data, 0xff, sizeof(float) * H * D);
@@ -414,8 +413,7 @@ Test(decode, rejects_bad_and_unknown_params_with_a_message)
     static const char *const bad[][2] = {{"decode", "ls=0"}, {"decode", "workers=2"}, {"lean", "workers=0"},
                                          {"lean", "ls=64"}, {"decode", "bc=x"}};
     for (int i = 0; i < 5; i++) {
-        attn_args a = fx_args(1, 2, 2, 1, 100, 16, "full", 1);
-        fx_add_params(&a, bad[i][1]);
+        attn_args a = fx_args_params(1, 2, 2, 1, 100, 16, "full", 1, bad[i][1]);
         const attn_kernel *k = strcmp(bad[i][0], "decode") == 0 ? &attn_kernel_decode : &attn_kernel_lean;
         attn_ctx ctx;
         cr_assert_eq(attn_ctx_create(k, &a, &ctx), ATTN_EINVAL, "%s %s accepted", bad[i][0], bad[i][1]);

@@ -82,8 +82,7 @@ Test(flash, forward_matches_oracle_with_non_default_tile_sizes)
                                            {"br=1", "bc=1"}};
     for (int t = 0; t < 4; t++)
         for (int m = 0; m < 4; m++) {
-            attn_args a = fx_args(1, 4, 2, 77, 77, 24, masks[m], 2);
-            fx_add_params(&a, tiles[t][0]);
+            attn_args a = fx_args_params(1, 4, 2, 77, 77, 24, masks[m], 2, tiles[t][0]);
             fx_add_params(&a, tiles[t][1]);
             char what[96];
             snprintf(what, sizeof what, "%s %s %s", tiles[t][0], tiles[t][1], masks[m]);
@@ -133,8 +132,7 @@ Test(flash, backward_matches_oracle_gradients, .timeout = 60)
 Test(flash, backward_matches_oracle_with_small_tiles_cross_lengths_and_gqa)
 {
     for (int m = 0; m < 4; m++) {
-        attn_args a = fx_args(2, 4, 2, 45, 101, 32, masks[m], 2);
-        fx_add_params(&a, "br=16");
+        attn_args a = fx_args_params(2, 4, 2, 45, 101, 32, masks[m], 2, "br=16");
         fx_add_params(&a, "bc=24");
         check_backward(&a, 90 + (uint64_t)m, masks[m]);
         attn_args b = fx_args(1, 3, 1, 150, 40, 16, masks[m], 2);
@@ -146,8 +144,7 @@ Test(flash, backward_matches_oracle_with_small_tiles_cross_lengths_and_gqa)
  * requires O and lse of rows < t to keep their exact bits. */
 static void check_causal_leakage(const char *br, const char *bc, int64_t t)
 {
-    attn_args a = fx_args(1, 2, 1, 200, 200, 32, "causal", 2);
-    fx_add_params(&a, br);
+    attn_args a = fx_args_params(1, 2, 1, 200, 200, 32, "causal", 2, br);
     fx_add_params(&a, bc);
     fx_problem p;
     fx_make(&p, &a, 3);
@@ -210,8 +207,7 @@ Test(flash, nan_input_stays_within_its_kv_group)
  * exps as exported through the SDE counters, for a causal self-attention. */
 Test(flash, counters_report_executed_work_and_skipped_tiles)
 {
-    attn_args a = fx_args(1, 2, 2, 256, 256, 32, "causal", 2);
-    fx_add_params(&a, "br=64");
+    attn_args a = fx_args_params(1, 2, 2, 256, 256, 32, "causal", 2, "br=64");
     fx_add_params(&a, "bc=64");
     fx_problem p;
     fx_make(&p, &a, 4);
@@ -231,8 +227,7 @@ Test(flash, counters_report_executed_work_and_skipped_tiles)
     fx_free(&p);
 
     /* PARTIAL tiles are trimmed: query tile t of 16 rows computes keys [0, 16 (t+1)) only */
-    attn_args b = fx_args(1, 1, 1, 64, 64, 32, "causal", 1);
-    fx_add_params(&b, "br=16");
+    attn_args b = fx_args_params(1, 1, 1, 64, 64, 32, "causal", 1, "br=16");
     fx_add_params(&b, "bc=64");
     fx_make(&p, &b, 4);
     attn_counters_reset();
@@ -334,8 +329,7 @@ Test(flash, rejects_bad_and_unknown_params_with_a_message)
 {
     static const char *const bad[] = {"br=0", "bc=0", "bc=-3", "br=abc", "br=5000", "tile=64"};
     for (int i = 0; i < 6; i++) {
-        attn_args a = fx_args(1, 1, 1, 8, 8, 16, "full", 1);
-        fx_add_params(&a, bad[i]);
+        attn_args a = fx_args_params(1, 1, 1, 8, 8, 16, "full", 1, bad[i]);
         attn_ctx ctx;
         attn_clear_error();
         int rc = attn_ctx_create(K, &a, &ctx);
@@ -345,8 +339,7 @@ Test(flash, rejects_bad_and_unknown_params_with_a_message)
         cr_assert(strstr(attn_last_error(), key), "%s: message '%s' does not name the key", bad[i],
                   attn_last_error());
     }
-    attn_args ok = fx_args(1, 1, 1, 8, 8, 16, "full", 1);
-    fx_add_params(&ok, "br=32");
+    attn_args ok = fx_args_params(1, 1, 1, 8, 8, 16, "full", 1, "br=32");
     fx_add_params(&ok, "bc=48");
     attn_ctx ctx;
     cr_assert_eq(attn_ctx_create(K, &ok, &ctx), 0, "valid params refused: %s", attn_last_error());

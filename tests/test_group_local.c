@@ -53,8 +53,7 @@ Test(group_local, a_group_local_reference_on_one_gqa_group_gives_the_whole_probl
         cr_assert_eq(k->inputs & ATTN_IN_WEIGHTS, 0u, "%s: per-head weights are not group-local", k->name);
         int gqa = (k->flags & ATTN_GQA) != 0;
         const char *mask = k->masks & ATTN_MASK_BIT(ATTN_MASK_FULL) ? "full" : "causal";
-        attn_args a = fx_args(1, 4, gqa ? 2 : 4, 48, 48, 16, mask, 1);
-        fx_add_params(&a, small_budget(k->name) ? small_budget(k->name) : k->check_params);
+        attn_args a = fx_args_params(1, 4, gqa ? 2 : 4, 48, 48, 16, mask, 1, small_budget(k->name) ? small_budget(k->name) : k->check_params);
         fx_problem p;
         fx_make_for(&p, k, &a, 7);
         for (int64_t h = 0; h < a.H; h++)

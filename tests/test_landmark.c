@@ -27,9 +27,7 @@ static const char *const lm_modes[] = {"l=8", "l=8 mode=topk k=2"};
 static attn_args lm_args(int64_t B, int64_t H, int64_t H_kv, int64_t Nq, int64_t Nk, int64_t D, const char *params,
                          int threads)
 {
-    attn_args a = fx_args(B, H, H_kv, Nq, Nk, D, "causal", threads);
-    fx_add_params(&a, params);
-    return a;
+    return fx_args_params(B, H, H_kv, Nq, Nk, D, "causal", threads, params);
 }
 
 static const struct {

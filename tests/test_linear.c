@@ -181,8 +181,7 @@ Test(linear, invalid_params_are_rejected_with_a_message_naming_them)
     static const char *const bad[] = {"chunk=0", "chunk=1025", "chunk=abc", "window=4"};
     static const char *const named[] = {"chunk", "chunk", "chunk", "window"};
     for (int i = 0; i < 4; i++) {
-        attn_args a = fx_args(1, 2, 2, 16, 16, 16, "causal", 1);
-        fx_add_params(&a, bad[i]);
+        attn_args a = fx_args_params(1, 2, 2, 16, 16, 16, "causal", 1, bad[i]);
         attn_ctx ctx;
         attn_clear_error();
         cr_assert_neq(attn_ctx_create(K, &a, &ctx), 0, "%s accepted", bad[i]);

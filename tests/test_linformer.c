@@ -28,9 +28,7 @@ static const attn_kernel *const K = &attn_kernel_linformer;
 
 static attn_args lf_args(int64_t B, int64_t H, int64_t H_kv, int64_t N, int64_t D, const char *params, int threads)
 {
-    attn_args a = fx_args(B, H, H_kv, N, N, D, "full", threads);
-    fx_add_params(&a, params);
-    return a;
+    return fx_args_params(B, H, H_kv, N, N, D, "full", threads, params);
 }
 
 static lf_plan plan_of(const attn_args *a)

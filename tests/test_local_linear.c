@@ -21,9 +21,7 @@ static const attn_kernel *const K = &attn_kernel_local_linear;
 static attn_args ll_args(int64_t B, int64_t H, int64_t H_kv, int64_t Nq, int64_t Nk, int64_t D, const char *mask,
                          const char *param, int threads)
 {
-    attn_args a = fx_args(B, H, H_kv, Nq, Nk, D, mask, threads);
-    fx_add_params(&a, param);
-    return a;
+    return fx_args_params(B, H, H_kv, Nq, Nk, D, mask, threads, param);
 }
 
 /* Kernel vs its own double reference (err_O <= 5e-5 of max|O_ref|, lse 1e-5). */

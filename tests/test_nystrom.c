@@ -33,9 +33,7 @@ extern void dgesdd_(const char *jobz, const int *m, const int *n, double *a, con
 
 static attn_args ny_args(int64_t B, int64_t H, int64_t H_kv, int64_t N, int64_t D, const char *params, int threads)
 {
-    attn_args a = fx_args(B, H, H_kv, N, N, D, "full", threads);
-    fx_add_params(&a, params);
-    return a;
+    return fx_args_params(B, H, H_kv, N, N, D, "full", threads, params);
 }
 
 Test(nystrom, forward_matches_double_reference_on_the_test_matrix, .timeout = 60)

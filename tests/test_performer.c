@@ -27,9 +27,7 @@ static const attn_kernel *const K = &attn_kernel_performer;
 
 static attn_args pf_args(int64_t H, int64_t H_kv, int64_t N, int64_t D, const char *mask, const char *params)
 {
-    attn_args a = fx_args(1, H, H_kv, N, N, D, mask, 2);
-    fx_add_params(&a, params);
-    return a;
+    return fx_args_params(1, H, H_kv, N, N, D, mask, 2, params);
 }
 
 Test(performer, equals_its_reference_for_chunks_feature_counts_gqa_and_dv, .timeout = 60)

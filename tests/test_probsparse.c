@@ -29,9 +29,7 @@ static const attn_kernel *const K = &attn_kernel_probsparse;
 static attn_args ps_args(int64_t B, int64_t H, int64_t H_kv, int64_t Nq, int64_t Nk, int64_t D, const char *mask,
                          const char *params, int threads)
 {
-    attn_args a = fx_args(B, H, H_kv, Nq, Nk, D, mask, threads);
-    fx_add_params(&a, params);
-    return a;
+    return fx_args_params(B, H, H_kv, Nq, Nk, D, mask, threads, params);
 }
 
 /* ---- the double reference ---- */

@@ -25,9 +25,7 @@ static const attn_kernel *const K = &attn_kernel_retrieval;
 static attn_args ret_args(int64_t H, int64_t H_kv, int64_t Nq, int64_t Nk, int64_t D, const char *mask,
                           const char *params)
 {
-    attn_args a = fx_args(1, H, H_kv, Nq, Nk, D, mask, 2);
-    fx_add_params(&a, params);
-    return a;
+    return fx_args_params(1, H, H_kv, Nq, Nk, D, mask, 2, params);
 }
 
 static const struct {
@@ -54,9 +52,8 @@ Test(retrieval, equals_its_double_reference_on_decode_and_staged_problems, .time
         snprintf(what, sizeof what, "%s B%ld H%ld/%ld N%ld/%ld D%ld %s", ref_cases[i].mask, (long)ref_cases[i].B,
                  (long)ref_cases[i].H, (long)ref_cases[i].H_kv, (long)ref_cases[i].Nq, (long)ref_cases[i].Nk,
                  (long)ref_cases[i].D, ref_cases[i].params);
-        attn_args a = fx_args(ref_cases[i].B, ref_cases[i].H, ref_cases[i].H_kv, ref_cases[i].Nq, ref_cases[i].Nk,
-                              ref_cases[i].D, ref_cases[i].mask, 2);
-        fx_add_params(&a, ref_cases[i].params);
+        attn_args a = fx_args_params(ref_cases[i].B, ref_cases[i].H, ref_cases[i].H_kv, ref_cases[i].Nq, ref_cases[i].Nk,
+                              ref_cases[i].D, ref_cases[i].mask, 2, ref_cases[i].params);
         fx_problem p;
         fx_make_for(&p, K, &a, 11 + i);
         attn_io io = problem_io(&p);

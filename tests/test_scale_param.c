@@ -14,8 +14,7 @@ static attn_args scale_args(const attn_kernel *k, const char *scale)
     const char *mask = k->masks & ATTN_MASK_BIT(ATTN_MASK_CAUSAL) ? "causal"
                        : k->masks & ATTN_MASK_BIT(ATTN_MASK_FULL) ? "full"
                                                                   : "sink:n=2,w=8"; /* streaming's only mask */
-    attn_args a = fx_args(1, 2, 2, k->flags & ATTN_ONE_QUERY ? 1 : 40, 40, 16, mask, 1);
-    fx_add_params(&a, k->check_params);
+    attn_args a = fx_args_params(1, 2, 2, k->flags & ATTN_ONE_QUERY ? 1 : 40, 40, 16, mask, 1, k->check_params);
     fx_add_params(&a, scale);
     attn_args_defaults(&a); /* the `scale` parameter into a.scale, as every caller's context does */
     return a;

@@ -78,8 +78,7 @@ Test(sigmoid, bias_zero_and_per_row_bias_match_double_form)
                                              "document:n=3,seed=5,causal=1"};
     for (int m = 0; m < 5; m++)
         for (int v = 0; v < 2; v++) {
-            attn_args a = fx_args(1, 2, 1, 70, 70, 16, bias_masks[m], 2);
-            fx_add_params(&a, v ? "bias=row" : "bias=0");
+            attn_args a = fx_args_params(1, 2, 1, 70, 70, 16, bias_masks[m], 2, v ? "bias=row" : "bias=0");
             fx_add_params(&a, "bc=32");
             char what[128];
             snprintf(what, sizeof what, "%s %s", bias_masks[m], v ? "bias=row" : "bias=0");
@@ -135,8 +134,7 @@ Test(sigmoid, gradients_match_central_differences, .timeout = 60)
 
 Test(sigmoid, gradients_match_on_several_tiles_and_cross_lengths, .timeout = 60)
 {
-    attn_args a = fx_args(1, 2, 1, 33, 33, 16, "random:p=0.3,seed=4", 2);
-    fx_add_params(&a, "br=16");
+    attn_args a = fx_args_params(1, 2, 1, 33, 33, 16, "random:p=0.3,seed=4", 2, "br=16");
     fx_add_params(&a, "bc=16");
     check_grads(&a, 600, "random N=33 br=bc=16");
     attn_args c = fx_args(1, 2, 1, 5, 12, 16, "causal", 2); /* Nq != Nk, bottom-right */

@@ -28,9 +28,7 @@ static const attn_kernel *const K = &attn_kernel_sinkhorn;
 static attn_args sk_args(int64_t B, int64_t H, int64_t H_kv, int64_t N, int64_t D, const char *mask,
                          const char *params)
 {
-    attn_args a = fx_args(B, H, H_kv, N, N, D, mask, 2);
-    fx_add_params(&a, params);
-    return a;
+    return fx_args_params(B, H, H_kv, N, N, D, mask, 2, params);
 }
 
 Test(sinkhorn, forward_matches_double_reference_on_blocks_sorts_and_tiles, .timeout = 60)

@@ -418,8 +418,7 @@ Test(sse, sse_rejects_bad_params_and_masks, .timeout = 60)
                                       "chunk=0",      "chunk=513",     "window=3"};
     static const char *const names[] = {"partitions", "partitions", "partitions", "topk", "chunk", "chunk", "window"};
     for (int i = 0; i < 7; i++) {
-        attn_args a = fx_args(1, 2, 2, 20, 20, 16, "causal", 1);
-        fx_add_params(&a, bad[i]);
+        attn_args a = fx_args_params(1, 2, 2, 20, 20, 16, "causal", 1, bad[i]);
         expect_rejected(a, bad[i], names[i]);
     }
     expect_rejected(make_args(1, 2, 2, 20, 16, 16, "full", 4, 1, 0), "mask full", "mask");

@@ -27,9 +27,7 @@ static const char *const modes[] = {"random", "factorized_random", "dense"};
 static attn_args syn_args(int64_t B, int64_t H, int64_t H_kv, int64_t N, int64_t D, const char *mask,
                           const char *params)
 {
-    attn_args a = fx_args(B, H, H_kv, N, N, D, mask, 2);
-    fx_add_params(&a, params);
-    return a;
+    return fx_args_params(B, H, H_kv, N, N, D, mask, 2, params);
 }
 
 Test(synthesizer, forward_matches_double_reference_in_every_mode, .timeout = 60)

@@ -27,6 +27,14 @@ void fx_add_params(attn_args *a, const char *params)
     }
 }
 
+attn_args fx_args_params(int64_t B, int64_t H, int64_t H_kv, int64_t Nq, int64_t Nk, int64_t D, const char *mask,
+                         int threads, const char *params)
+{
+    attn_args a = fx_args(B, H, H_kv, Nq, Nk, D, mask, threads);
+    fx_add_params(&a, params);
+    return a;
+}
+
 void fx_ref_forward(fx_problem *p)
 {
     problem_widen_inputs(p);

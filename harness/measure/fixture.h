@@ -38,6 +38,10 @@ attn_args fx_args(int64_t B, int64_t H, int64_t H_kv, int64_t Nq, int64_t Nk, in
  * refuses is a test's own typo: it is printed and the process aborts. */
 void fx_add_params(attn_args *a, const char *params);
 
+/* fx_args then fx_add_params: the args of a kernel test in one call. */
+attn_args fx_args_params(int64_t B, int64_t H, int64_t H_kv, int64_t Nq, int64_t Nk, int64_t D, const char *mask,
+                         int threads, const char *params);
+
 /* Runs the kernel's forward (and backward if `with_backward`) on p's fp32
  * tensors. Returns the kernel's code (0 ok). */
 int fx_run(const attn_kernel *k, fx_problem *p, int with_backward);
