@@ -186,44 +186,22 @@ static int run_all(const char *dir, const char *md)
     return 0;
 }
 
-/* `report all [--results DIR] [--md FILE]` */
-static int cmd_report_all(int argc, char **argv)
-{
-    static const struct option opts[] = {{"results", 1, 0, 'r'}, {"md", 1, 0, 'm'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
-    const char *dir = "results", *md = NULL;
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
-        if (c == 'r')
-            dir = optarg;
-        else if (c == 'm')
-            md = optarg;
-        else if (c == 'h')
-            return fputs(usage, stdout), 0;
-        else
-            return cli_usage_error("report", "unknown option");
-    }
-    if (optind != argc)
-        return cli_usage_error("report", "unexpected argument after the options");
-    return run_all(dir, md);
-}
-
 int cmd_report(int argc, char **argv)
 {
-    static const struct option opts[] = {{"csv", 1, 0, 'c'},     {"md", 1, 0, 'm'},   {"data", 1, 0, 'b'},
-                                         {"bubbles", 1, 0, 'b'}, {"speed", 1, 0, 's'}, {"evals", 1, 0, 'e'}, {"help", 0, 0, 'h'},
-                                         {0, 0, 0, 0}};
-    const char *speed = "results/lra_speed.csv", *evals = "results/niah.csv";
-    if (argc > 1 && !strcmp(argv[1], "all"))
-        return cmd_report_all(argc - 1, argv + 1);
-    int which = -1;
+    static const struct option opts[] = {{"csv", 1, 0, 'c'},     {"md", 1, 0, 'm'},    {"data", 1, 0, 'b'},
+                                         {"bubbles", 1, 0, 'b'}, {"speed", 1, 0, 's'}, {"evals", 1, 0, 'e'},
+                                         {"results", 1, 0, 'r'}, {"help", 0, 0, 'h'},  {0, 0, 0, 0}};
+    const char *speed = "results/lra_speed.csv", *evals = "results/niah.csv", *dir = "results";
+    int all = argc > 1 && !strcmp(argv[1], "all"), which = -1;
     for (int i = 0; argc > 1 && i < N_REPORTS; i++)
         if (!strcmp(argv[1], reports[i].name))
             which = i;
     static char csv_d[64], md_d[64], data_d[64];
     const char *csv = "", *md = "", *data = "";
     int c, md_given = 0, data_given = 0;
-    if (which >= 0) { /* the report's name comes first, options after it */
+    if (all)
+        argc--, argv++;
+    else if (which >= 0) { /* the report's name comes first, options after it */
         snprintf(csv_d, sizeof csv_d, "results/%s", reports[which].csv);
         snprintf(md_d, sizeof md_d, "results/%s", reports[which].md);
         snprintf(data_d, sizeof data_d, "results/%s", reports[which].data);
@@ -243,6 +221,8 @@ int cmd_report(int argc, char **argv)
             speed = optarg;
         else if (c == 'e' && which == 3)
             evals = optarg;
+        else if (c == 'r' && all)
+            dir = optarg;
         else if (c == 'h')
             return fputs(usage, stdout), 0;
         else
@@ -250,6 +230,9 @@ int cmd_report(int argc, char **argv)
     }
     if (optind != argc)
         return cli_usage_error("report", "unexpected argument after the options");
+    if (all)
+        return (csv[0] || data_given) ? cli_usage_error("report", "report all takes --results DIR and --md FILE only")
+                                      : run_all(dir, md_given ? md : NULL);
     static char beside_md[1100];
     if (md_given && !data_given) { /* --md elsewhere must not need a results/ directory for the data */
         const char *slash = strrchr(md, '/'), *name = strrchr(data, '/') + 1;
