@@ -56,6 +56,7 @@ typedef struct {
     const char *resume;          /* the resumable checkpoint (NULL: none) */
     char id[17];                 /* the run's job_id (of its test row) */
     char *resume_json;           /* its header: config + "job_id" */
+    int64_t skipped;             /* files the task's loader skipped over the splits read (task_data) */
     csvw w;
     int open;
 } row_sink;
@@ -95,6 +96,19 @@ static void kernel_params_text(const nn_model_cfg *m, char *buf, size_t n)
     }
     attn_clear_error(); /* an unknown kernel is the model's to report */
     snprintf(buf, n, "%s%s", items[0] ? ";kernel_params=" : "", items);
+}
+
+/* ";skipped=N" after the params of a run whose loader skipped unreadable
+ * files. Added after the job_id is hashed: the count is provenance (what the
+ * files on disk allowed), not a setting, and the sweep's resume check, which
+ * loads the test split only, must find the test row whatever it says. */
+static void note_skipped(csvw_row *row, int64_t skipped)
+{
+    char params[ATTN_CELL_MAX];
+    if (skipped <= 0)
+        return;
+    memcpy(params, row->cell[ATTN_COL_PARAMS], sizeof params);
+    csvw_row_set(row, ATTN_COL_PARAMS, "%s;skipped=%lld", params, (long long)skipped);
 }
 
 /* Identity and settings of a row; step and split make each evaluation its
@@ -143,6 +157,7 @@ static void row_identity(const row_sink *s, csvw_row *row, int64_t step, const c
     if (strcmp(metric, "accuracy")) /* each metric of an evaluation is a row of its own */
         h = fnv1a(h, metric);
     csvw_row_set(row, ATTN_COL_JOB_ID, "%016llx", (unsigned long long)h);
+    note_skipped(row, s->skipped);
 }
 
 /* The evaluation's row, unless the CSV holds it already. The row's step is
@@ -258,7 +273,7 @@ static int sink_init(row_sink *s, const train_run_opts *r, const train_run_opts 
 {
     memset(s, 0, sizeof *s);
     csvw_idset_init(&s->done);
-    s->r = fitted, s->task = t, s->data = d;
+    s->r = fitted, s->task = t, s->data = d, s->skipped = d->skipped;
     train_run_results_path(r, s->path, sizeof s->path);
     s->config = print_config(r);
     return s->config ? 0 : attn_fail(ATTN_ENOMEM, "training: out of memory");
@@ -390,6 +405,7 @@ static int run_prepare(run_ctx *c, train_result *res)
     int rc = fit_model_to(&c->run.model, &c->tr, c->tr.len);
     if (rc || (rc = sink_init(s, c->given, &c->run, c->task, &c->tr)))
         return rc;
+    s->skipped = c->tr.skipped + c->va.skipped + c->te.skipped; /* every row of the run says the same */
     s->model = &c->m, s->valid = &c->va, s->res = res;
     if ((rc = nn_model_init(&c->m, &c->run.model, c->run.train.seed)))
         return rc;
