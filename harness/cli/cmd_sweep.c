@@ -445,6 +445,8 @@ static int run_trainings(const sweep_opts *o, const cfg_config *cfg, int *failed
                 (long long)r->model.d_model, r->train.lr, (unsigned long long)r->train.seed,
                 !have ? "" : r->n_scales ? ": trained already (resume), extrapolation cells not yet in the results follow"
                                           : ": done already (resume)");
+        if (have)
+            train_run_forget_resume(r, id);
         if (have && !r->n_scales)
             continue;
         char ckpt[1200];

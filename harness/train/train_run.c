@@ -421,6 +421,8 @@ static int run_prepare(run_ctx *c, train_result *res)
     if ((rc = csvw_load_job_ids(s->path, &s->done)) > 0)
         rc = 0;
     s->skip_done = !rc && !csvw_idset_contains(&s->done, s->id);
+    if (!rc && !s->skip_done) /* finished: a state left by a kill after the test row is stale */
+        unlink(c->resume);
     /* open (or create) the results file now: a path that cannot be written
      * fails here, not at the first evaluation after minutes of training */
     if (!rc && !(rc = csvw_open(&s->w, s->path)))
@@ -617,6 +619,14 @@ int train_run_model_load(const char *path, const nn_model_cfg *cfg, nn_model *m)
     }
     free(tens), free(info);
     return rc;
+}
+
+void train_run_forget_resume(const train_run_opts *r, const char *id)
+{
+    char csv[1100], path[1200];
+    train_run_results_path(r, csv, sizeof csv);
+    resume_path(csv, id, path, sizeof path);
+    unlink(path);
 }
 
 void train_run_results_path(const train_run_opts *r, char *out, size_t n)

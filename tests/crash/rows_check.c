@@ -7,7 +7,8 @@
  * .. data_source) and status equal the reference row's. peak.csv is only
  * parsed: every sweep invocation measures and appends its own peaks. Every
  * checkpoint (*.ckpt) and kv dump (*.kv) left in RUN_DIR must read back
- * whole (size, checksum, header), and no temporary file (*.tmp) may remain.
+ * whole (size, checksum, header), and no temporary file (*.tmp) nor the
+ * resume state of a training (.train-*.ckpt: all are finished) may remain.
  *
  * Prints one line per file, then the totals ("rows compared: N", "peak rows
  * parsed: N", "training rows with the reference's value: N of M": resumed
@@ -201,7 +202,8 @@ static int ends_with(const char *name, const char *suffix)
     return n > k && !strcmp(name + n - k, suffix);
 }
 
-/* The checkpoints and kv dumps of RUN_DIR read back whole; no *.tmp is left. */
+/* The checkpoints and kv dumps of RUN_DIR read back whole; no *.tmp and no
+ * training's resume state is left. */
 static int check_side_files(const char *dir, long *verified)
 {
     DIR *d = opendir(dir);
@@ -214,7 +216,9 @@ static int check_side_files(const char *dir, long *verified)
         char path[4096];
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
         int rc = 0;
-        if (ends_with(e->d_name, ".ckpt"))
+        if (!strncmp(e->d_name, ".train-", 7))
+            rc = attn_fail(ATTN_EIO, "%s: the resume state of a finished training was left behind", path);
+        else if (ends_with(e->d_name, ".ckpt"))
             rc = ckpt_inspect(path, NULL, NULL, NULL);
         else if (ends_with(e->d_name, ".kv")) {
             kv_file f;
