@@ -174,26 +174,37 @@ static int is_csv(const char *name)
     return n > 4 && name[0] != '.' && !strcmp(name + n - 4, ".csv");
 }
 
-/* Every .csv of `dir` must be in `other` too (a file only one run wrote is a different job set). */
-static int same_files(const char *dir, const char *other)
+/* Calls visit(dir, name, ud) for every entry of dir; returns the worst
+ * status it gave (0 ok, 1 mismatch, 2 unreadable), 2 when dir cannot be read. */
+static int each_entry(const char *dir, int (*visit)(const char *dir, const char *name, void *ud), void *ud)
 {
     DIR *d = opendir(dir);
     if (!d) {
         fprintf(stderr, "%s: cannot open the directory\n", dir);
         return 2;
     }
-    int bad = 0;
+    int worst = 0;
     for (struct dirent *e; (e = readdir(d));) {
-        char path[4096];
-        snprintf(path, sizeof path, "%s/%s", other, e->d_name);
-        FILE *f = is_csv(e->d_name) ? fopen(path, "r") : NULL;
-        if (f)
-            fclose(f);
-        else if (is_csv(e->d_name))
-            bad = 1, fprintf(stderr, "%s/%s: no such file in %s\n", dir, e->d_name, other);
+        int rc = visit(dir, e->d_name, ud);
+        worst = rc > worst ? rc : worst;
     }
     closedir(d);
-    return bad;
+    return worst;
+}
+
+/* A .csv of one directory must be in the other (ud) too: a file only one
+ * run wrote is a different job set. */
+static int in_other(const char *dir, const char *name, void *ud)
+{
+    const char *other = ud;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", other, name);
+    FILE *f = is_csv(name) ? fopen(path, "r") : NULL;
+    if (f)
+        fclose(f);
+    else if (is_csv(name))
+        return fprintf(stderr, "%s/%s: no such file in %s\n", dir, name, other), 1;
+    return 0;
 }
 
 static int ends_with(const char *name, const char *suffix)
@@ -202,40 +213,43 @@ static int ends_with(const char *name, const char *suffix)
     return n > k && !strcmp(name + n - k, suffix);
 }
 
-/* The checkpoints and kv dumps of RUN_DIR read back whole; no *.tmp and no
- * training's resume state is left. */
-static int check_side_files(const char *dir, long *verified)
+/* A checkpoint or kv dump of RUN_DIR reads back whole; no *.tmp and no
+ * training's resume state is left. ud: the count of files verified. */
+static int side_file(const char *dir, const char *name, void *ud)
 {
-    DIR *d = opendir(dir);
-    if (!d) {
-        fprintf(stderr, "%s: cannot open the directory\n", dir);
-        return 2;
-    }
-    int bad = 0;
-    for (struct dirent *e; (e = readdir(d));) {
-        char path[4096];
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        int rc = 0;
-        if (!strncmp(e->d_name, ".train-", 7))
-            rc = attn_fail(ATTN_EIO, "%s: the resume state of a finished training was left behind", path);
-        else if (ends_with(e->d_name, ".ckpt"))
-            rc = ckpt_inspect(path, NULL, NULL, NULL);
-        else if (ends_with(e->d_name, ".kv")) {
-            kv_file f;
-            if (!(rc = kv_file_load(path, &f)))
-                kv_file_free(&f);
-        } else if (ends_with(e->d_name, ".tmp"))
-            rc = attn_fail(ATTN_EIO, "%s: a temporary file was left behind", path);
-        else
-            continue;
-        if (rc)
-            bad = 1, fprintf(stderr, "%s\n", attn_last_error());
-        else
-            ++*verified;
-    }
-    closedir(d);
-    return bad;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    int rc = 0;
+    if (!strncmp(name, ".train-", 7))
+        rc = attn_fail(ATTN_EIO, "%s: the resume state of a finished training was left behind", path);
+    else if (ends_with(name, ".ckpt"))
+        rc = ckpt_inspect(path, NULL, NULL, NULL);
+    else if (ends_with(name, ".kv")) {
+        kv_file f;
+        if (!(rc = kv_file_load(path, &f)))
+            kv_file_free(&f);
+    } else if (ends_with(name, ".tmp"))
+        rc = attn_fail(ATTN_EIO, "%s: a temporary file was left behind", path);
+    else
+        return 0;
+    if (rc)
+        return fprintf(stderr, "%s\n", attn_last_error()), 1;
+    ++*(long *)ud;
+    return 0;
 }
+
+typedef struct {
+    const char *run_dir;
+    totals t;
+} compare;
+
+static int compare_csv(const char *ref_dir, const char *name, void *ud)
+{
+    compare *c = ud;
+    return is_csv(name) ? check_file(ref_dir, c->run_dir, name, &c->t) : 0;
+}
+
+static int worse(int a, int b) { return a > b ? a : b; }
 
 int main(int argc, char **argv)
 {
@@ -243,29 +257,13 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: attnbench_rowcheck REF_DIR RUN_DIR\n");
         return 2;
     }
-    int worst = same_files(argv[1], argv[2]);
-    int other = same_files(argv[2], argv[1]);
-    worst = other > worst ? other : worst;
-    DIR *d = opendir(argv[1]);
-    if (!d) {
-        fprintf(stderr, "%s: cannot open the directory\n", argv[1]);
-        return 2;
-    }
-    totals t = {0};
-    for (struct dirent *e; (e = readdir(d));) {
-        if (!is_csv(e->d_name))
-            continue;
-        char name[256];
-        snprintf(name, sizeof name, "%s", e->d_name);
-        int rc = check_file(argv[1], argv[2], name, &t);
-        worst = rc > worst ? rc : worst;
-    }
-    closedir(d);
+    compare c = {.run_dir = argv[2]};
     long files = 0;
-    int side = check_side_files(argv[2], &files);
-    worst = side > worst ? side : worst;
+    int worst = worse(each_entry(argv[1], in_other, argv[2]), each_entry(argv[2], in_other, argv[1]));
+    worst = worse(worst, each_entry(argv[1], compare_csv, &c));
+    worst = worse(worst, each_entry(argv[2], side_file, &files));
     printf("checkpoints and kv dumps read back whole: %ld\n", files);
     printf("rows compared: %ld\npeak rows parsed: %ld\ntraining rows with the reference's value: %ld of %ld\n",
-           t.compared, t.peaks, t.train_same, t.train_rows);
+           c.t.compared, c.t.peaks, c.t.train_same, c.t.train_rows);
     return worst;
 }
