@@ -49,8 +49,11 @@ for b in "$bin" "$check"; do
     [[ -x $b ]] || { say "$b not found: build the project with its tests first (./run.sh test)"; exit 2; }
 done
 work=$(mktemp -d "${TMPDIR:-/tmp}/attn_kill_sweep.XXXXXX")
-failed=1
-cleanup() { if ((failed || keep)); then say "work directory kept: $work"; else rm -rf "$work"; fi; }
+failed=1 pid=""
+cleanup() {
+    [[ -z $pid ]] || kill -9 "$pid" 2>/dev/null || true # interrupted while an attempt ran
+    if ((failed || keep)); then say "work directory kept: $work"; else rm -rf "$work"; fi
+}
 trap cleanup EXIT
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 
@@ -105,6 +108,7 @@ while ((kills < want)); do
         kill -9 "$pid" 2>/dev/null || true
         rc=0
         wait "$pid" 2>/dev/null || rc=$? # (no "Killed" notice)
+        pid=""
         if ((rc == 137)); then
             kills=$((kills + 1))
             phase=$(phase_of "$log")
