@@ -160,36 +160,40 @@ static void row_identity(const row_sink *s, csvw_row *row, int64_t step, const c
     note_skipped(row, s->skipped);
 }
 
-/* The evaluation's row, unless the CSV holds it already. The row's step is
- * the evaluation's during training, else the run's steps (a test row's
- * train_steps cell says which weights it evaluated). */
-static int write_metric_row(row_sink *s, const train_eval_result *e, int second)
+/* The row of one metric of evaluation e (second: metric2's); 0 when the CSV
+ * holds it already (written before the crash this run resumes from). The
+ * row's step is the evaluation's during training, else the run's steps (a
+ * test row's train_steps cell says which weights it evaluated). */
+static int metric_row(row_sink *s, const train_eval_result *e, int second, csvw_row *row)
 {
-    csvw_row row;
-    row_identity(s, &row, e->kind == TRAIN_EVAL_VALID ? e->step : s->r->train.steps, e->split,
+    row_identity(s, row, e->kind == TRAIN_EVAL_VALID ? e->step : s->r->train.steps, e->split,
                  second ? e->metric2 : e->metric);
-    if (s->skip_done && csvw_idset_contains(&s->done, row.cell[ATTN_COL_JOB_ID]))
-        return 0; /* written before the crash this run resumes from */
+    if (s->skip_done && csvw_idset_contains(&s->done, row->cell[ATTN_COL_JOB_ID]))
+        return 0;
     if (second)
-        train_eval_fill_second(e, &row);
+        train_eval_fill_second(e, row);
     else
-        train_eval_fill(e, &row);
-    if (!s->open) {
-        int rc = csvw_open(&s->w, s->path);
-        if (rc)
-            return rc;
-        s->open = 1;
-    }
-    return csvw_write(&s->w, &row);
+        train_eval_fill(e, row);
+    return 1;
 }
 
-/* The second metric's row (a generated-answer task's token accuracy), then
- * the headline's: the headline last, as the row that marks the evaluation
- * done, so a crash between the two loses neither. */
+/* An evaluation's rows, the second metric's (a generated-answer task's
+ * token accuracy) then the headline's, in one write: both land or neither,
+ * so a crash never leaves half an evaluation, whose other half a resumed
+ * run (which looks for the headline) would then write a second time. */
 static int write_eval_row(row_sink *s, const train_eval_result *e)
 {
-    int rc = e->metric2 ? write_metric_row(s, e, 1) : 0;
-    return rc ? rc : write_metric_row(s, e, 0);
+    csvw_row *rows = malloc(2 * sizeof *rows);
+    if (!rows)
+        return attn_fail(ATTN_ENOMEM, "%s: no memory for an evaluation's rows", s->path);
+    int n = e->metric2 ? metric_row(s, e, 1, &rows[0]) : 0, rc = 0;
+    n += metric_row(s, e, 0, &rows[n]);
+    if (n && !s->open && !(rc = csvw_open(&s->w, s->path)))
+        s->open = 1;
+    if (n && !rc)
+        rc = csvw_write_rows(&s->w, rows, n);
+    free(rows);
+    return rc;
 }
 
 /* A validation evaluation of the training loop: its result, line and row. */
