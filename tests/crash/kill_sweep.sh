@@ -97,10 +97,13 @@ while ((kills < want)); do
         attempts=$((attempts + 1))
         ((attempts <= max_attempts)) || { say "no completion after $max_attempts attempts: the sweep makes no progress between kills"; exit 1; }
         # uniform from near the end of the startup (every attempt measures the
-        # peaks again) to the reference's end: the kills land in kernel jobs,
-        # trainings and evaluations, some still in the startup of a slow attempt
-        lo=$((startup_ms * 9 / 10))
-        delay=$((lo + ((RANDOM << 15) | RANDOM) % (ref_ms - lo) + 1))
+        # peaks again) to half-way through the reference's work: an attempt
+        # advances by up to half the work before its kill, so the kills walk
+        # through kernel jobs, trainings and evaluations in a few attempts per
+        # round, some still landing in the startup of a slow attempt; a round
+        # ends when an attempt's delay outlasts the work left
+        lo=$((startup_ms * 9 / 10)) hi=$((startup_ms + (ref_ms - startup_ms) / 2))
+        delay=$((lo + ((RANDOM << 15) | RANDOM) % (hi - lo) + 1))
         log=$work/run$rounds.$attempts.log
         "$bin" sweep --config "$config" --results "$dir" --resume >/dev/null 2>"$log" &
         pid=$!
