@@ -96,17 +96,25 @@ while ((kills < want)); do
     while :; do
         attempts=$((attempts + 1))
         ((attempts <= max_attempts)) || { say "no completion after $max_attempts attempts: the sweep makes no progress between kills"; exit 1; }
-        # uniform from near the end of the startup (every attempt measures the
-        # peaks again) to half-way through the reference's work: an attempt
-        # advances by up to half the work before its kill, so the kills walk
-        # through kernel jobs, trainings and evaluations in a few attempts per
-        # round, some still landing in the startup of a slow attempt; a round
-        # ends when an attempt's delay outlasts the work left
-        lo=$((startup_ms * 9 / 10)) hi=$((startup_ms + (ref_ms - startup_ms) / 2))
-        delay=$((lo + ((RANDOM << 15) | RANDOM) % (hi - lo) + 1))
         log=$work/run$rounds.$attempts.log
         "$bin" sweep --config "$config" --results "$dir" --resume >/dev/null 2>"$log" &
         pid=$!
+        if ((RANDOM % 6 == 0)); then
+            # one attempt in six: anywhere in the startup (system information,
+            # the sgemm/STREAM peaks every sweep measures, loading the results)
+            delay=$((((RANDOM << 15) | RANDOM) % (startup_ms + 1)))
+        else
+            # the others: once the peaks are measured, up to half the
+            # reference's work, so an attempt advances by up to half the work
+            # whatever the load did to its startup, and the kills walk through
+            # kernel jobs, trainings and evaluations in a few attempts per
+            # round; a round ends when an attempt's delay outlasts the work left
+            for ((poll = 0; poll < 20 * startup_ms / 50 + 200; poll++)); do
+                grep -q '^peak (' "$log" && break
+                sleep 0.05
+            done
+            delay=$((((RANDOM << 15) | RANDOM) % ((ref_ms - startup_ms) / 2 + 1)))
+        fi
         sleep "$(printf '%d.%03d' $((delay / 1000)) $((delay % 1000)))"
         kill -9 "$pid" 2>/dev/null || true
         rc=0
@@ -116,7 +124,7 @@ while ((kills < want)); do
             kills=$((kills + 1))
             phase=$(phase_of "$log")
             by_phase[$phase]=$((${by_phase[$phase]:-0} + 1))
-            say "kill $kills: round $rounds, after $delay ms, during $phase: $(tail -n 1 "$log" | cut -c1-90)"
+            say "kill $kills: round $rounds, $delay ms after its start or its peaks, during $phase: $(tail -n 1 "$log" | cut -c1-80)"
             continue
         fi
         ((rc == 0)) || { say "round $rounds: the resumed sweep exited with $rc (log: $log)"; exit 1; }
