@@ -110,7 +110,7 @@ while ((kills < want)); do
             # kernel jobs, trainings and evaluations in a few attempts per
             # round; a round ends when an attempt's delay outlasts the work left
             for ((poll = 0; poll < 20 * startup_ms / 50 + 200; poll++)); do
-                grep -q '^peak (' "$log" && break
+                grep -qs '^peak (' "$log" && break # (the log may not exist yet)
                 sleep 0.05
             done
             delay=$((((RANDOM << 15) | RANDOM) % ((ref_ms - startup_ms) / 2 + 1)))
