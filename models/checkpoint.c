@@ -1,6 +1,7 @@
 /* Checkpoint writer and validating reader (format in checkpoint.h). */
 #include "checkpoint.h"
 
+#include "common/atomic_file.h"
 #include "common/attn_error.h"
 
 #include <cjson/cJSON.h>
@@ -196,25 +197,6 @@ static void write_all(ckpt_writer *w, const char *config_json, const ckpt_state 
     put(w, &crc, sizeof crc); /* after the CRC it covers */
 }
 
-/* The rename is durable only once the directory entry is on disk. */
-static void fsync_dir(const char *path)
-{
-    char dir[PATH_MAX];
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (!slash)
-        snprintf(dir, sizeof dir, ".");
-    else if (slash == dir)
-        slash[1] = '\0';
-    else
-        *slash = '\0';
-    int fd = open(dir, O_RDONLY | O_DIRECTORY);
-    if (fd >= 0) {
-        fsync(fd);
-        close(fd);
-    }
-}
-
 int ckpt_check_writable(const char *path)
 {
     char tmp[PATH_MAX];
@@ -240,27 +222,14 @@ int ckpt_save(const char *path, const char *config_json, const ckpt_state *s)
         return attn_fail(ATTN_EINVAL, "%s: expected a config JSON string, found NULL", path);
     if ((rc = check_json(path, config_json, strlen(config_json))))
         return rc;
-    char tmp[PATH_MAX];
-    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp)
-        return attn_fail(ATTN_EINVAL, "%s: expected a path shorter than %d bytes", path, PATH_MAX - 4);
-    ckpt_writer w = {.f = fopen(tmp, "wb")};
-    if (!w.f)
-        return attn_fail(ATTN_EIO, "%s: cannot create: %s", tmp, strerror(errno));
+    /* a temporary file renamed over the path: a crash never leaves a torn checkpoint */
+    atomic_file out;
+    if ((rc = atomic_file_open(&out, path, "wb")))
+        return rc;
+    ckpt_writer w = {.f = out.f};
     crc32_init(&w.crc);
     write_all(&w, config_json, s);
-    if (!w.err && (fflush(w.f) != 0 || fsync(fileno(w.f)) != 0))
-        w.err = errno;
-    if (fclose(w.f) != 0 && !w.err)
-        w.err = errno;
-    if (!w.err && rename(tmp, path) != 0)
-        w.err = errno;
-    if (w.err) {
-        unlink(tmp);
-        return attn_fail(ATTN_EIO, "%s: write failed (%s); the previous checkpoint, if any, is unchanged",
-                         path, strerror(w.err));
-    }
-    fsync_dir(path);
-    return 0;
+    return atomic_file_commit(&out, w.err);
 }
 
 /* ---- reader */

@@ -6,7 +6,8 @@
  * split: S4 splits the files 80/10/10 at random with seed 42, hence
  * split_seed=42 by default, independent of the sampling seed. Empty or
  * corrupt images (S4's blacklist: pathfinder32/curv_baseline/imgs/0/
- * sample_172.png is empty) are skipped and counted in meta. */
+ * sample_172.png is empty) are skipped, named on stderr and counted in
+ * task_data.skipped, which the training rows carry (params "skipped="). */
 #include "pathfinder.h"
 
 #include <dirent.h>
@@ -268,7 +269,7 @@ int pf_official_make(const char *task, const pf_config *c, const char *diff, con
                        task, root, (long long)n, pf_split_name(split), (long long)got, (long long)count,
                        (long long)skipped, skipped ? ", the last: " : "", last_skip);
     if (!rc) {
-        out->vocab = PF_VOCAB, out->n_classes = 2;
+        out->vocab = PF_VOCAB, out->n_classes = 2, out->skipped = skipped;
         snprintf(out->data_source, sizeof out->data_source, "official");
         snprintf(out->meta, sizeof out->meta, "max_len=%lld;res=%d;difficulty=%s;split_seed=%llu;skipped=%lld",
                  (long long)out->len, c->res, diff, (unsigned long long)split_seed, (long long)skipped);

@@ -50,6 +50,8 @@ typedef struct {
     int32_t pad;            /* padding token id, or -1 when sequences are never padded */
     int32_t landmark_l;     /* landmark tokens at positions b*l + l - 1 (task_landmark_insert), 0: none */
     int64_t n, len;         /* examples, tokens per example (padded to len) */
+    int64_t skipped;        /* files the loader skipped as unreadable (official Pathfinder/Path-X
+                               images that are empty or corrupt); the rows carry it */
     int32_t *tokens;        /* [n][len] */
     int32_t *tokens2;       /* [n][len] the second document (PAIR), else NULL */
     int32_t *targets;       /* [n][len] (LM), else NULL */

@@ -89,6 +89,33 @@ static void expect_refused(const char *header, long extra_floats, const char *sa
     unlink(path), rmdir(dir);
 }
 
+/* Layer 0 as synth_layer, then a failure: a write that stops half-way. */
+static int fail_after_layer0(void *ud, int64_t l, attn_tensor *q, attn_tensor *k, attn_tensor *v)
+{
+    return l == 0 ? synth_layer(ud, l, q, k, v) : attn_fail(ATTN_EIO, "layer %lld: source gone", (long long)l);
+}
+
+/* A sweep takes an existing kv file for a finished dump: a write that stops
+ * half-way (an error here, a kill -9 in a sweep) must leave the earlier file
+ * whole and no prefix under the name. */
+Test(kv_file, a_write_that_stops_half_way_leaves_the_earlier_file_whole)
+{
+    char dir[] = "/tmp/attn_kv_XXXXXX", path[64], tmp[80];
+    tmp_path(dir, path, sizeof path);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    cr_assert_neq(kv_file_write(path, LAYERS, 0, "first", fail_after_layer0, NULL), 0);
+    cr_assert_neq(access(path, F_OK), 0, "a half-written %s exists", path);
+    cr_assert_eq(kv_file_write(path, LAYERS, 0, "first", synth_layer, NULL), 0, "%s", attn_last_error());
+    cr_assert_neq(kv_file_write(path, LAYERS, 0, "second", fail_after_layer0, NULL), 0);
+    cr_assert_neq(access(tmp, F_OK), 0, "%s left behind", tmp);
+    kv_file f;
+    cr_assert_eq(kv_file_load(path, &f), 0, "the earlier file was damaged: %s", attn_last_error());
+    cr_assert_str_eq(f.source, "first");
+    kv_file_free(&f);
+    unlink(path);
+    rmdir(dir);
+}
+
 Test(kv_file, a_damaged_file_is_refused_naming_the_field_or_the_size)
 {
     const char *good = "{\"format\":\"attnbench-kv\",\"version\":1,\"layers\":2,\"H\":2,\"H_kv\":1,\"N\":6,\"D\":4}";

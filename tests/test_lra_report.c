@@ -343,3 +343,36 @@ Test(lra_report, md_outside_results_needs_no_results_directory, .init = cr_redir
     cr_assert_eq(access(bub, F_OK), 0, "the data file beside --md");
     unlink(md), unlink(bub), unlink(s.csv), rmdir(s.dir);
 }
+
+static void quiet_report(void)
+{
+    cr_redirect_stdout();
+    cr_redirect_stderr();
+}
+
+/* A report that cannot write one of its outputs (or is killed while
+ * writing) leaves the earlier report whole: nothing is truncated first. */
+Test(lra_report, a_report_that_cannot_write_keeps_the_earlier_files_whole, .init = quiet_report)
+{
+    scratch s;
+    open_scratch(&s);
+    put(&s.w, (lra_put){.task = "listops", .kernel = "flash", .split = "test", .acc = "0.364", .src = "generated"});
+    csvw_close(&s.w);
+    char md[96], data[96], text[64] = "";
+    snprintf(md, sizeof md, "%s/T.md", s.dir);
+    snprintf(data, sizeof data, "%s/no/such/dir/bubbles.csv", s.dir);
+    FILE *f = fopen(md, "w");
+    cr_assert(f);
+    fputs("the earlier report\n", f);
+    fclose(f);
+    char *argv[] = {"report", "lra", "--csv", s.csv, "--md", md, "--data", data, NULL};
+    cr_assert_eq(cmd_report(8, argv), 2);
+    f = fopen(md, "r");
+    cr_assert(f && fgets(text, sizeof text, f));
+    fclose(f);
+    cr_assert_str_eq(text, "the earlier report\n");
+    char tmp[104];
+    snprintf(tmp, sizeof tmp, "%s.tmp", md);
+    cr_assert_neq(access(tmp, F_OK), 0, "%s left behind", tmp);
+    unlink(md), unlink(s.csv), rmdir(s.dir);
+}

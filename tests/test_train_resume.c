@@ -271,6 +271,32 @@ Test(train_resume, an_interrupted_run_resumed_ends_bitwise_as_the_uninterrupted_
     expect_same_params(ck_a, ck_b);
 }
 
+/* A kill between a run's test row and the removal of its resume state
+ * leaves the state of a finished run: running that run again starts afresh
+ * (a whole new set of rows), not from the stale state, and the state goes. */
+Test(train_resume, a_finished_runs_leftover_resume_state_is_not_resumed, .timeout = 120)
+{
+    char csv[96], resume[128], saved[96];
+    in_dir(csv, sizeof csv, "recall.csv"), in_dir(saved, sizeof saved, "at10");
+    train_run_opts r;
+    tiny_run(&r, csv);
+    resume_file(&r, resume, sizeof resume);
+    double acc;
+    r.train.halt_after = 15; /* the state of step 10, as a finished run's last would be */
+    cr_assert_lt(test_train_acc(&r, &acc), 0);
+    copy_file(resume, saved);
+    r.train.halt_after = 0;
+    cr_assert_eq(test_train_acc(&r, &acc), 0, "%s", attn_last_error());
+    cr_assert_eq(read_rows(csv).n, 4);
+    copy_file(saved, resume); /* the kill after the test row */
+    cr_assert_eq(test_train_acc(&r, &acc), 0, "%s", attn_last_error());
+    rows again = read_rows(csv);
+    cr_assert_eq(again.n, 8, "the run again: expected 4 new rows, found %d (resumed from the stale state?)",
+                 again.n - 4);
+    cr_assert_eq(again.valid[10], 2);
+    cr_assert_neq(access(resume, F_OK), 0, "the finished run's resume state is still there");
+}
+
 Test(train_resume, a_damaged_or_foreign_resume_file_is_an_error_that_names_it, .timeout = 60)
 {
     char csv[96], resume[128];

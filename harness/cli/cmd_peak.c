@@ -44,7 +44,7 @@ int cmd_peak(int argc, char **argv)
         csvw_row rows[2];
         csvw w;
         bench_peak_rows(&p, rows);
-        if (csvw_open(&w, out) || csvw_write(&w, &rows[0]) || csvw_write(&w, &rows[1]))
+        if (csvw_open(&w, out) || csvw_write_rows(&w, rows, 2))
             return cli_report("peak");
         csvw_close(&w);
     }

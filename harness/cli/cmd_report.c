@@ -1,5 +1,7 @@
 /* attnbench report all|lra|recall|fidelity|longctx: summary tables (Markdown) and plot data. */
 #include "cli.h"
+#include "common/atomic_file.h"
+#include "common/attn_error.h"
 #include "harness/results/fidelity_report.h"
 #include "harness/results/lra_report.h"
 #include "harness/results/longctx_evals.h"
@@ -110,18 +112,25 @@ static void write_longctx(const void *t, FILE *md, FILE *data)
     longctx_csv(&r->rows, data);
 }
 
+/* Each output is written aside and renamed over its path: a report killed
+ * or failing half-way leaves the earlier files whole, never a prefix. */
 static int write_outputs(const void *table, report_writer w, const char *md, const char *data)
 {
-    FILE *f = fopen(md, "w"), *g = f ? fopen(data, "w") : NULL;
-    if (!f || !g) {
-        fprintf(stderr, "attnbench report: %s: cannot open for writing: %s\n", f ? data : md, strerror(errno));
-        if (f)
-            fclose(f);
+    atomic_file f, g;
+    int rc = atomic_file_open(&f, md, "w");
+    if (!rc && (rc = atomic_file_open(&g, data, "w")))
+        atomic_file_abort(&f);
+    if (!rc) {
+        w(table, f.f, g.f);
+        if ((rc = atomic_file_commit(&f, 0)))
+            atomic_file_abort(&g);
+        else
+            rc = atomic_file_commit(&g, 0);
+    }
+    if (rc) {
+        fprintf(stderr, "attnbench report: %s\n", attn_last_error());
         return 2;
     }
-    w(table, f, g);
-    fclose(f);
-    fclose(g);
     printf("%s\n%s\n", md, data);
     return 0;
 }

@@ -124,9 +124,7 @@ static int record_peaks(const char *dir, const bench_job *jobs, size_t n, peak_r
         peak_print(stderr, &peaks[t]);
         csvw_row rows[2];
         bench_peak_rows(&peaks[t], rows);
-        rc = csvw_write(&w, &rows[0]);
-        if (!rc)
-            rc = csvw_write(&w, &rows[1]);
+        rc = csvw_write_rows(&w, rows, 2); /* sgemm and STREAM together: a kill leaves both or neither */
     }
     csvw_close(&w);
     return rc;
@@ -445,6 +443,8 @@ static int run_trainings(const sweep_opts *o, const cfg_config *cfg, int *failed
                 (long long)r->model.d_model, r->train.lr, (unsigned long long)r->train.seed,
                 !have ? "" : r->n_scales ? ": trained already (resume), extrapolation cells not yet in the results follow"
                                           : ": done already (resume)");
+        if (have)
+            train_run_forget_resume(r, id);
         if (have && !r->n_scales)
             continue;
         char ckpt[1200];

@@ -1,5 +1,7 @@
 #include "kv_file.h"
 
+#include "common/atomic_file.h"
+
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,10 +39,13 @@ static char *header_json(int64_t layers, const attn_tensor *q, const attn_tensor
 
 int kv_file_write(const char *path, int64_t layers, int64_t b, const char *source, kv_layer_fn get, void *ud)
 {
-    FILE *f = fopen(path, "wb");
-    if (!f)
-        return attn_fail(ATTN_EIO, "%s: cannot write the kv file", path);
-    int rc = 0;
+    /* written aside and renamed: a sweep takes an existing kv file for a
+     * finished dump, so a crash must never leave a prefix under the name */
+    atomic_file out;
+    int rc = atomic_file_open(&out, path, "wb");
+    if (rc)
+        return rc;
+    FILE *f = out.f;
     for (int64_t l = 0; !rc && l < layers; l++) {
         attn_tensor q, k, v;
         if ((rc = get(ud, l, &q, &k, &v)) != 0)
@@ -54,9 +59,11 @@ int kv_file_write(const char *path, int64_t layers, int64_t b, const char *sourc
         if (!rc && (write_heads(f, &q, b) || write_heads(f, &k, b) || write_heads(f, &v, b)))
             rc = attn_fail(ATTN_EIO, "%s: short write in layer %lld", path, (long long)l);
     }
-    if (fclose(f) != 0 && !rc)
-        rc = attn_fail(ATTN_EIO, "%s: cannot close the kv file", path);
-    return rc;
+    if (rc) {
+        atomic_file_abort(&out);
+        return rc;
+    }
+    return atomic_file_commit(&out, 0);
 }
 
 /* A positive integer field of the header. */

@@ -22,7 +22,9 @@ typedef struct {
 } kv_file;
 
 /* Writes layer l's q, k, v ([1, H, N, D] / [1, H_kv, N, D] views, batch entry
- * b) for every l < layers; get(l, ...) hands them over. */
+ * b) for every l < layers; get(l, ...) hands them over. The file appears
+ * whole or not at all (written aside and renamed, common/atomic_file.h): a
+ * failed or killed write leaves an earlier file at path unchanged. */
 typedef int (*kv_layer_fn)(void *ud, int64_t layer, attn_tensor *q, attn_tensor *k, attn_tensor *v);
 int kv_file_write(const char *path, int64_t layers, int64_t b, const char *source, kv_layer_fn get, void *ud);
 

@@ -3,6 +3,7 @@
 
 #include "report_meta.h"
 #include "report_summary.h"
+#include "common/atomic_file.h"
 #include "common/attn_error.h"
 
 #include <errno.h>
@@ -172,13 +173,10 @@ int report_all_write(const char *dir, const char *md_path)
 {
     char path[1200];
     snprintf(path, sizeof path, "%s/REPORT.md", dir);
-    if (!md_path)
-        md_path = path;
-    char tmp[1300];
-    snprintf(tmp, sizeof tmp, "%s.tmp", md_path); /* renamed when whole: a failed run leaves the old report */
-    FILE *md = fopen(tmp, "w");
-    if (!md)
-        return attn_fail(ATTN_EIO, "report all: %s: cannot open for writing: %s", tmp, strerror(errno));
+    atomic_file out; /* a failed run leaves the earlier report whole */
+    if (atomic_file_open(&out, md_path ? md_path : path, "w"))
+        return attn_fail(ATTN_EIO, "report all: %s: %s", md_path ? md_path : path, attn_last_error());
+    FILE *md = out.f;
     time_t now = time(NULL);
     char when[32];
     strftime(when, sizeof when, "%Y-%m-%d %H:%M UTC", gmtime(&now));
@@ -191,11 +189,9 @@ int report_all_write(const char *dir, const char *md_path)
     }
     for (size_t i = 0; !rc && i < sizeof sections / sizeof *sections; i++)
         rc = write_section(dir, &sections[i], md);
-    if (fclose(md) != 0 && !rc)
-        rc = attn_fail(ATTN_EIO, "report all: %s: write failed: %s", tmp, strerror(errno));
-    if (!rc && rename(tmp, md_path) != 0)
-        rc = attn_fail(ATTN_EIO, "report all: cannot rename %s to %s: %s", tmp, md_path, strerror(errno));
-    if (rc)
-        unlink(tmp);
-    return rc;
+    if (rc) {
+        atomic_file_abort(&out);
+        return rc;
+    }
+    return atomic_file_commit(&out, ferror(md) ? EIO : 0);
 }

@@ -56,6 +56,7 @@ typedef struct {
     const char *resume;          /* the resumable checkpoint (NULL: none) */
     char id[17];                 /* the run's job_id (of its test row) */
     char *resume_json;           /* its header: config + "job_id" */
+    int64_t skipped;             /* files the task's loader skipped over the splits read (task_data) */
     csvw w;
     int open;
 } row_sink;
@@ -95,6 +96,19 @@ static void kernel_params_text(const nn_model_cfg *m, char *buf, size_t n)
     }
     attn_clear_error(); /* an unknown kernel is the model's to report */
     snprintf(buf, n, "%s%s", items[0] ? ";kernel_params=" : "", items);
+}
+
+/* ";skipped=N" after the params of a run whose loader skipped unreadable
+ * files. Added after the job_id is hashed: the count is provenance (what the
+ * files on disk allowed), not a setting, and the sweep's resume check, which
+ * loads the test split only, must find the test row whatever it says. */
+static void note_skipped(csvw_row *row, int64_t skipped)
+{
+    char params[ATTN_CELL_MAX];
+    if (skipped <= 0)
+        return;
+    memcpy(params, row->cell[ATTN_COL_PARAMS], sizeof params);
+    csvw_row_set(row, ATTN_COL_PARAMS, "%s;skipped=%lld", params, (long long)skipped);
 }
 
 /* Identity and settings of a row; step and split make each evaluation its
@@ -143,38 +157,43 @@ static void row_identity(const row_sink *s, csvw_row *row, int64_t step, const c
     if (strcmp(metric, "accuracy")) /* each metric of an evaluation is a row of its own */
         h = fnv1a(h, metric);
     csvw_row_set(row, ATTN_COL_JOB_ID, "%016llx", (unsigned long long)h);
+    note_skipped(row, s->skipped);
 }
 
-/* The evaluation's row, unless the CSV holds it already. The row's step is
- * the evaluation's during training, else the run's steps (a test row's
- * train_steps cell says which weights it evaluated). */
-static int write_metric_row(row_sink *s, const train_eval_result *e, int second)
+/* The row of one metric of evaluation e (second: metric2's); 0 when the CSV
+ * holds it already (written before the crash this run resumes from). The
+ * row's step is the evaluation's during training, else the run's steps (a
+ * test row's train_steps cell says which weights it evaluated). */
+static int metric_row(row_sink *s, const train_eval_result *e, int second, csvw_row *row)
 {
-    csvw_row row;
-    row_identity(s, &row, e->kind == TRAIN_EVAL_VALID ? e->step : s->r->train.steps, e->split,
+    row_identity(s, row, e->kind == TRAIN_EVAL_VALID ? e->step : s->r->train.steps, e->split,
                  second ? e->metric2 : e->metric);
-    if (s->skip_done && csvw_idset_contains(&s->done, row.cell[ATTN_COL_JOB_ID]))
-        return 0; /* written before the crash this run resumes from */
+    if (s->skip_done && csvw_idset_contains(&s->done, row->cell[ATTN_COL_JOB_ID]))
+        return 0;
     if (second)
-        train_eval_fill_second(e, &row);
+        train_eval_fill_second(e, row);
     else
-        train_eval_fill(e, &row);
-    if (!s->open) {
-        int rc = csvw_open(&s->w, s->path);
-        if (rc)
-            return rc;
-        s->open = 1;
-    }
-    return csvw_write(&s->w, &row);
+        train_eval_fill(e, row);
+    return 1;
 }
 
-/* The second metric's row (a generated-answer task's token accuracy), then
- * the headline's: the headline last, as the row that marks the evaluation
- * done, so a crash between the two loses neither. */
+/* An evaluation's rows, the second metric's (a generated-answer task's
+ * token accuracy) then the headline's, in one write: both land or neither,
+ * so a crash never leaves half an evaluation, whose other half a resumed
+ * run (which looks for the headline) would then write a second time. */
 static int write_eval_row(row_sink *s, const train_eval_result *e)
 {
-    int rc = e->metric2 ? write_metric_row(s, e, 1) : 0;
-    return rc ? rc : write_metric_row(s, e, 0);
+    csvw_row *rows = malloc(2 * sizeof *rows);
+    if (!rows)
+        return attn_fail(ATTN_ENOMEM, "%s: no memory for an evaluation's rows", s->path);
+    int n = e->metric2 ? metric_row(s, e, 1, &rows[0]) : 0, rc = 0;
+    n += metric_row(s, e, 0, &rows[n]);
+    if (n && !s->open && !(rc = csvw_open(&s->w, s->path)))
+        s->open = 1;
+    if (n && !rc)
+        rc = csvw_write_rows(&s->w, rows, n);
+    free(rows);
+    return rc;
 }
 
 /* A validation evaluation of the training loop: its result, line and row. */
@@ -258,7 +277,7 @@ static int sink_init(row_sink *s, const train_run_opts *r, const train_run_opts 
 {
     memset(s, 0, sizeof *s);
     csvw_idset_init(&s->done);
-    s->r = fitted, s->task = t, s->data = d;
+    s->r = fitted, s->task = t, s->data = d, s->skipped = d->skipped;
     train_run_results_path(r, s->path, sizeof s->path);
     s->config = print_config(r);
     return s->config ? 0 : attn_fail(ATTN_ENOMEM, "training: out of memory");
@@ -390,6 +409,7 @@ static int run_prepare(run_ctx *c, train_result *res)
     int rc = fit_model_to(&c->run.model, &c->tr, c->tr.len);
     if (rc || (rc = sink_init(s, c->given, &c->run, c->task, &c->tr)))
         return rc;
+    s->skipped = c->tr.skipped + c->va.skipped + c->te.skipped; /* every row of the run says the same */
     s->model = &c->m, s->valid = &c->va, s->res = res;
     if ((rc = nn_model_init(&c->m, &c->run.model, c->run.train.seed)))
         return rc;
@@ -405,6 +425,8 @@ static int run_prepare(run_ctx *c, train_result *res)
     if ((rc = csvw_load_job_ids(s->path, &s->done)) > 0)
         rc = 0;
     s->skip_done = !rc && !csvw_idset_contains(&s->done, s->id);
+    if (!rc && !s->skip_done) /* finished: a state left by a kill after the test row is stale */
+        unlink(c->resume);
     /* open (or create) the results file now: a path that cannot be written
      * fails here, not at the first evaluation after minutes of training */
     if (!rc && !(rc = csvw_open(&s->w, s->path)))
@@ -601,6 +623,14 @@ int train_run_model_load(const char *path, const nn_model_cfg *cfg, nn_model *m)
     }
     free(tens), free(info);
     return rc;
+}
+
+void train_run_forget_resume(const train_run_opts *r, const char *id)
+{
+    char csv[1100], path[1200];
+    train_run_results_path(r, csv, sizeof csv);
+    resume_path(csv, id, path, sizeof path);
+    unlink(path);
 }
 
 void train_run_results_path(const train_run_opts *r, char *out, size_t n)

@@ -86,6 +86,11 @@ int train_run_exec(const train_run_opts *r, train_result *res);
  * kernel params), so any setting that changes a result changes them. */
 int train_run_test_id(const train_run_opts *r, char id[17]);
 
+/* Removes run r's resumable training state (id: its test row's job_id), if
+ * any: once the test row is in the results the run is finished, and a state
+ * still there was left by a kill between the row and the state's removal. */
+void train_run_forget_resume(const train_run_opts *r, const char *id);
+
 /* The run with its model fitted to the task's data, as its --checkpoint
  * header records it (what train_run_checkpoint reads back), without
  * the file; *len: the sequence length. Fitted on the test split, as
