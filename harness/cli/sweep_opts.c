@@ -66,12 +66,20 @@ int sweep_parse_opts(int argc, char **argv, sweep_opts *o)
         {"dry-run", no_argument, 0, 'd'},      {"results", required_argument, 0, 'o'},
         {"max-time", required_argument, 0, 'T'}, {"max-mem", required_argument, 0, 'M'},
         {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
-    int c, rc = 0;
+    int c, rc = 0, idx = -1;
+    const char *given[128] = {0}; /* by option letter: its first value ("" for a flag) */
     memset(o, 0, sizeof *o);
     o->results = "results";
     o->limits = (bench_limits){-1, -1}; /* the config's */
     optind = 1;
-    while (!rc && (c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+    while (!rc && (c = getopt_long(argc, argv, "+h", opts, &idx)) != -1) {
+        /* a repeat is an error, as for every option table (common/options.h) */
+        if (c > 0 && c < 128 && c != 'h' && idx >= 0 && given[c])
+            return optarg ? attn_fail(ATTN_EINVAL, "--%s: given twice ('%s', then '%s')", opts[idx].name, given[c], optarg)
+                          : attn_fail(ATTN_EINVAL, "--%s: given twice", opts[idx].name);
+        if (c > 0 && c < 128)
+            given[c] = optarg ? optarg : "";
+        idx = -1;
         switch (c) {
         case 'c': o->config = optarg; break;
         case 's': o->suite = optarg; break;
@@ -84,7 +92,9 @@ int sweep_parse_opts(int argc, char **argv, sweep_opts *o)
         case 'T': rc = limit_set(o, "max_time_s", &o->limits.max_time_s, optarg); break;
         case 'M': rc = limit_set(o, "max_mem_bytes", &o->limits.max_mem_bytes, optarg); break;
         case 'h': fputs(usage, stdout); return 1;
-        default: return attn_fail(ATTN_EINVAL, "unknown option or missing value (see 'attnbench sweep --help')");
+        default:
+            return attn_fail(ATTN_EINVAL, "unknown option or missing value: '%s' (see 'attnbench sweep --help')",
+                             optind > 0 && optind <= argc ? argv[optind - 1] : "?");
         }
     }
     if (rc)
