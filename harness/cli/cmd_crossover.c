@@ -34,7 +34,7 @@ int cmd_crossover(int argc, char **argv)
         else if (c == 'h')
             return fputs(usage, stdout), 0;
         else
-            return cli_usage_error("crossover", "unknown option");
+            return cli_unknown_option("crossover", argc, argv);
     }
     if (optind != argc - 1)
         return cli_usage_error("crossover", "expected one results CSV file");
