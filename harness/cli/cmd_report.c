@@ -7,9 +7,13 @@
 #include "harness/results/lra_speed.h"
 #include "harness/results/recall_report.h"
 
+#include "common/attn_error.h"
+
 #include <errno.h>
 #include <getopt.h>
+#include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char usage[] =
     "usage: attnbench report lra [--csv FILE] [--md FILE] [--data FILE] [--speed FILE]\n"
@@ -102,18 +106,45 @@ static void write_longctx(const void *t, FILE *md, FILE *data)
     longctx_csv(&r->rows, data);
 }
 
+/* Closes f, which held path's new content as tmp: 0 when every byte got
+ * there (a full disk or a quota shows as a write error here). */
+static int close_written(FILE *f, const char *path, const char *tmp)
+{
+    int bad = ferror(f), e = errno;
+    if (fclose(f) != 0 && !bad)
+        bad = 1, e = errno;
+    if (bad)
+        attn_fail(ATTN_EIO, "%s: cannot write %s: %s", path, tmp, strerror(e));
+    return bad;
+}
+
+/* Both outputs go to temporaries renamed over the old files only once both
+ * are written whole: a report that cannot be written leaves the previous
+ * one as it was. */
 static int write_outputs(const void *table, report_writer w, const char *md, const char *data)
 {
-    FILE *f = fopen(md, "w"), *g = f ? fopen(data, "w") : NULL;
-    if (!f || !g) {
-        fprintf(stderr, "attnbench report: %s: cannot open for writing: %s\n", f ? data : md, strerror(errno));
-        if (f)
-            fclose(f);
-        return 2;
+    char tmp[2][1200];
+    const char *path[2] = {md, data};
+    FILE *f[2] = {NULL, NULL};
+    int rc = 0;
+    for (int i = 0; i < 2 && !rc; i++) {
+        snprintf(tmp[i], sizeof tmp[i], "%s.tmp", path[i]);
+        if (!(f[i] = fopen(tmp[i], "w")))
+            rc = attn_fail(ATTN_EIO, "%s: cannot open %s for writing: %s", path[i], tmp[i], strerror(errno));
     }
-    w(table, f, g);
-    fclose(f);
-    fclose(g);
+    if (!rc)
+        w(table, f[0], f[1]);
+    for (int i = 0; i < 2; i++)
+        if (f[i] && close_written(f[i], path[i], tmp[i]) && !rc)
+            rc = ATTN_EIO;
+    for (int i = 0; i < 2 && !rc; i++)
+        if (rename(tmp[i], path[i]) != 0)
+            rc = attn_fail(ATTN_EIO, "%s: cannot replace it with %s: %s", path[i], tmp[i], strerror(errno));
+    for (int i = 0; i < 2 && rc; i++)
+        if (f[i])
+            unlink(tmp[i]);
+    if (rc)
+        return cli_report("report");
     printf("%s\n%s\n", md, data);
     return 0;
 }
@@ -140,8 +171,11 @@ int cmd_report(int argc, char **argv)
     if (which >= 0) { /* the report's name comes first, options after it */
         csv = reports[which].csv, md = reports[which].md, data = reports[which].data;
         argc--, argv++;
-    } else if (argc < 2 || (strcmp(argv[1], "--help") && strcmp(argv[1], "-h")))
-        return cli_usage_error("report", "expected 'lra', 'recall', 'fidelity' or 'longctx'");
+    } else if (argc < 2 || (strcmp(argv[1], "--help") && strcmp(argv[1], "-h"))) {
+        attn_fail(ATTN_EINVAL, "expected 'lra', 'recall', 'fidelity' or 'longctx', found %s%s%s", argc < 2 ? "nothing" : "'",
+                  argc < 2 ? "" : argv[1], argc < 2 ? "" : "'");
+        return cli_usage_error("report", attn_last_error());
+    }
     optind = 1;
     while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
         if (c == 'c')
@@ -157,7 +191,7 @@ int cmd_report(int argc, char **argv)
         else if (c == 'h')
             return fputs(usage, stdout), 0;
         else
-            return cli_usage_error("report", "unknown option");
+            return cli_unknown_option("report", argc, argv);
     }
     if (optind != argc)
         return cli_usage_error("report", "unexpected argument after the options");
