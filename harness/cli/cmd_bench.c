@@ -147,7 +147,7 @@ static int check_grid(const bench_opts *o, const attn_kernel **kernels)
             if (attn_args_validate(NULL, &a))
                 return ATTN_EINVAL;
         }
-    if (check_param_kernels(o))
+    if (check_param_kernels(o) || bench_inputs_check(&o->base.inputs))
         return ATTN_EINVAL;
     for (int ik = 0; ik < o->n_kernels; ik++) {
         param_bag p;
