@@ -285,17 +285,11 @@ static int refused(const bench_job *job, attn_args *a, bench_result *res)
     return rc != 0;
 }
 
-/* With buffers and a context: the workspace cap, then the measurement. */
+/* With buffers and a context (the workspace cap was judged by bench_fit,
+ * before either existed): the measurement. */
 static void run_on_context(const bench_job *job, const peak_result *peak, attn_ctx *ctx, buffers *bf,
                            rss_region *rss, bench_result *res)
 {
-    if (job->max_workspace_bytes && ctx->workspace_bytes > job->max_workspace_bytes) {
-        char why[128];
-        snprintf(why, sizeof why, "workspace %zu B > max_workspace_bytes %zu", ctx->workspace_bytes,
-                 job->max_workspace_bytes);
-        outcome(res, BENCH_SKIPPED, why);
-        return;
-    }
     if (measure_job(job, ctx, bf, rss, res) != 0) {
         outcome(res, BENCH_ERROR, attn_last_error());
         return;

@@ -86,6 +86,9 @@ int bench_fit_limits(const bench_job *job, const bench_estimate *e)
     char what[96], need[32], tensors[32], ws[32], limit[32];
     snprintf(what, sizeof what, "kernel '%s' N=%lld N_kv=%lld", job->kernel->name, (long long)job->args.Nq,
              (long long)(job->args.Nk ? job->args.Nk : job->args.Nq));
+    if (job->max_workspace_bytes && e->workspace_bytes > (double)job->max_workspace_bytes)
+        return attn_fail(ATTN_EUNSUPPORTED, "workspace %.0f B > max_workspace_bytes %zu", e->workspace_bytes,
+                         job->max_workspace_bytes);
     double bytes = e->tensor_bytes + e->workspace_bytes;
     if (l->max_mem_bytes > 0 && bytes > l->max_mem_bytes) {
         fmt_bytes(bytes, need, sizeof need), fmt_bytes(e->tensor_bytes, tensors, sizeof tensors);

@@ -25,8 +25,8 @@ double bench_pass_work(double (*f)(const attn_args *, attn_pass), const attn_arg
  * (ATTN_EUNSUPPORTED when it refuses the problem). */
 int bench_estimate_job(const bench_job *job, const peak_result *peak, bench_estimate *e);
 
-/* 0 when estimate e of the job is within job->limits (the time when e has
- * one); otherwise ATTN_EUNSUPPORTED with one line giving the estimate and the
+/* 0 when estimate e of the job is within job->max_workspace_bytes and
+ * job->limits (the time when e has one); otherwise ATTN_EUNSUPPORTED with one line giving the estimate and the
  * limit. */
 int bench_fit_limits(const bench_job *job, const bench_estimate *e);
 
