@@ -28,7 +28,7 @@ static const char usage[] =
     "                      run (every call at the analytic FLOPs and bytes over the same-run\n"
     "                      peaks; default the config's max_time_s, else 3600; 0: no limit)\n"
     "  --max-mem BYTES     likewise for the tensors and kernel workspace a job needs, judged\n"
-    "                      before allocating (default the config's max_mem_bytes, else 80%% of\n"
+    "                      before allocating (default the config's max_mem_bytes, else 80% of\n"
     "                      the memory available at start)\n"
     "  --results DIR       output folder (default results)\n";
 
