@@ -130,7 +130,7 @@ typedef struct {
 
 /* getopt_long over the tables (NULL-terminated binds); --help/-h sets *help
  * and stops. Parsing stops at the first error: an unknown option or a missing
- * value records "unknown option or missing value"; positional arguments
+ * value records "unknown option or missing value: '<arg>'"; positional arguments
  * remain from optind on. */
 int opt_parse_cli(const opt_bind *binds, int argc, char **argv, int *help);
 

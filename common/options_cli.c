@@ -157,7 +157,8 @@ int opt_parse_cli(const opt_bind *binds, int argc, char **argv, int *help)
         if (c == 'h')
             return *help = 1, 0;
         rc = c >= 256 && c < 256 + n ? cli_one(&slots[c - 256], optarg)
-                                     : attn_fail(ATTN_EINVAL, "unknown option or missing value");
+                                     : attn_fail(ATTN_EINVAL, "unknown option or missing value: '%s'",
+                                                 optind > 0 && optind <= argc ? argv[optind - 1] : "?");
     }
     return rc ? rc : cli_required(slots, n);
 }

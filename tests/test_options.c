@@ -138,7 +138,7 @@ Test(options, a_required_option_missing_and_help_are_reported)
     opterr = 0;
     cr_assert_lt(parse_cli(&s, 2, unknown, &help), 0);
     opterr = 1;
-    cr_assert_str_eq(attn_last_error(), "unknown option or missing value");
+    cr_assert_str_eq(attn_last_error(), "unknown option or missing value: '--nope'");
 }
 
 typedef struct {

@@ -3,6 +3,7 @@
 #include "common/attn_error.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,6 +17,12 @@ int cli_usage_error(const char *cmd, const char *what)
 {
     fprintf(stderr, "attnbench %s: %s (see 'attnbench %s --help')\n", cmd, what, cmd);
     return 2;
+}
+
+int cli_unknown_option(const char *cmd, int argc, char **argv)
+{
+    attn_fail(ATTN_EINVAL, "unknown option or missing value: '%s'", optind > 0 && optind <= argc ? argv[optind - 1] : "?");
+    return cli_usage_error(cmd, attn_last_error());
 }
 
 int cli_int64(const char *opt, const char *s, int64_t lo, int64_t hi, int64_t *out)

@@ -32,4 +32,8 @@ int cli_split(const char *opt, const char *s, char (*items)[CLI_ITEM], int max, 
 /* Unknown option / missing argument message from getopt, as a one-liner. */
 int cli_usage_error(const char *cmd, const char *what);
 
+/* After getopt_long returned '?' (an unknown option, or one without its
+ * value): cli_usage_error naming the argument, argv[optind - 1]. */
+int cli_unknown_option(const char *cmd, int argc, char **argv);
+
 #endif

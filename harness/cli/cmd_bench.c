@@ -1,5 +1,6 @@
 /* attnbench bench: time kernels on one problem (or a small N x D grid) and
  * print a table; rows also go to --out FILE in the results schema. */
+#include "harness/measure/bench_fit.h"
 #include "harness/measure/bench_opts.h"
 #include "harness/measure/cachegrind.h"
 #include "cli.h"
@@ -74,6 +75,8 @@ static int parse_opts(int argc, char **argv, bench_opts *o)
         a->H_kv = a->H;
     if (!a->threads)
         a->threads = sysinfo_ncpu();
+    if (!o->base.limits.max_mem_bytes)
+        o->base.limits.max_mem_bytes = bench_default_max_mem();
     return apply_lens(o);
 }
 
@@ -145,7 +148,7 @@ static int check_grid(const bench_opts *o, const attn_kernel **kernels)
             if (attn_args_validate(NULL, &a))
                 return ATTN_EINVAL;
         }
-    if (check_param_kernels(o))
+    if (check_param_kernels(o) || bench_inputs_check(&o->base.inputs))
         return ATTN_EINVAL;
     for (int ik = 0; ik < o->n_kernels; ik++) {
         param_bag p;
@@ -154,6 +157,23 @@ static int check_grid(const bench_opts *o, const attn_kernel **kernels)
         if (params_for(o, kernels[ik]->name, &p) || attn_params_validate(kernels[ik], &p, owner))
             return ATTN_EINVAL;
     }
+    return 0;
+}
+
+/* Every job of the grid against --max-mem and, with a peak, --max-time:
+ * a job that cannot fit or finish is a usage error before any job starts.
+ * A job its kernel refuses (its own caps) is left to run_grid's skipped row. */
+static int check_fit(const bench_opts *o, const attn_kernel **kernels, const peak_result *peak)
+{
+    for (int ik = 0; ik < o->n_kernels; ik++)
+        for (int in = 0; in < o->n_N; in++)
+            for (int id = 0; id < o->n_D; id++) {
+                bench_job job;
+                bench_estimate e;
+                int rc = grid_job(o, kernels[ik], in, id, &job);
+                if (rc || (!bench_estimate_job(&job, peak, &e) && (rc = bench_fit_limits(&job, &e))))
+                    return rc;
+            }
     return 0;
 }
 
@@ -250,18 +270,25 @@ int cmd_bench(int argc, char **argv)
     const attn_kernel *kernels[BENCH_OPTS_KERNELS];
     if (check_grid(&o, kernels))
         return cli_report("bench");
+    int kernel_suite = o.suite == BENCH_SUITE_KERNELS;
+    if (kernel_suite && check_fit(&o, kernels, NULL)) /* memory first: it needs no peak */
+        return cli_report("bench");
     sysinfo_print(stderr);
     peak_result peak;
     if (!o.no_peak) {
         if (peak_measure(o.base.args.threads, &peak))
             return cli_report("bench");
         peak_print(stderr, &peak);
-    }
+    } else if (peak_measure_sized(o.base.args.threads, FIT_PROBE_SGEMM_N, FIT_PROBE_STREAM_BYTES, &peak))
+        return cli_report("bench");
+    if (kernel_suite && check_fit(&o, kernels, &peak))
+        return cli_report("bench");
     csvw out;
     if (o.out && csvw_open(&out, o.out))
         return cli_report("bench");
     int failed = 0;
     const peak_result *pk = o.no_peak ? NULL : &peak;
+
     csvw *w = o.out ? &out : NULL;
     rc = o.suite == BENCH_SUITE_TRAIN       ? run_train_suite(&o, kernels, pk, w)
          : o.suite == BENCH_SUITE_LRA_SPEED ? run_speed_suite(&o, kernels, pk, w)

@@ -130,7 +130,7 @@ int cmd_check(int argc, char **argv)
         } else if (c == 'h')
             return fputs(usage, stdout), 0;
         else
-            return cli_usage_error("check", "unknown option");
+            return cli_unknown_option("check", argc, argv);
     }
     if (!kernels || optind < argc)
         return cli_usage_error("check", "--kernel K|all is required and takes no positional arguments");

@@ -34,13 +34,15 @@ int cmd_crossover(int argc, char **argv)
         else if (c == 'h')
             return fputs(usage, stdout), 0;
         else
-            return cli_usage_error("crossover", "unknown option");
+            return cli_unknown_option("crossover", argc, argv);
     }
     if (optind != argc - 1)
         return cli_usage_error("crossover", "expected one results CSV file");
     crossover_points xs;
-    if (crossover_points_load(argv[optind], suite, &xs))
+    if (crossover_points_load(argv[optind], suite, &xs) || crossover_check(&xs, argv[optind], suite, ref)) {
+        crossover_points_free(&xs);
         return cli_report("crossover");
+    }
     crossover_print(&xs, ref, as_csv, stdout);
     crossover_points_free(&xs);
     return 0;

@@ -192,7 +192,7 @@ int cmd_list(int argc, char **argv)
         else if (c == 'h')
             return fputs(usage, stdout), 0;
         else
-            return cli_usage_error("list", "unknown option");
+            return cli_unknown_option("list", argc, argv);
     }
     const char *what = optind < argc ? argv[optind] : "kernels";
     if (optind + 1 < argc)

@@ -110,7 +110,7 @@ int cmd_mask(int argc, char **argv)
         else if (c == 'h')
             return fputs(usage, stdout), 0;
         else if (c == '?' || c == ':')
-            return cli_usage_error("mask", "unknown option or missing argument");
+            return cli_unknown_option("mask", argc, argv);
     }
     if (!spec || optind < argc)
         return cli_usage_error("mask", "--show SPEC is required and takes no positional arguments");

@@ -31,7 +31,7 @@ int cmd_peak(int argc, char **argv)
         else if (c == 'h')
             return fputs(usage, stdout), 0;
         else
-            return cli_usage_error("peak", "unknown option");
+            return cli_unknown_option("peak", argc, argv);
     }
     if (optind < argc)
         return cli_usage_error("peak", "unexpected argument");

@@ -10,8 +10,11 @@
 #include "harness/results/recall_report.h"
 #include "harness/results/report_all.h"
 
+#include "common/attn_error.h"
+
 #include <errno.h>
 #include <getopt.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -216,8 +219,11 @@ int cmd_report(int argc, char **argv)
         snprintf(data_d, sizeof data_d, "results/%s", reports[which].data);
         csv = csv_d, md = md_d, data = data_d;
         argc--, argv++;
-    } else if (argc < 2 || (strcmp(argv[1], "--help") && strcmp(argv[1], "-h")))
-        return cli_usage_error("report", "expected 'all', 'lra', 'recall', 'fidelity' or 'longctx'");
+    } else if (argc < 2 || (strcmp(argv[1], "--help") && strcmp(argv[1], "-h"))) {
+        attn_fail(ATTN_EINVAL, "expected 'all', 'lra', 'recall', 'fidelity' or 'longctx', found %s%s%s",
+                  argc < 2 ? "nothing" : "'", argc < 2 ? "" : argv[1], argc < 2 ? "" : "'");
+        return cli_usage_error("report", attn_last_error());
+    }
     optind = 1;
     while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
         if (c == 'c')
@@ -235,7 +241,7 @@ int cmd_report(int argc, char **argv)
         else if (c == 'h')
             return fputs(usage, stdout), 0;
         else
-            return cli_usage_error("report", "unknown option");
+            return cli_unknown_option("report", argc, argv);
     }
     if (optind != argc)
         return cli_usage_error("report", "unexpected argument after the options");

@@ -1,5 +1,7 @@
 /* attnbench sweep: run a config's job grid into DIR/<suite>.csv, resumably. */
 #include "harness/measure/bench.h"
+#include "harness/measure/bench_fit.h"
+#include "sweep_opts.h"
 #include "cli.h"
 #include "harness/measure/config.h"
 #include "harness/train/config_train.h"
@@ -16,30 +18,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static const char usage[] =
-    "usage: attnbench sweep --config FILE [options]\n"
-    "Expands the config's job grid (configs/README.md) and runs each job as 'bench' does,\n"
-    "appending one row per job to DIR/<suite>.csv; the run's sgemm/STREAM peaks go to\n"
-    "DIR/peak.csv. Rows are written whole and synced, so an interrupted sweep loses at\n"
-    "most the job in flight; --resume then skips every job already in the file.\n"
-    "  --config FILE       sweep description (configs/quick.json, default.json, full.json)\n"
-    "  --suite S           only this suite of the config\n"
-    "  --kernel K[,K...]   only these kernels\n"
-    "  --task T            only the training jobs of this task (\"trainings\" entries: a model\n"
-    "                      with each kernel trained and evaluated; rows per evaluation)\n"
-    "  --resume            skip jobs whose job_id is already in the results file (a finished\n"
-    "                      training: only its extrapolation cells not yet there are evaluated)\n"
-    "  --shard i/n         run only jobs j with j % n == i (Slurm arrays, several machines)\n"
-    "  --dry-run           print the resolved config and the jobs, run nothing\n"
-    "  --results DIR       output folder (default results)\n";
-
-typedef struct {
-    const char *config, *suite, *task, *results;
-    char kernels[32][CLI_ITEM];
-    int n_kernels, resume, dry_run;
-    int64_t shard_i, shard_n;
-} sweep_opts;
-
 /* --kernel's names as the filters take them. */
 static void kernel_names(const sweep_opts *o, const char *names[32])
 {
@@ -47,52 +25,6 @@ static void kernel_names(const sweep_opts *o, const char *names[32])
         names[i] = o->kernels[i];
 }
 
-static int parse_shard(const char *s, sweep_opts *o)
-{
-    const char *slash = strchr(s, '/');
-    char i[32];
-    if (!slash || (size_t)(slash - s) >= sizeof i)
-        return attn_fail(ATTN_EINVAL, "--shard: expected i/n (e.g. 0/4), found '%s'", s);
-    memcpy(i, s, (size_t)(slash - s));
-    i[slash - s] = '\0';
-    int rc = cli_int64("--shard n", slash + 1, 1, 1 << 20, &o->shard_n);
-    if (!rc)
-        rc = cli_int64("--shard i", i, 0, o->shard_n - 1, &o->shard_i);
-    return rc;
-}
-
-static int parse_opts(int argc, char **argv, sweep_opts *o)
-{
-    static const struct option opts[] = {
-        {"config", required_argument, 0, 'c'}, {"suite", required_argument, 0, 's'},
-        {"kernel", required_argument, 0, 'k'}, {"task", required_argument, 0, 't'},
-        {"resume", no_argument, 0, 'r'},       {"shard", required_argument, 0, 'S'},
-        {"dry-run", no_argument, 0, 'd'},      {"results", required_argument, 0, 'o'},
-        {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
-    int c, rc = 0;
-    optind = 1;
-    while (!rc && (c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'c': o->config = optarg; break;
-        case 's': o->suite = optarg; break;
-        case 'k': rc = cli_split("--kernel", optarg, o->kernels, 32, &o->n_kernels); break;
-        case 't': o->task = optarg; break;
-        case 'r': o->resume = 1; break;
-        case 'S': rc = parse_shard(optarg, o); break;
-        case 'd': o->dry_run = 1; break;
-        case 'o': o->results = optarg; break;
-        case 'h': fputs(usage, stdout); return 1;
-        default: return attn_fail(ATTN_EINVAL, "unknown option or missing value (see 'attnbench sweep --help')");
-        }
-    }
-    if (rc)
-        return rc;
-    if (optind < argc)
-        return attn_fail(ATTN_EINVAL, "unexpected argument '%s'", argv[optind]);
-    if (!o->config)
-        return attn_fail(ATTN_EINVAL, "--config FILE is required");
-    return 0;
-}
 
 static void describe_job(const bench_job *j, char *buf, size_t n)
 {
@@ -281,6 +213,12 @@ static int in_phase(const bench_job *job, int kv_phase) { return (job->inputs.kv
 static bench_job resolved(const sweep_opts *o, const bench_job *job)
 {
     bench_job r = *job;
+    if (o->limits.max_time_s >= 0)
+        r.limits.max_time_s = o->limits.max_time_s;
+    if (o->limits.max_mem_bytes >= 0)
+        r.limits.max_mem_bytes = o->limits.max_mem_bytes;
+    if (!r.limits.max_mem_bytes)
+        r.limits.max_mem_bytes = bench_default_max_mem();
     if (r.inputs.kv_file[0] && !strchr(r.inputs.kv_file, '/'))
         snprintf(r.inputs.kv_file, sizeof r.inputs.kv_file, "%.80s/%.100s", o->results, job->inputs.kv_file);
     return r;
@@ -552,9 +490,7 @@ static int check_fresh(const sweep_opts *o, const plan *p)
 int cmd_sweep(int argc, char **argv)
 {
     sweep_opts o;
-    memset(&o, 0, sizeof o);
-    o.results = "results";
-    int rc = parse_opts(argc, argv, &o);
+    int rc = sweep_parse_opts(argc, argv, &o);
     if (rc > 0)
         return 0;
     if (rc)

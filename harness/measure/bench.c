@@ -1,5 +1,6 @@
 #include "bench.h"
 
+#include "bench_fit.h"
 #include "harness/results/csvw.h"
 
 #include "kernels/core/counters.h"
@@ -99,6 +100,14 @@ attn_args bench_job_args(const bench_job *job)
     return a;
 }
 
+attn_args bench_run_args(const bench_job *job)
+{
+    attn_args a = bench_job_args(job);
+    a.backward = job->pass != BENCH_PASS_FWD;
+    attn_args_defaults(&a);
+    return a;
+}
+
 void bench_identity(const bench_job *job, csvw_row *row)
 {
     const attn_args *a = &job->args;
@@ -169,12 +178,6 @@ static int run_once(void *arg)
     return rc;
 }
 
-static double analytic(double (*f)(const attn_args *, attn_pass), const attn_args *a, bench_pass pass)
-{
-    double fwd = f(a, ATTN_PASS_FWD), bwd = f(a, ATTN_PASS_BWD);
-    return pass == BENCH_PASS_FWD ? fwd : pass == BENCH_PASS_BWD ? bwd : fwd + bwd;
-}
-
 static void outcome(bench_result *res, bench_status status, const char *why)
 {
     res->status = status;
@@ -226,8 +229,8 @@ static void note_work(const bench_job *job, const attn_ctx *ctx, const peak_resu
 {
     const attn_kernel *k = job->kernel;
     const attn_args *a = &ctx->args;
-    res->flops = analytic(k->flops, a, job->pass);
-    res->bytes = analytic(k->bytes, a, job->pass);
+    res->flops = bench_pass_work(k->flops, a, job->pass);
+    res->bytes = bench_pass_work(k->bytes, a, job->pass);
     /* dense-equivalent work: the unmasked problem, for a rate over the same time */
     double dense_fwd = 4.0 * (double)(a->B * a->H) * (double)a->Nq * (double)a->Nk * (double)a->D;
     res->dense_flops = dense_fwd * (job->pass == BENCH_PASS_FWD ? 1.0 : job->pass == BENCH_PASS_BWD ? 2.5 : 3.5);
@@ -284,17 +287,11 @@ static int refused(const bench_job *job, attn_args *a, bench_result *res)
     return rc != 0;
 }
 
-/* With buffers and a context: the workspace cap, then the measurement. */
+/* With buffers and a context (the workspace cap was judged by bench_fit,
+ * before either existed): the measurement. */
 static void run_on_context(const bench_job *job, const peak_result *peak, attn_ctx *ctx, buffers *bf,
                            rss_region *rss, bench_result *res)
 {
-    if (job->max_workspace_bytes && ctx->workspace_bytes > job->max_workspace_bytes) {
-        char why[128];
-        snprintf(why, sizeof why, "workspace %zu B > max_workspace_bytes %zu", ctx->workspace_bytes,
-                 job->max_workspace_bytes);
-        outcome(res, BENCH_SKIPPED, why);
-        return;
-    }
     if (measure_job(job, ctx, bf, rss, res) != 0) {
         outcome(res, BENCH_ERROR, attn_last_error());
         return;
@@ -311,11 +308,16 @@ int bench_run(const bench_job *job, const peak_result *peak, bench_result *res)
      * and its peak-RSS growth would read as 0. */
     mallopt(M_MMAP_THRESHOLD, 256 * 1024);
     const attn_kernel *k = job->kernel;
-    attn_args a = bench_job_args(job);
-    a.backward = job->pass != BENCH_PASS_FWD;
-    attn_args_defaults(&a);
+    attn_args a = bench_run_args(job);
     if (refused(job, &a, res))
         return 0;
+    /* Before any buffer: a job that cannot fit or finish (or that its kernel
+     * refuses at init) is skipped with the estimate, not started. */
+    int rc = bench_fit(job, peak);
+    if (rc) {
+        outcome(res, rc == ATTN_EUNSUPPORTED ? BENCH_SKIPPED : BENCH_ERROR, attn_last_error());
+        return 0;
+    }
     /* Hand free heap pages back first: malloc reuses resident pages that an
      * earlier allocation (another job, the peak probe) left behind, and the
      * job's growth would then read as 0. */
@@ -324,7 +326,6 @@ int bench_run(const bench_job *job, const peak_result *peak, bench_result *res)
     rss_region_begin(&rss);
     buffers bf;
     attn_ctx ctx;
-    int rc;
     if ((rc = buffers_alloc(&bf, job, &a)) != 0)
         outcome(res, BENCH_ERROR, attn_last_error());
     else if ((rc = attn_ctx_create(k, &a, &ctx)) != 0)

@@ -34,6 +34,13 @@ typedef struct {
 void bench_lens_format(const bench_lens *l, char *buf, size_t n);
 const char *bench_lens_key(const bench_lens *l);
 
+/* Limits a job is judged against before anything is allocated (bench_fit.h):
+ * a lower bound of its time and of its memory above them refuses it. 0: not checked. */
+typedef struct {
+    double max_time_s;          /* whole job: warm-up, timed repetitions, gate */
+    double max_mem_bytes;       /* problem tensors and the kernel's workspace */
+} bench_limits;
+
 /* One job, as `attnbench bench` and a sweep config both build it. */
 typedef struct {
     char suite[32];             /* "kernels" for kernel efficiency */
@@ -46,6 +53,7 @@ typedef struct {
     bench_inputs inputs;        /* generated family or kv file; other than uniform: fidelity rows too */
     measure_opts measure;
     size_t max_workspace_bytes; /* 0: no cap; above it the job is skipped */
+    bench_limits limits;
 } bench_job;
 
 typedef enum { BENCH_OK = 0, BENCH_SKIPPED, BENCH_ERROR } bench_status;
@@ -86,6 +94,10 @@ attn_args bench_job_args(const bench_job *job);
  * bench's own call record). Never inlined and not static: valgrind finds it
  * by name to simulate that call alone (cachegrind.h). */
 __attribute__((noinline)) int bench_counted_call(void *call);
+
+/* The args the job's kernel runs on: bench_job_args with the pass's backward
+ * flag and the defaults applied. */
+attn_args bench_run_args(const bench_job *job);
 
 /* Fills run metadata and identity cells (and job_id) of the job's row. */
 void bench_identity(const bench_job *job, csvw_row *row);

@@ -65,6 +65,21 @@ int bench_inputs_cmp(const bench_inputs *a, const bench_inputs *b)
 
 const char *bench_inputs_source(const bench_inputs *in) { return in->kv_file[0] ? "kv-file" : "generated"; }
 
+int bench_inputs_check(const bench_inputs *in)
+{
+    if (!in->kv_file[0])
+        return 0;
+    kv_file f;
+    int rc = kv_file_load(in->kv_file, &f);
+    if (rc)
+        return rc;
+    if (in->kv_layer >= f.layers)
+        rc = attn_fail(ATTN_EINVAL, "%s%s@%lld: expected a layer below %lld (the file's layers)", CACHE_PREFIX,
+                       in->kv_file, (long long)in->kv_layer, (long long)f.layers);
+    kv_file_free(&f);
+    return rc;
+}
+
 int bench_inputs_fill(const bench_inputs *in, const attn_args *a, uint64_t seed, const attn_io *io)
 {
     if (!in->kv_file[0]) {

@@ -30,6 +30,11 @@ int bench_inputs_cmp(const bench_inputs *a, const bench_inputs *b);
  * the spelling alone, so a job's identity never depends on a file. */
 const char *bench_inputs_source(const bench_inputs *in);
 /* Fills Q, K and V of (a, io): the family from seed, or the kv file's layer. */
+/* A cache:FILE family's file read and its layer checked (0 for generated
+ * inputs): what bench does before any job, so a missing or bad file is a
+ * usage error naming it and not an error row per job. */
+int bench_inputs_check(const bench_inputs *in);
+
 int bench_inputs_fill(const bench_inputs *in, const attn_args *a, uint64_t seed, const attn_io *io);
 
 #endif

@@ -123,6 +123,15 @@ const opt_def bench_opts_table[] = {
      .hi = 1000000, .flags = OPT_NO_CLI, .help = "most repetitions"},
     {.name = "max_workspace_bytes", .group = G_CONFIG, .type = OPT_UINT, .offset = JOB(max_workspace_bytes),
      .lo = 0, .hi = (double)INT64_MAX, .flags = OPT_NO_CLI, .help = "skip a job whose workspace is larger (0: no cap)"},
+    {.name = "max_time_s", .cli = "max-time", .group = G_CONFIG, .type = OPT_DOUBLE, .offset = JOB(limits.max_time_s),
+     .def = 3600, .lo = 0, .hi = 1e9, .metavar = "S",
+     .help = "refuse a job (bench: exit 2; sweep: a skipped row) whose time estimate is longer: every call it makes "
+             "at the analytic FLOPs and bytes over the same-run sgemm and STREAM peaks, a lower bound (0: no limit)"},
+    {.name = "max_mem_bytes", .cli = "max-mem", .group = G_CONFIG, .type = OPT_DOUBLE,
+     .offset = JOB(limits.max_mem_bytes), .def = 0, .lo = 0, .hi = 1e18, .metavar = "BYTES",
+     .def_str = "80% of MemAvailable",
+     .help = "refuse a job likewise whose tensors and kernel workspace need more bytes, judged before allocating "
+             "(0: the default, 80% of the memory available when the command starts)"},
     {.name = "suite", .type = OPT_ENUM, .offset = AT(suite), .names = suite_names, .flags = OPT_NO_CONFIG,
      .help = "the training benchmark instead: per kernel, an encoder (L=2, d=128, H=4, N=1024, batch 16) and an "
              "LM (L=2, d=64, N=256, batch 16): step time, tokens/s, GFLOP/s vs same-run sgemm, share of step "

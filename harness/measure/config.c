@@ -42,7 +42,8 @@ static cfg_measure measure_defaults(void)
 static int parse_config(const cJSON *root, cfg_config *cfg)
 {
     static const char *const keys[] = {"name", "description", "threads", "measure",
-                                       "max_workspace_bytes", "suites", "trainings", NULL};
+                                       "max_workspace_bytes", "max_time_s", "max_mem_bytes", "suites",
+                                       "trainings", NULL};
     cfg_where w = {cfg->path, "$"};
     const int64_t one = 1;
     int rc;
@@ -55,7 +56,10 @@ static int parse_config(const cJSON *root, cfg_config *cfg)
     cfg_where kw = cfg_json_key(&w, "measure");
     if (cfg_json_item(root, "measure") && (rc = parse_measure(&kw, cfg_json_item(root, "measure"), &cfg->measure)))
         return rc;
-    if ((rc = cfg_json_opt_int_row(&w, root, bench_opt("max_workspace_bytes"), &cfg->max_workspace_bytes)))
+    cfg->max_time_s = bench_opt("max_time_s")->def, cfg->max_mem_bytes = bench_opt("max_mem_bytes")->def;
+    if ((rc = cfg_json_opt_int_row(&w, root, bench_opt("max_workspace_bytes"), &cfg->max_workspace_bytes)) ||
+        (rc = cfg_json_opt_double_row(&w, root, bench_opt("max_time_s"), "seconds", &cfg->max_time_s)) ||
+        (rc = cfg_json_opt_double_row(&w, root, bench_opt("max_mem_bytes"), "bytes", &cfg->max_mem_bytes)))
         return rc;
 
     if (cfg_json_item(root, "trainings") &&

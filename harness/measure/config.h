@@ -8,6 +8,9 @@
  *                                          optional, and so is each key (defaults 3, 10, 1.0, 1000:
  *                                          >= 3 warm-ups, >= 10 runs and >= 1 s, as `bench` does)
  *   "max_workspace_bytes": 2147483648,     optional; 0 (default) means no cap
+ *   "max_time_s": 3600, "max_mem_bytes": 8e9,  optional; a job whose estimate is above either
+ *                                          is a skipped row (bench_fit.h; sweep --max-time and
+ *                                          --max-mem override them; defaults as bench's)
  *   "suites": [                            required, non-empty; entries run in file order
  *     {
  *       "suite": "kernels",                required; the CSV `suite` column (and file name)
@@ -127,6 +130,7 @@ typedef struct {
     cfg_ints threads;
     cfg_measure measure;
     int64_t max_workspace_bytes;   /* 0: no cap */
+    double max_time_s, max_mem_bytes; /* the jobs' bench_limits (max_mem_bytes 0: the machine's default) */
     cfg_suite *suites;
     size_t n_suites;
     struct cfg_training *trainings;   /* "trainings" entries (config_train.h) */

@@ -90,6 +90,8 @@ void cfg_dump(FILE *f, const cfg_config *cfg)
     cJSON_AddNumberToObject(m, "min_time_s", cfg->measure.min_time_s);
     cJSON_AddNumberToObject(m, "max_reps", (double)cfg->measure.max_reps);
     cJSON_AddNumberToObject(o, "max_workspace_bytes", (double)cfg->max_workspace_bytes);
+    cJSON_AddNumberToObject(o, "max_time_s", cfg->max_time_s);
+    cJSON_AddNumberToObject(o, "max_mem_bytes", cfg->max_mem_bytes);
     cJSON *a = cJSON_AddArrayToObject(o, "suites");
     for (size_t i = 0; i < cfg->n_suites; i++)
         cJSON_AddItemToArray(a, suite_json(&cfg->suites[i]));

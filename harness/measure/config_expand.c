@@ -68,6 +68,7 @@ static bench_job job_base(const cfg_config *cfg, const cfg_suite *s)
     snprintf(j.suite, sizeof j.suite, "%s", s->name);
     j.seed = s->seed;
     j.max_workspace_bytes = (size_t)cfg->max_workspace_bytes;
+    j.limits = (bench_limits){cfg->max_time_s, cfg->max_mem_bytes};
     j.measure = (measure_opts){(int)cfg->measure.warmup, (int)cfg->measure.min_reps, (int)cfg->measure.max_reps,
                                cfg->measure.min_time_s};
     return j;

@@ -72,45 +72,55 @@ static void widen_into(attn_tensor_f64 *w, const attn_tensor *t)
         FOR_ELEMENTS(t, b, h, n, d) attn_at64(w, b, h, n)[d] = attn_at(t, b, h, n)[d];
 }
 
+/* The [B, H, N, D] shape of every fp32 tensor of the problem, in the order
+ * of PROBLEM_TENSORS32 (all zero: the problem has no such tensor). */
+static void tensor_shapes(const attn_kernel *k, const attn_args *s, int grads, int64_t shape[PROBLEM_NTENSORS][4])
+{
+    int64_t Dv = attn_dv(s), No = attn_o_rows(k, s), G = attn_gate_cols(k, s);
+    int64_t R = attn_router_cols(k, s), W = attn_weight_cols(k, s);
+    int64_t beta = k && (k->inputs & ATTN_IN_BETA);
+    const int64_t all[PROBLEM_NTENSORS][4] = {
+        {s->B, s->H, s->Nq, s->D}, {s->B, s->H_kv, s->Nk, s->D}, {s->B, s->H_kv, s->Nk, Dv}, {s->B, s->H, No, Dv},
+        {s->B, s->H, No, Dv},      {s->B, s->H, s->Nq, s->D},    {s->B, s->H_kv, s->Nk, s->D}, {s->B, s->H_kv, s->Nk, Dv},
+        {s->B, s->H_kv, s->Nk, beta}, {s->B, s->H_kv, s->Nk, G}, {s->B, s->H_kv, s->Nk, beta}, {s->B, s->H_kv, s->Nk, G},
+        {s->B, s->H_kv, s->Nk, R}, {1, s->H, 1, W},             {s->B, s->H_kv, s->Nk, R},    {1, s->H, 1, W}};
+    /* 4..7 are dO and the gradients of Q, K, V; 10, 11, 14, 15 those of the extra inputs */
+    static const unsigned char is_grad[PROBLEM_NTENSORS] = {0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 1, 1, 0, 0, 1, 1};
+    for (int i = 0; i < PROBLEM_NTENSORS; i++)
+        for (int j = 0; j < 4; j++)
+            shape[i][j] = is_grad[i] && !grads ? 0 : all[i][j];
+}
+
+static int64_t shape_elements(const int64_t *shape) { return shape[0] * shape[1] * shape[2] * shape[3]; }
+
+double problem_bytes(const attn_kernel *k, const attn_args *a, unsigned opts)
+{
+    attn_args s = *a;
+    attn_args_defaults(&s);
+    int64_t shape[PROBLEM_NTENSORS][4];
+    tensor_shapes(k, &s, (opts & PROBLEM_GRADS) != 0, shape);
+    double elements = (double)s.B * (double)s.H * (double)s.Nq; /* LSE */
+    for (int i = 0; i < PROBLEM_NTENSORS; i++)
+        elements += (double)shape_elements(shape[i]);
+    return elements * (sizeof(float) + ((opts & PROBLEM_TWIN) ? sizeof(double) : 0));
+}
+
 static int allocate(problem *p, const attn_kernel *k)
 {
     const attn_args *s = &p->a;
-    int st = (p->opts & PROBLEM_STRIDED) != 0, grads = (p->opts & PROBLEM_GRADS) != 0;
-    int64_t Dv = attn_dv(s), No = attn_o_rows(k, s), G = attn_gate_cols(k, s);
-    int64_t R = attn_router_cols(k, s), W = attn_weight_cols(k, s);
-    int beta = k && (k->inputs & ATTN_IN_BETA);
-    p->q = tensor_new(s->B, s->H, s->Nq, s->D, st);
-    p->k = tensor_new(s->B, s->H_kv, s->Nk, s->D, st);
-    p->v = tensor_new(s->B, s->H_kv, s->Nk, Dv, st);
-    p->o = tensor_new(s->B, s->H, No, Dv, st);
-    int ok = p->q.data && p->k.data && p->v.data && p->o.data;
-    if (beta)
-        p->beta = tensor_new(s->B, s->H_kv, s->Nk, 1, st), ok = ok && p->beta.data;
-    if (G)
-        p->gate = tensor_new(s->B, s->H_kv, s->Nk, G, st), ok = ok && p->gate.data;
-    if (R)
-        p->router = tensor_new(s->B, s->H_kv, s->Nk, R, st), ok = ok && p->router.data;
-    if (W)
-        p->w = tensor_new(1, s->H, 1, W, st), ok = ok && p->w.data;
-    if (grads) {
-        p->d_o = tensor_new(s->B, s->H, No, Dv, st);
-        p->dq = tensor_new(s->B, s->H, s->Nq, s->D, st);
-        p->dk = tensor_new(s->B, s->H_kv, s->Nk, s->D, st);
-        p->dv = tensor_new(s->B, s->H_kv, s->Nk, Dv, st);
-        ok = ok && p->d_o.data && p->dq.data && p->dk.data && p->dv.data;
-        const attn_tensor *in[] = {&p->beta, &p->gate, &p->router, &p->w};
-        attn_tensor *g[] = {&p->dbeta, &p->dgate, &p->drouter, &p->dw};
-        for (int i = 0; i < 4; i++)
-            if (in[i]->data)
-                *g[i] = tensor_new(in[i]->B, in[i]->H, in[i]->N, in[i]->D, st), ok = ok && g[i]->data;
-    }
+    int st = (p->opts & PROBLEM_STRIDED) != 0, ok = 1;
+    int64_t shape[PROBLEM_NTENSORS][4];
+    tensor_shapes(k, s, (p->opts & PROBLEM_GRADS) != 0, shape);
+    attn_tensor *t32[] = {PROBLEM_TENSORS32(p)};
+    for (int i = 0; i < PROBLEM_NTENSORS; i++)
+        if (shape_elements(shape[i]))
+            *t32[i] = tensor_new(shape[i][0], shape[i][1], shape[i][2], shape[i][3], st), ok = ok && t32[i]->data;
     size_t nl = (size_t)(s->B * s->H * s->Nq);
     p->lse = attn_alloc(sizeof(float) * nl);
     ok = ok && p->lse;
     if (p->lse) /* kernels without a normaliser never write it */
         memset(p->lse, 0, sizeof(float) * nl);
     if (ok && (p->opts & PROBLEM_TWIN)) {
-        attn_tensor *t32[] = {PROBLEM_TENSORS32(p)};
         attn_tensor_f64 *t64[] = {PROBLEM_TENSORS64(p)};
         for (int i = 0; i < PROBLEM_NTENSORS; i++)
             *t64[i] = twin_of(t32[i]), ok = ok && (!t32[i]->data || t64[i]->data);

@@ -50,6 +50,10 @@ typedef struct {
  * LSE start at zero. Returns 0, or ATTN_ENOMEM with nothing left allocated. */
 int problem_make(problem *p, const attn_kernel *k, const attn_args *a, uint64_t seed, unsigned opts);
 
+/* The bytes problem_make(p, k, a, seed, opts) allocates (storage padding
+ * aside), computed without allocating: what a job needs before it starts. */
+double problem_bytes(const attn_kernel *k, const attn_args *a, unsigned opts);
+
 /* The kernel-facing views of p. */
 attn_io problem_io(const problem *p);
 attn_grads problem_grads(const problem *p);

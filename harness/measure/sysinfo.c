@@ -68,6 +68,24 @@ int sysinfo_ncpu(void)
     return n > 0 ? (int)n : 1;
 }
 
+double sysinfo_mem_available(void)
+{
+    /* MemAvailable counts the page cache the kernel would give back, which
+     * free RAM alone does not; sysconf's physical pages when it is absent. */
+    FILE *f = fopen("/proc/meminfo", "r");
+    char line[256];
+    unsigned long long kib = 0;
+    while (f && !kib && fgets(line, sizeof line, f))
+        if (sscanf(line, "MemAvailable: %llu kB", &kib) != 1)
+            kib = 0;
+    if (f)
+        fclose(f);
+    if (kib)
+        return 1024.0 * (double)kib;
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    return pages > 0 && page > 0 ? (double)pages * (double)page : 0;
+}
+
 /* First line of a small sysfs file, trimmed; 0 if unreadable. */
 static int read_line(const char *path, char *out, size_t len)
 {

@@ -13,6 +13,10 @@ const char *sysinfo_cpu(void);
 /* Online logical CPUs (>= 1). */
 int sysinfo_ncpu(void);
 
+/* Bytes of memory available to a new job now (MemAvailable of
+ * /proc/meminfo, else physical RAM; 0 if neither is known). */
+double sysinfo_mem_available(void);
+
 typedef struct {
     int level;            /* 1, 2, 3 */
     char type[16];        /* "Data", "Instruction", "Unified" */

@@ -113,6 +113,18 @@ static void emit(FILE *out, int as_csv, const crossover_point *x, const char *cr
     fputc('\n', out);
 }
 
+int crossover_check(const crossover_points *xs, const char *path, const char *suite, const char *ref)
+{
+    if (!xs->n)
+        return attn_fail(ATTN_EINVAL, "%s: expected status=ok rows%s%s%s, found none", path, suite ? " of --suite '" : "",
+                         suite ? suite : "", suite ? "'" : "");
+    for (size_t i = 0; i < xs->n; i++)
+        if (is_ref(xs->p[i].kernel, ref))
+            return 0;
+    return attn_fail(ATTN_EINVAL, "%s: --ref %s: expected status=ok rows of the reference kernel, found none (kernels "
+                     "in the file: %s%s)", path, ref, xs->p[0].kernel, xs->n > 1 ? ", ..." : "");
+}
+
 int crossover_print(const crossover_points *xs, const char *ref, int as_csv, FILE *out)
 {
     int lines = 0;

@@ -33,4 +33,9 @@ void crossover_points_free(crossover_points *xs);
  * verdict) when as_csv. Returns the number of lines. */
 int crossover_print(const crossover_points *xs, const char *ref, int as_csv, FILE *out);
 
+/* Fails, naming path and the option, when the loaded points have no row
+ * (of --suite) or none of the reference kernel: every line would say
+ * "no common lengths" instead of a crossover. */
+int crossover_check(const crossover_points *xs, const char *path, const char *suite, const char *ref);
+
 #endif

@@ -139,6 +139,9 @@ int fidrep_load(const char *path, fidrep *r)
     int rc = csvw_read_rows(path, add_row, r);
     if (rc < 0)
         return rc;
+    if (!r->n) /* an empty report would pass for a run that measured nothing */
+        return attn_fail(ATTN_EINVAL, "%s: expected fidelity rows (bench jobs with --inputs other than uniform, "
+                         "status ok), found none in %d rows", path, rc);
     qsort(r->p, (size_t)r->n, sizeof *r->p, by_group_then_time);
     mark_front(r);
     return 0;

@@ -1,5 +1,7 @@
 #include "recall_report.h"
 
+#include "common/attn_error.h"
+
 #include "csvw.h"
 
 #include <math.h>
@@ -102,6 +104,9 @@ int recall_table_load(const char *path, recall_table *t)
 {
     memset(t, 0, sizeof *t);
     int rc = csvw_read_rows(path, add_row, t);
+    if (rc >= 0 && !t->n) /* an empty table would pass for a grid that trained nothing */
+        return attn_fail(ATTN_EINVAL, "%s: expected final test rows of trainings (metric accuracy, split=test, "
+                         "status ok), found none in %d rows", path, rc);
     return rc < 0 ? rc : 0;
 }
 

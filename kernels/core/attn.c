@@ -239,7 +239,8 @@ size_t attn_kv_state_bytes(const attn_args *a)
     return (size_t)(2 * (double)a->H_kv * batch_keys(a) * (double)a->D) * sizeof(float);
 }
 
-int attn_ctx_create(const attn_kernel *k, const attn_args *a, attn_ctx *ctx)
+/* Validate and init: the context without its workspace. */
+static int ctx_init(const attn_kernel *k, const attn_args *a, attn_ctx *ctx)
 {
     memset(ctx, 0, sizeof *ctx);
     ctx->kernel = k;
@@ -248,7 +249,23 @@ int attn_ctx_create(const attn_kernel *k, const attn_args *a, attn_ctx *ctx)
     int rc = attn_args_validate(k, &ctx->args);
     if (rc)
         return rc;
-    if (k->init && (rc = k->init(ctx, &ctx->args)) != 0)
+    return k->init ? k->init(ctx, &ctx->args) : 0;
+}
+
+int attn_ctx_plan(const attn_kernel *k, const attn_args *a, size_t *workspace_bytes)
+{
+    attn_ctx ctx;
+    int rc = ctx_init(k, a, &ctx);
+    *workspace_bytes = ctx.workspace_bytes;
+    if (!rc) /* as attn_ctx_create: a failed init has nothing to release */
+        attn_ctx_destroy(&ctx);
+    return rc;
+}
+
+int attn_ctx_create(const attn_kernel *k, const attn_args *a, attn_ctx *ctx)
+{
+    int rc = ctx_init(k, a, ctx);
+    if (rc)
         return rc;
     if (ctx->workspace_bytes) {
         ctx->workspace = attn_alloc(ctx->workspace_bytes);

@@ -340,4 +340,11 @@ int attn_backward_unplanned(const attn_ctx *ctx);
 int attn_ctx_create(const attn_kernel *k, const attn_args *a, attn_ctx *ctx);
 void attn_ctx_destroy(attn_ctx *ctx);
 
+/* What attn_ctx_create would allocate, without allocating it: validate and
+ * init (which size the workspace but leave it to the caller), then fini.
+ * *workspace_bytes is the context's workspace; a kernel refusing the problem
+ * (ATTN_EUNSUPPORTED: its own caps, such as the score matrices' max_ws_mib)
+ * refuses it here, before any tensor of the problem exists. */
+int attn_ctx_plan(const attn_kernel *k, const attn_args *a, size_t *workspace_bytes);
+
 #endif
