@@ -1,7 +1,8 @@
 /* NaN and infinities are reported, never timed as a success: a benchmark
  * row whose inputs (a kv file) or kernel output hold a non-finite value says
- * error:nonfinite naming the tensor, through bench_run and `attnbench
- * bench --out`, and `attnbench check` fails such a case naming it. */
+ * error:nonfinite naming the tensor, through bench_run, `attnbench bench
+ * --out` and `attnbench sweep`, and `attnbench check` fails such a case
+ * naming it. */
 #include "harness/cli/cli.h"
 #include "harness/measure/bench.h"
 #include "harness/measure/check.h"
@@ -15,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 enum { H = 2, N = 64, D = 16 };
@@ -112,6 +114,39 @@ Test(nonfinite, bench_command_writes_the_nonfinite_status_of_a_kv_file_with_nan)
     cr_assert(strstr(text, "error:nonfinite: input K holds nan"), "%s", text);
     cr_assert(!strstr(text, ",ok,") && !strstr(text, ",ok\n"), "no ok row: %s", text);
     unlink(out), unlink(path), rmdir(dir);
+}
+
+static int take_status(const csvw_row *row, void *ud)
+{
+    snprintf(ud, ATTN_CELL_MAX, "%s", row->cell[ATTN_COL_STATUS]);
+    return 0;
+}
+
+Test(nonfinite, a_sweep_job_on_a_kv_file_holding_inf_writes_an_error_nonfinite_row)
+{
+    cr_redirect_stderr();
+    char dir[] = "/tmp/attn_nf_XXXXXX", results[64], path[96], config[96], csv[96];
+    cr_assert(mkdtemp(dir));
+    snprintf(results, sizeof results, "%s/res", dir);
+    cr_assert_eq(mkdir(results, 0755), 0);
+    snprintf(path, sizeof path, "%s/m.kv", results);
+    snprintf(config, sizeof config, "%s/sweep.json", dir);
+    snprintf(csv, sizeof csv, "%s/kernels.csv", results);
+    write_kv(path, INFINITY);
+    FILE *f = fopen(config, "w");
+    cr_assert_not_null(f);
+    fputs("{\"name\": \"t\", \"threads\": [1], \"measure\": {\"warmup\": 0, \"min_reps\": 1, \"min_time_s\": 0,"
+          " \"max_reps\": 1}, \"suites\": [{\"suite\": \"kernels\", \"kernels\": [\"flash\"], \"H\": [2], \"N\": [64],"
+          " \"D\": [16], \"inputs\": [\"cache:m.kv@0\"]}]}\n", f);
+    fclose(f);
+    char *argv[] = {"sweep", "--config", config, "--results", results, NULL};
+    cr_assert_neq(cmd_sweep(5, argv), 0, "a failed job fails the sweep");
+    char status[ATTN_CELL_MAX] = "";
+    cr_assert_eq(csvw_read_rows(csv, take_status, status), 1, "one row: %s", attn_last_error());
+    cr_assert(strncmp(status, "error:nonfinite: input K holds inf at b=0 h=1 n=37 d=5", 54) == 0, "%s", status);
+    char peak[96];
+    snprintf(peak, sizeof peak, "%s/peak.csv", results);
+    unlink(peak), unlink(csv), unlink(path), unlink(config), rmdir(results), rmdir(dir);
 }
 
 /* flash, whose forward then writes NaN into one element of a row the gate
