@@ -4,6 +4,7 @@
  * and jobs too large for it, say NA and why. */
 #include "harness/measure/cachegrind.h"
 #include "kernels/core/registry.h"
+#include "sanitize.h"
 
 #include <criterion/criterion.h>
 #include <libgen.h>
@@ -56,6 +57,8 @@ Test(cachegrind, the_child_runs_exactly_the_job_on_one_thread_collecting_in_the_
 
 Test(cachegrind, a_simulated_call_fills_instructions_and_misses_labelled_sim, .timeout = 120)
 {
+    if (SANITIZED) /* valgrind cannot run an AddressSanitizer binary; the normal build runs this */
+        cr_skip_test("valgrind does not run ASan binaries");
     papi_counts c[2];
     const int64_t N[2] = {64, 256};
     for (int i = 0; i < 2; i++) {

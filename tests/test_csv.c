@@ -264,7 +264,8 @@ Test(csv, unclosed_quote_in_a_middle_row_is_refused_and_no_row_is_removed)
  * printable line: its bytes are escaped, never written raw to the terminal. */
 Test(csv, a_binary_file_is_refused_with_its_bytes_escaped)
 {
-    write_raw(path, "\x7f" "ELF\x02\x01\x1b[2J,x\n", 15);
+    static const char elf[] = "\x7f" "ELF\x02\x01\x1b[2J,x\n";
+    write_raw(path, elf, sizeof elf - 1);
     static test_rows c;
     c.n = 0;
     cr_assert_lt(csvw_read_rows(path, test_rows_collect, &c), 0);

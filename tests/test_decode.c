@@ -195,6 +195,7 @@ Test(decode, one_partition_equals_flash)
                                   runs[r][1], what, dox, dl);
                 }
                 free(o), free(lse);
+                fx_free(&p);
             }
 }
 

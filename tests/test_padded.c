@@ -14,6 +14,7 @@
 #include "kernels/linear/linear.h"
 #include "kernels/sigmoid/sigmoid.h"
 #include "model_check.h"
+#include "sanitize.h"
 
 #include <criterion/criterion.h>
 #include <math.h>
@@ -116,7 +117,7 @@ Test(padded, forward_matches_the_reference_on_every_claimed_mask, .timeout = 60)
     cr_assert_geq(kernels, 1, "no kernel is flagged padded");
 }
 
-Test(padded, backward_matches_the_reference_gradients, .timeout = 120)
+Test(padded, backward_matches_the_reference_gradients, .timeout = SAN_TIMEOUT(120))
 {
     /* central differences for the own references: keep the problem small and
      * the masks few */

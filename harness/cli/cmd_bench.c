@@ -109,14 +109,19 @@ static int check_param_kernels(const bench_opts *o)
         if (!colon)
             continue;
         int listed = 0;
+        for (int k = 0; k < o->n_kernels; k++)
+            listed |= strlen(o->kernels[k]) == (size_t)(colon - key) && !strncmp(o->kernels[k], key, (size_t)(colon - key));
+        if (listed)
+            continue;
+        /* the list may be cut short: it only illustrates the message */
         char names[512] = "";
         for (int k = 0; k < o->n_kernels; k++) {
-            listed |= strlen(o->kernels[k]) == (size_t)(colon - key) && !strncmp(o->kernels[k], key, (size_t)(colon - key));
-            snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", k ? ", " : "", o->kernels[k]);
+            size_t used = strlen(names);
+            if (snprintf(names + used, sizeof names - used, "%s%s", k ? ", " : "", o->kernels[k]) >= (int)(sizeof names - used))
+                break;
         }
-        if (!listed)
-            return attn_fail(ATTN_EINVAL, "param %s=%s: expected one of the kernels of --kernel (%s) before ':', "
-                             "found '%.*s'", key, o->params.val[i], names, (int)(colon - key), key);
+        return attn_fail(ATTN_EINVAL, "param %s=%s: expected one of the kernels of --kernel (%s) before ':', "
+                         "found '%.*s'", key, o->params.val[i], names, (int)(colon - key), key);
     }
     return 0;
 }

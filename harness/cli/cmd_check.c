@@ -15,7 +15,8 @@ static const char usage[] =
     "backward dQ/dK/dV (trainable kernels), a padded batch (kernels flagged padded),\n"
     "causal leakage, fully masked rows and 1-vs-T-thread determinism. Tolerances:\n"
     "O 2e-5 of max|V| (5e-5 of max|O_ref| for own-reference kernels), lse 1e-5,\n"
-    "gradients 1e-4 of max|g_ref|. Exit 1 if any case fails.\n"
+    "gradients 1e-4 of max|g_ref|. A case whose output holds NaN or an infinity fails\n"
+    "naming it (nonfinite: ...). Exit 1 if any case fails.\n"
     "Approximate kernels then report their fidelity against the oracle (not pass/fail):\n"
     "on each input family (gaussian, lowrank, peaked, longtail; docs/fidelity.md), the mean\n"
     "over 3 seeds at N = 1024, D = 64, H = 2 of rel_fro_err, cosine_mean, cosine_min, and\n"
@@ -34,8 +35,9 @@ static void table_line(check_table *t, const check_result *r, const char *check,
 {
     int pass = err <= tol;
     t->failed += !pass;
-    fprintf(t->out, "%-14s %-15s %-46s err=%-10.3g tol=%-8.2g %s\n", r->kernel->name, check, r->what, err, tol,
-            pass ? "PASS" : "FAIL");
+    const char *why = !pass && r->status == CHECK_NONFINITE ? r->reason : ""; /* err alone would read inf */
+    fprintf(t->out, "%-14s %-15s %-46s err=%-10.3g tol=%-8.2g %s%s%s\n", r->kernel->name, check, r->what, err, tol,
+            pass ? "PASS" : "FAIL", why[0] ? " " : "", why);
 }
 
 static void table_print(const check_result *r, void *ctx)

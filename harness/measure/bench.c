@@ -5,6 +5,7 @@
 
 #include "kernels/core/counters.h"
 #include "gate.h"
+#include "nonfinite.h"
 #include "papi_events.h"
 #include "problem.h"
 #include "common/rss.h"
@@ -143,7 +144,24 @@ static int buffers_alloc(buffers *bf, const bench_job *job, const attn_args *a)
         return rc;
     bf->io = problem_io(&bf->p);
     bf->g = problem_grads(&bf->p);
-    return bench_inputs_fill(&job->inputs, a, job->seed, &bf->io);
+    if ((rc = bench_inputs_fill(&job->inputs, a, job->seed, &bf->io)) != 0)
+        return rc;
+    char why[160];
+    if (nonfinite_inputs(&bf->io, why, sizeof why))
+        return attn_fail(ATTN_EINVAL, "%s%s%s", why, job->inputs.kv_file[0] ? " of kv file " : "",
+                         job->inputs.kv_file);
+    return 0;
+}
+
+/* What the pass wrote, all of it (the gate samples rows): O and lse after a
+ * forward, the gradients after a backward. */
+static int outputs_finite(const buffers *bf, const attn_args *a, bench_pass pass)
+{
+    char why[160];
+    if ((pass != BENCH_PASS_BWD && nonfinite_outputs(&bf->io, a, why, sizeof why)) ||
+        (pass != BENCH_PASS_FWD && nonfinite_grads(&bf->g, why, sizeof why)))
+        return attn_fail(ATTN_EINVAL, "%s", why);
+    return 0;
 }
 
 static void buffers_free(buffers *bf) { problem_free(&bf->p); }
@@ -189,7 +207,7 @@ static int gate_job(const bench_job *job, attn_ctx *ctx, buffers *bf, bench_resu
 {
     const attn_kernel *k = job->kernel;
     int rc = k->forward(ctx, &bf->io);
-    if (rc)
+    if (rc || (rc = outputs_finite(bf, &ctx->args, BENCH_PASS_FWD)) != 0)
         return rc;
     gate_result gate;
     gate_check(k, &ctx->args, &bf->io, &gate);
@@ -264,7 +282,7 @@ static int measure_job(const bench_job *job, attn_ctx *ctx, buffers *bf, rss_reg
     rc = bench_counted_call(&call);
     papi_events_stop(papi);
     rss_region_sample(rss); /* inputs and workspace are live and touched here */
-    if (rc)
+    if (rc || (rc = outputs_finite(bf, &ctx->args, job->pass)) != 0)
         return rc;
     papi_events_read(papi, &res->counters); /* unavailable counters carry their NA:<why> */
     untiled_is_na(&res->counters);

@@ -2,12 +2,13 @@
 
 #include "fidelity.h"
 #include "fixture.h"
+#include "nonfinite.h"
 
 #include <math.h>
 #include <string.h>
 
-int check_kernel_forward(const attn_kernel *k, const attn_args *a, uint64_t seed, double *err_o,
-                       double *err_lse)
+int check_kernel_forward_named(const attn_kernel *k, const attn_args *a, uint64_t seed, double *err_o,
+                               double *err_lse, char nonfinite[CHECK_WHY])
 {
     fx_problem p;
     fx_make_for(&p, k, a, seed);
@@ -16,16 +17,36 @@ int check_kernel_forward(const attn_kernel *k, const attn_args *a, uint64_t seed
     int rc = fx_run(k, &p, 0);
     *err_o = rc ? INFINITY : fx_err_o(&p);
     *err_lse = rc ? INFINITY : fx_err_lse(&p);
+    attn_io io = problem_io(&p);
+    if (rc || !nonfinite_outputs(&io, &p.a, nonfinite, CHECK_WHY))
+        nonfinite[0] = '\0';
     fx_free(&p);
     return rc;
 }
 
+int check_kernel_forward(const attn_kernel *k, const attn_args *a, uint64_t seed, double *err_o,
+                       double *err_lse)
+{
+    char unused[CHECK_WHY];
+    return check_kernel_forward_named(k, a, seed, err_o, err_lse, unused);
+}
+
 int check_kernel_backward(const attn_kernel *k, const attn_args *a, uint64_t seed, double err[ATTN_CHECK_GRADS])
+{
+    char unused[CHECK_WHY];
+    return check_kernel_backward_named(k, a, seed, err, unused);
+}
+
+int check_kernel_backward_named(const attn_kernel *k, const attn_args *a, uint64_t seed,
+                                double err[ATTN_CHECK_GRADS], char nonfinite[CHECK_WHY])
 {
     fx_problem p;
     fx_make_for(&p, k, a, seed);
     fx_ref_grads(&p);
     int rc = fx_run(k, &p, 1);
+    attn_grads g = problem_grads(&p);
+    if (rc || !nonfinite_grads(&g, nonfinite, CHECK_WHY))
+        nonfinite[0] = '\0';
     err[0] = rc ? INFINITY : fx_err_grad(&p.dq, &p.dq64);
     err[1] = rc ? INFINITY : fx_err_grad(&p.dk, &p.dk64);
     err[2] = rc ? INFINITY : fx_err_grad(&p.dv, &p.dv64);

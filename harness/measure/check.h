@@ -15,11 +15,20 @@
 int check_kernel_forward(const attn_kernel *k, const attn_args *a, uint64_t seed, double *err_o,
                        double *err_lse);
 
+/* The same, also naming the first non-finite output (nonfinite.h) in
+ * nonfinite ("" when O and lse are finite; a row left unwritten reads NaN). */
+#define CHECK_WHY 160
+int check_kernel_forward_named(const attn_kernel *k, const attn_args *a, uint64_t seed, double *err_o,
+                               double *err_lse, char nonfinite[CHECK_WHY]);
+
 /* Backward vs the reference gradients (the oracle's, or central differences of
  * the kernel's own double reference): err[0..6] = relative max error of dQ, dK,
  * dV, dbeta, dgate, drouter, dw (0 for inputs the kernel does not read). */
 #define ATTN_CHECK_GRADS 7
 int check_kernel_backward(const attn_kernel *k, const attn_args *a, uint64_t seed, double err[ATTN_CHECK_GRADS]);
+/* The same, also naming the first non-finite gradient in nonfinite. */
+int check_kernel_backward_named(const attn_kernel *k, const attn_args *a, uint64_t seed,
+                                double err[ATTN_CHECK_GRADS], char nonfinite[CHECK_WHY]);
 
 /* Fidelity against the oracle (fidelity.h): the kernel's forward on family f
  * drawn from seed (its learned weights, if any, at their initial values),
@@ -66,6 +75,7 @@ typedef enum {
     CHECK_PASS,
     CHECK_ABOVE_TOLERANCE, /* an error measure exceeds its tolerance */
     CHECK_PROPERTY_BROKEN, /* a yes/no property (leak, masked rows, threads) does not hold */
+    CHECK_NONFINITE,       /* an output or gradient holds NaN or an infinity (reason names it) */
 } check_status;
 
 /* Names of err_grad's entries: dQ, dK, dV, dbeta, dgate, drouter, dw. */
@@ -81,7 +91,8 @@ typedef struct {
     double err_grad[ATTN_CHECK_GRADS]; /* CHECK_BACKWARD; NAN for inputs the kernel does not read */
     double tol_grad;
     check_status status;
-    char reason[160];        /* empty when CHECK_PASS, else which measure and by how much */
+    char reason[CHECK_WHY];  /* empty when CHECK_PASS, else which measure and by how much,
+                              * or which output is not finite */
 } check_result;
 
 typedef void (*check_sink)(const check_result *r, void *ctx);

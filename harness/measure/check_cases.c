@@ -75,6 +75,16 @@ static void judge(check_result *c, const char *measure, double err, double tol)
     snprintf(c->reason, sizeof c->reason, "%s error %.3g above %.2g", measure, err, tol);
 }
 
+/* Marks c failed when an output is not finite, naming it: before the
+ * tolerances, whose err would only read inf. */
+static void judge_finite(check_result *c, const char *nonfinite)
+{
+    if (!nonfinite[0])
+        return;
+    c->status = CHECK_NONFINITE;
+    snprintf(c->reason, sizeof c->reason, "%s", nonfinite);
+}
+
 static void emit_property(const runner *r, check_kind kind, const char *what, int holds, const char *broken)
 {
     check_result c = result_new(r, kind, what);
@@ -135,9 +145,11 @@ static int forward_cases(const runner *r, const char *mask)
             attn_args_validate(k, &a))
             continue;
         check_result c = result_new(r, CHECK_FORWARD, what);
-        int rc = check_kernel_forward(k, &a, 100 + s, &c.err_o, &c.err_lse);
+        char nonfinite[CHECK_WHY];
+        int rc = check_kernel_forward_named(k, &a, 100 + s, &c.err_o, &c.err_lse, nonfinite);
         if (rc)
             return rc;
+        judge_finite(&c, nonfinite);
         c.tol_o = check_tol_o(k, a.Nk);
         if (k->ref_forward)
             c.err_lse = NAN;
@@ -179,9 +191,11 @@ static int backward_cases(const runner *r, const char *mask)
             snprintf(what + strlen(what), sizeof what - strlen(what), " %s", k->check_params);
         check_result c = result_new(r, CHECK_BACKWARD, what);
         double e[ATTN_CHECK_GRADS];
-        int rc = check_kernel_backward(k, &a, 77 + s, e);
+        char nonfinite[CHECK_WHY];
+        int rc = check_kernel_backward_named(k, &a, 77 + s, e, nonfinite);
         if (rc)
             return rc;
+        judge_finite(&c, nonfinite);
         c.tol_grad = CHECK_TOL_GRAD;
         for (int i = 0; i < ATTN_CHECK_GRADS; i++)
             if (has_grad(k, i)) {
