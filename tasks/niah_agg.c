@@ -266,7 +266,7 @@ static const opt_def fwe_params[] = {
     NIAH_LEN_PARAMS,
     {.name = "alpha", .type = OPT_DOUBLE, .def = 2.0, .lo = 1.2, .hi = 4,
      .help = "Zipf exponent of the word counts (RULER: 2.0)"},
-    {.name = "vocab", .type = OPT_INT, .def = 0, .lo = 0, .hi = 1 << 24,
+    {.name = "vocab", .type = OPT_INT, .def = 0, .lo = 0, .hi = 1 << 16,
      .help = "ranks, the noise word '...' included (>= 5); 0: RULER's len/50, at least 5"},
     {.name = "word_len", .type = OPT_INT, .def = 6, .lo = NIAH_WORD_MIN, .hi = NIAH_WORD_MAX,
      .help = "letters per coded word (RULER coded_wordlen: 6)"},
