@@ -7,12 +7,13 @@
 # green (1.0) to red (0.0), and labelled with it.
 # Failures stay in the plot. Input: results/niah.csv, the rows of
 # 'attnbench eval --checkpoint F --scale 1,2,4,8 --depths K' (split=extrap
-# with a numeric depth; several rows of a cell are averaged). Run through
+# with a numeric depth; several rows of a cell are averaged; the rows of tasks
+# without a depth, cwe and fwe, are left to niah_length.gp). Run through
 # plots/plot.sh; exit 3 when no row qualifies.
 load "recall_common.gp"
 load "niah_cells.gp"
 if (words(H_list) == 0) {
-    print sprintf("niah_heatmap.gp: %s has extrapolation rows but none with a numeric depth (use --depths K)", csv)
+    print sprintf("niah_heatmap.gp: %s has extrapolation rows but none with a numeric depth (use --depths K; cwe and fwe have no depth)", csv)
     exit status 3
 }
 A_dummy = R_canvas(words(H_list))

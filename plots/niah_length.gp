@@ -4,7 +4,8 @@
 # trained length), the trained length marked: the length-extrapolation view
 # of the rows of 'attnbench eval --checkpoint F --scale 1,2,4,8 [--depths K]'
 # (split=extrap). A point is the mean accuracy over the depths evaluated at
-# that length (and over repeated rows). Input: results/niah.csv. Run through
+# that length (and over repeated rows); tasks without a needle depth (cwe,
+# fwe) have one row per length. Input: results/niah.csv. Run through
 # plots/plot.sh; exit 3 when no row qualifies.
 load "recall_common.gp"
 load "niah_cells.gp"
@@ -13,7 +14,7 @@ set logscale x 2
 set format x "%.0f"
 set yrange [0:1.05]
 set xlabel "evaluation length (tokens)"
-set ylabel "score (mean over needle depths)"
+set ylabel "score (mean over needle depths, if any)"
 set key bottom left box opaque
 do for [A_f in A_formats] {
     eval A_term(A_f)

@@ -41,8 +41,8 @@ and from RESULTS_DIR/niah.csv (suite=niah; 'attnbench eval --scale ... [--depths
   niah_heatmap.png niah_heatmap.svg  depth x length heatmap of the generated-answer score
                                    (first_integer_match / string_match_all; token_accuracy rows
                                    left out), green 1 to red 0, one panel per (task, kernel,
-                                   d_model, trained length, metric)
-  niah_length.png niah_length.svg  that score (mean over depths) vs evaluation length, one
+                                   d_model, trained length, metric); cwe and fwe have no depth
+  niah_length.png niah_length.svg  that score (mean over depths, if any) vs evaluation length, one
                                    line per kernel, one panel per (task, trained length, metric)
 Figures whose CSV is missing or has no usable rows are listed as skipped on stderr.
 Prints the files written, one per line; exits 1 if gnuplot, kernels.csv or its rows

@@ -32,30 +32,22 @@
 
 static const char *const kind_name[] = {"passkey", "single", "multikey", "multivalue", "multiquery", "vt"};
 
-#define TAIL_CAP 256
-
 static const char passkey_desc[] = "There is an important info hidden inside a lot of irrelevant text. Find it and "
                                    "memorize them. I will quiz you about the important information there.";
 static const char passkey_question[] = "What is the pass key? The pass key is ";
 
 /* --- the tail ------------------------------------------------------------ */
 
-typedef struct {
-    int32_t tok[TAIL_CAP];
-    uint8_t scored[TAIL_CAP];
-    int n;
-} niah_tail;
-
-static void tail_put(niah_tail *t, int32_t tok, int scored)
+void niah_tail_put(niah_tail *t, int32_t tok, int scored)
 {
-    if (t->n < TAIL_CAP)
+    if (t->n < NIAH_TAIL_CAP)
         t->tok[t->n] = tok, t->scored[t->n++] = (uint8_t)scored;
 }
 
-static void tail_str(niah_tail *t, const char *s, int scored)
+void niah_tail_str(niah_tail *t, const char *s, int scored)
 {
     for (; *s; s++)
-        tail_put(t, (unsigned char)*s, scored);
+        niah_tail_put(t, (unsigned char)*s, scored);
 }
 
 /* The tail given the needles' context order (its length does not depend
@@ -64,25 +56,25 @@ static void render_tail(const niah_cfg *c, const niah_ex *e, niah_tail *t)
 {
     t->n = 0;
     if (c->kind == NK_PASSKEY) {
-        tail_str(t, passkey_question, 0);
-        tail_str(t, e->val[0], 1);
-        tail_put(t, '.', 1);
+        niah_tail_str(t, passkey_question, 0);
+        niah_tail_str(t, e->val[0], 1);
+        niah_tail_put(t, '.', 1);
         return;
     }
     int queries = c->kind == NK_MULTIQUERY ? e->n_needles : 1;
     for (int q = 0; q < queries; q++) {
         int j = e->perm[q];
-        tail_put(t, NIAH_QUERY, 0);
-        tail_str(t, c->kind == NK_VT ? e->val[0] : e->key[j], 0);
-        tail_put(t, NIAH_ANSWER, 0);
+        niah_tail_put(t, NIAH_QUERY, 0);
+        niah_tail_str(t, c->kind == NK_VT ? e->val[0] : e->key[j], 0);
+        niah_tail_put(t, NIAH_ANSWER, 0);
         if (c->kind == NK_MULTIVALUE || c->kind == NK_VT)
             for (int k = 0; k < e->n_needles; k++) {
                 if (k)
-                    tail_put(t, ',', 1);
-                tail_str(t, c->kind == NK_VT ? e->key[e->order[k]] : e->val[e->order[k]], 1);
+                    niah_tail_put(t, ',', 1);
+                niah_tail_str(t, c->kind == NK_VT ? e->key[e->order[k]] : e->val[e->order[k]], 1);
             }
         else
-            tail_str(t, e->val[j], 1);
+            niah_tail_str(t, e->val[j], 1);
     }
 }
 
@@ -101,8 +93,7 @@ static int64_t put_bytes(int32_t *y, int64_t at, const uint8_t *s, int64_t n)
     return at + n;
 }
 
-/* Appends the tail; the example must then be exactly y[0..T]. */
-static int put_tail(int32_t *y, int64_t at, const niah_tail *t, int64_t T)
+int niah_put_tail(int32_t *y, int64_t at, const niah_tail *t, int64_t T)
 {
     for (int k = 0; k < t->n; k++)
         y[at++] = t->tok[k];
@@ -165,7 +156,7 @@ static int niah_example(const niah_cfg *c, niah_haystack *h, niah_needle_hay *nh
     }
     at = put_bytes(y, at, hay + from, G - from);
     *ex = e;
-    return put_tail(y, at, t, *T);
+    return niah_put_tail(y, at, t, *T);
 }
 
 /* Landmark passkey (Mohtashami and Jaggi 2023) into y [T+1]: description, prefix, info line,
@@ -205,7 +196,7 @@ static int passkey_example(const niah_cfg *c, niah_haystack *h, attn_rng *r, int
     at = put_bytes(y, at, hay + p, G - p);
     y[at++] = '\n';
     *ex = e;
-    return put_tail(y, at, t, T);
+    return niah_put_tail(y, at, t, T);
 }
 
 /* --- parameters ---------------------------------------------------------- */
@@ -232,9 +223,7 @@ static const char *const single_names[] = {"s1", "s2", "s3", NULL};
 static const char *const multikey_names[] = {"mk1", "mk2", "mk3", NULL};
 
 #define NIAH_COMMON_PARAMS(hay_def, hay_help)                                                                 \
-    {.name = "len", .type = OPT_INT, .def = 512, .lo = 16, .hi = 1 << 26, .help = "sequence length"},          \
-    {.name = "len_min", .type = OPT_INT, .def = 0, .def_str = "len", .lo = 0, .hi = 1 << 26,                  \
-     .help = "shortest length: lengths uniform in [len_min, len]"},                                           \
+    NIAH_LEN_PARAMS,                                                                                           \
     {.name = "depth", .type = OPT_DOUBLE, .def = -1, .lo = -1, .hi = 1,                                        \
      .help = "queried needle depth in [0, 1]; -1: the rule's own draw (uniform: passkey, niah s1)"},           \
     {.name = "haystack", .type = OPT_ENUM, .names = niah_hay_names, .def = hay_def, .help = hay_help},        \
@@ -291,13 +280,25 @@ static niah_hay_kind resolve_haystack(const niah_cfg *c, niah_hay_kind asked, co
     return hay;
 }
 
+int niah_check_lengths(int64_t len, int64_t len_min)
+{
+    if (len_min > len)
+        return attn_fail(ATTN_EINVAL, "param len_min: expected <= len=%lld, found %lld", (long long)len,
+                         (long long)len_min);
+    return 0;
+}
+
+int64_t niah_draw_len(attn_rng *r, int64_t len, int64_t len_min)
+{
+    return len_min ? len_min + (int64_t)recall_below(r, (uint64_t)(len - len_min + 1)) : len;
+}
+
 static int niah_check(const param_bag *p, const niah_cfg *c)
 {
     if (c->depth < 0 && c->depth != -1)
         return attn_fail(ATTN_EINVAL, "param depth: expected a number in [0, 1] or -1 (uniform), found %g", c->depth);
-    if (c->len_min > c->len)
-        return attn_fail(ATTN_EINVAL, "param len_min: expected <= len=%lld, found %lld", (long long)c->len,
-                         (long long)c->len_min);
+    if (niah_check_lengths(c->len, c->len_min))
+        return ATTN_EINVAL;
     if (c->kind == NK_MULTIKEY && c->variant != NV_MK1 && param_bag_get(p, "distractors"))
         return attn_fail(ATTN_EINVAL, "param distractors: expected only with variant=mk1 (%s fills the haystack "
                                       "with needles)", variant_def[c->variant].ruler);
@@ -346,9 +347,7 @@ static int add_references(const niah_cfg *c, const niah_ex *e, task_data *d, int
     return rc;
 }
 
-/* Row i of out from the example y [T+1] and its tail: tokens (PAD after T)
- * and the answer bytes of the tail as targets. */
-static void put_row(task_data *out, int64_t i, const int32_t *y, int64_t T, const niah_tail *t)
+void niah_put_row(task_data *out, int64_t i, const int32_t *y, int64_t T, const niah_tail *t)
 {
     int32_t *tok = task_tokens(out, i), *tgt = task_targets(out, i);
     for (int64_t k = 0; k < out->len; k++) {
@@ -410,14 +409,14 @@ static int niah_make_kind(int kind, const char *name, const param_bag *p, task_s
     for (int64_t i = 0; !rc && i < n; i++) {
         attn_rng r;
         recall_example_rng(&r, seed, split, i);
-        int64_t T = c.len_min ? c.len_min + (int64_t)recall_below(&r, (uint64_t)(c.len - c.len_min + 1)) : c.len;
+        int64_t T = niah_draw_len(&r, c.len, c.len_min);
         niah_ex e;
         rc = kind == NK_PASSKEY ? passkey_example(&c, h, &r, T, y, hay, t, &e)
                                 : niah_example(&c, h, &nh, &r, &T, y, hay, t, &e);
         if (!rc)
             rc = add_references(&c, &e, out, i);
         if (!rc)
-            put_row(out, i, y, T, t);
+            niah_put_row(out, i, y, T, t);
         if (!rc)
             hay_count(&hays, e.hay_bytes, T);
     }

@@ -3,7 +3,8 @@
  * the fixed sentence block, a seeded order-2 byte Markov chain, byte spans
  * of real documents (the offline SpamAssassin stand-in), mailing-list prose
  * standing in for RULER's essays, or RULER's haystack of needles. The tasks
- * reproduce RULER's NIAH variants (niah: S-1..3, niah_multikey: MK-1..3). */
+ * reproduce RULER's NIAH variants (niah: S-1..3, niah_multikey: MK-1..3);
+ * cwe and fwe its aggregation tasks over word lists instead of a haystack. */
 #ifndef ATTN_NIAH_H
 #define ATTN_NIAH_H
 
@@ -21,6 +22,8 @@ extern const task_def task_niah_multikey;   /* RULER multi-key, variant=mk1|mk2|
 extern const task_def task_niah_multivalue; /* one key, 4 values */
 extern const task_def task_niah_multiquery; /* 4 keys inserted, 4 queried */
 extern const task_def task_niah_vt;         /* variable tracking, 4 hops */
+extern const task_def task_cwe;             /* RULER common words extraction (niah_agg.c) */
+extern const task_def task_fwe;             /* RULER frequent words extraction (niah_agg.c) */
 
 /* The filler of Landmark passkey and RULER `noise`: this block
  * joined by single spaces, repeated, cut by byte count. */

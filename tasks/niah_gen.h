@@ -1,6 +1,7 @@
 /* Internals of the NIAH generator, shared by niah.c (layout, tails,
  * parameters), niah_needles.c (keys, values, needles, RULER's haystack of
- * needles) and niah_place.c (where the needles go). */
+ * needles) and niah_place.c (where the needles go); niah_agg.c (RULER's
+ * aggregation tasks) shares the tail and the row. */
 #ifndef ATTN_NIAH_GEN_H
 #define ATTN_NIAH_GEN_H
 
@@ -46,6 +47,39 @@ typedef struct {
 typedef struct {
     int64_t *start, cap, n, used;
 } niah_needle_hay;
+
+/* The length rows of every NIAH task's parameter table. */
+#define NIAH_LEN_PARAMS                                                                                        \
+    {.name = "len", .type = OPT_INT, .def = 512, .lo = 16, .hi = 1 << 26, .help = "sequence length"},          \
+    {.name = "len_min", .type = OPT_INT, .def = 0, .def_str = "len", .lo = 0, .hi = 1 << 26,                  \
+     .help = "shortest length: lengths uniform in [len_min, len]"}
+
+/* len_min (0: len) <= len, else an error naming len_min. */
+int niah_check_lengths(int64_t len, int64_t len_min);
+
+/* An example's length: len, or uniform in [len_min, len] when len_min > 0. */
+int64_t niah_draw_len(attn_rng *r, int64_t len, int64_t len_min);
+
+/* --- the tail and the row (niah.c; shared with niah_agg.c) ---------------- */
+
+#define NIAH_TAIL_CAP 256
+
+/* The tokens after the context, and which of them are trained answer bytes. */
+typedef struct {
+    int32_t tok[NIAH_TAIL_CAP];
+    uint8_t scored[NIAH_TAIL_CAP];
+    int n;
+} niah_tail;
+
+void niah_tail_put(niah_tail *t, int32_t tok, int scored);
+void niah_tail_str(niah_tail *t, const char *s, int scored);
+
+/* Appends the tail at y[at]; the example must then be exactly y[0..T]. */
+int niah_put_tail(int32_t *y, int64_t at, const niah_tail *t, int64_t T);
+
+/* Row i of out from the example y [T+1] and its tail: tokens (PAD after T)
+ * and the answer bytes of the tail as targets. */
+void niah_put_row(task_data *out, int64_t i, const int32_t *y, int64_t T, const niah_tail *t);
 
 /* --- niah_needles.c ------------------------------------------------------ */
 

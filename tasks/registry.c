@@ -20,7 +20,8 @@
 /* X(symbol, is_lm): the tasks in listing order. */
 #define TASKS(X)                                                                                               \
     X(mqar, 1) X(ar, 1) X(induction, 1) X(selective_copy, 1) X(copy, 1) X(passkey, 1) X(niah, 1)              \
-    X(niah_multikey, 1) X(niah_multivalue, 1) X(niah_multiquery, 1) X(niah_vt, 1) X(listops, 0)                \
+    X(niah_multikey, 1) X(niah_multivalue, 1) X(niah_multiquery, 1) X(niah_vt, 1) X(cwe, 1) X(fwe, 1)          \
+    X(listops, 0)                                                                                              \
     X(lra_text, 0) X(lra_retrieval, 0) X(lra_image, 0) X(pathfinder, 0) X(pathx, 0)
 
 #define WRAP_MAKE(sym, lm)                                                                                     \

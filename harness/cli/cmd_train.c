@@ -81,8 +81,8 @@ static const opt_def eval_opts[] = {
     {.name = "scale", .type = OPT_CUSTOM, .metavar = "S1,S2,...", .set_text = scales_set,
      .help = "evaluate at these multiples of the trained length"},
     {.name = "depths", .type = OPT_INT32, .offset = EV(depths), .lo = 2, .hi = 1001, .metavar = "K", .def_str = "the trained depth",
-     .help = "with --scale, tasks with a depth param (NIAH): K >= 2 needle depths evenly spaced in [0, 1], one "
-             "row per (length, depth) cell"},
+     .help = "with --scale, tasks with a depth param (the NIAH retrieval tasks; not cwe, fwe): K >= 2 needle "
+             "depths evenly spaced in [0, 1], one row per (length, depth) cell"},
     {.name = "kernel", .type = OPT_ARG, .offset = EV(kernel), .metavar = "K",
      .help = "with --scale: evaluate the trained weights with kernel K in every layer (e.g. StreamingLLM on a "
              "flash-trained model: --kernel streaming --param mode=decode --mask sink:n=4,w=64); rows name K "

@@ -3,7 +3,8 @@
 # and fails if gnuplot prints anything (a warning included) or a figure is
 # missing or empty; then checks that each script skips (exit 3, one message)
 # on CSVs with rows but none usable (plot.sh itself skips missing files and
-# header-only ones before gnuplot runs). Usage: tests/data/plots/check_plots.sh
+# header-only ones before gnuplot runs), and that rows without a needle depth
+# (cwe, fwe) give a length plot but no heatmap. Usage: tests/data/plots/check_plots.sh
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 plots=$(cd "$here/../../../plots" && pwd)
@@ -31,4 +32,15 @@ for fig in mqar_lines:recall recall_state:recall niah_heatmap:niah niah_length:n
         if ((rc != 3)); then echo "FAIL $script on $(basename "$bad"): exit $rc, expected 3 (skip)"; fail=1; fi
     done
 done
+# extrapolation rows without a depth (cwe, fwe): a length plot, no heatmap
+grep -v ';depth=' "$here/niah.csv" >"$tmp/nodepth.csv"
+rc=0; run niah_heatmap "$tmp/nodepth.csv" niah || rc=$?
+if ((rc != 3)) || ! grep -q 'none with a numeric depth' "$tmp/err"; then
+    echo "FAIL niah_heatmap on rows without a depth: exit $rc, expected 3 (skip): $(cat "$tmp/err")"; fail=1
+fi
+if ! run niah_length "$tmp/nodepth.csv" niah || [[ -s $tmp/err || ! -s $tmp/niah_length.png ]]; then
+    echo "FAIL niah_length on rows without a depth: $(cat "$tmp/err")"; fail=1
+else
+    echo "ok   niah_length.png from rows without a depth"
+fi
 exit $fail

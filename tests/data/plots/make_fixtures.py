@@ -7,7 +7,8 @@
 #               valid rows (0.9 x) and an induction row, which the figures ignore
 #   niah.csv    'attnbench eval --scale --depths' rows (split=extrap) of passkey
 #               (3 kernels, trained at 256, 1-8x, 5 depths) and niah (flash,
-#               trained at 512, 1-4x, 3 depths), plus the runs' valid and test rows
+#               trained at 512, 1-4x, 3 depths) and cwe (flash, trained at 256, 1-4x, no
+#               depth: the length plot's, not the heatmap's), plus the runs' valid and test rows
 # Run from anywhere: python3 tests/data/plots/make_fixtures.py
 import csv, math, os, re
 here = os.path.dirname(os.path.abspath(__file__))
@@ -62,17 +63,20 @@ def niah(task, k, T, scales, depths, d=64, H=2):
     for s in scales:
         E = s * T
         for dep in depths:
-            if k == 'flash': acc = 1.0 if s == 1 else max(0.0, 1.0 - 0.3 * math.log2(s) - 0.2 * abs(dep - 0.5))
-            elif k == 'linear': acc = max(0.0, 0.7 - 0.6 * dep - 0.1 * math.log2(s))
-            else: acc = max(0.0, min(1.0, 0.95 - 0.2 * math.log2(s) * dep))
+            dv = 0.5 if dep is None else dep
+            if k == 'flash': acc = 1.0 if s == 1 else max(0.0, 1.0 - 0.3 * math.log2(s) - 0.2 * abs(dv - 0.5))
+            elif k == 'linear': acc = max(0.0, 0.7 - 0.6 * dv - 0.1 * math.log2(s))
+            else: acc = max(0.0, min(1.0, 0.95 - 0.2 * math.log2(s) * dv))
             ci = 1.96 * math.sqrt(max(acc * (1 - acc), 1e-4) / 128)
             state = 2 * 2 * E * d * 4 if k == 'flash' else 2 * H * (d // H) * (d // H + 1) * 4
             # the headline (generated answers) and the teacher-forced token accuracy beside it
+            # a task without a depth parameter (cwe, fwe) has no depth in its params
+            dp = ('', '') if dep is None else ('depth=%.4g;' % dep, ';depth=%.4g' % dep)
             for metric, v in ((headline, acc), ('token_accuracy', min(1.0, acc + 0.3))):
                 rows.append(row(suite='niah', task=task, kernel=k, model='lm(L=2,d=%d,H=%d,mlp=128,pos=rope)' % (d, H), H=H, H_kv=H,
                                 N=E, N_kv=E, D=d // H, Dv=d // H, state_bytes=state, train_steps=1500, metric=metric,
-                                params='len=%d;depth=%.4g;lr=0.001;wd=0.1;steps=1500;n=4000;step=1500;split=extrap;eval_len=%d;depth=%.4g;train_len=%d'
-                                % (E, dep, E, dep, T), value='%.6f' % v, ci_low='%.6f' % max(0, v - ci), ci_high='%.6f' % min(1, v + ci)))
+                                params='len=%d;%slr=0.001;wd=0.1;steps=1500;n=4000;step=1500;split=extrap;eval_len=%d%s;train_len=%d'
+                                % (E, dp[0], E, dp[1], T), value='%.6f' % v, ci_low='%.6f' % max(0, v - ci), ci_high='%.6f' % min(1, v + ci)))
     for split in ('valid', 'test;best_step=1500;weights=last'):
         rows.append(row(suite='niah', task=task, kernel=k, model='lm(L=2,d=%d,H=%d,mlp=128,pos=rope)' % (d, H), H=H, H_kv=H, N=T,
                         N_kv=T, D=d // H, Dv=d // H, state_bytes=0, value='0.9', ci_low='0.85', ci_high='0.95', metric=headline,
@@ -82,4 +86,5 @@ niah('passkey', 'flash', 256, (1, 2, 4, 8), D5)
 niah('passkey', 'linear', 256, (1, 2, 4, 8), D5)
 niah('passkey', 'based', 256, (1, 2, 4, 8), D5)
 niah('niah', 'flash', 512, (1, 2, 4), (0, 0.5, 1))
+niah('cwe', 'flash', 256, (1, 2, 4), (None,))  # in the length plot, not the heatmap
 write('niah.csv', rows)
