@@ -277,6 +277,9 @@ static void check_case(const bad_case *c)
                   seeded[i]);
         free(after), free(before[i].text);
     }
+    free(out), free(msg), free(sample.text);
+    for (int i = 0; i < argc; i++)
+        free(argv[i]);
     char rm[128];
     snprintf(rm, sizeof rm, "rm -rf '%s'", dir);
     cr_assert_eq(system(rm), 0);

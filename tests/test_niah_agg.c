@@ -264,7 +264,7 @@ Test(niah_agg, zipf_counts_are_floors_with_ties_among_the_top_ranks_raised)
 
 Test(niah_agg, numbered_bytes_count_the_list_as_written)
 {
-    static char list[16000];
+    static char list[20000]; /* 1201 entries of up to 14 bytes */
     for (int len = 3; len <= 8; len += 5) {
         size_t at = 0;
         list[0] = '\0';

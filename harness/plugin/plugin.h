@@ -22,5 +22,7 @@ int plugin_load_all(int *argc, char **argv);
 /* The attn_kernel for plugin kernel p from path (allocated for the
  * process's life); NULL with a message when p is malformed. */
 const attn_kernel *plugin_kernel_adapt(const attnbench_plugin_kernel *p, const char *path);
+/* Frees an adapter that never joined the registry (its file was refused). */
+void plugin_kernel_free(const attn_kernel *k);
 
 #endif

@@ -92,6 +92,8 @@ static int well_formed(const attnbench_plugin_kernel *p, const char *path)
     return 0;
 }
 
+void plugin_kernel_free(const attn_kernel *k) { free((plugin_kernel *)k); }
+
 const attn_kernel *plugin_kernel_adapt(const attnbench_plugin_kernel *p, const char *path)
 {
     if (well_formed(p, path))

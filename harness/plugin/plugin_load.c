@@ -32,29 +32,46 @@ static void remember(const char *path)
 typedef int (*abi_fn)(void);
 typedef const attnbench_plugin_kernel *const *(*kernels_fn)(void);
 
-/* Adapts every kernel of the list before adding any: a bad one adds none. */
+/* Whether k[n]'s name clashes with an earlier one of the list or the registry. */
+static int name_taken(const attn_kernel *const *k, int n, const char *path)
+{
+    for (int i = 0; i < n; i++)
+        if (!strcmp(k[i]->name, k[n]->name))
+            return attn_fail(ATTN_EINVAL, "%s: kernel '%s' is listed twice", path, k[n]->name);
+    if (attn_find_kernel(k[n]->name))
+        return attn_fail(ATTN_EINVAL, "%s: kernel '%s': the name is taken by a kernel already registered", path,
+                         k[n]->name);
+    return 0;
+}
+
+/* Adapts every kernel of the list before adding any: a bad one adds none
+ * (and the adapters made so far are freed). */
 static int add_kernels(const attnbench_plugin_kernel *const *list, const char *path)
 {
     const attn_kernel *k[ATTN_REGISTRY_EXTRA];
-    int n = 0;
-    for (; list[n]; n++) {
+    int n = 0, rc = 0;
+    for (; !rc && list[n]; n++) {
         if (n >= ATTN_REGISTRY_EXTRA)
-            return attn_fail(ATTN_EINVAL, "%s: more than %d kernels", path, ATTN_REGISTRY_EXTRA);
-        if (!(k[n] = plugin_kernel_adapt(list[n], path)))
-            return ATTN_EINVAL;
-        for (int i = 0; i < n; i++)
-            if (!strcmp(k[i]->name, k[n]->name))
-                return attn_fail(ATTN_EINVAL, "%s: kernel '%s' is listed twice", path, k[n]->name);
-        if (attn_find_kernel(k[n]->name))
-            return attn_fail(ATTN_EINVAL, "%s: kernel '%s': the name is taken by a kernel already registered", path,
-                             k[n]->name);
+            rc = attn_fail(ATTN_EINVAL, "%s: more than %d kernels", path, ATTN_REGISTRY_EXTRA);
+        else if (!(k[n] = plugin_kernel_adapt(list[n], path)))
+            rc = ATTN_EINVAL;
+        else if ((rc = name_taken(k, n, path)))
+            n++; /* k[n] exists: freed below */
+        if (rc)
+            break;
     }
-    if (n == 0)
-        return attn_fail(ATTN_EINVAL, "%s: attnbench_plugin_kernels() lists no kernel", path);
-    for (int i = 0; i < n; i++)
-        if (attn_registry_add(k[i]))
-            return attn_fail(ATTN_EINVAL, "%s: %s", path, attn_last_error());
-    return 0;
+    if (!rc && n == 0)
+        rc = attn_fail(ATTN_EINVAL, "%s: attnbench_plugin_kernels() lists no kernel", path);
+    int added = 0; /* registered adapters belong to the registry from then on */
+    while (!rc && added < n)
+        if (attn_registry_add(k[added]))
+            rc = attn_fail(ATTN_EINVAL, "%s: %s", path, attn_last_error());
+        else
+            added++;
+    if (rc)
+        for (int i = added; i < n && i < ATTN_REGISTRY_EXTRA; i++)
+            plugin_kernel_free(k[i]);
+    return rc;
 }
 
 int plugin_load(const char *path)
