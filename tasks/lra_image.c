@@ -70,6 +70,7 @@ static int read_fashion(const char *dir, const char *prefix, image_set *s)
     snprintf(ip, sizeof ip, "%s/%s-images-idx3-ubyte", dir, prefix);
     snprintf(lp, sizeof lp, "%s/%s-labels-idx1-ubyte", dir, prefix);
     int64_t nl, one;
+    memset(s, 0, sizeof *s); /* freed on every error, also before read_idx set anything */
     int rc = read_idx(ip, 3, &s->pixels, &s->count, &s->rows, &s->cols);
     if (!rc)
         rc = read_idx(lp, 1, &s->labels, &nl, &one, &one);
