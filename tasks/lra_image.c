@@ -44,9 +44,10 @@ static int read_idx(const char *path, int dims, unsigned char **data, int64_t *c
         return attn_fail(ATTN_EINVAL, "%s: truncated header (%zu bytes, expected %zu)", path, n, head);
     }
     if (b[0] || b[1] || b[2] != 0x08 || b[3] != dims) {
-        free(b);
-        return attn_fail(ATTN_EINVAL, "%s: byte 0: expected IDX magic 00 00 08 %02x (unsigned bytes, %d dims), found %02x %02x %02x %02x",
-                         path, dims, dims, b[0], b[1], b[2], b[3]);
+        rc = attn_fail(ATTN_EINVAL, "%s: byte 0: expected IDX magic 00 00 08 %02x (unsigned bytes, %d dims), found %02x %02x %02x %02x",
+                       path, dims, dims, b[0], b[1], b[2], b[3]);
+        free(b); /* after the message, which quotes the bytes */
+        return rc;
     }
     *count = be32(b + 4);
     *rows = dims == 3 ? be32(b + 8) : 1;
