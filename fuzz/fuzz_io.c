@@ -52,6 +52,33 @@ static void make_parents(char *path)
     }
 }
 
+char *fuzz_text(const uint8_t *data, size_t n)
+{
+    char *text = malloc(n + 1);
+    if (text) {
+        memcpy(text, data, n);
+        text[n] = '\0';
+    }
+    return text;
+}
+
+int fuzz_name_and_params(char *text, const char **name, param_bag *bag, const char *target)
+{
+    char *colon = strchr(text, ':'), *list = colon ? colon + 1 : text + strlen(text);
+    if (colon)
+        *colon = '\0';
+    *name = text;
+    memset(bag, 0, sizeof *bag);
+    for (char *save = NULL, *kv = strtok_r(list, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
+        attn_clear_error();
+        int rc = param_bag_add(bag, kv);
+        fuzz_check_error(rc, target);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
 const char *fuzz_write(const char *rel, const uint8_t *data, size_t n)
 {
     static char path[1024];

@@ -5,6 +5,7 @@
 #define ATTN_FUZZ_IO_H
 
 #include "common/attn_error.h"
+#include "common/params.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -12,6 +13,15 @@
 /* A private scratch directory, created on first use (under $TMPDIR, else
  * /tmp) and removed with everything in it when the process exits. */
 const char *fuzz_dir(void);
+
+/* data[n] as a NUL-terminated string (malloc'ed; NULL when out of memory). */
+char *fuzz_text(const uint8_t *data, size_t n);
+
+/* "name:key=value,..." (kernel and task parameters as configs give them),
+ * split in place: *name is the text before the first ':' (all of it when
+ * there is none), and every comma-separated item goes through
+ * param_bag_add into the zeroed bag; returns the first refusal's code. */
+int fuzz_name_and_params(char *text, const char **name, param_bag *bag, const char *target);
 
 /* Writes data[n] to fuzz_dir()/rel (parent directories are created) and
  * returns the full path in a static buffer; aborts when the scratch

@@ -63,11 +63,9 @@ static void check_dump_parses(const cfg_config *cfg)
 
 int fuzz_config(const uint8_t *data, size_t n)
 {
-    char *text = malloc(n + 1);
+    char *text = fuzz_text(data, n);
     if (!text)
         return 0;
-    memcpy(text, data, n);
-    text[n] = '\0';
     cfg_config cfg;
     attn_clear_error();
     int rc = cfg_parse("fuzz.json", text, &cfg);

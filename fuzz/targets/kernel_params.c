@@ -10,19 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int parse_bag(char *list, param_bag *bag)
-{
-    memset(bag, 0, sizeof *bag);
-    for (char *save = NULL, *kv = strtok_r(list, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
-        attn_clear_error();
-        int rc = param_bag_add(bag, kv);
-        fuzz_check_error(rc, "kernel_params: param_bag_add");
-        if (rc)
-            return rc;
-    }
-    return 0;
-}
-
 /* A shape every kernel takes: one query for decode-only kernels, the causal
  * mask where the kernel has it (recurrent kernels have nothing else). */
 static attn_args small_problem(const attn_kernel *k, const param_bag *bag)
@@ -62,19 +49,16 @@ static int run_once(const attn_kernel *k, const param_bag *bag)
 
 int fuzz_kernel_params(const uint8_t *data, size_t n)
 {
-    char *text = malloc(n + 1);
+    char *text = fuzz_text(data, n);
     if (!text)
         return 0;
-    memcpy(text, data, n);
-    text[n] = '\0';
-    char *colon = strchr(text, ':'), *list = colon ? colon + 1 : text + n;
-    if (colon)
-        *colon = '\0';
+    const char *name;
     param_bag bag;
+    int rc = fuzz_name_and_params(text, &name, &bag, "kernel_params: param_bag_add");
     attn_clear_error();
-    const attn_kernel *k = attn_find_kernel(text);
-    int rc = k ? parse_bag(list, &bag) : ATTN_EINVAL;
-    fuzz_check_error(rc, "kernel_params: attn_find_kernel");
+    const attn_kernel *k = rc ? NULL : attn_find_kernel(name);
+    if (!rc && !k)
+        fuzz_check_error(rc = ATTN_EINVAL, "kernel_params: attn_find_kernel");
     if (!rc) {
         attn_clear_error();
         rc = opt_bag_validate(k->params, &bag, k->name);

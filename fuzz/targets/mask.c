@@ -70,11 +70,9 @@ static void check_rows(const attn_mask *m, const char *spec, int64_t b, int64_t 
 
 int fuzz_mask(const uint8_t *data, size_t n)
 {
-    char *spec = malloc(n + 1);
+    char *spec = fuzz_text(data, n);
     if (!spec)
         return 0;
-    memcpy(spec, data, n);
-    spec[n] = '\0';
     attn_mask m;
     attn_clear_error();
     int rc = attn_mask_parse(spec, &m);

@@ -14,24 +14,16 @@
 int fuzz_task_params(const uint8_t *data, size_t n)
 {
     setenv("ATTN_DATA_DIR", fuzz_dir(), 1);
-    char *text = malloc(n + 1);
+    char *text = fuzz_text(data, n);
     if (!text)
         return 0;
-    memcpy(text, data, n);
-    text[n] = '\0';
-    char *colon = strchr(text, ':'), *list = colon ? colon + 1 : text + n;
-    if (colon)
-        *colon = '\0';
-    param_bag bag = {0};
+    const char *name;
+    param_bag bag;
+    int rc = fuzz_name_and_params(text, &name, &bag, "task_params: param_bag_add");
     attn_clear_error();
-    const task_def *t = task_find(text);
-    int rc = t ? 0 : ATTN_EINVAL;
-    fuzz_check_error(rc, "task_params: task_find");
-    for (char *save = NULL, *kv = strtok_r(list, ",", &save); kv && !rc; kv = strtok_r(NULL, ",", &save)) {
-        attn_clear_error();
-        rc = param_bag_add(&bag, kv);
-        fuzz_check_error(rc, "task_params: param_bag_add");
-    }
+    const task_def *t = rc ? NULL : task_find(name);
+    if (!rc && !t)
+        fuzz_check_error(rc = ATTN_EINVAL, "task_params: task_find");
     if (!rc) {
         attn_clear_error();
         rc = task_params_check(t->params, &bag, t->name);
