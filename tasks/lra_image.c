@@ -52,7 +52,15 @@ static int read_idx(const char *path, int dims, unsigned char **data, int64_t *c
     *count = be32(b + 4);
     *rows = dims == 3 ? be32(b + 8) : 1;
     *cols = dims == 3 ? be32(b + 12) : 1;
-    size_t want = head + (size_t)(*count * *rows * *cols);
+    /* three 32-bit sizes: their product may not fit 64 bits */
+    uint64_t cells, bytes;
+    if (__builtin_mul_overflow((uint64_t)*rows, (uint64_t)*cols, &cells) ||
+        __builtin_mul_overflow(cells, (uint64_t)*count, &bytes) || bytes > IDX_MAX_BYTES) {
+        free(b);
+        return attn_fail(ATTN_EINVAL, "%s: header: expected at most %zu bytes of items, found %lld items of %lldx%lld",
+                         path, IDX_MAX_BYTES, (long long)*count, (long long)*rows, (long long)*cols);
+    }
+    size_t want = head + (size_t)bytes;
     if (n != want) {
         free(b);
         return attn_fail(ATTN_EINVAL, "%s: %s at byte %zu (expected %zu bytes for %lld items of %lldx%lld)", path,
