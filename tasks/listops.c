@@ -124,6 +124,12 @@ static uint64_t fnv_tokens(const int32_t *t, int n)
     return h;
 }
 
+/* Trees drawn in a row without one kept before the generator gives up: the
+ * parameters then allow too few distinct trees of the asked lengths (with
+ * max_depth=1 every tree is one digit), and drawing on would never end. The
+ * default settings keep about one draw in twelve. */
+#define LISTOPS_MAX_REJECTS 100000
+
 static int generate(const listops_cfg *c, task_split split, uint64_t seed, task_data *out)
 {
     gen_state g = {.c = c, .cap = c->max_len};
@@ -131,7 +137,15 @@ static int generate(const listops_cfg *c, task_split split, uint64_t seed, task_
     hash_set seen = {0};
     attn_rng_seed_item(&g.r, seed, 200 + (uint64_t)split, 0);
     int rc = g.tok ? 0 : attn_fail(ATTN_ENOMEM, "listops: out of memory");
-    for (int64_t i = 0; !rc && i < out->n;) {
+    for (int64_t i = 0, rejects = 0; !rc && i < out->n;) {
+        if (rejects == LISTOPS_MAX_REJECTS) {
+            rc = attn_fail(ATTN_EINVAL, "task listops: expected %lld distinct trees with min_len < length < "
+                           "max_len, found %lld, then none in %d draws (min_len=%d, max_len=%d, max_depth=%d, "
+                           "max_args=%d allow too few)", (long long)out->n, (long long)i, LISTOPS_MAX_REJECTS,
+                           c->min_len, c->max_len, c->max_depth, c->max_args);
+            break;
+        }
+        rejects++;
         g.len = 0;
         int value = gen(&g, 1);
         if (g.len <= c->min_len || g.len >= c->max_len) /* 500 < len < 2000, strict */
@@ -141,6 +155,7 @@ static int generate(const listops_cfg *c, task_split split, uint64_t seed, task_
             rc = attn_fail(ATTN_ENOMEM, "listops: out of memory");
         if (fresh != 1)
             continue;
+        rejects = 0;
         int32_t *t = task_tokens(out, i);
         t[0] = LO_CLS;
         memcpy(t + 1, g.tok, sizeof *t * (size_t)g.len);

@@ -44,14 +44,23 @@ static int read_idx(const char *path, int dims, unsigned char **data, int64_t *c
         return attn_fail(ATTN_EINVAL, "%s: truncated header (%zu bytes, expected %zu)", path, n, head);
     }
     if (b[0] || b[1] || b[2] != 0x08 || b[3] != dims) {
-        free(b);
-        return attn_fail(ATTN_EINVAL, "%s: byte 0: expected IDX magic 00 00 08 %02x (unsigned bytes, %d dims), found %02x %02x %02x %02x",
-                         path, dims, dims, b[0], b[1], b[2], b[3]);
+        rc = attn_fail(ATTN_EINVAL, "%s: byte 0: expected IDX magic 00 00 08 %02x (unsigned bytes, %d dims), found %02x %02x %02x %02x",
+                       path, dims, dims, b[0], b[1], b[2], b[3]);
+        free(b); /* after the message, which quotes the bytes */
+        return rc;
     }
     *count = be32(b + 4);
     *rows = dims == 3 ? be32(b + 8) : 1;
     *cols = dims == 3 ? be32(b + 12) : 1;
-    size_t want = head + (size_t)(*count * *rows * *cols);
+    /* three 32-bit sizes: their product may not fit 64 bits */
+    uint64_t cells, bytes;
+    if (__builtin_mul_overflow((uint64_t)*rows, (uint64_t)*cols, &cells) ||
+        __builtin_mul_overflow(cells, (uint64_t)*count, &bytes) || bytes > IDX_MAX_BYTES) {
+        free(b);
+        return attn_fail(ATTN_EINVAL, "%s: header: expected at most %zu bytes of items, found %lld items of %lldx%lld",
+                         path, IDX_MAX_BYTES, (long long)*count, (long long)*rows, (long long)*cols);
+    }
+    size_t want = head + (size_t)bytes;
     if (n != want) {
         free(b);
         return attn_fail(ATTN_EINVAL, "%s: %s at byte %zu (expected %zu bytes for %lld items of %lldx%lld)", path,
@@ -70,6 +79,7 @@ static int read_fashion(const char *dir, const char *prefix, image_set *s)
     snprintf(ip, sizeof ip, "%s/%s-images-idx3-ubyte", dir, prefix);
     snprintf(lp, sizeof lp, "%s/%s-labels-idx1-ubyte", dir, prefix);
     int64_t nl, one;
+    memset(s, 0, sizeof *s); /* freed on every error, also before read_idx set anything */
     int rc = read_idx(ip, 3, &s->pixels, &s->count, &s->rows, &s->cols);
     if (!rc)
         rc = read_idx(lp, 1, &s->labels, &nl, &one, &one);

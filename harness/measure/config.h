@@ -170,7 +170,9 @@ int cfg_expand_filtered(const cfg_config *cfg, const cfg_filter *filter, cfg_job
  * and write two rows with one job_id); cfg_parse checks it. */
 int cfg_check_distinct_jobs(const cfg_config *cfg);
 
-/* The resolved config (defaults filled in) as JSON that cfg_parse accepts. */
+/* The resolved kernel suites (defaults filled in) as JSON that cfg_parse
+ * accepts when the config has suites; trainings are not written (--dry-run
+ * lists them as jobs after it). */
 void cfg_dump(FILE *f, const cfg_config *cfg);
 
 #endif
