@@ -121,27 +121,34 @@ static int run_child(char *const argv[], const char *log, int *status)
     return 0;
 }
 
-/* The "events:" names and the "summary:" counts of a callgrind output;
- * value of event `name` via *v. Returns 1 when found. */
-static int cg_event(const char *file, const char *name, long long *v)
+/* The "events:" names and the "summary:" counts of a callgrind output, read
+ * once: callgrind leaves trailing zero counts out of the summary line. */
+#define CG_MAX_EVENTS 16
+typedef struct {
+    char name[CG_MAX_EVENTS][16];
+    long long value[CG_MAX_EVENTS];
+    int n;
+} cg_summary;
+
+static int cg_read(const char *file, cg_summary *sum)
 {
     FILE *f = fopen(file, "r");
     if (!f)
         return 0;
     char line[1024], events[1024] = "";
     int found = 0;
+    sum->n = 0;
     while (!found && fgets(line, sizeof line, f)) {
         if (!strncmp(line, "events:", 7))
             snprintf(events, sizeof events, "%s", line + 7);
         else if (!strncmp(line, "summary:", 8) && events[0]) {
-            /* callgrind leaves trailing zero counts out of the line */
             char *es, *vs, *e = strtok_r(events, " \t\n", &es), *x = strtok_r(line + 8, " \t\n", &vs);
-            for (; e; e = strtok_r(NULL, " \t\n", &es), x = x ? strtok_r(NULL, " \t\n", &vs) : NULL)
-                if (!strcmp(e, name)) {
-                    *v = x ? strtoll(x, NULL, 10) : 0, found = 1;
-                    break;
-                }
-            break;
+            for (; e && sum->n < CG_MAX_EVENTS; e = strtok_r(NULL, " \t\n", &es)) {
+                snprintf(sum->name[sum->n], sizeof sum->name[0], "%.15s", e);
+                sum->value[sum->n++] = x ? strtoll(x, NULL, 10) : 0;
+                x = x ? strtok_r(NULL, " \t\n", &vs) : NULL;
+            }
+            found = 1;
         }
     }
     fclose(f);
@@ -162,15 +169,17 @@ static void all_na(papi_counts *c, const char *why)
         count_na(&c->preset[i], why);
 }
 
-/* Sums events of the output into *v; 0 when one is missing. */
-static int cg_sum(const char *file, const char *const *names, long long *v)
+/* Sums the named events of the summary into *v; 0 when one is missing. */
+static int cg_sum(const cg_summary *sum, const char *const *names, long long *v)
 {
     *v = 0;
     for (; *names; names++) {
-        long long x;
-        if (!cg_event(file, *names, &x))
+        int i = 0;
+        while (i < sum->n && strcmp(sum->name[i], *names))
+            i++;
+        if (i == sum->n)
             return 0;
-        *v += x;
+        *v += sum->value[i];
     }
     return 1;
 }
@@ -179,8 +188,10 @@ static void fill_counts(const char *file, papi_counts *c)
 {
     static const char *const ir[] = {"Ir", NULL}, *const l1[] = {"D1mr", "D1mw", NULL},
                              *const ll[] = {"ILmr", "DLmr", "DLmw", NULL};
+    cg_summary sum;
     long long v[3];
-    if (!cg_sum(file, ir, &v[0]) || !cg_sum(file, l1, &v[1]) || !cg_sum(file, ll, &v[2]) || v[0] == 0) {
+    if (!cg_read(file, &sum) || !cg_sum(&sum, ir, &v[0]) || !cg_sum(&sum, l1, &v[1]) || !cg_sum(&sum, ll, &v[2]) ||
+        v[0] == 0) {
         all_na(c, CG_STATUS ": no counts in the simulator's output (the counted call did not run)");
         return;
     }

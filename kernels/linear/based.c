@@ -3,8 +3,8 @@
  * recall-throughput tradeoff", sec. 3.1; docs/kernels/linear.md):
  *   phi(x) = [1, x / d'^{1/4}, vec(x x^T) / sqrt(2 d')],  so
  *   phi(q).phi(k) = 1 + s + s^2/2 = ((s+1)^2 + 1)/2 > 0,  s = <q,k>/sqrt(d'),
- * with d' = D (the q/k head dimension; V may have Dv != D columns). Choice:
- * only the d'(d'+1)/2 unique quadratic terms are stored (diagonal x_a^2/sqrt(2d'),
+ * with d' = D (the q/k head dimension; V may have Dv != D columns). To save
+ * memory only the d'(d'+1)/2 unique quadratic terms are stored (diagonal x_a^2/sqrt(2d'),
  * off-diagonal x_a x_b/sqrt(d')): F = 1 + d' + d'(d'+1)/2 = 153 instead of 273
  * at d' = 16, same inner products (`features=full` keeps all d'^2 terms).
  * Then elu+1 linear attention's algorithm with this phi (linear_chunk.c), and with
