@@ -56,11 +56,19 @@ static uint32_t crc32_final(const crc32_ctx *c) { return c->crc ^ 0xFFFFFFFFu; }
 
 /* ---- the model's tensor table */
 
+/* The element count of dims[0..rank) (each >= 0), or -1 when it does not
+ * fit in int64: an empty dim makes the tensor empty whatever the others say. */
 static int64_t numel(int rank, const int64_t *dims)
 {
-    int64_t n = 1;
     for (int d = 0; d < rank; d++)
-        n = (dims[d] > 0 && n > INT64_MAX / dims[d]) ? -1 : n * dims[d];
+        if (dims[d] == 0)
+            return 0;
+    int64_t n = 1;
+    for (int d = 0; d < rank; d++) {
+        if (n > INT64_MAX / dims[d])
+            return -1;
+        n *= dims[d];
+    }
     return n;
 }
 
@@ -88,7 +96,13 @@ static int check_tensor(const char *path, const char *who, const char *name, siz
             return attn_fail(ATTN_EINVAL, "%s: %s '%.*s': expected dims >= 0, found %" PRId64 " in dim %d",
                              path, who, (int)name_len, name, dims[d], d);
     int64_t n = numel(rank, dims);
-    if (n < 0 || offset > nparams || (uint64_t)n > nparams - offset)
+    if (n < 0) {
+        char shape[160];
+        fmt_shape(shape, sizeof shape, rank, dims);
+        return attn_fail(ATTN_EINVAL, "%s: %s '%.*s': shape %s has more than 2^63 elements", path, who,
+                         (int)name_len, name, shape);
+    }
+    if (offset > nparams || (uint64_t)n > nparams - offset)
         return attn_fail(ATTN_EINVAL, "%s: %s '%.*s': expected offset + size <= %" PRIu64 " parameters, "
                          "found offset %" PRIu64 " size %" PRId64, path, who, (int)name_len, name, nparams,
                          offset, n);

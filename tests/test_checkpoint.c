@@ -6,6 +6,7 @@
 #include "models/checkpoint.h"
 
 #include <criterion/criterion.h>
+#include <inttypes.h>
 #include <dirent.h>
 #include <signal.h>
 #include <stdio.h>
@@ -327,4 +328,22 @@ Test(checkpoint, failed_write_leaves_the_previous_checkpoint_intact, .timeout = 
     cr_assert(strstr(attn_last_error(), "cannot create"), "%s", attn_last_error());
     optim_fini(&a.opt);
     optim_fini(&b.opt);
+}
+
+/* A shape whose element count overflows int64 is refused by name, before
+ * any size arithmetic (the fuzzer found the product computed past overflow). */
+Test(checkpoint, shape_whose_size_overflows_is_refused, .timeout = 60)
+{
+    model a;
+    save_trained(&a);
+    static float params[NP];
+    const int64_t huge = INT64_C(1) << 40;
+    const ckpt_tensor overflow[] = {{.name = "w", .rank = 4, .dims = {huge, huge, huge, huge}, .offset = 0}};
+    const ckpt_state st = {.tensors = overflow, .ntensors = 1, .params = params, .nparams = NP};
+    cr_assert_lt(ckpt_load(path, &st), 0);
+    char want[256];
+    snprintf(want, sizeof want, "%s: model tensor 'w': shape [%" PRId64 ",%" PRId64 ",%" PRId64 ",%" PRId64
+             "] has more than 2^63 elements", path, huge, huge, huge, huge);
+    cr_assert_str_eq(attn_last_error(), want);
+    optim_fini(&a.opt);
 }
