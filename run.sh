@@ -5,7 +5,7 @@ set -euo pipefail
 
 usage() {
     cat <<'EOF'
-usage: ./run.sh [--quick | --config FILE] [--kernel K[,K...]] [--task T]
+usage: ./run.sh [--quick | --full | --config FILE] [--kernel K[,K...]] [--task T]
        ./run.sh test [--sanitize] [-- CRITERION_ARGS...]
        ./run.sh fuzz [--seconds S] [--target T]
        ./run.sh plots
@@ -13,15 +13,22 @@ usage: ./run.sh [--quick | --config FILE] [--kernel K[,K...]] [--task T]
 
   ./run.sh            check the Debian packages, build (CMake, Release) into build/,
                       run 'build/attnbench sweep --config configs/default.json --resume'
-                      (results/<suite>.csv; finished jobs are skipped, so an interrupted
-                      run continues where it stopped), then draw the plots and write results/REPORT.md
+                      (every suite at a budget 2 cores finish in under an hour: the sweep
+                      probes its jobs and prints its estimated total before it starts,
+                      and an ETA on every progress line; results/<suite>.csv; finished
+                      jobs are skipped, so an interrupted run continues where it stopped),
+                      then draw the plots and write results/REPORT.md
   --quick             the same with configs/quick.json (the CI smoke sweep, < 2 minutes)
-  --config FILE       the same with another sweep config (configs/full.json: paper scale)
+  --full              the same with configs/full.json (the long 2-core profile: larger
+                      N and D, and trainings at budgets where most models learn; about
+                      4 hours)
+  --config FILE       the same with another sweep config (configs/paper.json: paper
+                      scale, for bigger machines; configs/README.md lists them all)
   --kernel K[,K...]   only these kernels (names: 'build/attnbench list kernels --names');
                       may be repeated
   --task T            only the config's training jobs of this task (names: 'build/attnbench
-                      list tasks --names'; default.json trains mqar, passkey and
-                      the five LRA tasks but Path-X)
+                      list tasks --names'; default.json and full.json train mqar,
+                      passkey and the five LRA tasks but Path-X)
   test                check packages, build, run the Criterion suite build/attnbench_tests;
                       the exit code is the test runner's; arguments after -- go to it
                       (e.g. ./run.sh test -- --filter 'flash/*' --verbose); OpenMP
@@ -75,7 +82,7 @@ say() { printf 'run.sh: %s\n' "$*" >&2; }
 usage_error() { say "$1"; say "see ./run.sh --help"; exit 2; }
 
 # ---------------------------------------------------------------- arguments
-mode=sweep config="" quick=0 kernels="" task="" test_args=() sanitize=0 fuzz_seconds="" fuzz_target=""
+mode=sweep config="" profile="" kernels="" task="" test_args=() sanitize=0 fuzz_seconds="" fuzz_target=""
 caller_pwd=$PWD
 while (($#)); do
     arg=$1
@@ -88,7 +95,9 @@ while (($#)); do
         --) [[ $mode == test ]] || usage_error "'--' passes arguments to the test runner: ./run.sh test -- ARGS"
             test_args=("$@")
             break ;;
-        --quick) quick=1 ;;
+        --quick | --full)
+            [[ -z $profile || $profile == "${arg#--}" ]] || usage_error "--quick and --full both choose the config: give one"
+            profile=${arg#--} ;;
         --sanitize) sanitize=1 ;;
         --config | --kernel | --task | --seconds | --target | --config=* | --kernel=* | --task=* | \
             --seconds=* | --target=*)
@@ -118,19 +127,19 @@ while (($#)); do
         *) usage_error "unknown argument '$arg'" ;;
     esac
 done
-if [[ $mode != sweep ]] && { ((quick)) || [[ -n $config$kernels$task ]]; }; then
-    usage_error "--quick, --config, --kernel and --task select what the sweep runs; they do not apply to '$mode'"
+if [[ $mode != sweep && -n $profile$config$kernels$task ]]; then
+    usage_error "--quick, --full, --config, --kernel and --task select what the sweep runs; they do not apply to '$mode'"
 fi
 if [[ $mode != fuzz && -n $fuzz_seconds$fuzz_target ]]; then
     usage_error "--seconds and --target choose what 'fuzz' runs; they do not apply to '$mode'"
 fi
 fuzz_seconds=${fuzz_seconds:-60}
-((quick)) && [[ -n $config ]] && usage_error "--quick and --config both choose the config: give one"
+[[ -n $profile && -n $config ]] && usage_error "--$profile and --config both choose the config: give one"
 ((sanitize)) && [[ $mode != test ]] && usage_error "--sanitize builds and runs the test suite: ./run.sh test --sanitize"
 
 cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")"
-if ((quick)); then
-    config=configs/quick.json
+if [[ -n $profile ]]; then
+    config=configs/$profile.json
 elif [[ -z $config ]]; then
     config=configs/default.json
 elif [[ $config != /* && -f $caller_pwd/$config ]]; then

@@ -60,11 +60,13 @@ Test(config, shipped_configs_parse_and_expand_to_the_expected_job_counts)
         /* kernels x masks x passes x N x D (x params variants x H_kv x threads) */
         {"configs/quick.json", 3 * 3 * 2 * 4 * 1 + 8 * 2 + 4},
         {"configs/fidelity.json", (1 + 4 + 4 + 4 + 4 + 4 + 3 + 3) * 4 * 3 + (1 + 3 + 1) * 4 * 3 + (3 + 3 + 3 + 3 + 3) * 4 * 3},
-        {"configs/default.json", 1 * 3 * 2 * 6 * 2 + 2 * 3 * 2 * 5 * 2 + 3 * 1 * 2 * 1 * 1 * 2 + 15 * 2 * 4 + 3 * 3 + 2 * 2 +
-                                     4 * 5 + 3 + 10 * 4 + 3 * 4},
+        {"configs/default.json", 1 * 3 * 2 * 5 + 2 * 3 * 2 * 3 + 2 * 1 * 2 * 1 * 1 * 2 + 15 * 2 + 3 * 3 + 2 + 4 * 4 + 2 +
+                                     10 * 4 + 7 * 4 + 4 * 2 + 4},
+        {"configs/full.json", 1 * 3 * 2 * 6 * 2 + 2 * 3 * 2 * 5 * 2 + 3 * 1 * 2 * 1 * 1 * 2 + 15 * 2 * 4 + 3 * 3 + 2 * 2 +
+                                  4 * 5 + 3 + 10 * 4 + 3 * 4},
         /* decode steps (kernels' budget variants x KV lengths), 8-step cycles, a trained cache's two layers */
         {"configs/longctx.json", (1 + 2 + 4 + 1) * 5 + 2 * 5 + 4 * 2},
-        {"configs/full.json", 1 * 4 * 2 * 7 * 2 + 2 * 4 * 2 * 4 * 2 + 1 * 1 * 2 * 2 * 1 * 3 + 3 * 2 * 2 * 2 * 2 +
+        {"configs/paper.json", 1 * 4 * 2 * 7 * 2 + 2 * 4 * 2 * 4 * 2 + 1 * 1 * 2 * 2 * 1 * 3 + 3 * 2 * 2 * 2 * 2 +
                                   3 * 1 * 2 * 1 * 1 * 5},
     };
     for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
@@ -290,7 +292,7 @@ Test(config, filters_select_suites_and_kernels_and_reject_unknown_names)
 
     f = (cfg_filter){.kernels = flash, .n_kernels = 1};
     cr_assert_eq(cfg_expand_filtered(&c, &f, &j, &n), 0);
-    cr_assert_eq(n, 72 + 4 + 120 + 3 + 3 + 4 + 4);
+    cr_assert_eq(n, 30 + 4 + 30 + 3 + 2 + 4 + 4); /* kernels, threads, masks, decode, scaling, fidelity x2 */
     free(j);
 
     f = (cfg_filter){.suite = "kernel"};
@@ -308,7 +310,7 @@ Test(config, filters_select_suites_and_kernels_and_reject_unknown_names)
 Test(config, dump_is_a_config_that_expands_to_the_same_jobs)
 {
     cfg_config c, d;
-    load_shipped("configs/full.json", &c);
+    load_shipped("configs/paper.json", &c);
     char *text = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&text, &len);

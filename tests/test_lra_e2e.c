@@ -216,7 +216,7 @@ Test(lra_e2e, retrieval_pairs_stand_in_two_towers_beat_chance, .timeout = 120)
 
 /* Pathfinder needs far more training than the tasks above before it leaves
  * chance: ~3 minutes on 2 cores, the one long test of the suite. The run
- * below is the default profile's Pathfinder recipe (configs/default.json:
+ * below is the long profile's Pathfinder recipe (configs/full.json:
  * one layer, mean pooling, 2000 x 64, warmup 312, wd 0, difficulty=easy) at
  * d 32 on the 16 x 16 canvas (257 tokens, 95 ms a step; the recipe at res=32
  * and d 64 takes 1.2 s a step) with flash.

@@ -1,12 +1,14 @@
 /* attnbench sweep: run a config's job grid into DIR/<suite>.csv, resumably. */
 #include "harness/measure/bench.h"
+#include "harness/measure/bench_cost.h"
 #include "harness/measure/bench_fit.h"
+#include "sweep_eta.h"
 #include "sweep_opts.h"
+#include "sweep_train.h"
 #include "cli.h"
 #include "harness/measure/config.h"
-#include "harness/train/config_train.h"
-#include "harness/train/extrapolate.h"
 #include "harness/results/csvw.h"
+#include "harness/train/config_train.h"
 #include "kernels/core/registry.h"
 #include "harness/results/scaling.h"
 #include "harness/results/sparsity.h"
@@ -18,12 +20,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* --kernel's names as the filters take them. */
-static void kernel_names(const sweep_opts *o, const char *names[32])
-{
-    for (int i = 0; i < o->n_kernels; i++)
-        names[i] = o->kernels[i];
-}
 
 
 static void describe_job(const bench_job *j, char *buf, size_t n)
@@ -40,13 +36,17 @@ static void describe_job(const bench_job *j, char *buf, size_t n)
     }
 }
 
-/* Measures and records the machine peaks for every thread count in the run. */
+/* Thread counts a sweep's peaks are kept for (the config parser's bound). */
+#define SWEEP_MAX_THREADS 1024
+
+/* Measures the machine peaks for every thread count in the run and records
+ * them in dir/peak.csv (dir NULL: a dry run, nothing written). */
 static int record_peaks(const char *dir, const bench_job *jobs, size_t n, peak_result *peaks)
 {
     char path[1100];
-    snprintf(path, sizeof path, "%s/peak.csv", dir);
+    snprintf(path, sizeof path, "%s/peak.csv", dir ? dir : "");
     csvw w;
-    int rc = csvw_open(&w, path);
+    int rc = dir ? csvw_open(&w, path) : 0;
     for (size_t i = 0; !rc && i < n; i++) {
         int t = jobs[i].args.threads;
         if (peaks[t].threads == t)
@@ -56,15 +56,19 @@ static int record_peaks(const char *dir, const bench_job *jobs, size_t n, peak_r
         peak_print(stderr, &peaks[t]);
         csvw_row rows[2];
         bench_peak_rows(&peaks[t], rows);
-        rc = csvw_write_rows(&w, rows, 2); /* sgemm and STREAM together: a kill leaves both or neither */
+        if (dir)
+            rc = csvw_write_rows(&w, rows, 2); /* sgemm and STREAM together: a kill leaves both or neither */
     }
-    csvw_close(&w);
+    if (dir)
+        csvw_close(&w);
     return rc;
 }
 
 typedef struct {
     bench_job *jobs;
     size_t n;
+    double *est_s;       /* each job's estimate (bench_cost.h); 0 when done already */
+    peak_result *peaks;  /* by thread count: this run's peaks, measured before the estimate */
     csvw_idset done;
     sparsity_refs dense; /* full-mask times, for sparsity efficiency */
     scaling_points scaling; /* times by length, for the scaling exponent */
@@ -94,7 +98,7 @@ static void dense_first(plan *p)
 static int build_plan(const sweep_opts *o, const cfg_config *cfg, plan *p)
 {
     const char *names[32];
-    kernel_names(o, names);
+    sweep_kernel_names(o, names);
     cfg_filter f = {o->suite, o->n_kernels ? names : NULL, (size_t)o->n_kernels};
     cfg_job *cj;
     size_t n;
@@ -102,8 +106,10 @@ static int build_plan(const sweep_opts *o, const cfg_config *cfg, plan *p)
     if (rc)
         return rc;
     p->jobs = calloc(n ? n : 1, sizeof *p->jobs);
+    p->est_s = calloc(n ? n : 1, sizeof *p->est_s);
+    p->peaks = calloc(SWEEP_MAX_THREADS + 1, sizeof *p->peaks);
     p->n = 0;
-    if (!p->jobs) {
+    if (!p->jobs || !p->est_s || !p->peaks) {
         free(cj);
         return attn_fail(ATTN_ENOMEM, "sweep: out of memory for %zu jobs", n);
     }
@@ -171,12 +177,6 @@ static int load_done(const char *dir, plan *p)
     return 0;
 }
 
-static void print_eta(size_t i, size_t n, double elapsed_s, size_t ran)
-{
-    long eta = (long)(elapsed_s / (double)ran * (double)(n - i - 1) + 0.5);
-    fprintf(stderr, " (elapsed %.0fs, ETA %ldm%02lds)", elapsed_s, eta / 60, eta % 60);
-}
-
 /* The results file of the current suite, kept open while consecutive jobs
  * share it (reopening validates the whole file each time). */
 typedef struct {
@@ -224,19 +224,39 @@ static bench_job resolved(const sweep_opts *o, const bench_job *job)
     return r;
 }
 
-static int run_plan(const sweep_opts *o, plan *p, int kv_phase)
+/* The job's row identity and whether the results hold it already. */
+static int job_done(const plan *p, const bench_job *job, csvw_row *row, char id[17])
 {
-    static peak_result peaks[1025]; /* kept for the second phase */
-    size_t in = 0;
+    bench_identity(job, row);
+    csvw_row_job_id(row, id);
+    return csvw_idset_contains(&p->done, id) != 0;
+}
+
+/* Every job's estimate (0 for those done); the sum. */
+static double estimate_plan(const sweep_opts *o, plan *p, size_t *kinds)
+{
+    bench_cost_cache cache;
+    bench_cost_init(&cache);
+    double sum = 0;
+    for (size_t j = 0; j < p->n; j++) {
+        csvw_row row;
+        char id[17];
+        bench_job run = resolved(o, &p->jobs[j]);
+        p->est_s[j] = job_done(p, &p->jobs[j], &row, id) ? 0 : bench_cost_job(&run, &p->peaks[run.args.threads], &cache);
+        sum += p->est_s[j];
+    }
+    *kinds = cache.n;
+    bench_cost_free(&cache);
+    return sum;
+}
+
+static int run_plan(const sweep_opts *o, plan *p, int kv_phase, sweep_eta *eta)
+{
+    size_t ran = 0, skipped = 0, errors = 0, in = 0;
     for (size_t j = 0; j < p->n; j++)
         in += in_phase(&p->jobs[j], kv_phase);
     if (!in)
         return 0;
-    int rc = record_peaks(o->results, p->jobs, p->n, peaks);
-    if (rc)
-        return rc;
-    size_t ran = 0, skipped = 0, errors = 0;
-    double t0 = measure_now_s();
     csvw_pool out = {0};
     for (size_t j = 0; j < p->n; j++) {
         bench_job *job = &p->jobs[j];
@@ -244,17 +264,16 @@ static int run_plan(const sweep_opts *o, plan *p, int kv_phase)
         char what[256], id[17];
         if (!in_phase(job, kv_phase))
             continue;
-        describe_job(job, what, sizeof what);
-        bench_identity(job, &row);
-        csvw_row_job_id(&row, id);
-        if (csvw_idset_contains(&p->done, id)) {
+        if (job_done(p, job, &row, id)) {
             skipped++;
             continue;
         }
+        describe_job(job, what, sizeof what);
         fprintf(stderr, "[%zu/%zu] %s ...", j + 1, p->n, what);
         bench_result res;
         bench_job run = resolved(o, job);
-        if ((rc = bench_run(&run, &peaks[job->args.threads], &res)) != 0)
+        int rc = bench_run(&run, &p->peaks[job->args.threads], &res);
+        if (rc != 0)
             return rc;
         derive_across_jobs(p, job, &row, &res);
         bench_result_fill(&res, &row);
@@ -266,7 +285,8 @@ static int run_plan(const sweep_opts *o, plan *p, int kv_phase)
         errors += res.status == BENCH_ERROR;
         fprintf(stderr, " %s ms, %s GFLOP/s, %s", row.cell[ATTN_COL_TIME_MS_MEDIAN], row.cell[ATTN_COL_GFLOPS],
                 row.cell[ATTN_COL_STATUS]);
-        print_eta(j, p->n, measure_now_s() - t0, ran);
+        sweep_eta_done(eta, p->est_s[j]);
+        sweep_eta_print(stderr, eta);
         fputc('\n', stderr);
     }
     if (out.open)
@@ -284,134 +304,6 @@ static int kernel_suite(const cfg_config *cfg, const char *s)
     return 0;
 }
 
-/* A training entry's "extrapolate": its checkpoint at longer lengths and
- * needle depths, then the same grid with each listed kernel swapped into
- * every layer (as 'attnbench eval --kernel'). Cells whose row is already in
- * the results (a cell: trained job x scale x depth x swapped kernel) are not
- * evaluated again, so a resumed sweep fills in exactly the missing ones. */
-static int extrapolate_job(const train_run_opts *r, const char *ckpt, const char *results)
-{
-    extrapolate_opts e = {.checkpoint = ckpt, .out = r->out, .threads = r->train.threads, .n_scales = r->n_scales,
-                          .depths = r->depths, .progress = 1, .skip_done = 1, .run = r};
-    memcpy(e.scale, r->scale, sizeof(int64_t) * (size_t)r->n_scales);
-    int rows, failed = 0;
-    for (int k = -1; k < r->n_swaps; k++) { /* -1: the trained kernel; a failed grid does not stop the others */
-        const train_kernel_swap *sw = k >= 0 ? &r->swap[k] : NULL;
-        if (sw) {
-            e.kernel = sw->kernel, e.kparams = sw->params, e.mask = sw->mask[0] ? sw->mask : NULL;
-            fprintf(stderr, "eval: %s swapped into every layer\n", sw->kernel);
-        }
-        if (extrapolate_run(&e, &rows) != 0) {
-            fprintf(stderr, "eval: %s: error: %s\n", sw ? sw->kernel : "trained kernel", attn_last_error());
-            failed++;
-        }
-    }
-    char kv[1400];
-    int runs = r->n_swaps + 1;
-    snprintf(kv, sizeof kv, "%s/%s", results, r->dump_kv);
-    if (r->dump_kv[0] && access(kv, F_OK) != 0) { /* the cache jobs after the trainings read it */
-        runs++;
-        e.kernel = NULL, e.mask = NULL, e.kparams.n = 0, e.depths = 0, e.skip_done = 0, e.dump_kv = kv;
-        e.scale[0] = r->scale[r->n_scales - 1], e.n_scales = 1;
-        for (int i = 0; i < r->n_scales; i++)
-            e.scale[0] = r->scale[i] > e.scale[0] ? r->scale[i] : e.scale[0];
-        if (extrapolate_run(&e, &rows) != 0) {
-            fprintf(stderr, "eval: --dump-kv %s: error: %s\n", kv, attn_last_error());
-            failed++;
-        } else
-            fprintf(stderr, "eval: attention inputs at %lldx the trained length written to %s\n",
-                    (long long)e.scale[0], kv);
-    }
-    return failed ? attn_fail(ATTN_EINVAL, "%d of %d evaluations failed (errors above)", failed, runs) : 0;
-}
-
-/* Whether run r's final test row is in its results file (id: its job_id,
- * "" when the run cannot make its test split). */
-static int training_done(const train_run_opts *r, char id[17])
-{
-    csvw_idset done;
-    csvw_idset_init(&done);
-    int have = 0;
-    if (train_run_test_id(r, id) != 0)
-        id[0] = '\0';
-    else if (csvw_load_job_ids(r->out, &done) >= 0)
-        have = csvw_idset_contains(&done, id) != 0;
-    csvw_idset_free(&done);
-    return have;
-}
-
-/* The training jobs (after the kernel jobs): each one trains, evaluates and
- * writes its rows; with --resume a job whose test row exists is not trained
- * again, and only its missing extrapolation cells are evaluated. */
-static int run_trainings(const sweep_opts *o, const cfg_config *cfg, int *failed)
-{
-    const char *names[32];
-    kernel_names(o, names);
-    train_run_opts *jobs;
-    size_t n;
-    int rc = cfg_trainings_expand(cfg->trainings, cfg->n_trainings, o->suite, o->task,
-                                  o->n_kernels ? names : NULL, (size_t)o->n_kernels, &jobs, &n);
-    if (rc)
-        return rc;
-    if (o->task && !n) {
-        free(jobs);
-        return attn_fail(ATTN_EINVAL, "--task %s: %s has no training job for it%s", o->task, cfg->path,
-                         o->n_kernels ? " with these kernels" : "");
-    }
-    char (*paths)[1100] = calloc(n ? n : 1, sizeof *paths);
-    for (size_t j = 0; !rc && paths && j < n; j++) {
-        const task_def *t = task_find(jobs[j].task);
-        snprintf(paths[j], sizeof paths[j], "%s/%s.csv", o->results, t ? t->suite : "train");
-        jobs[j].out = paths[j];
-    }
-    double t0 = measure_now_s();
-    for (size_t j = 0; !rc && paths && j < n; j++) {
-        train_run_opts *r = &jobs[j];
-        char id[17];
-        int have = training_done(r, id);
-        if (have && !o->resume) {
-            rc = attn_fail(ATTN_EINVAL, "%s: training job %zu (%s, %s) already has rows; pass --resume to skip it",
-                           r->out, j + 1, r->task, r->model.kernels[0]);
-            break;
-        }
-        char ks[160] = "";
-        for (int i = 0; i < r->model.n_kernels; i++)
-            snprintf(ks + strlen(ks), sizeof ks - strlen(ks), "%s%s", i ? "+" : "", r->model.kernels[i]);
-        fprintf(stderr, "[train %zu/%zu] %s with %s d_model=%lld lr=%g seed=%llu%s\n", j + 1, n, r->task, ks,
-                (long long)r->model.d_model, r->train.lr, (unsigned long long)r->train.seed,
-                !have ? "" : r->n_scales ? ": trained already (resume), extrapolation cells not yet in the results follow"
-                                          : ": done already (resume)");
-        if (have)
-            train_run_forget_resume(r, id);
-        if (have && !r->n_scales)
-            continue;
-        char ckpt[1200];
-        if (r->n_scales && id[0]) { /* the extrapolation reads the model back */
-            snprintf(ckpt, sizeof ckpt, "%s/%s.ckpt", o->results, id);
-            r->checkpoint = ckpt;
-        }
-        int train_rc = 0;
-        if (!have) { /* the rows hold what it measured: the sweep needs only whether it ran */
-            train_result res;
-            train_rc = train_run_exec(r, &res);
-            train_result_free(&res);
-        }
-        if (train_rc != 0) {
-            fprintf(stderr, "[train %zu/%zu] error: %s\n", j + 1, n, attn_last_error());
-            *failed = 1;
-        } else if (r->checkpoint && extrapolate_job(r, r->checkpoint, o->results) != 0) {
-            fprintf(stderr, "[train %zu/%zu] extrapolation error: %s\n", j + 1, n, attn_last_error());
-            *failed = 1;
-        }
-        fprintf(stderr, "[train %zu/%zu] elapsed %.0fs\n", j + 1, n, measure_now_s() - t0);
-    }
-    if (!paths)
-        rc = attn_fail(ATTN_ENOMEM, "sweep: out of memory");
-    free(paths);
-    free(jobs);
-    return rc;
-}
-
 /* --task and --suite must name something the config has. */
 static int check_selection(const sweep_opts *o, const cfg_config *cfg)
 {
@@ -427,45 +319,38 @@ static int check_selection(const sweep_opts *o, const cfg_config *cfg)
                      o->config);
 }
 
-static void print_training(size_t j, const train_run_opts *t)
-{
-    printf("training %zu: %s %s%s layers=%lld d_model=%lld lr=%g steps=%lld batch=%lld train_n=%lld seed=%llu", j + 1,
-           t->task, t->model.kernels[0], t->model.n_kernels > 1 ? "+..." : "", (long long)t->model.layers,
-           (long long)t->model.d_model, t->train.lr, (long long)t->train.steps, (long long)t->train.batch,
-           (long long)t->train_n, (unsigned long long)t->train.seed);
-    for (int s = 0; s < t->n_scales; s++)
-        printf("%s%lld", s ? "," : " extrapolate scale=", (long long)t->scale[s]);
-    if (t->n_scales)
-        printf(" depths=%d", t->depths);
-    for (int k = 0; k < t->n_swaps; k++)
-        printf("%s%s%s%s", k ? "," : " swapped=", t->swap[k].kernel, t->swap[k].mask[0] ? "@" : "", t->swap[k].mask);
-    printf("\n");
-}
-
-/* --dry-run: the resolved config, then every job it would run. */
-static int print_dry_run(const sweep_opts *o, const cfg_config *cfg, const plan *p, int kernels_too)
+/* --dry-run: the resolved config, then every job it would run with its estimate. */
+static void print_dry_run(const cfg_config *cfg, const plan *p, const sweep_trainings *t)
 {
     cfg_dump(stdout, cfg);
     for (size_t j = 0; j < p->n; j++) {
-        char what[256];
+        char what[256], est[32];
         describe_job(&p->jobs[j], what, sizeof what);
-        printf("job %zu: %s\n", j + 1, what);
+        bench_fmt_seconds(p->est_s[j], est, sizeof est);
+        printf("job %zu: %s  ~%s\n", j + 1, what, est);
     }
-    train_run_opts *tj = NULL;
-    size_t tn = 0;
-    const char *names[32];
-    kernel_names(o, names);
-    int rc = 0;
-    if (cfg->n_trainings && (!o->suite || !kernels_too) &&
-        (rc = cfg_trainings_expand(cfg->trainings, cfg->n_trainings, o->suite, o->task, o->n_kernels ? names : NULL,
-                                   (size_t)o->n_kernels, &tj, &tn)) != 0)
-        return rc;
-    if (o->task && !tn)
-        rc = attn_fail(ATTN_EINVAL, "--task %s: %s has no training job for it", o->task, o->config);
-    for (size_t j = 0; !rc && j < tn; j++)
-        print_training(j, &tj[j]);
-    free(tj);
-    return rc;
+    sweep_trainings_print(t);
+}
+
+/* The estimate of what the sweep will run (probes: bench_cost.h,
+ * train_probe.h), printed on one line. */
+static double estimate(const sweep_opts *o, plan *p, sweep_trainings *t)
+{
+    double t0 = measure_now_s();
+    size_t kinds = 0, jobs = 0, runs = 0;
+    fprintf(stderr, "sweep: estimating (each kind of kernel job probed at a short length, each training for two "
+                    "steps) ...\n");
+    double k = estimate_plan(o, p, &kinds), tr = sweep_trainings_estimate(t);
+    for (size_t j = 0; j < p->n; j++)
+        jobs += p->est_s[j] > 0;
+    for (size_t j = 0; j < t->n; j++)
+        runs += !t->done[j];
+    char all[32], ks[32], ts[32], probes[32];
+    bench_fmt_seconds(k + tr, all, sizeof all), bench_fmt_seconds(k, ks, sizeof ks);
+    bench_fmt_seconds(tr, ts, sizeof ts), bench_fmt_seconds(measure_now_s() - t0, probes, sizeof probes);
+    fprintf(stderr, "sweep: estimated %s: %zu kernel jobs %s (%zu kinds probed), %zu trainings %s (probes took "
+                    "%s)\n", all, jobs, ks, kinds, runs, ts, probes);
+    return k + tr;
 }
 
 /* Without --resume, none of the jobs may have rows already. */
@@ -497,38 +382,52 @@ int cmd_sweep(int argc, char **argv)
         return cli_report("sweep");
     cfg_config cfg;
     plan p = {0};
+    sweep_trainings tr = {0};
     int failed_jobs = 0;
     if ((rc = cfg_load(o.config, &cfg)) != 0 || (rc = check_selection(&o, &cfg)) != 0)
         goto out;
     /* kernel jobs unless only training jobs are asked for (--task, or a training suite) */
     int kernels_too = !o.task && cfg.n_suites && (!o.suite || kernel_suite(&cfg, o.suite));
-    if (kernels_too && (rc = build_plan(&o, &cfg, &p)) != 0)
+    int trainings_too = cfg.n_trainings && (!o.suite || !kernels_too);
+    if ((kernels_too && (rc = build_plan(&o, &cfg, &p)) != 0) ||
+        (trainings_too && (rc = sweep_trainings_load(&o, &cfg, &tr)) != 0))
         goto out;
+    if (!o.dry_run) {
+        mkdir(o.results, 0777);
+        if ((rc = load_done(o.results, &p)) != 0 || (rc = check_fresh(&o, &p)) != 0 ||
+            (rc = sweep_trainings_check_done(&o, &tr)) != 0)
+            goto out;
+        sysinfo_print(stderr);
+    }
+    if (kernels_too && (rc = record_peaks(o.dry_run ? NULL : o.results, p.jobs, p.n, p.peaks)) != 0)
+        goto out;
+    sweep_eta eta;
+    sweep_eta_start(&eta, estimate(&o, &p, &tr));
     if (o.dry_run) {
-        rc = print_dry_run(&o, &cfg, &p, kernels_too);
+        print_dry_run(&cfg, &p, &tr);
         goto out;
     }
-    mkdir(o.results, 0777);
-    if ((rc = load_done(o.results, &p)) != 0 || (rc = check_fresh(&o, &p)) != 0)
-        goto out;
-    sysinfo_print(stderr);
+    sweep_eta_start(&eta, eta.total_s); /* the clock starts after the probes */
     if (kernels_too) {
-        rc = run_plan(&o, &p, 0);
+        rc = run_plan(&o, &p, 0, &eta);
         if (rc > 0)
             failed_jobs = 1, rc = 0; /* rows say which; the exit code says some failed */
     }
-    if (!rc && cfg.n_trainings && (!o.suite || !kernels_too))
-        rc = run_trainings(&o, &cfg, &failed_jobs);
+    if (!rc && trainings_too)
+        rc = sweep_trainings_run(&o, &tr, &eta, &failed_jobs);
     if (!rc && kernels_too) { /* jobs on a trained model's cache: after the trainings that write it */
-        rc = run_plan(&o, &p, 1);
+        rc = run_plan(&o, &p, 1, &eta);
         if (rc > 0)
             failed_jobs = 1, rc = 0;
     }
 out:
     free(p.jobs);
+    free(p.est_s);
+    free(p.peaks);
     csvw_idset_free(&p.done);
     sparsity_refs_free(&p.dense);
     scaling_free(&p.scaling);
+    sweep_trainings_free(&tr);
     cfg_free(&cfg);
     return rc ? cli_report("sweep") : failed_jobs;
 }

@@ -15,7 +15,11 @@ static const char usage[] =
     "appending one row per job to DIR/<suite>.csv; the run's sgemm/STREAM peaks go to\n"
     "DIR/peak.csv. Rows are written whole and synced, so an interrupted sweep loses at\n"
     "most the job in flight; --resume then skips every job already in the file.\n"
-    "  --config FILE       sweep description (configs/quick.json, default.json, full.json)\n"
+    "Before the first job it prints its estimated total: each kind of kernel job is probed\n"
+    "once at a short length (its efficiency then scales its analytic work), each training\n"
+    "takes two steps and makes two batches of data (its schedule then scales them); every\n"
+    "progress line ends with an ETA corrected by how the jobs done so far met theirs.\n"
+    "  --config FILE       sweep description (configs/: quick.json, default.json, full.json, ...)\n"
     "  --suite S           only this suite of the config\n"
     "  --kernel K[,K...]   only these kernels\n"
     "  --task T            only the training jobs of this task (\"trainings\" entries: a model\n"
@@ -23,7 +27,8 @@ static const char usage[] =
     "  --resume            skip jobs whose job_id is already in the results file (a finished\n"
     "                      training: only its extrapolation cells not yet there are evaluated)\n"
     "  --shard i/n         run only jobs j with j % n == i (Slurm arrays, several machines)\n"
-    "  --dry-run           print the resolved config and the jobs, run nothing\n"
+    "  --dry-run           print the resolved config and the jobs with their estimates (the\n"
+    "                      peaks and probes run; no job runs, nothing is written)\n"
     "  --max-time S        a job whose time estimate is longer is a skipped:<estimate> row, not\n"
     "                      run (every call at the analytic FLOPs and bytes over the same-run\n"
     "                      peaks; default the config's max_time_s, else 3600; 0: no limit)\n"
@@ -104,4 +109,9 @@ int sweep_parse_opts(int argc, char **argv, sweep_opts *o)
     if (!o->config)
         return attn_fail(ATTN_EINVAL, "--config FILE is required");
     return 0;
+}
+void sweep_kernel_names(const sweep_opts *o, const char *names[])
+{
+    for (int i = 0; i < o->n_kernels; i++)
+        names[i] = o->kernels[i];
 }

@@ -21,4 +21,7 @@ typedef struct {
  * the message recorded. */
 int sweep_parse_opts(int argc, char **argv, sweep_opts *o);
 
+/* --kernel's names as the config filters take them (names[32]). */
+void sweep_kernel_names(const sweep_opts *o, const char *names[]);
+
 #endif

@@ -60,8 +60,7 @@ static void fmt_bytes(double b, char *buf, size_t n)
     snprintf(buf, n, "%.3g %s", b, units[u]);
 }
 
-/* "42 s", "12.5 min", "5.83 h", "67.2 days". */
-static void fmt_seconds(double s, char *buf, size_t n)
+void bench_fmt_seconds(double s, char *buf, size_t n)
 {
     if (s < 120)
         snprintf(buf, n, "%.3g s", s);
@@ -98,7 +97,7 @@ int bench_fit_limits(const bench_job *job, const bench_estimate *e)
     }
     if (l->max_time_s > 0 && e->seconds > l->max_time_s) {
         char call[32];
-        fmt_seconds(e->seconds, need, sizeof need), fmt_seconds(e->call_s, call, sizeof call);
+        bench_fmt_seconds(e->seconds, need, sizeof need), bench_fmt_seconds(e->call_s, call, sizeof call);
         snprintf(limit, sizeof limit, "%g s", l->max_time_s);
         return attn_fail(ATTN_EUNSUPPORTED, "%s: takes at least %s (%.0f calls of %s at the same-run sgemm and "
                          "STREAM peaks) > --max-time %s", what, need, e->calls, call, limit);

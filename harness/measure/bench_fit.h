@@ -41,6 +41,9 @@ int bench_fit(const bench_job *job, const peak_result *peak);
 #define FIT_PROBE_SGEMM_N 256
 #define FIT_PROBE_STREAM_BYTES ((size_t)3 << 20)
 
+/* "42 s", "12.5 min", "5.83 h", "67.2 days": three significant digits. */
+void bench_fmt_seconds(double s, char *buf, size_t n);
+
 /* The default of --max-mem: 80% of the memory available now (the rest is
  * the process itself, the gate's double copies and the other programs). */
 double bench_default_max_mem(void);

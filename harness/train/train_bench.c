@@ -27,7 +27,7 @@ static const bench_model models[2] = {
 };
 
 /* The LRA speed suite's shape (LRA Table 2 runs byte-level Text at 1K-4K): the
- * default profile's Text encoder (2 layers, d_model 64, 2 heads, MLP 128,
+ * long profile's Text encoder (2 layers, d_model 64, 2 heads, MLP 128,
  * vocabulary of 256 bytes + pad + CLS) with a batch of 8; N and the mask vary. */
 static const bench_model text_speed = {"text", NN_VARIANT_ENCODER, NN_HEAD_CLASSIFY, 2, 64, 2, 128, 0, 8, 258, NULL};
 

@@ -40,7 +40,7 @@ void train_bench_print(FILE *f, const train_bench_result *res);
 int train_bench_run(const char *name, int threads, const peak_result *peak, csvw_row rows[2], FILE *table);
 
 /* LRA Table 2's analogue ('attnbench bench --suite lra_speed'): training
- * steps of a byte-level Text encoder (the default profile's: 2 layers,
+ * steps of a byte-level Text encoder (the long profile's: 2 layers,
  * d_model 64, 2 heads, MLP 128, batch 8) at length N with kernel `name` and
  * the model mask `mask` (canonical spec, or NULL for full): one row (suite
  * lra_speed, task text-shape) with the step time, tokens/s and the peak RSS,

@@ -496,16 +496,28 @@ int train_run_exec(const train_run_opts *r, train_result *res)
     return rc;
 }
 
-/* The run with its model fitted to the test split te (made here; freed on error). */
-static int fit_on_test(const train_run_opts *r, const task_def *t, train_run_opts *fitted, task_data *te)
+/* The run with its model fitted to a test split te of n examples (made here; freed on error). */
+static int fit_on_test_n(const train_run_opts *r, const task_def *t, int64_t n, train_run_opts *fitted,
+                         task_data *te)
 {
-    int rc = make_split(r, t, TASK_TEST, r->test_n, te);
+    int rc = make_split(r, t, TASK_TEST, n, te);
     if (rc)
         return rc;
     *fitted = *r;
     if ((rc = fit_model_to(&fitted->model, te, te->len)))
         task_data_free(te);
     return rc;
+}
+
+static int fit_on_test(const train_run_opts *r, const task_def *t, train_run_opts *fitted, task_data *te)
+{
+    return fit_on_test_n(r, t, r->test_n, fitted, te);
+}
+
+int train_run_fit_sample(const train_run_opts *r, int64_t n, train_run_opts *fitted, task_data *te)
+{
+    const task_def *t = task_find(r->task);
+    return t ? fit_on_test_n(r, t, n, fitted, te) : attn_fail(ATTN_EINVAL, "unknown task '%s'", r->task);
 }
 
 int train_run_test_id(const train_run_opts *r, char id[17])

@@ -97,6 +97,11 @@ void train_run_forget_resume(const train_run_opts *r, const char *id);
  * train_run_test_id. */
 int train_run_fitted(const train_run_opts *r, train_run_opts *fitted, int64_t *len);
 
+/* The run with its model fitted to a test split of n examples, and that
+ * split in *te (free it with task_data_free; freed on error): a few
+ * examples of the run's shape, as the cost probe (train_probe.h) takes them. */
+int train_run_fit_sample(const train_run_opts *r, int64_t n, train_run_opts *fitted, task_data *te);
+
 /* Rebuilds the model and test data a checkpoint names, evaluates them and
  * writes a row (split test-reload); *e: the evaluation, *logged: the test
  * accuracy when trained. */
