@@ -19,7 +19,7 @@
  * variants. */
 static const char *const variants[] = {
     "full:causal=1", "window:w=4,causal=1", "dilated:wl=4,wr=1,dil=3,causal=1", "dilated:w=5,dil=1",
-    "strided:l=5,split=1", "fixed:l=8,c=2", "fixed:l=7,c=3,split=1", "block:b=16,keep=0.3,seed=1",
+    "strided:l=5,split=1", "strided:l=333333333333" /* a length past 2^32 (was truncated to int) */, "fixed:l=8,c=2", "fixed:l=7,c=3,split=1", "block:b=16,keep=0.3,seed=1",
     "block:bq=8,bk=32,keep=0.5,seed=2,heads=1", "block:b=16,keep=0.4,seed=3,heads=1,diag=0,causal=1",
     "global:w=3,g=2", "global:wl=4,wr=0,at=5+17+64,causal=1", "global:w=2,g=20",
     "bigbird:b=8,w=3,g=1,r=3,seed=4,causal=1", "bigbird:b=16,w=1,g=0,r=0", "document:n=5,seed=9,causal=1",

@@ -177,7 +177,8 @@ int attn_mask_allowed(const attn_mask *m, int64_t b, int64_t h, int64_t pi, int6
         return delta >= -m->wr * dil && delta <= m->wl * dil && fmodp(delta, dil) == 0;
     }
     case ATTN_MASK_STRIDED: {
-        int parts = strided_parts(m, h), l = (int)m->stride;
+        int parts = strided_parts(m, h);
+        int64_t l = m->stride; /* a length past 2^31 is valid: not truncated to int */
         int a = m->fixed ? fdiv(pi, l) == fdiv(pj, l) : delta < l;
         int c = m->fixed ? fmodp(pj, l) >= l - m->summ : delta % l == 0;
         return ((parts & 1) && a) || ((parts & 2) && c);
