@@ -19,6 +19,9 @@ When they exist and have usable rows, also from RESULTS_DIR/masks.csv (suite=mas
   masks_bars.png masks_bars.svg    useful and dense-equivalent GFLOP/s per mask and kernel,
                                    one panel per (pass, D, B, H, H_kv, threads) at one N
   sparsity_eff.png sparsity_eff.svg  sparsity_eff vs density (log-log), line at 1
+and from RESULTS_DIR/threads.csv (suite=threads):
+  threads.png threads.svg          GFLOP/s vs threads per kernel, perfect scaling from 1
+                                   thread dashed, one panel per (mask, pass, N, D, B, H, H_kv)
 and from RESULTS_DIR/decode.csv (suite=decode) with peak.csv (kernel=stream_triad):
   decode_gbs.png decode_gbs.svg    decode GB/s vs N_kv with the STREAM triad line
 and from RESULTS_DIR/lra_bubbles.csv ('attnbench report lra'):
@@ -179,6 +182,7 @@ if [[ -z $kernels_err ]]; then
 fi
 optional_csv "$masks" masks masks_bars sparsity_eff
 optional_csv "$decode" decode decode_gbs
+optional_csv "$results/threads.csv" threads threads
 optional_csv "$scaling" scaling time_vs_n:scaling_time
 optional_csv "$results/lra_bubbles.csv" lra lra_bubbles
 optional_csv "$results/fidelity_pareto.csv" fidelity fidelity

@@ -30,6 +30,11 @@ static const section sections[] = {
      {"kernels", NULL, COLS(ATTN_COL_KERNEL, ATTN_COL_MASK, ATTN_COL_PASS, ATTN_COL_D, ATTN_COL_THREADS),
       COLS(ATTN_COL_N, ATTN_COL_TIME_MS_MEDIAN, ATTN_COL_GFLOPS, ATTN_COL_PCT_SGEMM_PEAK, ATTN_COL_PAPI_STATUS), 0, NULL},
      {"time_vs_n", "gflops_vs_n", "memory_vs_n", "sim_misses"}, NULL, {0}},
+    {"Threads", "threads.csv", "The same problems on 1, 2, ... threads: each kernel's rate per thread count (perfect "
+     "scaling multiplies the 1-thread GFLOP/s by the threads).",
+     {"threads", NULL, COLS(ATTN_COL_KERNEL, ATTN_COL_MASK, ATTN_COL_PASS, ATTN_COL_D, ATTN_COL_THREADS),
+      COLS(ATTN_COL_N, ATTN_COL_TIME_MS_MEDIAN, ATTN_COL_GFLOPS, ATTN_COL_PCT_SGEMM_PEAK), 0, NULL},
+     {"threads"}, NULL, {0}},
     {"Masks", "masks.csv", "Each kernel and mask at its largest N: the mask's density and the sparsity efficiency "
      "(the share of the mask's theoretical saving realised).",
      {"masks", NULL, COLS(ATTN_COL_KERNEL, ATTN_COL_MASK, ATTN_COL_PASS),
