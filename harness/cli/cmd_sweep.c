@@ -348,8 +348,13 @@ static double estimate(const sweep_opts *o, plan *p, sweep_trainings *t)
     char all[32], ks[32], ts[32], probes[32];
     bench_fmt_seconds(k + tr, all, sizeof all), bench_fmt_seconds(k, ks, sizeof ks);
     bench_fmt_seconds(tr, ts, sizeof ts), bench_fmt_seconds(measure_now_s() - t0, probes, sizeof probes);
+    double load[1] = {0};
+    int have_load = getloadavg(load, 1) == 1;
     fprintf(stderr, "sweep: estimated %s: %zu kernel jobs %s (%zu kinds probed), %zu trainings %s (probes took "
-                    "%s)\n", all, jobs, ks, kinds, runs, ts, probes);
+                    "%s", all, jobs, ks, kinds, runs, ts, probes);
+    if (have_load) /* the estimate holds for the machine as loaded as it was during the probes */
+        fprintf(stderr, " at load average %.1f on %ld cores", load[0], sysconf(_SC_NPROCESSORS_ONLN));
+    fprintf(stderr, ")\n");
     return k + tr;
 }
 
