@@ -63,7 +63,7 @@ Test(config, shipped_configs_parse_and_expand_to_the_expected_job_counts)
         {"configs/default.json", 1 * 3 * 2 * 5 + 2 * 3 * 2 * 3 + 2 * 1 * 2 * 1 * 1 * 2 + 15 * 2 + 3 * 3 + 2 + 4 * 4 + 2 +
                                      10 * 4 + 7 * 4 + 4 * 2 + 4},
         {"configs/full.json", 1 * 3 * 2 * 6 * 2 + 2 * 3 * 2 * 5 * 2 + 3 * 1 * 2 * 1 * 1 * 2 + 15 * 2 * 4 + 3 * 3 + 2 * 2 +
-                                  4 * 5 + 3 + 10 * 4 + 3 * 4},
+                                  4 * 5 + 3 + 10 * 4 + 7 * 4 + 4 * 3 + 4 * 2},
         /* decode steps (kernels' budget variants x KV lengths), 8-step cycles, a trained cache's two layers */
         {"configs/longctx.json", (1 + 2 + 4 + 1) * 5 + 2 * 5 + 4 * 2},
         {"configs/paper.json", 1 * 4 * 2 * 7 * 2 + 2 * 4 * 2 * 4 * 2 + 1 * 1 * 2 * 2 * 1 * 3 + 3 * 2 * 2 * 2 * 2 +
