@@ -99,6 +99,21 @@ void cp_ctx_destroy(cp_ctx *c)
     free(c);
 }
 
+int cp_alloc_buffers(cp_ctx *c, const int64_t *sizes, int n)
+{
+    for (int i = 0; i < n; i++) {
+        if (!sizes[i])
+            continue;
+        size_t bytes = sizeof(float) * (size_t)sizes[i];
+        if (!(c->buf[i] = attn_alloc(bytes)))
+            return attn_fail(ATTN_ENOMEM, "%s: a buffer of %zu bytes", cp_kind_name(c->kind), bytes);
+        c->buf_bytes += bytes;
+    }
+    return 0;
+}
+
+size_t cp_workspace_bytes(const cp_ctx *c) { return c->buf_bytes + c->flash.workspace_bytes; }
+
 int cp_forward(cp_ctx *c, const attn_io *io, cp_stats *st)
 {
     return c->kind == CP_RING ? cp_ring_forward(c, io, st) : cp_ulysses_forward(c, io, st);

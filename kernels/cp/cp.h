@@ -54,6 +54,9 @@ int cp_check(cp_kind kind, const attn_args *a, int P);
 int cp_ctx_create(cp_kind kind, MPI_Comm comm, const attn_args *a, cp_ctx **out);
 void cp_ctx_destroy(cp_ctx *ctx);
 
+/* Bytes of the rank's buffers: messages, partial results, flash's workspace. */
+size_t cp_workspace_bytes(const cp_ctx *ctx);
+
 /* Forward on this rank's shard: writes io->o and io->lse (collective). */
 int cp_forward(cp_ctx *ctx, const attn_io *io, cp_stats *st);
 

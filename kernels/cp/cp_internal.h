@@ -20,6 +20,7 @@ struct cp_ctx {
     /* ring: C = n / 2 rows per chunk; ulysses: heads per rank */
     int64_t C, hq, hkv;
     float *buf[12];     /* the pass's buffers (ring.c and ulysses.c say which is which) */
+    size_t buf_bytes;   /* their sum */
 };
 
 /* Timer of one call: wall time since the start and the part of it spent in MPI. */
@@ -65,6 +66,9 @@ void cp_zero(const attn_tensor *t);
  * exp(lse - m), the output their weighted mean and lse_acc = m + log(sum of
  * weights). A row the block does not reach (lse_blk = -inf) is unchanged. */
 void cp_lse_merge(const attn_tensor *acc_o, float *acc_lse, const attn_tensor *blk_o, const float *blk_lse);
+
+/* Allocates buf[i] of sizes[i] floats for each i < n (0: none), adding to buf_bytes. */
+int cp_alloc_buffers(cp_ctx *c, const int64_t *sizes, int n);
 
 /* The passes of each kind (ring.c, ulysses.c). */
 int cp_ring_alloc(cp_ctx *c);

@@ -33,9 +33,9 @@ int cp_ring_alloc(cp_ctx *c)
         [TMP_DQ] = a->backward ? cp_floats(a->B, a->H, c->C, a->D) : 0,
         [TMP_DKV] = a->backward ? 2 * cp_floats(a->B, a->H_kv, c->C, a->D) : 0,
     };
-    for (int i = 0; i < (int)(sizeof sizes / sizeof sizes[0]); i++)
-        if (sizes[i] && !(c->buf[i] = attn_alloc(sizeof(float) * (size_t)sizes[i])))
-            return attn_fail(ATTN_ENOMEM, "ring: buffer of %lld floats", (long long)sizes[i]);
+    int rc = cp_alloc_buffers(c, sizes, (int)(sizeof sizes / sizeof sizes[0]));
+    if (rc)
+        return rc;
     return cp_flash_init(&c->flash, a, a->H, a->H_kv, c->C);
 }
 
@@ -88,24 +88,42 @@ static void ring_wait(MPI_Request *rq, int n, cp_clock *k)
     cp_comm_end(k);
 }
 
+/* Block `blk` (0..3) of a step: the rank's query chunk qc = blk / 2 against
+ * K/V chunk kc = blk % 2 of `owner` in kv, as Q, K, V views and global
+ * positions. 0 when the mask allows no pair in it (nothing to compute). */
+typedef struct {
+    int qc, kc;
+    int64_t q0, k0;
+    attn_io io;
+} ring_block;
+
+static int ring_block_at(const cp_ctx *c, const attn_io *io, float *kv, int owner, int blk, ring_block *b)
+{
+    b->qc = blk / 2, b->kc = blk % 2;
+    b->q0 = chunk_start(c, c->rank, b->qc), b->k0 = chunk_start(c, owner, b->kc);
+    if (cp_block_empty(&c->a, b->q0, b->k0, c->C))
+        return 0;
+    b->io = (attn_io){.q = cp_rows(&io->q, b->qc * c->C, c->C), .k = kv_chunk(c, kv, 0, b->kc),
+                      .v = kv_chunk(c, kv, 1, b->kc)};
+    return 1;
+}
+
 /* Forward of the rank's two query chunks against the K/V chunks of `owner` in kv. */
 static int ring_forward_step(cp_ctx *c, const attn_io *io, float *kv, int owner)
 {
     const attn_args *a = &c->a;
     attn_tensor blk_o = cp_tensor(c->buf[BLK_O], a->B, a->H, c->C, a->D);
-    for (int qc = 0; qc < 2; qc++)
-        for (int kc = 0; kc < 2; kc++) {
-            int64_t q0 = chunk_start(c, c->rank, qc), k0 = chunk_start(c, owner, kc);
-            if (cp_block_empty(a, q0, k0, c->C))
-                continue;
-            attn_io blk = {.q = cp_rows(&io->q, qc * c->C, c->C), .k = kv_chunk(c, kv, 0, kc),
-                           .v = kv_chunk(c, kv, 1, kc), .o = blk_o, .lse = c->buf[BLK_LSE]};
-            int rc = cp_flash_forward(&c->flash, q0, k0, &blk);
-            if (rc)
-                return rc;
-            attn_tensor acc = cp_rows(&io->o, qc * c->C, c->C);
-            cp_lse_merge(&acc, c->buf[CHUNK_LSE] + qc * cp_floats(a->B, a->H, c->C, 1), &blk_o, c->buf[BLK_LSE]);
-        }
+    for (int i = 0; i < 4; i++) {
+        ring_block b;
+        if (!ring_block_at(c, io, kv, owner, i, &b))
+            continue;
+        b.io.o = blk_o, b.io.lse = c->buf[BLK_LSE];
+        int rc = cp_flash_forward(&c->flash, b.q0, b.k0, &b.io);
+        if (rc)
+            return rc;
+        attn_tensor acc = cp_rows(&io->o, b.qc * c->C, c->C);
+        cp_lse_merge(&acc, c->buf[CHUNK_LSE] + b.qc * cp_floats(a->B, a->H, c->C, 1), &blk_o, c->buf[BLK_LSE]);
+    }
     return 0;
 }
 
@@ -156,24 +174,22 @@ static int ring_backward_step(cp_ctx *c, const attn_io *io, const attn_grads *g,
     attn_tensor tdq = cp_tensor(c->buf[TMP_DQ], a->B, a->H, c->C, a->D);
     attn_tensor tdk = cp_tensor(c->buf[TMP_DKV], a->B, a->H_kv, c->C, a->D);
     attn_tensor tdv = cp_tensor(c->buf[TMP_DKV] + cp_floats(a->B, a->H_kv, c->C, a->D), a->B, a->H_kv, c->C, a->D);
-    for (int qc = 0; qc < 2; qc++)
-        for (int kc = 0; kc < 2; kc++) {
-            int64_t q0 = chunk_start(c, c->rank, qc), k0 = chunk_start(c, owner, kc);
-            if (cp_block_empty(a, q0, k0, c->C))
-                continue;
-            attn_io blk = {.q = cp_rows(&io->q, qc * c->C, c->C), .k = kv_chunk(c, kv, 0, kc),
-                           .v = kv_chunk(c, kv, 1, kc), .o = cp_rows(&io->o, qc * c->C, c->C),
-                           .lse = c->buf[CHUNK_LSE] + qc * cp_floats(a->B, a->H, c->C, 1)};
-            attn_grads bg = {.d_o = cp_rows(&g->d_o, qc * c->C, c->C), .dq = tdq, .dk = tdk, .dv = tdv};
-            int rc = cp_flash_backward(&c->flash, q0, k0, &blk, &bg);
-            if (rc)
-                return rc;
-            attn_tensor dq = cp_rows(&g->dq, qc * c->C, c->C);
-            attn_tensor dk = kv_chunk(c, mine, 0, kc), dv = kv_chunk(c, mine, 1, kc);
-            cp_add(&dq, &tdq);
-            cp_add(&dk, &tdk);
-            cp_add(&dv, &tdv);
-        }
+    for (int i = 0; i < 4; i++) {
+        ring_block b;
+        if (!ring_block_at(c, io, kv, owner, i, &b))
+            continue;
+        b.io.o = cp_rows(&io->o, b.qc * c->C, c->C);
+        b.io.lse = c->buf[CHUNK_LSE] + b.qc * cp_floats(a->B, a->H, c->C, 1);
+        attn_grads bg = {.d_o = cp_rows(&g->d_o, b.qc * c->C, c->C), .dq = tdq, .dk = tdk, .dv = tdv};
+        int rc = cp_flash_backward(&c->flash, b.q0, b.k0, &b.io, &bg);
+        if (rc)
+            return rc;
+        attn_tensor dq = cp_rows(&g->dq, b.qc * c->C, c->C);
+        attn_tensor dk = kv_chunk(c, mine, 0, b.kc), dv = kv_chunk(c, mine, 1, b.kc);
+        cp_add(&dq, &tdq);
+        cp_add(&dk, &tdk);
+        cp_add(&dv, &tdv);
+    }
     return 0;
 }
 

@@ -58,9 +58,9 @@ int cp_ulysses_alloc(cp_ctx *c)
     int64_t sizes[] = {[SEND] = msg, [RECV] = msg, [QH] = q, [KH] = kv, [VH] = kv, [OH] = q,
                        [LSEH] = cp_floats(a->B, c->hq, N, 1), [DOH] = bwd ? q : 0, [DQH] = bwd ? q : 0,
                        [DKH] = bwd ? kv : 0, [DVH] = bwd ? kv : 0};
-    for (int i = 0; i < (int)(sizeof sizes / sizeof sizes[0]); i++)
-        if (sizes[i] && !(c->buf[i] = attn_alloc(sizeof(float) * (size_t)sizes[i])))
-            return attn_fail(ATTN_ENOMEM, "ulysses: buffer of %lld floats", (long long)sizes[i]);
+    int rc = cp_alloc_buffers(c, sizes, (int)(sizeof sizes / sizeof sizes[0]));
+    if (rc)
+        return rc;
     return cp_flash_init(&c->flash, a, c->hq, c->hkv, N);
 }
 
