@@ -88,6 +88,24 @@ static void ring_wait(MPI_Request *rq, int n, cp_clock *k)
     cp_comm_end(k);
 }
 
+/* The transfers in flight while a step computes. Without a progress thread
+ * an MPI library moves a large (rendezvous) message only inside MPI calls,
+ * so a step tests them between its blocks; otherwise the transfer would
+ * start at the wait, after the compute, and hide nothing. */
+typedef struct {
+    MPI_Request *rq;
+    int n;
+    cp_clock *k;
+} ring_inflight;
+
+static void ring_progress(const ring_inflight *f)
+{
+    int done;
+    cp_comm_begin(f->k);
+    MPI_Testall(f->n, f->rq, &done, MPI_STATUSES_IGNORE);
+    cp_comm_end(f->k);
+}
+
 /* Block `blk` (0..3) of a step: the rank's query chunk qc = blk / 2 against
  * K/V chunk kc = blk % 2 of `owner` in kv, as Q, K, V views and global
  * positions. 0 when the mask allows no pair in it (nothing to compute). */
@@ -109,7 +127,7 @@ static int ring_block_at(const cp_ctx *c, const attn_io *io, float *kv, int owne
 }
 
 /* Forward of the rank's two query chunks against the K/V chunks of `owner` in kv. */
-static int ring_forward_step(cp_ctx *c, const attn_io *io, float *kv, int owner)
+static int ring_forward_step(cp_ctx *c, const attn_io *io, float *kv, int owner, const ring_inflight *f)
 {
     const attn_args *a = &c->a;
     attn_tensor blk_o = cp_tensor(c->buf[BLK_O], a->B, a->H, c->C, a->D);
@@ -123,6 +141,7 @@ static int ring_forward_step(cp_ctx *c, const attn_io *io, float *kv, int owner)
             return rc;
         attn_tensor acc = cp_rows(&io->o, b.qc * c->C, c->C);
         cp_lse_merge(&acc, c->buf[CHUNK_LSE] + b.qc * cp_floats(a->B, a->H, c->C, 1), &blk_o, c->buf[BLK_LSE]);
+        ring_progress(f);
     }
     return 0;
 }
@@ -154,7 +173,7 @@ int cp_ring_forward(cp_ctx *c, const attn_io *io, cp_stats *st)
         int more = t < c->P - 1;
         ring_post(c, more ? cur : NULL, more ? nxt : NULL, CP_TAG_KV, rq, &k, &bytes);
         if (!rc) /* after a failure keep the ring moving, so no rank waits forever */
-            rc = ring_forward_step(c, io, cur, (c->rank - t + c->P) % c->P);
+            rc = ring_forward_step(c, io, cur, (c->rank - t + c->P) % c->P, &(ring_inflight){rq, 2, &k});
         ring_wait(rq, 2, &k);
         float *s = cur;
         cur = nxt, nxt = s;
@@ -167,7 +186,7 @@ int cp_ring_forward(cp_ctx *c, const attn_io *io, cp_stats *st)
 /* Backward of the rank's query chunks against the K/V of `owner`: dQ into
  * g->dq, the dK/dV contribution into `mine` (zeroed here). */
 static int ring_backward_step(cp_ctx *c, const attn_io *io, const attn_grads *g, float *kv, float *mine,
-                              int owner)
+                              int owner, const ring_inflight *f)
 {
     const attn_args *a = &c->a;
     memset(mine, 0, sizeof(float) * (size_t)(2 * kv_floats(c)));
@@ -189,6 +208,7 @@ static int ring_backward_step(cp_ctx *c, const attn_io *io, const attn_grads *g,
         cp_add(&dq, &tdq);
         cp_add(&dk, &tdk);
         cp_add(&dv, &tdv);
+        ring_progress(f);
     }
     return 0;
 }
@@ -214,13 +234,13 @@ int cp_ring_backward(cp_ctx *c, const attn_io *io, const attn_grads *g, cp_stats
     cp_zero(&g->dq);
     int rc = 0, P = c->P;
     for (int t = 0; t < P; t++) {
-        MPI_Request kv[2], in[2];
+        MPI_Request rq[4], *kv = rq, *in = rq + 2; /* K/V on, dK/dV accumulator in */
         int more = t < P - 1, slot = t % 2;
         ring_post(c, more ? cur : NULL, more ? nxt : NULL, CP_TAG_KV, kv, &k, &bytes);
         ring_wait(&sent[slot], 1, &k); /* acc[slot] is free once its last send is done */
         ring_post(c, NULL, t > 0 ? acc[slot] : NULL, CP_TAG_DKV, in, &k, &bytes);
         if (!rc)
-            rc = ring_backward_step(c, io, g, cur, mine, (c->rank - t + P) % P);
+            rc = ring_backward_step(c, io, g, cur, mine, (c->rank - t + P) % P, &(ring_inflight){rq, 4, &k});
         ring_wait(in, 2, &k);
         if (t == 0)
             memcpy(acc[slot], mine, sizeof(float) * (size_t)nf);
