@@ -265,10 +265,8 @@ static int report_job(const bench_job *job, const bench_result *res, double comm
            (long long)job->args.D, nranks, ok ? res->time.median_ms : NAN, ok ? comm_ms : NAN, ok ? bytes : NAN,
            rows[0].cell[ATTN_COL_VALUE], st);
     fflush(stdout);
-    for (int i = 0; out && i < (ok ? 3 : 1); i++)
-        if (csvw_write(out, &rows[i]))
-            return ATTN_EIO;
-    return 0;
+    /* one write: a kill leaves all of the job's rows or none */
+    return out && csvw_write_rows(out, rows, ok ? 3 : 1) ? ATTN_EIO : 0;
 }
 
 int cp_bench_run(const bench_opts *o, const char *kernel)
