@@ -29,12 +29,14 @@ usage: ./run.sh [--quick | --full | --config FILE] [--kernel K[,K...]] [--task T
   --task T            only the config's training jobs of this task (names: 'build/attnbench
                       list tasks --names'; default.json and full.json train mqar,
                       passkey and the five LRA tasks but Path-X)
-  test                check packages, build, run the Criterion suite build/attnbench_tests;
-                      the exit code is the test runner's; arguments after -- go to it
-                      (e.g. ./run.sh test -- --filter 'flash/*' --verbose); OpenMP
-                      workers wait passively (OMP_WAIT_POLICY=PASSIVE unless set)
-  test --sanitize     the same suite built with AddressSanitizer and UndefinedBehavior-
-                      Sanitizer into build-sanitize/ (CMake -DATTN_SANITIZE=ON: gcc
+  test                check packages, build, run the Criterion suite build/attnbench_tests
+                      (arguments after -- go to it, e.g. ./run.sh test -- --filter
+                      'flash/*' --verbose), then the MPI kernels ring and ulysses over 2
+                      and 4 ranks (tests/mpi/run_cp_tests.sh, about 15 seconds); exit 1 if
+                      either failed; OpenMP workers wait passively (OMP_WAIT_POLICY=PASSIVE
+                      unless set)
+  test --sanitize     the Criterion suite (not the MPI step) built with AddressSanitizer
+                      and UndefinedBehaviorSanitizer into build-sanitize/ (CMake -DATTN_SANITIZE=ON: gcc
                       -fsanitize=address,undefined -fno-sanitize-recover=undefined
                       -fno-omit-frame-pointer, RelWithDebInfo) and run under
                       ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:print_stacktrace=1 (any
@@ -363,6 +365,13 @@ case $mode in
         rc=0
         started=$SECONDS
         "$dir"/attnbench_tests "${test_args[@]}" || rc=$?
+        # the MPI kernels under mpirun (2 and 4 ranks), outside Criterion, whose
+        # forked test processes MPI does not survive; not under the sanitizers,
+        # where Open MPI's own allocations would be reported as leaks
+        if ((!sanitize)); then
+            say "running tests/mpi/run_cp_tests.sh (ring and ulysses over 2 and 4 MPI ranks)"
+            tests/mpi/run_cp_tests.sh --build "$dir" || { ((rc)) || rc=1; }
+        fi
         say "tests finished with exit code $rc after $((SECONDS - started))s of tests (${SECONDS}s in all)"
         if ((sanitize)) && ! sanitizer_reports; then
             ((rc)) || rc=1

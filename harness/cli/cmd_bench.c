@@ -4,6 +4,7 @@
 #include "harness/measure/bench_opts.h"
 #include "harness/measure/cachegrind.h"
 #include "cli.h"
+#include "cp_hook.h"
 #include "harness/results/csvw.h"
 #include "kernels/core/registry.h"
 #include "harness/measure/sysinfo.h"
@@ -20,6 +21,10 @@ static const char usage_head[] =
     "with analytic and counted FLOPs, bytes, memory, PAPI counters and a correctness gate\n"
     "against the double-precision oracle on sampled rows. Prints a table; with --out,\n"
     "appends one CSV row per job (docs/csv-schema.md).\n"
+    "The context-parallel kernels run alone under MPI: mpirun -n P attnbench bench --kernel\n"
+    "ring|ulysses [options] splits the sequence over P ranks; rank 0 writes the rows, with\n"
+    "ranks=P in params and two more rows per job: comm_bytes_per_rank and comm_ms\n"
+    "(docs/scale-out.md; a build without MPI has neither kernel).\n"
     "options:\n";
 
 /* A batch of lengths sets B, and N_kv: a ragged batch's longest, or --N for
@@ -235,6 +240,26 @@ static int run_speed_suite(const bench_opts *o, const attn_kernel **kernels, con
     return 0;
 }
 
+cli_cp_runner cli_cp_bench = NULL;
+
+int cli_is_cp_kernel(const char *name) { return !strcmp(name, "ring") || !strcmp(name, "ulysses"); }
+
+/* `ring` or `ulysses`: alone, the kernel suite, and only in a build with MPI. */
+static int bench_cp(const bench_opts *o, const char *name)
+{
+    if (!cli_cp_bench) {
+        attn_fail(ATTN_EUNSUPPORTED, "kernel '%s' runs over MPI ranks (mpirun -n P attnbench bench --kernel %s), "
+                  "and this build has no MPI: apt-get install libopenmpi-dev openmpi-bin, then rebuild", name, name);
+        return cli_report("bench");
+    }
+    if (o->n_kernels > 1 || o->suite != BENCH_SUITE_KERNELS) {
+        attn_fail(ATTN_EINVAL, "kernel '%s' runs over MPI ranks: bench it alone (--kernel %s, kernel suite)", name,
+                  name);
+        return cli_usage_error("bench", attn_last_error());
+    }
+    return cli_cp_bench(o, name);
+}
+
 /* Every kernel x N x D job, a table line each; *failed counts errors. */
 static int run_grid(const bench_opts *o, const attn_kernel **kernels, const peak_result *peak, csvw *out,
                     int *failed)
@@ -272,6 +297,9 @@ int cmd_bench(int argc, char **argv)
         return 0; /* --help */
     if (rc)
         return cli_usage_error("bench", attn_last_error());
+    for (int i = 0; i < o.n_kernels; i++)
+        if (cli_is_cp_kernel(o.kernels[i]))
+            return bench_cp(&o, o.kernels[i]);
     const attn_kernel *kernels[BENCH_OPTS_KERNELS];
     if (check_grid(&o, kernels))
         return cli_report("bench");

@@ -1,7 +1,12 @@
 /* attnbench: one binary, one subcommand per concern (docs/architecture.md). */
 #include "cli.h"
+#include "cp_hook.h"
 #include "harness/plugin/plugin.h"
 #include "kernels/core/registry.h"
+
+#ifdef ATTN_HAVE_MPI
+#include "harness/mpi/cp_bench.h"
+#endif
 
 #include <stdio.h>
 #include <string.h>
@@ -21,6 +26,8 @@ static const char usage[] =
     "         [--max-time S] [--max-mem BYTES]\n"
     "                                 time one problem; prints a table, appends CSV rows to FILE;\n"
     "                                 a job estimated above the limits is refused before it starts\n"
+    "  mpirun -n P attnbench bench --kernel ring|ulysses [bench options]\n"
+    "                                 context-parallel attention over P MPI ranks (builds with MPI)\n"
     "  sweep  --config FILE [--suite S] [--kernel K] [--resume] [--shard i/n] [--dry-run]\n"
     "         [--max-time S] [--max-mem BYTES]\n"
     "                                 run a config's job grid into results/<suite>.csv; jobs\n"
@@ -50,6 +57,9 @@ int main(int argc, char **argv)
     } commands[] = {{"list", cmd_list}, {"peak", cmd_peak}, {"check", cmd_check}, {"bench", cmd_bench}, {"sweep", cmd_sweep}, {"mask", cmd_mask},
                     {"crossover", cmd_crossover}, {"train", cmd_train}, {"eval", cmd_eval},
                     {"report", cmd_report}};
+#ifdef ATTN_HAVE_MPI
+    cli_cp_bench = cp_bench_run; /* ring and ulysses under mpirun (docs/scale-out.md) */
+#endif
     /* plugin kernels join the registry before any command reads it */
     if (plugin_load_all(&argc, argv)) {
         fprintf(stderr, "attnbench: %s\n", attn_last_error());

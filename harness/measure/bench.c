@@ -414,7 +414,7 @@ void bench_result_fill(const bench_result *res, csvw_row *row)
     status_cell(res, row);
 }
 
-static void fid_row(const csvw_row *row, const char *metric, double v, const char *na, csvw_row *out)
+void bench_metric_row(const csvw_row *row, const char *metric, double v, const char *na, csvw_row *out)
 {
     *out = *row;
     csvw_row_set(out, ATTN_COL_METRIC, "%s", metric);
@@ -438,7 +438,7 @@ int bench_result_rows(const bench_result *res, const csvw_row *row, csvw_row row
     double v[FID_MEASURES];
     fid_metrics_values(f, v);
     for (int i = 0; i < FID_MEASURES; i++)
-        fid_row(row, fid_measure_names[i], v[i], why[i], &rows[1 + i]);
+        bench_metric_row(row, fid_measure_names[i], v[i], why[i], &rows[1 + i]);
     return 1 + FID_MEASURES;
 }
 

@@ -121,6 +121,10 @@ void bench_result_fill(const bench_result *res, csvw_row *row);
 #define BENCH_ROWS_MAX (1 + FID_MEASURES)
 int bench_result_rows(const bench_result *res, const csvw_row *row, csvw_row rows[BENCH_ROWS_MAX]);
 
+/* A copy of `row` that reports one more measure: metric and value replaced
+ * (v NaN: "NA:<na>"), and a job_id of its own (the identity and the metric). */
+void bench_metric_row(const csvw_row *row, const char *metric, double v, const char *na, csvw_row *out);
+
 /* bench_identity, then bench_result_fill. */
 void bench_result_row(const bench_job *job, const bench_result *res, csvw_row *row);
 

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# The context-parallel kernels `ring` and `ulysses` against the double oracle
+# over 2 and 4 MPI ranks on this machine (mpirun --oversubscribe: more ranks
+# than cores is fine, the problems are small): build/attnbench_cp_check
+# (tests/mpi/cp_check.c) checks forward and backward on full, causal, window
+# and document masks with GQA, the bytes each rank sent against the volume
+# formulas, and the refusal of a length that does not split. Then the command
+# a user runs, 'mpirun -n 2 attnbench bench --kernel ring|ulysses --out F',
+# must write each job's three rows (the timing with the gate's max_abs_err,
+# comm_bytes_per_rank, comm_ms) and no error or skipped row. ./run.sh test
+# runs this after the Criterion suite; about 15 seconds.
+set -euo pipefail
+
+usage() {
+    cat <<'EOF'
+usage: tests/mpi/run_cp_tests.sh [--build DIR] [--ranks "P ..."]
+  --build DIR    where attnbench_cp_check is (default build)
+  --ranks LIST   rank counts to run (default "2 4")
+Exit 0 when every case passed at every rank count, 1 otherwise, 2 on bad usage.
+EOF
+}
+
+say() { printf 'run_cp_tests: %s\n' "$*" >&2; }
+
+build=build ranks="2 4"
+while (($#)); do
+    case $1 in
+        --build | --ranks)
+            (($# >= 2)) || { say "$1 needs a value"; exit 2; }
+            case $1 in --build) build=$2 ;; --ranks) ranks=$2 ;; esac
+            shift 2 ;;
+        -h | --help) usage; exit 0 ;;
+        *) say "unknown argument '$1'"; usage >&2; exit 2 ;;
+    esac
+done
+
+bin=$build/attnbench_cp_check
+if [[ ! -x $bin || ! -x $build/attnbench ]]; then
+    say "$bin was not built: CMake found no MPI (apt-get install libopenmpi-dev openmpi-bin) or ATTN_TESTS=OFF"
+    exit 1
+fi
+command -v mpirun >/dev/null || { say "mpirun not found: apt-get install openmpi-bin"; exit 1; }
+
+# Open MPI refuses to start as root unless told twice; containers and CI run as root.
+if ((EUID == 0)); then
+    export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+fi
+# ranks share the cores: OpenMP workers (one per rank here) must not spin
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE} OMP_NUM_THREADS=1
+
+rc=0
+for p in $ranks; do
+    say "mpirun --oversubscribe -n $p $bin"
+    # a hang (a lost message) must fail, not stall CI
+    timeout 120 mpirun --oversubscribe -n "$p" "$bin" || rc=1
+done
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+for k in ring ulysses; do
+    say "mpirun --oversubscribe -n 2 $build/attnbench bench --kernel $k ... --out $work/cp.csv"
+    timeout 120 mpirun --oversubscribe -n 2 "$build/attnbench" bench --kernel "$k" --mask causal --B 1 --H 4 \
+        --Hkv 2 --N 256 --D 32 --threads 1 --reps 2 --warmup 0 --pass fwdbwd --out "$work/cp.csv" >/dev/null 2>"$work/bench.log" ||
+        { say "FAIL: bench --kernel $k exited with an error:"; cat "$work/bench.log" >&2; rc=1; }
+done
+for metric in max_abs_err comm_bytes_per_rank comm_ms; do
+    n=$(grep -c ",$metric," "$work/cp.csv" || true)
+    ((n == 2)) || { say "FAIL: $n rows of $metric in the bench output, expected 2 (one per kernel)"; rc=1; }
+done
+if grep -q ',error:\|,skipped:' "$work/cp.csv"; then
+    say "FAIL: a bench job failed or was skipped:"; grep ',error:\|,skipped:' "$work/cp.csv" >&2; rc=1
+fi
+
+((rc == 0)) && say "all passed at ranks: $ranks, and the bench rows" || say "FAILED (see the FAIL lines above)"
+exit "$rc"
