@@ -1,0 +1,200 @@
+/* `flash`'s gathered path (gather=on|auto): oracle match on the masks
+ * without tile structure (dilated, Sparse Transformer, random) and on
+ * full/causal/window forced through it, lengths that are not multiples of
+ * the block or the 16 lanes, GQA, batch-varying masks, cross lengths; thread
+ * determinism; what auto chooses and that the chosen path computes fewer
+ * scores; the refusals of gather=on. */
+#include "kernels/core/counters.h"
+#include "harness/measure/fixture.h"
+#include "kernels/flash/flash_gather.h"
+#include "kernels/flash/flash.h"
+
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <string.h>
+
+static const attn_kernel *const K = &attn_kernel_flash;
+
+static const char *const unstructured[] = {
+    "dilated:w=8,dil=3", "dilated:wl=6,wr=0,dil=2", "dilated:w=5,dil=2+3", "strided:l=16",
+    "fixed:l=16,c=4",    "strided:l=8,split=1",     "random:p=0.1,seed=3", "random:p=0.3,seed=5,diag=0"};
+#define N_UNSTRUCTURED (int)(sizeof unstructured / sizeof *unstructured)
+
+/* Forward on a fresh problem; asserts err_O <= fx_tol_o and err_lse <= 1e-5. */
+static void check_forward(const attn_args *a, uint64_t seed, const char *what)
+{
+    fx_problem p;
+    fx_make(&p, a, seed);
+    cr_assert_eq(fx_run(K, &p, 0), 0, "%s: %s", what, attn_last_error());
+    double eo = fx_err_o(&p), el = fx_err_lse(&p);
+    cr_assert(eo <= fx_tol_o(p.a.Nk), "%s: err_O %.3g > %.3g", what, eo, fx_tol_o(p.a.Nk));
+    cr_assert(el <= 1e-5, "%s: err_lse %.3g", what, el);
+    fx_free(&p);
+}
+
+/* 1 if a context for a runs the gathered path (its index fits the problem). */
+static int runs_gathered(const attn_args *a)
+{
+    attn_ctx ctx;
+    cr_assert_eq(attn_ctx_create(K, a, &ctx), 0, "%s", attn_last_error());
+    int on = flash_gather_fits(ctx.priv, &ctx.args);
+    attn_ctx_destroy(&ctx);
+    return on;
+}
+
+Test(flash_gather, forward_matches_oracle_on_unstructured_masks_lengths_and_head_sizes, .timeout = 120)
+{
+    static const int64_t Ns[] = {1, 37, 100, 129, 257}, Ds[] = {16, 64};
+    for (int m = 0; m < N_UNSTRUCTURED; m++)
+        for (int iN = 0; iN < 5; iN++) {
+            int64_t D = Ds[(m + iN) % 2];
+            char what[160];
+            snprintf(what, sizeof what, "B=2 H=2 N=%ld D=%ld %s", (long)Ns[iN], (long)D, unstructured[m]);
+            attn_args a = fx_args_params(2, 2, 2, Ns[iN], Ns[iN], D, unstructured[m], 2, "gather=on");
+            cr_assert(runs_gathered(&a), "%s: gather=on did not build the gathered path", what);
+            check_forward(&a, 300 + (uint64_t)(m * 5 + iN), what);
+        }
+}
+
+/* Blocks of 1, 5 and 16 rows: a block boundary inside a residue class, one
+ * row per block, and blocks exactly one vector wide. */
+Test(flash_gather, forward_matches_oracle_with_other_block_sizes_and_panel_widths, .timeout = 60)
+{
+    static const char *const blocks[][2] = {{"gbr=1", "bc=16"}, {"gbr=5", "bc=7"}, {"gbr=16", "bc=300"}};
+    for (int t = 0; t < 3; t++)
+        for (int m = 0; m < N_UNSTRUCTURED; m++) {
+            attn_args a = fx_args_params(1, 2, 1, 93, 93, 24, unstructured[m], 2, "gather=on");
+            fx_add_params(&a, blocks[t][0]);
+            fx_add_params(&a, blocks[t][1]);
+            char what[160];
+            snprintf(what, sizeof what, "%s %s %s", blocks[t][0], blocks[t][1], unstructured[m]);
+            check_forward(&a, 400 + (uint64_t)(t * 10 + m), what);
+        }
+}
+
+Test(flash_gather, forward_matches_oracle_on_structured_masks_forced_through_it)
+{
+    static const char *const structured[] = {"full", "causal", "window:wl=5,wr=3", "document:lens=30+40+27"};
+    for (int m = 0; m < 4; m++) {
+        attn_args a = fx_args_params(1, 2, 2, 97, 97, 32, structured[m], 2, "gather=on");
+        cr_assert(runs_gathered(&a), "%s", structured[m]);
+        check_forward(&a, 500 + (uint64_t)m, structured[m]);
+    }
+}
+
+/* GQA packs the group's heads into one block; random and per-head dilations
+ * differ between them, so the block's keys are the union over the heads. */
+Test(flash_gather, forward_matches_oracle_with_gqa_and_batch_varying_masks)
+{
+    static const char *const gqa[] = {"random:p=0.15,seed=9", "dilated:w=4,dil=1+2+3", "strided:l=8,split=1",
+                                      "causal"};
+    for (int m = 0; m < 4; m++) {
+        attn_args a = fx_args_params(3, 8, 2, 75, 75, 32, gqa[m], 2, "gather=on");
+        check_forward(&a, 600 + (uint64_t)m, gqa[m]);
+        attn_args b = fx_args_params(1, 6, 1, 130, 130, 16, gqa[m], 2, "gather=on");
+        check_forward(&b, 610 + (uint64_t)m, gqa[m]);
+    }
+}
+
+Test(flash_gather, forward_matches_oracle_on_cross_lengths_bottom_right_aligned)
+{
+    for (int m = 0; m < N_UNSTRUCTURED; m++) {
+        attn_args a = fx_args_params(1, 2, 1, 19, 211, 32, unstructured[m], 2, "gather=on");
+        check_forward(&a, 700 + (uint64_t)m, unstructured[m]);
+        attn_args b = fx_args_params(1, 2, 2, 150, 61, 16, unstructured[m], 2, "gather=on");
+        check_forward(&b, 720 + (uint64_t)m, unstructured[m]);
+    }
+}
+
+Test(flash_gather, results_are_bitwise_identical_for_any_thread_count)
+{
+    for (int m = 0; m < N_UNSTRUCTURED; m++) {
+        attn_args a = fx_args_params(2, 4, 2, 201, 201, 32, unstructured[m], 1, "gather=on");
+        fx_problem p1, p3;
+        fx_make(&p1, &a, 800 + (uint64_t)m);
+        a.threads = 3;
+        fx_make(&p3, &a, 800 + (uint64_t)m);
+        cr_assert_eq(fx_run(K, &p1, 0), 0, "%s", attn_last_error());
+        cr_assert_eq(fx_run(K, &p3, 0), 0, "%s", attn_last_error());
+        cr_assert(fx_bitwise_equal(&p1.o, &p3.o), "%s: O differs between 1 and 3 threads", unstructured[m]);
+        cr_assert_eq(memcmp(p1.lse, p3.lse, sizeof(float) * (size_t)(2 * 4 * 201)), 0, "%s: lse differs",
+                     unstructured[m]);
+        fx_free(&p1);
+        fx_free(&p3);
+    }
+}
+
+/* Executed FLOPs of the forward of a on fresh data. */
+static long long forward_flops(const attn_args *a)
+{
+    fx_problem p;
+    fx_make(&p, a, 900);
+    attn_counters_reset();
+    cr_assert_eq(fx_run(K, &p, 0), 0, "%s", attn_last_error());
+    long long f = attn_counter_get(ATTN_CNT_FLOPS);
+    fx_free(&p);
+    return f;
+}
+
+/* At N = 1024 the dilated and fixed masks and a sparse random one leave the
+ * tiles nearly all PARTIAL: auto takes the gathered path, which executes
+ * less than half the tiled path's FLOPs; the masks with tile structure and a
+ * dense random mask stay on the tiled path. */
+Test(flash_gather, auto_gathers_only_where_it_computes_less_than_half, .timeout = 60)
+{
+    static const char *const sparse[] = {"dilated:w=64,dil=4", "fixed:l=128,c=8", "random:p=0.01,seed=1"};
+    static const char *const tiled[] = {"full", "causal", "window:wl=64,wr=0", "random:p=0.5,seed=1"};
+    for (int m = 0; m < 3; m++) {
+        attn_args a = fx_args(1, 2, 2, 1024, 1024, 32, sparse[m], 2);
+        cr_assert(runs_gathered(&a), "%s: auto did not gather", sparse[m]);
+        attn_args off = a;
+        fx_add_params(&off, "gather=off");
+        cr_assert(!runs_gathered(&off), "%s: gather=off built the gathered path", sparse[m]);
+        long long fg = forward_flops(&a), ft = forward_flops(&off);
+        cr_assert(2 * fg <= ft, "%s: gathered %lld FLOPs, tiled %lld", sparse[m], fg, ft);
+    }
+    for (int m = 0; m < 4; m++) {
+        attn_args a = fx_args(1, 2, 2, 1024, 1024, 32, tiled[m], 2);
+        cr_assert(!runs_gathered(&a), "%s: auto gathered", tiled[m]);
+    }
+}
+
+/* auto with a backward: the gathered forward, then the tiled backward from
+ * its lse, within the oracle's gradients. */
+Test(flash_gather, auto_forward_feeds_the_tiled_backward, .timeout = 60)
+{
+    static const char *const bmasks[] = {"dilated:w=16,dil=4", "random:p=0.02,seed=2"};
+    for (int m = 0; m < 2; m++) {
+        attn_args a = fx_args(1, 4, 2, 300, 300, 16, bmasks[m], 2);
+        a.backward = 1;
+        cr_assert(runs_gathered(&a), "%s: auto did not gather", bmasks[m]);
+        fx_problem p;
+        fx_make(&p, &a, 950 + (uint64_t)m);
+        cr_assert_eq(fx_run(K, &p, 1), 0, "%s", attn_last_error());
+        cr_assert(fx_err_o(&p) <= fx_tol_o(300), "%s: err_O %.3g", bmasks[m], fx_err_o(&p));
+        double e[3] = {fx_err_grad(&p.dq, &p.dq64), fx_err_grad(&p.dk, &p.dk64), fx_err_grad(&p.dv, &p.dv64)};
+        for (int i = 0; i < 3; i++)
+            cr_assert(e[i] <= 1e-4, "%s: d%c err %.3g", bmasks[m], "QKV"[i], e[i]);
+        fx_free(&p);
+    }
+}
+
+Test(flash_gather, gather_on_refuses_a_backward_and_a_padded_batch_with_a_message)
+{
+    attn_args a = fx_args_params(1, 2, 2, 64, 64, 16, "dilated:w=4,dil=2", 1, "gather=on");
+    a.backward = 1;
+    attn_ctx ctx;
+    attn_clear_error();
+    cr_assert_eq(attn_ctx_create(K, &a, &ctx), ATTN_EUNSUPPORTED);
+    cr_assert(strstr(attn_last_error(), "gather=on"), "message: %s", attn_last_error());
+    static const int64_t lens[2] = {64, 20};
+    attn_args b = fx_args_params(2, 2, 2, 64, 64, 16, "dilated:w=4,dil=2", 1, "gather=on");
+    b.seq_len = lens;
+    attn_clear_error();
+    cr_assert_eq(attn_ctx_create(K, &b, &ctx), ATTN_EUNSUPPORTED);
+    cr_assert(strstr(attn_last_error(), "seq_len"), "message: %s", attn_last_error());
+    attn_args c = fx_args_params(1, 1, 1, 8, 8, 16, "random:p=0.5", 1, "gather=sometimes");
+    attn_clear_error();
+    cr_assert_lt(attn_ctx_create(K, &c, &ctx), 0, "gather=sometimes accepted");
+    cr_assert(strstr(attn_last_error(), "gather"), "message: %s", attn_last_error());
+}
