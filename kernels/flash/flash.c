@@ -32,12 +32,15 @@ static int64_t default_bc(const attn_args *a)
     return bc;
 }
 
-/* Query rows per gathered block: a random mask's rows share almost no keys,
- * so its blocks fill one 16-lane vector with the fewest rows (the union of
- * 64 rows' keys at p = 0.02 is 72 % of all keys, of 16 rows' 28 %). */
+/* Query rows per gathered block. Rows of a random mask share almost no keys
+ * (the union of 64 rows' keys at p = 0.02 is 72 % of all keys, of 16 rows'
+ * 28 %), and each row of a strided Sparse Transformer mask adds its own
+ * residue class of earlier keys: their blocks fill one 16-lane vector with
+ * the fewest rows. */
 static int64_t default_gbr(const attn_args *a, int64_t G)
 {
-    if (a->mask.kind != ATTN_MASK_RANDOM)
+    int few = a->mask.kind == ATTN_MASK_RANDOM || (a->mask.kind == ATTN_MASK_STRIDED && !a->mask.fixed);
+    if (!few)
         return FLASH_DEFAULT_BR;
     return 16 / G > 1 ? 16 / G : 1;
 }
@@ -56,7 +59,7 @@ static const opt_def flash_params[] = {
     {.name = "gather", .type = OPT_ENUM, .names = flash_gather_modes, .def = FLASH_GATHER_AUTO,
      .help = "gathered path (forward): auto = for dilated, strided and random masks when it computes at most half "
              "the scores of the tiled path; on = for any mask, without a backward; off = tiled path only"},
-    {.name = "gbr", .type = OPT_INT, .def_str = "64 (random: 16/G, at least 1)", .lo = 1, .hi = 1024,
+    {.name = "gbr", .type = OPT_INT, .def_str = "64 (random, strided: 16/G, at least 1)", .lo = 1, .hi = 1024,
      .help = "query rows per gathered block"},
     {0}};
 
