@@ -1,16 +1,20 @@
-/* `flash`'s gathered path (gather=on|auto): oracle match on the masks
- * without tile structure (dilated, Sparse Transformer, random) and on
- * full/causal/window forced through it, lengths that are not multiples of
- * the block or the 16 lanes, GQA, batch-varying masks, cross lengths; thread
- * determinism; what auto chooses and that the chosen path computes fewer
- * scores; the refusals of gather=on. */
+/* `flash`'s gathered path (gather=on|auto), forward and backward: oracle
+ * match on the masks without tile structure (dilated, Sparse Transformer,
+ * random) and on full/causal/window forced through it, lengths that are not
+ * multiples of the block or the 16 lanes, GQA, batch-varying masks, cross
+ * lengths; gradients against the oracle and against central differences of
+ * its forward; thread determinism; what auto chooses and that the chosen
+ * path computes fewer scores; the refusals of gather=on. */
 #include "kernels/core/counters.h"
 #include "harness/measure/fixture.h"
 #include "kernels/flash/flash_gather.h"
 #include "kernels/flash/flash.h"
+#include "kernels/core/oracle.h"
 
 #include <criterion/criterion.h>
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const attn_kernel *const K = &attn_kernel_flash;
@@ -159,37 +163,123 @@ Test(flash_gather, auto_gathers_only_where_it_computes_less_than_half, .timeout 
     }
 }
 
-/* auto with a backward: the gathered forward, then the tiled backward from
- * its lse, within the oracle's gradients. */
-Test(flash_gather, auto_forward_feeds_the_tiled_backward, .timeout = 60)
+/* Forward + backward; asserts the forward and dQ, dK, dV within 1e-4 of the oracle. */
+static void check_backward(const attn_args *a, uint64_t seed, const char *what)
 {
-    static const char *const bmasks[] = {"dilated:w=16,dil=4", "random:p=0.02,seed=2"};
-    for (int m = 0; m < 2; m++) {
-        attn_args a = fx_args(1, 4, 2, 300, 300, 16, bmasks[m], 2);
-        a.backward = 1;
-        cr_assert(runs_gathered(&a), "%s: auto did not gather", bmasks[m]);
+    fx_problem p;
+    fx_make(&p, a, seed);
+    cr_assert_eq(fx_run(K, &p, 1), 0, "%s: %s", what, attn_last_error());
+    cr_assert(fx_err_o(&p) <= fx_tol_o(p.a.Nk), "%s: forward err_O %.3g", what, fx_err_o(&p));
+    double e[3] = {fx_err_grad(&p.dq, &p.dq64), fx_err_grad(&p.dk, &p.dk64), fx_err_grad(&p.dv, &p.dv64)};
+    for (int i = 0; i < 3; i++)
+        cr_assert(e[i] <= 1e-4, "%s: d%c err %.3g", what, "QKV"[i], e[i]);
+    fx_free(&p);
+}
+
+Test(flash_gather, backward_matches_oracle_gradients_on_every_mask_kind, .timeout = 120)
+{
+    static const int64_t Ns[] = {7, 100, 131};
+    static const char *const structured[] = {"full", "causal"};
+    for (int m = 0; m < N_UNSTRUCTURED + 2; m++)
+        for (int iN = 0; iN < 3; iN++) {
+            const char *mask = m < N_UNSTRUCTURED ? unstructured[m] : structured[m - N_UNSTRUCTURED];
+            char what[160];
+            snprintf(what, sizeof what, "B=2 H=4 H_kv=2 N=%ld %s", (long)Ns[iN], mask);
+            attn_args a = fx_args_params(2, 4, 2, Ns[iN], Ns[iN], 24, mask, 2, "gather=on");
+            a.backward = 1;
+            cr_assert(runs_gathered(&a), "%s: the backward context has no gathered index", what);
+            check_backward(&a, 1000 + (uint64_t)(m * 3 + iN), what);
+        }
+}
+
+Test(flash_gather, backward_matches_oracle_with_small_blocks_cross_lengths_and_one_kv_head, .timeout = 60)
+{
+    for (int m = 0; m < N_UNSTRUCTURED; m++) {
+        attn_args a = fx_args_params(1, 3, 1, 45, 101, 32, unstructured[m], 2, "gather=on");
+        fx_add_params(&a, "gbr=5");
+        fx_add_params(&a, "bc=24");
+        check_backward(&a, 1100 + (uint64_t)m, unstructured[m]);
+        attn_args b = fx_args_params(1, 2, 2, 150, 40, 16, unstructured[m], 2, "gather=on");
+        check_backward(&b, 1120 + (uint64_t)m, unstructured[m]);
+    }
+}
+
+/* L = sum(O * dO) in double through the oracle's forward on p's double inputs. */
+static double oracle_loss(const fx_problem *p)
+{
+    attn_tensor_f64 o = p->o64;
+    o.data = malloc(sizeof(double) * (size_t)(o.B * o.sb));
+    double *lse = malloc(sizeof(double) * (size_t)(p->a.B * p->a.H * p->a.Nq));
+    attn_oracle_forward_f64(&p->a, &p->q64, &p->k64, &p->v64, &o, lse);
+    double L = 0;
+    for (int64_t i = 0; i < o.B * o.sb; i++)
+        L += o.data[i] * p->do64.data[i];
+    free(o.data);
+    free(lse);
+    return L;
+}
+
+/* Worst |g - central difference| / max|g| over every coordinate of x (the
+ * kernel's fp32 gradient g, x the double input the oracle reads). */
+static double central_difference_err(fx_problem *p, attn_tensor_f64 *x, const attn_tensor *g)
+{
+    double worst = 0, gmax = 0;
+    int64_t n = x->B * x->sb;
+    for (int64_t i = 0; i < n; i++)
+        gmax = fmax(gmax, fabs(g->data[i]));
+    for (int64_t i = 0; i < n; i++) {
+        double keep = x->data[i], h = 1e-6;
+        x->data[i] = keep + h;
+        double up = oracle_loss(p);
+        x->data[i] = keep - h;
+        double down = oracle_loss(p);
+        x->data[i] = keep;
+        worst = fmax(worst, fabs((up - down) / (2 * h) - g->data[i]) / (gmax > 0 ? gmax : 1));
+    }
+    return worst;
+}
+
+Test(flash_gather, backward_matches_central_differences_of_the_oracle_forward, .timeout = 60)
+{
+    static const char *const cd_masks[] = {"dilated:w=3,dil=2", "random:p=0.3,seed=4", "strided:l=4",
+                                           "fixed:l=4,c=1"};
+    for (int m = 0; m < 4; m++) {
+        attn_args a = fx_args_params(1, 2, 1, 11, 11, 8, cd_masks[m], 1, "gather=on");
         fx_problem p;
-        fx_make(&p, &a, 950 + (uint64_t)m);
-        cr_assert_eq(fx_run(K, &p, 1), 0, "%s", attn_last_error());
-        cr_assert(fx_err_o(&p) <= fx_tol_o(300), "%s: err_O %.3g", bmasks[m], fx_err_o(&p));
-        double e[3] = {fx_err_grad(&p.dq, &p.dq64), fx_err_grad(&p.dk, &p.dk64), fx_err_grad(&p.dv, &p.dv64)};
-        for (int i = 0; i < 3; i++)
-            cr_assert(e[i] <= 1e-4, "%s: d%c err %.3g", bmasks[m], "QKV"[i], e[i]);
+        fx_make(&p, &a, 1200 + (uint64_t)m);
+        cr_assert_eq(fx_run(K, &p, 1), 0, "%s: %s", cd_masks[m], attn_last_error());
+        double e[3] = {central_difference_err(&p, &p.q64, &p.dq), central_difference_err(&p, &p.k64, &p.dk),
+                       central_difference_err(&p, &p.v64, &p.dv)};
+        for (int t = 0; t < 3; t++)
+            cr_assert(e[t] <= 1e-4, "%s: d%c differs from central differences by %.3g", cd_masks[m], "QKV"[t], e[t]);
         fx_free(&p);
     }
 }
 
-Test(flash_gather, gather_on_refuses_a_backward_and_a_padded_batch_with_a_message)
+Test(flash_gather, backward_is_bitwise_identical_for_any_thread_count)
 {
-    attn_args a = fx_args_params(1, 2, 2, 64, 64, 16, "dilated:w=4,dil=2", 1, "gather=on");
-    a.backward = 1;
-    attn_ctx ctx;
-    attn_clear_error();
-    cr_assert_eq(attn_ctx_create(K, &a, &ctx), ATTN_EUNSUPPORTED);
-    cr_assert(strstr(attn_last_error(), "gather=on"), "message: %s", attn_last_error());
+    for (int m = 0; m < N_UNSTRUCTURED; m++) {
+        attn_args a = fx_args_params(2, 4, 2, 97, 97, 16, unstructured[m], 1, "gather=on");
+        fx_problem p1, p3;
+        fx_make(&p1, &a, 1300 + (uint64_t)m);
+        a.threads = 3;
+        fx_make(&p3, &a, 1300 + (uint64_t)m);
+        cr_assert_eq(fx_run(K, &p1, 1), 0, "%s", attn_last_error());
+        cr_assert_eq(fx_run(K, &p3, 1), 0, "%s", attn_last_error());
+        cr_assert(fx_bitwise_equal(&p1.dq, &p3.dq) && fx_bitwise_equal(&p1.dk, &p3.dk) &&
+                      fx_bitwise_equal(&p1.dv, &p3.dv),
+                  "%s: gradients differ between 1 and 3 threads", unstructured[m]);
+        fx_free(&p1);
+        fx_free(&p3);
+    }
+}
+
+Test(flash_gather, gather_on_refuses_a_padded_batch_and_unknown_modes_with_a_message)
+{
     static const int64_t lens[2] = {64, 20};
     attn_args b = fx_args_params(2, 2, 2, 64, 64, 16, "dilated:w=4,dil=2", 1, "gather=on");
     b.seq_len = lens;
+    attn_ctx ctx;
     attn_clear_error();
     cr_assert_eq(attn_ctx_create(K, &b, &ctx), ATTN_EUNSUPPORTED);
     cr_assert(strstr(attn_last_error(), "seq_len"), "message: %s", attn_last_error());

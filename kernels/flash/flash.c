@@ -57,8 +57,8 @@ static const char *const flash_gather_modes[] = {"auto", "on", "off", NULL};
 static const opt_def flash_params[] = {
     FLASH_TILE_PARAMS,
     {.name = "gather", .type = OPT_ENUM, .names = flash_gather_modes, .def = FLASH_GATHER_AUTO,
-     .help = "gathered path (forward): auto = for dilated, strided and random masks when it computes at most half "
-             "the scores of the tiled path; on = for any mask, without a backward; off = tiled path only"},
+     .help = "gathered path: auto = for dilated, strided and random masks when it computes at most half the "
+             "scores of the tiled path; on = for any mask; off = tiled path only"},
     {.name = "gbr", .type = OPT_INT, .def_str = "64 (random, strided: 16/G, at least 1)", .lo = 1, .hi = 1024,
      .help = "query rows per gathered block"},
     {0}};
@@ -108,6 +108,8 @@ int attn_flash_plan(flash_plan *pl, const attn_args *a)
     if (a->backward) {
         slot = bwd_q > slot ? bwd_q : slot;
         slot = bwd_kv > slot ? bwd_kv : slot;
+        int64_t gathered = pl->glanes ? flash_gather_bwd_slot_floats(a, pl) : 0;
+        slot = gathered > slot ? gathered : slot;
         pl->di_floats = (size_t)flash_round16(a->B * a->H * a->Nq);
     }
     pl->thread_floats = (size_t)flash_round16(slot);
@@ -147,9 +149,6 @@ static int flash_init_gather(attn_ctx *ctx, const attn_args *a, const flash_plan
     if (pl->gather == FLASH_GATHER_ON && (a->seq_len || a->kv_len))
         return attn_fail(ATTN_EUNSUPPORTED, "kernel 'flash' gather=on: expected a batch without seq_len or "
                                             "kv_len (the gathered path takes every row and key as real)");
-    if (pl->gather == FLASH_GATHER_ON && a->backward)
-        return attn_fail(ATTN_EUNSUPPORTED, "kernel 'flash' gather=on: the gathered path is a forward only, "
-                                            "expected gather=auto or gather=off for a backward");
     if (!pl->glanes)
         return 0;
     flash_gather *gp;

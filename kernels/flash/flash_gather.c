@@ -16,9 +16,7 @@ int64_t flash_gather_slot_floats(const attn_args *a, const flash_plan *pl)
     return 2 * D * L + pl->bc * L + 5 * L + 2 * pl->bc * D + 10 * 16;
 }
 
-/* S[j][r] = -inf where lane r does not attend panel key j: bit r % 16 of
- * bits[j*words + r/16] clear (nk rows of `lanes` floats). */
-static void gather_mask_lanes(float *S, int64_t nk, int64_t lanes, const uint16_t *bits)
+void flash_gather_mask_lanes(float *S, int64_t nk, int64_t lanes, const uint16_t *bits)
 {
     int64_t words = lanes / 16;
 #ifdef __AVX512F__
@@ -35,8 +33,7 @@ static void gather_mask_lanes(float *S, int64_t nk, int64_t lanes, const uint16_
 #endif
 }
 
-// panel (n, D) contiguous: panel[j] = t[b, hk, keys[j]]
-static void gather_panel(const attn_tensor *t, int64_t b, int64_t hk, const int32_t *keys, int64_t n, float *panel)
+void flash_gather_panel(const attn_tensor *t, int64_t b, int64_t hk, const int32_t *keys, int64_t n, float *panel)
 {
     for (int64_t j = 0; j < n; j++)
         memcpy(panel + j * t->D, attn_at(t, b, hk, keys[j]), sizeof(float) * (size_t)t->D);
@@ -65,12 +62,12 @@ static void gather_block_forward(const attn_args *a, const flash_plan *pl, const
 
     for (int64_t c0 = 0; c0 < gb->n_keys; c0 += pl->bc) {
         int64_t nk = gb->n_keys - c0 < pl->bc ? gb->n_keys - c0 : pl->bc;
-        gather_panel(&io->k, b, hk, gb->keys + c0, nk, kp);
-        gather_panel(&io->v, b, hk, gb->keys + c0, nk, vp);
+        flash_gather_panel(&io->k, b, hk, gb->keys + c0, nk, kp);
+        flash_gather_panel(&io->v, b, hk, gb->keys + c0, nk, vp);
         // S^T (nk, lanes) = Kp (nk, D) @ qt (D, lanes), disallowed lanes -inf, tmax = max(m, max_j S^T)
         memcpy(tmax, m, sizeof(float) * (size_t)lanes);
         t->flops += attn_mk_gemm(nk, lanes, D, kp, D, 1, qt, lanes, S, lanes, ATTN_MK_SET, NULL, NULL);
-        gather_mask_lanes(S, nk, lanes, gb->bits + c0 * words);
+        flash_gather_mask_lanes(S, nk, lanes, gb->bits + c0 * words);
         flash_lanes_max(S, nk, lanes, tmax);
         flash_lanes_online_softmax(S, nk, lanes, tmax, m, l, alpha, shift);
         // acc^T (D, lanes) = acc^T * diag(alpha) + Vp^T (D, nk) @ P^T (nk, lanes)

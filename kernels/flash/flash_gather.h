@@ -40,8 +40,23 @@ void flash_gather_free(flash_gather *gp);
 /* Floats of one thread's workspace slot for the gathered forward. */
 int64_t flash_gather_slot_floats(const attn_args *a, const flash_plan *pl);
 
+/* S[j][r] = -inf where lane r does not attend panel key j: bit r % 16 of
+ * bits[j*words + r/16] clear (nk rows of `lanes` floats, words = lanes/16). */
+void flash_gather_mask_lanes(float *S, int64_t nk, int64_t lanes, const uint16_t *bits);
+
+// panel (n, D) contiguous: panel[j] = t[b, hk, keys[j]]
+void flash_gather_panel(const attn_tensor *t, int64_t b, int64_t hk, const int32_t *keys, int64_t n, float *panel);
+
 /* The gathered forward; gp was built for ctx->args (flash_gather_fits). */
 void flash_gather_forward(const attn_ctx *ctx, const flash_plan *pl, const flash_gather *gp, const attn_io *io);
+
+/* The gathered backward from the forward's lse and di (<dO_i, O_i> of every
+ * query row, [B, H, Nq]): dQ, dK and dV. */
+void flash_gather_backward(const attn_ctx *ctx, const flash_plan *pl, const flash_gather *gp, const attn_io *io,
+                           const attn_grads *g, const float *di);
+
+/* Floats of one thread's workspace slot for the gathered backward. */
+int64_t flash_gather_bwd_slot_floats(const attn_args *a, const flash_plan *pl);
 
 /* 1 if gp was built for a problem of a's shape and positions (kernels that
  * reuse a flash context for smaller problems fall back to the tiled path). */

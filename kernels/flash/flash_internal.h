@@ -354,6 +354,23 @@ static inline void flash_exp_lanes(float *S, int64_t nk, int64_t lanes, const fl
 #endif
 }
 
+// dS^T = P^T * (dP^T - di): nk rows of `lanes` floats, di per lane (in place in dP)
+static inline void flash_ds_lanes(float *dP, const float *P, int64_t nk, int64_t lanes, const float *di)
+{
+    for (int64_t j = 0; j < nk; j++) {
+        float *x = dP + j * lanes;
+        const float *p = P + j * lanes;
+        int64_t r = 0;
+#ifdef ATTN_VW
+        for (; r < lanes; r += ATTN_VW)
+            attn_vf_store(x + r,
+                          attn_vf_mul(attn_vf_load(p + r), attn_vf_sub(attn_vf_load(x + r), attn_vf_load(di + r))));
+#endif
+        for (; r < lanes; r++)
+            x[r] = p[r] * (x[r] - di[r]);
+    }
+}
+
 /* Backward entry point (flash_bwd.c). */
 int attn_flash_backward(attn_ctx *ctx, const attn_io *io, const attn_grads *g);
 
