@@ -239,6 +239,21 @@ static double central_difference_err(fx_problem *p, attn_tensor_f64 *x, const at
     return worst;
 }
 
+/* auto with a backward: the gathered forward, then the gathered backward
+ * (two KV heads for two threads) or the tiled one (one KV head: the
+ * gathered backward would leave a thread idle), both within the oracle's. */
+Test(flash_gather, auto_backward_matches_oracle_gradients_on_either_path, .timeout = 60)
+{
+    static const char *const bmasks[] = {"dilated:w=16,dil=4", "random:p=0.02,seed=2"};
+    for (int m = 0; m < 2; m++)
+        for (int64_t H_kv = 1; H_kv <= 2; H_kv++) {
+            attn_args a = fx_args(1, 4, H_kv, 300, 300, 16, bmasks[m], 2);
+            a.backward = 1;
+            cr_assert(runs_gathered(&a), "%s: auto did not gather", bmasks[m]);
+            check_backward(&a, 1150 + (uint64_t)(2 * m + H_kv), bmasks[m]);
+        }
+}
+
 Test(flash_gather, backward_matches_central_differences_of_the_oracle_forward, .timeout = 60)
 {
     static const char *const cd_masks[] = {"dilated:w=3,dil=2", "random:p=0.3,seed=4", "strided:l=4",

@@ -155,10 +155,15 @@ static int flash_init_gather(attn_ctx *ctx, const attn_args *a, const flash_plan
     int rc = flash_gather_build(a, pl, &gp);
     if (rc)
         return rc;
-    if (pl->gather == FLASH_GATHER_AUTO && gp->work > 0.5 * flash_tiled_work(a, pl)) {
+    double tiled = pl->gather == FLASH_GATHER_AUTO ? flash_tiled_work(a, pl) : 0;
+    if (pl->gather == FLASH_GATHER_AUTO && gp->work > 0.5 * tiled) {
         flash_gather_free(gp);
         return 0;
     }
+    /* the gathered backward has one task per (batch entry, KV head): with
+     * fewer tasks than threads, auto weighs its work by the idle threads */
+    double tasks = (double)(a->B * a->H_kv), idle = tasks < a->threads ? a->threads / tasks : 1;
+    gp->backward = pl->gather == FLASH_GATHER_ON || gp->work * idle <= 0.5 * tiled;
     ctx->priv = gp;
     return 0;
 }

@@ -261,8 +261,9 @@ int attn_flash_backward(attn_ctx *ctx, const attn_io *io, const attn_grads *g)
     float *di = (float *)ctx->workspace + pl.thread_floats * (size_t)a->threads;
     flash_row_dots(a, io, g, di);
     attn_counter_add(ATTN_CNT_BYTES_READ, (long long)(8 * a->B * a->H * a->Nq * a->D));
-    if (flash_gather_fits(ctx->priv, a)) {
-        flash_gather_backward(ctx, &pl, ctx->priv, io, g, di);
+    const flash_gather *gp = ctx->priv;
+    if (flash_gather_fits(gp, a) && gp->backward) {
+        flash_gather_backward(ctx, &pl, gp, io, g, di);
         return 0;
     }
     int64_t tasks_kv = a->B * a->H_kv * pl.nkt, tasks_q = a->B * a->H * pl.nqt;

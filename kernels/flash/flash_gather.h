@@ -30,6 +30,7 @@ typedef struct flash_gather {
     int32_t *rows;         /* [layout][KV head][Nq]: query rows in block order */
     flash_gather_block *blocks; /* [layout][KV head][block] */
     double work;           /* lanes x keys summed over the blocks (the scores the path computes) */
+    int backward;          /* the backward runs on the index too (else the tiled backward) */
 } flash_gather;
 
 /* Builds the index of the problem a (plan pl, pl->gbr > 0) with up to
