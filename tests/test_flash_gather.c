@@ -7,9 +7,9 @@
  * path computes fewer scores; the refusals of gather=on. */
 #include "kernels/core/counters.h"
 #include "harness/measure/fixture.h"
+#include "exact_check.h"
 #include "kernels/flash/flash_gather.h"
 #include "kernels/flash/flash.h"
-#include "kernels/core/oracle.h"
 
 #include <criterion/criterion.h>
 #include <math.h>
@@ -23,18 +23,6 @@ static const char *const unstructured[] = {
     "dilated:w=8,dil=3", "dilated:wl=6,wr=0,dil=2", "dilated:w=5,dil=2+3", "strided:l=16",
     "fixed:l=16,c=4",    "strided:l=8,split=1",     "random:p=0.1,seed=3", "random:p=0.3,seed=5,diag=0"};
 #define N_UNSTRUCTURED (int)(sizeof unstructured / sizeof *unstructured)
-
-/* Forward on a fresh problem; asserts err_O <= fx_tol_o and err_lse <= 1e-5. */
-static void check_forward(const attn_args *a, uint64_t seed, const char *what)
-{
-    fx_problem p;
-    fx_make(&p, a, seed);
-    cr_assert_eq(fx_run(K, &p, 0), 0, "%s: %s", what, attn_last_error());
-    double eo = fx_err_o(&p), el = fx_err_lse(&p);
-    cr_assert(eo <= fx_tol_o(p.a.Nk), "%s: err_O %.3g > %.3g", what, eo, fx_tol_o(p.a.Nk));
-    cr_assert(el <= 1e-5, "%s: err_lse %.3g", what, el);
-    fx_free(&p);
-}
 
 /* 1 if a context for a runs the gathered path (its index fits the problem). */
 static int runs_gathered(const attn_args *a)
@@ -56,7 +44,7 @@ Test(flash_gather, forward_matches_oracle_on_unstructured_masks_lengths_and_head
             snprintf(what, sizeof what, "B=2 H=2 N=%ld D=%ld %s", (long)Ns[iN], (long)D, unstructured[m]);
             attn_args a = fx_args_params(2, 2, 2, Ns[iN], Ns[iN], D, unstructured[m], 2, "gather=on");
             cr_assert(runs_gathered(&a), "%s: gather=on did not build the gathered path", what);
-            check_forward(&a, 300 + (uint64_t)(m * 5 + iN), what);
+            exact_check_forward(K, &a, 300 + (uint64_t)(m * 5 + iN), what);
         }
 }
 
@@ -72,7 +60,7 @@ Test(flash_gather, forward_matches_oracle_with_other_block_sizes_and_panel_width
             fx_add_params(&a, blocks[t][1]);
             char what[160];
             snprintf(what, sizeof what, "%s %s %s", blocks[t][0], blocks[t][1], unstructured[m]);
-            check_forward(&a, 400 + (uint64_t)(t * 10 + m), what);
+            exact_check_forward(K, &a, 400 + (uint64_t)(t * 10 + m), what);
         }
 }
 
@@ -82,50 +70,29 @@ Test(flash_gather, forward_matches_oracle_on_structured_masks_forced_through_it)
     for (int m = 0; m < 4; m++) {
         attn_args a = fx_args_params(1, 2, 2, 97, 97, 32, structured[m], 2, "gather=on");
         cr_assert(runs_gathered(&a), "%s", structured[m]);
-        check_forward(&a, 500 + (uint64_t)m, structured[m]);
+        exact_check_forward(K, &a, 500 + (uint64_t)m, structured[m]);
     }
 }
 
-/* GQA packs the group's heads into one block; random and per-head dilations
- * differ between them, so the block's keys are the union over the heads. */
-Test(flash_gather, forward_matches_oracle_with_gqa_and_batch_varying_masks)
+/* GQA packs the group's heads into one block (random masks and per-head
+ * dilations differ between them: the block's keys are the union over the
+ * heads); random masks differ between batch entries; cross lengths are
+ * aligned bottom-right. */
+Test(flash_gather, forward_matches_oracle_with_gqa_batch_varying_masks_and_cross_lengths, .timeout = 60)
 {
-    static const char *const gqa[] = {"random:p=0.15,seed=9", "dilated:w=4,dil=1+2+3", "strided:l=8,split=1",
-                                      "causal"};
-    for (int m = 0; m < 4; m++) {
-        attn_args a = fx_args_params(3, 8, 2, 75, 75, 32, gqa[m], 2, "gather=on");
-        check_forward(&a, 600 + (uint64_t)m, gqa[m]);
-        attn_args b = fx_args_params(1, 6, 1, 130, 130, 16, gqa[m], 2, "gather=on");
-        check_forward(&b, 610 + (uint64_t)m, gqa[m]);
-    }
-}
-
-Test(flash_gather, forward_matches_oracle_on_cross_lengths_bottom_right_aligned)
-{
-    for (int m = 0; m < N_UNSTRUCTURED; m++) {
-        attn_args a = fx_args_params(1, 2, 1, 19, 211, 32, unstructured[m], 2, "gather=on");
-        check_forward(&a, 700 + (uint64_t)m, unstructured[m]);
-        attn_args b = fx_args_params(1, 2, 2, 150, 61, 16, unstructured[m], 2, "gather=on");
-        check_forward(&b, 720 + (uint64_t)m, unstructured[m]);
-    }
-}
-
-Test(flash_gather, results_are_bitwise_identical_for_any_thread_count)
-{
-    for (int m = 0; m < N_UNSTRUCTURED; m++) {
-        attn_args a = fx_args_params(2, 4, 2, 201, 201, 32, unstructured[m], 1, "gather=on");
-        fx_problem p1, p3;
-        fx_make(&p1, &a, 800 + (uint64_t)m);
-        a.threads = 3;
-        fx_make(&p3, &a, 800 + (uint64_t)m);
-        cr_assert_eq(fx_run(K, &p1, 0), 0, "%s", attn_last_error());
-        cr_assert_eq(fx_run(K, &p3, 0), 0, "%s", attn_last_error());
-        cr_assert(fx_bitwise_equal(&p1.o, &p3.o), "%s: O differs between 1 and 3 threads", unstructured[m]);
-        cr_assert_eq(memcmp(p1.lse, p3.lse, sizeof(float) * (size_t)(2 * 4 * 201)), 0, "%s: lse differs",
-                     unstructured[m]);
-        fx_free(&p1);
-        fx_free(&p3);
-    }
+    static const int64_t shapes[][6] = {/* B, H, H_kv, Nq, Nk, D */
+                                        {3, 8, 2, 75, 75, 32}, {1, 6, 1, 130, 130, 16},
+                                        {1, 2, 1, 19, 211, 32}, {1, 2, 2, 150, 61, 16}};
+    for (int m = 0; m <= N_UNSTRUCTURED; m++)
+        for (int s = 0; s < 4; s++) {
+            const int64_t *x = shapes[s];
+            const char *mask = m < N_UNSTRUCTURED ? unstructured[m] : "causal";
+            char what[160];
+            snprintf(what, sizeof what, "B=%ld H=%ld/%ld N=%ld/%ld %s", (long)x[0], (long)x[1], (long)x[2],
+                     (long)x[3], (long)x[4], mask);
+            attn_args a = fx_args_params(x[0], x[1], x[2], x[3], x[4], x[5], mask, 2, "gather=on");
+            exact_check_forward(K, &a, 600 + (uint64_t)(4 * m + s), what);
+        }
 }
 
 /* Executed FLOPs of the forward of a on fresh data. */
@@ -163,19 +130,6 @@ Test(flash_gather, auto_gathers_only_where_it_computes_less_than_half, .timeout 
     }
 }
 
-/* Forward + backward; asserts the forward and dQ, dK, dV within 1e-4 of the oracle. */
-static void check_backward(const attn_args *a, uint64_t seed, const char *what)
-{
-    fx_problem p;
-    fx_make(&p, a, seed);
-    cr_assert_eq(fx_run(K, &p, 1), 0, "%s: %s", what, attn_last_error());
-    cr_assert(fx_err_o(&p) <= fx_tol_o(p.a.Nk), "%s: forward err_O %.3g", what, fx_err_o(&p));
-    double e[3] = {fx_err_grad(&p.dq, &p.dq64), fx_err_grad(&p.dk, &p.dk64), fx_err_grad(&p.dv, &p.dv64)};
-    for (int i = 0; i < 3; i++)
-        cr_assert(e[i] <= 1e-4, "%s: d%c err %.3g", what, "QKV"[i], e[i]);
-    fx_free(&p);
-}
-
 Test(flash_gather, backward_matches_oracle_gradients_on_every_mask_kind, .timeout = 120)
 {
     static const int64_t Ns[] = {7, 100, 131};
@@ -188,7 +142,7 @@ Test(flash_gather, backward_matches_oracle_gradients_on_every_mask_kind, .timeou
             attn_args a = fx_args_params(2, 4, 2, Ns[iN], Ns[iN], 24, mask, 2, "gather=on");
             a.backward = 1;
             cr_assert(runs_gathered(&a), "%s: the backward context has no gathered index", what);
-            check_backward(&a, 1000 + (uint64_t)(m * 3 + iN), what);
+            exact_check_backward(K, &a, 1000 + (uint64_t)(m * 3 + iN), what);
         }
 }
 
@@ -198,25 +152,10 @@ Test(flash_gather, backward_matches_oracle_with_small_blocks_cross_lengths_and_o
         attn_args a = fx_args_params(1, 3, 1, 45, 101, 32, unstructured[m], 2, "gather=on");
         fx_add_params(&a, "gbr=5");
         fx_add_params(&a, "bc=24");
-        check_backward(&a, 1100 + (uint64_t)m, unstructured[m]);
+        exact_check_backward(K, &a, 1100 + (uint64_t)m, unstructured[m]);
         attn_args b = fx_args_params(1, 2, 2, 150, 40, 16, unstructured[m], 2, "gather=on");
-        check_backward(&b, 1120 + (uint64_t)m, unstructured[m]);
+        exact_check_backward(K, &b, 1120 + (uint64_t)m, unstructured[m]);
     }
-}
-
-/* L = sum(O * dO) in double through the oracle's forward on p's double inputs. */
-static double oracle_loss(const fx_problem *p)
-{
-    attn_tensor_f64 o = p->o64;
-    o.data = malloc(sizeof(double) * (size_t)(o.B * o.sb));
-    double *lse = malloc(sizeof(double) * (size_t)(p->a.B * p->a.H * p->a.Nq));
-    attn_oracle_forward_f64(&p->a, &p->q64, &p->k64, &p->v64, &o, lse);
-    double L = 0;
-    for (int64_t i = 0; i < o.B * o.sb; i++)
-        L += o.data[i] * p->do64.data[i];
-    free(o.data);
-    free(lse);
-    return L;
 }
 
 /* Worst |g - central difference| / max|g| over every coordinate of x (the
@@ -230,9 +169,9 @@ static double central_difference_err(fx_problem *p, attn_tensor_f64 *x, const at
     for (int64_t i = 0; i < n; i++) {
         double keep = x->data[i], h = 1e-6;
         x->data[i] = keep + h;
-        double up = oracle_loss(p);
+        double up = exact_oracle_loss(p);
         x->data[i] = keep - h;
-        double down = oracle_loss(p);
+        double down = exact_oracle_loss(p);
         x->data[i] = keep;
         worst = fmax(worst, fabs((up - down) / (2 * h) - g->data[i]) / (gmax > 0 ? gmax : 1));
     }
@@ -250,7 +189,7 @@ Test(flash_gather, auto_backward_matches_oracle_gradients_on_either_path, .timeo
             attn_args a = fx_args(1, 4, H_kv, 300, 300, 16, bmasks[m], 2);
             a.backward = 1;
             cr_assert(runs_gathered(&a), "%s: auto did not gather", bmasks[m]);
-            check_backward(&a, 1150 + (uint64_t)(2 * m + H_kv), bmasks[m]);
+            exact_check_backward(K, &a, 1150 + (uint64_t)(2 * m + H_kv), bmasks[m]);
         }
 }
 
@@ -271,16 +210,19 @@ Test(flash_gather, backward_matches_central_differences_of_the_oracle_forward, .
     }
 }
 
-Test(flash_gather, backward_is_bitwise_identical_for_any_thread_count)
+Test(flash_gather, forward_and_backward_are_bitwise_identical_for_any_thread_count)
 {
     for (int m = 0; m < N_UNSTRUCTURED; m++) {
-        attn_args a = fx_args_params(2, 4, 2, 97, 97, 16, unstructured[m], 1, "gather=on");
+        attn_args a = fx_args_params(2, 4, 2, 201, 201, 16, unstructured[m], 1, "gather=on");
         fx_problem p1, p3;
         fx_make(&p1, &a, 1300 + (uint64_t)m);
         a.threads = 3;
         fx_make(&p3, &a, 1300 + (uint64_t)m);
         cr_assert_eq(fx_run(K, &p1, 1), 0, "%s", attn_last_error());
         cr_assert_eq(fx_run(K, &p3, 1), 0, "%s", attn_last_error());
+        cr_assert(fx_bitwise_equal(&p1.o, &p3.o), "%s: O differs between 1 and 3 threads", unstructured[m]);
+        cr_assert_eq(memcmp(p1.lse, p3.lse, sizeof(float) * (size_t)(2 * 4 * 201)), 0, "%s: lse differs",
+                     unstructured[m]);
         cr_assert(fx_bitwise_equal(&p1.dq, &p3.dq) && fx_bitwise_equal(&p1.dk, &p3.dk) &&
                       fx_bitwise_equal(&p1.dv, &p3.dv),
                   "%s: gradients differ between 1 and 3 threads", unstructured[m]);
