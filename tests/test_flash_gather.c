@@ -130,6 +130,19 @@ Test(flash_gather, auto_gathers_only_where_it_computes_less_than_half, .timeout 
     }
 }
 
+/* A random mask's key lists grow with N^2: at N = 16384, D = 8 they pass 8
+ * times the bytes of Q, K, V and O, so auto declines the index (its work
+ * alone would take it) and gather=on still builds it. */
+Test(flash_gather, auto_declines_an_index_larger_than_eight_times_the_inputs, .timeout = 120)
+{
+    attn_args a = fx_args(1, 1, 1, 16384, 16384, 8, "random:p=0.02,seed=1", 2);
+    cr_assert(!runs_gathered(&a), "auto kept an index of a random mask at N = 16384, D = 8");
+    fx_add_params(&a, "gather=on");
+    cr_assert(runs_gathered(&a), "gather=on did not build the index");
+    attn_args b = fx_args(1, 1, 1, 4096, 4096, 8, "random:p=0.02,seed=1", 2);
+    cr_assert(runs_gathered(&b), "auto declined the index at N = 4096, D = 8");
+}
+
 Test(flash_gather, backward_matches_oracle_gradients_on_every_mask_kind, .timeout = 120)
 {
     static const int64_t Ns[] = {7, 100, 131};

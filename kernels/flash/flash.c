@@ -151,9 +151,12 @@ static int flash_init_gather(attn_ctx *ctx, const attn_args *a, const flash_plan
                                             "kv_len (the gathered path takes every row and key as real)");
     if (!pl->glanes)
         return 0;
+    /* auto does not hold an index larger than 8 times Q, K, V and O (a random
+     * mask's lists grow with N^2: at N = 128K, p = 0.02, 1.7 GB a head) */
+    double io_bytes = 4.0 * (double)(2 * a->B * a->H * a->Nq * a->D + 2 * a->B * a->H_kv * a->Nk * a->D);
     flash_gather *gp;
-    int rc = flash_gather_build(a, pl, &gp);
-    if (rc)
+    int rc = flash_gather_build(a, pl, pl->gather == FLASH_GATHER_AUTO ? 8 * io_bytes : 0, &gp);
+    if (rc || !gp)
         return rc;
     double tiled = pl->gather == FLASH_GATHER_AUTO ? flash_tiled_work(a, pl) : 0;
     if (pl->gather == FLASH_GATHER_AUTO && gp->work > 0.5 * tiled) {

@@ -34,8 +34,9 @@ typedef struct flash_gather {
 } flash_gather;
 
 /* Builds the index of the problem a (plan pl, pl->gbr > 0) with up to
- * a->threads threads. */
-int flash_gather_build(const attn_args *a, const flash_plan *pl, flash_gather **out);
+ * a->threads threads. With max_bytes > 0, an index whose key lists and bits
+ * would pass it is abandoned: *out = NULL and 0 returned. */
+int flash_gather_build(const attn_args *a, const flash_plan *pl, double max_bytes, flash_gather **out);
 void flash_gather_free(flash_gather *gp);
 
 /* Floats of one thread's workspace slot for the gathered forward. */

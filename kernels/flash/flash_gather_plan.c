@@ -82,36 +82,56 @@ void flash_gather_free(flash_gather *gp)
     free(gp);
 }
 
-/* Every block of the index, in parallel: each thread its own row bytes. */
-static int gather_build_blocks(const attn_args *a, const flash_plan *pl, flash_gather *gp)
+/* Every block of the index, in parallel: each thread its own row bytes.
+ * Returns 0, ATTN_ENOMEM, or 1 when the blocks' lists pass max_bytes (> 0). */
+static int gather_build_blocks(const attn_args *a, const flash_plan *pl, double max_bytes, flash_gather *gp)
 {
     int64_t units = gp->n_layouts * a->H_kv * gp->n_blocks, G = pl->G;
     size_t buf_bytes = (size_t)(G * gp->gbr * a->Nk);
-    int failed = 0;
-    double work = 0;
-#pragma omp parallel num_threads(a->threads) reduction(+ : work) reduction(| : failed)
+    int failed = 0, over = 0;
+    double work = 0, bytes = 0;
+#pragma omp parallel num_threads(a->threads) reduction(+ : work)
     {
         unsigned char *buf = malloc(buf_bytes), *any = malloc((size_t)a->Nk);
-        failed |= !buf || !any;
+        if (!buf || !any) {
+#pragma omp atomic write
+            failed = 1;
+        }
 #pragma omp for schedule(dynamic, 1)
         for (int64_t u = 0; u < units; u++) {
+            int stop, too_big;
+#pragma omp atomic read
+            stop = failed;
+#pragma omp atomic read
+            too_big = over;
+            if (stop || too_big)
+                continue;
             int64_t blk = u % gp->n_blocks, lh = u / gp->n_blocks, hk = lh % a->H_kv, b = lh / a->H_kv;
             int64_t i0 = blk * gp->gbr, nb = a->Nq - i0 < gp->gbr ? a->Nq - i0 : gp->gbr;
             const int32_t *rows = gp->rows + lh * a->Nq + i0;
-            if (failed || gather_block(a, b, hk * G, G, rows, nb, buf, any, &gp->blocks[u]) != 0) {
+            if (gather_block(a, b, hk * G, G, rows, nb, buf, any, &gp->blocks[u]) != 0) {
+#pragma omp atomic write
                 failed = 1;
                 continue;
             }
-            work += (double)gather_lanes(G, nb) * (double)gp->blocks[u].n_keys;
+            int64_t lanes = gather_lanes(G, nb);
+            double mine = (double)gp->blocks[u].n_keys * (4.0 + (double)lanes / 8), total;
+#pragma omp atomic capture
+            total = bytes += mine;
+            if (max_bytes > 0 && total > max_bytes) {
+#pragma omp atomic write
+                over = 1;
+            }
+            work += (double)lanes * (double)gp->blocks[u].n_keys;
         }
         free(buf);
         free(any);
     }
     gp->work = work;
-    return failed ? ATTN_ENOMEM : 0;
+    return failed ? ATTN_ENOMEM : over;
 }
 
-int flash_gather_build(const attn_args *a, const flash_plan *pl, flash_gather **out)
+int flash_gather_build(const attn_args *a, const flash_plan *pl, double max_bytes, flash_gather **out)
 {
     *out = NULL;
     flash_gather *gp = calloc(1, sizeof *gp);
@@ -131,10 +151,12 @@ int flash_gather_build(const attn_args *a, const flash_plan *pl, flash_gather **
     }
     for (int64_t u = 0; u < lh; u++)
         gather_row_order(a, u % a->H_kv * pl->G, gp->rows + u * a->Nq);
-    if (gather_build_blocks(a, pl, gp) != 0) {
+    int rc = gather_build_blocks(a, pl, max_bytes, gp);
+    if (rc != 0) {
         long long blocks = (long long)(lh * gp->n_blocks);
         flash_gather_free(gp);
-        return attn_fail(ATTN_ENOMEM, "flash gather: cannot allocate the key lists of %lld row blocks", blocks);
+        return rc > 0 ? 0 : attn_fail(ATTN_ENOMEM, "flash gather: cannot allocate the key lists of %lld row blocks",
+                                      blocks);
     }
     *out = gp;
     return 0;
