@@ -5,6 +5,7 @@
  * strided views on its tile sizes: test_properties.c. */
 #include "kernels/core/counters.h"
 #include "harness/measure/fixture.h"
+#include "exact_check.h"
 #include "kernels/flash/flash_internal.h"
 #include "kernels/flash/flash.h"
 #include "common/rng.h"
@@ -18,31 +19,6 @@
 
 static const attn_kernel *const K = &attn_kernel_flash;
 
-/* Forward on a fresh problem; asserts err_O <= fx_tol_o and err_lse <= 1e-5. */
-static void check_forward(const attn_args *a, uint64_t seed, const char *what)
-{
-    fx_problem p;
-    fx_make(&p, a, seed);
-    cr_assert_eq(fx_run(K, &p, 0), 0, "%s: %s", what, attn_last_error());
-    double eo = fx_err_o(&p), el = fx_err_lse(&p);
-    cr_assert(eo <= fx_tol_o(p.a.Nk), "%s: err_O %.3g > %.3g", what, eo, fx_tol_o(p.a.Nk));
-    cr_assert(el <= 1e-5, "%s: err_lse %.3g", what, el);
-    fx_free(&p);
-}
-
-/* Forward + backward; asserts the forward and dQ, dK, dV within 1e-4 of the oracle. */
-static void check_backward(const attn_args *a, uint64_t seed, const char *what)
-{
-    fx_problem p;
-    fx_make(&p, a, seed);
-    cr_assert_eq(fx_run(K, &p, 1), 0, "%s: %s", what, attn_last_error());
-    cr_assert(fx_err_o(&p) <= fx_tol_o(p.a.Nk), "%s: forward err_O %.3g", what, fx_err_o(&p));
-    double e[3] = {fx_err_grad(&p.dq, &p.dq64), fx_err_grad(&p.dk, &p.dk64), fx_err_grad(&p.dv, &p.dv64)};
-    for (int i = 0; i < 3; i++)
-        cr_assert(e[i] <= 1e-4, "%s: d%c err %.3g", what, "QKV"[i], e[i]);
-    fx_free(&p);
-}
-
 static const char *const masks[] = {"full", "causal", "window:wl=5,wr=3", "window:wl=16,wr=0"};
 
 Test(flash, forward_matches_oracle_on_every_mask_length_and_head_size, .timeout = 60)
@@ -54,7 +30,7 @@ Test(flash, forward_matches_oracle_on_every_mask_length_and_head_size, .timeout 
             char what[128];
             snprintf(what, sizeof what, "B=2 H=3 N=%ld D=%ld %s", (long)Ns[iN], (long)Ds[iD], m);
             attn_args a = fx_args(2, 3, 3, Ns[iN], Ns[iN], Ds[iD], m, 2);
-            check_forward(&a, 1000 + (uint64_t)(iN * 4 + iD), what);
+            exact_check_forward(K, &a, 1000 + (uint64_t)(iN * 4 + iD), what);
         }
 }
 
@@ -62,7 +38,7 @@ Test(flash, forward_matches_oracle_with_gqa_packing)
 {
     for (int m = 0; m < 4; m++) {
         attn_args a = fx_args(2, 8, 2, 130, 130, 64, masks[m], 2);
-        check_forward(&a, 20 + (uint64_t)m, masks[m]);
+        exact_check_forward(K, &a, 20 + (uint64_t)m, masks[m]);
     }
 }
 
@@ -70,9 +46,9 @@ Test(flash, forward_matches_oracle_on_cross_lengths_bottom_right_aligned)
 {
     for (int m = 0; m < 4; m++) {
         attn_args a = fx_args(2, 2, 1, 16, 257, 64, masks[m], 2);
-        check_forward(&a, 30 + (uint64_t)m, masks[m]);
+        exact_check_forward(K, &a, 30 + (uint64_t)m, masks[m]);
         attn_args b = fx_args(1, 2, 2, 300, 70, 32, masks[m], 2); /* more queries than keys */
-        check_forward(&b, 40 + (uint64_t)m, masks[m]);
+        exact_check_forward(K, &b, 40 + (uint64_t)m, masks[m]);
     }
 }
 
@@ -86,7 +62,7 @@ Test(flash, forward_matches_oracle_with_non_default_tile_sizes)
             fx_add_params(&a, tiles[t][1]);
             char what[96];
             snprintf(what, sizeof what, "%s %s %s", tiles[t][0], tiles[t][1], masks[m]);
-            check_forward(&a, 50 + (uint64_t)(4 * t + m), what);
+            exact_check_forward(K, &a, 50 + (uint64_t)(4 * t + m), what);
         }
 }
 
@@ -125,7 +101,7 @@ Test(flash, backward_matches_oracle_gradients, .timeout = 60)
                 char what[96];
                 snprintf(what, sizeof what, "H=2 H_kv=1 N=%ld D=%ld %s", (long)Ns[iN], (long)Ds[iD], bmasks[m]);
                 attn_args a = fx_args(1, 2, 1, Ns[iN], Ns[iN], Ds[iD], bmasks[m], 2);
-                check_backward(&a, 70 + (uint64_t)(m * 4 + iN * 2 + iD), what);
+                exact_check_backward(K, &a, 70 + (uint64_t)(m * 4 + iN * 2 + iD), what);
             }
 }
 
@@ -134,9 +110,9 @@ Test(flash, backward_matches_oracle_with_small_tiles_cross_lengths_and_gqa)
     for (int m = 0; m < 4; m++) {
         attn_args a = fx_args_params(2, 4, 2, 45, 101, 32, masks[m], 2, "br=16");
         fx_add_params(&a, "bc=24");
-        check_backward(&a, 90 + (uint64_t)m, masks[m]);
+        exact_check_backward(K, &a, 90 + (uint64_t)m, masks[m]);
         attn_args b = fx_args(1, 3, 1, 150, 40, 16, masks[m], 2);
-        check_backward(&b, 95 + (uint64_t)m, masks[m]);
+        exact_check_backward(K, &b, 95 + (uint64_t)m, masks[m]);
     }
 }
 

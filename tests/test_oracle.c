@@ -2,26 +2,12 @@
  * L = sum(O * R) in double (docs/testing.md), and the N = 1 edge. */
 #include "harness/measure/fixture.h"
 #include "kernels/core/oracle.h"
+#include "exact_check.h"
 #include "common/rng.h"
 
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdlib.h>
-
-static double loss(const fx_problem *p)
-{
-    const attn_args *a = &p->a;
-    attn_tensor_f64 o = p->o64;
-    o.data = malloc(sizeof(double) * (size_t)(o.B * o.sb));
-    double *lse = malloc(sizeof(double) * (size_t)(a->B * a->H * a->Nq));
-    attn_oracle_forward_f64(a, &p->q64, &p->k64, &p->v64, &o, lse);
-    double L = 0;
-    for (int64_t i = 0; i < o.B * o.sb; i++)
-        L += o.data[i] * p->do64.data[i];
-    free(o.data);
-    free(lse);
-    return L;
-}
 
 /* Central difference on `n` random coordinates of x vs the analytic grad. */
 static double worst_rel_err(fx_problem *p, attn_tensor_f64 *x, const attn_tensor_f64 *grad, attn_rng *r)
@@ -32,9 +18,9 @@ static double worst_rel_err(fx_problem *p, attn_tensor_f64 *x, const attn_tensor
         int64_t i = (int64_t)(attn_rng_uniform(r) * (double)total);
         double x0 = x->data[i], h = 1e-6 * fmax(1.0, fabs(x0));
         x->data[i] = x0 + h;
-        double lp = loss(p);
+        double lp = exact_oracle_loss(p);
         x->data[i] = x0 - h;
-        double lm = loss(p);
+        double lm = exact_oracle_loss(p);
         x->data[i] = x0;
         double fd = (lp - lm) / (2 * h), an = grad->data[i];
         double err = fabs(fd - an) / fmax(1e-3, fmax(fabs(fd), fabs(an)));

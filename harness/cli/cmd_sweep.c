@@ -30,6 +30,8 @@ static void describe_job(const bench_job *j, char *buf, size_t n)
              bench_pass_name(j->pass), (long long)j->args.B, (long long)j->args.H,
              (long long)j->args.H_kv, (long long)j->args.Nq, (long long)j->args.Nk,
              (long long)j->args.D, j->args.threads);
+    for (int i = 0; i < j->args.params.n; i++) /* two entries of a suite's params differ only here */
+        snprintf(buf + strlen(buf), n - strlen(buf), " %s=%s", j->args.params.key[i], j->args.params.val[i]);
     if (j->lens.n) { /* a ragged or padded batch's lengths */
         snprintf(buf + strlen(buf), n - strlen(buf), " %s=", bench_lens_key(&j->lens));
         bench_lens_format(&j->lens, buf + strlen(buf), n - strlen(buf));

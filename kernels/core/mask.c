@@ -568,6 +568,11 @@ attn_tile attn_mask_tile(const attn_mask *m, int64_t b, int64_t h, int64_t pi0, 
 
 /* ---- pair counts ---- */
 
+int64_t attn_mask_row_period(const attn_mask *m, int64_t h)
+{
+    return m->kind == ATTN_MASK_DILATED ? dil_of(m, h) : 1;
+}
+
 int attn_mask_varies(const attn_mask *m)
 {
     switch (m->kind) {

@@ -98,6 +98,11 @@ int attn_mask_is_interval(const attn_mask *m);
 void attn_mask_row_range(const attn_mask *m, int64_t pi, int64_t pj0, int64_t pj1, int64_t *lo,
                          int64_t *hi);
 
+/* Rows of head h whose positions are congruent modulo this period see keys
+ * of one residue class (DILATED: its dilation); 1 for every other kind. A
+ * kernel that groups query rows by the keys they share orders them by it. */
+int64_t attn_mask_row_period(const attn_mask *m, int64_t h);
+
 /* Bit 0: the mask differs between heads; bit 1: between batch entries. */
 int attn_mask_varies(const attn_mask *m);
 

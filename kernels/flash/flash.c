@@ -14,6 +14,7 @@
  * are bitwise identical for any thread count. */
 #include "flash_internal.h"
 #include "flash.h"
+#include "flash_gather.h"
 
 #include <omp.h>
 #include <string.h>
@@ -31,7 +32,36 @@ static int64_t default_bc(const attn_args *a)
     return bc;
 }
 
-static const opt_def flash_params[] = {FLASH_TILE_PARAMS, {0}};
+/* Query rows per gathered block. Rows of a random mask share almost no keys
+ * (the union of 64 rows' keys at p = 0.02 is 72 % of all keys, of 16 rows'
+ * 28 %), and each row of a strided Sparse Transformer mask adds its own
+ * residue class of earlier keys: their blocks fill one 16-lane vector with
+ * the fewest rows. */
+static int64_t default_gbr(const attn_args *a, int64_t G)
+{
+    int few = a->mask.kind == ATTN_MASK_RANDOM || (a->mask.kind == ATTN_MASK_STRIDED && !a->mask.fixed);
+    if (!few)
+        return FLASH_DEFAULT_BR;
+    return 16 / G > 1 ? 16 / G : 1;
+}
+
+/* The kinds whose allowed pairs have no tile structure: a tile of them is
+ * nearly always PARTIAL, so the tiled path computes them at dense cost. */
+static int flash_gather_kind(const attn_mask *m)
+{
+    return m->kind == ATTN_MASK_DILATED || m->kind == ATTN_MASK_STRIDED || m->kind == ATTN_MASK_RANDOM;
+}
+
+static const char *const flash_gather_modes[] = {"auto", "on", "off", NULL};
+
+static const opt_def flash_params[] = {
+    FLASH_TILE_PARAMS,
+    {.name = "gather", .type = OPT_ENUM, .names = flash_gather_modes, .def = FLASH_GATHER_AUTO,
+     .help = "gathered path: auto = for dilated, strided and random masks when it computes at most half the "
+             "scores of the tiled path; on = for any mask; off = tiled path only"},
+    {.name = "gbr", .type = OPT_INT, .def_str = "64 (random, strided: 16/G, at least 1)", .lo = 1, .hi = 1024,
+     .help = "query rows per gathered block"},
+    {0}};
 
 int attn_flash_plan(flash_plan *pl, const attn_args *a)
 {
@@ -41,9 +71,17 @@ int attn_flash_plan(flash_plan *pl, const attn_args *a)
     memset(pl, 0, sizeof *pl);
     pl->br = attn_param_int(a, flash_params, "br", &rc);
     pl->bc = attn_param_int_or(a, flash_params, "bc", default_bc(a), &rc);
+    pl->gather = attn_param_enum(a, flash_params, "gather", &rc);
     if (rc)
         return rc;
     pl->G = a->H / a->H_kv;
+    if (pl->gather != FLASH_GATHER_OFF && !a->seq_len && !a->kv_len &&
+        (pl->gather == FLASH_GATHER_ON || flash_gather_kind(&a->mask))) {
+        pl->gbr = attn_param_int_or(a, flash_params, "gbr", default_gbr(a, pl->G), &rc);
+        if (rc)
+            return rc;
+        pl->glanes = flash_round16(pl->G * pl->gbr);
+    }
     pl->nqt = (a->Nq + pl->br - 1) / pl->br;
     pl->nkt = (a->Nk + pl->bc - 1) / pl->bc;
     pl->rows = flash_round16(pl->G * pl->br);
@@ -62,13 +100,74 @@ int attn_flash_plan(flash_plan *pl, const attn_args *a)
         bwd_q += pl->brp * pl->bc / 4 + 16;
         bwd_kv += pl->brp * pl->bc / 4 + 16;
     }
+    if (pl->glanes) {
+        int64_t gathered = flash_gather_slot_floats(a, pl);
+        fwd = gathered > fwd ? gathered : fwd;
+    }
     int64_t slot = fwd;
     if (a->backward) {
         slot = bwd_q > slot ? bwd_q : slot;
         slot = bwd_kv > slot ? bwd_kv : slot;
+        int64_t gathered = pl->glanes ? flash_gather_bwd_slot_floats(a, pl) : 0;
+        slot = gathered > slot ? gathered : slot;
         pl->di_floats = (size_t)flash_round16(a->B * a->H * a->Nq);
     }
     pl->thread_floats = (size_t)flash_round16(slot);
+    return 0;
+}
+
+/* Scores the tiled forward computes: lanes x keys of every tile it does not
+ * skip (before a PARTIAL tile is trimmed), what auto weighs the gathered
+ * path's work against. */
+static double flash_tiled_work(const attn_args *a, const flash_plan *pl)
+{
+    int64_t layouts = attn_mask_varies(&a->mask) & 2 ? a->B : 1;
+    double work = 0;
+    for (int64_t b = 0; b < layouts; b++)
+        for (int64_t hk = 0; hk < a->H_kv; hk++)
+            for (int64_t i0 = 0; i0 < a->Nq; i0 += pl->br) {
+                int64_t nb = a->Nq - i0 < pl->br ? a->Nq - i0 : pl->br;
+                for (int64_t j0 = 0; j0 < a->Nk; j0 += pl->bc) {
+                    int64_t nk = a->Nk - j0 < pl->bc ? a->Nk - j0 : pl->bc;
+                    if (flash_tile_kind(a, b, hk * pl->G, pl->G, i0, nb, j0, nk) != ATTN_TILE_EMPTY)
+                        work += (double)flash_round16(pl->G * nb) * (double)nk;
+                }
+            }
+    return work;
+}
+
+static void flash_fini(attn_ctx *ctx)
+{
+    flash_gather_free(ctx->priv);
+    ctx->priv = NULL;
+}
+
+/* The gathered path's index when the plan allows the path and, under
+ * gather=auto, when it computes at most half the scores of the tiled path. */
+static int flash_init_gather(attn_ctx *ctx, const attn_args *a, const flash_plan *pl)
+{
+    if (pl->gather == FLASH_GATHER_ON && (a->seq_len || a->kv_len))
+        return attn_fail(ATTN_EUNSUPPORTED, "kernel 'flash' gather=on: expected a batch without seq_len or "
+                                            "kv_len (the gathered path takes every row and key as real)");
+    if (!pl->glanes)
+        return 0;
+    /* auto does not hold an index larger than 8 times Q, K, V and O (a random
+     * mask's lists grow with N^2: at N = 128K, p = 0.02, 1.7 GB a head) */
+    double io_bytes = 4.0 * (double)(2 * a->B * a->H * a->Nq * a->D + 2 * a->B * a->H_kv * a->Nk * a->D);
+    flash_gather *gp;
+    int rc = flash_gather_build(a, pl, pl->gather == FLASH_GATHER_AUTO ? 8 * io_bytes : 0, &gp);
+    if (rc || !gp)
+        return rc;
+    double tiled = pl->gather == FLASH_GATHER_AUTO ? flash_tiled_work(a, pl) : 0;
+    if (pl->gather == FLASH_GATHER_AUTO && gp->work > 0.5 * tiled) {
+        flash_gather_free(gp);
+        return 0;
+    }
+    /* the gathered backward has one task per (batch entry, KV head): with
+     * fewer tasks than threads, auto weighs its work by the idle threads */
+    double tasks = (double)(a->B * a->H_kv), idle = tasks < a->threads ? a->threads / tasks : 1;
+    gp->backward = pl->gather == FLASH_GATHER_ON || gp->work * idle <= 0.5 * tiled;
+    ctx->priv = gp;
     return 0;
 }
 
@@ -79,7 +178,8 @@ static int flash_init(attn_ctx *ctx, const attn_args *a)
     if (rc)
         return rc;
     ctx->workspace_bytes = sizeof(float) * (pl.thread_floats * (size_t)a->threads + pl.di_floats);
-    return 0;
+    ctx->priv = NULL;
+    return flash_init_gather(ctx, a, &pl);
 }
 
 /* The forward of one task: query rows [i0, i0+nb) of heads hk*G .. hk*G+G-1. */
@@ -141,15 +241,7 @@ static void flash_forward_tile(const attn_args *a, const flash_plan *pl, const a
         t->bytes += 8.0 * (double)(nk * D);
     }
 
-    for (int64_t g = 0; g < G; g++)
-        for (int64_t i = 0; i < nb; i++) {
-            int64_t r = g * nb + i;
-            float *o = attn_at(&io->o, b, hk * G + g, i0 + i);
-            for (int64_t d = 0; d < D; d++)
-                o[d] = l[r] > 0 ? acc[d * lanes + r] / l[r] : 0.0f;
-            io->lse[((b * a->H) + hk * G + g) * a->Nq + i0 + i] =
-                l[r] > 0 ? m[r] + logf(l[r]) : -INFINITY;
-        }
+    flash_lanes_store_o(a, io, b, hk * G, G, i0, NULL, nb, lanes, acc, m, l);
 }
 
 // q is (B,H,Nq,D), k and v are (B,H_kv,Nk,D); o is (B,H,Nq,D), lse is (B,H,Nq)
@@ -160,6 +252,10 @@ static int flash_forward(attn_ctx *ctx, const attn_io *io)
     int rc = attn_flash_plan(&pl, a);
     if (rc)
         return rc;
+    if (flash_gather_fits(ctx->priv, a)) {
+        flash_gather_forward(ctx, &pl, ctx->priv, io);
+        return 0;
+    }
     int64_t tasks = a->B * a->H_kv * pl.nqt;
 #pragma omp parallel num_threads(a->threads)
     {
@@ -190,5 +286,5 @@ const attn_kernel attn_kernel_flash = {
     .flops = attn_softmax_flops,
     .bytes = attn_softmax_bytes,
     .state_bytes = attn_kv_state_bytes,
-    .fini = NULL,
+    .fini = flash_fini,
 };

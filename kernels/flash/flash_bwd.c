@@ -13,6 +13,7 @@
  * dV^T), pass B the query axis (dQ^T). Executed products: 4 in A + 3 in B =
  * 14 D nnz FLOPs, against the nominal 10 D nnz. */
 #include "flash_internal.h"
+#include "flash_gather.h"
 
 #include <omp.h>
 #include <string.h>
@@ -94,23 +95,6 @@ static void flash_ds_rows(float *dP, const float *P, int64_t nr, int64_t ld, int
 #endif
         for (; j < nc; j++)
             x[j] = p[j] * (x[j] - di[r]);
-    }
-}
-
-// dS^T = P^T * (dP^T - di): nk rows of `lanes` floats, di per lane (in place in dP)
-static void flash_ds_lanes(float *dP, const float *P, int64_t nk, int64_t lanes, const float *di)
-{
-    for (int64_t j = 0; j < nk; j++) {
-        float *x = dP + j * lanes;
-        const float *p = P + j * lanes;
-        int64_t r = 0;
-#ifdef ATTN_VW
-        for (; r < lanes; r += ATTN_VW)
-            attn_vf_store(x + r,
-                          attn_vf_mul(attn_vf_load(p + r), attn_vf_sub(attn_vf_load(x + r), attn_vf_load(di + r))));
-#endif
-        for (; r < lanes; r++)
-            x[r] = p[r] * (x[r] - di[r]);
     }
 }
 
@@ -277,6 +261,11 @@ int attn_flash_backward(attn_ctx *ctx, const attn_io *io, const attn_grads *g)
     float *di = (float *)ctx->workspace + pl.thread_floats * (size_t)a->threads;
     flash_row_dots(a, io, g, di);
     attn_counter_add(ATTN_CNT_BYTES_READ, (long long)(8 * a->B * a->H * a->Nq * a->D));
+    const flash_gather *gp = ctx->priv;
+    if (flash_gather_fits(gp, a) && gp->backward) {
+        flash_gather_backward(ctx, &pl, gp, io, g, di);
+        return 0;
+    }
     int64_t tasks_kv = a->B * a->H_kv * pl.nkt, tasks_q = a->B * a->H * pl.nqt;
 #pragma omp parallel num_threads(a->threads)
     {

@@ -71,7 +71,12 @@ typedef struct {
     size_t di_floats;      /* backward: Di for every query row, shared by all threads */
     int64_t mask_ld;       /* masks that are not one key range per row: bytes per row of the
                             * tile's mask bytes (flash_pred_rows); 0 for interval masks */
+    int gather;            /* the `gather` parameter (FLASH_GATHER_*) */
+    int64_t gbr, glanes;   /* gathered path (flash_gather.h): query rows per block and lanes,
+                            * G*gbr rounded up to 16; 0 when the path cannot run */
 } flash_plan;
+
+enum { FLASH_GATHER_AUTO = 0, FLASH_GATHER_ON, FLASH_GATHER_OFF };
 
 #define FLASH_DEFAULT_BR 64
 #define FLASH_DEFAULT_BC_SMALL_D 256   /* D <= 64 */
@@ -349,6 +354,23 @@ static inline void flash_exp_lanes(float *S, int64_t nk, int64_t lanes, const fl
 #endif
 }
 
+// dS^T = P^T * (dP^T - di): nk rows of `lanes` floats, di per lane (in place in dP)
+static inline void flash_ds_lanes(float *dP, const float *P, int64_t nk, int64_t lanes, const float *di)
+{
+    for (int64_t j = 0; j < nk; j++) {
+        float *x = dP + j * lanes;
+        const float *p = P + j * lanes;
+        int64_t r = 0;
+#ifdef ATTN_VW
+        for (; r < lanes; r += ATTN_VW)
+            attn_vf_store(x + r,
+                          attn_vf_mul(attn_vf_load(p + r), attn_vf_sub(attn_vf_load(x + r), attn_vf_load(di + r))));
+#endif
+        for (; r < lanes; r++)
+            x[r] = p[r] * (x[r] - di[r]);
+    }
+}
+
 /* Backward entry point (flash_bwd.c). */
 int attn_flash_backward(attn_ctx *ctx, const attn_io *io, const attn_grads *g);
 
@@ -362,20 +384,51 @@ int attn_flash_backward(attn_ctx *ctx, const attn_io *io, const attn_grads *g);
 
 
 
-// qt is (D, lanes): qt[d][g*nb + i] = sc * q[b, h0 + g, i0 + i, d]; padding lanes are 0
-static inline void flash_lanes_pack_q(const attn_tensor *q, int64_t b, int64_t h0, int64_t G, int64_t i0,
-                                      int64_t nb, int64_t lanes, float sc, float *qt)
+/* Query row i of a lane block: rows[i] when the block lists its rows (the
+ * gathered path's blocks are not contiguous), else i0 + i. */
+static inline int64_t flash_block_row(const int32_t *rows, int64_t i0, int64_t i)
+{
+    return rows ? rows[i] : i0 + i;
+}
+
+// qt is (D, lanes): qt[d][g*nb + i] = sc * q[b, h0 + g, row i, d] (flash_block_row); padding lanes are 0
+static inline void flash_lanes_pack_rows(const attn_tensor *q, int64_t b, int64_t h0, int64_t G, int64_t i0,
+                                         const int32_t *rows, int64_t nb, int64_t lanes, float sc, float *qt)
 {
     int64_t D = q->D;
     for (int64_t g = 0; g < G; g++)
         for (int64_t i = 0; i < nb; i++) {
-            const float *row = attn_at(q, b, h0 + g, i0 + i);
+            const float *row = attn_at(q, b, h0 + g, flash_block_row(rows, i0, i));
             float *col = qt + g * nb + i;
             for (int64_t d = 0; d < D; d++)
                 col[d * lanes] = sc * row[d];
         }
     for (int64_t d = 0; d < D; d++)
         memset(qt + d * lanes + G * nb, 0, sizeof(float) * (size_t)(lanes - G * nb));
+}
+
+// the contiguous rows i0 .. i0+nb-1
+static inline void flash_lanes_pack_q(const attn_tensor *q, int64_t b, int64_t h0, int64_t G, int64_t i0,
+                                      int64_t nb, int64_t lanes, float sc, float *qt)
+{
+    flash_lanes_pack_rows(q, b, h0, G, i0, NULL, nb, lanes, sc, qt);
+}
+
+/* The end of a lane block's online softmax: O = acc / l and lse = m + ln l
+ * for lane g*nb + i (head h0 + g, row flash_block_row(rows, i0, i)); a row
+ * that saw no key gets O = 0 and lse = -inf. */
+static inline void flash_lanes_store_o(const attn_args *a, const attn_io *io, int64_t b, int64_t h0, int64_t G,
+                                       int64_t i0, const int32_t *rows, int64_t nb, int64_t lanes,
+                                       const float *acc, const float *m, const float *l)
+{
+    for (int64_t g = 0; g < G; g++)
+        for (int64_t i = 0; i < nb; i++) {
+            int64_t r = g * nb + i, n = flash_block_row(rows, i0, i);
+            float *o = attn_at(&io->o, b, h0 + g, n);
+            for (int64_t d = 0; d < a->D; d++)
+                o[d] = l[r] > 0 ? acc[d * lanes + r] / l[r] : 0.0f;
+            io->lse[((b * a->H) + h0 + g) * a->Nq + n] = l[r] > 0 ? m[r] + logf(l[r]) : -INFINITY;
+        }
 }
 
 /* tmax[r] = max(tmax[r], max_j S[j][r]) over nk rows of `lanes` (S is S^T):
