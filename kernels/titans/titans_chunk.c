@@ -10,8 +10,8 @@
  * (M_r = eta_0 ... eta_r). Every coefficient is a sum of products of numbers
  * in [0, 1]: no division, nothing overflows, and eta = 0 or a = 0 are exact.
  * The reads are then Y = diag(A) Q^ H0 + diag(d) Q^ S0 + (Q^ K^^T (.) C) E
- * with C_rs = -D_rs beta_s on s <= r: three sgemms, as attention inside the
- * chunk plus two reads of the carried state. */
+ * with C_rs = -D_rs beta_s on s <= r: three sgemms per query head (Q^ K^^T,
+ * one over [H0; S0] for both reads of the carried state, and P E). */
 #include "titans_internal.h"
 
 #include <cblas.h>
