@@ -295,8 +295,8 @@ void nn_short_conv_backward_ref(const nn_short_conv *l, const double *P, const d
  * of x: beta = sigmoid(x W_b + b_b) per kv-head (ATTN_IN_BETA); log-gate =
  * logsigmoid(x W_g + b_g) / 16 per kv-head (ATTN_IN_GATE) or per key channel
  * (ATTN_IN_GATE_VEC), as Gated Linear Attention (Yang et al. 2024: decay
- * sigmoid(.)^(1/16)); router logits = x W_r + b_r per kv-head (ATTN_IN_ROUTER,
- * Sparse State Expansion); a kernel's learned weights (ATTN_IN_WEIGHTS, e.g.
+ * sigmoid(.)^(1/16)); raw logits = x W_r + b_r per kv-head (ATTN_IN_ROUTER:
+ * Sparse State Expansion's router, Titans' momentum gate); a kernel's learned weights (ATTN_IN_WEIGHTS, e.g.
  * GAM's slot bank, conv taps and gates) are parameters of the block, drawn by
  * the kernel's init_weights. short_conv = K > 0 puts a short convolution + SiLU
  * (nn_short_conv) on each of q, k and v after its projection and before RoPE

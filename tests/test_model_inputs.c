@@ -1,5 +1,5 @@
-/* Models with kernels that read router logits (sse) or learned weights (gam,
- * infini, synthesizer):
+/* Models with kernels that read router logits (sse, titans' momentum gate) or
+ * learned weights (gam, infini, synthesizer):
  * the attention block projects x to the logits and owns the kernel's weights
  * as parameters; both appear in the parameter table, and the block and whole
  * models match their double twins (central differences). */
@@ -84,6 +84,19 @@ Test(model_inputs, infini_betas_are_block_parameters_and_match_the_double_model,
     cr_assert_eq(count_params(&c, ".attn.kernel_w", &floats), 2);
     cr_assert_eq(floats, (size_t)2 * 2, "%zu", floats);
     check_against_double(&c, "infini", 2028, "lm infini L=3");
+}
+
+/* Titans reads three per-token gates: step (beta), forgetting (gate) and the
+ * momentum logit (router, one column per kv-head). */
+Test(model_inputs, titans_gate_projections_are_parameters_and_match_the_double_model, .timeout = 60)
+{
+    static const char *const params[] = {"chunk=3", NULL};
+    nn_model_cfg c = lm_cfg("titans", params);
+    size_t floats;
+    /* per layer a dense x -> H_kv momentum logits: weight (2, 16) and bias (2) */
+    cr_assert_eq(count_params(&c, ".attn.router", &floats), 4);
+    cr_assert_eq(floats, (size_t)2 * (2 * 16 + 2));
+    check_against_double(&c, "titans", 2029, "lm titans chunk=3");
 }
 
 Test(model_inputs, synthesizer_logits_are_block_parameters_sized_at_max_len_and_match_the_double_model, .timeout = 60)

@@ -94,8 +94,9 @@ enum {
     ATTN_IN_BETA = 1u << 0,      /* io.beta [B,H_kv,Nk,1]: write strength in (0,1) (delta rule) */
     ATTN_IN_GATE = 1u << 1,      /* io.gate [B,H_kv,Nk,1]: log decay <= 0 per token */
     ATTN_IN_GATE_VEC = 1u << 2,  /* io.gate [B,H_kv,Nk,D]: log decay <= 0 per key channel */
-    ATTN_IN_ROUTER = 1u << 3,    /* io.router [B,H_kv,Nk,R]: router logits per token,
-                                    R = kernel->input_cols(a, ATTN_IN_ROUTER) (SSE) */
+    ATTN_IN_ROUTER = 1u << 3,    /* io.router [B,H_kv,Nk,R]: raw logits per token the kernel
+                                    interprets, R = kernel->input_cols(a, ATTN_IN_ROUTER)
+                                    (SSE's router, Titans' momentum gate) */
     ATTN_IN_WEIGHTS = 1u << 4,   /* io.w [1,H,1,W]: learned weights per query head whose
                                     layout the kernel owns, W = input_cols(a, ATTN_IN_WEIGHTS);
                                     g.dw is written (not accumulated). init_weights draws a

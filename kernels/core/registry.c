@@ -30,6 +30,7 @@
     X(gam) \
     X(landmark) \
     X(infini) \
+    X(titans) \
     X(sinkhorn) \
     X(synthesizer) \
     X(reformer) \

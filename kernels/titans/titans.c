@@ -1,0 +1,218 @@
+/* `titans`: the neural long-term memory of Titans (Behrouz, Zhong, Mirrokni
+ * 2024, "Titans: Learning to Memorize at Test Time", Sec. 3.1-3.2;
+ * docs/kernels/titans.md), with a linear memory W (Dv x Dk) trained online
+ * on the associative loss |W k^_t - v_t|^2:
+ *   E_t     = W_{t0} k^_t - v_t            (t0: start of t's chunk)
+ *   Sigma_t = eta_t Sigma_{t-1} - beta_t E_t k^_t^T   (beta = 2 theta: the loss's factor 2)
+ *   W_t     = a_t W_{t-1} + Sigma_t        (a = 1 - alpha, the forgetting gate)
+ *   y_t     = W_t q^_t                     (read=before: W_{t-1} q^_t)
+ * q and k L2-normalised inside the kernel; W and Sigma start at 0 (and at
+ * every document start). Gates are per-token inputs, their projections the
+ * model's: beta from io.beta, a = exp(io.gate), eta = sigmoid(io.router).
+ * chunk = 1 is the exact per-token online gradient descent; chunk = b takes
+ * a chunk's gradients at its initial memory (the paper's parallel form)
+ * while momentum and decay stay per token.
+ *
+ * One task per (batch, KV head) trains the memory once for its G query
+ * heads; tasks are independent with a fixed order: bitwise identical
+ * results for any thread count. */
+#include "titans.h"
+#include "titans_internal.h"
+
+#include "kernels/core/counters.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <omp.h>
+#include <string.h>
+
+static const char *const titans_reads[] = {"after", "before", NULL};
+static const opt_def titans_params[] = {
+    {.name = "chunk", .type = OPT_INT, .def = TITANS_DEFAULT_CHUNK, .lo = 1, .hi = TITANS_MAX_CHUNK,
+     .help = "keys whose gradients are taken at the same memory (1: per-token online descent)"},
+    {.name = "read", .type = OPT_ENUM, .names = titans_reads, .def = TITANS_READ_AFTER,
+     .help = "query t reads the memory after or before token t's update"},
+    {0},
+};
+
+float titans_rnorm(const float *x, int64_t D)
+{
+    float s = 0; /* a sum of squares: no cancellation */
+    for (int64_t d = 0; d < D; d++)
+        s += x[d] * x[d];
+    return 1.0f / sqrtf(s + (float)TITANS_NORM_EPS);
+}
+
+void titans_gates(const titans_task *t, int64_t j, float *beta, float *a, float *eta)
+{
+    const attn_io *io = t->io;
+    float z = attn_at(&io->router, t->b, t->hk, j)[0];
+    *beta = attn_at(&io->beta, t->b, t->hk, j)[0];
+    *a = expf(attn_at(&io->gate, t->b, t->hk, j)[0]);
+    /* sigmoid without overflow: a logit of -1e4 gives eta = 0 exactly */
+    float e = expf(-fabsf(z));
+    *eta = z >= 0 ? 1.0f / (1.0f + e) : e / (1.0f + e);
+}
+
+int64_t titans_chunk_end(const attn_args *a, const titans_plan *pl, int64_t j0)
+{
+    return attn_key_block_end(a, j0, pl->C);
+}
+
+/* Blocks of whole chunks of at most pl->block keys (a chunk longer than that
+ * is a block of its own). */
+int64_t titans_block_end(const attn_args *a, const titans_plan *pl, int64_t j0)
+{
+    int64_t e = titans_chunk_end(a, pl, j0);
+    while (e < a->Nk) {
+        int64_t next = titans_chunk_end(a, pl, e);
+        if (next - j0 > pl->block)
+            break;
+        e = next;
+    }
+    return e;
+}
+
+int titans_plan_make(titans_plan *pl, const attn_args *a)
+{
+    int rc = attn_params_check(a, "titans", titans_params);
+    if (rc)
+        return rc;
+    memset(pl, 0, sizeof *pl);
+    pl->C = attn_param_int(a, titans_params, "chunk", &rc);
+    if (!rc)
+        pl->read_before = attn_param_enum(a, titans_params, "read", &rc) == TITANS_READ_BEFORE;
+    if (rc)
+        return rc;
+    if (a->q_off != a->k_off)
+        return attn_fail(ATTN_EUNSUPPORTED, "kernel 'titans': query i reads the memory at key i, expected "
+                                            "q_off == k_off, found q_off=%lld k_off=%lld",
+                         (long long)a->q_off, (long long)a->k_off);
+    pl->Dk = a->D, pl->Dv = attn_dv(a), pl->G = a->H / a->H_kv;
+    pl->block = pl->C > TITANS_BWD_BLOCK ? pl->C : TITANS_BWD_BLOCK;
+    pl->chunk_floats = titans_chunk_floats(pl->C, pl->Dk, pl->Dv);
+    if (a->backward) {
+        for (int64_t j = 0; j < a->Nk; j = titans_block_end(a, pl, j))
+            pl->n_blocks++;
+        size_t st = (size_t)(2 * pl->Dk * pl->Dv + 15) / 16 * 16;
+        size_t vec = (size_t)(pl->Dk + pl->Dv + 15) / 16 * 16;
+        /* checkpoints, the block's states, [GH; GS], GH0, a zero state; 6 vectors; block starts (int64) */
+        pl->bwd_floats = st * (size_t)(pl->n_blocks + pl->block + 1 + 3) + 6 * vec +
+                         (size_t)(2 * (pl->n_blocks + 1) + 15) / 16 * 16;
+    }
+    pl->slot_floats = pl->chunk_floats + pl->bwd_floats;
+    pl->state_floats = (size_t)(a->B * a->H_kv * 2 * pl->Dk * pl->Dv);
+    return 0;
+}
+
+static int titans_init(attn_ctx *ctx, const attn_args *a)
+{
+    titans_plan pl;
+    int rc = titans_plan_make(&pl, a);
+    if (rc)
+        return rc;
+    size_t state = (pl.state_floats + 15) / 16 * 16;
+    ctx->workspace_bytes = sizeof(float) * (state + pl.slot_floats * (size_t)a->threads);
+    ctx->state_bytes_used = sizeof(float) * pl.state_floats;
+    return 0;
+}
+
+int titans_inputs_present(const attn_ctx *ctx, const attn_io *io, const attn_grads *g)
+{
+    if (!io->beta.data || !io->gate.data || !io->router.data)
+        return attn_fail(ATTN_EINVAL, "kernel 'titans': expected io.beta, io.gate and io.router, found NULL");
+    if (g && (!g->dbeta.data || !g->dgate.data || !g->drouter.data))
+        return attn_fail(ATTN_EINVAL, "kernel 'titans': expected dbeta, dgate and drouter, found NULL");
+    (void)ctx;
+    return 0;
+}
+
+// q (B,H,N,Dk), k (B,H_kv,N,Dk), v (B,H_kv,N,Dv), beta, gate, router (B,H_kv,N,1); o (B,H,N,Dv).
+// The final memory and momentum of each (b, KV head) stay in the workspace (ctx->state_bytes_used).
+static int titans_forward(attn_ctx *ctx, const attn_io *io)
+{
+    const attn_args *a = &ctx->args;
+    titans_plan pl;
+    int rc = titans_plan_make(&pl, a);
+    if (rc || (rc = titans_inputs_present(ctx, io, NULL)))
+        return rc;
+    float *state = ctx->workspace, *slots = state + (pl.state_floats + 15) / 16 * 16;
+    int64_t tasks = a->B * a->H_kv;
+    long long flops = 0;
+    openblas_set_num_threads(1); /* parallelism comes from the OpenMP loop below */
+#pragma omp parallel for num_threads(a->threads) schedule(static) reduction(+ : flops)
+    for (int64_t t = 0; t < tasks; t++) {
+        titans_task tk = {a, io, &pl, t / a->H_kv, t % a->H_kv};
+        float *ws = slots + (size_t)omp_get_thread_num() * pl.slot_floats, *H = state + t * 2 * pl.Dk * pl.Dv;
+        double f = 0;
+        for (int64_t j = 0, e; j < a->Nk; j = e) {
+            e = titans_chunk_end(a, &pl, j);
+            f += titans_chunk(&tk, j, e - j, attn_key_starts_seq(a, j), H, ws, 1);
+        }
+        flops += (long long)f;
+    }
+    attn_counter_add(ATTN_CNT_FLOPS, flops);
+    /* K, V and three gates once per KV head, Q once per query head */
+    double per_task = (double)a->Nk * (double)(pl.Dk + pl.Dv + 3 + pl.G * pl.Dk);
+    attn_counter_add(ATTN_CNT_BYTES_READ, (long long)(4.0 * per_task * (double)tasks));
+    return 0;
+}
+
+/* Forward FLOPs per (b, query head), C = min(chunk, N): N (10 Dk Dv + 2 C (Dk + Dv))
+ * -- per token the errors (2), the two state reads (4) and the memory and
+ * momentum updates (4) in Dk Dv units, and the in-chunk products Q^ K^^T and
+ * P E. Backward 2.5x forward (docs/kernel-interface.md's convention). */
+static double titans_flops(const attn_args *a, attn_pass pass)
+{
+    int rc = 0;
+    int64_t C = attn_param_int(a, titans_params, "chunk", &rc);
+    double N = (double)a->Nk, Dk = (double)a->D, Dv = (double)attn_dv(a);
+    double c = (double)(C < a->Nk ? C : a->Nk);
+    double fwd = (double)(a->B * a->H) * N * (10 * Dk * Dv + 2 * c * (Dk + Dv));
+    return pass == ATTN_PASS_FWD ? fwd : 2.5 * fwd;
+}
+
+/* Minimum fp32 traffic, each tensor once: forward reads Q, K, V and the three
+ * gates and writes O; backward reads them and dO and writes their gradients. */
+static double titans_bytes(const attn_args *a, attn_pass pass)
+{
+    double B = (double)a->B, Hq = (double)a->H, Hkv = (double)a->H_kv, N = (double)a->Nk;
+    double Dk = (double)a->D, Dv = (double)attn_dv(a);
+    if (pass == ATTN_PASS_FWD)
+        return 4 * B * N * (Hq * Dk + Hkv * (Dk + Dv + 3) + Hq * Dv);
+    return 4 * B * N * (2 * Hq * Dk + 2 * Hkv * (Dk + Dv + 3) + Hq * Dv);
+}
+
+/* Memory W and momentum Sigma (Dk Dv each) per (batch, KV head), whole batch. */
+static size_t titans_state_bytes(const attn_args *a)
+{
+    return sizeof(float) * (size_t)(a->B * a->H_kv * 2 * a->D * attn_dv(a));
+}
+
+/* One momentum logit per token. */
+static int64_t titans_input_cols(const attn_args *a, unsigned input)
+{
+    (void)a;
+    return input == ATTN_IN_ROUTER ? 1 : 0;
+}
+
+const attn_kernel attn_kernel_titans = {
+    .name = "titans",
+    .family = "titans",
+    .reference = "Behrouz, Zhong, Mirrokni 2024 (Titans neural memory), linear memory, momentum and forgetting "
+                 "per token; gradients of a chunk at its initial memory. q, k L2-normalised, no scale",
+    .flags = ATTN_APPROX | ATTN_CAUSAL | ATTN_TRAINABLE | ATTN_RECURRENT | ATTN_GQA | ATTN_DV |
+             ATTN_DETERMINISTIC | ATTN_NO_SCALE,
+    .masks = ATTN_MASK_BIT(ATTN_MASK_CAUSAL) | ATTN_MASK_BIT(ATTN_MASK_DOCUMENT),
+    .params = titans_params,
+    .notes = "step 2 theta from io.beta, decay 1 - alpha = exp(io.gate), momentum sigmoid(io.router)",
+    .init = titans_init,
+    .forward = titans_forward,
+    .backward = titans_backward,
+    .flops = titans_flops,
+    .bytes = titans_bytes,
+    .state_bytes = titans_state_bytes,
+    .inputs = ATTN_IN_BETA | ATTN_IN_GATE | ATTN_IN_ROUTER,
+    .ref_forward = titans_ref_forward,
+    .input_cols = titans_input_cols,
+};
