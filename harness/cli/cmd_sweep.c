@@ -34,6 +34,8 @@ static void describe_job(const bench_job *j, char *buf, size_t n)
              bench_pass_name(j->pass), (long long)j->args.B, (long long)j->args.H,
              (long long)j->args.H_kv, (long long)j->args.Nq, (long long)j->args.Nk,
              (long long)j->args.D, j->args.threads);
+    if (j->args.kv_dtype != ATTN_KV_FP32)
+        snprintf(buf + strlen(buf), n - strlen(buf), " kv=%s", attn_kv_dtype_names[j->args.kv_dtype]);
     if (j->lens.n) { /* a ragged or padded batch's lengths */
         snprintf(buf + strlen(buf), n - strlen(buf), " %s=", bench_lens_key(&j->lens));
         bench_lens_format(&j->lens, buf + strlen(buf), n - strlen(buf));

@@ -60,9 +60,16 @@ static int64_t dec_kv_ahead(const dec_kv_rows *cur)
     return rows < 2 ? 2 : rows;
 }
 
+/* A block's fp16 scale: F16C's conversion where the build has it (exact,
+ * as attn_fp16_to_f32), not a call per ATTN_VW values. */
 static inline float dec_kv_scale(const unsigned char *blk)
 {
-    return attn_fp16_to_f32((uint16_t)(blk[0] | blk[1] << 8));
+    uint16_t h = (uint16_t)(blk[0] | blk[1] << 8);
+#ifdef __F16C__
+    return _cvtsh_ss(h);
+#else
+    return attn_fp16_to_f32(h);
+#endif
 }
 
 #ifdef ATTN_VW
