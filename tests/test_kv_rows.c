@@ -6,6 +6,7 @@
  * job per format and survives cfg_dump; `check --kv-dtype` runs the forward
  * cases. */
 #include "check_tally.h"
+#include "bench_row.h"
 #include "harness/measure/bench.h"
 #include "harness/measure/config.h"
 #include "harness/results/csvw.h"
@@ -33,25 +34,18 @@ static bench_job decode_job(const char *kernel, attn_kv_dtype t)
     return j;
 }
 
-static void run_row(const bench_job *j, csvw_row *r)
-{
-    bench_result res;
-    cr_assert_eq(bench_run(j, NULL, &res), 0);
-    bench_result_row(j, &res, r);
-}
-
 static double cell(const csvw_row *r, schema_col c) { return strtod(r->cell[c], NULL); }
 
 Test(kv_rows, a_stored_cache_row_names_its_format_bytes_and_error)
 {
     csvw_row r32, r;
     bench_job j32 = decode_job("decode", ATTN_KV_FP32);
-    run_row(&j32, &r32);
+    test_bench_row(&j32, &r32);
     cr_assert_str_eq(r32.cell[ATTN_COL_DTYPE], "fp32");
     cr_assert_str_eq(r32.cell[ATTN_COL_SOFTMAX_REL_ERR], "", "an fp32 softmax row has no fidelity cell");
     for (int t = ATTN_KV_BF16; t < ATTN_KV__COUNT; t++) {
         bench_job j = decode_job("decode", (attn_kv_dtype)t);
-        run_row(&j, &r);
+        test_bench_row(&j, &r);
         char want[32];
         snprintf(want, sizeof want, "fp32;kv=%s", attn_kv_dtype_names[t]);
         cr_assert_str_eq(r.cell[ATTN_COL_STATUS], "ok", "%s", r.cell[ATTN_COL_STATUS]);
@@ -73,7 +67,7 @@ Test(kv_rows, a_kernel_without_the_format_is_a_skipped_row_with_the_reason)
 {
     csvw_row r;
     bench_job j = decode_job("flash", ATTN_KV_Q4_0);
-    run_row(&j, &r);
+    test_bench_row(&j, &r);
     cr_assert(strstr(r.cell[ATTN_COL_STATUS], "skipped:") && strstr(r.cell[ATTN_COL_STATUS], "q4_0"), "%s",
               r.cell[ATTN_COL_STATUS]);
     cr_assert_str_eq(r.cell[ATTN_COL_DTYPE], "fp32;kv=q4_0");

@@ -17,8 +17,8 @@
  *
  * This file also holds what `lean` (lean.c) shares: the plan and the partial
  * over a key range (decode_internal.h); the logsumexp merge is in
- * decode_merge.c, the products over a low-precision KV cache
- * (attn_args.kv_dtype) in decode_kv.c. */
+ * decode_merge.c, the dot layout's products (over fp32 K and V or a cache
+ * stored in attn_args.kv_dtype) in decode_dot.c. */
 #include "decode_internal.h"
 #include "kernels/flash/flash_internal.h"
 #include "decode.h"
@@ -408,7 +408,6 @@ static void dec_partial_rows(const attn_args *a, const dec_plan *pl, const attn_
                              float *ws, float *part, flash_tally *t)
 {
     int64_t D = a->D, G = pl->G, R = G * nb, lanes = flash_round16(R), ld = flash_round16(pl->bc);
-    int kvq = a->kv_dtype != ATTN_KV_FP32; /* K and V read from the stored cache (decode_kv.c) */
     float *qs = flash_take(&ws, R * D), *kt = dot ? NULL : flash_take(&ws, D * ld), *S = flash_take(&ws, R * ld);
     float *acc = flash_take(&ws, R * D);
     float *m = flash_take(&ws, lanes), *l = flash_take(&ws, lanes);
@@ -444,12 +443,10 @@ static void dec_partial_rows(const attn_args *a, const dec_plan *pl, const attn_
         }
         int64_t nn = nj < nend ? (nend - nj < pl->bc ? nend - nj : pl->bc) : 0;
         dec_tile_rows cur = dec_fp32_tile(io, b, hk, j0 + jlo, nk), nx = dec_fp32_tile(io, nb_, nhk, nj, nn);
-        dec_kv_rows qcur = attn_dec_kv_tile(io, b, hk, j0 + jlo, nk), qnx = attn_dec_kv_tile(io, nb_, nhk, nj, nn);
-        if (kvq) {
-            attn_dec_kv_scores(a->kv_dtype, qs, R, D, &qcur, &qnx, S, ld);
-            t->flops += 2.0 * (double)(R * nk * D);
-        } else if (dot) {
-            attn_dec_dot_scores(qs, R, D, &cur, &nx, S, ld);
+        dec_kv_rows dcur = attn_dec_kv_tile(io, a->kv_dtype, b, hk, j0 + jlo, nk);
+        dec_kv_rows dnx = attn_dec_kv_tile(io, a->kv_dtype, nb_, nhk, nj, nn);
+        if (dot) {
+            attn_dec_dot_scores(a->kv_dtype, qs, R, D, &dcur, &dnx, S, ld);
             t->flops += 2.0 * (double)(R * nk * D);
         } else {
             dec_pack_kt(&cur, D, ld, kt, &nx);
@@ -462,11 +459,8 @@ static void dec_partial_rows(const attn_args *a, const dec_plan *pl, const attn_
         for (int64_t r = 0; r < R; r++)
             for (int64_t d = 0; d < D; d++)
                 acc[r * D + d] *= alpha[r];
-        if (kvq) {
-            attn_dec_kv_pv(a->kv_dtype, S, ld, R, D, &qcur, &qnx, acc);
-            t->flops += 2.0 * (double)(R * nk * D);
-        } else if (dot) {
-            attn_dec_dot_pv(S, ld, R, D, &cur, &nx, acc);
+        if (dot) {
+            attn_dec_dot_pv(a->kv_dtype, S, ld, R, D, &dcur, &dnx, acc);
             t->flops += 2.0 * (double)(R * nk * D);
         } else
             t->flops += attn_mk_gemm(R, D, nk, S, ld, 1, cur.v, io->v.sn, acc, D, ATTN_MK_ADD, NULL, NULL);
