@@ -47,7 +47,7 @@ A_hdr = ""
 stats csv every ::0::0 using (A_hdr = A_hdrf(1), 0) nooutput
 A_at(name) = strstrt(A_hdr . " ", " " . name . " ")
 A_ix(name) = A_at(name) ? words(A_hdr[1:A_at(name) + strlen(name)]) : 0
-A_need = "suite status kernel params mask pass D B H H_kv threads cpu " . \
+A_need = "suite status kernel params mask pass dtype D B H H_kv threads cpu " . \
          "N time_ms_median time_ms_p10 time_ms_p90 gflops workspace_bytes peak_rss_bytes run_id"
 do for [w in A_need] {
     if (!A_ix(w)) { print sprintf("common.gp: %s has no column '%s'", csv, w); exit status 2 }
@@ -59,19 +59,19 @@ do for [w in extra_num] {
 stats csv using 0 nooutput
 A_n = STATS_records
 
-# --- string columns: A_S[(c-1)*A_n + row]. c = 1..11 through strcol(): their
+# --- string columns: A_S[(c-1)*A_n + row]. c = 1..12 through strcol(): their
 # values never hold commas (a truncated "error:x, y" status is still not "ok").
-A_SC = "suite status kernel pass D B H H_kv threads run_id metric"
-array A_S[13 * A_n]
+A_SC = "suite status kernel pass D B H H_kv threads run_id metric dtype"
+array A_S[14 * A_n]
 A_expr = ""
 do for [c = 1:words(A_SC)] {
     A_expr = A_expr . sprintf("A_S[%d + int($0) + 1] = strcol(%d), ", (c - 1) * A_n, A_ix(word(A_SC, c)))
 }
 eval sprintf("stats csv using (%s 0) nooutput", A_expr)
-# c = 12, 13: mask and params, whole quoted fields through the labels table
-do for [c = 12:13] {
+# c = 13, 14: mask and params, whole quoted fields through the labels table
+do for [c = 13:14] {
     set table $A_T
-    eval sprintf("plot csv using 0:0:%d with labels", A_ix(c == 12 ? "mask" : "params"))
+    eval sprintf("plot csv using 0:0:%d with labels", A_ix(c == 13 ? "mask" : "params"))
     unset table
     do for [l = 1:|$A_T|] {
         A_l = $A_T[l]
@@ -84,8 +84,8 @@ do for [c = 12:13] {
 sSuite(i) = A_S[i];            sStatus(i) = A_S[A_n + i];      sKernel(i) = A_S[2 * A_n + i]
 sPass(i) = A_S[3 * A_n + i];   sD(i) = A_S[4 * A_n + i];       sB(i) = A_S[5 * A_n + i]
 sH(i) = A_S[6 * A_n + i];      sHkv(i) = A_S[7 * A_n + i];     sThreads(i) = A_S[8 * A_n + i]
-sRun(i) = A_S[9 * A_n + i];    sMetric(i) = A_S[10 * A_n + i]
-sMask(i) = A_S[11 * A_n + i];   sParams(i) = A_S[12 * A_n + i]
+sRun(i) = A_S[9 * A_n + i];    sMetric(i) = A_S[10 * A_n + i]; sDtype(i) = A_S[11 * A_n + i]
+sMask(i) = A_S[12 * A_n + i];   sParams(i) = A_S[13 * A_n + i]
 # cpu of the last row, for the figure title
 set table $A_T
 eval sprintf("plot [-1:1] [-1:1] csv every ::%d::%d using (0):(0):%d with labels", A_n - 1, A_n - 1, A_ix("cpu"))
@@ -119,11 +119,11 @@ if (words(extra_num) > 0) {
 }
 vX(c, i) = A_X[(c - 1) * A_n + i]
 
-# --- lines (kernel, params) and panels (panel_cols, by default mask, pass, D,
+# --- lines (kernel, params, dtype: a low-precision KV cache is a line of its own) and panels (panel_cols, by default mask, pass, D,
 # B, H, H_kv, threads). Keys live in one string "\n<key>\r<id>\n" so a lookup
 # is one strstrt().
 array A_RL[A_n]; array A_RP[A_n]           # line and panel of each row, 0 = not plotted
-array A_LK[A_n]; array A_LP[A_n]; array A_LL[A_n]
+array A_LK[A_n]; array A_LP[A_n]; array A_LL[A_n]; array A_LD[A_n]
 array A_PT[A_n]; array A_PTh[A_n]; array A_PR[A_n]   # panel title, threads, first row
 # Panel key part and title part of column c for row i ("" leaves it out of the title).
 A_pv(c, i) = c eq "mask" ? sMask(i) : c eq "pass" ? sPass(i) : c eq "N" ? sprintf("%.0f", vN(i)) : \
@@ -141,11 +141,11 @@ A_nl = 0; A_np = 0; A_lkeys = "\n"; A_pkeys = "\n"
 do for [i = 1:A_n] {
     A_RL[i] = 0; A_RP[i] = 0
     if (sSuite(i) eq suite && sStatus(i) eq "ok" && finite(vN(i))) {
-        A_k = sKernel(i) . "\t" . sParams(i)
+        A_k = sKernel(i) . "\t" . sParams(i) . "\t" . sDtype(i)
         if (A_find(A_lkeys, A_k) == 0) {
             A_nl = A_nl + 1
             A_lkeys = A_lkeys . A_k . "\r" . A_nl . "\n"
-            A_LK[A_nl] = sKernel(i); A_LP[A_nl] = sParams(i)
+            A_LK[A_nl] = sKernel(i); A_LP[A_nl] = sParams(i); A_LD[A_nl] = sDtype(i)
         }
         A_RL[i] = A_id(A_lkeys, A_k)
         A_k = ""
@@ -167,11 +167,13 @@ if (A_np == 0) {
     print sprintf("common.gp: %s has no rows with suite=%s and status=ok", csv, suite)
     exit status 3
 }
-# Legend text: the kernel name, plus its params when one kernel has several.
+# Legend text: the kernel name, plus its params when one kernel has several
+# in one dtype, plus the dtype when it is not fp32 (fp32;kv=q8_0).
 do for [j = 1:A_nl] {
     A_c = 0
-    do for [k = 1:A_nl] { A_c = A_c + (A_LK[k] eq A_LK[j] ? 1 : 0) }
+    do for [k = 1:A_nl] { A_c = A_c + (A_LK[k] eq A_LK[j] && A_LD[k] eq A_LD[j] ? 1 : 0) }
     A_LL[j] = A_c > 1 ? sprintf("%s [%s]", A_LK[j], A_LP[j]) : A_LK[j]
+    A_LL[j] = A_LL[j] . (A_LD[j] eq "fp32" || A_LD[j] eq "" ? "" : " " . A_LD[j])
 }
 
 # Figures plot from the arrays above; an array has no header row.

@@ -4,6 +4,7 @@
  * --out` and `attnbench sweep`, and `attnbench check` fails such a case
  * naming it. */
 #include "harness/cli/cli.h"
+#include "bench_row.h"
 #include "harness/measure/bench.h"
 #include "harness/measure/check.h"
 #include "harness/measure/kv_file.h"
@@ -57,13 +58,6 @@ static bench_job job_for(const attn_kernel *k)
     return j;
 }
 
-static void run_row(const bench_job *j, csvw_row *r)
-{
-    bench_result res;
-    cr_assert_eq(bench_run(j, NULL, &res), 0);
-    bench_result_row(j, &res, r);
-}
-
 Test(nonfinite, kv_file_inputs_holding_nan_or_inf_give_an_error_nonfinite_row_naming_the_tensor)
 {
     char dir[] = "/tmp/attn_nf_XXXXXX", path[64], spec[80];
@@ -76,7 +70,7 @@ Test(nonfinite, kv_file_inputs_holding_nan_or_inf_give_an_error_nonfinite_row_na
         bench_job j = job_for(attn_find_kernel("flash"));
         cr_assert_eq(bench_inputs_parse(spec, &j.inputs, "test"), 0, "%s", attn_last_error());
         csvw_row r;
-        run_row(&j, &r);
+        test_bench_row(&j, &r);
         const char *status = r.cell[ATTN_COL_STATUS];
         cr_assert(strncmp(status, "error:nonfinite: input K holds", 30) == 0, "%s", status);
         cr_assert(strstr(status, "b=0 h=1 n=37 d=5") && strstr(status, path), "%s", status);
@@ -86,7 +80,7 @@ Test(nonfinite, kv_file_inputs_holding_nan_or_inf_give_an_error_nonfinite_row_na
     bench_job j = job_for(attn_find_kernel("flash"));
     cr_assert_eq(bench_inputs_parse(spec, &j.inputs, "test"), 0);
     csvw_row r;
-    run_row(&j, &r);
+    test_bench_row(&j, &r);
     cr_assert_str_eq(r.cell[ATTN_COL_STATUS], "ok");
     unlink(path), rmdir(dir);
 }
@@ -172,12 +166,12 @@ Test(nonfinite, an_output_nan_outside_the_gates_sampled_rows_gives_an_error_nonf
 {
     bench_job j = job_for(nan_kernel());
     csvw_row r;
-    run_row(&j, &r);
+    test_bench_row(&j, &r);
     cr_assert(strncmp(r.cell[ATTN_COL_STATUS], "error:nonfinite: output O holds nan at b=0 h=0 n=1 d=3", 55) == 0,
               "%s", r.cell[ATTN_COL_STATUS]);
     cr_assert_str_empty(r.cell[ATTN_COL_TIME_MS_MEDIAN], "a non-finite job is not timed");
     j.kernel = attn_find_kernel("flash"); /* the same job on the kernel itself passes */
-    run_row(&j, &r);
+    test_bench_row(&j, &r);
     cr_assert_str_eq(r.cell[ATTN_COL_STATUS], "ok");
 }
 

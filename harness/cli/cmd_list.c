@@ -52,6 +52,17 @@ static void inputs_text(unsigned in, char *buf, size_t n)
         strncat(buf, " in:weights", n - strlen(buf) - 1);
 }
 
+/* The KV cache formats besides fp32 the kernel reads: " kv:bf16,fp16,...". */
+static void kv_dtypes_text(unsigned kv, char *buf, size_t n)
+{
+    for (int t = ATTN_KV_BF16, first = 1; t < ATTN_KV__COUNT; t++)
+        if (kv & ATTN_KV_BIT(t)) {
+            strncat(buf, first ? " kv:" : ",", n - strlen(buf) - 1);
+            strncat(buf, attn_kv_dtype_names[t], n - strlen(buf) - 1);
+            first = 0;
+        }
+}
+
 static void masks_text(uint32_t m, char *buf, size_t n)
 {
     buf[0] = '\0';
@@ -92,6 +103,7 @@ static void list_kernels(int as_csv, int names_only)
         char flags[256], masks[512];
         flags_text((*k)->flags, flags, sizeof flags);
         inputs_text((*k)->inputs, flags, sizeof flags);
+        kv_dtypes_text((*k)->kv_dtypes, flags, sizeof flags);
         masks_text((*k)->masks, masks, sizeof masks);
         char params[2048];
         opt_summary((*k)->params, params, sizeof params);

@@ -32,6 +32,8 @@ static void describe_job(const bench_job *j, char *buf, size_t n)
              (long long)j->args.D, j->args.threads);
     for (int i = 0; i < j->args.params.n; i++) /* two entries of a suite's params differ only here */
         snprintf(buf + strlen(buf), n - strlen(buf), " %s=%s", j->args.params.key[i], j->args.params.val[i]);
+    if (j->args.kv_dtype != ATTN_KV_FP32)
+        snprintf(buf + strlen(buf), n - strlen(buf), " kv=%s", attn_kv_dtype_names[j->args.kv_dtype]);
     if (j->lens.n) { /* a ragged or padded batch's lengths */
         snprintf(buf + strlen(buf), n - strlen(buf), " %s=", bench_lens_key(&j->lens));
         bench_lens_format(&j->lens, buf + strlen(buf), n - strlen(buf));

@@ -120,6 +120,8 @@ void bench_identity(const bench_job *job, csvw_row *row)
     csvw_row_set(row, ATTN_COL_MASK, "%s", mask);
     csvw_row_set(row, ATTN_COL_PASS, "%s", bench_pass_name(job->pass));
     bench_row_shape(row, &(bench_shape){a->B, a->H, a->H_kv, a->Nq, a->Nk, a->D, attn_dv(a)});
+    if (a->kv_dtype != ATTN_KV_FP32) /* Q and O in fp32, the KV cache in its stored format */
+        csvw_row_set(row, ATTN_COL_DTYPE, "fp32;kv=%s", attn_kv_dtype_names[a->kv_dtype]);
     csvw_row_set(row, ATTN_COL_PARAMS, "%s", params);
     csvw_row_set(row, ATTN_COL_SEED, "%llu", (unsigned long long)job->seed);
     csvw_row_set(row, ATTN_COL_DATA_SOURCE, "%s", bench_inputs_source(&job->inputs));
@@ -146,6 +148,8 @@ static int buffers_alloc(buffers *bf, const bench_job *job, const attn_args *a)
     bf->g = problem_grads(&bf->p);
     if ((rc = bench_inputs_fill(&job->inputs, a, job->seed, &bf->io)) != 0)
         return rc;
+    /* the stored KV cache from the final K and V, before anything is timed */
+    problem_store_kv(&bf->p);
     char why[160];
     if (nonfinite_inputs(&bf->io, why, sizeof why))
         return attn_fail(ATTN_EINVAL, "%s%s%s", why, job->inputs.kv_file[0] ? " of kv file " : "",

@@ -132,7 +132,8 @@ void bench_result_row(const bench_job *job, const bench_result *res, csvw_row *r
  * and suite filled in: every row this harness writes starts so. */
 void bench_row_begin(csvw_row *row, int threads, const char *suite);
 
-/* The problem's cells of a row: dtype fp32 and the shape. */
+/* The problem's cells of a row: dtype fp32 and the shape (bench_identity adds a
+ * stored KV cache's format to dtype: fp32;kv=q8_0). */
 typedef struct {
     int64_t B, H, H_kv, N, N_kv, D, Dv;
 } bench_shape;

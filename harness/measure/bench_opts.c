@@ -86,6 +86,12 @@ const opt_def bench_opts_table[] = {
      .help = "input family, or layer L (default: the last) of a trained model's attention inputs written by "
              "'attnbench eval --dump-kv FILE'; other than uniform adds fidelity rows against the oracle "
              "(rel_fro_err, cosine_mean, cosine_min, kl, topk_recall; docs/fidelity.md)"},
+    {.name = "kv_dtype", .group = G_JOB, .type = OPT_ENUM, .offset = JOB(args.kv_dtype),
+     .names = attn_kv_dtype_names, .def = ATTN_KV_FP32,
+     .help = "storage of the K and V caches a decode kernel reads (decode, lean; others skip a non-fp32 job): "
+             "bf16 and fp16 widened in registers, q8_0 and q4_0 ggml's blocks of 32 with an fp16 scale "
+             "(docs/kv-formats.md); accumulation stays fp32, softmax_rel_err is the error against the "
+             "oracle on the unrounded K and V"},
     {.name = "B", .group = G_JOB, .type = OPT_INT, .offset = JOB(args.B), .lo = 1, .hi = 1 << 20, .def_str = "1",
      .help = "batch"},
     {.name = "H", .group = G_JOB, .type = OPT_INT, .offset = JOB(args.H), .def = 8, .lo = 1, .hi = 1 << 16,

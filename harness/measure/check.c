@@ -66,6 +66,7 @@ int check_kernel_fidelity(const attn_kernel *k, const attn_args *a, fid_inputs f
         return rc;
     attn_io io = problem_io(&p);
     fid_fill(f, &p.a, seed, &io);
+    problem_store_kv(&p); /* a stored KV cache holds the family's K and V; the oracle reads them unrounded */
     if ((rc = fx_run(k, &p, 0)) == 0)
         rc = fid_measure(k, &p.a, &io, m);
     problem_free(&p);

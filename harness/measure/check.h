@@ -104,5 +104,12 @@ typedef void (*check_sink)(const check_result *r, void *ctx);
  * kernels). Hands each case's result to sink as it is measured. Returns 0,
  * or the negative code of a kernel that failed to run (or of a bad filter). */
 int check_kernel_cases(const attn_kernel *k, const char *mask_filter, int threads, check_sink sink, void *ctx);
+/* The same with the K and V caches stored in kv_dtype (kv_format.h): the
+ * forward cases only, on the shapes the format holds (D a multiple of 32),
+ * each against the oracle on the values the kernel read (the cache
+ * dequantized by the plain loop), at the fp32 tolerances. A kernel that does
+ * not read the format returns ATTN_EUNSUPPORTED with the reason. */
+int check_kernel_cases_kv(const attn_kernel *k, const char *mask_filter, int threads, attn_kv_dtype kv_dtype,
+                          check_sink sink, void *ctx);
 
 #endif

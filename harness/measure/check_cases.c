@@ -50,6 +50,7 @@ double check_tol_o(const attn_kernel *k, int64_t Nk)
 typedef struct {
     const attn_kernel *k;
     int threads;
+    attn_kv_dtype kv_dtype; /* the KV cache format of every case */
     check_sink sink;
     void *ctx;
 } runner;
@@ -121,7 +122,10 @@ static int case_args(const runner *r, const shape *sh, const char *mask, int pad
 {
     if (shape_args(r->k, sh, mask, r->threads, a))
         return -1;
+    a->kv_dtype = r->kv_dtype;
     describe(what, n, sh, mask);
+    if (r->kv_dtype != ATTN_KV_FP32)
+        snprintf(what + strlen(what), n - strlen(what), " kv=%s", attn_kv_dtype_names[r->kv_dtype]);
     if (padded) {
         len[0] = sh->Nq, len[1] = sh->Nq * 3 / 5, len[2] = 1;
         a->seq_len = len;
@@ -246,15 +250,30 @@ static int property_cases(const runner *r)
 
 int check_kernel_cases(const attn_kernel *k, const char *mask_filter, int threads, check_sink sink, void *ctx)
 {
-    runner r = {k, threads, sink, ctx};
+    return check_kernel_cases_kv(k, mask_filter, threads, ATTN_KV_FP32, sink, ctx);
+}
+
+int check_kernel_cases_kv(const attn_kernel *k, const char *mask_filter, int threads, attn_kv_dtype kv_dtype,
+                          check_sink sink, void *ctx)
+{
+    runner r = {k, threads, kv_dtype, sink, ctx};
     int rc;
-    if (mask_filter) {
-        attn_args probe;
-        if ((rc = shape_args(k, &fwd_shapes[2], mask_filter, threads, &probe)) != 0 ||
-            (rc = attn_args_validate(k, &probe)) != 0)
-            return rc;
-        return mask_cases(&r, mask_filter);
+    attn_args probe;
+    if ((rc = shape_args(k, &fwd_shapes[2], mask_filter ? mask_filter : "full", threads, &probe)) != 0)
+        return rc;
+    probe.kv_dtype = kv_dtype;
+    if ((mask_filter || kv_dtype != ATTN_KV_FP32) && (rc = attn_args_validate(k, &probe)) != 0)
+        return rc; /* a mask or a KV format the kernel does not take: said once, not per case */
+    if (kv_dtype != ATTN_KV_FP32) { /* forward only: decode kernels read a stored cache, forward */
+        if (mask_filter)
+            return forward_cases(&r, mask_filter);
+        for (const char *const *m = check_mask_cases; *m; m++)
+            if ((rc = forward_cases(&r, *m)) != 0)
+                return rc;
+        return 0;
     }
+    if (mask_filter)
+        return mask_cases(&r, mask_filter);
     for (const char *const *m = check_mask_cases; *m; m++)
         if ((rc = mask_cases(&r, *m)) != 0)
             return rc;

@@ -8,27 +8,36 @@
 static double worse(double err, double e) { return e <= err ? err : isnan(e) ? INFINITY : e; }
 
 /* Softmax kernels against the oracle; own-reference kernels only collect the
- * softmax fidelity here (their error comes from ref_gate). */
+ * softmax fidelity here (their error comes from ref_gate). A kernel that
+ * read a stored KV cache (args.kv_dtype) is checked against the oracle on
+ * the values it read (the cache dequantized by the plain loop), and its
+ * distance from the oracle on the unrounded K and V is its fidelity. */
 static void sampled_rows(const attn_kernel *kern, const attn_args *a, const attn_io *io, gate_result *r)
 {
     int own = kern && kern->ref_forward, one_query = kern && (kern->flags & ATTN_ONE_QUERY);
+    int stored = a->kv_dtype != ATTN_KV_FP32 && io->kc.data;
     int64_t G = a->H / a->H_kv, Dv = attn_dv(a);
-    double diff2 = 0, ref2 = 0, *orow = malloc(sizeof(double) * (size_t)Dv);
+    double diff2 = 0, ref2 = 0, *orow = malloc(sizeof(double) * 2 * (size_t)Dv), *urow = orow + Dv;
     FOR_SAMPLED_HEADS(a, b, h) {
         if (one_query)
             break; /* one learned query: no softmax rows to compare with */
-        attn_tensor_f64 k = head_widen(&io->k, b, h / G, 0, a->Nk);
-        attn_tensor_f64 v = head_widen(&io->v, b, h / G, 0, a->Nk);
+        attn_tensor_f64 k = head_widen(&io->k, b, h / G, 0, a->Nk), v = head_widen(&io->v, b, h / G, 0, a->Nk);
+        attn_tensor_f64 kr = k, vr = v; /* what the kernel read */
+        if (stored)
+            kr = head_widen_cache(&io->kc, b, h / G, 0, a->Nk), vr = head_widen_cache(&io->vc, b, h / G, 0, a->Nk);
         double vmax = 0;
         for (int64_t n = 0; n < a->Nk * Dv; n++)
-            vmax = fmax(vmax, fabs(v.data[n]));
+            vmax = fmax(vmax, fabs(vr.data[n]));
         int64_t rows[3] = {0, a->Nq / 2, a->Nq - 1};
         for (int s = 0; s < 3; s++) {
-            double lse = head_oracle_row(a, io, &k, &v, b, h, rows[s], orow), err = 0;
+            double lse = head_oracle_row(a, io, &kr, &vr, b, h, rows[s], orow), err = 0;
+            if (stored)
+                head_oracle_row(a, io, &k, &v, b, h, rows[s], urow);
+            const double *unrounded = stored ? urow : orow;
             const float *got = attn_at(&io->o, b, h, rows[s]);
             for (int64_t d = 0; d < Dv; d++) {
-                diff2 += (got[d] - orow[d]) * (got[d] - orow[d]);
-                ref2 += orow[d] * orow[d];
+                diff2 += (got[d] - unrounded[d]) * (got[d] - unrounded[d]);
+                ref2 += unrounded[d] * unrounded[d];
                 err = worse(err, fabs((double)got[d] - orow[d]) / (vmax > 0 ? vmax : 1));
             }
             if (own)
@@ -40,11 +49,15 @@ static void sampled_rows(const attn_kernel *kern, const attn_args *a, const attn
                 err = fmax(err, fabs(got_lse - lse) / (1 + fabs(lse)) * 2); /* lse tol is half O's */
             r->err = worse(r->err, err);
         }
+        if (stored) {
+            free(kr.data);
+            free(vr.data);
+        }
         free(k.data);
         free(v.data);
     }
     free(orow);
-    r->softmax_rel = own && ref2 > 0 ? sqrt(diff2 / ref2) : NAN;
+    r->softmax_rel = (own || stored) && ref2 > 0 ? sqrt(diff2 / ref2) : NAN;
 }
 
 /* Rows whose output depends on keys before them only: a prefix of the

@@ -4,7 +4,10 @@
  * with its own double reference (ref_forward: linear, recurrent, sigmoid ...)
  * is compared with that reference on sampled heads, over a prefix of the
  * sequence when the mask is causal, and its distance from softmax attention
- * on the sampled rows is reported as fidelity (softmax_rel_err). */
+ * on the sampled rows is reported as fidelity (softmax_rel_err). A kernel
+ * reading a low-precision KV cache (attn_args.kv_dtype) is compared with the
+ * oracle on the cache's values, and its distance from the oracle on the
+ * unrounded K and V is its softmax_rel_err. */
 #ifndef ATTN_GATE_H
 #define ATTN_GATE_H
 
@@ -13,7 +16,8 @@
 typedef struct {
     double err;          /* gate error: see gate_check */
     double tol;          /* what err must not exceed */
-    double softmax_rel;  /* ||O - O_softmax||_F / ||O_softmax||_F on the sampled rows; NAN: not measured */
+    double softmax_rel;  /* ||O - O_softmax||_F / ||O_softmax||_F on the sampled rows (O_softmax from the
+                            unrounded K and V); NAN: not measured */
 } gate_result;
 
 /* Softmax kernels: max over sampled rows (first, middle, last query of up to

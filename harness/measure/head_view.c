@@ -1,5 +1,7 @@
 #include "head_view.h"
 
+#include "kernels/core/kv_cache.h"
+
 #include "kernels/core/oracle.h"
 
 #include <math.h>
@@ -14,6 +16,20 @@ attn_tensor_f64 head_widen(const attn_tensor *t, int64_t b, int64_t h, int64_t n
     for (int64_t n = 0; n < rows; n++)
         for (int64_t d = 0; d < t->D; d++)
             w.data[n * t->D + d] = attn_at(t, b, h, n0 + n)[d];
+    return w;
+}
+
+attn_tensor_f64 head_widen_cache(const attn_kv_cache *c, int64_t b, int64_t h, int64_t n0, int64_t rows)
+{
+    attn_tensor_f64 w = {NULL, 1, 1, rows, c->D, rows * c->D, rows * c->D, c->D};
+    float *row = malloc(sizeof(float) * (size_t)c->D);
+    w.data = row ? malloc(sizeof(double) * (size_t)(rows * c->D)) : NULL;
+    for (int64_t n = 0; w.data && n < rows; n++) {
+        attn_kv_cache_row_f32(c, b, h, n0 + n, row);
+        for (int64_t d = 0; d < c->D; d++)
+            w.data[n * c->D + d] = row[d];
+    }
+    free(row);
     return w;
 }
 

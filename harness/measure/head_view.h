@@ -10,6 +10,10 @@
  * tensor (data NULL when t has none). Free data with free(). */
 attn_tensor_f64 head_widen(const attn_tensor *t, int64_t b, int64_t h, int64_t n0, int64_t rows);
 
+/* The same for head (b, h) of a stored KV cache (kv_format.h): its values
+ * as the kernel reads them, dequantized by the plain loop. */
+attn_tensor_f64 head_widen_cache(const attn_kv_cache *c, int64_t b, int64_t h, int64_t n0, int64_t rows);
+
 /* The oracle's output row (orow[Dv]) for query row (b, h, i) over the widened
  * keys and values of its KV head; returns its lse. A padded row of a padded
  * batch (no keys) gives O = 0 and -inf. */

@@ -1,5 +1,7 @@
 #include "problem.h"
 
+#include "kernels/core/kv_cache.h"
+
 #include "common/rng.h"
 
 #include <math.h>
@@ -102,7 +104,8 @@ double problem_bytes(const attn_kernel *k, const attn_args *a, unsigned opts)
     double elements = (double)s.B * (double)s.H * (double)s.Nq; /* LSE */
     for (int i = 0; i < PROBLEM_NTENSORS; i++)
         elements += (double)shape_elements(shape[i]);
-    return elements * (sizeof(float) + ((opts & PROBLEM_TWIN) ? sizeof(double) : 0));
+    double kv = s.kv_dtype == ATTN_KV_FP32 ? 0 : 2 * (double)(s.B * s.H_kv * s.Nk) * (double)attn_kv_row_bytes(s.kv_dtype, s.D);
+    return elements * (sizeof(float) + ((opts & PROBLEM_TWIN) ? sizeof(double) : 0)) + kv;
 }
 
 static int allocate(problem *p, const attn_kernel *k)
@@ -161,8 +164,39 @@ int problem_make(problem *p, const attn_kernel *k, const attn_args *a, uint64_t 
         return rc;
     }
     fill_all(p, k, seed);
+    if (p->a.kv_dtype != ATTN_KV_FP32 && ((rc = attn_kv_cache_make(&p->kc, p->a.kv_dtype, &p->k)) != 0 ||
+                                          (rc = attn_kv_cache_make(&p->vc, p->a.kv_dtype, &p->v)) != 0)) {
+        problem_free(p);
+        return rc;
+    }
     problem_widen_inputs(p);
     return 0;
+}
+
+/* The twin's rows of a KV head from the stored cache: the values the kernel reads. */
+static void widen_cache_into(attn_tensor_f64 *w, const attn_kv_cache *c)
+{
+    float *row = malloc(sizeof(float) * (size_t)c->D);
+    for (int64_t b = 0; row && b < c->B; b++)
+        for (int64_t h = 0; h < c->H; h++)
+            for (int64_t n = 0; n < c->N; n++) {
+                attn_kv_cache_row_f32(c, b, h, n, row);
+                for (int64_t d = 0; d < c->D; d++)
+                    attn_at64(w, b, h, n)[d] = row[d];
+            }
+    free(row);
+}
+
+void problem_store_kv(problem *p)
+{
+    if (!p->kc.data)
+        return;
+    attn_kv_cache_store(&p->kc, &p->k);
+    attn_kv_cache_store(&p->vc, &p->v);
+    if (p->k64.data) {
+        widen_cache_into(&p->k64, &p->kc);
+        widen_cache_into(&p->v64, &p->vc);
+    }
 }
 
 void problem_widen_inputs(problem *p)
@@ -171,11 +205,12 @@ void problem_widen_inputs(problem *p)
     attn_tensor_f64 *t64[] = {&p->q64, &p->k64, &p->v64, &p->do64, &p->beta64, &p->gate64, &p->router64, &p->w64};
     for (int i = 0; i < 8; i++)
         widen_into(t64[i], t32[i]);
+    problem_store_kv(p);
 }
 
 attn_io problem_io(const problem *p)
 {
-    attn_io io = {p->q, p->k, p->v, p->o, p->lse, p->beta, p->gate, p->router, p->w};
+    attn_io io = {p->q, p->k, p->v, p->o, p->lse, p->beta, p->gate, p->router, p->w, p->kc, p->vc};
     return io;
 }
 
@@ -200,6 +235,8 @@ void problem_free(problem *p)
         free(t64[i]->data);
         t64[i]->data = NULL;
     }
+    attn_kv_cache_free(&p->kc);
+    attn_kv_cache_free(&p->vc);
     attn_free(p->lse);
     free(p->lse64);
     p->lse = NULL, p->lse64 = NULL;

@@ -33,6 +33,10 @@ typedef struct {
     attn_tensor_f64 beta64, gate64, dbeta64, dgate64;
     attn_tensor_f64 router64, w64, drouter64, dw64;
     double *lse64;
+    /* K and V stored in a.kv_dtype (data NULL when fp32), made from k and v;
+     * the twin's K and V then hold their dequantized values, the inputs the
+     * kernel reads. */
+    attn_kv_cache kc, vc;
     /* Set by whoever computes the twin's outputs (fixture.h): the kernel whose
      * own double reference they are (NULL: the oracle's), and whether dq64 ..
      * hold reference gradients yet. */
@@ -60,8 +64,12 @@ attn_grads problem_grads(const problem *p);
 attn_io64 problem_io64(const problem *p);
 
 /* Copies the fp32 inputs (and dO) into the double twin again, after a test
- * changed them. */
+ * changed them (and stores K and V into the caches again: problem_store_kv). */
 void problem_widen_inputs(problem *p);
+
+/* After K or V changed: their rows into the stored caches again, and the
+ * twin's K and V from the caches (nothing when kv_dtype is fp32). */
+void problem_store_kv(problem *p);
 
 void problem_free(problem *p);
 

@@ -40,10 +40,12 @@ static const section sections[] = {
      {"masks", NULL, COLS(ATTN_COL_KERNEL, ATTN_COL_MASK, ATTN_COL_PASS),
       COLS(ATTN_COL_N, ATTN_COL_DENSITY, ATTN_COL_GFLOPS, ATTN_COL_SPARSITY_EFF), 0, NULL},
      {"masks_bars", "sparsity_eff"}, NULL, {0}},
-    {"Decode", "decode.csv", "Each kernel at its longest KV cache: memory bandwidth and its share of the same-run "
-     "STREAM triad.",
-     {"decode", NULL, COLS(ATTN_COL_KERNEL, ATTN_COL_MASK, ATTN_COL_H, ATTN_COL_H_KV, ATTN_COL_D),
-      COLS(ATTN_COL_N_KV, ATTN_COL_TIME_MS_MEDIAN, ATTN_COL_GBYTES_S, ATTN_COL_PCT_STREAM_PEAK), 0, NULL},
+    {"Decode", "decode.csv", "Each kernel and KV cache format at its longest KV cache: memory bandwidth (of the "
+     "stored bytes) and its share of the same-run STREAM triad; a low-precision cache's error against the oracle "
+     "on the unrounded cache is softmax_rel_err.",
+     {"decode", NULL, COLS(ATTN_COL_KERNEL, ATTN_COL_DTYPE, ATTN_COL_MASK, ATTN_COL_H, ATTN_COL_H_KV, ATTN_COL_D),
+      COLS(ATTN_COL_N_KV, ATTN_COL_TIME_MS_MEDIAN, ATTN_COL_GBYTES_S, ATTN_COL_PCT_STREAM_PEAK,
+           ATTN_COL_SOFTMAX_REL_ERR), 0, NULL},
      {"decode_gbs"}, NULL, {0}},
     {"Scaling", "scaling.csv", "Each kernel's time exponent in N (a fit over the suite's lengths) at its largest N.",
      {"scaling", NULL, COLS(ATTN_COL_KERNEL, ATTN_COL_MASK, ATTN_COL_PASS),

@@ -37,6 +37,20 @@ void attn_args_defaults(attn_args *a)
     attn_mask_bind(&a->mask, mask_positions(a));
 }
 
+/* A KV cache format the kernel reads, on rows the format can hold. */
+static int kv_dtype_validate(const attn_kernel *k, const attn_args *a)
+{
+    if (a->kv_dtype == ATTN_KV_FP32)
+        return 0;
+    const char *name = attn_kv_dtype_names[a->kv_dtype];
+    if (!(k->kv_dtypes & ATTN_KV_BIT(a->kv_dtype)))
+        return attn_fail(ATTN_EUNSUPPORTED, "kernel '%s' does not read a %s KV cache", k->name, name);
+    if (a->D % ATTN_KV_BLOCK != 0)
+        return attn_fail(ATTN_EUNSUPPORTED, "kv dtype %s: expected D a multiple of %d, found %lld", name,
+                         ATTN_KV_BLOCK, (long long)a->D);
+    return 0;
+}
+
 int attn_args_validate(const attn_kernel *k, const attn_args *a)
 {
     if (k && param_bag_get(&a->params, ATTN_SCALE_PARAM)) {
@@ -63,6 +77,8 @@ int attn_args_validate(const attn_kernel *k, const attn_args *a)
         return attn_fail(ATTN_EINVAL, "Dv: expected an integer >= 1 (0 = D), found %lld", (long long)a->Dv);
     if (a->threads < 1)
         return attn_fail(ATTN_EINVAL, "threads: expected an integer >= 1, found %d", a->threads);
+    if ((unsigned)a->kv_dtype >= ATTN_KV__COUNT)
+        return attn_fail(ATTN_EINVAL, "kv_dtype: expected one of fp32, bf16, fp16, q8_0, q4_0 (0..4), found %d", (int)a->kv_dtype);
     if (!(a->scale >= 0))
         return attn_fail(ATTN_EINVAL, "scale: expected a non-negative number (0 = 1/sqrt(D))");
     for (int64_t b = 0; a->kv_len && b < a->B; b++)
@@ -107,7 +123,7 @@ int attn_args_validate(const attn_kernel *k, const attn_args *a)
                          k->name);
     if (a->seq_len && !(k->flags & ATTN_PADDED))
         return attn_fail(ATTN_EUNSUPPORTED, "kernel '%s' does not mask a padded batch (no PADDED)", k->name);
-    return 0;
+    return kv_dtype_validate(k, a);
 }
 
 /* p without its `scale` (which no table declares) into out. */
@@ -229,14 +245,16 @@ double attn_softmax_bytes(const attn_args *a, attn_pass pass)
 {
     /* rows = B*Nq unless padded, keys = B*Nk unless ragged or padded */
     double Hq = (double)a->H, Hkv = (double)a->H_kv, rows = attn_batch_rows(a), keys = batch_keys(a), D = (double)a->D;
+    /* K and V in their stored format (kv_dtype): the bytes a decode kernel reads */
+    double kv_row = (double)attn_kv_row_bytes(a->kv_dtype, a->D);
     if (pass == ATTN_PASS_FWD)
-        return 4 * (Hq * rows * D + Hq * rows * D + Hq * rows + 2 * Hkv * keys * D);
+        return 4 * (Hq * rows * D + Hq * rows * D + Hq * rows) + 2 * Hkv * keys * kv_row;
     return 4 * (4 * Hq * rows * D + Hq * rows + 4 * Hkv * keys * D);
 }
 
 size_t attn_kv_state_bytes(const attn_args *a)
 {
-    return (size_t)(2 * (double)a->H_kv * batch_keys(a) * (double)a->D) * sizeof(float);
+    return (size_t)(2 * (double)a->H_kv * batch_keys(a) * (double)attn_kv_row_bytes(a->kv_dtype, a->D));
 }
 
 /* Validate and init: the context without its workspace. */

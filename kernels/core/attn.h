@@ -12,6 +12,7 @@
 #include "common/attn_error.h"
 #include "common/options.h"
 #include "common/params.h"
+#include "kv_format.h"
 #include "mask.h"
 
 #include <stddef.h>
@@ -129,6 +130,11 @@ typedef struct attn_args {
      * rows get O = 0 and LSE = -inf, their dQ, dK and dV rows are 0. Not
      * together with kv_len. NULL: every row is real. */
     const int64_t *seq_len;
+    /* Storage format of the K and V caches a decode kernel reads
+     * (kv_format.h): fp32 reads io.k and io.v; any other reads io.kc and
+     * io.vc, made from them before the call. Needs the format's bit in
+     * attn_kernel.kv_dtypes. */
+    attn_kv_dtype kv_dtype;
 } attn_args;
 
 typedef struct {
@@ -138,6 +144,7 @@ typedef struct {
     attn_tensor beta, gate; /* per-token inputs of kernels that declare them (.inputs) */
     attn_tensor router;    /* ATTN_IN_ROUTER */
     attn_tensor w;         /* ATTN_IN_WEIGHTS */
+    attn_kv_cache kc, vc;  /* K and V stored in args.kv_dtype (data NULL when fp32) */
 } attn_io;
 
 typedef struct {
@@ -229,6 +236,9 @@ typedef struct attn_kernel {
      * A pure function of (args, io, w); `threads` of args may be used.
      * NULL: every weight is trained by its gradient. */
     int (*train_update)(const attn_args *args, const attn_io *io, attn_tensor *w);
+    /* KV cache formats the forward reads besides fp32 (ATTN_KV_BIT of each,
+     * kv_format.h); 0: fp32 only, other formats are refused as unsupported. */
+    unsigned kv_dtypes;
 } attn_kernel;
 
 /* What attn_kernel.ref_view wrote. */

@@ -15,8 +15,10 @@
  * (sinks + window, random), classified head by head when the mask varies
  * by head. Positions are the sequence's own in a ragged batch.
  *
- * This file also holds what `lean` (lean.c) shares: the plan, the partial
- * over a key range and the logsumexp merge (decode_internal.h). */
+ * This file also holds what `lean` (lean.c) shares: the plan and the partial
+ * over a key range (decode_internal.h); the logsumexp merge is in
+ * decode_merge.c, the dot layout's products (over fp32 K and V or a cache
+ * stored in attn_args.kv_dtype) in decode_dot.c. */
 #include "decode_internal.h"
 #include "kernels/flash/flash_internal.h"
 #include "decode.h"
@@ -392,6 +394,15 @@ static void dec_rows_softmax(float *S, int64_t ld, int64_t R, int64_t nk, const 
     }
 }
 
+/* Rows [j, j + n) of (b, hk)'s fp32 K and V; n = 0: no tile. */
+static dec_tile_rows dec_fp32_tile(const attn_io *io, int64_t b, int64_t hk, int64_t j, int64_t n)
+{
+    dec_tile_rows r = {NULL, NULL, io->k.sn, io->v.sn, 0};
+    if (n > 0 && io->k.data)
+        r.k = attn_at(&io->k, b, hk, j), r.v = attn_at(&io->v, b, hk, j), r.n = n;
+    return r;
+}
+
 static void dec_partial_rows(const attn_args *a, const dec_plan *pl, const attn_io *io, int64_t b, int64_t hk,
                              int64_t i0, int64_t nb, int64_t k0, int64_t k1, const dec_range *next, int dot,
                              float *ws, float *part, flash_tally *t)
@@ -421,23 +432,21 @@ static void dec_partial_rows(const attn_args *a, const dec_plan *pl, const attn_
         if (kind == ATTN_TILE_EMPTY || jhi == jlo) /* no row sees a key of the tile */
             continue;
         nk = jhi - jlo;
-        const float *k = attn_at(&io->k, b, hk, j0 + jlo), *v = attn_at(&io->v, b, hk, j0 + jlo);
         // S (R, nk) = qs (R, D) @ K[j0+jlo : j0+jhi]^T (D, nk)
         /* the next tile of this range, or the first of the range this thread
          * will probably run next; whole (its trim is not known yet) */
-        dec_tile_rows nx = {NULL, NULL, io->k.sn, io->v.sn, 0};
         int64_t nb_ = b, nhk = hk, nj = j0 + pl->bc, nend = k1;
         if (nj >= k1 && next) {
             int64_t nqt;
             dec_group(a, pl, next->grp, &nb_, &nhk, &nqt);
             nj = next->k0, nend = next->k1;
         }
-        if (nj < nend)
-            nx.k = attn_at(&io->k, nb_, nhk, nj), nx.v = attn_at(&io->v, nb_, nhk, nj),
-            nx.n = nend - nj < pl->bc ? nend - nj : pl->bc;
-        dec_tile_rows cur = {k, v, io->k.sn, io->v.sn, nk};
+        int64_t nn = nj < nend ? (nend - nj < pl->bc ? nend - nj : pl->bc) : 0;
+        dec_tile_rows cur = dec_fp32_tile(io, b, hk, j0 + jlo, nk), nx = dec_fp32_tile(io, nb_, nhk, nj, nn);
+        dec_kv_rows dcur = attn_dec_kv_tile(io, a->kv_dtype, b, hk, j0 + jlo, nk);
+        dec_kv_rows dnx = attn_dec_kv_tile(io, a->kv_dtype, nb_, nhk, nj, nn);
         if (dot) {
-            attn_dec_dot_scores(qs, R, D, &cur, &nx, S, ld);
+            attn_dec_dot_scores(a->kv_dtype, qs, R, D, &dcur, &dnx, S, ld);
             t->flops += 2.0 * (double)(R * nk * D);
         } else {
             dec_pack_kt(&cur, D, ld, kt, &nx);
@@ -451,13 +460,13 @@ static void dec_partial_rows(const attn_args *a, const dec_plan *pl, const attn_
             for (int64_t d = 0; d < D; d++)
                 acc[r * D + d] *= alpha[r];
         if (dot) {
-            attn_dec_dot_pv(S, ld, R, D, &cur, &nx, acc);
+            attn_dec_dot_pv(a->kv_dtype, S, ld, R, D, &dcur, &dnx, acc);
             t->flops += 2.0 * (double)(R * nk * D);
         } else
-            t->flops += attn_mk_gemm(R, D, nk, S, ld, 1, v, io->v.sn, acc, D, ATTN_MK_ADD, NULL, NULL);
+            t->flops += attn_mk_gemm(R, D, nk, S, ld, 1, cur.v, io->v.sn, acc, D, ATTN_MK_ADD, NULL, NULL);
         t->exps += (double)((nk + 1) * R);
         t->computed += (double)G;
-        t->bytes += 8.0 * (double)(nk * D);
+        t->bytes += 2.0 * (double)nk * (double)attn_kv_row_bytes(a->kv_dtype, D);
     }
 
     dec_write_partial(pl, D, R, acc, D, 1, m, l, part);
@@ -490,48 +499,12 @@ void attn_dec_partial(const attn_args *a, const dec_plan *pl, const attn_io *io,
         seq.kv_len = NULL;
         sa = &seq;
     }
-    if (dec_dot_ok(a, pl->G * nb))
+    if (a->kv_dtype != ATTN_KV_FP32 || dec_dot_ok(a, pl->G * nb)) /* a stored cache: always the dot layout */
         dec_partial_rows(sa, pl, io, b, hk, i0, nb, k0, k1, next, 1, ws, part, t);
     else if (dec_rows_ok(&io->v))
         dec_partial_rows(sa, pl, io, b, hk, i0, nb, k0, k1, next, 0, ws, part, t);
     else
         dec_partial_lanes(sa, pl, io, b, hk, i0, nb, k0, k1, ws, part, t);
-}
-
-void attn_dec_merge(const attn_args *a, const dec_plan *pl, const attn_io *io, int64_t grp,
-                    const float *part0, int64_t np)
-{
-    int64_t b, hk, qt;
-    dec_group(a, pl, grp, &b, &hk, &qt);
-    int64_t D = a->D, G = pl->G, i0 = qt * pl->br, nb = a->Nq - i0 < pl->br ? a->Nq - i0 : pl->br;
-    size_t ps = pl->part_floats;
-    const float *lse0 = part0 + G * pl->br * D;
-    for (int64_t r = 0; r < G * nb; r++) {
-        int64_t h = hk * G + r / nb, i = i0 + r % nb;
-        float *o = attn_at(&io->o, b, h, i), *lse = &io->lse[(b * a->H + h) * a->Nq + i];
-        float M = -INFINITY, L = 0;
-        for (int64_t p = 0; p < np; p++)
-            M = fmaxf(M, lse0[p * ps + r]);
-        if (M == -INFINITY) { /* no partial saw a key: a fully masked row */
-            memset(o, 0, sizeof(float) * (size_t)D);
-            *lse = -INFINITY;
-            continue;
-        }
-        for (int64_t p = 0; p < np; p++)
-            L += attn_expf(lse0[p * ps + r] - M);
-        /* the first term is assigned, not added to 0, so one partial is copied bitwise */
-        for (int64_t p = 0; p < np; p++) {
-            float c = attn_expf(lse0[p * ps + r] - M) / L;
-            const float *op = part0 + p * ps + r * D;
-            if (p == 0)
-                for (int64_t d = 0; d < D; d++)
-                    o[d] = c * op[d];
-            else
-                for (int64_t d = 0; d < D; d++)
-                    o[d] += c * op[d];
-        }
-        *lse = M + logf(L);
-    }
 }
 
 typedef struct {
@@ -591,6 +564,8 @@ static int decode_forward(attn_ctx *ctx, const attn_io *io)
     int rc = decode_make_plan(&dp, a);
     if (rc)
         return rc;
+    if ((rc = attn_dec_kv_check(a, io, "decode")) != 0)
+        return rc;
     const dec_plan *pl = &dp.pl;
     float *parts = (float *)ctx->workspace + pl->thread_floats * (size_t)a->threads;
     int64_t tasks = pl->groups * dp.P;
@@ -635,4 +610,5 @@ const attn_kernel attn_kernel_decode = {
     .bytes = attn_softmax_bytes,
     .state_bytes = attn_kv_state_bytes,
     .fini = NULL,
+    .kv_dtypes = DEC_KV_DTYPES,
 };

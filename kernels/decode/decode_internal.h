@@ -89,17 +89,38 @@ typedef struct {
     int64_t ksn, vsn, n;
 } dec_tile_rows;
 
-/* The dot layout (decode_dot.c), for groups of at most DEC_DOT_MAX_ROWS
- * rows when the build has a vector width (ATTN_VW) dividing D:
+/* The dot layout (decode_dot.c), for groups of few rows when the build has
+ * a vector width (ATTN_VW) dividing D, and always for a KV cache stored in a
+ * low-precision format (attn_args.kv_dtype): tile rows are byte rows, of
+ * io.k and io.v (fp32) or of io.kc and io.vc, widened to fp32 in registers
+ * ATTN_VW values at a time;
  *   scores: S[r*ld + j] = qs[r*D ..] . K row j of cur, r < R, j < cur->n;
  *   pv:     acc[r*D ..] += sum_j P[r*ld + j] V row j of cur.
  * Both read cur's rows once, in order, prefetching ahead along K of cur,
  * V of cur, K of nx (nx->k = NULL: nothing after cur). */
 #define DEC_DOT_MAX_ROWS 8
-void attn_dec_dot_scores(const float *qs, int64_t R, int64_t D, const dec_tile_rows *cur, const dec_tile_rows *nx,
-                         float *S, int64_t ld);
-void attn_dec_dot_pv(const float *P, int64_t ld, int64_t R, int64_t D, const dec_tile_rows *cur,
-                     const dec_tile_rows *nx, float *acc);
+typedef struct {
+    const unsigned char *k, *v;
+    int64_t ksn, vsn, n;  /* row strides in bytes, keys */
+    size_t row_bytes;
+} dec_kv_rows;
+/* Rows [j, j + n) of (b, hk) in format t (fp32: io.k and io.v; else io.kc
+ * and io.vc); n = 0 or no such tensor: no tile (k = NULL). */
+dec_kv_rows attn_dec_kv_tile(const attn_io *io, attn_kv_dtype t, int64_t b, int64_t hk, int64_t j, int64_t n);
+void attn_dec_dot_scores(attn_kv_dtype t, const float *qs, int64_t R, int64_t D, const dec_kv_rows *cur,
+                         const dec_kv_rows *nx, float *S, int64_t ld);
+void attn_dec_dot_pv(attn_kv_dtype t, const float *P, int64_t ld, int64_t R, int64_t D, const dec_kv_rows *cur,
+                     const dec_kv_rows *nx, float *acc);
+/* One stored row widened to D floats by the layout's vector loads (the
+ * portable build: attn_kv_dequantize_row), for the tests. */
+void attn_dec_kv_widen(attn_kv_dtype t, const unsigned char *row, int64_t D, float *out);
+
+/* A stored cache in io that matches args (kv_dtype, shape); fp32 needs none. */
+int attn_dec_kv_check(const attn_args *a, const attn_io *io, const char *kernel);
+
+/* The KV formats decode and lean read (attn_kernel.kv_dtypes). */
+#define DEC_KV_DTYPES                                                                                           \
+    (ATTN_KV_BIT(ATTN_KV_BF16) | ATTN_KV_BIT(ATTN_KV_FP16) | ATTN_KV_BIT(ATTN_KV_Q8_0) | ATTN_KV_BIT(ATTN_KV_Q4_0))
 
 /* Merges the np partials of group grp at part0 + p*part_floats (p ascending)
  * into O and LSE. np = 0 (no keys) gives O = 0, lse = -inf. */

@@ -133,7 +133,7 @@ static int lean_forward(attn_ctx *ctx, const attn_io *io)
     const attn_args *a = &ctx->args;
     lean_plan lp;
     int rc = lean_make_plan(&lp, a);
-    if (rc)
+    if (rc || (rc = attn_dec_kv_check(a, io, "lean")) != 0)
         return rc;
     const dec_plan *pl = &lp.pl;
     float *parts = (float *)ctx->workspace + pl->thread_floats * (size_t)a->threads;
@@ -181,4 +181,5 @@ const attn_kernel attn_kernel_lean = {
     .bytes = attn_softmax_bytes,
     .state_bytes = attn_kv_state_bytes,
     .fini = NULL,
+    .kv_dtypes = DEC_KV_DTYPES,
 };
