@@ -87,34 +87,44 @@ static void csv_row(const char *const *cells, int n)
     fputc('\n', stdout);
 }
 
+/* A kernel's flags (with its per-token inputs and KV formats), masks and params as listed. */
+static void kernel_texts(const attn_kernel *k, char flags[256], char masks[512], char params[2048])
+{
+    flags_text(k->flags, flags, 256);
+    inputs_text(k->inputs, flags, 256);
+    kv_dtypes_text(k->kv_dtypes, flags, 256);
+    masks_text(k->masks, masks, 512);
+    opt_summary(k->params, params, 2048);
+    if (k->notes)
+        snprintf(params + strlen(params), 2048 - strlen(params), "%s%s", params[0] ? "; " : "", k->notes);
+}
+
 static void list_kernels(int as_csv, int names_only)
 {
     static const char *const header[] = {"name", "family", "flags", "masks", "params", "reference"};
+    char flags[256], masks[512], params[2048];
+    int wf = (int)strlen("capabilities"), wm = (int)strlen("masks"); /* the table's columns fit the longest cell */
+    for (const attn_kernel *const *k = attn_registry(); *k; k++) {
+        kernel_texts(*k, flags, masks, params);
+        wf = (int)strlen(flags) > wf ? (int)strlen(flags) : wf;
+        wm = (int)strlen(masks) > wm ? (int)strlen(masks) : wm;
+    }
     if (as_csv)
         csv_row(header, 6);
     else if (!names_only)
-        printf("%-14s %-9s %-44s %-20s %s\n", "name", "family", "capabilities", "masks", "reference / params");
+        printf("%-14s %-9s %-*s %-*s %s\n", "name", "family", wf, "capabilities", wm, "masks", "reference / params");
     for (const attn_kernel *const *k = attn_registry(); *k; k++) {
         if (names_only) {
             if (!((*k)->flags & ATTN_REFERENCE))
                 printf("%s\n", (*k)->name);
             continue;
         }
-        char flags[256], masks[512];
-        flags_text((*k)->flags, flags, sizeof flags);
-        inputs_text((*k)->inputs, flags, sizeof flags);
-        kv_dtypes_text((*k)->kv_dtypes, flags, sizeof flags);
-        masks_text((*k)->masks, masks, sizeof masks);
-        char params[2048];
-        opt_summary((*k)->params, params, sizeof params);
-        if ((*k)->notes)
-            snprintf(params + strlen(params), sizeof params - strlen(params), "%s%s", params[0] ? "; " : "",
-                     (*k)->notes);
+        kernel_texts(*k, flags, masks, params);
         const char *cells[] = {(*k)->name, (*k)->family, flags, masks, params, (*k)->reference};
         if (as_csv)
             csv_row(cells, 6);
         else
-            printf("%-14s %-9s %-44s %-20s %s%s%s\n", cells[0], cells[1], cells[2], cells[3], cells[5],
+            printf("%-14s %-9s %-*s %-*s %s%s%s\n", cells[0], cells[1], wf, cells[2], wm, cells[3], cells[5],
                    cells[4][0] ? "; params: " : "", cells[4]);
     }
 }
