@@ -13,8 +13,10 @@ attn_args fx_args(int64_t B, int64_t H, int64_t H_kv, int64_t Nq, int64_t Nk, in
     attn_args a;
     memset(&a, 0, sizeof a);
     a.B = B, a.H = H, a.H_kv = H_kv, a.Nq = Nq, a.Nk = Nk, a.D = D, a.threads = threads;
-    if (attn_mask_parse(mask, &a.mask) != 0)
-        abort(); /* a test's own typo, not input */
+    if (attn_mask_parse(mask, &a.mask) != 0) { /* a test's own typo, not input: stop, saying which */
+        fprintf(stderr, "fx_args: %s\n", attn_last_error());
+        abort();
+    }
     attn_args_defaults(&a);
     return a;
 }
@@ -52,8 +54,11 @@ void fx_ref_forward(fx_problem *p)
 
 void fx_make_for(fx_problem *p, const attn_kernel *k, const attn_args *a, uint64_t seed)
 {
-    if (problem_make(p, k, a, seed, PROBLEM_GRADS | PROBLEM_TWIN) != 0)
-        abort(); /* a test's problem is small: no memory for it is not an input error */
+    if (problem_make(p, k, a, seed, PROBLEM_GRADS | PROBLEM_TWIN) != 0) {
+        /* a test's problem is small: no memory for it is not an input error */
+        fprintf(stderr, "fx_make_for: %s\n", attn_last_error());
+        abort();
+    }
     p->kernel = k && k->ref_forward ? k : NULL;
     fx_ref_forward(p);
 }
