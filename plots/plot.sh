@@ -21,7 +21,8 @@ When they exist and have usable rows, also from RESULTS_DIR/masks.csv (suite=mas
   sparsity_eff.png sparsity_eff.svg  sparsity_eff vs density (log-log), line at 1
 and from RESULTS_DIR/threads.csv (suite=threads):
   threads.png threads.svg          GFLOP/s vs threads per kernel, perfect scaling from 1
-                                   thread dashed, one panel per (mask, pass, N, D, B, H, H_kv)
+                                   thread dashed, the run's sgemm roof (peak.csv) dotted, one
+                                   panel per (mask, pass, N, D, B, H, H_kv)
 and from RESULTS_DIR/decode.csv (suite=decode) with peak.csv (kernel=stream_triad):
   decode_gbs.png decode_gbs.svg    decode GB/s vs N_kv with the STREAM triad line
 and from RESULTS_DIR/lra_bubbles.csv ('attnbench report lra'):

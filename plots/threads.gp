@@ -1,8 +1,9 @@
 # threads: useful GFLOP/s against the thread count for the threads suite (one
 # problem on 1, 2, ... threads), one line per kernel (and params), with each
 # kernel's perfect scaling from its 1-thread rate as a dashed line of its
-# colour, so the gap is the parallel loss. One panel per (mask, pass, N, D,
-# B, H, H_kv).
+# colour, so the gap is the parallel loss, and the same run's sgemm GFLOP/s
+# per thread count (peak.csv) as a dotted black line. One panel per (mask,
+# pass, N, D, B, H, H_kv).
 
 extra_num = "gflops"
 panel_cols = "mask pass N D B H H_kv"
@@ -46,6 +47,22 @@ unset print
 
 blk(p, l) = (p - 1) * A_nl + l - 1
 
+# The same-run roof: peak.csv's sgemm GFLOP/s at each thread count (its last row per count).
+set print $Roof
+A_roofs = 0
+if (exists("peakcsv") && peakcsv ne "") {
+    do for [t = 1:A_tmax] {
+        A_g = NaN
+        set datafile columnheaders
+        stats peakcsv using ((strcol("suite") eq "peak" && strcol("kernel") eq "sgemm" && strcol("status") eq "ok" && \
+            column("threads") == t && finite(column("gflops"))) ? (A_g = column("gflops")) : 0) nooutput
+        set datafile nocolumnheaders
+        if (finite(A_g)) { print sprintf("%d,%g", t, A_g); A_roofs = A_roofs + 1 }
+    }
+}
+print "NaN,NaN"
+unset print
+
 set xlabel "threads"
 set xrange [0.8:A_tmax * 1.25]
 set logscale x 2
@@ -57,13 +74,14 @@ set key top left
 do for [A_f in A_formats] {
     eval A_term(A_f)
     set multiplot layout A_rows, A_cols \
-        title "thread scaling: GFLOP/s against threads, dashed: perfect scaling from 1 thread\n" . A_source font ",12"
+        title "thread scaling: GFLOP/s against threads, dashed: perfect scaling from 1 thread, dotted: sgemm roof\n" . A_source font ",12"
     do for [p = 1:A_np] {
         set title A_PT[p]
         plot for [k = 1:words(A_PL[p])] $Pts index blk(p, A_lid(p, k)) using 1:2 \
                  with linespoints lt A_lid(p, k) title A_LL[A_lid(p, k)], \
              for [k = 1:words(A_PL[p])] $Pts index blk(p, A_lid(p, k)) \
-                 using 1:(A_One[(p - 1) * A_nl + A_lid(p, k)] * $1) with lines dt 2 lt A_lid(p, k) notitle
+                 using 1:(A_One[(p - 1) * A_nl + A_lid(p, k)] * $1) with lines dt 2 lt A_lid(p, k) notitle, \
+             $Roof using 1:2 with linespoints dt 3 lw 1.5 pt 6 lc rgb "black" title (A_roofs ? "sgemm roof (same run)" : "")
     }
     unset multiplot
 }
