@@ -32,6 +32,7 @@ static const char usage[] =
     "         [--max-time S] [--max-mem BYTES]\n"
     "                                 run a config's job grid into results/<suite>.csv; jobs\n"
     "                                 estimated above the limits become skipped rows\n"
+    "  merge  --out DIR PART_DIR...   join the result directories of a sharded sweep\n"
     "  mask   --show SPEC [--N N] [--head H] [--out DIR]\n"
     "                                 draw a mask as a PBM picture (results/plots/masks/)\n"
     "  train  --task T --kernel K[,K...] [--model M] [--steps S] [--seed S] [options]\n"
@@ -54,7 +55,7 @@ int main(int argc, char **argv)
     static const struct {
         const char *name;
         int (*run)(int, char **);
-    } commands[] = {{"list", cmd_list}, {"peak", cmd_peak}, {"check", cmd_check}, {"bench", cmd_bench}, {"sweep", cmd_sweep}, {"mask", cmd_mask},
+    } commands[] = {{"list", cmd_list}, {"peak", cmd_peak}, {"check", cmd_check}, {"bench", cmd_bench}, {"sweep", cmd_sweep}, {"merge", cmd_merge}, {"mask", cmd_mask},
                     {"crossover", cmd_crossover}, {"train", cmd_train}, {"eval", cmd_eval},
                     {"report", cmd_report}};
 #ifdef ATTN_HAVE_MPI
@@ -73,6 +74,6 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
         if (strcmp(argv[1], commands[i].name) == 0)
             return commands[i].run(argc - 1, argv + 1);
-    fprintf(stderr, "attnbench: unknown command '%s': expected list, peak, check, bench, sweep, mask, crossover, train, eval or report\n", argv[1]);
+    fprintf(stderr, "attnbench: unknown command '%s': expected list, peak, check, bench, sweep, merge, mask, crossover, train, eval or report\n", argv[1]);
     return 2;
 }
