@@ -3,6 +3,7 @@
 #include "harness/measure/bench_cost.h"
 #include "harness/measure/bench_fit.h"
 #include "sweep_eta.h"
+#include "sweep_mpi_hook.h"
 #include "sweep_opts.h"
 #include "sweep_shard.h"
 #include "sweep_train.h"
@@ -380,14 +381,11 @@ static int check_fresh(const sweep_opts *o, const plan *p)
     return 0;
 }
 
-int cmd_sweep(int argc, char **argv)
+/* One process's sweep (a shard of it with --shard); the exit code. */
+static int sweep_exec(const sweep_opts *opts)
 {
-    sweep_opts o;
-    int rc = sweep_parse_opts(argc, argv, &o);
-    if (rc > 0)
-        return 0;
-    if (rc)
-        return cli_report("sweep");
+    sweep_opts o = *opts;
+    int rc;
     cfg_config cfg;
     plan p = {0};
     sweep_trainings tr = {0};
@@ -446,4 +444,36 @@ out:
     shard_balance_free(&balance);
     cfg_free(&cfg);
     return rc ? cli_report("sweep") : failed_jobs;
+}
+
+cli_sweep_ranks_runner cli_sweep_ranks = NULL;
+
+int cli_mpi_launched_size(void)
+{
+    const char *vars[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE"};
+    for (size_t i = 0; i < sizeof vars / sizeof *vars; i++) {
+        const char *v = getenv(vars[i]);
+        if (v && atoi(v) > 0)
+            return atoi(v);
+    }
+    return 0;
+}
+
+int cmd_sweep(int argc, char **argv)
+{
+    sweep_opts o;
+    int rc = sweep_parse_opts(argc, argv, &o);
+    if (rc > 0)
+        return 0;
+    if (rc)
+        return cli_report("sweep");
+    int ranks = cli_mpi_launched_size();
+    if (!ranks)
+        return sweep_exec(&o);
+    if (!cli_sweep_ranks) {
+        attn_fail(ATTN_EUNSUPPORTED, "started by an MPI launcher (%d ranks), and this build has no MPI: apt-get "
+                  "install libopenmpi-dev openmpi-bin, then rebuild (or split the sweep with --shard i/n)", ranks);
+        return cli_report("sweep");
+    }
+    return cli_sweep_ranks(&o, sweep_exec); /* rank r: shard r/P into DIR/part-r, rank 0 merges */
 }

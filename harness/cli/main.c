@@ -1,11 +1,13 @@
 /* attnbench: one binary, one subcommand per concern (docs/architecture.md). */
 #include "cli.h"
 #include "cp_hook.h"
+#include "sweep_mpi_hook.h"
 #include "harness/plugin/plugin.h"
 #include "kernels/core/registry.h"
 
 #ifdef ATTN_HAVE_MPI
 #include "harness/mpi/cp_bench.h"
+#include "harness/mpi/sweep_ranks.h"
 #endif
 
 #include <stdio.h>
@@ -60,6 +62,7 @@ int main(int argc, char **argv)
                     {"report", cmd_report}};
 #ifdef ATTN_HAVE_MPI
     cli_cp_bench = cp_bench_run; /* ring and ulysses under mpirun (docs/scale-out.md) */
+    cli_sweep_ranks = sweep_ranks_run; /* mpirun -n P attnbench sweep: one shard per rank, merged */
 #endif
     /* plugin kernels join the registry before any command reads it */
     if (plugin_load_all(&argc, argv)) {

@@ -37,7 +37,10 @@ static const char usage[] =
     "  --max-mem BYTES     likewise for the tensors and kernel workspace a job needs, judged\n"
     "                      before allocating (default the config's max_mem_bytes, else 80% of\n"
     "                      the memory available at start)\n"
-    "  --results DIR       output folder (default results)\n";
+    "  --results DIR       output folder (default results)\n"
+    "Under mpirun or srun (a build with MPI), rank r runs shard r/P into DIR/part-r/ and rank 0\n"
+    "merges the parts into DIR when all ranks are done; resume a run a rank died in with\n"
+    "--resume and the same number of ranks. Parts of --shard runs: 'attnbench merge'.\n";
 
 /* --max-time / --max-mem through the bench option table's rows (one range
  * and one message for bench, sweep and the config keys). */
