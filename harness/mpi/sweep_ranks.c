@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 /* Rank 0 joins the parts into o->results; 0, or 2 with the error printed. */
 static int merge_parts(const sweep_opts *o, int nranks)
@@ -16,13 +17,15 @@ static int merge_parts(const sweep_opts *o, int nranks)
     char (*paths)[1100] = calloc((size_t)nranks, sizeof *paths);
     const char **dirs = calloc((size_t)nranks, sizeof *dirs);
     int rc = paths && dirs ? 0 : attn_fail(ATTN_ENOMEM, "sweep: out of memory for %d parts", nranks);
+    int n = 0;
     for (int r = 0; !rc && r < nranks; r++) {
-        snprintf(paths[r], sizeof paths[r], "%s/part-%d", o->results, r);
-        dirs[r] = paths[r];
+        snprintf(paths[n], sizeof paths[n], "%s/part-%d", o->results, r);
+        if (access(paths[n], F_OK) == 0) /* a rank that stopped before its first job has no part */
+            dirs[n] = paths[n], n++;
     }
     results_merge_stats st;
-    if (!rc && (rc = results_merge(dirs, nranks, o->results, &st)) == 0)
-        fprintf(stderr, "sweep: merged %d parts into %s: %zu rows read, %zu appended, %zu already there\n", nranks,
+    if (!rc && n && (rc = results_merge(dirs, n, o->results, &st)) == 0)
+        fprintf(stderr, "sweep: merged %d parts into %s: %zu rows read, %zu appended, %zu already there\n", n,
                 o->results, st.rows_read, st.written, st.duplicates);
     free(paths), free(dirs);
     if (rc)
