@@ -56,7 +56,7 @@ static int note_row(const csvw_row *row, long line, void *ud)
         size_t cap = m->cap ? 2 * m->cap : 256;
         seen_row *g = realloc(m->rows, cap * sizeof *g);
         if (!g)
-            return attn_fail(ATTN_ENOMEM, "merge: out of memory for %zu rows", cap);
+            return attn_fail(ATTN_ENOMEM, "out of memory for %zu rows", cap);
         m->rows = g, m->cap = cap;
     }
     seen_row *s = &m->rows[m->n_rows];
@@ -81,7 +81,7 @@ static int decide(merge_file *m, results_merge_stats *st)
     qsort(m->rows, m->n_rows, sizeof *m->rows, by_key_then_seq);
     m->keep = calloc(m->n_rows ? m->n_rows : 1, 1);
     if (!m->keep)
-        return attn_fail(ATTN_ENOMEM, "merge: out of memory for %zu rows", m->n_rows);
+        return attn_fail(ATTN_ENOMEM, "out of memory for %zu rows", m->n_rows);
     for (size_t i = 0; i < m->n_rows; i++) {
         const seen_row *r = &m->rows[i], *first = r;
         while (first > m->rows && first[-1].key == r->key)
@@ -150,7 +150,7 @@ static int merge_name(const char *const *dirs, int n, const char *out, const cha
     merge_file *m = calloc(1, sizeof *m);
     char (*buf)[1100] = calloc((size_t)n + 1, sizeof *buf);
     csvw_row *pending = malloc(WRITE_BATCH * sizeof *pending);
-    int rc = !m || !buf || !pending ? attn_fail(ATTN_ENOMEM, "merge: out of memory") : 0;
+    int rc = !m || !buf || !pending ? attn_fail(ATTN_ENOMEM, "out of memory") : 0;
     if (!rc) {
         m->pending = pending;
         m->by_content = !strcmp(name, "peak.csv");
@@ -183,11 +183,11 @@ static int list_names(const char *const *dirs, int n, char ***names, size_t *cou
 {
     size_t k = 0, cap = 16;
     char **v = malloc(cap * sizeof *v);
-    int rc = v ? 0 : attn_fail(ATTN_ENOMEM, "merge: out of memory");
+    int rc = v ? 0 : attn_fail(ATTN_ENOMEM, "out of memory");
     for (int d = 0; !rc && d < n; d++) {
         DIR *dir = opendir(dirs[d]);
         if (!dir) {
-            rc = attn_fail(ATTN_EIO, "merge: %s: cannot read the directory: %s", dirs[d], strerror(errno));
+            rc = attn_fail(ATTN_EIO, "%s: cannot read the directory: %s", dirs[d], strerror(errno));
             break;
         }
         for (struct dirent *e; !rc && (e = readdir(dir));) {
@@ -199,13 +199,13 @@ static int list_names(const char *const *dirs, int n, char ***names, size_t *cou
             if (k == cap) {
                 char **g = realloc(v, 2 * cap * sizeof *v);
                 if (!g) {
-                    rc = attn_fail(ATTN_ENOMEM, "merge: out of memory");
+                    rc = attn_fail(ATTN_ENOMEM, "out of memory");
                     break;
                 }
                 v = g, cap *= 2;
             }
             if (!(v[k] = strdup(e->d_name)))
-                rc = attn_fail(ATTN_ENOMEM, "merge: out of memory");
+                rc = attn_fail(ATTN_ENOMEM, "out of memory");
             else
                 k++;
         }
@@ -221,12 +221,12 @@ int results_merge(const char *const *dirs, int n, const char *out, results_merge
 {
     memset(st, 0, sizeof *st);
     if (n < 1 || n >= MAX_SOURCES)
-        return attn_fail(ATTN_EINVAL, "merge: expected 1 to %d part directories, found %d", MAX_SOURCES - 1, n);
+        return attn_fail(ATTN_EINVAL, "expected 1 to %d part directories, found %d", MAX_SOURCES - 1, n);
     char **names = NULL;
     size_t count = 0;
     int rc = list_names(dirs, n, &names, &count);
     if (!rc && mkdir(out, 0777) != 0 && errno != EEXIST)
-        rc = attn_fail(ATTN_EIO, "merge: %s: cannot create the directory: %s", out, strerror(errno));
+        rc = attn_fail(ATTN_EIO, "%s: cannot create the directory: %s", out, strerror(errno));
     for (size_t i = 0; !rc && i < count; i++)
         rc = merge_name(dirs, n, out, names[i], st);
     for (size_t i = 0; i < count; i++)
