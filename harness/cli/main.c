@@ -34,6 +34,8 @@ static const char usage[] =
     "         [--max-time S] [--max-mem BYTES]\n"
     "                                 run a config's job grid into results/<suite>.csv; jobs\n"
     "                                 estimated above the limits become skipped rows\n"
+    "  mpirun -n P attnbench sweep --config FILE [sweep options]\n"
+    "                                 rank r runs shard r/P into DIR/part-r, rank 0 merges (builds with MPI)\n"
     "  merge  --out DIR PART_DIR...   join the result directories of a sharded sweep\n"
     "  mask   --show SPEC [--N N] [--head H] [--out DIR]\n"
     "                                 draw a mask as a PBM picture (results/plots/masks/)\n"
