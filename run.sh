@@ -32,7 +32,9 @@ usage: ./run.sh [--quick | --full | --config FILE] [--kernel K[,K...]] [--task T
   test                check packages, build, run the Criterion suite build/attnbench_tests
                       (arguments after -- go to it, e.g. ./run.sh test -- --filter
                       'flash/*' --verbose), then the MPI kernels ring and ulysses over 2
-                      and 4 ranks (tests/mpi/run_cp_tests.sh, about 15 seconds); exit 1 if
+                      and 4 ranks (tests/mpi/run_cp_tests.sh, about 15 seconds) and a
+                      sweep over 2 ranks against a single-process run, once killed and
+                      resumed (tests/mpi/run_sweep_tests.sh, about 30 seconds); exit 1 if
                       either failed; OpenMP workers wait passively (OMP_WAIT_POLICY=PASSIVE
                       unless set)
   test --sanitize     the Criterion suite (not the MPI step) built with AddressSanitizer
@@ -371,6 +373,8 @@ case $mode in
         if ((!sanitize)); then
             say "running tests/mpi/run_cp_tests.sh (ring and ulysses over 2 and 4 MPI ranks)"
             tests/mpi/run_cp_tests.sh --build "$dir" || { ((rc)) || rc=1; }
+            say "running tests/mpi/run_sweep_tests.sh (a sweep over 2 MPI ranks, merged, killed and resumed)"
+            tests/mpi/run_sweep_tests.sh --build "$dir" || { ((rc)) || rc=1; }
         fi
         say "tests finished with exit code $rc after $((SECONDS - started))s of tests (${SECONDS}s in all)"
         if ((sanitize)) && ! sanitizer_reports; then

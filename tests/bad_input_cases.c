@@ -133,6 +133,11 @@ const bad_case bad_cases[] = {
     /* ---- sweep: command line and results */
     {"sweep: config given twice", {"sweep", "--config", "@D/a.json", "--config", "@D/b.json"}, {{0}}, "--config: given twice"},
     {"sweep: shard out of range", {"sweep", "--config", "@D/c.json", "--shard", "3/2"}, {{0}}, "--shard"},
+    /* ---- merge */
+    {"merge: a part with another header", {"merge", "--out", "@D/results", "@D/p"},
+     {F("@D/p/kernels.csv", "run_id,utc,other\n1,2,3\n")}, "kernels.csv:1: header column 3"},
+    {"merge: no part directory", {"merge", "--out", "@D/results"}, {{0}}, "part directory"},
+    {"merge: a part that does not exist", {"merge", "--out", "@D/results", "@D/nope"}, {{0}}, "nope: cannot read"},
     {"sweep: NaN max-mem", {"sweep", "--config", "@D/c.json", "--max-mem", "nan"}, {{0}}, "--max-mem"},
     {"sweep: unknown suite", {"sweep", "--config", "@D/c.json", "--suite", "nope", "--dry-run"},
      {F("@D/c.json", ONE_SUITE(""))}, "nope"},

@@ -3,7 +3,9 @@
 #include "harness/measure/bench_cost.h"
 #include "harness/measure/bench_fit.h"
 #include "sweep_eta.h"
+#include "sweep_mpi_hook.h"
 #include "sweep_opts.h"
+#include "sweep_shard.h"
 #include "sweep_train.h"
 #include "cli.h"
 #include "harness/measure/config.h"
@@ -121,10 +123,8 @@ static int build_plan(const sweep_opts *o, const cfg_config *cfg, plan *p)
     sparsity_refs_init(&p->dense);
     scaling_init(&p->scaling);
     for (size_t j = 0; j < n; j++)
-        if (!o->shard_n || (int64_t)(j % (size_t)o->shard_n) == o->shard_i)
-            p->jobs[p->n++] = cj[j].job;
+        p->jobs[p->n++] = cj[j].job;
     free(cj);
-    dense_first(p);
     return 0;
 }
 
@@ -324,9 +324,11 @@ static int check_selection(const sweep_opts *o, const cfg_config *cfg)
 }
 
 /* --dry-run: the resolved config, then every job it would run with its estimate. */
-static void print_dry_run(const cfg_config *cfg, const plan *p, const sweep_trainings *t)
+static void print_dry_run(const cfg_config *cfg, const plan *p, const sweep_trainings *t, const shard_balance *b)
 {
     cfg_dump(stdout, cfg);
+    if (b->shards)
+        shard_balance_print(stdout, b);
     for (size_t j = 0; j < p->n; j++) {
         char what[256], est[32];
         describe_job(&p->jobs[j], what, sizeof what);
@@ -381,17 +383,15 @@ static int check_fresh(const sweep_opts *o, const plan *p)
     return 0;
 }
 
-int cmd_sweep(int argc, char **argv)
+/* One process's sweep (a shard of it with --shard); the exit code. */
+static int sweep_exec(const sweep_opts *opts)
 {
-    sweep_opts o;
-    int rc = sweep_parse_opts(argc, argv, &o);
-    if (rc > 0)
-        return 0;
-    if (rc)
-        return cli_report("sweep");
+    sweep_opts o = *opts;
+    int rc;
     cfg_config cfg;
     plan p = {0};
     sweep_trainings tr = {0};
+    shard_balance balance = {0};
     int failed_jobs = 0;
     if ((rc = cfg_load(o.config, &cfg)) != 0 || (rc = check_selection(&o, &cfg)) != 0)
         goto out;
@@ -401,19 +401,25 @@ int cmd_sweep(int argc, char **argv)
     if ((kernels_too && (rc = build_plan(&o, &cfg, &p)) != 0) ||
         (trainings_too && (rc = sweep_trainings_load(&o, &cfg, &tr)) != 0))
         goto out;
+    if (o.shard_n && (rc = shard_select((int)o.shard_i, (int)o.shard_n, p.jobs, &p.n, &tr, &balance)) != 0)
+        goto out;
+    if (p.n)
+        dense_first(&p);
     if (!o.dry_run) {
         mkdir(o.results, 0777);
         if ((rc = load_done(o.results, &p)) != 0 || (rc = check_fresh(&o, &p)) != 0 ||
             (rc = sweep_trainings_check_done(&o, &tr)) != 0)
             goto out;
         sysinfo_print(stderr);
+        if (balance.shards)
+            shard_balance_note(stderr, &balance);
     }
     if (kernels_too && (rc = record_peaks(o.dry_run ? NULL : o.results, p.jobs, p.n, p.peaks)) != 0)
         goto out;
     sweep_eta eta;
     sweep_eta_start(&eta, estimate(&o, &p, &tr));
     if (o.dry_run) {
-        print_dry_run(&cfg, &p, &tr);
+        print_dry_run(&cfg, &p, &tr, &balance);
         goto out;
     }
     sweep_eta_start(&eta, eta.total_s); /* the clock starts after the probes */
@@ -437,6 +443,39 @@ out:
     sparsity_refs_free(&p.dense);
     scaling_free(&p.scaling);
     sweep_trainings_free(&tr);
+    shard_balance_free(&balance);
     cfg_free(&cfg);
     return rc ? cli_report("sweep") : failed_jobs;
+}
+
+cli_sweep_ranks_runner cli_sweep_ranks = NULL;
+
+int cli_mpi_launched_size(void)
+{
+    const char *vars[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE"};
+    for (size_t i = 0; i < sizeof vars / sizeof *vars; i++) {
+        const char *v = getenv(vars[i]);
+        if (v && atoi(v) > 0)
+            return atoi(v);
+    }
+    return 0;
+}
+
+int cmd_sweep(int argc, char **argv)
+{
+    sweep_opts o;
+    int rc = sweep_parse_opts(argc, argv, &o);
+    if (rc > 0)
+        return 0;
+    if (rc)
+        return cli_report("sweep");
+    int ranks = cli_mpi_launched_size();
+    if (!ranks)
+        return sweep_exec(&o);
+    if (!cli_sweep_ranks) {
+        attn_fail(ATTN_EUNSUPPORTED, "started by an MPI launcher (%d ranks), and this build has no MPI: apt-get "
+                  "install libopenmpi-dev openmpi-bin, then rebuild (or split the sweep with --shard i/n)", ranks);
+        return cli_report("sweep");
+    }
+    return cli_sweep_ranks(&o, sweep_exec); /* rank r: shard r/P into DIR/part-r, rank 0 merges */
 }

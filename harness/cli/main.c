@@ -1,11 +1,13 @@
 /* attnbench: one binary, one subcommand per concern (docs/architecture.md). */
 #include "cli.h"
 #include "cp_hook.h"
+#include "sweep_mpi_hook.h"
 #include "harness/plugin/plugin.h"
 #include "kernels/core/registry.h"
 
 #ifdef ATTN_HAVE_MPI
 #include "harness/mpi/cp_bench.h"
+#include "harness/mpi/sweep_ranks.h"
 #endif
 
 #include <stdio.h>
@@ -32,6 +34,9 @@ static const char usage[] =
     "         [--max-time S] [--max-mem BYTES]\n"
     "                                 run a config's job grid into results/<suite>.csv; jobs\n"
     "                                 estimated above the limits become skipped rows\n"
+    "  mpirun -n P attnbench sweep --config FILE [sweep options]\n"
+    "                                 rank r runs shard r/P into DIR/part-r, rank 0 merges (builds with MPI)\n"
+    "  merge  --out DIR PART_DIR...   join the result directories of a sharded sweep\n"
     "  mask   --show SPEC [--N N] [--head H] [--out DIR]\n"
     "                                 draw a mask as a PBM picture (results/plots/masks/)\n"
     "  train  --task T --kernel K[,K...] [--model M] [--steps S] [--seed S] [options]\n"
@@ -54,11 +59,12 @@ int main(int argc, char **argv)
     static const struct {
         const char *name;
         int (*run)(int, char **);
-    } commands[] = {{"list", cmd_list}, {"peak", cmd_peak}, {"check", cmd_check}, {"bench", cmd_bench}, {"sweep", cmd_sweep}, {"mask", cmd_mask},
+    } commands[] = {{"list", cmd_list}, {"peak", cmd_peak}, {"check", cmd_check}, {"bench", cmd_bench}, {"sweep", cmd_sweep}, {"merge", cmd_merge}, {"mask", cmd_mask},
                     {"crossover", cmd_crossover}, {"train", cmd_train}, {"eval", cmd_eval},
                     {"report", cmd_report}};
 #ifdef ATTN_HAVE_MPI
     cli_cp_bench = cp_bench_run; /* ring and ulysses under mpirun (docs/scale-out.md) */
+    cli_sweep_ranks = sweep_ranks_run; /* mpirun -n P attnbench sweep: one shard per rank, merged */
 #endif
     /* plugin kernels join the registry before any command reads it */
     if (plugin_load_all(&argc, argv)) {
@@ -73,6 +79,6 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
         if (strcmp(argv[1], commands[i].name) == 0)
             return commands[i].run(argc - 1, argv + 1);
-    fprintf(stderr, "attnbench: unknown command '%s': expected list, peak, check, bench, sweep, mask, crossover, train, eval or report\n", argv[1]);
+    fprintf(stderr, "attnbench: unknown command '%s': expected list, peak, check, bench, sweep, merge, mask, crossover, train, eval or report\n", argv[1]);
     return 2;
 }

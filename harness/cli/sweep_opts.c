@@ -26,7 +26,9 @@ static const char usage[] =
     "                      with each kernel trained and evaluated; rows per evaluation)\n"
     "  --resume            skip jobs whose job_id is already in the results file (a finished\n"
     "                      training: only its extrapolation cells not yet there are evaluated)\n"
-    "  --shard i/n         run only jobs j with j % n == i (Slurm arrays, several machines)\n"
+    "  --shard i/n         run only shard i of n (Slurm arrays, several machines): jobs go longest\n"
+    "                      first to the least loaded shard by their analytic cost, computed alike\n"
+    "                      by every shard (docs/scale-out.md); --dry-run prints every shard's total\n"
     "  --dry-run           print the resolved config and the jobs with their estimates (the\n"
     "                      peaks and probes run; no job runs, nothing is written)\n"
     "  --max-time S        a job whose time estimate is longer is a skipped:<estimate> row, not\n"
@@ -35,7 +37,10 @@ static const char usage[] =
     "  --max-mem BYTES     likewise for the tensors and kernel workspace a job needs, judged\n"
     "                      before allocating (default the config's max_mem_bytes, else 80% of\n"
     "                      the memory available at start)\n"
-    "  --results DIR       output folder (default results)\n";
+    "  --results DIR       output folder (default results)\n"
+    "Under mpirun or srun (a build with MPI), rank r runs shard r/P into DIR/part-r/ and rank 0\n"
+    "merges the parts into DIR when all ranks are done; resume a run a rank died in with\n"
+    "--resume and the same number of ranks. Parts of --shard runs: 'attnbench merge'.\n";
 
 /* --max-time / --max-mem through the bench option table's rows (one range
  * and one message for bench, sweep and the config keys). */

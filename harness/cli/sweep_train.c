@@ -111,6 +111,21 @@ int sweep_trainings_load(const sweep_opts *o, const cfg_config *cfg, sweep_train
     return 0;
 }
 
+void sweep_trainings_keep(sweep_trainings *t, const unsigned char *keep)
+{
+    size_t k = 0;
+    for (size_t j = 0; j < t->n; j++)
+        if (keep[j]) {
+            if (k != j) {
+                t->jobs[k] = t->jobs[j];
+                memcpy(t->paths[k], t->paths[j], sizeof t->paths[k]);
+            }
+            t->jobs[k].out = t->paths[k]; /* it pointed at row j's path */
+            k++;
+        }
+    t->n = k;
+}
+
 int sweep_trainings_check_done(const sweep_opts *o, sweep_trainings *t)
 {
     for (size_t j = 0; j < t->n; j++) {

@@ -10,7 +10,7 @@
 #include "sweep_eta.h"
 #include "sweep_opts.h"
 
-typedef struct {
+typedef struct sweep_trainings_s {
     train_run_opts *jobs;
     size_t n;
     char (*paths)[1100];  /* each run's results file */
@@ -23,6 +23,9 @@ typedef struct {
  * their results files and which are done. Free with sweep_trainings_free. */
 int sweep_trainings_load(const sweep_opts *o, const cfg_config *cfg, sweep_trainings *t);
 void sweep_trainings_free(sweep_trainings *t);
+
+/* Keeps the runs j with keep[j] != 0, in order (before sweep_trainings_check_done). */
+void sweep_trainings_keep(sweep_trainings *t, const unsigned char *keep);
 
 /* Which runs are done (their test rows are in the results); without
  * --resume a done run is an error naming it. */

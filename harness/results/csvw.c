@@ -511,11 +511,10 @@ static int call_user(const csvw_row *row, long line, void *ud)
 
 /* strict: a file without its header or with a torn last row is an error
  * (a report would otherwise show a table short of a row without saying so). */
-static int read_rows(const char *path, int (*cb)(const csvw_row *, void *), void *ud, int strict)
+static int read_rows_at(const char *path, int (*cb)(const csvw_row *, long, void *), void *ud, int strict)
 {
-    rowcb r = {cb, ud};
     scanner s;
-    scanner_init(&s, path, call_user, &r);
+    scanner_init(&s, path, cb, ud);
     int missing;
     int rc = scan_path(&s, path, &missing);
     if (rc)
@@ -529,6 +528,17 @@ static int read_rows(const char *path, int (*cb)(const csvw_row *, void *), void
                          "(a write cut short: the next bench, sweep or train appending to this file removes them)",
                          path, s.torn_line, (long long)s.torn_bytes);
     return s.records > 0 ? (int)(s.records - 1) : 0;
+}
+
+static int read_rows(const char *path, int (*cb)(const csvw_row *, void *), void *ud, int strict)
+{
+    rowcb r = {cb, ud};
+    return read_rows_at(path, call_user, &r, strict);
+}
+
+int csvw_read_rows_at(const char *path, int (*cb)(const csvw_row *row, long line, void *ud), void *ud)
+{
+    return read_rows_at(path, cb, ud, 1);
 }
 
 int csvw_read_rows(const char *path, int (*cb)(const csvw_row *row, void *ud), void *ud)

@@ -103,6 +103,8 @@ int csvw_load_job_ids(const char *path, csvw_idset *set);
  * An empty file (no header) and a torn last row are errors naming file:line:
  * what is read is the whole file or nothing. */
 int csvw_read_rows(const char *path, int (*cb)(const csvw_row *row, void *ud), void *ud);
+/* The same, giving each row's first physical line (for messages naming file:line). */
+int csvw_read_rows_at(const char *path, int (*cb)(const csvw_row *row, long line, void *ud), void *ud);
 /* The same for a file about to be appended to (a resumed sweep): an empty
  * file or a torn last row is what csvw_open repairs, so it is read without
  * them rather than refused. */

@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Sweeps spread over MPI ranks: 'mpirun -n 2 attnbench sweep' on
+# tests/data/kill_sweep.json (kernel jobs, two short trainings, one with an
+# extrapolation grid and a kv dump, kernel jobs on that dump) must leave in
+# its results directory, merged by rank 0 from part-0/ and part-1/, exactly
+# the rows of a single-process run of the same config: the same job_ids,
+# none twice, identity cells and status equal (build/attnbench_rowcheck,
+# the project's CSV reader). Then a second 2-rank sweep has one rank killed
+# with SIGKILL once its part has rows, is resumed with --resume, and must
+# end with the same rows, no duplicates. ./run.sh test runs this after
+# tests/mpi/run_cp_tests.sh; about a minute.
+set -euo pipefail
+
+usage() {
+    cat <<'EOF2'
+usage: tests/mpi/run_sweep_tests.sh [--build DIR]
+  --build DIR    where attnbench and attnbench_rowcheck are (default build)
+Exit 0 when both checks passed, 1 otherwise, 2 on bad usage.
+EOF2
+}
+
+say() { printf 'run_sweep_tests: %s\n' "$*" >&2; }
+
+build=build
+while (($#)); do
+    case $1 in
+        --build) (($# >= 2)) || { say "--build needs a value"; exit 2; }; build=$2; shift 2 ;;
+        -h | --help) usage; exit 0 ;;
+        *) say "unknown argument '$1'"; usage >&2; exit 2 ;;
+    esac
+done
+cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/../.."
+bin=$build/attnbench check=$build/attnbench_rowcheck config=tests/data/kill_sweep.json
+for b in "$bin" "$check" "$build/attnbench_cp_check"; do
+    [[ -x $b ]] || { say "$b not built: CMake found no MPI (apt-get install libopenmpi-dev openmpi-bin) or ATTN_TESTS=OFF"; exit 1; }
+done
+command -v mpirun >/dev/null || { say "mpirun not found: apt-get install openmpi-bin"; exit 1; }
+if ((EUID == 0)); then
+    export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+fi
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE} OMP_NUM_THREADS=1
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/attn_mpi_sweep.XXXXXX")
+failed=1 pid=""
+cleanup() {
+    [[ -z $pid ]] || kill -9 "$pid" 2>/dev/null || true
+    if ((failed)); then say "work directory kept: $work"; else rm -rf "$work"; fi
+}
+trap cleanup EXIT
+
+say "reference: one process, $bin sweep --config $config"
+"$bin" sweep --config "$config" --results "$work/ref" >/dev/null 2>"$work/ref.log" ||
+    { say "FAIL: the single-process sweep failed (log: $work/ref.log)"; exit 1; }
+
+compare() { # $1: the merged directory, $2: what it was
+    if ! "$check" "$work/ref" "$1" >"$1.check" 2>&1; then
+        cat "$1.check" >&2
+        say "FAIL: $2: the merged rows differ from the single-process run's"
+        exit 1
+    fi
+    say "$2: $(sed -n 's/^rows compared: //p' "$1.check") rows match the single-process run"
+}
+
+say "mpirun --oversubscribe -n 2 $bin sweep --config $config --results $work/mpi"
+timeout 300 mpirun --oversubscribe -n 2 "$bin" sweep --config "$config" --results "$work/mpi" >/dev/null 2>"$work/mpi.log" ||
+    { say "FAIL: the 2-rank sweep exited with an error (log: $work/mpi.log)"; exit 1; }
+[[ -d $work/mpi/part-0 && -d $work/mpi/part-1 ]] || { say "FAIL: no part-0/ and part-1/ in $work/mpi"; exit 1; }
+compare "$work/mpi" "2 ranks"
+
+# One rank killed mid-sweep: mpirun ends the other; --resume completes the set.
+say "2 ranks again, one killed with SIGKILL once its part has rows, then --resume"
+timeout 300 mpirun --oversubscribe -n 2 "$bin" sweep --config "$config" --results "$work/kill" >/dev/null 2>"$work/kill.log" &
+pid=$!
+for ((i = 0; i < 600; i++)); do
+    [[ -s $work/kill/part-1/kernels.csv ]] && break
+    sleep 0.05
+done
+killed=0
+for rank in $(pgrep -P "$(pgrep -P "$pid" -x mpirun || echo "$pid")" -x attnbench || true); do
+    kill -9 "$rank" 2>/dev/null && killed=1
+    break # one rank only
+done
+krc=0
+wait "$pid" 2>/dev/null || krc=$?
+pid=""
+if ((killed && krc)); then
+    say "killed one rank: mpirun exited with $krc, the merge did not run ($(ls "$work/kill" | grep -vc '^part-') merged files)"
+else
+    say "note: the sweep ended before the kill landed; the resume below still runs"
+fi
+timeout 300 mpirun --oversubscribe -n 2 "$bin" sweep --config "$config" --results "$work/kill" --resume >/dev/null 2>"$work/resume.log" ||
+    { say "FAIL: the resumed 2-rank sweep exited with an error (log: $work/resume.log)"; exit 1; }
+say "resumed: $(grep -h '^sweep: .* jobs run' "$work/resume.log" | tr '\n' ';')"
+compare "$work/kill" "killed and resumed"
+failed=0
+say "all passed"
