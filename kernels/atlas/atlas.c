@@ -111,14 +111,7 @@ int64_t atlas_chunk_end(const attn_args *a, const atlas_plan *pl, int64_t j0)
 /* Blocks of whole chunks of at most pl->block keys (a longer chunk is a block of its own). */
 int64_t atlas_block_end(const attn_args *a, const atlas_plan *pl, int64_t j0)
 {
-    int64_t e = atlas_chunk_end(a, pl, j0);
-    while (e < a->Nk) {
-        int64_t next = atlas_chunk_end(a, pl, e);
-        if (next - j0 > pl->block)
-            break;
-        e = next;
-    }
-    return e;
+    return attn_key_chunks_end(a, j0, pl->C, pl->block);
 }
 
 /* The identity map (F = D): phi(x) = x, for the reduction to Titans. */
