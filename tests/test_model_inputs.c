@@ -99,6 +99,19 @@ Test(model_inputs, titans_gate_projections_are_parameters_and_match_the_double_m
     check_against_double(&c, "titans", 2029, "lm titans chunk=3");
 }
 
+/* ATLAS reads four per-token gates: step (beta), retention (gate) and two
+ * router logits per kv-head (momentum, window weight). */
+Test(model_inputs, atlas_gate_projections_are_parameters_and_match_the_double_model, .timeout = 60)
+{
+    static const char *const params[] = {"chunk=3", "window=2", NULL};
+    nn_model_cfg c = lm_cfg("atlas", params);
+    size_t floats;
+    /* per layer a dense x -> 2 H_kv logits: weight (4, 16) and bias (4) */
+    cr_assert_eq(count_params(&c, ".attn.router", &floats), 4);
+    cr_assert_eq(floats, (size_t)2 * (4 * 16 + 4));
+    check_against_double(&c, "atlas", 2030, "lm atlas chunk=3 window=2");
+}
+
 Test(model_inputs, synthesizer_logits_are_block_parameters_sized_at_max_len_and_match_the_double_model, .timeout = 60)
 {
     /* the weights serve the model's max_len = 16; the checks run at N = 7, the top-left block */

@@ -323,6 +323,18 @@ int64_t attn_key_block_end(const attn_args *a, int64_t j0, int64_t C)
     return end;
 }
 
+int64_t attn_key_chunks_end(const attn_args *a, int64_t j0, int64_t C, int64_t most)
+{
+    int64_t e = attn_key_block_end(a, j0, C);
+    while (e < a->Nk) {
+        int64_t next = attn_key_block_end(a, e, C);
+        if (next - j0 > most)
+            break;
+        e = next;
+    }
+    return e;
+}
+
 int attn_backward_unplanned(const attn_ctx *ctx)
 {
     return attn_fail(ATTN_EINVAL, "kernel '%s': backward called on a context created without args.backward = 1 "

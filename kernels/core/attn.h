@@ -300,6 +300,11 @@ static inline int64_t attn_q_off_of(const attn_args *a, int64_t b)
 int attn_key_starts_seq(const attn_args *a, int64_t j);
 int64_t attn_key_block_end(const attn_args *a, int64_t j0, int64_t C);
 
+/* End (exclusive) of the run of whole blocks of C keys (as above) from j0
+ * spanning at most `most` keys; a longer block is a run of its own. The
+ * test-time-trained memories checkpoint their backward per such run. */
+int64_t attn_key_chunks_end(const attn_args *a, int64_t j0, int64_t C, int64_t most);
+
 /* Validates shapes and the mask against the kernel's capabilities, with a
  * one-line message naming the offending field. */
 int attn_args_validate(const attn_kernel *k, const attn_args *a);

@@ -31,6 +31,7 @@
     X(landmark) \
     X(infini) \
     X(titans) \
+    X(atlas) \
     X(sinkhorn) \
     X(synthesizer) \
     X(reformer) \

@@ -63,14 +63,7 @@ int64_t titans_chunk_end(const attn_args *a, const titans_plan *pl, int64_t j0)
  * is a block of its own). */
 int64_t titans_block_end(const attn_args *a, const titans_plan *pl, int64_t j0)
 {
-    int64_t e = titans_chunk_end(a, pl, j0);
-    while (e < a->Nk) {
-        int64_t next = titans_chunk_end(a, pl, e);
-        if (next - j0 > pl->block)
-            break;
-        e = next;
-    }
-    return e;
+    return attn_key_chunks_end(a, j0, pl->C, pl->block);
 }
 
 int titans_plan_make(titans_plan *pl, const attn_args *a)

@@ -1,0 +1,98 @@
+/* Internals shared by the ATLAS forward (atlas.c, atlas_chunk.c), backward
+ * (atlas_bwd.c) and double reference (atlas_ref.c); the math is in
+ * docs/kernels/atlas.md.
+ *
+ * Layout as titans: the memory W (Dv x F) and its momentum S are kept
+ * transposed, H = W^T and Sm = S^T, both [F, Dv] row-major and adjacent
+ * (Sm = H + F*Dv), so every chunk product is a plain row-major sgemm. One
+ * task is one (batch, KV head): the memory depends only on K, V and the
+ * gates, so it is trained once and read by the group's G query heads. */
+#ifndef ATTN_ATLAS_INTERNAL_H
+#define ATTN_ATLAS_INTERNAL_H
+
+#include "kernels/core/attn.h"
+#include "kernels/linear/linear_internal.h"
+
+#define ATLAS_DEFAULT_CHUNK 16
+#define ATLAS_MAX_CHUNK 256
+#define ATLAS_DEFAULT_WINDOW 64
+#define ATLAS_MAX_WINDOW 1024
+
+/* The backward stores every step's state inside a block of whole chunks of
+ * at most max(ATLAS_BWD_BLOCK, chunk) keys, and one checkpoint per block. */
+#define ATLAS_BWD_BLOCK 32
+
+enum { ATLAS_PHI_TAYLOR, ATLAS_PHI_IDENTITY };
+
+/* Sizes of one run, from the arguments alone (init, forward, backward agree). */
+typedef struct {
+    int64_t C, c, D, F, Dv, G; /* chunk, window, key size, features, value size, group */
+    lin_fmap fm;               /* the feature map of keys and queries */
+    int64_t block, n_blocks;   /* backward: most keys per block, blocks of the sequence */
+    size_t chunk_floats;       /* per-thread scratch of one forward chunk */
+    size_t bwd_floats;         /* per-thread backward buffers */
+    size_t slot_floats;        /* chunk_floats + bwd_floats */
+    size_t state_floats;       /* B * H_kv * 2 F Dv */
+} atlas_plan;
+
+int atlas_plan_make(atlas_plan *pl, const attn_args *a);
+
+typedef struct {
+    const attn_args *a;
+    const attn_io *io;
+    const atlas_plan *pl;
+    int64_t b, hk;
+} atlas_task;
+
+/* The token's gates: step eta = io.beta, retention alpha = exp(io.gate),
+ * momentum theta = sigmoid(router[0]), window weight gamma = sigmoid(router[1]). */
+void atlas_gates(const atlas_task *t, int64_t j, float *eta, float *alpha, float *theta, float *gamma);
+
+/* q and k are L2-normalised before the feature map as x / sqrt(|x|^2 + eps). */
+#define ATLAS_NORM_EPS 1e-12
+
+/* f = phi(x^) for n rows of x (row stride ldx); xn receives the n x D normalised rows. */
+void atlas_phi(const atlas_plan *pl, const float *x, int64_t ldx, int64_t n, float *xn, float *f);
+
+/* dx = the gradient of one row x through x^ and phi from df = dL/dphi (F);
+ * xn is a scratch of D floats. */
+void atlas_phi_bwd(const atlas_plan *pl, const float *x, const float *df, float *xn, float *dx);
+
+/* The double twin of atlas_phi for one row (xn: D scratch doubles). */
+void atlas_phi64(const atlas_plan *pl, const double *x, double *xn, double *f);
+
+/* Numerically safe logistic function (a logit of -1e4 gives exactly 0). */
+double atlas_sigmoid(double z);
+
+/* First token of key t's window: max(t - c + 1, start of t's sequence). */
+int64_t atlas_window_lo(const attn_args *a, int64_t t, int64_t c);
+
+/* Rows in key t's window: the Omega loss is their mean (weight 1 / n_t). */
+static inline int64_t atlas_window_rows(const attn_args *a, int64_t t, int64_t c)
+{
+    return t - atlas_window_lo(a, t, c) + 1;
+}
+
+int64_t atlas_chunk_end(const attn_args *a, const atlas_plan *pl, int64_t j0);
+int64_t atlas_block_end(const attn_args *a, const atlas_plan *pl, int64_t j0);
+
+int atlas_inputs_present(const attn_io *io, const attn_grads *g);
+
+/* One chunk of keys [j0, j0+n): advances [H; Sm] and, when write_o, writes
+ * the output rows of the group's G query heads. `fresh`: the chunk starts a
+ * sequence (H, Sm are zero). ws holds pl->chunk_floats floats. Returns FLOPs. */
+double atlas_chunk(const atlas_task *t, int64_t j0, int64_t n, int fresh, float *H, float *ws, int write_o);
+
+size_t atlas_chunk_floats(const atlas_plan *pl);
+
+static inline float *atlas_take(float **ws, size_t n)
+{
+    float *p = *ws;
+    *ws += (n + 15) / 16 * 16;
+    return p;
+}
+
+int atlas_backward(attn_ctx *ctx, const attn_io *io, const attn_grads *g);
+int atlas_ref_forward(const attn_args *a, const attn_io64 *io);
+
+#endif

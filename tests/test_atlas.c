@@ -1,0 +1,240 @@
+/* Properties of `atlas` (the ATLAS memory with the Omega rule):
+ * the chunked fp32 forward equals the token-by-token double reference for
+ * chunk sizes, windows and both feature maps, lengths not a multiple of the
+ * chunk, head sizes 16..128, Dv != D, GQA and document resets; a window of
+ * one token on the identity map is the Titans memory; the Omega loss is the
+ * window's mean, so a window of identical tokens moves the memory as one
+ * token does; gradients of every input (the four gates included) against
+ * central differences of the reference; state size, cost model and
+ * parameter validation. Causal leakage, thread determinism and strided views
+ * run for it with every kernel in test_properties.c and `attnbench check`. */
+#include "harness/measure/check.h"
+#include "harness/measure/fixture.h"
+#include "kernels/atlas/atlas.h"
+#include "kernels/titans/titans.h"
+
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#define K (&attn_kernel_atlas)
+
+/* A logit whose logistic is exactly 0 (negative) or 1 (positive) in fp32 and double. */
+#define SHUT_LOGIT (-1e4f)
+#define OPEN_LOGIT (1e4f)
+
+static attn_args atlas_args(int64_t B, int64_t H, int64_t H_kv, int64_t N, int64_t D, int64_t Dv, const char *mask,
+                            const char *params)
+{
+    attn_args a = fx_args_params(B, H, H_kv, N, N, D, mask, 1, params);
+    a.Dv = Dv;
+    return a;
+}
+
+static void run_checked(fx_problem *p, const attn_kernel *k, const char *what)
+{
+    memset(p->o.data, 0xff, sizeof(float) * (size_t)(p->o.B * p->o.sb)); /* a forgotten row stays NaN */
+    cr_assert_eq(fx_run(k, p, 0), 0, "%s: %s", what, attn_last_error());
+}
+
+Test(atlas, chunked_equals_token_by_token_reference, .timeout = 240)
+{
+    static const struct {
+        int64_t B, H, H_kv, N, D, Dv;
+        const char *mask;
+    } cases[] = {
+        {1, 2, 2, 1, 16, 16, "causal"},
+        {2, 4, 2, 7, 16, 24, "causal"},
+        {1, 4, 2, 130, 16, 40, "causal"},
+        {1, 4, 1, 70, 32, 32, "causal"},
+        {1, 2, 1, 40, 64, 64, "causal"},
+        {1, 2, 2, 20, 128, 128, "causal"},
+        {1, 4, 2, 130, 16, 16, "document:lens=50+1+79,causal=1"},
+        {1, 2, 2, 70, 16, 8, "document:n=4,seed=3"}, /* causality is intrinsic: same resets */
+    };
+    static const char *const params[] = {"chunk=1 window=4", "chunk=16 window=4", "chunk=16 window=1",
+                                         "chunk=4 window=16", "chunk=16 window=8 phi=identity", "chunk=7 window=64"};
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++)
+        for (size_t ip = 0; ip < sizeof params / sizeof *params; ip++) {
+            attn_args a = atlas_args(cases[c].B, cases[c].H, cases[c].H_kv, cases[c].N, cases[c].D, cases[c].Dv,
+                                     cases[c].mask, params[ip]);
+            char what[160];
+            snprintf(what, sizeof what, "B%lld H%lld/%lld N%lld D%lld Dv%lld %s %s", (long long)a.B,
+                     (long long)a.H, (long long)a.H_kv, (long long)a.Nk, (long long)a.D, (long long)a.Dv,
+                     cases[c].mask, params[ip]);
+            fx_problem p;
+            fx_make_for(&p, K, &a, 10 + c);
+            run_checked(&p, K, what);
+            double e = fx_err_o(&p);
+            cr_assert(e <= 5e-5, "%s: err_O %.3g > 5e-5", what, e);
+            fx_free(&p);
+        }
+}
+
+/* window = 1, identity features, gamma = 1 and a constant step eta: S_t =
+ * theta S + 2 (W0 k^ - v) k^^T, W_t = alpha W - eta S_t is Titans with step
+ * beta = 2 eta, momentum theta (its Sigma = -eta S) and the same retention,
+ * per token and in chunks (both take a chunk's gradients at its start). */
+Test(atlas, one_token_window_on_identity_features_is_titans, .timeout = 30)
+{
+    static const char *const chunks[] = {"chunk=1", "chunk=16"};
+    for (int ic = 0; ic < 2; ic++) {
+        char pa[64];
+        snprintf(pa, sizeof pa, "%s window=1 phi=identity", chunks[ic]);
+        attn_args a = atlas_args(1, 4, 2, 70, 16, 24, "document:lens=30+40,causal=1", pa);
+        attn_args at = atlas_args(1, 4, 2, 70, 16, 24, "document:lens=30+40,causal=1", chunks[ic]);
+        fx_problem p, t;
+        fx_make_for(&p, K, &a, 4);
+        fx_make_for(&t, &attn_kernel_titans, &at, 4);
+        memcpy(p.q.data, t.q.data, sizeof(float) * (size_t)(p.q.B * p.q.sb));
+        memcpy(p.k.data, t.k.data, sizeof(float) * (size_t)(p.k.B * p.k.sb));
+        memcpy(p.v.data, t.v.data, sizeof(float) * (size_t)(p.v.B * p.v.sb));
+        memcpy(p.gate.data, t.gate.data, sizeof(float) * (size_t)(p.gate.B * p.gate.sb));
+        for (int64_t h = 0; h < a.H_kv; h++)
+            for (int64_t j = 0; j < a.Nk; j++) {
+                attn_at(&p.beta, 0, h, j)[0] = 0.3f;
+                attn_at(&t.beta, 0, h, j)[0] = 0.6f;
+                attn_at(&p.router, 0, h, j)[0] = attn_at(&t.router, 0, h, j)[0];
+                attn_at(&p.router, 0, h, j)[1] = OPEN_LOGIT;
+            }
+        fx_ref_forward(&p);
+        fx_ref_forward(&t);
+        run_checked(&p, K, "atlas");
+        run_checked(&t, &attn_kernel_titans, "titans");
+        double e = 0, m = 0, e64 = 0;
+        for (int64_t i = 0; i < p.o.B * p.o.sb; i++) {
+            e = fmax(e, fabs((double)p.o.data[i] - t.o.data[i]));
+            e64 = fmax(e64, fabs(p.o64.data[i] - t.o64.data[i]));
+            m = fmax(m, fabs(t.o64.data[i]));
+        }
+        cr_assert(m > 0.01, "degenerate: Titans output max %.3g", m);
+        cr_assert(e <= 5e-5 * m, "%s: fp32 kernels differ by %.3g (max|O| %.3g)", chunks[ic], e, m);
+        cr_assert(e64 <= 1e-10 * m, "%s: double references differ by %.3g (max|O| %.3g)", chunks[ic], e64, m);
+        fx_free(&p);
+        fx_free(&t);
+    }
+}
+
+/* Every token the same pair (k, v): each window holds n copies of one error,
+ * whose mean is that error, so any window gives the one-token outputs; with
+ * distinct tokens the window changes them. */
+Test(atlas, omega_loss_is_the_window_mean, .timeout = 30)
+{
+    static const char *const windows[] = {"chunk=4 window=1", "chunk=4 window=6"};
+    const int64_t N = 20, D = 16;
+    fx_problem p[2], d[2];
+    for (int iw = 0; iw < 2; iw++) {
+        attn_args a = atlas_args(1, 1, 1, N, D, D, "causal", windows[iw]);
+        fx_make_for(&p[iw], K, &a, 8);
+        fx_make_for(&d[iw], K, &a, 8);
+        for (int64_t j = 0; j < N; j++) {
+            memcpy(attn_at(&p[iw].k, 0, 0, j), attn_at(&p[iw].k, 0, 0, 0), sizeof(float) * D);
+            memcpy(attn_at(&p[iw].v, 0, 0, j), attn_at(&p[iw].v, 0, 0, 0), sizeof(float) * D);
+            attn_at(&p[iw].router, 0, 0, j)[1] = attn_at(&p[iw].router, 0, 0, 0)[1];
+        }
+        run_checked(&p[iw], K, windows[iw]);
+        run_checked(&d[iw], K, windows[iw]);
+    }
+    double same = 0, distinct = 0, m = 0;
+    for (int64_t i = 0; i < p[0].o.B * p[0].o.sb; i++) {
+        same = fmax(same, fabs(p[0].o.data[i] - p[1].o.data[i]));
+        distinct = fmax(distinct, fabs(d[0].o.data[i] - d[1].o.data[i]));
+        m = fmax(m, fabs(p[0].o.data[i]));
+    }
+    cr_assert(m > 0.01, "degenerate: output max %.3g", m);
+    cr_assert(same <= 1e-5 * m, "identical tokens: windows 1 and 6 differ by %.3g", same);
+    cr_assert(distinct > 1e-3, "distinct tokens: windows 1 and 6 agree (%.3g)", distinct);
+    for (int iw = 0; iw < 2; iw++) {
+        fx_free(&p[iw]);
+        fx_free(&d[iw]);
+    }
+}
+
+Test(atlas, backward_matches_central_differences_of_reference, .timeout = 180)
+{
+    /* N = 40 spans two backward blocks (32 keys); documents cut chunks, blocks and windows */
+    static const struct {
+        int64_t H, H_kv, N, D, Dv;
+        const char *mask, *params;
+    } cases[] = {
+        {2, 1, 5, 8, 8, "causal", "chunk=1 window=3"},
+        {2, 1, 9, 16, 8, "causal", "chunk=4 window=4"},
+        {4, 2, 9, 8, 8, "document:lens=4+5,causal=1", "chunk=3 window=2"},
+        {2, 1, 40, 4, 4, "causal", "chunk=16 window=5"},
+        {2, 1, 70, 4, 4, "document:lens=40+30,causal=1", "chunk=8 window=6"},
+        {1, 1, 9, 8, 12, "causal", "chunk=4 window=3 phi=identity"},
+        {1, 1, 40, 4, 4, "causal", "chunk=40 window=40"}, /* one chunk longer than a block */
+    };
+    static const char *const names[] = {"dq", "dk", "dv", "dbeta", "dgate", "drouter"};
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        attn_args a = atlas_args(1, cases[c].H, cases[c].H_kv, cases[c].N, cases[c].D, cases[c].Dv, cases[c].mask,
+                                 cases[c].params);
+        double err[ATTN_CHECK_GRADS];
+        cr_assert_eq(check_kernel_backward(K, &a, 20 + c, err), 0, "%s", attn_last_error());
+        for (int i = 0; i < 6; i++)
+            cr_assert(err[i] <= 1e-4, "N=%lld D=%lld Dv=%lld %s %s: %s err %.3g > 1e-4", (long long)cases[c].N,
+                      (long long)cases[c].D, (long long)cases[c].Dv, cases[c].mask, cases[c].params, names[i], err[i]);
+    }
+}
+
+/* State 2 F Dv per (b, KV head), F = 1 + D + D(D+1)/2 (Taylor) or D;
+ * forward FLOPs N (4 F Dv + 6 F Dv R / C + 2 R (F + Dv)) per (b, query head),
+ * C = min(chunk, N), R = C + min(window, N) - 1; bytes each tensor once with four gate columns. */
+Test(atlas, state_size_and_cost_model, .timeout = 30)
+{
+    static const struct {
+        int64_t B, H, H_kv, N, D, Dv;
+        const char *params;
+        double C, w, F;
+    } shapes[] = {{1, 2, 2, 128, 16, 32, NULL, 16, 64, 153},
+                  {2, 4, 2, 100, 8, 16, "chunk=64 window=4", 64, 4, 45},
+                  {1, 2, 1, 30, 8, 8, "chunk=64 phi=identity", 30, 30, 8}};
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
+        attn_args a = atlas_args(shapes[s].B, shapes[s].H, shapes[s].H_kv, shapes[s].N, shapes[s].D, shapes[s].Dv,
+                                 "causal", shapes[s].params);
+        a.backward = 1;
+        attn_ctx ctx;
+        cr_assert_eq(attn_ctx_create(K, &a, &ctx), 0, "%s", attn_last_error());
+        double B = (double)a.B, H = (double)a.H, Hkv = (double)a.H_kv, N = (double)a.Nk;
+        double D = (double)a.D, Dv = (double)a.Dv, C = shapes[s].C, F = shapes[s].F, R = C + shapes[s].w - 1;
+        size_t state = (size_t)(4 * B * Hkv * 2 * F * Dv);
+        cr_assert_eq(K->state_bytes(&ctx.args), state);
+        cr_assert_eq(ctx.state_bytes_used, state, "state_bytes_used %zu, expected %zu", ctx.state_bytes_used, state);
+        double f = B * H * N * (4 * F * Dv + 6 * F * Dv * R / C + 2 * R * (F + Dv));
+        cr_assert(fabs(K->flops(&ctx.args, ATTN_PASS_FWD) - f) <= 1e-9 * f);
+        cr_assert(fabs(K->flops(&ctx.args, ATTN_PASS_BWD) - 2.5 * f) <= 1e-9 * f);
+        double bf = 4 * B * N * (H * D + Hkv * (D + Dv + 4) + H * Dv);
+        double bb = 4 * B * N * (2 * H * D + 2 * Hkv * (D + Dv + 4) + H * Dv);
+        cr_assert(fabs(K->bytes(&ctx.args, ATTN_PASS_FWD) - bf) <= 1e-9 * bf);
+        cr_assert(fabs(K->bytes(&ctx.args, ATTN_PASS_BWD) - bb) <= 1e-9 * bb);
+        attn_ctx_destroy(&ctx);
+    }
+}
+
+Test(atlas, rejects_bad_params_masks_offsets_and_a_scale, .timeout = 30)
+{
+    static const char *const bad[] = {"chunk=0", "chunk=257", "window=0", "window=1025", "phi=cubic", "opt=muon", "lr=1"};
+    static const char *const named[] = {"chunk", "chunk", "window", "window", "phi", "opt", "lr"};
+    for (int i = 0; i < 7; i++) {
+        attn_args a = atlas_args(1, 2, 2, 16, 8, 8, "causal", bad[i]);
+        attn_ctx ctx;
+        cr_assert_eq(attn_ctx_create(K, &a, &ctx), ATTN_EINVAL, "%s accepted", bad[i]);
+        cr_assert(strstr(attn_last_error(), named[i]), "%s: %s", bad[i], attn_last_error());
+    }
+    static const char *const masks[] = {"full", "window:wl=4,wr=0", "prefix:p=4"};
+    for (int i = 0; i < 3; i++) {
+        attn_args a = atlas_args(1, 2, 2, 16, 8, 8, masks[i], NULL);
+        attn_ctx ctx;
+        cr_assert_eq(attn_ctx_create(K, &a, &ctx), ATTN_EUNSUPPORTED, "mask %s accepted", masks[i]);
+    }
+    param_bag scaled = {0};
+    cr_assert_eq(param_bag_add(&scaled, "scale=0.5"), 0);
+    cr_assert_neq(attn_params_validate(K, &scaled, "test"), 0, "a scale was accepted by a kernel without one");
+    attn_args a = atlas_args(1, 2, 2, 16, 8, 8, "causal", "chunk=256 window=1024");
+    attn_ctx ctx;
+    cr_assert_eq(attn_ctx_create(K, &a, &ctx), 0, "chunk=256 window=1024: %s", attn_last_error());
+    attn_ctx_destroy(&ctx);
+    a.q_off = 3, a.k_off = 1;
+    cr_assert_eq(attn_ctx_create(K, &a, &ctx), ATTN_EUNSUPPORTED, "q_off != k_off accepted");
+}
