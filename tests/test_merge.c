@@ -96,6 +96,7 @@ Test(merge, every_job_lands_once_and_a_second_merge_adds_nothing)
     tally again = read_back(out, "kernels.csv");
     cr_assert_eq(again.rows, 9, "%d rows after a second merge", again.rows);
     cr_assert_eq(st.written, 0);
+    csvw_idset_free(&k.ids), csvw_idset_free(&d.ids), csvw_idset_free(&again.ids);
 }
 
 /* One job_id with different cells in two parts: an error naming file:line,
@@ -147,4 +148,5 @@ Test(merge, peak_rows_of_different_runs_are_all_kept)
     cr_assert_eq(results_merge(parts, 2, out, &st), 0, "%s", attn_last_error());
     tally p = read_back(out, "peak.csv");
     cr_assert_eq(p.rows, 2, "%d peak rows", p.rows);
+    csvw_idset_free(&p.ids);
 }
