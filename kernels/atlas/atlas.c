@@ -8,8 +8,9 @@
  *   W_t = alpha_t W_{t-1} - eta_t S_t              (retention and step)
  *   y_t = W_t phi(q_t)
  * phi is the degree-2 Taylor map of `based` (or the identity). The
- * optimiser step is plain momentum gradient descent; the paper's Muon step
- * (Newton-Schulz orthogonalised momentum) is not implemented. chunk = 1 is
+ * optimiser step is momentum gradient descent (opt=gd), the only one this
+ * kernel offers: the paper's Newton-Schulz orthogonalised variant (Muon) is
+ * refused by name (docs/kernels/atlas.md). chunk = 1 is
  * the exact per-token rule; chunk = b takes every gradient of a chunk at its
  * start memory (the paper's parallel form). One task per (batch, KV head),
  * fixed order: bitwise identical results for any thread count. */
@@ -34,7 +35,7 @@ static const opt_def atlas_params[] = {
     {.name = "phi", .type = OPT_ENUM, .names = atlas_phis, .def = ATLAS_PHI_TAYLOR,
      .help = "feature map of keys and queries: degree-2 Taylor of exp (F = 1 + D + D(D+1)/2) or identity"},
     {.name = "opt", .type = OPT_ENUM, .names = atlas_opts, .def = 0,
-     .help = "optimiser step: momentum gradient descent (the paper's Muon step is not implemented)"},
+     .help = "optimiser step: gd, momentum gradient descent (the only one offered; the orthogonalised Muon variant is refused)"},
     {0},
 };
 
