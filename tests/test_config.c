@@ -59,7 +59,7 @@ Test(config, shipped_configs_parse_and_expand_to_the_expected_job_counts)
     } want[] = {
         /* kernels x masks x passes x N x D (x params variants x H_kv x threads) */
         {"configs/quick.json", 3 * 3 * 2 * 4 * 1 + 8 * 2 + 4},
-        {"configs/fidelity.json", (1 + 4 + 4 + 4 + 4 + 4 + 3 + 3) * 4 * 3 + (1 + 3 + 1 + 1 + 1) * 4 * 3 + (3 + 3 + 3 + 3 + 3) * 4 * 3},
+        {"configs/fidelity.json", (1 + 4 + 4 + 4 + 4 + 4 + 3 + 3) * 4 * 3 + (1 + 3 + 1 + 1 + 1) * 4 * 3 + (3 + 3 + 3 + 5 + 3) * 4 * 3},
         {"configs/default.json", 1 * 3 * 2 * 5 + 2 * 3 * 2 * 3 + 2 * 1 * 2 * 1 * 1 * 2 + 15 * 2 + 3 * 3 + 2 + 4 * 4 + 2 +
                                      10 * 4 + 7 * 4 + 4 * 2 + 4},
         {"configs/full.json", 1 * 3 * 2 * 6 * 2 + 2 * 3 * 2 * 5 * 2 + 3 * 1 * 2 * 1 * 1 * 2 + 15 * 2 * 4 + 3 * 3 + 2 * 2 +
