@@ -112,7 +112,7 @@ static int grid_check(const extrap_grid *g, const nn_model_cfg *m)
             char split[256];
             task_data d;
             int rc = grid_cell(g, s, j, &r, split, sizeof split);
-            if (!rc && !(rc = g->task->make(&r.task_params, TASK_TEST, r.data_seed, 1, train_run_data_dir(&r), &d))) {
+            if (!rc && !(rc = train_run_make_split(&r, g->task, TASK_TEST, 1, &d))) {
                 if (d.len != grid_seq_len(g, o->scale[s]))
                     rc = attn_fail(ATTN_EINVAL, "task %s: %s=%lld made sequences of %lld tokens, expected %lld",
                                    g->task->name, g->len_key, (long long)(o->scale[s] * g->train_len),
@@ -168,7 +168,7 @@ static int eval_cell(const extrap_grid *g, int s, int j, const nn_model_cfg *cfg
     task_data d;
     train_eval_result e;
     int rc = grid_cell(g, s, j, &r, split, sizeof split);
-    if (rc || (rc = g->task->make(&r.task_params, TASK_TEST, r.data_seed, r.test_n, train_run_data_dir(&r), &d)))
+    if (rc || (rc = train_run_make_split(&r, g->task, TASK_TEST, r.test_n, &d)))
         return rc;
     *skipped = 0;
     if (g->o->skip_done && !(rc = train_run_eval_row_id(&r, &d, split, id)))
@@ -193,7 +193,7 @@ static int dump_cell(const extrap_grid *g, const nn_model_cfg *cfg, nn_model *m)
     char split[256], source[768] = "";
     task_data d;
     int rc = grid_cell(g, 0, 0, &r, split, sizeof split);
-    if (rc || (rc = g->task->make(&r.task_params, TASK_TEST, r.data_seed, 1, train_run_data_dir(&r), &d)))
+    if (rc || (rc = train_run_make_split(&r, g->task, TASK_TEST, 1, &d)))
         return rc;
     snprintf(source, sizeof source, "checkpoint=%.300s;task=%s;%s;example=0", g->o->checkpoint, g->task->name, split);
     if (!(rc = train_run_model_load(g->o->checkpoint, cfg, m)))

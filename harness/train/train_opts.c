@@ -79,3 +79,8 @@ void train_run_defaults(train_run_opts *r)
 }
 
 const char *train_run_data_dir(const train_run_opts *r) { return r->data_dir[0] ? r->data_dir : NULL; }
+
+int train_run_make_split(const train_run_opts *r, const task_def *t, task_split split, int64_t n, task_data *d)
+{
+    return t->make(&r->task_params, split, r->data_seed, n, train_run_data_dir(r), d);
+}

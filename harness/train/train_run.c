@@ -224,11 +224,6 @@ static int on_save(nn_trainer *t, void *ud)
 
 /* ---------------------------------------------------------------- data and model */
 
-static int make_split(const train_run_opts *r, const task_def *t, task_split split, int64_t n, task_data *d)
-{
-    return t->make(&r->task_params, split, r->data_seed, n, train_run_data_dir(r), d);
-}
-
 /* Fills the task-dependent fields of the model config from the data. */
 static int fit_model_to(nn_model_cfg *m, const task_data *d, int64_t len)
 {
@@ -387,11 +382,11 @@ typedef struct {
 static int run_data(run_ctx *c)
 {
     const train_run_opts *r = c->given;
-    int rc = make_split(r, c->task, TASK_TRAIN, r->train_n, &c->tr);
+    int rc = train_run_make_split(r, c->task, TASK_TRAIN, r->train_n, &c->tr);
     if (rc)
         return rc;
-    if ((rc = make_split(r, c->task, TASK_VALID, r->valid_n, &c->va)) ||
-        (rc = make_split(r, c->task, TASK_TEST, r->test_n, &c->te))) {
+    if ((rc = train_run_make_split(r, c->task, TASK_VALID, r->valid_n, &c->va)) ||
+        (rc = train_run_make_split(r, c->task, TASK_TEST, r->test_n, &c->te))) {
         task_data_free(&c->tr), task_data_free(&c->va);
         memset(&c->tr, 0, sizeof c->tr), memset(&c->va, 0, sizeof c->va);
     }
@@ -500,7 +495,7 @@ int train_run_exec(const train_run_opts *r, train_result *res)
 static int fit_on_test_n(const train_run_opts *r, const task_def *t, int64_t n, train_run_opts *fitted,
                          task_data *te)
 {
-    int rc = make_split(r, t, TASK_TEST, n, te);
+    int rc = train_run_make_split(r, t, TASK_TEST, n, te);
     if (rc)
         return rc;
     *fitted = *r;
@@ -550,90 +545,6 @@ int train_run_fitted(const train_run_opts *r, train_run_opts *fitted, int64_t *l
         *len = te.len;
         task_data_free(&te);
     }
-    return rc;
-}
-
-/* ---------------------------------------------------------------- eval */
-
-/* Reads a --checkpoint header back into r (settings absent from older files
- * keep their defaults). */
-static int json_run(const char *path, const char *text, train_run_opts *r, int64_t *len, double *logged)
-{
-    cJSON *o = cJSON_Parse(text);
-    if (!o)
-        return attn_fail(ATTN_EINVAL, "%s: config: not JSON", path);
-    char where[1100];
-    snprintf(where, sizeof where, "%s: config", path);
-    int rc = opt_read_json(train_run_opts_table, r, o, where);
-    const cJSON *ln = cJSON_GetObjectItemCaseSensitive(o, "len"), *acc = cJSON_GetObjectItemCaseSensitive(o, "test_accuracy");
-    if (!rc && (!cJSON_IsNumber(ln) || !cJSON_IsNumber(acc)))
-        rc = attn_fail(ATTN_EINVAL, "%s: config: len, test_accuracy: expected numbers", path);
-    if (!rc) {
-        *len = (int64_t)ln->valuedouble, *logged = acc->valuedouble;
-        rc = nn_model_cfg_from_json(cJSON_GetObjectItemCaseSensitive(o, "model"), path, &r->model);
-    }
-    cJSON_Delete(o);
-    return rc;
-}
-
-int train_run_eval_checkpoint(const char *path, int64_t test_n, int threads, const char *out, train_eval_result *e,
-                               double *logged)
-{
-    train_run_opts r;
-    int64_t len = 0;
-    int rc = train_run_checkpoint(path, &r, &len, logged);
-    if (rc)
-        return rc;
-    if (test_n > 0)
-        r.test_n = test_n;
-    r.out = out, r.train.threads = threads;
-    const task_def *t = task_find(r.task);
-    if (!t)
-        return ATTN_EINVAL;
-    task_data te;
-    if ((rc = make_split(&r, t, TASK_TEST, r.test_n, &te)) != 0)
-        return rc;
-    nn_model m;
-    memset(&m, 0, sizeof m);
-    if (te.len != len)
-        rc = attn_fail(ATTN_EINVAL, "%s: the task now makes sequences of %lld tokens, the model was trained on %lld",
-                       path, (long long)te.len, (long long)len);
-    if (!rc && !(rc = train_run_model_load(path, &r.model, &m)))
-        rc = train_run_eval_write(&r, &te, &m, "test-reload", e);
-    nn_model_free(&m);
-    task_data_free(&te);
-    return rc;
-}
-
-/* ---------------------------------------------------------------- for extrapolate.c */
-
-int train_run_checkpoint(const char *path, train_run_opts *r, int64_t *len, double *logged)
-{
-    char *text = NULL;
-    size_t nparams;
-    unsigned flags;
-    train_run_defaults(r);
-    int rc = ckpt_inspect(path, &text, &nparams, &flags);
-    if (!rc)
-        rc = json_run(path, text, r, len, logged);
-    free(text);
-    return rc;
-}
-
-int train_run_model_load(const char *path, const nn_model_cfg *cfg, nn_model *m)
-{
-    nn_model_cfg c = *cfg;
-    c.eval_only = 1; /* evaluation needs no backward */
-    ckpt_tensor *tens = NULL;
-    nn_param_info *info = NULL;
-    int n;
-    memset(m, 0, sizeof *m);
-    int rc = nn_model_init(m, &c, 0);
-    if (!rc && !(rc = nn_ckpt_tensors(m, &tens, &info, &n))) {
-        ckpt_state st = {.tensors = tens, .ntensors = n, .params = m->params, .nparams = m->n_params};
-        rc = ckpt_load(path, &st);
-    }
-    free(tens), free(info);
     return rc;
 }
 

@@ -58,6 +58,10 @@ void train_run_defaults(train_run_opts *r);
 /* data_dir as the tasks take it: NULL when none was given. */
 const char *train_run_data_dir(const train_run_opts *r);
 
+/* n examples of one split of the run's task, from its data seed and data
+ * directory. */
+int train_run_make_split(const train_run_opts *r, const task_def *t, task_split split, int64_t n, task_data *d);
+
 /* Builds the data and the model, trains, evaluates on the test split, writes
  * the rows (and the checkpoint, saved before the test row: a run whose test
  * row exists has its checkpoint). *res: the evaluations of this call and the
