@@ -19,6 +19,7 @@
  * from x without a convolution, as here. fla has no RoPE in DeltaNet; where a
  * model here uses RoPE it rotates the convolved q and k. */
 #include "layers.h"
+#include "kernels/core/kv_cache.h"
 #include "kernels/core/oracle.h"
 #include "profile.h"
 
@@ -157,7 +158,7 @@ static const int64_t *kernel_seq_len(const nn_attn *l, const int64_t *seq_len)
 static attn_args block_args(const nn_attn *l, int64_t B, int64_t N, int threads, const int64_t *seq_len)
 {
     attn_args a = {.B = B, .H = l->cfg.H, .H_kv = l->cfg.H_kv, .Nq = N, .Nk = N, .D = l->D, .mask = l->cfg.mask,
-                   .threads = threads, .backward = !l->cfg.eval_only, .params = l->cfg.params,
+                   .threads = threads, .backward = !l->cfg.eval_only, .params = l->cfg.params, .kv_dtype = l->cfg.kv_dtype,
                    .seq_len = kernel_seq_len(l, seq_len)};
     attn_args_defaults(&a);
     return a;
@@ -210,6 +211,8 @@ void nn_attn_free(nn_attn *l)
     attn_ctx_destroy(&l->ctx);
     attn_free(l->rope_cs);
     l->rope_cs = NULL;
+    attn_kv_cache_free(&l->kc);
+    attn_kv_cache_free(&l->vc);
     l->planned = 0;
 }
 
@@ -298,6 +301,16 @@ static attn_io block_io(const nn_attn *l, const nn_attn_acts *a)
                      .w = weights_view(l, l->w)};
 }
 
+/* x into cache c in format t: allocated at the first forward of a plan (the
+ * plan fixes the shape), overwritten by the later ones. */
+static int cache_put(attn_kv_cache *c, attn_kv_dtype t, const attn_tensor *x)
+{
+    if (!c->data)
+        return attn_kv_cache_make(c, t, x);
+    attn_kv_cache_store(c, x);
+    return 0;
+}
+
 static int check_planned(const nn_attn *l)
 {
     return l->planned ? 0 : attn_fail(ATTN_EINVAL, "attention block: expected nn_attn_plan before use");
@@ -344,6 +357,11 @@ int nn_attn_forward(nn_attn *l, const float *x, const nn_attn_acts *a, float *y)
             a->gate[i] = (float)(logsigmoid(a->zg[i]) / GATE_TEMP);
     }
     attn_io io = block_io(l, a);
+    if (l->cfg.kv_dtype != ATTN_KV_FP32) { /* the kernel reads K and V as a cache stored in that format */
+        if ((rc = cache_put(&l->kc, l->cfg.kv_dtype, &io.k)) || (rc = cache_put(&l->vc, l->cfg.kv_dtype, &io.v)))
+            return rc;
+        io.kc = l->kc, io.vc = l->vc;
+    }
     double t0 = nn_prof_enabled() ? nn_prof_now() : 0;
     if ((rc = l->cfg.kernel->forward(&l->ctx, &io)) != 0)
         return rc;

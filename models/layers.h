@@ -316,6 +316,9 @@ typedef struct {
     int short_conv;            /* K > 0: short causal conv of width K + SiLU on q, k, v; 0: none */
     int64_t max_len;           /* longest sequence the block serves (0: 1): the N at which the kernel's
                                   own inputs are sized (a synthesizer's learned logits are L x L) */
+    attn_kv_dtype kv_dtype;    /* evaluation only: K and V are stored in this format (kv_format.h) after
+                                  their projection and RoPE and the kernel reads that cache, as a decode
+                                  kernel reads a quantized cache; fp32: the kernel reads K and V as computed */
 } nn_attn_cfg;
 
 typedef struct {
@@ -332,6 +335,7 @@ typedef struct {
     int threads, planned;
     attn_ctx ctx;
     float *rope_cs;
+    attn_kv_cache kc, vc;      /* with cfg.kv_dtype: K and V in that format, made at the first forward */
     /* The current batch's sequence lengths (B; NULL: no padding), set by the
      * model before forward and backward: a PADDED kernel (attn_args.seq_len)
      * then masks the padding keys; any other kernel attends to them. */

@@ -70,6 +70,9 @@ typedef struct {
                                   by the harness where the option is read */
     int short_conv;            /* K > 0: short causal conv (width K) + SiLU on q, k, v of every layer
                                   (DeltaNet / Zoology: 4); 0: none */
+    attn_kv_dtype eval_kv_dtype; /* evaluation only, not saved: every layer's K and V stored in this
+                                  format for the kernel (a decode kernel swapped in reading a quantized
+                                  cache); fp32: as computed */
 } nn_model_cfg;
 
 /* The model's options (models/model_opts.c), in the order of its canonical

@@ -206,6 +206,10 @@ const bad_case bad_cases[] = {
     {"eval: NaN scale", {"eval", "--checkpoint", "@D/m.ckpt", "--scale", "1,nan"}, {{0}}, "--scale"},
     {"eval: one depth", {"eval", "--checkpoint", "@D/m.ckpt", "--scale", "1", "--depths", "1"}, {{0}}, "--depths"},
     {"eval: negative test-n", {"eval", "--checkpoint", "@D/m.ckpt", "--test-n", "-3"}, {{0}}, "--test-n"},
+    {"eval: unknown KV format", {"eval", "--checkpoint", "@D/m.ckpt", "--scale", "1", "--kernel", "decode", "--kv-dtype",
+                                 "q5"}, {{0}}, "q5"},
+    {"eval: KV format without a kernel", {"eval", "--checkpoint", "@D/m.ckpt", "--scale", "1", "--kv-dtype", "q8_0"}, {{0}},
+     "--kv-dtype needs --kernel"},
 
     {"eval: kernel param given twice", {"eval", "--checkpoint", "x.ckpt", "--scale", "1", "--kernel", "flash", "--param",
                                         "br=32", "--param", "br=16"}, {{0}}, "param br: given twice ('32', then '16')"},

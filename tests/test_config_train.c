@@ -103,13 +103,16 @@ Test(config_train, extrapolate_kernels_are_swaps_with_params_and_mask_for_every_
     cr_assert_eq(parse("{\"name\":\"t\",\"trainings\":[{\"task\":\"passkey\",\"kernels\":[\"flash\",\"linear\"],"
                        "\"pos\":\"rope\",\"extrapolate\":{\"scale\":[1,2],\"depths\":3,\"kernels\":["
                        "{\"kernel\":\"streaming\",\"params\":[\"mode=decode\"],\"mask\":\"sink:n=4,w=192\"},"
-                       "{\"kernel\":\"flash\"}]}}]}", &c), 0, "%s", attn_last_error());
+                       "{\"kernel\":\"flash\"},{\"kernel\":\"decode\",\"kv_dtype\":\"q4_0\"}]}}]}", &c), 0, "%s",
+                 attn_last_error());
     train_run_opts *j;
     size_t n;
     cr_assert_eq(cfg_trainings_expand(c.trainings, c.n_trainings, NULL, NULL, NULL, 0, &j, &n), 0);
     cr_assert_eq(n, 2);
     for (size_t i = 0; i < n; i++) {
-        cr_assert_eq(j[i].n_swaps, 2);
+        cr_assert_eq(j[i].n_swaps, 3);
+        cr_assert(!strcmp(j[i].swap[2].kernel, "decode") && j[i].swap[2].kv_dtype == ATTN_KV_Q4_0);
+        cr_assert_eq(j[i].swap[0].kv_dtype, ATTN_KV_FP32);
         const train_kernel_swap *s = &j[i].swap[0];
         cr_assert_str_eq(s->kernel, "streaming");
         cr_assert(s->params.n == 1 && !strcmp(s->params.key[0], "mode") && !strcmp(s->params.val[0], "decode"));
@@ -141,7 +144,7 @@ Test(config_train, extrapolate_kernels_errors_name_the_json_path_and_what_was_ex
         {HEAD "\"kernels\":[{\"kernel\":\"nope\"}]}}]}",
          "t.json: $.trainings[0].extrapolate.kernels[0].kernel: unknown kernel 'nope'"},
         {HEAD "\"kernels\":[{\"kernel\":\"streaming\",\"maks\":\"sink:n=4,w=8\"}]}}]}",
-         "t.json: $.trainings[0].extrapolate.kernels[0]: unknown key \"maks\" (expected kernel, params, mask)"},
+         "t.json: $.trainings[0].extrapolate.kernels[0]: unknown key \"maks\" (expected kernel, params, mask, kv_dtype)"},
         {HEAD "\"kernels\":[{\"kernel\":\"streaming\",\"params\":\"mode=decode\"}]}}]}",
          "t.json: $.trainings[0].extrapolate.kernels[0].params: expected a list of \"key=value\" strings, found a "
          "string"},
@@ -154,6 +157,13 @@ Test(config_train, extrapolate_kernels_errors_name_the_json_path_and_what_was_ex
          "t.json: $.trainings[0].extrapolate.kernels[0].mask: "},
         {HEAD "\"kernels\":[{\"kernel\":\"linear\",\"mask\":\"sink:n=4,w=192\"}]}}]}",
          "t.json: $.trainings[0].extrapolate.kernels[0].mask: kernel 'linear' does not support mask 'sink:n=4,w=192'"},
+        {HEAD "\"kernels\":[{\"kernel\":\"decode\",\"kv_dtype\":\"q5\"}]}}]}",
+         "t.json: $.trainings[0].extrapolate.kernels[0].kv_dtype: "},
+        {HEAD "\"kernels\":[{\"kernel\":\"decode\",\"kv_dtype\":8}]}}]}",
+         "t.json: $.trainings[0].extrapolate.kernels[0].kv_dtype: expected a KV format name (fp32, bf16, fp16, q8_0, "
+         "q4_0), found a number"},
+        {HEAD "\"kernels\":[{\"kernel\":\"flash\",\"kv_dtype\":\"q8_0\"}]}}]}",
+         "t.json: $.trainings[0].extrapolate.kernels[0].kv_dtype: kernel 'flash' does not read a q8_0 KV cache"},
         {HEAD "\"kernel\":[{\"kernel\":\"streaming\"}]}}]}",
          "t.json: $.trainings[0].extrapolate: unknown key \"kernel\" (expected scale, depths, kernels, dump_kv)"},
     };

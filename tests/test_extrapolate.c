@@ -11,6 +11,7 @@
 #include "harness/train/train_run.h"
 
 #include <criterion/criterion.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,8 +55,9 @@ typedef struct {
     train_run_opts run; /* the trained run */
 } scratch;
 
-/* Trains task (params "k=v,k=v") 2 steps with positions pos and saves the checkpoint. */
-static void train_tiny(scratch *s, const char *task, const char *const *params, const char *pos)
+/* Trains task (params "k=v,k=v") 2 steps with positions pos, one layer of
+ * one head of width d, and saves the checkpoint. */
+static void train_tiny_d(scratch *s, const char *task, const char *const *params, const char *pos, int64_t d)
 {
     snprintf(s->dir, sizeof s->dir, "/tmp/attn_extrap_XXXXXX");
     cr_assert_not_null(mkdtemp(s->dir));
@@ -67,7 +69,7 @@ static void train_tiny(scratch *s, const char *task, const char *const *params, 
     for (const char *const *p = params; *p; p++)
         cr_assert_eq(param_bag_add(&r->task_params, *p), 0);
     r->train_n = 16, r->valid_n = 8, r->test_n = 24;
-    r->model.layers = 1, r->model.d_model = 16, r->model.heads = 1, r->model.mlp = 0;
+    r->model.layers = 1, r->model.d_model = d, r->model.heads = 1, r->model.mlp = 0;
     for (int i = 0; nn_pos_names[i]; i++)
         if (!strcmp(nn_pos_names[i], pos))
             r->model.pos = (nn_pos_kind)i;
@@ -75,6 +77,11 @@ static void train_tiny(scratch *s, const char *task, const char *const *params, 
     r->out = s->csv, r->checkpoint = s->ckpt;
     double acc;
     cr_assert_eq(test_train_acc(r, &acc), 0, "%s", attn_last_error());
+}
+
+static void train_tiny(scratch *s, const char *task, const char *const *params, const char *pos)
+{
+    train_tiny_d(s, task, params, pos, 16);
 }
 
 static void scratch_rm(scratch *s)
@@ -246,6 +253,40 @@ Test(extrapolate, a_swapped_kernel_names_itself_and_equals_the_trained_one_when_
                                                                       : "train_len=16;trained=flash;kernel_params=mode=decode;mask=sink:n=1,w=2";
         cr_assert(strlen(p) > strlen(want) && !strcmp(p + strlen(p) - strlen(want), want), "row %d: %s", i, p);
         cr_assert_str_eq(r.row[i].cell[ATTN_COL_MASK], i < 2 ? "causal" : i < 4 ? "sink:n=2,w=1000" : "sink:n=1,w=2");
+        for (int k = 0; k < i; k++)
+            cr_assert_str_neq(r.row[i].cell[ATTN_COL_JOB_ID], r.row[k].cell[ATTN_COL_JOB_ID], "rows %d and %d", k, i);
+    }
+    scratch_rm(&s);
+}
+
+/* `decode` swapped in reading the trained keys and values from a stored
+ * cache: one row per format, named in the params and the job_id; an fp32
+ * cache is the trained model, a q4_0 one stays near it. */
+Test(extrapolate, a_decode_kernel_on_a_quantized_cache_names_the_format, .timeout = 60)
+{
+    static const char *const tp[] = {"L=16", "D=2", "V=72", NULL};
+    scratch s;
+    train_tiny_d(&s, "mqar", tp, "none", 32); /* D = 32: one block of the block formats per row */
+    extrapolate_opts o = {.checkpoint = s.ckpt, .out = s.csv, .test_n = 200, .threads = 1, .n_scales = 1,
+                          .scale = {1}};
+    int written;
+    cr_assert_eq(extrapolate_run(&o, &written), 0, "%s", attn_last_error());
+    o.kernel = "decode";
+    static const attn_kv_dtype formats[] = {ATTN_KV_FP32, ATTN_KV_Q8_0, ATTN_KV_Q4_0};
+    for (int i = 0; i < 3; i++) {
+        o.kv_dtype = formats[i];
+        cr_assert_eq(extrapolate_run(&o, &written), 0, "%s", attn_last_error());
+    }
+    rows_t r;
+    cr_assert_eq(read_extrap(s.csv, &r), 4);
+    cr_assert_str_eq(r.row[1].cell[ATTN_COL_VALUE], r.row[0].cell[ATTN_COL_VALUE], "decode on fp32 = the trained model");
+    for (int i = 1; i < 4; i++) {
+        const char *p = r.row[i].cell[ATTN_COL_PARAMS], *tail = i == 1 ? "trained=flash" : i == 2 ? "trained=flash;kv_dtype=q8_0"
+                                                                                        : "trained=flash;kv_dtype=q4_0";
+        cr_assert(strlen(p) > strlen(tail) && !strcmp(p + strlen(p) - strlen(tail), tail), "row %d: %s", i, p);
+        cr_assert_str_eq(r.row[i].cell[ATTN_COL_KERNEL], "decode");
+        cr_assert_lt(fabs(cell_value(&r.row[i]) - cell_value(&r.row[0])), 0.05, "row %d: %s vs %s", i,
+                     r.row[i].cell[ATTN_COL_VALUE], r.row[0].cell[ATTN_COL_VALUE]);
         for (int k = 0; k < i; k++)
             cr_assert_str_neq(r.row[i].cell[ATTN_COL_JOB_ID], r.row[k].cell[ATTN_COL_JOB_ID], "rows %d and %d", k, i);
     }

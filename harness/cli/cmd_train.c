@@ -90,6 +90,10 @@ static const opt_def eval_opts[] = {
     {.name = "param", .type = OPT_PARAMS, .offset = EV(kparams), .help = "parameter of that kernel (repeatable)"},
     {.name = "mask", .type = OPT_ARG, .offset = EV(mask), .metavar = "SPEC",
      .help = "mask spec of that kernel, replacing causal/full"},
+    {.name = "kv_dtype", .cli = "kv-dtype", .type = OPT_ENUM, .offset = EV(kv_dtype), .names = attn_kv_dtype_names,
+     .def = ATTN_KV_FP32,
+     .help = "with --kernel (one that reads it: decode, lean): every layer stores its keys and values in this "
+             "format and the kernel reads that cache (docs/kv-formats.md); params end in ;kv_dtype=.."},
     {.name = "dump_kv", .cli = "dump-kv", .type = OPT_ARG, .offset = EV(dump_kv), .metavar = "FILE",
      .help = "with --scale: instead of evaluating, write the queries, keys and values every layer feeds its kernel "
              "on the first test example at the first scale (and first depth) to FILE, for bench --inputs "
@@ -142,6 +146,8 @@ static int eval_check(const extrapolate_opts *x)
         return cli_usage_error("eval", "--kernel, --param and --mask need --scale (e.g. --scale 1,2,4)");
     if (x->mask && !x->kernel)
         return cli_usage_error("eval", "--mask needs --kernel (the kernel swapped in)");
+    if (x->kv_dtype != ATTN_KV_FP32 && !x->kernel)
+        return cli_usage_error("eval", "--kv-dtype needs --kernel (a decode kernel swapped in that reads the cache)");
     if (x->depths && !x->n_scales)
         return cli_usage_error("eval", "--depths needs --scale (e.g. --scale 1,2,4,8 --depths 5)");
     if (x->dump_kv && !x->n_scales)

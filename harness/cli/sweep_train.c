@@ -28,6 +28,7 @@ static int extrapolate_job(const train_run_opts *r, const char *ckpt, const char
         const train_kernel_swap *sw = k >= 0 ? &r->swap[k] : NULL;
         if (sw) {
             e.kernel = sw->kernel, e.kparams = sw->params, e.mask = sw->mask[0] ? sw->mask : NULL;
+            e.kv_dtype = sw->kv_dtype;
             fprintf(stderr, "eval: %s swapped into every layer\n", sw->kernel);
         }
         if (extrapolate_run(&e, &rows) != 0) {
@@ -80,7 +81,8 @@ static void print_training(size_t j, const train_run_opts *t, double est_s)
     if (t->n_scales)
         printf(" depths=%d", t->depths);
     for (int k = 0; k < t->n_swaps; k++)
-        printf("%s%s%s%s", k ? "," : " swapped=", t->swap[k].kernel, t->swap[k].mask[0] ? "@" : "", t->swap[k].mask);
+        printf("%s%s%s%s%s%s", k ? "," : " swapped=", t->swap[k].kernel, t->swap[k].mask[0] ? "@" : "", t->swap[k].mask,
+               t->swap[k].kv_dtype ? ":kv=" : "", t->swap[k].kv_dtype ? attn_kv_dtype_names[t->swap[k].kv_dtype] : "");
     char est[32];
     bench_fmt_seconds(est_s, est, sizeof est);
     printf("  ~%s\n", est);

@@ -84,17 +84,18 @@ static int only_keys(const at *w, const cJSON *x, const char *where, const char 
 }
 
 /* extrapolate.kernels[i]: {"kernel": "streaming", "params": ["mode=decode"],
- * "mask": "sink:n=4,w=192"}, a kernel swapped into every layer for the grid
- * (as 'attnbench eval --kernel K --param k=v --mask SPEC'). */
+ * "mask": "sink:n=4,w=192", "kv_dtype": "q8_0"}, a kernel swapped into every
+ * layer for the grid (as 'attnbench eval --kernel K --param k=v --mask SPEC
+ * --kv-dtype T'). */
 static int get_swap(const at *w, const cJSON *x, int i, train_kernel_swap *sw)
 {
-    static const char *const keys[] = {"kernel", "params", "mask", NULL};
+    static const char *const keys[] = {"kernel", "params", "mask", "kv_dtype", NULL};
     char where[64], key[80];
     snprintf(where, sizeof where, "extrapolate.kernels[%d]", i);
     memset(sw, 0, sizeof *sw);
     if (!cJSON_IsObject(x))
         return bad(w, where, "an object {\"kernel\": K, \"params\": [\"k=v\"], \"mask\": SPEC}", x);
-    int rc = only_keys(w, x, where, keys, "kernel, params, mask");
+    int rc = only_keys(w, x, where, keys, "kernel, params, mask, kv_dtype");
     const cJSON *k = cJSON_GetObjectItemCaseSensitive(x, "kernel");
     snprintf(key, sizeof key, "%s.kernel", where);
     if (!rc && (!cJSON_IsString(k) || strlen(k->valuestring) >= sizeof sw->kernel))
@@ -120,6 +121,15 @@ static int get_swap(const at *w, const cJSON *x, int i, train_kernel_swap *sw)
                        w->index, key, kd->name, m->valuestring);
     if (!rc && m)
         strcpy(sw->mask, m->valuestring);
+    snprintf(key, sizeof key, "%s.kv_dtype", where);
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(x, "kv_dtype");
+    if (!rc && t && !cJSON_IsString(t))
+        rc = bad(w, key, "a KV format name (fp32, bf16, fp16, q8_0, q4_0)", t);
+    else if (!rc && t && attn_kv_dtype_parse(t->valuestring, &sw->kv_dtype))
+        rc = with_path(w, key);
+    else if (!rc && sw->kv_dtype && !(kd->kv_dtypes & ATTN_KV_BIT(sw->kv_dtype)))
+        rc = attn_fail(ATTN_EINVAL, "%s: $.trainings[%zu].%s: kernel '%s' does not read a %s KV cache", w->path,
+                       w->index, key, kd->name, t->valuestring);
     return rc;
 }
 

@@ -45,7 +45,7 @@ typedef struct {
     int has_depth;
     int64_t train_len;     /* the task's length parameter as trained (data tokens) */
     int64_t landmark;      /* task param landmark=l: l - 1 data tokens + a landmark per block, or 0 */
-    char swap[160];        /* ";kernel_params=..;mask=.." of a swapped kernel, or "" */
+    char swap[192];        /* ";kernel_params=..;mask=..;kv_dtype=.." of a swapped kernel, or "" */
 } extrap_grid;
 
 static int grid_cells_per_scale(const extrap_grid *g) { return g->o->depths ? g->o->depths : 1; }
@@ -154,8 +154,9 @@ static int swap_kernel(const extrapolate_opts *o, train_run_opts *trained, extra
             return attn_fail(ATTN_EINVAL, "--mask %s: %s", o->mask, attn_last_error());
         attn_mask_format(&mc->eval_mask, mask, sizeof mask);
     }
-    snprintf(g->swap, sizeof g->swap, ";trained=%.60s%s%s%s%s", was, kp[0] ? ";kernel_params=" : "", kp,
-             mask[0] ? ";mask=" : "", mask);
+    mc->eval_kv_dtype = o->kv_dtype;
+    snprintf(g->swap, sizeof g->swap, ";trained=%.60s%s%s%s%s%s%s", was, kp[0] ? ";kernel_params=" : "", kp,
+             mask[0] ? ";mask=" : "", mask, o->kv_dtype ? ";kv_dtype=" : "", o->kv_dtype ? attn_kv_dtype_names[o->kv_dtype] : "");
     return 0;
 }
 

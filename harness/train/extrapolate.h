@@ -39,6 +39,8 @@ typedef struct {
     const char *kernel;
     param_bag kparams;                 /* its parameters (with kernel) */
     const char *mask;                    /* a mask spec replacing causal/full (with kernel), or NULL */
+    attn_kv_dtype kv_dtype;              /* with kernel: every layer stores K and V in this format for it
+                                            (a decode kernel reading a quantized cache); fp32: as computed */
     /* Resume (sweeps): a cell whose row (same job_id) is already in the
      * results file is not evaluated again; the model is loaded only when
      * some cell is missing. 0: every cell appends a row. */

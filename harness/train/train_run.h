@@ -20,6 +20,7 @@ typedef struct {
     char kernel[32];
     param_bag params;
     char mask[64];                 /* a mask spec replacing causal/full; "" none */
+    attn_kv_dtype kv_dtype;        /* the KV format every layer stores for it; fp32: as computed */
 } train_kernel_swap;
 
 typedef struct {
