@@ -6,8 +6,10 @@
 # and document masks with GQA, the bytes each rank sent against the volume
 # formulas, and the refusal of a length that does not split. Then the command
 # a user runs, 'mpirun -n 2 attnbench bench --kernel ring|ulysses --out F',
-# must write each job's three rows (the timing with the gate's max_abs_err,
-# comm_bytes_per_rank, comm_ms) and no error or skipped row. ./run.sh test
+# must write each job's six rows (the timing with the gate's max_abs_err,
+# comm_bytes_per_rank, comm_ms, comm_overlap in [0, 1] (0 for ulysses),
+# one_rank_ms, efficiency_vs_1rank > 0), host_ranks=2 in params, and no
+# error or skipped row. ./run.sh test
 # runs this after the Criterion suite; about 15 seconds.
 set -euo pipefail
 
@@ -63,10 +65,20 @@ for k in ring ulysses; do
         --Hkv 2 --N 256 --D 32 --threads 1 --reps 2 --warmup 0 --pass fwdbwd --out "$work/cp.csv" >/dev/null 2>"$work/bench.log" ||
         { say "FAIL: bench --kernel $k exited with an error:"; cat "$work/bench.log" >&2; rc=1; }
 done
-for metric in max_abs_err comm_bytes_per_rank comm_ms; do
+for metric in max_abs_err comm_bytes_per_rank comm_ms comm_overlap one_rank_ms efficiency_vs_1rank; do
     n=$(grep -c ",$metric," "$work/cp.csv" || true)
     ((n == 2)) || { say "FAIL: $n rows of $metric in the bench output, expected 2 (one per kernel)"; rc=1; }
 done
+# the figures are fractions (ulysses hides nothing: overlap 0), the rows name the ranks per host
+if ! awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
+        { m = $col["metric"]; v = $col["value"] }
+        m == "comm_overlap" && !(v >= 0 && v <= 1) { print "comm_overlap " v " outside [0, 1]"; bad = 1 }
+        m == "comm_overlap" && $col["kernel"] == "ulysses" && v != 0 { print "ulysses overlap " v ", expected 0"; bad = 1 }
+        m == "efficiency_vs_1rank" && !(v > 0) { print "efficiency " v ", expected > 0"; bad = 1 }
+        $col["params"] !~ /host_ranks=2/ { print "params without host_ranks=2: " $col["params"]; bad = 1 }
+        END { exit bad }' "$work/cp.csv" >&2; then
+    say "FAIL: a communication or efficiency row is out of range (above)"; rc=1
+fi
 if grep -q ',error:\|,skipped:' "$work/cp.csv"; then
     say "FAIL: a bench job failed or was skipped:"; grep ',error:\|,skipped:' "$work/cp.csv" >&2; rc=1
 fi
