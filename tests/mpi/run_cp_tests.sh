@@ -9,7 +9,8 @@
 # must write each job's six rows (the timing with the gate's max_abs_err,
 # comm_bytes_per_rank, comm_ms, comm_overlap in [0, 1] (0 for ulysses),
 # one_rank_ms, efficiency_vs_1rank > 0), host_ranks=2 in params, and no
-# error or skipped row. ./run.sh test
+# error or skipped row. Then 'attnbench cpmodel' (the cost model) with its
+# ping-pong probe over 2 ranks, and with a given free link (efficiency 1). ./run.sh test
 # runs this after the Criterion suite; about 15 seconds.
 set -euo pipefail
 
@@ -83,5 +84,23 @@ if grep -q ',error:\|,skipped:' "$work/cp.csv"; then
     say "FAIL: a bench job failed or was skipped:"; grep ',error:\|,skipped:' "$work/cp.csv" >&2; rc=1
 fi
 
-((rc == 0)) && say "all passed at ranks: $ranks, and the bench rows" || say "FAILED (see the FAIL lines above)"
+# The cost model end to end: the probe over 2 ranks writes one row per kernel and P; with a
+# given free link and one measured block size every feasible prediction is efficiency 1.
+say "mpirun --oversubscribe -n 2 $build/attnbench cpmodel --out $work/model.csv ..."
+model=(--N 4096 --max-P 8 --H 4 --Hkv 2 --D 32 --threads 1 --blocks 64)
+if timeout 120 mpirun --oversubscribe -n 2 "$build/attnbench" cpmodel "${model[@]}" --out "$work/model.csv" 2>"$work/model.log" &&
+    "$build/attnbench" cpmodel "${model[@]}" --latency-us 0 --bandwidth-gbs 1e9 --out "$work/free.csv" 2>>"$work/model.log"; then
+    n=$(grep -c '^"*\(ring\|ulysses\)' "$work/model.csv" || true)
+    ((n == 8)) || { say "FAIL: $n predictions in the probed model, expected 8 (2 kernels x P = 1, 2, 4, 8)"; rc=1; }
+    grep -q 'link fit: latency' "$work/model.log" || { say "FAIL: the probe printed no link fit"; rc=1; }
+    if ! awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
+            $col["efficiency"] != "" { n++; if ($col["efficiency"] < 0.999 || $col["efficiency"] > 1.001) { print; bad = 1 } }
+            END { exit bad || n < 5 }' "$work/free.csv" >&2; then
+        say "FAIL: a free link with one block rate must predict efficiency 1 for every feasible row"; rc=1
+    fi
+else
+    say "FAIL: attnbench cpmodel exited with an error:"; cat "$work/model.log" >&2; rc=1
+fi
+
+((rc == 0)) && say "all passed at ranks: $ranks, the bench rows and the cost model" || say "FAILED (see the FAIL lines above)"
 exit "$rc"
