@@ -11,7 +11,6 @@
 #include "kernels/flash/flash.h"
 
 #include <csv.h>
-#include <getopt.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -183,17 +182,10 @@ int cmd_cpmodel(int argc, char **argv)
     opt_defaults(cpmodel_table, &o);
     memcpy(o.Ns, default_Ns, sizeof default_Ns), o.n_N = 3;
     memcpy(o.blocks, default_blocks, sizeof default_blocks), o.n_blocks = 3;
-    const opt_bind binds[] = {{cpmodel_table, &o}, {0}};
-    int help, rc = opt_parse_cli(binds, argc, argv, &help);
-    if (help) {
-        fputs(usage_head, stdout);
-        opt_print_help(stdout, cpmodel_table, NULL);
-        return 0;
-    }
-    if (rc)
-        return cli_usage_error("cpmodel", attn_last_error());
-    if (optind < argc)
-        return cli_usage_error("cpmodel", "unexpected argument (all options have names)");
+    int rc;
+    if (cli_parse_table("cpmodel", cpmodel_table, &o, argc, argv, usage_head,
+                        "unexpected argument (all options have names)", &rc))
+        return rc;
     o.H_kv = o.H_kv ? o.H_kv : o.H;
     o.threads = o.threads ? o.threads : sysinfo_ncpu();
     if (o.H % o.H_kv)
