@@ -10,7 +10,8 @@
 # comm_bytes_per_rank, comm_ms, comm_overlap in [0, 1] (0 for ulysses),
 # one_rank_ms, efficiency_vs_1rank > 0), host_ranks=2 in params, and no
 # error or skipped row. Then 'attnbench cpmodel' (the cost model) with its
-# ping-pong probe over 2 ranks, and with a given free link (efficiency 1). ./run.sh test
+# ping-pong probe over 2 ranks, and with a given free link (efficiency 1),
+# and its figure (plots/cp_model.gp) must render without a gnuplot message. ./run.sh test
 # runs this after the Criterion suite; about 15 seconds.
 set -euo pipefail
 
@@ -97,6 +98,15 @@ if timeout 120 mpirun --oversubscribe -n 2 "$build/attnbench" cpmodel "${model[@
             $col["efficiency"] != "" { n++; if ($col["efficiency"] < 0.999 || $col["efficiency"] > 1.001) { print; bad = 1 } }
             END { exit bad || n < 5 }' "$work/free.csv" >&2; then
         say "FAIL: a free link with one block rate must predict efficiency 1 for every feasible row"; rc=1
+    fi
+    # its figure, with the bench rows above as the measured file (their pass is fwdbwd: no points)
+    if command -v gnuplot >/dev/null; then
+        cp "$work/model.csv" "$work/cp_model.csv"
+        plots=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../plots" && pwd)
+        if ! gnuplot -e "set loadpath '$plots'; csv='$work/cp_model.csv'; results='$work'; out_png='$work/m.png';
+                out_svg='$work/m.svg'" "$plots/cp_model.gp" 2>"$work/gp.log" || [[ -s $work/gp.log || ! -s $work/m.png ]]; then
+            say "FAIL: plots/cp_model.gp on the model's CSV:"; cat "$work/gp.log" >&2; rc=1
+        fi
     fi
 else
     say "FAIL: attnbench cpmodel exited with an error:"; cat "$work/model.log" >&2; rc=1
