@@ -32,9 +32,10 @@ usage: ./run.sh [--quick | --full | --config FILE] [--kernel K[,K...]] [--task T
   test                check packages, build, run the Criterion suite build/attnbench_tests
                       (arguments after -- go to it, e.g. ./run.sh test -- --filter
                       'flash/*' --verbose), then the MPI kernels ring and ulysses over 2
-                      and 4 ranks (tests/mpi/run_cp_tests.sh, about 15 seconds) and a
-                      sweep over 2 ranks against a single-process run, once killed and
-                      resumed (tests/mpi/run_sweep_tests.sh, about 30 seconds); exit 1 if
+                      and 4 ranks and their cost model (tests/mpi/run_cp_tests.sh, about
+                      20 seconds) and a sweep over 2 ranks against a single-process run,
+                      killed and resumed with 2 ranks, and with 3 then 2 ranks
+                      (tests/mpi/run_sweep_tests.sh, about 90 seconds); exit 1 if
                       either failed; OpenMP workers wait passively (OMP_WAIT_POLICY=PASSIVE
                       unless set)
   test --sanitize     the Criterion suite (not the MPI step) built with AddressSanitizer
@@ -63,7 +64,8 @@ usage: ./run.sh [--quick | --full | --config FILE] [--kernel K[,K...]] [--task T
                       (kernels, masks, decode, scaling, LRA bubbles, fidelity vs time,
                       long-context decode recall vs time and bytes, MQAR accuracy vs width,
                       recall vs state size, NIAH depth x length heatmap and score vs
-                      length, simulated misses: plots/plot.sh; needs gnuplot only) and
+                      length, simulated misses, the ring/ulysses cost model when
+                      results/cp_model.csv exists: plots/plot.sh; needs gnuplot only) and
                       write results/REPORT.md ('attnbench report all': the suite reports,
                       a table per suite, provenance, every plot); the sweep ends with the
                       same step and prints the report's path

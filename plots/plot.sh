@@ -48,6 +48,10 @@ and from RESULTS_DIR/niah.csv (suite=niah; 'attnbench eval --scale ... [--depths
                                    d_model, trained length, metric); cwe and fwe have no depth
   niah_length.png niah_length.svg  that score (mean over depths, if any) vs evaluation length, one
                                    line per kernel, one panel per (task, trained length, metric)
+and from RESULTS_DIR/cp_model.csv ('mpirun -n 2 attnbench cpmodel --out FILE'), with the
+measured efficiency_vs_1rank rows of RESULTS_DIR/cp.csv when it exists:
+  cp_model.png cp_model.svg        predicted efficiency of ring and ulysses vs ranks (1..1024),
+                                   labelled model, one line per (kernel, N); measured points on it
 Figures whose CSV is missing or has no usable rows are listed as skipped on stderr.
 Prints the files written, one per line; exits 1 if gnuplot, kernels.csv or its rows
 are missing (after drawing the other figures) or a gnuplot script fails.
@@ -141,7 +145,7 @@ draw() {
     local tmp_png="$out/.$fig.png.tmp" tmp_svg="$out/.$fig.svg.tmp" vars
     vars="set loadpath $(gpstr "$here"); csv=$(gpstr "$csv"); peakcsv=$(gpstr "$peak");"
     vars+=" out_png=$(gpstr "$tmp_png"); out_svg=$(gpstr "$tmp_svg"); pngterm='$pngterm';"
-    vars+=" dense=$(gpstr "$dense"); suite=$(gpstr "$suite");"
+    vars+=" dense=$(gpstr "$dense"); suite=$(gpstr "$suite"); results=$(gpstr "$results");"
     vars+=" machine=$(gpstr "$(sed -n '1s/^# machine: //p' "$csv")")"
     if ((optional)); then
         err=$(gnuplot -e "$vars" "$here/$script.gp" 2>&1) || rc=$?
@@ -190,4 +194,5 @@ optional_csv "$results/fidelity_pareto.csv" fidelity fidelity
 optional_csv "$results/longctx_points.csv" longctx longctx
 optional_csv "$results/recall.csv" recall mqar_lines recall_state
 optional_csv "$results/niah.csv" niah niah_heatmap niah_length
+optional_csv "$results/cp_model.csv" cp cp_model
 [[ -z $kernels_err ]] || exit 1

@@ -1,6 +1,7 @@
 #include "cli.h"
 
 #include "common/attn_error.h"
+#include "common/options.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -11,6 +12,24 @@ int cli_report(const char *cmd)
 {
     fprintf(stderr, "attnbench %s: %s\n", cmd, attn_last_error());
     return 2;
+}
+
+int cli_parse_table(const char *cmd, const opt_def *table, void *target, int argc, char **argv,
+                    const char *usage_head, const char *positional, int *exit_code)
+{
+    const opt_bind binds[] = {{table, target}, {0}};
+    int help, rc = opt_parse_cli(binds, argc, argv, &help);
+    if (help) {
+        fputs(usage_head, stdout);
+        opt_print_help(stdout, table, NULL);
+        *exit_code = 0;
+        return 1;
+    }
+    if (rc || optind < argc) {
+        *exit_code = cli_usage_error(cmd, rc ? attn_last_error() : positional);
+        return 1;
+    }
+    return 0;
 }
 
 int cli_usage_error(const char *cmd, const char *what)

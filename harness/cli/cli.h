@@ -13,6 +13,7 @@ int cmd_check(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_sweep(int argc, char **argv);
 int cmd_merge(int argc, char **argv);
+int cmd_cpmodel(int argc, char **argv);
 int cmd_mask(int argc, char **argv);
 int cmd_crossover(int argc, char **argv);
 int cmd_train(int argc, char **argv);
@@ -29,6 +30,14 @@ int cli_double(const char *opt, const char *s, double lo, double hi, double *out
 /* Splits a comma list into at most `max` items of up to 127 characters. */
 #define CLI_ITEM 128
 int cli_split(const char *opt, const char *s, char (*items)[CLI_ITEM], int max, int *n);
+
+/* The command line of `cmd` over one option table bound to target. Returns 1
+ * when the command is to return *exit_code: 0 after --help (usage_head and
+ * the table's options printed), 2 after a usage error (an option's message,
+ * or `positional` for an argument without an option). 0: parsed, go on. */
+struct opt_def;
+int cli_parse_table(const char *cmd, const struct opt_def *table, void *target, int argc, char **argv,
+                    const char *usage_head, const char *positional, int *exit_code);
 
 /* Unknown option / missing argument message from getopt, as a one-liner. */
 int cli_usage_error(const char *cmd, const char *what);

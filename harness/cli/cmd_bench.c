@@ -23,8 +23,9 @@ static const char usage_head[] =
     "appends one CSV row per job (docs/csv-schema.md).\n"
     "The context-parallel kernels run alone under MPI: mpirun -n P attnbench bench --kernel\n"
     "ring|ulysses [options] splits the sequence over P ranks; rank 0 writes the rows, with\n"
-    "ranks=P in params and two more rows per job: comm_bytes_per_rank and comm_ms\n"
-    "(docs/scale-out.md; a build without MPI has neither kernel).\n"
+    "ranks=P and host_ranks (ranks on the busiest host) in params and five more rows per job:\n"
+    "comm_bytes_per_rank, comm_ms, comm_overlap, one_rank_ms (flash on one rank, same run) and\n"
+    "efficiency_vs_1rank (docs/scale-out.md; a build without MPI has neither kernel).\n"
     "options:\n";
 
 /* A batch of lengths sets B, and N_kv: a ragged batch's longest, or --N for

@@ -165,7 +165,7 @@ static void derive_across_jobs(plan *p, const bench_job *job, const csvw_row *id
 /* Loads the job ids already in each suite's file (any status), and the
  * full-mask times there, which a resumed sweep uses as dense references, and
  * the times by length for the scaling exponent. */
-static int load_done(const char *dir, plan *p)
+static int load_done_in(const char *dir, plan *p)
 {
     for (size_t j = 0; j < p->n; j++) {
         if (j && strcmp(p->jobs[j].suite, p->jobs[j - 1].suite) == 0)
@@ -179,6 +179,16 @@ static int load_done(const char *dir, plan *p)
             return rc;
     }
     return 0;
+}
+
+/* load_done_in for the results and for every other part directory of an
+ * earlier run (under mpirun), whose jobs are done too. */
+static int load_done(const sweep_opts *o, plan *p)
+{
+    int rc = load_done_in(o->results, p);
+    for (int k = 0; !rc && k < o->n_parts; k++)
+        rc = load_done_in(o->parts[k], p);
+    return rc;
 }
 
 /* The results file of the current suite, kept open while consecutive jobs
@@ -223,8 +233,14 @@ static bench_job resolved(const sweep_opts *o, const bench_job *job)
         r.limits.max_mem_bytes = o->limits.max_mem_bytes;
     if (!r.limits.max_mem_bytes)
         r.limits.max_mem_bytes = bench_default_max_mem();
-    if (r.inputs.kv_file[0] && !strchr(r.inputs.kv_file, '/'))
+    if (r.inputs.kv_file[0] && !strchr(r.inputs.kv_file, '/')) {
         snprintf(r.inputs.kv_file, sizeof r.inputs.kv_file, "%.80s/%.100s", o->results, job->inputs.kv_file);
+        /* its training may have run in another part of an earlier run (another rank count) */
+        for (int k = 0; k < o->n_parts && access(r.inputs.kv_file, F_OK) != 0; k++)
+            snprintf(r.inputs.kv_file, sizeof r.inputs.kv_file, "%.80s/%.100s", o->parts[k], job->inputs.kv_file);
+        if (access(r.inputs.kv_file, F_OK) != 0) /* not written yet: its training writes it here */
+            snprintf(r.inputs.kv_file, sizeof r.inputs.kv_file, "%.80s/%.100s", o->results, job->inputs.kv_file);
+    }
     return r;
 }
 
@@ -407,7 +423,7 @@ static int sweep_exec(const sweep_opts *opts)
         dense_first(&p);
     if (!o.dry_run) {
         mkdir(o.results, 0777);
-        if ((rc = load_done(o.results, &p)) != 0 || (rc = check_fresh(&o, &p)) != 0 ||
+        if ((rc = load_done(&o, &p)) != 0 || (rc = check_fresh(&o, &p)) != 0 ||
             (rc = sweep_trainings_check_done(&o, &tr)) != 0)
             goto out;
         sysinfo_print(stderr);
@@ -429,7 +445,7 @@ static int sweep_exec(const sweep_opts *opts)
             failed_jobs = 1, rc = 0; /* rows say which; the exit code says some failed */
     }
     if (!rc && trainings_too)
-        rc = sweep_trainings_run(&o, &tr, &eta, &failed_jobs);
+        rc = sweep_trainings_run(&tr, &eta, &failed_jobs);
     if (!rc && kernels_too) { /* jobs on a trained model's cache: after the trainings that write it */
         rc = run_plan(&o, &p, 1, &eta);
         if (rc > 0)

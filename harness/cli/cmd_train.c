@@ -160,17 +160,10 @@ int cmd_eval(int argc, char **argv)
     extrapolate_opts x;
     memset(&x, 0, sizeof x);
     opt_defaults(eval_opts, &x);
-    const opt_bind binds[] = {{eval_opts, &x}, {0}};
-    int help, rc = opt_parse_cli(binds, argc, argv, &help);
-    if (help) {
-        fputs(eval_usage_head, stdout);
-        opt_print_help(stdout, eval_opts, NULL);
-        return 0;
-    }
-    if (rc)
-        return cli_usage_error("eval", attn_last_error());
-    if (optind < argc)
-        return cli_usage_error("eval", "--checkpoint FILE is required, nothing else is positional");
+    int rc;
+    if (cli_parse_table("eval", eval_opts, &x, argc, argv, eval_usage_head,
+                        "--checkpoint FILE is required, nothing else is positional", &rc))
+        return rc;
     if ((rc = eval_check(&x)) != 0)
         return rc;
     if (x.n_scales) {

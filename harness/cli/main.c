@@ -7,6 +7,7 @@
 
 #ifdef ATTN_HAVE_MPI
 #include "harness/mpi/cp_bench.h"
+#include "harness/mpi/cp_probe.h"
 #include "harness/mpi/sweep_ranks.h"
 #endif
 
@@ -37,6 +38,9 @@ static const char usage[] =
     "  mpirun -n P attnbench sweep --config FILE [sweep options]\n"
     "                                 rank r runs shard r/P into DIR/part-r, rank 0 merges (builds with MPI)\n"
     "  merge  --out DIR PART_DIR...   join the result directories of a sharded sweep\n"
+    "  mpirun -n 2 attnbench cpmodel --out FILE [--N LIST] [--H --Hkv --D --mask --threads]\n"
+    "                                 cost model of ring and ulysses at 1..1024 ranks: a ping-pong\n"
+    "                                 probe and flash's block rate (or --latency-us, --bandwidth-gbs)\n"
     "  mask   --show SPEC [--N N] [--head H] [--out DIR]\n"
     "                                 draw a mask as a PBM picture (results/plots/masks/)\n"
     "  train  --task T --kernel K[,K...] [--model M] [--steps S] [--seed S] [options]\n"
@@ -59,11 +63,12 @@ int main(int argc, char **argv)
     static const struct {
         const char *name;
         int (*run)(int, char **);
-    } commands[] = {{"list", cmd_list}, {"peak", cmd_peak}, {"check", cmd_check}, {"bench", cmd_bench}, {"sweep", cmd_sweep}, {"merge", cmd_merge}, {"mask", cmd_mask},
+    } commands[] = {{"list", cmd_list}, {"peak", cmd_peak}, {"check", cmd_check}, {"bench", cmd_bench}, {"sweep", cmd_sweep}, {"merge", cmd_merge}, {"cpmodel", cmd_cpmodel}, {"mask", cmd_mask},
                     {"crossover", cmd_crossover}, {"train", cmd_train}, {"eval", cmd_eval},
                     {"report", cmd_report}};
 #ifdef ATTN_HAVE_MPI
     cli_cp_bench = cp_bench_run; /* ring and ulysses under mpirun (docs/scale-out.md) */
+    cli_cp_probe = cp_probe_run; /* their cost model's ping-pong probe */
     cli_sweep_ranks = sweep_ranks_run; /* mpirun -n P attnbench sweep: one shard per rank, merged */
 #endif
     /* plugin kernels join the registry before any command reads it */
@@ -79,6 +84,6 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
         if (strcmp(argv[1], commands[i].name) == 0)
             return commands[i].run(argc - 1, argv + 1);
-    fprintf(stderr, "attnbench: unknown command '%s': expected list, peak, check, bench, sweep, merge, mask, crossover, train, eval or report\n", argv[1]);
+    fprintf(stderr, "attnbench: unknown command '%s': expected list, peak, check, bench, sweep, merge, cpmodel, mask, crossover, train, eval or report\n", argv[1]);
     return 2;
 }

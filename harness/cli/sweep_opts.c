@@ -39,8 +39,9 @@ static const char usage[] =
     "                      the memory available at start)\n"
     "  --results DIR       output folder (default results)\n"
     "Under mpirun or srun (a build with MPI), rank r runs shard r/P into DIR/part-r/ and rank 0\n"
-    "merges the parts into DIR when all ranks are done; resume a run a rank died in with\n"
-    "--resume and the same number of ranks. Parts of --shard runs: 'attnbench merge'.\n";
+    "merges every part in DIR when all ranks are done; resume a run a rank died in with\n"
+    "--resume and any number of ranks (the rows of every part present count as done).\n"
+    "Parts of --shard runs: 'attnbench merge'.\n";
 
 /* --max-time / --max-mem through the bench option table's rows (one range
  * and one message for bench, sweep and the config keys). */

@@ -14,6 +14,11 @@ typedef struct {
     int n_kernels, resume, dry_run;
     int64_t shard_i, shard_n;
     bench_limits limits;            /* from --max-time / --max-mem; -1: the config's */
+    /* Under mpirun: the other part directories present (an earlier run's,
+     * maybe with another rank count). Their rows count as done, and a
+     * training whose state is in one of them goes on there. */
+    const char *const *parts;
+    int n_parts;
 } sweep_opts;
 
 /* The command line into *o (zeroed first, results "results", the limits

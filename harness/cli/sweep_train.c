@@ -101,12 +101,13 @@ int sweep_trainings_load(const sweep_opts *o, const cfg_config *cfg, sweep_train
         return attn_fail(ATTN_EINVAL, "--task %s: %s has no training job for it%s", o->task, cfg->path,
                          o->n_kernels ? " with these kernels" : "");
     size_t n = t->n ? t->n : 1;
-    t->paths = calloc(n, sizeof *t->paths), t->ids = calloc(n, sizeof *t->ids);
+    t->paths = calloc(n, sizeof *t->paths), t->ids = calloc(n, sizeof *t->ids), t->dirs = calloc(n, sizeof *t->dirs);
     t->done = calloc(n, 1), t->est_s = calloc(n, sizeof *t->est_s);
-    if (!t->paths || !t->ids || !t->done || !t->est_s)
+    if (!t->paths || !t->dirs || !t->ids || !t->done || !t->est_s)
         return attn_fail(ATTN_ENOMEM, "sweep: out of memory for %zu training jobs", t->n);
     for (size_t j = 0; j < t->n; j++) {
         const task_def *d = task_find(t->jobs[j].task);
+        snprintf(t->dirs[j], sizeof t->dirs[j], "%s", o->results);
         snprintf(t->paths[j], sizeof t->paths[j], "%s/%s.csv", o->results, d ? d->suite : "train");
         t->jobs[j].out = t->paths[j];
     }
@@ -121,6 +122,7 @@ void sweep_trainings_keep(sweep_trainings *t, const unsigned char *keep)
             if (k != j) {
                 t->jobs[k] = t->jobs[j];
                 memcpy(t->paths[k], t->paths[j], sizeof t->paths[k]);
+                memcpy(t->dirs[k], t->dirs[j], sizeof t->dirs[k]);
             }
             t->jobs[k].out = t->paths[k]; /* it pointed at row j's path */
             k++;
@@ -128,10 +130,50 @@ void sweep_trainings_keep(sweep_trainings *t, const unsigned char *keep)
     t->n = k;
 }
 
+/* Whether dir holds state of run j: its test row in its suite's file, its
+ * resumable training checkpoint or its model checkpoint. */
+static int has_state(sweep_trainings *t, size_t j, const char *dir)
+{
+    const char *csv = strrchr(t->paths[j], '/');
+    char path[1200], ckpt[1300];
+    snprintf(path, sizeof path, "%s%s", dir, csv ? csv : "/train.csv");
+    train_run_opts r = t->jobs[j];
+    r.out = path;
+    char id[17];
+    if (training_done(&r, id))
+        return 1;
+    snprintf(ckpt, sizeof ckpt, "%s/.train-%s.ckpt", dir, t->ids[j]);
+    if (t->ids[j][0] && access(ckpt, F_OK) == 0)
+        return 1;
+    snprintf(ckpt, sizeof ckpt, "%s/%s.ckpt", dir, t->ids[j]);
+    return t->ids[j][0] && access(ckpt, F_OK) == 0;
+}
+
+/* Run j into part directory `dir` (where its state is). */
+static void move_run(sweep_trainings *t, size_t j, const char *dir)
+{
+    const char *csv = strrchr(t->paths[j], '/');
+    char file[64]; /* "/<suite>.csv" */
+    snprintf(file, sizeof file, "%s", csv ? csv : "/train.csv");
+    snprintf(t->dirs[j], sizeof t->dirs[j], "%.1000s", dir);
+    snprintf(t->paths[j], sizeof t->paths[j], "%.1000s%s", dir, file);
+    t->jobs[j].out = t->paths[j];
+}
+
 int sweep_trainings_check_done(const sweep_opts *o, sweep_trainings *t)
 {
     for (size_t j = 0; j < t->n; j++) {
         t->done[j] = (unsigned char)training_done(&t->jobs[j], t->ids[j]);
+        /* an earlier run with another rank count left its state in another part: it goes on there */
+        int mine = t->done[j] || has_state(t, j, o->results);
+        for (int k = 0; !mine && k < o->n_parts; k++)
+            if (has_state(t, j, o->parts[k])) {
+                move_run(t, j, o->parts[k]);
+                t->done[j] = (unsigned char)training_done(&t->jobs[j], t->ids[j]);
+                fprintf(stderr, "sweep: training job %zu (%s, %s) goes on in %s, where an earlier run left it\n",
+                        j + 1, t->jobs[j].task, t->jobs[j].model.kernels[0], o->parts[k]);
+                break;
+            }
         if (t->done[j] && !o->resume)
             return attn_fail(ATTN_EINVAL, "%s: training job %zu (%s, %s) already has rows; pass --resume to skip it",
                              t->jobs[j].out, j + 1, t->jobs[j].task, t->jobs[j].model.kernels[0]);
@@ -141,7 +183,7 @@ int sweep_trainings_check_done(const sweep_opts *o, sweep_trainings *t)
 
 void sweep_trainings_free(sweep_trainings *t)
 {
-    free(t->jobs), free(t->paths), free(t->ids), free(t->done), free(t->est_s);
+    free(t->jobs), free(t->paths), free(t->dirs), free(t->ids), free(t->done), free(t->est_s);
     memset(t, 0, sizeof *t);
 }
 
@@ -165,7 +207,7 @@ void sweep_trainings_print(const sweep_trainings *t)
 }
 
 /* Run j: trains unless done, then its extrapolation grid. */
-static int run_one(const sweep_opts *o, sweep_trainings *t, size_t j)
+static int run_one(sweep_trainings *t, size_t j)
 {
     train_run_opts *r = &t->jobs[j];
     int have = t->done[j];
@@ -183,7 +225,7 @@ static int run_one(const sweep_opts *o, sweep_trainings *t, size_t j)
         return 0;
     char ckpt[1200];
     if (r->n_scales && id[0]) { /* the extrapolation reads the model back */
-        snprintf(ckpt, sizeof ckpt, "%s/%s.ckpt", o->results, id);
+        snprintf(ckpt, sizeof ckpt, "%s/%s.ckpt", t->dirs[j], id);
         r->checkpoint = ckpt;
     }
     int rc = 0;
@@ -194,16 +236,16 @@ static int run_one(const sweep_opts *o, sweep_trainings *t, size_t j)
     }
     if (rc != 0)
         fprintf(stderr, "[train %zu/%zu] error: %s\n", j + 1, t->n, attn_last_error());
-    else if (r->checkpoint && (rc = extrapolate_job(r, r->checkpoint, o->results)) != 0)
+    else if (r->checkpoint && (rc = extrapolate_job(r, r->checkpoint, t->dirs[j])) != 0)
         fprintf(stderr, "[train %zu/%zu] extrapolation error: %s\n", j + 1, t->n, attn_last_error());
     r->checkpoint = NULL; /* ckpt goes out of scope */
     return rc;
 }
 
-int sweep_trainings_run(const sweep_opts *o, sweep_trainings *t, sweep_eta *eta, int *failed)
+int sweep_trainings_run(sweep_trainings *t, sweep_eta *eta, int *failed)
 {
     for (size_t j = 0; j < t->n; j++) {
-        if (run_one(o, t, j) != 0)
+        if (run_one(t, j) != 0)
             *failed = 1;
         sweep_eta_done(eta, t->est_s[j]);
         fprintf(stderr, "[train %zu/%zu] done", j + 1, t->n);

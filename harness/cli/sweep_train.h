@@ -13,7 +13,8 @@
 typedef struct sweep_trainings_s {
     train_run_opts *jobs;
     size_t n;
-    char (*paths)[1100];  /* each run's results file */
+    char (*dirs)[1100];   /* each run's directory: the results, or the part holding its state */
+    char (*paths)[1100];  /* each run's results file, in its directory */
     char (*ids)[17];      /* each run's test row job_id ("" when it cannot make its test split) */
     unsigned char *done;  /* its test row is in the results already */
     double *est_s;        /* the probe's estimate (0 when done, or not probed) */
@@ -28,7 +29,9 @@ void sweep_trainings_free(sweep_trainings *t);
 void sweep_trainings_keep(sweep_trainings *t, const unsigned char *keep);
 
 /* Which runs are done (their test rows are in the results); without
- * --resume a done run is an error naming it. */
+ * --resume a done run is an error naming it. A run with no state in the
+ * results but its test row or a checkpoint in one of o->parts moves there
+ * (its rows, checkpoint and kv dump stay together). */
 int sweep_trainings_check_done(const sweep_opts *o, sweep_trainings *t);
 
 /* Probes every run not done yet (train_probe.h) into est_s; a probe that
@@ -41,6 +44,6 @@ void sweep_trainings_print(const sweep_trainings *t);
 /* Trains the runs in order (their rows, checkpoints and grids); eta is
  * advanced by each run's estimate. *failed: some run failed (its error is
  * printed, the others still run). */
-int sweep_trainings_run(const sweep_opts *o, sweep_trainings *t, sweep_eta *eta, int *failed);
+int sweep_trainings_run(sweep_trainings *t, sweep_eta *eta, int *failed);
 
 #endif

@@ -4,11 +4,11 @@
  * sequence. The forward output is gated on rank 0 against the oracle on
  * sampled rows of the first KV group of sequence 0 (gathered from every
  * rank). A timed call starts behind a barrier and lasts until the slowest
- * rank is done; rank 0 writes the row, whose params name the rank count,
- * and two more rows of the same job: the bytes each rank sent per call
- * (comm_bytes_per_rank) and the time the slowest rank spent inside MPI per
- * call (comm_ms, median over calls: communication the compute did not hide,
- * waits included). */
+ * rank is done; rank 0 writes the row, whose params name
+ * the rank count and how many ranks shared the busiest host, and more rows
+ * of the same job (cp_rows below): bytes, time in MPI, overlap, and `flash`
+ * on the whole problem on one rank (rank 0 alone, the others idle) for the
+ * efficiency against one rank. */
 #include "cp_bench.h"
 #include "common/rss.h"
 #include "harness/measure/bench_fit.h"
@@ -23,6 +23,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* What the rows name: the kernels' identity (they run through kernels/cp/,
  * never through attn_kernel.forward, so they are not in the registry). */
@@ -34,7 +35,16 @@ static const attn_kernel cp_identity[] = {
      .flags = ATTN_EXACT | ATTN_CAUSAL | ATTN_TRAINABLE | ATTN_GQA | ATTN_DISTRIBUTED, .params = cp_params},
 };
 
-static int rank, nranks;
+static int rank, nranks, host_ranks;
+
+/* What the job's extra rows report (NaN: not measured). */
+typedef struct {
+    double bytes;       /* bytes one rank sent in the last call */
+    double comm_ms;     /* median over calls of the slowest rank's time inside MPI */
+    double overlap;     /* median over calls of hidden / (hidden + in MPI), summed over ranks */
+    double one_rank_ms; /* flash on the whole problem, one rank, same threads */
+    char one_rank_na[160];
+} cp_rows;
 
 /* One rank's share of a job. */
 typedef struct {
@@ -61,14 +71,16 @@ static int call_once(cp_job *j)
 }
 
 /* Warm-up, then timed calls as measure_run takes them (all ranks decide on
- * the same, reduced, times); *comm_ms the median over calls of the slowest
- * rank's time in MPI, *bytes what this rank sent in the last call. */
-static int time_calls(cp_job *j, const measure_opts *m, measure_stats *out, double *comm_ms, double *bytes)
+ * the same, reduced, times); the communication figures of cp_rows. The
+ * overlap of a call sums every rank's hidden and exposed time, so one
+ * rank's unlucky call does not decide it. */
+static int time_calls(cp_job *j, const measure_opts *m, measure_stats *out, cp_rows *cr)
 {
     int rc = 0;
     for (int w = 0; w < m->warmup && !rc; w++)
         rc = any_failed(call_once(j));
-    double *ms = malloc(sizeof(double) * 2 * (size_t)m->max_reps), *comm = ms + m->max_reps, total = 0;
+    double *ms = malloc(sizeof(double) * 3 * (size_t)m->max_reps), *comm = ms + m->max_reps, total = 0;
+    double *overlap = comm + m->max_reps;
     if (!ms)
         return attn_fail(ATTN_ENOMEM, "bench: %d samples", m->max_reps);
     int n = 0;
@@ -78,17 +90,22 @@ static int time_calls(cp_job *j, const measure_opts *m, measure_stats *out, doub
         double t0 = MPI_Wtime();
         rc = call_once(j);
         double v[2] = {(MPI_Wtime() - t0) * 1e3, (j->st.comm_s - before.comm_s) * 1e3};
+        double sum[2] = {j->st.hidden_s - before.hidden_s, j->st.comm_s - before.comm_s};
         MPI_Allreduce(MPI_IN_PLACE, v, 2, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+        MPI_Allreduce(MPI_IN_PLACE, sum, 2, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
         rc = any_failed(rc);
+        overlap[n] = sum[0] + sum[1] > 0 ? sum[0] / (sum[0] + sum[1]) : 0;
         ms[n] = v[0], comm[n++] = v[1], total += v[0];
-        *bytes = j->st.bytes_sent - before.bytes_sent;
+        cr->bytes = j->st.bytes_sent - before.bytes_sent;
     }
     if (!rc) {
-        measure_stats c;
+        measure_stats c, ov;
         measure_stats_from(comm, n, &c);
+        measure_stats_from(overlap, n, &ov);
         measure_stats_from(ms, n, out);
         out->warmup = m->warmup;
-        *comm_ms = c.median_ms;
+        cr->comm_ms = c.median_ms;
+        cr->overlap = nranks > 1 ? ov.median_ms : NAN; /* one rank sends nothing */
     }
     free(ms);
     return rc;
@@ -167,9 +184,44 @@ static void counters_na(papi_counts *c)
         c->sde[i].available = 0, snprintf(c->sde[i].na, sizeof c->sde[i].na, "%s", why);
 }
 
+/* Ranks other than 0 wait for it without spinning: Open MPI's blocking
+ * barrier polls, and on a shared host that would take the cores rank 0's
+ * one-rank timing runs on. */
+static void idle_until_rank0(void)
+{
+    MPI_Request rq;
+    int done = 0;
+    MPI_Ibarrier(MPI_COMM_WORLD, &rq);
+    while (rank != 0 && !done) {
+        MPI_Test(&rq, &done, MPI_STATUS_IGNORE);
+        nanosleep(&(struct timespec){0, 1000000}, NULL);
+    }
+    MPI_Wait(&rq, MPI_STATUS_IGNORE);
+}
+
+/* `flash` on the whole problem on rank 0 (same args, threads, repetitions,
+ * gated like any bench job) while the others idle: the one-rank time the
+ * efficiency compares with. A problem above the memory limit is NA. */
+static void one_rank_reference(const bench_job *job, cp_rows *cr)
+{
+    cr->one_rank_ms = NAN;
+    if (rank == 0) {
+        bench_job ref = *job;
+        bench_result r = {0};
+        ref.kernel = &attn_kernel_flash;
+        ref.limits.max_mem_bytes = bench_default_max_mem();
+        if (bench_run(&ref, NULL, &r) == 0 && r.status == BENCH_OK)
+            cr->one_rank_ms = r.time.median_ms;
+        else
+            snprintf(cr->one_rank_na, sizeof cr->one_rank_na, "flash on one rank: %.120s",
+                     r.reason[0] ? r.reason : attn_last_error());
+    }
+    idle_until_rank0();
+}
+
 /* The job's shard, context and one gated forward; the timing. A problem the
  * kernel cannot split is a skipped job (every rank decides the same). */
-static void run_job(cp_kind kind, const bench_job *job, bench_result *res, double *comm_ms, double *bytes)
+static void run_job(cp_kind kind, const bench_job *job, bench_result *res, cp_rows *cr)
 {
     attn_args a = bench_run_args(job);
     int rc = cp_check(kind, &a, nranks);
@@ -200,7 +252,7 @@ static void run_job(cp_kind kind, const bench_job *job, bench_result *res, doubl
                                 gr.err, gr.tol);
         if (!rc) {
             rss_reset_peak();
-            rc = time_calls(&j, &job->measure, &res->time, comm_ms, bytes);
+            rc = time_calls(&j, &job->measure, &res->time, cr);
         }
     }
     if (rc || any_failed(rc)) {
@@ -220,6 +272,8 @@ static void run_job(cp_kind kind, const bench_job *job, bench_result *res, doubl
     }
     cp_ctx_destroy(j.ctx);
     problem_free(&j.p);
+    if (res->status == BENCH_OK) /* the shards are freed: rank 0 has the memory to itself */
+        one_rank_reference(job, cr);
 }
 
 /* The job of grid point (N, D): parameters for this kernel only ("ring:br=32"
@@ -245,28 +299,36 @@ static int grid_job(const bench_opts *o, const attn_kernel *k, int64_t N, int64_
     return attn_params_validate(&attn_kernel_flash, &job->args.params, owner);
 }
 
-/* Rank 0: the table line and the rows (the job's, then its communication). */
-static int report_job(const bench_job *job, const bench_result *res, double comm_ms, double bytes, csvw *out)
+/* Rank 0: the table line and the rows (the job's, then its communication
+ * and efficiency). */
+static int report_job(const bench_job *job, const bench_result *res, const cp_rows *cr, csvw *out)
 {
-    bench_job named = *job; /* the rank count is part of what was run */
-    char ranks[32];
+    bench_job named = *job; /* the rank count and the ranks per host are part of what was run */
+    char ranks[32], host[32];
     snprintf(ranks, sizeof ranks, "ranks=%d", nranks);
-    if (param_bag_add(&named.args.params, ranks))
+    snprintf(host, sizeof host, "host_ranks=%d", host_ranks);
+    if (param_bag_add(&named.args.params, ranks) || param_bag_add(&named.args.params, host))
         return ATTN_EINVAL;
-    csvw_row rows[3];
+    csvw_row rows[6];
     bench_identity(&named, &rows[0]);
     bench_result_fill(res, &rows[0]);
     int ok = res->status == BENCH_OK;
-    bench_metric_row(&rows[0], "comm_bytes_per_rank", ok ? bytes : NAN, "not measured", &rows[1]);
-    bench_metric_row(&rows[0], "comm_ms", ok ? comm_ms : NAN, "not measured", &rows[2]);
+    double eff = cr->one_rank_ms / (nranks * res->time.median_ms);
+    const char *one_na = cr->one_rank_na[0] ? cr->one_rank_na : "not measured";
+    bench_metric_row(&rows[0], "comm_bytes_per_rank", ok ? cr->bytes : NAN, "not measured", &rows[1]);
+    bench_metric_row(&rows[0], "comm_ms", ok ? cr->comm_ms : NAN, "not measured", &rows[2]);
+    bench_metric_row(&rows[0], "comm_overlap", ok ? cr->overlap : NAN, "no communication on one rank", &rows[3]);
+    bench_metric_row(&rows[0], "one_rank_ms", ok ? cr->one_rank_ms : NAN, one_na, &rows[4]);
+    bench_metric_row(&rows[0], "efficiency_vs_1rank", ok ? eff : NAN, one_na, &rows[5]);
     const char *st = rows[0].cell[ATTN_COL_STATUS];
-    printf("%-8s %-22s %-6s %8lld %4lld %5d %10.4g %10.4g %12.4g %-9s %s\n", job->kernel->name,
+    printf("%-8s %-22s %-6s %8lld %4lld %5d %10.4g %10.4g %12.4g %7.3f %10.4g %6.3f %-9s %s\n", job->kernel->name,
            rows[0].cell[ATTN_COL_MASK], rows[0].cell[ATTN_COL_PASS], (long long)job->args.Nq,
-           (long long)job->args.D, nranks, ok ? res->time.median_ms : NAN, ok ? comm_ms : NAN, ok ? bytes : NAN,
+           (long long)job->args.D, nranks, ok ? res->time.median_ms : NAN, ok ? cr->comm_ms : NAN,
+           ok ? cr->bytes : NAN, ok ? cr->overlap : NAN, ok ? cr->one_rank_ms : NAN, ok ? eff : NAN,
            rows[0].cell[ATTN_COL_VALUE], st);
     fflush(stdout);
     /* one write: a kill leaves all of the job's rows or none */
-    return out && csvw_write_rows(out, rows, ok ? 3 : 1) ? ATTN_EIO : 0;
+    return out && csvw_write_rows(out, rows, ok ? 6 : 1) ? ATTN_EIO : 0;
 }
 
 int cp_bench_run(const bench_opts *o, const char *kernel)
@@ -277,24 +339,29 @@ int cp_bench_run(const bench_opts *o, const char *kernel)
         MPI_Init(NULL, NULL);
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &nranks);
+    MPI_Comm host; /* the ranks sharing this rank's memory: its host */
+    MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank, MPI_INFO_NULL, &host);
+    MPI_Comm_size(host, &host_ranks);
+    MPI_Comm_free(&host);
+    MPI_Allreduce(MPI_IN_PLACE, &host_ranks, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD); /* the busiest host */
     csvw out;
     int rc = rank == 0 && o->out ? csvw_open(&out, o->out) : 0, failed = 0;
     if (rank == 0 && !rc) {
         sysinfo_print(stderr);
-        printf("%-8s %-22s %-6s %8s %4s %5s %10s %10s %12s %-9s %s\n", "kernel", "mask", "pass", "N", "D", "ranks",
-               "median_ms", "comm_ms", "comm_bytes", "err", "status");
+        printf("%-8s %-22s %-6s %8s %4s %5s %10s %10s %12s %7s %10s %6s %-9s %s\n", "kernel", "mask", "pass", "N", "D",
+               "ranks", "median_ms", "comm_ms", "comm_bytes", "overlap", "1rank_ms", "eff", "err", "status");
     }
     for (int in = 0; in < o->n_N && !any_failed(rc); in++)
         for (int id = 0; id < o->n_D && !rc; id++) {
             bench_job job;
             bench_result res = {0};
-            double comm_ms = 0, bytes = 0;
+            cp_rows cr = {.bytes = NAN, .comm_ms = NAN, .overlap = NAN, .one_rank_ms = NAN};
             if ((rc = grid_job(o, &cp_identity[kind], o->Ns[in], o->Ds[id], &job)) != 0)
                 break;
-            run_job((cp_kind)kind, &job, &res, &comm_ms, &bytes);
+            run_job((cp_kind)kind, &job, &res, &cr);
             failed += res.status == BENCH_ERROR;
             if (rank == 0)
-                rc = report_job(&job, &res, comm_ms, bytes, o->out ? &out : NULL);
+                rc = report_job(&job, &res, &cr, o->out ? &out : NULL);
         }
     if (rank == 0 && rc)
         fprintf(stderr, "attnbench bench: %s\n", attn_last_error());

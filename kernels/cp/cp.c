@@ -2,6 +2,7 @@
  * must satisfy to be split, the context, and the volume formulas. The
  * passes are in ring.c and ulysses.c. */
 #include "cp_internal.h"
+#include "harness/measure/cp_model.h"
 
 #include <limits.h>
 #include <stdlib.h>
@@ -129,16 +130,7 @@ int cp_backward(cp_ctx *c, const attn_io *io, const attn_grads *g, cp_stats *st)
 
 double cp_bytes_per_rank(cp_kind kind, const attn_args *a, int P, attn_pass pass)
 {
-    double n = (double)(a->Nq / P), B = (double)a->B, D = (double)a->D, f = 4.0;
-    if (kind == CP_RING) {
-        /* K and V of the rank's rows travel P-1 hops; backward adds dK, dV
-         * over P hops (the last one home), none when alone */
-        double kv = 2 * B * (double)a->H_kv * n * D * f;
-        return pass == ATTN_PASS_FWD ? (P - 1) * kv : (P - 1) * kv + (P > 1 ? P * kv : 0);
-    }
-    /* ulysses: to each of the P-1 others, its share of the rank's rows: forward
-     * Q, K, V out and O, lse back; backward Q, K, V, O, dO, lse out and dQ, dK, dV back */
-    double hq = (double)(a->H / P), hkv = (double)(a->H_kv / P);
-    double per = pass == ATTN_PASS_FWD ? D * (2 * hq + 2 * hkv) + hq : D * (4 * hq + 4 * hkv) + hq;
-    return (P - 1) * B * n * per * f;
+    cpm_problem p = {.kind = kind == CP_RING ? CPM_RING : CPM_ULYSSES, .B = a->B, .H = a->H, .H_kv = a->H_kv,
+                     .N = a->Nq, .D = a->D, .P = P};
+    return cpm_bytes_per_rank(&p, pass != ATTN_PASS_FWD);
 }

@@ -25,12 +25,16 @@
 typedef enum { CP_RING = 0, CP_ULYSSES } cp_kind;
 
 /* What one call cost this rank: bytes it sent, seconds it spent inside MPI
- * calls (posting, waiting, all-to-all: the communication compute did not
- * hide), and seconds computing (flash blocks, merges, packing). */
+ * calls (posting, testing, waiting, all-to-all: the communication compute
+ * did not hide), seconds computing (flash blocks, merges, packing), and of
+ * those the seconds computed while a transfer of the rank was in flight
+ * (from its post to the first MPI call that finds it complete): the
+ * communication hidden behind compute. Overlap = hidden / (hidden + comm). */
 typedef struct {
     double bytes_sent;
     double comm_s;
     double compute_s;
+    double hidden_s;
 } cp_stats;
 
 /* Per-run state of one rank: the problem, the communicator and every buffer

@@ -15,6 +15,7 @@ void cp_clock_stop(const cp_clock *k, cp_stats *st, double bytes)
     st->bytes_sent += bytes;
     st->comm_s += k->comm;
     st->compute_s += total - k->comm;
+    st->hidden_s += k->hidden;
 }
 
 /* The block's args are the global problem's (mask bound to N, so positions

@@ -23,14 +23,31 @@ struct cp_ctx {
     size_t buf_bytes;   /* their sum */
 };
 
-/* Timer of one call: wall time since the start and the part of it spent in MPI. */
+/* Timer of one call: wall time since the start, the part of it spent in
+ * MPI, and the compute time spent while a transfer was in flight (`flying`
+ * from a post until a test or wait finds the transfers complete; `since`
+ * the end of the last MPI call). */
 typedef struct {
-    double start, comm, mark;
+    double start, comm, mark, hidden, since;
+    int flying;
 } cp_clock;
 
-static inline void cp_clock_start(cp_clock *k) { k->start = MPI_Wtime(), k->comm = 0; }
-static inline void cp_comm_begin(cp_clock *k) { k->mark = MPI_Wtime(); }
-static inline void cp_comm_end(cp_clock *k) { k->comm += MPI_Wtime() - k->mark; }
+static inline void cp_clock_start(cp_clock *k)
+{
+    k->start = k->since = MPI_Wtime(), k->comm = k->hidden = 0, k->flying = 0;
+}
+/* Entering MPI: compute since the last MPI call was hidden communication if a transfer was in flight. */
+static inline void cp_comm_begin(cp_clock *k)
+{
+    k->mark = MPI_Wtime();
+    if (k->flying)
+        k->hidden += k->mark - k->since;
+}
+static inline void cp_comm_end(cp_clock *k)
+{
+    k->since = MPI_Wtime();
+    k->comm += k->since - k->mark;
+}
 /* Adds the call's split to st (may be NULL). */
 void cp_clock_stop(const cp_clock *k, cp_stats *st, double bytes);
 

@@ -78,6 +78,7 @@ static void ring_post(const cp_ctx *c, float *send, float *recv, int tag, MPI_Re
         MPI_Isend(send, count, MPI_FLOAT, right, tag, c->comm, &rq[1]);
         *bytes += 4.0 * count;
     }
+    k->flying |= recv || send;
     cp_comm_end(k);
 }
 
@@ -85,6 +86,7 @@ static void ring_wait(MPI_Request *rq, int n, cp_clock *k)
 {
     cp_comm_begin(k);
     MPI_Waitall(n, rq, MPI_STATUSES_IGNORE);
+    k->flying = 0;
     cp_comm_end(k);
 }
 
@@ -103,6 +105,8 @@ static void ring_progress(const ring_inflight *f)
     int done;
     cp_comm_begin(f->k);
     MPI_Testall(f->n, f->rq, &done, MPI_STATUSES_IGNORE);
+    if (done) /* compute from here on hides nothing */
+        f->k->flying = 0;
     cp_comm_end(f->k);
 }
 
@@ -236,8 +240,8 @@ int cp_ring_backward(cp_ctx *c, const attn_io *io, const attn_grads *g, cp_stats
     for (int t = 0; t < P; t++) {
         MPI_Request rq[4], *kv = rq, *in = rq + 2; /* K/V on, dK/dV accumulator in */
         int more = t < P - 1, slot = t % 2;
-        ring_post(c, more ? cur : NULL, more ? nxt : NULL, CP_TAG_KV, kv, &k, &bytes);
         ring_wait(&sent[slot], 1, &k); /* acc[slot] is free once its last send is done */
+        ring_post(c, more ? cur : NULL, more ? nxt : NULL, CP_TAG_KV, kv, &k, &bytes);
         ring_post(c, NULL, t > 0 ? acc[slot] : NULL, CP_TAG_DKV, in, &k, &bytes);
         if (!rc)
             rc = ring_backward_step(c, io, g, cur, mine, (c->rank - t + P) % P, &(ring_inflight){rq, 4, &k});

@@ -136,6 +136,16 @@ static void check_refusal(cp_kind kind, int64_t N)
     report(rc == ATTN_EUNSUPPORTED && strstr(attn_last_error(), "N="), what, rc ? attn_last_error() : "accepted");
 }
 
+/* ulysses gives each rank whole KV heads: H_kv not a multiple of P is refused by name. */
+static void check_ulysses_heads_refusal(void)
+{
+    char what[128];
+    snprintf(what, sizeof what, "ulysses_refuses_H_kv_not_a_multiple_of_%d_ranks", nranks);
+    attn_args a = fx_args(1, 2 * nranks, nranks / 2, 4 * nranks, 4 * nranks, 16, "causal", 1); /* GQA 4:1 */
+    int rc = cp_check(CP_ULYSSES, &a, nranks);
+    report(rc == ATTN_EUNSUPPORTED && strstr(attn_last_error(), "H_kv="), what, rc ? attn_last_error() : "accepted");
+}
+
 int main(int argc, char **argv)
 {
     MPI_Init(&argc, &argv);
@@ -154,6 +164,8 @@ int main(int argc, char **argv)
     check_refusal(CP_RING, 2 * P * 5 + 1);
     if (P > 1) /* one rank takes any N */
         check_refusal(CP_ULYSSES, P * 5 + 1);
+    if (P % 2 == 0)
+        check_ulysses_heads_refusal();
     if (rank == 0)
         printf("%d ranks: %s\n", P, failures ? "FAILED" : "all passed");
     MPI_Finalize();

@@ -6,8 +6,12 @@
 # and document masks with GQA, the bytes each rank sent against the volume
 # formulas, and the refusal of a length that does not split. Then the command
 # a user runs, 'mpirun -n 2 attnbench bench --kernel ring|ulysses --out F',
-# must write each job's three rows (the timing with the gate's max_abs_err,
-# comm_bytes_per_rank, comm_ms) and no error or skipped row. ./run.sh test
+# must write each job's six rows (the timing with the gate's max_abs_err,
+# comm_bytes_per_rank, comm_ms, comm_overlap in [0, 1] (0 for ulysses),
+# one_rank_ms, efficiency_vs_1rank > 0), host_ranks=2 in params, and no
+# error or skipped row. Then 'attnbench cpmodel' (the cost model) with its
+# ping-pong probe over 2 ranks, and with a given free link (efficiency 1),
+# and its figure (plots/cp_model.gp) must render without a gnuplot message. ./run.sh test
 # runs this after the Criterion suite; about 15 seconds.
 set -euo pipefail
 
@@ -63,13 +67,50 @@ for k in ring ulysses; do
         --Hkv 2 --N 256 --D 32 --threads 1 --reps 2 --warmup 0 --pass fwdbwd --out "$work/cp.csv" >/dev/null 2>"$work/bench.log" ||
         { say "FAIL: bench --kernel $k exited with an error:"; cat "$work/bench.log" >&2; rc=1; }
 done
-for metric in max_abs_err comm_bytes_per_rank comm_ms; do
+for metric in max_abs_err comm_bytes_per_rank comm_ms comm_overlap one_rank_ms efficiency_vs_1rank; do
     n=$(grep -c ",$metric," "$work/cp.csv" || true)
     ((n == 2)) || { say "FAIL: $n rows of $metric in the bench output, expected 2 (one per kernel)"; rc=1; }
 done
+# the figures are fractions (ulysses hides nothing: overlap 0), the rows name the ranks per host
+if ! awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
+        { m = $col["metric"]; v = $col["value"] }
+        m == "comm_overlap" && !(v >= 0 && v <= 1) { print "comm_overlap " v " outside [0, 1]"; bad = 1 }
+        m == "comm_overlap" && $col["kernel"] == "ulysses" && v != 0 { print "ulysses overlap " v ", expected 0"; bad = 1 }
+        m == "efficiency_vs_1rank" && !(v > 0) { print "efficiency " v ", expected > 0"; bad = 1 }
+        $col["params"] !~ /host_ranks=2/ { print "params without host_ranks=2: " $col["params"]; bad = 1 }
+        END { exit bad }' "$work/cp.csv" >&2; then
+    say "FAIL: a communication or efficiency row is out of range (above)"; rc=1
+fi
 if grep -q ',error:\|,skipped:' "$work/cp.csv"; then
     say "FAIL: a bench job failed or was skipped:"; grep ',error:\|,skipped:' "$work/cp.csv" >&2; rc=1
 fi
 
-((rc == 0)) && say "all passed at ranks: $ranks, and the bench rows" || say "FAILED (see the FAIL lines above)"
+# The cost model end to end: the probe over 2 ranks writes one row per kernel and P; with a
+# given free link and one measured block size every feasible prediction is efficiency 1.
+say "mpirun --oversubscribe -n 2 $build/attnbench cpmodel --out $work/model.csv ..."
+model=(--N 4096 --max-P 8 --H 4 --Hkv 2 --D 32 --threads 1 --blocks 64)
+if timeout 120 mpirun --oversubscribe -n 2 "$build/attnbench" cpmodel "${model[@]}" --out "$work/model.csv" 2>"$work/model.log" &&
+    "$build/attnbench" cpmodel "${model[@]}" --latency-us 0 --bandwidth-gbs 1e9 --out "$work/free.csv" 2>>"$work/model.log"; then
+    n=$(grep -c '^"*\(ring\|ulysses\)' "$work/model.csv" || true)
+    ((n == 8)) || { say "FAIL: $n predictions in the probed model, expected 8 (2 kernels x P = 1, 2, 4, 8)"; rc=1; }
+    grep -q 'link fit: latency' "$work/model.log" || { say "FAIL: the probe printed no link fit"; rc=1; }
+    if ! awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
+            $col["efficiency"] != "" { n++; if ($col["efficiency"] < 0.999 || $col["efficiency"] > 1.001) { print; bad = 1 } }
+            END { exit bad || n < 5 }' "$work/free.csv" >&2; then
+        say "FAIL: a free link with one block rate must predict efficiency 1 for every feasible row"; rc=1
+    fi
+    # its figure, with the bench rows above as the measured file (their pass is fwdbwd: no points)
+    if command -v gnuplot >/dev/null; then
+        cp "$work/model.csv" "$work/cp_model.csv"
+        plots=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../plots" && pwd)
+        if ! gnuplot -e "set loadpath '$plots'; csv='$work/cp_model.csv'; results='$work'; out_png='$work/m.png';
+                out_svg='$work/m.svg'" "$plots/cp_model.gp" 2>"$work/gp.log" || [[ -s $work/gp.log || ! -s $work/m.png ]]; then
+            say "FAIL: plots/cp_model.gp on the model's CSV:"; cat "$work/gp.log" >&2; rc=1
+        fi
+    fi
+else
+    say "FAIL: attnbench cpmodel exited with an error:"; cat "$work/model.log" >&2; rc=1
+fi
+
+((rc == 0)) && say "all passed at ranks: $ranks, the bench rows and the cost model" || say "FAILED (see the FAIL lines above)"
 exit "$rc"

@@ -7,8 +7,10 @@
 # none twice, identity cells and status equal (build/attnbench_rowcheck,
 # the project's CSV reader). Then a second 2-rank sweep has one rank killed
 # with SIGKILL once its part has rows, is resumed with --resume, and must
-# end with the same rows, no duplicates. ./run.sh test runs this after
-# tests/mpi/run_cp_tests.sh; about a minute.
+# end with the same rows, no duplicates; and so must a 3-rank sweep killed
+# the same way and resumed with 2 ranks (rows of every part present count,
+# part-2's included). ./run.sh test runs this after tests/mpi/run_cp_tests.sh;
+# about two minutes.
 set -euo pipefail
 
 usage() {
@@ -67,30 +69,38 @@ timeout 300 mpirun --oversubscribe -n 2 "$bin" sweep --config "$config" --result
 [[ -d $work/mpi/part-0 && -d $work/mpi/part-1 ]] || { say "FAIL: no part-0/ and part-1/ in $work/mpi"; exit 1; }
 compare "$work/mpi" "2 ranks"
 
-# One rank killed mid-sweep: mpirun ends the other; --resume completes the set.
-say "2 ranks again, one killed with SIGKILL once its part has rows, then --resume"
-timeout 300 mpirun --oversubscribe -n 2 "$bin" sweep --config "$config" --results "$work/kill" >/dev/null 2>"$work/kill.log" &
-pid=$!
-for ((i = 0; i < 600; i++)); do
-    [[ -s $work/kill/part-1/kernels.csv ]] && break
-    sleep 0.05
-done
-killed=0
-for rank in $(pgrep -P "$(pgrep -P "$pid" -x mpirun || echo "$pid")" -x attnbench || true); do
-    kill -9 "$rank" 2>/dev/null && killed=1
-    break # one rank only
-done
-krc=0
-wait "$pid" 2>/dev/null || krc=$?
-pid=""
-if ((killed && krc)); then
-    say "killed one rank: mpirun exited with $krc, the merge did not run ($(ls "$work/kill" | grep -vc '^part-') merged files)"
-else
-    say "note: the sweep ended before the kill landed; the resume below still runs"
-fi
-timeout 300 mpirun --oversubscribe -n 2 "$bin" sweep --config "$config" --results "$work/kill" --resume >/dev/null 2>"$work/resume.log" ||
-    { say "FAIL: the resumed 2-rank sweep exited with an error (log: $work/resume.log)"; exit 1; }
-say "resumed: $(grep -h '^sweep: .* jobs run' "$work/resume.log" | tr '\n' ';')"
-compare "$work/kill" "killed and resumed"
+# kill_and_resume DIR P Q: a P-rank sweep into DIR has one rank killed with
+# SIGKILL once part-1 has rows (mpirun ends the others), then a Q-rank sweep
+# with --resume must complete the set: every part present is read, so only
+# the missing job_ids run, whatever P was.
+kill_and_resume() {
+    local dir=$1 p=$2 q=$3 i rank killed=0 krc=0
+    say "$p ranks, one killed with SIGKILL once its part has rows, then --resume with $q ranks"
+    timeout 300 mpirun --oversubscribe -n "$p" "$bin" sweep --config "$config" --results "$dir" >/dev/null 2>"$dir.kill.log" &
+    pid=$!
+    for ((i = 0; i < 600; i++)); do
+        [[ -s $dir/part-1/kernels.csv ]] && break
+        sleep 0.05
+    done
+    for rank in $(pgrep -P "$(pgrep -P "$pid" -x mpirun || echo "$pid")" -x attnbench || true); do
+        kill -9 "$rank" 2>/dev/null && killed=1
+        break # one rank only
+    done
+    wait "$pid" 2>/dev/null || krc=$?
+    pid=""
+    if ((killed && krc)); then
+        say "killed one rank: mpirun exited with $krc, the merge did not run ($(ls "$dir" | grep -vc '^part-') merged files)"
+    else
+        say "note: the sweep ended before the kill landed; the resume below still runs"
+    fi
+    timeout 300 mpirun --oversubscribe -n "$q" "$bin" sweep --config "$config" --results "$dir" --resume >/dev/null \
+        2>"$dir.resume.log" || { say "FAIL: the resumed $q-rank sweep exited with an error (log: $dir.resume.log)"; exit 1; }
+    say "resumed: $(grep -h '^sweep: .* jobs run' "$dir.resume.log" | tr '\n' ';')"
+    compare "$dir" "$p ranks killed, resumed with $q"
+}
+
+kill_and_resume "$work/kill" 2 2
+# another rank count: part-2 has no rank any more, its rows count and are merged
+kill_and_resume "$work/kill3" 3 2
 failed=0
 say "all passed"
