@@ -2,17 +2,20 @@
  * Optimally Memorize the Context at Test Time"; docs/kernels/atlas.md) with a
  * linear memory W (Dv x F) over features phi(k) and the Omega rule: at token t
  * the memory takes a gradient step on the loss of the last c tokens,
- *   E_i = W_{t0} phi(k_i) - v_i                    (t0: start of t's chunk)
- *   G_t = sum_{i = lo(t)}^{t} 2 gamma_i E_i phi(k_i)^T,   lo(t) = max(t - c + 1, sequence start)
+ *   E_i = W_{t0} p_i - v_i                          (t0: start of t's chunk)
+ *   G_t = (1 / n_t) sum_{i = lo(t)}^{t} 2 gamma_i E_i p_i^T,   lo(t) = max(t - c + 1, sequence start)
  *   S_t = theta_t S_{t-1} + G_t                    (momentum)
  *   W_t = alpha_t W_{t-1} - eta_t S_t              (retention and step)
- *   y_t = W_t phi(q_t)
- * phi is the degree-2 Taylor map of `based` (or the identity). The
- * optimiser step is momentum gradient descent (opt=gd), the only one this
+ *   y_t = W_t phi^(q_t)
+ * p_i = phi^(k_i): the degree-2 Taylor map of `based` (or the identity) of the
+ * L2-normalised row, normalised to unit length itself, so every token's loss
+ * has curvature at most 2 gamma < 2: a step in (0, 1) keeps step x curvature < 2.
+ * The optimiser step is momentum gradient descent (opt=gd), the only one this
  * kernel offers: the paper's Newton-Schulz orthogonalised variant (Muon) is
- * refused by name (docs/kernels/atlas.md). chunk = 1 is
- * the exact per-token rule; chunk = b takes every gradient of a chunk at its
- * start memory (the paper's parallel form). One task per (batch, KV head),
+ * refused by name (docs/kernels/atlas.md). chunk = 1 (the default) is the
+ * exact per-token rule; chunk = b takes every gradient of a chunk at its
+ * start memory (the paper's parallel form), stable only while the chunk's b
+ * stale steps stay small (docs/kernels/atlas.md, Stability). One task per (batch, KV head),
  * fixed order: bitwise identical results for any thread count. */
 #include "atlas.h"
 #include "atlas_internal.h"
@@ -29,11 +32,13 @@ static const char *const atlas_phis[] = {"taylor", "identity", NULL};
 static const char *const atlas_opts[] = {"gd", NULL};
 static const opt_def atlas_params[] = {
     {.name = "chunk", .type = OPT_INT, .def = ATLAS_DEFAULT_CHUNK, .lo = 1, .hi = ATLAS_MAX_CHUNK,
-     .help = "keys whose gradients are taken at the same memory (1: the exact per-token rule)"},
+     .help = "keys whose gradients are taken at the same memory (1: the exact per-token rule; larger chunks "
+             "diverge unless the steps stay below about 1/chunk)"},
     {.name = "window", .type = OPT_INT, .def = ATLAS_DEFAULT_WINDOW, .lo = 1, .hi = ATLAS_MAX_WINDOW,
      .help = "Omega rule: tokens whose regression loss each step descends (1: Titans' single token)"},
     {.name = "phi", .type = OPT_ENUM, .names = atlas_phis, .def = ATLAS_PHI_TAYLOR,
-     .help = "feature map of keys and queries: degree-2 Taylor of exp (F = 1 + D + D(D+1)/2) or identity"},
+     .help = "feature map of keys and queries: degree-2 Taylor of exp (F = 1 + D + D(D+1)/2) or identity, "
+             "normalised to unit length"},
     {.name = "opt", .type = OPT_ENUM, .names = atlas_opts, .def = 0,
      .help = "optimiser step: gd, momentum gradient descent (the only one offered; the orthogonalised Muon variant is refused)"},
     {0},
@@ -63,9 +68,24 @@ int64_t atlas_window_lo(const attn_args *a, int64_t t, int64_t c)
     return j;
 }
 
-void atlas_phi(const atlas_plan *pl, const float *x, int64_t ldx, int64_t n, float *xn, float *f)
+/* Rows f of n features to unit length, f / sqrt(|f|^2 + eps): every token's
+ * loss then has curvature 2 gamma <= 2 whatever the map and D (the Taylor map
+ * of a unit vector has |phi|^2 = 1 + 1/sqrt(D) + 1/(2D)). */
+static void unit_rows(float *f, int64_t n, int64_t F)
 {
-    int64_t D = pl->D;
+    for (int64_t r = 0; r < n; r++) {
+        float s = 0, *fr = f + r * F;
+        for (int64_t i = 0; i < F; i++)
+            s += fr[i] * fr[i];
+        float rn = 1.0f / sqrtf(s + (float)ATLAS_NORM_EPS);
+        for (int64_t i = 0; i < F; i++)
+            fr[i] *= rn;
+    }
+}
+
+/* x^ = x / sqrt(|x|^2 + eps) for n rows of D. */
+static void unit_inputs(const float *x, int64_t ldx, int64_t n, int64_t D, float *xn)
+{
     for (int64_t r = 0; r < n; r++) {
         const float *xr = x + r * ldx;
         float s = 0; /* a sum of squares: no cancellation */
@@ -75,33 +95,49 @@ void atlas_phi(const atlas_plan *pl, const float *x, int64_t ldx, int64_t n, flo
         for (int64_t d = 0; d < D; d++)
             xn[r * D + d] = xr[d] * rn;
     }
-    pl->fm.fwd(&pl->fm, xn, D, n, f, pl->F);
 }
 
-void atlas_phi_bwd(const atlas_plan *pl, const float *x, const float *df, float *xn, float *dx)
+void atlas_phi(const atlas_plan *pl, const float *x, int64_t ldx, int64_t n, float *xn, float *f)
 {
-    int64_t D = pl->D;
-    float s = 0, xd = 0;
-    for (int64_t d = 0; d < D; d++)
-        s += x[d] * x[d];
+    unit_inputs(x, ldx, n, pl->D, xn);
+    pl->fm.fwd(&pl->fm, xn, pl->D, n, f, pl->F);
+    unit_rows(f, n, pl->F);
+}
+
+/* dy = the gradient through y = u / sqrt(|u|^2 + eps) from dL/dy = dy (in place): (dy - y <y, dy>) / |u|. */
+static void unit_bwd(const float *u, int64_t n, float *dy)
+{
+    float s = 0, yd = 0;
+    for (int64_t i = 0; i < n; i++)
+        s += u[i] * u[i];
     float rn = 1.0f / sqrtf(s + (float)ATLAS_NORM_EPS);
-    for (int64_t d = 0; d < D; d++)
-        xn[d] = x[d] * rn;
-    pl->fm.bwd(&pl->fm, xn, D, 1, df, pl->F, dx, D);
-    for (int64_t d = 0; d < D; d++)
-        xd += xn[d] * dx[d];
-    for (int64_t d = 0; d < D; d++)
-        dx[d] = rn * (dx[d] - xn[d] * xd);
+    for (int64_t i = 0; i < n; i++)
+        yd += u[i] * rn * dy[i];
+    for (int64_t i = 0; i < n; i++)
+        dy[i] = rn * (dy[i] - u[i] * rn * yd);
+}
+
+void atlas_phi_bwd(const atlas_plan *pl, const float *x, float *df, float *xn, float *f, float *dx)
+{
+    unit_inputs(x, pl->D, 1, pl->D, xn);
+    pl->fm.fwd(&pl->fm, xn, pl->D, 1, f, pl->F); /* the map's output before its normalisation */
+    unit_bwd(f, pl->F, df);
+    pl->fm.bwd(&pl->fm, xn, pl->D, 1, df, pl->F, dx, pl->D);
+    unit_bwd(x, pl->D, dx);
 }
 
 void atlas_phi64(const atlas_plan *pl, const double *x, double *xn, double *f)
 {
-    double s = 0;
+    double s = 0, sf = 0;
     for (int64_t d = 0; d < pl->D; d++)
         s += x[d] * x[d];
     for (int64_t d = 0; d < pl->D; d++)
         xn[d] = x[d] / sqrt(s + ATLAS_NORM_EPS);
     pl->fm.fwd64(&pl->fm, xn, f);
+    for (int64_t i = 0; i < pl->F; i++)
+        sf += f[i] * f[i];
+    for (int64_t i = 0; i < pl->F; i++)
+        f[i] /= sqrt(sf + ATLAS_NORM_EPS);
 }
 
 int64_t atlas_chunk_end(const attn_args *a, const atlas_plan *pl, int64_t j0)
@@ -281,8 +317,9 @@ static int64_t atlas_input_cols(const attn_args *a, unsigned input)
 const attn_kernel attn_kernel_atlas = {
     .name = "atlas",
     .family = "atlas",
-    .reference = "Behrouz et al. 2025 (ATLAS), Omega rule over a window of c tokens, linear memory on degree-2 "
-                 "Taylor features, momentum gradient descent (no Muon); gradients of a chunk at its start memory",
+    .reference = "Behrouz et al. 2025 (ATLAS), Omega rule over a window of c tokens, linear memory on unit-length "
+                 "degree-2 Taylor features, momentum gradient descent (no Muon); per token, or a chunk's gradients "
+                 "at its start memory",
     .flags = ATTN_APPROX | ATTN_CAUSAL | ATTN_TRAINABLE | ATTN_RECURRENT | ATTN_GQA | ATTN_DV |
              ATTN_DETERMINISTIC | ATTN_NO_SCALE,
     .masks = ATTN_MASK_BIT(ATTN_MASK_CAUSAL) | ATTN_MASK_BIT(ATTN_MASK_DOCUMENT),

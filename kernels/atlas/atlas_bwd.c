@@ -6,19 +6,19 @@
  *     by step from its checkpoint, then the steps are undone in reverse with
  *     GH = dL/dH_t, GS = dL/dS_t and GH0, the gradient of the chunk's start
  *     memory through the window errors (added to GH at the chunk's first step).
- * Step t in the transposed layout, H0 the chunk's start memory, p_i = phi(k^_i),
+ * Step t in the transposed layout, H0 the chunk's start memory, p_i = phi^(k^_i) (unit features),
  * w = 1 / n_t (the window's mean):
  *   E_i = H0^T p_i - v_i,  S_t = theta S_{t-1} + w sum_i 2 gamma_i p_i E_i^T,
- *   H_t = alpha H_{t-1} - eta S_t,  y = H_t^T phi(q)
+ *   H_t = alpha H_{t-1} - eta S_t,  y = H_t^T phi^(q^)
  * reversed:
- *   GH += phi(q) dy^T,  dphi(q) = H_t dy
+ *   GH += phi^(q^) dy^T,  dphi^(q^) = H_t dy
  *   dalpha = <GH, H_{t-1}>,  deta = -<GH, S_t>,  GS -= eta GH,  GH <- alpha GH
  *   dtheta = <GS, S_{t-1}>;  per window row i, g = GS^T p_i:
  *     dgamma_i += 2 w <E_i, g>,  dE_i = 2 w gamma_i g,  dp_i += 2 w gamma_i GS E_i + H0 dE_i,
  *     dv_i -= dE_i,  GH0 += p_i dE_i^T
  *   GS <- theta GS
  * then the gates' chain rule (alpha = exp(gate), theta, gamma logistic) and
- * dk, dq through the feature map and the L2 normalisation. A row sits in up to c windows, so dk, dv
+ * dk, dq through the features' normalisation, the map and the L2 normalisation. A row sits in up to c windows, so dk, dv
  * and the window-weight logit's gradient are accumulated. */
 #include "atlas_internal.h"
 #include "kernels/core/counters.h"
@@ -103,7 +103,7 @@ static void read_backward(const atlas_task *t, const attn_grads *g, int64_t j, c
         atlas_phi(pl, q, pl->D, 1, u->xn, u->ph);
         cblas_sgemv(CblasRowMajor, CblasNoTrans, F, Dv, 1.0f, Hr, Dv, dy, 1, 0.0f, u->dph, 1);
         cblas_sger(CblasRowMajor, F, Dv, 1.0f, u->ph, 1, dy, 1, u->GH, Dv);
-        atlas_phi_bwd(pl, q, u->dph, u->xn, attn_at(&g->dq, t->b, h, j));
+        atlas_phi_bwd(pl, q, u->dph, u->xn, u->ph, attn_at(&g->dq, t->b, h, j));
     }
 }
 
@@ -125,7 +125,7 @@ static void window_backward(const atlas_task *t, const attn_grads *g, int64_t j,
         cblas_sger(CblasRowMajor, F, Dv, 1.0f, u->ph, 1, u->g, 1, u->GH0, Dv);
         for (int e = 0; e < Dv; e++)
             dv[e] -= u->g[e];
-        atlas_phi_bwd(pl, attn_at(&t->io->k, t->b, t->hk, i), u->dph, u->xn, u->dx);
+        atlas_phi_bwd(pl, attn_at(&t->io->k, t->b, t->hk, i), u->dph, u->xn, u->ph, u->dx);
         for (int d = 0; d < D; d++)
             dk[d] += u->dx[d];
     }

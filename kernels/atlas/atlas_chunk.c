@@ -4,7 +4,7 @@
  * chunk's start memory H0, so the error of each window row i is known up
  * front -- for the rows R = [lo(t0), t0 + n) that some step's window touches,
  * including up to c - 1 rows before the chunk -- and so is each row's
- * gradient piece u_i = 2 gamma_i phi_i E_i^T. Step s's gradient is the mean of
+ * gradient piece u_i = 2 gamma_i p_i E_i^T (p_i the unit features of key i). Step s's gradient is the mean of
  * the pieces of its window, G_s = w_s sum_{i = s-c+1}^{s} u_i (w_s = 1 / n_s), and momentum and
  * retention unroll into scalar coefficients (r, s steps of the chunk):
  *   S_r = M_r S0 + sum_{s<=r} M_rs G_s,            M_rs = theta_{s+1} ... theta_r

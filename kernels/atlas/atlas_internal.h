@@ -13,7 +13,11 @@
 #include "kernels/core/attn.h"
 #include "kernels/linear/linear_internal.h"
 
-#define ATLAS_DEFAULT_CHUNK 16
+/* 1: the exact per-token rule. Larger chunks take b stale steps from one
+ * memory; along the features' shared direction (Taylor's constant term) they
+ * add up, and at the harness's random gates (eta ~ 0.5) the memory diverges
+ * from b = 4 on (docs/kernels/atlas.md, Stability). */
+#define ATLAS_DEFAULT_CHUNK 1
 #define ATLAS_MAX_CHUNK 256
 #define ATLAS_DEFAULT_WINDOW 64
 #define ATLAS_MAX_WINDOW 1024
@@ -48,15 +52,17 @@ typedef struct {
  * momentum theta = sigmoid(router[0]), window weight gamma = sigmoid(router[1]). */
 void atlas_gates(const atlas_task *t, int64_t j, float *eta, float *alpha, float *theta, float *gamma);
 
-/* q and k are L2-normalised before the feature map as x / sqrt(|x|^2 + eps). */
+/* q and k are L2-normalised before the feature map, and the features after
+ * it, as x / sqrt(|x|^2 + eps). */
 #define ATLAS_NORM_EPS 1e-12
 
-/* f = phi(x^) for n rows of x (row stride ldx); xn receives the n x D normalised rows. */
+/* f = phi^(x^), the unit-length features of the unit-length rows, for n rows
+ * of x (row stride ldx); xn receives the n x D normalised rows. */
 void atlas_phi(const atlas_plan *pl, const float *x, int64_t ldx, int64_t n, float *xn, float *f);
 
-/* dx = the gradient of one row x through x^ and phi from df = dL/dphi (F);
- * xn is a scratch of D floats. */
-void atlas_phi_bwd(const atlas_plan *pl, const float *x, const float *df, float *xn, float *dx);
+/* dx = the gradient of one row x through x^, phi and the features'
+ * normalisation from df = dL/dphi^ (F, overwritten); xn (D) and f (F) are scratch. */
+void atlas_phi_bwd(const atlas_plan *pl, const float *x, float *df, float *xn, float *f, float *dx);
 
 /* The double twin of atlas_phi for one row (xn: D scratch doubles). */
 void atlas_phi64(const atlas_plan *pl, const double *x, double *xn, double *f);

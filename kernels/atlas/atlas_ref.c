@@ -2,9 +2,9 @@
  * Omega rule written token by token with plain loops, never the chunk's
  * closed form:
  *   at a chunk start: W0 = W
- *   G = (1 / n_t) sum_{i = lo(t)}^{t} 2 gamma_i (W0 phi(k^_i) - v_i) phi(k^_i)^T,  n_t = t - lo(t) + 1
- *   S = theta S + G;   W = alpha W - eta S;   y = W phi(q^)
- * (x^ = x / |x|: q and k L2-normalised)
+ *   G = (1 / n_t) sum_{i = lo(t)}^{t} 2 gamma_i (W0 p_i - v_i) p_i^T,  n_t = t - lo(t) + 1
+ *   S = theta S + G;   W = alpha W - eta S;   y = W phi^(q^)
+ * (x^ = x / |x|: q and k L2-normalised; p_i = phi^(k^_i), the features normalised too)
  * W, S in R^{Dv x F} start at zero and restart at every document start.
  * Each query head h runs its own copy on KV head h / G. */
 #include "atlas_internal.h"
