@@ -23,9 +23,7 @@
 #include "kernels/core/counters.h"
 #include "kernels/linear/linear.h"
 
-#include <cblas.h>
 #include <math.h>
-#include <omp.h>
 #include <string.h>
 
 static const char *const atlas_phis[] = {"taylor", "identity", NULL};
@@ -140,17 +138,6 @@ void atlas_phi64(const atlas_plan *pl, const double *x, double *xn, double *f)
         f[i] /= sqrt(sf + ATLAS_NORM_EPS);
 }
 
-int64_t atlas_chunk_end(const attn_args *a, const atlas_plan *pl, int64_t j0)
-{
-    return attn_key_block_end(a, j0, pl->C);
-}
-
-/* Blocks of whole chunks of at most pl->block keys (a longer chunk is a block of its own). */
-int64_t atlas_block_end(const attn_args *a, const atlas_plan *pl, int64_t j0)
-{
-    return attn_key_chunks_end(a, j0, pl->C, pl->block);
-}
-
 /* The identity map (F = D): phi(x) = x, for the reduction to Titans. */
 static void identity_fwd(const lin_fmap *m, const float *x, int64_t ldx, int64_t n, float *f, int64_t ldf)
 {
@@ -194,19 +181,8 @@ int atlas_plan_make(atlas_plan *pl, const attn_args *a)
     else
         pl->fm = (lin_fmap){.D = a->D, .F = a->D, .fwd = identity_fwd, .bwd = identity_bwd, .fwd64 = identity_fwd64};
     pl->D = a->D, pl->F = pl->fm.F, pl->Dv = attn_dv(a), pl->G = a->H / a->H_kv;
-    pl->block = pl->C > ATLAS_BWD_BLOCK ? pl->C : ATLAS_BWD_BLOCK;
-    pl->chunk_floats = atlas_chunk_floats(pl);
-    if (a->backward) {
-        for (int64_t j = 0; j < a->Nk; j = atlas_block_end(a, pl, j))
-            pl->n_blocks++;
-        size_t st = (size_t)(2 * pl->F * pl->Dv + 15) / 16 * 16;
-        size_t vec = (size_t)(pl->F + pl->Dv + pl->D + 15) / 16 * 16;
-        /* checkpoints, the block's states, [GH; GS], GH0, a zero state; 6 vectors; block starts (int64) */
-        pl->bwd_floats = st * (size_t)(pl->n_blocks + pl->block + 1 + 3) + 6 * vec +
-                         (size_t)(2 * (pl->n_blocks + 1) + 15) / 16 * 16;
-    }
-    pl->slot_floats = pl->chunk_floats + pl->bwd_floats;
-    pl->state_floats = (size_t)(a->B * a->H_kv * 2 * pl->F * pl->Dv);
+    mem_plan_make(&pl->m, a, pl->C, ATLAS_BWD_BLOCK, pl->F, pl->Dv, atlas_chunk_floats(pl),
+                  ATLAS_BWD_VECTORS * mem_round((size_t)(pl->F + pl->Dv + pl->D)));
     return 0;
 }
 
@@ -216,9 +192,7 @@ static int atlas_init(attn_ctx *ctx, const attn_args *a)
     int rc = atlas_plan_make(&pl, a);
     if (rc)
         return rc;
-    size_t state = (pl.state_floats + 15) / 16 * 16;
-    ctx->workspace_bytes = sizeof(float) * (state + pl.slot_floats * (size_t)a->threads);
-    ctx->state_bytes_used = sizeof(float) * pl.state_floats;
+    mem_plan_size_ctx(&pl.m, a->threads, ctx);
     return 0;
 }
 
@@ -231,6 +205,14 @@ int atlas_inputs_present(const attn_io *io, const attn_grads *g)
     return 0;
 }
 
+/* One (batch, KV head): its keys chunk by chunk from a zero memory. */
+static double forward_task(const void *env, int64_t b, int64_t hk, float *H, float *ws)
+{
+    atlas_task t = *(const atlas_task *)env;
+    t.b = b, t.hk = hk;
+    return mem_walk_chunks(t.a, t.pl->C, 0, t.a->Nk, atlas_chunk, &t, H, ws, 1);
+}
+
 // q (B,H,N,D), k (B,H_kv,N,D), v (B,H_kv,N,Dv), beta, gate (B,H_kv,N,1), router (B,H_kv,N,2); o (B,H,N,Dv).
 // The final memory and momentum of each (b, KV head) stay in the workspace (ctx->state_bytes_used).
 static int atlas_forward(attn_ctx *ctx, const attn_io *io)
@@ -240,22 +222,12 @@ static int atlas_forward(attn_ctx *ctx, const attn_io *io)
     int rc = atlas_plan_make(&pl, a);
     if (rc || (rc = atlas_inputs_present(io, NULL)))
         return rc;
-    float *state = ctx->workspace, *slots = state + (pl.state_floats + 15) / 16 * 16;
-    int64_t tasks = a->B * a->H_kv;
-    long long flops = 0;
-    openblas_set_num_threads(1); /* parallelism comes from the OpenMP loop below */
-#pragma omp parallel for num_threads(a->threads) schedule(static) reduction(+ : flops)
-    for (int64_t t = 0; t < tasks; t++) {
-        atlas_task tk = {a, io, &pl, t / a->H_kv, t % a->H_kv};
-        float *ws = slots + (size_t)omp_get_thread_num() * pl.slot_floats, *H = state + t * 2 * pl.F * pl.Dv;
-        double f = 0;
-        for (int64_t j = 0, e; j < a->Nk; j = e) {
-            e = atlas_chunk_end(a, &pl, j);
-            f += atlas_chunk(&tk, j, e - j, attn_key_starts_seq(a, j), H, ws, 1);
-        }
-        flops += (long long)f;
-    }
+    float *state = ctx->workspace;
+    atlas_task all = {a, io, &pl, 0, 0};
+    long long flops = mem_each_task(a, state, (size_t)(2 * pl.F * pl.Dv), state + mem_round(pl.m.state_floats),
+                                    pl.m.slot_floats, forward_task, &all);
     attn_counter_add(ATTN_CNT_FLOPS, flops);
+    int64_t tasks = a->B * a->H_kv;
     /* K, V and four gates once per KV head, Q once per query head */
     double per_task = (double)a->Nk * (double)(pl.D + pl.Dv + 4 + pl.G * pl.D);
     attn_counter_add(ATTN_CNT_BYTES_READ, (long long)(4.0 * per_task * (double)tasks));

@@ -32,29 +32,28 @@ typedef struct {
     double *wn;                 /* 1 / n_s: the Omega loss is the mean over step s's window [n] */
 } chunk_bufs;
 
-static size_t rnd(size_t n) { return (n + 15) / 16 * 16; }
-
 static chunk_bufs carve(float *ws, const atlas_plan *pl)
 {
     chunk_bufs u;
     size_t n = (size_t)pl->C, R = (size_t)(pl->C + pl->c - 1), F = (size_t)pl->F, Dv = (size_t)pl->Dv;
-    u.phk = atlas_take(&ws, R * F), u.kd = atlas_take(&ws, R * F), u.km = atlas_take(&ws, R * F);
-    u.xn = atlas_take(&ws, R * (size_t)pl->D), u.wn = (double *)atlas_take(&ws, 2 * n);
-    u.phq = atlas_take(&ws, n * F), u.qx = atlas_take(&ws, 2 * n * F);
-    u.E = atlas_take(&ws, R * Dv), u.P = atlas_take(&ws, n * R);
-    u.eta = atlas_take(&ws, n), u.alpha = atlas_take(&ws, n), u.theta = atlas_take(&ws, n);
-    u.gam = atlas_take(&ws, R);
-    u.Ap = (double *)atlas_take(&ws, 2 * (n + 1)), u.dS = (double *)atlas_take(&ws, 2 * (n + 1));
-    u.Mf = (double *)atlas_take(&ws, 2 * (n + 1)), u.Dm = (double *)atlas_take(&ws, 2 * (n + 1) * n);
-    u.Mrow = (double *)atlas_take(&ws, 2 * n), u.pre = (double *)atlas_take(&ws, 2 * (n + 1));
+    u.phk = mem_take(&ws, R * F), u.kd = mem_take(&ws, R * F), u.km = mem_take(&ws, R * F);
+    u.xn = mem_take(&ws, R * (size_t)pl->D), u.wn = (double *)mem_take(&ws, 2 * n);
+    u.phq = mem_take(&ws, n * F), u.qx = mem_take(&ws, 2 * n * F);
+    u.E = mem_take(&ws, R * Dv), u.P = mem_take(&ws, n * R);
+    u.eta = mem_take(&ws, n), u.alpha = mem_take(&ws, n), u.theta = mem_take(&ws, n);
+    u.gam = mem_take(&ws, R);
+    u.Ap = (double *)mem_take(&ws, 2 * (n + 1)), u.dS = (double *)mem_take(&ws, 2 * (n + 1));
+    u.Mf = (double *)mem_take(&ws, 2 * (n + 1)), u.Dm = (double *)mem_take(&ws, 2 * (n + 1) * n);
+    u.Mrow = (double *)mem_take(&ws, 2 * n), u.pre = (double *)mem_take(&ws, 2 * (n + 1));
     return u;
 }
 
 size_t atlas_chunk_floats(const atlas_plan *pl)
 {
     size_t n = (size_t)pl->C, R = (size_t)(pl->C + pl->c - 1), F = (size_t)pl->F, Dv = (size_t)pl->Dv;
-    return 3 * rnd(R * F) + rnd(R * (size_t)pl->D) + rnd(2 * n) + rnd(n * F) + rnd(2 * n * F) + rnd(R * Dv) + rnd(n * R) + 3 * rnd(n) + rnd(R) +
-           4 * rnd(2 * (n + 1)) + rnd(2 * (n + 1) * n) + rnd(2 * n);
+    return 3 * mem_round(R * F) + mem_round(R * (size_t)pl->D) + mem_round(2 * n) + mem_round(n * F) +
+           mem_round(2 * n * F) + mem_round(R * Dv) + mem_round(n * R) + 3 * mem_round(n) + mem_round(R) +
+           4 * mem_round(2 * (n + 1)) + mem_round(2 * (n + 1) * n) + mem_round(2 * n);
 }
 
 /* Gates of the chunk's steps and rows, and the coefficients A, d, M, D. */
@@ -172,8 +171,9 @@ static double advance_state(const atlas_task *t, int64_t lo, int64_t j0, int64_t
     return 4.0 * (double)(R * F) * (double)Dv;
 }
 
-double atlas_chunk(const atlas_task *t, int64_t j0, int64_t n, int fresh, float *H, float *ws, int write_o)
+double atlas_chunk(const void *task, int64_t j0, int64_t n, int fresh, float *H, float *ws, int write_o)
 {
+    const atlas_task *t = task;
     const atlas_plan *pl = t->pl;
     int64_t F = pl->F, Dv = pl->Dv, lo = fresh ? j0 : atlas_window_lo(t->a, j0, pl->c), R = j0 + n - lo;
     chunk_bufs u = carve(ws, pl);

@@ -11,6 +11,7 @@
 #define ATTN_ATLAS_INTERNAL_H
 
 #include "kernels/core/attn.h"
+#include "kernels/core/mem_driver.h"
 #include "kernels/linear/linear_internal.h"
 
 /* 1: the exact per-token rule. Larger chunks take b stale steps from one
@@ -26,17 +27,16 @@
  * at most max(ATLAS_BWD_BLOCK, chunk) keys, and one checkpoint per block. */
 #define ATLAS_BWD_BLOCK 32
 
+/* The backward's own vectors, F + Dv + D floats each (atlas_bwd.c). */
+#define ATLAS_BWD_VECTORS 6
+
 enum { ATLAS_PHI_TAYLOR, ATLAS_PHI_IDENTITY };
 
 /* Sizes of one run, from the arguments alone (init, forward, backward agree). */
 typedef struct {
     int64_t C, c, D, F, Dv, G; /* chunk, window, key size, features, value size, group */
     lin_fmap fm;               /* the feature map of keys and queries */
-    int64_t block, n_blocks;   /* backward: most keys per block, blocks of the sequence */
-    size_t chunk_floats;       /* per-thread scratch of one forward chunk */
-    size_t bwd_floats;         /* per-thread backward buffers */
-    size_t slot_floats;        /* chunk_floats + bwd_floats */
-    size_t state_floats;       /* B * H_kv * 2 F Dv */
+    mem_plan m;                /* the driver's sizes: state [H; S] of F x Dv each, slots, backward blocks */
 } atlas_plan;
 
 int atlas_plan_make(atlas_plan *pl, const attn_args *a);
@@ -79,24 +79,15 @@ static inline int64_t atlas_window_rows(const attn_args *a, int64_t t, int64_t c
     return t - atlas_window_lo(a, t, c) + 1;
 }
 
-int64_t atlas_chunk_end(const attn_args *a, const atlas_plan *pl, int64_t j0);
-int64_t atlas_block_end(const attn_args *a, const atlas_plan *pl, int64_t j0);
-
 int atlas_inputs_present(const attn_io *io, const attn_grads *g);
 
-/* One chunk of keys [j0, j0+n): advances [H; Sm] and, when write_o, writes
- * the output rows of the group's G query heads. `fresh`: the chunk starts a
- * sequence (H, Sm are zero). ws holds pl->chunk_floats floats. Returns FLOPs. */
-double atlas_chunk(const atlas_task *t, int64_t j0, int64_t n, int fresh, float *H, float *ws, int write_o);
+/* One chunk of keys [j0, j0+n) of an atlas_task (a mem_chunk_fn): advances
+ * [H; Sm] and, when write_o, writes the output rows of the group's G query
+ * heads. `fresh`: the chunk starts a sequence (H, Sm are zero). ws holds
+ * pl->m.chunk_floats floats. Returns FLOPs. */
+double atlas_chunk(const void *task, int64_t j0, int64_t n, int fresh, float *H, float *ws, int write_o);
 
 size_t atlas_chunk_floats(const atlas_plan *pl);
-
-static inline float *atlas_take(float **ws, size_t n)
-{
-    float *p = *ws;
-    *ws += (n + 15) / 16 * 16;
-    return p;
-}
 
 int atlas_backward(attn_ctx *ctx, const attn_io *io, const attn_grads *g);
 int atlas_ref_forward(const attn_args *a, const attn_io64 *io);
