@@ -209,7 +209,7 @@ Test(atlas, state_size_and_cost_model, .timeout = 30)
 
 Test(atlas, rejects_bad_params_masks_offsets_and_a_scale, .timeout = 30)
 {
-    static const char *const bad[] = {"chunk=0", "chunk=257", "window=0", "window=1025", "phi=cubic", "opt=muon", "lr=1"};
+    static const char *const bad[] = {"chunk=0", "chunk=257", "window=0", "window=1025", "phi=cubic", "opt=adam", "lr=1"};
     static const char *const named[] = {"chunk", "chunk", "window", "window", "phi", "opt", "lr"};
     for (int i = 0; i < 7; i++) {
         attn_args a = memory_args(1, 2, 2, 16, 8, 8, "causal", bad[i]);

@@ -10,9 +10,10 @@
  * p_i = phi^(k_i): the degree-2 Taylor map of `based` (or the identity) of the
  * L2-normalised row, normalised to unit length itself, so every token's loss
  * has curvature at most 2 gamma < 2: a step in (0, 1) keeps step x curvature < 2.
- * The optimiser step is momentum gradient descent (opt=gd), the only one this
- * kernel offers: the paper's Newton-Schulz orthogonalised variant (Muon) is
- * refused by name (docs/kernels/atlas.md). chunk = 1 (the default) is the
+ * The optimiser step is momentum gradient descent (opt=gd) or, as in the
+ * paper, Muon (opt=muon: W_t = alpha_t W_{t-1} - eta_t NS5(S_t), five
+ * Newton-Schulz iterations towards the momentum's orthogonal polar factor;
+ * atlas_muon.c). chunk = 1 (the default) is the
  * exact per-token rule; chunk = b takes every gradient of a chunk at its
  * start memory (the paper's parallel form), stable only while the chunk's b
  * stale steps stay small (docs/kernels/atlas.md, Stability). One task per (batch, KV head),
@@ -27,7 +28,7 @@
 #include <string.h>
 
 static const char *const atlas_phis[] = {"taylor", "identity", NULL};
-static const char *const atlas_opts[] = {"gd", NULL};
+static const char *const atlas_opts[] = {"gd", "muon", NULL};
 static const opt_def atlas_params[] = {
     {.name = "chunk", .type = OPT_INT, .def = ATLAS_DEFAULT_CHUNK, .lo = 1, .hi = ATLAS_MAX_CHUNK,
      .help = "keys whose gradients are taken at the same memory (1: the exact per-token rule; larger chunks "
@@ -38,7 +39,8 @@ static const opt_def atlas_params[] = {
      .help = "feature map of keys and queries: degree-2 Taylor of exp (F = 1 + D + D(D+1)/2) or identity, "
              "normalised to unit length"},
     {.name = "opt", .type = OPT_ENUM, .names = atlas_opts, .def = 0,
-     .help = "optimiser step: gd, momentum gradient descent (the only one offered; the orthogonalised Muon variant is refused)"},
+     .help = "optimiser step: gd (momentum gradient descent) or muon (the momentum orthogonalised by five "
+             "Newton-Schulz iterations, the paper's; bounded steps, but every step walked: slower)"},
     {0},
 };
 
@@ -169,7 +171,7 @@ int atlas_plan_make(atlas_plan *pl, const attn_args *a)
         pl->c = attn_param_int(a, atlas_params, "window", &rc);
     int phi = rc ? 0 : attn_param_enum(a, atlas_params, "phi", &rc);
     if (!rc)
-        (void)attn_param_enum(a, atlas_params, "opt", &rc);
+        pl->muon = attn_param_enum(a, atlas_params, "opt", &rc) == ATLAS_OPT_MUON;
     if (rc)
         return rc;
     if (a->q_off != a->k_off)
@@ -181,8 +183,9 @@ int atlas_plan_make(atlas_plan *pl, const attn_args *a)
     else
         pl->fm = (lin_fmap){.D = a->D, .F = a->D, .fwd = identity_fwd, .bwd = identity_bwd, .fwd64 = identity_fwd64};
     pl->D = a->D, pl->F = pl->fm.F, pl->Dv = attn_dv(a), pl->G = a->H / a->H_kv;
-    mem_plan_make(&pl->m, a, pl->C, ATLAS_BWD_BLOCK, pl->F, pl->Dv, atlas_chunk_floats(pl),
-                  ATLAS_BWD_VECTORS * mem_round((size_t)(pl->F + pl->Dv + pl->D)));
+    size_t ns = pl->muon ? atlas_ns5_floats(pl) + mem_round((size_t)(pl->F * pl->Dv)) : 0; /* iterates, NS5(S) */
+    mem_plan_make(&pl->m, a, pl->C, ATLAS_BWD_BLOCK, pl->F, pl->Dv, atlas_chunk_floats(pl) + ns,
+                  ATLAS_BWD_VECTORS * mem_round((size_t)(pl->F + pl->Dv + pl->D)) + ns);
     return 0;
 }
 
@@ -248,15 +251,21 @@ static double atlas_features(const attn_args *a)
  *   N (4 F Dv + 6 F Dv R / C + 2 R (F + Dv))
  * -- per token the two reads of the carried memory and momentum (4), per
  * chunk the window's errors and the two state updates (2 + 4, in F Dv R
- * units), and the in-chunk products phi(Q) phi(K_R)^T and P E. Backward
- * 2.5x forward (docs/kernel-interface.md's convention). */
+ * units), and the in-chunk products phi(Q) phi(K_R)^T and P E. opt=muon
+ * walks every step instead: per token the window's errors and gradient over
+ * R / C and min(window, N) rows (2 + 2), the step (4) and the read (2), in
+ * F Dv units, plus five Newton-Schulz iterations, 5 (4 F Dv^2 + 2 Dv^3).
+ * Backward 2.5x forward (docs/kernel-interface.md's convention). */
 static double atlas_flops(const attn_args *a, attn_pass pass)
 {
     int rc = 0;
     int64_t C = attn_param_int(a, atlas_params, "chunk", &rc), w = attn_param_int(a, atlas_params, "window", &rc);
+    int muon = attn_param_enum(a, atlas_params, "opt", &rc) == ATLAS_OPT_MUON;
     double N = (double)a->Nk, F = atlas_features(a), Dv = (double)attn_dv(a);
-    double c = (double)(C < a->Nk ? C : a->Nk), R = c + (double)(w < a->Nk ? w : a->Nk) - 1;
-    double fwd = (double)(a->B * a->H) * N * (4 * F * Dv + 6 * F * Dv * R / c + 2 * R * (F + Dv));
+    double c = (double)(C < a->Nk ? C : a->Nk), cw = (double)(w < a->Nk ? w : a->Nk), R = c + cw - 1;
+    double per_token = muon ? F * Dv * (2 * R / c + 2 * cw + 6) + 5 * (4 * F * Dv * Dv + 2 * Dv * Dv * Dv)
+                            : 4 * F * Dv + 6 * F * Dv * R / c + 2 * R * (F + Dv);
+    double fwd = (double)(a->B * a->H) * N * per_token;
     return pass == ATTN_PASS_FWD ? fwd : 2.5 * fwd;
 }
 
@@ -290,7 +299,7 @@ const attn_kernel attn_kernel_atlas = {
     .name = "atlas",
     .family = "atlas",
     .reference = "Behrouz et al. 2025 (ATLAS), Omega rule over a window of c tokens, linear memory on unit-length "
-                 "degree-2 Taylor features, momentum gradient descent (no Muon); per token, or a chunk's gradients "
+                 "degree-2 Taylor features, momentum gradient descent or Muon; per token, or a chunk's gradients "
                  "at its start memory",
     .flags = ATTN_APPROX | ATTN_CAUSAL | ATTN_TRAINABLE | ATTN_RECURRENT | ATTN_GQA | ATTN_DV |
              ATTN_DETERMINISTIC | ATTN_NO_SCALE,

@@ -32,6 +32,7 @@ typedef struct {
     float *GH, *GS, *GH0;         /* F x Dv each (GS follows GH) */
     float *ph, *dph, *E, *g, *dx; /* F, F, Dv, Dv, D */
     float *xn;                    /* D: a normalised row */
+    float *ns, *Y;                /* opt=muon: NS5's scratch and NS5(S_t) (F x Dv) */
 } bwd_bufs;
 
 static bwd_bufs bufs_of(const atlas_plan *pl, mem_bwd_bufs *m)
@@ -41,6 +42,8 @@ static bwd_bufs bufs_of(const atlas_plan *pl, mem_bwd_bufs *m)
     float *w = m->vec; /* ATLAS_BWD_VECTORS of them */
     u.ph = mem_take(&w, vec), u.dph = mem_take(&w, vec), u.E = mem_take(&w, vec);
     u.g = mem_take(&w, vec), u.dx = mem_take(&w, vec), u.xn = mem_take(&w, vec);
+    u.ns = pl->muon ? mem_take(&w, atlas_ns5_floats(pl)) : NULL;
+    u.Y = pl->muon ? mem_take(&w, (size_t)(pl->F * pl->Dv)) : NULL;
     return u;
 }
 
@@ -80,8 +83,13 @@ static void step_forward(const void *task, int64_t j, const float *prev, float *
         cblas_sger(CblasRowMajor, (int)pl->F, (int)pl->Dv, 2.0f * w * gamma_of(t, i), u->ph, 1, u->E, 1, Sn,
                    (int)pl->Dv);
     }
+    const float *step = Sn;
+    if (pl->muon) {
+        atlas_ns5(pl, Sn, u->Y, u->ns);
+        step = u->Y;
+    }
     for (int64_t x = 0; x < FDv; x++)
-        Hn[x] = alpha * prev[x] - eta * Sn[x];
+        Hn[x] = alpha * prev[x] - eta * step[x];
 }
 
 /* dq of the group's query heads at token j from the memory Hr they read, and GH += phi(q) dy^T. */
@@ -133,12 +141,21 @@ static void step_backward(const void *task, const attn_grads *g, int64_t j, cons
     read_backward(t, g, j, next, u);
     float eta, alpha, theta, gamma;
     atlas_gates(t, j, &eta, &alpha, &theta, &gamma);
-    // H_t = alpha H_{t-1} - eta S_t
-    float dalpha = cblas_sdot((int)FDv, u->GH, 1, prev, 1), deta = -cblas_sdot((int)FDv, u->GH, 1, next + FDv, 1);
-    for (int64_t x = 0; x < FDv; x++) {
-        u->GS[x] -= eta * u->GH[x];
-        u->GH[x] *= alpha;
+    // H_t = alpha H_{t-1} - eta S_t  (muon: - eta NS5(S_t))
+    float dalpha = cblas_sdot((int)FDv, u->GH, 1, prev, 1), deta;
+    if (pl->muon) {
+        atlas_ns5(pl, next + FDv, u->Y, u->ns);
+        deta = -cblas_sdot((int)FDv, u->GH, 1, u->Y, 1);
+        for (int64_t x = 0; x < FDv; x++)
+            u->Y[x] = -eta * u->GH[x];
+        atlas_ns5_bwd(pl, next + FDv, u->Y, u->GS, u->ns);
+    } else {
+        deta = -cblas_sdot((int)FDv, u->GH, 1, next + FDv, 1);
+        for (int64_t x = 0; x < FDv; x++)
+            u->GS[x] -= eta * u->GH[x];
     }
+    for (int64_t x = 0; x < FDv; x++)
+        u->GH[x] *= alpha;
     // S_t = theta S_{t-1} + G_t
     float dtheta = cblas_sdot((int)FDv, u->GS, 1, prev + FDv, 1);
     window_backward(t, g, j, H0, u);
@@ -175,8 +192,10 @@ static double steps_flops(const void *task)
 {
     const atlas_task *t = task;
     const atlas_plan *pl = t->pl;
-    double w = (double)(pl->c < t->a->Nk ? pl->c : t->a->Nk);
-    return (double)(pl->F * pl->Dv) * (14.0 * w + 11.0 + 4.0 * (double)pl->G) * (double)t->a->Nk;
+    double w = (double)(pl->c < t->a->Nk ? pl->c : t->a->Nk), Dv = (double)pl->Dv;
+    /* muon: NS5 twice (replayed step, undone step) and its backward, about 3x its forward */
+    double ns = pl->muon ? 5.0 * ATLAS_NS_STEPS * (4.0 * (double)pl->F * Dv * Dv + 2.0 * Dv * Dv * Dv) : 0.0;
+    return ((double)(pl->F * pl->Dv) * (14.0 * w + 11.0 + 4.0 * (double)pl->G) + ns) * (double)t->a->Nk;
 }
 
 static const mem_steps atlas_steps = {place, zero_accumulated, step_forward, step_backward, atlas_chunk, steps_flops};

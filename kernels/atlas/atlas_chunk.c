@@ -171,6 +171,40 @@ static double advance_state(const atlas_task *t, int64_t lo, int64_t j0, int64_t
     return 4.0 * (double)(R * F) * (double)Dv;
 }
 
+/* opt=muon: NS5 is not linear, so the chunk's steps are walked one by one:
+ * S = theta S + w sum_{i in window} 2 gamma_i p_i E_i^T (errors at H0, as
+ * above), H = alpha H - eta NS5(S), outputs H^T phi^(q). ns: the NS5 scratch
+ * and NS5(S) after the chunk scratch. */
+static double muon_steps(const atlas_task *t, int64_t lo, int64_t j0, int64_t n, int fresh, float *H,
+                         chunk_bufs *u, float *ns, int write_o)
+{
+    const atlas_plan *pl = t->pl;
+    int64_t F = pl->F, Dv = pl->Dv, FDv = F * Dv;
+    float *S = H + FDv, *Y = ns + atlas_ns5_floats(pl);
+    if (fresh)
+        memset(H, 0, sizeof(float) * (size_t)(2 * FDv));
+    double flops = 0;
+    for (int64_t r = 0; r < n; r++) {
+        int64_t j = j0 + r, wlo = atlas_window_lo(t->a, j, pl->c);
+        cblas_sscal((int)FDv, u->theta[r], S, 1);
+        for (int64_t i = wlo; i <= j; i++)
+            cblas_sger(CblasRowMajor, (int)F, (int)Dv, (float)(2.0 * u->gam[i - lo] * u->wn[r]), u->phk + (i - lo) * F,
+                       1, u->E + (i - lo) * Dv, 1, S, (int)Dv);
+        atlas_ns5(pl, S, Y, ns);
+        for (int64_t x = 0; x < FDv; x++)
+            H[x] = u->alpha[r] * H[x] - u->eta[r] * Y[x];
+        for (int64_t h = t->hk * pl->G; write_o && h < (t->hk + 1) * pl->G; h++) {
+            atlas_phi(pl, attn_at(&t->io->q, t->b, h, j), pl->D, 1, u->xn, u->phq);
+            cblas_sgemv(CblasRowMajor, CblasTrans, (int)F, (int)Dv, 1.0f, H, (int)Dv, u->phq, 1, 0.0f,
+                        attn_at(&t->io->o, t->b, h, j), 1);
+            flops += 2.0 * (double)FDv;
+        }
+        flops += (double)FDv * (2.0 * (double)(j - wlo + 1) + 4.0) +
+                 ATLAS_NS_STEPS * (4.0 * (double)FDv * (double)Dv + 2.0 * (double)(Dv * Dv * Dv));
+    }
+    return flops;
+}
+
 double atlas_chunk(const void *task, int64_t j0, int64_t n, int fresh, float *H, float *ws, int write_o)
 {
     const atlas_task *t = task;
@@ -191,6 +225,8 @@ double atlas_chunk(const void *task, int64_t j0, int64_t n, int fresh, float *H,
         for (int64_t e = 0; e < Dv; e++)
             u.E[i * Dv + e] = (fresh ? 0.0f : u.E[i * Dv + e]) - v[e];
     }
+    if (pl->muon)
+        return flops + muon_steps(t, lo, j0, n, fresh, H, &u, ws + atlas_chunk_floats(pl), write_o);
     for (int64_t h = t->hk * pl->G; write_o && h < (t->hk + 1) * pl->G; h++)
         flops += chunk_output(t, h, lo, j0, n, fresh, H, &u);
     return flops + advance_state(t, lo, j0, n, fresh, H, &u);

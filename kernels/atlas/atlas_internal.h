@@ -31,10 +31,12 @@
 #define ATLAS_BWD_VECTORS 6
 
 enum { ATLAS_PHI_TAYLOR, ATLAS_PHI_IDENTITY };
+enum { ATLAS_OPT_GD, ATLAS_OPT_MUON };
 
 /* Sizes of one run, from the arguments alone (init, forward, backward agree). */
 typedef struct {
     int64_t C, c, D, F, Dv, G; /* chunk, window, key size, features, value size, group */
+    int muon;                  /* opt=muon: the step is NS5 of the momentum */
     lin_fmap fm;               /* the feature map of keys and queries */
     mem_plan m;                /* the driver's sizes: state [H; S] of F x Dv each, slots, backward blocks */
 } atlas_plan;
@@ -88,6 +90,18 @@ int atlas_inputs_present(const attn_io *io, const attn_grads *g);
 double atlas_chunk(const void *task, int64_t j0, int64_t n, int fresh, float *H, float *ws, int write_o);
 
 size_t atlas_chunk_floats(const atlas_plan *pl);
+
+/* Muon (atlas_muon.c): five Newton-Schulz iterations, normalised by |S|_F + 1e-7, none below 1e-12. */
+#define ATLAS_NS_STEPS 5
+#define ATLAS_NS_EPS 1e-7
+#define ATLAS_NS_TINY 1e-12
+size_t atlas_ns5_floats(const atlas_plan *pl);
+/* Y = NS5(S) of the stored F x Dv momentum; ws (atlas_ns5_floats) keeps the iterates for the backward. */
+void atlas_ns5(const atlas_plan *pl, const float *S, float *Y, float *ws);
+/* dS += dL/dS from dY = dL/dY (overwritten), ws as atlas_ns5(S) left it. */
+void atlas_ns5_bwd(const atlas_plan *pl, const float *S, float *dY, float *dS, float *ws);
+/* The double twin on a Dv x F matrix; ws holds 3 Dv F + 3 Dv^2 doubles. */
+void atlas_ns5_64(int64_t Dv, int64_t F, const double *S, double *Y, double *ws);
 
 int atlas_backward(attn_ctx *ctx, const attn_io *io, const attn_grads *g);
 int atlas_ref_forward(const attn_args *a, const attn_io64 *io);
