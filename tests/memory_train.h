@@ -17,8 +17,8 @@
 #include <string.h>
 #include <unistd.h>
 
-/* kparam: one kernel parameter "k=v" for every layer, or NULL. */
-static void tiny_mqar_beats_chance(const char *kernel, const char *kparam)
+/* kparams: the kernel parameters of every layer ("k=v k=v"), or NULL. */
+static void tiny_mqar_beats_chance(const char *kernel, const char *kparams)
 {
     char dir[] = "/tmp/attn_memory_XXXXXX", csv[64];
     cr_assert_not_null(mkdtemp(dir));
@@ -31,8 +31,8 @@ static void tiny_mqar_beats_chance(const char *kernel, const char *kparam)
     cr_assert_eq(param_bag_add(&r.task_params, "D=4"), 0);
     cr_assert_eq(param_bag_add(&r.task_params, "V=64"), 0);
     snprintf(r.model.kernels[0], sizeof r.model.kernels[0], "%s", kernel);
-    if (kparam)
-        cr_assert_eq(param_bag_add(&r.model.kparams, kparam), 0);
+    if (kparams)
+        cr_assert_eq(param_bag_add_list(&r.model.kparams, kparams), 0);
     r.model.d_model = 32, r.model.heads = 1, r.model.mlp = 0, r.model.short_conv = 4;
     r.train_n = 1024, r.valid_n = 32, r.test_n = 128;
     r.train.steps = SANITIZED ? 20 : 300, r.train.eval_every = r.train.steps, r.train.batch = 16;

@@ -8,8 +8,7 @@
  * against central differences of the reference; state size, cost model and
  * parameter validation. Causal leakage, thread determinism and strided views
  * run for it with every kernel in test_properties.c and `attnbench check`. */
-#include "harness/measure/check.h"
-#include "harness/measure/fixture.h"
+#include "memory_kernel_checks.h"
 #include "kernels/deltanet/deltanet.h"
 #include "kernels/titans/titans.h"
 
@@ -23,14 +22,6 @@
 /* A momentum logit that makes eta exactly 0 (negative) or 1 (positive) in fp32 and double. */
 #define SHUT_LOGIT (-1e4f)
 #define OPEN_LOGIT (1e4f)
-
-static attn_args titans_args(int64_t B, int64_t H, int64_t H_kv, int64_t N, int64_t D, int64_t Dv,
-                             const char *mask, const char *params)
-{
-    attn_args a = fx_args_params(B, H, H_kv, N, N, D, mask, 1, params);
-    a.Dv = Dv;
-    return a;
-}
 
 static void fill(const attn_tensor *t, float x)
 {
@@ -63,7 +54,7 @@ Test(titans, chunked_equals_token_by_token_reference, .timeout = 120)
                                          "chunk=1 read=before"};
     for (size_t c = 0; c < sizeof cases / sizeof *cases; c++)
         for (size_t ip = 0; ip < sizeof params / sizeof *params; ip++) {
-            attn_args a = titans_args(cases[c].B, cases[c].H, cases[c].H_kv, cases[c].N, cases[c].D, cases[c].Dv,
+            attn_args a = memory_args(cases[c].B, cases[c].H, cases[c].H_kv, cases[c].N, cases[c].D, cases[c].Dv,
                                       cases[c].mask, params[ip]);
             char what[160];
             snprintf(what, sizeof what, "B%lld H%lld/%lld N%lld D%lld Dv%lld %s %s", (long long)a.B,
@@ -83,8 +74,8 @@ Test(titans, chunked_equals_token_by_token_reference, .timeout = 120)
  * does not normalise it: it is fed q^ with scale 1. */
 Test(titans, no_momentum_no_forgetting_per_token_is_deltanet_on_normalised_queries, .timeout = 30)
 {
-    attn_args a = titans_args(1, 4, 2, 70, 16, 24, "document:lens=30+40,causal=1", "chunk=1");
-    attn_args ad = titans_args(1, 4, 2, 70, 16, 24, "document:lens=30+40,causal=1", "scale=1");
+    attn_args a = memory_args(1, 4, 2, 70, 16, 24, "document:lens=30+40,causal=1", "chunk=1");
+    attn_args ad = memory_args(1, 4, 2, 70, 16, 24, "document:lens=30+40,causal=1", "scale=1");
     fx_problem p, d;
     fx_make_for(&p, K, &a, 4);
     fx_make_for(&d, &attn_kernel_deltanet, &ad, 4);
@@ -128,7 +119,7 @@ Test(titans, a_chunks_gradients_are_taken_at_its_initial_memory, .timeout = 30)
 {
     static const char *const params[] = {"chunk=1", "chunk=2"};
     for (int ip = 0; ip < 2; ip++) {
-        attn_args a = titans_args(1, 1, 1, 2, 8, 8, "causal", params[ip]);
+        attn_args a = memory_args(1, 1, 1, 2, 8, 8, "causal", params[ip]);
         fx_problem p;
         fx_make_for(&p, K, &a, 6);
         fill(&p.router, SHUT_LOGIT);
@@ -160,7 +151,7 @@ Test(titans, momentum_keeps_moving_the_memory_after_one_surprise, .timeout = 30)
     static const char *const params[] = {"chunk=1", "chunk=16", "chunk=16 read=before"};
     for (int ip = 0; ip < 3; ip++) {
         const int64_t N = 20, D = 8;
-        attn_args a = titans_args(1, 1, 1, N, D, D, "causal", params[ip]);
+        attn_args a = memory_args(1, 1, 1, N, D, D, "causal", params[ip]);
         fx_problem p;
         fx_make_for(&p, K, &a, 7);
         fill(&p.router, OPEN_LOGIT);
@@ -191,7 +182,7 @@ Test(titans, shut_forgetting_gate_without_momentum_erases_the_past, .timeout = 3
     static const char *const params[] = {"chunk=1", "chunk=16"};
     const int64_t N = 40, D = 16, m = 15;
     for (int ip = 0; ip < 2; ip++) {
-        attn_args a = titans_args(1, 2, 1, N, D, D, "causal", params[ip]);
+        attn_args a = memory_args(1, 2, 1, N, D, D, "causal", params[ip]);
         fx_problem p, r;
         fx_make_for(&p, K, &a, 9);
         fx_make_for(&r, K, &a, 9);
@@ -229,10 +220,7 @@ Test(titans, shut_forgetting_gate_without_momentum_erases_the_past, .timeout = 3
 Test(titans, backward_matches_central_differences_of_reference, .timeout = 120)
 {
     /* N = 70 spans two backward blocks (64 keys); 130 with documents cuts chunks and blocks */
-    static const struct {
-        int64_t H, H_kv, N, D, Dv;
-        const char *mask, *params;
-    } cases[] = {
+    static const memory_grad_case cases[] = {
         {2, 1, 5, 8, 8, "causal", "chunk=1"},
         {2, 1, 9, 16, 8, "causal", "chunk=4"},
         {2, 1, 9, 8, 12, "causal", "chunk=4 read=before"},
@@ -242,16 +230,7 @@ Test(titans, backward_matches_central_differences_of_reference, .timeout = 120)
         {2, 1, 130, 4, 4, "document:lens=70+60,causal=1", "chunk=16"},
         {1, 1, 100, 4, 4, "causal", "chunk=100"}, /* one chunk longer than a block */
     };
-    static const char *const names[] = {"dq", "dk", "dv", "dbeta", "dgate", "drouter"};
-    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
-        attn_args a = titans_args(1, cases[c].H, cases[c].H_kv, cases[c].N, cases[c].D, cases[c].Dv, cases[c].mask,
-                                  cases[c].params);
-        double err[ATTN_CHECK_GRADS];
-        cr_assert_eq(check_kernel_backward(K, &a, 20 + c, err), 0, "%s", attn_last_error());
-        for (int i = 0; i < 6; i++)
-            cr_assert(err[i] <= 1e-4, "N=%lld D=%lld Dv=%lld %s %s: %s err %.3g > 1e-4", (long long)cases[c].N,
-                      (long long)cases[c].D, (long long)cases[c].Dv, cases[c].mask, cases[c].params, names[i], err[i]);
-    }
+    memory_backward_matches_reference(K, cases, sizeof cases / sizeof *cases);
 }
 
 /* State 2 Dk Dv per (b, KV head); C = N (10 Dk Dv + 2 C (Dk + Dv)) per (b, query head), C = min(chunk, N);
@@ -264,7 +243,7 @@ Test(titans, state_size_and_cost_model, .timeout = 30)
         double C;
     } shapes[] = {{1, 2, 2, 128, 16, 32, NULL, 16}, {2, 4, 2, 100, 32, 16, "chunk=64", 64}, {1, 2, 1, 30, 8, 8, "chunk=64", 30}};
     for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
-        attn_args a = titans_args(shapes[s].B, shapes[s].H, shapes[s].H_kv, shapes[s].N, shapes[s].D, shapes[s].Dv,
+        attn_args a = memory_args(shapes[s].B, shapes[s].H, shapes[s].H_kv, shapes[s].N, shapes[s].D, shapes[s].Dv,
                                   "causal", shapes[s].params);
         a.backward = 1;
         attn_ctx ctx;
@@ -290,21 +269,21 @@ Test(titans, rejects_bad_params_masks_offsets_and_a_scale, .timeout = 30)
     static const char *const bad[] = {"chunk=0", "chunk=257", "chunk=x", "read=later", "lr=1"};
     static const char *const named[] = {"chunk", "chunk", "chunk", "read", "lr"};
     for (int i = 0; i < 5; i++) {
-        attn_args a = titans_args(1, 2, 2, 16, 8, 8, "causal", bad[i]);
+        attn_args a = memory_args(1, 2, 2, 16, 8, 8, "causal", bad[i]);
         attn_ctx ctx;
         cr_assert_eq(attn_ctx_create(K, &a, &ctx), ATTN_EINVAL, "%s accepted", bad[i]);
         cr_assert(strstr(attn_last_error(), named[i]), "%s: %s", bad[i], attn_last_error());
     }
     static const char *const masks[] = {"full", "window:wl=4,wr=0", "prefix:p=4"};
     for (int i = 0; i < 3; i++) {
-        attn_args a = titans_args(1, 2, 2, 16, 8, 8, masks[i], NULL);
+        attn_args a = memory_args(1, 2, 2, 16, 8, 8, masks[i], NULL);
         attn_ctx ctx;
         cr_assert_eq(attn_ctx_create(K, &a, &ctx), ATTN_EUNSUPPORTED, "mask %s accepted", masks[i]);
     }
     param_bag scaled = {0};
     cr_assert_eq(param_bag_add(&scaled, "scale=0.5"), 0);
     cr_assert_neq(attn_params_validate(K, &scaled, "test"), 0, "a scale was accepted by a kernel without one");
-    attn_args a = titans_args(1, 2, 2, 16, 8, 8, "causal", "chunk=256");
+    attn_args a = memory_args(1, 2, 2, 16, 8, 8, "causal", "chunk=256");
     attn_ctx ctx;
     cr_assert_eq(attn_ctx_create(K, &a, &ctx), 0, "chunk=256: %s", attn_last_error());
     attn_ctx_destroy(&ctx);

@@ -2,17 +2,21 @@
  * Optimally Memorize the Context at Test Time"; docs/kernels/atlas.md) with a
  * linear memory W (Dv x F) over features phi(k) and the Omega rule: at token t
  * the memory takes a gradient step on the loss of the last c tokens,
- *   E_i = W_{t0} phi(k_i) - v_i                    (t0: start of t's chunk)
- *   G_t = sum_{i = lo(t)}^{t} 2 gamma_i E_i phi(k_i)^T,   lo(t) = max(t - c + 1, sequence start)
+ *   E_i = W_{t0} p_i - v_i                          (t0: start of t's chunk)
+ *   G_t = (1 / n_t) sum_{i = lo(t)}^{t} 2 gamma_i E_i p_i^T,   lo(t) = max(t - c + 1, sequence start)
  *   S_t = theta_t S_{t-1} + G_t                    (momentum)
  *   W_t = alpha_t W_{t-1} - eta_t S_t              (retention and step)
- *   y_t = W_t phi(q_t)
- * phi is the degree-2 Taylor map of `based` (or the identity). The
- * optimiser step is momentum gradient descent (opt=gd), the only one this
- * kernel offers: the paper's Newton-Schulz orthogonalised variant (Muon) is
- * refused by name (docs/kernels/atlas.md). chunk = 1 is
- * the exact per-token rule; chunk = b takes every gradient of a chunk at its
- * start memory (the paper's parallel form). One task per (batch, KV head),
+ *   y_t = W_t phi^(q_t)
+ * p_i = phi^(k_i): the degree-2 Taylor map of `based` (or the identity) of the
+ * L2-normalised row, normalised to unit length itself, so every token's loss
+ * has curvature at most 2 gamma < 2: a step in (0, 1) keeps step x curvature < 2.
+ * The optimiser step is momentum gradient descent (opt=gd) or, as in the
+ * paper, Muon (opt=muon: W_t = alpha_t W_{t-1} - eta_t NS5(S_t), five
+ * Newton-Schulz iterations towards the momentum's orthogonal polar factor;
+ * atlas_muon.c). chunk = 1 (the default) is the
+ * exact per-token rule; chunk = b takes every gradient of a chunk at its
+ * start memory (the paper's parallel form), stable only while the chunk's b
+ * stale steps stay small (docs/kernels/atlas.md, Stability). One task per (batch, KV head),
  * fixed order: bitwise identical results for any thread count. */
 #include "atlas.h"
 #include "atlas_internal.h"
@@ -20,22 +24,23 @@
 #include "kernels/core/counters.h"
 #include "kernels/linear/linear.h"
 
-#include <cblas.h>
 #include <math.h>
-#include <omp.h>
 #include <string.h>
 
 static const char *const atlas_phis[] = {"taylor", "identity", NULL};
-static const char *const atlas_opts[] = {"gd", NULL};
+static const char *const atlas_opts[] = {"gd", "muon", NULL};
 static const opt_def atlas_params[] = {
     {.name = "chunk", .type = OPT_INT, .def = ATLAS_DEFAULT_CHUNK, .lo = 1, .hi = ATLAS_MAX_CHUNK,
-     .help = "keys whose gradients are taken at the same memory (1: the exact per-token rule)"},
+     .help = "keys whose gradients are taken at the same memory (1: the exact per-token rule; larger chunks "
+             "diverge unless the steps stay below about 1/chunk)"},
     {.name = "window", .type = OPT_INT, .def = ATLAS_DEFAULT_WINDOW, .lo = 1, .hi = ATLAS_MAX_WINDOW,
      .help = "Omega rule: tokens whose regression loss each step descends (1: Titans' single token)"},
     {.name = "phi", .type = OPT_ENUM, .names = atlas_phis, .def = ATLAS_PHI_TAYLOR,
-     .help = "feature map of keys and queries: degree-2 Taylor of exp (F = 1 + D + D(D+1)/2) or identity"},
+     .help = "feature map of keys and queries: degree-2 Taylor of exp (F = 1 + D + D(D+1)/2) or identity, "
+             "normalised to unit length"},
     {.name = "opt", .type = OPT_ENUM, .names = atlas_opts, .def = 0,
-     .help = "optimiser step: gd, momentum gradient descent (the only one offered; the orthogonalised Muon variant is refused)"},
+     .help = "optimiser step: gd (momentum gradient descent) or muon (the momentum orthogonalised by five "
+             "Newton-Schulz iterations, the paper's; bounded steps, but every step walked: slower)"},
     {0},
 };
 
@@ -63,9 +68,24 @@ int64_t atlas_window_lo(const attn_args *a, int64_t t, int64_t c)
     return j;
 }
 
-void atlas_phi(const atlas_plan *pl, const float *x, int64_t ldx, int64_t n, float *xn, float *f)
+/* Rows f of n features to unit length, f / sqrt(|f|^2 + eps): every token's
+ * loss then has curvature 2 gamma <= 2 whatever the map and D (the Taylor map
+ * of a unit vector has |phi|^2 = 1 + 1/sqrt(D) + 1/(2D)). */
+static void unit_rows(float *f, int64_t n, int64_t F)
 {
-    int64_t D = pl->D;
+    for (int64_t r = 0; r < n; r++) {
+        float s = 0, *fr = f + r * F;
+        for (int64_t i = 0; i < F; i++)
+            s += fr[i] * fr[i];
+        float rn = 1.0f / sqrtf(s + (float)ATLAS_NORM_EPS);
+        for (int64_t i = 0; i < F; i++)
+            fr[i] *= rn;
+    }
+}
+
+/* x^ = x / sqrt(|x|^2 + eps) for n rows of D. */
+static void unit_inputs(const float *x, int64_t ldx, int64_t n, int64_t D, float *xn)
+{
     for (int64_t r = 0; r < n; r++) {
         const float *xr = x + r * ldx;
         float s = 0; /* a sum of squares: no cancellation */
@@ -75,44 +95,49 @@ void atlas_phi(const atlas_plan *pl, const float *x, int64_t ldx, int64_t n, flo
         for (int64_t d = 0; d < D; d++)
             xn[r * D + d] = xr[d] * rn;
     }
-    pl->fm.fwd(&pl->fm, xn, D, n, f, pl->F);
 }
 
-void atlas_phi_bwd(const atlas_plan *pl, const float *x, const float *df, float *xn, float *dx)
+void atlas_phi(const atlas_plan *pl, const float *x, int64_t ldx, int64_t n, float *xn, float *f)
 {
-    int64_t D = pl->D;
-    float s = 0, xd = 0;
-    for (int64_t d = 0; d < D; d++)
-        s += x[d] * x[d];
+    unit_inputs(x, ldx, n, pl->D, xn);
+    pl->fm.fwd(&pl->fm, xn, pl->D, n, f, pl->F);
+    unit_rows(f, n, pl->F);
+}
+
+/* dy = the gradient through y = u / sqrt(|u|^2 + eps) from dL/dy = dy (in place): (dy - y <y, dy>) / |u|. */
+static void unit_bwd(const float *u, int64_t n, float *dy)
+{
+    float s = 0, yd = 0;
+    for (int64_t i = 0; i < n; i++)
+        s += u[i] * u[i];
     float rn = 1.0f / sqrtf(s + (float)ATLAS_NORM_EPS);
-    for (int64_t d = 0; d < D; d++)
-        xn[d] = x[d] * rn;
-    pl->fm.bwd(&pl->fm, xn, D, 1, df, pl->F, dx, D);
-    for (int64_t d = 0; d < D; d++)
-        xd += xn[d] * dx[d];
-    for (int64_t d = 0; d < D; d++)
-        dx[d] = rn * (dx[d] - xn[d] * xd);
+    for (int64_t i = 0; i < n; i++)
+        yd += u[i] * rn * dy[i];
+    for (int64_t i = 0; i < n; i++)
+        dy[i] = rn * (dy[i] - u[i] * rn * yd);
+}
+
+void atlas_phi_bwd(const atlas_plan *pl, const float *x, float *df, float *xn, float *f, float *dx)
+{
+    unit_inputs(x, pl->D, 1, pl->D, xn);
+    pl->fm.fwd(&pl->fm, xn, pl->D, 1, f, pl->F); /* the map's output before its normalisation */
+    unit_bwd(f, pl->F, df);
+    pl->fm.bwd(&pl->fm, xn, pl->D, 1, df, pl->F, dx, pl->D);
+    unit_bwd(x, pl->D, dx);
 }
 
 void atlas_phi64(const atlas_plan *pl, const double *x, double *xn, double *f)
 {
-    double s = 0;
+    double s = 0, sf = 0;
     for (int64_t d = 0; d < pl->D; d++)
         s += x[d] * x[d];
     for (int64_t d = 0; d < pl->D; d++)
         xn[d] = x[d] / sqrt(s + ATLAS_NORM_EPS);
     pl->fm.fwd64(&pl->fm, xn, f);
-}
-
-int64_t atlas_chunk_end(const attn_args *a, const atlas_plan *pl, int64_t j0)
-{
-    return attn_key_block_end(a, j0, pl->C);
-}
-
-/* Blocks of whole chunks of at most pl->block keys (a longer chunk is a block of its own). */
-int64_t atlas_block_end(const attn_args *a, const atlas_plan *pl, int64_t j0)
-{
-    return attn_key_chunks_end(a, j0, pl->C, pl->block);
+    for (int64_t i = 0; i < pl->F; i++)
+        sf += f[i] * f[i];
+    for (int64_t i = 0; i < pl->F; i++)
+        f[i] /= sqrt(sf + ATLAS_NORM_EPS);
 }
 
 /* The identity map (F = D): phi(x) = x, for the reduction to Titans. */
@@ -146,7 +171,7 @@ int atlas_plan_make(atlas_plan *pl, const attn_args *a)
         pl->c = attn_param_int(a, atlas_params, "window", &rc);
     int phi = rc ? 0 : attn_param_enum(a, atlas_params, "phi", &rc);
     if (!rc)
-        (void)attn_param_enum(a, atlas_params, "opt", &rc);
+        pl->muon = attn_param_enum(a, atlas_params, "opt", &rc) == ATLAS_OPT_MUON;
     if (rc)
         return rc;
     if (a->q_off != a->k_off)
@@ -158,19 +183,9 @@ int atlas_plan_make(atlas_plan *pl, const attn_args *a)
     else
         pl->fm = (lin_fmap){.D = a->D, .F = a->D, .fwd = identity_fwd, .bwd = identity_bwd, .fwd64 = identity_fwd64};
     pl->D = a->D, pl->F = pl->fm.F, pl->Dv = attn_dv(a), pl->G = a->H / a->H_kv;
-    pl->block = pl->C > ATLAS_BWD_BLOCK ? pl->C : ATLAS_BWD_BLOCK;
-    pl->chunk_floats = atlas_chunk_floats(pl);
-    if (a->backward) {
-        for (int64_t j = 0; j < a->Nk; j = atlas_block_end(a, pl, j))
-            pl->n_blocks++;
-        size_t st = (size_t)(2 * pl->F * pl->Dv + 15) / 16 * 16;
-        size_t vec = (size_t)(pl->F + pl->Dv + pl->D + 15) / 16 * 16;
-        /* checkpoints, the block's states, [GH; GS], GH0, a zero state; 6 vectors; block starts (int64) */
-        pl->bwd_floats = st * (size_t)(pl->n_blocks + pl->block + 1 + 3) + 6 * vec +
-                         (size_t)(2 * (pl->n_blocks + 1) + 15) / 16 * 16;
-    }
-    pl->slot_floats = pl->chunk_floats + pl->bwd_floats;
-    pl->state_floats = (size_t)(a->B * a->H_kv * 2 * pl->F * pl->Dv);
+    size_t ns = pl->muon ? atlas_ns5_floats(pl) + mem_round((size_t)(pl->F * pl->Dv)) : 0; /* iterates, NS5(S) */
+    mem_plan_make(&pl->m, a, pl->C, ATLAS_BWD_BLOCK, pl->F, pl->Dv, atlas_chunk_floats(pl) + ns,
+                  ATLAS_BWD_VECTORS * mem_round((size_t)(pl->F + pl->Dv + pl->D)) + ns);
     return 0;
 }
 
@@ -180,9 +195,7 @@ static int atlas_init(attn_ctx *ctx, const attn_args *a)
     int rc = atlas_plan_make(&pl, a);
     if (rc)
         return rc;
-    size_t state = (pl.state_floats + 15) / 16 * 16;
-    ctx->workspace_bytes = sizeof(float) * (state + pl.slot_floats * (size_t)a->threads);
-    ctx->state_bytes_used = sizeof(float) * pl.state_floats;
+    mem_plan_size_ctx(&pl.m, a->threads, ctx);
     return 0;
 }
 
@@ -195,6 +208,14 @@ int atlas_inputs_present(const attn_io *io, const attn_grads *g)
     return 0;
 }
 
+/* One (batch, KV head): its keys chunk by chunk from a zero memory. */
+static double forward_task(const void *env, int64_t b, int64_t hk, float *H, float *ws)
+{
+    atlas_task t = *(const atlas_task *)env;
+    t.b = b, t.hk = hk;
+    return mem_walk_chunks(t.a, t.pl->C, 0, t.a->Nk, atlas_chunk, &t, H, ws, 1);
+}
+
 // q (B,H,N,D), k (B,H_kv,N,D), v (B,H_kv,N,Dv), beta, gate (B,H_kv,N,1), router (B,H_kv,N,2); o (B,H,N,Dv).
 // The final memory and momentum of each (b, KV head) stay in the workspace (ctx->state_bytes_used).
 static int atlas_forward(attn_ctx *ctx, const attn_io *io)
@@ -204,22 +225,12 @@ static int atlas_forward(attn_ctx *ctx, const attn_io *io)
     int rc = atlas_plan_make(&pl, a);
     if (rc || (rc = atlas_inputs_present(io, NULL)))
         return rc;
-    float *state = ctx->workspace, *slots = state + (pl.state_floats + 15) / 16 * 16;
-    int64_t tasks = a->B * a->H_kv;
-    long long flops = 0;
-    openblas_set_num_threads(1); /* parallelism comes from the OpenMP loop below */
-#pragma omp parallel for num_threads(a->threads) schedule(static) reduction(+ : flops)
-    for (int64_t t = 0; t < tasks; t++) {
-        atlas_task tk = {a, io, &pl, t / a->H_kv, t % a->H_kv};
-        float *ws = slots + (size_t)omp_get_thread_num() * pl.slot_floats, *H = state + t * 2 * pl.F * pl.Dv;
-        double f = 0;
-        for (int64_t j = 0, e; j < a->Nk; j = e) {
-            e = atlas_chunk_end(a, &pl, j);
-            f += atlas_chunk(&tk, j, e - j, attn_key_starts_seq(a, j), H, ws, 1);
-        }
-        flops += (long long)f;
-    }
+    float *state = ctx->workspace;
+    atlas_task all = {a, io, &pl, 0, 0};
+    long long flops = mem_each_task(a, state, (size_t)(2 * pl.F * pl.Dv), state + mem_round(pl.m.state_floats),
+                                    pl.m.slot_floats, forward_task, &all);
     attn_counter_add(ATTN_CNT_FLOPS, flops);
+    int64_t tasks = a->B * a->H_kv;
     /* K, V and four gates once per KV head, Q once per query head */
     double per_task = (double)a->Nk * (double)(pl.D + pl.Dv + 4 + pl.G * pl.D);
     attn_counter_add(ATTN_CNT_BYTES_READ, (long long)(4.0 * per_task * (double)tasks));
@@ -240,15 +251,21 @@ static double atlas_features(const attn_args *a)
  *   N (4 F Dv + 6 F Dv R / C + 2 R (F + Dv))
  * -- per token the two reads of the carried memory and momentum (4), per
  * chunk the window's errors and the two state updates (2 + 4, in F Dv R
- * units), and the in-chunk products phi(Q) phi(K_R)^T and P E. Backward
- * 2.5x forward (docs/kernel-interface.md's convention). */
+ * units), and the in-chunk products phi(Q) phi(K_R)^T and P E. opt=muon
+ * walks every step instead: per token the window's errors and gradient over
+ * R / C and min(window, N) rows (2 + 2), the step (4) and the read (2), in
+ * F Dv units, plus five Newton-Schulz iterations, 5 (4 F Dv^2 + 2 Dv^3).
+ * Backward 2.5x forward (docs/kernel-interface.md's convention). */
 static double atlas_flops(const attn_args *a, attn_pass pass)
 {
     int rc = 0;
     int64_t C = attn_param_int(a, atlas_params, "chunk", &rc), w = attn_param_int(a, atlas_params, "window", &rc);
+    int muon = attn_param_enum(a, atlas_params, "opt", &rc) == ATLAS_OPT_MUON;
     double N = (double)a->Nk, F = atlas_features(a), Dv = (double)attn_dv(a);
-    double c = (double)(C < a->Nk ? C : a->Nk), R = c + (double)(w < a->Nk ? w : a->Nk) - 1;
-    double fwd = (double)(a->B * a->H) * N * (4 * F * Dv + 6 * F * Dv * R / c + 2 * R * (F + Dv));
+    double c = (double)(C < a->Nk ? C : a->Nk), cw = (double)(w < a->Nk ? w : a->Nk), R = c + cw - 1;
+    double per_token = muon ? F * Dv * (2 * R / c + 2 * cw + 6) + 5 * (4 * F * Dv * Dv + 2 * Dv * Dv * Dv)
+                            : 4 * F * Dv + 6 * F * Dv * R / c + 2 * R * (F + Dv);
+    double fwd = (double)(a->B * a->H) * N * per_token;
     return pass == ATTN_PASS_FWD ? fwd : 2.5 * fwd;
 }
 
@@ -281,8 +298,9 @@ static int64_t atlas_input_cols(const attn_args *a, unsigned input)
 const attn_kernel attn_kernel_atlas = {
     .name = "atlas",
     .family = "atlas",
-    .reference = "Behrouz et al. 2025 (ATLAS), Omega rule over a window of c tokens, linear memory on degree-2 "
-                 "Taylor features, momentum gradient descent (no Muon); gradients of a chunk at its start memory",
+    .reference = "Behrouz et al. 2025 (ATLAS), Omega rule over a window of c tokens, linear memory on unit-length "
+                 "degree-2 Taylor features, momentum gradient descent or Muon; per token, or a chunk's gradients "
+                 "at its start memory",
     .flags = ATTN_APPROX | ATTN_CAUSAL | ATTN_TRAINABLE | ATTN_RECURRENT | ATTN_GQA | ATTN_DV |
              ATTN_DETERMINISTIC | ATTN_NO_SCALE,
     .masks = ATTN_MASK_BIT(ATTN_MASK_CAUSAL) | ATTN_MASK_BIT(ATTN_MASK_DOCUMENT),

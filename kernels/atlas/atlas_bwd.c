@@ -1,57 +1,49 @@
 /* Backward of `atlas` through the memory's online training
- * (docs/kernels/atlas.md). Per (batch, KV head):
+ * (docs/kernels/atlas.md). Per (batch, KV head), by the memory kernels' driver
+ * (kernels/core/mem_driver.h), with this file's steps:
  *  1. the chunked forward (atlas_chunk.c, outputs skipped) stores [H; S] at
  *     the start of every block of whole chunks;
  *  2. blocks are visited last to first: the block's states are recomputed step
  *     by step from its checkpoint, then the steps are undone in reverse with
  *     GH = dL/dH_t, GS = dL/dS_t and GH0, the gradient of the chunk's start
  *     memory through the window errors (added to GH at the chunk's first step).
- * Step t in the transposed layout, H0 the chunk's start memory, p_i = phi(k^_i),
+ * Step t in the transposed layout, H0 the chunk's start memory, p_i = phi^(k^_i) (unit features),
  * w = 1 / n_t (the window's mean):
  *   E_i = H0^T p_i - v_i,  S_t = theta S_{t-1} + w sum_i 2 gamma_i p_i E_i^T,
- *   H_t = alpha H_{t-1} - eta S_t,  y = H_t^T phi(q)
+ *   H_t = alpha H_{t-1} - eta S_t,  y = H_t^T phi^(q^)
  * reversed:
- *   GH += phi(q) dy^T,  dphi(q) = H_t dy
+ *   GH += phi^(q^) dy^T,  dphi^(q^) = H_t dy
  *   dalpha = <GH, H_{t-1}>,  deta = -<GH, S_t>,  GS -= eta GH,  GH <- alpha GH
  *   dtheta = <GS, S_{t-1}>;  per window row i, g = GS^T p_i:
  *     dgamma_i += 2 w <E_i, g>,  dE_i = 2 w gamma_i g,  dp_i += 2 w gamma_i GS E_i + H0 dE_i,
  *     dv_i -= dE_i,  GH0 += p_i dE_i^T
  *   GS <- theta GS
  * then the gates' chain rule (alpha = exp(gate), theta, gamma logistic) and
- * dk, dq through the feature map and the L2 normalisation. A row sits in up to c windows, so dk, dv
+ * dk, dq through the features' normalisation, the map and the L2 normalisation. A row sits in up to c windows, so dk, dv
  * and the window-weight logit's gradient are accumulated. */
 #include "atlas_internal.h"
 #include "kernels/core/counters.h"
 
 #include <cblas.h>
-#include <omp.h>
 #include <string.h>
 
+/* The driver's adjoints and this kernel's vectors (carved from mem_bwd_bufs.vec). */
 typedef struct {
-    float *ckpt;                  /* [n_blocks][2 F Dv]: [H; S] before each block */
-    float *st;                    /* [block + 1][2 F Dv]: the states before each step of one block */
     float *GH, *GS, *GH0;         /* F x Dv each (GS follows GH) */
-    float *zero;                  /* [H; S] = 0: the memory before a sequence */
     float *ph, *dph, *E, *g, *dx; /* F, F, Dv, Dv, D */
     float *xn;                    /* D: a normalised row */
-    int64_t *starts;              /* n_blocks + 1 block starts */
-    size_t dd;                    /* floats per [H; S], rounded to 16 */
+    float *ns, *Y;                /* opt=muon: NS5's scratch and NS5(S_t) (F x Dv) */
 } bwd_bufs;
 
-static bwd_bufs take_bufs(const atlas_plan *pl, float *ws)
+static bwd_bufs bufs_of(const atlas_plan *pl, mem_bwd_bufs *m)
 {
-    bwd_bufs u;
-    size_t FDv = (size_t)(pl->F * pl->Dv), vec = (size_t)(pl->F + pl->Dv + pl->D);
-    u.dd = (2 * FDv + 15) / 16 * 16;
-    u.ckpt = atlas_take(&ws, u.dd * (size_t)pl->n_blocks);
-    u.st = atlas_take(&ws, u.dd * (size_t)(pl->block + 1));
-    u.GH = atlas_take(&ws, u.dd), u.GS = u.GH + FDv, u.GH0 = atlas_take(&ws, u.dd);
-    u.zero = atlas_take(&ws, u.dd);
-    memset(u.zero, 0, sizeof(float) * u.dd);
-    u.ph = atlas_take(&ws, vec), u.dph = atlas_take(&ws, vec), u.E = atlas_take(&ws, vec);
-    u.g = atlas_take(&ws, vec), u.dx = atlas_take(&ws, vec);
-    u.xn = atlas_take(&ws, vec);
-    u.starts = (int64_t *)atlas_take(&ws, (size_t)(2 * (pl->n_blocks + 1)));
+    bwd_bufs u = {.GH = m->GH, .GS = m->GS, .GH0 = m->GH0};
+    size_t vec = (size_t)(pl->F + pl->Dv + pl->D);
+    float *w = m->vec; /* ATLAS_BWD_VECTORS of them */
+    u.ph = mem_take(&w, vec), u.dph = mem_take(&w, vec), u.E = mem_take(&w, vec);
+    u.g = mem_take(&w, vec), u.dx = mem_take(&w, vec), u.xn = mem_take(&w, vec);
+    u.ns = pl->muon ? mem_take(&w, atlas_ns5_floats(pl)) : NULL;
+    u.Y = pl->muon ? mem_take(&w, (size_t)(pl->F * pl->Dv)) : NULL;
     return u;
 }
 
@@ -73,9 +65,11 @@ static float gamma_of(const atlas_task *t, int64_t i)
 }
 
 /* next = one step j from prev ([H; S] each), with the chunk's start memory H0. */
-static void step_forward(const atlas_task *t, int64_t j, const float *prev, float *next, const float *H0,
-                         bwd_bufs *u)
+static void step_forward(const void *task, int64_t j, const float *prev, float *next, const float *H0,
+                         mem_bwd_bufs *m)
 {
+    const atlas_task *t = task;
+    bwd_bufs bufs = bufs_of(t->pl, m), *u = &bufs;
     const atlas_plan *pl = t->pl;
     int64_t FDv = pl->F * pl->Dv;
     float eta, alpha, theta, gamma;
@@ -89,8 +83,13 @@ static void step_forward(const atlas_task *t, int64_t j, const float *prev, floa
         cblas_sger(CblasRowMajor, (int)pl->F, (int)pl->Dv, 2.0f * w * gamma_of(t, i), u->ph, 1, u->E, 1, Sn,
                    (int)pl->Dv);
     }
+    const float *step = Sn;
+    if (pl->muon) {
+        atlas_ns5(pl, Sn, u->Y, u->ns);
+        step = u->Y;
+    }
     for (int64_t x = 0; x < FDv; x++)
-        Hn[x] = alpha * prev[x] - eta * Sn[x];
+        Hn[x] = alpha * prev[x] - eta * step[x];
 }
 
 /* dq of the group's query heads at token j from the memory Hr they read, and GH += phi(q) dy^T. */
@@ -103,7 +102,7 @@ static void read_backward(const atlas_task *t, const attn_grads *g, int64_t j, c
         atlas_phi(pl, q, pl->D, 1, u->xn, u->ph);
         cblas_sgemv(CblasRowMajor, CblasNoTrans, F, Dv, 1.0f, Hr, Dv, dy, 1, 0.0f, u->dph, 1);
         cblas_sger(CblasRowMajor, F, Dv, 1.0f, u->ph, 1, dy, 1, u->GH, Dv);
-        atlas_phi_bwd(pl, q, u->dph, u->xn, attn_at(&g->dq, t->b, h, j));
+        atlas_phi_bwd(pl, q, u->dph, u->xn, u->ph, attn_at(&g->dq, t->b, h, j));
     }
 }
 
@@ -125,27 +124,38 @@ static void window_backward(const atlas_task *t, const attn_grads *g, int64_t j,
         cblas_sger(CblasRowMajor, F, Dv, 1.0f, u->ph, 1, u->g, 1, u->GH0, Dv);
         for (int e = 0; e < Dv; e++)
             dv[e] -= u->g[e];
-        atlas_phi_bwd(pl, attn_at(&t->io->k, t->b, t->hk, i), u->dph, u->xn, u->dx);
+        atlas_phi_bwd(pl, attn_at(&t->io->k, t->b, t->hk, i), u->dph, u->xn, u->ph, u->dx);
         for (int d = 0; d < D; d++)
             dk[d] += u->dx[d];
     }
 }
 
 /* Undoes step j (prev = [H; S] before it, next after it, H0 the chunk's start memory). */
-static void step_backward(const atlas_task *t, const attn_grads *g, int64_t j, const float *prev,
-                          const float *next, const float *H0, bwd_bufs *u)
+static void step_backward(const void *task, const attn_grads *g, int64_t j, const float *prev,
+                          const float *next, const float *H0, mem_bwd_bufs *m)
 {
+    const atlas_task *t = task;
+    bwd_bufs bufs = bufs_of(t->pl, m), *u = &bufs;
     const atlas_plan *pl = t->pl;
     int64_t FDv = pl->F * pl->Dv;
     read_backward(t, g, j, next, u);
     float eta, alpha, theta, gamma;
     atlas_gates(t, j, &eta, &alpha, &theta, &gamma);
-    // H_t = alpha H_{t-1} - eta S_t
-    float dalpha = cblas_sdot((int)FDv, u->GH, 1, prev, 1), deta = -cblas_sdot((int)FDv, u->GH, 1, next + FDv, 1);
-    for (int64_t x = 0; x < FDv; x++) {
-        u->GS[x] -= eta * u->GH[x];
-        u->GH[x] *= alpha;
+    // H_t = alpha H_{t-1} - eta S_t  (muon: - eta NS5(S_t))
+    float dalpha = cblas_sdot((int)FDv, u->GH, 1, prev, 1), deta;
+    if (pl->muon) {
+        atlas_ns5(pl, next + FDv, u->Y, u->ns);
+        deta = -cblas_sdot((int)FDv, u->GH, 1, u->Y, 1);
+        for (int64_t x = 0; x < FDv; x++)
+            u->Y[x] = -eta * u->GH[x];
+        atlas_ns5_bwd(pl, next + FDv, u->Y, u->GS, u->ns);
+    } else {
+        deta = -cblas_sdot((int)FDv, u->GH, 1, next + FDv, 1);
+        for (int64_t x = 0; x < FDv; x++)
+            u->GS[x] -= eta * u->GH[x];
     }
+    for (int64_t x = 0; x < FDv; x++)
+        u->GH[x] *= alpha;
     // S_t = theta S_{t-1} + G_t
     float dtheta = cblas_sdot((int)FDv, u->GS, 1, prev + FDv, 1);
     window_backward(t, g, j, H0, u);
@@ -155,55 +165,10 @@ static void step_backward(const atlas_task *t, const attn_grads *g, int64_t j, c
     attn_at(&g->drouter, t->b, t->hk, j)[0] = theta * (1.0f - theta) * dtheta;
 }
 
-/* Pass 1: [H; S] before every block, by the chunked forward. Returns FLOPs. */
-static double checkpoints(const atlas_task *t, float *chunk_ws, bwd_bufs *u)
-{
-    const attn_args *a = t->a;
-    size_t n2 = (size_t)(2 * t->pl->F * t->pl->Dv);
-    float *H = u->st; /* free until pass 2 */
-    double flops = 0;
-    int64_t n = 0;
-    for (int64_t j = 0, e; j < a->Nk; j = e, n++) {
-        e = atlas_block_end(a, t->pl, j);
-        u->starts[n] = j;
-        if (attn_key_starts_seq(a, j))
-            memset(H, 0, sizeof(float) * n2);
-        memcpy(u->ckpt + (size_t)n * u->dd, H, sizeof(float) * n2);
-        for (int64_t c0 = j, c1; c0 < e; c0 = c1) {
-            c1 = atlas_chunk_end(a, t->pl, c0);
-            flops += atlas_chunk(t, c0, c1 - c0, attn_key_starts_seq(a, c0), H, chunk_ws, 0);
-        }
-    }
-    u->starts[n] = a->Nk;
-    return flops;
-}
-
-/* The state before step s of the block starting at jb (zero at a sequence start). */
-static float *state_before(const atlas_task *t, bwd_bufs *u, int64_t jb, int64_t s)
-{
-    return attn_key_starts_seq(t->a, s) ? u->zero : u->st + (size_t)(s - jb) * u->dd;
-}
-
-/* Undoes steps [j0, j1) of one chunk inside the block starting at jb, in reverse. */
-static void chunk_backward(const atlas_task *t, const attn_grads *g, int64_t jb, int64_t j0, int64_t j1,
-                           bwd_bufs *u)
-{
-    size_t n2 = (size_t)(2 * t->pl->F * t->pl->Dv);
-    const float *H0 = state_before(t, u, jb, j0);
-    for (int64_t s = j1 - 1; s >= j0; s--) {
-        step_backward(t, g, s, state_before(t, u, jb, s), u->st + (size_t)(s + 1 - jb) * u->dd, H0, u);
-        if (s == j0) { /* the chunk's errors were taken at H_{j0-1}: its gradient joins GH */
-            cblas_saxpy((int)(n2 / 2), 1.0f, u->GH0, 1, u->GH, 1);
-            memset(u->GH0, 0, sizeof(float) * n2 / 2);
-        }
-        if (attn_key_starts_seq(t->a, s)) /* the memory before a sequence is zero, not an input */
-            memset(u->GH, 0, sizeof(float) * n2);
-    }
-}
-
 /* dk, dv and the window-weight logit's gradient are sums over windows: start them at zero. */
-static void zero_accumulated(const atlas_task *t, const attn_grads *g)
+static void zero_accumulated(const void *task, const attn_grads *g)
 {
+    const atlas_task *t = task;
     for (int64_t j = 0; j < t->a->Nk; j++) {
         memset(attn_at(&g->dk, t->b, t->hk, j), 0, sizeof(float) * (size_t)t->pl->D);
         memset(attn_at(&g->dv, t->b, t->hk, j), 0, sizeof(float) * (size_t)t->pl->Dv);
@@ -211,40 +176,29 @@ static void zero_accumulated(const atlas_task *t, const attn_grads *g)
     }
 }
 
-/* Pass 2 over one (batch, KV head). Returns FLOPs. */
-static double backward_task(const atlas_task *t, const attn_grads *g, float *ws)
+_Static_assert(sizeof(atlas_task) <= MEM_TASK_BYTES, "the driver holds the task");
+
+static void place(const void *all, int64_t b, int64_t hk, void *task)
 {
-    const atlas_plan *pl = t->pl;
-    const attn_args *a = t->a;
-    bwd_bufs u = take_bufs(pl, ws + pl->chunk_floats);
-    zero_accumulated(t, g);
-    double flops = checkpoints(t, ws, &u);
-    size_t n2 = (size_t)(2 * pl->F * pl->Dv);
-    memset(u.GH, 0, sizeof(float) * n2);
-    memset(u.GH0, 0, sizeof(float) * n2 / 2);
-    for (int64_t n = pl->n_blocks - 1; n >= 0; n--) {
-        int64_t jb = u.starts[n], je = u.starts[n + 1];
-        memcpy(u.st, u.ckpt + (size_t)n * u.dd, sizeof(float) * n2);
-        for (int64_t c0 = jb, c1; c0 < je; c0 = c1) {
-            c1 = atlas_chunk_end(a, pl, c0);
-            const float *H0 = state_before(t, &u, jb, c0);
-            for (int64_t s = c0; s < c1; s++)
-                step_forward(t, s, state_before(t, &u, jb, s), u.st + (size_t)(s + 1 - jb) * u.dd, H0, &u);
-        }
-        for (int64_t c1 = je; c1 > jb;) { /* chunks of the block last to first */
-            int64_t c0 = jb;
-            while (atlas_chunk_end(a, pl, c0) < c1)
-                c0 = atlas_chunk_end(a, pl, c0);
-            chunk_backward(t, g, jb, c0, c1, &u);
-            c1 = c0;
-        }
-    }
-    /* per token, in F Dv units: the recomputed step 4c + 3; undoing it 10c + 8
-     * (errors, GS^T p, GS E, H0 dE, GH0 per window row; inner products and
-     * scalings); per query head 4 (dphi(q), GH += phi(q) dy^T) */
-    double w = (double)(pl->c < a->Nk ? pl->c : a->Nk);
-    return flops + (double)(pl->F * pl->Dv) * (14.0 * w + 11.0 + 4.0 * (double)pl->G) * (double)a->Nk;
+    atlas_task *t = task;
+    *t = *(const atlas_task *)all;
+    t->b = b, t->hk = hk;
 }
+
+/* Per token, in F Dv units: the recomputed step 4c + 3; undoing it 10c + 8
+ * (errors, GS^T p, GS E, H0 dE, GH0 per window row; inner products and
+ * scalings); per query head 4 (dphi(q), GH += phi(q) dy^T). */
+static double steps_flops(const void *task)
+{
+    const atlas_task *t = task;
+    const atlas_plan *pl = t->pl;
+    double w = (double)(pl->c < t->a->Nk ? pl->c : t->a->Nk), Dv = (double)pl->Dv;
+    /* muon: NS5 twice (replayed step, undone step) and its backward, about 3x its forward */
+    double ns = pl->muon ? 5.0 * ATLAS_NS_STEPS * (4.0 * (double)pl->F * Dv * Dv + 2.0 * Dv * Dv * Dv) : 0.0;
+    return ((double)(pl->F * pl->Dv) * (14.0 * w + 11.0 + 4.0 * (double)pl->G) + ns) * (double)t->a->Nk;
+}
+
+static const mem_steps atlas_steps = {place, zero_accumulated, step_forward, step_backward, atlas_chunk, steps_flops};
 
 int atlas_backward(attn_ctx *ctx, const attn_io *io, const attn_grads *g)
 {
@@ -255,16 +209,11 @@ int atlas_backward(attn_ctx *ctx, const attn_io *io, const attn_grads *g)
     int rc = atlas_plan_make(&pl, a);
     if (rc || (rc = atlas_inputs_present(io, g)))
         return rc;
-    float *slots = (float *)ctx->workspace + (pl.state_floats + 15) / 16 * 16;
-    int64_t tasks = a->B * a->H_kv;
-    long long flops = 0;
-    openblas_set_num_threads(1);
+    float *slots = (float *)ctx->workspace + mem_round(pl.m.state_floats);
     /* One task per (b, KV head): it owns dK, dV and the gates' gradients of that head and dQ of its G heads. */
-#pragma omp parallel for num_threads(a->threads) schedule(static) reduction(+ : flops)
-    for (int64_t t = 0; t < tasks; t++) {
-        atlas_task tk = {a, io, &pl, t / a->H_kv, t % a->H_kv};
-        flops += (long long)backward_task(&tk, g, slots + (size_t)omp_get_thread_num() * pl.slot_floats);
-    }
+    atlas_task all = {a, io, &pl, 0, 0};
+    long long flops = mem_backward(a, &pl.m, &atlas_steps, &all, g, slots);
+    int64_t tasks = a->B * a->H_kv;
     attn_counter_add(ATTN_CNT_FLOPS, flops);
     /* K, V and the gates about c + 1 times (both passes, every window), Q and dO once per query head */
     double w = (double)(pl.c < a->Nk ? pl.c : a->Nk);

@@ -4,7 +4,7 @@
  * chunk's start memory H0, so the error of each window row i is known up
  * front -- for the rows R = [lo(t0), t0 + n) that some step's window touches,
  * including up to c - 1 rows before the chunk -- and so is each row's
- * gradient piece u_i = 2 gamma_i phi_i E_i^T. Step s's gradient is the mean of
+ * gradient piece u_i = 2 gamma_i p_i E_i^T (p_i the unit features of key i). Step s's gradient is the mean of
  * the pieces of its window, G_s = w_s sum_{i = s-c+1}^{s} u_i (w_s = 1 / n_s), and momentum and
  * retention unroll into scalar coefficients (r, s steps of the chunk):
  *   S_r = M_r S0 + sum_{s<=r} M_rs G_s,            M_rs = theta_{s+1} ... theta_r
@@ -32,29 +32,28 @@ typedef struct {
     double *wn;                 /* 1 / n_s: the Omega loss is the mean over step s's window [n] */
 } chunk_bufs;
 
-static size_t rnd(size_t n) { return (n + 15) / 16 * 16; }
-
 static chunk_bufs carve(float *ws, const atlas_plan *pl)
 {
     chunk_bufs u;
     size_t n = (size_t)pl->C, R = (size_t)(pl->C + pl->c - 1), F = (size_t)pl->F, Dv = (size_t)pl->Dv;
-    u.phk = atlas_take(&ws, R * F), u.kd = atlas_take(&ws, R * F), u.km = atlas_take(&ws, R * F);
-    u.xn = atlas_take(&ws, R * (size_t)pl->D), u.wn = (double *)atlas_take(&ws, 2 * n);
-    u.phq = atlas_take(&ws, n * F), u.qx = atlas_take(&ws, 2 * n * F);
-    u.E = atlas_take(&ws, R * Dv), u.P = atlas_take(&ws, n * R);
-    u.eta = atlas_take(&ws, n), u.alpha = atlas_take(&ws, n), u.theta = atlas_take(&ws, n);
-    u.gam = atlas_take(&ws, R);
-    u.Ap = (double *)atlas_take(&ws, 2 * (n + 1)), u.dS = (double *)atlas_take(&ws, 2 * (n + 1));
-    u.Mf = (double *)atlas_take(&ws, 2 * (n + 1)), u.Dm = (double *)atlas_take(&ws, 2 * (n + 1) * n);
-    u.Mrow = (double *)atlas_take(&ws, 2 * n), u.pre = (double *)atlas_take(&ws, 2 * (n + 1));
+    u.phk = mem_take(&ws, R * F), u.kd = mem_take(&ws, R * F), u.km = mem_take(&ws, R * F);
+    u.xn = mem_take(&ws, R * (size_t)pl->D), u.wn = (double *)mem_take(&ws, 2 * n);
+    u.phq = mem_take(&ws, n * F), u.qx = mem_take(&ws, 2 * n * F);
+    u.E = mem_take(&ws, R * Dv), u.P = mem_take(&ws, n * R);
+    u.eta = mem_take(&ws, n), u.alpha = mem_take(&ws, n), u.theta = mem_take(&ws, n);
+    u.gam = mem_take(&ws, R);
+    u.Ap = (double *)mem_take(&ws, 2 * (n + 1)), u.dS = (double *)mem_take(&ws, 2 * (n + 1));
+    u.Mf = (double *)mem_take(&ws, 2 * (n + 1)), u.Dm = (double *)mem_take(&ws, 2 * (n + 1) * n);
+    u.Mrow = (double *)mem_take(&ws, 2 * n), u.pre = (double *)mem_take(&ws, 2 * (n + 1));
     return u;
 }
 
 size_t atlas_chunk_floats(const atlas_plan *pl)
 {
     size_t n = (size_t)pl->C, R = (size_t)(pl->C + pl->c - 1), F = (size_t)pl->F, Dv = (size_t)pl->Dv;
-    return 3 * rnd(R * F) + rnd(R * (size_t)pl->D) + rnd(2 * n) + rnd(n * F) + rnd(2 * n * F) + rnd(R * Dv) + rnd(n * R) + 3 * rnd(n) + rnd(R) +
-           4 * rnd(2 * (n + 1)) + rnd(2 * (n + 1) * n) + rnd(2 * n);
+    return 3 * mem_round(R * F) + mem_round(R * (size_t)pl->D) + mem_round(2 * n) + mem_round(n * F) +
+           mem_round(2 * n * F) + mem_round(R * Dv) + mem_round(n * R) + 3 * mem_round(n) + mem_round(R) +
+           4 * mem_round(2 * (n + 1)) + mem_round(2 * (n + 1) * n) + mem_round(2 * n);
 }
 
 /* Gates of the chunk's steps and rows, and the coefficients A, d, M, D. */
@@ -172,8 +171,43 @@ static double advance_state(const atlas_task *t, int64_t lo, int64_t j0, int64_t
     return 4.0 * (double)(R * F) * (double)Dv;
 }
 
-double atlas_chunk(const atlas_task *t, int64_t j0, int64_t n, int fresh, float *H, float *ws, int write_o)
+/* opt=muon: NS5 is not linear, so the chunk's steps are walked one by one:
+ * S = theta S + w sum_{i in window} 2 gamma_i p_i E_i^T (errors at H0, as
+ * above), H = alpha H - eta NS5(S), outputs H^T phi^(q). ns: the NS5 scratch
+ * and NS5(S) after the chunk scratch. */
+static double muon_steps(const atlas_task *t, int64_t lo, int64_t j0, int64_t n, int fresh, float *H,
+                         chunk_bufs *u, float *ns, int write_o)
 {
+    const atlas_plan *pl = t->pl;
+    int64_t F = pl->F, Dv = pl->Dv, FDv = F * Dv;
+    float *S = H + FDv, *Y = ns + atlas_ns5_floats(pl);
+    if (fresh)
+        memset(H, 0, sizeof(float) * (size_t)(2 * FDv));
+    double flops = 0;
+    for (int64_t r = 0; r < n; r++) {
+        int64_t j = j0 + r, wlo = atlas_window_lo(t->a, j, pl->c);
+        cblas_sscal((int)FDv, u->theta[r], S, 1);
+        for (int64_t i = wlo; i <= j; i++)
+            cblas_sger(CblasRowMajor, (int)F, (int)Dv, (float)(2.0 * u->gam[i - lo] * u->wn[r]), u->phk + (i - lo) * F,
+                       1, u->E + (i - lo) * Dv, 1, S, (int)Dv);
+        atlas_ns5(pl, S, Y, ns);
+        for (int64_t x = 0; x < FDv; x++)
+            H[x] = u->alpha[r] * H[x] - u->eta[r] * Y[x];
+        for (int64_t h = t->hk * pl->G; write_o && h < (t->hk + 1) * pl->G; h++) {
+            atlas_phi(pl, attn_at(&t->io->q, t->b, h, j), pl->D, 1, u->xn, u->phq);
+            cblas_sgemv(CblasRowMajor, CblasTrans, (int)F, (int)Dv, 1.0f, H, (int)Dv, u->phq, 1, 0.0f,
+                        attn_at(&t->io->o, t->b, h, j), 1);
+            flops += 2.0 * (double)FDv;
+        }
+        flops += (double)FDv * (2.0 * (double)(j - wlo + 1) + 4.0) +
+                 ATLAS_NS_STEPS * (4.0 * (double)FDv * (double)Dv + 2.0 * (double)(Dv * Dv * Dv));
+    }
+    return flops;
+}
+
+double atlas_chunk(const void *task, int64_t j0, int64_t n, int fresh, float *H, float *ws, int write_o)
+{
+    const atlas_task *t = task;
     const atlas_plan *pl = t->pl;
     int64_t F = pl->F, Dv = pl->Dv, lo = fresh ? j0 : atlas_window_lo(t->a, j0, pl->c), R = j0 + n - lo;
     chunk_bufs u = carve(ws, pl);
@@ -191,6 +225,8 @@ double atlas_chunk(const atlas_task *t, int64_t j0, int64_t n, int fresh, float 
         for (int64_t e = 0; e < Dv; e++)
             u.E[i * Dv + e] = (fresh ? 0.0f : u.E[i * Dv + e]) - v[e];
     }
+    if (pl->muon)
+        return flops + muon_steps(t, lo, j0, n, fresh, H, &u, ws + atlas_chunk_floats(pl), write_o);
     for (int64_t h = t->hk * pl->G; write_o && h < (t->hk + 1) * pl->G; h++)
         flops += chunk_output(t, h, lo, j0, n, fresh, H, &u);
     return flops + advance_state(t, lo, j0, n, fresh, H, &u);

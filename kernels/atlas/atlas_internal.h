@@ -11,9 +11,14 @@
 #define ATTN_ATLAS_INTERNAL_H
 
 #include "kernels/core/attn.h"
+#include "kernels/core/mem_driver.h"
 #include "kernels/linear/linear_internal.h"
 
-#define ATLAS_DEFAULT_CHUNK 16
+/* 1: the exact per-token rule. Larger chunks take b stale steps from one
+ * memory; along the features' shared direction (Taylor's constant term) they
+ * add up, and at the harness's random gates (eta ~ 0.5) the memory diverges
+ * from b = 4 on (docs/kernels/atlas.md, Stability). */
+#define ATLAS_DEFAULT_CHUNK 1
 #define ATLAS_MAX_CHUNK 256
 #define ATLAS_DEFAULT_WINDOW 64
 #define ATLAS_MAX_WINDOW 1024
@@ -22,17 +27,18 @@
  * at most max(ATLAS_BWD_BLOCK, chunk) keys, and one checkpoint per block. */
 #define ATLAS_BWD_BLOCK 32
 
+/* The backward's own vectors, F + Dv + D floats each (atlas_bwd.c). */
+#define ATLAS_BWD_VECTORS 6
+
 enum { ATLAS_PHI_TAYLOR, ATLAS_PHI_IDENTITY };
+enum { ATLAS_OPT_GD, ATLAS_OPT_MUON };
 
 /* Sizes of one run, from the arguments alone (init, forward, backward agree). */
 typedef struct {
     int64_t C, c, D, F, Dv, G; /* chunk, window, key size, features, value size, group */
+    int muon;                  /* opt=muon: the step is NS5 of the momentum */
     lin_fmap fm;               /* the feature map of keys and queries */
-    int64_t block, n_blocks;   /* backward: most keys per block, blocks of the sequence */
-    size_t chunk_floats;       /* per-thread scratch of one forward chunk */
-    size_t bwd_floats;         /* per-thread backward buffers */
-    size_t slot_floats;        /* chunk_floats + bwd_floats */
-    size_t state_floats;       /* B * H_kv * 2 F Dv */
+    mem_plan m;                /* the driver's sizes: state [H; S] of F x Dv each, slots, backward blocks */
 } atlas_plan;
 
 int atlas_plan_make(atlas_plan *pl, const attn_args *a);
@@ -48,15 +54,17 @@ typedef struct {
  * momentum theta = sigmoid(router[0]), window weight gamma = sigmoid(router[1]). */
 void atlas_gates(const atlas_task *t, int64_t j, float *eta, float *alpha, float *theta, float *gamma);
 
-/* q and k are L2-normalised before the feature map as x / sqrt(|x|^2 + eps). */
+/* q and k are L2-normalised before the feature map, and the features after
+ * it, as x / sqrt(|x|^2 + eps). */
 #define ATLAS_NORM_EPS 1e-12
 
-/* f = phi(x^) for n rows of x (row stride ldx); xn receives the n x D normalised rows. */
+/* f = phi^(x^), the unit-length features of the unit-length rows, for n rows
+ * of x (row stride ldx); xn receives the n x D normalised rows. */
 void atlas_phi(const atlas_plan *pl, const float *x, int64_t ldx, int64_t n, float *xn, float *f);
 
-/* dx = the gradient of one row x through x^ and phi from df = dL/dphi (F);
- * xn is a scratch of D floats. */
-void atlas_phi_bwd(const atlas_plan *pl, const float *x, const float *df, float *xn, float *dx);
+/* dx = the gradient of one row x through x^, phi and the features'
+ * normalisation from df = dL/dphi^ (F, overwritten); xn (D) and f (F) are scratch. */
+void atlas_phi_bwd(const atlas_plan *pl, const float *x, float *df, float *xn, float *f, float *dx);
 
 /* The double twin of atlas_phi for one row (xn: D scratch doubles). */
 void atlas_phi64(const atlas_plan *pl, const double *x, double *xn, double *f);
@@ -73,24 +81,27 @@ static inline int64_t atlas_window_rows(const attn_args *a, int64_t t, int64_t c
     return t - atlas_window_lo(a, t, c) + 1;
 }
 
-int64_t atlas_chunk_end(const attn_args *a, const atlas_plan *pl, int64_t j0);
-int64_t atlas_block_end(const attn_args *a, const atlas_plan *pl, int64_t j0);
-
 int atlas_inputs_present(const attn_io *io, const attn_grads *g);
 
-/* One chunk of keys [j0, j0+n): advances [H; Sm] and, when write_o, writes
- * the output rows of the group's G query heads. `fresh`: the chunk starts a
- * sequence (H, Sm are zero). ws holds pl->chunk_floats floats. Returns FLOPs. */
-double atlas_chunk(const atlas_task *t, int64_t j0, int64_t n, int fresh, float *H, float *ws, int write_o);
+/* One chunk of keys [j0, j0+n) of an atlas_task (a mem_chunk_fn): advances
+ * [H; Sm] and, when write_o, writes the output rows of the group's G query
+ * heads. `fresh`: the chunk starts a sequence (H, Sm are zero). ws holds
+ * pl->m.chunk_floats floats. Returns FLOPs. */
+double atlas_chunk(const void *task, int64_t j0, int64_t n, int fresh, float *H, float *ws, int write_o);
 
 size_t atlas_chunk_floats(const atlas_plan *pl);
 
-static inline float *atlas_take(float **ws, size_t n)
-{
-    float *p = *ws;
-    *ws += (n + 15) / 16 * 16;
-    return p;
-}
+/* Muon (atlas_muon.c): five Newton-Schulz iterations, normalised by |S|_F + 1e-7, none below 1e-12. */
+#define ATLAS_NS_STEPS 5
+#define ATLAS_NS_EPS 1e-7
+#define ATLAS_NS_TINY 1e-12
+size_t atlas_ns5_floats(const atlas_plan *pl);
+/* Y = NS5(S) of the stored F x Dv momentum; ws (atlas_ns5_floats) keeps the iterates for the backward. */
+void atlas_ns5(const atlas_plan *pl, const float *S, float *Y, float *ws);
+/* dS += dL/dS from dY = dL/dY (overwritten), ws as atlas_ns5(S) left it. */
+void atlas_ns5_bwd(const atlas_plan *pl, const float *S, float *dY, float *dS, float *ws);
+/* The double twin on a Dv x F matrix; ws holds 3 Dv F + 3 Dv^2 doubles. */
+void atlas_ns5_64(int64_t Dv, int64_t F, const double *S, double *Y, double *ws);
 
 int atlas_backward(attn_ctx *ctx, const attn_io *io, const attn_grads *g);
 int atlas_ref_forward(const attn_args *a, const attn_io64 *io);

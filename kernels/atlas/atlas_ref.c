@@ -2,9 +2,9 @@
  * Omega rule written token by token with plain loops, never the chunk's
  * closed form:
  *   at a chunk start: W0 = W
- *   G = (1 / n_t) sum_{i = lo(t)}^{t} 2 gamma_i (W0 phi(k^_i) - v_i) phi(k^_i)^T,  n_t = t - lo(t) + 1
- *   S = theta S + G;   W = alpha W - eta S;   y = W phi(q^)
- * (x^ = x / |x|: q and k L2-normalised)
+ *   G = (1 / n_t) sum_{i = lo(t)}^{t} 2 gamma_i (W0 p_i - v_i) p_i^T,  n_t = t - lo(t) + 1
+ *   S = theta S + G;   W = alpha W - eta S (opt=muon: - eta NS5(S));   y = W phi^(q^)
+ * (x^ = x / |x|: q and k L2-normalised; p_i = phi^(k^_i), the features normalised too)
  * W, S in R^{Dv x F} start at zero and restart at every document start.
  * Each query head h runs its own copy on KV head h / G. */
 #include "atlas_internal.h"
@@ -15,6 +15,7 @@
 
 typedef struct {
     double *W, *S, *W0, *Gr, *phi, *E, *xn;
+    double *Y, *ns; /* opt=muon: NS5(S) and its scratch */
 } ref_bufs;
 
 /* Gr = the window's gradient at W0 for step t. */
@@ -55,10 +56,15 @@ static void ref_head(const attn_args *a, const attn_io64 *io, const atlas_plan *
         window_gradient(a, io, pl, b, hk, t, r);
         double eta = attn_at64(&io->beta, b, hk, t)[0], alpha = exp(attn_at64(&io->gate, b, hk, t)[0]);
         double theta = atlas_sigmoid(attn_at64(&io->router, b, hk, t)[0]);
-        for (int64_t x = 0; x < FDv; x++) {
+        for (int64_t x = 0; x < FDv; x++)
             r->S[x] = theta * r->S[x] + r->Gr[x];
-            r->W[x] = alpha * r->W[x] - eta * r->S[x];
+        const double *step = r->S;
+        if (pl->muon) {
+            atlas_ns5_64(Dv, F, r->S, r->Y, r->ns);
+            step = r->Y;
         }
+        for (int64_t x = 0; x < FDv; x++)
+            r->W[x] = alpha * r->W[x] - eta * step[x];
         atlas_phi64(pl, attn_at64(&io->q, b, h, t), r->xn, r->phi);
         double *o = attn_at64(&io->o, b, h, t);
         for (int64_t e = 0; e < Dv; e++) {
@@ -79,10 +85,12 @@ int atlas_ref_forward(const attn_args *a, const attn_io64 *io)
     if (rc)
         return rc;
     int64_t F = pl.F, FDv = F * pl.Dv;
-    double *buf = malloc(sizeof(double) * (size_t)(4 * FDv + F + pl.Dv + pl.D));
+    double *buf = malloc(sizeof(double) * (size_t)(8 * FDv + F + pl.Dv + pl.D + 3 * pl.Dv * pl.Dv));
     if (!buf)
         return attn_fail(ATTN_ENOMEM, "atlas reference: cannot allocate the memory state");
-    ref_bufs r = {buf, buf + FDv, buf + 2 * FDv, buf + 3 * FDv, buf + 4 * FDv, buf + 4 * FDv + F, buf + 4 * FDv + F + pl.Dv};
+    double *x = buf + 4 * FDv + F + pl.Dv + pl.D;
+    ref_bufs r = {buf, buf + FDv, buf + 2 * FDv, buf + 3 * FDv, buf + 4 * FDv, buf + 4 * FDv + F, buf + 4 * FDv + F + pl.Dv,
+                  x, x + FDv};
     for (int64_t b = 0; b < a->B; b++)
         for (int64_t h = 0; h < a->H; h++)
             ref_head(a, io, &pl, b, h, &r);

@@ -30,7 +30,6 @@
 
 #include <cblas.h>
 #include <math.h>
-#include <omp.h>
 #include <string.h>
 
 /* Rows per diagonal block of the blocked substitution in solve_t. */
@@ -218,8 +217,9 @@ static double chunk_output(const delta_task *t, int64_t h, int64_t j0, int64_t c
     return flops;
 }
 
-double delta_chunk(const delta_task *t, int64_t j0, int64_t c, int fresh, float *H, float *ws, int write_o)
+double delta_chunk(const void *task, int64_t j0, int64_t c, int fresh, float *H, float *ws, int write_o)
 {
+    const delta_task *t = task;
     const delta_plan *pl = t->pl;
     int64_t Dk = pl->Dk, Dv = pl->Dv;
     int gated = pl->gated;
@@ -284,6 +284,14 @@ static int delta_init(attn_ctx *ctx, const attn_args *a, int gated)
 static int init_deltanet(attn_ctx *ctx, const attn_args *a) { return delta_init(ctx, a, 0); }
 static int init_gated(attn_ctx *ctx, const attn_args *a) { return delta_init(ctx, a, 1); }
 
+/* One (batch, KV head): its keys chunk by chunk from a zero state. */
+static double forward_task(const void *env, int64_t b, int64_t hk, float *H, float *ws)
+{
+    delta_task t = *(const delta_task *)env;
+    t.b = b, t.hk = hk;
+    return mem_walk_chunks(t.a, t.pl->C, 0, t.a->Nk, delta_chunk, &t, H, ws, 1);
+}
+
 // q is (B,H,N,Dk), k (B,H_kv,N,Dk), v (B,H_kv,N,Dv), beta and gate (B,H_kv,N,1); o is (B,H,N,Dv).
 // The final state of each (b, KV head) stays in the workspace (ctx->state_bytes_used).
 static int delta_forward(attn_ctx *ctx, const attn_io *io)
@@ -297,22 +305,12 @@ static int delta_forward(attn_ctx *ctx, const attn_io *io)
     if (!io->beta.data || (gated && !io->gate.data))
         return attn_fail(ATTN_EINVAL, "kernel '%s': expected io.beta%s, found NULL", ctx->kernel->name,
                          gated ? " and io.gate" : "");
-    float *state = ctx->workspace, *slots = state + (pl.state_floats + 15) / 16 * 16;
-    int64_t tasks = a->B * a->H_kv;
-    long long flops = 0;
-    openblas_set_num_threads(1); /* parallelism comes from the OpenMP loop below */
-#pragma omp parallel for num_threads(a->threads) schedule(static) reduction(+ : flops)
-    for (int64_t t = 0; t < tasks; t++) {
-        delta_task tk = {a, io, &pl, t / a->H_kv, t % a->H_kv, (float)attn_scale(a)};
-        float *ws = slots + (size_t)omp_get_thread_num() * pl.slot_floats, *H = state + t * pl.Dk * pl.Dv;
-        double f = 0;
-        for (int64_t j = 0, e; j < a->Nk; j = e) {
-            e = attn_key_block_end(a, j, pl.C);
-            f += delta_chunk(&tk, j, e - j, attn_key_starts_seq(a, j), H, ws, 1);
-        }
-        flops += (long long)f;
-    }
+    float *state = ctx->workspace;
+    delta_task all = {a, io, &pl, 0, 0, (float)attn_scale(a)};
+    long long flops = mem_each_task(a, state, (size_t)(pl.Dk * pl.Dv), state + mem_round(pl.state_floats),
+                                    pl.slot_floats, forward_task, &all);
     attn_counter_add(ATTN_CNT_FLOPS, flops);
+    int64_t tasks = a->B * a->H_kv;
     /* K, V, beta (and gate) once per KV head, Q once per query head */
     double per_task = (double)a->Nk * (double)(pl.Dk + pl.Dv + 1 + gated + pl.G * pl.Dk);
     attn_counter_add(ATTN_CNT_BYTES_READ, (long long)(4.0 * per_task * (double)tasks));

@@ -18,7 +18,6 @@
 
 #include <cblas.h>
 #include <math.h>
-#include <omp.h>
 #include <string.h>
 
 /* Per-thread backward buffers (after the chunk scratch of the slot). */
@@ -178,6 +177,20 @@ static double backward_task(const delta_task *t, const attn_grads *g, float *ws)
     return flops + per_tok * (double)t->a->Nk;
 }
 
+typedef struct {
+    delta_task all; /* b, hk set per task */
+    const attn_grads *g;
+} bwd_env;
+
+static double task_backward(const void *env, int64_t b, int64_t hk, float *state, float *ws)
+{
+    const bwd_env *e = env;
+    delta_task t = e->all;
+    t.b = b, t.hk = hk;
+    (void)state;
+    return backward_task(&t, e->g, ws);
+}
+
 int delta_backward(attn_ctx *ctx, const attn_io *io, const attn_grads *g)
 {
     const attn_args *a = &ctx->args;
@@ -192,16 +205,11 @@ int delta_backward(attn_ctx *ctx, const attn_io *io, const attn_grads *g)
     if (!io->beta.data || !g->dbeta.data || (gated && (!io->gate.data || !g->dgate.data)))
         return attn_fail(ATTN_EINVAL, "kernel '%s': expected beta%s and its gradient, found NULL",
                          ctx->kernel->name, gated ? ", gate" : "");
-    float *slots = (float *)ctx->workspace + (pl.state_floats + 15) / 16 * 16;
-    int64_t tasks = a->B * a->H_kv;
-    long long flops = 0;
-    openblas_set_num_threads(1);
+    float *slots = (float *)ctx->workspace + mem_round(pl.state_floats);
     /* One task per (b, KV head): it owns dK, dV, dbeta, dgate of that head and dQ of its G heads. */
-#pragma omp parallel for num_threads(a->threads) schedule(static) reduction(+ : flops)
-    for (int64_t t = 0; t < tasks; t++) {
-        delta_task tk = {a, io, &pl, t / a->H_kv, t % a->H_kv, (float)attn_scale(a)};
-        flops += (long long)backward_task(&tk, g, slots + (size_t)omp_get_thread_num() * pl.slot_floats);
-    }
+    bwd_env env = {{a, io, &pl, 0, 0, (float)attn_scale(a)}, g};
+    long long flops = mem_each_task(a, NULL, 0, slots, pl.slot_floats, task_backward, &env);
+    int64_t tasks = a->B * a->H_kv;
     attn_counter_add(ATTN_CNT_FLOPS, flops);
     /* K, V, beta (gate) twice (both passes), Q and dO once per query head */
     double per_task = (double)a->Nk * (2.0 * (double)(pl.Dk + pl.Dv + 1 + gated) +

@@ -10,6 +10,7 @@
 #define ATTN_DELTANET_INTERNAL_H
 
 #include "kernels/core/attn.h"
+#include "kernels/core/mem_driver.h"
 
 /* Key normalisation k^ = k / sqrt(|k|^2 + eps). FLA's l2norm uses eps = 1e-6;
  * 1e-12 keeps unit keys exactly unit in fp32 (the recall test) and still
@@ -48,12 +49,12 @@ typedef struct {
     float sc;
 } delta_task;
 
-/* One chunk of keys [j0, j0+c) in the WY/UT form: advances H (Dk x Dv) and,
- * when write_o, writes the output rows of the group's G query heads. `fresh`:
- * the chunk starts a segment (H is ignored and overwritten). `ws` holds
- * pl->chunk_floats floats. Returns the FLOPs executed. */
-double delta_chunk(const delta_task *t, int64_t j0, int64_t c, int fresh, float *H, float *ws,
-                   int write_o);
+/* One chunk of keys [j0, j0+c) of a delta_task (a mem_chunk_fn) in the WY/UT
+ * form: advances H (Dk x Dv) and, when write_o, writes the output rows of
+ * the group's G query heads. `fresh`: the chunk starts a segment (H is
+ * ignored and overwritten). `ws` holds pl->chunk_floats floats. Returns the
+ * FLOPs executed. */
+double delta_chunk(const void *task, int64_t j0, int64_t c, int fresh, float *H, float *ws, int write_o);
 
 /* Pointer to a 64-byte aligned sub-buffer of n floats, advancing *ws. */
 static inline float *delta_take(float **ws, size_t n)

@@ -21,9 +21,7 @@
 
 #include "kernels/core/counters.h"
 
-#include <cblas.h>
 #include <math.h>
-#include <omp.h>
 #include <string.h>
 
 static const char *const titans_reads[] = {"after", "before", NULL};
@@ -54,18 +52,6 @@ void titans_gates(const titans_task *t, int64_t j, float *beta, float *a, float 
     *eta = z >= 0 ? 1.0f / (1.0f + e) : e / (1.0f + e);
 }
 
-int64_t titans_chunk_end(const attn_args *a, const titans_plan *pl, int64_t j0)
-{
-    return attn_key_block_end(a, j0, pl->C);
-}
-
-/* Blocks of whole chunks of at most pl->block keys (a chunk longer than that
- * is a block of its own). */
-int64_t titans_block_end(const attn_args *a, const titans_plan *pl, int64_t j0)
-{
-    return attn_key_chunks_end(a, j0, pl->C, pl->block);
-}
-
 int titans_plan_make(titans_plan *pl, const attn_args *a)
 {
     int rc = attn_params_check(a, "titans", titans_params);
@@ -82,19 +68,8 @@ int titans_plan_make(titans_plan *pl, const attn_args *a)
                                             "q_off == k_off, found q_off=%lld k_off=%lld",
                          (long long)a->q_off, (long long)a->k_off);
     pl->Dk = a->D, pl->Dv = attn_dv(a), pl->G = a->H / a->H_kv;
-    pl->block = pl->C > TITANS_BWD_BLOCK ? pl->C : TITANS_BWD_BLOCK;
-    pl->chunk_floats = titans_chunk_floats(pl->C, pl->Dk, pl->Dv);
-    if (a->backward) {
-        for (int64_t j = 0; j < a->Nk; j = titans_block_end(a, pl, j))
-            pl->n_blocks++;
-        size_t st = (size_t)(2 * pl->Dk * pl->Dv + 15) / 16 * 16;
-        size_t vec = (size_t)(pl->Dk + pl->Dv + 15) / 16 * 16;
-        /* checkpoints, the block's states, [GH; GS], GH0, a zero state; 6 vectors; block starts (int64) */
-        pl->bwd_floats = st * (size_t)(pl->n_blocks + pl->block + 1 + 3) + 6 * vec +
-                         (size_t)(2 * (pl->n_blocks + 1) + 15) / 16 * 16;
-    }
-    pl->slot_floats = pl->chunk_floats + pl->bwd_floats;
-    pl->state_floats = (size_t)(a->B * a->H_kv * 2 * pl->Dk * pl->Dv);
+    mem_plan_make(&pl->m, a, pl->C, TITANS_BWD_BLOCK, pl->Dk, pl->Dv, titans_chunk_floats(pl->C, pl->Dk, pl->Dv),
+                  TITANS_BWD_VECTORS * mem_round((size_t)(pl->Dk + pl->Dv)));
     return 0;
 }
 
@@ -104,9 +79,7 @@ static int titans_init(attn_ctx *ctx, const attn_args *a)
     int rc = titans_plan_make(&pl, a);
     if (rc)
         return rc;
-    size_t state = (pl.state_floats + 15) / 16 * 16;
-    ctx->workspace_bytes = sizeof(float) * (state + pl.slot_floats * (size_t)a->threads);
-    ctx->state_bytes_used = sizeof(float) * pl.state_floats;
+    mem_plan_size_ctx(&pl.m, a->threads, ctx);
     return 0;
 }
 
@@ -120,6 +93,14 @@ int titans_inputs_present(const attn_ctx *ctx, const attn_io *io, const attn_gra
     return 0;
 }
 
+/* One (batch, KV head): its keys chunk by chunk from a zero memory. */
+static double forward_task(const void *env, int64_t b, int64_t hk, float *H, float *ws)
+{
+    titans_task t = *(const titans_task *)env;
+    t.b = b, t.hk = hk;
+    return mem_walk_chunks(t.a, t.pl->C, 0, t.a->Nk, titans_chunk, &t, H, ws, 1);
+}
+
 // q (B,H,N,Dk), k (B,H_kv,N,Dk), v (B,H_kv,N,Dv), beta, gate, router (B,H_kv,N,1); o (B,H,N,Dv).
 // The final memory and momentum of each (b, KV head) stay in the workspace (ctx->state_bytes_used).
 static int titans_forward(attn_ctx *ctx, const attn_io *io)
@@ -129,22 +110,12 @@ static int titans_forward(attn_ctx *ctx, const attn_io *io)
     int rc = titans_plan_make(&pl, a);
     if (rc || (rc = titans_inputs_present(ctx, io, NULL)))
         return rc;
-    float *state = ctx->workspace, *slots = state + (pl.state_floats + 15) / 16 * 16;
-    int64_t tasks = a->B * a->H_kv;
-    long long flops = 0;
-    openblas_set_num_threads(1); /* parallelism comes from the OpenMP loop below */
-#pragma omp parallel for num_threads(a->threads) schedule(static) reduction(+ : flops)
-    for (int64_t t = 0; t < tasks; t++) {
-        titans_task tk = {a, io, &pl, t / a->H_kv, t % a->H_kv};
-        float *ws = slots + (size_t)omp_get_thread_num() * pl.slot_floats, *H = state + t * 2 * pl.Dk * pl.Dv;
-        double f = 0;
-        for (int64_t j = 0, e; j < a->Nk; j = e) {
-            e = titans_chunk_end(a, &pl, j);
-            f += titans_chunk(&tk, j, e - j, attn_key_starts_seq(a, j), H, ws, 1);
-        }
-        flops += (long long)f;
-    }
+    float *state = ctx->workspace;
+    titans_task all = {a, io, &pl, 0, 0};
+    long long flops = mem_each_task(a, state, (size_t)(2 * pl.Dk * pl.Dv), state + mem_round(pl.m.state_floats),
+                                    pl.m.slot_floats, forward_task, &all);
     attn_counter_add(ATTN_CNT_FLOPS, flops);
+    int64_t tasks = a->B * a->H_kv;
     /* K, V and three gates once per KV head, Q once per query head */
     double per_task = (double)a->Nk * (double)(pl.Dk + pl.Dv + 3 + pl.G * pl.Dk);
     attn_counter_add(ATTN_CNT_BYTES_READ, (long long)(4.0 * per_task * (double)tasks));

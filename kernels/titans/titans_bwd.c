@@ -1,5 +1,6 @@
 /* Backward of `titans` through the memory's online training
- * (docs/kernels/titans.md). Per (batch, KV head):
+ * (docs/kernels/titans.md). Per (batch, KV head), by the memory kernels' driver
+ * (kernels/core/mem_driver.h), with this file's steps:
  *  1. the chunked forward (titans_chunk.c, outputs skipped) stores H = W^T and
  *     S = Sigma^T at the start of every block of whole chunks;
  *  2. blocks are visited last to first: the block's states are recomputed step
@@ -19,34 +20,22 @@
 #include "titans_internal.h"
 
 #include <cblas.h>
-#include <omp.h>
 #include <string.h>
 
-/* Per-thread backward buffers (after the chunk scratch of the slot). */
+/* The driver's adjoints and this kernel's vectors (carved from mem_bwd_bufs.vec). */
 typedef struct {
-    float *ckpt;              /* [n_blocks][2 Dk Dv]: [H; S] before each block */
-    float *st;                /* [block + 1][2 Dk Dv]: the states before each step of one block */
-    float *GH, *GS, *GH0;     /* Dk x Dv each (GS follows GH) */
-    float *zero;              /* [H; S] = 0: the memory before a sequence */
+    float *GH, *GS, *GH0;       /* Dk x Dv each (GS follows GH) */
     float *kn, *qn, *dqn, *dkn; /* Dk */
-    float *E, *gsk;           /* Dv */
-    int64_t *starts;          /* n_blocks + 1 block starts */
-    size_t dd;                /* floats per [H; S], rounded to 16 */
+    float *E, *gsk;             /* Dv */
 } bwd_bufs;
 
-static bwd_bufs take_bufs(const titans_plan *pl, float *ws)
+static bwd_bufs bufs_of(const titans_plan *pl, mem_bwd_bufs *m)
 {
-    bwd_bufs u;
-    size_t DkDv = (size_t)(pl->Dk * pl->Dv), vec = (size_t)(pl->Dk + pl->Dv);
-    u.dd = (2 * DkDv + 15) / 16 * 16;
-    u.ckpt = titans_take(&ws, u.dd * (size_t)pl->n_blocks);
-    u.st = titans_take(&ws, u.dd * (size_t)(pl->block + 1));
-    u.GH = titans_take(&ws, u.dd), u.GS = u.GH + DkDv, u.GH0 = titans_take(&ws, u.dd);
-    u.zero = titans_take(&ws, u.dd);
-    memset(u.zero, 0, sizeof(float) * u.dd);
-    u.kn = titans_take(&ws, vec), u.qn = titans_take(&ws, vec), u.dqn = titans_take(&ws, vec);
-    u.dkn = titans_take(&ws, vec), u.E = titans_take(&ws, vec), u.gsk = titans_take(&ws, vec);
-    u.starts = (int64_t *)titans_take(&ws, (size_t)(2 * (pl->n_blocks + 1)));
+    bwd_bufs u = {.GH = m->GH, .GS = m->GS, .GH0 = m->GH0};
+    size_t vec = (size_t)(pl->Dk + pl->Dv);
+    float *w = m->vec; /* TITANS_BWD_VECTORS of them */
+    u.kn = mem_take(&w, vec), u.qn = mem_take(&w, vec), u.dqn = mem_take(&w, vec);
+    u.dkn = mem_take(&w, vec), u.E = mem_take(&w, vec), u.gsk = mem_take(&w, vec);
     return u;
 }
 
@@ -65,9 +54,11 @@ static float load_error(const titans_task *t, int64_t j, const float *H0, bwd_bu
 }
 
 /* next = one step from prev ([H; S] each), with the chunk's initial memory H0. */
-static void step_forward(const titans_task *t, int64_t j, const float *prev, float *next, const float *H0,
-                         bwd_bufs *u)
+static void step_forward(const void *task, int64_t j, const float *prev, float *next, const float *H0,
+                         mem_bwd_bufs *m)
 {
+    const titans_task *t = task;
+    bwd_bufs bufs = bufs_of(t->pl, m), *u = &bufs;
     int64_t DkDv = t->pl->Dk * t->pl->Dv;
     float beta, a, eta;
     titans_gates(t, j, &beta, &a, &eta);
@@ -103,9 +94,11 @@ static void read_backward(const titans_task *t, const attn_grads *g, int64_t j, 
 /* Undoes step j (prev = [H; S] before it, next after it, H0 the chunk's
  * initial memory): writes dq of the group's heads and dk, dv, dbeta, dgate,
  * drouter of the token, and moves GH, GS to the states before the step. */
-static void step_backward(const titans_task *t, const attn_grads *g, int64_t j, const float *prev,
-                          const float *next, const float *H0, bwd_bufs *u)
+static void step_backward(const void *task, const attn_grads *g, int64_t j, const float *prev,
+                          const float *next, const float *H0, mem_bwd_bufs *m)
 {
+    const titans_task *t = task;
+    bwd_bufs bufs = bufs_of(t->pl, m), *u = &bufs;
     const titans_plan *pl = t->pl;
     int Dk = (int)pl->Dk, Dv = (int)pl->Dv;
     int64_t DkDv = pl->Dk * pl->Dv, b = t->b, hk = t->hk;
@@ -145,86 +138,25 @@ static void step_backward(const titans_task *t, const attn_grads *g, int64_t j, 
         read_backward(t, g, j, prev, u);
 }
 
-/* Pass 1: [H; S] before every block, by the chunked forward. Returns FLOPs. */
-static double checkpoints(const titans_task *t, float *chunk_ws, bwd_bufs *u)
+_Static_assert(sizeof(titans_task) <= MEM_TASK_BYTES, "the driver holds the task");
+
+static void place(const void *all, int64_t b, int64_t hk, void *task)
 {
-    const attn_args *a = t->a;
-    size_t n2 = (size_t)(2 * t->pl->Dk * t->pl->Dv);
-    float *H = u->st; /* free until pass 2 */
-    double flops = 0;
-    int64_t n = 0;
-    for (int64_t j = 0, e; j < a->Nk; j = e, n++) {
-        e = titans_block_end(a, t->pl, j);
-        u->starts[n] = j;
-        if (attn_key_starts_seq(a, j))
-            memset(H, 0, sizeof(float) * n2);
-        memcpy(u->ckpt + (size_t)n * u->dd, H, sizeof(float) * n2);
-        for (int64_t c0 = j, c1; c0 < e; c0 = c1) {
-            c1 = titans_chunk_end(a, t->pl, c0);
-            flops += titans_chunk(t, c0, c1 - c0, attn_key_starts_seq(a, c0), H, chunk_ws, 0);
-        }
-    }
-    u->starts[n] = a->Nk;
-    return flops;
+    titans_task *t = task;
+    *t = *(const titans_task *)all;
+    t->b = b, t->hk = hk;
 }
 
-/* The state before step s of the block starting at jb (zero at a sequence start). */
-static float *state_before(const titans_task *t, bwd_bufs *u, int64_t jb, int64_t s)
+/* Per token, in Dk Dv units: the recomputed step 6; per query head 4 (dq^,
+ * GH += q^ dy^T); the errors, <GH, H>, GS^T k^, GS E, <GS, S>, H0 dE, GH0 and
+ * the scalings, about 16. */
+static double steps_flops(const void *task)
 {
-    return attn_key_starts_seq(t->a, s) ? u->zero : u->st + (size_t)(s - jb) * u->dd;
+    const titans_task *t = task;
+    return (double)(t->pl->Dk * t->pl->Dv) * (22.0 + 4.0 * (double)t->pl->G) * (double)t->a->Nk;
 }
 
-/* Undoes steps [j0, j1) of one chunk inside the block starting at jb, in reverse. */
-static void chunk_backward(const titans_task *t, const attn_grads *g, int64_t jb, int64_t j0, int64_t j1,
-                           bwd_bufs *u)
-{
-    size_t n2 = (size_t)(2 * t->pl->Dk * t->pl->Dv);
-    const float *H0 = state_before(t, u, jb, j0);
-    for (int64_t s = j1 - 1; s >= j0; s--) {
-        const float *prev = state_before(t, u, jb, s), *next = u->st + (size_t)(s + 1 - jb) * u->dd;
-        step_backward(t, g, s, prev, next, H0, u);
-        if (s == j0) { /* the chunk's errors were taken at H_{j0-1}: its gradient joins GH */
-            cblas_saxpy((int)(n2 / 2), 1.0f, u->GH0, 1, u->GH, 1);
-            memset(u->GH0, 0, sizeof(float) * n2 / 2);
-        }
-        if (attn_key_starts_seq(t->a, s)) /* the memory before a sequence is zero, not an input */
-            memset(u->GH, 0, sizeof(float) * n2);
-    }
-}
-
-/* Pass 2 over one (batch, KV head). Returns FLOPs. */
-static double backward_task(const titans_task *t, const attn_grads *g, float *ws)
-{
-    const titans_plan *pl = t->pl;
-    const attn_args *a = t->a;
-    bwd_bufs u = take_bufs(pl, ws + pl->chunk_floats);
-    double flops = checkpoints(t, ws, &u);
-    size_t n2 = (size_t)(2 * pl->Dk * pl->Dv);
-    memset(u.GH, 0, sizeof(float) * n2);
-    memset(u.GH0, 0, sizeof(float) * n2 / 2);
-    for (int64_t n = pl->n_blocks - 1; n >= 0; n--) {
-        int64_t jb = u.starts[n], je = u.starts[n + 1];
-        memcpy(u.st, u.ckpt + (size_t)n * u.dd, sizeof(float) * n2);
-        for (int64_t c0 = jb, c1; c0 < je; c0 = c1) {
-            c1 = titans_chunk_end(a, pl, c0);
-            const float *H0 = state_before(t, &u, jb, c0);
-            for (int64_t s = c0; s < c1; s++)
-                step_forward(t, s, state_before(t, &u, jb, s), u.st + (size_t)(s + 1 - jb) * u.dd, H0, &u);
-        }
-        /* chunks of the block last to first */
-        for (int64_t c1 = je; c1 > jb;) {
-            int64_t c0 = jb;
-            while (titans_chunk_end(a, pl, c0) < c1)
-                c0 = titans_chunk_end(a, pl, c0);
-            chunk_backward(t, g, jb, c0, c1, &u);
-            c1 = c0;
-        }
-    }
-    /* per token, in Dk Dv units: the recomputed step 6; per query head 4
-     * (dq^, GH += q^ dy^T); the errors, <GH, H>, GS^T k^, GS E, <GS, S>,
-     * H0 dE, GH0 and the scalings, about 16 */
-    return flops + (double)(pl->Dk * pl->Dv) * (22.0 + 4.0 * (double)pl->G) * (double)a->Nk;
-}
+static const mem_steps titans_steps = {place, NULL, step_forward, step_backward, titans_chunk, steps_flops};
 
 int titans_backward(attn_ctx *ctx, const attn_io *io, const attn_grads *g)
 {
@@ -235,16 +167,11 @@ int titans_backward(attn_ctx *ctx, const attn_io *io, const attn_grads *g)
     int rc = titans_plan_make(&pl, a);
     if (rc || (rc = titans_inputs_present(ctx, io, g)))
         return rc;
-    float *slots = (float *)ctx->workspace + (pl.state_floats + 15) / 16 * 16;
-    int64_t tasks = a->B * a->H_kv;
-    long long flops = 0;
-    openblas_set_num_threads(1);
+    float *slots = (float *)ctx->workspace + mem_round(pl.m.state_floats);
     /* One task per (b, KV head): it owns dK, dV and the gates' gradients of that head and dQ of its G heads. */
-#pragma omp parallel for num_threads(a->threads) schedule(static) reduction(+ : flops)
-    for (int64_t t = 0; t < tasks; t++) {
-        titans_task tk = {a, io, &pl, t / a->H_kv, t % a->H_kv};
-        flops += (long long)backward_task(&tk, g, slots + (size_t)omp_get_thread_num() * pl.slot_floats);
-    }
+    titans_task all = {a, io, &pl, 0, 0};
+    long long flops = mem_backward(a, &pl.m, &titans_steps, &all, g, slots);
+    int64_t tasks = a->B * a->H_kv;
     attn_counter_add(ATTN_CNT_FLOPS, flops);
     /* K, V and the gates twice (both passes), Q and dO once per query head */
     double per_task = (double)a->Nk * (2.0 * (double)(pl.Dk + pl.Dv + 3) + (double)(pl.G * (pl.Dk + pl.Dv)));

@@ -31,13 +31,13 @@ static chunk_bufs carve(float *ws, int64_t c, int64_t Dk, int64_t Dv)
 {
     chunk_bufs u;
     size_t cp = (size_t)c + 1;
-    u.kn = titans_take(&ws, (size_t)(c * Dk)), u.qn = titans_take(&ws, (size_t)(c * Dk));
-    u.qx = titans_take(&ws, (size_t)(2 * c * Dk)), u.E = titans_take(&ws, (size_t)(c * Dv));
-    u.P = titans_take(&ws, (size_t)(c * c));
-    u.beta = titans_take(&ws, (size_t)c), u.a = titans_take(&ws, (size_t)c), u.eta = titans_take(&ws, (size_t)c);
-    u.Ap = (double *)titans_take(&ws, 2 * cp), u.dS = (double *)titans_take(&ws, 2 * cp);
-    u.Mf = (double *)titans_take(&ws, 2 * cp), u.Dm = (double *)titans_take(&ws, 2 * cp * (size_t)c);
-    u.Mrow = (double *)titans_take(&ws, 2 * (size_t)c);
+    u.kn = mem_take(&ws, (size_t)(c * Dk)), u.qn = mem_take(&ws, (size_t)(c * Dk));
+    u.qx = mem_take(&ws, (size_t)(2 * c * Dk)), u.E = mem_take(&ws, (size_t)(c * Dv));
+    u.P = mem_take(&ws, (size_t)(c * c));
+    u.beta = mem_take(&ws, (size_t)c), u.a = mem_take(&ws, (size_t)c), u.eta = mem_take(&ws, (size_t)c);
+    u.Ap = (double *)mem_take(&ws, 2 * cp), u.dS = (double *)mem_take(&ws, 2 * cp);
+    u.Mf = (double *)mem_take(&ws, 2 * cp), u.Dm = (double *)mem_take(&ws, 2 * cp * (size_t)c);
+    u.Mrow = (double *)mem_take(&ws, 2 * (size_t)c);
     return u;
 }
 
@@ -147,8 +147,9 @@ static double advance_state(const titans_task *t, int64_t c, int fresh, float *H
     return 4.0 * (double)(c * Dk) * (double)Dv;
 }
 
-double titans_chunk(const titans_task *t, int64_t j0, int64_t c, int fresh, float *H, float *ws, int write_o)
+double titans_chunk(const void *task, int64_t j0, int64_t c, int fresh, float *H, float *ws, int write_o)
 {
+    const titans_task *t = task;
     const titans_plan *pl = t->pl;
     int64_t Dk = pl->Dk, Dv = pl->Dv;
     chunk_bufs u = carve(ws, c, Dk, Dv);

@@ -11,6 +11,7 @@
 #define ATTN_TITANS_INTERNAL_H
 
 #include "kernels/core/attn.h"
+#include "kernels/core/mem_driver.h"
 
 /* q and k are L2-normalised as x / sqrt(|x|^2 + eps): a zero row maps to 0. */
 #define TITANS_NORM_EPS 1e-12
@@ -22,18 +23,16 @@
  * at most max(TITANS_BWD_BLOCK, chunk) keys, and one checkpoint per block. */
 #define TITANS_BWD_BLOCK 64
 
+/* The backward's own vectors, Dk + Dv floats each (titans_bwd.c). */
+#define TITANS_BWD_VECTORS 6
+
 enum { TITANS_READ_AFTER, TITANS_READ_BEFORE };
 
 /* Sizes of one run, from the arguments alone (init, forward, backward agree). */
 typedef struct {
     int64_t C, Dk, Dv, G;
     int read_before;        /* y_t = W_{t-1} q^_t instead of W_t q^_t */
-    int64_t block;          /* backward: most keys per block (whole chunks) */
-    int64_t n_blocks;       /* backward: blocks of the sequence */
-    size_t chunk_floats;    /* per-thread scratch of one forward chunk */
-    size_t bwd_floats;      /* per-thread backward buffers */
-    size_t slot_floats;     /* per-thread slot: chunk_floats + bwd_floats */
-    size_t state_floats;    /* B * H_kv * 2 Dk Dv: memory and momentum per (batch, KV head) */
+    mem_plan m;             /* the driver's sizes: state [H; S] of Dk x Dv each, slots, backward blocks */
 } titans_plan;
 
 /* Validates parameters, mask and offsets, and sizes the buffers. */
@@ -54,32 +53,18 @@ float titans_rnorm(const float *x, int64_t D);
  * exp(gate), momentum eta = sigmoid(router logit). */
 void titans_gates(const titans_task *t, int64_t j, float *beta, float *a, float *eta);
 
-/* End (exclusive) of the chunk that starts at key j0 (cut at documents). */
-int64_t titans_chunk_end(const attn_args *a, const titans_plan *pl, int64_t j0);
-
-/* End (exclusive) of the backward block of whole chunks that starts at j0. */
-int64_t titans_block_end(const attn_args *a, const titans_plan *pl, int64_t j0);
-
 /* Fails with a message unless io (and g, when not NULL) carry the three gates. */
 int titans_inputs_present(const attn_ctx *ctx, const attn_io *io, const attn_grads *g);
 
-/* One chunk of keys [j0, j0+c): advances H and S (each Dk x Dv, adjacent:
- * S = H + Dk*Dv) and, when write_o, writes the output rows of the group's G
- * query heads. `fresh`: the chunk starts a sequence (H, S are zero). `ws`
- * holds pl->chunk_floats floats. Returns the FLOPs executed. */
-double titans_chunk(const titans_task *t, int64_t j0, int64_t c, int fresh, float *H, float *ws,
-                    int write_o);
+/* One chunk of keys [j0, j0+c) of a titans_task (a mem_chunk_fn): advances
+ * H and S (each Dk x Dv, adjacent: S = H + Dk*Dv) and, when write_o, writes
+ * the output rows of the group's G query heads. `fresh`: the chunk starts a
+ * sequence (H, S are zero). `ws` holds pl->m.chunk_floats floats. Returns
+ * the FLOPs executed. */
+double titans_chunk(const void *task, int64_t j0, int64_t c, int fresh, float *H, float *ws, int write_o);
 
 /* Floats of titans_chunk's scratch for chunks of at most c keys. */
 size_t titans_chunk_floats(int64_t c, int64_t Dk, int64_t Dv);
-
-/* Pointer to a 64-byte aligned sub-buffer of n floats, advancing *ws. */
-static inline float *titans_take(float **ws, size_t n)
-{
-    float *p = *ws;
-    *ws += (n + 15) / 16 * 16;
-    return p;
-}
 
 int titans_backward(attn_ctx *ctx, const attn_io *io, const attn_grads *g);
 int titans_ref_forward(const attn_args *a, const attn_io64 *io);
