@@ -63,6 +63,17 @@ static void kv_dtypes_text(unsigned kv, char *buf, size_t n)
         }
 }
 
+/* The operand types besides fp32 the kernel takes: " dtype:bf16,fp16". */
+static void dtypes_text(unsigned dt, char *buf, size_t n)
+{
+    for (int t = ATTN_DT_BF16, first = 1; t < ATTN_DT__COUNT; t++)
+        if (dt & ATTN_DT_BIT(t)) {
+            strncat(buf, first ? " dtype:" : ",", n - strlen(buf) - 1);
+            strncat(buf, attn_dtype_names[t], n - strlen(buf) - 1);
+            first = 0;
+        }
+}
+
 static void masks_text(uint32_t m, char *buf, size_t n)
 {
     buf[0] = '\0';
@@ -87,12 +98,13 @@ static void csv_row(const char *const *cells, int n)
     fputc('\n', stdout);
 }
 
-/* A kernel's flags (with its per-token inputs and KV formats), masks and params as listed. */
+/* A kernel's flags (with its per-token inputs, KV formats and operand types), masks and params as listed. */
 static void kernel_texts(const attn_kernel *k, char flags[256], char masks[512], char params[2048])
 {
     flags_text(k->flags, flags, 256);
     inputs_text(k->inputs, flags, 256);
     kv_dtypes_text(k->kv_dtypes, flags, 256);
+    dtypes_text(k->dtypes, flags, 256);
     masks_text(k->masks, masks, 512);
     opt_summary(k->params, params, 2048);
     if (k->notes)
