@@ -15,7 +15,7 @@
 #include "flash_internal.h"
 #include "flash.h"
 #include "flash_gather.h"
-#include "flash_lowp.h"
+#include "kernels/core/lowp.h"
 
 #include <omp.h>
 #include <string.h>
@@ -179,7 +179,8 @@ static int flash_init(attn_ctx *ctx, const attn_args *a)
     if (rc)
         return rc;
     /* per-thread slots, the backward's Di, then the widened 16-bit operands */
-    ctx->workspace_bytes = sizeof(float) * (attn_flash_fp32_floats(a, &pl) + flash_lowp_floats(a));
+    ctx->workspace_bytes = sizeof(float) * (pl.thread_floats * (size_t)a->threads + pl.di_floats);
+    attn_lowp_reserve(ctx);
     ctx->priv = NULL;
     return flash_init_gather(ctx, a, &pl);
 }
@@ -246,11 +247,6 @@ static void flash_forward_tile(const attn_args *a, const flash_plan *pl, const a
     flash_lanes_store_o(a, io, b, hk * G, G, i0, NULL, nb, lanes, acc, m, l);
 }
 
-size_t attn_flash_fp32_floats(const attn_args *a, const flash_plan *pl)
-{
-    return pl->thread_floats * (size_t)a->threads + pl->di_floats;
-}
-
 // q is (B,H,Nq,D), k and v are (B,H_kv,Nk,D); o is (B,H,Nq,D), lse is (B,H,Nq)
 static int flash_forward_f32(attn_ctx *ctx, const attn_io *io)
 {
@@ -282,12 +278,7 @@ static int flash_forward_f32(attn_ctx *ctx, const attn_io *io)
 
 static int flash_forward(attn_ctx *ctx, const attn_io *io)
 {
-    const attn_args *a = &ctx->args;
-    if (a->dtype == ATTN_DT_FP32)
-        return flash_forward_f32(ctx, io);
-    flash_plan pl;
-    int rc = attn_flash_plan(&pl, a);
-    return rc ? rc : flash_lowp_forward(ctx, attn_flash_fp32_floats(a, &pl), io, flash_forward_f32);
+    return ctx->args.dtype == ATTN_DT_FP32 ? flash_forward_f32(ctx, io) : attn_lowp_forward(ctx, io, flash_forward_f32);
 }
 
 const attn_kernel attn_kernel_flash = {

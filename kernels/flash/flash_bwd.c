@@ -14,7 +14,7 @@
  * 14 D nnz FLOPs, against the nominal 10 D nnz. */
 #include "flash_internal.h"
 #include "flash_gather.h"
-#include "flash_lowp.h"
+#include "kernels/core/lowp.h"
 
 #include <omp.h>
 #include <string.h>
@@ -299,5 +299,5 @@ int attn_flash_backward(attn_ctx *ctx, const attn_io *io, const attn_grads *g)
                                       "so its workspace has no room for the backward");
     if (a->dtype == ATTN_DT_FP32)
         return flash_backward_f32(ctx, io, g);
-    return flash_lowp_backward(ctx, attn_flash_fp32_floats(a, &pl), io, g, flash_backward_f32);
+    return attn_lowp_backward(ctx, io, g, flash_backward_f32);
 }

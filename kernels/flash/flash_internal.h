@@ -94,10 +94,6 @@ static inline int64_t flash_round16(int64_t n) { return (n + 15) / 16 * 16; }
  * keys or out-of-range values. */
 int attn_flash_plan(flash_plan *pl, const attn_args *a);
 
-/* Workspace floats of the fp32 passes: the per-thread slots, then the
- * backward's Di (16-bit operands follow them, flash_lowp.h). */
-size_t attn_flash_fp32_floats(const attn_args *a, const flash_plan *pl);
-
 /* Thread t's slot in the workspace (64-byte aligned). */
 static inline float *flash_slot(const attn_ctx *ctx, const flash_plan *pl, int t)
 {
