@@ -11,6 +11,7 @@
 #include "harness/measure/fidelity.h"
 #include "harness/measure/fixture.h"
 #include "kernels/flash/flash.h"
+#include "lowp_check.h"
 
 #include <criterion/criterion.h>
 #include <math.h>
@@ -25,71 +26,10 @@
 
 static const attn_dtype types[] = {ATTN_DT_BF16, ATTN_DT_FP16};
 
-static void poison(attn_tensor *t)
-{
-    if (t->data)
-        memset(t->data, 0xff, sizeof(float) * (size_t)(t->B * t->sb)); /* NaN */
-}
-
-/* Every element of x rounded to type t equals y's. */
-static void assert_rounds_to(const attn_tensor *x, const attn_tensor_h *y, attn_dtype t, const char *what)
-{
-    for (int64_t b = 0; b < x->B; b++)
-        for (int64_t h = 0; h < x->H; h++)
-            for (int64_t n = 0; n < x->N; n++) {
-                uint16_t r[512];
-                attn_narrow(t, attn_at(x, b, h, n), x->D, r);
-                cr_assert(memcmp(r, attn_at_h(y, b, h, n), sizeof(uint16_t) * (size_t)x->D) == 0,
-                          "%s %s: row (%lld,%lld,%lld) differs", attn_dtype_names[t], what, (long long)b,
-                          (long long)h, (long long)n);
-            }
-}
-
-static void copy_tensor(attn_tensor *to, const attn_tensor *from)
-{
-    for (int64_t b = 0; b < to->B; b++)
-        for (int64_t h = 0; h < to->H; h++)
-            for (int64_t n = 0; n < to->N; n++)
-                memcpy(attn_at(to, b, h, n), attn_at(from, b, h, n), sizeof(float) * (size_t)to->D);
-}
-
-/* flash on 16-bit operands (problem lo) against flash in fp32 on their
- * plain-loop widened values (problem hi), and against the oracle on them. */
+/* The flash cases of lowp_check.h. */
 static void assert_equals_fp32_flash_on_the_widened_operands(attn_args a, attn_dtype t, const char *what)
 {
-    a.dtype = t;
-    fx_problem lo, hi;
-    fx_make(&lo, &a, 11);
-    attn_args a32 = a;
-    a32.dtype = ATTN_DT_FP32;
-    cr_assert_eq(problem_make(&hi, &attn_kernel_flash, &a32, 11, PROBLEM_GRADS), 0);
-    copy_tensor(&hi.q, &lo.qr), copy_tensor(&hi.k, &lo.kr), copy_tensor(&hi.v, &lo.vr);
-    attn_widen_plain(t, lo.d_oh.data, lo.d_oh.B * lo.d_oh.sb, hi.d_o.data);
-    poison(&lo.q), poison(&lo.k), poison(&lo.v), poison(&lo.d_o);
-    int rc = fx_run(&attn_kernel_flash, &lo, 1);
-    cr_assert_eq(rc, 0, "%s %s: %s", attn_dtype_names[t], what, attn_last_error());
-    cr_assert_eq(fx_run(&attn_kernel_flash, &hi, 1), 0, "%s", attn_last_error());
-    assert_rounds_to(&hi.o, &lo.oh, t, "O");
-    cr_assert(memcmp(hi.lse, lo.lse, sizeof(float) * (size_t)(a.B * a.H * a.Nq)) == 0, "%s %s: lse", attn_dtype_names[t],
-              what);
-    /* hi's backward read its own O, lo's the rounded one: compare with hi run on lo's O */
-    attn_widen_plain(t, lo.oh.data, lo.oh.B * lo.oh.sb, hi.o.data);
-    attn_ctx ctx;
-    a32.backward = 1;
-    cr_assert_eq(attn_ctx_create(&attn_kernel_flash, &a32, &ctx), 0);
-    attn_io io = problem_io(&hi);
-    attn_grads g = problem_grads(&hi);
-    cr_assert_eq(attn_kernel_flash.backward(&ctx, &io, &g), 0, "%s", attn_last_error());
-    attn_ctx_destroy(&ctx);
-    assert_rounds_to(&hi.dq, &lo.dqh, t, "dQ");
-    assert_rounds_to(&hi.dk, &lo.dkh, t, "dK");
-    assert_rounds_to(&hi.dv, &lo.dvh, t, "dV");
-    /* the oracle on the rounded operands: LSE at the fp32 tolerance, O within its rounding */
-    double eo = fx_err_o(&lo), el = fx_err_lse(&lo), u = attn_dtype_unit_roundoff(t);
-    cr_assert(el <= 1e-5, "%s %s: err_lse %.3g", attn_dtype_names[t], what, el);
-    cr_assert(eo <= fx_tol_o(a.Nk) + u, "%s %s: err_O %.3g > %.3g", attn_dtype_names[t], what, eo, fx_tol_o(a.Nk) + u);
-    fx_free(&lo);
-    problem_free(&hi);
+    lowp_assert_equals_fp32_on_widened(&attn_kernel_flash, a, t, what);
 }
 
 Test(flash_lowp, equals_fp32_flash_on_the_widened_operands_rounded_once, .timeout = 240)
@@ -162,20 +102,6 @@ Test(flash_lowp, forward_error_against_the_unrounded_oracle_is_within_the_bound,
     cr_assert(0 < err[1] && err[1] < err[0], "fp16 (11 bits) below bf16 (8 bits): %g %g", err[1], err[0]);
 }
 
-/* ||x - ref||_F / ||ref||_F */
-static double rel_fro(const attn_tensor *x, const attn_tensor_f64 *ref)
-{
-    double d2 = 0, r2 = 0;
-    for (int64_t b = 0; b < x->B; b++)
-        for (int64_t h = 0; h < x->H; h++)
-            for (int64_t n = 0; n < x->N; n++)
-                for (int64_t d = 0; d < x->D; d++) {
-                    double r = attn_at64(ref, b, h, n)[d], e = attn_at(x, b, h, n)[d] - r;
-                    d2 += e * e, r2 += r * r;
-                }
-    return r2 > 0 ? sqrt(d2 / r2) : sqrt(d2);
-}
-
 static void gaussian_problem(fx_problem *p, attn_args a, uint64_t seed)
 {
     fx_make(p, &a, seed);
@@ -203,7 +129,7 @@ Test(flash_lowp, gradients_against_the_unrounded_reference_are_within_the_bound,
             const attn_tensor *g[3] = {&lo.dq, &lo.dk, &lo.dv};
             const attn_tensor_f64 *r[3] = {&ref.dq64, &ref.dk64, &ref.dv64};
             for (int i = 0; i < 3; i++)
-                fro = fmax(fro, rel_fro(g[i], r[i])), maxabs = fmax(maxabs, fx_err_grad(g[i], r[i]));
+                fro = fmax(fro, lowp_rel_fro(g[i], r[i])), maxabs = fmax(maxabs, fx_err_grad(g[i], r[i]));
             fx_free(&ref), fx_free(&lo);
         }
         fprintf(stderr, "flash %s backward: rel_fro_err %.3g, max_abs_err %.3g (bound %.3g)\n",

@@ -87,6 +87,8 @@ static attn_io widened_io(const attn_ctx *ctx, const attn_io *io, int with_o, fl
 
 int attn_lowp_forward(attn_ctx *ctx, const attn_io *io, attn_fwd_fn f32)
 {
+    if (ctx->args.dtype == ATTN_DT_FP32)
+        return f32(ctx, io);
     if (!io->qh.data || !io->kh.data || !io->vh.data || !io->oh.data)
         return missing(ctx, "forward", "io.qh, kh, vh, oh");
     float *cursor;
@@ -99,6 +101,8 @@ int attn_lowp_forward(attn_ctx *ctx, const attn_io *io, attn_fwd_fn f32)
 
 int attn_lowp_backward(attn_ctx *ctx, const attn_io *io, const attn_grads *g, attn_bwd_fn f32)
 {
+    if (ctx->args.dtype == ATTN_DT_FP32)
+        return f32(ctx, io, g);
     if (!io->qh.data || !io->kh.data || !io->vh.data || !io->oh.data || !g->d_oh.data || !g->dqh.data ||
         !g->dkh.data || !g->dvh.data)
         return missing(ctx, "backward", "io.qh, kh, vh, oh and g.d_oh, dqh, dkh, dvh");

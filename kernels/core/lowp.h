@@ -21,8 +21,8 @@ size_t attn_lowp_bytes(const attn_kernel *k, const attn_args *a);
 void attn_lowp_reserve(attn_ctx *ctx);
 
 /* The pass f32 on the widened operands of io (and g), the results rounded
- * into io->oh (g->dqh, dkh, dvh). ATTN_EINVAL naming them when a 16-bit
- * tensor is missing. */
+ * into io->oh (g->dqh, dkh, dvh); with fp32 operands, f32 on io itself.
+ * ATTN_EINVAL naming them when a 16-bit tensor is missing. */
 int attn_lowp_forward(attn_ctx *ctx, const attn_io *io, attn_fwd_fn f32);
 int attn_lowp_backward(attn_ctx *ctx, const attn_io *io, const attn_grads *g, attn_bwd_fn f32);
 

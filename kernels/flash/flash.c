@@ -278,7 +278,7 @@ static int flash_forward_f32(attn_ctx *ctx, const attn_io *io)
 
 static int flash_forward(attn_ctx *ctx, const attn_io *io)
 {
-    return ctx->args.dtype == ATTN_DT_FP32 ? flash_forward_f32(ctx, io) : attn_lowp_forward(ctx, io, flash_forward_f32);
+    return attn_lowp_forward(ctx, io, flash_forward_f32);
 }
 
 const attn_kernel attn_kernel_flash = {

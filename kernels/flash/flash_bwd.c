@@ -297,7 +297,5 @@ int attn_flash_backward(attn_ctx *ctx, const attn_io *io, const attn_grads *g)
     if (!pl.di_floats)
         return attn_fail(ATTN_EINVAL, "flash backward: context was created without args.backward = 1, "
                                       "so its workspace has no room for the backward");
-    if (a->dtype == ATTN_DT_FP32)
-        return flash_backward_f32(ctx, io, g);
     return attn_lowp_backward(ctx, io, g, flash_backward_f32);
 }
