@@ -6,6 +6,7 @@
  * config's "dtype" list makes one job per type and survives cfg_dump;
  * `check --dtype` runs the forward and backward cases. */
 #include "check_tally.h"
+#include "config_list.h"
 #include "bench_row.h"
 #include "harness/measure/bench.h"
 #include "harness/measure/config.h"
@@ -77,32 +78,14 @@ Test(dtype_rows, a_kernel_without_the_type_is_a_skipped_row_with_the_reason)
     "{\"name\":\"t\",\"suites\":[{\"suite\":\"kernels\",\"kernels\":[\"flash\",\"naive\"],\"H\":[8],"          \
     "\"N\":[256],\"D\":[64],\"dtype\":" list "}]}"
 
+static int job_dtype(const bench_job *j) { return (int)j->args.dtype; }
+static size_t dtypes_len(const cfg_suite *s) { return s->dtypes.n; }
+
 Test(dtype_rows, a_config_dtype_list_makes_one_job_per_type_and_dumps_back)
 {
-    cfg_config c, d;
-    cr_assert_eq(cfg_parse("x.json", DT_SUITE("[\"fp32\",\"bf16\",\"fp16\"]"), &c), 0, "%s", attn_last_error());
-    cfg_job *j;
-    size_t n;
-    cr_assert_eq(cfg_expand(&c, &j, &n), 0);
-    cr_assert_eq(n, 6);
-    static const attn_dtype want[] = {ATTN_DT_FP32, ATTN_DT_BF16, ATTN_DT_FP16};
-    for (size_t i = 0; i < n; i++)
-        cr_assert_eq(j[i].job.args.dtype, want[i % 3], "job %zu", i);
-    free(j);
-    char *text = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&text, &len);
-    cfg_dump(f, &c);
-    fclose(f);
-    cr_assert(strstr(text, "\"bf16\""), "%s", text);
-    cr_assert_eq(cfg_parse("dump", text, &d), 0, "%s", attn_last_error());
-    cr_assert_eq(d.suites[0].dtypes.n, 3);
-    free(text);
-    cfg_free(&c);
-    cfg_free(&d);
-    cr_assert_lt(cfg_parse("x.json", DT_SUITE("[\"q8_0\"]"), &c), 0);
-    cr_assert(strstr(attn_last_error(), "$.suites[0].dtype[0]") && strstr(attn_last_error(), "\"fp16\""), "%s",
-              attn_last_error());
+    static const int want[] = {ATTN_DT_FP32, ATTN_DT_BF16, ATTN_DT_FP16};
+    assert_config_list(DT_SUITE("[\"fp32\",\"bf16\",\"fp16\"]"), 6, job_dtype, want, 3, dtypes_len, "\"bf16\"",
+                       DT_SUITE("[\"q8_0\"]"), "$.suites[0].dtype[0]", "\"fp16\"");
 }
 
 Test(dtype_rows, check_runs_forward_and_backward_cases_on_16_bit_operands, .timeout = 120)

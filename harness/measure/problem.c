@@ -231,23 +231,22 @@ void problem_store_kv(problem *p)
     }
 }
 
+#define FOR_ROWS(t, b, h, n)                     \
+    for (int64_t b = 0; b < (t)->B; b++)         \
+        for (int64_t h = 0; h < (t)->H; h++)     \
+            for (int64_t n = 0; n < (t)->N; n++)
+
 static void narrow_into(attn_tensor_h *y, const attn_tensor *x, attn_dtype t)
 {
     if (x->data && y->data)
-        for (int64_t b = 0; b < x->B; b++)
-            for (int64_t h = 0; h < x->H; h++)
-                for (int64_t n = 0; n < x->N; n++)
-                    attn_narrow(t, attn_at(x, b, h, n), x->D, attn_at_h(y, b, h, n));
+        FOR_ROWS(x, b, h, n) attn_narrow(t, attn_at(x, b, h, n), x->D, attn_at_h(y, b, h, n));
 }
 
 /* The plain loop, not the kernels' vector path: what they are checked against. */
 static void widen_h_into(attn_tensor *y, const attn_tensor_h *x, attn_dtype t)
 {
     if (x->data && y->data)
-        for (int64_t b = 0; b < x->B; b++)
-            for (int64_t h = 0; h < x->H; h++)
-                for (int64_t n = 0; n < x->N; n++)
-                    attn_widen_plain(t, attn_at_h(x, b, h, n), x->D, attn_at(y, b, h, n));
+        FOR_ROWS(x, b, h, n) attn_widen_plain(t, attn_at_h(x, b, h, n), x->D, attn_at(y, b, h, n));
 }
 
 void problem_store_operands(problem *p)
