@@ -6,6 +6,7 @@
  * job per format and survives cfg_dump; `check --kv-dtype` runs the forward
  * cases. */
 #include "check_tally.h"
+#include "config_list.h"
 #include "bench_row.h"
 #include "harness/measure/bench.h"
 #include "harness/measure/config.h"
@@ -77,32 +78,14 @@ Test(kv_rows, a_kernel_without_the_format_is_a_skipped_row_with_the_reason)
     "{\"name\":\"t\",\"suites\":[{\"suite\":\"decode\",\"kernels\":[\"decode\",\"flash\"],\"H\":[8],\"H_kv\":[2],"  \
     "\"N\":[1],\"N_kv\":[4096],\"D\":[64],\"kv_dtype\":" list "}]}"
 
+static int job_kv_dtype(const bench_job *j) { return (int)j->args.kv_dtype; }
+static size_t kv_dtypes_len(const cfg_suite *s) { return s->kv_dtypes.n; }
+
 Test(kv_rows, a_config_kv_dtype_list_makes_one_job_per_format_and_dumps_back)
 {
-    cfg_config c, d;
-    cr_assert_eq(cfg_parse("x.json", KV_SUITE("[\"fp32\",\"q8_0\",\"bf16\"]"), &c), 0, "%s", attn_last_error());
-    cfg_job *j;
-    size_t n;
-    cr_assert_eq(cfg_expand(&c, &j, &n), 0);
-    cr_assert_eq(n, 6);
-    static const attn_kv_dtype want[] = {ATTN_KV_FP32, ATTN_KV_Q8_0, ATTN_KV_BF16};
-    for (size_t i = 0; i < n; i++)
-        cr_assert_eq(j[i].job.args.kv_dtype, want[i % 3], "job %zu", i);
-    free(j);
-    char *text = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&text, &len);
-    cfg_dump(f, &c);
-    fclose(f);
-    cr_assert(strstr(text, "\"q8_0\""), "%s", text);
-    cr_assert_eq(cfg_parse("dump", text, &d), 0, "%s", attn_last_error());
-    cr_assert_eq(d.suites[0].kv_dtypes.n, 3);
-    free(text);
-    cfg_free(&c);
-    cfg_free(&d);
-    cr_assert_lt(cfg_parse("x.json", KV_SUITE("[\"q5_1\"]"), &c), 0);
-    cr_assert(strstr(attn_last_error(), "$.suites[0].kv_dtype[0]") && strstr(attn_last_error(), "\"q4_0\""), "%s",
-              attn_last_error());
+    static const int want[] = {ATTN_KV_FP32, ATTN_KV_Q8_0, ATTN_KV_BF16};
+    assert_config_list(KV_SUITE("[\"fp32\",\"q8_0\",\"bf16\"]"), 6, job_kv_dtype, want, 3, kv_dtypes_len, "\"q8_0\"",
+                       KV_SUITE("[\"q5_1\"]"), "$.suites[0].kv_dtype[0]", "\"q4_0\"");
 }
 
 Test(kv_rows, check_runs_the_forward_cases_on_the_stored_cache, .timeout = 120)

@@ -1,4 +1,4 @@
-/* attnbench check --kernel K|all [--mask M] [--threads T] [--kv-dtype F] */
+/* attnbench check --kernel K|all [--mask M] [--threads T] [--kv-dtype F] [--dtype T] */
 #include "harness/measure/check.h"
 #include "cli.h"
 #include "kernels/core/registry.h"
@@ -9,7 +9,7 @@
 #include <string.h>
 
 static const char usage[] =
-    "usage: attnbench check --kernel K[,K...]|all [--mask M] [--threads T] [--kv-dtype F]\n"
+    "usage: attnbench check --kernel K[,K...]|all [--mask M] [--threads T] [--kv-dtype F] [--dtype T]\n"
     "Runs each kernel against the double-precision oracle and prints one line per case:\n"
     "forward O and logsumexp on a table of shapes (N = 1..513, D = 16..128, GQA, Nq != Nk),\n"
     "backward dQ/dK/dV (trainable kernels), a padded batch (kernels flagged padded),\n"
@@ -21,13 +21,18 @@ static const char usage[] =
     "on each input family (gaussian, lowrank, peaked, longtail; docs/fidelity.md), the mean\n"
     "over 3 seeds at N = 1024, D = 64, H = 2 of rel_fro_err, cosine_mean, cosine_min, and\n"
     "kl / topk_recall where the kernel forms attention rows / selects keys (else NA).\n"
-    "  --kernel  kernel names (see 'attnbench list kernels') or 'all' (with --kv-dtype: all that read it)\n"
+    "  --kernel  kernel names (see 'attnbench list kernels') or 'all' (with --kv-dtype or --dtype: all\n"
+    "            that take it)\n"
     "  --mask    check only this mask spec (e.g. causal, window:wl=64,wr=0); default: all\n"
     "  --threads threads for the kernels (default 2)\n"
     "  --kv-dtype fp32|bf16|fp16|q8_0|q4_0: K and V caches stored in this format (decode, lean;\n"
     "            docs/kv-formats.md): the forward cases with D a multiple of 32 against the oracle\n"
     "            on the stored values, then the fidelity report against the oracle on the unrounded\n"
-    "            inputs (default fp32)\n";
+    "            inputs (default fp32)\n"
+    "  --dtype   fp32|bf16|fp16: Q, K, V, O (dO and the gradients) stored in this type (flash;\n"
+    "            docs/dtypes.md): the forward and backward cases against the oracle on the rounded\n"
+    "            operands, tolerances grown by the outputs' rounding, then the fidelity report\n"
+    "            against the oracle on the unrounded inputs (default fp32)\n";
 
 /* The pass/fail table: one line per measure of a case. */
 typedef struct {
@@ -85,11 +90,12 @@ static void print_measure(const char *name, double sum, int n)
  * seeds per input family at one shape and the kernel's defaults. Informative:
  * no tolerance, never a failing line (the budget grids are configs/fidelity.json). */
 #define CHECK_FID_SEEDS 3
-static int fidelity_report(const attn_kernel *k, int threads, attn_kv_dtype kv_dtype)
+static int fidelity_report(const attn_kernel *k, int threads, attn_kv_dtype kv_dtype, attn_dtype dtype)
 {
     int full = (k->masks & ATTN_MASK_BIT(ATTN_MASK_FULL)) != 0;
     attn_args a = {.B = 1, .H = 2, .H_kv = 2, .Nq = 1024, .Nk = 1024, .D = 64, .threads = threads,
-                   .mask = attn_mask_default(full ? ATTN_MASK_FULL : ATTN_MASK_CAUSAL), .kv_dtype = kv_dtype};
+                   .mask = attn_mask_default(full ? ATTN_MASK_FULL : ATTN_MASK_CAUSAL), .kv_dtype = kv_dtype,
+                   .dtype = dtype};
     attn_args_defaults(&a);
     for (int f = FID_GAUSSIAN; f < FID__COUNT; f++) {
         double sum[FID_MEASURES] = {0};
@@ -105,9 +111,9 @@ static int fidelity_report(const attn_kernel *k, int threads, attn_kv_dtype kv_d
                 if (!isnan(v[i]))
                     sum[i] += v[i], n[i]++;
         }
-        printf("%-14s %-15s %-8s N=1024 D=64 %s%s%s, %d seeds:", k->name, "fidelity", fid_inputs_names[f],
+        printf("%-14s %-15s %-8s N=1024 D=64 %s%s%s%s%s, %d seeds:", k->name, "fidelity", fid_inputs_names[f],
                full ? "full" : "causal", kv_dtype ? " kv=" : "", kv_dtype ? attn_kv_dtype_names[kv_dtype] : "",
-               CHECK_FID_SEEDS);
+               dtype ? " dtype=" : "", dtype ? attn_dtype_names[dtype] : "", CHECK_FID_SEEDS);
         for (int i = 0; i < FID_MEASURES; i++)
             print_measure(fid_measure_names[i], sum[i], n[i]);
         putchar('\n');
@@ -121,11 +127,13 @@ int cmd_check(int argc, char **argv)
                                          {"mask", required_argument, 0, 'm'},
                                          {"threads", required_argument, 0, 't'},
                                          {"kv-dtype", required_argument, 0, 'q'},
+                                         {"dtype", required_argument, 0, 'd'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     const char *kernels = NULL, *mask = NULL;
     int64_t threads = 2;
     attn_kv_dtype kv_dtype = ATTN_KV_FP32;
+    attn_dtype dtype = ATTN_DT_FP32;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
@@ -138,6 +146,9 @@ int cmd_check(int argc, char **argv)
                 return cli_report("check");
         } else if (c == 'q') {
             if (attn_kv_dtype_parse(optarg, &kv_dtype))
+                return cli_usage_error("check", attn_last_error());
+        } else if (c == 'd') {
+            if (attn_dtype_parse(optarg, &dtype))
                 return cli_usage_error("check", attn_last_error());
         } else if (c == 'h')
             return fputs(usage, stdout), 0;
@@ -152,7 +163,8 @@ int cmd_check(int argc, char **argv)
     if (strcmp(kernels, "all") == 0) {
         for (const attn_kernel *const *k = attn_registry(); *k; k++)
             if (!((*k)->flags & ATTN_REFERENCE) && (((*k)->flags & ATTN_EXACT) || (*k)->ref_forward) &&
-                (kv_dtype == ATTN_KV_FP32 || ((*k)->kv_dtypes & ATTN_KV_BIT(kv_dtype)))) /* all that read it */
+                (kv_dtype == ATTN_KV_FP32 || ((*k)->kv_dtypes & ATTN_KV_BIT(kv_dtype))) && /* all that read it */
+                (dtype == ATTN_DT_FP32 || ((*k)->dtypes & ATTN_DT_BIT(dtype))))
                 list[n++] = *k;
     } else {
         char names[64][CLI_ITEM];
@@ -165,8 +177,9 @@ int cmd_check(int argc, char **argv)
     }
     check_table table = {stdout, 0};
     for (int i = 0; i < n; i++)
-        if (check_kernel_cases_kv(list[i], mask, (int)threads, kv_dtype, table_print, &table) != 0 ||
-            (((list[i]->flags & ATTN_APPROX) || kv_dtype) && fidelity_report(list[i], (int)threads, kv_dtype) != 0))
+        if (check_kernel_cases_typed(list[i], mask, (int)threads, kv_dtype, dtype, table_print, &table) != 0 ||
+            (((list[i]->flags & ATTN_APPROX) || kv_dtype || dtype) &&
+             fidelity_report(list[i], (int)threads, kv_dtype, dtype) != 0))
             return cli_report("check");
     printf("check: %d failing case(s)\n", table.failed);
     return table.failed ? 1 : 0;

@@ -52,14 +52,16 @@ static void inputs_text(unsigned in, char *buf, size_t n)
         strncat(buf, " in:weights", n - strlen(buf) - 1);
 }
 
-/* The KV cache formats besides fp32 the kernel reads: " kv:bf16,fp16,...". */
-static void kv_dtypes_text(unsigned kv, char *buf, size_t n)
+/* The names of the bits set in `bits` from `first` on, after `label`:
+ * " kv:bf16,fp16,..." (KV cache formats), " dtype:bf16,fp16" (operand types). */
+static void bit_names_text(unsigned bits, int first, const char *const *names, const char *label, char *buf,
+                           size_t n)
 {
-    for (int t = ATTN_KV_BF16, first = 1; t < ATTN_KV__COUNT; t++)
-        if (kv & ATTN_KV_BIT(t)) {
-            strncat(buf, first ? " kv:" : ",", n - strlen(buf) - 1);
-            strncat(buf, attn_kv_dtype_names[t], n - strlen(buf) - 1);
-            first = 0;
+    for (int t = first, none = 1; names[t]; t++)
+        if (bits & (1u << t)) {
+            strncat(buf, none ? label : ",", n - strlen(buf) - 1);
+            strncat(buf, names[t], n - strlen(buf) - 1);
+            none = 0;
         }
 }
 
@@ -87,12 +89,13 @@ static void csv_row(const char *const *cells, int n)
     fputc('\n', stdout);
 }
 
-/* A kernel's flags (with its per-token inputs and KV formats), masks and params as listed. */
+/* A kernel's flags (with its per-token inputs, KV formats and operand types), masks and params as listed. */
 static void kernel_texts(const attn_kernel *k, char flags[256], char masks[512], char params[2048])
 {
     flags_text(k->flags, flags, 256);
     inputs_text(k->inputs, flags, 256);
-    kv_dtypes_text(k->kv_dtypes, flags, 256);
+    bit_names_text(k->kv_dtypes, ATTN_KV_BF16, attn_kv_dtype_names, " kv:", flags, 256);
+    bit_names_text(k->dtypes, ATTN_DT_BF16, attn_dtype_names, " dtype:", flags, 256);
     masks_text(k->masks, masks, 512);
     opt_summary(k->params, params, 2048);
     if (k->notes)

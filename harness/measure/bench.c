@@ -83,6 +83,8 @@ static void params_text(const bench_job *job, char *buf, size_t n)
         snprintf(buf + strlen(buf), n - strlen(buf), "%sinputs=", buf[0] ? ";" : "");
         bench_inputs_format(&job->inputs, buf + strlen(buf), n - strlen(buf));
     }
+    if (job->args.dtype != ATTN_DT_FP32) /* 16-bit operands, fp32 accumulation: the row says both */
+        snprintf(buf + strlen(buf), n - strlen(buf), "%sacc=fp32", buf[0] ? ";" : "");
     if (job->lens.n) {
         snprintf(buf + strlen(buf), n - strlen(buf), "%s%s=", buf[0] ? ";" : "", bench_lens_key(&job->lens));
         bench_lens_format(&job->lens, buf + strlen(buf), n - strlen(buf));
@@ -122,6 +124,8 @@ void bench_identity(const bench_job *job, csvw_row *row)
     bench_row_shape(row, &(bench_shape){a->B, a->H, a->H_kv, a->Nq, a->Nk, a->D, attn_dv(a)});
     if (a->kv_dtype != ATTN_KV_FP32) /* Q and O in fp32, the KV cache in its stored format */
         csvw_row_set(row, ATTN_COL_DTYPE, "fp32;kv=%s", attn_kv_dtype_names[a->kv_dtype]);
+    if (a->dtype != ATTN_DT_FP32) /* Q, K, V, O (dO and the gradients) stored in it */
+        csvw_row_set(row, ATTN_COL_DTYPE, "%s", attn_dtype_names[a->dtype]);
     csvw_row_set(row, ATTN_COL_PARAMS, "%s", params);
     csvw_row_set(row, ATTN_COL_SEED, "%llu", (unsigned long long)job->seed);
     csvw_row_set(row, ATTN_COL_DATA_SOURCE, "%s", bench_inputs_source(&job->inputs));
@@ -148,10 +152,12 @@ static int buffers_alloc(buffers *bf, const bench_job *job, const attn_args *a)
     bf->g = problem_grads(&bf->p);
     if ((rc = bench_inputs_fill(&job->inputs, a, job->seed, &bf->io)) != 0)
         return rc;
-    /* the stored KV cache from the final K and V, before anything is timed */
+    /* the stored KV cache and 16-bit operands from the final inputs, before anything is timed */
     problem_store_kv(&bf->p);
+    problem_store_operands(&bf->p);
+    attn_io read = problem_io_read(&bf->p); /* fp16 rounds past 65504 to inf */
     char why[160];
-    if (nonfinite_inputs(&bf->io, why, sizeof why))
+    if (nonfinite_inputs(&bf->io, why, sizeof why) || nonfinite_inputs(&read, why, sizeof why))
         return attn_fail(ATTN_EINVAL, "%s%s%s", why, job->inputs.kv_file[0] ? " of kv file " : "",
                          job->inputs.kv_file);
     return 0;
@@ -211,10 +217,12 @@ static int gate_job(const bench_job *job, attn_ctx *ctx, buffers *bf, bench_resu
 {
     const attn_kernel *k = job->kernel;
     int rc = k->forward(ctx, &bf->io);
+    problem_widen_outputs(&bf->p); /* 16-bit O into the fp32 tensor the checks read */
     if (rc || (rc = outputs_finite(bf, &ctx->args, BENCH_PASS_FWD)) != 0)
         return rc;
     gate_result gate;
-    gate_check(k, &ctx->args, &bf->io, &gate);
+    attn_io read = problem_io_read(&bf->p);
+    gate_check(k, &ctx->args, &read, ctx->args.dtype != ATTN_DT_FP32 ? &bf->io : NULL, &gate);
     res->gated = 1;
     res->gate_err = gate.err;
     if (!isnan(gate.softmax_rel))
@@ -286,6 +294,7 @@ static int measure_job(const bench_job *job, attn_ctx *ctx, buffers *bf, rss_reg
     rc = bench_counted_call(&call);
     papi_events_stop(papi);
     rss_region_sample(rss); /* inputs and workspace are live and touched here */
+    problem_widen_outputs(&bf->p);
     if (rc || (rc = outputs_finite(bf, &ctx->args, job->pass)) != 0)
         return rc;
     papi_events_read(papi, &res->counters); /* unavailable counters carry their NA:<why> */

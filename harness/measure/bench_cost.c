@@ -24,7 +24,7 @@ void bench_cost_free(bench_cost_cache *c)
 }
 
 /* What makes one job's efficiency differ from another's, lengths aside (the
- * KV format among it: a quantized cache moves fewer bytes per key). */
+ * KV format and the operand type among it: fewer bytes per key). */
 static void kind_key(const bench_job *job, char *buf, size_t n)
 {
     char mask[128], params[256] = "";
@@ -32,10 +32,10 @@ static void kind_key(const bench_job *job, char *buf, size_t n)
     const param_bag *pb = &job->args.params;
     for (int i = 0; i < pb->n; i++)
         snprintf(params + strlen(params), sizeof params - strlen(params), "%s=%s;", pb->key[i], pb->val[i]);
-    snprintf(buf, n, "%s|%s|%s|%s|%lld/%lld|%lld/%lld|%d|%d|%d", job->kernel->name, params,
+    snprintf(buf, n, "%s|%s|%s|%s|%lld/%lld|%lld/%lld|%d|%d|%d|%d", job->kernel->name, params,
              bench_pass_name(job->pass), mask, (long long)job->args.H, (long long)job->args.H_kv,
              (long long)job->args.D, (long long)job->args.Dv, job->args.threads, job->args.Nq < job->args.Nk,
-             (int)job->args.kv_dtype);
+             (int)job->args.kv_dtype, (int)job->args.dtype);
 }
 
 /* The job at a probe's length: uniform inputs, three timed calls, no limits. */

@@ -92,6 +92,11 @@ const opt_def bench_opts_table[] = {
              "bf16 and fp16 widened in registers, q8_0 and q4_0 ggml's blocks of 32 with an fp16 scale "
              "(docs/kv-formats.md); accumulation stays fp32, softmax_rel_err is the error against the "
              "oracle on the unrounded K and V"},
+    {.name = "dtype", .group = G_JOB, .type = OPT_ENUM, .offset = JOB(args.dtype), .names = attn_dtype_names,
+     .def = ATTN_DT_FP32,
+     .help = "storage of Q, K, V and O (dO and the gradients in a backward), rounded to nearest even "
+             "(flash; others skip a non-fp32 job); accumulation stays fp32 (params acc=fp32), softmax_rel_err "
+             "is the error against the oracle on the unrounded inputs (docs/dtypes.md)"},
     {.name = "B", .group = G_JOB, .type = OPT_INT, .offset = JOB(args.B), .lo = 1, .hi = 1 << 20, .def_str = "1",
      .help = "batch"},
     {.name = "H", .group = G_JOB, .type = OPT_INT, .offset = JOB(args.H), .def = 8, .lo = 1, .hi = 1 << 16,

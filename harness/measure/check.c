@@ -67,6 +67,7 @@ int check_kernel_fidelity(const attn_kernel *k, const attn_args *a, fid_inputs f
     attn_io io = problem_io(&p);
     fid_fill(f, &p.a, seed, &io);
     problem_store_kv(&p); /* a stored KV cache holds the family's K and V; the oracle reads them unrounded */
+    problem_store_operands(&p); /* so do 16-bit operands */
     if ((rc = fx_run(k, &p, 0)) == 0)
         rc = fid_measure(k, &p.a, &io, m);
     problem_free(&p);

@@ -57,6 +57,10 @@ int check_kernel_masked_rows(const attn_kernel *k, int threads, int *ok);
 double check_tol_o(const attn_kernel *k, int64_t Nk);
 #define CHECK_TOL_LSE 1e-5
 #define CHECK_TOL_GRAD 1e-4
+/* 16-bit operands (attn_args.dtype): the gradient tolerance grows by this
+ * many unit roundoffs of the type (each gradient rounded once, and the
+ * backward reads the rounded O); O's by one. */
+#define CHECK_GRAD_ROUNDOFFS 3
 
 /* The mask cases every kernel is checked on (those it claims), NULL-terminated:
  * one or more specs per kind, shared by `attnbench check` and the tests. */
@@ -111,5 +115,14 @@ int check_kernel_cases(const attn_kernel *k, const char *mask_filter, int thread
  * not read the format returns ATTN_EUNSUPPORTED with the reason. */
 int check_kernel_cases_kv(const attn_kernel *k, const char *mask_filter, int threads, attn_kv_dtype kv_dtype,
                           check_sink sink, void *ctx);
+/* The same with Q, K, V, O (dO and the gradients) in operand type dtype
+ * (dtype.h) as well: with a 16-bit type, the forward and backward cases of
+ * every mask against the oracle on the rounded operands, the tolerances
+ * grown by the type's rounding of the outputs (one unit roundoff for O,
+ * CHECK_GRAD_ROUNDOFFS for the gradients); the property cases are left to
+ * the fp32 run, whose pass the 16-bit one runs unchanged. A kernel without
+ * the type returns ATTN_EUNSUPPORTED with the reason. */
+int check_kernel_cases_typed(const attn_kernel *k, const char *mask_filter, int threads, attn_kv_dtype kv_dtype,
+                             attn_dtype dtype, check_sink sink, void *ctx);
 
 #endif

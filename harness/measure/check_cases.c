@@ -51,6 +51,7 @@ typedef struct {
     const attn_kernel *k;
     int threads;
     attn_kv_dtype kv_dtype; /* the KV cache format of every case */
+    attn_dtype dtype;       /* the operand type of every case */
     check_sink sink;
     void *ctx;
 } runner;
@@ -123,9 +124,12 @@ static int case_args(const runner *r, const shape *sh, const char *mask, int pad
     if (shape_args(r->k, sh, mask, r->threads, a))
         return -1;
     a->kv_dtype = r->kv_dtype;
+    a->dtype = r->dtype;
     describe(what, n, sh, mask);
     if (r->kv_dtype != ATTN_KV_FP32)
         snprintf(what + strlen(what), n - strlen(what), " kv=%s", attn_kv_dtype_names[r->kv_dtype]);
+    if (r->dtype != ATTN_DT_FP32)
+        snprintf(what + strlen(what), n - strlen(what), " dtype=%s", attn_dtype_names[r->dtype]);
     if (padded) {
         len[0] = sh->Nq, len[1] = sh->Nq * 3 / 5, len[2] = 1;
         a->seq_len = len;
@@ -154,7 +158,8 @@ static int forward_cases(const runner *r, const char *mask)
         if (rc)
             return rc;
         judge_finite(&c, nonfinite);
-        c.tol_o = check_tol_o(k, a.Nk);
+        /* 16-bit operands: O is rounded once when written, |O| <= max|V| */
+        c.tol_o = check_tol_o(k, a.Nk) + (r->dtype != ATTN_DT_FP32 ? attn_dtype_unit_roundoff(r->dtype) : 0);
         if (k->ref_forward)
             c.err_lse = NAN;
         else
@@ -200,7 +205,7 @@ static int backward_cases(const runner *r, const char *mask)
         if (rc)
             return rc;
         judge_finite(&c, nonfinite);
-        c.tol_grad = CHECK_TOL_GRAD;
+        c.tol_grad = CHECK_TOL_GRAD + (r->dtype != ATTN_DT_FP32 ? CHECK_GRAD_ROUNDOFFS * attn_dtype_unit_roundoff(r->dtype) : 0);
         for (int i = 0; i < ATTN_CHECK_GRADS; i++)
             if (has_grad(k, i)) {
                 c.err_grad[i] = e[i];
@@ -256,14 +261,21 @@ int check_kernel_cases(const attn_kernel *k, const char *mask_filter, int thread
 int check_kernel_cases_kv(const attn_kernel *k, const char *mask_filter, int threads, attn_kv_dtype kv_dtype,
                           check_sink sink, void *ctx)
 {
-    runner r = {k, threads, kv_dtype, sink, ctx};
+    return check_kernel_cases_typed(k, mask_filter, threads, kv_dtype, ATTN_DT_FP32, sink, ctx);
+}
+
+int check_kernel_cases_typed(const attn_kernel *k, const char *mask_filter, int threads, attn_kv_dtype kv_dtype,
+                             attn_dtype dtype, check_sink sink, void *ctx)
+{
+    runner r = {k, threads, kv_dtype, dtype, sink, ctx};
     int rc;
     attn_args probe;
     if ((rc = shape_args(k, &fwd_shapes[2], mask_filter ? mask_filter : "full", threads, &probe)) != 0)
         return rc;
     probe.kv_dtype = kv_dtype;
-    if ((mask_filter || kv_dtype != ATTN_KV_FP32) && (rc = attn_args_validate(k, &probe)) != 0)
-        return rc; /* a mask or a KV format the kernel does not take: said once, not per case */
+    probe.dtype = dtype;
+    if ((mask_filter || kv_dtype != ATTN_KV_FP32 || dtype != ATTN_DT_FP32) && (rc = attn_args_validate(k, &probe)) != 0)
+        return rc; /* a mask, KV format or operand type the kernel does not take: said once, not per case */
     if (kv_dtype != ATTN_KV_FP32) { /* forward only: decode kernels read a stored cache, forward */
         if (mask_filter)
             return forward_cases(&r, mask_filter);
@@ -277,5 +289,6 @@ int check_kernel_cases_kv(const attn_kernel *k, const char *mask_filter, int thr
     for (const char *const *m = check_mask_cases; *m; m++)
         if ((rc = mask_cases(&r, *m)) != 0)
             return rc;
-    return property_cases(&r);
+    /* the properties are the fp32 pass's: 16-bit operands run it unchanged on widened copies */
+    return dtype == ATTN_DT_FP32 ? property_cases(&r) : 0;
 }

@@ -24,6 +24,8 @@
  *                                          other than uniform adds the job's fidelity rows
  *       "kv_dtype": ["fp32", "q8_0"],      default ["fp32"]; storage of the KV cache (kv_format.h):
  *                                          one job per entry, kernels without it skip it
+ *       "dtype": ["fp32", "bf16"],         default ["fp32"]; storage of Q, K, V, O (dtype.h): one
+ *                                          job per entry, kernels without it skip it
  *       "B": [1], "H": [8], "N": [256, 512], "D": [64],
  *                                          B defaults to [1]; H, N, D are required
  *       "H_kv": [2],                       default: equal to H; each must divide every H
@@ -50,7 +52,7 @@
  * groups with their own N range); their rows go to the same results file.
  *
  * Expansion order (deterministic): entries in file order, then threads,
- * kernel, params entry, mask, pass, inputs, kv_dtype, B, H, H_kv, D, N, N_kv (N innermost, so
+ * kernel, params entry, mask, pass, inputs, kv_dtype, dtype, B, H, H_kv, D, N, N_kv (N innermost, so
  * a time-vs-N curve completes before the next starts). */
 #ifndef ATTN_CONFIG_H
 #define ATTN_CONFIG_H
@@ -91,6 +93,10 @@ typedef struct {
     attn_kv_dtype *v;
     size_t n;
 } cfg_kv_dtypes;
+typedef struct {
+    attn_dtype *v;
+    size_t n;
+} cfg_dtypes;
 
 /* One "params" entry: parameters for one of the entry's kernels. */
 typedef struct {
@@ -119,6 +125,7 @@ typedef struct {
     cfg_passes passes;
     cfg_inputs inputs;                          /* input families (default ["uniform"]) */
     cfg_kv_dtypes kv_dtypes;                    /* KV cache formats (default ["fp32"]) */
+    cfg_dtypes dtypes;                          /* operand types (default ["fp32"]) */
     cfg_kparams_list params;
     cfg_lens_list lens;                         /* batches with their own lengths, or empty */
     cfg_ints B, H, H_kv, N, N_kv, D, Dv, threads; /* H_kv, N_kv, Dv empty: equal to H, N, D */

@@ -50,6 +50,11 @@ static void kv_dtype_text(const void *t, char *buf, size_t n)
     snprintf(buf, n, "%s", attn_kv_dtype_names[*(const attn_kv_dtype *)t]);
 }
 
+static void dtype_text(const void *t, char *buf, size_t n)
+{
+    snprintf(buf, n, "%s", attn_dtype_names[*(const attn_dtype *)t]);
+}
+
 static void kparams_text(const void *kp, char *buf, size_t n) { cfg_kparams_format(kp, buf, n); }
 
 static void lens_text(const void *l, char *buf, size_t n) { bench_lens_format(l, buf, n); }
@@ -67,6 +72,7 @@ static cJSON *suite_json(const cfg_suite *s)
     cJSON_AddItemToObject(o, "pass", LIST_JSON(s->passes, pass_text));
     cJSON_AddItemToObject(o, "inputs", LIST_JSON(s->inputs, inputs_text));
     cJSON_AddItemToObject(o, "kv_dtype", LIST_JSON(s->kv_dtypes, kv_dtype_text));
+    cJSON_AddItemToObject(o, "dtype", LIST_JSON(s->dtypes, dtype_text));
     const struct { const char *key; const cfg_ints *v; } ints[] = {
         {"B", &s->B}, {"H", &s->H}, {"H_kv", &s->H_kv}, {"N", &s->N}, {"N_kv", &s->N_kv}, {"D", &s->D},
         {"Dv", &s->Dv}, {"threads", &s->threads},

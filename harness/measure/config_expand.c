@@ -14,7 +14,7 @@
 
 /* The grid of one entry, outermost dimension first (see config.h). The
  * kernel and its params entries form one dimension of "variants". */
-enum { G_THREADS, G_VARIANT, G_MASK, G_PASS, G_INPUTS, G_KVDT, G_B, G_H, G_HKV, G_D, G_DV, G_N, G_NKV, G_LENS, G__COUNT };
+enum { G_THREADS, G_VARIANT, G_MASK, G_PASS, G_INPUTS, G_KVDT, G_DT, G_B, G_H, G_HKV, G_D, G_DV, G_N, G_NKV, G_LENS, G__COUNT };
 
 typedef struct {
     const attn_kernel *kernel;
@@ -104,6 +104,7 @@ static void grid_job(const cfg_config *cfg, const cfg_suite *s, const variant *v
     j->pass = s->passes.v[ix[G_PASS]];
     j->inputs = s->inputs.v[ix[G_INPUTS]];
     a->kv_dtype = s->kv_dtypes.v[ix[G_KVDT]];
+    a->dtype = s->dtypes.v[ix[G_DT]];
     a->threads = (int)s->threads.v[ix[G_THREADS]];
     a->B = s->B.v[ix[G_B]];
     a->H = s->H.v[ix[G_H]];
@@ -127,7 +128,7 @@ static int expand_suite(const cfg_config *cfg, size_t entry, const cfg_filter *f
     int rc = suite_variants(cfg, s, f, vars, &n_vars);
     size_t dim[G__COUNT] = {
         [G_THREADS] = s->threads.n, [G_VARIANT] = n_vars, [G_MASK] = s->masks.n,
-        [G_PASS] = s->passes.n, [G_INPUTS] = s->inputs.n, [G_KVDT] = s->kv_dtypes.n, [G_B] = s->B.n, [G_H] = s->H.n, [G_HKV] = s->H_kv.n ? s->H_kv.n : 1,
+        [G_PASS] = s->passes.n, [G_INPUTS] = s->inputs.n, [G_KVDT] = s->kv_dtypes.n, [G_DT] = s->dtypes.n, [G_B] = s->B.n, [G_H] = s->H.n, [G_HKV] = s->H_kv.n ? s->H_kv.n : 1,
         [G_D] = s->D.n, [G_DV] = s->Dv.n ? s->Dv.n : 1, [G_N] = s->N.n, [G_NKV] = s->N_kv.n ? s->N_kv.n : 1,
         [G_LENS] = s->lens.n ? s->lens.n : 1,
     };
@@ -234,8 +235,8 @@ static int job_key_cmp(const cfg_job *ja, const cfg_job *jb)
         (c = memcmp(a->lens.len, b->lens.len, (size_t)a->lens.n * sizeof *a->lens.len)))
         return c;
     const attn_args *x = &a->args, *y = &b->args;
-    const int64_t u[] = {x->B, x->H, x->H_kv, x->Nq, x->Nk, x->D, x->Dv, x->threads, (int64_t)a->seed, x->kv_dtype};
-    const int64_t v[] = {y->B, y->H, y->H_kv, y->Nq, y->Nk, y->D, y->Dv, y->threads, (int64_t)b->seed, y->kv_dtype};
+    const int64_t u[] = {x->B, x->H, x->H_kv, x->Nq, x->Nk, x->D, x->Dv, x->threads, (int64_t)a->seed, x->kv_dtype, x->dtype};
+    const int64_t v[] = {y->B, y->H, y->H_kv, y->Nq, y->Nk, y->D, y->Dv, y->threads, (int64_t)b->seed, y->kv_dtype, y->dtype};
     for (size_t i = 0; i < sizeof u / sizeof *u; i++)
         if (u[i] != v[i])
             return u[i] < v[i] ? -1 : 1;

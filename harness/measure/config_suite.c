@@ -71,6 +71,14 @@ static int read_kv_dtype(const cfg_where *w, const cJSON *v, const void *ctx, vo
     return rc;
 }
 
+static int read_dtype(const cfg_where *w, const cJSON *v, const void *ctx, void *out, char canon[CFG_SPEC_MAX])
+{
+    (void)ctx;
+    int i = 0, rc = read_enum_name(w, v, attn_dtype_names, &i, canon);
+    *(attn_dtype *)out = (attn_dtype)i;
+    return rc;
+}
+
 static int read_inputs(const cfg_where *w, const cJSON *v, const void *ctx, void *out, char canon[CFG_SPEC_MAX])
 {
     (void)ctx;
@@ -238,6 +246,8 @@ int cfg_suite_parse(const cfg_where *w, const cJSON *o, const cfg_config *cfg, c
                             &s->inputs.n)) ||
         (rc = cfg_json_list(w, o, "kv_dtype", 0, read_kv_dtype, sizeof *s->kv_dtypes.v, s,
                             (void **)&s->kv_dtypes.v, &s->kv_dtypes.n)) ||
+        (rc = cfg_json_list(w, o, "dtype", 0, read_dtype, sizeof *s->dtypes.v, s, (void **)&s->dtypes.v,
+                            &s->dtypes.n)) ||
         (rc = parse_ints(w, o, s)) ||
         (rc = cfg_json_list(w, o, "params", 0, read_kparams, sizeof *s->params.v, s, (void **)&s->params.v,
                             &s->params.n)) ||
@@ -250,10 +260,12 @@ int cfg_suite_parse(const cfg_where *w, const cJSON *o, const cfg_config *cfg, c
     const bench_pass fwd = BENCH_PASS_FWD;
     const bench_inputs uniform = {.family = FID_UNIFORM, .kv_layer = -1};
     const attn_kv_dtype fp32 = ATTN_KV_FP32;
+    const attn_dtype op32 = ATTN_DT_FP32;
     if ((rc = cfg_default_one((void **)&s->masks.v, &s->masks.n, &full, sizeof full)) ||
         (rc = cfg_default_one((void **)&s->passes.v, &s->passes.n, &fwd, sizeof fwd)) ||
         (rc = cfg_default_one((void **)&s->inputs.v, &s->inputs.n, &uniform, sizeof uniform)) ||
         (rc = cfg_default_one((void **)&s->kv_dtypes.v, &s->kv_dtypes.n, &fp32, sizeof fp32)) ||
+        (rc = cfg_default_one((void **)&s->dtypes.v, &s->dtypes.n, &op32, sizeof op32)) ||
         (rc = cfg_default_ints(&s->B, &one, 1)) || (rc = cfg_default_ints(&s->threads, cfg->threads.v, cfg->threads.n)))
         return rc;
     return 0;
@@ -266,6 +278,7 @@ void cfg_suite_free(cfg_suite *s)
     free(s->passes.v);
     free(s->inputs.v);
     free(s->kv_dtypes.v);
+    free(s->dtypes.v);
     free(s->params.v);
     free(s->lens.v);
     cfg_ints *ints[] = {&s->B, &s->H, &s->H_kv, &s->N, &s->N_kv, &s->D, &s->Dv, &s->threads};

@@ -112,6 +112,7 @@ int fx_run(const attn_kernel *k, fx_problem *p, int with_backward)
         attn_grads g = problem_grads(p);
         rc = k->backward ? k->backward(&ctx, &io, &g) : ATTN_EUNSUPPORTED;
     }
+    problem_widen_outputs(p);
     attn_ctx_destroy(&ctx);
     return rc;
 }

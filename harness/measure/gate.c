@@ -11,29 +11,35 @@ static double worse(double err, double e) { return e <= err ? err : isnan(e) ? I
  * softmax fidelity here (their error comes from ref_gate). A kernel that
  * read a stored KV cache (args.kv_dtype) is checked against the oracle on
  * the values it read (the cache dequantized by the plain loop), and its
- * distance from the oracle on the unrounded K and V is its fidelity. */
-static void sampled_rows(const attn_kernel *kern, const attn_args *a, const attn_io *io, gate_result *r)
+ * distance from the oracle on the unrounded K and V is its fidelity; so is a
+ * kernel on 16-bit operands (io holds their values as floats, exact the
+ * unrounded Q, K and V). */
+static void sampled_rows(const attn_kernel *kern, const attn_args *a, const attn_io *io, const attn_io *exact,
+                         gate_result *r)
 {
     int own = kern && kern->ref_forward, one_query = kern && (kern->flags & ATTN_ONE_QUERY);
-    int stored = a->kv_dtype != ATTN_KV_FP32 && io->kc.data;
+    int stored = a->kv_dtype != ATTN_KV_FP32 && io->kc.data, rounded = stored || exact;
+    const attn_io *u = exact ? exact : io; /* the unrounded inputs */
     int64_t G = a->H / a->H_kv, Dv = attn_dv(a);
     double diff2 = 0, ref2 = 0, *orow = malloc(sizeof(double) * 2 * (size_t)Dv), *urow = orow + Dv;
     FOR_SAMPLED_HEADS(a, b, h) {
         if (one_query)
             break; /* one learned query: no softmax rows to compare with */
-        attn_tensor_f64 k = head_widen(&io->k, b, h / G, 0, a->Nk), v = head_widen(&io->v, b, h / G, 0, a->Nk);
+        attn_tensor_f64 k = head_widen(&u->k, b, h / G, 0, a->Nk), v = head_widen(&u->v, b, h / G, 0, a->Nk);
         attn_tensor_f64 kr = k, vr = v; /* what the kernel read */
         if (stored)
             kr = head_widen_cache(&io->kc, b, h / G, 0, a->Nk), vr = head_widen_cache(&io->vc, b, h / G, 0, a->Nk);
+        else if (exact)
+            kr = head_widen(&io->k, b, h / G, 0, a->Nk), vr = head_widen(&io->v, b, h / G, 0, a->Nk);
         double vmax = 0;
         for (int64_t n = 0; n < a->Nk * Dv; n++)
             vmax = fmax(vmax, fabs(vr.data[n]));
         int64_t rows[3] = {0, a->Nq / 2, a->Nq - 1};
         for (int s = 0; s < 3; s++) {
             double lse = head_oracle_row(a, io, &kr, &vr, b, h, rows[s], orow), err = 0;
-            if (stored)
-                head_oracle_row(a, io, &k, &v, b, h, rows[s], urow);
-            const double *unrounded = stored ? urow : orow;
+            if (rounded)
+                head_oracle_row(a, u, &k, &v, b, h, rows[s], urow);
+            const double *unrounded = rounded ? urow : orow;
             const float *got = attn_at(&io->o, b, h, rows[s]);
             for (int64_t d = 0; d < Dv; d++) {
                 diff2 += (got[d] - unrounded[d]) * (got[d] - unrounded[d]);
@@ -49,7 +55,7 @@ static void sampled_rows(const attn_kernel *kern, const attn_args *a, const attn
                 err = fmax(err, fabs(got_lse - lse) / (1 + fabs(lse)) * 2); /* lse tol is half O's */
             r->err = worse(r->err, err);
         }
-        if (stored) {
+        if (rounded) {
             free(kr.data);
             free(vr.data);
         }
@@ -57,7 +63,7 @@ static void sampled_rows(const attn_kernel *kern, const attn_args *a, const attn
         free(v.data);
     }
     free(orow);
-    r->softmax_rel = (own || stored) && ref2 > 0 ? sqrt(diff2 / ref2) : NAN;
+    r->softmax_rel = (own || rounded) && ref2 > 0 ? sqrt(diff2 / ref2) : NAN;
 }
 
 /* Rows whose output depends on keys before them only: a prefix of the
@@ -124,7 +130,7 @@ static void ref_gate(const attn_kernel *k, const attn_args *a, const attn_io *io
     }
 }
 
-void gate_check(const attn_kernel *k, const attn_args *a, const attn_io *io, gate_result *r)
+void gate_check(const attn_kernel *k, const attn_args *a, const attn_io *io, const attn_io *exact, gate_result *r)
 {
     double grow = fmax(1.0, sqrt((double)a->Nk / 4096.0));
     r->err = 0;
@@ -132,7 +138,10 @@ void gate_check(const attn_kernel *k, const attn_args *a, const attn_io *io, gat
     /* 10x the test tolerances (docs/kernel-interface.md): a gate catches broken
      * kernels, the tests hold the tight bounds. */
     r->tol = 10 * (k && k->ref_forward ? 5e-5 : 2e-5) * grow;
+    /* 16-bit operands: O is rounded once on the way out, |O| <= max|V| */
+    if (a->dtype != ATTN_DT_FP32)
+        r->tol += attn_dtype_unit_roundoff(a->dtype);
     if (k && k->ref_forward)
         ref_gate(k, a, io, r);
-    sampled_rows(k, a, io, r);
+    sampled_rows(k, a, io, exact, r);
 }

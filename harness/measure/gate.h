@@ -7,7 +7,9 @@
  * on the sampled rows is reported as fidelity (softmax_rel_err). A kernel
  * reading a low-precision KV cache (attn_args.kv_dtype) is compared with the
  * oracle on the cache's values, and its distance from the oracle on the
- * unrounded K and V is its softmax_rel_err. */
+ * unrounded K and V is its softmax_rel_err; likewise a kernel on bf16 or fp16
+ * operands (attn_args.dtype) against the oracle on the rounded and on the
+ * unrounded Q, K, V. */
 #ifndef ATTN_GATE_H
 #define ATTN_GATE_H
 
@@ -24,6 +26,10 @@ typedef struct {
  * 4 (b, h) heads) of |O - O_ref| / max|V of that KV head|; lse checked too
  * (+inf when an lse of -inf does not match). Own-reference kernels: max
  * |O - O_ref| / max|O_ref| over the sampled heads' rows (non-convex outputs). */
-void gate_check(const attn_kernel *k, const attn_args *a, const attn_io *io, gate_result *r);
+/* io: the values the kernel computed on (problem_io_read) and its outputs as
+ * floats; exact: the unrounded Q, K, V when they differ (16-bit operands,
+ * attn_args.dtype), else NULL. With 16-bit operands the tolerance grows by
+ * the type's unit roundoff (O is rounded once when written). */
+void gate_check(const attn_kernel *k, const attn_args *a, const attn_io *io, const attn_io *exact, gate_result *r);
 
 #endif

@@ -105,7 +105,38 @@ double problem_bytes(const attn_kernel *k, const attn_args *a, unsigned opts)
     for (int i = 0; i < PROBLEM_NTENSORS; i++)
         elements += (double)shape_elements(shape[i]);
     double kv = s.kv_dtype == ATTN_KV_FP32 ? 0 : 2 * (double)(s.B * s.H_kv * s.Nk) * (double)attn_kv_row_bytes(s.kv_dtype, s.D);
-    return elements * (sizeof(float) + ((opts & PROBLEM_TWIN) ? sizeof(double) : 0)) + kv;
+    /* 16-bit operands: Q, K, V, O (dO, dQ, dK, dV) at 2 bytes, Q, K, V again as read floats */
+    double qkv = (double)(shape_elements(shape[0]) + shape_elements(shape[1]) + shape_elements(shape[2]));
+    double in16 = qkv + (double)shape_elements(shape[3]) +
+                  ((opts & PROBLEM_GRADS) ? qkv + (double)shape_elements(shape[4]) : 0);
+    double ops = s.dtype == ATTN_DT_FP32 ? 0 : 2 * in16 + 4 * qkv;
+    return elements * (sizeof(float) + ((opts & PROBLEM_TWIN) ? sizeof(double) : 0)) + kv + ops;
+}
+
+static attn_tensor_h tensor_h_new(const attn_tensor *like)
+{
+    attn_tensor_h t = {NULL, like->B, like->H, like->N, like->D, like->H * like->N * like->D, like->N * like->D,
+                       like->D};
+    if (like->data && (t.data = attn_alloc(sizeof(uint16_t) * (size_t)(t.B * t.sb))) != NULL)
+        memset(t.data, 0, sizeof(uint16_t) * (size_t)(t.B * t.sb));
+    return t;
+}
+
+/* a.dtype bf16/fp16: the 16-bit twins of Q, K, V, O (dO and the gradients)
+ * and the read floats qr, kr, vr. 1 when all that is needed exists. */
+static int allocate_operands(problem *p)
+{
+    if (p->a.dtype == ATTN_DT_FP32)
+        return 1;
+    const attn_tensor *from[8] = {&p->q, &p->k, &p->v, &p->o, &p->d_o, &p->dq, &p->dk, &p->dv};
+    attn_tensor_h *to[8] = {&p->qh, &p->kh, &p->vh, &p->oh, &p->d_oh, &p->dqh, &p->dkh, &p->dvh};
+    int ok = 1;
+    for (int i = 0; i < 8; i++)
+        *to[i] = tensor_h_new(from[i]), ok = ok && (!from[i]->data || to[i]->data);
+    attn_tensor *read[3] = {&p->qr, &p->kr, &p->vr};
+    for (int i = 0; i < 3; i++)
+        *read[i] = tensor_new(from[i]->B, from[i]->H, from[i]->N, from[i]->D, 0), ok = ok && read[i]->data;
+    return ok;
 }
 
 static int allocate(problem *p, const attn_kernel *k)
@@ -118,6 +149,7 @@ static int allocate(problem *p, const attn_kernel *k)
     for (int i = 0; i < PROBLEM_NTENSORS; i++)
         if (shape_elements(shape[i]))
             *t32[i] = tensor_new(shape[i][0], shape[i][1], shape[i][2], shape[i][3], st), ok = ok && t32[i]->data;
+    ok = ok && allocate_operands(p);
     size_t nl = (size_t)(s->B * s->H * s->Nq);
     p->lse = attn_alloc(sizeof(float) * nl);
     ok = ok && p->lse;
@@ -199,24 +231,82 @@ void problem_store_kv(problem *p)
     }
 }
 
+#define FOR_ROWS(t, b, h, n)                     \
+    for (int64_t b = 0; b < (t)->B; b++)         \
+        for (int64_t h = 0; h < (t)->H; h++)     \
+            for (int64_t n = 0; n < (t)->N; n++)
+
+static void narrow_into(attn_tensor_h *y, const attn_tensor *x, attn_dtype t)
+{
+    if (x->data && y->data)
+        FOR_ROWS(x, b, h, n) attn_narrow(t, attn_at(x, b, h, n), x->D, attn_at_h(y, b, h, n));
+}
+
+/* The plain loop, not the kernels' vector path: what they are checked against. */
+static void widen_h_into(attn_tensor *y, const attn_tensor_h *x, attn_dtype t)
+{
+    if (x->data && y->data)
+        FOR_ROWS(x, b, h, n) attn_widen_plain(t, attn_at_h(x, b, h, n), x->D, attn_at(y, b, h, n));
+}
+
+void problem_store_operands(problem *p)
+{
+    attn_dtype t = p->a.dtype;
+    if (t == ATTN_DT_FP32)
+        return;
+    narrow_into(&p->qh, &p->q, t), narrow_into(&p->kh, &p->k, t), narrow_into(&p->vh, &p->v, t);
+    narrow_into(&p->d_oh, &p->d_o, t);
+    widen_h_into(&p->qr, &p->qh, t), widen_h_into(&p->kr, &p->kh, t), widen_h_into(&p->vr, &p->vh, t);
+}
+
+void problem_widen_outputs(problem *p)
+{
+    attn_dtype t = p->a.dtype;
+    if (t == ATTN_DT_FP32)
+        return;
+    widen_h_into(&p->o, &p->oh, t);
+    widen_h_into(&p->dq, &p->dqh, t), widen_h_into(&p->dk, &p->dkh, t), widen_h_into(&p->dv, &p->dvh, t);
+}
+
 void problem_widen_inputs(problem *p)
 {
-    attn_tensor *t32[] = {&p->q, &p->k, &p->v, &p->d_o, &p->beta, &p->gate, &p->router, &p->w};
+    problem_store_operands(p);
+    /* 16-bit operands: the twin holds what the kernel reads, the rounded values */
+    int rounded = p->a.dtype != ATTN_DT_FP32;
+    attn_tensor d_o = p->d_o;
+    if (rounded && d_o.data) { /* dO's rounded values, through a scratch float copy */
+        d_o = tensor_new(p->d_o.B, p->d_o.H, p->d_o.N, p->d_o.D, 0);
+        widen_h_into(&d_o, &p->d_oh, p->a.dtype);
+    }
+    attn_tensor *t32[] = {rounded ? &p->qr : &p->q, rounded ? &p->kr : &p->k, rounded ? &p->vr : &p->v, &d_o,
+                          &p->beta, &p->gate, &p->router, &p->w};
     attn_tensor_f64 *t64[] = {&p->q64, &p->k64, &p->v64, &p->do64, &p->beta64, &p->gate64, &p->router64, &p->w64};
     for (int i = 0; i < 8; i++)
         widen_into(t64[i], t32[i]);
+    if (d_o.data != p->d_o.data)
+        tensor_release(&d_o, 0);
     problem_store_kv(p);
 }
 
 attn_io problem_io(const problem *p)
 {
-    attn_io io = {p->q, p->k, p->v, p->o, p->lse, p->beta, p->gate, p->router, p->w, p->kc, p->vc};
+    attn_io io = {p->q, p->k, p->v, p->o, p->lse, p->beta, p->gate, p->router, p->w, p->kc, p->vc,
+                  p->qh, p->kh, p->vh, p->oh};
+    return io;
+}
+
+attn_io problem_io_read(const problem *p)
+{
+    attn_io io = problem_io(p);
+    if (p->a.dtype != ATTN_DT_FP32)
+        io.q = p->qr, io.k = p->kr, io.v = p->vr;
     return io;
 }
 
 attn_grads problem_grads(const problem *p)
 {
-    attn_grads g = {p->d_o, p->dq, p->dk, p->dv, p->dbeta, p->dgate, p->drouter, p->dw};
+    attn_grads g = {p->d_o, p->dq, p->dk, p->dv, p->dbeta, p->dgate, p->drouter, p->dw,
+                    p->d_oh, p->dqh, p->dkh, p->dvh};
     return g;
 }
 
@@ -237,6 +327,10 @@ void problem_free(problem *p)
     }
     attn_kv_cache_free(&p->kc);
     attn_kv_cache_free(&p->vc);
+    attn_tensor_h *h16[] = {&p->qh, &p->kh, &p->vh, &p->oh, &p->d_oh, &p->dqh, &p->dkh, &p->dvh};
+    for (int i = 0; i < 8; i++)
+        attn_free(h16[i]->data), h16[i]->data = NULL;
+    tensor_release(&p->qr, 0), tensor_release(&p->kr, 0), tensor_release(&p->vr, 0);
     attn_free(p->lse);
     free(p->lse64);
     p->lse = NULL, p->lse64 = NULL;

@@ -37,6 +37,13 @@ typedef struct {
      * the twin's K and V then hold their dequantized values, the inputs the
      * kernel reads. */
     attn_kv_cache kc, vc;
+    /* a.dtype bf16/fp16: Q, K, V, dO rounded to it from the fp32 tensors
+     * (which keep the unrounded values), O and the gradients as the kernel
+     * writes them (contiguous, [B, H, N, D]); qr, kr, vr: the rounded Q, K, V
+     * widened back to fp32, the values the kernel reads. The twin's Q, K, V
+     * and dO hold the rounded values. Data NULL when fp32. */
+    attn_tensor_h qh, kh, vh, oh, d_oh, dqh, dkh, dvh;
+    attn_tensor qr, kr, vr;
     /* Set by whoever computes the twin's outputs (fixture.h): the kernel whose
      * own double reference they are (NULL: the oracle's), and whether dq64 ..
      * hold reference gradients yet. */
@@ -62,6 +69,19 @@ double problem_bytes(const attn_kernel *k, const attn_args *a, unsigned opts);
 attn_io problem_io(const problem *p);
 attn_grads problem_grads(const problem *p);
 attn_io64 problem_io64(const problem *p);
+
+/* p's views with the rounded operands' fp32 values as Q, K, V (a.dtype
+ * bf16/fp16; otherwise problem_io): what the kernel computed on. */
+attn_io problem_io_read(const problem *p);
+
+/* After the fp32 Q, K, V or dO changed: their 16-bit forms and qr, kr, vr
+ * again (nothing when a.dtype is fp32). problem_widen_inputs calls it. */
+void problem_store_operands(problem *p);
+
+/* After a kernel ran on 16-bit operands: O (and the gradients, when the
+ * problem has them) widened from what it wrote into the fp32 tensors, for
+ * the checks that read those (nothing when a.dtype is fp32). */
+void problem_widen_outputs(problem *p);
 
 /* Copies the fp32 inputs (and dO) into the double twin again, after a test
  * changed them (and stores K and V into the caches again: problem_store_kv). */

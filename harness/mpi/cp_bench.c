@@ -166,7 +166,7 @@ static void gate_first_group(cp_kind kind, const attn_args *a, const cp_job *j, 
                 src += unpack_rank_rows(src, &t[x], kind, r);
         }
         attn_io gio = {.q = t[0], .k = t[3], .v = t[4], .o = t[1], .lse = t[2].data};
-        gate_check(&attn_kernel_flash, &ga, &gio, gr);
+        gate_check(&attn_kernel_flash, &ga, &gio, NULL, gr);
         attn_free(whole);
     }
     attn_free(all);

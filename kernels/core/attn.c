@@ -51,6 +51,21 @@ static int kv_dtype_validate(const attn_kernel *k, const attn_args *a)
     return 0;
 }
 
+/* 16-bit operands for a kernel that declares them; not with a stored KV
+ * cache (no kernel reads both). */
+static int dtype_validate(const attn_kernel *k, const attn_args *a)
+{
+    if (a->dtype == ATTN_DT_FP32)
+        return 0;
+    if (!(k->dtypes & ATTN_DT_BIT(a->dtype)))
+        return attn_fail(ATTN_EUNSUPPORTED, "kernel '%s' does not take %s operands", k->name,
+                         attn_dtype_names[a->dtype]);
+    if (a->kv_dtype != ATTN_KV_FP32)
+        return attn_fail(ATTN_EUNSUPPORTED, "dtype %s: expected an fp32 KV cache with 16-bit operands, found kv_dtype %s",
+                         attn_dtype_names[a->dtype], attn_kv_dtype_names[a->kv_dtype]);
+    return 0;
+}
+
 int attn_args_validate(const attn_kernel *k, const attn_args *a)
 {
     if (k && param_bag_get(&a->params, ATTN_SCALE_PARAM)) {
@@ -79,6 +94,8 @@ int attn_args_validate(const attn_kernel *k, const attn_args *a)
         return attn_fail(ATTN_EINVAL, "threads: expected an integer >= 1, found %d", a->threads);
     if ((unsigned)a->kv_dtype >= ATTN_KV__COUNT)
         return attn_fail(ATTN_EINVAL, "kv_dtype: expected one of fp32, bf16, fp16, q8_0, q4_0 (0..4), found %d", (int)a->kv_dtype);
+    if ((unsigned)a->dtype >= ATTN_DT__COUNT)
+        return attn_fail(ATTN_EINVAL, "dtype: expected one of fp32, bf16, fp16 (0..2), found %d", (int)a->dtype);
     if (!(a->scale >= 0))
         return attn_fail(ATTN_EINVAL, "scale: expected a non-negative number (0 = 1/sqrt(D))");
     for (int64_t b = 0; a->kv_len && b < a->B; b++)
@@ -123,7 +140,8 @@ int attn_args_validate(const attn_kernel *k, const attn_args *a)
                          k->name);
     if (a->seq_len && !(k->flags & ATTN_PADDED))
         return attn_fail(ATTN_EUNSUPPORTED, "kernel '%s' does not mask a padded batch (no PADDED)", k->name);
-    return kv_dtype_validate(k, a);
+    int rc = kv_dtype_validate(k, a);
+    return rc ? rc : dtype_validate(k, a);
 }
 
 /* p without its `scale` (which no table declares) into out. */
@@ -241,20 +259,27 @@ double attn_softmax_flops(const attn_args *a, attn_pass pass)
     return pass == ATTN_PASS_FWD ? fwd : 2.5 * fwd;
 }
 
+/* Bytes of one stored K or V row: the KV cache format (kv_dtype), or 2*D
+ * with 16-bit operands (dtype). */
+static double kv_row_bytes(const attn_args *a)
+{
+    return a->dtype != ATTN_DT_FP32 ? 2.0 * (double)a->D : (double)attn_kv_row_bytes(a->kv_dtype, a->D);
+}
+
 double attn_softmax_bytes(const attn_args *a, attn_pass pass)
 {
     /* rows = B*Nq unless padded, keys = B*Nk unless ragged or padded */
     double Hq = (double)a->H, Hkv = (double)a->H_kv, rows = attn_batch_rows(a), keys = batch_keys(a), D = (double)a->D;
-    /* K and V in their stored format (kv_dtype): the bytes a decode kernel reads */
-    double kv_row = (double)attn_kv_row_bytes(a->kv_dtype, a->D);
+    /* Q, O (and dO, dQ, dK, dV) in the operand type; the LSE is fp32 */
+    double e = a->dtype != ATTN_DT_FP32 ? 2 : 4;
     if (pass == ATTN_PASS_FWD)
-        return 4 * (Hq * rows * D + Hq * rows * D + Hq * rows) + 2 * Hkv * keys * kv_row;
-    return 4 * (4 * Hq * rows * D + Hq * rows + 4 * Hkv * keys * D);
+        return e * (2 * Hq * rows * D) + 4 * Hq * rows + 2 * Hkv * keys * kv_row_bytes(a);
+    return e * (4 * Hq * rows * D + 4 * Hkv * keys * D) + 4 * Hq * rows;
 }
 
 size_t attn_kv_state_bytes(const attn_args *a)
 {
-    return (size_t)(2 * (double)a->H_kv * batch_keys(a) * (double)attn_kv_row_bytes(a->kv_dtype, a->D));
+    return (size_t)(2 * (double)a->H_kv * batch_keys(a) * kv_row_bytes(a));
 }
 
 /* Validate and init: the context without its workspace. */

@@ -12,6 +12,7 @@
 #include "common/attn_error.h"
 #include "common/options.h"
 #include "common/params.h"
+#include "dtype.h"
 #include "kv_format.h"
 #include "mask.h"
 
@@ -135,6 +136,12 @@ typedef struct attn_args {
      * io.vc, made from them before the call. Needs the format's bit in
      * attn_kernel.kv_dtypes. */
     attn_kv_dtype kv_dtype;
+    /* Storage type of Q, K, V, O (and dO, dQ, dK, dV) (dtype.h): fp32 reads
+     * and writes the float tensors of attn_io / attn_grads; bf16 and fp16
+     * read and write their 16-bit twins (qh, kh, vh, oh; d_oh, dqh, dkh,
+     * dvh), with fp32 accumulation. Needs the type's bit in
+     * attn_kernel.dtypes. */
+    attn_dtype dtype;
 } attn_args;
 
 typedef struct {
@@ -145,6 +152,8 @@ typedef struct {
     attn_tensor router;    /* ATTN_IN_ROUTER */
     attn_tensor w;         /* ATTN_IN_WEIGHTS */
     attn_kv_cache kc, vc;  /* K and V stored in args.kv_dtype (data NULL when fp32) */
+    attn_tensor_h qh, kh, vh, oh; /* args.dtype bf16/fp16: the operands the kernel reads and
+                                     writes instead of q, k, v, o (data NULL when fp32) */
 } attn_io;
 
 typedef struct {
@@ -152,6 +161,7 @@ typedef struct {
     attn_tensor dq, dk, dv; /* outputs, shaped like Q, K, V (dK/dV summed over the GQA group) */
     attn_tensor dbeta, dgate; /* outputs for the declared per-token inputs */
     attn_tensor drouter, dw;
+    attn_tensor_h d_oh, dqh, dkh, dvh; /* args.dtype bf16/fp16: instead of d_o, dq, dk, dv */
 } attn_grads;
 
 /* The same problem in double, for a kernel's own reference (ref_forward). */
@@ -239,6 +249,9 @@ typedef struct attn_kernel {
     /* KV cache formats the forward reads besides fp32 (ATTN_KV_BIT of each,
      * kv_format.h); 0: fp32 only, other formats are refused as unsupported. */
     unsigned kv_dtypes;
+    /* Operand types (ATTN_DT_BIT, dtype.h) forward and backward take besides
+     * fp32; 0: fp32 only, other types are refused as unsupported. */
+    unsigned dtypes;
 } attn_kernel;
 
 /* What attn_kernel.ref_view wrote. */

@@ -93,8 +93,8 @@ float attn_fp16_to_f32(uint16_t h)
         float f = ldexpf((float)m, -24);
         return sign ? -f : f;
     }
-    if (e == 31)
-        return f32_of(sign | 0x7f800000u | (m << 13));
+    if (e == 31) /* a NaN comes out quiet, as F16C's vcvtph2ps makes it */
+        return f32_of(sign | 0x7f800000u | (m << 13) | (m ? 0x400000u : 0));
     return f32_of(sign | ((e + 112) << 23) | (m << 13));
 }
 

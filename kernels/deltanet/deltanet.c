@@ -26,6 +26,7 @@
 #include "kernels/core/counters.h"
 #include "deltanet.h"
 #include "deltanet_internal.h"
+#include "kernels/core/lowp.h"
 #include "kernels/core/vexp.h"
 
 #include <cblas.h>
@@ -278,6 +279,7 @@ static int delta_init(attn_ctx *ctx, const attn_args *a, int gated)
     size_t state = (pl.state_floats + 15) / 16 * 16;
     ctx->workspace_bytes = sizeof(float) * (state + pl.slot_floats * (size_t)a->threads);
     ctx->state_bytes_used = sizeof(float) * pl.state_floats;
+    attn_lowp_reserve(ctx); /* 16-bit operands are widened after the state and slots */
     return 0;
 }
 
@@ -294,7 +296,7 @@ static double forward_task(const void *env, int64_t b, int64_t hk, float *H, flo
 
 // q is (B,H,N,Dk), k (B,H_kv,N,Dk), v (B,H_kv,N,Dv), beta and gate (B,H_kv,N,1); o is (B,H,N,Dv).
 // The final state of each (b, KV head) stays in the workspace (ctx->state_bytes_used).
-static int delta_forward(attn_ctx *ctx, const attn_io *io)
+static int delta_forward_f32(attn_ctx *ctx, const attn_io *io)
 {
     const attn_args *a = &ctx->args;
     int gated = (ctx->kernel->inputs & ATTN_IN_GATE) != 0;
@@ -361,6 +363,13 @@ static size_t delta_state_bytes(const attn_args *a)
 static int ref_deltanet(const attn_args *a, const attn_io64 *io) { return delta_ref_forward(a, io, 0); }
 static int ref_gated(const attn_args *a, const attn_io64 *io) { return delta_ref_forward(a, io, 1); }
 
+static int delta_forward(attn_ctx *ctx, const attn_io *io) { return attn_lowp_forward(ctx, io, delta_forward_f32); }
+
+static int delta_backward_lowp(attn_ctx *ctx, const attn_io *io, const attn_grads *g)
+{
+    return attn_lowp_backward(ctx, io, g, delta_backward);
+}
+
 /* Fields both kernels share: one implementation, the gate read or not. */
 #define DELTA_KERNEL_COMMON                                                                                \
     .family = "deltanet",                                                                                  \
@@ -368,7 +377,7 @@ static int ref_gated(const attn_args *a, const attn_io64 *io) { return delta_ref
              ATTN_DETERMINISTIC,                                                                           \
     .masks = ATTN_MASK_BIT(ATTN_MASK_CAUSAL) | ATTN_MASK_BIT(ATTN_MASK_DOCUMENT),                          \
     .params = delta_params, .forward = delta_forward,                                                      \
-    .backward = delta_backward, .flops = delta_flops, .state_bytes = delta_state_bytes
+    .backward = delta_backward_lowp, .flops = delta_flops, .state_bytes = delta_state_bytes
 
 const attn_kernel attn_kernel_deltanet = {
     DELTA_KERNEL_COMMON,
@@ -379,6 +388,7 @@ const attn_kernel attn_kernel_deltanet = {
     .bytes = bytes_deltanet,
     .inputs = ATTN_IN_BETA,
     .ref_forward = ref_deltanet,
+    .dtypes = ATTN_DT_BIT(ATTN_DT_BF16) | ATTN_DT_BIT(ATTN_DT_FP16),
 };
 
 const attn_kernel attn_kernel_gated_deltanet = {

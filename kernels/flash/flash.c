@@ -15,6 +15,7 @@
 #include "flash_internal.h"
 #include "flash.h"
 #include "flash_gather.h"
+#include "kernels/core/lowp.h"
 
 #include <omp.h>
 #include <string.h>
@@ -177,7 +178,9 @@ static int flash_init(attn_ctx *ctx, const attn_args *a)
     int rc = attn_flash_plan(&pl, a);
     if (rc)
         return rc;
+    /* per-thread slots, the backward's Di, then the widened 16-bit operands */
     ctx->workspace_bytes = sizeof(float) * (pl.thread_floats * (size_t)a->threads + pl.di_floats);
+    attn_lowp_reserve(ctx);
     ctx->priv = NULL;
     return flash_init_gather(ctx, a, &pl);
 }
@@ -245,7 +248,7 @@ static void flash_forward_tile(const attn_args *a, const flash_plan *pl, const a
 }
 
 // q is (B,H,Nq,D), k and v are (B,H_kv,Nk,D); o is (B,H,Nq,D), lse is (B,H,Nq)
-static int flash_forward(attn_ctx *ctx, const attn_io *io)
+static int flash_forward_f32(attn_ctx *ctx, const attn_io *io)
 {
     const attn_args *a = &ctx->args;
     flash_plan pl;
@@ -273,6 +276,11 @@ static int flash_forward(attn_ctx *ctx, const attn_io *io)
     return 0;
 }
 
+static int flash_forward(attn_ctx *ctx, const attn_io *io)
+{
+    return attn_lowp_forward(ctx, io, flash_forward_f32);
+}
+
 const attn_kernel attn_kernel_flash = {
     .name = "flash",
     .family = "softmax",
@@ -287,4 +295,5 @@ const attn_kernel attn_kernel_flash = {
     .bytes = attn_softmax_bytes,
     .state_bytes = attn_kv_state_bytes,
     .fini = flash_fini,
+    .dtypes = ATTN_DT_BIT(ATTN_DT_BF16) | ATTN_DT_BIT(ATTN_DT_FP16),
 };

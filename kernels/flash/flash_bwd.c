@@ -14,6 +14,7 @@
  * 14 D nnz FLOPs, against the nominal 10 D nnz. */
 #include "flash_internal.h"
 #include "flash_gather.h"
+#include "kernels/core/lowp.h"
 
 #include <omp.h>
 #include <string.h>
@@ -248,16 +249,13 @@ static void flash_dq_tile(const attn_args *a, const flash_plan *pl, const attn_i
     flash_unpack_t(dqt, lanes, nr, D, sc, attn_at(&g->dq, b, h, i0), g->dq.sn);
 }
 
-int attn_flash_backward(attn_ctx *ctx, const attn_io *io, const attn_grads *g)
+static int flash_backward_f32(attn_ctx *ctx, const attn_io *io, const attn_grads *g)
 {
     const attn_args *a = &ctx->args;
     flash_plan pl;
     int rc = attn_flash_plan(&pl, a);
     if (rc)
         return rc;
-    if (!pl.di_floats)
-        return attn_fail(ATTN_EINVAL, "flash backward: context was created without args.backward = 1, "
-                                      "so its workspace has no room for the backward");
     float *di = (float *)ctx->workspace + pl.thread_floats * (size_t)a->threads;
     flash_row_dots(a, io, g, di);
     attn_counter_add(ATTN_CNT_BYTES_READ, (long long)(8 * a->B * a->H * a->Nq * a->D));
@@ -287,4 +285,17 @@ int attn_flash_backward(attn_ctx *ctx, const attn_io *io, const attn_grads *g)
         flash_tally_flush(&tally);
     }
     return 0;
+}
+
+int attn_flash_backward(attn_ctx *ctx, const attn_io *io, const attn_grads *g)
+{
+    const attn_args *a = &ctx->args;
+    flash_plan pl;
+    int rc = attn_flash_plan(&pl, a);
+    if (rc)
+        return rc;
+    if (!pl.di_floats)
+        return attn_fail(ATTN_EINVAL, "flash backward: context was created without args.backward = 1, "
+                                      "so its workspace has no room for the backward");
+    return attn_lowp_backward(ctx, io, g, flash_backward_f32);
 }

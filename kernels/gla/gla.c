@@ -12,6 +12,7 @@
 #include "gla_internal.h"
 
 #include "kernels/core/counters.h"
+#include "kernels/core/lowp.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -137,6 +138,7 @@ static int gla_init(attn_ctx *ctx, const attn_args *a)
                          (long long)a->q_off, (long long)a->k_off);
     ctx->workspace_bytes = sizeof(float) * (attn_gla_slot0(&pl) + pl.thread_floats * (size_t)a->threads);
     ctx->state_bytes_used = sizeof(float) * pl.state_floats;
+    attn_lowp_reserve(ctx); /* 16-bit operands are widened after the state and slots */
     return 0;
 }
 
@@ -193,7 +195,7 @@ static double forward_task(const attn_args *a, const gla_plan *pl, const attn_io
 }
 
 // q is (B,H,N,Dk), k is (B,H_kv,N,Dk), v is (B,H_kv,N,Dv), gate (gla) is (B,H_kv,N,Dk); o is (B,H,N,Dv)
-static int gla_forward(attn_ctx *ctx, const attn_io *io)
+static int gla_forward_f32(attn_ctx *ctx, const attn_io *io)
 {
     const attn_args *a = &ctx->args;
     gla_plan pl;
@@ -248,12 +250,19 @@ static size_t gla_state_bytes(const attn_args *a)
     return sizeof(float) * (size_t)(a->B * a->H_kv * a->D * attn_dv(a));
 }
 
+static int gla_forward(attn_ctx *ctx, const attn_io *io) { return attn_lowp_forward(ctx, io, gla_forward_f32); }
+
+static int gla_backward(attn_ctx *ctx, const attn_io *io, const attn_grads *g)
+{
+    return attn_lowp_backward(ctx, io, g, attn_gla_backward);
+}
+
 /* What the three presets share: one implementation, the preset chosen from the kernel object. */
 #define GLA_COMMON                                                                                            \
     .family = "decay-linear",                                                                                 \
     .flags = ATTN_APPROX | ATTN_CAUSAL | ATTN_TRAINABLE | ATTN_RECURRENT | ATTN_GQA | ATTN_DV | ATTN_DETERMINISTIC, \
     .masks = ATTN_MASK_BIT(ATTN_MASK_CAUSAL) | ATTN_MASK_BIT(ATTN_MASK_DOCUMENT), .init = gla_init,          \
-    .forward = gla_forward, .backward = attn_gla_backward, .flops = gla_flops, .state_bytes = gla_state_bytes
+    .forward = gla_forward, .backward = gla_backward, .flops = gla_flops, .state_bytes = gla_state_bytes
 
 const attn_kernel attn_kernel_retnet = {
     GLA_COMMON,
@@ -274,6 +283,7 @@ const attn_kernel attn_kernel_gla = {
     .bytes = bytes_gates,
     .inputs = ATTN_IN_GATE_VEC,
     .ref_forward = attn_gla_ref_gla,
+    .dtypes = ATTN_DT_BIT(ATTN_DT_BF16) | ATTN_DT_BIT(ATTN_DT_FP16),
 };
 
 const attn_kernel attn_kernel_lightning = {

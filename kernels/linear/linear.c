@@ -5,6 +5,7 @@
  * linear_chunk.c; this file holds the feature map and the kernel object. */
 #include "linear.h"
 
+#include "kernels/core/lowp.h"
 #include "kernels/core/vexp.h"
 
 #include <math.h>
@@ -121,14 +122,27 @@ static int linear_cfg(lin_cfg *cfg, const attn_args *a)
     return rc ? rc : lin_cfg_check(cfg, a, "linear");
 }
 
-static int linear_init(attn_ctx *ctx, const attn_args *a) { return lin_k_init(ctx, a, linear_cfg); }
+static int linear_init(attn_ctx *ctx, const attn_args *a)
+{
+    int rc = lin_k_init(ctx, a, linear_cfg);
+    if (!rc) /* 16-bit operands are widened after the chunk scratch (kernels/core/lowp.h) */
+        attn_lowp_reserve(ctx);
+    return rc;
+}
 
 // q is (B,H,N,D), k is (B,H_kv,N,D), v is (B,H_kv,N,Dv); o is (B,H,N,Dv)
-static int linear_forward(attn_ctx *ctx, const attn_io *io) { return lin_k_forward(ctx, io, linear_cfg); }
+static int linear_forward_f32(attn_ctx *ctx, const attn_io *io) { return lin_k_forward(ctx, io, linear_cfg); }
+
+static int linear_forward(attn_ctx *ctx, const attn_io *io) { return attn_lowp_forward(ctx, io, linear_forward_f32); }
+
+static int linear_backward_f32(attn_ctx *ctx, const attn_io *io, const attn_grads *g)
+{
+    return lin_k_backward(ctx, io, g, linear_cfg);
+}
 
 static int linear_backward(attn_ctx *ctx, const attn_io *io, const attn_grads *g)
 {
-    return lin_k_backward(ctx, io, g, linear_cfg);
+    return attn_lowp_backward(ctx, io, g, linear_backward_f32);
 }
 
 static double linear_flops(const attn_args *a, attn_pass pass) { return lin_k_flops(a, pass, linear_cfg); }
@@ -172,4 +186,5 @@ const attn_kernel attn_kernel_linear = {
     .inputs = 0,
     .ref_forward = linear_ref_forward,
     .ref_view = linear_ref_view,
+    .dtypes = ATTN_DT_BIT(ATTN_DT_BF16) | ATTN_DT_BIT(ATTN_DT_FP16),
 };
