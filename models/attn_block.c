@@ -159,6 +159,7 @@ static attn_args block_args(const nn_attn *l, int64_t B, int64_t N, int threads,
 {
     attn_args a = {.B = B, .H = l->cfg.H, .H_kv = l->cfg.H_kv, .Nq = N, .Nk = N, .D = l->D, .mask = l->cfg.mask,
                    .threads = threads, .backward = !l->cfg.eval_only, .params = l->cfg.params, .kv_dtype = l->cfg.kv_dtype,
+                   .dtype = l->cfg.dtype,
                    .seq_len = kernel_seq_len(l, seq_len)};
     attn_args_defaults(&a);
     return a;
@@ -200,6 +201,16 @@ int nn_attn_plan(nn_attn *l, int64_t B, int64_t N, int threads)
         }
         nn_rope_table(l->rope_cs, N, l->D, rope_base(l));
     }
+    if (l->cfg.dtype != ATTN_DT_FP32) { /* evaluation on 16-bit operands: Q, K, V and O in that type */
+        size_t nq = (size_t)(B * N * l->cfg.H * l->D), nk = (size_t)(B * N * l->cfg.H_kv * l->D);
+        l->qh = attn_alloc(2 * nq), l->oh = attn_alloc(2 * nq), l->kh = attn_alloc(2 * nk), l->vh = attn_alloc(2 * nk);
+        if (!l->qh || !l->oh || !l->kh || !l->vh) {
+            l->planned = 1; /* so that free releases what was allocated */
+            nn_attn_free(l);
+            return attn_fail(ATTN_ENOMEM, "attention block: cannot allocate the %s operands for N=%lld",
+                             attn_dtype_names[l->cfg.dtype], (long long)N);
+        }
+    }
     l->B = B, l->N = N, l->threads = threads, l->planned = 1;
     return 0;
 }
@@ -213,6 +224,8 @@ void nn_attn_free(nn_attn *l)
     l->rope_cs = NULL;
     attn_kv_cache_free(&l->kc);
     attn_kv_cache_free(&l->vc);
+    attn_free(l->qh), attn_free(l->kh), attn_free(l->vh), attn_free(l->oh);
+    l->qh = l->kh = l->vh = l->oh = NULL;
     l->planned = 0;
 }
 
@@ -280,6 +293,13 @@ static attn_tensor view(float *p, int64_t B, int64_t heads, int64_t N, int64_t c
 {
     return (attn_tensor){.data = p, .B = B, .H = heads, .N = N, .D = cols, .sb = N * heads * cols, .sh = cols,
                          .sn = heads * cols};
+}
+
+/* The 16-bit twin of view(): the same shape and strides over p. */
+static attn_tensor_h view_h(uint16_t *p, const attn_tensor *like)
+{
+    return (attn_tensor_h){.data = p, .B = like->B, .H = like->H, .N = like->N, .D = like->D, .sb = like->sb,
+                           .sh = like->sh, .sn = like->sn};
 }
 
 static attn_tensor_f64 view64(double *p, int64_t B, int64_t heads, int64_t N, int64_t cols)
@@ -362,9 +382,19 @@ int nn_attn_forward(nn_attn *l, const float *x, const nn_attn_acts *a, float *y)
             return rc;
         io.kc = l->kc, io.vc = l->vc;
     }
+    int64_t nq = T * l->cfg.H * l->D, nk = T * l->cfg.H_kv * l->D;
+    if (l->cfg.dtype != ATTN_DT_FP32) { /* the kernel reads the rounded operands and writes O rounded */
+        attn_narrow(l->cfg.dtype, a->q, nq, l->qh);
+        attn_narrow(l->cfg.dtype, a->k, nk, l->kh);
+        attn_narrow(l->cfg.dtype, a->v, nk, l->vh);
+        io.qh = view_h(l->qh, &io.q), io.kh = view_h(l->kh, &io.k), io.vh = view_h(l->vh, &io.v);
+        io.oh = view_h(l->oh, &io.o);
+    }
     double t0 = nn_prof_enabled() ? nn_prof_now() : 0;
     if ((rc = l->cfg.kernel->forward(&l->ctx, &io)) != 0)
         return rc;
+    if (l->cfg.dtype != ATTN_DT_FP32)
+        attn_widen(l->cfg.dtype, l->oh, nq, a->o);
     if (t0 > 0)
         nn_prof_add(NN_PROF_ATTN, nn_prof_now() - t0, l->cfg.kernel->flops(&l->ctx.args, ATTN_PASS_FWD));
     nn_dense_forward(&l->o, a->o, y, T, th);

@@ -60,7 +60,8 @@ static int bind_all(nn_model *m, nn_blob *blob)
         nn_attn_cfg ac = {.C = C, .H = c->heads, .H_kv = c->heads_kv ? c->heads_kv : c->heads,
                           .kernel = layer_kernel(c, l, &rc), .params = c->kparams,
                           .rope = c->pos == NN_POS_ROPE, .eval_only = c->eval_only,
-                          .short_conv = c->short_conv, .max_len = c->max_len, .kv_dtype = c->eval_kv_dtype};
+                          .short_conv = c->short_conv, .max_len = c->max_len, .kv_dtype = c->eval_kv_dtype,
+                          .dtype = c->eval_dtype};
         if (rc)
             break;
         ac.mask = nn_model_mask(c);

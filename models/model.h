@@ -73,6 +73,9 @@ typedef struct {
     attn_kv_dtype eval_kv_dtype; /* evaluation only, not saved: every layer's K and V stored in this
                                   format for the kernel (a decode kernel swapped in reading a quantized
                                   cache); fp32: as computed */
+    attn_dtype eval_dtype;     /* evaluation only, not saved: every layer's kernel reads Q, K, V rounded to
+                                  this type and writes O in it (a kernel that takes it: flash, linear, gla,
+                                  deltanet); fp32: as computed */
 } nn_model_cfg;
 
 /* The model's options (models/model_opts.c), in the order of its canonical

@@ -208,6 +208,9 @@ const bad_case bad_cases[] = {
     {"eval: negative test-n", {"eval", "--checkpoint", "@D/m.ckpt", "--test-n", "-3"}, {{0}}, "--test-n"},
     {"eval: unknown KV format", {"eval", "--checkpoint", "@D/m.ckpt", "--scale", "1", "--kernel", "decode", "--kv-dtype",
                                  "q5"}, {{0}}, "q5"},
+    {"eval: unknown operand type", {"eval", "--checkpoint", "@D/m.ckpt", "--scale", "1", "--dtype", "fp8"}, {{0}}, "fp8"},
+    {"eval: operand type without a scale", {"eval", "--checkpoint", "@D/m.ckpt", "--dtype", "bf16"}, {{0}},
+     "--dtype needs --scale"},
     {"eval: KV format without a kernel", {"eval", "--checkpoint", "@D/m.ckpt", "--scale", "1", "--kv-dtype", "q8_0"}, {{0}},
      "--kv-dtype needs --kernel"},
 

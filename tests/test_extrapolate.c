@@ -260,9 +260,10 @@ Test(extrapolate, a_swapped_kernel_names_itself_and_equals_the_trained_one_when_
 }
 
 /* `decode` swapped in reading the trained keys and values from a stored
- * cache: one row per format, named in the params and the job_id; an fp32
- * cache is the trained model, a q4_0 one stays near it. */
-Test(extrapolate, a_decode_kernel_on_a_quantized_cache_names_the_format, .timeout = 60)
+ * cache, and the trained kernel on bf16 operands: one row per format, named
+ * in the params and the job_id; an fp32 cache is the trained model, the
+ * rounded ones stay near it. */
+Test(extrapolate, quantized_caches_and_16_bit_operands_name_their_format, .timeout = 60)
 {
     static const char *const tp[] = {"L=16", "D=2", "V=72", NULL};
     scratch s;
@@ -277,14 +278,18 @@ Test(extrapolate, a_decode_kernel_on_a_quantized_cache_names_the_format, .timeou
         o.kv_dtype = formats[i];
         cr_assert_eq(extrapolate_run(&o, &written), 0, "%s", attn_last_error());
     }
+    /* the trained flash on bf16 operands: a cell of its own too */
+    o.kernel = NULL, o.kv_dtype = ATTN_KV_FP32, o.dtype = ATTN_DT_BF16;
+    cr_assert_eq(extrapolate_run(&o, &written), 0, "%s", attn_last_error());
     rows_t r;
-    cr_assert_eq(read_extrap(s.csv, &r), 4);
+    cr_assert_eq(read_extrap(s.csv, &r), 5);
     cr_assert_str_eq(r.row[1].cell[ATTN_COL_VALUE], r.row[0].cell[ATTN_COL_VALUE], "decode on fp32 = the trained model");
-    for (int i = 1; i < 4; i++) {
-        const char *p = r.row[i].cell[ATTN_COL_PARAMS], *tail = i == 1 ? "trained=flash" : i == 2 ? "trained=flash;kv_dtype=q8_0"
-                                                                                        : "trained=flash;kv_dtype=q4_0";
+    for (int i = 1; i < 5; i++) {
+        static const char *const tails[] = {"", "trained=flash", "trained=flash;kv_dtype=q8_0",
+                                            "trained=flash;kv_dtype=q4_0", "train_len=16;dtype=bf16"};
+        const char *p = r.row[i].cell[ATTN_COL_PARAMS], *tail = tails[i];
         cr_assert(strlen(p) > strlen(tail) && !strcmp(p + strlen(p) - strlen(tail), tail), "row %d: %s", i, p);
-        cr_assert_str_eq(r.row[i].cell[ATTN_COL_KERNEL], "decode");
+        cr_assert_str_eq(r.row[i].cell[ATTN_COL_KERNEL], i < 4 ? "decode" : "flash");
         cr_assert_lt(fabs(cell_value(&r.row[i]) - cell_value(&r.row[0])), 0.05, "row %d: %s vs %s", i,
                      r.row[i].cell[ATTN_COL_VALUE], r.row[0].cell[ATTN_COL_VALUE]);
         for (int k = 0; k < i; k++)

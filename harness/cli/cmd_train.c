@@ -94,6 +94,9 @@ static const opt_def eval_opts[] = {
      .def = ATTN_KV_FP32,
      .help = "with --kernel (one that reads it: decode, lean): every layer stores its keys and values in this "
              "format and the kernel reads that cache (docs/kv-formats.md); params end in ;kv_dtype=.."},
+    {.name = "dtype", .type = OPT_ENUM, .offset = EV(dtype), .names = attn_dtype_names, .def = ATTN_DT_FP32,
+     .help = "with --scale: every layer's kernel (the trained one, or --kernel) reads its queries, keys and "
+             "values rounded to this type and writes its output in it (docs/dtypes.md); params end in ;dtype=.."},
     {.name = "dump_kv", .cli = "dump-kv", .type = OPT_ARG, .offset = EV(dump_kv), .metavar = "FILE",
      .help = "with --scale: instead of evaluating, write the queries, keys and values every layer feeds its kernel "
              "on the first test example at the first scale (and first depth) to FILE, for bench --inputs "
@@ -146,6 +149,8 @@ static int eval_check(const extrapolate_opts *x)
         return cli_usage_error("eval", "--kernel, --param and --mask need --scale (e.g. --scale 1,2,4)");
     if (x->mask && !x->kernel)
         return cli_usage_error("eval", "--mask needs --kernel (the kernel swapped in)");
+    if (x->dtype != ATTN_DT_FP32 && !x->n_scales)
+        return cli_usage_error("eval", "--dtype needs --scale (e.g. --scale 1)");
     if (x->kv_dtype != ATTN_KV_FP32 && !x->kernel)
         return cli_usage_error("eval", "--kv-dtype needs --kernel (a decode kernel swapped in that reads the cache)");
     if (x->depths && !x->n_scales)

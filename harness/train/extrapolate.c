@@ -230,6 +230,10 @@ int extrapolate_run(const extrapolate_opts *o, int *rows)
     g.train_len = task_landmark_data_len(g.train_len, g.landmark);
     if (o->kernel && (rc = swap_kernel(o, &trained, &g)))
         return rc;
+    if (o->dtype != ATTN_DT_FP32) { /* the kernel in every layer on rounded operands: a cell of its own */
+        trained.model.eval_dtype = o->dtype, trained.model.eval_only = 1;
+        snprintf(g.swap + strlen(g.swap), sizeof g.swap - strlen(g.swap), ";dtype=%s", attn_dtype_names[o->dtype]);
+    }
     if ((rc = grid_check(&g, &trained.model)))
         return rc;
     csvw_idset done; /* job_ids already in the results (skip_done) */

@@ -41,6 +41,8 @@ typedef struct {
     const char *mask;                    /* a mask spec replacing causal/full (with kernel), or NULL */
     attn_kv_dtype kv_dtype;              /* with kernel: every layer stores K and V in this format for it
                                             (a decode kernel reading a quantized cache); fp32: as computed */
+    attn_dtype dtype;                    /* every layer's kernel (trained or swapped) on Q, K, V rounded to this
+                                            type, O written in it; params end in ;dtype=T; fp32: as computed */
     /* Resume (sweeps): a cell whose row (same job_id) is already in the
      * results file is not evaluated again; the model is loaded only when
      * some cell is missing. 0: every cell appends a row. */
