@@ -60,10 +60,10 @@ static int record_peaks(const char *dir, const bench_job *jobs, size_t n, peak_r
         if ((rc = peak_measure(t, &peaks[t])) != 0)
             break;
         peak_print(stderr, &peaks[t]);
-        csvw_row rows[2];
+        csvw_row rows[BENCH_PEAK_ROWS];
         bench_peak_rows(&peaks[t], rows);
-        if (dir)
-            rc = csvw_write_rows(&w, rows, 2); /* sgemm and STREAM together: a kill leaves both or neither */
+        if (dir) /* the peaks together: a kill leaves all or none */
+            rc = csvw_write_rows(&w, rows, BENCH_PEAK_ROWS);
     }
     if (dir)
         csvw_close(&w);
@@ -172,7 +172,10 @@ static int load_done(const char *dir, plan *p)
             continue;
         char path[1100];
         snprintf(path, sizeof path, "%s/%s.csv", dir, p->jobs[j].suite);
-        int rc = csvw_load_job_ids(path, &p->done);
+        /* a file of the earlier header is refused now, not after a job ran for it */
+        int rc = csvw_check_appendable(path);
+        if (rc >= 0)
+            rc = csvw_load_job_ids(path, &p->done);
         if (rc >= 0 && access(path, F_OK) == 0)
             rc = csvw_read_rows_before_repair(path, note_done_row, p);
         if (rc < 0)
