@@ -333,3 +333,54 @@ Test(roofline, an_old_results_dir_resumes_after_migrate_without_losing_a_row, .t
     cr_assert(!strcmp(fresh->cell[ATTN_COL_NOISE], "no") || !strncmp(fresh->cell[ATTN_COL_NOISE], "yes:", 4), "%s",
               fresh->cell[ATTN_COL_NOISE]);
 }
+
+/* ---- sweeps: STREAM probed around memory-bound groups */
+
+#include "harness/cli/sweep_probe.h"
+
+Test(roofline, one_query_decode_is_memory_bound_and_long_flash_is_not)
+{
+    peak_result peak = {.threads = 1, .sgemm_gflops = 80, .stream_gbs = 15, .fma_gflops = 100};
+    bench_job dec = small_job("decode", 1, 64);
+    dec.args.Nk = 4096;
+    cr_assert(sweep_job_memory_bound(&dec, &peak));
+    bench_job fl = small_job("flash", 1024, 64);
+    cr_assert_not(sweep_job_memory_bound(&fl, &peak));
+    cr_assert_not(sweep_job_memory_bound(&dec, NULL), "without probes nothing is grouped");
+}
+
+typedef struct {
+    int jobs;
+    csvw_row first;
+} held_rows;
+
+static int take_rows(void *ud, const csvw_row *rows, int n)
+{
+    held_rows *h = ud;
+    if (!h->jobs++)
+        h->first = rows[0];
+    cr_assert_eq(n, 1);
+    return 0;
+}
+
+/* A group whose probe before read far more than the probe after: its held
+ * rows come out marked with how far the probes moved. */
+Test(roofline, a_group_whose_probes_moved_marks_its_rows, .timeout = 60)
+{
+    sweep_group g;
+    cr_assert_eq(sweep_group_init(&g), 0);
+    g.threads = 1, g.before_gbs = 1e6; /* as if the probe before had read 1 PB/s */
+    strcpy(g.suite, "decode");
+    csvw_row row;
+    timed_row(&row, 64);
+    csvw_row_set(&row, ATTN_COL_NOISE, "no");
+    bench_result res = {.measured = 1, .load = {1, 0.5, 0}};
+    sweep_group_hold(&g, &row, 1, &res);
+    held_rows h = {0};
+    cr_assert_eq(sweep_group_close(&g, take_rows, &h), 0, "%s", attn_last_error());
+    cr_assert_eq(h.jobs, 1);
+    cr_assert(!strncmp(h.first.cell[ATTN_COL_NOISE], "yes:probes moved", 16), "%s", h.first.cell[ATTN_COL_NOISE]);
+    cr_assert_eq(g.threads, 0, "the group is closed");
+    cr_assert_gt(g.last_gbs, 0, "its closing probe is kept for the next group");
+    sweep_group_free(&g);
+}

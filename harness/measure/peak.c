@@ -176,6 +176,14 @@ int peak_measure_sized(int threads, int sgemm_n, size_t stream_bytes, peak_resul
     return rc;
 }
 
+int peak_stream_probe(int threads, size_t stream_bytes, double *gbs)
+{
+    if (threads < 1 || stream_bytes < 3 * 4096)
+        return attn_fail(ATTN_EINVAL, "peak: expected threads >= 1, stream_bytes >= 12288; found %d, %zu", threads,
+                         stream_bytes);
+    return stream_gbs(threads, stream_bytes, gbs);
+}
+
 int peak_measure(int threads, peak_result *out)
 {
     return peak_measure_sized(threads, ATTN_PEAK_SGEMM_N, ATTN_PEAK_STREAM_BYTES, out);

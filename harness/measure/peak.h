@@ -43,6 +43,10 @@ int peak_measure(int threads, peak_result *out);
  * stream_bytes >= 3 * 4096. Sizes that fit in cache overstate the peaks. */
 int peak_measure_sized(int threads, int sgemm_n, size_t stream_bytes, peak_result *out);
 
+/* The STREAM probe alone (a sweep re-probes around memory-bound jobs):
+ * stream_bytes >= 12288. */
+int peak_stream_probe(int threads, size_t stream_bytes, double *gbs);
+
 /* Reads the peaks for this CPU and thread count from a small text cache (one
  * line per cpu x threads); measures and adds them when absent. The file is
  * replaced atomically (write to a temporary, rename); its directory is
