@@ -55,6 +55,9 @@ void csvw_row_job_id_with(const csvw_row *r, const char *extra, char out[17]);
 
 /* ---- set of job ids, for --resume ---- */
 
+/* 1 when s is 16 lowercase hex digits (harness/results/csvw_idset.c). */
+int csvw_is_job_id(const char *s);
+
 typedef struct {
     uint64_t *keys;
     unsigned char *used;
