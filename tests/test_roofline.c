@@ -115,12 +115,18 @@ static void fake_proc(const char *load, int running)
     sysload_set_proc_dir(dir);
 }
 
+/* A small job's row (no same-run peaks) timed while /proc says `load` and `running`. */
+static void row_under_load(const char *load, int running, csvw_row *r)
+{
+    fake_proc(load, running);
+    bench_job j = small_job("naive", 64, 16);
+    run_row(&j, NULL, r);
+}
+
 Test(roofline, other_runnable_work_marks_the_row_noisy)
 {
-    fake_proc("7.25", 40);
-    bench_job j = small_job("naive", 64, 16);
     csvw_row r;
-    run_row(&j, NULL, &r);
+    row_under_load("7.25", 40, &r);
     cr_assert_str_eq(r.cell[ATTN_COL_LOAD_AVG_1M], "7.25");
     int others = atoi(r.cell[ATTN_COL_RUNNABLE_OTHERS]);
     cr_assert(others >= 30 && others < 40, "runnable_others %d", others); /* 40 less this process's running threads */
@@ -131,10 +137,8 @@ Test(roofline, other_runnable_work_marks_the_row_noisy)
 
 Test(roofline, a_quiet_machine_leaves_the_row_unmarked)
 {
-    fake_proc("0.05", 1);
-    bench_job j = small_job("naive", 64, 16);
     csvw_row r;
-    run_row(&j, NULL, &r);
+    row_under_load("0.05", 1, &r);
     cr_assert_str_eq(r.cell[ATTN_COL_RUNNABLE_OTHERS], "0");
     cr_assert_str_eq(r.cell[ATTN_COL_NOISE], "no");
 }
