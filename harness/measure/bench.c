@@ -285,6 +285,8 @@ static int measure_job(const bench_job *job, attn_ctx *ctx, buffers *bf, rss_reg
         return rc;
     sysload_read(&res->load);
     res->load.ok &= before.ok;
+    if (!res->load.ok)
+        snprintf(res->load_na, sizeof res->load_na, "/proc/loadavg or /proc/stat unreadable");
     if (before.runnable_others < res->load.runnable_others) /* a passing burst is not other work */
         res->load.runnable_others = before.runnable_others;
 
@@ -398,7 +400,7 @@ static void noise_cells(const bench_result *res, csvw_row *row)
 {
     if (!res->load.ok) {
         for (schema_col c = ATTN_COL_LOAD_AVG_1M; c <= ATTN_COL_NOISE; c++)
-            csvw_row_set(row, c, "NA:/proc/loadavg or /proc/stat unreadable");
+            csvw_row_set(row, c, "NA:%s", res->load_na[0] ? res->load_na : "not sampled for this row");
         return;
     }
     csvw_row_set(row, ATTN_COL_LOAD_AVG_1M, "%.2f", res->load.load_1m);

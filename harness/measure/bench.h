@@ -84,6 +84,7 @@ typedef struct {
     double sgemm_peak_gflops, stream_peak_gbs, fma_peak_gflops;
     sysload_sample load;          /* around the timed calls: load average at the end, and other
                                    * runnable work present both before and after them */
+    char load_na[64];             /* why load.ok is 0 ("": not sampled, e.g. MPI ranks) */
     double probe_moved;           /* how far the probes around the job moved (max/min - 1; 0: not re-probed) */
     size_t peak_rss_bytes, workspace_bytes, state_bytes;
     papi_counts counters;         /* of one untimed call */
