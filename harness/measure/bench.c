@@ -405,7 +405,8 @@ static void noise_cells(const bench_result *res, csvw_row *row)
     }
     csvw_row_set(row, ATTN_COL_LOAD_AVG_1M, "%.2f", res->load.load_1m);
     csvw_row_set(row, ATTN_COL_RUNNABLE_OTHERS, "%d", res->load.runnable_others);
-    sysload_noise_cell(&res->load, res->probe_moved, row->cell[ATTN_COL_NOISE], ATTN_CELL_MAX);
+    /* probes moved: a sweep's memory-bound groups say so when they close (sweep_probe.h) */
+    sysload_noise_cell(&res->load, 0, row->cell[ATTN_COL_NOISE], ATTN_CELL_MAX);
 }
 
 /* Time, work and rates: the derived columns come from the typed numbers here. */
@@ -423,7 +424,10 @@ static void rate_cells(const bench_result *res, csvw_row *row)
     if (res->has_peak) {
         csvw_row_set(row, ATTN_COL_PCT_SGEMM_PEAK, "%.2f", 100 * gflops / res->sgemm_peak_gflops);
         csvw_row_set(row, ATTN_COL_PCT_STREAM_PEAK, "%.2f", 100 * gbs / res->stream_peak_gbs);
-        csvw_row_set(row, ATTN_COL_PCT_ROOFLINE, "%.2f", 100 * bench_roofline_s(res) / secs);
+        if (res->fma_peak_gflops > 0 && res->stream_peak_gbs > 0)
+            csvw_row_set(row, ATTN_COL_PCT_ROOFLINE, "%.2f", 100 * bench_roofline_s(res) / secs);
+        else
+            csvw_row_set(row, ATTN_COL_PCT_ROOFLINE, "NA:no same-run FMA roof");
     } else {
         csvw_row_set(row, ATTN_COL_PCT_SGEMM_PEAK, "NA:no same-run peak");
         csvw_row_set(row, ATTN_COL_PCT_STREAM_PEAK, "NA:no same-run peak");

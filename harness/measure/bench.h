@@ -85,7 +85,6 @@ typedef struct {
     sysload_sample load;          /* around the timed calls: load average at the end, and other
                                    * runnable work present both before and after them */
     char load_na[64];             /* why load.ok is 0 ("": not sampled, e.g. MPI ranks) */
-    double probe_moved;           /* how far the probes around the job moved (max/min - 1; 0: not re-probed) */
     size_t peak_rss_bytes, workspace_bytes, state_bytes;
     papi_counts counters;         /* of one untimed call */
     schema_num sparsity_eff, n_exponent; /* across jobs: a sweep derives them (NONE otherwise) */

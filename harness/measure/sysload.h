@@ -26,8 +26,8 @@ void sysload_set_proc_dir(const char *dir);
 #define SYSLOAD_PROBE_MOVED 0.15
 
 /* The noise verdict of a timed row, as its cell: "no", or "yes:<why>" naming
- * the other runnable work and/or how far the probes moved. `probe_moved`
- * below 0: not known (probes taken once). */
+ * the other runnable work and/or how far the probes moved (`probe_moved`,
+ * max/min - 1; 0 when the row was not re-probed). */
 void sysload_noise_cell(const sysload_sample *s, double probe_moved, char *buf, size_t n);
 
 #endif
