@@ -138,6 +138,11 @@ const bad_case bad_cases[] = {
      {F("@D/p/kernels.csv", "run_id,utc,other\n1,2,3\n")}, "kernels.csv:1: header column 3"},
     {"merge: no part directory", {"merge", "--out", "@D/results"}, {{0}}, "part directory"},
     {"merge: a part that does not exist", {"merge", "--out", "@D/results", "@D/nope"}, {{0}}, "nope: cannot read"},
+    /* ---- migrate */
+    {"migrate: a file with another header", {"migrate", "@D/k.csv"}, {F("@D/k.csv", "run_id,utc,other\n1,2,3\n")},
+     "k.csv:1: header column 3"},
+    {"migrate: no file", {"migrate"}, {{0}}, "expected at least one results file"},
+    {"migrate: a file that does not exist", {"migrate", "@D/nope.csv"}, {{0}}, "nope.csv: cannot open for reading"},
     {"sweep: NaN max-mem", {"sweep", "--config", "@D/c.json", "--max-mem", "nan"}, {{0}}, "--max-mem"},
     {"sweep: unknown suite", {"sweep", "--config", "@D/c.json", "--suite", "nope", "--dry-run"},
      {F("@D/c.json", ONE_SUITE(""))}, "nope"},
