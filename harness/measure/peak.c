@@ -147,11 +147,15 @@ static int fma_call(void *arg)
     return 0;
 }
 
-/* Best GFLOP/s of the register-only FMA loop at `threads`; about 2e8 FLOPs
- * a call per thread (a few ms), so the whole probe stays well under a second. */
-static int fma_gflops(int threads, double *gflops)
+/* Best GFLOP/s of the register-only FMA loop at `threads`; 2^20 iterations
+ * (about 2e8 FLOPs a call per thread, a few ms) with the default sgemm size,
+ * fewer in proportion to n^2 with a smaller one (the quick probe bench_fit
+ * takes with --no-peak, which also runs under valgrind), at least 2^12. */
+static int fma_gflops(int threads, int sgemm_n, double *gflops)
 {
-    fma_case f = {threads, 1L << 20, 0, 0};
+    double scale = (double)sgemm_n * sgemm_n / ((double)ATTN_PEAK_SGEMM_N * ATTN_PEAK_SGEMM_N);
+    long iters = (long)((1L << 20) * (scale < 1 ? scale : 1));
+    fma_case f = {threads, iters > (1L << 12) ? iters : 1L << 12, 0, 0};
     double ms;
     int rc = probe_best_ms(fma_call, &f, PROBE_REPS, &ms);
     if (rc == 0)
@@ -170,7 +174,7 @@ int peak_measure_sized(int threads, int sgemm_n, size_t stream_bytes, peak_resul
     if (rc == 0)
         rc = stream_gbs(threads, stream_bytes, &p.stream_gbs);
     if (rc == 0)
-        rc = fma_gflops(threads, &p.fma_gflops);
+        rc = fma_gflops(threads, sgemm_n, &p.fma_gflops);
     if (rc == 0)
         *out = p;
     return rc;
