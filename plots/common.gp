@@ -119,6 +119,18 @@ if (words(extra_num) > 0) {
 }
 vX(c, i) = A_X[(c - 1) * A_n + i]
 
+# --- the noise verdict (docs/measurement.md): noisy(i) is 1 when row i's noise
+# cell says "yes:..." (timed beside other runnable work, or between probes that
+# moved more than 15 %). Files of the earlier header have no noise column:
+# every row reads 0 there. Figures circle noisy points (A_noisy_title in the key).
+array A_Noisy[A_n]
+do for [i = 1:A_n] { A_Noisy[i] = 0 }
+if (A_ix("noise")) {
+    eval sprintf("stats csv using (A_Noisy[int($0) + 1] = (strcol(%d)[1:3] eq 'yes'), 0) nooutput", A_ix("noise"))
+}
+noisy(i) = A_Noisy[i]
+A_noisy_title = "noisy row (noise column)"
+
 # --- lines (kernel, params, dtype: a low-precision KV cache is a line of its own) and panels (panel_cols, by default mask, pass, D,
 # B, H, H_kv, threads). Keys live in one string "\n<key>\r<id>\n" so a lookup
 # is one strstrt().

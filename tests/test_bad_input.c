@@ -31,7 +31,7 @@ static cmd_fn command(const char *name)
         const char *name;
         cmd_fn run;
     } commands[] = {{"list", cmd_list},   {"peak", cmd_peak},           {"check", cmd_check}, {"bench", cmd_bench},
-                    {"sweep", cmd_sweep}, {"merge", cmd_merge}, {"mask", cmd_mask}, {"train", cmd_train}, {"eval", cmd_eval},
+                    {"sweep", cmd_sweep}, {"merge", cmd_merge}, {"migrate", cmd_migrate}, {"mask", cmd_mask}, {"train", cmd_train}, {"eval", cmd_eval},
                     {"report", cmd_report}, {"crossover", cmd_crossover}};
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
         if (!strcmp(commands[i].name, name))

@@ -36,7 +36,8 @@ static int keep_row(const csvw_row *row, void *ud)
  * metric `metric` (NULL: the headline, any metric but token_accuracy). */
 static int read_extrap_metric(const char *csv, const char *metric, rows_t *out)
 {
-    rows_t all = {.n = 0};
+    static rows_t all; /* static: 64 rows of 70 cells of 512 bytes are 2.3 MB */
+    all.n = 0;
     memset(out, 0, sizeof *out);
     csvw_read_rows(csv, keep_row, &all);
     for (int i = 0; i < all.n; i++) {
@@ -117,9 +118,9 @@ Test(extrapolate, one_row_per_length_and_depth_with_its_params, .timeout = 60)
     int written;
     cr_assert_eq(extrapolate_run(&o, &written), 0, "%s", attn_last_error());
     cr_assert_eq(written, 6);
-    rows_t x;
+    static rows_t x;
     cr_assert_eq(read_extrap(s.csv, &x), 6);
-    rows_t tf;
+    static rows_t tf;
     cr_assert_eq(read_extrap_metric(s.csv, "token_accuracy", &tf), 6, "each cell's teacher-forced row beside it");
     static const char *const depth[] = {"0", "0.5", "1"};
     for (int i = 0; i < 6; i++) {
@@ -154,7 +155,7 @@ Test(extrapolate, lengths_beyond_learned_positions_fail_naming_the_option, .time
     cr_assert_lt(extrapolate_run(&o, &written), 0);
     cr_assert_str_eq(attn_last_error(), "--scale 4: learned positions cover 256 tokens; train with --pos "
                                         "sinusoid|rope|none to evaluate at length 1024");
-    rows_t x;
+    static rows_t x;
     cr_assert_eq(read_extrap(s.csv, &x), 0, "nothing is evaluated when a cell cannot run");
     o.n_scales = 1; /* the trained length itself is fine */
     cr_assert_eq(extrapolate_run(&o, &written), 0, "%s", attn_last_error());
@@ -173,7 +174,7 @@ Test(extrapolate, mqar_keeps_D_and_the_trained_length_cell_equals_a_reload, .tim
     cr_assert_eq(written, 2);
     double reload, logged;
     cr_assert_eq(test_eval_acc(s.ckpt, 200, 1, s.csv, &reload, &logged), 0, "%s", attn_last_error());
-    rows_t x;
+    static rows_t x;
     cr_assert_eq(read_extrap(s.csv, &x), 2);
     cr_assert_gt(reload, 0, "the comparison below needs hits");
     cr_assert_float_eq(cell_value(&x.row[0]), reload, 1e-6);
@@ -198,7 +199,7 @@ Test(extrapolate, rows_are_reproducible, .timeout = 60)
     cr_assert_eq(extrapolate_run(&o, &written), 0, "%s", attn_last_error());
     o.out = csv2, o.threads = 2; /* the thread count is in the identity: compare values only */
     cr_assert_eq(extrapolate_run(&o, &written), 0, "%s", attn_last_error());
-    rows_t a, b;
+    static rows_t a, b;
     cr_assert_eq(read_extrap(s.csv, &a), 3);
     cr_assert_eq(read_extrap(csv2, &b), 3);
     double sum = 0;
@@ -212,7 +213,7 @@ Test(extrapolate, rows_are_reproducible, .timeout = 60)
     cr_assert_gt(sum, 0, "all-zero accuracies would make the comparison vacuous");
     o.threads = 1; /* same threads: the same job ids too */
     cr_assert_eq(extrapolate_run(&o, &written), 0, "%s", attn_last_error());
-    rows_t c;
+    static rows_t c;
     cr_assert_eq(read_extrap(csv2, &c), 6);
     for (int i = 0; i < 3; i++)
         cr_assert_str_eq(a.row[i].cell[ATTN_COL_JOB_ID], c.row[3 + i].cell[ATTN_COL_JOB_ID]);
@@ -235,7 +236,7 @@ Test(extrapolate, a_swapped_kernel_names_itself_and_equals_the_trained_one_when_
     cr_assert_eq(extrapolate_run(&o, &written), 0, "%s", attn_last_error());
     o.mask = "sink:n=1,w=2";
     cr_assert_eq(extrapolate_run(&o, &written), 0, "%s", attn_last_error());
-    rows_t r;
+    static rows_t r;
     cr_assert_eq(read_extrap(s.csv, &r), 6);
     int differs = 0;
     for (int i = 0; i < 2; i++) {
@@ -281,7 +282,7 @@ Test(extrapolate, quantized_caches_and_16_bit_operands_name_their_format, .timeo
     /* the trained flash on bf16 operands: a cell of its own too */
     o.kernel = NULL, o.kv_dtype = ATTN_KV_FP32, o.dtype = ATTN_DT_BF16;
     cr_assert_eq(extrapolate_run(&o, &written), 0, "%s", attn_last_error());
-    rows_t r;
+    static rows_t r;
     cr_assert_eq(read_extrap(s.csv, &r), 5);
     cr_assert_str_eq(r.row[1].cell[ATTN_COL_VALUE], r.row[0].cell[ATTN_COL_VALUE], "decode on fp32 = the trained model");
     for (int i = 1; i < 5; i++) {
@@ -301,7 +302,8 @@ Test(extrapolate, quantized_caches_and_16_bit_operands_name_their_format, .timeo
 /* Rewrites csv without the rows whose job_id is drop (a cell lost in a crash). */
 static void drop_row(const char *csv, const char *drop)
 {
-    rows_t all = {.n = 0};
+    static rows_t all; /* static: 64 rows of 70 cells of 512 bytes are 2.3 MB */
+    all.n = 0;
     cr_assert_geq(csvw_read_rows(csv, keep_row, &all), 0, "%s", attn_last_error());
     cr_assert_eq(unlink(csv), 0);
     csvw w;
@@ -331,7 +333,7 @@ Test(extrapolate, skip_done_evaluates_only_the_cells_missing_from_the_results, .
     cr_assert_eq(param_bag_add(&sw.kparams, "mode=decode"), 0);
     cr_assert_eq(extrapolate_run(&sw, &written), 0, "%s", attn_last_error());
     cr_assert_eq(written, 2, "the swapped kernel's cells are new cells");
-    rows_t before, after;
+    static rows_t before, after;
     cr_assert_eq(read_extrap(s.csv, &before), 4);
     drop_row(s.csv, before.row[1].cell[ATTN_COL_JOB_ID]);
     drop_row(s.csv, before.row[2].cell[ATTN_COL_JOB_ID]);

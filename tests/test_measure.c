@@ -248,11 +248,12 @@ Test(peak, small_probe_returns_positive_finite_peaks_quickly)
      * PFLOP/s or a PB/s). */
     cr_assert(isfinite(p.sgemm_gflops) && p.sgemm_gflops > 0.1 && p.sgemm_gflops < 1e5, "%g", p.sgemm_gflops);
     cr_assert(isfinite(p.stream_gbs) && p.stream_gbs > 0.1 && p.stream_gbs < 1e4, "%g", p.stream_gbs);
+    cr_assert(isfinite(p.fma_gflops) && p.fma_gflops > 0.1 && p.fma_gflops < 1e5, "%g", p.fma_gflops);
     char buf[256] = "";
     FILE *f = fmemopen(buf, sizeof buf - 1, "w");
     peak_print(f, &p);
     fclose(f);
-    cr_assert(strstr(buf, "GFLOP/s") && strstr(buf, "GB/s"), "%s", buf);
+    cr_assert(strstr(buf, "GFLOP/s") && strstr(buf, "GB/s") && strstr(buf, "FMA roof"), "%s", buf);
 }
 
 Test(peak, rejects_bad_sizes_with_a_message)
@@ -272,9 +273,9 @@ Test(peak, cache_hit_returns_stored_values_without_measuring)
     FILE *f = fopen(path, "w");
     /* Another machine's line, then ours at 3 threads: only ours matches. */
     fprintf(f, "cpu=Some Other CPU (%d cpus)\tthreads=3\tsgemm_n=64\tsgemm_gflops=1.5\tstream_bytes=12288"
-               "\tstream_gbs=2.5\tutc=x\n", sysinfo_ncpu());
+               "\tstream_gbs=2.5\tfma_gflops=3\tutc=x\n", sysinfo_ncpu());
     fprintf(f, "cpu=%s (%d cpus)\tthreads=3\tsgemm_n=2048\tsgemm_gflops=123.25\tstream_bytes=402653184"
-               "\tstream_gbs=17.5\tutc=x\n", sysinfo_cpu(), sysinfo_ncpu());
+               "\tstream_gbs=17.5\tfma_gflops=140.5\tutc=x\n", sysinfo_cpu(), sysinfo_ncpu());
     fclose(f);
     peak_result p;
     double t0 = measure_now_s();
@@ -283,6 +284,7 @@ Test(peak, cache_hit_returns_stored_values_without_measuring)
     cr_assert(p.threads == 3 && p.sgemm_n == 2048 && p.stream_bytes == 402653184);
     cr_assert_float_eq(p.sgemm_gflops, 123.25, 1e-9);
     cr_assert_float_eq(p.stream_gbs, 17.5, 1e-9);
+    cr_assert_float_eq(p.fma_gflops, 140.5, 1e-9);
     unlink(path);
     rmdir(dir);
 }
@@ -300,6 +302,7 @@ Test(peak, cache_miss_measures_once_and_writes_the_file, .timeout = 20)
     cr_assert_lt(measure_now_s() - t0, 0.1, "second call measured again");
     cr_assert_float_eq(b.sgemm_gflops, a.sgemm_gflops, 1e-3 + 1e-6 * a.sgemm_gflops);
     cr_assert_float_eq(b.stream_gbs, a.stream_gbs, 1e-3 + 1e-6 * a.stream_gbs);
+    cr_assert_float_eq(b.fma_gflops, a.fma_gflops, 1e-3 + 1e-6 * a.fma_gflops);
     cr_assert_eq(b.stream_bytes, a.stream_bytes);
     char tmp_glob[200];
     snprintf(tmp_glob, sizeof tmp_glob, "%s/results/peak.txt.tmp.%ld", dir, (long)getpid());

@@ -14,6 +14,7 @@ int cmd_bench(int argc, char **argv);
 int cmd_sweep(int argc, char **argv);
 int cmd_merge(int argc, char **argv);
 int cmd_cpmodel(int argc, char **argv);
+int cmd_migrate(int argc, char **argv);
 int cmd_mask(int argc, char **argv);
 int cmd_crossover(int argc, char **argv);
 int cmd_train(int argc, char **argv);

@@ -19,8 +19,11 @@ static const char usage_head[] =
     "usage: attnbench bench --kernel K[,K...] [options]\n"
     "Times each kernel on a random U(-1,1) problem after warm-up (median, p10/p90, CV),\n"
     "with analytic and counted FLOPs, bytes, memory, PAPI counters and a correctness gate\n"
-    "against the double-precision oracle on sampled rows. Prints a table; with --out,\n"
-    "appends one CSV row per job (docs/csv-schema.md).\n"
+    "against the double-precision oracle on sampled rows. %roof is the share of the same-run\n"
+    "roofline (max of bytes / STREAM and FLOPs / FMA roof); a FLOP rate more than 10 % above\n"
+    "the FMA roof is an error row. noisy: other runnable work beside the timed calls (the\n"
+    "noise column). Prints a table; with --out, appends one CSV row per job\n"
+    "(docs/csv-schema.md).\n"
     "The context-parallel kernels run alone under MPI: mpirun -n P attnbench bench --kernel\n"
     "ring|ulysses [options] splits the sequence over P ranks; rank 0 writes the rows, with\n"
     "ranks=P and host_ranks (ranks on the busiest host) in params and five more rows per job:\n"
@@ -190,23 +193,26 @@ static int check_fit(const bench_opts *o, const attn_kernel **kernels, const pea
 
 static void print_header(void)
 {
-    printf("%-7s %-22s %-6s %6s %4s %10s %10s %10s %6s %8s %7s %8s %7s %11s %11s %-9s %s\n", "kernel",
+    printf("%-7s %-22s %-6s %6s %4s %10s %10s %10s %6s %8s %7s %8s %7s %7s %11s %11s %-9s %-5s %s\n", "kernel",
            "mask", "pass", "N", "D", "median_ms", "p10_ms", "p90_ms", "cv", "GFLOP/s", "%sgemm",
-           "GB/s", "%strm", "workspace", "rss_delta", "err", "status");
+           "GB/s", "%strm", "%roof", "workspace", "rss_delta", "err", "noisy", "status");
 }
 
 /* One table line, in the CSV's spelling of each number (a missing peak: "NA"). */
 static void print_result(const bench_result *res, const csvw_row *r)
 {
     const char *st = r->cell[ATTN_COL_STATUS];
-    printf("%-7s %-22s %-6s %6s %4s %10s %10s %10s %6s %8s %7s %8s %7s %11s %11s %-9s %s\n",
+    const char *noise = r->cell[ATTN_COL_NOISE];
+    printf("%-7s %-22s %-6s %6s %4s %10s %10s %10s %6s %8s %7s %8s %7s %7s %11s %11s %-9s %-5s %s\n",
            r->cell[ATTN_COL_KERNEL], r->cell[ATTN_COL_MASK], r->cell[ATTN_COL_PASS], r->cell[ATTN_COL_N],
            r->cell[ATTN_COL_D], r->cell[ATTN_COL_TIME_MS_MEDIAN], r->cell[ATTN_COL_TIME_MS_P10],
            r->cell[ATTN_COL_TIME_MS_P90], r->cell[ATTN_COL_TIME_CV], r->cell[ATTN_COL_GFLOPS],
            res->measured && res->has_peak ? r->cell[ATTN_COL_PCT_SGEMM_PEAK] : res->measured ? "NA" : "",
            r->cell[ATTN_COL_GBYTES_S],
            res->measured && res->has_peak ? r->cell[ATTN_COL_PCT_STREAM_PEAK] : res->measured ? "NA" : "",
-           r->cell[ATTN_COL_WORKSPACE_BYTES], r->cell[ATTN_COL_PEAK_RSS_BYTES], r->cell[ATTN_COL_VALUE], st);
+           res->measured && res->has_peak ? r->cell[ATTN_COL_PCT_ROOFLINE] : res->measured ? "NA" : "",
+           r->cell[ATTN_COL_WORKSPACE_BYTES], r->cell[ATTN_COL_PEAK_RSS_BYTES], r->cell[ATTN_COL_VALUE],
+           !strncmp(noise, "yes", 3) ? "yes" : !strcmp(noise, "no") ? "no" : "", st);
     fflush(stdout);
 }
 

@@ -8,9 +8,12 @@
 
 static const char usage[] =
     "usage: attnbench peak [--threads T] [--out FILE]\n"
-    "Measures OpenBLAS sgemm GFLOP/s and STREAM-triad GB/s with T threads (default: all\n"
-    "cores): the ceilings that bench rows report pct_sgemm_peak and pct_stream_peak against.\n"
-    "  --out FILE  also append the two rows (suite 'peak') to this CSV\n";
+    "Measures OpenBLAS sgemm GFLOP/s, STREAM-triad GB/s and the FMA roof (a register-only loop\n"
+    "of independent fused multiply-adds on every thread) with T threads (default: all cores):\n"
+    "the ceilings bench rows report pct_sgemm_peak, pct_stream_peak and pct_roofline against\n"
+    "(roofline time = max(bytes / STREAM, flops / FMA roof)). Each probe warms up until two\n"
+    "calls agree within 5 % and keeps the best of 5.\n"
+    "  --out FILE  also append the three rows (suite 'peak') to this CSV\n";
 
 int cmd_peak(int argc, char **argv)
 {
@@ -41,10 +44,10 @@ int cmd_peak(int argc, char **argv)
         return cli_report("peak");
     peak_print(stdout, &p);
     if (out) {
-        csvw_row rows[2];
+        csvw_row rows[BENCH_PEAK_ROWS];
         csvw w;
         bench_peak_rows(&p, rows);
-        if (csvw_open(&w, out) || csvw_write_rows(&w, rows, 2))
+        if (csvw_open(&w, out) || csvw_write_rows(&w, rows, BENCH_PEAK_ROWS))
             return cli_report("peak");
         csvw_close(&w);
     }

@@ -5,6 +5,7 @@
 #include "sweep_eta.h"
 #include "sweep_mpi_hook.h"
 #include "sweep_opts.h"
+#include "sweep_probe.h"
 #include "sweep_shard.h"
 #include "sweep_train.h"
 #include "cli.h"
@@ -62,10 +63,10 @@ static int record_peaks(const char *dir, const bench_job *jobs, size_t n, peak_r
         if ((rc = peak_measure(t, &peaks[t])) != 0)
             break;
         peak_print(stderr, &peaks[t]);
-        csvw_row rows[2];
+        csvw_row rows[BENCH_PEAK_ROWS];
         bench_peak_rows(&peaks[t], rows);
-        if (dir)
-            rc = csvw_write_rows(&w, rows, 2); /* sgemm and STREAM together: a kill leaves both or neither */
+        if (dir) /* the peaks together: a kill leaves all or none */
+            rc = csvw_write_rows(&w, rows, BENCH_PEAK_ROWS);
     }
     if (dir)
         csvw_close(&w);
@@ -174,7 +175,10 @@ static int load_done_in(const char *dir, plan *p)
             continue;
         char path[1100];
         snprintf(path, sizeof path, "%s/%s.csv", dir, p->jobs[j].suite);
-        int rc = csvw_load_job_ids(path, &p->done);
+        /* a file of the earlier header is refused now, not after a job ran for it */
+        int rc = csvw_check_appendable(path);
+        if (rc >= 0)
+            rc = csvw_load_job_ids(path, &p->done);
         if (rc >= 0 && access(path, F_OK) == 0)
             rc = csvw_read_rows_before_repair(path, note_done_row, p);
         if (rc < 0)
@@ -272,6 +276,39 @@ static double estimate_plan(const sweep_opts *o, plan *p, size_t *kinds)
     return sum;
 }
 
+typedef struct {
+    const char *dir;
+    csvw_pool *pool;
+} pool_writer;
+
+static int write_held(void *ud, const csvw_row *rows, int n)
+{
+    pool_writer *w = ud;
+    return write_rows(w->dir, w->pool, rows, n);
+}
+
+/* Runs one job and writes its rows, or holds them in the memory-bound group
+ * (sweep_probe.h) until the probe after the group. */
+static int run_job(const sweep_opts *o, plan *p, size_t j, sweep_group *g, pool_writer *out, csvw_row *row,
+                   bench_result *res)
+{
+    bench_job *job = &p->jobs[j];
+    bench_job run = resolved(o, job);
+    const peak_result *peak = &p->peaks[job->args.threads];
+    int grouped = sweep_job_memory_bound(&run, peak);
+    int rc = grouped ? sweep_group_enter(g, &run, write_held, out) : sweep_group_close(g, write_held, out);
+    if (rc || (rc = bench_run(&run, peak, res)) != 0)
+        return rc;
+    derive_across_jobs(p, job, row, res);
+    bench_result_fill(res, row);
+    csvw_row rows[BENCH_ROWS_MAX];
+    int n = bench_result_rows(res, row, rows);
+    if (!grouped)
+        return write_held(out, rows, n);
+    sweep_group_hold(g, rows, n, res);
+    return 0;
+}
+
 static int run_plan(const sweep_opts *o, plan *p, int kv_phase, sweep_eta *eta)
 {
     size_t ran = 0, skipped = 0, errors = 0, in = 0;
@@ -279,8 +316,11 @@ static int run_plan(const sweep_opts *o, plan *p, int kv_phase, sweep_eta *eta)
         in += in_phase(&p->jobs[j], kv_phase);
     if (!in)
         return 0;
-    csvw_pool out = {0};
-    for (size_t j = 0; j < p->n; j++) {
+    csvw_pool pool = {0};
+    pool_writer out = {o->results, &pool};
+    sweep_group group;
+    int rc = sweep_group_init(&group);
+    for (size_t j = 0; !rc && j < p->n; j++) {
         bench_job *job = &p->jobs[j];
         csvw_row row;
         char what[256], id[17];
@@ -293,15 +333,8 @@ static int run_plan(const sweep_opts *o, plan *p, int kv_phase, sweep_eta *eta)
         describe_job(job, what, sizeof what);
         fprintf(stderr, "[%zu/%zu] %s ...", j + 1, p->n, what);
         bench_result res;
-        bench_job run = resolved(o, job);
-        int rc = bench_run(&run, &p->peaks[job->args.threads], &res);
-        if (rc != 0)
-            return rc;
-        derive_across_jobs(p, job, &row, &res);
-        bench_result_fill(&res, &row);
-        csvw_row rows[BENCH_ROWS_MAX];
-        if ((rc = write_rows(o->results, &out, rows, bench_result_rows(&res, &row, rows))) != 0)
-            return rc;
+        if ((rc = run_job(o, p, j, &group, &out, &row, &res)) != 0)
+            break;
         csvw_idset_add(&p->done, id);
         ran++;
         errors += res.status == BENCH_ERROR;
@@ -311,8 +344,16 @@ static int run_plan(const sweep_opts *o, plan *p, int kv_phase, sweep_eta *eta)
         sweep_eta_print(stderr, eta);
         fputc('\n', stderr);
     }
-    if (out.open)
-        csvw_close(&out.w);
+    if (!rc && group.threads) {
+        fputs("sweep: after the last memory-bound jobs", stderr);
+        rc = sweep_group_close(&group, write_held, &out);
+        fputc('\n', stderr);
+    }
+    sweep_group_free(&group);
+    if (pool.open)
+        csvw_close(&pool.w);
+    if (rc)
+        return rc;
     fprintf(stderr, "sweep: %zu jobs run, %zu already in the results (resume), %zu errors\n", ran, skipped, errors);
     return errors ? 1 : 0;
 }

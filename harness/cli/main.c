@@ -21,7 +21,7 @@ static const char usage[] =
     "\n"
     "commands:\n"
     "  list   [kernels|masks|tasks|models] [--csv] [--names]   what is registered\n"
-    "  peak   [--threads T]           same-run sgemm GFLOP/s and STREAM-triad GB/s\n"
+    "  peak   [--threads T]           same-run sgemm GFLOP/s, STREAM-triad GB/s and FMA roof\n"
     "  check  --kernel K|all [--mask M]   oracle agreement, gradients, causal leakage,\n"
     "                                 masked rows, thread determinism (pass/fail table)\n"
     "  bench  --kernel K[,K...] --mask M --B --H --Hkv --N --Nkv --D [--pass fwd|bwd|fwdbwd]\n"
@@ -41,6 +41,7 @@ static const char usage[] =
     "  mpirun -n 2 attnbench cpmodel --out FILE [--N LIST] [--H --Hkv --D --mask --threads]\n"
     "                                 cost model of ring and ulysses at 1..1024 ranks: a ping-pong\n"
     "                                 probe and flash's block rate (or --latency-us, --bandwidth-gbs)\n"
+    "  migrate FILE...                rewrite results CSVs of the earlier header to the current one\n"
     "  mask   --show SPEC [--N N] [--head H] [--out DIR]\n"
     "                                 draw a mask as a PBM picture (results/plots/masks/)\n"
     "  train  --task T --kernel K[,K...] [--model M] [--steps S] [--seed S] [options]\n"
@@ -63,7 +64,7 @@ int main(int argc, char **argv)
     static const struct {
         const char *name;
         int (*run)(int, char **);
-    } commands[] = {{"list", cmd_list}, {"peak", cmd_peak}, {"check", cmd_check}, {"bench", cmd_bench}, {"sweep", cmd_sweep}, {"merge", cmd_merge}, {"cpmodel", cmd_cpmodel}, {"mask", cmd_mask},
+    } commands[] = {{"list", cmd_list}, {"peak", cmd_peak}, {"check", cmd_check}, {"bench", cmd_bench}, {"sweep", cmd_sweep}, {"merge", cmd_merge}, {"cpmodel", cmd_cpmodel}, {"migrate", cmd_migrate}, {"mask", cmd_mask},
                     {"crossover", cmd_crossover}, {"train", cmd_train}, {"eval", cmd_eval},
                     {"report", cmd_report}};
 #ifdef ATTN_HAVE_MPI
@@ -84,6 +85,6 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
         if (strcmp(argv[1], commands[i].name) == 0)
             return commands[i].run(argc - 1, argv + 1);
-    fprintf(stderr, "attnbench: unknown command '%s': expected list, peak, check, bench, sweep, merge, cpmodel, mask, crossover, train, eval or report\n", argv[1]);
+    fprintf(stderr, "attnbench: unknown command '%s': expected list, peak, check, bench, sweep, merge, cpmodel, migrate, mask, crossover, train, eval or report\n", argv[1]);
     return 2;
 }

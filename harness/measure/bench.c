@@ -9,6 +9,7 @@
 #include "papi_events.h"
 #include "problem.h"
 #include "common/rss.h"
+#include "fma_roof.h"
 #include "sysinfo.h"
 
 #include <malloc.h>
@@ -267,7 +268,8 @@ static void note_work(const bench_job *job, const attn_ctx *ctx, const peak_resu
     res->density = attn_density(a);
     res->has_peak = peak && peak->sgemm_gflops > 0;
     if (res->has_peak)
-        res->sgemm_peak_gflops = peak->sgemm_gflops, res->stream_peak_gbs = peak->stream_gbs;
+        res->sgemm_peak_gflops = peak->sgemm_gflops, res->stream_peak_gbs = peak->stream_gbs,
+        res->fma_peak_gflops = peak->fma_gflops;
     res->workspace_bytes = ctx->workspace_bytes;
     res->state_bytes = k->state_bytes ? k->state_bytes(a) : 0;
 }
@@ -285,8 +287,16 @@ static int measure_job(const bench_job *job, attn_ctx *ctx, buffers *bf, rss_reg
      * mark from here (the baseline stays), so peak_rss_bytes is the job's
      * inputs, workspace and what the timed calls allocate, not the check. */
     rss_reset_peak();
+    sysload_sample before;
+    sysload_read(&before);
     if ((rc = measure_run(run_once, &call, &job->measure, &res->time)) != 0)
         return rc;
+    sysload_read(&res->load);
+    res->load.ok &= before.ok;
+    if (!res->load.ok)
+        snprintf(res->load_na, sizeof res->load_na, "/proc/loadavg or /proc/stat unreadable");
+    if (before.runnable_others < res->load.runnable_others) /* a passing burst is not other work */
+        res->load.runnable_others = before.runnable_others;
 
     /* One more, untimed call inside the counter region: counts are per call. */
     papi_session *papi = bench_papi();
@@ -329,6 +339,14 @@ static void run_on_context(const bench_job *job, const peak_result *peak, attn_c
     }
     note_work(job, ctx, peak, res);
     res->status = BENCH_OK;
+    double gflops = res->flops / (res->time.median_ms * 1e-3) * 1e-9;
+    if (res->has_peak && res->fma_peak_gflops > 0 && gflops > res->fma_peak_gflops * (1 + BENCH_ROOF_TOLERANCE)) {
+        char why[256];
+        snprintf(why, sizeof why, "above the compute roof: %.4g GFLOP/s is %.0f%% of the same-run FMA roof "
+                 "(%.4g GFLOP/s); the FLOP count or the roof probe is wrong", gflops,
+                 100 * gflops / res->fma_peak_gflops, res->fma_peak_gflops);
+        outcome(res, BENCH_ERROR, why);
+    }
 }
 
 int bench_run(const bench_job *job, const peak_result *peak, bench_result *res)
@@ -380,6 +398,26 @@ static void status_cell(const bench_result *res, csvw_row *row)
         csvw_row_set(row, ATTN_COL_STATUS, "%s:%s", kinds[res->status], res->reason);
 }
 
+double bench_roofline_s(const bench_result *res)
+{
+    double mem = res->bytes / (res->stream_peak_gbs * 1e9), compute = res->flops / (res->fma_peak_gflops * 1e9);
+    return mem > compute ? mem : compute;
+}
+
+/* The machine around the timed calls, and the verdict on it. */
+static void noise_cells(const bench_result *res, csvw_row *row)
+{
+    if (!res->load.ok) {
+        for (schema_col c = ATTN_COL_LOAD_AVG_1M; c <= ATTN_COL_NOISE; c++)
+            csvw_row_set(row, c, "NA:%s", res->load_na[0] ? res->load_na : "not sampled for this row");
+        return;
+    }
+    csvw_row_set(row, ATTN_COL_LOAD_AVG_1M, "%.2f", res->load.load_1m);
+    csvw_row_set(row, ATTN_COL_RUNNABLE_OTHERS, "%d", res->load.runnable_others);
+    /* probes moved: a sweep's memory-bound groups say so when they close (sweep_probe.h) */
+    sysload_noise_cell(&res->load, 0, row->cell[ATTN_COL_NOISE], ATTN_CELL_MAX);
+}
+
 /* Time, work and rates: the derived columns come from the typed numbers here. */
 static void rate_cells(const bench_result *res, csvw_row *row)
 {
@@ -395,9 +433,14 @@ static void rate_cells(const bench_result *res, csvw_row *row)
     if (res->has_peak) {
         csvw_row_set(row, ATTN_COL_PCT_SGEMM_PEAK, "%.2f", 100 * gflops / res->sgemm_peak_gflops);
         csvw_row_set(row, ATTN_COL_PCT_STREAM_PEAK, "%.2f", 100 * gbs / res->stream_peak_gbs);
+        if (res->fma_peak_gflops > 0 && res->stream_peak_gbs > 0)
+            csvw_row_set(row, ATTN_COL_PCT_ROOFLINE, "%.2f", 100 * bench_roofline_s(res) / secs);
+        else
+            csvw_row_set(row, ATTN_COL_PCT_ROOFLINE, "NA:no same-run FMA roof");
     } else {
         csvw_row_set(row, ATTN_COL_PCT_SGEMM_PEAK, "NA:no same-run peak");
         csvw_row_set(row, ATTN_COL_PCT_STREAM_PEAK, "NA:no same-run peak");
+        csvw_row_set(row, ATTN_COL_PCT_ROOFLINE, "NA:no same-run peak");
     }
     csvw_row_set(row, ATTN_COL_DENSITY, "%.6g", res->density);
     csvw_row_set_schema_num(row, ATTN_COL_SPARSITY_EFF, "%.4g", &res->sparsity_eff);
@@ -420,6 +463,7 @@ void bench_result_fill(const bench_result *res, csvw_row *row)
     if (res->measured) {
         papi_counts_fill_row(&res->counters, row);
         rate_cells(res, row);
+        noise_cells(res, row);
         csvw_row_set(row, ATTN_COL_PEAK_RSS_BYTES, "%zu", res->peak_rss_bytes);
         csvw_row_set(row, ATTN_COL_WORKSPACE_BYTES, "%zu", res->workspace_bytes);
         csvw_row_set(row, ATTN_COL_STATE_BYTES, "%zu", res->state_bytes);
@@ -455,10 +499,10 @@ int bench_result_rows(const bench_result *res, const csvw_row *row, csvw_row row
     return 1 + FID_MEASURES;
 }
 
-void bench_peak_rows(const peak_result *p, csvw_row rows[2])
+void bench_peak_rows(const peak_result *p, csvw_row rows[BENCH_PEAK_ROWS])
 {
-    static const char *const names[2] = {"sgemm", "stream_triad"};
-    for (int i = 0; i < 2; i++) {
+    static const char *const names[BENCH_PEAK_ROWS] = {"sgemm", "stream_triad", "fma_roof"};
+    for (int i = 0; i < BENCH_PEAK_ROWS; i++) {
         csvw_row *r = &rows[i];
         bench_row_begin(r, p->threads, "peak");
         csvw_row_set(r, ATTN_COL_KERNEL, "%s", names[i]);
@@ -472,7 +516,9 @@ void bench_peak_rows(const peak_result *p, csvw_row rows[2])
     csvw_row_set(&rows[1], ATTN_COL_BYTES_ANALYTIC, "%zu", p->stream_bytes);
     csvw_row_set(&rows[1], ATTN_COL_GBYTES_S, "%.4g", p->stream_gbs);
     csvw_row_set(&rows[1], ATTN_COL_PCT_STREAM_PEAK, "100");
-    for (int i = 0; i < 2; i++) {
+    csvw_row_set(&rows[2], ATTN_COL_PARAMS, "isa=%s", fma_roof_isa());
+    csvw_row_set(&rows[2], ATTN_COL_GFLOPS, "%.4g", p->fma_gflops);
+    for (int i = 0; i < BENCH_PEAK_ROWS; i++) {
         char id[17];
         csvw_row_job_id(&rows[i], id);
         csvw_row_set(&rows[i], ATTN_COL_JOB_ID, "%s", id);

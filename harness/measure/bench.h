@@ -11,6 +11,7 @@
 #include "measure.h"
 #include "papi_events.h"
 #include "peak.h"
+#include "sysload.h"
 #include "harness/results/schema.h"
 
 typedef enum { BENCH_PASS_FWD = 0, BENCH_PASS_BWD, BENCH_PASS_FWDBWD } bench_pass;
@@ -58,6 +59,11 @@ typedef struct {
 
 typedef enum { BENCH_OK = 0, BENCH_SKIPPED, BENCH_ERROR } bench_status;
 
+/* A row's useful FLOP rate may exceed the same-run FMA roof by this fraction
+ * (the roof is a best-of probe, the row a median; both wobble a little);
+ * beyond it the row is an error: its FLOP count or the probe is wrong. */
+#define BENCH_ROOF_TOLERANCE 0.10
+
 /* What one job measured, as numbers. Which parts are set depends on how far
  * the job got: a refused job has only its status; a job that failed after
  * its correctness gate keeps the gate's numbers. */
@@ -75,7 +81,10 @@ typedef struct {
     double dense_flops;           /* the unmasked problem's work for the pass (dense_gflops) */
     double density;
     int has_peak;                 /* same-run machine peaks below are set */
-    double sgemm_peak_gflops, stream_peak_gbs;
+    double sgemm_peak_gflops, stream_peak_gbs, fma_peak_gflops;
+    sysload_sample load;          /* around the timed calls: load average at the end, and other
+                                   * runnable work present both before and after them */
+    char load_na[64];             /* why load.ok is 0 ("": not sampled, e.g. MPI ranks) */
     size_t peak_rss_bytes, workspace_bytes, state_bytes;
     papi_counts counters;         /* of one untimed call */
     schema_num sparsity_eff, n_exponent; /* across jobs: a sweep derives them (NONE otherwise) */
@@ -125,6 +134,10 @@ int bench_result_rows(const bench_result *res, const csvw_row *row, csvw_row row
  * (v NaN: "NA:<na>"), and a job_id of its own (the identity and the metric). */
 void bench_metric_row(const csvw_row *row, const char *metric, double v, const char *na, csvw_row *out);
 
+/* The job's roofline time from the same-run probes (has_peak):
+ * max(bytes / STREAM, flops / FMA roof); pct_roofline = it / median time. */
+double bench_roofline_s(const bench_result *res);
+
 /* bench_identity, then bench_result_fill. */
 void bench_result_row(const bench_job *job, const bench_result *res, csvw_row *row);
 
@@ -143,8 +156,10 @@ void bench_row_shape(csvw_row *row, const bench_shape *s);
  * with `fmt` (one double conversion). */
 void bench_row_time(csvw_row *row, const measure_stats *st, const char *fmt);
 
-/* The run's machine peaks as two rows of suite "peak": kernel sgemm (gflops)
- * and kernel stream_triad (gbytes_s), which plots draw as reference lines. */
-void bench_peak_rows(const peak_result *p, csvw_row rows[2]);
+/* The run's machine peaks as rows of suite "peak": kernel sgemm (gflops),
+ * kernel stream_triad (gbytes_s) and kernel fma_roof (gflops), which plots
+ * draw as reference lines. */
+#define BENCH_PEAK_ROWS 3
+void bench_peak_rows(const peak_result *p, csvw_row rows[BENCH_PEAK_ROWS]);
 
 #endif

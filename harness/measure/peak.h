@@ -1,18 +1,23 @@
 /* Machine peaks measured in the same run as the kernels they judge
- * (roofline = min(sgemm_peak, intensity * stream_bw), docs/measurement.md):
+ * (docs/measurement.md):
  *
  *   sgemm_gflops  cblas_sgemm on square fp32 n x n matrices, OpenBLAS with
- *                 `threads` threads, 2 n^3 FLOPs per call, median call time.
+ *                 `threads` threads, 2 n^3 FLOPs per call.
  *   stream_gbs    STREAM triad a[i] = b[i] + s*c[i] over three fp32 arrays
  *                 far larger than the last-level cache, OpenMP with `threads`
- *                 threads, median pass time. Bytes are counted as STREAM
+ *                 threads. Bytes are counted as STREAM
  *                 does: 3 arrays x 4 B per element (2 reads, 1 write). The
  *                 write-allocate read of a[] is real traffic but not counted,
  *                 so hardware moves 4/3 of the reported figure; kernels'
  *                 bytes_analytic counts the same way (minimum traffic).
+ *   fma_gflops    the compute roof: a register-only loop of independent fused
+ *                 multiply-adds on every one of `threads` threads (fma_roof.h).
  *
- * Medians, not STREAM's best-of, because kernel rows report medians too, so
- * pct_sgemm_peak / pct_stream_peak compare like with like. */
+ * Each probe warms up until two consecutive calls agree within 5 %, then
+ * keeps the best of 5 calls: the probes ask what the machine can do, and a
+ * slower call is one something else disturbed (kernel rows report medians, so
+ * a kernel on a quiet machine lands a little under its roof, never above).
+ * pct_roofline = max(bytes / stream, flops / fma) / time. */
 #ifndef ATTN_PEAK_H
 #define ATTN_PEAK_H
 
@@ -21,7 +26,7 @@
 
 typedef struct {
     int threads;
-    double sgemm_gflops, stream_gbs;
+    double sgemm_gflops, stream_gbs, fma_gflops;
     int sgemm_n;           /* matrix order used */
     size_t stream_bytes;   /* footprint of the three arrays = bytes counted per triad pass */
 } peak_result;
@@ -38,6 +43,10 @@ int peak_measure(int threads, peak_result *out);
  * stream_bytes >= 3 * 4096. Sizes that fit in cache overstate the peaks. */
 int peak_measure_sized(int threads, int sgemm_n, size_t stream_bytes, peak_result *out);
 
+/* The STREAM probe alone (a sweep re-probes around memory-bound jobs):
+ * stream_bytes >= 12288. */
+int peak_stream_probe(int threads, size_t stream_bytes, double *gbs);
+
 /* Reads the peaks for this CPU and thread count from a small text cache (one
  * line per cpu x threads); measures and adds them when absent. The file is
  * replaced atomically (write to a temporary, rename); its directory is
@@ -45,7 +54,7 @@ int peak_measure_sized(int threads, int sgemm_n, size_t stream_bytes, peak_resul
  * cache fails, *out is still valid and ATTN_EIO is returned. */
 int peak_load_or_measure(const char *cache_path, int threads, peak_result *out);
 
-/* One line: "peak (T threads): sgemm X GFLOP/s (n=..), STREAM triad Y GB/s (..)". */
+/* One line: "peak (T threads): sgemm X GFLOP/s (n=..), STREAM triad Y GB/s (..), FMA roof Z GFLOP/s (isa)". */
 void peak_print(FILE *f, const peak_result *p);
 
 #endif

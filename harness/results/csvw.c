@@ -59,14 +59,6 @@ static size_t format_header(char *buf)
     return format_record(names, buf);
 }
 
-static int is_job_id(const char *s)
-{
-    for (int i = 0; i < 16; i++)
-        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-            return 0;
-    return s[16] == '\0';
-}
-
 /* ---------------------------------------------------------------- scan */
 
 /* libcsv reports fields and record ends through callbacks but not where they
@@ -79,6 +71,8 @@ typedef struct {
     int at_start;        /* the next non-blank line begins a record */
     int ended;           /* a record ended while feeding this line */
     long records;        /* complete records, header included */
+    schema_header header; /* which header the file has (after its first record) */
+    int ncols;           /* fields a row of that header has */
     int nfield;
     char first_extra[ATTN_CELL_MAX];
     csvw_row row;
@@ -96,6 +90,7 @@ static void scanner_init(scanner *s, const char *path,
     memset(s, 0, sizeof *s);
     s->path = path;
     s->at_start = 1;
+    s->ncols = ATTN_COL__COUNT;
     s->on_row = on_row;
     s->ud = ud;
 }
@@ -105,16 +100,18 @@ static void on_field(void *data, size_t len, void *ud)
     scanner *s = ud;
     if (s->rc)
         return;
-    if (s->nfield < ATTN_COL__COUNT) {
+    /* the header's names by position; a row's cells where its header puts them */
+    int ncols = s->records ? s->ncols : ATTN_COL__COUNT;
+    if (s->nfield < ncols) {
+        schema_col col = s->records ? schema_header_col(s->header, s->nfield) : (schema_col)s->nfield;
         if (len >= ATTN_CELL_MAX) {
             s->rc = attn_fail(ATTN_EINVAL, "%s:%ld: column %s: expected at most %d bytes, found %zu",
-                              s->path, s->rec_line, schema_col_name((schema_col)s->nfield),
-                              ATTN_CELL_MAX - 1, len);
+                              s->path, s->rec_line, schema_col_name(col), ATTN_CELL_MAX - 1, len);
             return;
         }
-        memcpy(s->row.cell[s->nfield], data, len);
-        s->row.cell[s->nfield][len] = '\0';
-    } else if (s->nfield == ATTN_COL__COUNT) {
+        memcpy(s->row.cell[col], data, len);
+        s->row.cell[col][len] = '\0';
+    } else if (s->nfield == ncols) {
         size_t n = len < ATTN_CELL_MAX - 1 ? len : ATTN_CELL_MAX - 1;
         memcpy(s->first_extra, data, n);
         s->first_extra[n] = '\0';
@@ -137,9 +134,25 @@ static const char *printable(const char *cell, char out[4 * 80 + 4])
     return out;
 }
 
-static int check_header(const scanner *s)
+/* 1 if the header just read is the one before the roofline and noise columns. */
+static int is_v1_header(const scanner *s)
+{
+    if (s->nfield != schema_header_ncols(SCHEMA_HEADER_V1))
+        return 0;
+    for (int f = 0; f < s->nfield; f++)
+        if (strcmp(s->row.cell[f], schema_col_name(schema_header_col(SCHEMA_HEADER_V1, f))) != 0)
+            return 0;
+    return 1;
+}
+
+static int check_header(scanner *s)
 {
     char found[4 * 80 + 4];
+    if (is_v1_header(s)) {
+        s->header = SCHEMA_HEADER_V1;
+        s->ncols = schema_header_ncols(SCHEMA_HEADER_V1);
+        return 0;
+    }
     for (int c = 0; c < ATTN_COL__COUNT && c < s->nfield; c++) {
         const char *want = schema_col_name((schema_col)c);
         if (strcmp(s->row.cell[c], want) != 0)
@@ -166,11 +179,14 @@ static void on_record(int term, void *ud)
         return;
     if (s->records == 0)
         s->rc = check_header(s);
-    else if (s->nfield != ATTN_COL__COUNT)
+    else if (s->nfield != s->ncols)
         s->rc = attn_fail(ATTN_EINVAL, "%s:%ld: expected %d fields, found %d",
-                          s->path, s->rec_line, ATTN_COL__COUNT, s->nfield);
-    else if (s->on_row)
+                          s->path, s->rec_line, s->ncols, s->nfield);
+    else if (s->on_row) {
+        if (s->header == SCHEMA_HEADER_V1)
+            schema_v1_fill(&s->row);
         s->rc = s->on_row(&s->row, s->rec_line, s->ud);
+    }
     s->records++;
     s->nfield = 0;
     s->ended = 1;
@@ -192,7 +208,7 @@ static void count_field(void *data, size_t len, void *ud)
     if (len == 16) {
         memcpy(id, data, 16);
         id[16] = '\0';
-        l->last_is_id = is_job_id(id);
+        l->last_is_id = csvw_is_job_id(id);
     }
 }
 
@@ -208,7 +224,7 @@ static void count_record(int term, void *ud)
  * each is a complete row with a job_id when parsed on its own line, which no
  * continuation line of a quoted cell written here is (its quote would close
  * the cell in the middle of an unquoted field, a strict-mode error). */
-static int is_whole_row(const char *line, size_t len)
+static int is_whole_row(const char *line, size_t len, int ncols)
 {
     struct csv_parser p;
     line_shape l = {0, 0, 0};
@@ -217,7 +233,7 @@ static int is_whole_row(const char *line, size_t len)
     int ok = csv_parse(&p, line, len, count_field, count_record, &l) == len &&
              csv_fini(&p, count_field, count_record, &l) == 0;
     csv_free(&p);
-    return ok && l.records == 1 && l.fields == ATTN_COL__COUNT && l.last_is_id;
+    return ok && l.records == 1 && l.fields == ncols && l.last_is_id;
 }
 
 /* Feeds the stream from its current position to the end. *good_end is the
@@ -242,7 +258,7 @@ static int scan_stream(scanner *s, FILE *f, off_t *good_end, long *good_lines)
             s->rec_line = s->line;
             s->at_start = 0;
         }
-        if (!s->at_start && s->rec_line < s->line && !s->row_inside && is_whole_row(line, (size_t)len))
+        if (!s->at_start && s->rec_line < s->line && !s->row_inside && is_whole_row(line, (size_t)len, s->ncols))
             s->row_inside = s->line;
         if (csv_parse(&p, line, (size_t)len, on_field, on_record, s) != (size_t)len && !s->rc)
             s->rc = s->rec_line < s->line
@@ -319,6 +335,14 @@ static int append_locked(csvw *w, const char *buf, size_t len)
     return 0;
 }
 
+/* Appending to a V1 file would leave rows of two widths under one header. */
+static int v1_refused(const char *path)
+{
+    return attn_fail(ATTN_EINVAL, "%s: written before the pct_roofline and noise columns existed: run "
+                     "'attnbench migrate %s' to rewrite it with them (every row kept), then run this again",
+                     path, path);
+}
+
 /* A file without one complete line is a header torn while being created only
  * if its bytes are a prefix of the header; anything else is not ours. */
 static int is_header_prefix(int fd, off_t size)
@@ -371,6 +395,8 @@ static int prepare_locked(csvw *w)
             return attn_fail(ATTN_EIO, "%s: ftruncate: %s", w->path, strerror(errno));
         return write_header(w);
     }
+    if (s.header != SCHEMA_HEADER_CURRENT)
+        return v1_refused(w->path);
     w->rows = s.records - 1;
     if (good_end == st.st_size)
         return 0;
@@ -423,7 +449,7 @@ static long format_row(const csvw *w, const csvw_row *row, char *buf)
     if (cells[ATTN_COL_JOB_ID][0] == '\0') {
         csvw_row_job_id(row, id);
         cells[ATTN_COL_JOB_ID] = id;
-    } else if (!is_job_id(cells[ATTN_COL_JOB_ID])) {
+    } else if (!csvw_is_job_id(cells[ATTN_COL_JOB_ID])) {
         return attn_fail(ATTN_EINVAL, "%s: column job_id: expected 16 lowercase hex digits, found '%s'",
                          w->path, cells[ATTN_COL_JOB_ID]);
     }
@@ -551,86 +577,27 @@ int csvw_read_rows_before_repair(const char *path, int (*cb)(const csvw_row *row
     return read_rows(path, cb, ud, 0);
 }
 
-/* ---------------------------------------------------------------- id set */
-
-void csvw_idset_init(csvw_idset *s) { memset(s, 0, sizeof *s); }
-
-void csvw_idset_free(csvw_idset *s)
+static int stop_at_first_row(const csvw_row *row, long line, void *ud)
 {
-    free(s->keys);
-    free(s->used);
-    memset(s, 0, sizeof *s);
-}
-
-static int parse_id(const char *id, uint64_t *out)
-{
-    if (!is_job_id(id))
-        return ATTN_EINVAL;
-    *out = strtoull(id, NULL, 16);
-    return 0;
-}
-
-/* Linear probing; the splitmix64 finalizer spreads ids that are not hashes. */
-static size_t slot_of(const csvw_idset *s, uint64_t k)
-{
-    uint64_t h = k;
-    h ^= h >> 30;
-    h *= 0xbf58476d1ce4e5b9ull;
-    h ^= h >> 27;
-    h *= 0x94d049bb133111ebull;
-    h ^= h >> 31;
-    size_t i = (size_t)h & (s->cap - 1);
-    while (s->used[i] && s->keys[i] != k)
-        i = (i + 1) & (s->cap - 1);
-    return i;
-}
-
-static int grow(csvw_idset *s)
-{
-    csvw_idset g = {0};
-    g.cap = s->cap ? 2 * s->cap : 64;
-    g.keys = malloc(g.cap * sizeof *g.keys);
-    g.used = calloc(g.cap, 1);
-    if (!g.keys || !g.used) {
-        free(g.keys);
-        free(g.used);
-        return attn_fail(ATTN_ENOMEM, "job id set: cannot grow to %zu entries", g.cap);
-    }
-    for (size_t i = 0; i < s->cap; i++)
-        if (s->used[i]) {
-            size_t j = slot_of(&g, s->keys[i]);
-            g.used[j] = 1;
-            g.keys[j] = s->keys[i];
-        }
-    g.n = s->n;
-    csvw_idset_free(s);
-    *s = g;
-    return 0;
-}
-
-int csvw_idset_add(csvw_idset *s, const char *job_id)
-{
-    uint64_t k;
-    if (parse_id(job_id, &k))
-        return attn_fail(ATTN_EINVAL, "job_id: expected 16 lowercase hex digits, found '%s'", job_id);
-    if (2 * (s->n + 1) > s->cap) {
-        int rc = grow(s);
-        if (rc)
-            return rc;
-    }
-    size_t i = slot_of(s, k);
-    if (s->used[i])
-        return 0;
-    s->used[i] = 1;
-    s->keys[i] = k;
-    s->n++;
+    (void)row, (void)line, (void)ud;
     return 1;
 }
 
-int csvw_idset_contains(const csvw_idset *s, const char *job_id)
+int csvw_file_header(const char *path, schema_header *h)
 {
-    uint64_t k;
-    if (s->cap == 0 || parse_id(job_id, &k))
-        return 0;
-    return s->used[slot_of(s, k)];
+    scanner s;
+    scanner_init(&s, path, stop_at_first_row, NULL);
+    int missing;
+    int rc = scan_path(&s, path, &missing);
+    *h = s.header;
+    return rc == 1 ? 0 : rc;
+}
+
+int csvw_check_appendable(const char *path)
+{
+    schema_header h;
+    int rc = csvw_file_header(path, &h);
+    if (rc || h == SCHEMA_HEADER_CURRENT)
+        return rc;
+    return v1_refused(path);
 }

@@ -55,6 +55,9 @@ void csvw_row_job_id_with(const csvw_row *r, const char *extra, char out[17]);
 
 /* ---- set of job ids, for --resume ---- */
 
+/* 1 when s is 16 lowercase hex digits (harness/results/csvw_idset.c). */
+int csvw_is_job_id(const char *s);
+
 typedef struct {
     uint64_t *keys;
     unsigned char *used;
@@ -79,8 +82,10 @@ typedef struct {
 
 /* Opens `path` for appending, creating it with the header when absent or
  * empty. An existing file must carry the schema header (else an error naming
- * file:1 and the first differing column) and well-formed rows; a torn tail is
- * truncated, counted in repaired_bytes and noted on stderr. */
+ * file:1 and the first differing column; a file with the V1 header of
+ * schema.h is refused with one line naming `attnbench migrate`) and
+ * well-formed rows; a torn tail is truncated, counted in repaired_bytes and
+ * noted on stderr. */
 int csvw_open(csvw *w, const char *path);
 
 /* Appends one row (whole, synced). An empty job_id cell is filled with
@@ -92,6 +97,17 @@ int csvw_write_rows(csvw *w, const csvw_row *rows, int n);
 int csvw_close(csvw *w);
 
 /* ---- reader ---- */
+
+/* The header `path` carries (CURRENT for a missing or empty file). Errors as
+ * the reader's for a file that is not a results file. */
+int csvw_file_header(const char *path, schema_header *h);
+/* 0 when csvw_open could append to `path` as far as its header goes (absent,
+ * empty, current); for a V1 file the error csvw_open gives, before any work
+ * is done for rows that could not be written. */
+int csvw_check_appendable(const char *path);
+
+/* Every reader below accepts both headers of schema.h: a V1 file's rows come
+ * with the columns it lacks filled by schema_v1_fill. */
 
 /* Adds the job_id of every row (any status) to `set`. A missing or empty
  * file adds nothing and is not an error (a fresh --resume). */

@@ -25,10 +25,11 @@ typedef struct {
 #define COLS(...) {__VA_ARGS__}, (int)(sizeof((schema_col[]){__VA_ARGS__}) / sizeof(schema_col))
 
 static const section sections[] = {
-    {"Kernels", "kernels.csv", "Each kernel at its largest N per mask and pass: median time, useful GFLOP/s and its "
-     "share of the same-run sgemm roof.",
+    {"Kernels", "kernels.csv", "Each kernel at its largest N per mask and pass: median time, useful GFLOP/s, its "
+     "share of the same-run sgemm roof and of its roofline (max of bytes over STREAM and FLOPs over the FMA roof).",
      {"kernels", NULL, COLS(ATTN_COL_KERNEL, ATTN_COL_MASK, ATTN_COL_PASS, ATTN_COL_D, ATTN_COL_THREADS),
-      COLS(ATTN_COL_N, ATTN_COL_TIME_MS_MEDIAN, ATTN_COL_GFLOPS, ATTN_COL_PCT_SGEMM_PEAK, ATTN_COL_PAPI_STATUS), 0, NULL},
+      COLS(ATTN_COL_N, ATTN_COL_TIME_MS_MEDIAN, ATTN_COL_GFLOPS, ATTN_COL_PCT_SGEMM_PEAK, ATTN_COL_PCT_ROOFLINE,
+           ATTN_COL_PAPI_STATUS), 0, NULL},
      {"time_vs_n", "gflops_vs_n", "memory_vs_n", "sim_misses"}, NULL, {0}},
     {"Threads", "threads.csv", "The same problems on 1, 2, ... threads: each kernel's rate per thread count (perfect "
      "scaling multiplies the 1-thread GFLOP/s by the threads).",
@@ -45,7 +46,7 @@ static const section sections[] = {
      "on the unrounded cache is softmax_rel_err.",
      {"decode", NULL, COLS(ATTN_COL_KERNEL, ATTN_COL_DTYPE, ATTN_COL_MASK, ATTN_COL_H, ATTN_COL_H_KV, ATTN_COL_D),
       COLS(ATTN_COL_N_KV, ATTN_COL_TIME_MS_MEDIAN, ATTN_COL_GBYTES_S, ATTN_COL_PCT_STREAM_PEAK,
-           ATTN_COL_SOFTMAX_REL_ERR), 0, NULL},
+           ATTN_COL_PCT_ROOFLINE, ATTN_COL_SOFTMAX_REL_ERR), 0, NULL},
      {"decode_gbs"}, NULL, {0}},
     {"Scaling", "scaling.csv", "Each kernel's time exponent in N (a fit over the suite's lengths) at its largest N.",
      {"scaling", NULL, COLS(ATTN_COL_KERNEL, ATTN_COL_MASK, ATTN_COL_PASS),
@@ -133,7 +134,7 @@ static int write_section(const char *dir, const section *s, FILE *md)
     return 0;
 }
 
-/* The same-run roofs from peak.csv: sgemm GFLOP/s and STREAM GB/s per threads. */
+/* The same-run roofs from peak.csv: sgemm and FMA-roof GFLOP/s and STREAM GB/s per threads. */
 static void roofs(const char *dir, FILE *md)
 {
     char path[1200];

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #define SUMMARY_MAX_GROUPS 512
+#define NOISE_MARK "(noisy)"
 
 /* One group: its key cells and the cells of its chosen row. */
 typedef struct {
@@ -16,6 +17,7 @@ typedef struct {
     double N, N_kv;
     double sum;
     int rows;
+    int noisy; /* the chosen row's noise cell says yes */
 } group;
 
 typedef struct {
@@ -58,6 +60,7 @@ static int add_row(const csvw_row *r, void *ud)
         g->N = N, g->N_kv = Nk;
         for (int k = 0; k < s->n_show; k++)
             snprintf(g->show[k], sizeof g->show[k], "%.127s", r->cell[s->show[k]]);
+        g->noisy = !strncmp(r->cell[ATTN_COL_NOISE], "yes", 3);
     }
     return 0;
 }
@@ -69,6 +72,26 @@ static void cell(FILE *md, const char *text)
     for (const char *p = text; *p; p++)
         *p == '|' ? fputs("\\|", md) : fputc(*p, md);
     fputs(" |", md);
+}
+
+/* A shown cell; a noisy row's last one carries the mark the note under the
+ * table explains (after the figures, so the columns read as before). */
+static void cell_marked(FILE *md, const char *text, int noisy)
+{
+    char buf[160];
+    snprintf(buf, sizeof buf, "%s%s", text, noisy ? " " NOISE_MARK : "");
+    cell(md, buf);
+}
+
+static void note_noisy(const collect *c, FILE *md)
+{
+    int noisy = 0;
+    for (int i = 0; i < c->n; i++)
+        noisy += !c->spec->mean_value && c->g[i].noisy;
+    if (noisy)
+        fprintf(md, "\n" NOISE_MARK " %d of these %d rows were timed beside other runnable work or between "
+                "probes that moved more than 15 %% (their `noise` cell): not a quiet machine's figures.\n",
+                noisy, c->n);
 }
 
 int summary_table(const char *path, const summary_spec *spec, FILE *md)
@@ -94,11 +117,12 @@ int summary_table(const char *path, const summary_spec *spec, FILE *md)
             for (int k = 0; k < spec->n_group; k++)
                 cell(md, c.g[i].key[k]);
             for (int k = 0; !spec->mean_value && k < spec->n_show; k++)
-                cell(md, c.g[i].show[k]);
+                cell_marked(md, c.g[i].show[k], k == spec->n_show - 1 && c.g[i].noisy);
             if (spec->mean_value)
                 fprintf(md, " %.3f | %d |", c.g[i].sum / c.g[i].rows, c.g[i].rows);
             fputs("\n", md);
         }
+        note_noisy(&c, md);
         if (c.dropped)
             fprintf(md, "\n%d more groups are left out (the table holds %d).\n", c.dropped, SUMMARY_MAX_GROUPS);
         rc = c.n;

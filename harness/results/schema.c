@@ -28,6 +28,36 @@ int schema_col_find(const char *name)
     return -1;
 }
 
+/* The columns added after V1; a V1 header is every other column in order. */
+static int added_after_v1(int c)
+{
+    return c == ATTN_COL_LOAD_AVG_1M || c == ATTN_COL_RUNNABLE_OTHERS || c == ATTN_COL_NOISE ||
+           c == ATTN_COL_PCT_ROOFLINE;
+}
+
+int schema_header_ncols(schema_header h)
+{
+    return h == SCHEMA_HEADER_V1 ? ATTN_COL__COUNT - SCHEMA_V1_NEW_COLUMNS : ATTN_COL__COUNT;
+}
+
+schema_col schema_header_col(schema_header h, int field)
+{
+    if (h == SCHEMA_HEADER_CURRENT)
+        return (schema_col)field;
+    for (int c = 0; c < ATTN_COL__COUNT; c++)
+        if (!added_after_v1(c) && field-- == 0)
+            return (schema_col)c;
+    return ATTN_COL__COUNT;
+}
+
+void schema_v1_fill(csvw_row *row)
+{
+    int timed = row->cell[ATTN_COL_TIME_MS_MEDIAN][0] != '\0';
+    for (int c = 0; c < ATTN_COL__COUNT; c++)
+        if (added_after_v1(c))
+            snprintf(row->cell[c], ATTN_CELL_MAX, "%s", timed ? "NA:written before the column existed" : "");
+}
+
 void csvw_row_init(csvw_row *r) { memset(r, 0, sizeof *r); }
 
 static int vset(csvw_row *r, schema_col c, const char *fmt, va_list ap)

@@ -13,11 +13,14 @@
     /* time */                                                                                 \
     X(REPS, "reps") X(WARMUP, "warmup") X(TIME_MS_MEDIAN, "time_ms_median")                   \
     X(TIME_MS_P10, "time_ms_p10") X(TIME_MS_P90, "time_ms_p90") X(TIME_CV, "time_cv")         \
+    /* the machine around the repetitions: load, other runnable work, noise verdict */           \
+    X(LOAD_AVG_1M, "load_avg_1m") X(RUNNABLE_OTHERS, "runnable_others") X(NOISE, "noise")      \
     /* work */                                                                                 \
     X(FLOPS_ANALYTIC, "flops_analytic") X(FLOPS_COUNTED, "flops_counted") X(GFLOPS, "gflops")  \
     X(DENSE_GFLOPS, "dense_gflops")                                                            \
     X(PCT_SGEMM_PEAK, "pct_sgemm_peak") X(BYTES_ANALYTIC, "bytes_analytic")                   \
-    X(GBYTES_S, "gbytes_s") X(PCT_STREAM_PEAK, "pct_stream_peak") X(DENSITY, "density")       \
+    X(GBYTES_S, "gbytes_s") X(PCT_STREAM_PEAK, "pct_stream_peak") X(PCT_ROOFLINE, "pct_roofline") \
+    X(DENSITY, "density")                                                                      \
     X(SPARSITY_EFF, "sparsity_eff") X(N_EXPONENT, "n_exponent")                                \
     /* memory */                                                                               \
     X(PEAK_RSS_BYTES, "peak_rss_bytes") X(WORKSPACE_BYTES, "workspace_bytes")                 \
@@ -50,9 +53,26 @@ typedef enum {
 
 #define ATTN_CELL_MAX 512
 
+/* Headers a results file may carry. CURRENT is the list above; V1 is the one
+ * before the roofline and noise columns (load_avg_1m, runnable_others, noise,
+ * pct_roofline): every other column, in the same order. Files with a V1
+ * header are read everywhere (those columns then say NA, see schema_v1_fill)
+ * but not appended to: `attnbench migrate FILE` rewrites them. */
+typedef enum { SCHEMA_HEADER_CURRENT = 0, SCHEMA_HEADER_V1 } schema_header;
+#define SCHEMA_V1_NEW_COLUMNS 4
+
+int schema_header_ncols(schema_header h);
+/* The column field `field` (0-based, < schema_header_ncols(h)) of a file
+ * with header h holds. */
+schema_col schema_header_col(schema_header h, int field);
+
 typedef struct {
     char cell[ATTN_COL__COUNT][ATTN_CELL_MAX];
 } csvw_row;
+
+/* The columns a V1 file lacks, in a row read from one: "NA:<why>" on a timed
+ * row (time_ms_median set), which would carry them today; empty otherwise. */
+void schema_v1_fill(csvw_row *row);
 
 /* A measured or derived number before it becomes a cell: absent (the column
  * does not apply to the row: an empty cell), a value, or why it could not be
