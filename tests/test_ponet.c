@@ -5,7 +5,8 @@
  * oracle of the single query mean(Q) with V = K; one segment is the global
  * max; window 1 passes L through; max-pool ties route the gradient to the
  * first index; CAUSAL, even windows and cross shapes are refused; cost model.
- * (Thread determinism and strided views: test_properties.c.) */
+ * (Thread determinism and strided views: test_properties.c; padded batches:
+ * test_padded.c.) */
 #include "harness/measure/check.h"
 #include "harness/measure/fixture.h"
 #include "kernels/core/oracle.h"
@@ -215,9 +216,10 @@ Test(ponet, cost_model_is_four_n_d_per_head_and_segments_are_ceil_n_over_n_seg)
     cr_assert_gt(K->bytes(&a, ATTN_PASS_BWD), K->bytes(&a, ATTN_PASS_FWD));
     ponet_plan pl;
     cr_assert_eq(attn_ponet_plan(&pl, &a), 0, "%s", attn_last_error());
-    cr_assert_eq(pl.seg_len, 33);
     int64_t lo, hi;
-    attn_ponet_segment(&pl, 130, 129, &lo, &hi);
-    cr_assert(lo == 99 && hi == 130, "last segment [%ld, %ld)", (long)lo, (long)hi);
+    attn_ponet_segment(&pl, 130, 129, &lo, &hi); /* ceil(130/4) = 33 */
+    cr_assert(lo == 99 && hi == 130, "last segment of 130 [%ld, %ld)", (long)lo, (long)hi);
+    attn_ponet_segment(&pl, 128, 40, &lo, &hi); /* a padded sequence of 128: ceil(128/4) = 32 */
+    cr_assert(lo == 32 && hi == 64, "segment of row 40 of 128 [%ld, %ld)", (long)lo, (long)hi);
     cr_assert_eq(K->input_cols(&a, ATTN_IN_ROUTER), 32);
 }

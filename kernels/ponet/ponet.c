@@ -36,17 +36,16 @@ int attn_ponet_plan(ponet_plan *pl, const attn_args *a)
         return attn_fail(ATTN_EINVAL, "ponet: expected an odd window (centred on the token), found window=%lld",
                          (long long)window);
     pl->half = window / 2;
-    pl->seg_len = (a->Nk + n_seg - 1) / n_seg;
-    if (pl->seg_len < 1)
-        pl->seg_len = 1;
+    pl->n_seg = n_seg;
     pl->sc = attn_scale(a);
     return 0;
 }
 
-void attn_ponet_segment(const ponet_plan *pl, int64_t N, int64_t i, int64_t *lo, int64_t *hi)
+void attn_ponet_segment(const ponet_plan *pl, int64_t n, int64_t i, int64_t *lo, int64_t *hi)
 {
-    *lo = i / pl->seg_len * pl->seg_len;
-    *hi = *lo + pl->seg_len < N ? *lo + pl->seg_len : N;
+    int64_t len = (n + pl->n_seg - 1) / pl->n_seg;
+    *lo = i / len * len;
+    *hi = *lo + len < n ? *lo + len : n;
 }
 
 void attn_ponet_window(const ponet_plan *pl, int64_t N, int64_t i, int64_t *lo, int64_t *hi)
@@ -104,12 +103,18 @@ static float ponet_col_max(const float *x, int64_t ld, int64_t d, int64_t lo, in
     return m;
 }
 
-// Query head h reads K, V and the projections of KV head hk (GQA: shared by its group).
-static void ponet_head_forward(const ponet_plan *pl, const attn_io *io, int64_t b, int64_t h, int64_t hk, float *scr)
+// Query head h reads K, V and the projections of KV head hk (GQA: shared by
+// its group); its sequence is the first N rows, the padding rows get O = 0.
+static void ponet_head_forward(const ponet_plan *pl, const attn_io *io, int64_t b, int64_t h, int64_t hk, int64_t N,
+                               float *scr)
 {
     const attn_tensor *q = &io->q, *k = &io->k, *v = &io->v, *r = &io->router;
-    int64_t N = q->N, D = q->D;
+    int64_t D = q->D;
     float *g = scr, *gp = g + PONET_ROUND16(D), *a = gp + 3 * PONET_ROUND16(D);
+    for (int64_t i = N; i < q->N; i++)
+        memset(attn_at(&io->o, b, h, i), 0, sizeof(float) * (size_t)D);
+    if (N == 0)
+        return;
     const float *K = attn_at(k, b, hk, 0), *R = attn_at(r, b, hk, 0);
     attn_ponet_global(pl, N, D, attn_at(q, b, h, 0), q->sn, K, k->sn, g, a, gp);
     for (int64_t i = 0; i < N; i++) {
@@ -139,11 +144,11 @@ static int ponet_forward(attn_ctx *ctx, const attn_io *io)
     openblas_set_num_threads(1); /* parallelism comes from the OpenMP loop */
 #pragma omp parallel for num_threads(a->threads) schedule(dynamic, 1)
     for (int64_t t = 0; t < tasks; t++)
-        ponet_head_forward(&pl, io, t / a->H, t % a->H, t % a->H / (a->H / a->H_kv),
+        ponet_head_forward(&pl, io, t / a->H, t % a->H, t % a->H / (a->H / a->H_kv), attn_q_len(a, t / a->H),
                            attn_ponet_scratch(ctx, omp_get_thread_num()));
-    double ND = (double)(tasks * a->Nq * a->D);
+    double ND = attn_batch_rows(a) * (double)(a->H * a->D);
     attn_counter_add(ATTN_CNT_FLOPS, (long long)(4 * ND));
-    attn_counter_add(ATTN_CNT_EXPS, (long long)(tasks * a->Nk));
+    attn_counter_add(ATTN_CNT_EXPS, (long long)(attn_batch_rows(a) * (double)a->H));
     /* K twice (scores, weighted sum), Q, V and both projections once; the
      * pools re-read their windows from cache */
     attn_counter_add(ATTN_CNT_BYTES_READ, (long long)(sizeof(float) * 6 * ND));
@@ -154,7 +159,7 @@ static int ponet_forward(attn_ctx *ctx, const attn_io *io)
  * fusion; pooling comparisons are not flops); backward 2x. */
 static double ponet_flops(const attn_args *a, attn_pass pass)
 {
-    double fwd = 4.0 * (double)(a->B * a->H * a->Nq * a->D);
+    double fwd = 4.0 * attn_batch_rows(a) * (double)(a->H * a->D); /* padded: real rows only */
     return pass == ATTN_PASS_FWD ? fwd : 2 * fwd;
 }
 
@@ -163,7 +168,7 @@ static double ponet_flops(const attn_args *a, attn_pass pass)
  * gradient. */
 static double ponet_bytes(const attn_args *a, attn_pass pass)
 {
-    double xq = (double)(a->B * a->H * a->Nq * a->D), xkv = (double)(a->B * a->H_kv * a->Nk * a->D);
+    double rows = attn_batch_rows(a), xq = rows * (double)(a->H * a->D), xkv = rows * (double)(a->H_kv * a->D);
     return pass == ATTN_PASS_FWD ? 4 * (2 * xq + 4 * xkv) : 4 * (3 * xq + 8 * xkv);
 }
 
@@ -184,7 +189,7 @@ const attn_kernel attn_kernel_ponet = {
     .name = "ponet",
     .family = "ponet",
     .reference = "Tan et al. 2021, PoNet: Pooling Network for Efficient Token Mixing in Long Sequences",
-    .flags = ATTN_APPROX | ATTN_TRAINABLE | ATTN_GQA | ATTN_DETERMINISTIC,
+    .flags = ATTN_APPROX | ATTN_TRAINABLE | ATTN_GQA | ATTN_DETERMINISTIC | ATTN_PADDED,
     .masks = ATTN_MASK_BIT(ATTN_MASK_FULL),
     .params = ponet_params,
     .notes = "global aggregation values = K; V is the per-token output projection; io.router [.., 2D] "

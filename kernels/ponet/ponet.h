@@ -11,7 +11,10 @@
  *
  * V carries the paper's per-token output projection O; the global
  * aggregation's values are K, as in the released code. Under GQA the query
- * heads of a group share K, V and the projections; each has its own g. */
+ * heads of a group share K, V and the projections; each has its own g.
+ * Padded batches (attn_args.seq_len): sequence b is its first n rows, pooled
+ * and averaged alone (its segments from n); padding rows get O = 0 and zero
+ * gradients and are never read. */
 #ifndef ATTN_PONET_H
 #define ATTN_PONET_H
 
@@ -21,15 +24,16 @@ extern const attn_kernel attn_kernel_ponet;
 
 typedef struct {
     int64_t half;    /* local window reaches half tokens each side (window = 2 half + 1) */
-    int64_t seg_len; /* tokens per segment: ceil(N / n_seg) */
+    int64_t n_seg;   /* segments of ceil(n / n_seg) tokens, n the sequence's length */
     double sc;       /* score scale of the global aggregation */
 } ponet_plan;
 
 /* Parses and checks window and n_seg (0, or ATTN_EINVAL with a message). */
 int attn_ponet_plan(ponet_plan *pl, const attn_args *a);
 
-/* First and one-past-last token of the segment holding token i. */
-void attn_ponet_segment(const ponet_plan *pl, int64_t N, int64_t i, int64_t *lo, int64_t *hi);
+/* First and one-past-last token of the segment holding token i of a
+ * sequence of n tokens (segments of ceil(n / n_seg) tokens). */
+void attn_ponet_segment(const ponet_plan *pl, int64_t n, int64_t i, int64_t *lo, int64_t *hi);
 
 /* First and one-past-last token of the local window of token i. */
 void attn_ponet_window(const ponet_plan *pl, int64_t N, int64_t i, int64_t *lo, int64_t *hi);

@@ -9,7 +9,8 @@
  *     dg = sc sum_j dz_j K_j,      dQ_i = dg / N  (the mean's gradient)
  * Under GQA dK, dV and dSg, dL sum over the group's query heads. One task
  * per (b, KV head) writes only that head's rows, its query heads in order:
- * deterministic. */
+ * deterministic. Padded batches: sequence b's first n rows only, the
+ * padding rows of every gradient 0. */
 #include "ponet.h"
 
 #include "kernels/core/counters.h"
@@ -26,6 +27,13 @@ static int64_t ponet_col_argmax(const float *x, int64_t ld, int64_t d, int64_t l
         if (x[j * ld + d] > x[best * ld + d])
             best = j;
     return best;
+}
+
+/* Zeroes rows [i0, i1) of `cols` floats of t's (b, h). */
+static void ponet_zero_rows(const attn_tensor *t, int64_t b, int64_t h, int64_t i0, int64_t i1, int64_t cols)
+{
+    for (int64_t i = i0; i < i1; i++)
+        memset(attn_at(t, b, h, i), 0, sizeof(float) * (size_t)cols);
 }
 
 /* The pools' backward, added into dR (the KV head's [N x 2D] rows). */
@@ -60,12 +68,16 @@ static void ponet_fuse_backward(const ponet_plan *pl, int64_t N, int64_t D, cons
     }
 }
 
-/* Query head h of KV head hk: dQ written, dK, dV, dR added. */
+/* Query head h of KV head hk on its sequence of N rows: dQ written (0 on the
+ * padding rows), dK, dV, dR added. */
 static void ponet_head_backward(const ponet_plan *pl, const attn_io *io, const attn_grads *gr, int64_t b, int64_t h,
-                                int64_t hk, float *scr)
+                                int64_t hk, int64_t N, float *scr)
 {
     const attn_tensor *q = &io->q, *k = &io->k, *r = &io->router;
-    int64_t N = q->N, D = q->D;
+    int64_t D = q->D;
+    ponet_zero_rows(&gr->dq, b, h, N, q->N, D);
+    if (N == 0)
+        return;
     float *g = scr, *gp = g + PONET_ROUND16(D), *dg = gp + PONET_ROUND16(D), *dgp = dg + PONET_ROUND16(D);
     float *a = dgp + PONET_ROUND16(D), *dz = a + PONET_ROUND16(N);
     const float *K = attn_at(k, b, hk, 0), *R = attn_at(r, b, hk, 0), *V = attn_at(&io->v, b, hk, 0);
@@ -94,23 +106,16 @@ static void ponet_head_backward(const ponet_plan *pl, const attn_io *io, const a
     }
 }
 
-/* Zeroes n rows of `cols` floats of t's (b, h). */
-static void ponet_zero_rows(const attn_tensor *t, int64_t b, int64_t h, int64_t n, int64_t cols)
-{
-    for (int64_t i = 0; i < n; i++)
-        memset(attn_at(t, b, h, i), 0, sizeof(float) * (size_t)cols);
-}
-
 /* One task per (b, KV head): its group's query heads in order. */
 static void ponet_group_backward(const ponet_plan *pl, const attn_io *io, const attn_grads *g, const attn_args *a,
                                  int64_t b, int64_t hk, float *scr)
 {
     int64_t G = a->H / a->H_kv;
-    ponet_zero_rows(&g->dk, b, hk, a->Nk, a->D);
-    ponet_zero_rows(&g->dv, b, hk, a->Nk, a->D);
-    ponet_zero_rows(&g->drouter, b, hk, a->Nk, 2 * a->D);
+    ponet_zero_rows(&g->dk, b, hk, 0, a->Nk, a->D);
+    ponet_zero_rows(&g->dv, b, hk, 0, a->Nk, a->D);
+    ponet_zero_rows(&g->drouter, b, hk, 0, a->Nk, 2 * a->D);
     for (int64_t h = hk * G; h < (hk + 1) * G; h++)
-        ponet_head_backward(pl, io, g, b, h, hk, scr);
+        ponet_head_backward(pl, io, g, b, h, hk, attn_q_len(a, b), scr);
 }
 
 int attn_ponet_backward(attn_ctx *ctx, const attn_io *io, const attn_grads *g)
@@ -129,9 +134,9 @@ int attn_ponet_backward(attn_ctx *ctx, const attn_io *io, const attn_grads *g)
 #pragma omp parallel for num_threads(a->threads) schedule(dynamic, 1)
     for (int64_t t = 0; t < tasks; t++)
         ponet_group_backward(&pl, io, g, a, t / a->H_kv, t % a->H_kv, attn_ponet_scratch(ctx, omp_get_thread_num()));
-    double ND = (double)(a->B * a->H * a->Nq * a->D);
+    double ND = attn_batch_rows(a) * (double)(a->H * a->D);
     attn_counter_add(ATTN_CNT_FLOPS, (long long)(12 * ND)); /* forward recomputed (4) + backward (8) */
-    attn_counter_add(ATTN_CNT_EXPS, (long long)(a->B * a->H * a->Nk));
+    attn_counter_add(ATTN_CNT_EXPS, (long long)(attn_batch_rows(a) * (double)a->H));
     attn_counter_add(ATTN_CNT_BYTES_READ, (long long)(sizeof(float) * 7 * ND));
     return 0;
 }

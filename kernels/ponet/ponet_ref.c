@@ -48,13 +48,19 @@ int attn_ponet_ref_forward(const attn_args *a, const attn_io64 *io)
     int rc = attn_ponet_plan(&pl, a);
     if (rc)
         return rc;
-    int64_t N = a->Nk, D = a->D;
-    double *g = malloc(sizeof(double) * (size_t)(2 * D + N));
+    int64_t D = a->D;
+    double *g = malloc(sizeof(double) * (size_t)(2 * D + a->Nk));
     if (!g)
-        return attn_fail(ATTN_ENOMEM, "ponet ref: out of memory for N=%lld", (long long)N);
+        return attn_fail(ATTN_ENOMEM, "ponet ref: out of memory for N=%lld", (long long)a->Nk);
     double *gp = g + D, *z = gp + D;
     for (int64_t b = 0; b < a->B; b++)
         for (int64_t h = 0; h < a->H; h++) {
+            int64_t N = attn_q_len(a, b); /* padded batch: sequence b alone, O = 0 after it */
+            for (int64_t i = N; i < a->Nq; i++)
+                for (int64_t d = 0; d < D; d++)
+                    attn_at64(&io->o, b, h, i)[d] = 0;
+            if (N == 0)
+                continue;
             int64_t hk = h / (a->H / a->H_kv);
             ref_global(&pl, io, b, h, hk, N, D, g, z, gp);
             for (int64_t i = 0; i < N; i++) {
