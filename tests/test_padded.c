@@ -241,9 +241,11 @@ Test(padded, each_sequence_equals_its_run_alone, .timeout = 60)
                 attn_args one = sequence_alone(*k, &p.a, b, full_causal[m]);
                 fx_problem s;
                 fx_make_for(&s, *k, &one, 1);
-                const attn_tensor *from[] = {&p.q, &p.k, &p.v, &p.d_o}, *to[] = {&s.q, &s.k, &s.v, &s.d_o};
-                for (int t = 0; t < 4; t++)
-                    for (int64_t h = 0; h < to[t]->H; h++)
+                /* and the same per-token inputs (ponet's projections in io.router) */
+                const attn_tensor *from[] = {&p.q, &p.k, &p.v, &p.d_o, &p.beta, &p.gate, &p.router},
+                                  *to[] = {&s.q, &s.k, &s.v, &s.d_o, &s.beta, &s.gate, &s.router};
+                for (int t = 0; t < 7; t++)
+                    for (int64_t h = 0; to[t]->data && h < to[t]->H; h++)
                         memcpy(attn_at(to[t], 0, h, 0), attn_at(from[t], b, h, 0),
                                sizeof(float) * (size_t)(lens[b] * to[t]->D));
                 /* the same learned weights (io.w; a kernel may size them by the longest

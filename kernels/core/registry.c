@@ -28,6 +28,7 @@
     X(sigmoid) \
     X(aaren) \
     X(gam) \
+    X(ponet) \
     X(landmark) \
     X(infini) \
     X(titans) \
