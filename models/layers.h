@@ -192,6 +192,40 @@ void nn_mlp_forward_ref(const nn_mlp *l, const double *P, const double *x, doubl
 void nn_mlp_backward_ref(const nn_mlp *l, const double *P, const double *x, const double *dy, double *dx,
                          double *dP, int64_t rows);
 
+/* ---------------------------------------------------------------- gate */
+
+/* The GRU-type gate GTrXL (Parisotto et al. 2019) puts in place of a residual
+ * add y = x + s: with u = ReLU(s),
+ *     r = sigma(W_r u + U_r x),  z = sigma(W_z u + U_z x - b_g),
+ *     h = tanh(W_g u + U_g (r * x)),  y = (1 - z) * x + z * h.
+ * -b_g is the bias of the W_z map, initialised to -NN_GATE_BIAS so every
+ * block starts near the identity (z ~ 0.12); the other maps have no bias. */
+#define NN_GATE_BIAS 2.0f
+typedef struct {
+    int64_t C;
+    nn_dense wr, ur, wz, uz, wg, ug;
+} nn_gate;
+
+/* What the backward reads, each (rows, C): u = ReLU(s), r, z, r * x, h. */
+typedef struct {
+    float *u, *r, *z, *rx, *h;
+} nn_gate_acts;
+
+int nn_gate_bind(nn_gate *l, int64_t C, nn_blob *blob);
+void nn_gate_init(const nn_gate *l, attn_rng *r);
+/* Takes the five activation buffers of one application from buf. */
+int nn_gate_acts_bind(const nn_gate *l, int64_t rows, nn_blob *buf, nn_gate_acts *a);
+
+// x, s, y, tmp are (rows,C); tmp is overwritten; y may not alias x or s
+void nn_gate_forward(const nn_gate *l, const float *x, const float *s, nn_gate_acts *a, float *tmp, float *y,
+                     int64_t rows, int threads);
+// dy is (rows,C); dx and ds (rows,C) are OVERWRITTEN with the gradients at x
+// and at s (through the ReLU); t1, t2 (rows,C) are scratch
+void nn_gate_backward(const nn_gate *l, const float *x, const nn_gate_acts *a, const float *dy, float *dx,
+                      float *ds, float *t1, float *t2, int64_t rows, int threads);
+int nn_gate_forward_ref(const nn_gate *l, const double *P, const double *x, const double *s, double *y,
+                        int64_t rows);
+
 /* ---------------------------------------------------------------- dropout */
 
 /* Inverted dropout (Srivastava et al. 2014) with a counter-based mask: element

@@ -35,6 +35,8 @@ static int cfg_check(const nn_model_cfg *c)
         return attn_fail(ATTN_EINVAL, "model: the lm head needs causal attention (a token must not see its target)");
     if (c->head == NN_HEAD_TWOTOWER && c->tower_mlp < 2)
         return attn_fail(ATTN_EINVAL, "model: twotower: tower_mlp: expected >= 2, found %lld", (long long)c->tower_mlp);
+    if ((unsigned)c->gating > NN_GATING_GTRXL)
+        return attn_fail(ATTN_EINVAL, "model: gating: expected residual or gtrxl, found %d", (int)c->gating);
     if ((unsigned)c->pos > NN_POS_NONE || (unsigned)c->pool > NN_POOL_MEAN || (unsigned)c->variant > NN_VARIANT_LOOPED)
         return attn_fail(ATTN_EINVAL, "model: expected a variant, pos and pool of model.h, found %d, %d, %d",
                          (int)c->variant, (int)c->pos, (int)c->pool);
@@ -68,6 +70,8 @@ static int bind_all(nn_model *m, nn_blob *blob)
         if ((rc = nn_norm_bind(&b->n1, C, c->rms, blob)) || (rc = nn_attn_bind(&b->attn, &ac, blob)))
             break;
         if (c->mlp && ((rc = nn_norm_bind(&b->n2, C, c->rms, blob)) || (rc = nn_mlp_bind(&b->mlp, C, c->mlp, blob))))
+            break;
+        if (c->gating && ((rc = nn_gate_bind(&b->g1, C, blob)) || (c->mlp && (rc = nn_gate_bind(&b->g2, C, blob)))))
             break;
     }
     if (!rc)
@@ -114,6 +118,10 @@ int nn_model_init(nn_model *m, const nn_model_cfg *cfg, uint64_t seed)
             nn_norm_init(&m->blk[l].n2);
             nn_mlp_init(&m->blk[l].mlp, &r);
         }
+        if (cfg->gating)
+            nn_gate_init(&m->blk[l].g1, &r);
+        if (cfg->gating && cfg->mlp)
+            nn_gate_init(&m->blk[l].g2, &r);
     }
     nn_norm_init(&m->nf);
     nn_dense_init(&m->h1, &r);
@@ -163,6 +171,17 @@ static void add_norm(table *t, const char *name, const nn_norm *n)
     }
 }
 
+static void add_gate(table *t, int64_t layer, int which, const nn_gate *g)
+{
+    static const char *const maps[] = {"wr", "ur", "wz", "uz", "wg", "ug"};
+    const nn_dense *d[] = {&g->wr, &g->ur, &g->wz, &g->uz, &g->wg, &g->ug};
+    char s[40];
+    for (int i = 0; i < 6; i++) {
+        snprintf(s, sizeof s, "l%lld.gate%d.%s", (long long)layer, which, maps[i]);
+        add_dense(t, s, d[i]);
+    }
+}
+
 int nn_model_params(const nn_model *m, nn_param_info *info, int max)
 {
     table t = {info, 0, max};
@@ -204,6 +223,8 @@ int nn_model_params(const nn_model *m, nn_param_info *info, int max)
             snprintf(s, sizeof s, "l%lld.mlp.proj", (long long)l);
             add_dense(&t, s, &b->mlp.proj);
         }
+        for (int g = 0; m->cfg.gating && g < (m->cfg.mlp ? 2 : 1); g++)
+            add_gate(&t, l, g + 1, g ? &b->g2 : &b->g1);
     }
     add_norm(&t, "nf", &m->nf);
     add_dense(&t, "head1", &m->h1);
@@ -242,5 +263,7 @@ void nn_model_describe(const nn_model_cfg *c, char *buf, size_t n)
         k += snprintf(buf + k, n - (size_t)k, ",conv=%d", c->short_conv);
     if (c->dropout > 0)
         k += snprintf(buf + k, n - (size_t)k, ",drop=%g", c->dropout);
+    if (c->gating)
+        k += snprintf(buf + k, n - (size_t)k, ",gating=%s", nn_gating_names[c->gating]);
     snprintf(buf + k, n - (size_t)k, ")");
 }

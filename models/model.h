@@ -3,7 +3,9 @@
  * blob, activations planned once per (batch, length), explicit forward and
  * backward over pre-norm residual blocks
  *     x <- x + drop(attn(norm1(x)));  x <- x + drop(mlp(norm2(x)))
- * with any registry kernel (with a backward, to train) in each block.
+ * (with gating gtrxl each add is GTrXL's gate x <- g(x, ReLU(drop(...))),
+ * layers.h nn_gate) with any registry kernel (with a backward, to train) in
+ * each block.
  *
  * Heads: "classify" (CLS or mean pooling, then a dense layer; LRA), "twotower"
  * (both documents through the one encoder, pooled to u and v, then
@@ -39,12 +41,16 @@ typedef enum {
 } nn_variant;
 typedef enum { NN_POS_LEARNED = 0, NN_POS_SINUSOID, NN_POS_ROPE, NN_POS_NONE } nn_pos_kind;
 typedef enum { NN_POOL_CLS = 0, NN_POOL_MEAN } nn_pool_kind;
+/* What joins a sub-layer's output to the stream: the residual add, or GTrXL's
+ * GRU-type gate (layers.h nn_gate). */
+typedef enum { NN_GATING_RESIDUAL = 0, NN_GATING_GTRXL } nn_gating_kind;
 
 /* Names in enum order (NULL-terminated); nn_variant_names[NN_VARIANT_TASK] is "". */
 extern const char *const nn_variant_names[];
 extern const char *const nn_variant_help[]; /* one line per variant, for 'attnbench list models' */
 extern const char *const nn_pos_names[];
 extern const char *const nn_pool_names[];
+extern const char *const nn_gating_names[];
 
 typedef struct {
     nn_variant variant;
@@ -59,6 +65,7 @@ typedef struct {
     nn_pool_kind pool;         /* cls (position 0) | mean (over non-padded positions) */
     int rms;                   /* RMSNorm instead of LayerNorm */
     float dropout;             /* on the attention and MLP outputs, training only */
+    nn_gating_kind gating;     /* residual: x + s; gtrxl: the gate g(x, ReLU(s)) after each sub-layer */
     int loops;                 /* >= 1 */
     int64_t tower_mlp;         /* two-tower head width (LRA: the model's mlp dim) */
     int eval_only;             /* kernels without backward allowed (no training) */
@@ -95,6 +102,7 @@ typedef struct {
     nn_norm n1, n2;
     nn_attn attn;
     nn_mlp mlp;
+    nn_gate g1, g2;            /* gtrxl: after the attention and after the MLP */
 } nn_block;
 
 /* One batch: tokens (B,N) and, per head, labels (B) / tokens2 (B,N) /

@@ -7,6 +7,22 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* x <- x + s, or x <- g(x, ReLU(s)) (GTrXL's gate); tmp (rows, C) is scratch. */
+static int join_ref(const nn_model_cfg *c, const nn_gate *g, const double *P, double *x, const double *s, double *tmp,
+                    int64_t rows)
+{
+    size_t n = (size_t)(rows * c->d_model);
+    if (c->gating) {
+        int rc = nn_gate_forward_ref(g, P, x, s, tmp, rows);
+        if (!rc)
+            memcpy(x, tmp, sizeof *x * n);
+        return rc;
+    }
+    for (size_t i = 0; i < n; i++)
+        x[i] += s[i];
+    return 0;
+}
+
 int nn_model_loss_ref(const nn_model *m, const double *P, const nn_batch *b, int64_t N, double *loss)
 {
     const nn_model_cfg *c = &m->cfg;
@@ -42,14 +58,11 @@ int nn_model_loss_ref(const nn_model *m, const double *P, const nn_batch *b, int
         nn_norm_forward_ref(&k->n1, P, x, h, T);
         if ((rc = nn_attn_forward_ref(&k->attn, P, h, y, Bt, N, padded ? seq_len : NULL)) != 0)
             break;
-        for (size_t i = 0; i < TC; i++)
-            x[i] += y[i];
-        if (!c->mlp)
+        if ((rc = join_ref(c, &k->g1, P, x, y, h, T)) != 0 || !c->mlp)
             continue;
         nn_norm_forward_ref(&k->n2, P, x, h, T);
         nn_mlp_forward_ref(&k->mlp, P, h, y, T);
-        for (size_t i = 0; i < TC; i++)
-            x[i] += y[i];
+        rc = join_ref(c, &k->g2, P, x, y, h, T);
     }
     if (!rc)
         nn_norm_forward_ref(&m->nf, P, x, h, T);

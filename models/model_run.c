@@ -13,6 +13,8 @@ typedef struct {
     float *mem;
     float **x, **n1, **mean1, **rstd1, **att, **mid, **n2, **mean2, **rstd2, **mh, **ma, **mo;
     nn_attn_acts *aa;
+    nn_gate_acts *ga1, *ga2;   /* gtrxl: per application, after the attention and after the MLP */
+    float *gdx, *gds, *gt1, *gt2; /* gtrxl: the gates' backward scratch */
     float *xf, *meanf, *rstdf, *pooled, *feat, *z1, *a1, *z2, *a2, *logits, *row_loss, *xg;
     float *dres, *dn, *dt, *dscr, *dpooled, *dfeat, *dz1, *dz2, *dxf, *dxg;
     nn_attn_scratch *sc;       /* per layer: kernels differ in their extra inputs */
@@ -33,6 +35,8 @@ static void plan_free(nn_model *m)
     attn_free(p->mem);
     free(p->x);
     free(p->aa);
+    free(p->ga1);
+    free(p->ga2);
     free(p->sc);
     free(p->tok);
     free(p->rows);
@@ -77,6 +81,10 @@ static int take_all(const nn_model *m, plan_t *p, nn_blob *b)
         }
         if (!rc && nn_attn_acts_bind(&m->blk[a % c->layers].attn, p->Bt, m->N, b, &p->aa[a]))
             rc = ATTN_ENOMEM;
+        const nn_block *k = &m->blk[a % c->layers];
+        if (!rc && c->gating && (nn_gate_acts_bind(&k->g1, (int64_t)T, b, &p->ga1[a]) ||
+                                 (c->mlp && nn_gate_acts_bind(&k->g2, (int64_t)T, b, &p->ga2[a]))))
+            rc = ATTN_ENOMEM;
     }
     TAKE(p->xf, T * C), TAKE(p->meanf, T), TAKE(p->rstdf, T);
     TAKE(p->pooled, (size_t)p->Bt * C), TAKE(p->dpooled, (size_t)p->Bt * C);
@@ -90,6 +98,8 @@ static int take_all(const nn_model *m, plan_t *p, nn_blob *b)
         TAKE(p->xg, rows * C), TAKE(p->dxg, rows * C);
     TAKE(p->dres, T * C), TAKE(p->dn, T * C), TAKE(p->dt, T * C), TAKE(p->dxf, T * C);
     TAKE(p->dscr, T * (F ? F : 1));
+    if (c->gating)
+        TAKE(p->gdx, T * C), TAKE(p->gds, T * C), TAKE(p->gt1, T * C), TAKE(p->gt2, T * C);
     for (int64_t l = 0; l < c->layers; l++)
         if (!rc && nn_attn_scratch_bind(&m->blk[l].attn, p->Bt, m->N, b, &p->sc[l]))
             rc = ATTN_ENOMEM;
@@ -115,13 +125,15 @@ int nn_model_plan(nn_model *m, int64_t B, int64_t N, int64_t rows_max, int threa
     size_t A1 = (size_t)p->A + 1;
     p->x = calloc(12 * A1, sizeof *p->x);
     p->aa = calloc(A1, sizeof *p->aa);
+    p->ga1 = calloc(A1, sizeof *p->ga1);
+    p->ga2 = calloc(A1, sizeof *p->ga2);
     p->sc = calloc((size_t)c->layers, sizeof *p->sc);
     p->tok = malloc(sizeof *p->tok * (size_t)(p->Bt * N));
     p->rows = malloc(sizeof *p->rows * (size_t)(B * N));
     p->row_tgt = malloc(sizeof *p->row_tgt * (size_t)(B * N));
     p->valid = malloc((size_t)(p->Bt * N));
     p->seq_len = malloc(sizeof *p->seq_len * (size_t)p->Bt);
-    if (!p->x || !p->aa || !p->sc || !p->tok || !p->rows || !p->row_tgt || !p->valid || !p->seq_len) {
+    if (!p->x || !p->aa || !p->ga1 || !p->ga2 || !p->sc || !p->tok || !p->rows || !p->row_tgt || !p->valid || !p->seq_len) {
         plan_free(m);
         return attn_fail(ATTN_ENOMEM, "model plan: out of memory");
     }
@@ -167,6 +179,30 @@ static void relu(const float *z, float *a, int64_t n)
         a[i] = z[i] > 0 ? z[i] : 0;
 }
 
+/* out = x + s, or GTrXL's gate g(x, ReLU(s)) (its scratch: dt, free in the
+ * forward). */
+static void join(nn_model *m, const nn_gate *g, const float *x, const float *s, nn_gate_acts *ga, float *out)
+{
+    plan_t *p = m->plan;
+    int64_t T = p->Bt * m->N;
+    if (m->cfg.gating)
+        nn_gate_forward(g, x, s, ga, p->dt, out, T, m->threads);
+    else
+        add_into(x, s, out, T * m->cfg.d_model, m->threads);
+}
+
+/* Backward of join: dres holds d out on entry, d x on return; returns d s. */
+static const float *join_backward(nn_model *m, const nn_gate *g, const float *x, const nn_gate_acts *ga)
+{
+    plan_t *p = m->plan;
+    int64_t T = p->Bt * m->N;
+    if (!m->cfg.gating)
+        return p->dres; /* the identity path: d x = d out = d s */
+    nn_gate_backward(g, x, ga, p->dres, p->gdx, p->gds, p->gt1, p->gt2, T, m->threads);
+    memcpy(p->dres, p->gdx, sizeof(float) * (size_t)(T * m->cfg.d_model));
+    return p->gds;
+}
+
 /* The encoder's token rows (both towers stacked), the pooling mask and the
  * lengths the attention blocks mask the padding with (none when no
  * sequence is padded, so unpadded batches take the kernels' plain path). */
@@ -205,7 +241,7 @@ static int encoder_forward(nn_model *m, plan_t *p, int training, uint64_t step)
         nn_dropout d = drop_of(m, step, 2 * a);
         if (training && d.p > 0 && (rc = nn_dropout_forward(&d, p->att[a], p->att[a], T * C, th)) != 0)
             break;
-        add_into(p->x[a], p->att[a], p->mid[a], T * C, th);
+        join(m, &k->g1, p->x[a], p->att[a], &p->ga1[a], p->mid[a]);
         if (!c->mlp)
             continue;
         nn_norm_forward(&k->n2, p->mid[a], p->n2[a], p->mean2[a], p->rstd2[a], T, th);
@@ -213,7 +249,7 @@ static int encoder_forward(nn_model *m, plan_t *p, int training, uint64_t step)
         d = drop_of(m, step, 2 * a + 1);
         if (training && d.p > 0 && (rc = nn_dropout_forward(&d, p->mo[a], p->mo[a], T * C, th)) != 0)
             break;
-        add_into(p->mid[a], p->mo[a], p->x[a + 1], T * C, th);
+        join(m, &k->g2, p->mid[a], p->mo[a], &p->ga2[a], p->x[a + 1]);
     }
     if (!rc)
         nn_norm_forward(&m->nf, p->x[p->A], p->xf, p->meanf, p->rstdf, T, th);
@@ -374,12 +410,12 @@ int nn_model_backward(nn_model *m, const nn_batch *b, uint64_t step, float scale
     nn_norm_backward(&m->nf, p->x[p->A], p->meanf, p->rstdf, p->dxf, p->dres, T, th);
     for (int64_t a = p->A - 1; !rc && a >= 0; a--) {
         nn_block *k = &m->blk[a % c->layers];
-        if (c->mlp) { /* x[a+1] = mid + drop(mlp(n2(mid))): dres already carries the identity path */
-            const float *dmo = p->dres;
+        if (c->mlp) { /* x[a+1] = join(mid, drop(mlp(n2(mid)))): dres then carries d mid's direct path */
+            const float *dmo = join_backward(m, &k->g2, p->mid[a], &p->ga2[a]);
             nn_dropout d = drop_of(m, step, 2 * a + 1);
             if (d.p > 0) {
                 memset(p->dt, 0, bytes);
-                if ((rc = nn_dropout_backward(&d, p->dres, p->dt, T * C, th)) != 0)
+                if ((rc = nn_dropout_backward(&d, dmo, p->dt, T * C, th)) != 0)
                     break;
                 dmo = p->dt;
             }
@@ -387,11 +423,11 @@ int nn_model_backward(nn_model *m, const nn_batch *b, uint64_t step, float scale
             nn_mlp_backward(&k->mlp, p->n2[a], p->mh[a], p->ma[a], dmo, p->dscr, p->dn, T, th);
             nn_norm_backward(&k->n2, p->mid[a], p->mean2[a], p->rstd2[a], p->dn, p->dres, T, th);
         }
-        const float *datt = p->dres; /* mid = x + drop(attn(n1(x))) */
+        const float *datt = join_backward(m, &k->g1, p->x[a], &p->ga1[a]); /* mid = join(x, drop(attn(n1(x)))) */
         nn_dropout d = drop_of(m, step, 2 * a);
         if (d.p > 0) {
             memset(p->dt, 0, bytes);
-            if ((rc = nn_dropout_backward(&d, p->dres, p->dt, T * C, th)) != 0)
+            if ((rc = nn_dropout_backward(&d, datt, p->dt, T * C, th)) != 0)
                 break;
             datt = p->dt;
         }

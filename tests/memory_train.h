@@ -4,12 +4,13 @@
  * configs) must learn multi-query associative recall well above chance in a
  * few hundred steps. A smoke test of the kernel inside the model's training
  * path (forward, backward through the memory's updates, the gate
- * projections), not a recall measurement. Include from a Criterion test file. */
+ * projections), not a recall measurement. The same run trains other model
+ * options (GTrXL gating). Include from a Criterion test file. */
 #ifndef ATTN_MEMORY_TRAIN_H
 #define ATTN_MEMORY_TRAIN_H
 
-#include "harness/train/train_run.h"
 #include "sanitize.h"
+#include "test_train.h"
 
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -17,36 +18,43 @@
 #include <string.h>
 #include <unistd.h>
 
+/* The shared run: MQAR L 32, 4 pairs, vocabulary 64, a 2-layer LM of width 32
+ * (one head, no MLP, short convolutions), 300 steps; its CSV in a new folder
+ * dir (a mkdtemp template) named into csv. */
+static inline void tiny_mqar_opts(train_run_opts *r, char *dir, char *csv, size_t csv_size)
+{
+    tiny_mqar(r, dir, csv, csv_size);
+    r->model.d_model = 32, r->model.heads = 1, r->model.mlp = 0, r->model.short_conv = 4;
+    r->train_n = 1024, r->valid_n = 32, r->test_n = 128;
+    r->train.steps = SANITIZED ? 20 : 300, r->train.eval_every = r->train.steps, r->train.batch = 16;
+    r->train.lr = 3e-3, r->train.threads = 2, r->train.progress = 0;
+    r->out = csv;
+}
+
+/* The test accuracy's 95% interval clears 4x chance: values are drawn from
+ * half the vocabulary of 64, a guess among them is right 2/64 of the time. */
+static inline void tiny_mqar_expect_above_chance(const char *what, const train_result *res)
+{
+    double chance = 2.0 / 64.0;
+    cr_log_info("%s tiny MQAR: test accuracy %.4f [%.4f, %.4f], chance %.4f", what, res->test.value,
+                res->test.ci_low, res->test.ci_high, chance);
+    cr_assert(SANITIZED || res->test.ci_low > 4 * chance,
+              "%s: test accuracy %.4f, 95%% interval [%.4f, %.4f], not clearly above 4x chance %.4f", what,
+              res->test.value, res->test.ci_low, res->test.ci_high, 4 * chance);
+}
+
 /* kparams: the kernel parameters of every layer ("k=v k=v"), or NULL. */
-static void tiny_mqar_beats_chance(const char *kernel, const char *kparams)
+static inline void tiny_mqar_beats_chance(const char *kernel, const char *kparams)
 {
     char dir[] = "/tmp/attn_memory_XXXXXX", csv[64];
-    cr_assert_not_null(mkdtemp(dir));
-    snprintf(csv, sizeof csv, "%s/recall.csv", dir);
     train_run_opts r;
-    train_run_defaults(&r);
-    strcpy(r.task, "mqar");
-    const int64_t V = 64;
-    cr_assert_eq(param_bag_add(&r.task_params, "L=32"), 0);
-    cr_assert_eq(param_bag_add(&r.task_params, "D=4"), 0);
-    cr_assert_eq(param_bag_add(&r.task_params, "V=64"), 0);
+    tiny_mqar_opts(&r, dir, csv, sizeof csv);
     snprintf(r.model.kernels[0], sizeof r.model.kernels[0], "%s", kernel);
     if (kparams)
         cr_assert_eq(param_bag_add_list(&r.model.kparams, kparams), 0);
-    r.model.d_model = 32, r.model.heads = 1, r.model.mlp = 0, r.model.short_conv = 4;
-    r.train_n = 1024, r.valid_n = 32, r.test_n = 128;
-    r.train.steps = SANITIZED ? 20 : 300, r.train.eval_every = r.train.steps, r.train.batch = 16;
-    r.train.lr = 3e-3, r.train.threads = 2, r.train.progress = 0;
-    r.out = csv;
     train_result res;
     cr_assert_eq(train_run_exec(&r, &res), 0, "%s", attn_last_error());
-    /* values are drawn from half the vocabulary: a guess among them is right 2/V of the time */
-    double chance = 2.0 / (double)V;
-    cr_log_info("%s tiny MQAR: test accuracy %.4f [%.4f, %.4f], chance %.4f", kernel, res.test.value,
-                res.test.ci_low, res.test.ci_high, chance);
-    cr_assert(SANITIZED || res.test.ci_low > 4 * chance,
-              "%s: test accuracy %.4f, 95%% interval [%.4f, %.4f], not clearly above 4x chance %.4f", kernel,
-              res.test.value, res.test.ci_low, res.test.ci_high, 4 * chance);
+    tiny_mqar_expect_above_chance(kernel, &res);
     train_result_free(&res);
     remove(csv);
     rmdir(dir);

@@ -82,6 +82,21 @@ Test(model, lm_twotower_hybrid_and_looped_gradients_match_the_double_model, .tim
     gradcheck(c, "looped x3");
 }
 
+Test(model, gtrxl_gated_lm_and_encoder_gradients_match_the_double_model, .timeout = 60)
+{
+    nn_model_cfg c = tiny_cfg("lm", NN_HEAD_LM, "flash");
+    c.gating = NN_GATING_GTRXL;
+    gradcheck(c, "lm gtrxl");
+    c = tiny_cfg("encoder", NN_HEAD_CLASSIFY, "flash");
+    c.gating = NN_GATING_GTRXL, c.pool = NN_POOL_MEAN;
+    gradcheck(c, "encoder gtrxl");
+    c.mlp = 0;
+    gradcheck(c, "encoder gtrxl without MLP");
+    c = tiny_cfg("looped", NN_HEAD_LM, "naive");
+    c.gating = NN_GATING_GTRXL, c.layers = 1, c.loops = 2;
+    gradcheck(c, "looped lm gtrxl x2");
+}
+
 Test(model, models_with_linear_deltanet_and_gla_kernels_match_the_double_model, .timeout = 60)
 {
     /* kernels with their own double reference: the double model runs it, with

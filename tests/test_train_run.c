@@ -25,21 +25,6 @@ static int count_rows(const csvw_row *row, void *ud)
     return 0;
 }
 
-/* A small MQAR run (L 32, 4 pairs, vocabulary 64) with its CSV in a new
- * temporary folder: dir (a mkdtemp template) and csv are filled in. */
-static void tiny_mqar(train_run_opts *r, char *dir, char *csv, size_t csv_size)
-{
-    cr_assert_not_null(mkdtemp(dir));
-    snprintf(csv, csv_size, "%s/recall.csv", dir);
-    train_run_defaults(r);
-    strcpy(r->task, "mqar");
-    cr_assert_eq(param_bag_add(&r->task_params, "L=32"), 0);
-    cr_assert_eq(param_bag_add(&r->task_params, "D=4"), 0);
-    cr_assert_eq(param_bag_add(&r->task_params, "V=64"), 0);
-    r->train.progress = 0;
-    r->out = csv;
-}
-
 Test(train_run, checkpoint_reload_reproduces_the_logged_test_accuracy, .timeout = 120)
 {
     char dir[] = "/tmp/attn_train_XXXXXX", csv[64], ckpt[64];
