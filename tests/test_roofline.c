@@ -43,6 +43,7 @@ static int remove_entry(const char *path, const struct stat *st, int flag, struc
 static void remove_dir(void)
 {
     sysload_set_proc_dir(NULL);
+    sysload_set_host_ranks(1);
     nftw(dir, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
 }
 
@@ -207,7 +208,8 @@ Test(roofline, the_header_has_every_column_once_and_v1_lacks_exactly_the_new_one
     int seen[ATTN_COL__COUNT] = {0};
     for (int f = 0; f < schema_header_ncols(SCHEMA_HEADER_V1); f++)
         seen[schema_header_col(SCHEMA_HEADER_V1, f)]++;
-    const schema_col added[] = {ATTN_COL_LOAD_AVG_1M, ATTN_COL_RUNNABLE_OTHERS, ATTN_COL_NOISE, ATTN_COL_PCT_ROOFLINE};
+    const schema_col added[] = {ATTN_COL_LOAD_AVG_1M, ATTN_COL_RUNNABLE_OTHERS, ATTN_COL_NOISE, ATTN_COL_HOST_RANKS,
+                                ATTN_COL_PCT_ROOFLINE};
     for (int i = 0; i < SCHEMA_V1_NEW_COLUMNS; i++)
         cr_assert_eq(seen[added[i]], 0, "%s", schema_col_name(added[i]));
     int total = 0;
@@ -233,7 +235,9 @@ Test(roofline, a_v1_file_is_read_with_the_new_columns_na_and_refused_for_appendi
     cr_assert_str_eq(got.rows[0].cell[ATTN_COL_STATUS], "ok");
     cr_assert_str_eq(got.rows[0].cell[ATTN_COL_PCT_ROOFLINE], "NA:written before the column existed");
     cr_assert_str_eq(got.rows[0].cell[ATTN_COL_NOISE], "NA:written before the column existed");
+    cr_assert_str_eq(got.rows[0].cell[ATTN_COL_HOST_RANKS], "NA:written before the column existed");
     cr_assert_str_eq(got.rows[1].cell[ATTN_COL_NOISE], "");
+    cr_assert_str_eq(got.rows[1].cell[ATTN_COL_HOST_RANKS], "");
     cr_assert_str_eq(got.rows[1].cell[ATTN_COL_STATUS], "skipped:no backward");
     /* the report's table reads it too */
     summary_spec s = {"kernels", NULL, {ATTN_COL_KERNEL}, 1, {ATTN_COL_N, ATTN_COL_GFLOPS}, 2, 0, NULL};
@@ -337,6 +341,27 @@ Test(roofline, an_old_results_dir_resumes_after_migrate_without_losing_a_row, .t
               fresh->cell[ATTN_COL_LOAD_AVG_1M]);
     cr_assert(!strcmp(fresh->cell[ATTN_COL_NOISE], "no") || !strncmp(fresh->cell[ATTN_COL_NOISE], "yes:", 4), "%s",
               fresh->cell[ATTN_COL_NOISE]);
+    cr_assert_str_eq(fresh->cell[ATTN_COL_HOST_RANKS], "1", "a single-process sweep");
+    cr_assert_str_eq(got.rows[0].cell[ATTN_COL_HOST_RANKS], "NA:written before the column existed");
+}
+
+/* host_ranks says where the process ran, not what ran: the row carries it,
+ * its job_id does not depend on it. */
+Test(roofline, host_ranks_is_in_the_row_and_out_of_the_job_id)
+{
+    cr_assert(ATTN_COL_HOST_RANKS < ATTN_COL_IDENTITY_FIRST || ATTN_COL_HOST_RANKS > ATTN_COL_IDENTITY_LAST);
+    csvw_row one, two;
+    row_under_load("0.05", 1, &one);
+    sysload_set_host_ranks(3);
+    row_under_load("0.05", 1, &two);
+    sysload_set_host_ranks(1);
+    cr_assert_str_eq(one.cell[ATTN_COL_HOST_RANKS], "1");
+    cr_assert_str_eq(two.cell[ATTN_COL_HOST_RANKS], "3");
+    char a[17], b[17];
+    csvw_row_job_id(&one, a);
+    csvw_row_job_id(&two, b);
+    cr_assert_str_eq(a, b);
+    cr_assert_str_eq(one.cell[ATTN_COL_PARAMS], two.cell[ATTN_COL_PARAMS]);
 }
 
 /* ---- sweeps: STREAM probed around memory-bound groups */
