@@ -323,7 +323,7 @@ Test(roofline, an_old_results_dir_resumes_after_migrate_without_losing_a_row, .t
     cr_assert_neq(cmd_sweep(6, ARGV("sweep", "--config", cfg, "--results", res, "--resume")), 0);
     stat(kern, &after);
     cr_assert_eq(before.st_size, after.st_size, "the refused resume changed the file");
-    cr_assert_eq(cmd_migrate(3, ARGV("migrate", kern, peak)), 0, "%s", attn_last_error());
+    cr_assert_eq(cmd_migrate(2, ARGV("migrate", res)), 0, "%s", attn_last_error()); /* what ./run.sh does */
     cr_assert_eq(cmd_sweep(6, ARGV("sweep", "--config", cfg, "--results", res, "--resume")), 0, "%s",
                  attn_last_error());
     test_rows got = {0};
@@ -343,6 +343,42 @@ Test(roofline, an_old_results_dir_resumes_after_migrate_without_losing_a_row, .t
               fresh->cell[ATTN_COL_NOISE]);
     cr_assert_str_eq(fresh->cell[ATTN_COL_HOST_RANKS], "1", "a single-process sweep");
     cr_assert_str_eq(got.rows[0].cell[ATTN_COL_HOST_RANKS], "NA:written before the column existed");
+}
+
+/* migrate on a directory: its files of the earlier header are rewritten,
+ * the current ones and what is not a .csv are left byte for byte. */
+Test(roofline, migrate_on_a_directory_rewrites_only_its_old_header_files)
+{
+    char old[128], cur[128], other[128];
+    snprintf(old, sizeof old, "%s/kernels.csv", dir);
+    snprintf(cur, sizeof cur, "%s/decode.csv", dir);
+    snprintf(other, sizeof other, "%s/notes.txt", dir);
+    csvw_row rows[2];
+    timed_row(&rows[0], 64);
+    timed_row(&rows[1], 128);
+    write_v1(old, rows, 2);
+    write_v1(other, rows, 1);
+    csvw w;
+    cr_assert_eq(csvw_open(&w, cur), 0, "%s", attn_last_error());
+    cr_assert_eq(csvw_write_rows(&w, rows, 1), 0);
+    csvw_close(&w);
+    struct stat cur_before, other_before, cur_after, other_after;
+    stat(cur, &cur_before), stat(other, &other_before);
+    cr_assert_eq(cmd_migrate(2, ARGV("migrate", dir)), 0, "%s", attn_last_error());
+    schema_header h;
+    cr_assert_eq(csvw_file_header(old, &h), 0);
+    cr_assert_eq(h, SCHEMA_HEADER_CURRENT);
+    test_rows got = {0};
+    cr_assert_eq(csvw_read_rows(old, test_rows_collect, &got), 2, "%s", attn_last_error());
+    cr_assert_str_eq(got.rows[1].cell[ATTN_COL_JOB_ID], rows[1].cell[ATTN_COL_JOB_ID]);
+    stat(cur, &cur_after), stat(other, &other_after);
+    cr_assert_eq(cur_before.st_ino, cur_after.st_ino, "the current file was rewritten");
+    cr_assert_eq(cur_before.st_size, cur_after.st_size);
+    cr_assert_eq(other_before.st_ino, other_after.st_ino, "a file that is not a .csv was touched");
+    char names[256];
+    int files = -1;
+    cr_assert_eq(results_migrate_dir(dir, names, sizeof names, &files), 0, "%s", attn_last_error());
+    cr_assert_eq(files, 0, "a second run has nothing to do: %s", names);
 }
 
 /* host_ranks says where the process ran, not what ran: the row carries it,
