@@ -252,6 +252,15 @@ Test(roofline, a_v1_file_is_read_with_the_new_columns_na_and_refused_for_appendi
     cr_assert_neq(csvw_check_appendable(path), 0);
 }
 
+/* A migrated file: the current header and its n rows, into got. */
+static void read_migrated(const char *path, int n, test_rows *got)
+{
+    schema_header h;
+    cr_assert_eq(csvw_file_header(path, &h), 0);
+    cr_assert_eq(h, SCHEMA_HEADER_CURRENT);
+    cr_assert_eq(csvw_read_rows(path, test_rows_collect, got), n, "%s", attn_last_error());
+}
+
 Test(roofline, migrate_keeps_every_row_and_value_and_is_idempotent)
 {
     char path[128];
@@ -261,11 +270,8 @@ Test(roofline, migrate_keeps_every_row_and_value_and_is_idempotent)
         timed_row(&rows[i], 64 << i);
     write_v1(path, rows, 3);
     cr_assert_eq(cmd_migrate(2, ARGV("migrate", path)), 0, "%s", attn_last_error());
-    schema_header h;
-    cr_assert_eq(csvw_file_header(path, &h), 0);
-    cr_assert_eq(h, SCHEMA_HEADER_CURRENT);
     test_rows got = {0};
-    cr_assert_eq(csvw_read_rows(path, test_rows_collect, &got), 3, "%s", attn_last_error());
+    read_migrated(path, 3, &got);
     for (int i = 0; i < 3; i++)
         for (int f = 0; f < schema_header_ncols(SCHEMA_HEADER_V1); f++) {
             schema_col c = schema_header_col(SCHEMA_HEADER_V1, f);
@@ -365,11 +371,8 @@ Test(roofline, migrate_on_a_directory_rewrites_only_its_old_header_files)
     struct stat cur_before, other_before, cur_after, other_after;
     stat(cur, &cur_before), stat(other, &other_before);
     cr_assert_eq(cmd_migrate(2, ARGV("migrate", dir)), 0, "%s", attn_last_error());
-    schema_header h;
-    cr_assert_eq(csvw_file_header(old, &h), 0);
-    cr_assert_eq(h, SCHEMA_HEADER_CURRENT);
     test_rows got = {0};
-    cr_assert_eq(csvw_read_rows(old, test_rows_collect, &got), 2, "%s", attn_last_error());
+    read_migrated(old, 2, &got);
     cr_assert_str_eq(got.rows[1].cell[ATTN_COL_JOB_ID], rows[1].cell[ATTN_COL_JOB_ID]);
     stat(cur, &cur_after), stat(other, &other_after);
     cr_assert_eq(cur_before.st_ino, cur_after.st_ino, "the current file was rewritten");
