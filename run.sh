@@ -17,7 +17,9 @@ usage: ./run.sh [--quick | --full | --config FILE] [--kernel K[,K...]] [--task T
                       probes its jobs and prints its estimated total before it starts,
                       and an ETA on every progress line; results/<suite>.csv; finished
                       jobs are skipped, so an interrupted run continues where it stopped),
-                      then draw the plots and write results/REPORT.md
+                      then draw the plots and write results/REPORT.md; results CSVs
+                      of the earlier header (before host_ranks, noise, ...) are first
+                      rewritten with 'attnbench migrate results' (one line names them)
   --quick             the same with configs/quick.json (the CI smoke sweep, < 2 minutes)
   --full              the same with configs/full.json (the long 2-core profile: larger
                       N and D, and trainings at budgets where most models learn; about
@@ -391,6 +393,11 @@ case $mode in
         sweep=(build/attnbench sweep --config "$config" --resume)
         [[ -z $kernels ]] || sweep+=(--kernel "$kernels")
         [[ -z $task ]] || sweep+=(--task "$task")
+        # results of the earlier header would make the sweep refuse to append: rewrite them
+        # first (one line naming them, nothing when every file is current)
+        if [[ -d results ]] && ! build/attnbench migrate results; then
+            say "results/ holds a file 'attnbench migrate' refused (above): move it away or repair it"; exit 2
+        fi
         say "[3/4] ${sweep[*]}"
         rc=0
         "${sweep[@]}" || rc=$?

@@ -129,6 +129,8 @@ if (A_ix("noise")) {
     eval sprintf("stats csv using (A_Noisy[int($0) + 1] = (strcol(%d)[1:3] eq 'yes'), 0) nooutput", A_ix("noise"))
 }
 noisy(i) = A_Noisy[i]
+# row i is a noisy plottable point of panel p (yok: the figure's, panels.gp)
+noisy_in(i, p) = A_RP[i] == p && noisy(i) && yok(i)
 A_noisy_title = "noisy row (noise column)"
 
 # --- lines (kernel, params, dtype: a low-precision KV cache is a line of its own) and panels (panel_cols, by default mask, pass, D,

@@ -31,7 +31,8 @@ stats csv every ::0::0 using (M_mask = strcol("mask"), M_B = column("B"), M_H = 
 # measured points: results/cp.csv when it exists
 M_meas = results ne "" ? results . "/cp.csv" : ""
 if (M_meas ne "" && system(sprintf("test -s '%s' && echo 1 || echo 0", M_meas)) + 0 == 0) { M_meas = "" }
-# p[...] + 0 reads the leading digits of "2;host_ranks=2" only up to the ';'
+# p[...] + 0 reads the leading digits of "2;bq=64" only up to the ';'
+# (rows written before the host_ranks column also have ";host_ranks=2" there)
 lead(s) = strstrt(s, ";") ? s[1:strstrt(s, ";") - 1] + 0 : s + 0
 ranks(p) = strstrt(p, "ranks=") ? lead(p[strstrt(p, "ranks=") + 6:]) : NaN
 same(k) = strcol("kernel") eq k && strcol("metric") eq "efficiency_vs_1rank" && strcol("pass") eq "fwd" && \

@@ -51,10 +51,7 @@ set yrange [0:*]
 # Headroom above the data and the triad line, so the key (top left) covers neither.
 set offsets 0, 0, graph 0.45, 0
 set ylabel "decode GB/s (bytes_analytic / median time)"
-# Noisy points are circled; the key names the circle only in panels that have one.
-array A_NT[A_np]
-do for [p = 1:A_np] { A_NT[p] = "" }
-do for [i = 1:A_n] { if (A_RP[i] > 0 && noisy(i)) { A_NT[A_RP[i]] = A_noisy_title } }
+# Noisy points are circled; the key names the circle only in panels that have one (A_NT).
 do for [A_f in A_formats] {
     eval A_term(A_f)
     set multiplot layout A_rows, A_cols \
@@ -75,7 +72,7 @@ do for [A_f in A_formats] {
                  smooth unique with linespoints lt A_lid(p, k) title A_LL[A_lid(p, k)], \
              (finite(A_tr) ? A_tr : NaN) with lines dt 2 lw 2 lc rgb "black" title A_t1, \
              keyentry with lines lc rgb "white" title A_t2, \
-             A_RP using (A_RP[$1] == p && noisy($1) && yok($1) ? vNkv($1) : NaN):(vGbs($1)) \
+             A_RP using (noisy_in($1, p) ? vNkv($1) : NaN):(vGbs($1)) \
                  with points pt 6 ps 2.2 lw 1.5 lc rgb "red" title A_NT[p]
     }
     unset multiplot

@@ -12,7 +12,8 @@
 # many are shown. The y axis is logarithmic: dense-equivalent rates of sparse
 # masks run 30x above the useful ones, which a linear axis flattens.
 # Groups follow the order in which masks first appear in the CSV at that N;
-# under each mask name is its density (the density column) at that N.
+# under each mask name is its density (the density column) at that N. The top
+# of a noisy row's filled bar is circled in red.
 
 extra_num = "dense_gflops density pct_sgemm_peak"
 panel_cols = "pass D B H H_kv threads"
@@ -147,7 +148,8 @@ do for [A_f in A_formats] {
              for [k = 1:words(A_PL[p])] A_RP using (sel($1, p, A_lid(p, k)) && yok($1) ? bx($1, p) : NaN):(vGflops($1)): \
                  (sprintf(" %.3g", vGflops($1))) with labels boxed rotate by 90 left font ",8" tc rgb "gray20" notitle, \
              keyentry with boxes fs empty lc rgb "gray30" dt 2 lw 1.5 title "dense-equivalent", \
-             (finite(A_Roof[p]) ? A_Roof[p] : NaN) with lines lc rgb "gray40" lw 1.5 title "sgemm roof (same run)"
+             (finite(A_Roof[p]) ? A_Roof[p] : NaN) with lines lc rgb "gray40" lw 1.5 title "sgemm roof (same run)", \
+             A_RP using (noisy_in($1, p) ? bx($1, p) : NaN):(vGflops($1)) with points pt 6 ps 2.2 lw 1.5 lc rgb "red" title A_NT[p]
     }
     unset multiplot
 }

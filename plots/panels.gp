@@ -7,6 +7,9 @@
 #   A_AK[p], A_AN[p], A_AY[p]  anchor kernel, its smallest N and y there: the
 #            first kernel of `dense` (default "blas naive") present in the
 #            panel, else the panel's first line.
+#   A_NT[p]  the key's title for the circles around noisy points
+#            (A_noisy_title) when the panel has a noisy plottable row, else ""
+#            (an empty title leaves the circle out of the key).
 
 if (!exists("dense") || dense eq "") { A_pref = "blas naive" } else { A_pref = dense }
 array A_PL[A_np]; array A_AR[A_np]; array A_AN[A_np]; array A_AY[A_np]; array A_AK[A_np]
@@ -23,6 +26,9 @@ do for [i = 1:A_n] {
         }
     }
 }
+array A_NT[A_np]
+do for [p = 1:A_np] { A_NT[p] = "" }
+do for [i = 1:A_n] { if (A_RP[i] > 0 && yok(i) && noisy(i)) { A_NT[A_RP[i]] = A_noisy_title } }
 # Same legend order in every panel: sort each panel's lines by line id.
 do for [p = 1:A_np] {
     A_s = ""

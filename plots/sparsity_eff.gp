@@ -3,7 +3,8 @@
 # realised) against density (log x), rows of suite `masks`. Colour = kernel
 # (and params), point shape = mask; the points of one (kernel, mask) at
 # different N are joined in density order (for a fixed window, density falls
-# as N grows). Dashed line at 1. One panel per (pass, D, B, H, H_kv, threads).
+# as N grows). Dashed line at 1; noisy rows circled in red. One panel per
+# (pass, D, B, H, H_kv, threads).
 # Only rows whose sparsity_eff is a number are drawn: it is empty for
 # full-mask rows and NA:... when the sweep had no full-mask run at that shape.
 
@@ -57,7 +58,9 @@ set ylabel "sparsity efficiency (t_full x density / t), log scale"
 set logscale y 10
 set format y "%g"
 set xrange [A_xlo / 1.6 : A_xhi * 1.6]
-A_keyfrac = 0.045 * (A_nl + A_nm + 1) + 0.03
+A_nz = 0 # the key's line for the noisy circle
+do for [p = 1:A_np] { if (A_NT[p] ne "") { A_nz = 1 } }
+A_keyfrac = 0.045 * (A_nl + A_nm + 1 + A_nz) + 0.03
 set yrange [A_ylo / 1.6 : exp(log(A_yhi * 1.6) + (log(A_yhi * 1.6) - log(A_ylo / 1.6)) * A_keyfrac / (1 - A_keyfrac))]
 set key top left box opaque samplen 2 spacing 1.1 width 2
 do for [A_f in A_formats] {
@@ -72,7 +75,9 @@ do for [A_f in A_formats] {
                  smooth unique with linespoints lt A_lid(p, k) pt A_pt(m) ps 1.3 lw 1 notitle, \
              for [k = 1:words(A_PL[p])] keyentry with lines lt A_lid(p, k) lw 3 title A_LL[A_lid(p, k)], \
              for [m = 1:A_nm] keyentry with points lc rgb "black" pt A_pt(m) ps 1.3 title A_MN[m], \
-             1 with lines dt 2 lw 2 lc rgb "black" title "1 = whole saving realised"
+             1 with lines dt 2 lw 2 lc rgb "black" title "1 = whole saving realised", \
+             A_RP using (noisy_in($1, p) ? vDens($1) : NaN):(vEff($1)) with points pt 6 ps 2.6 lw 1.5 lc rgb "red" \
+                 title A_NT[p]
     }
     unset multiplot
 }

@@ -2,8 +2,8 @@
 # problem on 1, 2, ... threads), one line per kernel (and params), with each
 # kernel's perfect scaling from its 1-thread rate as a dashed line of its
 # colour, so the gap is the parallel loss, and the same run's sgemm GFLOP/s
-# per thread count (peak.csv) as a dotted black line. One panel per (mask,
-# pass, N, D, B, H, H_kv).
+# per thread count (peak.csv) as a dotted black line; noisy rows circled in
+# red. One panel per (mask, pass, N, D, B, H, H_kv).
 
 extra_num = "gflops"
 panel_cols = "mask pass N D B H H_kv"
@@ -81,7 +81,8 @@ do for [A_f in A_formats] {
                  with linespoints lt A_lid(p, k) title A_LL[A_lid(p, k)], \
              for [k = 1:words(A_PL[p])] $Pts index blk(p, A_lid(p, k)) \
                  using 1:(A_One[(p - 1) * A_nl + A_lid(p, k)] * $1) with lines dt 2 lt A_lid(p, k) notitle, \
-             $Roof using 1:2 with linespoints dt 3 lw 1.5 pt 6 lc rgb "black" title (A_roofs ? "sgemm roof (same run)" : "")
+             $Roof using 1:2 with linespoints dt 3 lw 1.5 pt 6 lc rgb "black" title (A_roofs ? "sgemm roof (same run)" : ""), \
+             A_RP using (noisy_in($1, p) ? vT($1) : NaN):(vG($1)) with points pt 6 ps 2.2 lw 1.5 lc rgb "red" title A_NT[p]
     }
     unset multiplot
 }

@@ -1,7 +1,7 @@
 # time_vs_n: median time per call against N, log-log, one line per kernel
 # (and params), error bars p10..p90, dashed guides proportional to N and N^2
-# through the dense kernel's smallest N. One panel per (mask, pass, D, B, H,
-# H_kv, threads). Run through plots/plot.sh; inputs are described in common.gp.
+# through the dense kernel's smallest N, noisy rows circled in red. One panel
+# per (mask, pass, D, B, H, H_kv, threads). Run through plots/plot.sh; inputs are described in common.gp.
 
 load "common.gp"
 yok(i) = finite(vTime(i)) && vTime(i) > 0
@@ -24,7 +24,8 @@ do for [A_f in A_formats] {
              for [k = 1:words(A_PL[p])] A_RP using (sel($1, p, A_lid(p, k)) ? vN($1) : NaN):(vTime($1)):(lo($1)):(hi($1)) \
                  with yerrorbars lt A_lid(p, k) notitle, \
              Y0 * (x / N0) with lines dt 2 lw 1.5 lc rgb "gray30" title A_g1t(p, A_f), \
-             Y0 * (x / N0)**2 with lines dt 4 lw 1.5 lc rgb "gray30" title A_g2t(A_f)
+             Y0 * (x / N0)**2 with lines dt 4 lw 1.5 lc rgb "gray30" title A_g2t(A_f), \
+             A_RP using (noisy_in($1, p) ? vN($1) : NaN):(vTime($1)) with points pt 6 ps 2.2 lw 1.5 lc rgb "red" title A_NT[p]
     }
     unset multiplot
 }

@@ -43,6 +43,7 @@ static int remove_entry(const char *path, const struct stat *st, int flag, struc
 static void remove_dir(void)
 {
     sysload_set_proc_dir(NULL);
+    sysload_set_host_ranks(1);
     nftw(dir, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
 }
 
@@ -207,7 +208,8 @@ Test(roofline, the_header_has_every_column_once_and_v1_lacks_exactly_the_new_one
     int seen[ATTN_COL__COUNT] = {0};
     for (int f = 0; f < schema_header_ncols(SCHEMA_HEADER_V1); f++)
         seen[schema_header_col(SCHEMA_HEADER_V1, f)]++;
-    const schema_col added[] = {ATTN_COL_LOAD_AVG_1M, ATTN_COL_RUNNABLE_OTHERS, ATTN_COL_NOISE, ATTN_COL_PCT_ROOFLINE};
+    const schema_col added[] = {ATTN_COL_LOAD_AVG_1M, ATTN_COL_RUNNABLE_OTHERS, ATTN_COL_NOISE, ATTN_COL_HOST_RANKS,
+                                ATTN_COL_PCT_ROOFLINE};
     for (int i = 0; i < SCHEMA_V1_NEW_COLUMNS; i++)
         cr_assert_eq(seen[added[i]], 0, "%s", schema_col_name(added[i]));
     int total = 0;
@@ -233,7 +235,9 @@ Test(roofline, a_v1_file_is_read_with_the_new_columns_na_and_refused_for_appendi
     cr_assert_str_eq(got.rows[0].cell[ATTN_COL_STATUS], "ok");
     cr_assert_str_eq(got.rows[0].cell[ATTN_COL_PCT_ROOFLINE], "NA:written before the column existed");
     cr_assert_str_eq(got.rows[0].cell[ATTN_COL_NOISE], "NA:written before the column existed");
+    cr_assert_str_eq(got.rows[0].cell[ATTN_COL_HOST_RANKS], "NA:written before the column existed");
     cr_assert_str_eq(got.rows[1].cell[ATTN_COL_NOISE], "");
+    cr_assert_str_eq(got.rows[1].cell[ATTN_COL_HOST_RANKS], "");
     cr_assert_str_eq(got.rows[1].cell[ATTN_COL_STATUS], "skipped:no backward");
     /* the report's table reads it too */
     summary_spec s = {"kernels", NULL, {ATTN_COL_KERNEL}, 1, {ATTN_COL_N, ATTN_COL_GFLOPS}, 2, 0, NULL};
@@ -248,6 +252,15 @@ Test(roofline, a_v1_file_is_read_with_the_new_columns_na_and_refused_for_appendi
     cr_assert_neq(csvw_check_appendable(path), 0);
 }
 
+/* A migrated file: the current header and its n rows, into got. */
+static void read_migrated(const char *path, int n, test_rows *got)
+{
+    schema_header h;
+    cr_assert_eq(csvw_file_header(path, &h), 0);
+    cr_assert_eq(h, SCHEMA_HEADER_CURRENT);
+    cr_assert_eq(csvw_read_rows(path, test_rows_collect, got), n, "%s", attn_last_error());
+}
+
 Test(roofline, migrate_keeps_every_row_and_value_and_is_idempotent)
 {
     char path[128];
@@ -257,11 +270,8 @@ Test(roofline, migrate_keeps_every_row_and_value_and_is_idempotent)
         timed_row(&rows[i], 64 << i);
     write_v1(path, rows, 3);
     cr_assert_eq(cmd_migrate(2, ARGV("migrate", path)), 0, "%s", attn_last_error());
-    schema_header h;
-    cr_assert_eq(csvw_file_header(path, &h), 0);
-    cr_assert_eq(h, SCHEMA_HEADER_CURRENT);
     test_rows got = {0};
-    cr_assert_eq(csvw_read_rows(path, test_rows_collect, &got), 3, "%s", attn_last_error());
+    read_migrated(path, 3, &got);
     for (int i = 0; i < 3; i++)
         for (int f = 0; f < schema_header_ncols(SCHEMA_HEADER_V1); f++) {
             schema_col c = schema_header_col(SCHEMA_HEADER_V1, f);
@@ -319,7 +329,7 @@ Test(roofline, an_old_results_dir_resumes_after_migrate_without_losing_a_row, .t
     cr_assert_neq(cmd_sweep(6, ARGV("sweep", "--config", cfg, "--results", res, "--resume")), 0);
     stat(kern, &after);
     cr_assert_eq(before.st_size, after.st_size, "the refused resume changed the file");
-    cr_assert_eq(cmd_migrate(3, ARGV("migrate", kern, peak)), 0, "%s", attn_last_error());
+    cr_assert_eq(cmd_migrate(2, ARGV("migrate", res)), 0, "%s", attn_last_error()); /* what ./run.sh does */
     cr_assert_eq(cmd_sweep(6, ARGV("sweep", "--config", cfg, "--results", res, "--resume")), 0, "%s",
                  attn_last_error());
     test_rows got = {0};
@@ -337,6 +347,60 @@ Test(roofline, an_old_results_dir_resumes_after_migrate_without_losing_a_row, .t
               fresh->cell[ATTN_COL_LOAD_AVG_1M]);
     cr_assert(!strcmp(fresh->cell[ATTN_COL_NOISE], "no") || !strncmp(fresh->cell[ATTN_COL_NOISE], "yes:", 4), "%s",
               fresh->cell[ATTN_COL_NOISE]);
+    cr_assert_str_eq(fresh->cell[ATTN_COL_HOST_RANKS], "1", "a single-process sweep");
+    cr_assert_str_eq(got.rows[0].cell[ATTN_COL_HOST_RANKS], "NA:written before the column existed");
+}
+
+/* migrate on a directory: its files of the earlier header are rewritten,
+ * the current ones and what is not a .csv are left byte for byte. */
+Test(roofline, migrate_on_a_directory_rewrites_only_its_old_header_files)
+{
+    char old[128], cur[128], other[128];
+    snprintf(old, sizeof old, "%s/kernels.csv", dir);
+    snprintf(cur, sizeof cur, "%s/decode.csv", dir);
+    snprintf(other, sizeof other, "%s/notes.txt", dir);
+    csvw_row rows[2];
+    timed_row(&rows[0], 64);
+    timed_row(&rows[1], 128);
+    write_v1(old, rows, 2);
+    write_v1(other, rows, 1);
+    csvw w;
+    cr_assert_eq(csvw_open(&w, cur), 0, "%s", attn_last_error());
+    cr_assert_eq(csvw_write_rows(&w, rows, 1), 0);
+    csvw_close(&w);
+    struct stat cur_before, other_before, cur_after, other_after;
+    stat(cur, &cur_before), stat(other, &other_before);
+    cr_assert_eq(cmd_migrate(2, ARGV("migrate", dir)), 0, "%s", attn_last_error());
+    test_rows got = {0};
+    read_migrated(old, 2, &got);
+    cr_assert_str_eq(got.rows[1].cell[ATTN_COL_JOB_ID], rows[1].cell[ATTN_COL_JOB_ID]);
+    stat(cur, &cur_after), stat(other, &other_after);
+    cr_assert_eq(cur_before.st_ino, cur_after.st_ino, "the current file was rewritten");
+    cr_assert_eq(cur_before.st_size, cur_after.st_size);
+    cr_assert_eq(other_before.st_ino, other_after.st_ino, "a file that is not a .csv was touched");
+    char names[256];
+    int files = -1;
+    cr_assert_eq(results_migrate_dir(dir, names, sizeof names, &files), 0, "%s", attn_last_error());
+    cr_assert_eq(files, 0, "a second run has nothing to do: %s", names);
+}
+
+/* host_ranks says where the process ran, not what ran: the row carries it,
+ * its job_id does not depend on it. */
+Test(roofline, host_ranks_is_in_the_row_and_out_of_the_job_id)
+{
+    cr_assert(ATTN_COL_HOST_RANKS < ATTN_COL_IDENTITY_FIRST || ATTN_COL_HOST_RANKS > ATTN_COL_IDENTITY_LAST);
+    csvw_row one, two;
+    row_under_load("0.05", 1, &one);
+    sysload_set_host_ranks(3);
+    row_under_load("0.05", 1, &two);
+    sysload_set_host_ranks(1);
+    cr_assert_str_eq(one.cell[ATTN_COL_HOST_RANKS], "1");
+    cr_assert_str_eq(two.cell[ATTN_COL_HOST_RANKS], "3");
+    char a[17], b[17];
+    csvw_row_job_id(&one, a);
+    csvw_row_job_id(&two, b);
+    cr_assert_str_eq(a, b);
+    cr_assert_str_eq(one.cell[ATTN_COL_PARAMS], two.cell[ATTN_COL_PARAMS]);
 }
 
 /* ---- sweeps: STREAM probed around memory-bound groups */

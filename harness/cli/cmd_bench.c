@@ -26,7 +26,7 @@ static const char usage_head[] =
     "(docs/csv-schema.md).\n"
     "The context-parallel kernels run alone under MPI: mpirun -n P attnbench bench --kernel\n"
     "ring|ulysses [options] splits the sequence over P ranks; rank 0 writes the rows, with\n"
-    "ranks=P and host_ranks (ranks on the busiest host) in params and five more rows per job:\n"
+    "ranks=P in params, the ranks on the busiest host in host_ranks, and five more rows per job:\n"
     "comm_bytes_per_rank, comm_ms, comm_overlap, one_rank_ms (flash on one rank, same run) and\n"
     "efficiency_vs_1rank (docs/scale-out.md; a build without MPI has neither kernel).\n"
     "options:\n";

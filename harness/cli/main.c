@@ -41,7 +41,7 @@ static const char usage[] =
     "  mpirun -n 2 attnbench cpmodel --out FILE [--N LIST] [--H --Hkv --D --mask --threads]\n"
     "                                 cost model of ring and ulysses at 1..1024 ranks: a ping-pong\n"
     "                                 probe and flash's block rate (or --latency-us, --bandwidth-gbs)\n"
-    "  migrate FILE...                rewrite results CSVs of the earlier header to the current one\n"
+    "  migrate FILE|DIR...            rewrite results CSVs of the earlier header to the current one\n"
     "  mask   --show SPEC [--N N] [--head H] [--out DIR]\n"
     "                                 draw a mask as a PBM picture (results/plots/masks/)\n"
     "  train  --task T --kernel K[,K...] [--model M] [--steps S] [--seed S] [options]\n"

@@ -54,6 +54,7 @@ void bench_row_time(csvw_row *row, const measure_stats *st, const char *fmt)
     csvw_row_set(row, ATTN_COL_TIME_MS_MEDIAN, fmt, st->median_ms);
     csvw_row_set(row, ATTN_COL_TIME_MS_P10, fmt, st->p10_ms);
     csvw_row_set(row, ATTN_COL_TIME_MS_P90, fmt, st->p90_ms);
+    csvw_row_set(row, ATTN_COL_HOST_RANKS, "%d", sysload_host_ranks());
 }
 
 const char *bench_lens_key(const bench_lens *l)

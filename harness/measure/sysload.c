@@ -9,6 +9,12 @@ static char proc_dir[512] = "/proc";
 
 void sysload_set_proc_dir(const char *dir) { snprintf(proc_dir, sizeof proc_dir, "%s", dir ? dir : "/proc"); }
 
+static int host_ranks = 1;
+
+void sysload_set_host_ranks(int n) { host_ranks = n > 0 ? n : 1; }
+
+int sysload_host_ranks(void) { return host_ranks; }
+
 static FILE *open_proc(const char *name)
 {
     char path[600];

@@ -22,6 +22,13 @@ void sysload_read(sysload_sample *s);
  * without burning CPU. */
 void sysload_set_proc_dir(const char *dir);
 
+/* How many processes of the run share this host (the host_ranks cell of its
+ * timed rows): 1 unless set, as for one process (bench, sweep, train, a
+ * --shard run); the MPI ranks on the host under mpirun. Process-wide, like
+ * the /proc directory above: a process never changes hosts. */
+void sysload_set_host_ranks(int n);
+int sysload_host_ranks(void);
+
 /* The probes of a row moved by more than this fraction (max / min - 1). */
 #define SYSLOAD_PROBE_MOVED 0.15
 

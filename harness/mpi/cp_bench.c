@@ -4,8 +4,8 @@
  * sequence. The forward output is gated on rank 0 against the oracle on
  * sampled rows of the first KV group of sequence 0 (gathered from every
  * rank). A timed call starts behind a barrier and lasts until the slowest
- * rank is done; rank 0 writes the row, whose params name
- * the rank count and how many ranks shared the busiest host, and more rows
+ * rank is done; rank 0 writes the row, whose params name the rank count
+ * and whose host_ranks how many ranks shared the busiest host, and more rows
  * of the same job (cp_rows below): bytes, time in MPI, overlap, and `flash`
  * on the whole problem on one rank (rank 0 alone, the others idle) for the
  * efficiency against one rank. */
@@ -14,6 +14,7 @@
 #include "harness/measure/bench_fit.h"
 #include "harness/measure/gate.h"
 #include "harness/measure/problem.h"
+#include "harness/measure/sysload.h"
 #include "harness/measure/sysinfo.h"
 #include "harness/results/csvw.h"
 #include "kernels/cp/cp.h"
@@ -303,11 +304,11 @@ static int grid_job(const bench_opts *o, const attn_kernel *k, int64_t N, int64_
  * and efficiency). */
 static int report_job(const bench_job *job, const bench_result *res, const cp_rows *cr, csvw *out)
 {
-    bench_job named = *job; /* the rank count and the ranks per host are part of what was run */
-    char ranks[32], host[32];
+    bench_job named = *job; /* the rank count is part of what was run; the ranks per host (where they were
+                             * placed) are in the host_ranks column, out of the job_id */
+    char ranks[32];
     snprintf(ranks, sizeof ranks, "ranks=%d", nranks);
-    snprintf(host, sizeof host, "host_ranks=%d", host_ranks);
-    if (param_bag_add(&named.args.params, ranks) || param_bag_add(&named.args.params, host))
+    if (param_bag_add(&named.args.params, ranks))
         return ATTN_EINVAL;
     csvw_row rows[6];
     bench_identity(&named, &rows[0]);
@@ -344,6 +345,7 @@ int cp_bench_run(const bench_opts *o, const char *kernel)
     MPI_Comm_size(host, &host_ranks);
     MPI_Comm_free(&host);
     MPI_Allreduce(MPI_IN_PLACE, &host_ranks, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD); /* the busiest host */
+    sysload_set_host_ranks(host_ranks); /* a job's time is its slowest rank's: the busiest host's */
     csvw out;
     int rc = rank == 0 && o->out ? csvw_open(&out, o->out) : 0, failed = 0;
     if (rank == 0 && !rc) {

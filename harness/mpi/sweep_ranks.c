@@ -1,6 +1,7 @@
 #include "sweep_ranks.h"
 
 #include "common/attn_error.h"
+#include "harness/measure/sysload.h"
 #include "harness/results/merge.h"
 
 #include <ctype.h>
@@ -91,11 +92,12 @@ int sweep_ranks_run(const sweep_opts *o, int (*run)(const sweep_opts *o))
         MPI_Init(NULL, NULL);
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &nranks);
-    int host_ranks; /* ranks sharing the busiest host: their timings disturb each other */
+    int host_ranks; /* ranks sharing a host: their timings disturb each other */
     MPI_Comm host;
     MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank, MPI_INFO_NULL, &host);
     MPI_Comm_size(host, &host_ranks);
     MPI_Comm_free(&host);
+    sysload_set_host_ranks(host_ranks); /* this rank's rows: the ranks on its own host */
     MPI_Allreduce(MPI_IN_PLACE, &host_ranks, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
     if (rank == 0)
         fprintf(stderr, "sweep: %d ranks, up to %d on one host (they share its cores: their timing rows disturb "

@@ -4,6 +4,7 @@
 #include "common/attn_error.h"
 #include "csvw.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -89,4 +90,35 @@ int results_migrate(const char *path, results_migrate_stats *st)
     }
     sync_dir_of(path);
     return 0;
+}
+
+static int csv_name(const struct dirent *e)
+{
+    size_t n = strlen(e->d_name);
+    return n > 4 && !strcmp(e->d_name + n - 4, ".csv");
+}
+
+int results_migrate_dir(const char *dir, char *names, size_t len, int *files)
+{
+    struct dirent **list;
+    int n = scandir(dir, &list, csv_name, alphasort), rc = 0;
+    *files = 0;
+    names[0] = '\0';
+    if (n < 0)
+        return attn_fail(ATTN_EIO, "%s: cannot list the directory: %s", dir, strerror(errno));
+    for (int i = 0; i < n; i++) {
+        char path[1100];
+        schema_header h;
+        results_migrate_stats st;
+        snprintf(path, sizeof path, "%s/%s", dir, list[i]->d_name);
+        if (!rc && !(rc = csvw_file_header(path, &h)) && h != SCHEMA_HEADER_CURRENT &&
+            !(rc = results_migrate(path, &st))) {
+            size_t used = strlen(names);
+            snprintf(names + used, len - used, "%s%s (%ld rows)", *files ? ", " : "", list[i]->d_name, st.rows);
+            ++*files;
+        }
+        free(list[i]);
+    }
+    free(list);
+    return rc;
 }

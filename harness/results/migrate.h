@@ -14,6 +14,8 @@
 
 #include "schema.h"
 
+#include <stddef.h>
+
 typedef struct {
     schema_header from;   /* the header the file had */
     long rows;            /* rows carried over (0 when already current) */
@@ -22,5 +24,13 @@ typedef struct {
 /* 0 (also for a file already current: nothing is changed), or a negative
  * code with the one-line message recorded; the old file is then untouched. */
 int results_migrate(const char *path, results_migrate_stats *st);
+
+/* Every results file directly in `dir` (its *.csv, in name order) that has
+ * the V1 header, migrated as above; the current ones are left alone (what
+ * ./run.sh does to results/ before a sweep). On return `names` holds the
+ * migrated files' names and row counts ("kernels.csv (120 rows), ..."),
+ * `*files` how many. 0, or a negative code at the first file refused (the
+ * files before it stay migrated, it and those after it untouched). */
+int results_migrate_dir(const char *dir, char *names, size_t len, int *files);
 
 #endif

@@ -32,7 +32,7 @@ int schema_col_find(const char *name)
 static int added_after_v1(int c)
 {
     return c == ATTN_COL_LOAD_AVG_1M || c == ATTN_COL_RUNNABLE_OTHERS || c == ATTN_COL_NOISE ||
-           c == ATTN_COL_PCT_ROOFLINE;
+           c == ATTN_COL_HOST_RANKS || c == ATTN_COL_PCT_ROOFLINE;
 }
 
 int schema_header_ncols(schema_header h)

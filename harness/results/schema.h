@@ -13,8 +13,10 @@
     /* time */                                                                                 \
     X(REPS, "reps") X(WARMUP, "warmup") X(TIME_MS_MEDIAN, "time_ms_median")                   \
     X(TIME_MS_P10, "time_ms_p10") X(TIME_MS_P90, "time_ms_p90") X(TIME_CV, "time_cv")         \
-    /* the machine around the repetitions: load, other runnable work, noise verdict */           \
+    /* the machine around the repetitions: load, other runnable work, noise verdict, and the */ \
+    /* processes of the run sharing the host */                                                  \
     X(LOAD_AVG_1M, "load_avg_1m") X(RUNNABLE_OTHERS, "runnable_others") X(NOISE, "noise")      \
+    X(HOST_RANKS, "host_ranks")                                                                \
     /* work */                                                                                 \
     X(FLOPS_ANALYTIC, "flops_analytic") X(FLOPS_COUNTED, "flops_counted") X(GFLOPS, "gflops")  \
     X(DENSE_GFLOPS, "dense_gflops")                                                            \
@@ -55,11 +57,12 @@ typedef enum {
 
 /* Headers a results file may carry. CURRENT is the list above; V1 is the one
  * before the roofline and noise columns (load_avg_1m, runnable_others, noise,
- * pct_roofline): every other column, in the same order. Files with a V1
+ * host_ranks, pct_roofline): every other column, in the same order. Files
+ * with a V1
  * header are read everywhere (those columns then say NA, see schema_v1_fill)
  * but not appended to: `attnbench migrate FILE` rewrites them. */
 typedef enum { SCHEMA_HEADER_CURRENT = 0, SCHEMA_HEADER_V1 } schema_header;
-#define SCHEMA_V1_NEW_COLUMNS 4
+#define SCHEMA_V1_NEW_COLUMNS 5
 
 int schema_header_ncols(schema_header h);
 /* The column field `field` (0-based, < schema_header_ncols(h)) of a file

@@ -1,6 +1,7 @@
 /* Typed evaluation results, their CSV cells and console lines (train_result.h). */
 #include "train_result.h"
 
+#include "harness/measure/sysload.h"
 #include "harness/results/csvw.h"
 #include "tasks/answer.h"
 
@@ -117,6 +118,7 @@ void train_eval_fill(const train_eval_result *e, csvw_row *row)
         csvw_row_set(row, ATTN_COL_TRAIN_TIME_S, "%.3f", p->train_time_s);
         csvw_row_set(row, ATTN_COL_TOKENS_PER_S, "%.1f", p->tokens_per_s);
         csvw_row_set(row, ATTN_COL_TIME_MS_MEDIAN, "%.4g", 1e3 * p->train_time_s / (double)e->step);
+        csvw_row_set(row, ATTN_COL_HOST_RANKS, "%d", sysload_host_ranks());
     }
     csvw_row_set(row, ATTN_COL_PEAK_RSS_BYTES, "%zu", e->peak_rss_bytes);
     if (e->status == TRAIN_EVAL_OK)

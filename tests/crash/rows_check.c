@@ -1,4 +1,4 @@
-/* attnbench_rowcheck REF_DIR RUN_DIR: compares the results files of a sweep
+/* attnbench_rowcheck REF_DIR RUN_DIR [HOST_RANKS]: compares the results files of a sweep
  * that was killed and resumed (RUN_DIR) with those of the same sweep run
  * without interruption (REF_DIR), through the project's own CSV reader:
  * every row of every file parses (a torn or malformed row is an error
@@ -9,6 +9,9 @@
  * checkpoint (*.ckpt) and kv dump (*.kv) left in RUN_DIR must read back
  * whole (size, checksum, header), and no temporary file (*.tmp) nor the
  * resume state of a training (.train-*.ckpt: all are finished) may remain.
+ * With HOST_RANKS (an mpirun sweep against a single-process reference), each
+ * timed row (a time_ms_median) must have host_ranks HOST_RANKS in RUN_DIR and
+ * 1 in REF_DIR, with the same job_id: the column is out of the identity.
  *
  * Prints one line per file, then the totals ("rows compared: N", "peak rows
  * parsed: N", "training rows with the reference's value: N of M": resumed
@@ -44,8 +47,21 @@ typedef struct {
 typedef struct {
     const char *file;
     ref_rows *ref;
-    long rows, duplicates, extra, identity_diff, status_diff, train_rows, train_same;
+    long rows, duplicates, extra, identity_diff, status_diff, train_rows, train_same, host_diff;
+    const char *host_ranks; /* expected in timed rows; NULL: not checked */
 } run_scan;
+
+static const char *want_host_ranks; /* the optional third argument */
+
+/* A timed row whose host_ranks is not `want`: counted and named. */
+static long host_ranks_differ(const char *file, const csvw_row *r, const char *want)
+{
+    if (!want || !r->cell[ATTN_COL_TIME_MS_MEDIAN][0] || !strcmp(r->cell[ATTN_COL_HOST_RANKS], want))
+        return 0;
+    fprintf(stderr, "%s: job_id %s: host_ranks '%s', expected %s\n", file, r->cell[ATTN_COL_JOB_ID],
+            r->cell[ATTN_COL_HOST_RANKS], want);
+    return 1;
+}
 
 /* threads and the identity cells, '|'-joined (a readable digest of what job_id hashes). */
 static void identity_of(const csvw_row *r, char *out, size_t n)
@@ -57,6 +73,9 @@ static void identity_of(const csvw_row *r, char *out, size_t n)
 
 static int add_ref(const csvw_row *r, void *ud)
 {
+    if (host_ranks_differ("the reference", r, want_host_ranks ? "1" : NULL))
+        return attn_fail(ATTN_EINVAL, "the reference: a timed row with host_ranks '%s', expected 1",
+                         r->cell[ATTN_COL_HOST_RANKS]);
     ref_rows *s = ud;
     if (s->n == s->cap) {
         size_t cap = s->cap ? 2 * s->cap : 64;
@@ -111,6 +130,7 @@ static int check_run_row(const csvw_row *r, void *ud)
         fprintf(stderr, "%s: job_id %s: status '%s', the uninterrupted run's '%s'\n", s->file, id,
                 r->cell[ATTN_COL_STATUS], e->status);
     }
+    s->host_diff += host_ranks_differ(s->file, r, s->host_ranks);
     if (e->train) {
         s->train_rows++;
         s->train_same += strcmp(r->cell[ATTN_COL_VALUE], e->value) == 0;
@@ -145,7 +165,7 @@ static int check_file(const char *ref_dir, const char *run_dir, const char *name
         return 0;
     }
     ref_rows ref = {0};
-    run_scan scan = {.file = run_path, .ref = &ref};
+    run_scan scan = {.file = run_path, .ref = &ref, .host_ranks = want_host_ranks};
     int rc = csvw_read_rows(ref_path, add_ref, &ref) < 0 || csvw_read_rows(run_path, check_run_row, &scan) < 0;
     if (rc) {
         fprintf(stderr, "%s\n", attn_last_error());
@@ -158,7 +178,9 @@ static int check_file(const char *ref_dir, const char *run_dir, const char *name
             missing++;
             fprintf(stderr, "%s: job_id %s of the uninterrupted run is missing\n", run_path, ref.rows[i].id);
         }
-    int bad = missing || scan.extra || scan.duplicates || scan.identity_diff || scan.status_diff;
+    int bad = missing || scan.extra || scan.duplicates || scan.identity_diff || scan.status_diff || scan.host_diff;
+    if (want_host_ranks)
+        printf("%s: %ld timed rows without host_ranks %s\n", name, scan.host_diff, want_host_ranks);
     printf("%s: %ld rows, %zu in the reference: %ld missing, %ld extra, %ld duplicated, %ld identity and %ld status "
            "differences; training rows with the reference's value: %ld of %ld\n",
            name, scan.rows, ref.n, missing, scan.extra, scan.duplicates, scan.identity_diff, scan.status_diff,
@@ -253,10 +275,11 @@ static int worse(int a, int b) { return a > b ? a : b; }
 
 int main(int argc, char **argv)
 {
-    if (argc != 3) {
-        fprintf(stderr, "usage: attnbench_rowcheck REF_DIR RUN_DIR\n");
+    if (argc != 3 && argc != 4) {
+        fprintf(stderr, "usage: attnbench_rowcheck REF_DIR RUN_DIR [HOST_RANKS]\n");
         return 2;
     }
+    want_host_ranks = argc == 4 ? argv[3] : NULL;
     compare c = {.run_dir = argv[2]};
     long files = 0;
     int worst = worse(each_entry(argv[1], in_other, argv[2]), each_entry(argv[2], in_other, argv[1]));

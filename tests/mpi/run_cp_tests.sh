@@ -8,7 +8,8 @@
 # a user runs, 'mpirun -n 2 attnbench bench --kernel ring|ulysses --out F',
 # must write each job's six rows (the timing with the gate's max_abs_err,
 # comm_bytes_per_rank, comm_ms, comm_overlap in [0, 1] (0 for ulysses),
-# one_rank_ms, efficiency_vs_1rank > 0), host_ranks=2 in params, and no
+# one_rank_ms, efficiency_vs_1rank > 0), host_ranks 2 (not in params: it is
+# no part of the job_id), and no
 # error or skipped row. Then 'attnbench cpmodel' (the cost model) with its
 # ping-pong probe over 2 ranks, and with a given free link (efficiency 1),
 # and its figure (plots/cp_model.gp) must render without a gnuplot message. ./run.sh test
@@ -77,7 +78,8 @@ if ! awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
         m == "comm_overlap" && !(v >= 0 && v <= 1) { print "comm_overlap " v " outside [0, 1]"; bad = 1 }
         m == "comm_overlap" && $col["kernel"] == "ulysses" && v != 0 { print "ulysses overlap " v ", expected 0"; bad = 1 }
         m == "efficiency_vs_1rank" && !(v > 0) { print "efficiency " v ", expected > 0"; bad = 1 }
-        $col["params"] !~ /host_ranks=2/ { print "params without host_ranks=2: " $col["params"]; bad = 1 }
+        $col["host_ranks"] != 2 { print "host_ranks " $col["host_ranks"] ", expected 2"; bad = 1 }
+        $col["params"] ~ /host_ranks/ { print "host_ranks in params: " $col["params"]; bad = 1 }
         END { exit bad }' "$work/cp.csv" >&2; then
     say "FAIL: a communication or efficiency row is out of range (above)"; rc=1
 fi

@@ -5,7 +5,8 @@
 # its results directory, merged by rank 0 from part-0/ and part-1/, exactly
 # the rows of a single-process run of the same config: the same job_ids,
 # none twice, identity cells and status equal (build/attnbench_rowcheck,
-# the project's CSV reader). Then a second 2-rank sweep has one rank killed
+# the project's CSV reader), and every timed row says host_ranks 2 where
+# the single-process run's say 1. Then a second 2-rank sweep has one rank killed
 # with SIGKILL once its part has rows, is resumed with --resume, and must
 # end with the same rows, no duplicates; and so must a 3-rank sweep killed
 # the same way and resumed with 2 ranks (rows of every part present count,
@@ -54,8 +55,8 @@ say "reference: one process, $bin sweep --config $config"
 "$bin" sweep --config "$config" --results "$work/ref" >/dev/null 2>"$work/ref.log" ||
     { say "FAIL: the single-process sweep failed (log: $work/ref.log)"; exit 1; }
 
-compare() { # $1: the merged directory, $2: what it was
-    if ! "$check" "$work/ref" "$1" >"$1.check" 2>&1; then
+compare() { # $1: the merged directory, $2: what it was, $3: the host_ranks of every timed row (optional)
+    if ! "$check" "$work/ref" "$1" ${3:+"$3"} >"$1.check" 2>&1; then
         cat "$1.check" >&2
         say "FAIL: $2: the merged rows differ from the single-process run's"
         exit 1
@@ -67,7 +68,7 @@ say "mpirun --oversubscribe -n 2 $bin sweep --config $config --results $work/mpi
 timeout 300 mpirun --oversubscribe -n 2 "$bin" sweep --config "$config" --results "$work/mpi" >/dev/null 2>"$work/mpi.log" ||
     { say "FAIL: the 2-rank sweep exited with an error (log: $work/mpi.log)"; exit 1; }
 [[ -d $work/mpi/part-0 && -d $work/mpi/part-1 ]] || { say "FAIL: no part-0/ and part-1/ in $work/mpi"; exit 1; }
-compare "$work/mpi" "2 ranks"
+compare "$work/mpi" "2 ranks" 2 # both ranks on this host: host_ranks 2, the job_ids of host_ranks 1
 
 # kill_and_resume DIR P Q: a P-rank sweep into DIR has one rank killed with
 # SIGKILL once part-1 has rows (mpirun ends the others), then a Q-rank sweep
