@@ -155,8 +155,9 @@ static int ponet_forward(attn_ctx *ctx, const attn_io *io)
     return 0;
 }
 
-/* Per (b, head): C = 4 N D (the spec's count: mean, scores, weighted sum and
- * fusion; pooling comparisons are not flops); backward 2x. */
+/* Per (b, head): C = 4 N D (mean, scores, weighted sum and fusion, one
+ * multiply-add each per element; pooling comparisons are not flops);
+ * backward 2x. */
 static double ponet_flops(const attn_args *a, attn_pass pass)
 {
     double fwd = 4.0 * attn_batch_rows(a) * (double)(a->H * a->D); /* padded: real rows only */
@@ -173,7 +174,7 @@ static double ponet_bytes(const attn_args *a, attn_pass pass)
 }
 
 /* None: an encoder mixer over a whole sequence keeps no state between
- * calls (the spec's state column is n/a). */
+ * calls. */
 static size_t ponet_state_bytes(const attn_args *a)
 {
     (void)a;
