@@ -204,6 +204,8 @@ static int bad_json(const opt_def *d, const cJSON *x, const char *where, int che
         expected(d, 1, e, sizeof e);
     else
         snprintf(e, sizeof e, "a number");
+    if (d->type == OPT_ENUM && cJSON_IsString(x)) /* the word itself: the reader sees which one is wrong */
+        return attn_fail(ATTN_EINVAL, "%s: expected %s, found '%.80s'", where, e, x->valuestring);
     return attn_fail(ATTN_EINVAL, "%s: expected %s, found %s", where, e, json_what(x));
 }
 
@@ -401,10 +403,16 @@ static cJSON *value_json(const opt_def *d, const void *target)
     }
 }
 
+/* A numeric or enumerated value at its default, for OPT_JSON_OMIT_DEFAULT. */
+static int at_default(const opt_def *d, const void *target)
+{
+    return d->type <= OPT_ENUM && load_number(d, target) == d->def;
+}
+
 void opt_write_json(const opt_def *rows, const void *target, cJSON *obj)
 {
     for (const opt_def *d = rows; d->name; d++)
-        if (!(d->flags & OPT_NO_JSON))
+        if (!(d->flags & OPT_NO_JSON) && !((d->flags & OPT_JSON_OMIT_DEFAULT) && at_default(d, target)))
             cJSON_AddItemToObject(obj, json_key(d), value_json(d, target));
 }
 
@@ -414,6 +422,10 @@ int opt_read_json(const opt_def *rows, void *target, const cJSON *obj, const cha
         if (d->flags & OPT_NO_JSON)
             continue;
         const cJSON *x = cJSON_GetObjectItemCaseSensitive(obj, json_key(d));
+        if (!x && (d->flags & OPT_JSON_OMIT_DEFAULT)) {
+            store_number(d, target, d->def, as_ll(d->def));
+            continue;
+        }
         if (!x && (d->flags & OPT_JSON_OPTIONAL))
             continue;
         char at[256];

@@ -46,6 +46,8 @@ enum {
     OPT_REQUIRED = 1u << 6,      /* the command line must give it */
     OPT_RECORDED = 1u << 7,      /* kernel parameter written into every result row's params, its
                                     default included (the seed of a random draw) */
+    OPT_JSON_OMIT_DEFAULT = 1u << 8, /* the default is written as no key, and no key reads as the default:
+                                        canonical JSON from before the option existed keeps its hash */
     OPT_INTERNAL = OPT_NO_CLI | OPT_NO_CONFIG, /* canonical JSON only (derived values) */
 };
 

@@ -201,15 +201,13 @@ int nn_attn_plan(nn_attn *l, int64_t B, int64_t N, int threads)
         }
         nn_rope_table(l->rope_cs, N, l->D, rope_base(l));
     }
-    if (l->cfg.dtype != ATTN_DT_FP32) { /* evaluation on 16-bit operands: Q, K, V and O in that type */
-        size_t nq = (size_t)(B * N * l->cfg.H * l->D), nk = (size_t)(B * N * l->cfg.H_kv * l->D);
-        l->qh = attn_alloc(2 * nq), l->oh = attn_alloc(2 * nq), l->kh = attn_alloc(2 * nk), l->vh = attn_alloc(2 * nk);
-        if (!l->qh || !l->oh || !l->kh || !l->vh) {
-            l->planned = 1; /* so that free releases what was allocated */
-            nn_attn_free(l);
-            return attn_fail(ATTN_ENOMEM, "attention block: cannot allocate the %s operands for N=%lld",
-                             attn_dtype_names[l->cfg.dtype], (long long)N);
-        }
+    size_t nq = (size_t)(B * N * l->cfg.H * l->D), nk = (size_t)(B * N * l->cfg.H_kv * l->D);
+    if (nn_attn_lowp_alloc(&l->lowp, l->cfg.dtype, !l->cfg.eval_only, nq, nk)) {
+        attn_ctx_destroy(&l->ctx);
+        attn_free(l->rope_cs);
+        l->rope_cs = NULL;
+        return attn_fail(ATTN_ENOMEM, "attention block: cannot allocate the %s operands for N=%lld",
+                         attn_dtype_names[l->cfg.dtype], (long long)N);
     }
     l->B = B, l->N = N, l->threads = threads, l->planned = 1;
     return 0;
@@ -224,8 +222,7 @@ void nn_attn_free(nn_attn *l)
     l->rope_cs = NULL;
     attn_kv_cache_free(&l->kc);
     attn_kv_cache_free(&l->vc);
-    attn_free(l->qh), attn_free(l->kh), attn_free(l->vh), attn_free(l->oh);
-    l->qh = l->kh = l->vh = l->oh = NULL;
+    nn_attn_lowp_free(&l->lowp);
     l->planned = 0;
 }
 
@@ -293,13 +290,6 @@ static attn_tensor view(float *p, int64_t B, int64_t heads, int64_t N, int64_t c
 {
     return (attn_tensor){.data = p, .B = B, .H = heads, .N = N, .D = cols, .sb = N * heads * cols, .sh = cols,
                          .sn = heads * cols};
-}
-
-/* The 16-bit twin of view(): the same shape and strides over p. */
-static attn_tensor_h view_h(uint16_t *p, const attn_tensor *like)
-{
-    return (attn_tensor_h){.data = p, .B = like->B, .H = like->H, .N = like->N, .D = like->D, .sb = like->sb,
-                           .sh = like->sh, .sn = like->sn};
 }
 
 static attn_tensor_f64 view64(double *p, int64_t B, int64_t heads, int64_t N, int64_t cols)
@@ -382,19 +372,11 @@ int nn_attn_forward(nn_attn *l, const float *x, const nn_attn_acts *a, float *y)
             return rc;
         io.kc = l->kc, io.vc = l->vc;
     }
-    int64_t nq = T * l->cfg.H * l->D, nk = T * l->cfg.H_kv * l->D;
-    if (l->cfg.dtype != ATTN_DT_FP32) { /* the kernel reads the rounded operands and writes O rounded */
-        attn_narrow(l->cfg.dtype, a->q, nq, l->qh);
-        attn_narrow(l->cfg.dtype, a->k, nk, l->kh);
-        attn_narrow(l->cfg.dtype, a->v, nk, l->vh);
-        io.qh = view_h(l->qh, &io.q), io.kh = view_h(l->kh, &io.k), io.vh = view_h(l->vh, &io.v);
-        io.oh = view_h(l->oh, &io.o);
-    }
+    nn_attn_lowp_inputs(&l->lowp, &io, 0); /* 16-bit operands: the kernel reads them rounded, writes O so */
     double t0 = nn_prof_enabled() ? nn_prof_now() : 0;
     if ((rc = l->cfg.kernel->forward(&l->ctx, &io)) != 0)
         return rc;
-    if (l->cfg.dtype != ATTN_DT_FP32)
-        attn_widen(l->cfg.dtype, l->oh, nq, a->o);
+    nn_attn_lowp_output(&l->lowp, &io);
     if (t0 > 0)
         nn_prof_add(NN_PROF_ATTN, nn_prof_now() - t0, l->cfg.kernel->flops(&l->ctx.args, ATTN_PASS_FWD));
     nn_dense_forward(&l->o, a->o, y, T, th);
@@ -435,9 +417,12 @@ int nn_attn_backward(nn_attn *l, const float *x, const nn_attn_acts *a, const fl
                     .dv = view(s->dv, B, Hk, N, D), .dbeta = view(s->dbeta, B, Hk, N, 1),
                     .dgate = view(s->dgate, B, Hk, N, l->gate_cols), .drouter = view(s->drouter, B, Hk, N, l->router_cols),
                     .dw = weights_view(l, s->dw)};
+    nn_attn_lowp_inputs(&l->lowp, &io, 1); /* rounded again from the fp32 activations: the forward's bits */
+    nn_attn_lowp_grads(&l->lowp, &g);
     double t0 = nn_prof_enabled() ? nn_prof_now() : 0;
     if ((rc = l->cfg.kernel->backward(&l->ctx, &io, &g)) != 0)
         return rc;
+    nn_attn_lowp_grads_out(&l->lowp, &g);
     if (t0 > 0)
         nn_prof_add(NN_PROF_ATTN, nn_prof_now() - t0, l->cfg.kernel->flops(&l->ctx.args, ATTN_PASS_BWD));
     if (l->cfg.rope) {

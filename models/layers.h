@@ -45,6 +45,7 @@
 #ifndef NN_LAYERS_H
 #define NN_LAYERS_H
 
+#include "attn_lowp.h"
 #include "kernels/core/attn.h"
 #include "common/rng.h"
 
@@ -353,8 +354,8 @@ typedef struct {
     attn_kv_dtype kv_dtype;    /* evaluation only: K and V are stored in this format (kv_format.h) after
                                   their projection and RoPE and the kernel reads that cache, as a decode
                                   kernel reads a quantized cache; fp32: the kernel reads K and V as computed */
-    attn_dtype dtype;          /* evaluation only: Q, K and V are rounded to this type (dtype.h), the kernel
-                                  reads them so and writes O in it, widened back for the output projection */
+    attn_dtype dtype;          /* the kernel's operand type (dtype.h, attn_lowp.h): Q, K, V (O, dO in a
+                                  backward) rounded to it before the call, O (dQ, dK, dV) widened back after */
 } nn_attn_cfg;
 
 typedef struct {
@@ -372,7 +373,7 @@ typedef struct {
     attn_ctx ctx;
     float *rope_cs;
     attn_kv_cache kc, vc;      /* with cfg.kv_dtype: K and V in that format, made at the first forward */
-    uint16_t *qh, *kh, *vh, *oh; /* with cfg.dtype: the 16-bit operands, allocated with the plan */
+    nn_attn_lowp lowp;         /* with cfg.dtype: the 16-bit operands, allocated with the plan */
     /* The current batch's sequence lengths (B; NULL: no padding), set by the
      * model before forward and backward: a PADDED kernel (attn_args.seq_len)
      * then masks the padding keys; any other kernel attends to them. */

@@ -82,7 +82,9 @@ typedef struct {
                                   cache); fp32: as computed */
     attn_dtype eval_dtype;     /* evaluation only, not saved: every layer's kernel reads Q, K, V rounded to
                                   this type and writes O in it (a kernel that takes it: flash, linear, gla,
-                                  deltanet); fp32: as computed */
+                                  deltanet); fp32: attn_dtype */
+    attn_dtype attn_dtype;     /* saved: the kernels' operand type in training and evaluation (attn_lowp.h);
+                                  fp32 master weights and optimizer state whatever it is */
 } nn_model_cfg;
 
 /* The model's options (models/model_opts.c), in the order of its canonical

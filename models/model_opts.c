@@ -22,32 +22,6 @@ const char *const nn_pos_names[] = {"learned", "sinusoid", "rope", "none", NULL}
 const char *const nn_pool_names[] = {"cls", "mean", NULL};
 const char *const nn_gating_names[] = {"residual", "gtrxl", NULL};
 
-static int gating_set(void *target, const char *text, const char *where)
-{
-    nn_model_cfg *c = target;
-    for (int i = 0; nn_gating_names[i]; i++)
-        if (!strcmp(text, nn_gating_names[i])) {
-            c->gating = (nn_gating_kind)i;
-            return 0;
-        }
-    return attn_fail(ATTN_EINVAL, "%s: expected residual or gtrxl, found '%s'", where, text);
-}
-
-/* No key for the residual add: runs from before the option keep their job_ids,
- * and checkpoints without it load as residual. */
-static cJSON *gating_json(const void *target)
-{
-    const nn_model_cfg *c = target;
-    return c->gating ? cJSON_CreateString(nn_gating_names[c->gating]) : NULL;
-}
-
-static int gating_from_json(void *target, const cJSON *x, const char *where)
-{
-    if (!cJSON_IsString(x))
-        return attn_fail(ATTN_EINVAL, "%s: expected residual or gtrxl", where);
-    return gating_set(target, x->valuestring, where);
-}
-
 /* --kernel a,b,...: one kernel for every layer, or one per layer. */
 static int kernels_set(void *target, const char *text, const char *where)
 {
@@ -166,10 +140,10 @@ const opt_def nn_model_opts[] = {
      .help = "causal depthwise conv of width K + SiLU on q, k, v (DeltaNet: 4; 0: none)"},
     {.name = "dropout", .type = OPT_FLOAT, .offset = AT(dropout), .def = 0, .lo = 0, .hi = 0.95, .group = MODEL,
      .metavar = "p", .help = "dropout on the attention and MLP outputs"},
-    {.name = "gating", .type = OPT_CUSTOM, .group = MODEL, .metavar = "G", .flags = OPT_JSON_OPTIONAL,
+    {.name = "gating", .type = OPT_ENUM, .offset = AT(gating), .names = nn_gating_names, .def = NN_GATING_RESIDUAL,
+     .group = MODEL, .metavar = "G", .flags = OPT_JSON_OMIT_DEFAULT /* residual runs keep their job_ids */,
      .help = "residual (x + s) | gtrxl (GTrXL's GRU-type gate after each sub-layer, z bias -2: starts near the "
-             "identity); default: residual",
-     .set_text = gating_set, .to_json = gating_json, .from_json = gating_from_json},
+             "identity)"},
     {.name = "pos", .type = OPT_ENUM, .offset = AT(pos), .names = nn_pos_names, .def = NN_POS_LEARNED,
      .group = MODEL, .help = "positions"},
     {.name = "pool", .type = OPT_ENUM, .offset = AT(pool), .names = nn_pool_names, .def = NN_POOL_CLS,
@@ -185,6 +159,11 @@ const opt_def nn_model_opts[] = {
      .set_text = mask_set, .to_json = mask_json, .from_json = mask_from_json},
     {.name = "kernel_params", .cli = "param", .type = OPT_PARAMS, .offset = AT(kparams), .group = MODEL,
      .help = "kernel parameter for every layer (repeatable)"},
+    {.name = "attn_dtype", .type = OPT_ENUM, .offset = AT(attn_dtype), .names = attn_dtype_names, .def = ATTN_DT_FP32,
+     .group = MODEL, .metavar = "T", .flags = OPT_JSON_OMIT_DEFAULT /* fp32 runs keep their job_ids */,
+     .help = "fp32 | bf16 | fp16: operand type of every layer's attention kernel in training and evaluation: Q, K, V, O and, in "
+             "training, dO, dQ, dK, dV rounded to it around the kernel call (fp32 accumulation inside); weights, "
+             "the rest of the model and the optimizer stay fp32 (docs/dtypes.md; kernels that take bf16/fp16)"},
     {0},
 };
 

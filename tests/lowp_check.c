@@ -98,3 +98,14 @@ double lowp_rel_fro(const attn_tensor *x, const attn_tensor_f64 *ref)
                 }
     return r2 > 0 ? sqrt(d2 / r2) : sqrt(d2);
 }
+
+double lowp_worst_gaussian_error(const attn_kernel *k, const attn_args *a, int seeds)
+{
+    double worst = 0;
+    for (uint64_t seed = 1; seed <= (uint64_t)seeds; seed++) {
+        fid_metrics m;
+        cr_assert_eq(check_kernel_fidelity(k, a, FID_GAUSSIAN, seed, &m), 0, "%s", attn_last_error());
+        worst = fmax(worst, m.rel_fro);
+    }
+    return worst;
+}

@@ -14,6 +14,11 @@
  * rounded operands, the LSE (softmax kernels) within 1e-5. `what` names the case. */
 void lowp_assert_equals_fp32_on_widened(const attn_kernel *k, attn_args a, attn_dtype t, const char *what);
 
+/* The worst relative Frobenius error of k's O against the oracle on the
+ * unrounded gaussian inputs (check's fidelity measure) over seeds 1..seeds:
+ * what a 16-bit operand type or a stored KV format costs. */
+double lowp_worst_gaussian_error(const attn_kernel *k, const attn_args *a, int seeds);
+
 /* ||x - ref||_F / ||ref||_F */
 double lowp_rel_fro(const attn_tensor *x, const attn_tensor_f64 *ref);
 

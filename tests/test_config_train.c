@@ -86,7 +86,7 @@ Test(config_train, errors_name_the_json_path_and_what_was_expected)
         {"{\"name\":\"t\",\"trainings\":[{\"task\":\"mqar\",\"kernels\":[\"flash\"],\"steps\":0}]}",
          "t.json: $.trainings[0].steps: expected an integer in [1, 1073741824], found a number"},
         {"{\"name\":\"t\",\"trainings\":[{\"task\":\"mqar\",\"kernels\":[\"flash\"],\"pos\":\"alibi\"}]}",
-         "t.json: $.trainings[0].pos: expected one of learned, sinusoid, rope, none, found a string"},
+         "t.json: $.trainings[0].pos: expected one of learned, sinusoid, rope, none, found 'alibi'"},
         {"{\"name\":\"t\",\"trainings\":[]}", "t.json: $.trainings: expected a non-empty array"},
         {NULL, "t.json: $.trainings[0].description: expected a string of at most 511 characters, found a string"},
     };

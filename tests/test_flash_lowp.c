@@ -85,15 +85,11 @@ Test(flash_lowp, forward_error_against_the_unrounded_oracle_is_within_the_bound,
     double err[2];
     for (int t = 0; t < 2; t++) {
         double worst = 0;
-        for (int64_t D = 64; D <= 128; D *= 2)
-            for (uint64_t seed = 1; seed <= 3; seed++) {
-                attn_args a = fx_args(1, 8, 8, 1024, 1024, D, "causal", 2);
-                a.dtype = types[t];
-                fid_metrics m;
-                cr_assert_eq(check_kernel_fidelity(&attn_kernel_flash, &a, FID_GAUSSIAN, seed, &m), 0, "%s",
-                             attn_last_error());
-                worst = fmax(worst, m.rel_fro);
-            }
+        for (int64_t D = 64; D <= 128; D *= 2) {
+            attn_args a = fx_args(1, 8, 8, 1024, 1024, D, "causal", 2);
+            a.dtype = types[t];
+            worst = fmax(worst, lowp_worst_gaussian_error(&attn_kernel_flash, &a, 3));
+        }
         fprintf(stderr, "flash %s forward: rel_fro_err %.3g (bound %.3g)\n", attn_dtype_names[types[t]], worst,
                 bound[t]);
         cr_assert(worst <= bound[t], "%s: %.3g > %.3g", attn_dtype_names[types[t]], worst, bound[t]);

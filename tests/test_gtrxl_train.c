@@ -46,6 +46,6 @@ Test(gtrxl_train, the_model_json_names_the_gating_only_when_gated)
     cr_assert_eq(back.gating, NN_GATING_GTRXL);
     cJSON_ReplaceItemInObject(o, "gating", cJSON_CreateString("lstm"));
     cr_assert_lt(nn_model_cfg_from_json(o, "test", &back), 0);
-    cr_assert(strstr(attn_last_error(), "expected residual or gtrxl, found 'lstm'"), "%s", attn_last_error());
+    cr_assert(strstr(attn_last_error(), "expected one of residual, gtrxl, found 'lstm'"), "%s", attn_last_error());
     cJSON_Delete(o);
 }

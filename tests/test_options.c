@@ -165,7 +165,7 @@ Test(options, config_values_are_checked_with_their_json_path)
         {"{\"count\": 0}", "f.json: $.x.count: expected an integer in [1, 16], found a number"},
         {"{\"count\": 2.5}", "f.json: $.x.count: expected an integer in [1, 16], found a number"},
         {"{\"rate\": \"1\"}", "f.json: $.x.rate: expected a number in [0, 1], found a string"},
-        {"{\"shape\": \"oval\"}", "f.json: $.x.shape: expected one of round, square, found a string"},
+        {"{\"shape\": \"oval\"}", "f.json: $.x.shape: expected one of round, square, found 'oval'"},
         {"{\"flag\": 2}", "f.json: $.x.flag: expected 0 or 1, found a number"},
         {"{\"params\": \"a=1\"}", "f.json: $.x.params: expected a list of \"key=value\" strings, found a string"},
         {"{\"params\": [\"a=1\", \"a=2\"]}", "f.json: $.x.params: param a: given twice ('1', then '2')"},

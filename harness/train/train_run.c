@@ -138,6 +138,8 @@ static void row_identity(const row_sink *s, csvw_row *row, int64_t step, const c
     csvw_row_set(row, ATTN_COL_MODEL, "%s", model);
     csvw_row_set(row, ATTN_COL_MASK, "%s", mask);
     csvw_row_set(row, ATTN_COL_PASS, "train");
+    if (m->attn_dtype != ATTN_DT_FP32) /* the kernels' operands; weights and optimizer fp32 */
+        csvw_row_set(row, ATTN_COL_DTYPE, "%s", attn_dtype_names[m->attn_dtype]);
     int64_t head_dim = m->d_model / m->heads;
     bench_row_shape(row, &(bench_shape){r->train.batch, m->heads, m->heads_kv ? m->heads_kv : m->heads, s->data->len,
                                         s->data->len, head_dim, head_dim});
