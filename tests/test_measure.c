@@ -275,7 +275,7 @@ Test(peak, cache_hit_returns_stored_values_without_measuring)
     fprintf(f, "cpu=Some Other CPU (%d cpus)\tthreads=3\tsgemm_n=64\tsgemm_gflops=1.5\tstream_bytes=12288"
                "\tstream_gbs=2.5\tfma_gflops=3\tutc=x\n", sysinfo_ncpu());
     fprintf(f, "cpu=%s (%d cpus)\tthreads=3\tsgemm_n=2048\tsgemm_gflops=123.25\tstream_bytes=402653184"
-               "\tstream_gbs=17.5\tfma_gflops=140.5\tutc=x\n", sysinfo_cpu(), sysinfo_ncpu());
+               "\tstream_gbs=17.5\tfma_gflops=140.5\tbf16_gflops=281\tutc=x\n", sysinfo_cpu(), sysinfo_ncpu());
     fclose(f);
     peak_result p;
     double t0 = measure_now_s();
@@ -285,6 +285,7 @@ Test(peak, cache_hit_returns_stored_values_without_measuring)
     cr_assert_float_eq(p.sgemm_gflops, 123.25, 1e-9);
     cr_assert_float_eq(p.stream_gbs, 17.5, 1e-9);
     cr_assert_float_eq(p.fma_gflops, 140.5, 1e-9);
+    cr_assert_float_eq(p.bf16_gflops, 281, 1e-9);
     unlink(path);
     rmdir(dir);
 }

@@ -6,6 +6,7 @@
 #include "common/attn_error.h"
 #include "harness/cli/cli.h"
 #include "harness/measure/bench.h"
+#include "harness/measure/bf16_roof.h"
 #include "harness/measure/sysload.h"
 #include "harness/results/csvw.h"
 #include "harness/results/migrate.h"
@@ -101,6 +102,51 @@ Test(roofline, a_rate_above_the_fma_roof_fails_the_gate)
     run_row(&j, &peak, &r);
     cr_assert(strstr(r.cell[ATTN_COL_STATUS], "error:above the compute roof"), "%s", r.cell[ATTN_COL_STATUS]);
     cr_assert_gt(strtod(r.cell[ATTN_COL_PCT_ROOFLINE], NULL), 100.0);
+}
+
+/* A bf16 row is judged against the bf16 dot roof where the CPU has one:
+ * with a tiny bf16 roof and a huge FMA roof the bf16 row fails the gate and
+ * the fp32 row of the same job passes; without a bf16 roof (0) the bf16
+ * row falls back to the FMA roof, as a widening kernel can do no better. */
+Test(roofline, a_bf16_row_uses_the_bf16_roof_where_it_exists)
+{
+    peak_result peak = {.threads = 1, .sgemm_gflops = 10, .stream_gbs = 1e6, .fma_gflops = 1e6, .bf16_gflops = 1e-3};
+    bench_job j = small_job("flash", 64, 16);
+    csvw_row r;
+    j.args.dtype = ATTN_DT_BF16;
+    run_row(&j, &peak, &r);
+    cr_assert(strstr(r.cell[ATTN_COL_STATUS], "error:above the compute roof") &&
+                  strstr(r.cell[ATTN_COL_STATUS], "bf16 dot roof"),
+              "%s", r.cell[ATTN_COL_STATUS]);
+    j.args.dtype = ATTN_DT_FP32;
+    run_row(&j, &peak, &r);
+    cr_assert_str_eq(r.cell[ATTN_COL_STATUS], "ok");
+    peak.bf16_gflops = 0;
+    j.args.dtype = ATTN_DT_BF16;
+    run_row(&j, &peak, &r);
+    cr_assert_str_eq(r.cell[ATTN_COL_STATUS], "ok", "no bf16 roof: the FMA roof judges the row");
+    cr_assert_eq(peak_compute_roof(&peak, 1), peak.fma_gflops);
+}
+
+/* The probe measures the bf16 roof exactly where the CPU executes the
+ * instruction; elsewhere the peak row says NA and why, never 0. */
+Test(roofline, the_bf16_roof_is_measured_where_the_cpu_has_it_and_na_elsewhere, .timeout = 60)
+{
+    peak_result peak;
+    cr_assert_eq(peak_measure_sized(1, 256, (size_t)3 << 20, &peak), 0, "%s", attn_last_error());
+    csvw_row rows[BENCH_PEAK_ROWS];
+    bench_peak_rows(&peak, rows);
+    cr_assert_str_eq(rows[3].cell[ATTN_COL_KERNEL], "bf16_dot_roof");
+    cr_assert_str_eq(rows[3].cell[ATTN_COL_DTYPE], "bf16");
+    if (bf16_roof_available()) {
+        /* one vdpbf16ps does twice the FLOPs of one fp32 FMA of the same width */
+        cr_assert_gt(peak.bf16_gflops, peak.fma_gflops, "bf16 %g vs FMA %g", peak.bf16_gflops, peak.fma_gflops);
+        cr_assert_gt(strtod(rows[3].cell[ATTN_COL_GFLOPS], NULL), 0);
+    } else {
+        cr_assert_eq(peak.bf16_gflops, 0);
+        cr_assert(!strcmp(rows[3].cell[ATTN_COL_GFLOPS], "NA:no AVX512_BF16 on this CPU"), "'%s'",
+                  rows[3].cell[ATTN_COL_GFLOPS]);
+    }
 }
 
 static void fake_proc(const char *load, int running)

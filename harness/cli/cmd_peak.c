@@ -8,12 +8,14 @@
 
 static const char usage[] =
     "usage: attnbench peak [--threads T] [--out FILE]\n"
-    "Measures OpenBLAS sgemm GFLOP/s, STREAM-triad GB/s and the FMA roof (a register-only loop\n"
-    "of independent fused multiply-adds on every thread) with T threads (default: all cores):\n"
-    "the ceilings bench rows report pct_sgemm_peak, pct_stream_peak and pct_roofline against\n"
-    "(roofline time = max(bytes / STREAM, flops / FMA roof)). Each probe warms up until two\n"
-    "calls agree within 5 % and keeps the best of 5.\n"
-    "  --out FILE  also append the three rows (suite 'peak') to this CSV\n";
+    "Measures OpenBLAS sgemm GFLOP/s, STREAM-triad GB/s, the FMA roof (a register-only loop\n"
+    "of independent fused multiply-adds on every thread) and, where the CPU has AVX512_BF16,\n"
+    "the bf16 dot-product roof (else NA) with T threads (default: all cores): the ceilings\n"
+    "bench rows report pct_sgemm_peak, pct_stream_peak and pct_roofline against (roofline\n"
+    "time = max(bytes / STREAM, flops / roof), roof the bf16 one for bf16 rows where it\n"
+    "exists, else the FMA roof). Each probe warms up until two calls agree within 5 % and\n"
+    "keeps the best of 5.\n"
+    "  --out FILE  also append the four rows (suite 'peak') to this CSV\n";
 
 int cmd_peak(int argc, char **argv)
 {

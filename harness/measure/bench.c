@@ -9,6 +9,7 @@
 #include "papi_events.h"
 #include "problem.h"
 #include "common/rss.h"
+#include "bf16_roof.h"
 #include "fma_roof.h"
 #include "sysinfo.h"
 
@@ -270,12 +271,17 @@ static void note_work(const bench_job *job, const attn_ctx *ctx, const peak_resu
     res->has_peak = peak && peak->sgemm_gflops > 0;
     if (res->has_peak)
         res->sgemm_peak_gflops = peak->sgemm_gflops, res->stream_peak_gbs = peak->stream_gbs,
-        res->fma_peak_gflops = peak->fma_gflops;
+        res->roof_gflops = peak_compute_roof(peak, a->dtype == ATTN_DT_BF16);
     res->workspace_bytes = ctx->workspace_bytes;
     res->state_bytes = k->state_bytes ? k->state_bytes(a) : 0;
 }
 
 int bench_counted_call(void *call) { return run_once(call); }
+
+static const char *roof_name(const peak_result *peak, attn_dtype t)
+{
+    return t == ATTN_DT_BF16 && peak->bf16_gflops > 0 ? "bf16 dot" : "FMA";
+}
 
 /* Gates, times and counts the job on live buffers. */
 static int measure_job(const bench_job *job, attn_ctx *ctx, buffers *bf, rss_region *rss, bench_result *res)
@@ -341,11 +347,11 @@ static void run_on_context(const bench_job *job, const peak_result *peak, attn_c
     note_work(job, ctx, peak, res);
     res->status = BENCH_OK;
     double gflops = res->flops / (res->time.median_ms * 1e-3) * 1e-9;
-    if (res->has_peak && res->fma_peak_gflops > 0 && gflops > res->fma_peak_gflops * (1 + BENCH_ROOF_TOLERANCE)) {
+    if (res->has_peak && res->roof_gflops > 0 && gflops > res->roof_gflops * (1 + BENCH_ROOF_TOLERANCE)) {
         char why[256];
-        snprintf(why, sizeof why, "above the compute roof: %.4g GFLOP/s is %.0f%% of the same-run FMA roof "
+        snprintf(why, sizeof why, "above the compute roof: %.4g GFLOP/s is %.0f%% of the same-run %s roof "
                  "(%.4g GFLOP/s); the FLOP count or the roof probe is wrong", gflops,
-                 100 * gflops / res->fma_peak_gflops, res->fma_peak_gflops);
+                 100 * gflops / res->roof_gflops, roof_name(peak, job->args.dtype), res->roof_gflops);
         outcome(res, BENCH_ERROR, why);
     }
 }
@@ -401,7 +407,7 @@ static void status_cell(const bench_result *res, csvw_row *row)
 
 double bench_roofline_s(const bench_result *res)
 {
-    double mem = res->bytes / (res->stream_peak_gbs * 1e9), compute = res->flops / (res->fma_peak_gflops * 1e9);
+    double mem = res->bytes / (res->stream_peak_gbs * 1e9), compute = res->flops / (res->roof_gflops * 1e9);
     return mem > compute ? mem : compute;
 }
 
@@ -434,7 +440,7 @@ static void rate_cells(const bench_result *res, csvw_row *row)
     if (res->has_peak) {
         csvw_row_set(row, ATTN_COL_PCT_SGEMM_PEAK, "%.2f", 100 * gflops / res->sgemm_peak_gflops);
         csvw_row_set(row, ATTN_COL_PCT_STREAM_PEAK, "%.2f", 100 * gbs / res->stream_peak_gbs);
-        if (res->fma_peak_gflops > 0 && res->stream_peak_gbs > 0)
+        if (res->roof_gflops > 0 && res->stream_peak_gbs > 0)
             csvw_row_set(row, ATTN_COL_PCT_ROOFLINE, "%.2f", 100 * bench_roofline_s(res) / secs);
         else
             csvw_row_set(row, ATTN_COL_PCT_ROOFLINE, "NA:no same-run FMA roof");
@@ -502,7 +508,7 @@ int bench_result_rows(const bench_result *res, const csvw_row *row, csvw_row row
 
 void bench_peak_rows(const peak_result *p, csvw_row rows[BENCH_PEAK_ROWS])
 {
-    static const char *const names[BENCH_PEAK_ROWS] = {"sgemm", "stream_triad", "fma_roof"};
+    static const char *const names[BENCH_PEAK_ROWS] = {"sgemm", "stream_triad", "fma_roof", "bf16_dot_roof"};
     for (int i = 0; i < BENCH_PEAK_ROWS; i++) {
         csvw_row *r = &rows[i];
         bench_row_begin(r, p->threads, "peak");
@@ -519,6 +525,12 @@ void bench_peak_rows(const peak_result *p, csvw_row rows[BENCH_PEAK_ROWS])
     csvw_row_set(&rows[1], ATTN_COL_PCT_STREAM_PEAK, "100");
     csvw_row_set(&rows[2], ATTN_COL_PARAMS, "isa=%s", fma_roof_isa());
     csvw_row_set(&rows[2], ATTN_COL_GFLOPS, "%.4g", p->fma_gflops);
+    csvw_row_set(&rows[3], ATTN_COL_DTYPE, "bf16");
+    csvw_row_set(&rows[3], ATTN_COL_PARAMS, "isa=avx512_bf16");
+    if (p->bf16_gflops > 0)
+        csvw_row_set(&rows[3], ATTN_COL_GFLOPS, "%.4g", p->bf16_gflops);
+    else /* the row stands, saying why: a missing roof is not a zero one */
+        csvw_row_set(&rows[3], ATTN_COL_GFLOPS, "NA:%s", bf16_roof_missing());
     for (int i = 0; i < BENCH_PEAK_ROWS; i++) {
         char id[17];
         csvw_row_job_id(&rows[i], id);

@@ -81,7 +81,8 @@ typedef struct {
     double dense_flops;           /* the unmasked problem's work for the pass (dense_gflops) */
     double density;
     int has_peak;                 /* same-run machine peaks below are set */
-    double sgemm_peak_gflops, stream_peak_gbs, fma_peak_gflops;
+    double sgemm_peak_gflops, stream_peak_gbs;
+    double roof_gflops;        /* the row's compute roof: bf16 dot on bf16 operands where the CPU has it, else FMA */
     sysload_sample load;          /* around the timed calls: load average at the end, and other
                                    * runnable work present both before and after them */
     char load_na[64];             /* why load.ok is 0 ("": not sampled, e.g. MPI ranks) */
@@ -159,7 +160,7 @@ void bench_row_time(csvw_row *row, const measure_stats *st, const char *fmt);
 /* The run's machine peaks as rows of suite "peak": kernel sgemm (gflops),
  * kernel stream_triad (gbytes_s) and kernel fma_roof (gflops), which plots
  * draw as reference lines. */
-#define BENCH_PEAK_ROWS 3
+#define BENCH_PEAK_ROWS 4
 void bench_peak_rows(const peak_result *p, csvw_row rows[BENCH_PEAK_ROWS]);
 
 #endif

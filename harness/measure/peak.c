@@ -2,6 +2,7 @@
 #include "peak.h"
 
 #include "kernels/core/attn.h"
+#include "bf16_roof.h"
 #include "fma_roof.h"
 #include "measure.h"
 #include "sysinfo.h"
@@ -147,17 +148,24 @@ static int fma_call(void *arg)
     return 0;
 }
 
-/* Best GFLOP/s of the register-only FMA loop at `threads`; 2^20 iterations
+static int bf16_call(void *arg)
+{
+    fma_case *f = arg;
+    f->sink = bf16_roof_call(f->threads, f->iters, &f->flops);
+    return 0;
+}
+
+/* Best GFLOP/s of a register-only roof loop (FMA or bf16 dot) at `threads`; 2^20 iterations
  * (about 2e8 FLOPs a call per thread, a few ms) with the default sgemm size,
  * fewer in proportion to n^2 with a smaller one (the quick probe bench_fit
  * takes with --no-peak, which also runs under valgrind), at least 2^12. */
-static int fma_gflops(int threads, int sgemm_n, double *gflops)
+static int roof_gflops(int (*call)(void *), int threads, int sgemm_n, double *gflops)
 {
     double scale = (double)sgemm_n * sgemm_n / ((double)ATTN_PEAK_SGEMM_N * ATTN_PEAK_SGEMM_N);
     long iters = (long)((1L << 20) * (scale < 1 ? scale : 1));
     fma_case f = {threads, iters > (1L << 12) ? iters : 1L << 12, 0, 0};
     double ms;
-    int rc = probe_best_ms(fma_call, &f, PROBE_REPS, &ms);
+    int rc = probe_best_ms(call, &f, PROBE_REPS, &ms);
     if (rc == 0)
         *gflops = f.flops / (ms * 1e-3) * 1e-9;
     return rc;
@@ -174,7 +182,9 @@ int peak_measure_sized(int threads, int sgemm_n, size_t stream_bytes, peak_resul
     if (rc == 0)
         rc = stream_gbs(threads, stream_bytes, &p.stream_gbs);
     if (rc == 0)
-        rc = fma_gflops(threads, sgemm_n, &p.fma_gflops);
+        rc = roof_gflops(fma_call, threads, sgemm_n, &p.fma_gflops);
+    if (rc == 0 && bf16_roof_available())
+        rc = roof_gflops(bf16_call, threads, sgemm_n, &p.bf16_gflops);
     if (rc == 0)
         *out = p;
     return rc;
@@ -209,12 +219,13 @@ static void format_line(char *buf, size_t len, const char *cpu, const peak_resul
     sysinfo_utc_iso8601(utc, sizeof utc);
     snprintf(buf, len,
              "cpu=%s\tthreads=%d\tsgemm_n=%d\tsgemm_gflops=%.3f\tstream_bytes=%zu\tstream_gbs=%.3f\t"
-             "fma_gflops=%.3f\tutc=%s\n",
-             cpu, p->threads, p->sgemm_n, p->sgemm_gflops, p->stream_bytes, p->stream_gbs, p->fma_gflops, utc);
+             "fma_gflops=%.3f\tbf16_gflops=%.3f\tutc=%s\n",
+             cpu, p->threads, p->sgemm_n, p->sgemm_gflops, p->stream_bytes, p->stream_gbs, p->fma_gflops,
+             p->bf16_gflops, utc);
 }
 
 /* Parses one cache line; 1 if it is for `cpu` and has every field (a line
- * from before the FMA roof does not: it is measured again). */
+ * from before the FMA or the bf16 roof does not: it is measured again). */
 static int parse_line(const char *line, const char *cpu, peak_result *p)
 {
     size_t clen = strlen(cpu);
@@ -222,10 +233,11 @@ static int parse_line(const char *line, const char *cpu, peak_result *p)
         return 0;
     unsigned long long sb;
     int n = sscanf(line + 5 + clen,
-                   "threads=%d\tsgemm_n=%d\tsgemm_gflops=%lf\tstream_bytes=%llu\tstream_gbs=%lf\tfma_gflops=%lf",
-                   &p->threads, &p->sgemm_n, &p->sgemm_gflops, &sb, &p->stream_gbs, &p->fma_gflops);
+                   "threads=%d\tsgemm_n=%d\tsgemm_gflops=%lf\tstream_bytes=%llu\tstream_gbs=%lf\tfma_gflops=%lf"
+                   "\tbf16_gflops=%lf",
+                   &p->threads, &p->sgemm_n, &p->sgemm_gflops, &sb, &p->stream_gbs, &p->fma_gflops, &p->bf16_gflops);
     p->stream_bytes = (size_t)sb;
-    return n == 6 && p->sgemm_gflops > 0 && p->stream_gbs > 0 && p->fma_gflops > 0 && isfinite(p->sgemm_gflops) &&
+    return n == 7 && p->bf16_gflops >= 0 && p->sgemm_gflops > 0 && p->stream_gbs > 0 && p->fma_gflops > 0 && isfinite(p->sgemm_gflops) &&
            isfinite(p->stream_gbs) && isfinite(p->fma_gflops);
 }
 
@@ -293,9 +305,19 @@ int peak_load_or_measure(const char *cache_path, int threads, peak_result *out)
     return cache_append(cache_path, line);
 }
 
+double peak_compute_roof(const peak_result *p, int bf16)
+{
+    return bf16 && p->bf16_gflops > 0 ? p->bf16_gflops : p->fma_gflops;
+}
+
 void peak_print(FILE *f, const peak_result *p)
 {
+    char bf16[96];
+    if (p->bf16_gflops > 0)
+        snprintf(bf16, sizeof bf16, "%.1f GFLOP/s", p->bf16_gflops);
+    else
+        snprintf(bf16, sizeof bf16, "NA (%s)", bf16_roof_missing());
     fprintf(f, "peak (%d thread%s): sgemm %.1f GFLOP/s (n=%d), STREAM triad %.1f GB/s (3 x %.0f MiB), "
-            "FMA roof %.1f GFLOP/s (%s)\n", p->threads, p->threads == 1 ? "" : "s", p->sgemm_gflops, p->sgemm_n,
-            p->stream_gbs, p->stream_bytes / 3.0 / (1 << 20), p->fma_gflops, fma_roof_isa());
+            "FMA roof %.1f GFLOP/s (%s), bf16 dot roof %s\n", p->threads, p->threads == 1 ? "" : "s", p->sgemm_gflops,
+            p->sgemm_n, p->stream_gbs, p->stream_bytes / 3.0 / (1 << 20), p->fma_gflops, fma_roof_isa(), bf16);
 }

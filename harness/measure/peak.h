@@ -12,12 +12,15 @@
  *                 bytes_analytic counts the same way (minimum traffic).
  *   fma_gflops    the compute roof: a register-only loop of independent fused
  *                 multiply-adds on every one of `threads` threads (fma_roof.h).
+ *   bf16_gflops   the bf16 compute roof: the same with the AVX512_BF16 dot
+ *                 product (bf16_roof.h); 0 where the CPU lacks it.
  *
  * Each probe warms up until two consecutive calls agree within 5 %, then
  * keeps the best of 5 calls: the probes ask what the machine can do, and a
  * slower call is one something else disturbed (kernel rows report medians, so
  * a kernel on a quiet machine lands a little under its roof, never above).
- * pct_roofline = max(bytes / stream, flops / fma) / time. */
+ * pct_roofline = max(bytes / stream, flops / roof) / time, roof the bf16 one
+ * for a row on bf16 operands where it exists, else the FMA roof. */
 #ifndef ATTN_PEAK_H
 #define ATTN_PEAK_H
 
@@ -27,6 +30,7 @@
 typedef struct {
     int threads;
     double sgemm_gflops, stream_gbs, fma_gflops;
+    double bf16_gflops;    /* 0: no bf16 dot product on this CPU */
     int sgemm_n;           /* matrix order used */
     size_t stream_bytes;   /* footprint of the three arrays = bytes counted per triad pass */
 } peak_result;
@@ -54,7 +58,12 @@ int peak_stream_probe(int threads, size_t stream_bytes, double *gbs);
  * cache fails, *out is still valid and ATTN_EIO is returned. */
 int peak_load_or_measure(const char *cache_path, int threads, peak_result *out);
 
-/* One line: "peak (T threads): sgemm X GFLOP/s (n=..), STREAM triad Y GB/s (..), FMA roof Z GFLOP/s (isa)". */
+/* The compute roof of a kernel whose operands are bf16 (bf16 = 1) or not:
+ * the bf16 roof where the CPU has one, else the FMA roof. */
+double peak_compute_roof(const peak_result *p, int bf16);
+
+/* One line: "peak (T threads): sgemm X GFLOP/s (n=..), STREAM triad Y GB/s (..), FMA roof Z GFLOP/s (isa),
+ * bf16 dot roof W GFLOP/s | NA (why)". */
 void peak_print(FILE *f, const peak_result *p);
 
 #endif
