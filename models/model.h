@@ -208,7 +208,8 @@ void nn_model_describe(const nn_model_cfg *c, char *buf, size_t n);
 /* Window length of the folded variant: buffer + segment. */
 int64_t nn_fold_window(const nn_model_cfg *c);
 /* The folded model's driver behind nn_model_plan / forward / backward /
- * attn_inputs (model_run.c dispatches). */
+ * attn_inputs (model_run.c dispatches). attn_inputs views the batch pass's
+ * windows: S*B of them (window s*B + b: segment s of sequence b), m + C rows. */
 int nn_folded_plan(nn_model *m, int64_t B, int64_t N, int64_t rows_max, int threads);
 void nn_folded_free(nn_model *m);
 int nn_folded_forward(nn_model *m, const nn_batch *b, int training, uint64_t step, double *loss, int64_t *correct,
