@@ -37,11 +37,15 @@ static int cfg_check(const nn_model_cfg *c)
         return attn_fail(ATTN_EINVAL, "model: twotower: tower_mlp: expected >= 2, found %lld", (long long)c->tower_mlp);
     if ((unsigned)c->gating > NN_GATING_GTRXL)
         return attn_fail(ATTN_EINVAL, "model: gating: expected residual or gtrxl, found %d", (int)c->gating);
-    if ((unsigned)c->pos > NN_POS_NONE || (unsigned)c->pool > NN_POOL_MEAN || (unsigned)c->variant > NN_VARIANT_LOOPED)
+    if ((unsigned)c->pos > NN_POS_NONE || (unsigned)c->pool > NN_POOL_MEAN || (unsigned)c->variant > NN_VARIANT_FOLDED)
         return attn_fail(ATTN_EINVAL, "model: expected a variant, pos and pool of model.h, found %d, %d, %d",
                          (int)c->variant, (int)c->pos, (int)c->pool);
     if (c->short_conv < 0 || c->short_conv > NN_SHORT_CONV_MAX)
         return attn_fail(ATTN_EINVAL, "model: short_conv: expected 0..%d, found %d", NN_SHORT_CONV_MAX, c->short_conv);
+    if (c->variant == NN_VARIANT_FOLDED && (c->head != NN_HEAD_LM || c->fold_segment < 1 || c->fold_buffer < 0))
+        return attn_fail(ATTN_EINVAL, "model: folded: expected the lm head, fold_segment >= 1 and fold_buffer >= 0, "
+                         "found head %d, %lld, %lld", (int)c->head, (long long)c->fold_segment,
+                         (long long)c->fold_buffer);
     attn_mask mk = nn_model_mask(c);
     if (c->causal && !attn_mask_is_causal(&mk))
         return attn_fail(ATTN_EINVAL, "model: mask: the lm head predicts the next token, expected a causal mask, found '%s'",
@@ -56,7 +60,9 @@ static int bind_all(nn_model *m, nn_blob *blob)
 {
     const nn_model_cfg *c = &m->cfg;
     int64_t C = c->d_model;
-    int rc = nn_embed_bind(&m->emb, c->vocab, C, c->pos == NN_POS_LEARNED ? c->max_len : 0, blob);
+    /* folded: positions count from the start of a window, never past it */
+    int64_t positions = c->variant == NN_VARIANT_FOLDED ? nn_fold_window(c) : c->max_len;
+    int rc = nn_embed_bind(&m->emb, c->vocab, C, c->pos == NN_POS_LEARNED ? positions : 0, blob);
     for (int64_t l = 0; !rc && l < c->layers; l++) {
         nn_block *b = &m->blk[l];
         nn_attn_cfg ac = {.C = C, .H = c->heads, .H_kv = c->heads_kv ? c->heads_kv : c->heads,
@@ -131,6 +137,19 @@ int nn_model_init(nn_model *m, const nn_model_cfg *cfg, uint64_t seed)
     }
     return 0;
 }
+
+int nn_model_init_shared(nn_model *m, const nn_model *owner)
+{
+    memset(m, 0, sizeof *m);
+    m->cfg = owner->cfg;
+    m->n_params = owner->n_params, m->shared = 1;
+    nn_blob blob = {.data = owner->params, .grad = owner->grads, .cap = owner->n_params};
+    int rc = bind_all(m, &blob);
+    m->params = owner->params, m->grads = owner->grads;
+    return rc;
+}
+
+int64_t nn_fold_window(const nn_model_cfg *c) { return c->fold_segment + c->fold_buffer; }
 
 /* ---------------------------------------------------------------- parameter table */
 
@@ -265,5 +284,8 @@ void nn_model_describe(const nn_model_cfg *c, char *buf, size_t n)
         k += snprintf(buf + k, n - (size_t)k, ",drop=%g", c->dropout);
     if (c->gating)
         k += snprintf(buf + k, n - (size_t)k, ",gating=%s", nn_gating_names[c->gating]);
+    if (c->variant == NN_VARIANT_FOLDED)
+        k += snprintf(buf + k, n - (size_t)k, ",segment=%lld,buffer=%lld", (long long)c->fold_segment,
+                      (long long)c->fold_buffer);
     snprintf(buf + k, n - (size_t)k, ")");
 }

@@ -15,7 +15,9 @@
  * Variants: `encoder`, `twotower`, `lm` name the head; `hybrid` gives every
  * layer its own kernel (kernels[] per layer, e.g. linear + flash-window as
  * Based); `looped` runs the layer stack `loops` times with shared weights
- * (Universal Transformer, Dehghani et al. 2019). Padding (right padding,
+ * (Universal Transformer, Dehghani et al. 2019); `folded` runs an lm over
+ * segments of --fold-segment tokens with a per-layer buffer of --fold-buffer
+ * states carried from segment to segment (models/folded.c). Padding (right padding,
  * per-example lengths): pooling ignores padded positions; a kernel that masks
  * a padded batch (ATTN_PADDED: flash, linear, sigmoid) never reads the padding keys,
  * as LRA masks them; any other non-causal kernel attends to padded tokens as
@@ -37,7 +39,8 @@ typedef enum { NN_HEAD_CLASSIFY = 0, NN_HEAD_TWOTOWER, NN_HEAD_LM } nn_head_kind
 /* The variant (the CSV "model"); NN_VARIANT_TASK: not chosen yet, the task's
  * head decides (train_run fills it in before the model is built). */
 typedef enum {
-    NN_VARIANT_TASK = 0, NN_VARIANT_ENCODER, NN_VARIANT_TWOTOWER, NN_VARIANT_LM, NN_VARIANT_HYBRID, NN_VARIANT_LOOPED
+    NN_VARIANT_TASK = 0, NN_VARIANT_ENCODER, NN_VARIANT_TWOTOWER, NN_VARIANT_LM, NN_VARIANT_HYBRID, NN_VARIANT_LOOPED,
+    NN_VARIANT_FOLDED
 } nn_variant;
 typedef enum { NN_POS_LEARNED = 0, NN_POS_SINUSOID, NN_POS_ROPE, NN_POS_NONE } nn_pos_kind;
 typedef enum { NN_POOL_CLS = 0, NN_POOL_MEAN } nn_pool_kind;
@@ -67,6 +70,8 @@ typedef struct {
     float dropout;             /* on the attention and MLP outputs, training only */
     nn_gating_kind gating;     /* residual: x + s; gtrxl: the gate g(x, ReLU(s)) after each sub-layer */
     int loops;                 /* >= 1 */
+    int64_t fold_segment;      /* folded: tokens per segment (C) */
+    int64_t fold_buffer;       /* folded: states each block application keeps between segments (m) */
     int64_t tower_mlp;         /* two-tower head width (LRA: the model's mlp dim) */
     int eval_only;             /* kernels without backward allowed (no training) */
     char mask[96];             /* canonical mask spec of every layer in training and evaluation
@@ -114,6 +119,19 @@ typedef struct {
     const int32_t *tokens, *tokens2, *labels, *targets, *lengths, *lengths2;
 } nn_batch;
 
+/* Buffer rows of the folded variant (models/folded.c), a hook on a model run
+ * on windows [buffer ; segment]: before block application a, rows
+ * [0, valid[w]) of window w are overwritten with in[((a*Bt + w)*m + j)*C]
+ * (j the row), constants for the backward (their gradient stops there).
+ * out (same layout) or NULL: after application a, the last min(m, length of
+ * w) rows of its output on window w, first row first. */
+typedef struct {
+    int64_t m;
+    const int64_t *valid;
+    const float *in;
+    float *out;
+} nn_fold_rows;
+
 typedef struct nn_model {
     nn_model_cfg cfg;
     nn_embed emb;
@@ -126,6 +144,9 @@ typedef struct nn_model {
     int64_t B, N, rows_max;    /* rows_max: scored LM positions per batch */
     int threads, planned;
     void *plan;
+    int shared;                /* parameters borrowed from another model (nn_model_init_shared) */
+    const nn_fold_rows *fold;  /* a window model of the folded driver: its buffer rows; else NULL */
+    void *folded;              /* a folded model: its driver (window models, buffers); else NULL */
 } nn_model;
 
 /* Validates the config (unknown kernel, a kernel without backward unless
@@ -133,6 +154,10 @@ typedef struct nn_model {
  * gradient blob, and initialises the weights from `seed`. */
 int nn_model_init(nn_model *m, const nn_model_cfg *cfg, uint64_t seed);
 void nn_model_free(nn_model *m);
+/* A second model of owner's config on owner's parameter and gradient blobs
+ * (not copied: nn_model_free leaves them to the owner); plan it for its own
+ * shapes. */
+int nn_model_init_shared(nn_model *m, const nn_model *owner);
 
 /* Plans (B, N) batches: activations, kernel contexts, head buffers for up to
  * rows_max scored LM positions per batch (ignored for other heads). */
@@ -151,6 +176,10 @@ int nn_model_forward(nn_model *m, const nn_batch *b, int training, uint64_t step
  * short convolution: views [Bt, H, N, D] and [Bt, H_kv, N, D] into the
  * plan's activations (valid until the next forward or plan). */
 int nn_model_attn_inputs(const nn_model *m, int64_t app, attn_tensor *q, attn_tensor *k, attn_tensor *v);
+
+/* The encoder alone (no head, no dropout) on b: *hidden points at the
+ * final norm's output (b->B, N, d_model), valid until the next forward. */
+int nn_model_encode(nn_model *m, const nn_batch *b, const float **hidden);
 
 /* Backward of the last training forward; ACCUMULATES into m->grads, scaled by
  * `scale` (1/k for k accumulated micro-batches). */
@@ -173,5 +202,36 @@ const char *nn_model_padding(const nn_model_cfg *c);
 
 /* "encoder(L=2,d=128,H=4,mlp=256,pos=learned,pool=cls)[flash]"-style text. */
 void nn_model_describe(const nn_model_cfg *c, char *buf, size_t n);
+
+/* ---------------------------------------------------------------- folded (models/folded.c) */
+
+/* Default segment and buffer: a 12-token window, the source note's. */
+#define NN_FOLD_DEFAULT 6
+/* Window length of the folded variant: buffer + segment. */
+int64_t nn_fold_window(const nn_model_cfg *c);
+/* The folded model's driver behind nn_model_plan / forward / backward /
+ * attn_inputs (model_run.c dispatches). attn_inputs views the batch pass's
+ * windows: S*B of them (window s*B + b: segment s of sequence b), m + C rows. */
+int nn_folded_plan(nn_model *m, int64_t B, int64_t N, int64_t rows_max, int threads);
+void nn_folded_free(nn_model *m);
+int nn_folded_forward(nn_model *m, const nn_batch *b, int training, uint64_t step, double *loss, int64_t *correct,
+                      int64_t *scored, int32_t *pred);
+int nn_folded_backward(nn_model *m, const nn_batch *b, uint64_t step, float scale);
+int nn_folded_attn_inputs(const nn_model *m, int64_t app, attn_tensor *q, attn_tensor *k, attn_tensor *v);
+
+/* Streaming: the carried state of B sequences, (apps, B, fold_buffer,
+ * d_model) rows of which the first `valid` per window hold states. */
+typedef struct {
+    float *rows;
+    int64_t valid;
+} nn_fold_state;
+size_t nn_folded_state_floats(const nn_model *m, int64_t B);
+/* One segment of c <= fold_segment tokens (B, c) of the planned B sequences
+ * through the folded model (planned by nn_model_plan), updating the state
+ * (zeroed, valid 0, before the first); hidden (B, c, d_model): the final norm's
+ * output. The batch driver computes its buffers with this step. */
+int nn_folded_step(nn_model *m, const int32_t *tokens, int64_t c, nn_fold_state *st, float *hidden);
+/* The final norm's output (B, N, d_model) of the batch driver on b. */
+int nn_folded_hidden(nn_model *m, const nn_batch *b, float *hidden);
 
 #endif

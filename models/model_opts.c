@@ -6,9 +6,10 @@
 
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-const char *const nn_variant_names[] = {"", "encoder", "twotower", "lm", "hybrid", "looped", NULL};
+const char *const nn_variant_names[] = {"", "encoder", "twotower", "lm", "hybrid", "looped", "folded", NULL};
 const char *const nn_variant_help[] = {
     "the task's head: encoder, twotower or lm",
     "pre-norm Transformer encoder, CLS or mean pooling, classifier head (classification tasks)",
@@ -16,11 +17,61 @@ const char *const nn_variant_help[] = {
     "causal LM head at the scored positions only (recall and NIAH tasks)",
     "one kernel per layer (--kernel a,b,...), head from the task",
     "the layer stack applied --loops times with shared weights, head from the task",
+    "lm over segments of --fold-segment tokens, each layer re-evolving a buffer of --fold-buffer past states "
+    "(folded context; recall and NIAH tasks)",
     NULL,
 };
 const char *const nn_pos_names[] = {"learned", "sinusoid", "rope", "none", NULL};
 const char *const nn_pool_names[] = {"cls", "mean", NULL};
 const char *const nn_gating_names[] = {"residual", "gtrxl", NULL};
+
+/* --fold-segment / --fold-buffer: integers whose key is written only for the
+ * folded variant (the job_ids of other models do not change). */
+static int fold_int_set(int64_t *dst, int64_t lo, const char *text, const char *where)
+{
+    char *end;
+    long long v = strtoll(text, &end, 10);
+    if (end == text || *end || v < lo || v > 4096)
+        return attn_fail(ATTN_EINVAL, "%s: expected an integer in [%lld, 4096], found '%s'", where, (long long)lo, text);
+    *dst = v;
+    return 0;
+}
+
+static int fold_int_from_json(int64_t *dst, int64_t lo, const cJSON *x, const char *where)
+{
+    char text[32];
+    if (!cJSON_IsNumber(x))
+        return attn_fail(ATTN_EINVAL, "%s: expected an integer", where);
+    snprintf(text, sizeof text, "%.0f", x->valuedouble);
+    return fold_int_set(dst, lo, text, where);
+}
+
+static int fold_segment_set(void *target, const char *text, const char *where)
+{
+    return fold_int_set(&((nn_model_cfg *)target)->fold_segment, 1, text, where);
+}
+static int fold_buffer_set(void *target, const char *text, const char *where)
+{
+    return fold_int_set(&((nn_model_cfg *)target)->fold_buffer, 0, text, where);
+}
+static int fold_segment_from_json(void *target, const cJSON *x, const char *where)
+{
+    return fold_int_from_json(&((nn_model_cfg *)target)->fold_segment, 1, x, where);
+}
+static int fold_buffer_from_json(void *target, const cJSON *x, const char *where)
+{
+    return fold_int_from_json(&((nn_model_cfg *)target)->fold_buffer, 0, x, where);
+}
+static cJSON *fold_segment_json(const void *target)
+{
+    const nn_model_cfg *c = target;
+    return c->variant == NN_VARIANT_FOLDED ? cJSON_CreateNumber((double)c->fold_segment) : NULL;
+}
+static cJSON *fold_buffer_json(const void *target)
+{
+    const nn_model_cfg *c = target;
+    return c->variant == NN_VARIANT_FOLDED ? cJSON_CreateNumber((double)c->fold_buffer) : NULL;
+}
 
 /* --kernel a,b,...: one kernel for every layer, or one per layer. */
 static int kernels_set(void *target, const char *text, const char *where)
@@ -114,7 +165,7 @@ attn_mask nn_model_mask(const nn_model_cfg *c)
 const opt_def nn_model_opts[] = {
     {.name = "model", .json = "variant", .type = OPT_ENUM, .offset = AT(variant), .names = nn_variant_names,
      .def = NN_VARIANT_TASK, .group = MODEL, .metavar = "M",
-     .help = "encoder | twotower | lm (must match the task) | hybrid | looped (see 'attnbench list models'); "
+     .help = "encoder | twotower | lm (must match the task) | hybrid | looped | folded (see 'attnbench list models'); "
              "default: the task's (classify -> encoder, pair -> twotower, LM -> lm)"},
     {.name = "head", .type = OPT_INT32, .offset = AT(head), .flags = OPT_INTERNAL},
     {.name = "vocab", .type = OPT_INT, .offset = AT(vocab), .flags = OPT_INTERNAL},
@@ -134,6 +185,13 @@ const opt_def nn_model_opts[] = {
     {.name = "rms", .type = OPT_BOOL, .offset = AT(rms), .group = MODEL, .help = "RMSNorm instead of LayerNorm"},
     {.name = "loops", .type = OPT_INT32, .offset = AT(loops), .def = 1, .lo = 1, .hi = 64, .group = MODEL,
      .metavar = "n", .help = "looped: the layer stack n times with shared weights (--model looped: at least 2)"},
+    {.name = "fold_segment", .type = OPT_CUSTOM, .group = MODEL, .metavar = "C", .flags = OPT_JSON_OPTIONAL,
+     .help = "folded: tokens per segment (default 6)",
+     .set_text = fold_segment_set, .to_json = fold_segment_json, .from_json = fold_segment_from_json},
+    {.name = "fold_buffer", .type = OPT_CUSTOM, .group = MODEL, .metavar = "m", .flags = OPT_JSON_OPTIONAL,
+     .help = "folded: past states each layer keeps and re-evolves with the next segment (default 6; 0: "
+             "independent segments)",
+     .set_text = fold_buffer_set, .to_json = fold_buffer_json, .from_json = fold_buffer_from_json},
     {.name = "tower_mlp", .type = OPT_INT, .offset = AT(tower_mlp), .flags = OPT_INTERNAL},
     {.name = "short_conv", .type = OPT_INT32, .offset = AT(short_conv), .def = 0, .lo = 0, .hi = NN_SHORT_CONV_MAX,
      .group = MODEL, .metavar = "K", .flags = OPT_JSON_OPTIONAL /* older checkpoints have none */,
@@ -173,4 +231,5 @@ void nn_model_cfg_defaults(nn_model_cfg *c)
     opt_defaults(nn_model_opts, c);
     c->n_kernels = 1;
     strcpy(c->kernels[0], "flash");
+    c->fold_segment = c->fold_buffer = NN_FOLD_DEFAULT;
 }

@@ -23,9 +23,26 @@ static int join_ref(const nn_model_cfg *c, const nn_gate *g, const double *P, do
     return 0;
 }
 
+int nn_block_forward_ref(const nn_model *m, int64_t a, const double *P, double *x, double *h, double *y, int64_t Bt,
+                         int64_t N, const int64_t *seq_len)
+{
+    const nn_model_cfg *c = &m->cfg;
+    const nn_block *k = &m->blk[a % c->layers];
+    int64_t T = Bt * N;
+    nn_norm_forward_ref(&k->n1, P, x, h, T);
+    int rc = nn_attn_forward_ref(&k->attn, P, h, y, Bt, N, seq_len);
+    if (rc || (rc = join_ref(c, &k->g1, P, x, y, h, T)) != 0 || !c->mlp)
+        return rc;
+    nn_norm_forward_ref(&k->n2, P, x, h, T);
+    nn_mlp_forward_ref(&k->mlp, P, h, y, T);
+    return join_ref(c, &k->g2, P, x, y, h, T);
+}
+
 int nn_model_loss_ref(const nn_model *m, const double *P, const nn_batch *b, int64_t N, double *loss)
 {
     const nn_model_cfg *c = &m->cfg;
+    if (c->variant == NN_VARIANT_FOLDED)
+        return nn_folded_loss_ref(m, P, P, b, N, loss);
     if (c->dropout > 0)
         return attn_fail(ATTN_EINVAL, "model reference: expected dropout 0, found %g", c->dropout);
     int two = c->head == NN_HEAD_TWOTOWER;
@@ -53,17 +70,8 @@ int nn_model_loss_ref(const nn_model *m, const double *P, const nn_batch *b, int
         rc = nn_embed_forward_ref(&m->emb, P, tok, x, Bt, N);
     if (!rc && c->pos == NN_POS_SINUSOID)
         nn_sinusoid_add_ref(x, Bt, N, C);
-    for (int64_t a = 0; !rc && a < A; a++) {
-        const nn_block *k = &m->blk[a % c->layers];
-        nn_norm_forward_ref(&k->n1, P, x, h, T);
-        if ((rc = nn_attn_forward_ref(&k->attn, P, h, y, Bt, N, padded ? seq_len : NULL)) != 0)
-            break;
-        if ((rc = join_ref(c, &k->g1, P, x, y, h, T)) != 0 || !c->mlp)
-            continue;
-        nn_norm_forward_ref(&k->n2, P, x, h, T);
-        nn_mlp_forward_ref(&k->mlp, P, h, y, T);
-        rc = join_ref(c, &k->g2, P, x, y, h, T);
-    }
+    for (int64_t a = 0; !rc && a < A; a++)
+        rc = nn_block_forward_ref(m, a, P, x, h, y, Bt, N, padded ? seq_len : NULL);
     if (!rc)
         nn_norm_forward_ref(&m->nf, P, x, h, T);
     if (!rc && c->head == NN_HEAD_LM) {

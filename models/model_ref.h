@@ -8,4 +8,17 @@
 
 int nn_model_loss_ref(const nn_model *m, const double *P, const nn_batch *b, int64_t N, double *loss);
 
+/* Block application a on x (Bt, N, d_model) in place; h, y: scratch of x's
+ * size; seq_len (Bt) or NULL as nn_attn_forward_ref. */
+int nn_block_forward_ref(const nn_model *m, int64_t a, const double *P, double *x, double *h, double *y, int64_t Bt,
+                         int64_t N, const int64_t *seq_len);
+
+/* The folded model (models/folded_ref.c), segment after segment: the buffers
+ * are evolved with the parameters P_state and the loss is taken with P on
+ * them. P_state = P: the model's loss; a fixed P_state: the loss whose
+ * gradient in P is the truncated one the fp32 model computes (buffers held
+ * constant). */
+int nn_folded_loss_ref(const nn_model *m, const double *P, const double *P_state, const nn_batch *b, int64_t N,
+                       double *loss);
+
 #endif

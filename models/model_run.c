@@ -30,6 +30,7 @@ static int64_t apps(const nn_model *m) { return m->cfg.layers * m->cfg.loops; }
 static void plan_free(nn_model *m)
 {
     plan_t *p = m->plan;
+    nn_folded_free(m);
     if (!p)
         return;
     attn_free(p->mem);
@@ -54,8 +55,10 @@ static void plan_free(nn_model *m)
 void nn_model_free(nn_model *m)
 {
     plan_free(m);
-    attn_free(m->params);
-    attn_free(m->grads);
+    if (!m->shared) {
+        attn_free(m->params);
+        attn_free(m->grads);
+    }
     m->params = m->grads = NULL;
 }
 
@@ -113,9 +116,13 @@ int nn_model_plan(nn_model *m, int64_t B, int64_t N, int64_t rows_max, int threa
 {
     plan_free(m);
     const nn_model_cfg *c = &m->cfg;
-    if (N > c->max_len || B < 1 || N < 1)
+    if (c->variant == NN_VARIANT_FOLDED && !m->shared)
+        return nn_folded_plan(m, B, N, rows_max, threads);
+    /* the folded driver's window models run on windows of the buffer and one segment */
+    int64_t n_max = c->variant == NN_VARIANT_FOLDED ? nn_fold_window(c) : c->max_len;
+    if (N > n_max || B < 1 || N < 1)
         return attn_fail(ATTN_EINVAL, "model plan: expected 1 <= N <= max_len=%lld and B >= 1, found N=%lld B=%lld",
-                         (long long)c->max_len, (long long)N, (long long)B);
+                         (long long)n_max, (long long)N, (long long)B);
     plan_t *p = calloc(1, sizeof *p);
     if (!p)
         return attn_fail(ATTN_ENOMEM, "model plan: out of memory");
@@ -226,6 +233,36 @@ static void load_tokens(nn_model *m, plan_t *p, const nn_batch *b)
         m->blk[l].attn.seq_len = padded ? p->seq_len : NULL;
 }
 
+/* folded window models: application a's buffer rows into its input x, and
+ * (the streaming pass) the last rows of its output y out. */
+static void fold_rows_in(const nn_model *m, const plan_t *p, int64_t a, float *x)
+{
+    const nn_fold_rows *f = m->fold;
+    int64_t C = m->cfg.d_model;
+    for (int64_t w = 0; f && w < p->Bt; w++)
+        memcpy(x + w * m->N * C, f->in + (a * p->Bt + w) * f->m * C, sizeof(float) * (size_t)(f->valid[w] * C));
+}
+
+static void fold_rows_out(const nn_model *m, const plan_t *p, int64_t a, const float *y)
+{
+    const nn_fold_rows *f = m->fold;
+    int64_t C = m->cfg.d_model;
+    for (int64_t w = 0; f && f->out && w < p->Bt; w++) {
+        int64_t len = p->seq_len[w], keep = len < f->m ? len : f->m;
+        memcpy(f->out + (a * p->Bt + w) * f->m * C, y + (w * m->N + len - keep) * C, sizeof(float) * (size_t)(keep * C));
+    }
+}
+
+/* The buffer rows are constants (truncated backpropagation): no gradient
+ * flows from them into the application below. */
+static void fold_rows_stop(const nn_model *m, const plan_t *p, float *dx)
+{
+    const nn_fold_rows *f = m->fold;
+    int64_t C = m->cfg.d_model;
+    for (int64_t w = 0; f && w < p->Bt; w++)
+        memset(dx + w * m->N * C, 0, sizeof(float) * (size_t)(f->valid[w] * C));
+}
+
 static int encoder_forward(nn_model *m, plan_t *p, int training, uint64_t step)
 {
     const nn_model_cfg *c = &m->cfg;
@@ -235,6 +272,7 @@ static int encoder_forward(nn_model *m, plan_t *p, int training, uint64_t step)
         nn_sinusoid_add(p->x[0], Bt, N, C, th);
     for (int64_t a = 0; !rc && a < p->A; a++) {
         nn_block *k = &m->blk[a % c->layers];
+        fold_rows_in(m, p, a, p->x[a]);
         nn_norm_forward(&k->n1, p->x[a], p->n1[a], p->mean1[a], p->rstd1[a], T, th);
         if ((rc = nn_attn_forward(&k->attn, p->n1[a], &p->aa[a], p->att[a])) != 0)
             break;
@@ -242,14 +280,17 @@ static int encoder_forward(nn_model *m, plan_t *p, int training, uint64_t step)
         if (training && d.p > 0 && (rc = nn_dropout_forward(&d, p->att[a], p->att[a], T * C, th)) != 0)
             break;
         join(m, &k->g1, p->x[a], p->att[a], &p->ga1[a], p->mid[a]);
-        if (!c->mlp)
+        if (!c->mlp) {
+            fold_rows_out(m, p, a, p->mid[a]);
             continue;
+        }
         nn_norm_forward(&k->n2, p->mid[a], p->n2[a], p->mean2[a], p->rstd2[a], T, th);
         nn_mlp_forward(&k->mlp, p->n2[a], p->mh[a], p->ma[a], p->mo[a], T, th);
         d = drop_of(m, step, 2 * a + 1);
         if (training && d.p > 0 && (rc = nn_dropout_forward(&d, p->mo[a], p->mo[a], T * C, th)) != 0)
             break;
         join(m, &k->g2, p->mid[a], p->mo[a], &p->ga2[a], p->x[a + 1]);
+        fold_rows_out(m, p, a, p->x[a + 1]);
     }
     if (!rc)
         nn_norm_forward(&m->nf, p->x[p->A], p->xf, p->meanf, p->rstdf, T, th);
@@ -269,6 +310,8 @@ int nn_model_forward(nn_model *m, const nn_batch *b, int training, uint64_t step
 {
     plan_t *p = m->plan;
     const nn_model_cfg *c = &m->cfg;
+    if (m->folded)
+        return nn_folded_forward(m, b, training, step, loss, correct, scored, pred);
     if (!m->planned || b->B != m->B)
         return attn_fail(ATTN_EINVAL, "model forward: expected a batch of the planned B=%lld, found %lld",
                          (long long)m->B, (long long)b->B);
@@ -400,6 +443,8 @@ int nn_model_backward(nn_model *m, const nn_batch *b, uint64_t step, float scale
 {
     plan_t *p = m->plan;
     const nn_model_cfg *c = &m->cfg;
+    if (m->folded)
+        return nn_folded_backward(m, b, step, scale);
     if (!m->planned || !p->training)
         return attn_fail(ATTN_EINVAL, "model backward: expected a training forward first");
     int64_t N = m->N, C = c->d_model, T = p->Bt * N;
@@ -435,6 +480,7 @@ int nn_model_backward(nn_model *m, const nn_batch *b, uint64_t step, float scale
         if ((rc = nn_attn_backward(&k->attn, p->n1[a], &p->aa[a], datt, &p->sc[a % c->layers], p->dn)) != 0)
             break;
         nn_norm_backward(&k->n1, p->x[a], p->mean1[a], p->rstd1[a], p->dn, p->dres, T, th);
+        fold_rows_stop(m, p, p->dres);
     }
     if (!rc)
         rc = nn_embed_backward(&m->emb, p->tok, p->dres, p->Bt, N, th);
@@ -450,6 +496,8 @@ int nn_model_backward(nn_model *m, const nn_batch *b, uint64_t step, float scale
 int nn_model_attn_inputs(const nn_model *m, int64_t app, attn_tensor *q, attn_tensor *k, attn_tensor *v)
 {
     const plan_t *p = m->plan;
+    if (m->folded)
+        return nn_folded_attn_inputs(m, app, q, k, v);
     if (!p || app < 0 || app >= apps(m))
         return attn_fail(ATTN_EINVAL, "model: expected a planned model and a block application below %lld, found %lld",
                          (long long)apps(m), (long long)app);
@@ -461,4 +509,17 @@ int nn_model_attn_inputs(const nn_model *m, int64_t app, attn_tensor *q, attn_te
     *k = (attn_tensor){a->k, p->Bt, Hk, N, D, N * Hk * D, D, Hk * D};
     *v = (attn_tensor){a->v, p->Bt, Hk, N, D, N * Hk * D, D, Hk * D};
     return 0;
+}
+
+int nn_model_encode(nn_model *m, const nn_batch *b, const float **hidden)
+{
+    plan_t *p = m->plan;
+    if (!m->planned || m->folded || b->B != m->B)
+        return attn_fail(ATTN_EINVAL, "model encode: expected a planned model and a batch of B=%lld, found %lld",
+                         (long long)m->B, (long long)b->B);
+    p->training = 0;
+    load_tokens(m, p, b);
+    int rc = encoder_forward(m, p, 0, 0);
+    *hidden = p->xf;
+    return rc;
 }

@@ -43,6 +43,26 @@ static inline void tiny_mqar_expect_above_chance(const char *what, const train_r
               res->test.value, res->test.ci_low, res->test.ci_high, 4 * chance);
 }
 
+/* Trains r (tiny_mqar_opts) with a checkpoint in its folder ckpt (64 bytes),
+ * expects it above chance and a reload of the checkpoint to score the same;
+ * res is the training's (the caller frees it, then tiny_mqar_clean). */
+static inline void tiny_mqar_train_and_reload(const char *what, train_run_opts *r, const char *dir, char *ckpt,
+                                              train_result *res)
+{
+    snprintf(ckpt, 64, "%s/model.ckpt", dir);
+    r->checkpoint = ckpt;
+    cr_assert_eq(train_run_exec(r, res), 0, "%s", attn_last_error());
+    tiny_mqar_expect_above_chance(what, res);
+    double again, logged;
+    cr_assert_eq(test_eval_acc(ckpt, 0, 1, r->out, &again, &logged), 0, "%s", attn_last_error());
+    cr_assert_eq(again, res->test.value, "%s: reloaded %.9g vs trained %.9g", what, again, res->test.value);
+}
+
+static inline void tiny_mqar_clean(const char *dir, const char *csv, const char *ckpt)
+{
+    unlink(csv), unlink(ckpt), rmdir(dir);
+}
+
 /* kparams: the kernel parameters of every layer ("k=v k=v"), or NULL. */
 static inline void tiny_mqar_beats_chance(const char *kernel, const char *kparams)
 {

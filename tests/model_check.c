@@ -69,6 +69,15 @@ void mc_check_block_padded(const nn_attn_cfg *cfg, int64_t B, int64_t N, const i
     lc_blob_free(&p);
 }
 
+/* The double loss at P; a folded model holds its buffers at P0 (the fp32
+ * backward stops at them: truncated backpropagation). */
+static int loss_ref(const nn_model *m, const double *P, const double *P0, const nn_batch *b, int64_t N, double *loss)
+{
+    if (m->cfg.variant == NN_VARIANT_FOLDED)
+        return nn_folded_loss_ref(m, P, P0, b, N, loss);
+    return nn_model_loss_ref(m, P, b, N, loss);
+}
+
 void mc_gradcheck(const nn_model_cfg *c, const nn_batch *b, int64_t N, int extra, const char *what)
 {
     nn_model m;
@@ -79,9 +88,9 @@ void mc_gradcheck(const nn_model_cfg *c, const nn_batch *b, int64_t N, int extra
     cr_assert_eq(nn_model_forward(&m, b, 1, 0, &loss, &correct, &scored, NULL), 0, "%s: %s", what, attn_last_error());
     memset(m.grads, 0, sizeof(float) * m.n_params);
     cr_assert_eq(nn_model_backward(&m, b, 0, 1.0f), 0, "%s: %s", what, attn_last_error());
-    double *P = malloc(sizeof *P * m.n_params);
+    double *P = malloc(sizeof *P * m.n_params), *P0 = malloc(sizeof *P0 * m.n_params);
     for (size_t i = 0; i < m.n_params; i++)
-        P[i] = m.params[i];
+        P0[i] = P[i] = m.params[i];
     cr_assert_eq(nn_model_loss_ref(&m, P, b, N, &ref), 0, "%s: %s", what, attn_last_error());
     cr_assert(fabs(loss - ref) <= 1e-5 * fmax(1, fabs(ref)), "%s: loss %.9g vs double %.9g", what, loss, ref);
     int k = nn_model_params(&m, NULL, 0);
@@ -95,9 +104,9 @@ void mc_gradcheck(const nn_model_cfg *c, const nn_batch *b, int64_t N, int extra
         size_t i = pi->offset + attn_rng_uint_below(&r, pi->count);
         double x0 = P[i], h = 1e-6 * fmax(1, fabs(x0)), lp, lm;
         P[i] = x0 + h;
-        nn_model_loss_ref(&m, P, b, N, &lp);
+        loss_ref(&m, P, P0, b, N, &lp);
         P[i] = x0 - h;
-        nn_model_loss_ref(&m, P, b, N, &lm);
+        loss_ref(&m, P, P0, b, N, &lm);
         P[i] = x0;
         double g = (lp - lm) / (2 * h);
         err = fmax(err, fabs(g - m.grads[i]));
@@ -106,7 +115,7 @@ void mc_gradcheck(const nn_model_cfg *c, const nn_batch *b, int64_t N, int extra
     cr_assert(gmax > 0, "%s: all checked gradients are zero", what);
     cr_assert(err <= 1e-3 * gmax, "%s: max |g - g_num| = %.3g, max |g_num| = %.3g", what, err, gmax);
     free(info);
-    free(P);
+    free(P), free(P0);
     nn_model_free(&m);
 }
 

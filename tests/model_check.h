@@ -18,7 +18,9 @@ void mc_check_block_padded(const nn_attn_cfg *cfg, int64_t B, int64_t N, const i
 /* Initialises the model (seed 5) and plans it for (b->B, N) on 2 threads;
  * asserts the fp32 loss equals the double loss to 1e-5 and the fp32
  * gradients match central differences of the double loss to 1e-3 of their
- * largest, on one entry of every parameter tensor and `extra` random ones. */
+ * largest, on one entry of every parameter tensor and `extra` random ones
+ * (a folded model: with its buffers held at the initial parameters, the
+ * truncated gradient it computes). */
 void mc_gradcheck(const nn_model_cfg *c, const nn_batch *b, int64_t N, int extra, const char *what);
 
 /* A random LM batch of B sequences of N tokens from a vocabulary of V:

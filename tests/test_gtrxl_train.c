@@ -17,17 +17,11 @@ Test(gtrxl_train, a_gated_lm_learns_mqar_above_chance_and_reloads_gated, .timeou
     char dir[] = "/tmp/attn_gtrxl_XXXXXX", csv[64], ckpt[64];
     train_run_opts r;
     tiny_mqar_opts(&r, dir, csv, sizeof csv);
-    snprintf(ckpt, sizeof ckpt, "%s/model.ckpt", dir);
     cr_assert_eq(opt_set_text(opt_find(nn_model_opts, "gating"), &r.model, "gtrxl", "--gating"), 0);
-    r.checkpoint = ckpt;
     train_result res;
-    cr_assert_eq(train_run_exec(&r, &res), 0, "%s", attn_last_error());
-    tiny_mqar_expect_above_chance("flash gtrxl", &res);
-    double again, logged;
-    cr_assert_eq(test_eval_acc(ckpt, 0, 1, csv, &again, &logged), 0, "%s", attn_last_error());
-    cr_assert_eq(again, res.test.value, "reloaded %.9g vs trained %.9g", again, res.test.value);
+    tiny_mqar_train_and_reload("flash gtrxl", &r, dir, ckpt, &res);
     train_result_free(&res);
-    unlink(csv), unlink(ckpt), rmdir(dir);
+    tiny_mqar_clean(dir, csv, ckpt);
 }
 
 Test(gtrxl_train, the_model_json_names_the_gating_only_when_gated)

@@ -99,7 +99,8 @@ static int grid_check(const extrap_grid *g, const nn_model_cfg *m)
         int64_t len = grid_seq_len(g, o->scale[s]);
         if (o->scale[s] < 1)
             return attn_fail(ATTN_EINVAL, "--scale: expected multiples >= 1, found %lld", (long long)o->scale[s]);
-        if (m->pos == NN_POS_LEARNED && len > m->max_len)
+        /* folded counts positions within its window: any length loads the same weights */
+        if (m->pos == NN_POS_LEARNED && m->variant != NN_VARIANT_FOLDED && len > m->max_len)
             return attn_fail(ATTN_EINVAL,
                              "--scale %lld: learned positions cover %lld tokens; train with --pos "
                              "sinusoid|rope|none to evaluate at length %lld",
@@ -245,8 +246,8 @@ int extrapolate_run(const extrapolate_opts *o, int *rows)
             rc = 0;
     }
     /* one model for every cell, loaded when a cell first needs it: positions
-     * other than learned hold no parameters per position, so a longer
-     * max_len loads the same weights */
+     * other than learned (and folded's, per window) hold no parameters per
+     * position, so a longer max_len loads the same weights */
     nn_model_cfg cfg = trained.model;
     for (int s = 0; s < o->n_scales; s++)
         if (grid_seq_len(&g, o->scale[s]) > cfg.max_len)

@@ -34,6 +34,8 @@ int train_result_add_eval(train_result *r, const train_eval_result *e)
 static size_t model_state_bytes(const nn_model *m)
 {
     size_t state = 0;
+    if (m->cfg.variant == NN_VARIANT_FOLDED) /* the carried buffers; each window's keys and values are recomputed */
+        return sizeof(float) * nn_folded_state_floats(m, 1);
     for (int64_t l = 0; l < m->cfg.layers; l++) {
         const nn_attn *a = &m->blk[l].attn;
         if (a->cfg.kernel->state_bytes) {

@@ -239,8 +239,12 @@ static int fit_model_to(nn_model_cfg *m, const task_data *d, int64_t len)
                                                                                   : NN_VARIANT_ENCODER;
     if (m->variant == NN_VARIANT_TASK)
         m->variant = want;
-    if (m->variant != want && m->variant != NN_VARIANT_HYBRID && m->variant != NN_VARIANT_LOOPED)
-        return attn_fail(ATTN_EINVAL, "--model %s: task '%s' needs the %s head (model %s, hybrid or looped)",
+    if (m->variant == NN_VARIANT_FOLDED && want != NN_VARIANT_LM)
+        return attn_fail(ATTN_EINVAL, "--model folded: task '%s' needs the %s head; folded is an lm (recall and NIAH "
+                         "tasks)", d->name, nn_variant_names[want]);
+    if (m->variant != want && m->variant != NN_VARIANT_HYBRID && m->variant != NN_VARIANT_LOOPED &&
+        m->variant != NN_VARIANT_FOLDED)
+        return attn_fail(ATTN_EINVAL, "--model %s: task '%s' needs the %s head (model %s, hybrid, looped or folded)",
                          nn_variant_names[m->variant], d->name, nn_variant_names[want], nn_variant_names[want]);
     return 0;
 }
