@@ -1,0 +1,58 @@
+/* Rows of the in-context regression suite (icl_rows.h). */
+#include "icl_rows.h"
+
+#include "csvw.h"
+#include "harness/measure/bench.h"
+
+#include <stdlib.h>
+
+void icl_row(const icl_rows_id *id, const icl_curve *c, int64_t k, csvw_row *row)
+{
+    const icl_linreg_cfg *t = id->task;
+    double mean, lo, hi;
+    icl_curve_stat(c, k, t->d, &mean, &lo, &hi);
+    bench_row_begin(row, id->threads, "icl");
+    csvw_row_set(row, ATTN_COL_TASK, "icl_linreg");
+    csvw_row_set(row, ATTN_COL_KERNEL, "%s", id->kernel);
+    csvw_row_set(row, ATTN_COL_MODEL, "%s", id->model);
+    csvw_row_set(row, ATTN_COL_MASK, "causal");
+    csvw_row_set(row, ATTN_COL_PASS, "%s", id->pass);
+    bench_row_shape(row, &(bench_shape){id->prompts, 1, 1, icl_prompt_len(t->points), icl_prompt_len(t->points),
+                                        t->d, t->d});
+    csvw_row_set(row, ATTN_COL_PARAMS, "d=%lld;points=%lld;sigma=%g;lambda=%g;prompts=%lld;k=%lld", (long long)t->d,
+                 (long long)t->points, t->sigma, id->lambda, (long long)id->prompts, (long long)k);
+    csvw_row_set(row, ATTN_COL_SEED, "%llu", (unsigned long long)id->seed);
+    csvw_row_set(row, ATTN_COL_DATA_SOURCE, "generated");
+    csvw_row_set(row, ATTN_COL_METRIC, "sq_err");
+    csvw_row_set_num(row, ATTN_COL_VALUE, mean);
+    csvw_row_set_num(row, ATTN_COL_CI_LOW, lo);
+    csvw_row_set_num(row, ATTN_COL_CI_HIGH, hi);
+    csvw_row_set(row, ATTN_COL_PAPI_STATUS, "NA:not measured in quality rows");
+    csvw_row_set(row, ATTN_COL_STATUS, "ok");
+    char id_hex[17];
+    csvw_row_job_id(row, id_hex);
+    csvw_row_set(row, ATTN_COL_JOB_ID, "%s", id_hex);
+}
+
+int icl_baseline_rows_write(const char *path, const icl_rows_id *id, const icl_curve curves[ICL_BASELINES])
+{
+    int64_t points = id->task->points, n = ICL_BASELINES * points;
+    csvw_row *rows = malloc(sizeof *rows * (size_t)n);
+    if (!rows)
+        return attn_fail(ATTN_ENOMEM, "%s: no memory for %lld rows", path, (long long)n);
+    for (int b = 0; b < ICL_BASELINES; b++) {
+        icl_rows_id one = *id;
+        one.kernel = icl_baseline_names[b];
+        for (int64_t k = 0; k < points; k++)
+            icl_row(&one, &curves[b], k, &rows[b * points + k]);
+    }
+    csvw w;
+    int rc = csvw_open(&w, path);
+    if (!rc) {
+        rc = csvw_write_rows(&w, rows, (int)n);
+        int rc2 = csvw_close(&w);
+        rc = rc ? rc : rc2;
+    }
+    free(rows);
+    return rc;
+}
