@@ -3,11 +3,15 @@
  * and the baselines' curves on generated prompts against their expected
  * values (the zero predictor's E[y^2]/d = 1, exact recovery from d examples
  * without noise, ridge never worse than least squares with noise). */
+#include "harness/results/csvw.h"
+#include "harness/results/icl_rows.h"
 #include "tasks/icl.h"
 
 #include <criterion/criterion.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static task_data make(const char *d, const char *points, const char *sigma, task_split split, uint64_t seed,
                       int64_t n)
@@ -193,5 +197,37 @@ Test(icl, ridge_at_the_noise_variance_is_never_worse_than_least_squares_or_avera
     cr_assert(mean_at(&c[ICL_LSTSQ], 4, 4) > 2 * mean_at(&c[ICL_RIDGE], 4, 4));
     for (int b = 0; b < ICL_BASELINES; b++)
         icl_curve_free(&c[b]);
+    task_data_free(&t);
+}
+
+static int count_row(const csvw_row *row, void *ud)
+{
+    int *n = ud;
+    *n += !strcmp(row->cell[ATTN_COL_SUITE], "icl") && !strcmp(row->cell[ATTN_COL_METRIC], "sq_err");
+    return 0;
+}
+
+Test(icl, baseline_rows_are_one_per_baseline_and_k_and_written_once)
+{
+    char path[] = "/tmp/attnbench_icl_rows_XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    unlink(path);
+    task_data t = make("2", "3", "0", TASK_TEST, 1, 20);
+    icl_linreg_cfg c = {.d = 2, .points = 3, .sigma = 0};
+    icl_curve curves[ICL_BASELINES];
+    curves_of(&t, 0, curves);
+    icl_rows_id id = {.model = "", .pass = "eval", .dtype = "fp64", .task = &c, .prompts = 20, .seed = 1, .threads = 1};
+    int written = -1, rows = 0;
+    cr_assert_eq(icl_baseline_rows_write(path, &id, curves, &written), 0, "%s", attn_last_error());
+    cr_assert_eq(written, ICL_BASELINES * 3);
+    cr_assert_eq(icl_baseline_rows_write(path, &id, curves, &written), 0, "%s", attn_last_error());
+    cr_assert_eq(written, 0, "the same rows are not appended twice");
+    cr_assert_eq(csvw_read_rows(path, count_row, &rows), ICL_BASELINES * 3, "%s", attn_last_error());
+    cr_assert_eq(rows, ICL_BASELINES * 3);
+    unlink(path);
+    for (int b = 0; b < ICL_BASELINES; b++)
+        icl_curve_free(&curves[b]);
     task_data_free(&t);
 }

@@ -38,7 +38,8 @@ static const char usage_head[] =
     "prompts: zero, least squares (minimum norm below d examples), ridge (lambda = sigma^2, the\n"
     "posterior mean under the prompts' prior; = least squares when sigma = 0), averaging\n"
     "w = (1/k) sum y_j x_j, and 3-nearest-neighbours. One row per (baseline, k), metric sq_err =\n"
-    "E[(y_hat - y)^2] / d with its 95 % interval; a table on stdout.\n";
+    "E[(y_hat - y)^2] / d with its 95 % interval; a table on stdout. Rows the file holds\n"
+    "already (same settings, prompts and seed) are not written again.\n";
 
 static void print_table(const icl_linreg_cfg *c, const icl_curve curves[ICL_BASELINES])
 {
@@ -74,12 +75,17 @@ int cmd_icl(int argc, char **argv)
     icl_curve curves[ICL_BASELINES];
     double lambda = c.sigma * c.sigma;
     rc = icl_baseline_curves(&t, lambda, curves);
-    icl_rows_id id = {.model = "", .pass = "eval", .task = &c, .lambda = lambda, .prompts = o.prompts,
+    icl_rows_id id = {.model = "", .pass = "eval", .dtype = "fp64", .task = &c, .lambda = lambda, .prompts = o.prompts,
                       .seed = o.seed, .threads = 1};
+    const char *out = o.out ? o.out : "results/icl.csv";
+    int written = 0;
     if (!rc)
-        rc = icl_baseline_rows_write(o.out ? o.out : "results/icl.csv", &id, curves);
-    if (!rc)
+        rc = icl_baseline_rows_write(out, &id, curves, &written);
+    if (!rc) {
         print_table(&c, curves);
+        fprintf(stderr, "icl: %d rows appended to %s (%lld already there)\n", written, out,
+                (long long)(ICL_BASELINES * c.points - written));
+    }
     for (int b = 0; b < ICL_BASELINES; b++)
         icl_curve_free(&curves[b]);
     task_data_free(&t);

@@ -19,6 +19,7 @@ void icl_row(const icl_rows_id *id, const icl_curve *c, int64_t k, csvw_row *row
     csvw_row_set(row, ATTN_COL_PASS, "%s", id->pass);
     bench_row_shape(row, &(bench_shape){id->prompts, 1, 1, icl_prompt_len(t->points), icl_prompt_len(t->points),
                                         t->d, t->d});
+    csvw_row_set(row, ATTN_COL_DTYPE, "%s", id->dtype);
     csvw_row_set(row, ATTN_COL_PARAMS, "d=%lld;points=%lld;sigma=%g;lambda=%g;prompts=%lld;k=%lld", (long long)t->d,
                  (long long)t->points, t->sigma, id->lambda, (long long)id->prompts, (long long)k);
     csvw_row_set(row, ATTN_COL_SEED, "%llu", (unsigned long long)id->seed);
@@ -34,25 +35,31 @@ void icl_row(const icl_rows_id *id, const icl_curve *c, int64_t k, csvw_row *row
     csvw_row_set(row, ATTN_COL_JOB_ID, "%s", id_hex);
 }
 
-int icl_baseline_rows_write(const char *path, const icl_rows_id *id, const icl_curve curves[ICL_BASELINES])
+int icl_baseline_rows_write(const char *path, const icl_rows_id *id, const icl_curve curves[ICL_BASELINES],
+                            int *written)
 {
-    int64_t points = id->task->points, n = ICL_BASELINES * points;
-    csvw_row *rows = malloc(sizeof *rows * (size_t)n);
-    if (!rows)
-        return attn_fail(ATTN_ENOMEM, "%s: no memory for %lld rows", path, (long long)n);
-    for (int b = 0; b < ICL_BASELINES; b++) {
+    int64_t points = id->task->points, n = 0;
+    csvw_row *rows = malloc(sizeof *rows * (size_t)(ICL_BASELINES * points));
+    csvw_idset done;
+    csvw_idset_init(&done);
+    int rc = rows ? csvw_load_job_ids(path, &done) : attn_fail(ATTN_ENOMEM, "%s: no memory for %lld rows", path,
+                                                               (long long)(ICL_BASELINES * points));
+    for (int b = 0; !rc && b < ICL_BASELINES; b++) {
         icl_rows_id one = *id;
         one.kernel = icl_baseline_names[b];
-        for (int64_t k = 0; k < points; k++)
-            icl_row(&one, &curves[b], k, &rows[b * points + k]);
+        for (int64_t k = 0; k < points; k++) {
+            icl_row(&one, &curves[b], k, &rows[n]);
+            n += !csvw_idset_contains(&done, rows[n].cell[ATTN_COL_JOB_ID]); /* the same rows again: kept once */
+        }
     }
     csvw w;
-    int rc = csvw_open(&w, path);
-    if (!rc) {
+    if (!rc && n && !(rc = csvw_open(&w, path))) {
         rc = csvw_write_rows(&w, rows, (int)n);
         int rc2 = csvw_close(&w);
         rc = rc ? rc : rc2;
     }
+    *written = rc ? 0 : (int)n;
+    csvw_idset_free(&done);
     free(rows);
     return rc;
 }

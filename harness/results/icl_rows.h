@@ -12,6 +12,7 @@ typedef struct {
     const char *kernel;      /* "baseline_ridge", or the model's kernel(s) */
     const char *model;       /* the model description; "" for a baseline */
     const char *pass;        /* "eval" for a baseline, "train" for a trained model */
+    const char *dtype;       /* "fp64" for a baseline (computed in double), "fp32" for a model */
     const icl_linreg_cfg *task;
     double lambda;           /* the ridge's (baselines' params) */
     int64_t prompts;         /* held-out prompts averaged */
@@ -22,7 +23,10 @@ typedef struct {
 /* Row k of the curve (k = 0..points-1). */
 void icl_row(const icl_rows_id *id, const icl_curve *c, int64_t k, csvw_row *row);
 
-/* Every baseline's rows appended to path in one write. */
-int icl_baseline_rows_write(const char *path, const icl_rows_id *id, const icl_curve curves[ICL_BASELINES]);
+/* Every baseline's rows appended to path in one write, but those whose
+ * job_id the file holds already (the same setting computed before: the
+ * baselines are deterministic); *written: how many were new. */
+int icl_baseline_rows_write(const char *path, const icl_rows_id *id, const icl_curve curves[ICL_BASELINES],
+                            int *written);
 
 #endif
