@@ -25,13 +25,13 @@ static double now_s(void)
 
 int64_t nn_rows_max(const task_data *d, int64_t batch)
 {
-    if (!d->targets)
+    if (!d->targets && !d->scored)
         return batch;
     int64_t most = 0; /* the densest example, times the batch: a safe bound */
     for (int64_t i = 0; i < d->n; i++) {
         int64_t s = 0;
         for (int64_t n = 0; n < d->len; n++)
-            s += task_targets(d, i)[n] != TASK_IGNORE;
+            s += d->scored ? task_scored(d, i)[n] != 0 : task_targets(d, i)[n] != TASK_IGNORE;
         most = s > most ? s : most;
     }
     return most * batch > 0 ? most * batch : 1;

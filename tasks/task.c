@@ -51,11 +51,13 @@ int task_data_alloc_regress(task_data *d, const char *name, int64_t n, int64_t l
     snprintf(d->data_source, sizeof d->data_source, "generated");
     d->kind = TASK_REGRESS, d->n = n, d->len = len, d->pad = -1, d->dim = (int32_t)dim;
     size_t cells = (size_t)(n * len);
+    d->vocab = 1;
+    d->tokens = calloc(cells, sizeof *d->tokens);
     d->inputs = calloc(cells * (size_t)dim, sizeof *d->inputs);
     d->values = calloc(cells, sizeof *d->values);
     d->scored = calloc(cells, sizeof *d->scored);
     d->lengths = malloc((size_t)n * sizeof *d->lengths);
-    if (!d->inputs || !d->values || !d->scored || !d->lengths) {
+    if (!d->tokens || !d->inputs || !d->values || !d->scored || !d->lengths) {
         task_data_free(d);
         return attn_fail(ATTN_ENOMEM, "task %s: cannot allocate %lld x %lld x %lld inputs", name, (long long)n,
                          (long long)len, (long long)dim);

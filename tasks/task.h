@@ -66,14 +66,15 @@ typedef struct {
     char *answers;          /* [n][TASK_ANSWER_CAP] with answer_rule: the example's reference
                                strings, each ended by '\n' (task_answer_set), else NULL */
     int32_t dim;            /* REGRESS: floats per input vector; 0 elsewhere */
-    float *inputs;          /* REGRESS: [n][len][dim], else NULL (tokens is NULL then) */
+    float *inputs;          /* REGRESS: [n][len][dim], else NULL (tokens are then all 0: one token whose
+                               embedding a model adds to the inputs' read-in as its bias) */
     float *values;          /* REGRESS: [n][len] the value to output at each position */
     uint8_t *scored;        /* REGRESS: [n][len] 1 where the value is scored, 0 elsewhere */
 } task_data;
 
 /* Allocates the arrays `kind` needs (zeroed; lengths set to len) and names the task. */
 int task_data_alloc(task_data *d, const char *name, task_kind kind, int64_t n, int64_t len);
-/* A TASK_REGRESS dataset: inputs, values and scored (zeroed), no tokens. */
+/* A TASK_REGRESS dataset: inputs, values and scored, and tokens all 0 (zeroed). */
 int task_data_alloc_regress(task_data *d, const char *name, int64_t n, int64_t len, int64_t dim);
 void task_data_free(task_data *d);
 
