@@ -7,7 +7,7 @@
 # Input: results/icl.csv (suite icl, metric sq_err: 'attnbench icl'). Run
 # through plots/plot.sh; exit 3 when no row qualifies.
 load "recall_common.gp"
-R_axis = " k prompts lambda " # k is the x axis; prompts and lambda do not split panels
+R_axis = " k prompts lambda steps lr batch n model_seed " # k is the x axis; the predictors' own settings do not split panels
 
 I_kkeys = "\n"; I_nk = 0 # kernels: one colour each, the same in every panel
 I_keys = "\n"; I_nl = 0; I_pkeys = "\n"; I_np = 0; I_kmax = -1

@@ -219,11 +219,14 @@ Test(icl, baseline_rows_are_one_per_baseline_and_k_and_written_once)
     icl_linreg_cfg c = {.d = 2, .points = 3, .sigma = 0};
     icl_curve curves[ICL_BASELINES];
     curves_of(&t, 0, curves);
-    icl_rows_id id = {.model = "", .pass = "eval", .dtype = "fp64", .task = &c, .prompts = 20, .seed = 1, .threads = 1};
+    icl_rows_id ids[ICL_BASELINES];
+    for (int b = 0; b < ICL_BASELINES; b++)
+        ids[b] = (icl_rows_id){.kernel = icl_baseline_names[b], .model = "", .pass = "eval", .dtype = "fp64",
+                               .settings = "lambda=0", .task = &c, .prompts = 20, .seed = 1, .threads = 1};
     int written = -1, rows = 0;
-    cr_assert_eq(icl_baseline_rows_write(path, &id, curves, &written), 0, "%s", attn_last_error());
+    cr_assert_eq(icl_rows_write(path, ids, curves, ICL_BASELINES, &written), 0, "%s", attn_last_error());
     cr_assert_eq(written, ICL_BASELINES * 3);
-    cr_assert_eq(icl_baseline_rows_write(path, &id, curves, &written), 0, "%s", attn_last_error());
+    cr_assert_eq(icl_rows_write(path, ids, curves, ICL_BASELINES, &written), 0, "%s", attn_last_error());
     cr_assert_eq(written, 0, "the same rows are not appended twice");
     cr_assert_eq(csvw_read_rows(path, count_row, &rows), ICL_BASELINES * 3, "%s", attn_last_error());
     cr_assert_eq(rows, ICL_BASELINES * 3);

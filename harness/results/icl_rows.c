@@ -20,8 +20,8 @@ void icl_row(const icl_rows_id *id, const icl_curve *c, int64_t k, csvw_row *row
     bench_row_shape(row, &(bench_shape){id->prompts, 1, 1, icl_prompt_len(t->points), icl_prompt_len(t->points),
                                         t->d, t->d});
     csvw_row_set(row, ATTN_COL_DTYPE, "%s", id->dtype);
-    csvw_row_set(row, ATTN_COL_PARAMS, "d=%lld;points=%lld;sigma=%g;lambda=%g;prompts=%lld;k=%lld", (long long)t->d,
-                 (long long)t->points, t->sigma, id->lambda, (long long)id->prompts, (long long)k);
+    csvw_row_set(row, ATTN_COL_PARAMS, "d=%lld;points=%lld;sigma=%g;%s;prompts=%lld;k=%lld", (long long)t->d,
+                 (long long)t->points, t->sigma, id->settings, (long long)id->prompts, (long long)k);
     csvw_row_set(row, ATTN_COL_SEED, "%llu", (unsigned long long)id->seed);
     csvw_row_set(row, ATTN_COL_DATA_SOURCE, "generated");
     csvw_row_set(row, ATTN_COL_METRIC, "sq_err");
@@ -35,30 +35,28 @@ void icl_row(const icl_rows_id *id, const icl_curve *c, int64_t k, csvw_row *row
     csvw_row_set(row, ATTN_COL_JOB_ID, "%s", id_hex);
 }
 
-int icl_baseline_rows_write(const char *path, const icl_rows_id *id, const icl_curve curves[ICL_BASELINES],
-                            int *written)
+int icl_rows_write(const char *path, const icl_rows_id *ids, const icl_curve *curves, int n, int *written)
 {
-    int64_t points = id->task->points, n = 0;
-    csvw_row *rows = malloc(sizeof *rows * (size_t)(ICL_BASELINES * points));
+    int64_t cap = 0, used = 0;
+    for (int c = 0; c < n; c++)
+        cap += ids[c].task->points;
+    csvw_row *rows = malloc(sizeof *rows * (size_t)(cap ? cap : 1));
     csvw_idset done;
     csvw_idset_init(&done);
-    int rc = rows ? csvw_load_job_ids(path, &done) : attn_fail(ATTN_ENOMEM, "%s: no memory for %lld rows", path,
-                                                               (long long)(ICL_BASELINES * points));
-    for (int b = 0; !rc && b < ICL_BASELINES; b++) {
-        icl_rows_id one = *id;
-        one.kernel = icl_baseline_names[b];
-        for (int64_t k = 0; k < points; k++) {
-            icl_row(&one, &curves[b], k, &rows[n]);
-            n += !csvw_idset_contains(&done, rows[n].cell[ATTN_COL_JOB_ID]); /* the same rows again: kept once */
+    int rc = rows ? csvw_load_job_ids(path, &done)
+                  : attn_fail(ATTN_ENOMEM, "%s: no memory for %lld rows", path, (long long)cap);
+    for (int c = 0; !rc && c < n; c++)
+        for (int64_t k = 0; k < ids[c].task->points; k++) {
+            icl_row(&ids[c], &curves[c], k, &rows[used]);
+            used += !csvw_idset_contains(&done, rows[used].cell[ATTN_COL_JOB_ID]); /* the same row again: kept once */
         }
-    }
     csvw w;
-    if (!rc && n && !(rc = csvw_open(&w, path))) {
-        rc = csvw_write_rows(&w, rows, (int)n);
+    if (!rc && used && !(rc = csvw_open(&w, path))) {
+        rc = csvw_write_rows(&w, rows, (int)used);
         int rc2 = csvw_close(&w);
         rc = rc ? rc : rc2;
     }
-    *written = rc ? 0 : (int)n;
+    *written = rc ? 0 : (int)used;
     csvw_idset_free(&done);
     free(rows);
     return rc;

@@ -14,7 +14,8 @@ typedef struct {
     const char *pass;        /* "eval" for a baseline, "train" for a trained model */
     const char *dtype;       /* "fp64" for a baseline (computed in double), "fp32" for a model */
     const icl_linreg_cfg *task;
-    double lambda;           /* the ridge's (baselines' params) */
+    const char *settings;    /* the predictor's own params before k: "lambda=0.25" (baselines),
+                                "steps=..;lr=..;batch=..;n=..;model_seed=.." (trained models) */
     int64_t prompts;         /* held-out prompts averaged */
     uint64_t seed;           /* the data seed */
     int threads;
@@ -23,10 +24,10 @@ typedef struct {
 /* Row k of the curve (k = 0..points-1). */
 void icl_row(const icl_rows_id *id, const icl_curve *c, int64_t k, csvw_row *row);
 
-/* Every baseline's rows appended to path in one write, but those whose
- * job_id the file holds already (the same setting computed before: the
- * baselines are deterministic); *written: how many were new. */
-int icl_baseline_rows_write(const char *path, const icl_rows_id *id, const icl_curve curves[ICL_BASELINES],
-                            int *written);
+/* The rows of n curves (ids[i] names curves[i]) appended to path in one
+ * write, but those whose job_id the file holds already (the same setting
+ * computed before: the baselines are deterministic, a training is seeded);
+ * *written: how many were new. */
+int icl_rows_write(const char *path, const icl_rows_id *ids, const icl_curve *curves, int n, int *written);
 
 #endif
