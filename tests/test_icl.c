@@ -145,6 +145,31 @@ static void curves_of(const task_data *t, double lambda, icl_curve *curves)
     cr_assert_eq(icl_baseline_curves(t, lambda, curves), 0, "%s", attn_last_error());
 }
 
+static void curves_free(icl_curve *curves)
+{
+    for (int b = 0; b < ICL_BASELINES; b++)
+        icl_curve_free(&curves[b]);
+}
+
+/* Every baseline's curve over n test prompts of (d, points, sigma, seed), ridge at lambda. */
+typedef struct {
+    task_data t;
+    icl_curve c[ICL_BASELINES];
+} baselines;
+
+static void baselines_of(baselines *b, const char *d, const char *points, const char *sigma, uint64_t seed, int64_t n,
+                         double lambda)
+{
+    b->t = make(d, points, sigma, TASK_TEST, seed, n);
+    curves_of(&b->t, lambda, b->c);
+}
+
+static void baselines_free(baselines *b)
+{
+    curves_free(b->c);
+    task_data_free(&b->t);
+}
+
 static double mean_at(const icl_curve *c, int64_t k, int64_t d)
 {
     double m, lo, hi;
@@ -155,50 +180,41 @@ static double mean_at(const icl_curve *c, int64_t k, int64_t d)
 Test(icl, zero_predictor_error_is_one_at_every_k)
 {
     /* E[y^2] / d = E[|w|^2 |x|^2 cos^2] / d = 1; sd of y^2/d is 1.66 at d = 8, se 0.037 over 2000 */
-    task_data t = make("8", "9", "0", TASK_TEST, 3, 2000);
-    icl_curve c[ICL_BASELINES];
-    curves_of(&t, 0, c);
+    baselines b;
+    baselines_of(&b, "8", "9", "0", 3, 2000, 0);
     for (int64_t k = 0; k < 9; k++)
-        cr_assert(fabs(mean_at(&c[ICL_ZERO], k, 8) - 1.0) < 0.15, "k=%lld: %g", (long long)k,
-                  mean_at(&c[ICL_ZERO], k, 8));
-    for (int b = 0; b < ICL_BASELINES; b++)
-        icl_curve_free(&c[b]);
-    task_data_free(&t);
+        cr_assert(fabs(mean_at(&b.c[ICL_ZERO], k, 8) - 1.0) < 0.15, "k=%lld: %g", (long long)k,
+                  mean_at(&b.c[ICL_ZERO], k, 8));
+    baselines_free(&b);
 }
 
 Test(icl, least_squares_recovers_w_exactly_from_d_noiseless_examples)
 {
-    task_data t = make("4", "8", "0", TASK_TEST, 5, 300);
-    icl_curve c[ICL_BASELINES];
-    curves_of(&t, 0, c);
+    baselines b;
+    baselines_of(&b, "4", "8", "0", 5, 300, 0);
     for (int64_t k = 0; k < 8; k++) {
-        double e = mean_at(&c[ICL_LSTSQ], k, 4);
+        double e = mean_at(&b.c[ICL_LSTSQ], k, 4);
         if (k >= 4) /* float inputs: exact up to their rounding */
             cr_assert(e < 1e-8, "k=%lld: %g", (long long)k, e);
         else /* below d: the error of the part of w outside the span, (d - k) / d */
             cr_assert(fabs(e - (4.0 - (double)k) / 4.0) < 0.25, "k=%lld: %g", (long long)k, e);
     }
-    cr_assert(mean_at(&c[ICL_AVG], 7, 4) > 0.1, "averaging does not recover w from 7 examples");
-    for (int b = 0; b < ICL_BASELINES; b++)
-        icl_curve_free(&c[b]);
-    task_data_free(&t);
+    cr_assert(mean_at(&b.c[ICL_AVG], 7, 4) > 0.1, "averaging does not recover w from 7 examples");
+    baselines_free(&b);
 }
 
 Test(icl, ridge_at_the_noise_variance_is_never_worse_than_least_squares_or_averaging)
 {
-    task_data t = make("4", "9", "0.5", TASK_TEST, 9, 1000);
-    icl_curve c[ICL_BASELINES];
-    curves_of(&t, 0.25, c);
+    baselines b;
+    baselines_of(&b, "4", "9", "0.5", 9, 1000, 0.25);
     for (int64_t k = 1; k < 9; k++) {
-        double r = mean_at(&c[ICL_RIDGE], k, 4);
-        cr_assert(r <= mean_at(&c[ICL_LSTSQ], k, 4) + 1e-12, "k=%lld", (long long)k);
-        cr_assert(r <= mean_at(&c[ICL_AVG], k, 4) + 1e-12, "k=%lld", (long long)k);
+        double r = mean_at(&b.c[ICL_RIDGE], k, 4);
+        cr_assert(r <= mean_at(&b.c[ICL_LSTSQ], k, 4) + 1e-12, "k=%lld", (long long)k);
+        cr_assert(r <= mean_at(&b.c[ICL_AVG], k, 4) + 1e-12, "k=%lld", (long long)k);
     }
     /* at k = d least squares interpolates the noise: its error peaks there */
-    cr_assert(mean_at(&c[ICL_LSTSQ], 4, 4) > 2 * mean_at(&c[ICL_RIDGE], 4, 4));
-    for (int b = 0; b < ICL_BASELINES; b++)
-        icl_curve_free(&c[b]);
-    task_data_free(&t);
+    cr_assert(mean_at(&b.c[ICL_LSTSQ], 4, 4) > 2 * mean_at(&b.c[ICL_RIDGE], 4, 4));
+    baselines_free(&b);
 }
 
 static int count_row(const csvw_row *row, void *ud)
@@ -231,7 +247,6 @@ Test(icl, baseline_rows_are_one_per_baseline_and_k_and_written_once)
     cr_assert_eq(csvw_read_rows(path, count_row, &rows), ICL_BASELINES * 3, "%s", attn_last_error());
     cr_assert_eq(rows, ICL_BASELINES * 3);
     unlink(path);
-    for (int b = 0; b < ICL_BASELINES; b++)
-        icl_curve_free(&curves[b]);
+    curves_free(curves);
     task_data_free(&t);
 }
