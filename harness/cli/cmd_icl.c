@@ -133,6 +133,7 @@ static int train_all(const icl_opts *o, const icl_linreg_cfg *c, const task_data
     int nk = 0, rc = o->kernels[0] ? cli_split("--kernel", o->kernels, names, ICL_MAX_KERNELS, &nk) : 0;
     for (int i = 0; !rc && i < nk; i++) {
         icl_train_opts t = o->train;
+        t.progress = 1;
         if (strlen(names[i]) >= sizeof t.kernel)
             return attn_fail(ATTN_EINVAL, "--kernel: expected names below %zu characters, found '%s'", sizeof t.kernel,
                              names[i]);

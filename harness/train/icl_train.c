@@ -58,6 +58,17 @@ int icl_model_curve(nn_model *m, const task_data *d, int64_t batch, int threads,
     return rc;
 }
 
+/* A progress line every tenth of the training: the training loss, mean
+ * squared error (not divided by d) over the steps since the last line. */
+static int progress(const nn_eval_point *pt, void *ud)
+{
+    const icl_train_opts *o = ud;
+    if (o->progress)
+        fprintf(stderr, "icl: %s step %lld/%lld train loss %.4f (%.0f s)\n", o->kernel, (long long)pt->step,
+                (long long)o->steps, pt->train_loss, pt->elapsed_s);
+    return 0;
+}
+
 int icl_train_curve(const icl_train_opts *o, const icl_linreg_cfg *t, const param_bag *task_params, uint64_t data_seed,
                     const task_data *test, icl_curve *curve, char *desc, size_t desc_n)
 {
@@ -74,9 +85,10 @@ int icl_train_curve(const icl_train_opts *o, const icl_linreg_cfg *t, const para
         return rc;
     nn_train_cfg tc = {.steps = o->steps, .batch = o->batch, .accum = 1, .warmup = o->steps / 10, .lr = o->lr,
                        .min_lr_ratio = 0.1, .weight_decay = 0.01, .clip = 1, .sched = OPTIM_SCHED_COSINE,
-                       .seed = o->seed, .threads = o->threads};
+                       .seed = o->seed, .threads = o->threads,
+                       .eval_every = o->steps >= 10 ? o->steps / 10 : 1};
     int64_t best;
-    if (!(rc = nn_model_init(&m, &c, o->seed)) && !(rc = nn_train(&m, &train, NULL, &tc, NULL, NULL, &best)))
+    if (!(rc = nn_model_init(&m, &c, o->seed)) && !(rc = nn_train(&m, &train, NULL, &tc, progress, (void *)o, &best)))
         rc = icl_model_curve(&m, test, o->batch, o->threads, curve);
     nn_model_free(&m);
     task_data_free(&train);

@@ -16,6 +16,7 @@ typedef struct {
     double lr;
     uint64_t seed;             /* weights and batch order */
     int threads;
+    int progress;              /* a line on stderr every tenth of the steps */
 } icl_train_opts;
 
 /* The defaults of `attnbench icl --kernel`: 2 layers, d_model 64, 2 heads,
