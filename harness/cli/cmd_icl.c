@@ -29,7 +29,8 @@ typedef struct {
 #define AT(f) offsetof(icl_opts, f)
 static const opt_def icl_table[] = {
     {.name = "config", .type = OPT_ARG, .offset = AT(config), .metavar = "FILE",
-     .help = "a JSON object of these options' names (configs/icl.json); the command line adds to it"},
+     .help = "a JSON object of these options' names (configs/icl.json); the command line overrides it "
+             "(a task parameter given in both is an error)"},
     {.name = "task_params", .cli = "task-param", .type = OPT_PARAMS, .offset = AT(task_params), .metavar = "K=V",
      .help = "icl_linreg parameter (repeatable): d (8), points (17), sigma (0)"},
     {.name = "prompts", .type = OPT_INT, .offset = AT(prompts), .def = 1000, .lo = 1, .hi = 1 << 24,
@@ -117,8 +118,11 @@ static int parse(int argc, char **argv, icl_opts *o, int *exit_code)
     memset(o, 0, sizeof *o);
     opt_defaults(icl_table, o);
     const char *config = NULL;
-    for (int i = 1; i + 1 < argc; i++)
-        config = strcmp(argv[i], "--config") ? config : argv[i + 1];
+    for (int i = 1; i < argc; i++)
+        if (!strncmp(argv[i], "--config=", 9))
+            config = argv[i] + 9;
+        else if (!strcmp(argv[i], "--config") && i + 1 < argc)
+            config = argv[i + 1];
     if (config && read_config(config, o))
         return *exit_code = cli_report("icl"), 1;
     return cli_parse_table("icl", icl_table, o, argc, argv, usage_head, "unexpected argument (all options have names)",
