@@ -6,6 +6,7 @@
 #include "harness/train/icl_train.h"
 #include "model_check.h"
 #include "models/batch_buf.h"
+#include "models/train.h"
 #include "sanitize.h"
 
 #include <criterion/criterion.h>
@@ -104,4 +105,22 @@ Test(icl_model, tiny_softmax_model_beats_averaging_from_d_examples, .timeout = S
     for (int b = 0; b < ICL_BASELINES; b++)
         icl_curve_free(&base[b]);
     task_data_free(&test);
+}
+
+Test(icl_model, accuracy_evaluation_refuses_a_regression_dataset)
+{
+    icl_linreg_cfg tc = {.d = 3, .points = 4};
+    icl_train_opts o;
+    icl_train_defaults(&o);
+    o.d_model = 8, o.mlp = 0;
+    nn_model_cfg c;
+    nn_model m;
+    icl_model_cfg(&o, &tc, &c);
+    cr_assert_eq(nn_model_init(&m, &c, 1), 0, "%s", attn_last_error());
+    task_data t = prompts(3, 4, TASK_TEST, 2);
+    nn_eval_result r;
+    cr_assert_neq(nn_evaluate(&m, &t, 0, 2, 1, &r), 0);
+    cr_assert(strstr(attn_last_error(), "regression"), "%s", attn_last_error());
+    nn_model_free(&m);
+    task_data_free(&t);
 }
