@@ -17,7 +17,9 @@ usage: ./run.sh [--quick | --full | --config FILE] [--kernel K[,K...]] [--task T
                       probes its jobs and prints its estimated total before it starts,
                       and an ETA on every progress line; results/<suite>.csv; finished
                       jobs are skipped, so an interrupted run continues where it stopped),
-                      then draw the plots and write results/REPORT.md; results CSVs
+                      then 'build/attnbench icl' (the in-context regression baselines at
+                      d = 8, 41 points: results/icl.csv; not with --task), then draw the
+                      plots and write results/REPORT.md; results CSVs
                       of the earlier header (before host_ranks, noise, ...) are first
                       rewritten with 'attnbench migrate results' (one line names them)
   --quick             the same with configs/quick.json (the CI smoke sweep, < 2 minutes)
@@ -66,7 +68,8 @@ usage: ./run.sh [--quick | --full | --config FILE] [--kernel K[,K...]] [--task T
                       (kernels, masks, decode, scaling, LRA bubbles, fidelity vs time,
                       long-context decode recall vs time and bytes, MQAR accuracy vs width,
                       recall vs state size, NIAH depth x length heatmap and score vs
-                      length, simulated misses, the ring/ulysses cost model when
+                      length, in-context regression error vs examples, simulated
+                      misses, the ring/ulysses cost model when
                       results/cp_model.csv exists: plots/plot.sh; needs gnuplot only) and
                       write results/REPORT.md ('attnbench report all': the suite reports,
                       a table per suite, provenance, every plot); the sweep ends with the
@@ -403,6 +406,11 @@ case $mode in
         "${sweep[@]}" || rc=$?
         ((rc != 2)) || { say "the sweep rejected its arguments (exit 2)"; exit 2; }
         ((rc == 0)) || say "the sweep exited with $rc (a job failed: see status in results/*.csv); drawing what exists"
+        if [[ -z $task ]]; then # the in-context regression baselines: closed form, about a second
+            icl=(build/attnbench icl --task-param d=8 --task-param points=41 --prompts 1000 --out results/icl.csv)
+            say "${icl[*]}"
+            "${icl[@]}" >/dev/null || { ((rc)) || rc=1; }
+        fi
         say "[4/4] plots"
         if [[ -f results/kernels.csv ]]; then
             if ! plots; then ((rc)) || rc=1; fi

@@ -18,8 +18,11 @@ int nn_batch_buf_alloc(nn_batch_buf *bb, const task_data *d, int64_t B)
         ok = ok && (bb->tgt = malloc(cells * sizeof(int32_t)));
     if (d->labels)
         ok = ok && (bb->lab = malloc((size_t)B * sizeof(int32_t)));
+    if (d->inputs)
+        ok = ok && (bb->in = malloc(cells * (size_t)d->dim * sizeof(float))) && (bb->val = malloc(cells * sizeof(float)))
+             && (bb->sc = malloc(cells));
     bb->b = (nn_batch){.B = B, .tokens = bb->tok, .tokens2 = bb->tok2, .labels = bb->lab, .targets = bb->tgt,
-                       .lengths = bb->len, .lengths2 = bb->len2};
+                       .lengths = bb->len, .lengths2 = bb->len2, .inputs = bb->in, .values = bb->val, .scored = bb->sc};
     return ok ? 0 : attn_fail(ATTN_ENOMEM, "training: cannot allocate a batch of %lld x %lld", (long long)B,
                               (long long)d->len);
 }
@@ -27,6 +30,7 @@ int nn_batch_buf_alloc(nn_batch_buf *bb, const task_data *d, int64_t B)
 void nn_batch_buf_free(nn_batch_buf *bb)
 {
     free(bb->tok), free(bb->tok2), free(bb->tgt), free(bb->lab), free(bb->len), free(bb->len2);
+    free(bb->in), free(bb->val), free(bb->sc);
 }
 
 void nn_batch_buf_put(nn_batch_buf *bb, const task_data *d, int64_t i, int64_t e)
@@ -42,6 +46,11 @@ void nn_batch_buf_put(nn_batch_buf *bb, const task_data *d, int64_t i, int64_t e
         memcpy(bb->tgt + i * d->len, task_targets(d, e), row);
     if (bb->lab)
         bb->lab[i] = d->labels[e];
+    if (bb->in) {
+        memcpy(bb->in + i * d->len * d->dim, task_inputs(d, e), sizeof(float) * (size_t)(d->len * d->dim));
+        memcpy(bb->val + i * d->len, task_values(d, e), sizeof(float) * (size_t)d->len);
+        memcpy(bb->sc + i * d->len, task_scored(d, e), (size_t)d->len);
+    }
 }
 
 void nn_batch_buf_blank(nn_batch_buf *bb, const task_data *d, int64_t i)
@@ -49,6 +58,8 @@ void nn_batch_buf_blank(nn_batch_buf *bb, const task_data *d, int64_t i)
     nn_batch_buf_put(bb, d, i, 0);
     for (int64_t n = 0; bb->tgt && n < d->len; n++)
         bb->tgt[i * d->len + n] = TASK_IGNORE;
+    if (bb->sc)
+        memset(bb->sc + i * d->len, 0, (size_t)d->len);
 }
 
 void nn_batch_buf_fill(nn_batch_buf *bb, const task_data *d, int64_t first, int64_t real)

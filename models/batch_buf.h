@@ -11,6 +11,8 @@
 typedef struct {
     int64_t B, N;
     int32_t *tok, *tok2, *tgt, *lab, *len, *len2;
+    float *in, *val;          /* regress datasets: inputs and values */
+    uint8_t *sc;              /* regress datasets: scored flags */
     nn_batch b;               /* points at the buffers above */
 } nn_batch_buf;
 

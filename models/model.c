@@ -27,10 +27,17 @@ static int cfg_check(const nn_model_cfg *c)
     if (c->d_model < 1 || c->heads < 1 || c->d_model % c->heads)
         return attn_fail(ATTN_EINVAL, "model: expected d_model a multiple of heads, found d_model=%lld heads=%lld",
                          (long long)c->d_model, (long long)c->heads);
-    if (c->vocab < 2 || c->max_len < 1 || c->loops < 1 || c->mlp < 0)
+    if (c->head == NN_HEAD_REGRESS && (c->in_dim < 1 || c->vocab != 1 || !c->causal))
+        return attn_fail(ATTN_EINVAL, "model: the regress head needs in_dim >= 1, vocab 1 (one token, the read-in's "
+                         "bias) and causal attention, found in_dim=%lld vocab=%lld causal=%d", (long long)c->in_dim,
+                         (long long)c->vocab, c->causal);
+    if ((c->vocab < 2 && c->head != NN_HEAD_REGRESS) || c->max_len < 1 || c->loops < 1 || c->mlp < 0)
         return attn_fail(ATTN_EINVAL, "model: expected vocab >= 2, max_len >= 1, loops >= 1, mlp >= 0");
-    if (c->head != NN_HEAD_LM && c->n_classes < 2)
+    if (c->head != NN_HEAD_LM && c->head != NN_HEAD_REGRESS && c->n_classes < 2)
         return attn_fail(ATTN_EINVAL, "model: a classifier needs n_classes >= 2, found %lld", (long long)c->n_classes);
+    if (c->head != NN_HEAD_REGRESS && c->in_dim)
+        return attn_fail(ATTN_EINVAL, "model: in_dim: only the regress head reads float inputs, found %lld",
+                         (long long)c->in_dim);
     if (c->head == NN_HEAD_LM && !c->causal)
         return attn_fail(ATTN_EINVAL, "model: the lm head needs causal attention (a token must not see its target)");
     if (c->head == NN_HEAD_TWOTOWER && c->tower_mlp < 2)
@@ -63,6 +70,8 @@ static int bind_all(nn_model *m, nn_blob *blob)
     /* folded: positions count from the start of a window, never past it */
     int64_t positions = c->variant == NN_VARIANT_FOLDED ? nn_fold_window(c) : c->max_len;
     int rc = nn_embed_bind(&m->emb, c->vocab, C, c->pos == NN_POS_LEARNED ? positions : 0, blob);
+    if (!rc && c->head == NN_HEAD_REGRESS)
+        rc = nn_dense_bind(&m->readin, c->in_dim, C, 0, blob);
     for (int64_t l = 0; !rc && l < c->layers; l++) {
         nn_block *b = &m->blk[l];
         nn_attn_cfg ac = {.C = C, .H = c->heads, .H_kv = c->heads_kv ? c->heads_kv : c->heads,
@@ -86,6 +95,8 @@ static int bind_all(nn_model *m, nn_blob *blob)
         rc = nn_dense_bind(&m->h1, C, c->n_classes, 1, blob);
     if (!rc && c->head == NN_HEAD_LM)
         rc = nn_dense_bind(&m->h1, C, c->vocab, 0, blob);
+    if (!rc && c->head == NN_HEAD_REGRESS)
+        rc = nn_dense_bind(&m->h1, C, 1, 1, blob);
     if (!rc && c->head == NN_HEAD_TWOTOWER && !(rc = nn_dense_bind(&m->h1, 4 * C, c->tower_mlp, 1, blob)) &&
         !(rc = nn_dense_bind(&m->h2, c->tower_mlp, c->tower_mlp / 2, 1, blob)))
         rc = nn_dense_bind(&m->h3, c->tower_mlp / 2, 2, 1, blob);
@@ -117,6 +128,8 @@ int nn_model_init(nn_model *m, const nn_model_cfg *cfg, uint64_t seed)
     attn_rng r;
     attn_rng_seed(&r, seed);
     nn_embed_init(&m->emb, &r);
+    if (cfg->head == NN_HEAD_REGRESS)
+        nn_dense_init(&m->readin, &r);
     for (int64_t l = 0; l < cfg->layers; l++) {
         nn_norm_init(&m->blk[l].n1);
         nn_attn_init(&m->blk[l].attn, &r);
@@ -207,6 +220,8 @@ int nn_model_params(const nn_model *m, nn_param_info *info, int max)
     add(&t, "wte", m->emb.off_wte, m->emb.V, m->emb.C, 0);
     if (m->emb.Nmax)
         add(&t, "wpe", m->emb.off_wpe, m->emb.Nmax, m->emb.C, 0);
+    if (m->cfg.head == NN_HEAD_REGRESS)
+        add_dense(&t, "readin", &m->readin);
     for (int64_t l = 0; l < m->cfg.layers; l++) {
         const nn_block *b = &m->blk[l];
         char s[40];
@@ -274,8 +289,10 @@ void nn_model_describe(const nn_model_cfg *c, char *buf, size_t n)
     if (c->heads_kv && c->heads_kv != c->heads)
         k += snprintf(buf + k, n - (size_t)k, ",Hkv=%lld", (long long)c->heads_kv);
     k += snprintf(buf + k, n - (size_t)k, ",mlp=%lld,pos=%s", (long long)c->mlp, nn_pos_names[c->pos]);
-    if (c->head != NN_HEAD_LM)
+    if (c->head != NN_HEAD_LM && c->head != NN_HEAD_REGRESS)
         k += snprintf(buf + k, n - (size_t)k, ",pool=%s", nn_pool_names[c->pool]);
+    if (c->head == NN_HEAD_REGRESS)
+        k += snprintf(buf + k, n - (size_t)k, ",in=%lld", (long long)c->in_dim);
     if (c->loops > 1)
         k += snprintf(buf + k, n - (size_t)k, ",loops=%d", c->loops);
     if (c->short_conv)

@@ -34,7 +34,11 @@
 /* d_model's default and range, for its option row and a config's grid of widths. */
 #define NN_D_MODEL_RANGE .def = 64, .lo = 1, .hi = 1 << 16
 
-typedef enum { NN_HEAD_CLASSIFY = 0, NN_HEAD_TWOTOWER, NN_HEAD_LM } nn_head_kind;
+/* NN_HEAD_REGRESS: float inputs through a linear read-in (in_dim -> d_model)
+ * added to the embedding of token 0 (a learned bias) and the positions, one
+ * linear read-out (d_model -> 1) at the scored positions, mean squared error
+ * (in-context regression, docs/icl.md); causal like the lm head. */
+typedef enum { NN_HEAD_CLASSIFY = 0, NN_HEAD_TWOTOWER, NN_HEAD_LM, NN_HEAD_REGRESS } nn_head_kind;
 
 /* The variant (the CSV "model"); NN_VARIANT_TASK: not chosen yet, the task's
  * head decides (train_run fills it in before the model is built). */
@@ -59,6 +63,7 @@ typedef struct {
     nn_variant variant;
     nn_head_kind head;
     int64_t vocab, n_classes, max_len;
+    int64_t in_dim;            /* regress head: floats per input position (the read-in's width); else 0 */
     int64_t layers, d_model, heads, heads_kv, mlp;   /* mlp = 0: no MLP sub-layer (Zoology's Identity) */
     int n_kernels;             /* 1: every layer uses kernels[0]; else one per layer */
     char kernels[NN_MAX_LAYERS][32];
@@ -117,6 +122,8 @@ typedef struct {
 typedef struct {
     int64_t B;
     const int32_t *tokens, *tokens2, *labels, *targets, *lengths, *lengths2;
+    const float *inputs, *values;  /* regress head: (B,N,in_dim) and (B,N) */
+    const uint8_t *scored;         /* regress head: (B,N), 1 where the value is a target */
 } nn_batch;
 
 /* Buffer rows of the folded variant (models/folded.c), a hook on a model run
@@ -137,7 +144,8 @@ typedef struct nn_model {
     nn_embed emb;
     nn_block blk[NN_MAX_LAYERS];
     nn_norm nf;
-    nn_dense h1, h2, h3;       /* classify: h1; twotower: h1, h2, h3; lm: h1 */
+    nn_dense h1, h2, h3;       /* classify: h1; twotower: h1, h2, h3; lm, regress: h1 */
+    nn_dense readin;           /* regress: in_dim -> d_model, no bias (token 0's embedding is the bias) */
     float *params, *grads;
     size_t n_params;
     /* the plan: shapes, activation and gradient buffers (nn_model_plan) */
@@ -184,6 +192,10 @@ int nn_model_encode(nn_model *m, const nn_batch *b, const float **hidden);
 /* Backward of the last training forward; ACCUMULATES into m->grads, scaled by
  * `scale` (1/k for k accumulated micro-batches). */
 int nn_model_backward(nn_model *m, const nn_batch *b, uint64_t step, float scale);
+
+/* The regress head's predictions of the last forward, one per scored
+ * position in (example, position) order; *n their count. NULL for other heads. */
+const float *nn_model_regress_out(const nn_model *m, int64_t *n);
 
 /* Offsets of the parameter tensors for checkpoints and AdamW's decay ranges:
  * norms, biases and embeddings are not decayed. Fills at most max entries;

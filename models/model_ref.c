@@ -1,7 +1,9 @@
 /* The whole model in double precision, from the layers' plain references:
  * the twin the fp32 model's gradients are checked against by central
  * differences (tests/test_model.c). Dropout is not modelled (p must be 0).
- * The short convolution (cfg.short_conv) is inside nn_attn_forward_ref. */
+ * The short convolution (cfg.short_conv) is inside nn_attn_forward_ref. The
+ * regress head (in-context regression) reads its float inputs through the
+ * read-in and is scored by the squared error at the scored positions. */
 #include "model_ref.h"
 
 #include <stdlib.h>
@@ -38,6 +40,40 @@ int nn_block_forward_ref(const nn_model *m, int64_t a, const double *P, double *
     return join_ref(c, &k->g2, P, x, y, h, T);
 }
 
+/* x += inputs W_in' (the regress head's read-in), in double. */
+static int readin_ref(const nn_model *m, const double *P, const nn_batch *b, double *x, int64_t T)
+{
+    int64_t D = m->cfg.in_dim, C = m->cfg.d_model;
+    double *in = malloc(sizeof *in * (size_t)(T * D)), *y = malloc(sizeof *y * (size_t)(T * C));
+    if (!in || !y) {
+        free(in), free(y);
+        return attn_fail(ATTN_ENOMEM, "model reference: out of memory");
+    }
+    for (int64_t i = 0; i < T * D; i++)
+        in[i] = b->inputs[i];
+    nn_dense_forward_ref(&m->readin, P, in, y, T);
+    for (int64_t i = 0; i < T * C; i++)
+        x[i] += y[i];
+    free(in), free(y);
+    return 0;
+}
+
+/* Mean over the scored positions of (h1(h) - value)^2. */
+static int regress_loss_ref(const nn_model *m, const double *P, const nn_batch *b, const double *h, double *pred,
+                            int64_t T, double *loss)
+{
+    nn_dense_forward_ref(&m->h1, P, h, pred, T);
+    double sum = 0;
+    int64_t R = 0;
+    for (int64_t t = 0; t < T; t++)
+        if (b->scored[t]) {
+            double e = pred[t] - (double)b->values[t];
+            sum += e * e, R++;
+        }
+    *loss = R ? sum / (double)R : 0;
+    return 0;
+}
+
 int nn_model_loss_ref(const nn_model *m, const double *P, const nn_batch *b, int64_t N, double *loss)
 {
     const nn_model_cfg *c = &m->cfg;
@@ -47,7 +83,9 @@ int nn_model_loss_ref(const nn_model *m, const double *P, const nn_batch *b, int
         return attn_fail(ATTN_EINVAL, "model reference: expected dropout 0, found %g", c->dropout);
     int two = c->head == NN_HEAD_TWOTOWER;
     int64_t B = b->B, Bt = two ? 2 * B : B, C = c->d_model, T = Bt * N, A = c->layers * c->loops;
-    int64_t K = c->head == NN_HEAD_LM ? c->vocab : two ? 2 : c->n_classes, rows = c->head == NN_HEAD_LM ? B * N : B;
+    int per_pos = c->head == NN_HEAD_LM || c->head == NN_HEAD_REGRESS;
+    int64_t K = c->head == NN_HEAD_LM ? c->vocab : c->head == NN_HEAD_REGRESS ? 1 : two ? 2 : c->n_classes;
+    int64_t rows = per_pos ? B * N : B;
     size_t TC = (size_t)(T * C);
     double *x = calloc(TC, sizeof *x), *h = calloc(TC, sizeof *h), *y = calloc(TC, sizeof *y);
     double *pooled = calloc((size_t)(Bt * C), sizeof *pooled), *logits = calloc((size_t)(rows * K), sizeof *logits);
@@ -68,13 +106,17 @@ int nn_model_loss_ref(const nn_model *m, const double *P, const nn_batch *b, int
     }
     if (!rc)
         rc = nn_embed_forward_ref(&m->emb, P, tok, x, Bt, N);
+    if (!rc && c->head == NN_HEAD_REGRESS)
+        rc = readin_ref(m, P, b, x, T);
     if (!rc && c->pos == NN_POS_SINUSOID)
         nn_sinusoid_add_ref(x, Bt, N, C);
     for (int64_t a = 0; !rc && a < A; a++)
         rc = nn_block_forward_ref(m, a, P, x, h, y, Bt, N, padded ? seq_len : NULL);
     if (!rc)
         nn_norm_forward_ref(&m->nf, P, x, h, T);
-    if (!rc && c->head == NN_HEAD_LM) {
+    if (!rc && c->head == NN_HEAD_REGRESS) {
+        rc = regress_loss_ref(m, P, b, h, logits, T, loss);
+    } else if (!rc && c->head == NN_HEAD_LM) {
         memcpy(tgt, b->targets, sizeof *tgt * (size_t)rows);
         nn_dense_forward_ref(&m->h1, P, h, logits, rows);
     } else if (!rc) {
@@ -110,7 +152,7 @@ int nn_model_loss_ref(const nn_model *m, const double *P, const nn_batch *b, int
             nn_dense_forward_ref(&m->h1, P, pooled, logits, B);
         }
     }
-    if (!rc)
+    if (!rc && c->head != NN_HEAD_REGRESS)
         rc = nn_xent_ref(logits, tgt, rows, K, NULL, loss);
     free(x), free(h), free(y), free(pooled), free(logits), free(tok), free(tgt), free(valid), free(seq_len);
     return rc;

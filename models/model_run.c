@@ -19,6 +19,8 @@ typedef struct {
     float *dres, *dn, *dt, *dscr, *dpooled, *dfeat, *dz1, *dz2, *dxf, *dxg;
     nn_attn_scratch *sc;       /* per layer: kernels differ in their extra inputs */
     int32_t *tok, *rows, *row_tgt;
+    const float *inputs;       /* regress: the batch's (Bt, N, in_dim) inputs of the last forward */
+    float *y_tgt, *dpred;      /* regress: (R) targets and d loss / d prediction */
     uint8_t *valid;
     int64_t *seq_len;          /* (Bt) the batch's lengths, read by the attention blocks */
     int64_t n_rows;            /* scored rows of the last forward */
@@ -67,8 +69,10 @@ static int take_all(const nn_model *m, plan_t *p, nn_blob *b)
 {
     const nn_model_cfg *c = &m->cfg;
     size_t T = (size_t)(p->Bt * m->N), C = (size_t)c->d_model, F = (size_t)c->mlp, B = (size_t)m->B;
-    size_t K = c->head == NN_HEAD_LM ? (size_t)c->vocab : c->head == NN_HEAD_TWOTOWER ? 2 : (size_t)c->n_classes;
-    size_t rows = c->head == NN_HEAD_LM ? (size_t)p->R : B, tm = (size_t)c->tower_mlp;
+    int per_pos = c->head == NN_HEAD_LM || c->head == NN_HEAD_REGRESS; /* heads at scored positions */
+    size_t K = c->head == NN_HEAD_LM ? (size_t)c->vocab : c->head == NN_HEAD_REGRESS ? 1
+               : c->head == NN_HEAD_TWOTOWER ? 2 : (size_t)c->n_classes;
+    size_t rows = per_pos ? (size_t)p->R : B, tm = (size_t)c->tower_mlp;
     int rc = 0;
 #define TAKE(ptr, n) rc = rc ? rc : (nn_blob_take(b, (n), &(ptr), NULL) == SIZE_MAX ? ATTN_ENOMEM : 0)
     for (int64_t a = 0; a <= p->A; a++) {
@@ -97,8 +101,10 @@ static int take_all(const nn_model *m, plan_t *p, nn_blob *b)
         TAKE(p->z1, B * tm), TAKE(p->a1, B * tm), TAKE(p->z2, B * (tm / 2)), TAKE(p->a2, B * (tm / 2));
         TAKE(p->dz1, B * tm), TAKE(p->dz2, B * tm);
     }
-    if (c->head == NN_HEAD_LM)
+    if (per_pos)
         TAKE(p->xg, rows * C), TAKE(p->dxg, rows * C);
+    if (c->head == NN_HEAD_REGRESS)
+        TAKE(p->y_tgt, rows), TAKE(p->dpred, rows);
     TAKE(p->dres, T * C), TAKE(p->dn, T * C), TAKE(p->dt, T * C), TAKE(p->dxf, T * C);
     TAKE(p->dscr, T * (F ? F : 1));
     if (c->gating)
@@ -128,7 +134,7 @@ int nn_model_plan(nn_model *m, int64_t B, int64_t N, int64_t rows_max, int threa
         return attn_fail(ATTN_ENOMEM, "model plan: out of memory");
     m->plan = p, m->B = B, m->N = N, m->threads = threads < 1 ? 1 : threads;
     p->A = apps(m), p->Bt = c->head == NN_HEAD_TWOTOWER ? 2 * B : B;
-    p->R = c->head == NN_HEAD_LM ? (rows_max > 0 && rows_max < B * N ? rows_max : B * N) : B;
+    p->R = c->head == NN_HEAD_LM || c->head == NN_HEAD_REGRESS ? (rows_max > 0 && rows_max < B * N ? rows_max : B * N) : B;
     size_t A1 = (size_t)p->A + 1;
     p->x = calloc(12 * A1, sizeof *p->x);
     p->aa = calloc(A1, sizeof *p->aa);
@@ -268,6 +274,10 @@ static int encoder_forward(nn_model *m, plan_t *p, int training, uint64_t step)
     const nn_model_cfg *c = &m->cfg;
     int64_t Bt = p->Bt, N = m->N, C = c->d_model, T = Bt * N;
     int th = m->threads, rc = nn_embed_forward(&m->emb, p->tok, p->x[0], Bt, N, th);
+    if (!rc && c->head == NN_HEAD_REGRESS) { /* x0 = wte[0] + wpe[n] + inputs W_in' (dt is free until the blocks) */
+        nn_dense_forward(&m->readin, p->inputs, p->dt, T, th);
+        add_into(p->x[0], p->dt, p->x[0], T * C, th);
+    }
     if (!rc && c->pos == NN_POS_SINUSOID)
         nn_sinusoid_add(p->x[0], Bt, N, C, th);
     for (int64_t a = 0; !rc && a < p->A; a++) {
@@ -305,6 +315,39 @@ static int argmax_row(const float *x, int64_t K)
     return (int)best;
 }
 
+/* The regress head: the final states at the scored positions, read out to
+ * one number each; loss = mean over them of (prediction - value)^2. */
+static int regress_forward(nn_model *m, plan_t *p, const nn_batch *b, double *loss, int64_t *correct, int64_t *scored)
+{
+    int64_t R = 0, C = m->cfg.d_model, BN = b->B * m->N;
+    for (int64_t t = 0; t < BN; t++)
+        if (b->scored[t]) {
+            if (R == p->R)
+                return attn_fail(ATTN_EINVAL, "model forward: more than the planned %lld scored positions in a batch",
+                                 (long long)p->R);
+            p->rows[R] = (int32_t)t, p->y_tgt[R++] = b->values[t];
+        }
+    for (int64_t r = 0; r < R; r++)
+        memcpy(p->xg + r * C, p->xf + (int64_t)p->rows[r] * C, sizeof(float) * (size_t)C);
+    p->n_rows = R;
+    nn_dense_forward(&m->h1, p->xg, p->logits, R, m->threads);
+    double sum = 0;
+    for (int64_t r = 0; r < R; r++) {
+        double e = (double)p->logits[r] - (double)p->y_tgt[r];
+        sum += e * e;
+        p->dpred[r] = (float)(2.0 * e / (double)R);
+    }
+    *loss = R ? sum / (double)R : 0, *correct = 0, *scored = R;
+    return 0;
+}
+
+const float *nn_model_regress_out(const nn_model *m, int64_t *n)
+{
+    const plan_t *p = m->plan;
+    *n = p && m->cfg.head == NN_HEAD_REGRESS ? p->n_rows : 0;
+    return p && m->cfg.head == NN_HEAD_REGRESS ? p->logits : NULL;
+}
+
 int nn_model_forward(nn_model *m, const nn_batch *b, int training, uint64_t step, double *loss, int64_t *correct,
                      int64_t *scored, int32_t *pred)
 {
@@ -319,8 +362,13 @@ int nn_model_forward(nn_model *m, const nn_batch *b, int training, uint64_t step
     int th = m->threads, rc;
     p->training = training;
     load_tokens(m, p, b);
+    p->inputs = b->inputs;
+    if (c->head == NN_HEAD_REGRESS && (!b->inputs || !b->values || !b->scored))
+        return attn_fail(ATTN_EINVAL, "model forward: the regress head expected inputs, values and scored flags");
     if ((rc = encoder_forward(m, p, training, step)) != 0)
         return rc;
+    if (c->head == NN_HEAD_REGRESS)
+        return regress_forward(m, p, b, loss, correct, scored);
     if (c->head == NN_HEAD_LM) {
         int64_t R = 0;
         for (int64_t t = 0; t < B * N; t++)
@@ -399,11 +447,12 @@ static void head_backward(nn_model *m, plan_t *p, const nn_batch *b, float scale
     int64_t B = b->B, N = m->N, C = c->d_model, T = p->Bt * N;
     int th = m->threads;
     memset(p->dxf, 0, sizeof(float) * (size_t)(T * C));
-    if (c->head == NN_HEAD_LM) {
-        int64_t R = p->n_rows;
-        scale_rows(p->logits, R * c->vocab, scale);
+    if (c->head == NN_HEAD_LM || c->head == NN_HEAD_REGRESS) {
+        int64_t R = p->n_rows, K = c->head == NN_HEAD_LM ? c->vocab : 1;
+        float *dout = c->head == NN_HEAD_LM ? p->logits : p->dpred; /* the lm head's dlogits replaced its logits */
+        scale_rows(dout, R * K, scale);
         memset(p->dxg, 0, sizeof(float) * (size_t)(R * C));
-        nn_dense_backward(&m->h1, p->xg, p->logits, p->dxg, R, th);
+        nn_dense_backward(&m->h1, p->xg, dout, p->dxg, R, th);
         for (int64_t r = 0; r < R; r++) /* rows are distinct positions: no two writes collide */
             memcpy(p->dxf + (int64_t)p->rows[r] * C, p->dxg + r * C, sizeof(float) * (size_t)C);
         return;
@@ -484,6 +533,8 @@ int nn_model_backward(nn_model *m, const nn_batch *b, uint64_t step, float scale
     }
     if (!rc)
         rc = nn_embed_backward(&m->emb, p->tok, p->dres, p->Bt, N, th);
+    if (!rc && c->head == NN_HEAD_REGRESS)
+        nn_dense_backward(&m->readin, p->inputs, p->dres, NULL, T, th);
     /* non-gradient weight updates (routing's centroid EMA) after the whole
      * backward: the step's forward and backward saw the same weights, also
      * where a block is applied more than once (loops) */

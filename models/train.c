@@ -25,13 +25,13 @@ static double now_s(void)
 
 int64_t nn_rows_max(const task_data *d, int64_t batch)
 {
-    if (!d->targets)
+    if (!d->targets && !d->scored)
         return batch;
     int64_t most = 0; /* the densest example, times the batch: a safe bound */
     for (int64_t i = 0; i < d->n; i++) {
         int64_t s = 0;
         for (int64_t n = 0; n < d->len; n++)
-            s += task_targets(d, i)[n] != TASK_IGNORE;
+            s += d->scored ? task_scored(d, i)[n] != 0 : task_targets(d, i)[n] != TASK_IGNORE;
         most = s > most ? s : most;
     }
     return most * batch > 0 ? most * batch : 1;
@@ -40,6 +40,9 @@ int64_t nn_rows_max(const task_data *d, int64_t batch)
 int nn_evaluate(nn_model *m, const task_data *d, int64_t limit, int64_t batch, int threads, nn_eval_result *r)
 {
     memset(r, 0, sizeof *r);
+    if (d->kind == TASK_REGRESS) /* no accuracy to count: its error curve is icl_model_curve's (harness/train) */
+        return attn_fail(ATTN_EINVAL, "evaluation: expected a classification or LM dataset, found the regression "
+                         "dataset %s", d->name);
     int64_t n = limit > 0 && limit < d->n ? limit : d->n, N = d->len;
     int rc = 0;
     if (!m->planned || m->B != batch || m->N != N || (d->targets && m->rows_max < nn_rows_max(d, batch)))

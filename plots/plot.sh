@@ -48,6 +48,10 @@ and from RESULTS_DIR/niah.csv (suite=niah; 'attnbench eval --scale ... [--depths
                                    d_model, trained length, metric); cwe and fwe have no depth
   niah_length.png niah_length.svg  that score (mean over depths, if any) vs evaluation length, one
                                    line per kernel, one panel per (task, trained length, metric)
+and from RESULTS_DIR/icl.csv (suite=icl; 'attnbench icl' rows):
+  icl.png icl.svg                  in-context regression error / d vs examples k, one line per
+                                   kernel, the closed-form baselines dashed, one panel per
+                                   (d, points, sigma)
 and from RESULTS_DIR/cp_model.csv ('mpirun -n 2 attnbench cpmodel --out FILE'), with the
 measured efficiency_vs_1rank rows of RESULTS_DIR/cp.csv when it exists:
   cp_model.png cp_model.svg        predicted efficiency of ring and ulysses vs ranks (1..1024),
@@ -195,4 +199,5 @@ optional_csv "$results/longctx_points.csv" longctx longctx
 optional_csv "$results/recall.csv" recall mqar_lines recall_state
 optional_csv "$results/niah.csv" niah niah_heatmap niah_length
 optional_csv "$results/cp_model.csv" cp cp_model
+optional_csv "$results/icl.csv" icl icl
 [[ -z $kernels_err ]] || exit 1

@@ -41,8 +41,37 @@ int task_data_alloc(task_data *d, const char *name, task_kind kind, int64_t n, i
     return 0;
 }
 
+int task_data_alloc_regress(task_data *d, const char *name, int64_t n, int64_t len, int64_t dim)
+{
+    memset(d, 0, sizeof *d);
+    if (n < 1 || len < 1 || dim < 1 || dim > INT32_MAX)
+        return attn_fail(ATTN_EINVAL, "task %s: expected n, len, dim >= 1, found n=%lld len=%lld dim=%lld", name,
+                         (long long)n, (long long)len, (long long)dim);
+    snprintf(d->name, sizeof d->name, "%s", name);
+    snprintf(d->data_source, sizeof d->data_source, "generated");
+    d->kind = TASK_REGRESS, d->n = n, d->len = len, d->pad = -1, d->dim = (int32_t)dim;
+    size_t cells = (size_t)(n * len);
+    d->vocab = 1;
+    d->tokens = calloc(cells, sizeof *d->tokens);
+    d->inputs = calloc(cells * (size_t)dim, sizeof *d->inputs);
+    d->values = calloc(cells, sizeof *d->values);
+    d->scored = calloc(cells, sizeof *d->scored);
+    d->lengths = malloc((size_t)n * sizeof *d->lengths);
+    if (!d->tokens || !d->inputs || !d->values || !d->scored || !d->lengths) {
+        task_data_free(d);
+        return attn_fail(ATTN_ENOMEM, "task %s: cannot allocate %lld x %lld x %lld inputs", name, (long long)n,
+                         (long long)len, (long long)dim);
+    }
+    for (int64_t i = 0; i < n; i++)
+        d->lengths[i] = (int32_t)len;
+    return 0;
+}
+
 void task_data_free(task_data *d)
 {
+    free(d->inputs);
+    free(d->values);
+    free(d->scored);
     free(d->tokens);
     free(d->tokens2);
     free(d->targets);

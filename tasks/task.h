@@ -13,6 +13,10 @@
  *                  gives its splits different targets: ar and induction in
  *                  safari's form have a next-token target on every position
  *                  of the training split, and only the answer on valid and test.
+ *   TASK_REGRESS   float inputs [n][len][dim] -> float values [n][len], scored
+ *                  where scored[] is 1 (in-context linear regression): the
+ *                  value at position t is what the model must output after
+ *                  reading inputs 0..t.
  * Every dataset names its provenance: "generated", "official"
  * or "stand-in:<name>", and carries its slice keys for the results rows. */
 #ifndef ATTN_TASK_H
@@ -26,7 +30,7 @@
 
 #define TASK_IGNORE (-100)
 
-typedef enum { TASK_CLASSIFY = 0, TASK_PAIR = 1, TASK_LM = 2 } task_kind;
+typedef enum { TASK_CLASSIFY = 0, TASK_PAIR = 1, TASK_LM = 2, TASK_REGRESS = 3 } task_kind;
 typedef enum { TASK_TRAIN = 0, TASK_VALID = 1, TASK_TEST = 2 } task_split;
 
 /* How a generated answer is scored (tasks/answer.h): the rule of the
@@ -61,10 +65,17 @@ typedef struct {
     task_answer_rule answer_rule; /* LM tasks whose targets spell answers; NONE elsewhere */
     char *answers;          /* [n][TASK_ANSWER_CAP] with answer_rule: the example's reference
                                strings, each ended by '\n' (task_answer_set), else NULL */
+    int32_t dim;            /* REGRESS: floats per input vector; 0 elsewhere */
+    float *inputs;          /* REGRESS: [n][len][dim], else NULL (tokens are then all 0: one token whose
+                               embedding a model adds to the inputs' read-in as its bias) */
+    float *values;          /* REGRESS: [n][len] the value to output at each position */
+    uint8_t *scored;        /* REGRESS: [n][len] 1 where the value is scored, 0 elsewhere */
 } task_data;
 
 /* Allocates the arrays `kind` needs (zeroed; lengths set to len) and names the task. */
 int task_data_alloc(task_data *d, const char *name, task_kind kind, int64_t n, int64_t len);
+/* A TASK_REGRESS dataset: inputs, values and scored, and tokens all 0 (zeroed). */
+int task_data_alloc_regress(task_data *d, const char *name, int64_t n, int64_t len, int64_t dim);
 void task_data_free(task_data *d);
 
 /* The position of the input token that target t predicts: t + 1, or t + 2
@@ -83,6 +94,10 @@ static inline int64_t task_next_input(const task_data *d, int64_t t)
 static inline int32_t *task_tokens(const task_data *d, int64_t i) { return d->tokens + i * d->len; }
 static inline int32_t *task_tokens2(const task_data *d, int64_t i) { return d->tokens2 + i * d->len; }
 static inline int32_t *task_targets(const task_data *d, int64_t i) { return d->targets + i * d->len; }
+/* Example i of a REGRESS dataset: its input vectors, values and scored flags. */
+static inline float *task_inputs(const task_data *d, int64_t i) { return d->inputs + i * d->len * d->dim; }
+static inline float *task_values(const task_data *d, int64_t i) { return d->values + i * d->len; }
+static inline uint8_t *task_scored(const task_data *d, int64_t i) { return d->scored + i * d->len; }
 
 /* A registered task. `make` builds n examples of a split from a seed; the
  * same (params, split, seed, n) always gives the same data. data_dir points at

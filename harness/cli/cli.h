@@ -20,6 +20,7 @@ int cmd_crossover(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_report(int argc, char **argv);
+int cmd_icl(int argc, char **argv);
 
 /* Prints "attnbench <cmd>: <attn_last_error()>" and returns 2. */
 int cli_report(const char *cmd);

@@ -52,6 +52,9 @@ static const char usage[] =
     "  report lra|recall [--csv FILE] [--md FILE] [--data FILE]\n"
     "                                 results/LRA.md (LRA table beside the published one) or\n"
     "                                 results/RECALL.md (best of the learning-rate grid)\n"
+    "  icl    [--config FILE] [--task-param d=8 ...] [--kernel K[,K...]] [--steps S] [--out FILE]\n"
+    "                                 in-context linear regression: closed-form baselines and\n"
+    "                                 trained models, error by number of examples (results/icl.csv)\n"
     "  crossover [--ref K] [--suite S] [--csv] FILE\n"
     "                                 N from which each kernel beats K (default flash)\n"
     "\n"
@@ -66,7 +69,7 @@ int main(int argc, char **argv)
         int (*run)(int, char **);
     } commands[] = {{"list", cmd_list}, {"peak", cmd_peak}, {"check", cmd_check}, {"bench", cmd_bench}, {"sweep", cmd_sweep}, {"merge", cmd_merge}, {"cpmodel", cmd_cpmodel}, {"migrate", cmd_migrate}, {"mask", cmd_mask},
                     {"crossover", cmd_crossover}, {"train", cmd_train}, {"eval", cmd_eval},
-                    {"report", cmd_report}};
+                    {"report", cmd_report}, {"icl", cmd_icl}};
 #ifdef ATTN_HAVE_MPI
     cli_cp_bench = cp_bench_run; /* ring and ulysses under mpirun (docs/scale-out.md) */
     cli_cp_probe = cp_probe_run; /* their cost model's ping-pong probe */
