@@ -29,6 +29,7 @@
     X(aaren) \
     X(gam) \
     X(ponet) \
+    X(tcnca) \
     X(landmark) \
     X(infini) \
     X(titans) \
