@@ -30,6 +30,7 @@
     X(gam) \
     X(ponet) \
     X(tcnca) \
+    X(lowrank_mha) \
     X(landmark) \
     X(infini) \
     X(titans) \
