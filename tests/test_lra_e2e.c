@@ -166,6 +166,20 @@ Test(lra_e2e, listops_tiny_model_beats_chance, .timeout = 120)
     expect_beats_chance(&r);
 }
 
+Test(lra_e2e, listops_tiny_lowrank_mha_pooling_model_beats_chance, .timeout = 120)
+{
+    /* The listops run above with the low-rank attention pooling mixer
+     * (m = 4 heads, rank 16) in place of softmax attention: every token gets
+     * the sequence's pooled vector, the classifier reads it at the CLS row. */
+    static const char *const p[] = {"min_len=16", "max_len=64", NULL};
+    train_run_opts r;
+    tiny_run(&r, "listops", p);
+    strcpy(r.model.kernels[0], "lowrank_mha");
+    cr_assert_eq(param_bag_add_list(&r.model.kparams, "m=4 r=16"), 0);
+    r.test_n = 400, r.train.steps = 200;
+    expect_beats_chance(&r);
+}
+
 Test(lra_e2e, text_spam_stand_in_tiny_model_beats_chance, .timeout = 120)
 {
     /* The first 255 bytes of each message body (max_len=256, LRA's config

@@ -29,6 +29,8 @@
     X(aaren) \
     X(gam) \
     X(ponet) \
+    X(tcnca) \
+    X(lowrank_mha) \
     X(landmark) \
     X(infini) \
     X(titans) \
