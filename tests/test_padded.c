@@ -118,7 +118,7 @@ Test(padded, forward_matches_the_reference_on_every_claimed_mask, .timeout = 60)
     cr_assert_geq(kernels, 1, "no kernel is flagged padded");
 }
 
-Test(padded, backward_matches_the_reference_gradients, .timeout = SAN_TIMEOUT(120))
+Test(padded, backward_matches_the_reference_gradients, .timeout = SAN_TIMEOUT(240))
 {
     /* central differences for the own references: keep the problem small and
      * the masks few */
