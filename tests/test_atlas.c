@@ -176,60 +176,25 @@ Test(atlas, backward_matches_central_differences_of_reference, .timeout = 180)
 /* State 2 F Dv per (b, KV head), F = 1 + D + D(D+1)/2 (Taylor) or D;
  * forward FLOPs N (4 F Dv + 6 F Dv R / C + 2 R (F + Dv)) per (b, query head),
  * C = min(chunk, N), R = C + min(window, N) - 1; bytes each tensor once with four gate columns. */
+static double omega_state(const memory_cost_case *c) { return 2 * c->F * (double)c->Dv; }
+
+static double omega_flops(const memory_cost_case *c)
+{
+    double F = c->F, Dv = (double)c->Dv, R = c->C + c->w - 1;
+    return 4 * F * Dv + 6 * F * Dv * R / c->C + 2 * R * (F + Dv);
+}
+
 Test(atlas, state_size_and_cost_model, .timeout = 30)
 {
-    static const struct {
-        int64_t B, H, H_kv, N, D, Dv;
-        const char *params;
-        double C, w, F;
-    } shapes[] = {{1, 2, 2, 128, 16, 32, NULL, 1, 64, 153},
-                  {2, 4, 2, 100, 8, 16, "chunk=64 window=4", 64, 4, 45},
-                  {1, 2, 1, 30, 8, 8, "chunk=64 phi=identity", 30, 30, 8}};
-    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
-        attn_args a = memory_args(shapes[s].B, shapes[s].H, shapes[s].H_kv, shapes[s].N, shapes[s].D, shapes[s].Dv,
-                                  "causal", shapes[s].params);
-        a.backward = 1;
-        attn_ctx ctx;
-        cr_assert_eq(attn_ctx_create(K, &a, &ctx), 0, "%s", attn_last_error());
-        double B = (double)a.B, H = (double)a.H, Hkv = (double)a.H_kv, N = (double)a.Nk;
-        double D = (double)a.D, Dv = (double)a.Dv, C = shapes[s].C, F = shapes[s].F, R = C + shapes[s].w - 1;
-        size_t state = (size_t)(4 * B * Hkv * 2 * F * Dv);
-        cr_assert_eq(K->state_bytes(&ctx.args), state);
-        cr_assert_eq(ctx.state_bytes_used, state, "state_bytes_used %zu, expected %zu", ctx.state_bytes_used, state);
-        double f = B * H * N * (4 * F * Dv + 6 * F * Dv * R / C + 2 * R * (F + Dv));
-        cr_assert(fabs(K->flops(&ctx.args, ATTN_PASS_FWD) - f) <= 1e-9 * f);
-        cr_assert(fabs(K->flops(&ctx.args, ATTN_PASS_BWD) - 2.5 * f) <= 1e-9 * f);
-        double bf = 4 * B * N * (H * D + Hkv * (D + Dv + 4) + H * Dv);
-        double bb = 4 * B * N * (2 * H * D + 2 * Hkv * (D + Dv + 4) + H * Dv);
-        cr_assert(fabs(K->bytes(&ctx.args, ATTN_PASS_FWD) - bf) <= 1e-9 * bf);
-        cr_assert(fabs(K->bytes(&ctx.args, ATTN_PASS_BWD) - bb) <= 1e-9 * bb);
-        attn_ctx_destroy(&ctx);
-    }
+    static const memory_cost_case shapes[] = {{1, 2, 2, 128, 16, 32, NULL, 1, 64, 153},
+                                              {2, 4, 2, 100, 8, 16, "chunk=64 window=4", 64, 4, 45},
+                                              {1, 2, 1, 30, 8, 8, "chunk=64 phi=identity", 30, 30, 8}};
+    memory_state_and_cost_match(K, shapes, sizeof shapes / sizeof *shapes, 4, omega_state, omega_flops);
 }
 
 Test(atlas, rejects_bad_params_masks_offsets_and_a_scale, .timeout = 30)
 {
     static const char *const bad[] = {"chunk=0", "chunk=257", "window=0", "window=1025", "phi=cubic", "opt=adam", "lr=1"};
     static const char *const named[] = {"chunk", "chunk", "window", "window", "phi", "opt", "lr"};
-    for (int i = 0; i < 7; i++) {
-        attn_args a = memory_args(1, 2, 2, 16, 8, 8, "causal", bad[i]);
-        attn_ctx ctx;
-        cr_assert_eq(attn_ctx_create(K, &a, &ctx), ATTN_EINVAL, "%s accepted", bad[i]);
-        cr_assert(strstr(attn_last_error(), named[i]), "%s: %s", bad[i], attn_last_error());
-    }
-    static const char *const masks[] = {"full", "window:wl=4,wr=0", "prefix:p=4"};
-    for (int i = 0; i < 3; i++) {
-        attn_args a = memory_args(1, 2, 2, 16, 8, 8, masks[i], NULL);
-        attn_ctx ctx;
-        cr_assert_eq(attn_ctx_create(K, &a, &ctx), ATTN_EUNSUPPORTED, "mask %s accepted", masks[i]);
-    }
-    param_bag scaled = {0};
-    cr_assert_eq(param_bag_add(&scaled, "scale=0.5"), 0);
-    cr_assert_neq(attn_params_validate(K, &scaled, "test"), 0, "a scale was accepted by a kernel without one");
-    attn_args a = memory_args(1, 2, 2, 16, 8, 8, "causal", "chunk=256 window=1024");
-    attn_ctx ctx;
-    cr_assert_eq(attn_ctx_create(K, &a, &ctx), 0, "chunk=256 window=1024: %s", attn_last_error());
-    attn_ctx_destroy(&ctx);
-    a.q_off = 3, a.k_off = 1;
-    cr_assert_eq(attn_ctx_create(K, &a, &ctx), ATTN_EUNSUPPORTED, "q_off != k_off accepted");
+    memory_rejects_bad_inputs(K, bad, named, 7, "chunk=256 window=1024");
 }

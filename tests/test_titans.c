@@ -233,60 +233,25 @@ Test(titans, backward_matches_central_differences_of_reference, .timeout = 120)
     memory_backward_matches_reference(K, cases, sizeof cases / sizeof *cases);
 }
 
-/* State 2 Dk Dv per (b, KV head); C = N (10 Dk Dv + 2 C (Dk + Dv)) per (b, query head), C = min(chunk, N);
- * bytes each tensor once with three gates per token. */
+/* State 2 Dk Dv per (b, KV head); forward FLOPs N (10 Dk Dv + 2 C (Dk + Dv)) per (b, query head),
+ * C = min(chunk, N); bytes each tensor once with three gates per token. */
+static double linear_state(const memory_cost_case *c) { return 2.0 * (double)(c->D * c->Dv); }
+
+static double linear_flops(const memory_cost_case *c)
+{
+    return 10.0 * (double)(c->D * c->Dv) + 2 * c->C * (double)(c->D + c->Dv);
+}
+
 Test(titans, state_size_and_cost_model, .timeout = 30)
 {
-    static const struct {
-        int64_t B, H, H_kv, N, D, Dv;
-        const char *params;
-        double C;
-    } shapes[] = {{1, 2, 2, 128, 16, 32, NULL, 16}, {2, 4, 2, 100, 32, 16, "chunk=64", 64}, {1, 2, 1, 30, 8, 8, "chunk=64", 30}};
-    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
-        attn_args a = memory_args(shapes[s].B, shapes[s].H, shapes[s].H_kv, shapes[s].N, shapes[s].D, shapes[s].Dv,
-                                  "causal", shapes[s].params);
-        a.backward = 1;
-        attn_ctx ctx;
-        cr_assert_eq(attn_ctx_create(K, &a, &ctx), 0, "%s", attn_last_error());
-        double B = (double)a.B, H = (double)a.H, Hkv = (double)a.H_kv, N = (double)a.Nk;
-        double Dk = (double)a.D, Dv = (double)a.Dv, C = shapes[s].C;
-        size_t state = (size_t)(4 * B * Hkv * 2 * Dk * Dv);
-        cr_assert_eq(K->state_bytes(&ctx.args), state);
-        cr_assert_eq(ctx.state_bytes_used, state, "state_bytes_used %zu, expected %zu", ctx.state_bytes_used, state);
-        double f = B * H * N * (10 * Dk * Dv + 2 * C * (Dk + Dv));
-        cr_assert(fabs(K->flops(&ctx.args, ATTN_PASS_FWD) - f) <= 1e-9 * f);
-        cr_assert(fabs(K->flops(&ctx.args, ATTN_PASS_BWD) - 2.5 * f) <= 1e-9 * f);
-        double bf = 4 * B * N * (H * Dk + Hkv * (Dk + Dv + 3) + H * Dv);
-        double bb = 4 * B * N * (2 * H * Dk + 2 * Hkv * (Dk + Dv + 3) + H * Dv);
-        cr_assert(fabs(K->bytes(&ctx.args, ATTN_PASS_FWD) - bf) <= 1e-9 * bf);
-        cr_assert(fabs(K->bytes(&ctx.args, ATTN_PASS_BWD) - bb) <= 1e-9 * bb);
-        attn_ctx_destroy(&ctx);
-    }
+    static const memory_cost_case shapes[] = {
+        {1, 2, 2, 128, 16, 32, NULL, 16, 0, 0}, {2, 4, 2, 100, 32, 16, "chunk=64", 64, 0, 0}, {1, 2, 1, 30, 8, 8, "chunk=64", 30, 0, 0}};
+    memory_state_and_cost_match(K, shapes, sizeof shapes / sizeof *shapes, 3, linear_state, linear_flops);
 }
 
 Test(titans, rejects_bad_params_masks_offsets_and_a_scale, .timeout = 30)
 {
     static const char *const bad[] = {"chunk=0", "chunk=257", "chunk=x", "read=later", "lr=1"};
     static const char *const named[] = {"chunk", "chunk", "chunk", "read", "lr"};
-    for (int i = 0; i < 5; i++) {
-        attn_args a = memory_args(1, 2, 2, 16, 8, 8, "causal", bad[i]);
-        attn_ctx ctx;
-        cr_assert_eq(attn_ctx_create(K, &a, &ctx), ATTN_EINVAL, "%s accepted", bad[i]);
-        cr_assert(strstr(attn_last_error(), named[i]), "%s: %s", bad[i], attn_last_error());
-    }
-    static const char *const masks[] = {"full", "window:wl=4,wr=0", "prefix:p=4"};
-    for (int i = 0; i < 3; i++) {
-        attn_args a = memory_args(1, 2, 2, 16, 8, 8, masks[i], NULL);
-        attn_ctx ctx;
-        cr_assert_eq(attn_ctx_create(K, &a, &ctx), ATTN_EUNSUPPORTED, "mask %s accepted", masks[i]);
-    }
-    param_bag scaled = {0};
-    cr_assert_eq(param_bag_add(&scaled, "scale=0.5"), 0);
-    cr_assert_neq(attn_params_validate(K, &scaled, "test"), 0, "a scale was accepted by a kernel without one");
-    attn_args a = memory_args(1, 2, 2, 16, 8, 8, "causal", "chunk=256");
-    attn_ctx ctx;
-    cr_assert_eq(attn_ctx_create(K, &a, &ctx), 0, "chunk=256: %s", attn_last_error());
-    attn_ctx_destroy(&ctx);
-    a.q_off = 3, a.k_off = 1;
-    cr_assert_eq(attn_ctx_create(K, &a, &ctx), ATTN_EUNSUPPORTED, "q_off != k_off accepted");
+    memory_rejects_bad_inputs(K, bad, named, 5, "chunk=256");
 }

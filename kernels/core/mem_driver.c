@@ -142,20 +142,23 @@ static double backward_task(const mem_plan *m, const attn_args *a, const mem_ste
     return flops;
 }
 
+/* One task of the forward (g NULL: its chunks from a fresh state into
+ * `state`) or of the backward (g: in its slot). */
 typedef struct {
     const attn_args *a;
     const mem_plan *m;
     const mem_steps *s;
     const void *all;
     const attn_grads *g;
-} bwd_env;
+} task_env;
 
-static double backward_cb(const void *env, int64_t b, int64_t hk, float *state, float *ws)
+static double task_cb(const void *env, int64_t b, int64_t hk, float *state, float *ws)
 {
-    const bwd_env *e = env;
+    const task_env *e = env;
     _Alignas(16) unsigned char task[MEM_TASK_BYTES];
-    (void)state;
     e->s->place(e->all, b, hk, task);
+    if (!e->g)
+        return mem_walk_chunks(e->a, e->m->C, 0, e->a->Nk, e->s->chunk, task, state, ws, 1);
     if (e->s->start)
         e->s->start(task, e->g);
     return backward_task(e->m, e->a, e->s, task, e->g, ws) + e->s->steps_flops(task);
@@ -164,6 +167,34 @@ static double backward_cb(const void *env, int64_t b, int64_t hk, float *state, 
 long long mem_backward(const attn_args *a, const mem_plan *m, const mem_steps *s, const void *all,
                        const attn_grads *g, float *slots)
 {
-    bwd_env env = {a, m, s, all, g};
-    return mem_each_task(a, NULL, 0, slots, m->slot_floats, backward_cb, &env);
+    task_env env = {a, m, s, all, g};
+    return mem_each_task(a, NULL, 0, slots, m->slot_floats, task_cb, &env);
+}
+
+long long mem_forward(const attn_args *a, const mem_plan *m, const mem_steps *s, const void *all, float *workspace)
+{
+    task_env env = {a, m, s, all, NULL};
+    size_t task_floats = (size_t)(2 * m->rows * m->Dv);
+    return mem_each_task(a, workspace, task_floats, workspace + mem_round(m->state_floats), m->slot_floats, task_cb,
+                         &env);
+}
+
+int mem_inputs_present(const char *name, const attn_io *io, const attn_grads *g)
+{
+    if (!io->beta.data || !io->gate.data || !io->router.data)
+        return attn_fail(ATTN_EINVAL, "kernel '%s': expected io.beta, io.gate and io.router, found NULL", name);
+    if (g && (!g->dbeta.data || !g->dgate.data || !g->drouter.data))
+        return attn_fail(ATTN_EINVAL, "kernel '%s': expected dbeta, dgate and drouter, found NULL", name);
+    return 0;
+}
+
+void mem_ref_boundaries(const attn_args *a, int64_t t, int64_t C, int64_t *chunk_end, double *WS, size_t n,
+                        double *W0)
+{
+    if (attn_key_starts_seq(a, t))
+        memset(WS, 0, sizeof(double) * 2 * n);
+    if (t == *chunk_end) {
+        *chunk_end = attn_key_block_end(a, t, C);
+        memcpy(W0, WS, sizeof(double) * n);
+    }
 }

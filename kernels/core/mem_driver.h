@@ -71,7 +71,7 @@ typedef struct {
 /* Largest kernel task the backward driver holds. */
 #define MEM_TASK_BYTES 128
 
-/* The kernel's part of the backward. */
+/* The kernel's part of the forward and the backward. */
 typedef struct {
     /* task = the task of (b, hk), from `all`, the template every task shares */
     void (*place)(const void *all, int64_t b, int64_t hk, void *task);
@@ -93,5 +93,21 @@ typedef struct {
  * checkpoint, then undone in reverse. Returns the FLOPs. */
 long long mem_backward(const attn_args *a, const mem_plan *m, const mem_steps *s, const void *all,
                        const attn_grads *g, float *slots);
+
+/* The forward of every (batch, KV head) in the workspace of mem_plan_size_ctx:
+ * each task's keys chunk by chunk (s->chunk) from a fresh state, its final
+ * [H; S] left in the task's state. Returns the FLOPs. */
+long long mem_forward(const attn_args *a, const mem_plan *m, const mem_steps *s, const void *all, float *workspace);
+
+/* Fails with a message naming kernel `name` unless io (and g, when not NULL)
+ * carry the three gate inputs (beta, gate, router) and their gradients. */
+int mem_inputs_present(const char *name, const attn_io *io, const attn_grads *g);
+
+/* The double references' walk over keys: at key t, a sequence start resets
+ * the state [W; S] (2 n doubles) to zero, and a chunk start (*chunk_end == t,
+ * then moved to the chunk's end) copies W into W0, the memory at which the
+ * chunk's gradients are taken. */
+void mem_ref_boundaries(const attn_args *a, int64_t t, int64_t C, int64_t *chunk_end, double *WS, size_t n,
+                        double *W0);
 
 #endif

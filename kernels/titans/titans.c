@@ -83,24 +83,6 @@ static int titans_init(attn_ctx *ctx, const attn_args *a)
     return 0;
 }
 
-int titans_inputs_present(const attn_ctx *ctx, const attn_io *io, const attn_grads *g)
-{
-    if (!io->beta.data || !io->gate.data || !io->router.data)
-        return attn_fail(ATTN_EINVAL, "kernel 'titans': expected io.beta, io.gate and io.router, found NULL");
-    if (g && (!g->dbeta.data || !g->dgate.data || !g->drouter.data))
-        return attn_fail(ATTN_EINVAL, "kernel 'titans': expected dbeta, dgate and drouter, found NULL");
-    (void)ctx;
-    return 0;
-}
-
-/* One (batch, KV head): its keys chunk by chunk from a zero memory. */
-static double forward_task(const void *env, int64_t b, int64_t hk, float *H, float *ws)
-{
-    titans_task t = *(const titans_task *)env;
-    t.b = b, t.hk = hk;
-    return mem_walk_chunks(t.a, t.pl->C, 0, t.a->Nk, titans_chunk, &t, H, ws, 1);
-}
-
 // q (B,H,N,Dk), k (B,H_kv,N,Dk), v (B,H_kv,N,Dv), beta, gate, router (B,H_kv,N,1); o (B,H,N,Dv).
 // The final memory and momentum of each (b, KV head) stay in the workspace (ctx->state_bytes_used).
 static int titans_forward(attn_ctx *ctx, const attn_io *io)
@@ -108,12 +90,10 @@ static int titans_forward(attn_ctx *ctx, const attn_io *io)
     const attn_args *a = &ctx->args;
     titans_plan pl;
     int rc = titans_plan_make(&pl, a);
-    if (rc || (rc = titans_inputs_present(ctx, io, NULL)))
+    if (rc || (rc = mem_inputs_present("titans", io, NULL)))
         return rc;
-    float *state = ctx->workspace;
     titans_task all = {a, io, &pl, 0, 0};
-    long long flops = mem_each_task(a, state, (size_t)(2 * pl.Dk * pl.Dv), state + mem_round(pl.m.state_floats),
-                                    pl.m.slot_floats, forward_task, &all);
+    long long flops = mem_forward(a, &pl.m, &titans_steps, &all, ctx->workspace);
     attn_counter_add(ATTN_CNT_FLOPS, flops);
     int64_t tasks = a->B * a->H_kv;
     /* K, V and three gates once per KV head, Q once per query head */

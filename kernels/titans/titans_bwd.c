@@ -156,7 +156,7 @@ static double steps_flops(const void *task)
     return (double)(t->pl->Dk * t->pl->Dv) * (22.0 + 4.0 * (double)t->pl->G) * (double)t->a->Nk;
 }
 
-static const mem_steps titans_steps = {place, NULL, step_forward, step_backward, titans_chunk, steps_flops};
+const mem_steps titans_steps = {place, NULL, step_forward, step_backward, titans_chunk, steps_flops};
 
 int titans_backward(attn_ctx *ctx, const attn_io *io, const attn_grads *g)
 {
@@ -165,7 +165,7 @@ int titans_backward(attn_ctx *ctx, const attn_io *io, const attn_grads *g)
         return attn_backward_unplanned(ctx);
     titans_plan pl;
     int rc = titans_plan_make(&pl, a);
-    if (rc || (rc = titans_inputs_present(ctx, io, g)))
+    if (rc || (rc = mem_inputs_present("titans", io, g)))
         return rc;
     float *slots = (float *)ctx->workspace + mem_round(pl.m.state_floats);
     /* One task per (b, KV head): it owns dK, dV and the gates' gradients of that head and dQ of its G heads. */

@@ -53,8 +53,6 @@ float titans_rnorm(const float *x, int64_t D);
  * exp(gate), momentum eta = sigmoid(router logit). */
 void titans_gates(const titans_task *t, int64_t j, float *beta, float *a, float *eta);
 
-/* Fails with a message unless io (and g, when not NULL) carry the three gates. */
-int titans_inputs_present(const attn_ctx *ctx, const attn_io *io, const attn_grads *g);
 
 /* One chunk of keys [j0, j0+c) of a titans_task (a mem_chunk_fn): advances
  * H and S (each Dk x Dv, adjacent: S = H + Dk*Dv) and, when write_o, writes
@@ -65,6 +63,9 @@ double titans_chunk(const void *task, int64_t j0, int64_t c, int fresh, float *H
 
 /* Floats of titans_chunk's scratch for chunks of at most c keys. */
 size_t titans_chunk_floats(int64_t c, int64_t Dk, int64_t Dv);
+
+/* The chunk, the per-token steps and their undoing, for the driver's forward and backward. */
+extern const mem_steps titans_steps;
 
 int titans_backward(attn_ctx *ctx, const attn_io *io, const attn_grads *g);
 int titans_ref_forward(const attn_args *a, const attn_io64 *io);
