@@ -10,6 +10,7 @@
 
 #include <criterion/criterion.h>
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 static attn_args memory_args(int64_t B, int64_t H, int64_t H_kv, int64_t N, int64_t D, int64_t Dv, const char *mask,
@@ -18,6 +19,58 @@ static attn_args memory_args(int64_t B, int64_t H, int64_t H_kv, int64_t N, int6
     attn_args a = fx_args_params(B, H, H_kv, N, N, D, mask, 1, params);
     a.Dv = Dv;
     return a;
+}
+
+/* A gate logit whose logistic is exactly 0 (negative) or 1 (positive) in fp32 and double. */
+#define SHUT_LOGIT (-1e4f)
+#define OPEN_LOGIT (1e4f)
+
+static inline void memory_fill(const attn_tensor *t, float x)
+{
+    for (int64_t i = 0; i < t->B * t->sb; i++)
+        t->data[i] = x;
+}
+
+/* The fp32 forward of k on p, its outputs first set to NaN: a row it forgets stays NaN. */
+static inline void memory_run_checked(const attn_kernel *k, fx_problem *p, const char *what)
+{
+    memset(p->o.data, 0xff, sizeof(float) * (size_t)(p->o.B * p->o.sb));
+    cr_assert_eq(fx_run(k, p, 0), 0, "%s: %s", what, attn_last_error());
+}
+
+typedef struct {
+    int64_t B, H, H_kv, N, D, Dv;
+    const char *mask;
+} memory_shape;
+
+/* On every shape and parameter string: the fp32 forward within 5e-5 of the
+ * double reference (fx_err_o), the outputs not degenerate (beyond one token,
+ * which reads the start memory under read=before). prepare (or
+ * NULL) changes a problem's inputs and reruns its reference. */
+static inline void memory_chunked_matches_reference(const attn_kernel *k, const memory_shape *cases, size_t nc,
+                                                    const char *const *params, size_t np, uint64_t seed0,
+                                                    void (*prepare)(fx_problem *))
+{
+    for (size_t c = 0; c < nc; c++)
+        for (size_t ip = 0; ip < np; ip++) {
+            attn_args a = memory_args(cases[c].B, cases[c].H, cases[c].H_kv, cases[c].N, cases[c].D, cases[c].Dv,
+                                      cases[c].mask, params[ip]);
+            char what[160];
+            snprintf(what, sizeof what, "B%lld H%lld/%lld N%lld D%lld Dv%lld %s %s", (long long)a.B,
+                     (long long)a.H, (long long)a.H_kv, (long long)a.Nk, (long long)a.D, (long long)a.Dv,
+                     cases[c].mask, params[ip]);
+            fx_problem p;
+            fx_make_for(&p, k, &a, seed0 + c);
+            if (prepare)
+                prepare(&p);
+            memory_run_checked(k, &p, what);
+            double e = fx_err_o(&p), m = 0;
+            for (int64_t i = 0; i < p.o.B * p.o.sb; i++)
+                m = fmax(m, fabs(p.o64.data[i]));
+            cr_assert(a.Nk == 1 || m > 1e-3, "%s: degenerate, max|O| %.3g", what, m);
+            cr_assert(e <= 5e-5, "%s: err_O %.3g > 5e-5", what, e);
+            fx_free(&p);
+        }
 }
 
 typedef struct {

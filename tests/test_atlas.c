@@ -19,16 +19,6 @@
 
 #define K (&attn_kernel_atlas)
 
-/* A logit whose logistic is exactly 0 (negative) or 1 (positive) in fp32 and double. */
-#define SHUT_LOGIT (-1e4f)
-#define OPEN_LOGIT (1e4f)
-
-static void run_checked(fx_problem *p, const attn_kernel *k, const char *what)
-{
-    memset(p->o.data, 0xff, sizeof(float) * (size_t)(p->o.B * p->o.sb)); /* a forgotten row stays NaN */
-    cr_assert_eq(fx_run(k, p, 0), 0, "%s: %s", what, attn_last_error());
-}
-
 /* b stale steps of one chunk add up: its steps are divided by b so that the
  * chunk's total step stays that of one token's (docs/kernels/atlas.md,
  * Stability) -- on a diverging memory fp32 rounding grows with the outputs.
@@ -46,10 +36,7 @@ static void scale_steps_to_chunk(fx_problem *p)
 
 Test(atlas, chunked_equals_token_by_token_reference, .timeout = 240)
 {
-    static const struct {
-        int64_t B, H, H_kv, N, D, Dv;
-        const char *mask;
-    } cases[] = {
+    static const memory_shape cases[] = {
         {1, 2, 2, 1, 16, 16, "causal"},
         {2, 4, 2, 7, 16, 24, "causal"},
         {1, 4, 2, 130, 16, 40, "causal"},
@@ -61,22 +48,8 @@ Test(atlas, chunked_equals_token_by_token_reference, .timeout = 240)
     };
     static const char *const params[] = {"chunk=1 window=4", "chunk=16 window=4", "chunk=16 window=1",
                                          "chunk=4 window=16", "chunk=16 window=8 phi=identity", "chunk=7 window=64"};
-    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++)
-        for (size_t ip = 0; ip < sizeof params / sizeof *params; ip++) {
-            attn_args a = memory_args(cases[c].B, cases[c].H, cases[c].H_kv, cases[c].N, cases[c].D, cases[c].Dv,
-                                      cases[c].mask, params[ip]);
-            char what[160];
-            snprintf(what, sizeof what, "B%lld H%lld/%lld N%lld D%lld Dv%lld %s %s", (long long)a.B,
-                     (long long)a.H, (long long)a.H_kv, (long long)a.Nk, (long long)a.D, (long long)a.Dv,
-                     cases[c].mask, params[ip]);
-            fx_problem p;
-            fx_make_for(&p, K, &a, 10 + c);
-            scale_steps_to_chunk(&p);
-            run_checked(&p, K, what);
-            double e = fx_err_o(&p);
-            cr_assert(e <= 5e-5, "%s: err_O %.3g > 5e-5", what, e);
-            fx_free(&p);
-        }
+    memory_chunked_matches_reference(K, cases, sizeof cases / sizeof *cases, params, sizeof params / sizeof *params, 10,
+                                     scale_steps_to_chunk);
 }
 
 /* window = 1, identity features, gamma = 1 and a constant step eta: S_t =
@@ -107,8 +80,8 @@ Test(atlas, one_token_window_on_identity_features_is_titans, .timeout = 30)
             }
         fx_ref_forward(&p);
         fx_ref_forward(&t);
-        run_checked(&p, K, "atlas");
-        run_checked(&t, &attn_kernel_titans, "titans");
+        memory_run_checked(K, &p, "atlas");
+        memory_run_checked(&attn_kernel_titans, &t, "titans");
         double e = 0, m = 0, e64 = 0;
         for (int64_t i = 0; i < p.o.B * p.o.sb; i++) {
             e = fmax(e, fabs((double)p.o.data[i] - t.o.data[i]));
@@ -140,8 +113,8 @@ Test(atlas, omega_loss_is_the_window_mean, .timeout = 30)
             memcpy(attn_at(&p[iw].v, 0, 0, j), attn_at(&p[iw].v, 0, 0, 0), sizeof(float) * D);
             attn_at(&p[iw].router, 0, 0, j)[1] = attn_at(&p[iw].router, 0, 0, 0)[1];
         }
-        run_checked(&p[iw], K, windows[iw]);
-        run_checked(&d[iw], K, windows[iw]);
+        memory_run_checked(K, &p[iw], windows[iw]);
+        memory_run_checked(K, &d[iw], windows[iw]);
     }
     double same = 0, distinct = 0, m = 0;
     for (int64_t i = 0; i < p[0].o.B * p[0].o.sb; i++) {

@@ -19,28 +19,9 @@
 
 #define K (&attn_kernel_titans)
 
-/* A momentum logit that makes eta exactly 0 (negative) or 1 (positive) in fp32 and double. */
-#define SHUT_LOGIT (-1e4f)
-#define OPEN_LOGIT (1e4f)
-
-static void fill(const attn_tensor *t, float x)
-{
-    for (int64_t i = 0; i < t->B * t->sb; i++)
-        t->data[i] = x;
-}
-
-static void run_checked(fx_problem *p, int bwd, const char *what)
-{
-    memset(p->o.data, 0xff, sizeof(float) * (size_t)(p->o.B * p->o.sb)); /* a forgotten row stays NaN */
-    cr_assert_eq(fx_run(K, p, bwd), 0, "%s: %s", what, attn_last_error());
-}
-
 Test(titans, chunked_equals_token_by_token_reference, .timeout = 120)
 {
-    static const struct {
-        int64_t B, H, H_kv, N, D, Dv;
-        const char *mask;
-    } cases[] = {
+    static const memory_shape cases[] = {
         {1, 2, 2, 1, 16, 16, "causal"},
         {2, 4, 2, 7, 32, 24, "causal"},
         {1, 4, 2, 130, 16, 40, "causal"},
@@ -52,21 +33,8 @@ Test(titans, chunked_equals_token_by_token_reference, .timeout = 120)
     };
     static const char *const params[] = {"chunk=1", "chunk=16", "chunk=64", "chunk=16 read=before",
                                          "chunk=1 read=before"};
-    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++)
-        for (size_t ip = 0; ip < sizeof params / sizeof *params; ip++) {
-            attn_args a = memory_args(cases[c].B, cases[c].H, cases[c].H_kv, cases[c].N, cases[c].D, cases[c].Dv,
-                                      cases[c].mask, params[ip]);
-            char what[160];
-            snprintf(what, sizeof what, "B%lld H%lld/%lld N%lld D%lld Dv%lld %s %s", (long long)a.B,
-                     (long long)a.H, (long long)a.H_kv, (long long)a.Nk, (long long)a.D, (long long)a.Dv,
-                     cases[c].mask, params[ip]);
-            fx_problem p;
-            fx_make_for(&p, K, &a, 10 + c);
-            run_checked(&p, 0, what);
-            double e = fx_err_o(&p);
-            cr_assert(e <= 5e-5, "%s: err_O %.3g > 5e-5", what, e);
-            fx_free(&p);
-        }
+    memory_chunked_matches_reference(K, cases, sizeof cases / sizeof *cases, params, sizeof params / sizeof *params, 10,
+                                     NULL);
 }
 
 /* eta = 0, a = 1 (alpha = 0), per token: W_t = W_{t-1} - beta (W_{t-1} k^ - v) k^^T,
@@ -79,8 +47,8 @@ Test(titans, no_momentum_no_forgetting_per_token_is_deltanet_on_normalised_queri
     fx_problem p, d;
     fx_make_for(&p, K, &a, 4);
     fx_make_for(&d, &attn_kernel_deltanet, &ad, 4);
-    fill(&p.router, SHUT_LOGIT);
-    fill(&p.gate, 0.0f);
+    memory_fill(&p.router, SHUT_LOGIT);
+    memory_fill(&p.gate, 0.0f);
     memcpy(p.k.data, d.k.data, sizeof(float) * (size_t)(p.k.B * p.k.sb));
     memcpy(p.v.data, d.v.data, sizeof(float) * (size_t)(p.v.B * p.v.sb));
     memcpy(p.beta.data, d.beta.data, sizeof(float) * (size_t)(p.beta.B * p.beta.sb));
@@ -96,7 +64,7 @@ Test(titans, no_momentum_no_forgetting_per_token_is_deltanet_on_normalised_queri
             }
     fx_ref_forward(&p);
     fx_ref_forward(&d);
-    run_checked(&p, 0, "titans");
+    memory_run_checked(K, &p, "titans");
     cr_assert_eq(fx_run(&attn_kernel_deltanet, &d, 0), 0, "%s", attn_last_error());
     double e = 0, m = 0, e64 = 0;
     for (int64_t i = 0; i < p.o.B * p.o.sb; i++) {
@@ -122,16 +90,16 @@ Test(titans, a_chunks_gradients_are_taken_at_its_initial_memory, .timeout = 30)
         attn_args a = memory_args(1, 1, 1, 2, 8, 8, "causal", params[ip]);
         fx_problem p;
         fx_make_for(&p, K, &a, 6);
-        fill(&p.router, SHUT_LOGIT);
-        fill(&p.gate, 0.0f);
-        fill(&p.beta, 1.0f);
+        memory_fill(&p.router, SHUT_LOGIT);
+        memory_fill(&p.gate, 0.0f);
+        memory_fill(&p.beta, 1.0f);
         for (int64_t d = 0; d < 8; d++) {
             attn_at(&p.k, 0, 0, 1)[d] = attn_at(&p.k, 0, 0, 0)[d];
             attn_at(&p.q, 0, 0, 1)[d] = attn_at(&p.k, 0, 0, 0)[d];
             attn_at(&p.v, 0, 0, 1)[d] = attn_at(&p.v, 0, 0, 0)[d];
         }
         fx_ref_forward(&p);
-        run_checked(&p, 0, params[ip]);
+        memory_run_checked(K, &p, params[ip]);
         for (int64_t d = 0; d < 8; d++) {
             double want = (ip + 1) * attn_at(&p.v, 0, 0, 0)[d];
             cr_assert(fabs(attn_at(&p.o, 0, 0, 1)[d] - want) <= 1e-5, "%s: y[%lld] = %.7g, expected %.7g",
@@ -154,14 +122,14 @@ Test(titans, momentum_keeps_moving_the_memory_after_one_surprise, .timeout = 30)
         attn_args a = memory_args(1, 1, 1, N, D, D, "causal", params[ip]);
         fx_problem p;
         fx_make_for(&p, K, &a, 7);
-        fill(&p.router, OPEN_LOGIT);
-        fill(&p.gate, 0.0f);
-        fill(&p.beta, 0.0f);
+        memory_fill(&p.router, OPEN_LOGIT);
+        memory_fill(&p.gate, 0.0f);
+        memory_fill(&p.beta, 0.0f);
         p.beta.data[0] = 0.25f;
         for (int64_t t = 0; t < N; t++)
             memcpy(attn_at(&p.q, 0, 0, t), attn_at(&p.k, 0, 0, 0), sizeof(float) * D);
         fx_ref_forward(&p);
-        run_checked(&p, 0, params[ip]);
+        memory_run_checked(K, &p, params[ip]);
         int before = ip == 2;
         for (int64_t t = 0; t < N; t++)
             for (int64_t d = 0; d < D; d++) {
@@ -198,8 +166,8 @@ Test(titans, shut_forgetting_gate_without_momentum_erases_the_past, .timeout = 3
                 attn_at(&r.k, 0, 0, t)[d] = -0.5f * attn_at(&p.k, 0, 0, t)[d] + 0.1f;
                 attn_at(&r.v, 0, 0, t)[d] = 2.0f * attn_at(&p.v, 0, 0, t)[d];
             }
-        run_checked(&p, 0, params[ip]);
-        run_checked(&r, 0, params[ip]);
+        memory_run_checked(K, &p, params[ip]);
+        memory_run_checked(K, &r, params[ip]);
         double diff_before = 0, diff_after = 0;
         for (int64_t h = 0; h < 2; h++)
             for (int64_t t = 0; t < N; t++)
