@@ -198,7 +198,7 @@ static double steps_flops(const void *task)
     return ((double)(pl->F * pl->Dv) * (14.0 * w + 11.0 + 4.0 * (double)pl->G) + ns) * (double)t->a->Nk;
 }
 
-const mem_steps atlas_steps = {place, zero_accumulated, step_forward, step_backward, atlas_chunk, steps_flops};
+const mem_steps atlas_steps = {place, zero_accumulated, step_forward, step_backward, atlas_chunk, NULL, steps_flops};
 
 int atlas_backward(attn_ctx *ctx, const attn_io *io, const attn_grads *g)
 {

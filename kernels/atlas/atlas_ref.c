@@ -45,7 +45,7 @@ static void ref_head(const attn_args *a, const attn_io64 *io, const atlas_plan *
 {
     int64_t F = pl->F, Dv = pl->Dv, hk = h / pl->G, FDv = F * Dv, chunk_end = 0;
     for (int64_t t = 0; t < a->Nk; t++) {
-        mem_ref_boundaries(a, t, pl->C, &chunk_end, r->W, (size_t)FDv, r->W0); /* W, S adjacent */
+        mem_ref_boundaries(a, t, pl->C, &chunk_end, r->W, (size_t)FDv, NULL, r->W0); /* W, S adjacent */
         window_gradient(a, io, pl, b, hk, t, r);
         double eta = attn_at64(&io->beta, b, hk, t)[0], alpha = exp(attn_at64(&io->gate, b, hk, t)[0]);
         double theta = atlas_sigmoid(attn_at64(&io->router, b, hk, t)[0]);

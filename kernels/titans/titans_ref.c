@@ -18,7 +18,7 @@ typedef struct {
     double *W, *Sig, *W0, *kh, *qh, *E;
 } ref_bufs;
 
-static void normalise(double *out, const double *x, int64_t D)
+void titans_normalise64(double *out, const double *x, int64_t D)
 {
     double n2 = 0;
     for (int64_t d = 0; d < D; d++)
@@ -57,9 +57,9 @@ static void ref_head(const attn_args *a, const attn_io64 *io, const titans_plan 
 {
     int64_t Dk = pl->Dk, Dv = pl->Dv, hk = h / pl->G, chunk_end = 0;
     for (int64_t t = 0; t < a->Nk; t++) {
-        mem_ref_boundaries(a, t, pl->C, &chunk_end, r->W, (size_t)(Dk * Dv), r->W0); /* W, Sig adjacent */
-        normalise(r->kh, attn_at64(&io->k, b, hk, t), Dk);
-        normalise(r->qh, attn_at64(&io->q, b, h, t), Dk);
+        mem_ref_boundaries(a, t, pl->C, &chunk_end, r->W, (size_t)(Dk * Dv), NULL, r->W0); /* W, Sig adjacent */
+        titans_normalise64(r->kh, attn_at64(&io->k, b, hk, t), Dk);
+        titans_normalise64(r->qh, attn_at64(&io->q, b, h, t), Dk);
         double *o = attn_at64(&io->o, b, h, t);
         if (pl->read_before)
             read_memory(o, r->W, r->qh, Dk, Dv);
@@ -81,6 +81,8 @@ int titans_ref_forward(const attn_args *a, const attn_io64 *io)
     int rc = titans_plan_make(&pl, &plain);
     if (rc)
         return rc;
+    if (pl.mlp)
+        return titans_mlp_ref_forward(a, io, &pl);
     int64_t Dk = pl.Dk, Dv = pl.Dv, DkDv = Dk * Dv;
     double *buf = malloc(sizeof(double) * (size_t)(3 * DkDv + 2 * Dk + Dv));
     if (!buf)
