@@ -19,16 +19,6 @@
 
 #define K (&attn_kernel_atlas)
 
-/* A logit whose logistic is exactly 0 (negative) or 1 (positive) in fp32 and double. */
-#define SHUT_LOGIT (-1e4f)
-#define OPEN_LOGIT (1e4f)
-
-static void run_checked(fx_problem *p, const attn_kernel *k, const char *what)
-{
-    memset(p->o.data, 0xff, sizeof(float) * (size_t)(p->o.B * p->o.sb)); /* a forgotten row stays NaN */
-    cr_assert_eq(fx_run(k, p, 0), 0, "%s: %s", what, attn_last_error());
-}
-
 /* b stale steps of one chunk add up: its steps are divided by b so that the
  * chunk's total step stays that of one token's (docs/kernels/atlas.md,
  * Stability) -- on a diverging memory fp32 rounding grows with the outputs.
@@ -46,10 +36,7 @@ static void scale_steps_to_chunk(fx_problem *p)
 
 Test(atlas, chunked_equals_token_by_token_reference, .timeout = 240)
 {
-    static const struct {
-        int64_t B, H, H_kv, N, D, Dv;
-        const char *mask;
-    } cases[] = {
+    static const memory_shape cases[] = {
         {1, 2, 2, 1, 16, 16, "causal"},
         {2, 4, 2, 7, 16, 24, "causal"},
         {1, 4, 2, 130, 16, 40, "causal"},
@@ -61,22 +48,8 @@ Test(atlas, chunked_equals_token_by_token_reference, .timeout = 240)
     };
     static const char *const params[] = {"chunk=1 window=4", "chunk=16 window=4", "chunk=16 window=1",
                                          "chunk=4 window=16", "chunk=16 window=8 phi=identity", "chunk=7 window=64"};
-    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++)
-        for (size_t ip = 0; ip < sizeof params / sizeof *params; ip++) {
-            attn_args a = memory_args(cases[c].B, cases[c].H, cases[c].H_kv, cases[c].N, cases[c].D, cases[c].Dv,
-                                      cases[c].mask, params[ip]);
-            char what[160];
-            snprintf(what, sizeof what, "B%lld H%lld/%lld N%lld D%lld Dv%lld %s %s", (long long)a.B,
-                     (long long)a.H, (long long)a.H_kv, (long long)a.Nk, (long long)a.D, (long long)a.Dv,
-                     cases[c].mask, params[ip]);
-            fx_problem p;
-            fx_make_for(&p, K, &a, 10 + c);
-            scale_steps_to_chunk(&p);
-            run_checked(&p, K, what);
-            double e = fx_err_o(&p);
-            cr_assert(e <= 5e-5, "%s: err_O %.3g > 5e-5", what, e);
-            fx_free(&p);
-        }
+    memory_chunked_matches_reference(K, cases, sizeof cases / sizeof *cases, params, sizeof params / sizeof *params, 10,
+                                     scale_steps_to_chunk);
 }
 
 /* window = 1, identity features, gamma = 1 and a constant step eta: S_t =
@@ -107,8 +80,8 @@ Test(atlas, one_token_window_on_identity_features_is_titans, .timeout = 30)
             }
         fx_ref_forward(&p);
         fx_ref_forward(&t);
-        run_checked(&p, K, "atlas");
-        run_checked(&t, &attn_kernel_titans, "titans");
+        memory_run_checked(K, &p, "atlas");
+        memory_run_checked(&attn_kernel_titans, &t, "titans");
         double e = 0, m = 0, e64 = 0;
         for (int64_t i = 0; i < p.o.B * p.o.sb; i++) {
             e = fmax(e, fabs((double)p.o.data[i] - t.o.data[i]));
@@ -140,8 +113,8 @@ Test(atlas, omega_loss_is_the_window_mean, .timeout = 30)
             memcpy(attn_at(&p[iw].v, 0, 0, j), attn_at(&p[iw].v, 0, 0, 0), sizeof(float) * D);
             attn_at(&p[iw].router, 0, 0, j)[1] = attn_at(&p[iw].router, 0, 0, 0)[1];
         }
-        run_checked(&p[iw], K, windows[iw]);
-        run_checked(&d[iw], K, windows[iw]);
+        memory_run_checked(K, &p[iw], windows[iw]);
+        memory_run_checked(K, &d[iw], windows[iw]);
     }
     double same = 0, distinct = 0, m = 0;
     for (int64_t i = 0; i < p[0].o.B * p[0].o.sb; i++) {
@@ -176,60 +149,25 @@ Test(atlas, backward_matches_central_differences_of_reference, .timeout = 180)
 /* State 2 F Dv per (b, KV head), F = 1 + D + D(D+1)/2 (Taylor) or D;
  * forward FLOPs N (4 F Dv + 6 F Dv R / C + 2 R (F + Dv)) per (b, query head),
  * C = min(chunk, N), R = C + min(window, N) - 1; bytes each tensor once with four gate columns. */
+static double omega_state(const memory_cost_case *c) { return 2 * c->F * (double)c->Dv; }
+
+static double omega_flops(const memory_cost_case *c)
+{
+    double F = c->F, Dv = (double)c->Dv, R = c->C + c->w - 1;
+    return 4 * F * Dv + 6 * F * Dv * R / c->C + 2 * R * (F + Dv);
+}
+
 Test(atlas, state_size_and_cost_model, .timeout = 30)
 {
-    static const struct {
-        int64_t B, H, H_kv, N, D, Dv;
-        const char *params;
-        double C, w, F;
-    } shapes[] = {{1, 2, 2, 128, 16, 32, NULL, 1, 64, 153},
-                  {2, 4, 2, 100, 8, 16, "chunk=64 window=4", 64, 4, 45},
-                  {1, 2, 1, 30, 8, 8, "chunk=64 phi=identity", 30, 30, 8}};
-    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
-        attn_args a = memory_args(shapes[s].B, shapes[s].H, shapes[s].H_kv, shapes[s].N, shapes[s].D, shapes[s].Dv,
-                                  "causal", shapes[s].params);
-        a.backward = 1;
-        attn_ctx ctx;
-        cr_assert_eq(attn_ctx_create(K, &a, &ctx), 0, "%s", attn_last_error());
-        double B = (double)a.B, H = (double)a.H, Hkv = (double)a.H_kv, N = (double)a.Nk;
-        double D = (double)a.D, Dv = (double)a.Dv, C = shapes[s].C, F = shapes[s].F, R = C + shapes[s].w - 1;
-        size_t state = (size_t)(4 * B * Hkv * 2 * F * Dv);
-        cr_assert_eq(K->state_bytes(&ctx.args), state);
-        cr_assert_eq(ctx.state_bytes_used, state, "state_bytes_used %zu, expected %zu", ctx.state_bytes_used, state);
-        double f = B * H * N * (4 * F * Dv + 6 * F * Dv * R / C + 2 * R * (F + Dv));
-        cr_assert(fabs(K->flops(&ctx.args, ATTN_PASS_FWD) - f) <= 1e-9 * f);
-        cr_assert(fabs(K->flops(&ctx.args, ATTN_PASS_BWD) - 2.5 * f) <= 1e-9 * f);
-        double bf = 4 * B * N * (H * D + Hkv * (D + Dv + 4) + H * Dv);
-        double bb = 4 * B * N * (2 * H * D + 2 * Hkv * (D + Dv + 4) + H * Dv);
-        cr_assert(fabs(K->bytes(&ctx.args, ATTN_PASS_FWD) - bf) <= 1e-9 * bf);
-        cr_assert(fabs(K->bytes(&ctx.args, ATTN_PASS_BWD) - bb) <= 1e-9 * bb);
-        attn_ctx_destroy(&ctx);
-    }
+    static const memory_cost_case shapes[] = {{1, 2, 2, 128, 16, 32, NULL, 1, 64, 153},
+                                              {2, 4, 2, 100, 8, 16, "chunk=64 window=4", 64, 4, 45},
+                                              {1, 2, 1, 30, 8, 8, "chunk=64 phi=identity", 30, 30, 8}};
+    memory_state_and_cost_match(K, shapes, sizeof shapes / sizeof *shapes, 4, omega_state, omega_flops);
 }
 
 Test(atlas, rejects_bad_params_masks_offsets_and_a_scale, .timeout = 30)
 {
     static const char *const bad[] = {"chunk=0", "chunk=257", "window=0", "window=1025", "phi=cubic", "opt=adam", "lr=1"};
     static const char *const named[] = {"chunk", "chunk", "window", "window", "phi", "opt", "lr"};
-    for (int i = 0; i < 7; i++) {
-        attn_args a = memory_args(1, 2, 2, 16, 8, 8, "causal", bad[i]);
-        attn_ctx ctx;
-        cr_assert_eq(attn_ctx_create(K, &a, &ctx), ATTN_EINVAL, "%s accepted", bad[i]);
-        cr_assert(strstr(attn_last_error(), named[i]), "%s: %s", bad[i], attn_last_error());
-    }
-    static const char *const masks[] = {"full", "window:wl=4,wr=0", "prefix:p=4"};
-    for (int i = 0; i < 3; i++) {
-        attn_args a = memory_args(1, 2, 2, 16, 8, 8, masks[i], NULL);
-        attn_ctx ctx;
-        cr_assert_eq(attn_ctx_create(K, &a, &ctx), ATTN_EUNSUPPORTED, "mask %s accepted", masks[i]);
-    }
-    param_bag scaled = {0};
-    cr_assert_eq(param_bag_add(&scaled, "scale=0.5"), 0);
-    cr_assert_neq(attn_params_validate(K, &scaled, "test"), 0, "a scale was accepted by a kernel without one");
-    attn_args a = memory_args(1, 2, 2, 16, 8, 8, "causal", "chunk=256 window=1024");
-    attn_ctx ctx;
-    cr_assert_eq(attn_ctx_create(K, &a, &ctx), 0, "chunk=256 window=1024: %s", attn_last_error());
-    attn_ctx_destroy(&ctx);
-    a.q_off = 3, a.k_off = 1;
-    cr_assert_eq(attn_ctx_create(K, &a, &ctx), ATTN_EUNSUPPORTED, "q_off != k_off accepted");
+    memory_rejects_bad_inputs(K, bad, named, 7, "chunk=256 window=1024");
 }

@@ -19,28 +19,9 @@
 
 #define K (&attn_kernel_titans)
 
-/* A momentum logit that makes eta exactly 0 (negative) or 1 (positive) in fp32 and double. */
-#define SHUT_LOGIT (-1e4f)
-#define OPEN_LOGIT (1e4f)
-
-static void fill(const attn_tensor *t, float x)
-{
-    for (int64_t i = 0; i < t->B * t->sb; i++)
-        t->data[i] = x;
-}
-
-static void run_checked(fx_problem *p, int bwd, const char *what)
-{
-    memset(p->o.data, 0xff, sizeof(float) * (size_t)(p->o.B * p->o.sb)); /* a forgotten row stays NaN */
-    cr_assert_eq(fx_run(K, p, bwd), 0, "%s: %s", what, attn_last_error());
-}
-
 Test(titans, chunked_equals_token_by_token_reference, .timeout = 120)
 {
-    static const struct {
-        int64_t B, H, H_kv, N, D, Dv;
-        const char *mask;
-    } cases[] = {
+    static const memory_shape cases[] = {
         {1, 2, 2, 1, 16, 16, "causal"},
         {2, 4, 2, 7, 32, 24, "causal"},
         {1, 4, 2, 130, 16, 40, "causal"},
@@ -52,21 +33,8 @@ Test(titans, chunked_equals_token_by_token_reference, .timeout = 120)
     };
     static const char *const params[] = {"chunk=1", "chunk=16", "chunk=64", "chunk=16 read=before",
                                          "chunk=1 read=before"};
-    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++)
-        for (size_t ip = 0; ip < sizeof params / sizeof *params; ip++) {
-            attn_args a = memory_args(cases[c].B, cases[c].H, cases[c].H_kv, cases[c].N, cases[c].D, cases[c].Dv,
-                                      cases[c].mask, params[ip]);
-            char what[160];
-            snprintf(what, sizeof what, "B%lld H%lld/%lld N%lld D%lld Dv%lld %s %s", (long long)a.B,
-                     (long long)a.H, (long long)a.H_kv, (long long)a.Nk, (long long)a.D, (long long)a.Dv,
-                     cases[c].mask, params[ip]);
-            fx_problem p;
-            fx_make_for(&p, K, &a, 10 + c);
-            run_checked(&p, 0, what);
-            double e = fx_err_o(&p);
-            cr_assert(e <= 5e-5, "%s: err_O %.3g > 5e-5", what, e);
-            fx_free(&p);
-        }
+    memory_chunked_matches_reference(K, cases, sizeof cases / sizeof *cases, params, sizeof params / sizeof *params, 10,
+                                     NULL);
 }
 
 /* eta = 0, a = 1 (alpha = 0), per token: W_t = W_{t-1} - beta (W_{t-1} k^ - v) k^^T,
@@ -79,8 +47,8 @@ Test(titans, no_momentum_no_forgetting_per_token_is_deltanet_on_normalised_queri
     fx_problem p, d;
     fx_make_for(&p, K, &a, 4);
     fx_make_for(&d, &attn_kernel_deltanet, &ad, 4);
-    fill(&p.router, SHUT_LOGIT);
-    fill(&p.gate, 0.0f);
+    memory_fill(&p.router, SHUT_LOGIT);
+    memory_fill(&p.gate, 0.0f);
     memcpy(p.k.data, d.k.data, sizeof(float) * (size_t)(p.k.B * p.k.sb));
     memcpy(p.v.data, d.v.data, sizeof(float) * (size_t)(p.v.B * p.v.sb));
     memcpy(p.beta.data, d.beta.data, sizeof(float) * (size_t)(p.beta.B * p.beta.sb));
@@ -96,7 +64,7 @@ Test(titans, no_momentum_no_forgetting_per_token_is_deltanet_on_normalised_queri
             }
     fx_ref_forward(&p);
     fx_ref_forward(&d);
-    run_checked(&p, 0, "titans");
+    memory_run_checked(K, &p, "titans");
     cr_assert_eq(fx_run(&attn_kernel_deltanet, &d, 0), 0, "%s", attn_last_error());
     double e = 0, m = 0, e64 = 0;
     for (int64_t i = 0; i < p.o.B * p.o.sb; i++) {
@@ -122,16 +90,16 @@ Test(titans, a_chunks_gradients_are_taken_at_its_initial_memory, .timeout = 30)
         attn_args a = memory_args(1, 1, 1, 2, 8, 8, "causal", params[ip]);
         fx_problem p;
         fx_make_for(&p, K, &a, 6);
-        fill(&p.router, SHUT_LOGIT);
-        fill(&p.gate, 0.0f);
-        fill(&p.beta, 1.0f);
+        memory_fill(&p.router, SHUT_LOGIT);
+        memory_fill(&p.gate, 0.0f);
+        memory_fill(&p.beta, 1.0f);
         for (int64_t d = 0; d < 8; d++) {
             attn_at(&p.k, 0, 0, 1)[d] = attn_at(&p.k, 0, 0, 0)[d];
             attn_at(&p.q, 0, 0, 1)[d] = attn_at(&p.k, 0, 0, 0)[d];
             attn_at(&p.v, 0, 0, 1)[d] = attn_at(&p.v, 0, 0, 0)[d];
         }
         fx_ref_forward(&p);
-        run_checked(&p, 0, params[ip]);
+        memory_run_checked(K, &p, params[ip]);
         for (int64_t d = 0; d < 8; d++) {
             double want = (ip + 1) * attn_at(&p.v, 0, 0, 0)[d];
             cr_assert(fabs(attn_at(&p.o, 0, 0, 1)[d] - want) <= 1e-5, "%s: y[%lld] = %.7g, expected %.7g",
@@ -154,14 +122,14 @@ Test(titans, momentum_keeps_moving_the_memory_after_one_surprise, .timeout = 30)
         attn_args a = memory_args(1, 1, 1, N, D, D, "causal", params[ip]);
         fx_problem p;
         fx_make_for(&p, K, &a, 7);
-        fill(&p.router, OPEN_LOGIT);
-        fill(&p.gate, 0.0f);
-        fill(&p.beta, 0.0f);
+        memory_fill(&p.router, OPEN_LOGIT);
+        memory_fill(&p.gate, 0.0f);
+        memory_fill(&p.beta, 0.0f);
         p.beta.data[0] = 0.25f;
         for (int64_t t = 0; t < N; t++)
             memcpy(attn_at(&p.q, 0, 0, t), attn_at(&p.k, 0, 0, 0), sizeof(float) * D);
         fx_ref_forward(&p);
-        run_checked(&p, 0, params[ip]);
+        memory_run_checked(K, &p, params[ip]);
         int before = ip == 2;
         for (int64_t t = 0; t < N; t++)
             for (int64_t d = 0; d < D; d++) {
@@ -198,8 +166,8 @@ Test(titans, shut_forgetting_gate_without_momentum_erases_the_past, .timeout = 3
                 attn_at(&r.k, 0, 0, t)[d] = -0.5f * attn_at(&p.k, 0, 0, t)[d] + 0.1f;
                 attn_at(&r.v, 0, 0, t)[d] = 2.0f * attn_at(&p.v, 0, 0, t)[d];
             }
-        run_checked(&p, 0, params[ip]);
-        run_checked(&r, 0, params[ip]);
+        memory_run_checked(K, &p, params[ip]);
+        memory_run_checked(K, &r, params[ip]);
         double diff_before = 0, diff_after = 0;
         for (int64_t h = 0; h < 2; h++)
             for (int64_t t = 0; t < N; t++)
@@ -233,60 +201,25 @@ Test(titans, backward_matches_central_differences_of_reference, .timeout = 120)
     memory_backward_matches_reference(K, cases, sizeof cases / sizeof *cases);
 }
 
-/* State 2 Dk Dv per (b, KV head); C = N (10 Dk Dv + 2 C (Dk + Dv)) per (b, query head), C = min(chunk, N);
- * bytes each tensor once with three gates per token. */
+/* State 2 Dk Dv per (b, KV head); forward FLOPs N (10 Dk Dv + 2 C (Dk + Dv)) per (b, query head),
+ * C = min(chunk, N); bytes each tensor once with three gates per token. */
+static double linear_state(const memory_cost_case *c) { return 2.0 * (double)(c->D * c->Dv); }
+
+static double linear_flops(const memory_cost_case *c)
+{
+    return 10.0 * (double)(c->D * c->Dv) + 2 * c->C * (double)(c->D + c->Dv);
+}
+
 Test(titans, state_size_and_cost_model, .timeout = 30)
 {
-    static const struct {
-        int64_t B, H, H_kv, N, D, Dv;
-        const char *params;
-        double C;
-    } shapes[] = {{1, 2, 2, 128, 16, 32, NULL, 16}, {2, 4, 2, 100, 32, 16, "chunk=64", 64}, {1, 2, 1, 30, 8, 8, "chunk=64", 30}};
-    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
-        attn_args a = memory_args(shapes[s].B, shapes[s].H, shapes[s].H_kv, shapes[s].N, shapes[s].D, shapes[s].Dv,
-                                  "causal", shapes[s].params);
-        a.backward = 1;
-        attn_ctx ctx;
-        cr_assert_eq(attn_ctx_create(K, &a, &ctx), 0, "%s", attn_last_error());
-        double B = (double)a.B, H = (double)a.H, Hkv = (double)a.H_kv, N = (double)a.Nk;
-        double Dk = (double)a.D, Dv = (double)a.Dv, C = shapes[s].C;
-        size_t state = (size_t)(4 * B * Hkv * 2 * Dk * Dv);
-        cr_assert_eq(K->state_bytes(&ctx.args), state);
-        cr_assert_eq(ctx.state_bytes_used, state, "state_bytes_used %zu, expected %zu", ctx.state_bytes_used, state);
-        double f = B * H * N * (10 * Dk * Dv + 2 * C * (Dk + Dv));
-        cr_assert(fabs(K->flops(&ctx.args, ATTN_PASS_FWD) - f) <= 1e-9 * f);
-        cr_assert(fabs(K->flops(&ctx.args, ATTN_PASS_BWD) - 2.5 * f) <= 1e-9 * f);
-        double bf = 4 * B * N * (H * Dk + Hkv * (Dk + Dv + 3) + H * Dv);
-        double bb = 4 * B * N * (2 * H * Dk + 2 * Hkv * (Dk + Dv + 3) + H * Dv);
-        cr_assert(fabs(K->bytes(&ctx.args, ATTN_PASS_FWD) - bf) <= 1e-9 * bf);
-        cr_assert(fabs(K->bytes(&ctx.args, ATTN_PASS_BWD) - bb) <= 1e-9 * bb);
-        attn_ctx_destroy(&ctx);
-    }
+    static const memory_cost_case shapes[] = {
+        {1, 2, 2, 128, 16, 32, NULL, 16, 0, 0}, {2, 4, 2, 100, 32, 16, "chunk=64", 64, 0, 0}, {1, 2, 1, 30, 8, 8, "chunk=64", 30, 0, 0}};
+    memory_state_and_cost_match(K, shapes, sizeof shapes / sizeof *shapes, 3, linear_state, linear_flops);
 }
 
 Test(titans, rejects_bad_params_masks_offsets_and_a_scale, .timeout = 30)
 {
     static const char *const bad[] = {"chunk=0", "chunk=257", "chunk=x", "read=later", "lr=1"};
     static const char *const named[] = {"chunk", "chunk", "chunk", "read", "lr"};
-    for (int i = 0; i < 5; i++) {
-        attn_args a = memory_args(1, 2, 2, 16, 8, 8, "causal", bad[i]);
-        attn_ctx ctx;
-        cr_assert_eq(attn_ctx_create(K, &a, &ctx), ATTN_EINVAL, "%s accepted", bad[i]);
-        cr_assert(strstr(attn_last_error(), named[i]), "%s: %s", bad[i], attn_last_error());
-    }
-    static const char *const masks[] = {"full", "window:wl=4,wr=0", "prefix:p=4"};
-    for (int i = 0; i < 3; i++) {
-        attn_args a = memory_args(1, 2, 2, 16, 8, 8, masks[i], NULL);
-        attn_ctx ctx;
-        cr_assert_eq(attn_ctx_create(K, &a, &ctx), ATTN_EUNSUPPORTED, "mask %s accepted", masks[i]);
-    }
-    param_bag scaled = {0};
-    cr_assert_eq(param_bag_add(&scaled, "scale=0.5"), 0);
-    cr_assert_neq(attn_params_validate(K, &scaled, "test"), 0, "a scale was accepted by a kernel without one");
-    attn_args a = memory_args(1, 2, 2, 16, 8, 8, "causal", "chunk=256");
-    attn_ctx ctx;
-    cr_assert_eq(attn_ctx_create(K, &a, &ctx), 0, "chunk=256: %s", attn_last_error());
-    attn_ctx_destroy(&ctx);
-    a.q_off = 3, a.k_off = 1;
-    cr_assert_eq(attn_ctx_create(K, &a, &ctx), ATTN_EUNSUPPORTED, "q_off != k_off accepted");
+    memory_rejects_bad_inputs(K, bad, named, 5, "chunk=256");
 }

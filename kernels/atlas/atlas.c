@@ -199,23 +199,6 @@ static int atlas_init(attn_ctx *ctx, const attn_args *a)
     return 0;
 }
 
-int atlas_inputs_present(const attn_io *io, const attn_grads *g)
-{
-    if (!io->beta.data || !io->gate.data || !io->router.data)
-        return attn_fail(ATTN_EINVAL, "kernel 'atlas': expected io.beta, io.gate and io.router, found NULL");
-    if (g && (!g->dbeta.data || !g->dgate.data || !g->drouter.data))
-        return attn_fail(ATTN_EINVAL, "kernel 'atlas': expected dbeta, dgate and drouter, found NULL");
-    return 0;
-}
-
-/* One (batch, KV head): its keys chunk by chunk from a zero memory. */
-static double forward_task(const void *env, int64_t b, int64_t hk, float *H, float *ws)
-{
-    atlas_task t = *(const atlas_task *)env;
-    t.b = b, t.hk = hk;
-    return mem_walk_chunks(t.a, t.pl->C, 0, t.a->Nk, atlas_chunk, &t, H, ws, 1);
-}
-
 // q (B,H,N,D), k (B,H_kv,N,D), v (B,H_kv,N,Dv), beta, gate (B,H_kv,N,1), router (B,H_kv,N,2); o (B,H,N,Dv).
 // The final memory and momentum of each (b, KV head) stay in the workspace (ctx->state_bytes_used).
 static int atlas_forward(attn_ctx *ctx, const attn_io *io)
@@ -223,12 +206,10 @@ static int atlas_forward(attn_ctx *ctx, const attn_io *io)
     const attn_args *a = &ctx->args;
     atlas_plan pl;
     int rc = atlas_plan_make(&pl, a);
-    if (rc || (rc = atlas_inputs_present(io, NULL)))
+    if (rc || (rc = mem_inputs_present("atlas", io, NULL)))
         return rc;
-    float *state = ctx->workspace;
     atlas_task all = {a, io, &pl, 0, 0};
-    long long flops = mem_each_task(a, state, (size_t)(2 * pl.F * pl.Dv), state + mem_round(pl.m.state_floats),
-                                    pl.m.slot_floats, forward_task, &all);
+    long long flops = mem_forward(a, &pl.m, &atlas_steps, &all, ctx->workspace);
     attn_counter_add(ATTN_CNT_FLOPS, flops);
     int64_t tasks = a->B * a->H_kv;
     /* K, V and four gates once per KV head, Q once per query head */

@@ -198,7 +198,7 @@ static double steps_flops(const void *task)
     return ((double)(pl->F * pl->Dv) * (14.0 * w + 11.0 + 4.0 * (double)pl->G) + ns) * (double)t->a->Nk;
 }
 
-static const mem_steps atlas_steps = {place, zero_accumulated, step_forward, step_backward, atlas_chunk, steps_flops};
+const mem_steps atlas_steps = {place, zero_accumulated, step_forward, step_backward, atlas_chunk, NULL, steps_flops};
 
 int atlas_backward(attn_ctx *ctx, const attn_io *io, const attn_grads *g)
 {
@@ -207,7 +207,7 @@ int atlas_backward(attn_ctx *ctx, const attn_io *io, const attn_grads *g)
         return attn_backward_unplanned(ctx);
     atlas_plan pl;
     int rc = atlas_plan_make(&pl, a);
-    if (rc || (rc = atlas_inputs_present(io, g)))
+    if (rc || (rc = mem_inputs_present("atlas", io, g)))
         return rc;
     float *slots = (float *)ctx->workspace + mem_round(pl.m.state_floats);
     /* One task per (b, KV head): it owns dK, dV and the gates' gradients of that head and dQ of its G heads. */

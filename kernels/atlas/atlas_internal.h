@@ -81,7 +81,6 @@ static inline int64_t atlas_window_rows(const attn_args *a, int64_t t, int64_t c
     return t - atlas_window_lo(a, t, c) + 1;
 }
 
-int atlas_inputs_present(const attn_io *io, const attn_grads *g);
 
 /* One chunk of keys [j0, j0+n) of an atlas_task (a mem_chunk_fn): advances
  * [H; Sm] and, when write_o, writes the output rows of the group's G query
@@ -102,6 +101,9 @@ void atlas_ns5(const atlas_plan *pl, const float *S, float *Y, float *ws);
 void atlas_ns5_bwd(const atlas_plan *pl, const float *S, float *dY, float *dS, float *ws);
 /* The double twin on a Dv x F matrix; ws holds 3 Dv F + 3 Dv^2 doubles. */
 void atlas_ns5_64(int64_t Dv, int64_t F, const double *S, double *Y, double *ws);
+
+/* The chunk, the per-token steps and their undoing, for the driver's forward and backward. */
+extern const mem_steps atlas_steps;
 
 int atlas_backward(attn_ctx *ctx, const attn_io *io, const attn_grads *g);
 int atlas_ref_forward(const attn_args *a, const attn_io64 *io);

@@ -45,14 +45,7 @@ static void ref_head(const attn_args *a, const attn_io64 *io, const atlas_plan *
 {
     int64_t F = pl->F, Dv = pl->Dv, hk = h / pl->G, FDv = F * Dv, chunk_end = 0;
     for (int64_t t = 0; t < a->Nk; t++) {
-        if (attn_key_starts_seq(a, t)) {
-            memset(r->W, 0, sizeof(double) * (size_t)FDv);
-            memset(r->S, 0, sizeof(double) * (size_t)FDv);
-        }
-        if (t == chunk_end) {
-            chunk_end = attn_key_block_end(a, t, pl->C);
-            memcpy(r->W0, r->W, sizeof(double) * (size_t)FDv);
-        }
+        mem_ref_boundaries(a, t, pl->C, &chunk_end, r->W, (size_t)FDv, NULL, r->W0); /* W, S adjacent */
         window_gradient(a, io, pl, b, hk, t, r);
         double eta = attn_at64(&io->beta, b, hk, t)[0], alpha = exp(attn_at64(&io->gate, b, hk, t)[0]);
         double theta = atlas_sigmoid(attn_at64(&io->router, b, hk, t)[0]);

@@ -41,7 +41,7 @@ void mem_plan_make(mem_plan *m, const attn_args *a, int64_t C, int64_t block_min
         for (int64_t j = 0; j < a->Nk; j = attn_key_chunks_end(a, j, C, m->block))
             m->n_blocks++;
         size_t st = mem_round((size_t)(2 * rows * Dv));
-        /* checkpoints, the block's states, [GH; GS], GH0, a zero state; the kernel's vectors; block starts (int64) */
+        /* checkpoints, the block's states, [GH; GS], GH0, the fresh state; the kernel's vectors; block starts (int64) */
         m->bwd_floats = st * (size_t)(m->n_blocks + m->block + 1 + 3) + m->vec_floats +
                         mem_round((size_t)(2 * (m->n_blocks + 1)));
     }
@@ -63,8 +63,8 @@ static mem_bwd_bufs take_bufs(const mem_plan *m, float *ws)
     u.ckpt = mem_take(&ws, u.dd * (size_t)m->n_blocks);
     u.st = mem_take(&ws, u.dd * (size_t)(m->block + 1));
     u.GH = mem_take(&ws, u.dd), u.GS = u.GH + n, u.GH0 = mem_take(&ws, u.dd);
-    u.zero = mem_take(&ws, u.dd);
-    memset(u.zero, 0, sizeof(float) * u.dd);
+    u.fresh = mem_take(&ws, u.dd);
+    memset(u.fresh, 0, sizeof(float) * u.dd);
     u.vec = mem_take(&ws, m->vec_floats);
     u.starts = (int64_t *)mem_take(&ws, (size_t)(2 * (m->n_blocks + 1)));
     return u;
@@ -90,10 +90,10 @@ static double checkpoints(const mem_plan *m, const attn_args *a, const mem_steps
     return flops;
 }
 
-/* The state before step j of the block starting at jb (zero at a sequence start). */
+/* The state before step j of the block starting at jb (the fresh state at a sequence start). */
 static float *state_before(const attn_args *a, mem_bwd_bufs *u, int64_t jb, int64_t j)
 {
-    return attn_key_starts_seq(a, j) ? u->zero : u->st + (size_t)(j - jb) * u->dd;
+    return attn_key_starts_seq(a, j) ? u->fresh : u->st + (size_t)(j - jb) * u->dd;
 }
 
 /* Undoes steps [j0, j1) of one chunk inside the block starting at jb, in reverse. */
@@ -108,7 +108,7 @@ static void chunk_backward(const mem_plan *m, const attn_args *a, const mem_step
             cblas_saxpy((int)n, 1.0f, u->GH0, 1, u->GH, 1);
             memset(u->GH0, 0, sizeof(float) * n);
         }
-        if (attn_key_starts_seq(a, j)) /* the memory before a sequence is zero, not an input */
+        if (attn_key_starts_seq(a, j)) /* the memory before a sequence is a constant, not an input */
             memset(u->GH, 0, sizeof(float) * 2 * n);
     }
 }
@@ -118,6 +118,8 @@ static double backward_task(const mem_plan *m, const attn_args *a, const mem_ste
                             const attn_grads *g, float *ws)
 {
     mem_bwd_bufs u = take_bufs(m, ws + m->chunk_floats);
+    if (s->fresh)
+        s->fresh(task, u.fresh);
     double flops = checkpoints(m, a, s, task, ws, &u);
     size_t n2 = (size_t)(2 * m->rows * m->Dv);
     memset(u.GH, 0, sizeof(float) * n2);
@@ -142,20 +144,23 @@ static double backward_task(const mem_plan *m, const attn_args *a, const mem_ste
     return flops;
 }
 
+/* One task of the forward (g NULL: its chunks from a fresh state into
+ * `state`) or of the backward (g: in its slot). */
 typedef struct {
     const attn_args *a;
     const mem_plan *m;
     const mem_steps *s;
     const void *all;
     const attn_grads *g;
-} bwd_env;
+} task_env;
 
-static double backward_cb(const void *env, int64_t b, int64_t hk, float *state, float *ws)
+static double task_cb(const void *env, int64_t b, int64_t hk, float *state, float *ws)
 {
-    const bwd_env *e = env;
+    const task_env *e = env;
     _Alignas(16) unsigned char task[MEM_TASK_BYTES];
-    (void)state;
     e->s->place(e->all, b, hk, task);
+    if (!e->g)
+        return mem_walk_chunks(e->a, e->m->C, 0, e->a->Nk, e->s->chunk, task, state, ws, 1);
     if (e->s->start)
         e->s->start(task, e->g);
     return backward_task(e->m, e->a, e->s, task, e->g, ws) + e->s->steps_flops(task);
@@ -164,6 +169,37 @@ static double backward_cb(const void *env, int64_t b, int64_t hk, float *state, 
 long long mem_backward(const attn_args *a, const mem_plan *m, const mem_steps *s, const void *all,
                        const attn_grads *g, float *slots)
 {
-    bwd_env env = {a, m, s, all, g};
-    return mem_each_task(a, NULL, 0, slots, m->slot_floats, backward_cb, &env);
+    task_env env = {a, m, s, all, g};
+    return mem_each_task(a, NULL, 0, slots, m->slot_floats, task_cb, &env);
+}
+
+long long mem_forward(const attn_args *a, const mem_plan *m, const mem_steps *s, const void *all, float *workspace)
+{
+    task_env env = {a, m, s, all, NULL};
+    size_t task_floats = (size_t)(2 * m->rows * m->Dv);
+    return mem_each_task(a, workspace, task_floats, workspace + mem_round(m->state_floats), m->slot_floats, task_cb,
+                         &env);
+}
+
+int mem_inputs_present(const char *name, const attn_io *io, const attn_grads *g)
+{
+    if (!io->beta.data || !io->gate.data || !io->router.data)
+        return attn_fail(ATTN_EINVAL, "kernel '%s': expected io.beta, io.gate and io.router, found NULL", name);
+    if (g && (!g->dbeta.data || !g->dgate.data || !g->drouter.data))
+        return attn_fail(ATTN_EINVAL, "kernel '%s': expected dbeta, dgate and drouter, found NULL", name);
+    return 0;
+}
+
+void mem_ref_boundaries(const attn_args *a, int64_t t, int64_t C, int64_t *chunk_end, double *WS, size_t n,
+                        const double *init, double *W0)
+{
+    if (attn_key_starts_seq(a, t)) {
+        memset(WS, 0, sizeof(double) * 2 * n);
+        if (init)
+            memcpy(WS, init, sizeof(double) * n);
+    }
+    if (t == *chunk_end) {
+        *chunk_end = attn_key_block_end(a, t, C);
+        memcpy(W0, WS, sizeof(double) * n);
+    }
 }

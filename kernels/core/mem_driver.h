@@ -61,9 +61,10 @@ void mem_plan_size_ctx(const mem_plan *m, int threads, attn_ctx *ctx);
 /* The backward's buffers: checkpoints, one block's states, the adjoints GH =
  * dL/dH and GS = dL/dS of the current step (GS follows GH), GH0 (the
  * gradient of the chunk's start memory, joined to GH at the chunk's first
- * step), a zero state, and the kernel's own vectors. */
+ * step), the state before a sequence (zero or the kernel's `fresh`), and
+ * the kernel's own vectors. */
 typedef struct {
-    float *ckpt, *st, *GH, *GS, *GH0, *zero, *vec;
+    float *ckpt, *st, *GH, *GS, *GH0, *fresh, *vec;
     int64_t *starts;
     size_t dd; /* floats per [H; S], rounded */
 } mem_bwd_bufs;
@@ -71,7 +72,7 @@ typedef struct {
 /* Largest kernel task the backward driver holds. */
 #define MEM_TASK_BYTES 128
 
-/* The kernel's part of the backward. */
+/* The kernel's part of the forward and the backward. */
 typedef struct {
     /* task = the task of (b, hk), from `all`, the template every task shares */
     void (*place)(const void *all, int64_t b, int64_t hk, void *task);
@@ -83,6 +84,8 @@ typedef struct {
     void (*undo)(const void *task, const attn_grads *g, int64_t j, const float *prev, const float *next,
                  const float *H0, mem_bwd_bufs *u);
     mem_chunk_fn chunk;
+    /* the state [H; S] before a sequence, when not zero (NULL: zero) */
+    void (*fresh)(const void *task, float *state);
     /* FLOPs of one task's replayed and undone steps (the checkpoint pass is counted here) */
     double (*steps_flops)(const void *task);
 } mem_steps;
@@ -93,5 +96,21 @@ typedef struct {
  * checkpoint, then undone in reverse. Returns the FLOPs. */
 long long mem_backward(const attn_args *a, const mem_plan *m, const mem_steps *s, const void *all,
                        const attn_grads *g, float *slots);
+
+/* The forward of every (batch, KV head) in the workspace of mem_plan_size_ctx:
+ * each task's keys chunk by chunk (s->chunk) from a fresh state, its final
+ * [H; S] left in the task's state. Returns the FLOPs. */
+long long mem_forward(const attn_args *a, const mem_plan *m, const mem_steps *s, const void *all, float *workspace);
+
+/* Fails with a message naming kernel `name` unless io (and g, when not NULL)
+ * carry the three gate inputs (beta, gate, router) and their gradients. */
+int mem_inputs_present(const char *name, const attn_io *io, const attn_grads *g);
+
+/* The double references' walk over keys: at key t, a sequence start resets
+ * the state [W; S] (2 n doubles) to [init; 0] (init NULL: zero), and a
+ * chunk start (*chunk_end == t, then moved to the chunk's end) copies W into W0, the memory at which the
+ * chunk's gradients are taken. */
+void mem_ref_boundaries(const attn_args *a, int64_t t, int64_t C, int64_t *chunk_end, double *WS, size_t n,
+                        const double *init, double *W0);
 
 #endif

@@ -13,8 +13,9 @@
  * a chunk's gradients at its initial memory (the paper's parallel form)
  * while momentum and decay stay per token.
  *
- * One task per (batch, KV head) trains the memory once for its G query
- * heads; tasks are independent with a fixed order: bitwise identical
+ * memory=mlp trains M(x) = W2 silu(W1 x) by the same rule instead
+ * (titans_mlp.c). One task per (batch, KV head) trains the memory once for
+ * its G query heads; tasks are independent with a fixed order: bitwise identical
  * results for any thread count. */
 #include "titans.h"
 #include "titans_internal.h"
@@ -25,11 +26,16 @@
 #include <string.h>
 
 static const char *const titans_reads[] = {"after", "before", NULL};
+static const char *const titans_memories[] = {"linear", "mlp", NULL};
 static const opt_def titans_params[] = {
     {.name = "chunk", .type = OPT_INT, .def = TITANS_DEFAULT_CHUNK, .lo = 1, .hi = TITANS_MAX_CHUNK,
      .help = "keys whose gradients are taken at the same memory (1: per-token online descent)"},
     {.name = "read", .type = OPT_ENUM, .names = titans_reads, .def = TITANS_READ_AFTER,
      .help = "query t reads the memory after or before token t's update"},
+    {.name = "memory", .type = OPT_ENUM, .names = titans_memories, .def = TITANS_MEMORY_LINEAR,
+     .help = "linear (M(k) = W k) or mlp (M(k) = W2 silu(W1 k), two layers trained together)"},
+    {.name = "expand", .type = OPT_INT, .def = TITANS_DEFAULT_EXPAND, .lo = 1, .hi = TITANS_MAX_EXPAND,
+     .help = "memory=mlp: hidden width expand x D (W1 starts as [I; -I; I; ...], W2 at 0)"},
     {0},
 };
 
@@ -39,6 +45,15 @@ float titans_rnorm(const float *x, int64_t D)
     for (int64_t d = 0; d < D; d++)
         s += x[d] * x[d];
     return 1.0f / sqrtf(s + (float)TITANS_NORM_EPS);
+}
+
+void titans_unit_bwd(const float *xn, float rn, const float *dxn, float *dx, int64_t D)
+{
+    float xd = 0;
+    for (int64_t d = 0; d < D; d++)
+        xd += xn[d] * dxn[d];
+    for (int64_t d = 0; d < D; d++)
+        dx[d] = rn * (dxn[d] - xn[d] * xd);
 }
 
 void titans_gates(const titans_task *t, int64_t j, float *beta, float *a, float *eta)
@@ -61,6 +76,9 @@ int titans_plan_make(titans_plan *pl, const attn_args *a)
     pl->C = attn_param_int(a, titans_params, "chunk", &rc);
     if (!rc)
         pl->read_before = attn_param_enum(a, titans_params, "read", &rc) == TITANS_READ_BEFORE;
+    if (!rc)
+        pl->mlp = attn_param_enum(a, titans_params, "memory", &rc) == TITANS_MEMORY_MLP;
+    int64_t expand = rc ? 0 : attn_param_int(a, titans_params, "expand", &rc);
     if (rc)
         return rc;
     if (a->q_off != a->k_off)
@@ -68,6 +86,13 @@ int titans_plan_make(titans_plan *pl, const attn_args *a)
                                             "q_off == k_off, found q_off=%lld k_off=%lld",
                          (long long)a->q_off, (long long)a->k_off);
     pl->Dk = a->D, pl->Dv = attn_dv(a), pl->G = a->H / a->H_kv;
+    if (pl->mlp) { /* the driver's state [H; S] is P x 1 each */
+        pl->Hd = expand * pl->Dk, pl->P = pl->Hd * (pl->Dk + pl->Dv);
+        mem_plan_make(&pl->m, a, pl->C, TITANS_BWD_BLOCK, pl->P, 1,
+                      titans_mlp_chunk_floats(pl->Hd, pl->Dk, pl->Dv, pl->P),
+                      TITANS_MLP_BWD_VECTORS * titans_mlp_vec_floats(pl->Hd, pl->Dk, pl->Dv));
+        return 0;
+    }
     mem_plan_make(&pl->m, a, pl->C, TITANS_BWD_BLOCK, pl->Dk, pl->Dv, titans_chunk_floats(pl->C, pl->Dk, pl->Dv),
                   TITANS_BWD_VECTORS * mem_round((size_t)(pl->Dk + pl->Dv)));
     return 0;
@@ -83,24 +108,6 @@ static int titans_init(attn_ctx *ctx, const attn_args *a)
     return 0;
 }
 
-int titans_inputs_present(const attn_ctx *ctx, const attn_io *io, const attn_grads *g)
-{
-    if (!io->beta.data || !io->gate.data || !io->router.data)
-        return attn_fail(ATTN_EINVAL, "kernel 'titans': expected io.beta, io.gate and io.router, found NULL");
-    if (g && (!g->dbeta.data || !g->dgate.data || !g->drouter.data))
-        return attn_fail(ATTN_EINVAL, "kernel 'titans': expected dbeta, dgate and drouter, found NULL");
-    (void)ctx;
-    return 0;
-}
-
-/* One (batch, KV head): its keys chunk by chunk from a zero memory. */
-static double forward_task(const void *env, int64_t b, int64_t hk, float *H, float *ws)
-{
-    titans_task t = *(const titans_task *)env;
-    t.b = b, t.hk = hk;
-    return mem_walk_chunks(t.a, t.pl->C, 0, t.a->Nk, titans_chunk, &t, H, ws, 1);
-}
-
 // q (B,H,N,Dk), k (B,H_kv,N,Dk), v (B,H_kv,N,Dv), beta, gate, router (B,H_kv,N,1); o (B,H,N,Dv).
 // The final memory and momentum of each (b, KV head) stay in the workspace (ctx->state_bytes_used).
 static int titans_forward(attn_ctx *ctx, const attn_io *io)
@@ -108,12 +115,10 @@ static int titans_forward(attn_ctx *ctx, const attn_io *io)
     const attn_args *a = &ctx->args;
     titans_plan pl;
     int rc = titans_plan_make(&pl, a);
-    if (rc || (rc = titans_inputs_present(ctx, io, NULL)))
+    if (rc || (rc = mem_inputs_present("titans", io, NULL)))
         return rc;
-    float *state = ctx->workspace;
     titans_task all = {a, io, &pl, 0, 0};
-    long long flops = mem_each_task(a, state, (size_t)(2 * pl.Dk * pl.Dv), state + mem_round(pl.m.state_floats),
-                                    pl.m.slot_floats, forward_task, &all);
+    long long flops = mem_forward(a, &pl.m, pl.mlp ? &titans_mlp_steps : &titans_steps, &all, ctx->workspace);
     attn_counter_add(ATTN_CNT_FLOPS, flops);
     int64_t tasks = a->B * a->H_kv;
     /* K, V and three gates once per KV head, Q once per query head */
@@ -125,14 +130,23 @@ static int titans_forward(attn_ctx *ctx, const attn_io *io)
 /* Forward FLOPs per (b, query head), C = min(chunk, N): N (10 Dk Dv + 2 C (Dk + Dv))
  * -- per token the errors (2), the two state reads (4) and the memory and
  * momentum updates (4) in Dk Dv units, and the in-chunk products Q^ K^^T and
- * P E. Backward 2.5x forward (docs/kernel-interface.md's convention). */
+ * P E. memory=mlp, P = Hd (Dk + Dv) parameters: N (9 P + 2 Hd Dv) -- per
+ * token the error W2 silu(W1 k^) - v (2 P) and W2^T E (2 Hd Dv), the
+ * momentum's decay and rank-one steps and the memory's update (5 P), the
+ * read (2 P); the activations not counted. Backward 2.5x forward
+ * (docs/kernel-interface.md's convention). */
 static double titans_flops(const attn_args *a, attn_pass pass)
 {
     int rc = 0;
     int64_t C = attn_param_int(a, titans_params, "chunk", &rc);
     double N = (double)a->Nk, Dk = (double)a->D, Dv = (double)attn_dv(a);
     double c = (double)(C < a->Nk ? C : a->Nk);
-    double fwd = (double)(a->B * a->H) * N * (10 * Dk * Dv + 2 * c * (Dk + Dv));
+    double per_token = 10 * Dk * Dv + 2 * c * (Dk + Dv);
+    if (attn_param_enum(a, titans_params, "memory", &rc) == TITANS_MEMORY_MLP) {
+        double Hd = (double)attn_param_int(a, titans_params, "expand", &rc) * Dk, P = Hd * (Dk + Dv);
+        per_token = 9 * P + 2 * Hd * Dv;
+    }
+    double fwd = (double)(a->B * a->H) * N * per_token;
     return pass == ATTN_PASS_FWD ? fwd : 2.5 * fwd;
 }
 
@@ -147,10 +161,15 @@ static double titans_bytes(const attn_args *a, attn_pass pass)
     return 4 * B * N * (2 * Hq * Dk + 2 * Hkv * (Dk + Dv + 3) + Hq * Dv);
 }
 
-/* Memory W and momentum Sigma (Dk Dv each) per (batch, KV head), whole batch. */
+/* Memory W and momentum Sigma (Dk Dv each; memory=mlp: W1, W2 and their
+ * momenta, 2 Hd (Dk + Dv)) per (batch, KV head), whole batch. */
 static size_t titans_state_bytes(const attn_args *a)
 {
-    return sizeof(float) * (size_t)(a->B * a->H_kv * 2 * a->D * attn_dv(a));
+    int rc = 0;
+    int64_t per_head = a->D * attn_dv(a);
+    if (attn_param_enum(a, titans_params, "memory", &rc) == TITANS_MEMORY_MLP)
+        per_head = attn_param_int(a, titans_params, "expand", &rc) * a->D * (a->D + attn_dv(a));
+    return sizeof(float) * (size_t)(a->B * a->H_kv * 2 * per_head);
 }
 
 /* One momentum logit per token. */
@@ -163,8 +182,8 @@ static int64_t titans_input_cols(const attn_args *a, unsigned input)
 const attn_kernel attn_kernel_titans = {
     .name = "titans",
     .family = "titans",
-    .reference = "Behrouz, Zhong, Mirrokni 2024 (Titans neural memory), linear memory, momentum and forgetting "
-                 "per token; gradients of a chunk at its initial memory. q, k L2-normalised, no scale",
+    .reference = "Behrouz, Zhong, Mirrokni 2024 (Titans neural memory), linear or 2-layer MLP memory, momentum and "
+                 "forgetting per token; gradients of a chunk at its initial memory. q, k L2-normalised, no scale",
     .flags = ATTN_APPROX | ATTN_CAUSAL | ATTN_TRAINABLE | ATTN_RECURRENT | ATTN_GQA | ATTN_DV |
              ATTN_DETERMINISTIC | ATTN_NO_SCALE,
     .masks = ATTN_MASK_BIT(ATTN_MASK_CAUSAL) | ATTN_MASK_BIT(ATTN_MASK_DOCUMENT),

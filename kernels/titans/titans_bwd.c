@@ -79,15 +79,12 @@ static void read_backward(const titans_task *t, const attn_grads *g, int64_t j, 
     int Dk = (int)pl->Dk, Dv = (int)pl->Dv;
     for (int64_t h = t->hk * pl->G; h < (t->hk + 1) * pl->G; h++) {
         const float *q = attn_at(&t->io->q, t->b, h, j), *dy = attn_at(&g->d_o, t->b, h, j);
-        float rn = titans_rnorm(q, Dk), qd = 0, *dq = attn_at(&g->dq, t->b, h, j);
+        float rn = titans_rnorm(q, Dk);
         for (int d = 0; d < Dk; d++)
             u->qn[d] = q[d] * rn;
         cblas_sgemv(CblasRowMajor, CblasNoTrans, Dk, Dv, 1.0f, Hr, Dv, dy, 1, 0.0f, u->dqn, 1);
         cblas_sger(CblasRowMajor, Dk, Dv, 1.0f, u->qn, 1, dy, 1, u->GH, Dv);
-        for (int d = 0; d < Dk; d++)
-            qd += u->qn[d] * u->dqn[d];
-        for (int d = 0; d < Dk; d++)
-            dq[d] = rn * (u->dqn[d] - u->qn[d] * qd);
+        titans_unit_bwd(u->qn, rn, u->dqn, attn_at(&g->dq, t->b, h, j), Dk);
     }
 }
 
@@ -126,11 +123,7 @@ static void step_backward(const void *task, const attn_grads *g, int64_t j, cons
     }
     cblas_sgemv(CblasRowMajor, CblasNoTrans, Dk, Dv, 1.0f, H0, Dv, u->gsk, 1, 1.0f, u->dkn, 1);
     cblas_sger(CblasRowMajor, Dk, Dv, 1.0f, u->kn, 1, u->gsk, 1, u->GH0, Dv);
-    float kd = 0;
-    for (int d = 0; d < Dk; d++)
-        kd += u->kn[d] * u->dkn[d];
-    for (int d = 0; d < Dk; d++)
-        dk[d] = rn * (u->dkn[d] - u->kn[d] * kd);
+    titans_unit_bwd(u->kn, rn, u->dkn, dk, Dk);
     attn_at(&g->dbeta, b, hk, j)[0] = db;
     attn_at(&g->dgate, b, hk, j)[0] = a * da;
     attn_at(&g->drouter, b, hk, j)[0] = eta * (1.0f - eta) * deta;
@@ -140,7 +133,7 @@ static void step_backward(const void *task, const attn_grads *g, int64_t j, cons
 
 _Static_assert(sizeof(titans_task) <= MEM_TASK_BYTES, "the driver holds the task");
 
-static void place(const void *all, int64_t b, int64_t hk, void *task)
+void titans_place(const void *all, int64_t b, int64_t hk, void *task)
 {
     titans_task *t = task;
     *t = *(const titans_task *)all;
@@ -156,7 +149,7 @@ static double steps_flops(const void *task)
     return (double)(t->pl->Dk * t->pl->Dv) * (22.0 + 4.0 * (double)t->pl->G) * (double)t->a->Nk;
 }
 
-static const mem_steps titans_steps = {place, NULL, step_forward, step_backward, titans_chunk, steps_flops};
+const mem_steps titans_steps = {titans_place, NULL, step_forward, step_backward, titans_chunk, NULL, steps_flops};
 
 int titans_backward(attn_ctx *ctx, const attn_io *io, const attn_grads *g)
 {
@@ -165,12 +158,12 @@ int titans_backward(attn_ctx *ctx, const attn_io *io, const attn_grads *g)
         return attn_backward_unplanned(ctx);
     titans_plan pl;
     int rc = titans_plan_make(&pl, a);
-    if (rc || (rc = titans_inputs_present(ctx, io, g)))
+    if (rc || (rc = mem_inputs_present("titans", io, g)))
         return rc;
     float *slots = (float *)ctx->workspace + mem_round(pl.m.state_floats);
     /* One task per (b, KV head): it owns dK, dV and the gates' gradients of that head and dQ of its G heads. */
     titans_task all = {a, io, &pl, 0, 0};
-    long long flops = mem_backward(a, &pl.m, &titans_steps, &all, g, slots);
+    long long flops = mem_backward(a, &pl.m, pl.mlp ? &titans_mlp_steps : &titans_steps, &all, g, slots);
     int64_t tasks = a->B * a->H_kv;
     attn_counter_add(ATTN_CNT_FLOPS, flops);
     /* K, V and the gates twice (both passes), Q and dO once per query head */

@@ -27,12 +27,22 @@
 #define TITANS_BWD_VECTORS 6
 
 enum { TITANS_READ_AFTER, TITANS_READ_BEFORE };
+enum { TITANS_MEMORY_LINEAR, TITANS_MEMORY_MLP };
+
+/* The MLP memory's hidden width is expand x Dk (titans_mlp.c). */
+#define TITANS_DEFAULT_EXPAND 2
+#define TITANS_MAX_EXPAND 4
+
+/* The MLP memory's backward vectors, each max-size (titans_mlp_bwd.c). */
+#define TITANS_MLP_BWD_VECTORS 18
 
 /* Sizes of one run, from the arguments alone (init, forward, backward agree). */
 typedef struct {
     int64_t C, Dk, Dv, G;
     int read_before;        /* y_t = W_{t-1} q^_t instead of W_t q^_t */
-    mem_plan m;             /* the driver's sizes: state [H; S] of Dk x Dv each, slots, backward blocks */
+    int mlp;                /* memory=mlp: M(x) = W2 silu(W1 x), hidden width Hd */
+    int64_t Hd, P;          /* mlp: hidden width, parameters Hd Dk + Dv Hd (W1 then W2, row-major) */
+    mem_plan m;             /* the driver's sizes: state [H; S] (Dk x Dv or P each), slots, backward blocks */
 } titans_plan;
 
 /* Validates parameters, mask and offsets, and sizes the buffers. */
@@ -53,8 +63,6 @@ float titans_rnorm(const float *x, int64_t D);
  * exp(gate), momentum eta = sigmoid(router logit). */
 void titans_gates(const titans_task *t, int64_t j, float *beta, float *a, float *eta);
 
-/* Fails with a message unless io (and g, when not NULL) carry the three gates. */
-int titans_inputs_present(const attn_ctx *ctx, const attn_io *io, const attn_grads *g);
 
 /* One chunk of keys [j0, j0+c) of a titans_task (a mem_chunk_fn): advances
  * H and S (each Dk x Dv, adjacent: S = H + Dk*Dv) and, when write_o, writes
@@ -65,6 +73,25 @@ double titans_chunk(const void *task, int64_t j0, int64_t c, int fresh, float *H
 
 /* Floats of titans_chunk's scratch for chunks of at most c keys. */
 size_t titans_chunk_floats(int64_t c, int64_t Dk, int64_t Dv);
+
+/* The chunk, the per-token steps and their undoing, for the driver's
+ * forward and backward: the linear memory (titans_bwd.c) and the MLP
+ * memory (titans_mlp.c, titans_mlp_bwd.c). */
+extern const mem_steps titans_steps;
+extern const mem_steps titans_mlp_steps;
+
+/* The task of (b, hk) from the template `all` (the driver's place). */
+void titans_place(const void *all, int64_t b, int64_t hk, void *task);
+
+/* dx = the gradient through x^ = x / sqrt(|x|^2 + eps) from dx^ (xn = x^, rn = 1 / sqrt(|x|^2 + eps)). */
+void titans_unit_bwd(const float *xn, float rn, const float *dxn, float *dx, int64_t D);
+
+/* The MLP memory's pieces (titans_mlp.c). */
+size_t titans_mlp_chunk_floats(int64_t Hd, int64_t Dk, int64_t Dv, int64_t P);
+size_t titans_mlp_vec_floats(int64_t Hd, int64_t Dk, int64_t Dv);
+/* out = x / sqrt(|x|^2 + eps), the references' normalisation in double. */
+void titans_normalise64(double *out, const double *x, int64_t D);
+int titans_mlp_ref_forward(const attn_args *a, const attn_io64 *io, const titans_plan *pl);
 
 int titans_backward(attn_ctx *ctx, const attn_io *io, const attn_grads *g);
 int titans_ref_forward(const attn_args *a, const attn_io64 *io);

@@ -13,13 +13,12 @@
 
 #include <math.h>
 #include <stdlib.h>
-#include <string.h>
 
 typedef struct {
     double *W, *Sig, *W0, *kh, *qh, *E;
 } ref_bufs;
 
-static void normalise(double *out, const double *x, int64_t D)
+void titans_normalise64(double *out, const double *x, int64_t D)
 {
     double n2 = 0;
     for (int64_t d = 0; d < D; d++)
@@ -56,18 +55,11 @@ static void ref_step(ref_bufs *r, const double *v, double beta, double a, double
 static void ref_head(const attn_args *a, const attn_io64 *io, const titans_plan *pl, int64_t b, int64_t h,
                      ref_bufs *r)
 {
-    int64_t Dk = pl->Dk, Dv = pl->Dv, hk = h / pl->G, DkDv = Dk * Dv, chunk_end = 0;
+    int64_t Dk = pl->Dk, Dv = pl->Dv, hk = h / pl->G, chunk_end = 0;
     for (int64_t t = 0; t < a->Nk; t++) {
-        if (attn_key_starts_seq(a, t)) {
-            memset(r->W, 0, sizeof(double) * (size_t)DkDv);
-            memset(r->Sig, 0, sizeof(double) * (size_t)DkDv);
-        }
-        if (t == chunk_end) {
-            chunk_end = attn_key_block_end(a, t, pl->C);
-            memcpy(r->W0, r->W, sizeof(double) * (size_t)DkDv);
-        }
-        normalise(r->kh, attn_at64(&io->k, b, hk, t), Dk);
-        normalise(r->qh, attn_at64(&io->q, b, h, t), Dk);
+        mem_ref_boundaries(a, t, pl->C, &chunk_end, r->W, (size_t)(Dk * Dv), NULL, r->W0); /* W, Sig adjacent */
+        titans_normalise64(r->kh, attn_at64(&io->k, b, hk, t), Dk);
+        titans_normalise64(r->qh, attn_at64(&io->q, b, h, t), Dk);
         double *o = attn_at64(&io->o, b, h, t);
         if (pl->read_before)
             read_memory(o, r->W, r->qh, Dk, Dv);
@@ -89,6 +81,8 @@ int titans_ref_forward(const attn_args *a, const attn_io64 *io)
     int rc = titans_plan_make(&pl, &plain);
     if (rc)
         return rc;
+    if (pl.mlp)
+        return titans_mlp_ref_forward(a, io, &pl);
     int64_t Dk = pl.Dk, Dv = pl.Dv, DkDv = Dk * Dv;
     double *buf = malloc(sizeof(double) * (size_t)(3 * DkDv + 2 * Dk + Dv));
     if (!buf)
