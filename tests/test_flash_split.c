@@ -30,16 +30,7 @@ static int runs_split(const attn_args *a)
 
 Test(flash_split, forward_matches_oracle_on_strided_masks_and_lengths_not_multiples_of_l, .timeout = 120)
 {
-    static const int64_t Ns[] = {1, 37, 100, 257, 300}, Ds[] = {16, 64};
-    for (int m = 0; m < N_STRIDED; m++)
-        for (int iN = 0; iN < 5; iN++) {
-            int64_t D = Ds[(m + iN) % 2];
-            char what[160];
-            snprintf(what, sizeof what, "B=2 H=2 N=%ld D=%ld %s", (long)Ns[iN], (long)D, strided[m]);
-            attn_args a = fx_args_params(2, 2, 2, Ns[iN], Ns[iN], D, strided[m], 2, "split=on");
-            cr_assert(runs_split(&a), "%s: split=on did not take the split path", what);
-            exact_check_forward(K, &a, 2300 + (uint64_t)(m * 5 + iN), what);
-        }
+    exact_check_masks_by_length(K, strided, N_STRIDED, "split=on", runs_split, 2300);
 }
 
 /* Tiles of 1, 5 and 16 rows and 7, 16 and 300 keys: class tiles that end
