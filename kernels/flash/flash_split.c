@@ -35,13 +35,13 @@ int flash_split_fits(const attn_args *a, const char **why)
     return no == NULL;
 }
 
-/* Rows r, r + l, r + 2l, ... of t as a tensor of its own. */
-static attn_tensor class_view(const attn_tensor *t, int64_t r, int64_t l)
+/* Rows r, r + l, r + 2l, ... below n of t as a tensor of its own. */
+static attn_tensor class_view(const attn_tensor *t, int64_t r, int64_t l, int64_t n)
 {
     attn_tensor v = *t;
     v.data += r * t->sn;
     v.sn = l * t->sn;
-    v.N = (t->N - r + l - 1) / l;
+    v.N = (n - r + l - 1) / l;
     return v;
 }
 
@@ -103,7 +103,8 @@ static void class_tile_forward(const attn_args *a, const flash_plan *pl, const a
                                int64_t r, int64_t t0, int64_t e, float *ws, flash_tally *t)
 {
     int64_t D = a->D, G = pl->G, l = a->mask.stride;
-    attn_tensor q = class_view(&io->q, r, l), k = class_view(&io->k, r, l), v = class_view(&io->v, r, l);
+    attn_tensor q = class_view(&io->q, r, l, a->Nq), k = class_view(&io->k, r, l, a->Nk);
+    attn_tensor v = class_view(&io->v, r, l, a->Nk);
     int64_t nb = q.N - t0 < pl->br ? q.N - t0 : pl->br, lanes = flash_round16(G * nb);
     float *qt = flash_take(&ws, D * lanes), *S = flash_take(&ws, pl->bc * lanes);
     float *acc = flash_take(&ws, D * lanes);
