@@ -53,7 +53,7 @@ const bad_case bad_cases[] = {
     {"param prefix naming no benched kernel", {"bench", "--kernel", "flash,naive", "--N", "64", "--param", "flsh:br=16"},
      {{0}}, "param flsh:br=16: expected one of the kernels of --kernel (flash, naive) before ':', found 'flsh'"},
     {"unknown kernel param", {"bench", "--kernel", "flash", "--N", "64", "--param", "nope=3"}, {{0}},
-     "kernel 'flash': unknown param 'nope' (expected br, bc, gather, gbr)"},
+     "kernel 'flash': unknown param 'nope' (expected br, bc, gather, gbr, split)"},
     {"kernel param out of range", {"bench", "--kernel", "flash", "--N", "64", "--param", "br=100000"}, {{0}},
      "param br: expected an integer in [1, 1024], found '100000'"},
     {"prefixed kernel param out of range", {"bench", "--kernel", "naive,flash", "--N", "64", "--param", "flash:br=0"},

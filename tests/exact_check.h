@@ -8,6 +8,7 @@
 #include "kernels/core/oracle.h"
 
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 /* Forward on a fresh problem; asserts err_O <= fx_tol_o and err_lse <= 1e-5. */
@@ -20,6 +21,24 @@ static inline void exact_check_forward(const attn_kernel *k, const attn_args *a,
     cr_assert(eo <= fx_tol_o(p.a.Nk), "%s: err_O %.3g > %.3g", what, eo, fx_tol_o(p.a.Nk));
     cr_assert(el <= 1e-5, "%s: err_lse %.3g", what, el);
     fx_free(&p);
+}
+
+/* exact_check_forward for every mask of masks[0..n) at B = 2, H = H_kv = 2 and
+ * Nq = Nk = 1, 37, 100, 129, 257 (D alternating 16 and 64) with `params`;
+ * `runs` (when non-NULL) asserts that each case takes the path under test. */
+static inline void exact_check_masks_by_length(const attn_kernel *k, const char *const *masks, int n,
+                                               const char *params, int (*runs)(const attn_args *a), uint64_t seed)
+{
+    static const int64_t Ns[] = {1, 37, 100, 129, 257}, Ds[] = {16, 64};
+    for (int m = 0; m < n; m++)
+        for (int iN = 0; iN < 5; iN++) {
+            int64_t D = Ds[(m + iN) % 2];
+            char what[160];
+            snprintf(what, sizeof what, "B=2 H=2 N=%ld D=%ld %s %s", (long)Ns[iN], (long)D, masks[m], params);
+            attn_args a = fx_args_params(2, 2, 2, Ns[iN], Ns[iN], D, masks[m], 2, params);
+            cr_assert(!runs || runs(&a), "%s: the path under test did not run", what);
+            exact_check_forward(k, &a, seed + (uint64_t)(m * 5 + iN), what);
+        }
 }
 
 /* Forward + backward; asserts the forward and dQ, dK, dV within 1e-4 of the oracle. */

@@ -261,7 +261,7 @@ Test(config, params_entries_multiply_only_their_kernel)
 Test(config, an_unknown_or_out_of_range_kernel_param_is_refused_before_any_job)
 {
     const char *msg = parse_error(SUITE(",\"params\":[\"flash:nope=1\"]"));
-    cr_assert(strstr(msg, "x.json: suite 'k': kernel 'flash': unknown param 'nope' (expected br, bc, gather, gbr)"),
+    cr_assert(strstr(msg, "x.json: suite 'k': kernel 'flash': unknown param 'nope' (expected br, bc, gather, gbr, split)"),
               "%s", msg);
     msg = parse_error(SUITE(",\"params\":[\"flash:br=100000\"]"));
     cr_assert(strstr(msg, "x.json: suite 'k': param br: expected an integer in [1, 1024], found '100000'"), "%s", msg);

@@ -36,16 +36,7 @@ static int runs_gathered(const attn_args *a)
 
 Test(flash_gather, forward_matches_oracle_on_unstructured_masks_lengths_and_head_sizes, .timeout = 120)
 {
-    static const int64_t Ns[] = {1, 37, 100, 129, 257}, Ds[] = {16, 64};
-    for (int m = 0; m < N_UNSTRUCTURED; m++)
-        for (int iN = 0; iN < 5; iN++) {
-            int64_t D = Ds[(m + iN) % 2];
-            char what[160];
-            snprintf(what, sizeof what, "B=2 H=2 N=%ld D=%ld %s", (long)Ns[iN], (long)D, unstructured[m]);
-            attn_args a = fx_args_params(2, 2, 2, Ns[iN], Ns[iN], D, unstructured[m], 2, "gather=on");
-            cr_assert(runs_gathered(&a), "%s: gather=on did not build the gathered path", what);
-            exact_check_forward(K, &a, 300 + (uint64_t)(m * 5 + iN), what);
-        }
+    exact_check_masks_by_length(K, unstructured, N_UNSTRUCTURED, "gather=on", runs_gathered, 300);
 }
 
 /* Blocks of 1, 5 and 16 rows: a block boundary inside a residue class, one

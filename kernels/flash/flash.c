@@ -15,6 +15,7 @@
 #include "flash_internal.h"
 #include "flash.h"
 #include "flash_gather.h"
+#include "flash_split.h"
 #include "kernels/core/lowp.h"
 
 #include <omp.h>
@@ -62,7 +63,25 @@ static const opt_def flash_params[] = {
              "scores of the tiled path; on = for any mask; off = tiled path only"},
     {.name = "gbr", .type = OPT_INT, .def_str = "64 (random, strided: 16/G, at least 1)", .lo = 1, .hi = 1024,
      .help = "query rows per gathered block"},
+    {.name = "split", .type = OPT_ENUM, .names = flash_gather_modes, .def = FLASH_GATHER_AUTO,
+     .help = "split forward for the strided mask (causal band tiled, plus one causal attention per residue "
+             "class, merged by log-sum-exp): auto = for strided masks it computes exactly when gather=auto; "
+             "on = required (fails where it does not apply); off = never"},
     {0}};
+
+/* The `split` parameter: whether the forward takes the split path. */
+static int flash_plan_split(flash_plan *pl, const attn_args *a)
+{
+    int rc = 0, mode = attn_param_enum(a, flash_params, "split", &rc);
+    if (rc)
+        return rc;
+    const char *why = NULL;
+    int fits = flash_split_fits(a, &why);
+    if (mode == FLASH_GATHER_ON && !fits)
+        return attn_fail(ATTN_EUNSUPPORTED, "kernel 'flash' split=on: expected %s", why);
+    pl->split = mode == FLASH_GATHER_ON || (mode == FLASH_GATHER_AUTO && pl->gather == FLASH_GATHER_AUTO && fits);
+    return 0;
+}
 
 int attn_flash_plan(flash_plan *pl, const attn_args *a)
 {
@@ -76,6 +95,8 @@ int attn_flash_plan(flash_plan *pl, const attn_args *a)
     if (rc)
         return rc;
     pl->G = a->H / a->H_kv;
+    if ((rc = flash_plan_split(pl, a)) != 0)
+        return rc;
     if (pl->gather != FLASH_GATHER_OFF && !a->seq_len && !a->kv_len &&
         (pl->gather == FLASH_GATHER_ON || flash_gather_kind(&a->mask))) {
         pl->gbr = attn_param_int_or(a, flash_params, "gbr", default_gbr(a, pl->G), &rc);
@@ -247,6 +268,26 @@ static void flash_forward_tile(const attn_args *a, const flash_plan *pl, const a
     flash_lanes_store_o(a, io, b, hk * G, G, i0, NULL, nb, lanes, acc, m, l);
 }
 
+void flash_tiled_forward(const attn_ctx *ctx, const attn_args *a, const flash_plan *pl, const attn_io *io,
+                         int64_t hk0, int64_t hk_step)
+{
+    int64_t n_kv = (a->H_kv - hk0 + hk_step - 1) / hk_step, tasks = a->B * n_kv * pl->nqt;
+#pragma omp parallel num_threads(a->threads)
+    {
+        flash_tally t = {0};
+        float *ws = flash_slot(ctx, pl, omp_get_thread_num());
+        /* dynamic: causal tiles differ in cost; the last query tiles (most
+         * keys) go first so the tail of the schedule is short */
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t task = 0; task < tasks; task++) {
+            int64_t qt = pl->nqt - 1 - task % pl->nqt, bh = task / pl->nqt;
+            int64_t hk = hk0 + bh % n_kv * hk_step;
+            flash_forward_tile(a, pl, io, bh / n_kv, hk, qt * pl->br, ws, &t);
+        }
+        flash_tally_flush(&t);
+    }
+}
+
 // q is (B,H,Nq,D), k and v are (B,H_kv,Nk,D); o is (B,H,Nq,D), lse is (B,H,Nq)
 static int flash_forward_f32(attn_ctx *ctx, const attn_io *io)
 {
@@ -255,24 +296,12 @@ static int flash_forward_f32(attn_ctx *ctx, const attn_io *io)
     int rc = attn_flash_plan(&pl, a);
     if (rc)
         return rc;
-    if (flash_gather_fits(ctx->priv, a)) {
+    if (pl.split)
+        flash_split_forward(ctx, &pl, io);
+    else if (flash_gather_fits(ctx->priv, a))
         flash_gather_forward(ctx, &pl, ctx->priv, io);
-        return 0;
-    }
-    int64_t tasks = a->B * a->H_kv * pl.nqt;
-#pragma omp parallel num_threads(a->threads)
-    {
-        flash_tally t = {0};
-        float *ws = flash_slot(ctx, &pl, omp_get_thread_num());
-        /* dynamic: causal tiles differ in cost; the last query tiles (most
-         * keys) go first so the tail of the schedule is short */
-#pragma omp for schedule(dynamic, 1)
-        for (int64_t task = 0; task < tasks; task++) {
-            int64_t qt = pl.nqt - 1 - task % pl.nqt, bh = task / pl.nqt;
-            flash_forward_tile(a, &pl, io, bh / a->H_kv, bh % a->H_kv, qt * pl.br, ws, &t);
-        }
-        flash_tally_flush(&t);
-    }
+    else
+        flash_tiled_forward(ctx, a, &pl, io, 0, 1);
     return 0;
 }
 

@@ -74,6 +74,7 @@ typedef struct {
     int gather;            /* the `gather` parameter (FLASH_GATHER_*) */
     int64_t gbr, glanes;   /* gathered path (flash_gather.h): query rows per block and lanes,
                             * G*gbr rounded up to 16; 0 when the path cannot run */
+    int split;             /* the forward takes the split path (flash_split.h) */
 } flash_plan;
 
 enum { FLASH_GATHER_AUTO = 0, FLASH_GATHER_ON, FLASH_GATHER_OFF };
