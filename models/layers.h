@@ -355,6 +355,8 @@ typedef struct {
                                   kernel reads a quantized cache; fp32: the kernel reads K and V as computed */
     attn_dtype dtype;          /* evaluation only: Q, K and V are rounded to this type (dtype.h), the kernel
                                   reads them so and writes O in it, widened back for the output projection */
+    uint64_t mem_budget;       /* evaluation only: the kernel's working memory at most this many bytes
+                                  (kernels/core/mem_budget.h: it chooses its sizes at the plan); 0: none */
 } nn_attn_cfg;
 
 typedef struct {

@@ -83,6 +83,8 @@ typedef struct {
     attn_dtype eval_dtype;     /* evaluation only, not saved: every layer's kernel reads Q, K, V rounded to
                                   this type and writes O in it (a kernel that takes it: flash, linear, gla,
                                   deltanet); fp32: as computed */
+    uint64_t eval_mem_budget;  /* evaluation only, not saved: every layer's kernel in the memory-budget mode
+                                  with this many bytes of working memory (docs/memory-budget.md); 0: none */
 } nn_model_cfg;
 
 /* The model's options (models/model_opts.c), in the order of its canonical
