@@ -12,7 +12,8 @@ typedef struct {
     char name[ATTN_BUDGET_KNOBS][32];
     int64_t value[ATTN_BUDGET_KNOBS]; /* the chosen sizes (after a refusal: those of the least) */
     size_t workspace;                 /* the plan's workspace with them, bytes */
-    size_t least;                     /* the smallest workspace any setting plans: the least budget it meets */
+    size_t least;                     /* after a search (the defaults did not fit): the smallest workspace
+                                         any setting plans, the least budget the kernel meets */
 } attn_budget_choice;
 
 /* With a->mem_budget set, chooses the kernel's budget_params and adds them
