@@ -19,6 +19,7 @@
  * from x without a convolution, as here. fla has no RoPE in DeltaNet; where a
  * model here uses RoPE it rotates the convolved q and k. */
 #include "layers.h"
+#include "kernels/core/mem_budget.h"
 #include "kernels/core/kv_cache.h"
 #include "kernels/core/oracle.h"
 #include "profile.h"
@@ -190,8 +191,10 @@ int nn_attn_plan(nn_attn *l, int64_t B, int64_t N, int threads)
                                       "block's cover N=%lld (%lld per head), expected N <= %lld, found N=%lld (%lld per head)",
                          l->cfg.kernel->name, (long long)(l->cfg.max_len > 0 ? l->cfg.max_len : 1), (long long)l->w_cols,
                          (long long)(l->cfg.max_len > 0 ? l->cfg.max_len : 1), (long long)N, (long long)cols);
-    int rc = attn_ctx_create(l->cfg.kernel, &a, &l->ctx);
-    if (rc)
+    /* a budget: the kernel's sizes chosen for this (B, N, threads), refused when none fits */
+    a.mem_budget = l->cfg.mem_budget;
+    int rc = a.mem_budget && l->cfg.kernel->budget_params ? attn_budget_fit(l->cfg.kernel, &a, NULL) : 0;
+    if (rc || (rc = attn_ctx_create(l->cfg.kernel, &a, &l->ctx)) != 0)
         return rc;
     if (l->cfg.rope) {
         l->rope_cs = attn_alloc(sizeof(float) * nn_rope_table_floats(N, l->D));

@@ -356,6 +356,8 @@ typedef struct {
                                   kernel reads a quantized cache; fp32: the kernel reads K and V as computed */
     attn_dtype dtype;          /* the kernel's operand type (dtype.h, attn_lowp.h): Q, K, V (O, dO in a
                                   backward) rounded to it before the call, O (dQ, dK, dV) widened back after */
+    uint64_t mem_budget;       /* evaluation only: the kernel's working memory at most this many bytes
+                                  (kernels/core/mem_budget.h: it chooses its sizes at the plan); 0: none */
 } nn_attn_cfg;
 
 typedef struct {

@@ -78,7 +78,8 @@ static int bind_all(nn_model *m, nn_blob *blob)
                           .kernel = layer_kernel(c, l, &rc), .params = c->kparams,
                           .rope = c->pos == NN_POS_ROPE, .eval_only = c->eval_only,
                           .short_conv = c->short_conv, .max_len = c->max_len, .kv_dtype = c->eval_kv_dtype,
-                          .dtype = c->eval_dtype != ATTN_DT_FP32 ? c->eval_dtype : c->attn_dtype};
+                          .dtype = c->eval_dtype != ATTN_DT_FP32 ? c->eval_dtype : c->attn_dtype,
+                          .mem_budget = c->eval_mem_budget};
         if (rc)
             break;
         ac.mask = nn_model_mask(c);

@@ -95,6 +95,8 @@ typedef struct {
                                   deltanet); fp32: attn_dtype */
     attn_dtype attn_dtype;     /* saved: the kernels' operand type in training and evaluation (attn_lowp.h);
                                   fp32 master weights and optimizer state whatever it is */
+    uint64_t eval_mem_budget;  /* evaluation only, not saved: every layer's kernel in the memory-budget mode
+                                  with this many bytes of working memory (docs/memory-budget.md); 0: none */
 } nn_model_cfg;
 
 /* The model's options (models/model_opts.c), in the order of its canonical

@@ -56,6 +56,9 @@ and from RESULTS_DIR/cp_model.csv ('mpirun -n 2 attnbench cpmodel --out FILE'), 
 measured efficiency_vs_1rank rows of RESULTS_DIR/cp.csv when it exists:
   cp_model.png cp_model.svg        predicted efficiency of ring and ulysses vs ranks (1..1024),
                                    labelled model, one line per (kernel, N); measured points on it
+and from RESULTS_DIR/maxmem.csv (suite=maxmem; configs/maxmem.json):
+  maxmem.png maxmem.svg            forward latency and trained-checkpoint accuracy against the
+                                   working-memory budget (--mem-budget, log x), one line per kernel
 Figures whose CSV is missing or has no usable rows are listed as skipped on stderr.
 Prints the files written, one per line; exits 1 if gnuplot, kernels.csv or its rows
 are missing (after drawing the other figures) or a gnuplot script fails.
@@ -200,4 +203,5 @@ optional_csv "$results/recall.csv" recall mqar_lines recall_state
 optional_csv "$results/niah.csv" niah niah_heatmap niah_length
 optional_csv "$results/cp_model.csv" cp cp_model
 optional_csv "$results/icl.csv" icl icl
+optional_csv "$results/maxmem.csv" maxmem maxmem
 [[ -z $kernels_err ]] || exit 1

@@ -165,7 +165,7 @@ Test(config_train, extrapolate_kernels_errors_name_the_json_path_and_what_was_ex
         {HEAD "\"kernels\":[{\"kernel\":\"flash\",\"kv_dtype\":\"q8_0\"}]}}]}",
          "t.json: $.trainings[0].extrapolate.kernels[0].kv_dtype: kernel 'flash' does not read a q8_0 KV cache"},
         {HEAD "\"kernel\":[{\"kernel\":\"streaming\"}]}}]}",
-         "t.json: $.trainings[0].extrapolate: unknown key \"kernel\" (expected scale, depths, kernels, dump_kv)"},
+         "t.json: $.trainings[0].extrapolate: unknown key \"kernel\" (expected scale, depths, kernels, mem_budgets, dump_kv)"},
     };
 #undef HEAD
     expect_errors(cases, sizeof cases / sizeof *cases);

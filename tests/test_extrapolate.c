@@ -2,7 +2,8 @@
  * (length, depth) cell with its params, lengths beyond learned positions
  * refused with the option named, rows reproducible, and the trained-length
  * cell equal to a plain reload of the checkpoint, swapped kernels named by
- * their rows, and skip_done (sweep resume) evaluating only the cells missing
+ * their rows, memory budgets named by theirs (or refused with the least one),
+ * and skip_done (sweep resume) evaluating only the cells missing
  * from the results. Models: 1 layer, d 16,
  * trained 2 steps (the grid logic, not the learning, is under test). */
 #include "harness/results/csvw.h"
@@ -365,5 +366,40 @@ Test(extrapolate, skip_done_evaluates_only_the_cells_missing_from_the_results, .
                                         "extrap;eval_len=32;train_len=16 is not in the results yet)"),
               "%s", attn_last_error());
     cr_assert_eq(read_extrap(s.csv, &after), 3);
+    scratch_rm(&s);
+}
+
+/* --mem-budget: every layer's kernel planned within the budget, the rows
+ * naming it; a budget no setting meets refused with the least one, which
+ * then evaluates as the unbudgeted model does; a kernel without the mode
+ * refused. */
+Test(extrapolate, a_memory_budget_evaluates_every_layer_within_it_or_names_the_least_one, .timeout = 60)
+{
+    scratch s;
+    train_mqar(&s, "rope");
+    extrapolate_opts o = {.checkpoint = s.ckpt, .out = s.csv, .test_n = 200, .threads = 1, .n_scales = 1,
+                          .scale = {1}};
+    int written;
+    cr_assert_eq(extrapolate_run(&o, &written), 0, "%s", attn_last_error());
+    o.mem_budget = 1;
+    cr_assert_eq(extrapolate_run(&o, &written), ATTN_EUNSUPPORTED);
+    const char *least = strstr(attn_last_error(), "least budget it can meet is ");
+    cr_assert(least, "%s", attn_last_error());
+    o.mem_budget = strtoull(least + strlen("least budget it can meet is "), NULL, 10);
+    cr_assert_gt(o.mem_budget, 1);
+    cr_assert_eq(extrapolate_run(&o, &written), 0, "budget %llu: %s", (unsigned long long)o.mem_budget,
+                 attn_last_error());
+    static rows_t r;
+    cr_assert_eq(read_extrap(s.csv, &r), 2);
+    char tail[48];
+    snprintf(tail, sizeof tail, ";mem_budget=%llu", (unsigned long long)o.mem_budget);
+    const char *p = r.row[1].cell[ATTN_COL_PARAMS];
+    cr_assert(strlen(p) > strlen(tail) && !strcmp(p + strlen(p) - strlen(tail), tail), "%s", p);
+    cr_assert_str_neq(r.row[1].cell[ATTN_COL_JOB_ID], r.row[0].cell[ATTN_COL_JOB_ID]);
+    cr_assert_lt(fabs(cell_value(&r.row[1]) - cell_value(&r.row[0])), 0.01, "%s vs %s", r.row[1].cell[ATTN_COL_VALUE],
+                 r.row[0].cell[ATTN_COL_VALUE]);
+    o.kernel = "naive";
+    cr_assert_eq(extrapolate_run(&o, &written), ATTN_EUNSUPPORTED);
+    cr_assert(strstr(attn_last_error(), "does not claim the memory-budget mode"), "%s", attn_last_error());
     scratch_rm(&s);
 }

@@ -144,7 +144,8 @@ static int grid_job(const bench_opts *o, const attn_kernel *k, int in, int id, b
     job->args.Nq = o->Ns[in], job->args.D = o->Ds[id];
     if (!job->args.Nk || o->n_N > 1)
         job->args.Nk = job->args.Nq;
-    return params_for(o, k->name, &job->args.params);
+    int rc = params_for(o, k->name, &job->args.params);
+    return rc ? rc : bench_budget_fit(job);
 }
 
 /* Kernels, shapes and parameters are checked before anything runs: bad

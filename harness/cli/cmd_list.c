@@ -96,6 +96,8 @@ static void kernel_texts(const attn_kernel *k, char flags[256], char masks[512],
     inputs_text(k->inputs, flags, 256);
     bit_names_text(k->kv_dtypes, ATTN_KV_BF16, attn_kv_dtype_names, " kv:", flags, 256);
     bit_names_text(k->dtypes, ATTN_DT_BF16, attn_dtype_names, " dtype:", flags, 256);
+    if (k->budget_params) /* the memory-budget mode: the sizes it may choose */
+        snprintf(flags + strlen(flags), 256 - strlen(flags), " budget:%s", k->budget_params);
     masks_text(k->masks, masks, 512);
     opt_summary(k->params, params, 2048);
     if (k->notes)

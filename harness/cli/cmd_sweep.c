@@ -39,6 +39,8 @@ static void describe_job(const bench_job *j, char *buf, size_t n)
         snprintf(buf + strlen(buf), n - strlen(buf), " kv=%s", attn_kv_dtype_names[j->args.kv_dtype]);
     if (j->args.dtype != ATTN_DT_FP32)
         snprintf(buf + strlen(buf), n - strlen(buf), " dtype=%s", attn_dtype_names[j->args.dtype]);
+    if (j->args.mem_budget)
+        snprintf(buf + strlen(buf), n - strlen(buf), " mem_budget=%llu", (unsigned long long)j->args.mem_budget);
     if (j->lens.n) { /* a ragged or padded batch's lengths */
         snprintf(buf + strlen(buf), n - strlen(buf), " %s=", bench_lens_key(&j->lens));
         bench_lens_format(&j->lens, buf + strlen(buf), n - strlen(buf));

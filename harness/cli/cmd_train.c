@@ -97,6 +97,12 @@ static const opt_def eval_opts[] = {
     {.name = "dtype", .type = OPT_ENUM, .offset = EV(dtype), .names = attn_dtype_names, .def = ATTN_DT_FP32,
      .help = "with --scale: every layer's kernel (the trained one, or --kernel) reads its queries, keys and "
              "values rounded to this type and writes its output in it (docs/dtypes.md); params end in ;dtype=.."},
+    {.name = "mem_budget", .cli = "mem-budget", .type = OPT_INT, .offset = EV(mem_budget), .lo = 0, .hi = 1e18,
+     .metavar = "BYTES", .def_str = "none",
+     .help = "with --scale: every layer's kernel (the trained one, or --kernel) in the memory-budget mode, its "
+             "tile, chunk or split sizes chosen so its planned workspace stays within BYTES; refused (exit 2) "
+             "with the least budget it can meet, or when the kernel does not claim the mode "
+             "(docs/memory-budget.md); params end in ;mem_budget=.."},
     {.name = "dump_kv", .cli = "dump-kv", .type = OPT_ARG, .offset = EV(dump_kv), .metavar = "FILE",
      .help = "with --scale: instead of evaluating, write the queries, keys and values every layer feeds its kernel "
              "on the first test example at the first scale (and first depth) to FILE, for bench --inputs "
@@ -151,6 +157,8 @@ static int eval_check(const extrapolate_opts *x)
         return cli_usage_error("eval", "--mask needs --kernel (the kernel swapped in)");
     if (x->dtype != ATTN_DT_FP32 && !x->n_scales)
         return cli_usage_error("eval", "--dtype needs --scale (e.g. --scale 1)");
+    if (x->mem_budget && !x->n_scales)
+        return cli_usage_error("eval", "--mem-budget needs --scale (e.g. --scale 1)");
     if (x->kv_dtype != ATTN_KV_FP32 && !x->kernel)
         return cli_usage_error("eval", "--kv-dtype needs --kernel (a decode kernel swapped in that reads the cache)");
     if (x->depths && !x->n_scales)

@@ -13,11 +13,33 @@
 #include <string.h>
 #include <unistd.h>
 
+/* The grid of one kernel (trained or swapped), then again under each memory
+ * budget; 0 or the number of grids that failed. A budget the kernel cannot
+ * meet is no failure: the mode refuses it, and the sweep says so and goes on. */
+static int extrapolate_budgets(const train_run_opts *r, extrapolate_opts *e, const char *name)
+{
+    int rows, failed = 0;
+    for (int b = -1; b < r->n_budgets; b++) {
+        e->mem_budget = b >= 0 ? (uint64_t)r->mem_budget[b] : 0;
+        int rc = extrapolate_run(e, &rows);
+        if (rc == ATTN_EUNSUPPORTED && e->mem_budget)
+            fprintf(stderr, "eval: %s under --mem-budget %llu: skipped: %s\n", name,
+                    (unsigned long long)e->mem_budget, attn_last_error());
+        else if (rc) {
+            fprintf(stderr, "eval: %s: error: %s\n", name, attn_last_error());
+            failed++;
+        }
+    }
+    e->mem_budget = 0;
+    return failed;
+}
+
 /* A training entry's "extrapolate": its checkpoint at longer lengths and
  * needle depths, then the same grid with each listed kernel swapped into
- * every layer (as 'attnbench eval --kernel'). Cells whose row is already in
- * the results (a cell: trained job x scale x depth x swapped kernel) are not
- * evaluated again, so a resumed sweep fills in exactly the missing ones. */
+ * every layer (as 'attnbench eval --kernel'), each also under the listed
+ * memory budgets. Cells whose row is already in the results (a cell: trained
+ * job x scale x depth x swapped kernel x budget) are not evaluated again, so
+ * a resumed sweep fills in exactly the missing ones. */
 static int extrapolate_job(const train_run_opts *r, const char *ckpt, const char *results)
 {
     extrapolate_opts e = {.checkpoint = ckpt, .out = r->out, .threads = r->train.threads, .n_scales = r->n_scales,
@@ -31,13 +53,10 @@ static int extrapolate_job(const train_run_opts *r, const char *ckpt, const char
             e.kv_dtype = sw->kv_dtype;
             fprintf(stderr, "eval: %s swapped into every layer\n", sw->kernel);
         }
-        if (extrapolate_run(&e, &rows) != 0) {
-            fprintf(stderr, "eval: %s: error: %s\n", sw ? sw->kernel : "trained kernel", attn_last_error());
-            failed++;
-        }
+        failed += extrapolate_budgets(r, &e, sw ? sw->kernel : "trained kernel");
     }
     char kv[1400];
-    int runs = r->n_swaps + 1;
+    int runs = (r->n_swaps + 1) * (r->n_budgets + 1);
     snprintf(kv, sizeof kv, "%s/%s", results, r->dump_kv);
     if (r->dump_kv[0] && access(kv, F_OK) != 0) { /* the cache jobs after the trainings read it */
         runs++;
@@ -80,6 +99,8 @@ static void print_training(size_t j, const train_run_opts *t, double est_s)
         printf("%s%lld", s ? "," : " extrapolate scale=", (long long)t->scale[s]);
     if (t->n_scales)
         printf(" depths=%d", t->depths);
+    for (int b = 0; b < t->n_budgets; b++)
+        printf("%s%lld", b ? "," : " mem_budgets=", (long long)t->mem_budget[b]);
     for (int k = 0; k < t->n_swaps; k++)
         printf("%s%s%s%s%s%s", k ? "," : " swapped=", t->swap[k].kernel, t->swap[k].mask[0] ? "@" : "", t->swap[k].mask,
                t->swap[k].kv_dtype ? ":kv=" : "", t->swap[k].kv_dtype ? attn_kv_dtype_names[t->swap[k].kv_dtype] : "");

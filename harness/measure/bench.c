@@ -86,6 +86,9 @@ static void params_text(const bench_job *job, char *buf, size_t n)
         snprintf(buf + strlen(buf), n - strlen(buf), "%sinputs=", buf[0] ? ";" : "");
         bench_inputs_format(&job->inputs, buf + strlen(buf), n - strlen(buf));
     }
+    if (job->args.mem_budget) /* the memory-budget mode: the sizes above were chosen under it */
+        snprintf(buf + strlen(buf), n - strlen(buf), "%smem_budget=%llu", buf[0] ? ";" : "",
+                 (unsigned long long)job->args.mem_budget);
     if (job->args.dtype != ATTN_DT_FP32) /* 16-bit operands, fp32 accumulation: the row says both */
         snprintf(buf + strlen(buf), n - strlen(buf), "%sacc=fp32", buf[0] ? ";" : "");
     if (job->lens.n) {

@@ -1,6 +1,7 @@
 #include "bench_fit.h"
 
 #include "common/attn_error.h"
+#include "kernels/core/mem_budget.h"
 #include "problem.h"
 #include "sysinfo.h"
 
@@ -36,8 +37,10 @@ int bench_estimate_job(const bench_job *job, const peak_result *peak, bench_esti
     attn_args a = bench_run_args(job);
     size_t ws = 0;
     *e = (bench_estimate){0};
-    int rc = attn_ctx_plan(k, &a, &ws);
-    if (rc)
+    /* a budget no setting meets: the refusal names the least one it can
+     * (a job whose params hold the fitted sizes passes at once) */
+    int rc = k->budget_params ? attn_budget_fit(k, &a, NULL) : 0;
+    if (rc || (rc = attn_ctx_plan(k, &a, &ws)) != 0)
         return rc;
     e->tensor_bytes = problem_bytes(k, &a, a.backward ? PROBLEM_GRADS : 0);
     e->workspace_bytes = (double)ws;
@@ -103,6 +106,17 @@ int bench_fit_limits(const bench_job *job, const bench_estimate *e)
                          "STREAM peaks) > --max-time %s", what, need, e->calls, call, limit);
     }
     return 0;
+}
+
+int bench_budget_fit(bench_job *job)
+{
+    if (!job->args.mem_budget || !job->kernel->budget_params)
+        return 0;
+    attn_args a = bench_run_args(job); /* threads, backward: what the plan reads */
+    int rc = attn_budget_fit(job->kernel, &a, NULL);
+    if (!rc)
+        job->args.params = a.params;
+    return rc;
 }
 
 double bench_default_max_mem(void) { return 0.8 * sysinfo_mem_available(); }

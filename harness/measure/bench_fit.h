@@ -35,6 +35,14 @@ int bench_fit_limits(const bench_job *job, const bench_estimate *e);
  * "kernel 'flash' N=16777216: needs at least 137 GB (...) > --max-mem 19.5 GB". */
 int bench_fit(const bench_job *job, const peak_result *peak);
 
+/* The memory-budget mode (docs/memory-budget.md): with args.mem_budget set
+ * and a kernel that claims the mode, the sizes attn_budget_fit chooses go
+ * into job->args.params, so the row's params name them. 0 without a budget
+ * or for a kernel that does not claim the mode (its job is skipped when it
+ * runs); otherwise as attn_budget_fit: ATTN_EUNSUPPORTED with the least
+ * budget the kernel can meet when no setting fits. */
+int bench_budget_fit(bench_job *job);
+
 /* Sizes of a peak probe that takes milliseconds, for the time estimate when
  * the same-run peaks are not measured (--no-peak): in-cache sizes overstate
  * the peaks, which keeps the estimate a lower bound. */

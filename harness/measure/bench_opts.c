@@ -113,6 +113,12 @@ const opt_def bench_opts_table[] = {
      .def_str = "= D", .help = "columns of V and O (kernels with flag DV)"},
     {.name = "params", .cli = "param", .group = G_JOB, .type = OPT_PARAMS, .offset = AT(params),
      .metavar = "[K:]k=v", .help = "kernel parameter, for every kernel or only kernel K (repeatable); scale=X sets the score scale of any kernel that has one"},
+    {.name = "mem_budget_bytes", .cli = "mem-budget", .group = G_JOB, .type = OPT_INT, .offset = JOB(args.mem_budget),
+     .def = 0, .lo = 0, .hi = 1e18, .metavar = "BYTES", .def_str = "none",
+     .help = "memory-budget mode: kernels that claim it (list kernels: budget) choose their tile, chunk or split "
+             "sizes so the planned workspace stays within BYTES (params name them and mem_budget); no setting "
+             "fits: bench refuses the job (exit 2) with the least budget it can meet; other kernels are skipped "
+             "(docs/memory-budget.md)"},
     {.name = "threads", .group = G_JOB, .type = OPT_INT32, .offset = JOB(args.threads), .lo = 1, .hi = 4096,
      .metavar = "T", .def_str = "all cores", .help = "OpenMP threads"},
     {.name = "seed", .group = G_JOB, .type = OPT_UINT, .offset = JOB(seed), .def = 1, .lo = 0,

@@ -129,6 +129,7 @@ typedef struct {
     cfg_kparams_list params;
     cfg_lens_list lens;                         /* batches with their own lengths, or empty */
     cfg_ints B, H, H_kv, N, N_kv, D, Dv, threads; /* H_kv, N_kv, Dv empty: equal to H, N, D */
+    cfg_ints mem_budget;                        /* memory budgets in bytes (empty: none) */
     uint64_t seed;
 } cfg_suite;
 

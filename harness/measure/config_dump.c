@@ -75,7 +75,7 @@ static cJSON *suite_json(const cfg_suite *s)
     cJSON_AddItemToObject(o, "dtype", LIST_JSON(s->dtypes, dtype_text));
     const struct { const char *key; const cfg_ints *v; } ints[] = {
         {"B", &s->B}, {"H", &s->H}, {"H_kv", &s->H_kv}, {"N", &s->N}, {"N_kv", &s->N_kv}, {"D", &s->D},
-        {"Dv", &s->Dv}, {"threads", &s->threads},
+        {"Dv", &s->Dv}, {"threads", &s->threads}, {"mem_budget_bytes", &s->mem_budget},
     };
     for (size_t i = 0; i < sizeof ints / sizeof *ints; i++)
         if (ints[i].v->n && !(s->lens.n && ints[i].v == &s->B))   /* empty H_kv / N_kv: equal to H / N;

@@ -3,6 +3,7 @@
  * entries sharing a suite name do not repeat a job. */
 #include "config.h"
 #include "config_json.h"
+#include "bench_fit.h"
 
 #include "common/attn_error.h"
 #include "kernels/core/mask.h"
@@ -14,7 +15,7 @@
 
 /* The grid of one entry, outermost dimension first (see config.h). The
  * kernel and its params entries form one dimension of "variants". */
-enum { G_THREADS, G_VARIANT, G_MASK, G_PASS, G_INPUTS, G_KVDT, G_DT, G_B, G_H, G_HKV, G_D, G_DV, G_N, G_NKV, G_LENS, G__COUNT };
+enum { G_THREADS, G_VARIANT, G_MASK, G_PASS, G_INPUTS, G_KVDT, G_DT, G_B, G_H, G_HKV, G_D, G_DV, G_N, G_NKV, G_LENS, G_BUDGET, G__COUNT };
 
 typedef struct {
     const attn_kernel *kernel;
@@ -115,6 +116,10 @@ static void grid_job(const cfg_config *cfg, const cfg_suite *s, const variant *v
     a->Nk = s->N_kv.n ? s->N_kv.v[ix[G_NKV]] : a->Nq;
     if (s->lens.n)
         apply_lens(&s->lens.v[ix[G_LENS]], j);
+    a->mem_budget = s->mem_budget.n ? (uint64_t)s->mem_budget.v[ix[G_BUDGET]] : 0;
+    /* the sizes chosen under the budget name the job; a budget no setting
+     * meets leaves them out, and the job's run says why it is skipped */
+    bench_budget_fit(j);
 }
 
 /* Counts the entry's jobs into *count and writes them to out (unless NULL). */
@@ -130,7 +135,7 @@ static int expand_suite(const cfg_config *cfg, size_t entry, const cfg_filter *f
         [G_THREADS] = s->threads.n, [G_VARIANT] = n_vars, [G_MASK] = s->masks.n,
         [G_PASS] = s->passes.n, [G_INPUTS] = s->inputs.n, [G_KVDT] = s->kv_dtypes.n, [G_DT] = s->dtypes.n, [G_B] = s->B.n, [G_H] = s->H.n, [G_HKV] = s->H_kv.n ? s->H_kv.n : 1,
         [G_D] = s->D.n, [G_DV] = s->Dv.n ? s->Dv.n : 1, [G_N] = s->N.n, [G_NKV] = s->N_kv.n ? s->N_kv.n : 1,
-        [G_LENS] = s->lens.n ? s->lens.n : 1,
+        [G_LENS] = s->lens.n ? s->lens.n : 1, [G_BUDGET] = s->mem_budget.n ? s->mem_budget.n : 1,
     };
     size_t total = 1;
     for (int d = 0; d < G__COUNT; d++)
@@ -235,8 +240,10 @@ static int job_key_cmp(const cfg_job *ja, const cfg_job *jb)
         (c = memcmp(a->lens.len, b->lens.len, (size_t)a->lens.n * sizeof *a->lens.len)))
         return c;
     const attn_args *x = &a->args, *y = &b->args;
-    const int64_t u[] = {x->B, x->H, x->H_kv, x->Nq, x->Nk, x->D, x->Dv, x->threads, (int64_t)a->seed, x->kv_dtype, x->dtype};
-    const int64_t v[] = {y->B, y->H, y->H_kv, y->Nq, y->Nk, y->D, y->Dv, y->threads, (int64_t)b->seed, y->kv_dtype, y->dtype};
+    const int64_t u[] = {x->B, x->H, x->H_kv, x->Nq, x->Nk, x->D, x->Dv, x->threads, (int64_t)a->seed, x->kv_dtype, x->dtype,
+                         (int64_t)x->mem_budget};
+    const int64_t v[] = {y->B, y->H, y->H_kv, y->Nq, y->Nk, y->D, y->Dv, y->threads, (int64_t)b->seed, y->kv_dtype, y->dtype,
+                         (int64_t)y->mem_budget};
     for (size_t i = 0; i < sizeof u / sizeof *u; i++)
         if (u[i] != v[i])
             return u[i] < v[i] ? -1 : 1;

@@ -220,7 +220,8 @@ static int parse_ints(const cfg_where *w, const cJSON *o, cfg_suite *s)
         int required;
         cfg_ints *list;
     } lists[] = {{"B", 0, &s->B}, {"H", 1, &s->H}, {"H_kv", 0, &s->H_kv}, {"N", 1, &s->N}, {"N_kv", 0, &s->N_kv},
-                 {"D", 1, &s->D}, {"Dv", 0, &s->Dv}, {"threads", 0, &s->threads}};
+                 {"D", 1, &s->D}, {"Dv", 0, &s->Dv}, {"threads", 0, &s->threads},
+                 {"mem_budget_bytes", 0, &s->mem_budget}};
     int rc = 0;
     for (size_t i = 0; !rc && i < sizeof lists / sizeof *lists; i++)
         rc = cfg_json_ints_row(w, o, bench_opt(lists[i].key), lists[i].required, lists[i].list);
@@ -281,7 +282,7 @@ void cfg_suite_free(cfg_suite *s)
     free(s->dtypes.v);
     free(s->params.v);
     free(s->lens.v);
-    cfg_ints *ints[] = {&s->B, &s->H, &s->H_kv, &s->N, &s->N_kv, &s->D, &s->Dv, &s->threads};
+    cfg_ints *ints[] = {&s->B, &s->H, &s->H_kv, &s->N, &s->N_kv, &s->D, &s->Dv, &s->threads, &s->mem_budget};
     for (size_t i = 0; i < sizeof ints / sizeof *ints; i++)
         free(ints[i]->v);
 }

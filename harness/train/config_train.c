@@ -138,22 +138,26 @@ static const opt_def extrapolate_rows[] = {
      .count_offset = offsetof(train_run_opts, n_scales), .lo = 1, .hi = 1024, .help = "multiples of the trained length"},
     {.name = "depths", .type = OPT_INT32, .offset = offsetof(train_run_opts, depths), .lo = 0, .hi = 101,
      .help = "needle depths (0: as trained)"},
+    {.name = "mem_budgets", .type = OPT_INT_LIST, .offset = offsetof(train_run_opts, mem_budget), .size = 16,
+     .count_offset = offsetof(train_run_opts, n_budgets), .lo = 1, .hi = 1e18,
+     .help = "each grid again under these memory budgets in bytes (eval --mem-budget)"},
     {0},
 };
 
 /* "extrapolate": {"scale": [1, 2, 4, 8], "depths": 5, "kernels": [...],
- * "dump_kv": "NAME.kv"}: evaluate the trained checkpoint at these multiples
- * of its length (and needle depths), then the same grid with each listed
- * kernel swapped in, then write its attention inputs at the largest scale. */
+ * "mem_budgets": [65536, ...], "dump_kv": "NAME.kv"}: evaluate the trained
+ * checkpoint at these multiples of its length (and needle depths), then the
+ * same grid with each listed kernel swapped in, each of them again under
+ * each memory budget, then write its attention inputs at the largest scale. */
 static int get_extrapolate(const at *w, const cJSON *o, train_run_opts *r)
 {
-    static const char *const keys[] = {"scale", "depths", "kernels", "dump_kv", NULL};
+    static const char *const keys[] = {"scale", "depths", "kernels", "mem_budgets", "dump_kv", NULL};
     const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, "extrapolate"), *e;
     if (!x)
         return 0;
     if (!cJSON_IsObject(x))
         return bad(w, "extrapolate", "an object {\"scale\": [...], \"depths\": K, \"kernels\": [...]}", x);
-    if (only_keys(w, x, "extrapolate", keys, "scale, depths, kernels, dump_kv"))
+    if (only_keys(w, x, "extrapolate", keys, "scale, depths, kernels, mem_budgets, dump_kv"))
         return ATTN_EINVAL;
     const cJSON *kv = cJSON_GetObjectItemCaseSensitive(x, "dump_kv");
     r->dump_kv[0] = '\0';
@@ -177,7 +181,7 @@ static int get_extrapolate(const at *w, const cJSON *o, train_run_opts *r)
     }
     char where[1100];
     snprintf(where, sizeof where, "%s: $.trainings[%zu].extrapolate", w->path, w->index);
-    r->n_scales = 0, r->depths = 0;
+    r->n_scales = 0, r->depths = 0, r->n_budgets = 0;
     int rc = cJSON_GetObjectItemCaseSensitive(x, "scale") ? opt_read_config(extrapolate_rows, r, x, where)
                                                           : bad(w, "extrapolate.scale", "a list of 1..16 length multiples", NULL);
     if (!rc && r->depths == 1)

@@ -235,6 +235,11 @@ int extrapolate_run(const extrapolate_opts *o, int *rows)
         trained.model.eval_dtype = o->dtype, trained.model.eval_only = 1;
         snprintf(g.swap + strlen(g.swap), sizeof g.swap - strlen(g.swap), ";dtype=%s", attn_dtype_names[o->dtype]);
     }
+    if (o->mem_budget) { /* every layer's kernel with its sizes chosen under the budget: a cell of its own */
+        trained.model.eval_mem_budget = o->mem_budget, trained.model.eval_only = 1;
+        snprintf(g.swap + strlen(g.swap), sizeof g.swap - strlen(g.swap), ";mem_budget=%llu",
+                 (unsigned long long)o->mem_budget);
+    }
     if ((rc = grid_check(&g, &trained.model)))
         return rc;
     csvw_idset done; /* job_ids already in the results (skip_done) */

@@ -43,6 +43,9 @@ typedef struct {
                                             (a decode kernel reading a quantized cache); fp32: as computed */
     attn_dtype dtype;                    /* every layer's kernel (trained or swapped) on Q, K, V rounded to this
                                             type, O written in it; params end in ;dtype=T; fp32: as computed */
+    uint64_t mem_budget;                 /* every layer's kernel (trained or swapped) in the memory-budget mode
+                                            with this many bytes (docs/memory-budget.md); params end in
+                                            ;mem_budget=B; 0: none */
     /* Resume (sweeps): a cell whose row (same job_id) is already in the
      * results file is not evaluated again; the model is loaded only when
      * some cell is missing. 0: every cell appends a row. */

@@ -100,7 +100,7 @@ double train_probe_seconds(const train_run_opts *r, const train_probe *p)
     int64_t per_eval = c->eval_n > 0 && c->eval_n < r->valid_n ? c->eval_n : r->valid_n;
     double s = 3 * p->split_s + p->data_s * (double)(r->train_n + r->valid_n + r->test_n) + p->step_s * (double)c->steps +
                p->eval_s * (evals * batches(per_eval, c->batch) + batches(r->test_n, c->batch));
-    double cells = (r->depths > 0 ? r->depths : 1) * (1.0 + r->n_swaps);
+    double cells = (r->depths > 0 ? r->depths : 1) * (1.0 + r->n_swaps) * (1.0 + r->n_budgets);
     for (int i = 0; i < r->n_scales; i++) {
         double f = (double)r->scale[i];
         s += cells * (p->eval_s * batches(r->test_n, c->batch) * length_factor(r, p->len, f) + p->split_s +

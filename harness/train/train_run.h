@@ -41,6 +41,10 @@ typedef struct {
     int64_t scale[16];
     int n_swaps;
     train_kernel_swap swap[ATTN_TRAIN_MAX_SWAPS];
+    /* Then each of these grids again with every layer's kernel in the
+     * memory-budget mode at that many bytes (eval --mem-budget). */
+    int n_budgets;
+    int64_t mem_budget[16];
     /* Then, unless it exists: the attention inputs of every layer on one test
      * example at the largest scale, written to this kv file in the results
      * directory (eval --dump-kv), for kernel jobs with inputs cache:FILE. */

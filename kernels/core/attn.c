@@ -292,7 +292,21 @@ static int ctx_init(const attn_kernel *k, const attn_args *a, attn_ctx *ctx)
     int rc = attn_args_validate(k, &ctx->args);
     if (rc)
         return rc;
-    return k->init ? k->init(ctx, &ctx->args) : 0;
+    uint64_t budget = ctx->args.mem_budget;
+    if (budget && !k->budget_params)
+        return attn_fail(ATTN_EUNSUPPORTED, "kernel '%s': does not claim the memory-budget mode (--mem-budget)",
+                         k->name);
+    rc = k->init ? k->init(ctx, &ctx->args) : 0;
+    /* the budget is a promise about what the context allocates: checked on
+     * the plan itself, whatever chose the sizes */
+    if (!rc && budget && ctx->workspace_bytes > budget) {
+        size_t ws = ctx->workspace_bytes;
+        if (k->fini)
+            k->fini(ctx);
+        return attn_fail(ATTN_EUNSUPPORTED, "kernel '%s': workspace %zu B > --mem-budget %llu B", k->name, ws,
+                         (unsigned long long)budget);
+    }
+    return rc;
 }
 
 int attn_ctx_plan(const attn_kernel *k, const attn_args *a, size_t *workspace_bytes)

@@ -142,6 +142,12 @@ typedef struct attn_args {
      * dvh), with fp32 accumulation. Needs the type's bit in
      * attn_kernel.dtypes. */
     attn_dtype dtype;
+    /* Memory-budget mode (docs/memory-budget.md): the most bytes of working
+     * memory (the planned workspace) the context may have; 0: no budget. A
+     * kernel without attn_kernel.budget_params refuses a budgeted problem
+     * (ATTN_EUNSUPPORTED), and so does any kernel whose plan is above it:
+     * attn_budget_fit (mem_budget.h) chooses the sizes that keep it under. */
+    uint64_t mem_budget;
 } attn_args;
 
 typedef struct {
@@ -252,6 +258,16 @@ typedef struct attn_kernel {
     /* Operand types (ATTN_DT_BIT, dtype.h) forward and backward take besides
      * fp32; 0: fp32 only, other types are refused as unsupported. */
     unsigned dtypes;
+    /* Memory-budget mode: the integer rows of `params` ("br,bc", at most
+     * ATTN_BUDGET_KNOBS) that size the workspace and not the result, which
+     * attn_budget_fit may set so the planned workspace fits args.mem_budget;
+     * with it, the kernel allocates nothing per call outside that workspace.
+     * NULL: the kernel does not claim the mode. */
+    const char *budget_params;
+    /* The values the kernel uses for budget_params when the params do not
+     * set them (defaults that depend on the problem), in that order; NULL:
+     * each row's .def. */
+    void (*budget_defaults)(const attn_args *args, int64_t *values);
 } attn_kernel;
 
 /* What attn_kernel.ref_view wrote. */

@@ -115,6 +115,13 @@ static int decode_forward(attn_ctx *ctx, const attn_io *io)
     return 0;
 }
 
+/* ls and bc as the plan reads them without params (memory-budget mode). */
+static void decode_budget_defaults(const attn_args *a, int64_t *values)
+{
+    values[0] = DEC_DEFAULT_LS;
+    values[1] = attn_dec_default_bc(a);
+}
+
 const attn_kernel attn_kernel_decode = {
     .name = "decode",
     .family = "softmax",
@@ -132,4 +139,6 @@ const attn_kernel attn_kernel_decode = {
     .state_bytes = attn_kv_state_bytes,
     .fini = NULL,
     .kv_dtypes = DEC_KV_DTYPES,
+    .budget_params = "ls,bc",
+    .budget_defaults = decode_budget_defaults,
 };

@@ -166,6 +166,13 @@ static int lean_forward(attn_ctx *ctx, const attn_io *io)
     return 0;
 }
 
+/* workers and bc as the plan reads them without params (memory-budget mode). */
+static void lean_budget_defaults(const attn_args *a, int64_t *values)
+{
+    values[0] = a->threads;
+    values[1] = attn_dec_default_bc(a);
+}
+
 const attn_kernel attn_kernel_lean = {
     .name = "lean",
     .family = "softmax",
@@ -182,4 +189,6 @@ const attn_kernel attn_kernel_lean = {
     .state_bytes = attn_kv_state_bytes,
     .fini = NULL,
     .kv_dtypes = DEC_KV_DTYPES,
+    .budget_params = "workers,bc",
+    .budget_defaults = lean_budget_defaults,
 };

@@ -377,7 +377,8 @@ static int delta_backward_lowp(attn_ctx *ctx, const attn_io *io, const attn_grad
              ATTN_DETERMINISTIC,                                                                           \
     .masks = ATTN_MASK_BIT(ATTN_MASK_CAUSAL) | ATTN_MASK_BIT(ATTN_MASK_DOCUMENT),                          \
     .params = delta_params, .forward = delta_forward,                                                      \
-    .backward = delta_backward_lowp, .flops = delta_flops, .state_bytes = delta_state_bytes
+    .backward = delta_backward_lowp, .flops = delta_flops, .state_bytes = delta_state_bytes,               \
+    .budget_params = "chunk"
 
 const attn_kernel attn_kernel_deltanet = {
     DELTA_KERNEL_COMMON,

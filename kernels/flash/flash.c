@@ -97,7 +97,10 @@ int attn_flash_plan(flash_plan *pl, const attn_args *a)
     pl->G = a->H / a->H_kv;
     if ((rc = flash_plan_split(pl, a)) != 0)
         return rc;
-    if (pl->gather != FLASH_GATHER_OFF && !a->seq_len && !a->kv_len &&
+
+    /* under a memory budget the tiled path only: the gathered index lives
+     * outside the workspace and grows with the mask's pairs */
+    if (pl->gather != FLASH_GATHER_OFF && !a->seq_len && !a->kv_len && !a->mem_budget &&
         (pl->gather == FLASH_GATHER_ON || flash_gather_kind(&a->mask))) {
         pl->gbr = attn_param_int_or(a, flash_params, "gbr", default_gbr(a, pl->G), &rc);
         if (rc)
@@ -310,6 +313,13 @@ static int flash_forward(attn_ctx *ctx, const attn_io *io)
     return attn_lowp_forward(ctx, io, flash_forward_f32);
 }
 
+/* br and bc as the plan reads them without params (memory-budget mode). */
+static void flash_budget_defaults(const attn_args *a, int64_t *values)
+{
+    values[0] = FLASH_DEFAULT_BR;
+    values[1] = default_bc(a);
+}
+
 const attn_kernel attn_kernel_flash = {
     .name = "flash",
     .family = "softmax",
@@ -325,4 +335,6 @@ const attn_kernel attn_kernel_flash = {
     .state_bytes = attn_kv_state_bytes,
     .fini = flash_fini,
     .dtypes = ATTN_DT_BIT(ATTN_DT_BF16) | ATTN_DT_BIT(ATTN_DT_FP16),
+    .budget_params = "br,bc",
+    .budget_defaults = flash_budget_defaults,
 };

@@ -262,7 +262,8 @@ static int gla_backward(attn_ctx *ctx, const attn_io *io, const attn_grads *g)
     .family = "decay-linear",                                                                                 \
     .flags = ATTN_APPROX | ATTN_CAUSAL | ATTN_TRAINABLE | ATTN_RECURRENT | ATTN_GQA | ATTN_DV | ATTN_DETERMINISTIC, \
     .masks = ATTN_MASK_BIT(ATTN_MASK_CAUSAL) | ATTN_MASK_BIT(ATTN_MASK_DOCUMENT), .init = gla_init,          \
-    .forward = gla_forward, .backward = gla_backward, .flops = gla_flops, .state_bytes = gla_state_bytes
+    .forward = gla_forward, .backward = gla_backward, .flops = gla_flops, .state_bytes = gla_state_bytes,     \
+    .budget_params = "chunk"
 
 const attn_kernel attn_kernel_retnet = {
     GLA_COMMON,

@@ -167,6 +167,9 @@ static int linear_ref_view(const attn_args *a, const attn_io64 *io, int64_t b, i
     return lin_k_ref_view(a, io, b, h, rows, n, P, linear_cfg, elu1_kernel64);
 }
 
+/* The chunk the plan reads without params (memory-budget mode). */
+static void linear_budget_defaults(const attn_args *a, int64_t *values) { values[0] = default_chunk(a->D); }
+
 const attn_kernel attn_kernel_linear = {
     .name = "linear",
     .family = "linear",
@@ -187,4 +190,6 @@ const attn_kernel attn_kernel_linear = {
     .ref_forward = linear_ref_forward,
     .ref_view = linear_ref_view,
     .dtypes = ATTN_DT_BIT(ATTN_DT_BF16) | ATTN_DT_BIT(ATTN_DT_FP16),
+    .budget_params = "chunk",
+    .budget_defaults = linear_budget_defaults,
 };

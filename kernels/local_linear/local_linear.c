@@ -438,4 +438,5 @@ const attn_kernel attn_kernel_local_linear = {
     .state_bytes = attn_kv_state_bytes,
     .fini = NULL,
     .ref_forward = attn_local_linear_ref_forward,
+    .budget_params = "br,bc",
 };
