@@ -5,6 +5,7 @@
 #include "model.h"
 
 #include <stddef.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -21,6 +22,7 @@ const char *const nn_variant_help[] = {
 const char *const nn_pos_names[] = {"learned", "sinusoid", "rope", "none", NULL};
 const char *const nn_pool_names[] = {"cls", "mean", NULL};
 const char *const nn_gating_names[] = {"residual", "gtrxl", NULL};
+const char *const nn_halting_names[] = {"none", "act", NULL};
 
 static int gating_set(void *target, const char *text, const char *where)
 {
@@ -46,6 +48,57 @@ static int gating_from_json(void *target, const cJSON *x, const char *where)
     if (!cJSON_IsString(x))
         return attn_fail(ATTN_EINVAL, "%s: expected residual or gtrxl", where);
     return gating_set(target, x->valuestring, where);
+}
+
+static int halting_set(void *target, const char *text, const char *where)
+{
+    nn_model_cfg *c = target;
+    for (int i = 0; nn_halting_names[i]; i++)
+        if (!strcmp(text, nn_halting_names[i])) {
+            c->halting = (nn_halting_kind)i;
+            return 0;
+        }
+    return attn_fail(ATTN_EINVAL, "%s: expected none or act, found '%s'", where, text);
+}
+
+/* Keys only with act (halting and its ponder cost): models without it keep
+ * their job_ids, and checkpoints without the keys load as none. */
+static cJSON *halting_json(const void *target)
+{
+    const nn_model_cfg *c = target;
+    return c->halting ? cJSON_CreateString(nn_halting_names[c->halting]) : NULL;
+}
+
+static int halting_from_json(void *target, const cJSON *x, const char *where)
+{
+    if (!cJSON_IsString(x))
+        return attn_fail(ATTN_EINVAL, "%s: expected none or act", where);
+    return halting_set(target, x->valuestring, where);
+}
+
+static int ponder_cost_set(void *target, const char *text, const char *where)
+{
+    nn_model_cfg *c = target;
+    char *end;
+    double v = strtod(text, &end);
+    if (end == text || *end || !(v >= 0 && v <= 10))
+        return attn_fail(ATTN_EINVAL, "%s: expected a number in [0, 10], found '%s'", where, text);
+    c->ponder_cost = (float)v;
+    return 0;
+}
+
+static cJSON *ponder_cost_json(const void *target)
+{
+    const nn_model_cfg *c = target;
+    return c->halting ? cJSON_CreateNumber(c->ponder_cost) : NULL;
+}
+
+static int ponder_cost_from_json(void *target, const cJSON *x, const char *where)
+{
+    if (!cJSON_IsNumber(x))
+        return attn_fail(ATTN_EINVAL, "%s: expected a number", where);
+    ((nn_model_cfg *)target)->ponder_cost = (float)x->valuedouble;
+    return 0;
 }
 
 /* --kernel a,b,...: one kernel for every layer, or one per layer. */
@@ -158,7 +211,7 @@ const opt_def nn_model_opts[] = {
      .metavar = "F", .help = "MLP width (0: no MLP sub-layer)"},
     {.name = "causal", .type = OPT_INT32, .offset = AT(causal), .flags = OPT_INTERNAL},
     {.name = "rms", .type = OPT_BOOL, .offset = AT(rms), .group = MODEL, .help = "RMSNorm instead of LayerNorm"},
-    {.name = "loops", .type = OPT_INT32, .offset = AT(loops), .def = 1, .lo = 1, .hi = 64, .group = MODEL,
+    {.name = "loops", .type = OPT_INT32, .offset = AT(loops), .def = 1, .lo = 1, .hi = NN_MAX_LOOPS, .group = MODEL,
      .metavar = "n", .help = "looped: the layer stack n times with shared weights (--model looped: at least 2)"},
     {.name = "tower_mlp", .type = OPT_INT, .offset = AT(tower_mlp), .flags = OPT_INTERNAL},
     {.name = "short_conv", .type = OPT_INT32, .offset = AT(short_conv), .def = 0, .lo = 0, .hi = NN_SHORT_CONV_MAX,
@@ -170,6 +223,14 @@ const opt_def nn_model_opts[] = {
      .help = "residual (x + s) | gtrxl (GTrXL's GRU-type gate after each sub-layer, z bias -2: starts near the "
              "identity); default: residual",
      .set_text = gating_set, .to_json = gating_json, .from_json = gating_from_json},
+    {.name = "halting", .type = OPT_CUSTOM, .group = MODEL, .metavar = "none|act", .flags = OPT_JSON_OPTIONAL,
+     .help = "looped only: none (every position takes --loops steps) | act (adaptive computation time: each "
+             "position halts by its own halting unit, at most --loops steps; rows add mean ponder steps); "
+             "default: none",
+     .set_text = halting_set, .to_json = halting_json, .from_json = halting_from_json},
+    {.name = "ponder_cost", .type = OPT_CUSTOM, .group = MODEL, .metavar = "tau", .flags = OPT_JSON_OPTIONAL,
+     .help = "halting act: weight of the mean ponder N + R in the loss; default: 0.01",
+     .set_text = ponder_cost_set, .to_json = ponder_cost_json, .from_json = ponder_cost_from_json},
     {.name = "pos", .type = OPT_ENUM, .offset = AT(pos), .names = nn_pos_names, .def = NN_POS_LEARNED,
      .group = MODEL, .help = "positions"},
     {.name = "pool", .type = OPT_ENUM, .offset = AT(pool), .names = nn_pool_names, .def = NN_POOL_CLS,
@@ -194,4 +255,5 @@ void nn_model_cfg_defaults(nn_model_cfg *c)
     opt_defaults(nn_model_opts, c);
     c->n_kernels = 1;
     strcpy(c->kernels[0], "flash");
+    c->ponder_cost = NN_PONDER_COST_DEFAULT;
 }

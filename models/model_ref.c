@@ -4,6 +4,8 @@
  * The short convolution (cfg.short_conv) is inside nn_attn_forward_ref. */
 #include "model_ref.h"
 
+#include "halt.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,6 +23,55 @@ static int join_ref(const nn_model_cfg *c, const nn_gate *g, const double *P, do
     for (size_t i = 0; i < n; i++)
         x[i] += s[i];
     return 0;
+}
+
+/* Block application a in place on x (T, C); h, y scratch. */
+static int block_ref(const nn_model *m, const double *P, int64_t a, double *x, double *h, double *y, int64_t Bt,
+                     int64_t N, const int64_t *seq_len)
+{
+    const nn_model_cfg *c = &m->cfg;
+    const nn_block *k = &m->blk[a % c->layers];
+    int64_t T = Bt * N;
+    nn_norm_forward_ref(&k->n1, P, x, h, T);
+    int rc = nn_attn_forward_ref(&k->attn, P, h, y, Bt, N, seq_len);
+    if (rc || (rc = join_ref(c, &k->g1, P, x, y, h, T)) != 0 || !c->mlp)
+        return rc;
+    nn_norm_forward_ref(&k->n2, P, x, h, T);
+    nn_mlp_forward_ref(&k->mlp, P, h, y, T);
+    return join_ref(c, &k->g2, P, x, y, h, T);
+}
+
+/* Halting act: every step of the stack, then its halting (halt.h), all
+ * `loops` steps (a halted position's state stays, so the steps after the
+ * last halt change nothing). x holds the weighted mean on return; *ponder
+ * the mean N + R over the positions with valid. */
+static int act_stack_ref(const nn_model *m, const double *P, double *x, double *h, double *y, int64_t Bt, int64_t N,
+                         const int64_t *seq_len, const uint8_t *valid, double *ponder)
+{
+    const nn_model_cfg *c = &m->cfg;
+    int64_t T = Bt * N, C = c->d_model;
+    size_t TC = (size_t)(T * C);
+    double *prev = malloc(sizeof *prev * TC), *mean = calloc(TC, sizeof *mean), *logit = malloc(sizeof *logit * (size_t)T);
+    double *steps = calloc((size_t)T, sizeof *steps), *cum = calloc((size_t)T, sizeof *cum);
+    double *rem = calloc((size_t)T, sizeof *rem);
+    int rc = prev && mean && logit && steps && cum && rem ? 0 : attn_fail(ATTN_ENOMEM, "model reference: out of memory");
+    for (int n = 1; !rc && n <= c->loops; n++) {
+        memcpy(prev, x, sizeof *prev * TC);
+        for (int64_t a = (n - 1) * c->layers; !rc && a < n * c->layers; a++)
+            rc = block_ref(m, P, a, x, h, y, Bt, N, seq_len);
+        if (!rc)
+            nn_act_step_ref(&m->halt, P, prev, x, n, c->loops, T, C, steps, cum, rem, mean, logit);
+    }
+    double sum = 0;
+    int64_t count = 0;
+    for (int64_t t = 0; !rc && t < T; t++)
+        if (valid[t])
+            sum += steps[t] + rem[t], count++;
+    *ponder = count ? sum / (double)count : 0;
+    if (!rc)
+        memcpy(x, mean, sizeof *x * TC);
+    free(prev), free(mean), free(logit), free(steps), free(cum), free(rem);
+    return rc;
 }
 
 int nn_model_loss_ref(const nn_model *m, const double *P, const nn_batch *b, int64_t N, double *loss)
@@ -53,17 +104,11 @@ int nn_model_loss_ref(const nn_model *m, const double *P, const nn_batch *b, int
         rc = nn_embed_forward_ref(&m->emb, P, tok, x, Bt, N);
     if (!rc && c->pos == NN_POS_SINUSOID)
         nn_sinusoid_add_ref(x, Bt, N, C);
-    for (int64_t a = 0; !rc && a < A; a++) {
-        const nn_block *k = &m->blk[a % c->layers];
-        nn_norm_forward_ref(&k->n1, P, x, h, T);
-        if ((rc = nn_attn_forward_ref(&k->attn, P, h, y, Bt, N, padded ? seq_len : NULL)) != 0)
-            break;
-        if ((rc = join_ref(c, &k->g1, P, x, y, h, T)) != 0 || !c->mlp)
-            continue;
-        nn_norm_forward_ref(&k->n2, P, x, h, T);
-        nn_mlp_forward_ref(&k->mlp, P, h, y, T);
-        rc = join_ref(c, &k->g2, P, x, y, h, T);
-    }
+    double ponder = 0;
+    if (!rc && c->halting)
+        rc = act_stack_ref(m, P, x, h, y, Bt, N, padded ? seq_len : NULL, valid, &ponder);
+    for (int64_t a = 0; !rc && !c->halting && a < A; a++)
+        rc = block_ref(m, P, a, x, h, y, Bt, N, padded ? seq_len : NULL);
     if (!rc)
         nn_norm_forward_ref(&m->nf, P, x, h, T);
     if (!rc && c->head == NN_HEAD_LM) {
@@ -104,6 +149,8 @@ int nn_model_loss_ref(const nn_model *m, const double *P, const nn_batch *b, int
     }
     if (!rc)
         rc = nn_xent_ref(logits, tgt, rows, K, NULL, loss);
+    if (!rc)
+        *loss += (double)c->ponder_cost * ponder;
     free(x), free(h), free(y), free(pooled), free(logits), free(tok), free(tgt), free(valid), free(seq_len);
     return rc;
 }
