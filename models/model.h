@@ -15,7 +15,8 @@
  * Variants: `encoder`, `twotower`, `lm` name the head; `hybrid` gives every
  * layer its own kernel (kernels[] per layer, e.g. linear + flash-window as
  * Based); `looped` runs the layer stack `loops` times with shared weights
- * (Universal Transformer, Dehghani et al. 2019). Padding (right padding,
+ * (Universal Transformer, Dehghani et al. 2019), with halting act each
+ * position stopping on its own (adaptive computation time, halt.h). Padding (right padding,
  * per-example lengths): pooling ignores padded positions; a kernel that masks
  * a padded batch (ATTN_PADDED: flash, linear, sigmoid) never reads the padding keys,
  * as LRA masks them; any other non-causal kernel attends to padded tokens as

@@ -16,7 +16,8 @@ const char *const nn_variant_help[] = {
     "one shared encoder for both documents, [u, v, u*v, u-v] MLP head (LRA Retrieval)",
     "causal LM head at the scored positions only (recall and NIAH tasks)",
     "one kernel per layer (--kernel a,b,...), head from the task",
-    "the layer stack applied --loops times with shared weights, head from the task",
+    "the layer stack applied --loops times with shared weights, head from the task (--halting act: each "
+    "position halts on its own)",
     NULL,
 };
 const char *const nn_pos_names[] = {"learned", "sinusoid", "rope", "none", NULL};
