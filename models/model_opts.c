@@ -25,15 +25,23 @@ const char *const nn_pool_names[] = {"cls", "mean", NULL};
 const char *const nn_gating_names[] = {"residual", "gtrxl", NULL};
 const char *const nn_halting_names[] = {"none", "act", NULL};
 
-static int gating_set(void *target, const char *text, const char *where)
+/* The index of `text` among names (NULL-terminated) into *out. */
+static int name_pick(const char *const *names, const char *text, const char *where, const char *expected, int *out)
 {
-    nn_model_cfg *c = target;
-    for (int i = 0; nn_gating_names[i]; i++)
-        if (!strcmp(text, nn_gating_names[i])) {
-            c->gating = (nn_gating_kind)i;
+    for (int i = 0; names[i]; i++)
+        if (!strcmp(text, names[i])) {
+            *out = i;
             return 0;
         }
-    return attn_fail(ATTN_EINVAL, "%s: expected residual or gtrxl, found '%s'", where, text);
+    return attn_fail(ATTN_EINVAL, "%s: expected %s, found '%s'", where, expected, text);
+}
+
+static int gating_set(void *target, const char *text, const char *where)
+{
+    int i = 0, rc = name_pick(nn_gating_names, text, where, "residual or gtrxl", &i);
+    if (!rc)
+        ((nn_model_cfg *)target)->gating = (nn_gating_kind)i;
+    return rc;
 }
 
 /* No key for the residual add: runs from before the option keep their job_ids,
@@ -53,13 +61,10 @@ static int gating_from_json(void *target, const cJSON *x, const char *where)
 
 static int halting_set(void *target, const char *text, const char *where)
 {
-    nn_model_cfg *c = target;
-    for (int i = 0; nn_halting_names[i]; i++)
-        if (!strcmp(text, nn_halting_names[i])) {
-            c->halting = (nn_halting_kind)i;
-            return 0;
-        }
-    return attn_fail(ATTN_EINVAL, "%s: expected none or act, found '%s'", where, text);
+    int i = 0, rc = name_pick(nn_halting_names, text, where, "none or act", &i);
+    if (!rc)
+        ((nn_model_cfg *)target)->halting = (nn_halting_kind)i;
+    return rc;
 }
 
 /* Keys only with act (halting and its ponder cost): models without it keep

@@ -441,6 +441,21 @@ static void head_backward(nn_model *m, plan_t *p, const nn_batch *b, float scale
             memcpy(p->dxf + s * N * C, p->dpooled + s * C, sizeof(float) * (size_t)C);
 }
 
+/* Backward of the dropout at `site`: *g (T, C) becomes the gradient before
+ * it (in p->dt), unchanged without dropout. */
+static int dropout_backward(nn_model *m, plan_t *p, int64_t site, uint64_t step, const float **g)
+{
+    nn_dropout d = drop_of(m, step, site);
+    if (d.p <= 0)
+        return 0;
+    int64_t n = p->Bt * m->N * m->cfg.d_model;
+    memset(p->dt, 0, sizeof(float) * (size_t)n);
+    int rc = nn_dropout_backward(&d, *g, p->dt, n, m->threads);
+    if (!rc)
+        *g = p->dt;
+    return rc;
+}
+
 /* Backward of block application a: dres holds d x[a+1] on entry, d x[a] on return. */
 static int block_backward(nn_model *m, plan_t *p, int64_t a, uint64_t step)
 {
@@ -451,25 +466,15 @@ static int block_backward(nn_model *m, plan_t *p, int64_t a, uint64_t step)
     nn_block *k = &m->blk[a % c->layers];
     if (c->mlp) { /* x[a+1] = join(mid, drop(mlp(n2(mid)))): dres then carries d mid's direct path */
         const float *dmo = join_backward(m, &k->g2, p->mid[a], &p->ga2[a]);
-        nn_dropout d = drop_of(m, step, 2 * a + 1);
-        if (d.p > 0) {
-            memset(p->dt, 0, bytes);
-            if ((rc = nn_dropout_backward(&d, dmo, p->dt, T * C, th)) != 0)
-                return rc;
-            dmo = p->dt;
-        }
+        if ((rc = dropout_backward(m, p, 2 * a + 1, step, &dmo)) != 0)
+            return rc;
         memset(p->dn, 0, bytes);
         nn_mlp_backward(&k->mlp, p->n2[a], p->mh[a], p->ma[a], dmo, p->dscr, p->dn, T, th);
         nn_norm_backward(&k->n2, p->mid[a], p->mean2[a], p->rstd2[a], p->dn, p->dres, T, th);
     }
     const float *datt = join_backward(m, &k->g1, p->x[a], &p->ga1[a]); /* mid = join(x, drop(attn(n1(x)))) */
-    nn_dropout d = drop_of(m, step, 2 * a);
-    if (d.p > 0) {
-        memset(p->dt, 0, bytes);
-        if ((rc = nn_dropout_backward(&d, datt, p->dt, T * C, th)) != 0)
-            return rc;
-        datt = p->dt;
-    }
+    if ((rc = dropout_backward(m, p, 2 * a, step, &datt)) != 0)
+        return rc;
     memset(p->dn, 0, bytes);
     if ((rc = nn_attn_backward(&k->attn, p->n1[a], &p->aa[a], datt, &p->sc[a % c->layers], p->dn)) != 0)
         return rc;
