@@ -159,6 +159,9 @@ int nn_model_forward(nn_model *m, const nn_batch *b, int training, uint64_t step
  * short convolution: views [Bt, H, N, D] and [Bt, H_kv, N, D] into the
  * plan's activations (valid until the next forward or plan). */
 int nn_model_attn_inputs(const nn_model *m, int64_t app, attn_tensor *q, attn_tensor *k, attn_tensor *v);
+/* The block applications the last forward ran: layers * loops, or fewer when
+ * halting act stopped once every position had halted. */
+int64_t nn_model_applications(const nn_model *m);
 
 /* Backward of the last training forward; ACCUMULATES into m->grads, scaled by
  * `scale` (1/k for k accumulated micro-batches). */

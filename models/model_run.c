@@ -548,6 +548,12 @@ nn_halting_stats nn_model_halting_stats(const nn_model *m)
     return s;
 }
 
+int64_t nn_model_applications(const nn_model *m)
+{
+    const plan_t *p = m->plan;
+    return p ? p->apps_run : 0;
+}
+
 int nn_model_attn_inputs(const nn_model *m, int64_t app, attn_tensor *q, attn_tensor *k, attn_tensor *v)
 {
     const plan_t *p = m->plan;
