@@ -2,6 +2,7 @@
  * parameter table (checkpoints, weight-decay ranges) and the description. */
 #include "model.h"
 
+#include "halt.h"
 #include "kernels/core/registry.h"
 
 #include <stdio.h>
@@ -31,8 +32,9 @@ static int cfg_check(const nn_model_cfg *c)
         return attn_fail(ATTN_EINVAL, "model: the regress head needs in_dim >= 1, vocab 1 (one token, the read-in's "
                          "bias) and causal attention, found in_dim=%lld vocab=%lld causal=%d", (long long)c->in_dim,
                          (long long)c->vocab, c->causal);
-    if ((c->vocab < 2 && c->head != NN_HEAD_REGRESS) || c->max_len < 1 || c->loops < 1 || c->mlp < 0)
-        return attn_fail(ATTN_EINVAL, "model: expected vocab >= 2, max_len >= 1, loops >= 1, mlp >= 0");
+    if ((c->vocab < 2 && c->head != NN_HEAD_REGRESS) || c->max_len < 1 || c->loops < 1 || c->loops > NN_MAX_LOOPS ||
+        c->mlp < 0)
+        return attn_fail(ATTN_EINVAL, "model: expected vocab >= 2, max_len >= 1, loops 1..%d, mlp >= 0", NN_MAX_LOOPS);
     if (c->head != NN_HEAD_LM && c->head != NN_HEAD_REGRESS && c->n_classes < 2)
         return attn_fail(ATTN_EINVAL, "model: a classifier needs n_classes >= 2, found %lld", (long long)c->n_classes);
     if (c->head != NN_HEAD_REGRESS && c->in_dim)
@@ -47,6 +49,16 @@ static int cfg_check(const nn_model_cfg *c)
     if ((unsigned)c->pos > NN_POS_NONE || (unsigned)c->pool > NN_POOL_MEAN || (unsigned)c->variant > NN_VARIANT_FOLDED)
         return attn_fail(ATTN_EINVAL, "model: expected a variant, pos and pool of model.h, found %d, %d, %d",
                          (int)c->variant, (int)c->pos, (int)c->pool);
+    if ((unsigned)c->halting > NN_HALTING_ACT)
+        return attn_fail(ATTN_EINVAL, "model: halting: expected none or act, found %d", (int)c->halting);
+    if (c->halting && c->variant != NN_VARIANT_LOOPED)
+        return attn_fail(ATTN_EINVAL, "model: --halting act: expected --model looped (it halts the loops), found "
+                         "--model %s", nn_variant_names[c->variant][0] ? nn_variant_names[c->variant] : "(the task's)");
+    if (!c->halting && c->ponder_cost != 0 && c->ponder_cost != NN_PONDER_COST_DEFAULT)
+        return attn_fail(ATTN_EINVAL, "model: --ponder-cost %g: expected --halting act (the cost is of its ponder steps)",
+                         c->ponder_cost);
+    if (!(c->ponder_cost >= 0))
+        return attn_fail(ATTN_EINVAL, "model: ponder_cost: expected >= 0, found %g", c->ponder_cost);
     if (c->short_conv < 0 || c->short_conv > NN_SHORT_CONV_MAX)
         return attn_fail(ATTN_EINVAL, "model: short_conv: expected 0..%d, found %d", NN_SHORT_CONV_MAX, c->short_conv);
     if (c->variant == NN_VARIANT_FOLDED && (c->head != NN_HEAD_LM || c->fold_segment < 1 || c->fold_buffer < 0))
@@ -101,6 +113,8 @@ static int bind_all(nn_model *m, nn_blob *blob)
     if (!rc && c->head == NN_HEAD_TWOTOWER && !(rc = nn_dense_bind(&m->h1, 4 * C, c->tower_mlp, 1, blob)) &&
         !(rc = nn_dense_bind(&m->h2, c->tower_mlp, c->tower_mlp / 2, 1, blob)))
         rc = nn_dense_bind(&m->h3, c->tower_mlp / 2, 2, 1, blob);
+    if (!rc && c->halting) /* last: the other tensors keep the offsets of the model without halting */
+        rc = nn_dense_bind(&m->halt, C, 1, 1, blob);
     return rc;
 }
 
@@ -148,6 +162,10 @@ int nn_model_init(nn_model *m, const nn_model_cfg *cfg, uint64_t seed)
     if (cfg->head == NN_HEAD_TWOTOWER) {
         nn_dense_init(&m->h2, &r);
         nn_dense_init(&m->h3, &r);
+    }
+    if (cfg->halting) { /* last: the other weights are those of the same model without halting */
+        nn_dense_init(&m->halt, &r);
+        m->halt.b[0] = NN_ACT_BIAS_INIT;
     }
     return 0;
 }
@@ -267,6 +285,8 @@ int nn_model_params(const nn_model *m, nn_param_info *info, int max)
         add_dense(&t, "head2", &m->h2);
         add_dense(&t, "head3", &m->h3);
     }
+    if (m->cfg.halting)
+        add_dense(&t, "halt", &m->halt);
     return t.n;
 }
 
@@ -305,5 +325,7 @@ void nn_model_describe(const nn_model_cfg *c, char *buf, size_t n)
     if (c->variant == NN_VARIANT_FOLDED)
         k += snprintf(buf + k, n - (size_t)k, ",segment=%lld,buffer=%lld", (long long)c->fold_segment,
                       (long long)c->fold_buffer);
+    if (c->halting)
+        k += snprintf(buf + k, n - (size_t)k, ",halting=act,tau=%g", c->ponder_cost);
     snprintf(buf + k, n - (size_t)k, ")");
 }

@@ -15,7 +15,8 @@
  * Variants: `encoder`, `twotower`, `lm` name the head; `hybrid` gives every
  * layer its own kernel (kernels[] per layer, e.g. linear + flash-window as
  * Based); `looped` runs the layer stack `loops` times with shared weights
- * (Universal Transformer, Dehghani et al. 2019); `folded` runs an lm over
+ * (Universal Transformer, Dehghani et al. 2019), with halting act each
+ * position stopping on its own (adaptive computation time, halt.h); `folded` runs an lm over
  * segments of --fold-segment tokens with a per-layer buffer of --fold-buffer
  * states carried from segment to segment (models/folded.c). Padding (right padding,
  * per-example lengths): pooling ignores padded positions; a kernel that masks
@@ -31,6 +32,7 @@
 #include "common/options.h"
 
 #define NN_MAX_LAYERS 16
+#define NN_MAX_LOOPS 64
 /* d_model's default and range, for its option row and a config's grid of widths. */
 #define NN_D_MODEL_RANGE .def = 64, .lo = 1, .hi = 1 << 16
 
@@ -51,6 +53,10 @@ typedef enum { NN_POOL_CLS = 0, NN_POOL_MEAN } nn_pool_kind;
 /* What joins a sub-layer's output to the stream: the residual add, or GTrXL's
  * GRU-type gate (layers.h nn_gate). */
 typedef enum { NN_GATING_RESIDUAL = 0, NN_GATING_GTRXL } nn_gating_kind;
+/* How many times the looped model applies its stack to a position: always
+ * `loops`, or adaptive computation time (models/halt.c). */
+typedef enum { NN_HALTING_NONE = 0, NN_HALTING_ACT } nn_halting_kind;
+#define NN_PONDER_COST_DEFAULT 0.01f
 
 /* Names in enum order (NULL-terminated); nn_variant_names[NN_VARIANT_TASK] is "". */
 extern const char *const nn_variant_names[];
@@ -58,6 +64,7 @@ extern const char *const nn_variant_help[]; /* one line per variant, for 'attnbe
 extern const char *const nn_pos_names[];
 extern const char *const nn_pool_names[];
 extern const char *const nn_gating_names[];
+extern const char *const nn_halting_names[];
 
 typedef struct {
     nn_variant variant;
@@ -74,7 +81,9 @@ typedef struct {
     int rms;                   /* RMSNorm instead of LayerNorm */
     float dropout;             /* on the attention and MLP outputs, training only */
     nn_gating_kind gating;     /* residual: x + s; gtrxl: the gate g(x, ReLU(s)) after each sub-layer */
-    int loops;                 /* >= 1 */
+    int loops;                 /* >= 1; with halting act the most steps a position takes */
+    nn_halting_kind halting;   /* act: the looped model halts per position (models/halt.c) */
+    float ponder_cost;         /* act: tau, the weight of the mean ponder N + R in the loss */
     int64_t fold_segment;      /* folded: tokens per segment (C) */
     int64_t fold_buffer;       /* folded: states each block application keeps between segments (m) */
     int64_t tower_mlp;         /* two-tower head width (LRA: the model's mlp dim) */
@@ -148,6 +157,7 @@ typedef struct nn_model {
     nn_norm nf;
     nn_dense h1, h2, h3;       /* classify: h1; twotower: h1, h2, h3; lm, regress: h1 */
     nn_dense readin;           /* regress: in_dim -> d_model, no bias (token 0's embedding is the bias) */
+    nn_dense halt;             /* halting act: the halting unit w.h + b (C -> 1), bound last */
     float *params, *grads;
     size_t n_params;
     /* the plan: shapes, activation and gradient buffers (nn_model_plan) */
@@ -186,6 +196,9 @@ int nn_model_forward(nn_model *m, const nn_batch *b, int training, uint64_t step
  * short convolution: views [Bt, H, N, D] and [Bt, H_kv, N, D] into the
  * plan's activations (valid until the next forward or plan). */
 int nn_model_attn_inputs(const nn_model *m, int64_t app, attn_tensor *q, attn_tensor *k, attn_tensor *v);
+/* The block applications the last forward ran: layers * loops, or fewer when
+ * halting act stopped once every position had halted. */
+int64_t nn_model_applications(const nn_model *m);
 
 /* The encoder alone (no head, no dropout) on b: *hidden points at the
  * final norm's output (b->B, N, d_model), valid until the next forward. */
@@ -209,6 +222,16 @@ typedef struct {
     int decay;
 } nn_param_info;
 int nn_model_params(const nn_model *m, nn_param_info *info, int max);
+
+/* Halting act, of the last forward: the steps N the non-padded positions
+ * took (without the remainder), their mean, least and most, and how close a
+ * halting decision came to flipping (halt.h nn_act.margin). Zeros and an
+ * infinite margin without act. */
+typedef struct {
+    double mean_steps, margin;
+    int min_steps, max_steps;
+} nn_halting_stats;
+nn_halting_stats nn_model_halting_stats(const nn_model *m);
 
 /* "masked" when no layer sees a padding key (its kernel masks a padded batch,
  * or its mask is causal), else "attended" (results rows say which). */

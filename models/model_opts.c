@@ -5,6 +5,7 @@
 #include "model.h"
 
 #include <stddef.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +17,8 @@ const char *const nn_variant_help[] = {
     "one shared encoder for both documents, [u, v, u*v, u-v] MLP head (LRA Retrieval)",
     "causal LM head at the scored positions only (recall and NIAH tasks)",
     "one kernel per layer (--kernel a,b,...), head from the task",
-    "the layer stack applied --loops times with shared weights, head from the task",
+    "the layer stack applied --loops times with shared weights, head from the task (--halting act: each "
+    "position halts on its own)",
     "lm over segments of --fold-segment tokens, each layer re-evolving a buffer of --fold-buffer past states "
     "(folded context; recall and NIAH tasks)",
     NULL,
@@ -24,6 +26,7 @@ const char *const nn_variant_help[] = {
 const char *const nn_pos_names[] = {"learned", "sinusoid", "rope", "none", NULL};
 const char *const nn_pool_names[] = {"cls", "mean", NULL};
 const char *const nn_gating_names[] = {"residual", "gtrxl", NULL};
+const char *const nn_halting_names[] = {"none", "act", NULL};
 
 /* --fold-segment / --fold-buffer: integers whose key is written only for the
  * folded variant (the job_ids of other models do not change). */
@@ -71,6 +74,31 @@ static cJSON *fold_buffer_json(const void *target)
 {
     const nn_model_cfg *c = target;
     return c->variant == NN_VARIANT_FOLDED ? cJSON_CreateNumber((double)c->fold_buffer) : NULL;
+}
+
+static int ponder_cost_set(void *target, const char *text, const char *where)
+{
+    nn_model_cfg *c = target;
+    char *end;
+    double v = strtod(text, &end);
+    if (end == text || *end || !(v >= 0 && v <= 10))
+        return attn_fail(ATTN_EINVAL, "%s: expected a number in [0, 10], found '%s'", where, text);
+    c->ponder_cost = (float)v;
+    return 0;
+}
+
+static cJSON *ponder_cost_json(const void *target)
+{
+    const nn_model_cfg *c = target;
+    return c->halting ? cJSON_CreateNumber(c->ponder_cost) : NULL;
+}
+
+static int ponder_cost_from_json(void *target, const cJSON *x, const char *where)
+{
+    if (!cJSON_IsNumber(x))
+        return attn_fail(ATTN_EINVAL, "%s: expected a number", where);
+    ((nn_model_cfg *)target)->ponder_cost = (float)x->valuedouble;
+    return 0;
 }
 
 /* --kernel a,b,...: one kernel for every layer, or one per layer. */
@@ -183,7 +211,7 @@ const opt_def nn_model_opts[] = {
      .metavar = "F", .help = "MLP width (0: no MLP sub-layer)"},
     {.name = "causal", .type = OPT_INT32, .offset = AT(causal), .flags = OPT_INTERNAL},
     {.name = "rms", .type = OPT_BOOL, .offset = AT(rms), .group = MODEL, .help = "RMSNorm instead of LayerNorm"},
-    {.name = "loops", .type = OPT_INT32, .offset = AT(loops), .def = 1, .lo = 1, .hi = 64, .group = MODEL,
+    {.name = "loops", .type = OPT_INT32, .offset = AT(loops), .def = 1, .lo = 1, .hi = NN_MAX_LOOPS, .group = MODEL,
      .metavar = "n", .help = "looped: the layer stack n times with shared weights (--model looped: at least 2)"},
     {.name = "fold_segment", .type = OPT_CUSTOM, .group = MODEL, .metavar = "C", .flags = OPT_JSON_OPTIONAL,
      .help = "folded: tokens per segment (default 6)",
@@ -202,6 +230,13 @@ const opt_def nn_model_opts[] = {
      .group = MODEL, .metavar = "G", .flags = OPT_JSON_OMIT_DEFAULT /* residual runs keep their job_ids */,
      .help = "residual (x + s) | gtrxl (GTrXL's GRU-type gate after each sub-layer, z bias -2: starts near the "
              "identity)"},
+    {.name = "halting", .type = OPT_ENUM, .offset = AT(halting), .names = nn_halting_names, .def = NN_HALTING_NONE,
+     .group = MODEL, .metavar = "none|act", .flags = OPT_JSON_OMIT_DEFAULT /* other models keep their job_ids */,
+     .help = "looped only: none (every position takes --loops steps) | act (adaptive computation time: each "
+             "position halts by its own halting unit, at most --loops steps; rows add mean ponder steps)"},
+    {.name = "ponder_cost", .type = OPT_CUSTOM, .group = MODEL, .metavar = "tau", .flags = OPT_JSON_OPTIONAL,
+     .help = "halting act: weight of the mean ponder N + R in the loss; default: 0.01",
+     .set_text = ponder_cost_set, .to_json = ponder_cost_json, .from_json = ponder_cost_from_json},
     {.name = "pos", .type = OPT_ENUM, .offset = AT(pos), .names = nn_pos_names, .def = NN_POS_LEARNED,
      .group = MODEL, .help = "positions"},
     {.name = "pool", .type = OPT_ENUM, .offset = AT(pool), .names = nn_pool_names, .def = NN_POOL_CLS,
@@ -232,4 +267,5 @@ void nn_model_cfg_defaults(nn_model_cfg *c)
     c->n_kernels = 1;
     strcpy(c->kernels[0], "flash");
     c->fold_segment = c->fold_buffer = NN_FOLD_DEFAULT;
+    c->ponder_cost = NN_PONDER_COST_DEFAULT;
 }

@@ -6,6 +6,8 @@
  * read-in and is scored by the squared error at the scored positions. */
 #include "model_ref.h"
 
+#include "halt.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,6 +27,7 @@ static int join_ref(const nn_model_cfg *c, const nn_gate *g, const double *P, do
     return 0;
 }
 
+/* Block application a in place on x (T, C); h, y scratch. */
 int nn_block_forward_ref(const nn_model *m, int64_t a, const double *P, double *x, double *h, double *y, int64_t Bt,
                          int64_t N, const int64_t *seq_len)
 {
@@ -74,6 +77,39 @@ static int regress_loss_ref(const nn_model *m, const double *P, const nn_batch *
     return 0;
 }
 
+/* Halting act: every step of the stack, then its halting (halt.h), all
+ * `loops` steps (a halted position's state stays, so the steps after the
+ * last halt change nothing). x holds the weighted mean on return; *ponder
+ * the mean N + R over the positions with valid. */
+static int act_stack_ref(const nn_model *m, const double *P, double *x, double *h, double *y, int64_t Bt, int64_t N,
+                         const int64_t *seq_len, const uint8_t *valid, double *ponder)
+{
+    const nn_model_cfg *c = &m->cfg;
+    int64_t T = Bt * N, C = c->d_model;
+    size_t TC = (size_t)(T * C);
+    double *prev = malloc(sizeof *prev * TC), *mean = calloc(TC, sizeof *mean), *logit = malloc(sizeof *logit * (size_t)T);
+    double *steps = calloc((size_t)T, sizeof *steps), *cum = calloc((size_t)T, sizeof *cum);
+    double *rem = calloc((size_t)T, sizeof *rem);
+    int rc = prev && mean && logit && steps && cum && rem ? 0 : attn_fail(ATTN_ENOMEM, "model reference: out of memory");
+    for (int n = 1; !rc && n <= c->loops; n++) {
+        memcpy(prev, x, sizeof *prev * TC);
+        for (int64_t a = (n - 1) * c->layers; !rc && a < n * c->layers; a++)
+            rc = nn_block_forward_ref(m, a, P, x, h, y, Bt, N, seq_len);
+        if (!rc)
+            nn_act_step_ref(&m->halt, P, prev, x, n, c->loops, T, C, steps, cum, rem, mean, logit);
+    }
+    double sum = 0;
+    int64_t count = 0;
+    for (int64_t t = 0; !rc && t < T; t++)
+        if (valid[t])
+            sum += steps[t] + rem[t], count++;
+    *ponder = count ? sum / (double)count : 0;
+    if (!rc)
+        memcpy(x, mean, sizeof *x * TC);
+    free(prev), free(mean), free(logit), free(steps), free(cum), free(rem);
+    return rc;
+}
+
 int nn_model_loss_ref(const nn_model *m, const double *P, const nn_batch *b, int64_t N, double *loss)
 {
     const nn_model_cfg *c = &m->cfg;
@@ -110,7 +146,10 @@ int nn_model_loss_ref(const nn_model *m, const double *P, const nn_batch *b, int
         rc = readin_ref(m, P, b, x, T);
     if (!rc && c->pos == NN_POS_SINUSOID)
         nn_sinusoid_add_ref(x, Bt, N, C);
-    for (int64_t a = 0; !rc && a < A; a++)
+    double ponder = 0;
+    if (!rc && c->halting)
+        rc = act_stack_ref(m, P, x, h, y, Bt, N, padded ? seq_len : NULL, valid, &ponder);
+    for (int64_t a = 0; !rc && !c->halting && a < A; a++)
         rc = nn_block_forward_ref(m, a, P, x, h, y, Bt, N, padded ? seq_len : NULL);
     if (!rc)
         nn_norm_forward_ref(&m->nf, P, x, h, T);
@@ -154,6 +193,8 @@ int nn_model_loss_ref(const nn_model *m, const double *P, const nn_batch *b, int
     }
     if (!rc && c->head != NN_HEAD_REGRESS)
         rc = nn_xent_ref(logits, tgt, rows, K, NULL, loss);
+    if (!rc)
+        *loss += (double)c->ponder_cost * ponder;
     free(x), free(h), free(y), free(pooled), free(logits), free(tok), free(tgt), free(valid), free(seq_len);
     return rc;
 }

@@ -2,6 +2,8 @@
  * application are kept for the backward, as llm.c keeps its acts. */
 #include "model.h"
 
+#include "halt.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +26,10 @@ typedef struct {
     uint8_t *valid;
     int64_t *seq_len;          /* (Bt) the batch's lengths, read by the attention blocks */
     int64_t n_rows;            /* scored rows of the last forward */
+    int64_t apps_run;          /* block applications the last forward ran (halting act may stop early) */
+    nn_act act;                /* halting act: the record of the last forward */
+    float *act_dy;             /* halting act: the gradient at the weighted mean */
+    nn_act_sums ponder;        /* halting act: over the non-padded positions of the last forward */
     int training;
 } plan_t;
 
@@ -109,6 +115,12 @@ static int take_all(const nn_model *m, plan_t *p, nn_blob *b)
     TAKE(p->dscr, T * (F ? F : 1));
     if (c->gating)
         TAKE(p->gdx, T * C), TAKE(p->gds, T * C), TAKE(p->gt1, T * C), TAKE(p->gt2, T * C);
+    if (c->halting) {
+        nn_act *h = &p->act;
+        TAKE(h->p, (size_t)c->loops * T), TAKE(h->cum, T), TAKE(h->steps, T), TAKE(h->rem, T);
+        TAKE(h->y, T * C), TAKE(h->dz, T), TAKE(h->dkeep, T * C), TAKE(p->act_dy, T * C);
+        h->T = (int64_t)T, h->C = (int64_t)C, h->S = c->loops;
+    }
     for (int64_t l = 0; l < c->layers; l++)
         if (!rc && nn_attn_scratch_bind(&m->blk[l].attn, p->Bt, m->N, b, &p->sc[l]))
             rc = ATTN_ENOMEM;
@@ -269,10 +281,47 @@ static void fold_rows_stop(const nn_model *m, const plan_t *p, float *dx)
         memset(dx + w * m->N * C, 0, sizeof(float) * (size_t)(f->valid[w] * C));
 }
 
+/* Block application a: x[a+1] from x[a]. */
+static int block_forward(nn_model *m, plan_t *p, int64_t a, int training, uint64_t step)
+{
+    const nn_model_cfg *c = &m->cfg;
+    int64_t T = p->Bt * m->N, C = c->d_model;
+    int th = m->threads, rc;
+    nn_block *k = &m->blk[a % c->layers];
+    fold_rows_in(m, p, a, p->x[a]);
+    nn_norm_forward(&k->n1, p->x[a], p->n1[a], p->mean1[a], p->rstd1[a], T, th);
+    if ((rc = nn_attn_forward(&k->attn, p->n1[a], &p->aa[a], p->att[a])) != 0)
+        return rc;
+    nn_dropout d = drop_of(m, step, 2 * a);
+    if (training && d.p > 0 && (rc = nn_dropout_forward(&d, p->att[a], p->att[a], T * C, th)) != 0)
+        return rc;
+    join(m, &k->g1, p->x[a], p->att[a], &p->ga1[a], p->mid[a]);
+    if (!c->mlp) {
+        fold_rows_out(m, p, a, p->mid[a]);
+        return 0;
+    }
+    nn_norm_forward(&k->n2, p->mid[a], p->n2[a], p->mean2[a], p->rstd2[a], T, th);
+    nn_mlp_forward(&k->mlp, p->n2[a], p->mh[a], p->ma[a], p->mo[a], T, th);
+    d = drop_of(m, step, 2 * a + 1);
+    if (training && d.p > 0 && (rc = nn_dropout_forward(&d, p->mo[a], p->mo[a], T * C, th)) != 0)
+        return rc;
+    join(m, &k->g2, p->mid[a], p->mo[a], &p->ga2[a], p->x[a + 1]);
+    fold_rows_out(m, p, a, p->x[a + 1]);
+    return 0;
+}
+
+/* The ponder of the last forward: its mean steps, and tau * mean (N + R)
+ * added to *loss. */
+static void add_ponder(nn_model *m, plan_t *p, double *loss)
+{
+    p->ponder = nn_act_ponder(&p->act, p->valid);
+    *loss += p->ponder.count ? (double)m->cfg.ponder_cost * p->ponder.ponder / (double)p->ponder.count : 0;
+}
+
 static int encoder_forward(nn_model *m, plan_t *p, int training, uint64_t step)
 {
     const nn_model_cfg *c = &m->cfg;
-    int64_t Bt = p->Bt, N = m->N, C = c->d_model, T = Bt * N;
+    int64_t Bt = p->Bt, N = m->N, C = c->d_model, T = Bt * N, L = c->layers;
     int th = m->threads, rc = nn_embed_forward(&m->emb, p->tok, p->x[0], Bt, N, th);
     if (!rc && c->head == NN_HEAD_REGRESS) { /* x0 = wte[0] + wpe[n] + inputs W_in' (dt is free until the blocks) */
         nn_dense_forward(&m->readin, p->inputs, p->dt, T, th);
@@ -280,30 +329,21 @@ static int encoder_forward(nn_model *m, plan_t *p, int training, uint64_t step)
     }
     if (!rc && c->pos == NN_POS_SINUSOID)
         nn_sinusoid_add(p->x[0], Bt, N, C, th);
+    if (c->halting)
+        nn_act_begin(&p->act);
+    p->apps_run = p->A;
     for (int64_t a = 0; !rc && a < p->A; a++) {
-        nn_block *k = &m->blk[a % c->layers];
-        fold_rows_in(m, p, a, p->x[a]);
-        nn_norm_forward(&k->n1, p->x[a], p->n1[a], p->mean1[a], p->rstd1[a], T, th);
-        if ((rc = nn_attn_forward(&k->attn, p->n1[a], &p->aa[a], p->att[a])) != 0)
-            break;
-        nn_dropout d = drop_of(m, step, 2 * a);
-        if (training && d.p > 0 && (rc = nn_dropout_forward(&d, p->att[a], p->att[a], T * C, th)) != 0)
-            break;
-        join(m, &k->g1, p->x[a], p->att[a], &p->ga1[a], p->mid[a]);
-        if (!c->mlp) {
-            fold_rows_out(m, p, a, p->mid[a]);
+        rc = block_forward(m, p, a, training, step);
+        if (rc || !c->halting || (a + 1) % L)
             continue;
-        }
-        nn_norm_forward(&k->n2, p->mid[a], p->n2[a], p->mean2[a], p->rstd2[a], T, th);
-        nn_mlp_forward(&k->mlp, p->n2[a], p->mh[a], p->ma[a], p->mo[a], T, th);
-        d = drop_of(m, step, 2 * a + 1);
-        if (training && d.p > 0 && (rc = nn_dropout_forward(&d, p->mo[a], p->mo[a], T * C, th)) != 0)
+        int n = (int)((a + 1) / L); /* step n done: halt or go on */
+        if (!nn_act_step(&p->act, &m->halt, p->x[a + 1 - L], p->x[a + 1], n, th)) {
+            p->apps_run = a + 1;
             break;
-        join(m, &k->g2, p->mid[a], p->mo[a], &p->ga2[a], p->x[a + 1]);
-        fold_rows_out(m, p, a, p->x[a + 1]);
+        }
     }
     if (!rc)
-        nn_norm_forward(&m->nf, p->x[p->A], p->xf, p->meanf, p->rstdf, T, th);
+        nn_norm_forward(&m->nf, c->halting ? p->act.y : p->x[p->A], p->xf, p->meanf, p->rstdf, T, th);
     return rc;
 }
 
@@ -391,6 +431,8 @@ int nn_model_forward(nn_model *m, const nn_batch *b, int training, uint64_t step
         if ((rc = nn_xent_tokens(p->logits, p->row_tgt, R, c->vocab, p->logits, p->row_loss, loss, &nv, th)) != 0)
             return rc;
         *scored = nv;
+        if (c->halting)
+            add_ponder(m, p, loss);
         return 0;
     }
     /* pooled representation of every sequence */
@@ -423,7 +465,10 @@ int nn_model_forward(nn_model *m, const nn_batch *b, int training, uint64_t step
     *scored = B;
     for (int64_t i = 0; pred && i < B; i++)
         pred[i] = argmax_row(p->logits + i * K, K);
-    return nn_xent_classes(p->logits, b->labels, B, K, p->logits, p->row_loss, loss, th);
+    rc = nn_xent_classes(p->logits, b->labels, B, K, p->logits, p->row_loss, loss, th);
+    if (!rc && c->halting)
+        add_ponder(m, p, loss);
+    return rc;
 }
 
 /* ---------------------------------------------------------------- backward */
@@ -488,6 +533,72 @@ static void head_backward(nn_model *m, plan_t *p, const nn_batch *b, float scale
             memcpy(p->dxf + s * N * C, p->dpooled + s * C, sizeof(float) * (size_t)C);
 }
 
+/* Backward of the dropout at `site`: *g (T, C) becomes the gradient before
+ * it (in p->dt), unchanged without dropout. */
+static int dropout_backward(nn_model *m, plan_t *p, int64_t site, uint64_t step, const float **g)
+{
+    nn_dropout d = drop_of(m, step, site);
+    if (d.p <= 0)
+        return 0;
+    int64_t n = p->Bt * m->N * m->cfg.d_model;
+    memset(p->dt, 0, sizeof(float) * (size_t)n);
+    int rc = nn_dropout_backward(&d, *g, p->dt, n, m->threads);
+    if (!rc)
+        *g = p->dt;
+    return rc;
+}
+
+/* Backward of block application a: dres holds d x[a+1] on entry, d x[a] on return. */
+static int block_backward(nn_model *m, plan_t *p, int64_t a, uint64_t step)
+{
+    const nn_model_cfg *c = &m->cfg;
+    int64_t T = p->Bt * m->N, C = c->d_model;
+    size_t bytes = sizeof(float) * (size_t)(T * C);
+    int th = m->threads, rc;
+    nn_block *k = &m->blk[a % c->layers];
+    if (c->mlp) { /* x[a+1] = join(mid, drop(mlp(n2(mid)))): dres then carries d mid's direct path */
+        const float *dmo = join_backward(m, &k->g2, p->mid[a], &p->ga2[a]);
+        if ((rc = dropout_backward(m, p, 2 * a + 1, step, &dmo)) != 0)
+            return rc;
+        memset(p->dn, 0, bytes);
+        nn_mlp_backward(&k->mlp, p->n2[a], p->mh[a], p->ma[a], dmo, p->dscr, p->dn, T, th);
+        nn_norm_backward(&k->n2, p->mid[a], p->mean2[a], p->rstd2[a], p->dn, p->dres, T, th);
+    }
+    const float *datt = join_backward(m, &k->g1, p->x[a], &p->ga1[a]); /* mid = join(x, drop(attn(n1(x)))) */
+    if ((rc = dropout_backward(m, p, 2 * a, step, &datt)) != 0)
+        return rc;
+    memset(p->dn, 0, bytes);
+    if ((rc = nn_attn_backward(&k->attn, p->n1[a], &p->aa[a], datt, &p->sc[a % c->layers], p->dn)) != 0)
+        return rc;
+    nn_norm_backward(&k->n1, p->x[a], p->mean1[a], p->rstd1[a], p->dn, p->dres, T, th);
+    fold_rows_stop(m, p, p->dres);
+    return 0;
+}
+
+/* Halting act: the stack's steps backward from the last that ran, each
+ * between the halting's backward (weights, halting unit) and the hold of the
+ * positions whose state was copied. p->act_dy holds d y. */
+static int act_backward(nn_model *m, plan_t *p, uint64_t step, float scale)
+{
+    const nn_model_cfg *c = &m->cfg;
+    int64_t L = c->layers, count = 0;
+    const float *states[NN_MAX_LOOPS + 1];
+    for (int n = 0; n <= c->loops; n++)
+        states[n] = p->x[n * L];
+    for (int64_t t = 0; t < p->act.T; t++)
+        count += p->valid[t];
+    float cost = count ? c->ponder_cost * scale / (float)count : 0.0f;
+    int rc = 0;
+    for (int n = (int)(p->apps_run / L); !rc && n >= 1; n--) {
+        nn_act_backward_step(&p->act, &m->halt, states, n, p->act_dy, p->valid, cost, p->dres, m->threads);
+        nn_act_hold(&p->act, n, p->dres);
+        for (int64_t a = n * L - 1; !rc && a >= (n - 1) * L; a--)
+            rc = block_backward(m, p, a, step);
+        nn_act_release(&p->act, n, p->dres);
+    }
+    return rc;
+}
+
 int nn_model_backward(nn_model *m, const nn_batch *b, uint64_t step, float scale)
 {
     plan_t *p = m->plan;
@@ -501,35 +612,14 @@ int nn_model_backward(nn_model *m, const nn_batch *b, uint64_t step, float scale
     int th = m->threads, rc = 0;
     head_backward(m, p, b, scale);
     memset(p->dres, 0, bytes); /* dres: gradient w.r.t. the residual stream x[a] */
-    nn_norm_backward(&m->nf, p->x[p->A], p->meanf, p->rstdf, p->dxf, p->dres, T, th);
-    for (int64_t a = p->A - 1; !rc && a >= 0; a--) {
-        nn_block *k = &m->blk[a % c->layers];
-        if (c->mlp) { /* x[a+1] = join(mid, drop(mlp(n2(mid)))): dres then carries d mid's direct path */
-            const float *dmo = join_backward(m, &k->g2, p->mid[a], &p->ga2[a]);
-            nn_dropout d = drop_of(m, step, 2 * a + 1);
-            if (d.p > 0) {
-                memset(p->dt, 0, bytes);
-                if ((rc = nn_dropout_backward(&d, dmo, p->dt, T * C, th)) != 0)
-                    break;
-                dmo = p->dt;
-            }
-            memset(p->dn, 0, bytes);
-            nn_mlp_backward(&k->mlp, p->n2[a], p->mh[a], p->ma[a], dmo, p->dscr, p->dn, T, th);
-            nn_norm_backward(&k->n2, p->mid[a], p->mean2[a], p->rstd2[a], p->dn, p->dres, T, th);
-        }
-        const float *datt = join_backward(m, &k->g1, p->x[a], &p->ga1[a]); /* mid = join(x, drop(attn(n1(x)))) */
-        nn_dropout d = drop_of(m, step, 2 * a);
-        if (d.p > 0) {
-            memset(p->dt, 0, bytes);
-            if ((rc = nn_dropout_backward(&d, datt, p->dt, T * C, th)) != 0)
-                break;
-            datt = p->dt;
-        }
-        memset(p->dn, 0, bytes);
-        if ((rc = nn_attn_backward(&k->attn, p->n1[a], &p->aa[a], datt, &p->sc[a % c->layers], p->dn)) != 0)
-            break;
-        nn_norm_backward(&k->n1, p->x[a], p->mean1[a], p->rstd1[a], p->dn, p->dres, T, th);
-        fold_rows_stop(m, p, p->dres);
+    if (c->halting) {
+        memset(p->act_dy, 0, bytes);
+        nn_norm_backward(&m->nf, p->act.y, p->meanf, p->rstdf, p->dxf, p->act_dy, T, th);
+        rc = act_backward(m, p, step, scale);
+    } else {
+        nn_norm_backward(&m->nf, p->x[p->A], p->meanf, p->rstdf, p->dxf, p->dres, T, th);
+        for (int64_t a = p->A - 1; !rc && a >= 0; a--)
+            rc = block_backward(m, p, a, step);
     }
     if (!rc)
         rc = nn_embed_backward(&m->emb, p->tok, p->dres, p->Bt, N, th);
@@ -538,10 +628,27 @@ int nn_model_backward(nn_model *m, const nn_batch *b, uint64_t step, float scale
     /* non-gradient weight updates (routing's centroid EMA) after the whole
      * backward: the step's forward and backward saw the same weights, also
      * where a block is applied more than once (loops) */
-    for (int64_t a = 0; !rc && a < p->A; a++)
+    for (int64_t a = 0; !rc && a < p->apps_run; a++)
         rc = nn_attn_train_update(&m->blk[a % c->layers].attn, &p->aa[a]);
     p->training = 0; /* the logits now hold scaled gradients: one backward per forward */
     return rc;
+}
+
+nn_halting_stats nn_model_halting_stats(const nn_model *m)
+{
+    const plan_t *p = m->plan;
+    nn_halting_stats s = {.margin = INFINITY};
+    if (!p || !m->cfg.halting || !p->ponder.count)
+        return s;
+    s.mean_steps = p->ponder.steps / (double)p->ponder.count, s.margin = p->act.margin;
+    s.min_steps = p->ponder.min_steps, s.max_steps = p->ponder.max_steps;
+    return s;
+}
+
+int64_t nn_model_applications(const nn_model *m)
+{
+    const plan_t *p = m->plan;
+    return p ? p->apps_run : 0;
 }
 
 int nn_model_attn_inputs(const nn_model *m, int64_t app, attn_tensor *q, attn_tensor *k, attn_tensor *v)
@@ -549,9 +656,9 @@ int nn_model_attn_inputs(const nn_model *m, int64_t app, attn_tensor *q, attn_te
     const plan_t *p = m->plan;
     if (m->folded)
         return nn_folded_attn_inputs(m, app, q, k, v);
-    if (!p || app < 0 || app >= apps(m))
+    if (!p || app < 0 || app >= p->apps_run) /* halting act: the applications its last forward ran */
         return attn_fail(ATTN_EINVAL, "model: expected a planned model and a block application below %lld, found %lld",
-                         (long long)apps(m), (long long)app);
+                         (long long)(p ? p->apps_run : apps(m)), (long long)app);
     const nn_attn *l = &m->blk[app % m->cfg.layers].attn;
     const nn_attn_acts *a = &p->aa[app];
     int64_t H = l->cfg.H, Hk = l->cfg.H_kv, D = l->D, N = m->N;

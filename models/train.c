@@ -56,7 +56,7 @@ int nn_evaluate(nn_model *m, const task_data *d, int64_t limit, int64_t batch, i
     if (!rc)
         rc = pred && (gen || !answers) ? nn_batch_buf_alloc(&bb, d, batch)
                                        : attn_fail(ATTN_ENOMEM, "evaluation: out of memory");
-    double sum_acc = 0, sum_acc2 = 0, loss_sum = 0;
+    double sum_acc = 0, sum_acc2 = 0, loss_sum = 0, ponder_sum = 0;
     int64_t hits = 0, pos = 0, exact = 0, counted = 0, batches = 0;
     for (int64_t s = 0; !rc && s < n; s += batch) {
         int64_t real = n - s < batch ? n - s : batch;
@@ -65,7 +65,7 @@ int nn_evaluate(nn_model *m, const task_data *d, int64_t limit, int64_t batch, i
         int64_t correct, scored;
         if ((rc = nn_model_forward(m, &bb.b, 0, 0, &loss, &correct, &scored, pred)) != 0)
             break;
-        loss_sum += loss, batches++;
+        loss_sum += loss, ponder_sum += nn_model_halting_stats(m).mean_steps, batches++;
         for (int64_t i = 0; i < real; i++) {
             if (!d->targets) {
                 int ok = pred[i] == d->labels[s + i];
@@ -91,6 +91,7 @@ int nn_evaluate(nn_model *m, const task_data *d, int64_t limit, int64_t batch, i
         r->accuracy = sum_acc / (double)counted, r->pooled = (double)hits / (double)pos;
         r->exact = (double)exact / (double)counted;
         r->examples = counted, r->positions = pos, r->loss = loss_sum / (double)batches;
+        r->has_ponder = m->cfg.halting != NN_HALTING_NONE, r->ponder_steps = ponder_sum / (double)batches;
         if (!d->targets) /* classification: Wilson over the examples */
             task_wilson(hits, counted, TASK_Z95, &r->ci_low, &r->ci_high);
         else

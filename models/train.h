@@ -41,6 +41,9 @@ typedef struct {
     int has_answer;
     double answer, answer_lo, answer_hi;
     int64_t answer_forwards;          /* forward passes the decoding took */
+    int has_ponder;                   /* halting act: ponder_steps, the mean over the evaluation's batches
+                                         of the mean steps of their positions (nn_model_halting_stats) */
+    double ponder_steps;
 } nn_eval_result;
 
 /* The number an evaluation is judged by (best step, early stop): the

@@ -1,5 +1,6 @@
 # MQAR cells of recall_state.gp and mqar_lines.gp (load after recall_common.gp):
-# the test rows (task mqar, params split=test, status ok) reduced to one cell
+# the test accuracy rows (task mqar, params split=test, metric accuracy, status
+# ok: not an act model's ponder_steps rows) reduced to one cell
 # per (panel, kernel, d_model) holding the best accuracy over the rows of the
 # cell (Zoology reports the best of its learning-rate grid per cell), with
 # that row's 95 % interval and state_bytes. A panel is one sequence length N
@@ -13,7 +14,7 @@
 #               some state_bytes > 0; M_stmax the largest state_bytes (0: none)
 # Exits 3 (nothing to draw) when no row qualifies.
 
-M_ok(i) = A_RP[i] > 0 && sTask(i) eq "mqar" && pv(i, "split") eq "test" && finite(vAcc(i))
+M_ok(i) = A_RP[i] > 0 && sTask(i) eq "mqar" && pv(i, "split") eq "test" && sMetric(i) eq "accuracy" && finite(vAcc(i))
 M_pkey(i) = sprintf("p\t%.0f\t%s", vN(i), setting(i))
 M_ckey(p, k, d) = sprintf("c\t%d\t%s\t%.0f", p, k, d)
 array M_acc[2 * A_n + 2]; array M_lo[2 * A_n + 2]; array M_hi[2 * A_n + 2]; array M_st[2 * A_n + 2]

@@ -1,7 +1,7 @@
 # NIAH cells of niah_heatmap.gp and niah_length.gp (load after
 # recall_common.gp): the rows of 'attnbench eval --scale' (params
 # split=extrap;eval_len=E[;depth=d];train_len=T, status ok; the headline
-# metric, not the token_accuracy rows beside it) grouped as
+# metric, not the token_accuracy or ponder_steps rows beside it) grouped as
 #   heatmap panels, one per (task, kernel, d_model, train_len, setting, metric): H_list (ids),
 #     H_name[h], H_T[h], H_lens[h] / H_deps[h] (sorted eval lengths and numeric
 #     depths), and block H_blk[h] of $H: rows "length-rank depth-rank accuracy",
@@ -14,7 +14,7 @@
 # Exits 3 (nothing to draw) when no row qualifies.
 
 N_ok(i) = A_RP[i] > 0 && pv(i, "split") eq "extrap" && pv(i, "eval_len") ne "" && pv(i, "train_len") ne "" && \
-    finite(vAcc(i)) && sMetric(i) ne "token_accuracy"
+    finite(vAcc(i)) && sMetric(i) ne "token_accuracy" && sMetric(i) ne "ponder_steps"
 N_num(s) = s ne "" && s ne "random"
 N_set(i) = (setting(i) eq "" ? "" : " (" . setting(i) . ")") . " [" . sMetric(i) . "]"
 array N_sum[5 * A_n + 8]; array N_cnt[5 * A_n + 8]; array N_a[5 * A_n + 8]; array N_b[5 * A_n + 8]

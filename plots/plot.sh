@@ -43,9 +43,10 @@ and from RESULTS_DIR/recall.csv (suite=recall; 'attnbench train --task mqar' tes
                                    point per (kernel, d_model), one panel per sequence length
 and from RESULTS_DIR/niah.csv (suite=niah; 'attnbench eval --scale ... [--depths K]' rows):
   niah_heatmap.png niah_heatmap.svg  depth x length heatmap of the generated-answer score
-                                   (first_integer_match / string_match_all; token_accuracy rows
-                                   left out), green 1 to red 0, one panel per (task, kernel,
-                                   d_model, trained length, metric); cwe and fwe have no depth
+                                   (first_integer_match / string_match_all; token_accuracy and
+                                   ponder_steps rows left out), green 1 to red 0, one panel per
+                                   (task, kernel, d_model, trained length, metric); cwe and fwe
+                                   have no depth
   niah_length.png niah_length.svg  that score (mean over depths, if any) vs evaluation length, one
                                    line per kernel, one panel per (task, trained length, metric)
 and from RESULTS_DIR/icl.csv (suite=icl; 'attnbench icl' rows):

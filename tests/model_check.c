@@ -82,20 +82,26 @@ void mc_gradcheck(const nn_model_cfg *c, const nn_batch *b, int64_t N, int extra
 {
     nn_model m;
     cr_assert_eq(nn_model_init(&m, c, 5), 0, "%s: %s", what, attn_last_error());
-    cr_assert_eq(nn_model_plan(&m, b->B, N, 0, 2), 0, "%s: %s", what, attn_last_error());
+    mc_gradcheck_model(&m, b, N, extra, what);
+    nn_model_free(&m);
+}
+
+void mc_gradcheck_model(nn_model *m, const nn_batch *b, int64_t N, int extra, const char *what)
+{
+    cr_assert_eq(nn_model_plan(m, b->B, N, 0, 2), 0, "%s: %s", what, attn_last_error());
     double loss, ref;
     int64_t correct, scored;
-    cr_assert_eq(nn_model_forward(&m, b, 1, 0, &loss, &correct, &scored, NULL), 0, "%s: %s", what, attn_last_error());
-    memset(m.grads, 0, sizeof(float) * m.n_params);
-    cr_assert_eq(nn_model_backward(&m, b, 0, 1.0f), 0, "%s: %s", what, attn_last_error());
-    double *P = malloc(sizeof *P * m.n_params), *P0 = malloc(sizeof *P0 * m.n_params);
-    for (size_t i = 0; i < m.n_params; i++)
-        P0[i] = P[i] = m.params[i];
-    cr_assert_eq(nn_model_loss_ref(&m, P, b, N, &ref), 0, "%s: %s", what, attn_last_error());
+    cr_assert_eq(nn_model_forward(m, b, 1, 0, &loss, &correct, &scored, NULL), 0, "%s: %s", what, attn_last_error());
+    memset(m->grads, 0, sizeof(float) * m->n_params);
+    cr_assert_eq(nn_model_backward(m, b, 0, 1.0f), 0, "%s: %s", what, attn_last_error());
+    double *P = malloc(sizeof *P * m->n_params), *P0 = malloc(sizeof *P0 * m->n_params);
+    for (size_t i = 0; i < m->n_params; i++)
+        P0[i] = P[i] = m->params[i];
+    cr_assert_eq(nn_model_loss_ref(m, P, b, N, &ref), 0, "%s: %s", what, attn_last_error());
     cr_assert(fabs(loss - ref) <= 1e-5 * fmax(1, fabs(ref)), "%s: loss %.9g vs double %.9g", what, loss, ref);
-    int k = nn_model_params(&m, NULL, 0);
+    int k = nn_model_params(m, NULL, 0);
     nn_param_info *info = malloc(sizeof *info * (size_t)k);
-    nn_model_params(&m, info, k);
+    nn_model_params(m, info, k);
     double err = 0, gmax = 0;
     attn_rng r;
     attn_rng_seed(&r, 3);
@@ -104,19 +110,18 @@ void mc_gradcheck(const nn_model_cfg *c, const nn_batch *b, int64_t N, int extra
         size_t i = pi->offset + attn_rng_uint_below(&r, pi->count);
         double x0 = P[i], h = 1e-6 * fmax(1, fabs(x0)), lp, lm;
         P[i] = x0 + h;
-        loss_ref(&m, P, P0, b, N, &lp);
+        loss_ref(m, P, P0, b, N, &lp);
         P[i] = x0 - h;
-        loss_ref(&m, P, P0, b, N, &lm);
+        loss_ref(m, P, P0, b, N, &lm);
         P[i] = x0;
         double g = (lp - lm) / (2 * h);
-        err = fmax(err, fabs(g - m.grads[i]));
+        err = fmax(err, fabs(g - m->grads[i]));
         gmax = fmax(gmax, fabs(g));
     }
     cr_assert(gmax > 0, "%s: all checked gradients are zero", what);
     cr_assert(err <= 1e-3 * gmax, "%s: max |g - g_num| = %.3g, max |g_num| = %.3g", what, err, gmax);
     free(info);
     free(P), free(P0);
-    nn_model_free(&m);
 }
 
 void mc_lm_batch_make(mc_lm_batch *t, int64_t B, int64_t N, int64_t V, uint64_t seed)

@@ -22,6 +22,9 @@ void mc_check_block_padded(const nn_attn_cfg *cfg, int64_t B, int64_t N, const i
  * (a folded model: with its buffers held at the initial parameters, the
  * truncated gradient it computes). */
 void mc_gradcheck(const nn_model_cfg *c, const nn_batch *b, int64_t N, int extra, const char *what);
+/* The same on an initialised model (the caller's weights), planned here and
+ * left planned after the check's training forward and backward. */
+void mc_gradcheck_model(nn_model *m, const nn_batch *b, int64_t N, int extra, const char *what);
 
 /* A random LM batch of B sequences of N tokens from a vocabulary of V:
  * each target is the ignore index with probability 1/2, else a token. */

@@ -134,7 +134,7 @@ TestSuite(train_resume, .init = make_dir, .fini = remove_dir);
 
 /* ---------------------------------------------------------------- (a) job_id */
 
-#define N_MUT 31 /* the data directory: its own test below (generated tasks refuse one) */
+#define N_MUT 33 /* the data directory: its own test below (generated tasks refuse one) */
 
 /* Mutation i of a run: each changes one setting that can change a result. */
 static const char *mutate(train_run_opts *r, int i)
@@ -172,6 +172,9 @@ static const char *mutate(train_run_opts *r, int i)
     case 27: t->threads = 2; return "threads";
     case 28: t->eval_n = 16; return "eval_n";
     case 29: strcpy(m->kernels[0], "naive"); return "kernel";
+    case 30: m->variant = NN_VARIANT_LOOPED, m->loops = 2, m->halting = NN_HALTING_ACT; return "halting";
+    case 31: m->variant = NN_VARIANT_LOOPED, m->loops = 2, m->halting = NN_HALTING_ACT, m->ponder_cost = 0.5f;
+        return "ponder_cost";
     default: m->d_model = 64; return "d_model";
     }
 }

@@ -24,7 +24,7 @@ int kv_dump_write(const char *path, nn_model *m, const task_data *d, int64_t exa
     int64_t correct, scored;
     rc = nn_model_forward(m, &bb.b, 0, 0, &loss, &correct, &scored, NULL);
     if (!rc)
-        rc = kv_file_write(path, m->cfg.layers * m->cfg.loops, 0, source, layer_of, m);
+        rc = kv_file_write(path, nn_model_applications(m), 0, source, layer_of, m); /* act may stop early */
     nn_batch_buf_free(&bb);
     return rc;
 }

@@ -71,6 +71,7 @@ void train_eval_from_nn(const nn_eval_result *e, train_eval_result *out)
     } else
         out->value = e->accuracy, out->ci_low = e->ci_low, out->ci_high = e->ci_high;
     out->examples = e->examples;
+    out->has_ponder = e->has_ponder, out->ponder_steps = e->ponder_steps;
 }
 
 int train_eval_measure(nn_model *m, const task_data *d, int64_t limit, int64_t batch, int threads,
@@ -102,6 +103,12 @@ void train_eval_fill_second(const train_eval_result *e, csvw_row *row)
 {
     train_eval_fill(e, row);
     fill_metric(row, e->metric2, e->value2, e->ci2_low, e->ci2_high);
+}
+
+void train_eval_fill_ponder(const train_eval_result *e, csvw_row *row)
+{
+    train_eval_fill(e, row);
+    fill_metric(row, TRAIN_PONDER_METRIC, e->ponder_steps, e->ponder_steps, e->ponder_steps);
 }
 
 void train_eval_fill(const train_eval_result *e, csvw_row *row)

@@ -46,6 +46,9 @@ typedef struct {
     const char *metric2;         /* "token_accuracy" (teacher-forced) beside a generated-answer
                                     headline, in a row of its own; NULL: none */
     double value2, ci2_low, ci2_high;
+    int has_ponder;              /* halting act: a "ponder_steps" row of its own, the mean steps a
+                                    position took (its interval cells repeat the value) */
+    double ponder_steps;
     int64_t examples;
     char data_source[64];        /* "generated" | "official" | "stand-in:<name>" */
     size_t peak_rss_bytes;       /* of this training (or evaluation) so far */
@@ -101,6 +104,9 @@ void train_eval_fill(const train_eval_result *e, csvw_row *row);
 /* The same for the second metric's row (metric2): its metric, value and
  * interval in place of the headline's. */
 void train_eval_fill_second(const train_eval_result *e, csvw_row *row);
+/* The same for the ponder_steps row (has_ponder). */
+void train_eval_fill_ponder(const train_eval_result *e, csvw_row *row);
+#define TRAIN_PONDER_METRIC "ponder_steps"
 
 /* The console line of an evaluation: the step line with loss, rate and ETA
  * (VALID), the test line with the weights evaluated (TEST), or the

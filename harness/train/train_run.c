@@ -162,34 +162,34 @@ static void row_identity(const row_sink *s, csvw_row *row, int64_t step, const c
     note_skipped(row, s->skipped);
 }
 
-/* The row of one metric of evaluation e (second: metric2's); 0 when the CSV
- * holds it already (written before the crash this run resumes from). The
- * row's step is the evaluation's during training, else the run's steps (a
- * test row's train_steps cell says which weights it evaluated). */
-static int metric_row(row_sink *s, const train_eval_result *e, int second, csvw_row *row)
+/* The row of one metric of evaluation e, its cells by `fill` (the headline,
+ * metric2's, the ponder steps of halting act: train_result.h); 0 when the
+ * CSV holds it already (written before the crash this run resumes from).
+ * The row's step is the evaluation's during training, else the run's steps
+ * (a test row's train_steps cell says which weights it evaluated). */
+static int metric_row(row_sink *s, const train_eval_result *e, const char *metric,
+                      void (*fill)(const train_eval_result *, csvw_row *), csvw_row *row)
 {
-    row_identity(s, row, e->kind == TRAIN_EVAL_VALID ? e->step : s->r->train.steps, e->split,
-                 second ? e->metric2 : e->metric);
+    row_identity(s, row, e->kind == TRAIN_EVAL_VALID ? e->step : s->r->train.steps, e->split, metric);
     if (s->skip_done && csvw_idset_contains(&s->done, row->cell[ATTN_COL_JOB_ID]))
         return 0;
-    if (second)
-        train_eval_fill_second(e, row);
-    else
-        train_eval_fill(e, row);
+    fill(e, row);
     return 1;
 }
 
 /* An evaluation's rows, the second metric's (a generated-answer task's
- * token accuracy) then the headline's, in one write: both land or neither,
- * so a crash never leaves half an evaluation, whose other half a resumed
- * run (which looks for the headline) would then write a second time. */
+ * token accuracy) and the ponder steps' then the headline's, in one write:
+ * all land or none, so a crash never leaves part of an evaluation, whose
+ * other part a resumed run (which looks for the headline) would then write
+ * a second time. */
 static int write_eval_row(row_sink *s, const train_eval_result *e)
 {
-    csvw_row *rows = malloc(2 * sizeof *rows);
+    csvw_row *rows = malloc(3 * sizeof *rows);
     if (!rows)
         return attn_fail(ATTN_ENOMEM, "%s: no memory for an evaluation's rows", s->path);
-    int n = e->metric2 ? metric_row(s, e, 1, &rows[0]) : 0, rc = 0;
-    n += metric_row(s, e, 0, &rows[n]);
+    int n = e->metric2 ? metric_row(s, e, e->metric2, train_eval_fill_second, &rows[0]) : 0, rc = 0;
+    n += e->has_ponder ? metric_row(s, e, TRAIN_PONDER_METRIC, train_eval_fill_ponder, &rows[n]) : 0;
+    n += metric_row(s, e, e->metric, train_eval_fill, &rows[n]);
     if (n && !s->open && !(rc = csvw_open(&s->w, s->path)))
         s->open = 1;
     if (n && !rc)
