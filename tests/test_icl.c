@@ -3,6 +3,8 @@
  * and the baselines' curves on generated prompts against their expected
  * values (the zero predictor's E[y^2]/d = 1, exact recovery from d examples
  * without noise, ridge never worse than least squares with noise). */
+#include "common/attn_error.h"
+#include "harness/cli/cli.h"
 #include "harness/results/csvw.h"
 #include "harness/results/icl_rows.h"
 #include "tasks/icl.h"
@@ -249,4 +251,23 @@ Test(icl, baseline_rows_are_one_per_baseline_and_k_and_written_once)
     unlink(path);
     curves_free(curves);
     task_data_free(&t);
+}
+
+/* The command as run.sh runs it: no --kernel means the baselines alone
+ * (five predictors at every k), not a kernel named by the option's help. */
+Test(icl, the_command_without_a_kernel_writes_the_baselines_only, .timeout = 60)
+{
+    char dir[] = "/tmp/attn_icl_cmd_XXXXXX", out[64];
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(out, sizeof out, "%s/icl.csv", dir);
+    char *argv[] = {"icl", "--task-param", "d=2", "--task-param", "points=5", "--prompts", "20", "--out", out, NULL};
+    cr_assert_eq(cmd_icl(9, argv), 0, "%s", attn_last_error());
+    FILE *f = fopen(out, "r");
+    cr_assert_not_null(f);
+    int lines = 0;
+    for (int c; (c = fgetc(f)) != EOF;)
+        lines += c == '\n';
+    fclose(f);
+    cr_assert_eq(lines, 1 + 5 * 5, "header + 5 baselines x k = 0..4, found %d lines", lines);
+    unlink(out), rmdir(dir);
 }

@@ -40,8 +40,9 @@ static const opt_def icl_table[] = {
     {.name = "out", .type = OPT_ARG, .offset = AT(out), .metavar = "FILE", .def_str = "results/icl.csv",
      .help = "results CSV the rows are appended to"},
     {.name = "kernels", .cli = "kernel", .type = OPT_STRING, .offset = AT(kernels), .size = 256,
-     .metavar = "K[,K...]", .def_str = "none: baselines only",
-     .help = "train a model with kernel K in every layer and measure it beside the baselines"},
+     .metavar = "K[,K...]",
+     .help = "train a model with kernel K in every layer and measure it beside the baselines; default: none "
+             "(the baselines only)"},
     {.name = "layers", .type = OPT_INT, .offset = AT(train.layers), .def = 2, .lo = 1, .hi = 16, .help = "model layers"},
     {.name = "d_model", .cli = "d-model", .type = OPT_INT, .offset = AT(train.d_model), .def = 64, .lo = 1,
      .hi = 1 << 14, .help = "model width"},
