@@ -65,6 +65,8 @@ Test(cachegrind, a_simulated_call_fills_instructions_and_misses_labelled_sim, .t
         memset(&c[i], 0, sizeof c[i]);
         bench_job job = small_job("flash", N[i], NULL);
         cg_simulate(&job, attnbench_exe(), &c[i]);
+        if (strstr(c[i].status, "cannot decode")) /* an AVX-512 build: valgrind stops on its first instruction */
+            cr_skip_test("%s", c[i].status);
         cr_assert(!strncmp(c[i].status, "sim:cachegrind", 14), "N=%lld: status '%s'", (long long)N[i], c[i].status);
         cr_assert(c[i].preset[1].available && c[i].preset[1].value > 0, "instructions");
         cr_assert(c[i].preset[2].available && c[i].preset[4].available, "L1 and last-level misses");

@@ -203,6 +203,21 @@ static void fill_counts(const char *file, papi_counts *c)
     c->preset[4].available = 1, c->preset[4].value = v[2]; /* the simulated last level */
 }
 
+/* Whether valgrind stopped on an instruction it cannot decode: valgrind
+ * (3.19 and later releases alike) has no AVX-512 decoder, so a -march=native
+ * build on an AVX-512 host cannot be simulated at all. */
+static int undecodable(const char *log)
+{
+    FILE *f = fopen(log, "r");
+    char line[512];
+    int found = 0;
+    while (f && !found && fgets(line, sizeof line, f))
+        found = strstr(line, "Unrecognised instruction") != NULL;
+    if (f)
+        fclose(f);
+    return found;
+}
+
 /* The last non-empty line of the child's output, for the NA reason. */
 static void last_line(const char *log, char *buf, size_t n)
 {
@@ -245,6 +260,9 @@ void cg_simulate(const bench_job *job, const char *exe_path, papi_counts *c)
         rc = run_child(argv, log, &status);
     if (rc == ATTN_EIO)
         all_na(c, CG_STATUS ": valgrind not found (Debian package valgrind)");
+    else if (rc == 0 && undecodable(log))
+        all_na(c, CG_STATUS ": valgrind cannot decode this build's AVX-512 code (an AVX2 build can be "
+                            "simulated: docs/measurement.md)");
     else if (rc < 0 || !WIFEXITED(status) || WEXITSTATUS(status) > 1) {
         char last[200];
         last_line(log, last, sizeof last);
