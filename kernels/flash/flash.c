@@ -117,8 +117,11 @@ int attn_flash_plan(flash_plan *pl, const attn_args *a)
     int64_t fwd = 2 * D * pl->rows + pl->bc * pl->rows + 7 * pl->rows + 64;
     /* dQ pass: Q^T, dO^T, dQ^T, P^T, dS^T and four per-lane vectors */
     int64_t bwd_q = 3 * D * pl->brp + 2 * pl->bc * pl->brp + 4 * pl->brp + 64;
-    /* dK/dV pass: K^T, V^T, dK^T, dV^T, P, dS and four per-row vectors */
-    int64_t bwd_kv = 4 * D * pl->bcp + 2 * pl->br * pl->bcp + 4 * pl->brp + 64;
+    /* dK/dV pass: K^T, V^T, dK^T, dV^T, P, dS and four per-row vectors; the
+     * one-pass backward also K row-major for its dQ product */
+    pl->dqld = flash_round16(D);
+    pl->stripes = a->backward && !a->mem_budget ? flash_bwd_stripes(a, pl->nkt) : 0;
+    int64_t bwd_kv = 4 * D * pl->bcp + 2 * pl->br * pl->bcp + 4 * pl->brp + 64 + (pl->stripes ? pl->bcp * pl->dqld : 0);
     if (!attn_mask_is_interval(&a->mask)) { /* the mask bytes of one tile (flash_pred_rows) */
         pl->mask_ld = pl->bc;
         fwd += pl->rows * pl->bc / 4 + 16;
@@ -136,6 +139,7 @@ int attn_flash_plan(flash_plan *pl, const attn_args *a)
         int64_t gathered = pl->glanes ? flash_gather_bwd_slot_floats(a, pl) : 0;
         slot = gathered > slot ? gathered : slot;
         pl->di_floats = (size_t)flash_round16(a->B * a->H * a->Nq);
+        pl->dq_floats = (size_t)(pl->stripes * a->B * a->H * a->Nq * pl->dqld);
     }
     pl->thread_floats = (size_t)flash_round16(slot);
     return 0;
@@ -202,8 +206,8 @@ static int flash_init(attn_ctx *ctx, const attn_args *a)
     int rc = attn_flash_plan(&pl, a);
     if (rc)
         return rc;
-    /* per-thread slots, the backward's Di, then the widened 16-bit operands */
-    ctx->workspace_bytes = sizeof(float) * (pl.thread_floats * (size_t)a->threads + pl.di_floats);
+    /* per-thread slots, the backward's Di and dQ partials, then the widened 16-bit operands */
+    ctx->workspace_bytes = sizeof(float) * (pl.thread_floats * (size_t)a->threads + pl.di_floats + pl.dq_floats);
     attn_lowp_reserve(ctx);
     ctx->priv = NULL;
     return flash_init_gather(ctx, a, &pl);

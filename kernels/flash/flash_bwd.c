@@ -1,17 +1,24 @@
 /* `flash` backward (Dao 2023; docs/kernels/flash.md): P is recomputed
- * tile by tile from Q, K and the saved logsumexp, in two passes without
- * atomics so the result does not depend on the thread count:
+ * tile by tile from Q, K and the saved logsumexp, without atomics, so the
+ * result does not depend on the thread count.
  *
  *   Di = <dO_i, O_i>                       for every query row (shared array)
- *   A: per (b, KV head, key tile):  for each head of the group, each query
- *      tile in ascending order:     P = exp(S - lse), dV += P^T dO,
- *                                   dP = dO V^T, dS = P (dP - Di), dK += dS^T Q
- *   B: per (b, query head, query tile), key tiles ascending: S, P, dP, dS
- *      again and dQ += dS K.
+ *   per (b, KV head, stripe s of key tiles), key tiles s, s+S, ...: for each
+ *   head of the group, each query tile in ascending order:
+ *       P = exp(S - lse), dV += P^T dO, dP = dO V^T, dS = P (dP - Di),
+ *       dK += dS^T Q, and dQ_s += dS K into the stripe's dQ partial
+ *   dQ = sum of the partials in stripe order.
  *
- * Pass A keeps the key axis in the vector lanes (its accumulators are dK^T,
- * dV^T), pass B the query axis (dQ^T). Executed products: 4 in A + 3 in B =
- * 14 D nnz FLOPs, against the nominal 10 D nnz. */
+ * The S stripes come from the problem alone (flash_bwd_stripes): enough
+ * (batch, KV head, stripe) tasks for the threads, each dQ row summed in one
+ * fixed order. The tile keeps the key axis in the vector lanes (dK^T, dV^T
+ * accumulate there); the dQ product broadcasts dS and reads K packed
+ * row-major. 5 products = 10 D FLOPs per computed pair, the nominal count.
+ *
+ * Memory-budget mode keeps the earlier two passes, whose workspace does not
+ * grow with N: pass A as above without dQ, then pass B per (b, query head,
+ * query tile), key tiles ascending, recomputes S, P, dP, dS and adds
+ * dQ += dS K with the query axis in the lanes (7 products, 14 D per pair). */
 #include "flash_internal.h"
 #include "flash_gather.h"
 #include "kernels/core/lowp.h"
@@ -119,10 +126,22 @@ static void flash_trim_rows(const attn_args *a, int64_t i0, int64_t nr, int64_t 
     *c0 = c, *c1 = flash_round16(jhi);
 }
 
-/* Pass A for key tile [j0, j0+nk) of KV head hk: dK and dV rows of the tile. */
+// xr is (lanes, ld): xr[r][d] = s * x[r][d] for r < rows, d < D; zero elsewhere
+static void flash_pack_rows(const float *x, int64_t sn, int64_t rows, int64_t D, int64_t lanes, int64_t ld,
+                            float s, float *xr)
+{
+    memset(xr, 0, sizeof(float) * (size_t)(lanes * ld));
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t d = 0; d < D; d++)
+            xr[r * ld + d] = s * x[r * sn + d];
+}
+
+/* Pass A for key tile [j0, j0+nk) of KV head hk: dK and dV rows of the tile.
+ * With dq (one-pass backward) it also adds the tile's share of dQ, sc dS K,
+ * into the dQ partial dq ([b][h][row][pl->dqld]), rows in ascending order. */
 static void flash_dkdv_tile(const attn_args *a, const flash_plan *pl, const attn_io *io,
                             const attn_grads *g, const float *di_all, int64_t b, int64_t hk, int64_t j0,
-                            float *ws, flash_tally *t)
+                            float *dq, float *ws, flash_tally *t)
 {
     int64_t D = a->D, nk = a->Nk - j0 < pl->bc ? a->Nk - j0 : pl->bc;
     if (!flash_padded_key_tile(a, g, b, hk, j0, &nk)) /* padding keys of a padded batch: no gradient */
@@ -136,8 +155,11 @@ static void flash_dkdv_tile(const attn_args *a, const flash_plan *pl, const attn
     int32_t *lo = (int32_t *)flash_take(&ws, pl->br), *hi = (int32_t *)flash_take(&ws, pl->br);
     int interval = !pl->mask_ld;
     unsigned char *M = interval ? NULL : (unsigned char *)flash_take(&ws, pl->br * pl->bc / 4 + 1);
+    float *kr = dq ? flash_take(&ws, lanes * pl->dqld) : NULL;
 
     flash_pack_t(attn_at(&io->k, b, hk, j0), io->k.sn, nk, D, lanes, sc, kt);
+    if (dq)
+        flash_pack_rows(attn_at(&io->k, b, hk, j0), io->k.sn, nk, D, lanes, pl->dqld, sc, kr);
     flash_pack_t(attn_at(&io->v, b, hk, j0), io->v.sn, nk, D, lanes, 1.0f, vt);
     memset(dkt, 0, sizeof(float) * (size_t)(D * lanes));
     memset(dvt, 0, sizeof(float) * (size_t)(D * lanes));
@@ -179,6 +201,11 @@ static void flash_dkdv_tile(const attn_args *a, const flash_plan *pl, const attn
             flash_ds_rows(dS + c0, P + c0, rows, lanes, nc, di + r0);
             // dK^T (D, nc) += Q^T (D, rows) @ dS (rows, nc); sc applied on the way out
             t->flops += attn_mk_gemm(D, nc, rows, q, 1, io->q.sn, dS + c0, lanes, dkt + c0, lanes, ATTN_MK_ADD, NULL, NULL);
+            // dQ (rows, dqld) += dS (rows, nc) @ sc K (nc, dqld), into the partial
+            if (dq)
+                t->flops += attn_mk_gemm(rows, pl->dqld, nc, dS + c0, lanes, 1, kr + c0 * pl->dqld, pl->dqld,
+                                         dq + ((b * a->H + h) * a->Nq + i0 + r0) * pl->dqld, pl->dqld,
+                                         ATTN_MK_ADD, NULL, NULL);
             t->bytes += 8.0 * (double)(rows * D + rows);
             t->exps += (double)(rows * nc);
             t->computed += 1;
@@ -249,6 +276,47 @@ static void flash_dq_tile(const attn_args *a, const flash_plan *pl, const attn_i
     flash_unpack_t(dqt, lanes, nr, D, sc, attn_at(&g->dq, b, h, i0), g->dq.sn);
 }
 
+/* The one-pass backward: per (b, KV head, stripe s) task the key tiles
+ * s, s + S, s + 2S, ... (S stripes; interleaved, so causal stripes get
+ * equal work), each as pass A plus dQ += sc dS K into stripe s's partial.
+ * Then dQ = the sum of the partials, in stripe order. Every dQ row thus
+ * sums its terms in one order fixed by the problem: bitwise the same
+ * result for any thread count, without atomics. */
+static void flash_backward_onepass(const attn_args *a, const flash_plan *pl, const attn_ctx *ctx,
+                                   const attn_io *io, const attn_grads *g, const float *di, float *dqp)
+{
+    int64_t S = pl->stripes, head = a->Nq * pl->dqld, tasks = a->B * a->H_kv * S;
+#pragma omp parallel num_threads(a->threads)
+    {
+        flash_tally tally = {0};
+        float *ws = flash_slot(ctx, pl, omp_get_thread_num());
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t task = 0; task < tasks; task++) {
+            int64_t s = task % S, bh = task / S, b = bh / a->H_kv, hk = bh % a->H_kv;
+            float *dq = dqp + s * a->B * a->H * head;
+            /* this task alone writes its partial's rows of the G heads */
+            memset(dq + (b * a->H + hk * pl->G) * head, 0, sizeof(float) * (size_t)(pl->G * head));
+            for (int64_t kt = s; kt < pl->nkt; kt += S)
+                flash_dkdv_tile(a, pl, io, g, di, b, hk, kt * pl->bc, dq, ws, &tally);
+        }
+#pragma omp for schedule(static)
+        for (int64_t bh = 0; bh < a->B * a->H; bh++) {
+            int64_t b = bh / a->H, h = bh % a->H, nq = attn_q_len(a, b);
+            for (int64_t i = 0; i < nq; i++) {
+                float *out = attn_at(&g->dq, b, h, i);
+                const float *p = dqp + bh * head + i * pl->dqld;
+                for (int64_t d = 0; d < a->D; d++)
+                    out[d] = p[d];
+                for (int64_t s = 1; s < S; s++)
+                    for (int64_t d = 0; d < a->D; d++)
+                        out[d] += p[s * a->B * a->H * head + d];
+            }
+            flash_empty_rows(a, &g->dq, NULL, b, h, nq, a->Nq); /* padded query rows: no gradient */
+        }
+        flash_tally_flush(&tally);
+    }
+}
+
 static int flash_backward_f32(attn_ctx *ctx, const attn_io *io, const attn_grads *g)
 {
     const attn_args *a = &ctx->args;
@@ -264,6 +332,11 @@ static int flash_backward_f32(attn_ctx *ctx, const attn_io *io, const attn_grads
         flash_gather_backward(ctx, &pl, gp, io, g, di);
         return 0;
     }
+    if (pl.stripes) {
+        flash_backward_onepass(a, &pl, ctx, io, g, di, di + pl.di_floats);
+        return 0;
+    }
+    /* memory-budget mode: the two passes, whose workspace does not grow with N */
     int64_t tasks_kv = a->B * a->H_kv * pl.nkt, tasks_q = a->B * a->H * pl.nqt;
 #pragma omp parallel num_threads(a->threads)
     {
@@ -275,7 +348,7 @@ static int flash_backward_f32(attn_ctx *ctx, const attn_io *io, const attn_grads
 #pragma omp for schedule(dynamic, 1) nowait
         for (int64_t task = 0; task < tasks_kv; task++) {
             int64_t bh = task / pl.nkt, j0 = task % pl.nkt * pl.bc;
-            flash_dkdv_tile(a, &pl, io, g, di, bh / a->H_kv, bh % a->H_kv, j0, ws, &tally);
+            flash_dkdv_tile(a, &pl, io, g, di, bh / a->H_kv, bh % a->H_kv, j0, NULL, ws, &tally);
         }
 #pragma omp for schedule(dynamic, 1)
         for (int64_t task = 0; task < tasks_q; task++) {

@@ -69,6 +69,10 @@ typedef struct {
     int64_t brp, bcp;      /* br and bc rounded up to 16 */
     size_t thread_floats;  /* per-thread slot (multiple of 16 floats) */
     size_t di_floats;      /* backward: Di for every query row, shared by all threads */
+    int64_t stripes;       /* backward: key-tile stripes of the one-pass backward, each with its own dQ
+                            * partial (flash_bwd.c); 0: the two-pass backward (memory-budget mode) */
+    int64_t dqld;          /* floats per row of a dQ partial: D rounded up to 16 */
+    size_t dq_floats;      /* backward: the dQ partials, stripes x B x H x Nq x dqld, shared */
     int64_t mask_ld;       /* masks that are not one key range per row: bytes per row of the
                             * tile's mask bytes (flash_pred_rows); 0 for interval masks */
     int gather;            /* the `gather` parameter (FLASH_GATHER_*) */
@@ -90,6 +94,19 @@ enum { FLASH_GATHER_AUTO = 0, FLASH_GATHER_ON, FLASH_GATHER_OFF };
     {.name = "bc", .type = OPT_INT, .def_str = "256 (D<=64) or 128", .lo = 1, .hi = 4096, .help = "keys per tile"}
 
 static inline int64_t flash_round16(int64_t n) { return (n + 15) / 16 * 16; }
+
+/* Tasks the one-pass backward aims for at least: its tasks are (batch entry,
+ * KV head, stripe of key tiles), so fewer than this many KV heads get their
+ * key tiles cut into stripes, each with its own dQ partial. */
+#define FLASH_BWD_MIN_TASKS 8
+
+/* Stripes of the one-pass backward: from the problem alone, never the thread
+ * count, so dQ is summed in the same order for any number of threads. */
+static inline int64_t flash_bwd_stripes(const attn_args *a, int64_t nkt)
+{
+    int64_t heads = a->B * a->H_kv, s = (FLASH_BWD_MIN_TASKS + heads - 1) / heads;
+    return s < 1 ? 1 : s > nkt ? (nkt < 1 ? 1 : nkt) : s;
+}
 
 /* Fills *pl from args and the br/bc params; fails with a message on unknown
  * keys or out-of-range values. */
