@@ -11,10 +11,12 @@
  * windows: summary, augmented) steps through the segments without gradients
  * and records the memories every segment's recall reads; a batch pair (S*B
  * windows, w = s*B + b) then runs every segment at once on those memories.
- * Gradients stop at the memories (truncated backpropagation over one
- * segment): the loss of segment n reaches the backbone, the embeddings, the
- * prompt, Wq and Wk, and through P_n the summary pass of segment n, but not
- * the passes that produced m_1..m_{n-1}. */
+ * Truncated backpropagation: the loss of segment n reaches the backbone, the
+ * embeddings, the prompt, Wq and Wk, and through P_n the summary pass of
+ * segment n; with unroll 2 also, through the newest memory m_{n-1}, the
+ * augmented window of segment n-1 that wrote it (and, through its P_{n-1},
+ * its summary pass), with everything that window read held constant; older
+ * memories are constants. */
 #include "hmt_layout.h"
 
 #include <math.h>
@@ -33,6 +35,7 @@ typedef struct {
     int64_t *n_mem;             /* (S) how many */
     float *sq, *q, *keys, *att, *dP, *dq, *dkeys, *dS; /* recall: (SB, C), (SB, C), (SB, N_m, C), (SB, N_m), ... */
     float *dhid;                /* (SB, Ws, C): the summary pass's gradient at its output */
+    float *daug;                /* (SB, W, C): unroll 2, the augmented pass's gradient at the memory tokens */
     int32_t *stok, *slen, *atok, *atgt, *alen, *apred; /* batch windows; the streaming ones use their first B */
     nn_batch sb, ab;
 } hmt_t;
@@ -47,6 +50,7 @@ void nn_hmt_free(nn_model *m)
     attn_free(h->sum_in), attn_free(h->sum_grad), attn_free(h->aug_in), attn_free(h->aug_grad);
     attn_free(h->mem), attn_free(h->run), attn_free(h->sq), attn_free(h->q), attn_free(h->keys), attn_free(h->att);
     attn_free(h->dP), attn_free(h->dq), attn_free(h->dkeys), attn_free(h->dS), attn_free(h->dhid);
+    attn_free(h->daug);
     free(h->stok), free(h->slen), free(h->atok), free(h->atgt), free(h->alen), free(h->apred);
     free(h);
     m->hmt = NULL, m->planned = 0;
@@ -65,12 +69,12 @@ static int alloc_all(hmt_t *h, int64_t B, int64_t C)
     h->mem = floats((size_t)h->S * (size_t)B * nm * c), h->run = floats((size_t)B * nm * c);
     h->sq = floats(SB * c), h->q = floats(SB * c), h->keys = floats(SB * nm * c), h->att = floats(SB * nm);
     h->dP = floats(SB * c), h->dq = floats(SB * c), h->dkeys = floats(SB * nm * c), h->dS = floats(SB * c);
-    h->dhid = floats(SB * (size_t)h->Ws * c);
+    h->dhid = floats(SB * (size_t)h->Ws * c), h->daug = floats(SB * (size_t)h->W * c);
     h->stok = ints(SB * (size_t)h->Ws), h->slen = ints(SB), h->atok = ints(SB * (size_t)h->W);
     h->atgt = ints(SB * (size_t)h->W), h->alen = ints(SB), h->apred = ints(SB * (size_t)h->W);
     if (!h->sum_row || !h->aug_row || !h->n_mem || !h->sum_in || !h->sum_grad || !h->aug_in || !h->aug_grad ||
         !h->mem || !h->run || !h->sq || !h->q || !h->keys || !h->att || !h->dP || !h->dq || !h->dkeys || !h->dS ||
-        !h->dhid || !h->stok || !h->slen || !h->atok || !h->atgt || !h->alen || !h->apred)
+        !h->dhid || !h->daug || !h->stok || !h->slen || !h->atok || !h->atgt || !h->alen || !h->apred)
         return attn_fail(ATTN_ENOMEM, "hmt plan: out of memory");
     return 0;
 }
@@ -115,6 +119,7 @@ int nn_hmt_plan(nn_model *m, int64_t B, int64_t N, int64_t rows_max, int threads
         nn_hmt_free(m);
         return rc;
     }
+    h->aug_b.keep_acts = c->hmt_unroll == 2; /* its second backward, from the memory tokens */
     m->B = B, m->N = N, m->threads = threads < 1 ? 1 : threads, m->rows_max = rows, m->planned = 1;
     return 0;
 }
@@ -302,20 +307,66 @@ int nn_hmt_forward(nn_model *m, const nn_batch *b, int training, uint64_t step, 
     return rc;
 }
 
+/* Unroll 2: the gradient at the newest memory m_{n-1} that window w
+ * (segment n) read, through the recall's values and keys (dP: its d P_n),
+ * goes to the memory token of window w - B (segment n-1) in h->daug. */
+static void newest_memory_grad(nn_model *m, hmt_t *h, int64_t SB)
+{
+    int64_t B = m->B, C = m->cfg.d_model, Nm = h->Nm;
+    memset(h->daug, 0, sizeof(float) * (size_t)(SB * h->W * C));
+    for (int64_t w = B; w < SB; w++) {
+        int64_t n = h->n_mem[w / B], r = n - 1, wp = w - B;
+        const float *dP = h->dP + w * C, *a = h->att + w * Nm;
+        if (n < 1)
+            continue;
+        recall_one_backward(h->q + w * C, h->keys + w * Nm * C, h->mem + w * Nm * C, a, n, C, dP, h->dq + w * C,
+                            h->dkeys + w * Nm * C);
+        float *g = h->daug + (wp * h->W + h->aug_row[2 * wp + 1]) * C;
+        const float *dK = h->dkeys + (w * Nm + r) * C;
+        for (int64_t i = 0; i < C; i++) { /* values: a_r dP; keys: dK_r Wk (Wk is (out, in)) */
+            double v = (double)a[r] * dP[i];
+            for (int64_t o = 0; o < C; o++)
+                v += (double)dK[o] * m->hmt_k.w[o * C + i];
+            g[i] = (float)v;
+        }
+    }
+}
+
+/* d P_n (into h->dP, added) and the prompt's gradient from the augmented
+ * windows' injected rows of the last backward. */
+static void take_row_grads(nn_model *m, hmt_t *h, int64_t SB)
+{
+    int64_t C = m->cfg.d_model;
+    for (int64_t w = 0; w < SB; w++)
+        for (int64_t k = 0; k < C; k++) {
+            h->dP[w * C + k] += h->aug_grad[2 * w * C + k];
+            m->hmt_dprompt[k] += h->aug_grad[(2 * w + 1) * C + k]; /* memory token and prompt: one embedding */
+        }
+}
+
 /* The augmented windows' backward gives d P_n (and d of the prompt rows);
- * the recall's backward gives d S_n, Wq's and Wk's gradients (memories
- * constant); the summary windows' backward then runs from d S_n. */
+ * with unroll 2, the gradient at each newest memory then runs back through
+ * the augmented window that wrote it (a second backward over the same
+ * forward, from its memory token; what that window read stays constant);
+ * the recall's backward gives d S_n, Wq's and Wk's gradients; the summary
+ * windows' backward then runs from d S_n. */
 int nn_hmt_backward(nn_model *m, const nn_batch *b, uint64_t step, float scale)
 {
     hmt_t *h = m->hmt;
     (void)b; /* the windows of the last forward hold it */
     int64_t B = m->B, C = m->cfg.d_model, Nm = h->Nm, SB = h->S * B;
     int rc = nn_model_backward(&h->aug_b, &h->ab, step, scale);
-    for (int64_t w = 0; !rc && w < SB; w++) /* the memory token and the summary prompt are one embedding */
-        for (int64_t k = 0; k < C; k++)
-            m->hmt_dprompt[k] += h->aug_grad[(2 * w + 1) * C + k];
+    memset(h->dP, 0, sizeof(float) * (size_t)(SB * C));
+    if (!rc)
+        take_row_grads(m, h, SB);
     if (rc || !h->have_sum)
         return rc;
+    if (m->cfg.hmt_unroll == 2 && h->S > 1) {
+        newest_memory_grad(m, h, SB);
+        if ((rc = nn_model_backward_hidden(&h->aug_b, h->daug, step, 0)) != 0)
+            return rc;
+        take_row_grads(m, h, SB);
+    }
     memset(h->dS, 0, sizeof(float) * (size_t)(SB * C));
     memset(h->dkeys, 0, sizeof(float) * (size_t)(SB * Nm * C));
     memset(h->dq, 0, sizeof(float) * (size_t)(SB * C));
@@ -323,14 +374,14 @@ int nn_hmt_backward(nn_model *m, const nn_batch *b, uint64_t step, float scale)
         int64_t n = h->n_mem[w / B];
         if (n > 0)
             recall_one_backward(h->q + w * C, h->keys + w * Nm * C, h->mem + w * Nm * C, h->att + w * Nm, n, C,
-                                h->aug_grad + 2 * w * C, h->dq + w * C, h->dkeys + w * Nm * C);
+                                h->dP + w * C, h->dq + w * C, h->dkeys + w * Nm * C);
     }
     nn_dense_backward(&m->hmt_k, h->mem, h->dkeys, NULL, SB * Nm, m->threads);
     nn_dense_backward(&m->hmt_q, h->sq, h->dq, h->dS, SB, m->threads);
     memset(h->dhid, 0, sizeof(float) * (size_t)(SB * h->Ws * C));
     for (int64_t w = 0; w < SB; w++)
         memcpy(h->dhid + (w * h->Ws + h->sum_row[w]) * C, h->dS + w * C, sizeof(float) * (size_t)C);
-    if ((rc = nn_model_backward_hidden(&h->sum_b, h->dhid, step)) != 0)
+    if ((rc = nn_model_backward_hidden(&h->sum_b, h->dhid, step, 1)) != 0)
         return rc;
     for (int64_t w = 0; w < SB; w++)
         for (int64_t k = 0; k < C; k++)

@@ -18,6 +18,8 @@ typedef struct {
     double *out;                  /* (B, N, C) the last block's output at every token */
     double *run, *record;         /* (B, N_m, C) the FIFO; (S, B, N_m, C) what each segment read */
     double *sq, *q, *keys, *P;    /* (B, C), (B, C), (B, N_m, C), (B, C) */
+    double *fresh, *next, *Mu;    /* (B, C) memories written with P by the previous and this segment;
+                                     (B, N_m, C) the memories a loss window reads */
     int32_t *tok;
 } ref_t;
 
@@ -76,9 +78,15 @@ static void recall_ref(ref_t *r, const double *P, const double *M, int64_t n)
     }
 }
 
+/* What a window computation is for: the model's segment (memories as
+ * recorded), or, with unroll 2 in the use pass, the memory the segment
+ * writes with P from its recorded memories (WRITER), and its loss with the
+ * newest memory replaced by the previous segment's WRITER output (LOSS). */
+enum { PLAIN, WRITER, LOSS };
+
 /* Segment s with parameters P; the memories from r->record (use = 1) or the
  * running FIFO (recorded, then the segment's memory pushed). */
-static int segment_ref(ref_t *r, const double *P, const nn_batch *b, int64_t s, int use)
+static int segment_ref(ref_t *r, const double *P, const nn_batch *b, int64_t s, int use, int role)
 {
     const nn_model *m = r->m;
     const nn_model_cfg *c = &m->cfg;
@@ -89,6 +97,12 @@ static int segment_ref(ref_t *r, const double *P, const nn_batch *b, int64_t s, 
     if (!use)
         memcpy(r->record + (size_t)s * block, r->run, sizeof *r->run * block);
     const double *M = r->record + (size_t)s * block;
+    if (role == LOSS && n > 0) { /* the newest memory as segment s-1 writes it with P */
+        memcpy(r->Mu, M, sizeof *M * block);
+        for (int64_t i = 0; i < B; i++)
+            memcpy(r->Mu + (i * r->Nm + n - 1) * C, r->fresh + i * C, sizeof *M * (size_t)C);
+        M = r->Mu;
+    }
     int64_t rows[2 * B > 0 ? 2 * B : 1];
     double *prompts = r->y; /* B copies of the prompt, until the backbone uses y */
     int rc = 0;
@@ -119,10 +133,12 @@ static int segment_ref(ref_t *r, const double *P, const nn_batch *b, int64_t s, 
             memcpy(r->x + (i * g.rows + g.t_row) * C, prompts + i * C, sizeof *prompt * (size_t)C);
     if ((rc = backbone_ref(r, P, g.rows)) != 0)
         return rc;
-    for (int64_t i = 0; i < B; i++)
+    for (int64_t i = 0; role != WRITER && i < B; i++)
         for (int64_t t = 0; t < g.len; t++)
             memcpy(r->out + (i * r->N + s * L + t) * C, r->x + (i * g.rows + hmt_token_row(&g, t)) * C,
                    sizeof *r->x * (size_t)C);
+    for (int64_t i = 0; role == WRITER && g.has_t && i < B; i++)
+        memcpy(r->next + i * C, r->hid + (i * g.rows + g.t_row) * C, sizeof *r->hid * (size_t)C);
     if (use || !g.has_t)
         return 0;
     for (int64_t i = 0; i < B; i++) { /* m_s into the FIFO, oldest first */
@@ -139,7 +155,12 @@ static int pass_ref(ref_t *r, const double *P, const nn_batch *b, int use)
     int rc = 0;
     memset(r->run, 0, sizeof *r->run * (size_t)(r->B * r->Nm * r->C));
     for (int64_t s = 0; !rc && s < r->S; s++)
-        rc = segment_ref(r, P, b, s, use);
+        if (use && r->m->cfg.hmt_unroll == 2) {
+            if (!(rc = segment_ref(r, P, b, s, use, WRITER)) && !(rc = segment_ref(r, P, b, s, use, LOSS)))
+                memcpy(r->fresh, r->next, sizeof *r->next * (size_t)(r->B * r->C));
+        } else {
+            rc = segment_ref(r, P, b, s, use, PLAIN);
+        }
     return rc;
 }
 
@@ -173,7 +194,9 @@ int nn_hmt_loss_ref(const nn_model *m, const double *P, const double *P_state, c
     r.sq = calloc((size_t)(r.B * r.C), sizeof *r.sq), r.q = calloc((size_t)(r.B * r.C), sizeof *r.q);
     r.keys = calloc(state, sizeof *r.keys), r.P = calloc((size_t)(r.B * r.C), sizeof *r.P);
     r.tok = calloc((size_t)(r.B * r.W), sizeof *r.tok);
-    int rc = r.x && r.h && r.y && r.hid && r.out && r.run && r.record && r.sq && r.q && r.keys && r.P && r.tok
+    r.fresh = calloc((size_t)(r.B * r.C) + 1, sizeof *r.fresh), r.next = calloc((size_t)(r.B * r.C) + 1, sizeof *r.next);
+    r.Mu = calloc(state, sizeof *r.Mu);
+    int rc = r.x && r.h && r.y && r.hid && r.out && r.run && r.record && r.sq && r.q && r.keys && r.P && r.tok && r.fresh && r.next && r.Mu
                  ? 0 : attn_fail(ATTN_ENOMEM, "hmt reference: out of memory");
     /* the memories from P_state, then the loss from P on those memories */
     if (!rc && !(rc = pass_ref(&r, P_state, b, 0)) && P != P_state)
@@ -181,6 +204,6 @@ int nn_hmt_loss_ref(const nn_model *m, const double *P, const double *P_state, c
     if (!rc)
         rc = head_ref(&r, P, b, loss);
     free(r.x), free(r.h), free(r.y), free(r.hid), free(r.out), free(r.run), free(r.record), free(r.sq), free(r.q);
-    free(r.keys), free(r.P), free(r.tok);
+    free(r.keys), free(r.P), free(r.tok), free(r.fresh), free(r.next), free(r.Mu);
     return rc;
 }

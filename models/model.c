@@ -67,11 +67,12 @@ static int cfg_check(const nn_model_cfg *c)
                          (long long)c->fold_buffer);
     if (c->variant == NN_VARIANT_HMT &&
         (c->head != NN_HEAD_LM || c->hmt_segment < 1 || c->hmt_summary < 0 || c->hmt_summary > c->hmt_segment ||
-         c->hmt_sensory < 0 || c->hmt_sensory > c->hmt_segment || c->hmt_memories < 0))
+         c->hmt_sensory < 0 || c->hmt_sensory > c->hmt_segment || c->hmt_memories < 0 || c->hmt_unroll < 1 ||
+         c->hmt_unroll > 2))
         return attn_fail(ATTN_EINVAL, "model: hmt: expected the lm head, segment >= 1, 0 <= summary <= segment, "
-                         "0 <= sensory <= segment and memories >= 0, found head %d, %lld, %lld, %lld, %lld",
-                         (int)c->head, (long long)c->hmt_segment, (long long)c->hmt_summary,
-                         (long long)c->hmt_sensory, (long long)c->hmt_memories);
+                         "0 <= sensory <= segment, memories >= 0 and unroll 1 or 2, found head %d, %lld, %lld, %lld, "
+                         "%lld, %lld", (int)c->head, (long long)c->hmt_segment, (long long)c->hmt_summary,
+                         (long long)c->hmt_sensory, (long long)c->hmt_memories, (long long)c->hmt_unroll);
     attn_mask mk = nn_model_mask(c);
     if (c->causal && !attn_mask_is_causal(&mk))
         return attn_fail(ATTN_EINVAL, "model: mask: the lm head predicts the next token, expected a causal mask, found '%s'",
@@ -359,9 +360,9 @@ void nn_model_describe(const nn_model_cfg *c, char *buf, size_t n)
         k += snprintf(buf + k, n - (size_t)k, ",segment=%lld,buffer=%lld", (long long)c->fold_segment,
                       (long long)c->fold_buffer);
     if (c->variant == NN_VARIANT_HMT)
-        k += snprintf(buf + k, n - (size_t)k, ",segment=%lld,summary=%lld,sensory=%lld,memories=%lld",
+        k += snprintf(buf + k, n - (size_t)k, ",segment=%lld,summary=%lld,sensory=%lld,memories=%lld,unroll=%lld",
                       (long long)c->hmt_segment, (long long)c->hmt_summary, (long long)c->hmt_sensory,
-                      (long long)c->hmt_memories);
+                      (long long)c->hmt_memories, (long long)c->hmt_unroll);
     if (c->halting)
         k += snprintf(buf + k, n - (size_t)k, ",halting=act,tau=%g", c->ponder_cost);
     snprintf(buf + k, n - (size_t)k, ")");

@@ -92,6 +92,8 @@ typedef struct {
     int64_t hmt_summary;       /* hmt: tokens of a segment its summary query reads (j) */
     int64_t hmt_sensory;       /* hmt: tokens of the previous segment prepended (k) */
     int64_t hmt_memories;      /* hmt: memory embeddings the recall searches (N_m) */
+    int64_t hmt_unroll;        /* hmt: segments a loss reaches back (1: memories constant; 2: also the
+                                  newest memory's own segment) */
     int64_t tower_mlp;         /* two-tower head width (LRA: the model's mlp dim) */
     int eval_only;             /* kernels without backward allowed (no training) */
     char mask[96];             /* canonical mask spec of every layer in training and evaluation
@@ -190,6 +192,7 @@ typedef struct nn_model {
     void *folded;              /* a folded model: its driver (window models, buffers); else NULL */
     const nn_inject_rows *inject; /* a window model of the hmt driver: its injected rows; else NULL */
     void *hmt;                 /* an hmt model: its driver (window models, memories); else NULL */
+    int keep_acts;             /* backward leaves the forward's activations for nn_model_backward_hidden */
 } nn_model;
 
 /* Validates the config (unknown kernel, a kernel without backward unless
@@ -232,8 +235,10 @@ int nn_model_encode(nn_model *m, const nn_batch *b, const float **hidden);
 int nn_model_hidden_forward(nn_model *m, const nn_batch *b, int training, uint64_t step, const float **hidden);
 /* Backward of the last training nn_model_hidden_forward from dhidden, the
  * gradient at the final norm's output (B, N, d_model); ACCUMULATES into
- * m->grads. */
-int nn_model_backward_hidden(nn_model *m, const float *dhidden, uint64_t step);
+ * m->grads. With keep_acts, also after nn_model_backward of the same forward
+ * (the hmt driver's second backward); updates = 0 then skips the
+ * non-gradient weight updates (routing's centroids) the first one made. */
+int nn_model_backward_hidden(nn_model *m, const float *dhidden, uint64_t step, int updates);
 
 /* Backward of the last training forward; ACCUMULATES into m->grads, scaled by
  * `scale` (1/k for k accumulated micro-batches). */
@@ -310,6 +315,7 @@ int nn_folded_hidden(nn_model *m, const nn_batch *b, float *hidden);
 #define NN_HMT_SUMMARY 8
 #define NN_HMT_SENSORY 4
 #define NN_HMT_MEMORIES 16
+#define NN_HMT_UNROLL 2
 /* Rows of the hmt variant's longest window: sensory + segment, + the
  * recalled row and the memory token when N_m > 0 (learned positions cover it). */
 int64_t nn_hmt_window(const nn_model_cfg *c);

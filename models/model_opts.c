@@ -124,6 +124,7 @@ HMT_INT(hmt_segment, 1)
 HMT_INT(hmt_summary, 0)
 HMT_INT(hmt_sensory, 0)
 HMT_INT(hmt_memories, 0)
+HMT_INT(hmt_unroll, 1)
 #undef HMT_INT
 #define HMT_ROW(field) .set_text = field##_set, .to_json = field##_json, .from_json = field##_from_json
 
@@ -257,6 +258,9 @@ const opt_def nn_model_opts[] = {
     {.name = "hmt_memories", .type = OPT_CUSTOM, .group = MODEL, .metavar = "N", .flags = OPT_JSON_OPTIONAL,
      .help = "hmt: memory embeddings kept (FIFO) and searched by the recall (default 16; 0 with --hmt-sensory 0: "
              "independent segments)", HMT_ROW(hmt_memories)},
+    {.name = "hmt_unroll", .type = OPT_CUSTOM, .group = MODEL, .metavar = "u", .flags = OPT_JSON_OPTIONAL,
+     .help = "hmt: segments a segment's loss reaches back: 1 (memories constant) or 2 (also through the newest "
+             "memory into the segment that wrote it; default)", HMT_ROW(hmt_unroll)},
     {.name = "tower_mlp", .type = OPT_INT, .offset = AT(tower_mlp), .flags = OPT_INTERNAL},
     {.name = "short_conv", .type = OPT_INT32, .offset = AT(short_conv), .def = 0, .lo = 0, .hi = NN_SHORT_CONV_MAX,
      .group = MODEL, .metavar = "K", .flags = OPT_JSON_OPTIONAL /* older checkpoints have none */,
@@ -305,6 +309,6 @@ void nn_model_cfg_defaults(nn_model_cfg *c)
     strcpy(c->kernels[0], "flash");
     c->fold_segment = c->fold_buffer = NN_FOLD_DEFAULT;
     c->hmt_segment = NN_HMT_SEGMENT, c->hmt_summary = NN_HMT_SUMMARY;
-    c->hmt_sensory = NN_HMT_SENSORY, c->hmt_memories = NN_HMT_MEMORIES;
+    c->hmt_sensory = NN_HMT_SENSORY, c->hmt_memories = NN_HMT_MEMORIES, c->hmt_unroll = NN_HMT_UNROLL;
     c->ponder_cost = NN_PONDER_COST_DEFAULT;
 }

@@ -632,8 +632,10 @@ static int act_backward(nn_model *m, plan_t *p, uint64_t step, float scale)
     return rc;
 }
 
-/* The backward below the head: p->dxf holds d of the final norm's output. */
-static int stack_backward(nn_model *m, plan_t *p, uint64_t step, float scale)
+/* The backward below the head: p->dxf holds d of the final norm's output.
+ * updates = 0: no non-gradient weight updates (a second backward over the
+ * same forward, models/hmt.c). */
+static int stack_backward(nn_model *m, plan_t *p, uint64_t step, float scale, int updates)
 {
     const nn_model_cfg *c = &m->cfg;
     int64_t N = m->N, C = c->d_model, T = p->Bt * N;
@@ -657,9 +659,11 @@ static int stack_backward(nn_model *m, plan_t *p, uint64_t step, float scale)
     /* non-gradient weight updates (routing's centroid EMA) after the whole
      * backward: the step's forward and backward saw the same weights, also
      * where a block is applied more than once (loops) */
-    for (int64_t a = 0; !rc && a < p->apps_run; a++)
+    for (int64_t a = 0; !rc && updates && a < p->apps_run; a++)
         rc = nn_attn_train_update(&m->blk[a % c->layers].attn, &p->aa[a]);
-    p->training = 0; /* the logits now hold scaled gradients: one backward per forward */
+    /* the logits now hold scaled gradients: one backward per forward, but for
+     * the hmt driver's second backward from the hidden states */
+    p->training = m->keep_acts;
     return rc;
 }
 
@@ -673,16 +677,16 @@ int nn_model_backward(nn_model *m, const nn_batch *b, uint64_t step, float scale
     if (!m->planned || !p->training)
         return attn_fail(ATTN_EINVAL, "model backward: expected a training forward first");
     head_backward(m, p, b, scale);
-    return stack_backward(m, p, step, scale);
+    return stack_backward(m, p, step, scale, 1);
 }
 
-int nn_model_backward_hidden(nn_model *m, const float *dhidden, uint64_t step)
+int nn_model_backward_hidden(nn_model *m, const float *dhidden, uint64_t step, int updates)
 {
     plan_t *p = m->plan;
     if (!m->planned || m->folded || m->hmt || !p->training)
         return attn_fail(ATTN_EINVAL, "model backward: expected a training forward of the encoder first");
     memcpy(p->dxf, dhidden, sizeof(float) * (size_t)(p->Bt * m->N * m->cfg.d_model));
-    return stack_backward(m, p, step, 1.0f);
+    return stack_backward(m, p, step, 1.0f, updates);
 }
 
 nn_halting_stats nn_model_halting_stats(const nn_model *m)

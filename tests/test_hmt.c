@@ -1,5 +1,7 @@
-/* The hmt model (models/hmt.c): its truncated gradients (memories held
- * constant) against central differences of the double recurrence, the limit
+/* The hmt model (models/hmt.c): its truncated gradients (unroll 1: memories
+ * held constant; unroll 2: also through the newest memory into the segment
+ * that wrote it) against central differences of the double recurrence's
+ * same truncated objective, the limit
  * where it is a known model (no memories, no sensory tokens: the lm under a
  * document mask over the segments), causality (also inside the tokens a
  * summary reads), and what reaches how far: sensory tokens one segment,
@@ -31,15 +33,20 @@ static void gradcheck(nn_model_cfg c, int64_t B, int64_t N, const char *what)
     mc_gradcheck(&c, &t.b, N, 40, what);
 }
 
-Test(hmt, gradients_with_memories_held_match_the_double_recurrence, .timeout = 240)
+Test(hmt, truncated_gradients_match_the_double_recurrence, .timeout = 240)
 {
-    gradcheck(hmt_cfg(3, 2, 1, 2, "flash"), 2, 13, "L 3 j 2 k 1 N_m 2: FIFO full, last segment partial");
-    nn_model_cfg c = hmt_cfg(3, 0, 3, 3, "naive");
+    nn_model_cfg c = hmt_cfg(3, 2, 1, 2, "flash");
+    gradcheck(c, 2, 13, "L 3 j 2 k 1 N_m 2, unroll 2: FIFO full, last segment partial");
+    c.hmt_unroll = 1;
+    gradcheck(c, 2, 13, "the same, unroll 1");
+    c = hmt_cfg(3, 0, 3, 3, "naive");
     c.pos = NN_POS_ROPE, c.mlp = 0, c.gating = NN_GATING_GTRXL;
     gradcheck(c, 2, 12, "j 0 (the paper's layout), k = L, naive, rope, no MLP, gtrxl");
     c = hmt_cfg(4, 4, 2, 4, "linear");
     c.pos = NN_POS_SINUSOID;
     gradcheck(c, 2, 16, "j = L, linear, sinusoid");
+    c = hmt_cfg(2, 1, 0, 1, "flash");
+    gradcheck(c, 3, 9, "N_m 1 (one memory: the recall is a copy), k 0");
 }
 
 /* The recall's maps get gradients in the checks above only if the recall

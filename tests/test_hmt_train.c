@@ -30,22 +30,23 @@ Test(hmt_train, an_hmt_lm_learns_mqar_above_chance_and_reloads_hmt, .timeout = 2
                  res.test.state_bytes, state);
     char desc[256];
     nn_model_describe(&r.model, desc, sizeof desc);
-    cr_assert(strstr(desc, "hmt(") && strstr(desc, "segment=16,summary=8,sensory=16,memories=4"), "%s", desc);
+    cr_assert(strstr(desc, "hmt(") && strstr(desc, "segment=16,summary=8,sensory=16,memories=4,unroll=2"), "%s", desc);
     train_result_free(&res);
     tiny_mqar_clean(dir, csv, ckpt);
 }
 
 Test(hmt_train, the_model_json_names_the_hmt_sizes_only_for_hmt)
 {
-    static const char *const keys[] = {"hmt_segment", "hmt_summary", "hmt_sensory", "hmt_memories"};
+    static const char *const keys[] = {"hmt_segment", "hmt_summary", "hmt_sensory", "hmt_memories", "hmt_unroll"};
     nn_model_cfg c, back;
     nn_model_cfg_defaults(&c);
     c.variant = NN_VARIANT_LM;
     cJSON *o = nn_model_cfg_to_json(&c);
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < 5; i++)
         cr_assert_null(cJSON_GetObjectItem(o, keys[i]), "%s: other models write no key (job_ids unchanged)", keys[i]);
     cJSON_Delete(o);
     c.variant = NN_VARIANT_HMT, c.hmt_segment = 12, c.hmt_summary = 5, c.hmt_sensory = 3, c.hmt_memories = 7;
+    c.hmt_unroll = 1;
     o = nn_model_cfg_to_json(&c);
     cr_assert_eq(nn_model_cfg_from_json(o, "test", &back), 0, "%s", attn_last_error());
     cr_assert_eq(back.variant, NN_VARIANT_HMT);
@@ -53,6 +54,7 @@ Test(hmt_train, the_model_json_names_the_hmt_sizes_only_for_hmt)
     cr_assert_eq(back.hmt_summary, 5);
     cr_assert_eq(back.hmt_sensory, 3);
     cr_assert_eq(back.hmt_memories, 7);
+    cr_assert_eq(back.hmt_unroll, 1);
     cJSON_ReplaceItemInObject(o, "hmt_segment", cJSON_CreateNumber(0));
     cr_assert_lt(nn_model_cfg_from_json(o, "test", &back), 0);
     cr_assert(strstr(attn_last_error(), "hmt_segment: expected an integer in [1, 4096], found '0'"), "%s",
