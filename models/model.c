@@ -46,7 +46,7 @@ static int cfg_check(const nn_model_cfg *c)
         return attn_fail(ATTN_EINVAL, "model: twotower: tower_mlp: expected >= 2, found %lld", (long long)c->tower_mlp);
     if ((unsigned)c->gating > NN_GATING_GTRXL)
         return attn_fail(ATTN_EINVAL, "model: gating: expected residual or gtrxl, found %d", (int)c->gating);
-    if ((unsigned)c->pos > NN_POS_NONE || (unsigned)c->pool > NN_POOL_MEAN || (unsigned)c->variant > NN_VARIANT_FOLDED)
+    if ((unsigned)c->pos > NN_POS_NONE || (unsigned)c->pool > NN_POOL_MEAN || (unsigned)c->variant > NN_VARIANT_HMT)
         return attn_fail(ATTN_EINVAL, "model: expected a variant, pos and pool of model.h, found %d, %d, %d",
                          (int)c->variant, (int)c->pos, (int)c->pool);
     if ((unsigned)c->halting > NN_HALTING_ACT)
@@ -65,6 +65,14 @@ static int cfg_check(const nn_model_cfg *c)
         return attn_fail(ATTN_EINVAL, "model: folded: expected the lm head, fold_segment >= 1 and fold_buffer >= 0, "
                          "found head %d, %lld, %lld", (int)c->head, (long long)c->fold_segment,
                          (long long)c->fold_buffer);
+    if (c->variant == NN_VARIANT_HMT &&
+        (c->head != NN_HEAD_LM || c->hmt_segment < 1 || c->hmt_summary < 0 || c->hmt_summary > c->hmt_segment ||
+         c->hmt_sensory < 0 || c->hmt_sensory > c->hmt_segment || c->hmt_memories < 0 || c->hmt_unroll < 1 ||
+         c->hmt_unroll > 2))
+        return attn_fail(ATTN_EINVAL, "model: hmt: expected the lm head, segment >= 1, 0 <= summary <= segment, "
+                         "0 <= sensory <= segment, memories >= 0 and unroll 1 or 2, found head %d, %lld, %lld, %lld, "
+                         "%lld, %lld", (int)c->head, (long long)c->hmt_segment, (long long)c->hmt_summary,
+                         (long long)c->hmt_sensory, (long long)c->hmt_memories, (long long)c->hmt_unroll);
     attn_mask mk = nn_model_mask(c);
     if (c->causal && !attn_mask_is_causal(&mk))
         return attn_fail(ATTN_EINVAL, "model: mask: the lm head predicts the next token, expected a causal mask, found '%s'",
@@ -80,7 +88,8 @@ static int bind_all(nn_model *m, nn_blob *blob)
     const nn_model_cfg *c = &m->cfg;
     int64_t C = c->d_model;
     /* folded: positions count from the start of a window, never past it */
-    int64_t positions = c->variant == NN_VARIANT_FOLDED ? nn_fold_window(c) : c->max_len;
+    int64_t positions = c->variant == NN_VARIANT_FOLDED ? nn_fold_window(c)
+                        : c->variant == NN_VARIANT_HMT ? nn_hmt_window(c) : c->max_len; /* hmt: the same */
     int rc = nn_embed_bind(&m->emb, c->vocab, C, c->pos == NN_POS_LEARNED ? positions : 0, blob);
     if (!rc && c->head == NN_HEAD_REGRESS)
         rc = nn_dense_bind(&m->readin, c->in_dim, C, 0, blob);
@@ -115,6 +124,12 @@ static int bind_all(nn_model *m, nn_blob *blob)
         rc = nn_dense_bind(&m->h3, c->tower_mlp / 2, 2, 1, blob);
     if (!rc && c->halting) /* last: the other tensors keep the offsets of the model without halting */
         rc = nn_dense_bind(&m->halt, C, 1, 1, blob);
+    if (!rc && c->variant == NN_VARIANT_HMT && !(rc = nn_dense_bind(&m->hmt_q, C, C, 0, blob)) &&
+        !(rc = nn_dense_bind(&m->hmt_k, C, C, 0, blob))) {
+        size_t off = nn_blob_take(blob, (size_t)C, &m->hmt_prompt, &m->hmt_dprompt);
+        rc = off == SIZE_MAX ? ATTN_ENOMEM : 0;
+        m->off_hmt_prompt = off;
+    }
     return rc;
 }
 
@@ -167,6 +182,11 @@ int nn_model_init(nn_model *m, const nn_model_cfg *cfg, uint64_t seed)
         nn_dense_init(&m->halt, &r);
         m->halt.b[0] = NN_ACT_BIAS_INIT;
     }
+    if (cfg->variant == NN_VARIANT_HMT) { /* last: the backbone's weights are those of the plain lm's draw */
+        nn_dense_init(&m->hmt_q, &r);
+        nn_dense_init(&m->hmt_k, &r);
+        nn_fill_normal(m->hmt_prompt, (size_t)cfg->d_model, 0.02f, &r); /* a token embedding's scale */
+    }
     return 0;
 }
 
@@ -182,6 +202,15 @@ int nn_model_init_shared(nn_model *m, const nn_model *owner)
 }
 
 int64_t nn_fold_window(const nn_model_cfg *c) { return c->fold_segment + c->fold_buffer; }
+
+/* without memories there is no recalled row and no memory token: the window
+ * (and learned positions) of the lm on segments */
+int64_t nn_hmt_window(const nn_model_cfg *c)
+{
+    return c->hmt_sensory + c->hmt_segment + (c->hmt_memories > 0 ? 2 : 0);
+}
+
+size_t nn_hmt_state_floats(const nn_model_cfg *c) { return (size_t)((c->hmt_memories + c->hmt_sensory) * c->d_model); }
 
 /* ---------------------------------------------------------------- parameter table */
 
@@ -287,6 +316,11 @@ int nn_model_params(const nn_model *m, nn_param_info *info, int max)
     }
     if (m->cfg.halting)
         add_dense(&t, "halt", &m->halt);
+    if (m->cfg.variant == NN_VARIANT_HMT) {
+        add_dense(&t, "hmt.q", &m->hmt_q);
+        add_dense(&t, "hmt.k", &m->hmt_k);
+        add(&t, "hmt.prompt", m->off_hmt_prompt, 1, m->cfg.d_model, 0);
+    }
     return t.n;
 }
 
@@ -325,6 +359,10 @@ void nn_model_describe(const nn_model_cfg *c, char *buf, size_t n)
     if (c->variant == NN_VARIANT_FOLDED)
         k += snprintf(buf + k, n - (size_t)k, ",segment=%lld,buffer=%lld", (long long)c->fold_segment,
                       (long long)c->fold_buffer);
+    if (c->variant == NN_VARIANT_HMT)
+        k += snprintf(buf + k, n - (size_t)k, ",segment=%lld,summary=%lld,sensory=%lld,memories=%lld,unroll=%lld",
+                      (long long)c->hmt_segment, (long long)c->hmt_summary, (long long)c->hmt_sensory,
+                      (long long)c->hmt_memories, (long long)c->hmt_unroll);
     if (c->halting)
         k += snprintf(buf + k, n - (size_t)k, ",halting=act,tau=%g", c->ponder_cost);
     snprintf(buf + k, n - (size_t)k, ")");

@@ -18,7 +18,9 @@
  * (Universal Transformer, Dehghani et al. 2019), with halting act each
  * position stopping on its own (adaptive computation time, halt.h); `folded` runs an lm over
  * segments of --fold-segment tokens with a per-layer buffer of --fold-buffer
- * states carried from segment to segment (models/folded.c). Padding (right padding,
+ * states carried from segment to segment (models/folded.c); `hmt` runs an lm over
+ * segments with memory embeddings carried between them and recalled by
+ * attention (Hierarchical Memory Transformer, models/hmt.c). Padding (right padding,
  * per-example lengths): pooling ignores padded positions; a kernel that masks
  * a padded batch (ATTN_PADDED: flash, linear, sigmoid) never reads the padding keys,
  * as LRA masks them; any other non-causal kernel attends to padded tokens as
@@ -46,7 +48,7 @@ typedef enum { NN_HEAD_CLASSIFY = 0, NN_HEAD_TWOTOWER, NN_HEAD_LM, NN_HEAD_REGRE
  * head decides (train_run fills it in before the model is built). */
 typedef enum {
     NN_VARIANT_TASK = 0, NN_VARIANT_ENCODER, NN_VARIANT_TWOTOWER, NN_VARIANT_LM, NN_VARIANT_HYBRID, NN_VARIANT_LOOPED,
-    NN_VARIANT_FOLDED
+    NN_VARIANT_FOLDED, NN_VARIANT_HMT
 } nn_variant;
 typedef enum { NN_POS_LEARNED = 0, NN_POS_SINUSOID, NN_POS_ROPE, NN_POS_NONE } nn_pos_kind;
 typedef enum { NN_POOL_CLS = 0, NN_POOL_MEAN } nn_pool_kind;
@@ -86,6 +88,12 @@ typedef struct {
     float ponder_cost;         /* act: tau, the weight of the mean ponder N + R in the loss */
     int64_t fold_segment;      /* folded: tokens per segment (C) */
     int64_t fold_buffer;       /* folded: states each block application keeps between segments (m) */
+    int64_t hmt_segment;       /* hmt: tokens per segment (L) */
+    int64_t hmt_summary;       /* hmt: tokens of a segment its summary query reads (j) */
+    int64_t hmt_sensory;       /* hmt: tokens of the previous segment prepended (k) */
+    int64_t hmt_memories;      /* hmt: memory embeddings the recall searches (N_m) */
+    int64_t hmt_unroll;        /* hmt: segments a loss reaches back (1: memories constant; 2: also the
+                                  newest memory's own segment) */
     int64_t tower_mlp;         /* two-tower head width (LRA: the model's mlp dim) */
     int eval_only;             /* kernels without backward allowed (no training) */
     char mask[96];             /* canonical mask spec of every layer in training and evaluation
@@ -150,6 +158,18 @@ typedef struct {
     float *out;
 } nn_fold_rows;
 
+/* Injected rows of the hmt variant's window models (models/hmt.c): after
+ * the embedding (and sinusoids), row row[w*n + i] of window w (-1: none) is
+ * overwritten with in[(w*n + i)*C]; the backward writes the gradient at
+ * those inputs into grad (same layout; zero where row is -1) and no
+ * gradient flows into the placeholder token's embedding. */
+typedef struct {
+    int n;
+    const int64_t *row;
+    const float *in;
+    float *grad;
+} nn_inject_rows;
+
 typedef struct nn_model {
     nn_model_cfg cfg;
     nn_embed emb;
@@ -158,6 +178,9 @@ typedef struct nn_model {
     nn_dense h1, h2, h3;       /* classify: h1; twotower: h1, h2, h3; lm, regress: h1 */
     nn_dense readin;           /* regress: in_dim -> d_model, no bias (token 0's embedding is the bias) */
     nn_dense halt;             /* halting act: the halting unit w.h + b (C -> 1), bound last */
+    nn_dense hmt_q, hmt_k;     /* hmt: the recall's query and key maps (C -> C, no bias), bound last */
+    float *hmt_prompt, *hmt_dprompt; /* hmt: the learned prompt / memory-token embedding (C) */
+    size_t off_hmt_prompt;
     float *params, *grads;
     size_t n_params;
     /* the plan: shapes, activation and gradient buffers (nn_model_plan) */
@@ -167,6 +190,9 @@ typedef struct nn_model {
     int shared;                /* parameters borrowed from another model (nn_model_init_shared) */
     const nn_fold_rows *fold;  /* a window model of the folded driver: its buffer rows; else NULL */
     void *folded;              /* a folded model: its driver (window models, buffers); else NULL */
+    const nn_inject_rows *inject; /* a window model of the hmt driver: its injected rows; else NULL */
+    void *hmt;                 /* an hmt model: its driver (window models, memories); else NULL */
+    int keep_acts;             /* backward leaves the forward's activations for nn_model_backward_hidden */
 } nn_model;
 
 /* Validates the config (unknown kernel, a kernel without backward unless
@@ -203,6 +229,16 @@ int64_t nn_model_applications(const nn_model *m);
 /* The encoder alone (no head, no dropout) on b: *hidden points at the
  * final norm's output (b->B, N, d_model), valid until the next forward. */
 int nn_model_encode(nn_model *m, const nn_batch *b, const float **hidden);
+
+/* The encoder alone on b (training = 1: with dropout at `step`, kept for
+ * nn_model_backward_hidden); *hidden as nn_model_encode. */
+int nn_model_hidden_forward(nn_model *m, const nn_batch *b, int training, uint64_t step, const float **hidden);
+/* Backward of the last training nn_model_hidden_forward from dhidden, the
+ * gradient at the final norm's output (B, N, d_model); ACCUMULATES into
+ * m->grads. With keep_acts, also after nn_model_backward of the same forward
+ * (the hmt driver's second backward); updates = 0 then skips the
+ * non-gradient weight updates (routing's centroids) the first one made. */
+int nn_model_backward_hidden(nn_model *m, const float *dhidden, uint64_t step, int updates);
 
 /* Backward of the last training forward; ACCUMULATES into m->grads, scaled by
  * `scale` (1/k for k accumulated micro-batches). */
@@ -270,5 +306,31 @@ size_t nn_folded_state_floats(const nn_model *m, int64_t B);
 int nn_folded_step(nn_model *m, const int32_t *tokens, int64_t c, nn_fold_state *st, float *hidden);
 /* The final norm's output (B, N, d_model) of the batch driver on b. */
 int nn_folded_hidden(nn_model *m, const nn_batch *b, float *hidden);
+
+/* ---------------------------------------------------------------- hmt (models/hmt.c) */
+
+/* Defaults: segment 16, summary 8 (half the segment, as the paper), sensory
+ * 4, memories 16 (docs/hmt.md says why). */
+#define NN_HMT_SEGMENT 16
+#define NN_HMT_SUMMARY 8
+#define NN_HMT_SENSORY 4
+#define NN_HMT_MEMORIES 16
+#define NN_HMT_UNROLL 2
+/* Rows of the hmt variant's longest window: sensory + segment, + the
+ * recalled row and the memory token when N_m > 0 (learned positions cover it). */
+int64_t nn_hmt_window(const nn_model_cfg *c);
+/* State a stream keeps per sequence: (memories + sensory) * d_model floats. */
+size_t nn_hmt_state_floats(const nn_model_cfg *c);
+/* The hmt model's driver behind nn_model_plan / forward / backward /
+ * attn_inputs (model_run.c dispatches); attn_inputs views the batch pass's
+ * augmented windows (S*B of them, window s*B + b: segment s of sequence b). */
+int nn_hmt_plan(nn_model *m, int64_t B, int64_t N, int64_t rows_max, int threads);
+void nn_hmt_free(nn_model *m);
+int nn_hmt_forward(nn_model *m, const nn_batch *b, int training, uint64_t step, double *loss, int64_t *correct,
+                   int64_t *scored, int32_t *pred);
+int nn_hmt_backward(nn_model *m, const nn_batch *b, uint64_t step, float scale);
+int nn_hmt_attn_inputs(const nn_model *m, int64_t app, attn_tensor *q, attn_tensor *k, attn_tensor *v);
+/* The final norm's output (B, N, d_model) at the token positions of b. */
+int nn_hmt_hidden(nn_model *m, const nn_batch *b, float *hidden);
 
 #endif

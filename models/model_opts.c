@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char *const nn_variant_names[] = {"", "encoder", "twotower", "lm", "hybrid", "looped", "folded", NULL};
+const char *const nn_variant_names[] = {"", "encoder", "twotower", "lm", "hybrid", "looped", "folded", "hmt", NULL};
 const char *const nn_variant_help[] = {
     "the task's head: encoder, twotower or lm",
     "pre-norm Transformer encoder, CLS or mean pooling, classifier head (classification tasks)",
@@ -21,6 +21,8 @@ const char *const nn_variant_help[] = {
     "position halts on its own)",
     "lm over segments of --fold-segment tokens, each layer re-evolving a buffer of --fold-buffer past states "
     "(folded context; recall and NIAH tasks)",
+    "lm over segments of --hmt-segment tokens with memory embeddings carried between them and recalled by "
+    "attention (Hierarchical Memory Transformer; recall and NIAH tasks)",
     NULL,
 };
 const char *const nn_pos_names[] = {"learned", "sinusoid", "rope", "none", NULL};
@@ -100,6 +102,31 @@ static int ponder_cost_from_json(void *target, const cJSON *x, const char *where
     ((nn_model_cfg *)target)->ponder_cost = (float)x->valuedouble;
     return 0;
 }
+
+/* --hmt-segment, --hmt-summary, --hmt-sensory, --hmt-memories: integers in
+ * [lo, 4096] whose key is written only for the hmt variant (the job_ids of
+ * other models do not change). */
+#define HMT_INT(field, lo)                                                                                     \
+    static int field##_set(void *target, const char *text, const char *where)                                 \
+    {                                                                                                          \
+        return fold_int_set(&((nn_model_cfg *)target)->field, lo, text, where);                               \
+    }                                                                                                          \
+    static int field##_from_json(void *target, const cJSON *x, const char *where)                             \
+    {                                                                                                          \
+        return fold_int_from_json(&((nn_model_cfg *)target)->field, lo, x, where);                             \
+    }                                                                                                          \
+    static cJSON *field##_json(const void *target)                                                            \
+    {                                                                                                          \
+        const nn_model_cfg *c = target;                                                                        \
+        return c->variant == NN_VARIANT_HMT ? cJSON_CreateNumber((double)c->field) : NULL;                     \
+    }
+HMT_INT(hmt_segment, 1)
+HMT_INT(hmt_summary, 0)
+HMT_INT(hmt_sensory, 0)
+HMT_INT(hmt_memories, 0)
+HMT_INT(hmt_unroll, 1)
+#undef HMT_INT
+#define HMT_ROW(field) .set_text = field##_set, .to_json = field##_json, .from_json = field##_from_json
 
 /* --kernel a,b,...: one kernel for every layer, or one per layer. */
 static int kernels_set(void *target, const char *text, const char *where)
@@ -193,7 +220,7 @@ attn_mask nn_model_mask(const nn_model_cfg *c)
 const opt_def nn_model_opts[] = {
     {.name = "model", .json = "variant", .type = OPT_ENUM, .offset = AT(variant), .names = nn_variant_names,
      .def = NN_VARIANT_TASK, .group = MODEL, .metavar = "M",
-     .help = "encoder | twotower | lm (must match the task) | hybrid | looped | folded (see 'attnbench list models'); "
+     .help = "encoder | twotower | lm (must match the task) | hybrid | looped | folded | hmt (see 'attnbench list models'); "
              "default: the task's (classify -> encoder, pair -> twotower, LM -> lm)"},
     {.name = "head", .type = OPT_INT32, .offset = AT(head), .flags = OPT_INTERNAL},
     {.name = "vocab", .type = OPT_INT, .offset = AT(vocab), .flags = OPT_INTERNAL},
@@ -220,6 +247,20 @@ const opt_def nn_model_opts[] = {
      .help = "folded: past states each layer keeps and re-evolves with the next segment (default 6; 0: "
              "independent segments)",
      .set_text = fold_buffer_set, .to_json = fold_buffer_json, .from_json = fold_buffer_from_json},
+    {.name = "hmt_segment", .type = OPT_CUSTOM, .group = MODEL, .metavar = "L", .flags = OPT_JSON_OPTIONAL,
+     .help = "hmt: tokens per segment (default 16)", HMT_ROW(hmt_segment)},
+    {.name = "hmt_summary", .type = OPT_CUSTOM, .group = MODEL, .metavar = "j", .flags = OPT_JSON_OPTIONAL,
+     .help = "hmt: first tokens of a segment its recall query summarises (default 8; at most the segment)",
+     HMT_ROW(hmt_summary)},
+    {.name = "hmt_sensory", .type = OPT_CUSTOM, .group = MODEL, .metavar = "k", .flags = OPT_JSON_OPTIONAL,
+     .help = "hmt: last tokens of the previous segment prepended to a segment (default 4; at most the segment)",
+     HMT_ROW(hmt_sensory)},
+    {.name = "hmt_memories", .type = OPT_CUSTOM, .group = MODEL, .metavar = "N", .flags = OPT_JSON_OPTIONAL,
+     .help = "hmt: memory embeddings kept (FIFO) and searched by the recall (default 16; 0 with --hmt-sensory 0: "
+             "independent segments)", HMT_ROW(hmt_memories)},
+    {.name = "hmt_unroll", .type = OPT_CUSTOM, .group = MODEL, .metavar = "u", .flags = OPT_JSON_OPTIONAL,
+     .help = "hmt: segments a segment's loss reaches back: 1 (memories constant) or 2 (also through the newest "
+             "memory into the segment that wrote it; default)", HMT_ROW(hmt_unroll)},
     {.name = "tower_mlp", .type = OPT_INT, .offset = AT(tower_mlp), .flags = OPT_INTERNAL},
     {.name = "short_conv", .type = OPT_INT32, .offset = AT(short_conv), .def = 0, .lo = 0, .hi = NN_SHORT_CONV_MAX,
      .group = MODEL, .metavar = "K", .flags = OPT_JSON_OPTIONAL /* older checkpoints have none */,
@@ -267,5 +308,7 @@ void nn_model_cfg_defaults(nn_model_cfg *c)
     c->n_kernels = 1;
     strcpy(c->kernels[0], "flash");
     c->fold_segment = c->fold_buffer = NN_FOLD_DEFAULT;
+    c->hmt_segment = NN_HMT_SEGMENT, c->hmt_summary = NN_HMT_SUMMARY;
+    c->hmt_sensory = NN_HMT_SENSORY, c->hmt_memories = NN_HMT_MEMORIES, c->hmt_unroll = NN_HMT_UNROLL;
     c->ponder_cost = NN_PONDER_COST_DEFAULT;
 }

@@ -115,6 +115,8 @@ int nn_model_loss_ref(const nn_model *m, const double *P, const nn_batch *b, int
     const nn_model_cfg *c = &m->cfg;
     if (c->variant == NN_VARIANT_FOLDED)
         return nn_folded_loss_ref(m, P, P, b, N, loss);
+    if (c->variant == NN_VARIANT_HMT)
+        return nn_hmt_loss_ref(m, P, P, b, N, loss);
     if (c->dropout > 0)
         return attn_fail(ATTN_EINVAL, "model reference: expected dropout 0, found %g", c->dropout);
     int two = c->head == NN_HEAD_TWOTOWER;

@@ -21,4 +21,13 @@ int nn_block_forward_ref(const nn_model *m, int64_t a, const double *P, double *
 int nn_folded_loss_ref(const nn_model *m, const double *P, const double *P_state, const nn_batch *b, int64_t N,
                        double *loss);
 
+/* The hmt model (models/hmt_ref.c), segment after segment: the memories are
+ * written with the parameters P_state and the loss is taken with P on them
+ * (summaries, recall, windows; with unroll 2 the newest memory a segment
+ * reads is the one the previous segment writes with P). P_state = P: the
+ * model's loss; a fixed P_state: the truncated objective whose gradient in P
+ * the fp32 model computes. */
+int nn_hmt_loss_ref(const nn_model *m, const double *P, const double *P_state, const nn_batch *b, int64_t N,
+                    double *loss);
+
 #endif

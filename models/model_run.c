@@ -39,6 +39,7 @@ static void plan_free(nn_model *m)
 {
     plan_t *p = m->plan;
     nn_folded_free(m);
+    nn_hmt_free(m);
     if (!p)
         return;
     attn_free(p->mem);
@@ -136,8 +137,11 @@ int nn_model_plan(nn_model *m, int64_t B, int64_t N, int64_t rows_max, int threa
     const nn_model_cfg *c = &m->cfg;
     if (c->variant == NN_VARIANT_FOLDED && !m->shared)
         return nn_folded_plan(m, B, N, rows_max, threads);
-    /* the folded driver's window models run on windows of the buffer and one segment */
-    int64_t n_max = c->variant == NN_VARIANT_FOLDED ? nn_fold_window(c) : c->max_len;
+    if (c->variant == NN_VARIANT_HMT && !m->shared)
+        return nn_hmt_plan(m, B, N, rows_max, threads);
+    /* the folded and hmt drivers' window models run on windows of about one segment */
+    int64_t n_max = c->variant == NN_VARIANT_FOLDED ? nn_fold_window(c)
+                    : c->variant == NN_VARIANT_HMT ? nn_hmt_window(c) : c->max_len;
     if (N > n_max || B < 1 || N < 1)
         return attn_fail(ATTN_EINVAL, "model plan: expected 1 <= N <= max_len=%lld and B >= 1, found N=%lld B=%lld",
                          (long long)n_max, (long long)N, (long long)B);
@@ -281,6 +285,32 @@ static void fold_rows_stop(const nn_model *m, const plan_t *p, float *dx)
         memset(dx + w * m->N * C, 0, sizeof(float) * (size_t)(f->valid[w] * C));
 }
 
+/* hmt window models: the injected rows over the embedded input x[0]. */
+static void inject_rows_in(const nn_model *m, const plan_t *p, float *x)
+{
+    const nn_inject_rows *r = m->inject;
+    int64_t C = m->cfg.d_model;
+    for (int64_t i = 0; r && i < p->Bt * r->n; i++)
+        if (r->row[i] >= 0)
+            memcpy(x + ((i / r->n) * m->N + r->row[i]) * C, r->in + i * C, sizeof(float) * (size_t)C);
+}
+
+/* ... and their gradients out of dx (d x[0]), which then holds none at those
+ * rows: the placeholder token under an injected row gets no gradient. */
+static void inject_rows_grad(const nn_model *m, const plan_t *p, float *dx)
+{
+    const nn_inject_rows *r = m->inject;
+    int64_t C = m->cfg.d_model;
+    for (int64_t i = 0; r && i < p->Bt * r->n; i++) {
+        float *d = dx + ((i / r->n) * m->N + (r->row[i] >= 0 ? r->row[i] : 0)) * C;
+        if (r->grad)
+            for (int64_t k = 0; k < C; k++)
+                r->grad[i * C + k] = r->row[i] >= 0 ? d[k] : 0.0f;
+        if (r->row[i] >= 0)
+            memset(d, 0, sizeof(float) * (size_t)C);
+    }
+}
+
 /* Block application a: x[a+1] from x[a]. */
 static int block_forward(nn_model *m, plan_t *p, int64_t a, int training, uint64_t step)
 {
@@ -329,6 +359,7 @@ static int encoder_forward(nn_model *m, plan_t *p, int training, uint64_t step)
     }
     if (!rc && c->pos == NN_POS_SINUSOID)
         nn_sinusoid_add(p->x[0], Bt, N, C, th);
+    inject_rows_in(m, p, p->x[0]);
     if (c->halting)
         nn_act_begin(&p->act);
     p->apps_run = p->A;
@@ -395,6 +426,8 @@ int nn_model_forward(nn_model *m, const nn_batch *b, int training, uint64_t step
     const nn_model_cfg *c = &m->cfg;
     if (m->folded)
         return nn_folded_forward(m, b, training, step, loss, correct, scored, pred);
+    if (m->hmt)
+        return nn_hmt_forward(m, b, training, step, loss, correct, scored, pred);
     if (!m->planned || b->B != m->B)
         return attn_fail(ATTN_EINVAL, "model forward: expected a batch of the planned B=%lld, found %lld",
                          (long long)m->B, (long long)b->B);
@@ -599,18 +632,15 @@ static int act_backward(nn_model *m, plan_t *p, uint64_t step, float scale)
     return rc;
 }
 
-int nn_model_backward(nn_model *m, const nn_batch *b, uint64_t step, float scale)
+/* The backward below the head: p->dxf holds d of the final norm's output.
+ * updates = 0: no non-gradient weight updates (a second backward over the
+ * same forward, models/hmt.c). */
+static int stack_backward(nn_model *m, plan_t *p, uint64_t step, float scale, int updates)
 {
-    plan_t *p = m->plan;
     const nn_model_cfg *c = &m->cfg;
-    if (m->folded)
-        return nn_folded_backward(m, b, step, scale);
-    if (!m->planned || !p->training)
-        return attn_fail(ATTN_EINVAL, "model backward: expected a training forward first");
     int64_t N = m->N, C = c->d_model, T = p->Bt * N;
     size_t bytes = sizeof(float) * (size_t)(T * C);
     int th = m->threads, rc = 0;
-    head_backward(m, p, b, scale);
     memset(p->dres, 0, bytes); /* dres: gradient w.r.t. the residual stream x[a] */
     if (c->halting) {
         memset(p->act_dy, 0, bytes);
@@ -621,6 +651,7 @@ int nn_model_backward(nn_model *m, const nn_batch *b, uint64_t step, float scale
         for (int64_t a = p->A - 1; !rc && a >= 0; a--)
             rc = block_backward(m, p, a, step);
     }
+    inject_rows_grad(m, p, p->dres);
     if (!rc)
         rc = nn_embed_backward(&m->emb, p->tok, p->dres, p->Bt, N, th);
     if (!rc && c->head == NN_HEAD_REGRESS)
@@ -628,10 +659,34 @@ int nn_model_backward(nn_model *m, const nn_batch *b, uint64_t step, float scale
     /* non-gradient weight updates (routing's centroid EMA) after the whole
      * backward: the step's forward and backward saw the same weights, also
      * where a block is applied more than once (loops) */
-    for (int64_t a = 0; !rc && a < p->apps_run; a++)
+    for (int64_t a = 0; !rc && updates && a < p->apps_run; a++)
         rc = nn_attn_train_update(&m->blk[a % c->layers].attn, &p->aa[a]);
-    p->training = 0; /* the logits now hold scaled gradients: one backward per forward */
+    /* the logits now hold scaled gradients: one backward per forward, but for
+     * the hmt driver's second backward from the hidden states */
+    p->training = m->keep_acts;
     return rc;
+}
+
+int nn_model_backward(nn_model *m, const nn_batch *b, uint64_t step, float scale)
+{
+    plan_t *p = m->plan;
+    if (m->folded)
+        return nn_folded_backward(m, b, step, scale);
+    if (m->hmt)
+        return nn_hmt_backward(m, b, step, scale);
+    if (!m->planned || !p->training)
+        return attn_fail(ATTN_EINVAL, "model backward: expected a training forward first");
+    head_backward(m, p, b, scale);
+    return stack_backward(m, p, step, scale, 1);
+}
+
+int nn_model_backward_hidden(nn_model *m, const float *dhidden, uint64_t step, int updates)
+{
+    plan_t *p = m->plan;
+    if (!m->planned || m->folded || m->hmt || !p->training)
+        return attn_fail(ATTN_EINVAL, "model backward: expected a training forward of the encoder first");
+    memcpy(p->dxf, dhidden, sizeof(float) * (size_t)(p->Bt * m->N * m->cfg.d_model));
+    return stack_backward(m, p, step, 1.0f, updates);
 }
 
 nn_halting_stats nn_model_halting_stats(const nn_model *m)
@@ -656,6 +711,8 @@ int nn_model_attn_inputs(const nn_model *m, int64_t app, attn_tensor *q, attn_te
     const plan_t *p = m->plan;
     if (m->folded)
         return nn_folded_attn_inputs(m, app, q, k, v);
+    if (m->hmt)
+        return nn_hmt_attn_inputs(m, app, q, k, v);
     if (!p || app < 0 || app >= p->apps_run) /* halting act: the applications its last forward ran */
         return attn_fail(ATTN_EINVAL, "model: expected a planned model and a block application below %lld, found %lld",
                          (long long)(p ? p->apps_run : apps(m)), (long long)app);
@@ -669,15 +726,21 @@ int nn_model_attn_inputs(const nn_model *m, int64_t app, attn_tensor *q, attn_te
     return 0;
 }
 
-int nn_model_encode(nn_model *m, const nn_batch *b, const float **hidden)
+int nn_model_hidden_forward(nn_model *m, const nn_batch *b, int training, uint64_t step, const float **hidden)
 {
     plan_t *p = m->plan;
-    if (!m->planned || m->folded || b->B != m->B)
+    if (!m->planned || m->folded || m->hmt || b->B != m->B)
         return attn_fail(ATTN_EINVAL, "model encode: expected a planned model and a batch of B=%lld, found %lld",
                          (long long)m->B, (long long)b->B);
-    p->training = 0;
+    p->training = training;
     load_tokens(m, p, b);
-    int rc = encoder_forward(m, p, 0, 0);
+    p->inputs = b->inputs;
+    int rc = encoder_forward(m, p, training, step);
     *hidden = p->xf;
     return rc;
+}
+
+int nn_model_encode(nn_model *m, const nn_batch *b, const float **hidden)
+{
+    return nn_model_hidden_forward(m, b, 0, 0, hidden);
 }

@@ -69,12 +69,15 @@ void mc_check_block_padded(const nn_attn_cfg *cfg, int64_t B, int64_t N, const i
     lc_blob_free(&p);
 }
 
-/* The double loss at P; a folded model holds its buffers at P0 (the fp32
- * backward stops at them: truncated backpropagation). */
+/* The double loss at P; a folded model holds its buffers at P0, an hmt
+ * model its memories (the fp32 backward stops at them: truncated
+ * backpropagation). */
 static int loss_ref(const nn_model *m, const double *P, const double *P0, const nn_batch *b, int64_t N, double *loss)
 {
     if (m->cfg.variant == NN_VARIANT_FOLDED)
         return nn_folded_loss_ref(m, P, P0, b, N, loss);
+    if (m->cfg.variant == NN_VARIANT_HMT)
+        return nn_hmt_loss_ref(m, P, P0, b, N, loss);
     return nn_model_loss_ref(m, P, b, N, loss);
 }
 

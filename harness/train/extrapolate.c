@@ -99,8 +99,9 @@ static int grid_check(const extrap_grid *g, const nn_model_cfg *m)
         int64_t len = grid_seq_len(g, o->scale[s]);
         if (o->scale[s] < 1)
             return attn_fail(ATTN_EINVAL, "--scale: expected multiples >= 1, found %lld", (long long)o->scale[s]);
-        /* folded counts positions within its window: any length loads the same weights */
-        if (m->pos == NN_POS_LEARNED && m->variant != NN_VARIANT_FOLDED && len > m->max_len)
+        /* folded and hmt count positions within their windows: any length loads the same weights */
+        if (m->pos == NN_POS_LEARNED && m->variant != NN_VARIANT_FOLDED && m->variant != NN_VARIANT_HMT &&
+            len > m->max_len)
             return attn_fail(ATTN_EINVAL,
                              "--scale %lld: learned positions cover %lld tokens; train with --pos "
                              "sinusoid|rope|none to evaluate at length %lld",

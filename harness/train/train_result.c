@@ -36,6 +36,8 @@ static size_t model_state_bytes(const nn_model *m)
     size_t state = 0;
     if (m->cfg.variant == NN_VARIANT_FOLDED) /* the carried buffers; each window's keys and values are recomputed */
         return sizeof(float) * nn_folded_state_floats(m, 1);
+    if (m->cfg.variant == NN_VARIANT_HMT) /* memories + sensory embeddings; each window is recomputed */
+        return sizeof(float) * nn_hmt_state_floats(&m->cfg);
     for (int64_t l = 0; l < m->cfg.layers; l++) {
         const nn_attn *a = &m->blk[l].attn;
         if (a->cfg.kernel->state_bytes) {

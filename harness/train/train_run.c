@@ -239,12 +239,14 @@ static int fit_model_to(nn_model_cfg *m, const task_data *d, int64_t len)
                                                                                   : NN_VARIANT_ENCODER;
     if (m->variant == NN_VARIANT_TASK)
         m->variant = want;
-    if (m->variant == NN_VARIANT_FOLDED && want != NN_VARIANT_LM)
-        return attn_fail(ATTN_EINVAL, "--model folded: task '%s' needs the %s head; folded is an lm (recall and NIAH "
-                         "tasks)", d->name, nn_variant_names[want]);
-    if (m->variant != want && m->variant != NN_VARIANT_HYBRID && m->variant != NN_VARIANT_LOOPED &&
-        m->variant != NN_VARIANT_FOLDED)
-        return attn_fail(ATTN_EINVAL, "--model %s: task '%s' needs the %s head (model %s, hybrid, looped or folded)",
+    int segmented = m->variant == NN_VARIANT_FOLDED || m->variant == NN_VARIANT_HMT;
+    if (segmented && want != NN_VARIANT_LM)
+        return attn_fail(ATTN_EINVAL, "--model %s: task '%s' needs the %s head; %s is an lm (recall and NIAH "
+                         "tasks)", nn_variant_names[m->variant], d->name, nn_variant_names[want],
+                         nn_variant_names[m->variant]);
+    if (m->variant != want && m->variant != NN_VARIANT_HYBRID && m->variant != NN_VARIANT_LOOPED && !segmented)
+        return attn_fail(ATTN_EINVAL, "--model %s: task '%s' needs the %s head (model %s, hybrid, looped, folded or "
+                         "hmt)",
                          nn_variant_names[m->variant], d->name, nn_variant_names[want], nn_variant_names[want]);
     return 0;
 }
