@@ -24,12 +24,14 @@ static const char *const unstructured[] = {
     "fixed:l=16,c=4",    "strided:l=8,split=1",     "random:p=0.1,seed=3", "random:p=0.3,seed=5,diag=0"};
 #define N_UNSTRUCTURED (int)(sizeof unstructured / sizeof *unstructured)
 
-/* 1 if a context for a runs the gathered path (its index fits the problem). */
+/* 1 if a context for a runs the gathered path (its index fits the problem
+ * and it is not the per-row path's bitmap, tests/test_flash_rows.c). */
 static int runs_gathered(const attn_args *a)
 {
     attn_ctx ctx;
     cr_assert_eq(attn_ctx_create(K, a, &ctx), 0, "%s", attn_last_error());
-    int on = flash_gather_fits(ctx.priv, &ctx.args);
+    const flash_gather *gp = ctx.priv;
+    int on = flash_gather_fits(gp, &ctx.args) && !gp->rows_path;
     attn_ctx_destroy(&ctx);
     return on;
 }
@@ -123,15 +125,21 @@ Test(flash_gather, auto_gathers_only_where_it_computes_less_than_half, .timeout 
 
 /* A random mask's key lists grow with N^2: at N = 16384, D = 8 they pass 8
  * times the bytes of Q, K, V and O, so auto declines the index (its work
- * alone would take it) and gather=on still builds it. */
+ * alone would take it; the per-row bitmap passes the cap too) and gather=on
+ * still builds it. */
 Test(flash_gather, auto_declines_an_index_larger_than_eight_times_the_inputs, .timeout = 120)
 {
     attn_args a = fx_args(1, 1, 1, 16384, 16384, 8, "random:p=0.02,seed=1", 2);
     cr_assert(!runs_gathered(&a), "auto kept an index of a random mask at N = 16384, D = 8");
     fx_add_params(&a, "gather=on");
     cr_assert(runs_gathered(&a), "gather=on did not build the index");
+    /* at N = 4096 auto keeps a sparse path: the per-row one, whose bitmap
+     * (N^2 / 8 bytes) stays under the same cap and costs less here */
     attn_args b = fx_args(1, 1, 1, 4096, 4096, 8, "random:p=0.02,seed=1", 2);
-    cr_assert(runs_gathered(&b), "auto declined the index at N = 4096, D = 8");
+    attn_ctx ctx;
+    cr_assert_eq(attn_ctx_create(K, &b, &ctx), 0, "%s", attn_last_error());
+    cr_assert(flash_gather_fits(ctx.priv, &ctx.args), "auto declined both sparse paths at N = 4096, D = 8");
+    attn_ctx_destroy(&ctx);
 }
 
 Test(flash_gather, backward_matches_oracle_gradients_on_every_mask_kind, .timeout = 120)
