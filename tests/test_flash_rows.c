@@ -185,13 +185,12 @@ static long long forward_flops(const attn_args *a)
 /* At N = 1024 auto takes the per-row path for random masks at p = 0.05 and
  * 0.1 (the gathered blocks' unions are most of the keys), which executes
  * 4 D FLOPs per allowed pair; full and causal stay off it, and so do dilated
- * masks and very sparse random ones, whose gathered blocks cost less, and
- * dense random ones (the model's cost passes the tiled path's). */
+ * masks, whose gathered blocks cost less, and dense random ones (the
+ * model's cost passes the tiled path's). */
 Test(flash_rows, auto_takes_it_for_sparse_random_masks_only, .timeout = 60)
 {
     static const char *const sparse[] = {"random:p=0.1,seed=1", "random:p=0.05,seed=2"};
-    static const char *const other[] = {"full", "causal", "random:p=0.9,seed=1", "dilated:w=64,dil=4",
-                                        "random:p=0.01,seed=1"};
+    static const char *const other[] = {"full", "causal", "random:p=0.9,seed=1", "dilated:w=64,dil=4"};
     for (int m = 0; m < 2; m++) {
         attn_args a = fx_args(1, 2, 2, 1024, 1024, 32, sparse[m], 2);
         cr_assert(runs_rows(&a), "%s: auto did not take the per-row path", sparse[m]);
@@ -205,7 +204,7 @@ Test(flash_rows, auto_takes_it_for_sparse_random_masks_only, .timeout = 60)
         cr_assert_eq(fr, (long long)(4.0 * 32 * pairs), "%s: %lld FLOPs for %.0f pairs", sparse[m], fr, pairs);
         cr_assert(2 * fr <= ft, "%s: per-row %lld FLOPs, tiled %lld", sparse[m], fr, ft);
     }
-    for (int m = 0; m < 5; m++) {
+    for (int m = 0; m < 4; m++) {
         attn_args a = fx_args(1, 2, 2, 1024, 1024, 32, other[m], 2);
         cr_assert(!runs_rows(&a), "%s: auto took the per-row path", other[m]);
     }

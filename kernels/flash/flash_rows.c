@@ -8,6 +8,7 @@
 #include "flash_rows.h"
 
 #include <omp.h>
+#include <xmmintrin.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,9 +22,18 @@ int64_t flash_rows_tile(int64_t D)
     return t < 64 ? 64 : t;
 }
 
+int64_t flash_rows_rb(int64_t G, int64_t D)
+{
+    /* at N = 16K, D = 64 blocks of 64 rows read every tile from L3 or
+     * memory once per 64 rows, at random, and ran slower per pair than at
+     * N = 4K; 512 rows amortise that eightfold */
+    int64_t rb = 32768 / (G * flash_round16(D));
+    return rb < 16 ? 16 : rb;
+}
+
 int64_t flash_rows_slot_floats(const attn_args *a, const flash_plan *pl)
 {
-    int64_t Dp = flash_round16(a->D), rows = pl->G * FLASH_ROWS_RB, tile = flash_rows_tile(a->D);
+    int64_t Dp = flash_round16(a->D), rows = pl->G * flash_rows_rb(pl->G, a->D), tile = flash_rows_tile(a->D);
     /* scaled Q rows and accumulators, m and l per row, scores and key
      * indices of one row's tile (plus the 16 a list may write past its end),
      * and the rounding of each carve */
@@ -42,7 +52,8 @@ int flash_rows_build(const attn_args *a, double max_bytes, flash_rows **out)
 {
     *out = NULL;
     int v = attn_mask_varies(&a->mask);
-    int64_t layouts = v & 2 ? a->B : 1, heads = v & 1 ? a->H : 1, words = (a->Nk + 63) / 64;
+    int64_t layouts = v & 2 ? a->B : 1, heads = v & 1 ? a->H : 1, tile = flash_rows_tile(a->D);
+    int64_t wt = tile / 64, ntiles = (a->Nk + tile - 1) / tile, words = ntiles * wt;
     double bytes = 8.0 * (double)(layouts * heads * a->Nq * words);
     if (max_bytes > 0 && bytes > max_bytes)
         return 0;
@@ -50,7 +61,7 @@ int flash_rows_build(const attn_args *a, double max_bytes, flash_rows **out)
     if (!r)
         return attn_fail(ATTN_ENOMEM, "flash rows: cannot allocate its bitmap");
     r->n_layouts = layouts, r->n_heads = heads, r->words = words;
-    r->tile = flash_rows_tile(a->D), r->rb = FLASH_ROWS_RB;
+    r->tile = tile, r->rb = flash_rows_rb(a->H / a->H_kv, a->D);
     r->bits = calloc((size_t)(layouts * heads * a->Nq * words), sizeof(uint64_t));
     if (!r->bits) {
         flash_rows_free(r);
@@ -71,12 +82,14 @@ int flash_rows_build(const attn_args *a, double max_bytes, flash_rows **out)
             if (!row)
                 continue;
             int64_t i = u % a->Nq, h = u / a->Nq % heads, b = u / a->Nq / heads;
-            uint64_t *w = r->bits + u * words;
             attn_mask_row(&a->mask, b, h, a->q_off + i, a->k_off, a->Nk, row);
-            for (int64_t j = 0; j < a->Nk; j++)
-                w[j / 64] |= (uint64_t)(row[j] != 0) << (j % 64);
-            for (int64_t x = 0; x < words; x++)
-                pairs += (double)__builtin_popcountll(w[x]);
+            for (int64_t t = 0; t < ntiles; t++) {
+                uint64_t *w = r->bits + (((b * heads + h) * ntiles + t) * a->Nq + i) * wt;
+                for (int64_t j = t * tile; j < a->Nk && j < (t + 1) * tile; j++)
+                    w[(j - t * tile) / 64] |= (uint64_t)(row[j] != 0) << (j % 64);
+                for (int64_t x = 0; x < wt; x++)
+                    pairs += (double)__builtin_popcountll(w[x]);
+            }
         }
         free(row);
     }
@@ -119,13 +132,21 @@ static void rows_block_forward(const attn_args *a, const flash_rows *r, flash_ro
     const float *K = attn_at(&io->k, b, hk, 0), *V = attn_at(&io->v, b, hk, 0);
     double pairs = 0;
     for (int64_t j0 = 0; j0 < a->Nk; j0 += r->tile) {
-        int64_t nw = ((a->Nk - j0 < r->tile ? a->Nk - j0 : r->tile) + 63) / 64;
+        int64_t nt = a->Nk - j0 < r->tile ? a->Nk - j0 : r->tile, nw = (nt + 63) / 64;
+        /* the tile's K and V rows into L2 in order: the rows below would
+         * otherwise fetch them one random row at a time */
+        for (int64_t j = j0; j < j0 + nt; j++)
+            for (int64_t d = 0; d < D; d += 16) {
+                _mm_prefetch((const char *)(K + j * io->k.sn + d), _MM_HINT_T1);
+                _mm_prefetch((const char *)(V + j * io->v.sn + d), _MM_HINT_T1);
+            }
         for (int64_t g = 0; g < G; g++) {
             int64_t h = r->n_heads > 1 ? hk * G + g : 0;
-            const uint64_t *bits = r->bits + ((layout * r->n_heads + h) * a->Nq + i0) * r->words + j0 / 64;
+            int64_t wt = r->tile / 64, t = j0 / r->tile, ntiles = (a->Nk + r->tile - 1) / r->tile;
+            const uint64_t *bits = r->bits + (((layout * r->n_heads + h) * ntiles + t) * a->Nq + i0) * wt;
             for (int64_t i = 0; i < nb; i++) {
                 int64_t x = g * nb + i;
-                int64_t n = flash_rows_list(bits + i * r->words, nw, (int32_t)j0, idx);
+                int64_t n = flash_rows_list(bits + i * wt, nw, (int32_t)j0, idx);
                 if (!n)
                     continue;
                 for (int64_t k = n; k < flash_round16(n); k++)

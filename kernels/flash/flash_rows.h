@@ -17,8 +17,10 @@
 typedef struct flash_rows {
     int64_t n_layouts;   /* B when the mask varies by batch entry, else 1 */
     int64_t n_heads;     /* H when the mask varies by head, else 1 */
-    int64_t words;       /* 64-bit words per query row: ceil(Nk / 64) */
-    uint64_t *bits;      /* [layout][head][Nq][words]: bit j set if the row attends key j */
+    int64_t words;       /* 64-bit words per query row, over all key tiles */
+    uint64_t *bits;      /* [layout][head][key tile][Nq][tile / 64]: bit j of a row's words set if
+                          * it attends key j of the tile (tile-major: a task's bits of one tile are
+                          * contiguous) */
     int64_t tile, rb;    /* keys per tile (a multiple of 64), query rows per task */
     double work;         /* allowed pairs over the stored layouts and all H query heads */
     double row_tiles;    /* (query row, key tile) visits over the same */
@@ -28,8 +30,10 @@ typedef struct flash_rows {
  * a core's L2 on the machines measured (docs/kernels/flash.md). */
 int64_t flash_rows_tile(int64_t D);
 
-/* Query rows per task. */
-#define FLASH_ROWS_RB 64
+/* Query rows per head in one task: a tile's K and V rows, brought into L2
+ * once, serve every row of the task, whose scaled queries and accumulators
+ * (2 * G * rb * D floats) take at most 256 KiB. */
+int64_t flash_rows_rb(int64_t G, int64_t D);
 
 /* Floats of one thread's workspace slot for the per-row forward. */
 int64_t flash_rows_slot_floats(const attn_args *a, const flash_plan *pl);

@@ -306,10 +306,10 @@ int64_t flash_rows_list(const uint64_t *words, int64_t nw, int32_t j0, int32_t *
     const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     for (int64_t w = 0; w < nw; w++) {
         uint64_t x = words[w];
-        for (int q = 0; x && q < 4; q++, x >>= 16) {
+        /* no early exits: at p = 0.1 a fifth of the 16-bit pieces are empty,
+         * at random, and a branch on them is mispredicted */
+        for (int q = 0; q < 4; q++, x >>= 16) {
             __mmask16 m = (__mmask16)(x & 0xffff);
-            if (!m)
-                continue;
             __m512i base = _mm512_add_epi32(iota, _mm512_set1_epi32(j0 + (int32_t)(64 * w + 16 * q)));
             _mm512_storeu_si512(idx + n, _mm512_maskz_compress_epi32(m, base));
             n += __builtin_popcount(m);
