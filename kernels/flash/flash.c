@@ -114,7 +114,8 @@ int attn_flash_plan(flash_plan *pl, const attn_args *a)
     /* under a memory budget the tiled path only: the gathered index lives
      * outside the workspace and grows with the mask's pairs */
     int sparse_ok = !a->seq_len && !a->kv_len && !a->mem_budget;
-    if (sparse_ok && (pl->gather == FLASH_GATHER_ON || (pl->gather == FLASH_GATHER_AUTO && flash_gather_kind(&a->mask)))) {
+    int auto_kind = pl->gather == FLASH_GATHER_AUTO && flash_gather_kind(&a->mask);
+    if (sparse_ok && (pl->gather == FLASH_GATHER_ON || auto_kind)) {
         pl->gbr = attn_param_int_or(a, flash_params, "gbr", default_gbr(a, pl->G), &rc);
         if (rc)
             return rc;

@@ -117,10 +117,12 @@ static inline __attribute__((always_inline)) void pv512_d(float *acc, float alph
         __m512 a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();
         int64_t k = 0;
         for (; k + 4 <= n; k += 4) {
-            a0 = _mm512_fmadd_ps(_mm512_set1_ps(p[k]), _mm512_maskz_loadu_ps(mk, vc + (int64_t)idx[k] * sn), a0);
-            a1 = _mm512_fmadd_ps(_mm512_set1_ps(p[k + 1]), _mm512_maskz_loadu_ps(mk, vc + (int64_t)idx[k + 1] * sn), a1);
-            a2 = _mm512_fmadd_ps(_mm512_set1_ps(p[k + 2]), _mm512_maskz_loadu_ps(mk, vc + (int64_t)idx[k + 2] * sn), a2);
-            a3 = _mm512_fmadd_ps(_mm512_set1_ps(p[k + 3]), _mm512_maskz_loadu_ps(mk, vc + (int64_t)idx[k + 3] * sn), a3);
+            const float *v0 = vc + (int64_t)idx[k] * sn, *v1 = vc + (int64_t)idx[k + 1] * sn;
+            const float *v2 = vc + (int64_t)idx[k + 2] * sn, *v3 = vc + (int64_t)idx[k + 3] * sn;
+            a0 = _mm512_fmadd_ps(_mm512_set1_ps(p[k]), _mm512_maskz_loadu_ps(mk, v0), a0);
+            a1 = _mm512_fmadd_ps(_mm512_set1_ps(p[k + 1]), _mm512_maskz_loadu_ps(mk, v1), a1);
+            a2 = _mm512_fmadd_ps(_mm512_set1_ps(p[k + 2]), _mm512_maskz_loadu_ps(mk, v2), a2);
+            a3 = _mm512_fmadd_ps(_mm512_set1_ps(p[k + 3]), _mm512_maskz_loadu_ps(mk, v3), a3);
         }
         for (; k < n; k++)
             a0 = _mm512_fmadd_ps(_mm512_set1_ps(p[k]), _mm512_maskz_loadu_ps(mk, vc + (int64_t)idx[k] * sn), a0);
