@@ -24,8 +24,20 @@ static const char *const unstructured[] = {
     "fixed:l=16,c=4",    "strided:l=8,split=1",     "random:p=0.1,seed=3", "random:p=0.3,seed=5,diag=0"};
 #define N_UNSTRUCTURED (int)(sizeof unstructured / sizeof *unstructured)
 
-/* 1 if a context for a runs the gathered path (its index fits the problem). */
+/* 1 if a context for a runs the gathered path (its index fits the problem
+ * and it is not the per-row path's bitmap, tests/test_flash_rows.c). */
 static int runs_gathered(const attn_args *a)
+{
+    attn_ctx ctx;
+    cr_assert_eq(attn_ctx_create(K, a, &ctx), 0, "%s", attn_last_error());
+    const flash_gather *gp = ctx.priv;
+    int on = flash_gather_fits(gp, &ctx.args) && !gp->rows_path;
+    attn_ctx_destroy(&ctx);
+    return on;
+}
+
+/* 1 if a context for a runs the gathered or the per-row path. */
+static int runs_sparse(const attn_args *a)
 {
     attn_ctx ctx;
     cr_assert_eq(attn_ctx_create(K, a, &ctx), 0, "%s", attn_last_error());
@@ -99,7 +111,8 @@ static long long forward_flops(const attn_args *a)
 }
 
 /* At N = 1024 the dilated and fixed masks and a sparse random one leave the
- * tiles nearly all PARTIAL: auto takes the gathered path, which executes
+ * tiles nearly all PARTIAL: auto takes the gathered path (for the random
+ * one it may take the per-row path), which executes
  * less than half the tiled path's FLOPs; the masks with tile structure and a
  * dense random mask stay on the tiled path. */
 Test(flash_gather, auto_gathers_only_where_it_computes_less_than_half, .timeout = 60)
@@ -108,10 +121,11 @@ Test(flash_gather, auto_gathers_only_where_it_computes_less_than_half, .timeout 
     static const char *const tiled[] = {"full", "causal", "window:wl=64,wr=0", "random:p=0.5,seed=1"};
     for (int m = 0; m < 3; m++) {
         attn_args a = fx_args(1, 2, 2, 1024, 1024, 32, sparse[m], 2);
-        cr_assert(runs_gathered(&a), "%s: auto did not gather", sparse[m]);
+        /* the random mask may take the per-row path instead (test_flash_rows.c) */
+        cr_assert(m == 2 ? runs_sparse(&a) : runs_gathered(&a), "%s: auto did not gather", sparse[m]);
         attn_args off = a;
         fx_add_params(&off, "gather=off");
-        cr_assert(!runs_gathered(&off), "%s: gather=off built the gathered path", sparse[m]);
+        cr_assert(!runs_sparse(&off), "%s: gather=off built the gathered path", sparse[m]);
         long long fg = forward_flops(&a), ft = forward_flops(&off);
         cr_assert(2 * fg <= ft, "%s: gathered %lld FLOPs, tiled %lld", sparse[m], fg, ft);
     }
@@ -123,15 +137,21 @@ Test(flash_gather, auto_gathers_only_where_it_computes_less_than_half, .timeout 
 
 /* A random mask's key lists grow with N^2: at N = 16384, D = 8 they pass 8
  * times the bytes of Q, K, V and O, so auto declines the index (its work
- * alone would take it) and gather=on still builds it. */
+ * alone would take it; the per-row bitmap passes the cap too) and gather=on
+ * still builds it. */
 Test(flash_gather, auto_declines_an_index_larger_than_eight_times_the_inputs, .timeout = 120)
 {
     attn_args a = fx_args(1, 1, 1, 16384, 16384, 8, "random:p=0.02,seed=1", 2);
     cr_assert(!runs_gathered(&a), "auto kept an index of a random mask at N = 16384, D = 8");
     fx_add_params(&a, "gather=on");
     cr_assert(runs_gathered(&a), "gather=on did not build the index");
+    /* at N = 4096 auto keeps a sparse path: the per-row one, whose bitmap
+     * (N^2 / 8 bytes) stays under the same cap and costs less here */
     attn_args b = fx_args(1, 1, 1, 4096, 4096, 8, "random:p=0.02,seed=1", 2);
-    cr_assert(runs_gathered(&b), "auto declined the index at N = 4096, D = 8");
+    attn_ctx ctx;
+    cr_assert_eq(attn_ctx_create(K, &b, &ctx), 0, "%s", attn_last_error());
+    cr_assert(flash_gather_fits(ctx.priv, &ctx.args), "auto declined both sparse paths at N = 4096, D = 8");
+    attn_ctx_destroy(&ctx);
 }
 
 Test(flash_gather, backward_matches_oracle_gradients_on_every_mask_kind, .timeout = 120)
@@ -192,7 +212,7 @@ Test(flash_gather, auto_backward_matches_oracle_gradients_on_either_path, .timeo
         for (int64_t H_kv = 1; H_kv <= 2; H_kv++) {
             attn_args a = fx_args(1, 4, H_kv, 300, 300, 16, bmasks[m], 2);
             a.backward = 1;
-            cr_assert(runs_gathered(&a), "%s: auto did not gather", bmasks[m]);
+            cr_assert(runs_sparse(&a), "%s: auto did not gather", bmasks[m]); /* forward gathered or per-row */
             exact_check_backward(K, &a, 1150 + (uint64_t)(2 * m + H_kv), bmasks[m]);
         }
 }

@@ -15,10 +15,12 @@
 #include "flash_internal.h"
 #include "flash.h"
 #include "flash_gather.h"
+#include "flash_rows.h"
 #include "flash_split.h"
 #include "kernels/core/lowp.h"
 
 #include <omp.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Keys per tile unless --param bc says otherwise. Block-structured masks get
@@ -54,16 +56,27 @@ static int flash_gather_kind(const attn_mask *m)
     return m->kind == ATTN_MASK_DILATED || m->kind == ATTN_MASK_STRIDED || m->kind == ATTN_MASK_RANDOM;
 }
 
-static const char *const flash_gather_modes[] = {"auto", "on", "off", NULL};
+static const char *const flash_gather_modes[] = {"auto", "on", "off", "rows", NULL};
+static const char *const flash_split_modes[] = {"auto", "on", "off", NULL};
+
+/* The per-row path's cost model in units of one score of the tiled path (a
+ * lane of a micro-kernel tile with its exp and its share of the P V
+ * product): per allowed pair, and per visit of a query row to a key tile
+ * (listing its keys, the softmax step, the accumulator's rescale). Fitted to
+ * one-thread forward CPU times at N = 16384, D = 64, random masks p = 0.1
+ * and 0.25 against the full mask (docs/kernels/flash.md, "Per-row path"). */
+#define FLASH_ROWS_PAIR_COST 2.0
+#define FLASH_ROWS_VISIT_COST 25.0
 
 static const opt_def flash_params[] = {
     FLASH_TILE_PARAMS,
     {.name = "gather", .type = OPT_ENUM, .names = flash_gather_modes, .def = FLASH_GATHER_AUTO,
-     .help = "gathered path: auto = for dilated, strided and random masks when it computes at most half the "
-             "scores of the tiled path; on = for any mask; off = tiled path only"},
+     .help = "gathered path: auto = for dilated, strided and random masks the gathered or per-row path when "
+             "it computes at most half the scores of the tiled path; on = gathered for any mask; off = tiled "
+             "path only; rows = per-row path (forward) for any mask"},
     {.name = "gbr", .type = OPT_INT, .def_str = "64 (random, strided: 16/G, at least 1)", .lo = 1, .hi = 1024,
      .help = "query rows per gathered block"},
-    {.name = "split", .type = OPT_ENUM, .names = flash_gather_modes, .def = FLASH_GATHER_AUTO,
+    {.name = "split", .type = OPT_ENUM, .names = flash_split_modes, .def = FLASH_GATHER_AUTO,
      .help = "split forward for the strided mask (causal band tiled, plus one causal attention per residue "
              "class, merged by log-sum-exp): auto = for strided masks it computes exactly when gather=auto; "
              "on = required (fails where it does not apply); off = never"},
@@ -100,13 +113,16 @@ int attn_flash_plan(flash_plan *pl, const attn_args *a)
 
     /* under a memory budget the tiled path only: the gathered index lives
      * outside the workspace and grows with the mask's pairs */
-    if (pl->gather != FLASH_GATHER_OFF && !a->seq_len && !a->kv_len && !a->mem_budget &&
-        (pl->gather == FLASH_GATHER_ON || flash_gather_kind(&a->mask))) {
+    int sparse_ok = !a->seq_len && !a->kv_len && !a->mem_budget;
+    int auto_kind = pl->gather == FLASH_GATHER_AUTO && flash_gather_kind(&a->mask);
+    if (sparse_ok && (pl->gather == FLASH_GATHER_ON || auto_kind)) {
         pl->gbr = attn_param_int_or(a, flash_params, "gbr", default_gbr(a, pl->G), &rc);
         if (rc)
             return rc;
         pl->glanes = flash_round16(pl->G * pl->gbr);
     }
+    pl->per_row = sparse_ok && !pl->split && (pl->gather == FLASH_GATHER_ROWS ||
+                             (pl->gather == FLASH_GATHER_AUTO && !pl->split && flash_gather_kind(&a->mask)));
     pl->nqt = (a->Nq + pl->br - 1) / pl->br;
     pl->nkt = (a->Nk + pl->bc - 1) / pl->bc;
     pl->rows = flash_round16(pl->G * pl->br);
@@ -131,6 +147,10 @@ int attn_flash_plan(flash_plan *pl, const attn_args *a)
     if (pl->glanes) {
         int64_t gathered = flash_gather_slot_floats(a, pl);
         fwd = gathered > fwd ? gathered : fwd;
+    }
+    if (pl->per_row) {
+        int64_t per_row = flash_rows_slot_floats(a, pl);
+        fwd = per_row > fwd ? per_row : fwd;
     }
     int64_t slot = fwd;
     if (a->backward) {
@@ -171,31 +191,83 @@ static void flash_fini(attn_ctx *ctx)
     ctx->priv = NULL;
 }
 
+/* A context shell for a per-row bitmap without a gathered index: the
+ * backward sees backward = 0 and runs the tiled path. */
+static flash_gather *flash_rows_shell(const attn_args *a)
+{
+    flash_gather *gp = calloc(1, sizeof *gp);
+    if (!gp)
+        return NULL;
+    gp->B = a->B, gp->H = a->H, gp->H_kv = a->H_kv, gp->Nq = a->Nq, gp->Nk = a->Nk;
+    gp->q_off = a->q_off, gp->k_off = a->k_off, gp->n_layouts = 1;
+    return gp;
+}
+
+/* The per-row bitmap when the plan allows the path: always under
+ * gather=rows; under auto when its modelled cost is at most the tiled path's
+ * scores (tiled; for these masks the tiled path also evaluates the predicate
+ * of every pair of its PARTIAL tiles) and below the gathered index's work
+ * (gp_work, 0 without one). Returns 0 or an error; *out NULL if not taken. */
+static int flash_init_rows(const attn_args *a, const flash_plan *pl, double tiled, double gp_work, double max_bytes,
+                           flash_rows **out)
+{
+    *out = NULL;
+    if (!pl->per_row)
+        return 0;
+    flash_rows *r;
+    int rc = flash_rows_build(a, pl->gather == FLASH_GATHER_AUTO ? max_bytes : 0, &r);
+    if (rc || !r)
+        return rc;
+    double cost = FLASH_ROWS_PAIR_COST * r->work + FLASH_ROWS_VISIT_COST * r->row_tiles;
+    if (pl->gather == FLASH_GATHER_AUTO && (cost > tiled || (gp_work > 0 && cost >= gp_work))) {
+        flash_rows_free(r);
+        return 0;
+    }
+    *out = r;
+    return 0;
+}
+
 /* The gathered path's index when the plan allows the path and, under
- * gather=auto, when it computes at most half the scores of the tiled path. */
+ * gather=auto, when it computes at most half the scores of the tiled path;
+ * then the per-row path's bitmap (flash_init_rows). */
 static int flash_init_gather(attn_ctx *ctx, const attn_args *a, const flash_plan *pl)
 {
-    if (pl->gather == FLASH_GATHER_ON && (a->seq_len || a->kv_len))
-        return attn_fail(ATTN_EUNSUPPORTED, "kernel 'flash' gather=on: expected a batch without seq_len or "
-                                            "kv_len (the gathered path takes every row and key as real)");
-    if (!pl->glanes)
+    if ((pl->gather == FLASH_GATHER_ON || pl->gather == FLASH_GATHER_ROWS) && (a->seq_len || a->kv_len))
+        return attn_fail(ATTN_EUNSUPPORTED, "kernel 'flash' gather=%s: expected a batch without seq_len or "
+                                            "kv_len (the gathered and per-row paths take every row and key as real)",
+                         pl->gather == FLASH_GATHER_ON ? "on" : "rows");
+    if (!pl->glanes && !pl->per_row)
         return 0;
     /* auto does not hold an index larger than 8 times Q, K, V and O (a random
      * mask's lists grow with N^2: at N = 128K, p = 0.02, 1.7 GB a head) */
     double io_bytes = 4.0 * (double)(2 * a->B * a->H * a->Nq * a->D + 2 * a->B * a->H_kv * a->Nk * a->D);
-    flash_gather *gp;
-    int rc = flash_gather_build(a, pl, pl->gather == FLASH_GATHER_AUTO ? 8 * io_bytes : 0, &gp);
-    if (rc || !gp)
+    double max_bytes = pl->gather == FLASH_GATHER_AUTO ? 8 * io_bytes : 0;
+    flash_gather *gp = NULL;
+    int rc = pl->glanes ? flash_gather_build(a, pl, max_bytes, &gp) : 0;
+    if (rc)
         return rc;
     double tiled = pl->gather == FLASH_GATHER_AUTO ? flash_tiled_work(a, pl) : 0;
-    if (pl->gather == FLASH_GATHER_AUTO && gp->work > 0.5 * tiled) {
+    if (gp && pl->gather == FLASH_GATHER_AUTO && gp->work > 0.5 * tiled) {
         flash_gather_free(gp);
-        return 0;
+        gp = NULL;
     }
-    /* the gathered backward has one task per (batch entry, KV head): with
-     * fewer tasks than threads, auto weighs its work by the idle threads */
-    double tasks = (double)(a->B * a->H_kv), idle = tasks < a->threads ? a->threads / tasks : 1;
-    gp->backward = pl->gather == FLASH_GATHER_ON || gp->work * idle <= 0.5 * tiled;
+    if (gp) {
+        /* the gathered backward has one task per (batch entry, KV head): with
+         * fewer tasks than threads, auto weighs its work by the idle threads */
+        double tasks = (double)(a->B * a->H_kv), idle = tasks < a->threads ? a->threads / tasks : 1;
+        gp->backward = pl->gather == FLASH_GATHER_ON || gp->work * idle <= 0.5 * tiled;
+    }
+    flash_rows *r;
+    if ((rc = flash_init_rows(a, pl, tiled, gp ? gp->work : 0, max_bytes, &r)) != 0) {
+        flash_gather_free(gp);
+        return rc;
+    }
+    if (r && !gp && !(gp = flash_rows_shell(a))) {
+        flash_rows_free(r);
+        return attn_fail(ATTN_ENOMEM, "flash rows: cannot allocate its context");
+    }
+    if (gp)
+        gp->rows_path = r;
     ctx->priv = gp;
     return 0;
 }
@@ -305,6 +377,8 @@ static int flash_forward_f32(attn_ctx *ctx, const attn_io *io)
         return rc;
     if (pl.split)
         flash_split_forward(ctx, &pl, io);
+    else if (flash_gather_fits(ctx->priv, a) && ((const flash_gather *)ctx->priv)->rows_path)
+        flash_rows_forward(ctx, &pl, ((const flash_gather *)ctx->priv)->rows_path, io);
     else if (flash_gather_fits(ctx->priv, a))
         flash_gather_forward(ctx, &pl, ctx->priv, io);
     else

@@ -31,6 +31,8 @@ typedef struct flash_gather {
     flash_gather_block *blocks; /* [layout][KV head][block] */
     double work;           /* lanes x keys summed over the blocks (the scores the path computes) */
     int backward;          /* the backward runs on the index too (else the tiled backward) */
+    struct flash_rows *rows_path; /* non-NULL: the forward takes the per-row path (flash_rows.h) on
+                                   * this bitmap instead; the context then holds no blocks */
 } flash_gather;
 
 /* Builds the index of the problem a (plan pl, pl->gbr > 0) with up to

@@ -2,6 +2,7 @@
  * union of keys of each block and the per-lane bits, built once at init from
  * the mask's own row predicate. */
 #include "flash_gather.h"
+#include "flash_rows.h"
 
 #include <omp.h>
 #include <stdlib.h>
@@ -79,6 +80,7 @@ void flash_gather_free(flash_gather *gp)
         free(gp->blocks[u].keys), free(gp->blocks[u].bits);
     free(gp->blocks);
     free(gp->rows);
+    flash_rows_free(gp->rows_path);
     free(gp);
 }
 

@@ -79,9 +79,11 @@ typedef struct {
     int64_t gbr, glanes;   /* gathered path (flash_gather.h): query rows per block and lanes,
                             * G*gbr rounded up to 16; 0 when the path cannot run */
     int split;             /* the forward takes the split path (flash_split.h) */
+    int per_row;           /* the per-row path (flash_rows.h) may run: its slot is reserved */
 } flash_plan;
 
-enum { FLASH_GATHER_AUTO = 0, FLASH_GATHER_ON, FLASH_GATHER_OFF };
+/* the `gather` parameter; ROWS forces the per-row path */
+enum { FLASH_GATHER_AUTO = 0, FLASH_GATHER_ON, FLASH_GATHER_OFF, FLASH_GATHER_ROWS };
 
 #define FLASH_DEFAULT_BR 64
 #define FLASH_DEFAULT_BC_SMALL_D 256   /* D <= 64 */
