@@ -409,10 +409,19 @@ static int at_default(const opt_def *d, const void *target)
     return d->type <= OPT_ENUM && load_number(d, target) == d->def;
 }
 
+/* A json_when row whose condition does not hold (the row it names is a
+ * number or an enumeration of the same table). */
+static int json_unused(const opt_def *rows, const opt_def *d, const void *target)
+{
+    const opt_def *x = d->json_when ? opt_find(rows, d->json_when) : NULL;
+    return x && load_number(x, target) != d->json_when_is;
+}
+
 void opt_write_json(const opt_def *rows, const void *target, cJSON *obj)
 {
     for (const opt_def *d = rows; d->name; d++)
-        if (!(d->flags & OPT_NO_JSON) && !((d->flags & OPT_JSON_OMIT_DEFAULT) && at_default(d, target)))
+        if (!(d->flags & OPT_NO_JSON) && !((d->flags & OPT_JSON_OMIT_DEFAULT) && at_default(d, target)) &&
+            !json_unused(rows, d, target))
             cJSON_AddItemToObject(obj, json_key(d), value_json(d, target));
 }
 
@@ -426,7 +435,7 @@ int opt_read_json(const opt_def *rows, void *target, const cJSON *obj, const cha
             store_number(d, target, d->def, as_ll(d->def));
             continue;
         }
-        if (!x && (d->flags & OPT_JSON_OPTIONAL))
+        if (!x && ((d->flags & OPT_JSON_OPTIONAL) || d->json_when))
             continue;
         char at[256];
         snprintf(at, sizeof at, "%s.%s", where, json_key(d));

@@ -68,6 +68,12 @@ struct opt_def {
     unsigned flags;
     const char *cli;   /* command-line name when it is not the config name */
     const char *json;  /* canonical JSON key when it is not the config name */
+    /* Canonical JSON: when set, the key is written only while row json_when of
+     * the same table (a number or an enumeration) holds the value json_when_is,
+     * and its absence reads as no value given: an option of one variant leaves
+     * the job_ids of the others as they were. */
+    const char *json_when;
+    double json_when_is;
     /* OPT_CUSTOM hooks */
     int (*set_text)(void *target, const char *text, const char *where);
     cJSON *(*to_json)(const void *target);
@@ -94,12 +100,13 @@ int opt_read_config(const opt_def *rows, void *target, const cJSON *obj, const c
  * given twice. */
 int opt_check_keys(const opt_def *const *tables, const char *const *extra, const cJSON *obj, const char *where);
 
-/* Canonical JSON: every JSON row in table order, numbers as numbers, enums
- * by name; its unformatted print is what job_ids hash. */
+/* Canonical JSON: every JSON row in table order (a json_when row only while
+ * its condition holds), numbers as numbers, enums by name; its unformatted
+ * print is what job_ids hash. */
 void opt_write_json(const opt_def *rows, const void *target, cJSON *obj);
 /* Reads it back (checkpoint headers); types are checked, ranges are not (the
  * writer was this program). Rows absent from obj are errors unless
- * OPT_JSON_OPTIONAL. where: "file: model" -> "file: model.layers: ...". */
+ * OPT_JSON_OPTIONAL or json_when. where: "file: model" -> "file: model.layers: ...". */
 int opt_read_json(const opt_def *rows, void *target, const cJSON *obj, const char *where);
 
 /* "key=value" bags (task and kernel parameters): every key must be a row. */

@@ -1,4 +1,4 @@
-/* Helpers of the libFuzzer targets (fuzz/README.md): the loaders under test
+/* Helpers of the libFuzzer targets (docs/testing.md, "Fuzzing"): the loaders under test
  * read files from directories they expect to find, so a target writes the
  * fuzzer's bytes into a scratch directory first. */
 #ifndef ATTN_FUZZ_IO_H

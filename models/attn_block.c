@@ -18,17 +18,14 @@
  * when qk_activation is 'silu', the default; always for v); beta is projected
  * from x without a convolution, as here. fla has no RoPE in DeltaNet; where a
  * model here uses RoPE it rotates the convolved q and k. */
-#include "layers.h"
+#include "attn_block_internal.h"
 #include "kernels/core/mem_budget.h"
 #include "kernels/core/kv_cache.h"
-#include "kernels/core/oracle.h"
 #include "profile.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define GATE_TEMP 16.0
 
 static int64_t gate_cols_of(const attn_kernel *k, int64_t D)
 {
@@ -120,15 +117,13 @@ size_t nn_attn_param_count(const nn_attn_cfg *cfg)
     return nn_attn_bind(&l, cfg, &cnt) ? SIZE_MAX : cnt.used;
 }
 
-static int has_beta(const nn_attn *l) { return (l->cfg.kernel->inputs & ATTN_IN_BETA) != 0; }
-
 void nn_attn_init(const nn_attn *l, attn_rng *r)
 {
     nn_dense_init(&l->q, r);
     nn_dense_init(&l->k, r);
     nn_dense_init(&l->v, r);
     nn_dense_init(&l->o, r);
-    if (has_beta(l))
+    if (nn_attn_has_beta(l))
         nn_dense_init(&l->beta, r);
     if (l->gate_cols)
         nn_dense_init(&l->gate, r);
@@ -156,7 +151,7 @@ static const int64_t *kernel_seq_len(const nn_attn *l, const int64_t *seq_len)
     return l->cfg.kernel->flags & ATTN_PADDED ? seq_len : NULL;
 }
 
-static attn_args block_args(const nn_attn *l, int64_t B, int64_t N, int threads, const int64_t *seq_len)
+attn_args nn_attn_block_args(const nn_attn *l, int64_t B, int64_t N, int threads, const int64_t *seq_len)
 {
     attn_args a = {.B = B, .H = l->cfg.H, .H_kv = l->cfg.H_kv, .Nq = N, .Nk = N, .D = l->D, .mask = l->cfg.mask,
                    .threads = threads, .backward = !l->cfg.eval_only, .params = l->cfg.params, .kv_dtype = l->cfg.kv_dtype,
@@ -179,12 +174,10 @@ static int bind_seq_len(nn_attn *l)
     return 0;
 }
 
-static double rope_base(const nn_attn *l) { return l->cfg.rope_base > 0 ? l->cfg.rope_base : 10000.0; }
-
 int nn_attn_plan(nn_attn *l, int64_t B, int64_t N, int threads)
 {
     nn_attn_free(l);
-    attn_args a = block_args(l, B, N, threads, NULL); /* lengths come with each batch */
+    attn_args a = nn_attn_block_args(l, B, N, threads, NULL); /* lengths come with each batch */
     int64_t cols = attn_weight_cols(l->cfg.kernel, &a);
     if (l->w_cols && cols > l->w_cols) /* a shorter N: the kernel judges what it can do with them */
         return attn_fail(ATTN_EINVAL, "attention block: kernel '%s' sizes its learned weights by the length: the "
@@ -202,7 +195,7 @@ int nn_attn_plan(nn_attn *l, int64_t B, int64_t N, int threads)
             attn_ctx_destroy(&l->ctx);
             return attn_fail(ATTN_ENOMEM, "attention block: cannot allocate the RoPE table for N=%lld", (long long)N);
         }
-        nn_rope_table(l->rope_cs, N, l->D, rope_base(l));
+        nn_rope_table(l->rope_cs, N, l->D, nn_attn_rope_base(l));
     }
     size_t nq = (size_t)(B * N * l->cfg.H * l->D), nk = (size_t)(B * N * l->cfg.H_kv * l->D);
     if (nn_attn_lowp_alloc(&l->lowp, l->cfg.dtype, !l->cfg.eval_only, nq, nk)) {
@@ -235,7 +228,7 @@ void nn_attn_free(nn_attn *l)
 static void buffer_sizes(const nn_attn *l, int64_t B, int64_t N, size_t sz[N_ACTS])
 {
     size_t T = (size_t)(B * N), H = (size_t)l->cfg.H, Hk = (size_t)l->cfg.H_kv, D = (size_t)l->D;
-    size_t nb = has_beta(l) ? T * Hk : 0, ng = T * Hk * (size_t)l->gate_cols;
+    size_t nb = nn_attn_has_beta(l) ? T * Hk : 0, ng = T * Hk * (size_t)l->gate_cols;
     size_t cq = l->cfg.short_conv ? T * H * D : 0, ck = l->cfg.short_conv ? T * Hk * D : 0;
     size_t nr = T * Hk * (size_t)l->router_cols;
     size_t s[N_ACTS] = {T * H * D, T * Hk * D, T * Hk * D, T * H * D, T * H, nb, nb, ng, ng, cq, ck, ck, cq, ck, ck, nr};
@@ -295,15 +288,6 @@ static attn_tensor view(float *p, int64_t B, int64_t heads, int64_t N, int64_t c
                          .sn = heads * cols};
 }
 
-static attn_tensor_f64 view64(double *p, int64_t B, int64_t heads, int64_t N, int64_t cols)
-{
-    return (attn_tensor_f64){.data = p, .B = B, .H = heads, .N = N, .D = cols, .sb = N * heads * cols,
-                             .sh = cols, .sn = heads * cols};
-}
-
-/* logsigmoid(z) = -log(1 + e^-z), evaluated without overflow */
-static double logsigmoid(double z) { return z >= 0 ? -log1p(exp(-z)) : z - log1p(exp(z)); }
-static double sigmoid(double z) { return 1.0 / (1.0 + exp(-z)); }
 
 static attn_io block_io(const nn_attn *l, const nn_attn_acts *a)
 {
@@ -337,7 +321,7 @@ int nn_attn_forward(nn_attn *l, const float *x, const nn_attn_acts *a, float *y)
         rc = bind_seq_len(l);
     if (rc)
         return rc;
-    int64_t T = l->B * l->N, nb = has_beta(l) ? T * l->cfg.H_kv : 0, ng = T * l->cfg.H_kv * l->gate_cols;
+    int64_t T = l->B * l->N, nb = nn_attn_has_beta(l) ? T * l->cfg.H_kv : 0, ng = T * l->cfg.H_kv * l->gate_cols;
     int th = l->threads;
     if (l->cfg.short_conv) {   /* projection -> conv -> SiLU, each of q, k, v */
         const nn_dense *d[3] = {&l->q, &l->k, &l->v};
@@ -365,9 +349,9 @@ int nn_attn_forward(nn_attn *l, const float *x, const nn_attn_acts *a, float *y)
 #pragma omp parallel for num_threads(th) schedule(static)
     for (int64_t i = 0; i < (nb > ng ? nb : ng); i++) {
         if (i < nb)
-            a->beta[i] = (float)sigmoid(a->zb[i]);
+            a->beta[i] = (float)nn_sigmoid(a->zb[i]);
         if (i < ng)
-            a->gate[i] = (float)(logsigmoid(a->zg[i]) / GATE_TEMP);
+            a->gate[i] = (float)(nn_logsigmoid(a->zg[i]) / NN_ATTN_GATE_TEMP);
     }
     attn_io io = block_io(l, a);
     if (l->cfg.kv_dtype != ATTN_KV_FP32) { /* the kernel reads K and V as a cache stored in that format */
@@ -399,7 +383,7 @@ int nn_attn_backward(nn_attn *l, const float *x, const nn_attn_acts *a, const fl
         return attn_fail(ATTN_EUNSUPPORTED, "kernel '%s' has no backward: it can be evaluated but not trained",
                          l->cfg.kernel->name);
     int64_t B = l->B, N = l->N, T = B * N, H = l->cfg.H, Hk = l->cfg.H_kv, D = l->D;
-    int64_t nb = has_beta(l) ? T * Hk : 0, ng = T * Hk * l->gate_cols;
+    int64_t nb = nn_attn_has_beta(l) ? T * Hk : 0, ng = T * Hk * l->gate_cols;
     int th = l->threads;
     size_t fq = sizeof(float) * (size_t)(T * H * D), fk = sizeof(float) * (size_t)(T * Hk * D);
     memset(s->d_o, 0, fq);
@@ -438,7 +422,7 @@ int nn_attn_backward(nn_attn *l, const float *x, const nn_attn_acts *a, const fl
         if (i < nb)
             s->dbeta[i] *= a->beta[i] * (1.0f - a->beta[i]);
         if (i < ng)
-            s->dgate[i] *= (float)(sigmoid(-a->zg[i]) / GATE_TEMP);
+            s->dgate[i] *= (float)(nn_sigmoid(-a->zg[i]) / NN_ATTN_GATE_TEMP);
     }
     const nn_dense *d[3] = {&l->q, &l->k, &l->v};
     float *dout[3] = {s->dq, s->dk, s->dv};
@@ -475,132 +459,4 @@ int nn_attn_train_update(nn_attn *l, const nn_attn_acts *a)
     attn_io io = block_io(l, a);
     attn_tensor w = weights_view(l, l->w);
     return l->cfg.kernel->train_update(&l->ctx.args, &io, &w);
-}
-
-/* ---- double reference: the same graph in plain double loops */
-
-/* qp, kp: q and k before RoPE; xq, xk, xv: the projection outputs before the
- * short convolution (allocated only with one). */
-typedef struct {
-    double *qp, *kp, *q, *k, *v, *o, *lse, *zb, *beta, *zg, *gate, *xq, *xk, *xv, *zr;
-    size_t nq, nk, nb, ng, nr;
-} ref_acts;
-
-static void ref_free(ref_acts *r)
-{
-    double *p[] = {r->qp, r->kp, r->q, r->k, r->v, r->o, r->lse, r->zb, r->beta, r->zg, r->gate, r->xq, r->xk, r->xv, r->zr};
-    for (size_t i = 0; i < sizeof p / sizeof *p; i++)
-        free(p[i]);
-}
-
-static int ref_forward_acts(const nn_attn *l, const double *P, const double *x, int64_t B, int64_t N,
-                            const int64_t *seq_len, ref_acts *r)
-{
-    int64_t T = B * N, H = l->cfg.H, Hk = l->cfg.H_kv, D = l->D;
-    *r = (ref_acts){.nq = (size_t)(T * H * D), .nk = (size_t)(T * Hk * D), .nb = has_beta(l) ? (size_t)(T * Hk) : 0,
-                    .ng = (size_t)(T * Hk * l->gate_cols), .nr = (size_t)(T * Hk * l->router_cols)};
-    r->zr = calloc(r->nr + 1, sizeof(double));
-    if (r->nr)
-        nn_dense_forward_ref(&l->router, P, x, r->zr, T);
-    r->qp = calloc(r->nq, sizeof(double)), r->q = calloc(r->nq, sizeof(double)), r->o = calloc(r->nq, sizeof(double));
-    r->kp = calloc(r->nk, sizeof(double)), r->k = calloc(r->nk, sizeof(double)), r->v = calloc(r->nk, sizeof(double));
-    r->lse = calloc((size_t)(T * H), sizeof(double));
-    r->zb = calloc(r->nb + 1, sizeof(double)), r->beta = calloc(r->nb + 1, sizeof(double));
-    r->zg = calloc(r->ng + 1, sizeof(double)), r->gate = calloc(r->ng + 1, sizeof(double));
-    if (l->cfg.short_conv) {
-        r->xq = calloc(r->nq, sizeof(double)), r->xk = calloc(r->nk, sizeof(double)), r->xv = calloc(r->nk, sizeof(double));
-        nn_dense_forward_ref(&l->q, P, x, r->xq, T);
-        nn_dense_forward_ref(&l->k, P, x, r->xk, T);
-        nn_dense_forward_ref(&l->v, P, x, r->xv, T);
-        nn_short_conv_forward_ref(&l->cq, P, r->xq, r->qp, B, N);
-        nn_short_conv_forward_ref(&l->ck, P, r->xk, r->kp, B, N);
-        nn_short_conv_forward_ref(&l->cv, P, r->xv, r->v, B, N);
-    } else {
-        nn_dense_forward_ref(&l->q, P, x, r->qp, T);
-        nn_dense_forward_ref(&l->k, P, x, r->kp, T);
-        nn_dense_forward_ref(&l->v, P, x, r->v, T);
-    }
-    if (l->cfg.rope) {
-        nn_rope_forward_ref(r->qp, r->q, B, N, H, D, rope_base(l));
-        nn_rope_forward_ref(r->kp, r->k, B, N, Hk, D, rope_base(l));
-    } else {
-        memcpy(r->q, r->qp, sizeof(double) * r->nq);
-        memcpy(r->k, r->kp, sizeof(double) * r->nk);
-    }
-    if (r->nb)
-        nn_dense_forward_ref(&l->beta, P, x, r->zb, T);
-    if (r->ng)
-        nn_dense_forward_ref(&l->gate, P, x, r->zg, T);
-    for (size_t i = 0; i < r->nb; i++)
-        r->beta[i] = sigmoid(r->zb[i]);
-    for (size_t i = 0; i < r->ng; i++)
-        r->gate[i] = logsigmoid(r->zg[i]) / GATE_TEMP;
-    attn_args a = block_args(l, B, N, 1, seq_len);
-    attn_io64 io = {.q = view64(r->q, B, H, N, D), .k = view64(r->k, B, Hk, N, D), .v = view64(r->v, B, Hk, N, D),
-                    .o = view64(r->o, B, H, N, D), .lse = r->lse,
-                    .beta = view64(r->nb ? r->beta : NULL, B, Hk, N, 1),
-                    .gate = view64(r->ng ? r->gate : NULL, B, Hk, N, l->gate_cols),
-                    .router = view64(r->nr ? r->zr : NULL, B, Hk, N, l->router_cols),
-                    /* the reference reads its inputs only: P's weights are not written */
-                    .w = {.data = l->w_cols ? (double *)(uintptr_t)(P + l->off_w) : NULL, .B = 1, .H = H, .N = 1,
-                          .D = l->w_cols, .sb = H * l->w_cols, .sh = l->w_cols, .sn = l->w_cols}};
-    if (l->cfg.kernel->ref_forward)
-        return l->cfg.kernel->ref_forward(&a, &io);
-    attn_oracle_forward_f64(&a, &io.q, &io.k, &io.v, &io.o, io.lse);
-    return 0;
-}
-
-int nn_attn_forward_ref(const nn_attn *l, const double *P, const double *x, double *y, int64_t B, int64_t N,
-                        const int64_t *seq_len)
-{
-    ref_acts r;
-    int rc = ref_forward_acts(l, P, x, B, N, seq_len, &r);
-    if (!rc)
-        nn_dense_forward_ref(&l->o, P, r.o, y, B * N);
-    ref_free(&r);
-    return rc;
-}
-
-int nn_attn_backward_ref(const nn_attn *l, const double *P, const double *x, const double *dy, double *dx,
-                         double *dP, int64_t B, int64_t N, const int64_t *seq_len)
-{
-    if (l->cfg.kernel->ref_forward)
-        return attn_fail(ATTN_EUNSUPPORTED, "attention block reference: kernel '%s' has no double backward "
-                                            "(use central differences of nn_attn_forward_ref)",
-                         l->cfg.kernel->name);
-    ref_acts r;
-    int rc = ref_forward_acts(l, P, x, B, N, seq_len, &r);
-    int64_t T = B * N, H = l->cfg.H, Hk = l->cfg.H_kv, D = l->D;
-    double *d_o = calloc(r.nq, sizeof(double)), *dq = calloc(r.nq, sizeof(double)),
-           *dqp = calloc(r.nq, sizeof(double)), *dk = calloc(r.nk, sizeof(double)),
-           *dkp = calloc(r.nk, sizeof(double)), *dv = calloc(r.nk, sizeof(double));
-    nn_dense_backward_ref(&l->o, P, r.o, dy, d_o, dP, T);
-    attn_args a = block_args(l, B, N, 1, seq_len);
-    attn_tensor_f64 tq = view64(r.q, B, H, N, D), tk = view64(r.k, B, Hk, N, D), tv = view64(r.v, B, Hk, N, D),
-                    to = view64(r.o, B, H, N, D), tdo = view64(d_o, B, H, N, D), tdq = view64(dq, B, H, N, D),
-                    tdk = view64(dk, B, Hk, N, D), tdv = view64(dv, B, Hk, N, D);
-    attn_oracle_backward_f64(&a, &tq, &tk, &tv, &to, r.lse, &tdo, &tdq, &tdk, &tdv);
-    if (l->cfg.rope) {
-        nn_rope_backward_ref(dq, dqp, B, N, H, D, rope_base(l));
-        nn_rope_backward_ref(dk, dkp, B, N, Hk, D, rope_base(l));
-    } else {
-        memcpy(dqp, dq, sizeof(double) * r.nq);
-        memcpy(dkp, dk, sizeof(double) * r.nk);
-    }
-    const nn_dense *d[3] = {&l->q, &l->k, &l->v};
-    const nn_short_conv *cv[3] = {&l->cq, &l->ck, &l->cv};
-    const double *pre[3] = {r.xq, r.xk, r.xv};
-    double *dpost[3] = {dqp, dkp, dv}, *dpre = calloc(r.nq, sizeof(double));
-    for (int i = 0; i < 3; i++) {
-        if (l->cfg.short_conv) { /* gradient at the projection output, through SiLU and the conv */
-            memset(dpre, 0, sizeof(double) * r.nq);
-            nn_short_conv_backward_ref(cv[i], P, pre[i], dpost[i], dpre, dP, B, N);
-        }
-        nn_dense_backward_ref(d[i], P, x, l->cfg.short_conv ? dpre : dpost[i], dx, dP, T);
-    }
-    double *bufs[] = {d_o, dq, dqp, dk, dkp, dv, dpre};
-    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
-        free(bufs[i]);
-    ref_free(&r);
-    return rc;
 }

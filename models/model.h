@@ -278,7 +278,8 @@ void nn_model_describe(const nn_model_cfg *c, char *buf, size_t n);
 
 /* ---------------------------------------------------------------- folded (models/folded.c) */
 
-/* Default segment and buffer: a 12-token window, the source note's. */
+/* Default segment and buffer: a 12-token window, the one Paeng and Kwon's
+ * description of folded context names (docs/folded.md). */
 #define NN_FOLD_DEFAULT 6
 /* Window length of the folded variant: buffer + segment. */
 int64_t nn_fold_window(const nn_model_cfg *c);

@@ -30,104 +30,6 @@ const char *const nn_pool_names[] = {"cls", "mean", NULL};
 const char *const nn_gating_names[] = {"residual", "gtrxl", NULL};
 const char *const nn_halting_names[] = {"none", "act", NULL};
 
-/* --fold-segment / --fold-buffer: integers whose key is written only for the
- * folded variant (the job_ids of other models do not change). */
-static int fold_int_set(int64_t *dst, int64_t lo, const char *text, const char *where)
-{
-    char *end;
-    long long v = strtoll(text, &end, 10);
-    if (end == text || *end || v < lo || v > 4096)
-        return attn_fail(ATTN_EINVAL, "%s: expected an integer in [%lld, 4096], found '%s'", where, (long long)lo, text);
-    *dst = v;
-    return 0;
-}
-
-static int fold_int_from_json(int64_t *dst, int64_t lo, const cJSON *x, const char *where)
-{
-    char text[32];
-    if (!cJSON_IsNumber(x))
-        return attn_fail(ATTN_EINVAL, "%s: expected an integer", where);
-    snprintf(text, sizeof text, "%.0f", x->valuedouble);
-    return fold_int_set(dst, lo, text, where);
-}
-
-static int fold_segment_set(void *target, const char *text, const char *where)
-{
-    return fold_int_set(&((nn_model_cfg *)target)->fold_segment, 1, text, where);
-}
-static int fold_buffer_set(void *target, const char *text, const char *where)
-{
-    return fold_int_set(&((nn_model_cfg *)target)->fold_buffer, 0, text, where);
-}
-static int fold_segment_from_json(void *target, const cJSON *x, const char *where)
-{
-    return fold_int_from_json(&((nn_model_cfg *)target)->fold_segment, 1, x, where);
-}
-static int fold_buffer_from_json(void *target, const cJSON *x, const char *where)
-{
-    return fold_int_from_json(&((nn_model_cfg *)target)->fold_buffer, 0, x, where);
-}
-static cJSON *fold_segment_json(const void *target)
-{
-    const nn_model_cfg *c = target;
-    return c->variant == NN_VARIANT_FOLDED ? cJSON_CreateNumber((double)c->fold_segment) : NULL;
-}
-static cJSON *fold_buffer_json(const void *target)
-{
-    const nn_model_cfg *c = target;
-    return c->variant == NN_VARIANT_FOLDED ? cJSON_CreateNumber((double)c->fold_buffer) : NULL;
-}
-
-static int ponder_cost_set(void *target, const char *text, const char *where)
-{
-    nn_model_cfg *c = target;
-    char *end;
-    double v = strtod(text, &end);
-    if (end == text || *end || !(v >= 0 && v <= 10))
-        return attn_fail(ATTN_EINVAL, "%s: expected a number in [0, 10], found '%s'", where, text);
-    c->ponder_cost = (float)v;
-    return 0;
-}
-
-static cJSON *ponder_cost_json(const void *target)
-{
-    const nn_model_cfg *c = target;
-    return c->halting ? cJSON_CreateNumber(c->ponder_cost) : NULL;
-}
-
-static int ponder_cost_from_json(void *target, const cJSON *x, const char *where)
-{
-    if (!cJSON_IsNumber(x))
-        return attn_fail(ATTN_EINVAL, "%s: expected a number", where);
-    ((nn_model_cfg *)target)->ponder_cost = (float)x->valuedouble;
-    return 0;
-}
-
-/* --hmt-segment, --hmt-summary, --hmt-sensory, --hmt-memories: integers in
- * [lo, 4096] whose key is written only for the hmt variant (the job_ids of
- * other models do not change). */
-#define HMT_INT(field, lo)                                                                                     \
-    static int field##_set(void *target, const char *text, const char *where)                                 \
-    {                                                                                                          \
-        return fold_int_set(&((nn_model_cfg *)target)->field, lo, text, where);                               \
-    }                                                                                                          \
-    static int field##_from_json(void *target, const cJSON *x, const char *where)                             \
-    {                                                                                                          \
-        return fold_int_from_json(&((nn_model_cfg *)target)->field, lo, x, where);                             \
-    }                                                                                                          \
-    static cJSON *field##_json(const void *target)                                                            \
-    {                                                                                                          \
-        const nn_model_cfg *c = target;                                                                        \
-        return c->variant == NN_VARIANT_HMT ? cJSON_CreateNumber((double)c->field) : NULL;                     \
-    }
-HMT_INT(hmt_segment, 1)
-HMT_INT(hmt_summary, 0)
-HMT_INT(hmt_sensory, 0)
-HMT_INT(hmt_memories, 0)
-HMT_INT(hmt_unroll, 1)
-#undef HMT_INT
-#define HMT_ROW(field) .set_text = field##_set, .to_json = field##_json, .from_json = field##_from_json
-
 /* --kernel a,b,...: one kernel for every layer, or one per layer. */
 static int kernels_set(void *target, const char *text, const char *where)
 {
@@ -240,27 +142,31 @@ const opt_def nn_model_opts[] = {
     {.name = "rms", .type = OPT_BOOL, .offset = AT(rms), .group = MODEL, .help = "RMSNorm instead of LayerNorm"},
     {.name = "loops", .type = OPT_INT32, .offset = AT(loops), .def = 1, .lo = 1, .hi = NN_MAX_LOOPS, .group = MODEL,
      .metavar = "n", .help = "looped: the layer stack n times with shared weights (--model looped: at least 2)"},
-    {.name = "fold_segment", .type = OPT_CUSTOM, .group = MODEL, .metavar = "C", .flags = OPT_JSON_OPTIONAL,
-     .help = "folded: tokens per segment (default 6)",
-     .set_text = fold_segment_set, .to_json = fold_segment_json, .from_json = fold_segment_from_json},
-    {.name = "fold_buffer", .type = OPT_CUSTOM, .group = MODEL, .metavar = "m", .flags = OPT_JSON_OPTIONAL,
-     .help = "folded: past states each layer keeps and re-evolves with the next segment (default 6; 0: "
-             "independent segments)",
-     .set_text = fold_buffer_set, .to_json = fold_buffer_json, .from_json = fold_buffer_from_json},
-    {.name = "hmt_segment", .type = OPT_CUSTOM, .group = MODEL, .metavar = "L", .flags = OPT_JSON_OPTIONAL,
-     .help = "hmt: tokens per segment (default 16)", HMT_ROW(hmt_segment)},
-    {.name = "hmt_summary", .type = OPT_CUSTOM, .group = MODEL, .metavar = "j", .flags = OPT_JSON_OPTIONAL,
-     .help = "hmt: first tokens of a segment its recall query summarises (default 8; at most the segment)",
-     HMT_ROW(hmt_summary)},
-    {.name = "hmt_sensory", .type = OPT_CUSTOM, .group = MODEL, .metavar = "k", .flags = OPT_JSON_OPTIONAL,
-     .help = "hmt: last tokens of the previous segment prepended to a segment (default 4; at most the segment)",
-     HMT_ROW(hmt_sensory)},
-    {.name = "hmt_memories", .type = OPT_CUSTOM, .group = MODEL, .metavar = "N", .flags = OPT_JSON_OPTIONAL,
-     .help = "hmt: memory embeddings kept (FIFO) and searched by the recall (default 16; 0 with --hmt-sensory 0: "
-             "independent segments)", HMT_ROW(hmt_memories)},
-    {.name = "hmt_unroll", .type = OPT_CUSTOM, .group = MODEL, .metavar = "u", .flags = OPT_JSON_OPTIONAL,
+    /* the fold and halting settings are in the canonical JSON only for their variant: other models keep
+     * their job_ids */
+    {.name = "fold_segment", .type = OPT_INT, .offset = AT(fold_segment), .def = NN_FOLD_DEFAULT, .lo = 1,
+     .hi = 4096, .group = MODEL, .metavar = "C", .json_when = "model", .json_when_is = NN_VARIANT_FOLDED,
+     .help = "folded: tokens per segment"},
+    {.name = "fold_buffer", .type = OPT_INT, .offset = AT(fold_buffer), .def = NN_FOLD_DEFAULT, .lo = 0,
+     .hi = 4096, .group = MODEL, .metavar = "m", .json_when = "model", .json_when_is = NN_VARIANT_FOLDED,
+     .help = "folded: past states each layer keeps and re-evolves with the next segment (0: independent segments)"},
+    {.name = "hmt_segment", .type = OPT_INT, .offset = AT(hmt_segment), .def = NN_HMT_SEGMENT, .lo = 1, .hi = 4096,
+     .group = MODEL, .metavar = "L", .json_when = "model", .json_when_is = NN_VARIANT_HMT,
+     .help = "hmt: tokens per segment"},
+    {.name = "hmt_summary", .type = OPT_INT, .offset = AT(hmt_summary), .def = NN_HMT_SUMMARY, .lo = 0, .hi = 4096,
+     .group = MODEL, .metavar = "j", .json_when = "model", .json_when_is = NN_VARIANT_HMT,
+     .help = "hmt: first tokens of a segment its recall query summarises (at most the segment)"},
+    {.name = "hmt_sensory", .type = OPT_INT, .offset = AT(hmt_sensory), .def = NN_HMT_SENSORY, .lo = 0, .hi = 4096,
+     .group = MODEL, .metavar = "k", .json_when = "model", .json_when_is = NN_VARIANT_HMT,
+     .help = "hmt: last tokens of the previous segment prepended to a segment (at most the segment)"},
+    {.name = "hmt_memories", .type = OPT_INT, .offset = AT(hmt_memories), .def = NN_HMT_MEMORIES, .lo = 0, .hi = 4096,
+     .group = MODEL, .metavar = "N", .json_when = "model", .json_when_is = NN_VARIANT_HMT,
+     .help = "hmt: memory embeddings kept (FIFO) and searched by the recall (0 with --hmt-sensory 0: independent "
+             "segments)"},
+    {.name = "hmt_unroll", .type = OPT_INT, .offset = AT(hmt_unroll), .def = NN_HMT_UNROLL, .lo = 1, .hi = 2,
+     .group = MODEL, .metavar = "u", .json_when = "model", .json_when_is = NN_VARIANT_HMT,
      .help = "hmt: segments a segment's loss reaches back: 1 (memories constant) or 2 (also through the newest "
-             "memory into the segment that wrote it; default)", HMT_ROW(hmt_unroll)},
+             "memory into the segment that wrote it)"},
     {.name = "tower_mlp", .type = OPT_INT, .offset = AT(tower_mlp), .flags = OPT_INTERNAL},
     {.name = "short_conv", .type = OPT_INT32, .offset = AT(short_conv), .def = 0, .lo = 0, .hi = NN_SHORT_CONV_MAX,
      .group = MODEL, .metavar = "K", .flags = OPT_JSON_OPTIONAL /* older checkpoints have none */,
@@ -275,9 +181,9 @@ const opt_def nn_model_opts[] = {
      .group = MODEL, .metavar = "none|act", .flags = OPT_JSON_OMIT_DEFAULT /* other models keep their job_ids */,
      .help = "looped only: none (every position takes --loops steps) | act (adaptive computation time: each "
              "position halts by its own halting unit, at most --loops steps; rows add mean ponder steps)"},
-    {.name = "ponder_cost", .type = OPT_CUSTOM, .group = MODEL, .metavar = "tau", .flags = OPT_JSON_OPTIONAL,
-     .help = "halting act: weight of the mean ponder N + R in the loss; default: 0.01",
-     .set_text = ponder_cost_set, .to_json = ponder_cost_json, .from_json = ponder_cost_from_json},
+    {.name = "ponder_cost", .type = OPT_FLOAT, .offset = AT(ponder_cost), .def = NN_PONDER_COST_DEFAULT, .lo = 0,
+     .hi = 10, .group = MODEL, .metavar = "tau", .json_when = "halting", .json_when_is = NN_HALTING_ACT,
+     .help = "halting act: weight of the mean ponder N + R in the loss"},
     {.name = "pos", .type = OPT_ENUM, .offset = AT(pos), .names = nn_pos_names, .def = NN_POS_LEARNED,
      .group = MODEL, .help = "positions"},
     {.name = "pool", .type = OPT_ENUM, .offset = AT(pool), .names = nn_pool_names, .def = NN_POOL_CLS,
@@ -307,8 +213,4 @@ void nn_model_cfg_defaults(nn_model_cfg *c)
     opt_defaults(nn_model_opts, c);
     c->n_kernels = 1;
     strcpy(c->kernels[0], "flash");
-    c->fold_segment = c->fold_buffer = NN_FOLD_DEFAULT;
-    c->hmt_segment = NN_HMT_SEGMENT, c->hmt_summary = NN_HMT_SUMMARY;
-    c->hmt_sensory = NN_HMT_SENSORY, c->hmt_memories = NN_HMT_MEMORIES, c->hmt_unroll = NN_HMT_UNROLL;
-    c->ponder_cost = NN_PONDER_COST_DEFAULT;
 }

@@ -55,11 +55,13 @@ Test(hmt_train, the_model_json_names_the_hmt_sizes_only_for_hmt)
     cr_assert_eq(back.hmt_sensory, 3);
     cr_assert_eq(back.hmt_memories, 7);
     cr_assert_eq(back.hmt_unroll, 1);
-    cJSON_ReplaceItemInObject(o, "hmt_segment", cJSON_CreateNumber(0));
-    cr_assert_lt(nn_model_cfg_from_json(o, "test", &back), 0);
-    cr_assert(strstr(attn_last_error(), "hmt_segment: expected an integer in [1, 4096], found '0'"), "%s",
-              attn_last_error());
     cJSON_Delete(o);
+    /* a config's value is range-checked like every model option */
+    cJSON *zero = cJSON_CreateNumber(0);
+    cr_assert_lt(opt_set_json(opt_find(nn_model_opts, "hmt_segment"), &back, zero, "t.json: $.hmt_segment"), 0);
+    cr_assert(strstr(attn_last_error(), "hmt_segment: expected an integer in [1, 4096], found a number"), "%s",
+              attn_last_error());
+    cJSON_Delete(zero);
 }
 
 Test(hmt_train, a_summary_longer_than_the_segment_is_refused)

@@ -33,7 +33,7 @@ static lowrank_plan plan_of(const attn_args *a)
     return pl;
 }
 
-Test(lowrank_mha, forward_matches_double_reference_on_the_test_matrix, .timeout = 60)
+Test(lowrank_mha, forward_matches_double_reference_over_lengths_widths_and_ranks, .timeout = 60)
 {
     static const int64_t Ns[] = {64, 130}, Ds[] = {16, 32};
     static const char *const params[] = {"m=4 r=16", "m=1 r=3", "m=8 r=64"};

@@ -254,9 +254,11 @@ Test(niah, niah_vt_answer_is_the_chain_of_names_bound_to_the_value, .timeout = 6
     task_data_free(&d);
 }
 
-/* The noise stream: the block joined by spaces, from its start. */
-static void noise_stream(char *out, int64_t n)
+/* The noise stream: the block joined by spaces, from its start; n + 1 <=
+ * size, the bytes of out. */
+static void noise_stream(char *out, size_t size, int64_t n)
 {
+    cr_assert(n >= 0 && (size_t)n < size, "noise of %lld bytes in a buffer of %zu", (long long)n, size);
     int64_t period = (int64_t)strlen(niah_noise_block) + 1;
     for (int64_t k = 0; k < n; k++)
         out[k] = k % period < period - 1 ? niah_noise_block[k % period] : ' ';
@@ -290,7 +292,7 @@ Test(niah, passkey_follows_the_landmark_format, .timeout = 60)
         const char *suffix = in + strlen(info), *qu = strstr(suffix, question);
         cr_assert(qu && qu + strlen(question) == s + 400 - (strlen(ans) - 1), "question must end the row");
         int64_t np = in - prefix, ns = qu - suffix;
-        noise_stream(noise, np > ns ? np : ns);
+        noise_stream(noise, sizeof noise, np > ns ? np : ns);
         cr_assert_eq(strncmp(prefix, noise, (size_t)np), 0, "prefix is not the filler");
         cr_assert_eq(strncmp(suffix, noise, (size_t)ns), 0, "suffix is not the filler from its start");
         cr_assert_eq(np, llround(0.5 * (double)(np + ns)), "prefix %lld of %lld filler bytes", (long long)np,
@@ -330,7 +332,7 @@ Test(niah, random_haystack_is_an_order2_chain_fitted_to_the_noise_text, .timeout
 {
     /* every trigram an order-2 chain emits was seen in its fitting text */
     char noise[400];
-    noise_stream(noise, 2 * ((int64_t)strlen(niah_noise_block) + 1));
+    noise_stream(noise, sizeof noise, 2 * ((int64_t)strlen(niah_noise_block) + 1));
     task_data d;
     nc_make_ok(&task_niah, "len=512 depth=1 snap=0 haystack=random", TASK_TRAIN, 2, 10, &d);
     cr_assert_str_eq(d.data_source, "generated");
@@ -356,7 +358,7 @@ Test(niah, random_haystack_follows_the_trigram_frequencies_of_the_noise_text, .t
      * text, against 200k bytes walked by the fitted chain */
     char text[200];
     int64_t period = (int64_t)strlen(niah_noise_block) + 1;
-    noise_stream(text, period + 2); /* one period, cyclic */
+    noise_stream(text, sizeof text, period + 2); /* one period, cyclic */
     static double fit[65536][4];
     static unsigned char succ[65536][4];
     static int nsucc[65536];

@@ -36,7 +36,7 @@ static attn_args ny_args(int64_t B, int64_t H, int64_t H_kv, int64_t N, int64_t 
     return fx_args_params(B, H, H_kv, N, N, D, "full", threads, params);
 }
 
-Test(nystrom, forward_matches_double_reference_on_the_test_matrix, .timeout = 60)
+Test(nystrom, forward_matches_double_reference_over_shapes_landmarks_and_tiles, .timeout = 60)
 {
     static const struct {
         int64_t B, H, H_kv, N, D, Dv;

@@ -1,5 +1,5 @@
 /* Properties of the `ponet` pooling mixer: the fp32 kernel equals its double
- * reference (test matrix N 64 and 130, window 3, n_seg 4, and other windows,
+ * reference (N 64 and 130, D 16 and 32, window 3, n_seg 4, and other windows,
  * segment counts, GQA); gradients of Q, K, V and both projections against
  * central differences of the reference; the global aggregation is the softmax
  * oracle of the single query mean(Q) with V = K; one segment is the global
@@ -35,7 +35,7 @@ static void fill(const attn_tensor *t, int64_t c0, int64_t c1, float v)
                     attn_at(t, b, h, n)[c] = v;
 }
 
-Test(ponet, forward_matches_double_reference_on_the_test_matrix, .timeout = 60)
+Test(ponet, forward_matches_double_reference_over_lengths_and_widths, .timeout = 60)
 {
     static const int64_t Ns[] = {64, 130}, Ds[] = {16, 32};
     for (int n = 0; n < 2; n++)

@@ -1,4 +1,4 @@
-/* Properties of sse (test matrix N in {1,7,130}, D = 16,
+/* Properties of sse (cases N in {1,7,130}, D = 16,
  * P in {1,4}, k in {1,2}, CAUSAL and DOCUMENT): the gathered, chunked forward
  * = the recurrent double reference for several chunk sizes; P = k = 1 is two
  * GLAs; the mask form (every partition over all tokens, unselected tokens with

@@ -11,6 +11,7 @@
 
 #include "common/rng.h"
 #include "kernels/core/counters.h"
+#include "kernels/core/dw_partials.h"
 #include "kernels/core/softmax_rows.h"
 
 #include <cblas.h>
@@ -72,8 +73,8 @@ lowrank_scratch attn_lowrank_scratch(const attn_ctx *ctx, const lowrank_plan *pl
 float *attn_lowrank_dw_partial(const attn_ctx *ctx, const lowrank_plan *pl, int64_t b, int64_t h)
 {
     const attn_args *a = &ctx->args;
-    return (float *)ctx->workspace + (size_t)a->threads * attn_lowrank_thread_floats(a, pl) +
-           (size_t)(b * a->H + h) * LOWRANK_ROUND16((size_t)pl->W);
+    float *base = (float *)ctx->workspace + (size_t)a->threads * attn_lowrank_thread_floats(a, pl);
+    return attn_dw_partial(a, base, attn_dw_stride(pl->W), b, h);
 }
 
 static int lowrank_init(attn_ctx *ctx, const attn_args *a)
@@ -87,8 +88,8 @@ static int lowrank_init(attn_ctx *ctx, const attn_args *a)
                                       "found Nq=%lld Nk=%lld q_off=%lld k_off=%lld", (long long)a->Nq,
                          (long long)a->Nk, (long long)a->q_off, (long long)a->k_off);
     size_t n = (size_t)a->threads * attn_lowrank_thread_floats(a, &pl);
-    if (a->backward) /* one dw partial per (b, h), summed over b in order: deterministic */
-        n += (size_t)(a->B * a->H) * LOWRANK_ROUND16((size_t)pl.W);
+    if (a->backward)
+        n += attn_dw_partials_floats(a, attn_dw_stride(pl.W));
     ctx->workspace_bytes = sizeof(float) * n;
     return 0;
 }

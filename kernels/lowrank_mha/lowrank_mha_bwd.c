@@ -107,7 +107,7 @@ int attn_lowrank_backward(attn_ctx *ctx, const attn_io *io, const attn_grads *g)
         lowrank_head_backward(&pl, a, io, g, t / a->H, t % a->H, &s, attn_lowrank_dw_partial(ctx, &pl, t / a->H,
                                                                                              t % a->H));
     }
-    attn_sum_dw_partials(a, attn_lowrank_dw_partial(ctx, &pl, 0, 0), LOWRANK_ROUND16((size_t)pl.W), pl.W, &g->dw);
+    attn_sum_dw_partials(a, attn_lowrank_dw_partial(ctx, &pl, 0, 0), attn_dw_stride(pl.W), pl.W, pl.W, &g->dw);
     double rows = attn_batch_rows(a), D = (double)a->D, m = (double)pl.m, r = (double)pl.r;
     /* the recomputed pooling, then dq, dk, dk V^T, dV and da */
     attn_counter_add(ATTN_CNT_FLOPS, (long long)(a->H * rows * (2 * D * r + 2 * m * (r + D) + 4 * m * r + 4 * D * r +

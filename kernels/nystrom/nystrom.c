@@ -21,6 +21,7 @@
 
 #include "common/rng.h"
 #include "kernels/core/counters.h"
+#include "kernels/core/dw_partials.h"
 #include "kernels/core/vexp.h"
 
 #include <math.h>
@@ -91,8 +92,8 @@ static int ny_init(attn_ctx *ctx, const attn_args *a)
     if (rc)
         return rc;
     size_t n = (size_t)(a->B * a->H) * pl.head_floats + (size_t)a->threads * ny_thread_floats(&pl, a);
-    if (a->backward)
-        n += (size_t)(a->B * a->H * pl.conv);
+    if (a->backward) /* the dw partials, conv floats apart */
+        n += attn_dw_partials_floats(a, (size_t)pl.conv);
     ctx->workspace_bytes = sizeof(float) * n;
     return 0;
 }

@@ -22,6 +22,7 @@
 #include "nystrom_internal.h"
 
 #include "kernels/core/counters.h"
+#include "kernels/core/dw_partials.h"
 #include "kernels/core/softmax_rows.h"
 #include "kernels/core/vexp.h"
 
@@ -192,8 +193,9 @@ int attn_nystrom_backward(attn_ctx *ctx, const attn_io *io, const attn_grads *g)
         return attn_fail(ATTN_EINVAL, "nystrom backward: expected io.w and g.dw with conv=%lld taps per head",
                          (long long)pl.conv);
     int64_t G = a->H / a->H_kv, tasks = a->B * a->H_kv, Dv = attn_dv(a);
+    size_t stride = (size_t)pl.conv;
     float *partial = (float *)ctx->workspace + ((size_t)ctx->workspace_bytes / sizeof(float)) -
-                     (size_t)(a->B * a->H * pl.conv);
+                     attn_dw_partials_floats(a, stride);
     openblas_set_num_threads(1);
 #pragma omp parallel num_threads(a->threads)
     {
@@ -209,7 +211,7 @@ int attn_nystrom_backward(attn_ctx *ctx, const attn_io *io, const attn_grads *g)
             }
             for (int64_t h = hk * G; h < (hk + 1) * G; h++) {
                 double e = 0;
-                flops += ny_head_backward(a, &pl, io, g, b, h, &t, partial + (b * a->H + h) * pl.conv, &e);
+                flops += ny_head_backward(a, &pl, io, g, b, h, &t, attn_dw_partial(a, partial, stride, b, h), &e);
                 exps += e;
                 bytes += 4.0 * (double)(attn_q_len(a, b) * (3 * a->D + 2 * Dv));
             }
@@ -218,12 +220,7 @@ int attn_nystrom_backward(attn_ctx *ctx, const attn_io *io, const attn_grads *g)
         attn_counter_add(ATTN_CNT_EXPS, (long long)exps);
         attn_counter_add(ATTN_CNT_BYTES_READ, (long long)bytes);
     }
-    for (int64_t h = 0; pl.conv && h < a->H; h++) { /* dw summed over the batch in batch order */
-        float *dw = attn_at(&g->dw, 0, h, 0);
-        memset(dw, 0, sizeof(float) * (size_t)pl.conv);
-        for (int64_t b = 0; b < a->B; b++)
-            for (int64_t i = 0; i < pl.conv; i++)
-                dw[i] += partial[(b * a->H + h) * pl.conv + i];
-    }
+    if (pl.conv)
+        attn_sum_dw_partials(a, partial, stride, pl.conv, pl.conv, &g->dw);
     return 0;
 }

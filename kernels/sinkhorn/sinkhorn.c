@@ -15,6 +15,7 @@
 
 #include "common/rng.h"
 #include "kernels/core/counters.h"
+#include "kernels/core/dw_partials.h"
 #include "kernels/core/softmax_rows.h"
 
 #include <cblas.h>
@@ -85,7 +86,6 @@ static size_t slot_floats(const sk_plan *pl)
 {
     return SK_ROUND16(pl->fwd_floats > pl->bwd_floats ? pl->fwd_floats : pl->bwd_floats);
 }
-static size_t dw_floats(const sk_plan *pl) { return SK_ROUND16((size_t)(pl->nb_max * pl->ldw)); }
 
 static float *pack_of(const attn_ctx *ctx, const sk_plan *pl, int64_t b, int64_t hk, int value)
 {
@@ -118,8 +118,8 @@ static int sk_init(attn_ctx *ctx, const attn_args *a)
         return rc;
     size_t n = (size_t)(2 * a->B * a->H_kv) * pack_floats(&pl) + (size_t)(a->B * a->H) * sort_floats(&pl) +
                (size_t)a->threads * slot_floats(&pl);
-    if (a->backward) /* one dw partial per (b, h), summed over b in order */
-        n += (size_t)(a->B * a->H) * dw_floats(&pl);
+    if (a->backward)
+        n += attn_dw_partials_floats(a, attn_dw_stride(pl.nb_max * pl.ldw));
     ctx->workspace_bytes = sizeof(float) * n;
     return 0;
 }

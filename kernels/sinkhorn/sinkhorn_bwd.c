@@ -20,6 +20,7 @@
 #include "sinkhorn_internal.h"
 
 #include "kernels/core/counters.h"
+#include "kernels/core/dw_partials.h"
 #include "kernels/core/softmax_rows.h"
 
 #include <cblas.h>
@@ -216,7 +217,7 @@ static double group_backward(const attn_ctx *ctx, const sk_plan *pl, const attn_
     memset(s.dVa, 0, sizeof(float) * big);
     double flops = 0;
     for (int64_t h = hk * pl->G; h < (hk + 1) * pl->G; h++) {
-        float *dwp = sk_dw_partials(ctx, pl) + (size_t)(b * a->H + h) * SK_ROUND16((size_t)(pl->nb_max * pl->ldw));
+        float *dwp = attn_dw_partial(a, sk_dw_partials(ctx, pl), attn_dw_stride(pl->nb_max * pl->ldw), b, h);
         memset(dwp, 0, sizeof(float) * (size_t)(pl->nb_max * pl->ldw));
         if (k.geo.nb)
             flops += head_backward(&k, h, dwp);
@@ -245,17 +246,8 @@ int sk_backward(attn_ctx *ctx, const attn_io *io, const attn_grads *g)
                                       sk_thread_scratch(ctx, &pl, omp_get_thread_num()));
         attn_counter_add(ATTN_CNT_FLOPS, (long long)flops);
     }
-    int64_t used = pl.nb_max * pl.ldw, W = g->dw.D;
-    size_t stride = SK_ROUND16((size_t)used);
-    const float *parts = sk_dw_partials(ctx, &pl);
-#pragma omp parallel for num_threads(a->threads) schedule(static)
-    for (int64_t e = 0; e < a->H * W; e++) { /* per head, the partials in batch order */
-        int64_t h = e / W, i = e % W;
-        float sum = 0;
-        for (int64_t b = 0; i < used && b < a->B; b++)
-            sum += parts[(size_t)(b * a->H + h) * stride + (size_t)i];
-        attn_at(&g->dw, 0, h, 0)[i] = sum;
-    }
+    int64_t used = pl.nb_max * pl.ldw;
+    attn_sum_dw_partials(a, sk_dw_partials(ctx, &pl), attn_dw_stride(used), used, g->dw.D, &g->dw);
     double rows = attn_batch_rows(a), D = (double)a->D;
     attn_counter_add(ATTN_CNT_BYTES_READ, (long long)(4.0 * D * rows * (double)(2 * a->H + 2 * a->H_kv)));
     attn_counter_add(ATTN_CNT_EXPS, (long long)((double)a->H * rows * 2 * (double)pl.c));

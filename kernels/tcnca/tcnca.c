@@ -13,6 +13,7 @@
 #include "tcnca.h"
 
 #include "kernels/core/counters.h"
+#include "kernels/core/dw_partials.h"
 #include "common/rng.h"
 #include "kernels/core/softmax_rows.h"
 
@@ -100,9 +101,7 @@ float *attn_tcnca_scratch(const attn_ctx *ctx, const tcnca_plan *pl, int thread)
 
 float *attn_tcnca_dw_partial(const attn_ctx *ctx, const tcnca_plan *pl, int64_t b, int64_t h)
 {
-    const attn_args *a = &ctx->args;
-    return (float *)ctx->workspace + (size_t)a->threads * attn_tcnca_thread_floats(a, pl) +
-           (size_t)(b * a->H + h) * TCNCA_ROUND16((size_t)pl->W);
+    return attn_dw_partial(&ctx->args, attn_tcnca_scratch(ctx, pl, ctx->args.threads), attn_dw_stride(pl->W), b, h);
 }
 
 static int tcnca_init(attn_ctx *ctx, const attn_args *a)
@@ -116,8 +115,8 @@ static int tcnca_init(attn_ctx *ctx, const attn_args *a)
                                       "found Nq=%lld Nk=%lld q_off=%lld k_off=%lld", (long long)a->Nq,
                          (long long)a->Nk, (long long)a->q_off, (long long)a->k_off);
     size_t n = (size_t)a->threads * attn_tcnca_thread_floats(a, &pl);
-    if (a->backward) /* one dw partial per (b, h), summed over b in order: deterministic */
-        n += (size_t)(a->B * a->H) * TCNCA_ROUND16((size_t)pl.W);
+    if (a->backward)
+        n += attn_dw_partials_floats(a, attn_dw_stride(pl.W));
     ctx->workspace_bytes = sizeof(float) * n;
     return 0;
 }

@@ -117,7 +117,7 @@ int attn_tcnca_backward(attn_ctx *ctx, const attn_io *io, const attn_grads *g)
     for (int64_t t = 0; t < tasks; t++)
         tcnca_head_backward(&pl, a, io, g, t / a->H, t % a->H, attn_tcnca_scratch(ctx, &pl, omp_get_thread_num()),
                             attn_tcnca_dw_partial(ctx, &pl, t / a->H, t % a->H));
-    attn_sum_dw_partials(a, attn_tcnca_dw_partial(ctx, &pl, 0, 0), TCNCA_ROUND16((size_t)pl.W), pl.W, &g->dw);
+    attn_sum_dw_partials(a, attn_tcnca_dw_partial(ctx, &pl, 0, 0), attn_dw_stride(pl.W), pl.W, pl.W, &g->dw);
     double N = (double)a->Nq, D = (double)a->D, Dv = (double)attn_dv(a), nc_sq = attn_tcnca_pairs(&pl, a->Nq, 1);
     /* recomputed TCN and scores, then dV, dP, dQ', dK' and the TCN's dX and dw */
     double tcn = 4 * N * (double)(pl.taps * pl.layers) * D;

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 # Writes the fixture CSVs of the recall / NIAH figures (plots/mqar_lines.gp,
 # recall_state.gp, niah_heatmap.gp, niah_length.gp) in the results schema
-# (harness/schema.h), with made-up but formula-checkable accuracies:
+# (harness/results/schema.h), with made-up but formula-checkable accuracies:
 #   recall.csv  MQAR test rows (split=test) of 4 kernels x 3 widths x 2 (L, D)
 #               x a 2-point lr grid (the second lr 0.05 worse), the matching
 #               valid rows (0.9 x) and an induction row, which the figures ignore
