@@ -80,24 +80,26 @@ void nn_dense_backward(const nn_dense *l, const float *x, const float *dy, float
     openblas_set_num_threads(1);
 #pragma omp parallel num_threads(threads)
     {
-#pragma omp for schedule(static) nowait
+#pragma omp for schedule(dynamic) nowait
         for (int64_t t = 0; t < row_tasks; t++) {
             int64_t r0 = t * DENSE_ROWS;
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, chunk(rows, DENSE_ROWS, t), in, out, 1.0f,
                         dy + r0 * out, out, l->w, in, 1.0f, dx + r0 * in, in);
         }
         /* dW[o0:o1] += dy[:, o0:o1]^T x and db[o0:o1]: each task sums all rows in a fixed order */
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic)
         for (int64_t t = 0; t < out_tasks; t++) {
             int64_t o0 = t * DENSE_OUTS;
             int mo = chunk(out, DENSE_OUTS, t);
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, mo, in, (int)rows, 1.0f, dy + o0, out, x, in, 1.0f,
                         l->dw + o0 * in, in);
-            for (int64_t o = o0; l->bias && o < o0 + mo; o++) {
-                float s = 0.0f;
+            if (l->bias) { /* each column summed over rows in order, the task's columns side by side */
+                float s[DENSE_OUTS] = {0};
                 for (int64_t r = 0; r < rows; r++)
-                    s += dy[r * out + o];
-                l->db[o] += s;
+                    for (int j = 0; j < mo; j++)
+                        s[j] += dy[r * out + o0 + j];
+                for (int j = 0; j < mo; j++)
+                    l->db[o0 + j] += s[j];
             }
         }
     }

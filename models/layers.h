@@ -26,9 +26,10 @@
  *
  * Threads (the policy): every layer takes `threads` and runs ONE OpenMP loop
  * over independent tasks of a FIXED size: rows for elementwise and row-wise
- * layers, channels for parameter-gradient reductions (each sum runs over rows
- * in a fixed order), and for dense layers tiles of 64 rows (forward, dx) or 32
- * output features (dW, db), each a cblas_sgemm call made inside the loop with
+ * layers, channels or blocks of rows for parameter-gradient reductions (each
+ * sum runs over rows, or over the blocks' partial sums, in a fixed order), and
+ * for dense layers tiles of 64 rows (forward, dx) or 32 output features (dW,
+ * db), each a cblas_sgemm call made inside the loop with
  * OpenBLAS single-threaded (openblas_set_num_threads(1), as kernels/softmax/blas.c).
  * The same sgemm call computes each output element whatever the thread count,
  * so every layer here, the attention block included when its kernel is
