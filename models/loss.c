@@ -103,9 +103,10 @@ int nn_xent_ref(const double *logits, const int32_t *target, int64_t rows, int64
     return 0;
 }
 
-int64_t nn_xent_correct(const float *logits, const int32_t *target, int64_t rows, int64_t K)
+int64_t nn_xent_correct(const float *logits, const int32_t *target, int64_t rows, int64_t K, int threads)
 {
     int64_t correct = 0;
+#pragma omp parallel for num_threads(threads) schedule(static) reduction(+ : correct)
     for (int64_t r = 0; r < rows; r++) {
         if (target[r] == NN_IGNORE_INDEX)
             continue;
