@@ -42,7 +42,8 @@ void nn_dense_init(const nn_dense *l, attn_rng *r)
  * output element is computed by the same sgemm call whatever the thread count,
  * so results are bitwise independent of it. */
 #define DENSE_ROWS 64   /* rows of x / y / dx per task */
-#define DENSE_OUTS 32   /* rows of dW (output features) per task */
+#define DENSE_OUTS 64   /* rows of dW (output features) per task: each task packs all
+                         * of x, so wider tasks pack it fewer times */
 
 static int64_t tasks_of(int64_t n, int64_t per) { return (n + per - 1) / per; }
 static int chunk(int64_t n, int64_t per, int64_t t) { return (int)(n - t * per < per ? n - t * per : per); }
@@ -78,27 +79,33 @@ void nn_dense_backward(const nn_dense *l, const float *x, const float *dy, float
     int in = (int)l->in, out = (int)l->out;
     int64_t row_tasks = dx ? tasks_of(rows, DENSE_ROWS) : 0, out_tasks = tasks_of(out, DENSE_OUTS);
     openblas_set_num_threads(1);
+    /* The few large dW tasks first, then the many small dx tasks, both
+     * handed out dynamically: whichever thread finishes its dW task early
+     * takes dx tasks, so a layer with one dW task does not leave a thread
+     * idle (tasks are fixed, so the thread that runs one does not matter). */
 #pragma omp parallel num_threads(threads)
     {
-#pragma omp for schedule(static) nowait
-        for (int64_t t = 0; t < row_tasks; t++) {
-            int64_t r0 = t * DENSE_ROWS;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, chunk(rows, DENSE_ROWS, t), in, out, 1.0f,
-                        dy + r0 * out, out, l->w, in, 1.0f, dx + r0 * in, in);
-        }
         /* dW[o0:o1] += dy[:, o0:o1]^T x and db[o0:o1]: each task sums all rows in a fixed order */
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic) nowait
         for (int64_t t = 0; t < out_tasks; t++) {
             int64_t o0 = t * DENSE_OUTS;
             int mo = chunk(out, DENSE_OUTS, t);
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, mo, in, (int)rows, 1.0f, dy + o0, out, x, in, 1.0f,
                         l->dw + o0 * in, in);
-            for (int64_t o = o0; l->bias && o < o0 + mo; o++) {
-                float s = 0.0f;
+            if (l->bias) { /* each column summed over rows in order, the task's columns side by side */
+                float s[DENSE_OUTS] = {0};
                 for (int64_t r = 0; r < rows; r++)
-                    s += dy[r * out + o];
-                l->db[o] += s;
+                    for (int j = 0; j < mo; j++)
+                        s[j] += dy[r * out + o0 + j];
+                for (int j = 0; j < mo; j++)
+                    l->db[o0 + j] += s[j];
             }
+        }
+#pragma omp for schedule(dynamic)
+        for (int64_t t = 0; t < row_tasks; t++) {
+            int64_t r0 = t * DENSE_ROWS;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, chunk(rows, DENSE_ROWS, t), in, out, 1.0f,
+                        dy + r0 * out, out, l->w, in, 1.0f, dx + r0 * in, in);
         }
     }
     if (t0 > 0)

@@ -26,9 +26,10 @@
  *
  * Threads (the policy): every layer takes `threads` and runs ONE OpenMP loop
  * over independent tasks of a FIXED size: rows for elementwise and row-wise
- * layers, channels for parameter-gradient reductions (each sum runs over rows
- * in a fixed order), and for dense layers tiles of 64 rows (forward, dx) or 32
- * output features (dW, db), each a cblas_sgemm call made inside the loop with
+ * layers, channels or blocks of rows for parameter-gradient reductions (each
+ * sum runs over rows, or over the blocks' partial sums, in a fixed order), and
+ * for dense layers tiles of 64 rows (forward, dx) or 64 output features (dW,
+ * db), each a cblas_sgemm call made inside the loop with
  * OpenBLAS single-threaded (openblas_set_num_threads(1), as kernels/softmax/blas.c).
  * The same sgemm call computes each output element whatever the thread count,
  * so every layer here, the attention block included when its kernel is
@@ -37,7 +38,7 @@
  * attn_block_is_bitwise_independent_of_the_thread_count). The alternative,
  * sgemm outside OpenMP with OpenBLAS's own threads, was rejected: its pthreads
  * compete with the kernels' OpenMP teams, and its results differed between 1
- * and 2 threads when tried. Small layers (fewer than 64 rows, 32 outputs) run
+ * and 2 threads when tried. Small layers (fewer than 64 rows, 64 outputs) run
  * on one thread. Do not call these functions from inside an OpenMP region.
  *
  * Errors: functions that can fail return 0 or a negative ATTN_E* code with a
@@ -286,7 +287,7 @@ int nn_xent_classes(const float *logits, const int32_t *target, int64_t rows, in
 int nn_xent_ref(const double *logits, const int32_t *target, int64_t rows, int64_t K, double *dlogits,
                 double *loss);
 /* Rows whose argmax (first on ties) equals the target, ignored rows excluded. */
-int64_t nn_xent_correct(const float *logits, const int32_t *target, int64_t rows, int64_t K);
+int64_t nn_xent_correct(const float *logits, const int32_t *target, int64_t rows, int64_t K, int threads);
 
 /* ---------------------------------------------------------------- short convolution */
 

@@ -2,6 +2,7 @@
  * target is NN_IGNORE_INDEX (-100, PyTorch's convention) contribute nothing:
  * the loss is the mean over the other rows, and their dlogits are 0. */
 #include "layers.h"
+#include "kernels/core/vexp.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -39,16 +40,23 @@ static int xent(const float *logits, const int32_t *target, int64_t rows, int64_
                 d[k] = 0.0f;
             continue;
         }
-        float mx = l[0];
+        float mx = l[0], lt = l[target[r]];
         for (int64_t k = 1; k < K; k++)
             mx = l[k] > mx ? l[k] : mx;
-        double s = 0.0;   /* a double sum keeps large vocabularies accurate */
+        /* the exponentials once, vectorised, into d (in place is fine: l[k]
+         * is read before d[k] is written, and l[target] was kept); their sum
+         * in double keeps large vocabularies accurate */
         for (int64_t k = 0; k < K; k++)
-            s += exp((double)(l[k] - mx));
-        row_loss[r] = (float)(log(s) + (double)mx - (double)l[target[r]]);
-        float inv_s = (float)(1.0 / s);
-        for (int64_t k = 0; k < K; k++)   /* in place is fine: l[k] is read before d[k] is written */
-            d[k] = (expf(l[k] - mx) * inv_s - (k == target[r] ? 1.0f : 0.0f)) * inv_n;
+            d[k] = l[k] - mx;
+        attn_vexp(d, d, K);
+        double s = 0.0;
+        for (int64_t k = 0; k < K; k++)
+            s += (double)d[k];
+        row_loss[r] = (float)(log(s) + (double)mx - (double)lt);
+        float inv_s = (float)(1.0 / s), et = d[target[r]];
+        for (int64_t k = 0; k < K; k++)
+            d[k] = d[k] * inv_s * inv_n;
+        d[target[r]] = (et * inv_s - 1.0f) * inv_n;
     }
     double sum = 0.0;
     for (int64_t r = 0; r < rows; r++)
@@ -95,9 +103,10 @@ int nn_xent_ref(const double *logits, const int32_t *target, int64_t rows, int64
     return 0;
 }
 
-int64_t nn_xent_correct(const float *logits, const int32_t *target, int64_t rows, int64_t K)
+int64_t nn_xent_correct(const float *logits, const int32_t *target, int64_t rows, int64_t K, int threads)
 {
     int64_t correct = 0;
+#pragma omp parallel for num_threads(threads) schedule(static) reduction(+ : correct)
     for (int64_t r = 0; r < rows; r++) {
         if (target[r] == NN_IGNORE_INDEX)
             continue;

@@ -456,7 +456,7 @@ int nn_model_forward(nn_model *m, const nn_batch *b, int training, uint64_t step
         p->n_rows = R;
         int64_t nv;
         nn_dense_forward(&m->h1, p->xg, p->logits, R, th);
-        *correct = nn_xent_correct(p->logits, p->row_tgt, R, c->vocab);
+        *correct = nn_xent_correct(p->logits, p->row_tgt, R, c->vocab, th);
         for (int64_t t = 0; pred && t < B * N; t++)
             pred[t] = -1;
         for (int64_t r = 0; pred && r < R; r++) /* before the loss turns logits into dlogits in place */
@@ -494,7 +494,7 @@ int nn_model_forward(nn_model *m, const nn_batch *b, int training, uint64_t step
         nn_dense_forward(&m->h1, head_in, p->logits, B, th);
     }
     int64_t K = c->head == NN_HEAD_TWOTOWER ? 2 : c->n_classes;
-    *correct = nn_xent_correct(p->logits, b->labels, B, K);
+    *correct = nn_xent_correct(p->logits, b->labels, B, K, th);
     *scored = B;
     for (int64_t i = 0; pred && i < B; i++)
         pred[i] = argmax_row(p->logits + i * K, K);

@@ -8,6 +8,7 @@
 #include "layers.h"
 
 #include <math.h>
+#include <stdlib.h>
 
 size_t nn_norm_param_count(int64_t C, int rms)
 {
@@ -37,65 +38,116 @@ void nn_norm_init(const nn_norm *l)
     }
 }
 
+/* Rows per task of the backward's parameter sums: each task sums its rows in
+ * order into its own partial, and the partials are added in task order, so
+ * the sums do not depend on the thread count. */
+#define NORM_ROWS 64
+
+/* The row reductions below are vectorised (omp simd): their lanes sum in a
+ * fixed interleaved order, so a result depends on the build's vector width
+ * but not on the thread count. */
+
 // x, y are (rows,C); mean, rstd are (rows)
 void nn_norm_forward(const nn_norm *l, const float *x, float *y, float *mean, float *rstd, int64_t rows,
                      int threads)
 {
     int64_t C = l->C;
+    const float *g = l->g, *b = l->b;
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (int64_t r = 0; r < rows; r++) {
         const float *xr = x + r * C;
+        float *yr = y + r * C;
         float m = 0.0f, v = 0.0f;
         if (!l->rms) {
+#pragma omp simd reduction(+ : m)
             for (int64_t c = 0; c < C; c++)
                 m += xr[c];
             m /= (float)C;
         }
+#pragma omp simd reduction(+ : v)
         for (int64_t c = 0; c < C; c++)
             v += (xr[c] - m) * (xr[c] - m);
         float s = 1.0f / sqrtf(v / (float)C + l->eps);
-        for (int64_t c = 0; c < C; c++)
-            y[r * C + c] = (xr[c] - m) * s * l->g[c] + (l->rms ? 0.0f : l->b[c]);
+        if (l->rms)
+            for (int64_t c = 0; c < C; c++)
+                yr[c] = xr[c] * s * g[c];
+        else
+            for (int64_t c = 0; c < C; c++)
+                yr[c] = (xr[c] - m) * s * g[c] + b[c];
         if (mean)
             mean[r] = m;
         rstd[r] = s;
     }
 }
 
+/* dx (one row) += rstd (dn - mean_c(dn) - n mean_c(dn n)) */
+static void norm_dx_row(const nn_norm *l, const float *xr, const float *gr, float m, float s, float *dxr)
+{
+    int64_t C = l->C;
+    const float *g = l->g;
+    float mdn = 0.0f, mdnn = 0.0f;
+#pragma omp simd reduction(+ : mdn, mdnn)
+    for (int64_t c = 0; c < C; c++) {
+        float dn = gr[c] * g[c];
+        mdn += dn;
+        mdnn += dn * (xr[c] - m) * s;
+    }
+    mdn = l->rms ? 0.0f : mdn / (float)C;
+    mdnn /= (float)C;
+    for (int64_t c = 0; c < C; c++)
+        dxr[c] += s * (gr[c] * g[c] - mdn - (xr[c] - m) * s * mdnn);
+}
+
 // dy is (rows,C): dx += ..., dg += ..., db += ...
 void nn_norm_backward(const nn_norm *l, const float *x, const float *mean, const float *rstd,
                       const float *dy, float *dx, int64_t rows, int threads)
 {
-    int64_t C = l->C;
-    if (dx) {
-#pragma omp parallel for num_threads(threads) schedule(static)
-        for (int64_t r = 0; r < rows; r++) {
-            float m = l->rms ? 0.0f : mean[r], s = rstd[r], mdn = 0.0f, mdnn = 0.0f;
-            const float *xr = x + r * C, *gr = dy + r * C;
-            for (int64_t c = 0; c < C; c++) {
-                float dn = gr[c] * l->g[c];
-                mdn += dn;
-                mdnn += dn * (xr[c] - m) * s;
+    int64_t C = l->C, tasks = (rows + NORM_ROWS - 1) / NORM_ROWS;
+    /* per task: dg partial (C), db partial (C) */
+    float *part = tasks > 0 ? malloc(sizeof(float) * (size_t)(tasks * 2 * C)) : NULL;
+    if (!part) { /* no memory for the partials: rows, then one channel per iteration */
+        for (int64_t r = 0; dx && r < rows; r++)
+            norm_dx_row(l, x + r * C, dy + r * C, l->rms ? 0.0f : mean[r], rstd[r], dx + r * C);
+        for (int64_t c = 0; c < C; c++)
+            for (int64_t r = 0; r < rows; r++) {
+                float m = l->rms ? 0.0f : mean[r], gy = dy[r * C + c];
+                l->dg[c] += gy * ((x[r * C + c] - m) * rstd[r]);
+                if (!l->rms)
+                    l->db[c] += gy;
             }
-            mdn = l->rms ? 0.0f : mdn / (float)C;
-            mdnn /= (float)C;
+        return;
+    }
+#pragma omp parallel num_threads(threads)
+    {
+        /* one pass over each block of rows: dx and the block's parameter sums */
+#pragma omp for schedule(static)
+        for (int64_t t = 0; t < tasks; t++) {
+            float *pg = part + t * 2 * C, *pb = pg + C;
             for (int64_t c = 0; c < C; c++)
-                dx[r * C + c] += s * (gr[c] * l->g[c] - mdn - (xr[c] - m) * s * mdnn);
+                pg[c] = pb[c] = 0.0f;
+            int64_t r1 = (t + 1) * NORM_ROWS < rows ? (t + 1) * NORM_ROWS : rows;
+            for (int64_t r = t * NORM_ROWS; r < r1; r++) {
+                const float *xr = x + r * C, *gr = dy + r * C;
+                float m = l->rms ? 0.0f : mean[r], s = rstd[r];
+                if (dx)
+                    norm_dx_row(l, xr, gr, m, s, dx + r * C);
+                for (int64_t c = 0; c < C; c++) {
+                    pg[c] += gr[c] * ((xr[c] - m) * s);
+                    pb[c] += gr[c];
+                }
+            }
+        }
+#pragma omp for schedule(static)
+        for (int64_t c = 0; c < C; c++) {
+            float sg = 0.0f, sb = 0.0f;
+            for (int64_t t = 0; t < tasks; t++)
+                sg += part[t * 2 * C + c], sb += part[t * 2 * C + C + c];
+            l->dg[c] += sg;
+            if (!l->rms)
+                l->db[c] += sb;
         }
     }
-    /* parameter gradients: one channel per iteration, rows in order */
-#pragma omp parallel for num_threads(threads) schedule(static)
-    for (int64_t c = 0; c < C; c++) {
-        float sg = 0.0f, sb = 0.0f;
-        for (int64_t r = 0; r < rows; r++) {
-            float m = l->rms ? 0.0f : mean[r];
-            sg += dy[r * C + c] * (x[r * C + c] - m) * rstd[r];
-            sb += dy[r * C + c];
-        }
-        l->dg[c] += sg;
-        if (!l->rms)
-            l->db[c] += sb;
-    }
+    free(part);
 }
 
 /* mean and rstd of row xr in double */

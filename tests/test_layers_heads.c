@@ -264,9 +264,9 @@ Test(layers, cross_entropy_rejects_bad_targets_and_counts_correct_rows)
     cr_assert_neq(nn_xent_classes(lg, ign, 2, 3, d, rl, &loss, 1), 0, "classes: -100 is not a class");
     cr_assert_neq(nn_xent_tokens(lg, bad, 2, 3, d, rl, &loss, &nv, 1), 0);
     cr_assert(strstr(attn_last_error(), "found 3 at row 1"), "%s", attn_last_error());
-    cr_assert_eq(nn_xent_correct(lg, hit, 2, 3), 2, "ties resolve to the first index");
-    cr_assert_eq(nn_xent_correct(lg, miss, 2, 3), 0);
-    cr_assert_eq(nn_xent_correct(lg, ign, 2, 3), 1);
+    cr_assert_eq(nn_xent_correct(lg, hit, 2, 3, 2), 2, "ties resolve to the first index");
+    cr_assert_eq(nn_xent_correct(lg, miss, 2, 3, 2), 0);
+    cr_assert_eq(nn_xent_correct(lg, ign, 2, 3, 2), 1);
     int32_t all_ign[2] = {NN_IGNORE_INDEX, NN_IGNORE_INDEX};
     cr_assert_eq(nn_xent_tokens(lg, all_ign, 2, 3, d, rl, &loss, &nv, 1), 0);
     cr_assert(loss == 0.0 && nv == 0 && d[0] == 0.0f, "no valid row: loss 0, no gradient");
