@@ -52,6 +52,22 @@ Test(estimate, kernel_jobs_cost_their_repetitions_and_share_one_probe_per_kind)
     bench_cost_free(&c);
 }
 
+/* An estimate's probe only times: the correctness gate (here the kernel's own
+ * double reference) is left to the job's own run, which still runs it. */
+Test(estimate, a_timing_only_job_skips_the_gate_and_a_job_runs_it)
+{
+    const measure_opts m = {.warmup = 0, .min_reps = 1, .max_reps = 1, .min_time_s = 0};
+    bench_job j = job("local_linear", 64, m);
+    bench_result gated, timed;
+    cr_assert_eq(bench_run(&j, &peaks, &gated), 0, "%s", attn_last_error());
+    j.timing_only = 1;
+    cr_assert_eq(bench_run(&j, &peaks, &timed), 0, "%s", attn_last_error());
+    cr_assert_eq(gated.status, BENCH_OK, "%s", gated.reason);
+    cr_assert_eq(timed.status, BENCH_OK, "%s", timed.reason);
+    cr_assert(gated.gated && gated.measured);
+    cr_assert(!timed.gated && timed.measured);
+}
+
 /* A job its limits skip is recorded at once: it costs nothing. */
 Test(estimate, a_job_over_its_limits_costs_nothing)
 {
