@@ -38,7 +38,8 @@ Test(estimate, kernel_jobs_cost_their_repetitions_and_share_one_probe_per_kind)
 {
     bench_cost_cache c;
     bench_cost_init(&c);
-    const measure_opts m = {.warmup = 1, .min_reps = 3, .max_reps = 100, .min_time_s = 0.2};
+    /* max_reps far above what 0.2 s needs: a fast machine must not reach the cap first */
+    const measure_opts m = {.warmup = 1, .min_reps = 3, .max_reps = 1000000, .min_time_s = 0.2};
     bench_job small = job("naive", 256, m), large = job("naive", 2048, m), flash = job("flash", 256, m);
     double s_small = bench_cost_job(&small, &peaks, &c), s_large = bench_cost_job(&large, &peaks, &c);
     cr_assert_eq(c.n, 1, "one kind, one probe: %zu", c.n);
