@@ -57,7 +57,8 @@ and from RESULTS_DIR/cp_model.csv ('mpirun -n 2 attnbench cpmodel --out FILE'), 
 measured efficiency_vs_1rank rows of RESULTS_DIR/cp.csv when it exists:
   cp_model.png cp_model.svg        predicted efficiency of ring and ulysses vs ranks (1..1024),
                                    labelled model, one line per (kernel, N); measured points on it
-and from RESULTS_DIR/maxmem.csv (suite=maxmem; configs/maxmem.json):
+and from RESULTS_DIR/maxmem.csv (suite=maxmem; configs/maxmem.json) with the budgeted
+evaluation rows of RESULTS_DIR/recall.csv:
   maxmem.png maxmem.svg            forward latency and trained-checkpoint accuracy against the
                                    working-memory budget (--mem-budget, log x), one line per kernel
 Figures whose CSV is missing or has no usable rows are listed as skipped on stderr.
@@ -204,5 +205,13 @@ optional_csv "$results/recall.csv" recall mqar_lines recall_state
 optional_csv "$results/niah.csv" niah niah_heatmap niah_length
 optional_csv "$results/cp_model.csv" cp cp_model
 optional_csv "$results/icl.csv" icl icl
-optional_csv "$results/maxmem.csv" maxmem maxmem
+# The budgeted evaluations of the sweep's MQAR checkpoints are rows of their
+# task's file (recall.csv): the figure reads both files as one.
+maxmem_csv="$results/maxmem.csv"
+if [[ -f $maxmem_csv && -f $results/recall.csv ]] && grep -q 'mem_budget=' "$results/recall.csv"; then
+    maxmem_csv="$out/.maxmem-with-evals.csv"
+    { cat "$results/maxmem.csv"; grep 'split=extrap.*mem_budget=' "$results/recall.csv"; } >"$maxmem_csv"
+fi
+optional_csv "$maxmem_csv" maxmem maxmem
+[[ $maxmem_csv == "$results/maxmem.csv" ]] || rm -f "$maxmem_csv"
 [[ -z $kernels_err ]] || exit 1

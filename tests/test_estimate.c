@@ -38,7 +38,8 @@ Test(estimate, kernel_jobs_cost_their_repetitions_and_share_one_probe_per_kind)
 {
     bench_cost_cache c;
     bench_cost_init(&c);
-    const measure_opts m = {.warmup = 1, .min_reps = 3, .max_reps = 100, .min_time_s = 0.2};
+    /* max_reps far above what 0.2 s needs: a fast machine must not reach the cap first */
+    const measure_opts m = {.warmup = 1, .min_reps = 3, .max_reps = 1000000, .min_time_s = 0.2};
     bench_job small = job("naive", 256, m), large = job("naive", 2048, m), flash = job("flash", 256, m);
     double s_small = bench_cost_job(&small, &peaks, &c), s_large = bench_cost_job(&large, &peaks, &c);
     cr_assert_eq(c.n, 1, "one kind, one probe: %zu", c.n);
@@ -50,6 +51,22 @@ Test(estimate, kernel_jobs_cost_their_repetitions_and_share_one_probe_per_kind)
     bench_cost_job(&flash, &peaks, &c);
     cr_assert_eq(c.n, 2);
     bench_cost_free(&c);
+}
+
+/* An estimate's probe only times: the correctness gate (here the kernel's own
+ * double reference) is left to the job's own run, which still runs it. */
+Test(estimate, a_timing_only_job_skips_the_gate_and_a_job_runs_it)
+{
+    const measure_opts m = {.warmup = 0, .min_reps = 1, .max_reps = 1, .min_time_s = 0};
+    bench_job j = job("local_linear", 64, m);
+    bench_result gated, timed;
+    cr_assert_eq(bench_run(&j, &peaks, &gated), 0, "%s", attn_last_error());
+    j.timing_only = 1;
+    cr_assert_eq(bench_run(&j, &peaks, &timed), 0, "%s", attn_last_error());
+    cr_assert_eq(gated.status, BENCH_OK, "%s", gated.reason);
+    cr_assert_eq(timed.status, BENCH_OK, "%s", timed.reason);
+    cr_assert(gated.gated && gated.measured);
+    cr_assert(!timed.gated && timed.measured);
 }
 
 /* A job its limits skip is recorded at once: it costs nothing. */

@@ -55,6 +55,9 @@ typedef struct {
     measure_opts measure;
     size_t max_workspace_bytes; /* 0: no cap; above it the job is skipped */
     bench_limits limits;
+    int timing_only;            /* an estimate's probe: no correctness gate (the output is still
+                                 * checked finite); a kernel's double reference can cost several
+                                 * times its timed calls (local_linear's at N = 1024) */
 } bench_job;
 
 typedef enum { BENCH_OK = 0, BENCH_SKIPPED, BENCH_ERROR } bench_status;

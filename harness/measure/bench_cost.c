@@ -38,7 +38,7 @@ static void kind_key(const bench_job *job, char *buf, size_t n)
              (int)job->args.kv_dtype, (int)job->args.dtype);
 }
 
-/* The job at a probe's length: uniform inputs, three timed calls, no limits. */
+/* The job at a probe's length: uniform inputs, three timed calls, no limits, no gate. */
 static bench_job probe_job(const bench_job *job)
 {
     bench_job p = *job;
@@ -57,6 +57,7 @@ static bench_job probe_job(const bench_job *job)
     p.measure = (measure_opts){.warmup = 1, .min_reps = 3, .min_time_s = 0, .max_reps = 3}; /* the median of 3 */
     p.max_workspace_bytes = 0;
     p.limits = (bench_limits){0};
+    p.timing_only = 1; /* a time is all a probe gives: the sweep's own run gates the job */
     return p;
 }
 
