@@ -138,3 +138,20 @@ void mc_lm_batch_make(mc_lm_batch *t, int64_t B, int64_t N, int64_t V, uint64_t 
     }
     t->b = (nn_batch){.B = B, .tokens = t->tok, .targets = t->tgt};
 }
+
+void mc_run(const nn_model_cfg *c, const nn_batch *b, int64_t N, double *loss, int32_t *pred)
+{
+    nn_model m;
+    int64_t correct, scored;
+    cr_assert_eq(nn_model_init(&m, c, 5), 0, "%s", attn_last_error());
+    cr_assert_eq(nn_model_plan(&m, b->B, N, 0, 2), 0, "%s", attn_last_error());
+    cr_assert_eq(nn_model_forward(&m, b, 0, 0, loss, &correct, &scored, pred), 0, "%s", attn_last_error());
+    nn_model_free(&m);
+}
+
+void mc_expect_same(double la, const int32_t *pa, double lb, const int32_t *pb, int64_t n, const char *what)
+{
+    cr_assert(fabs(la - lb) <= 1e-5 * fmax(1, fabs(lb)), "%s: loss %.9g vs %.9g", what, la, lb);
+    for (int64_t i = 0; i < n; i++)
+        cr_assert_eq(pa[i], pb[i], "%s: prediction %lld: %d vs %d", what, (long long)i, pa[i], pb[i]);
+}

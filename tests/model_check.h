@@ -35,4 +35,10 @@ typedef struct {
 } mc_lm_batch;
 void mc_lm_batch_make(mc_lm_batch *t, int64_t B, int64_t N, int64_t V, uint64_t seed);
 
+/* Loss and predictions of a model (seed 5) planned for (b->B, N) on 2
+ * threads, on batch b: for comparing two models that must agree. */
+void mc_run(const nn_model_cfg *c, const nn_batch *b, int64_t N, double *loss, int32_t *pred);
+/* Asserts two runs agree: losses to 1e-5 relative, the n predictions exactly. */
+void mc_expect_same(double la, const int32_t *pa, double lb, const int32_t *pb, int64_t n, const char *what);
+
 #endif

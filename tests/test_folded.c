@@ -42,24 +42,6 @@ Test(folded, gradients_with_buffers_held_match_the_double_recurrence, .timeout =
     gradcheck(c, 2, 10, "linear, sinusoid");
 }
 
-/* Loss and predictions of a model planned for (B, N) on batch b. */
-static void run(const nn_model_cfg *c, const nn_batch *b, int64_t N, double *loss, int32_t *pred)
-{
-    nn_model m;
-    int64_t correct, scored;
-    cr_assert_eq(nn_model_init(&m, c, 5), 0, "%s", attn_last_error());
-    cr_assert_eq(nn_model_plan(&m, b->B, N, 0, 2), 0, "%s", attn_last_error());
-    cr_assert_eq(nn_model_forward(&m, b, 0, 0, loss, &correct, &scored, pred), 0, "%s", attn_last_error());
-    nn_model_free(&m);
-}
-
-static void expect_same(double la, const int32_t *pa, double lb, const int32_t *pb, int64_t n, const char *what)
-{
-    cr_assert(fabs(la - lb) <= 1e-5 * fmax(1, fabs(lb)), "%s: loss %.9g vs %.9g", what, la, lb);
-    for (int64_t i = 0; i < n; i++)
-        cr_assert_eq(pa[i], pb[i], "%s: prediction %lld: %d vs %d", what, (long long)i, pa[i], pb[i]);
-}
-
 Test(folded, without_a_buffer_it_is_the_lm_on_independent_segments)
 {
     enum { B = 2, S = 4, SEG = 3, N = S * SEG };
@@ -69,11 +51,11 @@ Test(folded, without_a_buffer_it_is_the_lm_on_independent_segments)
     lm.variant = NN_VARIANT_LM, lm.max_len = SEG; /* the same parameter layout: positions of one segment */
     double lf, ll;
     int32_t pf[B * N], pl[B * N];
-    run(&f, &t.b, N, &lf, pf);
+    mc_run(&f, &t.b, N, &lf, pf);
     nn_batch segs = t.b; /* sequence b's segment s is row b*S + s of a (B*S, SEG) batch: the same memory */
     segs.B = B * S;
-    run(&lm, &segs, SEG, &ll, pl);
-    expect_same(lf, pf, ll, pl, B * N, "m = 0 vs the lm on segments");
+    mc_run(&lm, &segs, SEG, &ll, pl);
+    mc_expect_same(lf, pf, ll, pl, B * N, "m = 0 vs the lm on segments");
 }
 
 Test(folded, a_sequence_within_one_segment_is_the_plain_causal_lm)
@@ -85,9 +67,9 @@ Test(folded, a_sequence_within_one_segment_is_the_plain_causal_lm)
     lm.variant = NN_VARIANT_LM, lm.max_len = nn_fold_window(&f);
     double lf, ll;
     int32_t pf[B * N], pl[B * N];
-    run(&f, &t.b, N, &lf, pf);
-    run(&lm, &t.b, N, &ll, pl);
-    expect_same(lf, pf, ll, pl, B * N, "N <= C vs the plain lm");
+    mc_run(&f, &t.b, N, &lf, pf);
+    mc_run(&lm, &t.b, N, &ll, pl);
+    mc_expect_same(lf, pf, ll, pl, B * N, "N <= C vs the plain lm");
 }
 
 typedef struct {

@@ -74,24 +74,6 @@ Test(hmt, the_recall_maps_receive_gradient)
     nn_model_free(&m);
 }
 
-/* Loss and predictions of a model planned for (B, N) on batch b. */
-static void run(const nn_model_cfg *c, const nn_batch *b, int64_t N, double *loss, int32_t *pred)
-{
-    nn_model m;
-    int64_t correct, scored;
-    cr_assert_eq(nn_model_init(&m, c, 5), 0, "%s", attn_last_error());
-    cr_assert_eq(nn_model_plan(&m, b->B, N, 0, 2), 0, "%s", attn_last_error());
-    cr_assert_eq(nn_model_forward(&m, b, 0, 0, loss, &correct, &scored, pred), 0, "%s", attn_last_error());
-    nn_model_free(&m);
-}
-
-static void expect_same(double la, const int32_t *pa, double lb, const int32_t *pb, int64_t n, const char *what)
-{
-    cr_assert(fabs(la - lb) <= 1e-5 * fmax(1, fabs(lb)), "%s: loss %.9g vs %.9g", what, la, lb);
-    for (int64_t i = 0; i < n; i++)
-        cr_assert_eq(pa[i], pb[i], "%s: prediction %lld: %d vs %d", what, (long long)i, pa[i], pb[i]);
-}
-
 Test(hmt, without_memories_or_sensory_tokens_it_is_the_lm_under_a_document_mask)
 {
     enum { B = 2, S = 4, SEG = 3, N = S * SEG - 1 }; /* the last segment is partial */
@@ -105,9 +87,9 @@ Test(hmt, without_memories_or_sensory_tokens_it_is_the_lm_under_a_document_mask)
         snprintf(lm.mask, sizeof lm.mask, "document:lens=3+3+3+2,causal=1");
         double lh, ll;
         int32_t ph[B * N], pl[B * N];
-        run(&h, &t.b, N, &lh, ph);
-        run(&lm, &t.b, N, &ll, pl);
-        expect_same(lh, ph, ll, pl, B * N, kernels[k]);
+        mc_run(&h, &t.b, N, &lh, ph);
+        mc_run(&lm, &t.b, N, &ll, pl);
+        mc_expect_same(lh, ph, ll, pl, B * N, kernels[k]);
     }
 }
 
@@ -120,11 +102,11 @@ Test(hmt, without_memories_or_sensory_tokens_learned_positions_restart_per_segme
     lm.variant = NN_VARIANT_LM, lm.max_len = SEG; /* the same parameter layout: positions of one segment */
     double lh, ll;
     int32_t ph[B * N], pl[B * N];
-    run(&h, &t.b, N, &lh, ph);
+    mc_run(&h, &t.b, N, &lh, ph);
     nn_batch segs = t.b; /* sequence b's segment s is row b*S + s of a (B*S, SEG) batch */
     segs.B = B * S;
-    run(&lm, &segs, SEG, &ll, pl);
-    expect_same(lh, ph, ll, pl, B * N, "N_m = k = 0 vs the lm on segments");
+    mc_run(&lm, &segs, SEG, &ll, pl);
+    mc_expect_same(lh, ph, ll, pl, B * N, "N_m = k = 0 vs the lm on segments");
 }
 
 /* Final hidden states of the hmt model on tokens a and on a with position
