@@ -28,45 +28,59 @@
 #include <string.h>
 
 /* Keys per block of the score product and (rows, columns) per block of
- * P V: the points where a share of the next tile's prefetch is issued. The
- * column block keeps a panel of V (nk x 64 floats, 32 KiB at 128 keys) in
- * L1 across the row blocks. */
-#define DEC_GRP_KEYS 24
+ * P V: the points where a share of the next tile's prefetch is issued
+ * (small shares: a burst of a few hundred prefetches fills the miss queue
+ * and the loads behind it wait). The column block keeps a panel of V
+ * (nk x 64 floats, 32 KiB at 128 keys) in L1 across the row blocks. */
+#define DEC_GRP_KEYS 12
 #define DEC_GRP_ROWS 12
 #define DEC_GRP_COLS 64
 
 /* The lines of a tile to prefetch, K rows then V rows, D / 16 lines each,
- * walked by a (row, line) cursor: a division per line cost more than the
- * prefetches themselves. */
+ * walked by a cursor (p: the current row; row, line): a division per line
+ * cost more than the prefetches themselves. */
 typedef struct {
-    const float *k, *v;
+    const float *k, *v, *p;
     int64_t ksn, vsn, lpr, rows; /* rows of K (and of V) */
     int64_t row, line, per;      /* cursor over 2 * rows rows; lines per share */
 } dec_grp_pf;
 
+static inline void dec_grp_pf_one(dec_grp_pf *pf)
+{
+    if (pf->row >= 2 * pf->rows)
+        return;
+    dec_prefetch_line(0, pf->p + pf->line * 16);
+    if (++pf->line == pf->lpr) {
+        pf->line = 0, pf->row++;
+        pf->p = pf->row < pf->rows ? pf->k + pf->row * pf->ksn : pf->v + (pf->row - pf->rows) * pf->vsn;
+    }
+}
+
 static void dec_grp_pf_issue(dec_grp_pf *pf)
 {
-    for (int64_t n = 0; n < pf->per && pf->row < 2 * pf->rows; n++) {
-        const float *p = pf->row < pf->rows ? pf->k + pf->row * pf->ksn : pf->v + (pf->row - pf->rows) * pf->vsn;
-        dec_prefetch_line(0, p + pf->line * 16);
-        if (++pf->line == pf->lpr)
-            pf->line = 0, pf->row++;
-    }
+    for (int64_t n = 0; n < pf->per; n++)
+        dec_grp_pf_one(pf);
 }
 
 #if defined(ATTN_VW) && ATTN_VW == 16
 /* The score product at one vector of lanes (up to 16 rows, AVX-512), which
  * attn_mk_gemm runs in blocks of 6 keys: 6 FMA chains, short of the 8 that
  * cover the FMA latency on two ports. Blocks of 12 keys (then 8, 4, 1)
- * here; every score is still 0 plus one FMA per d, ascending. */
+ * here; every score is still 0 plus one FMA per d, ascending. Two lines of
+ * the next tile are prefetched per step of d: at 12 keys per block that
+ * covers the next tile's K and V during the scores, one prefetch per six
+ * FMAs instead of bursts between blocks. */
 static inline __attribute__((always_inline)) void dec_grp_block16(const int mr, int64_t D, const float *k, int64_t sn,
-                                                                  const float *qt, float *S, float *cmax)
+                                                                  const float *qt, float *S, float *cmax,
+                                                                  dec_grp_pf *pf)
 {
     __m512 acc[12];
     for (int i = 0; i < mr; i++)
         acc[i] = _mm512_setzero_ps();
     for (int64_t d = 0; d < D; d++) {
         __m512 q = _mm512_load_ps(qt + d * 16);
+        dec_grp_pf_one(pf);
+        dec_grp_pf_one(pf);
         for (int i = 0; i < mr; i++)
             acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(k[i * sn + d]), q, acc[i]);
     }
@@ -82,17 +96,17 @@ static inline __attribute__((always_inline)) void dec_grp_block16(const int mr, 
 
 // S^T (n, 16) = K (n, D; row stride sn) @ qt (D, 16), cmax = max(cmax, max_j S^T) if cmax
 static double dec_grp_scores16(int64_t n, int64_t D, const float *k, int64_t sn, const float *qt, float *S,
-                               float *cmax)
+                               float *cmax, dec_grp_pf *pf)
 {
     int64_t j = 0;
     for (; n - j >= 12; j += 12)
-        dec_grp_block16(12, D, k + j * sn, sn, qt, S + j * 16, cmax);
+        dec_grp_block16(12, D, k + j * sn, sn, qt, S + j * 16, cmax, pf);
     if (n - j >= 8)
-        dec_grp_block16(8, D, k + j * sn, sn, qt, S + j * 16, cmax), j += 8;
+        dec_grp_block16(8, D, k + j * sn, sn, qt, S + j * 16, cmax, pf), j += 8;
     if (n - j >= 4)
-        dec_grp_block16(4, D, k + j * sn, sn, qt, S + j * 16, cmax), j += 4;
+        dec_grp_block16(4, D, k + j * sn, sn, qt, S + j * 16, cmax, pf), j += 4;
     for (; j < n; j++)
-        dec_grp_block16(1, D, k + j * sn, sn, qt, S + j * 16, cmax);
+        dec_grp_block16(1, D, k + j * sn, sn, qt, S + j * 16, cmax, pf);
     return 2.0 * (double)n * 16.0 * (double)D;
 }
 #endif
@@ -131,28 +145,27 @@ void attn_dec_partial_group(const attn_args *a, const dec_plan *pl, const attn_i
         }
         int64_t nn = nj < nend ? (nend - nj < pl->bc ? nend - nj : pl->bc) : 0;
         kblocks = (nk + DEC_GRP_KEYS - 1) / DEC_GRP_KEYS;
-        dec_grp_pf pf = {NULL, NULL, io->k.sn, io->v.sn, D / 16, 0, 0, 0, 0};
+        dec_grp_pf pf = {NULL, NULL, NULL, io->k.sn, io->v.sn, D / 16, 0, 0, 0, 0};
         if (nn > 0) {
             int64_t shares = kblocks + cblocks * rblocks;
-            pf.k = attn_at(&io->k, nb_, nhk, nj), pf.v = attn_at(&io->v, nb_, nhk, nj), pf.rows = nn;
+            pf.k = pf.p = attn_at(&io->k, nb_, nhk, nj), pf.v = attn_at(&io->v, nb_, nhk, nj), pf.rows = nn;
             pf.per = (2 * nn * pf.lpr + shares - 1) / shares;
         }
 
         // S^T (nk, lanes) = K[j0+jlo : j0+jhi] (nk, D) @ qt (D, lanes), tmax = max(m, max_j S^T) on FULL tiles
         memcpy(tmax, m, sizeof(float) * (size_t)lanes);
-        for (int64_t c = 0; c < nk; c += DEC_GRP_KEYS) {
-            dec_grp_pf_issue(&pf);
-            int64_t n = nk - c < DEC_GRP_KEYS ? nk - c : DEC_GRP_KEYS;
-            float *cm = kind == ATTN_TILE_FULL ? tmax : NULL;
+        float *cm = kind == ATTN_TILE_FULL ? tmax : NULL;
 #if defined(ATTN_VW) && ATTN_VW == 16
-            if (lanes == 16) {
-                t->flops += dec_grp_scores16(n, D, k + c * io->k.sn, io->k.sn, qt, S + c * lanes, cm);
-                continue;
-            }
+        if (lanes == 16)
+            t->flops += dec_grp_scores16(nk, D, k, io->k.sn, qt, S, cm, &pf);
+        else
 #endif
-            t->flops += attn_mk_gemm(n, lanes, D, k + c * io->k.sn, io->k.sn, 1, qt, lanes, S + c * lanes, lanes,
-                                     ATTN_MK_SET, NULL, cm);
-        }
+            for (int64_t c = 0; c < nk; c += DEC_GRP_KEYS) {
+                dec_grp_pf_issue(&pf);
+                int64_t n = nk - c < DEC_GRP_KEYS ? nk - c : DEC_GRP_KEYS;
+                t->flops += attn_mk_gemm(n, lanes, D, k + c * io->k.sn, io->k.sn, 1, qt, lanes, S + c * lanes,
+                                         lanes, ATTN_MK_SET, NULL, cm);
+            }
         if (kind == ATTN_TILE_PARTIAL) {
             if (M)
                 attn_dec_mask_bytes(pl, M + jlo, R, nk, S, 1, lanes);
