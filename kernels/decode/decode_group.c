@@ -75,6 +75,11 @@ static inline __attribute__((always_inline)) void dec_grp_block16(const int mr, 
                                                                   dec_grp_pf *pf)
 {
     __m512 acc[12];
+    /* rows 3g + t at kb[g] + t*sn: four base pointers and the stride, where
+     * twelve row pointers spilled to registers of the vector file */
+    const float *kb[4];
+    for (int g = 0; g < 4; g++)
+        kb[g] = k + 3 * g * sn;
     for (int i = 0; i < mr; i++)
         acc[i] = _mm512_setzero_ps();
     for (int64_t d = 0; d < D; d++) {
@@ -82,7 +87,7 @@ static inline __attribute__((always_inline)) void dec_grp_block16(const int mr, 
         dec_grp_pf_one(pf);
         dec_grp_pf_one(pf);
         for (int i = 0; i < mr; i++)
-            acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(k[i * sn + d]), q, acc[i]);
+            acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(kb[i / 3][i % 3 * sn + d]), q, acc[i]);
     }
     for (int i = 0; i < mr; i++)
         _mm512_store_ps(S + i * 16, acc[i]);
