@@ -84,7 +84,8 @@ Test(decode, decode_and_lean_match_oracle_on_sink_document_and_random_masks, .ti
     for (int iq = 0; iq < 2; iq++)
         for (int ik = 0; ik < 2; ik++)
             for (int m = 0; m < N_MORE_MASKS; m++) {
-                /* D = 80 takes the lane layout, D = 64 the group layout at Nq 4 (16 rows); B = 2 so RANDOM differs by batch */
+                /* D = 80 takes the lane layout, D = 64 the group layout at Nq 4 (16 rows); B = 2 so
+                 * RANDOM differs by batch */
                 int64_t D = ik == 0 ? 80 : 64;
                 char what[160];
                 snprintf(what, sizeof what, "B=2 Nq=%ld Nk=%ld H=8 H_kv=2 D=%ld %s", (long)Nqs[iq], (long)Nks[ik],
