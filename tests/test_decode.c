@@ -2,7 +2,8 @@
  * (stream-K), docs/kernels/decode.md: oracle match on decode shapes with
  * GQA, partition sizes and worker counts, for the key-range masks and for
  * SINK_WINDOW, DOCUMENT and RANDOM; one partition equals `flash` (bitwise
- * in the lane and row layouts, to rounding in the dot layout); all-masked
+ * in the lane and group layouts, to rounding in the dot layout), also at
+ * 8-64 query rows per KV head and D up to 256; all-masked
  * partitions add nothing; ragged batches (attn_args.kv_len) equal
  * independent per-sequence oracles; StreamingLLM rolling decode equals the
  * sink-mask prefill row by row (StreamingLLM); thread-count determinism; the cost
@@ -83,7 +84,8 @@ Test(decode, decode_and_lean_match_oracle_on_sink_document_and_random_masks, .ti
     for (int iq = 0; iq < 2; iq++)
         for (int ik = 0; ik < 2; ik++)
             for (int m = 0; m < N_MORE_MASKS; m++) {
-                /* D = 80 takes the lane layout, D = 64 the row layout; B = 2 so RANDOM differs by batch */
+                /* D = 80 takes the lane layout, D = 64 the group layout at Nq 4 (16 rows); B = 2 so
+                 * RANDOM differs by batch */
                 int64_t D = ik == 0 ? 80 : 64;
                 char what[160];
                 snprintf(what, sizeof what, "B=2 Nq=%ld Nk=%ld H=8 H_kv=2 D=%ld %s", (long)Nqs[iq], (long)Nks[ik],
@@ -161,7 +163,7 @@ static double max_diff_from(const fx_problem *x, const float *o, const float *ls
 }
 
 /* With ls >= Nk there is one partition and the merge is exp(0) = 1: decode
- * is flash's loop over the same tiles. In the lane and row layouts (here
+ * is flash's loop over the same tiles. In the lane and group layouts (here
  * Nq = 4: 16 rows per group) every operation is flash's, in flash's order,
  * and must give the same bits; the dot layout of few rows (Nq = 1: 4 rows)
  * sums each score in vector-wide partial sums, so there it must agree to
@@ -176,7 +178,7 @@ Test(decode, one_partition_equals_flash)
                 const char *mask = m < 3 ? masks[m] : more_masks[m - 3];
                 char what[96];
                 snprintf(what, sizeof what, "Nq=%ld Nk=%ld %s", (long)Nqs[iq], (long)Nks[ik], mask);
-                /* D = 80 takes the lane layout (flash's), D = 64 the row layout */
+                /* D = 80 takes the lane layout (flash's), D = 64 the group layout */
                 attn_args a = fx_args(1, 8, 2, Nqs[iq], Nks[ik], ik == 1 ? 80 : 64, mask, 2);
                 fx_problem p;
                 fx_make(&p, &a, 200 + (uint64_t)(iq * 21 + ik * 7 + m));
@@ -195,6 +197,54 @@ Test(decode, one_partition_equals_flash)
                         cr_assert(dox <= 1e-5 && dl <= 1e-6, "%s %s vs flash: %s: O %g, lse %g", runs[r][0],
                                   runs[r][1], what, dox, dl);
                 }
+                free(o), free(lse);
+                fx_free(&p);
+            }
+}
+
+/* The grouped shapes of the decode grid: 8, 16, 32 and 64 query rows per KV
+ * head (GQA 8:1 and 16:1 at one query, 4:1 to 16:1 at four), D 64, 128 and
+ * 256, odd KV lengths (a partial last tile, a partial last 12-key score
+ * block). Groups of more than 8 rows take the group layout (scores with the
+ * rows in the lanes, P V with V rows in place, the next tile prefetched):
+ * one partition must equal flash bitwise, as must lean with one worker;
+ * 8 rows take the dot layout (rounding, as in one_partition_equals_flash).
+ * Several partitions and workers, under a causal and a sink mask too, must
+ * match the oracle. */
+Test(decode, group_layout_at_8_to_64_rows_per_kv_head_equals_flash, .timeout = 120)
+{
+    /* (H, H_kv, Nq): rows per KV head = H / H_kv * Nq */
+    static const int64_t shapes[][3] = {{8, 1, 1}, {16, 1, 1}, {8, 2, 4}, {16, 2, 4}, {16, 1, 4}};
+    static const int64_t Ds[] = {64, 128, 256}, Nks[] = {333, 1001};
+    static const char *const gmasks[] = {"full", "causal", "sink:n=4,w=64"};
+    for (int s = 0; s < 5; s++)
+        for (int id = 0; id < 3; id++)
+            for (int m = 0; m < 3; m++) {
+                int64_t H = shapes[s][0], Hkv = shapes[s][1], Nq = shapes[s][2], Nk = Nks[(s + id + m) % 2];
+                int64_t rows = H / Hkv * Nq;
+                char what[128];
+                snprintf(what, sizeof what, "rows=%ld H=%ld H_kv=%ld Nq=%ld Nk=%ld D=%ld %s", (long)rows, (long)H,
+                         (long)Hkv, (long)Nq, (long)Nk, (long)Ds[id], gmasks[m]);
+                attn_args a = fx_args(1, H, Hkv, Nq, Nk, Ds[id], gmasks[m], 2);
+                fx_problem p;
+                fx_make(&p, &a, 900 + (uint64_t)(s * 9 + id * 3 + m));
+                size_t no = sizeof(float) * (size_t)(p.o.B * p.o.sb), nl = sizeof(float) * (size_t)(H * Nq);
+                float *o = malloc(no), *lse = malloc(nl);
+                run_with(&attn_kernel_flash, &p, "gather=off", what);
+                memcpy(o, p.o.data, no), memcpy(lse, p.lse, nl);
+                static const char *const runs[2][2] = {{"decode", "ls=100000"}, {"lean", "workers=1"}};
+                for (int r = 0; r < 2; r++) {
+                    run_with(r ? &attn_kernel_lean : &attn_kernel_decode, &p, runs[r][1], what);
+                    double dl, dox = max_diff_from(&p, o, lse, &dl);
+                    if (rows > 8)
+                        cr_assert(bits_equal(&p, o, lse), "%s %s != flash: %s (O %g, lse %g)", runs[r][0],
+                                  runs[r][1], what, dox, dl);
+                    else
+                        cr_assert(dox <= 1e-5 && dl <= 1e-6, "%s %s vs flash: %s: O %g, lse %g", runs[r][0],
+                                  runs[r][1], what, dox, dl);
+                }
+                assert_matches_oracle(&attn_kernel_decode, &p, "ls=96", what);
+                assert_matches_oracle(&attn_kernel_lean, &p, "workers=3", what);
                 free(o), free(lse);
                 fx_free(&p);
             }

@@ -6,9 +6,10 @@
  * once, in order, for the output update, while prefetching the rows a fixed
  * distance ahead along that same order (this tile's K, this tile's V, the
  * next tile's K). Measured on the AMD EPYC VM (AVX2, 2 threads, KV = 32K,
- * D = 128): the row layout, which transposes K per tile and reads V in
- * column strips for the micro-kernel, moved 9.5 GB/s; this one is in
- * docs/results.md (decode).
+ * D = 128): the row layout (since replaced by the group layout of
+ * decode_group.c), which transposed K per tile and read V in column strips
+ * for the micro-kernel, moved 9.5 GB/s; this one is in docs/results.md
+ * (decode).
  *
  * The same loops read a KV cache stored in a low-precision format
  * (attn_args.kv_dtype, kv_format.h, docs/kv-formats.md): each row is loaded

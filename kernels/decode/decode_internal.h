@@ -64,6 +64,31 @@ typedef struct {
 void attn_dec_partial(const attn_args *a, const dec_plan *pl, const attn_io *io, int64_t grp, int64_t k0,
                       int64_t k1, const dec_range *next, float *scratch, float *part, flash_tally *t);
 
+/* Tile helpers of the partial (decode_partial.c), shared by its layouts. */
+/* Mask class of the tile of keys [j0, j0 + nk) for the group's rows; a
+ * PARTIAL tile is cut to [*jlo, *jhi) and its predicate prepared (lane key
+ * ranges in lo/hi, or mask bytes in M when pl->mask_ld). */
+attn_tile attn_dec_tile_keys(const attn_args *a, const dec_plan *pl, int64_t b, int64_t hk, int64_t i0,
+                             int64_t nb, int64_t j0, int64_t nk, int64_t lanes, int32_t *lo, int32_t *hi,
+                             unsigned char *M, int64_t *jlo, int64_t *jhi, flash_tally *t);
+/* S[r*rs + j*js] = -inf where the tile's mask bytes M are 0. */
+void attn_dec_mask_bytes(const dec_plan *pl, const unsigned char *M, int64_t nr, int64_t nk, float *S, int64_t rs,
+                         int64_t js);
+/* The normalised partial O_p = Acc / l, lse_p = m + ln l; Acc(r, d) = acc[r*rs + d*ds]. */
+void attn_dec_write_partial(const dec_plan *pl, int64_t D, int64_t R, const float *acc, int64_t rs, int64_t ds,
+                            const float *m, const float *l, float *part);
+/* Acc = 0 (n floats), m = -inf, l = 0 (rows). */
+void attn_dec_reset(float *acc, int64_t n, float *m, float *l, int64_t rows);
+
+/* The group layout (decode_group.c) for groups of more rows than the dot
+ * layout takes: scores with the rows in the vector lanes (K read in place),
+ * P V with the rows as matrix rows (V read in place), the next tile's K and
+ * V prefetched while this one computes. Needs V rows 64-byte aligned and
+ * D % 16 == 0 (dec_rows_ok). */
+void attn_dec_partial_group(const attn_args *a, const dec_plan *pl, const attn_io *io, int64_t b, int64_t hk,
+                            int64_t i0, int64_t nb, int64_t k0, int64_t k1, const dec_range *next, float *ws,
+                            float *part, flash_tally *t);
+
 /* Prefetch of the line at p into L1 (near) or L2. GCC (12, -O3) deletes a
  * loop whose body is only __builtin_prefetch calls, as a loop without side
  * effects; the asm statements are volatile and stay. */
@@ -81,13 +106,6 @@ static inline void dec_prefetch_line(int near, const float *p)
         __builtin_prefetch(p, 0, 2);
 #endif
 }
-
-/* Rows of one tile: K and V at k, v with row strides ksn, vsn, n keys.
- * k = NULL: no tile. */
-typedef struct {
-    const float *k, *v;
-    int64_t ksn, vsn, n;
-} dec_tile_rows;
 
 /* The dot layout (decode_dot.c), for groups of few rows when the build has
  * a vector width (ATTN_VW) dividing D, and always for a KV cache stored in a

@@ -1,10 +1,10 @@
 /* The plan and the partial over one key range that `decode` and `lean`
  * share (decode_internal.h): the flash inner loop over the keys [k0, k1) of a
  * (b, KV head, query tile) group, leaving a normalised partial (O_p, lse_p)
- * for the merge. Three layouts: lanes (query rows in the vector lanes, as
- * flash), rows (keys in the lanes, K tiles transposed, V rows read in place)
- * and, for few rows or a cache stored in another format, the dot layout of
- * decode_dot.c. */
+ * for the merge. Three layouts: the group layout of decode_group.c for
+ * more rows than the dot layout takes (V rows aligned), the dot layout of
+ * decode_dot.c for few rows or a cache stored in another format, and lanes
+ * (query rows in the vector lanes, as flash) for any other strides. */
 #include "decode_internal.h"
 #include "kernels/flash/flash_internal.h"
 
@@ -36,11 +36,10 @@ void attn_dec_plan(dec_plan *pl, const attn_args *a, int64_t bc)
     pl->groups = a->B * a->H_kv * pl->nqt;
     pl->lanes = flash_round16(pl->G * pl->br);
     pl->part_floats = (size_t)flash_round16(pl->G * pl->br * (a->D + 1));
-    /* Q, Acc (D x lanes), S (bc x lanes), seven per-lane vectors, and for
-     * the row layout K^T (D x bc): not when every group (at most G * br
-     * rows) takes the dot layout, which reads K in place */
+    /* Q, Acc (D x lanes), S (bc x lanes) and seven per-lane vectors: every
+     * layout reads K and V in place */
     int64_t bcp = flash_round16(bc);
-    pl->thread_floats = (size_t)((2 * a->D + bcp + 7) * pl->lanes + (dec_dot_ok(a, pl->G * pl->br) ? 0 : a->D * bcp));
+    pl->thread_floats = (size_t)((2 * a->D + bcp + 7) * pl->lanes);
     pl->per_head = attn_mask_varies(&a->mask) & 1;
     if (!attn_mask_is_interval(&a->mask)) { /* the mask bytes of one tile (flash_pred_rows) */
         pl->mask_ld = bc;
@@ -57,9 +56,9 @@ void attn_dec_plan(dec_plan *pl, const attn_args *a, int64_t bc)
  * lo/hi (relative to *jlo), for the others (M non-NULL) the mask bytes of
  * every row r = g*nb + i at M + r*mask_ld, relative to j0. EMPTY tiles are
  * counted as skipped. */
-static attn_tile dec_tile_keys(const attn_args *a, const dec_plan *pl, int64_t b, int64_t hk, int64_t i0, int64_t nb,
-                               int64_t j0, int64_t nk, int64_t lanes, int32_t *lo, int32_t *hi, unsigned char *M,
-                               int64_t *jlo, int64_t *jhi, flash_tally *t)
+attn_tile attn_dec_tile_keys(const attn_args *a, const dec_plan *pl, int64_t b, int64_t hk, int64_t i0,
+                             int64_t nb, int64_t j0, int64_t nk, int64_t lanes, int32_t *lo, int32_t *hi,
+                             unsigned char *M, int64_t *jlo, int64_t *jhi, flash_tally *t)
 {
     int64_t G = pl->G, pi = a->q_off + i0, pj = a->k_off + j0;
     attn_tile kind = pl->per_head ? flash_tile_kind(a, b, hk * G, G, i0, nb, j0, nk)
@@ -78,18 +77,18 @@ static attn_tile dec_tile_keys(const attn_args *a, const dec_plan *pl, int64_t b
 
 /* The element predicate of a PARTIAL tile of a non-interval mask: the
  * score of (row r < nr, key j < nk) at S[r*rs + j*js] becomes -inf where the
- * mask bytes of dec_tile_keys are 0 (M offset to the tile's first computed
+ * mask bytes of attn_dec_tile_keys are 0 (M offset to the tile's first computed
  * key). Out of line, so the loops of the interval masks keep their code. */
-static __attribute__((noinline)) void dec_mask_bytes(const dec_plan *pl, const unsigned char *M, int64_t nr,
-                                                     int64_t nk, float *S, int64_t rs, int64_t js)
+__attribute__((noinline)) void attn_dec_mask_bytes(const dec_plan *pl, const unsigned char *M, int64_t nr,
+                                                   int64_t nk, float *S, int64_t rs, int64_t js)
 {
     flash_pred_apply(M, pl->mask_ld, nr, nk, S, rs, js, -INFINITY);
 }
 
 // part: O_p (R, D) row-major = Acc / l, then lse_p (R) at G*br*D; Acc(r, d) = acc[r*rs + d*ds].
 // Rows without a key (l = 0) get O_p = 0, lse_p = -inf.
-static void dec_write_partial(const dec_plan *pl, int64_t D, int64_t R, const float *acc, int64_t rs, int64_t ds,
-                              const float *m, const float *l, float *part)
+void attn_dec_write_partial(const dec_plan *pl, int64_t D, int64_t R, const float *acc, int64_t rs, int64_t ds,
+                            const float *m, const float *l, float *part)
 {
     float *plse = part + pl->G * pl->br * D;
     for (int64_t r = 0; r < R; r++) {
@@ -100,7 +99,7 @@ static void dec_write_partial(const dec_plan *pl, int64_t D, int64_t R, const fl
 }
 
 /* Online-softmax state before the first tile: Acc = 0, m = -inf, l = 0. */
-static void dec_reset(float *acc, int64_t n, float *m, float *l, int64_t rows)
+void attn_dec_reset(float *acc, int64_t n, float *m, float *l, int64_t rows)
 {
     memset(acc, 0, sizeof(float) * (size_t)n);
     for (int64_t r = 0; r < rows; r++)
@@ -121,13 +120,13 @@ static void dec_partial_lanes(const attn_args *a, const dec_plan *pl, const attn
     unsigned char *M = pl->mask_ld ? (unsigned char *)flash_take(&ws, lanes * pl->bc / 4 + 1) : NULL;
 
     flash_lanes_pack_q(&io->q, b, hk * G, G, i0, nb, lanes, (float)attn_scale(a), qt_);
-    dec_reset(acc, D * lanes, m, l, lanes);
+    attn_dec_reset(acc, D * lanes, m, l, lanes);
     t->bytes += 4.0 * (double)(G * nb * D);
 
     /* the loop of flash_forward_tile over [k0, k1), tiles of bc from k0 */
     for (int64_t j0 = k0; j0 < k1; j0 += pl->bc) {
         int64_t nk = k1 - j0 < pl->bc ? k1 - j0 : pl->bc, jlo, jhi;
-        attn_tile kind = dec_tile_keys(a, pl, b, hk, i0, nb, j0, nk, lanes, lo, hi, M, &jlo, &jhi, t);
+        attn_tile kind = attn_dec_tile_keys(a, pl, b, hk, i0, nb, j0, nk, lanes, lo, hi, M, &jlo, &jhi, t);
         if (kind == ATTN_TILE_EMPTY || jhi == jlo) /* no row sees a key of the tile */
             continue;
         nk = jhi - jlo;
@@ -138,7 +137,7 @@ static void dec_partial_lanes(const attn_args *a, const dec_plan *pl, const attn
                                  kind == ATTN_TILE_FULL ? tmax : NULL);
         if (kind == ATTN_TILE_PARTIAL) {
             if (M)
-                dec_mask_bytes(pl, M + jlo, G * nb, nk, S, 1, lanes);
+                attn_dec_mask_bytes(pl, M + jlo, G * nb, nk, S, 1, lanes);
             else
                 flash_mask_lanes(S, nk, lanes, lo, hi);
             flash_lanes_max(S, nk, lanes, tmax);
@@ -151,166 +150,23 @@ static void dec_partial_lanes(const attn_args *a, const dec_plan *pl, const attn
         t->bytes += 8.0 * (double)(nk * D);
     }
 
-    dec_write_partial(pl, D, G * nb, acc, 1, lanes, m, l, part);
+    attn_dec_write_partial(pl, D, G * nb, acc, 1, lanes, m, l, part);
 }
 
 
-/* ---- row layout -------------------------------------------------------
+/* ---- dot layout -------------------------------------------------------
  * The lane layout puts 16 query rows in the vector lanes. A decode step has
  * few rows (one query under 4:1 GQA: 4 real lanes of 16), and its K product
  * then runs 6 FMA chains of one vector each: latency-bound at ~0.7 cycles
- * per K element, far from memory speed. The row layout puts keys in the
- * lanes: S [row][key] = Q K^T with K^T packed per tile (16x16 transposes in
- * L1), Acc [row][d] += P V with V read in place as the vector operand (so it
- * needs V rows 64-byte aligned, D % 16 == 0). Every score, exponential, sum
- * and product is the same operation in the same order as in the lane layout
- * (the products commute; row sums run over j ascending), so both layouts
- * give the same bits and one partition still equals `flash` bitwise.
- *
- * Groups of at most DEC_DOT_MAX_ROWS rows take the dot layout instead
- * (decode_dot.c): the same row-major S and Acc, but each score a dot product
- * of a query row with a K row read in place, and Acc updated V row by V
- * row, so K and V stream through once in order. It is the memory-speed form
- * for one decode query; its scores differ from flash's in rounding. */
+ * per K element, far from memory speed. Groups of at most DEC_DOT_MAX_ROWS
+ * rows (and every group over a stored low-precision cache) take the dot
+ * layout (decode_dot.c): S [row][key] and Acc [row][d] row-major, each score
+ * a dot product of a query row with a K row read in place, and Acc updated
+ * V row by V row, so K and V stream through once in order. It is the
+ * memory-speed form for one decode query; its scores differ from flash's in
+ * rounding. Larger groups take the group layout (decode_group.c). */
 
-#ifdef __AVX512F__
-/* In-register transpose of 16 rows of 16 floats: r[i][j] -> r[j][i]. */
-static inline void dec_transpose16(__m512 r[16])
-{
-    __m512 t[16], u[16];
-    for (int i = 0; i < 8; i++) {
-        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-    }
-    /* u[4a + c], 128-bit lane L: column 4L + c of rows 4a..4a+3 */
-    for (int a = 0; a < 4; a++) {
-        __m512 *tt = t + 4 * a;
-        u[4 * a + 0] = _mm512_shuffle_ps(tt[0], tt[2], 0x44);
-        u[4 * a + 1] = _mm512_shuffle_ps(tt[0], tt[2], 0xEE);
-        u[4 * a + 2] = _mm512_shuffle_ps(tt[1], tt[3], 0x44);
-        u[4 * a + 3] = _mm512_shuffle_ps(tt[1], tt[3], 0xEE);
-    }
-    for (int c = 0; c < 4; c++) {
-        __m512 x0 = _mm512_shuffle_f32x4(u[c], u[4 + c], _MM_SHUFFLE(1, 0, 1, 0));
-        __m512 x1 = _mm512_shuffle_f32x4(u[c], u[4 + c], _MM_SHUFFLE(3, 2, 3, 2));
-        __m512 y0 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], _MM_SHUFFLE(1, 0, 1, 0));
-        __m512 y1 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], _MM_SHUFFLE(3, 2, 3, 2));
-        r[c] = _mm512_shuffle_f32x4(x0, y0, _MM_SHUFFLE(2, 0, 2, 0));
-        r[4 + c] = _mm512_shuffle_f32x4(x0, y0, _MM_SHUFFLE(3, 1, 3, 1));
-        r[8 + c] = _mm512_shuffle_f32x4(x1, y1, _MM_SHUFFLE(2, 0, 2, 0));
-        r[12 + c] = _mm512_shuffle_f32x4(x1, y1, _MM_SHUFFLE(3, 1, 3, 1));
-    }
-}
-#elif defined(__AVX2__)
-/* In-register transpose of 8 rows of 8 floats: r[i][j] -> r[j][i]. */
-static inline void dec_transpose8(__m256 r[8])
-{
-    __m256 t[8], u[8];
-    for (int i = 0; i < 4; i++) {
-        t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-        t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-    }
-    /* u[4a + c], 128-bit lane L: column 4L + c of rows 4a..4a+3 */
-    for (int a = 0; a < 2; a++) {
-        __m256 *tt = t + 4 * a;
-        u[4 * a + 0] = _mm256_shuffle_ps(tt[0], tt[2], 0x44);
-        u[4 * a + 1] = _mm256_shuffle_ps(tt[0], tt[2], 0xEE);
-        u[4 * a + 2] = _mm256_shuffle_ps(tt[1], tt[3], 0x44);
-        u[4 * a + 3] = _mm256_shuffle_ps(tt[1], tt[3], 0xEE);
-    }
-    for (int c = 0; c < 4; c++) {
-        r[c] = _mm256_permute2f128_ps(u[c], u[4 + c], 0x20);
-        r[4 + c] = _mm256_permute2f128_ps(u[c], u[4 + c], 0x31);
-    }
-}
-#endif
-
-/* Software prefetch spread through the K pack of the row layout. Each
- * block of rows packed issues, a few lines per step of the transpose, the
- * prefetches of as many V rows of this tile (read later by the P V product)
- * and of the K rows DEC_PF_AHEAD keys ahead, continuing into the next
- * tile's K past the end of this one. Issued as one burst per tile (the
- * previous form) they filled the miss queue and the loads behind them
- * waited: on the AMD EPYC VM (AVX2), one query, KV = 32K, 2 threads, the
- * burst moved 6.5-7.4 GB/s and the spread form 9.4-9.7 GB/s (before the
- * dot layout took over groups of few rows). */
-#ifndef DEC_PF_AHEAD
-#define DEC_PF_AHEAD 8
-#endif
-
-/* Line li of the prefetch list of the pack block of rows [j0, j0 + rows)
- * (cur: the tile's K, V, strides and nk keys in n): first the V rows of the
- * block, then the K rows DEC_PF_AHEAD keys ahead, into the next tile past
- * this one's end; D / 16 lines per row. NULL past the data. */
-static inline const float *dec_pf_line(const dec_tile_rows *cur, const dec_tile_rows *nx, int64_t j0, int64_t rows,
-                                       int64_t D, int64_t li)
-{
-    int64_t lpr = D / 16, half = rows * lpr, j;
-    if (li < half)
-        return (j = j0 + li / lpr) < cur->n ? cur->v + j * cur->vsn + li % lpr * 16 : NULL;
-    li -= half;
-    j = j0 + DEC_PF_AHEAD + li / lpr;
-    if (j < cur->n)
-        return cur->k + j * cur->ksn + li % lpr * 16;
-    j -= cur->n;
-    return nx->k && j < nx->n ? nx->k + j * nx->ksn + li % lpr * 16 : NULL;
-}
-
-/* Step `step` of `steps` of the pack of block j0 issues its share of the
- * block's 2 * rows * D / 16 prefetches. */
-static inline void dec_prefetch_step(const dec_tile_rows *cur, const dec_tile_rows *nx, int64_t j0, int64_t rows,
-                                     int64_t D, int64_t step, int64_t steps)
-{
-    int64_t total = 2 * rows * (D / 16), per = (total + steps - 1) / steps;
-    for (int64_t li = step * per; li < (step + 1) * per && li < total; li++) {
-        const float *p = dec_pf_line(cur, nx, j0, rows, D, li);
-        if (p)
-            dec_prefetch_line(0, p);
-    }
-}
-
-// kt is (D, ld): kt[d][j] = k[j*sn + d] for j < nk, 0 up to round16(nk); D % 16 == 0
-static void dec_pack_kt(const dec_tile_rows *cur, int64_t D, int64_t ld, float *kt, const dec_tile_rows *nx)
-{
-    const float *k = cur->k;
-    int64_t sn = cur->ksn, nk = cur->n;
-#ifdef __AVX512F__
-    for (int64_t j0 = 0; j0 < nk; j0 += 16) {
-        for (int64_t d0 = 0; d0 < D; d0 += 16) {
-            dec_prefetch_step(cur, nx, j0, 16, D, d0 / 16, D / 16);
-            __m512 r[16];
-            for (int64_t i = 0; i < 16; i++)
-                r[i] = j0 + i < nk ? _mm512_loadu_ps(k + (j0 + i) * sn + d0) : _mm512_setzero_ps();
-            dec_transpose16(r);
-            for (int64_t i = 0; i < 16; i++)
-                _mm512_store_ps(kt + (d0 + i) * ld + j0, r[i]);
-        }
-    }
-#elif defined(__AVX2__)
-    for (int64_t j0 = 0; j0 < nk; j0 += 8) { /* up to round16(nk): rows past nk are zero */
-        for (int64_t d0 = 0; d0 < D; d0 += 8) {
-            dec_prefetch_step(cur, nx, j0, 8, D, d0 / 8, D / 8);
-            __m256 r[8];
-            for (int64_t i = 0; i < 8; i++)
-                r[i] = j0 + i < nk ? _mm256_loadu_ps(k + (j0 + i) * sn + d0) : _mm256_setzero_ps();
-            dec_transpose8(r);
-            for (int64_t i = 0; i < 8; i++)
-                _mm256_store_ps(kt + (d0 + i) * ld + j0, r[i]);
-        }
-    }
-    if (nk % 16 && nk % 16 <= 8) /* the 8 padding keys of the last 16-key block */
-        for (int64_t d = 0; d < D; d++)
-            _mm256_store_ps(kt + d * ld + (nk + 7) / 8 * 8, _mm256_setzero_ps());
-#else
-    for (int64_t j0 = 0; j0 < nk; j0 += 16)
-        dec_prefetch_step(cur, nx, j0, 16, D, 0, 1);
-    for (int64_t d = 0; d < D; d++)
-        for (int64_t j = 0; j < flash_round16(nk); j++)
-            kt[d * ld + j] = j < nk ? k[j * sn + d] : 0.0f;
-#endif
-}
-
-/* Row layout of the tile step after the product: mask, row max, rescale,
+/* Dot layout of the tile step after the product: mask, row max, rescale,
  * P = exp(S - shift) in place and l += sum_j P (j ascending, as flash_exp_lanes). */
 static void dec_rows_softmax(float *S, int64_t ld, int64_t R, int64_t nk, const int32_t *lo, const int32_t *hi,
                              float *m, float *l, float *alpha, float *shift, float *tmax)
@@ -376,21 +232,12 @@ static void dec_rows_softmax(float *S, int64_t ld, int64_t R, int64_t nk, const 
     }
 }
 
-/* Rows [j, j + n) of (b, hk)'s fp32 K and V; n = 0: no tile. */
-static dec_tile_rows dec_fp32_tile(const attn_io *io, int64_t b, int64_t hk, int64_t j, int64_t n)
-{
-    dec_tile_rows r = {NULL, NULL, io->k.sn, io->v.sn, 0};
-    if (n > 0 && io->k.data)
-        r.k = attn_at(&io->k, b, hk, j), r.v = attn_at(&io->v, b, hk, j), r.n = n;
-    return r;
-}
-
-static void dec_partial_rows(const attn_args *a, const dec_plan *pl, const attn_io *io, int64_t b, int64_t hk,
-                             int64_t i0, int64_t nb, int64_t k0, int64_t k1, const dec_range *next, int dot,
-                             float *ws, float *part, flash_tally *t)
+static void dec_partial_dot(const attn_args *a, const dec_plan *pl, const attn_io *io, int64_t b, int64_t hk,
+                            int64_t i0, int64_t nb, int64_t k0, int64_t k1, const dec_range *next, float *ws,
+                            float *part, flash_tally *t)
 {
     int64_t D = a->D, G = pl->G, R = G * nb, lanes = flash_round16(R), ld = flash_round16(pl->bc);
-    float *qs = flash_take(&ws, R * D), *kt = dot ? NULL : flash_take(&ws, D * ld), *S = flash_take(&ws, R * ld);
+    float *qs = flash_take(&ws, R * D), *S = flash_take(&ws, R * ld);
     float *acc = flash_take(&ws, R * D);
     float *m = flash_take(&ws, lanes), *l = flash_take(&ws, lanes);
     float *alpha = flash_take(&ws, lanes), *shift = flash_take(&ws, lanes);
@@ -405,12 +252,12 @@ static void dec_partial_rows(const attn_args *a, const dec_plan *pl, const attn_
         for (int64_t d = 0; d < D; d++)
             qs[r * D + d] = sc * row[d];
     }
-    dec_reset(acc, R * D, m, l, R);
+    attn_dec_reset(acc, R * D, m, l, R);
     t->bytes += 4.0 * (double)(R * D);
 
     for (int64_t j0 = k0; j0 < k1; j0 += pl->bc) {
         int64_t nk = k1 - j0 < pl->bc ? k1 - j0 : pl->bc, jlo, jhi;
-        attn_tile kind = dec_tile_keys(a, pl, b, hk, i0, nb, j0, nk, lanes, lo, hi, M, &jlo, &jhi, t);
+        attn_tile kind = attn_dec_tile_keys(a, pl, b, hk, i0, nb, j0, nk, lanes, lo, hi, M, &jlo, &jhi, t);
         if (kind == ATTN_TILE_EMPTY || jhi == jlo) /* no row sees a key of the tile */
             continue;
         nk = jhi - jlo;
@@ -424,37 +271,28 @@ static void dec_partial_rows(const attn_args *a, const dec_plan *pl, const attn_
             nj = next->k0, nend = next->k1;
         }
         int64_t nn = nj < nend ? (nend - nj < pl->bc ? nend - nj : pl->bc) : 0;
-        dec_tile_rows cur = dec_fp32_tile(io, b, hk, j0 + jlo, nk), nx = dec_fp32_tile(io, nb_, nhk, nj, nn);
         dec_kv_rows dcur = attn_dec_kv_tile(io, a->kv_dtype, b, hk, j0 + jlo, nk);
         dec_kv_rows dnx = attn_dec_kv_tile(io, a->kv_dtype, nb_, nhk, nj, nn);
-        if (dot) {
-            attn_dec_dot_scores(a->kv_dtype, qs, R, D, &dcur, &dnx, S, ld);
-            t->flops += 2.0 * (double)(R * nk * D);
-        } else {
-            dec_pack_kt(&cur, D, ld, kt, &nx);
-            t->flops += attn_mk_gemm(R, flash_round16(nk), D, qs, D, 1, kt, ld, S, ld, ATTN_MK_SET, NULL, NULL);
-        }
+        attn_dec_dot_scores(a->kv_dtype, qs, R, D, &dcur, &dnx, S, ld);
+        t->flops += 2.0 * (double)(R * nk * D);
         if (kind == ATTN_TILE_PARTIAL && M)
-            dec_mask_bytes(pl, M + jlo, R, nk, S, ld, 1);
+            attn_dec_mask_bytes(pl, M + jlo, R, nk, S, ld, 1);
         dec_rows_softmax(S, ld, R, nk, kind == ATTN_TILE_PARTIAL && !M ? lo : NULL, hi, m, l, alpha, shift, tmax);
         // acc (R, D) = diag(alpha) acc + P (R, nk) @ V[j0+jlo : j0+jhi] (nk, D)
         for (int64_t r = 0; r < R; r++)
             for (int64_t d = 0; d < D; d++)
                 acc[r * D + d] *= alpha[r];
-        if (dot) {
-            attn_dec_dot_pv(a->kv_dtype, S, ld, R, D, &dcur, &dnx, acc);
-            t->flops += 2.0 * (double)(R * nk * D);
-        } else
-            t->flops += attn_mk_gemm(R, D, nk, S, ld, 1, cur.v, io->v.sn, acc, D, ATTN_MK_ADD, NULL, NULL);
+        attn_dec_dot_pv(a->kv_dtype, S, ld, R, D, &dcur, &dnx, acc);
+        t->flops += 2.0 * (double)(R * nk * D);
         t->exps += (double)((nk + 1) * R);
         t->computed += (double)G;
         t->bytes += 2.0 * (double)nk * (double)attn_kv_row_bytes(a->kv_dtype, D);
     }
 
-    dec_write_partial(pl, D, R, acc, D, 1, m, l, part);
+    attn_dec_write_partial(pl, D, R, acc, D, 1, m, l, part);
 }
 
-/* The row layout reads V rows in place as aligned vectors. */
+/* The group layout reads V rows in place as aligned vectors. */
 static int dec_rows_ok(const attn_tensor *v)
 {
     return v->D % 16 == 0 && (uintptr_t)v->data % 64 == 0 && v->sn % 16 == 0 && v->sh % 16 == 0 &&
@@ -482,9 +320,9 @@ void attn_dec_partial(const attn_args *a, const dec_plan *pl, const attn_io *io,
         sa = &seq;
     }
     if (a->kv_dtype != ATTN_KV_FP32 || dec_dot_ok(a, pl->G * nb)) /* a stored cache: always the dot layout */
-        dec_partial_rows(sa, pl, io, b, hk, i0, nb, k0, k1, next, 1, ws, part, t);
+        dec_partial_dot(sa, pl, io, b, hk, i0, nb, k0, k1, next, ws, part, t);
     else if (dec_rows_ok(&io->v))
-        dec_partial_rows(sa, pl, io, b, hk, i0, nb, k0, k1, next, 0, ws, part, t);
+        attn_dec_partial_group(sa, pl, io, b, hk, i0, nb, k0, k1, next, ws, part, t);
     else
         dec_partial_lanes(sa, pl, io, b, hk, i0, nb, k0, k1, ws, part, t);
 }
