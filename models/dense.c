@@ -6,6 +6,7 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <string.h>
 
 size_t nn_dense_param_count(int64_t in, int64_t out, int bias)
 {
@@ -59,11 +60,12 @@ void nn_dense_forward_task(const nn_dense *l, const float *x, float *y, int64_t 
     int in = (int)l->in, out = (int)l->out;
     int64_t r0 = t * DENSE_ROWS;
     int m = chunk(rows, DENSE_ROWS, t);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, out, in, 1.0f, x + r0 * in, in, l->w, in, 0.0f,
-                y + r0 * out, out);
+    /* the bias first, then beta 1: one rounding of (x W^T) + b as adding b
+     * after a beta-0 call, without OpenBLAS's zeroing pass over the tile */
     for (int64_t r = r0; l->bias && r < r0 + m; r++)
-        for (int64_t o = 0; o < out; o++)
-            y[r * out + o] += l->b[o];
+        memcpy(y + r * out, l->b, sizeof(float) * (size_t)out);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, out, in, 1.0f, x + r0 * in, in, l->w, in,
+                l->bias ? 1.0f : 0.0f, y + r0 * out, out);
 }
 
 /* beta 0 (overwrite) gives the bits of beta 1 on a zeroed dx: 0 + s = s */
