@@ -39,7 +39,10 @@
  * sgemm outside OpenMP with OpenBLAS's own threads, was rejected: its pthreads
  * compete with the kernels' OpenMP teams, and its results differed between 1
  * and 2 threads when tried. Small layers (fewer than 64 rows, 64 outputs) run
- * on one thread. Do not call these functions from inside an OpenMP region.
+ * on one thread. Layers that read one input (the q, k, v projections:
+ * nn_dense_forward_n / nn_dense_backward_n) and the MLP share one region of
+ * those same tasks (models/dense_tiles.h), so fusing them changes no bit.
+ * Do not call these functions from inside an OpenMP region.
  *
  * Errors: functions that can fail return 0 or a negative ATTN_E* code with a
  * message recorded through attn_fail (common/attn_error.h). */
