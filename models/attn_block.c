@@ -331,10 +331,10 @@ int nn_attn_forward(nn_attn *l, const float *x, const nn_attn_acts *a, float *y)
             nn_dense_forward(d[i], x, pre[i], T, th);
             nn_short_conv_forward(cv[i], pre[i], z[i], out[i], l->B, l->N, th);
         }
-    } else {
-        nn_dense_forward(&l->q, x, a->q, T, th);
-        nn_dense_forward(&l->k, x, a->k, T, th);
-        nn_dense_forward(&l->v, x, a->v, T, th);
+    } else { /* one loop over row tiles for the three projections */
+        const nn_dense *d[3] = {&l->q, &l->k, &l->v};
+        float *out[3] = {a->q, a->k, a->v};
+        nn_dense_forward_n(d, 3, x, out, T, th);
     }
     if (l->cfg.rope) {
         nn_rope_forward(a->q, l->rope_cs, l->B, l->N, l->cfg.H, l->D, th);
@@ -346,7 +346,7 @@ int nn_attn_forward(nn_attn *l, const float *x, const nn_attn_acts *a, float *y)
         nn_dense_forward(&l->gate, x, a->zg, T, th);
     if (l->router_cols)
         nn_dense_forward(&l->router, x, a->zr, T, th);
-#pragma omp parallel for num_threads(th) schedule(static)
+#pragma omp parallel for num_threads(th) schedule(static) if (nb || ng)
     for (int64_t i = 0; i < (nb > ng ? nb : ng); i++) {
         if (i < nb)
             a->beta[i] = (float)nn_sigmoid(a->zb[i]);
@@ -386,12 +386,12 @@ int nn_attn_backward(nn_attn *l, const float *x, const nn_attn_acts *a, const fl
     int64_t nb = nn_attn_has_beta(l) ? T * Hk : 0, ng = T * Hk * l->gate_cols;
     int th = l->threads;
     size_t fq = sizeof(float) * (size_t)(T * H * D), fk = sizeof(float) * (size_t)(T * Hk * D);
-    memset(s->d_o, 0, fq);
-    nn_dense_backward(&l->o, a->o, dy, s->d_o, T, th);
+    const nn_dense *o = &l->o;
+    nn_dense_backward_n(&o, 1, a->o, &dy, s->d_o, 0, T, th); /* d_o overwritten: no zeroing pass */
     /* zeroed so that kernels that accumulate and kernels that overwrite agree */
-    memset(s->dq, 0, fq);
-    memset(s->dk, 0, fk);
-    memset(s->dv, 0, fk);
+    float *dqkv[3] = {s->dq, s->dk, s->dv};
+    size_t dqkv_bytes[3] = {fq, fk, fk};
+    nn_zero_n(dqkv, dqkv_bytes, 3, th);
     if (nb)
         memset(s->dbeta, 0, sizeof(float) * (size_t)nb);
     if (ng)
@@ -417,7 +417,7 @@ int nn_attn_backward(nn_attn *l, const float *x, const nn_attn_acts *a, const fl
         nn_rope_backward(s->dk, l->rope_cs, B, N, Hk, D, th);
     }
     /* through the activations, in place: dz_b = dbeta b (1 - b), dz_g = dgate sigmoid(-z) / 16 */
-#pragma omp parallel for num_threads(th) schedule(static)
+#pragma omp parallel for num_threads(th) schedule(static) if (nb || ng)
     for (int64_t i = 0; i < (nb > ng ? nb : ng); i++) {
         if (i < nb)
             s->dbeta[i] *= a->beta[i] * (1.0f - a->beta[i]);
@@ -435,8 +435,8 @@ int nn_attn_backward(nn_attn *l, const float *x, const nn_attn_acts *a, const fl
             nn_dense_backward(d[i], x, s->dpre, dx, T, th);
         }
     } else {
-        for (int i = 0; i < 3; i++)
-            nn_dense_backward(d[i], x, dout[i], dx, T, th);
+        const float *dy3[3] = {s->dq, s->dk, s->dv};
+        nn_dense_backward_n(d, 3, x, dy3, dx, 1, T, th);
     }
     if (nb)
         nn_dense_backward(&l->beta, x, s->dbeta, dx, T, th);

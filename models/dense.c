@@ -1,11 +1,12 @@
 /* Dense (fully connected) layer: y = x W^T + b with W (out, in), as
  * PyTorch's nn.Linear. The fast path is cblas_sgemm on fixed-size tiles of
  * rows (forward, dx) or of output features (dW, db). */
-#include "layers.h"
+#include "dense_tiles.h"
 #include "profile.h"
 
 #include <cblas.h>
 #include <math.h>
+#include <string.h>
 
 size_t nn_dense_param_count(int64_t in, int64_t out, int bias)
 {
@@ -40,7 +41,7 @@ void nn_dense_init(const nn_dense *l, attn_rng *r)
 /* Work is split into tasks of a FIXED size (not a per-thread share), each one
  * single-threaded sgemm inside the OpenMP loop (layers.h "Threads"): every
  * output element is computed by the same sgemm call whatever the thread count,
- * so results are bitwise independent of it. */
+ * so results are bitwise independent of it. dense_tiles.h exports the tasks. */
 #define DENSE_ROWS 64   /* rows of x / y / dx per task */
 #define DENSE_OUTS 64   /* rows of dW (output features) per task: each task packs all
                          * of x, so wider tasks pack it fewer times */
@@ -48,68 +49,117 @@ void nn_dense_init(const nn_dense *l, attn_rng *r)
 static int64_t tasks_of(int64_t n, int64_t per) { return (n + per - 1) / per; }
 static int chunk(int64_t n, int64_t per, int64_t t) { return (int)(n - t * per < per ? n - t * per : per); }
 
+int64_t nn_dense_row_tasks(int64_t rows) { return tasks_of(rows, DENSE_ROWS); }
+int64_t nn_dense_out_tasks(const nn_dense *l) { return tasks_of(l->out, DENSE_OUTS); }
+int64_t nn_dense_row0(int64_t t) { return t * DENSE_ROWS; }
+int nn_dense_row_count(int64_t rows, int64_t t) { return chunk(rows, DENSE_ROWS, t); }
+void nn_dense_blas_single(void) { openblas_set_num_threads(1); }
+
+void nn_dense_forward_task(const nn_dense *l, const float *x, float *y, int64_t rows, int64_t t)
+{
+    int in = (int)l->in, out = (int)l->out;
+    int64_t r0 = t * DENSE_ROWS;
+    int m = chunk(rows, DENSE_ROWS, t);
+    /* the bias first, then beta 1: one rounding of (x W^T) + b as adding b
+     * after a beta-0 call, without OpenBLAS's zeroing pass over the tile */
+    for (int64_t r = r0; l->bias && r < r0 + m; r++)
+        memcpy(y + r * out, l->b, sizeof(float) * (size_t)out);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, out, in, 1.0f, x + r0 * in, in, l->w, in,
+                l->bias ? 1.0f : 0.0f, y + r0 * out, out);
+}
+
+/* beta 0 (overwrite) gives the bits of beta 1 on a zeroed dx: 0 + s = s */
+void nn_dense_dx_task(const nn_dense *l, const float *dy, float *dx, int64_t rows, int64_t t, int accumulate)
+{
+    int in = (int)l->in, out = (int)l->out;
+    int64_t r0 = t * DENSE_ROWS;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, chunk(rows, DENSE_ROWS, t), in, out, 1.0f,
+                dy + r0 * out, out, l->w, in, accumulate ? 1.0f : 0.0f, dx + r0 * in, in);
+}
+
+/* dW[o0:o1] += dy[:, o0:o1]^T x and db[o0:o1]: each task sums all rows in a fixed order */
+void nn_dense_dw_task(const nn_dense *l, const float *x, const float *dy, int64_t rows, int64_t t)
+{
+    int in = (int)l->in, out = (int)l->out;
+    int64_t o0 = t * DENSE_OUTS;
+    int mo = chunk(out, DENSE_OUTS, t);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, mo, in, (int)rows, 1.0f, dy + o0, out, x, in, 1.0f,
+                l->dw + o0 * in, in);
+    if (l->bias) { /* each column summed over rows in order, the task's columns side by side */
+        float s[DENSE_OUTS] = {0};
+        for (int64_t r = 0; r < rows; r++)
+            for (int j = 0; j < mo; j++)
+                s[j] += dy[r * out + o0 + j];
+        for (int j = 0; j < mo; j++)
+            l->db[o0 + j] += s[j];
+    }
+}
+
+static double gemm_flops(const nn_dense *l, int64_t rows) { return 2.0 * (double)rows * (double)l->in * (double)l->out; }
+
+void nn_dense_forward_n(const nn_dense *const *l, int n, const float *x, float *const *y, int64_t rows, int threads)
+{
+    double t0 = nn_prof_enabled() ? nn_prof_now() : 0, flops = 0;
+    int64_t row_tasks = tasks_of(rows, DENSE_ROWS);
+    openblas_set_num_threads(1);
+    /* a task's layers run one after the other on its tile of x, still in cache */
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int64_t t = 0; t < row_tasks; t++)
+        for (int i = 0; i < n; i++)
+            nn_dense_forward_task(l[i], x, y[i], rows, t);
+    for (int i = 0; i < n; i++)
+        flops += gemm_flops(l[i], rows);
+    if (t0 > 0)
+        nn_prof_add(NN_PROF_GEMM, nn_prof_now() - t0, flops);
+}
+
 // x is (rows, in), y is (rows, out)
 void nn_dense_forward(const nn_dense *l, const float *x, float *y, int64_t rows, int threads)
 {
-    double t0 = nn_prof_enabled() ? nn_prof_now() : 0;
-    int in = (int)l->in, out = (int)l->out;
-    int64_t row_tasks = tasks_of(rows, DENSE_ROWS);
+    nn_dense_forward_n(&l, 1, x, &y, rows, threads);
+}
+
+void nn_dense_backward_n(const nn_dense *const *l, int n, const float *x, const float *const *dy, float *dx,
+                         int accumulate, int64_t rows, int threads)
+{
+    if (rows < 1)
+        return;
+    double t0 = nn_prof_enabled() ? nn_prof_now() : 0, flops = 0;
+    int64_t row_tasks = dx ? tasks_of(rows, DENSE_ROWS) : 0, dw_tasks = 0, first[NN_DENSE_MAX_FUSED + 1];
+    for (int i = 0; i < n; i++)
+        first[i] = dw_tasks, dw_tasks += nn_dense_out_tasks(l[i]);
+    first[n] = dw_tasks;
     openblas_set_num_threads(1);
-#pragma omp parallel for num_threads(threads) schedule(static)
-    for (int64_t t = 0; t < row_tasks; t++) {
-        int64_t r0 = t * DENSE_ROWS;
-        int m = chunk(rows, DENSE_ROWS, t);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, out, in, 1.0f, x + r0 * in, in, l->w, in, 0.0f,
-                    y + r0 * out, out);
-        for (int64_t r = r0; l->bias && r < r0 + m; r++)
-            for (int64_t o = 0; o < out; o++)
-                y[r * out + o] += l->b[o];
+    /* The few large dW tasks (of every layer) first, then the many small dx
+     * tasks, both handed out dynamically: whichever thread finishes its dW
+     * task early takes dx tasks, so a layer with one dW task does not leave a
+     * thread idle (tasks are fixed, so the thread that runs one does not
+     * matter). A dx task adds the layers' products in layer order. */
+#pragma omp parallel num_threads(threads)
+    {
+#pragma omp for schedule(dynamic) nowait
+        for (int64_t t = 0; t < dw_tasks; t++) {
+            int i = 0;
+            while (t >= first[i + 1])
+                i++;
+            nn_dense_dw_task(l[i], x, dy[i], rows, t - first[i]);
+        }
+#pragma omp for schedule(dynamic)
+        for (int64_t t = 0; t < row_tasks; t++)
+            for (int i = 0; i < n; i++)
+                nn_dense_dx_task(l[i], dy[i], dx, rows, t, accumulate || i > 0);
     }
+    for (int i = 0; i < n; i++)
+        flops += gemm_flops(l[i], rows) * (dx ? 2 : 1);
     if (t0 > 0)
-        nn_prof_add(NN_PROF_GEMM, nn_prof_now() - t0, 2.0 * (double)rows * (double)in * (double)out);
+        nn_prof_add(NN_PROF_GEMM, nn_prof_now() - t0, flops);
 }
 
 // dy is (rows, out); dx (rows, in) += dy W; dW += dy^T x; db += sum_rows dy
 void nn_dense_backward(const nn_dense *l, const float *x, const float *dy, float *dx, int64_t rows,
                        int threads)
 {
-    if (rows < 1)
-        return;
-    double t0 = nn_prof_enabled() ? nn_prof_now() : 0;
-    int in = (int)l->in, out = (int)l->out;
-    int64_t row_tasks = dx ? tasks_of(rows, DENSE_ROWS) : 0, out_tasks = tasks_of(out, DENSE_OUTS);
-    openblas_set_num_threads(1);
-    /* The few large dW tasks first, then the many small dx tasks, both
-     * handed out dynamically: whichever thread finishes its dW task early
-     * takes dx tasks, so a layer with one dW task does not leave a thread
-     * idle (tasks are fixed, so the thread that runs one does not matter). */
-#pragma omp parallel num_threads(threads)
-    {
-        /* dW[o0:o1] += dy[:, o0:o1]^T x and db[o0:o1]: each task sums all rows in a fixed order */
-#pragma omp for schedule(dynamic) nowait
-        for (int64_t t = 0; t < out_tasks; t++) {
-            int64_t o0 = t * DENSE_OUTS;
-            int mo = chunk(out, DENSE_OUTS, t);
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, mo, in, (int)rows, 1.0f, dy + o0, out, x, in, 1.0f,
-                        l->dw + o0 * in, in);
-            if (l->bias) { /* each column summed over rows in order, the task's columns side by side */
-                float s[DENSE_OUTS] = {0};
-                for (int64_t r = 0; r < rows; r++)
-                    for (int j = 0; j < mo; j++)
-                        s[j] += dy[r * out + o0 + j];
-                for (int j = 0; j < mo; j++)
-                    l->db[o0 + j] += s[j];
-            }
-        }
-#pragma omp for schedule(dynamic)
-        for (int64_t t = 0; t < row_tasks; t++) {
-            int64_t r0 = t * DENSE_ROWS;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, chunk(rows, DENSE_ROWS, t), in, out, 1.0f,
-                        dy + r0 * out, out, l->w, in, 1.0f, dx + r0 * in, in);
-        }
-    }
-    if (t0 > 0)
-        nn_prof_add(NN_PROF_GEMM, nn_prof_now() - t0, 2.0 * (double)rows * (double)in * (double)out * (dx ? 2 : 1));
+    nn_dense_backward_n(&l, 1, x, &dy, dx, 1, rows, threads);
 }
 
 void nn_dense_forward_ref(const nn_dense *l, const double *P, const double *x, double *y, int64_t rows)

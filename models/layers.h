@@ -39,7 +39,10 @@
  * sgemm outside OpenMP with OpenBLAS's own threads, was rejected: its pthreads
  * compete with the kernels' OpenMP teams, and its results differed between 1
  * and 2 threads when tried. Small layers (fewer than 64 rows, 64 outputs) run
- * on one thread. Do not call these functions from inside an OpenMP region.
+ * on one thread. Layers that read one input (the q, k, v projections:
+ * nn_dense_forward_n / nn_dense_backward_n) and the MLP share one region of
+ * those same tasks (models/dense_tiles.h), so fusing them changes no bit.
+ * Do not call these functions from inside an OpenMP region.
  *
  * Errors: functions that can fail return 0 or a negative ATTN_E* code with a
  * message recorded through attn_fail (common/attn_error.h). */
@@ -68,6 +71,9 @@ typedef struct {
  * when the blob is too small. */
 size_t nn_blob_take(nn_blob *b, size_t n, float **p, float **g);
 
+/* Zeroes n <= 8 buffers of bytes[i] bytes in one OpenMP loop over 64 KiB blocks. */
+void nn_zero_n(float *const *x, const size_t *bytes, int n, int threads);
+
 /* x[i] ~ N(0, std^2) from the rng (attn_rng_normal). */
 void nn_fill_normal(float *x, size_t n, float std, attn_rng *r);
 
@@ -91,6 +97,17 @@ void nn_dense_forward(const nn_dense *l, const float *x, float *y, int64_t rows,
 // dy is (rows, out); dx (rows, in) += dy W; dW += dy^T x; db += sum_rows dy
 void nn_dense_backward(const nn_dense *l, const float *x, const float *dy, float *dx, int64_t rows,
                        int threads);
+/* n <= NN_DENSE_MAX_FUSED layers reading the same input x (the q, k, v
+ * projections) in one OpenMP loop instead of n: each row tile of x passes
+ * through the layers in turn while in cache. The bits of n separate calls. */
+#define NN_DENSE_MAX_FUSED 4
+void nn_dense_forward_n(const nn_dense *const *l, int n, const float *x, float *const *y, int64_t rows, int threads);
+/* ... and their backward: the dW tasks of every layer, then each dx tile
+ * summing dy[i] W_i over the layers in order, into dx (accumulate = 1: +=,
+ * as n nn_dense_backward calls; 0: =, the bits of those calls on a zeroed
+ * dx, without zeroing it first). */
+void nn_dense_backward_n(const nn_dense *const *l, int n, const float *x, const float *const *dy, float *dx,
+                         int accumulate, int64_t rows, int threads);
 /* P, dP: double blobs with the layout of the fp32 blob l was bound to. */
 void nn_dense_forward_ref(const nn_dense *l, const double *P, const double *x, double *y, int64_t rows);
 void nn_dense_backward_ref(const nn_dense *l, const double *P, const double *x, const double *dy,

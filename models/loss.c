@@ -21,6 +21,19 @@ static int xent_check(const int32_t *target, int64_t rows, int64_t K, int allow_
     return 0;
 }
 
+/* The row reductions are vectorised (omp simd): the max is exact in any
+ * order; the sum of the exponentials adds lane-interleaved partial sums, an
+ * order fixed by the build's vector width, not by the thread count (a
+ * sequential double sum was a chain of K dependent adds per row). */
+static float row_max(const float *l, int64_t K)
+{
+    float mx = l[0];
+#pragma omp simd reduction(max : mx)
+    for (int64_t k = 1; k < K; k++)
+        mx = l[k] > mx ? l[k] : mx;
+    return mx;
+}
+
 // logits, dlogits are (rows,K) (may alias); target, row_loss are (rows)
 static int xent(const float *logits, const int32_t *target, int64_t rows, int64_t K, int allow_ignore,
                 float *dlogits, float *row_loss, double *loss, int64_t *n_valid, int threads)
@@ -40,9 +53,7 @@ static int xent(const float *logits, const int32_t *target, int64_t rows, int64_
                 d[k] = 0.0f;
             continue;
         }
-        float mx = l[0], lt = l[target[r]];
-        for (int64_t k = 1; k < K; k++)
-            mx = l[k] > mx ? l[k] : mx;
+        float mx = row_max(l, K), lt = l[target[r]];
         /* the exponentials once, vectorised, into d (in place is fine: l[k]
          * is read before d[k] is written, and l[target] was kept); their sum
          * in double keeps large vocabularies accurate */
@@ -50,6 +61,7 @@ static int xent(const float *logits, const int32_t *target, int64_t rows, int64_
             d[k] = l[k] - mx;
         attn_vexp(d, d, K);
         double s = 0.0;
+#pragma omp simd reduction(+ : s)
         for (int64_t k = 0; k < K; k++)
             s += (double)d[k];
         row_loss[r] = (float)(log(s) + (double)mx - (double)lt);
@@ -110,9 +122,12 @@ int64_t nn_xent_correct(const float *logits, const int32_t *target, int64_t rows
     for (int64_t r = 0; r < rows; r++) {
         if (target[r] == NN_IGNORE_INDEX)
             continue;
+        /* the first index of the row's maximum: the maximum, then a scan */
+        const float *l = logits + r * K;
+        float mx = row_max(l, K);
         int64_t best = 0;
-        for (int64_t k = 1; k < K; k++)
-            best = logits[r * K + k] > logits[r * K + best] ? k : best;
+        while (best < K - 1 && !(l[best] == mx))
+            best++;
         correct += best == target[r];
     }
     return correct;

@@ -4,7 +4,8 @@
  * The fp32 path uses the identity (1 + tanh u)/2 = sigmoid(2u), so one
  * vectorised exp per element (attn_vexp) replaces a scalar tanhf, which was
  * the largest item of a training step outside GEMMs and attention. */
-#include "layers.h"
+#include "dense_tiles.h"
+#include "profile.h"
 #include "kernels/core/vexp.h"
 
 #include <math.h>
@@ -56,8 +57,20 @@ static void gelu_grad_block(const float *x, float *g, int64_t n)
     }
 }
 
-// dx = gelu'(x) dy, or dx += gelu'(x) dy (accumulate); dx may be dy
-static void gelu_grad_apply(const float *x, const float *dy, float *dx, int64_t n, int accumulate, int threads)
+// dx = gelu'(x) dy over n elements, in blocks of GELU_BLOCK from x[0]; dx may be dy
+static void gelu_grad_rows(const float *x, const float *dy, float *dx, int64_t n)
+{
+    for (int64_t i0 = 0; i0 < n; i0 += GELU_BLOCK) {
+        int64_t m = n - i0 < GELU_BLOCK ? n - i0 : GELU_BLOCK;
+        float g[GELU_BLOCK];
+        gelu_grad_block(x + i0, g, m);
+        for (int64_t i = 0; i < m; i++)
+            dx[i0 + i] = g[i] * dy[i0 + i];
+    }
+}
+
+// dx += gelu'(x) dy
+static void gelu_grad_apply(const float *x, const float *dy, float *dx, int64_t n, int threads)
 {
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (int64_t i0 = 0; i0 < n; i0 += GELU_BLOCK) {
@@ -65,14 +78,14 @@ static void gelu_grad_apply(const float *x, const float *dy, float *dx, int64_t 
         float g[GELU_BLOCK];
         gelu_grad_block(x + i0, g, m);
         for (int64_t i = 0; i < m; i++)
-            dx[i0 + i] = (accumulate ? dx[i0 + i] : 0.0f) + g[i] * dy[i0 + i];
+            dx[i0 + i] += g[i] * dy[i0 + i];
     }
 }
 
 // dx += gelu'(x) dy
 void nn_gelu_backward(const float *x, const float *dy, float *dx, int64_t n, int threads)
 {
-    gelu_grad_apply(x, dy, dx, n, 1, threads);
+    gelu_grad_apply(x, dy, dx, n, threads);
 }
 
 void nn_gelu_forward_ref(const double *x, double *y, int64_t n)
@@ -109,23 +122,68 @@ void nn_mlp_init(const nn_mlp *l, attn_rng *r)
     nn_dense_init(&l->proj, r);
 }
 
+/* The fp32 MLP runs as one OpenMP region of the dense layers' own tasks
+ * (dense_tiles.h), so its bits are those of fc, GELU and proj called one
+ * after the other: the forward per tile of rows, fc -> GELU -> proj while the
+ * tile's h and a are in cache; the backward proj's dW tasks and dx tiles
+ * (each then through GELU's derivative), a barrier, fc's. One fork and join
+ * instead of three, and no pass that only zeroes or scales. Its wall time
+ * counts as GEMM time in the training benchmark's profile. */
+
 // x is (rows,C); h, a are (rows,F); y is (rows,C)
 void nn_mlp_forward(const nn_mlp *l, const float *x, float *h, float *a, float *y, int64_t rows, int threads)
 {
-    nn_dense_forward(&l->fc, x, h, rows, threads);
-    nn_gelu_forward(h, a, rows * l->F, threads);
-    nn_dense_forward(&l->proj, a, y, rows, threads);
+    double t0 = nn_prof_enabled() ? nn_prof_now() : 0;
+    int64_t F = l->F, tasks = nn_dense_row_tasks(rows);
+    nn_dense_blas_single();
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int64_t t = 0; t < tasks; t++) {
+        int64_t r0 = nn_dense_row0(t), n = nn_dense_row_count(rows, t) * F;
+        nn_dense_forward_task(&l->fc, x, h, rows, t);
+        for (int64_t i0 = r0 * F; i0 < r0 * F + n; i0 += GELU_BLOCK) {
+            int64_t m = r0 * F + n - i0 < GELU_BLOCK ? r0 * F + n - i0 : GELU_BLOCK;
+            float e[GELU_BLOCK];
+            gelu_exp_neg2u(h + i0, e, m);
+            for (int64_t i = 0; i < m; i++)
+                a[i0 + i] = h[i0 + i] / (1.0f + e[i]);
+        }
+        nn_dense_forward_task(&l->proj, a, y, rows, t);
+    }
+    if (t0 > 0)
+        nn_prof_add(NN_PROF_GEMM, nn_prof_now() - t0, 4.0 * (double)rows * (double)l->C * (double)F);
 }
 
 // dy is (rows,C); scratch is (rows,F); dx (rows,C) += ...
 void nn_mlp_backward(const nn_mlp *l, const float *x, const float *h, const float *a, const float *dy,
                      float *scratch, float *dx, int64_t rows, int threads)
 {
-    int64_t n = rows * l->F;
-    memset(scratch, 0, sizeof(float) * (size_t)n);
-    nn_dense_backward(&l->proj, a, dy, scratch, rows, threads);   /* scratch = dL/da */
-    gelu_grad_apply(h, scratch, scratch, n, 0, threads);           /* now dL/dh, in place */
-    nn_dense_backward(&l->fc, x, scratch, dx, rows, threads);
+    if (rows < 1)
+        return;
+    double t0 = nn_prof_enabled() ? nn_prof_now() : 0;
+    int64_t F = l->F, row_tasks = nn_dense_row_tasks(rows);
+    int64_t proj_tasks = nn_dense_out_tasks(&l->proj), fc_tasks = nn_dense_out_tasks(&l->fc);
+    nn_dense_blas_single();
+    /* dW tasks first, then dx tiles, dynamically (as nn_dense_backward) */
+#pragma omp parallel num_threads(threads)
+    {
+#pragma omp for schedule(dynamic) nowait
+        for (int64_t t = 0; t < proj_tasks; t++)
+            nn_dense_dw_task(&l->proj, a, dy, rows, t);
+#pragma omp for schedule(dynamic)
+        for (int64_t t = 0; t < row_tasks; t++) { /* scratch = dL/da, then dL/dh in place */
+            int64_t i0 = nn_dense_row0(t) * F, n = nn_dense_row_count(rows, t) * F;
+            nn_dense_dx_task(&l->proj, dy, scratch, rows, t, 0);
+            gelu_grad_rows(h + i0, scratch + i0, scratch + i0, n);
+        }
+#pragma omp for schedule(dynamic) nowait
+        for (int64_t t = 0; t < fc_tasks; t++)
+            nn_dense_dw_task(&l->fc, x, scratch, rows, t);
+#pragma omp for schedule(dynamic)
+        for (int64_t t = 0; t < row_tasks; t++)
+            nn_dense_dx_task(&l->fc, scratch, dx, rows, t, 1);
+    }
+    if (t0 > 0)
+        nn_prof_add(NN_PROF_GEMM, nn_prof_now() - t0, 8.0 * (double)rows * (double)l->C * (double)F);
 }
 
 void nn_mlp_forward_ref(const nn_mlp *l, const double *P, const double *x, double *y, int64_t rows)

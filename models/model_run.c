@@ -18,6 +18,7 @@ typedef struct {
     nn_gate_acts *ga1, *ga2;   /* gtrxl: per application, after the attention and after the MLP */
     float *gdx, *gds, *gt1, *gt2; /* gtrxl: the gates' backward scratch */
     float *xf, *meanf, *rstdf, *pooled, *feat, *z1, *a1, *z2, *a2, *logits, *row_loss, *xg;
+    const float *head_in;      /* lm head: xg, or xf itself when every position is scored (no gather) */
     float *dres, *dn, *dt, *dscr, *dpooled, *dfeat, *dz1, *dz2, *dxf, *dxg;
     nn_attn_scratch *sc;       /* per layer: kernels differ in their extra inputs */
     int32_t *tok, *rows, *row_tgt;
@@ -451,11 +452,13 @@ int nn_model_forward(nn_model *m, const nn_batch *b, int training, uint64_t step
                                      "batch", (long long)p->R);
                 p->rows[R] = (int32_t)t, p->row_tgt[R++] = b->targets[t];
             }
-        for (int64_t r = 0; r < R; r++)
+        /* rows ascend, so R = B N means rows[r] = r: the head reads xf in place */
+        p->head_in = R == p->Bt * N ? p->xf : p->xg;
+        for (int64_t r = 0; p->head_in == p->xg && r < R; r++)
             memcpy(p->xg + r * C, p->xf + (int64_t)p->rows[r] * C, sizeof(float) * (size_t)C);
         p->n_rows = R;
         int64_t nv;
-        nn_dense_forward(&m->h1, p->xg, p->logits, R, th);
+        nn_dense_forward(&m->h1, p->head_in, p->logits, R, th);
         *correct = nn_xent_correct(p->logits, p->row_tgt, R, c->vocab, th);
         for (int64_t t = 0; pred && t < B * N; t++)
             pred[t] = -1;
@@ -524,6 +527,12 @@ static void head_backward(nn_model *m, plan_t *p, const nn_batch *b, float scale
     const nn_model_cfg *c = &m->cfg;
     int64_t B = b->B, N = m->N, C = c->d_model, T = p->Bt * N;
     int th = m->threads;
+    if (c->head == NN_HEAD_LM && p->head_in == p->xf) { /* every position scored: dxf written in place */
+        const float *dout = p->logits;
+        scale_rows(p->logits, p->n_rows * c->vocab, scale);
+        nn_dense_backward_n(&(const nn_dense *){&m->h1}, 1, p->xf, &dout, p->dxf, 0, p->n_rows, th);
+        return;
+    }
     memset(p->dxf, 0, sizeof(float) * (size_t)(T * C));
     if (c->head == NN_HEAD_LM || c->head == NN_HEAD_REGRESS) {
         int64_t R = p->n_rows, K = c->head == NN_HEAD_LM ? c->vocab : 1;
@@ -593,14 +602,14 @@ static int block_backward(nn_model *m, plan_t *p, int64_t a, uint64_t step)
         const float *dmo = join_backward(m, &k->g2, p->mid[a], &p->ga2[a]);
         if ((rc = dropout_backward(m, p, 2 * a + 1, step, &dmo)) != 0)
             return rc;
-        memset(p->dn, 0, bytes);
+        nn_zero_n(&p->dn, &bytes, 1, th);
         nn_mlp_backward(&k->mlp, p->n2[a], p->mh[a], p->ma[a], dmo, p->dscr, p->dn, T, th);
         nn_norm_backward(&k->n2, p->mid[a], p->mean2[a], p->rstd2[a], p->dn, p->dres, T, th);
     }
     const float *datt = join_backward(m, &k->g1, p->x[a], &p->ga1[a]); /* mid = join(x, drop(attn(n1(x)))) */
     if ((rc = dropout_backward(m, p, 2 * a, step, &datt)) != 0)
         return rc;
-    memset(p->dn, 0, bytes);
+    nn_zero_n(&p->dn, &bytes, 1, th);
     if ((rc = nn_attn_backward(&k->attn, p->n1[a], &p->aa[a], datt, &p->sc[a % c->layers], p->dn)) != 0)
         return rc;
     nn_norm_backward(&k->n1, p->x[a], p->mean1[a], p->rstd1[a], p->dn, p->dres, T, th);

@@ -1,6 +1,7 @@
 /* Where a training step's time goes (the training benchmark): wall time and
- * FLOPs of the dense layers' GEMMs and of the attention kernels, accumulated
- * while enabled. Calls come from the main thread, outside OpenMP regions. */
+ * FLOPs of the dense layers' GEMMs (the MLP's one region with its GELU
+ * inside: models/mlp.c) and of the attention kernels, accumulated while
+ * enabled. Calls come from the main thread, outside OpenMP regions. */
 #ifndef NN_PROFILE_H
 #define NN_PROFILE_H
 
