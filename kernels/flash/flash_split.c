@@ -1,17 +1,18 @@
 /* The split path of `flash` (flash_split.h). Position pi attends pj when
  * 0 <= pi - pj < l (the band) or pi - pj is a positive multiple of l; the
- * band pass runs the tiled forward with the band as a causal window mask,
- * the class pass one causal attention per residue class r = pi mod l.
- * Without split heads the class pass leaves delta = 0 to the band (so no
- * key is counted twice): row t of a class sees the class keys s < t, and
- * its result is merged into the band's O and LSE. With split heads, odd
+ * band pass runs query tiles over the band, the class pass one causal
+ * attention per residue class r = pi mod l. In both, each block of 16 lanes
+ * computes only the keys its own rows see (block_scores), not the whole
+ * tile's. Without split heads the class pass leaves delta = 0 to the band
+ * (so no key is counted twice): row t of a class sees the class keys s < t,
+ * and its result is merged into the band's O and LSE. With split heads, odd
  * heads see only the class keys s <= t and even heads only the band.
  *
- * A class is read in place: rows r, r + l, ... of Q, K, V are a tensor view
- * with l times the row stride, which attn_mk_gemm takes as its broadcast
- * operand's stride. Tasks are independent, each in a fixed order, and the
- * class pass starts after the band pass: bitwise identical for any thread
- * count. */
+ * A class's Q rows are read in place (rows r, r + l, ... of Q, K, V are a
+ * tensor view with l times the row stride); its K and V rows are copied
+ * key tile by key tile into contiguous tiles (class_pack). Tasks are
+ * independent, each in a fixed order, and the class pass starts after the
+ * band pass: bitwise identical for any thread count. */
 #include "flash_split.h"
 
 #include <omp.h>
