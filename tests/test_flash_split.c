@@ -67,6 +67,23 @@ Test(flash_split, forward_matches_oracle_with_gqa, .timeout = 60)
     exact_check_forward(K, &sh, 2560, "split heads, H = H_kv = 6");
 }
 
+/* Head sizes 64 and 128 with their default key tiles (256 and 128 keys):
+ * at l = 128 and 150 a block of 16 rows sees 143 and 165 band keys, more
+ * than one key tile at D = 128; GQA groups whose last tile's lane blocks
+ * hold rows of two heads; a batch of two; N odd and not a multiple of l. */
+Test(flash_split, forward_matches_oracle_at_head_sizes_64_and_128_with_bands_past_a_key_tile, .timeout = 120)
+{
+    static const char *const masks[] = {"strided:l=128", "strided:l=150", "strided:l=37"};
+    static const int64_t D[] = {64, 128};
+    for (int d = 0; d < 2; d++)
+        for (int m = 0; m < 3; m++) {
+            attn_args a = fx_args_params(2, 4, 2, 397, 397, D[d], masks[m], 2, "split=on");
+            char what[160];
+            snprintf(what, sizeof what, "D=%ld %s", (long)D[d], masks[m]);
+            exact_check_forward(K, &a, 2580 + (uint64_t)(3 * d + m), what);
+        }
+}
+
 /* The split path and the dense-cost tiled path compute the same softmax:
  * O and LSE agree to fp32 rounding. */
 Test(flash_split, forward_equals_the_tiled_path_within_fp32_rounding, .timeout = 60)
@@ -161,6 +178,26 @@ Test(flash_split, auto_splits_strided_masks_and_computes_a_fraction_of_the_tiled
     for (int m = 0; m < 3; m++) {
         attn_args o = fx_args(1, 2, 2, 256, 256, 32, others[m], 2);
         cr_assert(!runs_split(&o), "auto split %s", others[m]);
+    }
+}
+
+/* Each block of 16 query rows computes only the keys its rows see, in the
+ * band and in a class: the executed FLOPs stay within 1.4 times 4 D per
+ * allowed pair (row n: min(n + 1, l) band keys and n / l class keys) at
+ * N = 2048, l = 32 and 64 (1.35 and 1.28 now; whole 64-row tiles executed
+ * 2.48 and 1.99 times). */
+Test(flash_split, executes_at_most_1_4_times_the_allowed_pairs, .timeout = 60)
+{
+    static const int64_t ls[] = {32, 64};
+    for (int s = 0; s < 2; s++) {
+        char mask[32];
+        snprintf(mask, sizeof mask, "strided:l=%ld", (long)ls[s]);
+        attn_args a = fx_args_params(1, 2, 2, 2048, 2048, 32, mask, 2, "split=on");
+        double pairs = 0;
+        for (int64_t n = 0; n < 2048; n++)
+            pairs += (double)((n + 1 < ls[s] ? n + 1 : ls[s]) + n / ls[s]);
+        double useful = 4.0 * 32 * 2 * pairs, fs = (double)forward_flops(&a);
+        cr_assert(fs >= useful && fs <= 1.4 * useful, "%s: %.0f FLOPs executed, %.0f useful", mask, fs, useful);
     }
 }
 

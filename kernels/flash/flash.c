@@ -144,6 +144,8 @@ int attn_flash_plan(flash_plan *pl, const attn_args *a)
         bwd_q += pl->brp * pl->bc / 4 + 16;
         bwd_kv += pl->brp * pl->bc / 4 + 16;
     }
+    if (pl->split) /* the split passes' key runs per block of 16 lanes and packed K, V tiles (flash_split.c) */
+        fwd += 4 * flash_round16(pl->rows / 8) + 2 * flash_round16(pl->bc * D);
     if (pl->glanes) {
         int64_t gathered = flash_gather_slot_floats(a, pl);
         fwd = gathered > fwd ? gathered : fwd;

@@ -1,10 +1,10 @@
 /* The split path of `flash` for the strided Sparse Transformer mask
  * (docs/kernels/flash.md, "Split path"). Its allowed pairs are the union of
- * a causal band (0 <= delta < l), which the tiled path runs skipping every
- * tile outside the band, and the keys l, 2l, ... behind the query, which,
- * once queries and keys are grouped by position modulo l, are l independent
- * causal attentions of about N/l rows. Both parts run tiled, and each row's
- * two partial results are merged by their log-sum-exp. */
+ * a causal band (0 <= delta < l), which has tile structure, and the keys l,
+ * 2l, ... behind the query, which, once queries and keys are grouped by
+ * position modulo l, are l independent causal attentions of about N/l rows.
+ * Both parts run tiled (each block of 16 lanes over its own keys), and each
+ * row's two partial results are merged by their log-sum-exp. */
 #ifndef ATTN_FLASH_SPLIT_H
 #define ATTN_FLASH_SPLIT_H
 
