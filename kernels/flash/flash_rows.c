@@ -22,6 +22,12 @@ int64_t flash_rows_tile(int64_t D)
     return t < 64 ? 64 : t;
 }
 
+/* Rows per pass (rows_block_forward): bounds the keys and probabilities
+ * a task keeps between its two passes to 64 rows of a tile (128 KiB at
+ * D = 64, 512 KiB at D = 16), where the whole block's would take 1 MiB at
+ * D = 64 and 16 MiB at D = 16. */
+#define FLASH_ROWS_SUB 64
+
 int64_t flash_rows_rb(int64_t G, int64_t D)
 {
     /* at N = 16K, D = 64 blocks of 64 rows read every tile from L3 or
@@ -35,10 +41,11 @@ int64_t flash_rows_slot_floats(const attn_args *a, const flash_plan *pl)
 {
     int64_t Dp = flash_round16(a->D), rows = pl->G * flash_rows_rb(pl->G, a->D), tile = flash_rows_tile(a->D);
     /* scaled Q rows and accumulators; m, l, the rescale factor and the key
-     * count per row; every row's keys and probabilities of one tile (plus
+     * count per row; the keys and probabilities of one tile of a sub-block's
+     * rows (plus
      * the 16 past the last row's that its list and scores may write), and
      * the rounding of each carve */
-    return 2 * rows * Dp + 4 * rows + 2 * (rows * tile + 32) + 8 * 16;
+    return 2 * rows * Dp + 4 * rows + 2 * (FLASH_ROWS_SUB * tile + 32) + 8 * 16;
 }
 
 void flash_rows_free(flash_rows *r)
@@ -117,8 +124,8 @@ static void rows_block_forward(const attn_args *a, const flash_rows *r, flash_ro
     float *qs = flash_take(&ws, n_rows * Dp), *acc = flash_take(&ws, n_rows * Dp);
     float *m = flash_take(&ws, n_rows), *l = flash_take(&ws, n_rows), *alpha = flash_take(&ws, n_rows);
     int32_t *cnt = (int32_t *)flash_take(&ws, n_rows);
-    float *ps = flash_take(&ws, n_rows * r->tile + 32);
-    int32_t *is = (int32_t *)flash_take(&ws, n_rows * r->tile + 32);
+    float *ps = flash_take(&ws, FLASH_ROWS_SUB * r->tile + 32);
+    int32_t *is = (int32_t *)flash_take(&ws, FLASH_ROWS_SUB * r->tile + 32);
     float sc = (float)attn_scale(a);
     int64_t layout = r->n_layouts > 1 ? b : 0;
 
@@ -146,17 +153,18 @@ static void rows_block_forward(const attn_args *a, const flash_rows *r, flash_ro
                 _mm_prefetch((const char *)(K + j * io->k.sn + d), _MM_HINT_T1);
                 _mm_prefetch((const char *)(V + j * io->v.sn + d), _MM_HINT_T1);
             }
-        /* scores pass: per row its kept keys (listed from its bits) and their
+        /* per sub-block of FLASH_ROWS_SUB rows (which bounds the buffers;
+         * both the tile's K and V rows stay in L2 across sub-blocks), the
+         * scores pass: per row its kept keys (listed from its bits) and their
          * scores, then the online-softmax step on them; each row's keys and
          * probabilities stay in is and ps at its offset for the P V pass */
-        int64_t off = 0;
-        for (int64_t g = 0; g < G; g++) {
-            int64_t h = r->n_heads > 1 ? hk * G + g : 0;
-            const uint64_t *bits = r->bits + (((layout * r->n_heads + h) * ntiles + tl) * a->Nq + i0) * wt;
-            for (int64_t i = 0; i < nb; i++) {
-                int64_t x = g * nb + i;
+        for (int64_t x0 = 0; x0 < n_rows; x0 += FLASH_ROWS_SUB) {
+            int64_t x1 = n_rows - x0 < FLASH_ROWS_SUB ? n_rows : x0 + FLASH_ROWS_SUB, off = 0;
+            for (int64_t x = x0; x < x1; x++) {
+                int64_t g = x / nb, i = x % nb, h = r->n_heads > 1 ? hk * G + g : 0;
+                const uint64_t *bits = r->bits + (((layout * r->n_heads + h) * ntiles + tl) * a->Nq + i0 + i) * wt;
                 int32_t *idx = is + off;
-                int64_t n = flash_rows_list(bits + i * wt, nw, (int32_t)j0, idx);
+                int64_t n = flash_rows_list(bits, nw, (int32_t)j0, idx);
                 cnt[x] = (int32_t)n;
                 alpha[x] = 1.0f;
                 if (!n)
@@ -167,15 +175,15 @@ static void rows_block_forward(const attn_args *a, const flash_rows *r, flash_ro
                 alpha[x] = flash_rows_softmax(isa, ps + off, n, m + x, l + x);
                 off += n;
             }
+            pairs += (double)off;
+            /* P V pass, the rows in the same order */
+            off = 0;
+            for (int64_t x = x0; x < x1; x++)
+                if (cnt[x]) {
+                    flash_rows_pv(isa, acc + x * Dp, alpha[x], ps + off, V, io->v.sn, is + off, cnt[x], D);
+                    off += cnt[x];
+                }
         }
-        pairs += (double)off;
-        /* P V pass, the rows in the same order */
-        off = 0;
-        for (int64_t x = 0; x < n_rows; x++)
-            if (cnt[x]) {
-                flash_rows_pv(isa, acc + x * Dp, alpha[x], ps + off, V, io->v.sn, is + off, cnt[x], D);
-                off += cnt[x];
-            }
         t->computed += (double)G;
     }
     t->flops += 4.0 * (double)D * pairs;
