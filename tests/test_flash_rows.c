@@ -138,7 +138,12 @@ Test(flash_rows, vector_inner_loops_match_the_plain_ones)
             memset(q, 0, sizeof(float) * 320);
             for (int64_t i = 0; i < D; i++)
                 q[i] = (float)attn_rng_normal(&r), a0[i] = a1[i] = (float)attn_rng_normal(&r);
-            for (int64_t n = 1; n <= 37; n += 12) {
+            /* lists ending in a batch of 16, of 9, of exactly 8 (the short
+             * batch's edge) and of fewer; odd and even lengths for the P V
+             * loop's pairs of keys */
+            static const int64_t ns[] = {1, 8, 9, 13, 16, 24, 25, 37};
+            for (int in = 0; in < 8; in++) {
+                int64_t n = ns[in];
                 flash_rows_dot(FLASH_ROWS_PLAIN, q, kv, sn, idx, n, D, s0);
                 flash_rows_dot((flash_rows_isa)isa, q, kv, sn, idx, n, D, s1);
                 for (int64_t k = 0; k < n; k++)

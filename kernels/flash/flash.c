@@ -63,10 +63,10 @@ static const char *const flash_split_modes[] = {"auto", "on", "off", NULL};
  * lane of a micro-kernel tile with its exp and its share of the P V
  * product): per allowed pair, and per visit of a query row to a key tile
  * (listing its keys, the softmax step, the accumulator's rescale). Fitted to
- * one-thread forward CPU times at N = 16384, D = 64, random masks p = 0.1
- * and 0.25 against the full mask (docs/kernels/flash.md, "Per-row path"). */
-#define FLASH_ROWS_PAIR_COST 2.0
-#define FLASH_ROWS_VISIT_COST 25.0
+ * one-thread forward cycles at N = 16384, D = 64, random masks p = 0.1 and
+ * 0.25 against the full mask (docs/kernels/flash.md, "Per-row path"). */
+#define FLASH_ROWS_PAIR_COST 1.6
+#define FLASH_ROWS_VISIT_COST 56.0
 
 static const opt_def flash_params[] = {
     FLASH_TILE_PARAMS,

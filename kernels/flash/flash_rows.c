@@ -1,9 +1,9 @@
 /* The per-row path of `flash` (flash_rows.h): the bitmap of the mask, built
  * once at init, and the forward over it. One task is a block of rb query
  * rows of the G heads of one KV head; it walks the key tiles in ascending
- * order and, per tile, each of its rows in order: the row's kept keys of the
- * tile listed from its bits, their scores, the online-softmax step and the
- * P V update on exactly those keys. Tasks are independent and each runs in a
+ * order and, per tile, its rows in order twice: first each row's kept keys
+ * of the tile listed from its bits, their scores and the online-softmax
+ * step, then the P V update of every row on exactly those keys. Tasks are independent and each runs in a
  * fixed order, so results are bitwise identical for any thread count. */
 #include "flash_rows.h"
 
@@ -22,6 +22,12 @@ int64_t flash_rows_tile(int64_t D)
     return t < 64 ? 64 : t;
 }
 
+/* Rows per pass (rows_block_forward): bounds the keys and probabilities
+ * a task keeps between its two passes to 64 rows of a tile (128 KiB at
+ * D = 64, 512 KiB at D = 16), where the whole block's would take 1 MiB at
+ * D = 64 and 16 MiB at D = 16. */
+#define FLASH_ROWS_SUB 64
+
 int64_t flash_rows_rb(int64_t G, int64_t D)
 {
     /* at N = 16K, D = 64 blocks of 64 rows read every tile from L3 or
@@ -34,10 +40,12 @@ int64_t flash_rows_rb(int64_t G, int64_t D)
 int64_t flash_rows_slot_floats(const attn_args *a, const flash_plan *pl)
 {
     int64_t Dp = flash_round16(a->D), rows = pl->G * flash_rows_rb(pl->G, a->D), tile = flash_rows_tile(a->D);
-    /* scaled Q rows and accumulators, m and l per row, scores and key
-     * indices of one row's tile (plus the 16 a list may write past its end),
-     * and the rounding of each carve */
-    return 2 * rows * Dp + 2 * rows + 2 * (tile + 32) + 6 * 16;
+    /* scaled Q rows and accumulators; m, l, the rescale factor and the key
+     * count per row; the keys and probabilities of one tile of a sub-block's
+     * rows (plus
+     * the 16 past the last row's that its list and scores may write), and
+     * the rounding of each carve */
+    return 2 * rows * Dp + 4 * rows + 2 * (FLASH_ROWS_SUB * tile + 32) + 8 * 16;
 }
 
 void flash_rows_free(flash_rows *r)
@@ -105,15 +113,19 @@ int flash_rows_build(const attn_args *a, double max_bytes, flash_rows **out)
     return 0;
 }
 
-/* Rows [i0, i0 + nb) of the G heads of KV head hk of batch b. */
+/* Rows [i0, i0 + nb) of the G heads of KV head hk of batch b. Per key tile
+ * two passes over the rows: the scores pass reads only the tile's K rows
+ * (which then stay in L1) and leaves each row's probabilities and rescale
+ * factor in ps and alpha; the P V pass reads only its V rows. */
 static void rows_block_forward(const attn_args *a, const flash_rows *r, flash_rows_isa isa, const attn_io *io,
                                int64_t b, int64_t hk, int64_t G, int64_t i0, int64_t nb, float *ws, flash_tally *t)
 {
     int64_t D = a->D, Dp = flash_round16(D), n_rows = G * nb;
     float *qs = flash_take(&ws, n_rows * Dp), *acc = flash_take(&ws, n_rows * Dp);
-    float *m = flash_take(&ws, n_rows), *l = flash_take(&ws, n_rows);
-    float *s = flash_take(&ws, r->tile + 32);
-    int32_t *idx = (int32_t *)flash_take(&ws, r->tile + 32);
+    float *m = flash_take(&ws, n_rows), *l = flash_take(&ws, n_rows), *alpha = flash_take(&ws, n_rows);
+    int32_t *cnt = (int32_t *)flash_take(&ws, n_rows);
+    float *ps = flash_take(&ws, FLASH_ROWS_SUB * r->tile + 32);
+    int32_t *is = (int32_t *)flash_take(&ws, FLASH_ROWS_SUB * r->tile + 32);
     float sc = (float)attn_scale(a);
     int64_t layout = r->n_layouts > 1 ? b : 0;
 
@@ -130,32 +142,47 @@ static void rows_block_forward(const attn_args *a, const flash_rows *r, flash_ro
     t->bytes += 4.0 * (double)(n_rows * D);
 
     const float *K = attn_at(&io->k, b, hk, 0), *V = attn_at(&io->v, b, hk, 0);
+    int64_t wt = r->tile / 64, ntiles = (a->Nk + r->tile - 1) / r->tile;
     double pairs = 0;
     for (int64_t j0 = 0; j0 < a->Nk; j0 += r->tile) {
-        int64_t nt = a->Nk - j0 < r->tile ? a->Nk - j0 : r->tile, nw = (nt + 63) / 64;
-        /* the tile's K and V rows into L2 in order: the rows below would
-         * otherwise fetch them one random row at a time */
-        for (int64_t j = j0; j < j0 + nt; j++)
+        int64_t nt = a->Nk - j0 < r->tile ? a->Nk - j0 : r->tile, nw = (nt + 63) / 64, tl = j0 / r->tile;
+        /* the next tile's K and V rows into L2 in order, while this one is
+         * computed: the passes below read them at random */
+        for (int64_t j = j0 + r->tile; j < a->Nk && j < j0 + 2 * r->tile; j++)
             for (int64_t d = 0; d < D; d += 16) {
                 _mm_prefetch((const char *)(K + j * io->k.sn + d), _MM_HINT_T1);
                 _mm_prefetch((const char *)(V + j * io->v.sn + d), _MM_HINT_T1);
             }
-        for (int64_t g = 0; g < G; g++) {
-            int64_t h = r->n_heads > 1 ? hk * G + g : 0;
-            int64_t wt = r->tile / 64, t = j0 / r->tile, ntiles = (a->Nk + r->tile - 1) / r->tile;
-            const uint64_t *bits = r->bits + (((layout * r->n_heads + h) * ntiles + t) * a->Nq + i0) * wt;
-            for (int64_t i = 0; i < nb; i++) {
-                int64_t x = g * nb + i;
-                int64_t n = flash_rows_list(bits + i * wt, nw, (int32_t)j0, idx);
+        /* per sub-block of FLASH_ROWS_SUB rows (which bounds the buffers;
+         * both the tile's K and V rows stay in L2 across sub-blocks), the
+         * scores pass: per row its kept keys (listed from its bits) and their
+         * scores, then the online-softmax step on them; each row's keys and
+         * probabilities stay in is and ps at its offset for the P V pass */
+        for (int64_t x0 = 0; x0 < n_rows; x0 += FLASH_ROWS_SUB) {
+            int64_t x1 = n_rows - x0 < FLASH_ROWS_SUB ? n_rows : x0 + FLASH_ROWS_SUB, off = 0;
+            for (int64_t x = x0; x < x1; x++) {
+                int64_t g = x / nb, i = x % nb, h = r->n_heads > 1 ? hk * G + g : 0;
+                const uint64_t *bits = r->bits + (((layout * r->n_heads + h) * ntiles + tl) * a->Nq + i0 + i) * wt;
+                int32_t *idx = is + off;
+                int64_t n = flash_rows_list(bits, nw, (int32_t)j0, idx);
+                cnt[x] = (int32_t)n;
+                alpha[x] = 1.0f;
                 if (!n)
                     continue;
                 for (int64_t k = n; k < flash_round16(n); k++)
-                    idx[k] = idx[0]; /* computed, not used */
-                flash_rows_dot(isa, qs + x * Dp, K, io->k.sn, idx, n, D, s);
-                float alpha = flash_rows_softmax(isa, s, n, m + x, l + x);
-                flash_rows_pv(isa, acc + x * Dp, alpha, s, V, io->v.sn, idx, n, D);
-                pairs += (double)n;
+                    idx[k] = idx[0]; /* computed, not used (the next row's list overwrites them) */
+                flash_rows_dot(isa, qs + x * Dp, K, io->k.sn, idx, n, D, ps + off);
+                alpha[x] = flash_rows_softmax(isa, ps + off, n, m + x, l + x);
+                off += n;
             }
+            pairs += (double)off;
+            /* P V pass, the rows in the same order */
+            off = 0;
+            for (int64_t x = x0; x < x1; x++)
+                if (cnt[x]) {
+                    flash_rows_pv(isa, acc + x * Dp, alpha[x], ps + off, V, io->v.sn, is + off, cnt[x], D);
+                    off += cnt[x];
+                }
         }
         t->computed += (double)G;
     }

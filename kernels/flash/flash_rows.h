@@ -5,10 +5,12 @@
  *
  * At init the mask's row predicate is packed into one bit per (query row,
  * key). The forward walks the keys in tiles whose K and V rows stay in the
- * L2 cache; per query row it lists that row's kept keys of the tile from its
- * bits, computes only their scores (dot products with the K rows, 16 keys
- * at a time), and runs the online softmax and the P V update over exactly
- * those keys. Executed work is 4 D FLOPs per allowed pair. */
+ * L2 cache, in two passes over a block of query rows per tile: the scores
+ * pass lists each row's kept keys of the tile from its bits, computes only
+ * their scores (dot products with the K rows, 16 keys at a time) and the
+ * online-softmax step, keeping keys and probabilities per row; the P V pass
+ * then adds each row's kept V rows into its accumulator. Executed work is
+ * 4 D FLOPs per allowed pair. */
 #ifndef ATTN_FLASH_ROWS_H
 #define ATTN_FLASH_ROWS_H
 

@@ -58,6 +58,36 @@ static inline __m512 sum16x16(__m512 *v)
                          _mm512_shuffle_f32x4(w[0], w[1], _MM_SHUFFLE(3, 1, 3, 1)));
 }
 
+/* The scores of keys idx[0..kn) (kn 8 or 16, known at the call) in lanes
+ * 0..kn, 0 in the others. */
+static inline __attribute__((always_inline)) __m512 dot512_batch(const __m512 *qv, const float *K, int64_t sn,
+                                                                 const int32_t *idx, int64_t nc, __mmask16 tail,
+                                                                 int kn)
+{
+    __m512 v[16];
+    /* unrolled so that v stays in registers; even and odd chunks in two
+     * chains per key */
+#pragma GCC unroll 16
+    for (int k = 0; k < 16; k++) {
+        if (k >= kn) {
+            v[k] = _mm512_setzero_ps();
+            continue;
+        }
+        const float *kr = K + (int64_t)idx[k] * sn;
+        __m512 a = _mm512_mul_ps(_mm512_maskz_loadu_ps(nc == 1 ? tail : 0xffff, kr), qv[0]);
+        __m512 b = _mm512_setzero_ps();
+#pragma GCC unroll 16
+        for (int64_t c = 1; c < nc; c += 2) {
+            b = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(c == nc - 1 ? tail : 0xffff, kr + 16 * c), qv[c], b);
+            if (c + 1 < nc)
+                a = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(c + 1 == nc - 1 ? tail : 0xffff, kr + 16 * c + 16),
+                                    qv[c + 1], a);
+        }
+        v[k] = _mm512_add_ps(a, b);
+    }
+    return sum16x16(v);
+}
+
 /* D known at the call for the common head sizes, so q stays in registers. */
 static inline __attribute__((always_inline)) void dot512_d(const float *q, const float *K, int64_t sn,
                                                            const int32_t *idx, int64_t n, int64_t D, float *s)
@@ -68,26 +98,11 @@ static inline __attribute__((always_inline)) void dot512_d(const float *q, const
     __m512 qv[MAXC];
     for (int64_t c = 0; c < nc; c++)
         qv[c] = _mm512_load_ps(q + 16 * c);
-    for (int64_t k0 = 0; k0 < n; k0 += 16) {
-        __m512 v[16];
-        /* unrolled so that v stays in registers; even and odd chunks in two
-         * chains per key */
-#pragma GCC unroll 16
-        for (int k = 0; k < 16; k++) {
-            const float *kr = K + (int64_t)idx[k0 + k] * sn;
-            __m512 a = _mm512_mul_ps(_mm512_maskz_loadu_ps(nc == 1 ? tail : 0xffff, kr), qv[0]);
-            __m512 b = _mm512_setzero_ps();
-#pragma GCC unroll 16
-            for (int64_t c = 1; c < nc; c += 2) {
-                b = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(c == nc - 1 ? tail : 0xffff, kr + 16 * c), qv[c], b);
-                if (c + 1 < nc)
-                    a = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(c + 1 == nc - 1 ? tail : 0xffff, kr + 16 * c + 16),
-                                        qv[c + 1], a);
-            }
-            v[k] = _mm512_add_ps(a, b);
-        }
-        _mm512_storeu_ps(s + k0, sum16x16(v));
-    }
+    for (int64_t k0 = 0; k0 < n; k0 += 16)
+        /* a last batch of at most 8 keys computes 8 (the reduction is the
+         * same): rows of a sparse tile often have fewer than 16 */
+        _mm512_storeu_ps(s + k0, n - k0 <= 8 ? dot512_batch(qv, K, sn, idx + k0, nc, tail, 8)
+                                             : dot512_batch(qv, K, sn, idx + k0, nc, tail, 16));
 }
 
 static void dot_avx512(const float *q, const float *K, int64_t sn, const int32_t *idx, int64_t n, int64_t D,
@@ -103,31 +118,51 @@ static void dot_avx512(const float *q, const float *K, int64_t sn, const int32_t
         dot_plain(q, K, sn, idx, n, D, s);
 }
 
-/* Chunk by chunk of 16 floats, the keys in four interleaved accumulators
- * (independent FMA chains, all in registers for any D; each V row is still
- * read once per chunk, as one cache line). */
+/* Key by key, the row's D accumulators in registers (two interleaved sets
+ * of up to 8 vectors, so that 8 or more FMA chains are in flight): each key
+ * costs one index, one broadcast and its D/16 V loads and FMAs. The earlier
+ * chunk-by-chunk order reloaded every key's index and probability once per
+ * chunk and was bound by those loads. */
 static inline __attribute__((always_inline)) void pv512_d(float *acc, float alpha, const float *p, const float *V,
                                                           int64_t sn, const int32_t *idx, int64_t n, int64_t D)
 {
-    __m512 al = _mm512_set1_ps(alpha);
-    for (int64_t c = 0; c < D; c += 16) {
-        __mmask16 mk = D - c >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (D - c)) - 1);
-        const float *vc = V + c;
-        __m512 a0 = _mm512_mul_ps(_mm512_load_ps(acc + c), al), a1 = _mm512_setzero_ps();
-        __m512 a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();
-        int64_t k = 0;
-        for (; k + 4 <= n; k += 4) {
-            const float *v0 = vc + (int64_t)idx[k] * sn, *v1 = vc + (int64_t)idx[k + 1] * sn;
-            const float *v2 = vc + (int64_t)idx[k + 2] * sn, *v3 = vc + (int64_t)idx[k + 3] * sn;
-            a0 = _mm512_fmadd_ps(_mm512_set1_ps(p[k]), _mm512_maskz_loadu_ps(mk, v0), a0);
-            a1 = _mm512_fmadd_ps(_mm512_set1_ps(p[k + 1]), _mm512_maskz_loadu_ps(mk, v1), a1);
-            a2 = _mm512_fmadd_ps(_mm512_set1_ps(p[k + 2]), _mm512_maskz_loadu_ps(mk, v2), a2);
-            a3 = _mm512_fmadd_ps(_mm512_set1_ps(p[k + 3]), _mm512_maskz_loadu_ps(mk, v3), a3);
+    enum { MAXC = 16 };
+    int64_t nc = (D + 15) / 16;
+    int two = nc <= 8;
+    __mmask16 tail = D % 16 ? (__mmask16)((1u << (D % 16)) - 1) : (__mmask16)0xffff;
+    __m512 a[MAXC], b[MAXC], al = _mm512_set1_ps(alpha);
+#pragma GCC unroll 16
+    for (int64_t c = 0; c < MAXC; c++) /* all set: those past nc are never used */
+        a[c] = c < nc ? _mm512_mul_ps(_mm512_load_ps(acc + 16 * c), al) : _mm512_setzero_ps(), b[c] = a[c];
+#pragma GCC unroll 16
+    for (int64_t c = 0; c < MAXC; c++)
+        b[c] = _mm512_setzero_ps();
+    int64_t k = 0;
+    if (two)
+        for (; k + 2 <= n; k += 2) {
+            const float *v0 = V + (int64_t)idx[k] * sn, *v1 = V + (int64_t)idx[k + 1] * sn;
+            __m512 p0 = _mm512_set1_ps(p[k]), p1 = _mm512_set1_ps(p[k + 1]);
+#pragma GCC unroll 8
+            for (int64_t c = 0; c < 8; c++)
+                if (c < nc) {
+                    __mmask16 mk = c == nc - 1 ? tail : (__mmask16)0xffff;
+                    a[c] = _mm512_fmadd_ps(p0, _mm512_maskz_loadu_ps(mk, v0 + 16 * c), a[c]);
+                    b[c] = _mm512_fmadd_ps(p1, _mm512_maskz_loadu_ps(mk, v1 + 16 * c), b[c]);
+                }
         }
-        for (; k < n; k++)
-            a0 = _mm512_fmadd_ps(_mm512_set1_ps(p[k]), _mm512_maskz_loadu_ps(mk, vc + (int64_t)idx[k] * sn), a0);
-        _mm512_store_ps(acc + c, _mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+    for (; k < n; k++) {
+        const float *v0 = V + (int64_t)idx[k] * sn;
+        __m512 p0 = _mm512_set1_ps(p[k]);
+#pragma GCC unroll 16
+        for (int64_t c = 0; c < MAXC; c++)
+            if (c < nc)
+                a[c] = _mm512_fmadd_ps(p0, _mm512_maskz_loadu_ps(c == nc - 1 ? tail : (__mmask16)0xffff, v0 + 16 * c),
+                                       a[c]);
     }
+#pragma GCC unroll 16
+    for (int64_t c = 0; c < MAXC; c++)
+        if (c < nc)
+            _mm512_store_ps(acc + 16 * c, _mm512_add_ps(a[c], b[c]));
 }
 
 static void pv_avx512(float *acc, float alpha, const float *p, const float *V, int64_t sn, const int32_t *idx,
@@ -137,8 +172,10 @@ static void pv_avx512(float *acc, float alpha, const float *p, const float *V, i
         pv512_d(acc, alpha, p, V, sn, idx, n, 64);
     else if (D == 128)
         pv512_d(acc, alpha, p, V, sn, idx, n, 128);
-    else
+    else if (D <= 256)
         pv512_d(acc, alpha, p, V, sn, idx, n, D);
+    else
+        pv_plain(acc, alpha, p, V, sn, idx, n, D);
 }
 #endif
 
@@ -270,7 +307,8 @@ float flash_rows_softmax(flash_rows_isa isa, float *s, int64_t n, float *m, floa
         for (; k < n; k += 16)
             v = _mm512_max_ps(v, _mm512_loadu_ps(s + k));
         mx = _mm512_reduce_max_ps(v);
-        float shift = mx == -INFINITY ? 0.0f : mx, alpha = attn_expf(*m - shift);
+        /* most steps do not raise the max: alpha = exp(0) = 1 without the exp */
+        float shift = mx == -INFINITY ? 0.0f : mx, alpha = mx == *m ? 1.0f : attn_expf(*m - shift);
         __m512 sh = _mm512_set1_ps(shift), sum = _mm512_setzero_ps();
         for (k = 0; k < n; k += 16) {
             __mmask16 in = n - k >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - k)) - 1);
