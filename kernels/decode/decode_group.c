@@ -122,20 +122,17 @@ void attn_dec_partial_group(const attn_args *a, const dec_plan *pl, const attn_i
 {
     int64_t D = a->D, G = pl->G, R = G * nb, lanes = flash_round16(R);
     float *qt = flash_take(&ws, D * lanes), *S = flash_take(&ws, pl->bc * lanes), *acc = flash_take(&ws, R * D);
-    float *m = flash_take(&ws, lanes), *l = flash_take(&ws, lanes);
-    float *alpha = flash_take(&ws, lanes), *shift = flash_take(&ws, lanes);
-    int32_t *lo = (int32_t *)flash_take(&ws, lanes), *hi = (int32_t *)flash_take(&ws, lanes);
-    float *tmax = flash_take(&ws, lanes);
-    unsigned char *M = pl->mask_ld ? (unsigned char *)flash_take(&ws, lanes * pl->bc / 4 + 1) : NULL;
+    dec_lanes st;
+    attn_dec_lanes_take(pl, lanes, &ws, &st);
 
     flash_lanes_pack_q(&io->q, b, hk * G, G, i0, nb, lanes, (float)attn_scale(a), qt);
-    attn_dec_reset(acc, R * D, m, l, lanes);
+    attn_dec_reset(acc, R * D, st.m, st.l, lanes);
     t->bytes += 4.0 * (double)(R * D);
     int64_t kblocks, cblocks = (D + DEC_GRP_COLS - 1) / DEC_GRP_COLS, rblocks = (R + DEC_GRP_ROWS - 1) / DEC_GRP_ROWS;
 
     for (int64_t j0 = k0; j0 < k1; j0 += pl->bc) {
         int64_t nk = k1 - j0 < pl->bc ? k1 - j0 : pl->bc, jlo, jhi;
-        attn_tile kind = attn_dec_tile_keys(a, pl, b, hk, i0, nb, j0, nk, lanes, lo, hi, M, &jlo, &jhi, t);
+        attn_tile kind = attn_dec_tile_keys(a, pl, b, hk, i0, nb, j0, nk, lanes, st.lo, st.hi, st.M, &jlo, &jhi, t);
         if (kind == ATTN_TILE_EMPTY || jhi == jlo) /* no row sees a key of the tile */
             continue;
         nk = jhi - jlo;
@@ -158,8 +155,8 @@ void attn_dec_partial_group(const attn_args *a, const dec_plan *pl, const attn_i
         }
 
         // S^T (nk, lanes) = K[j0+jlo : j0+jhi] (nk, D) @ qt (D, lanes), tmax = max(m, max_j S^T) on FULL tiles
-        memcpy(tmax, m, sizeof(float) * (size_t)lanes);
-        float *cm = kind == ATTN_TILE_FULL ? tmax : NULL;
+        memcpy(st.tmax, st.m, sizeof(float) * (size_t)lanes);
+        float *cm = kind == ATTN_TILE_FULL ? st.tmax : NULL;
 #if defined(ATTN_VW) && ATTN_VW == 16
         if (lanes == 16)
             t->flops += dec_grp_scores16(nk, D, k, io->k.sn, qt, S, cm, &pf);
@@ -171,19 +168,12 @@ void attn_dec_partial_group(const attn_args *a, const dec_plan *pl, const attn_i
                 t->flops += attn_mk_gemm(n, lanes, D, k + c * io->k.sn, io->k.sn, 1, qt, lanes, S + c * lanes,
                                          lanes, ATTN_MK_SET, NULL, cm);
             }
-        if (kind == ATTN_TILE_PARTIAL) {
-            if (M)
-                attn_dec_mask_bytes(pl, M + jlo, R, nk, S, 1, lanes);
-            else
-                flash_mask_lanes(S, nk, lanes, lo, hi);
-            flash_lanes_max(S, nk, lanes, tmax);
-        }
-        flash_lanes_online_softmax(S, nk, lanes, tmax, m, l, alpha, shift);
+        attn_dec_lanes_softmax(pl, &st, kind, jlo, R, nk, lanes, S);
 
         // acc (R, D) = diag(alpha) acc + P (R, nk) @ V[j0+jlo : j0+jhi] (nk, D), P (r, j) = S^T[j][r]
         for (int64_t r = 0; r < R; r++)
             for (int64_t d = 0; d < D; d++)
-                acc[r * D + d] *= alpha[r];
+                acc[r * D + d] *= st.alpha[r];
         for (int64_t d0 = 0; d0 < D; d0 += DEC_GRP_COLS) {
             int64_t nd = D - d0 < DEC_GRP_COLS ? D - d0 : DEC_GRP_COLS;
             for (int64_t r0 = 0; r0 < R; r0 += DEC_GRP_ROWS) {
@@ -198,5 +188,5 @@ void attn_dec_partial_group(const attn_args *a, const dec_plan *pl, const attn_i
         t->bytes += 8.0 * (double)(nk * D);
     }
 
-    attn_dec_write_partial(pl, D, R, acc, D, 1, m, l, part);
+    attn_dec_write_partial(pl, D, R, acc, D, 1, st.m, st.l, part);
 }
