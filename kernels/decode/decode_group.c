@@ -122,8 +122,9 @@ void attn_dec_partial_group(const attn_args *a, const dec_plan *pl, const attn_i
 {
     int64_t D = a->D, G = pl->G, R = G * nb, lanes = flash_round16(R);
     float *qt = flash_take(&ws, D * lanes), *S = flash_take(&ws, pl->bc * lanes), *acc = flash_take(&ws, R * D);
-    dec_lanes st;
-    attn_dec_lanes_take(pl, lanes, &ws, &st);
+    flash_lane_state st;
+    flash_lane_state_take(&ws, lanes, &st);
+    unsigned char *M = pl->mask_ld ? (unsigned char *)flash_take(&ws, lanes * pl->bc / 4 + 1) : NULL;
 
     flash_lanes_pack_q(&io->q, b, hk * G, G, i0, nb, lanes, (float)attn_scale(a), qt);
     attn_dec_reset(acc, R * D, st.m, st.l, lanes);
@@ -132,7 +133,7 @@ void attn_dec_partial_group(const attn_args *a, const dec_plan *pl, const attn_i
 
     for (int64_t j0 = k0; j0 < k1; j0 += pl->bc) {
         int64_t nk = k1 - j0 < pl->bc ? k1 - j0 : pl->bc, jlo, jhi;
-        attn_tile kind = attn_dec_tile_keys(a, pl, b, hk, i0, nb, j0, nk, lanes, st.lo, st.hi, st.M, &jlo, &jhi, t);
+        attn_tile kind = attn_dec_tile_keys(a, pl, b, hk, i0, nb, j0, nk, lanes, st.lo, st.hi, M, &jlo, &jhi, t);
         if (kind == ATTN_TILE_EMPTY || jhi == jlo) /* no row sees a key of the tile */
             continue;
         nk = jhi - jlo;
@@ -168,7 +169,7 @@ void attn_dec_partial_group(const attn_args *a, const dec_plan *pl, const attn_i
                 t->flops += attn_mk_gemm(n, lanes, D, k + c * io->k.sn, io->k.sn, 1, qt, lanes, S + c * lanes,
                                          lanes, ATTN_MK_SET, NULL, cm);
             }
-        attn_dec_lanes_softmax(pl, &st, kind, jlo, R, nk, lanes, S);
+        attn_dec_lanes_softmax(pl, &st, M, kind, jlo, R, nk, lanes, S);
 
         // acc (R, D) = diag(alpha) acc + P (R, nk) @ V[j0+jlo : j0+jhi] (nk, D), P (r, j) = S^T[j][r]
         for (int64_t r = 0; r < R; r++)

@@ -80,22 +80,14 @@ void attn_dec_write_partial(const dec_plan *pl, int64_t D, int64_t R, const floa
 /* Acc = 0 (n floats), m = -inf, l = 0 (rows). */
 void attn_dec_reset(float *acc, int64_t n, float *m, float *l, int64_t rows);
 
-/* Per-lane online-softmax state of the layouts that score with the query
- * rows in the vector lanes (the lane and group layouts), and the predicate
- * of a PARTIAL tile: lane key ranges lo/hi, or mask bytes M when
- * pl->mask_ld. */
-typedef struct {
-    float *m, *l, *alpha, *shift, *tmax;
-    int32_t *lo, *hi;
-    unsigned char *M;
-} dec_lanes;
-/* Carves the state for `lanes` lanes from the workspace (attn_dec_reset sets m and l). */
-void attn_dec_lanes_take(const dec_plan *pl, int64_t lanes, float **ws, dec_lanes *s);
-/* The tile step after the scores S^T (nk, lanes) of keys jlo.. (tmax already
- * holds max(m, scores) on a FULL tile, m elsewhere): a PARTIAL tile masked
- * (rows real rows) and its maxima taken, then the online-softmax update. */
-void attn_dec_lanes_softmax(const dec_plan *pl, const dec_lanes *s, attn_tile kind, int64_t jlo, int64_t rows,
-                            int64_t nk, int64_t lanes, float *S);
+/* The tile step of the layouts that score with the query rows in the vector
+ * lanes (the lane and group layouts), after the scores S^T (nk, lanes) of
+ * keys jlo.. (st->tmax already holds max(m, scores) on a FULL tile, m
+ * elsewhere): a PARTIAL tile masked by its lane key ranges, or by the mask
+ * bytes M when pl->mask_ld (rows real rows), and its maxima taken; then the
+ * online-softmax update. */
+void attn_dec_lanes_softmax(const dec_plan *pl, const flash_lane_state *st, const unsigned char *M, attn_tile kind,
+                            int64_t jlo, int64_t rows, int64_t nk, int64_t lanes, float *S);
 
 /* The group layout (decode_group.c) for groups of more rows than the dot
  * layout takes: scores with the rows in the vector lanes (K read in place),

@@ -106,26 +106,17 @@ void attn_dec_reset(float *acc, int64_t n, float *m, float *l, int64_t rows)
         m[r] = -INFINITY, l[r] = 0;
 }
 
-void attn_dec_lanes_take(const dec_plan *pl, int64_t lanes, float **ws, dec_lanes *s)
-{
-    s->m = flash_take(ws, lanes), s->l = flash_take(ws, lanes);
-    s->alpha = flash_take(ws, lanes), s->shift = flash_take(ws, lanes);
-    s->lo = (int32_t *)flash_take(ws, lanes), s->hi = (int32_t *)flash_take(ws, lanes);
-    s->tmax = flash_take(ws, lanes);
-    s->M = pl->mask_ld ? (unsigned char *)flash_take(ws, lanes * pl->bc / 4 + 1) : NULL;
-}
-
-void attn_dec_lanes_softmax(const dec_plan *pl, const dec_lanes *s, attn_tile kind, int64_t jlo, int64_t rows,
-                            int64_t nk, int64_t lanes, float *S)
+void attn_dec_lanes_softmax(const dec_plan *pl, const flash_lane_state *st, const unsigned char *M, attn_tile kind,
+                            int64_t jlo, int64_t rows, int64_t nk, int64_t lanes, float *S)
 {
     if (kind == ATTN_TILE_PARTIAL) {
-        if (s->M)
-            attn_dec_mask_bytes(pl, s->M + jlo, rows, nk, S, 1, lanes);
+        if (M)
+            attn_dec_mask_bytes(pl, M + jlo, rows, nk, S, 1, lanes);
         else
-            flash_mask_lanes(S, nk, lanes, s->lo, s->hi);
-        flash_lanes_max(S, nk, lanes, s->tmax);
+            flash_mask_lanes(S, nk, lanes, st->lo, st->hi);
+        flash_lanes_max(S, nk, lanes, st->tmax);
     }
-    flash_lanes_online_softmax(S, nk, lanes, s->tmax, s->m, s->l, s->alpha, s->shift);
+    flash_lanes_online_softmax(S, nk, lanes, st->tmax, st->m, st->l, st->alpha, st->shift);
 }
 
 /* Lane layout (flash's): S^T [key][row], Acc^T [d][row]. Any strides. */
@@ -135,8 +126,9 @@ static void dec_partial_lanes(const attn_args *a, const dec_plan *pl, const attn
     int64_t D = a->D, G = pl->G, lanes = flash_round16(G * nb);
     float *qt_ = flash_take(&ws, D * lanes), *S = flash_take(&ws, pl->bc * lanes);
     float *acc = flash_take(&ws, D * lanes);
-    dec_lanes st;
-    attn_dec_lanes_take(pl, lanes, &ws, &st);
+    flash_lane_state st;
+    flash_lane_state_take(&ws, lanes, &st);
+    unsigned char *M = pl->mask_ld ? (unsigned char *)flash_take(&ws, lanes * pl->bc / 4 + 1) : NULL;
 
     flash_lanes_pack_q(&io->q, b, hk * G, G, i0, nb, lanes, (float)attn_scale(a), qt_);
     attn_dec_reset(acc, D * lanes, st.m, st.l, lanes);
@@ -145,7 +137,7 @@ static void dec_partial_lanes(const attn_args *a, const dec_plan *pl, const attn
     /* the loop of flash_forward_tile over [k0, k1), tiles of bc from k0 */
     for (int64_t j0 = k0; j0 < k1; j0 += pl->bc) {
         int64_t nk = k1 - j0 < pl->bc ? k1 - j0 : pl->bc, jlo, jhi;
-        attn_tile kind = attn_dec_tile_keys(a, pl, b, hk, i0, nb, j0, nk, lanes, st.lo, st.hi, st.M, &jlo, &jhi, t);
+        attn_tile kind = attn_dec_tile_keys(a, pl, b, hk, i0, nb, j0, nk, lanes, st.lo, st.hi, M, &jlo, &jhi, t);
         if (kind == ATTN_TILE_EMPTY || jhi == jlo) /* no row sees a key of the tile */
             continue;
         nk = jhi - jlo;
@@ -154,7 +146,7 @@ static void dec_partial_lanes(const attn_args *a, const dec_plan *pl, const attn
         memcpy(st.tmax, st.m, sizeof(float) * (size_t)lanes);
         t->flops += attn_mk_gemm(nk, lanes, D, k, io->k.sn, 1, qt_, lanes, S, lanes, ATTN_MK_SET, NULL,
                                  kind == ATTN_TILE_FULL ? st.tmax : NULL);
-        attn_dec_lanes_softmax(pl, &st, kind, jlo, G * nb, nk, lanes, S);
+        attn_dec_lanes_softmax(pl, &st, M, kind, jlo, G * nb, nk, lanes, S);
         // acc^T (D, lanes) = acc^T * diag(alpha) + V[..]^T (D, nk) @ P^T (nk, lanes)
         t->flops += attn_mk_gemm(D, lanes, nk, v, 1, io->v.sn, S, lanes, acc, lanes, ATTN_MK_SCALE_ADD, st.alpha, NULL);
         t->exps += (double)((nk + 1) * lanes);

@@ -298,17 +298,13 @@ static void flash_forward_tile(const attn_args *a, const flash_plan *pl, const a
     int64_t lanes = flash_round16(G * nb);
     float *qt = flash_take(&ws, D * lanes), *S = flash_take(&ws, pl->bc * lanes);
     float *acc = flash_take(&ws, D * lanes);
-    float *m = flash_take(&ws, lanes), *l = flash_take(&ws, lanes);
-    float *alpha = flash_take(&ws, lanes), *shift = flash_take(&ws, lanes);
-    int32_t *lo = (int32_t *)flash_take(&ws, lanes), *hi = (int32_t *)flash_take(&ws, lanes);
-    float *tmax = flash_take(&ws, lanes);
+    flash_lane_state st;
+    flash_lane_state_take(&ws, lanes, &st);
     int interval = !pl->mask_ld;
     unsigned char *M = interval ? NULL : (unsigned char *)flash_take(&ws, lanes * pl->bc / 4 + 1);
 
     flash_lanes_pack_q(&io->q, b, hk * G, G, i0, nb, lanes, (float)attn_scale(a), qt);
     memset(acc, 0, sizeof(float) * (size_t)(D * lanes));
-    for (int64_t r = 0; r < lanes; r++)
-        m[r] = -INFINITY, l[r] = 0;
     t->bytes += 4.0 * (double)(G * nb * D);
 
     for (int64_t j0 = 0; j0 < nkeys; j0 += pl->bc) {
@@ -320,7 +316,7 @@ static void flash_forward_tile(const attn_args *a, const flash_plan *pl, const a
         }
         int64_t jlo = 0, jhi = nk;
         if (kind == ATTN_TILE_PARTIAL && interval)
-            flash_partial_keys(a, i0, nb, G, j0, nk, lanes, lo, hi, &jlo, &jhi);
+            flash_partial_keys(a, i0, nb, G, j0, nk, lanes, st.lo, st.hi, &jlo, &jhi);
         else if (kind == ATTN_TILE_PARTIAL) {
             int64_t r0, r1;
             flash_pred_rows(a, b, hk * G, G, i0, nb, j0, nk, M, pl->mask_ld, &jlo, &jhi, &r0, &r1);
@@ -328,25 +324,25 @@ static void flash_forward_tile(const attn_args *a, const flash_plan *pl, const a
         nk = jhi - jlo;
         const float *k = attn_at(&io->k, b, hk, j0 + jlo), *v = attn_at(&io->v, b, hk, j0 + jlo);
         // S^T (nk, lanes) = K[j0+jlo : j0+jhi] (nk, D) @ qt (D, lanes), tmax = max(m, max_j S^T)
-        memcpy(tmax, m, sizeof(float) * (size_t)lanes);
+        memcpy(st.tmax, st.m, sizeof(float) * (size_t)lanes);
         t->flops += attn_mk_gemm(nk, lanes, D, k, io->k.sn, 1, qt, lanes, S, lanes, ATTN_MK_SET, NULL,
-                                 kind == ATTN_TILE_FULL ? tmax : NULL);
+                                 kind == ATTN_TILE_FULL ? st.tmax : NULL);
         if (kind == ATTN_TILE_PARTIAL) {
             if (interval)
-                flash_mask_lanes(S, nk, lanes, lo, hi);
+                flash_mask_lanes(S, nk, lanes, st.lo, st.hi);
             else
                 flash_pred_apply(M + jlo, pl->mask_ld, G * nb, nk, S, 1, lanes, -INFINITY);
-            flash_lanes_max(S, nk, lanes, tmax);
+            flash_lanes_max(S, nk, lanes, st.tmax);
         }
-        flash_lanes_online_softmax(S, nk, lanes, tmax, m, l, alpha, shift);
+        flash_lanes_online_softmax(S, nk, lanes, st.tmax, st.m, st.l, st.alpha, st.shift);
         // acc^T (D, lanes) = acc^T * diag(alpha) + V[..]^T (D, nk) @ P^T (nk, lanes)
-        t->flops += attn_mk_gemm(D, lanes, nk, v, 1, io->v.sn, S, lanes, acc, lanes, ATTN_MK_SCALE_ADD, alpha, NULL);
+        t->flops += attn_mk_gemm(D, lanes, nk, v, 1, io->v.sn, S, lanes, acc, lanes, ATTN_MK_SCALE_ADD, st.alpha, NULL);
         t->exps += (double)((nk + 1) * lanes);
         t->computed += (double)G;
         t->bytes += 8.0 * (double)(nk * D);
     }
 
-    flash_lanes_store_o(a, io, b, hk * G, G, i0, NULL, nb, lanes, acc, m, l);
+    flash_lanes_store_o(a, io, b, hk * G, G, i0, NULL, nb, lanes, acc, st.m, st.l);
 }
 
 void flash_tiled_forward(const attn_ctx *ctx, const attn_args *a, const flash_plan *pl, const attn_io *io,

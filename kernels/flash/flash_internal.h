@@ -128,6 +128,25 @@ static inline float *flash_take(float **cursor, int64_t n)
     return p;
 }
 
+/* The online-softmax state of a query tile in the lane layout: per lane the
+ * running max m and sum l, the tile step's alpha, shift and tmax, and the
+ * key range [lo, hi) of each lane in a partially masked tile. */
+typedef struct {
+    float *m, *l, *alpha, *shift, *tmax;
+    int32_t *lo, *hi;
+} flash_lane_state;
+
+/* Carves the state for `lanes` lanes from *cursor: m = -inf, l = 0. */
+static inline void flash_lane_state_take(float **cursor, int64_t lanes, flash_lane_state *s)
+{
+    s->m = flash_take(cursor, lanes), s->l = flash_take(cursor, lanes);
+    s->alpha = flash_take(cursor, lanes), s->shift = flash_take(cursor, lanes);
+    s->lo = (int32_t *)flash_take(cursor, lanes), s->hi = (int32_t *)flash_take(cursor, lanes);
+    s->tmax = flash_take(cursor, lanes);
+    for (int64_t x = 0; x < lanes; x++)
+        s->m[x] = -INFINITY, s->l[x] = 0;
+}
+
 /* Rows [n0, n1) of head h of sequence b that a padded batch (attn_args.seq_len)
  * leaves out: zeroed in t (O, dQ, dK or dV) and, with lse, given LSE = -inf. */
 static inline void flash_empty_rows(const attn_args *a, const attn_tensor *t, float *lse, int64_t b, int64_t h,

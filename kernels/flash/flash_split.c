@@ -69,6 +69,23 @@ static double block_pv(int64_t lanes, int64_t D, const float *v, int64_t vsn, co
     return flops;
 }
 
+/* One key tile of nk keys for every block of lanes (keys kb.. of K and V,
+ * kn of them per block): S^T = K Q^T per block, each lane masked to its
+ * [lo, hi), the online-softmax step, acc^T = acc^T diag(alpha) + V^T P^T. */
+static void block_tile_step(int64_t lanes, int64_t D, int64_t nk, const float *k, int64_t ksn, const float *v,
+                            int64_t vsn, const int64_t *kb, const int64_t *kn, const float *qt, float *S, float *acc,
+                            const flash_lane_state *st, flash_tally *t)
+{
+    memcpy(st->tmax, st->m, sizeof(float) * (size_t)lanes);
+    t->flops += block_scores(lanes, D, k, ksn, kb, kn, qt, S);
+    flash_mask_lanes(S, nk, lanes, st->lo, st->hi);
+    flash_lanes_max(S, nk, lanes, st->tmax);
+    flash_lanes_online_softmax(S, nk, lanes, st->tmax, st->m, st->l, st->alpha, st->shift);
+    t->flops += block_pv(lanes, D, v, vsn, kb, kn, S, st->alpha, acc);
+    t->exps += (double)((nk + 1) * lanes);
+    t->bytes += 8.0 * (double)(nk * D);
+}
+
 /* The keys of query row n's band: [n - l + 1, n], clipped at 0. */
 static int64_t band_lo(int64_t n, int64_t l)
 {
@@ -99,17 +116,13 @@ static void band_tile_forward(const attn_args *a, const flash_plan *pl, const at
     int64_t lanes = flash_round16(G * nb), blocks = lanes / 16;
     float *qt = flash_take(&ws, D * lanes), *S = flash_take(&ws, pl->bc * lanes);
     float *acc = flash_take(&ws, D * lanes);
-    float *m = flash_take(&ws, lanes), *sum = flash_take(&ws, lanes);
-    float *alpha = flash_take(&ws, lanes), *shift = flash_take(&ws, lanes);
-    int32_t *lo = (int32_t *)flash_take(&ws, lanes), *hi = (int32_t *)flash_take(&ws, lanes);
-    float *tmax = flash_take(&ws, lanes);
+    flash_lane_state st;
+    flash_lane_state_take(&ws, lanes, &st);
     int64_t *start = (int64_t *)flash_take(&ws, 2 * blocks), *len = (int64_t *)flash_take(&ws, 2 * blocks);
     int64_t *kb = (int64_t *)flash_take(&ws, 2 * blocks), *kn = (int64_t *)flash_take(&ws, 2 * blocks);
 
     flash_lanes_pack_q(&io->q, b, hk * G, G, i0, nb, lanes, (float)attn_scale(a), qt);
     memset(acc, 0, sizeof(float) * (size_t)(D * lanes));
-    for (int64_t x = 0; x < lanes; x++)
-        m[x] = -INFINITY, sum[x] = 0;
     t->bytes += 4.0 * (double)(G * nb * D);
     band_blocks(i0, nb, G, lanes, l, start, len);
     int64_t most = 0;
@@ -125,20 +138,13 @@ static void band_tile_forward(const attn_args *a, const flash_plan *pl, const at
         for (int64_t x = 0; x < lanes; x++) { /* row n's band in its block's keys; padding lanes see none */
             int64_t n = i0 + x % nb, j = kb[x / 16];
             int64_t u = x < G * nb ? band_lo(n, l) - j : 0, w = x < G * nb ? n + 1 - j : 0;
-            lo[x] = (int32_t)(u < 0 ? 0 : u > nk ? nk : u), hi[x] = (int32_t)(w < 0 ? 0 : w > nk ? nk : w);
+            st.lo[x] = (int32_t)(u < 0 ? 0 : u > nk ? nk : u), st.hi[x] = (int32_t)(w < 0 ? 0 : w > nk ? nk : w);
         }
         const float *k = attn_at(&io->k, b, hk, 0), *v = attn_at(&io->v, b, hk, 0);
-        memcpy(tmax, m, sizeof(float) * (size_t)lanes);
-        t->flops += block_scores(lanes, D, k, io->k.sn, kb, kn, qt, S);
-        flash_mask_lanes(S, nk, lanes, lo, hi);
-        flash_lanes_max(S, nk, lanes, tmax);
-        flash_lanes_online_softmax(S, nk, lanes, tmax, m, sum, alpha, shift);
-        t->flops += block_pv(lanes, D, v, io->v.sn, kb, kn, S, alpha, acc);
-        t->exps += (double)((nk + 1) * lanes);
+        block_tile_step(lanes, D, nk, k, io->k.sn, v, io->v.sn, kb, kn, qt, S, acc, &st, t);
         t->computed += (double)G;
-        t->bytes += 8.0 * (double)(nk * D);
     }
-    flash_lanes_store_o(a, io, b, hk * G, G, i0, NULL, nb, lanes, acc, m, sum);
+    flash_lanes_store_o(a, io, b, hk * G, G, i0, NULL, nb, lanes, acc, st.m, st.l);
 }
 
 /* The band of every query tile of the KV heads hk0, hk0 + hk_step, ... */
@@ -250,37 +256,24 @@ static void class_tile_forward(const attn_args *a, const flash_plan *pl, const a
     int64_t nb = q.N - t0 < pl->br ? q.N - t0 : pl->br, lanes = flash_round16(G * nb), blocks = lanes / 16;
     float *qt = flash_take(&ws, D * lanes), *S = flash_take(&ws, pl->bc * lanes);
     float *acc = flash_take(&ws, D * lanes);
-    float *m = flash_take(&ws, lanes), *sum = flash_take(&ws, lanes);
-    float *alpha = flash_take(&ws, lanes), *shift = flash_take(&ws, lanes);
-    int32_t *lo = (int32_t *)flash_take(&ws, lanes), *hi = (int32_t *)flash_take(&ws, lanes);
-    float *tmax = flash_take(&ws, lanes);
+    flash_lane_state st;
+    flash_lane_state_take(&ws, lanes, &st);
     int64_t *kb = (int64_t *)flash_take(&ws, 2 * blocks), *kn = (int64_t *)flash_take(&ws, 2 * blocks);
     float *kp = flash_take(&ws, pl->bc * D), *vp = flash_take(&ws, pl->bc * D);
 
     flash_lanes_pack_q(&q, b, hk * G, G, t0, nb, lanes, (float)attn_scale(a), qt);
     memset(acc, 0, sizeof(float) * (size_t)(D * lanes));
-    for (int64_t x = 0; x < lanes; x++)
-        m[x] = -INFINITY, sum[x] = 0;
     t->bytes += 4.0 * (double)(G * nb * D);
 
     int64_t kend = t0 + nb - 1 + e; /* the last row's keys end here */
     for (int64_t j0 = 0; j0 < kend; j0 += pl->bc) {
         int64_t nk = kend - j0 < pl->bc ? kend - j0 : pl->bc;
-        class_ranges(t0, nb, G, e, j0, nk, lanes, lo, hi, kb, kn);
+        class_ranges(t0, nb, G, e, j0, nk, lanes, st.lo, st.hi, kb, kn);
         class_pack(&k, &v, b, hk, j0, nk, D, kp, vp);
-        // S^T (nk, lanes) = K_class[j0 : j0+nk] (nk, D) @ qt (D, lanes), per block of 16 lanes
-        memcpy(tmax, m, sizeof(float) * (size_t)lanes);
-        t->flops += block_scores(lanes, D, kp, D, kb, kn, qt, S);
-        flash_mask_lanes(S, nk, lanes, lo, hi);
-        flash_lanes_max(S, nk, lanes, tmax);
-        flash_lanes_online_softmax(S, nk, lanes, tmax, m, sum, alpha, shift);
-        // acc^T (D, lanes) = acc^T * diag(alpha) + V_class[..]^T (D, nk) @ P^T (nk, lanes)
-        t->flops += block_pv(lanes, D, vp, D, kb, kn, S, alpha, acc);
-        t->exps += (double)((nk + 1) * lanes);
+        block_tile_step(lanes, D, nk, kp, D, vp, D, kb, kn, qt, S, acc, &st, t);
         t->computed += (double)G;
-        t->bytes += 8.0 * (double)(nk * D);
     }
-    class_store(a, io, b, hk * G, G, r, t0, nb, lanes, acc, m, sum, e == 0);
+    class_store(a, io, b, hk * G, G, r, t0, nb, lanes, acc, st.m, st.l, e == 0);
 }
 
 /* Every class of the KV heads hk0, hk0 + hk_step, ...; tasks run the
