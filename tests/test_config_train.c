@@ -219,7 +219,7 @@ Test(config_train, mqar256_config_has_the_job_ids_of_its_reference_rows)
         tests++;
     }
     fclose(f);
-    cr_assert_eq(tests, 5, "the test rows of flash, deltanet, linear, gla and titans");
+    cr_assert_eq(tests, 6, "the test rows of flash, deltanet, linear, gla, titans and atlas");
     free(ids);
     free(j);
     cfg_free(&c);
