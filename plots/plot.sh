@@ -40,7 +40,8 @@ and from RESULTS_DIR/recall.csv (suite=recall; 'attnbench train --task mqar' tes
   mqar_lines.png mqar_lines.svg    MQAR accuracy vs d_model, one line per kernel, one panel
                                    per sequence length (best over the lr grid of a cell)
   recall_state.png recall_state.svg  MQAR accuracy vs recurrent state bytes (log x), one
-                                   point per (kernel, d_model), one panel per sequence length
+                                   point per configuration (d_model, kernel params, heads),
+                                   joined per kernel, one panel per sequence length
 and from RESULTS_DIR/niah.csv (suite=niah; 'attnbench eval --scale ... [--depths K]' rows):
   niah_heatmap.png niah_heatmap.svg  depth x length heatmap of the generated-answer score
                                    (first_integer_match / string_match_all; token_accuracy and

@@ -3,7 +3,7 @@
 # (results/recall.csv or results/niah.csv, written by `attnbench train` and
 # `attnbench eval --scale`) read through common.gp, plus what those figures
 # need on top of it:
-#   sTask(i)          the task column
+#   sTask(i)          the task column;  sFamily(i)  the model family (lm, hmt, ...)
 #   vAcc/vLo/vHi(i)   value, ci_low, ci_high;  vState(i)  state_bytes
 #   dModel(i)         the model width, D * H (D is d_model / heads)
 #   pv(i, k)          the value of key k in the params "k=v;k=v" of row i
@@ -27,10 +27,25 @@ if (!A_ix("task")) { print sprintf("recall_common.gp: %s has no column 'task'", 
 array R_T[A_n]
 set datafile columnheaders
 eval sprintf("stats csv using (R_T[int($0) + 1] = strcol(%d), 0) nooutput", A_ix("task"))
+# the model column ("lm(L=2,d=64,...)", "hmt(...)": quoted, with commas) through the
+# labels table as common.gp reads params; "" where the file has no model column
+array R_M[A_n]
+do for [i = 1:A_n] { R_M[i] = "" }
+if (A_ix("model")) {
+    set table $R_MT
+    eval sprintf("plot csv using 0:0:%d with labels", A_ix("model"))
+    unset table
+    do for [l = 1:|$R_MT|] {
+        R_l = $R_MT[l]
+        if (strstrt(R_l, '"') > 0 && R_l[1:1] ne "#") { R_M[int(word(R_l, 1)) + 1] = R_l[strstrt(R_l, '"') + 1:strlen(R_l) - 1] }
+    }
+}
 set datafile nocolumnheaders
 # the figures plot datablocks they print, blank-separated
 set datafile separator whitespace
 sTask(i) = R_T[i]
+# the model family: the model column up to its "(" ("lm", "hmt", "looped", ...)
+sFamily(i) = strstrt(R_M[i], "(") ? R_M[i][1:strstrt(R_M[i], "(") - 1] : R_M[i]
 
 R_p(i) = ";" . sParams(i) . ";"
 R_after(s, k) = s[strstrt(s, ";" . k . "=") + strlen(k) + 2:]

@@ -2,10 +2,12 @@
 # runs: MQAR test accuracy against the recurrent state a causal stream of the
 # model keeps (state_bytes: the registry's state_bytes at the model's shapes,
 # batch 1, summed over layers; softmax attention's KV cache grows with N), log
-# x, one point per (kernel, d_model) labelled with d_model (kernels whose rows
-# all have state_bytes 0 / empty are left out), one colour per
-# kernel, one panel per sequence length N. Accuracy: the best over the other
-# settings of the cell (learning-rate grid), 95 % interval as error bars.
+# x, one point per configuration of a kernel (d_model, kernel parameters such
+# as titans' memory=mlp, heads) labelled with it, the points of a kernel joined
+# in order of state size (kernels whose rows all have state_bytes 0 / empty are
+# left out), one colour per kernel, one panel per sequence length N and task
+# setting. Accuracy: the best over the other settings of the configuration
+# (learning-rate grid), 95 % interval as error bars.
 # Input: results/recall.csv (split=test rows of task mqar); exit 3 when none
 # qualifies or none has state_bytes > 0.
 load "recall_common.gp"
@@ -29,9 +31,9 @@ do for [A_f in A_formats] {
     do for [p = 1:M_np] {
         set title P_title[p] noenhanced
         if (words(P_sbl[p]) == 0) { set label 2 "no state_bytes" at graph 0.5, 0.5 center; plot NaN notitle; unset label 2 } else {
-        plot for [j = 1:words(P_skl[p])] $M index (word(P_sbl[p], j) + 0) using (S_x($5)):2:3:4 with yerrorbars \
+        plot for [j = 1:words(P_skl[p])] $S index (word(P_sbl[p], j) + 0) using (S_x($5)):2:3:4 with yerrorlines \
                  lt (word(P_skl[p], j) + 0) title word(M_kl, word(P_skl[p], j) + 0), \
-             for [j = 1:words(P_skl[p])] $M index (word(P_sbl[p], j) + 0) using (S_x($5)):2:(sprintf("d=%.0f", $1)) \
+             for [j = 1:words(P_skl[p])] $S index (word(P_sbl[p], j) + 0) using (S_x($5)):2:6 \
                  with labels offset 0, 1.1 font ",8" tc lt (word(P_skl[p], j) + 0) notitle
         }
     }

@@ -1,8 +1,10 @@
 /* "trainings" entries of sweep configs: the grid and strict errors. */
 #include "harness/measure/config.h"
 #include "harness/train/config_train.h"
+#include "harness/train/train_run.h"
 
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -185,4 +187,40 @@ Test(config_train, a_key_given_twice_is_an_error_at_its_json_path)
     };
 #undef TRAINING
     expect_errors(cases, sizeof cases / sizeof *cases);
+}
+
+/* configs/mqar256.json is the command line of the dated MQAR 256/16 rows: every
+ * test row of that reference file has the job_id of one of the config's
+ * trainings (a changed budget, vocabulary or kernel parameter changes the id). */
+Test(config_train, mqar256_config_has_the_job_ids_of_its_reference_rows)
+{
+    cfg_config c;
+    cr_assert_eq(cfg_load(ATTN_SOURCE_DIR "/configs/mqar256.json", &c), 0, "%s", attn_last_error());
+    train_run_opts *j;
+    size_t n;
+    cr_assert_eq(cfg_trainings_expand(c.trainings, c.n_trainings, NULL, NULL, NULL, 0, &j, &n), 0);
+    cr_assert_eq(n, 8);
+    char (*ids)[17] = calloc(n, sizeof *ids);
+    for (size_t i = 0; i < n; i++)
+        cr_assert_eq(train_run_test_id(&j[i], ids[i]), 0, "%s", attn_last_error());
+    cr_assert_eq(j[7].model.variant, NN_VARIANT_HMT);
+    FILE *f = fopen(ATTN_SOURCE_DIR "/results/reference/recall-mqar256-v512-2026-12-08.csv", "r");
+    cr_assert(f);
+    char line[4096];
+    int tests = 0;
+    while (fgets(line, sizeof line, f)) {
+        if (!strstr(line, ";split=test;"))
+            continue;
+        const char *id = strrchr(line, ',') + 1;
+        int found = 0;
+        for (size_t i = 0; i < n && !found; i++)
+            found = strncmp(id, ids[i], 16) == 0;
+        cr_assert(found, "test row %.16s is none of the config's trainings", id);
+        tests++;
+    }
+    fclose(f);
+    cr_assert_eq(tests, 6, "the test rows of flash, deltanet, linear, gla, titans and atlas");
+    free(ids);
+    free(j);
+    cfg_free(&c);
 }

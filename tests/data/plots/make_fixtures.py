@@ -4,7 +4,9 @@
 # (harness/results/schema.h), with made-up but formula-checkable accuracies:
 #   recall.csv  MQAR test rows (split=test) of 4 kernels x 3 widths x 2 (L, D)
 #               x a 2-point lr grid (the second lr 0.05 worse), the matching
-#               valid rows (0.9 x) and an induction row, which the figures ignore
+#               valid rows (0.9 x) and an induction row, which the figures ignore,
+#               titans at L 256 with and without kernel_params (one curve) and an
+#               hmt model over flash (a series of its own)
 #   niah.csv    'attnbench eval --scale --depths' rows (split=extrap) of passkey
 #               (3 kernels, trained at 256, 1-8x, 5 depths) and niah (flash,
 #               trained at 512, 1-4x, 3 depths) and cwe (flash, trained at 256, 1-4x, no
@@ -55,6 +57,20 @@ for L, D in ((64, 4), (256, 16)):
 rows.append(row(suite='recall', task='induction', kernel='flash', model='lm(L=2,d=64,H=2,mlp=0,pos=learned)', H=2, H_kv=2,
                 N=256, N_kv=256, D=32, Dv=32, params='L=256;V=16;lr=0.001;wd=0.1;steps=200;n=2000;step=200;split=test',
                 value='0.5', ci_low='0.45', ci_high='0.55', state_bytes=131072))
+# one kernel at two of its own parameter settings (titans' linear and MLP memory): one panel,
+# two points of one curve in recall_state, one cell (the better) in mqar_lines
+for kp, state, acc in (('', 65536, 0.4), ('memory=mlp', 262144, 0.6)):
+    rows.append(row(suite='recall', task='mqar', kernel='titans', model='lm(L=2,d=64,H=1,mlp=0,pos=learned,conv=4)',
+                    H=1, H_kv=1, N=256, N_kv=256, D=64, Dv=64, state_bytes=state, train_steps=2000,
+                    params='L=256;D=16;lr=0.001;wd=0.1;steps=2000;n=20000;%sstep=2000;split=test;best_step=2000;weights=last'
+                    % ('kernel_params=%s;' % kp if kp else ''),
+                    value='%.6f' % acc, ci_low='%.6f' % (acc - 0.04), ci_high='%.6f' % (acc + 0.04)))
+# an hmt model over flash: its own series ("hmt:flash"), not a point of flash's curve
+rows.append(row(suite='recall', task='mqar', kernel='flash',
+                model='hmt(L=2,d=64,H=1,mlp=0,pos=learned,segment=16,summary=8,sensory=4,memories=16,unroll=2)',
+                H=1, H_kv=1, N=256, N_kv=256, D=64, Dv=64, state_bytes=5120, train_steps=2000,
+                params='L=256;D=16;lr=0.001;wd=0.1;steps=2000;n=20000;step=2000;split=test;best_step=2000;weights=last',
+                value='0.300000', ci_low='0.260000', ci_high='0.340000'))
 write('recall.csv', rows)
 # --- niah.csv: passkey trained at 256 (flash, linear, based), niah trained at 512 (flash)
 rows = []
