@@ -269,3 +269,39 @@ Test(flash_gather, gather_on_refuses_a_padded_batch_and_unknown_modes_with_a_mes
     cr_assert_lt(attn_ctx_create(K, &c, &ctx), 0, "gather=sometimes accepted");
     cr_assert(strstr(attn_last_error(), "gather"), "message: %s", attn_last_error());
 }
+
+/* A model plans its attention once and binds each padded batch's lengths
+ * afterwards. The gathered index and the per-row bitmap are built at create
+ * time from the mask alone and would visit the padded rows and keys: with
+ * lengths bound later the context must take the tiled path, which skips
+ * them (padded K and V rows hold 1e30 here, so reading one is not finite). */
+Test(flash_gather, lengths_bound_after_create_take_the_tiled_path, .timeout = 60)
+{
+    int64_t lens[4] = {100, 60, 1, 0};
+    static const char *const masks[] = {"fixed:l=16,c=4", "random:p=0.1,seed=3"};
+    static const char *const paths[] = {"gather=on", "gather=rows"};
+    for (int m = 0; m < 2; m++)
+        for (int g = 0; g < 2; g++) {
+            attn_args tiled = fx_args_params(4, 4, 2, 100, 100, 16, masks[m], 2, "gather=off");
+            attn_args sparse = fx_args_params(4, 4, 2, 100, 100, 16, masks[m], 2, paths[g]);
+            tiled.seq_len = lens, sparse.seq_len = lens;
+            fx_problem p, q;
+            fx_make_for(&p, K, &tiled, 11);
+            fx_make_for(&q, K, &sparse, 11);
+            for (int64_t b = 0; b < 4; b++)
+                for (int64_t h = 0; h < 2; h++)
+                    for (int64_t n = lens[b]; n < 100; n++)
+                        for (int64_t d = 0; d < 16; d++)
+                            attn_at(&p.k, b, h, n)[d] = attn_at(&p.v, b, h, n)[d] = 1e30f,
+                            attn_at(&q.k, b, h, n)[d] = attn_at(&q.v, b, h, n)[d] = 1e30f;
+            cr_assert_eq(fx_run(K, &p, 1), 0, "%s", attn_last_error());
+            cr_assert_eq(fx_run_lengths_late(K, &q, 1), 0, "%s %s: %s", masks[m], paths[g], attn_last_error());
+            cr_assert(fx_bitwise_equal(&p.o, &q.o) && fx_bitwise_equal(&p.dq, &q.dq) &&
+                          fx_bitwise_equal(&p.dk, &q.dk) && fx_bitwise_equal(&p.dv, &q.dv),
+                      "%s %s: the late-bound context differs from the tiled path", masks[m], paths[g]);
+            for (int64_t i = 0; i < q.dk.B * q.dk.sb; i++)
+                cr_assert(isfinite(q.dk.data[i]) && isfinite(q.dv.data[i]), "%s %s: dK/dV not finite", masks[m],
+                          paths[g]);
+            fx_free(&p), fx_free(&q);
+        }
+}

@@ -98,14 +98,19 @@ void fx_ref_grads(fx_problem *p)
 
 void fx_free(fx_problem *p) { problem_free(p); }
 
-int fx_run(const attn_kernel *k, fx_problem *p, int with_backward)
+/* fx_run, with the batch's lengths given at create time or (late) only
+ * after it, as a model binds each batch's lengths to one planned context. */
+static int fx_run_at(const attn_kernel *k, fx_problem *p, int with_backward, int late)
 {
     attn_ctx ctx;
     attn_args a = p->a;
     a.backward = with_backward;
+    if (late)
+        a.seq_len = NULL, a.kv_len = NULL;
     int rc = attn_ctx_create(k, &a, &ctx);
     if (rc)
         return rc;
+    ctx.args.seq_len = p->a.seq_len, ctx.args.kv_len = p->a.kv_len;
     attn_io io = problem_io(p);
     rc = k->forward(&ctx, &io);
     if (!rc && with_backward) {
@@ -115,6 +120,13 @@ int fx_run(const attn_kernel *k, fx_problem *p, int with_backward)
     problem_widen_outputs(p);
     attn_ctx_destroy(&ctx);
     return rc;
+}
+
+int fx_run(const attn_kernel *k, fx_problem *p, int with_backward) { return fx_run_at(k, p, with_backward, 0); }
+
+int fx_run_lengths_late(const attn_kernel *k, fx_problem *p, int with_backward)
+{
+    return fx_run_at(k, p, with_backward, 1);
 }
 
 static double max_abs(const double *x, int64_t n)

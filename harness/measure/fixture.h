@@ -45,6 +45,10 @@ attn_args fx_args_params(int64_t B, int64_t H, int64_t H_kv, int64_t Nq, int64_t
 /* Runs the kernel's forward (and backward if `with_backward`) on p's fp32
  * tensors. Returns the kernel's code (0 ok). */
 int fx_run(const attn_kernel *k, fx_problem *p, int with_backward);
+/* fx_run with the context created without p's seq_len and kv_len, which are
+ * bound to it afterwards: how a model plans once and binds each batch's
+ * lengths. */
+int fx_run_lengths_late(const attn_kernel *k, fx_problem *p, int with_backward);
 
 /* max|O - O_ref| / max|V| (softmax outputs are convex combinations of V rows);
  * for a kernel with its own reference, / max|O_ref| (non-convex outputs). */

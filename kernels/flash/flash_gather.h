@@ -63,10 +63,13 @@ void flash_gather_backward(const attn_ctx *ctx, const flash_plan *pl, const flas
 int64_t flash_gather_bwd_slot_floats(const attn_args *a, const flash_plan *pl);
 
 /* 1 if gp was built for a problem of a's shape and positions (kernels that
- * reuse a flash context for smaller problems fall back to the tiled path). */
+ * reuse a flash context for smaller problems fall back to the tiled path).
+ * The index is built at create time from the mask alone: a batch whose
+ * lengths come later (a model binds seq_len per batch) has padded rows and
+ * keys the index would visit, so it takes the tiled path, which skips them. */
 static inline int flash_gather_fits(const flash_gather *gp, const attn_args *a)
 {
-    return gp && gp->B == a->B && gp->H == a->H && gp->H_kv == a->H_kv && gp->Nq == a->Nq && gp->Nk == a->Nk &&
+    return gp && !a->seq_len && !a->kv_len && gp->B == a->B && gp->H == a->H && gp->H_kv == a->H_kv && gp->Nq == a->Nq && gp->Nk == a->Nk &&
            gp->q_off == a->q_off && gp->k_off == a->k_off;
 }
 
