@@ -289,6 +289,8 @@ static int check_required(const char *spec, const attn_mask *m, unsigned seen)
     for (size_t i = 0; i < sizeof req / sizeof *req; i++)
         if (req[i].kind == m->kind && (seen & req[i].bits) != req[i].bits)
             return attn_fail(ATTN_EINVAL, "mask '%s': %s needs %s", spec, kind_info[m->kind].name, req[i].what);
+    if (m->kind == ATTN_MASK_BLOCK_SPARSE && (m->bq < 1 || m->bk < 1)) /* bq= without bk= or the reverse */
+        return attn_fail(ATTN_EINVAL, "mask '%s': block needs b= or both bq= and bk=", spec);
     if (m->kind == ATTN_MASK_STRIDED && m->fixed && !(seen & 2))
         return attn_fail(ATTN_EINVAL, "mask '%s': fixed needs c= (summary positions per block)", spec);
     if (m->kind == ATTN_MASK_DOCUMENT && (seen & 3) != 1 && (seen & 3) != 2)
